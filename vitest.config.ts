@@ -1,0 +1,13 @@
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  test: {
+    include: ['src/**/*.test.ts', 'test/**/*.test.ts'],
+    testTimeout: 60_000,
+    hookTimeout: 60_000,
+    pool: 'forks',
+    // chDB holds one data directory per process: each test file runs in its own fork.
+    fileParallelism: true,
+    maxWorkers: 2,
+  },
+});
