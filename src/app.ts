@@ -1,0 +1,94 @@
+/**
+ * Composition root: builds the engine, the catalog and the domain services from a Config, and
+ * tears them down in order. Nothing here listens on a port (see main.ts).
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import type { Config } from './config/config.js';
+import type { Catalog } from './catalog/catalog.js';
+import { openPgliteCatalog } from './catalog/pglite-catalog.js';
+import { AccessService, type LocalTokens } from './domain/access.js';
+import { AlterService } from './domain/alter-service.js';
+import { DatasourceService } from './domain/datasource-service.js';
+import { DeleteService } from './domain/delete-service.js';
+import { ImportService } from './domain/import-service.js';
+import type { Engine } from './engine/engine.js';
+import { EmbeddedEngine } from './engine/embedded-engine.js';
+import { buildHttp } from './http/server.js';
+import { EventBuffer } from './ingest/event-buffer.js';
+import { IngestService } from './ingest/ingest-service.js';
+import { physicalNames } from './ingest/physical.js';
+import { JobService } from './jobs/job-service.js';
+
+export interface Services {
+  config: Config;
+  engine: Engine;
+  catalog: Catalog;
+  access: AccessService;
+  localTokens: LocalTokens;
+  datasources: DatasourceService;
+  ingest: IngestService;
+  imports: ImportService;
+  events: EventBuffer;
+  jobs: JobService;
+  deletes: DeleteService;
+  alters: AlterService;
+  /** Up to 10 rows of a table expression as Tinybird's JSON preview. */
+  preview(from: string): Promise<unknown>;
+}
+
+export interface App {
+  services: Services;
+  http: FastifyInstance;
+  /** Stops accepting requests, flushes buffered events, finishes jobs, closes the stores. */
+  close(): Promise<void>;
+}
+
+export async function createApp(config: Config): Promise<App> {
+  fs.mkdirSync(config.dataDir, { recursive: true });
+  const engine = new EmbeddedEngine(path.join(config.dataDir, 'engine'), config.engineSessions);
+  const catalog = await openPgliteCatalog(path.join(config.dataDir, 'catalog'));
+  const access = await AccessService.open(catalog, config.dataDir);
+  const localTokens = await access.bootstrap();
+  fs.writeFileSync(path.join(config.dataDir, 'tokens.json'), JSON.stringify(localTokens, null, 2) + '\n', { mode: 0o600 });
+  const datasources = new DatasourceService(catalog, engine);
+  await datasources.ensureDatabase(access.defaultWorkspace);
+  const ingest = new IngestService(engine);
+  const imports = new ImportService(engine, datasources, ingest, path.join(config.dataDir, 'tmp'));
+  const jobs = new JobService(catalog);
+  await jobs.recover();
+  const events = new EventBuffer(path.join(config.dataDir, 'wal'), engine, config.walFsync, (msg, extra) => http.log.error(extra ?? {}, msg));
+
+  const services: Services = {
+    config, engine, catalog, access, localTokens, datasources, ingest, imports, events, jobs,
+    deletes: new DeleteService(engine, jobs),
+    alters: new AlterService(engine, datasources),
+    async preview(from: string) {
+      const r = await engine.query(`SELECT * FROM ${from} LIMIT 10`, { format: 'JSON' });
+      return JSON.parse(r.bytes.toString('utf8'));
+    },
+  };
+  const http = buildHttp(services);
+
+  // Rows acknowledged by a previous process but not yet in the engine.
+  const workspaces = new Map((await catalog.listWorkspaces()).map((w) => [w.id, w]));
+  await events.recover(async (wsId, dsId) => {
+    const ws = workspaces.get(wsId);
+    if (!ws) return null;
+    const ds = await datasources.find(ws, dsId);
+    return ds ? physicalNames(ws.database, ds.id).jsonStage : null;
+  });
+
+  return {
+    services,
+    http,
+    async close() {
+      await http.close();
+      await events.close();
+      await jobs.drain();
+      await engine.close();
+      await catalog.close();
+    },
+  };
+}

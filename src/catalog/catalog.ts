@@ -1,0 +1,99 @@
+/**
+ * The catalog: Pipit's metadata (workspaces, tokens, data sources, jobs) behind one interface,
+ * so the embedded store (PGlite) and PostgreSQL for scale-out are interchangeable. Records are
+ * plain data; the catalog never interprets them beyond the indexed fields.
+ */
+import type { Column, EngineSpec, IndexSpec } from '../domain/types.js';
+
+export interface Workspace {
+  id: string;
+  name: string;
+  /** Engine database holding this workspace's tables. */
+  database: string;
+  createdAt: string;
+}
+
+/** A scope as stored: `ADMIN`, `DATASOURCES:CREATE`, `DATASOURCES:APPEND` + resource id, ... */
+export interface Scope {
+  type: string;
+  resource?: string;
+  filter?: string;
+}
+
+export interface TokenRecord {
+  id: string;
+  /** null for server-level (user) tokens. */
+  workspaceId: string | null;
+  name: string;
+  token: string;
+  scopes: Scope[];
+  description: string;
+  createdAt: string;
+}
+
+export interface DatasourceRecord {
+  id: string;
+  workspaceId: string;
+  name: string;
+  description: string;
+  columns: Column[];
+  engine: EngineSpec;
+  indexes: IndexSpec[];
+  /** `ndjson` when every column has a JSONPath, else `csv`. */
+  format: 'csv' | 'ndjson';
+  headers: Record<string, string>;
+  createdAt: string;
+  /** Last change of metadata or data. */
+  updatedAt: string;
+}
+
+export type JobStatus = 'waiting' | 'working' | 'done' | 'error' | 'cancelling' | 'cancelled';
+
+export interface JobRecord {
+  id: string;
+  workspaceId: string;
+  kind: string;
+  status: JobStatus;
+  createdAt: string;
+  updatedAt: string;
+  startedAt: string | null;
+  /** Kind-specific fields shown in the job JSON (mode, url, statistics, datasource, ...). */
+  data: Record<string, unknown>;
+  error: string | null;
+}
+
+export interface JobFilter {
+  kind?: string;
+  status?: string;
+  createdAfter?: string;
+  createdBefore?: string;
+  pipeId?: string;
+  pipeName?: string;
+  limit: number;
+}
+
+export interface Catalog {
+  /** All workspaces, oldest first. */
+  listWorkspaces(): Promise<Workspace[]>;
+  insertWorkspace(ws: Workspace): Promise<void>;
+
+  /** Token by its secret value; null if unknown. */
+  findToken(value: string): Promise<TokenRecord | null>;
+  listTokens(workspaceId: string | null): Promise<TokenRecord[]>;
+  insertToken(t: TokenRecord): Promise<void>;
+
+  listDatasources(workspaceId: string): Promise<DatasourceRecord[]>;
+  insertDatasource(ds: DatasourceRecord): Promise<void>;
+  /** Replaces the record with the same id. */
+  updateDatasource(ds: DatasourceRecord): Promise<void>;
+  deleteDatasource(workspaceId: string, id: string): Promise<void>;
+
+  insertJob(job: JobRecord): Promise<void>;
+  updateJob(job: JobRecord): Promise<void>;
+  getJob(id: string): Promise<JobRecord | null>;
+  listJobs(workspaceId: string, filter: JobFilter): Promise<JobRecord[]>;
+  /** Jobs in one of the statuses, any workspace (used to recover after a restart). */
+  jobsInStatus(statuses: JobStatus[]): Promise<JobRecord[]>;
+
+  close(): Promise<void>;
+}

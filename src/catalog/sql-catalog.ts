@@ -1,0 +1,119 @@
+/**
+ * Catalog over PostgreSQL SQL: the embedded store (PGlite, Postgres in WASM, persisted to a
+ * directory) and a PostgreSQL server share these statements and the numbered migrations.
+ * Each record keeps its indexed fields as columns and the rest as a jsonb document.
+ */
+import type { Catalog, DatasourceRecord, JobFilter, JobRecord, JobStatus, TokenRecord, Workspace } from './catalog.js';
+import { migrations } from './migrations.js';
+
+/** The minimal SQL client both PGlite and node-postgres satisfy. */
+export interface SqlClient {
+  query<R = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<{ rows: R[] }>;
+  exec(sql: string): Promise<unknown>;
+  close(): Promise<void>;
+}
+
+type Doc = { doc: unknown };
+
+export class SqlCatalog implements Catalog {
+  private constructor(private readonly db: SqlClient) {}
+
+  /** Opens the catalog and applies pending migrations (append-only, numbered). */
+  static async open(db: SqlClient): Promise<SqlCatalog> {
+    await db.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`);
+    const done = new Set((await db.query<{ version: number }>('SELECT version FROM schema_migrations')).rows.map((r) => r.version));
+    for (const m of migrations) {
+      if (done.has(m.version)) continue;
+      await db.exec(`BEGIN; ${m.sql}; INSERT INTO schema_migrations(version) VALUES (${m.version}); COMMIT;`);
+    }
+    return new SqlCatalog(db);
+  }
+
+  async listWorkspaces(): Promise<Workspace[]> {
+    const r = await this.db.query<Doc>('SELECT doc FROM workspaces ORDER BY created_at, id');
+    return r.rows.map((x) => x.doc as Workspace);
+  }
+
+  async insertWorkspace(ws: Workspace): Promise<void> {
+    await this.db.query('INSERT INTO workspaces(id, name, created_at, doc) VALUES ($1, $2, $3, $4)', [ws.id, ws.name, ws.createdAt, ws]);
+  }
+
+  async findToken(value: string): Promise<TokenRecord | null> {
+    const r = await this.db.query<Doc>('SELECT doc FROM tokens WHERE token = $1', [value]);
+    return r.rows.length ? (r.rows[0].doc as TokenRecord) : null;
+  }
+
+  async listTokens(workspaceId: string | null): Promise<TokenRecord[]> {
+    const r = workspaceId === null
+      ? await this.db.query<Doc>('SELECT doc FROM tokens WHERE workspace_id IS NULL ORDER BY created_at, id')
+      : await this.db.query<Doc>('SELECT doc FROM tokens WHERE workspace_id = $1 ORDER BY created_at, id', [workspaceId]);
+    return r.rows.map((x) => x.doc as TokenRecord);
+  }
+
+  async insertToken(t: TokenRecord): Promise<void> {
+    await this.db.query('INSERT INTO tokens(id, workspace_id, name, token, created_at, doc) VALUES ($1, $2, $3, $4, $5, $6)', [
+      t.id, t.workspaceId, t.name, t.token, t.createdAt, t,
+    ]);
+  }
+
+  async listDatasources(workspaceId: string): Promise<DatasourceRecord[]> {
+    const r = await this.db.query<Doc>('SELECT doc FROM datasources WHERE workspace_id = $1 ORDER BY created_at, id', [workspaceId]);
+    return r.rows.map((x) => x.doc as DatasourceRecord);
+  }
+
+  async insertDatasource(ds: DatasourceRecord): Promise<void> {
+    await this.db.query('INSERT INTO datasources(id, workspace_id, name, created_at, doc) VALUES ($1, $2, $3, $4, $5)', [
+      ds.id, ds.workspaceId, ds.name, ds.createdAt, ds,
+    ]);
+  }
+
+  async updateDatasource(ds: DatasourceRecord): Promise<void> {
+    await this.db.query('UPDATE datasources SET name = $3, doc = $4 WHERE workspace_id = $1 AND id = $2', [ds.workspaceId, ds.id, ds.name, ds]);
+  }
+
+  async deleteDatasource(workspaceId: string, id: string): Promise<void> {
+    await this.db.query('DELETE FROM datasources WHERE workspace_id = $1 AND id = $2', [workspaceId, id]);
+  }
+
+  async insertJob(job: JobRecord): Promise<void> {
+    await this.db.query('INSERT INTO jobs(id, workspace_id, kind, status, created_at, doc) VALUES ($1, $2, $3, $4, $5, $6)', [
+      job.id, job.workspaceId, job.kind, job.status, job.createdAt, job,
+    ]);
+  }
+
+  async updateJob(job: JobRecord): Promise<void> {
+    await this.db.query('UPDATE jobs SET status = $2, doc = $3 WHERE id = $1', [job.id, job.status, job]);
+  }
+
+  async getJob(id: string): Promise<JobRecord | null> {
+    const r = await this.db.query<Doc>('SELECT doc FROM jobs WHERE id = $1', [id]);
+    return r.rows.length ? (r.rows[0].doc as JobRecord) : null;
+  }
+
+  async listJobs(workspaceId: string, f: JobFilter): Promise<JobRecord[]> {
+    const where = ['workspace_id = $1'];
+    const params: unknown[] = [workspaceId];
+    const add = (cond: string, v: unknown) => {
+      params.push(v);
+      where.push(cond.replace('?', `$${params.length}`));
+    };
+    if (f.kind) add('kind = ?', f.kind);
+    if (f.status) add('status = ?', f.status);
+    if (f.createdAfter) add('created_at > ?', f.createdAfter);
+    if (f.createdBefore) add('created_at < ?', f.createdBefore);
+    if (f.pipeId) add("doc->'data'->>'pipe_id' = ?", f.pipeId);
+    if (f.pipeName) add("doc->'data'->>'pipe_name' = ?", f.pipeName);
+    params.push(f.limit);
+    const r = await this.db.query<Doc>(`SELECT doc FROM jobs WHERE ${where.join(' AND ')} ORDER BY created_at DESC, id DESC LIMIT $${params.length}`, params);
+    return r.rows.map((x) => x.doc as JobRecord);
+  }
+
+  async jobsInStatus(statuses: JobStatus[]): Promise<JobRecord[]> {
+    const r = await this.db.query<Doc>('SELECT doc FROM jobs WHERE status = ANY($1) ORDER BY created_at', [statuses]);
+    return r.rows.map((x) => x.doc as JobRecord);
+  }
+
+  async close(): Promise<void> {
+    await this.db.close();
+  }
+}

@@ -1,0 +1,56 @@
+/**
+ * Typed server settings, read from the environment once at boot. Nothing else in the code base
+ * reads process.env; everything receives a Config. Rejects invalid values with a clear message.
+ */
+import path from 'node:path';
+
+export interface Config {
+  /** TCP port (PIPIT_PORT, default 7181 like Tinybird Local). */
+  port: number;
+  /** Bind address (PIPIT_HOST, default 127.0.0.1). */
+  host: string;
+  /** Root of all state: engine data, catalog, write-ahead log (PIPIT_DATA_DIR, default ./pipit-data). */
+  dataDir: string;
+  /** Public base URL used in `job_url` and similar fields (PIPIT_API_HOST, default http://host:port). */
+  apiHost: string;
+  /** Number of engine sessions in the pool (PIPIT_ENGINE_SESSIONS, default 4). */
+  engineSessions: number;
+  /** fsync the Events API write-ahead log before acknowledging (PIPIT_WAL_FSYNC=1; default off: survives kill -9, not power loss). */
+  walFsync: boolean;
+  /** Log level for the JSON logger (PIPIT_LOG_LEVEL, default info). */
+  logLevel: string;
+  /** Allow url= imports from loopback/private addresses (PIPIT_ALLOW_PRIVATE_URLS=1; for development and tests). */
+  allowPrivateUrls: boolean;
+}
+
+function intFrom(env: NodeJS.ProcessEnv, key: string, def: number, min: number, max: number): number {
+  const raw = env[key];
+  if (raw === undefined || raw === '') return def;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min || n > max) {
+    throw new Error(`${key} must be an integer between ${min} and ${max}, got "${raw}"`);
+  }
+  return n;
+}
+
+function boolFrom(env: NodeJS.ProcessEnv, key: string): boolean {
+  const raw = (env[key] ?? '').toLowerCase();
+  return raw === '1' || raw === 'true' || raw === 'yes';
+}
+
+/** Builds the config from an environment (process.env in main, a literal object in tests). */
+export function loadConfig(env: NodeJS.ProcessEnv, overrides: Partial<Config> = {}): Config {
+  const port = overrides.port ?? intFrom(env, 'PIPIT_PORT', 7181, 0, 65535);
+  const host = overrides.host ?? (env.PIPIT_HOST || '127.0.0.1');
+  const dataDir = path.resolve(overrides.dataDir ?? (env.PIPIT_DATA_DIR || 'pipit-data'));
+  return {
+    port,
+    host,
+    dataDir,
+    apiHost: overrides.apiHost ?? (env.PIPIT_API_HOST || `http://${host.includes(':') ? `[${host}]` : host}:${port}`).replace(/\/+$/, ''),
+    engineSessions: overrides.engineSessions ?? intFrom(env, 'PIPIT_ENGINE_SESSIONS', 4, 1, 64),
+    walFsync: overrides.walFsync ?? boolFrom(env, 'PIPIT_WAL_FSYNC'),
+    logLevel: overrides.logLevel ?? (env.PIPIT_LOG_LEVEL || 'info'),
+    allowPrivateUrls: overrides.allowPrivateUrls ?? boolFrom(env, 'PIPIT_ALLOW_PRIVATE_URLS'),
+  };
+}

@@ -1,0 +1,112 @@
+/**
+ * `POST /v0/datasources/:name/alter`: adds columns at the end, drops non-key columns, makes
+ * columns Nullable or changes their defaults, sets or removes the TTL, changes indexes and the
+ * description. `dry=true` only lists the operations. The quarantine table and the ingest stages
+ * follow every column change.
+ */
+import type { DatasourceRecord, Workspace } from '../catalog/catalog.js';
+import type { Engine } from '../engine/engine.js';
+import { EngineError, quoteIdent } from '../engine/engine.js';
+import { columnDdl, physicalNames } from '../ingest/physical.js';
+import { guardExpression } from '../sql/expression-guard.js';
+import type { DatasourceService } from './datasource-service.js';
+import { badRequest } from './errors.js';
+import { indexClause, isJsonSchema, isMergeTreeFamily, parseIndexes, parseSchema } from './schema/index.js';
+import type { Column } from './types.js';
+import { nowIso } from './time.js';
+
+export class AlterService {
+  constructor(
+    private readonly engine: Engine,
+    private readonly datasources: DatasourceService,
+  ) {}
+
+  async alter(ws: Workspace, ds: DatasourceRecord, p: Record<string, string>): Promise<{ operations: string[] }> {
+    if (p.schema === undefined && p.description === undefined && p.ttl === undefined && p.indexes === undefined) {
+      throw badRequest('Alter operation requires additional parameters: schema, description, ttl or indexes');
+    }
+    if (ds.engine.engine !== 'Null' && !isMergeTreeFamily(ds.engine.engine) && (p.schema !== undefined || p.ttl !== undefined || p.indexes !== undefined)) {
+      throw badRequest(`The data source engine (${ds.engine.engine}) is not supported. Schema modifications are only supported for the Null engine and the engines from the MergeTree family.`);
+    }
+    const ops: string[] = [];
+    const quarantineOps: string[] = [];
+    let columns = ds.columns;
+    if (p.schema !== undefined) {
+      const next = parseSchema(p.schema);
+      const old = new Map(ds.columns.map((c) => [c.name, c]));
+      const nextNames = new Set(next.map((c) => c.name));
+      const keys = `${ds.engine.params.sorting_key ?? ''} ${ds.engine.params.partition_key ?? ''} ${ds.engine.params.primary_key ?? ''}`;
+      for (const c of ds.columns) {
+        if (nextNames.has(c.name)) continue;
+        if (new RegExp(`\\b${c.name}\\b`).test(keys)) throw badRequest(`Column '${c.name}' is part of the engine keys and can't be dropped`);
+        ops.push(`DROP COLUMN ${quoteIdent(c.name)}`);
+      }
+      let prevKnown = true;
+      let modifies = 0;
+      for (const c of next) {
+        const o = old.get(c.name);
+        if (!o) {
+          prevKnown = false;
+          ops.push(`ADD COLUMN ${columnDdl(c)}`);
+          quarantineOps.push(`ADD COLUMN IF NOT EXISTS ${quoteIdent(c.name)} Nullable(String) AFTER c__import_id`);
+          continue;
+        }
+        if (!prevKnown) throw badRequest(`New columns must be added at the end of the schema; '${c.name}' comes after a new column`);
+        if (o.type !== c.type || (o.defaultValue ?? '') !== (c.defaultValue ?? '') || (o.codec ?? '') !== (c.codec ?? '')) {
+          if (o.type !== c.type && c.type !== `Nullable(${o.type})`) {
+            throw badRequest(`Column '${c.name}' can't change its type from ${o.type} to ${c.type}: only making a column Nullable is supported`);
+          }
+          modifies++;
+          ops.push(`MODIFY COLUMN ${columnDdl(c)}`);
+        }
+      }
+      if (modifies > 1) throw badRequest('Only one column modification (type, default or codec) is allowed per request');
+      columns = next;
+      if (ds.format === 'ndjson' && !isJsonSchema(next)) throw badRequest('Every column of a Data Source with JSONPaths needs a JSONPath');
+      const pathsChanged = next.some((c) => old.get(c.name) && old.get(c.name)!.jsonpath !== c.jsonpath);
+      if (!ops.length && pathsChanged) ops.push('-- change JSONPaths');
+    }
+    if (p.ttl !== undefined) {
+      if (p.ttl === 'false' || p.ttl === '') {
+        if (ds.engine.params.ttl) ops.push('REMOVE TTL');
+      } else if (p.ttl !== ds.engine.params.ttl) ops.push(`MODIFY TTL ${guardExpression(p.ttl, 'ttl')}`);
+    }
+    let indexes = ds.indexes;
+    if (p.indexes !== undefined) {
+      indexes = p.indexes.trim() === '0' ? [] : parseIndexes(p.indexes);
+      const oldIdx = new Map(ds.indexes.map((i) => [i.name, indexClause(i)]));
+      const newIdx = new Map(indexes.map((i) => [i.name, indexClause(i)]));
+      for (const [name, clause] of oldIdx) if (newIdx.get(name) !== clause) ops.push(`DROP INDEX ${quoteIdent(name)}`);
+      for (const [name, clause] of newIdx) if (oldIdx.get(name) !== clause) ops.push(`ADD ${clause}`);
+    }
+    const descChanged = p.description !== undefined && p.description !== ds.description;
+    if (!ops.length && !descChanged) throw badRequest('There were no operations to perform, new schema, ttl and indexes are the same as the existing ones');
+    if (p.dry === 'true') return { operations: ops };
+
+    const n = physicalNames(ws.database, ds.id);
+    const engineOps = ops.filter((o) => !o.startsWith('--'));
+    try {
+      if (engineOps.length) await this.engine.exec(`ALTER TABLE ${n.table} ${engineOps.join(', ')}`);
+    } catch (err) {
+      if (err instanceof EngineError) throw badRequest(`Failed to alter the Data Source: ${err.message}`);
+      throw err;
+    }
+    if (quarantineOps.length) await this.engine.exec(`ALTER TABLE ${n.quarantine} ${quarantineOps.join(', ')}`);
+    const params = { ...ds.engine.params };
+    if (p.ttl !== undefined) {
+      if (p.ttl === 'false' || p.ttl === '') delete params.ttl;
+      else params.ttl = p.ttl;
+    }
+    const updated: DatasourceRecord = {
+      ...ds,
+      columns: columns as Column[],
+      indexes,
+      engine: { ...ds.engine, params },
+      description: p.description ?? ds.description,
+      updatedAt: nowIso(),
+    };
+    await this.datasources.update(ws, updated);
+    if (p.schema !== undefined) await this.datasources.rebuildStages(ws, updated);
+    return { operations: ops };
+  }
+}

@@ -1,0 +1,175 @@
+/**
+ * Data Sources: the catalog record, the engine objects behind it (table, quarantine, ingest
+ * stages), and every lifecycle operation. Names are checked here; engine DDL runs before the
+ * catalog commit and is undone if either fails, so a change is applied whole or not at all.
+ */
+import type { Catalog, DatasourceRecord, Workspace } from '../catalog/catalog.js';
+import type { Engine } from '../engine/engine.js';
+import { EngineError, quoteIdent } from '../engine/engine.js';
+import { createAllSql, createStagesSql, dropAllSql, dropStagesSql, physicalNames } from '../ingest/physical.js';
+import { isJsonSchema, validateResourceName } from './schema/index.js';
+import type { Column, EngineSpec, IndexSpec } from './types.js';
+import { badRequest, conflict, notFound } from './errors.js';
+import { canonicalId, newResourceId } from './ids.js';
+import { nowIso } from './time.js';
+
+export interface NewDatasource {
+  name: string;
+  columns: Column[];
+  engine: EngineSpec;
+  indexes: IndexSpec[];
+  description: string;
+}
+
+export interface DatasourceStats {
+  rowCount: number | null;
+  bytes: number | null;
+}
+
+export class DatasourceService {
+  /** workspace id → (id → record); the catalog is the truth, this is its cache. */
+  private readonly cache = new Map<string, Map<string, DatasourceRecord>>();
+
+  constructor(
+    private readonly catalog: Catalog,
+    private readonly engine: Engine,
+  ) {}
+
+  private async byId(ws: Workspace): Promise<Map<string, DatasourceRecord>> {
+    let m = this.cache.get(ws.id);
+    if (!m) {
+      m = new Map((await this.catalog.listDatasources(ws.id)).map((d) => [d.id, d]));
+      this.cache.set(ws.id, m);
+    }
+    return m;
+  }
+
+  async list(ws: Workspace): Promise<DatasourceRecord[]> {
+    return [...(await this.byId(ws)).values()];
+  }
+
+  /** By name or id (also decorated ids); null when absent. */
+  async find(ws: Workspace, nameOrId: string): Promise<DatasourceRecord | null> {
+    const m = await this.byId(ws);
+    const id = canonicalId(nameOrId);
+    if (id && m.has(id)) return m.get(id)!;
+    for (const d of m.values()) if (d.name === nameOrId) return d;
+    return null;
+  }
+
+  async get(ws: Workspace, nameOrId: string): Promise<DatasourceRecord> {
+    const ds = await this.find(ws, nameOrId);
+    if (!ds) throw notFound(`Data Source "${nameOrId}" does not exist`);
+    return ds;
+  }
+
+  async ensureDatabase(ws: Workspace): Promise<void> {
+    await this.engine.exec(`CREATE DATABASE IF NOT EXISTS ${quoteIdent(ws.database)}`);
+  }
+
+  /** Creates the record and its engine objects; 400 on a taken or invalid name. */
+  async create(ws: Workspace, spec: NewDatasource): Promise<DatasourceRecord> {
+    validateResourceName(spec.name);
+    if (await this.find(ws, spec.name)) throw badRequest(`Data Source "${spec.name}" already exists, use mode=append`);
+    if (spec.columns.length === 0) throw badRequest('The schema must have at least one column');
+    const now = nowIso();
+    const ds: DatasourceRecord = {
+      id: newResourceId(),
+      workspaceId: ws.id,
+      name: spec.name,
+      description: spec.description,
+      columns: spec.columns,
+      engine: spec.engine,
+      indexes: spec.indexes,
+      format: isJsonSchema(spec.columns) ? 'ndjson' : 'csv',
+      headers: {},
+      createdAt: now,
+      updatedAt: now,
+    };
+    await this.ensureDatabase(ws);
+    await this.applyDdl(createAllSql(ds, ws.database), dropAllSql(ds, ws.database));
+    try {
+      await this.catalog.insertDatasource(ds);
+    } catch (err) {
+      await this.runAll(dropAllSql(ds, ws.database));
+      if (/unique|duplicate/i.test(String((err as Error).message))) throw badRequest(`Data Source "${spec.name}" already exists, use mode=append`);
+      throw err;
+    }
+    (await this.byId(ws)).set(ds.id, ds);
+    return ds;
+  }
+
+  /** Runs DDL statements in order; on failure runs `undo` and rethrows the engine error as a 400. */
+  private async applyDdl(statements: string[], undo: string[]): Promise<void> {
+    try {
+      for (const s of statements) await this.engine.exec(s);
+    } catch (err) {
+      await this.runAll(undo);
+      if (err instanceof EngineError) throw badRequest(`Invalid data source definition: ${err.message}`);
+      throw err;
+    }
+  }
+
+  private async runAll(statements: string[]): Promise<void> {
+    for (const s of statements) {
+      try {
+        await this.engine.exec(s);
+      } catch {
+        /* best effort cleanup */
+      }
+    }
+  }
+
+  async rename(ws: Workspace, ds: DatasourceRecord, newName: string): Promise<DatasourceRecord> {
+    if (newName === ds.name) return ds;
+    validateResourceName(newName);
+    const other = await this.find(ws, newName);
+    if (other && other.id !== ds.id) throw conflict(`There is already a Data Source with name "${newName}"`);
+    const updated = { ...ds, name: newName, updatedAt: nowIso() };
+    await this.catalog.updateDatasource(updated);
+    (await this.byId(ws)).set(ds.id, updated);
+    return updated;
+  }
+
+  async update(ws: Workspace, ds: DatasourceRecord): Promise<void> {
+    await this.catalog.updateDatasource(ds);
+    (await this.byId(ws)).set(ds.id, ds);
+  }
+
+  async drop(ws: Workspace, ds: DatasourceRecord): Promise<void> {
+    await this.catalog.deleteDatasource(ws.id, ds.id);
+    (await this.byId(ws)).delete(ds.id);
+    await this.runAll(dropAllSql(ds, ws.database));
+  }
+
+  async truncate(ws: Workspace, ds: DatasourceRecord, quarantine: boolean): Promise<void> {
+    if (!quarantine && ds.engine.engine === 'Null') return;
+    const n = physicalNames(ws.database, ds.id);
+    await this.engine.exec(`TRUNCATE TABLE ${quarantine ? n.quarantine : n.table}`);
+    if (!quarantine) await this.touch(ws, ds);
+  }
+
+  /** Marks a data change (updated_at). */
+  async touch(ws: Workspace, ds: DatasourceRecord): Promise<void> {
+    const cur = (await this.byId(ws)).get(ds.id);
+    if (!cur) return;
+    await this.update(ws, { ...cur, updatedAt: nowIso() });
+  }
+
+  /** Re-creates the ingest stages after a schema change. */
+  async rebuildStages(ws: Workspace, ds: DatasourceRecord): Promise<void> {
+    await this.runAll(dropStagesSql(ds, ws.database));
+    for (const s of createStagesSql(ds, ws.database)) await this.engine.exec(s);
+  }
+
+  async stats(ws: Workspace, ds: DatasourceRecord, quarantine = false): Promise<DatasourceStats> {
+    try {
+      const r = await this.engine.rows<{ rows: string; bytes: string }>(
+        `SELECT sum(rows) AS rows, sum(bytes_on_disk) AS bytes FROM system.parts WHERE database = '${ws.database}' AND table = '${quarantine ? `${ds.id}_quarantine` : ds.id}' AND active`,
+      );
+      return { rowCount: Number(r[0]?.rows ?? 0), bytes: Number(r[0]?.bytes ?? 0) };
+    } catch {
+      return { rowCount: null, bytes: null };
+    }
+  }
+}

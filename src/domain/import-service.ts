@@ -1,0 +1,191 @@
+/**
+ * Create / append / replace a Data Source from data (`POST /v0/datasources`, url import jobs,
+ * the Events API's auto-creation): picks the format, infers a schema when there is none (CSV type
+ * guessing, NDJSON inference, Parquet metadata), and hands the stream to the ingest service.
+ */
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { Readable } from 'node:stream';
+import type { DatasourceRecord, Workspace } from '../catalog/catalog.js';
+import type { Engine } from '../engine/engine.js';
+import { quoteIdent, quoteString } from '../engine/engine.js';
+import { CsvParser, hasHeader } from '../ingest/formats/csv.js';
+import { defaultSortingKey, guessCsvSchema, inferJsonColumns, jsonColumnsToColumns, parseNdjsonSample } from '../ingest/formats/guess.js';
+import type { CsvDialect, IngestCounts, IngestService } from '../ingest/ingest-service.js';
+import { createAllSql, dropAllSql, physicalNames } from '../ingest/physical.js';
+import type { DatasourceService } from './datasource-service.js';
+import { badRequest } from './errors.js';
+import { newResourceId } from './ids.js';
+import { normalizeName } from './schema/index.js';
+import type { Column, EngineSpec } from './types.js';
+
+export type DataFormat = 'csv' | 'ndjson' | 'parquet';
+
+/** Bytes looked at to infer a schema. */
+const SAMPLE_BYTES = 1024 * 1024;
+
+/** An async iterable with some bytes already read from its head. */
+export async function peek(source: AsyncIterable<Buffer>, bytes: number): Promise<{ head: Buffer; stream: AsyncIterable<Buffer> }> {
+  const it = source[Symbol.asyncIterator]();
+  const parts: Buffer[] = [];
+  let n = 0;
+  let done = false;
+  while (n < bytes) {
+    const r = await it.next();
+    if (r.done) {
+      done = true;
+      break;
+    }
+    parts.push(r.value);
+    n += r.value.length;
+  }
+  const head = Buffer.concat(parts);
+  async function* all() {
+    if (head.length) yield head;
+    if (done) return;
+    for (;;) {
+      const r = await it.next();
+      if (r.done) return;
+      yield r.value;
+    }
+  }
+  return { head, stream: all() };
+}
+
+export function formatFromName(filename: string | undefined): DataFormat | null {
+  if (!filename) return null;
+  const f = filename.toLowerCase().replace(/\.(gz|gzip)$/, '').split('?')[0];
+  if (f.endsWith('.ndjson') || f.endsWith('.jsonl') || f.endsWith('.json')) return 'ndjson';
+  if (f.endsWith('.parquet')) return 'parquet';
+  if (f.endsWith('.csv') || f.endsWith('.tsv') || f.endsWith('.txt')) return 'csv';
+  return null;
+}
+
+export interface InferredSchema {
+  columns: Column[];
+  engine: EngineSpec;
+}
+
+export class ImportService {
+  constructor(
+    private readonly engine: Engine,
+    private readonly datasources: DatasourceService,
+    private readonly ingest: IngestService,
+    private readonly tmpDir: string,
+  ) {
+    fs.mkdirSync(tmpDir, { recursive: true });
+  }
+
+  /** Infers a schema from the head of CSV or NDJSON data. */
+  inferFromSample(format: DataFormat, head: Buffer, dialect: CsvDialect, typeGuessing = true): InferredSchema {
+    const text = head.toString('utf8');
+    if (format === 'ndjson') {
+      const { objects } = parseNdjsonSample(text);
+      if (!objects.length) throw badRequest('Analysis error, invalid data. We could not infer the schema, please create the datasource manually and try again');
+      const columns = jsonColumnsToColumns(inferJsonColumns(objects));
+      return { columns, engine: { engine: 'MergeTree', params: defaultKeys(columns) } };
+    }
+    const parser = new CsvParser({ delimiter: dialect.delimiter, newline: dialect.newline, escapechar: dialect.escapechar });
+    const cut = head.length >= SAMPLE_BYTES ? text.slice(0, text.lastIndexOf('\n') + 1) : text;
+    const records = [...parser.push(cut), ...parser.end()].filter((r) => r.fields).map((r) => r.fields!);
+    if (!records.length) throw badRequest('No data was provided. Make sure the file is not empty');
+    const header = hasHeader(records) ? records[0] : null;
+    const columns = guessCsvSchema(header, header ? records.slice(1) : records, { typeGuessing }).map(fullType);
+    return { columns, engine: { engine: 'MergeTree', params: defaultKeys(columns) } };
+  }
+
+  /** Columns of a Parquet file, each with the JSONPath of its field. */
+  async inferFromParquet(file: string): Promise<InferredSchema> {
+    let desc: Array<{ name: string; type: string }>;
+    try {
+      desc = await this.engine.rows(`DESCRIBE file(${quoteString(file)}, Parquet)`);
+    } catch {
+      throw badRequest('File is not a valid Parquet file');
+    }
+    const columns: Column[] = desc.map((d) => ({
+      name: normalizeName(d.name),
+      type: d.type,
+      nullable: d.type.startsWith('Nullable('),
+      defaultValue: null,
+      codec: null,
+      jsonpath: `$.${/^[A-Za-z_][A-Za-z0-9_]*$/.test(d.name) ? d.name : `['${d.name.replace(/'/g, "\\'")}']`}`,
+    }));
+    return { columns, engine: { engine: 'MergeTree', params: defaultKeys(columns) } };
+  }
+
+  /** Writes a stream to a private temporary file (for Parquet, which needs random access). */
+  async spool(stream: AsyncIterable<Buffer>): Promise<string> {
+    const file = path.join(this.tmpDir, `upload-${crypto.randomUUID()}`);
+    await pipeline(Readable.from(stream), fs.createWriteStream(file, { mode: 0o600 }));
+    return file;
+  }
+
+  /** Loads data of a format into an existing data source. */
+  async load(ws: Workspace, ds: DatasourceRecord, format: DataFormat, stream: AsyncIterable<Buffer>, importId: string, dialect: CsvDialect, parquetFile?: string): Promise<IngestCounts> {
+    if (format === 'parquet') {
+      const file = parquetFile ?? (await this.spool(stream));
+      try {
+        return await this.ingest.appendParquetFile(ws, ds, file, importId);
+      } finally {
+        if (!parquetFile) fs.rmSync(file, { force: true });
+      }
+    }
+    if (format === 'ndjson') {
+      if (ds.format !== 'ndjson') throw badRequest(`Data Source "${ds.name}" has no JSONPaths in its schema: NDJSON data can't be appended to it`);
+      return this.ingest.appendNdjson(ws, ds, stream, importId);
+    }
+    return this.ingest.appendCsv(ws, ds, stream, importId, dialect);
+  }
+
+  /**
+   * Replaces the data of `ds` with the new data (or only the rows matching `condition`): the data
+   * is loaded into a shadow table first, so a failed load leaves the data source untouched.
+   */
+  async replace(ws: Workspace, ds: DatasourceRecord, format: DataFormat, stream: AsyncIterable<Buffer>, importId: string, dialect: CsvDialect, condition?: string): Promise<IngestCounts> {
+    const shadow: DatasourceRecord = { ...ds, id: newResourceId() };
+    for (const s of createAllSql(shadow, ws.database)) await this.engine.exec(s);
+    const real = physicalNames(ws.database, ds.id);
+    const tmp = physicalNames(ws.database, shadow.id);
+    try {
+      const counts = await this.load(ws, shadow, format, stream, importId, dialect);
+      if (condition) {
+        try {
+          await this.engine.exec(`SELECT count() FROM ${tmp.table} WHERE ${condition} FORMAT Null`);
+        } catch (err) {
+          throw badRequest(`Invalid replace_condition "${condition}": ${(err as Error).message}`);
+        }
+        await this.engine.exec(`ALTER TABLE ${real.table} DELETE WHERE ${condition} SETTINGS mutations_sync = 2`);
+        await this.engine.exec(`INSERT INTO ${real.table} SELECT * FROM ${tmp.table} WHERE ${condition} SETTINGS insert_deduplication_token = ${quoteString(`${importId}-replace`)}`);
+      } else {
+        await this.engine.exec(`EXCHANGE TABLES ${real.table} AND ${tmp.table}`);
+      }
+      await this.engine.exec(`INSERT INTO ${real.quarantine} SELECT * FROM ${tmp.quarantine} SETTINGS insert_deduplication_token = ${quoteString(`${importId}-replace-q`)}`);
+      await this.datasources.touch(ws, ds);
+      return counts;
+    } finally {
+      for (const s of dropAllSql(shadow, ws.database)) await this.engine.exec(s).catch(() => undefined);
+    }
+  }
+
+  /** Empties a data source (replace with no data). */
+  async replaceWithNothing(ws: Workspace, ds: DatasourceRecord): Promise<void> {
+    await this.engine.exec(`TRUNCATE TABLE ${physicalNames(ws.database, ds.id).table}`);
+    void quoteIdent;
+  }
+}
+
+function defaultKeys(columns: Column[]): Record<string, string> {
+  const k = defaultSortingKey(columns);
+  const out: Record<string, string> = {};
+  if (k.sorting_key && k.sorting_key !== 'tuple()') out.sorting_key = k.sorting_key;
+  if (k.partition_key) out.partition_key = k.partition_key;
+  return out;
+}
+
+/** Guessed CSV columns carry `nullable` apart from the type; the stored type is the full one. */
+function fullType(c: Column): Column {
+  if (c.nullable && !c.type.startsWith('Nullable(')) return { ...c, type: `Nullable(${c.type})` };
+  return c;
+}

@@ -1,0 +1,75 @@
+// Resource (Data Source / Pipe / node) and column naming rules of Tinybird (reference §1.5):
+// `validateResourceName` rejects names that are not identifiers and reserved words; `normalizeName`
+// turns arbitrary text (file names, urls, bad names) into a valid identifier for hints and defaults.
+
+import { SchemaError } from './errors.js';
+
+const RESOURCE_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const COLUMN_NAME = /^[a-zA-Z_][.0-9a-zA-Z_]*$/;
+
+const ints = (prefix: string) => [8, 16, 32, 64, 128, 256].map((n) => `${prefix}${n}`);
+
+/** Lower-case names that cannot be used for resources (§1.5), minus the allowed exceptions. */
+export const RESERVED_NAMES: ReadonlySet<string> = (() => {
+  const words = [
+    // table functions
+    'generateRandom', 'null', 'numbers', 'numbers_mt', 'values', 'zeros', 'zeros_mt',
+    // system tables
+    'functions', 'numbers', 'numbers_mt', 'one',
+    // database names
+    'tinybird', 'system', 'public', 'default', 'main', 'origin', 'live', 'snapshot', '_temporary_and_external_tables',
+    // SQL keywords
+    'add', 'after', 'all', 'and', 'any', 'array', 'as', 'asc', 'between', 'by', 'case', 'collate', 'cross',
+    'default', 'desc', 'distinct', 'else', 'end', 'exists', 'from', 'full', 'global', 'group', 'having', 'if',
+    'ilike', 'in', 'inner', 'insert', 'interval', 'into', 'join', 'left', 'like', 'limit', 'limits',
+    'materialized', 'not', 'on', 'or', 'order', 'outer', 'prewhere', 'right', 'sample', 'select', 'then', 'to',
+    'totals', 'union', 'using', 'where', 'with', 'anti', 'asof', 'cube', 'max', 'min', 'null', 'semi',
+    // ClickHouse type names that can be wrapped in Nullable (interpretation of "nullable type names")
+    ...ints('int'), ...ints('uint'), 'float32', 'float64', 'decimal', 'decimal32', 'decimal64', 'decimal128',
+    'decimal256', 'string', 'fixedstring', 'uuid', 'date', 'date32', 'datetime', 'datetime64', 'enum8', 'enum16',
+    'ipv4', 'ipv6', 'bool',
+    // template type names
+    'string', 'boolean', 'datetime64', 'datetime', 'date', 'float32', 'float64', ...ints('int'), ...ints('uint'),
+    'array', 'json',
+    // template function names
+    'columns', 'table', 'error', 'custom_error', 'sql_and', 'defined', 'column', 'enumerate_with_last',
+    'split_to_array', 'day_diff', 'date_diff_in_days', 'date_diff_in_hours', 'date_diff_in_minutes',
+    'date_diff_in_seconds', 'sql_unescape',
+  ];
+  const allowed = new Set(['numbers', 'values', 'zeros', 'materialized', 'totals']);
+  return new Set(words.map((w) => w.toLowerCase()).filter((w) => !allowed.has(w)));
+})();
+
+export function isReservedName(name: string): boolean {
+  return RESERVED_NAMES.has(name.toLowerCase());
+}
+
+export function isValidResourceName(name: string): boolean {
+  return RESOURCE_NAME.test(name) && !isReservedName(name);
+}
+
+/** Column names: `^[a-zA-Z_][.0-9a-zA-Z_]*$` and not the reserved `index`. */
+export function isValidColumnName(name: string): boolean {
+  return COLUMN_NAME.test(name) && name.toLowerCase() !== 'index';
+}
+
+/**
+ * Makes a valid identifier: invalid characters become `_`, a leading digit gets `prefix`
+ * (`t_` for resources, `c_` for columns), reserved words get a trailing `_`.
+ */
+export function normalizeName(s: string, prefix = 't_'): string {
+  let out = s.trim().replace(/[^A-Za-z0-9_]/g, '_');
+  if (!out) return prefix.replace(/_+$/, '') || '_';
+  if (/^[0-9]/.test(out)) out = prefix + out;
+  return isReservedName(out) ? `${out}_` : out;
+}
+
+const RULE = 'Name must start with a letter and contain only letters, numbers, and underscores.';
+
+/** Throws SchemaError with Tinybird's message when `name` cannot name a resource of `kind`. */
+export function validateResourceName(name: string, kind = 'Data Source'): void {
+  if (!RESOURCE_NAME.test(name))
+    throw new SchemaError(`Invalid ${kind} name "${name}". ${RULE} Hint: use ${normalizeName(name)}.`);
+  if (isReservedName(name))
+    throw new SchemaError(`Forbidden ${kind} name "${name}". ${name} is a reserved word. ${RULE} Hint: use ${name}_.`);
+}

@@ -1,0 +1,92 @@
+/**
+ * The engine boundary: everything Pipit asks of ClickHouse goes through this interface, so the
+ * domain never knows whether it runs on embedded chDB or a ClickHouse server. Engine failures
+ * surface as EngineError with the ClickHouse `{code, type}` parsed once, here.
+ */
+
+export interface QueryOptions {
+  /** Output format (default TabSeparated). */
+  format?: string;
+  /** Abort the query (the engine is also bounded by max_execution_time in the SQL). */
+  signal?: AbortSignal;
+}
+
+export interface QueryResult {
+  /** Raw bytes in the requested format. */
+  bytes: Buffer;
+  /** Seconds spent in the engine. */
+  elapsed: number;
+  rowsRead: number;
+  bytesRead: number;
+}
+
+export interface InsertOptions {
+  /** Target table, database-qualified. */
+  table: string;
+  /** Payload format, e.g. JSONEachRow, JSONCompactEachRow, TabSeparated, CSV. */
+  format: string;
+  /** Payload bytes. */
+  data: Buffer | string;
+  /** Explicit column list. */
+  columns?: readonly string[];
+  /** Per-insert settings. */
+  settings?: Record<string, string | number | boolean>;
+}
+
+export interface Engine {
+  /** Runs one trusted statement and returns its output bytes. */
+  query(sql: string, opts?: QueryOptions): Promise<QueryResult>;
+  /** Runs a statement for its effect (DDL, INSERT ... SELECT). */
+  exec(sql: string): Promise<void>;
+  /** Runs a SELECT and returns the rows parsed from JSONEachRow. */
+  rows<T = Record<string, unknown>>(sql: string): Promise<T[]>;
+  /** Inserts a payload in a format into a table. */
+  insert(opts: InsertOptions): Promise<void>;
+  /** Waits for running statements and releases the engine. */
+  close(): Promise<void>;
+}
+
+/** A ClickHouse error, parsed at the boundary: `Code: 60. DB::Exception: ... (UNKNOWN_TABLE)`. */
+export class EngineError extends Error {
+  constructor(
+    readonly chCode: number,
+    readonly chType: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'EngineError';
+  }
+
+  static from(err: unknown): EngineError {
+    if (err instanceof EngineError) return err;
+    const raw = err instanceof Error ? err.message : String(err);
+    const codeField = (err as { clickhouseCode?: number } | null)?.clickhouseCode;
+    const m = /Code: (\d+)\. /.exec(raw);
+    const code = typeof codeField === 'number' ? codeField : m ? Number(m[1]) : 0;
+    const typeMatch = /\(([A-Z_0-9]+)\)(?: \(version [^)]*\))?\.?\s*$/.exec(raw);
+    return new EngineError(code, typeMatch ? typeMatch[1] : 'UNKNOWN', cleanMessage(raw));
+  }
+}
+
+/** Strips the `Code: N. DB::Exception:` prefix, the version suffix and nested repetitions. */
+export function cleanMessage(raw: string): string {
+  let msg = raw.trim();
+  for (;;) {
+    const next = msg.replace(/^Code: \d+\. DB::Exception: /, '');
+    if (next === msg) break;
+    msg = next;
+  }
+  msg = msg.replace(/ \(version [^)]*\)/g, '');
+  msg = msg.replace(/\. \(([A-Z_0-9]+)\)(?=\.? |$)/g, '. ');
+  return msg.replace(/\s*\(([A-Z_0-9]+)\)\s*$/, '').trim();
+}
+
+/** Quotes an identifier for ClickHouse: `name` with backticks and backslashes escaped. */
+export function quoteIdent(name: string): string {
+  return '`' + name.replace(/\\/g, '\\\\').replace(/`/g, '\\`') + '`';
+}
+
+/** Quotes a string literal for ClickHouse. */
+export function quoteString(value: string): string {
+  return "'" + value.replace(/\\/g, '\\\\').replace(/'/g, "\\'") + "'";
+}

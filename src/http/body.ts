@@ -1,0 +1,132 @@
+/**
+ * Request bodies as streams: raw bytes (gunzipped when the header or the magic bytes say gzip),
+ * url-encoded forms, and multipart uploads read part by part. Nothing here buffers a large body
+ * whole; `readAll` is for small bodies and enforces a limit.
+ */
+import type { FastifyRequest } from 'fastify';
+import busboy from 'busboy';
+import type { IncomingMessage } from 'node:http';
+import { Readable } from 'node:stream';
+import zlib from 'node:zlib';
+import { badRequest, PipitError } from '../domain/errors.js';
+
+export function rawStream(req: FastifyRequest): IncomingMessage {
+  return req.raw;
+}
+
+/** Whether the request carries a body at all. */
+export function hasBody(req: FastifyRequest): boolean {
+  const len = req.headers['content-length'];
+  if (len !== undefined) return Number(len) > 0;
+  return req.headers['transfer-encoding'] !== undefined;
+}
+
+/** Yields the stream's chunks, gunzipped when it starts with the gzip magic bytes or says so. */
+export async function* decoded(source: AsyncIterable<Buffer>, contentEncoding?: string): AsyncGenerator<Buffer> {
+  const it = source[Symbol.asyncIterator]();
+  let first = await it.next();
+  while (!first.done && first.value.length === 0) first = await it.next();
+  if (first.done) return;
+  const head: Buffer = first.value;
+  const rest = { [Symbol.asyncIterator]: () => it };
+  const gz = (head.length >= 2 && head[0] === 0x1f && head[1] === 0x8b) || /gzip/i.test(contentEncoding ?? '');
+  if (!gz) {
+    yield head;
+    for await (const c of rest) yield c as Buffer;
+    return;
+  }
+  const gunzip = zlib.createGunzip();
+  const input = Readable.from((async function* () {
+    yield head;
+    for await (const c of rest) yield c as Buffer;
+  })());
+  input.on('error', (e) => gunzip.destroy(e));
+  input.pipe(gunzip);
+  try {
+    for await (const c of gunzip) yield c as Buffer;
+  } catch (err) {
+    throw badRequest(`The body could not be decompressed: ${(err as Error).message}`);
+  }
+}
+
+export async function readAll(source: AsyncIterable<Buffer>, limit: number): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  let n = 0;
+  for await (const c of source) {
+    n += c.length;
+    if (n > limit) throw new PipitError('payload_too_large', `The message-body is too large. The limit is ${limit} bytes`);
+    parts.push(c);
+  }
+  return Buffer.concat(parts);
+}
+
+export function isForm(req: FastifyRequest): boolean {
+  return /^application\/x-www-form-urlencoded/i.test(req.headers['content-type'] ?? '');
+}
+
+export function isMultipart(req: FastifyRequest): boolean {
+  return /^multipart\/form-data/i.test(req.headers['content-type'] ?? '');
+}
+
+export function isJson(req: FastifyRequest): boolean {
+  return /^application\/json/i.test(req.headers['content-type'] ?? '');
+}
+
+/** Query string parameters (last value wins) merged with extra ones. */
+export function queryParams(req: FastifyRequest): Record<string, string> {
+  const q = req.query as Record<string, string | string[]>;
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(q ?? {})) out[k] = Array.isArray(v) ? v[v.length - 1] : String(v);
+  return out;
+}
+
+export function parseForm(buf: Buffer): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of new URLSearchParams(buf.toString('utf8'))) out[k] = v;
+  return out;
+}
+
+export interface UploadPart {
+  field: string;
+  filename: string;
+  stream: AsyncIterable<Buffer>;
+}
+
+/**
+ * Reads a multipart body: text fields go into `fields`; the first file part is handed to
+ * `onFile` as a stream while the upload is still arriving. Later file parts are drained.
+ */
+export function readMultipart(req: FastifyRequest, fields: Record<string, string>, onFile: (p: UploadPart) => Promise<void>): Promise<boolean> {
+  return new Promise((resolve, reject) => {
+    let bb: busboy.Busboy;
+    try {
+      bb = busboy({ headers: req.headers as Record<string, string>, limits: { fieldSize: 16 * 1024 * 1024 } });
+    } catch (err) {
+      reject(badRequest(`Invalid multipart request: ${(err as Error).message}`));
+      return;
+    }
+    let handled: Promise<void> | null = null;
+    let sawFile = false;
+    bb.on('field', (name, value) => {
+      fields[name] = value;
+    });
+    bb.on('file', (name, stream, info) => {
+      if (sawFile) {
+        stream.resume();
+        return;
+      }
+      sawFile = true;
+      handled = onFile({ field: name, filename: info.filename ?? name, stream }).catch((err) => {
+        stream.resume();
+        throw err;
+      });
+      handled.catch(() => undefined);
+    });
+    bb.on('error', (err) => reject(badRequest(`Invalid multipart request: ${(err as Error).message}`)));
+    bb.on('close', () => {
+      if (!handled) resolve(false);
+      else handled.then(() => resolve(true), reject);
+    });
+    req.raw.pipe(bb);
+  });
+}

@@ -1,0 +1,58 @@
+/**
+ * The one table from errors to HTTP: domain error codes and ClickHouse error codes map to a
+ * status and Tinybird's body `{"error": "...", "documentation"?: "..."}`. Internal table names in
+ * engine messages are rewritten to user names by the caller before they reach here.
+ */
+import { PipitError, type ErrorCode } from '../domain/errors.js';
+import { EngineError } from '../engine/engine.js';
+
+export const STATUS: Record<ErrorCode, number> = {
+  bad_request: 400,
+  forbidden: 403,
+  not_found: 404,
+  conflict: 409,
+  payload_too_large: 413,
+  length_required: 411,
+  timeout: 408,
+  too_many_requests: 429,
+  unprocessable: 422,
+  unavailable: 503,
+  not_implemented: 501,
+};
+
+/** ClickHouse error codes that are the user's doing, and the status Tinybird answers with. */
+const ENGINE_STATUS: Record<number, number> = {
+  159: 408, // TIMEOUT_EXCEEDED
+  394: 408, // QUERY_WAS_CANCELLED
+  241: 400, // MEMORY_LIMIT_EXCEEDED
+  396: 400, // TOO_MANY_ROWS_OR_BYTES
+  158: 400, // TOO_MANY_ROWS
+  307: 400, // TOO_MANY_BYTES
+};
+
+const DOCS = 'https://docs.tinybird.co';
+
+export interface HttpError {
+  status: number;
+  body: Record<string, unknown>;
+  chCode?: number;
+}
+
+export function toHttpError(err: unknown): HttpError {
+  if (err instanceof PipitError) {
+    const status = STATUS[err.code];
+    const body: Record<string, unknown> = { error: err.message, ...err.extra };
+    if (status === 403) body.documentation = `${DOCS}/api-reference/overview#authentication`;
+    return { status, body };
+  }
+  if (err instanceof EngineError) {
+    // Engine errors reaching HTTP come from user input (SQL expressions, conditions, values).
+    const status = ENGINE_STATUS[err.chCode] ?? 400;
+    return { status, body: { error: `[Error] ${err.message}` }, chCode: err.chCode };
+  }
+  const e = err as { statusCode?: number; message?: string; code?: string };
+  if (typeof e?.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 500) {
+    return { status: e.statusCode, body: { error: e.message ?? 'Bad request' } };
+  }
+  return { status: 500, body: { error: 'Internal server error. Please retry; if it persists, report it with the X-Request-ID header.' } };
+}

@@ -1,0 +1,62 @@
+/**
+ * The HTTP application: Fastify with Tinybird's cross-cutting conventions (request ids, CORS,
+ * OPTIONS preflight, the error body) and one plugin per API family. Built apart from the process
+ * that listens, so tests can run it on a loopback port or with inject().
+ */
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { ulid } from 'ulid';
+import type { Services } from '../app.js';
+import { toHttpError } from './errors.js';
+import { datasourceRoutes } from './routes/datasources.js';
+import { eventRoutes } from './routes/events.js';
+import { jobRoutes } from './routes/jobs.js';
+import { localRoutes } from './routes/local.js';
+import { analyzeRoutes } from './routes/analyze.js';
+
+const CORS_HEADERS: Record<string, string> = {
+  'access-control-allow-origin': '*',
+  'access-control-allow-headers': 'Authorization, Content-Type, X-Requested-With, X-Tb-Warning, Content-Encoding',
+  'access-control-expose-headers': 'X-Tb-Warning, X-Request-ID',
+  'access-control-allow-methods': 'GET, POST, PUT, DELETE, OPTIONS',
+  'access-control-max-age': '86400',
+};
+
+export function buildHttp(services: Services): FastifyInstance {
+  const app = Fastify({
+    logger: services.config.logLevel === 'silent' ? false : { level: services.config.logLevel },
+    genReqId: () => ulid(),
+    bodyLimit: 64 * 1024 * 1024,
+    forceCloseConnections: false,
+    routerOptions: { ignoreTrailingSlash: true, maxParamLength: 1000 },
+  });
+
+  // Bodies are read by the routes themselves (streamed); no global parsing.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', (_req, _payload, done) => done(null, undefined));
+
+  app.addHook('onRequest', async (req, reply) => {
+    reply.header('x-request-id', req.id);
+    for (const [k, v] of Object.entries(CORS_HEADERS)) reply.header(k, v);
+  });
+
+  app.setErrorHandler((err, req, reply) => sendError(req, reply, err));
+  app.setNotFoundHandler((req, reply) => {
+    if (req.method === 'OPTIONS') return reply.code(204).send();
+    return reply.code(404).send({ error: `Route not found: ${req.method} ${req.url.split('?')[0]}` });
+  });
+  app.options('/*', async (_req, reply) => reply.code(204).send());
+
+  app.register(localRoutes(services));
+  app.register(datasourceRoutes(services));
+  app.register(eventRoutes(services));
+  app.register(jobRoutes(services));
+  app.register(analyzeRoutes(services));
+  return app;
+}
+
+export function sendError(req: FastifyRequest, reply: FastifyReply, err: unknown): FastifyReply {
+  const e = toHttpError(err);
+  if (e.status >= 500) req.log.error({ err }, 'request failed');
+  if (e.chCode !== undefined) reply.header('x-db-exception-code', String(e.chCode));
+  return reply.code(e.status).type('application/json').send(e.body);
+}

@@ -1,0 +1,196 @@
+/**
+ * Loads data into a Data Source through its ingest stages: NDJSON lines and CSV records go to the
+ * engine in bounded chunks (never the whole body in memory), the engine parses and coerces every
+ * value, good rows land in the table and bad ones in quarantine with the reason. Returns counts.
+ */
+import fs from 'node:fs';
+import type { DatasourceRecord, Workspace } from '../catalog/catalog.js';
+import type { Engine } from '../engine/engine.js';
+import { quoteString } from '../engine/engine.js';
+import { CsvParser } from './formats/csv.js';
+import { physicalNames, writableColumns } from './physical.js';
+
+/** Bytes per engine insert when streaming a large body. */
+export const CHUNK_BYTES = 8 * 1024 * 1024;
+
+export interface IngestCounts {
+  /** Rows written to the table. */
+  rows: number;
+  /** Rows written to quarantine because a value did not fit. */
+  quarantined: number;
+  /** Lines that could not be parsed at all (also kept in quarantine). */
+  invalidLines: number;
+  /** Bytes read from the source. */
+  bytes: number;
+}
+
+export interface CsvDialect {
+  delimiter?: string;
+  newline?: string;
+  escapechar?: string;
+}
+
+/** Settings that make a chunk insert idempotent (a retried token is written once) and tag its rows. */
+export function insertSettings(importId: string, token: string): Record<string, string | number> {
+  return { log_comment: importId, insert_deduplication_token: token, deduplicate_blocks_in_dependent_materialized_views: 1 };
+}
+
+/** Counts lines that hold something other than whitespace. */
+export function countNonEmptyLines(buf: Buffer): number {
+  let n = 0;
+  let start = 0;
+  while (start < buf.length) {
+    let end = buf.indexOf(10, start);
+    if (end < 0) end = buf.length;
+    for (let i = start; i < end; i++) {
+      const c = buf[i];
+      if (c !== 32 && c !== 9 && c !== 13 && c !== 12 && c !== 11) {
+        n++;
+        break;
+      }
+    }
+    start = end + 1;
+  }
+  return n;
+}
+
+export class IngestService {
+  constructor(private readonly engine: Engine) {}
+
+  /** Streams NDJSON from `source` into the data source. */
+  async appendNdjson(ws: Workspace, ds: DatasourceRecord, source: AsyncIterable<Buffer>, importId: string): Promise<IngestCounts> {
+    const names = physicalNames(ws.database, ds.id);
+    const started = Date.now();
+    let pending: Buffer[] = [];
+    let pendingBytes = 0;
+    let lines = 0;
+    let bytes = 0;
+    let chunkNo = 0;
+    const flush = async (data: Buffer) => {
+      if (data.length === 0) return;
+      lines += countNonEmptyLines(data);
+      await this.engine.insert({
+        table: names.jsonStage,
+        format: 'LineAsString',
+        columns: ['__line'],
+        data,
+        settings: insertSettings(importId, `${importId}-${chunkNo++}`),
+      });
+    };
+    for await (const chunk of source) {
+      bytes += chunk.length;
+      pending.push(chunk);
+      pendingBytes += chunk.length;
+      if (pendingBytes >= CHUNK_BYTES) {
+        const all = Buffer.concat(pending);
+        const cut = all.lastIndexOf(10) + 1;
+        if (cut > 0) {
+          await flush(all.subarray(0, cut));
+          pending = [all.subarray(cut)];
+          pendingBytes = all.length - cut;
+        }
+      }
+    }
+    await flush(Buffer.concat(pending));
+    const quarantined = await this.countQuarantined(ws, ds, importId, started);
+    return { rows: lines - quarantined, quarantined, invalidLines: 0, bytes };
+  }
+
+  /** Streams CSV from `source`; a header row naming the columns is skipped. */
+  async appendCsv(ws: Workspace, ds: DatasourceRecord, source: AsyncIterable<Buffer>, importId: string, dialect: CsvDialect): Promise<IngestCounts> {
+    const names = physicalNames(ws.database, ds.id);
+    const cols = writableColumns(ds.columns);
+    const colNames = cols.map((c) => c.name.toLowerCase());
+    const parser = new CsvParser({ delimiter: dialect.delimiter, newline: dialect.newline, escapechar: dialect.escapechar });
+    const started = Date.now();
+    const decoder = new TextDecoder('utf-8');
+    let rows = 0;
+    let invalid = 0;
+    let bytes = 0;
+    let first = true;
+    let chunkNo = 0;
+    let payload: string[] = [];
+    let payloadBytes = 0;
+    const flush = async () => {
+      if (!payload.length) return;
+      const data = payload.join('\n') + '\n';
+      payload = [];
+      payloadBytes = 0;
+      await this.engine.insert({
+        table: names.csvStage,
+        format: 'JSONCompactEachRow',
+        columns: [...cols.map((_, i) => `__c${i}`), '__err'],
+        data,
+        settings: insertSettings(importId, `${importId}-${chunkNo++}`),
+      });
+    };
+    const take = async (records: ReturnType<CsvParser['push']>) => {
+      for (const r of records) {
+        if (first) {
+          first = false;
+          if (r.fields && r.fields.length === cols.length && r.fields.every((f, i) => f.trim().toLowerCase() === colNames[i])) continue;
+        }
+        let fields: (string | null)[];
+        let err = '';
+        if (!r.fields) {
+          invalid++;
+          fields = cols.map(() => null);
+          err = `invalid CSV line ${r.line}: ${r.error ?? 'cannot be parsed'}: ${r.raw}`;
+        } else {
+          rows++;
+          fields = r.fields.map((f) => (f === '\\N' ? null : f));
+          if (fields.length !== cols.length) {
+            err = `line ${r.line} has ${fields.length} columns, the Data Source has ${cols.length}: ${r.raw}`;
+            fields = cols.map((_, i) => fields[i] ?? null);
+          }
+        }
+        const row = JSON.stringify([...fields, err]);
+        payload.push(row);
+        payloadBytes += row.length;
+        if (payloadBytes >= CHUNK_BYTES) await flush();
+      }
+    };
+    for await (const chunk of source) {
+      bytes += chunk.length;
+      await take(parser.push(decoder.decode(chunk, { stream: true })));
+    }
+    await take(parser.push(decoder.decode()));
+    await take(parser.end());
+    await flush();
+    const quarantinedAll = await this.countQuarantined(ws, ds, importId, started);
+    const quarantined = Math.max(0, quarantinedAll - invalid);
+    return { rows: rows - quarantined, quarantined, invalidLines: invalid, bytes };
+  }
+
+  /** Loads a Parquet file (already on local disk): each row becomes a JSON line of the NDJSON stage. */
+  async appendParquetFile(ws: Workspace, ds: DatasourceRecord, file: string, importId: string): Promise<IngestCounts> {
+    const names = physicalNames(ws.database, ds.id);
+    const started = Date.now();
+    const bytes = fs.statSync(file).size;
+    const countRows = await this.engine.rows<{ c: string }>(`SELECT count() AS c FROM file(${quoteString(file)}, Parquet)`);
+    const total = Number(countRows[0]?.c ?? 0);
+    const settings = Object.entries(insertSettings(importId, `${importId}-0`))
+      .map(([k, v]) => `${k} = ${typeof v === 'number' ? v : quoteString(v)}`).join(', ');
+    await this.engine.exec(
+      `INSERT INTO ${names.jsonStage} (__line) SELECT formatRowNoNewline('JSONEachRow', *) FROM file(${quoteString(file)}, Parquet) SETTINGS ${settings}`,
+    );
+    const quarantined = await this.countQuarantined(ws, ds, importId, started);
+    return { rows: total - quarantined, quarantined, invalidLines: 0, bytes };
+  }
+
+  async countQuarantined(ws: Workspace, ds: DatasourceRecord, importId: string, sinceMs: number): Promise<number> {
+    const m = await this.countQuarantinedMany(ws, ds, [importId], sinceMs);
+    return m.get(importId) ?? 0;
+  }
+
+  /** Quarantined row counts per import id (rows of one batch may belong to several requests). */
+  async countQuarantinedMany(ws: Workspace, ds: DatasourceRecord, importIds: string[], sinceMs: number): Promise<Map<string, number>> {
+    const names = physicalNames(ws.database, ds.id);
+    const since = Math.floor(sinceMs / 1000) - 5;
+    const r = await this.engine.rows<{ id: string; c: string }>(
+      `SELECT c__import_id AS id, count() AS c FROM ${names.quarantine} WHERE insertion_date >= toDateTime(${since}) ` +
+      `AND c__import_id IN (${importIds.map(quoteString).join(', ')}) GROUP BY id`,
+    );
+    return new Map(r.map((x) => [x.id, Number(x.c)]));
+  }
+}

@@ -1,0 +1,188 @@
+/**
+ * The engine objects behind one Data Source, all named by its stable id so renames touch only the
+ * catalog: the table, its quarantine table, and two ingest stages (NDJSON lines, CSV fields), each
+ * a Null table with two materialized views that route every row to the table or to quarantine.
+ */
+import type { DatasourceRecord } from '../catalog/catalog.js';
+import type { Column } from '../domain/types.js';
+import { engineClause, indexClause, isMergeTreeFamily } from '../domain/schema/index.js';
+import { quoteIdent, quoteString } from '../engine/engine.js';
+import { convert, emptyValue, unwrap } from './convert.js';
+import { parseJsonPath } from './jsonpath.js';
+
+/** Block-level deduplication window: a replayed write-ahead-log batch carrying the same token is written once. */
+export const DEDUP_WINDOW = 1000;
+
+export interface PhysicalNames {
+  db: string;
+  table: string;
+  quarantine: string;
+  jsonStage: string;
+  csvStage: string;
+}
+
+export function physicalNames(database: string, dsId: string): PhysicalNames {
+  // Database names and ids are [a-z0-9_] by construction: no quoting needed (chDB's insert API wants them bare).
+  const q = (t: string) => `${database}.${t}`;
+  return {
+    db: database,
+    table: q(dsId),
+    quarantine: q(`${dsId}_quarantine`),
+    jsonStage: q(`${dsId}_sj`),
+    csvStage: q(`${dsId}_sc`),
+  };
+}
+
+/** Columns the ingest writes (MATERIALIZED and ALIAS ones are computed by the engine). */
+export function writableColumns(columns: Column[]): Column[] {
+  return columns.filter((c) => !/^(MATERIALIZED|ALIAS|EPHEMERAL)\b/i.test(c.defaultValue ?? ''));
+}
+
+export function columnDdl(c: Column): string {
+  return [quoteIdent(c.name), c.type, c.defaultValue ?? '', c.codec ?? ''].filter(Boolean).join(' ');
+}
+
+export function createTableSql(ds: DatasourceRecord, database: string, tableName = ds.id): string {
+  const defs = ds.columns.map(columnDdl);
+  for (const i of ds.indexes) defs.push(indexClause(i));
+  let clause = engineClause(ds.engine, ds.columns);
+  if (isMergeTreeFamily(ds.engine.engine)) clause = withDedupSetting(clause);
+  return `CREATE TABLE ${quoteIdent(database)}.${quoteIdent(tableName)} (${defs.join(', ')}) ${clause}`;
+}
+
+function withDedupSetting(clause: string): string {
+  if (/non_replicated_deduplication_window/.test(clause)) return clause;
+  return /\bSETTINGS\b/.test(clause)
+    ? clause.replace(/\bSETTINGS\b/, `SETTINGS non_replicated_deduplication_window = ${DEDUP_WINDOW},`)
+    : `${clause} SETTINGS non_replicated_deduplication_window = ${DEDUP_WINDOW}`;
+}
+
+export function createQuarantineSql(ds: DatasourceRecord, database: string): string {
+  const n = physicalNames(database, ds.id);
+  const cols = ds.columns.map((c) => `${quoteIdent(c.name)} Nullable(String)`);
+  return `CREATE TABLE IF NOT EXISTS ${n.quarantine} (${cols.join(', ')}, c__error_column Array(String), c__error Array(String), ` +
+    `c__import_id Nullable(String), insertion_date DateTime DEFAULT now()) ENGINE = MergeTree ORDER BY insertion_date ` +
+    `SETTINGS non_replicated_deduplication_window = ${DEDUP_WINDOW}`;
+}
+
+/** DDL (in order) creating every engine object of a data source. */
+export function createAllSql(ds: DatasourceRecord, database: string): string[] {
+  return [createTableSql(ds, database), createQuarantineSql(ds, database), ...createStagesSql(ds, database)];
+}
+
+/** DDL dropping the ingest stages (before re-creating them for a changed schema). */
+export function dropStagesSql(ds: DatasourceRecord, database: string): string[] {
+  const q = (t: string) => `${quoteIdent(database)}.${quoteIdent(t)}`;
+  return ['sj_ok', 'sj_bad', 'sc_ok', 'sc_bad'].map((s) => `DROP VIEW IF EXISTS ${q(`${ds.id}_${s}`)}`)
+    .concat(['sj', 'sc'].map((s) => `DROP TABLE IF EXISTS ${q(`${ds.id}_${s}`)}`));
+}
+
+export function dropAllSql(ds: DatasourceRecord, database: string): string[] {
+  const n = physicalNames(database, ds.id);
+  return [...dropStagesSql(ds, database), `DROP TABLE IF EXISTS ${n.table} SYNC`, `DROP TABLE IF EXISTS ${n.quarantine} SYNC`];
+}
+
+/** Per column: the raw text expression, and how to finish it into the typed value and its error. */
+interface ColumnPlan {
+  col: Column;
+  raw: string;
+}
+
+export function createStagesSql(ds: DatasourceRecord, database: string): string[] {
+  const n = physicalNames(database, ds.id);
+  const q = (t: string) => `${quoteIdent(database)}.${quoteIdent(t)}`;
+  const cols = writableColumns(ds.columns);
+  const out: string[] = [];
+  const importId = `__import_id String DEFAULT getSetting('log_comment')`;
+
+  // NDJSON stage: one row per line. Only for schemas whose columns all have JSONPaths.
+  if (cols.length > 0 && cols.every((c) => c.jsonpath)) {
+    out.push(`CREATE TABLE ${n.jsonStage} (__line String, ${importId}) ENGINE = Null`);
+    const { select, plans } = jsonExtraction(cols);
+    const parsed = parsedSelect(plans, 'json', `${select}, JSONType(__line) = 'Object' AS __ok_line`, n.jsonStage, `match(__line, '^\\\\s*$') = 0`,
+      `concat('invalid JSON line: ', __line)`);
+    out.push(goodView(q(`${ds.id}_sj_ok`), n.table, plans, parsed));
+    out.push(badView(q(`${ds.id}_sj_bad`), n.quarantine, plans, parsed, 'json'));
+  }
+
+  // CSV stage: one Nullable(String) per column, in schema order; __err set for malformed rows.
+  if (cols.length > 0) {
+    const stageCols = cols.map((_, i) => `__c${i} Nullable(String)`).join(', ');
+    out.push(`CREATE TABLE ${n.csvStage} (${stageCols}, __err String DEFAULT '', ${importId}) ENGINE = Null`);
+    const plans: ColumnPlan[] = cols.map((col, i) => ({ col, raw: unwrap(col.type).nullable || unwrap(col.type).inner !== 'String' ? `nullIf(__c${i}, '')` : `__c${i}` }));
+    const parsed = parsedSelect(plans, 'csv', `__err = '' AS __ok_line`, n.csvStage, '1', `__err`);
+    out.push(goodView(q(`${ds.id}_sc_ok`), n.table, plans, parsed));
+    out.push(badView(q(`${ds.id}_sc_bad`), n.quarantine, plans, parsed, 'csv'));
+  }
+  return out;
+}
+
+/** Extraction of every column's raw text from `__line`: one JSONExtract for top-level keys, one per nested path. */
+function jsonExtraction(cols: Column[]): { select: string; plans: ColumnPlan[] } {
+  const top: string[] = [];
+  const exprs: string[] = [];
+  const plans: ColumnPlan[] = [];
+  cols.forEach((col, i) => {
+    const path = parseJsonPath(col.jsonpath!);
+    const keys = path.keys;
+    let raw: string;
+    if (path.whole) raw = `__line`;
+    else if (keys.length === 1 && !path.array) {
+      top.push(`${quoteIdent(keys[0])} Nullable(String)`);
+      raw = `tupleElement(__top, ${top.length})`;
+    } else {
+      const args = keys.map((k) => quoteString(k)).join(', ');
+      raw = `JSONExtract(__line, ${args}, 'Nullable(String)')`;
+      if (path.array && path.rest.length) {
+        // `$.a[:].b` — the array of the field `b` of every element of `a`, as JSON text.
+        const restArgs = path.rest.map((k) => quoteString(k)).join(', ');
+        raw = `if(JSONType(${raw}) = 'Array', toJSONString(arrayMap(_x -> JSONExtract(_x, ${restArgs}, 'Nullable(String)'), JSONExtractArrayRaw(${raw}))), NULL)`;
+      }
+    }
+    exprs.push(`${raw} AS __r${i}`);
+    plans.push({ col, raw: `__r${i}` });
+  });
+  const topExpr = top.length ? `JSONExtract(__line, 'Tuple(${top.join(', ').replace(/'/g, "\\'")})') AS __top, ` : '';
+  return { select: topExpr + exprs.join(', '), plans };
+}
+
+/** The shared inner SELECT: typed values `__v<i>`, bad flags, error columns and messages. */
+function parsedSelect(plans: ColumnPlan[], mode: 'json' | 'csv', extract: string, stage: string, where: string, lineError: string): string {
+  const parts: string[] = [extract];
+  const errCols: string[] = [];
+  const errMsgs: string[] = [];
+  plans.forEach(({ col, raw }, i) => {
+    const { nullable, inner } = unwrap(col.type);
+    const def = col.defaultValue && /^DEFAULT\s/i.test(col.defaultValue) ? col.defaultValue.replace(/^DEFAULT\s+/i, '') : null;
+    const empty = emptyValue(col.type);
+    const missing = def ?? (nullable ? 'NULL' : empty);
+    const conv = convert(raw, col.type, mode);
+    parts.push(`${conv.value} AS __t${i}`);
+    parts.push(`if(${raw} IS NULL, ${missing ?? `__t${i}`}, __t${i}) AS __v${i}`);
+    const bad = `if(${raw} IS NULL, ${missing === null ? '1' : '0'}, ${conv.invalid(`__t${i}`)})`;
+    parts.push(`${bad} AS __b${i}`);
+    errCols.push(`if(__b${i}, ${quoteString(col.name)}, '')`);
+    errMsgs.push(`if(__b${i}, if(${raw} IS NULL, ${quoteString(`value is missing on column '${col.name}', which is not Nullable and has no DEFAULT`)}, ` +
+      `concat('value ''', ${raw}, ''' on column ''${col.name.replace(/'/g, "''")}'' is not ${inner.replace(/'/g, "''")}')), '')`);
+  });
+  parts.push(`arrayFilter(_s -> _s != '', [${errCols.join(', ')}]) AS __errcols`);
+  parts.push(`arrayFilter(_s -> _s != '', [${errMsgs.join(', ')}]) AS __errs`);
+  parts.push(`${lineError} AS __line_error`);
+  return `SELECT *, ${parts.join(', ')} FROM ${stage} WHERE ${where}`;
+}
+
+function goodView(name: string, table: string, plans: ColumnPlan[], parsed: string): string {
+  const cols = plans.map(({ col }, i) => {
+    const v = unwrap(col.type).nullable ? `__v${i}` : `assumeNotNull(__v${i})`;
+    return `CAST(${v}, ${quoteString(col.type)}) AS ${quoteIdent(col.name)}`;
+  });
+  return `CREATE MATERIALIZED VIEW ${name} TO ${table} AS SELECT ${cols.join(', ')} FROM (${parsed}) WHERE __ok_line AND empty(__errcols)`;
+}
+
+function badView(name: string, quarantine: string, plans: ColumnPlan[], parsed: string, mode: 'json' | 'csv'): string {
+  const cols = plans.map(({ col, raw }) => `${raw} AS ${quoteIdent(col.name)}`);
+  void mode;
+  return `CREATE MATERIALIZED VIEW ${name} TO ${quarantine} AS SELECT ${cols.join(', ')}, ` +
+    `if(__ok_line, __errcols, []) AS c__error_column, if(__ok_line, __errs, [__line_error]) AS c__error, __import_id AS c__import_id ` +
+    `FROM (${parsed}) WHERE NOT __ok_line OR notEmpty(__errcols)`;
+}

@@ -1,0 +1,41 @@
+/**
+ * Starts Pipit: reads the config from the environment, builds the app, listens, and shuts down
+ * gracefully on SIGTERM/SIGINT (in-flight requests finish, buffered events reach the engine).
+ */
+import path from 'node:path';
+import { createApp } from './app.js';
+import { loadConfig } from './config/config.js';
+
+async function main(): Promise<void> {
+  const config = loadConfig(process.env);
+  const app = await createApp(config);
+  await app.http.listen({ port: config.port, host: config.host });
+  const addr = app.http.server.address();
+  const port = typeof addr === 'object' && addr ? addr.port : config.port;
+  process.stdout.write(
+    `Pipit listening on http://${config.host}:${port}\n` +
+    `Data directory: ${config.dataDir}\n` +
+    `Admin token (default workspace): ${app.services.localTokens.workspace_admin_token}\n` +
+    `All local tokens: curl http://${config.host}:${port}/tokens  (also in ${path.join(config.dataDir, 'tokens.json')})\n`,
+  );
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    app.http.log.info({ signal }, 'shutting down');
+    try {
+      await app.close();
+      process.exit(0);
+    } catch (err) {
+      app.http.log.error({ err }, 'shutdown failed');
+      process.exit(1);
+    }
+  };
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGINT', () => void stop('SIGINT'));
+}
+
+main().catch((err) => {
+  process.stderr.write(`Pipit failed to start: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
+  process.exit(1);
+});
