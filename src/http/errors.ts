@@ -5,6 +5,7 @@
  */
 import { PipitError, type ErrorCode } from '../domain/errors.js';
 import { EngineError } from '../engine/engine.js';
+import { SchemaError } from '../domain/schema/errors.js';
 
 export const STATUS: Record<ErrorCode, number> = {
   bad_request: 400,
@@ -45,6 +46,7 @@ export function toHttpError(err: unknown): HttpError {
     if (status === 403) body.documentation = `${DOCS}/api-reference/overview#authentication`;
     return { status, body };
   }
+  if (err instanceof SchemaError) return { status: 400, body: { error: err.message } };
   if (err instanceof EngineError) {
     // Engine errors reaching HTTP come from user input (SQL expressions, conditions, values).
     const status = ENGINE_STATUS[err.chCode] ?? 400;

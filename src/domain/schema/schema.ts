@@ -5,7 +5,7 @@
 import type { Column, IndexSpec } from '../types.js';
 import { parseIndexes } from './engine.js';
 import { SchemaError } from './errors.js';
-import { isNullable, parseType, printType } from './types.js';
+import { isNullable, parseType, printType, TypeSyntaxError, type TypeNode } from './types.js';
 import { checkExpression, skipQuoted } from './sql.js';
 
 export const MAX_COLUMNS = 500;
@@ -86,7 +86,13 @@ class SchemaScanner {
     const typeEnd = this.scan(this.pos, (i, depth) => depth === 0 && this.atTypeStop(i, typeStart), TYPE_CHARS);
     const typeText = this.src.slice(typeStart, typeEnd).trim();
     if (!typeText) throw this.error(typeStart);
-    const type = printType(parseType(typeText));
+    let node: TypeNode;
+    try {
+      node = parseType(typeText);
+    } catch (e) {
+      throw e instanceof TypeSyntaxError ? this.error(typeStart + e.offset) : e;
+    }
+    const type = printType(node);
     this.pos = typeEnd;
 
     let defaultValue: string | null = null;
@@ -97,7 +103,7 @@ class SchemaScanner {
       if (this.src.slice(at, at + 6).toLowerCase() === '`json:') {
         if (jsonpath !== null) throw this.error(at);
         const end = this.src.indexOf('`', at + 6);
-        if (end < 0) throw this.error(this.src.length, 'expecting ending backtick');
+        if (end < 0) throw this.error(this.src.length);
         jsonpath = validateJsonPath(this.src.slice(at + 6, end).trim());
         this.pos = end + 1;
         continue;
@@ -131,7 +137,7 @@ class SchemaScanner {
         throw this.error(at);
       }
     }
-    const nullable = isNullable(parseType(type));
+    const nullable = isNullable(node);
     if (nullable && defaultValue?.toUpperCase() === 'DEFAULT NULL') defaultValue = null;
     return { name, type, nullable, defaultValue, codec, jsonpath };
   }
@@ -140,7 +146,7 @@ class SchemaScanner {
     const start = this.pos;
     if (this.src[start] === '`') {
       const end = this.src.indexOf('`', start + 1);
-      if (end < 0) throw this.error(this.src.length, 'expecting ending backtick');
+      if (end < 0) throw this.error(this.src.length);
       this.pos = end + 1;
       return this.src.slice(start + 1, end);
     }
@@ -191,7 +197,7 @@ class SchemaScanner {
     if (c === ',') return true;
     if (c === '`') return this.src.slice(i, i + 6).toLowerCase() === '`json:';
     if (!/\s/.test(this.src[i - 1] ?? ' ')) return false;
-    return /^(CODEC\s*\(|TTL(?![A-Za-z0-9_]))/i.test(this.src.slice(i, i + 12));
+    return /^(CODEC\s*\(|(TTL|DEFAULT|MATERIALIZED|ALIAS)(?![A-Za-z0-9_]))/i.test(this.src.slice(i, i + 14));
   }
 
   private ws(): void {

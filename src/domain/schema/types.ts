@@ -135,8 +135,15 @@ interface Tok {
   readonly pos: number;
 }
 
-function syntaxError(text: string, pos: number): SchemaError {
-  return new SchemaError(`Syntax error in data type '${text}' at position ${pos + 1}`);
+/** A syntax error inside a type; `offset` (0-based, into the trimmed text) lets callers point at it. */
+export class TypeSyntaxError extends SchemaError {
+  constructor(message: string, readonly offset: number) {
+    super(message);
+  }
+}
+
+function syntaxError(text: string, pos: number): TypeSyntaxError {
+  return new TypeSyntaxError(`Syntax error in data type '${text}' at position ${pos + 1}`, pos);
 }
 
 function lex(text: string): Tok[] {
