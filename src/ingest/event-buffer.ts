@@ -109,6 +109,44 @@ export class EventBuffer {
     return flushed ? await flushed : null;
   }
 
+  /**
+   * A large request (already a big batch) skips the TSV rewrite and the lane: its NDJSON bytes
+   * are logged as their own segment, tagged with the request id, and inserted as lines.
+   */
+  async appendLarge(target: EventTarget, body: Buffer, requestId: string, wait: boolean): Promise<void> {
+    if (this.closing) throw new PipitError('unavailable', 'Service temporarily unavailable, no data ingested, please retry again');
+    const key = `${target.workspaceId}__${target.datasourceId}`;
+    const segId = ulid();
+    const file = path.join(this.dir, `${key}__${segId}__${requestId}.ndjson`);
+    const fh = await fs.promises.open(file, 'w');
+    try {
+      await fh.write(body);
+      if (this.fsync) await fh.datasync();
+    } finally {
+      await fh.close();
+    }
+    this.largeInFlight++;
+    const done = this.insertLines(target.stage, body, requestId, segId)
+      .then(() => fs.promises.unlink(file))
+      .catch(async (err) => {
+        await fs.promises.rename(file, file + '.failed').catch(() => undefined);
+        this.log('event flush failed', { segment: file, error: String(err) });
+        throw new PipitError('unavailable', 'Service temporarily unavailable, no data ingested, please retry again');
+      })
+      .finally(() => {
+        this.largeInFlight--;
+        this.maybeIdle();
+      });
+    if (wait) await done;
+    else done.catch(() => undefined);
+  }
+
+  private largeInFlight = 0;
+
+  private async insertLines(stage: string, data: Buffer, requestId: string, segmentId: string): Promise<void> {
+    await this.engine.insert({ table: stage, format: 'LineAsString', columns: ['__line'], data, settings: insertSettings(requestId, `wal-${segmentId}`) });
+  }
+
   private schedule(key: string): void {
     const lane = this.lanes.get(key);
     if (!lane || lane.flushing || !lane.current) return;
@@ -126,6 +164,7 @@ export class EventBuffer {
   }
 
   private maybeIdle(): void {
+    if (this.largeInFlight > 0) return;
     for (const l of this.lanes.values()) if (l.flushing || l.current) return;
     for (const w of this.idleWaiters.splice(0)) w();
   }
@@ -172,10 +211,10 @@ export class EventBuffer {
    */
   async recover(resolve: (workspaceId: string, datasourceId: string) => Promise<string | null>): Promise<number> {
     let replayed = 0;
-    const files = (await fs.promises.readdir(this.dir)).filter((f) => f.endsWith('.tsv')).sort((a, b) => a.split('__')[2].localeCompare(b.split('__')[2]));
+    const files = (await fs.promises.readdir(this.dir)).filter((f) => f.endsWith('.tsv') || f.endsWith('.ndjson')).sort((a, b) => a.split('__')[2].localeCompare(b.split('__')[2]));
     for (const f of files) {
-      const [ws, ds, rest] = f.split('__');
-      const segId = rest.replace(/\.tsv$/, '');
+      const [ws, ds, rest, reqPart] = f.split('__');
+      const segId = rest.replace(/\.tsv$/, '').replace(/\.ndjson$/, '');
       const file = path.join(this.dir, f);
       const stage = await resolve(ws, ds);
       if (!stage) {
@@ -185,7 +224,8 @@ export class EventBuffer {
       const data = await fs.promises.readFile(file);
       // A torn last line (the process died mid-write, before the acknowledgement) is dropped.
       const end = data.lastIndexOf(10) + 1;
-      if (end > 0) await this.insert(stage, data.subarray(0, end), segId);
+      if (f.endsWith('.ndjson')) await this.insertLines(stage, data, reqPart.replace(/\.ndjson$/, ''), segId);
+      else if (end > 0) await this.insert(stage, data.subarray(0, end), segId);
       await fs.promises.unlink(file);
       replayed++;
     }

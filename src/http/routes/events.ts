@@ -16,6 +16,8 @@ import { STATUS } from '../errors.js';
 
 /** Largest Events API request body after decompression. */
 const MAX_EVENTS_BODY = 64 * 1024 * 1024;
+/** Bodies at least this large are already a batch: logged and inserted on their own. */
+const LARGE_BODY = 1024 * 1024;
 
 function text(reply: FastifyReply, status: number, body: string): FastifyReply {
   return reply.code(status).type('text/plain; charset=utf-8').send(body.endsWith('\n') ? body : body + '\n');
@@ -58,7 +60,8 @@ export const eventRoutes = (s: Services): FastifyPluginAsync => async (app) => {
       const wait = p.wait === 'true';
       const target = { workspaceId: auth.workspace.id, datasourceId: ds.id, stage: physicalNames(auth.workspace.database, ds.id).jsonStage };
       const started = Date.now();
-      await s.events.append(target, EventBuffer.toTsv(body, req.id), req.id, wait);
+      if (body.length >= LARGE_BODY) await s.events.appendLarge(target, body, req.id, wait);
+      else await s.events.append(target, EventBuffer.toTsv(body, req.id), req.id, wait);
       if (!wait) return reply.code(202).send({ successful_rows: rows, quarantined_rows: 0 });
       const q = await s.ingest.countQuarantined(auth.workspace, ds, req.id, started);
       return reply.code(200).send({ successful_rows: rows - q, quarantined_rows: q });
