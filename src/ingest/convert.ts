@@ -4,6 +4,7 @@
  * "bad" flag, so one pass routes good rows to the table and bad ones to quarantine with a reason.
  */
 import { quoteString } from '../engine/engine.js';
+import { splitTopLevel } from '../domain/schema/sql.js';
 
 /** A type split at its top level: `DateTime64(3, 'UTC')` → { name: 'DateTime64', args: ['3', "'UTC'"] }. */
 export interface TypeParts {
@@ -16,30 +17,6 @@ export function splitType(type: string): TypeParts {
   const open = t.indexOf('(');
   if (open < 0 || !t.endsWith(')')) return { name: t, args: [] };
   return { name: t.slice(0, open).trim(), args: splitTopLevel(t.slice(open + 1, -1)) };
-}
-
-/** Splits on commas that are not inside parentheses or quotes. */
-export function splitTopLevel(s: string, sep = ','): string[] {
-  const out: string[] = [];
-  let depth = 0;
-  let quote: string | null = null;
-  let start = 0;
-  for (let i = 0; i < s.length; i++) {
-    const c = s[i];
-    if (quote) {
-      if (c === '\\') i++;
-      else if (c === quote) quote = null;
-    } else if (c === "'" || c === '"' || c === '`') quote = c;
-    else if (c === '(') depth++;
-    else if (c === ')') depth--;
-    else if (c === sep && depth === 0) {
-      out.push(s.slice(start, i).trim());
-      start = i + 1;
-    }
-  }
-  const last = s.slice(start).trim();
-  if (last || out.length) out.push(last);
-  return out;
 }
 
 /** Removes LowCardinality/Nullable/SimpleAggregateFunction wrappers; says whether NULL is allowed. */
