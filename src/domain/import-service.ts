@@ -127,6 +127,7 @@ export class ImportService {
     if (format === 'parquet') {
       const file = parquetFile ?? (await this.spool(stream));
       try {
+        if (!parquetFile) await this.inferFromParquet(file); // 400 'File is not a valid Parquet file' rather than the engine's message
         return await this.ingest.appendParquetFile(ws, ds, file, importId);
       } finally {
         if (!parquetFile) fs.rmSync(file, { force: true });

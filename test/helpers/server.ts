@@ -18,9 +18,14 @@ export interface TestServer {
   close(): Promise<void>;
 }
 
-export async function startServer(): Promise<TestServer> {
+export interface ServerOptions {
+  /** Let url= imports and analyze fetch loopback/private addresses (default true: tests serve files on loopback). */
+  allowPrivateUrls?: boolean;
+}
+
+export async function startServer(opts: ServerOptions = {}): Promise<TestServer> {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'pipit-test-'));
-  const config = loadConfig({}, { dataDir, port: 0, host: '127.0.0.1', logLevel: 'silent', allowPrivateUrls: true, engineSessions: 4 });
+  const config = loadConfig({}, { dataDir, port: 0, host: '127.0.0.1', logLevel: 'silent', allowPrivateUrls: opts.allowPrivateUrls ?? true, engineSessions: 4 });
   const app = await createApp(config);
   await app.http.listen({ port: 0, host: '127.0.0.1' });
   const addr = app.http.server.address();

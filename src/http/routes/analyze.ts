@@ -8,10 +8,46 @@ import type { Services } from '../../app.js';
 import { badRequest } from '../../domain/errors.js';
 import { formatFromName, peek, type DataFormat } from '../../domain/import-service.js';
 import { printSchema } from '../../domain/schema/index.js';
-import { inferJsonColumns, parseNdjsonSample } from '../../ingest/formats/guess.js';
+import type { Column } from '../../domain/types.js';
+import { CsvParser, hasHeader } from '../../ingest/formats/csv.js';
+import { inferJsonColumns, isNullToken, parseNdjsonSample } from '../../ingest/formats/guess.js';
+import type { CsvDialect } from '../../ingest/ingest-service.js';
+import { parseJsonPath } from '../../ingest/jsonpath.js';
 import { authenticate } from '../auth.js';
 import { decoded, hasBody, isMultipart, queryParams, readMultipart } from '../body.js';
+import { dialectOf } from './datasources.js';
 import { fetchUrl } from './url-fetch.js';
+
+const SAMPLE_BYTES = 1024 * 1024;
+const PREVIEW_ROWS = 10;
+
+/** A preview value as ClickHouse's JSON output prints it: null, a number for types up to 32 bits, else text. */
+function previewValue(raw: string, type: string): unknown {
+  if (isNullToken(raw) && /^Nullable\(/.test(type)) return null;
+  const base = type.replace(/^(?:LowCardinality\()?(?:Nullable\()?([^()]+)\)*$/, '$1');
+  if (/^(U?Int(8|16|32)|Float(32|64))$/.test(base) && raw.trim() !== '' && Number.isFinite(Number(raw))) return Number(raw);
+  return raw;
+}
+
+/** The first data rows of a CSV sample, keyed by the analysed column names. */
+function csvPreviewRows(text: string, dialect: CsvDialect, complete: boolean, columns: readonly Column[]): Record<string, unknown>[] {
+  const parser = new CsvParser(dialect);
+  const records = [...parser.push(text), ...(complete ? parser.end() : [])].filter((r) => r.fields).map((r) => r.fields!);
+  const rows = hasHeader(records) ? records.slice(1) : records;
+  return rows.slice(0, PREVIEW_ROWS).map((r) => Object.fromEntries(columns.map((c, i) => [c.name, previewValue(r[i] ?? '', c.type)])));
+}
+
+/** One NDJSON object as a preview row: each column's JSONPath evaluated (missing → null). */
+function jsonPreviewRow(obj: unknown, columns: readonly Column[]): Record<string, unknown> {
+  const at = (v: unknown, keys: string[]): unknown => keys.reduce<unknown>((o, k) => (o !== null && typeof o === 'object' && !Array.isArray(o) ? (o as Record<string, unknown>)[k] : undefined), v);
+  return Object.fromEntries(columns.map((c) => {
+    const path = parseJsonPath(c.jsonpath ?? '$');
+    if (path.whole) return [c.name, JSON.stringify(obj)];
+    const v = at(obj, path.keys);
+    const value = path.array && Array.isArray(v) ? v.map((el) => at(el, path.rest)) : v;
+    return [c.name, value === undefined ? null : value];
+  }));
+}
 
 export const analyzeRoutes = (s: Services): FastifyPluginAsync => async (app) => {
   app.post('/v0/analyze', async (req) => {
@@ -32,7 +68,7 @@ export const analyzeRoutes = (s: Services): FastifyPluginAsync => async (app) =>
           fs.rmSync(file, { force: true });
         }
       }
-      const { head } = await peek(stream, 1024 * 1024);
+      const { head } = await peek(stream, SAMPLE_BYTES);
       if (!head.length) throw badRequest('No data was provided');
       const text = head.toString('utf8');
       if (!format) format = /^\s*[{[]/.test(text) ? 'ndjson' : 'csv';
@@ -41,11 +77,13 @@ export const analyzeRoutes = (s: Services): FastifyPluginAsync => async (app) =>
         if (!objects.length) throw badRequest('Cannot analyze ndjson file. No valid JSON objects found');
         const cols = inferJsonColumns(objects);
         const inf = s.imports.inferFromSample('ndjson', head, {});
-        const data = objects.slice(0, 10);
+        const data = objects.slice(0, PREVIEW_ROWS).map((o) => jsonPreviewRow(o, inf.columns));
         return { analysis: { columns: cols, schema: printSchema(inf.columns) }, preview: { meta: inf.columns.map((c) => ({ name: c.name, type: c.type })), data, rows: data.length, statistics: { elapsed: 0, rows_read: data.length, bytes_read: head.length } } };
       }
-      const inf = s.imports.inferFromSample('csv', head, { delimiter: p.dialect_delimiter });
-      return { analysis: { columns: inf.columns.map((c) => ({ path: null, recommended_type: c.type, present_pct: c.nullable ? 0.99 : 1, name: c.name })), schema: printSchema(inf.columns) }, preview: { meta: inf.columns.map((c) => ({ name: c.name, type: c.type })), data: [], rows: 0 } };
+      const dialect = dialectOf(p);
+      const inf = s.imports.inferFromSample('csv', head, dialect);
+      const data = csvPreviewRows(text, dialect, head.length < SAMPLE_BYTES, inf.columns);
+      return { analysis: { columns: inf.columns.map((c) => ({ path: null, recommended_type: c.type, present_pct: c.nullable ? 0.99 : 1, name: c.name })), schema: printSchema(inf.columns) }, preview: { meta: inf.columns.map((c) => ({ name: c.name, type: c.type })), data, rows: data.length, statistics: { elapsed: 0, rows_read: data.length, bytes_read: head.length } } };
     };
     if (isMultipart(req)) {
       await readMultipart(req, p, async (part) => {

@@ -10,12 +10,13 @@ import type { DatasourceRecord, JobRecord } from '../../catalog/catalog.js';
 import { badRequest, forbidden, notFound, PipitError } from '../../domain/errors.js';
 import { formatFromName, peek, type DataFormat } from '../../domain/import-service.js';
 import { parseEngineParams, parseIndexes, parseSchema, printDatasourceFile } from '../../domain/schema/index.js';
+import { CsvParser } from '../../ingest/formats/csv.js';
 import type { CsvDialect, IngestCounts } from '../../ingest/ingest-service.js';
 import { authenticate } from '../auth.js';
 import { decoded, hasBody, isForm, isMultipart, parseForm, queryParams, readAll, readMultipart } from '../body.js';
 import { datasourceJson, datasourceListJson, pickAttrs } from './datasource-json.js';
 import { jobJson } from './jobs.js';
-import { fetchUrl } from './url-fetch.js';
+import { checkUrl, fetchUrl } from './url-fetch.js';
 
 const MODES = ['append', 'create', 'replace', 'migrate'];
 const FORM_KEYS = new Set(['name', 'mode', 'schema', 'format', 'url', 'engine', 'indexes', 'description', 'token', 'type_guessing',
@@ -28,7 +29,8 @@ interface DataSource {
   field?: string;
 }
 
-function dialectOf(p: Record<string, string>): CsvDialect {
+/** The `dialect_*` params, checked: 400 with a message on any unusable value. */
+export function dialectOf(p: Record<string, string>): CsvDialect {
   const d: CsvDialect = {};
   if (p.dialect_delimiter !== undefined) {
     const v = p.dialect_delimiter === '\\t' ? '\t' : p.dialect_delimiter;
@@ -43,6 +45,11 @@ function dialectOf(p: Record<string, string>): CsvDialect {
   if (p.dialect_escapechar !== undefined) {
     if (p.dialect_escapechar.length !== 1) throw badRequest('The dialect escapechar must be a 1-character string');
     d.escapechar = p.dialect_escapechar;
+  }
+  try {
+    new CsvParser(d); // the combination must be usable (e.g. a new line can't contain the delimiter)
+  } catch (err) {
+    throw badRequest((err as Error).message);
   }
   return d;
 }
@@ -214,6 +221,7 @@ export const datasourceRoutes = (s: Services): FastifyPluginAsync => async (app)
   async function startUrlImport(auth: Auth, p: Record<string, string>, mode: string, format: DataFormat, dialect: CsvDialect) {
     const ws = auth.workspace;
     if (!/^https?:\/\//i.test(p.url)) throw badRequest('Url is not supported, only http, and https schemes are');
+    await checkUrl(p.url, s.config.allowPrivateUrls); // refused before a job exists; checked again when fetched
     let ds = p.name ? await s.datasources.find(ws, p.name) : null;
     if (mode === 'append' && ds && !auth.canAppend(ds.id)) throw forbidden(`Token does not have DATASOURCES:APPEND scope for Data Source "${p.name}"`);
     if (!ds || mode !== 'append') auth.requireCreate();
@@ -222,7 +230,11 @@ export const datasourceRoutes = (s: Services): FastifyPluginAsync => async (app)
     if (mode === 'create' && ds) throw badRequest(`Data Source "${name}" already exists, use mode=append`);
     const job = await s.jobs.create(ws, 'import', { mode, url: p.url, datasource: ds ? { id: ds.id, name: ds.name } : { name } }, async (j) => {
       const res = await fetchUrl(p.url, s.config.allowPrivateUrls);
-      const src: DataSource = { stream: decoded(res.stream, res.contentEncoding), filename: res.filename };
+      const peeked = await peek(decoded(res.stream, res.contentEncoding), 1);
+      if (!peeked.head.length && !(mode === 'replace' && p.replace_truncate_when_empty === 'true')) {
+        throw badRequest(`No data was provided. Make sure the file (${p.url}) is not empty`);
+      }
+      const src: DataSource = { stream: peeked.stream, filename: res.filename };
       let result: Record<string, unknown>;
       ds = await s.datasources.find(ws, name);
       if (mode === 'replace' && ds) {

@@ -7,16 +7,19 @@ import net from 'node:net';
 import { Readable } from 'node:stream';
 import { badRequest } from '../../domain/errors.js';
 
+/** Private, loopback, link-local and unspecified ranges; IPv4-mapped IPv6 (`::ffff:7f00:1`) matches the IPv4 rules. */
+const PRIVATE = new net.BlockList();
+for (const [net4, bits] of [['0.0.0.0', 8], ['10.0.0.0', 8], ['100.64.0.0', 10], ['127.0.0.0', 8], ['169.254.0.0', 16], ['172.16.0.0', 12], ['192.168.0.0', 16]] as const) {
+  PRIVATE.addSubnet(net4, bits, 'ipv4');
+}
+for (const [net6, bits] of [['::', 128], ['::1', 128], ['fc00::', 7], ['fe80::', 10]] as const) PRIVATE.addSubnet(net6, bits, 'ipv6');
+
 function isPrivate(ip: string): boolean {
-  if (net.isIPv4(ip)) {
-    const [a, b] = ip.split('.').map(Number);
-    return a === 10 || a === 127 || a === 0 || (a === 169 && b === 254) || (a === 172 && b >= 16 && b <= 31) || (a === 192 && b === 168) || (a === 100 && b >= 64 && b <= 127);
-  }
-  const l = ip.toLowerCase();
-  return l === '::1' || l === '::' || l.startsWith('fc') || l.startsWith('fd') || l.startsWith('fe80') || l.startsWith('::ffff:127.') || l.startsWith('::ffff:10.') || l.startsWith('::ffff:192.168.');
+  return PRIVATE.check(ip, net.isIPv4(ip) ? 'ipv4' : 'ipv6');
 }
 
-export async function fetchUrl(url: string, allowPrivate: boolean): Promise<{ stream: AsyncIterable<Buffer>; filename: string; contentEncoding?: string }> {
+/** Parses and checks a url (scheme, and no private address unless allowed); 400 otherwise. */
+export async function checkUrl(url: string, allowPrivate: boolean): Promise<URL> {
   let u: URL;
   try {
     u = new URL(url);
@@ -29,6 +32,11 @@ export async function fetchUrl(url: string, allowPrivate: boolean): Promise<{ st
     const addrs = net.isIP(host) ? [host] : (await dns.lookup(host, { all: true }).catch(() => [])).map((a) => a.address);
     if (!addrs.length || addrs.some(isPrivate)) throw badRequest('Invalid url');
   }
+  return u;
+}
+
+export async function fetchUrl(url: string, allowPrivate: boolean): Promise<{ stream: AsyncIterable<Buffer>; filename: string; contentEncoding?: string }> {
+  const u = await checkUrl(url, allowPrivate);
   let res: Response;
   try {
     res = await fetch(u, { redirect: allowPrivate ? 'follow' : 'error' });
