@@ -291,6 +291,33 @@ describe('POST /v0/datasources/:name/alter', () => {
       'The data source engine (Join) is not supported. Schema modifications are only supported for the Null engine and the engines from the MergeTree family.');
   });
 
+  it('changes a JSONPath (the ingest follows) and accepts a JSON body', async () => {
+    await create('alt_path', EV, EV_KEYS);
+    const r = await call('POST', '/v0/datasources/alt_path/alter', {
+      body: JSON.stringify({ schema: 'ts DateTime `json:$.ts`, user String `json:$.who.name`, n Int32 `json:$.n`' }),
+      headers: { 'content-type': 'application/json' },
+    });
+    expect(r.status, r.text).toBe(200);
+    const g = await call('GET', '/v0/datasources/alt_path');
+    expect(g.body.schema.columns[1].jsonpath).toBe('$.who.name');
+    const a = await call('POST', '/v0/datasources?name=alt_path&mode=append&format=ndjson', { body: line({ ts: '2024-01-01 00:00:00', who: { name: 'ann' }, n: 1 }) });
+    expect(a.body.quarantine_rows, a.text).toBe(0);
+    const t = await tableOf(s, 'alt_path');
+    expect(await engineRows(s, `SELECT user FROM ${t.table}`)).toEqual([{ user: 'ann' }]);
+  });
+
+  it('adds a column to a CSV data source; CSV rows carry it from then on', async () => {
+    await create('alt_csv', 'k Int32, v String');
+    await call('POST', '/v0/datasources?name=alt_csv&mode=append', { body: '1,a\n' });
+    const r = await call('POST', '/v0/datasources/alt_csv/alter', form({ schema: 'k Int32, v String, w Nullable(Int64)' }));
+    expect(r.status, r.text).toBe(200);
+    expect(r.body.operations).toEqual(['ADD COLUMN `w` Nullable(Int64)']);
+    const a = await call('POST', '/v0/datasources?name=alt_csv&mode=append', { body: '2,b,7\n' });
+    expect(a.body.quarantine_rows, a.text).toBe(0);
+    const t = await tableOf(s, 'alt_csv');
+    expect(await engineRows(s, `SELECT k, v, w FROM ${t.table} ORDER BY k`)).toEqual([{ k: 1, v: 'a', w: null }, { k: 2, v: 'b', w: 7 }]);
+  });
+
   it('works on a Null-engine data source', async () => {
     await create('alt_nulleng', 'a String `json:$.a`', '&format=ndjson&engine=Null');
     const r = await call('POST', '/v0/datasources/alt_nulleng/alter', form({ schema: 'a String `json:$.a`, b Int32 `json:$.b`' }));
@@ -556,6 +583,17 @@ describe('POST /v0/analyze', () => {
     const body = await call('POST', '/v0/analyze?format=parquet', { body: parquetBytes });
     expect(body.status, body.text).toBe(200);
     checkParquet(body.body);
+    // format defaults to auto: Parquet is recognised by its magic bytes.
+    for (const q of ['', '?format=auto']) {
+      const auto = await call('POST', `/v0/analyze${q}`, { body: parquetBytes });
+      expect(auto.status, auto.text).toBe(200);
+      checkParquet(auto.body);
+    }
+    const fdAuto = new FormData();
+    fdAuto.append('file', new Blob([parquetBytes]), 'upload.bin');
+    const mpAuto = await call('POST', '/v0/analyze', { body: fdAuto });
+    expect(mpAuto.status, mpAuto.text).toBe(200);
+    checkParquet(mpAuto.body);
     const fd = new FormData();
     fd.append('parquet', new Blob([parquetBytes]), 'rows.parquet');
     const mp = await call('POST', '/v0/analyze', { body: fd });
@@ -587,6 +625,7 @@ describe('POST /v0/analyze', () => {
     expect(unreachable.status, unreachable.text).toBe(400);
     expect(unreachable.body.error).toMatch(/^Trying to fetch http:\/\/127\.0\.0\.1:1\/x\.csv failed with /);
     await expectError(call('POST', '/v0/analyze?format=ndjson', { body: 'not json\n' }), 400, /^Cannot analyze ndjson file/);
+    await expectError(call('POST', '/v0/analyze?format=xml', { body: 'a,b\n1,2\n' }), 400, 'Invalid format "xml", valid formats are csv, ndjson, parquet, auto');
     await expectError(call('POST', '/v0/analyze?format=csv&dialect_delimiter=ab', { body: 'a,b\n1,2\n' }), 400, 'The dialect delimiter must be a 1-character string');
     await expectError(call('POST', '/v0/analyze?format=csv&dialect_new_line=%2C', { body: 'a,b\n1,2\n' }), 400, /new_line/);
   });
@@ -826,5 +865,71 @@ describe('url imports: errors', () => {
     expect(job.status).toBe('error');
     expect(job.error).toBe(`No data was provided. Make sure the file (${files.base}/empty.csv) is not empty`);
     expect((await call('GET', '/v0/datasources/url_empty')).status).toBe(404);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+
+describe('scopes on these routes', () => {
+  let readA: string;
+  let dropA: string;
+  let appendA: string;
+  let idA: string;
+  beforeAll(async () => {
+    idA = (await create('scope_a', 'k Int32')).id;
+    await create('scope_b', 'k Int32');
+    const access = s.app.services.access;
+    const ws = access.defaultWorkspace;
+    readA = (await access.createToken(ws.id, 'read a', [{ type: 'DATASOURCES:READ', resource: idA }])).token;
+    dropA = (await access.createToken(ws.id, 'drop a', [{ type: 'DATASOURCES:DROP', resource: idA }])).token;
+    appendA = (await access.createToken(ws.id, 'append a', [{ type: 'DATASOURCES:APPEND', resource: idA }])).token;
+  });
+
+  it('a READ token sees only its data source and can change nothing', async () => {
+    const as = (token: string) => ({ token });
+    expect((await call('GET', '/v0/datasources/scope_a', as(readA))).status).toBe(200);
+    expect((await call('GET', '/v0/datasources/scope_a.datasource', as(readA))).status).toBe(200);
+    await expectError(call('GET', '/v0/datasources/scope_b', as(readA)), 403, "The token you have provided doesn't have access to this resource");
+    await expectError(call('GET', '/v0/datasources/scope_b.datasource', as(readA)), 403, "The token you have provided doesn't have access to this resource");
+    const list = await call('GET', '/v0/datasources', as(readA));
+    expect(list.body.datasources.map((d: Json) => d.name)).toEqual(['scope_a']);
+    await expectError(call('POST', '/v0/datasources/scope_a/alter', { ...form({ description: 'x' }), token: readA }), 403, 'token needs scope DATASOURCES:CREATE');
+    await expectError(call('PUT', '/v0/datasources/scope_a?name=scope_z', as(readA)), 403, 'token needs scope DATASOURCES:CREATE');
+    await expectError(call('DELETE', '/v0/datasources/scope_a', as(readA)), 403, 'User does not have permissions to drop Data Source "scope_a", set DROP scope');
+    await expectError(call('GET', '/v0/jobs', as(readA)), 403, 'token needs scope DATASOURCES:CREATE');
+    await expectError(call('GET', '/v0/jobs/whatever', as(readA)), 403, 'token needs scope DATASOURCES:CREATE');
+    await expectError(call('POST', '/v0/jobs/whatever/cancel', as(readA)), 403, 'token needs scope DATASOURCES:CREATE');
+    await expectError(call('POST', '/v0/analyze', { body: 'a,b\n1,2\n', token: readA }), 403, 'token needs scope DATASOURCES:CREATE');
+    const r = await call('GET', '/v0/datasources/scope_a', as(readA));
+    expect([r.body.name, r.body.description]).toEqual(['scope_a', '']);
+  });
+
+  it('an APPEND token appends (also from a url) but can not create or replace', async () => {
+    expect((await call('POST', '/v0/datasources?name=scope_a&mode=append', { body: '1\n', token: appendA })).status).toBe(200);
+    await expectError(call('POST', '/v0/datasources?name=scope_b&mode=append', { body: '1\n', token: appendA }), 403,
+      'Token does not have DATASOURCES:APPEND scope for Data Source "scope_b"');
+    await expectError(call('POST', '/v0/datasources?name=scope_a&mode=replace', { body: '1\n', token: appendA }), 403,
+      'Token does not have DATASOURCES:CREATE scope, replace mode requires the DATASOURCES:CREATE scope because is a destructive action');
+    await expectError(call('POST', '/v0/datasources?name=scope_b&mode=append', { ...form({ url: 'http://127.0.0.1:1/a.csv' }), token: appendA }), 403,
+      'Token does not have DATASOURCES:APPEND scope for Data Source "scope_b"');
+    expect(await count(s, 'scope_a')).toBe(1);
+  });
+
+  it('a DROP token drops its data source', async () => {
+    const r = await call('DELETE', `/v0/datasources/${idA}`, { token: dropA });
+    expect(r.status, r.text).toBe(204);
+    expect((await call('GET', '/v0/datasources/scope_a')).status).toBe(404);
+  });
+});
+
+describe('url imports: synchronous refusals', () => {
+  it('replace of a missing data source, create over an existing one', async () => {
+    await expectError(call('POST', '/v0/datasources?name=url_nope&mode=replace', form({ url: 'http://127.0.0.1:1/a.csv' })), 400,
+      'Data Source "url_nope" does not exist, can not replace a non existing Data Source');
+    await create('url_exists', 'a String');
+    await expectError(call('POST', '/v0/datasources?name=url_exists&mode=create', form({ url: 'http://127.0.0.1:1/a.csv' })), 400,
+      'Data Source "url_exists" already exists, use mode=append');
+    await expectError(call('POST', '/v0/datasources?name=url_exists&mode=append', form({ url: 'not a url' })), 400,
+      'Url is not supported, only http, and https schemes are');
   });
 });

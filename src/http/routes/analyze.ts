@@ -8,6 +8,7 @@ import type { Services } from '../../app.js';
 import { badRequest } from '../../domain/errors.js';
 import { formatFromName, peek, type DataFormat } from '../../domain/import-service.js';
 import { printSchema } from '../../domain/schema/index.js';
+import { quoteString } from '../../engine/engine.js';
 import type { Column } from '../../domain/types.js';
 import { CsvParser, hasHeader } from '../../ingest/formats/csv.js';
 import { inferJsonColumns, isNullToken, parseNdjsonSample } from '../../ingest/formats/guess.js';
@@ -57,19 +58,21 @@ export const analyzeRoutes = (s: Services): FastifyPluginAsync => async (app) =>
     let result: unknown = null;
     const analyze = async (stream: AsyncIterable<Buffer>, filename?: string, field?: string) => {
       let format = (p.format && p.format !== 'auto' ? p.format : null) as DataFormat | null;
+      if (format && !['csv', 'ndjson', 'parquet'].includes(format)) throw badRequest(`Invalid format "${format}", valid formats are csv, ndjson, parquet, auto`);
       format ??= field === 'ndjson' || field === 'parquet' ? field : formatFromName(filename);
+      const { head, stream: all } = await peek(stream, SAMPLE_BYTES);
+      if (!head.length) throw badRequest('No data was provided');
+      if (!format && head.subarray(0, 4).toString('latin1') === 'PAR1') format = 'parquet';
       if (format === 'parquet') {
-        const file = await s.imports.spool(stream);
+        const file = await s.imports.spool(all);
         try {
           const inf = await s.imports.inferFromParquet(file);
           const columns = inf.columns.map((c) => ({ path: c.jsonpath, recommended_type: c.type, present_pct: 1, name: c.name }));
-          return { analysis: { columns, schema: printSchema(inf.columns) }, preview: await s.preview(`file('${file}', Parquet)`) };
+          return { analysis: { columns, schema: printSchema(inf.columns) }, preview: await s.preview(`file(${quoteString(file)}, Parquet)`) };
         } finally {
           fs.rmSync(file, { force: true });
         }
       }
-      const { head } = await peek(stream, SAMPLE_BYTES);
-      if (!head.length) throw badRequest('No data was provided');
       const text = head.toString('utf8');
       if (!format) format = /^\s*[{[]/.test(text) ? 'ndjson' : 'csv';
       if (format === 'ndjson') {
