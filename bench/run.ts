@@ -23,13 +23,14 @@ function makeData(): Buffer[] {
   let size = 0;
   for (let i = 0; i < ROWS; i++) {
     const l = JSON.stringify({ timestamp: new Date(1700000000000 + i * 1000).toISOString(), session_id: `s-${i % 50000}-0123456789abcdef`, action: acts[i % 5], version: '1', value: i * 1.5, path: `/p/${i % 1000}/index.html` });
-    cur.push(l);
-    size += l.length + 1;
-    if (size >= 10 * 1024 * 1024) {
+    // Requests stay within the Events API's 10 MB cap (a larger one is answered 413).
+    if (size + l.length + 1 > 10 * 1024 * 1024) {
       chunks.push(Buffer.from(cur.join('\n') + '\n'));
       cur = [];
       size = 0;
     }
+    cur.push(l);
+    size += l.length + 1;
   }
   if (cur.length) chunks.push(Buffer.from(cur.join('\n') + '\n'));
   return chunks;

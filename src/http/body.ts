@@ -45,6 +45,8 @@ export async function* decoded(source: AsyncIterable<Buffer>, contentEncoding?: 
   try {
     for await (const c of gunzip) yield c as Buffer;
   } catch (err) {
+    // An error of the source itself (e.g. a size limit) is not a decompression error.
+    if (err instanceof PipitError) throw err;
     throw badRequest(`The body could not be decompressed: ${(err as Error).message}`);
   }
 }

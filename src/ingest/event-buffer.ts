@@ -4,6 +4,14 @@
  * survives kill -9); one flusher per data source inserts whole segments into the engine, so many
  * small requests become one insert. Segments carry a dedup token, so replaying one after a crash
  * writes its rows once. Rejects with 503 when a data source's backlog is too large.
+ *
+ * Files under `wal/` (`<workspace>__<datasource>__<segment>[__<request>].<ext>`):
+ * - `.tsv` — a lane segment: TSV rows `line \t request_id`, appended in the order they are acknowledged;
+ * - `.ndjson` — one large request's body, written as `.partial` and renamed once complete, so a
+ *   body torn by a crash before its acknowledgement is never replayed;
+ * - `.orphan` — a segment whose data source no longer exists (set aside at start).
+ * Every `.tsv`/`.ndjson` file present at start holds acknowledged rows not known to be in the
+ * engine, and is replayed; a segment that cannot be inserted stays on disk for the next start.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -26,13 +34,22 @@ interface Waiter {
   reject: (err: unknown) => void;
 }
 
+interface Part {
+  requestId: string;
+  tsv: Buffer;
+}
+
 interface Segment {
   id: string;
   file: string;
-  fh: fs.promises.FileHandle | null;
   opening: Promise<fs.promises.FileHandle>;
-  parts: Buffer[];
+  /** The rows in file order (writes are chained, so memory and file agree byte for byte). */
+  parts: Part[];
   bytes: number;
+  /** Bytes of the file known to be whole (a failed write is cut back to this). */
+  written: number;
+  /** The last write of the chain; every write waits for the previous one. */
+  tail: Promise<void>;
   writes: Set<Promise<unknown>>;
   waiters: Waiter[];
   target: EventTarget;
@@ -46,6 +63,33 @@ interface Lane {
 
 /** Largest backlog (bytes not yet in the engine) per data source before new requests get a 503. */
 const MAX_BACKLOG = 512 * 1024 * 1024;
+/** Largest total of large bodies being inserted at once (all data sources) before new ones get a 503. */
+const MAX_LARGE_IN_FLIGHT = 512 * 1024 * 1024;
+/** Engine insert attempts per segment before it is left on disk for the next start. */
+const INSERT_ATTEMPTS = 3;
+
+const UNAVAILABLE = 'Service temporarily unavailable, no data ingested, please retry again';
+
+/** Writes the whole buffer (a single write may be short). */
+async function writeFully(fh: fs.promises.FileHandle, buf: Buffer): Promise<void> {
+  let off = 0;
+  while (off < buf.length) {
+    const { bytesWritten } = await fh.write(buf, off, buf.length - off);
+    off += bytesWritten;
+  }
+}
+
+/** Runs `fn` up to INSERT_ATTEMPTS times with a short backoff; the insert carries a dedup token, so a retry after a partial success writes the rest once. */
+async function withRetries(fn: () => Promise<void>): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (attempt >= INSERT_ATTEMPTS) throw err;
+      await new Promise((r) => setTimeout(r, 200 * attempt));
+    }
+  }
+}
 
 export class EventBuffer {
   private readonly lanes = new Map<string, Lane>();
@@ -76,36 +120,63 @@ export class EventBuffer {
    * resolves only after they are in the engine, with the time of the flush.
    */
   async append(target: EventTarget, tsv: Buffer, requestId: string, wait: boolean): Promise<number | null> {
-    if (this.closing) throw new PipitError('unavailable', 'Service temporarily unavailable, no data ingested, please retry again');
+    if (this.closing) throw new PipitError('unavailable', UNAVAILABLE);
     const key = `${target.workspaceId}__${target.datasourceId}`;
     let lane = this.lanes.get(key);
     if (!lane) this.lanes.set(key, (lane = { current: null, flushing: false, backlog: 0 }));
-    if (lane.backlog > MAX_BACKLOG) throw new PipitError('unavailable', 'Service temporarily unavailable, no data ingested, please retry again');
+    if (lane.backlog > MAX_BACKLOG) throw new PipitError('unavailable', UNAVAILABLE);
     let seg = lane.current;
     if (!seg) {
       const id = ulid();
       const file = path.join(this.dir, `${key}__${id}.tsv`);
-      seg = { id, file, fh: null, opening: fs.promises.open(file, 'a'), parts: [], bytes: 0, writes: new Set(), waiters: [], target };
+      const opening = fs.promises.open(file, 'a');
+      seg = { id, file, opening, parts: [], bytes: 0, written: 0, tail: opening.then(() => undefined, () => undefined), writes: new Set(), waiters: [], target };
       lane.current = seg;
     }
-    seg.parts.push(tsv);
-    seg.bytes += tsv.length;
-    lane.backlog += tsv.length;
     const s = seg;
-    const write = (async () => {
-      const fh = s.fh ?? (s.fh = await s.opening);
-      await fh.write(tsv);
-      if (this.fsync) await fh.datasync();
-    })();
+    const part: Part = { requestId, tsv };
+    s.parts.push(part);
+    s.bytes += tsv.length;
+    lane.backlog += tsv.length;
+    // Chained after the previous write, so the file holds the parts in the order of `parts`: a
+    // replay then inserts exactly what the first attempt did, and a torn write (process killed
+    // mid-write, before this request's acknowledgement) can only be the file's tail.
+    const appended = s.tail.then(async () => {
+      const fh = await s.opening;
+      try {
+        await writeFully(fh, tsv);
+        s.written += tsv.length;
+      } catch (err) {
+        // Cut a partial write back, so the next request's rows do not follow a torn line.
+        await fh.truncate(s.written).catch(() => undefined);
+        throw err;
+      }
+    });
+    s.tail = appended.catch(() => undefined);
+    // Outside the chain, so concurrent requests share the disk flushes (group commit).
+    const write = this.fsync ? appended.then(async () => (await s.opening).datasync()) : appended;
     s.writes.add(write);
+    let waiter: Waiter | null = null;
     let flushed: Promise<number> | null = null;
-    if (wait) flushed = new Promise<number>((resolve, reject) => s.waiters.push({ requestId, resolve, reject }));
+    if (wait) {
+      flushed = new Promise<number>((resolve, reject) => s.waiters.push((waiter = { requestId, resolve, reject })));
+      // Never an unhandled rejection, even when this request gives up before its flush.
+      flushed.catch(() => undefined);
+    }
     try {
       await write;
+    } catch (err) {
+      // Not acknowledged: the rows must not be inserted behind the caller's back.
+      s.parts.splice(s.parts.indexOf(part), 1);
+      s.bytes -= tsv.length;
+      lane.backlog -= tsv.length;
+      if (waiter) s.waiters.splice(s.waiters.indexOf(waiter), 1);
+      this.log('event write failed', { segment: s.file, error: String(err) });
+      throw new PipitError('unavailable', UNAVAILABLE);
     } finally {
       s.writes.delete(write);
+      this.schedule(key);
     }
-    this.schedule(key);
     return flushed ? await flushed : null;
   }
 
@@ -114,34 +185,52 @@ export class EventBuffer {
    * are logged as their own segment, tagged with the request id, and inserted as lines.
    */
   async appendLarge(target: EventTarget, body: Buffer, requestId: string, wait: boolean): Promise<void> {
-    if (this.closing) throw new PipitError('unavailable', 'Service temporarily unavailable, no data ingested, please retry again');
+    if (this.closing) throw new PipitError('unavailable', UNAVAILABLE);
+    if (this.largeBytes > MAX_LARGE_IN_FLIGHT) throw new PipitError('unavailable', UNAVAILABLE);
     const key = `${target.workspaceId}__${target.datasourceId}`;
     const segId = ulid();
     const file = path.join(this.dir, `${key}__${segId}__${requestId}.ndjson`);
-    const fh = await fs.promises.open(file, 'w');
-    try {
-      await fh.write(body);
-      if (this.fsync) await fh.datasync();
-    } finally {
-      await fh.close();
-    }
+    // Written under a temporary name and renamed once whole: a body cut short by a crash before
+    // the acknowledgement is never replayed (its torn last line would land in quarantine).
+    const partial = file + '.partial';
     this.largeInFlight++;
-    const done = this.insertLines(target.stage, body, requestId, segId)
+    this.largeBytes += body.length;
+    const release = () => {
+      this.largeInFlight--;
+      this.largeBytes -= body.length;
+      this.maybeIdle();
+    };
+    try {
+      const fh = await fs.promises.open(partial, 'w');
+      try {
+        await writeFully(fh, body);
+        if (this.fsync) await fh.datasync();
+      } finally {
+        await fh.close();
+      }
+      await fs.promises.rename(partial, file);
+    } catch (err) {
+      release();
+      await fs.promises.unlink(partial).catch(() => undefined);
+      this.log('event write failed', { segment: file, error: String(err) });
+      throw new PipitError('unavailable', UNAVAILABLE);
+    }
+    const done = withRetries(() => this.insertLines(target.stage, body, requestId, segId))
       .then(() => fs.promises.unlink(file))
       .catch(async (err) => {
-        await fs.promises.rename(file, file + '.failed').catch(() => undefined);
         this.log('event flush failed', { segment: file, error: String(err) });
-        throw new PipitError('unavailable', 'Service temporarily unavailable, no data ingested, please retry again');
+        // A waiting caller is told nothing was ingested, so the segment must not be replayed
+        // later; an acknowledged (202) one stays on disk and is replayed on the next start.
+        if (wait) await fs.promises.unlink(file).catch(() => undefined);
+        throw new PipitError('unavailable', UNAVAILABLE);
       })
-      .finally(() => {
-        this.largeInFlight--;
-        this.maybeIdle();
-      });
+      .finally(release);
     if (wait) await done;
     else done.catch(() => undefined);
   }
 
   private largeInFlight = 0;
+  private largeBytes = 0;
 
   private async insertLines(stage: string, data: Buffer, requestId: string, segmentId: string): Promise<void> {
     await this.engine.insert({ table: stage, format: 'LineAsString', columns: ['__line'], data, settings: insertSettings(requestId, `wal-${segmentId}`) });
@@ -172,27 +261,43 @@ export class EventBuffer {
   private async flush(seg: Segment): Promise<void> {
     // Let writes that joined this segment finish, then seal it.
     while (seg.writes.size) await Promise.allSettled([...seg.writes]);
-    const fh = seg.fh ?? (await seg.opening);
-    await fh.close();
-    const data = Buffer.concat(seg.parts);
-    let lastErr: unknown;
-    for (let attempt = 0; attempt < 3; attempt++) {
-      try {
-        await this.insert(seg.target.stage, data, seg.id);
-        await fs.promises.unlink(seg.file);
-        const at = Date.now();
-        for (const w of seg.waiters) w.resolve(at);
-        return;
-      } catch (err) {
-        lastErr = err;
-        await new Promise((r) => setTimeout(r, 200 * (attempt + 1)));
-      }
+    await seg.tail;
+    const fh = await seg.opening.catch(() => null);
+    await fh?.close();
+    if (seg.parts.length === 0) {
+      await fs.promises.unlink(seg.file).catch(() => undefined);
+      return;
     }
-    // Keep the rows: the segment stays on disk (renamed) for an operator to replay.
-    await fs.promises.rename(seg.file, seg.file + '.failed').catch(() => undefined);
-    const err = new PipitError('unavailable', 'Service temporarily unavailable, no data ingested, please retry again');
-    for (const w of seg.waiters) w.reject(err);
-    throw lastErr;
+    const data = Buffer.concat(seg.parts.map((p) => p.tsv));
+    try {
+      await withRetries(() => this.insert(seg.target.stage, data, seg.id));
+    } catch (err) {
+      // The waiting callers are told nothing was ingested: drop their rows from the segment. The
+      // acknowledged (202) rows stay on disk and are replayed on the next start.
+      const waiting = new Set(seg.waiters.map((w) => w.requestId));
+      const kept = seg.parts.filter((p) => !waiting.has(p.requestId));
+      await this.rewrite(seg.file, kept.map((p) => p.tsv)).catch((e) => this.log('event segment rewrite failed', { segment: seg.file, error: String(e) }));
+      const unavailable = new PipitError('unavailable', UNAVAILABLE);
+      for (const w of seg.waiters) w.reject(unavailable);
+      throw err;
+    }
+    await fs.promises.unlink(seg.file);
+    const at = Date.now();
+    for (const w of seg.waiters) w.resolve(at);
+  }
+
+  /** Replaces a segment file's content atomically (or removes it when nothing is left). */
+  private async rewrite(file: string, parts: Buffer[]): Promise<void> {
+    if (parts.length === 0) return fs.promises.unlink(file);
+    const tmp = file + '.partial';
+    const fh = await fs.promises.open(tmp, 'w');
+    try {
+      await writeFully(fh, Buffer.concat(parts));
+      await fh.datasync();
+    } finally {
+      await fh.close();
+    }
+    await fs.promises.rename(tmp, file);
   }
 
   private async insert(stage: string, data: Buffer, segmentId: string): Promise<void> {
@@ -207,27 +312,43 @@ export class EventBuffer {
 
   /**
    * Replays segments left by a previous process. `resolve` maps a (workspace, data source) to its
-   * stage, or null when the data source is gone (its segments are then set aside).
+   * stage, or null when the data source is gone (its segments are then set aside). A segment that
+   * fails to insert is logged and left for the next start; it does not stop this one.
    */
   async recover(resolve: (workspaceId: string, datasourceId: string) => Promise<string | null>): Promise<number> {
     let replayed = 0;
-    const files = (await fs.promises.readdir(this.dir)).filter((f) => f.endsWith('.tsv') || f.endsWith('.ndjson')).sort((a, b) => a.split('__')[2].localeCompare(b.split('__')[2]));
-    for (const f of files) {
-      const [ws, ds, rest, reqPart] = f.split('__');
-      const segId = rest.replace(/\.tsv$/, '').replace(/\.ndjson$/, '');
+    const names = await fs.promises.readdir(this.dir);
+    // Bodies whose write never completed were never acknowledged.
+    for (const f of names.filter((n) => n.endsWith('.partial'))) await fs.promises.unlink(path.join(this.dir, f)).catch(() => undefined);
+    const segments = names
+      .filter((f) => f.endsWith('.tsv') || f.endsWith('.ndjson'))
+      .map((f) => {
+        const ext = f.endsWith('.tsv') ? 'tsv' : 'ndjson';
+        const [ws, ds, segId, requestId] = f.slice(0, -(ext.length + 1)).split('__');
+        return { f, ws, ds, segId, requestId, ext };
+      })
+      .filter((x) => x.ws && x.ds && x.segId)
+      .sort((a, b) => a.segId.localeCompare(b.segId));
+    for (const { f, ws, ds, segId, requestId, ext } of segments) {
       const file = path.join(this.dir, f);
-      const stage = await resolve(ws, ds);
-      if (!stage) {
-        await fs.promises.rename(file, file + '.orphan');
-        continue;
+      try {
+        const stage = await resolve(ws, ds);
+        if (!stage) {
+          await fs.promises.rename(file, file + '.orphan');
+          continue;
+        }
+        const data = await fs.promises.readFile(file);
+        if (ext === 'ndjson') await withRetries(() => this.insertLines(stage, data, requestId ?? segId, segId));
+        else {
+          // A torn last line (the process died mid-write, before the acknowledgement) is dropped.
+          const end = data.lastIndexOf(10) + 1;
+          if (end > 0) await withRetries(() => this.insert(stage, data.subarray(0, end), segId));
+        }
+        await fs.promises.unlink(file);
+        replayed++;
+      } catch (err) {
+        this.log('event segment replay failed; kept for the next start', { segment: file, error: String(err) });
       }
-      const data = await fs.promises.readFile(file);
-      // A torn last line (the process died mid-write, before the acknowledgement) is dropped.
-      const end = data.lastIndexOf(10) + 1;
-      if (f.endsWith('.ndjson')) await this.insertLines(stage, data, reqPart.replace(/\.ndjson$/, ''), segId);
-      else if (end > 0) await this.insert(stage, data.subarray(0, end), segId);
-      await fs.promises.unlink(file);
-      replayed++;
     }
     return replayed;
   }
