@@ -124,6 +124,9 @@ export class ImportService {
 
   /** Loads data of a format into an existing data source. */
   async load(ws: Workspace, ds: DatasourceRecord, format: DataFormat, stream: AsyncIterable<Buffer>, importId: string, dialect: CsvDialect, parquetFile?: string): Promise<IngestCounts> {
+    if (format !== 'csv' && ds.format !== 'ndjson') {
+      throw badRequest(`Data Source "${ds.name}" has no JSONPaths in its schema: ${format === 'parquet' ? 'Parquet' : 'NDJSON'} data can't be appended to it`);
+    }
     if (format === 'parquet') {
       const file = parquetFile ?? (await this.spool(stream));
       try {
@@ -134,7 +137,6 @@ export class ImportService {
       }
     }
     if (format === 'ndjson') {
-      if (ds.format !== 'ndjson') throw badRequest(`Data Source "${ds.name}" has no JSONPaths in its schema: NDJSON data can't be appended to it`);
       return this.ingest.appendNdjson(ws, ds, stream, importId);
     }
     return this.ingest.appendCsv(ws, ds, stream, importId, dialect);

@@ -461,6 +461,9 @@ describe('GET /v0/datasources and /v0/datasources/:name', () => {
     const attrs = await call('GET', '/v0/datasources/get_one?attrs=id,name,description');
     // Falsy values (the empty description) are dropped.
     expect(attrs.body).toEqual({ id: ds.id, name: 'get_one' });
+    // An empty attrs is no filter.
+    expect((await call('GET', '/v0/datasources/get_one?attrs=')).body).toEqual(byName.body);
+    expect((await call('GET', '/v0/datasources?attrs=')).body.datasources.find((d: Json) => d.name === 'get_one').columns).toHaveLength(2);
   });
 
   it('lists data sources; attrs keeps only those keys and quarantine_rows counts for real', async () => {
@@ -779,6 +782,13 @@ describe('creating and appending from data', () => {
     expect(r.body.error).toBe('There was an error with file contents: 2 rows in quarantine.');
     expect(await count(s, 'pq_schema')).toBe(1);
     await expectError(call('POST', '/v0/datasources?name=pq_schema&mode=append&format=parquet', { body: 'nope' }), 400, 'File is not a valid Parquet file');
+    // A data source without JSONPaths takes neither NDJSON nor Parquet (and the error names no internal table).
+    await create('pq_csv', 'id Int32, name String');
+    await expectError(call('POST', '/v0/datasources?name=pq_csv&mode=append&format=parquet', { body: bytes }), 400,
+      'Data Source "pq_csv" has no JSONPaths in its schema: Parquet data can\'t be appended to it');
+    await expectError(call('POST', '/v0/datasources?name=pq_csv&mode=append&format=ndjson', { body: '{"id":1,"name":"a"}\n' }), 400,
+      'Data Source "pq_csv" has no JSONPaths in its schema: NDJSON data can\'t be appended to it');
+    expect(await count(s, 'pq_csv')).toBe(0);
   });
 
   it('CSV dialects: delimiter (incl. tab), new line and escapechar', async () => {

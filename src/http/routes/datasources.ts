@@ -275,8 +275,8 @@ export const datasourceRoutes = (s: Services): FastifyPluginAsync => async (app)
     if (asFile || queryParams(req).format === 'datasource') {
       return reply.type('text/plain; charset=utf-8').send(printDatasourceFile({ description: ds.description, columns: ds.columns, engine: ds.engine, indexes: ds.indexes }));
     }
-    const attrs = queryParams(req).attrs?.split(',').filter(Boolean) ?? null;
-    return pickAttrs(await dsJson(auth, ds), attrs);
+    const attrs = queryParams(req).attrs?.split(',').map((a) => a.trim()).filter(Boolean) ?? [];
+    return pickAttrs(await dsJson(auth, ds), attrs.length ? attrs : null);
   });
 
   app.put('/v0/datasources/:name', async (req) => {
