@@ -688,6 +688,21 @@ describe('Jobs API', () => {
     await expectError(call('GET', '/v0/jobs/nope'), 404, 'Job with id "nope" not found');
   });
 
+  it('a queued url import follows a rename of its data source (ids are stable)', async () => {
+    const ds = await create('jobs_r', 'k Int32, v String');
+    files.hold();
+    const slow = form({ url: `${files.base}/slow/a.csv` });
+    const busy = [await call('POST', '/v0/datasources?name=jobs_r&mode=append', slow), await call('POST', '/v0/datasources?name=jobs_r&mode=append', slow)];
+    const queued = await call('POST', '/v0/datasources?name=jobs_r&mode=append', form({ url: `${files.base}/a.csv` }));
+    expect((await call('GET', `/v0/jobs/${queued.body.id}`)).body.status).toBe('waiting');
+    expect((await call('PUT', '/v0/datasources/jobs_r?name=jobs_r2')).status).toBe(200);
+    files.release();
+    for (const j of [...busy, queued]) expect((await waitForJob(j.body.id)).status).toBe('done');
+    expect((await call('GET', '/v0/datasources/jobs_r')).status).toBe(404);
+    expect((await call('GET', '/v0/datasources/jobs_r2')).body.id).toBe(ds.id);
+    expect(await count(s, 'jobs_r2')).toBe(5);
+  });
+
   it('cancels a waiting job; a working or finished job is not cancellable', async () => {
     await create('jobs_c', 'k Int32, v String');
     files.hold();
@@ -706,6 +721,16 @@ describe('Jobs API', () => {
     const listed = await call('GET', '/v0/jobs?status=waiting');
     expect(listed.body.jobs.map((j: Json) => j.id)).toContain(j3.body.id);
 
+    // A delete job queued behind them waits too, and can be cancelled: it deletes nothing.
+    await create('jobs_d', 'k Int32');
+    await call('POST', '/v0/datasources?name=jobs_d&mode=append', { body: '1\n2\n' });
+    const dj = await call('POST', '/v0/datasources/jobs_d/delete', form({ delete_condition: 'k = 1' }));
+    expect(dj.status, dj.text).toBe(201);
+    expect(dj.body.job.status).toBe('waiting');
+    const dc = await call('POST', `/v0/jobs/${dj.body.id}/cancel`);
+    expect(dc.status, dc.text).toBe(200);
+    expect(dc.body).toMatchObject({ kind: 'delete_data', status: 'cancelled', is_cancellable: false, delete_condition: 'k = 1' });
+
     const c = await call('POST', `/v0/jobs/${j3.body.id}/cancel`);
     expect(c.status, c.text).toBe(200);
     expect(c.body.id).toBe(j3.body.id);
@@ -722,6 +747,8 @@ describe('Jobs API', () => {
     expect(await count(s, 'jobs_c')).toBe(4); // two jobs of two rows; the cancelled one added nothing
     await expectError(call('POST', `/v0/jobs/${j1.body.id}/cancel`), 400, 'Job is not in cancellable status');
     await expectError(call('POST', `/v0/jobs/${j3.body.id}/cancel`), 400, 'Job is not in cancellable status');
+    expect((await call('GET', `/v0/jobs/${dj.body.id}`)).body.status).toBe('cancelled');
+    expect(await count(s, 'jobs_d')).toBe(2);
     await expectError(call('POST', '/v0/jobs/nope/cancel'), 404, 'Job with id "nope" not found');
   });
 });

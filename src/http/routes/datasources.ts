@@ -236,7 +236,8 @@ export const datasourceRoutes = (s: Services): FastifyPluginAsync => async (app)
       }
       const src: DataSource = { stream: peeked.stream, filename: res.filename };
       let result: Record<string, unknown>;
-      ds = await s.datasources.find(ws, name);
+      // By id when it existed at submit time, so a rename while the job waited is followed.
+      ds = (ds && (await s.datasources.find(ws, ds.id))) ?? (await s.datasources.find(ws, name));
       if (mode === 'replace' && ds) {
         result = importResponse(ds, j.id, await s.imports.replace(ws, ds, format, src.stream, j.id, dialect, p.replace_condition), await dsJson(auth, ds));
       } else if (ds) {
