@@ -20,6 +20,7 @@ import { EventBuffer } from './ingest/event-buffer.js';
 import { IngestService } from './ingest/ingest-service.js';
 import { physicalNames } from './ingest/physical.js';
 import { JobService } from './jobs/job-service.js';
+import { QueryService } from './sql/query-service.js';
 
 export interface Services {
   config: Config;
@@ -34,6 +35,7 @@ export interface Services {
   jobs: JobService;
   deletes: DeleteService;
   alters: AlterService;
+  queries: QueryService;
   /** Up to 10 rows of a table expression as Tinybird's JSON preview. */
   preview(from: string): Promise<unknown>;
 }
@@ -58,10 +60,12 @@ export async function createApp(config: Config): Promise<App> {
   const imports = new ImportService(engine, datasources, ingest, path.join(config.dataDir, 'tmp'));
   const jobs = new JobService(catalog);
   await jobs.recover();
+  const queries = new QueryService(engine, datasources, config);
+  await queries.init();
   const events = new EventBuffer(path.join(config.dataDir, 'wal'), engine, config.walFsync, (msg, extra) => http.log.error(extra ?? {}, msg));
 
   const services: Services = {
-    config, engine, catalog, access, localTokens, datasources, ingest, imports, events, jobs,
+    config, engine, catalog, access, localTokens, datasources, ingest, imports, events, jobs, queries,
     deletes: new DeleteService(engine, jobs),
     alters: new AlterService(engine, datasources),
     async preview(from: string) {

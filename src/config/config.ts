@@ -19,6 +19,12 @@ export interface Config {
   walFsync: boolean;
   /** Log level for the JSON logger (PIPIT_LOG_LEVEL, default info). */
   logLevel: string;
+  /** Seconds a user query may run (PIPIT_QUERY_TIMEOUT, default 10; overrun → 408). */
+  queryTimeout: number;
+  /** Bytes a query result may have (PIPIT_QUERY_MAX_RESULT_BYTES, default 100 MB). */
+  queryMaxResultBytes: number;
+  /** Bytes of memory a query may use (PIPIT_QUERY_MAX_MEMORY, default 8 GiB). */
+  queryMaxMemory: number;
   /** Allow url= imports from loopback/private addresses (PIPIT_ALLOW_PRIVATE_URLS=1; for development and tests). */
   allowPrivateUrls: boolean;
 }
@@ -51,6 +57,9 @@ export function loadConfig(env: NodeJS.ProcessEnv, overrides: Partial<Config> = 
     engineSessions: overrides.engineSessions ?? intFrom(env, 'PIPIT_ENGINE_SESSIONS', 4, 1, 64),
     walFsync: overrides.walFsync ?? boolFrom(env, 'PIPIT_WAL_FSYNC'),
     logLevel: overrides.logLevel ?? (env.PIPIT_LOG_LEVEL || 'info'),
+    queryTimeout: overrides.queryTimeout ?? intFrom(env, 'PIPIT_QUERY_TIMEOUT', 10, 1, 3600),
+    queryMaxResultBytes: overrides.queryMaxResultBytes ?? intFrom(env, 'PIPIT_QUERY_MAX_RESULT_BYTES', 100 * 1024 * 1024, 1024, 2 ** 40),
+    queryMaxMemory: overrides.queryMaxMemory ?? intFrom(env, 'PIPIT_QUERY_MAX_MEMORY', 8 * 1024 ** 3, 1024 ** 2, 2 ** 44),
     allowPrivateUrls: overrides.allowPrivateUrls ?? boolFrom(env, 'PIPIT_ALLOW_PRIVATE_URLS'),
   };
 }

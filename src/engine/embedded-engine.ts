@@ -6,55 +6,112 @@
  */
 import { Session } from 'chdb';
 import fs from 'node:fs';
-import { Engine, EngineError, InsertOptions, QueryOptions, QueryResult } from './engine.js';
+import { Engine, EngineError, InsertOptions, QueryOptions, QueryResult, SelectLimits, SelectOptions, SelectResult } from './engine.js';
+
+/** Current database of user-query Sessions: always empty, so an unqualified name finds nothing. */
+export const SANDBOX_DATABASE = 'pipit_sandbox';
+
+/** Sessions on one data directory, handed out one query at a time. */
+class SessionPool {
+  private readonly idle: Session[] = [];
+  private readonly waiters: Array<{ resolve: (s: Session) => void; reject: (e: unknown) => void }> = [];
+  private created = 0;
+  busy = 0;
+  lastUsed = Date.now();
+
+  constructor(
+    private readonly dir: string,
+    private readonly size: number,
+    /** Statements run on every new Session before it is used (limits, readonly). */
+    private readonly setup: readonly string[] = [],
+  ) {}
+
+  private async newSession(): Promise<Session> {
+    const s = new Session(this.dir);
+    try {
+      for (const stmt of this.setup) await s.queryAsync(stmt);
+    } catch (err) {
+      s.close();
+      throw EngineError.from(err);
+    }
+    return s;
+  }
+
+  async acquire(): Promise<Session> {
+    this.busy++;
+    this.lastUsed = Date.now();
+    const s = this.idle.pop();
+    if (s) return s;
+    if (this.created < this.size) {
+      this.created++;
+      try {
+        return await this.newSession();
+      } catch (err) {
+        this.created--;
+        this.busy--;
+        throw err;
+      }
+    }
+    return new Promise((resolve, reject) => this.waiters.push({ resolve, reject }));
+  }
+
+  /** Returns a Session; a dirty one (it saw an error) is closed and replaced. */
+  release(s: Session, dirty: boolean): void {
+    this.busy--;
+    this.lastUsed = Date.now();
+    if (!dirty) return this.handOut(s);
+    try {
+      s.close();
+    } catch {
+      /* a broken session is dropped either way */
+    }
+    this.newSession().then(
+      (fresh) => this.handOut(fresh),
+      (err) => {
+        this.created--;
+        const w = this.waiters.shift();
+        if (w) w.reject(err);
+      },
+    );
+  }
+
+  private handOut(s: Session): void {
+    const w = this.waiters.shift();
+    if (w) w.resolve(s);
+    else this.idle.push(s);
+  }
+
+  closeIdle(): void {
+    for (const s of this.idle.splice(0)) {
+      this.created--;
+      s.close();
+    }
+  }
+}
+
+/** Read-only pools of limit profiles not used for this long are closed when a new profile is needed. */
+const PROFILE_IDLE_MS = 60_000;
+const MAX_PROFILES = 16;
 
 export class EmbeddedEngine implements Engine {
-  private readonly idle: Session[] = [];
-  private readonly waiters: Array<(s: Session) => void> = [];
-  private created = 0;
+  private readonly pool: SessionPool;
+  private readonly selectPools = new Map<string, SessionPool>();
   private closed = false;
   private busy = 0;
   private drainWaiters: Array<() => void> = [];
+  private ready: Promise<void> | undefined;
 
   constructor(
     private readonly dir: string,
     private readonly size: number,
   ) {
     fs.mkdirSync(dir, { recursive: true });
+    this.pool = new SessionPool(dir, size);
   }
 
-  private newSession(): Session {
-    return new Session(this.dir);
-  }
-
-  private async acquire(): Promise<Session> {
+  private async withSession<T>(fn: (s: Session) => Promise<T>, pool = this.pool): Promise<T> {
     if (this.closed) throw new EngineError(0, 'ENGINE_CLOSED', 'The engine is shutting down');
-    const s = this.idle.pop();
-    if (s) return s;
-    if (this.created < this.size) {
-      this.created++;
-      return this.newSession();
-    }
-    return new Promise((resolve) => this.waiters.push(resolve));
-  }
-
-  private release(s: Session, dirty: boolean): void {
-    let session = s;
-    if (dirty) {
-      try {
-        s.close();
-      } catch {
-        /* a broken session is dropped either way */
-      }
-      session = this.newSession();
-    }
-    const w = this.waiters.shift();
-    if (w) w(session);
-    else this.idle.push(session);
-  }
-
-  private async withSession<T>(fn: (s: Session) => Promise<T>): Promise<T> {
-    const s = await this.acquire();
+    const s = await pool.acquire();
     this.busy++;
     let dirty = false;
     try {
@@ -63,10 +120,122 @@ export class EmbeddedEngine implements Engine {
       dirty = true;
       throw EngineError.from(err);
     } finally {
-      this.busy--;
-      this.release(s, dirty);
-      if (this.busy === 0) for (const d of this.drainWaiters.splice(0)) d();
+      pool.release(s, dirty);
+      this.done();
     }
+  }
+
+  private done(): void {
+    this.busy--;
+    if (this.busy === 0) for (const d of this.drainWaiters.splice(0)) d();
+  }
+
+  /** The read-only pool for a limit profile, created on first use. */
+  private selectPool(limits: SelectLimits): SessionPool {
+    const settings: Array<[string, number]> = [
+      ['max_execution_time', limits.maxExecutionTime],
+      ['max_result_bytes', limits.maxResultBytes],
+      ['max_memory_usage', limits.maxMemoryUsage],
+    ];
+    if (limits.maxThreads !== undefined) settings.push(['max_threads', limits.maxThreads]);
+    for (const [k, v] of Object.entries(limits.formatSettings ?? {})) settings.push([k, v]);
+    const key = settings.map(([k, v]) => `${k}=${v}`).join(',');
+    let pool = this.selectPools.get(key);
+    if (!pool) {
+      this.evictIdleProfiles();
+      const setup = [`USE ${SANDBOX_DATABASE}`, ...settings.map(([k, v]) => `SET ${k} = ${Number(v)}`), 'SET readonly = 1'];
+      pool = new SessionPool(this.dir, this.size, setup);
+      this.selectPools.set(key, pool);
+    }
+    return pool;
+  }
+
+  private evictIdleProfiles(): void {
+    const now = Date.now();
+    for (const [key, pool] of this.selectPools) {
+      if (pool.busy === 0 && (now - pool.lastUsed > PROFILE_IDLE_MS || this.selectPools.size >= MAX_PROFILES)) {
+        pool.closeIdle();
+        this.selectPools.delete(key);
+      }
+    }
+  }
+
+  /** The empty database user queries run in. */
+  private async ensureSandbox(): Promise<void> {
+    this.ready ??= this.exec(`CREATE DATABASE IF NOT EXISTS ${SANDBOX_DATABASE}`);
+    return this.ready;
+  }
+
+  async select(sql: string, opts: SelectOptions): Promise<SelectResult> {
+    if (this.closed) throw new EngineError(0, 'ENGINE_CLOSED', 'The engine is shutting down');
+    await this.ensureSandbox();
+    const pool = this.selectPool(opts.limits);
+    const session = await pool.acquire();
+    this.busy++;
+    const marker = `/* pipit:${opts.queryId.replace(/[^0-9A-Za-z]/g, '')} */`;
+    const ac = new AbortController();
+    let finished = false;
+    let dirty = false;
+    const finish = () => {
+      if (finished) return;
+      finished = true;
+      opts.signal?.removeEventListener('abort', cancel);
+      pool.release(session, dirty);
+      this.done();
+    };
+    const cancel = () => {
+      if (finished) return;
+      dirty = true;
+      ac.abort();
+      // Between chunks the abort stops the stream; a query still computing its first chunk is
+      // killed inside the engine.
+      this.exec(`KILL QUERY WHERE query LIKE '${marker}%' ASYNC`).catch(() => undefined);
+    };
+    if (opts.signal?.aborted) cancel();
+    opts.signal?.addEventListener('abort', cancel);
+    let it: AsyncIterator<{ raw(): Uint8Array }>;
+    let first: IteratorResult<{ raw(): Uint8Array }>;
+    try {
+      if (opts.buffered) {
+        const r = await session.queryAsync(`${marker} ${sql}`, { format: opts.format, signal: ac.signal });
+        const chunks = [{ raw: () => r.bytes() }];
+        it = chunks[Symbol.iterator]() as unknown as AsyncIterator<{ raw(): Uint8Array }>;
+        first = await it.next();
+      } else {
+        it = session.queryStream(`${marker} ${sql}`, { format: opts.format, signal: ac.signal })[Symbol.asyncIterator]();
+        first = await it.next();
+      }
+    } catch (err) {
+      dirty = true;
+      finish();
+      throw EngineError.from(err);
+    }
+    const toBuffer = (c: { raw(): Uint8Array }) => {
+      const b = c.raw();
+      return Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+    };
+    return {
+      cancel() {
+        cancel();
+        it.return?.().catch(() => undefined);
+        finish();
+      },
+      async *[Symbol.asyncIterator]() {
+        try {
+          let r = first;
+          while (!r.done) {
+            yield toBuffer(r.value);
+            r = await it.next();
+          }
+        } catch (err) {
+          dirty = true;
+          throw EngineError.from(err);
+        } finally {
+          if (!finished) it.return?.().catch(() => undefined);
+          finish();
+        }
+      },
+    };
   }
 
   async query(sql: string, opts: QueryOptions = {}): Promise<QueryResult> {
@@ -120,6 +289,7 @@ export class EmbeddedEngine implements Engine {
   async close(): Promise<void> {
     this.closed = true;
     if (this.busy > 0) await new Promise<void>((r) => this.drainWaiters.push(r));
-    for (const s of this.idle.splice(0)) s.close();
+    this.pool.closeIdle();
+    for (const p of this.selectPools.values()) p.closeIdle();
   }
 }

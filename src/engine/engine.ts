@@ -33,7 +33,47 @@ export interface InsertOptions {
   settings?: Record<string, string | number | boolean>;
 }
 
+/**
+ * Limits of a user query. They are fixed on a read-only Session before `SET readonly=1`, so the
+ * query itself cannot lift them; one pool of such Sessions exists per distinct profile.
+ */
+export interface SelectLimits {
+  /** Seconds (max_execution_time). */
+  maxExecutionTime: number;
+  /** Bytes (max_result_bytes). */
+  maxResultBytes: number;
+  /** Bytes (max_memory_usage). */
+  maxMemoryUsage: number;
+  /** max_threads, when the caller asks for one. */
+  maxThreads?: number;
+  /** Output format settings (e.g. output_format_json_quote_64bit_integers), 0 or 1. */
+  formatSettings?: Readonly<Record<string, 0 | 1>>;
+}
+
+export interface SelectOptions {
+  format: string;
+  limits: SelectLimits;
+  /** Unique id (a ULID) used to find and kill the query on cancellation. */
+  queryId: string;
+  /** Aborting cancels the query inside the engine. */
+  signal?: AbortSignal;
+  /** Run without streaming (statements the engine cannot stream, e.g. EXPLAIN). */
+  buffered?: boolean;
+}
+
+/** A running user query: its output in chunks; iterate to the end or cancel. */
+export interface SelectResult extends AsyncIterable<Buffer> {
+  /** Stops the query and releases its Session. */
+  cancel(): void;
+}
+
 export interface Engine {
+  /**
+   * Runs one checked user SELECT (see src/sql) on a read-only Session with the given limits, with
+   * an empty current database. Resolves when the first output chunk is ready (so engine errors
+   * surface before any byte is sent); rejects with EngineError.
+   */
+  select(sql: string, opts: SelectOptions): Promise<SelectResult>;
   /** Runs one trusted statement and returns its output bytes. */
   query(sql: string, opts?: QueryOptions): Promise<QueryResult>;
   /** Runs a statement for its effect (DDL, INSERT ... SELECT). */

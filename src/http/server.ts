@@ -12,6 +12,7 @@ import { eventRoutes } from './routes/events.js';
 import { jobRoutes } from './routes/jobs.js';
 import { localRoutes } from './routes/local.js';
 import { analyzeRoutes } from './routes/analyze.js';
+import { sqlRoutes } from './routes/sql.js';
 
 const CORS_HEADERS: Record<string, string> = {
   'access-control-allow-origin': '*',
@@ -51,6 +52,7 @@ export function buildHttp(services: Services): FastifyInstance {
   app.register(eventRoutes(services));
   app.register(jobRoutes(services));
   app.register(analyzeRoutes(services));
+  app.register(sqlRoutes(services));
   return app;
 }
 

@@ -1,0 +1,622 @@
+/**
+ * The SQL safety layer's parser: it walks the token stream of one user query with the structure
+ * of ClickHouse's SELECT grammar (query levels, WITH/CTEs, FROM/JOIN table expressions,
+ * subqueries anywhere, IN targets, function calls) and
+ *
+ * - refuses everything that is not exactly one SELECT: other statements, `;` separators,
+ *   SETTINGS, INTO OUTFILE, FORMAT anywhere but at the end, table functions outside the
+ *   allow-list, denied scalar functions, database-qualified names other than the allowed system
+ *   tables, query parameters;
+ * - resolves every table reference through the caller's {@link SqlScope} (data sources, their
+ *   quarantine, later pipes, nodes and service tables), so names the workspace does not own fail
+ *   before the engine sees them, and collects them as the query's dependencies;
+ * - re-serialises the query from the checked tokens with table references replaced by their
+ *   physical names, comments dropped, and no FORMAT (the caller appends its own).
+ *
+ * It is deliberately fail-closed: a construct it cannot place is a syntax error, never a guess.
+ * Behind it, the engine runs the result on read-only Sessions whose current database is empty,
+ * so an unqualified name that slipped past would find nothing.
+ */
+import { forbidden, notFound, PipitError } from '../domain/errors.js';
+import { identName, quoteLiteral, quoteName, SqlSyntaxError, stringValue, tokenize, type Token } from './lexer.js';
+import { ALLOWED_SYSTEM_TABLES, ALLOWED_TABLE_FUNCTIONS, deniedFunction, FORMAT_LIST, looksLikeDatabase, OUTPUT_FORMATS } from './policy.js';
+
+/** A resource a query reads, as the resolver describes it. */
+export interface ResolvedTable {
+  /** Name the user wrote (resource name). */
+  name: string;
+  kind: 'datasource' | 'quarantine' | 'pipe' | 'node' | 'service' | 'system';
+  /** Stable id of the resource (empty for system tables). */
+  id: string;
+  /** What replaces the reference: a database-qualified table or a parenthesised subquery. */
+  sql: string;
+}
+
+/** What a query may see: the caller's workspace, as a resolver. */
+export interface SqlScope {
+  /** An unqualified table name of the workspace, or undefined when it has none. */
+  resolve(name: string): ResolvedTable | undefined;
+  /** A qualified name other than `system.*` (e.g. `tinybird.*` service tables); undefined refuses it. */
+  resolveQualified?(database: string, name: string): ResolvedTable | undefined;
+  /** Physical table of a Join-engine data source, for `joinGet('name', ...)`. */
+  resolveJoinTable?(name: string): string | undefined;
+  /** Database names of the engine (lower-case), refused as qualifiers. */
+  databases: ReadonlySet<string>;
+}
+
+export interface AnalyzedQuery {
+  /** The statement to run, without FORMAT. */
+  sql: string;
+  /** Canonical output format named by the trailing FORMAT clause, if any. */
+  format?: string;
+  /** Resources the query reads, in order of first reference, without duplicates. */
+  tables: ResolvedTable[];
+}
+
+export interface AnalyzeOptions {
+  /** Maximum nesting of parentheses and subqueries. */
+  maxDepth?: number;
+  /** Maximum number of tokens. */
+  maxTokens?: number;
+}
+
+const CLAUSE_WORDS = new Set([
+  'WHERE', 'PREWHERE', 'GROUP', 'HAVING', 'ORDER', 'LIMIT', 'OFFSET', 'WINDOW', 'QUALIFY', 'UNION', 'EXCEPT', 'INTERSECT',
+  'SETTINGS', 'FORMAT', 'INTO', 'ON', 'USING', 'FINAL', 'SAMPLE', 'AS', 'JOIN', 'LEFT', 'RIGHT', 'INNER', 'OUTER', 'FULL', 'CROSS',
+  'SEMI', 'ANTI', 'ANY', 'ALL', 'ASOF', 'GLOBAL', 'PASTE', 'ARRAY', 'SELECT', 'FROM', 'WITH', 'FETCH', 'LIMIT', 'INTERPOLATE',
+]);
+
+/** Clause keywords that end the FROM clause / a join condition at a query level. */
+const AFTER_FROM = new Set(['WHERE', 'PREWHERE', 'GROUP', 'HAVING', 'ORDER', 'LIMIT', 'OFFSET', 'WINDOW', 'QUALIFY', 'FETCH']);
+
+/** Words after which an expression (not a clause) follows. */
+const EXPECTS_EXPRESSION = new Set([
+  'SELECT', 'DISTINCT', 'BY', 'AS', 'AND', 'OR', 'NOT', 'WHERE', 'PREWHERE', 'HAVING', 'ON', 'USING', 'WHEN', 'THEN', 'ELSE', 'CASE',
+  'IS', 'IN', 'LIKE', 'ILIKE', 'BETWEEN', 'LIMIT', 'OFFSET', 'SAMPLE', 'QUALIFY', 'FROM', 'JOIN', 'TOP', 'WITH', 'INTERVAL',
+]);
+
+const STATEMENT_NAMES = /^(ALTER|ATTACH|BACKUP|CHECK|CREATE|DELETE|DESC|DESCRIBE|DETACH|DROP|EXCHANGE|EXISTS|EXPLAIN|GRANT|INSERT|KILL|MOVE|OPTIMIZE|RENAME|RESTORE|REVOKE|SET|SHOW|SYSTEM|TRUNCATE|UNDROP|UPDATE|USE|WATCH|BEGIN|COMMIT|ROLLBACK|CHECK)$/;
+
+interface Scope {
+  ctes: Set<string>;
+  parent?: Scope;
+}
+
+function hasCte(scope: Scope | undefined, name: string): boolean {
+  for (let s = scope; s; s = s.parent) if (s.ctes.has(name)) return true;
+  return false;
+}
+
+/** Analyses one user query; throws PipitError (403 forbidden / 404 not found / 400 syntax). */
+export function analyzeQuery(sql: string, scope: SqlScope, opts: AnalyzeOptions = {}): AnalyzedQuery {
+  let toks: Token[];
+  try {
+    toks = tokenize(sql);
+  } catch (e) {
+    throw syntax(e);
+  }
+  const maxTokens = opts.maxTokens ?? 200_000;
+  if (toks.length > maxTokens) throw new PipitError('bad_request', `The query is too large: more than ${maxTokens} tokens`);
+  const a = new Analyzer(toks, scope, opts.maxDepth ?? 128);
+  try {
+    a.run();
+  } catch (e) {
+    throw syntax(e);
+  }
+  return { sql: a.serialize(), format: a.format, tables: a.tables };
+}
+
+function syntax(e: unknown): unknown {
+  if (e instanceof SqlSyntaxError) return new PipitError('bad_request', `Syntax error: ${e.message}`);
+  return e;
+}
+
+class Analyzer {
+  private i = 0;
+  private depth = 0;
+  format?: string;
+  /** Token index range [start, end) → replacement text. */
+  private readonly replacements = new Map<number, { end: number; text: string }>();
+  /** Index of the first token not to serialise (trailing FORMAT / `;`). */
+  private stop: number;
+  readonly tables: ResolvedTable[] = [];
+
+  constructor(
+    private readonly toks: Token[],
+    private readonly scope: SqlScope,
+    private readonly maxDepth: number,
+  ) {
+    this.stop = toks.length - 1;
+  }
+
+  private peek(k = 0): Token {
+    return this.toks[Math.min(this.i + k, this.toks.length - 1)];
+  }
+  private next(): Token {
+    const t = this.peek();
+    if (t.type !== 'eof') this.i++;
+    return t;
+  }
+  private isWord(t: Token, w: string): boolean {
+    return t.type === 'word' && t.upper === w;
+  }
+  private isOp(t: Token, o: string): boolean {
+    return t.type === 'op' && t.text === o;
+  }
+  private fail(msg: string, t: Token = this.peek()): never {
+    throw new SqlSyntaxError(`${msg} at position ${t.pos + 1}`, t.pos);
+  }
+  private enter(): void {
+    if (++this.depth > this.maxDepth) throw new PipitError('bad_request', `The query is too deep: more than ${this.maxDepth} levels of nesting`);
+  }
+
+  run(): void {
+    const first = this.peek();
+    if (first.type === 'eof') throw new PipitError('bad_request', 'The query is empty');
+    this.query(undefined, false);
+    const t = this.peek();
+    if (t.type !== 'eof') this.fail(`unexpected '${t.text}'`);
+  }
+
+  /** Whether tokens from `k` start a query: SELECT, WITH, FROM, or parentheses around one. */
+  private startsQuery(k: number): boolean {
+    let j = k;
+    while (this.isOp(this.toks[j], '(')) j++;
+    const t = this.toks[j];
+    return this.isWord(t, 'SELECT') || this.isWord(t, 'WITH') || (this.isWord(t, 'FROM') && j === k);
+  }
+
+  /** One query level: from its first token to the closing `)` (inParens) or the end. */
+  private query(parent: Scope | undefined, inParens: boolean): void {
+    this.enter();
+    const scope: Scope = { ctes: new Set(), parent };
+    type State = 'start' | 'with' | 'expr' | 'table' | 'afterTable';
+    let state: State = 'start';
+    /** Current clause, for the keywords whose meaning depends on it (FROM inside WITH FILL). */
+    let clause = 'start';
+    /** Inside ON/USING/SAMPLE of a join chain: a comma starts another table. */
+    let inJoin = false;
+    let withItemStart = false;
+    let recursive = false;
+    for (;;) {
+      const t = this.peek();
+      if (t.type === 'eof') {
+        if (inParens) this.fail('unbalanced parentheses: missing )');
+        break;
+      }
+      if (this.isOp(t, ')')) {
+        if (!inParens) this.fail("unbalanced parentheses: unexpected ')'");
+        break;
+      }
+      if (this.isOp(t, ';')) {
+        if (!inParens && this.peek(1).type === 'eof') {
+          this.stop = Math.min(this.stop, this.i);
+          this.i++;
+          break;
+        }
+        throw forbidden('Forbidden query: only one statement is allowed; remove the ;');
+      }
+      if (t.type === 'word') {
+        const w = t.upper;
+        if (w === 'SETTINGS') throw forbidden('Forbidden query: SETTINGS clauses are not allowed');
+        if (w === 'INTO') throw forbidden('Forbidden query: INTO OUTFILE is not allowed');
+        if (w === 'FORMAT' && this.isFormatClause()) {
+          this.formatClause(inParens);
+          continue;
+        }
+      }
+      switch (state) {
+        case 'start': {
+          if (this.isWord(t, 'WITH')) {
+            this.next();
+            if (this.isWord(this.peek(), 'RECURSIVE')) {
+              this.next();
+              recursive = true;
+            }
+            state = 'with';
+            clause = 'with';
+            withItemStart = true;
+          } else if (this.isWord(t, 'SELECT')) {
+            this.next();
+            state = 'expr';
+            clause = 'select';
+          } else if (this.isWord(t, 'FROM')) {
+            this.next();
+            state = 'table';
+            clause = 'from';
+          } else if (this.isOp(t, '(')) {
+            this.next();
+            this.query(scope, true);
+            this.expect(')');
+            state = 'expr';
+            clause = 'union';
+          } else {
+            const what = t.type === 'word' ? t.upper : t.text;
+            if (t.type === 'word' && STATEMENT_NAMES.test(what)) throw forbidden(`Forbidden query: only SELECT queries are allowed, not ${what}`);
+            throw forbidden(`Forbidden query: only SELECT queries are allowed; the query starts with '${what}'`);
+          }
+          break;
+        }
+        case 'with': {
+          if (withItemStart) {
+            withItemStart = false;
+            // `name AS (query)` is a CTE; anything else is `expression AS alias`.
+            if ((t.type === 'word' || t.type === 'qident') && this.isWord(this.peek(1), 'AS') && this.isOp(this.peek(2), '(') && this.startsQuery(this.i + 3)) {
+              const name = identName(t);
+              this.i += 3;
+              if (recursive) scope.ctes.add(name);
+              this.query(scope, true);
+              this.expect(')');
+              scope.ctes.add(name);
+              break;
+            }
+          }
+          if (this.isOp(t, ',')) {
+            this.next();
+            withItemStart = true;
+          } else if (this.isWord(t, 'SELECT')) {
+            this.next();
+            state = 'expr';
+            clause = 'select';
+          } else if (this.isWord(t, 'FROM')) {
+            this.next();
+            state = 'table';
+            clause = 'from';
+          } else this.expressionToken(scope);
+          break;
+        }
+        case 'table': {
+          this.tableExpression(scope);
+          state = 'afterTable';
+          break;
+        }
+        case 'afterTable': {
+          if (t.type === 'word') {
+            const w = t.upper;
+            if (w === 'FINAL') {
+              this.next();
+              break;
+            }
+            if (w === 'AS') {
+              this.next();
+              this.alias();
+              break;
+            }
+            if (w === 'ON' || w === 'USING' || w === 'SAMPLE') {
+              this.next();
+              state = 'expr';
+              inJoin = true;
+              break;
+            }
+            if (!CLAUSE_WORDS.has(w) && !AFTER_FROM.has(w)) {
+              this.alias();
+              break;
+            }
+          } else if (t.type === 'qident') {
+            this.alias();
+            break;
+          } else if (this.isOp(t, ',')) {
+            this.next();
+            state = 'table';
+            break;
+          }
+          state = 'expr';
+          break;
+        }
+        case 'expr': {
+          if (t.type === 'word') {
+            const w = t.upper;
+            if (w === 'SELECT') {
+              this.next();
+              clause = 'select';
+              inJoin = false;
+              break;
+            }
+            if (w === 'FROM' && (clause === 'select' || clause === 'start')) {
+              this.next();
+              state = 'table';
+              clause = 'from';
+              break;
+            }
+            if (w === 'JOIN' && !this.isWord(this.toks[this.i - 1], 'ARRAY')) {
+              this.next();
+              state = 'table';
+              clause = 'from';
+              inJoin = false;
+              break;
+            }
+            if ((w === 'UNION' || w === 'EXCEPT' || w === 'INTERSECT') && this.isSetOperation()) {
+              this.next();
+              if (this.isWord(this.peek(), 'ALL') || this.isWord(this.peek(), 'DISTINCT')) this.next();
+              state = 'start';
+              clause = 'start';
+              inJoin = false;
+              break;
+            }
+            if (AFTER_FROM.has(w) || w === 'ARRAY') {
+              inJoin = false;
+              clause = w.toLowerCase();
+            }
+          } else if (this.isOp(t, ',') && inJoin) {
+            this.next();
+            state = 'table';
+            inJoin = false;
+            break;
+          }
+          this.expressionToken(scope);
+          break;
+        }
+      }
+    }
+    if (state === 'start' || state === 'table') this.fail('incomplete query');
+    this.depth--;
+  }
+
+  /**
+   * Whether FORMAT at the current token is a FORMAT clause (`... <expression end> FORMAT Name`)
+   * rather than a column or function called `format`.
+   */
+  private isFormatClause(): boolean {
+    const next = this.peek(1);
+    if (next.type !== 'word' && next.type !== 'qident') return false;
+    const prev = this.toks[this.i - 1];
+    if (!prev) return false;
+    if (prev.type === 'number' || prev.type === 'string' || prev.type === 'qident') return true;
+    if (prev.type === 'op') return prev.text === ')' || prev.text === ']' || prev.text === '*';
+    return prev.type === 'word' && !EXPECTS_EXPRESSION.has(prev.upper);
+  }
+
+  /** UNION/EXCEPT/INTERSECT followed by a query (not `* EXCEPT (col)`). */
+  private isSetOperation(): boolean {
+    let k = this.i + 1;
+    if (this.isWord(this.toks[k], 'ALL') || this.isWord(this.toks[k], 'DISTINCT')) k++;
+    return this.startsQuery(k);
+  }
+
+  private expect(op: string): void {
+    const t = this.peek();
+    if (!this.isOp(t, op)) this.fail(`expected '${op}'`);
+    this.next();
+  }
+
+  /** `FORMAT name` is allowed once, at the very end of the outermost query. */
+  private formatClause(inParens: boolean): void {
+    const start = this.i;
+    this.next();
+    const nameTok = this.next();
+    const end = this.peek();
+    const atEnd = end.type === 'eof' || (this.isOp(end, ';') && this.peek(1).type === 'eof');
+    if (inParens || !atEnd || (nameTok.type !== 'word' && nameTok.type !== 'qident')) {
+      throw forbidden('Forbidden query: FORMAT is only allowed once, at the end of the query');
+    }
+    const name = identName(nameTok);
+    const f = OUTPUT_FORMATS[name.toLowerCase()];
+    if (!f) throw forbidden(`invalid format, available ones: ${FORMAT_LIST}`);
+    this.format = f.name;
+    this.stop = Math.min(this.stop, start);
+    if (this.isOp(end, ';')) this.next();
+  }
+
+  /** An alias after a table expression, with an optional column list `t(a, b)`. */
+  private alias(): void {
+    const t = this.next();
+    if (t.type !== 'word' && t.type !== 'qident') this.fail('expected an alias', t);
+    if (this.isOp(this.peek(), '(')) {
+      this.next();
+      this.group(undefined, ')');
+    }
+  }
+
+  /** One table expression after FROM / JOIN / a comma. */
+  private tableExpression(scope: Scope): void {
+    const t = this.peek();
+    if (this.isOp(t, '(')) {
+      if (!this.startsQuery(this.i + 1)) this.fail('expected a subquery');
+      this.next();
+      this.query(scope, true);
+      this.expect(')');
+      return;
+    }
+    if ((t.type === 'word' || t.type === 'qident') && this.isOp(this.peek(1), '(')) {
+      const name = identName(t);
+      if (!ALLOWED_TABLE_FUNCTIONS.has(name.toLowerCase())) throw forbidden(`The query uses disabled table functions: '${name}'`);
+      this.i += 2;
+      this.group(scope, ')');
+      return;
+    }
+    if (t.type !== 'word' && t.type !== 'qident') this.fail('expected a table');
+    this.tableName(scope, true);
+  }
+
+  /**
+   * A table name (`name`, `db.name`) at the current token. In FROM it must resolve; after IN it is
+   * only rewritten when it names a resource (it may be a column or an alias there).
+   */
+  private tableName(scope: Scope, inFrom: boolean): void {
+    const start = this.i;
+    const first = this.next();
+    const parts = [identName(first)];
+    while (this.isOp(this.peek(), '.') && (this.peek(1).type === 'word' || this.peek(1).type === 'qident')) {
+      this.next();
+      parts.push(identName(this.next()));
+    }
+    const end = this.i;
+    if (parts.length === 1) {
+      const name = parts[0];
+      if (hasCte(scope, name)) return;
+      const r = this.scope.resolve(name);
+      if (!r) {
+        if (inFrom) throw notFound(`Resource '${name}' not found`);
+        return;
+      }
+      this.use(r);
+      const aliased = inFrom && !this.hasAlias();
+      this.replacements.set(start, { end, text: aliased ? `${r.sql} AS ${quoteName(name)}` : r.sql });
+      return;
+    }
+    if (parts.length > 2) throw forbidden(`Forbidden query: the table name '${parts.join('.')}' is not allowed`);
+    const [db, name] = parts;
+    if (db.toLowerCase() === 'system') {
+      if (!ALLOWED_SYSTEM_TABLES.has(name.toLowerCase())) throw forbidden(`Forbidden query: the system table 'system.${name}' is not allowed`);
+      this.use({ name: `system.${name}`, kind: 'system', id: '', sql: `system.${name.toLowerCase()}` });
+      this.replacements.set(start, { end, text: `system.${name.toLowerCase()}` });
+      return;
+    }
+    const r = this.scope.resolveQualified?.(db, name);
+    if (!r) throw forbidden(`Forbidden query: the database '${db}' is not accessible`);
+    this.use(r);
+    const aliased = inFrom && !this.hasAlias();
+    this.replacements.set(start, { end, text: aliased ? `${r.sql} AS ${quoteName(name)}` : r.sql });
+  }
+
+  private hasAlias(): boolean {
+    const t = this.peek();
+    if (t.type === 'qident') return true;
+    if (t.type !== 'word') return false;
+    return t.upper === 'AS' || (!CLAUSE_WORDS.has(t.upper) && !AFTER_FROM.has(t.upper));
+  }
+
+  private use(r: ResolvedTable): void {
+    if (!this.tables.some((x) => x.kind === r.kind && x.name === r.name)) this.tables.push(r);
+  }
+
+  /** Tokens up to the matching closer; a subquery if it starts with SELECT/WITH. */
+  private group(scope: Scope | undefined, closer: ')' | ']'): void {
+    this.enter();
+    const s = scope ?? { ctes: new Set<string>() };
+    if (closer === ')' && this.startsQuery(this.i) && !this.isWord(this.peek(), 'FROM')) {
+      this.query(s, true);
+      this.expect(')');
+      this.depth--;
+      return;
+    }
+    for (;;) {
+      const t = this.peek();
+      if (t.type === 'eof') this.fail(`unbalanced brackets: missing ${closer}`);
+      if (this.isOp(t, closer)) {
+        this.next();
+        break;
+      }
+      if (this.isOp(t, ')') || this.isOp(t, ']')) this.fail(`unexpected '${t.text}'`);
+      if (this.isOp(t, ';')) throw forbidden('Forbidden query: only one statement is allowed; remove the ;');
+      if (t.type === 'word') {
+        if (t.upper === 'SETTINGS') throw forbidden('Forbidden query: SETTINGS clauses are not allowed');
+        if (t.upper === 'INTO') throw forbidden('Forbidden query: INTO OUTFILE is not allowed');
+        if (t.upper === 'FORMAT' && this.isFormatClause()) throw forbidden('Forbidden query: FORMAT is only allowed once, at the end of the query');
+      }
+      this.expressionToken(s);
+    }
+    this.depth--;
+  }
+
+  /** One step through an expression: calls, subqueries, brackets, IN targets, qualified names. */
+  private expressionToken(scope: Scope): void {
+    const t = this.peek();
+    if (this.isOp(t, '(')) {
+      this.next();
+      this.group(scope, ')');
+      return;
+    }
+    if (this.isOp(t, '[')) {
+      this.next();
+      this.group(scope, ']');
+      return;
+    }
+    if (((t.type === 'word' && !this.isOperatorWord(t)) || t.type === 'qident') && this.isOp(this.peek(1), '(')) {
+      this.call(scope);
+      return;
+    }
+    if (t.type === 'word' && t.upper === 'IN') {
+      this.next();
+      this.inTarget(scope);
+      return;
+    }
+    if ((t.type === 'word' || t.type === 'qident') && this.isOp(this.peek(1), '.') && (this.peek(2).type === 'word' || this.peek(2).type === 'qident')) {
+      const prev = this.toks[this.i - 1];
+      // A qualifier (not a `.field` continuation of an earlier name).
+      if (!prev || !this.isOp(prev, '.')) {
+        const first = identName(t);
+        if (first.toLowerCase() === 'system' || looksLikeDatabase(first, this.scope.databases)) {
+          throw forbidden(`Forbidden query: the database '${first}' is not accessible`);
+        }
+      }
+    }
+    this.next();
+  }
+
+  /** Keywords that may be followed by `(` without being function calls. */
+  private isOperatorWord(t: Token): boolean {
+    return ['AND', 'OR', 'NOT', 'IN', 'AS', 'THEN', 'ELSE', 'WHEN', 'CASE', 'IS', 'LIKE', 'ILIKE', 'BETWEEN', 'EXISTS', 'ANY', 'ALL', 'ON', 'USING', 'BY', 'OVER', 'DISTINCT', 'INTERVAL', 'ARRAY', 'SELECT', 'WHERE', 'PREWHERE', 'HAVING', 'QUALIFY', 'FROM', 'JOIN', 'SAMPLE', 'LIMIT', 'OFFSET', 'WITH', 'TUPLE', 'GLOBAL', 'DESC', 'ASC', 'FILL', 'STEP', 'TO', 'INTERPOLATE', 'ROLLUP', 'CUBE', 'SETS', 'GROUPING', 'EXCEPT', 'REPLACE', 'APPLY', 'UNION', 'INTERSECT', 'ORDER', 'GROUP', 'WINDOW', 'PARTITION', 'ROWS', 'RANGE', 'PRECEDING', 'FOLLOWING', 'UNBOUNDED', 'CURRENT', 'ROW'].includes(t.upper)
+      && !['TUPLE', 'EXISTS', 'ANY', 'ALL', 'REPLACE', 'ARRAY', 'GROUPING', 'ROLLUP', 'CUBE', 'INTERVAL', 'NOT'].includes(t.upper);
+  }
+
+  /** A function call at the current token. */
+  private call(scope: Scope): void {
+    const nameTok = this.next();
+    const name = identName(nameTok);
+    const denied = deniedFunction(name);
+    const lower = name.toLowerCase();
+    if (lower === 'joinget' || lower === 'joingetornull') {
+      this.next(); // (
+      const arg = this.peek();
+      if (arg.type !== 'string') throw forbidden(`Forbidden query: ${name} needs the name of a Join data source as its first argument`);
+      const ds = stringValue(arg);
+      const physical = this.scope.resolveJoinTable?.(ds);
+      if (!physical) throw notFound(`Resource '${ds}' not found (${name} needs a Data Source with the Join engine)`);
+      const r = this.scope.resolve(ds);
+      if (r) this.use(r);
+      this.replacements.set(this.i, { end: this.i + 1, text: quoteLiteral(physical) });
+      this.next();
+      this.group(scope, ')');
+      return;
+    }
+    if (denied) throw forbidden(`The query uses disabled functions: '${denied}'`);
+    this.next(); // (
+    this.group(scope, ')');
+  }
+
+  /** The right side of IN: a subquery, a table (possibly in parentheses), or an expression. */
+  private inTarget(scope: Scope): void {
+    const t = this.peek();
+    const isName = (k: number) => {
+      const x = this.peek(k);
+      return (x.type === 'word' && !this.isOp(this.peek(k + 1), '(')) || x.type === 'qident';
+    };
+    if (isName(0)) {
+      this.tableName(scope, false);
+      return;
+    }
+    if (this.isOp(t, '(') && isName(1)) {
+      // `IN (name)` and `IN (db.name)` are table references for ClickHouse too.
+      let k = 2;
+      while (this.isOp(this.peek(k), '.') && (this.peek(k + 1).type === 'word' || this.peek(k + 1).type === 'qident')) k += 2;
+      if (this.isOp(this.peek(k), ')')) {
+        this.next();
+        this.tableName(scope, false);
+        this.expect(')');
+        return;
+      }
+    }
+  }
+
+  /** The checked statement, re-serialised from its tokens. */
+  serialize(): string {
+    let out = '';
+    let afterReplacement = false;
+    for (let i = 0; i < this.stop; ) {
+      const t = this.toks[i];
+      const r = this.replacements.get(i);
+      if (out && (t.spaced || r || afterReplacement)) out += ' ';
+      if (r) {
+        out += r.text;
+        i = r.end;
+        afterReplacement = true;
+      } else {
+        out += t.text;
+        i++;
+        afterReplacement = false;
+      }
+    }
+    return out;
+  }
+}
