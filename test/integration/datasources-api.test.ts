@@ -5,6 +5,7 @@
  * the progress/debug params. Error paths check the status and the reference's message.
  */
 import http from 'node:http';
+import zlib from 'node:zlib';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { count, engineRows, startServer, tableOf, type TestServer } from '../helpers/server.js';
@@ -278,6 +279,10 @@ describe('POST /v0/datasources/:name/alter', () => {
     // At most one MODIFY per request.
     await expectError(alter({ schema: 'ts DateTime `json:$.ts`, user Nullable(String) `json:$.user`, n Nullable(Int32) `json:$.n`' }), 400,
       'Only one column modification (type, default or codec) is allowed per request');
+    // Column rules of the schema syntax apply.
+    await expectError(alter({ schema: `${EV}, index String \`json:$.i\`` }), 400, "Invalid column name 'index' at position 4, 'index' is a reserved keyword");
+    await expectError(alter({ schema: `${EV}, ${Array.from({ length: 500 }, (_, i) => `x${i} String \`json:$.x${i}\``).join(', ')}` }), 400,
+      'The maximum number of columns allowed is 500.');
     // An NDJSON data source needs a JSONPath on every column.
     await expectError(alter({ schema: `${EV}, x String` }), 400, 'Every column of a Data Source with JSONPaths needs a JSONPath');
     // A default the engine refuses.
@@ -289,6 +294,22 @@ describe('POST /v0/datasources/:name/alter', () => {
     await create('alt_join', 'k Int32, v String', '&engine=Join&engine_join_strictness=ANY&engine_join_type=LEFT&engine_key_columns=k');
     await expectError(alter({ schema: 'k Int32, v String, w String' }, 'alt_join'), 400,
       'The data source engine (Join) is not supported. Schema modifications are only supported for the Null engine and the engines from the MergeTree family.');
+  });
+
+  it('adds a MATERIALIZED column and changes a CODEC', async () => {
+    await create('alt_mat', "a Int32 `json:$.a`, c String `json:$.c` DEFAULT 'q' CODEC(ZSTD(1))", '&format=ndjson');
+    await call('POST', '/v0/datasources?name=alt_mat&mode=append&format=ndjson', { body: '{"a":1}\n' });
+    const add = await call('POST', '/v0/datasources/alt_mat/alter', form({ schema: "a Int32 `json:$.a`, c String `json:$.c` DEFAULT 'q' CODEC(ZSTD(1)), d Int64 MATERIALIZED a * 3" }));
+    expect(add.status, add.text).toBe(200);
+    expect(add.body.operations).toEqual(['ADD COLUMN `d` Int64 MATERIALIZED a * 3']);
+    const codec = await call('POST', '/v0/datasources/alt_mat/alter', form({ schema: "a Int32 `json:$.a`, c String `json:$.c` DEFAULT 'q' CODEC(LZ4), d Int64 MATERIALIZED a * 3" }));
+    expect(codec.status, codec.text).toBe(200);
+    expect(codec.body.operations).toEqual(["MODIFY COLUMN `c` String DEFAULT 'q' CODEC(LZ4)"]);
+    const a = await call('POST', '/v0/datasources?name=alt_mat&mode=append&format=ndjson', { body: '{"a":2,"c":"z"}\n' });
+    expect(a.body.quarantine_rows, a.text).toBe(0);
+    const t = await tableOf(s, 'alt_mat');
+    expect(await engineRows(s, `SELECT a, c, d FROM ${t.table} ORDER BY a`)).toEqual([{ a: 1, c: 'q', d: 3 }, { a: 2, c: 'z', d: 6 }]);
+    expect(await tableDdl(t.table)).toContain('CODEC(LZ4)');
   });
 
   it('changes a JSONPath (the ingest follows) and accepts a JSON body', async () => {
@@ -870,10 +891,32 @@ describe('creating and appending from data', () => {
 
 // ---------------------------------------------------------------------------------------------
 
-describe('url imports: errors', () => {
+describe('url imports', () => {
   let files: Awaited<ReturnType<typeof fileServer>>;
   beforeAll(async () => {
-    files = await fileServer({ '/ok.csv': '1,a\n', '/empty.csv': '' });
+    files = await fileServer({
+      '/ok.csv': '1,a\n',
+      '/empty.csv': '',
+      '/Sales-2024.csv.gz': new Uint8Array(zlib.gzipSync('day,amount\n2024-01-01,3\n2024-01-02,4\n')),
+      '/rows.parquet': await parquet('SELECT toUInt8(number) AS n FROM numbers(4)'),
+    });
+  });
+
+  it('without a name, the data source is named after the file; gzip and Parquet by extension', async () => {
+    const r = await call('POST', '/v0/datasources', form({ url: `${files.base}/Sales-2024.csv.gz` }));
+    expect(r.status, r.text).toBe(200);
+    expect(r.body.job.datasource).toEqual({ name: 'Sales_2024' });
+    const job = await waitForJob(r.body.id);
+    expect(job.status, JSON.stringify(job)).toBe('done');
+    expect(job.datasource.name).toBe('Sales_2024');
+    expect(job.datasource.schema.sql_schema).toBe('`day` Date, `amount` Int16');
+    expect(job.statistics.row_count).toBe(2);
+    expect(await count(s, 'Sales_2024')).toBe(2);
+    const pq = await call('POST', '/v0/datasources?name=url_pq', form({ url: `${files.base}/rows.parquet` }));
+    const pj = await waitForJob(pq.body.id);
+    expect(pj.status, JSON.stringify(pj)).toBe('done');
+    expect(pj.datasource.type).toBe('ndjson');
+    expect(await count(s, 'url_pq')).toBe(4);
   });
   afterAll(async () => {
     await files?.close();
