@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createApp, type App } from '../../src/app.js';
-import { loadConfig } from '../../src/config/config.js';
+import { loadConfig, type Config } from '../../src/config/config.js';
 
 export interface TestServer {
   app: App;
@@ -21,11 +21,13 @@ export interface TestServer {
 export interface ServerOptions {
   /** Let url= imports and analyze fetch loopback/private addresses (default true: tests serve files on loopback). */
   allowPrivateUrls?: boolean;
+  /** Any other configuration (e.g. a short queryTimeout). */
+  config?: Partial<Config>;
 }
 
 export async function startServer(opts: ServerOptions = {}): Promise<TestServer> {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'pipit-test-'));
-  const config = loadConfig({}, { dataDir, port: 0, host: '127.0.0.1', logLevel: 'silent', allowPrivateUrls: opts.allowPrivateUrls ?? true, engineSessions: 4 });
+  const config = loadConfig({}, { dataDir, port: 0, host: '127.0.0.1', logLevel: 'silent', allowPrivateUrls: opts.allowPrivateUrls ?? true, engineSessions: 4, ...opts.config });
   const app = await createApp(config);
   await app.http.listen({ port: 0, host: '127.0.0.1' });
   const addr = app.http.server.address();
