@@ -195,9 +195,11 @@ export class EmbeddedEngine implements Engine {
     opts.signal?.addEventListener('abort', cancel);
     let it: AsyncIterator<{ raw(): Uint8Array }>;
     let first: IteratorResult<{ raw(): Uint8Array }>;
+    let stats: SelectResult['stats'];
     try {
       if (opts.buffered) {
         const r = await session.queryAsync(`${marker} ${sql}`, { format: opts.format, signal: ac.signal });
+        stats = { elapsed: r.elapsed, rowsRead: r.rowsRead, bytesRead: r.bytesRead };
         const chunks = [{ raw: () => r.bytes() }];
         it = chunks[Symbol.iterator]() as unknown as AsyncIterator<{ raw(): Uint8Array }>;
         first = await it.next();
@@ -215,6 +217,7 @@ export class EmbeddedEngine implements Engine {
       return Buffer.from(b.buffer, b.byteOffset, b.byteLength);
     };
     return {
+      stats,
       cancel() {
         cancel();
         it.return?.().catch(() => undefined);

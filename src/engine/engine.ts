@@ -57,7 +57,10 @@ export interface SelectOptions {
   queryId: string;
   /** Aborting cancels the query inside the engine. */
   signal?: AbortSignal;
-  /** Run without streaming (statements the engine cannot stream, e.g. EXPLAIN). */
+  /**
+   * Run without streaming: for statements the engine cannot stream (EXPLAIN) and for formats
+   * whose envelope carries statistics that streaming loses (JSON's rows_before_limit_at_least).
+   */
   buffered?: boolean;
 }
 
@@ -65,6 +68,8 @@ export interface SelectOptions {
 export interface SelectResult extends AsyncIterable<Buffer> {
   /** Stops the query and releases its Session. */
   cancel(): void;
+  /** Engine statistics, known up front for buffered queries. */
+  stats?: { elapsed: number; rowsRead: number; bytesRead: number };
 }
 
 export interface Engine {

@@ -60,5 +60,7 @@ export function sendError(req: FastifyRequest, reply: FastifyReply, err: unknown
   const e = toHttpError(err);
   if (e.status >= 500) req.log.error({ err }, 'request failed');
   if (e.chCode !== undefined) reply.header('x-db-exception-code', String(e.chCode));
+  // A body refused before it was read whole must not leave the connection in the client's pool.
+  if (!req.raw.complete) reply.header('connection', 'close');
   return reply.code(e.status).type('application/json').send(e.body);
 }

@@ -17,6 +17,12 @@ import { decoded, hasBody, isForm, isJson, queryParams, rawStream, readAll } fro
 const GET_LIMIT = 8 * 1024;
 const POST_LIMIT = 1024 * 1024;
 const DEFAULT_FORMAT = 'TabSeparated';
+/**
+ * Formats answered whole rather than streamed: their envelope carries statistics
+ * (rows_before_limit_at_least, rows_read) that the engine's streaming API leaves out, and their
+ * results are bounded by max_result_bytes anyway. Row formats (CSV, NDJSON, Parquet...) stream.
+ */
+const BUFFERED_FORMATS = new Set(['JSON', 'JSONCompact', 'JSONStrings']);
 
 const FLAG_SETTINGS = ['output_format_json_quote_64bit_integers', 'output_format_json_quote_denormals', 'output_format_parquet_string_as_string'] as const;
 
@@ -123,9 +129,9 @@ export function sqlRoutes(services: Services): FastifyPluginAsync {
 
       const format = prepared.format ?? DEFAULT_FORMAT;
       const started = process.hrtime.bigint();
-      const result = await services.queries.run(prepared, { format, queryId: req.id, signal: ac.signal, maxThreads, formatSettings });
+      const result = await services.queries.run(prepared, { format, queryId: req.id, signal: ac.signal, maxThreads, formatSettings, buffered: BUFFERED_FORMATS.has(format) });
       const elapsed = Number(process.hrtime.bigint() - started) / 1e9;
-      reply.header('x-tb-statistics', JSON.stringify({ elapsed }));
+      reply.header('x-tb-statistics', JSON.stringify(result.stats ? { elapsed, rows_read: result.stats.rowsRead, bytes_read: result.stats.bytesRead } : { elapsed }));
       reply.header('x-tb-warning', '[]');
       reply.type(contentType(format));
       const body = streamOf(result, prepared, req);
