@@ -44,6 +44,15 @@ export class DatasourceService {
     return m;
   }
 
+  /** Name of a data source by id, from the cache of any workspace (for error messages). */
+  nameOfId(id: string): string | undefined {
+    for (const m of this.cache.values()) {
+      const d = m.get(id);
+      if (d) return d.name;
+    }
+    return undefined;
+  }
+
   async list(ws: Workspace): Promise<DatasourceRecord[]> {
     return [...(await this.byId(ws)).values()];
   }

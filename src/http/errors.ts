@@ -39,7 +39,19 @@ export interface HttpError {
   chCode?: number;
 }
 
-export function toHttpError(err: unknown): HttpError {
+/**
+ * Rewrites internal table names (`w_<hex>.t_<id>`, with the quarantine and ingest-stage
+ * suffixes) in an engine message to data source names, so no error leaks physical names.
+ */
+export function userFacingNames(message: string, nameOf: (id: string) => string | undefined): string {
+  return message.replace(/`?(?:w_[0-9a-f]{32}`?\.`?)?(t_[0-9a-f]{32})(_quarantine|_sj|_sc)?`?/g, (m, id: string, suffix?: string) => {
+    const name = nameOf(id);
+    if (!name) return m;
+    return suffix === '_quarantine' ? `${name}_quarantine` : name;
+  }).replace(/`?w_[0-9a-f]{32}`?\./g, '');
+}
+
+export function toHttpError(err: unknown, nameOf: (id: string) => string | undefined = () => undefined): HttpError {
   if (err instanceof PipitError) {
     const status = STATUS[err.code];
     const body: Record<string, unknown> = { error: err.message, ...err.extra };
@@ -50,7 +62,7 @@ export function toHttpError(err: unknown): HttpError {
   if (err instanceof EngineError) {
     // Engine errors reaching HTTP come from user input (SQL expressions, conditions, values).
     const status = ENGINE_STATUS[err.chCode] ?? 400;
-    return { status, body: { error: `[Error] ${err.message}` }, chCode: err.chCode };
+    return { status, body: { error: `[Error] ${userFacingNames(err.message, nameOf)}` }, chCode: err.chCode };
   }
   const e = err as { statusCode?: number; message?: string; code?: string };
   if (typeof e?.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 500) {

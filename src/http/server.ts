@@ -40,7 +40,7 @@ export function buildHttp(services: Services): FastifyInstance {
     for (const [k, v] of Object.entries(CORS_HEADERS)) reply.header(k, v);
   });
 
-  app.setErrorHandler((err, req, reply) => sendError(req, reply, err));
+  app.setErrorHandler((err, req, reply) => sendError(req, reply, err, (id) => services.datasources.nameOfId(id)));
   app.setNotFoundHandler((req, reply) => {
     if (req.method === 'OPTIONS') return reply.code(204).send();
     return reply.code(404).send({ error: `Route not found: ${req.method} ${req.url.split('?')[0]}` });
@@ -56,8 +56,8 @@ export function buildHttp(services: Services): FastifyInstance {
   return app;
 }
 
-export function sendError(req: FastifyRequest, reply: FastifyReply, err: unknown): FastifyReply {
-  const e = toHttpError(err);
+export function sendError(req: FastifyRequest, reply: FastifyReply, err: unknown, nameOf?: (id: string) => string | undefined): FastifyReply {
+  const e = toHttpError(err, nameOf);
   if (e.status >= 500) req.log.error({ err }, 'request failed');
   if (e.chCode !== undefined) reply.header('x-db-exception-code', String(e.chCode));
   // A body refused before it was read whole must not leave the connection in the client's pool.
