@@ -8,7 +8,7 @@ import type { DatasourceRecord, Workspace } from '../catalog/catalog.js';
 import type { Engine } from '../engine/engine.js';
 import { EngineError, quoteIdent } from '../engine/engine.js';
 import { columnDdl, physicalNames } from '../ingest/physical.js';
-import { guardExpression } from '../sql/expression-guard.js';
+import { checkExpression } from './schema/index.js';
 import type { DatasourceService } from './datasource-service.js';
 import { badRequest } from './errors.js';
 import { indexClause, isJsonSchema, isMergeTreeFamily, parseIndexes, parseSchema } from './schema/index.js';
@@ -69,7 +69,7 @@ export class AlterService {
     if (p.ttl !== undefined) {
       if (p.ttl === 'false' || p.ttl === '') {
         if (ds.engine.params.ttl) ops.push('REMOVE TTL');
-      } else if (p.ttl !== ds.engine.params.ttl) ops.push(`MODIFY TTL ${guardExpression(p.ttl, 'ttl')}`);
+      } else if (p.ttl !== ds.engine.params.ttl) ops.push(`MODIFY TTL ${checkExpression(p.ttl, 'ttl')}`);
     }
     let indexes = ds.indexes;
     if (p.indexes !== undefined) {

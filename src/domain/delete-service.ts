@@ -7,7 +7,7 @@ import type { Engine } from '../engine/engine.js';
 import { EngineError } from '../engine/engine.js';
 import { physicalNames } from '../ingest/physical.js';
 import type { JobService } from '../jobs/job-service.js';
-import { guardExpression } from '../sql/expression-guard.js';
+import { checkExpression } from './schema/index.js';
 import { badRequest } from './errors.js';
 import { isMergeTreeFamily } from './schema/index.js';
 
@@ -21,7 +21,7 @@ export class DeleteService {
     if (!quarantine && !isMergeTreeFamily(ds.engine.engine)) {
       throw badRequest(`The data source engine (${ds.engine.engine}) is not supported. Deletion of data is supported for engines from the family MergeTree`);
     }
-    const cond = guardExpression(condition, 'delete_condition');
+    const cond = checkExpression(condition, 'delete_condition');
     const n = physicalNames(ws.database, ds.id);
     const table = quarantine ? n.quarantine : n.table;
     const count = async () => {

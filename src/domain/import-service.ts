@@ -18,7 +18,7 @@ import { createAllSql, dropAllSql, physicalNames } from '../ingest/physical.js';
 import type { DatasourceService } from './datasource-service.js';
 import { badRequest } from './errors.js';
 import { newResourceId } from './ids.js';
-import { normalizeName } from './schema/index.js';
+import { checkExpression, normalizeName } from './schema/index.js';
 import type { Column, EngineSpec } from './types.js';
 
 export type DataFormat = 'csv' | 'ndjson' | 'parquet';
@@ -147,6 +147,8 @@ export class ImportService {
    * is loaded into a shadow table first, so a failed load leaves the data source untouched.
    */
   async replace(ws: Workspace, ds: DatasourceRecord, format: DataFormat, stream: AsyncIterable<Buffer>, importId: string, dialect: CsvDialect, condition?: string): Promise<IngestCounts> {
+    // The condition is pasted into engine statements: it must be one plain expression.
+    if (condition) condition = checkExpression(condition, 'replace_condition');
     const shadow: DatasourceRecord = { ...ds, id: newResourceId() };
     for (const s of createAllSql(shadow, ws.database)) await this.engine.exec(s);
     const real = physicalNames(ws.database, ds.id);

@@ -192,6 +192,13 @@ describe('appends and quarantine', () => {
     expect(rc.status).toBe(200);
     const t = await tableOf(s, 'rep');
     expect(await engineRows(s, `SELECT k, v FROM ${t.table} ORDER BY k`)).toEqual([{ k: 4, v: 'new' }, { k: 9, v: 'z' }]);
+    // The condition reaches engine statements: a second statement or a host file read is refused.
+    for (const bad of [`k < 5; DROP TABLE ${t.table}`, "k < length(file('/etc/passwd'))", 'k IN (SELECT 1)']) {
+      const r2 = await s.req('POST', `/v0/datasources?name=rep&mode=replace&replace_condition=${encodeURIComponent(bad)}`, { body: '5,x\n' });
+      expect(r2.status, bad).toBe(400);
+      expect((await r2.json()).error, bad).toMatch(/^Invalid replace_condition/);
+    }
+    expect(await count(s, 'rep')).toBe(2);
     const missing = await s.req('POST', '/v0/datasources?name=nothere&mode=replace', { body: '1,a\n' });
     expect((await missing.json()).error).toBe('Data Source "nothere" does not exist, can not replace a non existing Data Source');
   });

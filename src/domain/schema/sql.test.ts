@@ -55,3 +55,11 @@ describe('checkExpression', () => {
     for (const [e, re] of cases) expect(() => checkExpression(e, 'engine_ttl'), e).toThrow(re);
   });
 });
+
+describe('checkExpression shares the SQL policy', () => {
+  it('refuses the reviewed deny-list and foreign databases', () => {
+    for (const e of ['getSetting(\'readonly\')', 'currentDatabase()', 'hasColumnInTable(\'system\', \'one\', \'dummy\')', 'x IN system.one', 'w_0123abcd.t.col = 1', '__getScalar(1)'])
+      expect(() => checkExpression(e, 'delete_condition'), e).toThrow(SchemaError);
+    expect(checkExpression('t.col = 1 AND s.x > 0', 'delete_condition')).toBe('t.col = 1 AND s.x > 0');
+  });
+});

@@ -3,6 +3,7 @@
 // index expressions). It rejects unbalanced input, comments, statement separators and host-reaching functions.
 
 import { SchemaError } from './errors.js';
+import { deniedFunction, looksLikeDatabase } from '../../sql/policy.js';
 
 export type SqlTokenKind = 'ident' | 'quoted' | 'string' | 'number' | 'punct' | 'space' | 'comment';
 export interface SqlToken {
@@ -108,6 +109,8 @@ export function stripOuterParens(text: string): string {
   return t.slice(1, -1).trim();
 }
 
+const NO_DATABASES: ReadonlySet<string> = new Set();
+
 /**
  * Functions that read or write outside the engine (host files, network, other tables). chDB runs
  * in local mode, so e.g. `DEFAULT file('/etc/passwd')` really reads the host file.
@@ -136,10 +139,13 @@ export function checkExpression(expr: string, what: string): string {
     if (t.kind === 'ident') {
       const next = tokens[k + 1];
       const upper = t.text.toUpperCase();
+      const prev = tokens[k - 1];
+      if (next?.text === '.' && prev?.text !== '.' && looksLikeDatabase(t.text, NO_DATABASES))
+        throw new SchemaError(`Invalid ${what} "${text}": the database '${t.text}' is not accessible`);
       if (upper === 'SELECT') throw new SchemaError(`Invalid ${what} "${text}": subqueries are not allowed`);
       if (upper === 'SETTINGS' && next?.kind === 'ident' && tokens[k + 2]?.text === '=')
         throw new SchemaError(`Invalid ${what} "${text}": SETTINGS are not allowed here`);
-      if (next?.text === '(' && DENIED_FUNCTION.test(t.text))
+      if (next?.text === '(' && (DENIED_FUNCTION.test(t.text) || deniedFunction(t.text)))
         throw new SchemaError(`Invalid ${what} "${text}": function '${t.text}' is not allowed`);
     }
   }
