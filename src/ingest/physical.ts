@@ -109,7 +109,12 @@ export function createStagesSql(ds: DatasourceRecord, database: string): string[
   if (cols.length > 0) {
     const stageCols = cols.map((_, i) => `__c${i} Nullable(String)`).join(', ');
     out.push(`CREATE TABLE ${n.csvStage} (${stageCols}, __err String DEFAULT '', ${importId}) ENGINE = Null`);
-    const plans: ColumnPlan[] = cols.map((col, i) => ({ col, raw: unwrap(col.type).nullable || unwrap(col.type).inner !== 'String' ? `nullIf(__c${i}, '')` : `__c${i}` }));
+    // An empty field is a missing value (NULL or the DEFAULT), except for a plain String without DEFAULT, where it is ''.
+    const plans: ColumnPlan[] = cols.map((col, i) => {
+      const u = unwrap(col.type);
+      const keepEmpty = !u.nullable && u.inner === 'String' && !/^DEFAULT\s/i.test(col.defaultValue ?? '');
+      return { col, raw: keepEmpty ? `__c${i}` : `nullIf(__c${i}, '')` };
+    });
     const parsed = parsedSelect(plans, 'csv', `__err = '' AS __ok_line`, n.csvStage, '1', `__err`);
     out.push(goodView(q(`${ds.id}_sc_ok`), n.table, plans, parsed));
     out.push(badView(q(`${ds.id}_sc_bad`), n.quarantine, plans, parsed, 'csv'));
@@ -165,6 +170,9 @@ function parsedSelect(plans: ColumnPlan[], mode: 'json' | 'csv', extract: string
     errMsgs.push(`if(__b${i}, if(${raw} IS NULL, ${quoteString(`value is missing on column '${col.name}', which is not Nullable and has no DEFAULT`)}, ` +
       `concat('value ''', ${raw}, ''' on column ''${col.name.replace(/'/g, "''")}'' is not ${inner.replace(/'/g, "''")}')), '')`);
   });
+  // Every typed value also under its column name, so a DEFAULT that refers to other columns
+  // (`day Date DEFAULT toDate(ts)`) computes from their typed values, not the raw text.
+  plans.forEach(({ col }, i) => parts.push(`__v${i} AS ${quoteIdent(col.name)}`));
   parts.push(`arrayFilter(_s -> _s != '', [${errCols.join(', ')}]) AS __errcols`);
   parts.push(`arrayFilter(_s -> _s != '', [${errMsgs.join(', ')}]) AS __errs`);
   parts.push(`${lineError} AS __line_error`);

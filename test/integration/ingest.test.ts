@@ -106,6 +106,22 @@ describe('POST /v0/datasources mode=create', () => {
 });
 
 describe('appends and quarantine', () => {
+  it('a DEFAULT that refers to other columns is computed from their typed values (CSV and NDJSON)', async () => {
+    const schema = 'ts DateTime `json:$.ts`, a Int32 `json:$.a`, b Int32 `json:$.b` DEFAULT a * 2, day Date `json:$.day` DEFAULT toDate(ts), s String `json:$.s` DEFAULT concat(toString(a), \'x\')';
+    let r = await s.req('POST', '/v0/datasources?name=dflt&mode=create', form({ schema }));
+    expect(r.status).toBe(200);
+    r = await s.req('POST', '/v0/datasources?name=dflt&mode=append', { body: '2024-01-02 03:04:05,1,,,\n2024-01-02 03:04:05,2,5,2020-01-01,q\n' });
+    expect(r.status).toBe(200);
+    r = await s.req('POST', '/v0/events?name=dflt&wait=true', { body: '{"ts":"2024-01-03 00:00:00","a":3}' });
+    expect(r.status).toBe(200);
+    const t = await tableOf(s, 'dflt');
+    expect(await engineRows(s, `SELECT a, b, toString(day) AS day, s FROM ${t.table} ORDER BY a`)).toEqual([
+      { a: 1, b: 2, day: '2024-01-02', s: '1x' },
+      { a: 2, b: 5, day: '2020-01-01', s: 'q' },
+      { a: 3, b: 6, day: '2024-01-03', s: '3x' },
+    ]);
+  });
+
   it('NDJSON: N rows with k bad ones → N−k in the table, k in quarantine with reasons', async () => {
     await createEvents('q_nd');
     const good = (i: number) => JSON.stringify({ ts: '2024-01-01 00:00:00', user: `u${i}`, kind: 'a', n: i, v: i / 2, tags: ['x'], geo: { city: 'Paris' } });
