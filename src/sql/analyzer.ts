@@ -158,12 +158,29 @@ class Analyzer {
     if (t.type !== 'eof') this.fail(`unexpected '${t.text}'`);
   }
 
-  /** Whether tokens from `k` start a query: SELECT, WITH, FROM, or parentheses around one. */
+  /**
+   * Whether tokens from `k` start a query: SELECT, WITH, FROM, or parentheses around one.
+   * `(FROM t SELECT ...)` is a subquery wherever a parenthesis opens (ClickHouse has no other
+   * `(FROM` construct), so it must be walked as one, or its table would go unchecked.
+   */
   private startsQuery(k: number): boolean {
     let j = k;
     while (this.isOp(this.toks[j], '(')) j++;
     const t = this.toks[j];
-    return this.isWord(t, 'SELECT') || this.isWord(t, 'WITH') || (this.isWord(t, 'FROM') && j === k);
+    this.refuseExplain(j);
+    return this.isWord(t, 'SELECT') || this.isWord(t, 'WITH') || this.isWord(t, 'FROM');
+  }
+
+  /**
+   * `(EXPLAIN ...)` is a table/scalar subquery for ClickHouse (it runs the explained query's
+   * analysis, e.g. over another database's table): refused wherever a parenthesis opens.
+   */
+  private refuseExplain(k: number): void {
+    let j = k;
+    while (this.isOp(this.toks[j], '(')) j++;
+    if (j > 0 && this.isOp(this.toks[j - 1], '(') && this.isWord(this.toks[j], 'EXPLAIN')) {
+      throw forbidden('Forbidden query: only SELECT queries are allowed, not EXPLAIN');
+    }
   }
 
   /** One query level: from its first token to the closing `)` (inParens) or the end. */
@@ -258,7 +275,7 @@ class Analyzer {
             this.next();
             state = 'expr';
             clause = 'select';
-          } else if (this.isWord(t, 'FROM')) {
+          } else if (this.isWord(t, 'FROM') && !this.isDistinctFrom()) {
             this.next();
             state = 'table';
             clause = 'from';
@@ -286,6 +303,7 @@ class Analyzer {
               this.next();
               state = 'expr';
               inJoin = true;
+              if (w === 'SAMPLE') clause = 'sample';
               break;
             }
             if (!CLAUSE_WORDS.has(w) && !AFTER_FROM.has(w)) {
@@ -312,13 +330,26 @@ class Analyzer {
               inJoin = false;
               break;
             }
-            if (w === 'FROM' && (clause === 'select' || clause === 'start')) {
-              this.next();
-              state = 'table';
-              clause = 'from';
+            if (w === 'FROM' && !this.isDistinctFrom()) {
+              if (clause === 'select' || clause === 'start') {
+                this.next();
+                state = 'table';
+                clause = 'from';
+                break;
+              }
+              // Outside the SELECT list only `WITH FILL FROM` (ORDER BY) and `IS DISTINCT FROM`
+              // take FROM; anything else would be a table the walker did not check.
+              if (clause !== 'order') this.fail('unexpected FROM');
+            }
+            // ARRAY JOIN is recognised as the keyword pair, so a table aliased `array` followed by
+            // a real JOIN (`FROM t AS array JOIN other`) still gets its joined table checked.
+            if (w === 'ARRAY' && this.isWord(this.peek(1), 'JOIN')) {
+              this.i += 2;
+              clause = 'array';
+              inJoin = false;
               break;
             }
-            if (w === 'JOIN' && !this.isWord(this.toks[this.i - 1], 'ARRAY')) {
+            if (w === 'JOIN') {
               this.next();
               state = 'table';
               clause = 'from';
@@ -333,7 +364,14 @@ class Analyzer {
               inJoin = false;
               break;
             }
-            if (AFTER_FROM.has(w) || w === 'ARRAY') {
+            // UNION/INTERSECT always combine queries (only EXCEPT doubles as `* EXCEPT (col)`).
+            if (w === 'UNION' || w === 'INTERSECT') this.fail(`expected a query after ${w}`);
+            // `SAMPLE k OFFSET m, other_table`: the OFFSET of SAMPLE does not end the table list.
+            if (w === 'OFFSET' && clause === 'sample') {
+              this.expressionToken(scope);
+              break;
+            }
+            if (AFTER_FROM.has(w)) {
               inJoin = false;
               clause = w.toLowerCase();
             }
@@ -366,6 +404,13 @@ class Analyzer {
     return prev.type === 'word' && !EXPECTS_EXPRESSION.has(prev.upper);
   }
 
+  /** FROM of `a IS [NOT] DISTINCT FROM b` (an operator, not a clause). */
+  private isDistinctFrom(): boolean {
+    const p = (k: number) => this.toks[this.i - k];
+    if (!p(1) || !this.isWord(p(1), 'DISTINCT') || !p(2)) return false;
+    return this.isWord(p(2), 'IS') || (this.isWord(p(2), 'NOT') && p(3) !== undefined && this.isWord(p(3), 'IS'));
+  }
+
   /** UNION/EXCEPT/INTERSECT followed by a query (not `* EXCEPT (col)`). */
   private isSetOperation(): boolean {
     let k = this.i + 1;
@@ -386,6 +431,8 @@ class Analyzer {
     const nameTok = this.next();
     const end = this.peek();
     const atEnd = end.type === 'eof' || (this.isOp(end, ';') && this.peek(1).type === 'eof');
+    if (this.isWord(end, 'SETTINGS')) throw forbidden('Forbidden query: SETTINGS clauses are not allowed');
+    if (this.isWord(end, 'INTO')) throw forbidden('Forbidden query: INTO OUTFILE is not allowed');
     if (inParens || !atEnd || (nameTok.type !== 'word' && nameTok.type !== 'qident')) {
       throw forbidden('Forbidden query: FORMAT is only allowed once, at the end of the query');
     }
@@ -484,7 +531,8 @@ class Analyzer {
   private group(scope: Scope | undefined, closer: ')' | ']'): void {
     this.enter();
     const s = scope ?? { ctes: new Set<string>() };
-    if (closer === ')' && this.startsQuery(this.i) && !this.isWord(this.peek(), 'FROM')) {
+    this.refuseExplain(this.i - 1);
+    if (closer === ')' && this.startsQuery(this.i)) {
       this.query(s, true);
       this.expect(')');
       this.depth--;
@@ -503,6 +551,9 @@ class Analyzer {
         if (t.upper === 'SETTINGS') throw forbidden('Forbidden query: SETTINGS clauses are not allowed');
         if (t.upper === 'INTO') throw forbidden('Forbidden query: INTO OUTFILE is not allowed');
         if (t.upper === 'FORMAT' && this.isFormatClause()) throw forbidden('Forbidden query: FORMAT is only allowed once, at the end of the query');
+        // A query keyword that does not open the group is no expression: fail closed rather than
+        // let a query the walker did not enter reach the engine.
+        if (t.upper === 'SELECT' || t.upper === 'UNION' || t.upper === 'INTERSECT') this.fail(`unexpected ${t.upper}`);
       }
       this.expressionToken(s);
     }
@@ -527,9 +578,18 @@ class Analyzer {
       return;
     }
     if (t.type === 'word' && t.upper === 'IN') {
+      // `in(x, db.t)` written as a function (not after an operand) reads its second argument as a
+      // table, like the operator: refused as the function `in` is.
+      if (this.isOp(this.peek(1), '(') && !this.afterOperand()) throw forbidden(`The query uses disabled functions: '${t.text}'`);
       this.next();
       this.inTarget(scope);
       return;
+    }
+    if (t.type === 'word' && t.upper === 'APPLY') {
+      // `* APPLY(f)` / `* APPLY f` calls the function named f on every column.
+      let k = 1;
+      while (this.isOp(this.peek(k), '(')) k++;
+      this.refuseFunctionReference(k);
     }
     if ((t.type === 'word' || t.type === 'qident') && this.isOp(this.peek(1), '.') && (this.peek(2).type === 'word' || this.peek(2).type === 'qident')) {
       const prev = this.toks[this.i - 1];
@@ -542,6 +602,40 @@ class Analyzer {
       }
     }
     this.next();
+  }
+
+  /** Whether the previous token (skipping NOT/GLOBAL of `x GLOBAL NOT IN`) ends an operand. */
+  private afterOperand(): boolean {
+    let k = this.i - 1;
+    while (k >= 0 && (this.isWord(this.toks[k], 'NOT') || this.isWord(this.toks[k], 'GLOBAL'))) k--;
+    const p = this.toks[k];
+    if (!p) return false;
+    if (p.type === 'number' || p.type === 'string' || p.type === 'qident') return true;
+    if (p.type === 'op') return p.text === ')' || p.text === ']';
+    return p.type === 'word' && !EXPECTS_EXPRESSION.has(p.upper) && !CLAUSE_WORDS.has(p.upper);
+  }
+
+  /**
+   * A bare name at token offset `k` that ClickHouse resolves as a function reference: after APPLY
+   * and as the first argument of the higher-order array and map functions (`arrayMap(file, [...])`
+   * calls file on every element). A denied function is refused there as if it were called.
+   */
+  private refuseFunctionReference(k: number, parens = 0, needsNextArgument = false): void {
+    const t = this.peek(k);
+    if (t.type !== 'word' && t.type !== 'qident') return;
+    const after = this.peek(k + 1);
+    if (this.isOp(after, '(') || this.isOp(after, '.')) return;
+    if (needsNextArgument) {
+      // `arraySum(user)` sums an array column; only `f(name, array...)` makes name a function.
+      let j = k + 1;
+      if (this.isWord(this.peek(j), 'AS')) j += 2;
+      for (let p = 0; p < parens && this.isOp(this.peek(j), ')'); p++) j++;
+      if (!this.isOp(this.peek(j), ',')) return;
+    }
+    const name = identName(t);
+    const lower = name.toLowerCase();
+    const denied = deniedFunction(name) ?? (lower === 'joinget' || lower === 'joingetornull' ? name : undefined);
+    if (denied) throw forbidden(`The query uses disabled functions: '${denied}'`);
   }
 
   /** Keywords that may be followed by `(` without being function calls. */
@@ -571,6 +665,12 @@ class Analyzer {
       return;
     }
     if (denied) throw forbidden(`The query uses disabled functions: '${denied}'`);
+    if (lower.startsWith('array') || lower.startsWith('map')) {
+      // First argument of a higher-order function: `(name)` and `name AS alias` are references too.
+      let k = 1;
+      while (this.isOp(this.peek(k), '(')) k++;
+      this.refuseFunctionReference(k, k - 1, true);
+    }
     this.next(); // (
     this.group(scope, ')');
   }

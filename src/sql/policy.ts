@@ -22,7 +22,13 @@ paimonAzure paimonAzureCluster paimonCluster paimonHDFS paimonHDFSCluster paimon
 prometheusQuery prometheusQueryRange redis remote remoteSecure s3 s3Cluster sqlite timeSeriesData timeSeriesMetrics timeSeriesSamples
 timeSeriesSelector timeSeriesTags url urlCluster view viewExplain viewIfPermitted ytsaurus`;
 
-/** Scalar functions refused, by reason. */
+/**
+ * Scalar functions refused, by reason (one line per reason): files; other tables and
+ * databases; settings and server configuration; identity; the host; internals; models; MVCC
+ * internals; the functional forms of IN (their second argument is a table); the host name under
+ * its primary name FQDN (fullHostName is only its alias) and Keeper-backed counters; LLM calls to
+ * external providers; NAIVE_BAYES dictionaries looked up by name (like dictGet).
+ */
 const DENIED_SCALAR = `
 file
 hasColumnInTable getMaxTableNameLengthForDatabase
@@ -34,6 +40,9 @@ displayName buildId shardNum shardCount zookeeperSessionUptime showCertificate
 addressToLine addressToLineWithInlines addressToSymbol demangle trap logTrace
 catboostEvaluate evalMLMethod modelEvaluate
 transactionID transactionLatestSnapshot transactionOldestSnapshot hasThreadFuzzer
+FQDN generateSerialID
+aiClassify aiEmbed aiExtract aiGenerate aiTranslate
+naiveBayesClassifier naiveBayesClassifierWithProb naiveBayesClassifierWithAllProbs
 in notIn nullIn notNullIn inIgnoreSet notInIgnoreSet nullInIgnoreSet notNullInIgnoreSet
 globalIn globalNotIn globalNullIn globalNotNullIn globalInIgnoreSet globalNotInIgnoreSet globalNullInIgnoreSet globalNotNullInIgnoreSet
 `;
