@@ -21,6 +21,8 @@ import { IngestService } from './ingest/ingest-service.js';
 import { physicalNames } from './ingest/physical.js';
 import { JobService } from './jobs/job-service.js';
 import { QueryService } from './sql/query-service.js';
+import { PipeService } from './domain/pipe-service.js';
+import { ResultCache } from './http/query-output.js';
 
 export interface Services {
   config: Config;
@@ -36,6 +38,9 @@ export interface Services {
   deletes: DeleteService;
   alters: AlterService;
   queries: QueryService;
+  pipes: PipeService;
+  /** Results of endpoints whose templates ask for cache_ttl(). */
+  resultCache: ResultCache;
   /** Up to 10 rows of a table expression as Tinybird's JSON preview. */
   preview(from: string): Promise<unknown>;
 }
@@ -60,12 +65,15 @@ export async function createApp(config: Config): Promise<App> {
   const imports = new ImportService(engine, datasources, ingest, path.join(config.dataDir, 'tmp'));
   const jobs = new JobService(catalog);
   await jobs.recover();
-  const queries = new QueryService(engine, datasources, config);
+  const pipes = new PipeService(catalog, datasources);
+  datasources.pipeNames = (ws) => pipes.names(ws);
+  const queries = new QueryService(engine, datasources, pipes, config);
   await queries.init();
   const events = new EventBuffer(path.join(config.dataDir, 'wal'), engine, config.walFsync, (msg, extra) => http.log.error(extra ?? {}, msg));
 
   const services: Services = {
-    config, engine, catalog, access, localTokens, datasources, ingest, imports, events, jobs, queries,
+    config, engine, catalog, access, localTokens, datasources, ingest, imports, events, jobs, queries, pipes,
+    resultCache: new ResultCache(),
     deletes: new DeleteService(engine, jobs),
     alters: new AlterService(engine, datasources),
     async preview(from: string) {

@@ -47,6 +47,39 @@ export interface DatasourceRecord {
   updatedAt: string;
 }
 
+export type NodeType = 'standard' | 'endpoint' | 'materialized' | 'copy' | 'sink';
+
+/** A node of a pipe: one SQL transformation (a template when it starts with %). */
+export interface NodeRecord {
+  id: string;
+  name: string;
+  sql: string;
+  description: string | null;
+  nodeType: NodeType;
+  /** Resources the SQL reads (names at the time of the last save). */
+  dependencies: string[];
+  createdAt: string;
+  updatedAt: string;
+  /** Type-specific fields (materialized target, copy target and schedule, sink settings). */
+  data: Record<string, unknown>;
+}
+
+export interface PipeRecord {
+  id: string;
+  workspaceId: string;
+  name: string;
+  description: string | null;
+  /** Id of the endpoint node, or null. */
+  endpoint: string | null;
+  /** Id of the pipe this one was copied from (`from=`), or null. */
+  parent: string | null;
+  nodes: NodeRecord[];
+  createdAt: string;
+  updatedAt: string;
+  /** Pipe-level fields of later features (copy/sink schedules). */
+  data: Record<string, unknown>;
+}
+
 export type JobStatus = 'waiting' | 'working' | 'done' | 'error' | 'cancelling' | 'cancelled';
 
 export interface JobRecord {
@@ -87,6 +120,12 @@ export interface Catalog {
   /** Replaces the record with the same id. */
   updateDatasource(ds: DatasourceRecord): Promise<void>;
   deleteDatasource(workspaceId: string, id: string): Promise<void>;
+
+  listPipes(workspaceId: string): Promise<PipeRecord[]>;
+  insertPipe(p: PipeRecord): Promise<void>;
+  /** Replaces the record with the same id. */
+  updatePipe(p: PipeRecord): Promise<void>;
+  deletePipe(workspaceId: string, id: string): Promise<void>;
 
   insertJob(job: JobRecord): Promise<void>;
   updateJob(job: JobRecord): Promise<void>;

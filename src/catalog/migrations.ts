@@ -21,4 +21,10 @@ export const migrations: Migration[] = [
       CREATE INDEX jobs_ws_created ON jobs(workspace_id, created_at DESC);
       CREATE INDEX jobs_status ON jobs(status)`,
   },
+  {
+    version: 2,
+    sql: `
+      CREATE TABLE pipes (id text PRIMARY KEY, workspace_id text NOT NULL, name text NOT NULL,
+        created_at timestamptz NOT NULL, doc jsonb NOT NULL, UNIQUE (workspace_id, name))`,
+  },
 ];

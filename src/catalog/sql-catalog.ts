@@ -3,7 +3,7 @@
  * directory) and a PostgreSQL server share these statements and the numbered migrations.
  * Each record keeps its indexed fields as columns and the rest as a jsonb document.
  */
-import type { Catalog, DatasourceRecord, JobFilter, JobRecord, JobStatus, TokenRecord, Workspace } from './catalog.js';
+import type { Catalog, DatasourceRecord, JobFilter, JobRecord, JobStatus, PipeRecord, TokenRecord, Workspace } from './catalog.js';
 import { migrations } from './migrations.js';
 
 /** The minimal SQL client both PGlite and node-postgres satisfy. */
@@ -73,6 +73,23 @@ export class SqlCatalog implements Catalog {
 
   async deleteDatasource(workspaceId: string, id: string): Promise<void> {
     await this.db.query('DELETE FROM datasources WHERE workspace_id = $1 AND id = $2', [workspaceId, id]);
+  }
+
+  async listPipes(workspaceId: string): Promise<PipeRecord[]> {
+    const r = await this.db.query<Doc>('SELECT doc FROM pipes WHERE workspace_id = $1 ORDER BY created_at, id', [workspaceId]);
+    return r.rows.map((x) => x.doc as PipeRecord);
+  }
+
+  async insertPipe(p: PipeRecord): Promise<void> {
+    await this.db.query('INSERT INTO pipes(id, workspace_id, name, created_at, doc) VALUES ($1, $2, $3, $4, $5)', [p.id, p.workspaceId, p.name, p.createdAt, p]);
+  }
+
+  async updatePipe(p: PipeRecord): Promise<void> {
+    await this.db.query('UPDATE pipes SET name = $3, doc = $4 WHERE workspace_id = $1 AND id = $2', [p.workspaceId, p.id, p.name, p]);
+  }
+
+  async deletePipe(workspaceId: string, id: string): Promise<void> {
+    await this.db.query('DELETE FROM pipes WHERE workspace_id = $1 AND id = $2', [workspaceId, id]);
   }
 
   async insertJob(job: JobRecord): Promise<void> {

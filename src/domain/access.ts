@@ -45,6 +45,23 @@ export class Auth {
     return this.canCreateDatasources || this.token.scopes.some((s) => (s.type === 'DATASOURCES:READ' || s.type === 'DATASOURCES:APPEND') && s.resource === dsId);
   }
 
+  /** ADMIN or PIPES:CREATE. */
+  get canCreatePipes(): boolean {
+    return this.isAdmin || this.has('PIPES:CREATE');
+  }
+
+  canReadPipe(pipeId: string): boolean {
+    return this.canCreatePipes || this.token.scopes.some((s) => s.type === 'PIPES:READ' && s.resource === pipeId);
+  }
+
+  canDropPipe(pipeId: string): boolean {
+    return this.canCreatePipes || this.token.scopes.some((s) => s.type === 'PIPES:DROP' && s.resource === pipeId);
+  }
+
+  requirePipesCreate(): void {
+    if (!this.canCreatePipes) throw forbidden('token needs scope PIPES:CREATE');
+  }
+
   requireAdmin(): void {
     if (!this.isAdmin) throw forbidden('token needs scope admin');
   }

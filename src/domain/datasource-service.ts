@@ -30,10 +30,19 @@ export class DatasourceService {
   /** workspace id → (id → record); the catalog is the truth, this is its cache. */
   private readonly cache = new Map<string, Map<string, DatasourceRecord>>();
 
+  /** Names of the workspace's pipes: pipes and data sources share one namespace. */
+  pipeNames: (ws: Workspace) => Promise<ReadonlySet<string>> = async () => new Set();
+
   constructor(
     private readonly catalog: Catalog,
     private readonly engine: Engine,
   ) {}
+
+  private async refusePipeName(ws: Workspace, name: string, status: 'bad_request' | 'conflict'): Promise<void> {
+    if (!(await this.pipeNames(ws)).has(name)) return;
+    const msg = `A Pipe with the "${name}" name exists, Pipe and Data Source names are unique`;
+    throw status === 'conflict' ? conflict(msg) : badRequest(msg);
+  }
 
   private async byId(ws: Workspace): Promise<Map<string, DatasourceRecord>> {
     let m = this.cache.get(ws.id);
@@ -80,6 +89,7 @@ export class DatasourceService {
   async create(ws: Workspace, spec: NewDatasource): Promise<DatasourceRecord> {
     validateResourceName(spec.name);
     if (await this.find(ws, spec.name)) throw badRequest(`Data Source "${spec.name}" already exists, use mode=append`);
+    await this.refusePipeName(ws, spec.name, 'bad_request');
     if (spec.columns.length === 0) throw badRequest('The schema must have at least one column');
     const now = nowIso();
     const ds: DatasourceRecord = {
@@ -134,6 +144,7 @@ export class DatasourceService {
     validateResourceName(newName);
     const other = await this.find(ws, newName);
     if (other && other.id !== ds.id) throw conflict(`There is already a Data Source with name "${newName}"`);
+    await this.refusePipeName(ws, newName, 'conflict');
     const updated = { ...ds, name: newName, updatedAt: nowIso() };
     await this.catalog.updateDatasource(updated);
     (await this.byId(ws)).set(ds.id, updated);

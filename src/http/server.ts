@@ -13,6 +13,7 @@ import { jobRoutes } from './routes/jobs.js';
 import { localRoutes } from './routes/local.js';
 import { analyzeRoutes } from './routes/analyze.js';
 import { sqlRoutes } from './routes/sql.js';
+import { pipeRoutes } from './routes/pipes.js';
 
 const CORS_HEADERS: Record<string, string> = {
   'access-control-allow-origin': '*',
@@ -53,6 +54,7 @@ export function buildHttp(services: Services): FastifyInstance {
   app.register(jobRoutes(services));
   app.register(analyzeRoutes(services));
   app.register(sqlRoutes(services));
+  app.register(pipeRoutes(services));
   return app;
 }
 

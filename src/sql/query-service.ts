@@ -1,22 +1,32 @@
 /**
- * User queries end to end: build the caller's scope (what its token may read in its workspace),
- * check and rewrite the SQL with the analyzer, run it on the engine's read-only Sessions with the
- * configured limits, and translate engine errors back into the user's names. Every feature that
- * runs user SQL (Query API, pipes, endpoints, materialized views, copies, sinks) goes through here.
+ * User queries end to end: build the caller's scope (what its token may read in its workspace:
+ * data sources, their quarantine, pipes through their endpoint node, the nodes of the pipe being
+ * queried), render templates, check and rewrite the SQL with the analyzer, run it on the engine's
+ * read-only Sessions with the configured limits, and translate engine errors back into the user's
+ * names. Every feature that runs user SQL (Query API, pipes, endpoints, materialized views,
+ * copies, sinks) goes through here.
  */
-import type { DatasourceRecord, Workspace } from '../catalog/catalog.js';
+import type { DatasourceRecord, NodeRecord, PipeRecord } from '../catalog/catalog.js';
 import type { Config } from '../config/config.js';
 import type { Auth } from '../domain/access.js';
 import type { DatasourceService } from '../domain/datasource-service.js';
-import { PipitError } from '../domain/errors.js';
+import { badRequest, PipitError } from '../domain/errors.js';
+import type { PipeService } from '../domain/pipe-service.js';
 import { EngineError, type Engine, type SelectLimits, type SelectResult } from '../engine/engine.js';
 import { SANDBOX_DATABASE } from '../engine/embedded-engine.js';
 import { physicalNames } from '../ingest/physical.js';
+import { isTemplate, render, type ParamValue } from './template-port.js';
 import { analyzeQuery, type AnalyzedQuery, type ResolvedTable, type SqlScope } from './analyzer.js';
 
 export interface PreparedQuery extends AnalyzedQuery {
   /** Rewrites physical names in an engine message back to the names the user wrote. */
   userNames(message: string): string;
+  /** max_threads asked for by a template (max_threads()). */
+  maxThreads?: number;
+  /** Result cache TTL in seconds asked for by a template (cache_ttl()). */
+  cacheTtl?: number;
+  /** Template warnings (reserved parameter names). */
+  warnings: string[];
 }
 
 export interface RunOptions {
@@ -28,12 +38,38 @@ export interface RunOptions {
   buffered?: boolean;
 }
 
+/** How a query is rendered and what it may see besides the workspace's resources. */
+export interface QueryContext {
+  /** Template parameters of the request. */
+  params?: Record<string, ParamValue>;
+  /** Render templates in test mode (placeholders for missing parameters). */
+  testMode?: boolean;
+  /** A pipe whose nodes the query may name (`pipeline=`, a node of the pipe). */
+  pipe?: PipeRecord;
+  /** With `pipe`: only nodes before this index are visible (a node reads earlier nodes). */
+  nodeLimit?: number;
+  /** `_` names this pipe (the `q` of an endpoint request). */
+  underscore?: PipeRecord;
+}
+
+/** Render outputs gathered from every template a query expands. */
+interface Gathered {
+  maxThreads?: number;
+  cacheTtl?: number;
+  warnings: string[];
+  /** Names passed to table() in templates. */
+  templateTables: string[];
+}
+
+const MAX_EXPANSION_DEPTH = 32;
+
 export class QueryService {
   private databases = new Set<string>();
 
   constructor(
     private readonly engine: Engine,
     private readonly datasources: DatasourceService,
+    private readonly pipes: PipeService,
     private readonly config: Pick<Config, 'queryTimeout' | 'queryMaxResultBytes' | 'queryMaxMemory'>,
   ) {}
 
@@ -43,63 +79,110 @@ export class QueryService {
     this.databases = new Set(rows.map((r) => r.name.toLowerCase()));
   }
 
-  /** The resources `auth` may read, as the analyzer's scope. */
-  async scope(auth: Auth): Promise<{ scope: SqlScope; names: Array<[string, string]> }> {
+  /**
+   * Checks, renders and rewrites one user query for `auth`. Names the workspace does not have
+   * are 404 for admin tokens and 403 for limited ones (which learn nothing about what exists).
+   */
+  async prepare(auth: Auth, sql: string, ctx: QueryContext = {}): Promise<PreparedQuery> {
     const ws = auth.workspace;
-    const all = await this.datasources.list(ws);
-    const byName = new Map<string, DatasourceRecord>();
+    const [dsList, pipeList] = await Promise.all([this.datasources.list(ws), this.pipes.list(ws)]);
+    const dsByName = new Map(dsList.map((d) => [d.name, d]));
+    const pipeByName = new Map(pipeList.map((p) => [p.name, p]));
     const names: Array<[string, string]> = [];
-    for (const ds of all) {
-      byName.set(ds.name, ds);
+    for (const ds of dsList) {
       const n = physicalNames(ws.database, ds.id);
       names.push([n.quarantine, `${ds.name}_quarantine`], [n.table, ds.name], [`${ds.id}_quarantine`, `${ds.name}_quarantine`], [ds.id, ds.name]);
     }
-    const readable = (ds: DatasourceRecord, name: string): DatasourceRecord => {
-      if (!auth.canRead(ds.id)) throw new PipitError('forbidden', `Resource '${name}' not found`);
-      return ds;
+    names.sort((a, b) => b[0].length - a[0].length);
+    const gathered: Gathered = { warnings: [], templateTables: [] };
+    const params = ctx.params ?? {};
+    const testMode = ctx.testMode ?? false;
+    const expanding: string[] = [];
+
+    const renderSql = (text: string): string => {
+      if (!isTemplate(text)) return text;
+      const r = render(text, params, { testMode });
+      if (r.maxThreads !== undefined) gathered.maxThreads = Math.min(gathered.maxThreads ?? r.maxThreads, r.maxThreads);
+      if (r.cacheTtl !== undefined) gathered.cacheTtl = Math.min(gathered.cacheTtl ?? r.cacheTtl, r.cacheTtl);
+      for (const w of r.warnings) if (!gathered.warnings.includes(w)) gathered.warnings.push(w);
+      for (const t of r.tables) if (!gathered.templateTables.includes(t)) gathered.templateTables.push(t);
+      return r.sql;
     };
-    const scope: SqlScope = {
+
+    /** The SQL of a node, rendered and checked, as a subquery; `trusted` skips data source scope checks. */
+    const expand = (pipe: PipeRecord, node: NodeRecord, trusted: boolean, as: ResolvedTable['kind'], name: string): ResolvedTable => {
+      if (expanding.includes(node.id)) throw badRequest(`Circular dependency: the node '${node.name}' of the pipe '${pipe.name}' reads itself`);
+      if (expanding.length >= MAX_EXPANSION_DEPTH) throw badRequest(`Too many nested pipes and nodes (more than ${MAX_EXPANSION_DEPTH})`);
+      expanding.push(node.id);
+      try {
+        const index = pipe.nodes.findIndex((n) => n.id === node.id);
+        const analyzed = analyzeQuery(renderSql(node.sql), scopeFor({ pipe, nodeLimit: index, trusted }));
+        if (analyzed.format) throw badRequest(`The node '${node.name}' of the pipe '${pipe.name}' can not have a FORMAT clause`);
+        return { name, kind: as, id: as === 'pipe' ? pipe.id : node.id, sql: `(${analyzed.sql})` };
+      } finally {
+        expanding.pop();
+      }
+    };
+
+    const readableDs = (ds: DatasourceRecord, name: string, trusted: boolean) => {
+      if (!trusted && !auth.canRead(ds.id)) throw new PipitError('forbidden', `Resource '${name}' not found`);
+    };
+
+    const scopeFor = (c: { pipe?: PipeRecord; nodeLimit?: number; trusted: boolean; underscore?: PipeRecord }): SqlScope => ({
       databases: this.databases,
       resolve: (name): ResolvedTable | undefined => {
-        const ds = byName.get(name);
+        if (c.pipe) {
+          const limit = c.nodeLimit ?? c.pipe.nodes.length;
+          const node = c.pipe.nodes.slice(0, limit).find((n) => n.name === name);
+          if (node) return expand(c.pipe, node, c.trusted, 'node', name);
+        }
+        const ds = dsByName.get(name);
         if (ds) {
-          readable(ds, name);
+          readableDs(ds, name, c.trusted);
           return { name, kind: 'datasource', id: ds.id, sql: physicalNames(ws.database, ds.id).table };
         }
         if (name.endsWith('_quarantine')) {
-          const base = byName.get(name.slice(0, -'_quarantine'.length));
+          const base = dsByName.get(name.slice(0, -'_quarantine'.length));
           if (base) {
-            readable(base, name);
+            readableDs(base, name, c.trusted);
             return { name, kind: 'quarantine', id: base.id, sql: physicalNames(ws.database, base.id).quarantine };
           }
+        }
+        const pipe = name === '_' && c.underscore ? c.underscore : pipeByName.get(name);
+        if (pipe) {
+          if (!c.trusted && !auth.canReadPipe(pipe.id)) throw new PipitError('forbidden', `Resource '${name}' not found`);
+          const node = pipe.nodes.find((n) => n.id === pipe.endpoint) ?? (auth.canCreatePipes ? pipe.nodes[pipe.nodes.length - 1] : undefined);
+          if (!node) throw badRequest(`The pipe '${pipe.name}' does not have an endpoint yet`);
+          // Reading a pipe one may read grants its nodes' data sources, as an endpoint does.
+          return expand(pipe, node, true, 'pipe', name);
         }
         return undefined;
       },
       resolveJoinTable: (name) => {
-        const ds = byName.get(name);
+        const ds = dsByName.get(name);
         if (!ds || ds.engine.engine !== 'Join') return undefined;
-        readable(ds, name);
+        readableDs(ds, name, c.trusted);
         return physicalNames(ws.database, ds.id).table;
       },
-    };
-    // Longest physical names first, so `t_x_quarantine` is not half-replaced by `t_x`.
-    names.sort((a, b) => b[0].length - a[0].length);
-    return { scope, names };
-  }
+    });
 
-  /** Checks and rewrites one user query for `auth`. */
-  async prepare(auth: Auth, sql: string): Promise<PreparedQuery> {
-    const { scope, names } = await this.scope(auth);
     let analyzed: AnalyzedQuery;
     try {
-      analyzed = analyzeQuery(sql, scope);
+      analyzed = analyzeQuery(renderSql(sql), scopeFor({ pipe: ctx.pipe, nodeLimit: ctx.nodeLimit, trusted: false, underscore: ctx.underscore }));
     } catch (err) {
       // A limited token learns nothing about resources it may not read, not even that they exist.
       if (err instanceof PipitError && err.code === 'not_found' && !auth.isAdmin) throw new PipitError('forbidden', err.message);
       throw err;
     }
-    const database = auth.workspace.database;
-    return { ...analyzed, userNames: (m) => userNames(m, names, database) };
+    const database = ws.database;
+    return {
+      ...analyzed,
+      userNames: (m) => userNames(m, names, database),
+      maxThreads: gathered.maxThreads,
+      cacheTtl: gathered.cacheTtl,
+      warnings: gathered.warnings,
+      tables: [...analyzed.tables, ...gathered.templateTables.filter((t) => !analyzed.tables.some((x) => x.name === t)).map((t) => ({ name: t, kind: 'datasource' as const, id: '', sql: '' }))],
+    };
   }
 
   limits(maxThreads?: number, formatSettings?: Record<string, 0 | 1>): SelectLimits {
@@ -120,11 +203,23 @@ export class QueryService {
         queryId: opts.queryId,
         signal: opts.signal,
         buffered: opts.buffered,
-        limits: this.limits(opts.maxThreads, opts.formatSettings),
+        limits: this.limits(opts.maxThreads ?? q.maxThreads, opts.formatSettings),
       });
     } catch (err) {
       throw translate(err, q);
     }
+  }
+
+  /** Runs a prepared query to completion and returns its bytes (small results: schemas, validation). */
+  async collect(q: PreparedQuery, format: string, queryId: string): Promise<Buffer> {
+    const r = await this.run(q, { format, queryId, buffered: true });
+    const parts: Buffer[] = [];
+    try {
+      for await (const c of r) parts.push(c);
+    } catch (err) {
+      throw translate(err, q);
+    }
+    return Buffer.concat(parts);
   }
 }
 

@@ -1,41 +1,36 @@
 /**
- * The Query API, `GET|POST /v0/sql`: one user SELECT through the SQL safety layer (src/sql), run
- * on the engine's read-only Sessions and streamed back in the format of its trailing FORMAT
- * clause. A client that disconnects cancels its query.
+ * The Query API, `GET|POST /v0/sql`: one user SELECT (or a template, when it starts with %)
+ * through the SQL safety layer (src/sql), run on the engine's read-only Sessions and sent in the
+ * format of its trailing FORMAT clause. A client that disconnects cancels its query.
  */
-import { PassThrough, Readable } from 'node:stream';
-import zlib from 'node:zlib';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { Services } from '../../app.js';
 import { badRequest, PipitError } from '../../domain/errors.js';
-import { EngineError } from '../../engine/engine.js';
-import { OUTPUT_FORMATS } from '../../sql/policy.js';
-import { translate, type PreparedQuery } from '../../sql/query-service.js';
+import type { ParamValue } from '../../sql/template-port.js';
 import { authenticate } from '../auth.js';
-import { decoded, hasBody, isForm, isJson, queryParams, rawStream, readAll } from '../body.js';
+import { decoded, hasBody, isForm, isJson, rawStream, readAll } from '../body.js';
+import { outputParams, sendQuery } from '../query-output.js';
 
 const GET_LIMIT = 8 * 1024;
 const POST_LIMIT = 1024 * 1024;
 const DEFAULT_FORMAT = 'TabSeparated';
-/**
- * Formats answered whole rather than streamed: their envelope carries statistics
- * (rows_before_limit_at_least, rows_read) that the engine's streaming API leaves out, and their
- * results are bounded by max_result_bytes anyway. Row formats (CSV, NDJSON, Parquet...) stream.
- */
-const BUFFERED_FORMATS = new Set(['JSON', 'JSONCompact', 'JSONStrings']);
 
-const FLAG_SETTINGS = ['output_format_json_quote_64bit_integers', 'output_format_json_quote_denormals', 'output_format_parquet_string_as_string'] as const;
+/** Request arguments of the Query API itself, never template parameters (§4.2). */
+const SQL_API_ARGS = new Set(['q', 'token', 'from', 'max_threads', 'pipeline', 'tag', 'output_format_json_quote_64bit_integers',
+  'output_format_parquet_string_as_string', 'output_format_json_quote_denormals', 'semver', 'playground', 'finalize_aggregations',
+  'release_replacements', 'time', 'test', '__tb__semver', 'explain', 'debug', 'template_parameters']);
 
 interface SqlRequest {
   q: string;
-  params: Record<string, string>;
+  /** Request arguments (query string and body), as sent. */
+  params: Record<string, ParamValue>;
 }
 
 async function readRequest(req: FastifyRequest): Promise<SqlRequest> {
-  const params = queryParams(req);
+  const params: Record<string, ParamValue> = queryArgs(req);
   if (req.method === 'GET') {
     const q = params.q;
-    if (q === undefined || q.trim() === '') throw badRequest('missing q parameter. example q=select%201');
+    if (typeof q !== 'string' || q.trim() === '') throw badRequest('missing q parameter. example q=select%201');
     if (Buffer.byteLength(q) > GET_LIMIT) throw badRequest('The maximum size for a SQL query is 8KB.');
     return { q, params };
   }
@@ -43,7 +38,7 @@ async function readRequest(req: FastifyRequest): Promise<SqlRequest> {
     if (err instanceof PipitError && err.code === 'payload_too_large') throw badRequest('The maximum size for a SQL query is 1MB.');
     throw err;
   }) : Buffer.alloc(0);
-  let q: string | undefined = params.q;
+  let q = typeof params.q === 'string' ? params.q : undefined;
   if (isJson(req) && body.length) {
     let json: unknown;
     try {
@@ -54,7 +49,7 @@ async function readRequest(req: FastifyRequest): Promise<SqlRequest> {
     if (!json || typeof json !== 'object' || Array.isArray(json)) throw badRequest('The request body should be a JSON object like {"q": "SELECT 1"}');
     for (const [k, v] of Object.entries(json as Record<string, unknown>)) {
       if (k === 'q') q = typeof v === 'string' ? v : undefined;
-      else params[k] = typeof v === 'string' ? v : JSON.stringify(v);
+      else params[k] = v as ParamValue;
     }
   } else if (isForm(req) && /(?:^|&)q=/.test(body.toString('utf8'))) {
     for (const [k, v] of new URLSearchParams(body.toString('utf8'))) {
@@ -69,25 +64,18 @@ async function readRequest(req: FastifyRequest): Promise<SqlRequest> {
   return { q, params };
 }
 
-function flag(params: Record<string, string>, name: string): 0 | 1 | undefined {
-  const v = params[name];
-  if (v === undefined || v === '') return undefined;
-  if (v === '0' || v === '1') return Number(v) as 0 | 1;
-  throw badRequest(`${name} must be 0 or 1`);
+/** Query-string arguments; a repeated key becomes an array (template Array() parameters). */
+export function queryArgs(req: FastifyRequest): Record<string, ParamValue> {
+  const out: Record<string, ParamValue> = {};
+  for (const [k, v] of Object.entries((req.query as Record<string, string | string[]>) ?? {})) out[k] = v;
+  return out;
 }
 
-function maxThreadsOf(params: Record<string, string>): number | undefined {
-  const v = params.max_threads;
-  if (v === undefined || v === '') return undefined;
-  const n = Number(v);
-  if (!/^\d+$/.test(v) || !Number.isInteger(n) || n < 1) throw badRequest('max_threads must be an integer value');
-  return Math.min(n, 64);
-}
-
-function contentType(format: string): string {
-  const f = OUTPUT_FORMATS[format.toLowerCase()];
-  const base = f?.contentType ?? 'text/tab-separated-values';
-  return base.startsWith('text/') || base === 'application/json' || base === 'application/x-ndjson' ? `${base}; charset=UTF-8` : base;
+/** Template parameters: every argument that is not one of the API's own. */
+export function templateParamsOf(params: Record<string, ParamValue>, reserved: ReadonlySet<string>): Record<string, ParamValue> {
+  const out: Record<string, ParamValue> = {};
+  for (const [k, v] of Object.entries(params)) if (!reserved.has(k)) out[k] = v;
+  return out;
 }
 
 export function sqlRoutes(services: Services): FastifyPluginAsync {
@@ -95,76 +83,32 @@ export function sqlRoutes(services: Services): FastifyPluginAsync {
     const handler = async (req: FastifyRequest, reply: FastifyReply) => {
       const auth = await authenticate(services, req);
       const { q, params } = await readRequest(req);
-      if (q.trimStart().startsWith('%')) {
-        throw badRequest('Template queries (starting with %) are not supported by this server yet; send plain SQL');
-      }
-      if (params.pipeline) throw new PipitError('forbidden', `Resource '${params.pipeline}' not found`);
+      let tplParams = templateParamsOf(params, SQL_API_ARGS);
       if (params.template_parameters !== undefined) {
+        let extra: unknown;
         try {
-          JSON.parse(params.template_parameters);
+          extra = JSON.parse(String(params.template_parameters));
         } catch {
           throw badRequest('template_parameters must be a well-formed JSON');
         }
+        if (extra && typeof extra === 'object' && !Array.isArray(extra)) tplParams = { ...tplParams, ...(extra as Record<string, ParamValue>) };
       }
-      const formatSettings: Record<string, 0 | 1> = {};
-      for (const name of FLAG_SETTINGS) {
-        const v = flag(params, name);
-        if (v !== undefined) formatSettings[name] = v;
+      const { maxThreads, formatSettings } = outputParams(params);
+      let pipe;
+      if (params.pipeline !== undefined) {
+        pipe = await services.pipes.find(auth.workspace, String(params.pipeline));
+        if (!pipe || !auth.canReadPipe(pipe.id)) throw new PipitError('forbidden', `Resource '${String(params.pipeline)}' not found`);
       }
-      const maxThreads = maxThreadsOf(params);
-      const prepared = await services.queries.prepare(auth, q);
-
-      const ac = new AbortController();
-      const onClose = () => {
-        if (!reply.raw.writableFinished) ac.abort();
-      };
-      reply.raw.on('close', onClose);
+      // Without parameters a template renders in test mode (placeholders), as Tinybird does.
+      const prepared = await services.queries.prepare(auth, q, { params: tplParams, testMode: Object.keys(tplParams).length === 0, pipe, underscore: pipe });
 
       if (params.explain === 'true') {
-        const result = await services.queries.run({ ...prepared, sql: `EXPLAIN ${prepared.sql}` }, { format: 'TSVRaw', queryId: req.id, signal: ac.signal, maxThreads, buffered: true });
-        const parts: Buffer[] = [];
-        for await (const c of result) parts.push(c);
-        return reply.type('application/json').send({ debug_query: prepared.sql, query_explain: prepared.userNames(Buffer.concat(parts).toString('utf8')), explain_error: '' });
+        const text = (await services.queries.collect({ ...prepared, sql: `EXPLAIN ${prepared.sql}` }, 'TSVRaw', req.id)).toString('utf8');
+        return reply.type('application/json').send({ debug_query: prepared.userNames(prepared.sql), query_explain: prepared.userNames(text), explain_error: '' });
       }
-
-      const format = prepared.format ?? DEFAULT_FORMAT;
-      const started = process.hrtime.bigint();
-      const result = await services.queries.run(prepared, { format, queryId: req.id, signal: ac.signal, maxThreads, formatSettings, buffered: BUFFERED_FORMATS.has(format) });
-      const elapsed = Number(process.hrtime.bigint() - started) / 1e9;
-      reply.header('x-tb-statistics', JSON.stringify(result.stats ? { elapsed, rows_read: result.stats.rowsRead, bytes_read: result.stats.bytesRead } : { elapsed }));
-      reply.header('x-tb-warning', '[]');
-      reply.type(contentType(format));
-      const body = streamOf(result, prepared, req);
-      if (/\bgzip\b/.test(String(req.headers['accept-encoding'] ?? ''))) {
-        reply.header('content-encoding', 'gzip');
-        return reply.send(body.pipe(zlib.createGzip()));
-      }
-      return reply.send(body);
+      return sendQuery(services, req, reply, prepared, { format: prepared.format ?? DEFAULT_FORMAT, workspaceId: auth.workspace.id, maxThreads, formatSettings });
     };
     app.get('/v0/sql', handler);
     app.post('/v0/sql', handler);
   };
-}
-
-/** The engine's chunks as a Readable; an error mid-stream ends the response abruptly (the status is already sent). */
-function streamOf(result: AsyncIterable<Buffer> & { cancel(): void }, prepared: PreparedQuery, req: FastifyRequest): Readable {
-  const out = new PassThrough();
-  (async () => {
-    try {
-      for await (const chunk of result) {
-        if (!out.write(chunk)) await new Promise<void>((r) => out.once('drain', r));
-        if (out.destroyed) {
-          result.cancel();
-          return;
-        }
-      }
-      out.end();
-    } catch (err) {
-      const e = translate(err, prepared);
-      req.log.warn({ err: e instanceof EngineError ? e.message : String(e) }, 'query failed while streaming');
-      out.destroy(e instanceof Error ? e : new Error(String(e)));
-    }
-  })();
-  out.on('close', () => result.cancel());
-  return out;
 }

@@ -1,0 +1,174 @@
+/**
+ * Pipes and their nodes: the catalog record, names (pipes share one namespace with data sources;
+ * node names are unique within a pipe), node operations and publishing. The SQL of a node is
+ * checked by the caller (src/sql, which also yields its dependencies) before it is saved here.
+ */
+import type { Catalog, NodeRecord, NodeType, PipeRecord, Workspace } from '../catalog/catalog.js';
+import type { DatasourceService } from './datasource-service.js';
+import { badRequest, conflict, forbidden, notFound } from './errors.js';
+import { canonicalId, newResourceId } from './ids.js';
+import { validateResourceName } from './schema/index.js';
+import { nowIso } from './time.js';
+
+export interface NewNode {
+  name?: string;
+  sql: string;
+  description?: string | null;
+  type?: NodeType;
+  dependencies: string[];
+  data?: Record<string, unknown>;
+}
+
+export const NODE_TYPES: readonly NodeType[] = ['standard', 'endpoint', 'materialized', 'copy', 'sink'];
+
+export class PipeService {
+  /** workspace id → (id → record); the catalog is the truth, this is its cache. */
+  private readonly cache = new Map<string, Map<string, PipeRecord>>();
+
+  constructor(
+    private readonly catalog: Catalog,
+    private readonly datasources: DatasourceService,
+  ) {}
+
+  private async byId(ws: Workspace): Promise<Map<string, PipeRecord>> {
+    let m = this.cache.get(ws.id);
+    if (!m) {
+      m = new Map((await this.catalog.listPipes(ws.id)).map((p) => [p.id, p]));
+      this.cache.set(ws.id, m);
+    }
+    return m;
+  }
+
+  async list(ws: Workspace): Promise<PipeRecord[]> {
+    return [...(await this.byId(ws)).values()];
+  }
+
+  async names(ws: Workspace): Promise<ReadonlySet<string>> {
+    return new Set((await this.list(ws)).map((p) => p.name));
+  }
+
+  /** By name or id (also decorated ids); null when absent. */
+  async find(ws: Workspace, nameOrId: string): Promise<PipeRecord | null> {
+    const m = await this.byId(ws);
+    const id = canonicalId(nameOrId);
+    if (id && m.has(id)) return m.get(id)!;
+    for (const p of m.values()) if (p.name === nameOrId) return p;
+    return null;
+  }
+
+  async get(ws: Workspace, nameOrId: string): Promise<PipeRecord> {
+    const p = await this.find(ws, nameOrId);
+    if (!p) throw notFound(`Pipe "${nameOrId}" not found`);
+    return p;
+  }
+
+  /** Checks a new pipe name: valid, and free among pipes and data sources. */
+  async checkNewName(ws: Workspace, name: string, self?: string): Promise<void> {
+    validateResourceName(name, 'pipe');
+    const other = await this.find(ws, name);
+    if (other && other.id !== self) throw conflict(`There's another resource with the same name "${name}", names must be unique`);
+    if (await this.datasources.find(ws, name)) throw conflict(`There's another resource with the same name "${name}", names must be unique. A Data Source with the "${name}" name exists`);
+  }
+
+  /** A node record; its name checked for validity and uniqueness in `pipe`. */
+  newNode(pipe: { name: string; nodes: NodeRecord[] }, spec: NewNode, index = pipe.nodes.length): NodeRecord {
+    const name = spec.name || this.autoName(pipe, index);
+    validateResourceName(name, 'node');
+    if (pipe.nodes.some((n) => n.name === name)) {
+      throw badRequest(`Node name "${name}" already exists in pipe. Node names must be unique within a given pipe.`);
+    }
+    if (!spec.sql || !spec.sql.trim()) throw badRequest('The SQL of a node can not be empty');
+    const now = nowIso();
+    return {
+      id: newResourceId(),
+      name,
+      sql: spec.sql,
+      description: spec.description ?? null,
+      nodeType: spec.type ?? 'standard',
+      dependencies: spec.dependencies,
+      createdAt: now,
+      updatedAt: now,
+      data: spec.data ?? {},
+    };
+  }
+
+  private autoName(pipe: { name: string; nodes: NodeRecord[] }, index: number): string {
+    let i = index;
+    while (pipe.nodes.some((n) => n.name === `${pipe.name}_${i}`)) i++;
+    return `${pipe.name}_${i}`;
+  }
+
+  /** Creates a pipe with its nodes (already checked); an `endpoint`-typed node is published. */
+  async create(ws: Workspace, name: string, description: string | null, nodes: NodeRecord[], parent: string | null = null): Promise<PipeRecord> {
+    await this.checkNewName(ws, name);
+    const endpoints = nodes.filter((n) => n.nodeType === 'endpoint');
+    if (endpoints.length > 1) throw badRequest('A pipe can only have one endpoint node');
+    const now = nowIso();
+    const pipe: PipeRecord = {
+      id: newResourceId(),
+      workspaceId: ws.id,
+      name,
+      description,
+      endpoint: endpoints[0]?.id ?? null,
+      parent,
+      nodes,
+      createdAt: now,
+      updatedAt: now,
+      data: {},
+    };
+    try {
+      await this.catalog.insertPipe(pipe);
+    } catch (err) {
+      if (/unique|duplicate/i.test(String((err as Error).message))) throw conflict(`There's another resource with the same name "${name}", names must be unique`);
+      throw err;
+    }
+    (await this.byId(ws)).set(pipe.id, pipe);
+    return pipe;
+  }
+
+  /** Saves a changed pipe (the caller built it from the cached one). */
+  async save(ws: Workspace, pipe: PipeRecord): Promise<PipeRecord> {
+    const updated = { ...pipe, updatedAt: nowIso() };
+    await this.catalog.updatePipe(updated);
+    (await this.byId(ws)).set(updated.id, updated);
+    return updated;
+  }
+
+  async drop(ws: Workspace, pipe: PipeRecord): Promise<void> {
+    await this.catalog.deletePipe(ws.id, pipe.id);
+    (await this.byId(ws)).delete(pipe.id);
+  }
+
+  node(pipe: PipeRecord, nameOrId: string): NodeRecord {
+    const n = pipe.nodes.find((x) => x.id === nameOrId || x.name === nameOrId);
+    if (!n) throw notFound(`Pipe '${pipe.name}' does not contain the '${nameOrId}' node`);
+    return n;
+  }
+
+  /** Publishes `node` as the pipe's endpoint (replacing a previous one). */
+  async publish(ws: Workspace, pipe: PipeRecord, node: NodeRecord): Promise<PipeRecord> {
+    const kind = pipeType(pipe);
+    if (kind === 'materialized' || kind === 'copy' || kind === 'sink') {
+      throw forbidden(`The pipe '${pipe.name}' is a ${kind === 'materialized' ? 'materialized view' : `${kind} pipe`} and can not be published as an API Endpoint`);
+    }
+    const nodes = pipe.nodes.map((n) => {
+      if (n.id === node.id) return { ...n, nodeType: 'endpoint' as NodeType, updatedAt: nowIso() };
+      if (n.nodeType === 'endpoint') return { ...n, nodeType: 'standard' as NodeType };
+      return n;
+    });
+    return this.save(ws, { ...pipe, nodes, endpoint: node.id });
+  }
+
+  async unpublish(ws: Workspace, pipe: PipeRecord, node: NodeRecord): Promise<PipeRecord> {
+    if (pipe.endpoint !== node.id) throw badRequest(`Pipe '${pipe.name}' node '${node.name}' is not an endpoint`);
+    const nodes = pipe.nodes.map((n) => (n.id === node.id ? { ...n, nodeType: 'standard' as NodeType } : n));
+    return this.save(ws, { ...pipe, nodes, endpoint: null });
+  }
+}
+
+/** The pipe's type as Tinybird reports it. */
+export function pipeType(pipe: PipeRecord): 'default' | 'endpoint' | 'materialized' | 'copy' | 'sink' {
+  if (pipe.endpoint) return 'endpoint';
+  for (const t of ['materialized', 'copy', 'sink'] as const) if (pipe.nodes.some((n) => n.nodeType === t)) return t;
+  return 'default';
+}

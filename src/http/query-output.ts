@@ -1,0 +1,177 @@
+/**
+ * Sending a user query's result: the one path shared by the Query API and pipe endpoints.
+ * Headers (content type, statistics, warnings), gzip when accepted, streaming for row formats,
+ * whole answers for the JSON envelope formats, cancellation when the client goes away, and the
+ * small in-memory result cache of `cache_ttl()` templates.
+ */
+import { PassThrough, Readable } from 'node:stream';
+import zlib from 'node:zlib';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { Services } from '../app.js';
+import { badRequest } from '../domain/errors.js';
+import { EngineError } from '../engine/engine.js';
+import { OUTPUT_FORMATS } from '../sql/policy.js';
+import { translate, type PreparedQuery } from '../sql/query-service.js';
+
+/**
+ * Formats answered whole rather than streamed: their envelope carries statistics
+ * (rows_before_limit_at_least, rows_read) that the engine's streaming API leaves out, and their
+ * results are bounded by max_result_bytes anyway. Row formats (CSV, NDJSON, Parquet...) stream.
+ */
+const BUFFERED_FORMATS = new Set(['JSON', 'JSONCompact', 'JSONStrings']);
+
+export const FLAG_SETTINGS = ['output_format_json_quote_64bit_integers', 'output_format_json_quote_denormals', 'output_format_parquet_string_as_string'] as const;
+
+export interface OutputOptions {
+  format: string;
+  /** Cache entries are per workspace. */
+  workspaceId: string;
+  maxThreads?: number;
+  formatSettings?: Record<string, 0 | 1>;
+}
+
+/** The output settings a request asks for (`output_format_*=0|1`, `max_threads`), validated. */
+export function outputParams(params: Record<string, unknown>): { maxThreads?: number; formatSettings: Record<string, 0 | 1> } {
+  const formatSettings: Record<string, 0 | 1> = {};
+  for (const name of FLAG_SETTINGS) {
+    const v = params[name];
+    if (v === undefined || v === '') continue;
+    if (v === '0' || v === '1' || v === 0 || v === 1) formatSettings[name] = Number(v) as 0 | 1;
+    else throw badRequest(`${name} must be 0 or 1`);
+  }
+  let maxThreads: number | undefined;
+  const t = params.max_threads;
+  if (t !== undefined && t !== '') {
+    const text = String(t);
+    if (!/^\d+$/.test(text) || Number(text) < 1) throw badRequest('max_threads must be an integer value');
+    maxThreads = Math.min(Number(text), 64);
+  }
+  return { maxThreads, formatSettings };
+}
+
+function contentType(format: string): string {
+  const f = OUTPUT_FORMATS[format.toLowerCase()];
+  const base = f?.contentType ?? 'text/tab-separated-values';
+  return base.startsWith('text/') || base === 'application/json' || base === 'application/x-ndjson' ? `${base}; charset=UTF-8` : base;
+}
+
+interface CacheEntry {
+  expires: number;
+  body: Buffer;
+  headers: Record<string, string>;
+}
+
+/** Results of `cache_ttl()` queries, keyed by workspace + final SQL + output settings. */
+export class ResultCache {
+  private readonly entries = new Map<string, CacheEntry>();
+  private bytes = 0;
+
+  constructor(private readonly maxBytes = 256 * 1024 * 1024) {}
+
+  get(key: string): CacheEntry | undefined {
+    const e = this.entries.get(key);
+    if (!e) return undefined;
+    if (e.expires < Date.now()) {
+      this.delete(key);
+      return undefined;
+    }
+    return e;
+  }
+
+  set(key: string, e: CacheEntry): void {
+    if (e.body.length > this.maxBytes / 8) return;
+    this.delete(key);
+    this.entries.set(key, e);
+    this.bytes += e.body.length;
+    for (const [k, v] of this.entries) {
+      if (this.bytes <= this.maxBytes) break;
+      this.delete(k);
+      void v;
+    }
+  }
+
+  private delete(key: string): void {
+    const e = this.entries.get(key);
+    if (!e) return;
+    this.bytes -= e.body.length;
+    this.entries.delete(key);
+  }
+}
+
+/** Runs `prepared` and sends its result in `opts.format`. */
+export async function sendQuery(services: Services, req: FastifyRequest, reply: FastifyReply, prepared: PreparedQuery, opts: OutputOptions): Promise<FastifyReply> {
+  const { format } = opts;
+  const ac = new AbortController();
+  reply.raw.on('close', () => {
+    if (!reply.raw.writableFinished) ac.abort();
+  });
+  const gzip = /\bgzip\b/.test(String(req.headers['accept-encoding'] ?? ''));
+  const warnings = JSON.stringify(prepared.warnings);
+  const buffered = BUFFERED_FORMATS.has(format) || prepared.cacheTtl !== undefined;
+  const cacheKey = prepared.cacheTtl !== undefined
+    ? JSON.stringify([opts.workspaceId, prepared.sql, format, opts.maxThreads ?? prepared.maxThreads ?? null, opts.formatSettings ?? {}])
+    : undefined;
+
+  if (cacheKey) {
+    const hit = services.resultCache.get(cacheKey);
+    if (hit) {
+      for (const [k, v] of Object.entries(hit.headers)) reply.header(k, v);
+      reply.header('x-cache-hits', '1');
+      return send(reply, Readable.from([hit.body]), gzip);
+    }
+  }
+
+  const started = process.hrtime.bigint();
+  const result = await services.queries.run(prepared, { format, queryId: req.id, signal: ac.signal, maxThreads: opts.maxThreads, formatSettings: opts.formatSettings, buffered });
+  const elapsed = Number(process.hrtime.bigint() - started) / 1e9;
+  const headers: Record<string, string> = {
+    'content-type': contentType(format),
+    'x-tb-statistics': JSON.stringify(result.stats ? { elapsed, rows_read: result.stats.rowsRead, bytes_read: result.stats.bytesRead } : { elapsed }),
+    'x-tb-warning': warnings,
+  };
+  for (const [k, v] of Object.entries(headers)) reply.header(k, v);
+
+  if (cacheKey && prepared.cacheTtl !== undefined) {
+    const parts: Buffer[] = [];
+    try {
+      for await (const c of result) parts.push(c);
+    } catch (err) {
+      throw translate(err, prepared);
+    }
+    const body = Buffer.concat(parts);
+    services.resultCache.set(cacheKey, { expires: Date.now() + prepared.cacheTtl * 1000, body, headers });
+    return send(reply, Readable.from([body]), gzip);
+  }
+  return send(reply, streamOf(result, prepared, req), gzip);
+}
+
+function send(reply: FastifyReply, body: Readable, gzip: boolean): FastifyReply {
+  if (gzip) {
+    reply.header('content-encoding', 'gzip');
+    return reply.send(body.pipe(zlib.createGzip()));
+  }
+  return reply.send(body);
+}
+
+/** The engine's chunks as a Readable; an error mid-stream ends the response abruptly (the status is already sent). */
+function streamOf(result: AsyncIterable<Buffer> & { cancel(): void }, prepared: PreparedQuery, req: FastifyRequest): Readable {
+  const out = new PassThrough();
+  (async () => {
+    try {
+      for await (const chunk of result) {
+        if (!out.write(chunk)) await new Promise<void>((r) => out.once('drain', r));
+        if (out.destroyed) {
+          result.cancel();
+          return;
+        }
+      }
+      out.end();
+    } catch (err) {
+      const e = translate(err, prepared);
+      req.log.warn({ err: e instanceof EngineError ? e.message : String(e) }, 'query failed while streaming');
+      out.destroy(e instanceof Error ? e : new Error(String(e)));
+    }
+  })();
+  out.on('close', () => result.cancel());
+  return out;
+}

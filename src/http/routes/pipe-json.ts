@@ -1,0 +1,92 @@
+/**
+ * Pipe and node representations: the JSON of the Pipes API (reference §5.2) and the `.pipe`
+ * datafile text (§11.3).
+ */
+import type { NodeRecord, PipeRecord } from '../../catalog/catalog.js';
+import type { Auth } from '../../domain/access.js';
+import { pipeType } from '../../domain/pipe-service.js';
+import { tbTime } from '../../domain/time.js';
+import { isTemplate, templateParams } from '../../sql/template-port.js';
+
+export interface JsonOptions {
+  /** Include each node's dependencies (list endpoints make it opt-in). */
+  dependencies?: boolean;
+  /** Keep only these pipe attributes / node attributes. */
+  attrs?: string[];
+  nodeAttrs?: string[];
+  apiHost: string;
+}
+
+/** The params of a node: derived from its template (empty for plain SQL); unparsable templates have none. */
+export function nodeParams(sql: string): unknown[] {
+  if (!isTemplate(sql)) return [];
+  try {
+    return templateParams(sql);
+  } catch {
+    return [];
+  }
+}
+
+export function nodeJson(n: NodeRecord, opts: { dependencies?: boolean; limited?: boolean } = {}): Record<string, unknown> {
+  const out: Record<string, unknown> = {
+    id: n.id,
+    name: n.name,
+    sql: n.sql,
+    description: n.description,
+    materialized: (n.data.materialized as string | undefined) ?? null,
+    cluster: null,
+    tags: {},
+    created_at: tbTime(n.createdAt),
+    updated_at: tbTime(n.updatedAt),
+    version: 0,
+    project: null,
+    result: null,
+    ignore_sql_errors: false,
+    node_type: n.nodeType,
+  };
+  if (n.data.mode) out.mode = n.data.mode;
+  if (opts.dependencies !== false) out.dependencies = n.dependencies;
+  out.params = nodeParams(n.sql);
+  // A token that may only read the endpoint does not see how it is built.
+  if (opts.limited) delete out.sql;
+  return out;
+}
+
+export function pipeJson(p: PipeRecord, auth: Auth, opts: JsonOptions): Record<string, unknown> {
+  const limited = !auth.canCreatePipes;
+  const out: Record<string, unknown> = {
+    id: p.id,
+    name: p.name,
+    description: p.description,
+    endpoint: p.endpoint,
+    created_at: tbTime(p.createdAt),
+    updated_at: tbTime(p.updatedAt),
+    parent: p.parent,
+    type: pipeType(p),
+    last_commit: { content_sha: '', path: '', status: 'ok' },
+    nodes: p.nodes.map((n) => pick(nodeJson(n, { dependencies: opts.dependencies, limited }), opts.nodeAttrs)),
+    url: `${opts.apiHost}/v0/pipes/${p.name}.json`,
+  };
+  return pick(out, opts.attrs);
+}
+
+function pick(o: Record<string, unknown>, keys?: string[]): Record<string, unknown> {
+  if (!keys || keys.length === 0) return o;
+  return Object.fromEntries(keys.filter((k) => k in o).map((k) => [k, o[k]]));
+}
+
+const indent = (text: string) => text.split('\n').map((l) => (l.trim() ? `    ${l}` : '')).join('\n');
+
+/** The `.pipe` datafile of a pipe. */
+export function pipeDatafile(p: PipeRecord): string {
+  const out: string[] = [];
+  if (p.description) out.push(`DESCRIPTION >\n${indent(p.description)}\n`);
+  for (const n of p.nodes) {
+    out.push(`NODE ${n.name}`);
+    if (n.description) out.push(`DESCRIPTION >\n${indent(n.description)}\n`);
+    out.push(`SQL >\n${indent(n.sql.trim())}\n`);
+    if (n.nodeType !== 'standard') out.push(`TYPE ${n.nodeType}`);
+    out.push('');
+  }
+  return out.join('\n').replace(/\n{3,}/g, '\n\n').trimEnd() + '\n';
+}

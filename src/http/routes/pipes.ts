@@ -1,0 +1,414 @@
+/**
+ * The Pipes API (`/v0/pipes`): pipes and nodes, publishing API Endpoints, endpoint data in every
+ * format, explain, and the OpenAPI document. Node SQL is checked by the SQL safety layer when it
+ * is saved (which also yields its dependencies) and again, rendered, on every request.
+ */
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import type { Services } from '../../app.js';
+import type { NodeRecord, NodeType, PipeRecord } from '../../catalog/catalog.js';
+import type { Auth } from '../../domain/access.js';
+import { badRequest, forbidden, notFound, PipitError } from '../../domain/errors.js';
+import { NODE_TYPES } from '../../domain/pipe-service.js';
+import { nowIso, tbTime } from '../../domain/time.js';
+import { isTemplate, type ParamValue } from '../../sql/template-port.js';
+import { authenticate } from '../auth.js';
+import { decoded, hasBody, isForm, isJson, rawStream, readAll } from '../body.js';
+import { outputParams, sendQuery } from '../query-output.js';
+import { nodeJson, nodeParams, pipeDatafile, pipeJson } from './pipe-json.js';
+import { queryArgs } from './sql.js';
+
+const BODY_LIMIT = 8 * 1024 * 1024;
+const Q_LIMIT = 8 * 1024;
+
+/** Endpoint formats and the engine format each one is. */
+const ENDPOINT_FORMATS: Record<string, string> = { json: 'JSON', csv: 'CSVWithNames', ndjson: 'JSONEachRow', parquet: 'Parquet', prometheus: 'Prometheus' };
+
+/** Arguments of the endpoint request itself, never template parameters. */
+const ENDPOINT_ARGS = new Set(['token', 'q']);
+
+async function body(req: FastifyRequest): Promise<Buffer> {
+  return hasBody(req) ? readAll(decoded(rawStream(req), req.headers['content-encoding']), BODY_LIMIT) : Buffer.alloc(0);
+}
+
+function str(v: unknown): string | undefined {
+  if (v === undefined || v === null) return undefined;
+  if (Array.isArray(v)) return v.length ? String(v[v.length - 1]) : undefined;
+  return String(v);
+}
+
+function boolArg(v: unknown, name: string): boolean | undefined {
+  const s = str(v);
+  if (s === undefined || s === '') return undefined;
+  if (s === 'true') return true;
+  if (s === 'false') return false;
+  throw badRequest(`The parameter "${name}" value "${s}" is invalid. Valid values are: 'true', 'false'`);
+}
+
+function listArg(v: unknown): string[] | undefined {
+  const s = str(v);
+  return s ? s.split(',').map((x) => x.trim()).filter(Boolean) : undefined;
+}
+
+export function pipeRoutes(services: Services): FastifyPluginAsync {
+  const s = services;
+  const apiHost = () => s.config.apiHost;
+
+  /** Checks a node's SQL in the context of its pipe; returns its dependencies. */
+  async function checkNode(auth: Auth, pipe: PipeRecord, index: number, sql: string, reqId: string): Promise<string[]> {
+    let prepared;
+    try {
+      prepared = await s.queries.prepare(auth, sql, { testMode: true, params: {}, pipe, nodeLimit: index });
+    } catch (err) {
+      if (err instanceof PipitError && err.code === 'not_found') throw badRequest(err.message);
+      throw err;
+    }
+    if (prepared.format) throw badRequest('The SQL of a node can not have a FORMAT clause');
+    // Plain SQL is also checked by the engine (unknown columns, types); a template's test-mode
+    // placeholders may not make a runnable query, so it is checked when it runs.
+    if (!isTemplate(sql)) await s.queries.collect({ ...prepared, sql: `SELECT * FROM (${prepared.sql}) LIMIT 0` }, 'JSON', reqId);
+    return prepared.tables.map((t) => t.name);
+  }
+
+  /** A draft pipe (nodes checked one by one, each seeing the earlier ones). */
+  async function buildNodes(auth: Auth, name: string, specs: Array<{ name?: string; sql: string; description?: string | null; type?: string }>, reqId: string): Promise<NodeRecord[]> {
+    const draft: PipeRecord = { id: '', workspaceId: auth.workspace.id, name, description: null, endpoint: null, parent: null, nodes: [], createdAt: '', updatedAt: '', data: {} };
+    for (const spec of specs) {
+      if (typeof spec.sql !== 'string') throw badRequest('Every node needs its sql');
+      const type = nodeTypeOf(spec.type);
+      const dependencies = await checkNode(auth, draft, draft.nodes.length, spec.sql, reqId);
+      draft.nodes.push(s.pipes.newNode(draft, { name: spec.name, sql: spec.sql, description: spec.description ?? null, type, dependencies }));
+    }
+    return draft.nodes;
+  }
+
+  function nodeTypeOf(t: unknown): NodeType {
+    const type = (str(t) ?? 'standard').toLowerCase();
+    if (type === 'default') return 'standard';
+    if (!NODE_TYPES.includes(type as NodeType)) throw badRequest(`Invalid node type "${type}". Valid types are: ${NODE_TYPES.join(', ')}`);
+    if (type === 'materialized' || type === 'copy' || type === 'sink') throw badRequest(`Nodes of type ${type} are not supported by this server yet`);
+    return type as NodeType;
+  }
+
+  async function readablePipe(auth: Auth, nameOrId: string): Promise<PipeRecord> {
+    const pipe = await s.pipes.find(auth.workspace, nameOrId);
+    if (!pipe) throw notFound(`Pipe "${nameOrId}" not found`);
+    if (!auth.canReadPipe(pipe.id)) throw forbidden(`token has no READ scope for ${nameOrId}`);
+    return pipe;
+  }
+
+  async function writablePipe(auth: Auth, nameOrId: string): Promise<PipeRecord> {
+    auth.requirePipesCreate();
+    const pipe = await s.pipes.find(auth.workspace, nameOrId);
+    if (!pipe) throw notFound(`Pipe "${nameOrId}" not found`);
+    return pipe;
+  }
+
+  const json = (auth: Auth, p: PipeRecord) => pipeJson(p, auth, { apiHost: apiHost() });
+
+  /** Endpoint data: `GET|POST /v0/pipes/:name.:format`. */
+  async function endpointData(req: FastifyRequest, reply: FastifyReply, name: string, ext: string): Promise<FastifyReply> {
+    const format = ENDPOINT_FORMATS[ext.toLowerCase()];
+    if (!format) throw badRequest(`Format '${ext}' not supported, it must be one of csv, json, ndjson, parquet, prometheus`);
+    const auth = await authenticate(s, req);
+    const pipe = await s.pipes.find(auth.workspace, name);
+    if (!pipe) throw notFound(`The pipe '${name}' does not exist`);
+    if (!auth.canReadPipe(pipe.id)) throw forbidden("The token you have provided doesn't have access to this resource");
+    if (!pipe.endpoint) throw notFound(`The pipe '${pipe.name}' does not have an endpoint yet`);
+    const args: Record<string, ParamValue> = queryArgs(req);
+    if (req.method === 'POST') {
+      const b = await body(req);
+      if (b.length && isJson(req)) {
+        let parsed: unknown;
+        try {
+          parsed = JSON.parse(b.toString('utf8'));
+        } catch {
+          throw badRequest('The request body should be a JSON object with the parameters');
+        }
+        if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) throw badRequest('The request body should be a JSON object with the parameters');
+        Object.assign(args, parsed as Record<string, ParamValue>);
+      } else if (b.length) {
+        const form = new URLSearchParams(b.toString('utf8'));
+        for (const k of new Set(form.keys())) {
+          const all = form.getAll(k);
+          args[k] = all.length > 1 ? all : all[0];
+        }
+      }
+    }
+    const params: Record<string, ParamValue> = {};
+    for (const [k, v] of Object.entries(args)) if (!ENDPOINT_ARGS.has(k)) params[k] = v;
+    const q = str(args.q);
+    let sql = `SELECT * FROM \`${pipe.name}\``;
+    if (q !== undefined && q.trim() !== '') {
+      if (isTemplate(q)) throw badRequest("'q' parameter doesn't support templates");
+      if (Buffer.byteLength(q) > Q_LIMIT) throw badRequest('The maximum size for a SQL query is 8KB.');
+      sql = q;
+    }
+    const { maxThreads, formatSettings } = outputParams(args);
+    const prepared = await s.queries.prepare(auth, sql, { params, testMode: false, underscore: pipe });
+    return sendQuery(s, req, reply, prepared, { format, workspaceId: auth.workspace.id, maxThreads, formatSettings });
+  }
+
+  /** The node an explain without a node name is about: the endpoint, else the last node. */
+  async function explain(req: FastifyRequest, reply: FastifyReply, pipeName: string, nodeName?: string): Promise<FastifyReply> {
+    const auth = await authenticate(s, req);
+    const pipe = await readablePipe(auth, pipeName);
+    const node = nodeName ? s.pipes.node(pipe, nodeName) : pipe.nodes.find((n) => n.id === pipe.endpoint) ?? pipe.nodes[pipe.nodes.length - 1];
+    if (!node) throw badRequest('Could not get a node to run the explain plan');
+    const params: Record<string, ParamValue> = {};
+    for (const [k, v] of Object.entries(queryArgs(req))) if (!ENDPOINT_ARGS.has(k)) params[k] = v;
+    const index = pipe.nodes.findIndex((n) => n.id === node.id);
+    const prepared = await s.queries.prepare(auth, node.sql, { params, testMode: Object.keys(params).length === 0, pipe, nodeLimit: index });
+    const text = (await s.queries.collect({ ...prepared, sql: `EXPLAIN ${prepared.sql}` }, 'TSVRaw', req.id)).toString('utf8');
+    return reply.type('application/json').send({ debug_query: prepared.userNames(prepared.sql), query_explain: prepared.userNames(text) });
+  }
+
+  return async (app) => {
+    app.get('/v0/pipes/openapi.json', async (req) => {
+      const auth = await authenticate(s, req);
+      const pipes = (await s.pipes.list(auth.workspace)).filter((p) => p.endpoint && auth.canReadPipe(p.id));
+      return openApi(pipes, apiHost());
+    });
+
+    app.get('/v0/pipes', async (req) => {
+      const auth = await authenticate(s, req);
+      const args = queryArgs(req);
+      const dependencies = boolArg(args.dependencies, 'dependencies') ?? false;
+      const pipes = (await s.pipes.list(auth.workspace)).filter((p) => auth.canReadPipe(p.id));
+      return { pipes: pipes.map((p) => pipeJson(p, auth, { apiHost: apiHost(), dependencies, attrs: listArg(args.attrs), nodeAttrs: listArg(args.node_attrs) })) };
+    });
+
+    app.post('/v0/pipes', async (req) => {
+      const auth = await authenticate(s, req);
+      auth.requirePipesCreate();
+      const args = queryArgs(req);
+      const b = await body(req);
+      let name = str(args.name);
+      let description = str(args.description) ?? null;
+      let specs: Array<{ name?: string; sql: string; description?: string | null; type?: string }> = [];
+      if (b.length && isJson(req)) {
+        let doc: { name?: string; description?: string; nodes?: unknown };
+        try {
+          doc = JSON.parse(b.toString('utf8'));
+        } catch {
+          throw badRequest('The request body should be a JSON object with the pipe');
+        }
+        name = doc.name ?? name;
+        description = doc.description ?? description;
+        if (doc.nodes !== undefined && !Array.isArray(doc.nodes)) throw badRequest('nodes must be a list');
+        specs = ((doc.nodes as Array<Record<string, unknown>>) ?? []).map((n) => ({
+          name: str(n.name), sql: n.sql as string, description: (n.description as string | null | undefined) ?? null, type: str(n.type ?? n.node_type),
+        }));
+      } else {
+        const form = b.length && isForm(req) ? Object.fromEntries(new URLSearchParams(b.toString('utf8'))) : {};
+        name = name ?? form.name;
+        description = description ?? form.description ?? null;
+        const sql = str(args.sql) ?? form.sql;
+        const from = str(args.from) ?? form.from;
+        if (from) {
+          const src = await readablePipe(auth, from);
+          specs = src.nodes.map((n) => ({ name: n.name, sql: n.sql, description: n.description, type: n.nodeType }));
+        } else if (sql !== undefined) specs = [{ sql }];
+      }
+      if (!name) throw badRequest('The pipe needs a name');
+      await s.pipes.checkNewName(auth.workspace, name);
+      const nodes = await buildNodes(auth, name, specs, req.id);
+      const parent = str(args.from) ? (await s.pipes.find(auth.workspace, str(args.from)!))?.id ?? null : null;
+      const pipe = await s.pipes.create(auth.workspace, name, description, nodes, parent);
+      return json(auth, pipe);
+    });
+
+    // Append a node: the SQL is the request body.
+    app.post('/v0/pipes/:pipe/nodes', async (req) => {
+      const auth = await authenticate(s, req);
+      const pipe = await writablePipe(auth, (req.params as { pipe: string }).pipe);
+      const args = queryArgs(req);
+      const sql = (await body(req)).toString('utf8');
+      if (!sql.trim()) throw badRequest('The SQL of a node can not be empty');
+      const type = nodeTypeOf(args.type);
+      const dependencies = await checkNode(auth, pipe, pipe.nodes.length, sql, req.id);
+      const node = s.pipes.newNode(pipe, { name: str(args.name), sql, description: str(args.description) ?? null, type: 'standard', dependencies });
+      let saved = await s.pipes.save(auth.workspace, { ...pipe, nodes: [...pipe.nodes, node] });
+      if (type === 'endpoint') saved = await s.pipes.publish(auth.workspace, saved, s.pipes.node(saved, node.id));
+      return nodeJson(s.pipes.node(saved, node.id));
+    });
+
+    app.put('/v0/pipes/:pipe/nodes/:node', async (req) => {
+      const auth = await authenticate(s, req);
+      const { pipe: pipeName, node: nodeName } = req.params as { pipe: string; node: string };
+      const pipe = await writablePipe(auth, pipeName);
+      const node = s.pipes.node(pipe, nodeName);
+      const index = pipe.nodes.findIndex((n) => n.id === node.id);
+      const args = queryArgs(req);
+      const b = (await body(req)).toString('utf8');
+      const sql = b.trim() ? b : node.sql;
+      const newName = str(args.name);
+      if (newName && newName !== node.name) {
+        if (pipe.nodes.some((n) => n.name === newName)) throw new PipitError('conflict', `Node name "${newName}" already exists in pipe. Node names must be unique within a given pipe.`);
+        s.pipes.newNode({ name: pipe.name, nodes: [] }, { name: newName, sql, dependencies: [] });
+      }
+      const dependencies = await checkNode(auth, pipe, index, sql, req.id);
+      const updated: NodeRecord = {
+        ...node,
+        name: newName || node.name,
+        sql,
+        description: str(args.description) ?? node.description,
+        dependencies,
+        updatedAt: nowIso(),
+      };
+      const saved = await s.pipes.save(auth.workspace, { ...pipe, nodes: pipe.nodes.map((n) => (n.id === node.id ? updated : n)) });
+      return nodeJson(s.pipes.node(saved, node.id));
+    });
+
+    app.delete('/v0/pipes/:pipe/nodes/:node', async (req, reply) => {
+      const auth = await authenticate(s, req);
+      const { pipe: pipeName, node: nodeName } = req.params as { pipe: string; node: string };
+      const pipe = await writablePipe(auth, pipeName);
+      const node = s.pipes.node(pipe, nodeName);
+      if (pipe.endpoint === node.id) throw badRequest("The node is published. Published nodes can't be removed");
+      await s.pipes.save(auth.workspace, { ...pipe, nodes: pipe.nodes.filter((n) => n.id !== node.id) });
+      return reply.code(204).send();
+    });
+
+    app.post('/v0/pipes/:pipe/nodes/:node/endpoint', async (req) => {
+      const auth = await authenticate(s, req);
+      const { pipe: pipeName, node: nodeName } = req.params as { pipe: string; node: string };
+      const pipe = await writablePipe(auth, pipeName);
+      return json(auth, await s.pipes.publish(auth.workspace, pipe, s.pipes.node(pipe, nodeName)));
+    });
+
+    app.delete('/v0/pipes/:pipe/nodes/:node/endpoint', async (req) => {
+      const auth = await authenticate(s, req);
+      const { pipe: pipeName, node: nodeName } = req.params as { pipe: string; node: string };
+      const pipe = await writablePipe(auth, pipeName);
+      return json(auth, await s.pipes.unpublish(auth.workspace, pipe, s.pipes.node(pipe, nodeName)));
+    });
+
+    // Legacy publish: the body is the node id (or name).
+    app.put('/v0/pipes/:pipe/endpoint', async (req) => {
+      const auth = await authenticate(s, req);
+      const pipe = await writablePipe(auth, (req.params as { pipe: string }).pipe);
+      const ref = (await body(req)).toString('utf8').trim();
+      if (!ref) throw badRequest('The body should contain the id of the node to publish');
+      return json(auth, await s.pipes.publish(auth.workspace, pipe, s.pipes.node(pipe, ref)));
+    });
+
+    app.get('/v0/pipes/:pipe/explain', async (req, reply) => explain(req, reply, (req.params as { pipe: string }).pipe));
+    app.get('/v0/pipes/:pipe/nodes/:node/explain', async (req, reply) => {
+      const { pipe, node } = req.params as { pipe: string; node: string };
+      return explain(req, reply, pipe, node);
+    });
+
+    app.get('/v0/pipes/:pipe/last_update', async (req) => {
+      const auth = await authenticate(s, req);
+      const pipe = await readablePipe(auth, (req.params as { pipe: string }).pipe);
+      return { id: pipe.id, name: pipe.name, edited_by: null, updated_at: tbTime(pipe.updatedAt) };
+    });
+
+    app.get('/v0/pipes/:pipe/requests', async (req) => {
+      const auth = await authenticate(s, req);
+      await readablePipe(auth, (req.params as { pipe: string }).pipe);
+      return { requests: { top: [] } };
+    });
+
+    // `/v0/pipes/:p` is a pipe, its datafile (`.pipe`) or its endpoint data (`.json`, `.csv`, ...).
+    const one = async (req: FastifyRequest, reply: FastifyReply) => {
+      const p = (req.params as { pipe: string }).pipe;
+      const m = /^(.+)\.([A-Za-z0-9]+)$/.exec(p);
+      if (m && !/^[0-9a-f]{32}$/.test(m[2])) {
+        if (m[2] === 'pipe' && req.method === 'GET') {
+          const auth = await authenticate(s, req);
+          const pipe = await readablePipe(auth, m[1]);
+          if (!auth.canCreatePipes) throw forbidden(`token needs at least CREATE scope to retrieve the pipefile representation ${m[1]}`);
+          return reply.type('text/plain; charset=utf-8').send(pipeDatafile(pipe));
+        }
+        if (m[2] !== 'pipe') return endpointData(req, reply, m[1], m[2]);
+      }
+      if (req.method === 'POST') throw notFound(`Route not found: POST ${req.url.split('?')[0]}`);
+      const auth = await authenticate(s, req);
+      return json(auth, await readablePipe(auth, p));
+    };
+    app.get('/v0/pipes/:pipe', one);
+    app.post('/v0/pipes/:pipe', one);
+
+    app.put('/v0/pipes/:pipe', async (req) => {
+      const auth = await authenticate(s, req);
+      const pipe = await writablePipe(auth, (req.params as { pipe: string }).pipe.replace(/\.pipe$/, ''));
+      const args = queryArgs(req);
+      const b = await body(req);
+      const form = b.length && isForm(req) ? Object.fromEntries(new URLSearchParams(b.toString('utf8'))) : {};
+      const newName = str(args.name) ?? form.name;
+      const description = str(args.description) ?? form.description;
+      let updated = pipe;
+      if (newName && newName !== pipe.name) {
+        await s.pipes.checkNewName(auth.workspace, newName, pipe.id);
+        updated = { ...updated, name: newName };
+      }
+      if (description !== undefined) updated = { ...updated, description };
+      return json(auth, await s.pipes.save(auth.workspace, updated));
+    });
+
+    app.delete('/v0/pipes/:pipe', async (req, reply) => {
+      const auth = await authenticate(s, req);
+      const name = (req.params as { pipe: string }).pipe.replace(/\.pipe$/, '');
+      const pipe = await s.pipes.find(auth.workspace, name);
+      if (!pipe) throw notFound(`Pipe "${name}" not found`);
+      if (!auth.canDropPipe(pipe.id)) throw forbidden(`token needs scope PIPES:DROP:${pipe.name}`);
+      await s.pipes.drop(auth.workspace, pipe);
+      return reply.code(204).send();
+    });
+  };
+}
+
+/** An OpenAPI 3 document of the endpoints: one GET path per pipe, parameters from its templates. */
+function openApi(pipes: PipeRecord[], apiHost: string): Record<string, unknown> {
+  const paths: Record<string, unknown> = {};
+  for (const p of pipes) {
+    const seen = new Set<string>();
+    const parameters: unknown[] = [];
+    for (const n of p.nodes) {
+      for (const raw of nodeParams(n.sql) as Array<Record<string, unknown>>) {
+        const name = String(raw.name);
+        if (seen.has(name)) continue;
+        seen.add(name);
+        const type = String(raw.type ?? 'String');
+        const schema: Record<string, unknown> = openApiType(type);
+        if (raw.default !== undefined && raw.default !== null) schema.default = raw.default;
+        if (Array.isArray(raw.enum)) schema.enum = raw.enum;
+        if (raw.format) schema.format = raw.format;
+        const param: Record<string, unknown> = { in: 'query', name, required: raw.required === true, schema };
+        if (raw.description) param.description = raw.description;
+        if (raw.example !== undefined) param.example = raw.example;
+        parameters.push(param);
+      }
+    }
+    for (const fmt of ['json', 'csv', 'ndjson', 'parquet']) {
+      paths[`/pipes/${p.name}.${fmt}`] = {
+        get: {
+          summary: p.description ?? `Data of the ${p.name} endpoint`,
+          operationId: `${p.name}_${fmt}`,
+          parameters,
+          responses: { 200: { description: 'The endpoint result' }, 400: { description: 'A parameter is invalid' } },
+        },
+      };
+    }
+  }
+  return {
+    openapi: '3.0.0',
+    info: { title: 'Pipit API Endpoints', version: '1.0.0' },
+    servers: [{ url: `${apiHost}/v0` }],
+    paths,
+    components: { securitySchemes: { TokenAuth: { type: 'http', scheme: 'bearer' } } },
+    security: [{ TokenAuth: [] }],
+  };
+}
+
+function openApiType(type: string): Record<string, unknown> {
+  const m = /^Array\((.+)\)$/.exec(type);
+  if (m) return { type: 'array', items: openApiType(m[1]) };
+  if (/^U?Int(8|16|32|64|128|256)?$|^Integer$/.test(type)) return { type: 'integer' };
+  if (/^Float(32|64)$/.test(type)) return { type: 'number' };
+  if (type === 'Boolean') return { type: 'boolean' };
+  if (type === 'Date') return { type: 'string', format: 'date' };
+  if (/^DateTime/.test(type)) return { type: 'string', format: 'date-time' };
+  return { type: 'string' };
+}
