@@ -167,8 +167,6 @@ it('large, gzip and small batches acknowledged with 202 or 200 survive kill -9, 
     await start(); // replays the log
     expect(walSegments()).toEqual([]);
   }
-  await kill(child!);
-  child = null;
 
   // Every round's trigger fired and the last round was acknowledged whole: each path was covered.
   const acked = batches.filter((b) => b.status === 200 || b.status === 202);
@@ -185,8 +183,19 @@ it('large, gzip and small batches acknowledged with 202 or 200 survive kill -9, 
     else expect(b.answer).toEqual({ successful_rows: b.good.length, quarantined_rows: b.badType.length + b.broken.length });
   }
 
+  // A segment the engine refuses (here: a malformed TSV row) must not stop the start: it is kept
+  // for the next one. A body whose write never completed (`.partial`) was never acknowledged.
+  const wsId = JSON.parse(Buffer.from(token.split('.')[1], 'base64url').toString()).u as string;
+  const dsId = (await (await fetch(`${base}/v0/datasources/durl`, { headers: auth })).json()).id as string;
+  const refused = `${wsId}__${dsId}__01ZZZZZZZZZZZZZZZZZZZZZZZZ.tsv`;
+  fs.writeFileSync(path.join(walDir, refused), 'not\ta valid\tsegment row\n');
+  fs.writeFileSync(path.join(walDir, `${wsId}__${dsId}__01ZZZZZZZZZZZZZZZZZZZZZZZY__01ZZZZZZZZZZZZZZZZZZZZZZZX.ndjson.partial`), '{"id": 4000000000');
+  await kill(child!);
+  child = null;
+
   const app = await createApp(loadConfig({}, { dataDir, port: 0, logLevel: 'silent' }));
   try {
+    expect(fs.readdirSync(walDir)).toEqual([refused]);
     const ws = app.services.access.defaultWorkspace;
     const ds = await app.services.datasources.get(ws, 'durl');
     const inTable = new Map<number, number>();
