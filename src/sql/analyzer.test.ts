@@ -135,6 +135,15 @@ describe('holes found by the security suite', () => {
     expectRefused('SELECT 1 FROM events WHERE 1 FROM latedb.secret', 'bad_request', /unexpected FROM/);
   });
 
+  it('refuses PARALLEL WITH (several statements in one) and any WITH that is not a modifier', () => {
+    for (const q of ['SELECT 1 PARALLEL WITH KILL QUERY WHERE 1', 'SELECT 1 PARALLEL WITH USE w_b', 'SELECT * FROM (SELECT 1 PARALLEL WITH SELECT 2)']) {
+      expectRefused(q, 'forbidden', /only one statement is allowed, not PARALLEL WITH/);
+    }
+    expectRefused('SELECT 1 WITH KILL QUERY WHERE 1', 'bad_request', /unexpected WITH/);
+    for (const m of ['TOTALS', 'ROLLUP', 'CUBE']) expect(analyze(`SELECT a, count() FROM events GROUP BY a WITH ${m}`).sql).toContain(`WITH ${m}`);
+    expect(analyze('SELECT a FROM events ORDER BY a LIMIT 1 WITH TIES').sql).toContain('WITH TIES');
+  });
+
   it('names SETTINGS and INTO OUTFILE when they follow the trailing FORMAT', () => {
     expectRefused('SELECT 1 FORMAT JSON SETTINGS readonly = 0', 'forbidden', /SETTINGS clauses are not allowed/);
     expectRefused("SELECT 1 FORMAT CSV INTO OUTFILE '/tmp/x'", 'forbidden', /INTO OUTFILE is not allowed/);

@@ -69,6 +69,9 @@ const CLAUSE_WORDS = new Set([
 /** Clause keywords that end the FROM clause / a join condition at a query level. */
 const AFTER_FROM = new Set(['WHERE', 'PREWHERE', 'GROUP', 'HAVING', 'ORDER', 'LIMIT', 'OFFSET', 'WINDOW', 'QUALIFY', 'FETCH']);
 
+/** What WITH may introduce after a query's WITH clause. */
+const WITH_MODIFIERS = new Set(['TOTALS', 'FILL', 'TIES', 'ROLLUP', 'CUBE']);
+
 /** Words after which an expression (not a clause) follows. */
 const EXPECTS_EXPRESSION = new Set([
   'SELECT', 'DISTINCT', 'BY', 'AS', 'AND', 'OR', 'NOT', 'WHERE', 'PREWHERE', 'HAVING', 'ON', 'USING', 'WHEN', 'THEN', 'ELSE', 'CASE',
@@ -366,6 +369,10 @@ class Analyzer {
             }
             // UNION/INTERSECT always combine queries (only EXCEPT doubles as `* EXCEPT (col)`).
             if (w === 'UNION' || w === 'INTERSECT') this.fail(`expected a query after ${w}`);
+            // `q1 PARALLEL WITH q2` runs several statements; past the WITH clause, WITH only
+            // introduces modifiers (WITH TOTALS/FILL/TIES/ROLLUP/CUBE).
+            if (w === 'PARALLEL' && this.isWord(this.peek(1), 'WITH')) throw forbidden('Forbidden query: only one statement is allowed, not PARALLEL WITH');
+            if (w === 'WITH' && !WITH_MODIFIERS.has(this.peek(1).upper)) this.fail('unexpected WITH');
             // `SAMPLE k OFFSET m, other_table`: the OFFSET of SAMPLE does not end the table list.
             if (w === 'OFFSET' && clause === 'sample') {
               this.expressionToken(scope);

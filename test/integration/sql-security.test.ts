@@ -49,11 +49,13 @@ let restoreSelect: (() => void) | undefined;
 const bodies: string[] = [];
 let hostileCount = 0;
 
-type Via = 'post' | 'get' | 'json' | 'form';
+/** How the query is sent: raw POST body, GET q=, JSON or form body, or GET with explain=true. */
+type Via = 'post' | 'get' | 'json' | 'form' | 'explain';
 
 async function send(q: string, via: Via = 'post'): Promise<{ status: number; text: string; error: string }> {
   let r: Response;
   if (via === 'get') r = await s.req('GET', `/v0/sql?q=${encodeURIComponent(q)}`);
+  else if (via === 'explain') r = await s.req('GET', `/v0/sql?explain=true&q=${encodeURIComponent(q)}`);
   else if (via === 'json') r = await s.req('POST', '/v0/sql', { body: JSON.stringify({ q }), headers: { 'content-type': 'application/json' } });
   else if (via === 'form') r = await s.req('POST', '/v0/sql', { body: new URLSearchParams({ q }).toString(), headers: { 'content-type': 'application/x-www-form-urlencoded' } });
   else r = await s.req('POST', '/v0/sql', { body: q });
@@ -202,6 +204,9 @@ describe('multi-statements', () => {
     c('SELECT 1\u037e DROP TABLE survivor', 400, /unexpected character U\+037E/),
     c('SELECT 1\u2028; DROP TABLE survivor', 400, /unexpected character U\+2028/),
     c('SELECT 1\u0000; DROP TABLE survivor', 400, /unexpected character U\+0000/),
+    // ClickHouse runs `a PARALLEL WITH b` as two statements.
+    c('SELECT 1 PARALLEL WITH KILL QUERY WHERE 1', 403, /only one statement is allowed, not PARALLEL WITH/),
+    c('SELECT 1 PARALLEL WITH DROP TABLE survivor', 403, /only one statement is allowed, not PARALLEL WITH/),
     c('SELECT 1; DROP TABLE survivor', 403, ONE_STATEMENT, 'get'),
     c('SELECT 1; DROP TABLE survivor', 403, ONE_STATEMENT, 'json'),
     c('SELECT 1; DROP TABLE survivor', 403, ONE_STATEMENT, 'form'),
@@ -515,6 +520,25 @@ describe('query parameters', () => {
     c('SELECT * FROM {t:Identifier}', 400, /query parameters/),
     c('SELECT * FROM survivor WHERE id = {id:Int64}', 400, /query parameters/),
   ]);
+});
+
+describe('other ways in', () => {
+  runCases([
+    c('SELECT * FROM w_other.canary', 403, db('w_other'), 'explain'),
+    c("SELECT file('/etc/passwd')", 403, fn('file'), 'explain'),
+    c('SELECT 1; DROP TABLE survivor', 403, ONE_STATEMENT, 'explain'),
+    c('SELECT * FROM system.tables', 403, sysTable('tables'), 'json'),
+    c("SELECT * APPLY(file) FROM values('p String', '/etc/passwd')", 403, fn('file'), 'form'),
+  ]);
+
+  it('a template (refused while templates are not supported; its rendered SQL is checked once they are)', async () => {
+    hostileCount++;
+    const before = engineCalls.length;
+    const r = await send('%\nSELECT * FROM w_other.canary');
+    expect([400, 403], r.text).toContain(r.status);
+    expect(r.error).toMatch(/Template queries|the database 'w_other' is not accessible/);
+    expect(engineCalls.slice(before)).toEqual([]);
+  });
 });
 
 describe('queries far too large or too deep', () => {
