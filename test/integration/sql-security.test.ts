@@ -41,8 +41,10 @@ const SURVIVOR_ROWS = [
   { id: 3, s: 'three' },
 ];
 
-/** SQL the engine's select() was asked to run, in order. */
+/** SQL the engine's select() (user queries) was asked to run, in order. */
 const engineCalls: string[] = [];
+/** SQL the engine's query() (every other statement: exec, rows, ...) was asked to run. */
+const internalCalls: string[] = [];
 let restoreSelect: (() => void) | undefined;
 
 /** Every response body seen, for the secret check. */
@@ -74,11 +76,13 @@ async function send(q: string, via: Via = 'post'): Promise<{ status: number; tex
 async function refused(q: string, status: number, message: RegExp, via: Via = 'post'): Promise<void> {
   hostileCount++;
   const before = engineCalls.length;
+  const beforeInternal = internalCalls.length;
   const r = await send(q, via);
   const shown = q.length > 200 ? `${q.slice(0, 200)}... (${q.length} chars)` : q;
   expect(r.status, `${shown}\n-> ${r.text.slice(0, 300)}`).toBe(status);
   expect(r.error, shown).toMatch(message);
   expect(engineCalls.slice(before), `${shown} reached the engine`).toEqual([]);
+  expect(internalCalls.slice(beforeInternal), `${shown} made the engine run something`).toEqual([]);
   for (const sec of SECRETS) expect(r.text.includes(sec), `${shown} leaked a canary`).toBe(false);
 }
 
@@ -154,12 +158,19 @@ describe('set-up', () => {
   it('installs the engine recorder, and legit SQL goes through it', async () => {
     const engine = s.app.services.engine;
     const original = engine.select;
+    const originalQuery = engine.query;
     engine.select = function (this: typeof engine, sql: string, opts: SelectOptions) {
       engineCalls.push(sql);
       return original.call(this, sql, opts);
     } as typeof engine.select;
+    // Also every other statement (exec and rows go through query): a refusal runs nothing at all.
+    engine.query = function (this: typeof engine, sql: string, opts?: Parameters<typeof originalQuery>[1]) {
+      internalCalls.push(sql);
+      return originalQuery.call(this, sql, opts);
+    } as typeof engine.query;
     restoreSelect = () => {
       engine.select = original;
+      engine.query = originalQuery;
     };
     const r = await send('SELECT count() FROM survivor FORMAT CSV');
     expect(r.status, r.text).toBe(200);
