@@ -58,6 +58,11 @@ export interface AnalyzeOptions {
   maxDepth?: number;
   /** Maximum number of tokens. */
   maxTokens?: number;
+  /**
+   * Treat a bare SETTINGS word as a name (expressions pasted into DDL, where a SETTINGS clause is
+   * refused separately and a column may be called `settings`).
+   */
+  settingsAsName?: boolean;
 }
 
 const CLAUSE_WORDS = new Set([
@@ -100,7 +105,7 @@ export function analyzeQuery(sql: string, scope: SqlScope, opts: AnalyzeOptions 
   }
   const maxTokens = opts.maxTokens ?? 200_000;
   if (toks.length > maxTokens) throw new PipitError('bad_request', `The query is too large: more than ${maxTokens} tokens`);
-  const a = new Analyzer(toks, scope, opts.maxDepth ?? 128);
+  const a = new Analyzer(toks, scope, opts.maxDepth ?? 128, opts.settingsAsName ?? false);
   try {
     a.run();
   } catch (e) {
@@ -128,6 +133,7 @@ class Analyzer {
     private readonly toks: Token[],
     private readonly scope: SqlScope,
     private readonly maxDepth: number,
+    private readonly settingsAsName: boolean,
   ) {
     this.stop = toks.length - 1;
   }
@@ -218,7 +224,7 @@ class Analyzer {
       }
       if (t.type === 'word') {
         const w = t.upper;
-        if (w === 'SETTINGS') throw forbidden('Forbidden query: SETTINGS clauses are not allowed');
+        if (w === 'SETTINGS' && !this.settingsAsName) throw forbidden('Forbidden query: SETTINGS clauses are not allowed');
         if (w === 'INTO') throw forbidden('Forbidden query: INTO OUTFILE is not allowed');
         if (w === 'FORMAT' && this.isFormatClause()) {
           this.formatClause(inParens);
@@ -555,7 +561,7 @@ class Analyzer {
       if (this.isOp(t, ')') || this.isOp(t, ']')) this.fail(`unexpected '${t.text}'`);
       if (this.isOp(t, ';')) throw forbidden('Forbidden query: only one statement is allowed; remove the ;');
       if (t.type === 'word') {
-        if (t.upper === 'SETTINGS') throw forbidden('Forbidden query: SETTINGS clauses are not allowed');
+        if (t.upper === 'SETTINGS' && !this.settingsAsName) throw forbidden('Forbidden query: SETTINGS clauses are not allowed');
         if (t.upper === 'INTO') throw forbidden('Forbidden query: INTO OUTFILE is not allowed');
         if (t.upper === 'FORMAT' && this.isFormatClause()) throw forbidden('Forbidden query: FORMAT is only allowed once, at the end of the query');
         // A query keyword that does not open the group is no expression: fail closed rather than

@@ -58,7 +58,7 @@ describe('checkExpression', () => {
 
 describe('checkExpression shares the SQL policy', () => {
   it('refuses the reviewed deny-list and foreign databases', () => {
-    for (const e of ['getSetting(\'readonly\')', 'currentDatabase()', 'hasColumnInTable(\'system\', \'one\', \'dummy\')', 'x IN system.one', 'w_0123abcd.t.col = 1', '__getScalar(1)'])
+    for (const e of ["arrayStringConcat(arrayMap(file, ['/etc/passwd']))", "arrayMap(`file`, ['/x'])", '(SELECT 1 FROM w_x.t)', "x IN late_db.t", 'getSetting(\'readonly\')', 'currentDatabase()', 'hasColumnInTable(\'system\', \'one\', \'dummy\')', 'x IN system.one', 'w_0123abcd.t.col = 1', '__getScalar(1)'])
       expect(() => checkExpression(e, 'delete_condition'), e).toThrow(SchemaError);
     expect(checkExpression('t.col = 1 AND s.x > 0', 'delete_condition')).toBe('t.col = 1 AND s.x > 0');
   });

@@ -4,6 +4,8 @@
 
 import { SchemaError } from './errors.js';
 import { deniedFunction, looksLikeDatabase } from '../../sql/policy.js';
+import { analyzeQuery, type SqlScope } from '../../sql/analyzer.js';
+import { PipitError } from '../errors.js';
 
 export type SqlTokenKind = 'ident' | 'quoted' | 'string' | 'number' | 'punct' | 'space' | 'comment';
 export interface SqlToken {
@@ -150,5 +152,16 @@ export function checkExpression(expr: string, what: string): string {
     }
   }
   if (depth !== 0) throw new SchemaError(`Invalid ${what} "${text}": unbalanced parentheses`);
+  // The same walk as user queries: denied functions also when passed by name (APPLY(file),
+  // arrayMap(file, ...)), no other databases, no table functions, no subqueries that read tables.
+  try {
+    analyzeQuery(`SELECT ${text}`, NO_TABLES, { settingsAsName: true });
+  } catch (err) {
+    if (err instanceof PipitError) throw new SchemaError(`Invalid ${what} "${text}": ${err.message.replace(/^Syntax error: /, '')}`);
+    throw err;
+  }
   return text;
 }
+
+/** Expressions in DDL read no tables. */
+const NO_TABLES: SqlScope = { resolve: () => undefined, databases: new Set() };
