@@ -219,3 +219,24 @@ describe('legitimate look-alikes still pass', () => {
     expect(analyze('SELECT * FROM events JOIN lookup USING a WHERE a IN (SELECT a FROM events)').tables.map((t) => t.name)).toEqual(['events', 'lookup']);
   });
 });
+
+describe('legitimate queries the SQL corpus found refused or broken (test/integration/sql-corpus.test.ts)', () => {
+  it('reads a column named format where the select list starts after DISTINCT ON (..), TOP n [WITH TIES], SELECT ALL', () => {
+    for (const [q, expected] of [
+      ['SELECT DISTINCT ON (id) format FROM events', 'SELECT DISTINCT ON (id) format FROM w_a.t_1 AS `events`'],
+      ['SELECT DISTINCT ON (id, (a)) format FROM events FORMAT JSON', 'SELECT DISTINCT ON (id, (a)) format FROM w_a.t_1 AS `events`'],
+      ['SELECT TOP 2 format FROM events', 'SELECT TOP 2 format FROM w_a.t_1 AS `events`'],
+      ['SELECT TOP 2 WITH TIES format FROM events ORDER BY format', 'SELECT TOP 2 WITH TIES format FROM w_a.t_1 AS `events` ORDER BY format'],
+      ['SELECT ALL format FROM events', 'SELECT ALL format FROM w_a.t_1 AS `events`'],
+    ]) expect(analyze(q).sql, q).toBe(expected);
+    // A real FORMAT clause after such a prefix is still one, and still only at the end.
+    expect(analyze('SELECT DISTINCT ON (a) a FROM events FORMAT CSV').format).toBe('CSV');
+    expectRefused('SELECT (SELECT TOP 1 a FROM events FORMAT CSV)', 'forbidden', /FORMAT/);
+  });
+
+  it('rewrites zeros()/zeros_mt(), which read-only Sessions refuse, to the same rows from numbers()', () => {
+    expect(analyze('SELECT count() FROM zeros(7)').sql).toBe('SELECT count() FROM (SELECT toUInt8(0) AS zero FROM numbers (7 ))');
+    expect(analyze('SELECT z.zero FROM zeros_mt(3) AS z').sql).toBe('SELECT z.zero FROM (SELECT toUInt8(0) AS zero FROM numbers_mt (3 )) AS z');
+    expectRefused('SELECT * FROM zeros((SELECT s FROM latedb.secret))', 'forbidden', /latedb/);
+  });
+});

@@ -412,9 +412,32 @@ class Analyzer {
     if (next.type !== 'word' && next.type !== 'qident') return false;
     const prev = this.toks[this.i - 1];
     if (!prev) return false;
+    // Found by the SQL corpus: the select list may start after `DISTINCT ON (...)`, `TOP n`,
+    // `TOP n WITH TIES` and `SELECT ALL`, where `format` is a column as for ClickHouse's parser.
+    if (this.startsSelectList(this.i - 1)) return false;
     if (prev.type === 'number' || prev.type === 'string' || prev.type === 'qident') return true;
     if (prev.type === 'op') return prev.text === ')' || prev.text === ']' || prev.text === '*';
     return prev.type === 'word' && !EXPECTS_EXPRESSION.has(prev.upper);
+  }
+
+  /** Whether the token at `k` ends a select-list prefix (`SELECT ALL`, `DISTINCT ON (..)`, `TOP n [WITH TIES]`). */
+  private startsSelectList(k: number): boolean {
+    const t = (j: number) => this.toks[j] as Token | undefined;
+    const word = (j: number, w: string) => { const x = t(j); return x !== undefined && this.isWord(x, w); };
+    const prev = t(k);
+    if (!prev) return false;
+    if (word(k, 'ALL')) return word(k - 1, 'SELECT');
+    if (word(k, 'TIES')) return word(k - 1, 'WITH') && t(k - 2)?.type === 'number' && word(k - 3, 'TOP');
+    if (prev.type === 'number') return word(k - 1, 'TOP');
+    if (this.isOp(prev, ')')) {
+      let depth = 0;
+      for (let j = k; j >= 0; j--) {
+        const x = this.toks[j];
+        if (this.isOp(x, ')')) depth++;
+        else if (this.isOp(x, '(') && --depth === 0) return word(j - 1, 'ON') && word(j - 2, 'DISTINCT');
+      }
+    }
+    return false;
   }
 
   /** FROM of `a IS [NOT] DISTINCT FROM b` (an operator, not a clause). */
@@ -480,8 +503,17 @@ class Analyzer {
     if ((t.type === 'word' || t.type === 'qident') && this.isOp(this.peek(1), '(')) {
       const name = identName(t);
       if (!ALLOWED_TABLE_FUNCTIONS.has(name.toLowerCase())) throw forbidden(`The query uses disabled table functions: '${name}'`);
+      const start = this.i;
       this.i += 2;
       this.group(scope, ')');
+      // Found by the SQL corpus: the engine refuses zeros()/zeros_mt() on read-only Sessions
+      // (they are not registered as allowed in readonly mode, unlike numbers()), so they become the
+      // same rows from numbers(): `(SELECT toUInt8(0) AS zero FROM numbers(N))`.
+      const lower = name.toLowerCase();
+      if (lower === 'zeros' || lower === 'zeros_mt') {
+        this.replacements.set(start, { end: start + 1, text: `(SELECT toUInt8(0) AS zero FROM ${lower === 'zeros' ? 'numbers' : 'numbers_mt'}` });
+        this.replacements.set(this.i - 1, { end: this.i, text: '))' });
+      }
       return;
     }
     if (t.type !== 'word' && t.type !== 'qident') this.fail('expected a table');
