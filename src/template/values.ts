@@ -424,7 +424,10 @@ export function strValue(v: PyValue, mode: ReprMode = PY): string {
   if (v instanceof TypedInt) return `to${v.type}('${v.v}')`;
   if (v instanceof TypedFloat) return `to${v.type}('${reprFloat(v.v)}')`;
   if (v instanceof Comment) return v.text;
-  if (v instanceof PyException) return mode.sql ? "'" + escapeStringExpression(v.err.msg) + "'" : v.err.msg;
+  if (v instanceof PyException) {
+    const text = v.err.pyType === 'SQLTemplateException' ? 'Template Syntax Error: ' + v.err.msg : v.err.msg;
+    return mode.sql ? "'" + escapeStringExpression(text) + "'" : text;
+  }
   return reprValue(v, mode);
 }
 
