@@ -195,6 +195,31 @@ function preprocessArrays(params: Map<string, PyValue>, typed: ReturnType<typeof
   }
 }
 
+interface FunctionTable {
+  host: FunctionHost;
+  strong: Record<string, PyValue>;
+  weak: Record<string, PyValue>;
+}
+const tables: Partial<Record<'test' | 'real', FunctionTable>> = {};
+
+/**
+ * The function namespace, built once per mode. Rendering is synchronous and never re-entrant, so the
+ * functions share one host object that render() resets before each run.
+ */
+function functionTable(testMode: boolean): FunctionTable {
+  const key = testMode ? 'test' : 'real';
+  let t = tables[key];
+  if (!t) {
+    const host: FunctionHost = { testMode, variables: {}, tables: [] };
+    const strong = buildFunctions(host);
+    const weak: Record<string, PyValue> = { symbol: strong.symbol, print: null, open: null, close: null, input: null };
+    delete strong.symbol;
+    t = { host, strong, weak };
+    tables[key] = t;
+  }
+  return t;
+}
+
 function nowTimestamp(): string {
   return new Date().toISOString().slice(0, 19).replace('T', ' ');
 }
@@ -274,13 +299,14 @@ export function render(sql: string, params: Record<string, ParamValue>, opts: Re
   else if (!values.has(JOB_TIMESTAMP_PARAM) && renderParams(c).some((p) => p.name === JOB_TIMESTAMP_PARAM))
     values.set(JOB_TIMESTAMP_PARAM, nowTimestamp());
 
-  const host: FunctionHost = { testMode, variables: opts.variables ?? {}, tables: [] };
-  const fns = buildFunctions(host);
-  const weak: Record<string, PyValue> = { symbol: fns.symbol, print: null, open: null, close: null, input: null };
-  delete fns.symbol;
+  const { host, strong, weak } = functionTable(testMode);
+  host.variables = opts.variables ?? {};
+  host.tables = [];
+  host.maxThreads = undefined;
+  host.cacheTtl = undefined;
   const scope: Scope = {
     testMode,
-    strong: fns,
+    strong,
     weak,
     params: values,
     templateVars: c.varLines,
