@@ -9,7 +9,7 @@ import type { Exec } from './compile.js';
 import { LimitError, PyError, PyException, pyErr, typeError, valueError } from './errors.js';
 import { expressionWrapper, sqlText } from './functions.js';
 import { MAX_DEPTH, MAX_OUTPUT, step } from './limits.js';
-import { binop, callValue, getitem, iterate, setitem, toList, unary, type SliceValue } from './ops.js';
+import { binop, callValue, formatHook, getitem, iterate, setitem, toList, unary, type SliceValue } from './ops.js';
 import { reprFloat } from './pyfmt.js';
 import {
   compare, isIntLike, isNumber, isStr, Placeholder, PyDict, PySet, PyTuple, reprValue, strOf, strValue, toBig, toNum,
@@ -490,5 +490,7 @@ function padStr(s: string, fill: string, align: string, n: number): string {
   const left = Math.floor(n / 2);
   return fill.repeat(left) + s + fill.repeat(n - left);
 }
+
+formatHook.format = formatValue;
 
 export { PyError, PyException };

@@ -5,7 +5,7 @@ import { checkInt, checkItems, checkString } from './limits.js';
 import { pyLen, reprStr } from './pyfmt.js';
 import {
   isIntLike, isNumber, isStr, Placeholder, PyDict, PyRange, PySet, PyTuple, type CallArgs, type PyValue,
-  reprValue, strOf, toBig, toNum, truthy, typeName, TypedFloat, TypedInt, SqlExpr, PyFunc,
+  reprValue, strOf, strValue, toBig, toNum, truthy, typeName, TypedFloat, TypedInt, SqlExpr, PyFunc,
 } from './values.js';
 
 const OP_SYMBOL: Record<BinOpName, string> = {
@@ -149,12 +149,72 @@ export function binop(op: BinOpName, a: PyValue, b: PyValue): PyValue {
       if (a instanceof PySet && b instanceof PySet) return new PySet(a.items().filter((x) => b.has(x)));
       throw unsupported(op, a, b);
     case 'Mod':
-      if (isStr(a)) throw typeError('not all arguments converted during string formatting');
+      if (isStr(a)) return percentFormat(strOf(a), b);
       throw unsupported(op, a, b);
     default:
       throw unsupported(op, a, b);
   }
 }
+
+/** printf-style formatting: 'a=%s b=%d' % (x, y), '%(k)s' % {'k': v}. */
+function percentFormat(fmt: string, args: PyValue): string {
+  const positional = args instanceof PyTuple ? args.items : [args];
+  const mapping = args instanceof PyDict ? args : null;
+  let idx = 0;
+  const next = (): PyValue => {
+    if (idx >= positional.length) throw typeError('not enough arguments for format string');
+    return positional[idx++];
+  };
+  const out = fmt.replace(/%(?:\(([^)]*)\))?([-+ #0]*)(\*|\d+)?(?:\.(\*|\d+))?([diouxXeEfFgGcrsa%])/g, (_m, key, flags, width, prec, conv) => {
+    if (conv === '%') return '%';
+    const value = key !== undefined ? (() => {
+      if (!mapping) throw typeError('format requires a mapping');
+      const v = mapping.get(key);
+      if (v === undefined) throw pyErr('KeyError', reprStr(key));
+      return v;
+    })() : next();
+    const w = width === '*' ? Number(toBig(next() as bigint)) : width;
+    const p = prec === '*' ? Number(toBig(next() as bigint)) : prec;
+    let spec = '';
+    if (flags.includes('-')) spec += '<';
+    else if (conv !== 's' && conv !== 'r' && conv !== 'a') spec += '>';
+    if (flags.includes('+')) spec += '+';
+    else if (flags.includes(' ')) spec += ' ';
+    if (flags.includes('#')) spec += '#';
+    if (flags.includes('0') && !flags.includes('-')) spec = spec.replace(/^[<>]/, '') + '0';
+    if (w !== undefined) spec += String(w);
+    let v: PyValue = value;
+    let type = conv;
+    if (conv === 's') v = strValue(value);
+    else if (conv === 'r' || conv === 'a') {
+      v = reprValue(value);
+      type = 's';
+    } else if ('diu'.includes(conv)) {
+      if (!isNumber(value)) throw typeError(`%${conv} format: a real number is required, not ${typeName(value)}`);
+      v = isIntLike(value) ? toBig(value) : BigInt(Math.trunc(toNum(value)));
+      type = 'd';
+    } else if ('oxX'.includes(conv)) {
+      if (!isIntLike(value)) throw typeError(`%${conv} format: an integer is required, not ${typeName(value)}`);
+    } else if ('eEfFgG'.includes(conv)) {
+      if (!isNumber(value)) throw typeError('must be real number, not ' + typeName(value));
+      v = toNum(value);
+      if (p === undefined) spec += '.6';
+    } else if (conv === 'c') {
+      type = 's';
+      v = isIntLike(value) ? String.fromCodePoint(Number(toBig(value))) : strValue(value);
+    }
+    if (p !== undefined) spec += '.' + p;
+    if (type !== 's') spec += type;
+    return formatHook.format(v, spec);
+  });
+  if (idx < positional.length && !mapping && !(positional.length === 1 && positional[0] instanceof PyDict))
+    throw typeError('not all arguments converted during string formatting');
+  checkString(out.length);
+  return out;
+}
+
+/** format() lives with the interpreter; set there to avoid an import cycle. */
+export const formatHook: { format: (v: PyValue, spec: string) => string } = { format: (v) => strValue(v) };
 
 export function unary(op: UnaryOpName, v: PyValue): PyValue {
   if (op === 'Not') return !truthy(v);

@@ -182,6 +182,14 @@ describe('{% set %}', () => {
     expect(r('{% set ok = any([0, 1]) and all([1, 1]) %}{{ok}}')).toBe('True');
     expect(r("{% set z = list(zip([1, 2], 'ab')) %}{{z}}")).toBe("[(1, 'a'), (2, 'b')]");
   });
+
+  it('formats strings with %', () => {
+    expect(r("{% set s = '%s_%s' % (a, b) %}{{s}}", { a: 'x', b: 'y' })).toBe("'x_y'");
+    expect(r("{% set s = '%05.1f|%-4d|%x|%r|%%' % (3.14159, 7, 255, 'q') %}{{s}}")).toBe("'003.1|7   |ff|\\'q\\'|\\%'");
+    expect(r("{% set s = '%(k)s!' % {'k': 1} %}{{s}}")).toBe("'1!'");
+    expect(err("{% set s = '%s %s' % (1,) %}")).toBe(`${SYN}not enough arguments for format string`);
+    expect(err("{% set s = '%s' % (1, 2) %}")).toBe(`${SYN}not all arguments converted during string formatting`);
+  });
 });
 
 describe('{% try %}', () => {
