@@ -422,7 +422,9 @@ type Method = (self: PyValue, a: CallArgs) => PyValue;
 const STR_METHODS: Record<string, Method> = {
   split: (s, a) => {
     const b = bindArgs('split', { names: ['sep', 'maxsplit'], defaults: { sep: null, maxsplit: -1n } }, a);
-    return strSplit(strOf(s as string), b.sep, toBig(b.maxsplit as bigint));
+    const out = strSplit(strOf(s as string), b.sep, toBig(b.maxsplit as bigint));
+    checkItems(out.length);
+    return out;
   },
   rsplit: (s, a) => {
     const b = bindArgs('rsplit', { names: ['sep', 'maxsplit'], defaults: { sep: null, maxsplit: -1n } }, a);
@@ -453,6 +455,12 @@ const STR_METHODS: Record<string, Method> = {
     const nw = needStr(a.args[1], 'replace() argument 2');
     const count = a.args.length === 3 ? Number(toBig(a.args[2] as bigint)) : -1;
     const src = strOf(s as string);
+    // size of the result before building it
+    let occurrences = 0;
+    if (old === '') occurrences = chars(src).length + 1;
+    else for (let i = src.indexOf(old); i !== -1 && (count < 0 || occurrences < count); i = src.indexOf(old, i + old.length)) occurrences++;
+    if (count >= 0) occurrences = Math.min(occurrences, count);
+    checkString(src.length + occurrences * (nw.length - old.length));
     let out: string;
     if (old === '') {
       const cs = chars(src);

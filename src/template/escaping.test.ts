@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { escapeIdentifier, escapeStringExpression } from './escape.js';
 import { render, TemplateError } from './index.js';
-import { err, r, SYN } from './test-helpers.js';
+import { custom, err, r, SYN } from './test-helpers.js';
 
 /** Length of the ClickHouse string literal starting at s[i] (which must be a quote), or -1 if unterminated. */
 function literalEnd(s: string, i: number, quote = "'"): number {
@@ -202,6 +202,20 @@ describe('resource limits', () => {
     expect(err('{% set x = list(range(10**8)) %}')).toBe(`${SYN}the template built a sequence of more than 1000000 items`);
     expect(err('{% set x = 10 ** 100000 %}')).toBe(`${SYN}integer too large (more than 4096 bits)`);
     expect(err('{% set x = 1 << 100000 %}')).toBe(`${SYN}integer too large (more than 4096 bits)`);
+    expect(err('{% set b = 2 ** 4000 %}{% set x = b ** 4000 %}')).toBe(`${SYN}integer too large (more than 4096 bits)`);
+    expect(err("{% set s = 'a' * 5000 %}{% set t = s.replace('a', s) %}")).toBe(`${SYN}the template built a string larger than 10 MB`);
+  });
+
+  it('bounds date parsing work', () => {
+    const fmt = '%m'.repeat(40);
+    expect(r(`{% set d = date_diff_in_days('1'.repeat(80), '1', '${fmt}', none_if_error=True) %}{{ d is None }}`.replace("'1'.repeat(80)", `'${'1'.repeat(80)}'`).replace('{{ d is None }}', '{% if d is None %}none{% end %}'))).toBe('none');
+  });
+
+  it('custom_error bodies are plain data', () => {
+    const e = custom("{{ custom_error({'__proto__': {'polluted': 1}, 'error': 'x'}, 400) }}");
+    expect(Object.getPrototypeOf(e.body)).toBe(Object.prototype);
+    expect((e.body as Record<string, unknown>).error).toBe('x');
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
   });
 
   it('caps nesting depth', () => {

@@ -7,7 +7,7 @@
  */
 import { LimitError, PyError, sqlTemplateError, typeError, valueError } from './errors.js';
 import { escapeIdentifier, escapeStringExpression, isSafeLiteralBody } from './escape.js';
-import { step } from './limits.js';
+import { checkItems, step } from './limits.js';
 import { bindArgs, len, parseFloatStr, pyInt, iterate, type ParamSpec } from './ops.js';
 import { JSONDecodeError, loads } from './pyjson.js';
 import { reprStr } from './pyfmt.js';
@@ -105,6 +105,11 @@ export const sqlText = (x: PyValue): string => (typeof x === 'string' ? x : sqlS
 
 const IDENT_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const TABLE_RE = /^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*$/;
+
+function checkedList<T>(xs: T[]): T[] {
+  checkItems(xs.length);
+  return xs;
+}
 
 function splitPy(s: string, sep: string): string[] {
   if (sep === '') throw valueError('empty separator');
@@ -414,13 +419,13 @@ export function buildFunctions(host: FunctionHost): Record<string, PyValue> {
       let x = b.x;
       if (x instanceof Placeholder || x === null) x = b.default;
       const sep = isStr(b.separator) ? strOf(b.separator) : strValue(b.separator);
-      if (Array.isArray(x)) return x.flatMap((el) => (isStr(el) ? splitPy(strOf(el), sep) : [strValue(el)])).map((s) => s.trim());
+      if (Array.isArray(x)) return checkedList(x.flatMap((el) => (isStr(el) ? splitPy(strOf(el), sep) : [strValue(el)])).map((s) => s.trim()));
       if (!isStr(x))
         throw sqlTemplateError(
           'First argument of split_to_array has to be a value that can be split to a list of elements, but found a PlaceHolder with no value instead',
           '/cli/advanced-templates.html#split_to_array',
         );
-      return splitPy(strOf(x), sep).map((s) => s.trim());
+      return checkedList(splitPy(strOf(x), sep).map((s) => s.trim()));
     }),
     enumerate_with_last: fn('enumerate_with_last', (a) => {
       const b = bindArgs('enumerate_with_last', { names: ['arr'] }, a);

@@ -226,6 +226,8 @@ function nowTimestamp(): string {
 
 function convertError(e: unknown, c: Compiled, params: Map<string, PyValue>): Error {
   if (e instanceof LimitError) return new TemplateError(e.message);
+  // an allocation or stack limit of the JS engine: still the template's fault
+  if (e instanceof RangeError) return new TemplateError(`${SYNTAX_PREFIX}the template needs too much memory or recursion`);
   if (!(e instanceof PyError)) return e as Error;
   const msg = e.msg;
   const doc = (path: string) => DOCS_BASE + path;

@@ -66,7 +66,10 @@ export function binop(op: BinOpName, a: PyValue, b: PyValue): PyValue {
             if (x === 0n) throw pyErr('ZeroDivisionError', '0.0 cannot be raised to a negative power');
             return Math.pow(Number(x), Number(y));
           }
-          if (x !== 0n && x !== 1n && x !== -1n && y > 4096n) checkInt(1n << 4097n);
+          if (x !== 0n && x !== 1n && x !== -1n) {
+            const bits = BigInt((x < 0n ? -x : x).toString(2).length - 1);
+            if (y > 4096n || (bits > 0n && bits * y > 4096n)) checkInt(1n << 4097n);
+          }
           return checkInt(x ** y);
         case 'LShift':
           if (y < 0n) throw valueError('negative shift count');

@@ -110,7 +110,7 @@ function varData(roots: { node: AnyNode; parentIsCall: boolean; parentFunc?: str
         const func = node.func.id;
         const args: PValue[] = [];
         for (const a of node.args) if (a.k !== 'Call') args.push(nodeToValue(a));
-        const kwargs: Entry = {};
+        const kwargs: Entry = Object.create(null) as Entry;
         for (const kw of node.keywords) {
           if (kw.arg === null) continue;
           const value = nodeToValue(kw.value);
@@ -241,6 +241,6 @@ export function entryToJSON(e: Entry): Record<string, unknown> {
     return v === undefined ? null : v;
   };
   const o: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(e)) o[k] = conv(v);
+  for (const [k, v] of Object.entries(e)) Object.defineProperty(o, k, { value: conv(v), enumerable: true, writable: true, configurable: true });
   return o;
 }

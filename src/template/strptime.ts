@@ -60,6 +60,8 @@ function compile(format: string): RegExp {
 
 /** Parses `s` with `format`; returns microseconds since 1970-01-01 UTC and whether it has a timezone. */
 export function strptime(s: string, format: string): { us: bigint; aware: boolean } {
+  // dates are short; bounding both keeps the backtracking of the matcher small
+  if (format.length > 64 || s.length > 64 || (format.match(/%/g) ?? []).length > 12) throw new Error('date or format too long');
   const m = compile(format).exec(s);
   if (!m) throw new Error(`time data '${s}' does not match format '${format}'`);
   const g = m.groups ?? {};

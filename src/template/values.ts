@@ -468,7 +468,8 @@ export function toJS(v: PyValue, depth = 0): unknown {
   if (v instanceof PySet) return v.items().map((x) => toJS(x, depth + 1));
   if (v instanceof PyDict) {
     const o: Record<string, unknown> = {};
-    for (const [k, x] of v.entries()) o[strValue(k)] = toJS(x, depth + 1);
+    for (const [k, x] of v.entries())
+      Object.defineProperty(o, strValue(k), { value: toJS(x, depth + 1), enumerable: true, writable: true, configurable: true });
     return o;
   }
   return strValue(v);
