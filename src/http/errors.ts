@@ -6,6 +6,7 @@
 import { PipitError, type ErrorCode } from '../domain/errors.js';
 import { EngineError } from '../engine/engine.js';
 import { SchemaError } from '../domain/schema/errors.js';
+import { CustomTemplateError, TemplateError } from '../template/errors.js';
 
 export const STATUS: Record<ErrorCode, number> = {
   bad_request: 400,
@@ -24,7 +25,7 @@ export const STATUS: Record<ErrorCode, number> = {
 /** ClickHouse error codes that are the user's doing, and the status Tinybird answers with. */
 const ENGINE_STATUS: Record<number, number> = {
   159: 408, // TIMEOUT_EXCEEDED
-  394: 408, // QUERY_WAS_CANCELLED
+  394: 499, // QUERY_WAS_CANCELLED (the client went away)
   241: 400, // MEMORY_LIMIT_EXCEEDED
   396: 400, // TOO_MANY_ROWS_OR_BYTES
   158: 400, // TOO_MANY_ROWS
@@ -59,6 +60,13 @@ export function toHttpError(err: unknown, nameOf: (id: string) => string | undef
     return { status, body };
   }
   if (err instanceof SchemaError) return { status: 400, body: { error: err.message } };
+  if (err instanceof TemplateError) return { status: 400, body: { error: err.message, documentation: err.documentation } };
+  if (err instanceof CustomTemplateError) {
+    // error() → {"error": msg}; custom_error(obj, code) → obj as sent, with its status.
+    const status = err.status >= 400 && err.status < 600 ? err.status : 400;
+    const body = err.body !== null && typeof err.body === 'object' && !Array.isArray(err.body) ? (err.body as Record<string, unknown>) : { error: String(err.body) };
+    return { status, body };
+  }
   if (err instanceof EngineError) {
     // Engine errors reaching HTTP come from user input (SQL expressions, conditions, values).
     const status = ENGINE_STATUS[err.chCode] ?? 400;

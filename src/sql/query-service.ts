@@ -15,7 +15,7 @@ import type { PipeService } from '../domain/pipe-service.js';
 import { EngineError, type Engine, type SelectLimits, type SelectResult } from '../engine/engine.js';
 import { SANDBOX_DATABASE } from '../engine/embedded-engine.js';
 import { physicalNames } from '../ingest/physical.js';
-import { isTemplate, render, type ParamValue } from './template-port.js';
+import { isTemplate, render, type ParamValue } from '../template/index.js';
 import { analyzeQuery, type AnalyzedQuery, type ResolvedTable, type SqlScope } from './analyzer.js';
 
 export interface PreparedQuery extends AnalyzedQuery {

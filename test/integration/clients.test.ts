@@ -355,3 +355,62 @@ describe('@chronark/zod-bird', () => {
     expect(await count(s, 'zb_wrong_token')).toBe(0);
   });
 });
+
+describe('endpoints through real clients', () => {
+  const PIPE = {
+    name: 'client_pipe',
+    nodes: [
+      {
+        name: 'endpoint',
+        type: 'endpoint',
+        sql: `%
+SELECT id, name FROM clients_src
+WHERE 1
+{% if defined(ids) %} AND id IN {{ Array(ids, 'Int32') }} {% end %}
+{% if defined(name) %} AND name = {{ String(name) }} {% end %}
+{% if defined(opts) %}
+  {% set f = JSON(opts) %}
+  {% if f.get('min_id') %} AND id >= {{ Int32(f.get('min_id')) }} {% end %}
+{% end %}
+ORDER BY id`,
+      },
+    ],
+  };
+
+  beforeAll(async () => {
+    await createDatasource('clients_src', NDJSON_SCHEMA, 'ndjson');
+    const rows = [1, 2, 3, 4, 5].map((id) => JSON.stringify({ id, name: `n${id}` })).join('\n');
+    expect((await s.req('POST', '/v0/events?name=clients_src&wait=true', { body: rows })).status).toBe(200);
+    const r = await s.req('POST', '/v0/pipes', { body: JSON.stringify(PIPE), headers: { 'content-type': 'application/json' } });
+    expect(r.status, await r.clone().text()).toBe(200);
+  });
+
+  it('@tinybirdco/sdk query(): arrays as repeated keys, objects as JSON', async () => {
+    let r = await api.query<{ id: number; name: string }>('client_pipe', { ids: [2, 4, 5] });
+    expect(r.data).toEqual([{ id: 2, name: 'n2' }, { id: 4, name: 'n4' }, { id: 5, name: 'n5' }]);
+    expect(r.meta).toEqual([{ name: 'id', type: 'Int32' }, { name: 'name', type: 'String' }]);
+    r = await api.query('client_pipe', { name: 'n3' });
+    expect(r.data).toEqual([{ id: 3, name: 'n3' }]);
+    // `filter` would be Python's builtin inside a template (never a parameter), so: `opts`.
+    r = await api.query('client_pipe', { opts: { min_id: 4 } });
+    expect(r.data).toEqual([{ id: 4, name: 'n4' }, { id: 5, name: 'n5' }]);
+    await expect(api.query('client_pipe', { ids: ['x'] })).rejects.toBeInstanceOf(TinybirdApiError);
+    await expect(api.query('no_such_pipe', {})).rejects.toMatchObject({ statusCode: 404 });
+  });
+
+  it('@chronark/zod-bird buildPipe(): arrays comma-joined, response validated by zod', async () => {
+    const tb = new Tinybird({ token: s.token, baseUrl: s.url });
+    const pipe = tb.buildPipe({
+      pipe: 'client_pipe',
+      parameters: z.object({ ids: z.array(z.number()).optional(), name: z.string().optional() }),
+      data: z.object({ id: z.number(), name: z.string() }),
+    });
+    let r = await pipe({ ids: [1, 3] });
+    expect(r.data).toEqual([{ id: 1, name: 'n1' }, { id: 3, name: 'n3' }]);
+    r = await pipe({ name: 'n5' });
+    expect(r.data).toEqual([{ id: 5, name: 'n5' }]);
+    r = await pipe({});
+    expect(r.data.map((x) => x.id)).toEqual([1, 2, 3, 4, 5]);
+    expect(r.rows).toBe(5);
+  });
+});

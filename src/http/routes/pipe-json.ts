@@ -6,7 +6,7 @@ import type { NodeRecord, PipeRecord } from '../../catalog/catalog.js';
 import type { Auth } from '../../domain/access.js';
 import { pipeType } from '../../domain/pipe-service.js';
 import { tbTime } from '../../domain/time.js';
-import { isTemplate, templateParams } from '../../sql/template-port.js';
+import { isTemplate, templateParams } from '../../template/index.js';
 
 export interface JsonOptions {
   /** Include each node's dependencies (list endpoints make it opt-in). */

@@ -10,7 +10,7 @@ import type { Auth } from '../../domain/access.js';
 import { badRequest, forbidden, notFound, PipitError } from '../../domain/errors.js';
 import { NODE_TYPES } from '../../domain/pipe-service.js';
 import { nowIso, tbTime } from '../../domain/time.js';
-import { isTemplate, type ParamValue } from '../../sql/template-port.js';
+import { isTemplate, type ParamValue } from '../../template/index.js';
 import { authenticate } from '../auth.js';
 import { decoded, hasBody, isForm, isJson, rawStream, readAll } from '../body.js';
 import { outputParams, sendQuery } from '../query-output.js';

@@ -6,7 +6,7 @@
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { Services } from '../../app.js';
 import { badRequest, PipitError } from '../../domain/errors.js';
-import type { ParamValue } from '../../sql/template-port.js';
+import type { ParamValue } from '../../template/index.js';
 import { authenticate } from '../auth.js';
 import { decoded, hasBody, isForm, isJson, rawStream, readAll } from '../body.js';
 import { outputParams, sendQuery } from '../query-output.js';
