@@ -8,7 +8,7 @@ import { checkItems, checkString, step } from './limits.js';
 import { binop, bindArgs, callValue, chars, iterate, len, pyFloat, pyInt, toList } from './ops.js';
 import {
   compare, isIntLike, isNumber, isStr, Placeholder, PyDict, PyExcClass, PyFunc, PyRange, PySet, PyTuple, pyEq,
-  reprValue, strOf, strValue, toBig, toNum, truthy, typeName, type CallArgs, type PyValue, contains,
+  reprValue, strOf, strValue, toBig, toNum, truthy, typeName, type CallArgs, type PyValue,
 } from './values.js';
 
 const fn = (name: string, f: (a: CallArgs) => PyValue, kind: 'builtin' | 'class' = 'builtin') => new PyFunc(name, f, kind);
@@ -745,4 +745,3 @@ export function matchesException(errType: string, cls: PyValue): boolean {
   });
 }
 
-export { contains };

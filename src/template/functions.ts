@@ -13,7 +13,7 @@ import { JSONDecodeError, loads } from './pyjson.js';
 import { reprStr } from './pyfmt.js';
 import { strptime } from './strptime.js';
 import {
-  Comment, isIntLike, isStr, Placeholder, PyDict, PyFunc, PyTuple, SqlExpr, Sym, TypedFloat, TypedInt, sqlStrValue,
+  Comment, isIntLike, isStr, Placeholder, PyFunc, PyTuple, SqlExpr, Sym, TypedFloat, TypedInt, sqlStrValue,
   strOf, strValue, toBig, toJS, truthy, typeName, type CallArgs, type PyValue, isNumber, toNum,
 } from './values.js';
 
@@ -565,4 +565,3 @@ export function elementValue(type: string, v: PyValue): PyValue {
   return v;
 }
 
-export { PyDict };

@@ -5,7 +5,7 @@ import { checkInt, checkItems, checkString } from './limits.js';
 import { pyLen, reprStr } from './pyfmt.js';
 import {
   isIntLike, isNumber, isStr, Placeholder, PyDict, PyRange, PySet, PyTuple, type CallArgs, type PyValue,
-  reprValue, strOf, strValue, toBig, toNum, truthy, typeName, TypedFloat, TypedInt, SqlExpr, PyFunc,
+  reprValue, strOf, strValue, toBig, toNum, truthy, typeName, TypedFloat, PyFunc,
 } from './values.js';
 
 const OP_SYMBOL: Record<BinOpName, string> = {
@@ -528,7 +528,3 @@ export function callValue(f: PyValue, a: CallArgs): PyValue {
     });
   throw typeError(`'${typeName(f)}' object is not callable`);
 }
-
-export const newStr = (s: string): PyValue => s;
-export const exprValue = (s: string): SqlExpr => new SqlExpr(s);
-export const typedInt = (v: bigint, type: string) => new TypedInt(v, type);
