@@ -211,16 +211,36 @@ describe('parameters', () => {
     expect(j.query_explain).not.toMatch(/w_[0-9a-f]{8}/);
   });
 
-  it('template_parameters must be JSON; templates and pipeline are refused clearly', async () => {
+  it('template_parameters must be JSON; unknown pipeline is a 403', async () => {
     let r = await sql('SELECT 1', '&template_parameters=%7Bnope');
     expect(r.status).toBe(400);
     expect((await r.json()).error).toBe('template_parameters must be a well-formed JSON');
-    r = await sql('% SELECT {{ a }}');
-    expect(r.status).toBe(400);
-    expect((await r.json()).error).toMatch(/Template queries/);
     r = await sql('SELECT 1', '&pipeline=nope');
     expect(r.status).toBe(403);
     expect((await r.json()).error).toBe("Resource 'nope' not found");
+  });
+
+  it('templates render with request parameters, template_parameters, or in test mode without any', async () => {
+    const q = "% SELECT {{ String(who, 'nobody') }} AS who, {{ Int32(n, 1) }} + 1 AS n, {{ x }} AS x FORMAT JSONEachRow";
+    let r = await sql(q);
+    // Test mode: defaults, and a placeholder for the bare variable.
+    expect(await r.text()).toBe('{"who":"nobody","n":2,"x":"__no_value__"}\n');
+    r = await sql(q, '&who=me&n=41&x=y');
+    expect(await r.text()).toBe('{"who":"me","n":42,"x":"y"}\n');
+    r = await sql(q, `&template_parameters=${encodeURIComponent(JSON.stringify({ who: "o'hara", n: 2, x: 'z' }))}`);
+    expect(await r.text()).toBe('{"who":"o\'hara","n":3,"x":"z"}\n');
+    r = await s.req('POST', '/v0/sql', { body: JSON.stringify({ q, who: 'json', n: 9, x: 'w' }), headers: { 'content-type': 'application/json' } });
+    expect(await r.text()).toBe('{"who":"json","n":10,"x":"w"}\n');
+    // With parameters, a missing bare variable is an error, as is a value that does not validate.
+    r = await sql(q, '&who=me');
+    expect(r.status).toBe(400);
+    expect((await r.json()).error).toBe('Template Syntax Error: expression "x" evaluated to null');
+    r = await sql(q, '&n=abc');
+    expect(r.status).toBe(400);
+    expect((await r.json()).error).toBe("Template Syntax Error: Error validating 'abc' to type Int32");
+    r = await sql('% SELECT {% if %} 1');
+    expect(r.status).toBe(400);
+    expect((await r.json()).error).toMatch(/^Template Syntax Error/);
   });
 });
 
