@@ -266,6 +266,36 @@ describe('endpoints', () => {
     expect(get.parameters).toEqual([{ in: 'query', name: 'country', required: false, schema: { type: 'string' } }]);
   });
 
+  it('cache_ttl() caches the result by its final SQL', async () => {
+    const pipe = { name: 'cached', nodes: [{ name: 'n', type: 'endpoint', sql: "%\n{{ cache_ttl('5s') }}\nSELECT count() AS c FROM events WHERE country = {{ String(country, 'ES') }}" }] };
+    let r = await s.req('POST', '/v0/pipes', { body: JSON.stringify(pipe), headers: { 'content-type': 'application/json' } });
+    expect(r.status).toBe(200);
+    r = await s.req('GET', '/v0/pipes/cached.json');
+    expect(r.headers.get('x-cache-hits')).toBeNull();
+    expect((await r.json()).data).toEqual([{ c: 10 }]);
+    const row = JSON.stringify({ ts: '2024-01-01 10:00:00', user: 'x', country: 'ES', n: 0 });
+    expect((await s.req('POST', '/v0/events?name=events&wait=true', { body: row })).status).toBe(200);
+    r = await s.req('GET', '/v0/pipes/cached.json');
+    expect(r.headers.get('x-cache-hits')).toBe('1');
+    expect((await r.json()).data).toEqual([{ c: 10 }]);
+    // Other parameters are another query.
+    r = await s.req('GET', '/v0/pipes/cached.json?country=FR');
+    expect(r.headers.get('x-cache-hits')).toBeNull();
+    expect((await r.json()).data).toEqual([{ c: 10 }]);
+    r = await s.req('GET', `/v0/pipes/cached.json?q=${encodeURIComponent('SELECT c FROM _')}`);
+    expect((await r.json()).data).toEqual([{ c: 11 }]);
+    const bad = { name: 'cached_bad', nodes: [{ name: 'n', sql: "%\n{{ cache_ttl('7s') }} SELECT 1" }] };
+    r = await s.req('POST', '/v0/pipes', { body: JSON.stringify(bad), headers: { 'content-type': 'application/json' } });
+    expect(r.status).toBe(400);
+    expect((await r.json()).error).toMatch(/Invalid TTL cache expression/);
+  });
+
+  it('table() names are dependencies', async () => {
+    const pipe = { name: 'dyn', nodes: [{ name: 'n', sql: "%\nSELECT count() FROM {% if defined(x) %}{{ table('events') }}{% else %}events{% end %}" }] };
+    const r = await s.req('POST', '/v0/pipes', { body: JSON.stringify(pipe), headers: { 'content-type': 'application/json' } });
+    expect((await r.json()).nodes[0].dependencies).toEqual(['events']);
+  });
+
   it('last_update and requests', async () => {
     const lu = await (await s.req('GET', '/v0/pipes/by_country/last_update')).json();
     expect(lu).toMatchObject({ name: 'by_country', edited_by: null });

@@ -10,7 +10,7 @@ import type { Auth } from '../../domain/access.js';
 import { badRequest, forbidden, notFound, PipitError } from '../../domain/errors.js';
 import { NODE_TYPES } from '../../domain/pipe-service.js';
 import { nowIso, tbTime } from '../../domain/time.js';
-import { isTemplate, type ParamValue } from '../../template/index.js';
+import { isTemplate, templateTables, type ParamValue } from '../../template/index.js';
 import { authenticate } from '../auth.js';
 import { decoded, hasBody, isForm, isJson, rawStream, readAll } from '../body.js';
 import { outputParams, sendQuery } from '../query-output.js';
@@ -66,7 +66,10 @@ export function pipeRoutes(services: Services): FastifyPluginAsync {
     // Plain SQL is also checked by the engine (unknown columns, types); a template's test-mode
     // placeholders may not make a runnable query, so it is checked when it runs.
     if (!isTemplate(sql)) await s.queries.collect({ ...prepared, sql: `SELECT * FROM (${prepared.sql}) LIMIT 0` }, 'JSON', reqId);
-    return prepared.tables.map((t) => t.name);
+    // table('x') names count in every branch, not only the ones test mode ran.
+    const names = prepared.tables.map((t) => t.name);
+    if (isTemplate(sql)) for (const t of templateTables(sql)) if (!names.includes(t)) names.push(t);
+    return names;
   }
 
   /** A draft pipe (nodes checked one by one, each seeing the earlier ones). */
