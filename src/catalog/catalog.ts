@@ -80,6 +80,19 @@ export interface PipeRecord {
   data: Record<string, unknown>;
 }
 
+/** A workspace variable (`tb_secret`); the value is encrypted (see VariableService). */
+export interface VariableRecord {
+  id: string;
+  workspaceId: string;
+  name: string;
+  type: 'secret';
+  /** `v1.<iv>.<tag>.<ciphertext>` (AES-256-GCM, base64url). */
+  value: string;
+  createdAt: string;
+  updatedAt: string;
+  editedBy: string | null;
+}
+
 export type JobStatus = 'waiting' | 'working' | 'done' | 'error' | 'cancelling' | 'cancelled';
 
 export interface JobRecord {
@@ -126,6 +139,11 @@ export interface Catalog {
   /** Replaces the record with the same id. */
   updatePipe(p: PipeRecord): Promise<void>;
   deletePipe(workspaceId: string, id: string): Promise<void>;
+
+  listVariables(workspaceId: string): Promise<VariableRecord[]>;
+  /** Inserts or replaces (by workspace and name). */
+  upsertVariable(v: VariableRecord): Promise<void>;
+  deleteVariable(workspaceId: string, name: string): Promise<void>;
 
   insertJob(job: JobRecord): Promise<void>;
   updateJob(job: JobRecord): Promise<void>;

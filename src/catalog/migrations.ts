@@ -27,4 +27,10 @@ export const migrations: Migration[] = [
       CREATE TABLE pipes (id text PRIMARY KEY, workspace_id text NOT NULL, name text NOT NULL,
         created_at timestamptz NOT NULL, doc jsonb NOT NULL, UNIQUE (workspace_id, name))`,
   },
+  {
+    version: 3,
+    sql: `
+      CREATE TABLE variables (id text PRIMARY KEY, workspace_id text NOT NULL, name text NOT NULL,
+        created_at timestamptz NOT NULL, doc jsonb NOT NULL, UNIQUE (workspace_id, name))`,
+  },
 ];

@@ -3,7 +3,7 @@
  * directory) and a PostgreSQL server share these statements and the numbered migrations.
  * Each record keeps its indexed fields as columns and the rest as a jsonb document.
  */
-import type { Catalog, DatasourceRecord, JobFilter, JobRecord, JobStatus, PipeRecord, TokenRecord, Workspace } from './catalog.js';
+import type { Catalog, DatasourceRecord, JobFilter, JobRecord, JobStatus, PipeRecord, TokenRecord, VariableRecord, Workspace } from './catalog.js';
 import { migrations } from './migrations.js';
 
 /** The minimal SQL client both PGlite and node-postgres satisfy. */
@@ -90,6 +90,22 @@ export class SqlCatalog implements Catalog {
 
   async deletePipe(workspaceId: string, id: string): Promise<void> {
     await this.db.query('DELETE FROM pipes WHERE workspace_id = $1 AND id = $2', [workspaceId, id]);
+  }
+
+  async listVariables(workspaceId: string): Promise<VariableRecord[]> {
+    const r = await this.db.query<Doc>('SELECT doc FROM variables WHERE workspace_id = $1 ORDER BY created_at, id', [workspaceId]);
+    return r.rows.map((x) => x.doc as VariableRecord);
+  }
+
+  async upsertVariable(v: VariableRecord): Promise<void> {
+    await this.db.query(
+      'INSERT INTO variables(id, workspace_id, name, created_at, doc) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (workspace_id, name) DO UPDATE SET doc = EXCLUDED.doc',
+      [v.id, v.workspaceId, v.name, v.createdAt, v],
+    );
+  }
+
+  async deleteVariable(workspaceId: string, name: string): Promise<void> {
+    await this.db.query('DELETE FROM variables WHERE workspace_id = $1 AND name = $2', [workspaceId, name]);
   }
 
   async insertJob(job: JobRecord): Promise<void> {
