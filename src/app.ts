@@ -22,6 +22,7 @@ import { physicalNames } from './ingest/physical.js';
 import { JobService } from './jobs/job-service.js';
 import { QueryService } from './sql/query-service.js';
 import { PipeService } from './domain/pipe-service.js';
+import { VariableService } from './domain/variable-service.js';
 import { ResultCache } from './http/query-output.js';
 
 export interface Services {
@@ -39,6 +40,7 @@ export interface Services {
   alters: AlterService;
   queries: QueryService;
   pipes: PipeService;
+  variables: VariableService;
   /** Results of endpoints whose templates ask for cache_ttl(). */
   resultCache: ResultCache;
   /** Up to 10 rows of a table expression as Tinybird's JSON preview. */
@@ -67,12 +69,14 @@ export async function createApp(config: Config): Promise<App> {
   await jobs.recover();
   const pipes = new PipeService(catalog, datasources);
   datasources.pipeNames = (ws) => pipes.names(ws);
+  const variables = VariableService.open(catalog, config.dataDir);
   const queries = new QueryService(engine, datasources, pipes, config);
+  queries.variables = (ws) => variables.values(ws);
   await queries.init();
   const events = new EventBuffer(path.join(config.dataDir, 'wal'), engine, config.walFsync, (msg, extra) => http.log.error(extra ?? {}, msg));
 
   const services: Services = {
-    config, engine, catalog, access, localTokens, datasources, ingest, imports, events, jobs, queries, pipes,
+    config, engine, catalog, access, localTokens, datasources, ingest, imports, events, jobs, queries, pipes, variables,
     resultCache: new ResultCache(),
     deletes: new DeleteService(engine, jobs),
     alters: new AlterService(engine, datasources),

@@ -196,15 +196,22 @@ export class EmbeddedEngine implements Engine {
     let it: AsyncIterator<{ raw(): Uint8Array }>;
     let first: IteratorResult<{ raw(): Uint8Array }>;
     let stats: SelectResult['stats'];
+    const hasParams = !!opts.params && Object.keys(opts.params).length > 0;
     try {
       if (opts.buffered) {
-        const r = await session.queryAsync(`${marker} ${sql}`, { format: opts.format, signal: ac.signal });
+        const text = `${marker} ${sql}`;
+        const r = hasParams
+          ? await session.queryBindAsync(text, opts.params!, { format: opts.format, signal: ac.signal })
+          : await session.queryAsync(text, { format: opts.format, signal: ac.signal });
         stats = { elapsed: r.elapsed, rowsRead: r.rowsRead, bytesRead: r.bytesRead };
         const chunks = [{ raw: () => r.bytes() }];
         it = chunks[Symbol.iterator]() as unknown as AsyncIterator<{ raw(): Uint8Array }>;
         first = await it.next();
       } else {
-        it = session.queryStream(`${marker} ${sql}`, { format: opts.format, signal: ac.signal })[Symbol.asyncIterator]();
+        const stream = hasParams
+          ? session.queryStreamBind(`${marker} ${sql}`, opts.params!, { format: opts.format, signal: ac.signal })
+          : session.queryStream(`${marker} ${sql}`, { format: opts.format, signal: ac.signal });
+        it = stream[Symbol.asyncIterator]();
         first = await it.next();
       }
     } catch (err) {

@@ -57,6 +57,8 @@ export interface SelectOptions {
   queryId: string;
   /** Aborting cancels the query inside the engine. */
   signal?: AbortSignal;
+  /** Values of `{name:String}` placeholders, bound by the engine (never in the SQL text). */
+  params?: Readonly<Record<string, string>>;
   /**
    * Run without streaming: for statements the engine cannot stream (EXPLAIN) and for formats
    * whose envelope carries statistics that streaming loses (JSON's rows_before_limit_at_least).

@@ -14,6 +14,7 @@ import { localRoutes } from './routes/local.js';
 import { analyzeRoutes } from './routes/analyze.js';
 import { sqlRoutes } from './routes/sql.js';
 import { pipeRoutes } from './routes/pipes.js';
+import { variableRoutes } from './routes/variables.js';
 
 const CORS_HEADERS: Record<string, string> = {
   'access-control-allow-origin': '*',
@@ -55,6 +56,7 @@ export function buildHttp(services: Services): FastifyInstance {
   app.register(analyzeRoutes(services));
   app.register(sqlRoutes(services));
   app.register(pipeRoutes(services));
+  app.register(variableRoutes(services));
   return app;
 }
 

@@ -63,6 +63,8 @@ export interface AnalyzeOptions {
    * refused separately and a column may be called `settings`).
    */
   settingsAsName?: boolean;
+  /** Names of engine query parameters the server binds (see LexOptions.params). */
+  params?: ReadonlySet<string>;
 }
 
 const CLAUSE_WORDS = new Set([
@@ -99,7 +101,7 @@ function hasCte(scope: Scope | undefined, name: string): boolean {
 export function analyzeQuery(sql: string, scope: SqlScope, opts: AnalyzeOptions = {}): AnalyzedQuery {
   let toks: Token[];
   try {
-    toks = tokenize(sql);
+    toks = tokenize(sql, { params: opts.params });
   } catch (e) {
     throw syntax(e);
   }

@@ -11,7 +11,7 @@
  * statement handed to the engine is re-serialised from exactly the tokens that were checked.
  */
 
-export type TokenType = 'word' | 'qident' | 'string' | 'number' | 'op' | 'eof';
+export type TokenType = 'word' | 'qident' | 'string' | 'number' | 'op' | 'param' | 'eof';
 
 export interface Token {
   type: TokenType;
@@ -63,8 +63,16 @@ function quotedEnd(src: string, start: number, q: string, what: string): number 
   }
 }
 
+export interface LexOptions {
+  /**
+   * Engine query parameters the server itself binds (template secrets): `{name:String}` is a
+   * token only for these names; any other `{` is an error.
+   */
+  params?: ReadonlySet<string>;
+}
+
 /** Splits SQL into tokens; throws SqlSyntaxError on anything it cannot classify. */
-export function tokenize(src: string): Token[] {
+export function tokenize(src: string, opts: LexOptions = {}): Token[] {
   const out: Token[] = [];
   let i = 0;
   let spaced = false;
@@ -159,6 +167,15 @@ export function tokenize(src: string): Token[] {
     if (op) {
       push('op', i + op.length);
       continue;
+    }
+    if (c === '{' && opts.params?.size) {
+      const m = /^\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*:\s*String\s*\}/.exec(src.slice(i, i + 200));
+      if (m && opts.params.has(m[1])) {
+        out.push({ type: 'param', text: `{${m[1]}:String}`, pos: i, spaced, upper: '' });
+        spaced = false;
+        i += m[0].length;
+        continue;
+      }
     }
     if (c === '{' || c === '}') {
       throw new SqlSyntaxError(`query parameters ({name:Type}) are not supported at position ${i + 1}; use a template (a query starting with %) instead`, i);

@@ -6,7 +6,7 @@
  * names. Every feature that runs user SQL (Query API, pipes, endpoints, materialized views,
  * copies, sinks) goes through here.
  */
-import type { DatasourceRecord, NodeRecord, PipeRecord } from '../catalog/catalog.js';
+import type { DatasourceRecord, NodeRecord, PipeRecord, Workspace } from '../catalog/catalog.js';
 import type { Config } from '../config/config.js';
 import type { Auth } from '../domain/access.js';
 import type { DatasourceService } from '../domain/datasource-service.js';
@@ -27,6 +27,8 @@ export interface PreparedQuery extends AnalyzedQuery {
   cacheTtl?: number;
   /** Template warnings (reserved parameter names). */
   warnings: string[];
+  /** Engine query parameters (template secrets), bound apart from the SQL text. */
+  queryParams: Record<string, string>;
 }
 
 export interface RunOptions {
@@ -59,12 +61,16 @@ interface Gathered {
   warnings: string[];
   /** Names passed to table() in templates. */
   templateTables: string[];
+  queryParams: Record<string, string>;
 }
 
 const MAX_EXPANSION_DEPTH = 32;
 
 export class QueryService {
   private databases = new Set<string>();
+
+  /** Workspace variables (name → value) for tb_secret/tb_var; the Variables service plugs in here. */
+  variables: (ws: Workspace) => Promise<Record<string, string>> = async () => ({});
 
   constructor(
     private readonly engine: Engine,
@@ -94,14 +100,17 @@ export class QueryService {
       names.push([n.quarantine, `${ds.name}_quarantine`], [n.table, ds.name], [`${ds.id}_quarantine`, `${ds.name}_quarantine`], [ds.id, ds.name]);
     }
     names.sort((a, b) => b[0].length - a[0].length);
-    const gathered: Gathered = { warnings: [], templateTables: [] };
+    const gathered: Gathered = { warnings: [], templateTables: [], queryParams: {} };
+    const variables = await this.variables(ws);
+    const bound = () => new Set(Object.keys(gathered.queryParams));
     const params = ctx.params ?? {};
     const testMode = ctx.testMode ?? false;
     const expanding: string[] = [];
 
     const renderSql = (text: string): string => {
       if (!isTemplate(text)) return text;
-      const r = render(text, params, { testMode });
+      const r = render(text, params, { testMode, variables });
+      Object.assign(gathered.queryParams, r.queryParams);
       if (r.maxThreads !== undefined) gathered.maxThreads = Math.min(gathered.maxThreads ?? r.maxThreads, r.maxThreads);
       if (r.cacheTtl !== undefined) gathered.cacheTtl = Math.min(gathered.cacheTtl ?? r.cacheTtl, r.cacheTtl);
       for (const w of r.warnings) if (!gathered.warnings.includes(w)) gathered.warnings.push(w);
@@ -116,7 +125,7 @@ export class QueryService {
       expanding.push(node.id);
       try {
         const index = pipe.nodes.findIndex((n) => n.id === node.id);
-        const analyzed = analyzeQuery(renderSql(node.sql), scopeFor({ pipe, nodeLimit: index, trusted }));
+        const analyzed = analyzeQuery(renderSql(node.sql), scopeFor({ pipe, nodeLimit: index, trusted }), { params: bound() });
         if (analyzed.format) throw badRequest(`The node '${node.name}' of the pipe '${pipe.name}' can not have a FORMAT clause`);
         return { name, kind: as, id: as === 'pipe' ? pipe.id : node.id, sql: `(${analyzed.sql})` };
       } finally {
@@ -168,7 +177,8 @@ export class QueryService {
 
     let analyzed: AnalyzedQuery;
     try {
-      analyzed = analyzeQuery(renderSql(sql), scopeFor({ pipe: ctx.pipe, nodeLimit: ctx.nodeLimit, trusted: false, underscore: ctx.underscore }));
+      const rendered = renderSql(sql);
+      analyzed = analyzeQuery(rendered, scopeFor({ pipe: ctx.pipe, nodeLimit: ctx.nodeLimit, trusted: false, underscore: ctx.underscore }), { params: bound() });
     } catch (err) {
       // A limited token learns nothing about resources it may not read, not even that they exist.
       if (err instanceof PipitError && err.code === 'not_found' && !auth.isAdmin) throw new PipitError('forbidden', err.message);
@@ -181,6 +191,7 @@ export class QueryService {
       maxThreads: gathered.maxThreads,
       cacheTtl: gathered.cacheTtl,
       warnings: gathered.warnings,
+      queryParams: gathered.queryParams,
       tables: [...analyzed.tables, ...gathered.templateTables.filter((t) => !analyzed.tables.some((x) => x.name === t)).map((t) => ({ name: t, kind: 'datasource' as const, id: '', sql: '' }))],
     };
   }
@@ -203,6 +214,7 @@ export class QueryService {
         queryId: opts.queryId,
         signal: opts.signal,
         buffered: opts.buffered,
+        params: q.queryParams,
         limits: this.limits(opts.maxThreads ?? q.maxThreads, opts.formatSettings),
       });
     } catch (err) {

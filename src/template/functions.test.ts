@@ -459,9 +459,11 @@ describe('max_threads, cache_ttl, backend_hint, activate, disable', () => {
 
 describe('tb_secret and tb_var', () => {
   const variables = { pg_password: "s3cr'et", n: '5' };
-  it('renders the variable as an escaped string literal', () => {
-    expect(r("{{ tb_secret('pg_password') }}", {}, { variables })).toBe("'s3cr\\'et'");
-    expect(r("toUInt8({{ tb_var('n') }})", {}, { variables })).toBe("toUInt8('5')");
+  it('renders the variable as an engine query parameter; the value travels apart from the SQL', () => {
+    expect(r("{{ tb_secret('pg_password') }}", {}, { variables })).toBe('{tb_secret_pg_password:String}');
+    expect(r("toUInt8({{ tb_var('n') }})", {}, { variables })).toBe('toUInt8({tb_secret_n:String})');
+    expect(render("% SELECT {{ tb_secret('pg_password') }}, {{ tb_var('n') }}", {}, { variables }).queryParams).toEqual({ tb_secret_pg_password: "s3cr'et", tb_secret_n: '5' });
+    expect(render("% SELECT {{ tb_secret('missing', 'x') }}", {}, { variables }).queryParams).toEqual({});
   });
 
   it('falls back to the default, fails without one (except in test mode)', () => {
@@ -475,7 +477,7 @@ describe('tb_secret and tb_var', () => {
       `${SYN}Cannot access secret 'missing'. Check the secret exists in the Workspace and the token has the required scope.`,
     );
     expect(t("{{ tb_secret('missing') }}")).toBe("''");
-    expect(t("{{ tb_secret('pg_password') }}", {}, { variables })).toBe("'s3cr\\'et'");
+    expect(t("{{ tb_secret('pg_password') }}", {}, { variables })).toBe('{tb_secret_pg_password:String}');
   });
 });
 

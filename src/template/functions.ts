@@ -124,6 +124,8 @@ export interface FunctionHost {
   maxThreads?: number;
   cacheTtl?: number;
   tables: string[];
+  /** Engine query parameters (secret values), name → value: sent apart from the SQL text. */
+  queryParams: Record<string, string>;
 }
 
 type Transform = (x: PyValue) => PyValue;
@@ -523,7 +525,13 @@ export function buildFunctions(host: FunctionHost): Record<string, PyValue> {
     fn(name, (a) => {
       const b = bindArgs(name, { names: ['x', 'default'], defaults: { default: null } }, a);
       const key = strValue(b.x);
-      if (Object.prototype.hasOwnProperty.call(host.variables, key)) return host.variables[key];
+      if (Object.prototype.hasOwnProperty.call(host.variables, key)) {
+        // The value travels as an engine query parameter, so it is in no SQL text (logs, explain).
+        if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(key)) throw sqlTemplateError(`Invalid secret name '${key}'`);
+        const param = `tb_secret_${key}`;
+        host.queryParams[param] = host.variables[key];
+        return new SqlExpr(`{${param}:String}`);
+      }
       if (b.default !== null) return b.default;
       if (test) return '';
       throw sqlTemplateError(`Cannot access secret '${key}'. Check the secret exists in the Workspace and the token has the required scope.`);

@@ -37,6 +37,11 @@ export interface RenderResult {
   tables: string[];
   /** The reserved-parameter-name warnings of §4.2. */
   warnings: string[];
+  /**
+   * Engine query parameters the SQL refers to as `{name:String}` (tb_secret/tb_var values):
+   * bound by the engine, never part of the SQL text.
+   */
+  queryParams: Record<string, string>;
 }
 
 export interface TemplateParam {
@@ -210,7 +215,7 @@ function functionTable(testMode: boolean): FunctionTable {
   const key = testMode ? 'test' : 'real';
   let t = tables[key];
   if (!t) {
-    const host: FunctionHost = { testMode, variables: {}, tables: [] };
+    const host: FunctionHost = { testMode, variables: {}, tables: [], queryParams: {} };
     const strong = buildFunctions(host);
     const weak: Record<string, PyValue> = { symbol: strong.symbol, print: null, open: null, close: null, input: null };
     delete strong.symbol;
@@ -286,7 +291,7 @@ function convertError(e: unknown, c: Compiled, params: Map<string, PyValue>): Er
  * Throws TemplateError (400 with `documentation`) or CustomTemplateError (error()/custom_error()).
  */
 export function render(sql: string, params: Record<string, ParamValue>, opts: RenderOptions = {}): RenderResult {
-  if (!isTemplate(sql)) return { sql, tables: [], warnings: [] };
+  if (!isTemplate(sql)) return { sql, tables: [], warnings: [], queryParams: {} };
   const c = compile(templateBody(sql));
   if (c.forbidden) throw c.forbidden;
   const testMode = !!opts.testMode;
@@ -304,6 +309,7 @@ export function render(sql: string, params: Record<string, ParamValue>, opts: Re
   const { host, strong, weak } = functionTable(testMode);
   host.variables = opts.variables ?? {};
   host.tables = [];
+  host.queryParams = {};
   host.maxThreads = undefined;
   host.cacheTtl = undefined;
   const scope: Scope = {
@@ -321,7 +327,7 @@ export function render(sql: string, params: Record<string, ParamValue>, opts: Re
   } catch (e) {
     throw convertError(e, c, values);
   }
-  const result: RenderResult = { sql: out, tables: host.tables, warnings: [...c.warnings] };
+  const result: RenderResult = { sql: out, tables: host.tables, warnings: [...c.warnings], queryParams: host.queryParams };
   if (host.maxThreads !== undefined) result.maxThreads = host.maxThreads;
   if (host.cacheTtl !== undefined) result.cacheTtl = host.cacheTtl;
   return result;

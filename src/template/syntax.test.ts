@@ -12,7 +12,7 @@ describe('activation', () => {
 
   it('returns non-template SQL untouched, braces included', () => {
     const sql = "SELECT '{{ x }}', '{% if %}' FROM t";
-    expect(render(sql, { x: 'y' })).toEqual({ sql, tables: [], warnings: [] });
+    expect(render(sql, { x: 'y' })).toEqual({ sql, tables: [], warnings: [], queryParams: {} });
   });
 
   it('drops the % (and whitespace before it) and keeps the rest', () => {

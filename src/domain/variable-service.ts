@@ -1,0 +1,115 @@
+/**
+ * Workspace variables (secrets) for `tb_secret()`/`tb_var()` in templates. Values are encrypted at
+ * rest with AES-256-GCM under a key kept in its own file beside (not in) the catalog, are never
+ * returned by any route, and reach the engine only as bound query parameters.
+ */
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Catalog, VariableRecord, Workspace } from '../catalog/catalog.js';
+import { badRequest, notFound } from './errors.js';
+import { newResourceId } from './ids.js';
+import { nowIso } from './time.js';
+
+export const MAX_VARIABLES = 100;
+export const MAX_VALUE_BYTES = 8 * 1024;
+const NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+export class VariableService {
+  /** workspace id → decrypted values (name → value). */
+  private readonly cache = new Map<string, Map<string, { record: VariableRecord; value: string }>>();
+
+  private constructor(
+    private readonly catalog: Catalog,
+    private readonly key: Buffer,
+  ) {}
+
+  /** Opens the service with the key in `<dataDir>/variables.key` (created on first start). */
+  static open(catalog: Catalog, dataDir: string): VariableService {
+    const file = path.join(dataDir, 'variables.key');
+    if (!fs.existsSync(file)) fs.writeFileSync(file, crypto.randomBytes(32).toString('hex'), { mode: 0o600, flag: 'wx' });
+    return new VariableService(catalog, Buffer.from(fs.readFileSync(file, 'utf8').trim(), 'hex'));
+  }
+
+  private encrypt(value: string, aad: string): string {
+    const iv = crypto.randomBytes(12);
+    const c = crypto.createCipheriv('aes-256-gcm', this.key, iv);
+    c.setAAD(Buffer.from(aad));
+    const ct = Buffer.concat([c.update(value, 'utf8'), c.final()]);
+    return ['v1', iv.toString('base64url'), c.getAuthTag().toString('base64url'), ct.toString('base64url')].join('.');
+  }
+
+  private decrypt(stored: string, aad: string): string {
+    const [v, iv, tag, ct] = stored.split('.');
+    if (v !== 'v1') throw new Error('unknown variable encryption version');
+    const d = crypto.createDecipheriv('aes-256-gcm', this.key, Buffer.from(iv, 'base64url'));
+    d.setAAD(Buffer.from(aad));
+    d.setAuthTag(Buffer.from(tag, 'base64url'));
+    return Buffer.concat([d.update(Buffer.from(ct, 'base64url')), d.final()]).toString('utf8');
+  }
+
+  private async load(ws: Workspace): Promise<Map<string, { record: VariableRecord; value: string }>> {
+    let m = this.cache.get(ws.id);
+    if (!m) {
+      m = new Map();
+      for (const r of await this.catalog.listVariables(ws.id)) m.set(r.name, { record: r, value: this.decrypt(r.value, `${ws.id}/${r.name}`) });
+      this.cache.set(ws.id, m);
+    }
+    return m;
+  }
+
+  async list(ws: Workspace): Promise<VariableRecord[]> {
+    return [...(await this.load(ws)).values()].map((x) => x.record);
+  }
+
+  async get(ws: Workspace, name: string): Promise<VariableRecord | null> {
+    return (await this.load(ws)).get(name)?.record ?? null;
+  }
+
+  /** Decrypted values for rendering templates. */
+  async values(ws: Workspace): Promise<Record<string, string>> {
+    const out: Record<string, string> = {};
+    for (const [name, x] of await this.load(ws)) out[name] = x.value;
+    return out;
+  }
+
+  private checkValue(value: string | undefined): string {
+    if (value === undefined) throw badRequest('missing value');
+    if (Buffer.byteLength(value) > MAX_VALUE_BYTES) throw badRequest('Variable maximum size is 8KB');
+    return value;
+  }
+
+  async create(ws: Workspace, name: string | undefined, value: string | undefined, type: string | undefined, editedBy: string | null): Promise<VariableRecord> {
+    if (!name) throw badRequest('missing name');
+    if (type !== undefined && type !== 'secret') throw badRequest('Supported variable types are: secret');
+    const v = this.checkValue(value);
+    if (!NAME.test(name)) throw badRequest(`Invalid variable name "${name}". Name must start with a letter or underscore and contain only letters, numbers, and underscores.`);
+    const m = await this.load(ws);
+    if (m.has(name)) throw badRequest(`Variable "${name}" already exists`);
+    if (m.size >= MAX_VARIABLES) throw badRequest(`Maximum number of variables reached (${MAX_VARIABLES})`);
+    const now = nowIso();
+    const record: VariableRecord = { id: newResourceId(), workspaceId: ws.id, name, type: 'secret', value: this.encrypt(v, `${ws.id}/${name}`), createdAt: now, updatedAt: now, editedBy };
+    await this.catalog.upsertVariable(record);
+    m.set(name, { record, value: v });
+    return record;
+  }
+
+  async update(ws: Workspace, name: string, value: string | undefined, type: string | undefined, editedBy: string | null): Promise<VariableRecord> {
+    const m = await this.load(ws);
+    const cur = m.get(name);
+    if (!cur) throw notFound('Variable not found');
+    if (type !== undefined) throw badRequest('Variable type cannot be changed');
+    const v = this.checkValue(value);
+    const record: VariableRecord = { ...cur.record, value: this.encrypt(v, `${ws.id}/${name}`), updatedAt: nowIso(), editedBy };
+    await this.catalog.upsertVariable(record);
+    m.set(name, { record, value: v });
+    return record;
+  }
+
+  async delete(ws: Workspace, name: string): Promise<void> {
+    const m = await this.load(ws);
+    if (!m.has(name)) throw notFound('Variable not found');
+    await this.catalog.deleteVariable(ws.id, name);
+    m.delete(name);
+  }
+}

@@ -1,0 +1,121 @@
+/**
+ * The Variables API and tb_secret()/tb_var(): values encrypted at rest, never in any response,
+ * and passed to the engine as bound parameters (not in the SQL text, not in explain output).
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startServer, type TestServer } from '../helpers/server.js';
+
+let s: TestServer;
+const SECRET = "s3cr'et-\\value-" + Math.random().toString(36).slice(2);
+const form = (o: Record<string, string>) => ({ body: new URLSearchParams(o) });
+
+beforeAll(async () => {
+  s = await startServer();
+});
+afterAll(async () => {
+  await s?.close();
+});
+
+describe('Variables API', () => {
+  it('creates, lists, gets, updates and deletes; values are never returned', async () => {
+    let r = await s.req('POST', '/v0/variables', form({ name: 'pg_password', value: SECRET, type: 'secret' }));
+    expect(r.status).toBe(200);
+    const created = await r.json();
+    expect(Object.keys(created).sort()).toEqual(['created_at', 'edited_by', 'name', 'type', 'updated_at']);
+    expect(created).toMatchObject({ name: 'pg_password', type: 'secret' });
+    r = await s.req('GET', '/v0/variables');
+    const list = await r.text();
+    expect(JSON.parse(list).variables.map((v: { name: string }) => v.name)).toEqual(['pg_password']);
+    expect(list).not.toContain(SECRET);
+    r = await s.req('GET', '/v0/variables/pg_password');
+    expect(await r.json()).toMatchObject({ name: 'pg_password', type: 'secret' });
+    r = await s.req('PUT', '/v0/variables/pg_password', form({ value: SECRET }));
+    expect(r.status).toBe(200);
+    await s.req('POST', '/v0/variables', form({ name: 'gone', value: 'x' }));
+    r = await s.req('DELETE', '/v0/variables/gone');
+    expect(await r.json()).toEqual({ ok: true });
+    expect((await s.req('GET', '/v0/variables/gone')).status).toBe(404);
+  });
+
+  it('errors', async () => {
+    const cases: Array<[string, string, Record<string, string> | undefined, number, string]> = [
+      ['POST', '/v0/variables', { value: 'x' }, 400, 'missing name'],
+      ['POST', '/v0/variables', { name: 'a1' }, 400, 'missing value'],
+      ['POST', '/v0/variables', { name: 'a1', value: 'x', type: 'plain' }, 400, 'Supported variable types are: secret'],
+      ['POST', '/v0/variables', { name: 'a1', value: 'x'.repeat(8193) }, 400, 'Variable maximum size is 8KB'],
+      ['POST', '/v0/variables', { name: 'pg_password', value: 'x' }, 400, 'Variable "pg_password" already exists'],
+      ['PUT', '/v0/variables/pg_password', { value: 'x', type: 'secret' }, 400, 'Variable type cannot be changed'],
+      ['PUT', '/v0/variables/nope', { value: 'x' }, 404, 'Variable not found'],
+      ['DELETE', '/v0/variables/nope', undefined, 404, 'Variable not found'],
+      ['GET', '/v0/variables/nope', undefined, 404, 'Not found'],
+    ];
+    for (const [m, p, body, status, msg] of cases) {
+      const r = await s.req(m, p, body ? form(body) : {});
+      expect(r.status, `${m} ${p}`).toBe(status);
+      expect((await r.json()).error, `${m} ${p}`).toBe(msg);
+    }
+  });
+
+  it('needs an admin token', async () => {
+    const ws = s.app.services.access.defaultWorkspace;
+    const tok = (await s.app.services.access.createToken(ws.id, 'creator', [{ type: 'DATASOURCES:CREATE' }])).token;
+    for (const [m, p] of [['GET', '/v0/variables'], ['POST', '/v0/variables'], ['GET', '/v0/variables/pg_password'], ['DELETE', '/v0/variables/pg_password']]) {
+      const r = await s.req(m, p, { token: tok });
+      expect(r.status).toBe(403);
+      expect((await r.json()).error).toBe('token needs scope admin');
+    }
+  });
+
+  it('values are encrypted at rest: the catalog files do not hold them', async () => {
+    const catalogDir = path.join(s.dataDir, 'catalog');
+    const needle = Buffer.from(SECRET.slice(-10));
+    const walk = (d: string): string[] => fs.readdirSync(d, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(path.join(d, e.name)) : [path.join(d, e.name)]));
+    for (const f of walk(catalogDir)) expect(fs.readFileSync(f).includes(needle), f).toBe(false);
+  });
+});
+
+describe('tb_secret in templates', () => {
+  it('reaches the engine as a bound parameter, never as text', async () => {
+    const seen: string[] = [];
+    const engine = s.app.services.engine;
+    const orig = engine.select.bind(engine);
+    engine.select = (sql, opts) => {
+      seen.push(sql);
+      return orig(sql, opts);
+    };
+    try {
+      let r = await s.req('GET', `/v0/sql?q=${encodeURIComponent("% SELECT {{ tb_secret('pg_password') }} = 'guess' AS ok, length({{ tb_secret('pg_password') }}) AS n FORMAT JSONEachRow")}`);
+      expect(await r.text()).toBe(`{"ok":0,"n":${Buffer.byteLength(SECRET)}}\n`);
+      r = await s.req('GET', `/v0/sql?q=${encodeURIComponent("% SELECT {{ tb_secret('pg_password') }} AS v")}&explain=true`);
+      const explained = await r.text();
+      expect(explained).not.toContain(SECRET);
+      expect(JSON.parse(explained).debug_query).toContain('{tb_secret_pg_password:String}');
+      const pipe = { name: 'secret_pipe', nodes: [{ name: 'n', type: 'endpoint', sql: "%\nSELECT {{ tb_secret('pg_password') }} = {{ String(guess, 'x') }} AS ok" }] };
+      r = await s.req('POST', '/v0/pipes', { body: JSON.stringify(pipe), headers: { 'content-type': 'application/json' } });
+      expect(await r.text()).not.toContain(SECRET);
+      r = await s.req('GET', `/v0/pipes/secret_pipe.json?guess=${encodeURIComponent(SECRET)}`);
+      expect((await r.json()).data).toEqual([{ ok: 1 }]);
+      r = await s.req('GET', '/v0/pipes/secret_pipe/explain');
+      expect(await r.text()).not.toContain(SECRET);
+    } finally {
+      engine.select = orig;
+    }
+    expect(seen.length).toBeGreaterThan(0);
+    for (const sql of seen) expect(sql).not.toContain(SECRET);
+  });
+
+  it('a missing secret is a template error; a default is used when unset', async () => {
+    let r = await s.req('GET', `/v0/sql?q=${encodeURIComponent("% SELECT {{ tb_secret('nope') }}")}&x=1`);
+    expect(r.status).toBe(400);
+    expect((await r.json()).error).toBe("Template Syntax Error: Cannot access secret 'nope'. Check the secret exists in the Workspace and the token has the required scope.");
+    r = await s.req('GET', `/v0/sql?q=${encodeURIComponent("% SELECT {{ tb_secret('nope', 'fallback') }} AS v FORMAT CSV")}&x=1`);
+    expect(await r.text()).toBe('"fallback"\n');
+  });
+
+  it('user SQL cannot use engine parameters itself', async () => {
+    const r = await s.req('GET', `/v0/sql?q=${encodeURIComponent('SELECT {tb_secret_pg_password:String}')}`);
+    expect(r.status).toBe(400);
+  });
+});
