@@ -148,12 +148,17 @@ export class QueryService {
         const ds = dsByName.get(name);
         if (ds) {
           readableDs(ds, name, c.trusted);
-          return { name, kind: 'datasource', id: ds.id, sql: physicalNames(ws.database, ds.id).table };
+          const table = physicalNames(ws.database, ds.id).table;
+          // A row filter of the token applies to every read of the data source, also inside pipes.
+          const filter = rowFilter(auth, ds.id);
+          return { name, kind: 'datasource', id: ds.id, sql: filter ? `(SELECT * FROM ${table} WHERE ${filter})` : table };
         }
         if (name.endsWith('_quarantine')) {
           const base = dsByName.get(name.slice(0, -'_quarantine'.length));
           if (base) {
             readableDs(base, name, c.trusted);
+            // Quarantined rows are outside any row filter: a filtered token does not see them.
+            if (rowFilter(auth, base.id)) throw new PipitError('forbidden', `Resource '${name}' not found`);
             return { name, kind: 'quarantine', id: base.id, sql: physicalNames(ws.database, base.id).quarantine };
           }
         }
@@ -171,6 +176,7 @@ export class QueryService {
         const ds = dsByName.get(name);
         if (!ds || ds.engine.engine !== 'Join') return undefined;
         readableDs(ds, name, c.trusted);
+        if (rowFilter(auth, ds.id)) throw new PipitError('forbidden', `joinGet can not read '${name}' through a token with a row filter`);
         return physicalNames(ws.database, ds.id).table;
       },
     });
@@ -233,6 +239,20 @@ export class QueryService {
     }
     return Buffer.concat(parts);
   }
+}
+
+/** Expressions of row filters read no tables. */
+const NO_TABLES: SqlScope = { resolve: () => undefined, databases: new Set() };
+
+/**
+ * The SQL filter of the token's `DATASOURCES:READ:<ds>:<filter>` scope for a data source,
+ * re-serialised through the analyzer (it was checked when the token was created; it is checked
+ * again, so what reaches the engine is always checked tokens). Several filters are ANDed.
+ */
+export function rowFilter(auth: Auth, dsId: string): string | undefined {
+  const filters = auth.token.scopes.filter((sc) => sc.type === 'DATASOURCES:READ' && sc.resource === dsId && sc.filter).map((sc) => sc.filter!);
+  if (filters.length === 0 || auth.isAdmin) return undefined;
+  return filters.map((f) => `(${analyzeQuery(`SELECT 1 WHERE ${f}`, NO_TABLES, { settingsAsName: true }).sql.replace(/^SELECT 1 WHERE /, '')})`).join(' AND ');
 }
 
 /** An engine error with physical names replaced by user names (for errors raised mid-stream too). */
