@@ -29,6 +29,8 @@ export interface TokenRecord {
   scopes: Scope[];
   description: string;
   createdAt: string;
+  /** Where the token was created from (`C` custom, `DS`/`P` for a resource's token); absent = custom. */
+  origin?: { type: string; resourceId?: string };
 }
 
 export interface DatasourceRecord {
@@ -127,6 +129,9 @@ export interface Catalog {
   findToken(value: string): Promise<TokenRecord | null>;
   listTokens(workspaceId: string | null): Promise<TokenRecord[]>;
   insertToken(t: TokenRecord): Promise<void>;
+  /** Replaces the record with the same id (name, value, scopes, description). */
+  updateToken(t: TokenRecord): Promise<void>;
+  deleteToken(id: string): Promise<void>;
 
   listDatasources(workspaceId: string): Promise<DatasourceRecord[]>;
   insertDatasource(ds: DatasourceRecord): Promise<void>;

@@ -56,6 +56,14 @@ export class SqlCatalog implements Catalog {
     ]);
   }
 
+  async updateToken(t: TokenRecord): Promise<void> {
+    await this.db.query('UPDATE tokens SET name = $2, token = $3, doc = $4 WHERE id = $1', [t.id, t.name, t.token, t]);
+  }
+
+  async deleteToken(id: string): Promise<void> {
+    await this.db.query('DELETE FROM tokens WHERE id = $1', [id]);
+  }
+
   async listDatasources(workspaceId: string): Promise<DatasourceRecord[]> {
     const r = await this.db.query<Doc>('SELECT doc FROM datasources WHERE workspace_id = $1 ORDER BY created_at, id', [workspaceId]);
     return r.rows.map((x) => x.doc as DatasourceRecord);
