@@ -23,6 +23,7 @@ import { JobService } from './jobs/job-service.js';
 import { QueryService } from './sql/query-service.js';
 import { PipeService } from './domain/pipe-service.js';
 import { VariableService } from './domain/variable-service.js';
+import { MaterializeService } from './domain/materialize-service.js';
 import { ResultCache } from './http/query-output.js';
 
 export interface Services {
@@ -41,6 +42,7 @@ export interface Services {
   queries: QueryService;
   pipes: PipeService;
   variables: VariableService;
+  materializations: MaterializeService;
   /** Results of endpoints whose templates ask for cache_ttl(). */
   resultCache: ResultCache;
   /** Up to 10 rows of a table expression as Tinybird's JSON preview. */
@@ -77,6 +79,7 @@ export async function createApp(config: Config): Promise<App> {
 
   const services: Services = {
     config, engine, catalog, access, localTokens, datasources, ingest, imports, events, jobs, queries, pipes, variables,
+    materializations: new MaterializeService(engine, datasources, pipes, queries, jobs),
     resultCache: new ResultCache(),
     deletes: new DeleteService(engine, jobs),
     alters: new AlterService(engine, datasources),

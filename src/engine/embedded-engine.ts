@@ -8,6 +8,9 @@ import { Session } from 'chdb';
 import fs from 'node:fs';
 import { Engine, EngineError, InsertOptions, QueryOptions, QueryResult, SelectLimits, SelectOptions, SelectResult } from './engine.js';
 
+/** The comment that marks a statement so it can be found (and killed) in system.processes. */
+const markerOf = (queryId: string) => `/* pipit:${queryId.replace(/[^0-9A-Za-z]/g, '')} */`;
+
 /** Current database of user-query Sessions: always empty, so an unqualified name finds nothing. */
 export const SANDBOX_DATABASE = 'pipit_sandbox';
 
@@ -172,7 +175,7 @@ export class EmbeddedEngine implements Engine {
     const pool = this.selectPool(opts.limits);
     const session = await pool.acquire();
     this.busy++;
-    const marker = `/* pipit:${opts.queryId.replace(/[^0-9A-Za-z]/g, '')} */`;
+    const marker = markerOf(opts.queryId);
     const ac = new AbortController();
     let finished = false;
     let dirty = false;
@@ -189,7 +192,7 @@ export class EmbeddedEngine implements Engine {
       ac.abort();
       // Between chunks the abort stops the stream; a query still computing its first chunk is
       // killed inside the engine.
-      this.exec(`KILL QUERY WHERE query LIKE '${marker}%' ASYNC`).catch(() => undefined);
+      this.kill(opts.queryId).catch(() => undefined);
     };
     if (opts.signal?.aborted) cancel();
     opts.signal?.addEventListener('abort', cancel);
@@ -249,6 +252,16 @@ export class EmbeddedEngine implements Engine {
   }
 
   async query(sql: string, opts: QueryOptions = {}): Promise<QueryResult> {
+    const isWrite = /^\s*INSERT\b/i.test(sql);
+    if (isWrite) await this.enterWrite();
+    try {
+      return await this.runQuery(opts.queryId ? `${markerOf(opts.queryId)} ${sql}` : sql, opts);
+    } finally {
+      if (isWrite) this.exitWrite();
+    }
+  }
+
+  private async runQuery(sql: string, opts: QueryOptions): Promise<QueryResult> {
     return this.withSession(async (s) => {
       const r = await s.queryAsync(sql, { format: opts.format ?? 'TabSeparated', signal: opts.signal });
       const b = r.bytes();
@@ -261,8 +274,8 @@ export class EmbeddedEngine implements Engine {
     });
   }
 
-  async exec(sql: string): Promise<void> {
-    await this.query(sql);
+  async exec(sql: string, opts: QueryOptions = {}): Promise<void> {
+    await this.query(sql, opts);
   }
 
   async rows<T = Record<string, unknown>>(sql: string): Promise<T[]> {
@@ -273,7 +286,48 @@ export class EmbeddedEngine implements Engine {
     return out;
   }
 
+  // ---- the write gate (exclusiveWrites) ----
+  private writers = 0;
+  private gate: Promise<void> | null = null;
+  private drained: Array<() => void> = [];
+
+  private async enterWrite(): Promise<void> {
+    while (this.gate) await this.gate;
+    this.writers++;
+  }
+
+  private exitWrite(): void {
+    this.writers--;
+    if (this.writers === 0) for (const r of this.drained.splice(0)) r();
+  }
+
+  async exclusiveWrites<T>(fn: () => Promise<T>): Promise<T> {
+    while (this.gate) await this.gate;
+    let release!: () => void;
+    this.gate = new Promise<void>((r) => (release = r));
+    try {
+      if (this.writers > 0) await new Promise<void>((r) => this.drained.push(r));
+      return await fn();
+    } finally {
+      this.gate = null;
+      release();
+    }
+  }
+
+  async kill(queryId: string): Promise<void> {
+    await this.exec(`KILL QUERY WHERE query LIKE '${markerOf(queryId)}%' ASYNC`);
+  }
+
   async insert(opts: InsertOptions): Promise<void> {
+    await this.enterWrite();
+    try {
+      await this.insertNow(opts);
+    } finally {
+      this.exitWrite();
+    }
+  }
+
+  private async insertNow(opts: InsertOptions): Promise<void> {
     await this.withSession(async (s) => {
       const rawFormats = new Set(['JSONEachRow', 'JSONCompactEachRow', 'CSV', 'CSVWithNames', 'TSV', 'TabSeparated', 'TSVWithNames', 'TabSeparatedWithNames']);
       if (rawFormats.has(opts.format)) {

@@ -7,6 +7,8 @@
 export interface QueryOptions {
   /** Output format (default TabSeparated). */
   format?: string;
+  /** Marks the statement so `kill(queryId)` can stop it inside the engine. */
+  queryId?: string;
   /** Abort the query (the engine is also bounded by max_execution_time in the SQL). */
   signal?: AbortSignal;
 }
@@ -84,11 +86,19 @@ export interface Engine {
   /** Runs one trusted statement and returns its output bytes. */
   query(sql: string, opts?: QueryOptions): Promise<QueryResult>;
   /** Runs a statement for its effect (DDL, INSERT ... SELECT). */
-  exec(sql: string): Promise<void>;
+  exec(sql: string, opts?: QueryOptions): Promise<void>;
   /** Runs a SELECT and returns the rows parsed from JSONEachRow. */
   rows<T = Record<string, unknown>>(sql: string): Promise<T[]>;
   /** Inserts a payload in a format into a table. */
   insert(opts: InsertOptions): Promise<void>;
+  /**
+   * Runs `fn` while no insert runs: waits for running inserts, holds new ones back until `fn`
+   * ends. For changes that must see a table's data at one instant (attaching a materialized
+   * view and snapshotting what it has not seen).
+   */
+  exclusiveWrites<T>(fn: () => Promise<T>): Promise<T>;
+  /** Stops a statement run with `queryId` (QueryOptions/SelectOptions) inside the engine. */
+  kill(queryId: string): Promise<void>;
   /** Waits for running statements and releases the engine. */
   close(): Promise<void>;
 }

@@ -52,6 +52,8 @@ export interface QueryContext {
   nodeLimit?: number;
   /** `_` names this pipe (the `q` of an endpoint request). */
   underscore?: PipeRecord;
+  /** Read this data source as this SQL instead (a populate's snapshot of its parts). */
+  sourceOverride?: { dsId: string; sql: string };
 }
 
 /** Render outputs gathered from every template a query expands. */
@@ -148,6 +150,7 @@ export class QueryService {
         const ds = dsByName.get(name);
         if (ds) {
           readableDs(ds, name, c.trusted);
+          if (ctx.sourceOverride?.dsId === ds.id) return { name, kind: 'datasource', id: ds.id, sql: ctx.sourceOverride.sql };
           const table = physicalNames(ws.database, ds.id).table;
           // A row filter of the token applies to every read of the data source, also inside pipes.
           const filter = rowFilter(auth, ds.id);

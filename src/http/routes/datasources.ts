@@ -7,7 +7,7 @@ import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import type { Services } from '../../app.js';
 import type { Auth } from '../../domain/access.js';
 import type { DatasourceRecord, JobRecord } from '../../catalog/catalog.js';
-import { badRequest, forbidden, notFound, PipitError } from '../../domain/errors.js';
+import { badRequest, conflict, forbidden, notFound, PipitError } from '../../domain/errors.js';
 import { formatFromName, peek, type DataFormat } from '../../domain/import-service.js';
 import { parseEngineParams, parseIndexes, parseSchema, printDatasourceFile } from '../../domain/schema/index.js';
 import { CsvParser } from '../../ingest/formats/csv.js';
@@ -286,7 +286,14 @@ export const datasourceRoutes = (s: Services): FastifyPluginAsync => async (app)
     const p = { ...queryParams(req), ...(await readParams(req)) };
     const ds = await s.datasources.get(auth.workspace, (req.params as { name: string }).name);
     let updated = ds;
-    if (p.name !== undefined) updated = await s.datasources.rename(auth.workspace, ds, p.name);
+    if (p.name !== undefined && p.name !== ds.name) {
+      // Nodes name their data sources in their SQL: renaming one under them would break them.
+      const users = (await s.pipes.list(auth.workspace)).flatMap((pipe) => pipe.nodes.filter((n) => n.dependencies.includes(ds.name)).map((n) => ({ pipe: pipe.name, node: n.name })));
+      if (users.length && p.force !== 'true') {
+        throw conflict(`The Data Source "${ds.name}" is used in => Pipes="${[...new Set(users.map((u) => u.pipe))].join(',')}", nodes="${users.map((u) => u.node).join(',')}". Change their SQL first or set the \`force\` parameter to \`true\` to rename it anyway`);
+      }
+      updated = await s.datasources.rename(auth.workspace, ds, p.name);
+    }
     if (p.description !== undefined) {
       updated = { ...updated, description: p.description };
       await s.datasources.update(auth.workspace, updated);
@@ -299,7 +306,16 @@ export const datasourceRoutes = (s: Services): FastifyPluginAsync => async (app)
     const name = (req.params as { name: string }).name;
     const ds = await s.datasources.get(auth.workspace, name);
     if (!auth.canDrop(ds.id)) throw forbidden(`User does not have permissions to drop Data Source "${name}", set DROP scope`);
-    if (queryParams(req).dry_run === 'true') return { dependencies: {}, dependent_pipes: [], dependent_nodes: [] };
+    const q = queryParams(req);
+    const deps = await s.materializations.dependents(auth.workspace, ds.id, ds.name);
+    const pipesList = [...new Set(deps.map((d) => d.pipe.name))];
+    const nodesList = deps.map((d) => d.node.name);
+    if (q.dry_run === 'true') return { dependencies: Object.fromEntries(deps.map((d) => [d.pipe.name, [d.node.name]])), dependent_pipes: pipesList, dependent_nodes: nodesList };
+    if (deps.length && q.force !== 'true') {
+      const target = deps.some((d) => d.node.data.materialized === ds.id);
+      throw conflict(`${target ? 'The Data Source is the target of a Materialized View' : 'The Data Source is used by a Materialized View'}. Deleting it may break your data ingestion. Set the \`force\` parameter to \`true\` to unlink the dependent Materialized Views and delete the Data Source. The Data Source is used in => Pipes="${pipesList.join(',')}", nodes="${nodesList.join(',')}"`);
+    }
+    for (const d of deps) await s.materializations.unlink(auth, d.pipe.id, d.node.id);
     await s.datasources.drop(auth.workspace, ds);
     return reply.code(204).send();
   });

@@ -9,6 +9,7 @@ import type { NodeRecord, NodeType, PipeRecord } from '../../catalog/catalog.js'
 import type { Auth } from '../../domain/access.js';
 import { badRequest, forbidden, notFound, PipitError } from '../../domain/errors.js';
 import { NODE_TYPES } from '../../domain/pipe-service.js';
+import type { MaterializeOptions } from '../../domain/materialize-service.js';
 import { nowIso, tbTime } from '../../domain/time.js';
 import { isTemplate, templateTables, type ParamValue } from '../../template/index.js';
 import { authenticate } from '../auth.js';
@@ -79,7 +80,8 @@ export function pipeRoutes(services: Services): FastifyPluginAsync {
       if (typeof spec.sql !== 'string') throw badRequest('Every node needs its sql');
       const type = nodeTypeOf(spec.type);
       const dependencies = await checkNode(auth, draft, draft.nodes.length, spec.sql, reqId);
-      draft.nodes.push(s.pipes.newNode(draft, { name: spec.name, sql: spec.sql, description: spec.description ?? null, type, dependencies }));
+      // A materialized node becomes one once the pipe exists (materialize()).
+      draft.nodes.push(s.pipes.newNode(draft, { name: spec.name, sql: spec.sql, description: spec.description ?? null, type: type === 'materialized' ? 'standard' : type, dependencies }));
     }
     return draft.nodes;
   }
@@ -88,8 +90,36 @@ export function pipeRoutes(services: Services): FastifyPluginAsync {
     const type = (str(t) ?? 'standard').toLowerCase();
     if (type === 'default') return 'standard';
     if (!NODE_TYPES.includes(type as NodeType)) throw badRequest(`Invalid node type "${type}". Valid types are: ${NODE_TYPES.join(', ')}`);
-    if (type === 'materialized' || type === 'copy' || type === 'sink') throw badRequest(`Nodes of type ${type} are not supported by this server yet`);
+    if (type === 'copy' || type === 'sink') throw badRequest(`Nodes of type ${type} are not supported by this server yet`);
     return type as NodeType;
+  }
+
+  /** Materialization options from request arguments (or a JSON node of `tb push`). */
+  function materializeOptions(a: Record<string, unknown>): MaterializeOptions {
+    const engineArgs: Record<string, string> = {};
+    for (const [k, v] of Object.entries(a)) if (k.startsWith('engine_') && v !== undefined && v !== null) engineArgs[k] = String(v);
+    const subset = str(a.populate_subset);
+    if (subset !== undefined && !Number.isFinite(Number(subset))) throw badRequest('populate_subset must be a number');
+    return {
+      datasource: str(a.datasource) ?? '',
+      override: boolArg(a.override_datasource, 'override_datasource') ?? false,
+      engine: str(a.engine),
+      engineArgs,
+      populate: boolArg(a.populate, 'populate') ?? false,
+      populateSubset: subset !== undefined ? Number(subset) : undefined,
+      populateCondition: str(a.populate_condition),
+      unlinkOnPopulateError: boolArg(a.unlink_on_populate_error, 'unlink_on_populate_error') ?? false,
+    };
+  }
+
+  /** Node JSON plus what a materialization created. */
+  async function materializedJson(auth: Auth, r: { pipe: PipeRecord; target: { id: string; name: string }; created: boolean; job?: { id: string } }, nodeId: string) {
+    const out: Record<string, unknown> = { ...nodeJson(s.pipes.node(r.pipe, nodeId)), datasource: { id: r.target.id, name: r.target.name }, created_datasource: r.created };
+    if (r.job) {
+      const job = await s.jobs.get(auth.workspace, r.job.id);
+      out.job = { id: job.id, job_id: job.id, kind: job.kind, status: job.status, job_url: `${apiHost()}/v0/jobs/${job.id}` };
+    }
+    return out;
   }
 
   async function readablePipe(auth: Auth, nameOrId: string): Promise<PipeRecord> {
@@ -187,7 +217,7 @@ export function pipeRoutes(services: Services): FastifyPluginAsync {
       const b = await body(req);
       let name = str(args.name);
       let description = str(args.description) ?? null;
-      let specs: Array<{ name?: string; sql: string; description?: string | null; type?: string }> = [];
+      let specs: Array<{ name?: string; sql: string; description?: string | null; type?: string; raw?: Record<string, unknown> }> = [];
       if (b.length && isJson(req)) {
         let doc: { name?: string; description?: string; nodes?: unknown };
         try {
@@ -199,7 +229,7 @@ export function pipeRoutes(services: Services): FastifyPluginAsync {
         description = doc.description ?? description;
         if (doc.nodes !== undefined && !Array.isArray(doc.nodes)) throw badRequest('nodes must be a list');
         specs = ((doc.nodes as Array<Record<string, unknown>>) ?? []).map((n) => ({
-          name: str(n.name), sql: n.sql as string, description: (n.description as string | null | undefined) ?? null, type: str(n.type ?? n.node_type),
+          name: str(n.name), sql: n.sql as string, description: (n.description as string | null | undefined) ?? null, type: str(n.type ?? n.node_type), raw: n,
         }));
       } else {
         const form = b.length && isForm(req) ? Object.fromEntries(new URLSearchParams(b.toString('utf8'))) : {};
@@ -216,7 +246,20 @@ export function pipeRoutes(services: Services): FastifyPluginAsync {
       await s.pipes.checkNewName(auth.workspace, name);
       const nodes = await buildNodes(auth, name, specs, req.id);
       const parent = str(args.from) ? (await s.pipes.find(auth.workspace, str(args.from)!))?.id ?? null : null;
-      const pipe = await s.pipes.create(auth.workspace, name, description, nodes, parent);
+      let pipe = await s.pipes.create(auth.workspace, name, description, nodes, parent);
+      // `tb push` sends materialized nodes with their target: materialize them now, or undo the pipe.
+      try {
+        for (const [i, spec] of specs.entries()) {
+          if (nodeTypeOf(spec.type) !== 'materialized') continue;
+          const opts = materializeOptions(spec.raw ?? {});
+          if (!opts.datasource) throw badRequest(`The node '${nodes[i].name}' is materialized and needs a "datasource"`);
+          pipe = (await s.materializations.materialize(auth, pipe, s.pipes.node(pipe, nodes[i].id), opts, req.id)).pipe;
+        }
+      } catch (err) {
+        for (const n of pipe.nodes) if (n.nodeType === 'materialized') await s.materializations.unlink(auth, pipe.id, n.id).catch(() => undefined);
+        await s.pipes.drop(auth.workspace, pipe);
+        throw err;
+      }
       return json(auth, pipe);
     });
 
@@ -228,10 +271,22 @@ export function pipeRoutes(services: Services): FastifyPluginAsync {
       const sql = (await body(req)).toString('utf8');
       if (!sql.trim()) throw badRequest('The SQL of a node can not be empty');
       const type = nodeTypeOf(args.type);
+      const mv = type === 'materialized' ? materializeOptions(args) : undefined;
+      if (mv && !mv.datasource) throw badRequest('The "datasource" parameter is required when the node type is materialized');
       const dependencies = await checkNode(auth, pipe, pipe.nodes.length, sql, req.id);
       const node = s.pipes.newNode(pipe, { name: str(args.name), sql, description: str(args.description) ?? null, type: 'standard', dependencies });
       let saved = await s.pipes.save(auth.workspace, { ...pipe, nodes: [...pipe.nodes, node] });
       if (type === 'endpoint') saved = await s.pipes.publish(auth.workspace, saved, s.pipes.node(saved, node.id));
+      if (mv) {
+        try {
+          const r = await s.materializations.materialize(auth, saved, s.pipes.node(saved, node.id), mv, req.id);
+          return materializedJson(auth, r, node.id);
+        } catch (err) {
+          // Not materialized, not appended: the change is whole or nothing.
+          await s.pipes.save(auth.workspace, { ...saved, nodes: saved.nodes.filter((n) => n.id !== node.id) });
+          throw err;
+        }
+      }
       return nodeJson(s.pipes.node(saved, node.id));
     });
 
@@ -293,6 +348,45 @@ export function pipeRoutes(services: Services): FastifyPluginAsync {
       const ref = (await body(req)).toString('utf8').trim();
       if (!ref) throw badRequest('The body should contain the id of the node to publish');
       return json(auth, await s.pipes.publish(auth.workspace, pipe, s.pipes.node(pipe, ref)));
+    });
+
+    app.post('/v0/pipes/:pipe/nodes/:node/materialization', async (req) => {
+      const auth = await authenticate(s, req);
+      const { pipe: pipeName, node: nodeName } = req.params as { pipe: string; node: string };
+      const pipe = await writablePipe(auth, pipeName);
+      const node = s.pipes.node(pipe, nodeName);
+      const b = await body(req);
+      const args: Record<string, unknown> = { ...queryArgs(req) };
+      if (b.length && isForm(req)) for (const [k, v] of new URLSearchParams(b.toString('utf8'))) args[k] = v;
+      const r = await s.materializations.materialize(auth, pipe, node, materializeOptions(args), req.id);
+      return materializedJson(auth, r, node.id);
+    });
+
+    app.delete('/v0/pipes/:pipe/nodes/:node/materialization', async (req, reply) => {
+      const auth = await authenticate(s, req);
+      const { pipe: pipeName, node: nodeName } = req.params as { pipe: string; node: string };
+      const pipe = await writablePipe(auth, pipeName);
+      await s.materializations.unlink(auth, pipe.id, s.pipes.node(pipe, nodeName).id);
+      return reply.code(204).send();
+    });
+
+    app.post('/v0/pipes/:pipe/nodes/:node/population', async (req) => {
+      const auth = await authenticate(s, req);
+      const { pipe: pipeName, node: nodeName } = req.params as { pipe: string; node: string };
+      const pipe = await writablePipe(auth, pipeName);
+      const node = s.pipes.node(pipe, nodeName);
+      const b = await body(req);
+      const args: Record<string, unknown> = { ...queryArgs(req) };
+      if (b.length) for (const [k, v] of new URLSearchParams(b.toString('utf8'))) args[k] = v;
+      const subset = str(args.populate_subset);
+      const job = await s.materializations.populate(auth, pipe, node, {
+        subset: subset !== undefined ? Number(subset) : undefined,
+        condition: str(args.populate_condition),
+        truncate: boolArg(args.truncate, 'truncate') ?? false,
+        unlinkOnError: boolArg(args.unlink_on_populate_error, 'unlink_on_populate_error') ?? false,
+      });
+      const j = await s.jobs.get(auth.workspace, job.id);
+      return { id: j.id, job_id: j.id, kind: j.kind, status: j.status, job_url: `${apiHost()}/v0/jobs/${j.id}`, job: { id: j.id, kind: j.kind, status: j.status } };
     });
 
     app.get('/v0/pipes/:pipe/explain', async (req, reply) => explain(req, reply, (req.params as { pipe: string }).pipe));

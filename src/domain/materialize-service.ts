@@ -1,0 +1,283 @@
+/**
+ * Materialized Views: a node of a pipe becomes an engine `MATERIALIZED VIEW ... TO <target>`
+ * over its checked, rewritten SQL, so every insert into its source (also through other nodes,
+ * other pipes and chains of views) updates the target inside the engine.
+ *
+ * Populating without counting a row twice or not at all: the view is attached while inserts are
+ * held back (Engine.exclusiveWrites), and in the same instant the source's active parts are
+ * recorded and its merges stopped. The populate job reads exactly those parts; every row
+ * inserted later reaches the target through the view only. Merges restart when the job ends.
+ */
+import type { DatasourceRecord, NodeRecord, PipeRecord, Workspace } from '../catalog/catalog.js';
+import type { Auth } from './access.js';
+import type { DatasourceService } from './datasource-service.js';
+import { badRequest, conflict, forbidden } from './errors.js';
+import type { PipeService } from './pipe-service.js';
+import { pipeType } from './pipe-service.js';
+import { checkExpression, parseEngineParams, parseType } from './schema/index.js';
+import type { Column } from './types.js';
+import { EngineError, quoteIdent, quoteString, type Engine } from '../engine/engine.js';
+import { physicalNames } from '../ingest/physical.js';
+import type { JobService } from '../jobs/job-service.js';
+import type { QueryService } from '../sql/query-service.js';
+import type { JobRecord } from '../catalog/catalog.js';
+
+export interface MaterializeOptions {
+  datasource: string;
+  override?: boolean;
+  engine?: string;
+  engineArgs?: Record<string, string>;
+  populate?: boolean;
+  populateSubset?: number;
+  populateCondition?: string;
+  unlinkOnPopulateError?: boolean;
+}
+
+export interface PopulateOptions {
+  subset?: number;
+  condition?: string;
+  truncate?: boolean;
+  unlinkOnError?: boolean;
+}
+
+export interface OutputColumn {
+  name: string;
+  type: string;
+}
+
+/** What a materialized node keeps in its `data`. */
+export interface MaterializedData {
+  /** Target data source id. */
+  materialized: string;
+  /** Engine name of the view (database-qualified). */
+  view: string;
+  /** Id of the data source whose inserts trigger the view. */
+  trigger: string | null;
+}
+
+const MAX_SUBSET_ROWS = 2_000_000;
+
+export class MaterializeService {
+  constructor(
+    private readonly engine: Engine,
+    private readonly datasources: DatasourceService,
+    private readonly pipes: PipeService,
+    private readonly queries: QueryService,
+    private readonly jobs: JobService,
+  ) {}
+
+  /** The checked SQL of a node in its pipe, rendered with template defaults. */
+  private async prepareNode(auth: Auth, pipe: PipeRecord, node: NodeRecord, override?: { dsId: string; sql: string }) {
+    const index = pipe.nodes.findIndex((n) => n.id === node.id);
+    const prepared = await this.queries.prepare(auth, node.sql, { testMode: true, params: {}, pipe, nodeLimit: index, sourceOverride: override });
+    if (prepared.format) throw badRequest('A materialized node can not have a FORMAT clause');
+    if (Object.keys(prepared.queryParams).length) throw badRequest('A materialized node can not use tb_secret(): its SQL runs inside the engine on every insert');
+    return prepared;
+  }
+
+  /** Names and engine types of a node's output columns. */
+  async describe(auth: Auth, pipe: PipeRecord, node: NodeRecord, queryId: string): Promise<OutputColumn[]> {
+    const prepared = await this.prepareNode(auth, pipe, node);
+    const bytes = await this.queries.collect({ ...prepared, sql: `SELECT * FROM (${prepared.sql}) LIMIT 0` }, 'JSON', queryId);
+    const meta = (JSON.parse(bytes.toString('utf8')) as { meta: OutputColumn[] }).meta;
+    for (const c of meta) {
+      if (!/^[A-Za-z_][A-Za-z0-9_.]*$/.test(c.name)) {
+        throw badRequest(`Column '${c.name}' should have an alias and start by a character. Change the query and try it again.`);
+      }
+    }
+    return meta;
+  }
+
+  /** Refuses output columns the target can not store (missing columns, aggregate type mismatches). */
+  checkCompatible(output: OutputColumn[], target: DatasourceRecord): void {
+    for (const o of output) {
+      const t = target.columns.find((c) => c.name === o.name);
+      if (!t) throw badRequest(`The column '${o.name}' of the node is not in the Data Source '${target.name}'. Its columns are: ${target.columns.map((c) => c.name).join(', ')}`);
+      const agg = /^(Simple)?AggregateFunction\((\w+)(?:\([^)]*\))?,\s*(.+)\)$/;
+      const tm = agg.exec(t.type);
+      if (!tm) continue;
+      const om = agg.exec(o.type);
+      const returns = om ? om[3] : o.type;
+      if (om && om[2] !== tm[2]) throw badRequest(`Incompatible aggregate functions for column '${o.name}': the node computes '${om[2]}' and the Data Source stores '${tm[2]}'`);
+      if (returns.replace(/\s/g, '') !== tm[3].replace(/\s/g, '')) {
+        throw badRequest(`Incompatible data types between aggregate function '${tm[2]}' which returns ${returns} and column storage type ${tm[3]}`);
+      }
+    }
+  }
+
+  /** Columns and engine of a target created from a node's output. */
+  private targetSpec(output: OutputColumn[], engine: string | undefined, engineArgs: Record<string, string>) {
+    const columns: Column[] = output.map((o) => ({ name: o.name, type: o.type, nullable: /^Nullable\(/.test(o.type), defaultValue: null, codec: null, jsonpath: null }));
+    for (const c of columns) parseType(c.type);
+    const aggregating = columns.some((c) => /^(Simple)?AggregateFunction\(/.test(c.type));
+    const args = { ...engineArgs };
+    if (!engine && !args.engine_sorting_key) {
+      const keys = columns.filter((c) => !c.nullable && !/AggregateFunction|^Float|^Array|^Map|^Tuple|^JSON|^Dynamic|^Variant/.test(c.type)).map((c) => quoteIdent(c.name));
+      args.engine_sorting_key = keys.length ? keys.slice(0, aggregating ? keys.length : 4).join(', ') : 'tuple()';
+    }
+    return { columns, engine: parseEngineParams(engine ?? (aggregating ? 'AggregatingMergeTree' : 'MergeTree'), args) };
+  }
+
+  /** Materializes `node` into `opts.datasource`; returns the updated pipe, the target and a populate job. */
+  async materialize(auth: Auth, pipe: PipeRecord, node: NodeRecord, opts: MaterializeOptions, queryId: string): Promise<{ pipe: PipeRecord; target: DatasourceRecord; created: boolean; job?: JobRecord }> {
+    const ws = auth.workspace;
+    if (node.nodeType === 'materialized') throw badRequest(`Node ${node.name} is already being materialized`);
+    const role = pipeType(pipe);
+    if (role !== 'default') throw forbidden(`The pipe '${pipe.name}' is already ${role === 'endpoint' ? 'published as an API Endpoint' : `a ${role} pipe`}: a pipe has one role, so its nodes can not be materialized`);
+    if (!opts.datasource) throw badRequest('The "datasource" parameter is required to materialize a node');
+    const output = await this.describe(auth, pipe, node, queryId);
+    let target = await this.datasources.find(ws, opts.datasource);
+    let created = false;
+    if (target && opts.override) {
+      if (await this.feeders(ws, target.id)) throw conflict(`The Data Source '${target.name}' receives data from other materialized views and can not be overridden`);
+      await this.datasources.drop(ws, target);
+      target = null;
+    }
+    if (target) this.checkCompatible(output, target);
+    else {
+      const spec = this.targetSpec(output, opts.engine, opts.engineArgs ?? {});
+      target = await this.datasources.create(ws, { name: opts.datasource, columns: spec.columns, engine: spec.engine, indexes: [], description: '' });
+      created = true;
+    }
+    const tgt = target;
+    const prepared = await this.prepareNode(auth, pipe, node);
+    const view = `${ws.database}.${node.id}_mv`;
+    const cols = output.map((o) => quoteIdent(o.name)).join(', ');
+    let snapshot: { trigger: DatasourceRecord | null; parts: string[] } = { trigger: null, parts: [] };
+    try {
+      snapshot = await this.engine.exclusiveWrites(async () => {
+        await this.engine.exec(`CREATE MATERIALIZED VIEW ${view} TO ${physicalNames(ws.database, tgt.id).table} (${output.map((o) => `${quoteIdent(o.name)} ${o.type}`).join(', ')}) AS SELECT ${cols} FROM (${prepared.sql})`);
+        const trigger = await this.triggerOf(ws, view);
+        const parts = trigger && opts.populate ? await this.freeze(ws, trigger) : [];
+        return { trigger, parts };
+      });
+    } catch (err) {
+      if (created) await this.datasources.drop(ws, tgt).catch(() => undefined);
+      if (err instanceof EngineError) throw badRequest(`The node can not be materialized: ${prepared.userNames(err.message)}`);
+      throw err;
+    }
+    const data: MaterializedData = { materialized: tgt.id, view, trigger: snapshot.trigger?.id ?? null };
+    const saved = await this.pipes.save(ws, { ...pipe, nodes: pipe.nodes.map((n) => (n.id === node.id ? { ...n, nodeType: 'materialized', data: { ...n.data, ...data } } : n)) });
+    let job: JobRecord | undefined;
+    if (opts.populate) {
+      job = await this.populateJob(auth, saved, this.pipes.node(saved, node.id), snapshot, {
+        subset: opts.populateSubset, condition: opts.populateCondition, unlinkOnError: opts.unlinkOnPopulateError,
+      });
+    }
+    return { pipe: saved, target: tgt, created, job };
+  }
+
+  /** The data source whose inserts trigger a view (as the engine sees it). */
+  private async triggerOf(ws: Workspace, view: string): Promise<DatasourceRecord | null> {
+    const name = view.slice(view.indexOf('.') + 1);
+    const rows = await this.engine.rows<{ name: string }>(`SELECT name FROM system.tables WHERE database = ${quoteString(ws.database)} AND has(dependencies_table, ${quoteString(name)})`);
+    for (const r of rows) {
+      const ds = await this.datasources.find(ws, r.name);
+      if (ds) return ds;
+    }
+    return null;
+  }
+
+  /** Stops merges of the trigger and returns its active parts (call inside exclusiveWrites). */
+  private async freeze(ws: Workspace, trigger: DatasourceRecord): Promise<string[]> {
+    const t = physicalNames(ws.database, trigger.id).table;
+    await this.engine.exec(`SYSTEM STOP MERGES ${t}`);
+    const rows = await this.engine.rows<{ name: string }>(`SELECT name FROM system.parts WHERE database = ${quoteString(ws.database)} AND table = ${quoteString(trigger.id)} AND active`);
+    return rows.map((r) => r.name);
+  }
+
+  /** How many views write into a data source. */
+  async feeders(ws: Workspace, dsId: string): Promise<number> {
+    let n = 0;
+    for (const p of await this.pipes.list(ws)) for (const node of p.nodes) if (node.nodeType === 'materialized' && node.data.materialized === dsId) n++;
+    return n;
+  }
+
+  /** A populate of a materialized node (POST .../population): truncate and snapshot atomically. */
+  async populate(auth: Auth, pipe: PipeRecord, node: NodeRecord, opts: PopulateOptions): Promise<JobRecord> {
+    const ws = auth.workspace;
+    if (node.nodeType !== 'materialized') throw badRequest(`Node '${node.name}' is not materialized`);
+    const data = node.data as unknown as MaterializedData;
+    const target = await this.datasources.get(ws, data.materialized);
+    const trigger = data.trigger ? await this.datasources.find(ws, data.trigger) : null;
+    const snapshot = await this.engine.exclusiveWrites(async () => {
+      if (opts.truncate) await this.engine.exec(`TRUNCATE TABLE ${physicalNames(ws.database, target.id).table}`);
+      return { trigger, parts: trigger ? await this.freeze(ws, trigger) : [] };
+    });
+    return this.populateJob(auth, pipe, node, snapshot, opts);
+  }
+
+  private async populateJob(auth: Auth, pipe: PipeRecord, node: NodeRecord, snapshot: { trigger: DatasourceRecord | null; parts: string[] }, opts: PopulateOptions): Promise<JobRecord> {
+    const ws = auth.workspace;
+    const data = node.data as unknown as MaterializedData;
+    const target = await this.datasources.get(ws, data.materialized);
+    if (opts.subset !== undefined && !(opts.subset > 0 && opts.subset < 0.1)) throw badRequest('populate_subset must be greater than 0 and lower than 0.1');
+    const condition = opts.condition ? checkExpression(opts.condition, 'populate_condition') : undefined;
+    const trigger = snapshot.trigger;
+    const release = async () => {
+      if (trigger) await this.engine.exec(`SYSTEM START MERGES ${physicalNames(ws.database, trigger.id).table}`).catch(() => undefined);
+    };
+    let override: { dsId: string; sql: string } | undefined;
+    if (trigger) {
+      const t = physicalNames(ws.database, trigger.id).table;
+      const where = [snapshot.parts.length ? `_part IN (${snapshot.parts.map(quoteString).join(', ')})` : '0'];
+      if (condition) where.push(`(${condition})`);
+      if (opts.subset !== undefined) where.push(`randCanonical() < ${Number(opts.subset)}`);
+      override = { dsId: trigger.id, sql: `(SELECT * FROM ${t} WHERE ${where.join(' AND ')}${opts.subset !== undefined ? ` LIMIT ${MAX_SUBSET_ROWS}` : ''})` };
+    }
+    let prepared;
+    try {
+      prepared = await this.prepareNode(auth, pipe, node, override);
+    } catch (err) {
+      await release();
+      throw err;
+    }
+    const cols = (await this.describe(auth, pipe, node, `${node.id}d`)).map((o) => quoteIdent(o.name)).join(', ');
+    const insert = `INSERT INTO ${physicalNames(ws.database, target.id).table} (${cols}) SELECT ${cols} FROM (${prepared.sql})`;
+    return this.jobs.create(ws, 'populateview', {
+      pipe_id: pipe.id, pipe_name: pipe.name, datasource: { id: target.id, name: target.name }, is_cancellable_while_working: true,
+    }, async (job, signal) => {
+      const onAbort = () => void this.engine.kill(job.id).catch(() => undefined);
+      signal.addEventListener('abort', onAbort);
+      try {
+        await this.engine.exec(insert, { queryId: job.id });
+        return { queries: [{ query_id: job.id, status: 'done' }], progress_percentage: 100 };
+      } catch (err) {
+        if (opts.unlinkOnError && !signal.aborted) await this.unlink(auth, pipe.id, node.id).catch(() => undefined);
+        if (err instanceof EngineError) throw new Error(prepared.userNames(err.message));
+        throw err;
+      } finally {
+        signal.removeEventListener('abort', onAbort);
+        await release();
+      }
+    });
+  }
+
+  /** Detaches the view: the target keeps its data and stops receiving rows. */
+  async unlink(auth: Auth, pipeId: string, nodeId: string): Promise<PipeRecord> {
+    const ws = auth.workspace;
+    const pipe = await this.pipes.get(ws, pipeId);
+    const node = this.pipes.node(pipe, nodeId);
+    if (node.nodeType !== 'materialized') throw badRequest(`Node '${node.name}' is not materialized`);
+    const data = node.data as unknown as MaterializedData;
+    await this.engine.exec(`DROP VIEW IF EXISTS ${data.view} SYNC`);
+    const rest = { ...node.data };
+    delete rest.materialized;
+    delete rest.view;
+    delete rest.trigger;
+    return this.pipes.save(ws, { ...pipe, nodes: pipe.nodes.map((n) => (n.id === node.id ? { ...n, nodeType: 'standard', data: rest } : n)) });
+  }
+
+  /** Materialized nodes that read a data source or write into it (for delete/rename checks). */
+  async dependents(ws: Workspace, dsId: string, dsName: string): Promise<Array<{ pipe: PipeRecord; node: NodeRecord }>> {
+    const out: Array<{ pipe: PipeRecord; node: NodeRecord }> = [];
+    for (const p of await this.pipes.list(ws)) {
+      for (const n of p.nodes) {
+        if (n.nodeType !== 'materialized') continue;
+        const d = n.data as unknown as MaterializedData;
+        if (d.materialized === dsId || d.trigger === dsId || n.dependencies.includes(dsName)) out.push({ pipe: p, node: n });
+      }
+    }
+    return out;
+  }
+}

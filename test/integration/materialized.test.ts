@@ -1,0 +1,186 @@
+/**
+ * Materialized Views over real HTTP: creating the target from the node, exact aggregates while
+ * events arrive during a populate, views reading through another pipe, chains, type mismatches,
+ * unlinking, dependent data sources, and cancelling a populate inside the engine.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { engineRows, startServer, tableOf, type TestServer } from '../helpers/server.js';
+
+let s: TestServer;
+const JSON_HDR = { 'content-type': 'application/json' };
+const COUNTRIES = ['ES', 'FR', 'US', 'DE', 'IT'];
+let nextId = 0;
+
+function batch(n: number): string {
+  const lines: string[] = [];
+  for (let i = 0; i < n; i++) {
+    const id = nextId++;
+    lines.push(JSON.stringify({ id, country: COUNTRIES[id % COUNTRIES.length], n: (id * 7919) % 1000 }));
+  }
+  return lines.join('\n');
+}
+
+async function send(n: number): Promise<void> {
+  const r = await s.req('POST', '/v0/events?name=events&wait=true', { body: batch(n) });
+  expect(r.status).toBe(200);
+}
+
+async function waitJob(id: string): Promise<Record<string, unknown>> {
+  for (let i = 0; i < 600; i++) {
+    const j = await (await s.req('GET', `/v0/jobs/${id}`)).json();
+    if (['done', 'error', 'cancelled'].includes(j.status)) return j;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`job ${id} did not finish`);
+}
+
+const sql = async (q: string) => (await (await s.req('GET', `/v0/sql?q=${encodeURIComponent(q + ' FORMAT JSON')}`)).json()).data;
+
+beforeAll(async () => {
+  s = await startServer();
+  const schema = 'id Int64 `json:$.id`, country LowCardinality(String) `json:$.country`, n Int64 `json:$.n`';
+  expect((await s.req('POST', '/v0/datasources?name=events&mode=create', { body: new URLSearchParams({ schema }) })).status).toBe(200);
+  await send(20_000);
+}, 60_000);
+
+afterAll(async () => {
+  await s?.close();
+});
+
+const direct = 'SELECT country, count() AS c, sum(n) AS s FROM events GROUP BY country ORDER BY country';
+
+describe('materialized views', () => {
+  it('creates the target from the node and populates exactly while events keep arriving', async () => {
+    let r = await s.req('POST', '/v0/pipes', { headers: JSON_HDR, body: JSON.stringify({ name: 'agg', nodes: [{ name: 'm', sql: 'SELECT country, countState() AS c, sumState(n) AS s FROM events GROUP BY country' }] }) });
+    expect(r.status).toBe(200);
+    // Inserts running before, during and after the materialization and its populate.
+    let stop = false;
+    const writers = Promise.all([0, 1].map(async (w) => {
+      let k = 0;
+      while (!stop) await send(w === 0 ? 50 : (++k % 5 === 0 ? 5000 : 200));
+    }));
+    await new Promise((res) => setTimeout(res, 100));
+    r = await s.req('POST', '/v0/pipes/agg/nodes/m/materialization?datasource=agg_ds&populate=true');
+    const body = await r.json();
+    expect(r.status, JSON.stringify(body)).toBe(200);
+    expect(body).toMatchObject({ name: 'm', node_type: 'materialized', created_datasource: true, datasource: { name: 'agg_ds' } });
+    expect(body.job).toMatchObject({ kind: 'populateview' });
+    await new Promise((res) => setTimeout(res, 300));
+    stop = true;
+    await writers;
+    expect((await waitJob(body.job.id)).status).toBe('done');
+    const ds = await (await s.req('GET', '/v0/datasources/agg_ds')).json();
+    expect(ds.engine.engine).toBe('AggregatingMergeTree');
+    const viaView = await sql('SELECT country, countMerge(c) AS c, sumMerge(s) AS s FROM agg_ds GROUP BY country ORDER BY country');
+    expect(viaView).toEqual(await sql(direct));
+    const pipe = await (await s.req('GET', '/v0/pipes/agg')).json();
+    expect(pipe.type).toBe('materialized');
+    expect(pipe.nodes[0].materialized).toBe(ds.id);
+  }, 120_000);
+
+  it('an existing target with SimpleAggregateFunction columns, through another pipe', async () => {
+    const schema = 'country LowCardinality(String), c SimpleAggregateFunction(sum, UInt64), s SimpleAggregateFunction(sum, Int64)';
+    let r = await s.req('POST', '/v0/datasources?name=simple_ds&mode=create&engine=AggregatingMergeTree&engine_sorting_key=country', { body: new URLSearchParams({ schema }) });
+    expect(r.status).toBe(200);
+    r = await s.req('POST', '/v0/pipes', { headers: JSON_HDR, body: JSON.stringify({ name: 'positive', nodes: [{ name: 'p', sql: 'SELECT * FROM events WHERE n >= 0', type: 'endpoint' }] }) });
+    expect(r.status).toBe(200);
+    r = await s.req('POST', '/v0/pipes', {
+      headers: JSON_HDR,
+      body: JSON.stringify({ name: 'simple', nodes: [{ name: 'm', sql: 'SELECT country, count() AS c, sum(n) AS s FROM positive GROUP BY country', type: 'materialized', datasource: 'simple_ds', populate: 'true' }] }),
+    });
+    const p = await r.json();
+    expect(r.status, JSON.stringify(p)).toBe(200);
+    expect(p.type).toBe('materialized');
+    // Wait for the populate job of this pipe, then keep inserting: the view follows.
+    const jobs = (await (await s.req('GET', `/v0/jobs?kind=populateview&pipe_name=simple`)).json()).jobs;
+    expect(jobs).toHaveLength(1);
+    expect((await waitJob(jobs[0].id)).status).toBe('done');
+    await send(3000);
+    expect(await sql('SELECT country, sum(c) AS c, sum(s) AS s FROM simple_ds GROUP BY country ORDER BY country')).toEqual(await sql(direct));
+  }, 60_000);
+
+  it('chains of views stay current; deleting the middle data source needs force', async () => {
+    let r = await s.req('POST', '/v0/pipes', { headers: JSON_HDR, body: JSON.stringify({ name: 'step_a', nodes: [{ name: 'a', sql: 'SELECT country, n FROM events WHERE n % 2 = 0', type: 'materialized', datasource: 'even_ds' }] }) });
+    expect(r.status, await r.clone().text()).toBe(200);
+    r = await s.req('POST', '/v0/pipes', { headers: JSON_HDR, body: JSON.stringify({ name: 'step_b', nodes: [{ name: 'b', sql: 'SELECT country, countState() AS c FROM even_ds GROUP BY country', type: 'materialized', datasource: 'even_counts' }] }) });
+    expect(r.status, await r.clone().text()).toBe(200);
+    const before = nextId;
+    await send(1000);
+    const evens = Array.from({ length: 1000 }, (_, i) => before + i).filter((id) => ((id * 7919) % 1000) % 2 === 0);
+    const want = COUNTRIES.map((c) => ({ country: c, c: evens.filter((id) => COUNTRIES[id % 5] === c).length })).filter((x) => x.c > 0).sort((a, b) => (a.country < b.country ? -1 : 1));
+    expect(await sql('SELECT country, countMerge(c) AS c FROM even_counts GROUP BY country ORDER BY country')).toEqual(want);
+    r = await s.req('DELETE', '/v0/datasources/even_ds');
+    expect(r.status).toBe(409);
+    const msg = (await r.json()).error;
+    expect(msg).toContain('Pipes="step_a,step_b"');
+    expect(msg).toContain('nodes="a,b"');
+    const dry = await (await s.req('DELETE', '/v0/datasources/even_ds?dry_run=true')).json();
+    expect(dry.dependent_pipes).toEqual(['step_a', 'step_b']);
+    r = await s.req('DELETE', '/v0/datasources/even_ds?force=true');
+    expect(r.status).toBe(204);
+    const a = await (await s.req('GET', '/v0/pipes/step_a')).json();
+    expect(a.nodes[0].node_type).toBe('standard');
+    await send(10);
+  }, 60_000);
+
+  it('refuses aggregate type mismatches up front, and a second materialization', async () => {
+    const schema = 'country String, s AggregateFunction(sum, Int32)';
+    expect((await s.req('POST', '/v0/datasources?name=bad_target&mode=create&engine=AggregatingMergeTree&engine_sorting_key=country', { body: new URLSearchParams({ schema }) })).status).toBe(200);
+    await s.req('POST', '/v0/pipes', { headers: JSON_HDR, body: JSON.stringify({ name: 'mism', nodes: [{ name: 'm', sql: 'SELECT country, sumState(n) AS s FROM events GROUP BY country' }] }) });
+    let r = await s.req('POST', '/v0/pipes/mism/nodes/m/materialization?datasource=bad_target');
+    expect(r.status).toBe(400);
+    expect((await r.json()).error).toBe("Incompatible data types between aggregate function 'sum' which returns Int64 and column storage type Int32");
+    r = await s.req('POST', '/v0/pipes/mism/nodes/m/materialization?datasource=mism_ok');
+    expect(r.status).toBe(200);
+    r = await s.req('POST', '/v0/pipes/mism/nodes/m/materialization?datasource=mism_ok');
+    expect(await r.json()).toEqual({ error: 'Node m is already being materialized' });
+    r = await s.req('POST', '/v0/pipes/mism/nodes/m/endpoint');
+    expect(r.status).toBe(403);
+    r = await s.req('POST', '/v0/pipes/mism/nodes/m/materialization');
+    expect(r.status).toBe(400);
+  });
+
+  it('unlinking keeps the target and stops it receiving; population with truncate', async () => {
+    const target = await tableOf(s, 'mism_ok');
+    let r = await s.req('DELETE', '/v0/pipes/mism/nodes/m/materialization');
+    expect(r.status).toBe(204);
+    const count = async () => (await engineRows<{ c: string }>(s, `SELECT count() AS c FROM ${target.table}`))[0].c;
+    const before = await count();
+    await send(100);
+    expect(await count()).toBe(before);
+    r = await s.req('DELETE', '/v0/pipes/mism/nodes/m/materialization');
+    expect(await r.json()).toEqual({ error: "Node 'm' is not materialized" });
+    r = await s.req('POST', '/v0/pipes/mism/nodes/m/population');
+    expect(r.status).toBe(400);
+    // Re-materialize into the same target, then repopulate it from scratch.
+    r = await s.req('POST', '/v0/pipes/mism/nodes/m/materialization?datasource=mism_ok');
+    expect(r.status).toBe(200);
+    r = await s.req('POST', '/v0/pipes/mism/nodes/m/population?truncate=true');
+    const job = await r.json();
+    expect((await waitJob(job.id)).status).toBe('done');
+    expect(await sql('SELECT country, sumMerge(s) AS s FROM mism_ok GROUP BY country ORDER BY country')).toEqual(
+      (await sql(direct)).map((x: { country: string; s: number }) => ({ country: x.country, s: x.s })),
+    );
+    r = await s.req('POST', `/v0/pipes/mism/nodes/m/population?populate_condition=${encodeURIComponent('nope(')}`);
+    expect(r.status).toBe(400);
+  }, 60_000);
+
+  it('cancelling a populate stops the engine work', async () => {
+    let r = await s.req('POST', '/v0/pipes', { headers: JSON_HDR, body: JSON.stringify({ name: 'heavy', nodes: [{ name: 'h', sql: 'SELECT country, sumState(n + x) AS s FROM events ARRAY JOIN range(200000) AS x GROUP BY country' }] }) });
+    expect(r.status).toBe(200);
+    r = await s.req('POST', '/v0/pipes/heavy/nodes/h/materialization?datasource=heavy_ds&populate=true');
+    const { job } = await r.json();
+    const running = async () => Number((await engineRows<{ c: string }>(s, `SELECT count() AS c FROM system.processes WHERE query LIKE '%pipit:${job.id.replace(/[^0-9A-Za-z]/g, '')}%' AND query NOT LIKE '%system.processes%'`))[0].c);
+    for (let i = 0; i < 100 && (await running()) === 0; i++) await new Promise((res) => setTimeout(res, 50));
+    expect(await running()).toBe(1);
+    r = await s.req('POST', `/v0/jobs/${job.id}/cancel`);
+    expect(r.status).toBe(200);
+    expect((await waitJob(job.id)).status).toBe('cancelled');
+    let left = 1;
+    for (let i = 0; i < 100 && left > 0; i++) {
+      await new Promise((res) => setTimeout(res, 50));
+      left = await running();
+    }
+    expect(left).toBe(0);
+  }, 60_000);
+});
