@@ -10,3 +10,27 @@ export function canonicalId(s: string): string | null {
   const m = /^t_[A-Za-z0-9_]*\.([0-9a-f]{32})$/.exec(s);
   return m ? `t_${m[1]}` : null;
 }
+
+const B32 = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
+let pool = crypto.randomBytes(4096);
+let poolPos = 0;
+
+/**
+ * A ULID (request ids, import ids): 48-bit millisecond time + 80 random bits, Crockford base32.
+ * Random bytes come from a pooled buffer: the `ulid` package calls the CSPRNG once per character
+ * (about 65 µs per id, a tenth of a small query's whole overhead).
+ */
+export function newUlid(now = Date.now()): string {
+  let out = '';
+  let t = now;
+  for (let i = 0; i < 10; i++) {
+    out = B32[t % 32] + out;
+    t = Math.floor(t / 32);
+  }
+  if (poolPos + 16 > pool.length) {
+    pool = crypto.randomBytes(4096);
+    poolPos = 0;
+  }
+  for (let i = 0; i < 16; i++) out += B32[pool[poolPos++] & 31];
+  return out;
+}

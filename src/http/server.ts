@@ -4,7 +4,7 @@
  * that listens, so tests can run it on a loopback port or with inject().
  */
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import { ulid } from 'ulid';
+import { newUlid as ulid } from '../domain/ids.js';
 import type { Services } from '../app.js';
 import { toHttpError } from './errors.js';
 import { datasourceRoutes } from './routes/datasources.js';

@@ -15,7 +15,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { ulid } from 'ulid';
+import { newUlid as ulid } from '../domain/ids.js';
 import type { Engine } from '../engine/engine.js';
 import { PipitError } from '../domain/errors.js';
 import { insertSettings } from './ingest-service.js';
