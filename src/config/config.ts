@@ -27,6 +27,8 @@ export interface Config {
   queryMaxMemory: number;
   /** Allow url= imports from loopback/private addresses (PIPIT_ALLOW_PRIVATE_URLS=1; for development and tests). */
   allowPrivateUrls: boolean;
+  /** Requests per second each API Endpoint answers, burst the same (PIPIT_ENDPOINT_RPS; default 0 = no limit). Over it → 429. */
+  endpointRps: number;
 }
 
 function intFrom(env: NodeJS.ProcessEnv, key: string, def: number, min: number, max: number): number {
@@ -61,5 +63,6 @@ export function loadConfig(env: NodeJS.ProcessEnv, overrides: Partial<Config> = 
     queryMaxResultBytes: overrides.queryMaxResultBytes ?? intFrom(env, 'PIPIT_QUERY_MAX_RESULT_BYTES', 100 * 1024 * 1024, 1024, 2 ** 40),
     queryMaxMemory: overrides.queryMaxMemory ?? intFrom(env, 'PIPIT_QUERY_MAX_MEMORY', 8 * 1024 ** 3, 1024 ** 2, 2 ** 44),
     allowPrivateUrls: overrides.allowPrivateUrls ?? boolFrom(env, 'PIPIT_ALLOW_PRIVATE_URLS'),
+    endpointRps: overrides.endpointRps ?? intFrom(env, 'PIPIT_ENDPOINT_RPS', 0, 0, 1_000_000),
   };
 }

@@ -6,26 +6,70 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import type { Catalog, Scope, TokenRecord, Workspace } from '../catalog/catalog.js';
-import { forbidden } from './errors.js';
+import type { Catalog, PipeRecord, Scope, TokenRecord, Workspace } from '../catalog/catalog.js';
+import type { ParamValue } from '../template/index.js';
+import { badRequest, forbidden } from './errors.js';
+import { decodeJwt, signJwt, verifyHs256 } from './jwt.js';
+import { checkExpression } from './schema/index.js';
 import { newResourceId } from './ids.js';
 import { nowIso } from './time.js';
 
 export const INVALID_TOKEN = 'invalid authentication token';
 
-/** The authenticated caller of one request. */
+/** Scope types a static token may hold (what the Tokens API accepts). */
+export const STATIC_SCOPES = ['DATASOURCES:READ', 'DATASOURCES:APPEND', 'DATASOURCES:CREATE', 'DATASOURCES:DROP', 'PIPES:READ', 'PIPES:CREATE', 'PIPES:DROP', 'TOKENS', 'ADMIN'];
+/** Scope types that name a resource (a data source or a pipe). */
+export const RESOURCE_SCOPES: ReadonlySet<string> = new Set(['DATASOURCES:READ', 'DATASOURCES:APPEND', 'DATASOURCES:DROP', 'PIPES:READ', 'PIPES:DROP']);
+/** Scope types a JWT may hold (PIPES:READ in Classic; the DATASOURCES ones as the newer platform and the SDK use them). */
+export const JWT_SCOPES = ['PIPES:READ', 'DATASOURCES:READ', 'DATASOURCES:APPEND'];
+
+/** What a valid JWT grants beyond its scopes. */
+export interface JwtGrant {
+  name: string;
+  /** Expiry, unix seconds. */
+  exp: number;
+  /** Requests per second allowed to this JWT (`limits.rps`). */
+  rps?: number;
+  /** `fixed_params` of its PIPES:READ scopes, by pipe id. */
+  fixedParams: Map<string, Record<string, ParamValue>>;
+}
+
+/** A table a prepared query reads (the analyzer's ResolvedTable, as far as access cares). */
+export interface ReadTable {
+  name: string;
+  kind: string;
+  id: string;
+}
+
+const sameValue = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
+
+/** The authenticated caller of one request: a static token, or a verified JWT (`jwt` set). */
 export class Auth {
   constructor(
     readonly token: TokenRecord,
     readonly workspace: Workspace,
+    readonly jwt?: JwtGrant,
   ) {}
 
-  private has(type: string, resource?: string): boolean {
-    return this.token.scopes.some((s) => s.type === type && (resource === undefined || s.resource === undefined || s.resource === resource));
+  get isJwt(): boolean {
+    return this.jwt !== undefined;
+  }
+
+  private has(type: string): boolean {
+    return this.token.scopes.some((s) => s.type === type);
+  }
+
+  private hasOn(type: string, resource: string): boolean {
+    return this.token.scopes.some((s) => s.type === type && s.resource === resource);
   }
 
   get isAdmin(): boolean {
     return this.has('ADMIN');
+  }
+
+  /** ADMIN or TOKENS: may list, create, change, refresh and delete tokens and mint JWTs. */
+  get canManageTokens(): boolean {
+    return this.isAdmin || this.has('TOKENS');
   }
 
   /** ADMIN or DATASOURCES:CREATE. */
@@ -33,16 +77,42 @@ export class Auth {
     return this.isAdmin || this.has('DATASOURCES:CREATE');
   }
 
+  /** CREATE appends anywhere; DATASOURCES:APPEND:<ds> (a static one without resource: any). */
   canAppend(dsId: string): boolean {
-    return this.canCreateDatasources || this.token.scopes.some((s) => s.type === 'DATASOURCES:APPEND' && (!s.resource || s.resource === dsId));
+    return this.canCreateDatasources || this.token.scopes.some((s) => s.type === 'DATASOURCES:APPEND' && (s.resource === dsId || (!s.resource && !this.jwt)));
   }
 
   canDrop(dsId: string): boolean {
-    return this.canCreateDatasources || this.token.scopes.some((s) => s.type === 'DATASOURCES:DROP' && s.resource === dsId);
+    return this.canCreateDatasources || this.hasOn('DATASOURCES:DROP', dsId);
   }
 
+  /**
+   * May read the rows of a data source in queries: ADMIN, DATASOURCES:READ:<ds> (with its row
+   * filter, see readFilter), and PIPES:CREATE (which may build pipes over any data source).
+   * DATASOURCES:CREATE and APPEND do not read (reference §4.1).
+   */
   canRead(dsId: string): boolean {
-    return this.canCreateDatasources || this.token.scopes.some((s) => (s.type === 'DATASOURCES:READ' || s.type === 'DATASOURCES:APPEND') && s.resource === dsId);
+    return this.isAdmin || this.has('PIPES:CREATE') || this.hasOn('DATASOURCES:READ', dsId);
+  }
+
+  /**
+   * The SQL filter of the token's DATASOURCES:READ scope(s) for a data source (checked when the
+   * token was created), several ANDed; undefined when reads of it are not filtered.
+   */
+  readFilter(dsId: string): string | undefined {
+    if (this.isAdmin) return undefined;
+    const filters = this.token.scopes.filter((s) => s.type === 'DATASOURCES:READ' && s.resource === dsId && s.filter).map((s) => s.filter!);
+    if (filters.length === 0) return undefined;
+    return filters.length === 1 ? filters[0] : filters.map((f) => `(${f})`).join(' AND ');
+  }
+
+  /**
+   * Whether the data source shows in the Data Sources API: ADMIN and DATASOURCES:CREATE see
+   * all; others the ones they may read and the ones their readable pipes read.
+   */
+  seesDatasource(ds: { id: string; name: string }, pipes: readonly PipeRecord[]): boolean {
+    if (this.canCreateDatasources || this.canRead(ds.id)) return true;
+    return pipes.some((p) => this.hasOn('PIPES:READ', p.id) && p.nodes.some((n) => n.dependencies.includes(ds.name)));
   }
 
   /** ADMIN or PIPES:CREATE. */
@@ -51,11 +121,50 @@ export class Auth {
   }
 
   canReadPipe(pipeId: string): boolean {
-    return this.canCreatePipes || this.token.scopes.some((s) => s.type === 'PIPES:READ' && s.resource === pipeId);
+    return this.canCreatePipes || this.hasOn('PIPES:READ', pipeId);
   }
 
   canDropPipe(pipeId: string): boolean {
-    return this.canCreatePipes || this.token.scopes.some((s) => s.type === 'PIPES:DROP' && s.resource === pipeId);
+    return this.canCreatePipes || this.hasOn('PIPES:DROP', pipeId);
+  }
+
+  /** The `fixed_params` a JWT's PIPES:READ scope sets for a pipe; undefined for static tokens. */
+  fixedParams(pipeId: string): Record<string, ParamValue> | undefined {
+    return this.jwt?.fixedParams.get(pipeId);
+  }
+
+  /**
+   * Request parameters with a JWT's fixed_params on top, so a request can not widen them: those
+   * of one pipe (an endpoint), or without a pipe those of every scope (a key two scopes fix to
+   * different values is left as the request sent it; checkPinned then refuses what disagrees).
+   */
+  pinParams<T>(params: Record<string, T>, pipeId?: string): Record<string, T | ParamValue> {
+    if (!this.jwt) return params;
+    if (pipeId !== undefined) return { ...params, ...this.fixedParams(pipeId) };
+    const merged: Record<string, ParamValue> = {};
+    const clash = new Set<string>();
+    for (const fixed of this.jwt.fixedParams.values()) {
+      for (const [k, v] of Object.entries(fixed)) {
+        if (k in merged && !sameValue(merged[k], v)) clash.add(k);
+        else merged[k] = v;
+      }
+    }
+    for (const k of clash) delete merged[k];
+    return { ...params, ...merged };
+  }
+
+  /**
+   * Refuses a query that reads a pipe with parameters other than the JWT's fixed_params for it
+   * (e.g. `q=` of one endpoint naming another pipe the token reads with other fixed values).
+   */
+  checkPinned(tables: readonly ReadTable[], params: Record<string, unknown>): void {
+    if (!this.jwt) return;
+    for (const t of tables) {
+      if (t.kind !== 'pipe') continue;
+      for (const [k, v] of Object.entries(this.fixedParams(t.id) ?? {})) {
+        if (!sameValue(params[k], v)) throw forbidden(`The token fixes the parameter '${k}' of '${t.name}' to another value`);
+      }
+    }
   }
 
   requirePipesCreate(): void {
@@ -69,6 +178,10 @@ export class Auth {
   requireCreate(): void {
     if (!this.canCreateDatasources) throw forbidden('token needs scope DATASOURCES:CREATE');
   }
+
+  requireTokens(): void {
+    if (!this.canManageTokens) throw forbidden('token needs scope TOKENS');
+  }
 }
 
 export interface LocalTokens {
@@ -77,8 +190,27 @@ export interface LocalTokens {
   workspace_admin_token: string;
 }
 
+/** Finds a workspace's data sources and pipes by name or id (JWT scopes name them). */
+export interface ResourceLookup {
+  datasource(ws: Workspace, nameOrId: string): Promise<{ id: string; name: string } | null>;
+  pipe(ws: Workspace, nameOrId: string): Promise<{ id: string; name: string } | null>;
+}
+
+/** Tokens per workspace (reference §12). */
+export const MAX_TOKENS = 100_000;
+
+/** The claims of a JWT minted by the Tokens API. */
+export interface JwtClaims {
+  name: string;
+  exp: number;
+  scopes: Array<Record<string, unknown>>;
+  limits?: { rps?: number };
+}
+
 export class AccessService {
   private readonly byValue = new Map<string, TokenRecord>();
+  /** ADMIN token values per workspace: the secrets JWTs are signed with. */
+  private readonly adminValues = new Map<string, string[]>();
   private workspaces = new Map<string, Workspace>();
 
   private constructor(
@@ -99,9 +231,12 @@ export class AccessService {
     return crypto.createHmac('sha256', this.secret).update(payload).digest('base64url');
   }
 
-  /** A new token value: `p.<payload>.<signature>`, like Tinybird's `p.` tokens. */
-  newTokenValue(tokenId: string, workspaceId: string | null): string {
-    const payload = Buffer.from(JSON.stringify({ u: workspaceId ?? '', id: tokenId, host: 'pipit' })).toString('base64url');
+  /**
+   * A new token value: `p.<payload>.<signature>`, like Tinybird's `p.` tokens. The payload
+   * carries a fresh random id, so every issue (creation, refresh) is a different string.
+   */
+  newTokenValue(workspaceId: string | null): string {
+    const payload = Buffer.from(JSON.stringify({ u: workspaceId ?? '', id: crypto.randomUUID(), host: TOKEN_HOST })).toString('base64url');
     return `p.${payload}.${this.sign(payload)}`;
   }
 
@@ -127,26 +262,92 @@ export class AccessService {
     }
     const userTok = (await this.catalog.listTokens(null)).find((t) => t.name === 'user token');
     const wsToks = await this.catalog.listTokens(ws.id);
-    const admin = wsToks.find((t) => t.name === 'admin token');
-    const wsAdmin = wsToks.find((t) => t.name === 'workspace admin token');
-    return { user_token: userTok!.token, admin_token: admin!.token, workspace_admin_token: wsAdmin!.token };
+    // Tokens may have been renamed or deleted through the Tokens API: any ADMIN token will do.
+    const anyAdmin = wsToks.find((t) => t.scopes.some((sc) => sc.type === 'ADMIN'));
+    const admin = wsToks.find((t) => t.name === 'admin token') ?? anyAdmin;
+    const wsAdmin = wsToks.find((t) => t.name === 'workspace admin token') ?? anyAdmin;
+    return { user_token: userTok?.token ?? '', admin_token: admin?.token ?? '', workspace_admin_token: wsAdmin?.token ?? '' };
   }
 
   get defaultWorkspace(): Workspace {
     return [...this.workspaces.values()][0];
   }
 
-  async createToken(workspaceId: string | null, name: string, scopes: Scope[], description = ''): Promise<TokenRecord> {
-    const id = newResourceId();
-    const t: TokenRecord = { id, workspaceId, name, token: this.newTokenValue(id, workspaceId), scopes, description, createdAt: nowIso() };
+  /** Forgets cached lookups that a change of `t` makes stale. */
+  private changed(t: TokenRecord, oldValue?: string): void {
+    if (oldValue !== undefined) this.byValue.delete(oldValue);
+    this.byValue.delete(t.token);
+    if (t.workspaceId) this.adminValues.delete(t.workspaceId);
+  }
+
+  async createToken(workspaceId: string | null, name: string, scopes: Scope[], description = '', origin?: TokenRecord['origin']): Promise<TokenRecord> {
+    const t: TokenRecord = { id: newResourceId(), workspaceId, name, token: this.newTokenValue(workspaceId), scopes, description, createdAt: nowIso() };
+    if (origin) t.origin = origin;
     await this.catalog.insertToken(t);
-    this.byValue.set(t.token, t);
+    this.changed(t);
     return t;
   }
 
-  /** Resolves a token value to the caller, or throws 403 `invalid authentication token`. */
-  async authenticate(value: string | undefined): Promise<Auth> {
-    if (!value || !this.verifySignature(value)) throw forbidden(INVALID_TOKEN);
+  /** The workspace's static tokens, oldest first. */
+  listTokens(ws: Workspace): Promise<TokenRecord[]> {
+    return this.catalog.listTokens(ws.id);
+  }
+
+  /** A token of the workspace by id, name or value; null when there is none. */
+  async findToken(ws: Workspace, ref: string): Promise<TokenRecord | null> {
+    const all = await this.listTokens(ws);
+    return all.find((t) => t.id === ref) ?? all.find((t) => t.token === ref) ?? all.find((t) => t.name === ref) ?? null;
+  }
+
+  /** Saves a changed name, description or scope list (the value stays). */
+  async updateToken(t: TokenRecord): Promise<TokenRecord> {
+    await this.catalog.updateToken(t);
+    this.changed(t);
+    return t;
+  }
+
+  /** A new value for the token, same scopes; the old value stops working at once. */
+  async refreshToken(t: TokenRecord): Promise<TokenRecord> {
+    const refreshed = { ...t, token: this.newTokenValue(t.workspaceId) };
+    await this.catalog.updateToken(refreshed);
+    this.changed(refreshed, t.token);
+    return refreshed;
+  }
+
+  async deleteToken(t: TokenRecord): Promise<void> {
+    await this.catalog.deleteToken(t.id);
+    this.changed(t);
+  }
+
+  /** Values of the workspace's ADMIN tokens: a JWT signed with any of them is genuine. */
+  private async jwtSecrets(ws: Workspace): Promise<string[]> {
+    let values = this.adminValues.get(ws.id);
+    if (!values) {
+      values = (await this.catalog.listTokens(ws.id)).filter((t) => t.scopes.some((s) => s.type === 'ADMIN')).map((t) => t.token);
+      this.adminValues.set(ws.id, values);
+    }
+    return values;
+  }
+
+  /** Signs a JWT for the workspace with its admin token (`admin token`, else its oldest ADMIN token). */
+  async mintJwt(ws: Workspace, claims: JwtClaims): Promise<string> {
+    const admins = (await this.catalog.listTokens(ws.id)).filter((t) => t.scopes.some((s) => s.type === 'ADMIN'));
+    const signer = admins.find((t) => t.name === 'admin token') ?? admins[0];
+    if (!signer) throw badRequest('The Workspace has no admin token to sign JWTs with');
+    const payload: Record<string, unknown> = { workspace_id: ws.id, name: claims.name, exp: claims.exp, scopes: claims.scopes };
+    if (claims.limits) payload.limits = claims.limits;
+    return signJwt(payload, signer.token);
+  }
+
+  /**
+   * Resolves a token value to the caller, or throws 403 `invalid authentication token`. Values
+   * starting with `p.` are static tokens (signature checked before any lookup); anything else is
+   * taken for a JWT, whose scopes name resources that `lookup` resolves.
+   */
+  async authenticate(value: string | undefined, lookup?: ResourceLookup): Promise<Auth> {
+    if (!value) throw forbidden(INVALID_TOKEN);
+    if (!value.startsWith('p.')) return this.authenticateJwt(value, lookup);
+    if (!this.verifySignature(value)) throw forbidden(INVALID_TOKEN);
     let t = this.byValue.get(value);
     if (!t) {
       t = (await this.catalog.findToken(value)) ?? undefined;
@@ -157,4 +358,74 @@ export class AccessService {
     if (!ws) throw forbidden(INVALID_TOKEN);
     return new Auth(t, ws);
   }
+
+  /**
+   * A JWT (§7.4): HS256 signed with an ADMIN token of the workspace in `workspace_id`, with
+   * `exp` in the future and scopes of the JWT kinds. A scope whose resource the workspace does
+   * not have grants nothing; anything malformed refuses the whole token.
+   */
+  private async authenticateJwt(value: string, lookup?: ResourceLookup): Promise<Auth> {
+    const invalid = () => forbidden(INVALID_TOKEN);
+    const jwt = decodeJwt(value);
+    if (!jwt) throw invalid();
+    const p = jwt.payload;
+    const ws = typeof p.workspace_id === 'string' ? this.workspaces.get(p.workspace_id) : undefined;
+    if (!ws || !verifyHs256(jwt, await this.jwtSecrets(ws))) throw invalid();
+    if (p.exp === undefined) throw forbidden("JWT tokens is missing the 'exp' claim");
+    if (typeof p.exp !== 'number' || !Number.isFinite(p.exp)) throw invalid();
+    if (p.exp <= Date.now() / 1000) throw forbidden(`${INVALID_TOKEN}. Signature has expired`);
+    if (!Array.isArray(p.scopes)) throw invalid();
+    const scopes: Scope[] = [];
+    const fixedParams = new Map<string, Record<string, ParamValue>>();
+    for (const raw of p.scopes as unknown[]) {
+      if (!raw || typeof raw !== 'object' || Array.isArray(raw)) throw invalid();
+      const { type, resource, fixed_params: fixed, filter } = raw as Record<string, unknown>;
+      if (typeof type !== 'string' || !JWT_SCOPES.includes(type)) throw invalid();
+      if (resource !== undefined && resource !== null && typeof resource !== 'string') throw invalid();
+      let scopeFilter: string | undefined;
+      if (filter !== undefined && filter !== null && filter !== '') {
+        if (type !== 'DATASOURCES:READ' || typeof filter !== 'string') throw invalid();
+        try {
+          scopeFilter = checkExpression(filter, 'filter');
+        } catch {
+          throw invalid();
+        }
+      }
+      const params = fixed === undefined || fixed === null || fixed === '' ? undefined : fixedParamsOf(fixed);
+      if (params === null || (params && type !== 'PIPES:READ')) throw invalid();
+      if (!resource || !lookup) continue;
+      const found = type === 'PIPES:READ' ? await lookup.pipe(ws, resource) : await lookup.datasource(ws, resource);
+      if (!found) continue;
+      scopes.push(scopeFilter ? { type, resource: found.id, filter: scopeFilter } : { type, resource: found.id });
+      if (params) fixedParams.set(found.id, { ...fixedParams.get(found.id), ...params });
+    }
+    let rps: number | undefined;
+    if (p.limits !== undefined && p.limits !== null) {
+      if (typeof p.limits !== 'object' || Array.isArray(p.limits)) throw invalid();
+      const r = (p.limits as Record<string, unknown>).rps;
+      if (r !== undefined && r !== null) {
+        if (typeof r !== 'number' || !(r > 0)) throw invalid();
+        rps = r;
+      }
+    }
+    const name = typeof p.name === 'string' ? p.name : '';
+    const record: TokenRecord = { id: '', workspaceId: ws.id, name, token: value, scopes, description: '', createdAt: '' };
+    return new Auth(record, ws, { name, exp: p.exp, rps, fixedParams });
+  }
+}
+
+/** Host (region) written in static token payloads and token JSON. */
+export const TOKEN_HOST = 'pipit';
+
+/** `fixed_params` as template parameters: scalars, arrays of scalars, objects as JSON text; null when malformed. */
+function fixedParamsOf(v: unknown): Record<string, ParamValue> | null {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return null;
+  const out: Record<string, ParamValue> = {};
+  for (const [k, x] of Object.entries(v as Record<string, unknown>)) {
+    if (typeof x === 'string' || typeof x === 'number' || typeof x === 'boolean') out[k] = x;
+    else if (Array.isArray(x) && x.every((e) => typeof e === 'string' || typeof e === 'number' || typeof e === 'boolean')) out[k] = x;
+    else if (x !== null && typeof x === 'object') out[k] = JSON.stringify(x);
+    else return null;
+  }
+  return out;
 }

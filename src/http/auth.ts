@@ -1,9 +1,14 @@
 /**
- * Token extraction as Tinybird does it: `?token=` first, then `Authorization: Bearer <t>`.
+ * Token extraction as Tinybird does it: `?token=` first, then `Authorization: Bearer <t>`; the
+ * caller resolved by the access service. JWTs are refused by every handler that does not ask
+ * for them (Tinybird's `Handler X does not support JWT tokens`), and a JWT's `limits.rps` is
+ * enforced where they are accepted.
  */
-import type { FastifyRequest } from 'fastify';
-import type { Auth } from '../domain/access.js';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { INVALID_TOKEN, type Auth, type ResourceLookup } from '../domain/access.js';
+import { forbidden } from '../domain/errors.js';
 import type { Services } from '../app.js';
+import { limitJwt } from './rate-limit.js';
 
 export function tokenOf(req: FastifyRequest): string | undefined {
   const q = (req.query as Record<string, unknown> | undefined)?.token;
@@ -15,6 +20,68 @@ export function tokenOf(req: FastifyRequest): string | undefined {
   return parts.length === 2 && parts[0] === 'Bearer' ? parts[1] : undefined;
 }
 
-export function authenticate(services: Services, req: FastifyRequest): Promise<Auth> {
-  return services.access.authenticate(tokenOf(req));
+export interface AuthOptions {
+  /**
+   * Accept JWTs (endpoint data; also the Query API and the Events API, where the newer
+   * platform's DATASOURCES:READ / DATASOURCES:APPEND JWT scopes are used). With `reply`, a
+   * JWT's `limits.rps` is enforced and its rate-limit headers set.
+   */
+  jwt?: boolean;
+  reply?: FastifyReply;
+}
+
+const lookups = new WeakMap<Services, ResourceLookup>();
+
+function lookupOf(s: Services): ResourceLookup {
+  let l = lookups.get(s);
+  if (!l) {
+    l = { datasource: (ws, ref) => s.datasources.find(ws, ref), pipe: (ws, ref) => s.pipes.find(ws, ref) };
+    lookups.set(s, l);
+  }
+  return l;
+}
+
+export async function authenticate(services: Services, req: FastifyRequest, opts: AuthOptions = {}): Promise<Auth> {
+  const auth = await services.access.authenticate(tokenOf(req), lookupOf(services));
+  if (auth.jwt) {
+    if (!opts.jwt) throw forbidden(`${INVALID_TOKEN}. Handler ${handlerName(req)} does not support JWT tokens`);
+    if (auth.jwt.rps !== undefined && opts.reply) limitJwt(services, opts.reply, auth.token.token, auth.jwt.rps);
+  }
+  return auth;
+}
+
+/** Tinybird's handler class for a route, as its JWT refusal names it. */
+const HANDLERS: Array<[RegExp, string]> = [
+  [/^\/v0\/datasources\/?$/, 'APIDataSourcesHandler'],
+  [/^\/v0\/datasources\/:[^/]+\/alter$/, 'APIDataSourceAlterHandler'],
+  [/^\/v0\/datasources\/:[^/]+\/truncate$/, 'APIDataSourceTruncateHandler'],
+  [/^\/v0\/datasources\/:[^/]+\/delete$/, 'APIDataSourceDeleteHandler'],
+  [/^\/v0\/datasources\/:[^/]+$/, 'APIDataSourceHandler'],
+  [/^\/v0\/analyze/, 'APIAnalyzeHandler'],
+  [/^\/v0\/jobs\/?$/, 'APIJobsHandler'],
+  [/^\/v0\/jobs\/:[^/]+\/cancel$/, 'APIJobCancelHandler'],
+  [/^\/v0\/jobs\//, 'APIJobHandler'],
+  [/^\/v0\/sql/, 'APIQueryHandler'],
+  [/^\/v0\/events/, 'APIEventsHandler'],
+  [/^\/v0\/pipes\/openapi\.json$/, 'APIPipeOpenAPIHandler'],
+  [/^\/v0\/pipes\/?$/, 'APIPipeListHandler'],
+  [/^\/v0\/pipes\/:[^/]+\/nodes\/:[^/]+\/explain$/, 'APIPipeNodeExplainHandler'],
+  [/^\/v0\/pipes\/:[^/]+\/nodes\/:[^/]+\/endpoint$/, 'APIPipeNodeEndpointHandler'],
+  [/^\/v0\/pipes\/:[^/]+\/nodes\/?$/, 'APIPipeNodeAppendHandler'],
+  [/^\/v0\/pipes\/:[^/]+\/nodes\//, 'APIPipeNodeHandler'],
+  [/^\/v0\/pipes\/:[^/]+\/endpoint$/, 'APIPipeEndpointHandler'],
+  [/^\/v0\/pipes\/:[^/]+\/explain$/, 'APIPipeExplainHandler'],
+  [/^\/v0\/pipes\/:[^/]+\/last_update$/, 'APIPipeLastUpdateHandler'],
+  [/^\/v0\/pipes\/:[^/]+\/requests$/, 'APIPipeRequestsHandler'],
+  [/^\/v0\/pipes\/:[^/]+$/, 'APIPipeHandler'],
+  [/^\/v0\/tokens\/?$/, 'APITokensHandler'],
+  [/^\/v0\/tokens\/:[^/]+\/refresh$/, 'APITokenRefreshHandler'],
+  [/^\/v0\/tokens\//, 'APITokenHandler'],
+  [/^\/v0\/variables\/?$/, 'APIVariablesHandler'],
+  [/^\/v0\/variables\//, 'APIVariableHandler'],
+];
+
+export function handlerName(req: FastifyRequest): string {
+  const url = req.routeOptions?.url ?? req.url.split('?')[0];
+  return HANDLERS.find(([re]) => re.test(url))?.[1] ?? 'APIHandler';
 }

@@ -256,7 +256,8 @@ export const datasourceRoutes = (s: Services): FastifyPluginAsync => async (app)
     const auth = await authenticate(s, req);
     const p = queryParams(req);
     const attrs = p.attrs ? p.attrs.split(',').map((a) => a.trim()).filter(Boolean) : null;
-    const list = (await s.datasources.list(auth.workspace)).filter((d) => auth.canRead(d.id));
+    const pipes = await s.pipes.list(auth.workspace);
+    const list = (await s.datasources.list(auth.workspace)).filter((d) => auth.seesDatasource(d, pipes));
     const out = [];
     for (const ds of list) {
       const stats = await s.datasources.stats(auth.workspace, ds);
@@ -272,7 +273,7 @@ export const datasourceRoutes = (s: Services): FastifyPluginAsync => async (app)
     const asFile = name.endsWith('.datasource');
     if (asFile) name = name.slice(0, -'.datasource'.length);
     const ds = await s.datasources.get(auth.workspace, name);
-    if (!auth.canRead(ds.id)) throw forbidden("The token you have provided doesn't have access to this resource");
+    if (!auth.seesDatasource(ds, await s.pipes.list(auth.workspace))) throw forbidden("The token you have provided doesn't have access to this resource");
     if (asFile || queryParams(req).format === 'datasource') {
       return reply.type('text/plain; charset=utf-8').send(printDatasourceFile({ description: ds.description, columns: ds.columns, engine: ds.engine, indexes: ds.indexes }));
     }

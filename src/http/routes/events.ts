@@ -79,8 +79,9 @@ export const eventRoutes = (s: Services): FastifyPluginAsync => async (app) => {
     const p = queryParams(req);
     let auth;
     try {
-      auth = await authenticate(s, req);
-    } catch {
+      auth = await authenticate(s, req, { jwt: true, reply });
+    } catch (err) {
+      if (err instanceof PipitError && err.code === 'too_many_requests') return text(reply, 429, 'Too many requests');
       return text(reply, 403, 'Invalid token');
     }
     if (!p.name) return text(reply, 400, "Missing 'name' parameter");

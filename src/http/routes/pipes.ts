@@ -15,6 +15,7 @@ import { isTemplate, templateTables, type ParamValue } from '../../template/inde
 import { authenticate } from '../auth.js';
 import { decoded, hasBody, isForm, isJson, rawStream, readAll } from '../body.js';
 import { outputParams, sendQuery } from '../query-output.js';
+import { limitEndpoint } from '../rate-limit.js';
 import { nodeJson, nodeParams, pipeDatafile, pipeJson } from './pipe-json.js';
 import { queryArgs } from './sql.js';
 
@@ -142,11 +143,12 @@ export function pipeRoutes(services: Services): FastifyPluginAsync {
   async function endpointData(req: FastifyRequest, reply: FastifyReply, name: string, ext: string): Promise<FastifyReply> {
     const format = ENDPOINT_FORMATS[ext.toLowerCase()];
     if (!format) throw badRequest(`Format '${ext}' not supported, it must be one of csv, json, ndjson, parquet, prometheus`);
-    const auth = await authenticate(s, req);
+    const auth = await authenticate(s, req, { jwt: true, reply });
     const pipe = await s.pipes.find(auth.workspace, name);
     if (!pipe) throw notFound(`The pipe '${name}' does not exist`);
     if (!auth.canReadPipe(pipe.id)) throw forbidden("The token you have provided doesn't have access to this resource");
     if (!pipe.endpoint) throw notFound(`The pipe '${pipe.name}' does not have an endpoint yet`);
+    limitEndpoint(s, reply, auth.workspace.id, pipe.id);
     const args: Record<string, ParamValue> = queryArgs(req);
     if (req.method === 'POST') {
       const b = await body(req);
@@ -167,8 +169,10 @@ export function pipeRoutes(services: Services): FastifyPluginAsync {
         }
       }
     }
-    const params: Record<string, ParamValue> = {};
+    let params: Record<string, ParamValue> = {};
     for (const [k, v] of Object.entries(args)) if (!ENDPOINT_ARGS.has(k)) params[k] = v;
+    // A JWT's fixed_params for this pipe win over anything the request sends.
+    params = auth.pinParams(params, pipe.id);
     const q = str(args.q);
     let sql = `SELECT * FROM \`${pipe.name}\``;
     if (q !== undefined && q.trim() !== '') {
@@ -178,6 +182,7 @@ export function pipeRoutes(services: Services): FastifyPluginAsync {
     }
     const { maxThreads, formatSettings } = outputParams(args);
     const prepared = await s.queries.prepare(auth, sql, { params, testMode: false, underscore: pipe });
+    auth.checkPinned(prepared.tables, params);
     return sendQuery(s, req, reply, prepared, { format, workspaceId: auth.workspace.id, maxThreads, formatSettings });
   }
 

@@ -81,7 +81,7 @@ export function templateParamsOf(params: Record<string, ParamValue>, reserved: R
 export function sqlRoutes(services: Services): FastifyPluginAsync {
   return async (app) => {
     const handler = async (req: FastifyRequest, reply: FastifyReply) => {
-      const auth = await authenticate(services, req);
+      const auth = await authenticate(services, req, { jwt: true, reply });
       const { q, params } = await readRequest(req);
       let tplParams = templateParamsOf(params, SQL_API_ARGS);
       if (params.template_parameters !== undefined) {
@@ -93,6 +93,8 @@ export function sqlRoutes(services: Services): FastifyPluginAsync {
         }
         if (extra && typeof extra === 'object' && !Array.isArray(extra)) tplParams = { ...tplParams, ...(extra as Record<string, ParamValue>) };
       }
+      // A JWT's fixed_params win over the request's parameters (checkPinned refuses the rest).
+      tplParams = auth.pinParams(tplParams);
       const { maxThreads, formatSettings } = outputParams(params);
       let pipe;
       if (params.pipeline !== undefined) {
@@ -101,6 +103,7 @@ export function sqlRoutes(services: Services): FastifyPluginAsync {
       }
       // Without parameters a template renders in test mode (placeholders), as Tinybird does.
       const prepared = await services.queries.prepare(auth, q, { params: tplParams, testMode: Object.keys(tplParams).length === 0, pipe, underscore: pipe });
+      auth.checkPinned(prepared.tables, tplParams);
 
       if (params.explain === 'true') {
         const text = (await services.queries.collect({ ...prepared, sql: `EXPLAIN ${prepared.sql}` }, 'TSVRaw', req.id)).toString('utf8');
