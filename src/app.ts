@@ -24,6 +24,9 @@ import { QueryService } from './sql/query-service.js';
 import { PipeService } from './domain/pipe-service.js';
 import { VariableService } from './domain/variable-service.js';
 import { MaterializeService } from './domain/materialize-service.js';
+import { CopyService } from './domain/copy-service.js';
+import { Scheduler } from './jobs/scheduler.js';
+import { Auth } from './domain/access.js';
 import { ResultCache } from './http/query-output.js';
 
 export interface Services {
@@ -43,6 +46,10 @@ export interface Services {
   pipes: PipeService;
   variables: VariableService;
   materializations: MaterializeService;
+  copies: CopyService;
+  scheduler: Scheduler;
+  /** The scheduler's clock; tests replace `now` to drive cron schedules without waiting. */
+  clock: { now: () => Date };
   /** Results of endpoints whose templates ask for cache_ttl(). */
   resultCache: ResultCache;
   /** Up to 10 rows of a table expression as Tinybird's JSON preview. */
@@ -77,8 +84,16 @@ export async function createApp(config: Config): Promise<App> {
   await queries.init();
   const events = new EventBuffer(path.join(config.dataDir, 'wal'), engine, config.walFsync, (msg, extra) => http.log.error(extra ?? {}, msg));
 
+  const clock = { now: () => new Date() };
+  const copies = new CopyService(engine, datasources, pipes, queries, jobs, () => clock.now());
+  // Scheduled copies run with the authority of the workspace's admin token.
+  const scheduler = new Scheduler(copies, () => catalog.listWorkspaces(), async (ws) => {
+    const admin = (await catalog.listTokens(ws.id)).find((t) => t.scopes.some((sc) => sc.type === 'ADMIN'));
+    if (!admin) throw new Error(`workspace ${ws.name} has no admin token`);
+    return new Auth(admin, ws);
+  }, (err) => http.log.error({ err }, 'scheduler pass failed'));
   const services: Services = {
-    config, engine, catalog, access, localTokens, datasources, ingest, imports, events, jobs, queries, pipes, variables,
+    config, engine, catalog, access, localTokens, datasources, ingest, imports, events, jobs, queries, pipes, variables, copies, scheduler, clock,
     materializations: new MaterializeService(engine, datasources, pipes, queries, jobs),
     resultCache: new ResultCache(),
     deletes: new DeleteService(engine, jobs),
@@ -99,10 +114,13 @@ export async function createApp(config: Config): Promise<App> {
     return ds ? physicalNames(ws.database, ds.id).jsonStage : null;
   });
 
+  scheduler.start();
+
   return {
     services,
     http,
     async close() {
+      await scheduler.stop();
       await http.close();
       await events.close();
       await jobs.drain();

@@ -44,7 +44,10 @@ export function nodeJson(n: NodeRecord, opts: { dependencies?: boolean; limited?
     ignore_sql_errors: false,
     node_type: n.nodeType,
   };
-  if (n.data.mode) out.mode = n.data.mode;
+  if (n.nodeType === 'copy') {
+    out.tags = { copy_target_datasource: n.data.copy_target, copy_target_workspace: n.data.workspace_id ?? null };
+    out.mode = n.data.mode;
+  }
   if (opts.dependencies !== false) out.dependencies = n.dependencies;
   out.params = nodeParams(n.sql);
   // A token that may only read the endpoint does not see how it is built.
@@ -67,6 +70,14 @@ export function pipeJson(p: PipeRecord, auth: Auth, opts: JsonOptions): Record<s
     nodes: p.nodes.map((n) => pick(nodeJson(n, { dependencies: opts.dependencies, limited }), opts.nodeAttrs)),
     url: `${opts.apiHost}/v0/pipes/${p.name}.json`,
   };
+  const copy = p.nodes.find((n) => n.nodeType === 'copy');
+  if (copy) {
+    out.copy_node = copy.id;
+    out.copy_target_datasource = copy.data.copy_target;
+    out.copy_target_workspace = p.workspaceId;
+    out.copy_mode = copy.data.mode;
+    if (copy.data.cron) out.schedule = { timezone: 'Etc/UTC', cron: copy.data.cron, status: copy.data.schedule_status };
+  }
   return pick(out, opts.attrs);
 }
 

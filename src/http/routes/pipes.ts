@@ -82,7 +82,7 @@ export function pipeRoutes(services: Services): FastifyPluginAsync {
       const type = nodeTypeOf(spec.type);
       const dependencies = await checkNode(auth, draft, draft.nodes.length, spec.sql, reqId);
       // A materialized node becomes one once the pipe exists (materialize()).
-      draft.nodes.push(s.pipes.newNode(draft, { name: spec.name, sql: spec.sql, description: spec.description ?? null, type: type === 'materialized' ? 'standard' : type, dependencies }));
+      draft.nodes.push(s.pipes.newNode(draft, { name: spec.name, sql: spec.sql, description: spec.description ?? null, type: type === 'materialized' || type === 'copy' ? 'standard' : type, dependencies }));
     }
     return draft.nodes;
   }
@@ -91,7 +91,7 @@ export function pipeRoutes(services: Services): FastifyPluginAsync {
     const type = (str(t) ?? 'standard').toLowerCase();
     if (type === 'default') return 'standard';
     if (!NODE_TYPES.includes(type as NodeType)) throw badRequest(`Invalid node type "${type}". Valid types are: ${NODE_TYPES.join(', ')}`);
-    if (type === 'copy' || type === 'sink') throw badRequest(`Nodes of type ${type} are not supported by this server yet`);
+    if (type === 'sink') throw badRequest(`Nodes of type ${type} are not supported by this server yet`);
     return type as NodeType;
   }
 
@@ -255,6 +255,13 @@ export function pipeRoutes(services: Services): FastifyPluginAsync {
       // `tb push` sends materialized nodes with their target: materialize them now, or undo the pipe.
       try {
         for (const [i, spec] of specs.entries()) {
+          if (nodeTypeOf(spec.type) === 'copy') {
+            const raw = spec.raw ?? {};
+            pipe = await s.copies.set(auth, pipe, s.pipes.node(pipe, nodes[i].id), {
+              target: str(raw.target_datasource), cron: str(raw.copy_schedule ?? raw.schedule_cron), mode: str(raw.mode ?? raw.copy_mode),
+            }, req.id);
+            continue;
+          }
           if (nodeTypeOf(spec.type) !== 'materialized') continue;
           const opts = materializeOptions(spec.raw ?? {});
           if (!opts.datasource) throw badRequest(`The node '${nodes[i].name}' is materialized and needs a "datasource"`);
@@ -282,6 +289,14 @@ export function pipeRoutes(services: Services): FastifyPluginAsync {
       const node = s.pipes.newNode(pipe, { name: str(args.name), sql, description: str(args.description) ?? null, type: 'standard', dependencies });
       let saved = await s.pipes.save(auth.workspace, { ...pipe, nodes: [...pipe.nodes, node] });
       if (type === 'endpoint') saved = await s.pipes.publish(auth.workspace, saved, s.pipes.node(saved, node.id));
+      if (type === 'copy') {
+        try {
+          saved = await s.copies.set(auth, saved, s.pipes.node(saved, node.id), { target: str(args.target_datasource), cron: str(args.schedule_cron ?? args.copy_schedule), mode: str(args.mode) }, req.id);
+        } catch (err) {
+          await s.pipes.save(auth.workspace, { ...saved, nodes: saved.nodes.filter((n) => n.id !== node.id) });
+          throw err;
+        }
+      }
       if (mv) {
         try {
           const r = await s.materializations.materialize(auth, saved, s.pipes.node(saved, node.id), mv, req.id);
@@ -392,6 +407,69 @@ export function pipeRoutes(services: Services): FastifyPluginAsync {
       });
       const j = await s.jobs.get(auth.workspace, job.id);
       return { id: j.id, job_id: j.id, kind: j.kind, status: j.status, job_url: `${apiHost()}/v0/jobs/${j.id}`, job: { id: j.id, kind: j.kind, status: j.status } };
+    });
+
+    /** Arguments from the query string and a form body. */
+    const formArgs = async (req: FastifyRequest): Promise<Record<string, unknown>> => {
+      const b = await body(req);
+      const a: Record<string, unknown> = { ...queryArgs(req) };
+      if (b.length) for (const [k, v] of new URLSearchParams(b.toString('utf8'))) a[k] = v;
+      return a;
+    };
+    const copySettings = (a: Record<string, unknown>) => ({ target: str(a.target_datasource), cron: str(a.schedule_cron), mode: str(a.mode) });
+
+    app.post('/v0/pipes/:pipe/nodes/:node/copy', async (req) => {
+      const auth = await authenticate(s, req);
+      const { pipe: pipeName, node: nodeName } = req.params as { pipe: string; node: string };
+      const pipe = await writablePipe(auth, pipeName);
+      return json(auth, await s.copies.set(auth, pipe, s.pipes.node(pipe, nodeName), copySettings(await formArgs(req)), req.id));
+    });
+
+    app.put('/v0/pipes/:pipe/nodes/:node/copy', async (req) => {
+      const auth = await authenticate(s, req);
+      const { pipe: pipeName, node: nodeName } = req.params as { pipe: string; node: string };
+      const pipe = await writablePipe(auth, pipeName);
+      return json(auth, await s.copies.update(auth, pipe, s.pipes.node(pipe, nodeName), copySettings(await formArgs(req)), req.id));
+    });
+
+    app.delete('/v0/pipes/:pipe/nodes/:node/copy', async (req, reply) => {
+      const auth = await authenticate(s, req);
+      const { pipe: pipeName, node: nodeName } = req.params as { pipe: string; node: string };
+      const pipe = await writablePipe(auth, pipeName);
+      await s.copies.unset(auth, pipe, s.pipes.node(pipe, nodeName));
+      return reply.code(204).send();
+    });
+
+    app.post('/v0/pipes/:pipe/copy', async (req) => {
+      const auth = await authenticate(s, req);
+      const name = (req.params as { pipe: string }).pipe;
+      const pipe = await s.pipes.find(auth.workspace, name);
+      if (!pipe) throw notFound(`Pipe "${name}" not found`);
+      const node = s.copies.copyNode(pipe);
+      if (!auth.canReadPipe(pipe.id) || !auth.canAppend(String(node.data.copy_target))) {
+        throw forbidden('The token needs PIPES:READ on the pipe and DATASOURCES:APPEND on the target Data Source to run a copy');
+      }
+      const a = await formArgs(req);
+      const params: Record<string, ParamValue> = {};
+      for (const [k, v] of Object.entries(a)) if (k !== 'token' && k !== '_mode') params[k] = v as ParamValue;
+      const job = await s.copies.run(auth, pipe, params, str(a._mode));
+      const j = await s.jobs.get(auth.workspace, job.id);
+      return { ...nodeJson(s.pipes.node(pipe, node.id)), job: { ...j.data, kind: j.kind, id: j.id, job_id: j.id, status: j.status, created_at: tbTime(j.createdAt), updated_at: tbTime(j.updatedAt), started_at: null, is_cancellable: true, job_url: `${apiHost()}/v0/jobs/${j.id}` } };
+    });
+
+    for (const action of ['pause', 'resume'] as const) {
+      app.post(`/v0/pipes/:pipe/copy/${action}`, async (req) => {
+        const auth = await authenticate(s, req);
+        const pipe = await writablePipe(auth, (req.params as { pipe: string }).pipe);
+        return json(auth, await s.copies.setStatus(auth, pipe, action === 'pause' ? 'paused' : 'running'));
+      });
+    }
+
+    app.post('/v0/pipes/:pipe/copy/cancel', async (req) => {
+      const auth = await authenticate(s, req);
+      const pipe = await writablePipe(auth, (req.params as { pipe: string }).pipe);
+      const r = await s.copies.cancelAll(auth, pipe);
+      return { ...json(auth, r.pipe), cancelled_jobs: r.cancelled.map((j) => ({ id: j.id, status: j.status })) };
     });
 
     app.get('/v0/pipes/:pipe/explain', async (req, reply) => explain(req, reply, (req.params as { pipe: string }).pipe));

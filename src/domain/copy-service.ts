@@ -1,0 +1,239 @@
+/**
+ * Copy Pipes: a node whose result is written into a target data source, on demand
+ * (`POST /v0/pipes/:p/copy`, template parameters from the request) or on a cron schedule (UTC)
+ * run by the server's scheduler. `replace` mode loads a shadow table and swaps it in, so readers
+ * never see a half-copied target.
+ */
+import type { JobRecord, NodeRecord, PipeRecord, Workspace } from '../catalog/catalog.js';
+import { EngineError, quoteIdent, type Engine } from '../engine/engine.js';
+import { createAllSql, dropAllSql, physicalNames } from '../ingest/physical.js';
+import type { JobService } from '../jobs/job-service.js';
+import { CronError, parseCron } from '../jobs/cron.js';
+import type { QueryService } from '../sql/query-service.js';
+import type { ParamValue } from '../template/index.js';
+import type { Auth } from './access.js';
+import type { DatasourceService } from './datasource-service.js';
+import { badRequest, forbidden, notFound } from './errors.js';
+import { newResourceId } from './ids.js';
+import type { PipeService } from './pipe-service.js';
+import { pipeType } from './pipe-service.js';
+
+export interface CopySettings {
+  target?: string;
+  /** A cron expression; `None`/empty removes the schedule; `@on-demand` means none. */
+  cron?: string;
+  mode?: string;
+}
+
+/** What a copy node keeps in its `data`. */
+export interface CopyData {
+  copy_target: string;
+  mode: 'append' | 'replace';
+  cron: string | null;
+  schedule_status: 'running' | 'paused';
+  /** Last scheduled tick that was enqueued (ISO), so a tick never runs twice. */
+  last_tick: string | null;
+}
+
+export class CopyService {
+  constructor(
+    private readonly engine: Engine,
+    private readonly datasources: DatasourceService,
+    private readonly pipes: PipeService,
+    private readonly queries: QueryService,
+    private readonly jobs: JobService,
+    /** The scheduler's clock (tests drive it). */
+    private readonly now: () => Date = () => new Date(),
+  ) {}
+
+  private checkCron(cron: string | undefined): string | null {
+    if (cron === undefined) return null;
+    const c = cron.trim();
+    if (!c || c === 'None' || c === '@on-demand') return null;
+    try {
+      parseCron(c);
+    } catch (err) {
+      if (err instanceof CronError) throw badRequest(`Invalid schedule_cron: ${err.message}`);
+      throw err;
+    }
+    return c;
+  }
+
+  private checkMode(mode: string | undefined): 'append' | 'replace' {
+    const m = (mode ?? 'append').toLowerCase();
+    if (m !== 'append' && m !== 'replace') throw badRequest(`Invalid mode "${mode}". Valid modes are: append, replace`);
+    return m;
+  }
+
+  /** Output columns of the node must all exist in the target. */
+  private async checkColumns(auth: Auth, pipe: PipeRecord, node: NodeRecord, targetId: string, reqId: string): Promise<void> {
+    const target = await this.datasources.get(auth.workspace, targetId);
+    const index = pipe.nodes.findIndex((n) => n.id === node.id);
+    const prepared = await this.queries.prepare(auth, node.sql, { testMode: true, params: {}, pipe, nodeLimit: index });
+    let meta: Array<{ name: string }>;
+    try {
+      meta = (JSON.parse((await this.queries.collect({ ...prepared, sql: `SELECT * FROM (${prepared.sql}) LIMIT 0` }, 'JSON', reqId)).toString('utf8')) as { meta: Array<{ name: string }> }).meta;
+    } catch (err) {
+      // Templates whose test-mode placeholders do not run are checked when the copy runs.
+      if (err instanceof EngineError) return;
+      throw err;
+    }
+    const missing = meta.filter((m) => !target.columns.some((c) => c.name === m.name)).map((m) => m.name);
+    if (missing.length) {
+      throw badRequest(`The columns in the SQL query don't match the columns in the target Data Source: ${missing.map((m) => `'${m}'`).join(', ')} not in '${target.name}' (${target.columns.map((c) => c.name).join(', ')})`);
+    }
+  }
+
+  async set(auth: Auth, pipe: PipeRecord, node: NodeRecord, s: CopySettings, reqId: string): Promise<PipeRecord> {
+    const role = pipeType(pipe);
+    if (role === 'materialized') throw forbidden(`The pipe '${pipe.name}' is materializing: unlink the Materialized View before setting it as a Copy pipe`);
+    if (role === 'endpoint') throw forbidden(`The pipe '${pipe.name}' is an API Endpoint: unpublish it before setting it as a Copy pipe`);
+    if (role === 'sink') throw forbidden(`The pipe '${pipe.name}' is a Sink pipe and can not be a Copy pipe`);
+    if (role === 'copy') throw forbidden(`The pipe '${pipe.name}' is already a Copy pipe: use PUT to change its settings`);
+    if (!s.target) throw badRequest('The "target_datasource" parameter is required');
+    const target = await this.datasources.find(auth.workspace, s.target);
+    if (!target) throw notFound(`Target Data Source "${s.target}" not found`);
+    const cron = this.checkCron(s.cron);
+    const mode = this.checkMode(s.mode);
+    await this.checkColumns(auth, pipe, node, target.id, reqId);
+    const data: CopyData = { copy_target: target.id, mode, cron, schedule_status: 'running', last_tick: cron ? this.now().toISOString() : null };
+    return this.pipes.save(auth.workspace, { ...pipe, nodes: pipe.nodes.map((n) => (n.id === node.id ? { ...n, nodeType: 'copy', data: { ...n.data, ...data } } : n)) });
+  }
+
+  async update(auth: Auth, pipe: PipeRecord, node: NodeRecord, s: CopySettings, reqId: string): Promise<PipeRecord> {
+    if (node.nodeType !== 'copy') throw badRequest(`Node '${node.name}' is not a copy node`);
+    const cur = node.data as unknown as CopyData;
+    const next: CopyData = { ...cur };
+    if (s.target !== undefined) {
+      const target = await this.datasources.find(auth.workspace, s.target);
+      if (!target) throw notFound(`Target Data Source "${s.target}" not found`);
+      await this.checkColumns(auth, pipe, node, target.id, reqId);
+      next.copy_target = target.id;
+    }
+    if (s.cron !== undefined) {
+      next.cron = this.checkCron(s.cron);
+      next.last_tick = next.cron ? this.now().toISOString() : null;
+    }
+    if (s.mode !== undefined) next.mode = this.checkMode(s.mode);
+    return this.pipes.save(auth.workspace, { ...pipe, nodes: pipe.nodes.map((n) => (n.id === node.id ? { ...n, data: { ...n.data, ...next } } : n)) });
+  }
+
+  async unset(auth: Auth, pipe: PipeRecord, node: NodeRecord): Promise<PipeRecord> {
+    if (node.nodeType !== 'copy') throw badRequest(`Node '${node.name}' is not a copy node`);
+    const rest = { ...node.data };
+    for (const k of ['copy_target', 'mode', 'cron', 'schedule_status', 'last_tick']) delete rest[k];
+    return this.pipes.save(auth.workspace, { ...pipe, nodes: pipe.nodes.map((n) => (n.id === node.id ? { ...n, nodeType: 'standard', data: rest } : n)) });
+  }
+
+  copyNode(pipe: PipeRecord): NodeRecord {
+    const node = pipe.nodes.find((n) => n.nodeType === 'copy');
+    if (!node) throw badRequest(`The pipe '${pipe.name}' is not a Copy pipe`);
+    return node;
+  }
+
+  async setStatus(auth: Auth, pipe: PipeRecord, status: 'running' | 'paused'): Promise<PipeRecord> {
+    const node = this.copyNode(pipe);
+    const data = node.data as unknown as CopyData;
+    if (!data.cron) throw notFound(`Scheduled copy for pipe '${pipe.name}' not found`);
+    // Resuming starts from now: ticks missed while paused are not run.
+    const patch: Partial<CopyData> = { schedule_status: status, ...(status === 'running' ? { last_tick: this.now().toISOString() } : {}) };
+    return this.pipes.save(auth.workspace, { ...pipe, nodes: pipe.nodes.map((n) => (n.id === node.id ? { ...n, data: { ...n.data, ...patch } } : n)) });
+  }
+
+  /** Cancels the pipe's waiting and working copy jobs and pauses its schedule. */
+  async cancelAll(auth: Auth, pipe: PipeRecord): Promise<{ pipe: PipeRecord; cancelled: JobRecord[] }> {
+    const node = this.copyNode(pipe);
+    const cancelled: JobRecord[] = [];
+    for (const status of ['waiting', 'working']) {
+      for (const j of await this.jobs.list(auth.workspace, { kind: 'copy', status, pipeId: pipe.id, limit: 100 })) {
+        cancelled.push(await this.jobs.cancel(auth.workspace, j.id).catch(() => j));
+      }
+    }
+    const data = node.data as unknown as CopyData;
+    const saved = data.cron ? await this.setStatus(auth, pipe, 'paused') : pipe;
+    return { pipe: saved, cancelled };
+  }
+
+  /** Enqueues a copy job; `params` are template parameters. */
+  async run(auth: Auth, pipe: PipeRecord, params: Record<string, ParamValue>, modeOverride?: string, jobTimestamp?: Date): Promise<JobRecord> {
+    const ws = auth.workspace;
+    const node = this.copyNode(pipe);
+    const data = node.data as unknown as CopyData;
+    const mode = modeOverride !== undefined ? this.checkMode(modeOverride) : data.mode;
+    const target = await this.datasources.find(ws, data.copy_target);
+    if (!target) throw notFound('Target Data Source not found');
+    const started = jobTimestamp ?? this.now();
+    const index = pipe.nodes.findIndex((n) => n.id === node.id);
+    const prepared = await this.queries.prepare(auth, node.sql, {
+      params: { job_timestamp: started.toISOString().slice(0, 19).replace('T', ' '), ...params }, testMode: false, pipe, nodeLimit: index,
+    });
+    if (prepared.format) throw badRequest('A copy node can not have a FORMAT clause');
+    const queryId = newResourceId();
+    return this.jobs.create(ws, 'copy', {
+      pipe_id: pipe.id, pipe_name: pipe.name, datasource: { id: target.id, name: target.name }, mode, query_id: queryId,
+      query_sql: prepared.userNames(prepared.sql), is_cancellable_while_working: true,
+    }, async (job, signal) => {
+      const onAbort = () => void this.engine.kill(job.id).catch(() => undefined);
+      signal.addEventListener('abort', onAbort);
+      const meta = (JSON.parse((await this.queries.collect({ ...prepared, sql: `SELECT * FROM (${prepared.sql}) LIMIT 0` }, 'JSON', `${queryId}m`)).toString('utf8')) as { meta: Array<{ name: string }> }).meta;
+      const cols = meta.map((m) => quoteIdent(m.name)).join(', ');
+      const select = `SELECT ${cols} FROM (${prepared.sql})`;
+      try {
+        if (mode === 'append') {
+          await this.engine.exec(`INSERT INTO ${physicalNames(ws.database, target.id).table} (${cols}) ${select}`, { queryId: job.id });
+        } else {
+          await this.replace(ws, target.id, cols, select, job.id);
+        }
+        const rows = await this.engine.rows<{ c: string }>(`SELECT count() AS c FROM ${physicalNames(ws.database, target.id).table}`);
+        return { statistics: { target_rows: Number(rows[0]?.c ?? 0) } };
+      } catch (err) {
+        if (err instanceof EngineError) throw new Error(prepared.userNames(err.message));
+        throw err;
+      } finally {
+        signal.removeEventListener('abort', onAbort);
+      }
+    });
+  }
+
+  /** Loads the result into a shadow copy of the target and swaps them. */
+  private async replace(ws: Workspace, targetId: string, cols: string, select: string, jobId: string): Promise<void> {
+    const target = await this.datasources.get(ws, targetId);
+    const shadow = { ...target, id: newResourceId() };
+    for (const s of createAllSql(shadow, ws.database)) await this.engine.exec(s);
+    try {
+      await this.engine.exec(`INSERT INTO ${physicalNames(ws.database, shadow.id).table} (${cols}) ${select}`, { queryId: jobId });
+      await this.engine.exec(`EXCHANGE TABLES ${physicalNames(ws.database, target.id).table} AND ${physicalNames(ws.database, shadow.id).table}`);
+      await this.datasources.touch(ws, target);
+    } finally {
+      for (const s of dropAllSql(shadow, ws.database)) await this.engine.exec(s).catch(() => undefined);
+    }
+  }
+
+  /**
+   * One scheduler pass: for every running schedule, the tick it owes (at most one, the latest,
+   * so a restart neither skips nor repeats a run) is recorded before its job is enqueued.
+   */
+  async tick(workspaces: Workspace[], authFor: (ws: Workspace) => Promise<Auth>, dueTickFn: (cron: string, since: Date, now: Date) => Date | null): Promise<JobRecord[]> {
+    const now = this.now();
+    const out: JobRecord[] = [];
+    for (const ws of workspaces) {
+      for (const pipe of await this.pipes.list(ws)) {
+        const node = pipe.nodes.find((n) => n.nodeType === 'copy');
+        if (!node) continue;
+        const data = node.data as unknown as CopyData;
+        if (!data.cron || data.schedule_status !== 'running') continue;
+        const since = new Date(data.last_tick ?? pipe.updatedAt);
+        const due = dueTickFn(data.cron, since, now);
+        if (!due) continue;
+        const saved = await this.pipes.save(ws, { ...pipe, nodes: pipe.nodes.map((n) => (n.id === node.id ? { ...n, data: { ...n.data, last_tick: due.toISOString() } } : n)) });
+        try {
+          out.push(await this.run(await authFor(ws), saved, {}, undefined, due));
+        } catch {
+          /* a broken copy pipe does not stop the others; its next tick tries again */
+        }
+      }
+    }
+    return out;
+  }
+}
+
