@@ -20,10 +20,15 @@ function batch(n: number): string {
   return lines.join('\n');
 }
 
+const acks: number[] = [];
+
 async function send(n: number): Promise<void> {
   const r = await s.req('POST', '/v0/events?name=events&wait=true', { body: batch(n) });
   expect(r.status).toBe(200);
+  acks.push(Date.now());
 }
+
+const jobTime = (t: unknown) => Date.parse(String(t).replace(' ', 'T') + 'Z');
 
 async function waitJob(id: string): Promise<Record<string, unknown>> {
   for (let i = 0; i < 600; i++) {
@@ -41,6 +46,11 @@ beforeAll(async () => {
   const schema = 'id Int64 `json:$.id`, country LowCardinality(String) `json:$.country`, n Int64 `json:$.n`';
   expect((await s.req('POST', '/v0/datasources?name=events&mode=create', { body: new URLSearchParams({ schema }) })).status).toBe(200);
   await send(20_000);
+  // A larger history, written straight into the table, so the populate runs long enough for the
+  // concurrent inserts of the first test to land while it reads.
+  const t = await tableOf(s, 'events');
+  await s.app.services.engine.exec(`INSERT INTO ${t.table} (id, country, n) SELECT number, ['ES','FR','US','DE','IT'][number % 5 + 1], (number * 7919) % 1000 FROM numbers(${nextId}, 1500000)`);
+  nextId += 1_500_000;
 }, 60_000);
 
 afterAll(async () => {
@@ -65,10 +75,19 @@ describe('materialized views', () => {
     expect(r.status, JSON.stringify(body)).toBe(200);
     expect(body).toMatchObject({ name: 'm', node_type: 'materialized', created_datasource: true, datasource: { name: 'agg_ds' } });
     expect(body.job).toMatchObject({ kind: 'populateview' });
+    // Keep writing while the populate job works.
+    for (let i = 0; i < 100; i++) {
+      const j = await (await s.req('GET', `/v0/jobs/${body.job.id}`)).json();
+      if (j.status !== 'waiting') break;
+      await new Promise((res) => setTimeout(res, 20));
+    }
     await new Promise((res) => setTimeout(res, 300));
     stop = true;
     await writers;
-    expect((await waitJob(body.job.id)).status).toBe('done');
+    const done = await waitJob(body.job.id);
+    expect(done.status).toBe('done');
+    // Batches were acknowledged while the populate was reading.
+    expect(acks.filter((t) => t > jobTime(done.started_at) && t < jobTime(done.updated_at)).length).toBeGreaterThan(0);
     const ds = await (await s.req('GET', '/v0/datasources/agg_ds')).json();
     expect(ds.engine.engine).toBe('AggregatingMergeTree');
     const viaView = await sql('SELECT country, countMerge(c) AS c, sumMerge(s) AS s FROM agg_ds GROUP BY country ORDER BY country');
