@@ -190,6 +190,8 @@ export function pipeRoutes(services: Services): FastifyPluginAsync {
   async function explain(req: FastifyRequest, reply: FastifyReply, pipeName: string, nodeName?: string): Promise<FastifyReply> {
     const auth = await authenticate(s, req);
     const pipe = await readablePipe(auth, pipeName);
+    // The plan shows the nodes' SQL, which a read-only token does not see (limited representation).
+    auth.requirePipesCreate();
     const node = nodeName ? s.pipes.node(pipe, nodeName) : pipe.nodes.find((n) => n.id === pipe.endpoint) ?? pipe.nodes[pipe.nodes.length - 1];
     if (!node) throw badRequest('Could not get a node to run the explain plan');
     const params: Record<string, ParamValue> = {};
