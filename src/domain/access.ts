@@ -1,7 +1,8 @@
 /**
- * Who may do what: token values (opaque and HMAC-signed, so a forged or truncated token is
- * refused before any catalog lookup), the default workspace created on first start, and the
- * scope checks every route calls. Rejects with Tinybird's 403 messages.
+ * Who may do what: static token values (opaque and HMAC-signed, so a forged or truncated token is
+ * refused before any catalog lookup), JWTs (HS256 with a workspace ADMIN token, reference §7.4),
+ * the default workspace created on first start, and the scope checks every route calls (Auth).
+ * Rejects with Tinybird's 403 messages.
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';

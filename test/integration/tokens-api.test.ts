@@ -276,6 +276,9 @@ describe('JWT tokens', () => {
     expect(await tokenNames()).toEqual(before);
     const data = await j(await s.req('GET', '/v0/pipes/by_country.json', { token: body.token }));
     expect(data.body.data).toEqual([{ country: 'FR', total: sum('FR') }]);
+    // A JSON body sent as a form (curl -d) is still JSON.
+    const curl = await j(await s.req('POST', `/v0/tokens?name=jwt_curl&expiration_time=${e}`, { headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: JSON.stringify({ scopes: [{ type: 'PIPES:READ', resource: 'all_rows' }] }) }));
+    expect(curl.body.token).toMatch(/^eyJ/);
     // TOKENS may mint too; the name may come in the body; limits are optional.
     const manager = (await j(await s.req('GET', '/v0/tokens/manager'))).body.token;
     const r2 = await j(await s.req('POST', `/v0/tokens?expiration_time=${e}`, { token: manager, headers: json, body: JSON.stringify({ name: 'in_body', scopes: [{ type: 'PIPES:READ', resource: 'all_rows' }] }) }));

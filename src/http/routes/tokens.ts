@@ -12,7 +12,7 @@ import { type Auth, JWT_SCOPES, MAX_TOKENS, RESOURCE_SCOPES, STATIC_SCOPES, TOKE
 import { badRequest, forbidden, notFound, PipitError } from '../../domain/errors.js';
 import { checkExpression } from '../../domain/schema/index.js';
 import { authenticate } from '../auth.js';
-import { decoded, hasBody, isForm, isJson, readAll } from '../body.js';
+import { decoded, hasBody, isJson, readAll } from '../body.js';
 
 const BODY_LIMIT = 1024 * 1024;
 const JWT_DOCUMENTATION = 'https://docs.tinybird.co/api-reference/token-api.html#post--v0-tokens-?';
@@ -75,7 +75,8 @@ async function readArgs(req: FastifyRequest, jsonBody: boolean): Promise<Args> {
   if (hasBody(req)) {
     const buf = await readAll(decoded(req.raw, req.headers['content-encoding']), BODY_LIMIT);
     const text = buf.toString('utf8');
-    if (isJson(req) || (jsonBody && !isForm(req)) || (!isForm(req) && /^\s*\{/.test(text))) {
+    // A JWT request's body is JSON whatever its Content-Type (`curl -d` says it is a form).
+    if (isJson(req) || jsonBody || /^\s*\{/.test(text)) {
       let parsed: unknown;
       try {
         parsed = text.trim() ? JSON.parse(text) : {};
