@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Catalog, PipeRecord, Scope, TokenRecord, Workspace } from '../catalog/catalog.js';
 import type { ParamValue } from '../template/index.js';
-import { badRequest, forbidden } from './errors.js';
+import { badRequest, conflict, forbidden } from './errors.js';
 import { decodeJwt, signJwt, verifyHs256 } from './jwt.js';
 import { checkExpression } from './schema/index.js';
 import { newResourceId } from './ids.js';
@@ -66,6 +66,15 @@ export class Auth {
 
   get isAdmin(): boolean {
     return this.has('ADMIN');
+  }
+
+  /** The server-level user token (`user_token` of GET /tokens): manages workspaces. */
+  get isUser(): boolean {
+    return this.token.workspaceId === null && this.has('USER');
+  }
+
+  requireUser(): void {
+    if (!this.isUser) throw forbidden('token needs scope USER: use the user token to manage workspaces');
   }
 
   /** ADMIN or TOKENS: may list, create, change, refresh and delete tokens and mint JWTs. */
@@ -272,6 +281,36 @@ export class AccessService {
 
   get defaultWorkspace(): Workspace {
     return [...this.workspaces.values()][0];
+  }
+
+  /** Every workspace of the server, oldest first. */
+  listWorkspaces(): Workspace[] {
+    return [...this.workspaces.values()];
+  }
+
+  workspaceById(id: string): Workspace | undefined {
+    return this.workspaces.get(id);
+  }
+
+  /** The server's one organization, with an id stable across restarts. */
+  get organization(): { id: string; name: string } {
+    const h = crypto.createHmac('sha256', this.secret).update('organization').digest('hex');
+    return { id: `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20, 32)}`, name: 'default' };
+  }
+
+  /** A new, isolated workspace (own engine database and tokens) with its admin token. */
+  async createWorkspace(name: string): Promise<{ workspace: Workspace; admin: TokenRecord }> {
+    if (!/^[A-Za-z][A-Za-z0-9_]*$/.test(name)) {
+      throw badRequest(`Invalid workspace name "${name}". Name must start with a letter and contain only letters, numbers, and underscores.`);
+    }
+    if ([...this.workspaces.values()].some((w) => w.name === name)) throw conflict(`Workspace "${name}" already exists`);
+    const id = crypto.randomUUID();
+    const workspace: Workspace = { id, name, database: `w_${id.replace(/-/g, '')}`, createdAt: nowIso() };
+    await this.catalog.insertWorkspace(workspace);
+    this.workspaces.set(id, workspace);
+    const admin = await this.createToken(id, 'admin token', [{ type: 'ADMIN' }]);
+    await this.createToken(id, 'workspace admin token', [{ type: 'ADMIN' }]);
+    return { workspace, admin };
   }
 
   /** Forgets cached lookups that a change of `t` makes stale. */

@@ -15,6 +15,7 @@ import { analyzeRoutes } from './routes/analyze.js';
 import { sqlRoutes } from './routes/sql.js';
 import { pipeRoutes } from './routes/pipes.js';
 import { variableRoutes } from './routes/variables.js';
+import { workspaceRoutes } from './routes/workspaces.js';
 import { tokenRoutes } from './routes/tokens.js';
 
 const CORS_HEADERS: Record<string, string> = {
@@ -58,6 +59,7 @@ export function buildHttp(services: Services): FastifyInstance {
   app.register(sqlRoutes(services));
   app.register(pipeRoutes(services));
   app.register(variableRoutes(services));
+  app.register(workspaceRoutes(services));
   app.register(tokenRoutes(services));
   return app;
 }

@@ -1,0 +1,100 @@
+/**
+ * Workspaces and the organization: several isolated workspaces on one server (each with its own
+ * engine database, tokens and resources). The server-level user token (`user_token` of
+ * GET /tokens) creates and lists them; any workspace token describes its own workspace.
+ */
+import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
+import type { Services } from '../../app.js';
+import type { Workspace } from '../../catalog/catalog.js';
+import type { Auth } from '../../domain/access.js';
+import { badRequest, forbidden, notFound } from '../../domain/errors.js';
+import { tbTime } from '../../domain/time.js';
+import { authenticate } from '../auth.js';
+import { decoded, hasBody, isJson, queryParams, rawStream, readAll } from '../body.js';
+
+async function args(req: FastifyRequest): Promise<Record<string, string>> {
+  const out = queryParams(req);
+  if (!hasBody(req)) return out;
+  const body = (await readAll(decoded(rawStream(req), req.headers['content-encoding']), 64 * 1024)).toString('utf8');
+  if (isJson(req)) {
+    try {
+      for (const [k, v] of Object.entries(JSON.parse(body) as Record<string, unknown>)) if (v !== null && v !== undefined) out[k] = String(v);
+    } catch {
+      throw badRequest('The request body should be a JSON object');
+    }
+  } else for (const [k, v] of new URLSearchParams(body)) out[k] = v;
+  return out;
+}
+
+export function workspaceRoutes(s: Services): FastifyPluginAsync {
+  const org = () => s.access.organization;
+  const wsJson = (ws: Workspace, extra: Record<string, unknown> = {}) => ({
+    id: ws.id,
+    name: ws.name,
+    created_at: tbTime(ws.createdAt),
+    organization_id: org().id,
+    role: 'admin',
+    ...extra,
+  });
+  /** The user token, or a workspace admin token (which sees only its own workspace). */
+  const visible = (auth: Auth): Workspace[] => {
+    if (auth.isUser) return s.access.listWorkspaces();
+    if (auth.isAdmin) return [auth.workspace];
+    throw forbidden('token needs scope USER or admin');
+  };
+
+  return async (app) => {
+    app.get('/v0/workspace', async (req) => {
+      const auth = await authenticate(s, req);
+      const ws = auth.workspace;
+      return { ...wsJson(ws), datasources: (await s.datasources.list(ws)).length, pipes: (await s.pipes.list(ws)).length };
+    });
+    app.get('/v1/workspace', async (req) => {
+      const auth = await authenticate(s, req);
+      return wsJson(auth.workspace);
+    });
+
+    const list = async (req: FastifyRequest) => {
+      const auth = await authenticate(s, req);
+      const withOrg = queryParams(req).with_organization === 'true';
+      return { workspaces: visible(auth).map((w) => wsJson(w, withOrg ? { organization: org() } : {})) };
+    };
+    app.get('/v0/workspaces', list);
+    app.get('/v0/user/workspaces', list);
+    app.get('/v1/user/workspaces', list);
+
+    const create = async (req: FastifyRequest) => {
+      const auth = await authenticate(s, req);
+      auth.requireUser();
+      const a = await args(req);
+      if (!a.name) throw badRequest('missing name');
+      if (a.assign_to_organization_id && a.assign_to_organization_id !== org().id) throw notFound(`Organization "${a.assign_to_organization_id}" not found`);
+      const { workspace, admin } = await s.access.createWorkspace(a.name);
+      await s.datasources.ensureDatabase(workspace);
+      return wsJson(workspace, { token: admin.token });
+    };
+    app.post('/v0/workspaces', create);
+    app.post('/v1/workspaces', create);
+
+    app.get('/v0/organizations', async (req) => {
+      const auth = await authenticate(s, req);
+      visible(auth);
+      return { organizations: [{ ...org(), workspaces: s.access.listWorkspaces().length }] };
+    });
+    const orgOf = async (req: FastifyRequest) => {
+      const auth = await authenticate(s, req);
+      const ws = visible(auth);
+      const id = (req.params as { id: string }).id;
+      if (id !== org().id) throw notFound(`Organization "${id}" not found`);
+      return { auth, ws };
+    };
+    app.get('/v0/organizations/:id/members', async (req) => {
+      await orgOf(req);
+      return { members: [{ id: 'user', email: 'admin@localhost', role: 'admin' }] };
+    });
+    app.get('/v0/organizations/:id/workspaces', async (req) => {
+      const { ws } = await orgOf(req);
+      return { workspaces: ws.map((w) => wsJson(w)) };
+    });
+  };
+}
