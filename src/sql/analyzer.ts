@@ -51,6 +51,8 @@ export interface AnalyzedQuery {
   format?: string;
   /** Resources the query reads, in order of first reference, without duplicates. */
   tables: ResolvedTable[];
+  /** Where each unqualified resource name sits in the source text (for renames). */
+  refs: Array<{ name: string; start: number; end: number; unaliased: boolean }>;
 }
 
 export interface AnalyzeOptions {
@@ -113,7 +115,7 @@ export function analyzeQuery(sql: string, scope: SqlScope, opts: AnalyzeOptions 
   } catch (e) {
     throw syntax(e);
   }
-  return { sql: a.serialize(), format: a.format, tables: a.tables };
+  return { sql: a.serialize(), format: a.format, tables: a.tables, refs: a.refs };
 }
 
 function syntax(e: unknown): unknown {
@@ -130,6 +132,7 @@ class Analyzer {
   /** Index of the first token not to serialise (trailing FORMAT / `;`). */
   private stop: number;
   readonly tables: ResolvedTable[] = [];
+  readonly refs: Array<{ name: string; start: number; end: number; unaliased: boolean }> = [];
 
   constructor(
     private readonly toks: Token[],
@@ -545,6 +548,7 @@ class Analyzer {
       }
       this.use(r);
       const aliased = inFrom && !this.hasAlias();
+      this.refs.push({ name, start: this.toks[start].pos, end: this.toks[start].pos + this.toks[start].text.length, unaliased: aliased });
       this.replacements.set(start, { end, text: aliased ? `${r.sql} AS ${quoteName(name)}` : r.sql });
       return;
     }

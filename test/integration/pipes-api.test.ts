@@ -296,6 +296,28 @@ describe('endpoints', () => {
     expect((await r.json()).nodes[0].dependencies).toEqual(['events']);
   });
 
+  it('renaming a data source rewrites the nodes that read it; templates block it unless force', async () => {
+    const form2 = (o: Record<string, string>) => ({ body: new URLSearchParams(o) });
+    expect((await s.req('POST', '/v0/datasources?name=renamable&mode=create', form2({ schema: 'x Int32' }))).status).toBe(200);
+    await s.req('POST', '/v0/datasources?name=renamable&mode=append', { body: '1\n2\n' });
+    const plain = { name: 'reads_renamable', nodes: [{ name: 'n', sql: "SELECT renamable.x, 'renamable' AS label FROM renamable", type: 'endpoint' }] };
+    expect((await s.req('POST', '/v0/pipes', { body: JSON.stringify(plain), headers: { 'content-type': 'application/json' } })).status).toBe(200);
+    let r = await s.req('PUT', '/v0/datasources/renamable?name=renamed');
+    expect(r.status).toBe(200);
+    const p = await (await s.req('GET', '/v0/pipes/reads_renamable')).json();
+    expect(p.nodes[0].sql).toBe("SELECT renamable.x, 'renamable' AS label FROM renamed AS renamable");
+    expect(p.nodes[0].dependencies).toEqual(['renamed']);
+    expect((await (await s.req('GET', '/v0/pipes/reads_renamable.json')).json()).data).toEqual([{ x: 1, label: 'renamable' }, { x: 2, label: 'renamable' }]);
+    const tpl = { name: 'tpl_renamed', nodes: [{ name: 'n', sql: '%\nSELECT x FROM renamed WHERE x > {{ Int32(m, 0) }}' }] };
+    expect((await s.req('POST', '/v0/pipes', { body: JSON.stringify(tpl), headers: { 'content-type': 'application/json' } })).status).toBe(200);
+    r = await s.req('PUT', '/v0/datasources/renamed?name=renamed2');
+    expect(r.status).toBe(409);
+    expect((await r.json()).error).toContain('Pipes="tpl_renamed", nodes="n"');
+    r = await s.req('PUT', '/v0/datasources/renamed?name=renamed2&force=true');
+    expect(r.status).toBe(200);
+    expect((await (await s.req('GET', '/v0/pipes/reads_renamable')).json()).nodes[0].sql).toContain('FROM renamed2 AS renamable');
+  });
+
   it('last_update and requests', async () => {
     const lu = await (await s.req('GET', '/v0/pipes/by_country/last_update')).json();
     expect(lu).toMatchObject({ name: 'by_country', edited_by: null });

@@ -8,6 +8,8 @@ import type { Services } from '../../app.js';
 import type { Auth } from '../../domain/access.js';
 import type { DatasourceRecord, JobRecord } from '../../catalog/catalog.js';
 import { badRequest, conflict, forbidden, notFound, PipitError } from '../../domain/errors.js';
+import type { PipeRecord } from '../../catalog/catalog.js';
+import { renameTableInSql } from '../../sql/rename.js';
 import { formatFromName, peek, type DataFormat } from '../../domain/import-service.js';
 import { parseEngineParams, parseIndexes, parseSchema, printDatasourceFile } from '../../domain/schema/index.js';
 import { CsvParser } from '../../ingest/formats/csv.js';
@@ -288,12 +290,32 @@ export const datasourceRoutes = (s: Services): FastifyPluginAsync => async (app)
     const ds = await s.datasources.get(auth.workspace, (req.params as { name: string }).name);
     let updated = ds;
     if (p.name !== undefined && p.name !== ds.name) {
-      // Nodes name their data sources in their SQL: renaming one under them would break them.
-      const users = (await s.pipes.list(auth.workspace)).flatMap((pipe) => pipe.nodes.filter((n) => n.dependencies.includes(ds.name)).map((n) => ({ pipe: pipe.name, node: n.name })));
-      if (users.length && p.force !== 'true') {
-        throw conflict(`The Data Source "${ds.name}" is used in => Pipes="${[...new Set(users.map((u) => u.pipe))].join(',')}", nodes="${users.map((u) => u.node).join(',')}". Change their SQL first or set the \`force\` parameter to \`true\` to rename it anyway`);
+      // Renaming rewrites the SQL of the nodes that read the data source (reference 2.8);
+      // templates can not be rewritten safely, so they block the rename unless force=true.
+      const pipes = await s.pipes.list(auth.workspace);
+      const rewrites: Array<{ pipe: PipeRecord; sql: Map<string, string> }> = [];
+      const blocked: Array<{ pipe: string; node: string }> = [];
+      for (const pipe of pipes) {
+        const sql = new Map<string, string>();
+        for (const n of pipe.nodes) {
+          if (!n.dependencies.includes(ds.name) && !n.dependencies.includes(`${ds.name}_quarantine`)) continue;
+          const renamed = renameTableInSql(n.sql, ds.name, p.name);
+          if (renamed === null) blocked.push({ pipe: pipe.name, node: n.name });
+          else sql.set(n.id, renamed);
+        }
+        if (sql.size) rewrites.push({ pipe, sql });
+      }
+      if (blocked.length && p.force !== 'true') {
+        throw conflict(`The Data Source "${ds.name}" is used in templates that can not be rewritten => Pipes="${[...new Set(blocked.map((u) => u.pipe))].join(',')}", nodes="${blocked.map((u) => u.node).join(',')}". Change their SQL first or set the \`force\` parameter to \`true\` to rename it anyway`);
       }
       updated = await s.datasources.rename(auth.workspace, ds, p.name);
+      const rename = (d: string) => (d === ds.name ? p.name! : d === `${ds.name}_quarantine` ? `${p.name}_quarantine` : d);
+      for (const { pipe, sql } of rewrites) {
+        await s.pipes.save(auth.workspace, {
+          ...pipe,
+          nodes: pipe.nodes.map((n) => (sql.has(n.id) ? { ...n, sql: sql.get(n.id)!, dependencies: n.dependencies.map(rename) } : n)),
+        });
+      }
     }
     if (p.description !== undefined) {
       updated = { ...updated, description: p.description };
