@@ -95,6 +95,24 @@ export interface VariableRecord {
   editedBy: string | null;
 }
 
+/**
+ * A connection to object storage (sinks): settings in the clear, credentials encrypted (see
+ * ConnectionService) and never returned.
+ */
+export interface ConnectionRecord {
+  id: string;
+  workspaceId: string;
+  name: string;
+  /** `s3`, `s3_iamrole`, `gcs_hmac` or `local`. */
+  service: string;
+  /** Non-secret settings (region, endpoint, role ARN, directory, ...). */
+  settings: Record<string, string>;
+  /** Encrypted credentials (`v1.<iv>.<tag>.<ciphertext>`), or null when the kind has none. */
+  secret: string | null;
+  createdAt: string;
+  updatedAt: string;
+}
+
 export type JobStatus = 'waiting' | 'working' | 'done' | 'error' | 'cancelling' | 'cancelled';
 
 export interface JobRecord {
@@ -149,6 +167,11 @@ export interface Catalog {
   /** Inserts or replaces (by workspace and name). */
   upsertVariable(v: VariableRecord): Promise<void>;
   deleteVariable(workspaceId: string, name: string): Promise<void>;
+
+  listConnections(workspaceId: string): Promise<ConnectionRecord[]>;
+  /** Inserts or replaces (by id). */
+  upsertConnection(c: ConnectionRecord): Promise<void>;
+  deleteConnection(workspaceId: string, id: string): Promise<void>;
 
   insertJob(job: JobRecord): Promise<void>;
   updateJob(job: JobRecord): Promise<void>;

@@ -33,4 +33,10 @@ export const migrations: Migration[] = [
       CREATE TABLE variables (id text PRIMARY KEY, workspace_id text NOT NULL, name text NOT NULL,
         created_at timestamptz NOT NULL, doc jsonb NOT NULL, UNIQUE (workspace_id, name))`,
   },
+  {
+    version: 4,
+    sql: `
+      CREATE TABLE connections (id text PRIMARY KEY, workspace_id text NOT NULL, name text NOT NULL,
+        created_at timestamptz NOT NULL, doc jsonb NOT NULL, UNIQUE (workspace_id, name))`,
+  },
 ];

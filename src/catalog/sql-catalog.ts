@@ -3,7 +3,7 @@
  * directory) and a PostgreSQL server share these statements and the numbered migrations.
  * Each record keeps its indexed fields as columns and the rest as a jsonb document.
  */
-import type { Catalog, DatasourceRecord, JobFilter, JobRecord, JobStatus, PipeRecord, TokenRecord, VariableRecord, Workspace } from './catalog.js';
+import type { Catalog, ConnectionRecord, DatasourceRecord, JobFilter, JobRecord, JobStatus, PipeRecord, TokenRecord, VariableRecord, Workspace } from './catalog.js';
 import { migrations } from './migrations.js';
 
 /** The minimal SQL client both PGlite and node-postgres satisfy. */
@@ -114,6 +114,22 @@ export class SqlCatalog implements Catalog {
 
   async deleteVariable(workspaceId: string, name: string): Promise<void> {
     await this.db.query('DELETE FROM variables WHERE workspace_id = $1 AND name = $2', [workspaceId, name]);
+  }
+
+  async listConnections(workspaceId: string): Promise<ConnectionRecord[]> {
+    const r = await this.db.query<Doc>('SELECT doc FROM connections WHERE workspace_id = $1 ORDER BY created_at, id', [workspaceId]);
+    return r.rows.map((x) => x.doc as ConnectionRecord);
+  }
+
+  async upsertConnection(c: ConnectionRecord): Promise<void> {
+    await this.db.query(
+      'INSERT INTO connections(id, workspace_id, name, created_at, doc) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, doc = EXCLUDED.doc',
+      [c.id, c.workspaceId, c.name, c.createdAt, c],
+    );
+  }
+
+  async deleteConnection(workspaceId: string, id: string): Promise<void> {
+    await this.db.query('DELETE FROM connections WHERE workspace_id = $1 AND id = $2', [workspaceId, id]);
   }
 
   async insertJob(job: JobRecord): Promise<void> {

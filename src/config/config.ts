@@ -29,6 +29,12 @@ export interface Config {
   allowPrivateUrls: boolean;
   /** Requests per second each API Endpoint answers, burst the same (PIPIT_ENDPOINT_RPS; default 0 = no limit). Over it → 429. */
   endpointRps: number;
+  /** Directory local-directory sink connections must resolve inside (PIPIT_SINK_LOCAL_ROOT, default <dataDir>/exports). */
+  sinkLocalRoot: string;
+  /** AWS account whose root the S3 trust policy names (PIPIT_AWS_ACCOUNT_ID; unset: the S3 integration endpoints answer 404). */
+  awsAccountId: string | null;
+  /** GCP service account shown by /v0/datasources-bigquery-credentials (PIPIT_GCP_SERVICE_ACCOUNT; unset: 503). */
+  gcpServiceAccount: string | null;
 }
 
 function intFrom(env: NodeJS.ProcessEnv, key: string, def: number, min: number, max: number): number {
@@ -44,6 +50,12 @@ function intFrom(env: NodeJS.ProcessEnv, key: string, def: number, min: number, 
 function boolFrom(env: NodeJS.ProcessEnv, key: string): boolean {
   const raw = (env[key] ?? '').toLowerCase();
   return raw === '1' || raw === 'true' || raw === 'yes';
+}
+
+function awsAccount(raw: string | undefined): string | null {
+  if (!raw) return null;
+  if (!/^\d{12}$/.test(raw)) throw new Error(`PIPIT_AWS_ACCOUNT_ID must be a 12-digit AWS account id, got "${raw}"`);
+  return raw;
 }
 
 /** Builds the config from an environment (process.env in main, a literal object in tests). */
@@ -64,5 +76,8 @@ export function loadConfig(env: NodeJS.ProcessEnv, overrides: Partial<Config> = 
     queryMaxMemory: overrides.queryMaxMemory ?? intFrom(env, 'PIPIT_QUERY_MAX_MEMORY', 8 * 1024 ** 3, 1024 ** 2, 2 ** 44),
     allowPrivateUrls: overrides.allowPrivateUrls ?? boolFrom(env, 'PIPIT_ALLOW_PRIVATE_URLS'),
     endpointRps: overrides.endpointRps ?? intFrom(env, 'PIPIT_ENDPOINT_RPS', 0, 0, 1_000_000),
+    sinkLocalRoot: path.resolve(overrides.sinkLocalRoot ?? (env.PIPIT_SINK_LOCAL_ROOT || path.join(dataDir, 'exports'))),
+    awsAccountId: overrides.awsAccountId !== undefined ? overrides.awsAccountId : awsAccount(env.PIPIT_AWS_ACCOUNT_ID),
+    gcpServiceAccount: overrides.gcpServiceAccount !== undefined ? overrides.gcpServiceAccount : env.PIPIT_GCP_SERVICE_ACCOUNT || null,
   };
 }

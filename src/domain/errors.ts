@@ -5,6 +5,7 @@
 
 export type ErrorCode =
   | 'bad_request'
+  | 'unauthorized'
   | 'forbidden'
   | 'not_found'
   | 'conflict'
@@ -29,6 +30,7 @@ export class PipitError extends Error {
 }
 
 export const badRequest = (msg: string, extra?: Record<string, unknown>) => new PipitError('bad_request', msg, extra);
+export const unauthorized = (msg: string) => new PipitError('unauthorized', msg);
 export const forbidden = (msg: string) => new PipitError('forbidden', msg);
 export const notFound = (msg: string) => new PipitError('not_found', msg);
 export const conflict = (msg: string) => new PipitError('conflict', msg);

@@ -263,7 +263,8 @@ export class EmbeddedEngine implements Engine {
 
   private async runQuery(sql: string, opts: QueryOptions): Promise<QueryResult> {
     return this.withSession(async (s) => {
-      const r = await s.queryAsync(sql, { format: opts.format ?? 'TabSeparated', signal: opts.signal });
+      const qo = { format: opts.format ?? 'TabSeparated', signal: opts.signal };
+      const r = opts.params && Object.keys(opts.params).length ? await s.queryBindAsync(sql, opts.params, qo) : await s.queryAsync(sql, qo);
       const b = r.bytes();
       return {
         bytes: Buffer.from(b.buffer, b.byteOffset, b.byteLength),

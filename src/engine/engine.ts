@@ -11,6 +11,8 @@ export interface QueryOptions {
   queryId?: string;
   /** Abort the query (the engine is also bounded by max_execution_time in the SQL). */
   signal?: AbortSignal;
+  /** Values of `{name:String}` placeholders, bound by the engine (never in the SQL text). */
+  params?: Readonly<Record<string, string>>;
 }
 
 export interface QueryResult {

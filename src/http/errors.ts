@@ -10,6 +10,7 @@ import { CustomTemplateError, TemplateError } from '../template/errors.js';
 
 export const STATUS: Record<ErrorCode, number> = {
   bad_request: 400,
+  unauthorized: 401,
   forbidden: 403,
   not_found: 404,
   conflict: 409,
