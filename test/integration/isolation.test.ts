@@ -129,6 +129,26 @@ describe('isolation', () => {
     expect(ds.statistics.row_count).toBe(1);
   });
 
+  it("a JWT works only in its own workspace, and one claiming another workspace is refused", async () => {
+    const exp = Math.floor(Date.now() / 1000) + 600;
+    const r = await s.req('POST', `/v0/tokens?name=b_jwt&expiration_time=${exp}`, { token: tokenB, headers: JSON_HDR, body: JSON.stringify({ scopes: [{ type: 'PIPES:READ', resource: 'p' }] }) });
+    expect(r.status, await r.clone().text()).toBe(200);
+    const jwt = (await r.json()).token as string;
+    // Its pipe `p` is B's, whatever A has under the same name or id.
+    expect((await (await s.req('GET', '/v0/pipes/p.json', { token: jwt })).json()).data).toEqual([{ k: 'data-of-B' }]);
+    const other = await s.req('GET', `/v0/pipes/${A.pipe}.json`, { token: jwt });
+    expect(other.status).toBeGreaterThanOrEqual(400);
+    leak(await other.text());
+    // Re-signed with B's admin token but claiming A's workspace: the signature does not verify.
+    const claims = JSON.parse(Buffer.from(jwt.split('.')[1], 'base64url').toString('utf8'));
+    claims.workspace_id = s.app.services.access.defaultWorkspace.id;
+    const { signJwt } = await import('../../src/domain/jwt.js');
+    const forged = signJwt(claims, tokenB);
+    const f = await s.req('GET', '/v0/pipes/p.json', { token: forged });
+    expect(f.status).toBe(403);
+    leak(await f.text());
+  });
+
   it('jobs of the other workspace are refused', async () => {
     const r = await s.req('POST', '/v0/datasources/events/delete', { body: new URLSearchParams({ delete_condition: 'v = 999' }) });
     const job = (await r.json()).job_id ?? (await r.clone().json()).id;
