@@ -26,6 +26,8 @@ import { VariableService } from './domain/variable-service.js';
 import { MaterializeService } from './domain/materialize-service.js';
 import { CopyService } from './domain/copy-service.js';
 import { Scheduler } from './jobs/scheduler.js';
+import { ConnectionService } from './domain/connection-service.js';
+import { SinkService } from './domain/sink-service.js';
 import { Auth } from './domain/access.js';
 import { ResultCache } from './http/query-output.js';
 
@@ -47,6 +49,8 @@ export interface Services {
   variables: VariableService;
   materializations: MaterializeService;
   copies: CopyService;
+  connections: ConnectionService;
+  sinks: SinkService;
   scheduler: Scheduler;
   /** The scheduler's clock; tests replace `now` to drive cron schedules without waiting. */
   clock: { now: () => Date };
@@ -86,14 +90,16 @@ export async function createApp(config: Config): Promise<App> {
 
   const clock = { now: () => new Date() };
   const copies = new CopyService(engine, datasources, pipes, queries, jobs, () => clock.now());
+  const connections = ConnectionService.open(catalog, engine, config.dataDir, config.sinkLocalRoot);
+  const sinks = new SinkService(engine, connections, pipes, queries, jobs, () => clock.now());
   // Scheduled copies run with the authority of the workspace's admin token.
   const scheduler = new Scheduler(copies, () => catalog.listWorkspaces(), async (ws) => {
     const admin = (await catalog.listTokens(ws.id)).find((t) => t.scopes.some((sc) => sc.type === 'ADMIN'));
     if (!admin) throw new Error(`workspace ${ws.name} has no admin token`);
     return new Auth(admin, ws);
-  }, (err) => http.log.error({ err }, 'scheduler pass failed'));
+  }, (err) => http.log.error({ err }, 'scheduler pass failed'), [sinks]);
   const services: Services = {
-    config, engine, catalog, access, localTokens, datasources, ingest, imports, events, jobs, queries, pipes, variables, copies, scheduler, clock,
+    config, engine, catalog, access, localTokens, datasources, ingest, imports, events, jobs, queries, pipes, variables, copies, connections, sinks, scheduler, clock,
     materializations: new MaterializeService(engine, datasources, pipes, queries, jobs),
     resultCache: new ResultCache(),
     deletes: new DeleteService(engine, jobs),

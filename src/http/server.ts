@@ -17,6 +17,8 @@ import { pipeRoutes } from './routes/pipes.js';
 import { variableRoutes } from './routes/variables.js';
 import { workspaceRoutes } from './routes/workspaces.js';
 import { tokenRoutes } from './routes/tokens.js';
+import { connectorRoutes } from './routes/connectors.js';
+import { sinkRoutes } from './routes/sinks.js';
 
 const CORS_HEADERS: Record<string, string> = {
   'access-control-allow-origin': '*',
@@ -61,6 +63,8 @@ export function buildHttp(services: Services): FastifyInstance {
   app.register(variableRoutes(services));
   app.register(workspaceRoutes(services));
   app.register(tokenRoutes(services));
+  app.register(connectorRoutes(services));
+  app.register(sinkRoutes(services));
   return app;
 }
 

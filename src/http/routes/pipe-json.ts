@@ -78,6 +78,11 @@ export function pipeJson(p: PipeRecord, auth: Auth, opts: JsonOptions): Record<s
     out.copy_mode = copy.data.mode;
     if (copy.data.cron) out.schedule = { timezone: 'Etc/UTC', cron: copy.data.cron, status: copy.data.schedule_status };
   }
+  const sink = p.nodes.find((n) => n.nodeType === 'sink');
+  if (sink) {
+    out.sink_node = sink.id;
+    if (sink.data.cron) out.schedule = { timezone: 'Etc/UTC', cron: sink.data.cron, status: sink.data.schedule_status };
+  }
   return pick(out, opts.attrs);
 }
 
@@ -97,6 +102,12 @@ export function pipeDatafile(p: PipeRecord): string {
     if (n.description) out.push(`DESCRIPTION >\n${indent(n.description)}\n`);
     out.push(`SQL >\n${indent(n.sql.trim())}\n`);
     if (n.nodeType !== 'standard') out.push(`TYPE ${n.nodeType}`);
+    if (n.nodeType === 'sink') {
+      const d = n.data;
+      out.push(`EXPORT_CONNECTION_NAME "${d.sink_connection_name}"`, `EXPORT_BUCKET_URI "${d.sink_path}"`, `EXPORT_FILE_TEMPLATE "${d.sink_file_template}"`,
+        `EXPORT_FORMAT "${d.sink_format}"`, `EXPORT_COMPRESSION "${d.sink_compression}"`, `EXPORT_WRITE_STRATEGY "${d.sink_write_strategy}"`);
+      if (d.cron) out.push(`EXPORT_SCHEDULE "${d.cron}"`);
+    }
     out.push('');
   }
   return out.join('\n').replace(/\n{3,}/g, '\n\n').trimEnd() + '\n';

@@ -17,6 +17,7 @@ import { decoded, hasBody, isForm, isJson, rawStream, readAll } from '../body.js
 import { outputParams, sendQuery } from '../query-output.js';
 import { limitEndpoint } from '../rate-limit.js';
 import { nodeJson, nodeParams, pipeDatafile, pipeJson } from './pipe-json.js';
+import { sinkSettings } from './sinks.js';
 import { queryArgs } from './sql.js';
 
 const BODY_LIMIT = 8 * 1024 * 1024;
@@ -82,7 +83,7 @@ export function pipeRoutes(services: Services): FastifyPluginAsync {
       const type = nodeTypeOf(spec.type);
       const dependencies = await checkNode(auth, draft, draft.nodes.length, spec.sql, reqId);
       // A materialized node becomes one once the pipe exists (materialize()).
-      draft.nodes.push(s.pipes.newNode(draft, { name: spec.name, sql: spec.sql, description: spec.description ?? null, type: type === 'materialized' || type === 'copy' ? 'standard' : type, dependencies }));
+      draft.nodes.push(s.pipes.newNode(draft, { name: spec.name, sql: spec.sql, description: spec.description ?? null, type: type === 'materialized' || type === 'copy' || type === 'sink' ? 'standard' : type, dependencies }));
     }
     return draft.nodes;
   }
@@ -91,7 +92,6 @@ export function pipeRoutes(services: Services): FastifyPluginAsync {
     const type = (str(t) ?? 'standard').toLowerCase();
     if (type === 'default') return 'standard';
     if (!NODE_TYPES.includes(type as NodeType)) throw badRequest(`Invalid node type "${type}". Valid types are: ${NODE_TYPES.join(', ')}`);
-    if (type === 'sink') throw badRequest(`Nodes of type ${type} are not supported by this server yet`);
     return type as NodeType;
   }
 
@@ -257,6 +257,10 @@ export function pipeRoutes(services: Services): FastifyPluginAsync {
       // `tb push` sends materialized nodes with their target: materialize them now, or undo the pipe.
       try {
         for (const [i, spec] of specs.entries()) {
+          if (nodeTypeOf(spec.type) === 'sink') {
+            pipe = await s.sinks.set(auth, pipe, s.pipes.node(pipe, nodes[i].id), sinkSettings(spec.raw ?? {}), req.id);
+            continue;
+          }
           if (nodeTypeOf(spec.type) === 'copy') {
             const raw = spec.raw ?? {};
             pipe = await s.copies.set(auth, pipe, s.pipes.node(pipe, nodes[i].id), {
@@ -291,6 +295,14 @@ export function pipeRoutes(services: Services): FastifyPluginAsync {
       const node = s.pipes.newNode(pipe, { name: str(args.name), sql, description: str(args.description) ?? null, type: 'standard', dependencies });
       let saved = await s.pipes.save(auth.workspace, { ...pipe, nodes: [...pipe.nodes, node] });
       if (type === 'endpoint') saved = await s.pipes.publish(auth.workspace, saved, s.pipes.node(saved, node.id));
+      if (type === 'sink') {
+        try {
+          saved = await s.sinks.set(auth, saved, s.pipes.node(saved, node.id), sinkSettings(args), req.id);
+        } catch (err) {
+          await s.pipes.save(auth.workspace, { ...saved, nodes: saved.nodes.filter((n) => n.id !== node.id) });
+          throw err;
+        }
+      }
       if (type === 'copy') {
         try {
           saved = await s.copies.set(auth, saved, s.pipes.node(saved, node.id), { target: str(args.target_datasource), cron: str(args.schedule_cron ?? args.copy_schedule), mode: str(args.mode) }, req.id);

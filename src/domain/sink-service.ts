@@ -1,0 +1,448 @@
+/**
+ * Sink Pipes: a node whose result is exported to object storage (or a local directory) through a
+ * connection, on demand (`POST /v0/pipes/:p/sink`, with overrides and file-template variables) or
+ * on a cron schedule (UTC) run by the server's scheduler.
+ *
+ * The export is one engine statement built by the server:
+ * `INSERT INTO FUNCTION s3(<url>, <key>, <secret>, <format>, 'auto', <compression>)
+ *  [PARTITION BY <expr>] SELECT * FROM (<checked node SQL>) SETTINGS <server settings>`, with the
+ * URL and credentials bound as query parameters (in no SQL text) and the partition expression
+ * built from quoted literals and identifiers (sink-template.ts). Local directories are written the
+ * same way with `file()` into a staging directory inside the root, then moved into place.
+ * The files a job wrote are found by listing the prefix before and after it.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import type { JobRecord, NodeRecord, PipeRecord, Workspace } from '../catalog/catalog.js';
+import { EngineError, type Engine } from '../engine/engine.js';
+import { CronError, parseCron } from '../jobs/cron.js';
+import type { JobService } from '../jobs/job-service.js';
+import type { PreparedQuery, QueryService } from '../sql/query-service.js';
+import type { ParamValue } from '../template/index.js';
+import type { Auth } from './access.js';
+import { storageError, type ConnectionService, type SinkLocation } from './connection-service.js';
+import type { ConnectionRecord } from '../catalog/catalog.js';
+import { badRequest, forbidden, notFound, PipitError } from './errors.js';
+import { newResourceId } from './ids.js';
+import type { PipeService } from './pipe-service.js';
+import { pipeType } from './pipe-service.js';
+import {
+  checkCompression, checkFormat, checkWriteStrategy, columnPlaceholders, FORMATS, JOB_TIMESTAMP, parseFileTemplate, resolveTemplate,
+  type ResolvedTemplate, type SinkCompression, type SinkFormat, type TemplatePart, type WriteStrategy,
+} from './sink-template.js';
+
+/** Most files one job may write (a column placeholder with more distinct values fails the job). */
+export const MAX_SINK_FILES = 1000;
+
+/** Request arguments of the sink routes that are settings, not file-template variables. */
+export const SINK_ARGS = new Set(['connection', 'path', 'file_template', 'format', 'compression', 'schedule_cron', 'write_strategy', 'token']);
+
+export interface SinkSettings {
+  connection?: string;
+  path?: string;
+  fileTemplate?: string;
+  format?: string;
+  compression?: string;
+  writeStrategy?: string;
+  /** A cron expression; `None`/empty/`@on-demand` means none. */
+  cron?: string;
+}
+
+/** What a sink node keeps in its `data`. */
+export interface SinkData {
+  sink_connection: string;
+  sink_connection_name: string;
+  sink_service: string;
+  sink_path: string;
+  sink_file_template: string;
+  sink_format: SinkFormat;
+  sink_compression: SinkCompression;
+  sink_write_strategy: WriteStrategy;
+  cron: string | null;
+  schedule_status: 'running' | 'paused';
+  /** Last scheduled tick that was enqueued (ISO), so a tick never runs twice. */
+  last_tick: string | null;
+}
+
+const SINK_KEYS: Array<keyof SinkData> = [
+  'sink_connection', 'sink_connection_name', 'sink_service', 'sink_path', 'sink_file_template', 'sink_format', 'sink_compression',
+  'sink_write_strategy', 'cron', 'schedule_status', 'last_tick',
+];
+
+interface WrittenFile {
+  path: string;
+  size: number;
+}
+
+/** A checked export: where, how, and the template. */
+interface Plan {
+  connection: ConnectionRecord;
+  location: SinkLocation;
+  parts: TemplatePart[];
+  format: SinkFormat;
+  compression: SinkCompression;
+  writeStrategy: WriteStrategy;
+}
+
+const S3_JOB_SETTINGS = 's3_retry_attempts = 10, s3_connect_timeout_ms = 5000';
+
+export class SinkService {
+  constructor(
+    private readonly engine: Engine,
+    private readonly connections: ConnectionService,
+    private readonly pipes: PipeService,
+    private readonly queries: QueryService,
+    private readonly jobs: JobService,
+    /** The scheduler's clock (tests drive it). */
+    private readonly now: () => Date = () => new Date(),
+  ) {}
+
+  private checkCron(cron: string | undefined): string | null {
+    if (cron === undefined) return null;
+    const c = cron.trim();
+    if (!c || c === 'None' || c === '@on-demand') return null;
+    try {
+      parseCron(c);
+    } catch (err) {
+      if (err instanceof CronError) throw badRequest(`Invalid schedule_cron: ${err.message}`);
+      throw err;
+    }
+    return c;
+  }
+
+  /** Output columns (name → type) of the node; null when its template does not run in test mode. */
+  private async columns(auth: Auth, pipe: PipeRecord, node: NodeRecord, prepared: PreparedQuery | null, queryId: string): Promise<Map<string, string> | null> {
+    let p = prepared;
+    if (!p) {
+      const index = pipe.nodes.findIndex((n) => n.id === node.id);
+      p = await this.queries.prepare(auth, node.sql, { testMode: true, params: {}, pipe, nodeLimit: index });
+    }
+    try {
+      const meta = (JSON.parse((await this.queries.collect({ ...p, sql: `SELECT * FROM (${p.sql}) LIMIT 0` }, 'JSON', queryId)).toString('utf8')) as { meta: Array<{ name: string; type: string }> }).meta;
+      return new Map(meta.map((m) => [m.name, m.type]));
+    } catch (err) {
+      if (err instanceof EngineError && !prepared) return null;
+      throw err;
+    }
+  }
+
+  private async plan(auth: Auth, s: SinkSettings): Promise<Plan> {
+    if (!s.connection) throw badRequest('The "connection" parameter is required');
+    const connection = await this.connections.get(auth.workspace, s.connection);
+    const parts = parseFileTemplate(s.fileTemplate);
+    const format = checkFormat(s.format);
+    const compression = checkCompression(s.compression);
+    const writeStrategy = checkWriteStrategy(s.writeStrategy);
+    const location = this.connections.location(auth.workspace, connection, s.path);
+    return { connection, location, parts, format, compression, writeStrategy };
+  }
+
+  async set(auth: Auth, pipe: PipeRecord, node: NodeRecord, s: SinkSettings, reqId: string): Promise<PipeRecord> {
+    const role = pipeType(pipe);
+    if (role === 'sink') throw forbidden(`The pipe '${pipe.name}' is already a Sink pipe`);
+    if (role === 'materialized') throw forbidden(`The pipe '${pipe.name}' is materializing: unlink the Materialized View before setting it as a Sink pipe`);
+    if (role === 'endpoint') throw forbidden(`The pipe '${pipe.name}' is an API Endpoint: unpublish it before setting it as a Sink pipe`);
+    if (role === 'copy') throw forbidden(`The pipe '${pipe.name}' is a Copy pipe: unset the copy before setting it as a Sink pipe`);
+    const cron = this.checkCron(s.cron);
+    const plan = await this.plan(auth, s);
+    const columns = await this.columns(auth, pipe, node, null, reqId);
+    if (columns) {
+      const unknown = columnPlaceholders(plan.parts, {}).filter((c) => !columns.has(c));
+      // A scheduled run has no request variables: every placeholder must be known now.
+      if (unknown.length && cron) {
+        throw badRequest(`The file_template placeholder {${unknown[0]}} is not a column of the node's result (${[...columns.keys()].join(', ')}) or ${JOB_TIMESTAMP}; scheduled sinks get no request variables`);
+      }
+      resolveTemplate(plan.parts, { variables: Object.fromEntries(unknown.map((u) => [u, 'x'])), jobTime: this.now(), columns, format: plan.format, compression: plan.compression });
+    }
+    await this.connections.check(plan.location);
+    const data: SinkData = {
+      sink_connection: plan.connection.id,
+      sink_connection_name: plan.connection.name,
+      sink_service: plan.connection.service,
+      sink_path: plan.location.display,
+      sink_file_template: s.fileTemplate!,
+      sink_format: plan.format,
+      sink_compression: plan.compression,
+      sink_write_strategy: plan.writeStrategy,
+      cron,
+      schedule_status: 'running',
+      last_tick: cron ? this.now().toISOString() : null,
+    };
+    return this.pipes.save(auth.workspace, { ...pipe, nodes: pipe.nodes.map((n) => (n.id === node.id ? { ...n, nodeType: 'sink', data: { ...n.data, ...data } } : n)) });
+  }
+
+  async unset(auth: Auth, pipe: PipeRecord, node: NodeRecord): Promise<PipeRecord> {
+    if (node.nodeType !== 'sink') throw badRequest(`The pipe '${pipe.name}' is not a Sink pipe: node '${node.name}' is not a sink node`);
+    const rest = { ...node.data };
+    for (const k of SINK_KEYS) delete rest[k];
+    return this.pipes.save(auth.workspace, { ...pipe, nodes: pipe.nodes.map((n) => (n.id === node.id ? { ...n, nodeType: 'standard', data: rest } : n)) });
+  }
+
+  sinkNode(pipe: PipeRecord): NodeRecord {
+    const node = pipe.nodes.find((n) => n.nodeType === 'sink');
+    if (!node) throw badRequest(`The pipe '${pipe.name}' is not a Sink pipe`);
+    return node;
+  }
+
+  /** Connection ids → pipes whose sink uses them (a connection in use is not deleted). */
+  async usersOf(ws: Workspace, connectionId: string): Promise<PipeRecord[]> {
+    return (await this.pipes.list(ws)).filter((p) => p.nodes.some((n) => n.nodeType === 'sink' && n.data.sink_connection === connectionId));
+  }
+
+  async setStatus(auth: Auth, pipe: PipeRecord, status: 'running' | 'paused'): Promise<PipeRecord> {
+    const node = this.sinkNode(pipe);
+    const data = node.data as unknown as SinkData;
+    if (!data.cron) throw notFound(`Scheduled sink for pipe '${pipe.name}' not found`);
+    // Resuming starts from now: ticks missed while paused are not run.
+    const patch: Partial<SinkData> = { schedule_status: status, ...(status === 'running' ? { last_tick: this.now().toISOString() } : {}) };
+    return this.pipes.save(auth.workspace, { ...pipe, nodes: pipe.nodes.map((n) => (n.id === node.id ? { ...n, data: { ...n.data, ...patch } } : n)) });
+  }
+
+  /** Cancels the pipe's waiting and working sink jobs and pauses its schedule. */
+  async cancelAll(auth: Auth, pipe: PipeRecord): Promise<{ pipe: PipeRecord; cancelled: JobRecord[] }> {
+    const node = this.sinkNode(pipe);
+    const cancelled: JobRecord[] = [];
+    for (const status of ['waiting', 'working']) {
+      for (const j of await this.jobs.list(auth.workspace, { kind: 'sink', status, pipeId: pipe.id, limit: 100 })) {
+        cancelled.push(await this.jobs.cancel(auth.workspace, j.id).catch(() => j));
+      }
+    }
+    const saved = (node.data as unknown as SinkData).cron ? await this.setStatus(auth, pipe, 'paused') : pipe;
+    return { pipe: saved, cancelled };
+  }
+
+  /**
+   * Enqueues a sink job. `overrides` replace the node's settings for this run; `variables` fill
+   * file-template placeholders and, with `params`, render the node's template.
+   */
+  async run(auth: Auth, pipe: PipeRecord, overrides: SinkSettings, variables: Record<string, string>, params: Record<string, ParamValue>, jobTimestamp?: Date): Promise<JobRecord> {
+    const ws = auth.workspace;
+    const node = this.sinkNode(pipe);
+    const data = node.data as unknown as SinkData;
+    const s: SinkSettings = {
+      connection: overrides.connection ?? data.sink_connection,
+      path: overrides.path ?? data.sink_path,
+      fileTemplate: overrides.fileTemplate ?? data.sink_file_template,
+      format: overrides.format ?? data.sink_format,
+      compression: overrides.compression ?? data.sink_compression,
+      writeStrategy: overrides.writeStrategy ?? data.sink_write_strategy,
+    };
+    const plan = await this.plan(auth, s);
+    const started = jobTimestamp ?? this.now();
+    const index = pipe.nodes.findIndex((n) => n.id === node.id);
+    const prepared = await this.queries.prepare(auth, node.sql, {
+      params: { job_timestamp: started.toISOString().slice(0, 19).replace('T', ' '), ...params }, testMode: false, pipe, nodeLimit: index,
+    });
+    if (prepared.format) throw badRequest('A sink node can not have a FORMAT clause');
+    const queryId = newResourceId();
+    // The template is resolved now, so a bad one is a 400 of the request, not a failed job.
+    let columns: Map<string, string>;
+    try {
+      columns = (await this.columns(auth, pipe, node, prepared, `${queryId}m`))!;
+    } catch (err) {
+      if (err instanceof EngineError) throw badRequest(prepared.userNames(err.message));
+      throw err;
+    }
+    const resolved = resolveTemplate(plan.parts, { variables, jobTime: started, columns, format: plan.format, compression: plan.compression });
+    const loc = plan.location;
+    return this.jobs.create(ws, 'sink', {
+      pipe_id: pipe.id, pipe_name: pipe.name, pipe: { id: pipe.id, name: pipe.name }, query_id: queryId,
+      query_sql: prepared.userNames(prepared.sql),
+      sink: {
+        connection: plan.connection.name, service: plan.connection.service, path: loc.display, file_template: s.fileTemplate,
+        format: plan.format, compression: plan.compression, write_strategy: plan.writeStrategy, job_timestamp: started.toISOString(),
+      },
+      is_cancellable_while_working: true,
+    }, async (job, signal) => {
+      const onAbort = () => void this.engine.kill(job.id).catch(() => undefined);
+      signal.addEventListener('abort', onAbort);
+      try {
+        await this.guardFiles(prepared, resolved, job.id);
+        const files = loc.kind === 's3' ? await this.exportS3(loc, plan, resolved, prepared, job.id) : await this.exportLocal(loc, plan, resolved, prepared, job.id);
+        return { statistics: { rows: files.rows, bytes: files.files.reduce((a, f) => a + f.size, 0), files: files.files.length }, files: files.files };
+      } catch (err) {
+        let e: PipitError;
+        if (err instanceof PipitError) e = err;
+        else if (err instanceof EngineError) e = err.chType === 'S3_ERROR' && loc.kind === 's3' ? storageError(err, loc) : badRequest(prepared.userNames(err.message));
+        else throw err;
+        // The job shows what it wrote before failing (nothing, if it failed first).
+        throw new PipitError(e.code, e.message, { files: [], ...e.extra });
+      } finally {
+        signal.removeEventListener('abort', onAbort);
+      }
+    });
+  }
+
+  /** Rows of a server-built statement with bound parameters (JSONEachRow). */
+  private async rows<T>(sql: string, params: Record<string, string>, queryId: string): Promise<T[]> {
+    const r = await this.engine.query(sql, { format: 'JSONEachRow', params, queryId });
+    return r.bytes.toString('utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as T);
+  }
+
+  /** A column placeholder with too many distinct values would write too many files: refuse first. */
+  private async guardFiles(prepared: PreparedQuery, resolved: ResolvedTemplate, jobId: string): Promise<void> {
+    if (!resolved.partition) return;
+    // DISTINCT with a LIMIT stops reading once it has one value too many.
+    const r = await this.rows<{ n: string }>(`SELECT count() AS n FROM (SELECT DISTINCT ${resolved.partition} FROM (${prepared.sql}) LIMIT ${MAX_SINK_FILES + 1})`, prepared.queryParams, jobId);
+    if (Number(r[0]?.n ?? 0) > MAX_SINK_FILES) {
+      throw badRequest(`The file_template would write more than ${MAX_SINK_FILES} files in one job: use fewer distinct values (e.g. {column, N} for N files)`);
+    }
+  }
+
+  private insertSql(target: string, plan: Plan, resolved: ResolvedTemplate, prepared: PreparedQuery, settings: string[]): string {
+    const fmt = FORMATS[plan.format].engine;
+    const comp = plan.format === 'parquet' ? 'none' : plan.compression === 'gz' ? 'gzip' : plan.compression;
+    if (plan.format === 'parquet') settings.push(`output_format_parquet_compression_method = '${plan.compression === 'gz' ? 'gzip' : plan.compression}'`);
+    // The comment keeps this statement out of the engine's insert gate: it writes no table.
+    return `/* sink */ INSERT INTO FUNCTION ${target}, '${fmt}', 'auto', '${comp}')${resolved.partition ? ` PARTITION BY ${resolved.partition}` : ''} SELECT * FROM (${prepared.sql}) SETTINGS ${settings.join(', ')}`;
+  }
+
+  private async exportS3(loc: Extract<SinkLocation, { kind: 's3' }>, plan: Plan, resolved: ResolvedTemplate, prepared: PreparedQuery, jobId: string): Promise<{ rows: number | null; files: WrittenFile[] }> {
+    const dir = loc.prefix ? `${loc.prefix}/` : '';
+    const name = `${resolved.prefix}${resolved.partition ? '{_partition_id}' : ''}${resolved.suffix}`;
+    const listUrl = loc.url(`${dir}${resolved.prefix}**`);
+    const creds = { pipit_key: loc.keyId, pipit_secret: loc.secret };
+    const before = await this.listS3(listUrl, creds, jobId);
+    const settings = [plan.writeStrategy === 'truncate' ? 's3_truncate_on_insert = 1' : 's3_create_new_file_on_insert = 1', S3_JOB_SETTINGS];
+    let failure: unknown;
+    try {
+      await this.engine.exec(this.insertSql('s3({pipit_url:String}, {pipit_key:String}, {pipit_secret:String}', plan, resolved, prepared, settings), {
+        queryId: jobId, params: { ...prepared.queryParams, pipit_url: loc.url(`${dir}${name}`), ...creds },
+      });
+    } catch (err) {
+      failure = err;
+    }
+    const after = await this.listS3(listUrl, creds, jobId).catch(() => new Map<string, ListedObject>());
+    const written: WrittenFile[] = [];
+    for (const [p, o] of after) {
+      const b = before.get(p);
+      if (!b || b.etag !== o.etag || b.size !== o.size || b.time !== o.time) written.push({ path: `${loc.display.split('://')[0]}://${p}`, size: o.size });
+    }
+    written.sort((a, b) => a.path.localeCompare(b.path));
+    if (failure) throw withFiles(failure, written, loc);
+    return { rows: await this.countS3(loc, written, plan.format, creds, jobId), files: written };
+  }
+
+  /** Rows in the written objects (read back: Parquet from its metadata); null when they can not be counted. */
+  private async countS3(loc: Extract<SinkLocation, { kind: 's3' }>, files: WrittenFile[], format: SinkFormat, creds: Record<string, string>, jobId: string): Promise<number | null> {
+    let total = 0;
+    for (let i = 0; i < files.length; i += 50) {
+      const batch = files.slice(i, i + 50);
+      const params: Record<string, string> = { ...creds };
+      const parts = batch.map((f, k) => {
+        params[`pipit_u${k}`] = loc.url(f.path.slice(`${loc.display.split('://')[0]}://${loc.bucket}/`.length));
+        return `SELECT count() AS c FROM s3({pipit_u${k}:String}, {pipit_key:String}, {pipit_secret:String}, '${FORMATS[format].engine}')`;
+      });
+      const r = await this.rows<{ c: string }>(`SELECT sum(c) AS c FROM (${parts.join(' UNION ALL ')}) SETTINGS ${S3_JOB_SETTINGS}`, params, jobId).catch(() => null);
+      if (!r) return null;
+      total += Number(r[0]?.c ?? 0);
+    }
+    return total;
+  }
+
+  private async listS3(url: string, creds: Record<string, string>, jobId: string): Promise<Map<string, ListedObject>> {
+    const rows = await this.rows<{ p: string; s: string; e: string; t: string }>(
+      `SELECT _path AS p, toString(_size) AS s, toString(_etag) AS e, toString(_time) AS t FROM s3({pipit_url:String}, {pipit_key:String}, {pipit_secret:String}, 'One') SETTINGS s3_throw_on_zero_files_match = 0, ${S3_JOB_SETTINGS}`,
+      { pipit_url: url, ...creds },
+      jobId,
+    );
+    return new Map(rows.map((r) => [r.p, { size: Number(r.s), etag: r.e, time: r.t }]));
+  }
+
+  private async exportLocal(loc: Extract<SinkLocation, { kind: 'local' }>, plan: Plan, resolved: ResolvedTemplate, prepared: PreparedQuery, jobId: string): Promise<{ rows: number | null; files: WrittenFile[] }> {
+    const staging = loc.staging(jobId);
+    fs.rmSync(staging, { recursive: true, force: true });
+    fs.mkdirSync(staging, { recursive: true });
+    try {
+      const name = `${resolved.prefix}${resolved.partition ? '{_partition_id}' : ''}${resolved.suffix}`;
+      await this.engine.exec(this.insertSql('file({pipit_path:String}', plan, resolved, prepared, ['engine_file_truncate_on_insert = 1']), {
+        queryId: jobId, params: { ...prepared.queryParams, pipit_path: path.join(staging, name) },
+      });
+      const staged = (fs.readdirSync(staging, { recursive: true, withFileTypes: true }) as fs.Dirent[])
+        .filter((d) => d.isFile())
+        .map((d) => path.relative(staging, path.join(d.parentPath, d.name)))
+        .sort();
+      let rows: number | null = 0;
+      if (staged.length) {
+        const r = await this.rows<{ c: string }>(`SELECT count() AS c FROM file({pipit_path:String}, '${FORMATS[plan.format].engine}')`, { pipit_path: path.join(staging, '**') }, jobId).catch(() => null);
+        rows = r ? Number(r[0]?.c ?? 0) : null;
+      }
+      const files: WrittenFile[] = [];
+      const relDir = path.relative(loc.root, loc.dir);
+      for (const rel of staged) {
+        const destDir = this.connections.localDir([relDir, path.dirname(rel) === '.' ? '' : path.dirname(rel)].filter(Boolean).join('/'));
+        const src = path.join(staging, rel);
+        const size = fs.statSync(src).size;
+        const dest = placeFile(src, destDir, path.basename(rel), plan.writeStrategy);
+        files.push({ path: `local://${path.relative(loc.root, dest)}`, size });
+      }
+      return { rows, files };
+    } finally {
+      fs.rmSync(staging, { recursive: true, force: true });
+    }
+  }
+
+  /**
+   * One scheduler pass: for every running schedule, the tick it owes (at most one, the latest,
+   * so a restart neither skips nor repeats a run) is recorded before its job is enqueued.
+   */
+  async tick(workspaces: Workspace[], authFor: (ws: Workspace) => Promise<Auth>, dueTickFn: (cron: string, since: Date, now: Date) => Date | null): Promise<JobRecord[]> {
+    const now = this.now();
+    const out: JobRecord[] = [];
+    for (const ws of workspaces) {
+      for (const pipe of await this.pipes.list(ws)) {
+        const node = pipe.nodes.find((n) => n.nodeType === 'sink');
+        if (!node) continue;
+        const data = node.data as unknown as SinkData;
+        if (!data.cron || data.schedule_status !== 'running') continue;
+        const due = dueTickFn(data.cron, new Date(data.last_tick ?? pipe.updatedAt), now);
+        if (!due) continue;
+        const saved = await this.pipes.save(ws, { ...pipe, nodes: pipe.nodes.map((n) => (n.id === node.id ? { ...n, data: { ...n.data, last_tick: due.toISOString() } } : n)) });
+        try {
+          out.push(await this.run(await authFor(ws), saved, {}, {}, {}, due));
+        } catch {
+          /* a broken sink does not stop the others; its next tick tries again */
+        }
+      }
+    }
+    return out;
+  }
+}
+
+interface ListedObject {
+  size: number;
+  etag: string;
+  time: string;
+}
+
+/** The error of a failed export, with the files it wrote before failing. */
+function withFiles(err: unknown, files: WrittenFile[], loc: Extract<SinkLocation, { kind: 's3' }>): PipitError {
+  const e = err instanceof EngineError && err.chType === 'S3_ERROR' ? storageError(err, loc) : err instanceof PipitError ? err : badRequest(err instanceof Error ? err.message : String(err));
+  return new PipitError(e.code, e.message, { ...e.extra, files });
+}
+
+/**
+ * Moves a staged file into `dir`: `truncate` replaces a file of the same name, `new` never
+ * overwrites and takes the first free `name.N.ext` (as the engine names new S3 objects).
+ */
+function placeFile(src: string, dir: string, base: string, strategy: WriteStrategy): string {
+  const dest = path.join(dir, base);
+  if (strategy === 'truncate') {
+    const st = fs.lstatSync(dest, { throwIfNoEntry: false });
+    if (st && !st.isFile()) fs.rmSync(dest, { force: true });
+    fs.renameSync(src, dest);
+    return dest;
+  }
+  const dot = base.indexOf('.', 1);
+  for (let n = 0; n < 100_000; n++) {
+    const candidate = n === 0 ? dest : path.join(dir, dot > 0 ? `${base.slice(0, dot)}.${n}${base.slice(dot)}` : `${base}.${n}`);
+    try {
+      fs.linkSync(src, candidate);
+      fs.unlinkSync(src);
+      return candidate;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+  }
+  throw badRequest(`Too many files named like ${base} in the directory`);
+}

@@ -1,0 +1,141 @@
+/**
+ * Sink Pipes API: `POST|DELETE /v0/pipes/:p/nodes/:n/sink` (PIPES:CREATE) sets or removes a
+ * node's sink, `POST /v0/pipes/:p/sink` (read access to the pipe) runs it as a `sink` job with
+ * overrides and file-template variables, and `/v0/pipes/:p/sink/{pause,resume,cancel}` control
+ * its schedule as for copy pipes.
+ */
+import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
+import type { Services } from '../../app.js';
+import type { PipeRecord } from '../../catalog/catalog.js';
+import { Auth } from '../../domain/access.js';
+import { badRequest, forbidden, notFound } from '../../domain/errors.js';
+import { SINK_ARGS, type SinkSettings } from '../../domain/sink-service.js';
+import { tbTime } from '../../domain/time.js';
+import type { ParamValue } from '../../template/index.js';
+import { authenticate } from '../auth.js';
+import { decoded, hasBody, isJson, rawStream, readAll } from '../body.js';
+import { nodeJson, pipeJson } from './pipe-json.js';
+import { queryArgs } from './sql.js';
+
+const str = (v: unknown): string | undefined => {
+  if (v === undefined || v === null) return undefined;
+  if (Array.isArray(v)) return v.length ? String(v[v.length - 1]) : undefined;
+  return String(v);
+};
+
+/** Arguments from the query string and a form (or JSON) body. */
+async function formArgs(req: FastifyRequest): Promise<Record<string, ParamValue>> {
+  const a: Record<string, ParamValue> = { ...queryArgs(req) };
+  if (!hasBody(req)) return a;
+  const b = await readAll(decoded(rawStream(req), req.headers['content-encoding']), 1024 * 1024);
+  if (!b.length) return a;
+  if (isJson(req)) {
+    let j: unknown;
+    try {
+      j = JSON.parse(b.toString('utf8'));
+    } catch {
+      throw badRequest('The request body should be a JSON object');
+    }
+    if (!j || typeof j !== 'object' || Array.isArray(j)) throw badRequest('The request body should be a JSON object');
+    Object.assign(a, j);
+  } else {
+    for (const [k, v] of new URLSearchParams(b.toString('utf8'))) a[k] = v;
+  }
+  return a;
+}
+
+/** Sink settings from request arguments (`tb push` JSON nodes use the EXPORT_* names). */
+export function sinkSettings(a: Record<string, unknown>): SinkSettings {
+  return {
+    connection: str(a.connection ?? a.export_connection_name),
+    path: str(a.path ?? a.export_bucket_uri),
+    fileTemplate: str(a.file_template ?? a.export_file_template),
+    format: str(a.format ?? a.export_format),
+    compression: str(a.compression ?? a.export_compression),
+    writeStrategy: str(a.write_strategy ?? a.export_write_strategy),
+    cron: str(a.schedule_cron ?? a.export_schedule),
+  };
+}
+
+export function sinkRoutes(s: Services): FastifyPluginAsync {
+  const json = (auth: Auth, p: PipeRecord) => pipeJson(p, auth, { apiHost: s.config.apiHost });
+
+  async function writablePipe(auth: Auth, nameOrId: string): Promise<PipeRecord> {
+    auth.requirePipesCreate();
+    const pipe = await s.pipes.find(auth.workspace, nameOrId);
+    if (!pipe) throw notFound(`Pipe "${nameOrId}" not found`);
+    return pipe;
+  }
+
+  async function workspaceAdmin(auth: Auth): Promise<Auth> {
+    const admin = (await s.catalog.listTokens(auth.workspace.id)).find((t) => t.scopes.some((sc) => sc.type === 'ADMIN'));
+    if (!admin) throw forbidden('The workspace has no admin token to run the sink with');
+    return new Auth(admin, auth.workspace);
+  }
+
+  return async (app) => {
+    app.post('/v0/pipes/:pipe/nodes/:node/sink', async (req) => {
+      const auth = await authenticate(s, req);
+      const { pipe: pipeName, node: nodeName } = req.params as { pipe: string; node: string };
+      const pipe = await writablePipe(auth, pipeName);
+      const node = s.pipes.node(pipe, nodeName);
+      return json(auth, await s.sinks.set(auth, pipe, node, sinkSettings(await formArgs(req)), req.id));
+    });
+
+    app.delete('/v0/pipes/:pipe/nodes/:node/sink', async (req) => {
+      const auth = await authenticate(s, req);
+      const { pipe: pipeName, node: nodeName } = req.params as { pipe: string; node: string };
+      const pipe = await writablePipe(auth, pipeName);
+      return json(auth, await s.sinks.unset(auth, pipe, s.pipes.node(pipe, nodeName)));
+    });
+
+    app.post('/v0/pipes/:pipe/sink', async (req) => {
+      const auth = await authenticate(s, req);
+      const name = (req.params as { pipe: string }).pipe;
+      const pipe = await s.pipes.find(auth.workspace, name);
+      if (!pipe) throw notFound(`Pipe "${name}" not found`);
+      if (!auth.canReadPipe(pipe.id)) throw forbidden('The token needs PIPES:READ on the pipe to run its sink');
+      const node = s.sinks.sinkNode(pipe);
+      const a = await formArgs(req);
+      const { cron: _ignored, ...overrides } = sinkSettings({
+        connection: a.connection, path: a.path, file_template: a.file_template, format: a.format, compression: a.compression, write_strategy: a.write_strategy,
+      });
+      if (a.schedule_cron !== undefined) throw badRequest('schedule_cron can not be overridden in a sink run; set it with POST /v0/pipes/:pipe/nodes/:node/sink');
+      const variables: Record<string, string> = {};
+      const params: Record<string, ParamValue> = {};
+      for (const [k, v] of Object.entries(a)) {
+        if (SINK_ARGS.has(k)) continue;
+        params[k] = v;
+        const sv = str(v);
+        if (sv !== undefined) variables[k] = sv;
+      }
+      // Reading the pipe is what running its sink needs: a PIPES:READ token exports the pipe's
+      // result as an endpoint would serve it, so the export reads with the workspace's authority.
+      const runAs = auth.canCreatePipes ? auth : await workspaceAdmin(auth);
+      const job = await s.sinks.run(runAs, pipe, overrides, variables, params);
+      const j = await s.jobs.get(auth.workspace, job.id);
+      return {
+        ...nodeJson(s.pipes.node(pipe, node.id)),
+        job: {
+          id: j.id, job_id: j.id, kind: j.kind, status: j.status, created_at: tbTime(j.createdAt), updated_at: tbTime(j.updatedAt), started_at: null,
+          is_cancellable: true, job_url: `${s.config.apiHost}/v0/jobs/${j.id}`, pipe: { id: pipe.id, name: pipe.name },
+        },
+      };
+    });
+
+    for (const action of ['pause', 'resume'] as const) {
+      app.post(`/v0/pipes/:pipe/sink/${action}`, async (req) => {
+        const auth = await authenticate(s, req);
+        const pipe = await writablePipe(auth, (req.params as { pipe: string }).pipe);
+        return json(auth, await s.sinks.setStatus(auth, pipe, action === 'pause' ? 'paused' : 'running'));
+      });
+    }
+
+    app.post('/v0/pipes/:pipe/sink/cancel', async (req) => {
+      const auth = await authenticate(s, req);
+      const pipe = await writablePipe(auth, (req.params as { pipe: string }).pipe);
+      const r = await s.sinks.cancelAll(auth, pipe);
+      return { ...json(auth, r.pipe), cancelled_jobs: r.cancelled.map((j) => ({ id: j.id, status: j.status })) };
+    });
+  };
+}
