@@ -44,6 +44,8 @@ export type SinkLocation =
       prefix: string;
       /** The URL of a key: built from checked pieces only. */
       url(key: string): string;
+      /** The URL of an existing object (a key the storage listed), each segment percent-encoded. */
+      objectUrl(key: string): string;
       keyId: string;
       secret: string;
     }
@@ -252,6 +254,7 @@ export class ConnectionService {
         checkRelativePath(key.replace(/\{_partition_id\}|\*\*/g, 'x'), 'object key');
         return base(key);
       },
+      objectUrl: (key) => base(key.split('/').map(encodeURIComponent).join('/')),
       keyId: secret.access_key_id ?? '',
       secret: secret.secret_access_key ?? '',
     };
@@ -265,11 +268,15 @@ export class ConnectionService {
 
   /**
    * The absolute directory `rel` under the root, created one level at a time; refuses anything
-   * that leaves the root, and symbolic links anywhere below it.
+   * that leaves the root, and symbolic links anywhere below it. `fromEngine`: `rel` ends with
+   * directories a partitioned export named (checked for traversal, not for its characters).
    */
-  localDir(rel: string): string {
+  localDir(rel: string, fromEngine = false): string {
     const root = this.rootReal();
-    checkRelativePath(rel, 'directory', true);
+    // Names the engine wrote (cleaned column values) may have any character but / and NUL.
+    if (fromEngine) {
+      if (rel && rel.split('/').some((seg) => seg === '' || seg === '.' || seg === '..' || seg.includes('\u0000'))) throw badRequest(`Invalid directory "${rel}"`);
+    } else checkRelativePath(rel, 'directory', true);
     let cur = root;
     for (const seg of rel ? rel.split('/') : []) {
       const next = path.join(cur, seg);

@@ -330,7 +330,7 @@ export class SinkService {
       const batch = files.slice(i, i + 50);
       const params: Record<string, string> = { ...creds };
       const parts = batch.map((f, k) => {
-        params[`pipit_u${k}`] = loc.url(f.path.slice(`${loc.display.split('://')[0]}://${loc.bucket}/`.length));
+        params[`pipit_u${k}`] = loc.objectUrl(f.path.slice(`${loc.display.split('://')[0]}://${loc.bucket}/`.length));
         return `SELECT count() AS c FROM s3({pipit_u${k}:String}, {pipit_key:String}, {pipit_secret:String}, '${FORMATS[format].engine}')`;
       });
       const r = await this.rows<{ c: string }>(`SELECT sum(c) AS c FROM (${parts.join(' UNION ALL ')}) SETTINGS ${S3_JOB_SETTINGS}`, params, jobId).catch(() => null);
@@ -370,7 +370,7 @@ export class SinkService {
       const files: WrittenFile[] = [];
       const relDir = path.relative(loc.root, loc.dir);
       for (const rel of staged) {
-        const destDir = this.connections.localDir([relDir, path.dirname(rel) === '.' ? '' : path.dirname(rel)].filter(Boolean).join('/'));
+        const destDir = this.connections.localDir([relDir, path.dirname(rel) === '.' ? '' : path.dirname(rel)].filter(Boolean).join('/'), true);
         const src = path.join(staging, rel);
         const size = fs.statSync(src).size;
         const dest = placeFile(src, destDir, path.basename(rel), plan.writeStrategy);

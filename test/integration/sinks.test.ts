@@ -451,4 +451,22 @@ describe('sink pipes', () => {
     // Nothing staged is left behind.
     expect(fs.readdirSync(path.join(root, '.pipit-staging'))).toEqual([]);
   });
+
+  it('cleans column values before they name files: no separators, traversal or glob characters', async () => {
+    const values = ['a/b', '..', '.', '{x}', 'ok', 'a\\b', 'sp ace', '*?'];
+    await pipe('p_hostile', `SELECT arrayJoin([${values.map((v) => `'${v.replace(/\\/g, '\\\\')}'`).join(', ')}]) AS v, 1 AS one`);
+    expect((await j(s.req('POST', '/v0/pipes/p_hostile/nodes/n/sink', form({ connection: 'localconn', path: 'hostile', file_template: '{v}/f' })))).status).toBe(200);
+    const job = await run('p_hostile');
+    expect(job.status, JSON.stringify(job)).toBe('done');
+    const root = s.app.services.config.sinkLocalRoot;
+    const dir = path.join(root, 'dev/out/hostile');
+    expect(fs.readdirSync(dir).sort()).toEqual(['_', '_x_', 'a_b', 'ok', 'sp ace', '__'].sort());
+    expect(job.statistics.rows).toBe(values.length);
+    await pipe('p_hostile2', `SELECT arrayJoin([${values.map((v) => `'${v.replace(/\\/g, '\\\\')}'`).join(', ')}]) AS v`);
+    expect((await setSink('p_hostile2', { path: `s3://${BUCKET}/hostile`, file_template: 'h_{v}' })).status).toBe(200);
+    const j2 = await run('p_hostile2');
+    expect(j2.status, JSON.stringify(j2)).toBe('done');
+    expect(await keys('hostile/')).toEqual(['_', '__', '_x_', 'a_b', 'ok', 'sp ace'].map((v) => `hostile/h_${v}.csv`).sort());
+    expect(j2.statistics).toMatchObject({ rows: values.length, files: 6 });
+  });
 });
