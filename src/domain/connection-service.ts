@@ -276,7 +276,10 @@ export class ConnectionService {
     // Names the engine wrote (cleaned column values) may have any character but / and NUL.
     if (fromEngine) {
       if (rel && rel.split('/').some((seg) => seg === '' || seg === '.' || seg === '..' || seg.includes('\u0000'))) throw badRequest(`Invalid directory "${rel}"`);
-    } else checkRelativePath(rel, 'directory', true);
+    } else {
+      checkRelativePath(rel, 'directory', true);
+      if (rel.split('/')[0] === STAGING) throw badRequest(`Invalid directory "${rel}": ${STAGING} is the server's own`);
+    }
     let cur = root;
     for (const seg of rel ? rel.split('/') : []) {
       const next = path.join(cur, seg);
