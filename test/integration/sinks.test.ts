@@ -267,6 +267,27 @@ describe('sink pipes', () => {
     expect((await s.req('POST', '/v0/pipes/p_shape/sink')).status).toBe(400);
   });
 
+  it('takes sink nodes in a JSON pipe (tb push) and as an appended node', async () => {
+    const doc = {
+      name: 'p_push',
+      nodes: [{ name: 'n', sql: 'SELECT n FROM events', type: 'sink', export_connection_name: 's3conn', export_bucket_uri: `s3://${BUCKET}/push`, export_file_template: 'pushed', export_format: 'ndjson', export_schedule: '@hourly' }],
+    };
+    let r = await j(s.req('POST', '/v0/pipes', { headers: JSON_HDR, body: JSON.stringify(doc) }));
+    expect(r.status, JSON.stringify(r.body)).toBe(200);
+    expect(r.body).toMatchObject({ type: 'sink', schedule: { cron: '@hourly', status: 'running' } });
+    expect((await j(s.req('POST', '/v0/pipes/p_push/sink/pause'))).body.schedule.status).toBe('paused');
+    // A sink that can not be set leaves no pipe behind.
+    r = await j(s.req('POST', '/v0/pipes', { headers: JSON_HDR, body: JSON.stringify({ ...doc, name: 'p_push2', nodes: [{ ...doc.nodes[0], export_bucket_uri: 's3://no-such-bucket/x' }] }) }));
+    expect(r.status).toBe(404);
+    expect((await s.req('GET', '/v0/pipes/p_push2')).status).toBe(404);
+    await pipe('p_append');
+    r = await j(s.req('POST', `/v0/pipes/p_append/nodes?name=out&type=sink&connection=s3conn&path=s3://${BUCKET}/append&file_template=appended`, { body: 'SELECT n FROM n' }));
+    expect(r.status, JSON.stringify(r.body)).toBe(200);
+    expect(r.body.node_type).toBe('sink');
+    const job = await run('p_append');
+    expect(job.files.map((f: { path: string }) => f.path)).toEqual([`s3://${BUCKET}/append/appended.csv`]);
+  });
+
   it('writes every format and compression, read back independently', async () => {
     await pipe('p_fmt');
     expect((await setSink('p_fmt', { path: `s3://${BUCKET}/fmt`, file_template: 'base', write_strategy: 'truncate' })).status).toBe(200);
