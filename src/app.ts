@@ -127,7 +127,11 @@ export async function createApp(config: Config): Promise<App> {
     http,
     async close() {
       await scheduler.stop();
+      // In-flight requests finish; a client that keeps an idle or stalled connection open does
+      // not hold the shutdown for more than a few seconds.
+      const force = setTimeout(() => http.server.closeAllConnections(), 5000);
       await http.close();
+      clearTimeout(force);
       await events.close();
       await jobs.drain();
       await engine.close();

@@ -46,6 +46,13 @@ export function buildHttp(services: Services): FastifyInstance {
     for (const [k, v] of Object.entries(CORS_HEADERS)) reply.header(k, v);
   });
 
+  // A response sent before its request body was read whole (a refusal, a rate limit) must not
+  // leave the connection in the client's keep-alive pool: it would hold unread bytes and keep a
+  // graceful shutdown waiting for it.
+  app.addHook('onSend', async (req, reply) => {
+    if (!req.raw.complete) reply.header('connection', 'close');
+  });
+
   app.setErrorHandler((err, req, reply) => sendError(req, reply, err, (id) => services.datasources.nameOfId(id)));
   app.setNotFoundHandler((req, reply) => {
     if (req.method === 'OPTIONS') return reply.code(204).send();
@@ -72,7 +79,6 @@ export function sendError(req: FastifyRequest, reply: FastifyReply, err: unknown
   const e = toHttpError(err, nameOf);
   if (e.status >= 500) req.log.error({ err }, 'request failed');
   if (e.chCode !== undefined) reply.header('x-db-exception-code', String(e.chCode));
-  // A body refused before it was read whole must not leave the connection in the client's pool.
-  if (!req.raw.complete) reply.header('connection', 'close');
+
   return reply.code(e.status).type('application/json').send(e.body);
 }
