@@ -14,7 +14,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { JobRecord, NodeRecord, PipeRecord, Workspace } from '../catalog/catalog.js';
-import { EngineError, type Engine } from '../engine/engine.js';
+import { EngineError, quoteString, type Engine } from '../engine/engine.js';
 import { CronError, parseCron } from '../jobs/cron.js';
 import type { JobService } from '../jobs/job-service.js';
 import type { PreparedQuery, QueryService } from '../sql/query-service.js';
@@ -85,6 +85,13 @@ interface Plan {
 }
 
 const S3_JOB_SETTINGS = 's3_retry_attempts = 10, s3_connect_timeout_ms = 5000';
+
+/**
+ * A job's statements carry this always-true condition so they can be killed: the engine shows a
+ * statement with bound parameters re-formatted, without its leading marker comment.
+ */
+const markerOf = (jobId: string) => `pipit_sink_${jobId.replace(/[^0-9A-Za-z]/g, '')}`;
+const marked = (jobId: string) => `${quoteString(markerOf(jobId))} != ''`;
 
 export class SinkService {
   constructor(
@@ -254,11 +261,15 @@ export class SinkService {
       },
       is_cancellable_while_working: true,
     }, async (job, signal) => {
-      const onAbort = () => void this.engine.kill(job.id).catch(() => undefined);
+      const onAbort = () => {
+        // The pattern is split so the KILL statement does not match itself.
+        const m = markerOf(job.id);
+        void this.engine.exec(`KILL QUERY WHERE query LIKE concat('%', ${quoteString(m.slice(0, 6))}, ${quoteString(`${m.slice(6)}%`)}) ASYNC`).catch(() => undefined);
+      };
       signal.addEventListener('abort', onAbort);
       try {
         await this.guardFiles(prepared, resolved, job.id);
-        const files = loc.kind === 's3' ? await this.exportS3(loc, plan, resolved, prepared, job.id) : await this.exportLocal(loc, plan, resolved, prepared, job.id);
+        const files = loc.kind === 's3' ? await this.exportS3(loc, plan, resolved, prepared, job.id, signal) : await this.exportLocal(loc, plan, resolved, prepared, job.id, signal);
         return { statistics: { rows: files.rows, bytes: files.files.reduce((a, f) => a + f.size, 0), files: files.files.length }, files: files.files };
       } catch (err) {
         let e: PipitError;
@@ -283,21 +294,21 @@ export class SinkService {
   private async guardFiles(prepared: PreparedQuery, resolved: ResolvedTemplate, jobId: string): Promise<void> {
     if (!resolved.partition) return;
     // DISTINCT with a LIMIT stops reading once it has one value too many.
-    const r = await this.rows<{ n: string }>(`SELECT count() AS n FROM (SELECT DISTINCT ${resolved.partition} FROM (${prepared.sql}) LIMIT ${MAX_SINK_FILES + 1})`, prepared.queryParams, jobId);
+    const r = await this.rows<{ n: string }>(`SELECT count() AS n FROM (SELECT DISTINCT ${resolved.partition} FROM (${prepared.sql}) WHERE ${marked(jobId)} LIMIT ${MAX_SINK_FILES + 1})`, prepared.queryParams, jobId);
     if (Number(r[0]?.n ?? 0) > MAX_SINK_FILES) {
       throw badRequest(`The file_template would write more than ${MAX_SINK_FILES} files in one job: use fewer distinct values (e.g. {column, N} for N files)`);
     }
   }
 
-  private insertSql(target: string, plan: Plan, resolved: ResolvedTemplate, prepared: PreparedQuery, settings: string[]): string {
+  private insertSql(target: string, plan: Plan, resolved: ResolvedTemplate, prepared: PreparedQuery, settings: string[], jobId: string): string {
     const fmt = FORMATS[plan.format].engine;
     const comp = plan.format === 'parquet' ? 'none' : plan.compression === 'gz' ? 'gzip' : plan.compression;
     if (plan.format === 'parquet') settings.push(`output_format_parquet_compression_method = '${plan.compression === 'gz' ? 'gzip' : plan.compression}'`);
     // The comment keeps this statement out of the engine's insert gate: it writes no table.
-    return `/* sink */ INSERT INTO FUNCTION ${target}, '${fmt}', 'auto', '${comp}')${resolved.partition ? ` PARTITION BY ${resolved.partition}` : ''} SELECT * FROM (${prepared.sql}) SETTINGS ${settings.join(', ')}`;
+    return `/* sink */ INSERT INTO FUNCTION ${target}, '${fmt}', 'auto', '${comp}')${resolved.partition ? ` PARTITION BY ${resolved.partition}` : ''} SELECT * FROM (${prepared.sql}) WHERE ${marked(jobId)} SETTINGS ${settings.join(', ')}`;
   }
 
-  private async exportS3(loc: Extract<SinkLocation, { kind: 's3' }>, plan: Plan, resolved: ResolvedTemplate, prepared: PreparedQuery, jobId: string): Promise<{ rows: number | null; files: WrittenFile[] }> {
+  private async exportS3(loc: Extract<SinkLocation, { kind: 's3' }>, plan: Plan, resolved: ResolvedTemplate, prepared: PreparedQuery, jobId: string, signal: AbortSignal): Promise<{ rows: number | null; files: WrittenFile[] }> {
     const dir = loc.prefix ? `${loc.prefix}/` : '';
     const name = `${resolved.prefix}${resolved.partition ? '{_partition_id}' : ''}${resolved.suffix}`;
     const listUrl = loc.url(`${dir}${resolved.prefix}**`);
@@ -306,7 +317,8 @@ export class SinkService {
     const settings = [plan.writeStrategy === 'truncate' ? 's3_truncate_on_insert = 1' : 's3_create_new_file_on_insert = 1', S3_JOB_SETTINGS];
     let failure: unknown;
     try {
-      await this.engine.exec(this.insertSql('s3({pipit_url:String}, {pipit_key:String}, {pipit_secret:String}', plan, resolved, prepared, settings), {
+      if (signal.aborted) throw new Error('The job was cancelled');
+      await this.engine.exec(this.insertSql('s3({pipit_url:String}, {pipit_key:String}, {pipit_secret:String}', plan, resolved, prepared, settings, jobId), {
         queryId: jobId, params: { ...prepared.queryParams, pipit_url: loc.url(`${dir}${name}`), ...creds },
       });
     } catch (err) {
@@ -333,7 +345,7 @@ export class SinkService {
         params[`pipit_u${k}`] = loc.objectUrl(f.path.slice(`${loc.display.split('://')[0]}://${loc.bucket}/`.length));
         return `SELECT count() AS c FROM s3({pipit_u${k}:String}, {pipit_key:String}, {pipit_secret:String}, '${FORMATS[format].engine}')`;
       });
-      const r = await this.rows<{ c: string }>(`SELECT sum(c) AS c FROM (${parts.join(' UNION ALL ')}) SETTINGS ${S3_JOB_SETTINGS}`, params, jobId).catch(() => null);
+      const r = await this.rows<{ c: string }>(`SELECT sum(c) AS c FROM (${parts.join(' UNION ALL ')}) WHERE ${marked(jobId)} SETTINGS ${S3_JOB_SETTINGS}`, params, jobId).catch(() => null);
       if (!r) return null;
       total += Number(r[0]?.c ?? 0);
     }
@@ -342,20 +354,21 @@ export class SinkService {
 
   private async listS3(url: string, creds: Record<string, string>, jobId: string): Promise<Map<string, ListedObject>> {
     const rows = await this.rows<{ p: string; s: string; e: string; t: string }>(
-      `SELECT _path AS p, toString(_size) AS s, toString(_etag) AS e, toString(_time) AS t FROM s3({pipit_url:String}, {pipit_key:String}, {pipit_secret:String}, 'One') SETTINGS s3_throw_on_zero_files_match = 0, ${S3_JOB_SETTINGS}`,
+      `SELECT _path AS p, toString(_size) AS s, toString(_etag) AS e, toString(_time) AS t FROM s3({pipit_url:String}, {pipit_key:String}, {pipit_secret:String}, 'One') WHERE ${marked(jobId)} SETTINGS s3_throw_on_zero_files_match = 0, ${S3_JOB_SETTINGS}`,
       { pipit_url: url, ...creds },
       jobId,
     );
     return new Map(rows.map((r) => [r.p, { size: Number(r.s), etag: r.e, time: r.t }]));
   }
 
-  private async exportLocal(loc: Extract<SinkLocation, { kind: 'local' }>, plan: Plan, resolved: ResolvedTemplate, prepared: PreparedQuery, jobId: string): Promise<{ rows: number | null; files: WrittenFile[] }> {
+  private async exportLocal(loc: Extract<SinkLocation, { kind: 'local' }>, plan: Plan, resolved: ResolvedTemplate, prepared: PreparedQuery, jobId: string, signal: AbortSignal): Promise<{ rows: number | null; files: WrittenFile[] }> {
     const staging = loc.staging(jobId);
     fs.rmSync(staging, { recursive: true, force: true });
     fs.mkdirSync(staging, { recursive: true });
     try {
       const name = `${resolved.prefix}${resolved.partition ? '{_partition_id}' : ''}${resolved.suffix}`;
-      await this.engine.exec(this.insertSql('file({pipit_path:String}', plan, resolved, prepared, ['engine_file_truncate_on_insert = 1']), {
+      if (signal.aborted) throw new Error('The job was cancelled');
+      await this.engine.exec(this.insertSql('file({pipit_path:String}', plan, resolved, prepared, ['engine_file_truncate_on_insert = 1'], jobId), {
         queryId: jobId, params: { ...prepared.queryParams, pipit_path: path.join(staging, name) },
       });
       const staged = (fs.readdirSync(staging, { recursive: true, withFileTypes: true }) as fs.Dirent[])
@@ -364,7 +377,7 @@ export class SinkService {
         .sort();
       let rows: number | null = 0;
       if (staged.length) {
-        const r = await this.rows<{ c: string }>(`SELECT count() AS c FROM file({pipit_path:String}, '${FORMATS[plan.format].engine}')`, { pipit_path: path.join(staging, '**') }, jobId).catch(() => null);
+        const r = await this.rows<{ c: string }>(`SELECT count() AS c FROM file({pipit_path:String}, '${FORMATS[plan.format].engine}') WHERE ${marked(jobId)}`, { pipit_path: path.join(staging, '**') }, jobId).catch(() => null);
         rows = r ? Number(r[0]?.c ?? 0) : null;
       }
       const files: WrittenFile[] = [];

@@ -473,6 +473,23 @@ describe('sink pipes', () => {
     expect(fs.readdirSync(path.join(root, '.pipit-staging'))).toEqual([]);
   });
 
+  it('cancels a working sink job inside the engine', async () => {
+    // Long to compute, little to write (a failed cancel must not fill the disk).
+    await pipe('p_long', 'SELECT number AS x FROM numbers(30000000000) WHERE x % 1000000000 = 0');
+    expect((await j(s.req('POST', '/v0/pipes/p_long/nodes/n/sink', form({ connection: 'localconn', path: 'long', file_template: 'big' })))).status).toBe(200);
+    const started = await j(s.req('POST', '/v0/pipes/p_long/sink'));
+    const id = started.body.job.id;
+    for (let i = 0; i < 200 && (await j(s.req('GET', `/v0/jobs/${id}`))).body.status !== 'working'; i++) await new Promise((r) => setTimeout(r, 10));
+    await new Promise((r) => setTimeout(r, 300));
+    const t = Date.now();
+    expect((await j(s.req('POST', `/v0/jobs/${id}/cancel`))).body.status).toBe('cancelling');
+    expect((await waitJob(id)).status).toBe('cancelled');
+    expect(Date.now() - t).toBeLessThan(3_000);
+    const root = s.app.services.config.sinkLocalRoot;
+    expect(fs.readdirSync(path.join(root, 'dev/out/long'))).toEqual([]);
+    expect(fs.readdirSync(path.join(root, '.pipit-staging'))).toEqual([]);
+  });
+
   it('cleans column values before they name files: no separators, traversal or glob characters', async () => {
     const values = ['a/b', '..', '.', '{x}', 'ok', 'a\\b', 'sp ace', '*?'];
     await pipe('p_hostile', `SELECT arrayJoin([${values.map((v) => `'${v.replace(/\\/g, '\\\\')}'`).join(', ')}]) AS v, 1 AS one`);
