@@ -133,6 +133,11 @@ describe('connections', () => {
     // GCS through its S3-compatible HMAC interface (the emulator stands in for storage.googleapis.com).
     r = await j(s.req('POST', '/v0/connectors', form({ service: 'gcs_hmac', name: 'gcsconn', gcs_endpoint: endpoint, gcs_hmac_access_id: 'S3RVER', gcs_hmac_secret: 'S3RVER', bucket: 'gcs-bucket' })));
     expect(r.status, JSON.stringify(r.body)).toBe(200);
+    // Deleting an unused connection.
+    const tmp = await j(s.req('POST', '/v0/connectors', form({ ...base, name: 'short_lived' })));
+    expect(tmp.status).toBe(200);
+    expect((await s.req('DELETE', `/v0/connectors/${tmp.body.id}`)).status).toBe(204);
+    expect((await s.req('GET', '/v0/connectors/short_lived')).status).toBe(404);
     // Only admins manage connections.
     const tok = (await j(s.req('POST', '/v0/tokens?name=pc&scope=PIPES:CREATE'))).body.token;
     expect((await s.req('GET', '/v0/connectors', { token: tok })).status).toBe(403);
