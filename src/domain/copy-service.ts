@@ -5,7 +5,7 @@
  * never see a half-copied target.
  */
 import type { JobRecord, NodeRecord, PipeRecord, Workspace } from '../catalog/catalog.js';
-import { EngineError, quoteIdent, type Engine } from '../engine/engine.js';
+import { EngineError, markSelect, quoteIdent, type Engine } from '../engine/engine.js';
 import { createAllSql, dropAllSql, physicalNames } from '../ingest/physical.js';
 import type { JobService } from '../jobs/job-service.js';
 import { CronError, parseCron } from '../jobs/cron.js';
@@ -177,12 +177,15 @@ export class CopyService {
       signal.addEventListener('abort', onAbort);
       const meta = (JSON.parse((await this.queries.collect({ ...prepared, sql: `SELECT * FROM (${prepared.sql}) LIMIT 0` }, 'JSON', `${queryId}m`)).toString('utf8')) as { meta: Array<{ name: string }> }).meta;
       const cols = meta.map((m) => quoteIdent(m.name)).join(', ');
-      const select = `SELECT ${cols} FROM (${prepared.sql})`;
+      const bound = Object.keys(prepared.queryParams).length > 0;
+      // With secrets the statement is bound (and re-formatted): its marker goes into the SELECT.
+      const select = `SELECT ${cols} FROM (${bound ? markSelect(prepared.sql, job.id) : prepared.sql})`;
+      const execOpts = { queryId: job.id, params: bound ? prepared.queryParams : undefined };
       try {
         if (mode === 'append') {
-          await this.engine.exec(`INSERT INTO ${physicalNames(ws.database, target.id).table} (${cols}) ${select}`, { queryId: job.id });
+          await this.engine.exec(`INSERT INTO ${physicalNames(ws.database, target.id).table} (${cols}) ${select}`, execOpts);
         } else {
-          await this.replace(ws, target.id, cols, select, job.id);
+          await this.replace(ws, target.id, cols, select, execOpts);
         }
         const rows = await this.engine.rows<{ c: string }>(`SELECT count() AS c FROM ${physicalNames(ws.database, target.id).table}`);
         return { statistics: { target_rows: Number(rows[0]?.c ?? 0) } };
@@ -196,12 +199,12 @@ export class CopyService {
   }
 
   /** Loads the result into a shadow copy of the target and swaps them. */
-  private async replace(ws: Workspace, targetId: string, cols: string, select: string, jobId: string): Promise<void> {
+  private async replace(ws: Workspace, targetId: string, cols: string, select: string, execOpts: { queryId: string; params?: Record<string, string> }): Promise<void> {
     const target = await this.datasources.get(ws, targetId);
     const shadow = { ...target, id: newResourceId() };
     for (const s of createAllSql(shadow, ws.database)) await this.engine.exec(s);
     try {
-      await this.engine.exec(`INSERT INTO ${physicalNames(ws.database, shadow.id).table} (${cols}) ${select}`, { queryId: jobId });
+      await this.engine.exec(`INSERT INTO ${physicalNames(ws.database, shadow.id).table} (${cols}) ${select}`, execOpts);
       await this.engine.exec(`EXCHANGE TABLES ${physicalNames(ws.database, target.id).table} AND ${physicalNames(ws.database, shadow.id).table}`);
       await this.datasources.touch(ws, target);
     } finally {

@@ -6,10 +6,10 @@
  */
 import { Session } from 'chdb';
 import fs from 'node:fs';
-import { Engine, EngineError, InsertOptions, QueryOptions, QueryResult, SelectLimits, SelectOptions, SelectResult } from './engine.js';
+import { markerTag, markSelect, Engine, EngineError, InsertOptions, QueryOptions, QueryResult, SelectLimits, SelectOptions, SelectResult } from './engine.js';
 
 /** The comment that marks a statement so it can be found (and killed) in system.processes. */
-const markerOf = (queryId: string) => `/* pipit:${queryId.replace(/[^0-9A-Za-z]/g, '')} */`;
+const markerOf = (queryId: string) => `/* ${markerTag(queryId)} */`;
 
 /** Current database of user-query Sessions: always empty, so an unqualified name finds nothing. */
 export const SANDBOX_DATABASE = 'pipit_sandbox';
@@ -200,9 +200,12 @@ export class EmbeddedEngine implements Engine {
     let first: IteratorResult<{ raw(): Uint8Array }>;
     let stats: SelectResult['stats'];
     const hasParams = !!opts.params && Object.keys(opts.params).length > 0;
+    // The engine re-formats statements with bound parameters and drops comments: such a query
+    // carries its marker as a condition instead, so kill() still finds it.
+    const body = hasParams && !/^\s*EXPLAIN\b/i.test(sql) ? markSelect(sql, opts.queryId) : sql;
     try {
       if (opts.buffered) {
-        const text = `${marker} ${sql}`;
+        const text = `${marker} ${body}`;
         const r = hasParams
           ? await session.queryBindAsync(text, opts.params!, { format: opts.format, signal: ac.signal })
           : await session.queryAsync(text, { format: opts.format, signal: ac.signal });
@@ -212,7 +215,7 @@ export class EmbeddedEngine implements Engine {
         first = await it.next();
       } else {
         const stream = hasParams
-          ? session.queryStreamBind(`${marker} ${sql}`, opts.params!, { format: opts.format, signal: ac.signal })
+          ? session.queryStreamBind(`${marker} ${body}`, opts.params!, { format: opts.format, signal: ac.signal })
           : session.queryStream(`${marker} ${sql}`, { format: opts.format, signal: ac.signal });
         it = stream[Symbol.asyncIterator]();
         first = await it.next();
@@ -316,7 +319,8 @@ export class EmbeddedEngine implements Engine {
   }
 
   async kill(queryId: string): Promise<void> {
-    await this.exec(`KILL QUERY WHERE query LIKE '${markerOf(queryId)}%' ASYNC`);
+    const tag = markerTag(queryId);
+    await this.exec(`KILL QUERY WHERE query LIKE '%${tag}%' AND query NOT ILIKE '%KILL QUERY%' ASYNC`);
   }
 
   async insert(opts: InsertOptions): Promise<void> {

@@ -140,6 +140,15 @@ export function cleanMessage(raw: string): string {
   return msg.replace(/\s*\(([A-Z_0-9]+)\)\s*$/, '').trim();
 }
 
+/** The tag that marks a statement of `queryId` in the engine's process list. */
+export const markerTag = (queryId: string) => `pipit:${queryId.replace(/[^0-9A-Za-z]/g, '')}`;
+
+/**
+ * A SELECT that names its query id in its own text (`WHERE 'pipit:<id>' != ''`), for statements
+ * the engine re-formats without comments (those with bound parameters): kill() finds it there.
+ */
+export const markSelect = (sql: string, queryId: string) => `SELECT * FROM (${sql}) WHERE '${markerTag(queryId)}' != ''`;
+
 /** Quotes an identifier for ClickHouse: `name` with backticks and backslashes escaped. */
 export function quoteIdent(name: string): string {
   return '`' + name.replace(/\\/g, '\\\\').replace(/`/g, '\\`') + '`';

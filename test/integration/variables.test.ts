@@ -114,6 +114,38 @@ describe('tb_secret in templates', () => {
     expect(await r.text()).toBe('"fallback"\n');
   });
 
+  it('a copy pipe binds the secrets of its node', async () => {
+    const form = (o: Record<string, string>) => ({ body: new URLSearchParams(o) });
+    expect((await s.req('POST', '/v0/datasources?name=secret_copy&mode=create', form({ schema: 'n UInt64' }))).status).toBe(200);
+    const pipe = { name: 'secret_copy_pipe', nodes: [{ name: 'n', sql: "%\nSELECT length({{ tb_secret('pg_password') }}) AS n", type: 'copy', target_datasource: 'secret_copy' }] };
+    let r = await s.req('POST', '/v0/pipes', { body: JSON.stringify(pipe), headers: { 'content-type': 'application/json' } });
+    expect(r.status, await r.clone().text()).toBe(200);
+    r = await s.req('POST', '/v0/pipes/secret_copy_pipe/copy');
+    const { job } = await r.json();
+    expect(job.query_sql).not.toContain(SECRET);
+    await s.app.services.jobs.drain();
+    expect((await (await s.req('GET', `/v0/jobs/${job.id}`)).json()).status).toBe('done');
+    r = await s.req('GET', `/v0/sql?q=${encodeURIComponent('SELECT n FROM secret_copy FORMAT CSV')}`);
+    expect(await r.text()).toBe(`${Buffer.byteLength(SECRET)}\n`);
+  });
+
+  it('a query with a bound secret is still cancelled when its client goes away', async () => {
+    const q = "% SELECT count() FROM numbers(1000000000000) WHERE toString(number) != {{ tb_secret('pg_password') }}";
+    const ac = new AbortController();
+    const p = fetch(`${s.url}/v0/sql?q=${encodeURIComponent(q)}&x=1`, { headers: { authorization: `Bearer ${s.token}` }, signal: ac.signal }).catch((e) => e);
+    const running = async () => Number((await s.app.services.engine.rows<{ c: string }>("SELECT count() AS c FROM system.processes WHERE query LIKE '%numbers(1000000000000)%' AND query NOT LIKE '%system.processes%'"))[0].c);
+    for (let i = 0; i < 60 && (await running()) === 0; i++) await new Promise((r) => setTimeout(r, 50));
+    expect(await running()).toBe(1);
+    ac.abort();
+    await p;
+    let left = 1;
+    for (let i = 0; i < 60 && left > 0; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      left = await running();
+    }
+    expect(left).toBe(0);
+  });
+
   it('user SQL cannot use engine parameters itself', async () => {
     const r = await s.req('GET', `/v0/sql?q=${encodeURIComponent('SELECT {tb_secret_pg_password:String}')}`);
     expect(r.status).toBe(400);
