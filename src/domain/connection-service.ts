@@ -11,6 +11,7 @@
  * inside the configured root without `..` or symbolic links.
  */
 import crypto from 'node:crypto';
+import { SecretBox } from './secret-box.js';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Catalog, ConnectionRecord, Workspace } from '../catalog/catalog.js';
@@ -71,37 +72,26 @@ export class ConnectionService {
   private constructor(
     private readonly catalog: Catalog,
     private readonly engine: Engine,
-    private readonly key: Buffer,
+    private readonly box: SecretBox,
     private readonly localRoot: string,
   ) {}
 
   /** Opens the service with the key in `<dataDir>/connections.key` (created on first start). */
   static open(catalog: Catalog, engine: Engine, dataDir: string, localRoot: string): ConnectionService {
-    const file = path.join(dataDir, 'connections.key');
-    if (!fs.existsSync(file)) fs.writeFileSync(file, crypto.randomBytes(32).toString('hex'), { mode: 0o600, flag: 'wx' });
-    return new ConnectionService(catalog, engine, Buffer.from(fs.readFileSync(file, 'utf8').trim(), 'hex'), localRoot);
+    return new ConnectionService(catalog, engine, SecretBox.open(dataDir, 'connections.key'), localRoot);
   }
 
   private encrypt(value: string, aad: string): string {
-    const iv = crypto.randomBytes(12);
-    const c = crypto.createCipheriv('aes-256-gcm', this.key, iv);
-    c.setAAD(Buffer.from(aad));
-    const ct = Buffer.concat([c.update(value, 'utf8'), c.final()]);
-    return ['v1', iv.toString('base64url'), c.getAuthTag().toString('base64url'), ct.toString('base64url')].join('.');
+    return this.box.seal(value, aad);
   }
 
   private decrypt(stored: string, aad: string): string {
-    const [v, iv, tag, ct] = stored.split('.');
-    if (v !== 'v1') throw new Error('unknown connection encryption version');
-    const d = crypto.createDecipheriv('aes-256-gcm', this.key, Buffer.from(iv, 'base64url'));
-    d.setAAD(Buffer.from(aad));
-    d.setAuthTag(Buffer.from(tag, 'base64url'));
-    return Buffer.concat([d.update(Buffer.from(ct, 'base64url')), d.final()]).toString('utf8');
+    return this.box.open(stored, aad);
   }
 
   /** The workspace's external id for IAM trust policies: stable, derived from the key and the workspace. */
   externalId(ws: Workspace): string {
-    const h = crypto.createHmac('sha256', this.key).update(`external-id:${ws.id}`).digest('hex');
+    const h = crypto.createHmac('sha256', this.box.key).update(`external-id:${ws.id}`).digest('hex');
     return `${h.slice(0, 8)}-${h.slice(8, 12)}-4${h.slice(13, 16)}-${((parseInt(h[16], 16) & 3) | 8).toString(16)}${h.slice(17, 20)}-${h.slice(20, 32)}`;
   }
 

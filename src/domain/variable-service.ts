@@ -3,11 +3,9 @@
  * rest with AES-256-GCM under a key kept in its own file beside (not in) the catalog, are never
  * returned by any route, and reach the engine only as bound query parameters.
  */
-import crypto from 'node:crypto';
-import fs from 'node:fs';
-import path from 'node:path';
 import type { Catalog, VariableRecord, Workspace } from '../catalog/catalog.js';
 import { badRequest, notFound } from './errors.js';
+import { SecretBox } from './secret-box.js';
 import { newResourceId } from './ids.js';
 import { nowIso } from './time.js';
 
@@ -21,31 +19,20 @@ export class VariableService {
 
   private constructor(
     private readonly catalog: Catalog,
-    private readonly key: Buffer,
+    private readonly box: SecretBox,
   ) {}
 
   /** Opens the service with the key in `<dataDir>/variables.key` (created on first start). */
   static open(catalog: Catalog, dataDir: string): VariableService {
-    const file = path.join(dataDir, 'variables.key');
-    if (!fs.existsSync(file)) fs.writeFileSync(file, crypto.randomBytes(32).toString('hex'), { mode: 0o600, flag: 'wx' });
-    return new VariableService(catalog, Buffer.from(fs.readFileSync(file, 'utf8').trim(), 'hex'));
+    return new VariableService(catalog, SecretBox.open(dataDir, 'variables.key'));
   }
 
   private encrypt(value: string, aad: string): string {
-    const iv = crypto.randomBytes(12);
-    const c = crypto.createCipheriv('aes-256-gcm', this.key, iv);
-    c.setAAD(Buffer.from(aad));
-    const ct = Buffer.concat([c.update(value, 'utf8'), c.final()]);
-    return ['v1', iv.toString('base64url'), c.getAuthTag().toString('base64url'), ct.toString('base64url')].join('.');
+    return this.box.seal(value, aad);
   }
 
   private decrypt(stored: string, aad: string): string {
-    const [v, iv, tag, ct] = stored.split('.');
-    if (v !== 'v1') throw new Error('unknown variable encryption version');
-    const d = crypto.createDecipheriv('aes-256-gcm', this.key, Buffer.from(iv, 'base64url'));
-    d.setAAD(Buffer.from(aad));
-    d.setAuthTag(Buffer.from(tag, 'base64url'));
-    return Buffer.concat([d.update(Buffer.from(ct, 'base64url')), d.final()]).toString('utf8');
+    return this.box.open(stored, aad);
   }
 
   private async load(ws: Workspace): Promise<Map<string, { record: VariableRecord; value: string }>> {
