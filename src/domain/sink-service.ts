@@ -14,7 +14,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { JobRecord, NodeRecord, PipeRecord, Workspace } from '../catalog/catalog.js';
-import { EngineError, quoteString, type Engine } from '../engine/engine.js';
+import { EngineError, quoteString, type Engine, markerTag } from '../engine/engine.js';
 import { CronError, parseCron } from '../jobs/cron.js';
 import type { JobService } from '../jobs/job-service.js';
 import type { PreparedQuery, QueryService } from '../sql/query-service.js';
@@ -87,11 +87,10 @@ interface Plan {
 const S3_JOB_SETTINGS = 's3_retry_attempts = 10, s3_connect_timeout_ms = 5000';
 
 /**
- * A job's statements carry this always-true condition so they can be killed: the engine shows a
- * statement with bound parameters re-formatted, without its leading marker comment.
+ * A job's statements carry this always-true condition so Engine.kill(jobId) finds them: the
+ * engine shows a statement with bound parameters re-formatted, without a marker comment.
  */
-const markerOf = (jobId: string) => `pipit_sink_${jobId.replace(/[^0-9A-Za-z]/g, '')}`;
-const marked = (jobId: string) => `${quoteString(markerOf(jobId))} != ''`;
+const marked = (jobId: string) => `${quoteString(markerTag(jobId))} != ''`;
 
 export class SinkService {
   constructor(
@@ -261,11 +260,7 @@ export class SinkService {
       },
       is_cancellable_while_working: true,
     }, async (job, signal) => {
-      const onAbort = () => {
-        // The pattern is split so the KILL statement does not match itself.
-        const m = markerOf(job.id);
-        void this.engine.exec(`KILL QUERY WHERE query LIKE concat('%', ${quoteString(m.slice(0, 6))}, ${quoteString(`${m.slice(6)}%`)}) ASYNC`).catch(() => undefined);
-      };
+      const onAbort = () => void this.engine.kill(job.id).catch(() => undefined);
       signal.addEventListener('abort', onAbort);
       try {
         await this.guardFiles(prepared, resolved, job.id);
