@@ -330,14 +330,23 @@ export const datasourceRoutes = (s: Services): FastifyPluginAsync => async (app)
     const ds = await s.datasources.get(auth.workspace, name);
     if (!auth.canDrop(ds.id)) throw forbidden(`User does not have permissions to drop Data Source "${name}", set DROP scope`);
     const q = queryParams(req);
-    const deps = await s.materializations.dependents(auth.workspace, ds.id, ds.name);
-    const pipesList = [...new Set(deps.map((d) => d.pipe.name))];
-    const nodesList = deps.map((d) => d.node.name);
-    if (q.dry_run === 'true') return { dependencies: Object.fromEntries(deps.map((d) => [d.pipe.name, [d.node.name]])), dependent_pipes: pipesList, dependent_nodes: nodesList };
-    if (deps.length && q.force !== 'true') {
-      const target = deps.some((d) => d.node.data.materialized === ds.id);
-      throw conflict(`${target ? 'The Data Source is the target of a Materialized View' : 'The Data Source is used by a Materialized View'}. Deleting it may break your data ingestion. Set the \`force\` parameter to \`true\` to unlink the dependent Materialized Views and delete the Data Source. The Data Source is used in => Pipes="${pipesList.join(',')}", nodes="${nodesList.join(',')}"`);
+    // What keeps writing into it or is triggered by it: views reading or filling it, copies into it.
+    const views = await s.materializations.dependents(auth.workspace, ds.id, ds.name);
+    const copies = (await s.pipes.list(auth.workspace)).flatMap((pipe) => pipe.nodes.filter((n) => n.data.copy_target === ds.id).map((node) => ({ pipe, node })));
+    const users = [...views, ...copies];
+    const pipesList = [...new Set(users.map((d) => d.pipe.name))];
+    const nodesList = users.map((d) => d.node.name);
+    if (q.dry_run === 'true') {
+      const dependencies: Record<string, string[]> = {};
+      for (const d of users) (dependencies[d.pipe.name] ??= []).push(d.node.name);
+      return { dependencies, dependent_pipes: pipesList, dependent_nodes: nodesList };
     }
+    if (users.length && q.force !== 'true') {
+      const why = views.some((d) => d.node.data.materialized === ds.id) ? 'The Data Source is the target of a Materialized View'
+        : views.length ? 'The Data Source is used by a Materialized View' : 'The Data Source is the target of a Copy Pipe';
+      throw conflict(`${why}. Deleting it may break your data ingestion. Set the \`force\` parameter to \`true\` to unlink the dependent Materialized Views and delete the Data Source. The Data Source is used in => Pipes="${pipesList.join(',')}", nodes="${nodesList.join(',')}"`);
+    }
+    const deps = views;
     for (const d of deps) await s.materializations.unlink(auth, d.pipe.id, d.node.id);
     await s.datasources.drop(auth.workspace, ds);
     return reply.code(204).send();
