@@ -180,7 +180,7 @@ export class CopyService {
       const bound = Object.keys(prepared.queryParams).length > 0;
       // With secrets the statement is bound (and re-formatted): its marker goes into the SELECT.
       const select = `SELECT ${cols} FROM (${bound ? markSelect(prepared.sql, job.id) : prepared.sql})`;
-      const execOpts = { queryId: job.id, params: bound ? prepared.queryParams : undefined };
+      const execOpts = { queryId: job.id, params: bound ? prepared.queryParams : undefined, signal };
       try {
         if (mode === 'append') {
           await this.engine.exec(`INSERT INTO ${physicalNames(ws.database, target.id).table} (${cols}) ${select}`, execOpts);
@@ -199,7 +199,7 @@ export class CopyService {
   }
 
   /** Loads the result into a shadow copy of the target and swaps them. */
-  private async replace(ws: Workspace, targetId: string, cols: string, select: string, execOpts: { queryId: string; params?: Record<string, string> }): Promise<void> {
+  private async replace(ws: Workspace, targetId: string, cols: string, select: string, execOpts: { queryId: string; params?: Record<string, string>; signal?: AbortSignal }): Promise<void> {
     const target = await this.datasources.get(ws, targetId);
     const shadow = { ...target, id: newResourceId() };
     for (const s of createAllSql(shadow, ws.database)) await this.engine.exec(s);

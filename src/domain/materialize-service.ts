@@ -240,7 +240,7 @@ export class MaterializeService {
       const onAbort = () => void this.engine.kill(job.id).catch(() => undefined);
       signal.addEventListener('abort', onAbort);
       try {
-        await this.engine.exec(insert, { queryId: job.id });
+        await this.engine.exec(insert, { queryId: job.id, signal });
         return { queries: [{ query_id: job.id, status: 'done' }], progress_percentage: 100 };
       } catch (err) {
         if (opts.unlinkOnError && !signal.aborted) await this.unlink(auth, pipe.id, node.id).catch(() => undefined);

@@ -255,11 +255,24 @@ export class EmbeddedEngine implements Engine {
   }
 
   async query(sql: string, opts: QueryOptions = {}): Promise<QueryResult> {
+    if (opts.signal?.aborted) throw new EngineError(394, 'QUERY_WAS_CANCELLED', 'Query was cancelled');
     const isWrite = /^\s*INSERT\b/i.test(sql);
     if (isWrite) await this.enterWrite();
+    // A cancel may come while the statement still waits for a Session: keep killing it until it
+    // has ended, so it can not start afterwards and run on.
+    let timer: NodeJS.Timeout | undefined;
+    const onAbort = () => {
+      if (!opts.queryId || timer) return;
+      const id = opts.queryId;
+      void this.kill(id).catch(() => undefined);
+      timer = setInterval(() => void this.kill(id).catch(() => undefined), 250);
+    };
+    opts.signal?.addEventListener('abort', onAbort);
     try {
-      return await this.runQuery(opts.queryId ? `${markerOf(opts.queryId)} ${sql}` : sql, opts);
+      return await this.runQuery(opts.queryId ? `${markerOf(opts.queryId)} ${sql}` : sql, { ...opts, signal: undefined });
     } finally {
+      opts.signal?.removeEventListener('abort', onAbort);
+      if (timer) clearInterval(timer);
       if (isWrite) this.exitWrite();
     }
   }
