@@ -40,7 +40,15 @@ const OPERATORS = ['<=>', '::', '->', '==', '!=', '<>', '<=', '>=', '||', '(', '
 const isDigit = (c: string) => c >= '0' && c <= '9';
 const isWordStart = (c: string) => (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c === '_';
 const isWordChar = (c: string) => isWordStart(c) || isDigit(c);
-const isSpace = (c: string) => c === ' ' || c === '\t' || c === '\n' || c === '\r' || c === '\f' || c === '\v';
+/**
+ * ASCII whitespace, and the Unicode spaces SQL pasted from documents carries (no-break, en/em,
+ * thin, ideographic...), which ClickHouse skips too. They only ever separate tokens: the
+ * re-serialised statement has plain spaces. Line/paragraph separators and zero-width characters
+ * stay errors.
+ */
+const isSpace = (c: string) =>
+  c === ' ' || c === '\t' || c === '\n' || c === '\r' || c === '\f' || c === '\v' ||
+  c === '\u00a0' || (c >= '\u2000' && c <= '\u200a') || c === '\u202f' || c === '\u205f' || c === '\u3000';
 
 /** End offset (exclusive) of a quoted token starting at `start` with quote char `q`. */
 function quotedEnd(src: string, start: number, q: string, what: string): number {

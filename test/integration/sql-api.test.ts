@@ -148,6 +148,11 @@ describe('formats', () => {
     expect(await r.text()).toBe('a\t1\nb\t2\n');
   });
 
+  it('Unicode spaces pasted from documents separate tokens, as in ClickHouse', async () => {
+    const r = await sql('SELECT\u00a01\u3000AS\u2003x FORMAT CSV');
+    expect(await r.text()).toBe('1\n');
+  });
+
   it('format names are case-insensitive', async () => {
     const r = await sql('SELECT 1 AS x format jsoneachrow');
     expect(await r.text()).toBe('{"x":1}\n');
