@@ -1,16 +1,20 @@
 /**
- * `npm run bench [-- ingest|query ...]`: runs the named benchmarks (all by default), each in its
+ * `npm run bench [-- ingest|query|endpoint|mv ...]`: runs the named benchmarks (all by default), each in its
  * own process, one after the other: chDB holds one data directory per process, and each benchmark
  * needs its own.
  * - ingest (bench/ingest.ts): Events API ingest throughput against raw chDB;
- * - query (bench/query.ts): /v0/sql latency and throughput against a raw chDB Session pool.
- * Settings come from the environment (BENCH_RUNS, BENCH_ROWS, BENCH_QUERY_*; see each file).
+ * - query (bench/query.ts): /v0/sql latency and throughput against a raw chDB Session pool;
+ * - endpoint (bench/endpoint.ts): API Endpoint latency and throughput against a raw chDB Session
+ *   pool running the same rendered SQL;
+ * - mv (bench/mv.ts): Events API ingest with 0, 1 and 3 materialized views attached against raw
+ *   chDB with the same views.
+ * Settings come from the environment (BENCH_RUNS, BENCH_ROWS, BENCH_QUERY_*, BENCH_ENDPOINT_*, BENCH_MV_*; see each file).
  */
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const ALL = ['ingest', 'query'];
+const ALL = ['ingest', 'query', 'endpoint', 'mv'];
 const wanted = process.argv.slice(2).filter((a) => a !== '--');
 const names = wanted.length ? wanted : ALL;
 const unknown = names.filter((n) => !ALL.includes(n));

@@ -1,0 +1,467 @@
+/**
+ * `npm run bench -- endpoint`: the latency an API Endpoint adds over raw chDB running the same
+ * rendered SQL, in the same process and run.
+ *
+ * Cases, each a pipe created with `POST /v0/pipes` (JSON body, one node of type endpoint) and
+ * called as `GET /v0/pipes/<name>.json?<parameters>` with parameter values that change from one
+ * request to the next (the same sequence on both sides):
+ * (a) trivial: `%\nSELECT {{ Int32(x, 1) }} AS x` (the endpoint path's own overhead);
+ * (b) parameterized aggregate over a 10M-row data source:
+ *     `%\nSELECT country, count() c, avg(value) v FROM events WHERE value > {{ Float64(min_value, 0.5) }}
+ *      {% if defined(country) %} AND country = {{ String(country) }} {% end %} GROUP BY country`
+ *     with min_value in 5 values and country absent or one of 3 values (20 combinations).
+ * Each at concurrency 1 and 4, through
+ * - the API: a keep-alive node:http client reading the whole JSON body, and
+ * - raw chDB: a pool of chDB Sessions of the server's pool size on the server's own data directory,
+ *   set up like the server's read-only Sessions, running the physical SQL the endpoint runs for
+ *   the same parameters (QueryService.prepare of the endpoint's statement) with queryAsync, FORMAT JSON.
+ * At concurrency 1 the API and raw calls are interleaved request by request (alternating which
+ * goes first), so both see the same machine load; the p50 overhead is also given as the median
+ * of the paired differences. At concurrency 4 the two sides run as blocks, alternating which goes
+ * first. Figures are medians over runs. Then where the time goes at concurrency 1: each part
+ * alone (raw queryAsync, engine.select, queries.run, auth, pipes.find, render, prepare, bare
+ * Fastify round trips), the engine paths of (b) interleaved with raw queryAsync, (a) timed right
+ * after an untimed prelude (idle pause, raw aggregate, cache pollution), and a timeline inside
+ * endpoint requests (route → engine → answer → body → client).
+ *
+ * Environment: BENCH_RUNS (5), BENCH_ENDPOINT_ROWS (10,000,000), BENCH_ENDPOINT_TRIVIAL (2,000
+ * requests per side per measurement of (a) at concurrency 1, twice that at 4), BENCH_ENDPOINT_AGG
+ * (60, likewise for (b)).
+ */
+import fs from 'node:fs';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { PassThrough } from 'node:stream';
+import { Session } from 'chdb';
+import Fastify from 'fastify';
+import { createApp, type App } from '../src/app.js';
+import { loadConfig } from '../src/config/config.js';
+import { SANDBOX_DATABASE } from '../src/engine/embedded-engine.js';
+import type { PreparedQuery } from '../src/sql/query-service.js';
+import { render, type ParamValue } from '../src/template/index.js';
+
+const RUNS = Number(process.env.BENCH_RUNS ?? 5);
+const ROWS = Number(process.env.BENCH_ENDPOINT_ROWS ?? 10_000_000);
+const TRIVIAL_N = Number(process.env.BENCH_ENDPOINT_TRIVIAL ?? 2000);
+const AGG_N = Number(process.env.BENCH_ENDPOINT_AGG ?? 60);
+/** Sessions of the server's engine pool and of the raw pool: the higher concurrency measured. */
+const POOL = 4;
+
+const TRIVIAL_SQL = '%\nSELECT {{ Int32(x, 1) }} AS x';
+const AGG_SQL = '%\nSELECT country, count() c, avg(value) v FROM events WHERE value > {{ Float64(min_value, 0.5) }} ' +
+  '{% if defined(country) %} AND country = {{ String(country) }} {% end %} GROUP BY country';
+
+interface Stats {
+  p50: number;
+  p99: number;
+  /** Requests per second over the measurement. */
+  rps: number;
+}
+
+/** One parameter combination: the request path and the physical SQL the endpoint runs for it. */
+interface Call {
+  params: Record<string, string>;
+  path: string;
+  sql: string;
+}
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+const pct = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
+const statsOf = (lat: number[], wallMs: number): Stats => {
+  const s = [...lat].sort((a, b) => a - b);
+  return { p50: pct(s, 50), p99: pct(s, 99), rps: lat.length / (wallMs / 1000) };
+};
+
+/** Runs `n` calls of `fn` from `concurrency` workers (worker k passes k; call i passes i); latencies in ms. */
+async function measure(n: number, concurrency: number, fn: (worker: number, i: number) => Promise<void>): Promise<Stats> {
+  const lat: number[] = [];
+  let next = 0;
+  const t0 = performance.now();
+  await Promise.all(Array.from({ length: concurrency }, async (_, w) => {
+    while (next < n) {
+      const i = next++;
+      const t = performance.now();
+      await fn(w, i);
+      lat.push(performance.now() - t);
+    }
+  }));
+  return statsOf(lat, performance.now() - t0);
+}
+
+/**
+ * Concurrency 1, both sides interleaved: call i of each side back to back (which goes first
+ * alternates). Returns each side's stats (rps from the sum of its own latencies) and the median
+ * of the paired differences.
+ */
+async function paired(n: number, api: (i: number) => Promise<void>, raw: (i: number) => Promise<void>): Promise<{ api: Stats; raw: Stats; diff: number }> {
+  const a: number[] = [];
+  const r: number[] = [];
+  for (let i = 0; i < n; i++) {
+    for (const side of i % 2 === 0 ? ['api', 'raw'] : ['raw', 'api']) {
+      const t = performance.now();
+      if (side === 'api') await api(i);
+      else await raw(i);
+      (side === 'api' ? a : r).push(performance.now() - t);
+    }
+  }
+  const sum = (xs: number[]) => xs.reduce((x, y) => x + y, 0);
+  return { api: statsOf(a, sum(a)), raw: statsOf(r, sum(r)), diff: median(a.map((x, i) => x - r[i])) };
+}
+
+function httpGet(agent: http.Agent, port: number, p: string, headers: Record<string, string>): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const req = http.get({ host: '127.0.0.1', port, path: p, agent, headers }, (res) => {
+      const parts: Buffer[] = [];
+      res.on('data', (c: Buffer) => parts.push(c));
+      res.on('end', () => {
+        const body = Buffer.concat(parts);
+        if (res.statusCode !== 200) reject(new Error(`HTTP ${res.statusCode}: ${body.toString().slice(0, 300)}`));
+        else resolve(body);
+      });
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+  });
+}
+
+/** Same meta and rows (floats to 1e-9 relative: avg over threads may sum in another order). */
+function sameResult(a: Buffer, b: Buffer): boolean {
+  const x = JSON.parse(a.toString()) as { meta: unknown; data: Array<Record<string, unknown>> };
+  const y = JSON.parse(b.toString()) as { meta: unknown; data: Array<Record<string, unknown>> };
+  if (JSON.stringify(x.meta) !== JSON.stringify(y.meta) || x.data.length !== y.data.length) return false;
+  const key = (r: Record<string, unknown>) => JSON.stringify(Object.values(r).filter((v) => typeof v !== 'number'));
+  const xs = [...x.data].sort((p, q) => key(p).localeCompare(key(q)));
+  const ys = [...y.data].sort((p, q) => key(p).localeCompare(key(q)));
+  return xs.every((r, i) => Object.entries(r).every(([k, v]) => {
+    const w = ys[i][k];
+    if (typeof v === 'number' && typeof w === 'number') return Math.abs(v - w) <= 1e-9 * Math.max(1, Math.abs(v));
+    return JSON.stringify(v) === JSON.stringify(w);
+  }));
+}
+
+async function main() {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'pipit-bench-endpoint-'));
+  const config = loadConfig({}, { dataDir: tmp, port: 0, host: '127.0.0.1', logLevel: 'silent', engineSessions: POOL });
+  const app: App = await createApp(config);
+  await app.http.listen({ port: 0, host: '127.0.0.1' });
+  const addr = app.http.server.address();
+  const port = typeof addr === 'object' && addr ? addr.port : 0;
+  const token = app.services.localTokens.workspace_admin_token;
+  const headers = { authorization: `Bearer ${token}` };
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 16 });
+  const raw: Session[] = [];
+  const base = `http://127.0.0.1:${port}`;
+  try {
+    // The data source, over HTTP; its 10M rows straight into the physical table.
+    const schema = 'timestamp DateTime `json:$.timestamp`, user_id UInt32 `json:$.user_id`, country LowCardinality(String) `json:$.country`, value Float64 `json:$.value`';
+    const created = await fetch(`${base}/v0/datasources?name=events&mode=create&format=ndjson&engine_sorting_key=timestamp`, {
+      method: 'POST', headers: { ...headers, 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ schema }).toString(),
+    });
+    if (created.status !== 200) throw new Error(`create: ${created.status} ${await created.text()}`);
+    const ws = app.services.access.defaultWorkspace;
+    const ds = await app.services.datasources.get(ws, 'events');
+    const table = `${ws.database}.${ds.id}`;
+    let t = performance.now();
+    await app.services.engine.exec(
+      `INSERT INTO ${table} SELECT toDateTime('2024-01-01 00:00:00') + intDiv(number, 10), number % 100000, ` +
+      `['ES', 'US', 'FR', 'DE', 'GB', 'IT', 'JP', 'BR'][number % 8 + 1], ((number * 7919) % 1000000) / 1e6 FROM numbers(${ROWS})`,
+    );
+    await app.services.engine.exec(`OPTIMIZE TABLE ${table} FINAL`);
+    console.log(`loaded ${ROWS.toLocaleString('en-US')} rows in ${((performance.now() - t) / 1000).toFixed(1)} s (one part after OPTIMIZE FINAL)`);
+
+    // The two endpoints, as `tb push` creates them.
+    for (const [name, sql] of [['trivial_ep', TRIVIAL_SQL], ['agg_ep', AGG_SQL]]) {
+      const r = await fetch(`${base}/v0/pipes`, {
+        method: 'POST', headers: { ...headers, 'content-type': 'application/json' },
+        body: JSON.stringify({ name, nodes: [{ name: `${name}_node`, sql, type: 'endpoint' }] }),
+      });
+      if (r.status !== 200) throw new Error(`create pipe ${name}: ${r.status} ${await r.text()}`);
+    }
+
+    // Parameter combinations and the physical SQL the endpoint runs for each.
+    const auth = await app.services.access.authenticate(token);
+    const callsOf = async (name: string, combos: Array<Record<string, string>>): Promise<Call[]> => {
+      const pipe = (await app.services.pipes.find(ws, name))!;
+      return Promise.all(combos.map(async (params) => {
+        const prepared = await app.services.queries.prepare(auth, `SELECT * FROM \`${name}\``, { params, testMode: false, underscore: pipe });
+        if (Object.keys(prepared.queryParams).length) throw new Error('bound parameters are not expected here');
+        return { params, path: `/v0/pipes/${name}.json?${new URLSearchParams(params).toString()}`, sql: prepared.sql };
+      }));
+    };
+    const aggCombos: Array<Record<string, string>> = [];
+    for (const min of ['0.1', '0.3', '0.5', '0.7', '0.9']) {
+      for (const country of [undefined, 'ES', 'US', 'JP']) aggCombos.push(country ? { min_value: min, country } : { min_value: min });
+    }
+    const cases = {
+      a: await callsOf('trivial_ep', Array.from({ length: 20 }, (_, i) => ({ x: String(i + 1) }))),
+      b: await callsOf('agg_ep', aggCombos),
+    };
+    console.log(`physical SQL of (b) for ${JSON.stringify(cases.b[1].params)}: ${cases.b[1].sql}`);
+
+    // The first API query creates the server's sandbox database, which the raw Sessions use too.
+    const apiFirst = await httpGet(agent, port, cases.b[0].path, headers);
+
+    // Raw pool: same directory, set up as the server's read-only Sessions.
+    const limits = app.services.queries.limits();
+    const setup = [`USE ${SANDBOX_DATABASE}`, `SET max_execution_time = ${limits.maxExecutionTime}`, `SET max_result_bytes = ${limits.maxResultBytes}`, `SET max_memory_usage = ${limits.maxMemoryUsage}`, 'SET readonly = 1'];
+    for (let i = 0; i < POOL; i++) {
+      const s = new Session(path.join(tmp, 'engine'));
+      for (const stmt of setup) await s.queryAsync(stmt);
+      raw.push(s);
+    }
+    const rawRun = async (sql: string, w: number) => {
+      const r = await raw[w].queryAsync(sql, { format: 'JSON' });
+      r.bytes();
+    };
+    const apiRun = async (p: string) => {
+      await httpGet(agent, port, p, headers);
+    };
+
+    // Same answers both ways, for every combination.
+    if (!sameResult(apiFirst, Buffer.from((await raw[0].queryAsync(cases.b[0].sql, { format: 'JSON' })).bytes()))) throw new Error('different answers');
+    for (const c of [...cases.a, ...cases.b]) {
+      const a = await httpGet(agent, port, c.path, headers);
+      const r = Buffer.from((await raw[0].queryAsync(c.sql, { format: 'JSON' })).bytes());
+      if (!sameResult(a, r)) throw new Error(`different answers for ${c.path}:\n${a}\n${r}`);
+    }
+    console.log(`API and raw answers agree for all ${cases.a.length + cases.b.length} parameter combinations`);
+
+    // Warm-up: every Session of both pools created and used.
+    t = performance.now();
+    for (const c of [1, POOL]) {
+      for (const [name, n] of [['a', 200], ['b', 2 * c]] as const) {
+        const calls = cases[name];
+        await measure(n, c, (_w, i) => apiRun(calls[i % calls.length].path));
+        await measure(n, c, (w, i) => rawRun(calls[i % calls.length].sql, w));
+      }
+    }
+    console.log(`warm-up ${((performance.now() - t) / 1000).toFixed(1)} s`);
+
+    type Key = `${'a' | 'b'} c${number} ${'api' | 'raw'}`;
+    const results = new Map<Key, Stats[]>();
+    const diffs: Record<'a' | 'b', number[]> = { a: [], b: [] };
+    const add = (k: Key, s: Stats) => results.set(k, [...(results.get(k) ?? []), s]);
+    for (let run = 0; run < RUNS; run++) {
+      const line: string[] = [];
+      for (const [name, n] of [['a', TRIVIAL_N], ['b', AGG_N]] as const) {
+        const calls = cases[name];
+        const api = (i: number) => apiRun(calls[i % calls.length].path);
+        // c1: interleaved request by request.
+        const p = await paired(n, api, (i) => rawRun(calls[i % calls.length].sql, 0));
+        add(`${name} c1 api`, p.api);
+        add(`${name} c1 raw`, p.raw);
+        diffs[name].push(p.diff);
+        line.push(`(${name}) c1: p50 ${p.api.p50.toFixed(2)}/${p.raw.p50.toFixed(2)} ms (paired diff ${p.diff.toFixed(2)})`);
+        // c4: blocks, alternating which goes first.
+        const modes = run % 2 === 0 ? (['api', 'raw'] as const) : (['raw', 'api'] as const);
+        for (const mode of modes) {
+          const s = mode === 'api'
+            ? await measure(2 * n, POOL, (_w, i) => api(i))
+            : await measure(2 * n, POOL, (w, i) => rawRun(calls[i % calls.length].sql, w));
+          add(`${name} c${POOL} ${mode}`, s);
+        }
+        const a4 = results.get(`${name} c${POOL} api`)!.at(-1)!;
+        const r4 = results.get(`${name} c${POOL} raw`)!.at(-1)!;
+        line.push(`(${name}) c${POOL}: p50 ${a4.p50.toFixed(2)}/${r4.p50.toFixed(2)} ms, ${a4.rps.toFixed(0)}/${r4.rps.toFixed(0)} req/s`);
+      }
+      console.log(`run ${run + 1} (api/raw; load ${os.loadavg()[0].toFixed(1)}): ${line.join('; ')}`);
+    }
+
+    console.log(`\nmedians over ${RUNS} runs (latency in ms; API = GET /v0/pipes/<name>.json over HTTP, raw = chDB Session pool of ${POOL}, FORMAT JSON):`);
+    console.log('| case | conc. | API p50 | raw p50 | p50 overhead | paired overhead | API p99 | raw p99 | API req/s | raw req/s | throughput ratio |');
+    console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
+    for (const name of ['a', 'b'] as const) {
+      for (const c of [1, POOL]) {
+        const api = results.get(`${name} c${c} api`)!;
+        const rw = results.get(`${name} c${c} raw`)!;
+        const m = (xs: Stats[], k: keyof Stats) => median(xs.map((x) => x[k]));
+        const overhead = median(api.map((x, i) => x.p50 - rw[i].p50));
+        const ratio = median(api.map((x, i) => x.rps / rw[i].rps));
+        const f = (x: number) => (x >= 100 ? x.toFixed(0) : x.toFixed(2));
+        console.log(`| (${name}) | ${c} | ${f(m(api, 'p50'))} | ${f(m(rw, 'p50'))} | ${overhead.toFixed(2)} | ${c === 1 ? median(diffs[name]).toFixed(2) : '-'} | ` +
+          `${f(m(api, 'p99'))} | ${f(m(rw, 'p99'))} | ${m(api, 'rps').toFixed(0)} | ${m(rw, 'rps').toFixed(0)} | ${ratio.toFixed(2)} |`);
+      }
+    }
+
+    // Where the time goes, at concurrency 1: each part alone.
+    const bare = Fastify({ logger: false });
+    bare.get('/one', async (_req, reply) => reply.type('application/json; charset=UTF-8').send('{"x":1}'));
+    // A 1 KB JSON answer sent whole, and through a PassThrough fed from an async function (the
+    // way sendQuery hands on even a buffered result).
+    const kb = Buffer.from(JSON.stringify({ data: Array.from({ length: 20 }, (_, i) => ({ country: 'ES', c: i, v: i / 3 })) }).slice(0, 1024));
+    bare.get('/buffer', async (_req, reply) => reply.type('application/json; charset=UTF-8').send(kb));
+    bare.get('/stream', async (_req, reply) => {
+      const out = new PassThrough();
+      (async () => {
+        for await (const c of [kb]) if (!out.write(c)) await new Promise<void>((r) => out.once('drain', r));
+        out.end();
+      })();
+      return reply.type('application/json; charset=UTF-8').send(out);
+    });
+    await bare.listen({ port: 0, host: '127.0.0.1' });
+    const bareAddr = bare.server.address();
+    const barePort = typeof bareAddr === 'object' && bareAddr ? bareAddr.port : 0;
+    const drain = async (it: AsyncIterable<unknown>) => {
+      for await (const c of it) void c;
+    };
+    const pipes = { a: (await app.services.pipes.find(ws, 'trivial_ep'))!, b: (await app.services.pipes.find(ws, 'agg_ep'))! };
+    const nodeSql = { a: TRIVIAL_SQL, b: AGG_SQL };
+    let k = 0;
+    const partsOf = (name: 'a' | 'b'): Array<[string, () => Promise<unknown>]> => {
+      const calls = cases[name];
+      const pick = () => calls[k++ % calls.length];
+      return [
+        ['raw queryAsync (JSON)', () => rawRun(pick().sql, 0)],
+        ['engine.select buffered (JSON, queryAsync)', async () => drain(await app.services.engine.select(pick().sql, { format: 'JSON', queryId: 'bench', limits, buffered: true }))],
+        ['queries.run + drain (JSON, buffered)', async () => {
+          const c = pick();
+          await drain(await app.services.queries.run({ sql: c.sql, queryParams: {}, userNames: (m: string) => m } as unknown as PreparedQuery, { format: 'JSON', queryId: 'bench', buffered: true }));
+        }],
+        ['full endpoint request', () => apiRun(pick().path)],
+        ['auth (token lookup)', () => app.services.access.authenticate(token)],
+        ['pipes.find', () => app.services.pipes.find(ws, pipes[name].name)],
+        ['render the node template alone', async () => render(nodeSql[name], pick().params as Record<string, ParamValue>, {})],
+        ['prepare (catalog lists, render, expand, analysis)', () => {
+          const c = pick();
+          return app.services.queries.prepare(auth, `SELECT * FROM \`${pipes[name].name}\``, { params: c.params, testMode: false, underscore: pipes[name] });
+        }],
+        ['bare Fastify + client round trip', () => httpGet(agent, barePort, '/one', {})],
+        ['bare Fastify, 1 KB answer as a Buffer', () => httpGet(agent, barePort, '/buffer', {})],
+        ['bare Fastify, 1 KB answer through a PassThrough', () => httpGet(agent, barePort, '/stream', {})],
+      ];
+    };
+    const report = async (title: string, n: number, parts: Array<[string, () => Promise<unknown>]>) => {
+      const acc = parts.map(() => ({ p50: [] as number[], p99: [] as number[] }));
+      for (let r = 0; r < 3; r++) {
+        for (const [i, [, fn]] of parts.entries()) {
+          const lat: number[] = [];
+          for (let j = 0; j < n; j++) {
+            const t0 = performance.now();
+            await fn();
+            lat.push(performance.now() - t0);
+          }
+          lat.sort((x, y) => x - y);
+          acc[i].p50.push(pct(lat, 50));
+          acc[i].p99.push(pct(lat, 99));
+        }
+      }
+      console.log(`\n${title} (ms per call, p50 / p99, medians of 3 passes of ${n}):`);
+      for (const [i, [name]] of parts.entries()) console.log(`  ${name.padEnd(50)} ${median(acc[i].p50).toFixed(3)} / ${median(acc[i].p99).toFixed(3)}`);
+    };
+    await report('breakdown of (a) the trivial endpoint', TRIVIAL_N, partsOf('a'));
+    await report('breakdown of (b) the parameterized aggregate', AGG_N, partsOf('b'));
+
+    // The engine paths of (b) against raw queryAsync, interleaved call by call (the load changes
+    // too fast on this machine for sequential blocks of 30-60 ms queries to compare).
+    const pairedReport = async (title: string, n: number, parts: Array<[string, (i: number) => Promise<unknown>, (i: number) => Promise<unknown>]>) => {
+      console.log(`\n${title} (ms; p50 of each side and median of the paired differences, over ${n} interleaved pairs, 3 passes):`);
+      for (const [name, a, r] of parts) {
+        const ps = [];
+        for (let pass = 0; pass < 3; pass++) ps.push(await paired(n, async (i) => void (await a(i)), async (i) => void (await r(i))));
+        console.log(`  ${name.padEnd(64)} ${median(ps.map((p) => p.api.p50)).toFixed(3)} vs ${median(ps.map((p) => p.raw.p50)).toFixed(3)}: ${median(ps.map((p) => p.diff)).toFixed(3)}`);
+      }
+    };
+    const callB = (i: number) => cases.b[i % cases.b.length];
+    const callA = (i: number) => cases.a[i % cases.a.length];
+    await pairedReport('(b) paired against raw queryAsync (JSON)', AGG_N, [
+      ['engine.select buffered vs raw queryAsync', async (i) => drain(await app.services.engine.select(callB(i).sql, { format: 'JSON', queryId: 'bench', limits, buffered: true })), (i) => rawRun(callB(i).sql, 0)],
+      ['full endpoint request vs raw queryAsync', (i) => apiRun(callB(i).path), (i) => rawRun(callB(i).sql, 0)],
+      ['full endpoint request vs engine.select buffered', (i) => apiRun(callB(i).path), async (i) => drain(await app.services.engine.select(callB(i).sql, { format: 'JSON', queryId: 'bench', limits, buffered: true }))],
+    ]);
+    // Is the extra of (b) the endpoint path, or the state a 30-60 ms scan leaves the machine in?
+    // The trivial endpoint and the raw trivial query, each timed right after an untimed prelude:
+    // nothing; a 30 ms idle pause; a raw aggregate of (b); a raw aggregate then a 5 ms pause
+    // (chDB threads finishing would be done); a pass over 128 MB in JS (cache pollution alone).
+    const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+    const big = Buffer.alloc(128 * 1024 * 1024, 1);
+    let sink = 0;
+    const preludes: Array<[string, (i: number) => Promise<unknown>]> = [
+      ['nothing', async () => undefined],
+      ['a 30 ms idle pause', () => sleep(30)],
+      ['a raw aggregate of (b)', (i) => rawRun(callB(i).sql, 1)],
+      ['a raw aggregate of (b), then a 5 ms pause', async (i) => {
+        await rawRun(callB(i).sql, 1);
+        await sleep(5);
+      }],
+      ['reading 128 MB in JS', async () => {
+        for (let j = 0; j < big.length; j += 64) sink += big[j];
+      }],
+    ];
+    console.log(`\n(a) timed right after an untimed prelude (ms; p50 of the trivial endpoint, of raw queryAsync, median paired difference, ` +
+      `p50 of a bare Fastify round trip after the same prelude; ${AGG_N * 3} triples):`);
+    for (const [title, prelude] of preludes) {
+      const timed = async (i: number, fn: () => Promise<unknown>) => {
+        await prelude(i);
+        const t0 = performance.now();
+        await fn();
+        return performance.now() - t0;
+      };
+      const xs: number[] = [];
+      const ys: number[] = [];
+      const zs: number[] = [];
+      for (let i = 0; i < AGG_N * 3; i++) {
+        const api = () => timed(i, () => apiRun(callA(i).path));
+        const rw = () => timed(i, () => rawRun(callA(i).sql, 0));
+        if (i % 2 === 0) {
+          xs.push(await api());
+          ys.push(await rw());
+        } else {
+          ys.push(await rw());
+          xs.push(await api());
+        }
+        zs.push(await timed(i, () => httpGet(agent, barePort, '/one', {})));
+      }
+      console.log(`  after ${title.padEnd(44)} ${median(xs).toFixed(3)}  ${median(ys).toFixed(3)}  ${median(xs.map((x, i) => x - ys[i])).toFixed(3)}  ${median(zs).toFixed(3)}`);
+    }
+    if (sink < 0) console.log(sink);
+    await bare.close();
+
+    // Timeline of one endpoint request: when the route hands the prepared query to the engine,
+    // when the engine answers, when the body is handed on, when the client has it.
+    const queries = app.services.queries;
+    const run = queries.run.bind(queries);
+    let marks = { run: 0, first: 0, last: 0 };
+    queries.run = async (prep, opts) => {
+      marks.run = performance.now();
+      const r = await run(prep, opts);
+      marks.first = performance.now();
+      return Object.assign(Object.create(Object.getPrototypeOf(r)) as object, r, {
+        async *[Symbol.asyncIterator]() {
+          for await (const c of r) yield c;
+          marks.last = performance.now();
+        },
+      }) as typeof r;
+    };
+    for (const [name, n] of [['a', TRIVIAL_N], ['b', AGG_N]] as const) {
+      const seg: number[][] = [[], [], [], []];
+      for (let i = 0; i < n; i++) {
+        marks = { run: 0, first: 0, last: 0 };
+        const t0 = performance.now();
+        await apiRun(cases[name][i % cases[name].length].path);
+        const t1 = performance.now();
+        seg[0].push(marks.run - t0);
+        seg[1].push(marks.first - marks.run);
+        seg[2].push(marks.last - marks.first);
+        seg[3].push(t1 - marks.last);
+      }
+      const f = (xs: number[]) => `${median(xs).toFixed(3)} / ${pct([...xs].sort((x, y) => x - y), 99).toFixed(3)}`;
+      console.log(`\ntimeline of (${name}) through the endpoint (ms, p50 / p99): request sent → engine called ${f(seg[0])}; ` +
+        `engine called → answer ${f(seg[1])}; answer → body handed on ${f(seg[2])}; body handed on → client has it ${f(seg[3])}`);
+    }
+    queries.run = run;
+  } finally {
+    for (const s of raw) s.close();
+    agent.destroy();
+    await app.close();
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});
