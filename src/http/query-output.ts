@@ -142,6 +142,21 @@ export async function sendQuery(services: Services, req: FastifyRequest, reply: 
     services.resultCache.set(cacheKey, { expires: Date.now() + prepared.cacheTtl * 1000, body, headers });
     return send(reply, Readable.from([body]), gzip);
   }
+  if (buffered) {
+    // One chunk, answered as a Buffer: a Content-Length and no stream plumbing.
+    const parts: Buffer[] = [];
+    try {
+      for await (const c of result) parts.push(c);
+    } catch (err) {
+      throw translate(err, prepared);
+    }
+    const body = parts.length === 1 ? parts[0] : Buffer.concat(parts);
+    if (gzip) {
+      reply.header('content-encoding', 'gzip');
+      return reply.send(zlib.gzipSync(body));
+    }
+    return reply.send(body);
+  }
   return send(reply, streamOf(result, prepared, req), gzip);
 }
 

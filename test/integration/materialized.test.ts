@@ -181,6 +181,22 @@ describe('materialized views', () => {
     expect(r.status).toBe(400);
   }, 60_000);
 
+  it('deleting a pipe detaches its view: the target keeps its rows and stops receiving', async () => {
+    let r = await s.req('POST', '/v0/pipes', { headers: JSON_HDR, body: JSON.stringify({ name: 'doomed', nodes: [{ name: 'd', sql: 'SELECT country, n FROM events WHERE n = 7', type: 'materialized', datasource: 'doomed_ds' }] }) });
+    expect(r.status).toBe(200);
+    await send(2000);
+    const t = await tableOf(s, 'doomed_ds');
+    const count = async () => Number((await engineRows<{ c: string }>(s, `SELECT count() AS c FROM ${t.table}`))[0].c);
+    const before = await count();
+    expect(before).toBeGreaterThan(0);
+    r = await s.req('DELETE', '/v0/pipes/doomed');
+    expect(r.status).toBe(204);
+    await send(2000);
+    expect(await count()).toBe(before);
+    const views = await engineRows<{ c: string }>(s, `SELECT count() AS c FROM system.tables WHERE engine = 'MaterializedView' AND name LIKE '%_mv' AND create_table_query LIKE '%${t.table.split('.')[1]}%'`);
+    expect(Number(views[0].c)).toBe(0);
+  });
+
   it('cancelling a populate stops the engine work', async () => {
     // Many moderate blocks (the engine checks for cancellation between blocks), not a few huge ones.
     let r = await s.req('POST', '/v0/pipes', { headers: JSON_HDR, body: JSON.stringify({ name: 'heavy', nodes: [{ name: 'h', sql: 'SELECT country, sumState(n + x) AS s FROM events ARRAY JOIN range(3000) AS x GROUP BY country' }] }) });

@@ -547,7 +547,10 @@ export function pipeRoutes(services: Services): FastifyPluginAsync {
       const pipe = await s.pipes.find(auth.workspace, name);
       if (!pipe) throw notFound(`Pipe "${name}" not found`);
       if (!auth.canDropPipe(pipe.id)) throw forbidden(`token needs scope PIPES:DROP:${pipe.name}`);
-      await s.pipes.drop(auth.workspace, pipe);
+      // A materialized node's engine view goes with the pipe: its target keeps its rows and
+      // stops receiving new ones.
+      for (const n of pipe.nodes) if (n.nodeType === 'materialized') await s.materializations.unlink(auth, pipe.id, n.id);
+      await s.pipes.drop(auth.workspace, (await s.pipes.find(auth.workspace, pipe.id)) ?? pipe);
       return reply.code(204).send();
     });
   };
