@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- ingest|query|endpoint|mv ...]`: runs the named benchmarks (all by default), each in its
+ * `npm run bench [-- ingest|query|endpoint|mv|sink ...]`: runs the named benchmarks (all by default), each in its
  * own process, one after the other: chDB holds one data directory per process, and each benchmark
  * needs its own.
  * - ingest (bench/ingest.ts): Events API ingest throughput against raw chDB;
@@ -7,14 +7,16 @@
  * - endpoint (bench/endpoint.ts): API Endpoint latency and throughput against a raw chDB Session
  *   pool running the same rendered SQL;
  * - mv (bench/mv.ts): Events API ingest with 0, 1 and 3 materialized views attached against raw
- *   chDB with the same views.
+ *   chDB with the same views;
+ * - sink (bench/sink.ts): a 10M-row sink job to Parquet and CSV.gz on a loopback s3rver against
+ *   the same INSERT INTO FUNCTION s3 on raw chDB.
  * Settings come from the environment (BENCH_RUNS, BENCH_ROWS, BENCH_QUERY_*, BENCH_ENDPOINT_*, BENCH_MV_*; see each file).
  */
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const ALL = ['ingest', 'query', 'endpoint', 'mv'];
+const ALL = ['ingest', 'query', 'endpoint', 'mv', 'sink'];
 const wanted = process.argv.slice(2).filter((a) => a !== '--');
 const names = wanted.length ? wanted : ALL;
 const unknown = names.filter((n) => !ALL.includes(n));
