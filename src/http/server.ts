@@ -41,16 +41,19 @@ export function buildHttp(services: Services): FastifyInstance {
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', (_req, _payload, done) => done(null, undefined));
 
-  app.addHook('onRequest', async (req, reply) => {
+  // Callback-style hooks: no promise per request on the hot path of small queries.
+  app.addHook('onRequest', (req, reply, done) => {
     reply.header('x-request-id', req.id);
-    for (const [k, v] of Object.entries(CORS_HEADERS)) reply.header(k, v);
+    reply.headers(CORS_HEADERS);
+    done();
   });
 
   // A response sent before its request body was read whole (a refusal, a rate limit) must not
   // leave the connection in the client's keep-alive pool: it would hold unread bytes and keep a
   // graceful shutdown waiting for it.
-  app.addHook('onSend', async (req, reply) => {
+  app.addHook('onSend', (req, reply, payload, done) => {
     if (!req.raw.complete) reply.header('connection', 'close');
+    done(null, payload);
   });
 
   app.setErrorHandler((err, req, reply) => sendError(req, reply, err, (id) => services.datasources.nameOfId(id)));
