@@ -8,7 +8,7 @@ import type { JobRecord, NodeRecord, PipeRecord, Workspace } from '../catalog/ca
 import { EngineError, markSelect, quoteIdent, type Engine } from '../engine/engine.js';
 import { createAllSql, dropAllSql, physicalNames } from '../ingest/physical.js';
 import type { JobService } from '../jobs/job-service.js';
-import { CronError, parseCron } from '../jobs/cron.js';
+import { scheduleOf } from '../jobs/cron.js';
 import type { QueryService } from '../sql/query-service.js';
 import type { ParamValue } from '../template/index.js';
 import type { Auth } from './access.js';
@@ -46,19 +46,6 @@ export class CopyService {
     private readonly now: () => Date = () => new Date(),
   ) {}
 
-  private checkCron(cron: string | undefined): string | null {
-    if (cron === undefined) return null;
-    const c = cron.trim();
-    if (!c || c === 'None' || c === '@on-demand') return null;
-    try {
-      parseCron(c);
-    } catch (err) {
-      if (err instanceof CronError) throw badRequest(`Invalid schedule_cron: ${err.message}`);
-      throw err;
-    }
-    return c;
-  }
-
   private checkMode(mode: string | undefined): 'append' | 'replace' {
     const m = (mode ?? 'append').toLowerCase();
     if (m !== 'append' && m !== 'replace') throw badRequest(`Invalid mode "${mode}". Valid modes are: append, replace`);
@@ -72,7 +59,7 @@ export class CopyService {
     const prepared = await this.queries.prepare(auth, node.sql, { testMode: true, params: {}, pipe, nodeLimit: index });
     let meta: Array<{ name: string }>;
     try {
-      meta = (JSON.parse((await this.queries.collect({ ...prepared, sql: `SELECT * FROM (${prepared.sql}) LIMIT 0` }, 'JSON', reqId)).toString('utf8')) as { meta: Array<{ name: string }> }).meta;
+      meta = await this.queries.describe(prepared, reqId);
     } catch (err) {
       // Templates whose test-mode placeholders do not run are checked when the copy runs.
       if (err instanceof EngineError) return;
@@ -93,7 +80,7 @@ export class CopyService {
     if (!s.target) throw badRequest('The "target_datasource" parameter is required');
     const target = await this.datasources.find(auth.workspace, s.target);
     if (!target) throw notFound(`Target Data Source "${s.target}" not found`);
-    const cron = this.checkCron(s.cron);
+    const cron = scheduleOf(s.cron);
     const mode = this.checkMode(s.mode);
     await this.checkColumns(auth, pipe, node, target.id, reqId);
     const data: CopyData = { copy_target: target.id, mode, cron, schedule_status: 'running', last_tick: cron ? this.now().toISOString() : null };
@@ -111,7 +98,7 @@ export class CopyService {
       next.copy_target = target.id;
     }
     if (s.cron !== undefined) {
-      next.cron = this.checkCron(s.cron);
+      next.cron = scheduleOf(s.cron);
       next.last_tick = next.cron ? this.now().toISOString() : null;
     }
     if (s.mode !== undefined) next.mode = this.checkMode(s.mode);
@@ -175,7 +162,7 @@ export class CopyService {
     }, async (job, signal) => {
       const onAbort = () => void this.engine.kill(job.id).catch(() => undefined);
       signal.addEventListener('abort', onAbort);
-      const meta = (JSON.parse((await this.queries.collect({ ...prepared, sql: `SELECT * FROM (${prepared.sql}) LIMIT 0` }, 'JSON', `${queryId}m`)).toString('utf8')) as { meta: Array<{ name: string }> }).meta;
+      const meta = await this.queries.describe(prepared, `${queryId}m`);
       const cols = meta.map((m) => quoteIdent(m.name)).join(', ');
       const bound = Object.keys(prepared.queryParams).length > 0;
       // With secrets the statement is bound (and re-formatted): its marker goes into the SELECT.

@@ -78,8 +78,7 @@ export class MaterializeService {
   /** Names and engine types of a node's output columns. */
   async describe(auth: Auth, pipe: PipeRecord, node: NodeRecord, queryId: string): Promise<OutputColumn[]> {
     const prepared = await this.prepareNode(auth, pipe, node);
-    const bytes = await this.queries.collect({ ...prepared, sql: `SELECT * FROM (${prepared.sql}) LIMIT 0` }, 'JSON', queryId);
-    const meta = (JSON.parse(bytes.toString('utf8')) as { meta: OutputColumn[] }).meta;
+    const meta = await this.queries.describe(prepared, queryId);
     for (const c of meta) {
       if (!/^[A-Za-z_][A-Za-z0-9_.]*$/.test(c.name)) {
         throw badRequest(`Column '${c.name}' should have an alias and start by a character. Change the query and try it again.`);
@@ -232,7 +231,13 @@ export class MaterializeService {
       await release();
       throw err;
     }
-    const cols = (await this.describe(auth, pipe, node, `${node.id}d`)).map((o) => quoteIdent(o.name)).join(', ');
+    let cols: string;
+    try {
+      cols = (await this.queries.describe(prepared, `${node.id}d`)).map((o) => quoteIdent(o.name)).join(', ');
+    } catch (err) {
+      await release();
+      throw err;
+    }
     const insert = `INSERT INTO ${physicalNames(ws.database, target.id).table} (${cols}) SELECT ${cols} FROM (${prepared.sql})`;
     return this.jobs.create(ws, 'populateview', {
       pipe_id: pipe.id, pipe_name: pipe.name, datasource: { id: target.id, name: target.name }, is_cancellable_while_working: true,

@@ -15,7 +15,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { JobRecord, NodeRecord, PipeRecord, Workspace } from '../catalog/catalog.js';
 import { EngineError, quoteString, type Engine, markerTag } from '../engine/engine.js';
-import { CronError, parseCron } from '../jobs/cron.js';
+import { scheduleOf } from '../jobs/cron.js';
 import type { JobService } from '../jobs/job-service.js';
 import type { PreparedQuery, QueryService } from '../sql/query-service.js';
 import type { ParamValue } from '../template/index.js';
@@ -103,19 +103,6 @@ export class SinkService {
     private readonly now: () => Date = () => new Date(),
   ) {}
 
-  private checkCron(cron: string | undefined): string | null {
-    if (cron === undefined) return null;
-    const c = cron.trim();
-    if (!c || c === 'None' || c === '@on-demand') return null;
-    try {
-      parseCron(c);
-    } catch (err) {
-      if (err instanceof CronError) throw badRequest(`Invalid schedule_cron: ${err.message}`);
-      throw err;
-    }
-    return c;
-  }
-
   /** Output columns (name → type) of the node; null when its template does not run in test mode. */
   private async columns(auth: Auth, pipe: PipeRecord, node: NodeRecord, prepared: PreparedQuery | null, queryId: string): Promise<Map<string, string> | null> {
     let p = prepared;
@@ -124,7 +111,7 @@ export class SinkService {
       p = await this.queries.prepare(auth, node.sql, { testMode: true, params: {}, pipe, nodeLimit: index });
     }
     try {
-      const meta = (JSON.parse((await this.queries.collect({ ...p, sql: `SELECT * FROM (${p.sql}) LIMIT 0` }, 'JSON', queryId)).toString('utf8')) as { meta: Array<{ name: string; type: string }> }).meta;
+      const meta = await this.queries.describe(p, queryId);
       return new Map(meta.map((m) => [m.name, m.type]));
     } catch (err) {
       if (err instanceof EngineError && !prepared) return null;
@@ -149,7 +136,7 @@ export class SinkService {
     if (role === 'materialized') throw forbidden(`The pipe '${pipe.name}' is materializing: unlink the Materialized View before setting it as a Sink pipe`);
     if (role === 'endpoint') throw forbidden(`The pipe '${pipe.name}' is an API Endpoint: unpublish it before setting it as a Sink pipe`);
     if (role === 'copy') throw forbidden(`The pipe '${pipe.name}' is a Copy pipe: unset the copy before setting it as a Sink pipe`);
-    const cron = this.checkCron(s.cron);
+    const cron = scheduleOf(s.cron);
     const plan = await this.plan(auth, s);
     const columns = await this.columns(auth, pipe, node, null, reqId);
     if (columns) {

@@ -5,6 +5,9 @@
  */
 import { PipitError, type ErrorCode } from '../domain/errors.js';
 import { EngineError } from '../engine/engine.js';
+import { userFacingNames } from '../ingest/physical.js';
+
+export { userFacingNames };
 import { SchemaError } from '../domain/schema/errors.js';
 import { CustomTemplateError, TemplateError } from '../template/errors.js';
 
@@ -39,18 +42,6 @@ export interface HttpError {
   status: number;
   body: Record<string, unknown>;
   chCode?: number;
-}
-
-/**
- * Rewrites internal table names (`w_<hex>.t_<id>`, with the quarantine and ingest-stage
- * suffixes) in an engine message to data source names, so no error leaks physical names.
- */
-export function userFacingNames(message: string, nameOf: (id: string) => string | undefined): string {
-  return message.replace(/`?(?:w_[0-9a-f]{32}`?\.`?)?(t_[0-9a-f]{32})(_quarantine|_sj|_sc)?`?/g, (m, id: string, suffix?: string) => {
-    const name = nameOf(id);
-    if (!name) return m;
-    return suffix === '_quarantine' ? `${name}_quarantine` : name;
-  }).replace(/`?w_[0-9a-f]{32}`?\./g, '');
 }
 
 export function toHttpError(err: unknown, nameOf: (id: string) => string | undefined = () => undefined): HttpError {

@@ -194,3 +194,15 @@ function badView(name: string, quarantine: string, plans: ColumnPlan[], parsed: 
     `if(__ok_line, __errcols, []) AS c__error_column, if(__ok_line, __errs, [__line_error]) AS c__error, __import_id AS c__import_id ` +
     `FROM (${parsed}) WHERE NOT __ok_line OR notEmpty(__errcols)`;
 }
+
+/**
+ * Rewrites internal table names (`w_<hex>.t_<id>`, with the quarantine and ingest-stage
+ * suffixes) in an engine message to data source names, so no error leaks physical names.
+ */
+export function userFacingNames(message: string, nameOf: (id: string) => string | undefined): string {
+  return message.replace(/`?(?:w_[0-9a-f]{32}`?\.`?)?(t_[0-9a-f]{32})(_quarantine|_sj|_sc)?`?/g, (m, id: string, suffix?: string) => {
+    const name = nameOf(id);
+    if (!name) return m;
+    return suffix === '_quarantine' ? `${name}_quarantine` : name;
+  }).replace(/`?w_[0-9a-f]{32}`?\.?/g, '');
+}

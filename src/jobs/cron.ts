@@ -2,6 +2,7 @@
  * Cron schedules (UTC), as copy and sink pipes use them: five fields (minute hour day-of-month
  * month day-of-week) with `*`, lists, ranges and steps, and the `@hourly`-style shortcuts.
  */
+import { badRequest } from '../domain/errors.js';
 
 export interface Cron {
   text: string;
@@ -118,4 +119,21 @@ export function dueTick(c: Cron, since: Date, now: Date): Date | null {
     t = nextTick(c, t);
   }
   return due;
+}
+
+/**
+ * A `schedule_cron` argument as copy and sink pipes take it: the checked expression, or null for
+ * no schedule (absent, empty, `None`, `@on-demand`). An invalid one is a 400.
+ */
+export function scheduleOf(cron: string | undefined): string | null {
+  if (cron === undefined) return null;
+  const c = cron.trim();
+  if (!c || c === 'None' || c === '@on-demand') return null;
+  try {
+    parseCron(c);
+  } catch (err) {
+    if (err instanceof CronError) throw badRequest(`Invalid schedule_cron: ${err.message}`);
+    throw err;
+  }
+  return c;
 }

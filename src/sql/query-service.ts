@@ -14,7 +14,7 @@ import { badRequest, PipitError } from '../domain/errors.js';
 import type { PipeService } from '../domain/pipe-service.js';
 import { EngineError, type Engine, type SelectLimits, type SelectResult } from '../engine/engine.js';
 import { SANDBOX_DATABASE } from '../engine/embedded-engine.js';
-import { physicalNames } from '../ingest/physical.js';
+import { physicalNames, userFacingNames } from '../ingest/physical.js';
 import { isTemplate, render, type ParamValue } from '../template/index.js';
 import { analyzeQuery, type AnalyzedQuery, type ResolvedTable, type SqlScope } from './analyzer.js';
 
@@ -96,12 +96,6 @@ export class QueryService {
     const [dsList, pipeList] = await Promise.all([this.datasources.list(ws), this.pipes.list(ws)]);
     const dsByName = new Map(dsList.map((d) => [d.name, d]));
     const pipeByName = new Map(pipeList.map((p) => [p.name, p]));
-    const names: Array<[string, string]> = [];
-    for (const ds of dsList) {
-      const n = physicalNames(ws.database, ds.id);
-      names.push([n.quarantine, `${ds.name}_quarantine`], [n.table, ds.name], [`${ds.id}_quarantine`, `${ds.name}_quarantine`], [ds.id, ds.name]);
-    }
-    names.sort((a, b) => b[0].length - a[0].length);
     const gathered: Gathered = { warnings: [], templateTables: [], queryParams: {} };
     const variables = await this.variables(ws);
     const bound = () => new Set(Object.keys(gathered.queryParams));
@@ -193,10 +187,9 @@ export class QueryService {
       if (err instanceof PipitError && err.code === 'not_found' && !auth.isAdmin) throw new PipitError('forbidden', err.message);
       throw err;
     }
-    const database = ws.database;
     return {
       ...analyzed,
-      userNames: (m) => userNames(m, names, database),
+      userNames: (m) => userFacingNames(withoutInternals(m), (id) => dsList.find((d) => d.id === id)?.name),
       maxThreads: gathered.maxThreads,
       cacheTtl: gathered.cacheTtl,
       warnings: gathered.warnings,
@@ -231,6 +224,15 @@ export class QueryService {
     }
   }
 
+  /**
+   * Names and engine types of a prepared query's output columns, from the engine (`LIMIT 0`):
+   * it also checks the query against the tables (unknown columns, types).
+   */
+  async describe(q: PreparedQuery, queryId: string): Promise<Array<{ name: string; type: string }>> {
+    const bytes = await this.collect({ ...q, sql: `SELECT * FROM (${q.sql}) LIMIT 0` }, 'JSON', queryId);
+    return (JSON.parse(bytes.toString('utf8')) as { meta: Array<{ name: string; type: string }> }).meta;
+  }
+
   /** Runs a prepared query to completion and returns its bytes (small results: schemas, validation). */
   async collect(q: PreparedQuery, format: string, queryId: string): Promise<Buffer> {
     const r = await this.run(q, { format, queryId, buffered: true });
@@ -250,12 +252,12 @@ const NO_TABLES: SqlScope = { resolve: () => undefined, databases: new Set() };
 /**
  * The SQL filter of the token's `DATASOURCES:READ:<ds>:<filter>` scope for a data source,
  * re-serialised through the analyzer (it was checked when the token was created; it is checked
- * again, so what reaches the engine is always checked tokens). Several filters are ANDed.
+ * again, so what reaches the engine is always checked tokens).
  */
 export function rowFilter(auth: Auth, dsId: string): string | undefined {
-  const filters = auth.token.scopes.filter((sc) => sc.type === 'DATASOURCES:READ' && sc.resource === dsId && sc.filter).map((sc) => sc.filter!);
-  if (filters.length === 0 || auth.isAdmin) return undefined;
-  return filters.map((f) => `(${analyzeQuery(`SELECT 1 WHERE ${f}`, NO_TABLES, { settingsAsName: true }).sql.replace(/^SELECT 1 WHERE /, '')})`).join(' AND ');
+  const filter = auth.readFilter(dsId);
+  if (filter === undefined) return undefined;
+  return `(${analyzeQuery(`SELECT 1 WHERE ${filter}`, NO_TABLES, { settingsAsName: true }).sql.replace(/^SELECT 1 WHERE /, '')})`;
 }
 
 /** An engine error with physical names replaced by user names (for errors raised mid-stream too). */
@@ -264,14 +266,11 @@ export function translate(err: unknown, q: PreparedQuery): unknown {
   return new EngineError(err.chCode, err.chType, q.userNames(err.message));
 }
 
-function userNames(message: string, names: Array<[string, string]>, database: string): string {
-  let m = message.replace(/\/\* pipit:[0-9A-Za-z]+ \*\/ ?/g, '');
-  for (const [physical, name] of names) m = m.split('`' + physical.replace('.', '`.`') + '`').join(name).split(physical).join(name);
-  return m
-    .split(`${database}.`).join('')
-    .split(`\`${database}\`.`).join('')
-    .split(`${SANDBOX_DATABASE}.`).join('')
+/** Engine messages without the statement marker and the sandbox database. */
+function withoutInternals(message: string): string {
+  return message
+    .replace(/\/\* pipit:[0-9A-Za-z]+ \*\/ ?/g, '')
     .split(`\`${SANDBOX_DATABASE}\`.`).join('')
-    .split(database).join('')
+    .split(`${SANDBOX_DATABASE}.`).join('')
     .split(SANDBOX_DATABASE).join('');
 }

@@ -86,6 +86,7 @@ export const eventRoutes = (s: Services): FastifyPluginAsync => async (app) => {
     }
     if (!p.name) return text(reply, 400, "Missing 'name' parameter");
     const format = (p.format ?? 'ndjson').toLowerCase();
+    // The Events API takes NDJSON only, as Tinybird's does: other formats are its 501 (reference §3).
     if (format !== 'ndjson' && format !== 'json') return text(reply, 501, `Format "${format}" is not implemented, use format=ndjson`);
     const wait = p.wait === 'true';
     try {

@@ -68,7 +68,7 @@ export function pipeRoutes(services: Services): FastifyPluginAsync {
     if (prepared.format) throw badRequest('The SQL of a node can not have a FORMAT clause');
     // Plain SQL is also checked by the engine (unknown columns, types); a template's test-mode
     // placeholders may not make a runnable query, so it is checked when it runs.
-    if (!isTemplate(sql)) await s.queries.collect({ ...prepared, sql: `SELECT * FROM (${prepared.sql}) LIMIT 0` }, 'JSON', reqId);
+    if (!isTemplate(sql)) await s.queries.describe(prepared, reqId);
     // table('x') names count in every branch, not only the ones test mode ran.
     const names = prepared.tables.map((t) => t.name);
     if (isTemplate(sql)) for (const t of templateTables(sql)) if (!names.includes(t)) names.push(t);
