@@ -203,6 +203,22 @@ export function pipeRoutes(services: Services): FastifyPluginAsync {
   }
 
   return async (app) => {
+    /** Arguments from the query string and a form body. */
+    const formArgs = async (req: FastifyRequest): Promise<Record<string, unknown>> => {
+      const b = await body(req);
+      const a: Record<string, unknown> = { ...queryArgs(req) };
+      if (b.length) for (const [k, v] of new URLSearchParams(b.toString('utf8'))) a[k] = v;
+      return a;
+    };
+
+    /** The caller, the pipe it may change and the node named in the path. */
+    const writableNode = async (req: FastifyRequest): Promise<{ auth: Auth; pipe: PipeRecord; node: NodeRecord }> => {
+      const auth = await authenticate(s, req);
+      const { pipe: pipeName, node: nodeName } = req.params as { pipe: string; node: string };
+      const pipe = await writablePipe(auth, pipeName);
+      return { auth, pipe, node: s.pipes.node(pipe, nodeName) };
+    };
+
     app.get('/v0/pipes/openapi.json', async (req) => {
       const auth = await authenticate(s, req);
       const pipes = (await s.pipes.list(auth.workspace)).filter((p) => p.endpoint && auth.canReadPipe(p.id));
@@ -325,10 +341,7 @@ export function pipeRoutes(services: Services): FastifyPluginAsync {
     });
 
     app.put('/v0/pipes/:pipe/nodes/:node', async (req) => {
-      const auth = await authenticate(s, req);
-      const { pipe: pipeName, node: nodeName } = req.params as { pipe: string; node: string };
-      const pipe = await writablePipe(auth, pipeName);
-      const node = s.pipes.node(pipe, nodeName);
+      const { auth, pipe, node } = await writableNode(req);
       const index = pipe.nodes.findIndex((n) => n.id === node.id);
       const args = queryArgs(req);
       const b = (await body(req)).toString('utf8');
@@ -352,27 +365,20 @@ export function pipeRoutes(services: Services): FastifyPluginAsync {
     });
 
     app.delete('/v0/pipes/:pipe/nodes/:node', async (req, reply) => {
-      const auth = await authenticate(s, req);
-      const { pipe: pipeName, node: nodeName } = req.params as { pipe: string; node: string };
-      const pipe = await writablePipe(auth, pipeName);
-      const node = s.pipes.node(pipe, nodeName);
+      const { auth, pipe, node } = await writableNode(req);
       if (pipe.endpoint === node.id) throw badRequest("The node is published. Published nodes can't be removed");
       await s.pipes.save(auth.workspace, { ...pipe, nodes: pipe.nodes.filter((n) => n.id !== node.id) });
       return reply.code(204).send();
     });
 
     app.post('/v0/pipes/:pipe/nodes/:node/endpoint', async (req) => {
-      const auth = await authenticate(s, req);
-      const { pipe: pipeName, node: nodeName } = req.params as { pipe: string; node: string };
-      const pipe = await writablePipe(auth, pipeName);
-      return json(auth, await s.pipes.publish(auth.workspace, pipe, s.pipes.node(pipe, nodeName)));
+      const { auth, pipe, node } = await writableNode(req);
+      return json(auth, await s.pipes.publish(auth.workspace, pipe, node));
     });
 
     app.delete('/v0/pipes/:pipe/nodes/:node/endpoint', async (req) => {
-      const auth = await authenticate(s, req);
-      const { pipe: pipeName, node: nodeName } = req.params as { pipe: string; node: string };
-      const pipe = await writablePipe(auth, pipeName);
-      return json(auth, await s.pipes.unpublish(auth.workspace, pipe, s.pipes.node(pipe, nodeName)));
+      const { auth, pipe, node } = await writableNode(req);
+      return json(auth, await s.pipes.unpublish(auth.workspace, pipe, node));
     });
 
     // Legacy publish: the body is the node id (or name).
@@ -385,33 +391,20 @@ export function pipeRoutes(services: Services): FastifyPluginAsync {
     });
 
     app.post('/v0/pipes/:pipe/nodes/:node/materialization', async (req) => {
-      const auth = await authenticate(s, req);
-      const { pipe: pipeName, node: nodeName } = req.params as { pipe: string; node: string };
-      const pipe = await writablePipe(auth, pipeName);
-      const node = s.pipes.node(pipe, nodeName);
-      const b = await body(req);
-      const args: Record<string, unknown> = { ...queryArgs(req) };
-      if (b.length && isForm(req)) for (const [k, v] of new URLSearchParams(b.toString('utf8'))) args[k] = v;
-      const r = await s.materializations.materialize(auth, pipe, node, materializeOptions(args), req.id);
+      const { auth, pipe, node } = await writableNode(req);
+      const r = await s.materializations.materialize(auth, pipe, node, materializeOptions(await formArgs(req)), req.id);
       return materializedJson(auth, r, node.id);
     });
 
     app.delete('/v0/pipes/:pipe/nodes/:node/materialization', async (req, reply) => {
-      const auth = await authenticate(s, req);
-      const { pipe: pipeName, node: nodeName } = req.params as { pipe: string; node: string };
-      const pipe = await writablePipe(auth, pipeName);
-      await s.materializations.unlink(auth, pipe.id, s.pipes.node(pipe, nodeName).id);
+      const { auth, pipe, node } = await writableNode(req);
+      await s.materializations.unlink(auth, pipe.id, node.id);
       return reply.code(204).send();
     });
 
     app.post('/v0/pipes/:pipe/nodes/:node/population', async (req) => {
-      const auth = await authenticate(s, req);
-      const { pipe: pipeName, node: nodeName } = req.params as { pipe: string; node: string };
-      const pipe = await writablePipe(auth, pipeName);
-      const node = s.pipes.node(pipe, nodeName);
-      const b = await body(req);
-      const args: Record<string, unknown> = { ...queryArgs(req) };
-      if (b.length) for (const [k, v] of new URLSearchParams(b.toString('utf8'))) args[k] = v;
+      const { auth, pipe, node } = await writableNode(req);
+      const args = await formArgs(req);
       const subset = str(args.populate_subset);
       const job = await s.materializations.populate(auth, pipe, node, {
         subset: subset !== undefined ? Number(subset) : undefined,
@@ -423,34 +416,21 @@ export function pipeRoutes(services: Services): FastifyPluginAsync {
       return { id: j.id, job_id: j.id, kind: j.kind, status: j.status, job_url: `${apiHost()}/v0/jobs/${j.id}`, job: { id: j.id, kind: j.kind, status: j.status } };
     });
 
-    /** Arguments from the query string and a form body. */
-    const formArgs = async (req: FastifyRequest): Promise<Record<string, unknown>> => {
-      const b = await body(req);
-      const a: Record<string, unknown> = { ...queryArgs(req) };
-      if (b.length) for (const [k, v] of new URLSearchParams(b.toString('utf8'))) a[k] = v;
-      return a;
-    };
     const copySettings = (a: Record<string, unknown>) => ({ target: str(a.target_datasource), cron: str(a.schedule_cron), mode: str(a.mode) });
 
     app.post('/v0/pipes/:pipe/nodes/:node/copy', async (req) => {
-      const auth = await authenticate(s, req);
-      const { pipe: pipeName, node: nodeName } = req.params as { pipe: string; node: string };
-      const pipe = await writablePipe(auth, pipeName);
-      return json(auth, await s.copies.set(auth, pipe, s.pipes.node(pipe, nodeName), copySettings(await formArgs(req)), req.id));
+      const { auth, pipe, node } = await writableNode(req);
+      return json(auth, await s.copies.set(auth, pipe, node, copySettings(await formArgs(req)), req.id));
     });
 
     app.put('/v0/pipes/:pipe/nodes/:node/copy', async (req) => {
-      const auth = await authenticate(s, req);
-      const { pipe: pipeName, node: nodeName } = req.params as { pipe: string; node: string };
-      const pipe = await writablePipe(auth, pipeName);
-      return json(auth, await s.copies.update(auth, pipe, s.pipes.node(pipe, nodeName), copySettings(await formArgs(req)), req.id));
+      const { auth, pipe, node } = await writableNode(req);
+      return json(auth, await s.copies.update(auth, pipe, node, copySettings(await formArgs(req)), req.id));
     });
 
     app.delete('/v0/pipes/:pipe/nodes/:node/copy', async (req, reply) => {
-      const auth = await authenticate(s, req);
-      const { pipe: pipeName, node: nodeName } = req.params as { pipe: string; node: string };
-      const pipe = await writablePipe(auth, pipeName);
-      await s.copies.unset(auth, pipe, s.pipes.node(pipe, nodeName));
+      const { auth, pipe, node } = await writableNode(req);
+      await s.copies.unset(auth, pipe, node);
       return reply.code(204).send();
     });
 
