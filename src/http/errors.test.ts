@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { EngineError } from '../engine/engine.js';
-import { toHttpError, userFacingNames } from './errors.js';
+import { userFacingNames } from '../ingest/physical.js';
+import { toHttpError } from './errors.js';
 
 const id = 't_' + 'a'.repeat(32);
 const db = 'w_' + 'b'.repeat(32);

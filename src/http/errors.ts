@@ -6,8 +6,6 @@
 import { PipitError, type ErrorCode } from '../domain/errors.js';
 import { EngineError } from '../engine/engine.js';
 import { userFacingNames } from '../ingest/physical.js';
-
-export { userFacingNames };
 import { SchemaError } from '../domain/schema/errors.js';
 import { CustomTemplateError, TemplateError } from '../template/errors.js';
 

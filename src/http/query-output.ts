@@ -117,7 +117,7 @@ export async function sendQuery(services: Services, req: FastifyRequest, reply: 
     if (hit) {
       for (const [k, v] of Object.entries(hit.headers)) reply.header(k, v);
       reply.header('x-cache-hits', '1');
-      return send(reply, Readable.from([hit.body]), gzip);
+      return send(reply, hit.body, gzip);
     }
   }
 
@@ -140,7 +140,7 @@ export async function sendQuery(services: Services, req: FastifyRequest, reply: 
     }
     const body = Buffer.concat(parts);
     services.resultCache.set(cacheKey, { expires: Date.now() + prepared.cacheTtl * 1000, body, headers });
-    return send(reply, Readable.from([body]), gzip);
+    return send(reply, body, gzip);
   }
   if (buffered) {
     // One chunk, answered as a Buffer: a Content-Length and no stream plumbing.
@@ -150,22 +150,16 @@ export async function sendQuery(services: Services, req: FastifyRequest, reply: 
     } catch (err) {
       throw translate(err, prepared);
     }
-    const body = parts.length === 1 ? parts[0] : Buffer.concat(parts);
-    if (gzip) {
-      reply.header('content-encoding', 'gzip');
-      return reply.send(zlib.gzipSync(body));
-    }
-    return reply.send(body);
+    return send(reply, parts.length === 1 ? parts[0] : Buffer.concat(parts), gzip);
   }
   return send(reply, streamOf(result, prepared, req), gzip);
 }
 
-function send(reply: FastifyReply, body: Readable, gzip: boolean): FastifyReply {
-  if (gzip) {
-    reply.header('content-encoding', 'gzip');
-    return reply.send(body.pipe(zlib.createGzip()));
-  }
-  return reply.send(body);
+/** A whole answer (Buffer) or a stream, gzipped when the client accepts it. */
+function send(reply: FastifyReply, body: Buffer | Readable, gzip: boolean): FastifyReply {
+  if (!gzip) return reply.send(body);
+  reply.header('content-encoding', 'gzip');
+  return reply.send(Buffer.isBuffer(body) ? zlib.gzipSync(body) : body.pipe(zlib.createGzip()));
 }
 
 /** The engine's chunks as a Readable; an error mid-stream ends the response abruptly (the status is already sent). */
