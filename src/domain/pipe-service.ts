@@ -19,6 +19,9 @@ export interface NewNode {
   data?: Record<string, unknown>;
 }
 
+/** Whether a node of `pipe` reads the data source `name`. */
+export const readsDatasource = (pipe: PipeRecord, name: string) => pipe.nodes.some((n) => n.dependencies.includes(name));
+
 export const NODE_TYPES: readonly NodeType[] = ['standard', 'endpoint', 'materialized', 'copy', 'sink'];
 
 export class PipeService {
@@ -45,6 +48,11 @@ export class PipeService {
 
   async names(ws: Workspace): Promise<ReadonlySet<string>> {
     return new Set((await this.list(ws)).map((p) => p.name));
+  }
+
+  /** Pipes with a node that reads `datasourceName` (a data source's `used_by`). */
+  async usedBy(ws: Workspace, datasourceName: string): Promise<PipeRecord[]> {
+    return (await this.list(ws)).filter((p) => readsDatasource(p, datasourceName));
   }
 
   /** By name or id (also decorated ids); null when absent. */

@@ -503,6 +503,24 @@ describe('GET /v0/datasources and /v0/datasources/:name', () => {
     const q = await call('GET', '/v0/datasources?attrs=name,quarantine_rows');
     expect(q.body.datasources.find((d: Json) => d.name === 'list_a')).toEqual({ name: 'list_a', quarantine_rows: 2 });
   });
+
+  it('used_by names the pipes that read the data source; row_count, disk_bytes and ttl_expression are also flat', async () => {
+    await create('used_a', 'k Int32, d Date', '&engine_ttl=' + encodeURIComponent('d + toIntervalYear(100)'));
+    await call('POST', '/v0/datasources?name=used_a&mode=append', { body: '1,2024-01-01\n2,2024-01-02\n' });
+    let one = await call('GET', '/v0/datasources/used_a');
+    expect(one.body.used_by).toEqual([]);
+    expect(one.body.row_count).toBe(2);
+    expect(one.body.disk_bytes).toBeGreaterThan(0);
+    expect(one.body.ttl_expression).toBe(one.body.engine.ttl);
+    expect(one.body.ttl_expression).toBe('d + toIntervalYear(100)');
+    const p = await call('POST', '/v0/pipes', form({ name: 'reads_used_a', sql: 'SELECT k FROM used_a' }));
+    expect(p.status).toBe(200);
+    await call('POST', '/v0/pipes', form({ name: 'reads_other', sql: 'SELECT 1' }));
+    one = await call('GET', '/v0/datasources/used_a');
+    expect(one.body.used_by).toEqual([{ id: p.body.id, name: 'reads_used_a' }]);
+    const list = await call('GET', '/v0/datasources?attrs=name,used_by');
+    expect(list.body.datasources.find((d: Json) => d.name === 'used_a')).toEqual({ name: 'used_a', used_by: [{ id: p.body.id, name: 'reads_used_a' }] });
+  });
 });
 
 // ---------------------------------------------------------------------------------------------

@@ -7,7 +7,13 @@ import type { DatasourceStats } from '../../domain/datasource-service.js';
 import { columnToJson, engineToJson, engineToListJson, printSchema } from '../../domain/schema/index.js';
 import { tbTime } from '../../domain/time.js';
 
-function base(ds: DatasourceRecord): Record<string, unknown> {
+/** A pipe that reads a data source (`used_by`). */
+export interface PipeRef {
+  id: string;
+  name: string;
+}
+
+function base(ds: DatasourceRecord, usedBy: readonly PipeRef[], stats: DatasourceStats | undefined): Record<string, unknown> {
   return {
     id: ds.id,
     name: ds.name,
@@ -21,19 +27,23 @@ function base(ds: DatasourceRecord): Record<string, unknown> {
     headers: ds.headers,
     shared_with: [],
     description: ds.description,
-    used_by: [],
+    used_by: usedBy.map((p) => ({ id: p.id, name: p.name })),
     last_commit: { content_sha: '', status: 'ok', path: '' },
     errors_discarded_at: null,
     type: ds.format,
+    // Seed 003's DataSource schema has these flat beside Tinybird's nested `statistics`.
+    row_count: stats?.rowCount ?? null,
+    disk_bytes: stats?.bytes ?? null,
+    ttl_expression: ds.engine.params.ttl ?? '',
   };
 }
 
 const indexJson = (ds: DatasourceRecord) => ds.indexes.map((i) => ({ name: i.name, expr: i.expr, type: i.type, granularity: i.granularity }));
 
 /** The full object (single-resource responses, and `datasource` in import responses). */
-export function datasourceJson(ds: DatasourceRecord, stats?: DatasourceStats): Record<string, unknown> {
+export function datasourceJson(ds: DatasourceRecord, stats?: DatasourceStats, usedBy: readonly PipeRef[] = []): Record<string, unknown> {
   return {
-    ...base(ds),
+    ...base(ds, usedBy, stats),
     engine: engineToJson(ds.engine, ds.columns),
     statistics: { bytes: stats?.bytes ?? null, row_count: stats?.rowCount ?? null },
     indexes: indexJson(ds),
@@ -43,9 +53,9 @@ export function datasourceJson(ds: DatasourceRecord, stats?: DatasourceStats): R
 }
 
 /** A list item of `GET /v0/datasources`. */
-export function datasourceListJson(ds: DatasourceRecord, stats?: DatasourceStats, quarantineRows?: number): Record<string, unknown> {
+export function datasourceListJson(ds: DatasourceRecord, stats?: DatasourceStats, quarantineRows?: number, usedBy: readonly PipeRef[] = []): Record<string, unknown> {
   return {
-    ...base(ds),
+    ...base(ds, usedBy, stats),
     engine: engineToListJson(ds.engine),
     columns: ds.columns.map(columnToJson),
     statistics: { bytes: stats?.bytes ?? null, row_count: stats?.rowCount ?? null },

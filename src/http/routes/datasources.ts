@@ -17,6 +17,7 @@ import type { CsvDialect, IngestCounts } from '../../ingest/ingest-service.js';
 import { authenticate } from '../auth.js';
 import { decoded, hasBody, isForm, isMultipart, parseForm, queryParams, readAll, readMultipart } from '../body.js';
 import { datasourceJson, datasourceListJson, pickAttrs } from './datasource-json.js';
+import { readsDatasource } from '../../domain/pipe-service.js';
 import { jobJson } from './jobs.js';
 import { checkUrl, fetchUrl } from './url-fetch.js';
 
@@ -78,7 +79,7 @@ export function importResponse(ds: DatasourceRecord, importId: string, counts: I
 }
 
 export const datasourceRoutes = (s: Services): FastifyPluginAsync => async (app) => {
-  const dsJson = async (auth: Auth, ds: DatasourceRecord) => datasourceJson(ds, await s.datasources.stats(auth.workspace, ds));
+  const dsJson = async (auth: Auth, ds: DatasourceRecord) => datasourceJson(ds, await s.datasources.stats(auth.workspace, ds), await s.pipes.usedBy(auth.workspace, ds.name));
 
   /** Resolves `name` or `name_quarantine` for operations that accept both. */
   async function resolveWithQuarantine(auth: Auth, name: string): Promise<{ ds: DatasourceRecord; quarantine: boolean }> {
@@ -264,7 +265,7 @@ export const datasourceRoutes = (s: Services): FastifyPluginAsync => async (app)
     for (const ds of list) {
       const stats = await s.datasources.stats(auth.workspace, ds);
       const q = attrs?.includes('quarantine_rows') ? (await s.datasources.stats(auth.workspace, ds, true)).rowCount ?? 0 : 0;
-      out.push(pickAttrs(datasourceListJson(ds, stats, q), attrs));
+      out.push(pickAttrs(datasourceListJson(ds, stats, q, pipes.filter((p) => readsDatasource(p, ds.name))), attrs));
     }
     return { datasources: out };
   });
