@@ -720,6 +720,15 @@ describe('Jobs API', () => {
     const bad = await call('GET', '/v0/jobs?created_after=yesterday');
     expect(bad.status).toBe(400);
     expect(bad.body.error).toMatch(/created_after/);
+    // Seed 003: progress (a number) on every job, error in list items too, unknown status → 400.
+    expect(item.progress).toBe(100);
+    await expectError(call('GET', '/v0/jobs?status=finished'), 400, /Invalid status: "finished"/);
+    const failed = await call('POST', '/v0/datasources?name=jobs_a&mode=append', form({ url: `${files.base}/missing.csv` }));
+    const failedJob = await waitForJob(failed.body.id);
+    expect(failedJob.status).toBe('error');
+    const errored = (await call('GET', '/v0/jobs?status=error')).body.jobs.find((j: Json) => j.id === failed.body.id);
+    expect(errored).toMatchObject({ status: 'error', progress: 0, error: failedJob.error });
+    expect(errored.error).toBeTruthy();
 
     const one = await call('GET', `/v0/jobs/${imp.body.id}`);
     expect(one.body).toMatchObject({ kind: 'import', id: imp.body.id, job_id: imp.body.id, status: 'done', is_cancellable: false, mode: 'append', url: `${files.base}/a.csv` });

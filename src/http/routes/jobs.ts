@@ -4,11 +4,23 @@
  */
 import type { FastifyPluginAsync } from 'fastify';
 import type { Services } from '../../app.js';
-import type { JobRecord } from '../../catalog/catalog.js';
+import type { JobRecord, JobStatus } from '../../catalog/catalog.js';
 import { badRequest } from '../../domain/errors.js';
 import { tbTime } from '../../domain/time.js';
 import { authenticate } from '../auth.js';
 import { queryParams } from '../body.js';
+
+const STATUSES: readonly JobStatus[] = ['waiting', 'working', 'done', 'error', 'cancelling', 'cancelled'];
+
+/**
+ * Seed 003's `progress` (a number): percent done. Jobs that report `progress_percentage` (populates)
+ * give theirs; otherwise 100 once done, else 0.
+ */
+function progressOf(job: JobRecord): number {
+  const p = job.data.progress_percentage;
+  if (typeof p === 'number' && Number.isFinite(p)) return p;
+  return job.status === 'done' ? 100 : 0;
+}
 
 export function jobJson(s: Services, job: JobRecord): Record<string, unknown> {
   const { is_cancellable_while_working: _c, ...data } = job.data;
@@ -22,6 +34,7 @@ export function jobJson(s: Services, job: JobRecord): Record<string, unknown> {
     started_at: job.startedAt ? tbTime(job.startedAt) : null,
     is_cancellable: job.status === 'waiting' || (job.status === 'working' && Boolean(_c)),
     job_url: `${s.config.apiHost}/v0/jobs/${job.id}`,
+    progress: progressOf(job),
     ...data,
     ...(job.error ? { error: job.error } : {}),
   };
@@ -41,9 +54,12 @@ export const jobRoutes = (s: Services): FastifyPluginAsync => async (app) => {
     const p = queryParams(req);
     const dayAgo = new Date(Date.now() - 48 * 3600 * 1000).toISOString();
     const after = parseDate(p.created_after, 'created_after');
+    if (p.status !== undefined && p.status !== '' && !STATUSES.includes(p.status as JobStatus)) {
+      throw badRequest(`Invalid status: "${p.status}". Use one of: ${STATUSES.join(', ')}`);
+    }
     const jobs = await s.jobs.list(auth.workspace, {
       kind: p.kind,
-      status: p.status,
+      status: p.status || undefined,
       createdAfter: after && after > dayAgo ? after : dayAgo,
       createdBefore: parseDate(p.created_before, 'created_before'),
       pipeId: p.pipe_id,
@@ -55,7 +71,8 @@ export const jobRoutes = (s: Services): FastifyPluginAsync => async (app) => {
         const full = jobJson(s, j);
         const ds = j.data.datasource as { id?: string; name?: string } | undefined;
         return { id: j.id, kind: j.kind, status: j.status, created_at: full.created_at, updated_at: full.updated_at, job_url: full.job_url,
-          datasource: ds ? { id: ds.id, name: ds.name } : undefined, pipe_id: j.data.pipe_id, pipe_name: j.data.pipe_name };
+          datasource: ds ? { id: ds.id, name: ds.name } : undefined, pipe_id: j.data.pipe_id, pipe_name: j.data.pipe_name,
+          progress: full.progress, ...(j.error ? { error: j.error } : {}) };
       }),
     };
   });
