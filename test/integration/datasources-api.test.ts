@@ -474,6 +474,7 @@ describe('GET /v0/datasources and /v0/datasources/:name', () => {
     expect(byName.body.statistics.row_count).toBe(2);
     expect(byName.body.schema.sql_schema).toBe('`a` String, `b` Int32');
     expect(byName.body.engine).toMatchObject({ engine: 'MergeTree', engine_full: 'MergeTree ORDER BY tuple()' });
+    expect(await (await s.req('GET', '/v0/datasources/get_one.datasource')).text()).toContain('ENGINE "MergeTree"\nENGINE_SORTING_KEY "tuple()"\n');
     const byId = await call('GET', `/v0/datasources/${ds.id}`);
     expect(byId.body.name).toBe('get_one');
     const decorated = await call('GET', `/v0/datasources/t_some_description.${ds.id.slice(2)}`);

@@ -4,6 +4,15 @@ import { parseEngineParams, parseIndexes } from './engine.js';
 import { parseSchema } from './schema.js';
 
 describe('printDatasourceFile', () => {
+  it('says ENGINE_SORTING_KEY "tuple()" for a MergeTree without a sorting key, and the file parses back to the same engine', () => {
+    const engine = parseEngineParams('MergeTree', {});
+    const text = printDatasourceFile({ columns: parseSchema('`a` Int32'), engine });
+    expect(text).toBe('SCHEMA >\n    `a` Int32\n\nENGINE "MergeTree"\nENGINE_SORTING_KEY "tuple()"\n');
+    const again = parseEngineParams('MergeTree', { engine_sorting_key: 'tuple()' });
+    expect(printDatasourceFile({ columns: parseSchema('`a` Int32'), engine: again })).toBe(text);
+    expect(printDatasourceFile({ columns: parseSchema('`a` Int32'), engine: parseEngineParams('Null', {}) })).toBe('SCHEMA >\n    `a` Int32\n\nENGINE "Null"\n');
+  });
+
   it('prints every section of §11.2', () => {
     const text = printDatasourceFile({
       description: 'Events from the web\n\nOne row per hit',
@@ -50,7 +59,7 @@ describe('printDatasourceFile', () => {
 
   it('omits empty sections', () => {
     expect(printDatasourceFile({ description: '  ', columns: parseSchema('a String'), engine: parseEngineParams(undefined, {}), indexes: [] })).toBe(
-      'SCHEMA >\n    `a` String\n\nENGINE "MergeTree"\n',
+      'SCHEMA >\n    `a` String\n\nENGINE "MergeTree"\nENGINE_SORTING_KEY "tuple()"\n',
     );
   });
 

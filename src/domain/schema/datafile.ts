@@ -3,7 +3,7 @@
 // to be already validated by the schema/engine parsers.
 
 import type { Column, EngineSpec, IndexSpec } from '../types.js';
-import { ENGINE_PARAM_ORDER, formatIndex } from './engine.js';
+import { ENGINE_PARAM_ORDER, formatIndex, takesSortingKey } from './engine.js';
 import { printColumn } from './schema.js';
 
 export interface DatasourceFileInput {
@@ -28,7 +28,8 @@ export function printDatasourceFile({ description, columns, engine, indexes }: D
   if (indexes?.length) blocks.push(`INDEXES >\n${indexes.map((i) => INDENT + formatIndex(i)).join('\n')}`);
   const engineLines = [`ENGINE ${quoted(engine.engine)}`];
   for (const key of ENGINE_PARAM_ORDER) {
-    const value = engine.params[key];
+    // Like Tinybird's pulled files: a MergeTree without a sorting key says so (`tuple()`).
+    const value = engine.params[key] || (key === 'sorting_key' && takesSortingKey(engine.engine) ? 'tuple()' : '');
     if (value) engineLines.push(`ENGINE_${key.toUpperCase()} ${quoted(value)}`);
   }
   blocks.push(engineLines.join('\n'));

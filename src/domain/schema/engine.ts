@@ -41,6 +41,9 @@ const ENGINES: Record<string, EngineDef> = {
   Null: { args: [], options: [], required: [] },
 };
 
+/** Whether `engine` (a canonical name) takes an ORDER BY: the MergeTree family. */
+export const takesSortingKey = (engine: string): boolean => ENGINES[engine]?.options.includes('sorting_key') ?? false;
+
 /** Params holding SQL expressions; params holding column names; order used by every output. */
 const EXPRESSION_PARAMS = new Set(['partition_key', 'sorting_key', 'primary_key', 'sampling_key', 'ttl']);
 const COLUMN_PARAMS = new Set(['ver', 'is_deleted', 'sign', 'version']);
