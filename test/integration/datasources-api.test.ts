@@ -555,6 +555,7 @@ describe('POST /v0/analyze', () => {
       ['maybe', '$.maybe', 'Nullable(String)', 0.5],
     ]);
     expect(j.analysis.schema).toBe('`id` Int16 `json:$.id`, `name` String `json:$.name`, `geo_city` String `json:$.geo.city`, `tags` Array(String) `json:$.tags[:]`, `at` DateTime `json:$.at`, `score` Float32 `json:$.score`, `maybe` Nullable(String) `json:$.maybe`');
+    expect(j.schema).toBe(j.analysis.schema);
     expect(j.preview.rows).toBe(2);
     expect(j.preview.data).toHaveLength(2);
     expect(j.preview.meta.map((m: Json) => m.name)).toEqual(['id', 'name', 'geo_city', 'tags', 'at', 'score', 'maybe']);
@@ -570,6 +571,7 @@ describe('POST /v0/analyze', () => {
       ['date', 'Date'], ['user_id', 'Int16'], ['amount', 'Nullable(Float32)'], ['label', 'String'],
     ]);
     expect(j.analysis.schema).toBe('`date` Date, `user_id` Int16, `amount` Nullable(Float32), `label` String');
+    expect(j.schema).toBe(j.analysis.schema); // seed 003: a top-level schema string too
     expect(j.preview.meta.map((m: Json) => m.name)).toEqual(['date', 'user_id', 'amount', 'label']);
     expect(j.preview.rows).toBe(3);
     expect(j.preview.data).toEqual([

@@ -99,6 +99,7 @@ export const analyzeRoutes = (s: Services): FastifyPluginAsync => async (app) =>
       result = await analyze(decoded(req.raw, req.headers['content-encoding']));
     }
     if (!result) throw badRequest('No data was provided');
-    return result;
+    // Seed 003 documents a top-level `schema` string; Tinybird's clients read analysis.schema.
+    return { ...(result as object), schema: (result as { analysis: { schema: string } }).analysis.schema };
   });
 };
