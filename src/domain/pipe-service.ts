@@ -19,6 +19,9 @@ export interface NewNode {
   data?: Record<string, unknown>;
 }
 
+/** The 404 of an unknown pipe, worded as Tinybird words it (clients' suites match the text). */
+export const pipeNotFound = (nameOrId: string) => notFound(`Pipe '${nameOrId}' not found`);
+
 /** Whether a node of `pipe` reads the data source `name`. */
 export const readsDatasource = (pipe: PipeRecord, name: string) => pipe.nodes.some((n) => n.dependencies.includes(name));
 
@@ -66,7 +69,7 @@ export class PipeService {
 
   async get(ws: Workspace, nameOrId: string): Promise<PipeRecord> {
     const p = await this.find(ws, nameOrId);
-    if (!p) throw notFound(`Pipe "${nameOrId}" not found`);
+    if (!p) throw pipeNotFound(nameOrId);
     return p;
   }
 

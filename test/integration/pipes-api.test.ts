@@ -102,7 +102,9 @@ describe('pipes and nodes', () => {
     const byName = await j(await s.req('GET', '/v0/pipes/by_country'));
     const byId = await j(await s.req('GET', `/v0/pipes/${byName.body.id}`));
     expect(byId.body.name).toBe('by_country');
-    expect((await s.req('GET', '/v0/pipes/nope')).status).toBe(404);
+    // Tinybird's wording, single quotes: a client's suite matches the text.
+    expect(await j(await s.req('GET', '/v0/pipes/nope'))).toEqual({ status: 404, body: { error: "Pipe 'nope' not found" } });
+    expect(await j(await s.req('DELETE', '/v0/pipes/nope'))).toEqual({ status: 404, body: { error: "Pipe 'nope' not found" } });
   });
 
   it('returns the .pipe datafile', async () => {

@@ -8,7 +8,7 @@ import type { Services } from '../../app.js';
 import type { NodeRecord, NodeType, PipeRecord } from '../../catalog/catalog.js';
 import type { Auth } from '../../domain/access.js';
 import { badRequest, forbidden, notFound, PipitError } from '../../domain/errors.js';
-import { NODE_TYPES } from '../../domain/pipe-service.js';
+import { NODE_TYPES, pipeNotFound } from '../../domain/pipe-service.js';
 import type { MaterializeOptions } from '../../domain/materialize-service.js';
 import { nowIso, tbTime } from '../../domain/time.js';
 import { isTemplate, templateTables, type ParamValue } from '../../template/index.js';
@@ -125,7 +125,7 @@ export function pipeRoutes(services: Services): FastifyPluginAsync {
 
   async function readablePipe(auth: Auth, nameOrId: string): Promise<PipeRecord> {
     const pipe = await s.pipes.find(auth.workspace, nameOrId);
-    if (!pipe) throw notFound(`Pipe "${nameOrId}" not found`);
+    if (!pipe) throw pipeNotFound(nameOrId);
     if (!auth.canReadPipe(pipe.id)) throw forbidden(`token has no READ scope for ${nameOrId}`);
     return pipe;
   }
@@ -133,7 +133,7 @@ export function pipeRoutes(services: Services): FastifyPluginAsync {
   async function writablePipe(auth: Auth, nameOrId: string): Promise<PipeRecord> {
     auth.requirePipesCreate();
     const pipe = await s.pipes.find(auth.workspace, nameOrId);
-    if (!pipe) throw notFound(`Pipe "${nameOrId}" not found`);
+    if (!pipe) throw pipeNotFound(nameOrId);
     return pipe;
   }
 
@@ -438,7 +438,7 @@ export function pipeRoutes(services: Services): FastifyPluginAsync {
       const auth = await authenticate(s, req);
       const name = (req.params as { pipe: string }).pipe;
       const pipe = await s.pipes.find(auth.workspace, name);
-      if (!pipe) throw notFound(`Pipe "${name}" not found`);
+      if (!pipe) throw pipeNotFound(name);
       const node = s.copies.copyNode(pipe);
       if (!auth.canReadPipe(pipe.id) || !auth.canAppend(String(node.data.copy_target))) {
         throw forbidden('The token needs PIPES:READ on the pipe and DATASOURCES:APPEND on the target Data Source to run a copy');
@@ -525,7 +525,7 @@ export function pipeRoutes(services: Services): FastifyPluginAsync {
       const auth = await authenticate(s, req);
       const name = (req.params as { pipe: string }).pipe.replace(/\.pipe$/, '');
       const pipe = await s.pipes.find(auth.workspace, name);
-      if (!pipe) throw notFound(`Pipe "${name}" not found`);
+      if (!pipe) throw pipeNotFound(name);
       if (!auth.canDropPipe(pipe.id)) throw forbidden(`token needs scope PIPES:DROP:${pipe.name}`);
       // A materialized node's engine view goes with the pipe: its target keeps its rows and
       // stops receiving new ones.

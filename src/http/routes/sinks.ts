@@ -9,6 +9,7 @@ import type { Services } from '../../app.js';
 import type { PipeRecord } from '../../catalog/catalog.js';
 import { Auth } from '../../domain/access.js';
 import { badRequest, forbidden, notFound } from '../../domain/errors.js';
+import { pipeNotFound } from '../../domain/pipe-service.js';
 import { SINK_ARGS, type SinkSettings } from '../../domain/sink-service.js';
 import { tbTime } from '../../domain/time.js';
 import type { ParamValue } from '../../template/index.js';
@@ -63,7 +64,7 @@ export function sinkRoutes(s: Services): FastifyPluginAsync {
   async function writablePipe(auth: Auth, nameOrId: string): Promise<PipeRecord> {
     auth.requirePipesCreate();
     const pipe = await s.pipes.find(auth.workspace, nameOrId);
-    if (!pipe) throw notFound(`Pipe "${nameOrId}" not found`);
+    if (!pipe) throw pipeNotFound(nameOrId);
     return pipe;
   }
 
@@ -93,7 +94,7 @@ export function sinkRoutes(s: Services): FastifyPluginAsync {
       const auth = await authenticate(s, req);
       const name = (req.params as { pipe: string }).pipe;
       const pipe = await s.pipes.find(auth.workspace, name);
-      if (!pipe) throw notFound(`Pipe "${name}" not found`);
+      if (!pipe) throw pipeNotFound(name);
       if (!auth.canReadPipe(pipe.id)) throw forbidden('The token needs PIPES:READ on the pipe to run its sink');
       const node = s.sinks.sinkNode(pipe);
       const a = await formArgs(req);
