@@ -86,7 +86,7 @@ export class PipeService {
     const name = spec.name || this.autoName(pipe, index);
     validateResourceName(name, 'node');
     if (pipe.nodes.some((n) => n.name === name)) {
-      throw badRequest(`Node name "${name}" already exists in pipe. Node names must be unique within a given pipe.`);
+      throw conflict(`Node name "${name}" already exists in pipe. Node names must be unique within a given pipe.`);
     }
     if (!spec.sql || !spec.sql.trim()) throw badRequest('The SQL of a node can not be empty');
     const now = nowIso();
@@ -150,10 +150,15 @@ export class PipeService {
     (await this.byId(ws)).delete(pipe.id);
   }
 
-  node(pipe: PipeRecord, nameOrId: string): NodeRecord {
+  node(pipe: PipeRecord, nameOrId: string, unknown: typeof notFound = notFound): NodeRecord {
     const n = pipe.nodes.find((x) => x.id === nameOrId || x.name === nameOrId);
-    if (!n) throw notFound(`Pipe '${pipe.name}' does not contain the '${nameOrId}' node`);
+    if (!n) throw unknown(`Pipe '${pipe.name}' does not contain the '${nameOrId}' node`);
     return n;
+  }
+
+  /** The node a publish names: an unknown one is a bad request (400), as Tinybird answers. */
+  publishable(pipe: PipeRecord, nameOrId: string): NodeRecord {
+    return this.node(pipe, nameOrId, badRequest);
   }
 
   /** Publishes `node` as the pipe's endpoint (replacing a previous one). */

@@ -44,7 +44,7 @@ describe('pipes and nodes', () => {
     expect(status).toBe(200);
     expect(body).toMatchObject({ name: 'events_per_day_1', dependencies: ['events_per_day_0'] });
     r = await s.req('POST', '/v0/pipes/events_per_day/nodes?name=events_per_day_1', { body: 'select 1' });
-    expect(await j(r)).toEqual({ status: 400, body: { error: 'Node name "events_per_day_1" already exists in pipe. Node names must be unique within a given pipe.' } });
+    expect(await j(r)).toEqual({ status: 409, body: { error: 'Node name "events_per_day_1" already exists in pipe. Node names must be unique within a given pipe.' } });
   });
 
   it('refuses bad SQL, unknown resources and forbidden SQL when a node is saved', async () => {
@@ -174,7 +174,9 @@ describe('endpoints', () => {
     r = await s.req('PUT', '/v0/pipes/events_per_day/endpoint', { body: id });
     expect((await j(r)).body.endpoint).toBe(id);
     r = await s.req('POST', '/v0/pipes/events_per_day/nodes/nope/endpoint');
-    expect(r.status).toBe(404);
+    expect(await j(r)).toEqual({ status: 400, body: { error: "Pipe 'events_per_day' does not contain the 'nope' node" } });
+    r = await s.req('PUT', '/v0/pipes/events_per_day/endpoint', { body: 't_0123456789abcdef0123456789abcdef' });
+    expect(await j(r)).toEqual({ status: 400, body: { error: "Pipe 'events_per_day' does not contain the 't_0123456789abcdef0123456789abcdef' node" } });
   });
 
   it('serves JSON, CSV, NDJSON, Parquet', async () => {

@@ -372,8 +372,10 @@ export function pipeRoutes(services: Services): FastifyPluginAsync {
     });
 
     app.post('/v0/pipes/:pipe/nodes/:node/endpoint', async (req) => {
-      const { auth, pipe, node } = await writableNode(req);
-      return json(auth, await s.pipes.publish(auth.workspace, pipe, node));
+      const auth = await authenticate(s, req);
+      const { pipe: pipeName, node: ref } = req.params as { pipe: string; node: string };
+      const pipe = await writablePipe(auth, pipeName);
+      return json(auth, await s.pipes.publish(auth.workspace, pipe, s.pipes.publishable(pipe, ref)));
     });
 
     app.delete('/v0/pipes/:pipe/nodes/:node/endpoint', async (req) => {
@@ -387,7 +389,7 @@ export function pipeRoutes(services: Services): FastifyPluginAsync {
       const pipe = await writablePipe(auth, (req.params as { pipe: string }).pipe);
       const ref = (await body(req)).toString('utf8').trim();
       if (!ref) throw badRequest('The body should contain the id of the node to publish');
-      return json(auth, await s.pipes.publish(auth.workspace, pipe, s.pipes.node(pipe, ref)));
+      return json(auth, await s.pipes.publish(auth.workspace, pipe, s.pipes.publishable(pipe, ref)));
     });
 
     app.post('/v0/pipes/:pipe/nodes/:node/materialization', async (req) => {
