@@ -264,7 +264,8 @@ class Analyzer {
           } else {
             const what = t.type === 'word' ? t.upper : t.text;
             if (t.type === 'word' && STATEMENT_NAMES.test(what)) throw forbidden(`Forbidden query: only SELECT queries are allowed, not ${what}`);
-            throw forbidden(`Forbidden query: only SELECT queries are allowed; the query starts with '${what}'`);
+            // Not a statement at all (`SELEC 1`): a syntax error (400), not a refusal.
+            this.fail(`expected SELECT or WITH, found '${t.text}'`, t);
           }
           break;
         }

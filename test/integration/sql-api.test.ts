@@ -289,6 +289,13 @@ describe('names and errors', () => {
     const r = await sql('SELECT 1 +');
     expect(r.status).toBe(400);
     expect(r.headers.get('x-db-exception-code')).toBe('62');
+    // A misspelt statement is a syntax error too (400), on /v0/sql and when a node is saved.
+    const typo = await sql('SELEC 1');
+    expect(typo.status).toBe(400);
+    expect((await typo.json()).error).toBe("Syntax error: expected SELECT or WITH, found 'SELEC' at position 1");
+    const node = await s.req('POST', '/v0/pipes', { body: new URLSearchParams({ name: 'typo_pipe', sql: 'SELEC 1' }).toString(), headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+    expect(node.status).toBe(400);
+    expect((await node.json()).error).toMatch(/Syntax error: expected SELECT or WITH, found 'SELEC'/);
   });
 
   it('a limited token reads only what its scopes allow', async () => {

@@ -521,7 +521,7 @@ describe('statements other than SELECT', () => {
     c('EXPLAIN ESTIMATE SELECT * FROM survivor', 403, notStatement('EXPLAIN')),
     c('SELECT (EXPLAIN AST SELECT 1)', 403, notStatement('EXPLAIN')),
     c('WITH 1 AS x INSERT INTO survivor SELECT 1', 403, INTO),
-    c("VALUES ('a')", 403, /only SELECT queries are allowed; the query starts with 'VALUES'/),
+    c("VALUES ('a')", 400, /Syntax error: expected SELECT or WITH, found 'VALUES' at position 1/),
     c('SELECT 1 UNION ALL DROP TABLE survivor', 400, /expected a query after UNION/),
   ]);
 });
