@@ -35,9 +35,14 @@ export function insertSettings(importId: string, token: string): Record<string, 
   return { log_comment: importId, insert_deduplication_token: token, deduplicate_blocks_in_dependent_materialized_views: 1 };
 }
 
-/** Counts lines that hold something other than whitespace. */
-export function countNonEmptyLines(buf: Buffer): number {
-  let n = 0;
+/**
+ * Lines of an NDJSON body that hold something (`lines`), and how many of them cannot be a JSON
+ * object because they do not start with `{` (`notObjects`): those go to quarantine whatever the
+ * schema, so the Events API counts them as quarantined without waiting for the engine.
+ */
+export function countNdjsonLines(buf: Buffer): { lines: number; notObjects: number } {
+  let lines = 0;
+  let notObjects = 0;
   let start = 0;
   while (start < buf.length) {
     let end = buf.indexOf(10, start);
@@ -45,13 +50,14 @@ export function countNonEmptyLines(buf: Buffer): number {
     for (let i = start; i < end; i++) {
       const c = buf[i];
       if (c !== 32 && c !== 9 && c !== 13 && c !== 12 && c !== 11) {
-        n++;
+        lines++;
+        if (c !== 123) notObjects++;
         break;
       }
     }
     start = end + 1;
   }
-  return n;
+  return { lines, notObjects };
 }
 
 export class IngestService {
@@ -68,7 +74,7 @@ export class IngestService {
     let chunkNo = 0;
     const flush = async (data: Buffer) => {
       if (data.length === 0) return;
-      lines += countNonEmptyLines(data);
+      lines += countNdjsonLines(data).lines;
       await this.engine.insert({
         table: names.jsonStage,
         format: 'LineAsString',

@@ -131,9 +131,20 @@ describe('success', () => {
     expect(ds.columns.map((c) => [c.name, c.jsonpath])).toEqual([['a', '$.a'], ['b', '$.b']]);
   });
 
-  it('an empty body to an existing data source is accepted with zero rows', async () => {
-    await expectJson(await s.req('POST', '/v0/events?name=ev', { body: '' }), 202, { successful_rows: 0, quarantined_rows: 0 });
-    await expectJson(await s.req('POST', '/v0/events?name=ev&wait=true', { body: '\n  \n' }), 200, { successful_rows: 0, quarantined_rows: 0 });
+  it('an empty body is a 400 (seed 003: the body is required)', async () => {
+    for (const [q, body] of [['', ''], ['&wait=true', '\n  \n'], ['', '   ']]) {
+      const r = await s.req('POST', `/v0/events?name=ev${q}`, { body });
+      expect(r.status).toBe(400);
+      expect(r.headers.get('content-type')).toMatch(/^text\/plain/);
+      expect(await r.text()).toBe('The request body is empty: send the events as NDJSON, one JSON object per line.\n');
+    }
+  });
+
+  it('a line that is not a JSON object is counted as quarantined without wait, and by the engine with it', async () => {
+    const before = await count(s, 'ev');
+    await expectJson(await s.req('POST', '/v0/events?name=ev', { body: 'not json\n' }), 202, { successful_rows: 0, quarantined_rows: 1 });
+    await expectJson(await s.req('POST', '/v0/events?name=ev&wait=true', { body: 'not json either\n' }), 200, { successful_rows: 0, quarantined_rows: 1 });
+    expect(await count(s, 'ev')).toBe(before);
   });
 });
 

@@ -12,7 +12,7 @@ import { PipitError } from '../../domain/errors.js';
 import { validateResourceName } from '../../domain/schema/names.js';
 import { SchemaError } from '../../domain/schema/errors.js';
 import { EventBuffer } from '../../ingest/event-buffer.js';
-import { countNonEmptyLines } from '../../ingest/ingest-service.js';
+import { countNdjsonLines } from '../../ingest/ingest-service.js';
 import { physicalNames } from '../../ingest/physical.js';
 import { authenticate } from '../auth.js';
 import { decoded, queryParams, readAll } from '../body.js';
@@ -37,6 +37,7 @@ const LARGE_BODY = 1024 * 1024;
 
 const TOO_LARGE = `Request Entity Too Large: the Events API accepts up to 10 MB per request (${MAX_EVENTS_REQUEST} bytes). Split the events into smaller requests.`;
 const TOO_LARGE_DECODED = `Request Entity Too Large: the decompressed body exceeds ${MAX_EVENTS_DECODED} bytes. Split the events into smaller requests.`;
+const EMPTY_BODY = 'The request body is empty: send the events as NDJSON, one JSON object per line.';
 const ANALYSIS_ERROR = 'Analysis error, invalid data. We could not infer the schema, please create the datasource manually and try again or contact us at support@tinybird.co.';
 /** `H4sI` is base64 for the gzip magic bytes and deflate method (1f 8b 08). */
 const BASE64_GZIP = Buffer.from('H4sI');
@@ -103,9 +104,9 @@ export const eventRoutes = (s: Services): FastifyPluginAsync => async (app) => {
       if (declared > MAX_EVENTS_REQUEST) return text(reply, 413, TOO_LARGE);
 
       const body = await readBody(req);
-      const rows = countNonEmptyLines(body);
+      const { lines: rows, notObjects } = countNdjsonLines(body);
+      if (rows === 0) return text(reply, 400, ds ? EMPTY_BODY : ANALYSIS_ERROR);
       if (!ds) {
-        if (rows === 0) return text(reply, 400, ANALYSIS_ERROR);
         let inferred;
         try {
           inferred = s.imports.inferFromSample('ndjson', body.subarray(0, 10 * 1024 * 1024), {});
@@ -121,12 +122,13 @@ export const eventRoutes = (s: Services): FastifyPluginAsync => async (app) => {
           if (!ds) throw err;
         }
       }
-      if (rows === 0) return reply.code(wait ? 200 : 202).send({ successful_rows: 0, quarantined_rows: 0 });
       const target = { workspaceId: auth.workspace.id, datasourceId: ds.id, stage: physicalNames(auth.workspace.database, ds.id).jsonStage };
       const started = Date.now();
       if (body.length >= LARGE_BODY) await s.events.appendLarge(target, body, req.id, wait);
       else await s.events.append(target, EventBuffer.toTsv(body, req.id), req.id, wait);
-      if (!wait) return reply.code(202).send({ successful_rows: rows, quarantined_rows: 0 });
+      // Without wait, lines that cannot be JSON objects are already known to be quarantined; the
+      // engine's verdict on the others (bad JSON, values that do not convert) needs wait=true.
+      if (!wait) return reply.code(202).send({ successful_rows: rows - notObjects, quarantined_rows: notObjects });
       const q = await s.ingest.countQuarantined(auth.workspace, ds, req.id, started);
       return reply.code(200).send({ successful_rows: rows - q, quarantined_rows: q });
     } catch (err) {
