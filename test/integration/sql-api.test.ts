@@ -142,10 +142,32 @@ describe('formats', () => {
     expect(b.subarray(-4).toString()).toBe('PAR1');
   });
 
-  it('no FORMAT → TabSeparated; a trailing ; is fine', async () => {
+  it('no FORMAT and no format parameter → the JSON QueryResponse of seed 003; a trailing ; is fine', async () => {
     const r = await sql('SELECT user, n FROM ev ORDER BY n LIMIT 2;');
-    expect(r.headers.get('content-type')).toContain('text/tab-separated-values');
-    expect(await r.text()).toBe('a\t1\nb\t2\n');
+    expect(r.headers.get('content-type')).toContain('application/json');
+    const body = await r.json();
+    expect(body.meta).toEqual([{ name: 'user', type: 'String' }, { name: 'n', type: 'Int64' }]);
+    expect(body.data).toEqual([{ user: 'a', n: 1 }, { user: 'b', n: 2 }]);
+    expect(body.rows).toBe(2);
+    expect(Object.keys(body.statistics).sort()).toEqual(['bytes_read', 'elapsed', 'rows_read']);
+  });
+
+  it('the format parameter (GET and POST JSON) picks the output; a FORMAT clause wins; unknown → 400', async () => {
+    const get = (q: string, format: string) => s.req('GET', `/v0/sql?q=${encodeURIComponent(q)}&format=${encodeURIComponent(format)}`);
+    let r = await get('SELECT user, n FROM ev ORDER BY n LIMIT 2', 'CSV');
+    expect(r.headers.get('content-type')).toContain('text/csv');
+    expect(await r.text()).toBe('"a",1\n"b",2\n');
+    r = await get('SELECT n FROM ev ORDER BY n LIMIT 2', 'ndjson');
+    expect(await r.text()).toBe('{"n":1}\n{"n":2}\n');
+    r = await get('SELECT n FROM ev ORDER BY n LIMIT 1', 'Parquet');
+    expect(Buffer.from(await r.arrayBuffer()).subarray(0, 4).toString()).toBe('PAR1');
+    r = await get('SELECT n FROM ev ORDER BY n LIMIT 1 FORMAT TSV', 'JSON');
+    expect(await r.text()).toBe('1\n');
+    r = await s.req('POST', '/v0/sql', { body: JSON.stringify({ q: 'SELECT n FROM ev ORDER BY n LIMIT 1', format: 'CSV' }), headers: { 'content-type': 'application/json' } });
+    expect(await r.text()).toBe('1\n');
+    r = await get('SELECT 1', 'Native');
+    expect(r.status).toBe(400);
+    expect((await r.json()).error).toMatch(/^Invalid format "Native", available ones: JSON, CSV/);
   });
 
   it('Unicode spaces pasted from documents separate tokens, as in ClickHouse', async () => {

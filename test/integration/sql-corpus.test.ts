@@ -693,10 +693,12 @@ describe('expressions and functions', () => {
       USERS.map((u) => ({ a: `${u.name}-${u.plan}`, b: `${u.name}!`, l: +u.name.startsWith('b'), il: +u.name.toLowerCase().startsWith('a'), m: +/^[a-c]/.test(u.name), parts: u.name.split('e'), p: u.plan === 'free' ? 'gratis' : u.plan })));
   });
 
-  it('the default output format (TSV) and other trailing FORMATs', async () => {
-    const r = await s.req('GET', `/v0/sql?q=${encodeURIComponent('SELECT country, count() FROM events GROUP BY country ORDER BY country')}`);
+  it('the default output format (JSON) and other trailing FORMATs', async () => {
+    const r = await s.req('GET', `/v0/sql?q=${encodeURIComponent('SELECT country, count() AS n FROM events GROUP BY country ORDER BY country')}`);
     expect(r.status).toBe(200);
-    expect(await r.text()).toBe(byCountry.map((c) => `${c}\t${EV.filter((e) => e.country === c).length}\n`).join(''));
+    expect((await r.json()).data).toEqual(byCountry.map((c) => ({ country: c, n: EV.filter((e) => e.country === c).length })));
+    const tsv = await s.req('GET', `/v0/sql?q=${encodeURIComponent('SELECT country, count() FROM events GROUP BY country ORDER BY country FORMAT TSV')}`);
+    expect(await tsv.text()).toBe(byCountry.map((c) => `${c}\t${EV.filter((e) => e.country === c).length}\n`).join(''));
     const j = await s.req('GET', `/v0/sql?q=${encodeURIComponent('SELECT user_id FROM vip ORDER BY user_id FORMAT JSONEachRow')}`);
     expect(await j.text()).toBe(VIP.map((user_id) => JSON.stringify({ user_id }) + '\n').join(''));
   });

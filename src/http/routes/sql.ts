@@ -1,11 +1,12 @@
 /**
  * The Query API, `GET|POST /v0/sql`: one user SELECT (or a template, when it starts with %)
  * through the SQL safety layer (src/sql), run on the engine's read-only Sessions and sent in the
- * format of its trailing FORMAT clause. A client that disconnects cancels its query.
+ * format of its trailing FORMAT clause (else the `format` parameter, else JSON). A client that disconnects cancels its query.
  */
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { Services } from '../../app.js';
 import { badRequest, PipitError } from '../../domain/errors.js';
+import { FORMAT_LIST, OUTPUT_FORMATS } from '../../sql/policy.js';
 import type { ParamValue } from '../../template/index.js';
 import { authenticate } from '../auth.js';
 import { decoded, hasBody, isForm, isJson, rawStream, readAll } from '../body.js';
@@ -13,10 +14,14 @@ import { outputParams, sendQuery } from '../query-output.js';
 
 const GET_LIMIT = 8 * 1024;
 const POST_LIMIT = 1024 * 1024;
-const DEFAULT_FORMAT = 'TabSeparated';
+/**
+ * Without a FORMAT clause or `format` parameter the answer is seed 003's JSON QueryResponse (meta,
+ * data, rows, statistics), which Tinybird's TypeScript SDK `sql()` parses.
+ */
+const DEFAULT_FORMAT = 'JSON';
 
 /** Request arguments of the Query API itself, never template parameters (§4.2). */
-const SQL_API_ARGS = new Set(['q', 'token', 'from', 'max_threads', 'pipeline', 'tag', 'output_format_json_quote_64bit_integers',
+const SQL_API_ARGS = new Set(['q', 'format', 'token', 'from', 'max_threads', 'pipeline', 'tag', 'output_format_json_quote_64bit_integers',
   'output_format_parquet_string_as_string', 'output_format_json_quote_denormals', 'semver', 'playground', 'finalize_aggregations',
   'release_replacements', 'time', 'test', '__tb__semver', 'explain', 'debug', 'template_parameters']);
 
@@ -64,6 +69,14 @@ async function readRequest(req: FastifyRequest): Promise<SqlRequest> {
   return { q, params };
 }
 
+/** The `format` parameter (seed 003: JSON, CSV, NDJSON, Parquet, ...), validated; undefined when absent. */
+function formatParam(v: ParamValue | undefined): string | undefined {
+  if (v === undefined || v === '') return undefined;
+  const f = typeof v === 'string' ? OUTPUT_FORMATS[v.toLowerCase()] : undefined;
+  if (!f) throw badRequest(`Invalid format "${String(v)}", available ones: ${FORMAT_LIST}`);
+  return f.name;
+}
+
 /** Query-string arguments; a repeated key becomes an array (template Array() parameters). */
 export function queryArgs(req: FastifyRequest): Record<string, ParamValue> {
   const out: Record<string, ParamValue> = {};
@@ -96,6 +109,7 @@ export function sqlRoutes(services: Services): FastifyPluginAsync {
       // A JWT's fixed_params win over the request's parameters (checkPinned refuses the rest).
       tplParams = auth.pinParams(tplParams);
       const { maxThreads, formatSettings } = outputParams(params);
+      const requestedFormat = formatParam(params.format);
       let pipe;
       if (params.pipeline !== undefined) {
         pipe = await services.pipes.find(auth.workspace, String(params.pipeline));
@@ -109,7 +123,7 @@ export function sqlRoutes(services: Services): FastifyPluginAsync {
         const text = (await services.queries.collect({ ...prepared, sql: `EXPLAIN ${prepared.sql}` }, 'TSVRaw', req.id)).toString('utf8');
         return reply.type('application/json').send({ debug_query: prepared.userNames(prepared.sql), query_explain: prepared.userNames(text), explain_error: '' });
       }
-      return sendQuery(services, req, reply, prepared, { format: prepared.format ?? DEFAULT_FORMAT, workspaceId: auth.workspace.id, maxThreads, formatSettings });
+      return sendQuery(services, req, reply, prepared, { format: prepared.format ?? requestedFormat ?? DEFAULT_FORMAT, workspaceId: auth.workspace.id, maxThreads, formatSettings });
     };
     app.get('/v0/sql', handler);
     app.post('/v0/sql', handler);
