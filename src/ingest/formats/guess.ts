@@ -1,7 +1,8 @@
 /**
  * Type guessing for ingest: the narrowest ClickHouse type for CSV text columns, guessed CSV
  * schemas with engine-key suggestions, and NDJSON schema inference with JSONPaths (the
- * `/v0/analyze` column shape). Pure and total: a value it cannot type makes the column String.
+ * `/v0/analyze` column shape). Pure and total: a value it cannot type makes the column String;
+ * only a sampled NDJSON line nested deeper than MAX_JSON_DEPTH is refused (400).
  */
 import type { Column } from '../../domain/types.js';
 import { MAX_NAME_LENGTH } from '../../domain/schema/names.js';
