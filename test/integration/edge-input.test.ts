@@ -76,6 +76,9 @@ describe('item 4: GET /tokens', () => {
       config.apiHost = 'https://pipit.example.com';
       expect((await raw('GET', '/tokens', { host: 'pipit.example.com' })).status).toBe(200);
       expect((await raw('GET', '/tokens', { host: 'pipit.example.com:443' })).status).toBe(200);
+      expect((await raw('GET', '/tokens', { host: 'other.example.com' })).status).toBe(403);
+      config.apiHost = 'http://0.0.0.0:7181'; // a wildcard bind address names no host (pages can target 0.0.0.0)
+      expect((await raw('GET', '/tokens', { host: '0.0.0.0:7181' })).status).toBe(403);
     } finally {
       config.apiHost = before;
     }

@@ -30,6 +30,9 @@ export function isLocalHostHeader(header: string | undefined, apiHost: string): 
   if (net.isIP(host) && isLoopbackAddress(host)) return true;
   try {
     const configured = new URL(apiHost).hostname.toLowerCase().replace(/^\[|\]$/g, '').replace(/\.$/, '');
+    // A wildcard bind address (PIPIT_HOST=0.0.0.0 makes the default PIPIT_API_HOST http://0.0.0.0:7181)
+    // names no host: browsers send `Host: 0.0.0.0` for pages that target it.
+    if (configured === '0.0.0.0' || configured === '::') return false;
     return host === configured;
   } catch {
     return false;
