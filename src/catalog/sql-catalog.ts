@@ -5,6 +5,7 @@
  */
 import type { Catalog, ConnectionRecord, DatasourceRecord, JobFilter, JobRecord, JobStatus, PipeRecord, TokenRecord, VariableRecord, Workspace } from './catalog.js';
 import { migrations } from './migrations.js';
+import { nulError, nulPath } from '../domain/input-limits.js';
 
 /** The minimal SQL client both PGlite and node-postgres satisfy. */
 export interface SqlClient {
@@ -26,7 +27,7 @@ export class SqlCatalog implements Catalog {
       if (done.has(m.version)) continue;
       await db.exec(`BEGIN; ${m.sql}; INSERT INTO schema_migrations(version) VALUES (${m.version}); COMMIT;`);
     }
-    return new SqlCatalog(db);
+    return new SqlCatalog(refuseNul(db));
   }
 
   async listWorkspaces(): Promise<Workspace[]> {
@@ -173,4 +174,48 @@ export class SqlCatalog implements Catalog {
   async close(): Promise<void> {
     await this.db.close();
   }
+}
+
+/**
+ * PostgreSQL text and jsonb cannot hold NUL characters (the statement fails with an encoding
+ * error), so every statement's parameters are checked here, at the one boundary all user text
+ * crosses on its way in: a NUL is a 400 naming the field (`description`, `nodes[0].sql`, or the
+ * column a lookup compares). Job updates are the exception: they carry messages the server wrote
+ * (engine errors quoting user data) and must not fail, so NULs there become U+FFFD.
+ */
+export function refuseNul(db: SqlClient): SqlClient {
+  return {
+    query<R>(sql: string, params?: unknown[]) {
+      if (params?.length) {
+        for (let i = 0; i < params.length; i++) {
+          const field = nulPath(params[i]);
+          if (field === null) continue;
+          if (/^\s*UPDATE\s+jobs\b/i.test(sql)) {
+            params = params.map(withoutNul);
+            break;
+          }
+          return Promise.reject(nulError(field || columnOf(sql, i + 1)));
+        }
+      }
+      return db.query<R>(sql, params);
+    },
+    exec: (sql) => db.exec(sql),
+    close: () => db.close(),
+  };
+}
+
+/** The column a `$n` parameter is compared with or inserted into, for the error message. */
+function columnOf(sql: string, n: number): string | null {
+  const cmp = new RegExp(`([A-Za-z_][A-Za-z0-9_]*)'?\\s*(?:=|<|>|=\\s*ANY\\()\\s*\\$${n}\\b`).exec(sql);
+  if (cmp) return cmp[1];
+  const ins = /INSERT\s+INTO\s+\w+\s*\(([^)]*)\)/i.exec(sql);
+  if (ins) return ins[1].split(',')[n - 1]?.trim() ?? null;
+  return null;
+}
+
+function withoutNul(v: unknown): unknown {
+  if (typeof v === 'string') return v.replace(/\u0000/g, '\ufffd');
+  if (Array.isArray(v)) return v.map(withoutNul);
+  if (v === null || typeof v !== 'object' || v instanceof Date) return v;
+  return Object.fromEntries(Object.entries(v).map(([k, x]) => [withoutNul(k), withoutNul(x)]));
 }

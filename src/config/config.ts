@@ -19,6 +19,8 @@ export interface Config {
   walFsync: boolean;
   /** Log level for the JSON logger (PIPIT_LOG_LEVEL, default info). */
   logLevel: string;
+  /** Where log lines go (not from the environment: stdout; tests pass a collector). Lines are redacted first. */
+  logDestination?: { write(line: string): unknown };
   /** Seconds a user query may run (PIPIT_QUERY_TIMEOUT, default 10; overrun → 408). */
   queryTimeout: number;
   /** Bytes a query result may have (PIPIT_QUERY_MAX_RESULT_BYTES, default 100 MB). */
@@ -71,6 +73,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, overrides: Partial<Config> = 
     engineSessions: overrides.engineSessions ?? intFrom(env, 'PIPIT_ENGINE_SESSIONS', 4, 1, 64),
     walFsync: overrides.walFsync ?? boolFrom(env, 'PIPIT_WAL_FSYNC'),
     logLevel: overrides.logLevel ?? (env.PIPIT_LOG_LEVEL || 'info'),
+    logDestination: overrides.logDestination,
     queryTimeout: overrides.queryTimeout ?? intFrom(env, 'PIPIT_QUERY_TIMEOUT', 10, 1, 3600),
     queryMaxResultBytes: overrides.queryMaxResultBytes ?? intFrom(env, 'PIPIT_QUERY_MAX_RESULT_BYTES', 100 * 1024 * 1024, 1024, 2 ** 40),
     queryMaxMemory: overrides.queryMaxMemory ?? intFrom(env, 'PIPIT_QUERY_MAX_MEMORY', 8 * 1024 ** 3, 1024 ** 2, 2 ** 44),

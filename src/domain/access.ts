@@ -11,7 +11,7 @@ import type { Catalog, PipeRecord, Scope, TokenRecord, Workspace } from '../cata
 import type { ParamValue } from '../template/index.js';
 import { badRequest, conflict, forbidden } from './errors.js';
 import { decodeJwt, signJwt, verifyHs256 } from './jwt.js';
-import { checkExpression } from './schema/index.js';
+import { checkExpression, checkNameLength } from './schema/index.js';
 import { newResourceId } from './ids.js';
 import { nowIso } from './time.js';
 
@@ -300,6 +300,7 @@ export class AccessService {
 
   /** A new, isolated workspace (own engine database and tokens) with its admin token. */
   async createWorkspace(name: string): Promise<{ workspace: Workspace; admin: TokenRecord }> {
+    checkNameLength(name, 'workspace');
     if (!/^[A-Za-z][A-Za-z0-9_]*$/.test(name)) {
       throw badRequest(`Invalid workspace name "${name}". Name must start with a letter and contain only letters, numbers, and underscores.`);
     }

@@ -17,6 +17,7 @@ import path from 'node:path';
 import type { Catalog, ConnectionRecord, Workspace } from '../catalog/catalog.js';
 import { cleanMessage, EngineError, type Engine } from '../engine/engine.js';
 import { badRequest, conflict, forbidden, notFound, PipitError, unauthorized } from './errors.js';
+import { checkNameLength } from './schema/names.js';
 import { newResourceId } from './ids.js';
 import { checkRelativePath, parseBucketUri, parseLocalPath } from './sink-template.js';
 import { nowIso, tbTime } from './time.js';
@@ -24,7 +25,7 @@ import { nowIso, tbTime } from './time.js';
 export const SERVICES = ['s3', 's3_iamrole', 'gcs_hmac', 'local'] as const;
 export type ConnectionKind = (typeof SERVICES)[number];
 
-const NAME = /^[A-Za-z_][A-Za-z0-9_-]{0,99}$/;
+const NAME = /^[A-Za-z_][A-Za-z0-9_-]*$/;
 const REGION = /^[a-z]{2}(-[a-z]+)+-\d{1,2}$/;
 const ROLE_ARN = /^arn:aws(-[a-z]+)?:iam::\d{12}:role\/[A-Za-z0-9+=,.@_/-]{1,512}$/;
 const GCS_ENDPOINT = 'https://storage.googleapis.com';
@@ -132,6 +133,7 @@ export class ConnectionService {
   async create(ws: Workspace, a: Record<string, string | undefined>): Promise<ConnectionRecord> {
     const name = a.name;
     if (!name) throw badRequest('The "name" parameter is required');
+    checkNameLength(name, 'connection');
     if (!NAME.test(name)) throw badRequest(`Invalid connection name "${name}": it must start with a letter or underscore and have only letters, digits, _ and -`);
     const service = (a.service ?? '').toLowerCase() === 'gcs' ? 'gcs_hmac' : (a.service ?? '').toLowerCase();
     if (!SERVICES.includes(service as ConnectionKind)) throw badRequest(`Invalid service "${a.service ?? ''}". Valid services are: ${SERVICES.join(', ')}`);

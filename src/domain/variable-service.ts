@@ -5,6 +5,7 @@
  */
 import type { Catalog, VariableRecord, Workspace } from '../catalog/catalog.js';
 import { badRequest, notFound } from './errors.js';
+import { checkNameLength } from './schema/names.js';
 import { SecretBox } from './secret-box.js';
 import { newResourceId } from './ids.js';
 import { nowIso } from './time.js';
@@ -70,6 +71,7 @@ export class VariableService {
     if (!name) throw badRequest('missing name');
     if (type !== undefined && type !== 'secret') throw badRequest('Supported variable types are: secret');
     const v = this.checkValue(value);
+    checkNameLength(name, 'variable');
     if (!NAME.test(name)) throw badRequest(`Invalid variable name "${name}". Name must start with a letter or underscore and contain only letters, numbers, and underscores.`);
     const m = await this.load(ws);
     if (m.has(name)) throw badRequest(`Variable "${name}" already exists`);

@@ -7,6 +7,9 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest }
 import { newUlid as ulid } from '../domain/ids.js';
 import type { Services } from '../app.js';
 import { toHttpError } from './errors.js';
+import { frameworkError, onClientError } from './framework-errors.js';
+import { redactingStream } from './log-redact.js';
+import { nulError } from '../domain/input-limits.js';
 import { datasourceRoutes } from './routes/datasources.js';
 import { eventRoutes } from './routes/events.js';
 import { jobRoutes } from './routes/jobs.js';
@@ -30,11 +33,17 @@ const CORS_HEADERS: Record<string, string> = {
 
 export function buildHttp(services: Services): FastifyInstance {
   const app = Fastify({
-    logger: services.config.logLevel === 'silent' ? false : { level: services.config.logLevel },
+    // Every log line passes the redactor: no token value (query string, path, Authorization
+    // header, error text) reaches the log at any level.
+    logger: services.config.logLevel === 'silent' ? false : { level: services.config.logLevel, stream: redactingStream(services.config.logDestination) },
     genReqId: () => ulid(),
     bodyLimit: 64 * 1024 * 1024,
     forceCloseConnections: false,
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 1000 },
+    // Errors raised before a route runs (bad percent-encoding, an over-long path segment; at the
+    // socket: header overflow, malformed HTTP) answer in Tinybird's {"error": "..."} shape too.
+    frameworkErrors: frameworkError,
+    clientErrorHandler: onClientError,
   });
 
   // Bodies are read by the routes themselves (streamed); no global parsing.
@@ -45,6 +54,9 @@ export function buildHttp(services: Services): FastifyInstance {
   app.addHook('onRequest', (req, reply, done) => {
     reply.header('x-request-id', req.id);
     reply.headers(CORS_HEADERS);
+    // Path parameters name resources and ids: a NUL there (`/v0/jobs/a%00b`) is never valid.
+    const params = req.params as Record<string, string> | undefined;
+    for (const k in params) if (params[k].includes('\u0000')) return done(nulError(k));
     done();
   });
 

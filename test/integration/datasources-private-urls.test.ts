@@ -41,6 +41,20 @@ describe('private urls refused', () => {
     'http://192.168.1.1/a.csv',
     'http://169.254.169.254/latest/meta-data/',
     'http://0.0.0.0/a.csv',
+    // issue 10 item 9: the ranges and spellings that were missing
+    `http://0x7f.1:${port}/a.csv`, // 127.0.0.1 in hex, short form
+    `http://0177.0.0.1:${port}/a.csv`, // octal
+    `http://[::127.0.0.1]:${port}/a.csv`, // IPv4-compatible
+    `http://[64:ff9b::7f00:1]:${port}/a.csv`, // NAT64 of 127.0.0.1
+    `http://[2002:7f00:1::1]:${port}/a.csv`, // 6to4 of 127.0.0.1
+    'http://[2001:0:7f00:1::1]/a.csv', // Teredo server 127.0.0.1
+    'http://[fd00::1]/a.csv', // ULA
+    'http://[fe80::1]/a.csv', // link-local
+    'http://[ff02::1]/a.csv', // multicast
+    'http://100.64.0.1/a.csv', // CGNAT
+    'http://198.18.0.1/a.csv', // benchmarking
+    'http://224.0.0.1/a.csv', // multicast
+    'http://255.255.255.255/a.csv', // broadcast
   ];
 
   it('POST /v0/datasources url= → 400 Invalid url, no job, no data source', async () => {

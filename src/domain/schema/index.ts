@@ -47,6 +47,8 @@ export {
   isValidColumnName,
   normalizeName,
   validateResourceName,
+  checkNameLength,
+  MAX_NAME_LENGTH,
 } from './names.js';
 export {
   SUPPORTED_ENGINES,

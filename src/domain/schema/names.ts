@@ -5,6 +5,20 @@
 import { SchemaError } from './errors.js';
 
 const RESOURCE_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/**
+ * The one length limit of every name a user gives: data sources, pipes, nodes, columns, tokens,
+ * variables, connections, workspaces. Tinybird documents none; 255 characters keeps names
+ * printable in messages and well inside the catalog's index entries.
+ */
+export const MAX_NAME_LENGTH = 255;
+
+/** Throws SchemaError (400) when a `kind` name is longer than {@link MAX_NAME_LENGTH}; never echoes the name. */
+export function checkNameLength(name: string, kind: string): void {
+  if (name.length > MAX_NAME_LENGTH) {
+    throw new SchemaError(`Invalid ${kind} name: it is ${name.length} characters long, the limit is ${MAX_NAME_LENGTH}.`);
+  }
+}
 const COLUMN_NAME = /^[a-zA-Z_][.0-9a-zA-Z_]*$/;
 
 const ints = (prefix: string) => [8, 16, 32, 64, 128, 256].map((n) => `${prefix}${n}`);
@@ -45,12 +59,12 @@ export function isReservedName(name: string): boolean {
 }
 
 export function isValidResourceName(name: string): boolean {
-  return RESOURCE_NAME.test(name) && !isReservedName(name);
+  return name.length <= MAX_NAME_LENGTH && RESOURCE_NAME.test(name) && !isReservedName(name);
 }
 
 /** Column names: `^[a-zA-Z_][.0-9a-zA-Z_]*$` and not the reserved `index`. */
 export function isValidColumnName(name: string): boolean {
-  return COLUMN_NAME.test(name) && name.toLowerCase() !== 'index';
+  return name.length <= MAX_NAME_LENGTH && COLUMN_NAME.test(name) && name.toLowerCase() !== 'index';
 }
 
 /**
@@ -58,7 +72,7 @@ export function isValidColumnName(name: string): boolean {
  * (`t_` for resources, `c_` for columns), reserved words get a trailing `_`.
  */
 export function normalizeName(s: string, prefix = 't_'): string {
-  let out = s.trim().replace(/[^A-Za-z0-9_]/g, '_');
+  let out = s.trim().slice(0, MAX_NAME_LENGTH - prefix.length - 1).replace(/[^A-Za-z0-9_]/g, '_');
   if (!out) return prefix.replace(/_+$/, '') || '_';
   if (/^[0-9]/.test(out)) out = prefix + out;
   return isReservedName(out) ? `${out}_` : out;
@@ -68,6 +82,7 @@ const RULE = 'Name must start with a letter and contain only letters, numbers, a
 
 /** Throws SchemaError with Tinybird's message when `name` cannot name a resource of `kind`. */
 export function validateResourceName(name: string, kind = 'Data Source'): void {
+  checkNameLength(name, kind);
   if (!RESOURCE_NAME.test(name))
     throw new SchemaError(`Invalid ${kind} name "${name}". ${RULE} Hint: use ${normalizeName(name)}.`);
   if (isReservedName(name))

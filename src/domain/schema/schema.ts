@@ -7,6 +7,7 @@ import { parseIndexes } from './engine.js';
 import { SchemaError } from './errors.js';
 import { isNullable, parseType, printType, TypeSyntaxError, type TypeNode } from './types.js';
 import { checkExpression, skipQuoted } from './sql.js';
+import { MAX_NAME_LENGTH } from './names.js';
 
 export const MAX_COLUMNS = 500;
 const COLUMN_NAME = /^[a-zA-Z_][.0-9a-zA-Z_]*$/;
@@ -33,6 +34,8 @@ export function parseSchemaWithIndexes(text: string): { columns: Column[]; index
   columns.forEach((c, i) => {
     if (c.name.toLowerCase() === 'index')
       throw new SchemaError(`Invalid column name '${c.name}' at position ${i + 1}, 'index' is a reserved keyword`);
+    if (c.name.length > MAX_NAME_LENGTH)
+      throw new SchemaError(`Invalid column name at position ${i + 1}: it is ${c.name.length} characters long, the limit is ${MAX_NAME_LENGTH}.`);
     if (!COLUMN_NAME.test(c.name))
       throw new SchemaError(`Invalid column name '${c.name}' at position ${i + 1}. Column names must start with a letter or an underscore and contain only letters, numbers, underscores and dots.`);
     const prev = seen.get(c.name);

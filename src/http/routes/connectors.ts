@@ -12,6 +12,7 @@ import { badRequest, notFound, PipitError } from '../../domain/errors.js';
 import { authenticate } from '../auth.js';
 import { decoded, hasBody, isJson, queryParams, rawStream, readAll } from '../body.js';
 import { checkUrl } from './url-fetch.js';
+import { parseUserJson } from '../../domain/input-limits.js';
 
 /** Arguments from the query string and a form or JSON body. */
 async function args(req: FastifyRequest): Promise<Record<string, string>> {
@@ -19,12 +20,7 @@ async function args(req: FastifyRequest): Promise<Record<string, string>> {
   if (!hasBody(req)) return out;
   const body = await readAll(decoded(rawStream(req), req.headers['content-encoding']), 64 * 1024);
   if (isJson(req)) {
-    let j: unknown;
-    try {
-      j = JSON.parse(body.toString('utf8'));
-    } catch {
-      throw badRequest('The request body should be a JSON object');
-    }
+    const j = parseUserJson(body.toString('utf8'), 'The request body should be a JSON object');
     if (!j || typeof j !== 'object' || Array.isArray(j)) throw badRequest('The request body should be a JSON object');
     for (const [k, v] of Object.entries(j)) if (v !== null && v !== undefined) out[k] = String(v);
   } else {

@@ -20,6 +20,7 @@ import { datasourceJson, datasourceListJson, pickAttrs } from './datasource-json
 import { readsDatasource } from '../../domain/pipe-service.js';
 import { jobJson } from './jobs.js';
 import { checkUrl, fetchUrl } from './url-fetch.js';
+import { checkJsonDepth } from '../../domain/input-limits.js';
 
 const MODES = ['append', 'create', 'replace', 'migrate'];
 const FORM_KEYS = new Set(['name', 'mode', 'schema', 'format', 'url', 'engine', 'indexes', 'description', 'token', 'type_guessing',
@@ -389,6 +390,7 @@ export async function readParams(req: FastifyRequest): Promise<Record<string, st
   if (!hasBody(req)) return {};
   const buf = await readAll(decoded(req.raw, req.headers['content-encoding']), 16 * 1024 * 1024);
   if (/json/i.test(req.headers['content-type'] ?? '')) {
+    checkJsonDepth(buf.toString('utf8'));
     try {
       const obj = JSON.parse(buf.toString('utf8') || '{}') as Record<string, unknown>;
       return Object.fromEntries(Object.entries(obj).map(([k, v]) => [k, typeof v === 'string' ? v : JSON.stringify(v)]));

@@ -1,16 +1,58 @@
 /**
- * `GET /tokens`: local token discovery, like Tinybird Local. Answers only to loopback clients.
+ * `GET /tokens`: local token discovery, like Tinybird Local. It hands out the admin and user
+ * tokens, so it answers only when both hold:
+ * - the client is on loopback (the socket's peer address), and
+ * - the `Host` header names this machine: `localhost`, a loopback address (`127.x.x.x`,
+ *   `[::1]`), or the host of `PIPIT_API_HOST`. A web page the developer visits can make the
+ *   browser call a loopback port (DNS rebinding: `evil.example` resolving to 127.0.0.1), but the
+ *   browser then sends `Host: evil.example`.
+ * It carries no CORS headers (also on its preflight), so no other origin may read the answer.
  */
-import type { FastifyPluginAsync } from 'fastify';
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import net from 'node:net';
 import type { Services } from '../../app.js';
 import { forbidden } from '../../domain/errors.js';
+import { isLoopbackAddress } from '../address-policy.js';
 
-const LOOPBACK = /^(127\.|::1$|::ffff:127\.)/;
+/** The host name of a `Host` header: lower-cased, port and IPv6 brackets removed, no trailing dot. */
+export function hostOf(header: string | undefined): string | null {
+  if (!header) return null;
+  const h = header.trim().toLowerCase();
+  const m = /^\[([^\]]+)\](?::\d+)?$/.exec(h) ?? /^([^:[\]]+)(?::\d+)?$/.exec(h);
+  return m ? m[1].replace(/\.$/, '') : null;
+}
+
+/** Whether a `Host` header names this machine (loopback) or the configured public host. */
+export function isLocalHostHeader(header: string | undefined, apiHost: string): boolean {
+  const host = hostOf(header);
+  if (!host) return false;
+  if (host === 'localhost' || host.endsWith('.localhost')) return true;
+  if (net.isIP(host) && isLoopbackAddress(host)) return true;
+  try {
+    const configured = new URL(apiHost).hostname.toLowerCase().replace(/^\[|\]$/g, '').replace(/\.$/, '');
+    // A wildcard bind address (PIPIT_HOST=0.0.0.0 makes the default PIPIT_API_HOST http://0.0.0.0:7181)
+    // names no host: browsers send `Host: 0.0.0.0` for pages that target it.
+    if (configured === '0.0.0.0' || configured === '::') return false;
+    return host === configured;
+  } catch {
+    return false;
+  }
+}
+
+/** Route hook: drops the CORS headers every other route gets. */
+function withoutCors(_req: FastifyRequest, reply: FastifyReply, done: () => void): void {
+  for (const h of Object.keys(reply.getHeaders())) if (h.startsWith('access-control-')) reply.removeHeader(h);
+  done();
+}
 
 export const localRoutes = (s: Services): FastifyPluginAsync => async (app) => {
-  app.get('/tokens', async (req) => {
-    if (!LOOPBACK.test(req.socket.remoteAddress ?? '')) throw forbidden('Local tokens are only served to loopback clients');
+  app.get('/tokens', { onRequest: withoutCors }, async (req) => {
+    if (!isLoopbackAddress(req.socket.remoteAddress ?? '')) throw forbidden('Local tokens are only served to loopback clients');
+    if (!isLocalHostHeader(req.headers.host, s.config.apiHost)) {
+      throw forbidden('Local tokens are only served to requests for localhost, a loopback address or the configured PIPIT_API_HOST (the Host header names another host)');
+    }
     return s.localTokens;
   });
+  app.options('/tokens', { onRequest: withoutCors }, async (_req, reply) => reply.code(204).send());
   app.get('/v0/health', async () => ({ status: 'ok' }));
 };

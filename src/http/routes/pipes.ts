@@ -19,6 +19,7 @@ import { limitEndpoint } from '../rate-limit.js';
 import { nodeJson, nodeParams, pipeDatafile, pipeJson } from './pipe-json.js';
 import { sinkSettings } from './sinks.js';
 import { queryArgs } from './sql.js';
+import { parseUserJson } from '../../domain/input-limits.js';
 
 const BODY_LIMIT = 8 * 1024 * 1024;
 const Q_LIMIT = 8 * 1024;
@@ -153,12 +154,7 @@ export function pipeRoutes(services: Services): FastifyPluginAsync {
     if (req.method === 'POST') {
       const b = await body(req);
       if (b.length && isJson(req)) {
-        let parsed: unknown;
-        try {
-          parsed = JSON.parse(b.toString('utf8'));
-        } catch {
-          throw badRequest('The request body should be a JSON object with the parameters');
-        }
+        const parsed = parseUserJson(b.toString('utf8'), 'The request body should be a JSON object with the parameters');
         if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) throw badRequest('The request body should be a JSON object with the parameters');
         Object.assign(args, parsed as Record<string, ParamValue>);
       } else if (b.length) {
@@ -242,12 +238,7 @@ export function pipeRoutes(services: Services): FastifyPluginAsync {
       let description = str(args.description) ?? null;
       let specs: Array<{ name?: string; sql: string; description?: string | null; type?: string; raw?: Record<string, unknown> }> = [];
       if (b.length && isJson(req)) {
-        let doc: { name?: string; description?: string; nodes?: unknown };
-        try {
-          doc = JSON.parse(b.toString('utf8'));
-        } catch {
-          throw badRequest('The request body should be a JSON object with the pipe');
-        }
+        const doc = parseUserJson(b.toString('utf8'), 'The request body should be a JSON object with the pipe') as { name?: string; description?: string; nodes?: unknown };
         name = doc.name ?? name;
         description = doc.description ?? description;
         if (doc.nodes !== undefined && !Array.isArray(doc.nodes)) throw badRequest('nodes must be a list');

@@ -17,6 +17,7 @@ import { authenticate } from '../auth.js';
 import { decoded, hasBody, isJson, rawStream, readAll } from '../body.js';
 import { nodeJson, pipeJson } from './pipe-json.js';
 import { queryArgs } from './sql.js';
+import { parseUserJson } from '../../domain/input-limits.js';
 
 const str = (v: unknown): string | undefined => {
   if (v === undefined || v === null) return undefined;
@@ -31,12 +32,7 @@ async function formArgs(req: FastifyRequest): Promise<Record<string, ParamValue>
   const b = await readAll(decoded(rawStream(req), req.headers['content-encoding']), 1024 * 1024);
   if (!b.length) return a;
   if (isJson(req)) {
-    let j: unknown;
-    try {
-      j = JSON.parse(b.toString('utf8'));
-    } catch {
-      throw badRequest('The request body should be a JSON object');
-    }
+    const j = parseUserJson(b.toString('utf8'), 'The request body should be a JSON object');
     if (!j || typeof j !== 'object' || Array.isArray(j)) throw badRequest('The request body should be a JSON object');
     Object.assign(a, j);
   } else {

@@ -11,6 +11,7 @@ import type { ParamValue } from '../../template/index.js';
 import { authenticate } from '../auth.js';
 import { decoded, hasBody, isForm, isJson, rawStream, readAll } from '../body.js';
 import { outputParams, sendQuery } from '../query-output.js';
+import { parseUserJson } from '../../domain/input-limits.js';
 
 const GET_LIMIT = 8 * 1024;
 const POST_LIMIT = 1024 * 1024;
@@ -45,12 +46,7 @@ async function readRequest(req: FastifyRequest): Promise<SqlRequest> {
   }) : Buffer.alloc(0);
   let q = typeof params.q === 'string' ? params.q : undefined;
   if (isJson(req) && body.length) {
-    let json: unknown;
-    try {
-      json = JSON.parse(body.toString('utf8'));
-    } catch {
-      throw badRequest('The request body should be a JSON object like {"q": "SELECT 1"}');
-    }
+    const json = parseUserJson(body.toString('utf8'), 'The request body should be a JSON object like {"q": "SELECT 1"}');
     if (!json || typeof json !== 'object' || Array.isArray(json)) throw badRequest('The request body should be a JSON object like {"q": "SELECT 1"}');
     for (const [k, v] of Object.entries(json as Record<string, unknown>)) {
       if (k === 'q') q = typeof v === 'string' ? v : undefined;
@@ -98,12 +94,7 @@ export function sqlRoutes(services: Services): FastifyPluginAsync {
       const { q, params } = await readRequest(req);
       let tplParams = templateParamsOf(params, SQL_API_ARGS);
       if (params.template_parameters !== undefined) {
-        let extra: unknown;
-        try {
-          extra = JSON.parse(String(params.template_parameters));
-        } catch {
-          throw badRequest('template_parameters must be a well-formed JSON');
-        }
+        const extra = parseUserJson(String(params.template_parameters), 'template_parameters must be a well-formed JSON', 'template_parameters');
         if (extra && typeof extra === 'object' && !Array.isArray(extra)) tplParams = { ...tplParams, ...(extra as Record<string, ParamValue>) };
       }
       // A JWT's fixed_params win over the request's parameters (checkPinned refuses the rest).

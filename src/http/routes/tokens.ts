@@ -10,9 +10,10 @@ import type { Services } from '../../app.js';
 import type { Scope, TokenRecord } from '../../catalog/catalog.js';
 import { type Auth, JWT_SCOPES, MAX_TOKENS, RESOURCE_SCOPES, STATIC_SCOPES, TOKEN_HOST } from '../../domain/access.js';
 import { badRequest, forbidden, notFound, PipitError } from '../../domain/errors.js';
-import { checkExpression } from '../../domain/schema/index.js';
+import { checkExpression, checkNameLength } from '../../domain/schema/index.js';
 import { authenticate } from '../auth.js';
 import { decoded, hasBody, isJson, readAll } from '../body.js';
+import { parseUserJson } from '../../domain/input-limits.js';
 
 const BODY_LIMIT = 1024 * 1024;
 const JWT_DOCUMENTATION = 'https://docs.tinybird.co/api-reference/token-api.html#post--v0-tokens-?';
@@ -77,12 +78,7 @@ async function readArgs(req: FastifyRequest, jsonBody: boolean): Promise<Args> {
     const text = buf.toString('utf8');
     // A JWT request's body is JSON whatever its Content-Type (`curl -d` says it is a form).
     if (isJson(req) || jsonBody || /^\s*\{/.test(text)) {
-      let parsed: unknown;
-      try {
-        parsed = text.trim() ? JSON.parse(text) : {};
-      } catch {
-        throw badRequest('Invalid body, it must be a JSON object');
-      }
+      const parsed = text.trim() ? parseUserJson(text, 'Invalid body, it must be a JSON object') : {};
       if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) throw badRequest('Invalid body, it must be a JSON object');
       json = parsed as Record<string, unknown>;
       for (const [k, v] of Object.entries(json)) if (k !== 'scopes' || !jsonBody) add(k, v);
@@ -154,6 +150,7 @@ export const tokenRoutes = (s: Services): FastifyPluginAsync => async (app) => {
   }
 
   async function checkNameFree(auth: Auth, name: string, self?: string): Promise<void> {
+    checkNameLength(name, 'token');
     if ((await s.access.listTokens(auth.workspace)).some((t) => t.name === name && t.id !== self)) {
       throw badRequest(`Auth token with name "${name}" already exists`);
     }
@@ -217,6 +214,7 @@ export const tokenRoutes = (s: Services): FastifyPluginAsync => async (app) => {
     const body = args.json ?? {};
     const name = typeof body.name === 'string' && body.name ? body.name : args.values.name;
     if (!name) throw badRequest('Missing argument name');
+    checkNameLength(name, 'token');
     if (!Array.isArray(body.scopes)) throw badRequest('Invalid body, scopes must be a list of scope');
     const scopes: Array<Record<string, unknown>> = [];
     for (const sc of body.scopes as unknown[]) {

@@ -9,6 +9,7 @@ import { notFound } from '../../domain/errors.js';
 import { tbTime } from '../../domain/time.js';
 import { authenticate } from '../auth.js';
 import { decoded, hasBody, isForm, isJson, queryParams, rawStream, readAll } from '../body.js';
+import { checkJsonDepth } from '../../domain/input-limits.js';
 
 function variableJson(v: VariableRecord): Record<string, unknown> {
   return { name: v.name, type: v.type, created_at: tbTime(v.createdAt), updated_at: tbTime(v.updatedAt), edited_by: v.editedBy };
@@ -20,6 +21,7 @@ async function args(req: FastifyRequest): Promise<Record<string, string>> {
   if (!hasBody(req)) return out;
   const body = await readAll(decoded(rawStream(req), req.headers['content-encoding']), 64 * 1024);
   if (isJson(req)) {
+    checkJsonDepth(body.toString('utf8'));
     try {
       const j = JSON.parse(body.toString('utf8')) as Record<string, unknown>;
       for (const [k, v] of Object.entries(j ?? {})) if (v !== null && v !== undefined) out[k] = String(v);

@@ -11,12 +11,14 @@ import { badRequest, forbidden, notFound } from '../../domain/errors.js';
 import { tbTime } from '../../domain/time.js';
 import { authenticate } from '../auth.js';
 import { decoded, hasBody, isJson, queryParams, rawStream, readAll } from '../body.js';
+import { checkJsonDepth } from '../../domain/input-limits.js';
 
 async function args(req: FastifyRequest): Promise<Record<string, string>> {
   const out = queryParams(req);
   if (!hasBody(req)) return out;
   const body = (await readAll(decoded(rawStream(req), req.headers['content-encoding']), 64 * 1024)).toString('utf8');
   if (isJson(req)) {
+    checkJsonDepth(body);
     try {
       for (const [k, v] of Object.entries(JSON.parse(body) as Record<string, unknown>)) if (v !== null && v !== undefined) out[k] = String(v);
     } catch {

@@ -1,9 +1,12 @@
 /**
  * Type guessing for ingest: the narrowest ClickHouse type for CSV text columns, guessed CSV
  * schemas with engine-key suggestions, and NDJSON schema inference with JSONPaths (the
- * `/v0/analyze` column shape). Pure and total: a value it cannot type makes the column String.
+ * `/v0/analyze` column shape). Pure and total: a value it cannot type makes the column String;
+ * only a sampled NDJSON line nested deeper than MAX_JSON_DEPTH is refused (400).
  */
 import type { Column } from '../../domain/types.js';
+import { MAX_NAME_LENGTH } from '../../domain/schema/names.js';
+import { checkJsonDepth } from '../../domain/input-limits.js';
 
 // ---------------------------------------------------------------------------------------------
 // Decisions (kept in one place so they are easy to revisit)
@@ -274,12 +277,14 @@ export function positionalColumnName(i: number): string {
  * Turns any text into a valid column identifier `[a-zA-Z_][0-9a-zA-Z_]*`: accents are dropped
  * (`año` → `ano`), each run of other characters becomes one `_` between words
  * (`Price (USD)` → `Price_USD`), a leading digit gets a `_` prefix (`1st` → `_1st`), and the
- * reserved `index` becomes `index_`. Returns `''` when nothing usable is left.
+ * reserved `index` becomes `index_`. Returns `''` when nothing usable is left. Long names are
+ * cut so that they stay within the name length limit with room for a `_N` deduplication suffix.
  */
 export function normalizeColumnName(raw: string): string {
-  let s = identifierWords(raw);
+  let s = identifierWords(raw.slice(0, 4 * MAX_NAME_LENGTH));
   if (s === '') return '';
   if (s.charCodeAt(0) >= 48 && s.charCodeAt(0) <= 57) s = `_${s}`;
+  s = s.slice(0, MAX_NAME_LENGTH - 8);
   if (RESERVED_COLUMN_NAMES.has(s.toLowerCase())) s = `${s}_`;
   return s;
 }
@@ -605,7 +610,8 @@ export function jsonColumnsToColumns(cols: readonly AnalyzedColumn[]): Column[] 
 /**
  * Parses up to `maxRows` NDJSON lines of a sample. Blank lines are skipped; lines that are not
  * JSON, or not a JSON object, count as `invalid`. A last line without a terminating newline is
- * used if it parses and silently dropped if not (the sample may have cut it).
+ * used if it parses and silently dropped if not (the sample may have cut it). A line nested
+ * deeper than MAX_JSON_DEPTH is a 400: inference, previews and responses walk values recursively.
  *
  * @example parseNdjsonSample('{"a":1}\nnope\n{"a":') // { objects: [{ a: 1 }], invalid: 1 }
  */
@@ -613,7 +619,9 @@ export function parseNdjsonSample(text: string, maxRows = 10000): { objects: unk
   const objects: unknown[] = [];
   let invalid = 0;
   let pos = text.charCodeAt(0) === 0xfeff ? 1 : 0;
+  let lineNo = 0;
   while (pos < text.length && objects.length + invalid < maxRows) {
+    lineNo++;
     let end = text.indexOf('\n', pos);
     const partial = end < 0;
     if (partial) end = text.length;
@@ -622,6 +630,7 @@ export function parseNdjsonSample(text: string, maxRows = 10000): { objects: unk
     if (line === '') continue;
     let v: unknown;
     let ok = false;
+    checkJsonDepth(line, `Line ${lineNo} of the NDJSON data`);
     try {
       v = JSON.parse(line);
       ok = isPlainObject(v);
