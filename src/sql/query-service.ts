@@ -193,7 +193,9 @@ export class QueryService {
     let analyzed: AnalyzedQuery;
     try {
       const rendered = renderSql(sql, secrets);
-      analyzed = analyzeQuery(rendered, scopeFor({ pipe: ctx.pipe, nodeLimit: ctx.nodeLimit, trusted: false, underscore: ctx.underscore }), { params: bound() });
+      // A saved node of a pipe the token reads (a copy run) reads what the pipe reads, as an endpoint does.
+      const trusted = ctx.savedNode === true && ctx.pipe !== undefined && auth.canReadPipe(ctx.pipe.id);
+      analyzed = analyzeQuery(rendered, scopeFor({ pipe: ctx.pipe, nodeLimit: ctx.nodeLimit, trusted, underscore: ctx.underscore }), { params: bound() });
     } catch (err) {
       // A limited token learns nothing about resources it may not read, not even that they exist.
       if (err instanceof PipitError && err.code === 'not_found' && !auth.isAdmin) throw new PipitError('forbidden', err.message);
