@@ -148,7 +148,13 @@ export class QueryService {
         if (c.pipe) {
           const limit = c.nodeLimit ?? c.pipe.nodes.length;
           const node = c.pipe.nodes.slice(0, limit).find((n) => n.name === name);
-          if (node) return expand(c.pipe, node, c.trusted, 'node', name);
+          if (node) {
+            // A node may use a secret internally; a token that does not read node SQL gets what the endpoint returns, not the node.
+            if (!c.trusted && !auth.canCreatePipes && usesSecrets(node.sql)) {
+              throw forbidden(`The node '${node.name}' of the pipe '${c.pipe.name}' uses secrets: this token reads it only through the pipe's endpoint`);
+            }
+            return expand(c.pipe, node, c.trusted, 'node', name);
+          }
         }
         const ds = dsByName.get(name);
         if (ds) {

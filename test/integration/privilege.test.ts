@@ -143,6 +143,28 @@ describe('secrets (item 3): only ADMIN makes Pipit read a workspace variable', (
     expect(r.text).toBe('10\n');
   });
 
+  it('a node that uses a secret internally is served only through its endpoint to read tokens (not with pipeline=)', async () => {
+    await ok('POST', '/v0/pipes', { headers: json, body: JSON.stringify({ name: 'p_creds', nodes: [
+      { name: 'creds', sql: "%\nSELECT {{ tb_secret('api_key') }} AS key" },
+      { name: 'via', sql: 'SELECT key FROM creds' },
+      { name: 'ep', type: 'endpoint', sql: "SELECT count() AS c FROM events WHERE (SELECT key FROM creds) != ''" },
+    ] }) });
+    const reader = await token('creds_reader', 'PIPES:READ:p_creds');
+    const exp = Math.floor(Date.now() / 1000) + 3600;
+    const jwt = (await ok('POST', `/v0/tokens?name=creds_jwt&expiration_time=${exp}`, { headers: json, body: JSON.stringify({ scopes: [{ type: 'PIPES:READ', resource: 'p_creds' }] }) })).body.token as string;
+    for (const t of [reader, jwt]) {
+      for (const q of ['SELECT key FROM creds', 'SELECT key FROM via']) {
+        const r = await call('GET', `${sqlPath(q)}&pipeline=p_creds`, t);
+        expect(r.status, `${q}: ${r.text}`).toBe(403);
+        expect(r.text).not.toContain(SECRET);
+      }
+      const r = await call('GET', '/v0/pipes/p_creds.json', t);
+      expect((r.body as { data: unknown }).data).toEqual([{ c: await count(s, 'events') }]);
+    }
+    // PIPES:CREATE reads every node's SQL and output.
+    expect((await call('GET', `${sqlPath('SELECT key FROM creds FORMAT CSV')}&pipeline=p_creds`, tok.pipes_create)).status).toBe(200);
+  });
+
   it('PIPES:CREATE can not save a node that names a secret, by any path; nothing is saved', async () => {
     const before = JSON.stringify(await s.app.services.pipes.list(ws()));
     const leak = "%\nSELECT {{ tb_secret('api_key') }} AS v";
