@@ -92,6 +92,35 @@ export class Auth {
     return this.canCreateDatasources || this.token.scopes.some((s) => s.type === 'DATASOURCES:APPEND' && (s.resource === dsId || (!s.resource && !this.jwt)));
   }
 
+  /**
+   * The one write rule: every path that puts rows into a data source or changes it asks this
+   * (Data Sources and Events APIs, materialized views and their populates, copies, and edits of
+   * the pipes a copy or a materialized view reads).
+   * - `append` (rows added): ADMIN, DATASOURCES:CREATE or DATASOURCES:APPEND:<ds>;
+   * - `change` (rows replaced or removed, or the data source itself changed: replace, truncate,
+   *   delete rows, alter, rename, a copy in replace mode, a populate that truncates, a
+   *   materialization that overrides its target): ADMIN or DATASOURCES:CREATE;
+   * - `create` (a new data source, also a materialization's new target): ADMIN or DATASOURCES:CREATE.
+   */
+  canWrite(dsId: string | null, kind: WriteKind): boolean {
+    if (kind === 'append' && dsId !== null) return this.canAppend(dsId);
+    return this.canCreateDatasources;
+  }
+
+  /**
+   * canWrite or 403: `what` names the operation that writes (e.g. "A materialized view"); without
+   * it the Data Sources API's own messages.
+   */
+  requireWrite(ds: { id: string; name: string } | null, kind: WriteKind, what?: string): void {
+    if (this.canWrite(ds?.id ?? null, kind)) return;
+    if (what === undefined) {
+      throw forbidden(kind === 'append' && ds ? `Token does not have DATASOURCES:APPEND scope for Data Source "${ds.name}"` : 'token needs scope DATASOURCES:CREATE');
+    }
+    if (kind === 'append' && ds) throw forbidden(`${what} writes into the Data Source "${ds.name}": the token needs DATASOURCES:APPEND on it (or DATASOURCES:CREATE)`);
+    if (kind === 'change' && ds) throw forbidden(`${what} replaces or removes rows of the Data Source "${ds.name}": the token needs DATASOURCES:CREATE`);
+    throw forbidden(`${what} creates a Data Source: the token needs DATASOURCES:CREATE`);
+  }
+
   canDrop(dsId: string): boolean {
     return this.canCreateDatasources || this.hasOn('DATASOURCES:DROP', dsId);
   }
@@ -192,7 +221,38 @@ export class Auth {
   requireTokens(): void {
     if (!this.canManageTokens) throw forbidden('token needs scope TOKENS');
   }
+
+  /**
+   * Whether this token holds at least every scope in `scopes`, so that managing a token with
+   * them grants nothing new. ADMIN holds everything. TOKENS holds every scope but ADMIN (and the
+   * server-level USER): it may grant itself any of them anyway. Otherwise a scope is held through
+   * the same scope on the same resource with no row filter or the same one (a filtered READ does
+   * not hold an unfiltered one), or through the broader scope that implies it: DATASOURCES:CREATE
+   * appends to and drops any data source, PIPES:CREATE reads and drops any pipe and reads any
+   * data source unfiltered.
+   */
+  holds(scopes: readonly Scope[]): boolean {
+    if (this.isAdmin) return true;
+    return scopes.every((sc) => {
+      if (sc.type === 'ADMIN' || sc.type === 'USER') return false;
+      if (this.has('TOKENS')) return true;
+      if ((sc.type === 'DATASOURCES:APPEND' || sc.type === 'DATASOURCES:DROP') && this.canCreateDatasources) return true;
+      if ((sc.type === 'PIPES:READ' || sc.type === 'PIPES:DROP' || (sc.type === 'DATASOURCES:READ' && !sc.filter)) && this.canCreatePipes) return true;
+      return this.token.scopes.some((own) => own.type === sc.type && (own.resource ?? null) === (sc.resource ?? null) && (!own.filter || own.filter === sc.filter));
+    });
+  }
+
+  /**
+   * A token may not create, change, refresh or delete a token that holds more than it does
+   * (otherwise a TOKENS token could refresh, demote or delete every ADMIN token).
+   */
+  requireHolds(t: Pick<TokenRecord, 'name' | 'scopes'>, action: 'change' | 'refresh' | 'delete'): void {
+    if (!this.holds(t.scopes)) throw forbidden(`The token can not ${action} the token "${t.name}": it holds scopes this token does not hold`);
+  }
 }
+
+/** What a write does to a data source (see Auth.canWrite). */
+export type WriteKind = 'append' | 'change' | 'create';
 
 export interface LocalTokens {
   user_token: string;

@@ -52,11 +52,16 @@ export class CopyService {
     return m;
   }
 
+  /** The write rule for what a copy in `mode` does to its target. */
+  private checkWrite(auth: Auth, target: { id: string; name: string }, mode: 'append' | 'replace'): void {
+    auth.requireWrite(target, mode === 'replace' ? 'change' : 'append', mode === 'replace' ? 'A copy in replace mode' : 'A copy');
+  }
+
   /** Output columns of the node must all exist in the target. */
   private async checkColumns(auth: Auth, pipe: PipeRecord, node: NodeRecord, targetId: string, reqId: string): Promise<void> {
     const target = await this.datasources.get(auth.workspace, targetId);
     const index = pipe.nodes.findIndex((n) => n.id === node.id);
-    const prepared = await this.queries.prepare(auth, node.sql, { testMode: true, params: {}, pipe, nodeLimit: index });
+    const prepared = await this.queries.prepare(auth, node.sql, { testMode: true, params: {}, pipe, nodeLimit: index, savedNode: true });
     let meta: Array<{ name: string }>;
     try {
       meta = await this.queries.describe(prepared, reqId);
@@ -82,6 +87,8 @@ export class CopyService {
     if (!target) throw notFound(`Target Data Source "${s.target}" not found`);
     const cron = scheduleOf(s.cron);
     const mode = this.checkMode(s.mode);
+    // Scheduled runs write with the workspace's authority: who sets the copy must hold the write.
+    this.checkWrite(auth, target, mode);
     await this.checkColumns(auth, pipe, node, target.id, reqId);
     const data: CopyData = { copy_target: target.id, mode, cron, schedule_status: 'running', last_tick: cron ? this.now().toISOString() : null };
     return this.pipes.save(auth.workspace, { ...pipe, nodes: pipe.nodes.map((n) => (n.id === node.id ? { ...n, nodeType: 'copy', data: { ...n.data, ...data } } : n)) });
@@ -91,10 +98,10 @@ export class CopyService {
     if (node.nodeType !== 'copy') throw badRequest(`Node '${node.name}' is not a copy node`);
     const cur = node.data as unknown as CopyData;
     const next: CopyData = { ...cur };
+    let target = await this.datasources.find(auth.workspace, cur.copy_target);
     if (s.target !== undefined) {
-      const target = await this.datasources.find(auth.workspace, s.target);
+      target = await this.datasources.find(auth.workspace, s.target);
       if (!target) throw notFound(`Target Data Source "${s.target}" not found`);
-      await this.checkColumns(auth, pipe, node, target.id, reqId);
       next.copy_target = target.id;
     }
     if (s.cron !== undefined) {
@@ -102,6 +109,9 @@ export class CopyService {
       next.last_tick = next.cron ? this.now().toISOString() : null;
     }
     if (s.mode !== undefined) next.mode = this.checkMode(s.mode);
+    if (!target) throw notFound('Target Data Source not found');
+    this.checkWrite(auth, target, next.mode);
+    if (s.target !== undefined) await this.checkColumns(auth, pipe, node, target.id, reqId);
     return this.pipes.save(auth.workspace, { ...pipe, nodes: pipe.nodes.map((n) => (n.id === node.id ? { ...n, data: { ...n.data, ...next } } : n)) });
   }
 
@@ -122,6 +132,10 @@ export class CopyService {
     const node = this.copyNode(pipe);
     const data = node.data as unknown as CopyData;
     if (!data.cron) throw notFound(`Scheduled copy for pipe '${pipe.name}' not found`);
+    if (status === 'running') {
+      const target = await this.datasources.find(auth.workspace, data.copy_target);
+      if (target) this.checkWrite(auth, target, data.mode);
+    }
     // Resuming starts from now: ticks missed while paused are not run.
     const patch: Partial<CopyData> = { schedule_status: status, ...(status === 'running' ? { last_tick: this.now().toISOString() } : {}) };
     return this.pipes.save(auth.workspace, { ...pipe, nodes: pipe.nodes.map((n) => (n.id === node.id ? { ...n, data: { ...n.data, ...patch } } : n)) });
@@ -149,10 +163,11 @@ export class CopyService {
     const mode = modeOverride !== undefined ? this.checkMode(modeOverride) : data.mode;
     const target = await this.datasources.find(ws, data.copy_target);
     if (!target) throw notFound('Target Data Source not found');
+    this.checkWrite(auth, target, mode);
     const started = jobTimestamp ?? this.now();
     const index = pipe.nodes.findIndex((n) => n.id === node.id);
     const prepared = await this.queries.prepare(auth, node.sql, {
-      params: { job_timestamp: started.toISOString().slice(0, 19).replace('T', ' '), ...params }, testMode: false, pipe, nodeLimit: index,
+      params: { job_timestamp: started.toISOString().slice(0, 19).replace('T', ' '), ...params }, testMode: false, pipe, nodeLimit: index, savedNode: true,
     });
     if (prepared.format) throw badRequest('A copy node can not have a FORMAT clause');
     const queryId = newResourceId();

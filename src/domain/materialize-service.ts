@@ -69,7 +69,7 @@ export class MaterializeService {
   /** The checked SQL of a node in its pipe, rendered with template defaults. */
   private async prepareNode(auth: Auth, pipe: PipeRecord, node: NodeRecord, override?: { dsId: string; sql: string }) {
     const index = pipe.nodes.findIndex((n) => n.id === node.id);
-    const prepared = await this.queries.prepare(auth, node.sql, { testMode: true, params: {}, pipe, nodeLimit: index, sourceOverride: override });
+    const prepared = await this.queries.prepare(auth, node.sql, { testMode: true, params: {}, pipe, nodeLimit: index, sourceOverride: override, savedNode: true });
     if (prepared.format) throw badRequest('A materialized node can not have a FORMAT clause');
     if (Object.keys(prepared.queryParams).length) throw badRequest('A materialized node can not use tb_secret(): its SQL runs inside the engine on every insert');
     return prepared;
@@ -124,8 +124,12 @@ export class MaterializeService {
     const role = pipeType(pipe);
     if (role !== 'default') throw forbidden(`The pipe '${pipe.name}' is already ${role === 'endpoint' ? 'published as an API Endpoint' : `a ${role} pipe`}: a pipe has one role, so its nodes can not be materialized`);
     if (!opts.datasource) throw badRequest('The "datasource" parameter is required to materialize a node');
-    const output = await this.describe(auth, pipe, node, queryId);
     let target = await this.datasources.find(ws, opts.datasource);
+    // The view keeps writing into its target on every insert: the write rule, before anything changes.
+    if (target && opts.override) auth.requireWrite(target, 'change', 'A materialization with override_datasource');
+    else if (target) auth.requireWrite(target, 'append', 'A materialized view');
+    else auth.requireWrite(null, 'create', `A materialized view into "${opts.datasource}"`);
+    const output = await this.describe(auth, pipe, node, queryId);
     let created = false;
     if (target && opts.override) {
       if (await this.feeders(ws, target.id)) throw conflict(`The Data Source '${target.name}' receives data from other materialized views and can not be overridden`);
@@ -198,6 +202,7 @@ export class MaterializeService {
     if (node.nodeType !== 'materialized') throw badRequest(`Node '${node.name}' is not materialized`);
     const data = node.data as unknown as MaterializedData;
     const target = await this.datasources.get(ws, data.materialized);
+    auth.requireWrite(target, opts.truncate ? 'change' : 'append', opts.truncate ? 'A populate with truncate' : 'A populate');
     const trigger = data.trigger ? await this.datasources.find(ws, data.trigger) : null;
     const snapshot = await this.engine.exclusiveWrites(async () => {
       if (opts.truncate) await this.engine.exec(`TRUNCATE TABLE ${physicalNames(ws.database, target.id).table}`);

@@ -108,7 +108,7 @@ export class SinkService {
     let p = prepared;
     if (!p) {
       const index = pipe.nodes.findIndex((n) => n.id === node.id);
-      p = await this.queries.prepare(auth, node.sql, { testMode: true, params: {}, pipe, nodeLimit: index });
+      p = await this.queries.prepare(auth, node.sql, { testMode: true, params: {}, pipe, nodeLimit: index, savedNode: true });
     }
     try {
       const meta = await this.queries.describe(p, queryId);
@@ -224,7 +224,7 @@ export class SinkService {
     const started = jobTimestamp ?? this.now();
     const index = pipe.nodes.findIndex((n) => n.id === node.id);
     const prepared = await this.queries.prepare(auth, node.sql, {
-      params: { job_timestamp: started.toISOString().slice(0, 19).replace('T', ' '), ...params }, testMode: false, pipe, nodeLimit: index,
+      params: { job_timestamp: started.toISOString().slice(0, 19).replace('T', ' '), ...params }, testMode: false, pipe, nodeLimit: index, savedNode: true,
     });
     if (prepared.format) throw badRequest('A sink node can not have a FORMAT clause');
     const queryId = newResourceId();

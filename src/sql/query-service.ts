@@ -10,12 +10,12 @@ import type { DatasourceRecord, NodeRecord, PipeRecord, Workspace } from '../cat
 import type { Config } from '../config/config.js';
 import type { Auth } from '../domain/access.js';
 import type { DatasourceService } from '../domain/datasource-service.js';
-import { badRequest, PipitError } from '../domain/errors.js';
+import { badRequest, forbidden, PipitError } from '../domain/errors.js';
 import type { PipeService } from '../domain/pipe-service.js';
 import { EngineError, type Engine, type SelectLimits, type SelectResult } from '../engine/engine.js';
 import { SANDBOX_DATABASE } from '../engine/embedded-engine.js';
 import { physicalNames, userFacingNames } from '../ingest/physical.js';
-import { isTemplate, render, type ParamValue } from '../template/index.js';
+import { isTemplate, render, usesSecrets, type ParamValue } from '../template/index.js';
 import { analyzeQuery, type AnalyzedQuery, type ResolvedTable, type SqlScope } from './analyzer.js';
 
 export interface PreparedQuery extends AnalyzedQuery {
@@ -54,7 +54,16 @@ export interface QueryContext {
   underscore?: PipeRecord;
   /** Read this data source as this SQL instead (a populate's snapshot of its parts). */
   sourceOverride?: { dsId: string; sql: string };
+  /**
+   * The query is the saved SQL of a node (a copy, sink, populate or explain runs it): it may use
+   * tb_secret()/tb_var() whoever runs it, as the nodes it reads may, because only an ADMIN token
+   * can save a node that names them. Otherwise only an ADMIN token's query may.
+   */
+  savedNode?: boolean;
 }
+
+/** Who may make Pipit read a workspace variable (see QueryContext.savedNode). */
+export const SECRETS_ADMIN_ONLY = 'Only an ADMIN token may use tb_secret() or tb_var(): workspace variables are readable by admins only';
 
 /** Render outputs gathered from every template a query expands. */
 interface Gathered {
@@ -103,9 +112,9 @@ export class QueryService {
     const testMode = ctx.testMode ?? false;
     const expanding: string[] = [];
 
-    const renderSql = (text: string): string => {
+    const renderSql = (text: string, secrets: boolean): string => {
       if (!isTemplate(text)) return text;
-      const r = render(text, params, { testMode, variables });
+      const r = render(text, params, { testMode, variables: secrets ? variables : {} });
       Object.assign(gathered.queryParams, r.queryParams);
       if (r.maxThreads !== undefined) gathered.maxThreads = Math.min(gathered.maxThreads ?? r.maxThreads, r.maxThreads);
       if (r.cacheTtl !== undefined) gathered.cacheTtl = Math.min(gathered.cacheTtl ?? r.cacheTtl, r.cacheTtl);
@@ -121,7 +130,7 @@ export class QueryService {
       expanding.push(node.id);
       try {
         const index = pipe.nodes.findIndex((n) => n.id === node.id);
-        const analyzed = analyzeQuery(renderSql(node.sql), scopeFor({ pipe, nodeLimit: index, trusted }), { params: bound() });
+        const analyzed = analyzeQuery(renderSql(node.sql, true), scopeFor({ pipe, nodeLimit: index, trusted }), { params: bound() });
         if (analyzed.format) throw badRequest(`The node '${node.name}' of the pipe '${pipe.name}' can not have a FORMAT clause`);
         return { name, kind: as, id: as === 'pipe' ? pipe.id : node.id, sql: `(${analyzed.sql})` };
       } finally {
@@ -139,7 +148,13 @@ export class QueryService {
         if (c.pipe) {
           const limit = c.nodeLimit ?? c.pipe.nodes.length;
           const node = c.pipe.nodes.slice(0, limit).find((n) => n.name === name);
-          if (node) return expand(c.pipe, node, c.trusted, 'node', name);
+          if (node) {
+            // A node may use a secret internally; a token that does not read node SQL gets what the endpoint returns, not the node.
+            if (!c.trusted && !auth.canCreatePipes && usesSecrets(node.sql)) {
+              throw forbidden(`The node '${node.name}' of the pipe '${c.pipe.name}' uses secrets: this token reads it only through the pipe's endpoint`);
+            }
+            return expand(c.pipe, node, c.trusted, 'node', name);
+          }
         }
         const ds = dsByName.get(name);
         if (ds) {
@@ -178,10 +193,15 @@ export class QueryService {
       },
     });
 
+    // Variables are ADMIN-only: a query of another token may not name them (in any branch).
+    const secrets = auth.isAdmin || ctx.savedNode === true;
+    if (!secrets && usesSecrets(sql)) throw forbidden(SECRETS_ADMIN_ONLY);
     let analyzed: AnalyzedQuery;
     try {
-      const rendered = renderSql(sql);
-      analyzed = analyzeQuery(rendered, scopeFor({ pipe: ctx.pipe, nodeLimit: ctx.nodeLimit, trusted: false, underscore: ctx.underscore }), { params: bound() });
+      const rendered = renderSql(sql, secrets);
+      // A saved node of a pipe the token reads (a copy run) reads what the pipe reads, as an endpoint does.
+      const trusted = ctx.savedNode === true && ctx.pipe !== undefined && auth.canReadPipe(ctx.pipe.id);
+      analyzed = analyzeQuery(rendered, scopeFor({ pipe: ctx.pipe, nodeLimit: ctx.nodeLimit, trusted, underscore: ctx.underscore }), { params: bound() });
     } catch (err) {
       // A limited token learns nothing about resources it may not read, not even that they exist.
       if (err instanceof PipitError && err.code === 'not_found' && !auth.isAdmin) throw new PipitError('forbidden', err.message);
@@ -189,7 +209,8 @@ export class QueryService {
     }
     return {
       ...analyzed,
-      userNames: (m) => userFacingNames(withoutInternals(m), (id) => dsList.find((d) => d.id === id)?.name),
+      // Engine messages may quote a bound value (`toInt32(secret)` fails with it): never shown.
+      userNames: (m) => redactValues(userFacingNames(withoutInternals(m), (id) => dsList.find((d) => d.id === id)?.name), Object.values(gathered.queryParams)),
       maxThreads: gathered.maxThreads,
       cacheTtl: gathered.cacheTtl,
       warnings: gathered.warnings,
@@ -264,6 +285,19 @@ export function rowFilter(auth: Auth, dsId: string): string | undefined {
 export function translate(err: unknown, q: PreparedQuery): unknown {
   if (!(err instanceof EngineError)) return err;
   return new EngineError(err.chCode, err.chType, q.userNames(err.message));
+}
+
+/** A message with every bound secret value (as written, escaped or JSON-quoted) replaced by `[secret]`. */
+export function redactValues(message: string, values: readonly string[]): string {
+  const forms = new Set<string>();
+  for (const v of values) {
+    if (!v) continue;
+    forms.add(v);
+    forms.add(v.replace(/\\/g, '\\\\').replace(/'/g, "\\'"));
+    forms.add(JSON.stringify(v).slice(1, -1));
+  }
+  for (const f of [...forms].sort((a, b) => b.length - a.length)) message = message.split(f).join('[secret]');
+  return message;
 }
 
 /** Engine messages without the statement marker and the sandbox database. */

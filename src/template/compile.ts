@@ -281,6 +281,21 @@ export function templateVariables(chunks: Chunk[], stmts: Map<Chunk, Stmt>): Tem
   return out;
 }
 
+/** Every name the template's code references, builtins and internals included, in every branch. */
+export function referencedNames(chunks: Chunk[], stmts: Map<Chunk, Stmt>, out = new Set<string>()): Set<string> {
+  for (const c of chunks) {
+    const names: string[] = [];
+    if (c.t === 'expr') codeNames(c.node, names);
+    else if (c.t === 'block' || c.t === 'inter' || c.t === 'stmt') {
+      const st = stmts.get(c);
+      if (st) names.push(...stmtNames(st));
+      if (c.t === 'block') referencedNames(c.body, stmts, out);
+    }
+    for (const n of names) out.add(n);
+  }
+  return out;
+}
+
 /** Names assigned anywhere in the template: locals of Tornado's generated function. */
 export function localNames(exec: Exec[], out = new Set<string>()): Set<string> {
   for (const e of exec) {

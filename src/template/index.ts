@@ -4,7 +4,7 @@
  * reads, checks, analyses (params) and renders templates with an interpreter of its own; nothing
  * from a template or a request is ever evaluated as JavaScript.
  */
-import { compileChunks, localNames, templateVariables, type Exec, type TemplateVar } from './compile.js';
+import { compileChunks, localNames, referencedNames, templateVariables, type Exec, type TemplateVar } from './compile.js';
 import {
   CustomTemplateError, DOCS_BASE, LimitError, ParseFailure, PyError, SYNTAX_PREFIX, TEMPLATE_DOCS, TemplateError,
 } from './errors.js';
@@ -85,6 +85,8 @@ interface Compiled {
   templateVars: TemplateVar[];
   varLines: Map<string, number>;
   localNames: Set<string>;
+  /** Every name the code references (usesSecrets). */
+  names: Set<string>;
   warnings: string[];
   /** The first forbidden parameter name (format/q), reported at render time. */
   forbidden?: TemplateError;
@@ -127,7 +129,7 @@ function compile(text: string): Compiled {
         if (!warnings.includes(w)) warnings.push(w);
       }
     }
-    result = { chunks, exec, templateVars, varLines, localNames: localNames(exec), warnings, forbidden };
+    result = { chunks, exec, templateVars, varLines, localNames: localNames(exec), names: referencedNames(chunks, stmts), warnings, forbidden };
   } catch (e) {
     if (e instanceof ParseFailure) result = syntaxError(e.message);
     else if (e instanceof LimitError) result = new TemplateError(e.message);
@@ -331,6 +333,25 @@ export function render(sql: string, params: Record<string, ParamValue>, opts: Re
   if (host.maxThreads !== undefined) result.maxThreads = host.maxThreads;
   if (host.cacheTtl !== undefined) result.cacheTtl = host.cacheTtl;
   return result;
+}
+
+/** The template functions that read workspace variables. */
+export const SECRET_FUNCTIONS = ['tb_secret', 'tb_var'];
+
+/**
+ * True when a template names tb_secret or tb_var anywhere (any branch, any block, also without
+ * calling it): the only way a template reaches a workspace variable is through those names.
+ * Non-templates and templates that do not parse are false (rendering them fails anyway).
+ */
+export function usesSecrets(sql: string): boolean {
+  if (!isTemplate(sql)) return false;
+  let c: Compiled;
+  try {
+    c = compile(templateBody(sql));
+  } catch {
+    return false;
+  }
+  return SECRET_FUNCTIONS.some((f) => c.names.has(f));
 }
 
 /** Tables referenced with table('x')/TABLE('x') with a literal name, in any branch (dependencies). */

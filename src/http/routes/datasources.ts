@@ -146,7 +146,7 @@ export const datasourceRoutes = (s: Services): FastifyPluginAsync => async (app)
     }
 
     if (mode === 'create') {
-      auth.requireCreate();
+      auth.requireWrite(null, 'create');
       if (p.schema !== undefined) {
         if (!p.name) throw badRequest('Data Source name must be set when creating with schema');
         const columns = parseSchema(p.schema);
@@ -179,11 +179,11 @@ export const datasourceRoutes = (s: Services): FastifyPluginAsync => async (app)
       if (!p.name) throw badRequest('Data Source name must be set with mode=append');
       const ds = await s.datasources.find(ws, p.name);
       if (!ds) {
-        if (!auth.canCreateDatasources) throw forbidden(`Token does not have DATASOURCES:APPEND scope for Data Source "${p.name}"`);
+        if (!auth.canWrite(null, 'create')) throw forbidden(`Token does not have DATASOURCES:APPEND scope for Data Source "${p.name}"`);
         if (!src) throw badRequest('Url or body payload should be sent. Are you doing a POST without data?');
         return createFromData(auth, p.name, format, src, importId, dialect, p, true);
       }
-      if (!auth.canAppend(ds.id)) throw forbidden(`Token does not have DATASOURCES:APPEND scope for Data Source "${p.name}"`);
+      if (!auth.canWrite(ds.id, 'append')) throw forbidden(`Token does not have DATASOURCES:APPEND scope for Data Source "${p.name}"`);
       if (!src) throw badRequest('Url or body payload should be sent. Are you doing a POST without data?');
       const counts = await s.imports.load(ws, ds, format, src.stream, importId, dialect);
       await s.datasources.touch(ws, ds);
@@ -192,7 +192,7 @@ export const datasourceRoutes = (s: Services): FastifyPluginAsync => async (app)
 
     // replace
     if (!p.name) throw badRequest('Data source name must be set with mode=replace (name=my_datasource)');
-    if (!auth.canCreateDatasources) throw forbidden('Token does not have DATASOURCES:CREATE scope, replace mode requires the DATASOURCES:CREATE scope because is a destructive action');
+    if (!auth.canWrite(null, 'change')) throw forbidden('Token does not have DATASOURCES:CREATE scope, replace mode requires the DATASOURCES:CREATE scope because is a destructive action');
     const ds = await s.datasources.find(ws, p.name);
     if (!ds) throw badRequest(`Data Source "${p.name}" does not exist, can not replace a non existing Data Source`);
     const counts = await s.imports.replace(ws, ds, format, src?.stream ?? (async function* () {})(), importId, dialect, p.replace_condition);
@@ -227,8 +227,8 @@ export const datasourceRoutes = (s: Services): FastifyPluginAsync => async (app)
     if (!/^https?:\/\//i.test(p.url)) throw badRequest('Url is not supported, only http, and https schemes are');
     await checkUrl(p.url, s.config.allowPrivateUrls); // refused before a job exists; checked again when fetched
     let ds = p.name ? await s.datasources.find(ws, p.name) : null;
-    if (mode === 'append' && ds && !auth.canAppend(ds.id)) throw forbidden(`Token does not have DATASOURCES:APPEND scope for Data Source "${p.name}"`);
-    if (!ds || mode !== 'append') auth.requireCreate();
+    if (mode === 'append' && ds && !auth.canWrite(ds.id, 'append')) throw forbidden(`Token does not have DATASOURCES:APPEND scope for Data Source "${p.name}"`);
+    if (!ds || mode !== 'append') auth.requireWrite(null, ds ? 'change' : 'create');
     if (mode === 'replace' && !ds) throw badRequest(`Data Source "${p.name}" does not exist, can not replace a non existing Data Source`);
     const name = p.name ?? nameFromFile(new URL(p.url).pathname.split('/').pop() ?? 'imported');
     if (mode === 'create' && ds) throw badRequest(`Data Source "${name}" already exists, use mode=append`);
@@ -287,7 +287,7 @@ export const datasourceRoutes = (s: Services): FastifyPluginAsync => async (app)
 
   app.put('/v0/datasources/:name', async (req) => {
     const auth = await authenticate(s, req);
-    auth.requireCreate();
+    auth.requireWrite(null, 'change');
     const p = { ...queryParams(req), ...(await readParams(req)) };
     const ds = await s.datasources.get(auth.workspace, (req.params as { name: string }).name);
     let updated = ds;
@@ -356,7 +356,7 @@ export const datasourceRoutes = (s: Services): FastifyPluginAsync => async (app)
 
   app.post('/v0/datasources/:name/truncate', async (req, reply) => {
     const auth = await authenticate(s, req);
-    auth.requireCreate();
+    auth.requireWrite(null, 'change');
     const { ds, quarantine } = await resolveWithQuarantine(auth, (req.params as { name: string }).name);
     await s.datasources.truncate(auth.workspace, ds, quarantine);
     return reply.code(205).send();
@@ -364,7 +364,7 @@ export const datasourceRoutes = (s: Services): FastifyPluginAsync => async (app)
 
   app.post('/v0/datasources/:name/delete', async (req, reply) => {
     const auth = await authenticate(s, req);
-    auth.requireCreate();
+    auth.requireWrite(null, 'change');
     const p = { ...queryParams(req), ...(await readParams(req)) };
     const name = (req.params as { name: string }).name;
     const found = await s.datasources.find(auth.workspace, name).then((d) => d ? { ds: d, quarantine: false } : resolveWithQuarantine(auth, name))
@@ -378,7 +378,7 @@ export const datasourceRoutes = (s: Services): FastifyPluginAsync => async (app)
 
   app.post('/v0/datasources/:name/alter', async (req) => {
     const auth = await authenticate(s, req);
-    auth.requireCreate();
+    auth.requireWrite(null, 'change');
     const p = { ...queryParams(req), ...(await readParams(req)) };
     const ds = await s.datasources.get(auth.workspace, (req.params as { name: string }).name);
     return s.alters.alter(auth.workspace, ds, p);

@@ -94,10 +94,10 @@ export const eventRoutes = (s: Services): FastifyPluginAsync => async (app) => {
       // Everything that does not need the body is checked before reading it.
       let ds: DatasourceRecord | null = await s.datasources.find(auth.workspace, p.name);
       if (ds) {
-        if (!auth.canAppend(ds.id)) return text(reply, 403, 'Invalid token');
+        if (!auth.canWrite(ds.id, 'append')) return text(reply, 403, 'Invalid token');
         if (ds.format !== 'ndjson') return text(reply, 400, 'Data Source must be of type JSON');
       } else {
-        if (!auth.canCreateDatasources) return text(reply, 403, 'Invalid token for DS autocreation');
+        if (!auth.canWrite(null, 'create')) return text(reply, 403, 'Invalid token for DS autocreation');
         validateResourceName(p.name);
       }
       const declared = Number(req.headers['content-length'] ?? NaN);

@@ -57,11 +57,15 @@ export function pipeRoutes(services: Services): FastifyPluginAsync {
   const s = services;
   const apiHost = () => s.config.apiHost;
 
-  /** Checks a node's SQL in the context of its pipe; returns its dependencies. */
-  async function checkNode(auth: Auth, pipe: PipeRecord, index: number, sql: string, reqId: string): Promise<string[]> {
+  /**
+   * Checks a node's SQL in the context of its pipe; returns its dependencies. `saved` is the
+   * node's SQL as saved: kept unchanged, it may name secrets whoever saves the node (an admin
+   * wrote it); new SQL may only when an ADMIN token saves it.
+   */
+  async function checkNode(auth: Auth, pipe: PipeRecord, index: number, sql: string, reqId: string, saved?: string): Promise<string[]> {
     let prepared;
     try {
-      prepared = await s.queries.prepare(auth, sql, { testMode: true, params: {}, pipe, nodeLimit: index });
+      prepared = await s.queries.prepare(auth, sql, { testMode: true, params: {}, pipe, nodeLimit: index, savedNode: saved !== undefined && saved === sql });
     } catch (err) {
       if (err instanceof PipitError && err.code === 'not_found') throw badRequest(err.message);
       throw err;
@@ -74,6 +78,38 @@ export function pipeRoutes(services: Services): FastifyPluginAsync {
     const names = prepared.tables.map((t) => t.name);
     if (isTemplate(sql)) for (const t of templateTables(sql)) if (!names.includes(t)) names.push(t);
     return names;
+  }
+
+  /**
+   * Copy pipes and materialized views write what the pipes they read return, so changing a pipe
+   * (a node's SQL or name, its endpoint, its name) changes the rows they write: it needs the write
+   * rule on every Data Source it feeds, directly or through other pipes (scheduled copies run with
+   * the workspace's authority, populates re-read the nodes).
+   */
+  async function checkFeeds(auth: Auth, pipeNames: string[]): Promise<void> {
+    if (auth.canWrite(null, 'change')) return;
+    const pipes = await s.pipes.list(auth.workspace);
+    const feeding = new Set(pipeNames);
+    for (let grew = true; grew;) {
+      grew = false;
+      for (const p of pipes) {
+        if (!feeding.has(p.name) && p.nodes.some((n) => n.dependencies.some((d) => feeding.has(d)))) {
+          feeding.add(p.name);
+          grew = true;
+        }
+      }
+    }
+    for (const p of pipes) {
+      if (!feeding.has(p.name)) continue;
+      for (const n of p.nodes) {
+        const copy = n.nodeType === 'copy';
+        if (!copy && n.nodeType !== 'materialized') continue;
+        const target = await s.datasources.find(auth.workspace, String(copy ? n.data.copy_target : n.data.materialized));
+        if (!target) continue;
+        const via = pipeNames.includes(p.name) ? `The ${copy ? 'copy' : 'materialized'} node '${n.name}' of the pipe '${p.name}'` : `The pipe '${pipeNames[0]}' feeds the ${copy ? 'copy pipe' : 'materialized view'} '${p.name}', which`;
+        auth.requireWrite(target, copy && n.data.mode === 'replace' ? 'change' : 'append', via);
+      }
+    }
   }
 
   /** A draft pipe (nodes checked one by one, each seeing the earlier ones). */
@@ -193,7 +229,7 @@ export function pipeRoutes(services: Services): FastifyPluginAsync {
     const params: Record<string, ParamValue> = {};
     for (const [k, v] of Object.entries(queryArgs(req))) if (!ENDPOINT_ARGS.has(k)) params[k] = v;
     const index = pipe.nodes.findIndex((n) => n.id === node.id);
-    const prepared = await s.queries.prepare(auth, node.sql, { params, testMode: Object.keys(params).length === 0, pipe, nodeLimit: index });
+    const prepared = await s.queries.prepare(auth, node.sql, { params, testMode: Object.keys(params).length === 0, pipe, nodeLimit: index, savedNode: true });
     const text = (await s.queries.collect({ ...prepared, sql: `EXPLAIN ${prepared.sql}` }, 'TSVRaw', req.id)).toString('utf8');
     return reply.type('application/json').send({ debug_query: prepared.userNames(prepared.sql), query_explain: prepared.userNames(text) });
   }
@@ -258,6 +294,8 @@ export function pipeRoutes(services: Services): FastifyPluginAsync {
       }
       if (!name) throw badRequest('The pipe needs a name');
       await s.pipes.checkNewName(auth.workspace, name);
+      // Copies and views may still read a dropped pipe of this name.
+      await checkFeeds(auth, [name]);
       const nodes = await buildNodes(auth, name, specs, req.id);
       const parent = str(args.from) ? (await s.pipes.find(auth.workspace, str(args.from)!))?.id ?? null : null;
       let pipe = await s.pipes.create(auth.workspace, name, description, nodes, parent);
@@ -298,6 +336,7 @@ export function pipeRoutes(services: Services): FastifyPluginAsync {
       const type = nodeTypeOf(args.type);
       const mv = type === 'materialized' ? materializeOptions(args) : undefined;
       if (mv && !mv.datasource) throw badRequest('The "datasource" parameter is required when the node type is materialized');
+      await checkFeeds(auth, [pipe.name]);
       const dependencies = await checkNode(auth, pipe, pipe.nodes.length, sql, req.id);
       const node = s.pipes.newNode(pipe, { name: str(args.name), sql, description: str(args.description) ?? null, type: 'standard', dependencies });
       let saved = await s.pipes.save(auth.workspace, { ...pipe, nodes: [...pipe.nodes, node] });
@@ -342,7 +381,8 @@ export function pipeRoutes(services: Services): FastifyPluginAsync {
         if (pipe.nodes.some((n) => n.name === newName)) throw new PipitError('conflict', `Node name "${newName}" already exists in pipe. Node names must be unique within a given pipe.`);
         s.pipes.newNode({ name: pipe.name, nodes: [] }, { name: newName, sql, dependencies: [] });
       }
-      const dependencies = await checkNode(auth, pipe, index, sql, req.id);
+      if (sql !== node.sql || (newName && newName !== node.name)) await checkFeeds(auth, [pipe.name]);
+      const dependencies = await checkNode(auth, pipe, index, sql, req.id, node.sql);
       const updated: NodeRecord = {
         ...node,
         name: newName || node.name,
@@ -366,11 +406,14 @@ export function pipeRoutes(services: Services): FastifyPluginAsync {
       const auth = await authenticate(s, req);
       const { pipe: pipeName, node: ref } = req.params as { pipe: string; node: string };
       const pipe = await writablePipe(auth, pipeName);
-      return json(auth, await s.pipes.publish(auth.workspace, pipe, s.pipes.publishable(pipe, ref)));
+      const node = s.pipes.publishable(pipe, ref);
+      await checkFeeds(auth, [pipe.name]);
+      return json(auth, await s.pipes.publish(auth.workspace, pipe, node));
     });
 
     app.delete('/v0/pipes/:pipe/nodes/:node/endpoint', async (req) => {
       const { auth, pipe, node } = await writableNode(req);
+      await checkFeeds(auth, [pipe.name]);
       return json(auth, await s.pipes.unpublish(auth.workspace, pipe, node));
     });
 
@@ -380,7 +423,9 @@ export function pipeRoutes(services: Services): FastifyPluginAsync {
       const pipe = await writablePipe(auth, (req.params as { pipe: string }).pipe);
       const ref = (await body(req)).toString('utf8').trim();
       if (!ref) throw badRequest('The body should contain the id of the node to publish');
-      return json(auth, await s.pipes.publish(auth.workspace, pipe, s.pipes.publishable(pipe, ref)));
+      const node = s.pipes.publishable(pipe, ref);
+      await checkFeeds(auth, [pipe.name]);
+      return json(auth, await s.pipes.publish(auth.workspace, pipe, node));
     });
 
     app.post('/v0/pipes/:pipe/nodes/:node/materialization', async (req) => {
@@ -508,6 +553,7 @@ export function pipeRoutes(services: Services): FastifyPluginAsync {
       let updated = pipe;
       if (newName && newName !== pipe.name) {
         await s.pipes.checkNewName(auth.workspace, newName, pipe.id);
+        await checkFeeds(auth, [pipe.name, newName]);
         updated = { ...updated, name: newName };
       }
       if (description !== undefined) updated = { ...updated, description };

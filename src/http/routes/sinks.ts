@@ -98,6 +98,11 @@ export function sinkRoutes(s: Services): FastifyPluginAsync {
         connection: a.connection, path: a.path, file_template: a.file_template, format: a.format, compression: a.compression, write_strategy: a.write_strategy,
       });
       if (a.schedule_cron !== undefined) throw badRequest('schedule_cron can not be overridden in a sink run; set it with POST /v0/pipes/:pipe/nodes/:node/sink');
+      // Where and how a sink writes is its configuration (PIPES:CREATE); PIPES:READ runs it as configured.
+      const overridden = Object.entries(overrides).filter(([, v]) => v !== undefined).map(([k]) => k);
+      if (overridden.length && !auth.canCreatePipes) {
+        throw forbidden('A PIPES:READ token runs the sink as configured: changing where or how it writes (connection, path, file_template, format, compression, write_strategy) needs PIPES:CREATE');
+      }
       const variables: Record<string, string> = {};
       const params: Record<string, ParamValue> = {};
       for (const [k, v] of Object.entries(a)) {

@@ -2,8 +2,9 @@
  * Tokens API (`/v0/tokens`, reference §7): static tokens (list, create, get — also as a `.token`
  * datafile —, replace name/description/scopes, refresh, delete) and JWTs minted with
  * `expiration_time=`. Scopes name resources by name or id and are stored by id, so a rename
- * keeps them; the JSON shows names. ADMIN or TOKENS manage tokens; only ADMIN grants ADMIN, and
- * ADMIN token values are not shown to TOKENS-only callers.
+ * keeps them; the JSON shows names. ADMIN or TOKENS manage tokens; a token may not create, change,
+ * refresh or delete a token that holds more than it does (Auth.holds: only ADMIN manages or grants
+ * ADMIN), and ADMIN token values are not shown to TOKENS-only callers.
  */
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import type { Services } from '../../app.js';
@@ -156,12 +157,22 @@ export const tokenRoutes = (s: Services): FastifyPluginAsync => async (app) => {
     }
   }
 
-  /** A token the caller manages, by id, name or value; 404 `Static Token not found`. */
-  async function managed(auth: Auth, ref: string): Promise<TokenRecord> {
+  /**
+   * A token the caller manages, by id, name or value; 404 `Static Token not found`. A token that
+   * holds more than the caller (an ADMIN token, for a TOKENS one) is not the caller's to manage.
+   */
+  async function managed(auth: Auth, ref: string, action: 'change' | 'refresh' | 'delete'): Promise<TokenRecord> {
     auth.requireTokens();
     const t = await s.access.findToken(auth.workspace, ref);
     if (!t) throw notFound(NOT_FOUND);
+    auth.requireHolds(t, action);
     return t;
+  }
+
+  /** New scopes may only be ones the caller holds itself. */
+  function grantable(auth: Auth, scopes: Scope[]): Scope[] {
+    if (!auth.holds(scopes)) throw forbidden('The token can not grant scopes it does not hold');
+    return scopes;
   }
 
   /** Keeps the local token discovery (`GET /tokens`) in step with a refreshed or deleted token. */
@@ -186,7 +197,7 @@ export const tokenRoutes = (s: Services): FastifyPluginAsync => async (app) => {
     const name = args.values.name;
     if (!name) throw badRequest('Missing argument name');
     if (!args.scopes || args.scopes.length === 0) throw badRequest('scope is mandatory');
-    const scopes = await toScopes(auth, args.scopes, 'create');
+    const scopes = grantable(auth, await toScopes(auth, args.scopes, 'create'));
     let origin: TokenRecord['origin'];
     const originType = args.values.origin;
     if (originType && originType !== 'C') {
@@ -261,10 +272,10 @@ export const tokenRoutes = (s: Services): FastifyPluginAsync => async (app) => {
 
   app.put('/v0/tokens/:token', async (req) => {
     const auth = await authenticate(s, req);
-    const t = await managed(auth, (req.params as { token: string }).token);
+    const t = await managed(auth, (req.params as { token: string }).token, 'change');
     const args = await readArgs(req, false);
     // The scopes given replace all the token's scopes; none given leaves it without any.
-    const scopes = await toScopes(auth, args.scopes ?? [], 'update');
+    const scopes = grantable(auth, await toScopes(auth, args.scopes ?? [], 'update'));
     const name = args.values.name || t.name;
     if (name !== t.name) await checkNameFree(auth, name, t.id);
     const updated = await s.access.updateToken({ ...t, name, description: args.values.description ?? t.description, scopes });
@@ -273,7 +284,7 @@ export const tokenRoutes = (s: Services): FastifyPluginAsync => async (app) => {
 
   app.delete('/v0/tokens/:token', async (req) => {
     const auth = await authenticate(s, req);
-    const t = await managed(auth, (req.params as { token: string }).token);
+    const t = await managed(auth, (req.params as { token: string }).token, 'delete');
     await s.access.deleteToken(t);
     followLocal(t.token, '');
     return { ok: true };
@@ -281,7 +292,7 @@ export const tokenRoutes = (s: Services): FastifyPluginAsync => async (app) => {
 
   app.post('/v0/tokens/:token/refresh', async (req) => {
     const auth = await authenticate(s, req);
-    const t = await managed(auth, (req.params as { token: string }).token);
+    const t = await managed(auth, (req.params as { token: string }).token, 'refresh');
     const refreshed = await s.access.refreshToken(t);
     followLocal(t.token, refreshed.token);
     return tokenJson(auth, refreshed, await namesById(auth));
