@@ -169,6 +169,17 @@ export const tokenRoutes = (s: Services): FastifyPluginAsync => async (app) => {
     return t;
   }
 
+  /**
+   * A workspace keeps at least one ADMIN token: without one nobody could manage its variables or
+   * tokens, and its scheduled copies and sinks (which run with an admin's authority) would stop.
+   */
+  async function keepsAnAdmin(auth: Auth, t: TokenRecord, scopesAfter: readonly Scope[] | null): Promise<void> {
+    const isAdmin = (scopes: readonly Scope[]) => scopes.some((sc) => sc.type === 'ADMIN');
+    if (!isAdmin(t.scopes) || (scopesAfter && isAdmin(scopesAfter))) return;
+    const admins = (await s.access.listTokens(auth.workspace)).filter((x) => isAdmin(x.scopes));
+    if (admins.length <= 1) throw forbidden('The last ADMIN token of a workspace can not be deleted or lose its ADMIN scope');
+  }
+
   /** New scopes may only be ones the caller holds itself. */
   function grantable(auth: Auth, scopes: Scope[]): Scope[] {
     if (!auth.holds(scopes)) throw forbidden('The token can not grant scopes it does not hold');
@@ -276,6 +287,7 @@ export const tokenRoutes = (s: Services): FastifyPluginAsync => async (app) => {
     const args = await readArgs(req, false);
     // The scopes given replace all the token's scopes; none given leaves it without any.
     const scopes = grantable(auth, await toScopes(auth, args.scopes ?? [], 'update'));
+    await keepsAnAdmin(auth, t, scopes);
     const name = args.values.name || t.name;
     if (name !== t.name) await checkNameFree(auth, name, t.id);
     const updated = await s.access.updateToken({ ...t, name, description: args.values.description ?? t.description, scopes });
@@ -285,6 +297,7 @@ export const tokenRoutes = (s: Services): FastifyPluginAsync => async (app) => {
   app.delete('/v0/tokens/:token', async (req) => {
     const auth = await authenticate(s, req);
     const t = await managed(auth, (req.params as { token: string }).token, 'delete');
+    await keepsAnAdmin(auth, t, null);
     await s.access.deleteToken(t);
     followLocal(t.token, '');
     return { ok: true };
