@@ -152,6 +152,7 @@ export class EmbeddedEngine implements Engine {
     const free = await this.lanes.take(kind);
     let s: Session;
     try {
+      if (this.closed) throw new EngineError(0, 'ENGINE_CLOSED', 'The engine is shutting down');
       s = await pool.acquire();
     } catch (err) {
       free();
@@ -217,6 +218,10 @@ export class EmbeddedEngine implements Engine {
     if (this.closed) throw new EngineError(0, 'ENGINE_CLOSED', 'The engine is shutting down');
     await this.ensureSandbox();
     const free = await this.lanes.take('select', opts.signal);
+    if (this.closed) {
+      free();
+      throw new EngineError(0, 'ENGINE_CLOSED', 'The engine is shutting down');
+    }
     // Chosen once the slot is held: a profile pool is evicted only while none of its Sessions is out.
     const pool = this.selectPool(opts.limits);
     let session: Session;
