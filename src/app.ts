@@ -15,6 +15,7 @@ import { DeleteService } from './domain/delete-service.js';
 import { ImportService } from './domain/import-service.js';
 import type { Engine } from './engine/engine.js';
 import { EmbeddedEngine } from './engine/embedded-engine.js';
+import { planLanes, threadpoolFor } from './engine/lanes.js';
 import { buildHttp } from './http/server.js';
 import { EventBuffer } from './ingest/event-buffer.js';
 import { IngestService } from './ingest/ingest-service.js';
@@ -69,7 +70,14 @@ export interface App {
 
 export async function createApp(config: Config): Promise<App> {
   fs.mkdirSync(config.dataDir, { recursive: true });
-  const engine = new EmbeddedEngine(path.join(config.dataDir, 'engine'), config.engineSessions);
+  const lanes = planLanes(config.threadpoolSize, config.engineSessions);
+  const engine = new EmbeddedEngine(path.join(config.dataDir, 'engine'), {
+    userSlots: lanes.user,
+    internalSlots: lanes.internal,
+    maxServerMemory: config.engineMaxMemory,
+    // One internal statement (a copy, a populate) may take half the budget, never all of it.
+    statementMaxMemory: Math.floor(config.engineMaxMemory / 2),
+  });
   const catalog = await openPgliteCatalog(path.join(config.dataDir, 'catalog'));
   const access = await AccessService.open(catalog, config.dataDir);
   const localTokens = await access.bootstrap();
@@ -110,6 +118,10 @@ export async function createApp(config: Config): Promise<App> {
     },
   };
   const http = buildHttp(services);
+  if (lanes.narrowed) {
+    http.log.warn({ threadpool: lanes.threadpool, userSlots: lanes.user, internalSlots: lanes.internal },
+      `libuv's thread pool (UV_THREADPOOL_SIZE=${lanes.threadpool}) is too small for PIPIT_ENGINE_SESSIONS=${config.engineSessions}: the engine runs ${lanes.user} user queries and ${lanes.internal} internal statements at once. Start with UV_THREADPOOL_SIZE=${threadpoolFor(config.engineSessions)} or more (npm start does).`);
+  }
 
   // Rows acknowledged by a previous process but not yet in the engine.
   const workspaces = new Map((await catalog.listWorkspaces()).map((w) => [w.id, w]));

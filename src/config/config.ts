@@ -2,7 +2,9 @@
  * Typed server settings, read from the environment once at boot. Nothing else in the code base
  * reads process.env; everything receives a Config. Rejects invalid values with a clear message.
  */
+import os from 'node:os';
 import path from 'node:path';
+import { planLanes } from '../engine/lanes.js';
 
 export interface Config {
   /** TCP port (PIPIT_PORT, default 7181 like Tinybird Local). */
@@ -13,8 +15,16 @@ export interface Config {
   dataDir: string;
   /** Public base URL used in `job_url` and similar fields (PIPIT_API_HOST, default http://host:port). */
   apiHost: string;
-  /** Number of engine sessions in the pool (PIPIT_ENGINE_SESSIONS, default 4). */
+  /** Engine calls at once in each lane, user queries and internal work (PIPIT_ENGINE_SESSIONS, default 4). */
   engineSessions: number;
+  /**
+   * Threads in libuv's pool (UV_THREADPOOL_SIZE as the process started with it; libuv's default 4).
+   * Every running engine call holds one, so the engine lanes are narrowed to leave spare threads
+   * for file writes (see src/engine/lanes.ts). `npm start` starts with 16.
+   */
+  threadpoolSize: number;
+  /** Bytes of memory the whole engine may use (PIPIT_ENGINE_MAX_MEMORY, default 60% of the machine's memory). */
+  engineMaxMemory: number;
   /** fsync the Events API write-ahead log before acknowledging (PIPIT_WAL_FSYNC=1; default off: survives kill -9, not power loss). */
   walFsync: boolean;
   /** Log level for the JSON logger (PIPIT_LOG_LEVEL, default info). */
@@ -25,8 +35,19 @@ export interface Config {
   queryTimeout: number;
   /** Bytes a query result may have (PIPIT_QUERY_MAX_RESULT_BYTES, default 100 MB). */
   queryMaxResultBytes: number;
-  /** Bytes of memory a query may use (PIPIT_QUERY_MAX_MEMORY, default 8 GiB). */
+  /**
+   * Bytes of memory a user query may use (PIPIT_QUERY_MAX_MEMORY; default the engine budget divided
+   * by user-query slots + 1, so every slot at its limit still leaves a share for ingestion and jobs).
+   */
   queryMaxMemory: number;
+  /** User queries one token may run at once (PIPIT_QUERY_CONCURRENCY_PER_TOKEN; default derived from the sessions). */
+  queryConcurrencyPerToken: number;
+  /** User queries one workspace may run at once (PIPIT_QUERY_CONCURRENCY_PER_WORKSPACE; default derived from the sessions). */
+  queryConcurrencyPerWorkspace: number;
+  /** User queries one token may have waiting for a slot; more → 429 (PIPIT_QUERY_QUEUE_PER_TOKEN; default 8 × its concurrency: a dashboard's burst waits, a flood is refused). */
+  queryQueuePerToken: number;
+  /** Seconds a user query may wait for a slot before a 429 (PIPIT_QUERY_QUEUE_TIMEOUT, default 5; 0 = no waiting). */
+  queryQueueTimeout: number;
   /** Allow url= imports from loopback/private addresses (PIPIT_ALLOW_PRIVATE_URLS=1; for development and tests). */
   allowPrivateUrls: boolean;
   /** Requests per second each API Endpoint answers, burst the same (PIPIT_ENDPOINT_RPS; default 0 = no limit). Over it → 429. */
@@ -60,23 +81,61 @@ function awsAccount(raw: string | undefined): string | null {
   return raw;
 }
 
+/**
+ * The size of this process's libuv thread pool: libuv reads UV_THREADPOOL_SIZE once, when the pool
+ * is first used (before any of our code runs), so this is always the process's own environment,
+ * also when the rest of the config comes from a literal (tests).
+ */
+function processThreadpoolSize(): number {
+  const n = Number(process.env.UV_THREADPOOL_SIZE);
+  return Number.isInteger(n) && n > 0 ? Math.min(n, 1024) : 4;
+}
+
+/**
+ * Slots of the user lane kept for a token that has nothing running (a cheap query of someone else
+ * is never queued behind one token's heavy ones): a quarter, at least one when there are two.
+ */
+export function reservedUserSlots(userSlots: number): number {
+  return userSlots >= 2 ? Math.max(1, Math.floor(userSlots / 4)) : 0;
+}
+
 /** Builds the config from an environment (process.env in main, a literal object in tests). */
 export function loadConfig(env: NodeJS.ProcessEnv, overrides: Partial<Config> = {}): Config {
   const port = overrides.port ?? intFrom(env, 'PIPIT_PORT', 7181, 0, 65535);
   const host = overrides.host ?? (env.PIPIT_HOST || '127.0.0.1');
   const dataDir = path.resolve(overrides.dataDir ?? (env.PIPIT_DATA_DIR || 'pipit-data'));
+  const engineSessions = overrides.engineSessions ?? intFrom(env, 'PIPIT_ENGINE_SESSIONS', 4, 1, 64);
+  const threadpoolSize = overrides.threadpoolSize ?? processThreadpoolSize();
+  const userSlots = planLanes(threadpoolSize, engineSessions).user;
+  const perWorkspace = overrides.queryConcurrencyPerWorkspace
+    ?? intFrom(env, 'PIPIT_QUERY_CONCURRENCY_PER_WORKSPACE', Math.max(1, userSlots - reservedUserSlots(userSlots)), 1, 1024);
+  const perToken = overrides.queryConcurrencyPerToken
+    ?? intFrom(env, 'PIPIT_QUERY_CONCURRENCY_PER_TOKEN', Math.max(1, Math.min(perWorkspace - 1, Math.ceil(userSlots / 2))), 1, 1024);
+  const engineMaxMemory = overrides.engineMaxMemory
+    ?? intFrom(env, 'PIPIT_ENGINE_MAX_MEMORY', Math.floor(os.totalmem() * 0.6), 64 * 1024 ** 2, 2 ** 50);
+  const queryMaxMemory = overrides.queryMaxMemory
+    ?? intFrom(env, 'PIPIT_QUERY_MAX_MEMORY', Math.floor(engineMaxMemory / (userSlots + 1)), 1024 ** 2, 2 ** 50);
+  if (queryMaxMemory > engineMaxMemory) {
+    throw new Error(`PIPIT_QUERY_MAX_MEMORY (${queryMaxMemory}) must not exceed the engine's memory budget PIPIT_ENGINE_MAX_MEMORY (${engineMaxMemory})`);
+  }
   return {
     port,
     host,
     dataDir,
     apiHost: overrides.apiHost ?? (env.PIPIT_API_HOST || `http://${host.includes(':') ? `[${host}]` : host}:${port}`).replace(/\/+$/, ''),
-    engineSessions: overrides.engineSessions ?? intFrom(env, 'PIPIT_ENGINE_SESSIONS', 4, 1, 64),
+    engineSessions,
+    threadpoolSize,
+    engineMaxMemory,
     walFsync: overrides.walFsync ?? boolFrom(env, 'PIPIT_WAL_FSYNC'),
     logLevel: overrides.logLevel ?? (env.PIPIT_LOG_LEVEL || 'info'),
     logDestination: overrides.logDestination,
     queryTimeout: overrides.queryTimeout ?? intFrom(env, 'PIPIT_QUERY_TIMEOUT', 10, 1, 3600),
     queryMaxResultBytes: overrides.queryMaxResultBytes ?? intFrom(env, 'PIPIT_QUERY_MAX_RESULT_BYTES', 100 * 1024 * 1024, 1024, 2 ** 40),
-    queryMaxMemory: overrides.queryMaxMemory ?? intFrom(env, 'PIPIT_QUERY_MAX_MEMORY', 8 * 1024 ** 3, 1024 ** 2, 2 ** 44),
+    queryMaxMemory,
+    queryConcurrencyPerToken: perToken,
+    queryConcurrencyPerWorkspace: perWorkspace,
+    queryQueuePerToken: overrides.queryQueuePerToken ?? intFrom(env, 'PIPIT_QUERY_QUEUE_PER_TOKEN', 8 * perToken, 0, 100_000),
+    queryQueueTimeout: overrides.queryQueueTimeout ?? intFrom(env, 'PIPIT_QUERY_QUEUE_TIMEOUT', 5, 0, 3600),
     allowPrivateUrls: overrides.allowPrivateUrls ?? boolFrom(env, 'PIPIT_ALLOW_PRIVATE_URLS'),
     endpointRps: overrides.endpointRps ?? intFrom(env, 'PIPIT_ENDPOINT_RPS', 0, 0, 1_000_000),
     sinkLocalRoot: path.resolve(overrides.sinkLocalRoot ?? (env.PIPIT_SINK_LOCAL_ROOT || path.join(dataDir, 'exports'))),

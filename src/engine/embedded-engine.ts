@@ -3,10 +3,14 @@
  * Session runs one query at a time, so statements are spread over a pool of Sessions on the
  * same data directory; a Session that saw an error is discarded (it may leak output into the
  * next result) and replaced. Only the asynchronous chDB API is used, never the blocking one.
+ * Every call first takes a slot of its lane (src/engine/lanes.ts), so the engine never holds
+ * more of libuv's threads than it was given; the engine's memory is capped server-wide
+ * (max_server_memory_usage) and per statement (max_memory_usage).
  */
 import { Session } from 'chdb';
 import fs from 'node:fs';
 import { markerTag, markSelect, Engine, EngineError, InsertOptions, QueryOptions, QueryResult, SelectLimits, SelectOptions, SelectResult } from './engine.js';
+import { EngineLanes, type SlotKind } from './lanes.js';
 
 /** The comment that marks a statement so it can be found (and killed) in system.processes. */
 const markerOf = (queryId: string) => `/* ${markerTag(queryId)} */`;
@@ -27,10 +31,12 @@ class SessionPool {
     private readonly size: number,
     /** Statements run on every new Session before it is used (limits, readonly). */
     private readonly setup: readonly string[] = [],
+    /** Engine arguments; the first Session on the directory starts the engine with them. */
+    private readonly connectionArgs: readonly string[] = [],
   ) {}
 
   private async newSession(): Promise<Session> {
-    const s = new Session(this.dir);
+    const s = this.connectionArgs.length ? new Session(this.dir, { connectionArgs: [...this.connectionArgs] }) : new Session(this.dir);
     try {
       for (const stmt of this.setup) await s.queryAsync(stmt);
     } catch (err) {
@@ -58,7 +64,10 @@ class SessionPool {
     return new Promise((resolve, reject) => this.waiters.push({ resolve, reject }));
   }
 
-  /** Returns a Session; a dirty one (it saw an error) is closed and replaced. */
+  /**
+   * Returns a Session; a dirty one (it saw an error) is closed, and replaced for a waiting caller
+   * (otherwise the next acquire opens one, inside its caller's lane slot).
+   */
   release(s: Session, dirty: boolean): void {
     this.busy--;
     this.lastUsed = Date.now();
@@ -67,6 +76,10 @@ class SessionPool {
       s.close();
     } catch {
       /* a broken session is dropped either way */
+    }
+    if (this.waiters.length === 0) {
+      this.created--;
+      return;
     }
     this.newSession().then(
       (fresh) => this.handOut(fresh),
@@ -96,9 +109,22 @@ class SessionPool {
 const PROFILE_IDLE_MS = 60_000;
 const MAX_PROFILES = 16;
 
+export interface EmbeddedEngineOptions {
+  /** User SELECTs at once (the user lane). */
+  userSlots: number;
+  /** Inserts, DDL and job statements at once (the internal lane). */
+  internalSlots: number;
+  /** Bytes of memory the whole engine may use (max_server_memory_usage); 0 = the engine's default. */
+  maxServerMemory?: number;
+  /** Bytes one internal statement may use (max_memory_usage on the writable Sessions); 0 = no own limit. */
+  statementMaxMemory?: number;
+}
+
 export class EmbeddedEngine implements Engine {
   private readonly pool: SessionPool;
   private readonly selectPools = new Map<string, SessionPool>();
+  private readonly lanes: EngineLanes;
+  private readonly connectionArgs: string[];
   private closed = false;
   private busy = 0;
   private drainWaiters: Array<() => void> = [];
@@ -106,15 +132,32 @@ export class EmbeddedEngine implements Engine {
 
   constructor(
     private readonly dir: string,
-    private readonly size: number,
+    private readonly opts: EmbeddedEngineOptions,
   ) {
     fs.mkdirSync(dir, { recursive: true });
-    this.pool = new SessionPool(dir, size);
+    this.lanes = new EngineLanes({ user: opts.userSlots, internal: opts.internalSlots });
+    this.connectionArgs = opts.maxServerMemory ? [`--max_server_memory_usage=${Math.floor(opts.maxServerMemory)}`] : [];
+    const setup = opts.statementMaxMemory ? [`SET max_memory_usage = ${Math.floor(opts.statementMaxMemory)}`] : [];
+    this.pool = new SessionPool(dir, opts.internalSlots, setup, this.connectionArgs);
   }
 
-  private async withSession<T>(fn: (s: Session) => Promise<T>, pool = this.pool): Promise<T> {
+  /** Slots in use per lane (for tests and metrics). */
+  get laneUsage(): { user: number; internal: number } {
+    return { user: this.lanes.user.busy, internal: this.lanes.internal.busy };
+  }
+
+  private async withSession<T>(fn: (s: Session) => Promise<T>, kind: SlotKind = 'statement'): Promise<T> {
     if (this.closed) throw new EngineError(0, 'ENGINE_CLOSED', 'The engine is shutting down');
-    const s = await pool.acquire();
+    const pool = this.pool;
+    const free = await this.lanes.take(kind);
+    let s: Session;
+    try {
+      if (this.closed) throw new EngineError(0, 'ENGINE_CLOSED', 'The engine is shutting down');
+      s = await pool.acquire();
+    } catch (err) {
+      free();
+      throw err;
+    }
     this.busy++;
     let dirty = false;
     try {
@@ -124,6 +167,7 @@ export class EmbeddedEngine implements Engine {
       throw EngineError.from(err);
     } finally {
       pool.release(s, dirty);
+      free();
       this.done();
     }
   }
@@ -147,7 +191,8 @@ export class EmbeddedEngine implements Engine {
     if (!pool) {
       this.evictIdleProfiles();
       const setup = [`USE ${SANDBOX_DATABASE}`, ...settings.map(([k, v]) => `SET ${k} = ${Number(v)}`), 'SET readonly = 1'];
-      pool = new SessionPool(this.dir, this.size, setup);
+      // Internal work (a job checking user SQL) also runs SELECTs here, on its own lane's slots.
+      pool = new SessionPool(this.dir, this.opts.userSlots + this.opts.internalSlots, setup, this.connectionArgs);
       this.selectPools.set(key, pool);
     }
     return pool;
@@ -172,8 +217,20 @@ export class EmbeddedEngine implements Engine {
   async select(sql: string, opts: SelectOptions): Promise<SelectResult> {
     if (this.closed) throw new EngineError(0, 'ENGINE_CLOSED', 'The engine is shutting down');
     await this.ensureSandbox();
+    const free = await this.lanes.take('select', opts.signal);
+    if (this.closed) {
+      free();
+      throw new EngineError(0, 'ENGINE_CLOSED', 'The engine is shutting down');
+    }
+    // Chosen once the slot is held: a profile pool is evicted only while none of its Sessions is out.
     const pool = this.selectPool(opts.limits);
-    const session = await pool.acquire();
+    let session: Session;
+    try {
+      session = await pool.acquire();
+    } catch (err) {
+      free();
+      throw err;
+    }
     this.busy++;
     const marker = markerOf(opts.queryId);
     const ac = new AbortController();
@@ -184,6 +241,7 @@ export class EmbeddedEngine implements Engine {
       finished = true;
       opts.signal?.removeEventListener('abort', cancel);
       pool.release(session, dirty);
+      free();
       this.done();
     };
     const cancel = () => {
@@ -331,9 +389,32 @@ export class EmbeddedEngine implements Engine {
     }
   }
 
+  private killSession: Session | null = null;
+  private killChain: Promise<unknown> = Promise.resolve();
+
+  /**
+   * Runs on a Session of its own, one kill at a time, and takes no lane slot: a kill must never
+   * wait behind the statements it stops (it is quick, and the spare threads cover it).
+   */
   async kill(queryId: string): Promise<void> {
+    if (this.closed) return;
     const tag = markerTag(queryId);
-    await this.exec(`KILL QUERY WHERE query LIKE '%${tag}%' AND query NOT ILIKE '%KILL QUERY%' ASYNC`);
+    const run = this.killChain.then(async () => {
+      const s = (this.killSession ??= this.connectionArgs.length ? new Session(this.dir, { connectionArgs: [...this.connectionArgs] }) : new Session(this.dir));
+      try {
+        await s.queryAsync(`KILL QUERY WHERE query LIKE '%${tag}%' AND query NOT ILIKE '%KILL QUERY%' ASYNC`);
+      } catch (err) {
+        this.killSession = null;
+        try {
+          s.close();
+        } catch {
+          /* dropped either way */
+        }
+        throw EngineError.from(err);
+      }
+    });
+    this.killChain = run.catch(() => undefined);
+    await run;
   }
 
   async insert(opts: InsertOptions): Promise<void> {
@@ -365,12 +446,15 @@ export class EmbeddedEngine implements Engine {
         : '';
       const data = typeof opts.data === 'string' ? opts.data : opts.data.toString('utf8');
       await s.queryAsync(`INSERT INTO ${opts.table}${cols}${settings} FORMAT ${opts.format}\n${data}`);
-    });
+    }, 'insert');
   }
 
   async close(): Promise<void> {
     this.closed = true;
     if (this.busy > 0) await new Promise<void>((r) => this.drainWaiters.push(r));
+    await this.killChain;
+    this.killSession?.close();
+    this.killSession = null;
     this.pool.closeIdle();
     for (const p of this.selectPools.values()) p.closeIdle();
   }

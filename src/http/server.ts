@@ -94,6 +94,9 @@ export function sendError(req: FastifyRequest, reply: FastifyReply, err: unknown
   const e = toHttpError(err, nameOf);
   if (e.status >= 500) req.log.error({ err }, 'request failed');
   if (e.chCode !== undefined) reply.header('x-db-exception-code', String(e.chCode));
+  // Admission control's 429 and the engine's memory 503 say when to come back (src/sql/admission.ts).
+  const retryAfter = (err as { retryAfter?: unknown } | null)?.retryAfter;
+  if (typeof retryAfter === 'number') reply.header('retry-after', String(retryAfter));
 
   return reply.code(e.status).type('application/json').send(e.body);
 }

@@ -7,6 +7,7 @@ import type { Catalog, JobRecord, Workspace } from '../catalog/catalog.js';
 import { badRequest, notFound, PipitError } from '../domain/errors.js';
 import { newJobId } from '../domain/ids.js';
 import { nowIso } from '../domain/time.js';
+import { runAsInternalWork } from '../engine/lanes.js';
 
 export type JobRunner = (job: JobRecord, signal: AbortSignal) => Promise<Record<string, unknown>>;
 
@@ -60,7 +61,8 @@ export class JobService {
     let state: JobRecord = { ...current, status: 'working', startedAt: nowIso() };
     await this.save(state);
     try {
-      const result = await run(state, ac.signal);
+      // Jobs are internal work: their engine calls never queue behind (or are refused for) user queries.
+      const result = await runAsInternalWork(() => run(state, ac.signal));
       state = { ...state, data: { ...state.data, ...result } };
       state = ac.signal.aborted ? { ...state, status: 'cancelled' } : { ...state, status: 'done' };
     } catch (err) {

@@ -7,6 +7,7 @@ import type { Workspace } from '../catalog/catalog.js';
 import type { Auth } from '../domain/access.js';
 import type { CopyService } from '../domain/copy-service.js';
 import type { JobRecord } from '../catalog/catalog.js';
+import { runAsInternalWork } from '../engine/lanes.js';
 import { dueTick, parseCron } from './cron.js';
 
 /** A service with cron schedules (copies, sinks). */
@@ -34,7 +35,8 @@ export class Scheduler {
 
   /** One pass; concurrent calls share it. */
   tick(): Promise<JobRecord[]> {
-    this.running ??= (async () => {
+    // A pass is internal work: checking a scheduled pipe's SQL never waits for (or is refused by) user queries.
+    this.running ??= runAsInternalWork(async () => {
       try {
         const workspaces = await this.workspaces();
         const due = (cron: string, since: Date, now: Date) => dueTick(parseCron(cron), since, now);
@@ -44,7 +46,7 @@ export class Scheduler {
       } finally {
         this.running = undefined;
       }
-    })();
+    });
     return this.running;
   }
 

@@ -14,6 +14,9 @@ import { badRequest, forbidden, PipitError } from '../domain/errors.js';
 import type { PipeService } from '../domain/pipe-service.js';
 import { EngineError, type Engine, type SelectLimits, type SelectResult } from '../engine/engine.js';
 import { SANDBOX_DATABASE } from '../engine/embedded-engine.js';
+import { isInternalWork, planLanes } from '../engine/lanes.js';
+import { reservedUserSlots } from '../config/config.js';
+import { Admission, RetryLater, type Caller } from './admission.js';
 import { physicalNames, userFacingNames } from '../ingest/physical.js';
 import { isTemplate, render, usesSecrets, type ParamValue } from '../template/index.js';
 import { analyzeQuery, type AnalyzedQuery, type ResolvedTable, type SqlScope } from './analyzer.js';
@@ -29,6 +32,8 @@ export interface PreparedQuery extends AnalyzedQuery {
   warnings: string[];
   /** Engine query parameters (template secrets), bound apart from the SQL text. */
   queryParams: Record<string, string>;
+  /** Whose query it is: admission control limits queries per token and per workspace. */
+  caller: Caller;
 }
 
 export interface RunOptions {
@@ -77,8 +82,14 @@ interface Gathered {
 
 const MAX_EXPANSION_DEPTH = 32;
 
+/** The settings admission control and query limits are made of. */
+type QueryConfig = Pick<Config, 'queryTimeout' | 'queryMaxResultBytes' | 'queryMaxMemory' | 'engineSessions' | 'threadpoolSize'
+  | 'queryConcurrencyPerToken' | 'queryConcurrencyPerWorkspace' | 'queryQueuePerToken' | 'queryQueueTimeout'>;
+
 export class QueryService {
   private databases = new Set<string>();
+  /** Admission control in front of the engine's user-query slots. */
+  readonly admission: Admission;
 
   /** Workspace variables (name → value) for tb_secret/tb_var; the Variables service plugs in here. */
   variables: (ws: Workspace) => Promise<Record<string, string>> = async () => ({});
@@ -87,8 +98,19 @@ export class QueryService {
     private readonly engine: Engine,
     private readonly datasources: DatasourceService,
     private readonly pipes: PipeService,
-    private readonly config: Pick<Config, 'queryTimeout' | 'queryMaxResultBytes' | 'queryMaxMemory'>,
-  ) {}
+    private readonly config: QueryConfig,
+  ) {
+    const slots = planLanes(config.threadpoolSize, config.engineSessions).user;
+    this.admission = new Admission({
+      slots,
+      reserved: reservedUserSlots(slots),
+      perToken: config.queryConcurrencyPerToken,
+      perWorkspace: config.queryConcurrencyPerWorkspace,
+      queuePerToken: config.queryQueuePerToken,
+      queueTimeoutMs: config.queryQueueTimeout * 1000,
+      queryTimeout: config.queryTimeout,
+    });
+  }
 
   /** Learns the engine's database names (refused as qualifiers in user SQL). */
   async init(): Promise<void> {
@@ -215,6 +237,8 @@ export class QueryService {
       cacheTtl: gathered.cacheTtl,
       warnings: gathered.warnings,
       queryParams: gathered.queryParams,
+      // A JWT has no record id: each one (its signature) is a caller of its own.
+      caller: { token: auth.token.id || `jwt:${auth.token.token.slice(auth.token.token.lastIndexOf('.') + 1)}`, workspace: ws.id },
       tables: [...analyzed.tables, ...gathered.templateTables.filter((t) => !analyzed.tables.some((x) => x.name === t)).map((t) => ({ name: t, kind: 'datasource' as const, id: '', sql: '' }))],
     };
   }
@@ -229,10 +253,15 @@ export class QueryService {
     };
   }
 
-  /** Runs a prepared query; engine errors come back with the user's names. */
+  /**
+   * Runs a prepared query once admission control lets its caller in (internal work skips it);
+   * the slot is held until the result is read to its end or cancelled. Engine errors come back
+   * with the user's names.
+   */
   async run(q: PreparedQuery, opts: RunOptions): Promise<SelectResult> {
+    const free = isInternalWork() ? undefined : await this.admission.enter(q.caller, opts.signal);
     try {
-      return await this.engine.select(q.sql, {
+      const r = await this.engine.select(q.sql, {
         format: opts.format,
         queryId: opts.queryId,
         signal: opts.signal,
@@ -240,7 +269,9 @@ export class QueryService {
         params: q.queryParams,
         limits: this.limits(opts.maxThreads ?? q.maxThreads, opts.formatSettings),
       });
+      return free ? freeing(r, free) : r;
     } catch (err) {
+      free?.();
       throw translate(err, q);
     }
   }
@@ -281,9 +312,16 @@ export function rowFilter(auth: Auth, dsId: string): string | undefined {
   return `(${analyzeQuery(`SELECT 1 WHERE ${filter}`, NO_TABLES, { settingsAsName: true }).sql.replace(/^SELECT 1 WHERE /, '')})`;
 }
 
-/** An engine error with physical names replaced by user names (for errors raised mid-stream too). */
+/**
+ * An engine error with physical names replaced by user names (for errors raised mid-stream too).
+ * The engine's whole memory budget running out is the server's condition, not the query's: a 503
+ * to retry (a query over its own limit stays the engine's 400).
+ */
 export function translate(err: unknown, q: PreparedQuery): unknown {
   if (!(err instanceof EngineError)) return err;
+  if (err.chCode === 241 && /\(total\) memory limit exceeded/i.test(err.message)) {
+    return new RetryLater('unavailable', 'The server is short of memory for this query right now (the engine reached its memory budget): retry in a few seconds, or make the query use less memory', 5);
+  }
   return new EngineError(err.chCode, err.chType, q.userNames(err.message));
 }
 
@@ -298,6 +336,27 @@ export function redactValues(message: string, values: readonly string[]): string
   }
   for (const f of [...forms].sort((a, b) => b.length - a.length)) message = message.split(f).join('[secret]');
   return message;
+}
+
+/** The result, calling `free` once when it is read to its end, fails or is cancelled. */
+function freeing(r: SelectResult, free: () => void): SelectResult {
+  return {
+    stats: r.stats,
+    cancel() {
+      try {
+        r.cancel();
+      } finally {
+        free();
+      }
+    },
+    async *[Symbol.asyncIterator]() {
+      try {
+        yield* r;
+      } finally {
+        free();
+      }
+    },
+  };
 }
 
 /** Engine messages without the statement marker and the sandbox database. */
