@@ -30,6 +30,7 @@ import { ConnectionService } from './domain/connection-service.js';
 import { SinkService } from './domain/sink-service.js';
 import { Auth } from './domain/access.js';
 import { ResultCache } from './http/query-output.js';
+import { recoverAfterCrash } from './domain/recovery.js';
 
 export interface Services {
   config: Config;
@@ -110,6 +111,8 @@ export async function createApp(config: Config): Promise<App> {
     },
   };
   const http = buildHttp(services);
+  // Changes a crash interrupted are rolled forward or back; orphan engine objects are dropped.
+  await recoverAfterCrash(services, http.log);
 
   // Rows acknowledged by a previous process but not yet in the engine.
   const workspaces = new Map((await catalog.listWorkspaces()).map((w) => [w.id, w]));
