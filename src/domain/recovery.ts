@@ -115,9 +115,9 @@ export async function recoverAfterCrash(s: Services, log: RecoveryLog): Promise<
           await s.engine.exec(createQuarantineSql(ds, ws.database));
           report.repaired.push(n.quarantine);
         }
-        const expected = writableColumns(ds.columns).length
-          ? (ds.format === 'ndjson' && writableColumns(ds.columns).every((c) => c.jsonpath) ? STAGE_SUFFIXES : STAGE_SUFFIXES.filter((x) => x.startsWith('_sc')))
-          : [];
+        // The stages createStagesSql makes: CSV always, NDJSON when every column has a JSONPath.
+        const cols = writableColumns(ds.columns);
+        const expected = !cols.length ? [] : cols.every((c) => c.jsonpath) ? STAGE_SUFFIXES : STAGE_SUFFIXES.filter((x) => x.startsWith('_sc'));
         if (expected.some((x) => !present.has(ds.id + x))) {
           await s.datasources.rebuildStages(ws, ds);
           report.repaired.push(`${n.table} stages`);

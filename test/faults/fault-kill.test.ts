@@ -17,7 +17,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { ConsistencyReport } from '../helpers/fault-server.js';
+import type { ConsistencyReport } from '../helpers/consistency.js';
 
 const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'pipit-faults-'));
 let child: Child | undefined;
