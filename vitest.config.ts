@@ -8,6 +8,8 @@ process.env.UV_THREADPOOL_SIZE ??= '16';
 export default defineConfig({
   test: {
     include: ['src/**/*.test.ts', 'test/**/*.test.ts'],
+    // The kill -9 fault suite restarts child servers a dozen times: `npm run test:faults`.
+    exclude: ['**/node_modules/**', 'test/faults/**'],
     testTimeout: 60_000,
     hookTimeout: 60_000,
     pool: 'forks',

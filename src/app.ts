@@ -31,6 +31,7 @@ import { ConnectionService } from './domain/connection-service.js';
 import { SinkService } from './domain/sink-service.js';
 import { Auth } from './domain/access.js';
 import { ResultCache } from './http/query-output.js';
+import { recoverAfterCrash } from './domain/recovery.js';
 
 export interface Services {
   config: Config;
@@ -122,6 +123,8 @@ export async function createApp(config: Config): Promise<App> {
     http.log.warn({ threadpool: lanes.threadpool, userSlots: lanes.user, internalSlots: lanes.internal },
       `libuv's thread pool (UV_THREADPOOL_SIZE=${lanes.threadpool}) is too small for PIPIT_ENGINE_SESSIONS=${config.engineSessions}: the engine runs ${lanes.user} user queries and ${lanes.internal} internal statements at once. Start with UV_THREADPOOL_SIZE=${threadpoolFor(config.engineSessions)} or more (npm start does).`);
   }
+  // Changes a crash interrupted are rolled forward or back; orphan engine objects are dropped.
+  await recoverAfterCrash(services, http.log);
 
   // Rows acknowledged by a previous process but not yet in the engine.
   const workspaces = new Map((await catalog.listWorkspaces()).map((w) => [w.id, w]));

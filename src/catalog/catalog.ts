@@ -128,6 +128,22 @@ export interface JobRecord {
   error: string | null;
 }
 
+/**
+ * A multi-step change of engine and catalog state in progress (see src/domain/journal.ts): written
+ * before its first engine step, updated as it passes its points of no return, deleted after its
+ * last step. One that is still here on start was interrupted and is rolled forward or back.
+ */
+export interface IntentRecord {
+  id: string;
+  workspaceId: string;
+  /** `alter`, `replace`, `append`, `materialize`, `unlink`. */
+  kind: string;
+  createdAt: string;
+  updatedAt: string;
+  /** Kind-specific: the engine objects it creates and what it has done so far. */
+  data: Record<string, unknown>;
+}
+
 export interface JobFilter {
   kind?: string;
   status?: string;
@@ -179,6 +195,12 @@ export interface Catalog {
   listJobs(workspaceId: string, filter: JobFilter): Promise<JobRecord[]>;
   /** Jobs in one of the statuses, any workspace (used to recover after a restart). */
   jobsInStatus(statuses: JobStatus[]): Promise<JobRecord[]>;
+
+  /** Open intents of every workspace, oldest first. */
+  listIntents(): Promise<IntentRecord[]>;
+  /** Inserts or replaces (by id). */
+  upsertIntent(intent: IntentRecord): Promise<void>;
+  deleteIntent(id: string): Promise<void>;
 
   close(): Promise<void>;
 }

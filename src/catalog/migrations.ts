@@ -39,4 +39,10 @@ export const migrations: Migration[] = [
       CREATE TABLE connections (id text PRIMARY KEY, workspace_id text NOT NULL, name text NOT NULL,
         created_at timestamptz NOT NULL, doc jsonb NOT NULL, UNIQUE (workspace_id, name))`,
   },
+  {
+    version: 5,
+    sql: `
+      CREATE TABLE intents (id text PRIMARY KEY, workspace_id text NOT NULL, kind text NOT NULL,
+        created_at timestamptz NOT NULL, doc jsonb NOT NULL)`,
+  },
 ];

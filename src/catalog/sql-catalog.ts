@@ -3,7 +3,7 @@
  * directory) and a PostgreSQL server share these statements and the numbered migrations.
  * Each record keeps its indexed fields as columns and the rest as a jsonb document.
  */
-import type { Catalog, ConnectionRecord, DatasourceRecord, JobFilter, JobRecord, JobStatus, PipeRecord, TokenRecord, VariableRecord, Workspace } from './catalog.js';
+import type { Catalog, ConnectionRecord, DatasourceRecord, IntentRecord, JobFilter, JobRecord, JobStatus, PipeRecord, TokenRecord, VariableRecord, Workspace } from './catalog.js';
 import { migrations } from './migrations.js';
 import { nulError, nulPath } from '../domain/input-limits.js';
 
@@ -169,6 +169,22 @@ export class SqlCatalog implements Catalog {
   async jobsInStatus(statuses: JobStatus[]): Promise<JobRecord[]> {
     const r = await this.db.query<Doc>('SELECT doc FROM jobs WHERE status = ANY($1) ORDER BY created_at', [statuses]);
     return r.rows.map((x) => x.doc as JobRecord);
+  }
+
+  async listIntents(): Promise<IntentRecord[]> {
+    const r = await this.db.query<Doc>('SELECT doc FROM intents ORDER BY created_at, id');
+    return r.rows.map((x) => x.doc as IntentRecord);
+  }
+
+  async upsertIntent(i: IntentRecord): Promise<void> {
+    await this.db.query(
+      'INSERT INTO intents(id, workspace_id, kind, created_at, doc) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO UPDATE SET doc = EXCLUDED.doc',
+      [i.id, i.workspaceId, i.kind, i.createdAt, i],
+    );
+  }
+
+  async deleteIntent(id: string): Promise<void> {
+    await this.db.query('DELETE FROM intents WHERE id = $1', [id]);
   }
 
   async close(): Promise<void> {

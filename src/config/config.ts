@@ -58,6 +58,12 @@ export interface Config {
   awsAccountId: string | null;
   /** GCP service account shown by /v0/datasources-bigquery-credentials (PIPIT_GCP_SERVICE_ACCOUNT; unset: 503). */
   gcpServiceAccount: string | null;
+  /**
+   * Test only (PIPIT_TEST_PAUSE_AT): a journal checkpoint name (`copy:staged`, `alter:engine`, ...)
+   * at which the process prints `PIPIT_PAUSED <name>` and stops that operation forever, so a fault
+   * test can kill it there. Unset in production.
+   */
+  testPauseAt: string | null;
 }
 
 function intFrom(env: NodeJS.ProcessEnv, key: string, def: number, min: number, max: number): number {
@@ -141,5 +147,6 @@ export function loadConfig(env: NodeJS.ProcessEnv, overrides: Partial<Config> = 
     sinkLocalRoot: path.resolve(overrides.sinkLocalRoot ?? (env.PIPIT_SINK_LOCAL_ROOT || path.join(dataDir, 'exports'))),
     awsAccountId: overrides.awsAccountId !== undefined ? overrides.awsAccountId : awsAccount(env.PIPIT_AWS_ACCOUNT_ID),
     gcpServiceAccount: overrides.gcpServiceAccount !== undefined ? overrides.gcpServiceAccount : env.PIPIT_GCP_SERVICE_ACCOUNT || null,
+    testPauseAt: overrides.testPauseAt !== undefined ? overrides.testPauseAt : env.PIPIT_TEST_PAUSE_AT || null,
   };
 }

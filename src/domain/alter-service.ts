@@ -4,7 +4,7 @@
  * description. `dry=true` only lists the operations. The quarantine table and the ingest stages
  * follow every column change.
  */
-import type { DatasourceRecord, Workspace } from '../catalog/catalog.js';
+import type { DatasourceRecord, IntentRecord, Workspace } from '../catalog/catalog.js';
 import type { Engine } from '../engine/engine.js';
 import { EngineError, quoteIdent } from '../engine/engine.js';
 import { columnDdl, physicalNames } from '../ingest/physical.js';
@@ -20,6 +20,50 @@ export class AlterService {
     private readonly engine: Engine,
     private readonly datasources: DatasourceService,
   ) {}
+
+  /** Engine operations on the table; REMOVE TTL runs apart (it fails when there is none left, which a replay tolerates). */
+  private async applyEngine(ws: Workspace, dsId: string, ops: string[], replay: boolean): Promise<void> {
+    const table = physicalNames(ws.database, dsId).table;
+    const rest = ops.filter((o) => o !== 'REMOVE TTL');
+    if (rest.length) await this.engine.exec(`ALTER TABLE ${table} ${rest.join(', ')}`);
+    if (rest.length < ops.length) {
+      try {
+        await this.engine.exec(`ALTER TABLE ${table} REMOVE TTL`);
+      } catch (err) {
+        if (!replay) throw err;
+      }
+    }
+  }
+
+  /** The steps after the table's ALTER: quarantine, catalog record, ingest stages. */
+  private async finish(ws: Workspace, d: AlterIntent): Promise<void> {
+    if (d.quarantineOps.length) await this.engine.exec(`ALTER TABLE ${physicalNames(ws.database, d.ds).quarantine} ${d.quarantineOps.join(', ')}`);
+    await this.datasources.update(ws, d.after);
+    if (d.stages) await this.datasources.rebuildStages(ws, d.after);
+  }
+
+  /**
+   * Rolls an interrupted alter forward: the (idempotent) operations run again, then the rest. If
+   * the engine refuses them now, the engine never took them: the catalog keeps the old record and
+   * the stages are rebuilt from it.
+   */
+  async recover(ws: Workspace, intent: IntentRecord): Promise<'forward' | 'back'> {
+    const d = intent.data as unknown as AlterIntent;
+    let outcome: 'forward' | 'back' = 'forward';
+    try {
+      await this.applyEngine(ws, d.ds, d.engineOps, true);
+    } catch (err) {
+      if (!(err instanceof EngineError)) throw err;
+      outcome = 'back';
+    }
+    if (outcome === 'forward') await this.finish(ws, d);
+    else {
+      await this.datasources.update(ws, d.before);
+      if (d.stages) await this.datasources.rebuildStages(ws, d.before);
+    }
+    await this.datasources.journal.end(intent);
+    return outcome;
+  }
 
   async alter(ws: Workspace, ds: DatasourceRecord, p: Record<string, string>): Promise<{ operations: string[] }> {
     if (p.schema === undefined && p.description === undefined && p.ttl === undefined && p.indexes === undefined) {
@@ -83,15 +127,6 @@ export class AlterService {
     if (!ops.length && !descChanged) throw badRequest('There were no operations to perform, new schema, ttl and indexes are the same as the existing ones');
     if (p.dry === 'true') return { operations: ops };
 
-    const n = physicalNames(ws.database, ds.id);
-    const engineOps = ops.filter((o) => !o.startsWith('--'));
-    try {
-      if (engineOps.length) await this.engine.exec(`ALTER TABLE ${n.table} ${engineOps.join(', ')}`);
-    } catch (err) {
-      if (err instanceof EngineError) throw badRequest(`Failed to alter the Data Source: ${err.message}`);
-      throw err;
-    }
-    if (quarantineOps.length) await this.engine.exec(`ALTER TABLE ${n.quarantine} ${quarantineOps.join(', ')}`);
     const params = { ...ds.engine.params };
     if (p.ttl !== undefined) {
       if (p.ttl === 'false' || p.ttl === '') delete params.ttl;
@@ -105,8 +140,48 @@ export class AlterService {
       description: p.description ?? ds.description,
       updatedAt: nowIso(),
     };
-    await this.datasources.update(ws, updated);
-    if (p.schema !== undefined) await this.datasources.rebuildStages(ws, updated);
+    const engineOps = ops.filter((o) => !o.startsWith('--')).map(idempotent);
+    if (!engineOps.length && !quarantineOps.length && p.schema === undefined) {
+      await this.datasources.update(ws, updated); // catalog only: one step
+      return { operations: ops };
+    }
+    // Engine table, quarantine, catalog record, ingest stages: four steps, recorded as one intent
+    // so that an interruption anywhere is rolled forward (recover) now or on the next start.
+    const journal = this.datasources.journal;
+    const intent = await journal.begin(ws, 'alter', { ds: ds.id, before: ds, after: updated, engineOps, quarantineOps, stages: p.schema !== undefined } satisfies AlterIntent);
+    try {
+      await this.applyEngine(ws, ds.id, engineOps, false);
+    } catch (err) {
+      await journal.end(intent);
+      if (err instanceof EngineError) throw badRequest(`Failed to alter the Data Source: ${err.message}`);
+      throw err;
+    }
+    await journal.checkpoint('alter:engine');
+    try {
+      await this.finish(ws, intent.data as unknown as AlterIntent);
+      await journal.end(intent);
+    } catch (err) {
+      await this.recover(ws, intent).catch(() => undefined);
+      throw err;
+    }
     return { operations: ops };
   }
+}
+
+/** What an alter records before its first engine step. */
+interface AlterIntent {
+  ds: string;
+  before: DatasourceRecord;
+  after: DatasourceRecord;
+  /** Statements that can run again without harm (IF [NOT] EXISTS forms). */
+  engineOps: string[];
+  quarantineOps: string[];
+  /** The ingest stages follow a schema change. */
+  stages: boolean;
+}
+
+/** The form of an operation that is a no-op when it has already been applied. */
+function idempotent(op: string): string {
+  return op.replace(/^ADD COLUMN /, 'ADD COLUMN IF NOT EXISTS ').replace(/^DROP COLUMN /, 'DROP COLUMN IF EXISTS ')
+    .replace(/^ADD INDEX /, 'ADD INDEX IF NOT EXISTS ').replace(/^DROP INDEX /, 'DROP INDEX IF EXISTS ');
 }

@@ -1,12 +1,14 @@
 /**
  * Copy Pipes: a node whose result is written into a target data source, on demand
  * (`POST /v0/pipes/:p/copy`, template parameters from the request) or on a cron schedule (UTC)
- * run by the server's scheduler. `replace` mode loads a shadow table and swaps it in, so readers
- * never see a half-copied target.
+ * run by the server's scheduler. `append` mode stages the rows and publishes them whole, `replace`
+ * mode loads a shadow table and swaps it in: readers never see a half-copied target, and a crash
+ * in the middle is rolled forward or back on the next start (see atomic-writes.ts).
  */
-import type { JobRecord, NodeRecord, PipeRecord, Workspace } from '../catalog/catalog.js';
+import type { DatasourceRecord, JobRecord, NodeRecord, PipeRecord, Workspace } from '../catalog/catalog.js';
 import { EngineError, markSelect, quoteIdent, type Engine } from '../engine/engine.js';
-import { createAllSql, dropAllSql, physicalNames } from '../ingest/physical.js';
+import { createTableSql, physicalNames } from '../ingest/physical.js';
+import { abandonReplace, beginReplace, stagedAppend, swapIn } from './atomic-writes.js';
 import type { JobService } from '../jobs/job-service.js';
 import { scheduleOf } from '../jobs/cron.js';
 import type { QueryService } from '../sql/query-service.js';
@@ -184,10 +186,11 @@ export class CopyService {
       const select = `SELECT ${cols} FROM (${bound ? markSelect(prepared.sql, job.id) : prepared.sql})`;
       const execOpts = { queryId: job.id, params: bound ? prepared.queryParams : undefined, signal };
       try {
+        const target = await this.datasources.get(ws, data.copy_target);
         if (mode === 'append') {
-          await this.engine.exec(`INSERT INTO ${physicalNames(ws.database, target.id).table} (${cols}) ${select}`, execOpts);
+          await stagedAppend(this.engine, this.datasources.journal, ws, target, meta.map((m) => m.name), select, { ...execOpts, job: job.id, checkpoint: 'copy' });
         } else {
-          await this.replace(ws, target.id, cols, select, execOpts);
+          await this.replace(ws, target, cols, select, { ...execOpts, job: job.id });
         }
         const rows = await this.engine.rows<{ c: string }>(`SELECT count() AS c FROM ${physicalNames(ws.database, target.id).table}`);
         return { statistics: { target_rows: Number(rows[0]?.c ?? 0) } };
@@ -200,18 +203,19 @@ export class CopyService {
     });
   }
 
-  /** Loads the result into a shadow copy of the target and swaps them. */
-  private async replace(ws: Workspace, targetId: string, cols: string, select: string, execOpts: { queryId: string; params?: Record<string, string>; signal?: AbortSignal }): Promise<void> {
-    const target = await this.datasources.get(ws, targetId);
-    const shadow = { ...target, id: newResourceId() };
-    for (const s of createAllSql(shadow, ws.database)) await this.engine.exec(s);
+  /** Loads the result into a shadow copy of the target and swaps them (see atomic-writes.ts). */
+  private async replace(ws: Workspace, target: DatasourceRecord, cols: string, select: string, execOpts: { queryId: string; params?: Record<string, string>; signal?: AbortSignal; job: string }): Promise<void> {
+    const journal = this.datasources.journal;
+    const { intent, shadow } = await beginReplace(this.engine, journal, ws, target, (sh) => [createTableSql(sh, ws.database)], { token: execOpts.job, quarantine: false, job: execOpts.job });
     try {
       await this.engine.exec(`INSERT INTO ${physicalNames(ws.database, shadow.id).table} (${cols}) ${select}`, execOpts);
-      await this.engine.exec(`EXCHANGE TABLES ${physicalNames(ws.database, target.id).table} AND ${physicalNames(ws.database, shadow.id).table}`);
-      await this.datasources.touch(ws, target);
-    } finally {
-      for (const s of dropAllSql(shadow, ws.database)) await this.engine.exec(s).catch(() => undefined);
+      if (execOpts.signal?.aborted) throw new Error('The job was cancelled');
+    } catch (err) {
+      await abandonReplace(this.engine, journal, intent);
+      throw err;
     }
+    await swapIn(this.engine, journal, intent);
+    await this.datasources.touch(ws, target);
   }
 
   /**

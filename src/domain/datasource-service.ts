@@ -12,6 +12,7 @@ import type { Column, EngineSpec, IndexSpec } from './types.js';
 import { badRequest, conflict, notFound } from './errors.js';
 import { canonicalId, newResourceId } from './ids.js';
 import { nowIso } from './time.js';
+import { Journal } from './journal.js';
 
 export interface NewDatasource {
   name: string;
@@ -33,10 +34,15 @@ export class DatasourceService {
   /** Names of the workspace's pipes: pipes and data sources share one namespace. */
   pipeNames: (ws: Workspace) => Promise<ReadonlySet<string>> = async () => new Set();
 
+  /** Intents of multi-step changes (every service that changes engine and catalog state uses it). */
+  readonly journal: Journal;
+
   constructor(
     private readonly catalog: Catalog,
     private readonly engine: Engine,
-  ) {}
+  ) {
+    this.journal = new Journal(catalog);
+  }
 
   private async refusePipeName(ws: Workspace, name: string, status: 'bad_request' | 'conflict'): Promise<void> {
     if (!(await this.pipeNames(ws)).has(name)) return;
@@ -159,6 +165,8 @@ export class DatasourceService {
   async drop(ws: Workspace, ds: DatasourceRecord): Promise<void> {
     await this.catalog.deleteDatasource(ws.id, ds.id);
     (await this.byId(ws)).delete(ds.id);
+    // Engine objects left by a crash from here on have no catalog record: swept on start.
+    await this.journal.checkpoint('datasource:drop');
     await this.runAll(dropAllSql(ds, ws.database));
   }
 

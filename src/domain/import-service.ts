@@ -14,10 +14,10 @@ import { quoteIdent, quoteString } from '../engine/engine.js';
 import { CsvParser, hasHeader } from '../ingest/formats/csv.js';
 import { defaultSortingKey, guessCsvSchema, inferJsonColumns, jsonColumnsToColumns, parseNdjsonSample } from '../ingest/formats/guess.js';
 import type { CsvDialect, IngestCounts, IngestService } from '../ingest/ingest-service.js';
-import { createAllSql, dropAllSql, physicalNames } from '../ingest/physical.js';
+import { createAllSql, physicalNames } from '../ingest/physical.js';
+import { abandonReplace, beginReplace, swapIn } from './atomic-writes.js';
 import type { DatasourceService } from './datasource-service.js';
 import { badRequest } from './errors.js';
-import { newResourceId } from './ids.js';
 import { checkExpression, normalizeName } from './schema/index.js';
 import type { Column, EngineSpec } from './types.js';
 
@@ -149,29 +149,26 @@ export class ImportService {
   async replace(ws: Workspace, ds: DatasourceRecord, format: DataFormat, stream: AsyncIterable<Buffer>, importId: string, dialect: CsvDialect, condition?: string): Promise<IngestCounts> {
     // The condition is pasted into engine statements: it must be one plain expression.
     if (condition) condition = checkExpression(condition, 'replace_condition');
-    const shadow: DatasourceRecord = { ...ds, id: newResourceId() };
-    for (const s of createAllSql(shadow, ws.database)) await this.engine.exec(s);
-    const real = physicalNames(ws.database, ds.id);
+    const journal = this.datasources.journal;
+    const { intent, shadow } = await beginReplace(this.engine, journal, ws, ds, (sh) => createAllSql(sh, ws.database), { condition, token: importId, quarantine: true });
     const tmp = physicalNames(ws.database, shadow.id);
+    let counts: IngestCounts;
     try {
-      const counts = await this.load(ws, shadow, format, stream, importId, dialect);
+      counts = await this.load(ws, shadow, format, stream, importId, dialect);
       if (condition) {
         try {
           await this.engine.exec(`SELECT count() FROM ${tmp.table} WHERE ${condition} FORMAT Null`);
         } catch (err) {
           throw badRequest(`Invalid replace_condition "${condition}": ${(err as Error).message}`);
         }
-        await this.engine.exec(`ALTER TABLE ${real.table} DELETE WHERE ${condition} SETTINGS mutations_sync = 2`);
-        await this.engine.exec(`INSERT INTO ${real.table} SELECT * FROM ${tmp.table} WHERE ${condition} SETTINGS insert_deduplication_token = ${quoteString(`${importId}-replace`)}`);
-      } else {
-        await this.engine.exec(`EXCHANGE TABLES ${real.table} AND ${tmp.table}`);
       }
-      await this.engine.exec(`INSERT INTO ${real.quarantine} SELECT * FROM ${tmp.quarantine} SETTINGS insert_deduplication_token = ${quoteString(`${importId}-replace-q`)}`);
-      await this.datasources.touch(ws, ds);
-      return counts;
-    } finally {
-      for (const s of dropAllSql(shadow, ws.database)) await this.engine.exec(s).catch(() => undefined);
+    } catch (err) {
+      await abandonReplace(this.engine, journal, intent);
+      throw err;
     }
+    await swapIn(this.engine, journal, intent);
+    await this.datasources.touch(ws, ds);
+    return counts;
   }
 
   /** Empties a data source (replace with no data). */

@@ -18,9 +18,10 @@ import { checkExpression, parseEngineParams, parseType } from './schema/index.js
 import type { Column } from './types.js';
 import { EngineError, quoteIdent, quoteString, type Engine } from '../engine/engine.js';
 import { physicalNames } from '../ingest/physical.js';
+import { stagedAppend } from './atomic-writes.js';
 import type { JobService } from '../jobs/job-service.js';
 import type { QueryService } from '../sql/query-service.js';
-import type { JobRecord } from '../catalog/catalog.js';
+import type { IntentRecord, JobRecord } from '../catalog/catalog.js';
 
 export interface MaterializeOptions {
   datasource: string;
@@ -137,37 +138,79 @@ export class MaterializeService {
       target = null;
     }
     if (target) this.checkCompatible(output, target);
-    else {
-      const spec = this.targetSpec(output, opts.engine, opts.engineArgs ?? {});
-      target = await this.datasources.create(ws, { name: opts.datasource, columns: spec.columns, engine: spec.engine, indexes: [], description: '' });
-      created = true;
-    }
-    const tgt = target;
-    const prepared = await this.prepareNode(auth, pipe, node);
     const view = `${ws.database}.${node.id}_mv`;
-    const cols = output.map((o) => quoteIdent(o.name)).join(', ');
-    let snapshot: { trigger: DatasourceRecord | null; parts: string[] } = { trigger: null, parts: [] };
+    // Created target, view, node record and populate job: undone together if anything between
+    // them fails or the process dies (recoverMaterialize, also on the next start).
+    const journal = this.datasources.journal;
+    const intent = await journal.begin(ws, 'materialize', { pipe: pipe.id, node: node.id, view, created: null });
     try {
-      snapshot = await this.engine.exclusiveWrites(async () => {
-        await this.engine.exec(`CREATE MATERIALIZED VIEW ${view} TO ${physicalNames(ws.database, tgt.id).table} (${output.map((o) => `${quoteIdent(o.name)} ${o.type}`).join(', ')}) AS SELECT ${cols} FROM (${prepared.sql})`);
-        const trigger = await this.triggerOf(ws, view);
-        const parts = trigger && opts.populate ? await this.freeze(ws, trigger) : [];
-        return { trigger, parts };
-      });
+      if (!target) {
+        const spec = this.targetSpec(output, opts.engine, opts.engineArgs ?? {});
+        target = await this.datasources.create(ws, { name: opts.datasource, columns: spec.columns, engine: spec.engine, indexes: [], description: '' });
+        created = true;
+        await journal.update(intent, { created: target.id });
+      }
+      const tgt = target;
+      const prepared = await this.prepareNode(auth, pipe, node);
+      const cols = output.map((o) => quoteIdent(o.name)).join(', ');
+      let snapshot: { trigger: DatasourceRecord | null; parts: string[] } = { trigger: null, parts: [] };
+      try {
+        snapshot = await this.engine.exclusiveWrites(async () => {
+          await this.engine.exec(`CREATE MATERIALIZED VIEW ${view} TO ${physicalNames(ws.database, tgt.id).table} (${output.map((o) => `${quoteIdent(o.name)} ${o.type}`).join(', ')}) AS SELECT ${cols} FROM (${prepared.sql})`);
+          const trigger = await this.triggerOf(ws, view);
+          const parts = trigger && opts.populate ? await this.freeze(ws, trigger) : [];
+          return { trigger, parts };
+        });
+      } catch (err) {
+        if (err instanceof EngineError) throw badRequest(`The node can not be materialized: ${prepared.userNames(err.message)}`);
+        throw err;
+      }
+      await journal.checkpoint('materialize:view');
+      const data: MaterializedData = { materialized: tgt.id, view, trigger: snapshot.trigger?.id ?? null };
+      const saved = await this.pipes.save(ws, { ...pipe, nodes: pipe.nodes.map((n) => (n.id === node.id ? { ...n, nodeType: 'materialized', data: { ...n.data, ...data } } : n)) });
+      let job: JobRecord | undefined;
+      if (opts.populate) {
+        job = await this.populateJob(auth, saved, this.pipes.node(saved, node.id), snapshot, {
+          subset: opts.populateSubset, condition: opts.populateCondition, unlinkOnError: opts.unlinkOnPopulateError,
+        });
+      }
+      await journal.end(intent);
+      return { pipe: saved, target: tgt, created, job };
     } catch (err) {
-      if (created) await this.datasources.drop(ws, tgt).catch(() => undefined);
-      if (err instanceof EngineError) throw badRequest(`The node can not be materialized: ${prepared.userNames(err.message)}`);
+      await this.recoverMaterialize(ws, intent).catch(() => undefined);
       throw err;
     }
-    const data: MaterializedData = { materialized: tgt.id, view, trigger: snapshot.trigger?.id ?? null };
-    const saved = await this.pipes.save(ws, { ...pipe, nodes: pipe.nodes.map((n) => (n.id === node.id ? { ...n, nodeType: 'materialized', data: { ...n.data, ...data } } : n)) });
-    let job: JobRecord | undefined;
-    if (opts.populate) {
-      job = await this.populateJob(auth, saved, this.pipes.node(saved, node.id), snapshot, {
-        subset: opts.populateSubset, condition: opts.populateCondition, unlinkOnError: opts.unlinkOnPopulateError,
-      });
-    }
-    return { pipe: saved, target: tgt, created, job };
+  }
+
+  /** Undoes an unfinished materialization: its view, its node's record, the target it created. */
+  async recoverMaterialize(ws: Workspace, intent: IntentRecord): Promise<void> {
+    const d = intent.data as { pipe: string; node: string; view: string; created: string | null };
+    await this.engine.exec(`DROP VIEW IF EXISTS ${d.view} SYNC`);
+    await this.revertNode(ws, d.pipe, d.node);
+    const created = d.created ? await this.datasources.find(ws, d.created) : null;
+    if (created) await this.datasources.drop(ws, created);
+    await this.datasources.journal.end(intent);
+  }
+
+  /** Finishes an interrupted unlink: the view is dropped and the node is a standard node. */
+  async recoverUnlink(ws: Workspace, intent: IntentRecord): Promise<void> {
+    const d = intent.data as { pipe: string; node: string; view: string };
+    await this.engine.exec(`DROP VIEW IF EXISTS ${d.view} SYNC`);
+    await this.revertNode(ws, d.pipe, d.node);
+    await this.datasources.journal.end(intent);
+  }
+
+  /** Makes a materialized node a standard one again (catalog only); returns the saved pipe. */
+  private async revertNode(ws: Workspace, pipeId: string, nodeId: string): Promise<PipeRecord | null> {
+    const pipe = await this.pipes.find(ws, pipeId);
+    const node = pipe?.nodes.find((n) => n.id === nodeId);
+    if (!pipe || !node) return null;
+    if (node.nodeType !== 'materialized') return pipe;
+    const rest = { ...node.data };
+    delete rest.materialized;
+    delete rest.view;
+    delete rest.trigger;
+    return this.pipes.save(ws, { ...pipe, nodes: pipe.nodes.map((n) => (n.id === node.id ? { ...n, nodeType: 'standard', data: rest } : n)) });
   }
 
   /** The data source whose inserts trigger a view (as the engine sees it). */
@@ -236,21 +279,23 @@ export class MaterializeService {
       await release();
       throw err;
     }
-    let cols: string;
+    let names: string[];
     try {
-      cols = (await this.queries.describe(prepared, `${node.id}d`)).map((o) => quoteIdent(o.name)).join(', ');
+      names = (await this.queries.describe(prepared, `${node.id}d`)).map((o) => o.name);
     } catch (err) {
       await release();
       throw err;
     }
-    const insert = `INSERT INTO ${physicalNames(ws.database, target.id).table} (${cols}) SELECT ${cols} FROM (${prepared.sql})`;
+    const cols = names.map(quoteIdent).join(', ');
+    const select = `SELECT ${cols} FROM (${prepared.sql})`;
     return this.jobs.create(ws, 'populateview', {
       pipe_id: pipe.id, pipe_name: pipe.name, datasource: { id: target.id, name: target.name }, is_cancellable_while_working: true,
     }, async (job, signal) => {
       const onAbort = () => void this.engine.kill(job.id).catch(() => undefined);
       signal.addEventListener('abort', onAbort);
       try {
-        await this.engine.exec(insert, { queryId: job.id, signal });
+        // All or nothing, also across a crash: staged, then published whole (atomic-writes.ts).
+        await stagedAppend(this.engine, this.datasources.journal, ws, target, names, select, { queryId: job.id, signal, job: job.id, checkpoint: 'populate' });
         return { queries: [{ query_id: job.id, status: 'done' }], progress_percentage: 100 };
       } catch (err) {
         if (opts.unlinkOnError && !signal.aborted) await this.unlink(auth, pipe.id, node.id).catch(() => undefined);
@@ -270,12 +315,13 @@ export class MaterializeService {
     const node = this.pipes.node(pipe, nodeId);
     if (node.nodeType !== 'materialized') throw badRequest(`Node '${node.name}' is not materialized`);
     const data = node.data as unknown as MaterializedData;
+    const journal = this.datasources.journal;
+    const intent = await journal.begin(ws, 'unlink', { pipe: pipe.id, node: node.id, view: data.view });
     await this.engine.exec(`DROP VIEW IF EXISTS ${data.view} SYNC`);
-    const rest = { ...node.data };
-    delete rest.materialized;
-    delete rest.view;
-    delete rest.trigger;
-    return this.pipes.save(ws, { ...pipe, nodes: pipe.nodes.map((n) => (n.id === node.id ? { ...n, nodeType: 'standard', data: rest } : n)) });
+    await journal.checkpoint('unlink:view');
+    const saved = await this.revertNode(ws, pipe.id, node.id);
+    await journal.end(intent);
+    return saved ?? pipe;
   }
 
   /** Materialized nodes that read a data source or write into it (for delete/rename checks). */

@@ -1,0 +1,242 @@
+/**
+ * Writes that land whole or not at all, also across a `kill -9` (each is an intent of the journal):
+ *
+ * - **Staged append** (copy pipes in append mode, populates): the rows go first into a private
+ *   staging table (numbered `__n` in order), then are published into the target in chunks, each
+ *   one `INSERT ... SELECT ... WHERE __n IN chunk` squashed into a single block with the
+ *   deduplication token `<intent>-<chunk>`. Published chunks are recorded in the intent. A crash
+ *   while staging leaves the target untouched (the staging table is dropped on start); a crash
+ *   while publishing is finished on start by publishing the rest again: the chunk that was in
+ *   flight is deduplicated by the target (and, with `deduplicate_blocks_in_dependent_materialized_views`,
+ *   by every materialized view it feeds) and written once. ATTACH/MOVE PARTITION would be atomic
+ *   per partition but does not fire the target's materialized views, so a copy into a table that
+ *   feeds others would not cascade: publishing is an INSERT so that it does.
+ * - **Shadow replace** (mode=replace, copy pipes in replace mode): the new rows go into a shadow
+ *   table that is swapped in with `EXCHANGE TABLES` (or, with a replace condition, the matching
+ *   rows are deleted and re-inserted from the shadow). Until the swap, an interruption is rolled
+ *   back (the shadow is dropped); after it, forward. Whether the swap happened is read from the
+ *   engine: the target's name then points at the shadow's table UUID.
+ */
+import type { DatasourceRecord, IntentRecord, Workspace } from '../catalog/catalog.js';
+import { quoteIdent, quoteString, type Engine, type QueryOptions } from '../engine/engine.js';
+import { dropAllSql, physicalNames } from '../ingest/physical.js';
+import { newResourceId } from './ids.js';
+import type { Journal } from './journal.js';
+
+/** Bytes a published chunk holds at most (as one block in memory), and its row bounds. */
+const CHUNK_BYTES = 256 * 1024 * 1024;
+const MIN_CHUNK_ROWS = 8192;
+const MAX_CHUNK_ROWS = 1_048_576;
+const ONE_BLOCK = 'min_insert_block_size_rows = 1000000000000000, min_insert_block_size_bytes = 1000000000000000, max_threads = 1';
+
+export interface AppendIntent {
+  database: string;
+  /** Target data source id. */
+  target: string;
+  /** Staging table name (in the same database). */
+  staging: string;
+  /** Columns written (names). */
+  cols: string[];
+  phase: 'stage' | 'publish';
+  rows?: number;
+  chunkRows?: number;
+  /** Chunks already in the target. */
+  published?: number;
+  /** The job that runs the append, settled on recovery. */
+  job?: string;
+}
+
+export interface ReplaceIntent {
+  database: string;
+  target: string;
+  shadow: string;
+  /** Table UUID of the shadow: after EXCHANGE TABLES the target's name points at it. */
+  shadowUuid?: string;
+  /** replace_condition: only matching rows are replaced (delete + insert from the shadow). */
+  condition: string | null;
+  /** Deduplication token prefix (the import id). */
+  token: string;
+  /** Also move the shadow's quarantine rows into the target's quarantine. */
+  quarantine: boolean;
+  phase: 'load' | 'swap';
+  job?: string;
+}
+
+/** The engine UUID of a table, or null when it does not exist. */
+export async function tableUuid(engine: Engine, database: string, name: string): Promise<string | null> {
+  const r = await engine.rows<{ uuid: string }>(`SELECT toString(uuid) AS uuid FROM system.tables WHERE database = ${quoteString(database)} AND name = ${quoteString(name)}`);
+  return r[0]?.uuid ?? null;
+}
+
+async function dropQuietly(engine: Engine, sql: string[]): Promise<void> {
+  for (const s of sql) await engine.exec(s).catch(() => undefined);
+}
+
+/**
+ * Appends the result of `select` (whose columns are `cols`) to `target`, all or nothing. Staging
+ * runs with `opts` (query id and abort signal: cancelling stops it and nothing is written);
+ * publishing is not interrupted by a cancel. Returns the rows appended.
+ */
+export async function stagedAppend(
+  engine: Engine, journal: Journal, ws: Workspace, target: DatasourceRecord, cols: string[], select: string,
+  opts: QueryOptions & { job?: string; checkpoint: string },
+): Promise<number> {
+  const staging = newResourceId();
+  const intent = await journal.begin(ws, 'append', { database: ws.database, target: target.id, staging, cols, phase: 'stage', job: opts.job } satisfies AppendIntent);
+  const st = `${ws.database}.${staging}`;
+  const q = cols.map(quoteIdent).join(', ');
+  const typeOf = (c: string) => target.columns.find((x) => x.name === c)?.type ?? 'String';
+  try {
+    await engine.exec(`CREATE TABLE ${st} (__n UInt64, ${cols.map((c) => `${quoteIdent(c)} ${typeOf(c)}`).join(', ')}) ENGINE = MergeTree ORDER BY __n`);
+    await engine.exec(`INSERT INTO ${st} (__n, ${q}) SELECT rowNumberInAllBlocks(), ${q} FROM (${select})`, { queryId: opts.queryId, params: opts.params, signal: opts.signal });
+    if (opts.signal?.aborted) throw new Error('The job was cancelled');
+    const r = await engine.rows<{ rows: string; bytes: string }>(
+      `SELECT sum(rows) AS rows, sum(data_uncompressed_bytes) AS bytes FROM system.parts WHERE database = ${quoteString(ws.database)} AND table = ${quoteString(staging)} AND active`,
+    );
+    const rows = Number(r[0]?.rows ?? 0);
+    const perRow = rows ? Number(r[0]?.bytes ?? 0) / rows : 1;
+    const chunkRows = Math.max(MIN_CHUNK_ROWS, Math.min(MAX_CHUNK_ROWS, Math.floor(CHUNK_BYTES / Math.max(1, perRow))));
+    await journal.update(intent, { phase: 'publish', rows, chunkRows, published: 0 });
+  } catch (err) {
+    await dropQuietly(engine, [`DROP TABLE IF EXISTS ${st} SYNC`]);
+    await journal.end(intent).catch(() => undefined);
+    throw err;
+  }
+  // Point of no return: from here the append is finished, now or on the next start.
+  await journal.checkpoint(`${opts.checkpoint}:staged`);
+  try {
+    await publish(engine, journal, intent, opts.checkpoint);
+  } catch {
+    try {
+      await publish(engine, journal, intent, opts.checkpoint);
+    } catch (err) {
+      throw new Error(`The rows are staged but could not all be appended yet (${(err as Error).message}); the append is completed when the server restarts`);
+    }
+  }
+  return (intent.data as unknown as AppendIntent).rows ?? 0;
+}
+
+/** Publishes the remaining chunks of a staged append, drops the staging table, ends the intent. */
+async function publish(engine: Engine, journal: Journal, intent: IntentRecord, checkpoint = 'append'): Promise<void> {
+  const d = intent.data as unknown as AppendIntent;
+  const st = `${d.database}.${d.staging}`;
+  const target = physicalNames(d.database, d.target).table;
+  const q = d.cols.map(quoteIdent).join(', ');
+  const size = d.chunkRows ?? MAX_CHUNK_ROWS;
+  if (await tableUuid(engine, d.database, d.staging)) {
+    for (let k = d.published ?? 0; k * size < (d.rows ?? 0); k++) {
+      await engine.exec(
+        `INSERT INTO ${target} (${q}) SELECT ${q} FROM ${st} WHERE __n >= ${k * size} AND __n < ${(k + 1) * size} ORDER BY __n ` +
+        `SETTINGS insert_deduplication_token = ${quoteString(`${intent.id}-${k}`)}, deduplicate_blocks_in_dependent_materialized_views = 1, ${ONE_BLOCK}`,
+      );
+      await journal.update(intent, { published: k + 1 });
+      await journal.checkpoint(`${checkpoint}:published`);
+    }
+    await engine.exec(`DROP TABLE IF EXISTS ${st} SYNC`);
+  }
+  await journal.end(intent);
+}
+
+/** Finishes (publish phase) or undoes (stage phase) an interrupted staged append. */
+export async function recoverAppend(engine: Engine, journal: Journal, intent: IntentRecord): Promise<'forward' | 'back'> {
+  const d = intent.data as unknown as AppendIntent;
+  if (d.phase === 'publish' && (await tableUuid(engine, d.database, d.target))) {
+    await publish(engine, journal, intent);
+    return 'forward';
+  }
+  await engine.exec(`DROP TABLE IF EXISTS ${d.database}.${d.staging} SYNC`);
+  await journal.end(intent);
+  return 'back';
+}
+
+/** Starts a shadow replace: records the intent, then creates the shadow with `createSql`. */
+export async function beginReplace(
+  engine: Engine, journal: Journal, ws: Workspace, target: DatasourceRecord, createSql: (shadow: DatasourceRecord) => string[],
+  opts: { condition?: string; token: string; quarantine: boolean; job?: string },
+): Promise<{ intent: IntentRecord; shadow: DatasourceRecord }> {
+  const shadow: DatasourceRecord = { ...target, id: newResourceId() };
+  const intent = await journal.begin(ws, 'replace', {
+    database: ws.database, target: target.id, shadow: shadow.id, condition: opts.condition ?? null, token: opts.token, quarantine: opts.quarantine, phase: 'load', job: opts.job,
+  } satisfies ReplaceIntent);
+  try {
+    for (const s of createSql(shadow)) await engine.exec(s);
+  } catch (err) {
+    await abandonReplace(engine, journal, intent);
+    throw err;
+  }
+  return { intent, shadow };
+}
+
+/** Undoes a replace that has not swapped yet (its shadow is loading or failed to load). */
+export async function abandonReplace(engine: Engine, journal: Journal, intent: IntentRecord): Promise<void> {
+  const d = intent.data as unknown as ReplaceIntent;
+  await dropQuietly(engine, dropAllSql({ id: d.shadow } as DatasourceRecord, d.database));
+  await journal.end(intent).catch(() => undefined);
+}
+
+/**
+ * Swaps a loaded shadow in: past this call's first statement the replace is finished (now, or by
+ * recovery on the next start). On failure the intent stays for the next start unless a retry here
+ * settles it.
+ */
+export async function swapIn(engine: Engine, journal: Journal, intent: IntentRecord): Promise<void> {
+  const d = intent.data as unknown as ReplaceIntent;
+  await journal.update(intent, { phase: 'swap', shadowUuid: await tableUuid(engine, d.database, d.shadow) });
+  await journal.checkpoint('replace:loaded');
+  const real = physicalNames(d.database, d.target);
+  const tmp = physicalNames(d.database, d.shadow);
+  try {
+    if (d.condition) {
+      await engine.exec(`ALTER TABLE ${real.table} DELETE WHERE ${d.condition} SETTINGS mutations_sync = 2`);
+      await engine.exec(`INSERT INTO ${real.table} SELECT * FROM ${tmp.table} WHERE ${d.condition} SETTINGS insert_deduplication_token = ${quoteString(`${d.token}-replace`)}`);
+    } else {
+      await engine.exec(`EXCHANGE TABLES ${real.table} AND ${tmp.table}`);
+    }
+    await journal.checkpoint('replace:exchanged');
+    if (d.quarantine) await moveQuarantine(engine, d);
+    await dropQuietly(engine, dropAllSql({ id: d.shadow } as DatasourceRecord, d.database));
+    await journal.end(intent);
+  } catch (err) {
+    // Settle it now if the engine lets us; otherwise the next start does.
+    await recoverReplace(engine, journal, intent).catch(() => undefined);
+    throw err;
+  }
+}
+
+async function moveQuarantine(engine: Engine, d: ReplaceIntent): Promise<void> {
+  if (!(await tableUuid(engine, d.database, `${d.shadow}_quarantine`))) return;
+  const real = physicalNames(d.database, d.target);
+  const tmp = physicalNames(d.database, d.shadow);
+  await engine.exec(`INSERT INTO ${real.quarantine} SELECT * FROM ${tmp.quarantine} SETTINGS insert_deduplication_token = ${quoteString(`${d.token}-replace-q`)}`);
+}
+
+/**
+ * Settles an interrupted replace: not swapped yet → the shadow is dropped (the target keeps its
+ * rows); swapped (or, with a condition, possibly half-swapped) → the remaining steps run again.
+ */
+export async function recoverReplace(engine: Engine, journal: Journal, intent: IntentRecord): Promise<'forward' | 'back'> {
+  const d = intent.data as unknown as ReplaceIntent;
+  const real = physicalNames(d.database, d.target);
+  const tmp = physicalNames(d.database, d.shadow);
+  let outcome: 'forward' | 'back' = 'back';
+  const shadowExists = !!(await tableUuid(engine, d.database, d.shadow));
+  const targetUuid = await tableUuid(engine, d.database, d.target);
+  if (d.phase === 'swap' && targetUuid) {
+    if (d.condition) {
+      // The delete may have run: redo delete + insert (a fresh token: the interrupted insert's
+      // blocks were deleted again and must not be taken for duplicates).
+      if (shadowExists) {
+        await engine.exec(`ALTER TABLE ${real.table} DELETE WHERE ${d.condition} SETTINGS mutations_sync = 2`);
+        await engine.exec(`INSERT INTO ${real.table} SELECT * FROM ${tmp.table} WHERE ${d.condition} SETTINGS insert_deduplication_token = ${quoteString(`${d.token}-replace-${Date.now()}`)}`);
+        if (d.quarantine) await moveQuarantine(engine, d);
+      }
+      outcome = 'forward';
+    } else if (targetUuid === d.shadowUuid) {
+      if (d.quarantine) await moveQuarantine(engine, d);
+      outcome = 'forward';
+    }
+  }
+  await dropQuietly(engine, dropAllSql({ id: d.shadow } as DatasourceRecord, d.database));
+  await journal.end(intent);
+  return outcome;
+}

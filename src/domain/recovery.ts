@@ -1,0 +1,178 @@
+/**
+ * Start-up repair after a crash (`kill -9`, power loss, full disk), run once by createApp before
+ * the server takes requests, the WAL is replayed or the scheduler runs:
+ *
+ * 1. **Intents** (src/domain/journal.ts): every change a previous process left half-done is rolled
+ *    forward or back by the service that owns it, oldest first; the job that ran it is settled
+ *    (`done` when it was finished here, an error saying nothing was written when it was undone).
+ * 2. **Orphan sweep**: in each workspace database, engine objects named like Pipit's
+ *    (`t_<32 hex>` with an optional suffix: tables, quarantine, ingest stages and their views,
+ *    materialized views, shadow and staging tables) that no catalog record names are dropped,
+ *    views first. Objects with other names are only reported; the catalog's are never touched.
+ * 3. **Missing objects**: a data source whose quarantine table or ingest stages are missing gets
+ *    them back (they hold no data of their own); a missing table is re-created empty and logged as
+ *    an error, so the data source works again instead of failing every request.
+ *
+ * An intent whose recovery fails stays for the next start, and the objects it names are kept.
+ */
+import type { IntentRecord, Workspace } from '../catalog/catalog.js';
+import { quoteString } from '../engine/engine.js';
+import { createQuarantineSql, createTableSql, physicalNames, writableColumns } from '../ingest/physical.js';
+import type { Services } from '../app.js';
+import { recoverAppend, recoverReplace } from './atomic-writes.js';
+import { nowIso } from './time.js';
+
+export interface RecoveryLog {
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+  error(obj: object, msg: string): void;
+}
+
+export interface RecoveryReport {
+  forward: string[];
+  back: string[];
+  failed: string[];
+  dropped: string[];
+  repaired: string[];
+}
+
+/** Engine object names Pipit creates in a workspace database. */
+const PIPIT_NAME = /^t_[0-9a-f]{32}(_[a-z_]+)?$/;
+const STAGE_SUFFIXES = ['_sj', '_sj_ok', '_sj_bad', '_sc', '_sc_ok', '_sc_bad'];
+
+export async function recoverAfterCrash(s: Services, log: RecoveryLog): Promise<RecoveryReport> {
+  const report: RecoveryReport = { forward: [], back: [], failed: [], dropped: [], repaired: [] };
+  const journal = s.datasources.journal;
+  journal.pauseAt = s.config.testPauseAt;
+  const workspaces = new Map((await s.catalog.listWorkspaces()).map((w) => [w.id, w]));
+
+  // 1. Intents, oldest first.
+  const kept = new Set<string>();
+  for (const intent of await journal.list()) {
+    const ws = workspaces.get(intent.workspaceId);
+    const what = `${intent.kind} ${intent.id}`;
+    try {
+      if (!ws) {
+        await journal.end(intent);
+        continue;
+      }
+      const outcome = await recoverIntent(s, ws, intent);
+      report[outcome].push(what);
+      await settleJob(s, intent, outcome);
+      log.warn({ intent: intent.id, kind: intent.kind, outcome, data: summary(intent) }, `recovered an interrupted ${intent.kind} (rolled ${outcome})`);
+    } catch (err) {
+      report.failed.push(what);
+      for (const v of Object.values(intent.data)) if (typeof v === 'string') kept.add(v.slice(v.indexOf('.') + 1));
+      log.error({ err, intent: intent.id, kind: intent.kind }, `could not recover an interrupted ${intent.kind}; it is retried on the next start`);
+    }
+  }
+
+  // 2 and 3, per workspace database.
+  for (const ws of workspaces.values()) {
+    const objects = await s.engine.rows<{ name: string; engine: string }>(
+      `SELECT name, engine FROM system.tables WHERE database = ${quoteString(ws.database)}`,
+    );
+    if (!objects.length) continue;
+    const present = new Set(objects.map((o) => o.name));
+    const named = new Set(kept);
+    const datasources = await s.datasources.list(ws);
+    for (const ds of datasources) for (const suffix of ['', '_quarantine', ...STAGE_SUFFIXES]) named.add(ds.id + suffix);
+    for (const pipe of await s.pipes.list(ws)) {
+      for (const node of pipe.nodes) {
+        const view = node.data.view;
+        if (node.nodeType === 'materialized' && typeof view === 'string') {
+          named.add(view.slice(view.indexOf('.') + 1));
+          if (!present.has(view.slice(view.indexOf('.') + 1))) log.error({ pipe: pipe.name, node: node.name }, 'the materialized view of a node is missing in the engine');
+        }
+      }
+    }
+    const orphans = objects.filter((o) => !named.has(o.name));
+    for (const o of orphans.filter((x) => !PIPIT_NAME.test(x.name))) log.warn({ database: ws.database, name: o.name }, 'engine object not made by Pipit left in place');
+    const pipit = orphans.filter((o) => PIPIT_NAME.test(o.name));
+    // Views first: a table is only dropped once nothing writes into it.
+    pipit.sort((a, b) => Number(/View/.test(b.engine)) - Number(/View/.test(a.engine)));
+    for (const o of pipit) {
+      const kind = /View/.test(o.engine) ? 'VIEW' : 'TABLE';
+      try {
+        await s.engine.exec(`DROP ${kind} IF EXISTS ${ws.database}.${o.name} SYNC`);
+        report.dropped.push(`${ws.database}.${o.name}`);
+        present.delete(o.name);
+      } catch (err) {
+        log.error({ err, name: o.name }, 'could not drop an orphan engine object');
+      }
+    }
+    if (pipit.length) log.warn({ database: ws.database, dropped: pipit.map((o) => o.name) }, 'dropped engine objects no catalog record names');
+
+    for (const ds of datasources) {
+      const n = physicalNames(ws.database, ds.id);
+      try {
+        if (!present.has(ds.id)) {
+          log.error({ datasource: ds.name, id: ds.id }, 'the table of a data source was missing in the engine: re-created empty');
+          await s.engine.exec(createTableSql(ds, ws.database));
+          report.repaired.push(n.table);
+        }
+        if (!present.has(`${ds.id}_quarantine`)) {
+          await s.engine.exec(createQuarantineSql(ds, ws.database));
+          report.repaired.push(n.quarantine);
+        }
+        // The stages createStagesSql makes: CSV always, NDJSON when every column has a JSONPath.
+        const cols = writableColumns(ds.columns);
+        const expected = !cols.length ? [] : cols.every((c) => c.jsonpath) ? STAGE_SUFFIXES : STAGE_SUFFIXES.filter((x) => x.startsWith('_sc'));
+        if (expected.some((x) => !present.has(ds.id + x))) {
+          await s.datasources.rebuildStages(ws, ds);
+          report.repaired.push(`${n.table} stages`);
+        }
+      } catch (err) {
+        log.error({ err, datasource: ds.name }, 'could not repair the engine objects of a data source');
+      }
+    }
+  }
+  if (report.repaired.length) log.warn({ repaired: report.repaired }, 're-created missing engine objects');
+  return report;
+}
+
+async function recoverIntent(s: Services, ws: Workspace, intent: IntentRecord): Promise<'forward' | 'back'> {
+  const journal = s.datasources.journal;
+  switch (intent.kind) {
+    case 'append':
+      return recoverAppend(s.engine, journal, intent);
+    case 'replace': {
+      const outcome = await recoverReplace(s.engine, journal, intent);
+      const ds = await s.datasources.find(ws, String(intent.data.target));
+      if (outcome === 'forward' && ds) await s.datasources.touch(ws, ds);
+      return outcome;
+    }
+    case 'alter':
+      return s.alters.recover(ws, intent);
+    case 'materialize':
+      await s.materializations.recoverMaterialize(ws, intent);
+      return 'back';
+    case 'unlink':
+      await s.materializations.recoverUnlink(ws, intent);
+      return 'forward';
+    default:
+      throw new Error(`unknown intent kind ${intent.kind}`);
+  }
+}
+
+/**
+ * The job of a recovered append or replace was marked as interrupted by JobService.recover: say
+ * what actually happened, so its error never invites a retry that would write the rows twice.
+ */
+async function settleJob(s: Services, intent: IntentRecord, outcome: 'forward' | 'back'): Promise<void> {
+  const id = intent.data.job;
+  if (typeof id !== 'string') return;
+  const job = await s.catalog.getJob(id);
+  if (!job || job.status === 'done' || job.status === 'cancelled') return;
+  const now = nowIso();
+  if (outcome === 'forward') {
+    await s.catalog.updateJob({ ...job, status: 'done', error: null, updatedAt: now, data: { ...job.data, recovered: 'completed on restart after an interruption' } });
+  } else {
+    await s.catalog.updateJob({ ...job, status: 'error', updatedAt: now, error: 'The job was interrupted by a server restart before it wrote anything; run it again' });
+  }
+}
+
+function summary(intent: IntentRecord): Record<string, unknown> {
+  const { before: _b, after: _a, ...rest } = intent.data;
+  return rest;
+}

@@ -1,0 +1,80 @@
+/**
+ * Start-up recovery, in process and fast (the kill -9 suite is `npm run test:faults`): the state a
+ * crash leaves behind is built directly in the engine and the catalog, then the app is started
+ * again on the same data directory.
+ * - An alter whose engine step ran but whose catalog step did not (the reported fault: the engine
+ *   had the new column, the catalog the old schema, and every retry said "column already exists")
+ *   is rolled forward.
+ * - An interrupted staged append that was still staging is undone: the target gets none of it.
+ * - Orphans (a data source table, its quarantine and a view with no catalog record) are dropped;
+ *   an object not named like Pipit's is left alone; the catalog's objects are untouched.
+ */
+import fs from 'node:fs';
+import { afterAll, expect, it } from 'vitest';
+import { createApp, type App } from '../../src/app.js';
+import { loadConfig } from '../../src/config/config.js';
+import { newResourceId } from '../../src/domain/ids.js';
+import { startServer, type TestServer } from '../helpers/server.js';
+import { consistency } from '../helpers/consistency.js';
+
+let s: TestServer | undefined;
+let app: App | undefined;
+
+afterAll(async () => {
+  if (app) await app.close();
+  else await s?.app.close();
+  if (s) fs.rmSync(s.dataDir, { recursive: true, force: true });
+});
+
+it('rolls an interrupted alter forward, undoes an interrupted append, sweeps orphans', async () => {
+  s = await startServer();
+  const form = (o: Record<string, string>) => ({ body: new URLSearchParams(o) });
+  expect((await s.req('POST', '/v0/datasources?name=alt&mode=create', form({ schema: 'id UInt64, v String' }))).status).toBe(200);
+  expect((await s.req('POST', '/v0/datasources?name=tgt&mode=create', form({ schema: 'id UInt64' }))).status).toBe(200);
+  expect((await s.req('POST', '/v0/datasources?name=alt&mode=append', { body: '1,a\n2,b\n' })).status).toBe(200);
+  const { engine, catalog, datasources, access } = s.app.services;
+  const ws = access.defaultWorkspace;
+  const db = ws.database;
+  const alt = await datasources.get(ws, 'alt');
+  const tgt = await datasources.get(ws, 'tgt');
+
+  // The alter's engine step ran, then the process died.
+  const after = { ...alt, columns: [...alt.columns, { name: 'w', type: 'Int32', nullable: false, defaultValue: null, codec: null, jsonpath: null }] };
+  await engine.exec(`ALTER TABLE ${db}.${alt.id} ADD COLUMN w Int32`);
+  await datasources.journal.begin(ws, 'alter', {
+    ds: alt.id, before: alt, after, engineOps: ['ADD COLUMN IF NOT EXISTS `w` Int32'],
+    quarantineOps: ['ADD COLUMN IF NOT EXISTS `w` Nullable(String) AFTER c__import_id'], stages: true,
+  });
+  // A copy was staging rows for `tgt` when the process died.
+  const staging = newResourceId();
+  await engine.exec(`CREATE TABLE ${db}.${staging} (__n UInt64, id UInt64) ENGINE = MergeTree ORDER BY __n`);
+  await engine.exec(`INSERT INTO ${db}.${staging} SELECT number, number FROM numbers(1000)`);
+  await datasources.journal.begin(ws, 'append', { database: db, target: tgt.id, staging, cols: ['id'], phase: 'stage' });
+  // A data source delete removed the record but not the engine objects; a view nobody names.
+  const gone = newResourceId();
+  await engine.exec(`CREATE TABLE ${db}.${gone} (id UInt64) ENGINE = MergeTree ORDER BY id`);
+  await engine.exec(`CREATE TABLE ${db}.${gone}_quarantine (id Nullable(String)) ENGINE = MergeTree ORDER BY tuple()`);
+  await engine.exec(`CREATE MATERIALIZED VIEW ${db}.${newResourceId()}_mv TO ${db}.${gone} AS SELECT id FROM ${db}.${tgt.id}`);
+  await engine.exec(`CREATE TABLE ${db}.keep_me (x UInt8) ENGINE = Memory`);
+  // And a data source lost its ingest stages between a drop and a create.
+  await engine.exec(`DROP VIEW ${db}.${alt.id}_sc_ok`);
+
+  await s.app.close();
+  app = await createApp(loadConfig({}, { dataDir: s.dataDir, port: 0, host: '127.0.0.1', logLevel: 'silent', engineSessions: 2 }));
+  const report = await consistency(app.services);
+  expect(report).toEqual({ intents: 0, orphans: ['keep_me'], missing: [], mismatched: [], views: [] });
+  const recovered = await app.services.datasources.get(ws, 'alt');
+  expect(recovered.columns.map((c) => c.name)).toEqual(['id', 'v', 'w']);
+  const rows = await app.services.engine.rows<{ id: string; w: number }>(`SELECT id, w FROM ${db}.${alt.id} ORDER BY id`);
+  expect(rows.map((r) => Number(r.id))).toEqual([1, 2]);
+  const t = await app.services.engine.rows<{ c: string }>(`SELECT count() AS c FROM ${db}.${tgt.id}`);
+  expect(Number(t[0].c)).toBe(0);
+  // The ingest of the altered data source works with the new column (its stages were rebuilt).
+  await app.http.listen({ port: 0, host: '127.0.0.1' });
+  const addr = app.http.server.address();
+  const url = `http://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}`;
+  const r = await fetch(`${url}/v0/datasources?name=alt&mode=append`, { method: 'POST', body: '3,c,9\n', headers: { authorization: `Bearer ${s.token}` } });
+  expect(r.status).toBe(200);
+  const w = await app.services.engine.rows<{ w: number }>(`SELECT w FROM ${db}.${alt.id} WHERE id = 3`);
+  expect(w).toEqual([{ w: 9 }]);
+}, 60_000);
