@@ -16,6 +16,7 @@ import { ImportService } from './domain/import-service.js';
 import type { Engine } from './engine/engine.js';
 import { EmbeddedEngine } from './engine/embedded-engine.js';
 import { buildHttp } from './http/server.js';
+import { writeFileAtomic } from './domain/disk.js';
 import { EventBuffer } from './ingest/event-buffer.js';
 import { IngestService } from './ingest/ingest-service.js';
 import { physicalNames } from './ingest/physical.js';
@@ -69,13 +70,24 @@ export interface App {
 
 export async function createApp(config: Config): Promise<App> {
   fs.mkdirSync(config.dataDir, { recursive: true });
-  const engine = new EmbeddedEngine(path.join(config.dataDir, 'engine'), config.engineSessions);
+  const engine = new EmbeddedEngine(path.join(config.dataDir, 'engine'), config.engineSessions, { reserveBytes: config.diskReserveBytes });
   const catalog = await openPgliteCatalog(path.join(config.dataDir, 'catalog'));
   const access = await AccessService.open(catalog, config.dataDir);
   const localTokens = await access.bootstrap();
-  fs.writeFileSync(path.join(config.dataDir, 'tokens.json'), JSON.stringify(localTokens, null, 2) + '\n', { mode: 0o600 });
+  const startupWarnings: string[] = [...engine.repairs];
+  try {
+    // Atomic: a full disk keeps the previous file rather than leaving it empty, and does not stop the start.
+    writeFileAtomic(path.join(config.dataDir, 'tokens.json'), JSON.stringify(localTokens, null, 2) + '\n');
+  } catch (err) {
+    startupWarnings.push(`tokens.json could not be written: ${(err as Error).message}`);
+  }
   const datasources = new DatasourceService(catalog, engine);
   await datasources.ensureDatabase(access.defaultWorkspace);
+  // What a full disk left behind: engine objects whose metadata was set aside come back from the catalog.
+  for (const ws of await catalog.listWorkspaces()) {
+    await datasources.ensureDatabase(ws);
+    startupWarnings.push(...(await datasources.restore(ws, engine)));
+  }
   const ingest = new IngestService(engine);
   const imports = new ImportService(engine, datasources, ingest, path.join(config.dataDir, 'tmp'));
   const jobs = new JobService(catalog);
@@ -110,6 +122,7 @@ export async function createApp(config: Config): Promise<App> {
     },
   };
   const http = buildHttp(services);
+  for (const w of startupWarnings) http.log.warn(w);
 
   // Rows acknowledged by a previous process but not yet in the engine.
   const workspaces = new Map((await catalog.listWorkspaces()).map((w) => [w.id, w]));

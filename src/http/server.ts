@@ -82,6 +82,7 @@ export function sendError(req: FastifyRequest, reply: FastifyReply, err: unknown
   const e = toHttpError(err, nameOf);
   if (e.status >= 500) req.log.error({ err }, 'request failed');
   if (e.chCode !== undefined) reply.header('x-db-exception-code', String(e.chCode));
+  if (e.headers) reply.headers(e.headers);
 
   return reply.code(e.status).type('application/json').send(e.body);
 }
