@@ -6,7 +6,7 @@
  */
 import { PGlite } from '@electric-sql/pglite';
 import fs from 'node:fs';
-import { asDiskFull } from '../domain/disk.js';
+import { asDiskFull, freeBytes } from '../domain/disk.js';
 import { SqlCatalog } from './sql-catalog.js';
 
 const diskFull = (err: unknown): never => {
@@ -15,7 +15,15 @@ const diskFull = (err: unknown): never => {
 
 export async function openPgliteCatalog(dir: string): Promise<SqlCatalog> {
   fs.mkdirSync(dir, { recursive: true });
-  const db = await PGlite.create(dir);
+  let db: PGlite;
+  try {
+    db = await PGlite.create(dir);
+  } catch (err) {
+    // PGlite writes when it opens; on a full disk it fails with a message that does not say so.
+    const free = freeBytes(dir);
+    if (free < 16 * 1024 * 1024) throw new Error(`the catalog can not open: the disk holding ${dir} is full (${free} bytes free); free some space and start again (${(err as Error).message})`);
+    throw err;
+  }
   return SqlCatalog.open({
     query: (sql, params) => db.query(sql, params).catch(diskFull) as never,
     exec: (sql) => db.exec(sql).catch(diskFull),

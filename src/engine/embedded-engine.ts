@@ -184,6 +184,8 @@ export class EmbeddedEngine implements Engine {
     this.repairMetadata();
     // Inserts stop at the reserve inside the engine (also those of materialized views).
     this.pool = new SessionPool(dir, size, this.reserve ? [`SET min_free_disk_bytes_to_perform_insert = ${this.reserve}`] : []);
+    // Made now, while there is room, so reads never depend on a later metadata write.
+    void this.ensureSandbox().catch(() => undefined);
   }
 
   /**
