@@ -146,7 +146,7 @@ export async function createApp(config: Config): Promise<App> {
       await http.close();
       clearTimeout(force);
       await events.close();
-      await jobs.drain();
+      await jobs.close();
       await engine.close();
       await catalog.close();
     },

@@ -10,6 +10,8 @@
  * Mounting needs root (CI runs as root). Without it the file is skipped with a loud message.
  */
 import fs from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fillTo, mountTmpfs, removeBallast, startChild, type ChildServer, type Tmpfs } from '../helpers/full-disk-server.js';
@@ -25,6 +27,9 @@ const SHORT = 8 * 1024 * 1024;
 const form = (o: Record<string, string>) => ({ body: new URLSearchParams(o).toString(), headers: { 'content-type': 'application/x-www-form-urlencoded' } });
 
 let s: ChildServer | null = null;
+/** Serves a small CSV for the URL import on loopback. */
+let fileServer: http.Server;
+const csvUrl = () => `http://127.0.0.1:${(fileServer.address() as AddressInfo).port}/rows.csv`;
 let acknowledged = 0;
 let nextId = 0;
 
@@ -86,7 +91,9 @@ async function datasources(): Promise<Array<{ id: string; name: string }>> {
 describe.skipIf(!!skip)('a full disk', () => {
   beforeAll(async () => {
     fs.mkdirSync(dataDir);
-    s = await startChild(dataDir);
+    fileServer = http.createServer((_req, res) => res.end('1,a\n2,b\n'));
+    await new Promise<void>((r) => fileServer.listen(0, '127.0.0.1', r));
+    s = await startChild(dataDir, { PIPIT_ALLOW_PRIVATE_URLS: '1' });
     expect((await s.req('POST', '/v0/datasources?name=ev&mode=create&format=ndjson', form({ schema: 'id UInt32 `json:$.id`, s String `json:$.s`' }))).status).toBe(200);
     expect((await s.req('POST', '/v0/datasources?name=cs&mode=create', form({ schema: 'a Int64, s String' }))).status).toBe(200);
     expect(await sendEvents(5, 100, true)).toEqual([200, 200, 200, 200, 200]);
@@ -94,6 +101,7 @@ describe.skipIf(!!skip)('a full disk', () => {
 
   afterAll(async () => {
     if (s) await s.kill().catch(() => undefined);
+    fileServer?.close();
     if (!skip) (mounted as Tmpfs).unmount();
   });
 
@@ -110,6 +118,7 @@ describe.skipIf(!!skip)('a full disk', () => {
     await expectRetryable(await s!.req('POST', '/v0/datasources?name=half&mode=create', form({ schema: 'a Int64' })), 'json', 'create with a schema');
     await expectRetryable(await s!.req('POST', '/v0/datasources?name=half2&mode=create', { body: 'a,b\n1,2\n' }), 'json', 'create from data');
     await expectRetryable(await s!.req('POST', '/v0/datasources/cs/alter', form({ schema: 'a Int64, s String, z String' })), 'json', 'alter');
+    await expectRetryable(await s!.req('POST', `/v0/datasources?name=cs&mode=append&url=${encodeURIComponent(csvUrl())}`), 'json', 'URL import');
     // Catalog-only writes succeed while PGlite still has room in its pages, or give the same 503.
     for (const [what, r] of [
       ['pipe', await s!.req('POST', '/v0/pipes?name=p_full&sql=select+1')],
@@ -137,6 +146,16 @@ describe.skipIf(!!skip)('a full disk', () => {
     fillTo(fsDir, SHORT);
     expect(new Set(await sendEvents(20, 50))).toEqual(new Set([202]));
     expect(acknowledged).toBe(before + 1000);
+    // A URL import is accepted (the catalog has room) and its job fails with the retryable reason.
+    const imp = await s!.req('POST', `/v0/datasources?name=cs&mode=append&url=${encodeURIComponent(csvUrl())}`);
+    expect(imp.status).toBe(200);
+    const importJob = ((await imp.json()) as { id: string }).id;
+    let job: { status: string; error?: string } = { status: 'waiting' };
+    await eventually('the URL import job ended', async () => {
+      job = (await (await s!.req('GET', `/v0/jobs/${importJob}`)).json()) as typeof job;
+      return job.status === 'done' || job.status === 'error';
+    });
+    expect(job).toMatchObject({ status: 'error', error: expect.stringMatching(/disk space/) });
     // The engine keeps its reserve: the rows wait in wal/ (retried in the background).
     await new Promise((r) => setTimeout(r, 1500));
     expect((await counts()).n).toBe(before);
