@@ -411,27 +411,37 @@ export class EventBuffer {
       })
       .filter((x) => x.ws && x.ds && x.segId)
       .sort((a, b) => a.segId.localeCompare(b.segId));
+    // Once the disk is found full, the remaining segments go straight to the background retries
+    // (trying each in turn would hold the start for as long).
+    let diskFull = false;
     for (const { f, ws, ds, segId, requestId, ext } of segments) {
       const file = path.join(this.dir, f);
-      let stage: string | null = null;
+      let entry: Stranded;
       try {
-        stage = await resolve(ws, ds);
+        const stage = await resolve(ws, ds);
         if (!stage) {
           await fs.promises.rename(file, file + '.orphan');
           continue;
         }
-        const entry: Stranded = { file, key: `${ws}__${ds}`, stage, segId, requestId: ext === 'ndjson' ? requestId ?? segId : null, bytes: 0 };
-        await withRetries(() => this.insertFile(entry));
-        await fs.promises.unlink(file);
-        replayed++;
+        entry = { file, key: `${ws}__${ds}`, stage, segId, requestId: ext === 'ndjson' ? requestId ?? segId : null, bytes: 0 };
       } catch (err) {
-        // Kept on disk and retried while the server runs (the start goes on).
-        this.log('event segment replay failed; retrying in the background', { segment: file, error: String(err) });
-        if (stage) {
-          const bytes = await fs.promises.stat(file).then((st) => st.size, () => 0);
-          this.strand({ file, key: `${ws}__${ds}`, stage, segId, requestId: ext === 'ndjson' ? requestId ?? segId : null, bytes });
+        this.log('event segment replay failed; kept for the next start', { segment: file, error: String(err) });
+        continue;
+      }
+      if (!diskFull) {
+        try {
+          await withRetries(() => this.insertFile(entry));
+          await fs.promises.unlink(file);
+          replayed++;
+          continue;
+        } catch (err) {
+          diskFull = isDiskFull(err);
+          this.log('event segment replay failed; retrying in the background', { segment: file, error: String(err) });
         }
       }
+      // Kept on disk and retried while the server runs (the start goes on).
+      entry.bytes = await fs.promises.stat(file).then((st) => st.size, () => 0);
+      this.strand(entry);
     }
     return replayed;
   }
