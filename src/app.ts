@@ -85,8 +85,13 @@ export async function createApp(config: Config): Promise<App> {
   await datasources.ensureDatabase(access.defaultWorkspace);
   // What a full disk left behind: engine objects whose metadata was set aside come back from the catalog.
   for (const ws of await catalog.listWorkspaces()) {
-    await datasources.ensureDatabase(ws);
-    startupWarnings.push(...(await datasources.restore(ws, engine)));
+    try {
+      await datasources.ensureDatabase(ws);
+      startupWarnings.push(...(await datasources.restore(ws, engine)));
+    } catch (err) {
+      // Still no room (the start goes on, writes answer 503): tried again at the next start.
+      startupWarnings.push(`workspace ${ws.name}: engine objects could not be checked: ${(err as Error).message}`);
+    }
   }
   const ingest = new IngestService(engine);
   const imports = new ImportService(engine, datasources, ingest, path.join(config.dataDir, 'tmp'));
