@@ -237,11 +237,18 @@ export class DatasourceService {
     if (!quarantine) await this.touch(ws, ds);
   }
 
-  /** Marks a data change (updated_at). */
+  /**
+   * Marks a data change (updated_at). Bookkeeping after the data is written: a catalog that can
+   * not take it (a full disk) must not turn an applied append into an error the client retries.
+   */
   async touch(ws: Workspace, ds: DatasourceRecord): Promise<void> {
     const cur = (await this.byId(ws)).get(ds.id);
     if (!cur) return;
-    await this.update(ws, { ...cur, updatedAt: nowIso() });
+    try {
+      await this.update(ws, { ...cur, updatedAt: nowIso() });
+    } catch (err) {
+      if (!isDiskFull(err)) throw err;
+    }
   }
 
   /** Re-creates the ingest stages after a schema change. */
