@@ -17,6 +17,7 @@ import type { Engine } from './engine/engine.js';
 import { EmbeddedEngine } from './engine/embedded-engine.js';
 import { planLanes, threadpoolFor } from './engine/lanes.js';
 import { buildHttp } from './http/server.js';
+import { writeFileAtomic } from './domain/disk.js';
 import { EventBuffer } from './ingest/event-buffer.js';
 import { IngestService } from './ingest/ingest-service.js';
 import { physicalNames } from './ingest/physical.js';
@@ -78,13 +79,30 @@ export async function createApp(config: Config): Promise<App> {
     maxServerMemory: config.engineMaxMemory,
     // One internal statement (a copy, a populate) may take half the budget, never all of it.
     statementMaxMemory: Math.floor(config.engineMaxMemory / 2),
+    reserveBytes: config.diskReserveBytes,
   });
   const catalog = await openPgliteCatalog(path.join(config.dataDir, 'catalog'));
   const access = await AccessService.open(catalog, config.dataDir);
   const localTokens = await access.bootstrap();
-  fs.writeFileSync(path.join(config.dataDir, 'tokens.json'), JSON.stringify(localTokens, null, 2) + '\n', { mode: 0o600 });
+  const startupWarnings: string[] = [...engine.repairs];
+  try {
+    // Atomic: a full disk keeps the previous file rather than leaving it empty, and does not stop the start.
+    writeFileAtomic(path.join(config.dataDir, 'tokens.json'), JSON.stringify(localTokens, null, 2) + '\n');
+  } catch (err) {
+    startupWarnings.push(`tokens.json could not be written: ${(err as Error).message}`);
+  }
   const datasources = new DatasourceService(catalog, engine);
   await datasources.ensureDatabase(access.defaultWorkspace);
+  // What a full disk left behind: engine objects whose metadata was set aside come back from the catalog.
+  for (const ws of await catalog.listWorkspaces()) {
+    try {
+      await datasources.ensureDatabase(ws);
+      startupWarnings.push(...(await datasources.restore(ws, engine)));
+    } catch (err) {
+      // Still no room (the start goes on, writes answer 503): tried again at the next start.
+      startupWarnings.push(`workspace ${ws.name}: engine objects could not be checked: ${(err as Error).message}`);
+    }
+  }
   const ingest = new IngestService(engine);
   const imports = new ImportService(engine, datasources, ingest, path.join(config.dataDir, 'tmp'));
   const jobs = new JobService(catalog);
@@ -119,6 +137,7 @@ export async function createApp(config: Config): Promise<App> {
     },
   };
   const http = buildHttp(services);
+  for (const w of startupWarnings) http.log.warn(w);
   if (lanes.narrowed) {
     http.log.warn({ threadpool: lanes.threadpool, userSlots: lanes.user, internalSlots: lanes.internal },
       `libuv's thread pool (UV_THREADPOOL_SIZE=${lanes.threadpool}) is too small for PIPIT_ENGINE_SESSIONS=${config.engineSessions}: the engine runs ${lanes.user} user queries and ${lanes.internal} internal statements at once. Start with UV_THREADPOOL_SIZE=${threadpoolFor(config.engineSessions)} or more (npm start does).`);
@@ -148,7 +167,7 @@ export async function createApp(config: Config): Promise<App> {
       await http.close();
       clearTimeout(force);
       await events.close();
-      await jobs.drain();
+      await jobs.close();
       await engine.close();
       await catalog.close();
     },

@@ -1,17 +1,32 @@
 /**
  * The embedded catalog store: PGlite (PostgreSQL compiled to WASM) persisted under the data
- * directory. Same SQL as the PostgreSQL catalog used for scale-out.
+ * directory. Same SQL as the PostgreSQL catalog used for scale-out. On a full disk PGlite fails
+ * the statement (SQLSTATE 53100, the transaction rolls back) and stays usable: that failure is
+ * the DiskFullError of every store, a retryable 503.
  */
 import { PGlite } from '@electric-sql/pglite';
 import fs from 'node:fs';
+import { asDiskFull, freeBytes } from '../domain/disk.js';
 import { SqlCatalog } from './sql-catalog.js';
+
+const diskFull = (err: unknown): never => {
+  throw asDiskFull(err);
+};
 
 export async function openPgliteCatalog(dir: string): Promise<SqlCatalog> {
   fs.mkdirSync(dir, { recursive: true });
-  const db = await PGlite.create(dir);
+  let db: PGlite;
+  try {
+    db = await PGlite.create(dir);
+  } catch (err) {
+    // PGlite writes when it opens; on a full disk it fails with a message that does not say so.
+    const free = freeBytes(dir);
+    if (free < 16 * 1024 * 1024) throw new Error(`the catalog can not open: the disk holding ${dir} is full (${free} bytes free); free some space and start again (${(err as Error).message})`);
+    throw err;
+  }
   return SqlCatalog.open({
-    query: (sql, params) => db.query(sql, params) as never,
-    exec: (sql) => db.exec(sql),
+    query: (sql, params) => db.query(sql, params).catch(diskFull) as never,
+    exec: (sql) => db.exec(sql).catch(diskFull),
     close: () => db.close(),
   });
 }

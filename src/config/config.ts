@@ -64,6 +64,12 @@ export interface Config {
    * test can kill it there. Unset in production.
    */
   testPauseAt: string | null;
+  /**
+   * Bytes of free disk the engine keeps in reserve (PIPIT_DISK_RESERVE_MB, default 32; 0 = none):
+   * below it engine inserts and DDL are refused with a retryable 503, so the engine never has to
+   * write its metadata on a full disk.
+   */
+  diskReserveBytes: number;
 }
 
 function intFrom(env: NodeJS.ProcessEnv, key: string, def: number, min: number, max: number): number {
@@ -148,5 +154,6 @@ export function loadConfig(env: NodeJS.ProcessEnv, overrides: Partial<Config> = 
     awsAccountId: overrides.awsAccountId !== undefined ? overrides.awsAccountId : awsAccount(env.PIPIT_AWS_ACCOUNT_ID),
     gcpServiceAccount: overrides.gcpServiceAccount !== undefined ? overrides.gcpServiceAccount : env.PIPIT_GCP_SERVICE_ACCOUNT || null,
     testPauseAt: overrides.testPauseAt !== undefined ? overrides.testPauseAt : env.PIPIT_TEST_PAUSE_AT || null,
+    diskReserveBytes: overrides.diskReserveBytes ?? intFrom(env, 'PIPIT_DISK_RESERVE_MB', 32, 0, 1024 * 1024) * 1024 * 1024,
   };
 }

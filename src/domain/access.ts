@@ -5,10 +5,10 @@
  * Rejects with Tinybird's 403 messages.
  */
 import crypto from 'node:crypto';
-import fs from 'node:fs';
 import path from 'node:path';
 import type { Catalog, PipeRecord, Scope, TokenRecord, Workspace } from '../catalog/catalog.js';
 import type { ParamValue } from '../template/index.js';
+import { loadKeyFile } from './disk.js';
 import { badRequest, conflict, forbidden } from './errors.js';
 import { decodeJwt, signJwt, verifyHs256 } from './jwt.js';
 import { checkExpression, checkNameLength } from './schema/index.js';
@@ -290,9 +290,7 @@ export class AccessService {
 
   /** Loads the signing key (kept apart from the catalog) and the workspaces. */
   static async open(catalog: Catalog, dataDir: string): Promise<AccessService> {
-    const keyFile = path.join(dataDir, 'secret.key');
-    if (!fs.existsSync(keyFile)) fs.writeFileSync(keyFile, crypto.randomBytes(32).toString('hex'), { mode: 0o600, flag: 'wx' });
-    const svc = new AccessService(catalog, Buffer.from(fs.readFileSync(keyFile, 'utf8').trim(), 'hex'));
+    const svc = new AccessService(catalog, loadKeyFile(path.join(dataDir, 'secret.key')));
     for (const ws of await catalog.listWorkspaces()) svc.workspaces.set(ws.id, ws);
     return svc;
   }

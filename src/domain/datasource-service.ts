@@ -6,9 +6,10 @@
 import type { Catalog, DatasourceRecord, Workspace } from '../catalog/catalog.js';
 import type { Engine } from '../engine/engine.js';
 import { EngineError, quoteIdent } from '../engine/engine.js';
-import { createAllSql, createStagesSql, dropAllSql, dropStagesSql, physicalNames } from '../ingest/physical.js';
+import { createAllSql, createQuarantineSql, createStagesSql, createTableSql, dropAllSql, dropStagesSql, physicalNames } from '../ingest/physical.js';
 import { isJsonSchema, validateResourceName } from './schema/index.js';
 import type { Column, EngineSpec, IndexSpec } from './types.js';
+import { isDiskFull } from './disk.js';
 import { badRequest, conflict, notFound } from './errors.js';
 import { canonicalId, newResourceId } from './ids.js';
 import { nowIso } from './time.js';
@@ -21,6 +22,17 @@ export interface NewDatasource {
   indexes: IndexSpec[];
   description: string;
 }
+
+/** What the start-up repair of the engine found (EmbeddedEngine.lost, EmbeddedEngine.dataUuid). */
+export interface EngineDamage {
+  /** Tables whose metadata was set aside. */
+  lost: ReadonlyArray<{ database: string; table: string; uuid: string | null }>;
+  /** The UUID of a table's data directory, still known after its metadata is gone. */
+  dataUuid(database: string, table: string): string | null;
+}
+
+/** The table or view name a CREATE statement of physical.ts makes. */
+const createdName = (sql: string) => /^CREATE (?:TABLE|MATERIALIZED VIEW) (?:IF NOT EXISTS )?(\S+)/.exec(sql)?.[1].split('.').pop()!.replace(/`/g, '');
 
 export interface DatasourceStats {
   rowCount: number | null;
@@ -89,6 +101,62 @@ export class DatasourceService {
 
   async ensureDatabase(ws: Workspace): Promise<void> {
     await this.engine.exec(`CREATE DATABASE IF NOT EXISTS ${quoteIdent(ws.database)}`);
+  }
+
+  /**
+   * Makes the engine hold every object the catalog records for the workspace's data sources,
+   * after a start-up repair set damaged metadata aside (a full disk). A missing table or
+   * quarantine table is attached again over its old data (`ATTACH TABLE ... UUID`, the UUID of
+   * its data directory) under the definition the catalog records, or created empty when its data
+   * is unknown; missing ingest stages are rebuilt. Returns what it did and what it could not do.
+   */
+  async restore(ws: Workspace, damage: EngineDamage): Promise<string[]> {
+    const report: string[] = [];
+    const mine = damage.lost.filter((l) => l.database === ws.database);
+    const present = new Set((await this.engine.rows<{ name: string }>(`SELECT name FROM system.tables WHERE database = '${ws.database}'`)).map((r) => r.name));
+    const uuidOf = (table: string) => mine.find((l) => l.table === table)?.uuid ?? damage.dataUuid(ws.database, table);
+    const attach = (createSql: string, table: string): string => {
+      const uuid = uuidOf(table);
+      return uuid ? createSql.replace(/^CREATE TABLE (?:IF NOT EXISTS )?(\S+)/, (_m, name: string) => `ATTACH TABLE ${name} UUID '${uuid}'`) : createSql;
+    };
+    const names = (sql: string[]) => sql.map(createdName).filter((n): n is string => !!n);
+    for (const ds of (await this.list(ws))) {
+      const q = `${ds.id}_quarantine`;
+      for (const [table, sql] of [[ds.id, createTableSql(ds, ws.database)], [q, createQuarantineSql(ds, ws.database)]] as const) {
+        if (present.has(table)) continue;
+        const what = `${ds.name}: ${table === q ? 'quarantine ' : ''}table`;
+        try {
+          if (uuidOf(table)) {
+            try {
+              await this.engine.exec(attach(sql, table));
+              report.push(`${what} attached again over its data`);
+              continue;
+            } catch (err) {
+              // Its data directory is damaged too (e.g. created on a full disk): start it empty.
+              if (isDiskFull(err)) throw err;
+              report.push(`${what}: its data could not be attached (${(err as Error).message})`);
+            }
+          }
+          await this.engine.exec(sql);
+          report.push(`${what} was missing and was created empty`);
+        } catch (err) {
+          report.push(`${what} could not be restored: ${(err as Error).message}`);
+        }
+      }
+      if (names(createStagesSql(ds, ws.database)).some((n) => !present.has(n))) {
+        try {
+          await this.rebuildStages(ws, ds);
+          report.push(`${ds.name}: ingest stages rebuilt`);
+        } catch (err) {
+          report.push(`${ds.name}: ingest stages could not be rebuilt: ${(err as Error).message}`);
+        }
+      }
+    }
+    const known = new Set((await this.list(ws)).flatMap((ds) => [ds.id, `${ds.id}_quarantine`, ...names(createStagesSql(ds, ws.database))]));
+    for (const l of mine) {
+      if (!known.has(l.table)) report.push(`engine object ${l.database}.${l.table} lost its metadata and is not a data source's: not restored (its data, if any, is in store/${l.uuid ?? '?'})`);
+    }
+    return report;
   }
 
   /** Creates the record and its engine objects; 400 on a taken or invalid name. */
@@ -177,11 +245,18 @@ export class DatasourceService {
     if (!quarantine) await this.touch(ws, ds);
   }
 
-  /** Marks a data change (updated_at). */
+  /**
+   * Marks a data change (updated_at). Bookkeeping after the data is written: a catalog that can
+   * not take it (a full disk) must not turn an applied append into an error the client retries.
+   */
   async touch(ws: Workspace, ds: DatasourceRecord): Promise<void> {
     const cur = (await this.byId(ws)).get(ds.id);
     if (!cur) return;
-    await this.update(ws, { ...cur, updatedAt: nowIso() });
+    try {
+      await this.update(ws, { ...cur, updatedAt: nowIso() });
+    } catch (err) {
+      if (!isDiskFull(err)) throw err;
+    }
   }
 
   /** Re-creates the ingest stages after a schema change. */

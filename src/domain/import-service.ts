@@ -17,6 +17,7 @@ import type { CsvDialect, IngestCounts, IngestService } from '../ingest/ingest-s
 import { createAllSql, physicalNames } from '../ingest/physical.js';
 import { abandonReplace, beginReplace, swapIn } from './atomic-writes.js';
 import type { DatasourceService } from './datasource-service.js';
+import { asDiskFull } from './disk.js';
 import { badRequest } from './errors.js';
 import { checkExpression, normalizeName } from './schema/index.js';
 import type { Column, EngineSpec } from './types.js';
@@ -118,7 +119,13 @@ export class ImportService {
   /** Writes a stream to a private temporary file (for Parquet, which needs random access). */
   async spool(stream: AsyncIterable<Buffer>): Promise<string> {
     const file = path.join(this.tmpDir, `upload-${crypto.randomUUID()}`);
-    await pipeline(Readable.from(stream), fs.createWriteStream(file, { mode: 0o600 }));
+    try {
+      await pipeline(Readable.from(stream), fs.createWriteStream(file, { mode: 0o600 }));
+    } catch (err) {
+      // A full disk (or a broken upload) leaves no partial file behind.
+      fs.rmSync(file, { force: true });
+      throw asDiskFull(err);
+    }
     return file;
   }
 

@@ -5,17 +5,15 @@
  * copied to another record does not open.
  */
 import crypto from 'node:crypto';
-import fs from 'node:fs';
 import path from 'node:path';
+import { loadKeyFile } from './disk.js';
 
 export class SecretBox {
   private constructor(readonly key: Buffer) {}
 
   /** The box whose key is `<dir>/<file>` (created with mode 0600 on first use). */
   static open(dir: string, file: string): SecretBox {
-    const p = path.join(dir, file);
-    if (!fs.existsSync(p)) fs.writeFileSync(p, crypto.randomBytes(32).toString('hex'), { mode: 0o600, flag: 'wx' });
-    return new SecretBox(Buffer.from(fs.readFileSync(p, 'utf8').trim(), 'hex'));
+    return new SecretBox(loadKeyFile(path.join(dir, file)));
   }
 
   /** `v1.<iv>.<tag>.<ciphertext>` (base64url). */

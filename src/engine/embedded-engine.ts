@@ -9,6 +9,8 @@
  */
 import { Session } from 'chdb';
 import fs from 'node:fs';
+import path from 'node:path';
+import { DiskFullError, freeBytes, isDiskFull, writeFileAtomic } from '../domain/disk.js';
 import { markerTag, markSelect, Engine, EngineError, InsertOptions, QueryOptions, QueryResult, SelectLimits, SelectOptions, SelectResult } from './engine.js';
 import { EngineLanes, type SlotKind } from './lanes.js';
 
@@ -17,6 +19,59 @@ const markerOf = (queryId: string) => `/* ${markerTag(queryId)} */`;
 
 /** Current database of user-query Sessions: always empty, so an unqualified name finds nothing. */
 export const SANDBOX_DATABASE = 'pipit_sandbox';
+
+/**
+ * An engine error at the boundary: parsed into `{code, type}`, and a full disk (the engine's
+ * NOT_ENOUGH_SPACE, a failed file write) becomes the one DiskFullError every store raises.
+ */
+function engineError(err: unknown): EngineError | DiskFullError {
+  if (err instanceof DiskFullError) return err;
+  const e = EngineError.from(err);
+  return isDiskFull(e) ? new DiskFullError(undefined, e.message) : e;
+}
+
+/** Statements that make the engine write a metadata file (database, table, view, mutation). */
+const METADATA_WRITE = /^(?:\s|\/\*[^]*?\*\/)*(CREATE|ALTER|ATTACH|RENAME|EXCHANGE|DELETE|UPDATE)\b/i;
+/** `CREATE ... IF NOT EXISTS <name>`: a no-op when the object exists, so not refused on a full disk. */
+const CREATE_IF_NOT_EXISTS = /^(?:\s|\/\*[^]*?\*\/)*CREATE\s+(DATABASE|TABLE|VIEW|MATERIALIZED\s+VIEW)\s+IF\s+NOT\s+EXISTS\s+([`\w]+)(?:\.([`\w]+))?/i;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+/** An engine table whose metadata file a full disk had left empty or torn, moved aside at start. */
+export interface LostTable {
+  database: string;
+  table: string;
+  /** The table's UUID (its data directory `store/<uuid>`), from `data/<db>/<table>`; null when unknown. */
+  uuid: string | null;
+  /** Where the damaged metadata file was moved. */
+  movedTo: string | null;
+}
+
+/** A metadata file the engine can load: an ATTACH statement written whole (it ends with a newline). */
+function wholeMetadata(file: string): boolean {
+  try {
+    const text = fs.readFileSync(file, 'utf8');
+    return /^ATTACH\s/.test(text) && text.endsWith('\n');
+  } catch {
+    return false;
+  }
+}
+
+function isDir(p: string): boolean {
+  try {
+    return fs.statSync(p).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+function uuidOfLink(link: string): string | null {
+  try {
+    const id = path.basename(fs.readlinkSync(link));
+    return UUID.test(id) ? id : null;
+  } catch {
+    return null;
+  }
+}
 
 /** Sessions on one data directory, handed out one query at a time. */
 class SessionPool {
@@ -41,7 +96,7 @@ class SessionPool {
       for (const stmt of this.setup) await s.queryAsync(stmt);
     } catch (err) {
       s.close();
-      throw EngineError.from(err);
+      throw engineError(err);
     }
     return s;
   }
@@ -118,6 +173,12 @@ export interface EmbeddedEngineOptions {
   maxServerMemory?: number;
   /** Bytes one internal statement may use (max_memory_usage on the writable Sessions); 0 = no own limit. */
   statementMaxMemory?: number;
+  /**
+   * Bytes of free disk below which the engine writes nothing (inserts fail with NOT_ENOUGH_SPACE,
+   * DDL is refused before it runs): on a full disk chDB answers DDL with success yet leaves an
+   * empty metadata file, which stops the next start. 0 disables the reserve.
+   */
+  reserveBytes?: number;
 }
 
 export class EmbeddedEngine implements Engine {
@@ -130,15 +191,158 @@ export class EmbeddedEngine implements Engine {
   private drainWaiters: Array<() => void> = [];
   private ready: Promise<void> | undefined;
 
+  private readonly reserve: number;
+  /** Tables whose damaged metadata was moved aside at start, for the catalog to restore. */
+  readonly lost: LostTable[] = [];
+  /** What the start-up repair did, one line each (the app logs them). */
+  readonly repairs: string[] = [];
+
   constructor(
     private readonly dir: string,
     private readonly opts: EmbeddedEngineOptions,
   ) {
     fs.mkdirSync(dir, { recursive: true });
+    this.reserve = Math.max(0, Math.floor(opts.reserveBytes ?? 0));
+    this.repairMetadata();
     this.lanes = new EngineLanes({ user: opts.userSlots, internal: opts.internalSlots });
     this.connectionArgs = opts.maxServerMemory ? [`--max_server_memory_usage=${Math.floor(opts.maxServerMemory)}`] : [];
     const setup = opts.statementMaxMemory ? [`SET max_memory_usage = ${Math.floor(opts.statementMaxMemory)}`] : [];
+    // Inserts stop at the reserve inside the engine (also those of materialized views).
+    if (this.reserve) setup.push(`SET min_free_disk_bytes_to_perform_insert = ${this.reserve}`);
     this.pool = new SessionPool(dir, opts.internalSlots, setup, this.connectionArgs);
+    // Made now, while there is room, so reads never depend on a later metadata write.
+    void this.ensureSandbox().catch(() => undefined);
+  }
+
+  /**
+   * Start-up repair of what a full disk can leave behind: metadata files that are empty or torn
+   * (chDB reports success for DDL whose metadata write failed) stop the engine from opening.
+   * - A database file (`metadata/<db>.sql`) is rewritten from its directory link
+   *   (`metadata/<db>` -> `store/.../<uuid>`): an Atomic database's file holds nothing but that UUID.
+   * - A table or view file (`metadata/<db>/<t>.sql`) can not be rebuilt from the engine: it is
+   *   moved to `damaged-metadata/` and listed in `lost` with the UUID of its data, so the catalog
+   *   can attach the data again under its recorded definition (DatasourceService.restore).
+   * - A file of a table already dropped (`metadata_dropped/`) is moved aside.
+   */
+  private repairMetadata(): void {
+    const meta = path.join(this.dir, 'metadata');
+    if (!isDir(meta)) return;
+    const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+    const aside = (file: string, db: string): string | null => {
+      const target = path.join(this.dir, 'damaged-metadata', stamp, db, path.basename(file));
+      try {
+        fs.mkdirSync(path.dirname(target), { recursive: true });
+        fs.renameSync(file, target);
+        return target;
+      } catch {
+        // No room even for a directory: an empty file holds nothing worth keeping.
+        if (fs.statSync(file).size === 0) {
+          fs.unlinkSync(file);
+          return null;
+        }
+        throw new Error(`the engine metadata file ${file} is damaged and could not be moved aside; free some disk space and start again`);
+      }
+    };
+    for (const name of fs.readdirSync(meta)) {
+      if (!name.endsWith('.sql')) continue;
+      const file = path.join(meta, name);
+      const db = name.slice(0, -4);
+      if (wholeMetadata(file)) continue;
+      const uuid = uuidOfLink(path.join(meta, db));
+      if (uuid) {
+        writeFileAtomic(file, `ATTACH DATABASE _ UUID '${uuid}'\nENGINE = Atomic\n`, 0o644);
+        this.repairs.push(`database ${db}: damaged metadata file rewritten from its directory (UUID ${uuid})`);
+      } else {
+        const to = aside(file, db);
+        this.repairs.push(`database ${db}: damaged metadata file moved to ${to ?? '(removed, it was empty)'}; the database is created again`);
+      }
+    }
+    for (const db of fs.readdirSync(meta)) {
+      const dbDir = path.join(meta, db);
+      if (db.endsWith('.sql') || !isDir(dbDir)) continue;
+      for (const name of fs.readdirSync(dbDir)) {
+        if (!name.endsWith('.sql')) continue;
+        const file = path.join(dbDir, name);
+        if (wholeMetadata(file)) continue;
+        const table = name.slice(0, -4);
+        const uuid = uuidOfLink(path.join(this.dir, 'data', db, table));
+        const movedTo = aside(file, db);
+        this.lost.push({ database: db, table, uuid, movedTo });
+        this.repairs.push(`table ${db}.${table}: damaged metadata file moved to ${movedTo ?? '(removed, it was empty)'}${uuid ? ` (data UUID ${uuid})` : ''}`);
+      }
+    }
+    const dropped = path.join(this.dir, 'metadata_dropped');
+    if (isDir(dropped)) {
+      for (const name of fs.readdirSync(dropped)) {
+        const file = path.join(dropped, name);
+        if (!name.endsWith('.sql') || wholeMetadata(file)) continue;
+        const movedTo = aside(file, 'metadata_dropped');
+        this.repairs.push(`dropped table ${name}: damaged metadata file moved to ${movedTo ?? '(removed, it was empty)'}`);
+      }
+    }
+  }
+
+  /** The UUID of a table's data directory (`data/<db>/<table>` links to `store/.../<uuid>`), null when none. */
+  dataUuid(database: string, table: string): string | null {
+    return uuidOfLink(path.join(this.dir, 'data', database, table));
+  }
+
+  /**
+   * Refuses a metadata-writing statement while free space is under the reserve (before it runs:
+   * the engine would answer success and leave an empty file). `true`: skip it, it is a
+   * `CREATE ... IF NOT EXISTS` of an object that exists.
+   */
+  private async guardMetadataWrite(sql: string): Promise<boolean> {
+    if (!this.reserve || !METADATA_WRITE.test(sql)) return false;
+    if (freeBytes(this.dir) >= this.reserve) return false;
+    const m = CREATE_IF_NOT_EXISTS.exec(sql);
+    if (m) {
+      const unq = (x: string) => x.replace(/`/g, '');
+      const exists = m[1].toUpperCase() === 'DATABASE'
+        ? await this.rows(`SELECT 1 FROM system.databases WHERE name = '${unq(m[2])}'`)
+        : m[3] ? await this.rows(`SELECT 1 FROM system.tables WHERE database = '${unq(m[2])}' AND name = '${unq(m[3])}'`) : [];
+      if (exists.length) return true;
+    }
+    throw new DiskFullError(undefined, `free disk space under the reserve of ${this.reserve} bytes: refused ${sql.slice(0, 80)}`);
+  }
+
+  /**
+   * After a metadata-writing statement: a metadata file of a database it names that is now empty
+   * or torn means the disk filled up meanwhile. Answered as a full disk, so the caller undoes
+   * what it created; what stays damaged is repaired at the next start.
+   */
+  private checkMetadataWritten(sql: string, since: number): void {
+    if (!this.reserve || !METADATA_WRITE.test(sql)) return;
+    const meta = path.join(this.dir, 'metadata');
+    const damaged: string[] = [];
+    const check = (file: string) => {
+      try {
+        const st = fs.statSync(file);
+        if (st.size === 0 || (st.mtimeMs >= since - 1000 && !wholeMetadata(file))) damaged.push(file);
+      } catch {
+        /* removed meanwhile */
+      }
+    };
+    let names: string[];
+    try {
+      names = fs.readdirSync(meta);
+    } catch {
+      return;
+    }
+    for (const name of names) {
+      if (name.endsWith('.sql')) {
+        if (sql.includes(name.slice(0, -4))) check(path.join(meta, name));
+        continue;
+      }
+      if (!sql.includes(name)) continue;
+      const dbDir = path.join(meta, name);
+      try {
+        for (const f of fs.readdirSync(dbDir)) if (f.endsWith('.sql')) check(path.join(dbDir, f));
+      } catch {
+        /* not a directory */
+      }
+    }
+    if (damaged.length) throw new DiskFullError(undefined, `the engine could not write ${damaged.join(', ')}`);
   }
 
   /** Slots in use per lane (for tests and metrics). */
@@ -164,7 +368,7 @@ export class EmbeddedEngine implements Engine {
       return await fn(s);
     } catch (err) {
       dirty = true;
-      throw EngineError.from(err);
+      throw engineError(err);
     } finally {
       pool.release(s, dirty);
       free();
@@ -210,7 +414,11 @@ export class EmbeddedEngine implements Engine {
 
   /** The empty database user queries run in. */
   private async ensureSandbox(): Promise<void> {
-    this.ready ??= this.exec(`CREATE DATABASE IF NOT EXISTS ${SANDBOX_DATABASE}`);
+    // A failure (a full disk) is not remembered: the next query tries again.
+    this.ready ??= this.exec(`CREATE DATABASE IF NOT EXISTS ${SANDBOX_DATABASE}`).catch((err) => {
+      this.ready = undefined;
+      throw err;
+    });
     return this.ready;
   }
 
@@ -281,7 +489,7 @@ export class EmbeddedEngine implements Engine {
     } catch (err) {
       dirty = true;
       finish();
-      throw EngineError.from(err);
+      throw engineError(err);
     }
     const toBuffer = (c: { raw(): Uint8Array }) => {
       const b = c.raw();
@@ -303,7 +511,7 @@ export class EmbeddedEngine implements Engine {
           }
         } catch (err) {
           dirty = true;
-          throw EngineError.from(err);
+          throw engineError(err);
         } finally {
           if (!finished) it.return?.().catch(() => undefined);
           finish();
@@ -327,7 +535,11 @@ export class EmbeddedEngine implements Engine {
     };
     opts.signal?.addEventListener('abort', onAbort);
     try {
-      return await this.runQuery(opts.queryId ? `${markerOf(opts.queryId)} ${sql}` : sql, { ...opts, signal: undefined });
+      if (await this.guardMetadataWrite(sql)) return { bytes: Buffer.alloc(0), elapsed: 0, rowsRead: 0, bytesRead: 0 };
+      const started = Date.now();
+      const r = await this.runQuery(opts.queryId ? `${markerOf(opts.queryId)} ${sql}` : sql, { ...opts, signal: undefined });
+      this.checkMetadataWritten(sql, started);
+      return r;
     } finally {
       opts.signal?.removeEventListener('abort', onAbort);
       if (timer) clearInterval(timer);

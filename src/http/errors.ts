@@ -8,6 +8,7 @@ import { EngineError } from '../engine/engine.js';
 import { userFacingNames } from '../ingest/physical.js';
 import { SchemaError } from '../domain/schema/errors.js';
 import { CustomTemplateError, TemplateError } from '../template/errors.js';
+import { asDiskFull } from '../domain/disk.js';
 
 export const STATUS: Record<ErrorCode, number> = {
   bad_request: 400,
@@ -40,14 +41,19 @@ export interface HttpError {
   status: number;
   body: Record<string, unknown>;
   chCode?: number;
+  /** Response headers that belong to the error (Retry-After on a retryable refusal). */
+  headers?: Record<string, string>;
 }
 
 export function toHttpError(err: unknown, nameOf: (id: string) => string | undefined = () => undefined): HttpError {
+  // A full disk, whichever store or file write met it, is the server's condition: retryable 503.
+  err = asDiskFull(err);
   if (err instanceof PipitError) {
     const status = STATUS[err.code];
     const body: Record<string, unknown> = { error: err.message, ...err.extra };
     if (status === 403) body.documentation = `${DOCS}/api-reference/overview#authentication`;
-    return { status, body };
+    const retryAfter = (err as { retryAfter?: unknown }).retryAfter;
+    return typeof retryAfter === 'number' ? { status, body, headers: { 'retry-after': String(retryAfter) } } : { status, body };
   }
   if (err instanceof SchemaError) return { status: 400, body: { error: err.message } };
   if (err instanceof TemplateError) return { status: 400, body: { error: err.message, documentation: err.documentation } };

@@ -97,6 +97,7 @@ export function sendError(req: FastifyRequest, reply: FastifyReply, err: unknown
   // Admission control's 429 and the engine's memory 503 say when to come back (src/sql/admission.ts).
   const retryAfter = (err as { retryAfter?: unknown } | null)?.retryAfter;
   if (typeof retryAfter === 'number') reply.header('retry-after', String(retryAfter));
+  if (e.headers) reply.headers(e.headers);
 
   return reply.code(e.status).type('application/json').send(e.body);
 }

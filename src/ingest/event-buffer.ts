@@ -11,13 +11,16 @@
  *   body torn by a crash before its acknowledgement is never replayed;
  * - `.orphan` — a segment whose data source no longer exists (set aside at start).
  * Every `.tsv`/`.ndjson` file present at start holds acknowledged rows not known to be in the
- * engine, and is replayed; a segment that cannot be inserted stays on disk for the next start.
+ * engine, and is replayed. A segment that can not be inserted (a full disk, the engine refusing)
+ * stays on disk and is retried while the server runs, with a growing delay, until it is in; one
+ * still there at shutdown is replayed at the next start.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import { newUlid as ulid } from '../domain/ids.js';
 import type { Engine } from '../engine/engine.js';
 import { PipitError } from '../domain/errors.js';
+import { isDiskFull } from '../domain/disk.js';
 import { insertSettings } from './ingest-service.js';
 
 /** Where a segment goes: the NDJSON stage of one data source. */
@@ -65,8 +68,23 @@ interface Lane {
 const MAX_BACKLOG = 512 * 1024 * 1024;
 /** Largest total of large bodies being inserted at once (all data sources) before new ones get a 503. */
 const MAX_LARGE_IN_FLIGHT = 512 * 1024 * 1024;
-/** Engine insert attempts per segment before it is left on disk for the next start. */
+/** Engine insert attempts per segment before it is set aside for the background retries. */
 const INSERT_ATTEMPTS = 3;
+/** Delay before the first background retry of a set-aside segment; doubles up to the maximum. */
+const RETRY_MIN_MS = 500;
+const RETRY_MAX_MS = 10_000;
+
+/** A segment file whose insert failed: acknowledged rows on disk, retried until they are in. */
+interface Stranded {
+  file: string;
+  /** Lane key (`<workspace>__<datasource>`), for its backlog. */
+  key: string;
+  stage: string;
+  segId: string;
+  /** `.ndjson` bodies are inserted as lines tagged with their request id. */
+  requestId: string | null;
+  bytes: number;
+}
 
 const UNAVAILABLE = 'Service temporarily unavailable, no data ingested, please retry again';
 
@@ -89,6 +107,28 @@ async function withRetries(fn: () => Promise<void>): Promise<void> {
       await new Promise((r) => setTimeout(r, 200 * attempt));
     }
   }
+}
+
+const laneKey = (t: EventTarget) => `${t.workspaceId}__${t.datasourceId}`;
+
+/**
+ * What a `wait=true` append resolves to when its rows are durable but not yet in the engine (a
+ * failed flush that could not take them out of the log): the caller answers 202, not 200.
+ */
+export const ACCEPTED = -1;
+
+/** TSV rows `line \t request` with the line text turned into spaces (same bytes, a blank line the stage skips). */
+function blankLines(tsv: Buffer): Buffer {
+  const out = Buffer.from(tsv);
+  let start = 0;
+  while (start < out.length) {
+    let end = out.indexOf(10, start);
+    if (end < 0) end = out.length;
+    const tab = out.lastIndexOf(9, end);
+    if (tab >= start) out.fill(32, start, tab);
+    start = end + 1;
+  }
+  return out;
 }
 
 export class EventBuffer {
@@ -220,8 +260,9 @@ export class EventBuffer {
       .catch(async (err) => {
         this.log('event flush failed', { segment: file, error: String(err) });
         // A waiting caller is told nothing was ingested, so the segment must not be replayed
-        // later; an acknowledged (202) one stays on disk and is replayed on the next start.
+        // later; an acknowledged (202) one stays on disk and is retried in the background.
         if (wait) await fs.promises.unlink(file).catch(() => undefined);
+        else this.strand({ file, key, stage: target.stage, segId, requestId, bytes: body.length });
         throw new PipitError('unavailable', UNAVAILABLE);
       })
       .finally(release);
@@ -273,17 +314,58 @@ export class EventBuffer {
       await withRetries(() => this.insert(seg.target.stage, data, seg.id));
     } catch (err) {
       // The waiting callers are told nothing was ingested: drop their rows from the segment. The
-      // acknowledged (202) rows stay on disk and are replayed on the next start.
+      // acknowledged (202) rows stay on disk and are retried in the background.
       const waiting = new Set(seg.waiters.map((w) => w.requestId));
       const kept = seg.parts.filter((p) => !waiting.has(p.requestId));
-      await this.rewrite(seg.file, kept.map((p) => p.tsv)).catch((e) => this.log('event segment rewrite failed', { segment: seg.file, error: String(e) }));
-      const unavailable = new PipitError('unavailable', UNAVAILABLE);
-      for (const w of seg.waiters) w.reject(unavailable);
+      const dropped = await this.dropParts(seg.file, seg.parts, waiting);
+      if (dropped) {
+        const unavailable = new PipitError('unavailable', UNAVAILABLE);
+        for (const w of seg.waiters) w.reject(unavailable);
+      } else {
+        // Their rows could not be taken out of the file, so they will be inserted with the rest:
+        // the callers are told their rows were accepted (202), never "nothing ingested".
+        for (const w of seg.waiters) w.resolve(ACCEPTED);
+      }
+      const keptBytes = dropped ? kept.reduce((n, p) => n + p.tsv.length, 0) : data.length;
+      if (keptBytes > 0) this.strand({ file: seg.file, key: laneKey(seg.target), stage: seg.target.stage, segId: seg.id, requestId: null, bytes: keptBytes });
       throw err;
     }
     await fs.promises.unlink(seg.file);
     const at = Date.now();
     for (const w of seg.waiters) w.resolve(at);
+  }
+
+  /**
+   * Takes the rows of `requests` out of a segment file. A new file is written and renamed over it;
+   * when the disk has no room for that, the rows are blanked in place (their line text turned
+   * into spaces, byte for byte, which needs no new space): the stage skips blank lines. False
+   * when neither worked (the rows stay).
+   */
+  private async dropParts(file: string, parts: Part[], requests: ReadonlySet<string>): Promise<boolean> {
+    if (!parts.some((p) => requests.has(p.requestId))) return true;
+    try {
+      await this.rewrite(file, parts.filter((p) => !requests.has(p.requestId)).map((p) => p.tsv));
+      return true;
+    } catch (err) {
+      if (!isDiskFull(err)) this.log('event segment rewrite failed', { segment: file, error: String(err) });
+    }
+    try {
+      const fh = await fs.promises.open(file, 'r+');
+      try {
+        let offset = 0;
+        for (const p of parts) {
+          if (requests.has(p.requestId)) await fh.write(blankLines(p.tsv), 0, p.tsv.length, offset);
+          offset += p.tsv.length;
+        }
+        if (this.fsync) await fh.datasync();
+      } finally {
+        await fh.close();
+      }
+      return true;
+    } catch (err) {
+      this.log('event segment rows could not be dropped; they will be inserted', { segment: file, error: String(err) });
+      return false;
+    }
   }
 
   /** Replaces a segment file's content atomically (or removes it when nothing is left). */
@@ -329,28 +411,110 @@ export class EventBuffer {
       })
       .filter((x) => x.ws && x.ds && x.segId)
       .sort((a, b) => a.segId.localeCompare(b.segId));
+    // Once the disk is found full, the remaining segments go straight to the background retries
+    // (trying each in turn would hold the start for as long).
+    let diskFull = false;
     for (const { f, ws, ds, segId, requestId, ext } of segments) {
       const file = path.join(this.dir, f);
+      let entry: Stranded;
       try {
         const stage = await resolve(ws, ds);
         if (!stage) {
           await fs.promises.rename(file, file + '.orphan');
           continue;
         }
-        const data = await fs.promises.readFile(file);
-        if (ext === 'ndjson') await withRetries(() => this.insertLines(stage, data, requestId ?? segId, segId));
-        else {
-          // A torn last line (the process died mid-write, before the acknowledgement) is dropped.
-          const end = data.lastIndexOf(10) + 1;
-          if (end > 0) await withRetries(() => this.insert(stage, data.subarray(0, end), segId));
-        }
-        await fs.promises.unlink(file);
-        replayed++;
+        entry = { file, key: `${ws}__${ds}`, stage, segId, requestId: ext === 'ndjson' ? requestId ?? segId : null, bytes: 0 };
       } catch (err) {
         this.log('event segment replay failed; kept for the next start', { segment: file, error: String(err) });
+        continue;
       }
+      if (!diskFull) {
+        try {
+          await withRetries(() => this.insertFile(entry));
+          await fs.promises.unlink(file);
+          replayed++;
+          continue;
+        } catch (err) {
+          diskFull = isDiskFull(err);
+          this.log('event segment replay failed; retrying in the background', { segment: file, error: String(err) });
+        }
+      }
+      // Kept on disk and retried while the server runs (the start goes on).
+      entry.bytes = await fs.promises.stat(file).then((st) => st.size, () => 0);
+      this.strand(entry);
     }
     return replayed;
+  }
+
+  /** Inserts a segment file as it is on disk (a torn last line of a lane segment is left out). */
+  private async insertFile(e: Stranded): Promise<void> {
+    const data = await fs.promises.readFile(e.file);
+    if (e.requestId !== null) return this.insertLines(e.stage, data, e.requestId, e.segId);
+    // A torn last line (the process died mid-write, before the acknowledgement) is dropped.
+    const end = data.lastIndexOf(10) + 1;
+    if (end > 0) await this.insert(e.stage, data.subarray(0, end), e.segId);
+  }
+
+  // ---- background retries of set-aside segments ----
+  private readonly stranded = new Map<string, Stranded>();
+  private retryTimer: NodeJS.Timeout | null = null;
+  private retryDelay = RETRY_MIN_MS;
+  private retryPass: Promise<void> | null = null;
+
+  /** Segments whose rows are acknowledged but not yet in the engine, retried in the background. */
+  get pendingSegments(): number {
+    return this.stranded.size;
+  }
+
+  /** Sets a segment aside for the background retries; its bytes stay in its lane's backlog. */
+  private strand(e: Stranded): void {
+    if (this.stranded.has(e.file)) return;
+    this.stranded.set(e.file, e);
+    let lane = this.lanes.get(e.key);
+    if (!lane) this.lanes.set(e.key, (lane = { current: null, flushing: false, backlog: 0 }));
+    lane.backlog += e.bytes;
+    this.scheduleRetry();
+  }
+
+  private scheduleRetry(): void {
+    if (this.closing || this.retryTimer || this.retryPass || this.stranded.size === 0) return;
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = null;
+      this.retryPass = this.retryStranded().finally(() => {
+        this.retryPass = null;
+        this.scheduleRetry();
+      });
+    }, this.retryDelay);
+    // Never what keeps the process alive.
+    this.retryTimer.unref();
+  }
+
+  /**
+   * One pass over the set-aside segments, oldest first. The first failure ends the pass (the
+   * cause, a full disk, holds for the others too) and doubles the delay; a success resets it.
+   */
+  private async retryStranded(): Promise<void> {
+    const entries = [...this.stranded.values()].sort((a, b) => a.segId.localeCompare(b.segId));
+    for (const e of entries) {
+      try {
+        await this.insertFile(e);
+        await fs.promises.unlink(e.file).catch(() => undefined);
+      } catch (err) {
+        const ch = (err as { chCode?: number }).chCode;
+        if (ch === 60 || ch === 81) {
+          // Its data source was dropped meanwhile: set aside, like such a segment at start.
+          await fs.promises.rename(e.file, e.file + '.orphan').catch(() => undefined);
+        } else if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
+          this.retryDelay = Math.min(RETRY_MAX_MS, this.retryDelay * 2);
+          this.log('event segment retry failed; will retry', { segment: e.file, error: String(err), retryInMs: this.retryDelay });
+          return;
+        }
+      }
+      this.stranded.delete(e.file);
+      const lane = this.lanes.get(e.key);
+      if (lane) lane.backlog -= e.bytes;
+      this.retryDelay = RETRY_MIN_MS;
+    }
   }
 
   /** Stops accepting and waits until every buffered row is in the engine. */
@@ -361,5 +525,10 @@ export class EventBuffer {
       this.idleWaiters.push(resolve);
       this.maybeIdle();
     });
+    // One last try for the set-aside segments; what still fails is replayed at the next start.
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = null;
+    await this.retryPass;
+    if (this.stranded.size) await this.retryStranded();
   }
 }

@@ -54,12 +54,25 @@ export class JobService {
   }
 
   private async execute(job: JobRecord, run: JobRunner): Promise<void> {
-    const current = await this.catalog.getJob(job.id);
+    let current: JobRecord | null;
+    try {
+      current = await this.catalog.getJob(job.id);
+    } catch {
+      current = job;
+    }
     if (!current || current.status !== 'waiting') return;
     const ac = new AbortController();
     this.running.set(job.id, ac);
     let state: JobRecord = { ...current, status: 'working', startedAt: nowIso() };
-    await this.save(state);
+    try {
+      await this.save(state);
+    } catch (err) {
+      // The catalog can not take the change (a full disk): the job fails without running, and
+      // that outcome is recorded once it can be.
+      this.running.delete(job.id);
+      await this.saveEventually({ ...state, status: 'error', error: (err as Error).message });
+      return;
+    }
     try {
       // Jobs are internal work: their engine calls never queue behind (or are refused for) user queries.
       const result = await runAsInternalWork(() => run(state, ac.signal));
@@ -73,7 +86,25 @@ export class JobService {
     } finally {
       this.running.delete(job.id);
     }
-    await this.save(state);
+    await this.saveEventually(state);
+  }
+
+  private closing = false;
+
+  /**
+   * Records a job's outcome, retrying while the catalog refuses the write (a full disk): a job
+   * never rejects out of its worker. While the server shuts down one try is made; a job left
+   * `working` is marked interrupted at the next start.
+   */
+  private async saveEventually(state: JobRecord): Promise<void> {
+    for (let delay = 500; ; delay = Math.min(delay * 2, 10_000)) {
+      try {
+        return await this.save(state);
+      } catch {
+        if (this.closing) return;
+        await new Promise((r) => setTimeout(r, delay));
+      }
+    }
   }
 
   private async save(job: JobRecord): Promise<void> {
@@ -115,5 +146,11 @@ export class JobService {
   async drain(): Promise<void> {
     if (this.active === 0 && !this.queue.length) return;
     await new Promise<void>((r) => this.idle.push(r));
+  }
+
+  /** Waits for running jobs at shutdown (an outcome the catalog refuses is tried once). */
+  async close(): Promise<void> {
+    this.closing = true;
+    await this.drain();
   }
 }

@@ -165,7 +165,7 @@ export const datasourceRoutes = (s: Services): FastifyPluginAsync => async (app)
           if (format === 'csv') return { datasource: await dsJson(auth, ds) };
           return { datasource: await dsJson(auth, ds), import_id: importId, quarantine_rows: 0, invalid_lines: 0, error: false };
         }
-        const counts = await s.imports.load(ws, ds, format, src.stream, importId, dialect);
+        const counts = await loadNew(auth, ds, () => s.imports.load(ws, ds, format, src.stream, importId, dialect));
         return importResponse(ds, importId, counts, await dsJson(auth, ds));
       }
       if (!src) throw badRequest('Url or body payload should be sent. Are you doing a POST without data?');
@@ -199,6 +199,20 @@ export const datasourceRoutes = (s: Services): FastifyPluginAsync => async (app)
     return importResponse(ds, importId, counts, await dsJson(auth, ds));
   }
 
+  /**
+   * Loads the first data of a data source this request created: if the load fails (a full disk,
+   * a broken body), the data source is dropped again, so a retry of the same request can succeed
+   * (no half-made data source holding part of the rows).
+   */
+  async function loadNew(auth: Auth, ds: DatasourceRecord, load: () => Promise<IngestCounts>): Promise<IngestCounts> {
+    try {
+      return await load();
+    } catch (err) {
+      await s.datasources.drop(auth.workspace, ds).catch(() => undefined);
+      throw err;
+    }
+  }
+
   async function createFromData(auth: Auth, name: string, format: DataFormat, src: DataSource, importId: string, dialect: CsvDialect, p: Record<string, string>, typeGuessing: boolean) {
     const ws = auth.workspace;
     let stream = src.stream;
@@ -215,7 +229,7 @@ export const datasourceRoutes = (s: Services): FastifyPluginAsync => async (app)
         inferred = s.imports.inferFromSample(format, peeked.head, dialect, typeGuessing);
       }
       const ds = await s.datasources.create(ws, { name, columns: inferred.columns, engine: inferred.engine, indexes: [], description: p.description ?? '' });
-      const counts = await s.imports.load(ws, ds, format, stream, importId, dialect, parquetFile);
+      const counts = await loadNew(auth, ds, () => s.imports.load(ws, ds, format, stream, importId, dialect, parquetFile));
       return importResponse(ds, importId, counts, await dsJson(auth, ds));
     } finally {
       if (parquetFile) await import('node:fs').then((fs) => fs.rmSync(parquetFile!, { force: true }));

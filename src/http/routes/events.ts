@@ -9,9 +9,10 @@ import zlib from 'node:zlib';
 import type { Services } from '../../app.js';
 import type { DatasourceRecord } from '../../catalog/catalog.js';
 import { PipitError } from '../../domain/errors.js';
+import { asDiskFull, DISK_FULL_RETRY_AFTER } from '../../domain/disk.js';
 import { validateResourceName } from '../../domain/schema/names.js';
 import { SchemaError } from '../../domain/schema/errors.js';
-import { EventBuffer } from '../../ingest/event-buffer.js';
+import { ACCEPTED, EventBuffer } from '../../ingest/event-buffer.js';
 import { countNdjsonLines } from '../../ingest/ingest-service.js';
 import { physicalNames } from '../../ingest/physical.js';
 import { authenticate } from '../auth.js';
@@ -43,6 +44,8 @@ const ANALYSIS_ERROR = 'Analysis error, invalid data. We could not infer the sch
 const BASE64_GZIP = Buffer.from('H4sI');
 
 function text(reply: FastifyReply, status: number, body: string): FastifyReply {
+  // Every 503 here (full disk, backlog, shutting down) is worth retrying after a while.
+  if (status === 503 && !reply.hasHeader('retry-after')) reply.header('retry-after', String(DISK_FULL_RETRY_AFTER));
   return reply.code(status).type('text/plain; charset=utf-8').send(body.endsWith('\n') ? body : body + '\n');
 }
 
@@ -124,14 +127,18 @@ export const eventRoutes = (s: Services): FastifyPluginAsync => async (app) => {
       }
       const target = { workspaceId: auth.workspace.id, datasourceId: ds.id, stage: physicalNames(auth.workspace.database, ds.id).jsonStage };
       const started = Date.now();
+      let flushed: number | null = null;
       if (body.length >= LARGE_BODY) await s.events.appendLarge(target, body, req.id, wait);
-      else await s.events.append(target, EventBuffer.toTsv(body, req.id), req.id, wait);
-      // Without wait, lines that cannot be JSON objects are already known to be quarantined; the
+      else flushed = await s.events.append(target, EventBuffer.toTsv(body, req.id), req.id, wait);
+      // Without wait (or when the rows are durable in the log but not yet in the engine, ACCEPTED:
+      // they will be), lines that cannot be JSON objects are already known to be quarantined; the
       // engine's verdict on the others (bad JSON, values that do not convert) needs wait=true.
-      if (!wait) return reply.code(202).send({ successful_rows: rows - notObjects, quarantined_rows: notObjects });
+      if (!wait || flushed === ACCEPTED) return reply.code(202).send({ successful_rows: rows - notObjects, quarantined_rows: notObjects });
       const q = await s.ingest.countQuarantined(auth.workspace, ds, req.id, started);
       return reply.code(200).send({ successful_rows: rows - q, quarantined_rows: q });
-    } catch (err) {
+    } catch (e) {
+      // A full disk met anywhere (creating the data source, the catalog, the log) is a retryable 503.
+      const err = asDiskFull(e);
       if (err instanceof PipitError) return text(reply, STATUS[err.code], err.message);
       if (err instanceof SchemaError) return text(reply, 400, err.message);
       req.log.error({ err }, 'events request failed');
