@@ -41,6 +41,15 @@ export interface PopulateOptions {
   unlinkOnError?: boolean;
 }
 
+/**
+ * Checks a populate's subset and condition, returning the checked condition. Callers check before
+ * they truncate the target or stop the trigger's merges, so a bad option leaves nothing changed.
+ */
+function checkPopulateOptions(opts: Pick<PopulateOptions, 'subset' | 'condition'>): string | undefined {
+  if (opts.subset !== undefined && !(opts.subset > 0 && opts.subset < 0.1)) throw badRequest('populate_subset must be greater than 0 and lower than 0.1');
+  return opts.condition ? checkExpression(opts.condition, 'populate_condition') : undefined;
+}
+
 export interface OutputColumn {
   name: string;
   type: string;
@@ -125,6 +134,7 @@ export class MaterializeService {
     const role = pipeType(pipe);
     if (role !== 'default') throw forbidden(`The pipe '${pipe.name}' is already ${role === 'endpoint' ? 'published as an API Endpoint' : `a ${role} pipe`}: a pipe has one role, so its nodes can not be materialized`);
     if (!opts.datasource) throw badRequest('The "datasource" parameter is required to materialize a node');
+    if (opts.populate) checkPopulateOptions({ subset: opts.populateSubset, condition: opts.populateCondition });
     let target = await this.datasources.find(ws, opts.datasource);
     // The view keeps writing into its target on every insert: the write rule, before anything changes.
     if (target && opts.override) auth.requireWrite(target, 'change', 'A materialization with override_datasource');
@@ -246,6 +256,8 @@ export class MaterializeService {
     const data = node.data as unknown as MaterializedData;
     const target = await this.datasources.get(ws, data.materialized);
     auth.requireWrite(target, opts.truncate ? 'change' : 'append', opts.truncate ? 'A populate with truncate' : 'A populate');
+    // Before the truncate and the frozen merges: a bad option changes nothing.
+    checkPopulateOptions(opts);
     const trigger = data.trigger ? await this.datasources.find(ws, data.trigger) : null;
     const snapshot = await this.engine.exclusiveWrites(async () => {
       if (opts.truncate) await this.engine.exec(`TRUNCATE TABLE ${physicalNames(ws.database, target.id).table}`);
@@ -258,12 +270,17 @@ export class MaterializeService {
     const ws = auth.workspace;
     const data = node.data as unknown as MaterializedData;
     const target = await this.datasources.get(ws, data.materialized);
-    if (opts.subset !== undefined && !(opts.subset > 0 && opts.subset < 0.1)) throw badRequest('populate_subset must be greater than 0 and lower than 0.1');
-    const condition = opts.condition ? checkExpression(opts.condition, 'populate_condition') : undefined;
     const trigger = snapshot.trigger;
     const release = async () => {
       if (trigger) await this.engine.exec(`SYSTEM START MERGES ${physicalNames(ws.database, trigger.id).table}`).catch(() => undefined);
     };
+    let condition: string | undefined;
+    try {
+      condition = checkPopulateOptions(opts);
+    } catch (err) {
+      await release();
+      throw err;
+    }
     let override: { dsId: string; sql: string } | undefined;
     if (trigger) {
       const t = physicalNames(ws.database, trigger.id).table;

@@ -179,6 +179,13 @@ describe('materialized views', () => {
     );
     r = await s.req('POST', `/v0/pipes/mism/nodes/m/population?populate_condition=${encodeURIComponent('nope(')}`);
     expect(r.status).toBe(400);
+    // A bad option changes nothing: no truncate, and the source's merges were not left stopped.
+    const populated = await count();
+    r = await s.req('POST', '/v0/pipes/mism/nodes/m/population?truncate=true&populate_subset=0.5');
+    expect(r.status).toBe(400);
+    expect(await count()).toBe(populated);
+    const events = await tableOf(s, 'events');
+    await expect(s.app.services.engine.exec(`OPTIMIZE TABLE ${events.table} FINAL`)).resolves.toBeUndefined();
   }, 60_000);
 
   it('deleting a pipe detaches its view: the target keeps its rows and stops receiving', async () => {
