@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 
-export const DEFAULT_HOST = 'http://localhost:7181';
+export const DEFAULT_HOST = 'http://127.0.0.1:7181';
 
 /** A failure the CLI reports and exits with (code 1 unless said otherwise). */
 export class CliError extends Error {

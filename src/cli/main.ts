@@ -8,7 +8,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { DatafileError, printDatafile } from '../datafile/index.js';
-import { Client, CliError, resolveConnection } from './client.js';
+import { Client, CliError, DEFAULT_HOST, resolveConnection } from './client.js';
 import { listFiles, loadProject } from './project.js';
 import { push, type PlanItem } from './push.js';
 import { runTests } from './test-run.js';
@@ -52,7 +52,7 @@ export function parseArgs(argv: string[]): Args {
 const HELP = `Usage: pipit <command> [options]
 
 Connection: --host URL --token TOKEN, or TB_HOST / TB_TOKEN, or the .tinyb file of \`tb auth\`
-(default host ${'http://localhost:7181'}; with no token, a local server's admin token is used).
+(default host ${DEFAULT_HOST}; with no token, a local server's admin token is used).
 
   push [paths] [--force] [--populate] [--dry-run]   push datafiles (dependency order)
   pull [--folder DIR] [--force]                     write the workspace's datafiles
