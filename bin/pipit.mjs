@@ -7,5 +7,10 @@ import { register } from 'tsx/esm/api';
 // (as `npm start` does) before libuv's pool starts.
 process.env.UV_THREADPOOL_SIZE ??= String(2 * Number(process.env.PIPIT_ENGINE_SESSIONS || 4) + 8);
 register();
+// `pipit ... | head` closes the pipe early: stop quietly instead of crashing on EPIPE.
+process.stdout.on('error', (e) => {
+  if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+  throw e;
+});
 const { main } = await import('../src/cli/main.ts');
 await main();
