@@ -1,6 +1,6 @@
-// Public API of the schema domain: ClickHouse types, Tinybird schemas, names, engines, indexes and
-// `.datasource` printing. Pure functions only; every rejection is a SchemaError whose message is
-// the user-facing Tinybird text.
+// Public API of the schema domain: ClickHouse types, Tinybird schemas, names, engines and indexes
+// (`.datasource` printing is in src/datafile). Pure functions only; every rejection is a
+// SchemaError whose message is the user-facing Tinybird text.
 
 export { SchemaError } from './errors.js';
 export {
@@ -63,6 +63,4 @@ export {
   formatIndex,
   indexClause,
 } from './engine.js';
-export { printDatasourceFile } from './datafile.js';
-export type { DatasourceFileInput } from './datafile.js';
 export { checkExpression, splitTopLevel } from './sql.js';

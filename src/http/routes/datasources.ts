@@ -11,7 +11,8 @@ import { badRequest, conflict, forbidden, notFound, PipitError } from '../../dom
 import type { PipeRecord } from '../../catalog/catalog.js';
 import { renameTableInSql } from '../../sql/rename.js';
 import { formatFromName, peek, type DataFormat } from '../../domain/import-service.js';
-import { parseEngineParams, parseIndexes, parseSchema, printDatasourceFile } from '../../domain/schema/index.js';
+import { parseEngineParams, parseIndexes, parseSchema } from '../../domain/schema/index.js';
+import { printDatasourceFile } from '../../datafile/index.js';
 import { CsvParser } from '../../ingest/formats/csv.js';
 import type { CsvDialect, IngestCounts } from '../../ingest/ingest-service.js';
 import { authenticate } from '../auth.js';

@@ -1,6 +1,6 @@
 /**
  * Pipe and node representations: the JSON of the Pipes API (reference §5.2) and the `.pipe`
- * datafile text (§11.3).
+ * datafile text (§11.3, printed by src/datafile).
  */
 import type { NodeRecord, PipeRecord } from '../../catalog/catalog.js';
 import type { Auth } from '../../domain/access.js';
@@ -89,26 +89,4 @@ export function pipeJson(p: PipeRecord, auth: Auth, opts: JsonOptions): Record<s
 function pick(o: Record<string, unknown>, keys?: string[]): Record<string, unknown> {
   if (!keys || keys.length === 0) return o;
   return Object.fromEntries(keys.filter((k) => k in o).map((k) => [k, o[k]]));
-}
-
-const indent = (text: string) => text.split('\n').map((l) => (l.trim() ? `    ${l}` : '')).join('\n');
-
-/** The `.pipe` datafile of a pipe. */
-export function pipeDatafile(p: PipeRecord): string {
-  const out: string[] = [];
-  if (p.description) out.push(`DESCRIPTION >\n${indent(p.description)}\n`);
-  for (const n of p.nodes) {
-    out.push(`NODE ${n.name}`);
-    if (n.description) out.push(`DESCRIPTION >\n${indent(n.description)}\n`);
-    out.push(`SQL >\n${indent(n.sql.trim())}\n`);
-    if (n.nodeType !== 'standard') out.push(`TYPE ${n.nodeType}`);
-    if (n.nodeType === 'sink') {
-      const d = n.data;
-      out.push(`EXPORT_CONNECTION_NAME "${d.sink_connection_name}"`, `EXPORT_BUCKET_URI "${d.sink_path}"`, `EXPORT_FILE_TEMPLATE "${d.sink_file_template}"`,
-        `EXPORT_FORMAT "${d.sink_format}"`, `EXPORT_COMPRESSION "${d.sink_compression}"`, `EXPORT_WRITE_STRATEGY "${d.sink_write_strategy}"`);
-      if (d.cron) out.push(`EXPORT_SCHEDULE "${d.cron}"`);
-    }
-    out.push('');
-  }
-  return out.join('\n').replace(/\n{3,}/g, '\n\n').trimEnd() + '\n';
 }

@@ -16,7 +16,8 @@ import { authenticate } from '../auth.js';
 import { decoded, hasBody, isForm, isJson, rawStream, readAll } from '../body.js';
 import { outputParams, sendQuery } from '../query-output.js';
 import { limitEndpoint } from '../rate-limit.js';
-import { nodeJson, nodeParams, pipeDatafile, pipeJson } from './pipe-json.js';
+import { nodeJson, nodeParams, pipeJson } from './pipe-json.js';
+import { pipeDatafile } from '../../datafile/records.js';
 import { sinkSettings } from './sinks.js';
 import { queryArgs } from './sql.js';
 import { parseUserJson } from '../../domain/input-limits.js';
@@ -531,7 +532,8 @@ export function pipeRoutes(services: Services): FastifyPluginAsync {
           const auth = await authenticate(s, req);
           const pipe = await readablePipe(auth, m[1]);
           if (!auth.canCreatePipes) throw forbidden(`token needs at least CREATE scope to retrieve the pipefile representation ${m[1]}`);
-          return reply.type('text/plain; charset=utf-8').send(pipeDatafile(pipe));
+          const names = new Map((await s.datasources.list(auth.workspace)).map((d) => [d.id, d.name]));
+          return reply.type('text/plain; charset=utf-8').send(pipeDatafile(pipe, names));
         }
         if (m[2] !== 'pipe') return endpointData(req, reply, m[1], m[2]);
       }

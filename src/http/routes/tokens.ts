@@ -15,6 +15,7 @@ import { checkExpression, checkNameLength } from '../../domain/schema/index.js';
 import { authenticate } from '../auth.js';
 import { decoded, hasBody, isJson, readAll } from '../body.js';
 import { parseUserJson } from '../../domain/input-limits.js';
+import { tokenDatafile } from '../../datafile/records.js';
 
 const BODY_LIMIT = 1024 * 1024;
 const JWT_DOCUMENTATION = 'https://docs.tinybird.co/api-reference/token-api.html#post--v0-tokens-?';
@@ -313,19 +314,3 @@ export const tokenRoutes = (s: Services): FastifyPluginAsync => async (app) => {
 
   app.get('/v0/tokens/:token/refresh', async (_req, reply) => reply.code(405).type('application/json').send({ error: 'refresh must be done with POST' }));
 };
-
-const indent = (text: string) => text.split('\n').map((l) => (l.trim() ? `    ${l}` : '')).join('\n');
-
-/** The `.token` datafile (§11.4): DESCRIPTION, then SCOPE / RESOURCE / FILTER per scope. */
-export function tokenDatafile(t: TokenRecord, names: Map<string, string>): string {
-  const out: string[] = [];
-  if (t.description) out.push(`DESCRIPTION >\n${indent(t.description)}\n`);
-  for (const sc of t.scopes) {
-    if (sc.resource && RESOURCE_SCOPES.has(sc.type) && !names.has(sc.resource)) continue;
-    const lines = [`SCOPE '${sc.type}'`];
-    if (sc.resource && RESOURCE_SCOPES.has(sc.type)) lines.push(`RESOURCE ${names.get(sc.resource)}`);
-    if (sc.filter) lines.push(`FILTER >\n${indent(sc.filter)}`);
-    out.push(lines.join('\n') + '\n');
-  }
-  return out.join('\n');
-}

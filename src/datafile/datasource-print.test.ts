@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { printDatasourceFile } from './datafile.js';
-import { parseEngineParams, parseIndexes } from './engine.js';
-import { parseSchema } from './schema.js';
+import { parseEngineParams, parseIndexes } from '../domain/schema/engine.js';
+import { parseSchema } from '../domain/schema/schema.js';
+import { printDatasourceFile } from './print.js';
 
 describe('printDatasourceFile', () => {
   it('says ENGINE_SORTING_KEY "tuple()" for a MergeTree without a sorting key, and the file parses back to the same engine', () => {
