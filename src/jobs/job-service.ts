@@ -77,7 +77,10 @@ export class JobService {
       // Jobs are internal work: their engine calls never queue behind (or are refused for) user queries.
       const result = await runAsInternalWork(() => run(state, ac.signal));
       state = { ...state, data: { ...state.data, ...result } };
-      state = ac.signal.aborted ? { ...state, status: 'cancelled' } : { ...state, status: 'done' };
+      // A runner that returns did its work: a cancel that came too late to stop it (a staged append
+      // past its point of no return publishes every row) must not report the rows as not written.
+      // Runners stop on a cancel by throwing (the engine's calls do).
+      state = { ...state, status: 'done' };
     } catch (err) {
       const extra = err instanceof PipitError ? err.extra : {};
       state = ac.signal.aborted
