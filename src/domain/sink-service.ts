@@ -191,6 +191,26 @@ export class SinkService {
     return this.pipes.save(auth.workspace, { ...pipe, nodes: pipe.nodes.map((n) => (n.id === node.id ? { ...n, data: { ...n.data, ...patch } } : n)) });
   }
 
+  /**
+   * Sets, changes or removes (`None`, `@on-demand`, empty) the schedule of a sink pipe, keeping
+   * its other settings (`POST /v0/sink_pipes {name, schedule}`). A scheduled run gets no request
+   * variables, so every file_template placeholder must be known without them.
+   */
+  async reschedule(auth: Auth, pipe: PipeRecord, schedule: string, reqId: string): Promise<PipeRecord> {
+    const node = this.sinkNode(pipe);
+    const data = node.data as unknown as SinkData;
+    const cron = scheduleOf(schedule);
+    if (cron) {
+      const columns = await this.columns(auth, pipe, node, null, reqId);
+      const unknown = columns ? columnPlaceholders(parseFileTemplate(data.sink_file_template), {}).filter((c) => !columns.has(c)) : [];
+      if (unknown.length) {
+        throw badRequest(`The file_template placeholder {${unknown[0]}} is not a column of the node's result (${[...columns!.keys()].join(', ')}) or ${JOB_TIMESTAMP}; scheduled sinks get no request variables`);
+      }
+    }
+    const patch: Partial<SinkData> = { cron, schedule_status: 'running', last_tick: cron ? this.now().toISOString() : null };
+    return this.pipes.save(auth.workspace, { ...pipe, nodes: pipe.nodes.map((n) => (n.id === node.id ? { ...n, data: { ...n.data, ...patch } } : n)) });
+  }
+
   /** Cancels the pipe's waiting and working sink jobs and pauses its schedule. */
   async cancelAll(auth: Auth, pipe: PipeRecord): Promise<{ pipe: PipeRecord; cancelled: JobRecord[] }> {
     const node = this.sinkNode(pipe);

@@ -452,6 +452,55 @@ describe('sink pipes', () => {
     }
   });
 
+  it('/v0/sink_pipes lists the sink pipes; POST {name, schedule} schedules one (seed 003)', async () => {
+    const clock = s.app.services.clock;
+    const t0 = new Date('2032-05-01T08:00:30Z');
+    clock.now = () => t0;
+    try {
+      await pipe('p_sp');
+      await pipe('p_sp_plain');
+      expect((await setSink('p_sp', { path: `s3://${BUCKET}/sp`, file_template: 'sp', write_strategy: 'new' })).status).toBe(200);
+      let r = await j(s.req('GET', '/v0/sink_pipes'));
+      expect(r.status).toBe(200);
+      const names = r.body.pipes.map((p: { name: string }) => p.name);
+      expect(names).toContain('p_sp');
+      expect(names).not.toContain('p_sp_plain');
+      const listed = r.body.pipes.find((p: { name: string }) => p.name === 'p_sp');
+      expect(listed).toMatchObject({ name: 'p_sp', type: 'sink', sink_node: expect.any(String) });
+      expect(listed).not.toHaveProperty('schedule');
+      r = await j(s.req('POST', '/v0/sink_pipes', { headers: JSON_HDR, body: JSON.stringify({ name: 'p_sp', schedule: '0 * * * *' }) }));
+      expect(r.status, JSON.stringify(r.body)).toBe(200);
+      expect(r.body.schedule).toEqual({ timezone: 'Etc/UTC', cron: '0 * * * *', status: 'running' });
+      clock.now = () => new Date(t0.getTime() + 60 * 60_000);
+      const jobs = (await s.app.services.scheduler.tick()).filter((x) => x.data.pipe_name === 'p_sp');
+      expect(jobs).toHaveLength(1);
+      expect((await waitJob(jobs[0].id)).status).toBe('done');
+      // Removing the schedule; errors for what is not a sink pipe or a bad body.
+      r = await j(s.req('POST', '/v0/sink_pipes', form({ name: 'p_sp', schedule: '@on-demand' })));
+      expect(r.status).toBe(200);
+      expect(r.body).not.toHaveProperty('schedule');
+      for (const [body, status, error] of [
+        [{ name: 'p_sp_plain', schedule: '0 * * * *' }, 400, "The pipe 'p_sp_plain' is not a Sink pipe"],
+        [{ name: 'nope', schedule: '0 * * * *' }, 404, undefined],
+        [{ name: 'p_sp', schedule: 'every hour' }, 400, undefined],
+        [{ schedule: '0 * * * *' }, 400, undefined],
+        [{ name: 'p_sp' }, 400, undefined],
+      ] as const) {
+        r = await j(s.req('POST', '/v0/sink_pipes', { headers: JSON_HDR, body: JSON.stringify(body) }));
+        expect(r.status, JSON.stringify(body)).toBe(status);
+        if (error) expect(r.body.error).toBe(error);
+      }
+      // A read token sees the sink pipes it can read; scheduling needs PIPES:CREATE.
+      const t = await j(s.req('POST', '/v0/tokens?name=sp_reader&scope=PIPES:READ:p_sp'));
+      r = await j(s.req('GET', '/v0/sink_pipes', { token: t.body.token }));
+      expect(r.body.pipes.map((p: { name: string }) => p.name)).toEqual(['p_sp']);
+      r = await j(s.req('POST', '/v0/sink_pipes', { headers: JSON_HDR, body: JSON.stringify({ name: 'p_sp', schedule: '0 * * * *' }), token: t.body.token }));
+      expect(r.status).toBe(403);
+    } finally {
+      clock.now = () => new Date();
+    }
+  });
+
   it('writes local directories inside the root only, with both strategies', async () => {
     await pipe('p_local');
     const root = s.app.services.config.sinkLocalRoot;
