@@ -89,7 +89,7 @@ export async function createApp(config: Config): Promise<App> {
   const events = new EventBuffer(path.join(config.dataDir, 'wal'), engine, config.walFsync, (msg, extra) => http.log.error(extra ?? {}, msg));
 
   const clock = { now: () => new Date() };
-  const copies = new CopyService(engine, datasources, pipes, queries, jobs, () => clock.now());
+  const copies = new CopyService(engine, datasources, pipes, queries, jobs, () => clock.now(), { maxRows: config.copyMaxRows, maxActiveJobs: config.copyMaxActiveJobs });
   const connections = ConnectionService.open(catalog, engine, config.dataDir, config.sinkLocalRoot);
   const sinks = new SinkService(engine, connections, pipes, queries, jobs, () => clock.now());
   // Scheduled copies run with the authority of the workspace's admin token.

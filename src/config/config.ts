@@ -37,6 +37,10 @@ export interface Config {
   awsAccountId: string | null;
   /** GCP service account shown by /v0/datasources-bigquery-credentials (PIPIT_GCP_SERVICE_ACCOUNT; unset: 503). */
   gcpServiceAccount: string | null;
+  /** Rows one copy job may write (PIPIT_COPY_MAX_ROWS, default 100 000 000 as in the seed); more → 403. */
+  copyMaxRows: number;
+  /** Copy jobs of a workspace waiting or working at once (PIPIT_COPY_MAX_ACTIVE_JOBS, default 10); more → 403. */
+  copyMaxActiveJobs: number;
 }
 
 function intFrom(env: NodeJS.ProcessEnv, key: string, def: number, min: number, max: number): number {
@@ -82,5 +86,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, overrides: Partial<Config> = 
     sinkLocalRoot: path.resolve(overrides.sinkLocalRoot ?? (env.PIPIT_SINK_LOCAL_ROOT || path.join(dataDir, 'exports'))),
     awsAccountId: overrides.awsAccountId !== undefined ? overrides.awsAccountId : awsAccount(env.PIPIT_AWS_ACCOUNT_ID),
     gcpServiceAccount: overrides.gcpServiceAccount !== undefined ? overrides.gcpServiceAccount : env.PIPIT_GCP_SERVICE_ACCOUNT || null,
+    copyMaxRows: overrides.copyMaxRows ?? intFrom(env, 'PIPIT_COPY_MAX_ROWS', 100_000_000, 1, Number.MAX_SAFE_INTEGER - 1),
+    copyMaxActiveJobs: overrides.copyMaxActiveJobs ?? intFrom(env, 'PIPIT_COPY_MAX_ACTIVE_JOBS', 10, 1, 10_000),
   };
 }

@@ -85,6 +85,41 @@ describe('copy pipes', () => {
     expect(r.status).toBe(400);
   });
 
+  it('copy job limits (seed 001): rows per job and active jobs per workspace → 403 Job limits exceeded', async () => {
+    const copies = s.app.services.copies;
+    const saved = { ...copies.limits };
+    const before = await targetRows();
+    try {
+      // The result of `counts` has 3 rows (one per country).
+      copies.limits.maxRows = 2;
+      let r = await s.req('POST', '/v0/pipes/counts/copy');
+      expect(r.status).toBe(403);
+      expect((await r.json()).error).toMatch(/^Job limits exceeded\. Tried to copy more than 2 rows/);
+      expect(await targetRows()).toEqual(before);
+      copies.limits.maxRows = 3;
+      r = await s.req('POST', '/v0/pipes/counts/copy?min_n=10000');
+      expect(r.status).toBe(200);
+      await waitJob((await r.json()).job.id);
+      // One active copy job at most: a job held working fills the workspace's quota.
+      copies.limits.maxActiveJobs = 1;
+      const ws = s.app.services.access.defaultWorkspace;
+      let release!: () => void;
+      const held = await s.app.services.jobs.create(ws, 'copy', { pipe_name: 'held', is_cancellable_while_working: true }, () => new Promise<Record<string, unknown>>((res) => { release = () => res({}); }));
+      r = await s.req('POST', '/v0/pipes/counts/copy?min_n=10000');
+      expect(r.status).toBe(403);
+      expect((await r.json()).error).toMatch(/^Job limits exceeded\. There are too many active \(working and waiting\) Copy jobs/);
+      for (let i = 0; i < 100 && !release; i++) await new Promise((res) => setTimeout(res, 10));
+      release();
+      await waitJob(held.id);
+      r = await s.req('POST', '/v0/pipes/counts/copy?min_n=10000');
+      expect(r.status).toBe(200);
+      await waitJob((await r.json()).job.id);
+      expect(await targetRows()).toEqual(before);
+    } finally {
+      Object.assign(copies.limits, saved);
+    }
+  });
+
   it('a copy pipe has one role', async () => {
     let r = await s.req('POST', '/v0/pipes/counts/nodes/n/endpoint');
     expect(r.status).toBe(403);
