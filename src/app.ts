@@ -97,7 +97,7 @@ export async function createApp(config: Config): Promise<App> {
     const admin = (await catalog.listTokens(ws.id)).find((t) => t.scopes.some((sc) => sc.type === 'ADMIN'));
     if (!admin) throw new Error(`workspace ${ws.name} has no admin token`);
     return new Auth(admin, ws);
-  }, (err) => http.log.error({ err }, 'scheduler pass failed'), [sinks]);
+  }, (err) => http.log.error({ err }, 'scheduler pass failed'), [sinks], () => clock.now());
   const services: Services = {
     config, engine, catalog, access, localTokens, datasources, ingest, imports, events, jobs, queries, pipes, variables, copies, connections, sinks, scheduler, clock,
     materializations: new MaterializeService(engine, datasources, pipes, queries, jobs),
