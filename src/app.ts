@@ -116,7 +116,7 @@ export async function createApp(config: Config): Promise<App> {
   const events = new EventBuffer(path.join(config.dataDir, 'wal'), engine, config.walFsync, (msg, extra) => http.log.error(extra ?? {}, msg));
 
   const clock = { now: () => new Date() };
-  const copies = new CopyService(engine, datasources, pipes, queries, jobs, () => clock.now());
+  const copies = new CopyService(engine, datasources, pipes, queries, jobs, () => clock.now(), { maxRows: config.copyMaxRows, maxActiveJobs: config.copyMaxActiveJobs });
   const connections = ConnectionService.open(catalog, engine, config.dataDir, config.sinkLocalRoot);
   const sinks = new SinkService(engine, connections, pipes, queries, jobs, () => clock.now());
   // Scheduled copies run with the authority of the workspace's admin token.
@@ -124,7 +124,7 @@ export async function createApp(config: Config): Promise<App> {
     const admin = (await catalog.listTokens(ws.id)).find((t) => t.scopes.some((sc) => sc.type === 'ADMIN'));
     if (!admin) throw new Error(`workspace ${ws.name} has no admin token`);
     return new Auth(admin, ws);
-  }, (err) => http.log.error({ err }, 'scheduler pass failed'), [sinks]);
+  }, (err) => http.log.error({ err }, 'scheduler pass failed'), [sinks], () => clock.now());
   const services: Services = {
     config, engine, catalog, access, localTokens, datasources, ingest, imports, events, jobs, queries, pipes, variables, copies, connections, sinks, scheduler, clock,
     materializations: new MaterializeService(engine, datasources, pipes, queries, jobs),

@@ -31,6 +31,12 @@ export interface TokenRecord {
   createdAt: string;
   /** Where the token was created from (`C` custom, `DS`/`P` for a resource's token); absent = custom. */
   origin?: { type: string; resourceId?: string };
+  /**
+   * The user's admin token (`admin_token` of GET /tokens, Tinybird's ADMIN_USER): an ADMIN token of
+   * its workspace that also lists every workspace of the server with their tokens. Set by the
+   * server only, never through the API; only such a token sees its value or manages it.
+   */
+  userAdmin?: boolean;
 }
 
 export interface DatasourceRecord {

@@ -70,6 +70,10 @@ export interface Config {
    * write its metadata on a full disk.
    */
   diskReserveBytes: number;
+  /** Rows one copy job may write (PIPIT_COPY_MAX_ROWS, default 100 000 000 as in the seed); more → 403. */
+  copyMaxRows: number;
+  /** Copy jobs of a workspace waiting or working at once (PIPIT_COPY_MAX_ACTIVE_JOBS, default 10); more → 403. */
+  copyMaxActiveJobs: number;
 }
 
 function intFrom(env: NodeJS.ProcessEnv, key: string, def: number, min: number, max: number): number {
@@ -155,5 +159,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, overrides: Partial<Config> = 
     gcpServiceAccount: overrides.gcpServiceAccount !== undefined ? overrides.gcpServiceAccount : env.PIPIT_GCP_SERVICE_ACCOUNT || null,
     testPauseAt: overrides.testPauseAt !== undefined ? overrides.testPauseAt : env.PIPIT_TEST_PAUSE_AT || null,
     diskReserveBytes: overrides.diskReserveBytes ?? intFrom(env, 'PIPIT_DISK_RESERVE_MB', 32, 0, 1024 * 1024) * 1024 * 1024,
+    copyMaxRows: overrides.copyMaxRows ?? intFrom(env, 'PIPIT_COPY_MAX_ROWS', 100_000_000, 1, Number.MAX_SAFE_INTEGER - 1),
+    copyMaxActiveJobs: overrides.copyMaxActiveJobs ?? intFrom(env, 'PIPIT_COPY_MAX_ACTIVE_JOBS', 10, 1, 10_000),
   };
 }

@@ -73,6 +73,21 @@ export class Auth {
     return this.token.workspaceId === null && this.has('USER');
   }
 
+  /** The user's admin token (`admin_token` of GET /tokens): ADMIN here, and sees every workspace. */
+  get isUserAdmin(): boolean {
+    return !this.jwt && this.isAdmin && this.token.userAdmin === true;
+  }
+
+  /**
+   * Whether the caller may see a token's value: ADMIN sees every value but the user's admin token's
+   * (which reaches every workspace); others see their own and those of non-ADMIN tokens.
+   */
+  seesValueOf(t: Pick<TokenRecord, 'token' | 'scopes' | 'userAdmin'>): boolean {
+    if (t.token === this.token.token) return true;
+    if (t.userAdmin) return this.isUserAdmin;
+    return this.isAdmin || !t.scopes.some((sc) => sc.type === 'ADMIN');
+  }
+
   requireUser(): void {
     if (!this.isUser) throw forbidden('token needs scope USER: use the user token to manage workspaces');
   }
@@ -246,8 +261,8 @@ export class Auth {
    * A token may not create, change, refresh or delete a token that holds more than it does
    * (otherwise a TOKENS token could refresh, demote or delete every ADMIN token).
    */
-  requireHolds(t: Pick<TokenRecord, 'name' | 'scopes'>, action: 'change' | 'refresh' | 'delete'): void {
-    if (!this.holds(t.scopes)) throw forbidden(`The token can not ${action} the token "${t.name}": it holds scopes this token does not hold`);
+  requireHolds(t: Pick<TokenRecord, 'name' | 'scopes' | 'userAdmin'>, action: 'change' | 'refresh' | 'delete'): void {
+    if (!this.holds(t.scopes) || (t.userAdmin && !this.isUserAdmin)) throw forbidden(`The token can not ${action} the token "${t.name}": it holds scopes this token does not hold`);
   }
 }
 
@@ -334,6 +349,9 @@ export class AccessService {
     const anyAdmin = wsToks.find((t) => t.scopes.some((sc) => sc.type === 'ADMIN'));
     const admin = wsToks.find((t) => t.name === 'admin token') ?? anyAdmin;
     const wsAdmin = wsToks.find((t) => t.name === 'workspace admin token') ?? anyAdmin;
+    // The admin token handed out is the user's (Tinybird Local's ADMIN_USER): it lists every
+    // workspace with its token (the TypeScript SDK's local flow). Marked once, also on old data.
+    if (admin && !admin.userAdmin && admin !== wsAdmin) await this.updateToken({ ...admin, userAdmin: true });
     return { user_token: userTok?.token ?? '', admin_token: admin?.token ?? '', workspace_admin_token: wsAdmin?.token ?? '' };
   }
 
@@ -354,6 +372,20 @@ export class AccessService {
   get organization(): { id: string; name: string } {
     const h = crypto.createHmac('sha256', this.secret).update('organization').digest('hex');
     return { id: `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20, 32)}`, name: 'default' };
+  }
+
+  /** The server's one user (owner of every workspace), with an id stable across restarts. */
+  get user(): { id: string; email: string } {
+    const h = crypto.createHmac('sha256', this.secret).update('user').digest('hex');
+    return { id: `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20, 32)}`, email: 'admin@localhost' };
+  }
+
+  /**
+   * The token of a workspace that the user's workspace list shows (what the TypeScript SDK builds
+   * with): its first ADMIN token that is not the user's admin token.
+   */
+  async workspaceToken(ws: Workspace): Promise<TokenRecord | undefined> {
+    return (await this.catalog.listTokens(ws.id)).find((t) => !t.userAdmin && t.scopes.some((sc) => sc.type === 'ADMIN'));
   }
 
   /** A new, isolated workspace (own engine database and tokens) with its admin token. */

@@ -19,6 +19,7 @@ import { cleanMessage, EngineError, type Engine } from '../engine/engine.js';
 import { badRequest, conflict, forbidden, notFound, PipitError, unauthorized } from './errors.js';
 import { checkNameLength } from './schema/names.js';
 import { newResourceId } from './ids.js';
+import { deleteObject } from './s3-delete.js';
 import { checkRelativePath, parseBucketUri, parseLocalPath } from './sink-template.js';
 import { nowIso, tbTime } from './time.js';
 
@@ -50,6 +51,8 @@ export type SinkLocation =
       objectUrl(key: string): string;
       keyId: string;
       secret: string;
+      /** Region requests are signed for (`auto` for GCS). */
+      region: string;
     }
   | {
       kind: 'local';
@@ -249,6 +252,7 @@ export class ConnectionService {
       objectUrl: (key) => base(key.split('/').map(encodeURIComponent).join('/')),
       keyId: secret.access_key_id ?? '',
       secret: secret.secret_access_key ?? '',
+      region: gcs ? 'auto' : c.settings.s3_region ?? 'us-east-1',
     };
   }
 
@@ -292,9 +296,9 @@ export class ConnectionService {
   }
 
   /**
-   * Checks that the location is reachable and writable: object storage by writing (and on later
-   * checks rewriting) one small object under the prefix; 404 missing bucket, 401 refused
-   * credentials, 400 anything else.
+   * Checks that the location is reachable and writable: object storage by writing one small
+   * object under the prefix and deleting it again; 404 missing bucket, 401 refused credentials,
+   * 400 anything else.
    */
   async check(loc: SinkLocation): Promise<void> {
     if (loc.kind === 'local') {
@@ -314,6 +318,8 @@ export class ConnectionService {
     } catch (err) {
       throw storageError(err, loc);
     }
+    // The check leaves nothing behind (best effort: the write already proved what it had to).
+    await deleteObject({ url: loc.url(key), region: loc.region, keyId: loc.keyId, secret: loc.secret }).catch(() => false);
   }
 }
 

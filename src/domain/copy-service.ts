@@ -11,7 +11,7 @@ import { createTableSql, physicalNames } from '../ingest/physical.js';
 import { abandonReplace, beginReplace, stagedAppend, swapIn } from './atomic-writes.js';
 import type { JobService } from '../jobs/job-service.js';
 import { scheduleOf } from '../jobs/cron.js';
-import type { QueryService } from '../sql/query-service.js';
+import type { PreparedQuery, QueryService } from '../sql/query-service.js';
 import type { ParamValue } from '../template/index.js';
 import type { Auth } from './access.js';
 import type { DatasourceService } from './datasource-service.js';
@@ -37,7 +37,26 @@ export interface CopyData {
   last_tick: string | null;
 }
 
+/** The seed's copy job limits (`403 Job limits exceeded`). */
+export interface CopyLimits {
+  /** Rows one copy job may write (seed 001: 100M). */
+  maxRows: number;
+  /** Copy jobs of a workspace that may be active (waiting or working) at once. */
+  maxActiveJobs: number;
+}
+
+export const DEFAULT_COPY_LIMITS: CopyLimits = { maxRows: 100_000_000, maxActiveJobs: 10 };
+
+/** `100M`, `1.5K`, `7`: a row limit as the seed writes it. */
+function shortCount(n: number): string {
+  for (const [unit, v] of [['B', 1e9], ['M', 1e6], ['K', 1e3]] as const) if (n >= v && Number.isInteger((n / v) * 10)) return `${n / v}${unit}`;
+  return String(n);
+}
+
 export class CopyService {
+  /** Per workspace: the check of the active-job limit and the enqueue happen one at a time. */
+  private readonly admission = new Map<string, Promise<unknown>>();
+
   constructor(
     private readonly engine: Engine,
     private readonly datasources: DatasourceService,
@@ -46,7 +65,43 @@ export class CopyService {
     private readonly jobs: JobService,
     /** The scheduler's clock (tests drive it). */
     private readonly now: () => Date = () => new Date(),
+    /** Job limits (PIPIT_COPY_MAX_ROWS, PIPIT_COPY_MAX_ACTIVE_JOBS); tests may change them. */
+    readonly limits: CopyLimits = { ...DEFAULT_COPY_LIMITS },
   ) {}
+
+  /**
+   * Seed 001's 403 `Job limits exceeded`, checked before a job is enqueued: the result must not
+   * have more than `maxRows` rows (counted by the engine, reading at most one row past the limit,
+   * so nothing is half-copied), and the workspace must have fewer than `maxActiveJobs` copy jobs
+   * waiting or working.
+   */
+  private async admit(ws: Workspace, prepared: PreparedQuery, create: () => Promise<JobRecord>): Promise<JobRecord> {
+    const max = this.limits.maxRows;
+    const bound = Object.keys(prepared.queryParams).length > 0;
+    let rows: number;
+    try {
+      const r = await this.engine.query(`SELECT count() AS c FROM (SELECT 1 FROM (${prepared.sql}) LIMIT ${max + 1})`, { format: 'JSONEachRow', params: bound ? prepared.queryParams : undefined });
+      rows = Number((JSON.parse(r.bytes.toString('utf8').trim() || '{"c":0}') as { c: string | number }).c);
+    } catch (err) {
+      if (err instanceof EngineError) throw badRequest(prepared.userNames(err.message));
+      throw err;
+    }
+    if (rows > max) throw forbidden(`Job limits exceeded. Tried to copy more than ${shortCount(max)} rows: the copy's result has more than ${max} rows, the limit of one copy job`);
+    const previous = this.admission.get(ws.id) ?? Promise.resolve();
+    const turn = previous.catch(() => undefined).then(async () => {
+      const active = (await Promise.all(['waiting', 'working'].map((status) => this.jobs.list(ws, { kind: 'copy', status, limit: this.limits.maxActiveJobs + 1 })))).flat().length;
+      if (active >= this.limits.maxActiveJobs) {
+        throw forbidden(`Job limits exceeded. There are too many active (working and waiting) Copy jobs: ${active} of at most ${this.limits.maxActiveJobs} in this workspace. Wait for them to finish or cancel them.`);
+      }
+      return create();
+    });
+    this.admission.set(ws.id, turn);
+    try {
+      return await turn;
+    } finally {
+      if (this.admission.get(ws.id) === turn) this.admission.delete(ws.id);
+    }
+  }
 
   private checkMode(mode: string | undefined): 'append' | 'replace' {
     const m = (mode ?? 'append').toLowerCase();
@@ -173,7 +228,7 @@ export class CopyService {
     });
     if (prepared.format) throw badRequest('A copy node can not have a FORMAT clause');
     const queryId = newResourceId();
-    return this.jobs.create(ws, 'copy', {
+    return this.admit(ws, prepared, () => this.jobs.create(ws, 'copy', {
       pipe_id: pipe.id, pipe_name: pipe.name, datasource: { id: target.id, name: target.name }, mode, query_id: queryId,
       query_sql: prepared.userNames(prepared.sql), is_cancellable_while_working: true,
     }, async (job, signal) => {
@@ -200,7 +255,7 @@ export class CopyService {
       } finally {
         signal.removeEventListener('abort', onAbort);
       }
-    });
+    }));
   }
 
   /** Loads the result into a shadow copy of the target and swaps them (see atomic-writes.ts). */

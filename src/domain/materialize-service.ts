@@ -14,7 +14,7 @@ import type { DatasourceService } from './datasource-service.js';
 import { badRequest, conflict, forbidden } from './errors.js';
 import type { PipeService } from './pipe-service.js';
 import { pipeType } from './pipe-service.js';
-import { checkExpression, parseEngineParams, parseType } from './schema/index.js';
+import { checkExpression, parseEngineParams, parseType, printType, type TypeNode } from './schema/index.js';
 import type { Column } from './types.js';
 import { EngineError, quoteIdent, quoteString, type Engine } from '../engine/engine.js';
 import { physicalNames } from '../ingest/physical.js';
@@ -97,21 +97,38 @@ export class MaterializeService {
     return meta;
   }
 
-  /** Refuses output columns the target can not store (missing columns, aggregate type mismatches). */
-  checkCompatible(output: OutputColumn[], target: DatasourceRecord): void {
-    for (const o of output) {
+  /**
+   * Refuses output columns the target can not store: columns it does not have, and types the
+   * engine can not convert into the column's (a `CAST` of the node's output, `LIMIT 0`, on a
+   * read-only Session). The engine decides, as it does when the view writes: `countState()`
+   * (`AggregateFunction(count)`) goes into `AggregateFunction(count, UInt64)`, `sumState` of an
+   * Int32 does not go into `AggregateFunction(sum, Int64)`.
+   */
+  async checkCompatible(auth: Auth, pipe: PipeRecord, node: NodeRecord, output: OutputColumn[], target: DatasourceRecord, queryId: string): Promise<void> {
+    const pairs = output.map((o) => {
       const t = target.columns.find((c) => c.name === o.name);
       if (!t) throw badRequest(`The column '${o.name}' of the node is not in the Data Source '${target.name}'. Its columns are: ${target.columns.map((c) => c.name).join(', ')}`);
-      const agg = /^(Simple)?AggregateFunction\((\w+)(?:\([^)]*\))?,\s*(.+)\)$/;
-      const tm = agg.exec(t.type);
-      if (!tm) continue;
-      const om = agg.exec(o.type);
-      const returns = om ? om[3] : o.type;
-      if (om && om[2] !== tm[2]) throw badRequest(`Incompatible aggregate functions for column '${o.name}': the node computes '${om[2]}' and the Data Source stores '${tm[2]}'`);
-      if (returns.replace(/\s/g, '') !== tm[3].replace(/\s/g, '')) {
-        throw badRequest(`Incompatible data types between aggregate function '${tm[2]}' which returns ${returns} and column storage type ${tm[3]}`);
+      return { o, t };
+    });
+    const prepared = await this.prepareNode(auth, pipe, node);
+    const probe = (cols: typeof pairs, n: number) =>
+      this.queries.collect({ ...prepared, sql: `SELECT ${cols.map(({ o, t }) => `CAST(${quoteIdent(o.name)}, ${quoteString(t.type)}) AS ${quoteIdent(o.name)}`).join(', ')} FROM (${prepared.sql}) LIMIT 0` }, 'JSON', `${queryId}c${n}`);
+    try {
+      await probe(pairs, 0);
+      return;
+    } catch (err) {
+      if (!(err instanceof EngineError)) throw err;
+    }
+    // Which column: one probe each (only when the whole one failed).
+    for (const [i, pair] of pairs.entries()) {
+      try {
+        await probe([pair], i + 1);
+      } catch (err) {
+        if (!(err instanceof EngineError)) throw err;
+        throw badRequest(incompatibleMessage(pair.o, pair.t.type, err.message));
       }
     }
+    throw badRequest(`The node can not be materialized into the Data Source '${target.name}': its columns can not be converted to the Data Source's types`);
   }
 
   /** Columns and engine of a target created from a node's output. */
@@ -147,7 +164,7 @@ export class MaterializeService {
       await this.datasources.drop(ws, target);
       target = null;
     }
-    if (target) this.checkCompatible(output, target);
+    if (target) await this.checkCompatible(auth, pipe, node, output, target, queryId);
     const view = `${ws.database}.${node.id}_mv`;
     // Created target, view, node record and populate job: undone together if anything between
     // them fails or the process dies (recoverMaterialize, also on the next start).
@@ -353,4 +370,32 @@ export class MaterializeService {
     }
     return out;
   }
+}
+
+/** The aggregate below LowCardinality/Nullable wrappers, if the type is one. */
+function aggregateOf(type: string): Extract<TypeNode, { kind: 'aggregate' }> | null {
+  let t: TypeNode;
+  try {
+    t = parseType(type);
+  } catch {
+    return null;
+  }
+  while (t.kind === 'nullable' || t.kind === 'lowcardinality') t = t.inner;
+  return t.kind === 'aggregate' ? t : null;
+}
+
+/** Tinybird's messages for a node column the engine can not store in the target column. */
+function incompatibleMessage(o: OutputColumn, storage: string, engineMessage: string): string {
+  const target = aggregateOf(storage);
+  const source = aggregateOf(o.type);
+  const fn = (a: NonNullable<typeof target>) => a.func.replace(/\(.*$/, '');
+  if (target && source && fn(target) !== fn(source)) {
+    return `Incompatible aggregate functions for column '${o.name}': the node computes '${fn(source)}' and the Data Source stores '${fn(target)}'`;
+  }
+  if (target && source) {
+    const args = (a: NonNullable<typeof target>) => a.args.map(printType).join(', ') || '(no arguments)';
+    return `Incompatible data types between aggregate function '${fn(target)}' which returns ${args(source)} and column storage type ${args(target)}`;
+  }
+  const reason = engineMessage.replace(/:? In scope [\s\S]*$/, '').replace(/\. Note: [\s\S]*$/, '').trim();
+  return `Incompatible data types for column '${o.name}': the node returns ${o.type} and the Data Source stores ${storage} (${reason})`;
 }

@@ -18,7 +18,7 @@ import { EngineError, quoteString, type Engine, markerTag } from '../engine/engi
 import { scheduleOf } from '../jobs/cron.js';
 import type { JobService } from '../jobs/job-service.js';
 import type { PreparedQuery, QueryService } from '../sql/query-service.js';
-import type { ParamValue } from '../template/index.js';
+import { templateParams, type ParamValue } from '../template/index.js';
 import type { Auth } from './access.js';
 import { storageError, type ConnectionService, type SinkLocation } from './connection-service.js';
 import type { ConnectionRecord } from '../catalog/catalog.js';
@@ -130,6 +130,30 @@ export class SinkService {
     return { connection, location, parts, format, compression, writeStrategy };
   }
 
+  /**
+   * File-template values from the defaults of the pipe's template parameters (the sink node's
+   * first, then the nodes before it), for placeholders that are not output columns: a
+   * `{country}` placeholder takes `{{ String(country, 'ES') }}`'s default when the request (or a
+   * scheduled run) sends no `country`.
+   */
+  private paramDefaults(pipe: PipeRecord, node: NodeRecord, columns: Map<string, string> | null): Record<string, string> {
+    const out: Record<string, string> = {};
+    const index = pipe.nodes.findIndex((n) => n.id === node.id);
+    for (const n of [node, ...pipe.nodes.slice(0, index).reverse()]) {
+      let params: ReturnType<typeof templateParams>;
+      try {
+        params = templateParams(n.sql);
+      } catch {
+        continue;
+      }
+      for (const p of params) {
+        if (p.name in out || columns?.has(p.name) || p.default === null || p.default === undefined) continue;
+        out[p.name] = Array.isArray(p.default) ? p.default.map(String).join(',') : String(p.default);
+      }
+    }
+    return out;
+  }
+
   async set(auth: Auth, pipe: PipeRecord, node: NodeRecord, s: SinkSettings, reqId: string): Promise<PipeRecord> {
     const role = pipeType(pipe);
     if (role === 'sink') throw forbidden(`The pipe '${pipe.name}' is already a Sink pipe`);
@@ -140,12 +164,13 @@ export class SinkService {
     const plan = await this.plan(auth, s);
     const columns = await this.columns(auth, pipe, node, null, reqId);
     if (columns) {
-      const unknown = columnPlaceholders(plan.parts, {}).filter((c) => !columns.has(c));
+      const defaults = this.paramDefaults(pipe, node, columns);
+      const unknown = columnPlaceholders(plan.parts, defaults).filter((c) => !columns.has(c));
       // A scheduled run has no request variables: every placeholder must be known now.
       if (unknown.length && cron) {
-        throw badRequest(`The file_template placeholder {${unknown[0]}} is not a column of the node's result (${[...columns.keys()].join(', ')}) or ${JOB_TIMESTAMP}; scheduled sinks get no request variables`);
+        throw badRequest(`The file_template placeholder {${unknown[0]}} is not a column of the node's result (${[...columns.keys()].join(', ')}), a parameter with a default or ${JOB_TIMESTAMP}; scheduled sinks get no request variables`);
       }
-      resolveTemplate(plan.parts, { variables: Object.fromEntries(unknown.map((u) => [u, 'x'])), jobTime: this.now(), columns, format: plan.format, compression: plan.compression });
+      resolveTemplate(plan.parts, { variables: { ...defaults, ...Object.fromEntries(unknown.map((u) => [u, 'x'])) }, jobTime: this.now(), columns, format: plan.format, compression: plan.compression });
     }
     await this.connections.check(plan.location);
     const data: SinkData = {
@@ -188,6 +213,26 @@ export class SinkService {
     if (!data.cron) throw notFound(`Scheduled sink for pipe '${pipe.name}' not found`);
     // Resuming starts from now: ticks missed while paused are not run.
     const patch: Partial<SinkData> = { schedule_status: status, ...(status === 'running' ? { last_tick: this.now().toISOString() } : {}) };
+    return this.pipes.save(auth.workspace, { ...pipe, nodes: pipe.nodes.map((n) => (n.id === node.id ? { ...n, data: { ...n.data, ...patch } } : n)) });
+  }
+
+  /**
+   * Sets, changes or removes (`None`, `@on-demand`, empty) the schedule of a sink pipe, keeping
+   * its other settings (`POST /v0/sink_pipes {name, schedule}`). A scheduled run gets no request
+   * variables, so every file_template placeholder must be known without them.
+   */
+  async reschedule(auth: Auth, pipe: PipeRecord, schedule: string, reqId: string): Promise<PipeRecord> {
+    const node = this.sinkNode(pipe);
+    const data = node.data as unknown as SinkData;
+    const cron = scheduleOf(schedule);
+    if (cron) {
+      const columns = await this.columns(auth, pipe, node, null, reqId);
+      const unknown = columns ? columnPlaceholders(parseFileTemplate(data.sink_file_template), this.paramDefaults(pipe, node, columns)).filter((c) => !columns.has(c)) : [];
+      if (unknown.length) {
+        throw badRequest(`The file_template placeholder {${unknown[0]}} is not a column of the node's result (${[...columns!.keys()].join(', ')}), a parameter with a default or ${JOB_TIMESTAMP}; scheduled sinks get no request variables`);
+      }
+    }
+    const patch: Partial<SinkData> = { cron, schedule_status: 'running', last_tick: cron ? this.now().toISOString() : null };
     return this.pipes.save(auth.workspace, { ...pipe, nodes: pipe.nodes.map((n) => (n.id === node.id ? { ...n, data: { ...n.data, ...patch } } : n)) });
   }
 
@@ -236,7 +281,7 @@ export class SinkService {
       if (err instanceof EngineError) throw badRequest(prepared.userNames(err.message));
       throw err;
     }
-    const resolved = resolveTemplate(plan.parts, { variables, jobTime: started, columns, format: plan.format, compression: plan.compression });
+    const resolved = resolveTemplate(plan.parts, { variables: { ...this.paramDefaults(pipe, node, columns), ...variables }, jobTime: started, columns, format: plan.format, compression: plan.compression });
     const loc = plan.location;
     return this.jobs.create(ws, 'sink', {
       pipe_id: pipe.id, pipe_name: pipe.name, pipe: { id: pipe.id, name: pipe.name }, query_id: queryId,

@@ -18,7 +18,7 @@ export interface IngestCounts {
   rows: number;
   /** Rows written to quarantine because a value did not fit. */
   quarantined: number;
-  /** Lines that could not be parsed at all (also kept in quarantine). */
+  /** Lines that could not be parsed at all or have the wrong number of columns (also kept in quarantine). */
   invalidLines: number;
   /** Bytes read from the source. */
   bytes: number;
@@ -142,13 +142,16 @@ export class IngestService {
           invalid++;
           fields = cols.map(() => null);
           err = `invalid CSV line ${r.line}: ${r.error ?? 'cannot be parsed'}: ${r.raw}`;
+        } else if (r.fields.length !== cols.length) {
+          // A line with the wrong number of columns is an invalid line (Tinybird's
+          // `invalid_lines`), not a row with bad values; it is kept in quarantine as it was.
+          invalid++;
+          const given = r.fields.map((f) => (f === '\\N' ? null : f));
+          fields = cols.map((_, i) => given[i] ?? null);
+          err = `invalid CSV line ${r.line}: it has ${given.length} columns, the Data Source has ${cols.length}: ${r.raw}`;
         } else {
           rows++;
           fields = r.fields.map((f) => (f === '\\N' ? null : f));
-          if (fields.length !== cols.length) {
-            err = `line ${r.line} has ${fields.length} columns, the Data Source has ${cols.length}: ${r.raw}`;
-            fields = cols.map((_, i) => fields[i] ?? null);
-          }
         }
         const row = JSON.stringify([...fields, err]);
         payload.push(row);

@@ -249,7 +249,9 @@ export class QueryService {
       maxResultBytes: this.config.queryMaxResultBytes,
       maxMemoryUsage: this.config.queryMaxMemory,
       maxThreads,
-      formatSettings,
+      // Tinybird's default (seed 001): Parquet String columns are plain Binary unless the request
+      // asks for output_format_parquet_string_as_string=1; ClickHouse 26.7's default is 1.
+      formatSettings: { output_format_parquet_string_as_string: 0, ...formatSettings },
     };
   }
 

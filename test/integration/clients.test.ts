@@ -414,3 +414,79 @@ ORDER BY id`,
     expect(r.rows).toBe(5);
   });
 });
+
+describe('@tinybirdco/sdk: Tinybird Local workspace flow (issue 11 item 7)', () => {
+  // The SDK's local helpers call the hard-coded http://localhost:7181; send those to this server.
+  async function withLocalServer<T>(fn: () => Promise<T>): Promise<T> {
+    const real = globalThis.fetch;
+    globalThis.fetch = ((input: string | URL | Request, init?: RequestInit) => {
+      const url = typeof input === 'string' ? input : input instanceof URL ? input.toString() : input.url;
+      return real(url.startsWith('http://localhost:7181') ? s.url + url.slice('http://localhost:7181'.length) : input, init);
+    }) as typeof fetch;
+    try {
+      return await fn();
+    } finally {
+      globalThis.fetch = real;
+    }
+  }
+  // Not in the package's exports map: loaded from its files.
+  const local = () => import('../../node_modules/@tinybirdco/sdk/dist/api/local.js');
+  const build = () => import('../../node_modules/@tinybirdco/sdk/dist/api/build.js');
+
+  it('getOrCreateLocalWorkspace: the admin token lists every workspace with its token', async () => {
+    const { getLocalTokens, getOrCreateLocalWorkspace, listLocalWorkspaces } = await local();
+    const tokens = await withLocalServer(() => getLocalTokens());
+    const first = await withLocalServer(() => getOrCreateLocalWorkspace(tokens, 'sdk_feature_branch'));
+    expect(first.wasCreated).toBe(true);
+    expect(first.workspace).toEqual({ id: expect.any(String), name: 'sdk_feature_branch', token: expect.stringMatching(/^p\./) });
+    const again = await withLocalServer(() => getOrCreateLocalWorkspace(tokens, 'sdk_feature_branch'));
+    expect(again).toEqual({ workspace: first.workspace, wasCreated: false });
+    const listed = await withLocalServer(() => listLocalWorkspaces(tokens.admin_token));
+    expect(listed.workspaces.map((w) => w.name)).toEqual(['default', 'sdk_feature_branch']);
+    expect(listed.workspaces.every((w) => typeof w.token === 'string' && w.token.startsWith('p.'))).toBe(true);
+    expect(listed.organizationId).toEqual(expect.any(String));
+    // The listed token works in its own workspace, and only there.
+    const r = await s.req('POST', '/v0/datasources?name=only_here&mode=create', { body: new URLSearchParams({ schema: 'a String' }), token: first.workspace.token });
+    expect(r.status).toBe(200);
+    const q = await s.req('GET', `/v0/sql?q=${encodeURIComponent('SELECT count() AS c FROM only_here FORMAT JSON')}`, { token: first.workspace.token });
+    expect((await q.json()).data).toEqual([{ c: 0 }]);
+    expect((await s.req('GET', '/v0/datasources/only_here')).status).toBe(404);
+    const own = await (await s.req('GET', '/v1/user/workspaces?with_organization=true', { token: first.workspace.token })).json();
+    expect(own.workspaces.map((w: { name: string }) => w.name)).toEqual(['sdk_feature_branch']);
+    expect(own.workspaces[0]).not.toHaveProperty('token');
+  });
+
+  it('a workspace admin token neither lists other workspaces nor reads or manages the user admin token', async () => {
+    const { admin_token } = s.app.services.localTokens;
+    const mine = await (await s.req('GET', '/v1/user/workspaces?with_organization=true')).json();
+    expect(mine.workspaces.map((w: { name: string }) => w.name)).toEqual(['default']);
+    expect(mine.workspaces[0]).not.toHaveProperty('token');
+    const list = (await (await s.req('GET', '/v0/tokens')).json()).tokens as Array<{ name: string; token?: string }>;
+    expect(list.find((t) => t.name === 'admin token')).not.toHaveProperty('token');
+    expect(list.some((t) => t.token === admin_token)).toBe(false);
+    expect((await s.req('POST', '/v0/tokens/admin%20token/refresh')).status).toBe(403);
+    expect((await s.req('DELETE', '/v0/tokens/admin%20token')).status).toBe(403);
+    // The user admin token itself still works as the default workspace's admin.
+    expect((await s.req('GET', '/v0/datasources', { token: admin_token })).status).toBe(200);
+  });
+
+  it('getWorkspace (/v1/workspace) has the owner, the scope and main', async () => {
+    const { getWorkspace } = await import('@tinybirdco/sdk/api/workspaces');
+    const w = await getWorkspace({ baseUrl: s.url, token: s.token });
+    expect(w).toMatchObject({ id: expect.any(String), name: 'default', user_id: expect.any(String), user_email: expect.stringContaining('@'), scope: 'ADMIN', main: null });
+    const members = await (await s.req('GET', `/v0/organizations/${s.app.services.access.organization.id}/members`, { token: s.app.services.localTokens.user_token })).json();
+    expect(members.members[0].id).toBe(w.user_id);
+  });
+
+  it('Forward-only routes (build, deploy, deployments, environments) say they are not supported', async () => {
+    const { buildToTinybird } = await build();
+    const r = await buildToTinybird({ baseUrl: s.url, token: s.token }, { datasources: [{ name: 'x', content: 'SCHEMA >\n    a String\n' }], pipes: [], connections: [] });
+    expect(r.success).toBe(false);
+    expect(r.error).toMatch(/^POST \/v1\/build is not supported by this server/);
+    for (const [method, p] of [['POST', '/v1/deploy?check=true'], ['GET', '/v1/deployments'], ['GET', '/v1/deployments/12'], ['POST', '/v1/environments'], ['GET', '/v0/environments/feat?with_token=true']]) {
+      const res = await s.req(method, p);
+      expect(res.status, p).toBe(501);
+      expect((await res.json()).error).toContain('is not supported by this server');
+    }
+  });
+});

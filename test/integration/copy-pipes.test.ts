@@ -85,6 +85,41 @@ describe('copy pipes', () => {
     expect(r.status).toBe(400);
   });
 
+  it('copy job limits (seed 001): rows per job and active jobs per workspace → 403 Job limits exceeded', async () => {
+    const copies = s.app.services.copies;
+    const saved = { ...copies.limits };
+    const before = await targetRows();
+    try {
+      // The result of `counts` has 3 rows (one per country).
+      copies.limits.maxRows = 2;
+      let r = await s.req('POST', '/v0/pipes/counts/copy');
+      expect(r.status).toBe(403);
+      expect((await r.json()).error).toMatch(/^Job limits exceeded\. Tried to copy more than 2 rows/);
+      expect(await targetRows()).toEqual(before);
+      copies.limits.maxRows = 3;
+      r = await s.req('POST', '/v0/pipes/counts/copy?min_n=10000');
+      expect(r.status).toBe(200);
+      await waitJob((await r.json()).job.id);
+      // One active copy job at most: a job held working fills the workspace's quota.
+      copies.limits.maxActiveJobs = 1;
+      const ws = s.app.services.access.defaultWorkspace;
+      let release!: () => void;
+      const held = await s.app.services.jobs.create(ws, 'copy', { pipe_name: 'held', is_cancellable_while_working: true }, () => new Promise<Record<string, unknown>>((res) => { release = () => res({}); }));
+      r = await s.req('POST', '/v0/pipes/counts/copy?min_n=10000');
+      expect(r.status).toBe(403);
+      expect((await r.json()).error).toMatch(/^Job limits exceeded\. There are too many active \(working and waiting\) Copy jobs/);
+      for (let i = 0; i < 100 && !release; i++) await new Promise((res) => setTimeout(res, 10));
+      release();
+      await waitJob(held.id);
+      r = await s.req('POST', '/v0/pipes/counts/copy?min_n=10000');
+      expect(r.status).toBe(200);
+      await waitJob((await r.json()).job.id);
+      expect(await targetRows()).toEqual(before);
+    } finally {
+      Object.assign(copies.limits, saved);
+    }
+  });
+
   it('a copy pipe has one role', async () => {
     let r = await s.req('POST', '/v0/pipes/counts/nodes/n/endpoint');
     expect(r.status).toBe(403);
@@ -131,6 +166,40 @@ describe('copy pipes', () => {
     expect((await r.json()).schedule.status).toBe('paused');
     await s.req('POST', '/v0/pipes/counts/copy/resume');
   }, 60_000);
+
+  it('a scheduled copy starts within moments of its minute: the scheduler wakes at the minute of its clock', async () => {
+    // The clock runs at real speed from 1.5 s before a minute, so only the wake-up time is tested:
+    // the old scheduler woke every 20 s, whenever that fell (13–16 s late on average).
+    const clock = s.app.services.clock;
+    const r0 = Date.now();
+    const base = Date.parse('2034-06-01T12:00:58.500Z');
+    const minute = Date.parse('2034-06-01T12:01:00Z');
+    clock.now = () => new Date(base + (Date.now() - r0));
+    try {
+      const pipe = { name: 'minutely', nodes: [{ name: 'm', sql: 'SELECT country, count() AS c FROM events WHERE n < 0 GROUP BY country' }] };
+      expect((await s.req('POST', '/v0/pipes', { headers: JSON_HDR, body: JSON.stringify(pipe) })).status).toBe(200);
+      const r = await s.req('POST', '/v0/pipes/minutely/nodes/m/copy', { body: new URLSearchParams({ target_datasource: 'copy_target', schedule_cron: '* * * * *' }) });
+      expect(r.status, await r.clone().text()).toBe(200);
+      s.app.services.scheduler.start(); // re-armed from the replaced clock
+      const ws = s.app.services.access.defaultWorkspace;
+      let job: Awaited<ReturnType<typeof s.app.services.jobs.list>>[number] | undefined;
+      for (let i = 0; i < 200 && !job; i++) {
+        job = (await s.app.services.jobs.list(ws, { kind: 'copy', pipeName: 'minutely', limit: 10 }))[0];
+        if (!job) await new Promise((res) => setTimeout(res, 50));
+      }
+      expect(job, 'no scheduled copy job within 10 s').toBeDefined();
+      // When it was enqueued, on the test's clock: within a few seconds of 12:01:00 (generous under load).
+      const lag = base + (Date.parse(job!.createdAt) - r0) - minute;
+      expect(lag).toBeGreaterThanOrEqual(0);
+      expect(lag).toBeLessThan(4000);
+      expect((await waitJob(job!.id)).status).toBe('done');
+    } finally {
+      clock.now = () => new Date();
+      s.app.services.scheduler.start();
+      await s.req('DELETE', '/v0/pipes/minutely');
+      await s.app.services.jobs.drain();
+    }
+  });
 
   it('a restart between ticks neither skips nor doubles a run', async () => {
     const base = new Date('2030-02-01T00:00:00Z');

@@ -155,7 +155,8 @@ describe('appends and quarantine', () => {
     const r = await s.req('POST', '/v0/datasources?name=q_csv&mode=append', { body: csv, headers: { 'content-type': 'text/csv' } });
     const j = await r.json();
     expect(r.status).toBe(200);
-    expect(j.quarantine_rows).toBe(3);
+    // `5,e` has too few columns: an invalid line (kept in quarantine), not a quarantined row.
+    expect([j.quarantine_rows, j.invalid_lines]).toEqual([2, 1]);
     expect(await count(s, 'q_csv')).toBe(2);
     expect(await count(s, 'q_csv', true)).toBe(3);
     const semi = await s.req('POST', '/v0/datasources?name=q_csv&mode=append&dialect_delimiter=%3B', { body: '6;f;2024-01-01 00:00:00;1\n' });
@@ -164,6 +165,24 @@ describe('appends and quarantine', () => {
     const bad = await s.req('POST', '/v0/datasources?name=q_csv&mode=append&dialect_delimiter=ab', { body: '1' });
     expect(bad.status).toBe(400);
     expect((await bad.json()).error).toBe('The dialect delimiter must be a 1-character string');
+  });
+
+  it('CSV: one bad-type row and one line with the wrong number of columns → 1 row in quarantine and 1 invalid line', async () => {
+    const c = await s.req('POST', '/v0/datasources?name=q_inv&mode=create', form({ schema: 'id Int32, name String' }));
+    expect(c.status).toBe(200);
+    const r = await s.req('POST', '/v0/datasources?name=q_inv&mode=append', { body: '1,a\nx,b\n3,c,extra\n4,d\n', headers: { 'content-type': 'text/csv' } });
+    const j = await r.json();
+    expect(r.status).toBe(200);
+    expect(j.error).toBe('There was an error with file contents: 1 row in quarantine and 1 invalid line.');
+    expect([j.quarantine_rows, j.invalid_lines, j.successful_rows]).toEqual([1, 1, 2]);
+    expect(await count(s, 'q_inv')).toBe(2);
+    // Nothing is lost: the invalid line is kept in quarantine with its reason.
+    const t = await tableOf(s, 'q_inv');
+    const q = await engineRows<{ e: string[] }>(s, `SELECT c__error AS e FROM ${t.quarantine} ORDER BY e`);
+    expect(q.map((x) => x.e.join(' '))).toEqual([
+      'invalid CSV line 3: it has 3 columns, the Data Source has 2: 3,c,extra',
+      "value 'x' on column 'id' is not Int32",
+    ]);
   });
 
   it('gzip by header and by magic bytes, and multipart uploads', async () => {

@@ -156,6 +156,40 @@ describe('materialized views', () => {
     expect(r.status).toBe(400);
   });
 
+  it('lets the engine decide what a target column can store (logs-explorer: countState() into AggregateFunction(count, UInt64))', async () => {
+    // Issue 11 item 1: Tinybird's public logs-explorer template declares the column with the
+    // argument type; the engine stores countState() there and countMerge reads it back.
+    let r = await s.req('POST', '/v0/datasources?name=logs_src&mode=create', { body: new URLSearchParams({ schema: 'host String `json:$.host`, level String `json:$.level`' }) });
+    expect(r.status).toBe(200);
+    const schema = 'host String, count AggregateFunction(count, UInt64), levels AggregateFunction(uniq, String)';
+    r = await s.req('POST', '/v0/datasources?name=logs_mv&mode=create&engine=AggregatingMergeTree&engine_sorting_key=host', { body: new URLSearchParams({ schema }) });
+    expect(r.status).toBe(200);
+    const nodeSql = 'SELECT host, countState() AS count, uniqState(level) AS levels FROM logs_src GROUP BY host';
+    r = await s.req('POST', '/v0/pipes', { headers: JSON_HDR, body: JSON.stringify({ name: 'logs_pipe', nodes: [{ name: 'agg', sql: nodeSql }] }) });
+    expect(r.status).toBe(200);
+    r = await s.req('POST', '/v0/pipes/logs_pipe/nodes/agg/materialization?datasource=logs_mv');
+    expect(r.status, await r.clone().text()).toBe(200);
+    r = await s.req('POST', '/v0/events?name=logs_src&wait=true', { body: '{"host":"a","level":"info"}\n{"host":"a","level":"warn"}\n{"host":"b","level":"info"}' });
+    expect(r.status).toBe(200);
+    expect(await sql('SELECT host, countMerge(count) AS c, uniqMerge(levels) AS l FROM logs_mv GROUP BY host ORDER BY host')).toEqual([
+      { host: 'a', c: 2, l: 2 },
+      { host: 'b', c: 1, l: 1 },
+    ]);
+    // What the engine refuses still gets Tinybird's messages, naming the types as they are.
+    await s.req('POST', '/v0/pipes', { headers: JSON_HDR, body: JSON.stringify({ name: 'logs_bad', nodes: [{ name: 'f', sql: 'SELECT host, sumState(1) AS count, uniqState(level) AS levels FROM logs_src GROUP BY host' }, { name: 'g', sql: 'SELECT host, countState() AS count, uniqState(toUInt32(1)) AS levels FROM logs_src GROUP BY host' }, { name: 'h', sql: 'SELECT host, countState() AS count, 1 AS levels FROM logs_src GROUP BY host' }] }) });
+    r = await s.req('POST', '/v0/pipes/logs_bad/nodes/f/materialization?datasource=logs_mv');
+    expect(r.status).toBe(400);
+    expect((await r.json()).error).toBe("Incompatible aggregate functions for column 'count': the node computes 'sum' and the Data Source stores 'count'");
+    r = await s.req('POST', '/v0/pipes/logs_bad/nodes/g/materialization?datasource=logs_mv');
+    expect(r.status).toBe(400);
+    expect((await r.json()).error).toBe("Incompatible data types between aggregate function 'uniq' which returns UInt32 and column storage type String");
+    r = await s.req('POST', '/v0/pipes/logs_bad/nodes/h/materialization?datasource=logs_mv');
+    expect(r.status).toBe(400);
+    expect((await r.json()).error).toMatch(/^Incompatible data types for column 'levels': the node returns UInt8 and the Data Source stores AggregateFunction\(uniq, String\) \(.+\)$/);
+    const bad = await (await s.req('GET', '/v0/pipes/logs_bad')).json();
+    expect(bad.nodes.map((n: { node_type: string }) => n.node_type)).toEqual(['standard', 'standard', 'standard']);
+  });
+
   it('unlinking keeps the target and stops it receiving; population with truncate', async () => {
     const target = await tableOf(s, 'mism_ok');
     let r = await s.req('DELETE', '/v0/pipes/mism/nodes/m/materialization');

@@ -409,12 +409,8 @@ describe('sink pipes', () => {
   it('fails the job with the storage error when the bucket is gone', async () => {
     await pipe('p_gone');
     expect((await setSink('p_gone', { path: 's3://doomed-bucket/x', file_template: 'f' })).status).toBe(200);
-    await client.send(new DeleteBucketCommand({ Bucket: 'doomed-bucket' })).catch(async () => {
-      // The check object is in it: empty it first.
-      const { DeleteObjectCommand } = await import('@aws-sdk/client-s3');
-      await client.send(new DeleteObjectCommand({ Bucket: 'doomed-bucket', Key: 'x/_pipit_write_check' }));
-      await client.send(new DeleteBucketCommand({ Bucket: 'doomed-bucket' }));
-    });
+    // The set-up's check object was deleted again: the bucket is empty and can go.
+    await client.send(new DeleteBucketCommand({ Bucket: 'doomed-bucket' }));
     const job = await run('p_gone');
     expect(job.status).toBe('error');
     expect(job.error).toMatch(/doomed-bucket.*doesn't exist/);
@@ -450,6 +446,80 @@ describe('sink pipes', () => {
     } finally {
       clock.now = () => new Date();
     }
+  });
+
+  it('/v0/sink_pipes lists the sink pipes; POST {name, schedule} schedules one (seed 003)', async () => {
+    const clock = s.app.services.clock;
+    const t0 = new Date('2032-05-01T08:00:30Z');
+    clock.now = () => t0;
+    try {
+      await pipe('p_sp');
+      await pipe('p_sp_plain');
+      expect((await setSink('p_sp', { path: `s3://${BUCKET}/sp`, file_template: 'sp', write_strategy: 'new' })).status).toBe(200);
+      let r = await j(s.req('GET', '/v0/sink_pipes'));
+      expect(r.status).toBe(200);
+      const names = r.body.pipes.map((p: { name: string }) => p.name);
+      expect(names).toContain('p_sp');
+      expect(names).not.toContain('p_sp_plain');
+      const listed = r.body.pipes.find((p: { name: string }) => p.name === 'p_sp');
+      expect(listed).toMatchObject({ name: 'p_sp', type: 'sink', sink_node: expect.any(String) });
+      expect(listed).not.toHaveProperty('schedule');
+      r = await j(s.req('POST', '/v0/sink_pipes', { headers: JSON_HDR, body: JSON.stringify({ name: 'p_sp', schedule: '0 * * * *' }) }));
+      expect(r.status, JSON.stringify(r.body)).toBe(200);
+      expect(r.body.schedule).toEqual({ timezone: 'Etc/UTC', cron: '0 * * * *', status: 'running' });
+      clock.now = () => new Date(t0.getTime() + 60 * 60_000);
+      const jobs = (await s.app.services.scheduler.tick()).filter((x) => x.data.pipe_name === 'p_sp');
+      expect(jobs).toHaveLength(1);
+      expect((await waitJob(jobs[0].id)).status).toBe('done');
+      // Removing the schedule; errors for what is not a sink pipe or a bad body.
+      r = await j(s.req('POST', '/v0/sink_pipes', form({ name: 'p_sp', schedule: '@on-demand' })));
+      expect(r.status).toBe(200);
+      expect(r.body).not.toHaveProperty('schedule');
+      for (const [body, status, error] of [
+        [{ name: 'p_sp_plain', schedule: '0 * * * *' }, 400, "The pipe 'p_sp_plain' is not a Sink pipe"],
+        [{ name: 'nope', schedule: '0 * * * *' }, 404, undefined],
+        [{ name: 'p_sp', schedule: 'every hour' }, 400, undefined],
+        [{ schedule: '0 * * * *' }, 400, undefined],
+        [{ name: 'p_sp' }, 400, undefined],
+      ] as const) {
+        r = await j(s.req('POST', '/v0/sink_pipes', { headers: JSON_HDR, body: JSON.stringify(body) }));
+        expect(r.status, JSON.stringify(body)).toBe(status);
+        if (error) expect(r.body.error).toBe(error);
+      }
+      // A read token sees the sink pipes it can read; scheduling needs PIPES:CREATE.
+      const t = await j(s.req('POST', '/v0/tokens?name=sp_reader&scope=PIPES:READ:p_sp'));
+      r = await j(s.req('GET', '/v0/sink_pipes', { token: t.body.token }));
+      expect(r.body.pipes.map((p: { name: string }) => p.name)).toEqual(['p_sp']);
+      r = await j(s.req('POST', '/v0/sink_pipes', { headers: JSON_HDR, body: JSON.stringify({ name: 'p_sp', schedule: '0 * * * *' }), token: t.body.token }));
+      expect(r.status).toBe(403);
+    } finally {
+      clock.now = () => new Date();
+    }
+  });
+
+  it('a file_template placeholder takes the node parameter\'s default; checks leave no _pipit_write_check behind', async () => {
+    await pipe('p_pdef', "%\nSELECT country, n FROM events WHERE country = {{ String(region, 'ES') }} ORDER BY n");
+    // Scheduled: no request variables, so {region} must come from the parameter's default.
+    let r = await setSink('p_pdef', { path: `s3://${BUCKET}/pdef`, file_template: 'by_{region}', schedule_cron: '0 0 1 1 *', write_strategy: 'truncate' });
+    expect(r.status, JSON.stringify(r.body)).toBe(200);
+    let job = await run('p_pdef');
+    expect(job.status, JSON.stringify(job)).toBe('done');
+    job = await run('p_pdef', { region: 'FR' });
+    expect(job.status, JSON.stringify(job)).toBe('done');
+    expect(await keys('pdef/')).toEqual(['pdef/by_ES.csv', 'pdef/by_FR.csv']);
+    expect(csvLines(await object('pdef/by_ES.csv')).slice(1).every((l) => l.startsWith('"ES"'))).toBe(true);
+    expect(csvLines(await object('pdef/by_FR.csv')).slice(1).every((l) => l.startsWith('"FR"'))).toBe(true);
+    // A parameter without a default still needs the request's value.
+    await pipe('p_pnodef', '%\nSELECT country, n FROM events WHERE country = {{ String(region) }} ORDER BY n');
+    r = await setSink('p_pnodef', { path: `s3://${BUCKET}/pdef`, file_template: 'nd_{region}', schedule_cron: '0 0 1 1 *' });
+    expect(r.status).toBe(400);
+    // Connection checks (connector creation with bucket=, every sink set-up) delete their object.
+    const all = await client.send(new ListObjectsV2Command({ Bucket: BUCKET }));
+    expect((all.Contents ?? []).map((o) => o.Key!).filter((k) => k.endsWith('_pipit_write_check'))).toEqual([]);
+    const c = await j(s.req('POST', '/v0/connectors', form({ service: 's3', name: 's3conn_root', s3_endpoint: endpoint, s3_region: 'us-east-1', s3_access_key_id: 'S3RVER', s3_secret_access_key: 'S3RVER', bucket: 'gcs-bucket' })));
+    expect(c.status, JSON.stringify(c.body)).toBe(200);
+    const root = await client.send(new ListObjectsV2Command({ Bucket: 'gcs-bucket' }));
+    expect((root.Contents ?? []).map((o) => o.Key!).filter((k) => k.endsWith('_pipit_write_check'))).toEqual([]);
   });
 
   it('writes local directories inside the root only, with both strategies', async () => {

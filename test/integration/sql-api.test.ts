@@ -4,6 +4,7 @@
  * cancellation, and the error bodies and status codes.
  */
 import zlib from 'node:zlib';
+import { parquetMetadata } from 'hyparquet';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startServer, tableOf, type TestServer } from '../helpers/server.js';
 
@@ -215,10 +216,23 @@ describe('parameters', () => {
     expect(r.status).toBe(400);
   });
 
-  it('output_format_parquet_string_as_string', async () => {
-    const r = await sql('SELECT user FROM ev FORMAT Parquet', '&output_format_parquet_string_as_string=1');
-    expect(r.status).toBe(200);
-    expect(Buffer.from(await r.arrayBuffer()).subarray(0, 4).toString()).toBe('PAR1');
+  it('output_format_parquet_string_as_string: String columns are plain Binary unless it is 1 (seed 001; the engine defaults to 1)', async () => {
+    // The Parquet schema element of the `user` column: BYTE_ARRAY, annotated UTF8/STRING only when asked.
+    const userColumn = async (r: Response) => {
+      expect(r.status).toBe(200);
+      const b = await r.arrayBuffer();
+      expect(Buffer.from(b).subarray(0, 4).toString()).toBe('PAR1');
+      const el = parquetMetadata(b).schema.find((e) => e.name === 'user')!;
+      return { type: el.type, utf8: el.converted_type === 'UTF8' || el.logical_type?.type === 'STRING' };
+    };
+    expect(await userColumn(await sql('SELECT user FROM ev FORMAT Parquet'))).toEqual({ type: 'BYTE_ARRAY', utf8: false });
+    expect(await userColumn(await sql('SELECT user FROM ev FORMAT Parquet', '&output_format_parquet_string_as_string=0'))).toEqual({ type: 'BYTE_ARRAY', utf8: false });
+    expect(await userColumn(await sql('SELECT user FROM ev FORMAT Parquet', '&output_format_parquet_string_as_string=1'))).toEqual({ type: 'BYTE_ARRAY', utf8: true });
+    // Endpoints too.
+    const p = await s.req('POST', '/v0/pipes', { headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: 'pq_strings', nodes: [{ name: 'e', sql: 'SELECT user FROM ev', type: 'endpoint' }] }) });
+    expect(p.status, await p.clone().text()).toBe(200);
+    expect(await userColumn(await s.req('GET', '/v0/pipes/pq_strings.parquet'))).toEqual({ type: 'BYTE_ARRAY', utf8: false });
+    expect(await userColumn(await s.req('GET', '/v0/pipes/pq_strings.parquet?output_format_parquet_string_as_string=1'))).toEqual({ type: 'BYTE_ARRAY', utf8: true });
     expect((await sql('SELECT 1', '&output_format_parquet_string_as_string=x')).status).toBe(400);
   });
 

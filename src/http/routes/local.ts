@@ -11,7 +11,7 @@
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import net from 'node:net';
 import type { Services } from '../../app.js';
-import { forbidden } from '../../domain/errors.js';
+import { forbidden, PipitError } from '../../domain/errors.js';
 import { isLoopbackAddress } from '../address-policy.js';
 
 /** The host name of a `Host` header: lower-cased, port and IPv6 brackets removed, no trailing dot. */
@@ -39,6 +39,9 @@ export function isLocalHostHeader(header: string | undefined, apiHost: string): 
   }
 }
 
+/** Tinybird Forward routes this server does not implement. */
+export const FORWARD_ONLY = ['/v1/build', '/v1/deploy', '/v1/deployments', '/v1/deployments/*', '/v1/environments', '/v1/environments/*', '/v0/environments', '/v0/environments/*'];
+
 /** Route hook: drops the CORS headers every other route gets. */
 function withoutCors(_req: FastifyRequest, reply: FastifyReply, done: () => void): void {
   for (const h of Object.keys(reply.getHeaders())) if (h.startsWith('access-control-')) reply.removeHeader(h);
@@ -55,4 +58,12 @@ export const localRoutes = (s: Services): FastifyPluginAsync => async (app) => {
   });
   app.options('/tokens', { onRequest: withoutCors }, async (_req, reply) => reply.code(204).send());
   app.get('/v0/health', async () => ({ status: 'ok' }));
+  // Tinybird Forward's project routes (`tb build`/`tb deploy`, the TypeScript SDK's build and
+  // branches): this server speaks the classic /v0 API, so they answer a clear 501 instead of a
+  // bare route-not-found. Datafiles go in through the Data Sources and Pipes APIs.
+  for (const route of FORWARD_ONLY) {
+    app.all(route, async (req) => {
+      throw new PipitError('not_implemented', `${req.method} ${req.url.split('?')[0]} is not supported by this server: Pipit implements Tinybird's /v0 API, not Tinybird Forward's builds, deployments and branches. Create data sources and pipes with the /v0/datasources and /v0/pipes APIs.`);
+    });
+  }
 };

@@ -133,6 +133,28 @@ export function sinkRoutes(s: Services): FastifyPluginAsync {
       });
     }
 
+    // Seed 003's terse `/v0/sink_pipes`: GET lists the sink pipes the token can read (as
+    // `/v0/pipes` lists pipes); POST `{name, schedule}` sets, changes or removes (`None`,
+    // `@on-demand`, empty) the cron schedule of the existing sink pipe `name`, keeping its other
+    // settings. A sink is created with POST /v0/pipes/:p/nodes/:n/sink (it needs a node,
+    // a connection and a path, which this body does not carry).
+    app.get('/v0/sink_pipes', async (req) => {
+      const auth = await authenticate(s, req);
+      const pipes = (await s.pipes.list(auth.workspace)).filter((p) => p.nodes.some((n) => n.nodeType === 'sink') && auth.canReadPipe(p.id));
+      return { pipes: pipes.map((p) => json(auth, p)) };
+    });
+
+    app.post('/v0/sink_pipes', async (req) => {
+      const auth = await authenticate(s, req);
+      const a = await formArgs(req);
+      const name = str(a.name);
+      if (!name) throw badRequest('The "name" parameter is required: the name of a sink pipe');
+      const schedule = a.schedule ?? a.schedule_cron;
+      if (schedule === undefined || schedule === null || typeof schedule === 'object') throw badRequest('The "schedule" parameter is required: a cron expression (UTC), or "@on-demand" to remove the schedule');
+      const pipe = await writablePipe(auth, name);
+      return json(auth, await s.sinks.reschedule(auth, pipe, String(schedule), req.id));
+    });
+
     app.post('/v0/pipes/:pipe/sink/cancel', async (req) => {
       const auth = await authenticate(s, req);
       const pipe = await writablePipe(auth, (req.params as { pipe: string }).pipe);

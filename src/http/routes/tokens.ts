@@ -122,9 +122,9 @@ export const tokenRoutes = (s: Services): FastifyPluginAsync => async (app) => {
     return json;
   }
 
-  /** ADMIN sees every value; others do not see ADMIN tokens' values (they would be admins then). */
+  /** ADMIN sees every value (but the user's admin token's); others do not see ADMIN tokens' values (they would be admins then). */
   function seesValue(auth: Auth, t: TokenRecord): boolean {
-    return auth.isAdmin || t.token === auth.token.token || !t.scopes.some((sc) => sc.type === 'ADMIN');
+    return auth.seesValueOf(t);
   }
 
   /** The scopes asked for, checked and with resources resolved to ids. */

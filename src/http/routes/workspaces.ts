@@ -38,28 +38,46 @@ export function workspaceRoutes(s: Services): FastifyPluginAsync {
     role: 'admin',
     ...extra,
   });
-  /** The user token, or a workspace admin token (which sees only its own workspace). */
+  /**
+   * The user token and the user's admin token (`admin_token` of GET /tokens) see every workspace;
+   * another workspace admin token sees only its own.
+   */
   const visible = (auth: Auth): Workspace[] => {
-    if (auth.isUser) return s.access.listWorkspaces();
+    if (auth.isUser || auth.isUserAdmin) return s.access.listWorkspaces();
     if (auth.isAdmin) return [auth.workspace];
     throw forbidden('token needs scope USER or admin');
   };
 
   return async (app) => {
+    /** The caller's workspace with its owner and the token's scope (Tinybird's /v1/workspace, read by the SDK). */
+    const current = (auth: Auth) => {
+      const user = s.access.user;
+      const scope = auth.isUserAdmin ? 'ADMIN_USER' : auth.isAdmin ? 'ADMIN' : auth.token.scopes[0]?.type ?? '';
+      return wsJson(auth.workspace, { user_id: user.id, user_email: user.email, scope, main: null });
+    };
     app.get('/v0/workspace', async (req) => {
       const auth = await authenticate(s, req);
       const ws = auth.workspace;
-      return { ...wsJson(ws), datasources: (await s.datasources.list(ws)).length, pipes: (await s.pipes.list(ws)).length };
+      return { ...current(auth), datasources: (await s.datasources.list(ws)).length, pipes: (await s.pipes.list(ws)).length };
     });
-    app.get('/v1/workspace', async (req) => {
-      const auth = await authenticate(s, req);
-      return wsJson(auth.workspace);
-    });
+    app.get('/v1/workspace', async (req) => current(await authenticate(s, req)));
 
     const list = async (req: FastifyRequest) => {
       const auth = await authenticate(s, req);
       const withOrg = queryParams(req).with_organization === 'true';
-      return { workspaces: visible(auth).map((w) => wsJson(w, withOrg ? { organization: org() } : {})) };
+      const workspaces = visible(auth);
+      // The user's tokens list every workspace with the token to work in it (Tinybird Local; the
+      // TypeScript SDK builds with it); a workspace admin token gets no token values here.
+      const withTokens = auth.isUser || auth.isUserAdmin;
+      const items = await Promise.all(workspaces.map(async (w) => {
+        const extra: Record<string, unknown> = withOrg ? { organization: org() } : {};
+        if (withTokens) {
+          const t = await s.access.workspaceToken(w);
+          if (t) extra.token = t.token;
+        }
+        return wsJson(w, extra);
+      }));
+      return { workspaces: items, ...(withOrg ? { organization_id: org().id } : {}) };
     };
     app.get('/v0/workspaces', list);
     app.get('/v0/user/workspaces', list);
@@ -92,7 +110,7 @@ export function workspaceRoutes(s: Services): FastifyPluginAsync {
     };
     app.get('/v0/organizations/:id/members', async (req) => {
       await orgOf(req);
-      return { members: [{ id: 'user', email: 'admin@localhost', role: 'admin' }] };
+      return { members: [{ id: s.access.user.id, email: s.access.user.email, role: 'admin' }] };
     });
     app.get('/v0/organizations/:id/workspaces', async (req) => {
       const { ws } = await orgOf(req);
