@@ -22,6 +22,7 @@ import { workspaceRoutes } from './routes/workspaces.js';
 import { tokenRoutes } from './routes/tokens.js';
 import { connectorRoutes } from './routes/connectors.js';
 import { sinkRoutes } from './routes/sinks.js';
+import { consoleRoutes } from './routes/console.js';
 
 const CORS_HEADERS: Record<string, string> = {
   'access-control-allow-origin': '*',
@@ -87,6 +88,7 @@ export function buildHttp(services: Services): FastifyInstance {
   app.register(tokenRoutes(services));
   app.register(connectorRoutes(services));
   app.register(sinkRoutes(services));
+  app.register(consoleRoutes(services));
   return app;
 }
 
