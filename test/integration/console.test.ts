@@ -186,7 +186,7 @@ describe.skipIf(!HAVE_CHROMIUM)('console: in Chromium', () => {
     // 3. SQL: run a query, see its chart.
     await page.getByRole('navigation').getByRole('link', { name: 'SQL' }).click();
     await typeSql(0, 'SELECT toDate(day) AS d, sum(amount) AS total, count() AS n FROM sales GROUP BY d ORDER BY d');
-    await page.getByTestId('run-sql').click();
+    await page.keyboard.press('ControlOrMeta+Enter'); // runs from the keyboard
     await page.getByTestId('stats').getByText('3 rows', { exact: true }).waitFor();
     await page.getByRole('tab', { name: 'Chart' }).click();
     await page.getByTestId('chart').locator('canvas').waitFor();
@@ -235,7 +235,17 @@ describe.skipIf(!HAVE_CHROMIUM)('console: in Chromium', () => {
     await shot('05-observability');
     await page.getByRole('navigation').getByRole('link', { name: 'Tokens' }).click();
     await page.getByTestId('tokens').waitFor();
+    await page.locator('#tok-name').fill('sales_reader');
+    await page.getByLabel('Scope', { exact: true }).selectOption('PIPES:READ');
+    await page.getByLabel('Resource').selectOption('sales_by_city');
+    await page.getByTestId('create-token').click();
+    await page.getByTestId('token-created').waitFor();
+    await page.getByTestId('tokens').getByText('PIPES:READ:sales_by_city').waitFor();
     await shot('06-tokens');
+    const tokens = (await (await s.req('GET', '/v0/tokens')).json()).tokens as Array<{ name: string; token: string }>;
+    const reader = tokens.find((t) => t.name === 'sales_reader')!;
+    expect((await s.req('GET', '/v0/pipes/sales_by_city.json?min_amount=10', { token: reader.token })).status).toBe(200);
+    expect((await s.req('GET', '/v0/tokens', { token: reader.token })).status).toBe(403);
 
     expect(await page.evaluate(() => sessionStorage.length)).toBeGreaterThan(0);
     expect(problems).toEqual([]);

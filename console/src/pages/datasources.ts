@@ -62,7 +62,7 @@ function fileForm(existing: string | null, onDone: () => void): HTMLElement {
   const progress = h('progress', { max: '100', value: '0', hidden: true, 'aria-label': 'Upload progress' });
   const status = h('div', { class: 'status', role: 'status', 'aria-live': 'polite', 'data-testid': 'upload-status' });
   const drop = h('div', { class: 'dropzone', 'data-testid': 'dropzone' },
-    h('p', null, 'Drop a CSV, NDJSON or Parquet file here, or '), h('label', { for: 'ds-file', class: 'button' }, 'choose a file'), fileInput);
+    h('label', { for: 'ds-file' }, 'Drop a CSV, NDJSON or Parquet file here, or choose one:'), fileInput);
   let current: File | null = null;
   const pick = (f: File | null) => {
     current = f;

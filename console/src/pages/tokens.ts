@@ -32,7 +32,7 @@ function mask(t: string): string {
 export function renderTokens(root: HTMLElement): void {
   const list = h('div', null, h('p', { class: 'muted' }, 'Loading…'));
   const createBox = h('div');
-  root.append(h('h1', null, 'Tokens'), list, section('New token', createBox));
+  root.append(h('h1', null, 'Tokens'), section('Tokens of this workspace', list), section('New token', createBox));
 
   const load = async () => {
     try {
@@ -113,7 +113,7 @@ export function renderTokens(root: HTMLElement): void {
     addRow();
     const more = h('button', { type: 'button' }, 'Add a scope');
     more.addEventListener('click', addRow);
-    const submit = h('button', { type: 'submit', class: 'primary' }, 'Create token');
+    const submit = h('button', { type: 'submit', class: 'primary', 'data-testid': 'create-token' }, 'Create token');
     const status = h('div', { role: 'status', 'aria-live': 'polite' });
     const form = h('form', null,
       h('div', { class: 'form-grid' }, h('label', { for: 'tok-name' }, 'Name'), name, h('label', { for: 'tok-desc' }, 'Description'), description),
@@ -128,7 +128,7 @@ export function renderTokens(root: HTMLElement): void {
           const t = await api<Token>('POST', '/v0/tokens', { form: { name: name.value.trim(), description: description.value.trim(), scope: scopes as string[] } });
           const copy = h('button', { type: 'button' }, 'Copy the new token');
           copy.addEventListener('click', () => t.token && void copyText(t.token, 'Token copied'));
-          clear(status, h('p', { class: 'ok' }, `Created ${t.name}. `), copy);
+          clear(status, h('p', { class: 'ok', 'data-testid': 'token-created' }, `Created ${t.name}. `), copy);
           name.value = '';
           await load();
         } catch (err) {
