@@ -64,7 +64,16 @@ export function drawChart(el: HTMLElement, result: ChartData, spec: ChartSpec): 
     xs = labels.map((_, i) => i);
   }
   const data: uPlot.AlignedData = [xs, ...spec.ys.map((y) => rowsSorted.map((r) => toNumber(r[y])))];
-  const bars = uPlot.paths.bars!({ size: [0.6, 80] });
+  // Grouped bars: in each category slot (0.7 wide), series j takes the j-th of k equal columns.
+  const k = spec.ys.length;
+  const barWidth = 0.7 / k;
+  const bars = (j: number) => uPlot.paths.bars!({
+    size: [1, Infinity],
+    disp: {
+      x0: { unit: 1, values: () => xs.map((x) => x - 0.35 + j * barWidth) },
+      size: { unit: 1, values: () => [barWidth] },
+    },
+  });
   const series: uPlot.Series[] = [
     time ? {} : { label: spec.x, value: (_u, v) => (v === null ? '—' : numericX ? String(v) : labels[v] ?? '') },
     ...spec.ys.map((y, i): uPlot.Series => {
@@ -72,9 +81,9 @@ export function drawChart(el: HTMLElement, result: ChartData, spec: ChartSpec): 
       return {
         label: y,
         stroke: color,
-        width: spec.kind === 'bar' ? 1 : 2,
-        fill: spec.kind === 'line' ? undefined : `${color}${spec.kind === 'bar' ? 'cc' : '40'}`,
-        paths: spec.kind === 'bar' ? bars : undefined,
+        width: spec.kind === 'bar' ? 0 : 2,
+        fill: spec.kind === 'line' ? undefined : `${color}${spec.kind === 'bar' ? 'dd' : '40'}`,
+        paths: spec.kind === 'bar' ? bars(i) : undefined,
         points: { show: spec.kind !== 'bar' && xs.length < 60 },
         spanGaps: false,
       };

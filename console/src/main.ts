@@ -107,6 +107,7 @@ async function start(): Promise<void> {
 }
 
 window.addEventListener('hashchange', () => {
+  document.getElementById('toast')?.classList.remove('show');
   render();
   document.getElementById('main')?.focus({ preventScroll: true });
 });
