@@ -168,10 +168,21 @@ describe.skipIf(!HAVE_CHROMIUM)('console: in Chromium', () => {
     await page.getByRole('heading', { name: 'sales', level: 1 }).waitFor();
     await page.locator('section', { hasText: 'Preview' }).getByText('Madrid').first().waitFor();
     await page.getByText('No rows in quarantine.').waitFor();
+    // Append a file with a bad row: the good ones go in, the bad one to quarantine, with its reason.
+    await page.locator('#ds-file').setInputFiles({ name: 'more.csv', mimeType: 'text/csv', buffer: Buffer.from('day,city,amount\n2024-01-04,Rome,many\n') });
+    await page.getByTestId('upload').click();
+    await page.getByTestId('upload-status').getByText('1 row in quarantine').waitFor();
+    const quarantine = page.locator('section', { has: page.getByRole('heading', { name: 'Quarantine' }) });
+    await quarantine.getByText('1 row did not fit the schema.').waitFor();
+    await quarantine.locator('ul.reasons').getByText("'many'").waitFor();
     await shot('02-datasource');
 
     // 3. SQL: run a query, see its chart.
     await page.getByRole('navigation').getByRole('link', { name: 'SQL' }).click();
+    // Completion knows the workspace's data sources.
+    await typeSql(0, 'SELECT * FROM sal');
+    await page.keyboard.press('Control+Space');
+    await page.locator('.cm-tooltip-autocomplete').getByText('sales_quarantine').waitFor();
     await typeSql(0, 'SELECT toDate(day) AS d, sum(amount) AS total, count() AS n FROM sales GROUP BY d ORDER BY d');
     await page.keyboard.press('ControlOrMeta+Enter'); // runs from the keyboard
     await page.getByTestId('stats').getByText('3 rows', { exact: true }).waitFor();

@@ -98,7 +98,7 @@ function fileForm(existing: string | null, onDone: () => void): HTMLElement {
       progress.value = 100;
       const bad = (r.quarantine_rows ?? 0) + (r.invalid_lines ?? 0);
       clear(status, h('p', { class: bad ? 'warn' : 'ok' }, r.error ? String(r.error) : `Appended to ${name}.`),
-        h('a', { href: `#/datasources/${encodeURIComponent(name)}` }, `Open ${name}`));
+        existing ? null : h('a', { href: `#/datasources/${encodeURIComponent(name)}` }, `Open ${name}`));
       toast(`Appended ${current.name} to ${name}`);
       onDone();
     } catch (err) {
@@ -201,7 +201,7 @@ function renderOne(root: HTMLElement, name: string): void {
         void load();
       }));
       clear(quarantine,
-        h('p', { class: 'warn' }, `${formatNumber(r.rows_before_limit_at_least ?? r.rows)} rows did not fit the schema.`),
+        h('p', { class: 'warn' }, `${formatNumber(r.rows_before_limit_at_least ?? r.rows)} row${(r.rows_before_limit_at_least ?? r.rows) === 1 ? '' : 's'} did not fit the schema.`),
         reasons.length ? h('ul', { class: 'reasons' }, reasons.map((x) => h('li', null, h('code', null, x.reason), ` × ${x.n}`))) : null,
         resultTable(r),
         h('div', { class: 'row' }, truncate));
