@@ -249,6 +249,26 @@ describe.skipIf(!HAVE_CHROMIUM)('console: in Chromium', () => {
     expect(problems).toEqual([]);
   });
 
+  it('materializes a node with the form the API takes, populating it', async () => {
+    const created = await s.req('POST', '/v0/pipes', {
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ name: 'big_sales', nodes: [{ name: 'big', sql: 'SELECT day, city, amount FROM sales WHERE amount > 9' }] }),
+    });
+    expect(created.status).toBe(200);
+    await page.goto(`${s.url}/console/#/pipes/big_sales`);
+    const node = page.locator('[data-node="big"]');
+    await node.getByText('Materialize, copy or sink').click();
+    await node.getByLabel('Target data source').first().fill('big_sales_mv');
+    await node.getByLabel('Populate with existing data').check();
+    await node.getByRole('button', { name: 'Materialize', exact: true }).click();
+    await node.locator('.badge.materialized').waitFor();
+    await node.getByRole('button', { name: 'Unlink' }).waitFor();
+    const r = await s.req('GET', `/v0/sql?q=${encodeURIComponent('SELECT count() AS c FROM big_sales_mv FORMAT JSON')}`);
+    expect((await r.json()).data[0].c).toBe(4); // Madrid 10, Paris 25, Paris 30, Madrid 12
+    await shot('08-materialized');
+    expect(problems).toEqual([]);
+  });
+
   it('elsewhere than loopback names, asks for a token, keeps it in the session and out of URLs', async () => {
     // `pipit.test` resolves to 127.0.0.1 (--host-resolver-rules) but is not a local Host name:
     // GET /tokens refuses it, as it would for any remote client.
@@ -266,7 +286,7 @@ describe.skipIf(!HAVE_CHROMIUM)('console: in Chromium', () => {
     await input.fill(s.token);
     await input.press('Enter');
     await other.getByRole('navigation').getByRole('link', { name: 'Data Sources' }).waitFor();
-    await other.getByTestId('datasources').getByText('sales').waitFor();
+    await other.getByTestId('datasources').getByRole('link', { name: 'sales', exact: true }).waitFor();
     await other.screenshot({ path: path.join(ARTIFACTS, '07-remote-signed-in.png') });
     expect(await other.evaluate(() => Object.values(sessionStorage))).toContain(s.token);
     expect(await other.evaluate(() => localStorage.length)).toBe(0);

@@ -99,6 +99,7 @@ interface NodeState {
 function renderPipe(root: HTMLElement, name: string): () => void {
   const drafts = new Map<string, NodeState>();
   const paramValues = new Map<string, string>();
+  const openPanels = new Set<string>(); // nodes whose Materialize/Copy/Sink panel is open, kept across reloads
   const editors: SqlEditor[] = [];
   let schema: CompletionSchema = { tables: {} };
   let pipe: Pipe | null = null;
@@ -259,7 +260,7 @@ function renderPipe(root: HTMLElement, name: string): () => void {
       h('div', { class: 'node-head' },
         h('h3', null, n.name),
         h('span', { class: `badge ${isEndpoint ? 'endpoint' : n.node_type}` }, isEndpoint ? 'endpoint' : n.node_type),
-        n.materialized ? h('span', { class: 'badge materialized' }, 'materialized') : null,
+        n.materialized && n.node_type !== 'materialized' ? h('span', { class: 'badge materialized' }, 'materialized') : null,
         dirty,
         n.dependencies?.length ? h('span', { class: 'muted deps' }, 'reads ', n.dependencies.join(', ')) : null),
       editorBox,
@@ -368,7 +369,9 @@ function renderPipe(root: HTMLElement, name: string): () => void {
       }));
       return b;
     }
-    return h('details', { class: 'advanced' }, h('summary', null, 'Materialize, copy or sink'), h('div', { class: 'subforms' }, mat, copy, sink), status);
+    const details = h('details', { class: 'advanced', open: openPanels.has(n.id) }, h('summary', null, 'Materialize, copy or sink'), h('div', { class: 'subforms' }, mat, copy, sink), status);
+    details.addEventListener('toggle', () => (details.open ? openPanels.add(n.id) : openPanels.delete(n.id)));
+    return details;
   }
 
   function addNodeForm(): HTMLElement {
