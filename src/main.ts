@@ -12,8 +12,11 @@ async function main(): Promise<void> {
   await app.http.listen({ port: config.port, host: config.host });
   const addr = app.http.server.address();
   const port = typeof addr === 'object' && addr ? addr.port : config.port;
+  // A wildcard bind is reachable on loopback, where the console picks up the admin token by itself.
+  const consoleHost = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host.includes(':') ? `[${config.host}]` : config.host;
   process.stdout.write(
     `Pipit listening on http://${config.host}:${port}\n` +
+    `Console: http://${consoleHost}:${port}/console/\n` +
     `Data directory: ${config.dataDir}\n` +
     `Admin token (default workspace): ${app.services.localTokens.workspace_admin_token}\n` +
     `All local tokens: curl http://${config.host}:${port}/tokens  (also in ${path.join(config.dataDir, 'tokens.json')})\n`,

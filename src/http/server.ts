@@ -23,6 +23,7 @@ import { tokenRoutes } from './routes/tokens.js';
 import { connectorRoutes } from './routes/connectors.js';
 import { sinkRoutes } from './routes/sinks.js';
 import { cliCompatRoutes } from './routes/cli-compat.js';
+import { consoleRoutes } from './routes/console.js';
 
 const CORS_HEADERS: Record<string, string> = {
   'access-control-allow-origin': '*',
@@ -89,6 +90,7 @@ export function buildHttp(services: Services): FastifyInstance {
   app.register(connectorRoutes(services));
   app.register(sinkRoutes(services));
   app.register(cliCompatRoutes(services));
+  app.register(consoleRoutes(services));
   return app;
 }
 
