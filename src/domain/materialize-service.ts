@@ -18,6 +18,7 @@ import { checkExpression, parseEngineParams, parseType } from './schema/index.js
 import type { Column } from './types.js';
 import { EngineError, quoteIdent, quoteString, type Engine } from '../engine/engine.js';
 import { physicalNames } from '../ingest/physical.js';
+import { newResourceId } from './ids.js';
 import type { JobService } from '../jobs/job-service.js';
 import type { QueryService } from '../sql/query-service.js';
 import type { JobRecord } from '../catalog/catalog.js';
@@ -56,6 +57,12 @@ export interface MaterializedData {
 }
 
 const MAX_SUBSET_ROWS = 2_000_000;
+
+/** Checks a populate's subset and condition; returns the condition as checked SQL. */
+function populateArgs(opts: { subset?: number; condition?: string }): string | undefined {
+  if (opts.subset !== undefined && !(opts.subset > 0 && opts.subset < 0.1)) throw badRequest('populate_subset must be greater than 0 and lower than 0.1');
+  return opts.condition ? checkExpression(opts.condition, 'populate_condition') : undefined;
+}
 
 export class MaterializeService {
   constructor(
@@ -129,20 +136,25 @@ export class MaterializeService {
     if (target && opts.override) auth.requireWrite(target, 'change', 'A materialization with override_datasource');
     else if (target) auth.requireWrite(target, 'append', 'A materialized view');
     else auth.requireWrite(null, 'create', `A materialized view into "${opts.datasource}"`);
+    // Everything a request can get wrong is refused before anything changes (issue 11 item 24):
+    // the populate arguments, the node's output, the target's fit or the new target's definition.
+    if (opts.populate) populateArgs({ subset: opts.populateSubset, condition: opts.populateCondition });
     const output = await this.describe(auth, pipe, node, queryId);
     let created = false;
-    if (target && opts.override) {
-      if (await this.feeders(ws, target.id)) throw conflict(`The Data Source '${target.name}' receives data from other materialized views and can not be overridden`);
-      await this.datasources.drop(ws, target);
-      target = null;
-    }
-    if (target) this.checkCompatible(output, target);
+    /** An overridden target: dropped only once its replacement and the view exist. */
+    let replaced: DatasourceRecord | null = null;
+    if (target && opts.override && (await this.feeders(ws, target.id))) throw conflict(`The Data Source '${target.name}' receives data from other materialized views and can not be overridden`);
+    if (target && !opts.override) this.checkCompatible(output, target);
     else {
       const spec = this.targetSpec(output, opts.engine, opts.engineArgs ?? {});
-      target = await this.datasources.create(ws, { name: opts.datasource, columns: spec.columns, engine: spec.engine, indexes: [], description: '' });
+      replaced = target;
+      // The replacement is built under a passing name, so the engine refusing its definition (or
+      // the view) leaves the overridden target as it was.
+      const name = replaced ? `tmp_override_${newResourceId().slice(2, 18)}` : opts.datasource;
+      target = await this.datasources.create(ws, { name, columns: spec.columns, engine: spec.engine, indexes: [], description: '' });
       created = true;
     }
-    const tgt = target;
+    let tgt = target;
     const prepared = await this.prepareNode(auth, pipe, node);
     const view = `${ws.database}.${node.id}_mv`;
     const cols = output.map((o) => quoteIdent(o.name)).join(', ');
@@ -159,13 +171,24 @@ export class MaterializeService {
       if (err instanceof EngineError) throw badRequest(`The node can not be materialized: ${prepared.userNames(err.message)}`);
       throw err;
     }
+    if (replaced) {
+      await this.datasources.drop(ws, replaced);
+      tgt = await this.datasources.rename(ws, tgt, opts.datasource);
+    }
     const data: MaterializedData = { materialized: tgt.id, view, trigger: snapshot.trigger?.id ?? null };
     const saved = await this.pipes.save(ws, { ...pipe, nodes: pipe.nodes.map((n) => (n.id === node.id ? { ...n, nodeType: 'materialized', data: { ...n.data, ...data } } : n)) });
     let job: JobRecord | undefined;
     if (opts.populate) {
-      job = await this.populateJob(auth, saved, this.pipes.node(saved, node.id), snapshot, {
-        subset: opts.populateSubset, condition: opts.populateCondition, unlinkOnError: opts.unlinkOnPopulateError,
-      });
+      try {
+        job = await this.populateJob(auth, saved, this.pipes.node(saved, node.id), snapshot, {
+          subset: opts.populateSubset, condition: opts.populateCondition, unlinkOnError: opts.unlinkOnPopulateError,
+        });
+      } catch (err) {
+        // No populate, no view: the node and its new target are as before the request.
+        await this.unlink(auth, pipe.id, node.id).catch(() => undefined);
+        if (created) await this.datasources.drop(ws, tgt).catch(() => undefined);
+        throw err;
+      }
     }
     return { pipe: saved, target: tgt, created, job };
   }
@@ -203,6 +226,8 @@ export class MaterializeService {
     const data = node.data as unknown as MaterializedData;
     const target = await this.datasources.get(ws, data.materialized);
     auth.requireWrite(target, opts.truncate ? 'change' : 'append', opts.truncate ? 'A populate with truncate' : 'A populate');
+    // Refused before the truncate: a bad argument does not empty the target.
+    populateArgs(opts);
     const trigger = data.trigger ? await this.datasources.find(ws, data.trigger) : null;
     const snapshot = await this.engine.exclusiveWrites(async () => {
       if (opts.truncate) await this.engine.exec(`TRUNCATE TABLE ${physicalNames(ws.database, target.id).table}`);
@@ -215,12 +240,17 @@ export class MaterializeService {
     const ws = auth.workspace;
     const data = node.data as unknown as MaterializedData;
     const target = await this.datasources.get(ws, data.materialized);
-    if (opts.subset !== undefined && !(opts.subset > 0 && opts.subset < 0.1)) throw badRequest('populate_subset must be greater than 0 and lower than 0.1');
-    const condition = opts.condition ? checkExpression(opts.condition, 'populate_condition') : undefined;
     const trigger = snapshot.trigger;
     const release = async () => {
       if (trigger) await this.engine.exec(`SYSTEM START MERGES ${physicalNames(ws.database, trigger.id).table}`).catch(() => undefined);
     };
+    let condition: string | undefined;
+    try {
+      condition = populateArgs(opts);
+    } catch (err) {
+      await release();
+      throw err;
+    }
     let override: { dsId: string; sql: string } | undefined;
     if (trigger) {
       const t = physicalNames(ws.database, trigger.id).table;
