@@ -383,7 +383,8 @@ export function pipeRoutes(services: Services): FastifyPluginAsync {
       }
       if (!name) throw badRequest('The pipe needs a name');
       // force=true overwrites a pipe of that name (`tb push --force`, seed 001's `from=`).
-      const existing = force ? await s.pipes.find(auth.workspace, name) : null;
+      const found = force ? await s.pipes.find(auth.workspace, name) : null;
+      const existing = found?.name === name ? found : null;
       if (existing) {
         if (!auth.canDropPipe(existing.id)) throw forbidden(`token needs scope PIPES:DROP:${existing.name} to overwrite it`);
         if (existing.nodes.some((n) => n.nodeType === 'materialized')) {
