@@ -19,6 +19,7 @@ import type { Column } from './types.js';
 import { EngineError, quoteIdent, quoteString, type Engine } from '../engine/engine.js';
 import { physicalNames } from '../ingest/physical.js';
 import { stagedAppend } from './atomic-writes.js';
+import { newResourceId } from './ids.js';
 import type { JobService } from '../jobs/job-service.js';
 import type { QueryService } from '../sql/query-service.js';
 import type { IntentRecord, JobRecord } from '../catalog/catalog.js';
@@ -151,33 +152,37 @@ export class MaterializeService {
     const role = pipeType(pipe);
     if (role !== 'default') throw forbidden(`The pipe '${pipe.name}' is already ${role === 'endpoint' ? 'published as an API Endpoint' : `a ${role} pipe`}: a pipe has one role, so its nodes can not be materialized`);
     if (!opts.datasource) throw badRequest('The "datasource" parameter is required to materialize a node');
-    if (opts.populate) checkPopulateOptions({ subset: opts.populateSubset, condition: opts.populateCondition });
     let target = await this.datasources.find(ws, opts.datasource);
     // The view keeps writing into its target on every insert: the write rule, before anything changes.
     if (target && opts.override) auth.requireWrite(target, 'change', 'A materialization with override_datasource');
     else if (target) auth.requireWrite(target, 'append', 'A materialized view');
     else auth.requireWrite(null, 'create', `A materialized view into "${opts.datasource}"`);
+    // Everything a request can get wrong is refused before anything changes (issue 11 item 24):
+    // the populate arguments, the node's output, the target's fit or the new target's definition.
+    if (opts.populate) checkPopulateOptions({ subset: opts.populateSubset, condition: opts.populateCondition });
     const output = await this.describe(auth, pipe, node, queryId);
+    if (target && opts.override && (await this.feeders(ws, target.id))) throw conflict(`The Data Source '${target.name}' receives data from other materialized views and can not be overridden`);
+    if (target && !opts.override) await this.checkCompatible(auth, pipe, node, output, target, queryId);
     let created = false;
-    if (target && opts.override) {
-      if (await this.feeders(ws, target.id)) throw conflict(`The Data Source '${target.name}' receives data from other materialized views and can not be overridden`);
-      await this.datasources.drop(ws, target);
-      target = null;
-    }
-    if (target) await this.checkCompatible(auth, pipe, node, output, target, queryId);
+    /** An overridden target: dropped only once its replacement and the view exist. */
+    let replaced: DatasourceRecord | null = null;
     const view = `${ws.database}.${node.id}_mv`;
     // Created target, view, node record and populate job: undone together if anything between
     // them fails or the process dies (recoverMaterialize, also on the next start).
     const journal = this.datasources.journal;
     const intent = await journal.begin(ws, 'materialize', { pipe: pipe.id, node: node.id, view, created: null });
     try {
-      if (!target) {
+      if (!target || opts.override) {
         const spec = this.targetSpec(output, opts.engine, opts.engineArgs ?? {});
-        target = await this.datasources.create(ws, { name: opts.datasource, columns: spec.columns, engine: spec.engine, indexes: [], description: '' });
+        replaced = target;
+        // An overriding target is built under a passing name, so the engine refusing its
+        // definition (or the view) leaves the overridden target as it was.
+        const name = replaced ? `tmp_override_${newResourceId().slice(2, 18)}` : opts.datasource;
+        target = await this.datasources.create(ws, { name, columns: spec.columns, engine: spec.engine, indexes: [], description: '' });
         created = true;
         await journal.update(intent, { created: target.id });
       }
-      const tgt = target;
+      let tgt = target;
       const prepared = await this.prepareNode(auth, pipe, node);
       const cols = output.map((o) => quoteIdent(o.name)).join(', ');
       let snapshot: { trigger: DatasourceRecord | null; parts: string[] } = { trigger: null, parts: [] };
@@ -193,6 +198,10 @@ export class MaterializeService {
         throw err;
       }
       await journal.checkpoint('materialize:view');
+      if (replaced) {
+        await this.datasources.drop(ws, replaced);
+        tgt = await this.datasources.rename(ws, tgt, opts.datasource);
+      }
       const data: MaterializedData = { materialized: tgt.id, view, trigger: snapshot.trigger?.id ?? null };
       const saved = await this.pipes.save(ws, { ...pipe, nodes: pipe.nodes.map((n) => (n.id === node.id ? { ...n, nodeType: 'materialized', data: { ...n.data, ...data } } : n)) });
       let job: JobRecord | undefined;
@@ -204,6 +213,7 @@ export class MaterializeService {
       await journal.end(intent);
       return { pipe: saved, target: tgt, created, job };
     } catch (err) {
+      // No view, no half-set node, no target of its own: as before the request.
       await this.recoverMaterialize(ws, intent).catch(() => undefined);
       throw err;
     }

@@ -1,14 +1,16 @@
 /**
- * Token extraction as Tinybird does it: `?token=` first, then `Authorization: Bearer <t>`; the
- * caller resolved by the access service. JWTs are refused by every handler that does not ask
- * for them (Tinybird's `Handler X does not support JWT tokens`), and a JWT's `limits.rps` is
- * enforced where they are accepted.
+ * Token extraction as Tinybird does it: `?token=` first, then `Authorization: Bearer <t>`, then
+ * the `token` field of a url-encoded form body (body.ts formToken); the caller resolved by the
+ * access service. JWTs are refused by every handler that does not ask for them (Tinybird's
+ * `Handler X does not support JWT tokens`), and a JWT's `limits.rps` is enforced where they are
+ * accepted.
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { INVALID_TOKEN, type Auth, type ResourceLookup } from '../domain/access.js';
 import { forbidden } from '../domain/errors.js';
 import type { Services } from '../app.js';
 import { limitJwt } from './rate-limit.js';
+import { formToken } from './body.js';
 
 export function tokenOf(req: FastifyRequest): string | undefined {
   const q = (req.query as Record<string, unknown> | undefined)?.token;
@@ -42,7 +44,7 @@ function lookupOf(s: Services): ResourceLookup {
 }
 
 export async function authenticate(services: Services, req: FastifyRequest, opts: AuthOptions = {}): Promise<Auth> {
-  const auth = await services.access.authenticate(tokenOf(req), lookupOf(services));
+  const auth = await services.access.authenticate(tokenOf(req) ?? (await formToken(req)), lookupOf(services));
   if (auth.jwt) {
     if (!opts.jwt) throw forbidden(`${INVALID_TOKEN}. Handler ${handlerName(req)} does not support JWT tokens`);
     if (auth.jwt.rps !== undefined && opts.reply) limitJwt(services, opts.reply, auth.token.token, auth.jwt.rps);
@@ -79,6 +81,8 @@ const HANDLERS: Array<[RegExp, string]> = [
   [/^\/v0\/tokens\//, 'APITokenHandler'],
   [/^\/v0\/variables\/?$/, 'APIVariablesHandler'],
   [/^\/v0\/variables\//, 'APIVariableHandler'],
+  [/^\/v0\/env_vars\/?$/, 'APIVariablesHandler'],
+  [/^\/v0\/env_vars\//, 'APIVariableHandler'],
 ];
 
 export function handlerName(req: FastifyRequest): string {

@@ -9,9 +9,57 @@ import type { IncomingMessage } from 'node:http';
 import { Readable } from 'node:stream';
 import zlib from 'node:zlib';
 import { badRequest, PipitError } from '../domain/errors.js';
+import { parseUserJson } from '../domain/input-limits.js';
 
-export function rawStream(req: FastifyRequest): IncomingMessage {
-  return req.raw;
+/** Bytes of a body read ahead (formToken) and the rest of its stream, replayed by rawStream. */
+const readAhead = new WeakMap<FastifyRequest, { head: Buffer[]; rest: AsyncIterator<Buffer> | null }>();
+
+/** The request body's bytes as they arrive; every route reads its body through here. */
+export function rawStream(req: FastifyRequest): AsyncIterable<Buffer> {
+  const ahead = readAhead.get(req);
+  if (!ahead) return req.raw as IncomingMessage & AsyncIterable<Buffer>;
+  readAhead.delete(req);
+  return (async function* () {
+    yield* ahead.head;
+    if (ahead.rest) for (let r = await ahead.rest.next(); !r.done; r = await ahead.rest.next()) yield r.value;
+  })();
+}
+
+const formTokens = new WeakMap<FastifyRequest, string | undefined>();
+
+/** How much of a url-encoded body is read to find a `token` in it. */
+export const FORM_TOKEN_LIMIT = 1024 * 1024;
+
+/**
+ * The `token` argument of a url-encoded form body (Tinybird's arguments include the body's, so
+ * `curl -d token=...` authenticates). Only the first FORM_TOKEN_LIMIT bytes are looked at; what
+ * was read is replayed to the route by rawStream, so the body is still read once, streamed.
+ */
+export async function formToken(req: FastifyRequest): Promise<string | undefined> {
+  if (formTokens.has(req)) return formTokens.get(req);
+  if (!isForm(req) || !hasBody(req) || req.raw.readableDidRead) return undefined;
+  const encoding = req.headers['content-encoding'];
+  if (encoding && !/^\s*identity\s*$/i.test(encoding)) return undefined;
+  const it = (req.raw as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
+  const head: Buffer[] = [];
+  let n = 0;
+  let done = false;
+  while (n <= FORM_TOKEN_LIMIT) {
+    const r = await it.next();
+    if (r.done) {
+      done = true;
+      break;
+    }
+    head.push(r.value);
+    n += r.value.length;
+  }
+  readAhead.set(req, { head, rest: done ? null : it });
+  let text = Buffer.concat(head).toString('utf8');
+  // Cut short: only whole `key=value&` pairs count.
+  if (!done) text = text.slice(0, Math.max(0, text.lastIndexOf('&')));
+  const token = new URLSearchParams(text).get('token') || undefined;
+  formTokens.set(req, token);
+  return token;
 }
 
 /** Whether the request carries a body at all. */
@@ -72,6 +120,25 @@ export function isMultipart(req: FastifyRequest): boolean {
 
 export function isJson(req: FastifyRequest): boolean {
   return /^application\/json/i.test(req.headers['content-type'] ?? '');
+}
+
+/** A JSON request body that must be one object: 400 `message` for anything else (also an array). */
+export function jsonObject(text: string, message: string): Record<string, unknown> {
+  const v = parseUserJson(text, message);
+  if (!v || typeof v !== 'object' || Array.isArray(v)) throw badRequest(message);
+  return v as Record<string, unknown>;
+}
+
+/**
+ * A text field of a JSON body (a name, a description, SQL, a value): a string, or undefined when
+ * absent or null. Numbers, booleans, arrays and objects are a 400 that names the field, never
+ * stored as whatever String() makes of them.
+ */
+export function jsonText(o: Record<string, unknown>, field: string, path = field): string | undefined {
+  const v = o[field];
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'string') throw badRequest(`Invalid "${path}": it must be a string, not ${Array.isArray(v) ? 'an array' : typeof v === 'object' ? 'an object' : `the ${typeof v} ${JSON.stringify(v)}`}`);
+  return v;
 }
 
 /** Query string parameters (last value wins) merged with extra ones. */

@@ -120,6 +120,83 @@ describe('copy pipes', () => {
     }
   });
 
+  it('the documented token runs a copy: PIPES:READ on the pipe + DATASOURCES:APPEND on the target; setting one needs APPEND too', async () => {
+    const ws = s.app.services.access.defaultWorkspace;
+    const form = (o: Record<string, string>) => ({ body: new URLSearchParams(o) });
+    expect((await s.req('POST', '/v0/datasources?name=tok_target&mode=create', form({ schema: 'country String, c UInt64' }))).status).toBe(200);
+    const pipe = { name: 'tok_copy', nodes: [{ name: 'n', sql: 'SELECT country, count() AS c FROM events GROUP BY country' }] };
+    expect((await s.req('POST', '/v0/pipes', { headers: JSON_HDR, body: JSON.stringify(pipe) })).status).toBe(200);
+    const rec = await s.app.services.pipes.get(ws, 'tok_copy');
+    const target = await s.app.services.datasources.get(ws, 'tok_target');
+    const token = async (name: string, scopes: Array<{ type: string; resource?: string }>) => (await s.app.services.access.createToken(ws.id, name, scopes)).token;
+    // Setting the copy: PIPES:CREATE alone may not make the pipe write into the target.
+    const creator = await token('tok_creator', [{ type: 'PIPES:CREATE' }]);
+    let r = await s.req('POST', '/v0/pipes/tok_copy/nodes/n/copy', { ...form({ target_datasource: 'tok_target' }), token: creator });
+    expect(r.status).toBe(403);
+    expect((await r.json()).error).toContain('A copy writes into the Data Source "tok_target"');
+    const setter = await token('tok_setter', [{ type: 'PIPES:CREATE' }, { type: 'DATASOURCES:APPEND', resource: target.id }]);
+    r = await s.req('POST', '/v0/pipes/tok_copy/nodes/n/copy', { ...form({ target_datasource: 'tok_target' }), token: setter });
+    expect(r.status, await r.clone().text()).toBe(200);
+    // Running it: the seed's token reads the pipe (not its data source) and appends to the target.
+    const runner = await token('tok_runner', [{ type: 'PIPES:READ', resource: rec.id }, { type: 'DATASOURCES:APPEND', resource: target.id }]);
+    r = await s.req('POST', '/v0/pipes/tok_copy/copy', { token: runner });
+    const body = await r.json();
+    expect(r.status, JSON.stringify(body)).toBe(200);
+    expect((await waitJob(body.job.id)).status).toBe('done');
+    expect((await (await s.req('GET', `/v0/sql?q=${encodeURIComponent('SELECT sum(c) AS c FROM tok_target FORMAT JSON')}`)).json()).data).toEqual([{ c: rows.length }]);
+    // The runner still does not read the data source itself; without APPEND it runs nothing.
+    expect((await s.req('GET', `/v0/sql?q=${encodeURIComponent('SELECT count() FROM events')}`, { token: runner })).status).toBe(403);
+    const readOnly = await token('tok_read_only', [{ type: 'PIPES:READ', resource: rec.id }]);
+    expect((await s.req('POST', '/v0/pipes/tok_copy/copy', { token: readOnly })).status).toBe(403);
+  });
+
+  it('explain without a node is about the copy or materialized node, not the last node', async () => {
+    const pipe = { name: 'explain_copy', nodes: [{ name: 'c', sql: 'SELECT country, count() AS c FROM events GROUP BY country' }, { name: 'last', sql: 'SELECT 42 AS answer FROM c' }] };
+    expect((await s.req('POST', '/v0/pipes', { headers: JSON_HDR, body: JSON.stringify(pipe) })).status).toBe(200);
+    let r = await s.req('GET', '/v0/pipes/explain_copy/explain');
+    expect((await r.json()).debug_query).toContain('42');
+    expect((await s.req('POST', '/v0/pipes/explain_copy/nodes/c/copy', { body: new URLSearchParams({ target_datasource: 'tok_target' }) })).status).toBe(200);
+    r = await s.req('GET', '/v0/pipes/explain_copy/explain');
+    let body = await r.json();
+    expect(r.status).toBe(200);
+    expect(body.debug_query).toContain('count()');
+    expect(body.debug_query).not.toContain('42');
+    const mv = { name: 'explain_mv', nodes: [{ name: 'm', sql: 'SELECT country, count() AS c FROM events GROUP BY country', type: 'materialized', datasource: 'explain_mv_ds' }, { name: 'last', sql: 'SELECT 42 AS answer' }] };
+    expect((await s.req('POST', '/v0/pipes', { headers: JSON_HDR, body: JSON.stringify(mv) })).status).toBe(200);
+    body = await (await s.req('GET', '/v0/pipes/explain_mv/explain')).json();
+    expect(body.debug_query).toContain('count()');
+    expect(body.debug_query).not.toContain('42');
+  });
+
+  it('copy/cancel answers the cancelled jobs with their job fields (kind, pipe, datasource, job_url, timestamps)', async () => {
+    const ws = s.app.services.access.defaultWorkspace;
+    // Both job slots held, so the copy job stays waiting until it is cancelled.
+    let release!: () => void;
+    const gate = new Promise<void>((res) => (release = res));
+    for (let i = 0; i < 2; i++) await s.app.services.jobs.create(ws, 'test_block', {}, async () => { await gate; return {}; });
+    let cancelled: Array<Record<string, unknown>>;
+    let jobId: string;
+    try {
+      const run = await (await s.req('POST', '/v0/pipes/explain_copy/copy')).json();
+      jobId = run.job.id;
+      const r = await s.req('POST', '/v0/pipes/explain_copy/copy/cancel');
+      expect(r.status).toBe(200);
+      cancelled = (await r.json()).cancelled_jobs;
+    } finally {
+      release();
+      await s.app.services.jobs.drain();
+    }
+    const pipe = await s.app.services.pipes.get(ws, 'explain_copy');
+    const target = await s.app.services.datasources.get(ws, 'tok_target');
+    expect(cancelled).toEqual([expect.objectContaining({
+      id: jobId, job_id: jobId, kind: 'copy', status: 'cancelled', is_cancellable: false, job_url: `${s.url}/v0/jobs/${jobId}`,
+      pipe_id: pipe.id, pipe_name: 'explain_copy', datasource: { id: target.id, name: 'tok_target' },
+      created_at: expect.stringMatching(/^\d{4}-\d\d-\d\d /), updated_at: expect.stringMatching(/^\d{4}-\d\d-\d\d /),
+    })]);
+    expect(JSON.stringify(cancelled)).not.toContain('is_cancellable_while_working');
+    expect((await (await s.req('GET', `/v0/jobs/${jobId}`)).json()).status).toBe('cancelled');
+  });
+
   it('a copy pipe has one role', async () => {
     let r = await s.req('POST', '/v0/pipes/counts/nodes/n/endpoint');
     expect(r.status).toBe(403);
@@ -221,7 +298,7 @@ describe('copy pipes', () => {
       expect(jobs).toHaveLength(1);
       await app.services.jobs.drain();
       expect(await app.services.scheduler.tick()).toHaveLength(0);
-      const all = await app.services.jobs.list(app.services.access.defaultWorkspace, { kind: 'copy', limit: 100 });
+      const all = (await app.services.jobs.list(app.services.access.defaultWorkspace, { kind: 'copy', limit: 100 })).filter((j) => j.data.pipe_name === 'counts');
       expect(all.every((j) => j.status === 'done')).toBe(true);
     } finally {
       await app.services.scheduler.stop();

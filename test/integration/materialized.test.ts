@@ -238,6 +238,65 @@ describe('materialized views', () => {
     expect(Number(views[0].c)).toBe(0);
   });
 
+  it('a rejected materialization (400) leaves no new data source, no view and no half-set node', async () => {
+    const ws = s.app.services.access.defaultWorkspace;
+    const dsNames = async () => (await s.app.services.datasources.list(ws)).map((d) => d.name);
+    const views = async () => Number((await engineRows<{ c: string }>(s, `SELECT count() AS c FROM system.tables WHERE database = '${ws.database}' AND engine = 'MaterializedView' AND endsWith(name, '_mv')`))[0].c);
+    const viewsBefore = await views();
+    const node = async (pipe: string) => (await (await s.req('GET', `/v0/pipes/${pipe}`)).json()).nodes;
+    expect((await s.req('POST', '/v0/pipes', { headers: JSON_HDR, body: JSON.stringify({ name: 'rej', nodes: [{ name: 'm', sql: 'SELECT country, count() AS c FROM events GROUP BY country' }] }) })).status).toBe(200);
+    // Populate arguments are checked before the target and the view exist.
+    for (const q of ['populate=true&populate_subset=5', `populate=true&populate_condition=${encodeURIComponent('nope(')}`]) {
+      const r = await s.req('POST', `/v0/pipes/rej/nodes/m/materialization?datasource=rej_target&${q}`);
+      expect(r.status, q).toBe(400);
+      expect(await dsNames()).not.toContain('rej_target');
+      expect((await node('rej'))[0]).toMatchObject({ node_type: 'standard', materialized: null });
+    }
+    // Appending a materialized node: the node is not appended either.
+    let r = await s.req('POST', '/v0/pipes/rej/nodes?name=m2&type=materialized&datasource=rej_target2&populate=true&populate_subset=1', { body: 'SELECT country FROM events' });
+    expect(r.status).toBe(400);
+    expect((await node('rej')).map((n: { name: string }) => n.name)).toEqual(['m']);
+    expect(await dsNames()).not.toContain('rej_target2');
+    // tb push: a node refused after a materialized one undoes the data source that one created
+    // (here a second role for the pipe, refused with a 403).
+    r = await s.req('POST', '/v0/pipes', { headers: JSON_HDR, body: JSON.stringify({ name: 'rej_push', nodes: [
+      { name: 'a', sql: 'SELECT country, count() AS c FROM events GROUP BY country', type: 'materialized', datasource: 'rej_push_a' },
+      { name: 'b', sql: 'SELECT country FROM events', type: 'copy', target_datasource: 'rej_keep_none' },
+    ] }) });
+    expect(r.status).toBe(403);
+    expect(await dsNames()).not.toContain('rej_push_a');
+    expect((await s.req('GET', '/v0/pipes/rej_push')).status).toBe(404);
+    // override_datasource with a definition the engine refuses keeps the existing target.
+    expect((await s.req('POST', '/v0/datasources?name=rej_keep&mode=create', { body: new URLSearchParams({ schema: 'country String, c UInt64' }) })).status).toBe(200);
+    expect((await s.req('POST', '/v0/datasources?name=rej_keep&mode=append', { body: 'XX,1\n' })).status).toBe(200);
+    for (const q of ['populate=true&populate_subset=2', 'engine_sorting_key=nope', 'engine=MergeTree&engine_sorting_key=c&engine_ttl=nope']) {
+      r = await s.req('POST', `/v0/pipes/rej/nodes/m/materialization?datasource=rej_keep&override_datasource=true&${q}`);
+      expect(r.status, `${q}: ${await r.clone().text()}`).toBe(400);
+      expect(await sql('SELECT country, c FROM rej_keep')).toEqual([{ country: 'XX', c: 1 }]);
+    }
+    // A valid override replaces it (same name, the node's columns), leaving no passing name behind.
+    const oldId = (await s.app.services.datasources.get(ws, 'rej_keep')).id;
+    r = await s.req('POST', '/v0/pipes/rej/nodes/m/materialization?datasource=rej_keep&override_datasource=true');
+    expect(r.status, await r.clone().text()).toBe(200);
+    expect(await r.json()).toMatchObject({ datasource: { name: 'rej_keep' }, created_datasource: true });
+    const replaced = await s.app.services.datasources.get(ws, 'rej_keep');
+    expect(replaced.id).not.toBe(oldId);
+    expect((await dsNames()).filter((n) => n.startsWith('tmp_override_'))).toEqual([]);
+    expect(await sql('SELECT count() AS n FROM rej_keep')).toEqual([{ n: 0 }]);
+    await send(10);
+    expect((await sql('SELECT sum(c) AS n FROM rej_keep'))[0].n).toBe(10);
+    // A population refused for its arguments does not truncate first.
+    expect((await s.req('DELETE', '/v0/pipes/rej/nodes/m/materialization')).status).toBe(204);
+    expect((await s.req('POST', '/v0/datasources/rej_keep/truncate')).status).toBe(205);
+    expect((await s.req('POST', '/v0/datasources?name=rej_keep&mode=append', { body: 'XX,1\n' })).status).toBe(200);
+    expect((await s.req('POST', '/v0/pipes/rej/nodes/m/materialization?datasource=rej_keep')).status).toBe(200);
+    r = await s.req('POST', '/v0/pipes/rej/nodes/m/population?truncate=true&populate_subset=9');
+    expect(r.status).toBe(400);
+    expect(await sql('SELECT country, c FROM rej_keep')).toEqual([{ country: 'XX', c: 1 }]);
+    expect((await s.req('DELETE', '/v0/pipes/rej/nodes/m/materialization')).status).toBe(204);
+    expect(await views()).toBe(viewsBefore);
+  }, 60_000);
+
   it('cancelling a populate stops the engine work', async () => {
     // Many moderate blocks (the engine checks for cancellation between blocks), not a few huge ones.
     let r = await s.req('POST', '/v0/pipes', { headers: JSON_HDR, body: JSON.stringify({ name: 'heavy', nodes: [{ name: 'h', sql: 'SELECT country, sumState(n + x) AS s FROM events ARRAY JOIN range(3000) AS x GROUP BY country' }] }) });

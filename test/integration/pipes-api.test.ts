@@ -8,6 +8,7 @@ import { startServer, type TestServer } from '../helpers/server.js';
 let s: TestServer;
 
 const form = (o: Record<string, string>) => ({ body: new URLSearchParams(o) });
+const JSON_HDR = { 'content-type': 'application/json' };
 const j = async (r: Response) => ({ status: r.status, body: await r.json() });
 
 beforeAll(async () => {
@@ -146,11 +147,96 @@ describe('pipes and nodes', () => {
     expect((await s.req('DELETE', '/v0/pipes/edited')).status).toBe(404);
   });
 
+  it('PUT /v0/pipes/:p takes seed 003\'s JSON body {name, description}', async () => {
+    expect((await s.req('POST', '/v0/pipes', form({ name: 'json_put', sql: 'select 1 as a' }))).status).toBe(200);
+    let r = await s.req('PUT', '/v0/pipes/json_put', { headers: JSON_HDR, body: JSON.stringify({ name: 'json_put2', description: 'from JSON' }) });
+    expect(await j(r)).toMatchObject({ status: 200, body: { name: 'json_put2', description: 'from JSON' } });
+    expect((await s.req('GET', '/v0/pipes/json_put')).status).toBe(404);
+    // Also sent as curl -d '{...}' (a form Content-Type).
+    r = await s.req('PUT', '/v0/pipes/json_put2', { body: JSON.stringify({ description: 'curl' }) });
+    expect(await j(r)).toMatchObject({ status: 200, body: { name: 'json_put2', description: 'curl' } });
+    r = await s.req('PUT', '/v0/pipes/json_put2', { headers: JSON_HDR, body: JSON.stringify({ name: 42 }) });
+    expect(await j(r)).toEqual({ status: 400, body: { error: 'Invalid "name": it must be a string, not the number 42' } });
+    r = await s.req('PUT', '/v0/pipes/json_put2', { headers: JSON_HDR, body: '[1]' });
+    expect(r.status).toBe(400);
+    expect((await j(await s.req('GET', '/v0/pipes/json_put2'))).body.description).toBe('curl');
+  });
+
+  it('nodes take seed 003\'s JSON body {name, sql, description} as well as the raw SQL body', async () => {
+    let r = await s.req('POST', '/v0/pipes/json_put2/nodes', { headers: JSON_HDR, body: JSON.stringify({ name: 'jnode', sql: 'select a + 1 as b from json_put_0', description: 'from JSON' }) });
+    expect(await j(r)).toMatchObject({ status: 200, body: { name: 'jnode', sql: 'select a + 1 as b from json_put_0', description: 'from JSON', dependencies: ['json_put_0'] } });
+    // Other arguments in the JSON too (type=endpoint publishes it).
+    r = await s.req('POST', '/v0/pipes/json_put2/nodes', { body: JSON.stringify({ name: 'jnode2', sql: 'select b from jnode', type: 'endpoint' }) });
+    expect(await j(r)).toMatchObject({ status: 200, body: { name: 'jnode2', node_type: 'endpoint' } });
+    r = await s.req('PUT', '/v0/pipes/json_put2/nodes/jnode', { headers: JSON_HDR, body: JSON.stringify({ sql: 'select a + 2 as b from json_put_0', description: 'changed' }) });
+    expect(await j(r)).toMatchObject({ status: 200, body: { name: 'jnode', sql: 'select a + 2 as b from json_put_0', description: 'changed' } });
+    r = await s.req('PUT', '/v0/pipes/json_put2/nodes/jnode', { headers: JSON_HDR, body: JSON.stringify({ description: 'only this' }) });
+    expect(await j(r)).toMatchObject({ status: 200, body: { sql: 'select a + 2 as b from json_put_0', description: 'only this' } });
+    expect((await (await s.req('GET', '/v0/pipes/json_put2.json')).json()).data).toEqual([{ b: 3 }]);
+    // Refused: a JSON node without sql, non-string fields, a body that is not an object.
+    for (const [m, p, b] of [
+      ['POST', '/v0/pipes/json_put2/nodes', { name: 'x' }],
+      ['POST', '/v0/pipes/json_put2/nodes', { name: 'x', sql: ['select 1'] }],
+      ['POST', '/v0/pipes/json_put2/nodes', { name: 'x', sql: 'select 1', description: { a: 1 } }],
+      ['PUT', '/v0/pipes/json_put2/nodes/jnode', { sql: 1 }],
+      ['PUT', '/v0/pipes/json_put2/nodes/jnode', { name: true }],
+    ] as const) {
+      const res = await s.req(m, p, { headers: JSON_HDR, body: JSON.stringify(b) });
+      expect(res.status, `${m} ${JSON.stringify(b)}`).toBe(400);
+    }
+    expect((await s.req('POST', '/v0/pipes/json_put2/nodes', { headers: JSON_HDR, body: '["select 1"]' })).status).toBe(400);
+    const nodes = (await j(await s.req('GET', '/v0/pipes/json_put2'))).body.nodes;
+    expect(nodes.map((n: { name: string }) => n.name)).toEqual(['json_put_0', 'jnode', 'jnode2']);
+    expect(nodes[1]).toMatchObject({ sql: 'select a + 2 as b from json_put_0', description: 'only this' });
+  });
+
+  it('POST /v0/pipes: a name that is not a string or a body that is not an object is a 400, not a 500', async () => {
+    for (const b of [{ name: 123 }, { name: ['p'] }, [{ name: 'p' }], { name: 'p_desc', description: { a: 1 } }, { name: 'p_desc', description: 5 },
+      { name: 'p_nodes', nodes: [{ sql: 5 }] }, { name: 'p_nodes', nodes: ['select 1'] }, { name: 'p_nodes', nodes: [{ sql: 'select 1', name: 7 }] }]) {
+      const r = await s.req('POST', '/v0/pipes', { headers: JSON_HDR, body: JSON.stringify(b) });
+      expect(r.status, JSON.stringify(b)).toBe(400);
+      expect((await r.json()).error).toMatch(/must be a string|JSON object|must be a list/);
+    }
+    const names = (await j(await s.req('GET', '/v0/pipes'))).body.pipes.map((p: { name: string }) => p.name);
+    expect(names).not.toContain('p_desc');
+    expect(names).not.toContain('p_nodes');
+    // A description that is a string is stored as sent; null is none.
+    const r = await s.req('POST', '/v0/pipes', { headers: JSON_HDR, body: JSON.stringify({ name: 'p_null_desc', description: null, nodes: [{ sql: 'select 1', description: null }] }) });
+    expect(await j(r)).toMatchObject({ status: 200, body: { description: null } });
+  });
+
   it('creates a pipe from another with from=', async () => {
     const r = await s.req('POST', '/v0/pipes?name=copy_of_country&from=by_country');
     const { body } = await j(r);
     expect(body.nodes.map((n: { name: string }) => n.name)).toEqual(['filtered', 'agg']);
     expect(body.parent).toBeTruthy();
+  });
+
+  it('from= with force=true overwrites the pipe (same id; the endpoint stays when its node name does)', async () => {
+    let r = await s.req('POST', '/v0/pipes?name=copy_of_country&from=events_per_day');
+    expect(await j(r)).toEqual({ status: 409, body: { error: 'There\'s another resource with the same name "copy_of_country", names must be unique' } });
+    const before = (await j(await s.req('GET', '/v0/pipes/copy_of_country'))).body;
+    // The overwritten pipe's endpoint is `agg`: published again because the new nodes have one of that name.
+    expect((await s.req('POST', '/v0/pipes/copy_of_country/nodes/agg/endpoint')).status).toBe(200);
+    expect((await s.req('POST', '/v0/pipes', { headers: JSON_HDR, body: JSON.stringify({ name: 'agg_src', nodes: [{ name: 'agg', sql: 'SELECT count() AS c FROM events' }] }) })).status).toBe(200);
+    r = await s.req('POST', '/v0/pipes?name=copy_of_country&from=agg_src&force=true');
+    const { status, body } = await j(r);
+    expect(status).toBe(200);
+    expect(body.id).toBe(before.id);
+    expect(body.nodes.map((n: { name: string }) => n.name)).toEqual(['agg']);
+    expect(body.endpoint).toBe(body.nodes[0].id);
+    expect((await (await s.req('GET', '/v0/pipes/copy_of_country.json')).json()).data).toEqual([{ c: 30 }]);
+    // Without a node of the endpoint's name the endpoint goes; force does not take a data source's name.
+    r = await s.req('POST', '/v0/pipes?name=copy_of_country&from=events_per_day&force=true');
+    expect(await j(r)).toMatchObject({ status: 200, body: { id: before.id, endpoint: null } });
+    r = await s.req('POST', '/v0/pipes?name=events&from=events_per_day&force=true');
+    expect(r.status).toBe(409);
+    // force in a form body, as the CLI sends it; a new name with force is just a new pipe.
+    r = await s.req('POST', '/v0/pipes', form({ name: 'copy_of_country', from: 'agg_src', force: 'true' }));
+    expect(await j(r)).toMatchObject({ status: 200, body: { id: before.id, nodes: [{ name: 'agg' }] } });
+    r = await s.req('POST', '/v0/pipes?name=brand_new&from=agg_src&force=true');
+    expect(r.status).toBe(200);
+    expect((await s.req('POST', '/v0/pipes?name=brand_new&from=agg_src&force=maybe')).status).toBe(400);
   });
 });
 
@@ -208,6 +294,66 @@ describe('endpoints', () => {
     expect(await r.text()).toBe('"country"\n"US"\n');
     r = await s.req('GET', `/v0/pipes/by_country.json?q=${encodeURIComponent('% SELECT 1')}`);
     expect(await j(r)).toEqual({ status: 400, body: { error: "'q' parameter doesn't support templates" } });
+  });
+
+  it('POST takes a q longer than 8 KB (GET keeps the URL limit); the token in a form body', async () => {
+    const long = `SELECT sum(c) AS c FROM _ WHERE 1 ${' AND 1 = 1'.repeat(1000)}`;
+    expect(Buffer.byteLength(long)).toBeGreaterThan(8 * 1024);
+    let r = await s.req('POST', '/v0/pipes/by_country.json', form({ q: long }));
+    expect(await j(r)).toMatchObject({ status: 200, body: { data: [{ c: 30 }] } });
+    r = await s.req('POST', '/v0/pipes/by_country.json', { headers: JSON_HDR, body: JSON.stringify({ q: long, country: 'ES' }) });
+    expect(await j(r)).toMatchObject({ status: 200, body: { data: [{ c: 10 }] } });
+    r = await s.req('GET', `/v0/pipes/by_country.json?q=${encodeURIComponent(`SELECT c FROM _ -- ${'x'.repeat(9000)}`)}`);
+    expect(await j(r)).toEqual({ status: 400, body: { error: 'The maximum size for a SQL query is 8KB.' } });
+    r = await s.req('POST', '/v0/pipes/by_country.json', form({ q: `SELECT 1 ${'-- x\n'.repeat(300_000)}` }));
+    expect(await j(r)).toEqual({ status: 400, body: { error: 'The maximum size for a SQL query is 1MB.' } });
+    // Tinybird reads `token` from a form body too.
+    r = await s.req('POST', '/v0/pipes/by_country.json', { ...form({ token: s.token, country: 'FR' }), token: null });
+    expect(await j(r)).toMatchObject({ status: 200, body: { data: [{ country: 'FR', c: 10 }] } });
+    r = await s.req('POST', '/v0/pipes/by_country.json', { ...form({ token: 'p.bad.token', country: 'FR' }), token: null });
+    expect(r.status).toBe(403);
+  });
+
+  it('publishing answers the pipe\'s token when exactly one token reads it', async () => {
+    const ws = s.app.services.access.defaultWorkspace;
+    expect((await s.req('POST', '/v0/pipes', { headers: JSON_HDR, body: JSON.stringify({ name: 'shared', nodes: [{ name: 'n', sql: 'SELECT count() AS c FROM events' }] }) })).status).toBe(200);
+    let r = await s.req('POST', '/v0/pipes/shared/nodes/n/endpoint');
+    expect((await j(r)).body).not.toHaveProperty('token');
+    const pipe = await s.app.services.pipes.get(ws, 'shared');
+    const reader = await s.app.services.access.createToken(ws.id, 'shared_reader', [{ type: 'PIPES:READ', resource: pipe.id }]);
+    r = await s.req('POST', '/v0/pipes/shared/nodes/n/endpoint');
+    expect(await j(r)).toMatchObject({ status: 200, body: { name: 'shared', token: reader.token } });
+    r = await s.req('PUT', '/v0/pipes/shared/endpoint', { body: 'n' });
+    expect((await j(r)).body.token).toBe(reader.token);
+    expect((await s.req('GET', '/v0/pipes/shared.json', { token: reader.token })).status).toBe(200);
+    // A caller that does not hold that token's scopes is not given its value.
+    const creator = await s.app.services.access.createToken(ws.id, 'shared_creator', [{ type: 'PIPES:CREATE' }]);
+    const wide = await s.app.services.access.createToken(ws.id, 'shared_wide', [{ type: 'PIPES:READ', resource: pipe.id }, { type: 'DATASOURCES:CREATE' }]);
+    await s.app.services.access.deleteToken(reader);
+    r = await s.req('POST', '/v0/pipes/shared/nodes/n/endpoint', { token: creator.token });
+    expect(await j(r)).toMatchObject({ status: 200, body: { name: 'shared' } });
+    expect((await j(await s.req('POST', '/v0/pipes/shared/nodes/n/endpoint', { token: creator.token }))).body).not.toHaveProperty('token');
+    expect((await j(await s.req('POST', '/v0/pipes/shared/nodes/n/endpoint'))).body.token).toBe(wide.token);
+    // Two read tokens: none is "the" token.
+    await s.app.services.access.createToken(ws.id, 'shared_reader2', [{ type: 'PIPES:READ', resource: pipe.id }]);
+    expect((await j(await s.req('POST', '/v0/pipes/shared/nodes/n/endpoint'))).body).not.toHaveProperty('token');
+  });
+
+  it('explain with PIPES:READ + DATASOURCES:READ (seed 001), not with PIPES:READ alone', async () => {
+    const ws = s.app.services.access.defaultWorkspace;
+    const pipe = await s.app.services.pipes.get(ws, 'by_country');
+    const events = await s.app.services.datasources.get(ws, 'events');
+    const both = (await s.app.services.access.createToken(ws.id, 'explainer', [{ type: 'PIPES:READ', resource: pipe.id }, { type: 'DATASOURCES:READ', resource: events.id }])).token;
+    const readOnly = (await s.app.services.access.createToken(ws.id, 'explain_reader', [{ type: 'PIPES:READ', resource: pipe.id }])).token;
+    let r = await s.req('GET', '/v0/pipes/by_country/explain?country=ES', { token: both });
+    const { status, body } = await j(r);
+    expect(status).toBe(200);
+    expect(body.debug_query).toContain("country = 'ES'");
+    r = await s.req('GET', '/v0/pipes/by_country/nodes/filtered/explain', { token: both });
+    expect(r.status).toBe(200);
+    const denied = { status: 403, body: { error: "Forbidden. Provided token doesn't have permissions to run the explain plan, it needs ADMIN or PIPE:READ and DATASOURCE:READ", documentation: 'https://docs.tinybird.co/api-reference/overview#authentication' } };
+    expect(await j(await s.req('GET', '/v0/pipes/by_country/explain', { token: readOnly }))).toEqual(denied);
+    expect((await s.req('GET', '/v0/pipes/events_per_day/explain', { token: both })).status).toBe(403);
   });
 
   it('endpoint errors', async () => {

@@ -124,6 +124,7 @@ const CREATE = 'token needs scope DATASOURCES:CREATE';
 const PIPES_CREATE = 'token needs scope PIPES:CREATE';
 const NO_ACCESS = "The token you have provided doesn't have access to this resource";
 const NO_READ_P = 'token has no READ scope for p';
+const EXPLAIN_DENIED = "Forbidden. Provided token doesn't have permissions to run the explain plan, it needs ADMIN or PIPE:READ and DATASOURCE:READ";
 const TOKENS = 'token needs scope TOKENS';
 const sql = (q: string) => `/v0/sql?q=${encodeURIComponent(q)}`;
 
@@ -177,11 +178,12 @@ const CASES: Case[] = [
   { name: 'publish a node', method: 'POST', path: '/v0/pipes/p/nodes/p_extra/endpoint', handler: 'APIPipeNodeEndpointHandler', allowed: ['admin', 'pipes_create'], deny: PIPES_CREATE },
   { name: 'unpublish a node', method: 'DELETE', path: '/v0/pipes/p/nodes/p_0/endpoint', handler: 'APIPipeNodeEndpointHandler', allowed: ['admin', 'pipes_create'], deny: PIPES_CREATE },
   { name: 'legacy publish', method: 'PUT', path: '/v0/pipes/p/endpoint', body: () => ({ body: 'p_0' }), handler: 'APIPipeEndpointHandler', allowed: ['admin', 'pipes_create'], deny: PIPES_CREATE },
-  // Explain shows the SQL of the nodes, which a read-only token does not see.
+  // Explain shows the SQL and what it reads: PIPES:READ also needs DATASOURCES:READ on what the node
+  // reads (seed 001); p's endpoint reads ds, p_extra reads no data source.
   { name: 'explain a pipe', method: 'GET', path: '/v0/pipes/p/explain', handler: 'APIPipeExplainHandler', allowed: ['admin', 'pipes_create'],
-    deny: (k) => (k === 'read_p' ? PIPES_CREATE : NO_READ_P) },
-  { name: 'explain a node', method: 'GET', path: '/v0/pipes/p/nodes/p_extra/explain', handler: 'APIPipeNodeExplainHandler', allowed: ['admin', 'pipes_create'],
-    deny: (k) => (k === 'read_p' ? PIPES_CREATE : NO_READ_P) },
+    deny: (k) => (k === 'read_p' ? EXPLAIN_DENIED : NO_READ_P) },
+  { name: 'explain a node', method: 'GET', path: '/v0/pipes/p/nodes/p_extra/explain', handler: 'APIPipeNodeExplainHandler', allowed: ['admin', 'pipes_create', 'read_p'],
+    deny: NO_READ_P },
   { name: 'last update', method: 'GET', path: '/v0/pipes/p/last_update', handler: 'APIPipeLastUpdateHandler', allowed: ['admin', 'pipes_create', 'read_p'], deny: NO_READ_P },
   { name: 'requests', method: 'GET', path: '/v0/pipes/p/requests', handler: 'APIPipeRequestsHandler', allowed: ['admin', 'pipes_create', 'read_p'], deny: NO_READ_P },
   { name: 'endpoint data', method: 'GET', path: '/v0/pipes/p.json', allowed: ['admin', 'pipes_create', 'read_p', 'jwt_p'], deny: NO_ACCESS,

@@ -263,6 +263,22 @@ describe('sink pipes', () => {
     // Pause and resume the schedule.
     expect((await j(s.req('POST', '/v0/pipes/p_shape/sink/pause'))).body.schedule.status).toBe('paused');
     expect((await j(s.req('POST', '/v0/pipes/p_shape/sink/resume'))).body.schedule.status).toBe('running');
+    // Cancel: the cancelled jobs are answered with their job fields (both job slots held, so the run waits).
+    let release!: () => void;
+    const gate = new Promise<void>((res) => (release = res));
+    const ws = s.app.services.access.defaultWorkspace;
+    for (let i = 0; i < 2; i++) await s.app.services.jobs.create(ws, 'test_block', {}, async () => { await gate; return {}; });
+    let cancel: { status: number; body: Record<string, unknown> };
+    let waiting: string;
+    try {
+      waiting = (await j(s.req('POST', '/v0/pipes/p_shape/sink'))).body.job.id;
+      cancel = await j(s.req('POST', '/v0/pipes/p_shape/sink/cancel'));
+    } finally {
+      release();
+      await s.app.services.jobs.drain();
+    }
+    expect(cancel.status).toBe(200);
+    expect(cancel.body.cancelled_jobs).toEqual([expect.objectContaining({ id: waiting, kind: 'sink', status: 'cancelled', pipe_name: 'p_shape', job_url: `${s.url}/v0/jobs/${waiting}`, created_at: expect.any(String) })]);
     const del = await j(s.req('DELETE', '/v0/pipes/p_shape/nodes/n/sink'));
     expect(del.status).toBe(200);
     expect(del.body.type).toBe('default');

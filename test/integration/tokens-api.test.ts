@@ -66,8 +66,8 @@ describe('static tokens', () => {
     expect(body.tokens.find((t: { name: string }) => t.name === 'admin token')).not.toHaveProperty('token');
     const own = (await j(await s.req('GET', '/v0/tokens', { token: signer }))).body;
     const admin = own.tokens.find((t: { name: string }) => t.name === 'admin token');
-    expect(admin).toEqual({ id: expect.stringMatching(/^t_[0-9a-f]{32}$/), token: signer, scopes: [{ type: 'ADMIN' }], name: 'admin token', description: '', origin: { type: 'C' }, host: 'pipit' });
-    expect(Object.keys(admin)).toEqual(['id', 'token', 'scopes', 'name', 'description', 'origin', 'host']);
+    expect(admin).toEqual({ id: expect.stringMatching(/^t_[0-9a-f]{32}$/), token: signer, scopes: [{ type: 'ADMIN' }], name: 'admin token', description: '', origin: { type: 'C' }, host: 'pipit', created_at: expect.stringMatching(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d/) });
+    expect(Object.keys(admin)).toEqual(['id', 'token', 'scopes', 'name', 'description', 'origin', 'host', 'created_at']);
     // The server-level user token belongs to no workspace.
     expect(body.tokens.map((t: { name: string }) => t.name)).toEqual(['admin token', 'workspace admin token']);
   });
@@ -94,6 +94,7 @@ describe('static tokens', () => {
       description: 'reads ES',
       origin: { type: 'C' },
       host: 'pipit',
+      created_at: expect.stringMatching(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d/),
     });
     // Stored by id.
     const rec = (await s.app.services.catalog.listTokens(wsId)).find((t) => t.name === 'reader')!;
@@ -111,6 +112,18 @@ describe('static tokens', () => {
     expect(created.token).toMatch(/^p\./);
     const ok = await fetch(`${s.url}/v0/events?name=events&token=${created.token}`, { method: 'POST', body: '{"country":"XX","n":0}' });
     expect(ok.status).toBe(202);
+  });
+
+  it('reads the token itself from a form body too (Tinybird takes every argument from the body)', async () => {
+    const body = new URLSearchParams([['name', 'by_form_token'], ['scope', 'DATASOURCES:READ:events'], ['token', s.token]]);
+    const r = await j(await s.req('POST', '/v0/tokens', { body, token: null }));
+    expect(r.status).toBe(200);
+    expect(r.body).toMatchObject({ name: 'by_form_token', scopes: [{ type: 'DATASOURCES:READ', resource: 'events', filter: '' }] });
+    expect((await j(await s.req('GET', '/v0/tokens', { body: undefined, token: null }))).status).toBe(403);
+    // A wrong one in the body is refused like anywhere else.
+    const bad = new URLSearchParams([['name', 'nope'], ['scope', 'DATASOURCES:READ:events'], ['token', `${s.token}x`]]);
+    expect(await j(await s.req('POST', '/v0/tokens', { body: bad, token: null }))).toEqual({ status: 403, body: { error: 'invalid authentication token', documentation: AUTH_DOC } });
+    expect(await tokenNames()).not.toContain('nope');
   });
 
   it('records the origin of a resource token (as the CLI creates them)', async () => {
@@ -194,11 +207,14 @@ describe('static tokens', () => {
     expect(await j(await s.req('GET', '/v0/tokens/from_form', { token: own.token }))).toEqual({ status: 200, body: own });
     const hidden = { status: 403, body: { error: 'Token has not enough permissions to get information about this token', documentation: AUTH_DOC } };
     expect(await j(await s.req('GET', '/v0/tokens/reader', { token: own.token }))).toEqual(hidden);
-    expect(await j(await s.req('GET', '/v0/tokens/nope'))).toEqual(hidden);
+    // Seed 003: an unknown token is a 404 for a caller that sees every token (ADMIN, TOKENS);
+    // any other caller can not tell unknown from hidden.
+    expect(await j(await s.req('GET', '/v0/tokens/nope'))).toEqual({ status: 404, body: { error: 'Token not found' } });
+    expect(await j(await s.req('GET', '/v0/tokens/nope.token'))).toEqual({ status: 404, body: { error: 'Token not found' } });
     expect(await j(await s.req('GET', '/v0/tokens/nope', { token: own.token }))).toEqual(hidden);
   });
 
-  it('PUT replaces name, description and every scope (none given: none left)', async () => {
+  it('PUT replaces name, description and every scope given; what is not sent stays', async () => {
     await create([['name', 'to_change'], ['scope', 'DATASOURCES:CREATE']]);
     let r = await j(await s.req('PUT', "/v0/tokens/to_change?name=changed&description=new&scope=DATASOURCES:READ:events:n > 10&scope=PIPES:READ:by_country"));
     expect(r).toEqual({ status: 200, body: expect.objectContaining({ name: 'changed', description: 'new', scopes: [{ type: 'DATASOURCES:READ', resource: 'events', filter: 'n > 10' }, { type: 'PIPES:READ', resource: 'by_country', filter: '' }] }) });
@@ -206,9 +222,17 @@ describe('static tokens', () => {
     // In the body too.
     r = await j(await s.req('PUT', '/v0/tokens/changed', form(new URLSearchParams([['scope', 'DATASOURCES:APPEND:events'], ['description', 'body']]))));
     expect(r.body).toMatchObject({ name: 'changed', description: 'body', token: value, scopes: [{ type: 'DATASOURCES:APPEND', resource: 'events' }] });
-    r = await j(await s.req('PUT', '/v0/tokens/changed?name=changed'));
+    // Only a new name (query, form or seed 003's JSON body): the scopes and description stay.
+    r = await j(await s.req('PUT', '/v0/tokens/changed?name=changed2'));
+    expect(r.body).toMatchObject({ name: 'changed2', description: 'body', token: value, scopes: [{ type: 'DATASOURCES:APPEND', resource: 'events' }] });
+    r = await j(await s.req('PUT', '/v0/tokens/changed2', { headers: json, body: JSON.stringify({ name: 'changed' }) }));
+    expect(r.body).toMatchObject({ name: 'changed', description: 'body', scopes: [{ type: 'DATASOURCES:APPEND', resource: 'events' }] });
+    expect((await s.req('POST', '/v0/events?name=events&wait=true', { token: value, body: '{"country":"PT","n":0}' })).status).toBe(200);
+    // An empty scope list given removes them all.
+    r = await j(await s.req('PUT', '/v0/tokens/changed?scope='));
     expect(r.body.scopes).toEqual([]);
     expect((await s.req('GET', `/v0/sql?q=${encodeURIComponent('SELECT count() FROM events')}`, { token: value })).status).toBe(403);
+    expect((await s.req('POST', '/v0/events?name=events&wait=true', { token: value, body: '{"country":"PT","n":0}' })).status).toBe(403);
 
     expect(await j(await s.req('PUT', '/v0/tokens/changed?scope=NOPE'))).toEqual({ status: 400, body: { error: 'Invalid provided scope, valid ones are: DATASOURCES:READ, DATASOURCES:APPEND, DATASOURCES:CREATE, DATASOURCES:DROP, PIPES:READ, PIPES:CREATE, PIPES:DROP, TOKENS, ADMIN' } });
     expect(await j(await s.req('PUT', '/v0/tokens/changed?name=admin token'))).toEqual({ status: 400, body: { error: 'Auth token with name "admin token" already exists' } });

@@ -68,6 +68,57 @@ describe('Variables API', () => {
     }
   });
 
+  it('/v0/env_vars (seed 003) is the same store: JSON {name, value}, list as env_vars, PUT/DELETE by name; no value returned', async () => {
+    const json = { 'content-type': 'application/json' };
+    const value = `env-${SECRET}`;
+    let r = await s.req('POST', '/v0/env_vars', { headers: json, body: JSON.stringify({ name: 'api_key', value }) });
+    expect(r.status).toBe(200);
+    let text = await r.text();
+    expect(text).not.toContain(value);
+    expect(JSON.parse(text)).toMatchObject({ name: 'api_key', type: 'secret' });
+    // Both lists show both names, neither shows a value.
+    text = await (await s.req('GET', '/v0/env_vars')).text();
+    expect(JSON.parse(text).env_vars.map((v: { name: string }) => v.name)).toEqual(expect.arrayContaining(['pg_password', 'api_key']));
+    expect(text).not.toContain(value);
+    expect(text).not.toContain(SECRET);
+    text = await (await s.req('GET', '/v0/variables')).text();
+    expect(JSON.parse(text).variables.map((v: { name: string }) => v.name)).toContain('api_key');
+    expect(text).not.toContain(value);
+    r = await s.req('PUT', '/v0/env_vars/api_key', { headers: json, body: JSON.stringify({ value: 'v2' }) });
+    expect(r.status).toBe(200);
+    expect(await r.text()).not.toContain('v2"');
+    expect(await s.app.services.variables.values(s.app.services.access.defaultWorkspace)).toMatchObject({ api_key: 'v2' });
+    // tb_secret reads it like any variable.
+    r = await s.req('GET', `/v0/sql?q=${encodeURIComponent("% SELECT length({{ tb_secret('api_key') }}) AS n FORMAT CSV")}`);
+    expect(await r.text()).toBe('2\n');
+    expect(await (await s.req('DELETE', '/v0/env_vars/api_key')).json()).toEqual({ ok: true });
+    expect((await s.req('GET', '/v0/variables/api_key')).status).toBe(404);
+    expect((await s.req('DELETE', '/v0/env_vars/api_key')).status).toBe(404);
+    // ADMIN only, as /v0/variables.
+    const ws = s.app.services.access.defaultWorkspace;
+    const tok = (await s.app.services.access.createToken(ws.id, 'env_reader', [{ type: 'DATASOURCES:CREATE' }])).token;
+    expect((await s.req('GET', '/v0/env_vars', { token: tok })).status).toBe(403);
+    expect((await s.req('POST', '/v0/env_vars', { token: tok, headers: json, body: JSON.stringify({ name: 'x', value: 'y' }) })).status).toBe(403);
+  });
+
+  it('JSON fields that are not strings are a 400 (never stored as "[object Object]")', async () => {
+    const json = { 'content-type': 'application/json' };
+    for (const [p, body] of [
+      ['/v0/env_vars', { name: 'obj', value: { a: 1 } }],
+      ['/v0/variables', { name: 'arr', value: ['a'] }],
+      ['/v0/env_vars', { name: ['x'], value: 'a' }],
+      ['/v0/env_vars', [{ name: 'x', value: 'a' }]],
+    ] as const) {
+      const r = await s.req('POST', p, { headers: json, body: JSON.stringify(body) });
+      expect(r.status, JSON.stringify(body)).toBe(400);
+      expect((await r.json()).error).toMatch(/must be a string|should be a JSON object/);
+    }
+    expect((await s.req('POST', '/v0/env_vars', { headers: json, body: '{"name": "x", ' })).status).toBe(400);
+    const names = (await (await s.req('GET', '/v0/variables')).json()).variables.map((v: { name: string }) => v.name);
+    expect(names).not.toEqual(expect.arrayContaining(['obj']));
+    expect(names).not.toContain('arr');
+  });
+
   it('values are encrypted at rest: the catalog files do not hold them', async () => {
     const catalogDir = path.join(s.dataDir, 'catalog');
     const needle = Buffer.from(SECRET.slice(-10));

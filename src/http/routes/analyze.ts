@@ -15,7 +15,7 @@ import { inferJsonColumns, isNullToken, parseNdjsonSample } from '../../ingest/f
 import type { CsvDialect } from '../../ingest/ingest-service.js';
 import { parseJsonPath } from '../../ingest/jsonpath.js';
 import { authenticate } from '../auth.js';
-import { decoded, hasBody, isMultipart, queryParams, readMultipart } from '../body.js';
+import { decoded, hasBody, isMultipart, queryParams, rawStream, readMultipart } from '../body.js';
 import { dialectOf } from './datasources.js';
 import { fetchUrl } from './url-fetch.js';
 
@@ -96,7 +96,7 @@ export const analyzeRoutes = (s: Services): FastifyPluginAsync => async (app) =>
       const r = await fetchUrl(p.url, s.config.allowPrivateUrls);
       result = await analyze(decoded(r.stream, r.contentEncoding), r.filename);
     } else if (hasBody(req)) {
-      result = await analyze(decoded(req.raw, req.headers['content-encoding']));
+      result = await analyze(decoded(rawStream(req), req.headers['content-encoding']));
     }
     if (!result) throw badRequest('No data was provided');
     // Seed 003 documents a top-level `schema` string; Tinybird's clients read analysis.schema.

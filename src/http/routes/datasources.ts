@@ -16,7 +16,7 @@ import { printDatasourceFile } from '../../datafile/index.js';
 import { CsvParser } from '../../ingest/formats/csv.js';
 import type { CsvDialect, IngestCounts } from '../../ingest/ingest-service.js';
 import { authenticate } from '../auth.js';
-import { decoded, hasBody, isForm, isMultipart, parseForm, queryParams, readAll, readMultipart } from '../body.js';
+import { decoded, hasBody, isForm, isMultipart, parseForm, queryParams, rawStream, readAll, readMultipart } from '../body.js';
 import { datasourceJson, datasourceListJson, pickAttrs } from './datasource-json.js';
 import { readsDatasource } from '../../domain/pipe-service.js';
 import { jobJson } from './jobs.js';
@@ -115,7 +115,7 @@ export const datasourceRoutes = (s: Services): FastifyPluginAsync => async (app)
     }
     if (isForm(req) && hasBody(req)) {
       // A form carries parameters; a CSV sent with curl -d also arrives as a "form".
-      const buf = await readAll(decoded(req.raw), 64 * 1024 * 1024);
+      const buf = await readAll(decoded(rawStream(req)), 64 * 1024 * 1024);
       const form = parseForm(buf);
       const keys = Object.keys(form);
       if (keys.length && keys.every((k) => FORM_KEYS.has(k) || k.startsWith('engine_'))) {
@@ -124,7 +124,7 @@ export const datasourceRoutes = (s: Services): FastifyPluginAsync => async (app)
         source = { stream: (async function* () { yield buf; })() };
       }
     } else if (hasBody(req)) {
-      source = { stream: decoded(req.raw, req.headers['content-encoding']) };
+      source = { stream: decoded(rawStream(req), req.headers['content-encoding']) };
     }
     void consumed;
     return reply.send(await run(source));
@@ -403,7 +403,7 @@ export const datasourceRoutes = (s: Services): FastifyPluginAsync => async (app)
 /** Parameters from a form or JSON body (small bodies only). */
 export async function readParams(req: FastifyRequest): Promise<Record<string, string>> {
   if (!hasBody(req)) return {};
-  const buf = await readAll(decoded(req.raw, req.headers['content-encoding']), 16 * 1024 * 1024);
+  const buf = await readAll(decoded(rawStream(req), req.headers['content-encoding']), 16 * 1024 * 1024);
   if (/json/i.test(req.headers['content-type'] ?? '')) {
     checkJsonDepth(buf.toString('utf8'));
     try {

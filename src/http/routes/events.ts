@@ -16,7 +16,7 @@ import { ACCEPTED, EventBuffer } from '../../ingest/event-buffer.js';
 import { countNdjsonLines } from '../../ingest/ingest-service.js';
 import { physicalNames } from '../../ingest/physical.js';
 import { authenticate } from '../auth.js';
-import { decoded, queryParams, readAll } from '../body.js';
+import { decoded, queryParams, rawStream, readAll } from '../body.js';
 import { STATUS } from '../errors.js';
 
 /**
@@ -52,7 +52,7 @@ function text(reply: FastifyReply, status: number, body: string): FastifyReply {
 /** The raw request stream, failing with 413 once more than `limit` bytes arrived. */
 async function* capped(req: FastifyRequest, limit: number): AsyncGenerator<Buffer> {
   let n = 0;
-  for await (const c of req.raw as AsyncIterable<Buffer>) {
+  for await (const c of rawStream(req)) {
     n += c.length;
     if (n > limit) throw new PipitError('payload_too_large', TOO_LARGE);
     yield c;

@@ -7,29 +7,67 @@ import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { Services } from '../../app.js';
 import type { NodeRecord, NodeType, PipeRecord } from '../../catalog/catalog.js';
 import type { Auth } from '../../domain/access.js';
-import { badRequest, forbidden, notFound, PipitError } from '../../domain/errors.js';
+import { badRequest, conflict, forbidden, notFound, PipitError } from '../../domain/errors.js';
 import { NODE_TYPES, pipeNotFound } from '../../domain/pipe-service.js';
 import type { MaterializeOptions } from '../../domain/materialize-service.js';
 import { nowIso, tbTime } from '../../domain/time.js';
 import { isTemplate, templateTables, type ParamValue } from '../../template/index.js';
 import { authenticate } from '../auth.js';
-import { decoded, hasBody, isForm, isJson, rawStream, readAll } from '../body.js';
+import { decoded, hasBody, isForm, isJson, jsonObject, jsonText, rawStream, readAll } from '../body.js';
 import { outputParams, sendQuery } from '../query-output.js';
 import { limitEndpoint } from '../rate-limit.js';
 import { nodeJson, nodeParams, pipeJson } from './pipe-json.js';
 import { pipeDatafile } from '../../datafile/records.js';
+import { jobJson } from './jobs.js';
 import { sinkSettings } from './sinks.js';
 import { queryArgs } from './sql.js';
 import { parseUserJson } from '../../domain/input-limits.js';
 
 const BODY_LIMIT = 8 * 1024 * 1024;
 const Q_LIMIT = 8 * 1024;
+const POST_Q_LIMIT = 1024 * 1024;
 
 /** Endpoint formats and the engine format each one is. */
 const ENDPOINT_FORMATS: Record<string, string> = { json: 'JSON', csv: 'CSVWithNames', ndjson: 'JSONEachRow', parquet: 'Parquet', prometheus: 'Prometheus' };
 
+const EXPLAIN_FORBIDDEN = "Forbidden. Provided token doesn't have permissions to run the explain plan, it needs ADMIN or PIPE:READ and DATASOURCE:READ";
+
+/** The node a pipe-level explain is about: the endpoint, materialized, copy or sink node, else the last. */
+function relevantNode(pipe: PipeRecord): NodeRecord | undefined {
+  return pipe.nodes.find((n) => n.id === pipe.endpoint)
+    ?? pipe.nodes.find((n) => n.nodeType === 'materialized' || n.nodeType === 'copy' || n.nodeType === 'sink')
+    ?? pipe.nodes[pipe.nodes.length - 1];
+}
+
 /** Arguments of the endpoint request itself, never template parameters. */
 const ENDPOINT_ARGS = new Set(['token', 'q']);
+
+/** A node as a request describes it (JSON `nodes[]`, a `from=` pipe, `sql=`). */
+interface NodeSpec {
+  name?: string;
+  sql: string;
+  description?: string | null;
+  type?: string;
+  raw?: Record<string, unknown>;
+}
+
+/**
+ * The body as a JSON object, when it is one: Content-Type JSON (then it must be one object), or
+ * a body that parses as a JSON object whatever its type says (`curl -d '{...}'` sends a form
+ * type). Null for anything else: a form, raw SQL, a node id.
+ */
+function bodyJson(req: FastifyRequest, b: Buffer, message: string): Record<string, unknown> | null {
+  const text = b.toString('utf8');
+  if (isJson(req)) return text.trim() ? jsonObject(text, message) : null;
+  if (!/^\s*\{/.test(text)) return null;
+  let v: unknown;
+  try {
+    v = parseUserJson(text, message);
+  } catch {
+    return null;
+  }
+  return v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : null;
+}
 
 async function body(req: FastifyRequest): Promise<Buffer> {
   return hasBody(req) ? readAll(decoded(rawStream(req), req.headers['content-encoding']), BODY_LIMIT) : Buffer.alloc(0);
@@ -114,7 +152,7 @@ export function pipeRoutes(services: Services): FastifyPluginAsync {
   }
 
   /** A draft pipe (nodes checked one by one, each seeing the earlier ones). */
-  async function buildNodes(auth: Auth, name: string, specs: Array<{ name?: string; sql: string; description?: string | null; type?: string }>, reqId: string): Promise<NodeRecord[]> {
+  async function buildNodes(auth: Auth, name: string, specs: NodeSpec[], reqId: string): Promise<NodeRecord[]> {
     const draft: PipeRecord = { id: '', workspaceId: auth.workspace.id, name, description: null, endpoint: null, parent: null, nodes: [], createdAt: '', updatedAt: '', data: {} };
     for (const spec of specs) {
       if (typeof spec.sql !== 'string') throw badRequest('Every node needs its sql');
@@ -124,6 +162,24 @@ export function pipeRoutes(services: Services): FastifyPluginAsync {
       draft.nodes.push(s.pipes.newNode(draft, { name: spec.name, sql: spec.sql, description: spec.description ?? null, type: type === 'materialized' || type === 'copy' || type === 'sink' ? 'standard' : type, dependencies }));
     }
     return draft.nodes;
+  }
+
+  /**
+   * Replaces the nodes of an existing pipe (POST /v0/pipes with force=true): same id and name; the
+   * endpoint stays published when a new node has the old endpoint node's name (seed 001), unless
+   * a new node is itself an endpoint.
+   */
+  async function overwrite(auth: Auth, existing: PipeRecord, description: string | null, nodes: NodeRecord[], parent: string | null): Promise<PipeRecord> {
+    const endpoints = nodes.filter((n) => n.nodeType === 'endpoint');
+    if (endpoints.length > 1) throw badRequest('A pipe can only have one endpoint node');
+    const oldEndpoint = existing.nodes.find((n) => n.id === existing.endpoint);
+    let endpoint = endpoints[0] ?? (oldEndpoint ? nodes.find((n) => n.name === oldEndpoint.name) : undefined);
+    if (endpoint && endpoint.nodeType !== 'endpoint') {
+      const published: NodeRecord = { ...endpoint, nodeType: 'endpoint' };
+      nodes = nodes.map((n) => (n.id === published.id ? published : n));
+      endpoint = published;
+    }
+    return s.pipes.save(auth.workspace, { ...existing, description: description ?? existing.description, nodes, endpoint: endpoint?.id ?? null, parent: parent ?? existing.parent });
   }
 
   function nodeTypeOf(t: unknown): NodeType {
@@ -177,6 +233,18 @@ export function pipeRoutes(services: Services): FastifyPluginAsync {
 
   const json = (auth: Auth, p: PipeRecord) => pipeJson(p, auth, { apiHost: apiHost() });
 
+  /**
+   * A published pipe's JSON, with `token` when exactly one token reads the pipe (seed 001: to
+   * share the endpoint) and the caller holds every scope of that token (the value grants no more
+   * than the caller has).
+   */
+  async function publishedJson(auth: Auth, p: PipeRecord): Promise<Record<string, unknown>> {
+    const out = json(auth, p);
+    const readers = (await s.access.listTokens(auth.workspace)).filter((t) => t.scopes.some((sc) => sc.type === 'PIPES:READ' && sc.resource === p.id));
+    if (readers.length === 1 && auth.holds(readers[0].scopes)) out.token = readers[0].token;
+    return out;
+  }
+
   /** Endpoint data: `GET|POST /v0/pipes/:name.:format`. */
   async function endpointData(req: FastifyRequest, reply: FastifyReply, name: string, ext: string): Promise<FastifyReply> {
     const format = ENDPOINT_FORMATS[ext.toLowerCase()];
@@ -210,7 +278,9 @@ export function pipeRoutes(services: Services): FastifyPluginAsync {
     let sql = `SELECT * FROM \`${pipe.name}\``;
     if (q !== undefined && q.trim() !== '') {
       if (isTemplate(q)) throw badRequest("'q' parameter doesn't support templates");
-      if (Buffer.byteLength(q) > Q_LIMIT) throw badRequest('The maximum size for a SQL query is 8KB.');
+      // 8 KB in a URL; POST is how a longer query is sent (1 MB, as /v0/sql).
+      if (req.method !== 'POST' && Buffer.byteLength(q) > Q_LIMIT) throw badRequest('The maximum size for a SQL query is 8KB.');
+      if (Buffer.byteLength(q) > POST_Q_LIMIT) throw badRequest('The maximum size for a SQL query is 1MB.');
       sql = q;
     }
     const { maxThreads, formatSettings } = outputParams(args);
@@ -219,18 +289,28 @@ export function pipeRoutes(services: Services): FastifyPluginAsync {
     return sendQuery(s, req, reply, prepared, { format, workspaceId: auth.workspace.id, maxThreads, formatSettings });
   }
 
-  /** The node an explain without a node name is about: the endpoint, else the last node. */
+  /**
+   * Explain a node; without a node name, the pipe's most relevant one (seed 001): its endpoint,
+   * materialized, copy or sink node, else the last node. ADMIN and PIPES:CREATE explain any pipe;
+   * otherwise the token needs PIPES:READ on the pipe and DATASOURCES:READ on every data source the
+   * node reads (the plan shows the SQL and what it reads), so the node is checked as the token's
+   * own query would be.
+   */
   async function explain(req: FastifyRequest, reply: FastifyReply, pipeName: string, nodeName?: string): Promise<FastifyReply> {
     const auth = await authenticate(s, req);
     const pipe = await readablePipe(auth, pipeName);
-    // The plan shows the nodes' SQL, which a read-only token does not see (limited representation).
-    auth.requirePipesCreate();
-    const node = nodeName ? s.pipes.node(pipe, nodeName) : pipe.nodes.find((n) => n.id === pipe.endpoint) ?? pipe.nodes[pipe.nodes.length - 1];
+    const node = nodeName ? s.pipes.node(pipe, nodeName) : relevantNode(pipe);
     if (!node) throw badRequest('Could not get a node to run the explain plan');
     const params: Record<string, ParamValue> = {};
     for (const [k, v] of Object.entries(queryArgs(req))) if (!ENDPOINT_ARGS.has(k)) params[k] = v;
     const index = pipe.nodes.findIndex((n) => n.id === node.id);
-    const prepared = await s.queries.prepare(auth, node.sql, { params, testMode: Object.keys(params).length === 0, pipe, nodeLimit: index, savedNode: true });
+    let prepared;
+    try {
+      prepared = await s.queries.prepare(auth, node.sql, { params, testMode: Object.keys(params).length === 0, pipe, nodeLimit: index, savedNode: auth.canCreatePipes });
+    } catch (err) {
+      if (err instanceof PipitError && err.code === 'forbidden' && !auth.canCreatePipes) throw forbidden(EXPLAIN_FORBIDDEN);
+      throw err;
+    }
     const text = (await s.queries.collect({ ...prepared, sql: `EXPLAIN ${prepared.sql}` }, 'TSVRaw', req.id)).toString('utf8');
     return reply.type('application/json').send({ debug_query: prepared.userNames(prepared.sql), query_explain: prepared.userNames(text) });
   }
@@ -273,34 +353,54 @@ export function pipeRoutes(services: Services): FastifyPluginAsync {
       const b = await body(req);
       let name = str(args.name);
       let description = str(args.description) ?? null;
-      let specs: Array<{ name?: string; sql: string; description?: string | null; type?: string; raw?: Record<string, unknown> }> = [];
-      if (b.length && isJson(req)) {
-        const doc = parseUserJson(b.toString('utf8'), 'The request body should be a JSON object with the pipe') as { name?: string; description?: string; nodes?: unknown };
-        name = doc.name ?? name;
-        description = doc.description ?? description;
-        if (doc.nodes !== undefined && !Array.isArray(doc.nodes)) throw badRequest('nodes must be a list');
-        specs = ((doc.nodes as Array<Record<string, unknown>>) ?? []).map((n) => ({
-          name: str(n.name), sql: n.sql as string, description: (n.description as string | null | undefined) ?? null, type: str(n.type ?? n.node_type), raw: n,
-        }));
+      let force = boolArg(args.force, 'force') ?? false;
+      let from = str(args.from);
+      let specs: NodeSpec[] = [];
+      const doc = bodyJson(req, b, 'The request body should be a JSON object with the pipe');
+      if (doc) {
+        name = jsonText(doc, 'name') ?? name;
+        description = jsonText(doc, 'description') ?? description;
+        if (doc.force !== undefined) force = boolArg(String(doc.force), 'force') ?? force;
+        if (doc.nodes !== undefined && doc.nodes !== null && !Array.isArray(doc.nodes)) throw badRequest('nodes must be a list');
+        specs = ((doc.nodes as unknown[] | null | undefined) ?? []).map((n, i) => {
+          if (!n || typeof n !== 'object' || Array.isArray(n)) throw badRequest(`Invalid "nodes[${i}]": every node must be a JSON object`);
+          const o = n as Record<string, unknown>;
+          return {
+            name: jsonText(o, 'name', `nodes[${i}].name`), sql: jsonText(o, 'sql', `nodes[${i}].sql`) as string, description: jsonText(o, 'description', `nodes[${i}].description`) ?? null,
+            type: jsonText(o, 'type', `nodes[${i}].type`) ?? jsonText(o, 'node_type', `nodes[${i}].node_type`), raw: o,
+          };
+        });
       } else {
         const form = b.length && isForm(req) ? Object.fromEntries(new URLSearchParams(b.toString('utf8'))) : {};
         name = name ?? form.name;
         description = description ?? form.description ?? null;
+        if (form.force !== undefined && args.force === undefined) force = boolArg(form.force, 'force') ?? false;
         const sql = str(args.sql) ?? form.sql;
-        const from = str(args.from) ?? form.from;
+        from = from ?? form.from;
         if (from) {
           const src = await readablePipe(auth, from);
           specs = src.nodes.map((n) => ({ name: n.name, sql: n.sql, description: n.description, type: n.nodeType }));
         } else if (sql !== undefined) specs = [{ sql }];
       }
       if (!name) throw badRequest('The pipe needs a name');
-      await s.pipes.checkNewName(auth.workspace, name);
-      // Copies and views may still read a dropped pipe of this name.
+      // force=true overwrites a pipe of that name (`tb push --force`, seed 001's `from=`).
+      const found = force ? await s.pipes.find(auth.workspace, name) : null;
+      const existing = found?.name === name ? found : null;
+      if (existing) {
+        if (!auth.canDropPipe(existing.id)) throw forbidden(`token needs scope PIPES:DROP:${existing.name} to overwrite it`);
+        if (existing.nodes.some((n) => n.nodeType === 'materialized')) {
+          throw conflict(`The pipe '${existing.name}' materializes into a Data Source: unlink its materialized nodes (or delete the pipe) before overwriting it`);
+        }
+      }
+      await s.pipes.checkNewName(auth.workspace, name, existing?.id);
+      // Copies and views may still read a dropped pipe of this name, or read the one overwritten.
       await checkFeeds(auth, [name]);
       const nodes = await buildNodes(auth, name, specs, req.id);
-      const parent = str(args.from) ? (await s.pipes.find(auth.workspace, str(args.from)!))?.id ?? null : null;
-      let pipe = await s.pipes.create(auth.workspace, name, description, nodes, parent);
-      // `tb push` sends materialized nodes with their target: materialize them now, or undo the pipe.
+      const parent = from ? (await s.pipes.find(auth.workspace, from))?.id ?? null : null;
+      let pipe = existing ? await overwrite(auth, existing, description, nodes, parent) : await s.pipes.create(auth.workspace, name, description, nodes, parent);
+      // `tb push` sends materialized, copy and sink nodes with their settings: set them now, or
+      // undo the whole request (the pipe, the views and the data sources they created).
+      const createdTargets: string[] = [];
       try {
         for (const [i, spec] of specs.entries()) {
           if (nodeTypeOf(spec.type) === 'sink') {
@@ -317,23 +417,48 @@ export function pipeRoutes(services: Services): FastifyPluginAsync {
           if (nodeTypeOf(spec.type) !== 'materialized') continue;
           const opts = materializeOptions(spec.raw ?? {});
           if (!opts.datasource) throw badRequest(`The node '${nodes[i].name}' is materialized and needs a "datasource"`);
-          pipe = (await s.materializations.materialize(auth, pipe, s.pipes.node(pipe, nodes[i].id), opts, req.id)).pipe;
+          const r = await s.materializations.materialize(auth, pipe, s.pipes.node(pipe, nodes[i].id), opts, req.id);
+          pipe = r.pipe;
+          if (r.created) createdTargets.push(r.target.id);
         }
       } catch (err) {
         for (const n of pipe.nodes) if (n.nodeType === 'materialized') await s.materializations.unlink(auth, pipe.id, n.id).catch(() => undefined);
-        await s.pipes.drop(auth.workspace, pipe);
+        for (const id of createdTargets) {
+          const ds = await s.datasources.find(auth.workspace, id);
+          if (ds) await s.datasources.drop(auth.workspace, ds).catch(() => undefined);
+        }
+        if (existing) await s.pipes.save(auth.workspace, existing);
+        else await s.pipes.drop(auth.workspace, pipe);
         throw err;
       }
       return json(auth, pipe);
     });
 
-    // Append a node: the SQL is the request body.
+    /**
+     * A node request: the SQL is the raw body (seed 001) or the `sql` of a JSON body
+     * `{name, sql, description, ...}` (seed 003), whose other fields count as arguments (over the
+     * query string's). `sql` is undefined when none was sent.
+     */
+    const nodeRequest = async (req: FastifyRequest): Promise<{ args: Record<string, unknown>; sql?: string }> => {
+      const args: Record<string, unknown> = queryArgs(req);
+      const b = await body(req);
+      const doc = bodyJson(req, b, 'The request body should be the SQL of the node, or a JSON object like {"name": "...", "sql": "...", "description": "..."}');
+      if (!doc) {
+        const text = b.toString('utf8');
+        return { args, sql: text.trim() ? text : undefined };
+      }
+      for (const k of ['name', 'description', 'type']) jsonText(doc, k);
+      const sql = jsonText(doc, 'sql');
+      for (const [k, v] of Object.entries(doc)) if (k !== 'sql' && v !== undefined && v !== null) args[k] = v;
+      return { args, sql: sql?.trim() ? sql : undefined };
+    };
+
+    // Append a node: the SQL is the request body (or its JSON's `sql`).
     app.post('/v0/pipes/:pipe/nodes', async (req) => {
       const auth = await authenticate(s, req);
       const pipe = await writablePipe(auth, (req.params as { pipe: string }).pipe);
-      const args = queryArgs(req);
-      const sql = (await body(req)).toString('utf8');
-      if (!sql.trim()) throw badRequest('The SQL of a node can not be empty');
+      const { args, sql } = await nodeRequest(req);
+      if (sql === undefined) throw badRequest('The SQL of a node can not be empty');
       const type = nodeTypeOf(args.type);
       const mv = type === 'materialized' ? materializeOptions(args) : undefined;
       if (mv && !mv.datasource) throw badRequest('The "datasource" parameter is required when the node type is materialized');
@@ -374,9 +499,9 @@ export function pipeRoutes(services: Services): FastifyPluginAsync {
     app.put('/v0/pipes/:pipe/nodes/:node', async (req) => {
       const { auth, pipe, node } = await writableNode(req);
       const index = pipe.nodes.findIndex((n) => n.id === node.id);
-      const args = queryArgs(req);
-      const b = (await body(req)).toString('utf8');
-      const sql = b.trim() ? b : node.sql;
+      const req2 = await nodeRequest(req);
+      const args = req2.args;
+      const sql = req2.sql ?? node.sql;
       const newName = str(args.name);
       if (newName && newName !== node.name) {
         if (pipe.nodes.some((n) => n.name === newName)) throw new PipitError('conflict', `Node name "${newName}" already exists in pipe. Node names must be unique within a given pipe.`);
@@ -409,7 +534,7 @@ export function pipeRoutes(services: Services): FastifyPluginAsync {
       const pipe = await writablePipe(auth, pipeName);
       const node = s.pipes.publishable(pipe, ref);
       await checkFeeds(auth, [pipe.name]);
-      return json(auth, await s.pipes.publish(auth.workspace, pipe, node));
+      return publishedJson(auth, await s.pipes.publish(auth.workspace, pipe, node));
     });
 
     app.delete('/v0/pipes/:pipe/nodes/:node/endpoint', async (req) => {
@@ -426,7 +551,7 @@ export function pipeRoutes(services: Services): FastifyPluginAsync {
       if (!ref) throw badRequest('The body should contain the id of the node to publish');
       const node = s.pipes.publishable(pipe, ref);
       await checkFeeds(auth, [pipe.name]);
-      return json(auth, await s.pipes.publish(auth.workspace, pipe, node));
+      return publishedJson(auth, await s.pipes.publish(auth.workspace, pipe, node));
     });
 
     app.post('/v0/pipes/:pipe/nodes/:node/materialization', async (req) => {
@@ -502,7 +627,7 @@ export function pipeRoutes(services: Services): FastifyPluginAsync {
       const auth = await authenticate(s, req);
       const pipe = await writablePipe(auth, (req.params as { pipe: string }).pipe);
       const r = await s.copies.cancelAll(auth, pipe);
-      return { ...json(auth, r.pipe), cancelled_jobs: r.cancelled.map((j) => ({ id: j.id, status: j.status })) };
+      return { ...json(auth, r.pipe), cancelled_jobs: r.cancelled.map((j) => jobJson(s, j)) };
     });
 
     app.get('/v0/pipes/:pipe/explain', async (req, reply) => explain(req, reply, (req.params as { pipe: string }).pipe));
@@ -549,7 +674,11 @@ export function pipeRoutes(services: Services): FastifyPluginAsync {
       const pipe = await writablePipe(auth, (req.params as { pipe: string }).pipe.replace(/\.pipe$/, ''));
       const args = queryArgs(req);
       const b = await body(req);
-      const form = b.length && isForm(req) ? Object.fromEntries(new URLSearchParams(b.toString('utf8'))) : {};
+      // Seed 003's PipeUpdate is a JSON body {name, description}; a form or the query string too.
+      const doc = bodyJson(req, b, 'The request body should be a JSON object like {"name": "...", "description": "..."}');
+      const form: Record<string, string | undefined> = doc
+        ? { name: jsonText(doc, 'name'), description: jsonText(doc, 'description') }
+        : b.length && isForm(req) ? Object.fromEntries(new URLSearchParams(b.toString('utf8'))) : {};
       const newName = str(args.name) ?? form.name;
       const description = str(args.description) ?? form.description;
       let updated = pipe;

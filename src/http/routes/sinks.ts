@@ -15,6 +15,7 @@ import { tbTime } from '../../domain/time.js';
 import type { ParamValue } from '../../template/index.js';
 import { authenticate } from '../auth.js';
 import { decoded, hasBody, isJson, rawStream, readAll } from '../body.js';
+import { jobJson } from './jobs.js';
 import { nodeJson, pipeJson } from './pipe-json.js';
 import { queryArgs } from './sql.js';
 import { parseUserJson } from '../../domain/input-limits.js';
@@ -159,7 +160,7 @@ export function sinkRoutes(s: Services): FastifyPluginAsync {
       const auth = await authenticate(s, req);
       const pipe = await writablePipe(auth, (req.params as { pipe: string }).pipe);
       const r = await s.sinks.cancelAll(auth, pipe);
-      return { ...json(auth, r.pipe), cancelled_jobs: r.cancelled.map((j) => ({ id: j.id, status: j.status })) };
+      return { ...json(auth, r.pipe), cancelled_jobs: r.cancelled.map((j) => jobJson(s, j)) };
     });
   };
 }

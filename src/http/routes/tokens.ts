@@ -1,6 +1,6 @@
 /**
  * Tokens API (`/v0/tokens`, reference §7): static tokens (list, create, get — also as a `.token`
- * datafile —, replace name/description/scopes, refresh, delete) and JWTs minted with
+ * datafile —, change name/description/scopes, refresh, delete) and JWTs minted with
  * `expiration_time=`. Scopes name resources by name or id and are stored by id, so a rename
  * keeps them; the JSON shows names. ADMIN or TOKENS manage tokens; a token may not create, change,
  * refresh or delete a token that holds more than it does (Auth.holds: only ADMIN manages or grants
@@ -12,8 +12,9 @@ import type { Scope, TokenRecord } from '../../catalog/catalog.js';
 import { type Auth, JWT_SCOPES, MAX_TOKENS, RESOURCE_SCOPES, STATIC_SCOPES, TOKEN_HOST } from '../../domain/access.js';
 import { badRequest, forbidden, notFound, PipitError } from '../../domain/errors.js';
 import { checkExpression, checkNameLength } from '../../domain/schema/index.js';
+import { tbTime } from '../../domain/time.js';
 import { authenticate } from '../auth.js';
-import { decoded, hasBody, isJson, readAll } from '../body.js';
+import { decoded, hasBody, isJson, rawStream, readAll } from '../body.js';
 import { parseUserJson } from '../../domain/input-limits.js';
 import { tokenDatafile } from '../../datafile/records.js';
 
@@ -23,6 +24,7 @@ const READ_SCOPES = new Set(['DATASOURCES:READ', 'PIPES:READ']);
 const CANNOT_LIST = 'Token has not enough permissions to get information about Tokens';
 const CANNOT_SEE = 'Token has not enough permissions to get information about this token';
 const NOT_FOUND = 'Static Token not found';
+const TOKEN_NOT_FOUND = 'Token not found';
 
 /** A scope as asked for: from `TYPE[:resource[:filter]]` text or a `{type, resource, filter}` object. */
 interface ScopeSpec {
@@ -76,7 +78,7 @@ async function readArgs(req: FastifyRequest, jsonBody: boolean): Promise<Args> {
   for (const [k, v] of Object.entries((req.query as Record<string, unknown>) ?? {})) add(k, v);
   let json: Record<string, unknown> | null = null;
   if (hasBody(req)) {
-    const buf = await readAll(decoded(req.raw, req.headers['content-encoding']), BODY_LIMIT);
+    const buf = await readAll(decoded(rawStream(req), req.headers['content-encoding']), BODY_LIMIT);
     const text = buf.toString('utf8');
     // A JWT request's body is JSON whatever its Content-Type (`curl -d` says it is a form).
     if (isJson(req) || jsonBody || /^\s*\{/.test(text)) {
@@ -119,6 +121,8 @@ export const tokenRoutes = (s: Services): FastifyPluginAsync => async (app) => {
     json.description = t.description ?? '';
     json.origin = t.origin ? { type: t.origin.type, ...(t.origin.resourceId ? { resource_id: t.origin.resourceId } : {}) } : { type: 'C' };
     json.host = TOKEN_HOST;
+    // Seed 003's Token has created_at (Tinybird's own JSON does not; clients ignore extra fields).
+    json.created_at = tbTime(t.createdAt);
     return json;
   }
 
@@ -275,7 +279,9 @@ export const tokenRoutes = (s: Services): FastifyPluginAsync => async (app) => {
     let t = await s.access.findToken(auth.workspace, ref);
     const asFile = !t && ref.endsWith('.token');
     if (asFile) t = await s.access.findToken(auth.workspace, ref.slice(0, -'.token'.length));
-    // A token may read itself; others need ADMIN or TOKENS. Unknown and hidden look alike.
+    // A token may read itself; others need ADMIN or TOKENS, which see every token, so an
+    // unknown one is a 404 for them. For any other caller unknown and hidden look alike (403).
+    if (!t && auth.canManageTokens) throw notFound(TOKEN_NOT_FOUND);
     if (!t || (!auth.canManageTokens && t.id !== auth.token.id)) throw forbidden(CANNOT_SEE);
     const names = await namesById(auth);
     if (asFile) return reply.type('text/plain; charset=utf-8').send(tokenDatafile(t, names));
@@ -286,8 +292,9 @@ export const tokenRoutes = (s: Services): FastifyPluginAsync => async (app) => {
     const auth = await authenticate(s, req);
     const t = await managed(auth, (req.params as { token: string }).token, 'change');
     const args = await readArgs(req, false);
-    // The scopes given replace all the token's scopes; none given leaves it without any.
-    const scopes = grantable(auth, await toScopes(auth, args.scopes ?? [], 'update'));
+    // Scopes given (also an empty `scope=`) replace all the token's scopes; a request that sends
+    // none changes only what it sends (a new name keeps the scopes).
+    const scopes = args.scopes === null ? t.scopes : grantable(auth, await toScopes(auth, args.scopes, 'update'));
     await keepsAnAdmin(auth, t, scopes);
     const name = args.values.name || t.name;
     if (name !== t.name) await checkNameFree(auth, name, t.id);

@@ -1,6 +1,9 @@
 /**
  * The Variables API (`/v0/variables`, ADMIN only): workspace secrets for tb_secret()/tb_var().
- * Values are write-only: no route ever returns one.
+ * Seed 003's Environment Variables (`/v0/env_vars`: list as `env_vars`, create from JSON
+ * `{name, value}`, update and delete by name) are the same store under another name. Values are
+ * write-only: no route of either ever returns one (the seed's EnvVar shows `value`; Tinybird
+ * never returns a secret, and Pipit follows it).
  */
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import type { Services } from '../../app.js';
@@ -8,28 +11,26 @@ import type { VariableRecord } from '../../catalog/catalog.js';
 import { notFound } from '../../domain/errors.js';
 import { tbTime } from '../../domain/time.js';
 import { authenticate } from '../auth.js';
-import { decoded, hasBody, isForm, isJson, queryParams, rawStream, readAll } from '../body.js';
-import { checkJsonDepth } from '../../domain/input-limits.js';
+import { decoded, hasBody, isForm, isJson, jsonObject, jsonText, queryParams, rawStream, readAll } from '../body.js';
 
 function variableJson(v: VariableRecord): Record<string, unknown> {
   return { name: v.name, type: v.type, created_at: tbTime(v.createdAt), updated_at: tbTime(v.updatedAt), edited_by: v.editedBy };
 }
 
-/** Arguments from the query string and a form or JSON body. */
+/** Arguments from the query string and a form or JSON body (JSON fields must be strings). */
 async function args(req: FastifyRequest): Promise<Record<string, string>> {
   const out = queryParams(req);
   if (!hasBody(req)) return out;
-  const body = await readAll(decoded(rawStream(req), req.headers['content-encoding']), 64 * 1024);
-  if (isJson(req)) {
-    checkJsonDepth(body.toString('utf8'));
-    try {
-      const j = JSON.parse(body.toString('utf8')) as Record<string, unknown>;
-      for (const [k, v] of Object.entries(j ?? {})) if (v !== null && v !== undefined) out[k] = String(v);
-    } catch {
-      /* not JSON: nothing more */
+  const body = (await readAll(decoded(rawStream(req), req.headers['content-encoding']), 64 * 1024)).toString('utf8');
+  if (isJson(req) || (!isForm(req) && /^\s*\{/.test(body))) {
+    if (!body.trim()) return out;
+    const j = jsonObject(body, 'The request body should be a JSON object like {"name": "...", "value": "..."}');
+    for (const k of Object.keys(j)) {
+      const v = jsonText(j, k);
+      if (v !== undefined) out[k] = v;
     }
-  } else if (isForm(req) || body.length) {
-    for (const [k, v] of new URLSearchParams(body.toString('utf8'))) out[k] = v;
+  } else if (body.length) {
+    for (const [k, v] of new URLSearchParams(body)) out[k] = v;
   }
   return out;
 }
@@ -41,30 +42,33 @@ export function variableRoutes(s: Services): FastifyPluginAsync {
       auth.requireAdmin();
       return auth;
     };
-    app.get('/v0/variables', async (req) => {
-      const auth = await admin(req);
-      return { variables: (await s.variables.list(auth.workspace)).map(variableJson) };
-    });
-    app.post('/v0/variables', async (req) => {
-      const auth = await admin(req);
-      const a = await args(req);
-      return variableJson(await s.variables.create(auth.workspace, a.name, a.value, a.type, auth.token.name));
-    });
-    app.get('/v0/variables/:name', async (req) => {
-      const auth = await admin(req);
-      const v = await s.variables.get(auth.workspace, (req.params as { name: string }).name);
-      if (!v) throw notFound('Not found');
-      return variableJson(v);
-    });
-    app.put('/v0/variables/:name', async (req) => {
-      const auth = await admin(req);
-      const a = await args(req);
-      return variableJson(await s.variables.update(auth.workspace, (req.params as { name: string }).name, a.value, a.type, auth.token.name));
-    });
-    app.delete('/v0/variables/:name', async (req) => {
-      const auth = await admin(req);
-      await s.variables.delete(auth.workspace, (req.params as { name: string }).name);
-      return { ok: true };
-    });
+    // The same routes under both names; only the list's key differs.
+    for (const [base, listKey] of [['/v0/variables', 'variables'], ['/v0/env_vars', 'env_vars']] as const) {
+      app.get(base, async (req) => {
+        const auth = await admin(req);
+        return { [listKey]: (await s.variables.list(auth.workspace)).map(variableJson) };
+      });
+      app.post(base, async (req) => {
+        const auth = await admin(req);
+        const a = await args(req);
+        return variableJson(await s.variables.create(auth.workspace, a.name, a.value, a.type, auth.token.name));
+      });
+      app.get(`${base}/:name`, async (req) => {
+        const auth = await admin(req);
+        const v = await s.variables.get(auth.workspace, (req.params as { name: string }).name);
+        if (!v) throw notFound('Not found');
+        return variableJson(v);
+      });
+      app.put(`${base}/:name`, async (req) => {
+        const auth = await admin(req);
+        const a = await args(req);
+        return variableJson(await s.variables.update(auth.workspace, (req.params as { name: string }).name, a.value, a.type, auth.token.name));
+      });
+      app.delete(`${base}/:name`, async (req) => {
+        const auth = await admin(req);
+        await s.variables.delete(auth.workspace, (req.params as { name: string }).name);
+        return { ok: true };
+      });
+    }
   };
 }
