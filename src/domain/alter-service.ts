@@ -7,7 +7,7 @@
 import type { DatasourceRecord, Workspace } from '../catalog/catalog.js';
 import type { Engine } from '../engine/engine.js';
 import { EngineError, quoteIdent } from '../engine/engine.js';
-import { columnDdl, physicalNames } from '../ingest/physical.js';
+import { columnDdl, physicalNames, userFacingNames } from '../ingest/physical.js';
 import { checkExpression } from './schema/index.js';
 import type { DatasourceService } from './datasource-service.js';
 import { badRequest } from './errors.js';
@@ -88,7 +88,7 @@ export class AlterService {
     try {
       if (engineOps.length) await this.engine.exec(`ALTER TABLE ${n.table} ${engineOps.join(', ')}`);
     } catch (err) {
-      if (err instanceof EngineError) throw badRequest(`Failed to alter the Data Source: ${err.message}`);
+      if (err instanceof EngineError) throw badRequest(`Failed to alter the Data Source: ${userFacingNames(err.message, (id) => this.datasources.nameOfId(id))}`);
       throw err;
     }
     if (quarantineOps.length) await this.engine.exec(`ALTER TABLE ${n.quarantine} ${quarantineOps.join(', ')}`);

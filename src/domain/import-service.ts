@@ -14,7 +14,7 @@ import { quoteIdent, quoteString } from '../engine/engine.js';
 import { CsvParser, hasHeader } from '../ingest/formats/csv.js';
 import { defaultSortingKey, guessCsvSchema, inferJsonColumns, jsonColumnsToColumns, parseNdjsonSample } from '../ingest/formats/guess.js';
 import type { CsvDialect, IngestCounts, IngestService } from '../ingest/ingest-service.js';
-import { createAllSql, dropAllSql, physicalNames } from '../ingest/physical.js';
+import { createAllSql, dropAllSql, physicalNames, userFacingNames } from '../ingest/physical.js';
 import type { DatasourceService } from './datasource-service.js';
 import { badRequest } from './errors.js';
 import { newResourceId } from './ids.js';
@@ -159,7 +159,7 @@ export class ImportService {
         try {
           await this.engine.exec(`SELECT count() FROM ${tmp.table} WHERE ${condition} FORMAT Null`);
         } catch (err) {
-          throw badRequest(`Invalid replace_condition "${condition}": ${(err as Error).message}`);
+          throw badRequest(`Invalid replace_condition "${condition}": ${userFacingNames((err as Error).message, (id) => (id === shadow.id ? ds.name : this.datasources.nameOfId(id)))}`);
         }
         await this.engine.exec(`ALTER TABLE ${real.table} DELETE WHERE ${condition} SETTINGS mutations_sync = 2`);
         await this.engine.exec(`INSERT INTO ${real.table} SELECT * FROM ${tmp.table} WHERE ${condition} SETTINGS insert_deduplication_token = ${quoteString(`${importId}-replace`)}`);

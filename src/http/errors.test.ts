@@ -1,5 +1,4 @@
 import { describe, expect, it } from 'vitest';
-import { PipitError } from '../domain/errors.js';
 import { EngineError } from '../engine/engine.js';
 import { userFacingNames } from '../ingest/physical.js';
 import { toHttpError } from './errors.js';
@@ -38,10 +37,6 @@ describe('userFacingNames', () => {
       expect(got).toBe(want);
       expect(got).not.toMatch(/w_[0-9a-f]{32}|t_[0-9a-f]{32}|pipit:|_part IN|LIMIT 0|pipit_sandbox/);
     }
-  });
-  it('is applied to domain errors that carry an engine message', () => {
-    const e = toHttpError(new PipitError('bad_request', `Failed to alter the Data Source: Table ${db}.${id} has no column z`), nameOf);
-    expect(e.body.error).toBe('Failed to alter the Data Source: Table events has no column z');
   });
   it('is applied to engine errors on every route', () => {
     const e = toHttpError(new EngineError(60, 'UNKNOWN_TABLE', `Table ${db}.${id}_sc does not exist`), nameOf);

@@ -1,8 +1,8 @@
 /**
  * The one table from errors to HTTP: domain error codes and ClickHouse error codes map to a
  * status and Tinybird's body `{"error": "...", "documentation"?: "..."}`. Internal table names and
- * rewrite artefacts in messages are rewritten to what the user knows (userFacingNames) here, also
- * when a caller wrapped an engine message in a domain error.
+ * rewrite artefacts in engine messages are rewritten to what the user knows (userFacingNames):
+ * here for engine errors, by the caller where it wraps an engine message in a domain error.
  */
 import { PipitError, type ErrorCode } from '../domain/errors.js';
 import { EngineError } from '../engine/engine.js';
@@ -46,8 +46,7 @@ export interface HttpError {
 export function toHttpError(err: unknown, nameOf: (id: string) => string | undefined = () => undefined): HttpError {
   if (err instanceof PipitError) {
     const status = STATUS[err.code];
-    // Domain errors may carry an engine message (a failed alter, delete condition, import...).
-    const body: Record<string, unknown> = { error: userFacingNames(err.message, nameOf), ...err.extra };
+    const body: Record<string, unknown> = { error: err.message, ...err.extra };
     if (status === 403) body.documentation = `${DOCS}/api-reference/overview#authentication`;
     return { status, body };
   }
