@@ -164,8 +164,10 @@ function send(reply: FastifyReply, body: Buffer | Readable, gzip: boolean): Fast
   if (!gzip) return reply.send(body);
   reply.header('content-encoding', 'gzip');
   if (Buffer.isBuffer(body)) return reply.send(zlib.gzipSync(body));
-  // The error itself is logged where it happens (streamOf) and ends the response through Fastify.
-  const gz = pipeline(body, zlib.createGzip(), () => undefined);
+  // Each engine chunk is flushed (Z_SYNC_FLUSH, no trailer) so rows reach the client as the
+  // engine produces them. The error itself is logged where it happens (streamOf) and ends the
+  // response through Fastify.
+  const gz = pipeline(body, zlib.createGzip({ flush: zlib.constants.Z_SYNC_FLUSH }), () => undefined);
   return reply.send(gz);
 }
 
