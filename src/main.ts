@@ -21,6 +21,12 @@ async function main(): Promise<void> {
     `Admin token (default workspace): ${app.services.localTokens.workspace_admin_token}\n` +
     `All local tokens: curl http://${config.host}:${port}/tokens  (also in ${path.join(config.dataDir, 'tokens.json')})\n`,
   );
+  // Last resort, and only a log line: an error that no stream, promise or handler took is a bug
+  // (every stream the server runs is joined with pipeline or has its listener), but one request
+  // must not end the process for everyone. Tests build the app without this, so such a bug still
+  // fails them as an unhandled error.
+  process.on('uncaughtException', (err, origin) => app.http.log.fatal({ err, origin }, 'uncaught exception (a bug): logged, the server goes on'));
+  process.on('unhandledRejection', (reason) => app.http.log.error({ err: reason }, 'unhandled promise rejection (a bug): logged, the server goes on'));
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) return;

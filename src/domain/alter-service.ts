@@ -7,7 +7,7 @@
 import type { DatasourceRecord, IntentRecord, Workspace } from '../catalog/catalog.js';
 import type { Engine } from '../engine/engine.js';
 import { EngineError, quoteIdent } from '../engine/engine.js';
-import { columnDdl, physicalNames } from '../ingest/physical.js';
+import { columnDdl, physicalNames, userFacingNames } from '../ingest/physical.js';
 import { checkExpression } from './schema/index.js';
 import type { DatasourceService } from './datasource-service.js';
 import { badRequest } from './errors.js';
@@ -153,7 +153,7 @@ export class AlterService {
       await this.applyEngine(ws, ds.id, engineOps, false);
     } catch (err) {
       await journal.end(intent);
-      if (err instanceof EngineError) throw badRequest(`Failed to alter the Data Source: ${err.message}`);
+      if (err instanceof EngineError) throw badRequest(`Failed to alter the Data Source: ${userFacingNames(err.message, (id) => this.datasources.nameOfId(id))}`);
       throw err;
     }
     await journal.checkpoint('alter:engine');

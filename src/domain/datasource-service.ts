@@ -6,7 +6,7 @@
 import type { Catalog, DatasourceRecord, Workspace } from '../catalog/catalog.js';
 import type { Engine } from '../engine/engine.js';
 import { EngineError, quoteIdent } from '../engine/engine.js';
-import { createAllSql, createQuarantineSql, createStagesSql, createTableSql, dropAllSql, dropStagesSql, physicalNames } from '../ingest/physical.js';
+import { createAllSql, createQuarantineSql, createStagesSql, createTableSql, dropAllSql, dropStagesSql, physicalNames, userFacingNames } from '../ingest/physical.js';
 import { isJsonSchema, validateResourceName } from './schema/index.js';
 import type { Column, EngineSpec, IndexSpec } from './types.js';
 import { isDiskFull } from './disk.js';
@@ -198,7 +198,7 @@ export class DatasourceService {
       for (const s of statements) await this.engine.exec(s);
     } catch (err) {
       await this.runAll(undo);
-      if (err instanceof EngineError) throw badRequest(`Invalid data source definition: ${err.message}`);
+      if (err instanceof EngineError) throw badRequest(`Invalid data source definition: ${userFacingNames(err.message, (id) => this.nameOfId(id))}`);
       throw err;
     }
   }

@@ -5,7 +5,7 @@
 import type { DatasourceRecord, JobRecord, Workspace } from '../catalog/catalog.js';
 import type { Engine } from '../engine/engine.js';
 import { EngineError } from '../engine/engine.js';
-import { physicalNames } from '../ingest/physical.js';
+import { physicalNames, userFacingNames } from '../ingest/physical.js';
 import type { JobService } from '../jobs/job-service.js';
 import { checkExpression } from './schema/index.js';
 import { badRequest } from './errors.js';
@@ -29,7 +29,7 @@ export class DeleteService {
         const r = await this.engine.rows<{ c: string }>(`SELECT count() AS c FROM ${table} WHERE ${cond}`);
         return Number(r[0].c);
       } catch (err) {
-        if (err instanceof EngineError) throw badRequest(`Failed to apply delete_condition='${condition}': ${err.message}`);
+        if (err instanceof EngineError) throw badRequest(`Failed to apply delete_condition='${condition}': ${userFacingNames(err.message, (id) => (id === ds.id ? ds.name : undefined))}`);
         throw err;
       }
     };

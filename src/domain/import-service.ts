@@ -14,7 +14,7 @@ import { quoteIdent, quoteString } from '../engine/engine.js';
 import { CsvParser, hasHeader } from '../ingest/formats/csv.js';
 import { defaultSortingKey, guessCsvSchema, inferJsonColumns, jsonColumnsToColumns, parseNdjsonSample } from '../ingest/formats/guess.js';
 import type { CsvDialect, IngestCounts, IngestService } from '../ingest/ingest-service.js';
-import { createAllSql, physicalNames } from '../ingest/physical.js';
+import { createAllSql, physicalNames, userFacingNames } from '../ingest/physical.js';
 import { abandonReplace, beginReplace, swapIn } from './atomic-writes.js';
 import type { DatasourceService } from './datasource-service.js';
 import { asDiskFull } from './disk.js';
@@ -166,7 +166,7 @@ export class ImportService {
         try {
           await this.engine.exec(`SELECT count() FROM ${tmp.table} WHERE ${condition} FORMAT Null`);
         } catch (err) {
-          throw badRequest(`Invalid replace_condition "${condition}": ${(err as Error).message}`);
+          throw badRequest(`Invalid replace_condition "${condition}": ${userFacingNames((err as Error).message, (id) => (id === shadow.id ? ds.name : this.datasources.nameOfId(id)))}`);
         }
       }
     } catch (err) {

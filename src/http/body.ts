@@ -6,7 +6,7 @@
 import type { FastifyRequest } from 'fastify';
 import busboy from 'busboy';
 import type { IncomingMessage } from 'node:http';
-import { Readable } from 'node:stream';
+import { pipeline, Readable } from 'node:stream';
 import zlib from 'node:zlib';
 import { badRequest, PipitError } from '../domain/errors.js';
 import { parseUserJson } from '../domain/input-limits.js';
@@ -69,33 +69,43 @@ export function hasBody(req: FastifyRequest): boolean {
   return req.headers['transfer-encoding'] !== undefined;
 }
 
-/** Yields the stream's chunks, gunzipped when it starts with the gzip magic bytes or says so. */
+/**
+ * Yields the stream's chunks, gunzipped when it starts with the gzip magic bytes or says so.
+ * The source and the gunzip stream are joined with `pipeline`: an error of either side (a bad
+ * gzip body, a size limit, a client that went away) destroys both and reaches the consumer as
+ * the iteration's error, never as an unlistened 'error' event; a consumer that stops early
+ * releases the source.
+ */
 export async function* decoded(source: AsyncIterable<Buffer>, contentEncoding?: string): AsyncGenerator<Buffer> {
   const it = source[Symbol.asyncIterator]();
-  let first = await it.next();
-  while (!first.done && first.value.length === 0) first = await it.next();
-  if (first.done) return;
-  const head: Buffer = first.value;
-  const rest = { [Symbol.asyncIterator]: () => it };
-  const gz = (head.length >= 2 && head[0] === 0x1f && head[1] === 0x8b) || /gzip/i.test(contentEncoding ?? '');
-  if (!gz) {
-    yield head;
-    for await (const c of rest) yield c as Buffer;
-    return;
-  }
-  const gunzip = zlib.createGunzip();
-  const input = Readable.from((async function* () {
-    yield head;
-    for await (const c of rest) yield c as Buffer;
-  })());
-  input.on('error', (e) => gunzip.destroy(e));
-  input.pipe(gunzip);
   try {
-    for await (const c of gunzip) yield c as Buffer;
-  } catch (err) {
-    // An error of the source itself (e.g. a size limit) is not a decompression error.
-    if (err instanceof PipitError) throw err;
-    throw badRequest(`The body could not be decompressed: ${(err as Error).message}`);
+    let first = await it.next();
+    while (!first.done && first.value.length === 0) first = await it.next();
+    if (first.done) return;
+    const head: Buffer = first.value;
+    const rest = { [Symbol.asyncIterator]: () => it };
+    const gz = (head.length >= 2 && head[0] === 0x1f && head[1] === 0x8b) || /gzip/i.test(contentEncoding ?? '');
+    if (!gz) {
+      yield head;
+      for await (const c of rest) yield c as Buffer;
+      return;
+    }
+    const input = Readable.from((async function* () {
+      yield head;
+      for await (const c of rest) yield c as Buffer;
+    })(), { objectMode: false });
+    const gunzip = pipeline(input, zlib.createGunzip(), () => undefined);
+    try {
+      for await (const c of gunzip) yield c as Buffer;
+    } catch (err) {
+      // An error of the source itself (e.g. a size limit) is not a decompression error.
+      if (err instanceof PipitError) throw err;
+      throw badRequest(`The body could not be decompressed: ${(err as Error).message}`);
+    } finally {
+      input.destroy();
+    }
+  } finally {
+    await it.return?.();
   }
 }
 
@@ -164,6 +174,11 @@ export interface UploadPart {
 /**
  * Reads a multipart body: text fields go into `fields`; the first file part is handed to
  * `onFile` as a stream while the upload is still arriving. Later file parts are drained.
+ * The request is joined to the parser with `pipeline` (a client that goes away mid-upload fails
+ * the parser instead of leaving it waiting), and every part stream has an error listener from
+ * the start: busboy destroys an open part with an error when the form ends early, and a part
+ * nobody is reading yet must not turn that into an unlistened 'error' event. The reader of the
+ * first part still sees the error when it iterates.
  */
 export function readMultipart(req: FastifyRequest, fields: Record<string, string>, onFile: (p: UploadPart) => Promise<void>): Promise<boolean> {
   return new Promise((resolve, reject) => {
@@ -180,6 +195,7 @@ export function readMultipart(req: FastifyRequest, fields: Record<string, string
       fields[name] = value;
     });
     bb.on('file', (name, stream, info) => {
+      stream.on('error', () => undefined);
       if (sawFile) {
         stream.resume();
         return;
@@ -191,11 +207,11 @@ export function readMultipart(req: FastifyRequest, fields: Record<string, string
       });
       handled.catch(() => undefined);
     });
-    bb.on('error', (err) => reject(badRequest(`Invalid multipart request: ${(err as Error).message}`)));
-    bb.on('close', () => {
-      if (!handled) resolve(false);
-      else handled.then(() => resolve(true), reject);
+    pipeline(req.raw, bb, (err) => {
+      // A broken form fails the request (once the file's handler, whose stream it broke, settled).
+      const failed = err ? badRequest(`Invalid multipart request: ${(err as Error).message}`) : null;
+      if (!handled) return failed ? reject(failed) : resolve(false);
+      handled.then(() => (failed ? reject(failed) : resolve(true)), (e) => reject(failed ?? e));
     });
-    req.raw.pipe(bb);
   });
 }

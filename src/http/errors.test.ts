@@ -14,9 +14,29 @@ describe('userFacingNames', () => {
     expect(userFacingNames(`in ${db}.${id}_sj`, nameOf)).toBe('in events');
     expect(userFacingNames(`bare ${id} here`, nameOf)).toBe('bare events here');
   });
-  it('drops the database of unknown ids rather than leaving it', () => {
+  it('hides qualified or suffixed ids nobody can name (shadow tables, views); leaves bare ones (user input)', () => {
     const other = 't_' + 'c'.repeat(32);
-    expect(userFacingNames(`Table ${db}.${other}`, nameOf)).toBe(`Table ${other}`);
+    expect(userFacingNames(`Table ${db}.${other}`, nameOf)).toBe('Table <internal table>');
+    expect(userFacingNames(`pushing to view ${db}.${other}_mv`, nameOf)).toBe('pushing to view <internal table>');
+    expect(userFacingNames(`pushing to view ${db}.${other}_mv`, (x) => (x === other ? 'my_node' : undefined))).toBe('pushing to view my_node');
+    expect(userFacingNames(`Resource '${other}' not found`, nameOf)).toBe(`Resource '${other}' not found`);
+  });
+  it('removes the artefacts of Pipit\'s own rewrites', () => {
+    const cases: Array<[string, string]> = [
+      [`Unknown identifier x in scope /* pipit:01ABC */ SELECT x FROM ${db}.${id} AS events`, 'Unknown identifier x in scope SELECT x FROM events AS events'],
+      [`In scope SELECT * FROM (SELECT x FROM ${db}.${id}) WHERE 'pipit:01ABCXYZ' != ''.`, 'In scope SELECT x FROM events.'],
+      ["While executing notEquals('pipit:01ABCXYZ', '')", "While executing notEquals('', '')"],
+      [`In scope SELECT * FROM (SELECT y FROM ${db}.${id} AS e) LIMIT 0.`, 'In scope SELECT y FROM events AS e.'],
+      [`In scope SELECT * FROM ${db}.${id} WHERE (_part IN ('all_1_1_0', '202401_2_2_0')) AND (nope = 1).`, 'In scope SELECT * FROM events WHERE (nope = 1).'],
+      [`In scope SELECT a FROM (SELECT * FROM ${db}.${id} WHERE _part IN ('all_1_1_0')) AS e.`, 'In scope SELECT a FROM (SELECT * FROM events) AS e.'],
+      [`FROM (SELECT * FROM ${db}.${id} WHERE (c > 1) AND (_part IN ('all_1_1_0'))) AS e`, 'FROM (SELECT * FROM events WHERE (c > 1)) AS e'],
+      ['Table `pipit_sandbox`.x does not exist in database pipit_sandbox', 'Table x does not exist in database '],
+    ];
+    for (const [raw, want] of cases) {
+      const got = userFacingNames(raw, nameOf);
+      expect(got).toBe(want);
+      expect(got).not.toMatch(/w_[0-9a-f]{32}|t_[0-9a-f]{32}|pipit:|_part IN|LIMIT 0|pipit_sandbox/);
+    }
   });
   it('is applied to engine errors on every route', () => {
     const e = toHttpError(new EngineError(60, 'UNKNOWN_TABLE', `Table ${db}.${id}_sc does not exist`), nameOf);

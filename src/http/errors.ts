@@ -1,7 +1,8 @@
 /**
  * The one table from errors to HTTP: domain error codes and ClickHouse error codes map to a
- * status and Tinybird's body `{"error": "...", "documentation"?: "..."}`. Internal table names in
- * engine messages are rewritten to user names by the caller before they reach here.
+ * status and Tinybird's body `{"error": "...", "documentation"?: "..."}`. Internal table names and
+ * rewrite artefacts in engine messages are rewritten to what the user knows (userFacingNames):
+ * here for engine errors, by the caller where it wraps an engine message in a domain error.
  */
 import { PipitError, type ErrorCode } from '../domain/errors.js';
 import { EngineError } from '../engine/engine.js';

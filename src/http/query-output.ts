@@ -4,12 +4,11 @@
  * whole answers for the JSON envelope formats, cancellation when the client goes away, and the
  * small in-memory result cache of `cache_ttl()` templates.
  */
-import { PassThrough, Readable } from 'node:stream';
+import { pipeline, Readable } from 'node:stream';
 import zlib from 'node:zlib';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Services } from '../app.js';
 import { badRequest } from '../domain/errors.js';
-import { EngineError } from '../engine/engine.js';
 import { OUTPUT_FORMATS } from '../sql/policy.js';
 import { translate, type PreparedQuery } from '../sql/query-service.js';
 
@@ -152,35 +151,45 @@ export async function sendQuery(services: Services, req: FastifyRequest, reply: 
     }
     return send(reply, parts.length === 1 ? parts[0] : Buffer.concat(parts), gzip);
   }
-  return send(reply, streamOf(result, prepared, req), gzip);
+  return send(reply, streamOf(result, prepared, req, reply), gzip);
 }
 
-/** A whole answer (Buffer) or a stream, gzipped when the client accepts it. */
+/**
+ * A whole answer (Buffer) or a stream, gzipped when the client accepts it. A stream goes through
+ * `pipeline`, so an error of the source destroys the gzip stream with it (never a dangling,
+ * unlistened stream error, which would end the process), and Fastify then ends the response
+ * without its terminating chunk: the client sees a truncated body, and with gzip no trailer.
+ */
 function send(reply: FastifyReply, body: Buffer | Readable, gzip: boolean): FastifyReply {
   if (!gzip) return reply.send(body);
   reply.header('content-encoding', 'gzip');
-  return reply.send(Buffer.isBuffer(body) ? zlib.gzipSync(body) : body.pipe(zlib.createGzip()));
+  if (Buffer.isBuffer(body)) return reply.send(zlib.gzipSync(body));
+  // Each engine chunk is flushed (Z_SYNC_FLUSH, no trailer) so rows reach the client as the
+  // engine produces them. The error itself is logged where it happens (streamOf) and ends the
+  // response through Fastify.
+  const gz = pipeline(body, zlib.createGzip({ flush: zlib.constants.Z_SYNC_FLUSH }), () => undefined);
+  return reply.send(gz);
 }
 
-/** The engine's chunks as a Readable; an error mid-stream ends the response abruptly (the status is already sent). */
-function streamOf(result: AsyncIterable<Buffer> & { cancel(): void }, prepared: PreparedQuery, req: FastifyRequest): Readable {
-  const out = new PassThrough();
-  (async () => {
+/**
+ * The engine's chunks as a Readable. An error mid-stream is logged and destroys the stream: with
+ * the status already sent, the response is cut short (the socket is destroyed before the final
+ * chunk); before any byte left, Fastify's error handler answers with the translated error instead
+ * (so the gzip header of the stream is dropped first). Closing the stream (client gone, error)
+ * cancels the query.
+ */
+function streamOf(result: AsyncIterable<Buffer> & { cancel(): void }, prepared: PreparedQuery, req: FastifyRequest, reply: FastifyReply): Readable {
+  async function* chunks(): AsyncGenerator<Buffer> {
     try {
-      for await (const chunk of result) {
-        if (!out.write(chunk)) await new Promise<void>((r) => out.once('drain', r));
-        if (out.destroyed) {
-          result.cancel();
-          return;
-        }
-      }
-      out.end();
+      yield* result;
     } catch (err) {
       const e = translate(err, prepared);
-      req.log.warn({ err: e instanceof EngineError ? e.message : String(e) }, 'query failed while streaming');
-      out.destroy(e instanceof Error ? e : new Error(String(e)));
+      req.log.warn({ err: e instanceof Error ? e.message : String(e), headersSent: reply.raw.headersSent }, 'query failed while streaming; response cut short');
+      if (!reply.raw.headersSent) reply.removeHeader('content-encoding');
+      throw e instanceof Error ? e : new Error(String(e));
     }
-  })();
+  }
+  const out = Readable.from(chunks(), { objectMode: false });
   out.on('close', () => result.cancel());
   return out;
 }

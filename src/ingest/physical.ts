@@ -195,14 +195,47 @@ function badView(name: string, quarantine: string, plans: ColumnPlan[], parsed: 
     `FROM (${parsed}) WHERE NOT __ok_line OR notEmpty(__errcols)`;
 }
 
+/** What an internal object nobody can name (a shadow table of a replace, a dropped table) shows as. */
+export const INTERNAL_TABLE = '<internal table>';
+
+/** `IN ('all_1_1_0', ...)` of a populate's snapshot of parts (part names have no quotes). */
+const PARTS = String.raw`_part IN \((?:'[^'\\]*'(?:, ?)?)*\)`;
+const PART_LIST = `(?:\\(${PARTS}\\)|${PARTS})`;
+
 /**
- * Rewrites internal table names (`w_<hex>.t_<id>`, with the quarantine and ingest-stage
- * suffixes) in an engine message to data source names, so no error leaks physical names.
+ * Removes what Pipit's own rewrites add to a statement from an engine message: the marker
+ * comment (`/* pipit:<id> *\/`), the marker condition of statements with bound parameters
+ * (`SELECT * FROM (q) WHERE 'pipit:<id>' != ''`), the `SELECT * FROM (q) LIMIT 0` probe of a
+ * query's columns, a populate's snapshot of parts (`_part IN (...)`) and the sandbox database.
+ */
+export function withoutRewrites(message: string): string {
+  return message
+    .replace(/\/\* pipit:[0-9A-Za-z]+ \*\/ ?/g, '')
+    .replace(/SELECT \* FROM \(([\s\S]*)\) WHERE 'pipit:[0-9A-Za-z]+' != ''/g, '$1')
+    .replace(/ WHERE 'pipit:[0-9A-Za-z]+' != ''/g, '')
+    .replace(/'pipit:[0-9A-Za-z]+'/g, "''")
+    .replace(/pipit:[0-9A-Za-z]+/g, '')
+    .replace(/SELECT \* FROM \(([\s\S]*)\) LIMIT 0(?![0-9])/g, '$1')
+    .replace(new RegExp(` WHERE ${PART_LIST}( AND)?`, 'g'), (_m, and?: string) => (and ? ' WHERE' : ''))
+    .replace(new RegExp(` AND ${PART_LIST}`, 'g'), '')
+    .replace(new RegExp(PART_LIST, 'g'), '1')
+    .replace(/`?pipit_sandbox`?\.?/g, ''); // SANDBOX_DATABASE, the current database of user queries
+}
+
+/**
+ * Rewrites what an engine message says about Pipit's internals into what the user knows: the
+ * rewrites of withoutRewrites, physical names (`w_<hex>.t_<id>`, with the quarantine, ingest
+ * stage and materialized-view suffixes) to the names `nameOf` gives (data sources; pipes and
+ * nodes where the caller knows them), and workspace databases removed. A workspace-qualified or
+ * suffixed id nobody can name becomes INTERNAL_TABLE; a bare unknown `t_<hex>` is left as it is
+ * (it may be an id the user sent).
  */
 export function userFacingNames(message: string, nameOf: (id: string) => string | undefined): string {
-  return message.replace(/`?(?:w_[0-9a-f]{32}`?\.`?)?(t_[0-9a-f]{32})(_quarantine|_sj|_sc)?`?/g, (m, id: string, suffix?: string) => {
-    const name = nameOf(id);
-    if (!name) return m;
-    return suffix === '_quarantine' ? `${name}_quarantine` : name;
-  }).replace(/`?w_[0-9a-f]{32}`?\.?/g, '');
+  return withoutRewrites(message)
+    .replace(/`?(w_[0-9a-f]{32}`?\.`?)?(t_[0-9a-f]{32})(_quarantine|_sj_ok|_sj_bad|_sc_ok|_sc_bad|_sj|_sc|_mv)?`?/g, (m, db: string | undefined, id: string, suffix?: string) => {
+      const name = nameOf(id);
+      if (!name) return db || suffix ? INTERNAL_TABLE : m;
+      return suffix === '_quarantine' ? `${name}_quarantine` : name;
+    })
+    .replace(/`?w_[0-9a-f]{32}`?\.?/g, '');
 }

@@ -241,3 +241,35 @@ describe('legitimate queries the SQL corpus found refused or broken (test/integr
     expectRefused('SELECT * FROM zeros((SELECT s FROM latedb.secret))', 'forbidden', /latedb/);
   });
 });
+
+describe('name-bearing virtual columns (_table, _database)', () => {
+  const vt: Record<string, ResolvedTable> = {
+    ev: { name: 'ev', kind: 'datasource', id: 't_1', sql: 'w_a.t_1', virtuals: { _table: 'ev', _database: 'ws' }, columns: ['n'] },
+    own: { name: 'own', kind: 'datasource', id: 't_3', sql: 'w_a.t_3', virtuals: { _table: 'own', _database: 'ws' }, columns: ['_table'] },
+    p: { name: 'p', kind: 'pipe', id: 't_9', sql: '(SELECT n FROM w_a.t_1)' },
+  };
+  const vscope: SqlScope = { resolve: (name) => vt[name], databases: new Set(['w_a']) };
+  const sql = (q: string) => analyzeQuery(q, vscope).sql;
+
+  it('become the user-facing names, keeping their output name in the SELECT list', () => {
+    expect(sql('SELECT _table, _database FROM ev')).toBe("SELECT toLowCardinality('ev') AS `_table` , toLowCardinality('ws') AS `_database` FROM w_a.t_1 AS `ev`");
+    expect(sql("SELECT n FROM ev WHERE _table = 'ev'")).toBe("SELECT n FROM w_a.t_1 AS `ev` WHERE toLowCardinality('ev') = 'ev'");
+    expect(sql('SELECT x._table AS t FROM ev AS x')).toBe("SELECT toLowCardinality('ev') AS t FROM w_a.t_1 AS x");
+    expect(sql('SELECT ev._table FROM ev')).toBe("SELECT toLowCardinality('ev') AS `ev._table` FROM w_a.t_1 AS `ev`");
+  });
+
+  it('are left to the engine where it answers them otherwise', () => {
+    expect(sql('SELECT _table FROM own')).toBe('SELECT _table FROM w_a.t_3 AS `own`');
+    expect(sql("SELECT 'x' AS _table FROM ev WHERE _table = 'x'")).toBe("SELECT 'x' AS _table FROM w_a.t_1 AS `ev` WHERE _table = 'x'");
+    expect(sql('SELECT _table FROM system.one')).toBe('SELECT _table FROM system.one');
+    expect(sql('SELECT _table FROM p')).toBe('SELECT _table FROM (SELECT n FROM w_a.t_1) AS `p`');
+    expect(sql('SELECT _part FROM ev')).toBe('SELECT _part FROM w_a.t_1 AS `ev`');
+  });
+
+  it('are refused where which table they name is not sound', () => {
+    expect(() => sql('SELECT _table FROM ev AS a JOIN ev AS b ON a.n = b.n')).toThrow(/ambiguous/);
+    expect(() => sql('SELECT arrayMap(_table -> 1, [1]) FROM ev')).toThrow(/lambda parameter/);
+    expect(() => sql('SELECT arrayMap((x, _database) -> 1, [1], [2]) FROM ev')).toThrow(/lambda parameter/);
+    expect(sql('SELECT a._table, b._table AS t2 FROM ev AS a JOIN ev AS b ON a.n = b.n')).toContain("toLowCardinality('ev') AS `a._table`");
+  });
+});

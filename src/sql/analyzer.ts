@@ -30,6 +30,14 @@ export interface ResolvedTable {
   id: string;
   /** What replaces the reference: a database-qualified table or a parenthesised subquery. */
   sql: string;
+  /**
+   * User-facing values of the engine's name-bearing virtual columns (`_table`, `_database`) for
+   * a reference to a physical table: the rewrite puts them in place of the columns, so a query
+   * sees its own names, never `t_<id>` or `w_<id>`.
+   */
+  virtuals?: { _table: string; _database: string };
+  /** Real column names of the table (a real column shadows a virtual one of the same name). */
+  columns?: readonly string[];
 }
 
 /** What a query may see: the caller's workspace, as a resolver. */
@@ -92,6 +100,35 @@ const STATEMENT_NAMES = /^(ALTER|ATTACH|BACKUP|CHECK|CREATE|DELETE|DESC|DESCRIBE
 interface Scope {
   ctes: Set<string>;
   parent?: Scope;
+  /** The SELECT of this query level being walked (a UNION starts another). */
+  branch: Branch;
+}
+
+/** Virtual columns whose engine values name physical objects (`t_<id>`, `w_<id>`). */
+const NAME_VIRTUALS = new Set(['_table', '_database']);
+
+/** One SELECT (a branch of a query level): what its FROM reads, for resolving virtual columns. */
+interface Branch {
+  parent?: Branch;
+  /** Nesting depth of the level (expressions at exactly this depth are its own, not in calls). */
+  depth: number;
+  /** Table expressions of FROM/JOIN; `virtual` when the engine gives the table virtual columns. */
+  sources: Array<{ alias?: string; name?: string; table?: ResolvedTable; virtual: boolean }>;
+  /** Virtual column names this SELECT redefines as an alias (`expr AS _table`). */
+  shadowed: Set<string>;
+  /** The clause whose top-level expression is being walked. */
+  clause?: string;
+}
+
+/** A use of a name-bearing virtual column: tokens [start, end), optionally qualified. */
+interface VirtualUse {
+  branch: Branch;
+  column: string;
+  start: number;
+  end: number;
+  qualifier?: string;
+  /** A whole item of the SELECT list (it then keeps its output name). */
+  projection: boolean;
 }
 
 function hasCte(scope: Scope | undefined, name: string): boolean {
@@ -115,6 +152,7 @@ export function analyzeQuery(sql: string, scope: SqlScope, opts: AnalyzeOptions 
   } catch (e) {
     throw syntax(e);
   }
+  a.resolveVirtuals();
   return { sql: a.serialize(), format: a.format, tables: a.tables, refs: a.refs };
 }
 
@@ -133,6 +171,7 @@ class Analyzer {
   private stop: number;
   readonly tables: ResolvedTable[] = [];
   readonly refs: Array<{ name: string; start: number; end: number; unaliased: boolean }> = [];
+  private readonly virtualUses: VirtualUse[] = [];
 
   constructor(
     private readonly toks: Token[],
@@ -200,7 +239,8 @@ class Analyzer {
   /** One query level: from its first token to the closing `)` (inParens) or the end. */
   private query(parent: Scope | undefined, inParens: boolean): void {
     this.enter();
-    const scope: Scope = { ctes: new Set(), parent };
+    const newBranch = (): Branch => ({ parent: parent?.branch, depth: this.depth, sources: [], shadowed: new Set() });
+    const scope: Scope = { ctes: new Set(), parent, branch: newBranch() };
     type State = 'start' | 'with' | 'expr' | 'table' | 'afterTable';
     let state: State = 'start';
     /** Current clause, for the keywords whose meaning depends on it (FROM inside WITH FILL). */
@@ -374,6 +414,7 @@ class Analyzer {
             if ((w === 'UNION' || w === 'EXCEPT' || w === 'INTERSECT') && this.isSetOperation()) {
               this.next();
               if (this.isWord(this.peek(), 'ALL') || this.isWord(this.peek(), 'DISTINCT')) this.next();
+              scope.branch = newBranch();
               state = 'start';
               clause = 'start';
               inJoin = false;
@@ -400,6 +441,7 @@ class Analyzer {
             inJoin = false;
             break;
           }
+          scope.branch.clause = clause;
           this.expressionToken(scope);
           break;
         }
@@ -504,11 +546,14 @@ class Analyzer {
       this.next();
       this.query(scope, true);
       this.expect(')');
+      // A subquery has no virtual columns.
+      scope.branch.sources.push({ alias: this.aliasAhead(), virtual: false });
       return;
     }
     if ((t.type === 'word' || t.type === 'qident') && this.isOp(this.peek(1), '(')) {
       const name = identName(t);
       if (!ALLOWED_TABLE_FUNCTIONS.has(name.toLowerCase())) throw forbidden(`The query uses disabled table functions: '${name}'`);
+      scope.branch.sources.push({ name, virtual: true });
       const start = this.i;
       this.i += 2;
       this.group(scope, ')');
@@ -541,12 +586,17 @@ class Analyzer {
     const end = this.i;
     if (parts.length === 1) {
       const name = parts[0];
-      if (hasCte(scope, name)) return;
+      if (hasCte(scope, name)) {
+        if (inFrom) scope.branch.sources.push({ name, alias: this.aliasAhead(), virtual: false });
+        return;
+      }
       const r = this.scope.resolve(name);
       if (!r) {
         if (inFrom) throw notFound(`Resource '${name}' not found`);
         return;
       }
+      // Pipes and nodes are subqueries (no virtual columns); data sources get theirs mapped.
+      if (inFrom) scope.branch.sources.push({ name, alias: this.aliasAhead(), table: r, virtual: r.kind !== 'pipe' && r.kind !== 'node' });
       this.use(r);
       const aliased = inFrom && !this.hasAlias();
       this.refs.push({ name, start: this.toks[start].pos, end: this.toks[start].pos + this.toks[start].text.length, unaliased: aliased });
@@ -557,12 +607,14 @@ class Analyzer {
     const [db, name] = parts;
     if (db.toLowerCase() === 'system') {
       if (!ALLOWED_SYSTEM_TABLES.has(name.toLowerCase())) throw forbidden(`Forbidden query: the system table 'system.${name}' is not allowed`);
+      if (inFrom) scope.branch.sources.push({ name, alias: this.aliasAhead(), virtual: true });
       this.use({ name: `system.${name}`, kind: 'system', id: '', sql: `system.${name.toLowerCase()}` });
       this.replacements.set(start, { end, text: `system.${name.toLowerCase()}` });
       return;
     }
     const r = this.scope.resolveQualified?.(db, name);
     if (!r) throw forbidden(`Forbidden query: the database '${db}' is not accessible`);
+    if (inFrom) scope.branch.sources.push({ name, alias: this.aliasAhead(), table: r, virtual: r.kind !== 'pipe' && r.kind !== 'node' });
     this.use(r);
     const aliased = inFrom && !this.hasAlias();
     this.replacements.set(start, { end, text: aliased ? `${r.sql} AS ${quoteName(name)}` : r.sql });
@@ -575,6 +627,17 @@ class Analyzer {
     return t.upper === 'AS' || (!CLAUSE_WORDS.has(t.upper) && !AFTER_FROM.has(t.upper));
   }
 
+  /** The alias after a table expression at the current token (`AS x` or `x`), if any. */
+  private aliasAhead(): string | undefined {
+    const t = this.peek();
+    if (this.isWord(t, 'AS')) {
+      const a = this.peek(1);
+      return a.type === 'word' || a.type === 'qident' ? identName(a) : undefined;
+    }
+    if (t.type === 'qident' || (t.type === 'word' && !CLAUSE_WORDS.has(t.upper) && !AFTER_FROM.has(t.upper))) return identName(t);
+    return undefined;
+  }
+
   private use(r: ResolvedTable): void {
     if (!this.tables.some((x) => x.kind === r.kind && x.name === r.name)) this.tables.push(r);
   }
@@ -582,7 +645,7 @@ class Analyzer {
   /** Tokens up to the matching closer; a subquery if it starts with SELECT/WITH. */
   private group(scope: Scope | undefined, closer: ')' | ']'): void {
     this.enter();
-    const s = scope ?? { ctes: new Set<string>() };
+    const s = scope ?? { ctes: new Set<string>(), branch: { depth: this.depth, sources: [], shadowed: new Set<string>() } };
     this.refuseExplain(this.i - 1);
     if (closer === ')' && this.startsQuery(this.i)) {
       this.query(s, true);
@@ -615,6 +678,7 @@ class Analyzer {
   /** One step through an expression: calls, subqueries, brackets, IN targets, qualified names. */
   private expressionToken(scope: Scope): void {
     const t = this.peek();
+    this.noteVirtual(scope);
     if (this.isOp(t, '(')) {
       this.next();
       this.group(scope, ')');
@@ -748,6 +812,102 @@ class Analyzer {
         this.expect(')');
         return;
       }
+    }
+  }
+
+  /**
+   * Notes a use of `_table` / `_database` at the current token (`_table`, `t._table`), or a
+   * redefinition of one as an alias (`expr AS _table`), for resolveVirtuals().
+   */
+  private noteVirtual(scope: Scope): void {
+    const t = this.peek();
+    if (t.type !== 'word' && t.type !== 'qident') return;
+    const isVirtual = (x: Token) => (x.type === 'word' || x.type === 'qident') && NAME_VIRTUALS.has(identName(x));
+    const prev = this.toks[this.i - 1] as Token | undefined;
+    const branch = scope.branch;
+    let start = this.i;
+    let end = this.i + 1;
+    let qualifier: string | undefined;
+    let column: string;
+    if (this.isOp(this.peek(1), '.') && isVirtual(this.peek(2)) && !(prev && this.isOp(prev, '.'))) {
+      // `q._table`: q names a table of the query (or is a tuple column, then it is left alone).
+      if (this.isOp(this.peek(3), '.') || this.isOp(this.peek(3), '(')) return;
+      qualifier = identName(t);
+      column = identName(this.peek(2));
+      end = this.i + 3;
+    } else {
+      if (!isVirtual(t) || (prev && this.isOp(prev, '.')) || this.isOp(this.peek(1), '(') || this.isOp(this.peek(1), '.')) return;
+      column = identName(t);
+      if (prev && this.isWord(prev, 'AS')) {
+        branch.shadowed.add(column);
+        return;
+      }
+      // Which uses a lambda parameter would shadow is the lambda body's extent: refused instead.
+      if (this.isLambdaParameter(this.i)) throw new PipitError('bad_request', `${column} is the name of a virtual column and can not name a lambda parameter`);
+    }
+    const before = this.toks[start - 1] as Token | undefined;
+    const after = this.toks[end];
+    const projection = branch.clause === 'select' && this.depth === branch.depth
+      && !!before && (this.isWord(before, 'SELECT') || this.isWord(before, 'DISTINCT') || this.isWord(before, 'ALL') || this.isOp(before, ','))
+      && (after.type === 'eof' || this.isOp(after, ',') || this.isOp(after, ')') || this.isOp(after, ';')
+        || (after.type === 'word' && (after.upper === 'FROM' || after.upper === 'FORMAT' || CLAUSE_WORDS.has(after.upper)) && after.upper !== 'AS'));
+    this.virtualUses.push({ branch, column, start, end, qualifier, projection });
+  }
+
+  /** Whether the name at token k is a lambda parameter: `x -> ...` or `(a, x) -> ...`. */
+  private isLambdaParameter(k: number): boolean {
+    const at = (j: number) => this.toks[Math.max(0, Math.min(j, this.toks.length - 1))];
+    const isName = (x: Token) => x.type === 'word' || x.type === 'qident';
+    if (this.isOp(at(k + 1), '->')) return true;
+    let j = k;
+    while (j >= 2 && this.isOp(at(j - 1), ',') && isName(at(j - 2))) j -= 2;
+    if (j < 1 || !this.isOp(at(j - 1), '(')) return false;
+    let e = k + 1;
+    while (this.isOp(at(e), ',') && isName(at(e + 1))) e += 2;
+    return this.isOp(at(e), ')') && this.isOp(at(e + 1), '->');
+  }
+
+  /**
+   * Replaces every use of `_table` / `_database` that the engine would answer from a data source
+   * with the user-facing value (the data source's name, the workspace's name), as a constant of
+   * the same type, so physical names never reach results. Uses the engine resolves elsewhere (a
+   * real column of that name, an alias, system tables, table functions) are left alone; an
+   * unqualified use between several tables is refused (which table it names is the engine's
+   * guess).
+   */
+  resolveVirtuals(): void {
+    for (const u of this.virtualUses) {
+      let target: ResolvedTable | undefined;
+      if (u.qualifier !== undefined) {
+        for (let b: Branch | undefined = u.branch; b && !target; b = b.parent) {
+          const src = b.sources.find((x) => x.alias === u.qualifier || (x.alias === undefined && x.name === u.qualifier));
+          if (src) {
+            target = src.table;
+            break;
+          }
+        }
+      } else {
+        if (u.branch.shadowed.has(u.column)) continue;
+        for (let b: Branch | undefined = u.branch; b; b = b.parent) {
+          const candidates = b.sources.filter((x) => x.virtual);
+          // No FROM: the engine reads system.one, which has its own (harmless) virtual columns.
+          if (!b.sources.length) break;
+          if (!candidates.length) continue;
+          if (candidates.some((x) => x.table?.columns?.includes(u.column))) break;
+          if (candidates.length > 1) {
+            if (candidates.some((x) => x.table?.virtuals)) {
+              throw new PipitError('bad_request', `The virtual column ${u.column} is ambiguous in a query reading several tables: qualify it with the table's name or alias (e.g. t.${u.column})`);
+            }
+            break;
+          }
+          target = candidates[0].table;
+          break;
+        }
+      }
+      if (!target?.virtuals || target.columns?.includes(u.column)) continue;
+      const value = `toLowCardinality(${quoteLiteral(target.virtuals[u.column as '_table' | '_database'])})`;
+      const name = u.qualifier !== undefined ? `${u.qualifier}.${u.column}` : u.column;
+      this.replacements.set(u.start, { end: u.end, text: u.projection ? `${value} AS ${quoteName(name)}` : value });
     }
   }
 

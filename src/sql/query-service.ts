@@ -13,7 +13,6 @@ import type { DatasourceService } from '../domain/datasource-service.js';
 import { badRequest, forbidden, PipitError } from '../domain/errors.js';
 import type { PipeService } from '../domain/pipe-service.js';
 import { EngineError, type Engine, type SelectLimits, type SelectResult } from '../engine/engine.js';
-import { SANDBOX_DATABASE } from '../engine/embedded-engine.js';
 import { isInternalWork, planLanes } from '../engine/lanes.js';
 import { reservedUserSlots } from '../config/config.js';
 import { Admission, RetryLater, type Caller } from './admission.js';
@@ -181,11 +180,12 @@ export class QueryService {
         const ds = dsByName.get(name);
         if (ds) {
           readableDs(ds, name, c.trusted);
-          if (ctx.sourceOverride?.dsId === ds.id) return { name, kind: 'datasource', id: ds.id, sql: ctx.sourceOverride.sql };
+          const own = { virtuals: { _table: ds.name, _database: ws.name }, columns: ds.columns.map((c) => c.name) };
+          if (ctx.sourceOverride?.dsId === ds.id) return { name, kind: 'datasource', id: ds.id, sql: ctx.sourceOverride.sql, ...own };
           const table = physicalNames(ws.database, ds.id).table;
           // A row filter of the token applies to every read of the data source, also inside pipes.
           const filter = rowFilter(auth, ds.id);
-          return { name, kind: 'datasource', id: ds.id, sql: filter ? `(SELECT * FROM ${table} WHERE ${filter})` : table };
+          return { name, kind: 'datasource', id: ds.id, sql: filter ? `(SELECT * FROM ${table} WHERE ${filter})` : table, ...own };
         }
         if (name.endsWith('_quarantine')) {
           const base = dsByName.get(name.slice(0, -'_quarantine'.length));
@@ -193,7 +193,11 @@ export class QueryService {
             readableDs(base, name, c.trusted);
             // Quarantined rows are outside any row filter: a filtered token does not see them.
             if (rowFilter(auth, base.id)) throw new PipitError('forbidden', `Resource '${name}' not found`);
-            return { name, kind: 'quarantine', id: base.id, sql: physicalNames(ws.database, base.id).quarantine };
+            return {
+              name, kind: 'quarantine', id: base.id, sql: physicalNames(ws.database, base.id).quarantine,
+              virtuals: { _table: `${base.name}_quarantine`, _database: ws.name },
+              columns: [...base.columns.map((c) => c.name), 'c__error_column', 'c__error', 'c__import_id', 'insertion_date'],
+            };
           }
         }
         const pipe = name === '_' && c.underscore ? c.underscore : pipeByName.get(name);
@@ -232,7 +236,8 @@ export class QueryService {
     return {
       ...analyzed,
       // Engine messages may quote a bound value (`toInt32(secret)` fails with it): never shown.
-      userNames: (m) => redactValues(userFacingNames(withoutInternals(m), (id) => dsList.find((d) => d.id === id)?.name), Object.values(gathered.queryParams)),
+      userNames: (m) => redactValues(userFacingNames(m, (id) => dsList.find((d) => d.id === id)?.name ?? pipeList.find((p) => p.id === id)?.name
+        ?? pipeList.flatMap((p) => p.nodes).find((n) => n.id === id)?.name), Object.values(gathered.queryParams)),
       maxThreads: gathered.maxThreads,
       cacheTtl: gathered.cacheTtl,
       warnings: gathered.warnings,
@@ -359,13 +364,4 @@ function freeing(r: SelectResult, free: () => void): SelectResult {
       }
     },
   };
-}
-
-/** Engine messages without the statement marker and the sandbox database. */
-function withoutInternals(message: string): string {
-  return message
-    .replace(/\/\* pipit:[0-9A-Za-z]+ \*\/ ?/g, '')
-    .split(`\`${SANDBOX_DATABASE}\`.`).join('')
-    .split(`${SANDBOX_DATABASE}.`).join('')
-    .split(SANDBOX_DATABASE).join('');
 }

@@ -176,7 +176,7 @@ describe('the classic tb CLI request sequences', () => {
     expect(ws.status).toBe(200);
     expect(((await ws.json()) as { workspaces: unknown[] }).workspaces).toHaveLength(1);
     expect(await (await tb('GET', '/v0/environments')).json()).toEqual({ environments: [] });
-    expect((await tb('GET', '/v0/environments/staging')).status).toBe(404);
+    expect((await tb('GET', '/v0/environments/staging')).status).toBe(501);
     expect((await fetch(`${s.url}/v0/regions`)).status).toBe(403);
   });
 

@@ -133,14 +133,11 @@ export function cliCompatRoutes(s: Services): FastifyPluginAsync {
       return { regions: [{ name: 'pipit', provider: 'pipit', api_host: host, host, default_password: '' }] };
     });
 
-    // Branches (environments) do not exist in Pipit: none are listed and none can be found.
+    // Branches (environments) do not exist in Pipit: none are listed; `/v0/environments/*` answers
+    // that branches are not supported (FORWARD_ONLY in local.ts).
     app.get('/v0/environments', async (req) => {
       await authenticate(s, req);
       return { environments: [] };
-    });
-    app.get('/v0/environments/:name', async (req) => {
-      await authenticate(s, req);
-      throw notFound(`Environment "${(req.params as { name: string }).name}" not found`);
     });
 
     /** The request `tb` prints after a push: how to call the pipe (or a query) over HTTP. */

@@ -7,6 +7,7 @@ import type { Services } from '../../app.js';
 import type { JobRecord, JobStatus } from '../../catalog/catalog.js';
 import { badRequest } from '../../domain/errors.js';
 import { tbTime } from '../../domain/time.js';
+import { userFacingNames } from '../../ingest/physical.js';
 import { authenticate } from '../auth.js';
 import { queryParams } from '../body.js';
 
@@ -36,7 +37,8 @@ export function jobJson(s: Services, job: JobRecord): Record<string, unknown> {
     job_url: `${s.config.apiHost}/v0/jobs/${job.id}`,
     progress: progressOf(job),
     ...data,
-    ...(job.error ? { error: job.error } : {}),
+    // A job's error may quote the engine (a populate, copy, sink or import): internal names hidden.
+    ...(job.error ? { error: userFacingNames(job.error, (id) => s.datasources.nameOfId(id)) } : {}),
   };
 }
 

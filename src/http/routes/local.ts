@@ -40,7 +40,8 @@ export function isLocalHostHeader(header: string | undefined, apiHost: string): 
 }
 
 /** Tinybird Forward routes this server does not implement. */
-export const FORWARD_ONLY = ['/v1/build', '/v1/deploy', '/v1/deployments', '/v1/deployments/*', '/v1/environments', '/v1/environments/*', '/v0/environments', '/v0/environments/*'];
+// `GET /v0/environments` itself is the classic `tb` CLI's branch list (an empty one: cli-compat.ts).
+export const FORWARD_ONLY = ['/v1/build', '/v1/deploy', '/v1/deployments', '/v1/deployments/*', '/v1/environments', '/v1/environments/*', '/v0/environments/*'];
 
 /** Route hook: drops the CORS headers every other route gets. */
 function withoutCors(_req: FastifyRequest, reply: FastifyReply, done: () => void): void {
