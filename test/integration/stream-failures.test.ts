@@ -74,7 +74,7 @@ async function inBatches<T>(items: T[], width: number, fn: (x: T) => Promise<voi
 }
 
 async function stillAnswers(): Promise<void> {
-  const r = await s.req('GET', `/v0/sql?q=${encodeURIComponent('SELECT 1')}`);
+  const r = await s.req('GET', `/v0/sql?q=${encodeURIComponent('SELECT 1 FORMAT TSV')}`);
   expect(r.status).toBe(200);
   expect(await r.text()).toBe('1\n');
 }
