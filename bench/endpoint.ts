@@ -49,7 +49,8 @@ const AGG_N = Number(process.env.BENCH_ENDPOINT_AGG ?? 60);
 const POOL = 4;
 
 const TRIVIAL_SQL = '%\nSELECT {{ Int32(x, 1) }} AS x';
-const AGG_SQL = '%\nSELECT country, count() c, avg(value) v FROM events WHERE value > {{ Float64(min_value, 0.5) }} ' +
+const AGG_SQL =
+  '%\nSELECT country, count() c, avg(value) v FROM events WHERE value > {{ Float64(min_value, 0.5) }} ' +
   '{% if defined(country) %} AND country = {{ String(country) }} {% end %} GROUP BY country';
 
 interface Stats {
@@ -81,14 +82,16 @@ async function measure(n: number, concurrency: number, fn: (worker: number, i: n
   const lat: number[] = [];
   let next = 0;
   const t0 = performance.now();
-  await Promise.all(Array.from({ length: concurrency }, async (_, w) => {
-    while (next < n) {
-      const i = next++;
-      const t = performance.now();
-      await fn(w, i);
-      lat.push(performance.now() - t);
-    }
-  }));
+  await Promise.all(
+    Array.from({ length: concurrency }, async (_, w) => {
+      while (next < n) {
+        const i = next++;
+        const t = performance.now();
+        await fn(w, i);
+        lat.push(performance.now() - t);
+      }
+    }),
+  );
   return statsOf(lat, performance.now() - t0);
 }
 
@@ -136,11 +139,13 @@ function sameResult(a: Buffer, b: Buffer): boolean {
   const key = (r: Record<string, unknown>) => JSON.stringify(Object.values(r).filter((v) => typeof v !== 'number'));
   const xs = [...x.data].sort((p, q) => key(p).localeCompare(key(q)));
   const ys = [...y.data].sort((p, q) => key(p).localeCompare(key(q)));
-  return xs.every((r, i) => Object.entries(r).every(([k, v]) => {
-    const w = ys[i][k];
-    if (typeof v === 'number' && typeof w === 'number') return Math.abs(v - w) <= 1e-9 * Math.max(1, Math.abs(v));
-    return JSON.stringify(v) === JSON.stringify(w);
-  }));
+  return xs.every((r, i) =>
+    Object.entries(r).every(([k, v]) => {
+      const w = ys[i][k];
+      if (typeof v === 'number' && typeof w === 'number') return Math.abs(v - w) <= 1e-9 * Math.max(1, Math.abs(v));
+      return JSON.stringify(v) === JSON.stringify(w);
+    }),
+  );
 }
 
 async function main() {
@@ -157,9 +162,12 @@ async function main() {
   const base = `http://127.0.0.1:${port}`;
   try {
     // The data source, over HTTP; its 10M rows straight into the physical table.
-    const schema = 'timestamp DateTime `json:$.timestamp`, user_id UInt32 `json:$.user_id`, country LowCardinality(String) `json:$.country`, value Float64 `json:$.value`';
+    const schema =
+      'timestamp DateTime `json:$.timestamp`, user_id UInt32 `json:$.user_id`, country LowCardinality(String) `json:$.country`, value Float64 `json:$.value`';
     const created = await fetch(`${base}/v0/datasources?name=events&mode=create&format=ndjson&engine_sorting_key=timestamp`, {
-      method: 'POST', headers: { ...headers, 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ schema }).toString(),
+      method: 'POST',
+      headers: { ...headers, 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ schema }).toString(),
     });
     if (created.status !== 200) throw new Error(`create: ${created.status} ${await created.text()}`);
     const ws = app.services.access.defaultWorkspace;
@@ -168,15 +176,19 @@ async function main() {
     let t = performance.now();
     await app.services.engine.exec(
       `INSERT INTO ${table} SELECT toDateTime('2024-01-01 00:00:00') + intDiv(number, 10), number % 100000, ` +
-      `['ES', 'US', 'FR', 'DE', 'GB', 'IT', 'JP', 'BR'][number % 8 + 1], ((number * 7919) % 1000000) / 1e6 FROM numbers(${ROWS})`,
+        `['ES', 'US', 'FR', 'DE', 'GB', 'IT', 'JP', 'BR'][number % 8 + 1], ((number * 7919) % 1000000) / 1e6 FROM numbers(${ROWS})`,
     );
     await app.services.engine.exec(`OPTIMIZE TABLE ${table} FINAL`);
     console.log(`loaded ${ROWS.toLocaleString('en-US')} rows in ${((performance.now() - t) / 1000).toFixed(1)} s (one part after OPTIMIZE FINAL)`);
 
     // The two endpoints, as `tb push` creates them.
-    for (const [name, sql] of [['trivial_ep', TRIVIAL_SQL], ['agg_ep', AGG_SQL]]) {
+    for (const [name, sql] of [
+      ['trivial_ep', TRIVIAL_SQL],
+      ['agg_ep', AGG_SQL],
+    ]) {
       const r = await fetch(`${base}/v0/pipes`, {
-        method: 'POST', headers: { ...headers, 'content-type': 'application/json' },
+        method: 'POST',
+        headers: { ...headers, 'content-type': 'application/json' },
         body: JSON.stringify({ name, nodes: [{ name: `${name}_node`, sql, type: 'endpoint' }] }),
       });
       if (r.status !== 200) throw new Error(`create pipe ${name}: ${r.status} ${await r.text()}`);
@@ -186,18 +198,23 @@ async function main() {
     const auth = await app.services.access.authenticate(token);
     const callsOf = async (name: string, combos: Array<Record<string, string>>): Promise<Call[]> => {
       const pipe = (await app.services.pipes.find(ws, name))!;
-      return Promise.all(combos.map(async (params) => {
-        const prepared = await app.services.queries.prepare(auth, `SELECT * FROM \`${name}\``, { params, testMode: false, underscore: pipe });
-        if (Object.keys(prepared.queryParams).length) throw new Error('bound parameters are not expected here');
-        return { params, path: `/v0/pipes/${name}.json?${new URLSearchParams(params).toString()}`, sql: prepared.sql };
-      }));
+      return Promise.all(
+        combos.map(async (params) => {
+          const prepared = await app.services.queries.prepare(auth, `SELECT * FROM \`${name}\``, { params, testMode: false, underscore: pipe });
+          if (Object.keys(prepared.queryParams).length) throw new Error('bound parameters are not expected here');
+          return { params, path: `/v0/pipes/${name}.json?${new URLSearchParams(params).toString()}`, sql: prepared.sql };
+        }),
+      );
     };
     const aggCombos: Array<Record<string, string>> = [];
     for (const min of ['0.1', '0.3', '0.5', '0.7', '0.9']) {
       for (const country of [undefined, 'ES', 'US', 'JP']) aggCombos.push(country ? { min_value: min, country } : { min_value: min });
     }
     const cases = {
-      a: await callsOf('trivial_ep', Array.from({ length: 20 }, (_, i) => ({ x: String(i + 1) }))),
+      a: await callsOf(
+        'trivial_ep',
+        Array.from({ length: 20 }, (_, i) => ({ x: String(i + 1) })),
+      ),
       b: await callsOf('agg_ep', aggCombos),
     };
     console.log(`physical SQL of (b) for ${JSON.stringify(cases.b[1].params)}: ${cases.b[1].sql}`);
@@ -207,7 +224,13 @@ async function main() {
 
     // Raw pool: same directory, set up as the server's read-only Sessions.
     const limits = app.services.queries.limits();
-    const setup = [`USE ${SANDBOX_DATABASE}`, `SET max_execution_time = ${limits.maxExecutionTime}`, `SET max_result_bytes = ${limits.maxResultBytes}`, `SET max_memory_usage = ${limits.maxMemoryUsage}`, 'SET readonly = 1'];
+    const setup = [
+      `USE ${SANDBOX_DATABASE}`,
+      `SET max_execution_time = ${limits.maxExecutionTime}`,
+      `SET max_result_bytes = ${limits.maxResultBytes}`,
+      `SET max_memory_usage = ${limits.maxMemoryUsage}`,
+      'SET readonly = 1',
+    ];
     for (let i = 0; i < POOL; i++) {
       const s = new Session(path.join(tmp, 'engine'));
       for (const stmt of setup) await s.queryAsync(stmt);
@@ -233,7 +256,10 @@ async function main() {
     // Warm-up: every Session of both pools created and used.
     t = performance.now();
     for (const c of [1, POOL]) {
-      for (const [name, n] of [['a', 200], ['b', 2 * c]] as const) {
+      for (const [name, n] of [
+        ['a', 200],
+        ['b', 2 * c],
+      ] as const) {
         const calls = cases[name];
         await measure(n, c, (_w, i) => apiRun(calls[i % calls.length].path));
         await measure(n, c, (w, i) => rawRun(calls[i % calls.length].sql, w));
@@ -247,7 +273,10 @@ async function main() {
     const add = (k: Key, s: Stats) => results.set(k, [...(results.get(k) ?? []), s]);
     for (let run = 0; run < RUNS; run++) {
       const line: string[] = [];
-      for (const [name, n] of [['a', TRIVIAL_N], ['b', AGG_N]] as const) {
+      for (const [name, n] of [
+        ['a', TRIVIAL_N],
+        ['b', AGG_N],
+      ] as const) {
         const calls = cases[name];
         const api = (i: number) => apiRun(calls[i % calls.length].path);
         // c1: interleaved request by request.
@@ -259,9 +288,8 @@ async function main() {
         // c4: blocks, alternating which goes first.
         const modes = run % 2 === 0 ? (['api', 'raw'] as const) : (['raw', 'api'] as const);
         for (const mode of modes) {
-          const s = mode === 'api'
-            ? await measure(2 * n, POOL, (_w, i) => api(i))
-            : await measure(2 * n, POOL, (w, i) => rawRun(calls[i % calls.length].sql, w));
+          const s =
+            mode === 'api' ? await measure(2 * n, POOL, (_w, i) => api(i)) : await measure(2 * n, POOL, (w, i) => rawRun(calls[i % calls.length].sql, w));
           add(`${name} c${POOL} ${mode}`, s);
         }
         const a4 = results.get(`${name} c${POOL} api`)!.at(-1)!;
@@ -282,8 +310,10 @@ async function main() {
         const overhead = median(api.map((x, i) => x.p50 - rw[i].p50));
         const ratio = median(api.map((x, i) => x.rps / rw[i].rps));
         const f = (x: number) => (x >= 100 ? x.toFixed(0) : x.toFixed(2));
-        console.log(`| (${name}) | ${c} | ${f(m(api, 'p50'))} | ${f(m(rw, 'p50'))} | ${overhead.toFixed(2)} | ${c === 1 ? median(diffs[name]).toFixed(2) : '-'} | ` +
-          `${f(m(api, 'p99'))} | ${f(m(rw, 'p99'))} | ${m(api, 'rps').toFixed(0)} | ${m(rw, 'rps').toFixed(0)} | ${ratio.toFixed(2)} |`);
+        console.log(
+          `| (${name}) | ${c} | ${f(m(api, 'p50'))} | ${f(m(rw, 'p50'))} | ${overhead.toFixed(2)} | ${c === 1 ? median(diffs[name]).toFixed(2) : '-'} | ` +
+            `${f(m(api, 'p99'))} | ${f(m(rw, 'p99'))} | ${m(api, 'rps').toFixed(0)} | ${m(rw, 'rps').toFixed(0)} | ${ratio.toFixed(2)} |`,
+        );
       }
     }
 
@@ -316,19 +346,34 @@ async function main() {
       const pick = () => calls[k++ % calls.length];
       return [
         ['raw queryAsync (JSON)', () => rawRun(pick().sql, 0)],
-        ['engine.select buffered (JSON, queryAsync)', async () => drain(await app.services.engine.select(pick().sql, { format: 'JSON', queryId: 'bench', limits, buffered: true }))],
-        ['queries.run + drain (JSON, buffered)', async () => {
-          const c = pick();
-          await drain(await app.services.queries.run({ sql: c.sql, queryParams: {}, userNames: (m: string) => m } as unknown as PreparedQuery, { format: 'JSON', queryId: 'bench', buffered: true }));
-        }],
+        [
+          'engine.select buffered (JSON, queryAsync)',
+          async () => drain(await app.services.engine.select(pick().sql, { format: 'JSON', queryId: 'bench', limits, buffered: true })),
+        ],
+        [
+          'queries.run + drain (JSON, buffered)',
+          async () => {
+            const c = pick();
+            await drain(
+              await app.services.queries.run({ sql: c.sql, queryParams: {}, userNames: (m: string) => m } as unknown as PreparedQuery, {
+                format: 'JSON',
+                queryId: 'bench',
+                buffered: true,
+              }),
+            );
+          },
+        ],
         ['full endpoint request', () => apiRun(pick().path)],
         ['auth (token lookup)', () => app.services.access.authenticate(token)],
         ['pipes.find', () => app.services.pipes.find(ws, pipes[name].name)],
         ['render the node template alone', async () => render(nodeSql[name], pick().params as Record<string, ParamValue>, {})],
-        ['prepare (catalog lists, render, expand, analysis)', () => {
-          const c = pick();
-          return app.services.queries.prepare(auth, `SELECT * FROM \`${pipes[name].name}\``, { params: c.params, testMode: false, underscore: pipes[name] });
-        }],
+        [
+          'prepare (catalog lists, render, expand, analysis)',
+          () => {
+            const c = pick();
+            return app.services.queries.prepare(auth, `SELECT * FROM \`${pipes[name].name}\``, { params: c.params, testMode: false, underscore: pipes[name] });
+          },
+        ],
         ['bare Fastify + client round trip', () => httpGet(agent, barePort, '/one', {})],
         ['bare Fastify, 1 KB answer as a Buffer', () => httpGet(agent, barePort, '/buffer', {})],
         ['bare Fastify, 1 KB answer through a PassThrough', () => httpGet(agent, barePort, '/stream', {})],
@@ -361,16 +406,33 @@ async function main() {
       console.log(`\n${title} (ms; p50 of each side and median of the paired differences, over ${n} interleaved pairs, 3 passes):`);
       for (const [name, a, r] of parts) {
         const ps = [];
-        for (let pass = 0; pass < 3; pass++) ps.push(await paired(n, async (i) => void (await a(i)), async (i) => void (await r(i))));
-        console.log(`  ${name.padEnd(64)} ${median(ps.map((p) => p.api.p50)).toFixed(3)} vs ${median(ps.map((p) => p.raw.p50)).toFixed(3)}: ${median(ps.map((p) => p.diff)).toFixed(3)}`);
+        for (let pass = 0; pass < 3; pass++)
+          ps.push(
+            await paired(
+              n,
+              async (i) => void (await a(i)),
+              async (i) => void (await r(i)),
+            ),
+          );
+        console.log(
+          `  ${name.padEnd(64)} ${median(ps.map((p) => p.api.p50)).toFixed(3)} vs ${median(ps.map((p) => p.raw.p50)).toFixed(3)}: ${median(ps.map((p) => p.diff)).toFixed(3)}`,
+        );
       }
     };
     const callB = (i: number) => cases.b[i % cases.b.length];
     const callA = (i: number) => cases.a[i % cases.a.length];
     await pairedReport('(b) paired against raw queryAsync (JSON)', AGG_N, [
-      ['engine.select buffered vs raw queryAsync', async (i) => drain(await app.services.engine.select(callB(i).sql, { format: 'JSON', queryId: 'bench', limits, buffered: true })), (i) => rawRun(callB(i).sql, 0)],
+      [
+        'engine.select buffered vs raw queryAsync',
+        async (i) => drain(await app.services.engine.select(callB(i).sql, { format: 'JSON', queryId: 'bench', limits, buffered: true })),
+        (i) => rawRun(callB(i).sql, 0),
+      ],
       ['full endpoint request vs raw queryAsync', (i) => apiRun(callB(i).path), (i) => rawRun(callB(i).sql, 0)],
-      ['full endpoint request vs engine.select buffered', (i) => apiRun(callB(i).path), async (i) => drain(await app.services.engine.select(callB(i).sql, { format: 'JSON', queryId: 'bench', limits, buffered: true }))],
+      [
+        'full endpoint request vs engine.select buffered',
+        (i) => apiRun(callB(i).path),
+        async (i) => drain(await app.services.engine.select(callB(i).sql, { format: 'JSON', queryId: 'bench', limits, buffered: true })),
+      ],
     ]);
     // Is the extra of (b) the endpoint path, or the state a 30-60 ms scan leaves the machine in?
     // The trivial endpoint and the raw trivial query, each timed right after an untimed prelude:
@@ -383,16 +445,24 @@ async function main() {
       ['nothing', async () => undefined],
       ['a 30 ms idle pause', () => sleep(30)],
       ['a raw aggregate of (b)', (i) => rawRun(callB(i).sql, 1)],
-      ['a raw aggregate of (b), then a 5 ms pause', async (i) => {
-        await rawRun(callB(i).sql, 1);
-        await sleep(5);
-      }],
-      ['reading 128 MB in JS', async () => {
-        for (let j = 0; j < big.length; j += 64) sink += big[j];
-      }],
+      [
+        'a raw aggregate of (b), then a 5 ms pause',
+        async (i) => {
+          await rawRun(callB(i).sql, 1);
+          await sleep(5);
+        },
+      ],
+      [
+        'reading 128 MB in JS',
+        async () => {
+          for (let j = 0; j < big.length; j += 64) sink += big[j];
+        },
+      ],
     ];
-    console.log(`\n(a) timed right after an untimed prelude (ms; p50 of the trivial endpoint, of raw queryAsync, median paired difference, ` +
-      `p50 of a bare Fastify round trip after the same prelude; ${AGG_N * 3} triples):`);
+    console.log(
+      `\n(a) timed right after an untimed prelude (ms; p50 of the trivial endpoint, of raw queryAsync, median paired difference, ` +
+        `p50 of a bare Fastify round trip after the same prelude; ${AGG_N * 3} triples):`,
+    );
     for (const [title, prelude] of preludes) {
       const timed = async (i: number, fn: () => Promise<unknown>) => {
         await prelude(i);
@@ -415,7 +485,9 @@ async function main() {
         }
         zs.push(await timed(i, () => httpGet(agent, barePort, '/one', {})));
       }
-      console.log(`  after ${title.padEnd(44)} ${median(xs).toFixed(3)}  ${median(ys).toFixed(3)}  ${median(xs.map((x, i) => x - ys[i])).toFixed(3)}  ${median(zs).toFixed(3)}`);
+      console.log(
+        `  after ${title.padEnd(44)} ${median(xs).toFixed(3)}  ${median(ys).toFixed(3)}  ${median(xs.map((x, i) => x - ys[i])).toFixed(3)}  ${median(zs).toFixed(3)}`,
+      );
     }
     if (sink < 0) console.log(sink);
     await bare.close();
@@ -436,7 +508,10 @@ async function main() {
         },
       }) as typeof r;
     };
-    for (const [name, n] of [['a', TRIVIAL_N], ['b', AGG_N]] as const) {
+    for (const [name, n] of [
+      ['a', TRIVIAL_N],
+      ['b', AGG_N],
+    ] as const) {
       const seg: number[][] = [[], [], [], []];
       for (let i = 0; i < n; i++) {
         marks = { run: 0, first: 0, last: 0 };
@@ -448,9 +523,15 @@ async function main() {
         seg[2].push(marks.last - marks.first);
         seg[3].push(t1 - marks.last);
       }
-      const f = (xs: number[]) => `${median(xs).toFixed(3)} / ${pct([...xs].sort((x, y) => x - y), 99).toFixed(3)}`;
-      console.log(`\ntimeline of (${name}) through the endpoint (ms, p50 / p99): request sent → engine called ${f(seg[0])}; ` +
-        `engine called → answer ${f(seg[1])}; answer → body handed on ${f(seg[2])}; body handed on → client has it ${f(seg[3])}`);
+      const f = (xs: number[]) =>
+        `${median(xs).toFixed(3)} / ${pct(
+          [...xs].sort((x, y) => x - y),
+          99,
+        ).toFixed(3)}`;
+      console.log(
+        `\ntimeline of (${name}) through the endpoint (ms, p50 / p99): request sent → engine called ${f(seg[0])}; ` +
+          `engine called → answer ${f(seg[1])}; answer → body handed on ${f(seg[2])}; body handed on → client has it ${f(seg[3])}`,
+      );
     }
     queries.run = run;
   } finally {

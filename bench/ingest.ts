@@ -13,7 +13,8 @@ import { Session } from 'chdb';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const ROWS = Number(process.env.BENCH_ROWS ?? 1_000_000);
-const SCHEMA = 'timestamp DateTime `json:$.timestamp`, session_id String `json:$.session_id`, action LowCardinality(String) `json:$.action`, version String `json:$.version`, value Float64 `json:$.value`, path String `json:$.path`';
+const SCHEMA =
+  'timestamp DateTime `json:$.timestamp`, session_id String `json:$.session_id`, action LowCardinality(String) `json:$.action`, version String `json:$.version`, value Float64 `json:$.value`, path String `json:$.path`';
 const DDL = 'timestamp DateTime, session_id String, action LowCardinality(String), version String, value Float64, path String';
 
 function makeData(): Buffer[] {
@@ -22,7 +23,14 @@ function makeData(): Buffer[] {
   let cur: string[] = [];
   let size = 0;
   for (let i = 0; i < ROWS; i++) {
-    const l = JSON.stringify({ timestamp: new Date(1700000000000 + i * 1000).toISOString(), session_id: `s-${i % 50000}-0123456789abcdef`, action: acts[i % 5], version: '1', value: i * 1.5, path: `/p/${i % 1000}/index.html` });
+    const l = JSON.stringify({
+      timestamp: new Date(1700000000000 + i * 1000).toISOString(),
+      session_id: `s-${i % 50000}-0123456789abcdef`,
+      action: acts[i % 5],
+      version: '1',
+      value: i * 1.5,
+      path: `/p/${i % 1000}/index.html`,
+    });
     // Requests stay within the Events API's 10 MB cap (a larger one is answered 413).
     if (size + l.length + 1 > 10 * 1024 * 1024) {
       chunks.push(Buffer.from(cur.join('\n') + '\n'));
@@ -68,17 +76,23 @@ async function main() {
   try {
     for (let run = 0; run < RUNS; run++) {
       const name = `bench_${run}`;
-      await fetch(`${base}/v0/datasources?name=${name}&mode=create&format=ndjson`, { method: 'POST', headers: { ...auth, 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ schema: SCHEMA }).toString() });
+      await fetch(`${base}/v0/datasources?name=${name}&mode=create&format=ndjson`, {
+        method: 'POST',
+        headers: { ...auth, 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ schema: SCHEMA }).toString(),
+      });
       // (a) Events API, 2 concurrent clients, 10 MB requests, wait=true.
       let next = 0;
       const t0 = performance.now();
-      await Promise.all([0, 1].map(async () => {
-        while (next < chunks.length) {
-          const c = chunks[next++];
-          const r = await fetch(`${base}/v0/events?name=${name}&wait=true`, { method: "POST", headers: auth, body: new Uint8Array(c) });
-          if (r.status !== 200) throw new Error(`events ${r.status} ${await r.text()}`);
-        }
-      }));
+      await Promise.all(
+        [0, 1].map(async () => {
+          while (next < chunks.length) {
+            const c = chunks[next++];
+            const r = await fetch(`${base}/v0/events?name=${name}&wait=true`, { method: 'POST', headers: auth, body: new Uint8Array(c) });
+            if (r.status !== 200) throw new Error(`events ${r.status} ${await r.text()}`);
+          }
+        }),
+      );
       const apiS = (performance.now() - t0) / 1000;
       // Raw chDB: the same bytes with session.insert into an equivalent table.
       await raw.queryAsync(`CREATE TABLE b.t${run} (${DDL}) ENGINE = MergeTree ORDER BY timestamp`);
@@ -92,18 +106,24 @@ async function main() {
       let done = 0;
       const until = performance.now() + 5000;
       const t2 = performance.now();
-      await Promise.all(Array.from({ length: 8 }, async () => {
-        while (performance.now() < until) {
-          const r = await fetch(`${base}/v0/events?name=${name}`, { method: "POST", headers: auth, body: new Uint8Array(small) });
-          if (r.status !== 202) throw new Error(`events ${r.status}`);
-          await r.arrayBuffer();
-          done++;
-        }
-      }));
+      await Promise.all(
+        Array.from({ length: 8 }, async () => {
+          while (performance.now() < until) {
+            const r = await fetch(`${base}/v0/events?name=${name}`, { method: 'POST', headers: auth, body: new Uint8Array(small) });
+            if (r.status !== 202) throw new Error(`events ${r.status}`);
+            await r.arrayBuffer();
+            done++;
+          }
+        }),
+      );
       rps.push(done / ((performance.now() - t2) / 1000));
-      console.log(`run ${run + 1}: events ${apiMBs[run].toFixed(1)} MB/s, raw chDB ${rawMBs[run].toFixed(1)} MB/s, ratio ${(apiMBs[run] / rawMBs[run]).toFixed(2)}; small requests ${rps[run].toFixed(0)} req/s`);
+      console.log(
+        `run ${run + 1}: events ${apiMBs[run].toFixed(1)} MB/s, raw chDB ${rawMBs[run].toFixed(1)} MB/s, ratio ${(apiMBs[run] / rawMBs[run]).toFixed(2)}; small requests ${rps[run].toFixed(0)} req/s`,
+      );
     }
-    console.log(`median: events ${median(apiMBs).toFixed(1)} MB/s, raw chDB ${median(rawMBs).toFixed(1)} MB/s, ratio ${median(apiMBs.map((a, i) => a / rawMBs[i])).toFixed(2)}; 100-row requests at concurrency 8: ${median(rps).toFixed(0)} req/s`);
+    console.log(
+      `median: events ${median(apiMBs).toFixed(1)} MB/s, raw chDB ${median(rawMBs).toFixed(1)} MB/s, ratio ${median(apiMBs.map((a, i) => a / rawMBs[i])).toFixed(2)}; 100-row requests at concurrency 8: ${median(rps).toFixed(0)} req/s`,
+    );
   } finally {
     raw.close();
     server.kill('SIGTERM');

@@ -40,7 +40,8 @@ const CLIENTS = 2;
 const PASSES = 5;
 const CONFIGS = [0, 1, 3] as const;
 
-const SCHEMA = 'timestamp DateTime `json:$.timestamp`, user_id UInt32 `json:$.user_id`, country LowCardinality(String) `json:$.country`, ' +
+const SCHEMA =
+  'timestamp DateTime `json:$.timestamp`, user_id UInt32 `json:$.user_id`, country LowCardinality(String) `json:$.country`, ' +
   'action LowCardinality(String) `json:$.action`, value Float64 `json:$.value`, path String `json:$.path`';
 const DDL = 'timestamp DateTime, user_id UInt32, country LowCardinality(String), action LowCardinality(String), value Float64, path String';
 
@@ -59,7 +60,8 @@ const VIEWS: View[] = [
     name: 'agg',
     sql: (src) => `SELECT country, action, countState() AS c, sumState(value) AS s FROM ${src} GROUP BY country, action`,
     engine: {},
-    rawTarget: '(country LowCardinality(String), action LowCardinality(String), c AggregateFunction(count), s AggregateFunction(sum, Float64)) ENGINE = AggregatingMergeTree ORDER BY (country, action)',
+    rawTarget:
+      '(country LowCardinality(String), action LowCardinality(String), c AggregateFunction(count), s AggregateFunction(sum, Float64)) ENGINE = AggregatingMergeTree ORDER BY (country, action)',
     check: (t) => `SELECT countMerge(c) FROM ${t}`,
   },
   {
@@ -87,8 +89,12 @@ function makeData(): Buffer[] {
   let size = 0;
   for (let i = 0; i < ROWS; i++) {
     const l = JSON.stringify({
-      timestamp: new Date(1700000000000 + i * 1000).toISOString(), user_id: (i * 7919) % 50000, country: countries[i % 8],
-      action: acts[i % 5], value: i * 1.5, path: `/p/${i % 1000}/index.html`,
+      timestamp: new Date(1700000000000 + i * 1000).toISOString(),
+      user_id: (i * 7919) % 50000,
+      country: countries[i % 8],
+      action: acts[i % 5],
+      value: i * 1.5,
+      path: `/p/${i % 1000}/index.html`,
     });
     // Requests stay within the Events API's 10 MB cap (a larger one is answered 413).
     if (size + l.length + 1 > 10 * 1024 * 1024) {
@@ -112,9 +118,11 @@ const median = (xs: number[]) => {
 async function feed(chunks: Buffer[], fn: (c: Buffer, worker: number) => Promise<void>): Promise<number> {
   let next = 0;
   const t0 = performance.now();
-  await Promise.all(Array.from({ length: CLIENTS }, async (_, w) => {
-    while (next < chunks.length) await fn(chunks[next++], w);
-  }));
+  await Promise.all(
+    Array.from({ length: CLIENTS }, async (_, w) => {
+      while (next < chunks.length) await fn(chunks[next++], w);
+    }),
+  );
   return (performance.now() - t0) / 1000;
 }
 
@@ -150,9 +158,18 @@ async function main() {
   const expected: Record<string, number> = { src: ROWS, agg: ROWS, copy: purchases, uniq: users };
 
   const setupApi = async (tag: string, n: number) => {
-    await api('POST', `/v0/datasources?name=${tag}_src&mode=create&format=ndjson&engine_sorting_key=timestamp`, new URLSearchParams({ schema: SCHEMA }).toString());
+    await api(
+      'POST',
+      `/v0/datasources?name=${tag}_src&mode=create&format=ndjson&engine_sorting_key=timestamp`,
+      new URLSearchParams({ schema: SCHEMA }).toString(),
+    );
     for (const v of viewsOf(n)) {
-      await api('POST', '/v0/pipes', JSON.stringify({ name: `${tag}_${v.name}_pipe`, nodes: [{ name: `${tag}_${v.name}_node`, sql: v.sql(`${tag}_src`) }] }), 'application/json');
+      await api(
+        'POST',
+        '/v0/pipes',
+        JSON.stringify({ name: `${tag}_${v.name}_pipe`, nodes: [{ name: `${tag}_${v.name}_node`, sql: v.sql(`${tag}_src`) }] }),
+        'application/json',
+      );
       const args = new URLSearchParams({ datasource: `${tag}_${v.name}`, ...v.engine });
       await api('POST', `/v0/pipes/${tag}_${v.name}_pipe/nodes/${tag}_${v.name}_node/materialization?${args}`);
     }
@@ -187,14 +204,16 @@ async function main() {
     await raw[0].queryAsync(`DROP TABLE raw_bench.${tag}_src SYNC`);
     for (const v of viewsOf(n)) await raw[0].queryAsync(`DROP TABLE raw_bench.${tag}_${v.name} SYNC`);
   };
-  const ingestApi = (tag: string, data = chunks) => feed(data, async (c) => {
-    const r = await fetch(`${base}/v0/events?name=${tag}_src&wait=true`, { method: 'POST', headers: auth, body: new Uint8Array(c) });
-    if (r.status !== 200) throw new Error(`events ${r.status} ${await r.text()}`);
-    await r.arrayBuffer();
-  });
-  const ingestRaw = (table: string, data = chunks, settings: Record<string, string | number> = {}) => feed(data, async (c, w) => {
-    await raw[w].insert({ table, values: c, format: 'JSONEachRow', settings: { date_time_input_format: 'best_effort', ...settings } });
-  });
+  const ingestApi = (tag: string, data = chunks) =>
+    feed(data, async (c) => {
+      const r = await fetch(`${base}/v0/events?name=${tag}_src&wait=true`, { method: 'POST', headers: auth, body: new Uint8Array(c) });
+      if (r.status !== 200) throw new Error(`events ${r.status} ${await r.text()}`);
+      await r.arrayBuffer();
+    });
+  const ingestRaw = (table: string, data = chunks, settings: Record<string, string | number> = {}) =>
+    feed(data, async (c, w) => {
+      await raw[w].insert({ table, values: c, format: 'JSONEachRow', settings: { date_time_input_format: 'best_effort', ...settings } });
+    });
 
   try {
     // Warm-up: one request each way into a 3-view setup.
@@ -234,7 +253,9 @@ async function main() {
       console.log(`run ${run + 1} (api/raw; load ${os.loadavg()[0].toFixed(1)}): ${line.join('; ')}`);
     }
 
-    console.log(`\nmedians over ${RUNS} runs (MB/s of NDJSON; API = Events API wait=true, raw = chDB session.insert JSONEachRow; ${CLIENTS} concurrent clients each):`);
+    console.log(
+      `\nmedians over ${RUNS} runs (MB/s of NDJSON; API = Events API wait=true, raw = chDB session.insert JSONEachRow; ${CLIENTS} concurrent clients each):`,
+    );
     console.log('| views | API MB/s | raw MB/s | ratio | API rows/s | raw rows/s | API vs its 0-view figure | raw vs its 0-view figure |');
     console.log('| --- | --- | --- | --- | --- | --- | --- | --- |');
     const rowsPerMB = ROWS / (totalBytes / 1e6);
@@ -244,7 +265,9 @@ async function main() {
       const ratio = median(mbs[n].api.map((x, i) => x / mbs[n].raw[i]));
       const relA = median(mbs[n].api.map((x, i) => x / mbs[0].api[i]));
       const relR = median(mbs[n].raw.map((x, i) => x / mbs[0].raw[i]));
-      console.log(`| ${n} | ${a.toFixed(1)} | ${r.toFixed(1)} | ${ratio.toFixed(2)} | ${Math.round(a * rowsPerMB).toLocaleString('en-US')} | ${Math.round(r * rowsPerMB).toLocaleString('en-US')} | ${relA.toFixed(2)} | ${relR.toFixed(2)} |`);
+      console.log(
+        `| ${n} | ${a.toFixed(1)} | ${r.toFixed(1)} | ${ratio.toFixed(2)} | ${Math.round(a * rowsPerMB).toLocaleString('en-US')} | ${Math.round(r * rowsPerMB).toLocaleString('en-US')} | ${relA.toFixed(2)} | ${relR.toFixed(2)} |`,
+      );
     }
 
     if (BREAKDOWN) await breakdown();
@@ -269,50 +292,71 @@ async function main() {
   async function breakdown() {
     const n = 3;
     const variants: Array<[string, () => Promise<number>]> = [
-      ['raw JSONEachRow into the source', async () => {
-        await setupRaw('bd', n);
-        try {
-          return await ingestRaw('raw_bench.bd_src');
-        } finally {
-          await dropRaw('bd', n);
-        }
-      }],
-      ['raw + dedup token/window and dependent-view dedup', async () => {
-        await setupRaw('bd', n);
-        await raw[0].queryAsync('ALTER TABLE raw_bench.bd_src MODIFY SETTING non_replicated_deduplication_window = 1000');
-        let k = 0;
-        try {
-          return await feed(chunks, async (c, w) => {
-            await raw[w].insert({ table: 'raw_bench.bd_src', values: c, format: 'JSONEachRow', settings: {
-              date_time_input_format: 'best_effort', insert_deduplication_token: `bd-${k++}`, deduplicate_blocks_in_dependent_materialized_views: 1,
-            } });
-          });
-        } finally {
-          await dropRaw('bd', n);
-        }
-      }],
-      ['LineAsString into the Null stage (engine path of the API)', async () => {
-        await setupApi('bd', n);
-        const stage = `${await physical('bd_src')}_sj`;
-        let k = 0;
-        try {
-          return await feed(chunks, async (c, w) => {
-            const id = `bd${k++}`;
-            await raw[w].queryAsync(`INSERT INTO ${stage} (__line) SETTINGS log_comment='${id}', insert_deduplication_token='wal-${id}', ` +
-              `deduplicate_blocks_in_dependent_materialized_views=1 FORMAT LineAsString\n${c.toString('utf8')}`);
-          });
-        } finally {
-          await dropApi('bd', n);
-        }
-      }],
-      ['Events API (wait=true)', async () => {
-        await setupApi('bd', n);
-        try {
-          return await ingestApi('bd');
-        } finally {
-          await dropApi('bd', n);
-        }
-      }],
+      [
+        'raw JSONEachRow into the source',
+        async () => {
+          await setupRaw('bd', n);
+          try {
+            return await ingestRaw('raw_bench.bd_src');
+          } finally {
+            await dropRaw('bd', n);
+          }
+        },
+      ],
+      [
+        'raw + dedup token/window and dependent-view dedup',
+        async () => {
+          await setupRaw('bd', n);
+          await raw[0].queryAsync('ALTER TABLE raw_bench.bd_src MODIFY SETTING non_replicated_deduplication_window = 1000');
+          let k = 0;
+          try {
+            return await feed(chunks, async (c, w) => {
+              await raw[w].insert({
+                table: 'raw_bench.bd_src',
+                values: c,
+                format: 'JSONEachRow',
+                settings: {
+                  date_time_input_format: 'best_effort',
+                  insert_deduplication_token: `bd-${k++}`,
+                  deduplicate_blocks_in_dependent_materialized_views: 1,
+                },
+              });
+            });
+          } finally {
+            await dropRaw('bd', n);
+          }
+        },
+      ],
+      [
+        'LineAsString into the Null stage (engine path of the API)',
+        async () => {
+          await setupApi('bd', n);
+          const stage = `${await physical('bd_src')}_sj`;
+          let k = 0;
+          try {
+            return await feed(chunks, async (c, w) => {
+              const id = `bd${k++}`;
+              await raw[w].queryAsync(
+                `INSERT INTO ${stage} (__line) SETTINGS log_comment='${id}', insert_deduplication_token='wal-${id}', ` +
+                  `deduplicate_blocks_in_dependent_materialized_views=1 FORMAT LineAsString\n${c.toString('utf8')}`,
+              );
+            });
+          } finally {
+            await dropApi('bd', n);
+          }
+        },
+      ],
+      [
+        'Events API (wait=true)',
+        async () => {
+          await setupApi('bd', n);
+          try {
+            return await ingestApi('bd');
+          } finally {
+            await dropApi('bd', n);
+          }
+        },
+      ],
     ];
     const acc = variants.map(() => [] as number[]);
     for (let pass = 0; pass < PASSES; pass++) {
@@ -321,39 +365,51 @@ async function main() {
       for (const i of order) acc[i].push(totalBytes / 1e6 / (await variants[i][1]()));
     }
     console.log(`\nwhere the time goes with ${n} views (MB/s, median of ${PASSES} passes; ${CLIENTS} concurrent clients; load ${os.loadavg()[0].toFixed(1)}):`);
-    for (const [i, [name]] of variants.entries()) console.log(`  ${name.padEnd(60)} ${median(acc[i]).toFixed(1)}  (${acc[i].map((x) => x.toFixed(1)).join(', ')})`);
+    for (const [i, [name]] of variants.entries())
+      console.log(`  ${name.padEnd(60)} ${median(acc[i]).toFixed(1)}  (${acc[i].map((x) => x.toFixed(1)).join(', ')})`);
     // The same steps with no view.
     const zero: Array<[string, () => Promise<number>]> = [
-      ['0 views: raw JSONEachRow', async () => {
-        await setupRaw('bz', 0);
-        try {
-          return await ingestRaw('raw_bench.bz_src');
-        } finally {
-          await dropRaw('bz', 0);
-        }
-      }],
-      ['0 views: LineAsString into the Null stage', async () => {
-        await setupApi('bz', 0);
-        const stage = `${await physical('bz_src')}_sj`;
-        let k = 0;
-        try {
-          return await feed(chunks, async (c, w) => {
-            const id = `bz${k++}`;
-            await raw[w].queryAsync(`INSERT INTO ${stage} (__line) SETTINGS log_comment='${id}', insert_deduplication_token='wal-${id}', ` +
-              `deduplicate_blocks_in_dependent_materialized_views=1 FORMAT LineAsString\n${c.toString('utf8')}`);
-          });
-        } finally {
-          await dropApi('bz', 0);
-        }
-      }],
-      ['0 views: Events API (wait=true)', async () => {
-        await setupApi('bz', 0);
-        try {
-          return await ingestApi('bz');
-        } finally {
-          await dropApi('bz', 0);
-        }
-      }],
+      [
+        '0 views: raw JSONEachRow',
+        async () => {
+          await setupRaw('bz', 0);
+          try {
+            return await ingestRaw('raw_bench.bz_src');
+          } finally {
+            await dropRaw('bz', 0);
+          }
+        },
+      ],
+      [
+        '0 views: LineAsString into the Null stage',
+        async () => {
+          await setupApi('bz', 0);
+          const stage = `${await physical('bz_src')}_sj`;
+          let k = 0;
+          try {
+            return await feed(chunks, async (c, w) => {
+              const id = `bz${k++}`;
+              await raw[w].queryAsync(
+                `INSERT INTO ${stage} (__line) SETTINGS log_comment='${id}', insert_deduplication_token='wal-${id}', ` +
+                  `deduplicate_blocks_in_dependent_materialized_views=1 FORMAT LineAsString\n${c.toString('utf8')}`,
+              );
+            });
+          } finally {
+            await dropApi('bz', 0);
+          }
+        },
+      ],
+      [
+        '0 views: Events API (wait=true)',
+        async () => {
+          await setupApi('bz', 0);
+          try {
+            return await ingestApi('bz');
+          } finally {
+            await dropApi('bz', 0);
+          }
+        },
+      ],
     ];
     const acc0 = zero.map(() => [] as number[]);
     for (let pass = 0; pass < PASSES; pass++) {
@@ -361,7 +417,8 @@ async function main() {
       if (pass % 2) order.reverse();
       for (const i of order) acc0[i].push(totalBytes / 1e6 / (await zero[i][1]()));
     }
-    for (const [i, [name]] of zero.entries()) console.log(`  ${name.padEnd(60)} ${median(acc0[i]).toFixed(1)}  (${acc0[i].map((x) => x.toFixed(1)).join(', ')})`);
+    for (const [i, [name]] of zero.entries())
+      console.log(`  ${name.padEnd(60)} ${median(acc0[i]).toFixed(1)}  (${acc0[i].map((x) => x.toFixed(1)).join(', ')})`);
 
     // Timeline of one ~10 MB request, one client at a time: request sent → the route hands the
     // body to the event buffer (HTTP, reading 10 MB, line count) → the engine insert starts
@@ -421,9 +478,11 @@ async function main() {
           await dropRaw('tl', v);
         }
         const f = (xs: number[]) => median(xs).toFixed(1);
-        console.log(`\ntimeline of one ~10 MB request with ${v} views, one client (ms, medians of ${seg[0].length} requests): ` +
-          `request sent → event buffer ${f(seg[0])}; → engine insert starts (write-ahead log) ${f(seg[1])}; engine insert (LineAsString → stage → table${v ? ' → views' : ''}) ${f(seg[2])}; ` +
-          `quarantine count ${f(seg[3])}; → client has the answer ${f(seg[4])}; whole request ${f(seg[5])}; raw JSONEachRow insert of the same bytes ${f(seg[6])}`);
+        console.log(
+          `\ntimeline of one ~10 MB request with ${v} views, one client (ms, medians of ${seg[0].length} requests): ` +
+            `request sent → event buffer ${f(seg[0])}; → engine insert starts (write-ahead log) ${f(seg[1])}; engine insert (LineAsString → stage → table${v ? ' → views' : ''}) ${f(seg[2])}; ` +
+            `quarantine count ${f(seg[3])}; → client has the answer ${f(seg[4])}; whole request ${f(seg[5])}; raw JSONEachRow insert of the same bytes ${f(seg[6])}`,
+        );
       }
     } finally {
       events.appendLarge = origAppend;

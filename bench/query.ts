@@ -56,21 +56,23 @@ async function measure(n: number, concurrency: number, fn: (worker: number) => P
   const lat: number[] = [];
   let next = 0;
   const t0 = performance.now();
-  await Promise.all(Array.from({ length: concurrency }, async (_, w) => {
-    while (next < n) {
-      next++;
-      const t = performance.now();
-      await fn(w);
-      lat.push(performance.now() - t);
-    }
-  }));
+  await Promise.all(
+    Array.from({ length: concurrency }, async (_, w) => {
+      while (next < n) {
+        next++;
+        const t = performance.now();
+        await fn(w);
+        lat.push(performance.now() - t);
+      }
+    }),
+  );
   const wall = (performance.now() - t0) / 1000;
   lat.sort((a, b) => a - b);
   return { p50: pct(lat, 50), p99: pct(lat, 99), rps: n / wall };
 }
 
 /** Median of `n` timings of `fn` in ms (sequential). */
-async function timeEach(n: number, fn: () => Promise<unknown>): Promise<number> {
+async function _timeEach(n: number, fn: () => Promise<unknown>): Promise<number> {
   const lat: number[] = [];
   for (let i = 0; i < n; i++) {
     const t = performance.now();
@@ -109,9 +111,12 @@ async function main() {
   const raw: Session[] = [];
   try {
     // The data source, over HTTP; its 10M rows straight into the physical table.
-    const schema = 'timestamp DateTime `json:$.timestamp`, user_id UInt32 `json:$.user_id`, country LowCardinality(String) `json:$.country`, value Float64 `json:$.value`';
+    const schema =
+      'timestamp DateTime `json:$.timestamp`, user_id UInt32 `json:$.user_id`, country LowCardinality(String) `json:$.country`, value Float64 `json:$.value`';
     const created = await fetch(`http://127.0.0.1:${port}/v0/datasources?name=events&mode=create&format=ndjson&engine_sorting_key=timestamp`, {
-      method: 'POST', headers: { ...headers, 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ schema }).toString(),
+      method: 'POST',
+      headers: { ...headers, 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ schema }).toString(),
     });
     if (created.status !== 200) throw new Error(`create: ${created.status} ${await created.text()}`);
     const ws = app.services.access.defaultWorkspace;
@@ -120,7 +125,7 @@ async function main() {
     let t = performance.now();
     await app.services.engine.exec(
       `INSERT INTO ${table} SELECT toDateTime('2024-01-01 00:00:00') + intDiv(number, 10), number % 100000, ` +
-      `['ES', 'US', 'FR', 'DE', 'GB', 'IT', 'JP', 'BR'][number % 8 + 1], ((number * 7919) % 1000000) / 1e6 FROM numbers(${ROWS})`,
+        `['ES', 'US', 'FR', 'DE', 'GB', 'IT', 'JP', 'BR'][number % 8 + 1], ((number * 7919) % 1000000) / 1e6 FROM numbers(${ROWS})`,
     );
     await app.services.engine.exec(`OPTIMIZE TABLE ${table} FINAL`);
     console.log(`loaded ${ROWS.toLocaleString('en-US')} rows in ${((performance.now() - t) / 1000).toFixed(1)} s (one part after OPTIMIZE FINAL)`);
@@ -136,7 +141,13 @@ async function main() {
 
     // Raw pool: same directory, set up as the server's read-only Sessions.
     const limits = app.services.queries.limits();
-    const setup = [`USE ${SANDBOX_DATABASE}`, `SET max_execution_time = ${limits.maxExecutionTime}`, `SET max_result_bytes = ${limits.maxResultBytes}`, `SET max_memory_usage = ${limits.maxMemoryUsage}`, 'SET readonly = 1'];
+    const setup = [
+      `USE ${SANDBOX_DATABASE}`,
+      `SET max_execution_time = ${limits.maxExecutionTime}`,
+      `SET max_result_bytes = ${limits.maxResultBytes}`,
+      `SET max_memory_usage = ${limits.maxMemoryUsage}`,
+      'SET readonly = 1',
+    ];
     for (let i = 0; i < POOL; i++) {
       const s = new Session(path.join(tmp, 'engine'));
       for (const stmt of setup) await s.queryAsync(stmt);
@@ -169,13 +180,17 @@ async function main() {
     const add = (k: Key, s: Stats) => results.set(k, [...(results.get(k) ?? []), s]);
     for (let run = 0; run < RUNS; run++) {
       const line: string[] = [];
-      for (const [name, q, n] of [['a', TRIVIAL, TRIVIAL_N], ['b', AGG, AGG_N]] as const) {
+      for (const [name, q, n] of [
+        ['a', TRIVIAL, TRIVIAL_N],
+        ['b', AGG, AGG_N],
+      ] as const) {
         for (const c of [1, POOL]) {
           const modes = run % 2 === 0 ? (['api', 'raw'] as const) : (['raw', 'api'] as const);
           for (const mode of modes) {
-            const s = mode === 'api'
-              ? await measure(n * (c === 1 ? 1 : 2), c, () => apiRun(q))
-              : await measure(n * (c === 1 ? 1 : 2), c, (w) => rawRun(physical[q], w));
+            const s =
+              mode === 'api'
+                ? await measure(n * (c === 1 ? 1 : 2), c, () => apiRun(q))
+                : await measure(n * (c === 1 ? 1 : 2), c, (w) => rawRun(physical[q], w));
             add(`${name} c${c} ${mode}`, s);
           }
           const api = results.get(`${name} c${c} api`)!.at(-1)!;
@@ -197,7 +212,9 @@ async function main() {
         const overhead = median(api.map((x, i) => x.p50 - rw[i].p50));
         const ratio = median(api.map((x, i) => x.rps / rw[i].rps));
         const f = (x: number) => (x >= 100 ? x.toFixed(0) : x.toFixed(2));
-        console.log(`| (${name}) | ${c} | ${f(m(api, 'p50'))} | ${f(m(rw, 'p50'))} | ${overhead.toFixed(2)} | ${f(m(api, 'p99'))} | ${f(m(rw, 'p99'))} | ${m(api, 'rps').toFixed(0)} | ${m(rw, 'rps').toFixed(0)} | ${ratio.toFixed(2)} |`);
+        console.log(
+          `| (${name}) | ${c} | ${f(m(api, 'p50'))} | ${f(m(rw, 'p50'))} | ${overhead.toFixed(2)} | ${f(m(api, 'p99'))} | ${f(m(rw, 'p99'))} | ${m(api, 'rps').toFixed(0)} | ${m(rw, 'rps').toFixed(0)} | ${ratio.toFixed(2)} |`,
+        );
       }
     }
 
@@ -211,15 +228,22 @@ async function main() {
     const drain = async (it: AsyncIterable<unknown>) => {
       for await (const c of it) void c;
     };
-    const select = (sql: string, format: string, buffered?: boolean) => async () => drain(await app.services.engine.select(sql, { format, queryId: 'bench', limits, buffered }));
+    const select = (sql: string, format: string, buffered?: boolean) => async () =>
+      drain(await app.services.engine.select(sql, { format, queryId: 'bench', limits, buffered }));
     const partsOf = (sql: string, q: string): Array<[string, () => Promise<unknown>]> => [
       ['raw queryAsync (TSV)', () => rawRun(sql, 0)],
-      ['raw queryStream (TSV)', async () => {
-        for await (const c of raw[0].queryStream(sql, { format: 'TabSeparated' })) c.raw();
-      }],
-      ['raw queryStream (TSV) with an AbortSignal', async () => {
-        for await (const c of raw[0].queryStream(sql, { format: 'TabSeparated', signal: new AbortController().signal })) c.raw();
-      }],
+      [
+        'raw queryStream (TSV)',
+        async () => {
+          for await (const c of raw[0].queryStream(sql, { format: 'TabSeparated' })) c.raw();
+        },
+      ],
+      [
+        'raw queryStream (TSV) with an AbortSignal',
+        async () => {
+          for await (const c of raw[0].queryStream(sql, { format: 'TabSeparated', signal: new AbortController().signal })) c.raw();
+        },
+      ],
       ['engine.select streamed (TSV)', select(sql, 'TabSeparated')],
       ['engine.select buffered (TSV, queryAsync)', select(sql, 'TabSeparated', true)],
       ['full /v0/sql (TSV, streamed)', () => apiRun(q)],
@@ -270,7 +294,10 @@ async function main() {
         },
       }) as typeof r;
     };
-    for (const [name, q, n] of [['(a)', TRIVIAL, TRIVIAL_N], ['(b)', AGG, AGG_N]] as const) {
+    for (const [name, q, n] of [
+      ['(a)', TRIVIAL, TRIVIAL_N],
+      ['(b)', AGG, AGG_N],
+    ] as const) {
       const seg: number[][] = [[], [], [], []];
       for (let i = 0; i < n; i++) {
         marks = { run: 0, first: 0, last: 0 };
@@ -282,9 +309,15 @@ async function main() {
         seg[2].push(marks.last - marks.first);
         seg[3].push(t1 - marks.last);
       }
-      const f = (xs: number[]) => `${median(xs).toFixed(3)} / ${pct([...xs].sort((a, b) => a - b), 99).toFixed(3)}`;
-      console.log(`\ntimeline of ${name} through /v0/sql (ms, p50 / p99): request sent → engine called ${f(seg[0])}; ` +
-        `engine called → first chunk ${f(seg[1])}; first → last chunk ${f(seg[2])}; last chunk → client has the body ${f(seg[3])}`);
+      const f = (xs: number[]) =>
+        `${median(xs).toFixed(3)} / ${pct(
+          [...xs].sort((a, b) => a - b),
+          99,
+        ).toFixed(3)}`;
+      console.log(
+        `\ntimeline of ${name} through /v0/sql (ms, p50 / p99): request sent → engine called ${f(seg[0])}; ` +
+          `engine called → first chunk ${f(seg[1])}; first → last chunk ${f(seg[2])}; last chunk → client has the body ${f(seg[3])}`,
+      );
     }
     queries.run = run;
   } finally {

@@ -69,7 +69,9 @@ async function main(): Promise<void> {
     return j;
   };
   try {
-    await req('POST', '/v0/datasources?name=events&mode=create', { schema: 'ts DateTime, user_id UInt64, country LowCardinality(String), event String, value Float64' });
+    await req('POST', '/v0/datasources?name=events&mode=create', {
+      schema: 'ts DateTime, user_id UInt64, country LowCardinality(String), event String, value Float64',
+    });
     const ws = app.services.access.defaultWorkspace;
     const ds = await app.services.datasources.get(ws, 'events');
     const table = physicalNames(ws.database, ds.id).table;
@@ -79,14 +81,37 @@ async function main(): Promise<void> {
     );
     await app.services.engine.exec(`OPTIMIZE TABLE ${table} FINAL`);
     console.log(`loaded ${ROWS.toLocaleString()} rows in ${((performance.now() - t) / 1000).toFixed(1)} s`);
-    await req('POST', '/v0/connectors', { service: 's3', name: 'bench', s3_endpoint: s3.endpoint, s3_access_key_id: 'S3RVER', s3_secret_access_key: 'S3RVER', bucket: BUCKET });
+    await req('POST', '/v0/connectors', {
+      service: 's3',
+      name: 'bench',
+      s3_endpoint: s3.endpoint,
+      s3_access_key_id: 'S3RVER',
+      s3_secret_access_key: 'S3RVER',
+      bucket: BUCKET,
+    });
     const cases = [
-      { name: 'parquet', format: 'parquet', compression: 'zstd', raw: `'Parquet', 'auto', 'none') SELECT * FROM ${table} SETTINGS output_format_parquet_compression_method = 'zstd', ` },
+      {
+        name: 'parquet',
+        format: 'parquet',
+        compression: 'zstd',
+        raw: `'Parquet', 'auto', 'none') SELECT * FROM ${table} SETTINGS output_format_parquet_compression_method = 'zstd', `,
+      },
       { name: 'csv_gz', format: 'csv', compression: 'gz', raw: `'CSVWithNames', 'auto', 'gzip') SELECT * FROM ${table} SETTINGS ` },
     ];
     for (const c of cases) {
-      await fetch(`${url}/v0/pipes`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify({ name: `sink_${c.name}`, nodes: [{ name: 'n', sql: 'SELECT * FROM events' }] }) });
-      await req('POST', `/v0/pipes/sink_${c.name}/nodes/n/sink`, { connection: 'bench', path: `s3://${BUCKET}/api`, file_template: c.name, format: c.format, compression: c.compression, write_strategy: 'truncate' });
+      await fetch(`${url}/v0/pipes`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ name: `sink_${c.name}`, nodes: [{ name: 'n', sql: 'SELECT * FROM events' }] }),
+      });
+      await req('POST', `/v0/pipes/sink_${c.name}/nodes/n/sink`, {
+        connection: 'bench',
+        path: `s3://${BUCKET}/api`,
+        file_template: c.name,
+        format: c.format,
+        compression: c.compression,
+        write_strategy: 'truncate',
+      });
     }
     const raw = new Session(path.join(config.dataDir, 'engine'));
     const results: Record<string, { api: number[]; raw: number[]; bytes: number; rows: number }> = {};
@@ -110,7 +135,9 @@ async function main(): Promise<void> {
         };
         const viaRaw = async () => {
           t = performance.now();
-          await raw.queryAsync(`INSERT INTO FUNCTION s3('${s3.endpoint}/${BUCKET}/raw/${c.name}', 'S3RVER', 'S3RVER', ${c.raw}s3_truncate_on_insert = 1, s3_retry_attempts = 10`);
+          await raw.queryAsync(
+            `INSERT INTO FUNCTION s3('${s3.endpoint}/${BUCKET}/raw/${c.name}', 'S3RVER', 'S3RVER', ${c.raw}s3_truncate_on_insert = 1, s3_retry_attempts = 10`,
+          );
           r.raw.push((performance.now() - t) / 1000);
         };
         if (run % 2 === 0) {
@@ -128,7 +155,9 @@ async function main(): Promise<void> {
     for (const [name, r] of Object.entries(results)) {
       const api = median(r.api);
       const rw = median(r.raw);
-      console.log(`| ${name} | ${r.rows.toLocaleString()} | ${(r.bytes / 1e6).toFixed(1)} | ${api.toFixed(2)} | ${rw.toFixed(2)} | ${(rw / api).toFixed(2)} | ${Math.round(r.rows / api).toLocaleString()} |`);
+      console.log(
+        `| ${name} | ${r.rows.toLocaleString()} | ${(r.bytes / 1e6).toFixed(1)} | ${api.toFixed(2)} | ${rw.toFixed(2)} | ${(rw / api).toFixed(2)} | ${Math.round(r.rows / api).toLocaleString()} |`,
+      );
     }
   } finally {
     await app.close();

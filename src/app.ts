@@ -116,17 +116,44 @@ export async function createApp(config: Config): Promise<App> {
   const events = new EventBuffer(path.join(config.dataDir, 'wal'), engine, config.walFsync, (msg, extra) => http.log.error(extra ?? {}, msg));
 
   const clock = { now: () => new Date() };
-  const copies = new CopyService(engine, datasources, pipes, queries, jobs, () => clock.now(), { maxRows: config.copyMaxRows, maxActiveJobs: config.copyMaxActiveJobs });
+  const copies = new CopyService(engine, datasources, pipes, queries, jobs, () => clock.now(), {
+    maxRows: config.copyMaxRows,
+    maxActiveJobs: config.copyMaxActiveJobs,
+  });
   const connections = ConnectionService.open(catalog, engine, config.dataDir, config.sinkLocalRoot);
   const sinks = new SinkService(engine, connections, pipes, queries, jobs, () => clock.now());
   // Scheduled copies run with the authority of the workspace's admin token.
-  const scheduler = new Scheduler(copies, () => catalog.listWorkspaces(), async (ws) => {
-    const admin = (await catalog.listTokens(ws.id)).find((t) => t.scopes.some((sc) => sc.type === 'ADMIN'));
-    if (!admin) throw new Error(`workspace ${ws.name} has no admin token`);
-    return new Auth(admin, ws);
-  }, (err) => http.log.error({ err }, 'scheduler pass failed'), [sinks], () => clock.now());
+  const scheduler = new Scheduler(
+    copies,
+    () => catalog.listWorkspaces(),
+    async (ws) => {
+      const admin = (await catalog.listTokens(ws.id)).find((t) => t.scopes.some((sc) => sc.type === 'ADMIN'));
+      if (!admin) throw new Error(`workspace ${ws.name} has no admin token`);
+      return new Auth(admin, ws);
+    },
+    (err) => http.log.error({ err }, 'scheduler pass failed'),
+    [sinks],
+    () => clock.now(),
+  );
   const services: Services = {
-    config, engine, catalog, access, localTokens, datasources, ingest, imports, events, jobs, queries, pipes, variables, copies, connections, sinks, scheduler, clock,
+    config,
+    engine,
+    catalog,
+    access,
+    localTokens,
+    datasources,
+    ingest,
+    imports,
+    events,
+    jobs,
+    queries,
+    pipes,
+    variables,
+    copies,
+    connections,
+    sinks,
+    scheduler,
+    clock,
     materializations: new MaterializeService(engine, datasources, pipes, queries, jobs),
     resultCache: new ResultCache(),
     deletes: new DeleteService(engine, jobs),
@@ -139,8 +166,10 @@ export async function createApp(config: Config): Promise<App> {
   const http = buildHttp(services);
   for (const w of startupWarnings) http.log.warn(w);
   if (lanes.narrowed) {
-    http.log.warn({ threadpool: lanes.threadpool, userSlots: lanes.user, internalSlots: lanes.internal },
-      `libuv's thread pool (UV_THREADPOOL_SIZE=${lanes.threadpool}) is too small for PIPIT_ENGINE_SESSIONS=${config.engineSessions}: the engine runs ${lanes.user} user queries and ${lanes.internal} internal statements at once. Start with UV_THREADPOOL_SIZE=${threadpoolFor(config.engineSessions)} or more (npm start does).`);
+    http.log.warn(
+      { threadpool: lanes.threadpool, userSlots: lanes.user, internalSlots: lanes.internal },
+      `libuv's thread pool (UV_THREADPOOL_SIZE=${lanes.threadpool}) is too small for PIPIT_ENGINE_SESSIONS=${config.engineSessions}: the engine runs ${lanes.user} user queries and ${lanes.internal} internal statements at once. Start with UV_THREADPOOL_SIZE=${threadpoolFor(config.engineSessions)} or more (npm start does).`,
+    );
   }
   // Changes a crash interrupted are rolled forward or back; orphan engine objects are dropped.
   await recoverAfterCrash(services, http.log);

@@ -16,10 +16,10 @@ async function main(): Promise<void> {
   const consoleHost = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host.includes(':') ? `[${config.host}]` : config.host;
   process.stdout.write(
     `Pipit listening on http://${config.host}:${port}\n` +
-    `Console: http://${consoleHost}:${port}/console/\n` +
-    `Data directory: ${config.dataDir}\n` +
-    `Admin token (default workspace): ${app.services.localTokens.workspace_admin_token}\n` +
-    `All local tokens: curl http://${config.host}:${port}/tokens  (also in ${path.join(config.dataDir, 'tokens.json')})\n`,
+      `Console: http://${consoleHost}:${port}/console/\n` +
+      `Data directory: ${config.dataDir}\n` +
+      `Admin token (default workspace): ${app.services.localTokens.workspace_admin_token}\n` +
+      `All local tokens: curl http://${config.host}:${port}/tokens  (also in ${path.join(config.dataDir, 'tokens.json')})\n`,
   );
   // Last resort, and only a log line: an error that no stream, promise or handler took is a bug
   // (every stream the server runs is joined with pipeline or has its listener), but one request
@@ -45,6 +45,6 @@ async function main(): Promise<void> {
 }
 
 main().catch((err) => {
-  process.stderr.write(`Pipit failed to start: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
+  process.stderr.write(`Pipit failed to start: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
   process.exit(1);
 });

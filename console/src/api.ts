@@ -6,7 +6,11 @@
 const TOKEN_KEY = 'pipit.console.token';
 
 export class ApiError extends Error {
-  constructor(readonly status: number, message: string, readonly body?: unknown) {
+  constructor(
+    readonly status: number,
+    message: string,
+    readonly body?: unknown,
+  ) {
     super(message);
   }
 }
@@ -120,7 +124,10 @@ function stripComments(sql: string): string {
  * Runs SQL through POST /v0/sql (JSON body: `q` plus template parameters), asking for the JSON
  * envelope unless the query names a format itself. `pipeline` lets the query read that pipe's nodes.
  */
-export async function runSql(sql: string, opts: { params?: Record<string, string>; pipeline?: string; signal?: AbortSignal } = {}): Promise<QueryResult | string> {
+export async function runSql(
+  sql: string,
+  opts: { params?: Record<string, string>; pipeline?: string; signal?: AbortSignal } = {},
+): Promise<QueryResult | string> {
   let q = sql.replace(/;\s*$/, '');
   if (!hasFormat(q)) q = `${q}\nFORMAT JSON`;
   const body: Record<string, string> = { ...(opts.params ?? {}), q };
@@ -138,7 +145,13 @@ export async function rows<T = Record<string, unknown>>(sql: string, signal?: Ab
  * Uploads with progress (fetch can not report upload progress): multipart with the file under the
  * field name the Data Sources API expects for its format.
  */
-export function upload(path: string, query: Query, field: string, file: File, onProgress: (sent: number, total: number) => void): { promise: Promise<unknown>; abort: () => void } {
+export function upload(
+  path: string,
+  query: Query,
+  field: string,
+  file: File,
+  onProgress: (sent: number, total: number) => void,
+): { promise: Promise<unknown>; abort: () => void } {
   const xhr = new XMLHttpRequest();
   const promise = new Promise<unknown>((resolve, reject) => {
     xhr.open('POST', path + qs(query));

@@ -67,15 +67,16 @@ export function drawChart(el: HTMLElement, result: ChartData, spec: ChartSpec): 
   // Grouped bars: in each category slot (0.7 wide), series j takes the j-th of k equal columns.
   const k = spec.ys.length;
   const barWidth = 0.7 / k;
-  const bars = (j: number) => uPlot.paths.bars!({
-    size: [1, Infinity],
-    disp: {
-      x0: { unit: 1, values: () => xs.map((x) => x - 0.35 + j * barWidth) },
-      size: { unit: 1, values: () => [barWidth] },
-    },
-  });
+  const bars = (j: number) =>
+    uPlot.paths.bars!({
+      size: [1, Infinity],
+      disp: {
+        x0: { unit: 1, values: () => xs.map((x) => x - 0.35 + j * barWidth) },
+        size: { unit: 1, values: () => [barWidth] },
+      },
+    });
   const series: uPlot.Series[] = [
-    time ? {} : { label: spec.x, value: (_u, v) => (v === null ? '—' : numericX ? String(v) : labels[v] ?? '') },
+    time ? {} : { label: spec.x, value: (_u, v) => (v === null ? '—' : numericX ? String(v) : (labels[v] ?? '')) },
     ...spec.ys.map((y, i): uPlot.Series => {
       const color = COLORS[i % COLORS.length];
       return {
@@ -96,7 +97,12 @@ export function drawChart(el: HTMLElement, result: ChartData, spec: ChartSpec): 
     series,
     scales: { x: { time, ...(!time && !numericX ? { range: (_u, min, max) => [min - 0.5, max + 0.5] as uPlot.Range.MinMax } : {}) } },
     axes: [
-      time ? {} : { values: (_u, ticks) => ticks.map((t) => (numericX ? String(t) : Number.isInteger(t) ? labels[t] ?? '' : '')), ...(numericX ? {} : { splits: () => xs }) },
+      time
+        ? {}
+        : {
+            values: (_u, ticks) => ticks.map((t) => (numericX ? String(t) : Number.isInteger(t) ? (labels[t] ?? '') : '')),
+            ...(numericX ? {} : { splits: () => xs }),
+          },
       { size: 60 },
     ],
     cursor: { drag: { x: true, y: false } },

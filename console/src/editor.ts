@@ -65,7 +65,7 @@ let functionNames: string[] | null = null;
 async function loadFunctions(): Promise<string[]> {
   if (functionNames) return functionNames;
   try {
-    const r = await rows<{ name: string }>('SELECT name FROM system.functions WHERE NOT startsWith(name, \'_\') ORDER BY name');
+    const r = await rows<{ name: string }>("SELECT name FROM system.functions WHERE NOT startsWith(name, '_') ORDER BY name");
     functionNames = r.map((x) => x.name);
   } catch {
     functionNames = FUNCTIONS.split(' ');
@@ -91,7 +91,10 @@ export interface SqlEditor {
   focus(): void;
 }
 
-export function createEditor(parent: HTMLElement, opts: { doc: string; onRun?: () => void; onChange?: (v: string) => void; label: string; schema?: CompletionSchema; minLines?: number }): SqlEditor {
+export function createEditor(
+  parent: HTMLElement,
+  opts: { doc: string; onRun?: () => void; onChange?: (v: string) => void; label: string; schema?: CompletionSchema; minLines?: number },
+): SqlEditor {
   const lang = new Compartment();
   const langFor = (schema?: CompletionSchema) => {
     const ns: SQLNamespace = {};
@@ -123,7 +126,12 @@ export function createEditor(parent: HTMLElement, opts: { doc: string; onRun?: (
         autocompletion({ activateOnTyping: true }),
         lang.of(langFor(opts.schema)),
         ClickHouse.language.data.of({ autocomplete: functionCompletion }),
-        Prec.highest(keymap.of([{ key: 'Mod-Enter', run }, { key: 'Shift-Enter', run }])),
+        Prec.highest(
+          keymap.of([
+            { key: 'Mod-Enter', run },
+            { key: 'Shift-Enter', run },
+          ]),
+        ),
         keymap.of([...closeBracketsKeymap, ...defaultKeymap, ...historyKeymap, ...completionKeymap]),
         placeholder('SELECT … (Ctrl+Enter runs)'),
         EditorView.lineWrapping,

@@ -26,7 +26,10 @@ let cleanup: (() => void) | void;
 let workspaceName = '';
 
 function route(): { page: (typeof PAGES)[number]; args: string[] } {
-  const parts = location.hash.replace(/^#\/?/, '').split('/').map((p) => decodeURIComponent(p));
+  const parts = location.hash
+    .replace(/^#\/?/, '')
+    .split('/')
+    .map((p) => decodeURIComponent(p));
   const page = PAGES.find((p) => p.id === parts[0]) ?? PAGES[0];
   return { page, args: parts.slice(1).filter(Boolean) };
 }
@@ -37,20 +40,32 @@ function render(): void {
   if (typeof cleanup === 'function') cleanup();
   cleanup = undefined;
   const main = h('main', { id: 'main', tabindex: '-1' });
-  const nav = h('nav', { 'aria-label': 'Console' },
-    h('ul', null, PAGES.map((p) => h('li', null, h('a', { href: `#/${p.id}`, 'aria-current': p.id === page.id ? 'page' : null }, p.title)))));
+  const nav = h(
+    'nav',
+    { 'aria-label': 'Console' },
+    h(
+      'ul',
+      null,
+      PAGES.map((p) => h('li', null, h('a', { href: `#/${p.id}`, 'aria-current': p.id === page.id ? 'page' : null }, p.title))),
+    ),
+  );
   const signOut = h('button', { type: 'button', class: 'link' }, 'Change token');
   signOut.addEventListener('click', () => {
     setToken(null);
     showLogin();
   });
-  clear(app,
+  clear(
+    app,
     h('a', { href: '#main', class: 'skip' }, 'Skip to content'),
-    h('header', { class: 'top' },
+    h(
+      'header',
+      { class: 'top' },
       h('span', { class: 'brand' }, h('img', { src: '/console/favicon.svg', alt: '', width: '22', height: '22' }), 'Pipit'),
       h('span', { class: 'ws', title: 'Workspace' }, workspaceName),
-      signOut),
-    h('div', { class: 'layout' }, nav, main));
+      signOut,
+    ),
+    h('div', { class: 'layout' }, nav, main),
+  );
   document.title = `${page.title} · Pipit console`;
   try {
     cleanup = page.render(main, args);
@@ -67,13 +82,16 @@ async function checkToken(token: string): Promise<string> {
 function showLogin(message?: string): void {
   const input = h('input', { type: 'password', id: 'token', name: 'token', autocomplete: 'off', spellcheck: 'false', required: true, size: 60 });
   const status = h('div', { role: 'status', 'aria-live': 'polite' });
-  const form = h('form', { class: 'login card' },
+  const form = h(
+    'form',
+    { class: 'login card' },
     h('h1', null, 'Pipit console'),
     h('p', null, 'Paste a token of your workspace. It is kept in this browser tab only (sessionStorage) and sent in the Authorization header, never in a URL.'),
     h('label', { for: 'token' }, 'Token'),
     input,
     h('div', { class: 'row' }, h('button', { type: 'submit', class: 'primary' }, 'Open the console')),
-    status);
+    status,
+  );
   if (message) status.append(errorBox(message));
   form.addEventListener('submit', async (e) => {
     e.preventDefault();

@@ -16,13 +16,35 @@ function cell(v: unknown): string {
 
 export function resultTable(r: { meta: QueryResult['meta']; data: QueryResult['data'] }, max = MAX_TABLE_ROWS): HTMLElement {
   const shown = r.data.slice(0, max);
-  return h('div', { class: 'table-wrap', tabindex: '0', role: 'region', 'aria-label': 'Result rows' },
-    h('table', { class: 'data' },
-      h('thead', null, h('tr', null, r.meta.map((m) => h('th', { scope: 'col', title: m.type }, m.name, h('span', { class: 'type' }, m.type))))),
-      h('tbody', null, shown.map((row) => h('tr', null, r.meta.map((m) => {
-        const v = row[m.name];
-        return h('td', { class: v === null ? 'null' : isNumericType(m.type) ? 'num' : '' }, cell(v));
-      })))),
+  return h(
+    'div',
+    { class: 'table-wrap', tabindex: '0', role: 'region', 'aria-label': 'Result rows' },
+    h(
+      'table',
+      { class: 'data' },
+      h(
+        'thead',
+        null,
+        h(
+          'tr',
+          null,
+          r.meta.map((m) => h('th', { scope: 'col', title: m.type }, m.name, h('span', { class: 'type' }, m.type))),
+        ),
+      ),
+      h(
+        'tbody',
+        null,
+        shown.map((row) =>
+          h(
+            'tr',
+            null,
+            r.meta.map((m) => {
+              const v = row[m.name];
+              return h('td', { class: v === null ? 'null' : isNumericType(m.type) ? 'num' : '' }, cell(v));
+            }),
+          ),
+        ),
+      ),
     ),
     r.data.length > max ? h('p', { class: 'muted' }, `Showing ${max} of ${r.data.length} rows.`) : null,
   );
@@ -30,7 +52,9 @@ export function resultTable(r: { meta: QueryResult['meta']; data: QueryResult['d
 
 export function statsLine(r: QueryResult): HTMLElement {
   const s = r.statistics;
-  return h('p', { class: 'stats', 'data-testid': 'stats' },
+  return h(
+    'p',
+    { class: 'stats', 'data-testid': 'stats' },
     h('span', null, `${formatNumber(r.rows)} row${r.rows === 1 ? '' : 's'}`),
     r.rows_before_limit_at_least !== undefined ? h('span', null, `${formatNumber(r.rows_before_limit_at_least)} before LIMIT`) : null,
     s ? h('span', null, `elapsed ${formatSeconds(s.elapsed)}`) : null,
@@ -58,16 +82,40 @@ export function resultView(r: QueryResult | string, opts: { chart?: boolean; ini
   if (!ys.length) ys = numeric.slice(0, 1);
 
   const tabTable = h('button', { type: 'button', role: 'tab', id: `rt-table-${id}`, class: 'tab' }, 'Table');
-  const tabChart = h('button', { type: 'button', role: 'tab', id: `rt-chart-${id}`, class: 'tab', disabled: !canChart, title: canChart ? '' : 'A chart needs a numeric column and another column' }, 'Chart');
+  const tabChart = h(
+    'button',
+    {
+      type: 'button',
+      role: 'tab',
+      id: `rt-chart-${id}`,
+      class: 'tab',
+      disabled: !canChart,
+      title: canChart ? '' : 'A chart needs a numeric column and another column',
+    },
+    'Chart',
+  );
 
   const chartControls = (): HTMLElement => {
-    const kindSel = h('select', { 'aria-label': 'Chart type', name: 'chart-kind' },
-      (['line', 'bar', 'area'] as const).map((k) => h('option', { value: k, selected: k === kind }, k)));
+    const kindSel = h(
+      'select',
+      { 'aria-label': 'Chart type', name: 'chart-kind' },
+      (['line', 'bar', 'area'] as const).map((k) => h('option', { value: k, selected: k === kind }, k)),
+    );
     kindSel.value = kind;
-    kindSel.addEventListener('change', () => { kind = kindSel.value as ChartKind; draw(); });
-    const xSel = h('select', { 'aria-label': 'X axis column', name: 'chart-x' }, r.meta.map((m) => h('option', { value: m.name }, m.name)));
+    kindSel.addEventListener('change', () => {
+      kind = kindSel.value as ChartKind;
+      draw();
+    });
+    const xSel = h(
+      'select',
+      { 'aria-label': 'X axis column', name: 'chart-x' },
+      r.meta.map((m) => h('option', { value: m.name }, m.name)),
+    );
     xSel.value = x;
-    xSel.addEventListener('change', () => { x = xSel.value; draw(); });
+    xSel.addEventListener('change', () => {
+      x = xSel.value;
+      draw();
+    });
     const yBoxes = numeric.map((n) => {
       const cb = h('input', { type: 'checkbox', value: n, checked: ys.includes(n), name: 'chart-y' });
       cb.addEventListener('change', () => {
@@ -76,10 +124,13 @@ export function resultView(r: QueryResult | string, opts: { chart?: boolean; ini
       });
       return h('label', { class: 'check' }, cb, n);
     });
-    return h('div', { class: 'chart-controls' },
+    return h(
+      'div',
+      { class: 'chart-controls' },
       h('label', null, 'Type ', kindSel),
       h('label', null, 'X ', xSel),
-      h('fieldset', { class: 'inline' }, h('legend', null, 'Y'), yBoxes));
+      h('fieldset', { class: 'inline' }, h('legend', null, 'Y'), yBoxes),
+    );
   };
   const chartBox = h('div', { class: 'chart', 'data-testid': 'chart' });
   const draw = () => {
@@ -105,10 +156,7 @@ export function resultView(r: QueryResult | string, opts: { chart?: boolean; ini
   };
   tabTable.addEventListener('click', () => show('table'));
   tabChart.addEventListener('click', () => show('chart'));
-  root.append(
-    h('div', { class: 'result-head' }, h('div', { role: 'tablist', 'aria-label': 'Result view' }, tabTable, tabChart), statsLine(r)),
-    body,
-  );
+  root.append(h('div', { class: 'result-head' }, h('div', { role: 'tablist', 'aria-label': 'Result view' }, tabTable, tabChart), statsLine(r)), body);
   show(opts.initial === 'chart' && canChart ? 'chart' : 'table');
   return root;
 }

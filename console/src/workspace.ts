@@ -52,7 +52,11 @@ export interface Pipe {
 }
 
 export async function listDatasources(): Promise<Datasource[]> {
-  return (await api<{ datasources: Datasource[] }>('GET', '/v0/datasources', { query: { attrs: 'id,name,type,created_at,updated_at,columns,statistics,quarantine_rows,description' } })).datasources;
+  return (
+    await api<{ datasources: Datasource[] }>('GET', '/v0/datasources', {
+      query: { attrs: 'id,name,type,created_at,updated_at,columns,statistics,quarantine_rows,description' },
+    })
+  ).datasources;
 }
 
 export async function listPipes(): Promise<Pipe[]> {

@@ -21,7 +21,10 @@ export async function openPgliteCatalog(dir: string): Promise<SqlCatalog> {
   } catch (err) {
     // PGlite writes when it opens; on a full disk it fails with a message that does not say so.
     const free = freeBytes(dir);
-    if (free < 16 * 1024 * 1024) throw new Error(`the catalog can not open: the disk holding ${dir} is full (${free} bytes free); free some space and start again (${(err as Error).message})`);
+    if (free < 16 * 1024 * 1024)
+      throw new Error(
+        `the catalog can not open: the disk holding ${dir} is full (${free} bytes free); free some space and start again (${(err as Error).message})`,
+      );
     throw err;
   }
   return SqlCatalog.open({

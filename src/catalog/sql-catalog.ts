@@ -3,7 +3,19 @@
  * directory) and a PostgreSQL server share these statements and the numbered migrations.
  * Each record keeps its indexed fields as columns and the rest as a jsonb document.
  */
-import type { Catalog, ConnectionRecord, DatasourceRecord, IntentRecord, JobFilter, JobRecord, JobStatus, PipeRecord, TokenRecord, VariableRecord, Workspace } from './catalog.js';
+import type {
+  Catalog,
+  ConnectionRecord,
+  DatasourceRecord,
+  IntentRecord,
+  JobFilter,
+  JobRecord,
+  JobStatus,
+  PipeRecord,
+  TokenRecord,
+  VariableRecord,
+  Workspace,
+} from './catalog.js';
 import { migrations } from './migrations.js';
 import { nulError, nulPath } from '../domain/input-limits.js';
 
@@ -45,15 +57,21 @@ export class SqlCatalog implements Catalog {
   }
 
   async listTokens(workspaceId: string | null): Promise<TokenRecord[]> {
-    const r = workspaceId === null
-      ? await this.db.query<Doc>('SELECT doc FROM tokens WHERE workspace_id IS NULL ORDER BY created_at, id')
-      : await this.db.query<Doc>('SELECT doc FROM tokens WHERE workspace_id = $1 ORDER BY created_at, id', [workspaceId]);
+    const r =
+      workspaceId === null
+        ? await this.db.query<Doc>('SELECT doc FROM tokens WHERE workspace_id IS NULL ORDER BY created_at, id')
+        : await this.db.query<Doc>('SELECT doc FROM tokens WHERE workspace_id = $1 ORDER BY created_at, id', [workspaceId]);
     return r.rows.map((x) => x.doc as TokenRecord);
   }
 
   async insertToken(t: TokenRecord): Promise<void> {
     await this.db.query('INSERT INTO tokens(id, workspace_id, name, token, created_at, doc) VALUES ($1, $2, $3, $4, $5, $6)', [
-      t.id, t.workspaceId, t.name, t.token, t.createdAt, t,
+      t.id,
+      t.workspaceId,
+      t.name,
+      t.token,
+      t.createdAt,
+      t,
     ]);
   }
 
@@ -72,7 +90,11 @@ export class SqlCatalog implements Catalog {
 
   async insertDatasource(ds: DatasourceRecord): Promise<void> {
     await this.db.query('INSERT INTO datasources(id, workspace_id, name, created_at, doc) VALUES ($1, $2, $3, $4, $5)', [
-      ds.id, ds.workspaceId, ds.name, ds.createdAt, ds,
+      ds.id,
+      ds.workspaceId,
+      ds.name,
+      ds.createdAt,
+      ds,
     ]);
   }
 
@@ -90,7 +112,13 @@ export class SqlCatalog implements Catalog {
   }
 
   async insertPipe(p: PipeRecord): Promise<void> {
-    await this.db.query('INSERT INTO pipes(id, workspace_id, name, created_at, doc) VALUES ($1, $2, $3, $4, $5)', [p.id, p.workspaceId, p.name, p.createdAt, p]);
+    await this.db.query('INSERT INTO pipes(id, workspace_id, name, created_at, doc) VALUES ($1, $2, $3, $4, $5)', [
+      p.id,
+      p.workspaceId,
+      p.name,
+      p.createdAt,
+      p,
+    ]);
   }
 
   async updatePipe(p: PipeRecord): Promise<void> {
@@ -135,7 +163,12 @@ export class SqlCatalog implements Catalog {
 
   async insertJob(job: JobRecord): Promise<void> {
     await this.db.query('INSERT INTO jobs(id, workspace_id, kind, status, created_at, doc) VALUES ($1, $2, $3, $4, $5, $6)', [
-      job.id, job.workspaceId, job.kind, job.status, job.createdAt, job,
+      job.id,
+      job.workspaceId,
+      job.kind,
+      job.status,
+      job.createdAt,
+      job,
     ]);
   }
 

@@ -95,7 +95,9 @@ export class Client {
         headers: { authorization: `Bearer ${this.conn.token}`, ...(opts.headers ?? {}) },
       });
     } catch (e) {
-      throw new CliError(`Can not reach ${this.conn.host}: ${(e as Error).cause instanceof Error ? ((e as Error).cause as Error).message : (e as Error).message}`);
+      throw new CliError(
+        `Can not reach ${this.conn.host}: ${(e as Error).cause instanceof Error ? ((e as Error).cause as Error).message : (e as Error).message}`,
+      );
     }
     if (r.ok || opts.allow?.includes(r.status)) return r;
     throw new CliError(await errorText(r), 1, r.status);

@@ -7,7 +7,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { CliError, DEFAULT_HOST, findTinyb } from './client.js';
-import { doPush, parseArgs, type Io } from './main.js';
+import { doPush, type parseArgs, type Io } from './main.js';
 
 type Args = ReturnType<typeof parseArgs>;
 
@@ -24,7 +24,7 @@ export async function dev(dir: string, args: Args, io: Io): Promise<number> {
   const flags: Record<string, string | true> = { ...args.flags, force: true };
   const explicit = typeof flags.host === 'string' || io.env.TB_HOST || findTinyb(dir);
   const port = typeof flags.port === 'string' ? Number(flags.port) : 7181;
-  let host = typeof flags.host === 'string' ? flags.host : io.env.TB_HOST ?? (explicit ? undefined : `http://127.0.0.1:${port}`);
+  let host = typeof flags.host === 'string' ? flags.host : (io.env.TB_HOST ?? (explicit ? undefined : `http://127.0.0.1:${port}`));
   let close: (() => Promise<void>) | null = null;
   if (!host || !(await alive(host))) {
     if (explicit && host) throw new CliError(`No server answers at ${host}`, 2);

@@ -128,7 +128,8 @@ async function dispatch(args: Args, io: Io, json: boolean): Promise<number> {
       const failed = results.filter((r) => !r.ok);
       if (json) out(`${JSON.stringify({ ok: failed.length === 0, results })}\n`);
       else {
-        for (const r of results) out(`${r.ok ? 'PASS' : 'FAIL'} ${path.relative(io.cwd, r.file)} ${r.name}${r.message ? `\n  ${r.message.replace(/\n/g, '\n  ')}` : ''}\n`);
+        for (const r of results)
+          out(`${r.ok ? 'PASS' : 'FAIL'} ${path.relative(io.cwd, r.file)} ${r.name}${r.message ? `\n  ${r.message.replace(/\n/g, '\n  ')}` : ''}\n`);
         out(`${results.length - failed.length} passed, ${failed.length} failed\n`);
       }
       return failed.length || !results.length ? 1 : 0;
@@ -142,7 +143,11 @@ async function dispatch(args: Args, io: Io, json: boolean): Promise<number> {
       const ws = await client.json<{ name?: string; id?: string }>('GET', '/v0/workspace');
       const file = path.join(io.cwd, '.tinyb');
       fs.writeFileSync(file, `${JSON.stringify({ host: client.conn.host, token: client.conn.token, name: ws.name, id: ws.id }, null, 4)}\n`, { mode: 0o600 });
-      out(json ? `${JSON.stringify({ ok: true, host: client.conn.host, workspace: ws.name })}\n` : `Authenticated on ${client.conn.host}, workspace ${ws.name}; saved in ${file}\n`);
+      out(
+        json
+          ? `${JSON.stringify({ ok: true, host: client.conn.host, workspace: ws.name })}\n`
+          : `Authenticated on ${client.conn.host}, workspace ${ws.name}; saved in ${file}\n`,
+      );
       return 0;
     }
     case 'fmt': {
@@ -180,7 +185,10 @@ export async function doPush(args: Args, io: Io, paths: string[], json: boolean)
   const client = await connect(args, io);
   const dryRun = args.flags['dry-run'] === true;
   const report = (i: PlanItem) => {
-    if (!json) io.out(`${(dryRun && i.action !== 'unchanged' && i.action !== 'blocked' ? `would ${i.action}` : label(i.action)).padEnd(14)} ${i.kind.padEnd(10)} ${i.name}${i.detail ? `  (${i.detail})` : ''}\n`);
+    if (!json)
+      io.out(
+        `${(dryRun && i.action !== 'unchanged' && i.action !== 'blocked' ? `would ${i.action}` : label(i.action)).padEnd(14)} ${i.kind.padEnd(10)} ${i.name}${i.detail ? `  (${i.detail})` : ''}\n`,
+      );
   };
   let items: PlanItem[] = [];
   try {
@@ -192,7 +200,10 @@ export async function doPush(args: Args, io: Io, paths: string[], json: boolean)
   const blocked = items.filter((i) => i.action === 'blocked');
   const changed = items.filter((i) => i.action !== 'unchanged' && i.action !== 'blocked');
   if (json) io.out(`${JSON.stringify({ ok: blocked.length === 0, dry_run: dryRun, changes: changed.length, plan: items })}\n`);
-  else io.out(`${dryRun ? 'Dry run: ' : ''}${changed.length ? `${changed.length} change(s)` : 'no changes'}${blocked.length ? `, ${blocked.length} blocked` : ''}\n`);
+  else
+    io.out(
+      `${dryRun ? 'Dry run: ' : ''}${changed.length ? `${changed.length} change(s)` : 'no changes'}${blocked.length ? `, ${blocked.length} blocked` : ''}\n`,
+    );
   return blocked.length ? 1 : 0;
 }
 
@@ -212,15 +223,26 @@ function printResult(text: string, format: string | undefined, json: boolean, io
     return 0;
   }
   const body = JSON.parse(text) as { meta?: Array<{ name: string }>; data?: Array<Record<string, unknown>>; rows?: number };
-  io.out(table((body.meta ?? []).map((m) => m.name), body.data ?? []));
+  io.out(
+    table(
+      (body.meta ?? []).map((m) => m.name),
+      body.data ?? [],
+    ),
+  );
   return 0;
 }
 
 function table(cols: string[], rows: Array<Record<string, unknown>>): string {
   const cell = (v: unknown) => (v === null || v === undefined ? '' : typeof v === 'object' ? JSON.stringify(v) : String(v));
   const widths = cols.map((c) => Math.min(60, Math.max(c.length, ...rows.map((r) => cell(r[c]).length))));
-  const line = (vals: string[]) => vals.map((v, i) => v.slice(0, widths[i]).padEnd(widths[i])).join('  ').trimEnd();
-  return [line(cols), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map((r) => line(cols.map((c) => cell(r[c])))), `${rows.length} row(s)`].join('\n') + '\n';
+  const line = (vals: string[]) =>
+    vals
+      .map((v, i) => v.slice(0, widths[i]).padEnd(widths[i]))
+      .join('  ')
+      .trimEnd();
+  return (
+    [line(cols), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map((r) => line(cols.map((c) => cell(r[c])))), `${rows.length} row(s)`].join('\n') + '\n'
+  );
 }
 
 async function pipeCmd(sub: string | undefined, rest: string[], args: Args, io: Io, json: boolean): Promise<number> {
@@ -228,7 +250,13 @@ async function pipeCmd(sub: string | undefined, rest: string[], args: Args, io: 
   if (sub === 'ls') {
     const { pipes } = await client.json<{ pipes: Array<{ name: string; type: string; nodes: unknown[] }> }>('GET', '/v0/pipes');
     if (json) io.out(`${JSON.stringify({ pipes })}\n`);
-    else io.out(table(['name', 'type', 'nodes'], pipes.map((p) => ({ name: p.name, type: p.type, nodes: p.nodes.length }))));
+    else
+      io.out(
+        table(
+          ['name', 'type', 'nodes'],
+          pipes.map((p) => ({ name: p.name, type: p.type, nodes: p.nodes.length })),
+        ),
+      );
     return 0;
   }
   if (sub !== 'data' || !rest[0]) throw new CliError('Usage: pipit pipe ls | pipit pipe data <pipe> [--param value] [--format json|csv|ndjson]', 2);
@@ -246,9 +274,18 @@ async function datasourceCmd(sub: string | undefined, rest: string[], args: Args
   const say = (human: string, data: Record<string, unknown>) => io.out(json ? `${JSON.stringify({ ok: true, ...data })}\n` : `${human}\n`);
   switch (sub) {
     case 'ls': {
-      const { datasources } = await client.json<{ datasources: Array<{ name: string; engine?: { engine?: string }; row_count?: number }> }>('GET', '/v0/datasources');
+      const { datasources } = await client.json<{ datasources: Array<{ name: string; engine?: { engine?: string }; row_count?: number }> }>(
+        'GET',
+        '/v0/datasources',
+      );
       if (json) io.out(`${JSON.stringify({ datasources })}\n`);
-      else io.out(table(['name', 'engine', 'rows'], datasources.map((d) => ({ name: d.name, engine: d.engine?.engine ?? '', rows: d.row_count ?? '' }))));
+      else
+        io.out(
+          table(
+            ['name', 'engine', 'rows'],
+            datasources.map((d) => ({ name: d.name, engine: d.engine?.engine ?? '', rows: d.row_count ?? '' })),
+          ),
+        );
       return 0;
     }
     case 'append':
@@ -256,7 +293,10 @@ async function datasourceCmd(sub: string | undefined, rest: string[], args: Args
       const source = rest[1];
       if (!name || !source) throw new CliError(`Usage: pipit datasource ${sub} <datasource> <file|url>`, 2);
       const r = await ingest(client, sub, name, source, io, json);
-      say(`${sub === 'append' ? 'Appended' : 'Replaced'} ${name}: ${r.rows} row(s)${r.quarantine ? `, ${r.quarantine} in quarantine` : ''}`, { datasource: name, ...r });
+      say(`${sub === 'append' ? 'Appended' : 'Replaced'} ${name}: ${r.rows} row(s)${r.quarantine ? `, ${r.quarantine} in quarantine` : ''}`, {
+        datasource: name,
+        ...r,
+      });
       return 0;
     }
     case 'truncate':
@@ -283,7 +323,10 @@ async function ingest(client: Client, mode: string, name: string, source: string
   if (isUrl) {
     const started = await client.json<{ id: string }>('POST', '/v0/datasources', { query: { ...query, url: source } });
     for (;;) {
-      const job = await client.json<{ status: string; error?: string; statistics?: { row_count?: number }; quarantine_rows?: number }>('GET', `/v0/jobs/${started.id}`);
+      const job = await client.json<{ status: string; error?: string; statistics?: { row_count?: number }; quarantine_rows?: number }>(
+        'GET',
+        `/v0/jobs/${started.id}`,
+      );
       if (job.status === 'done') return { rows: job.statistics?.row_count ?? 0, quarantine: job.quarantine_rows ?? 0 };
       if (job.status === 'error' || job.status === 'cancelled') throw new CliError(`Import ${job.status}: ${job.error ?? ''}`);
       await new Promise((r) => setTimeout(r, 500));
@@ -298,7 +341,10 @@ async function ingest(client: Client, mode: string, name: string, source: string
   form.append(field, blob, path.basename(file));
   const big = size > 16 * 1024 * 1024 && !json;
   if (big) io.err(`Uploading ${path.basename(file)} (${(size / 1048576).toFixed(1)} MB)...\n`);
-  const r = await client.json<{ statistics?: { row_count?: number }; quarantine_rows?: number; error?: unknown }>('POST', '/v0/datasources', { query, body: form });
+  const r = await client.json<{ statistics?: { row_count?: number }; quarantine_rows?: number; error?: unknown }>('POST', '/v0/datasources', {
+    query,
+    body: form,
+  });
   if (big) io.err('Uploaded.\n');
   return { rows: r.statistics?.row_count ?? 0, quarantine: r.quarantine_rows ?? 0 };
 }
@@ -308,14 +354,22 @@ async function tokenCmd(sub: string | undefined, rest: string[], args: Args, io:
   if (sub === 'ls') {
     const { tokens } = await client.json<{ tokens: Array<{ name: string; scopes: Array<{ type: string; resource?: string }> }> }>('GET', '/v0/tokens');
     if (json) io.out(`${JSON.stringify({ tokens })}\n`);
-    else io.out(table(['name', 'scopes'], tokens.map((t) => ({ name: t.name, scopes: t.scopes.map((s) => [s.type, s.resource].filter(Boolean).join(':')).join(' ') }))));
+    else
+      io.out(
+        table(
+          ['name', 'scopes'],
+          tokens.map((t) => ({ name: t.name, scopes: t.scopes.map((s) => [s.type, s.resource].filter(Boolean).join(':')).join(' ') })),
+        ),
+      );
     return 0;
   }
   if (sub === 'create' && rest[0] === 'static' && rest[1]) {
     const scope = str(args.flags.scope);
     if (!scope) throw new CliError('Usage: pipit token create static <name> --scope SCOPE [--resource NAME]', 2);
     const resource = str(args.flags.resource);
-    const t = await client.json<{ token: string; name: string }>('POST', '/v0/tokens', { query: { name: rest[1], scope: resource ? `${scope}:${resource}` : scope } });
+    const t = await client.json<{ token: string; name: string }>('POST', '/v0/tokens', {
+      query: { name: rest[1], scope: resource ? `${scope}:${resource}` : scope },
+    });
     io.out(json ? `${JSON.stringify({ ok: true, name: t.name, token: t.token })}\n` : `${t.token}\n`);
     return 0;
   }

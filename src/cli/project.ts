@@ -5,15 +5,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import {
-  DatafileError,
-  kindOf,
-  parseDatafile,
-  type DatafileWarning,
-  type DatasourceFile,
-  type PipeFile,
-  type TokenFile,
-} from '../datafile/index.js';
+import { DatafileError, kindOf, parseDatafile, type DatafileWarning, type DatasourceFile, type PipeFile, type TokenFile } from '../datafile/index.js';
 
 export interface Resource<T> {
   name: string;

@@ -79,13 +79,19 @@ async function pushDatasource(client: Client, r: Resource<DatasourceFile>, opts:
   if (remote === null) {
     if (!opts.dryRun) {
       const columns = parseSchema(ds.schema ?? '');
-      await withFile(r, ds.schemaLine, () => client.json('POST', '/v0/datasources', client.form({
-        name: r.name,
-        schema: columns.map(printColumn).join(', '),
-        ...engineArgs(ds.engine, ds.engineParams),
-        indexes: ds.indexes,
-        description: ds.description,
-      })));
+      await withFile(r, ds.schemaLine, () =>
+        client.json(
+          'POST',
+          '/v0/datasources',
+          client.form({
+            name: r.name,
+            schema: columns.map(printColumn).join(', '),
+            ...engineArgs(ds.engine, ds.engineParams),
+            indexes: ds.indexes,
+            description: ds.description,
+          }),
+        ),
+      );
     }
     return item('create');
   }
@@ -95,7 +101,10 @@ async function pushDatasource(client: Client, r: Resource<DatasourceFile>, opts:
   const { ttl: ttlA, ...keysA } = a.engineParams;
   const { ttl: ttlB, ...keysB } = b.engineParams;
   if (a.engine !== b.engine || JSON.stringify(keysA) !== JSON.stringify(keysB)) {
-    return item('blocked', `the engine or its keys changed (${b.engine} → ${a.engine}); that needs a new table: remove it (\`pipit datasource rm ${r.name}\`) and push again`);
+    return item(
+      'blocked',
+      `the engine or its keys changed (${b.engine} → ${a.engine}); that needs a new table: remove it (\`pipit datasource rm ${r.name}\`) and push again`,
+    );
   }
   const changes: Record<string, string> = {};
   if (a.schema !== b.schema) changes.schema = (a.schema ?? '').replace(/\n/g, ' ');
@@ -152,8 +161,13 @@ function nodeJson(n: PipeNode, src: PipeNode | undefined, populate: boolean): Re
 }
 
 const sameShape = (a: PipeNode, b: PipeNode) =>
-  a.name === b.name && a.type === b.type && a.datasource === b.datasource && a.targetDatasource === b.targetDatasource &&
-  a.copySchedule === b.copySchedule && a.copyMode === b.copyMode && JSON.stringify(a.export) === JSON.stringify(b.export);
+  a.name === b.name &&
+  a.type === b.type &&
+  a.datasource === b.datasource &&
+  a.targetDatasource === b.targetDatasource &&
+  a.copySchedule === b.copySchedule &&
+  a.copyMode === b.copyMode &&
+  JSON.stringify(a.export) === JSON.stringify(b.export);
 
 async function createPipe(client: Client, name: string, p: PipeFile, src: PipeFile, populate: boolean): Promise<void> {
   await client.json('POST', '/v0/pipes', {
@@ -208,12 +222,20 @@ async function pushPipe(client: Client, r: Resource<PipeFile>, opts: PushOptions
   // The server prints every sink setting; only those the file sets are compared.
   remote.nodes.forEach((n, i) => {
     const l = local.nodes[i];
-    if (l?.type === 'sink' && n.type === 'sink') n.export = Object.fromEntries(Object.keys(l.export).filter((k) => k in n.export).map((k) => [k, n.export[k]]));
+    if (l?.type === 'sink' && n.type === 'sink')
+      n.export = Object.fromEntries(
+        Object.keys(l.export)
+          .filter((k) => k in n.export)
+          .map((k) => [k, n.export[k]]),
+      );
   });
   if (printPipe(local) === printPipe(remote)) return item('unchanged');
-  const inPlace = local.nodes.length === remote.nodes.length &&
+  const inPlace =
+    local.nodes.length === remote.nodes.length &&
     local.nodes.every((n, i) => sameShape(n, remote.nodes[i]) && (n.type !== 'materialized' || n.sql === remote.nodes[i].sql));
-  const changed = local.nodes.filter((n, i) => !remote.nodes[i] || n.sql !== remote.nodes[i].sql || n.description !== remote.nodes[i].description || !sameShape(n, remote.nodes[i])).map((n) => n.name);
+  const changed = local.nodes
+    .filter((n, i) => !remote.nodes[i] || n.sql !== remote.nodes[i].sql || n.description !== remote.nodes[i].description || !sameShape(n, remote.nodes[i]))
+    .map((n) => n.name);
   const detail = inPlace ? `nodes changed: ${changed.join(', ') || 'description'}` : 'nodes added, removed, renamed or retyped';
   if (!opts.force) return item('blocked', `${detail}: use --force to update it`);
   if (opts.dryRun) return item(inPlace ? 'alter' : 'replace', detail);
@@ -222,9 +244,12 @@ async function pushPipe(client: Client, r: Resource<PipeFile>, opts: PushOptions
     for (const [i, n] of local.nodes.entries()) {
       const old = remote.nodes[i];
       if (n.sql === old.sql && n.description === old.description) continue;
-      await withFile(r, r.value.nodes[i].sqlLine ?? 0, () => client.json('PUT', `/v0/pipes/${enc(r.name)}/nodes/${enc(n.name)}`, {
-        query: { description: n.description ?? '' }, body: n.sql === old.sql ? undefined : n.sql,
-      }));
+      await withFile(r, r.value.nodes[i].sqlLine ?? 0, () =>
+        client.json('PUT', `/v0/pipes/${enc(r.name)}/nodes/${enc(n.name)}`, {
+          query: { description: n.description ?? '' },
+          body: n.sql === old.sql ? undefined : n.sql,
+        }),
+      );
     }
     if (local.description !== remote.description) await client.json('PUT', `/v0/pipes/${enc(r.name)}`, client.form({ description: local.description ?? '' }));
     return item('alter', detail);
@@ -247,7 +272,8 @@ interface TokenJson {
   scopes: Array<{ type: string; resource?: string; filter?: string }>;
 }
 
-const scopeText = (s: { type: string; resource?: string; filter?: string }) => [s.type, s.resource, s.filter].filter((x) => x !== undefined && x !== '').join(':');
+const scopeText = (s: { type: string; resource?: string; filter?: string }) =>
+  [s.type, s.resource, s.filter].filter((x) => x !== undefined && x !== '').join(':');
 
 async function pushTokens(client: Client, project: Project, opts: PushOptions): Promise<void> {
   const desired = new Map<string, { scopes: Set<string>; exact: boolean; file: string; description?: string }>();
@@ -264,11 +290,14 @@ async function pushTokens(client: Client, project: Project, opts: PushOptions): 
     for (const sc of t.value.scopes) want(t.name, t.file, scopeText(sc), true, t.value.description);
   }
   const refs = [
-    ...project.datasources.flatMap((d) => d.value.tokens.map((t) => ({ t, file: d.file, scope: `DATASOURCES:${t.permission === 'APPEND' ? 'APPEND' : 'READ'}:${d.name}` }))),
+    ...project.datasources.flatMap((d) =>
+      d.value.tokens.map((t) => ({ t, file: d.file, scope: `DATASOURCES:${t.permission === 'APPEND' ? 'APPEND' : 'READ'}:${d.name}` })),
+    ),
     ...project.pipes.flatMap((p) => p.value.tokens.map((t) => ({ t, file: p.file, scope: `PIPES:READ:${p.name}` }))),
   ];
   for (const { t, file, scope } of refs) {
-    if (!['READ', 'APPEND'].includes(t.permission)) throw new DatafileError(`Invalid token permission "${t.permission}": use READ or APPEND`, file, t.line ?? 0);
+    if (!['READ', 'APPEND'].includes(t.permission))
+      throw new DatafileError(`Invalid token permission "${t.permission}": use READ or APPEND`, file, t.line ?? 0);
     want(t.name, file, scope);
   }
   if (!desired.size) return;
@@ -288,7 +317,8 @@ async function pushTokens(client: Client, project: Project, opts: PushOptions): 
       opts.report(item('unchanged'));
       continue;
     }
-    if (!opts.dryRun) await client.json('PUT', `/v0/tokens/${enc(name)}`, { query: { scope: next, ...(d.description !== undefined ? { description: d.description } : {}) } });
+    if (!opts.dryRun)
+      await client.json('PUT', `/v0/tokens/${enc(name)}`, { query: { scope: next, ...(d.description !== undefined ? { description: d.description } : {}) } });
     opts.report(item('alter', next.join(' ')));
   }
 }

@@ -25,7 +25,13 @@ export interface TestResult {
 /** Runs one CLI command line and returns what it printed (used for `.test` files). */
 export type RunLine = (argv: string[]) => Promise<{ code: number; out: string; err: string }>;
 
-const norm = (s: string) => s.replace(/\r\n/g, '\n').split('\n').map((l) => l.replace(/\s+$/, '')).join('\n').trim();
+const norm = (s: string) =>
+  s
+    .replace(/\r\n/g, '\n')
+    .split('\n')
+    .map((l) => l.replace(/\s+$/, ''))
+    .join('\n')
+    .trim();
 
 export async function runTests(client: Client, files: string[], runLine: RunLine): Promise<TestResult[]> {
   const results: TestResult[] = [];
@@ -89,7 +95,8 @@ async function runYamlTests(client: Client, file: string): Promise<TestResult[]>
     const e = entry as Case;
     // Classic: `- test_name: {sql: ...}`; endpoint tests: `- name: ..., expected_result: ...`.
     const keys = Object.keys(e);
-    if (keys.length === 1 && e[keys[0]] && typeof e[keys[0]] === 'object' && !('name' in e)) out.push(await qualityTest(client, file, keys[0], e[keys[0]] as Case));
+    if (keys.length === 1 && e[keys[0]] && typeof e[keys[0]] === 'object' && !('name' in e))
+      out.push(await qualityTest(client, file, keys[0], e[keys[0]] as Case));
     else out.push(await endpointTest(client, file, e));
   }
   return out;
@@ -108,14 +115,16 @@ async function qualityTest(client: Client, file: string, name: string, t: Case):
     let body: { data?: unknown[]; statistics?: { elapsed?: number; bytes_read?: number } };
     const sql = `${t.sql.trim().replace(/;$/, '')} FORMAT JSON`;
     const pipe = t.pipe as Case | undefined;
-    if (pipe?.name) body = await client.json('GET', `/v0/pipes/${encodeURIComponent(String(pipe.name))}.json`, { query: { ...params(pipe.params), q: t.sql.trim() } });
+    if (pipe?.name)
+      body = await client.json('GET', `/v0/pipes/${encodeURIComponent(String(pipe.name))}.json`, { query: { ...params(pipe.params), q: t.sql.trim() } });
     else body = await client.json('GET', '/v0/sql', { query: { q: sql } });
     const rows = body.data?.length ?? 0;
     if (rows > 0) return { file, name, ok: false, message: `expected no rows, got ${rows}: ${JSON.stringify(body.data!.slice(0, 3))}` };
     const elapsed = body.statistics?.elapsed ?? 0;
     if (typeof t.max_time === 'number' && elapsed > t.max_time) return { file, name, ok: false, message: `took ${elapsed}s, max_time is ${t.max_time}s` };
     const bytes = body.statistics?.bytes_read ?? 0;
-    if (typeof t.max_bytes_read === 'number' && bytes > t.max_bytes_read) return { file, name, ok: false, message: `read ${bytes} bytes, max_bytes_read is ${t.max_bytes_read}` };
+    if (typeof t.max_bytes_read === 'number' && bytes > t.max_bytes_read)
+      return { file, name, ok: false, message: `read ${bytes} bytes, max_bytes_read is ${t.max_bytes_read}` };
     return { file, name, ok: true };
   } catch (e) {
     return { file, name, ok: false, message: (e as Error).message };
@@ -128,7 +137,8 @@ async function endpointTest(client: Client, file: string, t: Case): Promise<Test
   try {
     const r = await client.request('GET', `/v0/pipes/${encodeURIComponent(pipe)}.ndjson`, { query: params(t.parameters), allow: [400, 403, 404] });
     const text = await r.text();
-    if ('expected_http_status' in t && Number(t.expected_http_status) !== r.status) return { file, name, ok: false, message: `expected HTTP ${t.expected_http_status}, got ${r.status}: ${text.trim()}` };
+    if ('expected_http_status' in t && Number(t.expected_http_status) !== r.status)
+      return { file, name, ok: false, message: `expected HTTP ${t.expected_http_status}, got ${r.status}: ${text.trim()}` };
     if (!r.ok && !('expected_http_status' in t)) return { file, name, ok: false, message: `HTTP ${r.status}: ${text.trim()}` };
     if (t.expected_result === undefined || t.expected_result === null) return { file, name, ok: true };
     const expected = norm(String(t.expected_result));

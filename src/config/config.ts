@@ -123,14 +123,14 @@ export function loadConfig(env: NodeJS.ProcessEnv, overrides: Partial<Config> = 
   const engineSessions = overrides.engineSessions ?? intFrom(env, 'PIPIT_ENGINE_SESSIONS', 4, 1, 64);
   const threadpoolSize = overrides.threadpoolSize ?? processThreadpoolSize();
   const userSlots = planLanes(threadpoolSize, engineSessions).user;
-  const perWorkspace = overrides.queryConcurrencyPerWorkspace
-    ?? intFrom(env, 'PIPIT_QUERY_CONCURRENCY_PER_WORKSPACE', Math.max(1, userSlots - reservedUserSlots(userSlots)), 1, 1024);
-  const perToken = overrides.queryConcurrencyPerToken
-    ?? intFrom(env, 'PIPIT_QUERY_CONCURRENCY_PER_TOKEN', Math.max(1, Math.min(perWorkspace - 1, Math.ceil(userSlots / 2))), 1, 1024);
-  const engineMaxMemory = overrides.engineMaxMemory
-    ?? intFrom(env, 'PIPIT_ENGINE_MAX_MEMORY', Math.floor(os.totalmem() * 0.6), 64 * 1024 ** 2, 2 ** 50);
-  const queryMaxMemory = overrides.queryMaxMemory
-    ?? intFrom(env, 'PIPIT_QUERY_MAX_MEMORY', Math.floor(engineMaxMemory / (userSlots + 1)), 1024 ** 2, 2 ** 50);
+  const perWorkspace =
+    overrides.queryConcurrencyPerWorkspace ??
+    intFrom(env, 'PIPIT_QUERY_CONCURRENCY_PER_WORKSPACE', Math.max(1, userSlots - reservedUserSlots(userSlots)), 1, 1024);
+  const perToken =
+    overrides.queryConcurrencyPerToken ??
+    intFrom(env, 'PIPIT_QUERY_CONCURRENCY_PER_TOKEN', Math.max(1, Math.min(perWorkspace - 1, Math.ceil(userSlots / 2))), 1, 1024);
+  const engineMaxMemory = overrides.engineMaxMemory ?? intFrom(env, 'PIPIT_ENGINE_MAX_MEMORY', Math.floor(os.totalmem() * 0.6), 64 * 1024 ** 2, 2 ** 50);
+  const queryMaxMemory = overrides.queryMaxMemory ?? intFrom(env, 'PIPIT_QUERY_MAX_MEMORY', Math.floor(engineMaxMemory / (userSlots + 1)), 1024 ** 2, 2 ** 50);
   if (queryMaxMemory > engineMaxMemory) {
     throw new Error(`PIPIT_QUERY_MAX_MEMORY (${queryMaxMemory}) must not exceed the engine's memory budget PIPIT_ENGINE_MAX_MEMORY (${engineMaxMemory})`);
   }

@@ -10,7 +10,9 @@ describe('printDatasourceFile', () => {
     expect(text).toBe('SCHEMA >\n    `a` Int32\n\nENGINE "MergeTree"\nENGINE_SORTING_KEY "tuple()"\n');
     const again = parseEngineParams('MergeTree', { engine_sorting_key: 'tuple()' });
     expect(printDatasourceFile({ columns: parseSchema('`a` Int32'), engine: again })).toBe(text);
-    expect(printDatasourceFile({ columns: parseSchema('`a` Int32'), engine: parseEngineParams('Null', {}) })).toBe('SCHEMA >\n    `a` Int32\n\nENGINE "Null"\n');
+    expect(printDatasourceFile({ columns: parseSchema('`a` Int32'), engine: parseEngineParams('Null', {}) })).toBe(
+      'SCHEMA >\n    `a` Int32\n\nENGINE "Null"\n',
+    );
   });
 
   it('prints every section of §11.2', () => {

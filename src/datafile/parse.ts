@@ -44,17 +44,64 @@ interface SrcLine {
 
 /** ENGINE_* keys (without the prefix) in the order every printer uses. */
 export const ENGINE_KEYS = [
-  'partition_key', 'sorting_key', 'primary_key', 'sampling_key', 'ttl', 'settings', 'ver', 'is_deleted', 'sign',
-  'version', 'columns', 'join_strictness', 'join_type', 'key_columns',
+  'partition_key',
+  'sorting_key',
+  'primary_key',
+  'sampling_key',
+  'ttl',
+  'settings',
+  'ver',
+  'is_deleted',
+  'sign',
+  'version',
+  'columns',
+  'join_strictness',
+  'join_type',
+  'key_columns',
 ];
 const LEGACY_ENGINE_KEYS = ['PARTITION_KEY', 'SORTING_KEY', 'PRIMARY_KEY', 'SAMPLING_KEY', 'TTL'];
-const EXPORT_KEYS = ['service', 'connection_name', 'schedule', 'bucket_uri', 'file_template', 'format', 'compression', 'write_strategy', 'strategy', 'kafka_topic'];
+const EXPORT_KEYS = [
+  'service',
+  'connection_name',
+  'schedule',
+  'bucket_uri',
+  'file_template',
+  'format',
+  'compression',
+  'write_strategy',
+  'strategy',
+  'kafka_topic',
+];
 const KAFKA_KEYS = [
-  'CONNECTION_NAME', 'TOPIC', 'GROUP_ID', 'BOOTSTRAP_SERVERS', 'KEY', 'SECRET', 'SCHEMA_REGISTRY_URL', 'TARGET_PARTITIONS', 'AUTO_OFFSET_RESET',
-  'STORE_RAW_VALUE', 'STORE_HEADERS', 'STORE_BINARY_HEADERS', 'KEY_FORMAT', 'VALUE_FORMAT', 'KEY_AVRO_DESERIALIZATION', 'SSL_CA_PEM', 'SASL_MECHANISM',
+  'CONNECTION_NAME',
+  'TOPIC',
+  'GROUP_ID',
+  'BOOTSTRAP_SERVERS',
+  'KEY',
+  'SECRET',
+  'SCHEMA_REGISTRY_URL',
+  'TARGET_PARTITIONS',
+  'AUTO_OFFSET_RESET',
+  'STORE_RAW_VALUE',
+  'STORE_HEADERS',
+  'STORE_BINARY_HEADERS',
+  'KEY_FORMAT',
+  'VALUE_FORMAT',
+  'KEY_AVRO_DESERIALIZATION',
+  'SSL_CA_PEM',
+  'SASL_MECHANISM',
 ].map((k) => `KAFKA_${k}`);
 const IMPORT_KEYS = [
-  'SERVICE', 'CONNECTION_NAME', 'SCHEDULE', 'STRATEGY', 'EXTERNAL_DATASOURCE', 'BUCKET_URI', 'FROM_TIMESTAMP', 'QUERY', 'TABLE_ARN', 'EXPORT_BUCKET',
+  'SERVICE',
+  'CONNECTION_NAME',
+  'SCHEDULE',
+  'STRATEGY',
+  'EXTERNAL_DATASOURCE',
+  'BUCKET_URI',
+  'FROM_TIMESTAMP',
+  'QUERY',
+  'TABLE_ARN',
+  'EXPORT_BUCKET',
 ].map((k) => `IMPORT_${k}`);
 /** Tinybird Forward instructions: parsed, ignored with a warning. */
 const FORWARD_ONLY = new Set(['FORWARD_QUERY', 'BACKFILL', 'DEPLOYMENT_METHOD', 'ENV']);
@@ -62,9 +109,33 @@ const NODE_TYPES: NodeType[] = ['standard', 'endpoint', 'materialized', 'copy', 
 
 /** Every instruction of any kind: an unindented line starting with one ends a block. */
 const KNOWN = new Set([
-  'DESCRIPTION', 'SCHEMA', 'INDEXES', 'ENGINE', ...ENGINE_KEYS.map((k) => `ENGINE_${k.toUpperCase()}`), ...LEGACY_ENGINE_KEYS, 'TOKEN', 'TAGS',
-  'VERSION', 'SHARED_WITH', 'INCLUDE', 'NODE', 'SQL', 'TYPE', 'DATASOURCE', 'TARGET_DATASOURCE', 'COPY_SCHEDULE', 'COPY_MODE', 'MODE',
-  ...EXPORT_KEYS.map((k) => `EXPORT_${k.toUpperCase()}`), ...KAFKA_KEYS, ...IMPORT_KEYS, 'SCOPE', 'RESOURCE', 'FILTER', 'SETTINGS', ...FORWARD_ONLY,
+  'DESCRIPTION',
+  'SCHEMA',
+  'INDEXES',
+  'ENGINE',
+  ...ENGINE_KEYS.map((k) => `ENGINE_${k.toUpperCase()}`),
+  ...LEGACY_ENGINE_KEYS,
+  'TOKEN',
+  'TAGS',
+  'VERSION',
+  'SHARED_WITH',
+  'INCLUDE',
+  'NODE',
+  'SQL',
+  'TYPE',
+  'DATASOURCE',
+  'TARGET_DATASOURCE',
+  'COPY_SCHEDULE',
+  'COPY_MODE',
+  'MODE',
+  ...EXPORT_KEYS.map((k) => `EXPORT_${k.toUpperCase()}`),
+  ...KAFKA_KEYS,
+  ...IMPORT_KEYS,
+  'SCOPE',
+  'RESOURCE',
+  'FILTER',
+  'SETTINGS',
+  ...FORWARD_ONLY,
 ]);
 
 export function kindOf(file: string): DatafileKind | undefined {
@@ -134,7 +205,10 @@ function dedent(lines: string[]): string {
   while (lines.length && !lines[lines.length - 1].trim()) lines.pop();
   // Unindented lines continue a block as written (SQL the author did not indent); the rest lose
   // their common indentation.
-  const widths = lines.filter((l) => l.trim()).map((l) => /^[ \t]*/.exec(l)![0].length).filter((w) => w > 0);
+  const widths = lines
+    .filter((l) => l.trim())
+    .map((l) => /^[ \t]*/.exec(l)![0].length)
+    .filter((w) => w > 0);
   const cut = widths.length ? Math.min(...widths) : 0;
   return lines.map((l) => (l.trim() ? l.slice(Math.min(cut, /^[ \t]*/.exec(l)![0].length)).replace(/\s+$/, '') : '')).join('\n');
 }

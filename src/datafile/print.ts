@@ -14,7 +14,11 @@ const INDENT = '    ';
 const GAP = Symbol('gap');
 type Part = string | typeof GAP;
 
-const indent = (text: string) => text.split('\n').map((l) => (l.trim() ? INDENT + l : '')).join('\n');
+const indent = (text: string) =>
+  text
+    .split('\n')
+    .map((l) => (l.trim() ? INDENT + l : ''))
+    .join('\n');
 
 /** A value in double quotes (`\` and `"` escaped), as the parser's shell-like reader expects. */
 export function quoted(value: string): string {
@@ -45,7 +49,18 @@ function render(parts: Part[]): string {
   return out.length ? `${out.join('\n')}\n` : '';
 }
 
-const EXPORT_ORDER = ['service', 'connection_name', 'bucket_uri', 'file_template', 'format', 'compression', 'write_strategy', 'strategy', 'kafka_topic', 'schedule'];
+const EXPORT_ORDER = [
+  'service',
+  'connection_name',
+  'bucket_uri',
+  'file_template',
+  'format',
+  'compression',
+  'write_strategy',
+  'strategy',
+  'kafka_topic',
+  'schedule',
+];
 
 function engineLines(engine: string | undefined, params: Record<string, string>): Part[] {
   const out: Part[] = [];

@@ -27,8 +27,12 @@ export function pipeDatafile(p: PipeRecord, names?: ReadonlyMap<string, string>)
     }
     if (n.nodeType === 'sink') {
       node.export = {
-        connection_name: String(d.sink_connection_name), bucket_uri: String(d.sink_path), file_template: String(d.sink_file_template),
-        format: String(d.sink_format), compression: String(d.sink_compression), write_strategy: String(d.sink_write_strategy),
+        connection_name: String(d.sink_connection_name),
+        bucket_uri: String(d.sink_path),
+        file_template: String(d.sink_file_template),
+        format: String(d.sink_format),
+        compression: String(d.sink_compression),
+        write_strategy: String(d.sink_write_strategy),
       };
       if (d.cron) node.export.schedule = String(d.cron);
     }

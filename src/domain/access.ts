@@ -18,7 +18,17 @@ import { nowIso } from './time.js';
 export const INVALID_TOKEN = 'invalid authentication token';
 
 /** Scope types a static token may hold (what the Tokens API accepts). */
-export const STATIC_SCOPES = ['DATASOURCES:READ', 'DATASOURCES:APPEND', 'DATASOURCES:CREATE', 'DATASOURCES:DROP', 'PIPES:READ', 'PIPES:CREATE', 'PIPES:DROP', 'TOKENS', 'ADMIN'];
+export const STATIC_SCOPES = [
+  'DATASOURCES:READ',
+  'DATASOURCES:APPEND',
+  'DATASOURCES:CREATE',
+  'DATASOURCES:DROP',
+  'PIPES:READ',
+  'PIPES:CREATE',
+  'PIPES:DROP',
+  'TOKENS',
+  'ADMIN',
+];
 /** Scope types that name a resource (a data source or a pipe). */
 export const RESOURCE_SCOPES: ReadonlySet<string> = new Set(['DATASOURCES:READ', 'DATASOURCES:APPEND', 'DATASOURCES:DROP', 'PIPES:READ', 'PIPES:DROP']);
 /** Scope types a JWT may hold (PIPES:READ in Classic; the DATASOURCES ones as the newer platform and the SDK use them). */
@@ -129,9 +139,12 @@ export class Auth {
   requireWrite(ds: { id: string; name: string } | null, kind: WriteKind, what?: string): void {
     if (this.canWrite(ds?.id ?? null, kind)) return;
     if (what === undefined) {
-      throw forbidden(kind === 'append' && ds ? `Token does not have DATASOURCES:APPEND scope for Data Source "${ds.name}"` : 'token needs scope DATASOURCES:CREATE');
+      throw forbidden(
+        kind === 'append' && ds ? `Token does not have DATASOURCES:APPEND scope for Data Source "${ds.name}"` : 'token needs scope DATASOURCES:CREATE',
+      );
     }
-    if (kind === 'append' && ds) throw forbidden(`${what} writes into the Data Source "${ds.name}": the token needs DATASOURCES:APPEND on it (or DATASOURCES:CREATE)`);
+    if (kind === 'append' && ds)
+      throw forbidden(`${what} writes into the Data Source "${ds.name}": the token needs DATASOURCES:APPEND on it (or DATASOURCES:CREATE)`);
     if (kind === 'change' && ds) throw forbidden(`${what} replaces or removes rows of the Data Source "${ds.name}": the token needs DATASOURCES:CREATE`);
     throw forbidden(`${what} creates a Data Source: the token needs DATASOURCES:CREATE`);
   }
@@ -253,7 +266,9 @@ export class Auth {
       if (this.has('TOKENS')) return true;
       if ((sc.type === 'DATASOURCES:APPEND' || sc.type === 'DATASOURCES:DROP') && this.canCreateDatasources) return true;
       if ((sc.type === 'PIPES:READ' || sc.type === 'PIPES:DROP' || (sc.type === 'DATASOURCES:READ' && !sc.filter)) && this.canCreatePipes) return true;
-      return this.token.scopes.some((own) => own.type === sc.type && (own.resource ?? null) === (sc.resource ?? null) && (!own.filter || own.filter === sc.filter));
+      return this.token.scopes.some(
+        (own) => own.type === sc.type && (own.resource ?? null) === (sc.resource ?? null) && (!own.filter || own.filter === sc.filter),
+      );
     });
   }
 
@@ -262,7 +277,8 @@ export class Auth {
    * (otherwise a TOKENS token could refresh, demote or delete every ADMIN token).
    */
   requireHolds(t: Pick<TokenRecord, 'name' | 'scopes' | 'userAdmin'>, action: 'change' | 'refresh' | 'delete'): void {
-    if (!this.holds(t.scopes) || (t.userAdmin && !this.isUserAdmin)) throw forbidden(`The token can not ${action} the token "${t.name}": it holds scopes this token does not hold`);
+    if (!this.holds(t.scopes) || (t.userAdmin && !this.isUserAdmin))
+      throw forbidden(`The token can not ${action} the token "${t.name}": it holds scopes this token does not hold`);
   }
 }
 

@@ -70,7 +70,9 @@ export class AlterService {
       throw badRequest('Alter operation requires additional parameters: schema, description, ttl or indexes');
     }
     if (ds.engine.engine !== 'Null' && !isMergeTreeFamily(ds.engine.engine) && (p.schema !== undefined || p.ttl !== undefined || p.indexes !== undefined)) {
-      throw badRequest(`The data source engine (${ds.engine.engine}) is not supported. Schema modifications are only supported for the Null engine and the engines from the MergeTree family.`);
+      throw badRequest(
+        `The data source engine (${ds.engine.engine}) is not supported. Schema modifications are only supported for the Null engine and the engines from the MergeTree family.`,
+      );
     }
     const ops: string[] = [];
     const quarantineOps: string[] = [];
@@ -148,12 +150,20 @@ export class AlterService {
     // Engine table, quarantine, catalog record, ingest stages: four steps, recorded as one intent
     // so that an interruption anywhere is rolled forward (recover) now or on the next start.
     const journal = this.datasources.journal;
-    const intent = await journal.begin(ws, 'alter', { ds: ds.id, before: ds, after: updated, engineOps, quarantineOps, stages: p.schema !== undefined } satisfies AlterIntent);
+    const intent = await journal.begin(ws, 'alter', {
+      ds: ds.id,
+      before: ds,
+      after: updated,
+      engineOps,
+      quarantineOps,
+      stages: p.schema !== undefined,
+    } satisfies AlterIntent);
     try {
       await this.applyEngine(ws, ds.id, engineOps, false);
     } catch (err) {
       await journal.end(intent);
-      if (err instanceof EngineError) throw badRequest(`Failed to alter the Data Source: ${userFacingNames(err.message, (id) => this.datasources.nameOfId(id))}`);
+      if (err instanceof EngineError)
+        throw badRequest(`Failed to alter the Data Source: ${userFacingNames(err.message, (id) => this.datasources.nameOfId(id))}`);
       throw err;
     }
     await journal.checkpoint('alter:engine');
@@ -182,6 +192,9 @@ interface AlterIntent {
 
 /** The form of an operation that is a no-op when it has already been applied. */
 function idempotent(op: string): string {
-  return op.replace(/^ADD COLUMN /, 'ADD COLUMN IF NOT EXISTS ').replace(/^DROP COLUMN /, 'DROP COLUMN IF EXISTS ')
-    .replace(/^ADD INDEX /, 'ADD INDEX IF NOT EXISTS ').replace(/^DROP INDEX /, 'DROP INDEX IF EXISTS ');
+  return op
+    .replace(/^ADD COLUMN /, 'ADD COLUMN IF NOT EXISTS ')
+    .replace(/^DROP COLUMN /, 'DROP COLUMN IF EXISTS ')
+    .replace(/^ADD INDEX /, 'ADD INDEX IF NOT EXISTS ')
+    .replace(/^DROP INDEX /, 'DROP INDEX IF EXISTS ');
 }

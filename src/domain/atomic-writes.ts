@@ -64,7 +64,9 @@ export interface ReplaceIntent {
 
 /** The engine UUID of a table, or null when it does not exist. */
 export async function tableUuid(engine: Engine, database: string, name: string): Promise<string | null> {
-  const r = await engine.rows<{ uuid: string }>(`SELECT toString(uuid) AS uuid FROM system.tables WHERE database = ${quoteString(database)} AND name = ${quoteString(name)}`);
+  const r = await engine.rows<{ uuid: string }>(
+    `SELECT toString(uuid) AS uuid FROM system.tables WHERE database = ${quoteString(database)} AND name = ${quoteString(name)}`,
+  );
   return r[0]?.uuid ?? null;
 }
 
@@ -78,17 +80,33 @@ async function dropQuietly(engine: Engine, sql: string[]): Promise<void> {
  * publishing is not interrupted by a cancel. Returns the rows appended.
  */
 export async function stagedAppend(
-  engine: Engine, journal: Journal, ws: Workspace, target: DatasourceRecord, cols: string[], select: string,
+  engine: Engine,
+  journal: Journal,
+  ws: Workspace,
+  target: DatasourceRecord,
+  cols: string[],
+  select: string,
   opts: QueryOptions & { job?: string; checkpoint: string },
 ): Promise<number> {
   const staging = newResourceId();
-  const intent = await journal.begin(ws, 'append', { database: ws.database, target: target.id, staging, cols, phase: 'stage', job: opts.job } satisfies AppendIntent);
+  const intent = await journal.begin(ws, 'append', {
+    database: ws.database,
+    target: target.id,
+    staging,
+    cols,
+    phase: 'stage',
+    job: opts.job,
+  } satisfies AppendIntent);
   const st = `${ws.database}.${staging}`;
   const q = cols.map(quoteIdent).join(', ');
   const typeOf = (c: string) => target.columns.find((x) => x.name === c)?.type ?? 'String';
   try {
     await engine.exec(`CREATE TABLE ${st} (__n UInt64, ${cols.map((c) => `${quoteIdent(c)} ${typeOf(c)}`).join(', ')}) ENGINE = MergeTree ORDER BY __n`);
-    await engine.exec(`INSERT INTO ${st} (__n, ${q}) SELECT rowNumberInAllBlocks(), ${q} FROM (${select})`, { queryId: opts.queryId, params: opts.params, signal: opts.signal });
+    await engine.exec(`INSERT INTO ${st} (__n, ${q}) SELECT rowNumberInAllBlocks(), ${q} FROM (${select})`, {
+      queryId: opts.queryId,
+      params: opts.params,
+      signal: opts.signal,
+    });
     if (opts.signal?.aborted) throw new Error('The job was cancelled');
     const r = await engine.rows<{ rows: string; bytes: string }>(
       `SELECT sum(rows) AS rows, sum(data_uncompressed_bytes) AS bytes FROM system.parts WHERE database = ${quoteString(ws.database)} AND table = ${quoteString(staging)} AND active`,
@@ -127,7 +145,7 @@ async function publish(engine: Engine, journal: Journal, intent: IntentRecord, c
     for (let k = d.published ?? 0; k * size < (d.rows ?? 0); k++) {
       await engine.exec(
         `INSERT INTO ${target} (${q}) SELECT ${q} FROM ${st} WHERE __n >= ${k * size} AND __n < ${(k + 1) * size} ORDER BY __n ` +
-        `SETTINGS insert_deduplication_token = ${quoteString(`${intent.id}-${k}`)}, deduplicate_blocks_in_dependent_materialized_views = 1, ${ONE_BLOCK}`,
+          `SETTINGS insert_deduplication_token = ${quoteString(`${intent.id}-${k}`)}, deduplicate_blocks_in_dependent_materialized_views = 1, ${ONE_BLOCK}`,
       );
       await journal.update(intent, { published: k + 1 });
       await journal.checkpoint(`${checkpoint}:published`);
@@ -151,12 +169,23 @@ export async function recoverAppend(engine: Engine, journal: Journal, intent: In
 
 /** Starts a shadow replace: records the intent, then creates the shadow with `createSql`. */
 export async function beginReplace(
-  engine: Engine, journal: Journal, ws: Workspace, target: DatasourceRecord, createSql: (shadow: DatasourceRecord) => string[],
+  engine: Engine,
+  journal: Journal,
+  ws: Workspace,
+  target: DatasourceRecord,
+  createSql: (shadow: DatasourceRecord) => string[],
   opts: { condition?: string; token: string; quarantine: boolean; job?: string },
 ): Promise<{ intent: IntentRecord; shadow: DatasourceRecord }> {
   const shadow: DatasourceRecord = { ...target, id: newResourceId() };
   const intent = await journal.begin(ws, 'replace', {
-    database: ws.database, target: target.id, shadow: shadow.id, condition: opts.condition ?? null, token: opts.token, quarantine: opts.quarantine, phase: 'load', job: opts.job,
+    database: ws.database,
+    target: target.id,
+    shadow: shadow.id,
+    condition: opts.condition ?? null,
+    token: opts.token,
+    quarantine: opts.quarantine,
+    phase: 'load',
+    job: opts.job,
   } satisfies ReplaceIntent);
   try {
     for (const s of createSql(shadow)) await engine.exec(s);
@@ -188,7 +217,9 @@ export async function swapIn(engine: Engine, journal: Journal, intent: IntentRec
   try {
     if (d.condition) {
       await engine.exec(`ALTER TABLE ${real.table} DELETE WHERE ${d.condition} SETTINGS mutations_sync = 2`);
-      await engine.exec(`INSERT INTO ${real.table} SELECT * FROM ${tmp.table} WHERE ${d.condition} SETTINGS insert_deduplication_token = ${quoteString(`${d.token}-replace`)}`);
+      await engine.exec(
+        `INSERT INTO ${real.table} SELECT * FROM ${tmp.table} WHERE ${d.condition} SETTINGS insert_deduplication_token = ${quoteString(`${d.token}-replace`)}`,
+      );
     } else {
       await engine.exec(`EXCHANGE TABLES ${real.table} AND ${tmp.table}`);
     }
@@ -207,7 +238,9 @@ async function moveQuarantine(engine: Engine, d: ReplaceIntent): Promise<void> {
   if (!(await tableUuid(engine, d.database, `${d.shadow}_quarantine`))) return;
   const real = physicalNames(d.database, d.target);
   const tmp = physicalNames(d.database, d.shadow);
-  await engine.exec(`INSERT INTO ${real.quarantine} SELECT * FROM ${tmp.quarantine} SETTINGS insert_deduplication_token = ${quoteString(`${d.token}-replace-q`)}`);
+  await engine.exec(
+    `INSERT INTO ${real.quarantine} SELECT * FROM ${tmp.quarantine} SETTINGS insert_deduplication_token = ${quoteString(`${d.token}-replace-q`)}`,
+  );
 }
 
 /**
@@ -227,7 +260,9 @@ export async function recoverReplace(engine: Engine, journal: Journal, intent: I
       // blocks were deleted again and must not be taken for duplicates).
       if (shadowExists) {
         await engine.exec(`ALTER TABLE ${real.table} DELETE WHERE ${d.condition} SETTINGS mutations_sync = 2`);
-        await engine.exec(`INSERT INTO ${real.table} SELECT * FROM ${tmp.table} WHERE ${d.condition} SETTINGS insert_deduplication_token = ${quoteString(`${d.token}-replace-${Date.now()}`)}`);
+        await engine.exec(
+          `INSERT INTO ${real.table} SELECT * FROM ${tmp.table} WHERE ${d.condition} SETTINGS insert_deduplication_token = ${quoteString(`${d.token}-replace-${Date.now()}`)}`,
+        );
         if (d.quarantine) await moveQuarantine(engine, d);
       }
       outcome = 'forward';

@@ -137,7 +137,8 @@ export class ConnectionService {
     const name = a.name;
     if (!name) throw badRequest('The "name" parameter is required');
     checkNameLength(name, 'connection');
-    if (!NAME.test(name)) throw badRequest(`Invalid connection name "${name}": it must start with a letter or underscore and have only letters, digits, _ and -`);
+    if (!NAME.test(name))
+      throw badRequest(`Invalid connection name "${name}": it must start with a letter or underscore and have only letters, digits, _ and -`);
     const service = (a.service ?? '').toLowerCase() === 'gcs' ? 'gcs_hmac' : (a.service ?? '').toLowerCase();
     if (!SERVICES.includes(service as ConnectionKind)) throw badRequest(`Invalid service "${a.service ?? ''}". Valid services are: ${SERVICES.join(', ')}`);
     const m = await this.byId(ws);
@@ -186,7 +187,13 @@ export class ConnectionService {
     }
     const now = nowIso();
     const record: ConnectionRecord = {
-      id, workspaceId: ws.id, name, service, settings, createdAt: now, updatedAt: now,
+      id,
+      workspaceId: ws.id,
+      name,
+      service,
+      settings,
+      createdAt: now,
+      updatedAt: now,
       secret: secret ? this.encrypt(JSON.stringify(secret), `${ws.id}/${id}`) : null,
     };
     const bucket = pick('bucket', 's3_bucket', 'gcs_bucket');
@@ -201,7 +208,8 @@ export class ConnectionService {
 
   async delete(ws: Workspace, nameOrId: string, usedBy: string[]): Promise<void> {
     const c = await this.get(ws, nameOrId);
-    if (usedBy.length) throw conflict(`The connection "${c.name}" is used by the sink pipes ${usedBy.map((p) => `'${p}'`).join(', ')}: remove their sinks first`);
+    if (usedBy.length)
+      throw conflict(`The connection "${c.name}" is used by the sink pipes ${usedBy.map((p) => `'${p}'`).join(', ')}: remove their sinks first`);
     await this.catalog.deleteConnection(ws.id, c.id);
     (await this.byId(ws)).delete(c.id);
   }
@@ -211,7 +219,7 @@ export class ConnectionService {
     return this.locationOf(ws, c, sinkPath, this.secretOf(ws, c));
   }
 
-  private locationOf(ws: Workspace, c: ConnectionRecord, sinkPath: string | undefined, secret: Secret): SinkLocation {
+  private locationOf(_ws: Workspace, c: ConnectionRecord, sinkPath: string | undefined, secret: Secret): SinkLocation {
     if (c.service === 'local') {
       const rel = parseLocalPath(sinkPath);
       const sub = [c.settings.directory, rel].filter(Boolean).join('/');
@@ -225,19 +233,23 @@ export class ConnectionService {
       };
     }
     if (c.service === 's3_iamrole') {
-      throw forbidden(`Can't assume the role ${c.settings.s3_iamrole_arn}: this server has no AWS credentials to assume roles with; use an s3 connection with an access key`);
+      throw forbidden(
+        `Can't assume the role ${c.settings.s3_iamrole_arn}: this server has no AWS credentials to assume roles with; use an s3 connection with an access key`,
+      );
     }
     const gcs = c.service === 'gcs_hmac';
     const { bucket, prefix } = parseBucketUri(sinkPath, gcs ? ['gs', 's3'] : ['s3']);
     let base: (key: string) => string;
-    const endpoint = gcs ? c.settings.gcs_endpoint ?? GCS_ENDPOINT : c.settings.s3_endpoint;
+    const endpoint = gcs ? (c.settings.gcs_endpoint ?? GCS_ENDPOINT) : c.settings.s3_endpoint;
     if (endpoint) {
       // S3-compatible servers and GCS: path-style URLs.
       base = (key) => `${endpoint}/${bucket}/${key}`;
     } else {
       const region = c.settings.s3_region;
       // Dotted bucket names break virtual-hosted TLS: path-style for those.
-      base = bucket.includes('.') ? (key) => `https://s3.${region}.amazonaws.com/${bucket}/${key}` : (key) => `https://${bucket}.s3.${region}.amazonaws.com/${key}`;
+      base = bucket.includes('.')
+        ? (key) => `https://s3.${region}.amazonaws.com/${bucket}/${key}`
+        : (key) => `https://${bucket}.s3.${region}.amazonaws.com/${key}`;
     }
     return {
       kind: 's3',
@@ -252,7 +264,7 @@ export class ConnectionService {
       objectUrl: (key) => base(key.split('/').map(encodeURIComponent).join('/')),
       keyId: secret.access_key_id ?? '',
       secret: secret.secret_access_key ?? '',
-      region: gcs ? 'auto' : c.settings.s3_region ?? 'us-east-1',
+      region: gcs ? 'auto' : (c.settings.s3_region ?? 'us-east-1'),
     };
   }
 
@@ -271,7 +283,7 @@ export class ConnectionService {
     const root = this.rootReal();
     // Names the engine wrote (cleaned column values) may have any character but / and NUL.
     if (fromEngine) {
-      if (rel && rel.split('/').some((seg) => seg === '' || seg === '.' || seg === '..' || seg.includes('\u0000'))) throw badRequest(`Invalid directory "${rel}"`);
+      if (rel?.split('/').some((seg) => seg === '' || seg === '.' || seg === '..' || seg.includes('\u0000'))) throw badRequest(`Invalid directory "${rel}"`);
     } else {
       checkRelativePath(rel, 'directory', true);
       if (rel.split('/')[0] === STAGING) throw badRequest(`Invalid directory "${rel}": ${STAGING} is the server's own`);
@@ -291,7 +303,8 @@ export class ConnectionService {
       if (!st) fs.mkdirSync(next);
       cur = next;
     }
-    if (fs.realpathSync(cur) !== cur || !(cur === root || cur.startsWith(root + path.sep))) throw badRequest(`Invalid directory "${rel}": it is outside the sink root`);
+    if (fs.realpathSync(cur) !== cur || !(cur === root || cur.startsWith(root + path.sep)))
+      throw badRequest(`Invalid directory "${rel}": it is outside the sink root`);
     return cur;
   }
 

@@ -49,7 +49,12 @@ export const DEFAULT_COPY_LIMITS: CopyLimits = { maxRows: 100_000_000, maxActive
 
 /** `100M`, `1.5K`, `7`: a row limit as the seed writes it. */
 function shortCount(n: number): string {
-  for (const [unit, v] of [['B', 1e9], ['M', 1e6], ['K', 1e3]] as const) if (n >= v && Number.isInteger((n / v) * 10)) return `${n / v}${unit}`;
+  for (const [unit, v] of [
+    ['B', 1e9],
+    ['M', 1e6],
+    ['K', 1e3],
+  ] as const)
+    if (n >= v && Number.isInteger((n / v) * 10)) return `${n / v}${unit}`;
   return String(n);
 }
 
@@ -80,21 +85,33 @@ export class CopyService {
     const bound = Object.keys(prepared.queryParams).length > 0;
     let rows: number;
     try {
-      const r = await this.engine.query(`SELECT count() AS c FROM (SELECT 1 FROM (${prepared.sql}) LIMIT ${max + 1})`, { format: 'JSONEachRow', params: bound ? prepared.queryParams : undefined });
+      const r = await this.engine.query(`SELECT count() AS c FROM (SELECT 1 FROM (${prepared.sql}) LIMIT ${max + 1})`, {
+        format: 'JSONEachRow',
+        params: bound ? prepared.queryParams : undefined,
+      });
       rows = Number((JSON.parse(r.bytes.toString('utf8').trim() || '{"c":0}') as { c: string | number }).c);
     } catch (err) {
       if (err instanceof EngineError) throw badRequest(prepared.userNames(err.message));
       throw err;
     }
-    if (rows > max) throw forbidden(`Job limits exceeded. Tried to copy more than ${shortCount(max)} rows: the copy's result has more than ${max} rows, the limit of one copy job`);
+    if (rows > max)
+      throw forbidden(
+        `Job limits exceeded. Tried to copy more than ${shortCount(max)} rows: the copy's result has more than ${max} rows, the limit of one copy job`,
+      );
     const previous = this.admission.get(ws.id) ?? Promise.resolve();
-    const turn = previous.catch(() => undefined).then(async () => {
-      const active = (await Promise.all(['waiting', 'working'].map((status) => this.jobs.list(ws, { kind: 'copy', status, limit: this.limits.maxActiveJobs + 1 })))).flat().length;
-      if (active >= this.limits.maxActiveJobs) {
-        throw forbidden(`Job limits exceeded. There are too many active (working and waiting) Copy jobs: ${active} of at most ${this.limits.maxActiveJobs} in this workspace. Wait for them to finish or cancel them.`);
-      }
-      return create();
-    });
+    const turn = previous
+      .catch(() => undefined)
+      .then(async () => {
+        const active = (
+          await Promise.all(['waiting', 'working'].map((status) => this.jobs.list(ws, { kind: 'copy', status, limit: this.limits.maxActiveJobs + 1 })))
+        ).flat().length;
+        if (active >= this.limits.maxActiveJobs) {
+          throw forbidden(
+            `Job limits exceeded. There are too many active (working and waiting) Copy jobs: ${active} of at most ${this.limits.maxActiveJobs} in this workspace. Wait for them to finish or cancel them.`,
+          );
+        }
+        return create();
+      });
     this.admission.set(ws.id, turn);
     try {
       return await turn;
@@ -129,7 +146,9 @@ export class CopyService {
     }
     const missing = meta.filter((m) => !target.columns.some((c) => c.name === m.name)).map((m) => m.name);
     if (missing.length) {
-      throw badRequest(`The columns in the SQL query don't match the columns in the target Data Source: ${missing.map((m) => `'${m}'`).join(', ')} not in '${target.name}' (${target.columns.map((c) => c.name).join(', ')})`);
+      throw badRequest(
+        `The columns in the SQL query don't match the columns in the target Data Source: ${missing.map((m) => `'${m}'`).join(', ')} not in '${target.name}' (${target.columns.map((c) => c.name).join(', ')})`,
+      );
     }
   }
 
@@ -148,7 +167,10 @@ export class CopyService {
     this.checkWrite(auth, target, mode);
     await this.checkColumns(auth, pipe, node, target.id, reqId);
     const data: CopyData = { copy_target: target.id, mode, cron, schedule_status: 'running', last_tick: cron ? this.now().toISOString() : null };
-    return this.pipes.save(auth.workspace, { ...pipe, nodes: pipe.nodes.map((n) => (n.id === node.id ? { ...n, nodeType: 'copy', data: { ...n.data, ...data } } : n)) });
+    return this.pipes.save(auth.workspace, {
+      ...pipe,
+      nodes: pipe.nodes.map((n) => (n.id === node.id ? { ...n, nodeType: 'copy', data: { ...n.data, ...data } } : n)),
+    });
   }
 
   async update(auth: Auth, pipe: PipeRecord, node: NodeRecord, s: CopySettings, reqId: string): Promise<PipeRecord> {
@@ -224,44 +246,78 @@ export class CopyService {
     const started = jobTimestamp ?? this.now();
     const index = pipe.nodes.findIndex((n) => n.id === node.id);
     const prepared = await this.queries.prepare(auth, node.sql, {
-      params: { job_timestamp: started.toISOString().slice(0, 19).replace('T', ' '), ...params }, testMode: false, pipe, nodeLimit: index, savedNode: true,
+      params: { job_timestamp: started.toISOString().slice(0, 19).replace('T', ' '), ...params },
+      testMode: false,
+      pipe,
+      nodeLimit: index,
+      savedNode: true,
     });
     if (prepared.format) throw badRequest('A copy node can not have a FORMAT clause');
     const queryId = newResourceId();
-    return this.admit(ws, prepared, () => this.jobs.create(ws, 'copy', {
-      pipe_id: pipe.id, pipe_name: pipe.name, datasource: { id: target.id, name: target.name }, mode, query_id: queryId,
-      query_sql: prepared.userNames(prepared.sql), is_cancellable_while_working: true,
-    }, async (job, signal) => {
-      const onAbort = () => void this.engine.kill(job.id).catch(() => undefined);
-      signal.addEventListener('abort', onAbort);
-      const meta = await this.queries.describe(prepared, `${queryId}m`);
-      const cols = meta.map((m) => quoteIdent(m.name)).join(', ');
-      const bound = Object.keys(prepared.queryParams).length > 0;
-      // With secrets the statement is bound (and re-formatted): its marker goes into the SELECT.
-      const select = `SELECT ${cols} FROM (${bound ? markSelect(prepared.sql, job.id) : prepared.sql})`;
-      const execOpts = { queryId: job.id, params: bound ? prepared.queryParams : undefined, signal };
-      try {
-        const target = await this.datasources.get(ws, data.copy_target);
-        if (mode === 'append') {
-          await stagedAppend(this.engine, this.datasources.journal, ws, target, meta.map((m) => m.name), select, { ...execOpts, job: job.id, checkpoint: 'copy' });
-        } else {
-          await this.replace(ws, target, cols, select, { ...execOpts, job: job.id });
-        }
-        const rows = await this.engine.rows<{ c: string }>(`SELECT count() AS c FROM ${physicalNames(ws.database, target.id).table}`);
-        return { statistics: { target_rows: Number(rows[0]?.c ?? 0) } };
-      } catch (err) {
-        if (err instanceof EngineError) throw new Error(prepared.userNames(err.message));
-        throw err;
-      } finally {
-        signal.removeEventListener('abort', onAbort);
-      }
-    }));
+    return this.admit(ws, prepared, () =>
+      this.jobs.create(
+        ws,
+        'copy',
+        {
+          pipe_id: pipe.id,
+          pipe_name: pipe.name,
+          datasource: { id: target.id, name: target.name },
+          mode,
+          query_id: queryId,
+          query_sql: prepared.userNames(prepared.sql),
+          is_cancellable_while_working: true,
+        },
+        async (job, signal) => {
+          const onAbort = () => void this.engine.kill(job.id).catch(() => undefined);
+          signal.addEventListener('abort', onAbort);
+          const meta = await this.queries.describe(prepared, `${queryId}m`);
+          const cols = meta.map((m) => quoteIdent(m.name)).join(', ');
+          const bound = Object.keys(prepared.queryParams).length > 0;
+          // With secrets the statement is bound (and re-formatted): its marker goes into the SELECT.
+          const select = `SELECT ${cols} FROM (${bound ? markSelect(prepared.sql, job.id) : prepared.sql})`;
+          const execOpts = { queryId: job.id, params: bound ? prepared.queryParams : undefined, signal };
+          try {
+            const target = await this.datasources.get(ws, data.copy_target);
+            if (mode === 'append') {
+              await stagedAppend(
+                this.engine,
+                this.datasources.journal,
+                ws,
+                target,
+                meta.map((m) => m.name),
+                select,
+                { ...execOpts, job: job.id, checkpoint: 'copy' },
+              );
+            } else {
+              await this.replace(ws, target, cols, select, { ...execOpts, job: job.id });
+            }
+            const rows = await this.engine.rows<{ c: string }>(`SELECT count() AS c FROM ${physicalNames(ws.database, target.id).table}`);
+            return { statistics: { target_rows: Number(rows[0]?.c ?? 0) } };
+          } catch (err) {
+            if (err instanceof EngineError) throw new Error(prepared.userNames(err.message));
+            throw err;
+          } finally {
+            signal.removeEventListener('abort', onAbort);
+          }
+        },
+      ),
+    );
   }
 
   /** Loads the result into a shadow copy of the target and swaps them (see atomic-writes.ts). */
-  private async replace(ws: Workspace, target: DatasourceRecord, cols: string, select: string, execOpts: { queryId: string; params?: Record<string, string>; signal?: AbortSignal; job: string }): Promise<void> {
+  private async replace(
+    ws: Workspace,
+    target: DatasourceRecord,
+    cols: string,
+    select: string,
+    execOpts: { queryId: string; params?: Record<string, string>; signal?: AbortSignal; job: string },
+  ): Promise<void> {
     const journal = this.datasources.journal;
-    const { intent, shadow } = await beginReplace(this.engine, journal, ws, target, (sh) => [createTableSql(sh, ws.database)], { token: execOpts.job, quarantine: false, job: execOpts.job });
+    const { intent, shadow } = await beginReplace(this.engine, journal, ws, target, (sh) => [createTableSql(sh, ws.database)], {
+      token: execOpts.job,
+      quarantine: false,
+      job: execOpts.job,
+    });
     try {
       await this.engine.exec(`INSERT INTO ${physicalNames(ws.database, shadow.id).table} (${cols}) ${select}`, execOpts);
       if (execOpts.signal?.aborted) throw new Error('The job was cancelled');
@@ -277,7 +333,11 @@ export class CopyService {
    * One scheduler pass: for every running schedule, the tick it owes (at most one, the latest,
    * so a restart neither skips nor repeats a run) is recorded before its job is enqueued.
    */
-  async tick(workspaces: Workspace[], authFor: (ws: Workspace) => Promise<Auth>, dueTickFn: (cron: string, since: Date, now: Date) => Date | null): Promise<JobRecord[]> {
+  async tick(
+    workspaces: Workspace[],
+    authFor: (ws: Workspace) => Promise<Auth>,
+    dueTickFn: (cron: string, since: Date, now: Date) => Date | null,
+  ): Promise<JobRecord[]> {
     const now = this.now();
     const out: JobRecord[] = [];
     for (const ws of workspaces) {
@@ -289,7 +349,10 @@ export class CopyService {
         const since = new Date(data.last_tick ?? pipe.updatedAt);
         const due = dueTickFn(data.cron, since, now);
         if (!due) continue;
-        const saved = await this.pipes.save(ws, { ...pipe, nodes: pipe.nodes.map((n) => (n.id === node.id ? { ...n, data: { ...n.data, last_tick: due.toISOString() } } : n)) });
+        const saved = await this.pipes.save(ws, {
+          ...pipe,
+          nodes: pipe.nodes.map((n) => (n.id === node.id ? { ...n, data: { ...n.data, last_tick: due.toISOString() } } : n)),
+        });
         try {
           out.push(await this.run(await authFor(ws), saved, {}, undefined, due));
         } catch {
@@ -300,4 +363,3 @@ export class CopyService {
     return out;
   }
 }
-

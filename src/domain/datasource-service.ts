@@ -6,7 +6,16 @@
 import type { Catalog, DatasourceRecord, Workspace } from '../catalog/catalog.js';
 import type { Engine } from '../engine/engine.js';
 import { EngineError, quoteIdent } from '../engine/engine.js';
-import { createAllSql, createQuarantineSql, createStagesSql, createTableSql, dropAllSql, dropStagesSql, physicalNames, userFacingNames } from '../ingest/physical.js';
+import {
+  createAllSql,
+  createQuarantineSql,
+  createStagesSql,
+  createTableSql,
+  dropAllSql,
+  dropStagesSql,
+  physicalNames,
+  userFacingNames,
+} from '../ingest/physical.js';
 import { isJsonSchema, validateResourceName } from './schema/index.js';
 import type { Column, EngineSpec, IndexSpec } from './types.js';
 import { isDiskFull } from './disk.js';
@@ -32,7 +41,7 @@ export interface EngineDamage {
 }
 
 /** The table or view name a CREATE statement of physical.ts makes. */
-const createdName = (sql: string) => /^CREATE (?:TABLE|MATERIALIZED VIEW) (?:IF NOT EXISTS )?(\S+)/.exec(sql)?.[1].split('.').pop()!.replace(/`/g, '');
+const createdName = (sql: string) => (/^CREATE (?:TABLE|MATERIALIZED VIEW) (?:IF NOT EXISTS )?(\S+)/.exec(sql)?.[1] ?? '').split('.').pop()!.replace(/`/g, '');
 
 export interface DatasourceStats {
   rowCount: number | null;
@@ -120,9 +129,12 @@ export class DatasourceService {
       return uuid ? createSql.replace(/^CREATE TABLE (?:IF NOT EXISTS )?(\S+)/, (_m, name: string) => `ATTACH TABLE ${name} UUID '${uuid}'`) : createSql;
     };
     const names = (sql: string[]) => sql.map(createdName).filter((n): n is string => !!n);
-    for (const ds of (await this.list(ws))) {
+    for (const ds of await this.list(ws)) {
       const q = `${ds.id}_quarantine`;
-      for (const [table, sql] of [[ds.id, createTableSql(ds, ws.database)], [q, createQuarantineSql(ds, ws.database)]] as const) {
+      for (const [table, sql] of [
+        [ds.id, createTableSql(ds, ws.database)],
+        [q, createQuarantineSql(ds, ws.database)],
+      ] as const) {
         if (present.has(table)) continue;
         const what = `${ds.name}: ${table === q ? 'quarantine ' : ''}table`;
         try {
@@ -154,7 +166,10 @@ export class DatasourceService {
     }
     const known = new Set((await this.list(ws)).flatMap((ds) => [ds.id, `${ds.id}_quarantine`, ...names(createStagesSql(ds, ws.database))]));
     for (const l of mine) {
-      if (!known.has(l.table)) report.push(`engine object ${l.database}.${l.table} lost its metadata and is not a data source's: not restored (its data, if any, is in store/${l.uuid ?? '?'})`);
+      if (!known.has(l.table))
+        report.push(
+          `engine object ${l.database}.${l.table} lost its metadata and is not a data source's: not restored (its data, if any, is in store/${l.uuid ?? '?'})`,
+        );
     }
     return report;
   }

@@ -17,7 +17,13 @@ export class DeleteService {
     private readonly jobs: JobService,
   ) {}
 
-  async start(ws: Workspace, ds: DatasourceRecord, quarantine: boolean, condition: string, dryRun: boolean): Promise<JobRecord | { rows_to_be_deleted: number }> {
+  async start(
+    ws: Workspace,
+    ds: DatasourceRecord,
+    quarantine: boolean,
+    condition: string,
+    dryRun: boolean,
+  ): Promise<JobRecord | { rows_to_be_deleted: number }> {
     if (!quarantine && !isMergeTreeFamily(ds.engine.engine)) {
       throw badRequest(`The data source engine (${ds.engine.engine}) is not supported. Deletion of data is supported for engines from the family MergeTree`);
     }
@@ -29,7 +35,8 @@ export class DeleteService {
         const r = await this.engine.rows<{ c: string }>(`SELECT count() AS c FROM ${table} WHERE ${cond}`);
         return Number(r[0].c);
       } catch (err) {
-        if (err instanceof EngineError) throw badRequest(`Failed to apply delete_condition='${condition}': ${userFacingNames(err.message, (id) => (id === ds.id ? ds.name : undefined))}`);
+        if (err instanceof EngineError)
+          throw badRequest(`Failed to apply delete_condition='${condition}': ${userFacingNames(err.message, (id) => (id === ds.id ? ds.name : undefined))}`);
         throw err;
       }
     };

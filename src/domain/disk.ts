@@ -114,6 +114,7 @@ export function loadKeyFile(file: string): Buffer {
     writeFileAtomic(file, crypto.randomBytes(32).toString('hex'));
     text = fs.readFileSync(file, 'utf8').trim();
   }
-  if (!/^[0-9a-f]{64}$/i.test(text)) throw new Error(`${path.basename(file)} in the data directory is damaged (expected 64 hex digits); restore it from a backup`);
+  if (!/^[0-9a-f]{64}$/i.test(text))
+    throw new Error(`${path.basename(file)} in the data directory is damaged (expected 64 hex digits); restore it from a backup`);
   return Buffer.from(text, 'hex');
 }

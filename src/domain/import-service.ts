@@ -57,7 +57,10 @@ export async function peek(source: AsyncIterable<Buffer>, bytes: number): Promis
 
 export function formatFromName(filename: string | undefined): DataFormat | null {
   if (!filename) return null;
-  const f = filename.toLowerCase().replace(/\.(gz|gzip)$/, '').split('?')[0];
+  const f = filename
+    .toLowerCase()
+    .replace(/\.(gz|gzip)$/, '')
+    .split('?')[0];
   if (f.endsWith('.ndjson') || f.endsWith('.jsonl') || f.endsWith('.json')) return 'ndjson';
   if (f.endsWith('.parquet')) return 'parquet';
   if (f.endsWith('.csv') || f.endsWith('.tsv') || f.endsWith('.txt')) return 'csv';
@@ -130,7 +133,15 @@ export class ImportService {
   }
 
   /** Loads data of a format into an existing data source. */
-  async load(ws: Workspace, ds: DatasourceRecord, format: DataFormat, stream: AsyncIterable<Buffer>, importId: string, dialect: CsvDialect, parquetFile?: string): Promise<IngestCounts> {
+  async load(
+    ws: Workspace,
+    ds: DatasourceRecord,
+    format: DataFormat,
+    stream: AsyncIterable<Buffer>,
+    importId: string,
+    dialect: CsvDialect,
+    parquetFile?: string,
+  ): Promise<IngestCounts> {
     if (format !== 'csv' && ds.format !== 'ndjson') {
       throw badRequest(`Data Source "${ds.name}" has no JSONPaths in its schema: ${format === 'parquet' ? 'Parquet' : 'NDJSON'} data can't be appended to it`);
     }
@@ -153,11 +164,23 @@ export class ImportService {
    * Replaces the data of `ds` with the new data (or only the rows matching `condition`): the data
    * is loaded into a shadow table first, so a failed load leaves the data source untouched.
    */
-  async replace(ws: Workspace, ds: DatasourceRecord, format: DataFormat, stream: AsyncIterable<Buffer>, importId: string, dialect: CsvDialect, condition?: string): Promise<IngestCounts> {
+  async replace(
+    ws: Workspace,
+    ds: DatasourceRecord,
+    format: DataFormat,
+    stream: AsyncIterable<Buffer>,
+    importId: string,
+    dialect: CsvDialect,
+    condition?: string,
+  ): Promise<IngestCounts> {
     // The condition is pasted into engine statements: it must be one plain expression.
     if (condition) condition = checkExpression(condition, 'replace_condition');
     const journal = this.datasources.journal;
-    const { intent, shadow } = await beginReplace(this.engine, journal, ws, ds, (sh) => createAllSql(sh, ws.database), { condition, token: importId, quarantine: true });
+    const { intent, shadow } = await beginReplace(this.engine, journal, ws, ds, (sh) => createAllSql(sh, ws.database), {
+      condition,
+      token: importId,
+      quarantine: true,
+    });
     const tmp = physicalNames(ws.database, shadow.id);
     let counts: IngestCounts;
     try {
@@ -166,7 +189,9 @@ export class ImportService {
         try {
           await this.engine.exec(`SELECT count() FROM ${tmp.table} WHERE ${condition} FORMAT Null`);
         } catch (err) {
-          throw badRequest(`Invalid replace_condition "${condition}": ${userFacingNames((err as Error).message, (id) => (id === shadow.id ? ds.name : this.datasources.nameOfId(id)))}`);
+          throw badRequest(
+            `Invalid replace_condition "${condition}": ${userFacingNames((err as Error).message, (id) => (id === shadow.id ? ds.name : this.datasources.nameOfId(id)))}`,
+          );
         }
       }
     } catch (err) {

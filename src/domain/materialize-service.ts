@@ -80,9 +80,17 @@ export class MaterializeService {
   /** The checked SQL of a node in its pipe, rendered with template defaults. */
   private async prepareNode(auth: Auth, pipe: PipeRecord, node: NodeRecord, override?: { dsId: string; sql: string }) {
     const index = pipe.nodes.findIndex((n) => n.id === node.id);
-    const prepared = await this.queries.prepare(auth, node.sql, { testMode: true, params: {}, pipe, nodeLimit: index, sourceOverride: override, savedNode: true });
+    const prepared = await this.queries.prepare(auth, node.sql, {
+      testMode: true,
+      params: {},
+      pipe,
+      nodeLimit: index,
+      sourceOverride: override,
+      savedNode: true,
+    });
     if (prepared.format) throw badRequest('A materialized node can not have a FORMAT clause');
-    if (Object.keys(prepared.queryParams).length) throw badRequest('A materialized node can not use tb_secret(): its SQL runs inside the engine on every insert');
+    if (Object.keys(prepared.queryParams).length)
+      throw badRequest('A materialized node can not use tb_secret(): its SQL runs inside the engine on every insert');
     return prepared;
   }
 
@@ -108,12 +116,22 @@ export class MaterializeService {
   async checkCompatible(auth: Auth, pipe: PipeRecord, node: NodeRecord, output: OutputColumn[], target: DatasourceRecord, queryId: string): Promise<void> {
     const pairs = output.map((o) => {
       const t = target.columns.find((c) => c.name === o.name);
-      if (!t) throw badRequest(`The column '${o.name}' of the node is not in the Data Source '${target.name}'. Its columns are: ${target.columns.map((c) => c.name).join(', ')}`);
+      if (!t)
+        throw badRequest(
+          `The column '${o.name}' of the node is not in the Data Source '${target.name}'. Its columns are: ${target.columns.map((c) => c.name).join(', ')}`,
+        );
       return { o, t };
     });
     const prepared = await this.prepareNode(auth, pipe, node);
     const probe = (cols: typeof pairs, n: number) =>
-      this.queries.collect({ ...prepared, sql: `SELECT ${cols.map(({ o, t }) => `CAST(${quoteIdent(o.name)}, ${quoteString(t.type)}) AS ${quoteIdent(o.name)}`).join(', ')} FROM (${prepared.sql}) LIMIT 0` }, 'JSON', `${queryId}c${n}`);
+      this.queries.collect(
+        {
+          ...prepared,
+          sql: `SELECT ${cols.map(({ o, t }) => `CAST(${quoteIdent(o.name)}, ${quoteString(t.type)}) AS ${quoteIdent(o.name)}`).join(', ')} FROM (${prepared.sql}) LIMIT 0`,
+        },
+        'JSON',
+        `${queryId}c${n}`,
+      );
     try {
       await probe(pairs, 0);
       return;
@@ -134,23 +152,41 @@ export class MaterializeService {
 
   /** Columns and engine of a target created from a node's output. */
   private targetSpec(output: OutputColumn[], engine: string | undefined, engineArgs: Record<string, string>) {
-    const columns: Column[] = output.map((o) => ({ name: o.name, type: o.type, nullable: /^Nullable\(/.test(o.type), defaultValue: null, codec: null, jsonpath: null }));
+    const columns: Column[] = output.map((o) => ({
+      name: o.name,
+      type: o.type,
+      nullable: /^Nullable\(/.test(o.type),
+      defaultValue: null,
+      codec: null,
+      jsonpath: null,
+    }));
     for (const c of columns) parseType(c.type);
     const aggregating = columns.some((c) => /^(Simple)?AggregateFunction\(/.test(c.type));
     const args = { ...engineArgs };
     if (!engine && !args.engine_sorting_key) {
-      const keys = columns.filter((c) => !c.nullable && !/AggregateFunction|^Float|^Array|^Map|^Tuple|^JSON|^Dynamic|^Variant/.test(c.type)).map((c) => quoteIdent(c.name));
+      const keys = columns
+        .filter((c) => !c.nullable && !/AggregateFunction|^Float|^Array|^Map|^Tuple|^JSON|^Dynamic|^Variant/.test(c.type))
+        .map((c) => quoteIdent(c.name));
       args.engine_sorting_key = keys.length ? keys.slice(0, aggregating ? keys.length : 4).join(', ') : 'tuple()';
     }
     return { columns, engine: parseEngineParams(engine ?? (aggregating ? 'AggregatingMergeTree' : 'MergeTree'), args) };
   }
 
   /** Materializes `node` into `opts.datasource`; returns the updated pipe, the target and a populate job. */
-  async materialize(auth: Auth, pipe: PipeRecord, node: NodeRecord, opts: MaterializeOptions, queryId: string): Promise<{ pipe: PipeRecord; target: DatasourceRecord; created: boolean; job?: JobRecord }> {
+  async materialize(
+    auth: Auth,
+    pipe: PipeRecord,
+    node: NodeRecord,
+    opts: MaterializeOptions,
+    queryId: string,
+  ): Promise<{ pipe: PipeRecord; target: DatasourceRecord; created: boolean; job?: JobRecord }> {
     const ws = auth.workspace;
     if (node.nodeType === 'materialized') throw badRequest(`Node ${node.name} is already being materialized`);
     const role = pipeType(pipe);
-    if (role !== 'default') throw forbidden(`The pipe '${pipe.name}' is already ${role === 'endpoint' ? 'published as an API Endpoint' : `a ${role} pipe`}: a pipe has one role, so its nodes can not be materialized`);
+    if (role !== 'default')
+      throw forbidden(
+        `The pipe '${pipe.name}' is already ${role === 'endpoint' ? 'published as an API Endpoint' : `a ${role} pipe`}: a pipe has one role, so its nodes can not be materialized`,
+      );
     if (!opts.datasource) throw badRequest('The "datasource" parameter is required to materialize a node');
     let target = await this.datasources.find(ws, opts.datasource);
     // The view keeps writing into its target on every insert: the write rule, before anything changes.
@@ -161,7 +197,8 @@ export class MaterializeService {
     // the populate arguments, the node's output, the target's fit or the new target's definition.
     if (opts.populate) checkPopulateOptions({ subset: opts.populateSubset, condition: opts.populateCondition });
     const output = await this.describe(auth, pipe, node, queryId);
-    if (target && opts.override && (await this.feeders(ws, target.id))) throw conflict(`The Data Source '${target.name}' receives data from other materialized views and can not be overridden`);
+    if (target && opts.override && (await this.feeders(ws, target.id)))
+      throw conflict(`The Data Source '${target.name}' receives data from other materialized views and can not be overridden`);
     if (target && !opts.override) await this.checkCompatible(auth, pipe, node, output, target, queryId);
     let created = false;
     /** An overridden target: dropped only once its replacement and the view exist. */
@@ -188,7 +225,9 @@ export class MaterializeService {
       let snapshot: { trigger: DatasourceRecord | null; parts: string[] } = { trigger: null, parts: [] };
       try {
         snapshot = await this.engine.exclusiveWrites(async () => {
-          await this.engine.exec(`CREATE MATERIALIZED VIEW ${view} TO ${physicalNames(ws.database, tgt.id).table} (${output.map((o) => `${quoteIdent(o.name)} ${o.type}`).join(', ')}) AS SELECT ${cols} FROM (${prepared.sql})`);
+          await this.engine.exec(
+            `CREATE MATERIALIZED VIEW ${view} TO ${physicalNames(ws.database, tgt.id).table} (${output.map((o) => `${quoteIdent(o.name)} ${o.type}`).join(', ')}) AS SELECT ${cols} FROM (${prepared.sql})`,
+          );
           const trigger = await this.triggerOf(ws, view);
           const parts = trigger && opts.populate ? await this.freeze(ws, trigger) : [];
           return { trigger, parts };
@@ -203,11 +242,16 @@ export class MaterializeService {
         tgt = await this.datasources.rename(ws, tgt, opts.datasource);
       }
       const data: MaterializedData = { materialized: tgt.id, view, trigger: snapshot.trigger?.id ?? null };
-      const saved = await this.pipes.save(ws, { ...pipe, nodes: pipe.nodes.map((n) => (n.id === node.id ? { ...n, nodeType: 'materialized', data: { ...n.data, ...data } } : n)) });
+      const saved = await this.pipes.save(ws, {
+        ...pipe,
+        nodes: pipe.nodes.map((n) => (n.id === node.id ? { ...n, nodeType: 'materialized', data: { ...n.data, ...data } } : n)),
+      });
       let job: JobRecord | undefined;
       if (opts.populate) {
         job = await this.populateJob(auth, saved, this.pipes.node(saved, node.id), snapshot, {
-          subset: opts.populateSubset, condition: opts.populateCondition, unlinkOnError: opts.unlinkOnPopulateError,
+          subset: opts.populateSubset,
+          condition: opts.populateCondition,
+          unlinkOnError: opts.unlinkOnPopulateError,
         });
       }
       await journal.end(intent);
@@ -253,7 +297,9 @@ export class MaterializeService {
   /** The data source whose inserts trigger a view (as the engine sees it). */
   private async triggerOf(ws: Workspace, view: string): Promise<DatasourceRecord | null> {
     const name = view.slice(view.indexOf('.') + 1);
-    const rows = await this.engine.rows<{ name: string }>(`SELECT name FROM system.tables WHERE database = ${quoteString(ws.database)} AND has(dependencies_table, ${quoteString(name)})`);
+    const rows = await this.engine.rows<{ name: string }>(
+      `SELECT name FROM system.tables WHERE database = ${quoteString(ws.database)} AND has(dependencies_table, ${quoteString(name)})`,
+    );
     for (const r of rows) {
       const ds = await this.datasources.find(ws, r.name);
       if (ds) return ds;
@@ -265,7 +311,9 @@ export class MaterializeService {
   private async freeze(ws: Workspace, trigger: DatasourceRecord): Promise<string[]> {
     const t = physicalNames(ws.database, trigger.id).table;
     await this.engine.exec(`SYSTEM STOP MERGES ${t}`);
-    const rows = await this.engine.rows<{ name: string }>(`SELECT name FROM system.parts WHERE database = ${quoteString(ws.database)} AND table = ${quoteString(trigger.id)} AND active`);
+    const rows = await this.engine.rows<{ name: string }>(
+      `SELECT name FROM system.parts WHERE database = ${quoteString(ws.database)} AND table = ${quoteString(trigger.id)} AND active`,
+    );
     return rows.map((r) => r.name);
   }
 
@@ -293,7 +341,13 @@ export class MaterializeService {
     return this.populateJob(auth, pipe, node, snapshot, opts);
   }
 
-  private async populateJob(auth: Auth, pipe: PipeRecord, node: NodeRecord, snapshot: { trigger: DatasourceRecord | null; parts: string[] }, opts: PopulateOptions): Promise<JobRecord> {
+  private async populateJob(
+    auth: Auth,
+    pipe: PipeRecord,
+    node: NodeRecord,
+    snapshot: { trigger: DatasourceRecord | null; parts: string[] },
+    opts: PopulateOptions,
+  ): Promise<JobRecord> {
     const ws = auth.workspace;
     const data = node.data as unknown as MaterializedData;
     const target = await this.datasources.get(ws, data.materialized);
@@ -332,24 +386,37 @@ export class MaterializeService {
     }
     const cols = names.map(quoteIdent).join(', ');
     const select = `SELECT ${cols} FROM (${prepared.sql})`;
-    return this.jobs.create(ws, 'populateview', {
-      pipe_id: pipe.id, pipe_name: pipe.name, datasource: { id: target.id, name: target.name }, is_cancellable_while_working: true,
-    }, async (job, signal) => {
-      const onAbort = () => void this.engine.kill(job.id).catch(() => undefined);
-      signal.addEventListener('abort', onAbort);
-      try {
-        // All or nothing, also across a crash: staged, then published whole (atomic-writes.ts).
-        await stagedAppend(this.engine, this.datasources.journal, ws, target, names, select, { queryId: job.id, signal, job: job.id, checkpoint: 'populate' });
-        return { queries: [{ query_id: job.id, status: 'done' }], progress_percentage: 100 };
-      } catch (err) {
-        if (opts.unlinkOnError && !signal.aborted) await this.unlink(auth, pipe.id, node.id).catch(() => undefined);
-        if (err instanceof EngineError) throw new Error(prepared.userNames(err.message));
-        throw err;
-      } finally {
-        signal.removeEventListener('abort', onAbort);
-        await release();
-      }
-    });
+    return this.jobs.create(
+      ws,
+      'populateview',
+      {
+        pipe_id: pipe.id,
+        pipe_name: pipe.name,
+        datasource: { id: target.id, name: target.name },
+        is_cancellable_while_working: true,
+      },
+      async (job, signal) => {
+        const onAbort = () => void this.engine.kill(job.id).catch(() => undefined);
+        signal.addEventListener('abort', onAbort);
+        try {
+          // All or nothing, also across a crash: staged, then published whole (atomic-writes.ts).
+          await stagedAppend(this.engine, this.datasources.journal, ws, target, names, select, {
+            queryId: job.id,
+            signal,
+            job: job.id,
+            checkpoint: 'populate',
+          });
+          return { queries: [{ query_id: job.id, status: 'done' }], progress_percentage: 100 };
+        } catch (err) {
+          if (opts.unlinkOnError && !signal.aborted) await this.unlink(auth, pipe.id, node.id).catch(() => undefined);
+          if (err instanceof EngineError) throw new Error(prepared.userNames(err.message));
+          throw err;
+        } finally {
+          signal.removeEventListener('abort', onAbort);
+          await release();
+        }
+      },
+    );
   }
 
   /** Detaches the view: the target keeps its data and stops receiving rows. */
@@ -406,6 +473,9 @@ function incompatibleMessage(o: OutputColumn, storage: string, engineMessage: st
     const args = (a: NonNullable<typeof target>) => a.args.map(printType).join(', ') || '(no arguments)';
     return `Incompatible data types between aggregate function '${fn(target)}' which returns ${args(source)} and column storage type ${args(target)}`;
   }
-  const reason = engineMessage.replace(/:? In scope [\s\S]*$/, '').replace(/\. Note: [\s\S]*$/, '').trim();
+  const reason = engineMessage
+    .replace(/:? In scope [\s\S]*$/, '')
+    .replace(/\. Note: [\s\S]*$/, '')
+    .trim();
   return `Incompatible data types for column '${o.name}': the node returns ${o.type} and the Data Source stores ${storage} (${reason})`;
 }

@@ -78,7 +78,8 @@ export class PipeService {
     validateResourceName(name, 'pipe');
     const other = await this.find(ws, name);
     if (other && other.id !== self) throw conflict(`There's another resource with the same name "${name}", names must be unique`);
-    if (await this.datasources.find(ws, name)) throw conflict(`There's another resource with the same name "${name}", names must be unique. A Data Source with the "${name}" name exists`);
+    if (await this.datasources.find(ws, name))
+      throw conflict(`There's another resource with the same name "${name}", names must be unique. A Data Source with the "${name}" name exists`);
   }
 
   /** A node record; its name checked for validity and uniqueness in `pipe`. */
@@ -88,7 +89,7 @@ export class PipeService {
     if (pipe.nodes.some((n) => n.name === name)) {
       throw conflict(`Node name "${name}" already exists in pipe. Node names must be unique within a given pipe.`);
     }
-    if (!spec.sql || !spec.sql.trim()) throw badRequest('The SQL of a node can not be empty');
+    if (!spec.sql?.trim()) throw badRequest('The SQL of a node can not be empty');
     const now = nowIso();
     return {
       id: newResourceId(),
@@ -130,7 +131,8 @@ export class PipeService {
     try {
       await this.catalog.insertPipe(pipe);
     } catch (err) {
-      if (/unique|duplicate/i.test(String((err as Error).message))) throw conflict(`There's another resource with the same name "${name}", names must be unique`);
+      if (/unique|duplicate/i.test(String((err as Error).message)))
+        throw conflict(`There's another resource with the same name "${name}", names must be unique`);
       throw err;
     }
     (await this.byId(ws)).set(pipe.id, pipe);
@@ -165,7 +167,9 @@ export class PipeService {
   async publish(ws: Workspace, pipe: PipeRecord, node: NodeRecord): Promise<PipeRecord> {
     const kind = pipeType(pipe);
     if (kind === 'materialized' || kind === 'copy' || kind === 'sink') {
-      throw forbidden(`The pipe '${pipe.name}' is a ${kind === 'materialized' ? 'materialized view' : `${kind} pipe`} and can not be published as an API Endpoint`);
+      throw forbidden(
+        `The pipe '${pipe.name}' is a ${kind === 'materialized' ? 'materialized view' : `${kind} pipe`} and can not be published as an API Endpoint`,
+      );
     }
     const nodes = pipe.nodes.map((n) => {
       if (n.id === node.id) return { ...n, nodeType: 'endpoint' as NodeType, updatedAt: nowIso() };

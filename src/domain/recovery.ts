@@ -82,12 +82,14 @@ export async function recoverAfterCrash(s: Services, log: RecoveryLog): Promise<
         const view = node.data.view;
         if (node.nodeType === 'materialized' && typeof view === 'string') {
           named.add(view.slice(view.indexOf('.') + 1));
-          if (!present.has(view.slice(view.indexOf('.') + 1))) log.error({ pipe: pipe.name, node: node.name }, 'the materialized view of a node is missing in the engine');
+          if (!present.has(view.slice(view.indexOf('.') + 1)))
+            log.error({ pipe: pipe.name, node: node.name }, 'the materialized view of a node is missing in the engine');
         }
       }
     }
     const orphans = objects.filter((o) => !named.has(o.name));
-    for (const o of orphans.filter((x) => !PIPIT_NAME.test(x.name))) log.warn({ database: ws.database, name: o.name }, 'engine object not made by Pipit left in place');
+    for (const o of orphans.filter((x) => !PIPIT_NAME.test(x.name)))
+      log.warn({ database: ws.database, name: o.name }, 'engine object not made by Pipit left in place');
     const pipit = orphans.filter((o) => PIPIT_NAME.test(o.name));
     // Views first: a table is only dropped once nothing writes into it.
     pipit.sort((a, b) => Number(/View/.test(b.engine)) - Number(/View/.test(a.engine)));
@@ -166,9 +168,20 @@ async function settleJob(s: Services, intent: IntentRecord, outcome: 'forward' |
   if (!job || job.status === 'done' || job.status === 'cancelled') return;
   const now = nowIso();
   if (outcome === 'forward') {
-    await s.catalog.updateJob({ ...job, status: 'done', error: null, updatedAt: now, data: { ...job.data, recovered: 'completed on restart after an interruption' } });
+    await s.catalog.updateJob({
+      ...job,
+      status: 'done',
+      error: null,
+      updatedAt: now,
+      data: { ...job.data, recovered: 'completed on restart after an interruption' },
+    });
   } else {
-    await s.catalog.updateJob({ ...job, status: 'error', updatedAt: now, error: 'The job was interrupted by a server restart before it wrote anything; run it again' });
+    await s.catalog.updateJob({
+      ...job,
+      status: 'error',
+      updatedAt: now,
+      error: 'The job was interrupted by a server restart before it wrote anything; run it again',
+    });
   }
 }
 

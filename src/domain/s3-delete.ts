@@ -12,7 +12,10 @@ const hmac = (key: crypto.BinaryLike, data: string) => crypto.createHmac('sha256
 /** The headers of a SigV4-signed request without a body (`x-amz-date`, `x-amz-content-sha256`, `authorization`). */
 export function signV4(opts: { method: string; url: string; region: string; keyId: string; secret: string; now?: Date }): Record<string, string> {
   const u = new URL(opts.url);
-  const amzDate = (opts.now ?? new Date()).toISOString().replace(/[-:]/g, '').replace(/\.\d{3}/, '');
+  const amzDate = (opts.now ?? new Date())
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d{3}/, '');
   const day = amzDate.slice(0, 8);
   const canonicalHeaders = `host:${u.host}\nx-amz-content-sha256:${EMPTY_SHA256}\nx-amz-date:${amzDate}\n`;
   const signedHeaders = 'host;x-amz-content-sha256;x-amz-date';

@@ -27,8 +27,19 @@ import { newResourceId } from './ids.js';
 import type { PipeService } from './pipe-service.js';
 import { pipeType } from './pipe-service.js';
 import {
-  checkCompression, checkFormat, checkWriteStrategy, columnPlaceholders, FORMATS, JOB_TIMESTAMP, parseFileTemplate, resolveTemplate,
-  type ResolvedTemplate, type SinkCompression, type SinkFormat, type TemplatePart, type WriteStrategy,
+  checkCompression,
+  checkFormat,
+  checkWriteStrategy,
+  columnPlaceholders,
+  FORMATS,
+  JOB_TIMESTAMP,
+  parseFileTemplate,
+  resolveTemplate,
+  type ResolvedTemplate,
+  type SinkCompression,
+  type SinkFormat,
+  type TemplatePart,
+  type WriteStrategy,
 } from './sink-template.js';
 
 /** Most files one job may write (a column placeholder with more distinct values fails the job). */
@@ -65,8 +76,17 @@ export interface SinkData {
 }
 
 const SINK_KEYS: Array<keyof SinkData> = [
-  'sink_connection', 'sink_connection_name', 'sink_service', 'sink_path', 'sink_file_template', 'sink_format', 'sink_compression',
-  'sink_write_strategy', 'cron', 'schedule_status', 'last_tick',
+  'sink_connection',
+  'sink_connection_name',
+  'sink_service',
+  'sink_path',
+  'sink_file_template',
+  'sink_format',
+  'sink_compression',
+  'sink_write_strategy',
+  'cron',
+  'schedule_status',
+  'last_tick',
 ];
 
 interface WrittenFile {
@@ -168,9 +188,17 @@ export class SinkService {
       const unknown = columnPlaceholders(plan.parts, defaults).filter((c) => !columns.has(c));
       // A scheduled run has no request variables: every placeholder must be known now.
       if (unknown.length && cron) {
-        throw badRequest(`The file_template placeholder {${unknown[0]}} is not a column of the node's result (${[...columns.keys()].join(', ')}), a parameter with a default or ${JOB_TIMESTAMP}; scheduled sinks get no request variables`);
+        throw badRequest(
+          `The file_template placeholder {${unknown[0]}} is not a column of the node's result (${[...columns.keys()].join(', ')}), a parameter with a default or ${JOB_TIMESTAMP}; scheduled sinks get no request variables`,
+        );
       }
-      resolveTemplate(plan.parts, { variables: { ...defaults, ...Object.fromEntries(unknown.map((u) => [u, 'x'])) }, jobTime: this.now(), columns, format: plan.format, compression: plan.compression });
+      resolveTemplate(plan.parts, {
+        variables: { ...defaults, ...Object.fromEntries(unknown.map((u) => [u, 'x'])) },
+        jobTime: this.now(),
+        columns,
+        format: plan.format,
+        compression: plan.compression,
+      });
     }
     await this.connections.check(plan.location);
     const data: SinkData = {
@@ -186,7 +214,10 @@ export class SinkService {
       schedule_status: 'running',
       last_tick: cron ? this.now().toISOString() : null,
     };
-    return this.pipes.save(auth.workspace, { ...pipe, nodes: pipe.nodes.map((n) => (n.id === node.id ? { ...n, nodeType: 'sink', data: { ...n.data, ...data } } : n)) });
+    return this.pipes.save(auth.workspace, {
+      ...pipe,
+      nodes: pipe.nodes.map((n) => (n.id === node.id ? { ...n, nodeType: 'sink', data: { ...n.data, ...data } } : n)),
+    });
   }
 
   async unset(auth: Auth, pipe: PipeRecord, node: NodeRecord): Promise<PipeRecord> {
@@ -227,9 +258,13 @@ export class SinkService {
     const cron = scheduleOf(schedule);
     if (cron) {
       const columns = await this.columns(auth, pipe, node, null, reqId);
-      const unknown = columns ? columnPlaceholders(parseFileTemplate(data.sink_file_template), this.paramDefaults(pipe, node, columns)).filter((c) => !columns.has(c)) : [];
+      const unknown = columns
+        ? columnPlaceholders(parseFileTemplate(data.sink_file_template), this.paramDefaults(pipe, node, columns)).filter((c) => !columns.has(c))
+        : [];
       if (unknown.length) {
-        throw badRequest(`The file_template placeholder {${unknown[0]}} is not a column of the node's result (${[...columns!.keys()].join(', ')}), a parameter with a default or ${JOB_TIMESTAMP}; scheduled sinks get no request variables`);
+        throw badRequest(
+          `The file_template placeholder {${unknown[0]}} is not a column of the node's result (${[...columns!.keys()].join(', ')}), a parameter with a default or ${JOB_TIMESTAMP}; scheduled sinks get no request variables`,
+        );
       }
     }
     const patch: Partial<SinkData> = { cron, schedule_status: 'running', last_tick: cron ? this.now().toISOString() : null };
@@ -253,7 +288,14 @@ export class SinkService {
    * Enqueues a sink job. `overrides` replace the node's settings for this run; `variables` fill
    * file-template placeholders and, with `params`, render the node's template.
    */
-  async run(auth: Auth, pipe: PipeRecord, overrides: SinkSettings, variables: Record<string, string>, params: Record<string, ParamValue>, jobTimestamp?: Date): Promise<JobRecord> {
+  async run(
+    auth: Auth,
+    pipe: PipeRecord,
+    overrides: SinkSettings,
+    variables: Record<string, string>,
+    params: Record<string, ParamValue>,
+    jobTimestamp?: Date,
+  ): Promise<JobRecord> {
     const ws = auth.workspace;
     const node = this.sinkNode(pipe);
     const data = node.data as unknown as SinkData;
@@ -269,7 +311,11 @@ export class SinkService {
     const started = jobTimestamp ?? this.now();
     const index = pipe.nodes.findIndex((n) => n.id === node.id);
     const prepared = await this.queries.prepare(auth, node.sql, {
-      params: { job_timestamp: started.toISOString().slice(0, 19).replace('T', ' '), ...params }, testMode: false, pipe, nodeLimit: index, savedNode: true,
+      params: { job_timestamp: started.toISOString().slice(0, 19).replace('T', ' '), ...params },
+      testMode: false,
+      pipe,
+      nodeLimit: index,
+      savedNode: true,
     });
     if (prepared.format) throw badRequest('A sink node can not have a FORMAT clause');
     const queryId = newResourceId();
@@ -281,47 +327,79 @@ export class SinkService {
       if (err instanceof EngineError) throw badRequest(prepared.userNames(err.message));
       throw err;
     }
-    const resolved = resolveTemplate(plan.parts, { variables: { ...this.paramDefaults(pipe, node, columns), ...variables }, jobTime: started, columns, format: plan.format, compression: plan.compression });
-    const loc = plan.location;
-    return this.jobs.create(ws, 'sink', {
-      pipe_id: pipe.id, pipe_name: pipe.name, pipe: { id: pipe.id, name: pipe.name }, query_id: queryId,
-      query_sql: prepared.userNames(prepared.sql),
-      sink: {
-        connection: plan.connection.name, service: plan.connection.service, path: loc.display, file_template: s.fileTemplate,
-        format: plan.format, compression: plan.compression, write_strategy: plan.writeStrategy, job_timestamp: started.toISOString(),
-      },
-      is_cancellable_while_working: true,
-    }, async (job, signal) => {
-      const onAbort = () => void this.engine.kill(job.id).catch(() => undefined);
-      signal.addEventListener('abort', onAbort);
-      try {
-        await this.guardFiles(prepared, resolved, job.id);
-        const files = loc.kind === 's3' ? await this.exportS3(loc, plan, resolved, prepared, job.id, signal) : await this.exportLocal(loc, plan, resolved, prepared, job.id, signal);
-        return { statistics: { rows: files.rows, bytes: files.files.reduce((a, f) => a + f.size, 0), files: files.files.length }, files: files.files };
-      } catch (err) {
-        let e: PipitError;
-        if (err instanceof PipitError) e = err;
-        else if (err instanceof EngineError) e = err.chType === 'S3_ERROR' && loc.kind === 's3' ? storageError(err, loc) : badRequest(prepared.userNames(err.message));
-        else throw err;
-        // The job shows what it wrote before failing (nothing, if it failed first).
-        throw new PipitError(e.code, e.message, { files: [], ...e.extra });
-      } finally {
-        signal.removeEventListener('abort', onAbort);
-      }
+    const resolved = resolveTemplate(plan.parts, {
+      variables: { ...this.paramDefaults(pipe, node, columns), ...variables },
+      jobTime: started,
+      columns,
+      format: plan.format,
+      compression: plan.compression,
     });
+    const loc = plan.location;
+    return this.jobs.create(
+      ws,
+      'sink',
+      {
+        pipe_id: pipe.id,
+        pipe_name: pipe.name,
+        pipe: { id: pipe.id, name: pipe.name },
+        query_id: queryId,
+        query_sql: prepared.userNames(prepared.sql),
+        sink: {
+          connection: plan.connection.name,
+          service: plan.connection.service,
+          path: loc.display,
+          file_template: s.fileTemplate,
+          format: plan.format,
+          compression: plan.compression,
+          write_strategy: plan.writeStrategy,
+          job_timestamp: started.toISOString(),
+        },
+        is_cancellable_while_working: true,
+      },
+      async (job, signal) => {
+        const onAbort = () => void this.engine.kill(job.id).catch(() => undefined);
+        signal.addEventListener('abort', onAbort);
+        try {
+          await this.guardFiles(prepared, resolved, job.id);
+          const files =
+            loc.kind === 's3'
+              ? await this.exportS3(loc, plan, resolved, prepared, job.id, signal)
+              : await this.exportLocal(loc, plan, resolved, prepared, job.id, signal);
+          return { statistics: { rows: files.rows, bytes: files.files.reduce((a, f) => a + f.size, 0), files: files.files.length }, files: files.files };
+        } catch (err) {
+          let e: PipitError;
+          if (err instanceof PipitError) e = err;
+          else if (err instanceof EngineError)
+            e = err.chType === 'S3_ERROR' && loc.kind === 's3' ? storageError(err, loc) : badRequest(prepared.userNames(err.message));
+          else throw err;
+          // The job shows what it wrote before failing (nothing, if it failed first).
+          throw new PipitError(e.code, e.message, { files: [], ...e.extra });
+        } finally {
+          signal.removeEventListener('abort', onAbort);
+        }
+      },
+    );
   }
 
   /** Rows of a server-built statement with bound parameters (JSONEachRow). */
   private async rows<T>(sql: string, params: Record<string, string>, queryId: string): Promise<T[]> {
     const r = await this.engine.query(sql, { format: 'JSONEachRow', params, queryId });
-    return r.bytes.toString('utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as T);
+    return r.bytes
+      .toString('utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as T);
   }
 
   /** A column placeholder with too many distinct values would write too many files: refuse first. */
   private async guardFiles(prepared: PreparedQuery, resolved: ResolvedTemplate, jobId: string): Promise<void> {
     if (!resolved.partition) return;
     // DISTINCT with a LIMIT stops reading once it has one value too many.
-    const r = await this.rows<{ n: string }>(`SELECT count() AS n FROM (SELECT DISTINCT ${resolved.partition} FROM (${prepared.sql}) WHERE ${marked(jobId)} LIMIT ${MAX_SINK_FILES + 1})`, prepared.queryParams, jobId);
+    const r = await this.rows<{ n: string }>(
+      `SELECT count() AS n FROM (SELECT DISTINCT ${resolved.partition} FROM (${prepared.sql}) WHERE ${marked(jobId)} LIMIT ${MAX_SINK_FILES + 1})`,
+      prepared.queryParams,
+      jobId,
+    );
     if (Number(r[0]?.n ?? 0) > MAX_SINK_FILES) {
       throw badRequest(`The file_template would write more than ${MAX_SINK_FILES} files in one job: use fewer distinct values (e.g. {column, N} for N files)`);
     }
@@ -335,7 +413,14 @@ export class SinkService {
     return `/* sink */ INSERT INTO FUNCTION ${target}, '${fmt}', 'auto', '${comp}')${resolved.partition ? ` PARTITION BY ${resolved.partition}` : ''} SELECT * FROM (${prepared.sql}) WHERE ${marked(jobId)} SETTINGS ${settings.join(', ')}`;
   }
 
-  private async exportS3(loc: Extract<SinkLocation, { kind: 's3' }>, plan: Plan, resolved: ResolvedTemplate, prepared: PreparedQuery, jobId: string, signal: AbortSignal): Promise<{ rows: number | null; files: WrittenFile[] }> {
+  private async exportS3(
+    loc: Extract<SinkLocation, { kind: 's3' }>,
+    plan: Plan,
+    resolved: ResolvedTemplate,
+    prepared: PreparedQuery,
+    jobId: string,
+    signal: AbortSignal,
+  ): Promise<{ rows: number | null; files: WrittenFile[] }> {
     const dir = loc.prefix ? `${loc.prefix}/` : '';
     const name = `${resolved.prefix}${resolved.partition ? '{_partition_id}' : ''}${resolved.suffix}`;
     const listUrl = loc.url(`${dir}${resolved.prefix}**`);
@@ -346,7 +431,8 @@ export class SinkService {
     try {
       if (signal.aborted) throw new Error('The job was cancelled');
       await this.engine.exec(this.insertSql('s3({pipit_url:String}, {pipit_key:String}, {pipit_secret:String}', plan, resolved, prepared, settings, jobId), {
-        queryId: jobId, params: { ...prepared.queryParams, pipit_url: loc.url(`${dir}${name}`), ...creds },
+        queryId: jobId,
+        params: { ...prepared.queryParams, pipit_url: loc.url(`${dir}${name}`), ...creds },
       });
     } catch (err) {
       failure = err;
@@ -363,7 +449,13 @@ export class SinkService {
   }
 
   /** Rows in the written objects (read back: Parquet from its metadata); null when they can not be counted. */
-  private async countS3(loc: Extract<SinkLocation, { kind: 's3' }>, files: WrittenFile[], format: SinkFormat, creds: Record<string, string>, jobId: string): Promise<number | null> {
+  private async countS3(
+    loc: Extract<SinkLocation, { kind: 's3' }>,
+    files: WrittenFile[],
+    format: SinkFormat,
+    creds: Record<string, string>,
+    jobId: string,
+  ): Promise<number | null> {
     let total = 0;
     for (let i = 0; i < files.length; i += 50) {
       const batch = files.slice(i, i + 50);
@@ -372,7 +464,11 @@ export class SinkService {
         params[`pipit_u${k}`] = loc.objectUrl(f.path.slice(`${loc.display.split('://')[0]}://${loc.bucket}/`.length));
         return `SELECT count() AS c FROM s3({pipit_u${k}:String}, {pipit_key:String}, {pipit_secret:String}, '${FORMATS[format].engine}')`;
       });
-      const r = await this.rows<{ c: string }>(`SELECT sum(c) AS c FROM (${parts.join(' UNION ALL ')}) WHERE ${marked(jobId)} SETTINGS ${S3_JOB_SETTINGS}`, params, jobId).catch(() => null);
+      const r = await this.rows<{ c: string }>(
+        `SELECT sum(c) AS c FROM (${parts.join(' UNION ALL ')}) WHERE ${marked(jobId)} SETTINGS ${S3_JOB_SETTINGS}`,
+        params,
+        jobId,
+      ).catch(() => null);
       if (!r) return null;
       total += Number(r[0]?.c ?? 0);
     }
@@ -388,7 +484,14 @@ export class SinkService {
     return new Map(rows.map((r) => [r.p, { size: Number(r.s), etag: r.e, time: r.t }]));
   }
 
-  private async exportLocal(loc: Extract<SinkLocation, { kind: 'local' }>, plan: Plan, resolved: ResolvedTemplate, prepared: PreparedQuery, jobId: string, signal: AbortSignal): Promise<{ rows: number | null; files: WrittenFile[] }> {
+  private async exportLocal(
+    loc: Extract<SinkLocation, { kind: 'local' }>,
+    plan: Plan,
+    resolved: ResolvedTemplate,
+    prepared: PreparedQuery,
+    jobId: string,
+    signal: AbortSignal,
+  ): Promise<{ rows: number | null; files: WrittenFile[] }> {
     const staging = loc.staging(jobId);
     fs.rmSync(staging, { recursive: true, force: true });
     fs.mkdirSync(staging, { recursive: true });
@@ -396,7 +499,8 @@ export class SinkService {
       const name = `${resolved.prefix}${resolved.partition ? '{_partition_id}' : ''}${resolved.suffix}`;
       if (signal.aborted) throw new Error('The job was cancelled');
       await this.engine.exec(this.insertSql('file({pipit_path:String}', plan, resolved, prepared, ['engine_file_truncate_on_insert = 1'], jobId), {
-        queryId: jobId, params: { ...prepared.queryParams, pipit_path: path.join(staging, name) },
+        queryId: jobId,
+        params: { ...prepared.queryParams, pipit_path: path.join(staging, name) },
       });
       const staged = (fs.readdirSync(staging, { recursive: true, withFileTypes: true }) as fs.Dirent[])
         .filter((d) => d.isFile())
@@ -404,7 +508,11 @@ export class SinkService {
         .sort();
       let rows: number | null = 0;
       if (staged.length) {
-        const r = await this.rows<{ c: string }>(`SELECT count() AS c FROM file({pipit_path:String}, '${FORMATS[plan.format].engine}') WHERE ${marked(jobId)}`, { pipit_path: path.join(staging, '**') }, jobId).catch(() => null);
+        const r = await this.rows<{ c: string }>(
+          `SELECT count() AS c FROM file({pipit_path:String}, '${FORMATS[plan.format].engine}') WHERE ${marked(jobId)}`,
+          { pipit_path: path.join(staging, '**') },
+          jobId,
+        ).catch(() => null);
         rows = r ? Number(r[0]?.c ?? 0) : null;
       }
       const files: WrittenFile[] = [];
@@ -426,7 +534,11 @@ export class SinkService {
    * One scheduler pass: for every running schedule, the tick it owes (at most one, the latest,
    * so a restart neither skips nor repeats a run) is recorded before its job is enqueued.
    */
-  async tick(workspaces: Workspace[], authFor: (ws: Workspace) => Promise<Auth>, dueTickFn: (cron: string, since: Date, now: Date) => Date | null): Promise<JobRecord[]> {
+  async tick(
+    workspaces: Workspace[],
+    authFor: (ws: Workspace) => Promise<Auth>,
+    dueTickFn: (cron: string, since: Date, now: Date) => Date | null,
+  ): Promise<JobRecord[]> {
     const now = this.now();
     const out: JobRecord[] = [];
     for (const ws of workspaces) {
@@ -437,7 +549,10 @@ export class SinkService {
         if (!data.cron || data.schedule_status !== 'running') continue;
         const due = dueTickFn(data.cron, new Date(data.last_tick ?? pipe.updatedAt), now);
         if (!due) continue;
-        const saved = await this.pipes.save(ws, { ...pipe, nodes: pipe.nodes.map((n) => (n.id === node.id ? { ...n, data: { ...n.data, last_tick: due.toISOString() } } : n)) });
+        const saved = await this.pipes.save(ws, {
+          ...pipe,
+          nodes: pipe.nodes.map((n) => (n.id === node.id ? { ...n, data: { ...n.data, last_tick: due.toISOString() } } : n)),
+        });
         try {
           out.push(await this.run(await authFor(ws), saved, {}, {}, {}, due));
         } catch {
@@ -457,7 +572,12 @@ interface ListedObject {
 
 /** The error of a failed export, with the files it wrote before failing. */
 function withFiles(err: unknown, files: WrittenFile[], loc: Extract<SinkLocation, { kind: 's3' }>): PipitError {
-  const e = err instanceof EngineError && err.chType === 'S3_ERROR' ? storageError(err, loc) : err instanceof PipitError ? err : badRequest(err instanceof Error ? err.message : String(err));
+  const e =
+    err instanceof EngineError && err.chType === 'S3_ERROR'
+      ? storageError(err, loc)
+      : err instanceof PipitError
+        ? err
+        : badRequest(err instanceof Error ? err.message : String(err));
   return new PipitError(e.code, e.message, { ...e.extra, files });
 }
 

@@ -1,7 +1,15 @@
 import { describe, expect, it } from 'vitest';
 import { PipitError } from './errors.js';
 import {
-  checkCompression, checkFormat, checkWriteStrategy, columnPlaceholders, formatJobTime, parseBucketUri, parseFileTemplate, parseLocalPath, resolveTemplate,
+  checkCompression,
+  checkFormat,
+  checkWriteStrategy,
+  columnPlaceholders,
+  formatJobTime,
+  parseBucketUri,
+  parseFileTemplate,
+  parseLocalPath,
+  resolveTemplate,
 } from './sink-template.js';
 
 const bad = (f: () => unknown, msg?: RegExp) => {
@@ -16,10 +24,22 @@ const bad = (f: () => unknown, msg?: RegExp) => {
   throw new Error('expected a 400');
 };
 
-const cols = new Map([['country', 'String'], ['n', 'Int32'], ['ts', "DateTime('UTC')"], ['d', 'Date'], ['u', 'Nullable(UInt64)']]);
+const cols = new Map([
+  ['country', 'String'],
+  ['n', 'Int32'],
+  ['ts', "DateTime('UTC')"],
+  ['d', 'Date'],
+  ['u', 'Nullable(UInt64)'],
+]);
 const when = new Date('2024-03-05T07:08:09Z');
 const resolve = (t: string, o: { variables?: Record<string, string>; format?: 'csv' | 'ndjson' | 'parquet'; compression?: 'none' | 'gz' | 'zstd' } = {}) =>
-  resolveTemplate(parseFileTemplate(t), { variables: o.variables ?? {}, jobTime: when, columns: cols, format: o.format ?? 'csv', compression: o.compression ?? 'none' });
+  resolveTemplate(parseFileTemplate(t), {
+    variables: o.variables ?? {},
+    jobTime: when,
+    columns: cols,
+    format: o.format ?? 'csv',
+    compression: o.compression ?? 'none',
+  });
 
 describe('file templates', () => {
   it('parses text and placeholders', () => {
@@ -36,7 +56,25 @@ describe('file templates', () => {
   });
 
   it('refuses what could break out of a literal, a path or a glob', () => {
-    for (const t of ["a'b", 'a"b', 'a\\b', 'a\nb', 'a b', 'a*b', 'a?b', 'a%b', 'a#b', '{', '}', 'a{b{c}}', '{a, 1000000}', '{a, x}', "{a, '%Q'}", "{a, 'x y'}", '{1a}']) {
+    for (const t of [
+      "a'b",
+      'a"b',
+      'a\\b',
+      'a\nb',
+      'a b',
+      'a*b',
+      'a?b',
+      'a%b',
+      'a#b',
+      '{',
+      '}',
+      'a{b{c}}',
+      '{a, 1000000}',
+      '{a, x}',
+      "{a, '%Q'}",
+      "{a, 'x y'}",
+      '{1a}',
+    ]) {
       bad(() => parseFileTemplate(t));
     }
     for (const t of ['../x', 'a/../b', './x', 'a//b', '/abs', 'dir/', '', '   ']) bad(() => parseFileTemplate(t));
@@ -82,7 +120,17 @@ describe('paths and options', () => {
   it('parses bucket URIs and local paths', () => {
     expect(parseBucketUri('s3://my-bucket/a/b/', ['s3'])).toEqual({ bucket: 'my-bucket', prefix: 'a/b' });
     expect(parseBucketUri('gs://b.c.d', ['gs', 's3'])).toEqual({ bucket: 'b.c.d', prefix: '' });
-    for (const u of ['', 'http://bucket/x', 's3://Bucket/x', "s3://bu'ck/x", 's3://ab/x', 's3://bucket/../x', 's3://bucket/a b', 's3://a..b/x', 'gs://bucket/x']) {
+    for (const u of [
+      '',
+      'http://bucket/x',
+      's3://Bucket/x',
+      "s3://bu'ck/x",
+      's3://ab/x',
+      's3://bucket/../x',
+      's3://bucket/a b',
+      's3://a..b/x',
+      'gs://bucket/x',
+    ]) {
       bad(() => parseBucketUri(u, ['s3']));
     }
     expect(parseLocalPath('local://a/b/')).toBe('a/b');

@@ -77,7 +77,8 @@ export function checkRelativePath(p: string, what: string, allowEmpty = false): 
   const segments = p.split('/');
   for (const seg of segments) {
     if (seg.includes('\u0000')) continue;
-    if (seg === '' || seg === '.' || seg === '..') throw badRequest(`Invalid ${what} "${p.replace(/\u0000/g, '{…}')}": empty, "." and ".." path segments are not allowed`);
+    if (seg === '' || seg === '.' || seg === '..')
+      throw badRequest(`Invalid ${what} "${p.replace(/\u0000/g, '{…}')}": empty, "." and ".." path segments are not allowed`);
   }
 }
 
@@ -109,7 +110,13 @@ export function parseFileTemplate(template: string | undefined): TemplatePart[] 
   for (const p of parts) if (p.kind === 'text') checkText(p.text, 'file_template');
   // Segments made only of literal dots (or empty) are refused whatever the values.
   checkRelativePath(parts.map((p) => (p.kind === 'text' ? p.text : '\u0000')).join(''), 'file_template');
-  if (parts.every((p) => p.kind === 'text') && parts.map((p) => (p as { text: string }).text).join('').endsWith('/')) {
+  if (
+    parts.every((p) => p.kind === 'text') &&
+    parts
+      .map((p) => (p as { text: string }).text)
+      .join('')
+      .endsWith('/')
+  ) {
     throw badRequest('Invalid file_template: it names a directory, not a file');
   }
   return parts;
@@ -135,7 +142,12 @@ function checkDateFormat(fmt: string, inner: string): string {
   for (let i = 0; i < fmt.length; i++) {
     if (fmt[i] === '%') {
       const d = fmt[i + 1];
-      if (!d || !(d in DIRECTIVES)) throw badRequest(`Invalid date format in "{${inner}}": supported directives are ${Object.keys(DIRECTIVES).map((k) => `%${k}`).join(' ')}`);
+      if (!d || !(d in DIRECTIVES))
+        throw badRequest(
+          `Invalid date format in "{${inner}}": supported directives are ${Object.keys(DIRECTIVES)
+            .map((k) => `%${k}`)
+            .join(' ')}`,
+        );
       i++;
     } else if (!SAFE_TEXT.test(fmt[i])) {
       throw badRequest(`Invalid date format in "{${inner}}": only directives, letters, digits and _ - . = / are allowed`);
@@ -151,22 +163,33 @@ const pad = (n: number, w = 2) => String(n).padStart(w, '0');
 export function formatJobTime(d: Date, fmt = DEFAULT_TS_FORMAT): string {
   return fmt.replace(/%([A-Za-z])/g, (_, c: string) => {
     switch (c) {
-      case 'Y': return String(d.getUTCFullYear());
-      case 'y': return pad(d.getUTCFullYear() % 100);
-      case 'm': return pad(d.getUTCMonth() + 1);
-      case 'd': return pad(d.getUTCDate());
-      case 'H': return pad(d.getUTCHours());
-      case 'M': return pad(d.getUTCMinutes());
-      case 'S': return pad(d.getUTCSeconds());
-      case 'j': return pad(Math.floor((Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), d.getUTCDate()) - Date.UTC(d.getUTCFullYear(), 0, 1)) / 86_400_000) + 1, 3);
-      default: throw badRequest(`Unsupported date directive %${c}`);
+      case 'Y':
+        return String(d.getUTCFullYear());
+      case 'y':
+        return pad(d.getUTCFullYear() % 100);
+      case 'm':
+        return pad(d.getUTCMonth() + 1);
+      case 'd':
+        return pad(d.getUTCDate());
+      case 'H':
+        return pad(d.getUTCHours());
+      case 'M':
+        return pad(d.getUTCMinutes());
+      case 'S':
+        return pad(d.getUTCSeconds());
+      case 'j':
+        return pad(Math.floor((Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), d.getUTCDate()) - Date.UTC(d.getUTCFullYear(), 0, 1)) / 86_400_000) + 1, 3);
+      default:
+        throw badRequest(`Unsupported date directive %${c}`);
     }
   });
 }
 
 /** Placeholders that are neither request variables nor job_timestamp: they must be columns. */
 export function columnPlaceholders(parts: TemplatePart[], variables: Record<string, string>): string[] {
-  return parts.filter((p): p is Extract<TemplatePart, { kind: 'var' }> => p.kind === 'var' && !(p.name in variables) && p.name !== JOB_TIMESTAMP).map((p) => p.name);
+  return parts
+    .filter((p): p is Extract<TemplatePart, { kind: 'var' }> => p.kind === 'var' && !(p.name in variables) && p.name !== JOB_TIMESTAMP)
+    .map((p) => p.name);
 }
 
 export interface ResolvedTemplate {
@@ -193,7 +216,10 @@ const INTEGER_TYPE = /^(Nullable\()?(LowCardinality\()?U?Int(8|16|32|64|128|256)
  * Renders a template for one job: variables and the job time become text, columns become the
  * partition expression. `columns` maps the node's output column names to their types.
  */
-export function resolveTemplate(parts: TemplatePart[], opts: { variables: Record<string, string>; jobTime: Date; columns: Map<string, string>; format: SinkFormat; compression: SinkCompression }): ResolvedTemplate {
+export function resolveTemplate(
+  parts: TemplatePart[],
+  opts: { variables: Record<string, string>; jobTime: Date; columns: Map<string, string>; format: SinkFormat; compression: SinkCompression },
+): ResolvedTemplate {
   /** Text pieces and column expressions, adjacent texts merged. */
   const pieces: Array<{ text: string } | { expr: string }> = [];
   const addText = (text: string) => {
@@ -214,16 +240,21 @@ export function resolveTemplate(parts: TemplatePart[], opts: { variables: Record
     } else {
       const type = opts.columns.get(p.name);
       if (type === undefined) {
-        throw badRequest(`The file_template placeholder {${p.name}} is not a column of the sink node's result (${[...opts.columns.keys()].join(', ')}), a variable of the request or ${JOB_TIMESTAMP}`);
+        throw badRequest(
+          `The file_template placeholder {${p.name}} is not a column of the sink node's result (${[...opts.columns.keys()].join(', ')}), a variable of the request or ${JOB_TIMESTAMP}`,
+        );
       }
       const col = quoteIdent(p.name);
       if (!p.arg) pieces.push({ expr: cleanValue(col) });
       else if ('format' in p.arg) {
-        if (!/Date/.test(type)) throw badRequest(`The file_template placeholder {${p.name}, '${p.arg.format}'} formats a date, but the column ${p.name} is ${type}`);
+        if (!/Date/.test(type))
+          throw badRequest(`The file_template placeholder {${p.name}, '${p.arg.format}'} formats a date, but the column ${p.name} is ${type}`);
         const chFormat = p.arg.format.replace(/%([A-Za-z])/g, (_, c: string) => DIRECTIVES[c]);
         pieces.push({ expr: `formatDateTime(${col}, ${quoteString(chFormat)}, 'UTC')` });
       } else {
-        pieces.push({ expr: INTEGER_TYPE.test(type) ? `toString(positiveModulo(${col}, ${p.arg.buckets}))` : `toString(cityHash64(${col}) % ${p.arg.buckets})` });
+        pieces.push({
+          expr: INTEGER_TYPE.test(type) ? `toString(positiveModulo(${col}, ${p.arg.buckets}))` : `toString(cityHash64(${col}) % ${p.arg.buckets})`,
+        });
       }
     }
   }
@@ -253,7 +284,7 @@ export function resolveTemplate(parts: TemplatePart[], opts: { variables: Record
 
 /** `s3://bucket/prefix` (also `gs://`): the bucket and the checked prefix (no leading or trailing slash). */
 export function parseBucketUri(uri: string | undefined, schemes: string[]): { bucket: string; prefix: string } {
-  if (!uri || !uri.trim()) throw badRequest('The "path" parameter is required');
+  if (!uri?.trim()) throw badRequest('The "path" parameter is required');
   const m = /^([a-z0-9]+):\/\/([^/]*)(?:\/(.*))?$/.exec(uri.trim());
   if (!m || !schemes.includes(m[1])) throw badRequest(`Invalid path "${uri}": it must look like ${schemes[0]}://bucket/prefix`);
   const bucket = m[2];
@@ -267,7 +298,10 @@ export function parseBucketUri(uri: string | undefined, schemes: string[]): { bu
 
 /** A local path (relative, optionally `local://` or `file://` prefixed): checked, no leading or trailing slash. */
 export function parseLocalPath(p: string | undefined): string {
-  const raw = (p ?? '').trim().replace(/^(local|file):\/\//, '').replace(/\/+$/, '');
+  const raw = (p ?? '')
+    .trim()
+    .replace(/^(local|file):\/\//, '')
+    .replace(/\/+$/, '');
   if (raw.startsWith('/')) throw badRequest(`Invalid path "${p}": a local path is relative to the connection's directory`);
   checkRelativePath(raw, 'path', true);
   return raw;

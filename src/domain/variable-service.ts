@@ -72,12 +72,22 @@ export class VariableService {
     if (type !== undefined && type !== 'secret') throw badRequest('Supported variable types are: secret');
     const v = this.checkValue(value);
     checkNameLength(name, 'variable');
-    if (!NAME.test(name)) throw badRequest(`Invalid variable name "${name}". Name must start with a letter or underscore and contain only letters, numbers, and underscores.`);
+    if (!NAME.test(name))
+      throw badRequest(`Invalid variable name "${name}". Name must start with a letter or underscore and contain only letters, numbers, and underscores.`);
     const m = await this.load(ws);
     if (m.has(name)) throw badRequest(`Variable "${name}" already exists`);
     if (m.size >= MAX_VARIABLES) throw badRequest(`Maximum number of variables reached (${MAX_VARIABLES})`);
     const now = nowIso();
-    const record: VariableRecord = { id: newResourceId(), workspaceId: ws.id, name, type: 'secret', value: this.encrypt(v, `${ws.id}/${name}`), createdAt: now, updatedAt: now, editedBy };
+    const record: VariableRecord = {
+      id: newResourceId(),
+      workspaceId: ws.id,
+      name,
+      type: 'secret',
+      value: this.encrypt(v, `${ws.id}/${name}`),
+      createdAt: now,
+      updatedAt: now,
+      editedBy,
+    };
     await this.catalog.upsertVariable(record);
     m.set(name, { record, value: v });
     return record;

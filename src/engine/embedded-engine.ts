@@ -11,7 +11,18 @@ import { Session } from 'chdb';
 import fs from 'node:fs';
 import path from 'node:path';
 import { DiskFullError, freeBytes, isDiskFull, writeFileAtomic } from '../domain/disk.js';
-import { markerTag, markSelect, Engine, EngineError, InsertOptions, QueryOptions, QueryResult, SelectLimits, SelectOptions, SelectResult } from './engine.js';
+import {
+  markerTag,
+  markSelect,
+  type Engine,
+  EngineError,
+  type InsertOptions,
+  type QueryOptions,
+  type QueryResult,
+  type SelectLimits,
+  type SelectOptions,
+  type SelectResult,
+} from './engine.js';
 import { EngineLanes, type SlotKind } from './lanes.js';
 
 /** The comment that marks a statement so it can be found (and killed) in system.processes. */
@@ -31,9 +42,9 @@ function engineError(err: unknown): EngineError | DiskFullError {
 }
 
 /** Statements that make the engine write a metadata file (database, table, view, mutation). */
-const METADATA_WRITE = /^(?:\s|\/\*[^]*?\*\/)*(CREATE|ALTER|ATTACH|RENAME|EXCHANGE|DELETE|UPDATE)\b/i;
+const METADATA_WRITE = /^(?:\s|\/\*[\s\S]*?\*\/)*(CREATE|ALTER|ATTACH|RENAME|EXCHANGE|DELETE|UPDATE)\b/i;
 /** `CREATE ... IF NOT EXISTS <name>`: a no-op when the object exists, so not refused on a full disk. */
-const CREATE_IF_NOT_EXISTS = /^(?:\s|\/\*[^]*?\*\/)*CREATE\s+(DATABASE|TABLE|VIEW|MATERIALIZED\s+VIEW)\s+IF\s+NOT\s+EXISTS\s+([`\w]+)(?:\.([`\w]+))?/i;
+const CREATE_IF_NOT_EXISTS = /^(?:\s|\/\*[\s\S]*?\*\/)*CREATE\s+(DATABASE|TABLE|VIEW|MATERIALIZED\s+VIEW)\s+IF\s+NOT\s+EXISTS\s+([`\w]+)(?:\.([`\w]+))?/i;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 /** An engine table whose metadata file a full disk had left empty or torn, moved aside at start. */
@@ -298,9 +309,12 @@ export class EmbeddedEngine implements Engine {
     const m = CREATE_IF_NOT_EXISTS.exec(sql);
     if (m) {
       const unq = (x: string) => x.replace(/`/g, '');
-      const exists = m[1].toUpperCase() === 'DATABASE'
-        ? await this.rows(`SELECT 1 FROM system.databases WHERE name = '${unq(m[2])}'`)
-        : m[3] ? await this.rows(`SELECT 1 FROM system.tables WHERE database = '${unq(m[2])}' AND name = '${unq(m[3])}'`) : [];
+      const exists =
+        m[1].toUpperCase() === 'DATABASE'
+          ? await this.rows(`SELECT 1 FROM system.databases WHERE name = '${unq(m[2])}'`)
+          : m[3]
+            ? await this.rows(`SELECT 1 FROM system.tables WHERE database = '${unq(m[2])}' AND name = '${unq(m[3])}'`)
+            : [];
       if (exists.length) return true;
     }
     throw new DiskFullError(undefined, `free disk space under the reserve of ${this.reserve} bytes: refused ${sql.slice(0, 80)}`);
@@ -653,9 +667,13 @@ export class EmbeddedEngine implements Engine {
       }
       // Formats chDB's raw insert does not take (e.g. LineAsString) go inline after the query.
       const cols = opts.columns ? ` (${opts.columns.join(', ')})` : '';
-      const settings = opts.settings && Object.keys(opts.settings).length
-        ? ' SETTINGS ' + Object.entries(opts.settings).map(([k, v]) => `${k}=${typeof v === 'string' ? `'${v.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'` : Number(v)}`).join(', ')
-        : '';
+      const settings =
+        opts.settings && Object.keys(opts.settings).length
+          ? ' SETTINGS ' +
+            Object.entries(opts.settings)
+              .map(([k, v]) => `${k}=${typeof v === 'string' ? `'${v.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'` : Number(v)}`)
+              .join(', ')
+          : '';
       const data = typeof opts.data === 'string' ? opts.data : opts.data.toString('utf8');
       await s.queryAsync(`INSERT INTO ${opts.table}${cols}${settings} FORMAT ${opts.format}\n${data}`);
     }, 'insert');

@@ -81,10 +81,13 @@ class Slots {
       return this.releaser();
     }
     await new Promise<void>((resolve, reject) => {
-      const w: Waiter = { kind, grant: () => {
-        signal?.removeEventListener('abort', onAbort);
-        resolve();
-      } };
+      const w: Waiter = {
+        kind,
+        grant: () => {
+          signal?.removeEventListener('abort', onAbort);
+          resolve();
+        },
+      };
       const onAbort = () => {
         const i = this.waiters.indexOf(w);
         if (i >= 0) this.waiters.splice(i, 1);

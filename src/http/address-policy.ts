@@ -45,7 +45,10 @@ export function parseV4(s: string): number | null {
 
 /** An IPv6 address (optionally with an embedded dotted IPv4 and a zone) as 8 16-bit groups, or null. */
 export function parseV6(input: string): number[] | null {
-  let s = input.replace(/^\[|\]$/g, '').split('%')[0].toLowerCase();
+  let s = input
+    .replace(/^\[|\]$/g, '')
+    .split('%')[0]
+    .toLowerCase();
   const lastColon = s.lastIndexOf(':');
   if (lastColon < 0) return null;
   const tail = s.slice(lastColon + 1);
@@ -71,7 +74,7 @@ export function parseV6(input: string): number[] | null {
 }
 
 function v4Reason(n: number): string | null {
-  for (const r of V4_RANGES) if (((n & r.mask) >>> 0) === r.base) return r.why;
+  for (const r of V4_RANGES) if ((n & r.mask) >>> 0 === r.base) return r.why;
   return null;
 }
 
@@ -95,7 +98,7 @@ function v6Reason(g: number[]): string | null {
   if (g[0] === 0x2002) return embedded('6to4', v4Of(g[1], g[2]));
   if (g[0] === 0x2001 && g[1] === 0) {
     // Teredo: server address in bits 32-63, client address (inverted) in bits 96-127.
-    return embedded('Teredo server', v4Of(g[2], g[3])) ?? embedded('Teredo client', (~v4Of(g[6], g[7])) >>> 0);
+    return embedded('Teredo server', v4Of(g[2], g[3])) ?? embedded('Teredo client', ~v4Of(g[6], g[7]) >>> 0);
   }
   if (g[0] === 0x2001 && g[1] === 0x0db8) return 'documentation';
   if (g[0] === 0x2001 && g[1] === 2 && g[2] === 0) return 'benchmarking';

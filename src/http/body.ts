@@ -90,10 +90,13 @@ export async function* decoded(source: AsyncIterable<Buffer>, contentEncoding?: 
       for await (const c of rest) yield c as Buffer;
       return;
     }
-    const input = Readable.from((async function* () {
-      yield head;
-      for await (const c of rest) yield c as Buffer;
-    })(), { objectMode: false });
+    const input = Readable.from(
+      (async function* () {
+        yield head;
+        for await (const c of rest) yield c as Buffer;
+      })(),
+      { objectMode: false },
+    );
     const gunzip = pipeline(input, zlib.createGunzip(), () => undefined);
     try {
       for await (const c of gunzip) yield c as Buffer;
@@ -147,7 +150,10 @@ export function jsonObject(text: string, message: string): Record<string, unknow
 export function jsonText(o: Record<string, unknown>, field: string, path = field): string | undefined {
   const v = o[field];
   if (v === undefined || v === null) return undefined;
-  if (typeof v !== 'string') throw badRequest(`Invalid "${path}": it must be a string, not ${Array.isArray(v) ? 'an array' : typeof v === 'object' ? 'an object' : `the ${typeof v} ${JSON.stringify(v)}`}`);
+  if (typeof v !== 'string')
+    throw badRequest(
+      `Invalid "${path}": it must be a string, not ${Array.isArray(v) ? 'an array' : typeof v === 'object' ? 'an object' : `the ${typeof v} ${JSON.stringify(v)}`}`,
+    );
   return v;
 }
 
@@ -211,7 +217,10 @@ export function readMultipart(req: FastifyRequest, fields: Record<string, string
       // A broken form fails the request (once the file's handler, whose stream it broke, settled).
       const failed = err ? badRequest(`Invalid multipart request: ${(err as Error).message}`) : null;
       if (!handled) return failed ? reject(failed) : resolve(false);
-      handled.then(() => (failed ? reject(failed) : resolve(true)), (e) => reject(failed ?? e));
+      handled.then(
+        () => (failed ? reject(failed) : resolve(true)),
+        (e) => reject(failed ?? e),
+      );
     });
   });
 }

@@ -21,7 +21,7 @@ describe('userFacingNames', () => {
     expect(userFacingNames(`pushing to view ${db}.${other}_mv`, (x) => (x === other ? 'my_node' : undefined))).toBe('pushing to view my_node');
     expect(userFacingNames(`Resource '${other}' not found`, nameOf)).toBe(`Resource '${other}' not found`);
   });
-  it('removes the artefacts of Pipit\'s own rewrites', () => {
+  it("removes the artefacts of Pipit's own rewrites", () => {
     const cases: Array<[string, string]> = [
       [`Unknown identifier x in scope /* pipit:01ABC */ SELECT x FROM ${db}.${id} AS events`, 'Unknown identifier x in scope SELECT x FROM events AS events'],
       [`In scope SELECT * FROM (SELECT x FROM ${db}.${id}) WHERE 'pipit:01ABCXYZ' != ''.`, 'In scope SELECT x FROM events.'],

@@ -61,7 +61,8 @@ export function toHttpError(err: unknown, nameOf: (id: string) => string | undef
   if (err instanceof CustomTemplateError) {
     // error() → {"error": msg}; custom_error(obj, code) → obj as sent, with its status.
     const status = err.status >= 400 && err.status < 600 ? err.status : 400;
-    const body = err.body !== null && typeof err.body === 'object' && !Array.isArray(err.body) ? (err.body as Record<string, unknown>) : { error: String(err.body) };
+    const body =
+      err.body !== null && typeof err.body === 'object' && !Array.isArray(err.body) ? (err.body as Record<string, unknown>) : { error: String(err.body) };
     return { status, body };
   }
   if (err instanceof EngineError) {

@@ -8,7 +8,8 @@
  * `token=` query values; Pipit static tokens (`p.<payload>.<signature>`); JWTs (`eyJ….eyJ….…`);
  * `Bearer <value>`; and `"authorization": "<value>"` in logged header objects.
  */
-const SECRET = /([?&;]token=)[^&#\s"\\]*|\bp\.[A-Za-z0-9_-]{16,}\.[A-Za-z0-9_-]{16,}|\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*|(\bbearer\s+)[^\s"\\,]+|("authorization"\s*:\s*")[^"\\]*/gi;
+const SECRET =
+  /([?&;]token=)[^&#\s"\\]*|\bp\.[A-Za-z0-9_-]{16,}\.[A-Za-z0-9_-]{16,}|\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*|(\bbearer\s+)[^\s"\\,]+|("authorization"\s*:\s*")[^"\\]*/gi;
 
 export const REDACTED = '[REDACTED]';
 

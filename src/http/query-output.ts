@@ -19,7 +19,11 @@ import { translate, type PreparedQuery } from '../sql/query-service.js';
  */
 const BUFFERED_FORMATS = new Set(['JSON', 'JSONCompact', 'JSONStrings']);
 
-export const FLAG_SETTINGS = ['output_format_json_quote_64bit_integers', 'output_format_json_quote_denormals', 'output_format_parquet_string_as_string'] as const;
+export const FLAG_SETTINGS = [
+  'output_format_json_quote_64bit_integers',
+  'output_format_json_quote_denormals',
+  'output_format_parquet_string_as_string',
+] as const;
 
 export interface OutputOptions {
   format: string;
@@ -98,7 +102,13 @@ export class ResultCache {
 }
 
 /** Runs `prepared` and sends its result in `opts.format`. */
-export async function sendQuery(services: Services, req: FastifyRequest, reply: FastifyReply, prepared: PreparedQuery, opts: OutputOptions): Promise<FastifyReply> {
+export async function sendQuery(
+  services: Services,
+  req: FastifyRequest,
+  reply: FastifyReply,
+  prepared: PreparedQuery,
+  opts: OutputOptions,
+): Promise<FastifyReply> {
   const { format } = opts;
   const ac = new AbortController();
   reply.raw.on('close', () => {
@@ -107,9 +117,10 @@ export async function sendQuery(services: Services, req: FastifyRequest, reply: 
   const gzip = /\bgzip\b/.test(String(req.headers['accept-encoding'] ?? ''));
   const warnings = JSON.stringify(prepared.warnings);
   const buffered = BUFFERED_FORMATS.has(format) || prepared.cacheTtl !== undefined;
-  const cacheKey = prepared.cacheTtl !== undefined
-    ? JSON.stringify([opts.workspaceId, prepared.sql, format, opts.maxThreads ?? prepared.maxThreads ?? null, opts.formatSettings ?? {}])
-    : undefined;
+  const cacheKey =
+    prepared.cacheTtl !== undefined
+      ? JSON.stringify([opts.workspaceId, prepared.sql, format, opts.maxThreads ?? prepared.maxThreads ?? null, opts.formatSettings ?? {}])
+      : undefined;
 
   if (cacheKey) {
     const hit = services.resultCache.get(cacheKey);
@@ -121,7 +132,14 @@ export async function sendQuery(services: Services, req: FastifyRequest, reply: 
   }
 
   const started = process.hrtime.bigint();
-  const result = await services.queries.run(prepared, { format, queryId: req.id, signal: ac.signal, maxThreads: opts.maxThreads, formatSettings: opts.formatSettings, buffered });
+  const result = await services.queries.run(prepared, {
+    format,
+    queryId: req.id,
+    signal: ac.signal,
+    maxThreads: opts.maxThreads,
+    formatSettings: opts.formatSettings,
+    buffered,
+  });
   const elapsed = Number(process.hrtime.bigint() - started) / 1e9;
   const headers: Record<string, string> = {
     'content-type': contentType(format),

@@ -59,7 +59,8 @@ export function convert(raw: string, type: string, mode: 'json' | 'csv'): Conver
   if (/^(U?Int(8|16|32|64|128|256)|Float(32|64)|BFloat16|Decimal(32|64|128|256)?|Bool|Boolean)$/.test(n)) {
     return scalar(`accurateCastOrNull(${raw}, ${quoteString(inner)})`);
   }
-  if (n === 'Date' || n === 'Date32') return scalar(`${n === 'Date' ? 'toDateOrNull' : 'toDate32OrNull'}(toString(parseDateTime64BestEffortOrNull(${raw}, 0, 'UTC')))`);
+  if (n === 'Date' || n === 'Date32')
+    return scalar(`${n === 'Date' ? 'toDateOrNull' : 'toDate32OrNull'}(toString(parseDateTime64BestEffortOrNull(${raw}, 0, 'UTC')))`);
   if (n === 'DateTime') {
     return scalar(p.args.length ? `parseDateTimeBestEffortOrNull(${raw}, ${p.args[0]})` : `parseDateTimeBestEffortOrNull(${raw})`);
   }
@@ -85,7 +86,8 @@ export function convert(raw: string, type: string, mode: 'json' | 'csv'): Conver
     const elem = convert(e, elemType, 'json');
     return {
       value: `arrayMap(${e} -> ${elem.value}, ${elems})`,
-      invalid: () => `(JSONType(${jt}) != 'Array' OR arrayExists(${e} -> if(${e} IS NULL, ${elemNullable ? '0' : '1'}, ${elem.invalid(elem.value)}), ${elems}))`,
+      invalid: () =>
+        `(JSONType(${jt}) != 'Array' OR arrayExists(${e} -> if(${e} IS NULL, ${elemNullable ? '0' : '1'}, ${elem.invalid(elem.value)}), ${elems}))`,
     };
   }
   if (n === 'Map' || n === 'Tuple' || n === 'Nested') {

@@ -170,7 +170,21 @@ export class EventBuffer {
       const id = ulid();
       const file = path.join(this.dir, `${key}__${id}.tsv`);
       const opening = fs.promises.open(file, 'a');
-      seg = { id, file, opening, parts: [], bytes: 0, written: 0, tail: opening.then(() => undefined, () => undefined), writes: new Set(), waiters: [], target };
+      seg = {
+        id,
+        file,
+        opening,
+        parts: [],
+        bytes: 0,
+        written: 0,
+        tail: opening.then(
+          () => undefined,
+          () => undefined,
+        ),
+        writes: new Set(),
+        waiters: [],
+        target,
+      };
       lane.current = seg;
     }
     const s = seg;
@@ -344,7 +358,10 @@ export class EventBuffer {
   private async dropParts(file: string, parts: Part[], requests: ReadonlySet<string>): Promise<boolean> {
     if (!parts.some((p) => requests.has(p.requestId))) return true;
     try {
-      await this.rewrite(file, parts.filter((p) => !requests.has(p.requestId)).map((p) => p.tsv));
+      await this.rewrite(
+        file,
+        parts.filter((p) => !requests.has(p.requestId)).map((p) => p.tsv),
+      );
       return true;
     } catch (err) {
       if (!isDiskFull(err)) this.log('event segment rewrite failed', { segment: file, error: String(err) });
@@ -423,7 +440,7 @@ export class EventBuffer {
           await fs.promises.rename(file, file + '.orphan');
           continue;
         }
-        entry = { file, key: `${ws}__${ds}`, stage, segId, requestId: ext === 'ndjson' ? requestId ?? segId : null, bytes: 0 };
+        entry = { file, key: `${ws}__${ds}`, stage, segId, requestId: ext === 'ndjson' ? (requestId ?? segId) : null, bytes: 0 };
       } catch (err) {
         this.log('event segment replay failed; kept for the next start', { segment: file, error: String(err) });
         continue;
@@ -440,7 +457,10 @@ export class EventBuffer {
         }
       }
       // Kept on disk and retried while the server runs (the start goes on).
-      entry.bytes = await fs.promises.stat(file).then((st) => st.size, () => 0);
+      entry.bytes = await fs.promises.stat(file).then(
+        (st) => st.size,
+        () => 0,
+      );
       this.strand(entry);
     }
     return replayed;

@@ -179,7 +179,8 @@ export class IngestService {
     const countRows = await this.engine.rows<{ c: string }>(`SELECT count() AS c FROM file(${quoteString(file)}, Parquet)`);
     const total = Number(countRows[0]?.c ?? 0);
     const settings = Object.entries(insertSettings(importId, `${importId}-0`))
-      .map(([k, v]) => `${k} = ${typeof v === 'number' ? v : quoteString(v)}`).join(', ');
+      .map(([k, v]) => `${k} = ${typeof v === 'number' ? v : quoteString(v)}`)
+      .join(', ');
     await this.engine.exec(
       `INSERT INTO ${names.jsonStage} (__line) SELECT formatRowNoNewline('JSONEachRow', *) FROM file(${quoteString(file)}, Parquet) SETTINGS ${settings}`,
     );
@@ -198,7 +199,7 @@ export class IngestService {
     const since = Math.floor(sinceMs / 1000) - 5;
     const r = await this.engine.rows<{ id: string; c: string }>(
       `SELECT c__import_id AS id, count() AS c FROM ${names.quarantine} WHERE insertion_date >= toDateTime(${since}) ` +
-      `AND c__import_id IN (${importIds.map(quoteString).join(', ')}) GROUP BY id`,
+        `AND c__import_id IN (${importIds.map(quoteString).join(', ')}) GROUP BY id`,
     );
     return new Map(r.map((x) => [x.id, Number(x.c)]));
   }

@@ -60,9 +60,11 @@ function withDedupSetting(clause: string): string {
 export function createQuarantineSql(ds: DatasourceRecord, database: string): string {
   const n = physicalNames(database, ds.id);
   const cols = ds.columns.map((c) => `${quoteIdent(c.name)} Nullable(String)`);
-  return `CREATE TABLE IF NOT EXISTS ${n.quarantine} (${cols.join(', ')}, c__error_column Array(String), c__error Array(String), ` +
+  return (
+    `CREATE TABLE IF NOT EXISTS ${n.quarantine} (${cols.join(', ')}, c__error_column Array(String), c__error Array(String), ` +
     `c__import_id Nullable(String), insertion_date DateTime DEFAULT now()) ENGINE = MergeTree ORDER BY insertion_date ` +
-    `SETTINGS non_replicated_deduplication_window = ${DEDUP_WINDOW}`;
+    `SETTINGS non_replicated_deduplication_window = ${DEDUP_WINDOW}`
+  );
 }
 
 /** DDL (in order) creating every engine object of a data source. */
@@ -73,7 +75,8 @@ export function createAllSql(ds: DatasourceRecord, database: string): string[] {
 /** DDL dropping the ingest stages (before re-creating them for a changed schema). */
 export function dropStagesSql(ds: DatasourceRecord, database: string): string[] {
   const q = (t: string) => `${quoteIdent(database)}.${quoteIdent(t)}`;
-  return ['sj_ok', 'sj_bad', 'sc_ok', 'sc_bad'].map((s) => `DROP VIEW IF EXISTS ${q(`${ds.id}_${s}`)}`)
+  return ['sj_ok', 'sj_bad', 'sc_ok', 'sc_bad']
+    .map((s) => `DROP VIEW IF EXISTS ${q(`${ds.id}_${s}`)}`)
     .concat(['sj', 'sc'].map((s) => `DROP TABLE IF EXISTS ${q(`${ds.id}_${s}`)}`));
 }
 
@@ -99,8 +102,14 @@ export function createStagesSql(ds: DatasourceRecord, database: string): string[
   if (cols.length > 0 && cols.every((c) => c.jsonpath)) {
     out.push(`CREATE TABLE ${n.jsonStage} (__line String, ${importId}) ENGINE = Null`);
     const { select, plans } = jsonExtraction(cols);
-    const parsed = parsedSelect(plans, 'json', `${select}, JSONType(__line) = 'Object' AS __ok_line`, n.jsonStage, `match(__line, '^\\\\s*$') = 0`,
-      `concat('invalid JSON line: ', __line)`);
+    const parsed = parsedSelect(
+      plans,
+      'json',
+      `${select}, JSONType(__line) = 'Object' AS __ok_line`,
+      n.jsonStage,
+      `match(__line, '^\\\\s*$') = 0`,
+      `concat('invalid JSON line: ', __line)`,
+    );
     out.push(goodView(q(`${ds.id}_sj_ok`), n.table, plans, parsed));
     out.push(badView(q(`${ds.id}_sj_bad`), n.quarantine, plans, parsed, 'json'));
   }
@@ -167,8 +176,10 @@ function parsedSelect(plans: ColumnPlan[], mode: 'json' | 'csv', extract: string
     const bad = `if(${raw} IS NULL, ${missing === null ? '1' : '0'}, ${conv.invalid(`__t${i}`)})`;
     parts.push(`${bad} AS __b${i}`);
     errCols.push(`if(__b${i}, ${quoteString(col.name)}, '')`);
-    errMsgs.push(`if(__b${i}, if(${raw} IS NULL, ${quoteString(`value is missing on column '${col.name}', which is not Nullable and has no DEFAULT`)}, ` +
-      `concat('value ''', ${raw}, ''' on column ''${col.name.replace(/'/g, "''")}'' is not ${inner.replace(/'/g, "''")}')), '')`);
+    errMsgs.push(
+      `if(__b${i}, if(${raw} IS NULL, ${quoteString(`value is missing on column '${col.name}', which is not Nullable and has no DEFAULT`)}, ` +
+        `concat('value ''', ${raw}, ''' on column ''${col.name.replace(/'/g, "''")}'' is not ${inner.replace(/'/g, "''")}')), '')`,
+    );
   });
   // Every typed value also under its column name, so a DEFAULT that refers to other columns
   // (`day Date DEFAULT toDate(ts)`) computes from their typed values, not the raw text.
@@ -190,9 +201,11 @@ function goodView(name: string, table: string, plans: ColumnPlan[], parsed: stri
 function badView(name: string, quarantine: string, plans: ColumnPlan[], parsed: string, mode: 'json' | 'csv'): string {
   const cols = plans.map(({ col, raw }) => `${raw} AS ${quoteIdent(col.name)}`);
   void mode;
-  return `CREATE MATERIALIZED VIEW ${name} TO ${quarantine} AS SELECT ${cols.join(', ')}, ` +
+  return (
+    `CREATE MATERIALIZED VIEW ${name} TO ${quarantine} AS SELECT ${cols.join(', ')}, ` +
     `if(__ok_line, __errcols, []) AS c__error_column, if(__ok_line, __errs, [__line_error]) AS c__error, __import_id AS c__import_id ` +
-    `FROM (${parsed}) WHERE NOT __ok_line OR notEmpty(__errcols)`;
+    `FROM (${parsed}) WHERE NOT __ok_line OR notEmpty(__errcols)`
+  );
 }
 
 /** What an internal object nobody can name (a shadow table of a replace, a dropped table) shows as. */
@@ -232,10 +245,13 @@ export function withoutRewrites(message: string): string {
  */
 export function userFacingNames(message: string, nameOf: (id: string) => string | undefined): string {
   return withoutRewrites(message)
-    .replace(/`?(w_[0-9a-f]{32}`?\.`?)?(t_[0-9a-f]{32})(_quarantine|_sj_ok|_sj_bad|_sc_ok|_sc_bad|_sj|_sc|_mv)?`?/g, (m, db: string | undefined, id: string, suffix?: string) => {
-      const name = nameOf(id);
-      if (!name) return db || suffix ? INTERNAL_TABLE : m;
-      return suffix === '_quarantine' ? `${name}_quarantine` : name;
-    })
+    .replace(
+      /`?(w_[0-9a-f]{32}`?\.`?)?(t_[0-9a-f]{32})(_quarantine|_sj_ok|_sj_bad|_sc_ok|_sc_bad|_sj|_sc|_mv)?`?/g,
+      (m, db: string | undefined, id: string, suffix?: string) => {
+        const name = nameOf(id);
+        if (!name) return db || suffix ? INTERNAL_TABLE : m;
+        return suffix === '_quarantine' ? `${name}_quarantine` : name;
+      },
+    )
     .replace(/`?w_[0-9a-f]{32}`?\.?/g, '');
 }

@@ -28,7 +28,11 @@ export class JobService {
   async recover(): Promise<void> {
     for (const job of await this.catalog.jobsInStatus(['working', 'waiting', 'cancelling'])) {
       const cancelled = job.status === 'cancelling';
-      await this.save({ ...job, status: cancelled ? 'cancelled' : 'error', error: cancelled ? null : 'The job was interrupted by a server restart; run it again' });
+      await this.save({
+        ...job,
+        status: cancelled ? 'cancelled' : 'error',
+        error: cancelled ? null : 'The job was interrupted by a server restart; run it again',
+      });
     }
   }
 
@@ -60,7 +64,7 @@ export class JobService {
     } catch {
       current = job;
     }
-    if (!current || current.status !== 'waiting') return;
+    if (current?.status !== 'waiting') return;
     const ac = new AbortController();
     this.running.set(job.id, ac);
     let state: JobRecord = { ...current, status: 'working', startedAt: nowIso() };

@@ -17,7 +17,11 @@ const WAKE_MARGIN_MS = 50;
 
 /** A service with cron schedules (copies, sinks). */
 export interface Scheduled {
-  tick(workspaces: Workspace[], authFor: (ws: Workspace) => Promise<Auth>, dueTickFn: (cron: string, since: Date, now: Date) => Date | null): Promise<JobRecord[]>;
+  tick(
+    workspaces: Workspace[],
+    authFor: (ws: Workspace) => Promise<Auth>,
+    dueTickFn: (cron: string, since: Date, now: Date) => Date | null,
+  ): Promise<JobRecord[]>;
 }
 
 export class Scheduler {
@@ -48,7 +52,7 @@ export class Scheduler {
     this.stopped = false;
     const now = this.now().getTime();
     const target = Math.floor(now / MINUTE_MS) + 1;
-    let delay = (target * MINUTE_MS - now) + WAKE_MARGIN_MS;
+    let delay = target * MINUTE_MS - now + WAKE_MARGIN_MS;
     // The same minute again: the clock did not move (a frozen test clock); no busy loop.
     if (target === this.lastTarget) delay = Math.max(delay, 1000);
     this.lastTarget = target;

@@ -87,9 +87,13 @@ export class Admission {
     if (queued >= l.queuePerToken || this.queue.length >= l.slots * QUEUE_PER_SLOT || l.queueTimeoutMs <= 0) {
       const mine = this.byToken.get(caller.token)?.length ?? 0;
       const retry = this.retryAfter(mine >= l.perToken ? this.byToken.get(caller.token) : undefined);
-      throw new RetryLater('too_many_requests', mine >= l.perToken
-        ? `Too many requests: this token has reached its maximum of ${l.perToken} concurrent queries (${mine} running, ${queued} waiting). Retry after ${retry} seconds`
-        : `Too many requests: the server is running as many queries as it can (${this.running} running, ${this.queue.length} waiting). Retry after ${retry} seconds`, retry);
+      throw new RetryLater(
+        'too_many_requests',
+        mine >= l.perToken
+          ? `Too many requests: this token has reached its maximum of ${l.perToken} concurrent queries (${mine} running, ${queued} waiting). Retry after ${retry} seconds`
+          : `Too many requests: the server is running as many queries as it can (${this.running} running, ${this.queue.length} waiting). Retry after ${retry} seconds`,
+        retry,
+      );
     }
     return new Promise<() => void>((resolve, reject) => {
       const w: Waiter = {
@@ -113,7 +117,13 @@ export class Admission {
         cleanup();
         const waited = Math.round(l.queueTimeoutMs / 100) / 10;
         const retry = this.retryAfter();
-        reject(new RetryLater('too_many_requests', `Too many requests: the query waited ${waited} s for a free engine slot (the server is busy). Retry after ${retry} seconds`, retry));
+        reject(
+          new RetryLater(
+            'too_many_requests',
+            `Too many requests: the query waited ${waited} s for a free engine slot (the server is busy). Retry after ${retry} seconds`,
+            retry,
+          ),
+        );
         this.pump();
       }, l.queueTimeoutMs);
       const onAbort = () => {

@@ -87,10 +87,20 @@ describe('holes found by the security suite', () => {
   });
 
   it('refuses in(x, table) written as a function', () => {
-    for (const q of ['SELECT in(1, latedb.secret)', 'SELECT number FROM numbers(3) WHERE in(number, latedb.secret)', 'SELECT 1 WHERE NOT in(1, latedb.secret)', 'SELECT [in(1, latedb.secret)]']) {
+    for (const q of [
+      'SELECT in(1, latedb.secret)',
+      'SELECT number FROM numbers(3) WHERE in(number, latedb.secret)',
+      'SELECT 1 WHERE NOT in(1, latedb.secret)',
+      'SELECT [in(1, latedb.secret)]',
+    ]) {
       expectRefused(q, 'forbidden', /disabled functions: 'in'/);
     }
-    for (const q of ['SELECT globalIn(1, latedb.secret)', 'SELECT notIn(1, latedb.secret)', 'SELECT nullIn(1, latedb.secret)', 'SELECT globalNotIn(1, latedb.secret)']) {
+    for (const q of [
+      'SELECT globalIn(1, latedb.secret)',
+      'SELECT notIn(1, latedb.secret)',
+      'SELECT nullIn(1, latedb.secret)',
+      'SELECT globalNotIn(1, latedb.secret)',
+    ]) {
       expectRefused(q, 'forbidden', /disabled functions: '\w+In'/);
     }
   });
@@ -121,7 +131,19 @@ describe('holes found by the security suite', () => {
   });
 
   it('refuses functions that reach the host, Keeper, LLM providers and dictionaries', () => {
-    for (const f of ['FQDN', 'fullHostName', 'generateSerialID', 'aiGenerate', 'AIGenerate', 'aiEmbed', 'aiClassify', 'aiExtract', 'aiTranslate', 'naiveBayesClassifier', 'naiveBayesClassifierWithProb']) {
+    for (const f of [
+      'FQDN',
+      'fullHostName',
+      'generateSerialID',
+      'aiGenerate',
+      'AIGenerate',
+      'aiEmbed',
+      'aiClassify',
+      'aiExtract',
+      'aiTranslate',
+      'naiveBayesClassifier',
+      'naiveBayesClassifierWithProb',
+    ]) {
       expectRefused(`SELECT ${f}('x')`, 'forbidden', new RegExp(`disabled functions: '${f}'`));
     }
   });
@@ -161,8 +183,8 @@ describe('the existing rules', () => {
     ['SELECT 1\u2028; DROP TABLE events', 'bad_request', /unexpected character U\+2028/],
     ['SELECT 1\uff1b DROP TABLE events', 'bad_request', /unexpected character U\+FF1B/],
     ['DROP TABLE events', 'forbidden', /only SELECT queries are allowed, not DROP/],
-    ['SELECT * FROM file(\'/etc/passwd\')', 'forbidden', /disabled table functions: 'file'/],
-    ['SELECT * FROM `url`(\'http://x\', CSV)', 'forbidden', /disabled table functions: 'url'/],
+    ["SELECT * FROM file('/etc/passwd')", 'forbidden', /disabled table functions: 'file'/],
+    ["SELECT * FROM `url`('http://x', CSV)", 'forbidden', /disabled table functions: 'url'/],
     ["SELECT file('/etc/passwd')", 'forbidden', /disabled functions: 'file'/],
     ['SELECT 1 SETTINGS readonly = 0', 'forbidden', /SETTINGS clauses are not allowed/],
     ['SELECT * FROM system.tables', 'forbidden', /system table 'system.tables'/],
@@ -191,21 +213,42 @@ describe('legitimate look-alikes still pass', () => {
     ['SELECT * EXCEPT (a) FROM events', 'SELECT * EXCEPT (a) FROM w_a.t_1 AS `events`'],
     ['SELECT * EXCEPT a FROM events', 'SELECT * EXCEPT a FROM w_a.t_1 AS `events`'],
     ['SELECT * APPLY(toString) FROM events', 'SELECT * APPLY(toString) FROM w_a.t_1 AS `events`'],
-    ['SELECT number FROM numbers(10) ORDER BY number WITH FILL FROM 0 TO 20 STEP 2', 'SELECT number FROM numbers(10) ORDER BY number WITH FILL FROM 0 TO 20 STEP 2'],
+    [
+      'SELECT number FROM numbers(10) ORDER BY number WITH FILL FROM 0 TO 20 STEP 2',
+      'SELECT number FROM numbers(10) ORDER BY number WITH FILL FROM 0 TO 20 STEP 2',
+    ],
     ["SELECT '; DROP TABLE x' AS s, $$; DROP TABLE x$$ AS h", "SELECT '; DROP TABLE x' AS s, $$; DROP TABLE x$$ AS h"],
     ["SELECT 'it''s; DROP TABLE x', 'a\\'; DROP TABLE x; --'", "SELECT 'it''s; DROP TABLE x', 'a\\'; DROP TABLE x; --'"],
     ['SELECT 1 /* ; DROP TABLE x */ -- ; DROP\n', 'SELECT 1'],
-    ['SELECT a IS DISTINCT FROM b, a IS NOT DISTINCT FROM NULL FROM events', 'SELECT a IS DISTINCT FROM b, a IS NOT DISTINCT FROM NULL FROM w_a.t_1 AS `events`'],
-    ['SELECT number FROM numbers(5) WHERE number IN (1, 2) AND number NOT IN (3) AND number GLOBAL NOT IN (4) AND number in(1,2)', 'SELECT number FROM numbers(5) WHERE number IN (1, 2) AND number NOT IN (3) AND number GLOBAL NOT IN (4) AND number in(1,2)'],
-    ['SELECT a FROM events WHERE a IN (SELECT a FROM events_quarantine) AND a IN lookup', 'SELECT a FROM w_a.t_1 AS `events` WHERE a IN (SELECT a FROM w_a.t_1_quarantine AS `events_quarantine` ) AND a IN w_a.t_2'],
+    [
+      'SELECT a IS DISTINCT FROM b, a IS NOT DISTINCT FROM NULL FROM events',
+      'SELECT a IS DISTINCT FROM b, a IS NOT DISTINCT FROM NULL FROM w_a.t_1 AS `events`',
+    ],
+    [
+      'SELECT number FROM numbers(5) WHERE number IN (1, 2) AND number NOT IN (3) AND number GLOBAL NOT IN (4) AND number in(1,2)',
+      'SELECT number FROM numbers(5) WHERE number IN (1, 2) AND number NOT IN (3) AND number GLOBAL NOT IN (4) AND number in(1,2)',
+    ],
+    [
+      'SELECT a FROM events WHERE a IN (SELECT a FROM events_quarantine) AND a IN lookup',
+      'SELECT a FROM w_a.t_1 AS `events` WHERE a IN (SELECT a FROM w_a.t_1_quarantine AS `events_quarantine` ) AND a IN w_a.t_2',
+    ],
     // Columns that share a name with denied functions, outside function-reference positions.
-    ['SELECT lower(user), domain(url), count(file), arraySum(file), arrayMap(x -> x, file) FROM events', 'SELECT lower(user), domain(url), count(file), arraySum(file), arrayMap(x -> x, file) FROM w_a.t_1 AS `events`'],
-    ['SELECT arrayMap(x -> x * 2, arr), arrayFilter(x -> x > 1, arr) FROM events', 'SELECT arrayMap(x -> x * 2, arr), arrayFilter(x -> x > 1, arr) FROM w_a.t_1 AS `events`'],
+    [
+      'SELECT lower(user), domain(url), count(file), arraySum(file), arrayMap(x -> x, file) FROM events',
+      'SELECT lower(user), domain(url), count(file), arraySum(file), arrayMap(x -> x, file) FROM w_a.t_1 AS `events`',
+    ],
+    [
+      'SELECT arrayMap(x -> x * 2, arr), arrayFilter(x -> x > 1, arr) FROM events',
+      'SELECT arrayMap(x -> x * 2, arr), arrayFilter(x -> x > 1, arr) FROM w_a.t_1 AS `events`',
+    ],
     ['SELECT a, x FROM events LEFT ARRAY JOIN arr AS x, arr2 AS y', 'SELECT a, x FROM w_a.t_1 AS `events` LEFT ARRAY JOIN arr AS x, arr2 AS y'],
     ['SELECT * FROM events SAMPLE 1/10 OFFSET 1/2 WHERE a > 1', 'SELECT * FROM w_a.t_1 AS `events` SAMPLE 1/10 OFFSET 1/2 WHERE a > 1'],
     ['SELECT * FROM events AS e JOIN lookup AS l USING (a) WHERE e.a > 0', 'SELECT * FROM w_a.t_1 AS e JOIN w_a.t_2 AS l USING (a) WHERE e.a > 0'],
     ['SELECT 1 UNION ALL SELECT 2 INTERSECT SELECT 2', 'SELECT 1 UNION ALL SELECT 2 INTERSECT SELECT 2'],
-    ['SELECT a, count() FROM events GROUP BY a WITH TOTALS ORDER BY a LIMIT 1 BY a', 'SELECT a, count() FROM w_a.t_1 AS `events` GROUP BY a WITH TOTALS ORDER BY a LIMIT 1 BY a'],
+    [
+      'SELECT a, count() FROM events GROUP BY a WITH TOTALS ORDER BY a LIMIT 1 BY a',
+      'SELECT a, count() FROM w_a.t_1 AS `events` GROUP BY a WITH TOTALS ORDER BY a LIMIT 1 BY a',
+    ],
   ])('%s', (q, expected) => {
     expect(analyze(q).sql).toBe(expected);
   });
@@ -229,7 +272,8 @@ describe('legitimate queries the SQL corpus found refused or broken (test/integr
       ['SELECT TOP 2 format FROM events', 'SELECT TOP 2 format FROM w_a.t_1 AS `events`'],
       ['SELECT TOP 2 WITH TIES format FROM events ORDER BY format', 'SELECT TOP 2 WITH TIES format FROM w_a.t_1 AS `events` ORDER BY format'],
       ['SELECT ALL format FROM events', 'SELECT ALL format FROM w_a.t_1 AS `events`'],
-    ]) expect(analyze(q).sql, q).toBe(expected);
+    ])
+      expect(analyze(q).sql, q).toBe(expected);
     // A real FORMAT clause after such a prefix is still one, and still only at the end.
     expect(analyze('SELECT DISTINCT ON (a) a FROM events FORMAT CSV').format).toBe('CSV');
     expectRefused('SELECT (SELECT TOP 1 a FROM events FORMAT CSV)', 'forbidden', /FORMAT/);
@@ -252,7 +296,9 @@ describe('name-bearing virtual columns (_table, _database)', () => {
   const sql = (q: string) => analyzeQuery(q, vscope).sql;
 
   it('become the user-facing names, keeping their output name in the SELECT list', () => {
-    expect(sql('SELECT _table, _database FROM ev')).toBe("SELECT toLowCardinality('ev') AS `_table` , toLowCardinality('ws') AS `_database` FROM w_a.t_1 AS `ev`");
+    expect(sql('SELECT _table, _database FROM ev')).toBe(
+      "SELECT toLowCardinality('ev') AS `_table` , toLowCardinality('ws') AS `_database` FROM w_a.t_1 AS `ev`",
+    );
     expect(sql("SELECT n FROM ev WHERE _table = 'ev'")).toBe("SELECT n FROM w_a.t_1 AS `ev` WHERE toLowCardinality('ev') = 'ev'");
     expect(sql('SELECT x._table AS t FROM ev AS x')).toBe("SELECT toLowCardinality('ev') AS t FROM w_a.t_1 AS x");
     expect(sql('SELECT ev._table FROM ev')).toBe("SELECT toLowCardinality('ev') AS `ev._table` FROM w_a.t_1 AS `ev`");

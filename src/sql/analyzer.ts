@@ -78,9 +78,47 @@ export interface AnalyzeOptions {
 }
 
 const CLAUSE_WORDS = new Set([
-  'WHERE', 'PREWHERE', 'GROUP', 'HAVING', 'ORDER', 'LIMIT', 'OFFSET', 'WINDOW', 'QUALIFY', 'UNION', 'EXCEPT', 'INTERSECT',
-  'SETTINGS', 'FORMAT', 'INTO', 'ON', 'USING', 'FINAL', 'SAMPLE', 'AS', 'JOIN', 'LEFT', 'RIGHT', 'INNER', 'OUTER', 'FULL', 'CROSS',
-  'SEMI', 'ANTI', 'ANY', 'ALL', 'ASOF', 'GLOBAL', 'PASTE', 'ARRAY', 'SELECT', 'FROM', 'WITH', 'FETCH', 'LIMIT', 'INTERPOLATE',
+  'WHERE',
+  'PREWHERE',
+  'GROUP',
+  'HAVING',
+  'ORDER',
+  'LIMIT',
+  'OFFSET',
+  'WINDOW',
+  'QUALIFY',
+  'UNION',
+  'EXCEPT',
+  'INTERSECT',
+  'SETTINGS',
+  'FORMAT',
+  'INTO',
+  'ON',
+  'USING',
+  'FINAL',
+  'SAMPLE',
+  'AS',
+  'JOIN',
+  'LEFT',
+  'RIGHT',
+  'INNER',
+  'OUTER',
+  'FULL',
+  'CROSS',
+  'SEMI',
+  'ANTI',
+  'ANY',
+  'ALL',
+  'ASOF',
+  'GLOBAL',
+  'PASTE',
+  'ARRAY',
+  'SELECT',
+  'FROM',
+  'WITH',
+  'FETCH',
+  'LIMIT',
+  'INTERPOLATE',
 ]);
 
 /** Clause keywords that end the FROM clause / a join condition at a query level. */
@@ -91,11 +129,40 @@ const WITH_MODIFIERS = new Set(['TOTALS', 'FILL', 'TIES', 'ROLLUP', 'CUBE']);
 
 /** Words after which an expression (not a clause) follows. */
 const EXPECTS_EXPRESSION = new Set([
-  'SELECT', 'DISTINCT', 'BY', 'AS', 'AND', 'OR', 'NOT', 'WHERE', 'PREWHERE', 'HAVING', 'ON', 'USING', 'WHEN', 'THEN', 'ELSE', 'CASE',
-  'IS', 'IN', 'LIKE', 'ILIKE', 'BETWEEN', 'LIMIT', 'OFFSET', 'SAMPLE', 'QUALIFY', 'FROM', 'JOIN', 'TOP', 'WITH', 'INTERVAL',
+  'SELECT',
+  'DISTINCT',
+  'BY',
+  'AS',
+  'AND',
+  'OR',
+  'NOT',
+  'WHERE',
+  'PREWHERE',
+  'HAVING',
+  'ON',
+  'USING',
+  'WHEN',
+  'THEN',
+  'ELSE',
+  'CASE',
+  'IS',
+  'IN',
+  'LIKE',
+  'ILIKE',
+  'BETWEEN',
+  'LIMIT',
+  'OFFSET',
+  'SAMPLE',
+  'QUALIFY',
+  'FROM',
+  'JOIN',
+  'TOP',
+  'WITH',
+  'INTERVAL',
 ]);
 
-const STATEMENT_NAMES = /^(ALTER|ATTACH|BACKUP|CHECK|CREATE|DELETE|DESC|DESCRIBE|DETACH|DROP|EXCHANGE|EXISTS|EXPLAIN|GRANT|INSERT|KILL|MOVE|OPTIMIZE|RENAME|RESTORE|REVOKE|SET|SHOW|SYSTEM|TRUNCATE|UNDROP|UPDATE|USE|WATCH|BEGIN|COMMIT|ROLLBACK|CHECK)$/;
+const STATEMENT_NAMES =
+  /^(ALTER|ATTACH|BACKUP|CHECK|CREATE|DELETE|DESC|DESCRIBE|DETACH|DROP|EXCHANGE|EXISTS|EXPLAIN|GRANT|INSERT|KILL|MOVE|OPTIMIZE|RENAME|RESTORE|REVOKE|SET|SHOW|SYSTEM|TRUNCATE|UNDROP|UPDATE|USE|WATCH|BEGIN|COMMIT|ROLLBACK|CHECK)$/;
 
 interface Scope {
   ctes: Set<string>;
@@ -471,7 +538,10 @@ class Analyzer {
   /** Whether the token at `k` ends a select-list prefix (`SELECT ALL`, `DISTINCT ON (..)`, `TOP n [WITH TIES]`). */
   private startsSelectList(k: number): boolean {
     const t = (j: number) => this.toks[j] as Token | undefined;
-    const word = (j: number, w: string) => { const x = t(j); return x !== undefined && this.isWord(x, w); };
+    const word = (j: number, w: string) => {
+      const x = t(j);
+      return x !== undefined && this.isWord(x, w);
+    };
     const prev = t(k);
     if (!prev) return false;
     if (word(k, 'ALL')) return word(k - 1, 'SELECT');
@@ -756,8 +826,72 @@ class Analyzer {
 
   /** Keywords that may be followed by `(` without being function calls. */
   private isOperatorWord(t: Token): boolean {
-    return ['AND', 'OR', 'NOT', 'IN', 'AS', 'THEN', 'ELSE', 'WHEN', 'CASE', 'IS', 'LIKE', 'ILIKE', 'BETWEEN', 'EXISTS', 'ANY', 'ALL', 'ON', 'USING', 'BY', 'OVER', 'DISTINCT', 'INTERVAL', 'ARRAY', 'SELECT', 'WHERE', 'PREWHERE', 'HAVING', 'QUALIFY', 'FROM', 'JOIN', 'SAMPLE', 'LIMIT', 'OFFSET', 'WITH', 'TUPLE', 'GLOBAL', 'DESC', 'ASC', 'FILL', 'STEP', 'TO', 'INTERPOLATE', 'ROLLUP', 'CUBE', 'SETS', 'GROUPING', 'EXCEPT', 'REPLACE', 'APPLY', 'UNION', 'INTERSECT', 'ORDER', 'GROUP', 'WINDOW', 'PARTITION', 'ROWS', 'RANGE', 'PRECEDING', 'FOLLOWING', 'UNBOUNDED', 'CURRENT', 'ROW'].includes(t.upper)
-      && !['TUPLE', 'EXISTS', 'ANY', 'ALL', 'REPLACE', 'ARRAY', 'GROUPING', 'ROLLUP', 'CUBE', 'INTERVAL', 'NOT'].includes(t.upper);
+    return (
+      [
+        'AND',
+        'OR',
+        'NOT',
+        'IN',
+        'AS',
+        'THEN',
+        'ELSE',
+        'WHEN',
+        'CASE',
+        'IS',
+        'LIKE',
+        'ILIKE',
+        'BETWEEN',
+        'EXISTS',
+        'ANY',
+        'ALL',
+        'ON',
+        'USING',
+        'BY',
+        'OVER',
+        'DISTINCT',
+        'INTERVAL',
+        'ARRAY',
+        'SELECT',
+        'WHERE',
+        'PREWHERE',
+        'HAVING',
+        'QUALIFY',
+        'FROM',
+        'JOIN',
+        'SAMPLE',
+        'LIMIT',
+        'OFFSET',
+        'WITH',
+        'TUPLE',
+        'GLOBAL',
+        'DESC',
+        'ASC',
+        'FILL',
+        'STEP',
+        'TO',
+        'INTERPOLATE',
+        'ROLLUP',
+        'CUBE',
+        'SETS',
+        'GROUPING',
+        'EXCEPT',
+        'REPLACE',
+        'APPLY',
+        'UNION',
+        'INTERSECT',
+        'ORDER',
+        'GROUP',
+        'WINDOW',
+        'PARTITION',
+        'ROWS',
+        'RANGE',
+        'PRECEDING',
+        'FOLLOWING',
+        'UNBOUNDED',
+        'CURRENT',
+        'ROW',
+      ].includes(t.upper) && !['TUPLE', 'EXISTS', 'ANY', 'ALL', 'REPLACE', 'ARRAY', 'GROUPING', 'ROLLUP', 'CUBE', 'INTERVAL', 'NOT'].includes(t.upper)
+    );
   }
 
   /** A function call at the current token. */
@@ -825,7 +959,7 @@ class Analyzer {
     const isVirtual = (x: Token) => (x.type === 'word' || x.type === 'qident') && NAME_VIRTUALS.has(identName(x));
     const prev = this.toks[this.i - 1] as Token | undefined;
     const branch = scope.branch;
-    let start = this.i;
+    const start = this.i;
     let end = this.i + 1;
     let qualifier: string | undefined;
     let column: string;
@@ -847,10 +981,16 @@ class Analyzer {
     }
     const before = this.toks[start - 1] as Token | undefined;
     const after = this.toks[end];
-    const projection = branch.clause === 'select' && this.depth === branch.depth
-      && !!before && (this.isWord(before, 'SELECT') || this.isWord(before, 'DISTINCT') || this.isWord(before, 'ALL') || this.isOp(before, ','))
-      && (after.type === 'eof' || this.isOp(after, ',') || this.isOp(after, ')') || this.isOp(after, ';')
-        || (after.type === 'word' && (after.upper === 'FROM' || after.upper === 'FORMAT' || CLAUSE_WORDS.has(after.upper)) && after.upper !== 'AS'));
+    const projection =
+      branch.clause === 'select' &&
+      this.depth === branch.depth &&
+      !!before &&
+      (this.isWord(before, 'SELECT') || this.isWord(before, 'DISTINCT') || this.isWord(before, 'ALL') || this.isOp(before, ',')) &&
+      (after.type === 'eof' ||
+        this.isOp(after, ',') ||
+        this.isOp(after, ')') ||
+        this.isOp(after, ';') ||
+        (after.type === 'word' && (after.upper === 'FROM' || after.upper === 'FORMAT' || CLAUSE_WORDS.has(after.upper)) && after.upper !== 'AS'));
     this.virtualUses.push({ branch, column, start, end, qualifier, projection });
   }
 
@@ -896,7 +1036,10 @@ class Analyzer {
           if (candidates.some((x) => x.table?.columns?.includes(u.column))) break;
           if (candidates.length > 1) {
             if (candidates.some((x) => x.table?.virtuals)) {
-              throw new PipitError('bad_request', `The virtual column ${u.column} is ambiguous in a query reading several tables: qualify it with the table's name or alias (e.g. t.${u.column})`);
+              throw new PipitError(
+                'bad_request',
+                `The virtual column ${u.column} is ambiguous in a query reading several tables: qualify it with the table's name or alias (e.g. t.${u.column})`,
+              );
             }
             break;
           }

@@ -35,7 +35,35 @@ export class SqlSyntaxError extends Error {
   }
 }
 
-const OPERATORS = ['<=>', '::', '->', '==', '!=', '<>', '<=', '>=', '||', '(', ')', '[', ']', ',', ';', '.', '*', '+', '-', '/', '%', '?', ':', '=', '<', '>', '^'];
+const OPERATORS = [
+  '<=>',
+  '::',
+  '->',
+  '==',
+  '!=',
+  '<>',
+  '<=',
+  '>=',
+  '||',
+  '(',
+  ')',
+  '[',
+  ']',
+  ',',
+  ';',
+  '.',
+  '*',
+  '+',
+  '-',
+  '/',
+  '%',
+  '?',
+  ':',
+  '=',
+  '<',
+  '>',
+  '^',
+];
 
 const isDigit = (c: string) => c >= '0' && c <= '9';
 const isWordStart = (c: string) => (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c === '_';
@@ -47,8 +75,17 @@ const isWordChar = (c: string) => isWordStart(c) || isDigit(c);
  * stay errors.
  */
 const isSpace = (c: string) =>
-  c === ' ' || c === '\t' || c === '\n' || c === '\r' || c === '\f' || c === '\v' ||
-  c === '\u00a0' || (c >= '\u2000' && c <= '\u200a') || c === '\u202f' || c === '\u205f' || c === '\u3000';
+  c === ' ' ||
+  c === '\t' ||
+  c === '\n' ||
+  c === '\r' ||
+  c === '\f' ||
+  c === '\v' ||
+  c === '\u00a0' ||
+  (c >= '\u2000' && c <= '\u200a') ||
+  c === '\u202f' ||
+  c === '\u205f' ||
+  c === '\u3000';
 
 /** End offset (exclusive) of a quoted token starting at `start` with quote char `q`. */
 function quotedEnd(src: string, start: number, q: string, what: string): number {
@@ -155,7 +192,10 @@ export function tokenize(src: string, opts: LexOptions = {}): Token[] {
       (!isDigit(n ?? '') ||
         (prev !== undefined && (prev.type === 'word' || prev.type === 'qident' || prev.type === 'number' || prev.text === ')' || prev.text === ']')));
     if (isDigit(c) || (c === '.' && !dotIsOperator)) {
-      const m = /^(?:0[xX][0-9a-fA-F_]+(?:\.[0-9a-fA-F_]*)?(?:[pP][+-]?[0-9_]+)?|0[bB][01_]+|(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9][0-9_]*)(?:[eE][+-]?[0-9_]+)?)/.exec(src.slice(i, i + 400));
+      const m =
+        /^(?:0[xX][0-9a-fA-F_]+(?:\.[0-9a-fA-F_]*)?(?:[pP][+-]?[0-9_]+)?|0[bB][01_]+|(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9][0-9_]*)(?:[eE][+-]?[0-9_]+)?)/.exec(
+          src.slice(i, i + 400),
+        );
       if (!m) throw new SqlSyntaxError(`malformed number at position ${i + 1}`, i);
       const end = i + m[0].length;
       if (end < src.length && isWordChar(src[end])) {

@@ -47,9 +47,7 @@ in notIn nullIn notNullIn inIgnoreSet notInIgnoreSet nullInIgnoreSet notNullInIg
 globalIn globalNotIn globalNullIn globalNotNullIn globalInIgnoreSet globalNotInIgnoreSet globalNullInIgnoreSet globalNotNullInIgnoreSet
 `;
 
-const deniedScalar = new Set(
-  [...DENIED_SCALAR.split(/\s+/), ...TABLE_FUNCTIONS.split(/\s+/)].filter(Boolean).map((n) => n.toLowerCase()),
-);
+const deniedScalar = new Set([...DENIED_SCALAR.split(/\s+/), ...TABLE_FUNCTIONS.split(/\s+/)].filter(Boolean).map((n) => n.toLowerCase()));
 // `format(pattern, ...)` is an ordinary string function as well as a table function.
 deniedScalar.delete('format');
 

@@ -82,8 +82,18 @@ interface Gathered {
 const MAX_EXPANSION_DEPTH = 32;
 
 /** The settings admission control and query limits are made of. */
-type QueryConfig = Pick<Config, 'queryTimeout' | 'queryMaxResultBytes' | 'queryMaxMemory' | 'engineSessions' | 'threadpoolSize'
-  | 'queryConcurrencyPerToken' | 'queryConcurrencyPerWorkspace' | 'queryQueuePerToken' | 'queryQueueTimeout'>;
+type QueryConfig = Pick<
+  Config,
+  | 'queryTimeout'
+  | 'queryMaxResultBytes'
+  | 'queryMaxMemory'
+  | 'engineSessions'
+  | 'threadpoolSize'
+  | 'queryConcurrencyPerToken'
+  | 'queryConcurrencyPerWorkspace'
+  | 'queryQueuePerToken'
+  | 'queryQueueTimeout'
+>;
 
 export class QueryService {
   private databases = new Set<string>();
@@ -194,7 +204,10 @@ export class QueryService {
             // Quarantined rows are outside any row filter: a filtered token does not see them.
             if (rowFilter(auth, base.id)) throw new PipitError('forbidden', `Resource '${name}' not found`);
             return {
-              name, kind: 'quarantine', id: base.id, sql: physicalNames(ws.database, base.id).quarantine,
+              name,
+              kind: 'quarantine',
+              id: base.id,
+              sql: physicalNames(ws.database, base.id).quarantine,
               virtuals: { _table: `${base.name}_quarantine`, _database: ws.name },
               columns: [...base.columns.map((c) => c.name), 'c__error_column', 'c__error', 'c__import_id', 'insertion_date'],
             };
@@ -212,7 +225,7 @@ export class QueryService {
       },
       resolveJoinTable: (name) => {
         const ds = dsByName.get(name);
-        if (!ds || ds.engine.engine !== 'Join') return undefined;
+        if (ds?.engine.engine !== 'Join') return undefined;
         readableDs(ds, name, c.trusted);
         if (rowFilter(auth, ds.id)) throw new PipitError('forbidden', `joinGet can not read '${name}' through a token with a row filter`);
         return physicalNames(ws.database, ds.id).table;
@@ -236,15 +249,29 @@ export class QueryService {
     return {
       ...analyzed,
       // Engine messages may quote a bound value (`toInt32(secret)` fails with it): never shown.
-      userNames: (m) => redactValues(userFacingNames(m, (id) => dsList.find((d) => d.id === id)?.name ?? pipeList.find((p) => p.id === id)?.name
-        ?? pipeList.flatMap((p) => p.nodes).find((n) => n.id === id)?.name), Object.values(gathered.queryParams)),
+      userNames: (m) =>
+        redactValues(
+          userFacingNames(
+            m,
+            (id) =>
+              dsList.find((d) => d.id === id)?.name ??
+              pipeList.find((p) => p.id === id)?.name ??
+              pipeList.flatMap((p) => p.nodes).find((n) => n.id === id)?.name,
+          ),
+          Object.values(gathered.queryParams),
+        ),
       maxThreads: gathered.maxThreads,
       cacheTtl: gathered.cacheTtl,
       warnings: gathered.warnings,
       queryParams: gathered.queryParams,
       // A JWT has no record id: each one (its signature) is a caller of its own.
       caller: { token: auth.token.id || `jwt:${auth.token.token.slice(auth.token.token.lastIndexOf('.') + 1)}`, workspace: ws.id },
-      tables: [...analyzed.tables, ...gathered.templateTables.filter((t) => !analyzed.tables.some((x) => x.name === t)).map((t) => ({ name: t, kind: 'datasource' as const, id: '', sql: '' }))],
+      tables: [
+        ...analyzed.tables,
+        ...gathered.templateTables
+          .filter((t) => !analyzed.tables.some((x) => x.name === t))
+          .map((t) => ({ name: t, kind: 'datasource' as const, id: '', sql: '' })),
+      ],
     };
   }
 
@@ -327,7 +354,11 @@ export function rowFilter(auth: Auth, dsId: string): string | undefined {
 export function translate(err: unknown, q: PreparedQuery): unknown {
   if (!(err instanceof EngineError)) return err;
   if (err.chCode === 241 && /\(total\) memory limit exceeded/i.test(err.message)) {
-    return new RetryLater('unavailable', 'The server is short of memory for this query right now (the engine reached its memory budget): retry in a few seconds, or make the query use less memory', 5);
+    return new RetryLater(
+      'unavailable',
+      'The server is short of memory for this query right now (the engine reached its memory budget): retry in a few seconds, or make the query use less memory',
+      5,
+    );
   }
   return new EngineError(err.chCode, err.chType, q.userNames(err.message));
 }

@@ -2,14 +2,22 @@
 
 export type Const = string | bigint | number | boolean | null;
 
-export type BinOpName =
-  | 'Add' | 'Sub' | 'Mult' | 'Div' | 'FloorDiv' | 'Mod' | 'Pow' | 'LShift' | 'RShift' | 'BitOr' | 'BitXor' | 'BitAnd' | 'MatMult';
+export type BinOpName = 'Add' | 'Sub' | 'Mult' | 'Div' | 'FloorDiv' | 'Mod' | 'Pow' | 'LShift' | 'RShift' | 'BitOr' | 'BitXor' | 'BitAnd' | 'MatMult';
 export type UnaryOpName = 'UAdd' | 'USub' | 'Not' | 'Invert';
 export type CmpOpName = 'Eq' | 'NotEq' | 'Lt' | 'LtE' | 'Gt' | 'GtE' | 'Is' | 'IsNot' | 'In' | 'NotIn';
 export type Ctx = 'Load' | 'Store';
 
-export interface Keyword { k: 'keyword'; arg: string | null; value: Node }
-export interface Comprehension { k: 'comprehension'; target: Node; iter: Node; ifs: Node[] }
+export interface Keyword {
+  k: 'keyword';
+  arg: string | null;
+  value: Node;
+}
+export interface Comprehension {
+  k: 'comprehension';
+  target: Node;
+  iter: Node;
+  ifs: Node[];
+}
 
 export type Node =
   | { k: 'Name'; id: string; ctx: Ctx }
@@ -50,24 +58,48 @@ export type AnyNode = Node | Keyword | Comprehension;
 /** Children in the order Python's ast.iter_child_nodes yields them (operator/ctx leaves omitted). */
 export function childNodes(n: AnyNode): AnyNode[] {
   switch (n.k) {
-    case 'Name': case 'Constant': return [];
-    case 'Attribute': return [n.value];
-    case 'Call': return [n.func, ...n.args, ...n.keywords];
-    case 'keyword': return [n.value];
-    case 'comprehension': return [n.target, n.iter, ...n.ifs];
-    case 'BinOp': return [n.left, n.right];
-    case 'UnaryOp': return [n.operand];
-    case 'BoolOp': return n.values;
-    case 'Compare': return [n.left, ...n.comparators];
-    case 'IfExp': return [n.test, n.body, n.orelse];
-    case 'Subscript': return [n.value, n.slice];
-    case 'Slice': return [n.lower, n.upper, n.step].filter((x): x is Node => x !== null);
-    case 'List': case 'Tuple': case 'Set': return n.elts;
-    case 'Dict': return [...n.keys.filter((x): x is Node => x !== null), ...n.values];
-    case 'JoinedStr': return n.values;
-    case 'FormattedValue': return n.format_spec ? [n.value, n.format_spec] : [n.value];
-    case 'ListComp': case 'SetComp': case 'GeneratorExp': return [n.elt, ...n.generators];
-    case 'DictComp': return [n.key, n.value, ...n.generators];
-    case 'Starred': return [n.value];
+    case 'Name':
+    case 'Constant':
+      return [];
+    case 'Attribute':
+      return [n.value];
+    case 'Call':
+      return [n.func, ...n.args, ...n.keywords];
+    case 'keyword':
+      return [n.value];
+    case 'comprehension':
+      return [n.target, n.iter, ...n.ifs];
+    case 'BinOp':
+      return [n.left, n.right];
+    case 'UnaryOp':
+      return [n.operand];
+    case 'BoolOp':
+      return n.values;
+    case 'Compare':
+      return [n.left, ...n.comparators];
+    case 'IfExp':
+      return [n.test, n.body, n.orelse];
+    case 'Subscript':
+      return [n.value, n.slice];
+    case 'Slice':
+      return [n.lower, n.upper, n.step].filter((x): x is Node => x !== null);
+    case 'List':
+    case 'Tuple':
+    case 'Set':
+      return n.elts;
+    case 'Dict':
+      return [...n.keys.filter((x): x is Node => x !== null), ...n.values];
+    case 'JoinedStr':
+      return n.values;
+    case 'FormattedValue':
+      return n.format_spec ? [n.value, n.format_spec] : [n.value];
+    case 'ListComp':
+    case 'SetComp':
+    case 'GeneratorExp':
+      return [n.elt, ...n.generators];
+    case 'DictComp':
+      return [n.key, n.value, ...n.generators];
+    case 'Starred':
+      return [n.value];
   }
 }

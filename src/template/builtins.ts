@@ -7,8 +7,27 @@ import { excIsSubclass, EXC_PARENT, pyErr, typeError, valueError } from './error
 import { checkItems, checkString, step } from './limits.js';
 import { binop, bindArgs, callValue, chars, iterate, len, pyFloat, pyInt, toList } from './ops.js';
 import {
-  compare, isIntLike, isNumber, isStr, Placeholder, PyDict, PyExcClass, PyFunc, PyRange, PySet, PyTuple, pyEq,
-  reprValue, strOf, strValue, toBig, toNum, truthy, typeName, type CallArgs, type PyValue,
+  compare,
+  isIntLike,
+  isNumber,
+  isStr,
+  Placeholder,
+  PyDict,
+  PyExcClass,
+  PyFunc,
+  PyRange,
+  PySet,
+  PyTuple,
+  pyEq,
+  reprValue,
+  strOf,
+  strValue,
+  toBig,
+  toNum,
+  truthy,
+  typeName,
+  type CallArgs,
+  type PyValue,
 } from './values.js';
 
 const fn = (name: string, f: (a: CallArgs) => PyValue, kind: 'builtin' | 'class' = 'builtin') => new PyFunc(name, f, kind);
@@ -82,7 +101,11 @@ function pyRound(x: PyValue, nd: PyValue): PyValue {
   }
   const v = toNum(x);
   if (nd === null) {
-    if (!Number.isFinite(v)) throw pyErr(Number.isNaN(v) ? 'ValueError' : 'OverflowError', Number.isNaN(v) ? 'cannot convert float NaN to integer' : 'cannot convert float infinity to integer');
+    if (!Number.isFinite(v))
+      throw pyErr(
+        Number.isNaN(v) ? 'ValueError' : 'OverflowError',
+        Number.isNaN(v) ? 'cannot convert float NaN to integer' : 'cannot convert float infinity to integer',
+      );
     const f = Math.floor(v);
     const diff = v - f;
     if (diff > 0.5) return BigInt(f + 1);
@@ -91,7 +114,7 @@ function pyRound(x: PyValue, nd: PyValue): PyValue {
   }
   const n = Number(toBig(nd as bigint));
   if (!Number.isFinite(v)) return v;
-  const m = Math.pow(10, n);
+  const m = 10 ** n;
   const y = v * m;
   const f = Math.floor(y);
   const diff = y - f;
@@ -135,15 +158,56 @@ function dictFrom(a: CallArgs): PyDict {
 function excClasses(): Record<string, PyValue> {
   const out: Record<string, PyValue> = {};
   const extra = [
-    'BaseExceptionGroup', 'BlockingIOError', 'BrokenPipeError', 'BufferError', 'BytesWarning', 'ChildProcessError',
-    'ConnectionAbortedError', 'ConnectionError', 'ConnectionRefusedError', 'ConnectionResetError', 'DeprecationWarning',
-    'EOFError', 'EncodingWarning', 'EnvironmentError', 'ExceptionGroup', 'FileExistsError', 'FileNotFoundError',
-    'FloatingPointError', 'FutureWarning', 'GeneratorExit', 'IOError', 'ImportError', 'ImportWarning', 'IndentationError',
-    'InterruptedError', 'IsADirectoryError', 'KeyboardInterrupt', 'MemoryError', 'ModuleNotFoundError',
-    'NotADirectoryError', 'OSError', 'PendingDeprecationWarning', 'PermissionError', 'ProcessLookupError', 'ReferenceError',
-    'ResourceWarning', 'RuntimeWarning', 'StopAsyncIteration', 'SyntaxError', 'SyntaxWarning', 'SystemError', 'SystemExit',
-    'TabError', 'TimeoutError', 'UnicodeDecodeError', 'UnicodeEncodeError', 'UnicodeTranslateError', 'UnicodeWarning',
-    'UserWarning', 'Warning',
+    'BaseExceptionGroup',
+    'BlockingIOError',
+    'BrokenPipeError',
+    'BufferError',
+    'BytesWarning',
+    'ChildProcessError',
+    'ConnectionAbortedError',
+    'ConnectionError',
+    'ConnectionRefusedError',
+    'ConnectionResetError',
+    'DeprecationWarning',
+    'EOFError',
+    'EncodingWarning',
+    'EnvironmentError',
+    'ExceptionGroup',
+    'FileExistsError',
+    'FileNotFoundError',
+    'FloatingPointError',
+    'FutureWarning',
+    'GeneratorExit',
+    'IOError',
+    'ImportError',
+    'ImportWarning',
+    'IndentationError',
+    'InterruptedError',
+    'IsADirectoryError',
+    'KeyboardInterrupt',
+    'MemoryError',
+    'ModuleNotFoundError',
+    'NotADirectoryError',
+    'OSError',
+    'PendingDeprecationWarning',
+    'PermissionError',
+    'ProcessLookupError',
+    'ReferenceError',
+    'ResourceWarning',
+    'RuntimeWarning',
+    'StopAsyncIteration',
+    'SyntaxError',
+    'SyntaxWarning',
+    'SystemError',
+    'SystemExit',
+    'TabError',
+    'TimeoutError',
+    'UnicodeDecodeError',
+    'UnicodeEncodeError',
+    'UnicodeTranslateError',
+    'UnicodeWarning',
+    'UserWarning',
+    'Warning',
   ];
   for (const n of [...Object.keys(EXC_PARENT), ...extra]) if (n !== 'SQLTemplateException' && n !== 'SQLTemplateCustomError') out[n] = new PyExcClass(n);
   return out;
@@ -153,28 +217,44 @@ function excClasses(): Record<string, PyValue> {
 export const BUILTINS: Record<string, PyValue> = {
   ...excClasses(),
   len: fn('len', (a) => BigInt(len(oneArg('len', a)))),
-  list: fn('list', (a) => {
-    noKw('list', a);
-    return a.args.length ? toList(a.args[0]) : [];
-  }, 'class'),
+  list: fn(
+    'list',
+    (a) => {
+      noKw('list', a);
+      return a.args.length ? toList(a.args[0]) : [];
+    },
+    'class',
+  ),
   tuple: fn('tuple', (a) => new PyTuple(a.args.length ? toList(a.args[0]) : []), 'class'),
   set: fn('set', (a) => new PySet(a.args.length ? toList(a.args[0]) : []), 'class'),
   frozenset: fn('frozenset', (a) => new PySet(a.args.length ? toList(a.args[0]) : []), 'class'),
   dict: fn('dict', dictFrom, 'class'),
-  str: fn('str', (a) => {
-    noKw('str', a);
-    return a.args.length ? strValue(a.args[0]) : '';
-  }, 'class'),
+  str: fn(
+    'str',
+    (a) => {
+      noKw('str', a);
+      return a.args.length ? strValue(a.args[0]) : '';
+    },
+    'class',
+  ),
   repr: fn('repr', (a) => reprValue(oneArg('repr', a))),
   ascii: fn('ascii', (a) => reprValue(oneArg('ascii', a)).replace(/[^\x00-\x7f]/g, (c) => '\\u' + c.charCodeAt(0).toString(16).padStart(4, '0'))),
-  int: fn('int', (a) => {
-    const b = bindArgs('int', { names: ['x', 'base'], defaults: { x: 0n, base: null } }, a);
-    return pyInt(b.x, b.base === null ? undefined : b.base);
-  }, 'class'),
-  float: fn('float', (a) => {
-    noKw('float', a);
-    return a.args.length ? pyFloat(a.args[0]) : 0;
-  }, 'class'),
+  int: fn(
+    'int',
+    (a) => {
+      const b = bindArgs('int', { names: ['x', 'base'], defaults: { x: 0n, base: null } }, a);
+      return pyInt(b.x, b.base === null ? undefined : b.base);
+    },
+    'class',
+  ),
+  float: fn(
+    'float',
+    (a) => {
+      noKw('float', a);
+      return a.args.length ? pyFloat(a.args[0]) : 0;
+    },
+    'class',
+  ),
   abs: fn('abs', (a) => {
     const v = oneArg('abs', a);
     if (isIntLike(v)) {
@@ -220,55 +300,75 @@ export const BUILTINS: Record<string, PyValue> = {
     const b = bindArgs('sorted', { names: ['iterable', 'key', 'reverse'], defaults: { key: null, reverse: false } }, a);
     return sortValues(toList(b.iterable), b.key, truthy(b.reverse));
   }),
-  reversed: fn('reversed', (a) => {
-    const v = oneArg('reversed', a);
-    if (v instanceof PyDict || v instanceof PySet || v === null || isNumber(v)) throw typeError(`'${typeName(v)}' object is not reversible`);
-    return toList(v).reverse();
-  }, 'class'),
+  reversed: fn(
+    'reversed',
+    (a) => {
+      const v = oneArg('reversed', a);
+      if (v instanceof PyDict || v instanceof PySet || v === null || isNumber(v)) throw typeError(`'${typeName(v)}' object is not reversible`);
+      return toList(v).reverse();
+    },
+    'class',
+  ),
   range: fn('range', makeRange, 'class'),
-  enumerate: fn('enumerate', (a) => {
-    const b = bindArgs('enumerate', { names: ['iterable', 'start'], defaults: { start: 0n } }, a);
-    let i = isIntLike(b.start) ? toBig(b.start) : 0n;
-    const out: PyValue[] = [];
-    for (const x of iterate(b.iterable)) {
-      step();
-      out.push(new PyTuple([i++, x]));
-    }
-    return out;
-  }, 'class'),
-  zip: fn('zip', (a) => {
-    const lists = a.args.map(toList);
-    const n = lists.length ? Math.min(...lists.map((l) => l.length)) : 0;
-    const out: PyValue[] = [];
-    for (let i = 0; i < n; i++) {
-      step();
-      out.push(new PyTuple(lists.map((l) => l[i])));
-    }
-    return out;
-  }, 'class'),
-  map: fn('map', (a) => {
-    if (a.args.length < 2) throw typeError('map() must have at least two arguments.');
-    const [f, ...its] = a.args;
-    const lists = its.map(toList);
-    const n = Math.min(...lists.map((l) => l.length));
-    const out: PyValue[] = [];
-    for (let i = 0; i < n; i++) {
-      step();
-      out.push(callValue(f, { args: lists.map((l) => l[i]), kwargs: [] }));
-    }
-    return out;
-  }, 'class'),
-  filter: fn('filter', (a) => {
-    noKw('filter', a);
-    if (a.args.length !== 2) throw typeError(`filter expected 2 arguments, got ${a.args.length}`);
-    const [f, it] = a.args;
-    const out: PyValue[] = [];
-    for (const x of iterate(it)) {
-      step();
-      if (truthy(f === null ? x : callValue(f, { args: [x], kwargs: [] }))) out.push(x);
-    }
-    return out;
-  }, 'class'),
+  enumerate: fn(
+    'enumerate',
+    (a) => {
+      const b = bindArgs('enumerate', { names: ['iterable', 'start'], defaults: { start: 0n } }, a);
+      let i = isIntLike(b.start) ? toBig(b.start) : 0n;
+      const out: PyValue[] = [];
+      for (const x of iterate(b.iterable)) {
+        step();
+        out.push(new PyTuple([i++, x]));
+      }
+      return out;
+    },
+    'class',
+  ),
+  zip: fn(
+    'zip',
+    (a) => {
+      const lists = a.args.map(toList);
+      const n = lists.length ? Math.min(...lists.map((l) => l.length)) : 0;
+      const out: PyValue[] = [];
+      for (let i = 0; i < n; i++) {
+        step();
+        out.push(new PyTuple(lists.map((l) => l[i])));
+      }
+      return out;
+    },
+    'class',
+  ),
+  map: fn(
+    'map',
+    (a) => {
+      if (a.args.length < 2) throw typeError('map() must have at least two arguments.');
+      const [f, ...its] = a.args;
+      const lists = its.map(toList);
+      const n = Math.min(...lists.map((l) => l.length));
+      const out: PyValue[] = [];
+      for (let i = 0; i < n; i++) {
+        step();
+        out.push(callValue(f, { args: lists.map((l) => l[i]), kwargs: [] }));
+      }
+      return out;
+    },
+    'class',
+  ),
+  filter: fn(
+    'filter',
+    (a) => {
+      noKw('filter', a);
+      if (a.args.length !== 2) throw typeError(`filter expected 2 arguments, got ${a.args.length}`);
+      const [f, it] = a.args;
+      const out: PyValue[] = [];
+      for (const x of iterate(it)) {
+        step();
+        if (truthy(f === null ? x : callValue(f, { args: [x], kwargs: [] }))) out.push(x);
+      }
+      return out;
+    },
+    'class',
+  ),
   chr: fn('chr', (a) => {
     const v = oneArg('chr', a);
     if (!isIntLike(v)) throw typeError(`'${typeName(v)}' object cannot be interpreted as an integer`);
@@ -488,12 +588,18 @@ const STR_METHODS: Record<string, Method> = {
   lower: (s) => strOf(s as string).toLowerCase(),
   upper: (s) => strOf(s as string).toUpperCase(),
   casefold: (s) => strOf(s as string).toLowerCase(),
-  swapcase: (s) => chars(strOf(s as string)).map((c) => (c === c.toUpperCase() ? c.toLowerCase() : c.toUpperCase())).join(''),
+  swapcase: (s) =>
+    chars(strOf(s as string))
+      .map((c) => (c === c.toUpperCase() ? c.toLowerCase() : c.toUpperCase()))
+      .join(''),
   capitalize: (s) => {
     const t = strOf(s as string);
     return t ? chars(t)[0].toUpperCase() + chars(t).slice(1).join('').toLowerCase() : t;
   },
-  title: (s) => strOf(s as string).toLowerCase().replace(/(^|[^\p{L}\p{N}'])(\p{L})/gu, (_m, p, c) => p + c.toUpperCase()),
+  title: (s) =>
+    strOf(s as string)
+      .toLowerCase()
+      .replace(/(^|[^\p{L}\p{N}'])(\p{L})/gu, (_m, p, c) => p + c.toUpperCase()),
   startswith: (s, a) => {
     const p = a.args[0];
     const t = strOf(s as string);
@@ -506,7 +612,12 @@ const STR_METHODS: Record<string, Method> = {
     const opts = p instanceof PyTuple ? p.items : [p];
     return opts.some((o) => t.endsWith(needStr(o, 'endswith first arg')));
   },
-  find: (s, a) => BigInt(chars(strOf(s as string)).join('').indexOf(needStr(a.args[0], 'must be str'))),
+  find: (s, a) =>
+    BigInt(
+      chars(strOf(s as string))
+        .join('')
+        .indexOf(needStr(a.args[0], 'must be str')),
+    ),
   rfind: (s, a) => BigInt(strOf(s as string).lastIndexOf(needStr(a.args[0], 'must be str'))),
   index: (s, a) => {
     const i = strOf(s as string).indexOf(needStr(a.args[0], 'must be str'));
@@ -729,7 +840,7 @@ export function getattr(obj: PyValue, name: string): PyValue {
     if (name === 'split') return fn('split', () => [new Placeholder(), new Placeholder()]);
     if (name === 'startswith') return fn('startswith', () => false);
   }
-  const m = table && Object.prototype.hasOwnProperty.call(table, name) ? table[name] : undefined;
+  const m = table && Object.hasOwn(table, name) ? table[name] : undefined;
   if (!m) {
     if (obj instanceof PyExcClass || obj instanceof PyFunc) throw pyErr('AttributeError', `type object '${typeName(obj)}' has no attribute '${name}'`);
     throw pyErr('AttributeError', `'${typeName(obj)}' object has no attribute '${name}'`);
@@ -744,4 +855,3 @@ export function matchesException(errType: string, cls: PyValue): boolean {
     return excIsSubclass(errType, c.name);
   });
 }
-

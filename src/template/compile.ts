@@ -151,26 +151,158 @@ export function compileChunks(chunks: Chunk[]): { exec: Exec[]; stmts: Map<Chunk
 
 /** Python builtins (vars(builtins)) — never template variables, except format/q/id. */
 export const BUILTIN_NAMES = new Set([
-  'abs', 'aiter', 'all', 'anext', 'any', 'ascii', 'bin', 'bool', 'breakpoint', 'bytearray', 'bytes', 'callable', 'chr',
-  'classmethod', 'compile', 'complex', 'copyright', 'credits', 'delattr', 'dict', 'dir', 'divmod', 'enumerate', 'eval',
-  'exec', 'exit', 'filter', 'float', 'frozenset', 'getattr', 'globals', 'hasattr', 'hash', 'help', 'hex', 'input',
-  'int', 'isinstance', 'issubclass', 'iter', 'len', 'license', 'list', 'locals', 'map', 'max', 'memoryview', 'min',
-  'next', 'object', 'oct', 'open', 'ord', 'pow', 'print', 'property', 'quit', 'range', 'repr', 'reversed', 'round', 'set',
-  'setattr', 'slice', 'sorted', 'staticmethod', 'str', 'sum', 'super', 'tuple', 'type', 'vars', 'zip',
-  '__build_class__', '__debug__', '__doc__', '__import__', '__loader__', '__name__', '__package__', '__spec__',
-  'Ellipsis', 'NotImplemented',
-  'ArithmeticError', 'AssertionError', 'AttributeError', 'BaseException', 'BaseExceptionGroup', 'BlockingIOError',
-  'BrokenPipeError', 'BufferError', 'BytesWarning', 'ChildProcessError', 'ConnectionAbortedError', 'ConnectionError',
-  'ConnectionRefusedError', 'ConnectionResetError', 'DeprecationWarning', 'EOFError', 'EncodingWarning',
-  'EnvironmentError', 'Exception', 'ExceptionGroup', 'FileExistsError', 'FileNotFoundError', 'FloatingPointError',
-  'FutureWarning', 'GeneratorExit', 'IOError', 'ImportError', 'ImportWarning', 'IndentationError', 'IndexError',
-  'InterruptedError', 'IsADirectoryError', 'KeyError', 'KeyboardInterrupt', 'LookupError', 'MemoryError',
-  'ModuleNotFoundError', 'NameError', 'NotADirectoryError', 'NotImplementedError', 'OSError', 'OverflowError',
-  'PendingDeprecationWarning', 'PermissionError', 'ProcessLookupError', 'RecursionError', 'ReferenceError',
-  'ResourceWarning', 'RuntimeError', 'RuntimeWarning', 'StopAsyncIteration', 'StopIteration', 'SyntaxError',
-  'SyntaxWarning', 'SystemError', 'SystemExit', 'TabError', 'TimeoutError', 'TypeError', 'UnboundLocalError',
-  'UnicodeDecodeError', 'UnicodeEncodeError', 'UnicodeError', 'UnicodeTranslateError', 'UnicodeWarning', 'UserWarning',
-  'ValueError', 'Warning', 'ZeroDivisionError',
+  'abs',
+  'aiter',
+  'all',
+  'anext',
+  'any',
+  'ascii',
+  'bin',
+  'bool',
+  'breakpoint',
+  'bytearray',
+  'bytes',
+  'callable',
+  'chr',
+  'classmethod',
+  'compile',
+  'complex',
+  'copyright',
+  'credits',
+  'delattr',
+  'dict',
+  'dir',
+  'divmod',
+  'enumerate',
+  'eval',
+  'exec',
+  'exit',
+  'filter',
+  'float',
+  'frozenset',
+  'getattr',
+  'globals',
+  'hasattr',
+  'hash',
+  'help',
+  'hex',
+  'input',
+  'int',
+  'isinstance',
+  'issubclass',
+  'iter',
+  'len',
+  'license',
+  'list',
+  'locals',
+  'map',
+  'max',
+  'memoryview',
+  'min',
+  'next',
+  'object',
+  'oct',
+  'open',
+  'ord',
+  'pow',
+  'print',
+  'property',
+  'quit',
+  'range',
+  'repr',
+  'reversed',
+  'round',
+  'set',
+  'setattr',
+  'slice',
+  'sorted',
+  'staticmethod',
+  'str',
+  'sum',
+  'super',
+  'tuple',
+  'type',
+  'vars',
+  'zip',
+  '__build_class__',
+  '__debug__',
+  '__doc__',
+  '__import__',
+  '__loader__',
+  '__name__',
+  '__package__',
+  '__spec__',
+  'Ellipsis',
+  'NotImplemented',
+  'ArithmeticError',
+  'AssertionError',
+  'AttributeError',
+  'BaseException',
+  'BaseExceptionGroup',
+  'BlockingIOError',
+  'BrokenPipeError',
+  'BufferError',
+  'BytesWarning',
+  'ChildProcessError',
+  'ConnectionAbortedError',
+  'ConnectionError',
+  'ConnectionRefusedError',
+  'ConnectionResetError',
+  'DeprecationWarning',
+  'EOFError',
+  'EncodingWarning',
+  'EnvironmentError',
+  'Exception',
+  'ExceptionGroup',
+  'FileExistsError',
+  'FileNotFoundError',
+  'FloatingPointError',
+  'FutureWarning',
+  'GeneratorExit',
+  'IOError',
+  'ImportError',
+  'ImportWarning',
+  'IndentationError',
+  'IndexError',
+  'InterruptedError',
+  'IsADirectoryError',
+  'KeyError',
+  'KeyboardInterrupt',
+  'LookupError',
+  'MemoryError',
+  'ModuleNotFoundError',
+  'NameError',
+  'NotADirectoryError',
+  'NotImplementedError',
+  'OSError',
+  'OverflowError',
+  'PendingDeprecationWarning',
+  'PermissionError',
+  'ProcessLookupError',
+  'RecursionError',
+  'ReferenceError',
+  'ResourceWarning',
+  'RuntimeError',
+  'RuntimeWarning',
+  'StopAsyncIteration',
+  'StopIteration',
+  'SyntaxError',
+  'SyntaxWarning',
+  'SystemError',
+  'SystemExit',
+  'TabError',
+  'TimeoutError',
+  'TypeError',
+  'UnboundLocalError',
+  'UnicodeDecodeError',
+  'UnicodeEncodeError',
+  'UnicodeError',
+  'UnicodeTranslateError',
+  'UnicodeWarning',
+  'UserWarning',
+  'ValueError',
+  'Warning',
+  'ZeroDivisionError',
 ]);
 
 /** Tinybird's reserved_vars: builtins and internals, minus the names it handles specially. */
@@ -182,32 +314,71 @@ export function codeNames(n: Node, out: string[], bound: Set<string> = new Set()
     if (!bound.has(s) && !out.includes(s)) out.push(s);
   };
   switch (n.k) {
-    case 'Name': add(n.id); return;
-    case 'Constant': return;
-    case 'Attribute': codeNames(n.value, out, bound); add(n.attr); return;
+    case 'Name':
+      add(n.id);
+      return;
+    case 'Constant':
+      return;
+    case 'Attribute':
+      codeNames(n.value, out, bound);
+      add(n.attr);
+      return;
     case 'Call':
       codeNames(n.func, out, bound);
       n.args.forEach((a) => codeNames(a, out, bound));
       n.keywords.forEach((k) => codeNames(k.value, out, bound));
       return;
-    case 'BinOp': codeNames(n.left, out, bound); codeNames(n.right, out, bound); return;
-    case 'UnaryOp': codeNames(n.operand, out, bound); return;
-    case 'BoolOp': n.values.forEach((v) => codeNames(v, out, bound)); return;
-    case 'Compare': codeNames(n.left, out, bound); n.comparators.forEach((v) => codeNames(v, out, bound)); return;
-    case 'IfExp': codeNames(n.test, out, bound); codeNames(n.body, out, bound); codeNames(n.orelse, out, bound); return;
-    case 'Subscript': codeNames(n.value, out, bound); codeNames(n.slice, out, bound); return;
-    case 'Slice': [n.lower, n.upper, n.step].forEach((v) => v && codeNames(v, out, bound)); return;
-    case 'List': case 'Tuple': case 'Set': n.elts.forEach((v) => codeNames(v, out, bound)); return;
+    case 'BinOp':
+      codeNames(n.left, out, bound);
+      codeNames(n.right, out, bound);
+      return;
+    case 'UnaryOp':
+      codeNames(n.operand, out, bound);
+      return;
+    case 'BoolOp':
+      n.values.forEach((v) => codeNames(v, out, bound));
+      return;
+    case 'Compare':
+      codeNames(n.left, out, bound);
+      n.comparators.forEach((v) => codeNames(v, out, bound));
+      return;
+    case 'IfExp':
+      codeNames(n.test, out, bound);
+      codeNames(n.body, out, bound);
+      codeNames(n.orelse, out, bound);
+      return;
+    case 'Subscript':
+      codeNames(n.value, out, bound);
+      codeNames(n.slice, out, bound);
+      return;
+    case 'Slice':
+      [n.lower, n.upper, n.step].forEach((v) => v && codeNames(v, out, bound));
+      return;
+    case 'List':
+    case 'Tuple':
+    case 'Set':
+      n.elts.forEach((v) => codeNames(v, out, bound));
+      return;
     case 'Dict':
       n.keys.forEach((k, i) => {
         if (k) codeNames(k, out, bound);
         codeNames(n.values[i], out, bound);
       });
       return;
-    case 'JoinedStr': n.values.forEach((v) => codeNames(v, out, bound)); return;
-    case 'FormattedValue': codeNames(n.value, out, bound); if (n.format_spec) codeNames(n.format_spec, out, bound); return;
-    case 'Starred': codeNames(n.value, out, bound); return;
-    case 'ListComp': case 'SetComp': case 'GeneratorExp': case 'DictComp': {
+    case 'JoinedStr':
+      n.values.forEach((v) => codeNames(v, out, bound));
+      return;
+    case 'FormattedValue':
+      codeNames(n.value, out, bound);
+      if (n.format_spec) codeNames(n.format_spec, out, bound);
+      return;
+    case 'Starred':
+      codeNames(n.value, out, bound);
+      return;
+    case 'ListComp':
+    case 'SetComp':
+    case 'GeneratorExp':
+    case 'DictComp': {
       const inner = new Set(bound);
       n.generators.forEach((g, i) => {
         if (i === 0) codeNames(g.iter, out, bound);
@@ -227,25 +398,44 @@ export function codeNames(n: Node, out: string[], bound: Set<string> = new Set()
 /** Names bound by an assignment target. */
 export function targetNames(t: Node): string[] {
   switch (t.k) {
-    case 'Name': return [t.id];
-    case 'Tuple': case 'List': return t.elts.flatMap(targetNames);
-    case 'Starred': return targetNames(t.value);
-    default: return [];
+    case 'Name':
+      return [t.id];
+    case 'Tuple':
+    case 'List':
+      return t.elts.flatMap(targetNames);
+    case 'Starred':
+      return targetNames(t.value);
+    default:
+      return [];
   }
 }
 
 export function stmtNames(s: Stmt): string[] {
   const out: string[] = [];
   switch (s.k) {
-    case 'If': case 'While': codeNames(s.test, out); break;
-    case 'For': codeNames(s.iter, out); codeNames(s.target, out); break;
+    case 'If':
+    case 'While':
+      codeNames(s.test, out);
+      break;
+    case 'For':
+      codeNames(s.iter, out);
+      codeNames(s.target, out);
+      break;
     case 'Except':
       if (s.type) codeNames(s.type, out);
       if (s.name && !out.includes(s.name)) out.push(s.name);
       break;
-    case 'Assign': codeNames(s.value, out); s.targets.forEach((t) => codeNames(t, out)); break;
-    case 'AugAssign': codeNames(s.target, out); codeNames(s.value, out); break;
-    case 'Expr': codeNames(s.value, out); break;
+    case 'Assign':
+      codeNames(s.value, out);
+      s.targets.forEach((t) => codeNames(t, out));
+      break;
+    case 'AugAssign':
+      codeNames(s.target, out);
+      codeNames(s.value, out);
+      break;
+    case 'Expr':
+      codeNames(s.value, out);
+      break;
   }
   return out;
 }

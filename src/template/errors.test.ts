@@ -75,7 +75,10 @@ describe('security whitelist of {{ }}', () => {
     ["{{ globals()['__builtins__'] }}", 'Invalid function name: globals'],
     ['{{ x[0]() }}', "Invalid function: Call(func=Subscript(value=Name(id='x', ctx=Load()), slice=Constant(value=0), ctx=Load()), args=[], keywords=[])"],
     ["{{ b'x' }}", "Invalid Constant: Constant(value=b'x')"],
-    ['{{ [c for c in x] }}', "Invalid expression type: ListComp(elt=Name(id='c', ctx=Load()), generators=[comprehension(target=Name(id='c', ctx=Store()), iter=Name(id='x', ctx=Load()), ifs=[], is_async=0)])"],
+    [
+      '{{ [c for c in x] }}',
+      "Invalid expression type: ListComp(elt=Name(id='c', ctx=Load()), generators=[comprehension(target=Name(id='c', ctx=Store()), iter=Name(id='x', ctx=Load()), ifs=[], is_async=0)])",
+    ],
     ['{{ *x }}', "can't use starred expression here"],
   ])('%s → %s', (body, message) => {
     expect(err(body)).toBe(SYN + message);
@@ -94,7 +97,7 @@ describe('security whitelist of {{ }}', () => {
 
   it('control blocks are compiled more freely, but only with known names and methods', () => {
     expect(r("{% if x.startswith('a') and len(x) >= 2 %}yes{% end %}", { x: 'ab' })).toBe('yes');
-    expect(err("{% if x.read() %}{% end %}", { x: 'ab' })).toBe(`${SYN}'str' object has no attribute 'read'`);
+    expect(err('{% if x.read() %}{% end %}', { x: 'ab' })).toBe(`${SYN}'str' object has no attribute 'read'`);
     expect(err('{% if x.__class__ %}{% end %}', { x: 'ab' })).toBe(`${SYN}'str' object has no attribute '__class__'`);
     expect(err("{% set y = eval('1') %}")).toBe(`${SYN}name 'eval' is not defined`);
     expect(err("{% set y = __import__('os') %}")).toBe(`${SYN}name '__import__' is not defined`);
@@ -133,7 +136,7 @@ describe('runtime errors', () => {
   it('names that cannot be parameters', () => {
     expect(err('{{ String(format) }}', { format: 'x' })).toBe('"format" can not be used as a variable name, line 1');
     expect(err('SELECT\n{{ q }}', { q: 'x' })).toBe('"q" can not be used as a variable name, line 2');
-    expect(err("{% if defined(format) %}{% end %}")).toBe('"format" can not be used as a variable name, line 1');
+    expect(err('{% if defined(format) %}{% end %}')).toBe('"format" can not be used as a variable name, line 1');
   });
 
   it('missing required parameters', () => {
@@ -148,9 +151,7 @@ describe('runtime errors', () => {
 
   it('null expressions', () => {
     expect(err('{{ param }}')).toBe(`${SYN}expression "param" evaluated to null`);
-    expect(err("{% for item in JSON(f, '[{}]') %}{{ item.get('operand') }}{% end %}")).toBe(
-      `${SYN}expression "item.get('operand')" evaluated to null`,
-    );
+    expect(err("{% for item in JSON(f, '[{}]') %}{{ item.get('operand') }}{% end %}")).toBe(`${SYN}expression "item.get('operand')" evaluated to null`);
   });
 
   it('validation errors', () => {
@@ -186,8 +187,8 @@ describe('runtime errors', () => {
 
   it('documentation links', () => {
     expect(errObj('{{ Int32(x) }}', { x: 'a' }).documentation).toBe('https://docs.tinybird.co/cli/advanced-templates.html');
-    expect(errObj("{{ columns(x) }}").documentation).toBe('https://docs.tinybird.co/cli/advanced-templates.html#columns');
-    expect(errObj("{{ split_to_array(x, 5) }}").documentation).toBe('https://docs.tinybird.co/cli/advanced-templates.html#split_to_array');
+    expect(errObj('{{ columns(x) }}').documentation).toBe('https://docs.tinybird.co/cli/advanced-templates.html#columns');
+    expect(errObj('{{ split_to_array(x, 5) }}').documentation).toBe('https://docs.tinybird.co/cli/advanced-templates.html#split_to_array');
     expect(errObj('{% import os %}').documentation).toBe('https://docs.tinybird.co/cli/advanced-templates.html');
   });
 

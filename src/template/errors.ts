@@ -24,7 +24,10 @@ export class TemplateError extends Error {
 }
 
 export class CustomTemplateError extends Error {
-  constructor(readonly status: number, readonly body: unknown) {
+  constructor(
+    readonly status: number,
+    readonly body: unknown,
+  ) {
     super(typeof body === 'string' ? body : JSON.stringify(body));
     this.name = 'CustomTemplateError';
   }
@@ -72,7 +75,10 @@ export class PyError extends Error {
   /** custom_error(): HTTP status and body. */
   status?: number;
   body?: unknown;
-  constructor(readonly pyType: string, readonly msg: string) {
+  constructor(
+    readonly pyType: string,
+    readonly msg: string,
+  ) {
     super(msg);
     this.name = pyType;
   }
@@ -97,7 +103,10 @@ export function sqlTemplateError(msg: string, documentation = '/cli/advanced-tem
 
 /** Parse-time error (tornado ParseError, SecurityException, SyntaxError). */
 export class ParseFailure extends Error {
-  constructor(message: string, readonly line = 0) {
+  constructor(
+    message: string,
+    readonly line = 0,
+  ) {
     super(message);
   }
 }

@@ -19,7 +19,6 @@ const STRING_MAP: Record<string, string> = {
 
 const IDENT_MAP: Record<string, string> = { ...STRING_MAP, '"': '' };
 
-// eslint-disable-next-line no-control-regex
 const SPECIAL = /[\0\r\b\t\x1a\n"'\\%`]/g;
 
 /** Escaping for string literals ('...'): `"` becomes `\"`. */

@@ -45,8 +45,8 @@ const HOSTILE = [
   "'",
   "';drop table users;",
   "\\'",
-  "\\",
-  "a\\",
+  '\\',
+  'a\\',
   "\\\\'",
   "''",
   '"',
@@ -92,7 +92,7 @@ describe('escaping rules (§6.5)', () => {
 
   it('renders the reference example', () => {
     expect(r('{{ x }}', { x: "';drop table users;" })).toBe("'\\';drop table users;'");
-    expect(r('{{ String(x) }}', { x: 'action."test run"' })).toBe("'action.\\\"test run\\\"'");
+    expect(r('{{ String(x) }}', { x: 'action."test run"' })).toBe('\'action.\\"test run\\"\'');
   });
 
   it.each(HOSTILE.map((v) => [JSON.stringify(v), v]))('a hostile value %s stays one literal', (_n, v) => {
@@ -105,13 +105,21 @@ describe('escaping rules (§6.5)', () => {
   it('no value (fixed or random) can end a literal early, in any construct', () => {
     for (const v of VALUES) {
       const params = { x: v, xs: [v, v], j: JSON.stringify({ k: v, l: [v] }) };
-      for (const tpl of ['{{ x }}', '{{ String(x) }}', '{{ Array(xs) }}', '{{ Array(x) }}', "{{ Array(xs, 'String') }}", '{{ xs }}', '{{ split_to_array(x) }}']) {
+      for (const tpl of [
+        '{{ x }}',
+        '{{ String(x) }}',
+        '{{ Array(xs) }}',
+        '{{ Array(x) }}',
+        "{{ Array(xs, 'String') }}",
+        '{{ xs }}',
+        '{{ split_to_array(x) }}',
+      ]) {
         const out = r(tpl, params);
         const structure = stripLiterals(out);
-        expect(structure, `${tpl} with ${JSON.stringify(v)} gave ${JSON.stringify(out)}`).toMatch(/^[S\[\], ]*$/);
+        expect(structure, `${tpl} with ${JSON.stringify(v)} gave ${JSON.stringify(out)}`).toMatch(/^[S[\], ]*$/);
       }
       const dict = stripLiterals(r('{{ JSON(j) }}', params));
-      expect(dict, JSON.stringify(v)).toMatch(/^[S\[\]{}:, ]*$/);
+      expect(dict, JSON.stringify(v)).toMatch(/^[S[\]{}:, ]*$/);
       const and = stripLiterals(r('{{ sql_and(a=x, b__in=Array(xs)) }}', params));
       expect(and, JSON.stringify(v)).toMatch(/^a = S and b in \[S(,S)*\]$/);
       const dt = r('{{ DateTime(d) }}', { d: '2024-01-01 00:00:00' + v });
@@ -147,7 +155,12 @@ describe('escaping rules (§6.5)', () => {
   it('comments from max_threads/backend_hint never span lines', () => {
     for (const v of VALUES) {
       const out = r('{{ max_threads(x) }}{{ backend_hint(x) }}', { x: v });
-      expect(out.split('\n').filter(Boolean).every((l) => l.startsWith('-- '))).toBe(true);
+      expect(
+        out
+          .split('\n')
+          .filter(Boolean)
+          .every((l) => l.startsWith('-- ')),
+      ).toBe(true);
     }
   });
 
@@ -177,7 +190,7 @@ describe('escaping rules (§6.5)', () => {
 
   it('parameter names cannot reach functions', () => {
     expect(r("{{ String('x') }}", { String: 'hacked' })).toBe("'x'");
-    expect(r("{{ defined(a) }}", { defined: 'hacked', a: '1' })).toBe('True');
+    expect(r('{{ defined(a) }}', { defined: 'hacked', a: '1' })).toBe('True');
     expect(err("{{ eval('x') }}", { eval: 'x' })).toBe(`${SYN}Invalid function name: eval`);
   });
 });
@@ -208,7 +221,13 @@ describe('resource limits', () => {
 
   it('bounds date parsing work', () => {
     const fmt = '%m'.repeat(40);
-    expect(r(`{% set d = date_diff_in_days('1'.repeat(80), '1', '${fmt}', none_if_error=True) %}{{ d is None }}`.replace("'1'.repeat(80)", `'${'1'.repeat(80)}'`).replace('{{ d is None }}', '{% if d is None %}none{% end %}'))).toBe('none');
+    expect(
+      r(
+        `{% set d = date_diff_in_days('1'.repeat(80), '1', '${fmt}', none_if_error=True) %}{{ d is None }}`
+          .replace("'1'.repeat(80)", `'${'1'.repeat(80)}'`)
+          .replace('{{ d is None }}', '{% if d is None %}none{% end %}'),
+      ),
+    ).toBe('none');
   });
 
   it('custom_error bodies are plain data', () => {

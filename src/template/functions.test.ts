@@ -52,7 +52,7 @@ describe('integer type functions', () => {
 
   it('lets a typed integer take part in arithmetic as a plain int', () => {
     expect(r('{% set n = Int32(x) + 1 %}{{ n }}', { x: '4' })).toBe('5');
-    expect(r("{% if Int32(x, 0) > 5 %}big{% end %}", { x: '6' })).toBe('big');
+    expect(r('{% if Int32(x, 0) > 5 %}big{% end %}', { x: '6' })).toBe('big');
   });
 });
 
@@ -146,7 +146,7 @@ describe('String, Date, DateTime, DateTime64', () => {
 
 describe('defined=False and missing values', () => {
   it('returns None with defined=False, which sql_and skips', () => {
-    expect(r("{{ sql_and(a=String(a, defined=False), b=Int32(b, defined=False)) }}", { b: '2' })).toBe("b = toInt32('2')");
+    expect(r('{{ sql_and(a=String(a, defined=False), b=Int32(b, defined=False)) }}', { b: '2' })).toBe("b = toInt32('2')");
   });
 
   it('lists every parameter without a default in the required error', () => {
@@ -161,9 +161,7 @@ describe('defined=False and missing values', () => {
 
   it('reports a bare missing variable by its expression text', () => {
     expect(err('{{ test }}')).toBe(`${SYN}expression "test" evaluated to null`);
-    expect(err('{{ testisasuperlongthingandwedontwanttoreturnthefullthing }}')).toBe(
-      `${SYN}expression "testisasuperlongthin..." evaluated to null`,
-    );
+    expect(err('{{ testisasuperlongthingandwedontwanttoreturnthefullthing }}')).toBe(`${SYN}expression "testisasuperlongthin..." evaluated to null`);
   });
 });
 
@@ -314,7 +312,7 @@ describe('defined, sql_and, split_to_array, enumerate_with_last', () => {
     expect(r("{{ sql_and(a__in=Array(a, 'Int32', defined=False), d__gte=Date(d, defined=False)) }}", { a: '1,2', d: '2024-01-01' })).toBe(
       "a in [1,2] and d >= '2024-01-01'",
     );
-    expect(r("{{ sql_and(tbl.col=1) }}".replace('tbl.col', 'col'))).toBe('col = 1');
+    expect(r('{{ sql_and(tbl.col=1) }}'.replace('tbl.col', 'col'))).toBe('col = 1');
     expect(err('{{ sql_and(a__foo=1) }}')).toBe(`${SYN}operand foo not supported`);
     expect(errObj('{{ sql_and(a__foo=1) }}').documentation).toBe('https://docs.tinybird.co/cli/advanced-templates.html#sql_and');
     expect(err('{% set f = JSON(j) %}{{ sql_and(**f) }}', { j: '{"a = 1 or 1": 1}' })).toBe(`${SYN}Invalid column name in sql_and(): 'a = 1 or 1'`);
@@ -329,11 +327,9 @@ describe('defined, sql_and, split_to_array, enumerate_with_last', () => {
   });
 
   it('enumerate_with_last marks the last item', () => {
-    expect(r("{% for last, x in enumerate_with_last(split_to_array(v)) %}{{x}}{% if not last %},{% end %}{% end %}", { v: 'a,b,c' })).toBe(
-      "'a','b','c'",
-    );
-    expect(r("{% set l = [1, 2] %}{{ enumerate_with_last(l) }}")).toBe('[(False, 1), (True, 2)]');
-    expect(r("{% set l = [] %}{{ enumerate_with_last(l) }}")).toBe('[]');
+    expect(r('{% for last, x in enumerate_with_last(split_to_array(v)) %}{{x}}{% if not last %},{% end %}{% end %}', { v: 'a,b,c' })).toBe("'a','b','c'");
+    expect(r('{% set l = [1, 2] %}{{ enumerate_with_last(l) }}')).toBe('[(False, 1), (True, 2)]');
+    expect(r('{% set l = [] %}{{ enumerate_with_last(l) }}')).toBe('[]');
     // as in Tinybird, a literal list where a parameter name is expected is refused
     expect(err('{{ enumerate_with_last([1, 2]) }}')).toBe('"[1, 2]" can not be used as a variable name');
   });
@@ -390,9 +386,7 @@ describe('sql_unescape', () => {
   });
 
   it('never lets the value end its literal', () => {
-    expect(err('{{ sql_unescape(String(p)) }}', { p: "a'b" })).toBe(
-      `${SYN}sql_unescape() cannot unescape '': the value would break out of its string literal`,
-    );
+    expect(err('{{ sql_unescape(String(p)) }}', { p: "a'b" })).toBe(`${SYN}sql_unescape() cannot unescape '': the value would break out of its string literal`);
     expect(err(`{{ sql_unescape(String(p), "'") }}`, { p: "a' OR 1=1 --" })).toBe(
       `${SYN}sql_unescape() cannot unescape "'": the value would break out of its string literal`,
     );
@@ -462,7 +456,10 @@ describe('tb_secret and tb_var', () => {
   it('renders the variable as an engine query parameter; the value travels apart from the SQL', () => {
     expect(r("{{ tb_secret('pg_password') }}", {}, { variables })).toBe('{tb_secret_pg_password:String}');
     expect(r("toUInt8({{ tb_var('n') }})", {}, { variables })).toBe('toUInt8({tb_secret_n:String})');
-    expect(render("% SELECT {{ tb_secret('pg_password') }}, {{ tb_var('n') }}", {}, { variables }).queryParams).toEqual({ tb_secret_pg_password: "s3cr'et", tb_secret_n: '5' });
+    expect(render("% SELECT {{ tb_secret('pg_password') }}, {{ tb_var('n') }}", {}, { variables }).queryParams).toEqual({
+      tb_secret_pg_password: "s3cr'et",
+      tb_secret_n: '5',
+    });
     expect(render("% SELECT {{ tb_secret('missing', 'x') }}", {}, { variables }).queryParams).toEqual({});
   });
 
@@ -484,7 +481,7 @@ describe('tb_secret and tb_var', () => {
 describe('builtins in {{ }}', () => {
   it('len, list, min, max, int, float', () => {
     expect(r('{{ len(split_to_array(x)) }}', { x: 'a,b' })).toBe('2');
-    expect(r("{{ list(x) }}", { x: 'ab' })).toBe("['a', 'b']");
+    expect(r('{{ list(x) }}', { x: 'ab' })).toBe("['a', 'b']");
     expect(r('{{ min(Int32(a), Int32(b)) }}', { a: '3', b: '2' })).toBe("toInt32('2')");
     expect(r('{{ max(int(a), 10) }}', { a: '30' })).toBe('30');
     expect(r('{{ int(a) * 2 }}', { a: '21' })).toBe('42');
@@ -495,7 +492,7 @@ describe('builtins in {{ }}', () => {
 
   it('.split, .get, .join, .replace', () => {
     expect(r("{{ x.split('|')[1] }}", { x: 'a|b' })).toBe("'b'");
-    expect(r("{{ x.split() }}", { x: ' a  b ' })).toBe("['a', 'b']");
+    expect(r('{{ x.split() }}', { x: ' a  b ' })).toBe("['a', 'b']");
     expect(r("{{ x.split(',', 1) }}", { x: 'a,b,c' })).toBe("['a', 'b,c']");
     expect(r("{{ JSON(j).get('k', 'none') }}", { j: '{}' })).toBe("'none'");
     expect(r("{{ ','.join(split_to_array(x)) }}", { x: 'a , b' })).toBe("'a,b'");

@@ -13,8 +13,27 @@ import { JSONDecodeError, loads } from './pyjson.js';
 import { reprStr } from './pyfmt.js';
 import { strptime } from './strptime.js';
 import {
-  Comment, isIntLike, isStr, Placeholder, PyFunc, PyTuple, SqlExpr, Sym, TypedFloat, TypedInt, sqlStrValue,
-  strOf, strValue, toBig, toJS, truthy, typeName, type CallArgs, type PyValue, isNumber, toNum,
+  Comment,
+  isIntLike,
+  isStr,
+  Placeholder,
+  PyFunc,
+  PyTuple,
+  SqlExpr,
+  Sym,
+  TypedFloat,
+  TypedInt,
+  sqlStrValue,
+  strOf,
+  strValue,
+  toBig,
+  toJS,
+  truthy,
+  typeName,
+  type CallArgs,
+  type PyValue,
+  isNumber,
+  toNum,
 } from './values.js';
 
 export const REQUIRED_PARAM_NOT_DEFINED = 'Required parameter is not defined';
@@ -135,8 +154,14 @@ export function buildFunctions(host: FunctionHost): Record<string, PyValue> {
   const ph = (t: string): PyValue => (test ? (TEST_PLACEHOLDERS[t] ?? null) : null);
 
   const toStr: Transform = (x) => strValue(x);
-  const toIntTyped = (type: string): Transform => (x) => new TypedInt(pyInt(x), type);
-  const toFloatTyped = (type: string): Transform => (x) => new TypedFloat(toFloat(x), type);
+  const toIntTyped =
+    (type: string): Transform =>
+    (x) =>
+      new TypedInt(pyInt(x), type);
+  const toFloatTyped =
+    (type: string): Transform =>
+    (x) =>
+      new TypedFloat(toFloat(x), type);
   const toPlainInt: Transform = (x) => pyInt(x);
   const toPlainFloat: Transform = (x) => toFloat(x);
 
@@ -207,7 +232,12 @@ export function buildFunctions(host: FunctionHost): Record<string, PyValue> {
       x = dflt;
     }
     if (!isStr(x)) throw new PyError('AttributeError', `'${typeName(x)}' object has no attribute 'translate'`);
-    return new Sym(strOf(x).split('.').map((s) => '`' + escapeIdentifier(s) + '`').join('.'));
+    return new Sym(
+      strOf(x)
+        .split('.')
+        .map((s) => '`' + escapeIdentifier(s) + '`')
+        .join('.'),
+    );
   }
 
   function columns(x: PyValue, dflt: PyValue, f: PyValue): PyValue {
@@ -217,13 +247,13 @@ export function buildFunctions(host: FunctionHost): Record<string, PyValue> {
       x = dflt;
     }
     if (!isStr(x)) throw sqlTemplateError("The 'columns' function expects a String not an Array", '/cli/advanced-templates.html#columns');
-    const cols = strOf(x).split(',').map((c) => c.trim());
+    const cols = strOf(x)
+      .split(',')
+      .map((c) => c.trim());
     if (truthy(f)) {
       const fname = strValue(f);
       if (!IDENT_RE.test(fname)) throw sqlTemplateError(`Invalid function name in columns(): ${reprStr(fname)}`, '/cli/advanced-templates.html#columns');
-      return new SqlExpr(
-        cols.map((c) => `${fname}(${strValue(column(c, c))}) as ${IDENT_RE.test(c) ? c : '`' + escapeIdentifier(c) + '`'}`).join(','),
-      );
+      return new SqlExpr(cols.map((c) => `${fname}(${strValue(column(c, c))}) as ${IDENT_RE.test(c) ? c : '`' + escapeIdentifier(c) + '`'}`).join(','));
     }
     return new SqlExpr(cols.map((c) => strValue(column(c, c))).join(','));
   }
@@ -297,8 +327,7 @@ export function buildFunctions(host: FunctionHost): Record<string, PyValue> {
       step();
       const s = strValue(el);
       if (t !== null && TESTERS[t]) {
-        if (!TESTERS[t](s))
-          throw sqlTemplateError(`Error validating [${strValue(x)}][${i}] (${s === '' ? 'empty string' : s}) to type ${t}`);
+        if (!TESTERS[t](s)) throw sqlTemplateError(`Error validating [${strValue(x)}][${i}] (${s === '' ? 'empty string' : s}) to type ${t}`);
         values.push(sqlText(expressionWrapper((elemTypes[t] ?? ((v: PyValue) => v))(el), s)));
       } else values.push(sqlText(expressionWrapper((t !== null && elemTypes[t] ? elemTypes[t] : (v: PyValue) => v)(el), s)));
     });
@@ -323,10 +352,14 @@ export function buildFunctions(host: FunctionHost): Record<string, PyValue> {
 
   function dateDiff(unit: 'days' | 'hours' | 'minutes' | 'seconds', defaultFormat: string, message: string, anchor: string) {
     return (a: CallArgs) => {
-      const b = bindArgs(`date_diff_in_${unit}`, {
-        names: ['d0', 'd1', 'date_format', 'default', 'backup_date_format', 'none_if_error'],
-        defaults: { date_format: defaultFormat, default: null, backup_date_format: null, none_if_error: false },
-      }, a);
+      const b = bindArgs(
+        `date_diff_in_${unit}`,
+        {
+          names: ['d0', 'd1', 'date_format', 'default', 'backup_date_format', 'none_if_error'],
+          defaults: { date_format: defaultFormat, default: null, backup_date_format: null, none_if_error: false },
+        },
+        a,
+      );
       if (b.d0 instanceof Placeholder || b.d1 instanceof Placeholder) return truthy(b.default) ? b.default : 0n;
       try {
         const formats = [strValue(b.date_format)];
@@ -336,9 +369,7 @@ export function buildFunctions(host: FunctionHost): Record<string, PyValue> {
           for (const f of formats) {
             try {
               return strptime(strOf(d), f);
-            } catch {
-              continue;
-            }
+            } catch {}
           }
           throw new Error('no format matched');
         };
@@ -364,7 +395,12 @@ export function buildFunctions(host: FunctionHost): Record<string, PyValue> {
 
   const dateTimeMsg = (fname: string) =>
     `invalid date_format in function \`${fname}\`, defaults to YYYY-MM-DD hh:mm:ss. Or %Y-%m-%d %H:%M:%S [.ssssss]Z, e.g. ms: 2022-12-19T18:42:22.591Z s:2022-12-19T18:42:22Z`;
-  const diffDays = dateDiff('days', '%Y-%m-%d', 'invalid date format in function `date_diff_in_days`, it must be ISO format date YYYY-MM-DD, e.g. 2018-09-26', 'date_diff_in_days');
+  const diffDays = dateDiff(
+    'days',
+    '%Y-%m-%d',
+    'invalid date format in function `date_diff_in_days`, it must be ISO format date YYYY-MM-DD, e.g. 2018-09-26',
+    'date_diff_in_days',
+  );
 
   const comment = (text: string) => new SqlExpr(text);
   const oneLine = (s: string) => s.replace(/[\r\n]+/g, ' ');
@@ -411,7 +447,8 @@ export function buildFunctions(host: FunctionHost): Record<string, PyValue> {
           if (!(suffix in operands)) throw sqlTemplateError(`operand ${suffix} not supported`, '/cli/advanced-templates.html#sql_and');
           op = operands[suffix];
         }
-        if (!/^[A-Za-z_][A-Za-z0-9_.]*$/.test(name)) throw sqlTemplateError(`Invalid column name in sql_and(): ${reprStr(name)}`, '/cli/advanced-templates.html#sql_and');
+        if (!/^[A-Za-z_][A-Za-z0-9_.]*$/.test(name))
+          throw sqlTemplateError(`Invalid column name in sql_and(): ${reprStr(name)}`, '/cli/advanced-templates.html#sql_and');
         parts.push(`${name} ${op} ${sqlText(expressionWrapper(v, k))}`);
       }
       return new SqlExpr(parts.join(' and '));
@@ -462,9 +499,10 @@ export function buildFunctions(host: FunctionHost): Record<string, PyValue> {
       const b = bindArgs('sql_unescape', { names: ['x', 'what'], defaults: { what: '' } }, a);
       if (!isStr(b.x)) throw new PyError('AttributeError', `'${typeName(b.x)}' object has no attribute 'translate'`);
       const what = strValue(b.what);
-      const body = escapeStringExpression(strOf(b.x)).split('\\' + what).join(what);
-      if (!isSafeLiteralBody(body))
-        throw sqlTemplateError(`sql_unescape() cannot unescape ${reprStr(what)}: the value would break out of its string literal`);
+      const body = escapeStringExpression(strOf(b.x))
+        .split('\\' + what)
+        .join(what);
+      if (!isSafeLiteralBody(body)) throw sqlTemplateError(`sql_unescape() cannot unescape ${reprStr(what)}: the value would break out of its string literal`);
       return new SqlExpr("'" + body + "'");
     }),
     error: fn('error', (a) => {
@@ -502,8 +540,7 @@ export function buildFunctions(host: FunctionHost): Record<string, PyValue> {
       const b = bindArgs('cache_ttl', { names: ['ttl_expression'] }, a);
       const valid: Record<string, number> = { '5s': 5, '1m': 60, '5m': 300, '30m': 1800, '1h': 3600 };
       const ttl = b.ttl_expression;
-      if (!isStr(ttl) || !(strOf(ttl) in valid))
-        throw sqlTemplateError("Invalid TTL cache expression, valid expressions are ('5s', '1m', '5m', '30m', '1h')");
+      if (!isStr(ttl) || !(strOf(ttl) in valid)) throw sqlTemplateError("Invalid TTL cache expression, valid expressions are ('5s', '1m', '5m', '30m', '1h')");
       host.cacheTtl = valid[strOf(ttl)];
       return comment(`-- cache_ttl ${strOf(ttl)}\n`);
     }),
@@ -525,7 +562,7 @@ export function buildFunctions(host: FunctionHost): Record<string, PyValue> {
     fn(name, (a) => {
       const b = bindArgs(name, { names: ['x', 'default'], defaults: { default: null } }, a);
       const key = strValue(b.x);
-      if (Object.prototype.hasOwnProperty.call(host.variables, key)) {
+      if (Object.hasOwn(host.variables, key)) {
         // The value travels as an engine query parameter, so it is in no SQL text (logs, explain).
         if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(key)) throw sqlTemplateError(`Invalid secret name '${key}'`);
         const param = `tb_secret_${key}`;
@@ -543,20 +580,48 @@ export function buildFunctions(host: FunctionHost): Record<string, PyValue> {
 
 /** Names in Tinybird's internal namespace (filtered out of template variables). */
 export const NAMESPACE_NAMES = new Set([
-  'column', 'symbol', 'error', 'custom_error', '_tt_utf8', '_tt_string_types', 'xhtml_escape', 'expression_wrapper',
-  '__buildins__', '__import__', '__debug__', '__doc__', '__name__', '__package__', 'open', 'close', 'print', 'input',
+  'column',
+  'symbol',
+  'error',
+  'custom_error',
+  '_tt_utf8',
+  '_tt_string_types',
+  'xhtml_escape',
+  'expression_wrapper',
+  '__buildins__',
+  '__import__',
+  '__debug__',
+  '__doc__',
+  '__name__',
+  '__package__',
+  'open',
+  'close',
+  'print',
+  'input',
 ]);
 
 /** Tinybird's function_list (never parameters). */
 export const FUNCTION_LIST = new Set([
-  'columns', 'table', 'TABLE', 'error', 'custom_error', 'sql_and', 'defined', 'column', 'enumerate_with_last',
-  'split_to_array', 'day_diff', 'date_diff_in_days', 'date_diff_in_hours', 'date_diff_in_minutes', 'date_diff_in_seconds',
-  'sql_unescape', 'JSON',
+  'columns',
+  'table',
+  'TABLE',
+  'error',
+  'custom_error',
+  'sql_and',
+  'defined',
+  'column',
+  'enumerate_with_last',
+  'split_to_array',
+  'day_diff',
+  'date_diff_in_days',
+  'date_diff_in_hours',
+  'date_diff_in_minutes',
+  'date_diff_in_seconds',
+  'sql_unescape',
+  'JSON',
 ]);
 
-export const PARAMETER_TYPES = [
-  'String', 'Boolean', 'DateTime64', 'DateTime', 'Date', 'Float32', 'Float64', ...INT_TYPES, 'Array', 'JSON',
-];
+export const PARAMETER_TYPES = ['String', 'Boolean', 'DateTime64', 'DateTime', 'Date', 'Float32', 'Float64', ...INT_TYPES, 'Array', 'JSON'];
 
 /** Values of the element types used when preprocessing Array-typed request parameters. */
 export function elementValue(type: string, v: PyValue): PyValue {
@@ -572,4 +637,3 @@ export function elementValue(type: string, v: PyValue): PyValue {
   if (type === 'String' || type === 'Date' || type === 'DateTime' || type === 'DateTime64') return strValue(v);
   return v;
 }
-

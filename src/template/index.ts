@@ -5,9 +5,7 @@
  * from a template or a request is ever evaluated as JavaScript.
  */
 import { compileChunks, localNames, referencedNames, templateVariables, type Exec, type TemplateVar } from './compile.js';
-import {
-  CustomTemplateError, DOCS_BASE, LimitError, ParseFailure, PyError, SYNTAX_PREFIX, TEMPLATE_DOCS, TemplateError,
-} from './errors.js';
+import { CustomTemplateError, DOCS_BASE, LimitError, ParseFailure, PyError, SYNTAX_PREFIX, TEMPLATE_DOCS, TemplateError } from './errors.js';
 import { buildFunctions, elementValue, REQUIRED_PARAM_NOT_DEFINED, TESTERS, type FunctionHost } from './functions.js';
 import { Interpreter, type Scope } from './interp.js';
 import { resetBudget } from './limits.js';
@@ -56,9 +54,23 @@ const FORBIDDEN_PARAM_NAMES = ['format', 'q'];
 
 /** Names that only warn (§4.2). */
 export const RESERVED_PARAM_NAMES = [
-  '__tb__semver', 'debug_source_tables', 'debug', 'explain', 'finalize_aggregations', 'output_format_json_quote_64bit_integers',
-  'output_format_json_quote_denormals', 'output_format_parquet_string_as_string', 'pipeline', 'playground', 'q', 'query_id',
-  'release_replacements', 'tag', 'template_parameters', 'token', 'job_timestamp',
+  '__tb__semver',
+  'debug_source_tables',
+  'debug',
+  'explain',
+  'finalize_aggregations',
+  'output_format_json_quote_64bit_integers',
+  'output_format_json_quote_denormals',
+  'output_format_parquet_string_as_string',
+  'pipeline',
+  'playground',
+  'q',
+  'query_id',
+  'release_replacements',
+  'tag',
+  'template_parameters',
+  'token',
+  'job_timestamp',
 ];
 
 const JOB_TIMESTAMP_PARAM = 'job_timestamp';
@@ -122,8 +134,7 @@ function compile(text: string): Compiled {
     const warnings: string[] = [];
     let forbidden: TemplateError | undefined;
     for (const v of templateVars) {
-      if (!forbidden && FORBIDDEN_PARAM_NAMES.includes(v.name))
-        forbidden = new TemplateError(`"${v.name}" can not be used as a variable name, line ${v.line}`);
+      if (!forbidden && FORBIDDEN_PARAM_NAMES.includes(v.name)) forbidden = new TemplateError(`"${v.name}" can not be used as a variable name, line ${v.line}`);
       if (RESERVED_PARAM_NAMES.includes(v.name)) {
         const w = reservedParamWarning(v.name);
         if (!warnings.includes(w)) warnings.push(w);
@@ -195,10 +206,11 @@ function preprocessArrays(params: Map<string, PyValue>, typed: ReturnType<typeof
     try {
       const tester = TESTERS[type];
       if (tester && !items.every((t) => tester(strValue(t)))) continue;
-      params.set(name, items.map((t) => elementValue(type, t)));
-    } catch {
-      continue;
-    }
+      params.set(
+        name,
+        items.map((t) => elementValue(type, t)),
+      );
+    } catch {}
   }
 }
 
@@ -280,9 +292,13 @@ function convertError(e: unknown, c: Compiled, params: Map<string, PyValue>): Er
         );
       return new TemplateError(SYNTAX_PREFIX + msg);
   }
-  if (c.varLines.has('length') && !params.get('length')) return new TemplateError(`${SYNTAX_PREFIX}length cannot be used as a variable name or as a function inside of a template`);
+  if (c.varLines.has('length') && !params.get('length'))
+    return new TemplateError(`${SYNTAX_PREFIX}length cannot be used as a variable name or as a function inside of a template`);
   if (msg.includes('missing 1 required positional argument'))
-    return new TemplateError(`${SYNTAX_PREFIX}one of the transform type functions is missing an argument`, doc('/cli/advanced-templates.html#transform-types-functions'));
+    return new TemplateError(
+      `${SYNTAX_PREFIX}one of the transform type functions is missing an argument`,
+      doc('/cli/advanced-templates.html#transform-types-functions'),
+    );
   if (msg.includes('not callable') || msg.includes('unhashable type'))
     return new TemplateError(`${SYNTAX_PREFIX}wrong syntax, you might be using a not valid function inside a control block`);
   return new TemplateError(SYNTAX_PREFIX + msg);
@@ -305,8 +321,7 @@ export function render(sql: string, params: Record<string, ParamValue>, opts: Re
   }
   if (values.size) preprocessArrays(values, renderParams(c));
   if (!values.has(JOB_TIMESTAMP_PARAM) && c.varLines.has(JOB_TIMESTAMP_PARAM)) values.set(JOB_TIMESTAMP_PARAM, nowTimestamp());
-  else if (!values.has(JOB_TIMESTAMP_PARAM) && renderParams(c).some((p) => p.name === JOB_TIMESTAMP_PARAM))
-    values.set(JOB_TIMESTAMP_PARAM, nowTimestamp());
+  else if (!values.has(JOB_TIMESTAMP_PARAM) && renderParams(c).some((p) => p.name === JOB_TIMESTAMP_PARAM)) values.set(JOB_TIMESTAMP_PARAM, nowTimestamp());
 
   const { host, strong, weak } = functionTable(testMode);
   host.variables = opts.variables ?? {};

@@ -12,8 +12,25 @@ import { MAX_DEPTH, MAX_OUTPUT, step } from './limits.js';
 import { binop, callValue, formatHook, getitem, iterate, setitem, toList, unary, type SliceValue } from './ops.js';
 import { reprFloat } from './pyfmt.js';
 import {
-  compare, isIntLike, isNumber, isStr, Placeholder, PyDict, PySet, PyTuple, reprValue, strOf, strValue, toBig, toNum,
-  truthy, type CallArgs, type PyValue, TypedFloat, TypedInt, typeName,
+  compare,
+  isIntLike,
+  isNumber,
+  isStr,
+  Placeholder,
+  PyDict,
+  PySet,
+  PyTuple,
+  reprValue,
+  strOf,
+  strValue,
+  toBig,
+  toNum,
+  truthy,
+  type CallArgs,
+  type PyValue,
+  TypedFloat,
+  TypedInt,
+  typeName,
 } from './values.js';
 
 export interface Scope {
@@ -184,9 +201,9 @@ export class Interpreter {
       if (this.locals.has(name)) return this.locals.get(name)!;
       throw pyErr('UnboundLocalError', `cannot access local variable '${name}' where it is not associated with a value`);
     }
-    if (Object.prototype.hasOwnProperty.call(sc.strong, name)) return sc.strong[name];
+    if (Object.hasOwn(sc.strong, name)) return sc.strong[name];
     if (sc.params.has(name)) return sc.params.get(name)!;
-    if (Object.prototype.hasOwnProperty.call(sc.weak, name)) return sc.weak[name];
+    if (Object.hasOwn(sc.weak, name)) return sc.weak[name];
     const line = sc.templateVars.get(name);
     if (line !== undefined) {
       if (!sc.testMode) return null;
@@ -197,7 +214,7 @@ export class Interpreter {
       }
       return p;
     }
-    if (Object.prototype.hasOwnProperty.call(BUILTINS, name)) return BUILTINS[name];
+    if (Object.hasOwn(BUILTINS, name)) return BUILTINS[name];
     throw pyErr('NameError', `name '${name}' is not defined`);
   }
 
@@ -205,7 +222,7 @@ export class Interpreter {
     switch (t.k) {
       case 'Name': {
         const top = this.compScopes[this.compScopes.length - 1];
-        if (top && top.has(t.id)) top.set(t.id, v);
+        if (top?.has(t.id)) top.set(t.id, v);
         else this.locals.set(t.id, v);
         return;
       }
@@ -220,8 +237,7 @@ export class Interpreter {
           return;
         }
         const after = t.elts.length - starAt - 1;
-        if (items.length < t.elts.length - 1)
-          throw valueError(`not enough values to unpack (expected at least ${t.elts.length - 1}, got ${items.length})`);
+        if (items.length < t.elts.length - 1) throw valueError(`not enough values to unpack (expected at least ${t.elts.length - 1}, got ${items.length})`);
         t.elts.forEach((el, i) => {
           if (i < starAt) this.assign(el, items[i]);
           else if (i === starAt) this.assign((el as Extract<Node, { k: 'Starred' }>).value, items.slice(starAt, items.length - after));

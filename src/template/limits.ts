@@ -19,8 +19,7 @@ export function resetBudget(): void {
 
 /** One loop/comprehension iteration. */
 export function step(): void {
-  if (++budget.steps > MAX_ITERATIONS)
-    throw new LimitError(`Template Syntax Error: the template exceeded the limit of ${MAX_ITERATIONS} loop iterations`);
+  if (++budget.steps > MAX_ITERATIONS) throw new LimitError(`Template Syntax Error: the template exceeded the limit of ${MAX_ITERATIONS} loop iterations`);
 }
 
 export function checkItems(n: number | bigint): void {

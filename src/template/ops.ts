@@ -4,13 +4,41 @@ import { PyError, pyErr, typeError, valueError } from './errors.js';
 import { checkInt, checkItems, checkString } from './limits.js';
 import { pyLen, reprStr } from './pyfmt.js';
 import {
-  isIntLike, isNumber, isStr, Placeholder, PyDict, PyRange, PySet, PyTuple, type CallArgs, type PyValue,
-  reprValue, strOf, strValue, toBig, toNum, truthy, typeName, TypedFloat, PyFunc,
+  isIntLike,
+  isNumber,
+  isStr,
+  Placeholder,
+  PyDict,
+  PyRange,
+  PySet,
+  PyTuple,
+  type CallArgs,
+  type PyValue,
+  reprValue,
+  strOf,
+  strValue,
+  toBig,
+  toNum,
+  truthy,
+  typeName,
+  TypedFloat,
+  PyFunc,
 } from './values.js';
 
 const OP_SYMBOL: Record<BinOpName, string> = {
-  Add: '+', Sub: '-', Mult: '*', Div: '/', FloorDiv: '//', Mod: '%', Pow: '** or pow()', LShift: '<<', RShift: '>>',
-  BitOr: '|', BitXor: '^', BitAnd: '&', MatMult: '@',
+  Add: '+',
+  Sub: '-',
+  Mult: '*',
+  Div: '/',
+  FloorDiv: '//',
+  Mod: '%',
+  Pow: '** or pow()',
+  LShift: '<<',
+  RShift: '>>',
+  BitOr: '|',
+  BitXor: '^',
+  BitAnd: '&',
+  MatMult: '@',
 };
 
 const unsupported = (op: BinOpName, a: PyValue, b: PyValue) =>
@@ -20,11 +48,11 @@ const isFloatLike = (v: PyValue): v is number | TypedFloat => typeof v === 'numb
 
 function floorDivBig(a: bigint, b: bigint): bigint {
   const q = a / b;
-  return (a % b !== 0n && (a < 0n) !== (b < 0n)) ? q - 1n : q;
+  return a % b !== 0n && a < 0n !== b < 0n ? q - 1n : q;
 }
 function modBig(a: bigint, b: bigint): bigint {
   const r = a % b;
-  return r !== 0n && (r < 0n) !== (b < 0n) ? r + b : r;
+  return r !== 0n && r < 0n !== b < 0n ? r + b : r;
 }
 
 function repeatSeq(seq: PyValue, n: bigint): PyValue {
@@ -49,9 +77,12 @@ export function binop(op: BinOpName, a: PyValue, b: PyValue): PyValue {
       const x = toBig(a);
       const y = toBig(b);
       switch (op) {
-        case 'Add': return checkInt(x + y);
-        case 'Sub': return checkInt(x - y);
-        case 'Mult': return checkInt(x * y);
+        case 'Add':
+          return checkInt(x + y);
+        case 'Sub':
+          return checkInt(x - y);
+        case 'Mult':
+          return checkInt(x * y);
         case 'Div':
           if (y === 0n) throw pyErr('ZeroDivisionError', 'division by zero');
           return Number(x) / Number(y);
@@ -64,7 +95,7 @@ export function binop(op: BinOpName, a: PyValue, b: PyValue): PyValue {
         case 'Pow':
           if (y < 0n) {
             if (x === 0n) throw pyErr('ZeroDivisionError', '0.0 cannot be raised to a negative power');
-            return Math.pow(Number(x), Number(y));
+            return Number(x) ** Number(y);
           }
           if (x !== 0n && x !== 1n && x !== -1n) {
             const bits = BigInt((x < 0n ? -x : x).toString(2).length - 1);
@@ -78,18 +109,25 @@ export function binop(op: BinOpName, a: PyValue, b: PyValue): PyValue {
         case 'RShift':
           if (y < 0n) throw valueError('negative shift count');
           return x >> y;
-        case 'BitOr': return typeof a === 'boolean' && typeof b === 'boolean' ? a || b : x | y;
-        case 'BitAnd': return typeof a === 'boolean' && typeof b === 'boolean' ? a && b : x & y;
-        case 'BitXor': return typeof a === 'boolean' && typeof b === 'boolean' ? a !== b : x ^ y;
-        default: throw unsupported(op, a, b);
+        case 'BitOr':
+          return typeof a === 'boolean' && typeof b === 'boolean' ? a || b : x | y;
+        case 'BitAnd':
+          return typeof a === 'boolean' && typeof b === 'boolean' ? a && b : x & y;
+        case 'BitXor':
+          return typeof a === 'boolean' && typeof b === 'boolean' ? a !== b : x ^ y;
+        default:
+          throw unsupported(op, a, b);
       }
     }
     const x = toNum(a);
     const y = toNum(b);
     switch (op) {
-      case 'Add': return x + y;
-      case 'Sub': return x - y;
-      case 'Mult': return x * y;
+      case 'Add':
+        return x + y;
+      case 'Sub':
+        return x - y;
+      case 'Mult':
+        return x * y;
       case 'Div':
         if (y === 0) throw pyErr('ZeroDivisionError', 'float division by zero');
         return x / y;
@@ -99,16 +137,17 @@ export function binop(op: BinOpName, a: PyValue, b: PyValue): PyValue {
       case 'Mod': {
         if (y === 0) throw pyErr('ZeroDivisionError', 'float modulo');
         const r = x % y;
-        return r !== 0 && (r < 0) !== (y < 0) ? r + y : r;
+        return r !== 0 && r < 0 !== y < 0 ? r + y : r;
       }
       case 'Pow': {
         if (x === 0 && y < 0) throw pyErr('ZeroDivisionError', '0.0 cannot be raised to a negative power');
-        const r = Math.pow(x, y);
+        const r = x ** y;
         if (Number.isNaN(r) && x < 0) throw valueError('math domain error');
         if (!Number.isFinite(r) && Number.isFinite(x) && Number.isFinite(y)) throw pyErr('OverflowError', "(34, 'Numerical result out of range')");
         return r;
       }
-      default: throw unsupported(op, a, b);
+      default:
+        throw unsupported(op, a, b);
     }
   }
   switch (op) {
@@ -133,8 +172,7 @@ export function binop(op: BinOpName, a: PyValue, b: PyValue): PyValue {
     case 'Mult':
       if ((isStr(a) || Array.isArray(a) || a instanceof PyTuple) && isIntLike(b)) return repeatSeq(a, toBig(b));
       if ((isStr(b) || Array.isArray(b) || b instanceof PyTuple) && isIntLike(a)) return repeatSeq(b, toBig(a));
-      if (isStr(a) || Array.isArray(a) || a instanceof PyTuple)
-        throw typeError(`can't multiply sequence by non-int of type '${typeName(b)}'`);
+      if (isStr(a) || Array.isArray(a) || a instanceof PyTuple) throw typeError(`can't multiply sequence by non-int of type '${typeName(b)}'`);
       throw unsupported(op, a, b);
     case 'Sub':
       if (a instanceof PySet && b instanceof PySet) return new PySet(a.items().filter((x) => !b.has(x)));
@@ -170,12 +208,15 @@ function percentFormat(fmt: string, args: PyValue): string {
   };
   const out = fmt.replace(/%(?:\(([^)]*)\))?([-+ #0]*)(\*|\d+)?(?:\.(\*|\d+))?([diouxXeEfFgGcrsa%])/g, (_m, key, flags, width, prec, conv) => {
     if (conv === '%') return '%';
-    const value = key !== undefined ? (() => {
-      if (!mapping) throw typeError('format requires a mapping');
-      const v = mapping.get(key);
-      if (v === undefined) throw pyErr('KeyError', reprStr(key));
-      return v;
-    })() : next();
+    const value =
+      key !== undefined
+        ? (() => {
+            if (!mapping) throw typeError('format requires a mapping');
+            const v = mapping.get(key);
+            if (v === undefined) throw pyErr('KeyError', reprStr(key));
+            return v;
+          })()
+        : next();
     const w = width === '*' ? Number(toBig(next() as bigint)) : width;
     const p = prec === '*' ? Number(toBig(next() as bigint)) : prec;
     let spec = '';
@@ -348,7 +389,9 @@ export function getitem(obj: PyValue, key: PyValue | SliceValue, isSlice: boolea
     const s = key as SliceValue;
     if (isStr(obj)) {
       const cs = chars(strOf(obj));
-      return sliceIndices(s.lower, s.upper, s.step, cs.length).map((i) => cs[i]).join('');
+      return sliceIndices(s.lower, s.upper, s.step, cs.length)
+        .map((i) => cs[i])
+        .join('');
     }
     if (Array.isArray(obj)) return sliceIndices(s.lower, s.upper, s.step, obj.length).map((i) => obj[i]);
     if (obj instanceof PyTuple) return new PyTuple(sliceIndices(s.lower, s.upper, s.step, obj.items.length).map((i) => obj.items[i]));

@@ -100,7 +100,10 @@ describe('templateParams (§6.8)', () => {
     ["select {{String(cod, 'test')}}", [{ name: 'cod', type: 'String', default: 'test' }]],
     ['select {{split_to_array(test)}}', [{ name: 'test', type: 'String', default: null, used_in: 'function_call' }]],
     ["select {{String(test + 'abcd', 'default_value')}}", [{ name: 'test', type: 'String', default: null }]],
-    ['select {{symbol(split_to_array(attr, "amount_net")[0] + "_intermediate" )}}', [{ name: 'attr', type: 'String', default: null, used_in: 'function_call' }]],
+    [
+      'select {{symbol(split_to_array(attr, "amount_net")[0] + "_intermediate" )}}',
+      [{ name: 'attr', type: 'String', default: null, used_in: 'function_call' }],
+    ],
     [
       '{{Float32(with_value, 0.1)}} {{Float32(zero, 0)}} {{Float32(no_default)}}',
       [
@@ -128,15 +131,21 @@ describe('templateParams (§6.8)', () => {
     ['{{Boolean(flag, False)}}', [{ name: 'flag', type: 'Boolean', default: false }]],
     ["{{JSON(payload, '[]')}}", [{ name: 'payload', type: 'JSON', default: '[]' }]],
     ["{{Date(d, enum=['2024-01-01', '2024-02-01'])}}", [{ name: 'd', type: 'Date', enum: ['2024-01-01', '2024-02-01'], default: null }]],
-    ['{{ column(col, "c") }} {{ columns(cs, "a") }}', [
-      { name: 'col', type: 'String', default: null, used_in: 'function_call' },
-      { name: 'cs', type: 'String', default: null, used_in: 'function_call' },
-    ]],
+    [
+      '{{ column(col, "c") }} {{ columns(cs, "a") }}',
+      [
+        { name: 'col', type: 'String', default: null, used_in: 'function_call' },
+        { name: 'cs', type: 'String', default: null, used_in: 'function_call' },
+      ],
+    ],
     ['{{ day_diff(d0, d1) }}', [{ name: 'd0', type: 'String', default: null, used_in: 'function_call' }]],
-    ['{{ sql_and(country=String(c, defined=False), id__in=Array(ids, "Int32", defined=False)) }}', [
-      { name: 'c', type: 'String', defined: false, default: null },
-      { name: 'ids', type: 'Array(Int32)', defined: false, default: null },
-    ]],
+    [
+      '{{ sql_and(country=String(c, defined=False), id__in=Array(ids, "Int32", defined=False)) }}',
+      [
+        { name: 'c', type: 'String', defined: false, default: null },
+        { name: 'ids', type: 'Array(Int32)', defined: false, default: null },
+      ],
+    ],
   ])('%s', (body, expected) => {
     expect(P(body)).toEqual(expected);
   });

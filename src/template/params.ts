@@ -55,9 +55,12 @@ function listValues(n: Extract<Node, { k: 'List' }>): PValue[] {
 
 function nodeToValue(x: Node): PValue {
   switch (x.k) {
-    case 'Constant': return x.value;
-    case 'Name': return x.id;
-    case 'List': return listValues(x);
+    case 'Constant':
+      return x.value;
+    case 'Name':
+      return x.id;
+    case 'List':
+      return listValues(x);
     case 'BinOp': {
       const r = nodeToValue(x.left);
       return truthyP(r) ? r : nodeToValue(x.right);
@@ -145,12 +148,19 @@ function varData(roots: { node: AnyNode; parentIsCall: boolean; parentFunc?: str
 
 function stmtRoots(s: Stmt): AnyNode[] {
   switch (s.k) {
-    case 'If': case 'While': return [s.test];
-    case 'For': return [s.target, s.iter];
-    case 'Except': return s.type ? [s.type] : [];
-    case 'Assign': return [...s.targets, s.value];
-    case 'AugAssign': return [s.target, s.value];
-    case 'Expr': return [s.value];
+    case 'If':
+    case 'While':
+      return [s.test];
+    case 'For':
+      return [s.target, s.iter];
+    case 'Except':
+      return s.type ? [s.type] : [];
+    case 'Assign':
+      return [...s.targets, s.value];
+    case 'AugAssign':
+      return [s.target, s.value];
+    case 'Expr':
+      return [s.value];
   }
 }
 

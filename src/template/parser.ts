@@ -9,9 +9,41 @@ export class PySyntaxError extends Error {}
 const MAX_DEPTH = 100;
 
 const KEYWORDS = new Set([
-  'False', 'None', 'True', 'and', 'as', 'assert', 'async', 'await', 'break', 'class', 'continue', 'def', 'del',
-  'elif', 'else', 'except', 'finally', 'for', 'from', 'global', 'if', 'import', 'in', 'is', 'lambda', 'nonlocal',
-  'not', 'or', 'pass', 'raise', 'return', 'try', 'while', 'with', 'yield',
+  'False',
+  'None',
+  'True',
+  'and',
+  'as',
+  'assert',
+  'async',
+  'await',
+  'break',
+  'class',
+  'continue',
+  'def',
+  'del',
+  'elif',
+  'else',
+  'except',
+  'finally',
+  'for',
+  'from',
+  'global',
+  'if',
+  'import',
+  'in',
+  'is',
+  'lambda',
+  'nonlocal',
+  'not',
+  'or',
+  'pass',
+  'raise',
+  'return',
+  'try',
+  'while',
+  'with',
+  'yield',
 ]);
 
 type Tok =
@@ -50,17 +82,38 @@ function decodeEscapes(body: string, bytes: boolean): string {
       break;
     }
     switch (n) {
-      case '\n': break;
-      case '\\': out += '\\'; break;
-      case "'": out += "'"; break;
-      case '"': out += '"'; break;
-      case 'a': out += '\x07'; break;
-      case 'b': out += '\b'; break;
-      case 'f': out += '\f'; break;
-      case 'n': out += '\n'; break;
-      case 'r': out += '\r'; break;
-      case 't': out += '\t'; break;
-      case 'v': out += '\v'; break;
+      case '\n':
+        break;
+      case '\\':
+        out += '\\';
+        break;
+      case "'":
+        out += "'";
+        break;
+      case '"':
+        out += '"';
+        break;
+      case 'a':
+        out += '\x07';
+        break;
+      case 'b':
+        out += '\b';
+        break;
+      case 'f':
+        out += '\f';
+        break;
+      case 'n':
+        out += '\n';
+        break;
+      case 'r':
+        out += '\r';
+        break;
+      case 't':
+        out += '\t';
+        break;
+      case 'v':
+        out += '\v';
+        break;
       case 'x': {
         const h = body.slice(i + 1, i + 3);
         if (!/^[0-9a-fA-F]{2}$/.test(h)) throw syntax('(unicode error) truncated \\xXX escape');
@@ -68,7 +121,8 @@ function decodeEscapes(body: string, bytes: boolean): string {
         i += 2;
         break;
       }
-      case 'u': case 'U': {
+      case 'u':
+      case 'U': {
         if (bytes) {
           out += '\\' + n;
           break;
@@ -82,7 +136,8 @@ function decodeEscapes(body: string, bytes: boolean): string {
         i += len;
         break;
       }
-      case 'N': throw syntax('(unicode error) \\N escapes are not supported');
+      case 'N':
+        throw syntax('(unicode error) \\N escapes are not supported');
       default:
         if (n >= '0' && n <= '7') {
           let j = i;
@@ -163,10 +218,9 @@ export function tokenize(src: string): Tok[] {
       continue;
     }
     if ((c >= '0' && c <= '9') || (c === '.' && src[i + 1] >= '0' && src[i + 1] <= '9')) {
-      const m =
-        /^(0[xX](?:_?[0-9a-fA-F])+|0[oO](?:_?[0-7])+|0[bB](?:_?[01])+|(?:\d(?:_?\d)*)?\.?(?:\d(?:_?\d)*)?(?:[eE][+-]?\d(?:_?\d)*)?)/.exec(
-          src.slice(i),
-        )!;
+      const m = /^(0[xX](?:_?[0-9a-fA-F])+|0[oO](?:_?[0-7])+|0[bB](?:_?[01])+|(?:\d(?:_?\d)*)?\.?(?:\d(?:_?\d)*)?(?:[eE][+-]?\d(?:_?\d)*)?)/.exec(
+        src.slice(i),
+      )!;
       let text = m[0];
       if (text === '' || text === '.') throw syntax('invalid decimal literal');
       const after = src[i + text.length];
@@ -201,8 +255,19 @@ export function tokenize(src: string): Tok[] {
 }
 
 const AUG: Record<string, BinOpName> = {
-  '+=': 'Add', '-=': 'Sub', '*=': 'Mult', '/=': 'Div', '//=': 'FloorDiv', '%=': 'Mod', '**=': 'Pow',
-  '<<=': 'LShift', '>>=': 'RShift', '|=': 'BitOr', '^=': 'BitXor', '&=': 'BitAnd', '@=': 'MatMult',
+  '+=': 'Add',
+  '-=': 'Sub',
+  '*=': 'Mult',
+  '/=': 'Div',
+  '//=': 'FloorDiv',
+  '%=': 'Mod',
+  '**=': 'Pow',
+  '<<=': 'LShift',
+  '>>=': 'RShift',
+  '|=': 'BitOr',
+  '^=': 'BitXor',
+  '&=': 'BitAnd',
+  '@=': 'MatMult',
 };
 
 class Parser {
@@ -360,8 +425,7 @@ class Parser {
   private bitand = (): Node => this.binLevel(this.shift, { '&': 'BitAnd' });
   private shift = (): Node => this.binLevel(this.sum, { '<<': 'LShift', '>>': 'RShift' });
   private sum = (): Node => this.binLevel(this.term, { '+': 'Add', '-': 'Sub' });
-  private term = (): Node =>
-    this.binLevel(this.factor, { '*': 'Mult', '/': 'Div', '//': 'FloorDiv', '%': 'Mod', '@': 'MatMult' });
+  private term = (): Node => this.binLevel(this.factor, { '*': 'Mult', '/': 'Div', '//': 'FloorDiv', '%': 'Mod', '@': 'MatMult' });
 
   private factor = (): Node => {
     const t = this.tok;
@@ -435,7 +499,10 @@ class Parser {
             args.push(gen);
             break;
           }
-          if (keywords.length) throw syntax(keywords.some((k) => k.arg === null) ? 'positional argument follows keyword argument unpacking' : 'positional argument follows keyword argument');
+          if (keywords.length)
+            throw syntax(
+              keywords.some((k) => k.arg === null) ? 'positional argument follows keyword argument unpacking' : 'positional argument follows keyword argument',
+            );
           args.push(e);
         }
         if (!this.eatOp(',')) break;

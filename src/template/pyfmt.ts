@@ -61,6 +61,5 @@ export function pyLen(s: string): number {
 }
 
 export function isAscii(s: string): boolean {
-  // eslint-disable-next-line no-control-regex
   return /^[\x00-\x7f]*$/.test(s);
 }

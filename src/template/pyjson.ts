@@ -159,7 +159,7 @@ export function loads(doc: string): PyValue {
     }
     NUMBER.lastIndex = pos;
     const m = NUMBER.exec(doc);
-    if (m && m[0]) {
+    if (m?.[0]) {
       pos = NUMBER.lastIndex;
       if (m[2] || m[3]) return Number(m[0]);
       return BigInt(m[1]);

@@ -8,15 +8,62 @@ import type { AnyNode, Node } from './ast.js';
 import { reprFloat, reprStr } from './pyfmt.js';
 
 export const VALID_CUSTOM_FUNCTION_NAMES = new Set([
-  'defined', 'column', 'columns', 'day_diff', 'date_diff_in_seconds', 'date_diff_in_minutes', 'date_diff_in_hours',
-  'date_diff_in_days', 'split_to_array', 'enumerate_with_last', 'sql_and',
+  'defined',
+  'column',
+  'columns',
+  'day_diff',
+  'date_diff_in_seconds',
+  'date_diff_in_minutes',
+  'date_diff_in_hours',
+  'date_diff_in_days',
+  'split_to_array',
+  'enumerate_with_last',
+  'sql_and',
 ]);
 
 export const VALID_FUNCTION_NAMES = new Set([
-  'Boolean', 'DateTime', 'DateTime64', 'Date', 'Float32', 'Float64', 'Int8', 'Int16', 'Int32', 'Int64', 'Int128',
-  'Int256', 'UInt8', 'UInt16', 'UInt32', 'UInt64', 'UInt128', 'UInt256', 'String', 'Array', 'symbol', 'cache_ttl',
-  'error', 'custom_error', 'backend_hint', 'activate', 'disable', 'sql_unescape', 'max_threads', 'tb_secret', 'tb_var',
-  'Int', 'table', 'TABLE', 'len', 'list', 'min', 'max', 'Integer', 'int', 'float', 'JSON',
+  'Boolean',
+  'DateTime',
+  'DateTime64',
+  'Date',
+  'Float32',
+  'Float64',
+  'Int8',
+  'Int16',
+  'Int32',
+  'Int64',
+  'Int128',
+  'Int256',
+  'UInt8',
+  'UInt16',
+  'UInt32',
+  'UInt64',
+  'UInt128',
+  'UInt256',
+  'String',
+  'Array',
+  'symbol',
+  'cache_ttl',
+  'error',
+  'custom_error',
+  'backend_hint',
+  'activate',
+  'disable',
+  'sql_unescape',
+  'max_threads',
+  'tb_secret',
+  'tb_var',
+  'Int',
+  'table',
+  'TABLE',
+  'len',
+  'list',
+  'min',
+  'max',
+  'Integer',
+  'int',
+  'float',
+  'JSON',
   ...VALID_CUSTOM_FUNCTION_NAMES,
 ]);
 
@@ -39,18 +86,30 @@ const list = (xs: AnyNode[]) => '[' + xs.map(dump).join(', ') + ']';
 export function dump(n: AnyNode | null): string {
   if (n === null) return 'None';
   switch (n.k) {
-    case 'Name': return `Name(id=${reprStr(n.id)}, ctx=${n.ctx}())`;
-    case 'Constant': return `Constant(value=${dumpConst(n.value, n.bytes)})`;
-    case 'Attribute': return `Attribute(value=${dump(n.value)}, attr=${reprStr(n.attr)}, ctx=${n.ctx}())`;
-    case 'Call': return `Call(func=${dump(n.func)}, args=${list(n.args)}, keywords=${list(n.keywords)})`;
-    case 'keyword': return n.arg === null ? `keyword(value=${dump(n.value)})` : `keyword(arg=${reprStr(n.arg)}, value=${dump(n.value)})`;
-    case 'comprehension': return `comprehension(target=${dump(n.target)}, iter=${dump(n.iter)}, ifs=${list(n.ifs)}, is_async=0)`;
-    case 'BinOp': return `BinOp(left=${dump(n.left)}, op=${n.op}(), right=${dump(n.right)})`;
-    case 'UnaryOp': return `UnaryOp(op=${n.op}(), operand=${dump(n.operand)})`;
-    case 'BoolOp': return `BoolOp(op=${n.op}(), values=${list(n.values)})`;
-    case 'Compare': return `Compare(left=${dump(n.left)}, ops=[${n.ops.map((o) => o + '()').join(', ')}], comparators=${list(n.comparators)})`;
-    case 'IfExp': return `IfExp(test=${dump(n.test)}, body=${dump(n.body)}, orelse=${dump(n.orelse)})`;
-    case 'Subscript': return `Subscript(value=${dump(n.value)}, slice=${dump(n.slice)}, ctx=${n.ctx}())`;
+    case 'Name':
+      return `Name(id=${reprStr(n.id)}, ctx=${n.ctx}())`;
+    case 'Constant':
+      return `Constant(value=${dumpConst(n.value, n.bytes)})`;
+    case 'Attribute':
+      return `Attribute(value=${dump(n.value)}, attr=${reprStr(n.attr)}, ctx=${n.ctx}())`;
+    case 'Call':
+      return `Call(func=${dump(n.func)}, args=${list(n.args)}, keywords=${list(n.keywords)})`;
+    case 'keyword':
+      return n.arg === null ? `keyword(value=${dump(n.value)})` : `keyword(arg=${reprStr(n.arg)}, value=${dump(n.value)})`;
+    case 'comprehension':
+      return `comprehension(target=${dump(n.target)}, iter=${dump(n.iter)}, ifs=${list(n.ifs)}, is_async=0)`;
+    case 'BinOp':
+      return `BinOp(left=${dump(n.left)}, op=${n.op}(), right=${dump(n.right)})`;
+    case 'UnaryOp':
+      return `UnaryOp(op=${n.op}(), operand=${dump(n.operand)})`;
+    case 'BoolOp':
+      return `BoolOp(op=${n.op}(), values=${list(n.values)})`;
+    case 'Compare':
+      return `Compare(left=${dump(n.left)}, ops=[${n.ops.map((o) => o + '()').join(', ')}], comparators=${list(n.comparators)})`;
+    case 'IfExp':
+      return `IfExp(test=${dump(n.test)}, body=${dump(n.body)}, orelse=${dump(n.orelse)})`;
+    case 'Subscript':
+      return `Subscript(value=${dump(n.value)}, slice=${dump(n.slice)}, ctx=${n.ctx}())`;
     case 'Slice': {
       const f: string[] = [];
       if (n.lower) f.push(`lower=${dump(n.lower)}`);
@@ -58,18 +117,28 @@ export function dump(n: AnyNode | null): string {
       if (n.step) f.push(`step=${dump(n.step)}`);
       return `Slice(${f.join(', ')})`;
     }
-    case 'List': return `List(elts=${list(n.elts)}, ctx=${n.ctx}())`;
-    case 'Tuple': return `Tuple(elts=${list(n.elts)}, ctx=${n.ctx}())`;
-    case 'Set': return `Set(elts=${list(n.elts)})`;
-    case 'Dict': return `Dict(keys=[${n.keys.map(dump).join(', ')}], values=${list(n.values)})`;
-    case 'JoinedStr': return `JoinedStr(values=${list(n.values)})`;
+    case 'List':
+      return `List(elts=${list(n.elts)}, ctx=${n.ctx}())`;
+    case 'Tuple':
+      return `Tuple(elts=${list(n.elts)}, ctx=${n.ctx}())`;
+    case 'Set':
+      return `Set(elts=${list(n.elts)})`;
+    case 'Dict':
+      return `Dict(keys=[${n.keys.map(dump).join(', ')}], values=${list(n.values)})`;
+    case 'JoinedStr':
+      return `JoinedStr(values=${list(n.values)})`;
     case 'FormattedValue':
       return `FormattedValue(value=${dump(n.value)}, conversion=${n.conversion}${n.format_spec ? `, format_spec=${dump(n.format_spec)}` : ''})`;
-    case 'ListComp': return `ListComp(elt=${dump(n.elt)}, generators=${list(n.generators)})`;
-    case 'SetComp': return `SetComp(elt=${dump(n.elt)}, generators=${list(n.generators)})`;
-    case 'GeneratorExp': return `GeneratorExp(elt=${dump(n.elt)}, generators=${list(n.generators)})`;
-    case 'DictComp': return `DictComp(key=${dump(n.key)}, value=${dump(n.value)}, generators=${list(n.generators)})`;
-    case 'Starred': return `Starred(value=${dump(n.value)}, ctx=${n.ctx}())`;
+    case 'ListComp':
+      return `ListComp(elt=${dump(n.elt)}, generators=${list(n.generators)})`;
+    case 'SetComp':
+      return `SetComp(elt=${dump(n.elt)}, generators=${list(n.generators)})`;
+    case 'GeneratorExp':
+      return `GeneratorExp(elt=${dump(n.elt)}, generators=${list(n.generators)})`;
+    case 'DictComp':
+      return `DictComp(key=${dump(n.key)}, value=${dump(n.value)}, generators=${list(n.generators)})`;
+    case 'Starred':
+      return `Starred(value=${dump(n.value)}, ctx=${n.ctx}())`;
   }
 }
 
@@ -119,7 +188,9 @@ export function checkValidExpr(e: Node): void {
       }
       for (const v of e.values) checkValidExpr(v);
       return;
-    case 'Tuple': case 'List': case 'Set':
+    case 'Tuple':
+    case 'List':
+    case 'Set':
       for (const x of e.elts) checkValidExpr(x);
       return;
     case 'JoinedStr':

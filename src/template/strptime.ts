@@ -110,4 +110,3 @@ export function strptime(s: string, format: string): { us: bigint; aware: boolea
   }
   return { us: t, aware };
 }
-

@@ -62,7 +62,7 @@ describe('{{ expressions }}', () => {
     ["{{ float('2') }}", '2.0'],
     ['{{ int(2.9) }}', '2'],
     ["{{ f'v={1 + 1}' }}", "'v=2'"],
-    ["{{ f'{3:03d}|{2.5:.2f}|{\"x\":>3}' }}", "'003|2.50|  x'"],
+    ['{{ f\'{3:03d}|{2.5:.2f}|{"x":>3}\' }}', "'003|2.50|  x'"],
   ])('%s → %s', (expr, expected) => {
     expect(r(expr)).toBe(expected);
   });
@@ -136,7 +136,7 @@ describe('{% for %} and {% while %}', () => {
     expect(r("{% for k in {'a': 1, 'b': 2} %}{{k}}{% end %}")).toBe("'a''b'");
     expect(r('{% for i in range(2, 8, 3) %}{{i}} {% end %}')).toBe('2 5 ');
     expect(r("{% for k, v in {'a': 1}.items() %}{{k}}={{v}}{% end %}")).toBe("'a'=1");
-    expect(r("{% for i, (a, b) in enumerate([(1, 2)]) %}{{i}}{{a}}{{b}}{% end %}")).toBe('012');
+    expect(r('{% for i, (a, b) in enumerate([(1, 2)]) %}{{i}}{{a}}{{b}}{% end %}')).toBe('012');
   });
 
   it('supports break, continue and else', () => {
@@ -159,7 +159,7 @@ describe('{% set %}', () => {
   it('assigns locals, tuples, subscripts and augmented values', () => {
     expect(r("{% set a, b = 1, 'x' %}{{a}}{{b}}")).toBe("1'x'");
     expect(r("{% set d = {} %}{% set d['k'] = 5 %}{{d['k']}}")).toBe('5');
-    expect(r("{% set l = [] %}{% set l.append(1) %}{% set _ = l.append(2) %}{{l}}")).toBe('[1, 2]');
+    expect(r('{% set l = [] %}{% set l.append(1) %}{% set _ = l.append(2) %}{{l}}')).toBe('[1, 2]');
     expect(r('{% set s = "a" %}{% set s += "b" %}{{s}}')).toBe("'ab'");
     expect(r('{% set a = b = 2 %}{{a + b}}')).toBe('4');
   });
@@ -194,10 +194,10 @@ describe('{% set %}', () => {
 
 describe('{% try %}', () => {
   it('catches errors by class, binds them, runs else and finally', () => {
-    expect(r("{% try %}{{Int32(x)}}{% except ValueError as e %}caught{% finally %} fin{% end %}", { x: 'abc' })).toBe('caught fin');
-    expect(r("{% try %}ok{% except %}no{% else %} else{% finally %} fin{% end %}")).toBe('ok else fin');
+    expect(r('{% try %}{{Int32(x)}}{% except ValueError as e %}caught{% finally %} fin{% end %}', { x: 'abc' })).toBe('caught fin');
+    expect(r('{% try %}ok{% except %}no{% else %} else{% finally %} fin{% end %}')).toBe('ok else fin');
     expect(r("{% try %}{{ {'a': 1}['b'] }}{% except (KeyError, IndexError) %}missing{% end %}")).toBe('missing');
-    expect(r("{% try %}{% set x = 1 / 0 %}{% except ZeroDivisionError %}zero{% end %}")).toBe('zero');
+    expect(r('{% try %}{% set x = 1 / 0 %}{% except ZeroDivisionError %}zero{% end %}')).toBe('zero');
   });
 
   it('writes a bound exception as a quoted message', () => {
@@ -247,7 +247,7 @@ describe('test mode', () => {
     expect(t('{{ symbol(x) }}')).toBe('`placeholder`');
     expect(t('{{ column(x, "c") }}')).toBe('`c`');
     expect(t('{{ table(x) }}')).toBe('placeholder');
-    expect(t("{{ split_to_array(x) }}")).toBe("['']");
+    expect(t('{{ split_to_array(x) }}')).toBe("['']");
     expect(t('{{ day_diff(a, b) }}')).toBe('0');
   });
 

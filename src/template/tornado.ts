@@ -38,7 +38,10 @@ function checkWhitespaceMode(mode: string, line: number): WhitespaceMode {
 class Reader {
   line = 1;
   pos = 0;
-  constructor(readonly text: string, public whitespace: WhitespaceMode) {}
+  constructor(
+    readonly text: string,
+    public whitespace: WhitespaceMode,
+  ) {}
   find(needle: string, start = 0): number {
     const i = this.text.indexOf(needle, this.pos + start);
     return i === -1 ? -1 : i - this.pos;
@@ -200,9 +203,7 @@ function parseChunks(reader: Reader, inBlock: string | null, inLoop: string | nu
       case 'for':
       case 'while': {
         const blockBody =
-          operator === 'for' || operator === 'while'
-            ? parseChunks(reader, operator, operator, depth + 1)
-            : parseChunks(reader, operator, inLoop, depth + 1);
+          operator === 'for' || operator === 'while' ? parseChunks(reader, operator, operator, depth + 1) : parseChunks(reader, operator, inLoop, depth + 1);
         body.push({ t: 'block', op: operator, statement: contents, line, body: blockBody });
         continue;
       }

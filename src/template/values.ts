@@ -60,7 +60,11 @@ export class PySet {
 }
 
 export class PyRange {
-  constructor(readonly start: bigint, readonly stop: bigint, readonly step: bigint) {}
+  constructor(
+    readonly start: bigint,
+    readonly stop: bigint,
+    readonly step: bigint,
+  ) {}
   get length(): bigint {
     const { start, stop, step } = this;
     if (step > 0n) return stop > start ? (stop - start + step - 1n) / step : 0n;
@@ -73,7 +77,10 @@ export class PyRange {
 
 /** Tinybird's Placeholder: the value of a missing parameter in test mode. */
 export class Placeholder {
-  constructor(readonly name = '__no_value__', readonly line: number | string = 'unknown') {}
+  constructor(
+    readonly name = '__no_value__',
+    readonly line: number | string = 'unknown',
+  ) {}
 }
 
 /** Tinybird's Expression: a str subclass inserted into the SQL verbatim (built only by trusted functions). */
@@ -88,12 +95,18 @@ export class Sym {
 
 /** Tinybird's Integer: an int that renders as to<Type>('<value>'). */
 export class TypedInt {
-  constructor(readonly v: bigint, readonly type: string) {}
+  constructor(
+    readonly v: bigint,
+    readonly type: string,
+  ) {}
 }
 
 /** Tinybird's Float: a float that renders as to<Type>('<value>'). */
 export class TypedFloat {
-  constructor(readonly v: number, readonly type: string) {}
+  constructor(
+    readonly v: number,
+    readonly type: string,
+  ) {}
 }
 
 /** What error()/custom_error() return in test mode. */
@@ -145,8 +158,7 @@ export type PyValue =
 export const isStr = (v: PyValue): v is string | SqlExpr => typeof v === 'string' || v instanceof SqlExpr;
 export const strOf = (v: string | SqlExpr): string => (typeof v === 'string' ? v : v.s);
 /** int-like: bool, int, Integer. */
-export const isIntLike = (v: PyValue): v is boolean | bigint | TypedInt =>
-  typeof v === 'boolean' || typeof v === 'bigint' || v instanceof TypedInt;
+export const isIntLike = (v: PyValue): v is boolean | bigint | TypedInt => typeof v === 'boolean' || typeof v === 'bigint' || v instanceof TypedInt;
 export const isNumber = (v: PyValue): boolean => isIntLike(v) || typeof v === 'number' || v instanceof TypedFloat;
 export function toBig(v: boolean | bigint | TypedInt): bigint {
   return typeof v === 'boolean' ? (v ? 1n : 0n) : typeof v === 'bigint' ? v : v.v;
@@ -166,10 +178,14 @@ export function toNum(v: PyValue): number {
 export function typeName(v: PyValue): string {
   if (v === null) return 'NoneType';
   switch (typeof v) {
-    case 'boolean': return 'bool';
-    case 'bigint': return 'int';
-    case 'number': return 'float';
-    case 'string': return 'str';
+    case 'boolean':
+      return 'bool';
+    case 'bigint':
+      return 'int';
+    case 'number':
+      return 'float';
+    case 'string':
+      return 'str';
   }
   if (Array.isArray(v)) return 'list';
   if (v instanceof PyTuple) return 'tuple';
@@ -204,10 +220,14 @@ function objId(o: object): number {
 export function hashKey(v: PyValue): string {
   if (v === null) return 'n';
   switch (typeof v) {
-    case 'boolean': return v ? 'i:1' : 'i:0';
-    case 'bigint': return 'i:' + v;
-    case 'number': return Number.isInteger(v) ? 'i:' + BigInt(v) : 'f:' + v;
-    case 'string': return 's:' + v;
+    case 'boolean':
+      return v ? 'i:1' : 'i:0';
+    case 'bigint':
+      return 'i:' + v;
+    case 'number':
+      return Number.isInteger(v) ? 'i:' + BigInt(v) : 'f:' + v;
+    case 'string':
+      return 's:' + v;
   }
   if (v instanceof SqlExpr) return 's:' + v.s;
   if (v instanceof TypedInt) return 'i:' + v.v;
@@ -222,10 +242,14 @@ export function hashKey(v: PyValue): string {
 export function truthy(v: PyValue): boolean {
   if (v === null) return false;
   switch (typeof v) {
-    case 'boolean': return v;
-    case 'bigint': return v !== 0n;
-    case 'number': return v !== 0;
-    case 'string': return v.length > 0;
+    case 'boolean':
+      return v;
+    case 'bigint':
+      return v !== 0n;
+    case 'number':
+      return v !== 0;
+    case 'string':
+      return v.length > 0;
   }
   if (Array.isArray(v)) return v.length > 0;
   if (v instanceof PyTuple) return v.items.length > 0;
@@ -254,8 +278,7 @@ export function pyEq(a: PyValue, b: PyValue, depth = 0): boolean {
   }
   if (isStr(a) && isStr(b)) return strOf(a) === strOf(b);
   if (Array.isArray(a) && Array.isArray(b)) return a.length === b.length && a.every((x, i) => pyEq(x, b[i], depth + 1));
-  if (a instanceof PyTuple && b instanceof PyTuple)
-    return a.items.length === b.items.length && a.items.every((x, i) => pyEq(x, b.items[i], depth + 1));
+  if (a instanceof PyTuple && b instanceof PyTuple) return a.items.length === b.items.length && a.items.every((x, i) => pyEq(x, b.items[i], depth + 1));
   if (a instanceof PyDict && b instanceof PyDict) {
     if (a.size !== b.size) return false;
     for (const [h, e] of a.m) {
@@ -308,12 +331,18 @@ function cmpOrder(a: PyValue, b: PyValue, op: string, depth = 0): number {
 
 export function compare(op: string, a: PyValue, b: PyValue): boolean {
   switch (op) {
-    case 'Eq': return pyEq(a, b);
-    case 'NotEq': return !pyEq(a, b);
-    case 'Is': return pyIs(a, b);
-    case 'IsNot': return !pyIs(a, b);
-    case 'In': return contains(b, a);
-    case 'NotIn': return !contains(b, a);
+    case 'Eq':
+      return pyEq(a, b);
+    case 'NotEq':
+      return !pyEq(a, b);
+    case 'Is':
+      return pyIs(a, b);
+    case 'IsNot':
+      return !pyIs(a, b);
+    case 'In':
+      return contains(b, a);
+    case 'NotIn':
+      return !contains(b, a);
   }
   if (a instanceof PySet && b instanceof PySet) {
     const sub = (x: PySet, y: PySet) => [...x.m.keys()].every((h) => y.m.has(h));
@@ -324,10 +353,14 @@ export function compare(op: string, a: PyValue, b: PyValue): boolean {
   }
   const c = cmpOrder(a, b, op);
   switch (op) {
-    case 'Lt': return c < 0;
-    case 'LtE': return c <= 0;
-    case 'Gt': return c > 0;
-    default: return c >= 0;
+    case 'Lt':
+      return c < 0;
+    case 'LtE':
+      return c <= 0;
+    case 'Gt':
+      return c > 0;
+    default:
+      return c >= 0;
   }
 }
 
@@ -362,7 +395,24 @@ export function contains(container: PyValue, item: PyValue): boolean {
 
 /* ------------------------------------------------------------------ str() and repr() */
 
-const BUILTIN_CLASSES = new Set(['int', 'float', 'str', 'list', 'dict', 'tuple', 'set', 'range', 'enumerate', 'zip', 'map', 'filter', 'reversed', 'type', 'object', 'frozenset']);
+const BUILTIN_CLASSES = new Set([
+  'int',
+  'float',
+  'str',
+  'list',
+  'dict',
+  'tuple',
+  'set',
+  'range',
+  'enumerate',
+  'zip',
+  'map',
+  'filter',
+  'reversed',
+  'type',
+  'object',
+  'frozenset',
+]);
 
 function funcText(f: PyFunc): string {
   if (f.kind === 'class' || BUILTIN_CLASSES.has(f.name)) return `<class '${f.name}'>`;
@@ -386,10 +436,14 @@ export function reprValue(v: PyValue, mode: ReprMode = PY, depth = 0): string {
   if (depth > 100) throw new LimitError('Template Syntax Error: maximum recursion depth exceeded while getting the repr of an object');
   if (v === null) return 'None';
   switch (typeof v) {
-    case 'boolean': return v ? 'True' : 'False';
-    case 'bigint': return v.toString();
-    case 'number': return reprFloat(v);
-    case 'string': return mode.sql ? "'" + escapeStringExpression(v) + "'" : reprStr(v);
+    case 'boolean':
+      return v ? 'True' : 'False';
+    case 'bigint':
+      return v.toString();
+    case 'number':
+      return reprFloat(v);
+    case 'string':
+      return mode.sql ? "'" + escapeStringExpression(v) + "'" : reprStr(v);
   }
   if (v instanceof SqlExpr) return mode.sql ? "'" + escapeStringExpression(v.s) + "'" : reprStr(v.s);
   if (v instanceof TypedInt) return v.v.toString();
@@ -400,8 +454,25 @@ export function reprValue(v: PyValue, mode: ReprMode = PY, depth = 0): string {
       v.items.length === 1 ? '(' + reprValue(v.items[0], mode, depth + 1) + ',)' : '(' + v.items.map((x) => reprValue(x, mode, depth + 1)).join(', ') + ')',
     );
   if (v instanceof PyDict)
-    return checkSize('{' + v.entries().map(([k, x]) => reprValue(k, mode, depth + 1) + ': ' + reprValue(x, mode, depth + 1)).join(', ') + '}');
-  if (v instanceof PySet) return v.m.size === 0 ? 'set()' : checkSize('{' + v.items().map((x) => reprValue(x, mode, depth + 1)).join(', ') + '}');
+    return checkSize(
+      '{' +
+        v
+          .entries()
+          .map(([k, x]) => reprValue(k, mode, depth + 1) + ': ' + reprValue(x, mode, depth + 1))
+          .join(', ') +
+        '}',
+    );
+  if (v instanceof PySet)
+    return v.m.size === 0
+      ? 'set()'
+      : checkSize(
+          '{' +
+            v
+              .items()
+              .map((x) => reprValue(x, mode, depth + 1))
+              .join(', ') +
+            '}',
+        );
   if (v instanceof PyRange) return v.step === 1n ? `range(${v.start}, ${v.stop})` : `range(${v.start}, ${v.stop}, ${v.step})`;
   if (v instanceof Placeholder) return mode.sql ? "'__no_value__'" : '<Placeholder object>';
   if (v instanceof Sym) return mode.sql ? v.x : '<Symbol object>';
@@ -441,10 +512,14 @@ export function fromJS(v: unknown, depth = 0): PyValue {
   if (depth > 100) throw new LimitError('Template Syntax Error: parameter value nested too deeply');
   if (v === null || v === undefined) return null;
   switch (typeof v) {
-    case 'string': return v;
-    case 'boolean': return v;
-    case 'number': return Number.isInteger(v) && Number.isSafeInteger(v) ? BigInt(v) : v;
-    case 'bigint': return v;
+    case 'string':
+      return v;
+    case 'boolean':
+      return v;
+    case 'number':
+      return Number.isInteger(v) && Number.isSafeInteger(v) ? BigInt(v) : v;
+    case 'bigint':
+      return v;
   }
   if (Array.isArray(v)) return v.map((x) => fromJS(x, depth + 1));
   if (typeof v === 'object') {

@@ -77,11 +77,12 @@ async function start(pauseAt?: string): Promise<Child> {
     url,
     token,
     check: check!,
-    paused: (name) => new Promise<void>((resolve, reject) => {
-      if (seen.includes(name)) return resolve();
-      const t = setTimeout(() => reject(new Error(`never paused at ${name}`)), 60_000);
-      waiters.push({ name, resolve: () => (clearTimeout(t), resolve()) });
-    }),
+    paused: (name) =>
+      new Promise<void>((resolve, reject) => {
+        if (seen.includes(name)) return resolve();
+        const t = setTimeout(() => reject(new Error(`never paused at ${name}`)), 60_000);
+        waiters.push({ name, resolve: () => (clearTimeout(t), resolve()) });
+      }),
     async kill() {
       if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
       await exited;
@@ -101,7 +102,9 @@ async function sql(c: Child, q: string): Promise<Array<Record<string, string | n
   const body = await r.json();
   expect(r.status, JSON.stringify(body)).toBe(200);
   // 64-bit integers may come quoted: compare numbers.
-  return (body.data as Array<Record<string, string | number>>).map((row) => Object.fromEntries(Object.entries(row).map(([k, v]) => [k, typeof v === 'string' && /^\d+$/.test(v) ? Number(v) : v])));
+  return (body.data as Array<Record<string, string | number>>).map((row) =>
+    Object.fromEntries(Object.entries(row).map(([k, v]) => [k, typeof v === 'string' && /^\d+$/.test(v) ? Number(v) : v])),
+  );
 }
 
 async function counts(c: Child, table: string): Promise<{ n: number; u: number }> {
@@ -143,14 +146,32 @@ describe('kill -9 between the steps of a change', () => {
       const r = await c.req('POST', `/v0/datasources?name=${name}&mode=create`, form({ schema: 'id UInt64, v String', engine_sorting_key: 'id' }));
       expect(r.status, await r.text()).toBe(200);
     }
-    for (const [name, body] of [['rep', csvRows(0, 1000, 'old')], ['alt', csvRows(0, 10, 'a')], ['dr', csvRows(0, 100_000, 'd')], ['src', csvRows(0, 200_000, 's')]]) {
+    for (const [name, body] of [
+      ['rep', csvRows(0, 1000, 'old')],
+      ['alt', csvRows(0, 10, 'a')],
+      ['dr', csvRows(0, 100_000, 'd')],
+      ['src', csvRows(0, 200_000, 's')],
+    ]) {
       expect((await c.req('POST', `/v0/datasources?name=${name}&mode=append`, body)).status).toBe(200);
     }
     // The copy target feeds a materialized view: a copy must cascade, exactly once.
-    let r = await c.req('POST', '/v0/pipes', JSON.stringify({ name: 'mirror', nodes: [{ name: 'm', sql: 'SELECT id, v FROM cp_t', type: 'materialized', datasource: 'cp_mirror' }] }), JSON_HDR);
+    let r = await c.req(
+      'POST',
+      '/v0/pipes',
+      JSON.stringify({ name: 'mirror', nodes: [{ name: 'm', sql: 'SELECT id, v FROM cp_t', type: 'materialized', datasource: 'cp_mirror' }] }),
+      JSON_HDR,
+    );
     expect(r.status, await r.text()).toBe(200);
-    for (const [pipe, n, target] of [['cp', 1_500_000, 'cp_t'], ['cp2', 4_000_002, 'cp2_t']] as const) {
-      r = await c.req('POST', '/v0/pipes', JSON.stringify({ name: pipe, nodes: [{ name: 'n', sql: `%\nSELECT number AS id, toString(number) AS v FROM numbers({{ UInt64(rows, ${n}) }})` }] }), JSON_HDR);
+    for (const [pipe, n, target] of [
+      ['cp', 1_500_000, 'cp_t'],
+      ['cp2', 4_000_002, 'cp2_t'],
+    ] as const) {
+      r = await c.req(
+        'POST',
+        '/v0/pipes',
+        JSON.stringify({ name: pipe, nodes: [{ name: 'n', sql: `%\nSELECT number AS id, toString(number) AS v FROM numbers({{ UInt64(rows, ${n}) }})` }] }),
+        JSON_HDR,
+      );
       expect(r.status, await r.text()).toBe(200);
       r = await c.req('POST', `/v0/pipes/${pipe}/nodes/n/copy`, form({ target_datasource: target }));
       expect(r.status, await r.text()).toBe(200);
@@ -223,7 +244,12 @@ describe('kill -9 between the steps of a change', () => {
 
   it('populate killed after staging: finished on start; a materialization killed before its record is undone', async () => {
     let c = child!;
-    const r = await c.req('POST', '/v0/pipes', JSON.stringify({ name: 'pop', nodes: [{ name: 'm', sql: 'SELECT id, v FROM src', type: 'materialized', datasource: 'pop_t', populate: 'true' }] }), JSON_HDR);
+    const r = await c.req(
+      'POST',
+      '/v0/pipes',
+      JSON.stringify({ name: 'pop', nodes: [{ name: 'm', sql: 'SELECT id, v FROM src', type: 'materialized', datasource: 'pop_t', populate: 'true' }] }),
+      JSON_HDR,
+    );
     expect(r.status, await r.text()).toBe(200);
     await c.paused('populate:staged');
     await c.kill();
@@ -238,7 +264,14 @@ describe('kill -9 between the steps of a change', () => {
     expect(await counts(c, 'pop_t')).toEqual({ n: 200_010, u: 200_010 });
 
     // Killed after the view was created, before the node was recorded as materialized.
-    fireAndForget(c.req('POST', '/v0/pipes', JSON.stringify({ name: 'pop2', nodes: [{ name: 'm', sql: 'SELECT id, v FROM src', type: 'materialized', datasource: 'pop2_t' }] }), JSON_HDR));
+    fireAndForget(
+      c.req(
+        'POST',
+        '/v0/pipes',
+        JSON.stringify({ name: 'pop2', nodes: [{ name: 'm', sql: 'SELECT id, v FROM src', type: 'materialized', datasource: 'pop2_t' }] }),
+        JSON_HDR,
+      ),
+    );
     await c.paused('materialize:view');
     await c.kill();
 

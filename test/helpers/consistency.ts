@@ -22,12 +22,21 @@ export interface ConsistencyReport {
 export async function consistency(s: Services): Promise<ConsistencyReport> {
   const report: ConsistencyReport = { intents: (await s.catalog.listIntents()).length, orphans: [], missing: [], mismatched: [], views: [] };
   for (const ws of await s.catalog.listWorkspaces()) {
-    const tables = new Set((await s.engine.rows<{ name: string }>(`SELECT name FROM system.tables WHERE database = ${quoteString(ws.database)}`)).map((r) => r.name));
+    const tables = new Set(
+      (await s.engine.rows<{ name: string }>(`SELECT name FROM system.tables WHERE database = ${quoteString(ws.database)}`)).map((r) => r.name),
+    );
     const expected = new Set<string>();
     for (const ds of await s.catalog.listDatasources(ws.id)) {
       const writable = ds.columns.filter((c) => !/^(MATERIALIZED|ALIAS|EPHEMERAL)\b/i.test(c.defaultValue ?? ''));
       const json = writable.length > 0 && writable.every((c) => c.jsonpath);
-      const names = [ds.id, `${ds.id}_quarantine`, `${ds.id}_sc`, `${ds.id}_sc_ok`, `${ds.id}_sc_bad`, ...(json ? [`${ds.id}_sj`, `${ds.id}_sj_ok`, `${ds.id}_sj_bad`] : [])];
+      const names = [
+        ds.id,
+        `${ds.id}_quarantine`,
+        `${ds.id}_sc`,
+        `${ds.id}_sc_ok`,
+        `${ds.id}_sc_bad`,
+        ...(json ? [`${ds.id}_sj`, `${ds.id}_sj_ok`, `${ds.id}_sj_bad`] : []),
+      ];
       for (const n of names) {
         expected.add(n);
         if (!tables.has(n)) report.missing.push(`${ds.name}: ${n}`);
@@ -35,7 +44,10 @@ export async function consistency(s: Services): Promise<ConsistencyReport> {
       const cols = await s.engine.rows<{ table: string; name: string; type: string }>(
         `SELECT table, name, type FROM system.columns WHERE database = ${quoteString(ws.database)} AND table IN (${quoteString(ds.id)}, ${quoteString(`${ds.id}_quarantine`)}) ORDER BY table, position`,
       );
-      const engineTable = cols.filter((c) => c.table === ds.id).map((c) => `${c.name} ${c.type}`).join(', ');
+      const engineTable = cols
+        .filter((c) => c.table === ds.id)
+        .map((c) => `${c.name} ${c.type}`)
+        .join(', ');
       const catalogTable = ds.columns.map((c) => `${c.name} ${c.type}`).join(', ');
       if (engineTable !== catalogTable) report.mismatched.push(`${ds.name}: engine (${engineTable}) catalog (${catalogTable})`);
       const q = new Set(cols.filter((c) => c.table === `${ds.id}_quarantine`).map((c) => c.name));

@@ -27,7 +27,10 @@ export interface ServerOptions {
 
 export async function startServer(opts: ServerOptions = {}): Promise<TestServer> {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'pipit-test-'));
-  const config = loadConfig({}, { dataDir, port: 0, host: '127.0.0.1', logLevel: 'silent', allowPrivateUrls: opts.allowPrivateUrls ?? true, engineSessions: 4, ...opts.config });
+  const config = loadConfig(
+    {},
+    { dataDir, port: 0, host: '127.0.0.1', logLevel: 'silent', allowPrivateUrls: opts.allowPrivateUrls ?? true, engineSessions: 4, ...opts.config },
+  );
   const app = await createApp(config);
   await app.http.listen({ port: 0, host: '127.0.0.1' });
   const addr = app.http.server.address();

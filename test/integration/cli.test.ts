@@ -30,7 +30,11 @@ function run(cmd: string, args: string[], cwd: string, env: Record<string, strin
   });
 }
 const pipit = (args: string[], cwd = dir, env?: Record<string, string>) => run(process.execPath, [BIN, ...args], cwd, env);
-const lines = (r: Run) => r.out.trim().split('\n').map((l) => l.replace(/\s+/g, ' ').trim());
+const lines = (r: Run) =>
+  r.out
+    .trim()
+    .split('\n')
+    .map((l) => l.replace(/\s+/g, ' ').trim());
 const edit = (file: string, from: string | RegExp, to: string) => {
   const p = path.join(dir, file);
   const text = fs.readFileSync(p, 'utf8');
@@ -38,7 +42,8 @@ const edit = (file: string, from: string | RegExp, to: string) => {
   expect(next).not.toBe(text);
   fs.writeFileSync(p, next);
 };
-const pipeJson = async (name: string) => (await s.req('GET', `/v0/pipes/${name}`)).json() as Promise<{ updated_at: string; nodes: Array<{ name: string; sql: string; id: string }> }>;
+const pipeJson = async (name: string) =>
+  (await s.req('GET', `/v0/pipes/${name}`)).json() as Promise<{ updated_at: string; nodes: Array<{ name: string; sql: string; id: string }> }>;
 
 beforeAll(async () => {
   s = await startServer();
@@ -78,14 +83,30 @@ describe('pipit CLI on the sample project', () => {
     expect(t.out).toContain('6 passed, 0 failed');
     // What push made: the materialized view fills daily_counts, the copy pipe runs, the tokens work.
     const daily = await pipit(['pipe', 'data', 'daily', '--format', 'ndjson']);
-    expect(daily.out.trim().split('\n').map((x) => JSON.parse(x))).toEqual([{ country: 'DE', hits: 1 }, { country: 'ES', hits: 3 }, { country: 'FR', hits: 2 }]);
+    expect(
+      daily.out
+        .trim()
+        .split('\n')
+        .map((x) => JSON.parse(x)),
+    ).toEqual([
+      { country: 'DE', hits: 1 },
+      { country: 'ES', hits: 3 },
+      { country: 'FR', hits: 2 },
+    ]);
     const tokens = (await (await s.req('GET', '/v0/tokens')).json()) as { tokens: Array<{ name: string; token: string; scopes: unknown[] }> };
     const analyst = tokens.tokens.find((x) => x.name === 'analyst')!;
-    expect(analyst.scopes).toEqual([{ type: 'PIPES:READ', resource: 'top_countries', filter: '' }, { type: 'DATASOURCES:READ', resource: 'events', filter: "country = 'ES'" }]);
+    expect(analyst.scopes).toEqual([
+      { type: 'PIPES:READ', resource: 'top_countries', filter: '' },
+      { type: 'DATASOURCES:READ', resource: 'events', filter: "country = 'ES'" },
+    ]);
     const viaToken = await pipit(['sql', 'SELECT count() AS c FROM events', '--format', 'csv', '--token', analyst.token]);
     expect(viaToken.out).toBe('"c"\n3\n');
     const ds = await pipit(['datasource', 'ls', '--json']);
-    expect(JSON.parse(ds.out).datasources.map((d: { name: string }) => d.name).sort()).toEqual(['countries', 'country_snapshot', 'daily_counts', 'events']);
+    expect(
+      JSON.parse(ds.out)
+        .datasources.map((d: { name: string }) => d.name)
+        .sort(),
+    ).toEqual(['countries', 'country_snapshot', 'daily_counts', 'events']);
   });
 
   it('pushing twice changes nothing', async () => {
@@ -99,7 +120,7 @@ describe('pipit CLI on the sample project', () => {
   });
 
   it('an edited node updates only its pipe; without --force the push is blocked', async () => {
-    edit('pipes/daily.pipe', 'GROUP BY country ORDER BY country', 'WHERE country != \'\' GROUP BY country ORDER BY country');
+    edit('pipes/daily.pipe', 'GROUP BY country ORDER BY country', "WHERE country != '' GROUP BY country ORDER BY country");
     const blocked = await pipit(['push']);
     expect(blocked.code).toBe(1);
     expect(lines(blocked)).toContain('blocked pipe daily (nodes changed: totals: use --force to update it)');
@@ -151,7 +172,9 @@ describe('pipit CLI on the sample project', () => {
       const p = await pipit(['pull'], pulled);
       expect(p.code, p.err).toBe(0);
       expect(fs.readFileSync(path.join(pulled, 'pipes/daily_counts_mv.pipe'), 'utf8')).toContain('TYPE materialized\nDATASOURCE daily_counts\n');
-      expect(fs.readFileSync(path.join(pulled, 'pipes/snapshot_copy.pipe'), 'utf8')).toContain('TYPE copy\nTARGET_DATASOURCE country_snapshot\nCOPY_MODE replace\n');
+      expect(fs.readFileSync(path.join(pulled, 'pipes/snapshot_copy.pipe'), 'utf8')).toContain(
+        'TYPE copy\nTARGET_DATASOURCE country_snapshot\nCOPY_MODE replace\n',
+      );
       const r = await pipit(['push', '--dry-run'], pulled);
       expect(r.code, r.err).toBe(0);
       expect(r.out).toContain('Dry run: no changes');
@@ -170,8 +193,10 @@ describe('the classic tb CLI request sequences', () => {
   const form = (o: Record<string, string>) => ({ body: new URLSearchParams(o).toString(), headers: { 'content-type': 'application/x-www-form-urlencoded' } });
 
   it('auth: regions, workspace, workspaces with environments', async () => {
-    expect(await (await tb('GET', '/v0/regions')).json()).toEqual({ regions: [{ name: 'pipit', provider: 'pipit', api_host: s.url, host: s.url, default_password: '' }] });
-    expect((await (await tb('GET', '/v0/workspace')).json())).toMatchObject({ name: expect.any(String) });
+    expect(await (await tb('GET', '/v0/regions')).json()).toEqual({
+      regions: [{ name: 'pipit', provider: 'pipit', api_host: s.url, host: s.url, default_password: '' }],
+    });
+    expect(await (await tb('GET', '/v0/workspace')).json()).toMatchObject({ name: expect.any(String) });
     const ws = await tb('GET', '/v0/user/workspaces/?with_environments=false');
     expect(ws.status).toBe(200);
     expect(((await ws.json()) as { workspaces: unknown[] }).workspaces).toHaveLength(1);
@@ -182,29 +207,73 @@ describe('the classic tb CLI request sequences', () => {
 
   it('push: datasource, then a pipe (sql_tables, GET 404, POST JSON, publish the last node, query.http)', async () => {
     expect((await tb('GET', '/v0/datasources/tb_events')).status).toBe(404);
-    const created = await tb('POST', '/v0/datasources', form({
-      name: 'tb_events', description: 'from tb', schema: '`ts` DateTime `json:$.ts`, `n` Int32 `json:$.n`', format: 'ndjson',
-      engine: 'MergeTree', engine_sorting_key: 'ts', engine_partition_key: 'toYYYYMM(ts)',
-    }));
+    const created = await tb(
+      'POST',
+      '/v0/datasources',
+      form({
+        name: 'tb_events',
+        description: 'from tb',
+        schema: '`ts` DateTime `json:$.ts`, `n` Int32 `json:$.n`',
+        format: 'ndjson',
+        engine: 'MergeTree',
+        engine_sorting_key: 'ts',
+        engine_partition_key: 'toYYYYMM(ts)',
+      }),
+    );
     expect(created.status, await created.clone().text()).toBe(200);
     const sql = 'SELECT n, count() c FROM tb_events JOIN other ON 1 WHERE n IN (SELECT n FROM third) GROUP BY n';
-    expect(await (await tb('POST', '/v0/sql_tables', form({ q: sql, raising: 'false', table_functions: 'false', is_copy: 'false' }))).json())
-      .toEqual({ tables: [['', 'tb_events'], ['', 'other'], ['', 'third']] });
-    expect(await (await tb('POST', '/v0/sql_tables', form({ q: '%\nSELECT * FROM tb_events JOIN numbers(3) ON 1 WHERE n = {{ Int32(n, 1) }}', table_functions: 'true' }))).json())
-      .toEqual({ tables: [['', 'tb_events'], ['', 'numbers']] });
+    expect(await (await tb('POST', '/v0/sql_tables', form({ q: sql, raising: 'false', table_functions: 'false', is_copy: 'false' }))).json()).toEqual({
+      tables: [
+        ['', 'tb_events'],
+        ['', 'other'],
+        ['', 'third'],
+      ],
+    });
+    expect(
+      await (
+        await tb('POST', '/v0/sql_tables', form({ q: '%\nSELECT * FROM tb_events JOIN numbers(3) ON 1 WHERE n = {{ Int32(n, 1) }}', table_functions: 'true' }))
+      ).json(),
+    ).toEqual({
+      tables: [
+        ['', 'tb_events'],
+        ['', 'numbers'],
+      ],
+    });
     expect(await (await tb('POST', '/v0/sql_tables', form({ q: 'SELEC nonsense(' }))).json()).toEqual({ tables: [] });
     expect((await tb('POST', '/v0/sql_tables', form({ q: 'SELEC nonsense(', raising: 'true' }))).status).toBe(400);
-    expect(await (await tb('POST', '/v0/sql_replace', form({ q: 'SELECT * FROM a JOIN b ON 1', replacements: JSON.stringify([[['', 'a'], ['', 'a__v1']]]) }))).json())
-      .toEqual({ query: 'SELECT * FROM a__v1 JOIN b ON 1' });
+    expect(
+      await (
+        await tb(
+          'POST',
+          '/v0/sql_replace',
+          form({
+            q: 'SELECT * FROM a JOIN b ON 1',
+            replacements: JSON.stringify([
+              [
+                ['', 'a'],
+                ['', 'a__v1'],
+              ],
+            ]),
+          }),
+        )
+      ).json(),
+    ).toEqual({ query: 'SELECT * FROM a__v1 JOIN b ON 1' });
     expect(await (await tb('GET', `/v0/sql_format?q=${encodeURIComponent('select 1')}`)).json()).toEqual({ q: 'select 1' });
 
     const q = '?description=&ignore_sql_errors=false';
     expect((await tb('GET', `/v0/pipes/tb_pipe${q}`)).status).toBe(404);
-    const body = { name: 'tb_pipe', description: 'pushed by tb', nodes: [
-      { name: 'f', sql: 'SELECT * FROM tb_events', type: 'standard', description: null },
-      { name: 'agg', sql: 'SELECT count() c FROM f', type: 'standard', description: null },
-    ] };
-    const pushed = await tb('POST', `/v0/pipes${q}&force=true&populate=false&unlink_on_populate_error=false&branch_mode=None`, { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } });
+    const body = {
+      name: 'tb_pipe',
+      description: 'pushed by tb',
+      nodes: [
+        { name: 'f', sql: 'SELECT * FROM tb_events', type: 'standard', description: null },
+        { name: 'agg', sql: 'SELECT count() c FROM f', type: 'standard', description: null },
+      ],
+    };
+    const pushed = await tb('POST', `/v0/pipes${q}&force=true&populate=false&unlink_on_populate_error=false&branch_mode=None`, {
+      body: JSON.stringify(body),
+      headers: { 'content-type': 'application/json' },
+    });
     expect(pushed.status, await pushed.clone().text()).toBe(200);
     const pipe = (await pushed.json()) as { type: string; nodes: Array<{ id: string }> };
     expect(pipe.type).toBe('default');
@@ -216,7 +285,9 @@ describe('the classic tb CLI request sequences', () => {
     expect((await tb('GET', '/examples/query.http?format=json&pipe=nope')).status).toBe(404);
     const deps = await (await tb('GET', '/v0/dependencies?datasource=tb_events&recursive=false')).json();
     expect(deps).toEqual({ dependencies: { tb_events: ['tb_pipe'] }, incompatible_datasources: {} });
-    const used = (await (await tb('GET', '/v0/datasources?attrs=used_by,name')).json()) as { datasources: Array<{ name: string; used_by: Array<{ name: string }> }> };
+    const used = (await (await tb('GET', '/v0/datasources?attrs=used_by,name')).json()) as {
+      datasources: Array<{ name: string; used_by: Array<{ name: string }> }>;
+    };
     expect(used.datasources.find((d) => d.name === 'tb_events')).toEqual({ used_by: [expect.objectContaining({ name: 'tb_pipe' })], name: 'tb_events' });
   });
 

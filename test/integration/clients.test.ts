@@ -91,7 +91,14 @@ describe('@tinybirdco/sdk (TinybirdApi)', () => {
 
   it('ingest with wait: false is accepted (202) and the rows arrive', async () => {
     await createDatasource('sdk_ingest_nowait', NDJSON_SCHEMA, 'ndjson');
-    const r = await api.ingestBatch('sdk_ingest_nowait', [{ id: 1, name: 'a' }, { id: 2, name: 'b' }], { wait: false });
+    const r = await api.ingestBatch(
+      'sdk_ingest_nowait',
+      [
+        { id: 1, name: 'a' },
+        { id: 2, name: 'b' },
+      ],
+      { wait: false },
+    );
     expect(r.successful_rows).toBe(2);
     const deadline = Date.now() + 15_000;
     while ((await count(s, 'sdk_ingest_nowait')) < 2 && Date.now() < deadline) await new Promise((res) => setTimeout(res, 100));
@@ -215,7 +222,10 @@ describe('@tinybirdco/sdk (TinybirdApi)', () => {
 
   it('truncateDatasource empties the data source', async () => {
     await createDatasource('sdk_truncate', NDJSON_SCHEMA, 'ndjson');
-    await api.ingestBatch('sdk_truncate', [{ id: 1, name: 'a' }, { id: 2, name: 'b' }]);
+    await api.ingestBatch('sdk_truncate', [
+      { id: 1, name: 'a' },
+      { id: 2, name: 'b' },
+    ]);
     expect(await count(s, 'sdk_truncate')).toBe(2);
     const r = await api.truncateDatasource('sdk_truncate');
     expect(r).toBeTypeOf('object');
@@ -224,7 +234,10 @@ describe('@tinybirdco/sdk (TinybirdApi)', () => {
 
   it('deleteDatasource with dryRun counts, without dryRun runs a delete job', async () => {
     await createDatasource('sdk_delete', NDJSON_SCHEMA, 'ndjson');
-    await api.ingestBatch('sdk_delete', [1, 2, 3, 4, 5].map((id) => ({ id, name: `n${id}` })));
+    await api.ingestBatch(
+      'sdk_delete',
+      [1, 2, 3, 4, 5].map((id) => ({ id, name: `n${id}` })),
+    );
     expect(await count(s, 'sdk_delete')).toBe(5);
 
     const dry = await api.deleteDatasource('sdk_delete', { deleteCondition: 'id > 3', dryRun: true });
@@ -257,7 +270,10 @@ describe('@tinybirdco/sdk (TinybirdApi)', () => {
         ['deleteDatasource', () => bad.deleteDatasource('sdk_wrong_token', { deleteCondition: '1 = 1' })],
       ];
       for (const [name, call] of calls) {
-        const err = await call().then(() => null, (e: unknown) => e);
+        const err = await call().then(
+          () => null,
+          (e: unknown) => e,
+        );
         expect(err, name).toBeInstanceOf(TinybirdApiError);
         expect((err as TinybirdApiError).statusCode, name).toBe(403);
         expect((err as TinybirdApiError).message, name).toMatch(/token/i);
@@ -267,14 +283,20 @@ describe('@tinybirdco/sdk (TinybirdApi)', () => {
 
     it('ingest into a CSV data source is refused with 400', async () => {
       await createDatasource('sdk_ingest_into_csv', CSV_SCHEMA, 'csv');
-      const err = await api.ingest('sdk_ingest_into_csv', { id: 1, name: 'a' }).then(() => null, (e: unknown) => e);
+      const err = await api.ingest('sdk_ingest_into_csv', { id: 1, name: 'a' }).then(
+        () => null,
+        (e: unknown) => e,
+      );
       expect(err).toBeInstanceOf(TinybirdApiError);
       expect((err as TinybirdApiError).statusCode).toBe(400);
       expect((err as TinybirdApiError).message).toContain('Data Source must be of type JSON');
     });
 
     it('deleteDatasource on a missing data source is a 400 with a message', async () => {
-      const err = await api.deleteDatasource('sdk_nope', { deleteCondition: '1 = 1' }).then(() => null, (e: unknown) => e);
+      const err = await api.deleteDatasource('sdk_nope', { deleteCondition: '1 = 1' }).then(
+        () => null,
+        (e: unknown) => e,
+      );
       expect(err).toBeInstanceOf(TinybirdApiError);
       expect((err as TinybirdApiError).statusCode).toBe(400);
       expect((err as TinybirdApiError).message).toBe('Data Source "sdk_nope" does not exist, can not delete a non existing Data Source');
@@ -287,7 +309,10 @@ describe('@tinybirdco/sdk (TinybirdApi)', () => {
     it('deleteDatasource with a bad condition is a 400 and deletes nothing', async () => {
       await createDatasource('sdk_delete_bad', NDJSON_SCHEMA, 'ndjson');
       await api.ingest('sdk_delete_bad', { id: 1, name: 'a' });
-      const err = await api.deleteDatasource('sdk_delete_bad', { deleteCondition: 'no_such_column = 1' }).then(() => null, (e: unknown) => e);
+      const err = await api.deleteDatasource('sdk_delete_bad', { deleteCondition: 'no_such_column = 1' }).then(
+        () => null,
+        (e: unknown) => e,
+      );
       expect(err).toBeInstanceOf(TinybirdApiError);
       expect((err as TinybirdApiError).statusCode).toBe(400);
       expect((err as TinybirdApiError).message).toMatch(/^Failed to apply delete_condition='no_such_column = 1'/);
@@ -295,7 +320,10 @@ describe('@tinybirdco/sdk (TinybirdApi)', () => {
     });
 
     it('truncateDatasource on a missing data source is a 404', async () => {
-      const err = await api.truncateDatasource('sdk_nope').then(() => null, (e: unknown) => e);
+      const err = await api.truncateDatasource('sdk_nope').then(
+        () => null,
+        (e: unknown) => e,
+      );
       expect(err).toBeInstanceOf(TinybirdApiError);
       expect((err as TinybirdApiError).statusCode).toBe(404);
     });
@@ -387,13 +415,23 @@ ORDER BY id`,
 
   it('@tinybirdco/sdk query(): arrays as repeated keys, objects as JSON', async () => {
     let r = await api.query<{ id: number; name: string }>('client_pipe', { ids: [2, 4, 5] });
-    expect(r.data).toEqual([{ id: 2, name: 'n2' }, { id: 4, name: 'n4' }, { id: 5, name: 'n5' }]);
-    expect(r.meta).toEqual([{ name: 'id', type: 'Int32' }, { name: 'name', type: 'String' }]);
+    expect(r.data).toEqual([
+      { id: 2, name: 'n2' },
+      { id: 4, name: 'n4' },
+      { id: 5, name: 'n5' },
+    ]);
+    expect(r.meta).toEqual([
+      { name: 'id', type: 'Int32' },
+      { name: 'name', type: 'String' },
+    ]);
     r = await api.query('client_pipe', { name: 'n3' });
     expect(r.data).toEqual([{ id: 3, name: 'n3' }]);
     // `filter` would be Python's builtin inside a template (never a parameter), so: `opts`.
     r = await api.query('client_pipe', { opts: { min_id: 4 } });
-    expect(r.data).toEqual([{ id: 4, name: 'n4' }, { id: 5, name: 'n5' }]);
+    expect(r.data).toEqual([
+      { id: 4, name: 'n4' },
+      { id: 5, name: 'n5' },
+    ]);
     await expect(api.query('client_pipe', { ids: ['x'] })).rejects.toBeInstanceOf(TinybirdApiError);
     await expect(api.query('no_such_pipe', {})).rejects.toMatchObject({ statusCode: 404 });
   });
@@ -406,7 +444,10 @@ ORDER BY id`,
       data: z.object({ id: z.number(), name: z.string() }),
     });
     let r = await pipe({ ids: [1, 3] });
-    expect(r.data).toEqual([{ id: 1, name: 'n1' }, { id: 3, name: 'n3' }]);
+    expect(r.data).toEqual([
+      { id: 1, name: 'n1' },
+      { id: 3, name: 'n3' },
+    ]);
     r = await pipe({ name: 'n5' });
     expect(r.data).toEqual([{ id: 5, name: 'n5' }]);
     r = await pipe({});
@@ -446,7 +487,10 @@ describe('@tinybirdco/sdk: Tinybird Local workspace flow (issue 11 item 7)', () 
     expect(listed.workspaces.every((w) => typeof w.token === 'string' && w.token.startsWith('p.'))).toBe(true);
     expect(listed.organizationId).toEqual(expect.any(String));
     // The listed token works in its own workspace, and only there.
-    const r = await s.req('POST', '/v0/datasources?name=only_here&mode=create', { body: new URLSearchParams({ schema: 'a String' }), token: first.workspace.token });
+    const r = await s.req('POST', '/v0/datasources?name=only_here&mode=create', {
+      body: new URLSearchParams({ schema: 'a String' }),
+      token: first.workspace.token,
+    });
     expect(r.status).toBe(200);
     const q = await s.req('GET', `/v0/sql?q=${encodeURIComponent('SELECT count() AS c FROM only_here FORMAT JSON')}`, { token: first.workspace.token });
     expect((await q.json()).data).toEqual([{ c: 0 }]);
@@ -473,17 +517,35 @@ describe('@tinybirdco/sdk: Tinybird Local workspace flow (issue 11 item 7)', () 
   it('getWorkspace (/v1/workspace) has the owner, the scope and main', async () => {
     const { getWorkspace } = await import('@tinybirdco/sdk/api/workspaces');
     const w = await getWorkspace({ baseUrl: s.url, token: s.token });
-    expect(w).toMatchObject({ id: expect.any(String), name: 'default', user_id: expect.any(String), user_email: expect.stringContaining('@'), scope: 'ADMIN', main: null });
-    const members = await (await s.req('GET', `/v0/organizations/${s.app.services.access.organization.id}/members`, { token: s.app.services.localTokens.user_token })).json();
+    expect(w).toMatchObject({
+      id: expect.any(String),
+      name: 'default',
+      user_id: expect.any(String),
+      user_email: expect.stringContaining('@'),
+      scope: 'ADMIN',
+      main: null,
+    });
+    const members = await (
+      await s.req('GET', `/v0/organizations/${s.app.services.access.organization.id}/members`, { token: s.app.services.localTokens.user_token })
+    ).json();
     expect(members.members[0].id).toBe(w.user_id);
   });
 
   it('Forward-only routes (build, deploy, deployments, environments) say they are not supported', async () => {
     const { buildToTinybird } = await build();
-    const r = await buildToTinybird({ baseUrl: s.url, token: s.token }, { datasources: [{ name: 'x', content: 'SCHEMA >\n    a String\n' }], pipes: [], connections: [] });
+    const r = await buildToTinybird(
+      { baseUrl: s.url, token: s.token },
+      { datasources: [{ name: 'x', content: 'SCHEMA >\n    a String\n' }], pipes: [], connections: [] },
+    );
     expect(r.success).toBe(false);
     expect(r.error).toMatch(/^POST \/v1\/build is not supported by this server/);
-    for (const [method, p] of [['POST', '/v1/deploy?check=true'], ['GET', '/v1/deployments'], ['GET', '/v1/deployments/12'], ['POST', '/v1/environments'], ['GET', '/v0/environments/feat?with_token=true']]) {
+    for (const [method, p] of [
+      ['POST', '/v1/deploy?check=true'],
+      ['GET', '/v1/deployments'],
+      ['GET', '/v1/deployments/12'],
+      ['POST', '/v1/environments'],
+      ['GET', '/v0/environments/feat?with_token=true'],
+    ]) {
       const res = await s.req(method, p);
       expect(res.status, p).toBe(501);
       expect((await res.json()).error).toContain('is not supported by this server');

@@ -12,7 +12,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BrowserContext, Page } from 'playwright-core';
 import { startServer, type TestServer } from '../helpers/server.js';
-import { CONSOLE_CSP, CONSOLE_DIR } from '../../src/http/routes/console.js';
+import { CONSOLE_CSP } from '../../src/http/routes/console.js';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const CHROMIUM = '/usr/bin/chromium';
@@ -21,9 +21,12 @@ const ARTIFACTS = path.join(ROOT, 'test-artifacts', 'console');
 
 if (!HAVE_CHROMIUM) {
   process.stderr.write(
-    '\n' + '!'.repeat(100) + '\n' +
-    `!!! SKIPPING the console browser tests: ${CHROMIUM} is missing. Install it: apt-get install -y chromium (.ci/run does).\n` +
-    '!'.repeat(100) + '\n\n',
+    '\n' +
+      '!'.repeat(100) +
+      '\n' +
+      `!!! SKIPPING the console browser tests: ${CHROMIUM} is missing. Install it: apt-get install -y chromium (.ci/run does).\n` +
+      '!'.repeat(100) +
+      '\n\n',
   );
 }
 
@@ -87,8 +90,14 @@ describe('console: how it is served', () => {
 
   it('serves nothing outside the build directory', async () => {
     for (const p of [
-      '/console/..%2fpackage.json', '/console/%2e%2e/package.json', '/console/assets/..%2F..%2F..%2Fpackage.json',
-      '/console/.vite/manifest.json', '/console/nope.js', '/console/index.html%00.js', '/console/assets', '/console/..%5cpackage.json',
+      '/console/..%2fpackage.json',
+      '/console/%2e%2e/package.json',
+      '/console/assets/..%2F..%2F..%2Fpackage.json',
+      '/console/.vite/manifest.json',
+      '/console/nope.js',
+      '/console/index.html%00.js',
+      '/console/assets',
+      '/console/..%5cpackage.json',
     ]) {
       const r = await fetch(s.url + p);
       expect([400, 404], p).toContain(r.status);
@@ -117,14 +126,25 @@ describe.skipIf(!HAVE_CHROMIUM)('console: in Chromium', () => {
     context = await chromium.launchPersistentContext(userDataDir, {
       executablePath: CHROMIUM,
       headless: true,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--host-resolver-rules=MAP pipit.test 127.0.0.1'],
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+        '--host-resolver-rules=MAP pipit.test 127.0.0.1',
+      ],
       viewport: { width: 1280, height: 900 },
     });
     page = context.pages()[0] ?? (await context.newPage());
     page.setDefaultTimeout(15_000);
     page.on('console', (m) => {
       // A 4xx answer is logged by the browser as "Failed to load resource": expected (e.g. tinybird.* not there yet).
-      if ((m.type() === 'error' && !m.text().startsWith('Failed to load resource')) || /Content Security Policy/i.test(m.text())) problems.push(`console.${m.type()}: ${m.text()}`);
+      if ((m.type() === 'error' && !m.text().startsWith('Failed to load resource')) || /Content Security Policy/i.test(m.text()))
+        problems.push(`console.${m.type()}: ${m.text()}`);
     });
     page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
   });
@@ -156,7 +176,8 @@ describe.skipIf(!HAVE_CHROMIUM)('console: in Chromium', () => {
     await shot('01-open');
 
     // 2. A data source from a file (the drop zone's file input), with upload progress.
-    const csv = 'day,city,amount\n2024-01-01,Madrid,10\n2024-01-01,Paris,25\n2024-01-02,Madrid,7\n2024-01-02,Paris,30\n2024-01-03,Madrid,12\n2024-01-03,Lyon,4\n';
+    const csv =
+      'day,city,amount\n2024-01-01,Madrid,10\n2024-01-01,Paris,25\n2024-01-02,Madrid,7\n2024-01-02,Paris,30\n2024-01-03,Madrid,12\n2024-01-03,Lyon,4\n';
     await page.locator('#ds-file').setInputFiles({ name: 'sales.csv', mimeType: 'text/csv', buffer: Buffer.from(csv) });
     expect(await page.locator('#ds-name').inputValue()).toBe('sales');
     await page.getByTestId('upload').click();
@@ -221,7 +242,10 @@ describe.skipIf(!HAVE_CHROMIUM)('console: in Chromium', () => {
     // 5. The endpoint answers outside the console too.
     const ep = await s.req('GET', '/v0/pipes/sales_by_city.json?min_amount=10');
     expect(ep.status).toBe(200);
-    expect((await ep.json()).data).toEqual([{ city: 'Madrid', total: 22 }, { city: 'Paris', total: 55 }]);
+    expect((await ep.json()).data).toEqual([
+      { city: 'Madrid', total: 22 },
+      { city: 'Paris', total: 55 },
+    ]);
     const pipe = await (await s.req('GET', '/v0/pipes/sales_by_city')).json();
     expect(pipe.nodes.map((n: { name: string }) => n.name)).toEqual(['sales_by_city_0', 'sales_by_city_1']);
     expect(pipe.nodes[0].params.map((p: { name: string }) => p.name)).toEqual(['min_amount']);

@@ -24,12 +24,19 @@ async function waitJob(id: string, srv: { req: TestServer['req'] } = s): Promise
   throw new Error('job did not finish');
 }
 
-const targetRows = async () => (await (await s.req('GET', `/v0/sql?q=${encodeURIComponent('SELECT country, sum(c) AS c FROM copy_target GROUP BY country ORDER BY country FORMAT JSON')}`)).json()).data;
+const targetRows = async () =>
+  (
+    await (
+      await s.req('GET', `/v0/sql?q=${encodeURIComponent('SELECT country, sum(c) AS c FROM copy_target GROUP BY country ORDER BY country FORMAT JSON')}`)
+    ).json()
+  ).data;
 
 beforeAll(async () => {
   s = await startServer();
   const form = (o: Record<string, string>) => ({ body: new URLSearchParams(o) });
-  expect((await s.req('POST', '/v0/datasources?name=events&mode=create', form({ schema: 'country String `json:$.country`, n Int32 `json:$.n`' }))).status).toBe(200);
+  expect((await s.req('POST', '/v0/datasources?name=events&mode=create', form({ schema: 'country String `json:$.country`, n Int32 `json:$.n`' }))).status).toBe(
+    200,
+  );
   expect((await s.req('POST', '/v0/events?name=events&wait=true', { body: rows.map((r) => JSON.stringify(r)).join('\n') })).status).toBe(200);
   expect((await s.req('POST', '/v0/datasources?name=copy_target&mode=create', form({ schema: 'country String, c UInt64' }))).status).toBe(200);
   expect((await s.req('POST', '/v0/datasources?name=narrow&mode=create', form({ schema: 'country String' }))).status).toBe(200);
@@ -52,7 +59,9 @@ describe('copy pipes', () => {
     expect((await r.json()).error).toMatch(/^The columns in the SQL query don't match the columns in the target Data Source/);
     r = await s.req('POST', '/v0/pipes/counts/nodes/n/copy', { body: new URLSearchParams({ target_datasource: 'nope' }) });
     expect(r.status).toBe(404);
-    r = await s.req('POST', '/v0/pipes/counts/nodes/n/copy', { body: new URLSearchParams({ target_datasource: 'copy_target', schedule_cron: 'every minute' }) });
+    r = await s.req('POST', '/v0/pipes/counts/nodes/n/copy', {
+      body: new URLSearchParams({ target_datasource: 'copy_target', schedule_cron: 'every minute' }),
+    });
     expect(r.status).toBe(400);
     expect((await r.json()).error).toMatch(/^Invalid schedule_cron/);
   });
@@ -104,7 +113,15 @@ describe('copy pipes', () => {
       copies.limits.maxActiveJobs = 1;
       const ws = s.app.services.access.defaultWorkspace;
       let release!: () => void;
-      const held = await s.app.services.jobs.create(ws, 'copy', { pipe_name: 'held', is_cancellable_while_working: true }, () => new Promise<Record<string, unknown>>((res) => { release = () => res({}); }));
+      const held = await s.app.services.jobs.create(
+        ws,
+        'copy',
+        { pipe_name: 'held', is_cancellable_while_working: true },
+        () =>
+          new Promise<Record<string, unknown>>((res) => {
+            release = () => res({});
+          }),
+      );
       r = await s.req('POST', '/v0/pipes/counts/copy?min_n=10000');
       expect(r.status).toBe(403);
       expect((await r.json()).error).toMatch(/^Job limits exceeded\. There are too many active \(working and waiting\) Copy jobs/);
@@ -128,7 +145,8 @@ describe('copy pipes', () => {
     expect((await s.req('POST', '/v0/pipes', { headers: JSON_HDR, body: JSON.stringify(pipe) })).status).toBe(200);
     const rec = await s.app.services.pipes.get(ws, 'tok_copy');
     const target = await s.app.services.datasources.get(ws, 'tok_target');
-    const token = async (name: string, scopes: Array<{ type: string; resource?: string }>) => (await s.app.services.access.createToken(ws.id, name, scopes)).token;
+    const token = async (name: string, scopes: Array<{ type: string; resource?: string }>) =>
+      (await s.app.services.access.createToken(ws.id, name, scopes)).token;
     // Setting the copy: PIPES:CREATE alone may not make the pipe write into the target.
     const creator = await token('tok_creator', [{ type: 'PIPES:CREATE' }]);
     let r = await s.req('POST', '/v0/pipes/tok_copy/nodes/n/copy', { ...form({ target_datasource: 'tok_target' }), token: creator });
@@ -138,12 +156,17 @@ describe('copy pipes', () => {
     r = await s.req('POST', '/v0/pipes/tok_copy/nodes/n/copy', { ...form({ target_datasource: 'tok_target' }), token: setter });
     expect(r.status, await r.clone().text()).toBe(200);
     // Running it: the seed's token reads the pipe (not its data source) and appends to the target.
-    const runner = await token('tok_runner', [{ type: 'PIPES:READ', resource: rec.id }, { type: 'DATASOURCES:APPEND', resource: target.id }]);
+    const runner = await token('tok_runner', [
+      { type: 'PIPES:READ', resource: rec.id },
+      { type: 'DATASOURCES:APPEND', resource: target.id },
+    ]);
     r = await s.req('POST', '/v0/pipes/tok_copy/copy', { token: runner });
     const body = await r.json();
     expect(r.status, JSON.stringify(body)).toBe(200);
     expect((await waitJob(body.job.id)).status).toBe('done');
-    expect((await (await s.req('GET', `/v0/sql?q=${encodeURIComponent('SELECT sum(c) AS c FROM tok_target FORMAT JSON')}`)).json()).data).toEqual([{ c: rows.length }]);
+    expect((await (await s.req('GET', `/v0/sql?q=${encodeURIComponent('SELECT sum(c) AS c FROM tok_target FORMAT JSON')}`)).json()).data).toEqual([
+      { c: rows.length },
+    ]);
     // The runner still does not read the data source itself; without APPEND it runs nothing.
     expect((await s.req('GET', `/v0/sql?q=${encodeURIComponent('SELECT count() FROM events')}`, { token: runner })).status).toBe(403);
     const readOnly = await token('tok_read_only', [{ type: 'PIPES:READ', resource: rec.id }]);
@@ -151,7 +174,13 @@ describe('copy pipes', () => {
   });
 
   it('explain without a node is about the copy or materialized node, not the last node', async () => {
-    const pipe = { name: 'explain_copy', nodes: [{ name: 'c', sql: 'SELECT country, count() AS c FROM events GROUP BY country' }, { name: 'last', sql: 'SELECT 42 AS answer FROM c' }] };
+    const pipe = {
+      name: 'explain_copy',
+      nodes: [
+        { name: 'c', sql: 'SELECT country, count() AS c FROM events GROUP BY country' },
+        { name: 'last', sql: 'SELECT 42 AS answer FROM c' },
+      ],
+    };
     expect((await s.req('POST', '/v0/pipes', { headers: JSON_HDR, body: JSON.stringify(pipe) })).status).toBe(200);
     let r = await s.req('GET', '/v0/pipes/explain_copy/explain');
     expect((await r.json()).debug_query).toContain('42');
@@ -161,7 +190,13 @@ describe('copy pipes', () => {
     expect(r.status).toBe(200);
     expect(body.debug_query).toContain('count()');
     expect(body.debug_query).not.toContain('42');
-    const mv = { name: 'explain_mv', nodes: [{ name: 'm', sql: 'SELECT country, count() AS c FROM events GROUP BY country', type: 'materialized', datasource: 'explain_mv_ds' }, { name: 'last', sql: 'SELECT 42 AS answer' }] };
+    const mv = {
+      name: 'explain_mv',
+      nodes: [
+        { name: 'm', sql: 'SELECT country, count() AS c FROM events GROUP BY country', type: 'materialized', datasource: 'explain_mv_ds' },
+        { name: 'last', sql: 'SELECT 42 AS answer' },
+      ],
+    };
     expect((await s.req('POST', '/v0/pipes', { headers: JSON_HDR, body: JSON.stringify(mv) })).status).toBe(200);
     body = await (await s.req('GET', '/v0/pipes/explain_mv/explain')).json();
     expect(body.debug_query).toContain('count()');
@@ -173,7 +208,11 @@ describe('copy pipes', () => {
     // Both job slots held, so the copy job stays waiting until it is cancelled.
     let release!: () => void;
     const gate = new Promise<void>((res) => (release = res));
-    for (let i = 0; i < 2; i++) await s.app.services.jobs.create(ws, 'test_block', {}, async () => { await gate; return {}; });
+    for (let i = 0; i < 2; i++)
+      await s.app.services.jobs.create(ws, 'test_block', {}, async () => {
+        await gate;
+        return {};
+      });
     let cancelled: Array<Record<string, unknown>>;
     let jobId: string;
     try {
@@ -188,11 +227,21 @@ describe('copy pipes', () => {
     }
     const pipe = await s.app.services.pipes.get(ws, 'explain_copy');
     const target = await s.app.services.datasources.get(ws, 'tok_target');
-    expect(cancelled).toEqual([expect.objectContaining({
-      id: jobId, job_id: jobId, kind: 'copy', status: 'cancelled', is_cancellable: false, job_url: `${s.url}/v0/jobs/${jobId}`,
-      pipe_id: pipe.id, pipe_name: 'explain_copy', datasource: { id: target.id, name: 'tok_target' },
-      created_at: expect.stringMatching(/^\d{4}-\d\d-\d\d /), updated_at: expect.stringMatching(/^\d{4}-\d\d-\d\d /),
-    })]);
+    expect(cancelled).toEqual([
+      expect.objectContaining({
+        id: jobId,
+        job_id: jobId,
+        kind: 'copy',
+        status: 'cancelled',
+        is_cancellable: false,
+        job_url: `${s.url}/v0/jobs/${jobId}`,
+        pipe_id: pipe.id,
+        pipe_name: 'explain_copy',
+        datasource: { id: target.id, name: 'tok_target' },
+        created_at: expect.stringMatching(/^\d{4}-\d\d-\d\d /),
+        updated_at: expect.stringMatching(/^\d{4}-\d\d-\d\d /),
+      }),
+    ]);
     expect(JSON.stringify(cancelled)).not.toContain('is_cancellable_while_working');
     expect((await (await s.req('GET', `/v0/jobs/${jobId}`)).json()).status).toBe('cancelled');
   });
@@ -202,7 +251,10 @@ describe('copy pipes', () => {
     expect(r.status).toBe(403);
     r = await s.req('POST', '/v0/pipes/counts/nodes/n/materialization?datasource=x');
     expect(r.status).toBe(403);
-    await s.req('POST', '/v0/pipes', { headers: JSON_HDR, body: JSON.stringify({ name: 'ep', nodes: [{ name: 'e', sql: 'SELECT country, count() AS c FROM events GROUP BY country', type: 'endpoint' }] }) });
+    await s.req('POST', '/v0/pipes', {
+      headers: JSON_HDR,
+      body: JSON.stringify({ name: 'ep', nodes: [{ name: 'e', sql: 'SELECT country, count() AS c FROM events GROUP BY country', type: 'endpoint' }] }),
+    });
     r = await s.req('POST', '/v0/pipes/ep/nodes/e/copy', { body: new URLSearchParams({ target_datasource: 'copy_target' }) });
     expect(r.status).toBe(403);
     r = await s.req('POST', '/v0/pipes/ep/copy');
@@ -255,7 +307,9 @@ describe('copy pipes', () => {
     try {
       const pipe = { name: 'minutely', nodes: [{ name: 'm', sql: 'SELECT country, count() AS c FROM events WHERE n < 0 GROUP BY country' }] };
       expect((await s.req('POST', '/v0/pipes', { headers: JSON_HDR, body: JSON.stringify(pipe) })).status).toBe(200);
-      const r = await s.req('POST', '/v0/pipes/minutely/nodes/m/copy', { body: new URLSearchParams({ target_datasource: 'copy_target', schedule_cron: '* * * * *' }) });
+      const r = await s.req('POST', '/v0/pipes/minutely/nodes/m/copy', {
+        body: new URLSearchParams({ target_datasource: 'copy_target', schedule_cron: '* * * * *' }),
+      });
       expect(r.status, await r.clone().text()).toBe(200);
       s.app.services.scheduler.start(); // re-armed from the replaced clock
       const ws = s.app.services.access.defaultWorkspace;
@@ -298,7 +352,9 @@ describe('copy pipes', () => {
       expect(jobs).toHaveLength(1);
       await app.services.jobs.drain();
       expect(await app.services.scheduler.tick()).toHaveLength(0);
-      const all = (await app.services.jobs.list(app.services.access.defaultWorkspace, { kind: 'copy', limit: 100 })).filter((j) => j.data.pipe_name === 'counts');
+      const all = (await app.services.jobs.list(app.services.access.defaultWorkspace, { kind: 'copy', limit: 100 })).filter(
+        (j) => j.data.pipe_name === 'counts',
+      );
       expect(all.every((j) => j.status === 'done')).toBe(true);
     } finally {
       await app.services.scheduler.stop();

@@ -18,11 +18,16 @@ afterAll(async () => {
   await s?.close();
 });
 
-type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+// biome-ignore lint/suspicious/noExplicitAny: response bodies of many shapes
+type Json = Record<string, any>;
 
 const form = (o: Record<string, string>) => ({ body: new URLSearchParams(o).toString(), headers: { 'content-type': 'application/x-www-form-urlencoded' } });
 
-async function call(method: string, path: string, opts?: Parameters<TestServer['req']>[2]): Promise<{ status: number; body: Json; text: string; headers: Headers }> {
+async function call(
+  method: string,
+  path: string,
+  opts?: Parameters<TestServer['req']>[2],
+): Promise<{ status: number; body: Json; text: string; headers: Headers }> {
   const r = await s.req(method, path, opts);
   const text = await r.text();
   let body: Json = {};
@@ -47,7 +52,11 @@ async function create(name: string, schema: string, extra = ''): Promise<Json> {
   return r.body.datasource;
 }
 
-async function waitForJob(id: string, until: (j: Json) => boolean = (j) => ['done', 'error', 'cancelled'].includes(j.status), timeoutMs = 20_000): Promise<Json> {
+async function waitForJob(
+  id: string,
+  until: (j: Json) => boolean = (j) => ['done', 'error', 'cancelled'].includes(j.status),
+  timeoutMs = 20_000,
+): Promise<Json> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const r = await call('GET', `/v0/jobs/${id}`);
@@ -61,7 +70,10 @@ async function waitForJob(id: string, until: (j: Json) => boolean = (j) => ['don
 /** Physical columns of a table as `name → type`. */
 async function physicalColumns(table: string): Promise<Record<string, string>> {
   const [db, t] = table.split('.');
-  const rows = await engineRows<{ name: string; type: string }>(s, `SELECT name, type FROM system.columns WHERE database = '${db}' AND table = '${t}' ORDER BY position`);
+  const rows = await engineRows<{ name: string; type: string }>(
+    s,
+    `SELECT name, type FROM system.columns WHERE database = '${db}' AND table = '${t}' ORDER BY position`,
+  );
   return Object.fromEntries(rows.map((r) => [r.name, r.type]));
 }
 
@@ -105,10 +117,11 @@ async function fileServer(files: Record<string, string | Uint8Array>) {
       holding = false;
       for (const f of held.splice(0)) f();
     },
-    close: () => new Promise<void>((r) => {
-      server.closeAllConnections();
-      server.close(() => r());
-    }),
+    close: () =>
+      new Promise<void>((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
   };
 }
 
@@ -131,13 +144,23 @@ describe('POST /v0/datasources/:name/alter', () => {
     expect((await physicalColumns(t.quarantine)).city).toBe('Nullable(String)');
     const g = await call('GET', '/v0/datasources/alt_add');
     expect(g.body.schema.columns.map((c: Json) => [c.name, c.jsonpath, c.default_value])).toEqual([
-      ['ts', '$.ts', null], ['user', '$.user', null], ['n', '$.n', null], ['city', '$.geo.city', "DEFAULT 'none'"],
+      ['ts', '$.ts', null],
+      ['user', '$.user', null],
+      ['n', '$.n', null],
+      ['city', '$.geo.city', "DEFAULT 'none'"],
     ]);
-    expect(g.body.schema.sql_schema).toBe("`ts` DateTime `json:$.ts`, `user` String `json:$.user`, `n` Int32 `json:$.n`, `city` String `json:$.geo.city` DEFAULT 'none'");
+    expect(g.body.schema.sql_schema).toBe(
+      "`ts` DateTime `json:$.ts`, `user` String `json:$.user`, `n` Int32 `json:$.n`, `city` String `json:$.geo.city` DEFAULT 'none'",
+    );
     // The new JSONPath is ingested after the alter.
-    const a = await call('POST', '/v0/datasources?name=alt_add&mode=append&format=ndjson', { body: line({ ts: '2024-01-02 00:00:00', user: 'b', n: 2, geo: { city: 'Oslo' } }) });
+    const a = await call('POST', '/v0/datasources?name=alt_add&mode=append&format=ndjson', {
+      body: line({ ts: '2024-01-02 00:00:00', user: 'b', n: 2, geo: { city: 'Oslo' } }),
+    });
     expect(a.body.quarantine_rows, a.text).toBe(0);
-    expect(await engineRows(s, `SELECT user, city FROM ${t.table} ORDER BY ts`)).toEqual([{ user: 'a', city: 'none' }, { user: 'b', city: 'Oslo' }]);
+    expect(await engineRows(s, `SELECT user, city FROM ${t.table} ORDER BY ts`)).toEqual([
+      { user: 'a', city: 'none' },
+      { user: 'b', city: 'Oslo' },
+    ]);
   });
 
   it('makes a column Nullable, then changes its DEFAULT; rows missing it stop going to quarantine', async () => {
@@ -147,7 +170,11 @@ describe('POST /v0/datasources/:name/alter', () => {
     const before = await call('POST', '/v0/datasources?name=alt_null&mode=append&format=ndjson', { body: missingN });
     expect(before.body.quarantine_rows).toBe(1);
 
-    const r = await call('POST', '/v0/datasources/alt_null/alter', form({ schema: 'ts DateTime `json:$.ts`, user String `json:$.user`, n Nullable(Int32) `json:$.n`' }));
+    const r = await call(
+      'POST',
+      '/v0/datasources/alt_null/alter',
+      form({ schema: 'ts DateTime `json:$.ts`, user String `json:$.user`, n Nullable(Int32) `json:$.n`' }),
+    );
     expect(r.status, r.text).toBe(200);
     expect(r.body.operations).toEqual(['MODIFY COLUMN `n` Nullable(Int32)']);
     expect((await physicalColumns(t.table)).n).toBe('Nullable(Int32)');
@@ -158,10 +185,18 @@ describe('POST /v0/datasources/:name/alter', () => {
     expect(await engineRows(s, `SELECT n FROM ${t.table}`)).toEqual([{ n: null }]);
 
     // Add a DEFAULT to another column, then change it.
-    const d1 = await call('POST', '/v0/datasources/alt_null/alter', form({ schema: "ts DateTime `json:$.ts`, user String `json:$.user` DEFAULT 'anon', n Nullable(Int32) `json:$.n`" }));
+    const d1 = await call(
+      'POST',
+      '/v0/datasources/alt_null/alter',
+      form({ schema: "ts DateTime `json:$.ts`, user String `json:$.user` DEFAULT 'anon', n Nullable(Int32) `json:$.n`" }),
+    );
     expect(d1.status, d1.text).toBe(200);
     expect(d1.body.operations).toEqual(["MODIFY COLUMN `user` String DEFAULT 'anon'"]);
-    const d2 = await call('POST', '/v0/datasources/alt_null/alter', form({ schema: "ts DateTime `json:$.ts`, user String `json:$.user` DEFAULT 'nobody', n Nullable(Int32) `json:$.n`" }));
+    const d2 = await call(
+      'POST',
+      '/v0/datasources/alt_null/alter',
+      form({ schema: "ts DateTime `json:$.ts`, user String `json:$.user` DEFAULT 'nobody', n Nullable(Int32) `json:$.n`" }),
+    );
     expect(d2.body.operations).toEqual(["MODIFY COLUMN `user` String DEFAULT 'nobody'"]);
     expect(await tableDdl(t.table)).toContain("`user` String DEFAULT 'nobody'");
     const u = await call('POST', '/v0/datasources?name=alt_null&mode=append&format=ndjson', { body: line({ ts: '2024-01-03 00:00:00', n: 5 }) });
@@ -177,7 +212,9 @@ describe('POST /v0/datasources/:name/alter', () => {
     expect(r.body.operations).toEqual(['DROP COLUMN `extra`']);
     const t = await tableOf(s, 'alt_drop');
     expect(Object.keys(await physicalColumns(t.table))).toEqual(['ts', 'user', 'n']);
-    const a = await call('POST', '/v0/datasources?name=alt_drop&mode=append&format=ndjson', { body: line({ ts: '2024-01-01 00:00:00', user: 'a', n: 1, extra: 'x' }) });
+    const a = await call('POST', '/v0/datasources?name=alt_drop&mode=append&format=ndjson', {
+      body: line({ ts: '2024-01-01 00:00:00', user: 'a', n: 1, extra: 'x' }),
+    });
     expect(a.body.quarantine_rows, a.text).toBe(0);
     expect(await count(s, 'alt_drop')).toBe(1);
   });
@@ -193,8 +230,11 @@ describe('POST /v0/datasources/:name/alter', () => {
     expect(g.body.engine.ttl).toBe('ts + toIntervalDay(30)');
     expect(g.body.engine.engine_full).toContain('TTL ts + toIntervalDay(30)');
     // Same TTL again: nothing to do.
-    await expectError(call('POST', '/v0/datasources/alt_ttl/alter', form({ ttl: 'ts + toIntervalDay(30)' })), 400,
-      'There were no operations to perform, new schema, ttl and indexes are the same as the existing ones');
+    await expectError(
+      call('POST', '/v0/datasources/alt_ttl/alter', form({ ttl: 'ts + toIntervalDay(30)' })),
+      400,
+      'There were no operations to perform, new schema, ttl and indexes are the same as the existing ones',
+    );
     const rm = await call('POST', '/v0/datasources/alt_ttl/alter', form({ ttl: 'false' }));
     expect(rm.status, rm.text).toBe(200);
     expect(rm.body.operations).toEqual(['REMOVE TTL']);
@@ -212,25 +252,42 @@ describe('POST /v0/datasources/:name/alter', () => {
     expect(r.status, r.text).toBe(200);
     expect(r.body.operations).toEqual([]);
     expect((await call('GET', '/v0/datasources/alt_desc')).body.description).toBe('page hits');
-    await expectError(call('POST', '/v0/datasources/alt_desc/alter', form({ description: 'page hits' })), 400,
-      'There were no operations to perform, new schema, ttl and indexes are the same as the existing ones');
+    await expectError(
+      call('POST', '/v0/datasources/alt_desc/alter', form({ description: 'page hits' })),
+      400,
+      'There were no operations to perform, new schema, ttl and indexes are the same as the existing ones',
+    );
   });
 
   it('adds, changes and removes skipping indexes', async () => {
     await create('alt_idx', EV, EV_KEYS);
     const t = await tableOf(s, 'alt_idx');
     const [db, tbl] = t.table.split('.');
-    const indices = () => engineRows<{ name: string; type_full: string; expr: string; granularity: number }>(s,
-      `SELECT name, type_full, expr, granularity FROM system.data_skipping_indices WHERE database = '${db}' AND table = '${tbl}' ORDER BY name`);
-    const add = await call('POST', '/v0/datasources/alt_idx/alter', form({ indexes: 'idx_user user TYPE bloom_filter(0.01) GRANULARITY 4\nidx_n n TYPE minmax GRANULARITY 1' }));
+    const indices = () =>
+      engineRows<{ name: string; type_full: string; expr: string; granularity: number }>(
+        s,
+        `SELECT name, type_full, expr, granularity FROM system.data_skipping_indices WHERE database = '${db}' AND table = '${tbl}' ORDER BY name`,
+      );
+    const add = await call(
+      'POST',
+      '/v0/datasources/alt_idx/alter',
+      form({ indexes: 'idx_user user TYPE bloom_filter(0.01) GRANULARITY 4\nidx_n n TYPE minmax GRANULARITY 1' }),
+    );
     expect(add.status, add.text).toBe(200);
     expect(add.body.operations).toEqual(['ADD INDEX idx_user user TYPE bloom_filter(0.01) GRANULARITY 4', 'ADD INDEX idx_n n TYPE minmax GRANULARITY 1']);
-    expect((await indices()).map((i) => [i.name, i.type_full, i.granularity])).toEqual([['idx_n', 'minmax', 1], ['idx_user', 'bloom_filter(0.01)', 4]]);
+    expect((await indices()).map((i) => [i.name, i.type_full, i.granularity])).toEqual([
+      ['idx_n', 'minmax', 1],
+      ['idx_user', 'bloom_filter(0.01)', 4],
+    ]);
     expect((await call('GET', '/v0/datasources/alt_idx')).body.indexes).toEqual([
       { name: 'idx_user', expr: 'user', type: 'bloom_filter(0.01)', granularity: '4' },
       { name: 'idx_n', expr: 'n', type: 'minmax', granularity: '1' },
     ]);
-    const change = await call('POST', '/v0/datasources/alt_idx/alter', form({ indexes: 'idx_user user TYPE set(100) GRANULARITY 2\nidx_n n TYPE minmax GRANULARITY 1' }));
+    const change = await call(
+      'POST',
+      '/v0/datasources/alt_idx/alter',
+      form({ indexes: 'idx_user user TYPE set(100) GRANULARITY 2\nidx_n n TYPE minmax GRANULARITY 1' }),
+    );
     expect(change.body.operations).toEqual(['DROP INDEX `idx_user`', 'ADD INDEX idx_user user TYPE set(100) GRANULARITY 2']);
     expect((await indices()).map((i) => i.type_full)).toEqual(['minmax', 'set(100)']);
     const rm = await call('POST', '/v0/datasources/alt_idx/alter', form({ indexes: '0' }));
@@ -245,11 +302,22 @@ describe('POST /v0/datasources/:name/alter', () => {
     await create('alt_dry', EV, EV_KEYS);
     const t = await tableOf(s, 'alt_dry');
     const ddl = await tableDdl(t.table);
-    const r = await call('POST', '/v0/datasources/alt_dry/alter?dry=true', form({
-      schema: `${EV}, extra String \`json:$.extra\``, ttl: 'ts + toIntervalDay(1)', indexes: 'idx_user user TYPE bloom_filter GRANULARITY 4', description: 'new',
-    }));
+    const r = await call(
+      'POST',
+      '/v0/datasources/alt_dry/alter?dry=true',
+      form({
+        schema: `${EV}, extra String \`json:$.extra\``,
+        ttl: 'ts + toIntervalDay(1)',
+        indexes: 'idx_user user TYPE bloom_filter GRANULARITY 4',
+        description: 'new',
+      }),
+    );
     expect(r.status, r.text).toBe(200);
-    expect(r.body.operations).toEqual(['ADD COLUMN `extra` String', 'MODIFY TTL ts + toIntervalDay(1)', 'ADD INDEX idx_user user TYPE bloom_filter GRANULARITY 4']);
+    expect(r.body.operations).toEqual([
+      'ADD COLUMN `extra` String',
+      'MODIFY TTL ts + toIntervalDay(1)',
+      'ADD INDEX idx_user user TYPE bloom_filter GRANULARITY 4',
+    ]);
     expect(await tableDdl(t.table)).toBe(ddl);
     expect(Object.keys(await physicalColumns(t.quarantine))).not.toContain('extra');
     const g = (await call('GET', '/v0/datasources/alt_dry')).body;
@@ -271,18 +339,30 @@ describe('POST /v0/datasources/:name/alter', () => {
     await expectError(alter({ schema: 'user String `json:$.user`, n Int32 `json:$.n`' }), 400, "Column 'ts' is part of the engine keys and can't be dropped");
     // Bad type, and a type change other than making it Nullable.
     await expectError(alter({ schema: `${EV}, x Strin \`json:$.x\`` }), 400, /Strin/);
-    await expectError(alter({ schema: 'ts DateTime `json:$.ts`, user String `json:$.user`, n String `json:$.n`' }), 400,
-      "Column 'n' can't change its type from Int32 to String: only making a column Nullable is supported");
+    await expectError(
+      alter({ schema: 'ts DateTime `json:$.ts`, user String `json:$.user`, n String `json:$.n`' }),
+      400,
+      "Column 'n' can't change its type from Int32 to String: only making a column Nullable is supported",
+    );
     // New columns go at the end.
-    await expectError(alter({ schema: 'ts DateTime `json:$.ts`, x String `json:$.x`, user String `json:$.user`, n Int32 `json:$.n`' }), 400,
-      "New columns must be added at the end of the schema; 'user' comes after a new column");
+    await expectError(
+      alter({ schema: 'ts DateTime `json:$.ts`, x String `json:$.x`, user String `json:$.user`, n Int32 `json:$.n`' }),
+      400,
+      "New columns must be added at the end of the schema; 'user' comes after a new column",
+    );
     // At most one MODIFY per request.
-    await expectError(alter({ schema: 'ts DateTime `json:$.ts`, user Nullable(String) `json:$.user`, n Nullable(Int32) `json:$.n`' }), 400,
-      'Only one column modification (type, default or codec) is allowed per request');
+    await expectError(
+      alter({ schema: 'ts DateTime `json:$.ts`, user Nullable(String) `json:$.user`, n Nullable(Int32) `json:$.n`' }),
+      400,
+      'Only one column modification (type, default or codec) is allowed per request',
+    );
     // Column rules of the schema syntax apply.
     await expectError(alter({ schema: `${EV}, index String \`json:$.i\`` }), 400, "Invalid column name 'index' at position 4, 'index' is a reserved keyword");
-    await expectError(alter({ schema: `${EV}, ${Array.from({ length: 500 }, (_, i) => `x${i} String \`json:$.x${i}\``).join(', ')}` }), 400,
-      'The maximum number of columns allowed is 500.');
+    await expectError(
+      alter({ schema: `${EV}, ${Array.from({ length: 500 }, (_, i) => `x${i} String \`json:$.x${i}\``).join(', ')}` }),
+      400,
+      'The maximum number of columns allowed is 500.',
+    );
     // An NDJSON data source needs a JSONPath on every column.
     await expectError(alter({ schema: `${EV}, x String` }), 400, 'Every column of a Data Source with JSONPaths needs a JSONPath');
     // A default the engine refuses.
@@ -292,23 +372,37 @@ describe('POST /v0/datasources/:name/alter', () => {
     expect((await call('GET', '/v0/datasources/alt_err')).body.schema.columns).toHaveLength(3);
     // Engines outside the MergeTree family (and Null) can't change their schema.
     await create('alt_join', 'k Int32, v String', '&engine=Join&engine_join_strictness=ANY&engine_join_type=LEFT&engine_key_columns=k');
-    await expectError(alter({ schema: 'k Int32, v String, w String' }, 'alt_join'), 400,
-      'The data source engine (Join) is not supported. Schema modifications are only supported for the Null engine and the engines from the MergeTree family.');
+    await expectError(
+      alter({ schema: 'k Int32, v String, w String' }, 'alt_join'),
+      400,
+      'The data source engine (Join) is not supported. Schema modifications are only supported for the Null engine and the engines from the MergeTree family.',
+    );
   });
 
   it('adds a MATERIALIZED column and changes a CODEC', async () => {
     await create('alt_mat', "a Int32 `json:$.a`, c String `json:$.c` DEFAULT 'q' CODEC(ZSTD(1))", '&format=ndjson');
     await call('POST', '/v0/datasources?name=alt_mat&mode=append&format=ndjson', { body: '{"a":1}\n' });
-    const add = await call('POST', '/v0/datasources/alt_mat/alter', form({ schema: "a Int32 `json:$.a`, c String `json:$.c` DEFAULT 'q' CODEC(ZSTD(1)), d Int64 MATERIALIZED a * 3" }));
+    const add = await call(
+      'POST',
+      '/v0/datasources/alt_mat/alter',
+      form({ schema: "a Int32 `json:$.a`, c String `json:$.c` DEFAULT 'q' CODEC(ZSTD(1)), d Int64 MATERIALIZED a * 3" }),
+    );
     expect(add.status, add.text).toBe(200);
     expect(add.body.operations).toEqual(['ADD COLUMN `d` Int64 MATERIALIZED a * 3']);
-    const codec = await call('POST', '/v0/datasources/alt_mat/alter', form({ schema: "a Int32 `json:$.a`, c String `json:$.c` DEFAULT 'q' CODEC(LZ4), d Int64 MATERIALIZED a * 3" }));
+    const codec = await call(
+      'POST',
+      '/v0/datasources/alt_mat/alter',
+      form({ schema: "a Int32 `json:$.a`, c String `json:$.c` DEFAULT 'q' CODEC(LZ4), d Int64 MATERIALIZED a * 3" }),
+    );
     expect(codec.status, codec.text).toBe(200);
     expect(codec.body.operations).toEqual(["MODIFY COLUMN `c` String DEFAULT 'q' CODEC(LZ4)"]);
     const a = await call('POST', '/v0/datasources?name=alt_mat&mode=append&format=ndjson', { body: '{"a":2,"c":"z"}\n' });
     expect(a.body.quarantine_rows, a.text).toBe(0);
     const t = await tableOf(s, 'alt_mat');
-    expect(await engineRows(s, `SELECT a, c, d FROM ${t.table} ORDER BY a`)).toEqual([{ a: 1, c: 'q', d: 3 }, { a: 2, c: 'z', d: 6 }]);
+    expect(await engineRows(s, `SELECT a, c, d FROM ${t.table} ORDER BY a`)).toEqual([
+      { a: 1, c: 'q', d: 3 },
+      { a: 2, c: 'z', d: 6 },
+    ]);
     expect(await tableDdl(t.table)).toContain('CODEC(LZ4)');
   });
 
@@ -321,7 +415,9 @@ describe('POST /v0/datasources/:name/alter', () => {
     expect(r.status, r.text).toBe(200);
     const g = await call('GET', '/v0/datasources/alt_path');
     expect(g.body.schema.columns[1].jsonpath).toBe('$.who.name');
-    const a = await call('POST', '/v0/datasources?name=alt_path&mode=append&format=ndjson', { body: line({ ts: '2024-01-01 00:00:00', who: { name: 'ann' }, n: 1 }) });
+    const a = await call('POST', '/v0/datasources?name=alt_path&mode=append&format=ndjson', {
+      body: line({ ts: '2024-01-01 00:00:00', who: { name: 'ann' }, n: 1 }),
+    });
     expect(a.body.quarantine_rows, a.text).toBe(0);
     const t = await tableOf(s, 'alt_path');
     expect(await engineRows(s, `SELECT user FROM ${t.table}`)).toEqual([{ user: 'ann' }]);
@@ -336,7 +432,10 @@ describe('POST /v0/datasources/:name/alter', () => {
     const a = await call('POST', '/v0/datasources?name=alt_csv&mode=append', { body: '2,b,7\n' });
     expect(a.body.quarantine_rows, a.text).toBe(0);
     const t = await tableOf(s, 'alt_csv');
-    expect(await engineRows(s, `SELECT k, v, w FROM ${t.table} ORDER BY k`)).toEqual([{ k: 1, v: 'a', w: null }, { k: 2, v: 'b', w: 7 }]);
+    expect(await engineRows(s, `SELECT k, v, w FROM ${t.table} ORDER BY k`)).toEqual([
+      { k: 1, v: 'a', w: null },
+      { k: 2, v: 'b', w: 7 },
+    ]);
   });
 
   it('works on a Null-engine data source', async () => {
@@ -383,10 +482,16 @@ describe('PUT /v0/datasources/:name (rename)', () => {
     const clash = await call('PUT', '/v0/datasources/ren_x?name=ren_y');
     expect(clash.status, clash.text).toBe(409);
     expect(clash.body.error).toContain('ren_y');
-    await expectError(call('PUT', '/v0/datasources/ren_x?name=1bad'), 400,
-      'Invalid Data Source name "1bad". Name must start with a letter and contain only letters, numbers, and underscores. Hint: use t_1bad.');
-    await expectError(call('PUT', '/v0/datasources/ren_x?name=bad-name'), 400,
-      'Invalid Data Source name "bad-name". Name must start with a letter and contain only letters, numbers, and underscores. Hint: use bad_name.');
+    await expectError(
+      call('PUT', '/v0/datasources/ren_x?name=1bad'),
+      400,
+      'Invalid Data Source name "1bad". Name must start with a letter and contain only letters, numbers, and underscores. Hint: use t_1bad.',
+    );
+    await expectError(
+      call('PUT', '/v0/datasources/ren_x?name=bad-name'),
+      400,
+      'Invalid Data Source name "bad-name". Name must start with a letter and contain only letters, numbers, and underscores. Hint: use bad_name.',
+    );
     await expectError(call('PUT', '/v0/datasources/ren_x?name=from'), 400, /^Forbidden Data Source name "from"/);
     await expectError(call('PUT', '/v0/datasources/nope?name=other'), 404, 'Data Source "nope" does not exist');
     // Nothing changed.
@@ -433,32 +538,41 @@ describe('DELETE /v0/datasources/:name', () => {
 
 describe('GET /v0/datasources and /v0/datasources/:name', () => {
   it('serves the .datasource datafile as text/plain', async () => {
-    await create('get_file', "ts DateTime `json:$.ts`, user String `json:$.user` DEFAULT 'anon', tags Array(String) `json:$.tags[:]`",
-      '&format=ndjson&engine=ReplacingMergeTree&engine_sorting_key=user,ts&engine_partition_key=toYYYYMM(ts)&engine_ver=ts&engine_ttl=ts%20%2B%20toIntervalDay(60)');
-    await call('POST', '/v0/datasources/get_file/alter', form({ description: 'Page hits\nper user', indexes: 'idx_user user TYPE bloom_filter(0.01) GRANULARITY 4' }));
+    await create(
+      'get_file',
+      "ts DateTime `json:$.ts`, user String `json:$.user` DEFAULT 'anon', tags Array(String) `json:$.tags[:]`",
+      '&format=ndjson&engine=ReplacingMergeTree&engine_sorting_key=user,ts&engine_partition_key=toYYYYMM(ts)&engine_ver=ts&engine_ttl=ts%20%2B%20toIntervalDay(60)',
+    );
+    await call(
+      'POST',
+      '/v0/datasources/get_file/alter',
+      form({ description: 'Page hits\nper user', indexes: 'idx_user user TYPE bloom_filter(0.01) GRANULARITY 4' }),
+    );
     const r = await s.req('GET', '/v0/datasources/get_file.datasource');
     expect(r.status).toBe(200);
     expect(r.headers.get('content-type')).toMatch(/^text\/plain/);
-    expect(await r.text()).toBe([
-      'DESCRIPTION >',
-      '    Page hits',
-      '    per user',
-      '',
-      'SCHEMA >',
-      '    `ts` DateTime `json:$.ts`,',
-      "    `user` String `json:$.user` DEFAULT 'anon',",
-      '    `tags` Array(String) `json:$.tags[:]`',
-      '',
-      'INDEXES >',
-      '    idx_user user TYPE bloom_filter(0.01) GRANULARITY 4',
-      '',
-      'ENGINE "ReplacingMergeTree"',
-      'ENGINE_PARTITION_KEY "toYYYYMM(ts)"',
-      'ENGINE_SORTING_KEY "user,ts"',
-      'ENGINE_TTL "ts + toIntervalDay(60)"',
-      'ENGINE_VER "ts"',
-      '',
-    ].join('\n'));
+    expect(await r.text()).toBe(
+      [
+        'DESCRIPTION >',
+        '    Page hits',
+        '    per user',
+        '',
+        'SCHEMA >',
+        '    `ts` DateTime `json:$.ts`,',
+        "    `user` String `json:$.user` DEFAULT 'anon',",
+        '    `tags` Array(String) `json:$.tags[:]`',
+        '',
+        'INDEXES >',
+        '    idx_user user TYPE bloom_filter(0.01) GRANULARITY 4',
+        '',
+        'ENGINE "ReplacingMergeTree"',
+        'ENGINE_PARTITION_KEY "toYYYYMM(ts)"',
+        'ENGINE_SORTING_KEY "user,ts"',
+        'ENGINE_TTL "ts + toIntervalDay(60)"',
+        'ENGINE_VER "ts"',
+        '',
+      ].join('\n'),
+    );
     const missing = await call('GET', '/v0/datasources/nope.datasource');
     expect(missing.status).toBe(404);
     expect(missing.body.error).toBe('Data Source "nope" does not exist');
@@ -527,10 +641,13 @@ describe('GET /v0/datasources and /v0/datasources/:name', () => {
 // ---------------------------------------------------------------------------------------------
 
 describe('POST /v0/analyze', () => {
-  const NDJSON = [
-    { id: 1, name: 'a', geo: { city: 'Paris' }, tags: ['x', 'y'], at: '2024-01-01 10:00:00', score: 1.5, maybe: null },
-    { id: 2, name: 'b', geo: { city: 'Oslo' }, tags: [], at: '2024-01-02 11:00:00', score: 2, maybe: 'z' },
-  ].map((o) => JSON.stringify(o)).join('\n') + '\n';
+  const NDJSON =
+    [
+      { id: 1, name: 'a', geo: { city: 'Paris' }, tags: ['x', 'y'], at: '2024-01-01 10:00:00', score: 1.5, maybe: null },
+      { id: 2, name: 'b', geo: { city: 'Oslo' }, tags: [], at: '2024-01-02 11:00:00', score: 2, maybe: 'z' },
+    ]
+      .map((o) => JSON.stringify(o))
+      .join('\n') + '\n';
   const CSV = 'date,user_id,amount,label\n2024-01-01,10,1.5,a\n2024-01-02,11,2.5,b\n2024-01-03,12,,c\n';
   let files: Awaited<ReturnType<typeof fileServer>>;
   let parquetBytes: Uint8Array<ArrayBuffer>;
@@ -554,7 +671,9 @@ describe('POST /v0/analyze', () => {
       ['score', '$.score', 'Float32', 1],
       ['maybe', '$.maybe', 'Nullable(String)', 0.5],
     ]);
-    expect(j.analysis.schema).toBe('`id` Int16 `json:$.id`, `name` String `json:$.name`, `geo_city` String `json:$.geo.city`, `tags` Array(String) `json:$.tags[:]`, `at` DateTime `json:$.at`, `score` Float32 `json:$.score`, `maybe` Nullable(String) `json:$.maybe`');
+    expect(j.analysis.schema).toBe(
+      '`id` Int16 `json:$.id`, `name` String `json:$.name`, `geo_city` String `json:$.geo.city`, `tags` Array(String) `json:$.tags[:]`, `at` DateTime `json:$.at`, `score` Float32 `json:$.score`, `maybe` Nullable(String) `json:$.maybe`',
+    );
     expect(j.schema).toBe(j.analysis.schema);
     expect(j.preview.rows).toBe(2);
     expect(j.preview.data).toHaveLength(2);
@@ -568,7 +687,10 @@ describe('POST /v0/analyze', () => {
 
   function checkCsv(j: Json) {
     expect(j.analysis.columns.map((c: Json) => [c.name, c.recommended_type])).toEqual([
-      ['date', 'Date'], ['user_id', 'Int16'], ['amount', 'Nullable(Float32)'], ['label', 'String'],
+      ['date', 'Date'],
+      ['user_id', 'Int16'],
+      ['amount', 'Nullable(Float32)'],
+      ['label', 'String'],
     ]);
     expect(j.analysis.schema).toBe('`date` Date, `user_id` Int16, `amount` Nullable(Float32), `label` String');
     expect(j.schema).toBe(j.analysis.schema); // seed 003: a top-level schema string too
@@ -656,22 +778,38 @@ describe('POST /v0/analyze', () => {
     expect(r.body.quarantine_rows, r.text).toBe(0);
     const t = await tableOf(s, 'from_analysis');
     expect(await engineRows(s, `SELECT id, geo_city, tags, maybe FROM ${t.table} ORDER BY id`)).toEqual([
-      { id: 1, geo_city: 'Paris', tags: ['x', 'y'], maybe: null }, { id: 2, geo_city: 'Oslo', tags: [], maybe: 'z' },
+      { id: 1, geo_city: 'Paris', tags: ['x', 'y'], maybe: null },
+      { id: 2, geo_city: 'Oslo', tags: [], maybe: 'z' },
     ]);
   });
 
   it('errors: no data, invalid Parquet, a url that fails, an unsupported scheme', async () => {
     await expectError(call('POST', '/v0/analyze'), 400, 'No data was provided');
     await expectError(call('POST', '/v0/analyze?format=parquet', { body: 'not parquet at all' }), 400, 'File is not a valid Parquet file');
-    await expectError(call('POST', `/v0/analyze?url=${encodeURIComponent(`${files.base}/missing.csv`)}`), 400,
-      `Trying to fetch ${files.base}/missing.csv returns 404: Not Found`);
-    await expectError(call('POST', `/v0/analyze?url=${encodeURIComponent('ftp://example.com/x.csv')}`), 400, 'Url is not supported, only http, and https schemes are');
+    await expectError(
+      call('POST', `/v0/analyze?url=${encodeURIComponent(`${files.base}/missing.csv`)}`),
+      400,
+      `Trying to fetch ${files.base}/missing.csv returns 404: Not Found`,
+    );
+    await expectError(
+      call('POST', `/v0/analyze?url=${encodeURIComponent('ftp://example.com/x.csv')}`),
+      400,
+      'Url is not supported, only http, and https schemes are',
+    );
     const unreachable = await call('POST', `/v0/analyze?url=${encodeURIComponent('http://127.0.0.1:1/x.csv')}`);
     expect(unreachable.status, unreachable.text).toBe(400);
     expect(unreachable.body.error).toMatch(/^Trying to fetch http:\/\/127\.0\.0\.1:1\/x\.csv failed with /);
     await expectError(call('POST', '/v0/analyze?format=ndjson', { body: 'not json\n' }), 400, /^Cannot analyze ndjson file/);
-    await expectError(call('POST', '/v0/analyze?format=xml', { body: 'a,b\n1,2\n' }), 400, 'Invalid format "xml", valid formats are csv, ndjson, parquet, auto');
-    await expectError(call('POST', '/v0/analyze?format=csv&dialect_delimiter=ab', { body: 'a,b\n1,2\n' }), 400, 'The dialect delimiter must be a 1-character string');
+    await expectError(
+      call('POST', '/v0/analyze?format=xml', { body: 'a,b\n1,2\n' }),
+      400,
+      'Invalid format "xml", valid formats are csv, ndjson, parquet, auto',
+    );
+    await expectError(
+      call('POST', '/v0/analyze?format=csv&dialect_delimiter=ab', { body: 'a,b\n1,2\n' }),
+      400,
+      'The dialect delimiter must be a 1-character string',
+    );
     await expectError(call('POST', '/v0/analyze?format=csv&dialect_new_line=%2C', { body: 'a,b\n1,2\n' }), 400, /new_line/);
   });
 });
@@ -734,7 +872,15 @@ describe('Jobs API', () => {
     expect(errored.error).toBeTruthy();
 
     const one = await call('GET', `/v0/jobs/${imp.body.id}`);
-    expect(one.body).toMatchObject({ kind: 'import', id: imp.body.id, job_id: imp.body.id, status: 'done', is_cancellable: false, mode: 'append', url: `${files.base}/a.csv` });
+    expect(one.body).toMatchObject({
+      kind: 'import',
+      id: imp.body.id,
+      job_id: imp.body.id,
+      status: 'done',
+      is_cancellable: false,
+      mode: 'append',
+      url: `${files.base}/a.csv`,
+    });
     expect(one.body.started_at).not.toBeNull();
     await expectError(call('GET', '/v0/jobs/nope'), 404, 'Job with id "nope" not found');
   });
@@ -811,11 +957,14 @@ describe('creating and appending from data', () => {
     const r = await call('POST', '/v0/datasources?name=no_guess&type_guessing=false', { body: 'date,user_id,amount\n2024-01-01,10,1.5\n2024-01-02,11,2.5\n' });
     expect(r.status, r.text).toBe(200);
     expect(r.body.datasource.schema.columns.map((c: Json) => [c.name, c.type, c.nullable])).toEqual([
-      ['date', 'String', false], ['user_id', 'String', false], ['amount', 'String', false],
+      ['date', 'String', false],
+      ['user_id', 'String', false],
+      ['amount', 'String', false],
     ]);
     const t = await tableOf(s, 'no_guess');
     expect(await engineRows(s, `SELECT * FROM ${t.table} ORDER BY date`)).toEqual([
-      { date: '2024-01-01', user_id: '10', amount: '1.5' }, { date: '2024-01-02', user_id: '11', amount: '2.5' },
+      { date: '2024-01-01', user_id: '10', amount: '1.5' },
+      { date: '2024-01-02', user_id: '11', amount: '2.5' },
     ]);
     // Without it the same data is typed.
     const g = await call('POST', '/v0/datasources?name=with_guess', { body: 'date,user_id,amount\n2024-01-01,10,1.5\n' });
@@ -823,14 +972,18 @@ describe('creating and appending from data', () => {
   });
 
   it('Parquet: create from a multipart upload and from a body, then append', async () => {
-    const bytes = await parquet("SELECT toUInt32(number) AS id, concat('n', toString(number)) AS name, toDateTime('2024-01-01 00:00:00') + number AS at FROM numbers(5)");
+    const bytes = await parquet(
+      "SELECT toUInt32(number) AS id, concat('n', toString(number)) AS name, toDateTime('2024-01-01 00:00:00') + number AS at FROM numbers(5)",
+    );
     const fd = new FormData();
     fd.append('parquet', new Blob([bytes]), 'people.parquet');
     const r = await call('POST', '/v0/datasources?name=pq&mode=create', { body: fd });
     expect(r.status, r.text).toBe(200);
     expect(r.body.datasource.schema.columns.map((c: Json) => [c.name, c.type, c.jsonpath])).toEqual([
       // chDB writes DateTime to Parquet as a millisecond timestamp, so it reads back as DateTime64(3, 'UTC').
-      ['id', 'UInt32', '$.id'], ['name', 'String', '$.name'], ['at', "DateTime64(3, 'UTC')", '$.at'],
+      ['id', 'UInt32', '$.id'],
+      ['name', 'String', '$.name'],
+      ['at', "DateTime64(3, 'UTC')", '$.at'],
     ]);
     expect(r.body.quarantine_rows).toBe(0);
     expect(r.body.error).toBe(false);
@@ -842,7 +995,9 @@ describe('creating and appending from data', () => {
     expect(await count(s, 'pq')).toBe(7);
     const t = await tableOf(s, 'pq');
     expect(await engineRows(s, `SELECT id, name, toString(toDateTime(at)) AS at FROM ${t.table} WHERE id >= 4 ORDER BY id`)).toEqual([
-      { id: 4, name: 'n4', at: '2024-01-01 00:00:04' }, { id: 5, name: 'm', at: '2024-02-01 00:00:00' }, { id: 6, name: 'm', at: '2024-02-01 00:00:00' },
+      { id: 4, name: 'n4', at: '2024-01-01 00:00:04' },
+      { id: 5, name: 'm', at: '2024-02-01 00:00:00' },
+      { id: 6, name: 'm', at: '2024-02-01 00:00:00' },
     ]);
     const body = await call('POST', '/v0/datasources?name=pq_body&format=parquet', { body: bytes });
     expect(body.status, body.text).toBe(200);
@@ -851,7 +1006,7 @@ describe('creating and appending from data', () => {
 
   it('Parquet appended to a schema data source: values that do not fit go to quarantine', async () => {
     await create('pq_schema', 'id Int32 `json:$.id`, name String `json:$.name`, small UInt8 `json:$.big`', '&format=parquet');
-    const bytes = await parquet("SELECT toInt32(number) AS id, toString(number) AS name, toUInt32(number * 300) AS big FROM numbers(3)");
+    const bytes = await parquet('SELECT toInt32(number) AS id, toString(number) AS name, toUInt32(number * 300) AS big FROM numbers(3)');
     const fd = new FormData();
     fd.append('parquet', new Blob([bytes]), 'x.parquet');
     const r = await call('POST', '/v0/datasources?name=pq_schema&mode=append', { body: fd });
@@ -862,10 +1017,16 @@ describe('creating and appending from data', () => {
     await expectError(call('POST', '/v0/datasources?name=pq_schema&mode=append&format=parquet', { body: 'nope' }), 400, 'File is not a valid Parquet file');
     // A data source without JSONPaths takes neither NDJSON nor Parquet (and the error names no internal table).
     await create('pq_csv', 'id Int32, name String');
-    await expectError(call('POST', '/v0/datasources?name=pq_csv&mode=append&format=parquet', { body: bytes }), 400,
-      'Data Source "pq_csv" has no JSONPaths in its schema: Parquet data can\'t be appended to it');
-    await expectError(call('POST', '/v0/datasources?name=pq_csv&mode=append&format=ndjson', { body: '{"id":1,"name":"a"}\n' }), 400,
-      'Data Source "pq_csv" has no JSONPaths in its schema: NDJSON data can\'t be appended to it');
+    await expectError(
+      call('POST', '/v0/datasources?name=pq_csv&mode=append&format=parquet', { body: bytes }),
+      400,
+      'Data Source "pq_csv" has no JSONPaths in its schema: Parquet data can\'t be appended to it',
+    );
+    await expectError(
+      call('POST', '/v0/datasources?name=pq_csv&mode=append&format=ndjson', { body: '{"id":1,"name":"a"}\n' }),
+      400,
+      'Data Source "pq_csv" has no JSONPaths in its schema: NDJSON data can\'t be appended to it',
+    );
     expect(await count(s, 'pq_csv')).toBe(0);
   });
 
@@ -887,15 +1048,36 @@ describe('creating and appending from data', () => {
     expect(esc.status, esc.text).toBe(200);
     expect(esc.body.quarantine_rows).toBe(0);
     expect(await rows()).toEqual([
-      { k: 1, v: 'a,b' }, { k: 2, v: 'c;d' }, { k: 3, v: 'x' }, { k: 4, v: 'y' }, { k: 5, v: 'p' }, { k: 6, v: 'q' }, { k: 7, v: 'a,b' }, { k: 8, v: 'say "hi"' },
+      { k: 1, v: 'a,b' },
+      { k: 2, v: 'c;d' },
+      { k: 3, v: 'x' },
+      { k: 4, v: 'y' },
+      { k: 5, v: 'p' },
+      { k: 6, v: 'q' },
+      { k: 7, v: 'a,b' },
+      { k: 8, v: 'say "hi"' },
     ]);
     // Invalid dialects are 400s with a message, never 500s.
-    await expectError(call('POST', '/v0/datasources?name=dialects&mode=append&dialect_new_line=abc', { body: '1,a\n' }), 400, 'The dialect new line must be a 1 or 2-character string');
-    await expectError(call('POST', '/v0/datasources?name=dialects&mode=append&dialect_escapechar=ab', { body: '1,a\n' }), 400, 'The dialect escapechar must be a 1-character string');
-    await expectError(call('POST', '/v0/datasources?name=dialects&mode=append&dialect_new_line=%2C', { body: '1,a\n' }), 400,
-      'The dialect new_line must not contain the delimiter, quote or escape character');
-    await expectError(call('POST', '/v0/datasources?name=dialects&mode=append&dialect_delimiter=%22', { body: '1,a\n' }), 400,
-      'The dialect delimiter must differ from the quote and escape characters');
+    await expectError(
+      call('POST', '/v0/datasources?name=dialects&mode=append&dialect_new_line=abc', { body: '1,a\n' }),
+      400,
+      'The dialect new line must be a 1 or 2-character string',
+    );
+    await expectError(
+      call('POST', '/v0/datasources?name=dialects&mode=append&dialect_escapechar=ab', { body: '1,a\n' }),
+      400,
+      'The dialect escapechar must be a 1-character string',
+    );
+    await expectError(
+      call('POST', '/v0/datasources?name=dialects&mode=append&dialect_new_line=%2C', { body: '1,a\n' }),
+      400,
+      'The dialect new_line must not contain the delimiter, quote or escape character',
+    );
+    await expectError(
+      call('POST', '/v0/datasources?name=dialects&mode=append&dialect_delimiter=%22', { body: '1,a\n' }),
+      400,
+      'The dialect delimiter must differ from the quote and escape characters',
+    );
     expect((await rows()).length).toBe(8);
   });
 
@@ -963,8 +1145,16 @@ describe('url imports', () => {
   });
 
   it('refuses other schemes and a url with a body', async () => {
-    await expectError(call('POST', '/v0/datasources?name=url_err2&mode=append', form({ url: 'ftp://example.com/a.csv' })), 400, 'Url is not supported, only http, and https schemes are');
-    await expectError(call('POST', '/v0/datasources?name=url_err2&mode=append', form({ url: 'file:///etc/passwd' })), 400, 'Url is not supported, only http, and https schemes are');
+    await expectError(
+      call('POST', '/v0/datasources?name=url_err2&mode=append', form({ url: 'ftp://example.com/a.csv' })),
+      400,
+      'Url is not supported, only http, and https schemes are',
+    );
+    await expectError(
+      call('POST', '/v0/datasources?name=url_err2&mode=append', form({ url: 'file:///etc/passwd' })),
+      400,
+      'Url is not supported, only http, and https schemes are',
+    );
     expect((await call('GET', '/v0/datasources/url_err2')).status).toBe(404);
   });
 
@@ -1003,9 +1193,17 @@ describe('scopes on these routes', () => {
     await expectError(call('GET', '/v0/datasources/scope_b.datasource', as(readA)), 403, "The token you have provided doesn't have access to this resource");
     const list = await call('GET', '/v0/datasources', as(readA));
     expect(list.body.datasources.map((d: Json) => d.name)).toEqual(['scope_a']);
-    await expectError(call('POST', '/v0/datasources/scope_a/alter', { ...form({ description: 'x' }), token: readA }), 403, 'token needs scope DATASOURCES:CREATE');
+    await expectError(
+      call('POST', '/v0/datasources/scope_a/alter', { ...form({ description: 'x' }), token: readA }),
+      403,
+      'token needs scope DATASOURCES:CREATE',
+    );
     await expectError(call('PUT', '/v0/datasources/scope_a?name=scope_z', as(readA)), 403, 'token needs scope DATASOURCES:CREATE');
-    await expectError(call('DELETE', '/v0/datasources/scope_a', as(readA)), 403, 'User does not have permissions to drop Data Source "scope_a", set DROP scope');
+    await expectError(
+      call('DELETE', '/v0/datasources/scope_a', as(readA)),
+      403,
+      'User does not have permissions to drop Data Source "scope_a", set DROP scope',
+    );
     await expectError(call('GET', '/v0/jobs', as(readA)), 403, 'token needs scope DATASOURCES:CREATE');
     await expectError(call('GET', '/v0/jobs/whatever', as(readA)), 403, 'token needs scope DATASOURCES:CREATE');
     await expectError(call('POST', '/v0/jobs/whatever/cancel', as(readA)), 403, 'token needs scope DATASOURCES:CREATE');
@@ -1016,12 +1214,21 @@ describe('scopes on these routes', () => {
 
   it('an APPEND token appends (also from a url) but can not create or replace', async () => {
     expect((await call('POST', '/v0/datasources?name=scope_a&mode=append', { body: '1\n', token: appendA })).status).toBe(200);
-    await expectError(call('POST', '/v0/datasources?name=scope_b&mode=append', { body: '1\n', token: appendA }), 403,
-      'Token does not have DATASOURCES:APPEND scope for Data Source "scope_b"');
-    await expectError(call('POST', '/v0/datasources?name=scope_a&mode=replace', { body: '1\n', token: appendA }), 403,
-      'Token does not have DATASOURCES:CREATE scope, replace mode requires the DATASOURCES:CREATE scope because is a destructive action');
-    await expectError(call('POST', '/v0/datasources?name=scope_b&mode=append', { ...form({ url: 'http://127.0.0.1:1/a.csv' }), token: appendA }), 403,
-      'Token does not have DATASOURCES:APPEND scope for Data Source "scope_b"');
+    await expectError(
+      call('POST', '/v0/datasources?name=scope_b&mode=append', { body: '1\n', token: appendA }),
+      403,
+      'Token does not have DATASOURCES:APPEND scope for Data Source "scope_b"',
+    );
+    await expectError(
+      call('POST', '/v0/datasources?name=scope_a&mode=replace', { body: '1\n', token: appendA }),
+      403,
+      'Token does not have DATASOURCES:CREATE scope, replace mode requires the DATASOURCES:CREATE scope because is a destructive action',
+    );
+    await expectError(
+      call('POST', '/v0/datasources?name=scope_b&mode=append', { ...form({ url: 'http://127.0.0.1:1/a.csv' }), token: appendA }),
+      403,
+      'Token does not have DATASOURCES:APPEND scope for Data Source "scope_b"',
+    );
     expect(await count(s, 'scope_a')).toBe(1);
   });
 
@@ -1034,12 +1241,21 @@ describe('scopes on these routes', () => {
 
 describe('url imports: synchronous refusals', () => {
   it('replace of a missing data source, create over an existing one', async () => {
-    await expectError(call('POST', '/v0/datasources?name=url_nope&mode=replace', form({ url: 'http://127.0.0.1:1/a.csv' })), 400,
-      'Data Source "url_nope" does not exist, can not replace a non existing Data Source');
+    await expectError(
+      call('POST', '/v0/datasources?name=url_nope&mode=replace', form({ url: 'http://127.0.0.1:1/a.csv' })),
+      400,
+      'Data Source "url_nope" does not exist, can not replace a non existing Data Source',
+    );
     await create('url_exists', 'a String');
-    await expectError(call('POST', '/v0/datasources?name=url_exists&mode=create', form({ url: 'http://127.0.0.1:1/a.csv' })), 400,
-      'Data Source "url_exists" already exists, use mode=append');
-    await expectError(call('POST', '/v0/datasources?name=url_exists&mode=append', form({ url: 'not a url' })), 400,
-      'Url is not supported, only http, and https schemes are');
+    await expectError(
+      call('POST', '/v0/datasources?name=url_exists&mode=create', form({ url: 'http://127.0.0.1:1/a.csv' })),
+      400,
+      'Data Source "url_exists" already exists, use mode=append',
+    );
+    await expectError(
+      call('POST', '/v0/datasources?name=url_exists&mode=append', form({ url: 'not a url' })),
+      400,
+      'Url is not supported, only http, and https schemes are',
+    );
   });
 });

@@ -77,7 +77,16 @@ let gzipCount = 0;
 const PAD = 'p'.repeat(220);
 
 function batch(opts: { good: number; badType?: number; broken?: number; wait: boolean; gzip: boolean; pad?: boolean }): Batch {
-  const b: Batch = { good: [], badType: [], broken: [], wait: opts.wait, gzip: opts.gzip, gzipHeader: opts.gzip && gzipCount++ % 2 === 0, large: false, body: Buffer.alloc(0) };
+  const b: Batch = {
+    good: [],
+    badType: [],
+    broken: [],
+    wait: opts.wait,
+    gzip: opts.gzip,
+    gzipHeader: opts.gzip && gzipCount++ % 2 === 0,
+    large: false,
+    body: Buffer.alloc(0),
+  };
   const lines: string[] = [];
   const pad = opts.pad ? PAD : '';
   for (let i = 0; i < opts.good; i++) {
@@ -105,7 +114,12 @@ function batch(opts: { good: number; badType?: number; broken?: number; wait: bo
 /** One round's batches: large and small, plain and gzip, wait=true and 202, some with bad rows. */
 function round(): Batch[] {
   const out: Batch[] = [];
-  for (const [wait, gzip] of [[false, false], [false, true], [true, false], [true, true]] as const) {
+  for (const [wait, gzip] of [
+    [false, false],
+    [false, true],
+    [true, false],
+    [true, true],
+  ] as const) {
     out.push(batch({ good: 4800, badType: 2, broken: 1, wait, gzip, pad: true }));
   }
   for (let i = 0; i < 16; i++) {
@@ -145,22 +159,24 @@ it('large, gzip and small batches acknowledged with 202 or 200 survive kill -9, 
     const these = round();
     batches.push(...these);
     let killed = false;
-    await Promise.all(these.map(async (b) => {
-      try {
-        const headers: Record<string, string> = b.gzipHeader ? { ...auth, 'content-encoding': 'gzip' } : { ...auth };
-        const r = await fetch(`${base}/v0/events?name=durl${b.wait ? '&wait=true' : ''}`, { method: 'POST', headers, body: new Uint8Array(b.body) });
-        if (r.status !== 200 && r.status !== 202) throw new Error(`unexpected ${r.status}: ${await r.text()}`);
-        b.status = r.status; // acknowledged: the promise holds even if the body is cut by the kill
-        b.answer = await r.json().catch(() => undefined);
-      } catch (err) {
-        if (!killed) throw err; // before the kill, every request must succeed
-        b.status = 0;
-      }
-      if (!killed && b.status && trigger(b, these)) {
-        killed = true;
-        server.kill('SIGKILL');
-      }
-    }));
+    await Promise.all(
+      these.map(async (b) => {
+        try {
+          const headers: Record<string, string> = b.gzipHeader ? { ...auth, 'content-encoding': 'gzip' } : { ...auth };
+          const r = await fetch(`${base}/v0/events?name=durl${b.wait ? '&wait=true' : ''}`, { method: 'POST', headers, body: new Uint8Array(b.body) });
+          if (r.status !== 200 && r.status !== 202) throw new Error(`unexpected ${r.status}: ${await r.text()}`);
+          b.status = r.status; // acknowledged: the promise holds even if the body is cut by the kill
+          b.answer = await r.json().catch(() => undefined);
+        } catch (err) {
+          if (!killed) throw err; // before the kill, every request must succeed
+          b.status = 0;
+        }
+        if (!killed && b.status && trigger(b, these)) {
+          killed = true;
+          server.kill('SIGKILL');
+        }
+      }),
+    );
     expect(killed).toBe(true);
     await kill(server);
     leftInLog += walSegments().length;
@@ -170,10 +186,11 @@ it('large, gzip and small batches acknowledged with 202 or 200 survive kill -9, 
 
   // Every round's trigger fired and the last round was acknowledged whole: each path was covered.
   const acked = batches.filter((b) => b.status === 200 || b.status === 202);
-  for (const wait of [true, false]) for (const gzip of [true, false]) {
-    expect(acked.some((b) => b.large && b.wait === wait && b.gzip === gzip && b.badType.length > 0)).toBe(true);
-    expect(acked.some((b) => !b.large && b.wait === wait && b.gzip === gzip)).toBe(true);
-  }
+  for (const wait of [true, false])
+    for (const gzip of [true, false]) {
+      expect(acked.some((b) => b.large && b.wait === wait && b.gzip === gzip && b.badType.length > 0)).toBe(true);
+      expect(acked.some((b) => !b.large && b.wait === wait && b.gzip === gzip)).toBe(true);
+    }
   // At least one kill left acknowledged rows in the log only, so a replay was exercised.
   expect(leftInLog).toBeGreaterThan(0);
   // What the answers said.
@@ -199,7 +216,8 @@ it('large, gzip and small batches acknowledged with 202 or 200 survive kill -9, 
     const ws = app.services.access.defaultWorkspace;
     const ds = await app.services.datasources.get(ws, 'durl');
     const inTable = new Map<number, number>();
-    for (const r of await app.services.engine.rows<{ id: number; c: string }>(`SELECT id, count() AS c FROM ${ws.database}.${ds.id} GROUP BY id`)) inTable.set(Number(r.id), Number(r.c));
+    for (const r of await app.services.engine.rows<{ id: number; c: string }>(`SELECT id, count() AS c FROM ${ws.database}.${ds.id} GROUP BY id`))
+      inTable.set(Number(r.id), Number(r.c));
     const inQuarantine = new Map<number, number>();
     for (const r of await app.services.engine.rows<{ id: string | null; e: string[] }>(`SELECT id, c__error AS e FROM ${ws.database}.${ds.id}_quarantine`)) {
       const id = r.id !== null ? Number(r.id) : Number(/"id": (\d+)/.exec(r.e[0] ?? '')?.[1]);
@@ -212,7 +230,10 @@ it('large, gzip and small batches acknowledged with 202 or 200 survive kill -9, 
         const t = inTable.get(id) ?? 0;
         const q = inQuarantine.get(id) ?? 0;
         const ok = b.status ? t === table && q === quarantine : t + q <= 1 && t <= table && q <= quarantine;
-        if (!ok) problems.push(`${what} id ${id} (${b.status ? 'acknowledged ' + b.status : 'not acknowledged'}, ${b.large ? 'large' : 'small'}${b.gzip ? ' gzip' : ''}): table ${t}, quarantine ${q}`);
+        if (!ok)
+          problems.push(
+            `${what} id ${id} (${b.status ? 'acknowledged ' + b.status : 'not acknowledged'}, ${b.large ? 'large' : 'small'}${b.gzip ? ' gzip' : ''}): table ${t}, quarantine ${q}`,
+          );
       }
     };
     for (const b of batches) {

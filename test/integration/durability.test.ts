@@ -35,7 +35,11 @@ it('rows acknowledged with 202 or 200 survive kill -9, once each', async () => {
   const { admin_token: token } = await (await fetch(`${base}/tokens`)).json();
   const auth = { authorization: `Bearer ${token}` };
   const schema = 'id UInt32 `json:$.id`, batch UInt32 `json:$.batch`';
-  const c = await fetch(`${base}/v0/datasources?name=dur&mode=create&format=ndjson`, { method: 'POST', headers: { ...auth, 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ schema }).toString() });
+  const c = await fetch(`${base}/v0/datasources?name=dur&mode=create&format=ndjson`, {
+    method: 'POST',
+    headers: { ...auth, 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ schema }).toString(),
+  });
   expect(c.status).toBe(200);
 
   let acknowledged = 0;
@@ -46,9 +50,13 @@ it('rows acknowledged with 202 or 200 survive kill -9, once each', async () => {
     for (let b = 0; b < 20; b++) {
       const rows = Array.from({ length: 500 }, () => JSON.stringify({ id: id++, batch: b })).join('\n');
       const wait = b % 2 === 0 ? '&wait=true' : '';
-      sends.push(fetch(`${base}/v0/events?name=dur${wait}`, { method: 'POST', headers: auth, body: rows }).then(async (r) => {
-        if (r.status === 200 || r.status === 202) acknowledged += (await r.json()).successful_rows;
-      }).catch(() => undefined));
+      sends.push(
+        fetch(`${base}/v0/events?name=dur${wait}`, { method: 'POST', headers: auth, body: rows })
+          .then(async (r) => {
+            if (r.status === 200 || r.status === 202) acknowledged += (await r.json()).successful_rows;
+          })
+          .catch(() => undefined),
+      );
     }
     await Promise.all(sends);
     child.kill('SIGKILL');

@@ -112,10 +112,14 @@ describe('item 8: no token in the logs', () => {
   it('?token=, tokens in paths, Authorization headers and error messages are redacted at every level', async () => {
     const admin = s.token;
     const user = s.app.services.localTokens.user_token;
-    const jwt = (await (await s.req('POST', `/v0/tokens?expiration_time=${Math.floor(Date.now() / 1000) + 3600}`, {
-      headers: json,
-      body: JSON.stringify({ name: 'tracker', scopes: [{ type: 'DATASOURCES:APPEND', resource: 'events' }] }),
-    })).json()).token as string;
+    const jwt = (
+      await (
+        await s.req('POST', `/v0/tokens?expiration_time=${Math.floor(Date.now() / 1000) + 3600}`, {
+          headers: json,
+          body: JSON.stringify({ name: 'tracker', scopes: [{ type: 'DATASOURCES:APPEND', resource: 'events' }] }),
+        })
+      ).json()
+    ).token as string;
     expect(jwt).toMatch(/^eyJ/);
     logLines.length = 0;
     // A browser tracker posting with its token in the query string (the reported case).
@@ -126,7 +130,14 @@ describe('item 8: no token in the logs', () => {
     expect((await s.req('GET', `/v0/workspaces?token=${user}`, { token: null })).status).toBeLessThan(500);
     expect((await s.req('GET', '/v0/datasources?token=p.forged.value')).status).toBe(403);
     // Anything else that logs a URL or a header: an error log quoting them.
-    s.app.http.log.error({ url: `/v0/pipes/x.json?token=${admin}`, headers: { authorization: `Bearer ${admin}` }, err: new Error(`fetch of http://x/?a=1&token=${user} failed; Bearer ${jwt}`) }, 'request failed');
+    s.app.http.log.error(
+      {
+        url: `/v0/pipes/x.json?token=${admin}`,
+        headers: { authorization: `Bearer ${admin}` },
+        err: new Error(`fetch of http://x/?a=1&token=${user} failed; Bearer ${jwt}`),
+      },
+      'request failed',
+    );
     await new Promise((r) => setTimeout(r, 50));
 
     const log = logLines.join('');
@@ -150,7 +161,10 @@ describe('item 14: NUL characters', () => {
       [s.req('POST', '/v0/tokens?name=t_nul&scope=ADMIN&description=a%00b'), /"description"/],
       [s.req('POST', '/v0/datasources?name=d_nul&mode=create&description=a%00b', form({ schema: 'a Int32' })), /"description"/],
       [s.req('PUT', '/v0/datasources/events?description=a%00b'), /"description"/],
-      [s.req('POST', '/v0/pipes', { headers: json, body: JSON.stringify({ name: 'p_nul', nodes: [{ name: 'n0', sql: 'SELECT 1 -- \u0000' }] }) }), /"nodes\[0\]\.sql"/],
+      [
+        s.req('POST', '/v0/pipes', { headers: json, body: JSON.stringify({ name: 'p_nul', nodes: [{ name: 'n0', sql: 'SELECT 1 -- \u0000' }] }) }),
+        /"nodes\[0\]\.sql"/,
+      ],
       [s.req('POST', '/v0/pipes', { headers: json, body: JSON.stringify({ name: 'p_nul2', description: 'x\u0000', sql: 'SELECT 1' }) }), /"description"/],
       [s.req('POST', '/v0/datasources?name=d%00x&mode=create', form({ schema: 'a Int32' })), /Invalid Data Source name/],
       [s.req('GET', '/v0/pipes/p%00x'), /NUL/],
@@ -219,9 +233,15 @@ describe('item 14: one name length limit (255)', () => {
 
   it('a 1 MB pipe name and 20,000-character names → 400 that does not echo the name', async () => {
     const cases: Array<[Promise<Response>, RegExp]> = [
-      [s.req('POST', '/v0/pipes', { headers: json, body: JSON.stringify({ name: long(1_000_000), sql: 'SELECT 1' }) }), /pipe name: it is 1000000 characters long, the limit is 255/],
+      [
+        s.req('POST', '/v0/pipes', { headers: json, body: JSON.stringify({ name: long(1_000_000), sql: 'SELECT 1' }) }),
+        /pipe name: it is 1000000 characters long, the limit is 255/,
+      ],
       [s.req('POST', '/v0/pipes', { headers: json, body: JSON.stringify({ name: long(20_000), sql: 'SELECT 1' }) }), /pipe name: it is 20000 characters long/],
-      [s.req('POST', '/v0/pipes', { headers: json, body: JSON.stringify({ name: 'ok_pipe', nodes: [{ name: long(256), sql: 'SELECT 1' }] }) }), /node name: it is 256/],
+      [
+        s.req('POST', '/v0/pipes', { headers: json, body: JSON.stringify({ name: 'ok_pipe', nodes: [{ name: long(256), sql: 'SELECT 1' }] }) }),
+        /node name: it is 256/,
+      ],
       [s.req('POST', '/v0/datasources?mode=create', form({ name: long(256), schema: 'a Int32' })), /Data Source name: it is 256/],
       [s.req('POST', '/v0/datasources?name=cols&mode=create', form({ schema: `${long(256)} Int32` })), /column name at position 1: it is 256/],
       [s.req('POST', '/v0/tokens', form({ name: long(20_000), scope: 'ADMIN' })), /token name: it is 20000/],
@@ -245,7 +265,9 @@ describe('item 14: one name length limit (255)', () => {
     const name = `d${long(254)}`;
     const r = await s.req('POST', `/v0/datasources?name=${name}&mode=create`, form({ schema: `${long(255)} Int32` }));
     expect(r.status, await r.clone().text()).toBe(200);
-    const keys = await s.req('POST', '/v0/datasources?name=long_keys&format=ndjson', { body: `${JSON.stringify({ ['k'.repeat(2000)]: 1, ['k'.repeat(2000) + 'x']: 2 })}\n` });
+    const keys = await s.req('POST', '/v0/datasources?name=long_keys&format=ndjson', {
+      body: `${JSON.stringify({ ['k'.repeat(2000)]: 1, ['k'.repeat(2000) + 'x']: 2 })}\n`,
+    });
     expect(keys.status, await keys.clone().text()).toBe(200);
     const cols = (await keys.json()).datasource.schema.columns as Array<{ name: string }>;
     expect(cols).toHaveLength(2);

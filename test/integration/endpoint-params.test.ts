@@ -11,7 +11,13 @@ import { startServer, type TestServer } from '../helpers/server.js';
 
 let s: TestServer;
 
-interface Row { day: string; country: string; product: string; units: number; price: number }
+interface Row {
+  day: string;
+  country: string;
+  product: string;
+  units: number;
+  price: number;
+}
 const rows: Row[] = [];
 for (let i = 0; i < 60; i++) {
   rows.push({
@@ -43,7 +49,17 @@ GROUP BY k
 ORDER BY k
 LIMIT {{ Int32(limit, 100) }}`;
 
-interface Params { countries?: string[]; min_units?: number; max_units?: number; start_date?: string; end_date?: string; min_price?: number; product?: string; group_by?: 'country' | 'product' | 'day'; limit?: number }
+interface Params {
+  countries?: string[];
+  min_units?: number;
+  max_units?: number;
+  start_date?: string;
+  end_date?: string;
+  min_price?: number;
+  product?: string;
+  group_by?: 'country' | 'product' | 'day';
+  limit?: number;
+}
 
 function expected(p: Params): Array<{ k: string; c: number; u: number }> {
   const start = p.start_date ?? '2024-01-01';
@@ -63,7 +79,10 @@ function expected(p: Params): Array<{ k: string; c: number; u: number }> {
     g.u += r.units;
     groups.set(k, g);
   }
-  return [...groups.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).slice(0, p.limit ?? 100).map(([k, g]) => ({ k, ...g }));
+  return [...groups.entries()]
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    .slice(0, p.limit ?? 100)
+    .map(([k, g]) => ({ k, ...g }));
 }
 
 function query(p: Params): string {
@@ -78,12 +97,19 @@ function query(p: Params): string {
 
 beforeAll(async () => {
   s = await startServer();
-  const schema = 'day Date `json:$.day`, country LowCardinality(String) `json:$.country`, product String `json:$.product`, units Int32 `json:$.units`, price Float64 `json:$.price`';
+  const schema =
+    'day Date `json:$.day`, country LowCardinality(String) `json:$.country`, product String `json:$.product`, units Int32 `json:$.units`, price Float64 `json:$.price`';
   let r = await s.req('POST', '/v0/datasources?name=sales&mode=create', { body: new URLSearchParams({ schema }) });
   expect(r.status).toBe(200);
   r = await s.req('POST', '/v0/events?name=sales&wait=true', { body: rows.map((x) => JSON.stringify(x)).join('\n') });
   expect(await r.json()).toEqual({ successful_rows: rows.length, quarantined_rows: 0 });
-  const pipe = { name: 'sales_api', nodes: [{ name: 'filtered', sql: FILTERED }, { name: 'endpoint', sql: ENDPOINT, type: 'endpoint' }] };
+  const pipe = {
+    name: 'sales_api',
+    nodes: [
+      { name: 'filtered', sql: FILTERED },
+      { name: 'endpoint', sql: ENDPOINT, type: 'endpoint' },
+    ],
+  };
   r = await s.req('POST', '/v0/pipes', { body: JSON.stringify(pipe), headers: { 'content-type': 'application/json' } });
   expect(r.status, await r.clone().text()).toBe(200);
 }, 60_000);
@@ -131,7 +157,12 @@ describe('parameter combinations', () => {
       expect(csv).toBe(['"k","c","u"', ...want.map((w) => `"${w.k.replace(/"/g, '""')}",${w.c},${w.u}`)].join('\n') + '\n');
       // NDJSON
       const nd = await (await s.req('GET', `/v0/pipes/sales_api.ndjson?${qs}`)).text();
-      expect(nd.split('\n').filter(Boolean).map((l) => JSON.parse(l))).toEqual(want);
+      expect(
+        nd
+          .split('\n')
+          .filter(Boolean)
+          .map((l) => JSON.parse(l)),
+      ).toEqual(want);
       // Parquet, read back independently
       const buf = await (await s.req('GET', `/v0/pipes/sales_api.parquet?${qs}&output_format_parquet_string_as_string=1`)).arrayBuffer();
       const objs = await parquetReadObjects({ file: buf, compressors });
@@ -140,7 +171,10 @@ describe('parameter combinations', () => {
   }
 
   it('POST with a JSON body takes arrays as lists', async () => {
-    const r = await s.req('POST', '/v0/pipes/sales_api.json', { body: JSON.stringify({ min_price: 0, countries: ['ES', 'DE'] }), headers: { 'content-type': 'application/json' } });
+    const r = await s.req('POST', '/v0/pipes/sales_api.json', {
+      body: JSON.stringify({ min_price: 0, countries: ['ES', 'DE'] }),
+      headers: { 'content-type': 'application/json' },
+    });
     expect((await r.json()).data).toEqual(expected({ min_price: 0, countries: ['ES', 'DE'] }));
   });
 

@@ -24,7 +24,8 @@ afterAll(async () => {
 const SCHEMA = 'id UInt32 `json:$.id`, n Int32 `json:$.n`, s String `json:$.s`';
 const form = (o: Record<string, string>) => ({ body: new URLSearchParams(o).toString(), headers: { 'content-type': 'application/x-www-form-urlencoded' } });
 const TEXT = 'text/plain; charset=utf-8';
-const ANALYSIS = 'Analysis error, invalid data. We could not infer the schema, please create the datasource manually and try again or contact us at support@tinybird.co.\n';
+const ANALYSIS =
+  'Analysis error, invalid data. We could not infer the schema, please create the datasource manually and try again or contact us at support@tinybird.co.\n';
 const TOO_LARGE = `Request Entity Too Large: the Events API accepts up to 10 MB per request (${MAX_EVENTS_REQUEST} bytes). Split the events into smaller requests.\n`;
 
 let nextId = 1;
@@ -60,7 +61,7 @@ async function counts(name: string): Promise<{ table: number; quarantine: number
 }
 
 describe('success', () => {
-  it('wait=true answers 200 once the rows are in the engine, with this request\'s quarantined rows', async () => {
+  it("wait=true answers 200 once the rows are in the engine, with this request's quarantined rows", async () => {
     const before = await counts('ev');
     const r = await s.req('POST', '/v0/events?name=ev&wait=true', { body: rows(5, 2, 1) });
     const requestId = r.headers.get('x-request-id')!;
@@ -68,7 +69,10 @@ describe('success', () => {
     // Already in the engine when the answer arrives.
     expect(await counts('ev')).toEqual({ table: before.table + 5, quarantine: before.quarantine + 3 });
     const t = await tableOf(s, 'ev');
-    const q = await engineRows<{ c__import_id: string; c__error: string[] }>(s, `SELECT c__import_id, c__error FROM ${t.quarantine} WHERE c__import_id = '${requestId}' ORDER BY c__error`);
+    const q = await engineRows<{ c__import_id: string; c__error: string[] }>(
+      s,
+      `SELECT c__import_id, c__error FROM ${t.quarantine} WHERE c__import_id = '${requestId}' ORDER BY c__error`,
+    );
     expect(q).toHaveLength(3);
     expect(q.map((x) => x.c__error[0])).toEqual([
       expect.stringMatching(/^invalid JSON line: \{"id": \d+, "n": $/),
@@ -96,7 +100,10 @@ describe('success', () => {
       const r = await s.req('POST', `/v0/events?name=ev&wait=true&format=${format}`, { body: rows(1) });
       await expectJson(r, 200, { successful_rows: 1, quarantined_rows: 0 });
     }
-    const r = await fetch(`${s.url}/v0/events?name=ev&wait=true&token=${s.token}`, { method: 'POST', body: JSON.stringify({ id: nextId++, n: 1, s: 'single object, no newline' }) });
+    const r = await fetch(`${s.url}/v0/events?name=ev&wait=true&token=${s.token}`, {
+      method: 'POST',
+      body: JSON.stringify({ id: nextId++, n: 1, s: 'single object, no newline' }),
+    });
     await expectJson(r, 200, { successful_rows: 1, quarantined_rows: 0 });
   });
 
@@ -128,11 +135,18 @@ describe('success', () => {
     await expectJson(r, 200, { successful_rows: 2, quarantined_rows: 0 });
     expect(await count(s, 'auto_ev')).toBe(2);
     const ds = await s.app.services.datasources.get(s.app.services.access.defaultWorkspace, 'auto_ev');
-    expect(ds.columns.map((c) => [c.name, c.jsonpath])).toEqual([['a', '$.a'], ['b', '$.b']]);
+    expect(ds.columns.map((c) => [c.name, c.jsonpath])).toEqual([
+      ['a', '$.a'],
+      ['b', '$.b'],
+    ]);
   });
 
   it('an empty body is a 400 (seed 003: the body is required)', async () => {
-    for (const [q, body] of [['', ''], ['&wait=true', '\n  \n'], ['', '   ']]) {
+    for (const [q, body] of [
+      ['', ''],
+      ['&wait=true', '\n  \n'],
+      ['', '   '],
+    ]) {
       const r = await s.req('POST', `/v0/events?name=ev${q}`, { body });
       expect(r.status).toBe(400);
       expect(r.headers.get('content-type')).toMatch(/^text\/plain/);
@@ -170,7 +184,12 @@ describe('the 10 MB request cap', () => {
         c.close();
       },
     });
-    const streamed = await fetch(`${s.url}/v0/events?name=cap`, { method: 'POST', body: stream, headers: { authorization: `Bearer ${s.token}` }, duplex: 'half' } as RequestInit);
+    const streamed = await fetch(`${s.url}/v0/events?name=cap`, {
+      method: 'POST',
+      body: stream,
+      headers: { authorization: `Bearer ${s.token}` },
+      duplex: 'half',
+    } as RequestInit);
     await expectText(streamed, 413, TOO_LARGE);
     expect(await count(s, 'cap')).toBe(exact.n);
   });
@@ -184,8 +203,11 @@ describe('the 10 MB request cap', () => {
     await expectJson(r, 200, { successful_rows: n, quarantined_rows: 0 });
 
     const bomb = zlib.gzipSync(Buffer.alloc(MAX_EVENTS_DECODED + 1, 0x20), { level: 1 });
-    await expectText(await s.req('POST', '/v0/events?name=cap_gz', { body: bomb }), 413,
-      `Request Entity Too Large: the decompressed body exceeds ${MAX_EVENTS_DECODED} bytes. Split the events into smaller requests.\n`);
+    await expectText(
+      await s.req('POST', '/v0/events?name=cap_gz', { body: bomb }),
+      413,
+      `Request Entity Too Large: the decompressed body exceeds ${MAX_EVENTS_DECODED} bytes. Split the events into smaller requests.\n`,
+    );
   });
 });
 
@@ -200,7 +222,11 @@ describe('errors are text/plain with the exact body', () => {
       await expectText(await s.req('POST', '/v0/events?name=ev', { body: rows(1), token }), 403, 'Invalid token\n');
     }
     await expectText(await fetch(`${s.url}/v0/events?name=ev&token=nope`, { method: 'POST', body: rows(1) }), 403, 'Invalid token\n');
-    await expectText(await s.req('POST', '/v0/events?name=ev', { body: rows(1), token: null, headers: { authorization: `Token ${s.token}` } }), 403, 'Invalid token\n');
+    await expectText(
+      await s.req('POST', '/v0/events?name=ev', { body: rows(1), token: null, headers: { authorization: `Token ${s.token}` } }),
+      403,
+      'Invalid token\n',
+    );
   });
 
   it('403 for a token without the scope: Invalid token to append, Invalid token for DS autocreation to create', async () => {
@@ -215,25 +241,44 @@ describe('errors are text/plain with the exact body', () => {
 
     await expectText(await s.req('POST', '/v0/events?name=ev', { body: rows(1), token: read.token }), 403, 'Invalid token\n');
     await expectText(await s.req('POST', '/v0/events?name=ev', { body: rows(1), token: appendOther.token }), 403, 'Invalid token\n');
-    await expectJson(await s.req('POST', '/v0/events?name=ev&wait=true', { body: rows(1), token: appendEv.token }), 200, { successful_rows: 1, quarantined_rows: 0 });
+    await expectJson(await s.req('POST', '/v0/events?name=ev&wait=true', { body: rows(1), token: appendEv.token }), 200, {
+      successful_rows: 1,
+      quarantined_rows: 0,
+    });
     await expectText(await s.req('POST', '/v0/events?name=not_there', { body: rows(1), token: appendEv.token }), 403, 'Invalid token for DS autocreation\n');
     await expectText(await s.req('POST', '/v0/events?name=not_there', { body: rows(1), token: read.token }), 403, 'Invalid token for DS autocreation\n');
     expect(await s.app.services.datasources.find(ws, 'not_there')).toBeNull();
-    await expectJson(await s.req('POST', '/v0/events?name=made_by_create&wait=true', { body: rows(1), token: create.token }), 200, { successful_rows: 1, quarantined_rows: 0 });
+    await expectJson(await s.req('POST', '/v0/events?name=made_by_create&wait=true', { body: rows(1), token: create.token }), 200, {
+      successful_rows: 1,
+      quarantined_rows: 0,
+    });
   });
 
   it('400 for an invalid or reserved name when the data source would be created', async () => {
-    await expectText(await s.req('POST', '/v0/events?name=1bad', { body: rows(1) }), 400,
-      'Invalid Data Source name "1bad". Name must start with a letter and contain only letters, numbers, and underscores. Hint: use t_1bad.\n');
-    await expectText(await s.req('POST', '/v0/events?name=my-ds', { body: rows(1) }), 400,
-      'Invalid Data Source name "my-ds". Name must start with a letter and contain only letters, numbers, and underscores. Hint: use my_ds.\n');
-    await expectText(await s.req('POST', '/v0/events?name=from', { body: rows(1) }), 400,
-      'Forbidden Data Source name "from". from is a reserved word. Name must start with a letter and contain only letters, numbers, and underscores. Hint: use from_.\n');
+    await expectText(
+      await s.req('POST', '/v0/events?name=1bad', { body: rows(1) }),
+      400,
+      'Invalid Data Source name "1bad". Name must start with a letter and contain only letters, numbers, and underscores. Hint: use t_1bad.\n',
+    );
+    await expectText(
+      await s.req('POST', '/v0/events?name=my-ds', { body: rows(1) }),
+      400,
+      'Invalid Data Source name "my-ds". Name must start with a letter and contain only letters, numbers, and underscores. Hint: use my_ds.\n',
+    );
+    await expectText(
+      await s.req('POST', '/v0/events?name=from', { body: rows(1) }),
+      400,
+      'Forbidden Data Source name "from". from is a reserved word. Name must start with a letter and contain only letters, numbers, and underscores. Hint: use from_.\n',
+    );
   });
 
   it('501 for an unknown format', async () => {
     await expectText(await s.req('POST', '/v0/events?name=ev&format=csv', { body: rows(1) }), 501, 'Format "csv" is not implemented, use format=ndjson\n');
-    await expectText(await s.req('POST', '/v0/events?name=ev&format=parquet', { body: rows(1) }), 501, 'Format "parquet" is not implemented, use format=ndjson\n');
+    await expectText(
+      await s.req('POST', '/v0/events?name=ev&format=parquet', { body: rows(1) }),
+      501,
+      'Format "parquet" is not implemented, use format=ndjson\n',
+    );
   });
 
   it('400 Analysis error when the data source does not exist and the body has no JSON object to infer from', async () => {
@@ -244,11 +289,18 @@ describe('errors are text/plain with the exact body', () => {
   });
 
   it('400 for a body that is not valid gzip', async () => {
-    await expectText(await s.req('POST', '/v0/events?name=ev', { body: rows(2), headers: { 'content-encoding': 'gzip' } }), 400,
-      'The body could not be decompressed: incorrect header check\n');
+    await expectText(
+      await s.req('POST', '/v0/events?name=ev', { body: rows(2), headers: { 'content-encoding': 'gzip' } }),
+      400,
+      'The body could not be decompressed: incorrect header check\n',
+    );
     const truncated = zlib.gzipSync(rows(50)).subarray(0, 40);
     await expectText(await s.req('POST', '/v0/events?name=ev', { body: truncated }), 400, 'The body could not be decompressed: unexpected end of file\n');
-    await expectText(await s.req('POST', '/v0/events?name=ev', { body: truncated.toString('base64') }), 400, 'The body could not be decompressed: unexpected end of file\n');
+    await expectText(
+      await s.req('POST', '/v0/events?name=ev', { body: truncated.toString('base64') }),
+      400,
+      'The body could not be decompressed: unexpected end of file\n',
+    );
   });
 
   it('400 Data Source must be of type JSON for a data source without JSONPaths', async () => {

@@ -39,12 +39,14 @@ function batch(n: number): string {
 
 /** Sends events; counts the rows of every 200/202 as acknowledged. Returns the statuses. */
 async function sendEvents(requests: number, rows: number, wait = false): Promise<number[]> {
-  return Promise.all(Array.from({ length: requests }, async () => {
-    const r = await s!.req('POST', `/v0/events?name=ev${wait ? '&wait=true' : ''}`, { body: batch(rows) });
-    if (r.status === 200 || r.status === 202) acknowledged += ((await r.json()) as { successful_rows: number }).successful_rows;
-    else await r.text();
-    return r.status;
-  }));
+  return Promise.all(
+    Array.from({ length: requests }, async () => {
+      const r = await s!.req('POST', `/v0/events?name=ev${wait ? '&wait=true' : ''}`, { body: batch(rows) });
+      if (r.status === 200 || r.status === 202) acknowledged += ((await r.json()) as { successful_rows: number }).successful_rows;
+      else await r.text();
+      return r.status;
+    }),
+  );
 }
 
 async function counts(): Promise<{ n: number; u: number }> {
@@ -94,7 +96,9 @@ describe.skipIf(!!skip)('a full disk', () => {
     fileServer = http.createServer((_req, res) => res.end('1,a\n2,b\n'));
     await new Promise<void>((r) => fileServer.listen(0, '127.0.0.1', r));
     s = await startChild(dataDir, { PIPIT_ALLOW_PRIVATE_URLS: '1' });
-    expect((await s.req('POST', '/v0/datasources?name=ev&mode=create&format=ndjson', form({ schema: 'id UInt32 `json:$.id`, s String `json:$.s`' }))).status).toBe(200);
+    expect(
+      (await s.req('POST', '/v0/datasources?name=ev&mode=create&format=ndjson', form({ schema: 'id UInt32 `json:$.id`, s String `json:$.s`' }))).status,
+    ).toBe(200);
     expect((await s.req('POST', '/v0/datasources?name=cs&mode=create', form({ schema: 'a Int64, s String' }))).status).toBe(200);
     expect(await sendEvents(5, 100, true)).toEqual([200, 200, 200, 200, 200]);
   }, 90_000);
@@ -114,7 +118,11 @@ describe.skipIf(!!skip)('a full disk', () => {
     // Appends in every format (Parquet is spooled to disk first), creates, alter.
     await expectRetryable(await s!.req('POST', '/v0/datasources?name=cs&mode=append', { body: '1,a\n2,b\n' }), 'json', 'CSV append');
     await expectRetryable(await s!.req('POST', '/v0/datasources?name=ev&mode=append&format=ndjson', { body: batch(3) }), 'json', 'NDJSON append');
-    await expectRetryable(await s!.req('POST', '/v0/datasources?name=ev&mode=append&format=parquet', { body: Buffer.alloc(256 * 1024, 7) }), 'json', 'Parquet append');
+    await expectRetryable(
+      await s!.req('POST', '/v0/datasources?name=ev&mode=append&format=parquet', { body: Buffer.alloc(256 * 1024, 7) }),
+      'json',
+      'Parquet append',
+    );
     await expectRetryable(await s!.req('POST', '/v0/datasources?name=half&mode=create', form({ schema: 'a Int64' })), 'json', 'create with a schema');
     await expectRetryable(await s!.req('POST', '/v0/datasources?name=half2&mode=create', { body: 'a,b\n1,2\n' }), 'json', 'create from data');
     await expectRetryable(await s!.req('POST', '/v0/datasources/cs/alter', form({ schema: 'a Int64, s String, z String' })), 'json', 'alter');
@@ -177,10 +185,19 @@ describe.skipIf(!!skip)('a full disk', () => {
     // What chDB left after DDL on a full disk: the sandbox's and the workspace's database files
     // and a data source's table, quarantine and view files truncated to 0 bytes.
     const meta = path.join(dataDir, 'engine', 'metadata');
-    const wsDb = fs.readdirSync(meta).find((f) => /^w_[0-9a-f]{32}\.sql$/.test(f))!.slice(0, -4);
+    const wsDb = fs
+      .readdirSync(meta)
+      .find((f) => /^w_[0-9a-f]{32}\.sql$/.test(f))!
+      .slice(0, -4);
     const tableFiles = fs.readdirSync(path.join(meta, wsDb)).filter((f) => f.endsWith('.sql'));
     const ev = tableFiles.find((f) => /_sj_ok\.sql$/.test(f))!.replace(/_sj_ok\.sql$/, '');
-    for (const f of [path.join(meta, 'pipit_sandbox.sql'), path.join(meta, `${wsDb}.sql`), path.join(meta, wsDb, `${ev}.sql`), path.join(meta, wsDb, `${ev}_quarantine.sql`), path.join(meta, wsDb, `${ev}_sj_ok.sql`)]) {
+    for (const f of [
+      path.join(meta, 'pipit_sandbox.sql'),
+      path.join(meta, `${wsDb}.sql`),
+      path.join(meta, wsDb, `${ev}.sql`),
+      path.join(meta, wsDb, `${ev}_quarantine.sql`),
+      path.join(meta, wsDb, `${ev}_sj_ok.sql`),
+    ]) {
       expect(fs.existsSync(f)).toBe(true);
       fs.truncateSync(f, 0);
     }

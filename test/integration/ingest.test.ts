@@ -15,7 +15,8 @@ afterAll(async () => {
 });
 
 const form = (o: Record<string, string>) => ({ body: new URLSearchParams(o).toString(), headers: { 'content-type': 'application/x-www-form-urlencoded' } });
-const EV_SCHEMA = 'ts DateTime `json:$.ts`, user String `json:$.user`, kind LowCardinality(String) `json:$.kind`, n Int32 `json:$.n`, v Nullable(Float64) `json:$.v`, tags Array(String) `json:$.tags[:]`, city String `json:$.geo.city` DEFAULT \'none\'';
+const EV_SCHEMA =
+  "ts DateTime `json:$.ts`, user String `json:$.user`, kind LowCardinality(String) `json:$.kind`, n Int32 `json:$.n`, v Nullable(Float64) `json:$.v`, tags Array(String) `json:$.tags[:]`, city String `json:$.geo.city` DEFAULT 'none'";
 
 async function createEvents(name: string) {
   const r = await s.req('POST', `/v0/datasources?name=${name}&mode=create&format=ndjson`, form({ schema: EV_SCHEMA }));
@@ -36,7 +37,10 @@ describe('auth and conventions', () => {
     expect(r.status).toBe(200);
     expect(r.headers.get('x-request-id')).toMatch(/^[0-9A-Z]{26}$/);
     expect(r.headers.get('access-control-allow-origin')).toBe('*');
-    const o = await fetch(`${s.url}/v0/events?name=x`, { method: 'OPTIONS', headers: { origin: 'http://site.example', 'access-control-request-method': 'POST' } });
+    const o = await fetch(`${s.url}/v0/events?name=x`, {
+      method: 'OPTIONS',
+      headers: { origin: 'http://site.example', 'access-control-request-method': 'POST' },
+    });
     expect(o.status).toBe(204);
     expect(o.headers.get('access-control-allow-methods')).toContain('POST');
   });
@@ -50,13 +54,23 @@ describe('auth and conventions', () => {
 describe('POST /v0/datasources mode=create', () => {
   it('creates from a schema with every column feature and reports it back', async () => {
     const schema = [
-      '`id` UInt64 `json:$.id`', 'name LowCardinality(Nullable(String)) `json:$.name`', 'tags Array(String) `json:$.tags[:]`',
-      'attrs Map(String, String) `json:$.attrs`', 'pt Tuple(Float64, Float64) `json:$.pt`', 'at DateTime64(3, \'UTC\') `json:$.at`',
-      'price Decimal(18, 4) `json:$.price`', 'total SimpleAggregateFunction(sum, UInt64) `json:$.total`',
-      'status String `json:$.status` DEFAULT \'new\'', 'code String CODEC(ZSTD(1)) `json:$.code`', 'twice UInt64 MATERIALIZED id * 2',
+      '`id` UInt64 `json:$.id`',
+      'name LowCardinality(Nullable(String)) `json:$.name`',
+      'tags Array(String) `json:$.tags[:]`',
+      'attrs Map(String, String) `json:$.attrs`',
+      'pt Tuple(Float64, Float64) `json:$.pt`',
+      "at DateTime64(3, 'UTC') `json:$.at`",
+      'price Decimal(18, 4) `json:$.price`',
+      'total SimpleAggregateFunction(sum, UInt64) `json:$.total`',
+      "status String `json:$.status` DEFAULT 'new'",
+      'code String CODEC(ZSTD(1)) `json:$.code`',
+      'twice UInt64 MATERIALIZED id * 2',
     ].join(',\n');
-    const r = await s.req('POST', '/v0/datasources?name=fulltypes&mode=create&format=ndjson&engine=ReplacingMergeTree&engine_sorting_key=id&engine_ver=id&engine_partition_key=toYYYYMM(at)&engine_settings=index_granularity%3D2048',
-      form({ schema, description: 'all types', indexes: 'idx_name name TYPE bloom_filter GRANULARITY 4' }));
+    const r = await s.req(
+      'POST',
+      '/v0/datasources?name=fulltypes&mode=create&format=ndjson&engine=ReplacingMergeTree&engine_sorting_key=id&engine_ver=id&engine_partition_key=toYYYYMM(at)&engine_settings=index_granularity%3D2048',
+      form({ schema, description: 'all types', indexes: 'idx_name name TYPE bloom_filter GRANULARITY 4' }),
+    );
     const j = await r.json();
     expect(r.status, JSON.stringify(j)).toBe(200);
     expect(j.datasource.name).toBe('fulltypes');
@@ -67,7 +81,17 @@ describe('POST /v0/datasources mode=create', () => {
     expect(cols.find((c: { name: string }) => c.name === 'tags').jsonpath).toBe('$.tags[:]');
     expect(j.datasource.engine.engine).toBe('ReplacingMergeTree');
     expect(j.datasource.indexes[0].name).toBe('idx_name');
-    const line = JSON.stringify({ id: 7, name: 'x', tags: ['a', 'b'], attrs: { k: 'v' }, pt: [1.5, 2], at: '2024-01-02T03:04:05.678Z', price: '12.3456', total: 3, code: 'c' });
+    const line = JSON.stringify({
+      id: 7,
+      name: 'x',
+      tags: ['a', 'b'],
+      attrs: { k: 'v' },
+      pt: [1.5, 2],
+      at: '2024-01-02T03:04:05.678Z',
+      price: '12.3456',
+      total: 3,
+      code: 'c',
+    });
     const a = await s.req('POST', '/v0/datasources?name=fulltypes&mode=append&format=ndjson', { body: line });
     const aj = await a.json();
     expect(aj.quarantine_rows, JSON.stringify(aj)).toBe(0);
@@ -82,7 +106,12 @@ describe('POST /v0/datasources mode=create', () => {
       ['/v0/datasources?mode=create', { schema: 'a String' }, 400, 'Data Source name must be set when creating with schema'],
       ['/v0/datasources?mode=create&name=1abc', { schema: 'a String' }, 400, /^Invalid Data Source name "1abc"/],
       ['/v0/datasources?mode=create&name=from', { schema: 'a String' }, 400, /^Forbidden Data Source name "from"/],
-      ['/v0/datasources?mode=create&name=x1&format=ndjson', { schema: 'a String' }, 400, 'mode=create with format=ndjson or format=parquet requires to set jsonpaths on the schema'],
+      [
+        '/v0/datasources?mode=create&name=x1&format=ndjson',
+        { schema: 'a String' },
+        400,
+        'mode=create with format=ndjson or format=parquet requires to set jsonpaths on the schema',
+      ],
       ['/v0/datasources?mode=create&name=x2&engine=Foo', { schema: 'a String' }, 400, /^Engine Foo is not supported/],
       ['/v0/datasources?mode=append&name=x3', { schema: 'a String' }, 400, 'Schema creation is only compatible with mode=create'],
       ['/v0/datasources?mode=create&name=x4', { schema: 'a Strin' }, 400, /Strin/],
@@ -107,7 +136,8 @@ describe('POST /v0/datasources mode=create', () => {
 
 describe('appends and quarantine', () => {
   it('a DEFAULT that refers to other columns is computed from their typed values (CSV and NDJSON)', async () => {
-    const schema = 'ts DateTime `json:$.ts`, a Int32 `json:$.a`, b Int32 `json:$.b` DEFAULT a * 2, day Date `json:$.day` DEFAULT toDate(ts), s String `json:$.s` DEFAULT concat(toString(a), \'x\')';
+    const schema =
+      "ts DateTime `json:$.ts`, a Int32 `json:$.a`, b Int32 `json:$.b` DEFAULT a * 2, day Date `json:$.day` DEFAULT toDate(ts), s String `json:$.s` DEFAULT concat(toString(a), 'x')";
     let r = await s.req('POST', '/v0/datasources?name=dflt&mode=create', form({ schema }));
     expect(r.status).toBe(200);
     r = await s.req('POST', '/v0/datasources?name=dflt&mode=append', { body: '2024-01-02 03:04:05,1,,,\n2024-01-02 03:04:05,2,5,2020-01-01,q\n' });
@@ -138,7 +168,10 @@ describe('appends and quarantine', () => {
     expect(await count(s, 'q_nd')).toBe(97);
     expect(await count(s, 'q_nd', true)).toBe(3);
     const t = await tableOf(s, 'q_nd');
-    const q = await engineRows<{ c__error: string[]; c__error_column: string[]; c__import_id: string }>(s, `SELECT c__error, c__error_column, c__import_id FROM ${t.quarantine} ORDER BY length(c__error) DESC`);
+    const q = await engineRows<{ c__error: string[]; c__error_column: string[]; c__import_id: string }>(
+      s,
+      `SELECT c__error, c__error_column, c__import_id FROM ${t.quarantine} ORDER BY length(c__error) DESC`,
+    );
     const errs = q.flatMap((x) => x.c__error).join('\n');
     expect(errs).toContain("value 'not a number' on column 'n' is not Int32");
     expect(errs).toContain("value is missing on column 'user'");
@@ -209,7 +242,9 @@ describe('appends and quarantine', () => {
     const types = Object.fromEntries(j.datasource.schema.columns.map((c: { name: string; type: string }) => [c.name, c.type]));
     expect(types).toEqual({ date: 'Date', user_id: 'Int16', amount: 'Float32' });
     expect(await count(s, 'guessed')).toBe(2);
-    const n = await s.req('POST', '/v0/datasources?name=inferred&mode=append&format=ndjson', { body: '{"a":1,"b":{"c":"x"},"t":["p"]}\n{"a":2,"b":{"c":"y"},"t":[]}\n' });
+    const n = await s.req('POST', '/v0/datasources?name=inferred&mode=append&format=ndjson', {
+      body: '{"a":1,"b":{"c":"x"},"t":["p"]}\n{"a":2,"b":{"c":"y"},"t":[]}\n',
+    });
     const nj = await n.json();
     expect(n.status, JSON.stringify(nj)).toBe(200);
     expect(nj.datasource.schema.columns.map((c: { jsonpath: string }) => c.jsonpath)).toEqual(['$.a', '$.b.c', '$.t[:]']);
@@ -226,7 +261,10 @@ describe('appends and quarantine', () => {
     const rc = await s.req('POST', '/v0/datasources?name=rep&mode=replace&replace_condition=k%20%3C%205', { body: '4,new\n' });
     expect(rc.status).toBe(200);
     const t = await tableOf(s, 'rep');
-    expect(await engineRows(s, `SELECT k, v FROM ${t.table} ORDER BY k`)).toEqual([{ k: 4, v: 'new' }, { k: 9, v: 'z' }]);
+    expect(await engineRows(s, `SELECT k, v FROM ${t.table} ORDER BY k`)).toEqual([
+      { k: 4, v: 'new' },
+      { k: 9, v: 'z' },
+    ]);
     // The condition reaches engine statements: a second statement or a host file read is refused.
     for (const bad of [`k < 5; DROP TABLE ${t.table}`, "k < length(file('/etc/passwd'))", 'k IN (SELECT 1)']) {
       const r2 = await s.req('POST', `/v0/datasources?name=rep&mode=replace&replace_condition=${encodeURIComponent(bad)}`, { body: '5,x\n' });
@@ -243,7 +281,10 @@ describe('Events API', () => {
   it('wait=true → 200 after the write with counts; default → 202', async () => {
     await createEvents('ev');
     const rows = [0, 1, 2].map((i) => JSON.stringify({ ts: '2024-01-01T10:00:00.000Z', user: 'u', kind: 'k', n: i })).join('\n');
-    const r = await s.req('POST', '/v0/events?name=ev&wait=true', { body: rows + '\n{"ts":"x","user":"u","kind":"k","n":1}', headers: { 'content-type': 'application/json' } });
+    const r = await s.req('POST', '/v0/events?name=ev&wait=true', {
+      body: rows + '\n{"ts":"x","user":"u","kind":"k","n":1}',
+      headers: { 'content-type': 'application/json' },
+    });
     expect(r.status).toBe(200);
     expect(await r.json()).toEqual({ successful_rows: 3, quarantined_rows: 1 });
     expect(await count(s, 'ev')).toBe(3);

@@ -16,8 +16,24 @@ const form = (o: Record<string, string>) => ({ body: new URLSearchParams(o) });
 const LEAK = /w_[0-9a-f]{32}|t_[0-9a-f]{32}|pipit:|_part IN|pipit_sandbox|LIMIT 0|SECRET_VALUE_42/;
 
 /** The MergeTree virtual columns of the engine (ClickHouse 26.7: `DESCRIBE ... describe_include_virtual_columns=1`). */
-const MERGETREE_VIRTUALS = ['_part', '_part_index', '_part_starting_offset', '_part_uuid', '_partition_id', '_sample_factor', '_part_offset',
-  '_part_granule_offset', '_part_data_version', '_disk_name', '_distance', '_table', '_database', '_row_exists', '_block_number', '_block_offset'];
+const MERGETREE_VIRTUALS = [
+  '_part',
+  '_part_index',
+  '_part_starting_offset',
+  '_part_uuid',
+  '_partition_id',
+  '_sample_factor',
+  '_part_offset',
+  '_part_granule_offset',
+  '_part_data_version',
+  '_disk_name',
+  '_distance',
+  '_table',
+  '_database',
+  '_row_exists',
+  '_block_number',
+  '_block_offset',
+];
 
 const sql = (q: string) => s.req('GET', `/v0/sql?q=${encodeURIComponent(q)}`);
 
@@ -79,9 +95,13 @@ describe('virtual columns answer user-facing names', () => {
     expect(await rows("SELECT concat(_database, '.', x._table) AS full FROM ev AS x LIMIT 1")).toEqual([{ full: 'default.ev' }]);
     expect(await rows('SELECT ev._table FROM ev LIMIT 1')).toEqual([{ 'ev._table': 'ev' }]);
     expect(await rows('SELECT _table, _database FROM ev_quarantine')).toEqual([{ _table: 'ev_quarantine', _database: 'default' }]);
-    expect(await rows('SELECT _table FROM ev WHERE n = 1 UNION ALL SELECT _table FROM ev_quarantine')).toEqual(expect.arrayContaining([{ _table: 'ev' }, { _table: 'ev_quarantine' }]));
+    expect(await rows('SELECT _table FROM ev WHERE n = 1 UNION ALL SELECT _table FROM ev_quarantine')).toEqual(
+      expect.arrayContaining([{ _table: 'ev' }, { _table: 'ev_quarantine' }]),
+    );
     expect(await rows('SELECT (SELECT _table FROM ev LIMIT 1) AS t')).toEqual([{ t: 'ev' }]);
-    expect(await rows('SELECT a._table AS ta, b._table AS tb FROM ev AS a JOIN ev_quarantine AS b ON 1 = 1 LIMIT 1')).toEqual([{ ta: 'ev', tb: 'ev_quarantine' }]);
+    expect(await rows('SELECT a._table AS ta, b._table AS tb FROM ev AS a JOIN ev_quarantine AS b ON 1 = 1 LIMIT 1')).toEqual([
+      { ta: 'ev', tb: 'ev_quarantine' },
+    ]);
   });
 
   it('what the engine resolves elsewhere is left alone: real columns, aliases, system tables', async () => {
@@ -102,13 +122,22 @@ describe('virtual columns answer user-facing names', () => {
   });
 
   it('through an endpoint, in JSON and CSV', async () => {
-    const r = await s.req('POST', '/v0/pipes', { headers: JSON_HDR, body: JSON.stringify({ name: 'names_api', nodes: [
-      { name: 'base', sql: 'SELECT n, _table AS src, _database AS db, _part AS part FROM ev' },
-      { name: 'out', sql: 'SELECT n, src, db, ev._table AS direct FROM base JOIN ev USING n ORDER BY n', type: 'endpoint' },
-    ] }) });
+    const r = await s.req('POST', '/v0/pipes', {
+      headers: JSON_HDR,
+      body: JSON.stringify({
+        name: 'names_api',
+        nodes: [
+          { name: 'base', sql: 'SELECT n, _table AS src, _database AS db, _part AS part FROM ev' },
+          { name: 'out', sql: 'SELECT n, src, db, ev._table AS direct FROM base JOIN ev USING n ORDER BY n', type: 'endpoint' },
+        ],
+      }),
+    });
     expect(r.status, await r.clone().text()).toBe(200);
     const json = JSON.parse(await text(await s.req('GET', '/v0/pipes/names_api.json')));
-    expect(json.data).toEqual([{ n: 1, src: 'ev', db: 'default', direct: 'ev' }, { n: 2, src: 'ev', db: 'default', direct: 'ev' }]);
+    expect(json.data).toEqual([
+      { n: 1, src: 'ev', db: 'default', direct: 'ev' },
+      { n: 2, src: 'ev', db: 'default', direct: 'ev' },
+    ]);
     const csv = await text(await s.req('GET', '/v0/pipes/names_api.csv'));
     expect(csv).toContain('1,"ev","default","ev"');
     // The endpoint's q= runs over the pipe too.
@@ -125,10 +154,22 @@ describe('error messages show no rewrite artefacts', () => {
   });
 
   it('a node checked when saved (the LIMIT 0 probe)', async () => {
-    let r = await s.req('POST', '/v0/pipes', { headers: JSON_HDR, body: JSON.stringify({ name: 'bad_node', nodes: [{ name: 'a', sql: 'SELECT nope FROM ev' }] }) });
+    let r = await s.req('POST', '/v0/pipes', {
+      headers: JSON_HDR,
+      body: JSON.stringify({ name: 'bad_node', nodes: [{ name: 'a', sql: 'SELECT nope FROM ev' }] }),
+    });
     expect(await error(r)).toMatch(/nope/);
     // A node reading another node: the probe wraps the expanded SQL.
-    r = await s.req('POST', '/v0/pipes', { headers: JSON_HDR, body: JSON.stringify({ name: 'bad_chain', nodes: [{ name: 'a', sql: 'SELECT n FROM ev' }, { name: 'b', sql: 'SELECT a.k FROM a' }] }) });
+    r = await s.req('POST', '/v0/pipes', {
+      headers: JSON_HDR,
+      body: JSON.stringify({
+        name: 'bad_chain',
+        nodes: [
+          { name: 'a', sql: 'SELECT n FROM ev' },
+          { name: 'b', sql: 'SELECT a.k FROM a' },
+        ],
+      }),
+    });
     expect(await error(r)).toMatch(/k/);
   });
 
@@ -151,7 +192,10 @@ describe('error messages show no rewrite artefacts', () => {
 
   it('copy jobs, delete conditions and other domain errors that quote the engine', async () => {
     expect((await s.req('POST', '/v0/datasources?name=copy_tgt&mode=create', form({ schema: 'n Int32' }))).status).toBe(200);
-    let r = await s.req('POST', '/v0/pipes', { headers: JSON_HDR, body: JSON.stringify({ name: 'cp', nodes: [{ name: 'c', sql: "SELECT n + throwIf(n = 2, 'copy_failed') AS n FROM ev" }] }) });
+    let r = await s.req('POST', '/v0/pipes', {
+      headers: JSON_HDR,
+      body: JSON.stringify({ name: 'cp', nodes: [{ name: 'c', sql: "SELECT n + throwIf(n = 2, 'copy_failed') AS n FROM ev" }] }),
+    });
     expect(r.status).toBe(200);
     expect((await s.req('POST', '/v0/pipes/cp/nodes/c/copy', form({ target_datasource: 'copy_tgt' }))).status).toBe(200);
     for (const mode of ['append', 'replace']) {
@@ -162,7 +206,13 @@ describe('error messages show no rewrite artefacts', () => {
       expect(String(job.error)).not.toMatch(LEAK);
     }
     expect(await error(await s.req('POST', '/v0/datasources/ev/delete', form({ delete_condition: 'nope = 1' })))).toMatch(/nope/);
-    expect(await error(await s.req('POST', `/v0/datasources?name=ev&mode=replace&replace_condition=${encodeURIComponent('nope = 1')}`, { body: '{"n":1,"k":"a"}' }))).toMatch(/nope/);
-    expect(await error(await s.req('POST', '/v0/datasources?name=bad_key&mode=create', form({ schema: 'n Int32', engine: 'MergeTree', engine_sorting_key: 'nope' })))).toMatch(/nope/);
+    expect(
+      await error(await s.req('POST', `/v0/datasources?name=ev&mode=replace&replace_condition=${encodeURIComponent('nope = 1')}`, { body: '{"n":1,"k":"a"}' })),
+    ).toMatch(/nope/);
+    expect(
+      await error(
+        await s.req('POST', '/v0/datasources?name=bad_key&mode=create', form({ schema: 'n Int32', engine: 'MergeTree', engine_sorting_key: 'nope' })),
+      ),
+    ).toMatch(/nope/);
   });
 });

@@ -19,7 +19,11 @@ async function setup(token: string, marker: string): Promise<{ ds: string; pipe:
   const ds = (await r.json()).datasource.id;
   r = await s.req('POST', '/v0/events?name=events&wait=true', { body: JSON.stringify({ k: marker, v: 1 }), token });
   expect(r.status).toBe(200);
-  r = await s.req('POST', '/v0/pipes', { token, headers: JSON_HDR, body: JSON.stringify({ name: 'p', nodes: [{ name: 'n', sql: 'SELECT k FROM events', type: 'endpoint' }] }) });
+  r = await s.req('POST', '/v0/pipes', {
+    token,
+    headers: JSON_HDR,
+    body: JSON.stringify({ name: 'p', nodes: [{ name: 'n', sql: 'SELECT k FROM events', type: 'endpoint' }] }),
+  });
   expect(r.status).toBe(200);
   return { ds, pipe: (await r.json()).id };
 }
@@ -129,9 +133,13 @@ describe('isolation', () => {
     expect(ds.statistics.row_count).toBe(1);
   });
 
-  it("a JWT works only in its own workspace, and one claiming another workspace is refused", async () => {
+  it('a JWT works only in its own workspace, and one claiming another workspace is refused', async () => {
     const exp = Math.floor(Date.now() / 1000) + 600;
-    const r = await s.req('POST', `/v0/tokens?name=b_jwt&expiration_time=${exp}`, { token: tokenB, headers: JSON_HDR, body: JSON.stringify({ scopes: [{ type: 'PIPES:READ', resource: 'p' }] }) });
+    const r = await s.req('POST', `/v0/tokens?name=b_jwt&expiration_time=${exp}`, {
+      token: tokenB,
+      headers: JSON_HDR,
+      body: JSON.stringify({ scopes: [{ type: 'PIPES:READ', resource: 'p' }] }),
+    });
     expect(r.status, await r.clone().text()).toBe(200);
     const jwt = (await r.json()).token as string;
     // Its pipe `p` is B's, whatever A has under the same name or id.

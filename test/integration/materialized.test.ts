@@ -51,7 +51,9 @@ beforeAll(async () => {
   // A larger history, written straight into the table, so the populate runs long enough for the
   // concurrent inserts of the first test to land while it reads.
   const t = await tableOf(s, 'events');
-  await s.app.services.engine.exec(`INSERT INTO ${t.table} (id, country, n) SELECT number, ['ES','FR','US','DE','IT'][number % 5 + 1], (number * 7919) % 1000 FROM numbers(${nextId}, 1500000)`);
+  await s.app.services.engine.exec(
+    `INSERT INTO ${t.table} (id, country, n) SELECT number, ['ES','FR','US','DE','IT'][number % 5 + 1], (number * 7919) % 1000 FROM numbers(${nextId}, 1500000)`,
+  );
   nextId += 1_500_000;
 }, 60_000);
 
@@ -63,14 +65,19 @@ const direct = 'SELECT country, count() AS c, sum(n) AS s FROM events GROUP BY c
 
 describe('materialized views', () => {
   it('creates the target from the node and populates exactly while events keep arriving', async () => {
-    let r = await s.req('POST', '/v0/pipes', { headers: JSON_HDR, body: JSON.stringify({ name: 'agg', nodes: [{ name: 'm', sql: 'SELECT country, countState() AS c, sumState(n) AS s FROM events GROUP BY country' }] }) });
+    let r = await s.req('POST', '/v0/pipes', {
+      headers: JSON_HDR,
+      body: JSON.stringify({ name: 'agg', nodes: [{ name: 'm', sql: 'SELECT country, countState() AS c, sumState(n) AS s FROM events GROUP BY country' }] }),
+    });
     expect(r.status).toBe(200);
     // Inserts running before, during and after the materialization and its populate.
     let stop = false;
-    const writers = Promise.all([0, 1].map(async (w) => {
-      let k = 0;
-      while (!stop) await send(w === 0 ? 50 : (++k % 5 === 0 ? 5000 : 200));
-    }));
+    const writers = Promise.all(
+      [0, 1].map(async (w) => {
+        let k = 0;
+        while (!stop) await send(w === 0 ? 50 : ++k % 5 === 0 ? 5000 : 200);
+      }),
+    );
     await new Promise((res) => setTimeout(res, 100));
     r = await s.req('POST', '/v0/pipes/agg/nodes/m/materialization?datasource=agg_ds&populate=true');
     const body = await r.json();
@@ -96,13 +103,29 @@ describe('materialized views', () => {
 
   it('an existing target with SimpleAggregateFunction columns, through another pipe', async () => {
     const schema = 'country LowCardinality(String), c SimpleAggregateFunction(sum, UInt64), s SimpleAggregateFunction(sum, Int64)';
-    let r = await s.req('POST', '/v0/datasources?name=simple_ds&mode=create&engine=AggregatingMergeTree&engine_sorting_key=country', { body: new URLSearchParams({ schema }) });
-    expect(r.status).toBe(200);
-    r = await s.req('POST', '/v0/pipes', { headers: JSON_HDR, body: JSON.stringify({ name: 'positive', nodes: [{ name: 'p', sql: 'SELECT * FROM events WHERE n >= 0', type: 'endpoint' }] }) });
+    let r = await s.req('POST', '/v0/datasources?name=simple_ds&mode=create&engine=AggregatingMergeTree&engine_sorting_key=country', {
+      body: new URLSearchParams({ schema }),
+    });
     expect(r.status).toBe(200);
     r = await s.req('POST', '/v0/pipes', {
       headers: JSON_HDR,
-      body: JSON.stringify({ name: 'simple', nodes: [{ name: 'm', sql: 'SELECT country, count() AS c, sum(n) AS s FROM positive GROUP BY country', type: 'materialized', datasource: 'simple_ds', populate: 'true' }] }),
+      body: JSON.stringify({ name: 'positive', nodes: [{ name: 'p', sql: 'SELECT * FROM events WHERE n >= 0', type: 'endpoint' }] }),
+    });
+    expect(r.status).toBe(200);
+    r = await s.req('POST', '/v0/pipes', {
+      headers: JSON_HDR,
+      body: JSON.stringify({
+        name: 'simple',
+        nodes: [
+          {
+            name: 'm',
+            sql: 'SELECT country, count() AS c, sum(n) AS s FROM positive GROUP BY country',
+            type: 'materialized',
+            datasource: 'simple_ds',
+            populate: 'true',
+          },
+        ],
+      }),
     });
     const p = await r.json();
     expect(r.status, JSON.stringify(p)).toBe(200);
@@ -116,14 +139,28 @@ describe('materialized views', () => {
   }, 60_000);
 
   it('chains of views stay current; deleting the middle data source needs force', async () => {
-    let r = await s.req('POST', '/v0/pipes', { headers: JSON_HDR, body: JSON.stringify({ name: 'step_a', nodes: [{ name: 'a', sql: 'SELECT country, n FROM events WHERE n % 2 = 0', type: 'materialized', datasource: 'even_ds' }] }) });
+    let r = await s.req('POST', '/v0/pipes', {
+      headers: JSON_HDR,
+      body: JSON.stringify({
+        name: 'step_a',
+        nodes: [{ name: 'a', sql: 'SELECT country, n FROM events WHERE n % 2 = 0', type: 'materialized', datasource: 'even_ds' }],
+      }),
+    });
     expect(r.status, await r.clone().text()).toBe(200);
-    r = await s.req('POST', '/v0/pipes', { headers: JSON_HDR, body: JSON.stringify({ name: 'step_b', nodes: [{ name: 'b', sql: 'SELECT country, countState() AS c FROM even_ds GROUP BY country', type: 'materialized', datasource: 'even_counts' }] }) });
+    r = await s.req('POST', '/v0/pipes', {
+      headers: JSON_HDR,
+      body: JSON.stringify({
+        name: 'step_b',
+        nodes: [{ name: 'b', sql: 'SELECT country, countState() AS c FROM even_ds GROUP BY country', type: 'materialized', datasource: 'even_counts' }],
+      }),
+    });
     expect(r.status, await r.clone().text()).toBe(200);
     const before = nextId;
     await send(1000);
     const evens = Array.from({ length: 1000 }, (_, i) => before + i).filter((id) => ((id * 7919) % 1000) % 2 === 0);
-    const want = COUNTRIES.map((c) => ({ country: c, c: evens.filter((id) => COUNTRIES[id % 5] === c).length })).filter((x) => x.c > 0).sort((a, b) => (a.country < b.country ? -1 : 1));
+    const want = COUNTRIES.map((c) => ({ country: c, c: evens.filter((id) => COUNTRIES[id % 5] === c).length }))
+      .filter((x) => x.c > 0)
+      .sort((a, b) => (a.country < b.country ? -1 : 1));
     expect(await sql('SELECT country, countMerge(c) AS c FROM even_counts GROUP BY country ORDER BY country')).toEqual(want);
     r = await s.req('DELETE', '/v0/datasources/even_ds');
     expect(r.status).toBe(409);
@@ -141,8 +178,17 @@ describe('materialized views', () => {
 
   it('refuses aggregate type mismatches up front, and a second materialization', async () => {
     const schema = 'country String, s AggregateFunction(sum, Int32)';
-    expect((await s.req('POST', '/v0/datasources?name=bad_target&mode=create&engine=AggregatingMergeTree&engine_sorting_key=country', { body: new URLSearchParams({ schema }) })).status).toBe(200);
-    await s.req('POST', '/v0/pipes', { headers: JSON_HDR, body: JSON.stringify({ name: 'mism', nodes: [{ name: 'm', sql: 'SELECT country, sumState(n) AS s FROM events GROUP BY country' }] }) });
+    expect(
+      (
+        await s.req('POST', '/v0/datasources?name=bad_target&mode=create&engine=AggregatingMergeTree&engine_sorting_key=country', {
+          body: new URLSearchParams({ schema }),
+        })
+      ).status,
+    ).toBe(200);
+    await s.req('POST', '/v0/pipes', {
+      headers: JSON_HDR,
+      body: JSON.stringify({ name: 'mism', nodes: [{ name: 'm', sql: 'SELECT country, sumState(n) AS s FROM events GROUP BY country' }] }),
+    });
     let r = await s.req('POST', '/v0/pipes/mism/nodes/m/materialization?datasource=bad_target');
     expect(r.status).toBe(400);
     expect((await r.json()).error).toBe("Incompatible data types between aggregate function 'sum' which returns Int64 and column storage type Int32");
@@ -159,24 +205,40 @@ describe('materialized views', () => {
   it('lets the engine decide what a target column can store (logs-explorer: countState() into AggregateFunction(count, UInt64))', async () => {
     // Issue 11 item 1: Tinybird's public logs-explorer template declares the column with the
     // argument type; the engine stores countState() there and countMerge reads it back.
-    let r = await s.req('POST', '/v0/datasources?name=logs_src&mode=create', { body: new URLSearchParams({ schema: 'host String `json:$.host`, level String `json:$.level`' }) });
+    let r = await s.req('POST', '/v0/datasources?name=logs_src&mode=create', {
+      body: new URLSearchParams({ schema: 'host String `json:$.host`, level String `json:$.level`' }),
+    });
     expect(r.status).toBe(200);
     const schema = 'host String, count AggregateFunction(count, UInt64), levels AggregateFunction(uniq, String)';
-    r = await s.req('POST', '/v0/datasources?name=logs_mv&mode=create&engine=AggregatingMergeTree&engine_sorting_key=host', { body: new URLSearchParams({ schema }) });
+    r = await s.req('POST', '/v0/datasources?name=logs_mv&mode=create&engine=AggregatingMergeTree&engine_sorting_key=host', {
+      body: new URLSearchParams({ schema }),
+    });
     expect(r.status).toBe(200);
     const nodeSql = 'SELECT host, countState() AS count, uniqState(level) AS levels FROM logs_src GROUP BY host';
     r = await s.req('POST', '/v0/pipes', { headers: JSON_HDR, body: JSON.stringify({ name: 'logs_pipe', nodes: [{ name: 'agg', sql: nodeSql }] }) });
     expect(r.status).toBe(200);
     r = await s.req('POST', '/v0/pipes/logs_pipe/nodes/agg/materialization?datasource=logs_mv');
     expect(r.status, await r.clone().text()).toBe(200);
-    r = await s.req('POST', '/v0/events?name=logs_src&wait=true', { body: '{"host":"a","level":"info"}\n{"host":"a","level":"warn"}\n{"host":"b","level":"info"}' });
+    r = await s.req('POST', '/v0/events?name=logs_src&wait=true', {
+      body: '{"host":"a","level":"info"}\n{"host":"a","level":"warn"}\n{"host":"b","level":"info"}',
+    });
     expect(r.status).toBe(200);
     expect(await sql('SELECT host, countMerge(count) AS c, uniqMerge(levels) AS l FROM logs_mv GROUP BY host ORDER BY host')).toEqual([
       { host: 'a', c: 2, l: 2 },
       { host: 'b', c: 1, l: 1 },
     ]);
     // What the engine refuses still gets Tinybird's messages, naming the types as they are.
-    await s.req('POST', '/v0/pipes', { headers: JSON_HDR, body: JSON.stringify({ name: 'logs_bad', nodes: [{ name: 'f', sql: 'SELECT host, sumState(1) AS count, uniqState(level) AS levels FROM logs_src GROUP BY host' }, { name: 'g', sql: 'SELECT host, countState() AS count, uniqState(toUInt32(1)) AS levels FROM logs_src GROUP BY host' }, { name: 'h', sql: 'SELECT host, countState() AS count, 1 AS levels FROM logs_src GROUP BY host' }] }) });
+    await s.req('POST', '/v0/pipes', {
+      headers: JSON_HDR,
+      body: JSON.stringify({
+        name: 'logs_bad',
+        nodes: [
+          { name: 'f', sql: 'SELECT host, sumState(1) AS count, uniqState(level) AS levels FROM logs_src GROUP BY host' },
+          { name: 'g', sql: 'SELECT host, countState() AS count, uniqState(toUInt32(1)) AS levels FROM logs_src GROUP BY host' },
+          { name: 'h', sql: 'SELECT host, countState() AS count, 1 AS levels FROM logs_src GROUP BY host' },
+        ],
+      }),
+    });
     r = await s.req('POST', '/v0/pipes/logs_bad/nodes/f/materialization?datasource=logs_mv');
     expect(r.status).toBe(400);
     expect((await r.json()).error).toBe("Incompatible aggregate functions for column 'count': the node computes 'sum' and the Data Source stores 'count'");
@@ -185,7 +247,9 @@ describe('materialized views', () => {
     expect((await r.json()).error).toBe("Incompatible data types between aggregate function 'uniq' which returns UInt32 and column storage type String");
     r = await s.req('POST', '/v0/pipes/logs_bad/nodes/h/materialization?datasource=logs_mv');
     expect(r.status).toBe(400);
-    expect((await r.json()).error).toMatch(/^Incompatible data types for column 'levels': the node returns UInt8 and the Data Source stores AggregateFunction\(uniq, String\) \(.+\)$/);
+    expect((await r.json()).error).toMatch(
+      /^Incompatible data types for column 'levels': the node returns UInt8 and the Data Source stores AggregateFunction\(uniq, String\) \(.+\)$/,
+    );
     const bad = await (await s.req('GET', '/v0/pipes/logs_bad')).json();
     expect(bad.nodes.map((n: { node_type: string }) => n.node_type)).toEqual(['standard', 'standard', 'standard']);
   });
@@ -223,7 +287,13 @@ describe('materialized views', () => {
   }, 60_000);
 
   it('deleting a pipe detaches its view: the target keeps its rows and stops receiving', async () => {
-    let r = await s.req('POST', '/v0/pipes', { headers: JSON_HDR, body: JSON.stringify({ name: 'doomed', nodes: [{ name: 'd', sql: 'SELECT country, n FROM events WHERE n = 7', type: 'materialized', datasource: 'doomed_ds' }] }) });
+    let r = await s.req('POST', '/v0/pipes', {
+      headers: JSON_HDR,
+      body: JSON.stringify({
+        name: 'doomed',
+        nodes: [{ name: 'd', sql: 'SELECT country, n FROM events WHERE n = 7', type: 'materialized', datasource: 'doomed_ds' }],
+      }),
+    });
     expect(r.status).toBe(200);
     await send(2000);
     const t = await tableOf(s, 'doomed_ds');
@@ -234,17 +304,35 @@ describe('materialized views', () => {
     expect(r.status).toBe(204);
     await send(2000);
     expect(await count()).toBe(before);
-    const views = await engineRows<{ c: string }>(s, `SELECT count() AS c FROM system.tables WHERE engine = 'MaterializedView' AND name LIKE '%_mv' AND create_table_query LIKE '%${t.table.split('.')[1]}%'`);
+    const views = await engineRows<{ c: string }>(
+      s,
+      `SELECT count() AS c FROM system.tables WHERE engine = 'MaterializedView' AND name LIKE '%_mv' AND create_table_query LIKE '%${t.table.split('.')[1]}%'`,
+    );
     expect(Number(views[0].c)).toBe(0);
   });
 
   it('a rejected materialization (400) leaves no new data source, no view and no half-set node', async () => {
     const ws = s.app.services.access.defaultWorkspace;
     const dsNames = async () => (await s.app.services.datasources.list(ws)).map((d) => d.name);
-    const views = async () => Number((await engineRows<{ c: string }>(s, `SELECT count() AS c FROM system.tables WHERE database = '${ws.database}' AND engine = 'MaterializedView' AND endsWith(name, '_mv')`))[0].c);
+    const views = async () =>
+      Number(
+        (
+          await engineRows<{ c: string }>(
+            s,
+            `SELECT count() AS c FROM system.tables WHERE database = '${ws.database}' AND engine = 'MaterializedView' AND endsWith(name, '_mv')`,
+          )
+        )[0].c,
+      );
     const viewsBefore = await views();
     const node = async (pipe: string) => (await (await s.req('GET', `/v0/pipes/${pipe}`)).json()).nodes;
-    expect((await s.req('POST', '/v0/pipes', { headers: JSON_HDR, body: JSON.stringify({ name: 'rej', nodes: [{ name: 'm', sql: 'SELECT country, count() AS c FROM events GROUP BY country' }] }) })).status).toBe(200);
+    expect(
+      (
+        await s.req('POST', '/v0/pipes', {
+          headers: JSON_HDR,
+          body: JSON.stringify({ name: 'rej', nodes: [{ name: 'm', sql: 'SELECT country, count() AS c FROM events GROUP BY country' }] }),
+        })
+      ).status,
+    ).toBe(200);
     // Populate arguments are checked before the target and the view exist.
     for (const q of ['populate=true&populate_subset=5', `populate=true&populate_condition=${encodeURIComponent('nope(')}`]) {
       const r = await s.req('POST', `/v0/pipes/rej/nodes/m/materialization?datasource=rej_target&${q}`);
@@ -253,21 +341,31 @@ describe('materialized views', () => {
       expect((await node('rej'))[0]).toMatchObject({ node_type: 'standard', materialized: null });
     }
     // Appending a materialized node: the node is not appended either.
-    let r = await s.req('POST', '/v0/pipes/rej/nodes?name=m2&type=materialized&datasource=rej_target2&populate=true&populate_subset=1', { body: 'SELECT country FROM events' });
+    let r = await s.req('POST', '/v0/pipes/rej/nodes?name=m2&type=materialized&datasource=rej_target2&populate=true&populate_subset=1', {
+      body: 'SELECT country FROM events',
+    });
     expect(r.status).toBe(400);
     expect((await node('rej')).map((n: { name: string }) => n.name)).toEqual(['m']);
     expect(await dsNames()).not.toContain('rej_target2');
     // tb push: a node refused after a materialized one undoes the data source that one created
     // (here a second role for the pipe, refused with a 403).
-    r = await s.req('POST', '/v0/pipes', { headers: JSON_HDR, body: JSON.stringify({ name: 'rej_push', nodes: [
-      { name: 'a', sql: 'SELECT country, count() AS c FROM events GROUP BY country', type: 'materialized', datasource: 'rej_push_a' },
-      { name: 'b', sql: 'SELECT country FROM events', type: 'copy', target_datasource: 'rej_keep_none' },
-    ] }) });
+    r = await s.req('POST', '/v0/pipes', {
+      headers: JSON_HDR,
+      body: JSON.stringify({
+        name: 'rej_push',
+        nodes: [
+          { name: 'a', sql: 'SELECT country, count() AS c FROM events GROUP BY country', type: 'materialized', datasource: 'rej_push_a' },
+          { name: 'b', sql: 'SELECT country FROM events', type: 'copy', target_datasource: 'rej_keep_none' },
+        ],
+      }),
+    });
     expect(r.status).toBe(403);
     expect(await dsNames()).not.toContain('rej_push_a');
     expect((await s.req('GET', '/v0/pipes/rej_push')).status).toBe(404);
     // override_datasource with a definition the engine refuses keeps the existing target.
-    expect((await s.req('POST', '/v0/datasources?name=rej_keep&mode=create', { body: new URLSearchParams({ schema: 'country String, c UInt64' }) })).status).toBe(200);
+    expect(
+      (await s.req('POST', '/v0/datasources?name=rej_keep&mode=create', { body: new URLSearchParams({ schema: 'country String, c UInt64' }) })).status,
+    ).toBe(200);
     expect((await s.req('POST', '/v0/datasources?name=rej_keep&mode=append', { body: 'XX,1\n' })).status).toBe(200);
     for (const q of ['populate=true&populate_subset=2', 'engine_sorting_key=nope', 'engine=MergeTree&engine_sorting_key=c&engine_ttl=nope']) {
       r = await s.req('POST', `/v0/pipes/rej/nodes/m/materialization?datasource=rej_keep&override_datasource=true&${q}`);
@@ -299,11 +397,25 @@ describe('materialized views', () => {
 
   it('cancelling a populate stops the engine work', async () => {
     // Many moderate blocks (the engine checks for cancellation between blocks), not a few huge ones.
-    let r = await s.req('POST', '/v0/pipes', { headers: JSON_HDR, body: JSON.stringify({ name: 'heavy', nodes: [{ name: 'h', sql: 'SELECT country, sumState(n + x) AS s FROM events ARRAY JOIN range(3000) AS x GROUP BY country' }] }) });
+    let r = await s.req('POST', '/v0/pipes', {
+      headers: JSON_HDR,
+      body: JSON.stringify({
+        name: 'heavy',
+        nodes: [{ name: 'h', sql: 'SELECT country, sumState(n + x) AS s FROM events ARRAY JOIN range(3000) AS x GROUP BY country' }],
+      }),
+    });
     expect(r.status).toBe(200);
     r = await s.req('POST', '/v0/pipes/heavy/nodes/h/materialization?datasource=heavy_ds&populate=true');
     const { job } = await r.json();
-    const running = async () => Number((await engineRows<{ c: string }>(s, `SELECT count() AS c FROM system.processes WHERE query LIKE '%pipit:${job.id.replace(/[^0-9A-Za-z]/g, '')}%' AND query NOT LIKE '%system.processes%'`))[0].c);
+    const running = async () =>
+      Number(
+        (
+          await engineRows<{ c: string }>(
+            s,
+            `SELECT count() AS c FROM system.processes WHERE query LIKE '%pipit:${job.id.replace(/[^0-9A-Za-z]/g, '')}%' AND query NOT LIKE '%system.processes%'`,
+          )
+        )[0].c,
+      );
     for (let i = 0; i < 100 && (await running()) === 0; i++) await new Promise((res) => setTimeout(res, 50));
     expect(await running()).toBe(1);
     r = await s.req('POST', `/v0/jobs/${job.id}/cancel`);

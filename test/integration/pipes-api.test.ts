@@ -17,7 +17,8 @@ beforeAll(async () => {
   let r = await s.req('POST', '/v0/datasources?name=events&mode=create', form({ schema }));
   expect(r.status).toBe(200);
   const rows = [];
-  for (let i = 0; i < 30; i++) rows.push({ ts: `2024-01-${String(1 + (i % 10)).padStart(2, '0')} 10:00:00`, user: `u${i % 5}`, country: ['ES', 'FR', 'US'][i % 3], n: i });
+  for (let i = 0; i < 30; i++)
+    rows.push({ ts: `2024-01-${String(1 + (i % 10)).padStart(2, '0')} 10:00:00`, user: `u${i % 5}`, country: ['ES', 'FR', 'US'][i % 3], n: i });
   r = await s.req('POST', '/v0/events?name=events&wait=true', { body: rows.map((x) => JSON.stringify(x)).join('\n') });
   expect(r.status).toBe(200);
 }, 60_000);
@@ -35,17 +36,29 @@ describe('pipes and nodes', () => {
     expect(body.endpoint).toBeNull();
     expect(body.type).toBe('default');
     expect(body.nodes).toHaveLength(1);
-    expect(body.nodes[0]).toMatchObject({ name: 'events_per_day_0', sql: 'select * from events', dependencies: ['events'], node_type: 'standard', params: [], materialized: null });
+    expect(body.nodes[0]).toMatchObject({
+      name: 'events_per_day_0',
+      sql: 'select * from events',
+      dependencies: ['events'],
+      node_type: 'standard',
+      params: [],
+      materialized: null,
+    });
     expect(body.url).toBe(`${s.url}/v0/pipes/events_per_day.json`);
   });
 
   it('appends a node reading an earlier node; names are unique in the pipe', async () => {
-    let r = await s.req('POST', '/v0/pipes/events_per_day/nodes', { body: 'select toDate(ts) date, count() event_count from events_per_day_0 group by date order by date' });
+    let r = await s.req('POST', '/v0/pipes/events_per_day/nodes', {
+      body: 'select toDate(ts) date, count() event_count from events_per_day_0 group by date order by date',
+    });
     const { status, body } = await j(r);
     expect(status).toBe(200);
     expect(body).toMatchObject({ name: 'events_per_day_1', dependencies: ['events_per_day_0'] });
     r = await s.req('POST', '/v0/pipes/events_per_day/nodes?name=events_per_day_1', { body: 'select 1' });
-    expect(await j(r)).toEqual({ status: 409, body: { error: 'Node name "events_per_day_1" already exists in pipe. Node names must be unique within a given pipe.' } });
+    expect(await j(r)).toEqual({
+      status: 409,
+      body: { error: 'Node name "events_per_day_1" already exists in pipe. Node names must be unique within a given pipe.' },
+    });
   });
 
   it('refuses bad SQL, unknown resources and forbidden SQL when a node is saved', async () => {
@@ -67,7 +80,11 @@ describe('pipes and nodes', () => {
       name: 'by_country',
       description: 'per country',
       nodes: [
-        { name: 'filtered', sql: '%\nSELECT * FROM events WHERE 1 {% if defined(country) %} AND country = {{ String(country) }} {% end %}', description: 'filter' },
+        {
+          name: 'filtered',
+          sql: '%\nSELECT * FROM events WHERE 1 {% if defined(country) %} AND country = {{ String(country) }} {% end %}',
+          description: 'filter',
+        },
         { name: 'agg', sql: 'SELECT country, count() AS c, sum(n) AS total FROM filtered GROUP BY country ORDER BY country', type: 'endpoint' },
       ],
     };
@@ -98,7 +115,13 @@ describe('pipes and nodes', () => {
     expect(body.pipes[0].nodes[0].dependencies).toBeUndefined();
     ({ body } = await j(await s.req('GET', '/v0/pipes?dependencies=true&attrs=name,nodes&node_attrs=name,dependencies')));
     const epd = body.pipes.find((p: { name: string }) => p.name === 'events_per_day');
-    expect(epd).toEqual({ name: 'events_per_day', nodes: [{ name: 'events_per_day_0', dependencies: ['events'] }, { name: 'events_per_day_1', dependencies: ['events_per_day_0'] }] });
+    expect(epd).toEqual({
+      name: 'events_per_day',
+      nodes: [
+        { name: 'events_per_day_0', dependencies: ['events'] },
+        { name: 'events_per_day_1', dependencies: ['events_per_day_0'] },
+      ],
+    });
     expect((await s.req('GET', '/v0/pipes?dependencies=maybe')).status).toBe(400);
     const byName = await j(await s.req('GET', '/v0/pipes/by_country'));
     const byId = await j(await s.req('GET', `/v0/pipes/${byName.body.id}`));
@@ -147,7 +170,7 @@ describe('pipes and nodes', () => {
     expect((await s.req('DELETE', '/v0/pipes/edited')).status).toBe(404);
   });
 
-  it('PUT /v0/pipes/:p takes seed 003\'s JSON body {name, description}', async () => {
+  it("PUT /v0/pipes/:p takes seed 003's JSON body {name, description}", async () => {
     expect((await s.req('POST', '/v0/pipes', form({ name: 'json_put', sql: 'select 1 as a' }))).status).toBe(200);
     let r = await s.req('PUT', '/v0/pipes/json_put', { headers: JSON_HDR, body: JSON.stringify({ name: 'json_put2', description: 'from JSON' }) });
     expect(await j(r)).toMatchObject({ status: 200, body: { name: 'json_put2', description: 'from JSON' } });
@@ -162,13 +185,22 @@ describe('pipes and nodes', () => {
     expect((await j(await s.req('GET', '/v0/pipes/json_put2'))).body.description).toBe('curl');
   });
 
-  it('nodes take seed 003\'s JSON body {name, sql, description} as well as the raw SQL body', async () => {
-    let r = await s.req('POST', '/v0/pipes/json_put2/nodes', { headers: JSON_HDR, body: JSON.stringify({ name: 'jnode', sql: 'select a + 1 as b from json_put_0', description: 'from JSON' }) });
-    expect(await j(r)).toMatchObject({ status: 200, body: { name: 'jnode', sql: 'select a + 1 as b from json_put_0', description: 'from JSON', dependencies: ['json_put_0'] } });
+  it("nodes take seed 003's JSON body {name, sql, description} as well as the raw SQL body", async () => {
+    let r = await s.req('POST', '/v0/pipes/json_put2/nodes', {
+      headers: JSON_HDR,
+      body: JSON.stringify({ name: 'jnode', sql: 'select a + 1 as b from json_put_0', description: 'from JSON' }),
+    });
+    expect(await j(r)).toMatchObject({
+      status: 200,
+      body: { name: 'jnode', sql: 'select a + 1 as b from json_put_0', description: 'from JSON', dependencies: ['json_put_0'] },
+    });
     // Other arguments in the JSON too (type=endpoint publishes it).
     r = await s.req('POST', '/v0/pipes/json_put2/nodes', { body: JSON.stringify({ name: 'jnode2', sql: 'select b from jnode', type: 'endpoint' }) });
     expect(await j(r)).toMatchObject({ status: 200, body: { name: 'jnode2', node_type: 'endpoint' } });
-    r = await s.req('PUT', '/v0/pipes/json_put2/nodes/jnode', { headers: JSON_HDR, body: JSON.stringify({ sql: 'select a + 2 as b from json_put_0', description: 'changed' }) });
+    r = await s.req('PUT', '/v0/pipes/json_put2/nodes/jnode', {
+      headers: JSON_HDR,
+      body: JSON.stringify({ sql: 'select a + 2 as b from json_put_0', description: 'changed' }),
+    });
     expect(await j(r)).toMatchObject({ status: 200, body: { name: 'jnode', sql: 'select a + 2 as b from json_put_0', description: 'changed' } });
     r = await s.req('PUT', '/v0/pipes/json_put2/nodes/jnode', { headers: JSON_HDR, body: JSON.stringify({ description: 'only this' }) });
     expect(await j(r)).toMatchObject({ status: 200, body: { sql: 'select a + 2 as b from json_put_0', description: 'only this' } });
@@ -191,8 +223,16 @@ describe('pipes and nodes', () => {
   });
 
   it('POST /v0/pipes: a name that is not a string or a body that is not an object is a 400, not a 500', async () => {
-    for (const b of [{ name: 123 }, { name: ['p'] }, [{ name: 'p' }], { name: 'p_desc', description: { a: 1 } }, { name: 'p_desc', description: 5 },
-      { name: 'p_nodes', nodes: [{ sql: 5 }] }, { name: 'p_nodes', nodes: ['select 1'] }, { name: 'p_nodes', nodes: [{ sql: 'select 1', name: 7 }] }]) {
+    for (const b of [
+      { name: 123 },
+      { name: ['p'] },
+      [{ name: 'p' }],
+      { name: 'p_desc', description: { a: 1 } },
+      { name: 'p_desc', description: 5 },
+      { name: 'p_nodes', nodes: [{ sql: 5 }] },
+      { name: 'p_nodes', nodes: ['select 1'] },
+      { name: 'p_nodes', nodes: [{ sql: 'select 1', name: 7 }] },
+    ]) {
       const r = await s.req('POST', '/v0/pipes', { headers: JSON_HDR, body: JSON.stringify(b) });
       expect(r.status, JSON.stringify(b)).toBe(400);
       expect((await r.json()).error).toMatch(/must be a string|JSON object|must be a list/);
@@ -201,7 +241,10 @@ describe('pipes and nodes', () => {
     expect(names).not.toContain('p_desc');
     expect(names).not.toContain('p_nodes');
     // A description that is a string is stored as sent; null is none.
-    const r = await s.req('POST', '/v0/pipes', { headers: JSON_HDR, body: JSON.stringify({ name: 'p_null_desc', description: null, nodes: [{ sql: 'select 1', description: null }] }) });
+    const r = await s.req('POST', '/v0/pipes', {
+      headers: JSON_HDR,
+      body: JSON.stringify({ name: 'p_null_desc', description: null, nodes: [{ sql: 'select 1', description: null }] }),
+    });
     expect(await j(r)).toMatchObject({ status: 200, body: { description: null } });
   });
 
@@ -218,7 +261,14 @@ describe('pipes and nodes', () => {
     const before = (await j(await s.req('GET', '/v0/pipes/copy_of_country'))).body;
     // The overwritten pipe's endpoint is `agg`: published again because the new nodes have one of that name.
     expect((await s.req('POST', '/v0/pipes/copy_of_country/nodes/agg/endpoint')).status).toBe(200);
-    expect((await s.req('POST', '/v0/pipes', { headers: JSON_HDR, body: JSON.stringify({ name: 'agg_src', nodes: [{ name: 'agg', sql: 'SELECT count() AS c FROM events' }] }) })).status).toBe(200);
+    expect(
+      (
+        await s.req('POST', '/v0/pipes', {
+          headers: JSON_HDR,
+          body: JSON.stringify({ name: 'agg_src', nodes: [{ name: 'agg', sql: 'SELECT count() AS c FROM events' }] }),
+        })
+      ).status,
+    ).toBe(200);
     r = await s.req('POST', '/v0/pipes?name=copy_of_country&from=agg_src&force=true');
     const { status, body } = await j(r);
     expect(status).toBe(200);
@@ -269,7 +319,11 @@ describe('endpoints', () => {
     let r = await s.req('GET', '/v0/pipes/by_country.json');
     expect(r.status).toBe(200);
     const body = await r.json();
-    expect(body.data).toEqual([{ country: 'ES', c: 10, total: 135 }, { country: 'FR', c: 10, total: 145 }, { country: 'US', c: 10, total: 155 }]);
+    expect(body.data).toEqual([
+      { country: 'ES', c: 10, total: 135 },
+      { country: 'FR', c: 10, total: 145 },
+      { country: 'US', c: 10, total: 155 },
+    ]);
     expect(body.meta.map((m: { name: string }) => m.name)).toEqual(['country', 'c', 'total']);
     r = await s.req('GET', '/v0/pipes/by_country.csv');
     expect(await r.text()).toBe('"country","c","total"\n"ES",10,135\n"FR",10,145\n"US",10,155\n');
@@ -277,7 +331,11 @@ describe('endpoints', () => {
     expect(r.headers.get('content-type')).toContain('application/x-ndjson');
     expect(await r.text()).toBe('{"country":"FR","c":10,"total":145}\n');
     r = await s.req('GET', '/v0/pipes/by_country.parquet');
-    expect(Buffer.from(await r.arrayBuffer()).subarray(0, 4).toString()).toBe('PAR1');
+    expect(
+      Buffer.from(await r.arrayBuffer())
+        .subarray(0, 4)
+        .toString(),
+    ).toBe('PAR1');
   });
 
   it('takes parameters from the query string, a form and a JSON body', async () => {
@@ -314,9 +372,16 @@ describe('endpoints', () => {
     expect(r.status).toBe(403);
   });
 
-  it('publishing answers the pipe\'s token when exactly one token reads it', async () => {
+  it("publishing answers the pipe's token when exactly one token reads it", async () => {
     const ws = s.app.services.access.defaultWorkspace;
-    expect((await s.req('POST', '/v0/pipes', { headers: JSON_HDR, body: JSON.stringify({ name: 'shared', nodes: [{ name: 'n', sql: 'SELECT count() AS c FROM events' }] }) })).status).toBe(200);
+    expect(
+      (
+        await s.req('POST', '/v0/pipes', {
+          headers: JSON_HDR,
+          body: JSON.stringify({ name: 'shared', nodes: [{ name: 'n', sql: 'SELECT count() AS c FROM events' }] }),
+        })
+      ).status,
+    ).toBe(200);
     let r = await s.req('POST', '/v0/pipes/shared/nodes/n/endpoint');
     expect((await j(r)).body).not.toHaveProperty('token');
     const pipe = await s.app.services.pipes.get(ws, 'shared');
@@ -343,7 +408,12 @@ describe('endpoints', () => {
     const ws = s.app.services.access.defaultWorkspace;
     const pipe = await s.app.services.pipes.get(ws, 'by_country');
     const events = await s.app.services.datasources.get(ws, 'events');
-    const both = (await s.app.services.access.createToken(ws.id, 'explainer', [{ type: 'PIPES:READ', resource: pipe.id }, { type: 'DATASOURCES:READ', resource: events.id }])).token;
+    const both = (
+      await s.app.services.access.createToken(ws.id, 'explainer', [
+        { type: 'PIPES:READ', resource: pipe.id },
+        { type: 'DATASOURCES:READ', resource: events.id },
+      ])
+    ).token;
     const readOnly = (await s.app.services.access.createToken(ws.id, 'explain_reader', [{ type: 'PIPES:READ', resource: pipe.id }])).token;
     let r = await s.req('GET', '/v0/pipes/by_country/explain?country=ES', { token: both });
     const { status, body } = await j(r);
@@ -351,7 +421,13 @@ describe('endpoints', () => {
     expect(body.debug_query).toContain("country = 'ES'");
     r = await s.req('GET', '/v0/pipes/by_country/nodes/filtered/explain', { token: both });
     expect(r.status).toBe(200);
-    const denied = { status: 403, body: { error: "Forbidden. Provided token doesn't have permissions to run the explain plan, it needs ADMIN or PIPE:READ and DATASOURCE:READ", documentation: 'https://docs.tinybird.co/api-reference/overview#authentication' } };
+    const denied = {
+      status: 403,
+      body: {
+        error: "Forbidden. Provided token doesn't have permissions to run the explain plan, it needs ADMIN or PIPE:READ and DATASOURCE:READ",
+        documentation: 'https://docs.tinybird.co/api-reference/overview#authentication',
+      },
+    };
     expect(await j(await s.req('GET', '/v0/pipes/by_country/explain', { token: readOnly }))).toEqual(denied);
     expect((await s.req('GET', '/v0/pipes/events_per_day/explain', { token: both })).status).toBe(403);
   });
@@ -372,7 +448,13 @@ describe('endpoints', () => {
     let r = await s.req('GET', '/v0/pipes/by_country.json?country=ES', { token: tok });
     expect((await r.json()).data).toEqual([{ country: 'ES', c: 10, total: 135 }]);
     r = await s.req('GET', '/v0/pipes/events_per_day.json', { token: tok });
-    expect(await j(r)).toEqual({ status: 403, body: { error: "The token you have provided doesn't have access to this resource", documentation: 'https://docs.tinybird.co/api-reference/overview#authentication' } });
+    expect(await j(r)).toEqual({
+      status: 403,
+      body: {
+        error: "The token you have provided doesn't have access to this resource",
+        documentation: 'https://docs.tinybird.co/api-reference/overview#authentication',
+      },
+    });
     r = await s.req('GET', `/v0/sql?q=${encodeURIComponent('SELECT count() FROM events')}`, { token: tok });
     expect(r.status).toBe(403);
     r = await s.req('GET', `/v0/sql?q=${encodeURIComponent('SELECT sum(c) FROM by_country FORMAT CSV')}`, { token: tok });
@@ -394,11 +476,14 @@ describe('endpoints', () => {
     r = await s.req('GET', `/v0/sql?q=${encodeURIComponent('SELECT count() FROM filtered')}`);
     expect(r.status).toBe(404);
     r = await s.req('GET', `/v0/sql?q=${encodeURIComponent('SELECT 1')}&pipeline=nope`);
-    expect(await j(r)).toEqual({ status: 403, body: { error: "Resource 'nope' not found", documentation: 'https://docs.tinybird.co/api-reference/overview#authentication' } });
+    expect(await j(r)).toEqual({
+      status: 403,
+      body: { error: "Resource 'nope' not found", documentation: 'https://docs.tinybird.co/api-reference/overview#authentication' },
+    });
   });
 
   it('explain a pipe and a node, with parameters', async () => {
-    let r = await s.req('GET', '/v0/pipes/by_country/explain?country=ES');
+    const r = await s.req('GET', '/v0/pipes/by_country/explain?country=ES');
     let { status, body } = await j(r);
     expect(status).toBe(200);
     expect(body.debug_query).toContain("country = 'ES'");
@@ -417,7 +502,10 @@ describe('endpoints', () => {
   });
 
   it('cache_ttl() caches the result by its final SQL', async () => {
-    const pipe = { name: 'cached', nodes: [{ name: 'n', type: 'endpoint', sql: "%\n{{ cache_ttl('5s') }}\nSELECT count() AS c FROM events WHERE country = {{ String(country, 'ES') }}" }] };
+    const pipe = {
+      name: 'cached',
+      nodes: [{ name: 'n', type: 'endpoint', sql: "%\n{{ cache_ttl('5s') }}\nSELECT count() AS c FROM events WHERE country = {{ String(country, 'ES') }}" }],
+    };
     let r = await s.req('POST', '/v0/pipes', { body: JSON.stringify(pipe), headers: { 'content-type': 'application/json' } });
     expect(r.status).toBe(200);
     r = await s.req('GET', '/v0/pipes/cached.json');
@@ -457,7 +545,10 @@ describe('endpoints', () => {
     const p = await (await s.req('GET', '/v0/pipes/reads_renamable')).json();
     expect(p.nodes[0].sql).toBe("SELECT renamable.x, 'renamable' AS label FROM renamed AS renamable");
     expect(p.nodes[0].dependencies).toEqual(['renamed']);
-    expect((await (await s.req('GET', '/v0/pipes/reads_renamable.json')).json()).data).toEqual([{ x: 1, label: 'renamable' }, { x: 2, label: 'renamable' }]);
+    expect((await (await s.req('GET', '/v0/pipes/reads_renamable.json')).json()).data).toEqual([
+      { x: 1, label: 'renamable' },
+      { x: 2, label: 'renamable' },
+    ]);
     const tpl = { name: 'tpl_renamed', nodes: [{ name: 'n', sql: '%\nSELECT x FROM renamed WHERE x > {{ Int32(m, 0) }}' }] };
     expect((await s.req('POST', '/v0/pipes', { body: JSON.stringify(tpl), headers: { 'content-type': 'application/json' } })).status).toBe(200);
     r = await s.req('PUT', '/v0/datasources/renamed?name=renamed2');

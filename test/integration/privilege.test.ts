@@ -68,8 +68,17 @@ beforeAll(async () => {
   await ok('POST', '/v0/variables', form({ name: 'num', value: NOT_A_NUMBER }));
   // An admin's endpoint that uses a secret as a credential (in a condition, not in its output),
   // and one whose cast of a secret fails (the engine's message would quote the value).
-  await ok('POST', '/v0/pipes', { headers: json, body: JSON.stringify({ name: 'p_admin', nodes: [{ name: 'n', type: 'endpoint', sql: "%\nSELECT count() AS c FROM events WHERE {{ tb_secret('api_key') }} != ''" }] }) });
-  await ok('POST', '/v0/pipes', { headers: json, body: JSON.stringify({ name: 'p_cast', nodes: [{ name: 'n', type: 'endpoint', sql: "%\nSELECT toInt32({{ tb_secret('num') }}) AS n" }] }) });
+  await ok('POST', '/v0/pipes', {
+    headers: json,
+    body: JSON.stringify({
+      name: 'p_admin',
+      nodes: [{ name: 'n', type: 'endpoint', sql: "%\nSELECT count() AS c FROM events WHERE {{ tb_secret('api_key') }} != ''" }],
+    }),
+  });
+  await ok('POST', '/v0/pipes', {
+    headers: json,
+    body: JSON.stringify({ name: 'p_cast', nodes: [{ name: 'n', type: 'endpoint', sql: "%\nSELECT toInt32({{ tb_secret('num') }}) AS n" }] }),
+  });
   tok.append = await token('append', 'DATASOURCES:APPEND:events');
   tok.read = await token('read', 'DATASOURCES:READ:events');
   tok.pipes_read = await token('pipes_read', 'PIPES:READ:p_admin', 'PIPES:READ:p_cast');
@@ -77,9 +86,17 @@ beforeAll(async () => {
   tok.pc_append = await token('pc_append', 'PIPES:CREATE', 'DATASOURCES:APPEND:target');
   tok.tokens = await token('tokens', 'TOKENS');
   const exp = Math.floor(Date.now() / 1000) + 3600;
-  tok.jwt = (await ok('POST', `/v0/tokens?name=jwt&expiration_time=${exp}`, {
-    headers: json, body: JSON.stringify({ scopes: [{ type: 'PIPES:READ', resource: 'p_admin' }, { type: 'DATASOURCES:READ', resource: 'events' }] }),
-  })).body.token as string;
+  tok.jwt = (
+    await ok('POST', `/v0/tokens?name=jwt&expiration_time=${exp}`, {
+      headers: json,
+      body: JSON.stringify({
+        scopes: [
+          { type: 'PIPES:READ', resource: 'p_admin' },
+          { type: 'DATASOURCES:READ', resource: 'events' },
+        ],
+      }),
+    })
+  ).body.token as string;
 }, 60_000);
 
 afterAll(async () => {
@@ -94,7 +111,7 @@ describe('secrets (item 3): only ADMIN makes Pipit read a workspace variable', (
     "% SELECT toInt32({{ tb_secret('num') }}) AS v",
     // Not run in this request, still refused: the template names the function.
     "% SELECT 1 AS v {% if defined(leak) %}, {{ tb_secret('api_key') }} AS s{% end %}",
-    "% {% set f = tb_secret %} SELECT 1 AS v",
+    '% {% set f = tb_secret %} SELECT 1 AS v',
     "% SELECT {{ tb_secret('missing', 'default') }} AS v",
   ];
 
@@ -115,7 +132,7 @@ describe('secrets (item 3): only ADMIN makes Pipit read a workspace variable', (
     expect(r.text).toBe(`${JSON.stringify({ v: SECRET, w: SECRET })}\n`);
   });
 
-  it('no error message shows a bound value: the admin\'s own query, an endpoint read by PIPES:READ, explain', async () => {
+  it("no error message shows a bound value: the admin's own query, an endpoint read by PIPES:READ, explain", async () => {
     let r = await call('GET', sqlPath("% SELECT toInt32({{ tb_secret('num') }}) AS n"), s.token);
     expect(r.status, r.text).toBe(400);
     expect(r.text).not.toContain(NOT_A_NUMBER);
@@ -144,14 +161,25 @@ describe('secrets (item 3): only ADMIN makes Pipit read a workspace variable', (
   });
 
   it('a node that uses a secret internally is served only through its endpoint to read tokens (not with pipeline=)', async () => {
-    await ok('POST', '/v0/pipes', { headers: json, body: JSON.stringify({ name: 'p_creds', nodes: [
-      { name: 'creds', sql: "%\nSELECT {{ tb_secret('api_key') }} AS key" },
-      { name: 'via', sql: 'SELECT key FROM creds' },
-      { name: 'ep', type: 'endpoint', sql: "SELECT count() AS c FROM events WHERE (SELECT key FROM creds) != ''" },
-    ] }) });
+    await ok('POST', '/v0/pipes', {
+      headers: json,
+      body: JSON.stringify({
+        name: 'p_creds',
+        nodes: [
+          { name: 'creds', sql: "%\nSELECT {{ tb_secret('api_key') }} AS key" },
+          { name: 'via', sql: 'SELECT key FROM creds' },
+          { name: 'ep', type: 'endpoint', sql: "SELECT count() AS c FROM events WHERE (SELECT key FROM creds) != ''" },
+        ],
+      }),
+    });
     const reader = await token('creds_reader', 'PIPES:READ:p_creds');
     const exp = Math.floor(Date.now() / 1000) + 3600;
-    const jwt = (await ok('POST', `/v0/tokens?name=creds_jwt&expiration_time=${exp}`, { headers: json, body: JSON.stringify({ scopes: [{ type: 'PIPES:READ', resource: 'p_creds' }] }) })).body.token as string;
+    const jwt = (
+      await ok('POST', `/v0/tokens?name=creds_jwt&expiration_time=${exp}`, {
+        headers: json,
+        body: JSON.stringify({ scopes: [{ type: 'PIPES:READ', resource: 'p_creds' }] }),
+      })
+    ).body.token as string;
     for (const t of [reader, jwt]) {
       for (const q of ['SELECT key FROM creds', 'SELECT key FROM via']) {
         const r = await call('GET', `${sqlPath(q)}&pipeline=p_creds`, t);
@@ -201,11 +229,36 @@ describe('one write rule (item 5)', () => {
     const dsBefore = await dsNames();
     await ok('POST', '/v0/pipes', { headers: json, body: JSON.stringify({ name: 'p_mv', nodes: [{ name: 'n', sql: mvSql }] }) }, tok.pipes_create);
     const attempts: Array<[string, string, { body?: BodyInit; headers?: Record<string, string> }, string]> = [
-      ['POST', '/v0/pipes/p_mv/nodes/n/materialization', form({ datasource: 'target', populate: 'true' }), 'A materialized view writes into the Data Source "target"'],
-      ['POST', '/v0/pipes/p_mv/nodes?name=m&type=materialized&datasource=target&populate=true', { body: mvSql }, 'A materialized view writes into the Data Source "target"'],
-      ['POST', '/v0/pipes', { headers: json, body: JSON.stringify({ name: 'p_push', nodes: [{ name: 'n', sql: mvSql, type: 'materialized', datasource: 'target' }] }) }, 'A materialized view writes into the Data Source "target"'],
-      ['POST', '/v0/pipes/p_mv/nodes/n/materialization', form({ datasource: 'brand_new_target', populate: 'true' }), 'creates a Data Source: the token needs DATASOURCES:CREATE'],
-      ['POST', '/v0/pipes/p_mv/nodes/n/materialization', form({ datasource: 'target', override_datasource: 'true' }), 'replaces or removes rows of the Data Source "target"'],
+      [
+        'POST',
+        '/v0/pipes/p_mv/nodes/n/materialization',
+        form({ datasource: 'target', populate: 'true' }),
+        'A materialized view writes into the Data Source "target"',
+      ],
+      [
+        'POST',
+        '/v0/pipes/p_mv/nodes?name=m&type=materialized&datasource=target&populate=true',
+        { body: mvSql },
+        'A materialized view writes into the Data Source "target"',
+      ],
+      [
+        'POST',
+        '/v0/pipes',
+        { headers: json, body: JSON.stringify({ name: 'p_push', nodes: [{ name: 'n', sql: mvSql, type: 'materialized', datasource: 'target' }] }) },
+        'A materialized view writes into the Data Source "target"',
+      ],
+      [
+        'POST',
+        '/v0/pipes/p_mv/nodes/n/materialization',
+        form({ datasource: 'brand_new_target', populate: 'true' }),
+        'creates a Data Source: the token needs DATASOURCES:CREATE',
+      ],
+      [
+        'POST',
+        '/v0/pipes/p_mv/nodes/n/materialization',
+        form({ datasource: 'target', override_datasource: 'true' }),
+        'replaces or removes rows of the Data Source "target"',
+      ],
     ];
     for (const [m, p, extra, msg] of attempts) {
       const r = await call(m, p, tok.pipes_create, extra);
@@ -270,9 +323,24 @@ describe('one write rule (item 5)', () => {
   });
 
   it('a pipe that feeds a copy (directly or through other pipes) is only changed by a token that may write its target', async () => {
-    await ok('POST', '/v0/pipes', { headers: json, body: JSON.stringify({ name: 'src', nodes: [{ name: 'a', sql: 'SELECT k FROM events', type: 'endpoint' }, { name: 'b', sql: 'SELECT 1 AS k' }] }) });
+    await ok('POST', '/v0/pipes', {
+      headers: json,
+      body: JSON.stringify({
+        name: 'src',
+        nodes: [
+          { name: 'a', sql: 'SELECT k FROM events', type: 'endpoint' },
+          { name: 'b', sql: 'SELECT 1 AS k' },
+        ],
+      }),
+    });
     await ok('POST', '/v0/pipes', { headers: json, body: JSON.stringify({ name: 'mid', nodes: [{ name: 'm', sql: 'SELECT k FROM src', type: 'endpoint' }] }) });
-    await ok('POST', '/v0/pipes', { headers: json, body: JSON.stringify({ name: 'feeds', nodes: [{ name: 'c', sql: 'SELECT k FROM mid', type: 'copy', target_datasource: 'target', copy_schedule: '0 * * * *' }] }) });
+    await ok('POST', '/v0/pipes', {
+      headers: json,
+      body: JSON.stringify({
+        name: 'feeds',
+        nodes: [{ name: 'c', sql: 'SELECT k FROM mid', type: 'copy', target_datasource: 'target', copy_schedule: '0 * * * *' }],
+      }),
+    });
     const before = JSON.stringify(await s.app.services.pipes.list(ws()));
     const attempts: Array<[string, string, { body?: BodyInit }]> = [
       ['PUT', '/v0/pipes/src/nodes/a', { body: 'SELECT 666 AS k' }],
@@ -319,7 +387,9 @@ describe('one write rule (item 5)', () => {
     await ok('POST', '/v0/pipes', { headers: json, body: JSON.stringify({ name: 'p_sink', nodes: [{ name: 'n', sql: 'SELECT k FROM events' }] }) });
     await ok('POST', '/v0/pipes/p_sink/nodes/n/sink', form({ connection: 'localconn', path: 'mine', file_template: 'f' }));
     const reader = await token('sink_reader', 'PIPES:READ:p_sink');
-    for (const o of [{ path: 'elsewhere' }, { file_template: 'other' }, { write_strategy: 'truncate' }, { connection: 'localconn' }] as Array<Record<string, string>>) {
+    for (const o of [{ path: 'elsewhere' }, { file_template: 'other' }, { write_strategy: 'truncate' }, { connection: 'localconn' }] as Array<
+      Record<string, string>
+    >) {
       const r = await call('POST', '/v0/pipes/p_sink/sink', reader, form(o));
       expect(r.status, `${JSON.stringify(o)}: ${r.text}`).toBe(403);
       expect(r.body.error).toContain('needs PIPES:CREATE');
@@ -373,7 +443,8 @@ describe('tokens (item 6): no token manages a token that holds more than it does
 
   it('holds(): ADMIN ⊇ all; TOKENS ⊇ all but ADMIN; otherwise same scope, same resource, same or no filter, or the broader scope', () => {
     const w = ws();
-    const as = (...scopes: Array<{ type: string; resource?: string; filter?: string }>) => new Auth({ id: 'x', workspaceId: w.id, name: 'x', token: 'x', scopes, description: '', createdAt: '' }, w);
+    const as = (...scopes: Array<{ type: string; resource?: string; filter?: string }>) =>
+      new Auth({ id: 'x', workspaceId: w.id, name: 'x', token: 'x', scopes, description: '', createdAt: '' }, w);
     const admin = { type: 'ADMIN' };
     expect(as(admin).holds([admin, { type: 'TOKENS' }])).toBe(true);
     expect(as({ type: 'TOKENS' }).holds([admin])).toBe(false);
@@ -383,9 +454,19 @@ describe('tokens (item 6): no token manages a token that holds more than it does
     expect(read.holds([{ type: 'DATASOURCES:READ', resource: 'a' }])).toBe(false);
     expect(read.holds([{ type: 'DATASOURCES:READ', resource: 'b', filter: 'k > 1' }])).toBe(false);
     expect(as({ type: 'DATASOURCES:READ', resource: 'a' }).holds([{ type: 'DATASOURCES:READ', resource: 'a', filter: 'k > 1' }])).toBe(true);
-    expect(as({ type: 'DATASOURCES:CREATE' }).holds([{ type: 'DATASOURCES:APPEND', resource: 'a' }, { type: 'DATASOURCES:DROP', resource: 'b' }])).toBe(true);
+    expect(
+      as({ type: 'DATASOURCES:CREATE' }).holds([
+        { type: 'DATASOURCES:APPEND', resource: 'a' },
+        { type: 'DATASOURCES:DROP', resource: 'b' },
+      ]),
+    ).toBe(true);
     expect(as({ type: 'DATASOURCES:CREATE' }).holds([{ type: 'DATASOURCES:READ', resource: 'a' }])).toBe(false);
-    expect(as({ type: 'PIPES:CREATE' }).holds([{ type: 'PIPES:READ', resource: 'p' }, { type: 'DATASOURCES:READ', resource: 'a' }])).toBe(true);
+    expect(
+      as({ type: 'PIPES:CREATE' }).holds([
+        { type: 'PIPES:READ', resource: 'p' },
+        { type: 'DATASOURCES:READ', resource: 'a' },
+      ]),
+    ).toBe(true);
     expect(as({ type: 'PIPES:CREATE' }).holds([{ type: 'DATASOURCES:APPEND', resource: 'a' }])).toBe(false);
   });
 

@@ -32,7 +32,7 @@ it('rolls an interrupted alter forward, undoes an interrupted append, sweeps orp
   expect((await s.req('POST', '/v0/datasources?name=alt&mode=create', form({ schema: 'id UInt64, v String' }))).status).toBe(200);
   expect((await s.req('POST', '/v0/datasources?name=tgt&mode=create', form({ schema: 'id UInt64' }))).status).toBe(200);
   expect((await s.req('POST', '/v0/datasources?name=alt&mode=append', { body: '1,a\n2,b\n' })).status).toBe(200);
-  const { engine, catalog, datasources, access } = s.app.services;
+  const { engine, datasources, access } = s.app.services;
   const ws = access.defaultWorkspace;
   const db = ws.database;
   const alt = await datasources.get(ws, 'alt');
@@ -42,8 +42,12 @@ it('rolls an interrupted alter forward, undoes an interrupted append, sweeps orp
   const after = { ...alt, columns: [...alt.columns, { name: 'w', type: 'Int32', nullable: false, defaultValue: null, codec: null, jsonpath: null }] };
   await engine.exec(`ALTER TABLE ${db}.${alt.id} ADD COLUMN w Int32`);
   await datasources.journal.begin(ws, 'alter', {
-    ds: alt.id, before: alt, after, engineOps: ['ADD COLUMN IF NOT EXISTS `w` Int32'],
-    quarantineOps: ['ADD COLUMN IF NOT EXISTS `w` Nullable(String) AFTER c__import_id'], stages: true,
+    ds: alt.id,
+    before: alt,
+    after,
+    engineOps: ['ADD COLUMN IF NOT EXISTS `w` Int32'],
+    quarantineOps: ['ADD COLUMN IF NOT EXISTS `w` Nullable(String) AFTER c__import_id'],
+    stages: true,
   });
   // A copy was staging rows for `tgt` when the process died.
   const staging = newResourceId();

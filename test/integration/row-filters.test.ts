@@ -15,17 +15,33 @@ beforeAll(async () => {
   s = await startServer();
   const schema = 'country String `json:$.country`, n Int32 `json:$.n`';
   expect((await s.req('POST', '/v0/datasources?name=ev&mode=create', { body: new URLSearchParams({ schema }) })).status).toBe(200);
-  expect((await s.req('POST', '/v0/events?name=ev&wait=true', { body: rows.map((r) => JSON.stringify(r)).join('\n') + '\n{"country":"ES","n":"bad"}' })).status).toBe(200);
+  expect(
+    (await s.req('POST', '/v0/events?name=ev&wait=true', { body: rows.map((r) => JSON.stringify(r)).join('\n') + '\n{"country":"ES","n":"bad"}' })).status,
+  ).toBe(200);
   const json = { 'content-type': 'application/json' };
-  let r = await s.req('POST', '/v0/pipes', { headers: json, body: JSON.stringify({ name: 'base', nodes: [{ name: 'b', sql: 'SELECT country, n FROM ev', type: 'endpoint' }] }) });
+  let r = await s.req('POST', '/v0/pipes', {
+    headers: json,
+    body: JSON.stringify({ name: 'base', nodes: [{ name: 'b', sql: 'SELECT country, n FROM ev', type: 'endpoint' }] }),
+  });
   expect(r.status).toBe(200);
-  r = await s.req('POST', '/v0/pipes', { headers: json, body: JSON.stringify({ name: 'totals', nodes: [{ name: 't', sql: 'SELECT country, sum(n) AS s FROM base GROUP BY country ORDER BY country', type: 'endpoint' }] }) });
+  r = await s.req('POST', '/v0/pipes', {
+    headers: json,
+    body: JSON.stringify({
+      name: 'totals',
+      nodes: [{ name: 't', sql: 'SELECT country, sum(n) AS s FROM base GROUP BY country ORDER BY country', type: 'endpoint' }],
+    }),
+  });
   expect(r.status).toBe(200);
   const ws = s.app.services.access.defaultWorkspace;
   const ev = await s.app.services.datasources.get(ws, 'ev');
   const totals = await s.app.services.pipes.get(ws, 'totals');
   esToken = (await s.app.services.access.createToken(ws.id, 'es', [{ type: 'DATASOURCES:READ', resource: ev.id, filter: "country = 'ES'" }])).token;
-  frPipeToken = (await s.app.services.access.createToken(ws.id, 'fr', [{ type: 'PIPES:READ', resource: totals.id }, { type: 'DATASOURCES:READ', resource: ev.id, filter: "country = 'FR'" }])).token;
+  frPipeToken = (
+    await s.app.services.access.createToken(ws.id, 'fr', [
+      { type: 'PIPES:READ', resource: totals.id },
+      { type: 'DATASOURCES:READ', resource: ev.id, filter: "country = 'FR'" },
+    ])
+  ).token;
 }, 60_000);
 
 afterAll(async () => {

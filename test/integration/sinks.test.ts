@@ -24,10 +24,14 @@ let endpoint: string;
 let client: S3Client;
 const BUCKET = 'sink-bucket';
 const rows = Array.from({ length: 60 }, (_, i) => ({ country: ['ES', 'FR', 'US'][i % 3], n: i, ts: `2024-0${1 + (i % 2)}-15 10:00:00` }));
-const form = (o: Record<string, string | undefined>) => ({ body: new URLSearchParams(Object.entries(o).filter((e): e is [string, string] => e[1] !== undefined)) });
+const form = (o: Record<string, string | undefined>) => ({
+  body: new URLSearchParams(Object.entries(o).filter((e): e is [string, string] => e[1] !== undefined)),
+});
 const JSON_HDR = { 'content-type': 'application/json' };
+// biome-ignore lint/suspicious/noExplicitAny: response bodies of many shapes
+type Json = any;
 
-async function j(r: Promise<Response> | Response): Promise<{ status: number; body: any }> {
+async function j(r: Promise<Response> | Response): Promise<{ status: number; body: Json }> {
   const res = await r;
   const text = await res.text();
   let body: unknown = text;
@@ -39,7 +43,7 @@ async function j(r: Promise<Response> | Response): Promise<{ status: number; bod
   return { status: res.status, body };
 }
 
-async function waitJob(id: string): Promise<any> {
+async function waitJob(id: string): Promise<Json> {
   for (let i = 0; i < 600; i++) {
     const job = (await j(s.req('GET', `/v0/jobs/${id}`))).body;
     if (['done', 'error', 'cancelled'].includes(job.status)) return job;
@@ -51,7 +55,10 @@ async function waitJob(id: string): Promise<any> {
 /** Keys under a prefix, without the object connection checks write. */
 async function keys(prefix: string, bucket = BUCKET): Promise<string[]> {
   const r = await client.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix }));
-  return (r.Contents ?? []).map((o) => o.Key!).filter((k) => !k.endsWith('/_pipit_write_check')).sort();
+  return (r.Contents ?? [])
+    .map((o) => o.Key!)
+    .filter((k) => !k.endsWith('/_pipit_write_check'))
+    .sort();
 }
 
 async function object(key: string, bucket = BUCKET): Promise<Buffer> {
@@ -65,11 +72,11 @@ async function pipe(name: string, sql = 'SELECT country, n, ts FROM events ORDER
   expect(r.status, JSON.stringify(r.body)).toBe(200);
 }
 
-async function setSink(name: string, o: Record<string, string>): Promise<{ status: number; body: any }> {
+async function setSink(name: string, o: Record<string, string>): Promise<{ status: number; body: Json }> {
   return j(s.req('POST', `/v0/pipes/${name}/nodes/n/sink`, form({ connection: 's3conn', ...o })));
 }
 
-async function run(name: string, o: Record<string, string> = {}): Promise<any> {
+async function run(name: string, o: Record<string, string> = {}): Promise<Json> {
   const r = await j(s.req('POST', `/v0/pipes/${name}/sink`, form(o)));
   expect(r.status, JSON.stringify(r.body)).toBe(200);
   return waitJob(r.body.job.id);
@@ -85,9 +92,31 @@ beforeAll(async () => {
   client = new S3Client({ endpoint, region: 'us-east-1', forcePathStyle: true, credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } });
   for (const b of [BUCKET, 'gcs-bucket', 'doomed-bucket']) await client.send(new CreateBucketCommand({ Bucket: b }));
   s = await startServer({ config: { awsAccountId: '123456789012' } });
-  expect((await s.req('POST', '/v0/datasources?name=events&mode=create', form({ schema: 'country String `json:$.country`, n Int32 `json:$.n`, ts DateTime `json:$.ts`' }))).status).toBe(200);
+  expect(
+    (
+      await s.req(
+        'POST',
+        '/v0/datasources?name=events&mode=create',
+        form({ schema: 'country String `json:$.country`, n Int32 `json:$.n`, ts DateTime `json:$.ts`' }),
+      )
+    ).status,
+  ).toBe(200);
   expect((await s.req('POST', '/v0/events?name=events&wait=true', { body: rows.map((r) => JSON.stringify(r)).join('\n') })).status).toBe(200);
-  const c = await j(s.req('POST', '/v0/connectors', form({ service: 's3', name: 's3conn', s3_endpoint: endpoint, s3_region: 'us-east-1', s3_access_key_id: 'S3RVER', s3_secret_access_key: 'S3RVER', bucket: BUCKET })));
+  const c = await j(
+    s.req(
+      'POST',
+      '/v0/connectors',
+      form({
+        service: 's3',
+        name: 's3conn',
+        s3_endpoint: endpoint,
+        s3_region: 'us-east-1',
+        s3_access_key_id: 'S3RVER',
+        s3_secret_access_key: 'S3RVER',
+        bucket: BUCKET,
+      }),
+    ),
+  );
   expect(c.status, JSON.stringify(c.body)).toBe(200);
 }, 60_000);
 
@@ -131,7 +160,13 @@ describe('connections', () => {
     const stored = await s.app.services.catalog.listConnections(s.app.services.access.defaultWorkspace.id);
     expect(JSON.stringify(stored)).not.toContain('S3RVER');
     // GCS through its S3-compatible HMAC interface (the emulator stands in for storage.googleapis.com).
-    r = await j(s.req('POST', '/v0/connectors', form({ service: 'gcs_hmac', name: 'gcsconn', gcs_endpoint: endpoint, gcs_hmac_access_id: 'S3RVER', gcs_hmac_secret: 'S3RVER', bucket: 'gcs-bucket' })));
+    r = await j(
+      s.req(
+        'POST',
+        '/v0/connectors',
+        form({ service: 'gcs_hmac', name: 'gcsconn', gcs_endpoint: endpoint, gcs_hmac_access_id: 'S3RVER', gcs_hmac_secret: 'S3RVER', bucket: 'gcs-bucket' }),
+      ),
+    );
     expect(r.status, JSON.stringify(r.body)).toBe(200);
     // Deleting an unused connection.
     const tmp = await j(s.req('POST', '/v0/connectors', form({ ...base, name: 'short_lived' })));
@@ -162,12 +197,15 @@ describe('connections', () => {
     fs.rmSync(outside, { recursive: true, force: true });
   });
 
-  it('answers the integration endpoints with this server\'s values and a stable per-workspace external id', async () => {
+  it("answers the integration endpoints with this server's values and a stable per-workspace external id", async () => {
     const trust = await j(s.req('GET', '/v0/integrations/s3/policies/trust-policy'));
     expect(trust.status).toBe(200);
     const ext = trust.body.Statement[0].Condition.StringEquals['sts:ExternalId'];
     expect(ext).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
-    expect(trust.body).toMatchObject({ Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: 'sts:AssumeRole', Principal: { AWS: 'arn:aws:iam::123456789012:root' } }] });
+    expect(trust.body).toMatchObject({
+      Version: '2012-10-17',
+      Statement: [{ Effect: 'Allow', Action: 'sts:AssumeRole', Principal: { AWS: 'arn:aws:iam::123456789012:root' } }],
+    });
     expect((await j(s.req('GET', '/v0/integrations/s3/settings'))).body).toEqual({ principal: 'arn:aws:iam::123456789012:root', external_id: ext });
     expect((await j(s.req('GET', '/v0/integrations/s3/policies/trust-policy'))).body.Statement[0].Condition.StringEquals['sts:ExternalId']).toBe(ext);
     const wap = await j(s.req('GET', '/v0/integrations/s3/policies/write-access-policy?bucket=test-bucket'));
@@ -175,7 +213,13 @@ describe('connections', () => {
     expect((await j(s.req('GET', '/v0/integrations/s3/policies/write-access-policy'))).body.Statement[0].Resource).toBe('arn:aws:s3:::<bucket>');
     expect((await j(s.req('GET', '/v0/datasources-bigquery-credentials'))).status).toBe(503);
     // A role connection records the external id; assuming roles needs AWS credentials this server has not.
-    const role = await j(s.req('POST', '/v0/connectors', form({ service: 's3_iamrole', name: 'rolec', s3_iamrole_arn: 'arn:aws:iam::111122223333:role/sink', s3_iamrole_region: 'eu-west-1' })));
+    const role = await j(
+      s.req(
+        'POST',
+        '/v0/connectors',
+        form({ service: 's3_iamrole', name: 'rolec', s3_iamrole_arn: 'arn:aws:iam::111122223333:role/sink', s3_iamrole_region: 'eu-west-1' }),
+      ),
+    );
     expect(role.status).toBe(200);
     expect(role.body.settings.s3_iamrole_external_id).toBe(ext);
     await pipe('p_role');
@@ -189,14 +233,14 @@ describe('sink pipes', () => {
   it('refuses bad parameters, missing buckets and connections, and other roles', async () => {
     await pipe('p_err');
     const cases: Array<[Record<string, string>, number, RegExp?]> = [
-      [{ connection: '' , path: `s3://${BUCKET}/x`, file_template: 'f' }, 400, /connection/],
+      [{ connection: '', path: `s3://${BUCKET}/x`, file_template: 'f' }, 400, /connection/],
       [{ connection: 'nope', path: `s3://${BUCKET}/x`, file_template: 'f' }, 404, /not found/],
       [{ path: `s3://${BUCKET}/x` }, 400, /file_template/],
       [{ file_template: 'f' }, 400, /path/],
       [{ path: `s3://${BUCKET}/x`, file_template: 'a/../b' }, 400, /segments/],
       [{ path: `s3://${BUCKET}/x`, file_template: "f'); DROP TABLE x; --" }, 400],
       [{ path: `s3://${BUCKET}/x`, file_template: 'f_{country' }, 400, /unclosed/],
-      [{ path: `s3://${BUCKET}/x`, file_template: 'f_{n, \'%Y\'}' }, 400, /formats a date/],
+      [{ path: `s3://${BUCKET}/x`, file_template: "f_{n, '%Y'}" }, 400, /formats a date/],
       [{ path: `s3://${BUCKET}/x`, file_template: 'f_{nocol}', schedule_cron: '0 * * * *' }, 400, /nocol/],
       [{ path: `s3://${BUCKET}/../x`, file_template: 'f' }, 400],
       [{ path: "s3://sink-bucket'/x", file_template: 'f' }, 400, /bucket name/],
@@ -229,7 +273,10 @@ describe('sink pipes', () => {
     expect((await s.req('POST', '/v0/pipes/p_err/nodes/n/copy', form({ target_datasource: 'copy_t' }))).status).toBe(403);
     // Only PIPES:CREATE sets a sink; reading the pipe is enough to run it.
     const reader = (await j(s.req('POST', '/v0/tokens?name=reader&scope=PIPES:READ:p_err'))).body.token;
-    expect((await s.req('POST', '/v0/pipes/p_err/nodes/n/sink', { ...form({ connection: 's3conn', path: `s3://${BUCKET}/x`, file_template: 'f' }), token: reader })).status).toBe(403);
+    expect(
+      (await s.req('POST', '/v0/pipes/p_err/nodes/n/sink', { ...form({ connection: 's3conn', path: `s3://${BUCKET}/x`, file_template: 'f' }), token: reader }))
+        .status,
+    ).toBe(403);
     const started = await j(s.req('POST', '/v0/pipes/p_err/sink', { token: reader }));
     expect(started.status, JSON.stringify(started.body)).toBe(200);
     expect((await waitJob(started.body.job.id)).status).toBe('done');
@@ -240,24 +287,44 @@ describe('sink pipes', () => {
     expect((await s.req('DELETE', '/v0/connectors/s3conn')).status).toBe(409);
   });
 
-  it('sets a sink (the seed\'s shapes), runs it with overrides, and removes it', async () => {
+  it("sets a sink (the seed's shapes), runs it with overrides, and removes it", async () => {
     await pipe('p_shape');
-    const r = await setSink('p_shape', { path: `s3://${BUCKET}/shape`, file_template: 'export', format: 'csv', compression: 'gz', schedule_cron: '0 */1 * * *', write_strategy: 'new' });
+    const r = await setSink('p_shape', {
+      path: `s3://${BUCKET}/shape`,
+      file_template: 'export',
+      format: 'csv',
+      compression: 'gz',
+      schedule_cron: '0 */1 * * *',
+      write_strategy: 'new',
+    });
     expect(r.status, JSON.stringify(r.body)).toBe(200);
-    expect(r.body).toMatchObject({ name: 'p_shape', type: 'sink', sink_node: r.body.nodes[0].id, schedule: { timezone: 'Etc/UTC', cron: '0 */1 * * *', status: 'running' } });
+    expect(r.body).toMatchObject({
+      name: 'p_shape',
+      type: 'sink',
+      sink_node: r.body.nodes[0].id,
+      schedule: { timezone: 'Etc/UTC', cron: '0 */1 * * *', status: 'running' },
+    });
     expect(r.body.nodes[0]).toMatchObject({ name: 'n', node_type: 'sink', dependencies: ['events'] });
     const datafile = await (await s.req('GET', '/v0/pipes/p_shape.pipe')).text();
     expect(datafile).toContain('TYPE sink');
     expect(datafile).toContain(`EXPORT_BUCKET_URI "s3://${BUCKET}/shape"`);
     const started = await j(s.req('POST', '/v0/pipes/p_shape/sink', form({ file_template: 'override', format: 'ndjson', compression: 'none' })));
     expect(started.status).toBe(200);
-    expect(started.body).toMatchObject({ id: r.body.nodes[0].id, node_type: 'sink', job: { kind: 'sink', status: 'waiting', is_cancellable: true, pipe: { name: 'p_shape' } } });
+    expect(started.body).toMatchObject({
+      id: r.body.nodes[0].id,
+      node_type: 'sink',
+      job: { kind: 'sink', status: 'waiting', is_cancellable: true, pipe: { name: 'p_shape' } },
+    });
     expect(started.body.job.job_url).toBe(`${s.url}/v0/jobs/${started.body.job.id}`);
     const job = await waitJob(started.body.job.id);
     expect(job).toMatchObject({ kind: 'sink', status: 'done', pipe_name: 'p_shape', statistics: { rows: 60, files: 1 } });
     expect(job.files).toEqual([{ path: `s3://${BUCKET}/shape/override.ndjson`, size: job.statistics.bytes }]);
     expect(await keys('shape/')).toEqual(['shape/override.ndjson']);
-    const lines = (await object('shape/override.ndjson')).toString().trim().split('\n').map((l) => JSON.parse(l));
+    const lines = (await object('shape/override.ndjson'))
+      .toString()
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     expect(lines[0]).toEqual({ country: 'ES', n: 0, ts: '2024-01-15 10:00:00' });
     expect(lines).toHaveLength(60);
     // Pause and resume the schedule.
@@ -267,7 +334,11 @@ describe('sink pipes', () => {
     let release!: () => void;
     const gate = new Promise<void>((res) => (release = res));
     const ws = s.app.services.access.defaultWorkspace;
-    for (let i = 0; i < 2; i++) await s.app.services.jobs.create(ws, 'test_block', {}, async () => { await gate; return {}; });
+    for (let i = 0; i < 2; i++)
+      await s.app.services.jobs.create(ws, 'test_block', {}, async () => {
+        await gate;
+        return {};
+      });
     let cancel: { status: number; body: Record<string, unknown> };
     let waiting: string;
     try {
@@ -278,7 +349,16 @@ describe('sink pipes', () => {
       await s.app.services.jobs.drain();
     }
     expect(cancel.status).toBe(200);
-    expect(cancel.body.cancelled_jobs).toEqual([expect.objectContaining({ id: waiting, kind: 'sink', status: 'cancelled', pipe_name: 'p_shape', job_url: `${s.url}/v0/jobs/${waiting}`, created_at: expect.any(String) })]);
+    expect(cancel.body.cancelled_jobs).toEqual([
+      expect.objectContaining({
+        id: waiting,
+        kind: 'sink',
+        status: 'cancelled',
+        pipe_name: 'p_shape',
+        job_url: `${s.url}/v0/jobs/${waiting}`,
+        created_at: expect.any(String),
+      }),
+    ]);
     const del = await j(s.req('DELETE', '/v0/pipes/p_shape/nodes/n/sink'));
     expect(del.status).toBe(200);
     expect(del.body.type).toBe('default');
@@ -291,18 +371,38 @@ describe('sink pipes', () => {
   it('takes sink nodes in a JSON pipe (tb push) and as an appended node', async () => {
     const doc = {
       name: 'p_push',
-      nodes: [{ name: 'n', sql: 'SELECT n FROM events', type: 'sink', export_connection_name: 's3conn', export_bucket_uri: `s3://${BUCKET}/push`, export_file_template: 'pushed', export_format: 'ndjson', export_schedule: '@hourly' }],
+      nodes: [
+        {
+          name: 'n',
+          sql: 'SELECT n FROM events',
+          type: 'sink',
+          export_connection_name: 's3conn',
+          export_bucket_uri: `s3://${BUCKET}/push`,
+          export_file_template: 'pushed',
+          export_format: 'ndjson',
+          export_schedule: '@hourly',
+        },
+      ],
     };
     let r = await j(s.req('POST', '/v0/pipes', { headers: JSON_HDR, body: JSON.stringify(doc) }));
     expect(r.status, JSON.stringify(r.body)).toBe(200);
     expect(r.body).toMatchObject({ type: 'sink', schedule: { cron: '@hourly', status: 'running' } });
     expect((await j(s.req('POST', '/v0/pipes/p_push/sink/pause'))).body.schedule.status).toBe('paused');
     // A sink that can not be set leaves no pipe behind.
-    r = await j(s.req('POST', '/v0/pipes', { headers: JSON_HDR, body: JSON.stringify({ ...doc, name: 'p_push2', nodes: [{ ...doc.nodes[0], export_bucket_uri: 's3://no-such-bucket/x' }] }) }));
+    r = await j(
+      s.req('POST', '/v0/pipes', {
+        headers: JSON_HDR,
+        body: JSON.stringify({ ...doc, name: 'p_push2', nodes: [{ ...doc.nodes[0], export_bucket_uri: 's3://no-such-bucket/x' }] }),
+      }),
+    );
     expect(r.status).toBe(404);
     expect((await s.req('GET', '/v0/pipes/p_push2')).status).toBe(404);
     await pipe('p_append');
-    r = await j(s.req('POST', `/v0/pipes/p_append/nodes?name=out&type=sink&connection=s3conn&path=s3://${BUCKET}/append&file_template=appended`, { body: 'SELECT n FROM n' }));
+    r = await j(
+      s.req('POST', `/v0/pipes/p_append/nodes?name=out&type=sink&connection=s3conn&path=s3://${BUCKET}/append&file_template=appended`, {
+        body: 'SELECT n FROM n',
+      }),
+    );
     expect(r.status, JSON.stringify(r.body)).toBe(200);
     expect(r.body.node_type).toBe('sink');
     const job = await run('p_append');
@@ -343,7 +443,10 @@ describe('sink pipes', () => {
         expect(lines[1]).toBe('"ES",0,"2024-01-15 10:00:00"');
         expect(lines).toHaveLength(61);
       } else if (c.format === 'ndjson') {
-        const objs = text!.trim().split('\n').map((l) => JSON.parse(l));
+        const objs = text!
+          .trim()
+          .split('\n')
+          .map((l) => JSON.parse(l));
         expect(objs).toHaveLength(60);
         expect(objs[59]).toEqual({ country: 'US', n: 59, ts: '2024-02-15 10:00:00' });
       } else {
@@ -352,7 +455,11 @@ describe('sink pipes', () => {
         const objs = await parquetReadObjects({ file: buf, compressors });
         expect(objs).toHaveLength(60);
         expect(Object.keys(objs[0])).toEqual(['country', 'n', 'ts']);
-        expect({ country: objs[1].country, n: Number(objs[1].n), ts: new Date(objs[1].ts as Date).toISOString() }).toEqual({ country: 'FR', n: 1, ts: '2024-02-15T10:00:00.000Z' });
+        expect({ country: objs[1].country, n: Number(objs[1].n), ts: new Date(objs[1].ts as Date).toISOString() }).toEqual({
+          country: 'FR',
+          n: 1,
+          ts: '2024-02-15T10:00:00.000Z',
+        });
       }
     }
   });
@@ -376,7 +483,9 @@ describe('sink pipes', () => {
 
   it('partitions by column values, date formats and buckets; fills variables and the job time', async () => {
     await pipe('p_part');
-    expect((await setSink('p_part', { path: `s3://${BUCKET}/part`, file_template: '{country}/sales_{ts, \'%Y%m\'}', format: 'csv', compression: 'gz' })).status).toBe(200);
+    expect(
+      (await setSink('p_part', { path: `s3://${BUCKET}/part`, file_template: "{country}/sales_{ts, '%Y%m'}", format: 'csv', compression: 'gz' })).status,
+    ).toBe(200);
     const job = await run('p_part');
     expect(job.status, JSON.stringify(job)).toBe('done');
     const want = ['ES', 'FR', 'US'].flatMap((c) => ['202401', '202402'].map((m) => `part/${c}/sales_${m}.csv.gz`)).sort();
@@ -385,7 +494,11 @@ describe('sink pipes', () => {
     expect(job.statistics).toMatchObject({ rows: 60, files: 6 });
     let total = 0;
     for (const k of want) {
-      const lines = zlib.gunzipSync(await object(k)).toString().trim().split('\n');
+      const lines = zlib
+        .gunzipSync(await object(k))
+        .toString()
+        .trim()
+        .split('\n');
       expect(lines[0]).toBe('"country","n","ts"');
       const [, c, m] = /part\/(\w+)\/sales_(\d+)/.exec(k)!;
       for (const l of lines.slice(1)) {
@@ -396,12 +509,16 @@ describe('sink pipes', () => {
     }
     expect(total).toBe(60);
     // Buckets and request variables, job time formatted.
-    const v = await run('p_part', { file_template: 'v_{customer}_{job_timestamp, \'%Y\'}_{n, 4}', customer: 'acme', compression: 'none', format: 'ndjson' });
+    const v = await run('p_part', { file_template: "v_{customer}_{job_timestamp, '%Y'}_{n, 4}", customer: 'acme', compression: 'none', format: 'ndjson' });
     expect(v.status, JSON.stringify(v)).toBe('done');
     const year = new Date().getUTCFullYear();
     expect(await keys('part/v_')).toEqual([0, 1, 2, 3].map((i) => `part/v_acme_${year}_${i}.ndjson`));
     for (const i of [0, 1, 2, 3]) {
-      const ns = (await object(`part/v_acme_${year}_${i}.ndjson`)).toString().trim().split('\n').map((l) => JSON.parse(l).n);
+      const ns = (await object(`part/v_acme_${year}_${i}.ndjson`))
+        .toString()
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l).n);
       expect(ns.every((n: number) => n % 4 === i)).toBe(true);
       expect(ns).toHaveLength(15);
     }
@@ -416,7 +533,17 @@ describe('sink pipes', () => {
 
   it('writes through GCS HMAC connections', async () => {
     await pipe('p_gcs');
-    expect((await j(s.req('POST', '/v0/pipes/p_gcs/nodes/n/sink', form({ connection: 'gcsconn', path: 'gs://gcs-bucket/exports', file_template: 'g', format: 'parquet' })))).status).toBe(200);
+    expect(
+      (
+        await j(
+          s.req(
+            'POST',
+            '/v0/pipes/p_gcs/nodes/n/sink',
+            form({ connection: 'gcsconn', path: 'gs://gcs-bucket/exports', file_template: 'g', format: 'parquet' }),
+          ),
+        )
+      ).status,
+    ).toBe(200);
     const job = await run('p_gcs');
     expect(job.files.map((f: { path: string }) => f.path)).toEqual(['gs://gcs-bucket/exports/g.parquet']);
     expect(await keys('exports/', 'gcs-bucket')).toEqual(['exports/g.parquet']);
@@ -441,8 +568,19 @@ describe('sink pipes', () => {
     try {
       await pipe('p_cron_t');
       await pipe('p_cron_n');
-      expect((await setSink('p_cron_t', { path: `s3://${BUCKET}/cron`, file_template: 't_{job_timestamp, \'%H\'}', schedule_cron: '*/10 * * * *', write_strategy: 'truncate' })).status).toBe(200);
-      expect((await setSink('p_cron_n', { path: `s3://${BUCKET}/cron`, file_template: 'n', schedule_cron: '*/10 * * * *', write_strategy: 'new' })).status).toBe(200);
+      expect(
+        (
+          await setSink('p_cron_t', {
+            path: `s3://${BUCKET}/cron`,
+            file_template: "t_{job_timestamp, '%H'}",
+            schedule_cron: '*/10 * * * *',
+            write_strategy: 'truncate',
+          })
+        ).status,
+      ).toBe(200);
+      expect(
+        (await setSink('p_cron_n', { path: `s3://${BUCKET}/cron`, file_template: 'n', schedule_cron: '*/10 * * * *', write_strategy: 'new' })).status,
+      ).toBe(200);
       clock.now = () => at(5);
       expect(await s.app.services.scheduler.tick()).toHaveLength(0);
       for (const m of [10, 20]) {
@@ -513,7 +651,7 @@ describe('sink pipes', () => {
     }
   });
 
-  it('a file_template placeholder takes the node parameter\'s default; checks leave no _pipit_write_check behind', async () => {
+  it("a file_template placeholder takes the node parameter's default; checks leave no _pipit_write_check behind", async () => {
     await pipe('p_pdef', "%\nSELECT country, n FROM events WHERE country = {{ String(region, 'ES') }} ORDER BY n");
     // Scheduled: no request variables, so {region} must come from the parameter's default.
     let r = await setSink('p_pdef', { path: `s3://${BUCKET}/pdef`, file_template: 'by_{region}', schedule_cron: '0 0 1 1 *', write_strategy: 'truncate' });
@@ -523,8 +661,16 @@ describe('sink pipes', () => {
     job = await run('p_pdef', { region: 'FR' });
     expect(job.status, JSON.stringify(job)).toBe('done');
     expect(await keys('pdef/')).toEqual(['pdef/by_ES.csv', 'pdef/by_FR.csv']);
-    expect(csvLines(await object('pdef/by_ES.csv')).slice(1).every((l) => l.startsWith('"ES"'))).toBe(true);
-    expect(csvLines(await object('pdef/by_FR.csv')).slice(1).every((l) => l.startsWith('"FR"'))).toBe(true);
+    expect(
+      csvLines(await object('pdef/by_ES.csv'))
+        .slice(1)
+        .every((l) => l.startsWith('"ES"')),
+    ).toBe(true);
+    expect(
+      csvLines(await object('pdef/by_FR.csv'))
+        .slice(1)
+        .every((l) => l.startsWith('"FR"')),
+    ).toBe(true);
     // A parameter without a default still needs the request's value.
     await pipe('p_pnodef', '%\nSELECT country, n FROM events WHERE country = {{ String(region) }} ORDER BY n');
     r = await setSink('p_pnodef', { path: `s3://${BUCKET}/pdef`, file_template: 'nd_{region}', schedule_cron: '0 0 1 1 *' });
@@ -532,7 +678,21 @@ describe('sink pipes', () => {
     // Connection checks (connector creation with bucket=, every sink set-up) delete their object.
     const all = await client.send(new ListObjectsV2Command({ Bucket: BUCKET }));
     expect((all.Contents ?? []).map((o) => o.Key!).filter((k) => k.endsWith('_pipit_write_check'))).toEqual([]);
-    const c = await j(s.req('POST', '/v0/connectors', form({ service: 's3', name: 's3conn_root', s3_endpoint: endpoint, s3_region: 'us-east-1', s3_access_key_id: 'S3RVER', s3_secret_access_key: 'S3RVER', bucket: 'gcs-bucket' })));
+    const c = await j(
+      s.req(
+        'POST',
+        '/v0/connectors',
+        form({
+          service: 's3',
+          name: 's3conn_root',
+          s3_endpoint: endpoint,
+          s3_region: 'us-east-1',
+          s3_access_key_id: 'S3RVER',
+          s3_secret_access_key: 'S3RVER',
+          bucket: 'gcs-bucket',
+        }),
+      ),
+    );
     expect(c.status, JSON.stringify(c.body)).toBe(200);
     const root = await client.send(new ListObjectsV2Command({ Bucket: 'gcs-bucket' }));
     expect((root.Contents ?? []).map((o) => o.Key!).filter((k) => k.endsWith('_pipit_write_check'))).toEqual([]);
@@ -546,8 +706,12 @@ describe('sink pipes', () => {
       expect(r.status, p).toBe(400);
     }
     fs.symlinkSync(os.tmpdir(), path.join(root, 'dev/out/tmp_link'));
-    expect((await j(s.req('POST', '/v0/pipes/p_local/nodes/n/sink', form({ connection: 'localconn', path: 'tmp_link/x', file_template: 'f' })))).status).toBe(400);
-    const r = await j(s.req('POST', '/v0/pipes/p_local/nodes/n/sink', form({ connection: 'localconn', path: 'daily', file_template: 'by_{country}', write_strategy: 'new' })));
+    expect((await j(s.req('POST', '/v0/pipes/p_local/nodes/n/sink', form({ connection: 'localconn', path: 'tmp_link/x', file_template: 'f' })))).status).toBe(
+      400,
+    );
+    const r = await j(
+      s.req('POST', '/v0/pipes/p_local/nodes/n/sink', form({ connection: 'localconn', path: 'daily', file_template: 'by_{country}', write_strategy: 'new' })),
+    );
     expect(r.status, JSON.stringify(r.body)).toBe(200);
     const a = await run('p_local');
     expect(a.status, JSON.stringify(a)).toBe('done');
@@ -584,7 +748,9 @@ describe('sink pipes', () => {
   it('cleans column values before they name files: no separators, traversal or glob characters', async () => {
     const values = ['a/b', '..', '.', '{x}', 'ok', 'a\\b', 'sp ace', '*?'];
     await pipe('p_hostile', `SELECT arrayJoin([${values.map((v) => `'${v.replace(/\\/g, '\\\\')}'`).join(', ')}]) AS v, 1 AS one`);
-    expect((await j(s.req('POST', '/v0/pipes/p_hostile/nodes/n/sink', form({ connection: 'localconn', path: 'hostile', file_template: '{v}/f' })))).status).toBe(200);
+    expect(
+      (await j(s.req('POST', '/v0/pipes/p_hostile/nodes/n/sink', form({ connection: 'localconn', path: 'hostile', file_template: '{v}/f' })))).status,
+    ).toBe(200);
     const job = await run('p_hostile');
     expect(job.status, JSON.stringify(job)).toBe('done');
     const root = s.app.services.config.sinkLocalRoot;

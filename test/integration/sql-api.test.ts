@@ -60,13 +60,19 @@ describe('request shapes', () => {
   });
 
   it('POST JSON {"q": ...}', async () => {
-    const r = await s.req('POST', '/v0/sql', { body: JSON.stringify({ q: 'SELECT max(n) AS m FROM ev FORMAT JSONEachRow', some_param: 1 }), headers: { 'content-type': 'application/json' } });
+    const r = await s.req('POST', '/v0/sql', {
+      body: JSON.stringify({ q: 'SELECT max(n) AS m FROM ev FORMAT JSONEachRow', some_param: 1 }),
+      headers: { 'content-type': 'application/json' },
+    });
     expect(r.status).toBe(200);
     expect(await r.text()).toBe('{"m":"3"}\n'.replace('"3"', '3'));
   });
 
   it('POST gzip-compressed body', async () => {
-    const r = await s.req('POST', '/v0/sql', { body: zlib.gzipSync('SELECT 2 AS two FORMAT CSV'), headers: { 'content-encoding': 'gzip', 'content-type': 'text/plain' } });
+    const r = await s.req('POST', '/v0/sql', {
+      body: zlib.gzipSync('SELECT 2 AS two FORMAT CSV'),
+      headers: { 'content-encoding': 'gzip', 'content-type': 'text/plain' },
+    });
     expect(await r.text()).toBe('2\n');
   });
 
@@ -110,9 +116,8 @@ describe('formats', () => {
   ];
   for (const [format, type] of deterministic) {
     it(`FORMAT ${format} is the engine's bytes with ${type}`, async () => {
-      const q = format === 'Prometheus'
-        ? 'SELECT \'requests_total\' AS name, toFloat64(sum(n)) AS value FROM ev'
-        : 'SELECT user, n, ts, big, f FROM ev ORDER BY n';
+      const q =
+        format === 'Prometheus' ? "SELECT 'requests_total' AS name, toFloat64(sum(n)) AS value FROM ev" : 'SELECT user, n, ts, big, f FROM ev ORDER BY n';
       const r = await sql(`${q} FORMAT ${format}`);
       expect(r.status).toBe(200);
       expect(r.headers.get('content-type')).toContain(type);
@@ -125,8 +130,14 @@ describe('formats', () => {
 
   it('FORMAT JSON / JSONCompact / JSONStrings envelopes', async () => {
     let j = await (await sql('SELECT user, n FROM ev ORDER BY n LIMIT 2 FORMAT JSON')).json();
-    expect(j.meta).toEqual([{ name: 'user', type: 'String' }, { name: 'n', type: 'Int64' }]);
-    expect(j.data).toEqual([{ user: 'a', n: 1 }, { user: 'b', n: 2 }]);
+    expect(j.meta).toEqual([
+      { name: 'user', type: 'String' },
+      { name: 'n', type: 'Int64' },
+    ]);
+    expect(j.data).toEqual([
+      { user: 'a', n: 1 },
+      { user: 'b', n: 2 },
+    ]);
     expect(j.rows).toBe(2);
     expect(j.rows_before_limit_at_least).toBe(3);
     j = await (await sql('SELECT user, n FROM ev ORDER BY n LIMIT 1 FORMAT JSONCompact')).json();
@@ -147,8 +158,14 @@ describe('formats', () => {
     const r = await sql('SELECT user, n FROM ev ORDER BY n LIMIT 2;');
     expect(r.headers.get('content-type')).toContain('application/json');
     const body = await r.json();
-    expect(body.meta).toEqual([{ name: 'user', type: 'String' }, { name: 'n', type: 'Int64' }]);
-    expect(body.data).toEqual([{ user: 'a', n: 1 }, { user: 'b', n: 2 }]);
+    expect(body.meta).toEqual([
+      { name: 'user', type: 'String' },
+      { name: 'n', type: 'Int64' },
+    ]);
+    expect(body.data).toEqual([
+      { user: 'a', n: 1 },
+      { user: 'b', n: 2 },
+    ]);
     expect(body.rows).toBe(2);
     expect(Object.keys(body.statistics).sort()).toEqual(['bytes_read', 'elapsed', 'rows_read']);
   });
@@ -161,10 +178,17 @@ describe('formats', () => {
     r = await get('SELECT n FROM ev ORDER BY n LIMIT 2', 'ndjson');
     expect(await r.text()).toBe('{"n":1}\n{"n":2}\n');
     r = await get('SELECT n FROM ev ORDER BY n LIMIT 1', 'Parquet');
-    expect(Buffer.from(await r.arrayBuffer()).subarray(0, 4).toString()).toBe('PAR1');
+    expect(
+      Buffer.from(await r.arrayBuffer())
+        .subarray(0, 4)
+        .toString(),
+    ).toBe('PAR1');
     r = await get('SELECT n FROM ev ORDER BY n LIMIT 1 FORMAT TSV', 'JSON');
     expect(await r.text()).toBe('1\n');
-    r = await s.req('POST', '/v0/sql', { body: JSON.stringify({ q: 'SELECT n FROM ev ORDER BY n LIMIT 1', format: 'CSV' }), headers: { 'content-type': 'application/json' } });
+    r = await s.req('POST', '/v0/sql', {
+      body: JSON.stringify({ q: 'SELECT n FROM ev ORDER BY n LIMIT 1', format: 'CSV' }),
+      headers: { 'content-type': 'application/json' },
+    });
     expect(await r.text()).toBe('1\n');
     r = await get('SELECT 1', 'Native');
     expect(r.status).toBe(400);
@@ -184,11 +208,15 @@ describe('formats', () => {
   it('unknown formats are refused with the list', async () => {
     const r = await sql('SELECT 1 FORMAT Native');
     expect(r.status).toBe(403);
-    expect((await r.json()).error).toBe('invalid format, available ones: JSON, CSV, CSVWithNames, TSV, TSVWithNames, PrettyCompact, JSONEachRow, Parquet, JSONStrings, Prometheus');
+    expect((await r.json()).error).toBe(
+      'invalid format, available ones: JSON, CSV, CSVWithNames, TSV, TSVWithNames, PrettyCompact, JSONEachRow, Parquet, JSONStrings, Prometheus',
+    );
   });
 
   it('gzip when the client accepts it', async () => {
-    const r = await fetch(`${s.url}/v0/sql?q=${encodeURIComponent('SELECT number FROM numbers(1000) FORMAT CSV')}`, { headers: { authorization: `Bearer ${s.token}`, 'accept-encoding': 'gzip' } });
+    const r = await fetch(`${s.url}/v0/sql?q=${encodeURIComponent('SELECT number FROM numbers(1000) FORMAT CSV')}`, {
+      headers: { authorization: `Bearer ${s.token}`, 'accept-encoding': 'gzip' },
+    });
     expect(r.headers.get('content-encoding')).toBe('gzip');
     const text = await r.text(); // fetch decompresses
     expect(text.split('\n').length).toBe(1001);
@@ -226,13 +254,25 @@ describe('parameters', () => {
       return { type: el.type, utf8: el.converted_type === 'UTF8' || el.logical_type?.type === 'STRING' };
     };
     expect(await userColumn(await sql('SELECT user FROM ev FORMAT Parquet'))).toEqual({ type: 'BYTE_ARRAY', utf8: false });
-    expect(await userColumn(await sql('SELECT user FROM ev FORMAT Parquet', '&output_format_parquet_string_as_string=0'))).toEqual({ type: 'BYTE_ARRAY', utf8: false });
-    expect(await userColumn(await sql('SELECT user FROM ev FORMAT Parquet', '&output_format_parquet_string_as_string=1'))).toEqual({ type: 'BYTE_ARRAY', utf8: true });
+    expect(await userColumn(await sql('SELECT user FROM ev FORMAT Parquet', '&output_format_parquet_string_as_string=0'))).toEqual({
+      type: 'BYTE_ARRAY',
+      utf8: false,
+    });
+    expect(await userColumn(await sql('SELECT user FROM ev FORMAT Parquet', '&output_format_parquet_string_as_string=1'))).toEqual({
+      type: 'BYTE_ARRAY',
+      utf8: true,
+    });
     // Endpoints too.
-    const p = await s.req('POST', '/v0/pipes', { headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: 'pq_strings', nodes: [{ name: 'e', sql: 'SELECT user FROM ev', type: 'endpoint' }] }) });
+    const p = await s.req('POST', '/v0/pipes', {
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ name: 'pq_strings', nodes: [{ name: 'e', sql: 'SELECT user FROM ev', type: 'endpoint' }] }),
+    });
     expect(p.status, await p.clone().text()).toBe(200);
     expect(await userColumn(await s.req('GET', '/v0/pipes/pq_strings.parquet'))).toEqual({ type: 'BYTE_ARRAY', utf8: false });
-    expect(await userColumn(await s.req('GET', '/v0/pipes/pq_strings.parquet?output_format_parquet_string_as_string=1'))).toEqual({ type: 'BYTE_ARRAY', utf8: true });
+    expect(await userColumn(await s.req('GET', '/v0/pipes/pq_strings.parquet?output_format_parquet_string_as_string=1'))).toEqual({
+      type: 'BYTE_ARRAY',
+      utf8: true,
+    });
     expect((await sql('SELECT 1', '&output_format_parquet_string_as_string=x')).status).toBe(400);
   });
 
@@ -329,7 +369,10 @@ describe('names and errors', () => {
     const typo = await sql('SELEC 1');
     expect(typo.status).toBe(400);
     expect((await typo.json()).error).toBe("Syntax error: expected SELECT or WITH, found 'SELEC' at position 1");
-    const node = await s.req('POST', '/v0/pipes', { body: new URLSearchParams({ name: 'typo_pipe', sql: 'SELEC 1' }).toString(), headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+    const node = await s.req('POST', '/v0/pipes', {
+      body: new URLSearchParams({ name: 'typo_pipe', sql: 'SELEC 1' }).toString(),
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    });
     expect(node.status).toBe(400);
     expect((await node.json()).error).toMatch(/Syntax error: expected SELECT or WITH, found 'SELEC'/);
   });
@@ -354,8 +397,16 @@ describe('names and errors', () => {
 describe('cancellation', () => {
   it('a client that disconnects cancels its query in the engine', async () => {
     const ac = new AbortController();
-    const p = fetch(`${s.url}/v0/sql?q=${encodeURIComponent('SELECT count() FROM numbers(1000000000000)')}`, { headers: { authorization: `Bearer ${s.token}` }, signal: ac.signal }).catch((e) => e);
-    const running = async () => (await s.app.services.engine.rows<{ c: string }>("SELECT count() AS c FROM system.processes WHERE query LIKE '%numbers(1000000000000)%' AND query NOT LIKE '%system.processes%'"))[0].c;
+    const p = fetch(`${s.url}/v0/sql?q=${encodeURIComponent('SELECT count() FROM numbers(1000000000000)')}`, {
+      headers: { authorization: `Bearer ${s.token}` },
+      signal: ac.signal,
+    }).catch((e) => e);
+    const running = async () =>
+      (
+        await s.app.services.engine.rows<{ c: string }>(
+          "SELECT count() AS c FROM system.processes WHERE query LIKE '%numbers(1000000000000)%' AND query NOT LIKE '%system.processes%'",
+        )
+      )[0].c;
     for (let i = 0; i < 50 && Number(await running()) === 0; i++) await new Promise((r) => setTimeout(r, 50));
     expect(Number(await running())).toBe(1);
     ac.abort();

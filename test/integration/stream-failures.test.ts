@@ -34,7 +34,13 @@ const SLOW = "SELECT 'metric' AS name, number + sleep(1) AS value FROM numbers(1
 const FORMATS = Object.keys(OUTPUT_FORMATS);
 const isBuffered = (format: string) => OUTPUT_FORMATS[format.toLowerCase()].contentType === 'application/json';
 /** Endpoint extensions and whether their format is answered whole. */
-const ENDPOINT_EXTS: Array<[string, boolean]> = [['csv', false], ['ndjson', false], ['parquet', false], ['prometheus', false], ['json', true]];
+const ENDPOINT_EXTS: Array<[string, boolean]> = [
+  ['csv', false],
+  ['ndjson', false],
+  ['parquet', false],
+  ['prometheus', false],
+  ['json', true],
+];
 
 interface Outcome {
   status: number;
@@ -97,7 +103,11 @@ function expectFailure(o: Outcome, buffered: boolean, status: number, message: R
 
 beforeAll(async () => {
   s = await startServer({ config: { queryTimeout: TIMEOUT_S, queryMaxResultBytes: MAX_RESULT_BYTES } });
-  for (const [name, sql] of [['boom', BOOM], ['too_big', TOO_BIG], ['slow', SLOW]]) {
+  for (const [name, sql] of [
+    ['boom', BOOM],
+    ['too_big', TOO_BIG],
+    ['slow', SLOW],
+  ]) {
     const r = await s.req('POST', '/v0/pipes', { headers: JSON_HDR, body: JSON.stringify({ name, nodes: [{ name: 'e', sql, type: 'endpoint' }] }) });
     expect(r.status, await r.clone().text()).toBe(200);
   }
@@ -128,8 +138,13 @@ describe('a query failing mid-stream ends only its own response', () => {
 
   it('the result-size limit reached mid-stream (SELECT * FROM numbers(huge))', async () => {
     const cases = [
-      ...['CSV', 'JSONEachRow', 'Parquet', 'PrettyCompact', 'JSON'].flatMap((format) => [false, true].map((gzip) => ({ path: sqlPath(TOO_BIG, format), buffered: isBuffered(format), gzip }))),
-      ...[false, true].flatMap((gzip) => [{ path: '/v0/pipes/too_big.csv', buffered: false, gzip }, { path: '/v0/pipes/too_big.json', buffered: true, gzip }]),
+      ...['CSV', 'JSONEachRow', 'Parquet', 'PrettyCompact', 'JSON'].flatMap((format) =>
+        [false, true].map((gzip) => ({ path: sqlPath(TOO_BIG, format), buffered: isBuffered(format), gzip })),
+      ),
+      ...[false, true].flatMap((gzip) => [
+        { path: '/v0/pipes/too_big.csv', buffered: false, gzip },
+        { path: '/v0/pipes/too_big.json', buffered: true, gzip },
+      ]),
     ];
     await inBatches(cases, 4, async ({ path, buffered, gzip }) => {
       expectFailure(await get(path, gzip), buffered, 400, /Limit for result exceeded/, `${path} gzip=${gzip}`);
@@ -161,7 +176,9 @@ describe('a query failing mid-stream ends only its own response', () => {
           const parts: Buffer[] = [];
           res.on('data', (c: Buffer) => parts.push(c));
           res.on('error', () => undefined);
-          res.on('close', () => resolve({ status: res.statusCode ?? 0, raw: Buffer.concat(parts), complete: res.complete, encoding: res.headers['content-encoding'] }));
+          res.on('close', () =>
+            resolve({ status: res.statusCode ?? 0, raw: Buffer.concat(parts), complete: res.complete, encoding: res.headers['content-encoding'] }),
+          );
         });
         req.on('error', reject);
       });
@@ -179,7 +196,10 @@ describe('a query failing mid-stream ends only its own response', () => {
   it('a client that goes away mid-stream cancels its query; the server goes on', async () => {
     for (const gzip of [false, true]) {
       const ac = new AbortController();
-      const r = await fetch(s.url + sqlPath(SLOW, 'CSV'), { signal: ac.signal, headers: { authorization: `Bearer ${s.token}`, 'accept-encoding': gzip ? 'gzip' : 'identity' } });
+      const r = await fetch(s.url + sqlPath(SLOW, 'CSV'), {
+        signal: ac.signal,
+        headers: { authorization: `Bearer ${s.token}`, 'accept-encoding': gzip ? 'gzip' : 'identity' },
+      });
       expect(r.status).toBe(200);
       const reader = (r.body as ReadableStream<Uint8Array>).getReader();
       expect((await reader.read()).done).toBe(false);
@@ -208,7 +228,8 @@ describe('request bodies that fail while they stream', () => {
     const form =
       '--BB\r\nContent-Disposition: form-data; name="csv"; filename="a.csv"\r\nContent-Type: text/csv\r\n\r\na,b\n1,2\n\r\n' +
       '--BB\r\nContent-Disposition: form-data; name="other"; filename="b.csv"\r\nContent-Type: text/csv\r\n\r\n3,4\n';
-    const head = `POST /v0/datasources?name=mp_cut&mode=create HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${s.token}\r\n` +
+    const head =
+      `POST /v0/datasources?name=mp_cut&mode=create HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${s.token}\r\n` +
       `Content-Type: multipart/form-data; boundary=BB\r\nContent-Length: ${Buffer.byteLength(form)}\r\nConnection: close\r\n\r\n`;
     const answer = await rawRequest(head, form);
     expect(answer).toMatch(/^HTTP\/1\.1 400/);
@@ -225,8 +246,11 @@ describe('request bodies that fail while they stream', () => {
     const port = Number(new URL(s.url).port);
     await new Promise<void>((resolve) => {
       const c = net.connect(port, '127.0.0.1', () => {
-        c.write(`POST /v0/datasources?name=mp_gone&mode=create HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${s.token}\r\n` +
-          `Content-Type: multipart/form-data; boundary=BB\r\nContent-Length: ${10 * part.length}\r\n\r\n` + part);
+        c.write(
+          `POST /v0/datasources?name=mp_gone&mode=create HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${s.token}\r\n` +
+            `Content-Type: multipart/form-data; boundary=BB\r\nContent-Length: ${10 * part.length}\r\n\r\n` +
+            part,
+        );
         setTimeout(() => c.destroy(), 200);
       });
       c.on('error', () => undefined);
@@ -237,7 +261,11 @@ describe('request bodies that fail while they stream', () => {
 
   it('a corrupt gzip body is a 400 on every route that takes one', async () => {
     const bad = Buffer.concat([zlib.gzipSync('a,b\n1,2\n'.repeat(1000)).subarray(0, 40), Buffer.from('garbage that is not deflate')]);
-    for (const [path, status] of [['/v0/datasources?name=gz_bad&mode=create', 400], ['/v0/sql', 400], ['/v0/analyze', 400]] as const) {
+    for (const [path, status] of [
+      ['/v0/datasources?name=gz_bad&mode=create', 400],
+      ['/v0/sql', 400],
+      ['/v0/analyze', 400],
+    ] as const) {
       const r = await s.req('POST', path, { body: bad, headers: { 'content-encoding': 'gzip', 'content-type': 'text/csv' } });
       expect(r.status, path).toBe(status);
       expect((await r.json()).error, path).toMatch(/could not be decompressed|No data/);

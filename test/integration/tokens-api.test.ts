@@ -47,9 +47,14 @@ beforeAll(async () => {
   expect((await s.req('POST', '/v0/datasources?name=events&mode=create', form({ schema }))).status).toBe(200);
   expect((await s.req('POST', '/v0/datasources?name=other&mode=create', form({ schema }))).status).toBe(200);
   expect((await s.req('POST', '/v0/events?name=events&wait=true', { body: rows.map((r) => JSON.stringify(r)).join('\n') })).status).toBe(200);
-  const pipe = (name: string, sql: string) => s.req('POST', '/v0/pipes', { headers: json, body: JSON.stringify({ name, nodes: [{ name: `${name}_0`, sql, type: 'endpoint' }] }) });
-  expect((await pipe('by_country', "% SELECT country, sum(n) AS total FROM events WHERE country = {{String(country, 'ES')}} GROUP BY country")).status).toBe(200);
-  expect((await pipe('by_country_copy', "% SELECT country, sum(n) AS total FROM events WHERE country = {{String(country, 'ES')}} GROUP BY country")).status).toBe(200);
+  const pipe = (name: string, sql: string) =>
+    s.req('POST', '/v0/pipes', { headers: json, body: JSON.stringify({ name, nodes: [{ name: `${name}_0`, sql, type: 'endpoint' }] }) });
+  expect((await pipe('by_country', "% SELECT country, sum(n) AS total FROM events WHERE country = {{String(country, 'ES')}} GROUP BY country")).status).toBe(
+    200,
+  );
+  expect(
+    (await pipe('by_country_copy', "% SELECT country, sum(n) AS total FROM events WHERE country = {{String(country, 'ES')}} GROUP BY country")).status,
+  ).toBe(200);
   expect((await pipe('all_rows', 'SELECT count() AS c FROM events')).status).toBe(200);
 }, 60_000);
 
@@ -66,7 +71,16 @@ describe('static tokens', () => {
     expect(body.tokens.find((t: { name: string }) => t.name === 'admin token')).not.toHaveProperty('token');
     const own = (await j(await s.req('GET', '/v0/tokens', { token: signer }))).body;
     const admin = own.tokens.find((t: { name: string }) => t.name === 'admin token');
-    expect(admin).toEqual({ id: expect.stringMatching(/^t_[0-9a-f]{32}$/), token: signer, scopes: [{ type: 'ADMIN' }], name: 'admin token', description: '', origin: { type: 'C' }, host: 'pipit', created_at: expect.stringMatching(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d/) });
+    expect(admin).toEqual({
+      id: expect.stringMatching(/^t_[0-9a-f]{32}$/),
+      token: signer,
+      scopes: [{ type: 'ADMIN' }],
+      name: 'admin token',
+      description: '',
+      origin: { type: 'C' },
+      host: 'pipit',
+      created_at: expect.stringMatching(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d/),
+    });
     expect(Object.keys(admin)).toEqual(['id', 'token', 'scopes', 'name', 'description', 'origin', 'host', 'created_at']);
     // The server-level user token belongs to no workspace.
     expect(body.tokens.map((t: { name: string }) => t.name)).toEqual(['admin token', 'workspace admin token']);
@@ -74,8 +88,17 @@ describe('static tokens', () => {
 
   it('creates a token from repeated scope= (names or ids, filters with colons), shown by name', async () => {
     const ev = await s.app.services.datasources.get(s.app.services.access.defaultWorkspace, 'events');
-    const r = await create([['name', 'reader'], ['description', 'reads ES'], ['scope', "DATASOURCES:READ:events:country = 'ES' AND toString(n) != 'a:b'"],
-      ['scope', `DATASOURCES:APPEND:${ev.id}`], ['scope', 'PIPES:READ:by_country'], ['scope', 'PIPES:DROP:all_rows'], ['scope', 'DATASOURCES:DROP:other'], ['scope', 'PIPES:CREATE'], ['scope', 'TOKENS']]);
+    const r = await create([
+      ['name', 'reader'],
+      ['description', 'reads ES'],
+      ['scope', "DATASOURCES:READ:events:country = 'ES' AND toString(n) != 'a:b'"],
+      ['scope', `DATASOURCES:APPEND:${ev.id}`],
+      ['scope', 'PIPES:READ:by_country'],
+      ['scope', 'PIPES:DROP:all_rows'],
+      ['scope', 'DATASOURCES:DROP:other'],
+      ['scope', 'PIPES:CREATE'],
+      ['scope', 'TOKENS'],
+    ]);
     const { status, body } = await j(r);
     expect(status).toBe(200);
     expect(body).toEqual({
@@ -102,11 +125,32 @@ describe('static tokens', () => {
   });
 
   it('accepts the parameters in a form body or a JSON body (as the SDK sends a static token)', async () => {
-    const params = new URLSearchParams([['name', 'from_form'], ['scope', 'DATASOURCES:READ:events'], ['scope', 'DATASOURCES:APPEND:events']]);
+    const params = new URLSearchParams([
+      ['name', 'from_form'],
+      ['scope', 'DATASOURCES:READ:events'],
+      ['scope', 'DATASOURCES:APPEND:events'],
+    ]);
     let r = await s.req('POST', '/v0/tokens', form(params));
-    expect((await j(r)).body.scopes).toEqual([{ type: 'DATASOURCES:READ', resource: 'events', filter: '' }, { type: 'DATASOURCES:APPEND', resource: 'events' }]);
-    r = await s.req('POST', '/v0/tokens/', { headers: json, body: JSON.stringify({ name: 'from_json', description: 'd', scopes: [{ type: 'DATASOURCES:READ', resource: 'events', filter: 'n > 3' }, 'PIPES:READ:by_country'] }) });
-    expect((await j(r)).body).toMatchObject({ name: 'from_json', description: 'd', scopes: [{ type: 'DATASOURCES:READ', resource: 'events', filter: 'n > 3' }, { type: 'PIPES:READ', resource: 'by_country', filter: '' }] });
+    expect((await j(r)).body.scopes).toEqual([
+      { type: 'DATASOURCES:READ', resource: 'events', filter: '' },
+      { type: 'DATASOURCES:APPEND', resource: 'events' },
+    ]);
+    r = await s.req('POST', '/v0/tokens/', {
+      headers: json,
+      body: JSON.stringify({
+        name: 'from_json',
+        description: 'd',
+        scopes: [{ type: 'DATASOURCES:READ', resource: 'events', filter: 'n > 3' }, 'PIPES:READ:by_country'],
+      }),
+    });
+    expect((await j(r)).body).toMatchObject({
+      name: 'from_json',
+      description: 'd',
+      scopes: [
+        { type: 'DATASOURCES:READ', resource: 'events', filter: 'n > 3' },
+        { type: 'PIPES:READ', resource: 'by_country', filter: '' },
+      ],
+    });
     const api = createTinybirdApi({ baseUrl: s.url, token: s.token });
     const created = await api.createToken({ name: 'from_sdk', scope: ['DATASOURCES:APPEND:events'] });
     expect(created.token).toMatch(/^p\./);
@@ -115,22 +159,42 @@ describe('static tokens', () => {
   });
 
   it('reads the token itself from a form body too (Tinybird takes every argument from the body)', async () => {
-    const body = new URLSearchParams([['name', 'by_form_token'], ['scope', 'DATASOURCES:READ:events'], ['token', s.token]]);
+    const body = new URLSearchParams([
+      ['name', 'by_form_token'],
+      ['scope', 'DATASOURCES:READ:events'],
+      ['token', s.token],
+    ]);
     const r = await j(await s.req('POST', '/v0/tokens', { body, token: null }));
     expect(r.status).toBe(200);
     expect(r.body).toMatchObject({ name: 'by_form_token', scopes: [{ type: 'DATASOURCES:READ', resource: 'events', filter: '' }] });
     expect((await j(await s.req('GET', '/v0/tokens', { body: undefined, token: null }))).status).toBe(403);
     // A wrong one in the body is refused like anywhere else.
-    const bad = new URLSearchParams([['name', 'nope'], ['scope', 'DATASOURCES:READ:events'], ['token', `${s.token}x`]]);
-    expect(await j(await s.req('POST', '/v0/tokens', { body: bad, token: null }))).toEqual({ status: 403, body: { error: 'invalid authentication token', documentation: AUTH_DOC } });
+    const bad = new URLSearchParams([
+      ['name', 'nope'],
+      ['scope', 'DATASOURCES:READ:events'],
+      ['token', `${s.token}x`],
+    ]);
+    expect(await j(await s.req('POST', '/v0/tokens', { body: bad, token: null }))).toEqual({
+      status: 403,
+      body: { error: 'invalid authentication token', documentation: AUTH_DOC },
+    });
     expect(await tokenNames()).not.toContain('nope');
   });
 
   it('records the origin of a resource token (as the CLI creates them)', async () => {
     const ev = await s.app.services.datasources.get(s.app.services.access.defaultWorkspace, 'events');
-    let r = await create([['name', 'ds_origin'], ['origin', 'DS'], ['resource_id', 'events'], ['scope', 'DATASOURCES:APPEND:events']]);
+    let r = await create([
+      ['name', 'ds_origin'],
+      ['origin', 'DS'],
+      ['resource_id', 'events'],
+      ['scope', 'DATASOURCES:APPEND:events'],
+    ]);
     expect((await j(r)).body.origin).toEqual({ type: 'DS', resource_id: ev.id });
-    r = await create([['name', 'ds_origin2'], ['origin', 'DS'], ['scope', 'DATASOURCES:APPEND:events']]);
+    r = await create([
+      ['name', 'ds_origin2'],
+      ['origin', 'DS'],
+      ['scope', 'DATASOURCES:APPEND:events'],
+    ]);
     expect(await j(r)).toEqual({ status: 400, body: { error: 'resource_id is required for origin DS' } });
   });
 
@@ -139,26 +203,102 @@ describe('static tokens', () => {
     const cases: Array<[Array<[string, string]>, string]> = [
       [[['scope', 'ADMIN']], 'Missing argument name'],
       [[['name', 'x']], 'scope is mandatory'],
-      [[['name', 'x'], ['scope', '']], 'scope is mandatory'],
-      [[['name', 'x'], ['scope', 'INVALID:SCOPE']], 'Unknown scope INVALID:SCOPE'],
-      [[['name', 'x'], ['scope', 'ANOTHERINVALIDSCOPE']], 'Unknown scope ANOTHERINVALIDSCOPE'],
-      [[['name', 'x'], ['scope', 'ADMIN_USER']], 'Cannot set ADMIN_USER scope, please provide a different target scope'],
-      [[['name', 'x'], ['scope', 'AUTH']], 'Cannot set ADMIN_USER scope, please provide a different target scope'],
-      [[['name', 'x'], ['scope', 'DATASOURCES:DROP']], "scope 'DATASOURCES:DROP' requires a resource"],
-      [[['name', 'x'], ['scope', 'PIPES:READ']], "scope 'PIPES:READ' requires a resource"],
-      [[['name', 'x'], ['scope', 'DATASOURCES:APPEND:events:n > 1']], "filters can't only be applied to READ scope"],
-      [[['name', 'x'], ['scope', 'DATASOURCES:READ:nonexistent']], 'datasource or pipe nonexistent does not exist'],
-      [[['name', 'x'], ['scope', 'PIPES:READ:events']], 'datasource or pipe events does not exist'],
-      [[['name', 'x'], ['scope', 'DATASOURCES:READ:events'], ['scope', 'DATASOURCES:READ:nope']], 'datasource or pipe nope does not exist'],
-      [[['name', 'admin token'], ['scope', 'ADMIN']], 'Auth token with name "admin token" already exists'],
+      [
+        [
+          ['name', 'x'],
+          ['scope', ''],
+        ],
+        'scope is mandatory',
+      ],
+      [
+        [
+          ['name', 'x'],
+          ['scope', 'INVALID:SCOPE'],
+        ],
+        'Unknown scope INVALID:SCOPE',
+      ],
+      [
+        [
+          ['name', 'x'],
+          ['scope', 'ANOTHERINVALIDSCOPE'],
+        ],
+        'Unknown scope ANOTHERINVALIDSCOPE',
+      ],
+      [
+        [
+          ['name', 'x'],
+          ['scope', 'ADMIN_USER'],
+        ],
+        'Cannot set ADMIN_USER scope, please provide a different target scope',
+      ],
+      [
+        [
+          ['name', 'x'],
+          ['scope', 'AUTH'],
+        ],
+        'Cannot set ADMIN_USER scope, please provide a different target scope',
+      ],
+      [
+        [
+          ['name', 'x'],
+          ['scope', 'DATASOURCES:DROP'],
+        ],
+        "scope 'DATASOURCES:DROP' requires a resource",
+      ],
+      [
+        [
+          ['name', 'x'],
+          ['scope', 'PIPES:READ'],
+        ],
+        "scope 'PIPES:READ' requires a resource",
+      ],
+      [
+        [
+          ['name', 'x'],
+          ['scope', 'DATASOURCES:APPEND:events:n > 1'],
+        ],
+        "filters can't only be applied to READ scope",
+      ],
+      [
+        [
+          ['name', 'x'],
+          ['scope', 'DATASOURCES:READ:nonexistent'],
+        ],
+        'datasource or pipe nonexistent does not exist',
+      ],
+      [
+        [
+          ['name', 'x'],
+          ['scope', 'PIPES:READ:events'],
+        ],
+        'datasource or pipe events does not exist',
+      ],
+      [
+        [
+          ['name', 'x'],
+          ['scope', 'DATASOURCES:READ:events'],
+          ['scope', 'DATASOURCES:READ:nope'],
+        ],
+        'datasource or pipe nope does not exist',
+      ],
+      [
+        [
+          ['name', 'admin token'],
+          ['scope', 'ADMIN'],
+        ],
+        'Auth token with name "admin token" already exists',
+      ],
     ];
     for (const [params, error] of cases) {
       const r = await j(await create(params));
       expect(r, error).toEqual({ status: 400, body: { error } });
     }
     // A filter is one safe SQL expression, checked like every user expression.
-    for (const filter of ["1; DROP TABLE events", 'n IN (SELECT n FROM other)', "file('/etc/passwd') != ''", "(n > 1"]) {
-      const r = await create([['name', 'x'], ['scope', `DATASOURCES:READ:events:${filter}`]]);
+    for (const filter of ['1; DROP TABLE events', 'n IN (SELECT n FROM other)', "file('/etc/passwd') != ''", '(n > 1']) {
+      const r = await create([
+        ['name', 'x'],
+        ['scope', `DATASOURCES:READ:events:${filter}`],
+      ]);
       expect(r.status, filter).toBe(400);
       expect((await r.json()).error, filter).toMatch(/^Invalid filter/);
     }
@@ -166,21 +306,79 @@ describe('static tokens', () => {
   });
 
   it('needs ADMIN or TOKENS; TOKENS can not grant ADMIN nor see ADMIN values', async () => {
-    const creator = (await j(await create([['name', 'ds_creator'], ['scope', 'DATASOURCES:CREATE']]))).body.token;
-    expect(await j(await s.req('GET', '/v0/tokens', { token: creator }))).toEqual({ status: 403, body: { error: 'Token has not enough permissions to get information about Tokens', documentation: AUTH_DOC } });
-    expect(await j(await create([['name', 'y'], ['scope', 'DATASOURCES:CREATE']], creator))).toEqual({ status: 403, body: { error: 'token needs scope TOKENS', documentation: AUTH_DOC } });
-    expect(await j(await s.req('GET', '/v0/tokens', { token: null }))).toEqual({ status: 403, body: { error: 'invalid authentication token', documentation: AUTH_DOC } });
+    const creator = (
+      await j(
+        await create([
+          ['name', 'ds_creator'],
+          ['scope', 'DATASOURCES:CREATE'],
+        ]),
+      )
+    ).body.token;
+    expect(await j(await s.req('GET', '/v0/tokens', { token: creator }))).toEqual({
+      status: 403,
+      body: { error: 'Token has not enough permissions to get information about Tokens', documentation: AUTH_DOC },
+    });
+    expect(
+      await j(
+        await create(
+          [
+            ['name', 'y'],
+            ['scope', 'DATASOURCES:CREATE'],
+          ],
+          creator,
+        ),
+      ),
+    ).toEqual({ status: 403, body: { error: 'token needs scope TOKENS', documentation: AUTH_DOC } });
+    expect(await j(await s.req('GET', '/v0/tokens', { token: null }))).toEqual({
+      status: 403,
+      body: { error: 'invalid authentication token', documentation: AUTH_DOC },
+    });
 
-    const manager = (await j(await create([['name', 'manager'], ['scope', 'TOKENS']]))).body.token;
+    const manager = (
+      await j(
+        await create([
+          ['name', 'manager'],
+          ['scope', 'TOKENS'],
+        ]),
+      )
+    ).body.token;
     const list = (await j(await s.req('GET', '/v0/tokens', { token: manager }))).body.tokens as Array<Record<string, unknown>>;
     expect(list.find((t) => t.name === 'admin token')).not.toHaveProperty('token');
     expect(list.find((t) => t.name === 'ds_creator')!.token).toBe(creator);
-    expect(await j(await create([['name', 'new_admin'], ['scope', 'ADMIN']], manager))).toEqual({ status: 400, body: { error: 'Cannot set ADMIN scope, please provide a different target scope' } });
-    expect(await j(await s.req('PUT', '/v0/tokens/manager?scope=ADMIN', { token: manager }))).toEqual({ status: 400, body: { error: 'Cannot set ADMIN scope, please provide a different target scope' } });
-    const r = await j(await create([['name', 'by_manager'], ['scope', 'DATASOURCES:READ:events']], manager));
+    expect(
+      await j(
+        await create(
+          [
+            ['name', 'new_admin'],
+            ['scope', 'ADMIN'],
+          ],
+          manager,
+        ),
+      ),
+    ).toEqual({ status: 400, body: { error: 'Cannot set ADMIN scope, please provide a different target scope' } });
+    expect(await j(await s.req('PUT', '/v0/tokens/manager?scope=ADMIN', { token: manager }))).toEqual({
+      status: 400,
+      body: { error: 'Cannot set ADMIN scope, please provide a different target scope' },
+    });
+    const r = await j(
+      await create(
+        [
+          ['name', 'by_manager'],
+          ['scope', 'DATASOURCES:READ:events'],
+        ],
+        manager,
+      ),
+    );
     expect(r.status).toBe(200);
     // An admin may create another admin token, which works as one.
-    const admin2 = (await j(await create([['name', 'admin2'], ['scope', 'ADMIN']]))).body;
+    const admin2 = (
+      await j(
+        await create([
+          ['name', 'admin2'],
+          ['scope', 'ADMIN'],
+        ]),
+      )
+    ).body;
     expect(admin2.scopes).toEqual([{ type: 'ADMIN' }]);
     expect((await s.req('GET', '/v0/tokens', { token: admin2.token })).status).toBe(200);
   });
@@ -193,16 +391,34 @@ describe('static tokens', () => {
     }
     const file = await s.req('GET', '/v0/tokens/reader.token');
     expect(file.headers.get('content-type')).toMatch(/^text\/plain/);
-    expect(await file.text()).toBe([
-      'DESCRIPTION >', '    reads ES', '',
-      "SCOPE 'DATASOURCES:READ'", 'RESOURCE events', 'FILTER >', "    country = 'ES' AND toString(n) != 'a:b'", '',
-      "SCOPE 'DATASOURCES:APPEND'", 'RESOURCE events', '',
-      "SCOPE 'PIPES:READ'", 'RESOURCE by_country', '',
-      "SCOPE 'PIPES:DROP'", 'RESOURCE all_rows', '',
-      "SCOPE 'DATASOURCES:DROP'", 'RESOURCE other', '',
-      "SCOPE 'PIPES:CREATE'", '',
-      "SCOPE 'TOKENS'", '',
-    ].join('\n'));
+    expect(await file.text()).toBe(
+      [
+        'DESCRIPTION >',
+        '    reads ES',
+        '',
+        "SCOPE 'DATASOURCES:READ'",
+        'RESOURCE events',
+        'FILTER >',
+        "    country = 'ES' AND toString(n) != 'a:b'",
+        '',
+        "SCOPE 'DATASOURCES:APPEND'",
+        'RESOURCE events',
+        '',
+        "SCOPE 'PIPES:READ'",
+        'RESOURCE by_country',
+        '',
+        "SCOPE 'PIPES:DROP'",
+        'RESOURCE all_rows',
+        '',
+        "SCOPE 'DATASOURCES:DROP'",
+        'RESOURCE other',
+        '',
+        "SCOPE 'PIPES:CREATE'",
+        '',
+        "SCOPE 'TOKENS'",
+        '',
+      ].join('\n'),
+    );
     const own = all.find((t) => t.name === 'from_form')!;
     expect(await j(await s.req('GET', '/v0/tokens/from_form', { token: own.token }))).toEqual({ status: 200, body: own });
     const hidden = { status: 403, body: { error: 'Token has not enough permissions to get information about this token', documentation: AUTH_DOC } };
@@ -215,12 +431,36 @@ describe('static tokens', () => {
   });
 
   it('PUT replaces name, description and every scope given; what is not sent stays', async () => {
-    await create([['name', 'to_change'], ['scope', 'DATASOURCES:CREATE']]);
-    let r = await j(await s.req('PUT', "/v0/tokens/to_change?name=changed&description=new&scope=DATASOURCES:READ:events:n > 10&scope=PIPES:READ:by_country"));
-    expect(r).toEqual({ status: 200, body: expect.objectContaining({ name: 'changed', description: 'new', scopes: [{ type: 'DATASOURCES:READ', resource: 'events', filter: 'n > 10' }, { type: 'PIPES:READ', resource: 'by_country', filter: '' }] }) });
+    await create([
+      ['name', 'to_change'],
+      ['scope', 'DATASOURCES:CREATE'],
+    ]);
+    let r = await j(await s.req('PUT', '/v0/tokens/to_change?name=changed&description=new&scope=DATASOURCES:READ:events:n > 10&scope=PIPES:READ:by_country'));
+    expect(r).toEqual({
+      status: 200,
+      body: expect.objectContaining({
+        name: 'changed',
+        description: 'new',
+        scopes: [
+          { type: 'DATASOURCES:READ', resource: 'events', filter: 'n > 10' },
+          { type: 'PIPES:READ', resource: 'by_country', filter: '' },
+        ],
+      }),
+    });
     const value = r.body.token;
     // In the body too.
-    r = await j(await s.req('PUT', '/v0/tokens/changed', form(new URLSearchParams([['scope', 'DATASOURCES:APPEND:events'], ['description', 'body']]))));
+    r = await j(
+      await s.req(
+        'PUT',
+        '/v0/tokens/changed',
+        form(
+          new URLSearchParams([
+            ['scope', 'DATASOURCES:APPEND:events'],
+            ['description', 'body'],
+          ]),
+        ),
+      ),
+    );
     expect(r.body).toMatchObject({ name: 'changed', description: 'body', token: value, scopes: [{ type: 'DATASOURCES:APPEND', resource: 'events' }] });
     // Only a new name (query, form or seed 003's JSON body): the scopes and description stay.
     r = await j(await s.req('PUT', '/v0/tokens/changed?name=changed2'));
@@ -234,10 +474,22 @@ describe('static tokens', () => {
     expect((await s.req('GET', `/v0/sql?q=${encodeURIComponent('SELECT count() FROM events')}`, { token: value })).status).toBe(403);
     expect((await s.req('POST', '/v0/events?name=events&wait=true', { token: value, body: '{"country":"PT","n":0}' })).status).toBe(403);
 
-    expect(await j(await s.req('PUT', '/v0/tokens/changed?scope=NOPE'))).toEqual({ status: 400, body: { error: 'Invalid provided scope, valid ones are: DATASOURCES:READ, DATASOURCES:APPEND, DATASOURCES:CREATE, DATASOURCES:DROP, PIPES:READ, PIPES:CREATE, PIPES:DROP, TOKENS, ADMIN' } });
-    expect(await j(await s.req('PUT', '/v0/tokens/changed?name=admin token'))).toEqual({ status: 400, body: { error: 'Auth token with name "admin token" already exists' } });
+    expect(await j(await s.req('PUT', '/v0/tokens/changed?scope=NOPE'))).toEqual({
+      status: 400,
+      body: {
+        error:
+          'Invalid provided scope, valid ones are: DATASOURCES:READ, DATASOURCES:APPEND, DATASOURCES:CREATE, DATASOURCES:DROP, PIPES:READ, PIPES:CREATE, PIPES:DROP, TOKENS, ADMIN',
+      },
+    });
+    expect(await j(await s.req('PUT', '/v0/tokens/changed?name=admin token'))).toEqual({
+      status: 400,
+      body: { error: 'Auth token with name "admin token" already exists' },
+    });
     expect(await j(await s.req('PUT', '/v0/tokens/nope?name=x'))).toEqual({ status: 404, body: { error: 'Static Token not found' } });
-    expect(await j(await s.req('PUT', '/v0/tokens/changed?name=x', { token: value }))).toEqual({ status: 403, body: { error: 'token needs scope TOKENS', documentation: AUTH_DOC } });
+    expect(await j(await s.req('PUT', '/v0/tokens/changed?name=x', { token: value }))).toEqual({
+      status: 403,
+      body: { error: 'token needs scope TOKENS', documentation: AUTH_DOC },
+    });
     expect((await j(await s.req('GET', '/v0/tokens/changed'))).body.name).toBe('changed');
   });
 
@@ -251,13 +503,23 @@ describe('static tokens', () => {
   });
 
   it('refresh: a new value, same id and scopes; the old value stops working', async () => {
-    const before = (await j(await create([['name', 'to_refresh'], ['scope', 'PIPES:READ:all_rows']]))).body;
+    const before = (
+      await j(
+        await create([
+          ['name', 'to_refresh'],
+          ['scope', 'PIPES:READ:all_rows'],
+        ]),
+      )
+    ).body;
     expect((await s.req('GET', '/v0/pipes/all_rows.json', { token: before.token })).status).toBe(200);
     const { status, body } = await j(await s.req('POST', '/v0/tokens/to_refresh/refresh'));
     expect(status).toBe(200);
     expect(body).toEqual({ ...before, token: expect.stringMatching(/^p\./) });
     expect(body.token).not.toBe(before.token);
-    expect(await j(await s.req('GET', '/v0/pipes/all_rows.json', { token: before.token }))).toEqual({ status: 403, body: { error: 'invalid authentication token', documentation: AUTH_DOC } });
+    expect(await j(await s.req('GET', '/v0/pipes/all_rows.json', { token: before.token }))).toEqual({
+      status: 403,
+      body: { error: 'invalid authentication token', documentation: AUTH_DOC },
+    });
     expect((await s.req('GET', '/v0/pipes/all_rows.json', { token: body.token })).status).toBe(200);
     // By id, by value; errors.
     const again = (await j(await s.req('POST', `/v0/tokens/${body.id}/refresh`))).body;
@@ -265,15 +527,32 @@ describe('static tokens', () => {
     expect(await j(await s.req('GET', '/v0/tokens/to_refresh/refresh'))).toEqual({ status: 405, body: { error: 'refresh must be done with POST' } });
     expect(await j(await s.req('POST', '/v0/tokens/nope/refresh'))).toEqual({ status: 404, body: { error: 'Static Token not found' } });
     const creator = (await j(await s.req('GET', '/v0/tokens/ds_creator'))).body.token;
-    expect(await j(await s.req('POST', '/v0/tokens/ds_creator/refresh', { token: creator }))).toEqual({ status: 403, body: { error: 'token needs scope TOKENS', documentation: AUTH_DOC } });
+    expect(await j(await s.req('POST', '/v0/tokens/ds_creator/refresh', { token: creator }))).toEqual({
+      status: 403,
+      body: { error: 'token needs scope TOKENS', documentation: AUTH_DOC },
+    });
   });
 
   it('delete: {"ok": true}, the value stops working, then 404', async () => {
-    const t = (await j(await create([['name', 'to_delete'], ['scope', 'PIPES:READ:all_rows']]))).body;
+    const t = (
+      await j(
+        await create([
+          ['name', 'to_delete'],
+          ['scope', 'PIPES:READ:all_rows'],
+        ]),
+      )
+    ).body;
     expect(await j(await s.req('DELETE', '/v0/tokens/to_delete'))).toEqual({ status: 200, body: { ok: true } });
     expect((await s.req('GET', '/v0/pipes/all_rows.json', { token: t.token })).status).toBe(403);
     expect(await j(await s.req('DELETE', '/v0/tokens/to_delete'))).toEqual({ status: 404, body: { error: 'Static Token not found' } });
-    const t2 = (await j(await create([['name', 'to_delete_by_id'], ['scope', 'TOKENS']]))).body;
+    const t2 = (
+      await j(
+        await create([
+          ['name', 'to_delete_by_id'],
+          ['scope', 'TOKENS'],
+        ]),
+      )
+    ).body;
     expect((await s.req('DELETE', `/v0/tokens/${t2.id}`, { token: t2.token })).status).toBe(200);
     expect(await tokenNames()).not.toContain('to_delete_by_id');
   });
@@ -282,7 +561,10 @@ describe('static tokens', () => {
     const t = (await j(await s.req('GET', '/v0/tokens/reader'))).body.token as string;
     const [, payload] = t.split('.');
     for (const bad of [t.slice(0, -2), `p.${payload}.${'A'.repeat(43)}`, `${t}x`, 'p.', 'p..', `p.${payload}`]) {
-      expect(await j(await s.req('GET', '/v0/tokens', { token: bad })), bad).toEqual({ status: 403, body: { error: 'invalid authentication token', documentation: AUTH_DOC } });
+      expect(await j(await s.req('GET', '/v0/tokens', { token: bad })), bad).toEqual({
+        status: 403,
+        body: { error: 'invalid authentication token', documentation: AUTH_DOC },
+      });
     }
   });
 });
@@ -293,10 +575,18 @@ describe('JWT tokens', () => {
   it('are minted by POST /v0/tokens?expiration_time= with a JSON body, and not stored', async () => {
     const before = await tokenNames();
     const e = exp();
-    const r = await s.req('POST', `/v0/tokens?name=jwt_one&expiration_time=${e}`, { body: JSON.stringify({ scopes: [{ type: 'PIPES:READ', resource: 'by_country', fixed_params: { country: 'FR' } }], limits: { rps: 100 } }) });
+    const r = await s.req('POST', `/v0/tokens?name=jwt_one&expiration_time=${e}`, {
+      body: JSON.stringify({ scopes: [{ type: 'PIPES:READ', resource: 'by_country', fixed_params: { country: 'FR' } }], limits: { rps: 100 } }),
+    });
     const { status, body } = await j(r);
     expect(status).toBe(200);
-    expect(body).toEqual({ token: expect.stringMatching(/^eyJ/), name: 'jwt_one', exp: e, scopes: [{ type: 'PIPES:READ', resource: 'by_country', fixed_params: { country: 'FR' } }], limits: { rps: 100 } });
+    expect(body).toEqual({
+      token: expect.stringMatching(/^eyJ/),
+      name: 'jwt_one',
+      exp: e,
+      scopes: [{ type: 'PIPES:READ', resource: 'by_country', fixed_params: { country: 'FR' } }],
+      limits: { rps: 100 },
+    });
     const claims = JSON.parse(Buffer.from(body.token.split('.')[1], 'base64url').toString());
     expect(claims).toEqual({ workspace_id: wsId, name: 'jwt_one', exp: e, scopes: body.scopes, limits: { rps: 100 } });
     // Signed with the workspace admin token: anyone holding it can sign the same.
@@ -305,21 +595,37 @@ describe('JWT tokens', () => {
     const data = await j(await s.req('GET', '/v0/pipes/by_country.json', { token: body.token }));
     expect(data.body.data).toEqual([{ country: 'FR', total: sum('FR') }]);
     // A JSON body sent as a form (curl -d) is still JSON.
-    const curl = await j(await s.req('POST', `/v0/tokens?name=jwt_curl&expiration_time=${e}`, { headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: JSON.stringify({ scopes: [{ type: 'PIPES:READ', resource: 'all_rows' }] }) }));
+    const curl = await j(
+      await s.req('POST', `/v0/tokens?name=jwt_curl&expiration_time=${e}`, {
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: JSON.stringify({ scopes: [{ type: 'PIPES:READ', resource: 'all_rows' }] }),
+      }),
+    );
     expect(curl.body.token).toMatch(/^eyJ/);
     // TOKENS may mint too; the name may come in the body; limits are optional.
     const manager = (await j(await s.req('GET', '/v0/tokens/manager'))).body.token;
-    const r2 = await j(await s.req('POST', `/v0/tokens?expiration_time=${e}`, { token: manager, headers: json, body: JSON.stringify({ name: 'in_body', scopes: [{ type: 'PIPES:READ', resource: 'all_rows' }] }) }));
+    const r2 = await j(
+      await s.req('POST', `/v0/tokens?expiration_time=${e}`, {
+        token: manager,
+        headers: json,
+        body: JSON.stringify({ name: 'in_body', scopes: [{ type: 'PIPES:READ', resource: 'all_rows' }] }),
+      }),
+    );
     expect(r2.body).toMatchObject({ name: 'in_body', limits: { rps: null } });
   });
 
   it('mint errors', async () => {
     const e = exp();
-    const mint = (q: string, body: unknown, token?: string) => s.req('POST', `/v0/tokens?${q}`, { token, headers: json, body: typeof body === 'string' ? body : JSON.stringify(body) });
+    const mint = (q: string, body: unknown, token?: string) =>
+      s.req('POST', `/v0/tokens?${q}`, { token, headers: json, body: typeof body === 'string' ? body : JSON.stringify(body) });
     const past = now() - 86400;
-    expect(await j(await mint(`name=x&expiration_time=${past}`, { scopes: [{ type: 'PIPES:READ', resource: 'all_rows' }] }))).toEqual({ status: 400, body: {
-      error: `The specified expiration time: '${past}' is invalid, must be a future unix epoch timestamp indicating the token expiration time`,
-      documentation: 'https://docs.tinybird.co/api-reference/token-api.html#post--v0-tokens-?' } });
+    expect(await j(await mint(`name=x&expiration_time=${past}`, { scopes: [{ type: 'PIPES:READ', resource: 'all_rows' }] }))).toEqual({
+      status: 400,
+      body: {
+        error: `The specified expiration time: '${past}' is invalid, must be a future unix epoch timestamp indicating the token expiration time`,
+        documentation: 'https://docs.tinybird.co/api-reference/token-api.html#post--v0-tokens-?',
+      },
+    });
     expect((await mint('name=x&expiration_time=soon', { scopes: [] })).status).toBe(400);
     const cases: Array<[unknown, string]> = [
       [{ scopes: 'PIPES:READ:all_rows' }, 'Invalid body, scopes must be a list of scope'],
@@ -334,16 +640,27 @@ describe('JWT tokens', () => {
     ];
     for (const [body, error] of cases) expect(await j(await mint(`name=x&expiration_time=${e}`, body)), error).toEqual({ status: 400, body: { error } });
     expect(await j(await mint(`expiration_time=${e}`, { scopes: [] }))).toEqual({ status: 400, body: { error: 'Missing argument name' } });
-    const bad = await j(await mint(`name=x&expiration_time=${e}`, { scopes: [{ type: 'DATASOURCES:READ', resource: 'events', filter: "1; DROP TABLE events" }] }));
+    const bad = await j(
+      await mint(`name=x&expiration_time=${e}`, { scopes: [{ type: 'DATASOURCES:READ', resource: 'events', filter: '1; DROP TABLE events' }] }),
+    );
     expect(bad.status).toBe(400);
     const creator = (await j(await s.req('GET', '/v0/tokens/ds_creator'))).body.token;
-    expect(await j(await mint(`name=x&expiration_time=${e}`, { scopes: [] }, creator))).toEqual({ status: 403, body: { error: 'token needs scope TOKENS', documentation: AUTH_DOC } });
+    expect(await j(await mint(`name=x&expiration_time=${e}`, { scopes: [] }, creator))).toEqual({
+      status: 403,
+      body: { error: 'token needs scope TOKENS', documentation: AUTH_DOC },
+    });
   });
 
   it('self-signed JWTs (by name or id) work; malformed, badly signed, other algorithms and expired ones are refused', async () => {
     const ws = s.app.services.access.defaultWorkspace;
     const pipe = await s.app.services.pipes.get(ws, 'all_rows');
-    const claims = (extra: Record<string, unknown> = {}) => ({ workspace_id: wsId, name: 'self', exp: exp(), scopes: [{ type: 'PIPES:READ', resource: 'all_rows' }], ...extra });
+    const claims = (extra: Record<string, unknown> = {}) => ({
+      workspace_id: wsId,
+      name: 'self',
+      exp: exp(),
+      scopes: [{ type: 'PIPES:READ', resource: 'all_rows' }],
+      ...extra,
+    });
     const get = (token: string) => s.req('GET', '/v0/pipes/all_rows.json', { token });
     expect((await get(selfSigned(claims(), signer))).status).toBe(200);
     expect((await get(selfSigned(claims({ scopes: [{ type: 'PIPES:READ', resource: pipe.id, fixed_params: '' }] }), signer))).status).toBe(200);
@@ -366,7 +683,7 @@ describe('JWT tokens', () => {
       selfSigned(claims({ scopes: [{ type: 'ADMIN' }] }), signer),
       selfSigned(claims({ scopes: [{ type: 'DATASOURCES:CREATE', resource: 'events' }] }), signer),
       selfSigned(claims({ scopes: 'PIPES:READ' }), signer),
-      selfSigned(claims({ scopes: [{ type: 'DATASOURCES:READ', resource: 'events', filter: "1; DROP TABLE events" }] }), signer),
+      selfSigned(claims({ scopes: [{ type: 'DATASOURCES:READ', resource: 'events', filter: '1; DROP TABLE events' }] }), signer),
       selfSigned(claims({ scopes: [{ type: 'PIPES:READ', resource: 'all_rows', fixed_params: [1] }] }), signer),
       selfSigned(claims({ exp: 'tomorrow' }), signer),
       selfSigned(claims({ limits: { rps: 'many' } }), signer),
@@ -375,10 +692,19 @@ describe('JWT tokens', () => {
     }
     const noExp = claims();
     delete (noExp as Record<string, unknown>).exp;
-    expect(await j(await get(selfSigned(noExp, signer)))).toEqual({ status: 403, body: { error: "JWT tokens is missing the 'exp' claim", documentation: AUTH_DOC } });
-    expect(await j(await get(selfSigned(claims({ exp: now() - 1 }), signer)))).toEqual({ status: 403, body: { error: 'invalid authentication token. Signature has expired', documentation: AUTH_DOC } });
+    expect(await j(await get(selfSigned(noExp, signer)))).toEqual({
+      status: 403,
+      body: { error: "JWT tokens is missing the 'exp' claim", documentation: AUTH_DOC },
+    });
+    expect(await j(await get(selfSigned(claims({ exp: now() - 1 }), signer)))).toEqual({
+      status: 403,
+      body: { error: 'invalid authentication token. Signature has expired', documentation: AUTH_DOC },
+    });
     // A scope on a pipe the workspace does not have grants nothing.
-    expect(await j(await get(selfSigned(claims({ scopes: [{ type: 'PIPES:READ', resource: 'nope' }] }), signer)))).toEqual({ status: 403, body: { error: "The token you have provided doesn't have access to this resource", documentation: AUTH_DOC } });
+    expect(await j(await get(selfSigned(claims({ scopes: [{ type: 'PIPES:READ', resource: 'nope' }] }), signer)))).toEqual({
+      status: 403,
+      body: { error: "The token you have provided doesn't have access to this resource", documentation: AUTH_DOC },
+    });
   });
 
   it('are refused by handlers that do not take them', async () => {
@@ -396,7 +722,10 @@ describe('JWT tokens', () => {
       ['POST', '/v0/tokens/admin token/refresh', 'APITokenRefreshHandler'],
     ];
     for (const [method, path, handler] of cases) {
-      expect(await j(await s.req(method, path, { token })), path).toEqual({ status: 403, body: { error: `invalid authentication token. Handler ${handler} does not support JWT tokens`, documentation: AUTH_DOC } });
+      expect(await j(await s.req(method, path, { token })), path).toEqual({
+        status: 403,
+        body: { error: `invalid authentication token. Handler ${handler} does not support JWT tokens`, documentation: AUTH_DOC },
+      });
     }
     expect(await count(s, 'events')).toBeGreaterThan(0);
   });
@@ -412,10 +741,18 @@ describe('JWT tokens', () => {
   });
 
   it('fixed_params win over query string, form and JSON parameters, per pipe', async () => {
-    const token = selfSigned({ workspace_id: wsId, name: 'fixed', exp: exp(), scopes: [
-      { type: 'PIPES:READ', resource: 'by_country', fixed_params: { country: 'FR' } },
-      { type: 'PIPES:READ', resource: 'by_country_copy', fixed_params: { country: 'US' } },
-    ] }, signer);
+    const token = selfSigned(
+      {
+        workspace_id: wsId,
+        name: 'fixed',
+        exp: exp(),
+        scopes: [
+          { type: 'PIPES:READ', resource: 'by_country', fixed_params: { country: 'FR' } },
+          { type: 'PIPES:READ', resource: 'by_country_copy', fixed_params: { country: 'US' } },
+        ],
+      },
+      signer,
+    );
     const fr = [{ country: 'FR', total: sum('FR') }];
     const data = async (r: Response) => (await j(r)).body.data;
     expect(await data(await s.req('GET', '/v0/pipes/by_country.json', { token }))).toEqual(fr);
@@ -426,11 +763,19 @@ describe('JWT tokens', () => {
     expect(await data(await s.req('GET', `/v0/pipes/by_country.json?token=${token}&country=ES`, { token: null }))).toEqual(fr);
     expect(await data(await s.req('GET', '/v0/pipes/by_country_copy.json?country=ES', { token }))).toEqual([{ country: 'US', total: sum('US') }]);
     // q= may read the endpoint (`_`), not another pipe with the first pipe's parameters.
-    expect(await data(await s.req('GET', `/v0/pipes/by_country.json?q=${encodeURIComponent('SELECT total FROM _')}&country=ES`, { token }))).toEqual([{ total: sum('FR') }]);
+    expect(await data(await s.req('GET', `/v0/pipes/by_country.json?q=${encodeURIComponent('SELECT total FROM _')}&country=ES`, { token }))).toEqual([
+      { total: sum('FR') },
+    ]);
     const r = await j(await s.req('GET', `/v0/pipes/by_country.json?q=${encodeURIComponent('SELECT * FROM by_country_copy')}`, { token }));
-    expect(r).toEqual({ status: 403, body: { error: "The token fixes the parameter 'country' of 'by_country_copy' to another value", documentation: AUTH_DOC } });
+    expect(r).toEqual({
+      status: 403,
+      body: { error: "The token fixes the parameter 'country' of 'by_country_copy' to another value", documentation: AUTH_DOC },
+    });
     // Through the Query API a pipe renders with its token's fixed values, whatever the request says.
-    const one = selfSigned({ workspace_id: wsId, name: 'one', exp: exp(), scopes: [{ type: 'PIPES:READ', resource: 'by_country', fixed_params: { country: 'FR' } }] }, signer);
+    const one = selfSigned(
+      { workspace_id: wsId, name: 'one', exp: exp(), scopes: [{ type: 'PIPES:READ', resource: 'by_country', fixed_params: { country: 'FR' } }] },
+      signer,
+    );
     const sql = (q: string, extra = '', t = token) => s.req('GET', `/v0/sql?q=${encodeURIComponent(q)}${extra}`, { token: t });
     expect(await (await sql('SELECT total FROM by_country FORMAT CSV', '&country=ES', one)).text()).toBe(`${sum('FR')}\n`);
     expect(await (await sql('SELECT total FROM by_country FORMAT CSV', '', one)).text()).toBe(`${sum('FR')}\n`);
@@ -443,10 +788,18 @@ describe('JWT tokens', () => {
   });
 
   it('DATASOURCES:READ (with filter) reads through /v0/sql; DATASOURCES:APPEND appends through /v0/events', async () => {
-    const token = selfSigned({ workspace_id: wsId, name: 'ds', exp: exp(), scopes: [
-      { type: 'DATASOURCES:READ', resource: 'events', filter: "country = 'ES'" },
-      { type: 'DATASOURCES:APPEND', resource: 'other' },
-    ] }, signer);
+    const token = selfSigned(
+      {
+        workspace_id: wsId,
+        name: 'ds',
+        exp: exp(),
+        scopes: [
+          { type: 'DATASOURCES:READ', resource: 'events', filter: "country = 'ES'" },
+          { type: 'DATASOURCES:APPEND', resource: 'other' },
+        ],
+      },
+      signer,
+    );
     const sql = (q: string) => s.req('GET', `/v0/sql?q=${encodeURIComponent(q)}`, { token });
     expect(await (await sql('SELECT count(), sum(n) FROM events FORMAT CSV')).text()).toBe(`${rows.filter((r) => r.country === 'ES').length},${sum('ES')}\n`);
     expect((await sql('SELECT count() FROM other')).status).toBe(403);
@@ -463,10 +816,14 @@ describe('JWT tokens', () => {
 
 describe('@tinybirdco/sdk', () => {
   it('createJWT / client.tokens.createJWT mint a JWT that queries an endpoint; fixed_params can not be widened', async () => {
-    const { token } = await createJWT({ baseUrl: s.url, token: s.token }, {
-      name: 'sdk_user', expiresAt: new Date(Date.now() + 3600_000),
-      scopes: [{ type: 'PIPES:READ', resource: 'by_country', fixed_params: { country: 'US' } }],
-    });
+    const { token } = await createJWT(
+      { baseUrl: s.url, token: s.token },
+      {
+        name: 'sdk_user',
+        expiresAt: new Date(Date.now() + 3600_000),
+        scopes: [{ type: 'PIPES:READ', resource: 'by_country', fixed_params: { country: 'US' } }],
+      },
+    );
     expect(token).toMatch(/^eyJ/);
     const user = createClient({ baseUrl: s.url, token });
     const res = await user.query('by_country', { country: 'ES' });
@@ -477,11 +834,18 @@ describe('@tinybirdco/sdk', () => {
     await expect(api.sql('SELECT count() FROM events')).rejects.toBeInstanceOf(TinybirdApiError);
 
     const admin = createClient({ baseUrl: s.url, token: s.token });
-    const viaClient = await admin.tokens.createJWT({ name: 'sdk_ds', expiresAt: Math.floor(Date.now() / 1000) + 600, scopes: [{ type: 'DATASOURCES:READ', resource: 'events', filter: "country = 'FR'" }], limits: { rps: 50 } });
+    const viaClient = await admin.tokens.createJWT({
+      name: 'sdk_ds',
+      expiresAt: Math.floor(Date.now() / 1000) + 600,
+      scopes: [{ type: 'DATASOURCES:READ', resource: 'events', filter: "country = 'FR'" }],
+      limits: { rps: 50 },
+    });
     const reader = createTinybirdApi({ baseUrl: s.url, token: viaClient.token });
-    const out = await reader.sql('SELECT count() AS c FROM events FORMAT JSON') as { data: Array<{ c: number }> };
+    const out = (await reader.sql('SELECT count() AS c FROM events FORMAT JSON')) as { data: Array<{ c: number }> };
     expect(out.data).toEqual([{ c: rows.filter((r) => r.country === 'FR').length }]);
-    await expect(createJWT({ baseUrl: s.url, token: s.token }, { name: 'bad', expiresAt: new Date(Date.now() - 1000), scopes: [] })).rejects.toMatchObject({ status: 400 });
+    await expect(createJWT({ baseUrl: s.url, token: s.token }, { name: 'bad', expiresAt: new Date(Date.now() - 1000), scopes: [] })).rejects.toMatchObject({
+      status: 400,
+    });
   });
 
   it('createToken with a scope list makes a static token', async () => {
@@ -495,15 +859,29 @@ describe('@tinybirdco/sdk', () => {
 
 describe('rate limits', () => {
   it('a JWT with limits.rps answers 429 with Retry-After and X-RateLimit-* once over it', async () => {
-    const token = selfSigned({ workspace_id: wsId, name: 'slow', exp: now() + 600, scopes: [{ type: 'PIPES:READ', resource: 'all_rows' }], limits: { rps: 1 } }, signer);
+    const token = selfSigned(
+      { workspace_id: wsId, name: 'slow', exp: now() + 600, scopes: [{ type: 'PIPES:READ', resource: 'all_rows' }], limits: { rps: 1 } },
+      signer,
+    );
     let r = await s.req('GET', '/v0/pipes/all_rows.json', { token });
     expect(r.status).toBe(200);
     expect([r.headers.get('x-ratelimit-limit'), r.headers.get('x-ratelimit-remaining')]).toEqual(['1', '0']);
     r = await s.req('GET', '/v0/pipes/all_rows.json', { token });
-    expect(await j(r)).toEqual({ status: 429, body: { error: 'Too many requests: retry after 1 seconds', documentation: 'https://docs.tinybird.co/api-reference/api-reference.html#limits' } });
-    expect([r.headers.get('retry-after'), r.headers.get('x-ratelimit-limit'), r.headers.get('x-ratelimit-remaining'), r.headers.get('x-ratelimit-reset')]).toEqual(['1', '1', '0', '1']);
+    expect(await j(r)).toEqual({
+      status: 429,
+      body: { error: 'Too many requests: retry after 1 seconds', documentation: 'https://docs.tinybird.co/api-reference/api-reference.html#limits' },
+    });
+    expect([
+      r.headers.get('retry-after'),
+      r.headers.get('x-ratelimit-limit'),
+      r.headers.get('x-ratelimit-remaining'),
+      r.headers.get('x-ratelimit-reset'),
+    ]).toEqual(['1', '1', '0', '1']);
     // Another JWT has its own bucket; static tokens are not limited.
-    const other = selfSigned({ workspace_id: wsId, name: 'other', exp: now() + 600, scopes: [{ type: 'PIPES:READ', resource: 'all_rows' }], limits: { rps: 1 } }, signer);
+    const other = selfSigned(
+      { workspace_id: wsId, name: 'other', exp: now() + 600, scopes: [{ type: 'PIPES:READ', resource: 'all_rows' }], limits: { rps: 1 } },
+      signer,
+    );
     expect((await s.req('GET', '/v0/pipes/all_rows.json', { token: other })).status).toBe(200);
     r = await s.req('GET', '/v0/pipes/all_rows.json');
     expect([r.status, r.headers.get('x-ratelimit-limit')]).toEqual([200, null]);
@@ -512,7 +890,10 @@ describe('rate limits', () => {
   });
 
   it('the Events API answers its 429 as text', async () => {
-    const token = selfSigned({ workspace_id: wsId, name: 'ingest', exp: now() + 600, scopes: [{ type: 'DATASOURCES:APPEND', resource: 'other' }], limits: { rps: 1 } }, signer);
+    const token = selfSigned(
+      { workspace_id: wsId, name: 'ingest', exp: now() + 600, scopes: [{ type: 'DATASOURCES:APPEND', resource: 'other' }], limits: { rps: 1 } },
+      signer,
+    );
     expect((await s.req('POST', '/v0/events?name=other', { token, body: '{"country":"ES","n":1}' })).status).toBe(202);
     const r = await s.req('POST', '/v0/events?name=other', { token, body: '{"country":"ES","n":1}' });
     expect([r.status, await r.text(), r.headers.get('retry-after')]).toEqual([429, 'Too many requests\n', '1']);
@@ -527,7 +908,10 @@ describe('rate limits', () => {
       expect(statuses).toEqual([200, 200, 429, 429]);
       const reader = (await j(await s.req('GET', '/v0/tokens/to_refresh'))).body.token;
       const r = await s.req('GET', '/v0/pipes/all_rows.json', { token: reader });
-      expect(await j(r)).toEqual({ status: 429, body: { error: expect.stringMatching(/^Too many requests: retry after 1 seconds$/), documentation: expect.any(String) } });
+      expect(await j(r)).toEqual({
+        status: 429,
+        body: { error: expect.stringMatching(/^Too many requests: retry after 1 seconds$/), documentation: expect.any(String) },
+      });
       const other = await s.req('GET', '/v0/pipes/by_country.json');
       expect([other.status, other.headers.get('x-ratelimit-limit'), other.headers.get('x-ratelimit-remaining')]).toEqual([200, '2', '1']);
       // Other routes are not endpoint-limited.

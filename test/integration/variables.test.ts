@@ -61,7 +61,12 @@ describe('Variables API', () => {
   it('needs an admin token', async () => {
     const ws = s.app.services.access.defaultWorkspace;
     const tok = (await s.app.services.access.createToken(ws.id, 'creator', [{ type: 'DATASOURCES:CREATE' }])).token;
-    for (const [m, p] of [['GET', '/v0/variables'], ['POST', '/v0/variables'], ['GET', '/v0/variables/pg_password'], ['DELETE', '/v0/variables/pg_password']]) {
+    for (const [m, p] of [
+      ['GET', '/v0/variables'],
+      ['POST', '/v0/variables'],
+      ['GET', '/v0/variables/pg_password'],
+      ['DELETE', '/v0/variables/pg_password'],
+    ]) {
       const r = await s.req(m, p, { token: tok });
       expect(r.status).toBe(403);
       expect((await r.json()).error).toBe('token needs scope admin');
@@ -122,7 +127,8 @@ describe('Variables API', () => {
   it('values are encrypted at rest: the catalog files do not hold them', async () => {
     const catalogDir = path.join(s.dataDir, 'catalog');
     const needle = Buffer.from(SECRET.slice(-10));
-    const walk = (d: string): string[] => fs.readdirSync(d, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(path.join(d, e.name)) : [path.join(d, e.name)]));
+    const walk = (d: string): string[] =>
+      fs.readdirSync(d, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(path.join(d, e.name)) : [path.join(d, e.name)]));
     for (const f of walk(catalogDir)) expect(fs.readFileSync(f).includes(needle), f).toBe(false);
   });
 });
@@ -137,13 +143,19 @@ describe('tb_secret in templates', () => {
       return orig(sql, opts);
     };
     try {
-      let r = await s.req('GET', `/v0/sql?q=${encodeURIComponent("% SELECT {{ tb_secret('pg_password') }} = 'guess' AS ok, length({{ tb_secret('pg_password') }}) AS n FORMAT JSONEachRow")}`);
+      let r = await s.req(
+        'GET',
+        `/v0/sql?q=${encodeURIComponent("% SELECT {{ tb_secret('pg_password') }} = 'guess' AS ok, length({{ tb_secret('pg_password') }}) AS n FORMAT JSONEachRow")}`,
+      );
       expect(await r.text()).toBe(`{"ok":0,"n":${Buffer.byteLength(SECRET)}}\n`);
       r = await s.req('GET', `/v0/sql?q=${encodeURIComponent("% SELECT {{ tb_secret('pg_password') }} AS v")}&explain=true`);
       const explained = await r.text();
       expect(explained).not.toContain(SECRET);
       expect(JSON.parse(explained).debug_query).toContain('{tb_secret_pg_password:String}');
-      const pipe = { name: 'secret_pipe', nodes: [{ name: 'n', type: 'endpoint', sql: "%\nSELECT {{ tb_secret('pg_password') }} = {{ String(guess, 'x') }} AS ok" }] };
+      const pipe = {
+        name: 'secret_pipe',
+        nodes: [{ name: 'n', type: 'endpoint', sql: "%\nSELECT {{ tb_secret('pg_password') }} = {{ String(guess, 'x') }} AS ok" }],
+      };
       r = await s.req('POST', '/v0/pipes', { body: JSON.stringify(pipe), headers: { 'content-type': 'application/json' } });
       expect(await r.text()).not.toContain(SECRET);
       r = await s.req('GET', `/v0/pipes/secret_pipe.json?guess=${encodeURIComponent(SECRET)}`);
@@ -160,7 +172,9 @@ describe('tb_secret in templates', () => {
   it('a missing secret is a template error; a default is used when unset', async () => {
     let r = await s.req('GET', `/v0/sql?q=${encodeURIComponent("% SELECT {{ tb_secret('nope') }}")}&x=1`);
     expect(r.status).toBe(400);
-    expect((await r.json()).error).toBe("Template Syntax Error: Cannot access secret 'nope'. Check the secret exists in the Workspace and the token has the required scope.");
+    expect((await r.json()).error).toBe(
+      "Template Syntax Error: Cannot access secret 'nope'. Check the secret exists in the Workspace and the token has the required scope.",
+    );
     r = await s.req('GET', `/v0/sql?q=${encodeURIComponent("% SELECT {{ tb_secret('nope', 'fallback') }} AS v FORMAT CSV")}&x=1`);
     expect(await r.text()).toBe('"fallback"\n');
   });
@@ -168,7 +182,10 @@ describe('tb_secret in templates', () => {
   it('a copy pipe binds the secrets of its node', async () => {
     const form = (o: Record<string, string>) => ({ body: new URLSearchParams(o) });
     expect((await s.req('POST', '/v0/datasources?name=secret_copy&mode=create', form({ schema: 'n UInt64' }))).status).toBe(200);
-    const pipe = { name: 'secret_copy_pipe', nodes: [{ name: 'n', sql: "%\nSELECT length({{ tb_secret('pg_password') }}) AS n", type: 'copy', target_datasource: 'secret_copy' }] };
+    const pipe = {
+      name: 'secret_copy_pipe',
+      nodes: [{ name: 'n', sql: "%\nSELECT length({{ tb_secret('pg_password') }}) AS n", type: 'copy', target_datasource: 'secret_copy' }],
+    };
     let r = await s.req('POST', '/v0/pipes', { body: JSON.stringify(pipe), headers: { 'content-type': 'application/json' } });
     expect(r.status, await r.clone().text()).toBe(200);
     r = await s.req('POST', '/v0/pipes/secret_copy_pipe/copy');
@@ -184,7 +201,14 @@ describe('tb_secret in templates', () => {
     const q = "% SELECT count() FROM numbers(1000000000000) WHERE toString(number) != {{ tb_secret('pg_password') }}";
     const ac = new AbortController();
     const p = fetch(`${s.url}/v0/sql?q=${encodeURIComponent(q)}&x=1`, { headers: { authorization: `Bearer ${s.token}` }, signal: ac.signal }).catch((e) => e);
-    const running = async () => Number((await s.app.services.engine.rows<{ c: string }>("SELECT count() AS c FROM system.processes WHERE query LIKE '%numbers(1000000000000)%' AND query NOT LIKE '%system.processes%'"))[0].c);
+    const running = async () =>
+      Number(
+        (
+          await s.app.services.engine.rows<{ c: string }>(
+            "SELECT count() AS c FROM system.processes WHERE query LIKE '%numbers(1000000000000)%' AND query NOT LIKE '%system.processes%'",
+          )
+        )[0].c,
+      );
     for (let i = 0; i < 60 && (await running()) === 0; i++) await new Promise((r) => setTimeout(r, 50));
     expect(await running()).toBe(1);
     ac.abort();

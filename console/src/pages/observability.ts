@@ -18,16 +18,27 @@ const RANGES: Record<string, { interval: string; bucket: string }> = {
 function unavailable(table: string, err: unknown): HTMLElement {
   const status = err instanceof ApiError ? err.status : 0;
   if (status >= 400 && status < 500) {
-    return h('div', { class: 'notice', 'data-testid': 'service-unavailable' },
-      h('p', null, h('strong', null, `${table} is not available on this server. `),
-        'This view reads Pipit\'s service data sources, which record every endpoint request and data source operation; when the server has them, it fills in by itself.'),
-      h('p', { class: 'muted' }, `The query answered ${status}: ${(err as Error).message}`));
+    return h(
+      'div',
+      { class: 'notice', 'data-testid': 'service-unavailable' },
+      h(
+        'p',
+        null,
+        h('strong', null, `${table} is not available on this server. `),
+        "This view reads Pipit's service data sources, which record every endpoint request and data source operation; when the server has them, it fills in by itself.",
+      ),
+      h('p', { class: 'muted' }, `The query answered ${status}: ${(err as Error).message}`),
+    );
   }
   return errorBox(err);
 }
 
 export function renderObservability(root: HTMLElement): () => void {
-  const range = h('select', { id: 'obs-range', name: 'range' }, Object.keys(RANGES).map((k) => h('option', { value: k }, `last ${k}`)));
+  const range = h(
+    'select',
+    { id: 'obs-range', name: 'range' },
+    Object.keys(RANGES).map((k) => h('option', { value: k }, `last ${k}`)),
+  );
   const endpoints = h('div', null, h('p', { class: 'muted' }, 'Loading…'));
   const errors = h('div');
   const ops = h('div');
@@ -78,29 +89,53 @@ FROM tinybird.datasources_ops_log WHERE timestamp > now() - INTERVAL ${r.interva
       const list = (await api<{ jobs: Job[] }>('GET', '/v0/jobs')).jobs;
       if (!list.length) return clear(jobs, h('p', { class: 'muted' }, 'No jobs in the last 48 hours.'));
       const details = await Promise.all(list.slice(0, 30).map((j) => api<Job>('GET', `/v0/jobs/${encodeURIComponent(j.id)}`).catch(() => j)));
-      clear(jobs, h('table', { class: 'list', 'data-testid': 'jobs' },
-        h('thead', null, h('tr', null, ['Created', 'Kind', 'Status', 'Progress', 'Target', 'Error', ''].map((t) => h('th', { scope: 'col' }, t)))),
-        h('tbody', null, details.map((j) => {
-          const cancel = h('button', { type: 'button', class: 'small' }, 'Cancel');
-          cancel.addEventListener('click', busy(cancel, async () => {
-            try {
-              await api('POST', `/v0/jobs/${encodeURIComponent(j.id)}/cancel`);
-              toast(`Cancelling job ${j.id}`);
-            } catch (err) {
-              toast((err as Error).message, 'error');
-            }
-            await loadJobs();
-          }));
-          const pct = j.progress ?? j.progress_percentage;
-          return h('tr', null,
-            h('td', null, j.created_at),
-            h('td', null, j.kind),
-            h('td', null, h('span', { class: `badge ${j.status}` }, j.status)),
-            h('td', null, typeof pct === 'number' ? h('progress', { max: '100', value: String(pct), 'aria-label': `${pct}%` }) : '—'),
-            h('td', null, j.datasource?.name ?? j.pipe_name ?? j.pipe?.name ?? ''),
-            h('td', { class: 'wrap' }, j.error ?? ''),
-            h('td', null, j.is_cancellable && (j.status === 'waiting' || j.status === 'working') ? cancel : null));
-        }))));
+      clear(
+        jobs,
+        h(
+          'table',
+          { class: 'list', 'data-testid': 'jobs' },
+          h(
+            'thead',
+            null,
+            h(
+              'tr',
+              null,
+              ['Created', 'Kind', 'Status', 'Progress', 'Target', 'Error', ''].map((t) => h('th', { scope: 'col' }, t)),
+            ),
+          ),
+          h(
+            'tbody',
+            null,
+            details.map((j) => {
+              const cancel = h('button', { type: 'button', class: 'small' }, 'Cancel');
+              cancel.addEventListener(
+                'click',
+                busy(cancel, async () => {
+                  try {
+                    await api('POST', `/v0/jobs/${encodeURIComponent(j.id)}/cancel`);
+                    toast(`Cancelling job ${j.id}`);
+                  } catch (err) {
+                    toast((err as Error).message, 'error');
+                  }
+                  await loadJobs();
+                }),
+              );
+              const pct = j.progress ?? j.progress_percentage;
+              return h(
+                'tr',
+                null,
+                h('td', null, j.created_at),
+                h('td', null, j.kind),
+                h('td', null, h('span', { class: `badge ${j.status}` }, j.status)),
+                h('td', null, typeof pct === 'number' ? h('progress', { max: '100', value: String(pct), 'aria-label': `${pct}%` }) : '—'),
+                h('td', null, j.datasource?.name ?? j.pipe_name ?? j.pipe?.name ?? ''),
+                h('td', { class: 'wrap' }, j.error ?? ''),
+                h('td', null, j.is_cancellable && (j.status === 'waiting' || j.status === 'working') ? cancel : null),
+              );
+            }),
+          ),
+        ),
+      );
     } catch (err) {
       clear(jobs, errorBox(err));
     }

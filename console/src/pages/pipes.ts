@@ -15,10 +15,58 @@ const NAME_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const NODE_ROWS = 100;
 
 const TYPE_FUNCTIONS = new Set([
-  'String', 'Boolean', 'DateTime64', 'DateTime', 'Date', 'Float32', 'Float64', 'Int8', 'Int16', 'Int32', 'Int64', 'Int128', 'Int256', 'Int',
-  'Integer', 'UInt8', 'UInt16', 'UInt32', 'UInt64', 'UInt128', 'UInt256', 'Array', 'JSON', 'defined', 'column', 'columns', 'symbol',
+  'String',
+  'Boolean',
+  'DateTime64',
+  'DateTime',
+  'Date',
+  'Float32',
+  'Float64',
+  'Int8',
+  'Int16',
+  'Int32',
+  'Int64',
+  'Int128',
+  'Int256',
+  'Int',
+  'Integer',
+  'UInt8',
+  'UInt16',
+  'UInt32',
+  'UInt64',
+  'UInt128',
+  'UInt256',
+  'Array',
+  'JSON',
+  'defined',
+  'column',
+  'columns',
+  'symbol',
 ]);
-const NOT_PARAMS = new Set(['columns', 'column', 'defined', 'sql_and', 'TABLE', 'table', 'tb_secret', 'tb_var', 'split_to_array', 'cache_ttl', 'True', 'False', 'None', 'and', 'or', 'not', 'in', 'if', 'else', 'end', 'for', 'set']);
+const NOT_PARAMS = new Set([
+  'columns',
+  'column',
+  'defined',
+  'sql_and',
+  'TABLE',
+  'table',
+  'tb_secret',
+  'tb_var',
+  'split_to_array',
+  'cache_ttl',
+  'True',
+  'False',
+  'None',
+  'and',
+  'or',
+  'not',
+  'in',
+  'if',
+  'else',
+  'end',
+  'for',
+  'set',
+]);
 
 export interface Param {
   name: string;
@@ -38,7 +86,8 @@ export function detectParams(sql: string): Param[] {
       const type = ['defined', 'column', 'columns', 'symbol'].includes(m[1]) ? 'String' : m[1];
       const prev = out.get(m[2]);
       const def = m[3]?.replace(/^['"]|['"]$/g, '');
-      if (!prev || (prev.type === 'String' && type !== 'String') || (def !== undefined && prev.default === undefined)) out.set(m[2], { name: m[2], type: prev && type === 'String' ? prev.type : type, default: def ?? prev?.default });
+      if (!prev || (prev.type === 'String' && type !== 'String') || (def !== undefined && prev.default === undefined))
+        out.set(m[2], { name: m[2], type: prev && type === 'String' ? prev.type : type, default: def ?? prev?.default });
     }
     const bare = /^\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}$/.exec(block);
     if (bare && !NOT_PARAMS.has(bare[1]) && !out.has(bare[1])) out.set(bare[1], { name: bare[1], type: 'String' });
@@ -59,7 +108,12 @@ export function renderPipes(root: HTMLElement, args: string[]): void | (() => vo
   const nameInput = h('input', { type: 'text', id: 'pipe-name', name: 'pipe-name', required: true, autocomplete: 'off', pattern: NAME_RE.source });
   const create = h('button', { type: 'submit', class: 'primary', 'data-testid': 'create-pipe' }, 'Create pipe');
   const status = h('div', { role: 'status', 'aria-live': 'polite' });
-  const form = h('form', null, h('div', { class: 'form-grid' }, h('label', { for: 'pipe-name' }, 'Name'), h('div', { class: 'row' }, nameInput, create)), status);
+  const form = h(
+    'form',
+    null,
+    h('div', { class: 'form-grid' }, h('label', { for: 'pipe-name' }, 'Name'), h('div', { class: 'row' }, nameInput, create)),
+    status,
+  );
   form.addEventListener('submit', (e) => {
     e.preventDefault();
     void busy(create, async () => {
@@ -77,14 +131,37 @@ export function renderPipes(root: HTMLElement, args: string[]): void | (() => vo
     try {
       const pipes = await listPipes();
       if (!pipes.length) return clear(list, h('p', { class: 'empty' }, 'No pipes yet.'));
-      clear(list, h('table', { class: 'list', 'data-testid': 'pipes' },
-        h('thead', null, h('tr', null, ['Name', 'Type', 'Nodes', 'Endpoint', 'Updated'].map((t) => h('th', { scope: 'col' }, t)))),
-        h('tbody', null, pipes.map((p) => h('tr', null,
-          h('td', null, h('a', { href: `#/pipes/${encodeURIComponent(p.name)}` }, p.name)),
-          h('td', null, h('span', { class: `badge ${p.type}` }, p.type)),
-          h('td', { class: 'num' }, String(p.nodes.length)),
-          h('td', null, p.endpoint ? h('code', null, `/v0/pipes/${p.name}.json`) : '—'),
-          h('td', null, p.updated_at))))));
+      clear(
+        list,
+        h(
+          'table',
+          { class: 'list', 'data-testid': 'pipes' },
+          h(
+            'thead',
+            null,
+            h(
+              'tr',
+              null,
+              ['Name', 'Type', 'Nodes', 'Endpoint', 'Updated'].map((t) => h('th', { scope: 'col' }, t)),
+            ),
+          ),
+          h(
+            'tbody',
+            null,
+            pipes.map((p) =>
+              h(
+                'tr',
+                null,
+                h('td', null, h('a', { href: `#/pipes/${encodeURIComponent(p.name)}` }, p.name)),
+                h('td', null, h('span', { class: `badge ${p.type}` }, p.type)),
+                h('td', { class: 'num' }, String(p.nodes.length)),
+                h('td', null, p.endpoint ? h('code', null, `/v0/pipes/${p.name}.json`) : '—'),
+                h('td', null, p.updated_at),
+              ),
+            ),
+          ),
+        ),
+      );
     } catch (err) {
       clear(list, errorBox(err));
     }
@@ -113,7 +190,13 @@ function renderPipe(root: HTMLElement, name: string): () => void {
   const params = (): Param[] => {
     const all = new Map<string, Param>();
     for (const n of pipe?.nodes ?? []) {
-      for (const p of n.params ?? []) all.set(p.name, { name: p.name, type: p.type, default: p.default === undefined || p.default === null ? undefined : String(p.default), required: p.required });
+      for (const p of n.params ?? [])
+        all.set(p.name, {
+          name: p.name,
+          type: p.type,
+          default: p.default === undefined || p.default === null ? undefined : String(p.default),
+          required: p.required,
+        });
       for (const p of detectParams(drafts.get(n.id)?.draft ?? n.sql)) if (!all.has(p.name)) all.set(p.name, p);
     }
     return [...all.values()];
@@ -138,16 +221,32 @@ function renderPipe(root: HTMLElement, name: string): () => void {
   const endpointBox = h('div');
   const drawParams = () => {
     const ps = params();
-    if (!ps.length) return clear(paramsBox, h('p', { class: 'muted' }, 'No template parameters. Start a node with % and use {{ String(name, \'default\') }} to add one.'));
-    clear(paramsBox, h('div', { class: 'form-grid params' }, ps.map((p) => {
-      const id = `param-${p.name}`;
-      const input = h('input', { type: 'text', id, name: p.name, 'data-param': p.name, value: paramValues.get(p.name) ?? '', placeholder: p.default ?? (p.required ? 'required' : ''), autocomplete: 'off' });
-      input.addEventListener('input', () => {
-        paramValues.set(p.name, input.value);
-        drawEndpoint();
-      });
-      return [h('label', { for: id }, p.name, ' ', h('span', { class: 'type' }, p.type)), input];
-    })));
+    if (!ps.length)
+      return clear(paramsBox, h('p', { class: 'muted' }, "No template parameters. Start a node with % and use {{ String(name, 'default') }} to add one."));
+    clear(
+      paramsBox,
+      h(
+        'div',
+        { class: 'form-grid params' },
+        ps.map((p) => {
+          const id = `param-${p.name}`;
+          const input = h('input', {
+            type: 'text',
+            id,
+            name: p.name,
+            'data-param': p.name,
+            value: paramValues.get(p.name) ?? '',
+            placeholder: p.default ?? (p.required ? 'required' : ''),
+            autocomplete: 'off',
+          });
+          input.addEventListener('input', () => {
+            paramValues.set(p.name, input.value);
+            drawEndpoint();
+          });
+          return [h('label', { for: id }, p.name, ' ', h('span', { class: 'type' }, p.type)), input];
+        }),
+      ),
+    );
   };
 
   const endpointUrl = (): string => `${location.origin}/v0/pipes/${encodeURIComponent(name)}.json${qs(paramArgs())}`;
@@ -158,24 +257,29 @@ function renderPipe(root: HTMLElement, name: string): () => void {
     const curl = `curl -H "Authorization: Bearer $TOKEN" "${url}"`;
     const out = h('div', { 'data-testid': 'endpoint-result' });
     const call = h('button', { type: 'button', class: 'primary', 'data-testid': 'call-endpoint' }, 'Call endpoint');
-    call.addEventListener('click', busy(call, async () => {
-      try {
-        const r = await api<QueryResult>('GET', `/v0/pipes/${encodeURIComponent(name)}.json`, { query: paramArgs() });
-        clear(out, resultView(r));
-      } catch (err) {
-        clear(out, errorBox(err));
-      }
-    }));
+    call.addEventListener(
+      'click',
+      busy(call, async () => {
+        try {
+          const r = await api<QueryResult>('GET', `/v0/pipes/${encodeURIComponent(name)}.json`, { query: paramArgs() });
+          clear(out, resultView(r));
+        } catch (err) {
+          clear(out, errorBox(err));
+        }
+      }),
+    );
     const copyUrl = h('button', { type: 'button' }, 'Copy URL');
     copyUrl.addEventListener('click', () => void copyText(url, 'URL copied'));
     const copyCurl = h('button', { type: 'button' }, 'Copy curl');
     copyCurl.addEventListener('click', () => void copyText(curl, 'curl command copied'));
-    clear(endpointBox,
+    clear(
+      endpointBox,
       h('p', null, 'Node ', h('strong', null, node?.name ?? '?'), ' is published. The token goes in the Authorization header ($TOKEN), never in the URL.'),
       h('pre', { class: 'raw', 'data-testid': 'endpoint-url' }, url),
       h('pre', { class: 'raw' }, curl),
       h('div', { class: 'row' }, call, copyUrl, copyCurl, h('a', { class: 'button', href: '#/observability' }, 'Requests and errors')),
-      out);
+      out,
+    );
   };
 
   const draw = () => {
@@ -183,14 +287,16 @@ function renderPipe(root: HTMLElement, name: string): () => void {
     destroyEditors();
     const p = pipe;
     const nodes = p.nodes.map((n, i) => nodeCard(n, i));
-    clear(body,
+    clear(
+      body,
       h('h1', null, p.name, ' ', h('span', { class: `badge ${p.type}` }, p.type)),
       p.description ? h('p', null, p.description) : null,
       section('Parameters', paramsBox),
       section('Endpoint', endpointBox),
       h('h2', null, 'Nodes'),
       h('ol', { class: 'nodes' }, nodes),
-      addNodeForm());
+      addNodeForm(),
+    );
     drawParams();
     drawEndpoint();
   };
@@ -229,44 +335,59 @@ function renderPipe(root: HTMLElement, name: string): () => void {
         return false;
       }
     };
-    save.addEventListener('click', busy(save, async () => {
-      if (await saveNode()) await reload();
-    }));
-    publish.addEventListener('click', busy(publish, async () => {
-      try {
-        if (isEndpoint) await api('DELETE', `/v0/pipes/${encodeURIComponent(pipe!.name)}/nodes/${encodeURIComponent(n.name)}/endpoint`);
-        else {
-          if (!(await saveNode())) return;
-          await api('POST', `/v0/pipes/${encodeURIComponent(pipe!.name)}/nodes/${encodeURIComponent(n.name)}/endpoint`);
+    save.addEventListener(
+      'click',
+      busy(save, async () => {
+        if (await saveNode()) await reload();
+      }),
+    );
+    publish.addEventListener(
+      'click',
+      busy(publish, async () => {
+        try {
+          if (isEndpoint) await api('DELETE', `/v0/pipes/${encodeURIComponent(pipe!.name)}/nodes/${encodeURIComponent(n.name)}/endpoint`);
+          else {
+            if (!(await saveNode())) return;
+            await api('POST', `/v0/pipes/${encodeURIComponent(pipe!.name)}/nodes/${encodeURIComponent(n.name)}/endpoint`);
+          }
+          toast(isEndpoint ? `Unpublished ${n.name}` : `Published ${n.name} as the endpoint`);
+          await reload();
+        } catch (err) {
+          clear(out, errorBox(err));
         }
-        toast(isEndpoint ? `Unpublished ${n.name}` : `Published ${n.name} as the endpoint`);
-        await reload();
-      } catch (err) {
-        clear(out, errorBox(err));
-      }
-    }));
-    del.addEventListener('click', busy(del, async () => {
-      if (!confirm(`Delete node ${n.name}?`)) return;
-      try {
-        await api('DELETE', `/v0/pipes/${encodeURIComponent(pipe!.name)}/nodes/${encodeURIComponent(n.name)}`);
-        drafts.delete(n.id);
-        await reload();
-      } catch (err) {
-        clear(out, errorBox(err));
-      }
-    }));
+      }),
+    );
+    del.addEventListener(
+      'click',
+      busy(del, async () => {
+        if (!confirm(`Delete node ${n.name}?`)) return;
+        try {
+          await api('DELETE', `/v0/pipes/${encodeURIComponent(pipe!.name)}/nodes/${encodeURIComponent(n.name)}`);
+          drafts.delete(n.id);
+          await reload();
+        } catch (err) {
+          clear(out, errorBox(err));
+        }
+      }),
+    );
 
-    const li = h('li', { class: 'card node', 'data-node': n.name },
-      h('div', { class: 'node-head' },
+    const li = h(
+      'li',
+      { class: 'card node', 'data-node': n.name },
+      h(
+        'div',
+        { class: 'node-head' },
         h('h3', null, n.name),
         h('span', { class: `badge ${isEndpoint ? 'endpoint' : n.node_type}` }, isEndpoint ? 'endpoint' : n.node_type),
         n.materialized && n.node_type !== 'materialized' ? h('span', { class: 'badge materialized' }, 'materialized') : null,
         dirty,
-        n.dependencies?.length ? h('span', { class: 'muted deps' }, 'reads ', n.dependencies.join(', ')) : null),
+        n.dependencies?.length ? h('span', { class: 'muted deps' }, 'reads ', n.dependencies.join(', ')) : null,
+      ),
       editorBox,
       h('div', { class: 'row' }, run, save, publish, del),
       advanced(n),
-      out);
+      out,
+    );
     const editor = createEditor(editorBox, {
       doc: state.draft,
       label: `SQL of node ${n.name}`,
@@ -288,7 +409,13 @@ function renderPipe(root: HTMLElement, name: string): () => void {
   function advanced(n: PipeNode): HTMLElement {
     const base = `/v0/pipes/${encodeURIComponent(name)}/nodes/${encodeURIComponent(n.name)}`;
     const status = h('div', { role: 'status', 'aria-live': 'polite' });
-    const form = (title: string, fields: Array<[string, string, HTMLElement?]>, submit: string, onSubmit: (v: Record<string, string>) => Promise<void>, extra?: HTMLElement[]) => {
+    const form = (
+      title: string,
+      fields: Array<[string, string, HTMLElement?]>,
+      submit: string,
+      onSubmit: (v: Record<string, string>) => Promise<void>,
+      extra?: HTMLElement[],
+    ) => {
       const inputs: Record<string, HTMLInputElement | HTMLSelectElement> = {};
       const rows = fields.map(([key, label, custom]) => {
         const id = `${n.id}-${title}-${key}`.replace(/[^A-Za-z0-9_-]/g, '_');
@@ -317,74 +444,142 @@ function renderPipe(root: HTMLElement, name: string): () => void {
       });
       return f;
     };
-    const select = (...options: string[]) => h('select', null, options.map((o) => h('option', { value: o }, o || '(default)')));
+    const select = (...options: string[]) =>
+      h(
+        'select',
+        null,
+        options.map((o) => h('option', { value: o }, o || '(default)')),
+      );
     const follow = async (job: Job | undefined, what: string) => {
       if (!job) return;
       const line = h('p', null, `${what}: ${job.status}`);
       clear(status, line);
-      const end = await followJob(job.id, (j) => (line.textContent = `${what}: job ${j.id} ${j.status}${j.progress ? ` (${j.progress}%)` : ''}${j.error ? ` — ${j.error}` : ''}`));
+      const end = await followJob(
+        job.id,
+        (j) => (line.textContent = `${what}: job ${j.id} ${j.status}${j.progress ? ` (${j.progress}%)` : ''}${j.error ? ` — ${j.error}` : ''}`),
+      );
       if (end.status !== 'done') line.className = 'error';
     };
     const unset = (label: string, path: string) => {
       const b = h('button', { type: 'button', class: 'danger' }, label);
-      b.addEventListener('click', busy(b, async () => {
-        try {
-          await api('DELETE', path);
-          toast(`${label}: done`);
-          await reload();
-        } catch (err) {
-          clear(status, errorBox(err));
-        }
-      }));
+      b.addEventListener(
+        'click',
+        busy(b, async () => {
+          try {
+            await api('DELETE', path);
+            toast(`${label}: done`);
+            await reload();
+          } catch (err) {
+            clear(status, errorBox(err));
+          }
+        }),
+      );
       return b;
     };
     const populate = h('input', { type: 'checkbox' });
     const mode = select('append', 'replace');
-    const mat = form('Materialize', [['datasource', 'Target data source'], ['populate', 'Populate with existing data', populate]], 'Materialize', async (v) => {
-      const r = await api<{ job?: Job }>('POST', `${base}/materialization`, { form: v });
-      toast(`Materialized ${n.name} into ${v.datasource}`);
-      await follow(r.job, 'Populate');
-      await reload();
-    }, n.materialized ? [unset('Unlink', `${base}/materialization`)] : []);
-    const copy = form('Copy', [['target_datasource', 'Target data source'], ['schedule_cron', 'Schedule (cron, UTC)'], ['mode', 'Mode', mode]], 'Set copy', async (v) => {
-      await api('POST', `${base}/copy`, { form: v });
-      toast(`${n.name} copies into ${v.target_datasource}`);
-      await reload();
-    }, n.node_type === 'copy' ? [runNow('copy'), unset('Remove copy', `${base}/copy`)] : []);
-    const sink = form('Sink', [['connection', 'Connection'], ['path', 'Bucket path'], ['file_template', 'File template'], ['format', 'Format', select('csv', 'ndjson', 'parquet')],
-      ['compression', 'Compression', select('', 'none', 'gzip', 'snappy', 'zstd')], ['write_strategy', 'Write strategy', select('new', 'truncate')], ['schedule_cron', 'Schedule (cron, UTC)']], 'Set sink', async (v) => {
-      await api('POST', `${base}/sink`, { form: v });
-      toast(`${n.name} sinks to ${v.connection}`);
-      await reload();
-    }, n.node_type === 'sink' ? [runNow('sink'), unset('Remove sink', `${base}/sink`)] : []);
+    const mat = form(
+      'Materialize',
+      [
+        ['datasource', 'Target data source'],
+        ['populate', 'Populate with existing data', populate],
+      ],
+      'Materialize',
+      async (v) => {
+        const r = await api<{ job?: Job }>('POST', `${base}/materialization`, { form: v });
+        toast(`Materialized ${n.name} into ${v.datasource}`);
+        await follow(r.job, 'Populate');
+        await reload();
+      },
+      n.materialized ? [unset('Unlink', `${base}/materialization`)] : [],
+    );
+    const copy = form(
+      'Copy',
+      [
+        ['target_datasource', 'Target data source'],
+        ['schedule_cron', 'Schedule (cron, UTC)'],
+        ['mode', 'Mode', mode],
+      ],
+      'Set copy',
+      async (v) => {
+        await api('POST', `${base}/copy`, { form: v });
+        toast(`${n.name} copies into ${v.target_datasource}`);
+        await reload();
+      },
+      n.node_type === 'copy' ? [runNow('copy'), unset('Remove copy', `${base}/copy`)] : [],
+    );
+    const sink = form(
+      'Sink',
+      [
+        ['connection', 'Connection'],
+        ['path', 'Bucket path'],
+        ['file_template', 'File template'],
+        ['format', 'Format', select('csv', 'ndjson', 'parquet')],
+        ['compression', 'Compression', select('', 'none', 'gzip', 'snappy', 'zstd')],
+        ['write_strategy', 'Write strategy', select('new', 'truncate')],
+        ['schedule_cron', 'Schedule (cron, UTC)'],
+      ],
+      'Set sink',
+      async (v) => {
+        await api('POST', `${base}/sink`, { form: v });
+        toast(`${n.name} sinks to ${v.connection}`);
+        await reload();
+      },
+      n.node_type === 'sink' ? [runNow('sink'), unset('Remove sink', `${base}/sink`)] : [],
+    );
     function runNow(kind: 'copy' | 'sink'): HTMLElement {
       const b = h('button', { type: 'button' }, `Run ${kind} now`);
-      b.addEventListener('click', busy(b, async () => {
-        try {
-          const r = await api<{ job?: Job; id?: string }>('POST', `/v0/pipes/${encodeURIComponent(name)}/${kind}`, { query: paramArgs() });
-          await follow(r.job ?? (r.id ? ({ id: r.id, status: 'waiting' } as Job) : undefined), kind === 'copy' ? 'Copy' : 'Sink');
-        } catch (err) {
-          clear(status, errorBox(err));
-        }
-      }));
+      b.addEventListener(
+        'click',
+        busy(b, async () => {
+          try {
+            const r = await api<{ job?: Job; id?: string }>('POST', `/v0/pipes/${encodeURIComponent(name)}/${kind}`, { query: paramArgs() });
+            await follow(r.job ?? (r.id ? ({ id: r.id, status: 'waiting' } as Job) : undefined), kind === 'copy' ? 'Copy' : 'Sink');
+          } catch (err) {
+            clear(status, errorBox(err));
+          }
+        }),
+      );
       return b;
     }
-    const details = h('details', { class: 'advanced', open: openPanels.has(n.id) }, h('summary', null, 'Materialize, copy or sink'), h('div', { class: 'subforms' }, mat, copy, sink), status);
+    const details = h(
+      'details',
+      { class: 'advanced', open: openPanels.has(n.id) },
+      h('summary', null, 'Materialize, copy or sink'),
+      h('div', { class: 'subforms' }, mat, copy, sink),
+      status,
+    );
     details.addEventListener('toggle', () => (details.open ? openPanels.add(n.id) : openPanels.delete(n.id)));
     return details;
   }
 
   function addNodeForm(): HTMLElement {
     const last = pipe!.nodes[pipe!.nodes.length - 1];
-    const input = h('input', { type: 'text', id: 'new-node-name', name: 'new-node-name', value: `${pipe!.name}_${pipe!.nodes.length}`, autocomplete: 'off', pattern: NAME_RE.source });
+    const input = h('input', {
+      type: 'text',
+      id: 'new-node-name',
+      name: 'new-node-name',
+      value: `${pipe!.name}_${pipe!.nodes.length}`,
+      autocomplete: 'off',
+      pattern: NAME_RE.source,
+    });
     const add = h('button', { type: 'submit', 'data-testid': 'add-node' }, 'Add node');
     const status = h('div', { role: 'status', 'aria-live': 'polite' });
-    const f = h('form', null, h('div', { class: 'form-grid' }, h('label', { for: 'new-node-name' }, 'New node'), h('div', { class: 'row' }, input, add)), status);
+    const f = h(
+      'form',
+      null,
+      h('div', { class: 'form-grid' }, h('label', { for: 'new-node-name' }, 'New node'), h('div', { class: 'row' }, input, add)),
+      status,
+    );
     f.addEventListener('submit', (e) => {
       e.preventDefault();
       void busy(add, async () => {
         try {
-          await api('POST', `/v0/pipes/${encodeURIComponent(pipe!.name)}/nodes`, { query: { name: input.value.trim() }, body: last ? `SELECT * FROM ${last.name}` : 'SELECT 1', contentType: 'text/plain' });
+          await api('POST', `/v0/pipes/${encodeURIComponent(pipe!.name)}/nodes`, {
+            query: { name: input.value.trim() },
+            body: last ? `SELECT * FROM ${last.name}` : 'SELECT 1',
+            contentType: 'text/plain',
+          });
           await reload();
           editors[editors.length - 1]?.focus();
         } catch (err) {

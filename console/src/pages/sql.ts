@@ -13,9 +13,18 @@ export function renderSql(root: HTMLElement): () => void {
   const editorBox = h('div', { class: 'editor' });
   root.append(
     h('h1', null, 'SQL'),
-    h('p', { class: 'muted' }, 'SELECT over your data sources, their quarantine tables, pipes and tinybird.* service data sources. Ctrl+Enter runs; Ctrl+Space completes names.'),
+    h(
+      'p',
+      { class: 'muted' },
+      'SELECT over your data sources, their quarantine tables, pipes and tinybird.* service data sources. Ctrl+Enter runs; Ctrl+Space completes names.',
+    ),
     editorBox,
-    h('div', { class: 'row' }, runButton, h('span', { class: 'muted' }, 'Results as a table or a chart; FORMAT CSV (or another format) at the end shows the raw answer.')),
+    h(
+      'div',
+      { class: 'row' },
+      runButton,
+      h('span', { class: 'muted' }, 'Results as a table or a chart; FORMAT CSV (or another format) at the end shows the raw answer.'),
+    ),
     out,
   );
   let controller: AbortController | null = null;

@@ -14,9 +14,7 @@ import {
 import { SchemaError } from './errors.js';
 import { parseSchema } from './schema.js';
 
-const columns: Column[] = parseSchema(
-  'a String, b Int32, ts DateTime, ver UInt64, is_deleted UInt8, sign Int8, v UInt32, x UInt32, c Int64',
-);
+const columns: Column[] = parseSchema('a String, b Int32, ts DateTime, ver UInt64, is_deleted UInt8, sign Int8, v UInt32, x UInt32, c Int64');
 
 const clause = (engine: string | undefined, args: Record<string, string>) => engineClause(parseEngineParams(engine, args), columns);
 
@@ -72,9 +70,7 @@ describe('parseEngineParams', () => {
     expect(err(() => parseEngineParams('VersionedCollapsingMergeTree', { engine_sign: 'sign' }))).toBe(
       'Missing required parameter "engine_version" for engine VersionedCollapsingMergeTree',
     );
-    expect(err(() => parseEngineParams('ReplacingMergeTree', {}))).toBe(
-      'Missing required parameter "engine_sorting_key" for engine ReplacingMergeTree',
-    );
+    expect(err(() => parseEngineParams('ReplacingMergeTree', {}))).toBe('Missing required parameter "engine_sorting_key" for engine ReplacingMergeTree');
     expect(err(() => parseEngineParams('AggregatingMergeTree', {}))).toMatch(/engine_sorting_key/);
     expect(err(() => parseEngineParams('Join', { engine_join_strictness: 'ANY', engine_join_type: 'LEFT' }))).toBe(
       'Missing required parameter "engine_key_columns" for engine Join',
@@ -103,7 +99,7 @@ describe('injection attempts are rejected', () => {
     { engine_sorting_key: 'a; DROP TABLE x' },
     { engine_partition_key: "toYYYYMM(ts) -- '" },
     { engine_ttl: 'ts + INTERVAL 1 DAY /* x */' },
-    { engine_sorting_key: 'a) SETTINGS disk = disk(type = local, path = \'/\')' },
+    { engine_sorting_key: "a) SETTINGS disk = disk(type = local, path = '/')" },
     { engine_sorting_key: "a SETTINGS storage_policy = 'x'" },
     { engine_sorting_key: "a AS SELECT * FROM file('/etc/passwd')" },
     { engine_partition_key: "length(file('/etc/passwd'))" },
@@ -127,9 +123,7 @@ describe('injection attempts are rejected', () => {
 
   it('rejects semicolons anywhere, even quoted', () => {
     expect(err(() => parseEngineParams('MergeTree', { engine_ttl: "ts + 1 WHERE a = ';'" }))).toBe("Invalid character ';' in engine_ttl");
-    expect(err(() => parseEngineParams('ReplacingMergeTree', { engine_sorting_key: 'a', engine_ver: 'v;' }))).toBe(
-      "Invalid character ';' in engine_ver",
-    );
+    expect(err(() => parseEngineParams('ReplacingMergeTree', { engine_sorting_key: 'a', engine_ver: 'v;' }))).toBe("Invalid character ';' in engine_ver");
   });
 });
 
@@ -177,7 +171,17 @@ describe('engineClause', () => {
   });
 
   it('ReplacingMergeTree', () => {
-    expect(clause('ReplacingMergeTree', { engine_sorting_key: 'a, b', engine_ver: 'ver', engine_is_deleted: 'is_deleted', engine_partition_key: 'toYYYYMM(ts)', engine_primary_key: 'a', engine_ttl: 'ts + toIntervalDay(1)', engine_settings: 'index_granularity = 2048' })).toBe(
+    expect(
+      clause('ReplacingMergeTree', {
+        engine_sorting_key: 'a, b',
+        engine_ver: 'ver',
+        engine_is_deleted: 'is_deleted',
+        engine_partition_key: 'toYYYYMM(ts)',
+        engine_primary_key: 'a',
+        engine_ttl: 'ts + toIntervalDay(1)',
+        engine_settings: 'index_granularity = 2048',
+      }),
+    ).toBe(
       'ENGINE = ReplacingMergeTree(ver, is_deleted) PARTITION BY toYYYYMM(ts) PRIMARY KEY a ORDER BY (a, b) TTL ts + toIntervalDay(1) SETTINGS index_granularity = 2048',
     );
     expect(clause('ReplacingMergeTree', { engine_sorting_key: 'a', engine_ver: 'ver' })).toBe('ENGINE = ReplacingMergeTree(ver) ORDER BY a');
@@ -199,9 +203,7 @@ describe('engineClause', () => {
   });
 
   it('Join and Null', () => {
-    expect(clause('Join', { engine_join_strictness: 'ANY', engine_join_type: 'LEFT', engine_key_columns: 'a, b' })).toBe(
-      'ENGINE = Join(ANY, LEFT, a, b)',
-    );
+    expect(clause('Join', { engine_join_strictness: 'ANY', engine_join_type: 'LEFT', engine_key_columns: 'a, b' })).toBe('ENGINE = Join(ANY, LEFT, a, b)');
     expect(clause('Join', { engine_join_strictness: 'all', engine_join_type: 'inner', engine_key_columns: 'a', engine_settings: 'join_use_nulls=1' })).toBe(
       'ENGINE = Join(ALL, INNER, a) SETTINGS join_use_nulls = 1',
     );
@@ -265,9 +267,7 @@ describe('engine JSON', () => {
 
 describe('indexes', () => {
   it('parses newline-separated definitions', () => {
-    expect(
-      parseIndexes('index_name a TYPE set(100) GRANULARITY 100\nindex_name_bf mapValues(d) TYPE bloom_filter(0.001) GRANULARITY 16'),
-    ).toEqual([
+    expect(parseIndexes('index_name a TYPE set(100) GRANULARITY 100\nindex_name_bf mapValues(d) TYPE bloom_filter(0.001) GRANULARITY 16')).toEqual([
       { name: 'index_name', expr: 'a', type: 'set(100)', granularity: '100' },
       { name: 'index_name_bf', expr: 'mapValues(d)', type: 'bloom_filter(0.001)', granularity: '16' },
     ]);
@@ -282,7 +282,10 @@ describe('indexes', () => {
 
   it('handles complex expressions and a column named type', () => {
     expect(parseIndexes('index_name type TYPE set(100) GRANULARITY 100')[0]).toEqual({
-      name: 'index_name', expr: 'type', type: 'set(100)', granularity: '100',
+      name: 'index_name',
+      expr: 'type',
+      type: 'set(100)',
+      granularity: '100',
     });
     expect(parseIndexes("my_index m['key'] TYPE ngrambf_v1(1, 1024, 1, 42) GRANULARITY 1")[0].expr).toBe("m['key']");
     expect(parseIndexes("l arrayMap(x -> tupleElement(x,'message'), column_name) TYPE ngrambf_v1(1, 1024, 1, 42) GRANULARITY 1")[0].expr).toBe(

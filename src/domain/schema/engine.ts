@@ -49,8 +49,20 @@ const EXPRESSION_PARAMS = new Set(['partition_key', 'sorting_key', 'primary_key'
 const COLUMN_PARAMS = new Set(['ver', 'is_deleted', 'sign', 'version']);
 const COLUMN_LIST_PARAMS = new Set(['columns', 'key_columns']);
 export const ENGINE_PARAM_ORDER = [
-  'partition_key', 'sorting_key', 'primary_key', 'sampling_key', 'ttl', 'settings', 'ver', 'is_deleted', 'sign',
-  'version', 'columns', 'join_strictness', 'join_type', 'key_columns',
+  'partition_key',
+  'sorting_key',
+  'primary_key',
+  'sampling_key',
+  'ttl',
+  'settings',
+  'ver',
+  'is_deleted',
+  'sign',
+  'version',
+  'columns',
+  'join_strictness',
+  'join_type',
+  'key_columns',
 ];
 const JOIN_STRICTNESS = ['ANY', 'ALL', 'SEMI', 'ANTI'];
 const JOIN_TYPES = ['LEFT', 'INNER', 'RIGHT', 'FULL'];
@@ -83,23 +95,29 @@ export function parseEngineParams(engine: string | undefined, args: Record<strin
     const value = (rawValue ?? '').trim();
     if (!value) continue;
     if (!allowed.includes(param))
-      throw new SchemaError(`Invalid engine parameter "${rawKey}" for engine ${name}. Valid parameters are: ${allowed.map((p) => `engine_${p}`).join(', ') || 'none'}`);
+      throw new SchemaError(
+        `Invalid engine parameter "${rawKey}" for engine ${name}. Valid parameters are: ${allowed.map((p) => `engine_${p}`).join(', ') || 'none'}`,
+      );
     if (value.includes(';')) throw new SchemaError(`Invalid character ';' in engine_${param}`);
     params[param] = normalizeParam(param, value);
   }
-  for (const r of def.required)
-    if (!params[r]) throw new SchemaError(`Missing required parameter "engine_${r}" for engine ${name}`);
-  if (params.is_deleted && !params.ver)
-    throw new SchemaError('The parameter "engine_is_deleted" requires "engine_ver" to be set');
+  for (const r of def.required) if (!params[r]) throw new SchemaError(`Missing required parameter "engine_${r}" for engine ${name}`);
+  if (params.is_deleted && !params.ver) throw new SchemaError('The parameter "engine_is_deleted" requires "engine_ver" to be set');
   return { engine: name, params };
 }
 
 function normalizeParam(param: string, value: string): string {
   const what = `engine_${param}`;
   if (EXPRESSION_PARAMS.has(param)) return checkExpression(value, what);
-  if (param === 'settings') return parseSettings(value).map(([k, v]) => `${k} = ${v}`).join(', ');
+  if (param === 'settings')
+    return parseSettings(value)
+      .map(([k, v]) => `${k} = ${v}`)
+      .join(', ');
   if (COLUMN_PARAMS.has(param)) return columnRef(value, what);
-  if (COLUMN_LIST_PARAMS.has(param)) return splitTopLevel(stripOuterParens(value)).map((c) => columnRef(c, what)).join(', ');
+  if (COLUMN_LIST_PARAMS.has(param))
+    return splitTopLevel(stripOuterParens(value))
+      .map((c) => columnRef(c, what))
+      .join(', ');
   if (param === 'join_strictness' || param === 'join_type') {
     const options = param === 'join_strictness' ? JOIN_STRICTNESS : JOIN_TYPES;
     const upper = value.toUpperCase();
@@ -223,7 +241,11 @@ export function parseIndexes(text: string | undefined): IndexSpec[] {
   if (!trimmed || trimmed === '0') return [];
   const out: IndexSpec[] = [];
   for (const rawLine of trimmed.split(/\r?\n/)) {
-    const line = rawLine.trim().replace(/,$/, '').replace(/^INDEX\s+/i, '').trim();
+    const line = rawLine
+      .trim()
+      .replace(/,$/, '')
+      .replace(/^INDEX\s+/i, '')
+      .trim();
     if (!line) continue;
     const index = parseIndex(line);
     if (out.some((i) => i.name === index.name)) throw new SchemaError(`Index name '${index.name}' is duplicated`);

@@ -41,9 +41,34 @@ describe('validateResourceName', () => {
       'Forbidden Data Source name "SELECT". SELECT is a reserved word. Name must start with a letter and contain only letters, numbers, and underscores. Hint: use SELECT_.',
     );
     expect(err('system', 'Pipe')).toMatch(/^Forbidden Pipe name "system"\. system is a reserved word\./);
-    for (const n of ['generateRandom', 'null', 'numbers_mt', 'zeros_mt', 'functions', 'one', 'tinybird', 'default', 'main',
-      '_temporary_and_external_tables', 'join', 'semi', 'max', 'string', 'Int32', 'uint256', 'datetime64', 'boolean', 'json',
-      'array', 'columns', 'sql_and', 'split_to_array', 'date_diff_in_hours', 'sql_unescape', 'custom_error'])
+    for (const n of [
+      'generateRandom',
+      'null',
+      'numbers_mt',
+      'zeros_mt',
+      'functions',
+      'one',
+      'tinybird',
+      'default',
+      'main',
+      '_temporary_and_external_tables',
+      'join',
+      'semi',
+      'max',
+      'string',
+      'Int32',
+      'uint256',
+      'datetime64',
+      'boolean',
+      'json',
+      'array',
+      'columns',
+      'sql_and',
+      'split_to_array',
+      'date_diff_in_hours',
+      'sql_unescape',
+      'custom_error',
+    ])
       expect(err(n), n).toMatch(/^Forbidden/);
   });
 });

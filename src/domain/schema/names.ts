@@ -27,28 +27,139 @@ const ints = (prefix: string) => [8, 16, 32, 64, 128, 256].map((n) => `${prefix}
 export const RESERVED_NAMES: ReadonlySet<string> = (() => {
   const words = [
     // table functions
-    'generateRandom', 'null', 'numbers', 'numbers_mt', 'values', 'zeros', 'zeros_mt',
+    'generateRandom',
+    'null',
+    'numbers',
+    'numbers_mt',
+    'values',
+    'zeros',
+    'zeros_mt',
     // system tables
-    'functions', 'numbers', 'numbers_mt', 'one',
+    'functions',
+    'numbers',
+    'numbers_mt',
+    'one',
     // database names
-    'tinybird', 'system', 'public', 'default', 'main', 'origin', 'live', 'snapshot', '_temporary_and_external_tables',
+    'tinybird',
+    'system',
+    'public',
+    'default',
+    'main',
+    'origin',
+    'live',
+    'snapshot',
+    '_temporary_and_external_tables',
     // SQL keywords
-    'add', 'after', 'all', 'and', 'any', 'array', 'as', 'asc', 'between', 'by', 'case', 'collate', 'cross',
-    'default', 'desc', 'distinct', 'else', 'end', 'exists', 'from', 'full', 'global', 'group', 'having', 'if',
-    'ilike', 'in', 'inner', 'insert', 'interval', 'into', 'join', 'left', 'like', 'limit', 'limits',
-    'materialized', 'not', 'on', 'or', 'order', 'outer', 'prewhere', 'right', 'sample', 'select', 'then', 'to',
-    'totals', 'union', 'using', 'where', 'with', 'anti', 'asof', 'cube', 'max', 'min', 'null', 'semi',
+    'add',
+    'after',
+    'all',
+    'and',
+    'any',
+    'array',
+    'as',
+    'asc',
+    'between',
+    'by',
+    'case',
+    'collate',
+    'cross',
+    'default',
+    'desc',
+    'distinct',
+    'else',
+    'end',
+    'exists',
+    'from',
+    'full',
+    'global',
+    'group',
+    'having',
+    'if',
+    'ilike',
+    'in',
+    'inner',
+    'insert',
+    'interval',
+    'into',
+    'join',
+    'left',
+    'like',
+    'limit',
+    'limits',
+    'materialized',
+    'not',
+    'on',
+    'or',
+    'order',
+    'outer',
+    'prewhere',
+    'right',
+    'sample',
+    'select',
+    'then',
+    'to',
+    'totals',
+    'union',
+    'using',
+    'where',
+    'with',
+    'anti',
+    'asof',
+    'cube',
+    'max',
+    'min',
+    'null',
+    'semi',
     // ClickHouse type names that can be wrapped in Nullable (interpretation of "nullable type names")
-    ...ints('int'), ...ints('uint'), 'float32', 'float64', 'decimal', 'decimal32', 'decimal64', 'decimal128',
-    'decimal256', 'string', 'fixedstring', 'uuid', 'date', 'date32', 'datetime', 'datetime64', 'enum8', 'enum16',
-    'ipv4', 'ipv6', 'bool',
+    ...ints('int'),
+    ...ints('uint'),
+    'float32',
+    'float64',
+    'decimal',
+    'decimal32',
+    'decimal64',
+    'decimal128',
+    'decimal256',
+    'string',
+    'fixedstring',
+    'uuid',
+    'date',
+    'date32',
+    'datetime',
+    'datetime64',
+    'enum8',
+    'enum16',
+    'ipv4',
+    'ipv6',
+    'bool',
     // template type names
-    'string', 'boolean', 'datetime64', 'datetime', 'date', 'float32', 'float64', ...ints('int'), ...ints('uint'),
-    'array', 'json',
+    'string',
+    'boolean',
+    'datetime64',
+    'datetime',
+    'date',
+    'float32',
+    'float64',
+    ...ints('int'),
+    ...ints('uint'),
+    'array',
+    'json',
     // template function names
-    'columns', 'table', 'error', 'custom_error', 'sql_and', 'defined', 'column', 'enumerate_with_last',
-    'split_to_array', 'day_diff', 'date_diff_in_days', 'date_diff_in_hours', 'date_diff_in_minutes',
-    'date_diff_in_seconds', 'sql_unescape',
+    'columns',
+    'table',
+    'error',
+    'custom_error',
+    'sql_and',
+    'defined',
+    'column',
+    'enumerate_with_last',
+    'split_to_array',
+    'day_diff',
+    'date_diff_in_days',
+    'date_diff_in_hours',
+    'date_diff_in_minutes',
+    'date_diff_in_seconds',
+    'sql_unescape',
   ];
   const allowed = new Set(['numbers', 'values', 'zeros', 'materialized', 'totals']);
   return new Set(words.map((w) => w.toLowerCase()).filter((w) => !allowed.has(w)));
@@ -72,7 +183,10 @@ export function isValidColumnName(name: string): boolean {
  * (`t_` for resources, `c_` for columns), reserved words get a trailing `_`.
  */
 export function normalizeName(s: string, prefix = 't_'): string {
-  let out = s.trim().slice(0, MAX_NAME_LENGTH - prefix.length - 1).replace(/[^A-Za-z0-9_]/g, '_');
+  let out = s
+    .trim()
+    .slice(0, MAX_NAME_LENGTH - prefix.length - 1)
+    .replace(/[^A-Za-z0-9_]/g, '_');
   if (!out) return prefix.replace(/_+$/, '') || '_';
   if (/^[0-9]/.test(out)) out = prefix + out;
   return isReservedName(out) ? `${out}_` : out;
@@ -83,8 +197,6 @@ const RULE = 'Name must start with a letter and contain only letters, numbers, a
 /** Throws SchemaError with Tinybird's message when `name` cannot name a resource of `kind`. */
 export function validateResourceName(name: string, kind = 'Data Source'): void {
   checkNameLength(name, kind);
-  if (!RESOURCE_NAME.test(name))
-    throw new SchemaError(`Invalid ${kind} name "${name}". ${RULE} Hint: use ${normalizeName(name)}.`);
-  if (isReservedName(name))
-    throw new SchemaError(`Forbidden ${kind} name "${name}". ${name} is a reserved word. ${RULE} Hint: use ${name}_.`);
+  if (!RESOURCE_NAME.test(name)) throw new SchemaError(`Invalid ${kind} name "${name}". ${RULE} Hint: use ${normalizeName(name)}.`);
+  if (isReservedName(name)) throw new SchemaError(`Forbidden ${kind} name "${name}". ${name} is a reserved word. ${RULE} Hint: use ${name}_.`);
 }

@@ -1,14 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Column } from '../types.js';
 import { SchemaError } from './errors.js';
-import {
-  columnToJson,
-  isJsonSchema,
-  parseSchema,
-  parseSchemaWithIndexes,
-  printSchema,
-  validateJsonPath,
-} from './schema.js';
+import { columnToJson, isJsonSchema, parseSchema, parseSchemaWithIndexes, printSchema, validateJsonPath } from './schema.js';
 
 const col = (name: string, type: string, extra: Partial<Column> = {}): Column => ({
   name,
@@ -46,15 +39,10 @@ describe('parseSchema', () => {
 
   it('keeps the full type, canonicalised, and flags nullables', () => {
     expect(parseSchema('`c` Nullable(Float32)')).toEqual([col('c', 'Nullable(Float32)', { nullable: true })]);
-    expect(parseSchema('c LowCardinality(Nullable(String))')).toEqual([
-      col('c', 'LowCardinality(Nullable(String))', { nullable: true }),
-    ]);
+    expect(parseSchema('c LowCardinality(Nullable(String))')).toEqual([col('c', 'LowCardinality(Nullable(String))', { nullable: true })]);
     expect(parseSchema('c Array(Nullable(String))')[0].nullable).toBe(false);
     expect(parseSchema('wadus INT UNSIGNED')).toEqual([col('wadus', 'UInt32')]);
-    expect(parseSchema('d Decimal32(2), t DateTime64(3,\'Europe/Madrid\')').map((c) => c.type)).toEqual([
-      'Decimal(9, 2)',
-      "DateTime64(3, 'Europe/Madrid')",
-    ]);
+    expect(parseSchema("d Decimal32(2), t DateTime64(3,'Europe/Madrid')").map((c) => c.type)).toEqual(['Decimal(9, 2)', "DateTime64(3, 'Europe/Madrid')"]);
   });
 
   it('parses every type family inside a schema', () => {
@@ -83,18 +71,11 @@ describe('parseSchema', () => {
 
   it('parses DEFAULT, MATERIALIZED, ALIAS and CODEC', () => {
     expect(parseSchema("c String DEFAULT 'bla'")).toEqual([col('c', 'String', { defaultValue: "DEFAULT 'bla'" })]);
-    expect(parseSchema('foo Float32 DEFAULT 13, bar UInt64')).toEqual([
-      col('foo', 'Float32', { defaultValue: 'DEFAULT 13' }),
-      col('bar', 'UInt64'),
-    ]);
+    expect(parseSchema('foo Float32 DEFAULT 13, bar UInt64')).toEqual([col('foo', 'Float32', { defaultValue: 'DEFAULT 13' }), col('bar', 'UInt64')]);
     expect(parseSchema('c Int32 Materialized b*2\n')).toEqual([col('c', 'Int32', { defaultValue: 'MATERIALIZED b*2' })]);
     expect(parseSchema('c Int32 ALIAS b + 1')).toEqual([col('c', 'Int32', { defaultValue: 'ALIAS b + 1' })]);
-    expect(parseSchema('c Int32 Materialized b != 1 ? b*2: pow(b, 3)\n')[0].defaultValue).toBe(
-      'MATERIALIZED b != 1 ? b*2: pow(b, 3)',
-    );
-    expect(parseSchema('double_value Float64 CODEC(LZ4HC(2))')).toEqual([
-      col('double_value', 'Float64', { codec: 'CODEC(LZ4HC(2))' }),
-    ]);
+    expect(parseSchema('c Int32 Materialized b != 1 ? b*2: pow(b, 3)\n')[0].defaultValue).toBe('MATERIALIZED b != 1 ? b*2: pow(b, 3)');
+    expect(parseSchema('double_value Float64 CODEC(LZ4HC(2))')).toEqual([col('double_value', 'Float64', { codec: 'CODEC(LZ4HC(2))' })]);
     expect(parseSchema('c Int32 CODEC(Delta, LZ4)\n')[0].codec).toBe('CODEC(Delta, LZ4)');
     expect(parseSchema('c Int32 Materialized ifNull(b*2, 0) CODEC(Delta, LZ4)\n')).toEqual([
       col('c', 'Int32', { defaultValue: 'MATERIALIZED ifNull(b*2, 0)', codec: 'CODEC(Delta, LZ4)' }),
@@ -107,9 +88,7 @@ describe('parseSchema', () => {
 
   it('handles complex default expressions: parens, commas, escaped quotes, arrays', () => {
     const ts = "timestamp DateTime MATERIALIZED toDateTime(JSONExtractInt(JSONExtractRaw(record, 'payload'), 'timestamp') / 1000)";
-    expect(parseSchema(ts)[0].defaultValue).toBe(
-      "MATERIALIZED toDateTime(JSONExtractInt(JSONExtractRaw(record, 'payload'), 'timestamp') / 1000)",
-    );
+    expect(parseSchema(ts)[0].defaultValue).toBe("MATERIALIZED toDateTime(JSONExtractInt(JSONExtractRaw(record, 'payload'), 'timestamp') / 1000)");
     expect(parseSchema("`arr` Array(String) DEFAULT ['-']")[0].defaultValue).toBe("DEFAULT ['-']");
     expect(parseSchema("`arr` Array(String) DEFAULT array('-')")[0].defaultValue).toBe("DEFAULT array('-')");
     const cols = parseSchema("a String DEFAULT 'it\\'s, (ok', b String DEFAULT concat('x,', \"y\")");
@@ -137,7 +116,7 @@ describe('parseSchema', () => {
 
   it('accepts every JSONPath form', () => {
     const cols = parseSchema(
-      "a String `json:$`, b Array(String) `json:$.items[:]`, c String `json:$['a key']`, d String `json:$[\"k\"].x`, e String `json:$.a.b.c`, f Array(String) `json:$.a[:].b`, g String `json:$.a--2`",
+      'a String `json:$`, b Array(String) `json:$.items[:]`, c String `json:$[\'a key\']`, d String `json:$["k"].x`, e String `json:$.a.b.c`, f Array(String) `json:$.a[:].b`, g String `json:$.a--2`',
     );
     expect(cols.map((c) => c.jsonpath)).toEqual(['$', '$.items[:]', "$['a key']", '$["k"].x', '$.a.b.c', '$.a[:].b', '$.a--2']);
   });
@@ -147,7 +126,9 @@ describe('parseSchema', () => {
     expect(parseSchema('c Float32,--comment\nb String')).toEqual(expected);
     expect(parseSchema('c Float32 --first-comment\n,--comment\nb String --another-comment')).toEqual(expected);
     expect(parseSchema('--random comment here\nc Float32 --another comment\n,--another one\nb String --last one')).toEqual(expected);
-    expect(parseSchema('--extra comment\nc--extra comment\nFloat32--extra comment\n,--extra comment\nb--extra comment\nString--extra comment')).toEqual(expected);
+    expect(parseSchema('--extra comment\nc--extra comment\nFloat32--extra comment\n,--extra comment\nb--extra comment\nString--extra comment')).toEqual(
+      expected,
+    );
     expect(parseSchema("a String DEFAULT '--not a comment' -- a comment")[0].defaultValue).toBe("DEFAULT '--not a comment'");
     expect(parseSchema('a String `json:$.a--b` -- comment, with comma')[0].jsonpath).toBe('$.a--b');
   });
@@ -278,12 +259,9 @@ describe('validateJsonPath', () => {
 
 describe('printSchema / columnToJson / isJsonSchema', () => {
   it('prints the sql_schema form with the jsonpath before DEFAULT', () => {
-    expect(
-      printSchema([
-        col('a', 'String', { jsonpath: '$.a' }),
-        col('b', 'Nullable(Int32)', { nullable: true, defaultValue: 'DEFAULT 1' }),
-      ]),
-    ).toBe('`a` String `json:$.a`, `b` Nullable(Int32) DEFAULT 1');
+    expect(printSchema([col('a', 'String', { jsonpath: '$.a' }), col('b', 'Nullable(Int32)', { nullable: true, defaultValue: 'DEFAULT 1' })])).toBe(
+      '`a` String `json:$.a`, `b` Nullable(Int32) DEFAULT 1',
+    );
     expect(printSchema([col('c', 'Float32', { jsonpath: '$.c', defaultValue: 'DEFAULT 0', codec: 'CODEC(ZSTD(1))' })])).toBe(
       '`c` Float32 `json:$.c` DEFAULT 0 CODEC(ZSTD(1))',
     );
@@ -291,7 +269,8 @@ describe('printSchema / columnToJson / isJsonSchema', () => {
   });
 
   it('round-trips through parseSchema', () => {
-    const text = "`a` String `json:$.a`, `b` Nullable(Int32) `json:$.b` DEFAULT 1 CODEC(ZSTD(1)), `c` Array(String) `json:$.c[:]`, `d` String MATERIALIZED upper(a)";
+    const text =
+      '`a` String `json:$.a`, `b` Nullable(Int32) `json:$.b` DEFAULT 1 CODEC(ZSTD(1)), `c` Array(String) `json:$.c[:]`, `d` String MATERIALIZED upper(a)';
     expect(printSchema(parseSchema(text))).toBe(text);
   });
 

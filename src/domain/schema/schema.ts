@@ -32,15 +32,15 @@ export function parseSchemaWithIndexes(text: string): { columns: Column[]; index
   if (columns.length > MAX_COLUMNS) throw new SchemaError(`The maximum number of columns allowed is ${MAX_COLUMNS}.`);
   const seen = new Map<string, number>();
   columns.forEach((c, i) => {
-    if (c.name.toLowerCase() === 'index')
-      throw new SchemaError(`Invalid column name '${c.name}' at position ${i + 1}, 'index' is a reserved keyword`);
+    if (c.name.toLowerCase() === 'index') throw new SchemaError(`Invalid column name '${c.name}' at position ${i + 1}, 'index' is a reserved keyword`);
     if (c.name.length > MAX_NAME_LENGTH)
       throw new SchemaError(`Invalid column name at position ${i + 1}: it is ${c.name.length} characters long, the limit is ${MAX_NAME_LENGTH}.`);
     if (!COLUMN_NAME.test(c.name))
-      throw new SchemaError(`Invalid column name '${c.name}' at position ${i + 1}. Column names must start with a letter or an underscore and contain only letters, numbers, underscores and dots.`);
+      throw new SchemaError(
+        `Invalid column name '${c.name}' at position ${i + 1}. Column names must start with a letter or an underscore and contain only letters, numbers, underscores and dots.`,
+      );
     const prev = seen.get(c.name);
-    if (prev !== undefined)
-      throw new SchemaError(`Column with name '${c.name}' is duplicated at positions ${prev + 1} and ${i + 1}`);
+    if (prev !== undefined) throw new SchemaError(`Column with name '${c.name}' is duplicated at positions ${prev + 1} and ${i + 1}`);
     seen.set(c.name, i);
   });
   return { columns, indexes: parseIndexes(parsed.indexes.join('\n')) };
@@ -275,9 +275,7 @@ function stripNullable(type: string): string {
 
 /** One column in the `sql_schema` form: `` `a` Nullable(Int32) `json:$.a` DEFAULT 1 CODEC(ZSTD(1)) ``. */
 export function printColumn(c: Column): string {
-  return [`\`${c.name}\``, c.type, c.jsonpath !== null ? `\`json:${c.jsonpath}\`` : null, c.defaultValue, c.codec]
-    .filter((p) => p !== null)
-    .join(' ');
+  return [`\`${c.name}\``, c.type, c.jsonpath !== null ? `\`json:${c.jsonpath}\`` : null, c.defaultValue, c.codec].filter((p) => p !== null).join(' ');
 }
 
 /** The `sql_schema` string of a Data Source (jsonpath before DEFAULT, as Tinybird prints it). */
@@ -310,8 +308,5 @@ export function columnToJson(c: Column): ColumnJson {
 
 /** True when the schema can ingest NDJSON: every stored column (not MATERIALIZED/ALIAS) has a jsonpath. */
 export function isJsonSchema(columns: readonly Column[]): boolean {
-  return (
-    columns.length > 0 &&
-    columns.every((c) => c.jsonpath !== null || /^(MATERIALIZED|ALIAS)\b/i.test(c.defaultValue ?? ''))
-  );
+  return columns.length > 0 && columns.every((c) => c.jsonpath !== null || /^(MATERIALIZED|ALIAS)\b/i.test(c.defaultValue ?? ''));
 }

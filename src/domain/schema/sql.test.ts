@@ -22,17 +22,30 @@ describe('stripOuterParens', () => {
 
 describe('tokenizeSql', () => {
   it('recognises quotes, comments and numbers', () => {
-    expect(tokenizeSql("a1 'x''y' `b` 1.5e3 -- c").filter((t) => t.kind !== 'space').map((t) => t.kind)).toEqual([
-      'ident', 'string', 'quoted', 'number', 'comment',
-    ]);
+    expect(
+      tokenizeSql("a1 'x''y' `b` 1.5e3 -- c")
+        .filter((t) => t.kind !== 'space')
+        .map((t) => t.kind),
+    ).toEqual(['ident', 'string', 'quoted', 'number', 'comment']);
     expect(() => tokenizeSql("'open")).toThrow(SchemaError);
   });
 });
 
 describe('checkExpression', () => {
   it('accepts ordinary expressions', () => {
-    for (const e of ['a', 'toYYYYMM(ts)', 'ts + toIntervalDay(60)', "if(a = 'x;y', 1, 2)", 'cityHash64(a, b) % 8', '(a, b)', "m['k']",
-      'ts + INTERVAL 1 DAY DELETE WHERE a > 1', 'settings', 'intHash32(urlHash)', 'fileSize'])
+    for (const e of [
+      'a',
+      'toYYYYMM(ts)',
+      'ts + toIntervalDay(60)',
+      "if(a = 'x;y', 1, 2)",
+      'cityHash64(a, b) % 8',
+      '(a, b)',
+      "m['k']",
+      'ts + INTERVAL 1 DAY DELETE WHERE a > 1',
+      'settings',
+      'intHash32(urlHash)',
+      'fileSize',
+    ])
       expect(checkExpression(` ${e} `, 'x'), e).toBe(e);
   });
   it('rejects dangerous or malformed expressions', () => {
@@ -58,7 +71,18 @@ describe('checkExpression', () => {
 
 describe('checkExpression shares the SQL policy', () => {
   it('refuses the reviewed deny-list and foreign databases', () => {
-    for (const e of ["arrayStringConcat(arrayMap(file, ['/etc/passwd']))", "arrayMap(`file`, ['/x'])", '(SELECT 1 FROM w_x.t)', "x IN late_db.t", 'getSetting(\'readonly\')', 'currentDatabase()', 'hasColumnInTable(\'system\', \'one\', \'dummy\')', 'x IN system.one', 'w_0123abcd.t.col = 1', '__getScalar(1)'])
+    for (const e of [
+      "arrayStringConcat(arrayMap(file, ['/etc/passwd']))",
+      "arrayMap(`file`, ['/x'])",
+      '(SELECT 1 FROM w_x.t)',
+      'x IN late_db.t',
+      "getSetting('readonly')",
+      'currentDatabase()',
+      "hasColumnInTable('system', 'one', 'dummy')",
+      'x IN system.one',
+      'w_0123abcd.t.col = 1',
+      '__getScalar(1)',
+    ])
       expect(() => checkExpression(e, 'delete_condition'), e).toThrow(SchemaError);
     expect(checkExpression('t.col = 1 AND s.x > 0', 'delete_condition')).toBe('t.col = 1 AND s.x > 0');
   });

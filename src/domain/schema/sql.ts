@@ -135,8 +135,7 @@ export function checkExpression(expr: string, what: string): string {
     if (t.kind === 'punct') {
       if ('([{'.includes(t.text)) depth++;
       else if (')]}'.includes(t.text) && --depth < 0) break;
-      else if (';#$\\@'.includes(t.text))
-        throw new SchemaError(`Invalid ${what} "${text}": character '${t.text}' is not allowed`);
+      else if (';#$\\@'.includes(t.text)) throw new SchemaError(`Invalid ${what} "${text}": character '${t.text}' is not allowed`);
     }
     if (t.kind === 'ident') {
       const next = tokens[k + 1];

@@ -79,7 +79,10 @@ describe('parseType: AST', () => {
     expect(parseType("Enum8('a' = 1, 'b' = 2)")).toEqual({
       kind: 'enum',
       name: 'Enum8',
-      values: [{ name: 'a', value: 1 }, { name: 'b', value: 2 }],
+      values: [
+        { name: 'a', value: 1 },
+        { name: 'b', value: 2 },
+      ],
     });
   });
 });
@@ -175,7 +178,7 @@ describe('type errors carry ClickHouse messages', () => {
     ['Array(Foo)', 'Unknown data type family: Foo'],
     ['string', 'Unknown data type family: string'],
     ['INT8', 'Unknown data type family: INT8'],
-    ['Object(\'json\')', 'Unknown data type family: Object'],
+    ["Object('json')", 'Unknown data type family: Object'],
     ['Nullable(Array(Int8))', 'Nested type Array(Int8) cannot be inside Nullable type'],
     ['Nullable(Nullable(Int8))', 'Nested type Nullable(Int8) cannot be inside Nullable type'],
     ['Nullable(LowCardinality(String))', 'Nested type LowCardinality(String) cannot be inside Nullable type'],
@@ -218,12 +221,24 @@ describe('type errors carry ClickHouse messages', () => {
     ['SimpleAggregateFunction(sum, Int32)', "Incompatible data types between aggregate function 'sum' which returns Int64 and column storage type Int32"],
     ['SimpleAggregateFunction(sum, UInt32)', "Incompatible data types between aggregate function 'sum' which returns UInt64 and column storage type UInt32"],
     ['SimpleAggregateFunction(sum, Float32)', "Incompatible data types between aggregate function 'sum' which returns Float64 and column storage type Float32"],
-    ['SimpleAggregateFunction(sum, Nullable(Int32))', "Incompatible data types between aggregate function 'sum' which returns Nullable(Int64) and column storage type Nullable(Int32)"],
-    ['SimpleAggregateFunction(sum, Decimal(9,2))', "Incompatible data types between aggregate function 'sum' which returns Decimal(38, 2) and column storage type Decimal(9, 2)"],
-    ['SimpleAggregateFunction(sum, LowCardinality(Int32))', "Incompatible data types between aggregate function 'sum' which returns Int64 and column storage type LowCardinality(Int32)"],
+    [
+      'SimpleAggregateFunction(sum, Nullable(Int32))',
+      "Incompatible data types between aggregate function 'sum' which returns Nullable(Int64) and column storage type Nullable(Int32)",
+    ],
+    [
+      'SimpleAggregateFunction(sum, Decimal(9,2))',
+      "Incompatible data types between aggregate function 'sum' which returns Decimal(38, 2) and column storage type Decimal(9, 2)",
+    ],
+    [
+      'SimpleAggregateFunction(sum, LowCardinality(Int32))',
+      "Incompatible data types between aggregate function 'sum' which returns Int64 and column storage type LowCardinality(Int32)",
+    ],
     ['SimpleAggregateFunction(sum, String)', 'Illegal type String of argument for aggregate function sum'],
     ['SimpleAggregateFunction(sum)', 'Aggregate function sum requires single argument'],
-    ['AggregateFunction()', 'Data type AggregateFunction requires parameters: version(optionally), name of aggregate function and list of data types for arguments'],
+    [
+      'AggregateFunction()',
+      'Data type AggregateFunction requires parameters: version(optionally), name of aggregate function and list of data types for arguments',
+    ],
     ['Dynamic(max_types=300)', "'max_types' argument for Dynamic type should be a positive integer between 0 and 254"],
     ['JSON(foo=1)', "Unexpected parameter in JSON type arguments: foo. Expected 'max_dynamic_types' or `max_dynamic_paths`"],
   ];

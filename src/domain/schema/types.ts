@@ -19,17 +19,39 @@ export interface EnumType {
   readonly name: 'Enum8' | 'Enum16';
   readonly values: readonly { readonly name: string; readonly value: number }[];
 }
-export interface NullableType { readonly kind: 'nullable'; readonly inner: TypeNode }
-export interface LowCardinalityType { readonly kind: 'lowcardinality'; readonly inner: TypeNode }
-export interface ArrayType { readonly kind: 'array'; readonly inner: TypeNode }
-export interface MapType { readonly kind: 'map'; readonly key: TypeNode; readonly value: TypeNode }
-export interface TupleElement { readonly name?: string; readonly type: TypeNode }
-export interface TupleType { readonly kind: 'tuple'; readonly elements: readonly TupleElement[] }
+export interface NullableType {
+  readonly kind: 'nullable';
+  readonly inner: TypeNode;
+}
+export interface LowCardinalityType {
+  readonly kind: 'lowcardinality';
+  readonly inner: TypeNode;
+}
+export interface ArrayType {
+  readonly kind: 'array';
+  readonly inner: TypeNode;
+}
+export interface MapType {
+  readonly kind: 'map';
+  readonly key: TypeNode;
+  readonly value: TypeNode;
+}
+export interface TupleElement {
+  readonly name?: string;
+  readonly type: TypeNode;
+}
+export interface TupleType {
+  readonly kind: 'tuple';
+  readonly elements: readonly TupleElement[];
+}
 export interface NestedType {
   readonly kind: 'nested';
   readonly fields: readonly { readonly name: string; readonly type: TypeNode }[];
 }
-export interface VariantType { readonly kind: 'variant'; readonly elements: readonly TypeNode[] }
+export interface VariantType {
+  readonly kind: 'variant';
+  readonly elements: readonly TypeNode[];
+}
 export interface AggregateType {
   readonly kind: 'aggregate';
   /** true for SimpleAggregateFunction. */
@@ -74,19 +96,67 @@ const FLOATS = ['Float32', 'Float64', 'BFloat16'];
 const ARGS_IGNORED = new Set([...INTS, ...UINTS, ...FLOATS, 'String']);
 /** Families that take no arguments at all. */
 const NO_ARGS = new Set([
-  'UUID', 'IPv4', 'IPv6', 'Bool', 'Date', 'Date32', 'Nothing', 'Time',
-  'Point', 'Ring', 'LineString', 'MultiLineString', 'Polygon', 'MultiPolygon', 'Geometry',
+  'UUID',
+  'IPv4',
+  'IPv6',
+  'Bool',
+  'Date',
+  'Date32',
+  'Nothing',
+  'Time',
+  'Point',
+  'Ring',
+  'LineString',
+  'MultiLineString',
+  'Polygon',
+  'MultiPolygon',
+  'Geometry',
 ]);
 const PARAMETRIC = [
-  'FixedString', 'DateTime', 'DateTime64', 'Time64', 'Decimal', 'Decimal32', 'Decimal64', 'Decimal128',
-  'Decimal256', 'Enum', 'Enum8', 'Enum16', 'Nullable', 'LowCardinality', 'Array', 'Map', 'Tuple', 'Nested',
-  'Variant', 'AggregateFunction', 'SimpleAggregateFunction', 'JSON', 'Dynamic',
+  'FixedString',
+  'DateTime',
+  'DateTime64',
+  'Time64',
+  'Decimal',
+  'Decimal32',
+  'Decimal64',
+  'Decimal128',
+  'Decimal256',
+  'Enum',
+  'Enum8',
+  'Enum16',
+  'Nullable',
+  'LowCardinality',
+  'Array',
+  'Map',
+  'Tuple',
+  'Nested',
+  'Variant',
+  'AggregateFunction',
+  'SimpleAggregateFunction',
+  'JSON',
+  'Dynamic',
 ];
 const CASE_SENSITIVE = new Set([...ARGS_IGNORED, ...NO_ARGS, ...PARAMETRIC]);
 /** Upper-cased name → canonical family, for case-insensitive families and SQL aliases. */
 const CASE_INSENSITIVE = new Map<string, string>();
-for (const f of ['Bool', 'Date', 'Date32', 'DateTime', 'DateTime64', 'Decimal', 'Decimal32', 'Decimal64',
-  'Decimal128', 'Decimal256', 'Enum', 'JSON', 'Time', 'Time64']) CASE_INSENSITIVE.set(f.toUpperCase(), f);
+for (const f of [
+  'Bool',
+  'Date',
+  'Date32',
+  'DateTime',
+  'DateTime64',
+  'Decimal',
+  'Decimal32',
+  'Decimal64',
+  'Decimal128',
+  'Decimal256',
+  'Enum',
+  'JSON',
+  'Time',
+  'Time64',
+])
+  CASE_INSENSITIVE.set(f.toUpperCase(), f);
 const ALIASES: Record<string, string[]> = {
   Bool: ['BOOL', 'BOOLEAN'],
   DateTime: ['DATETIME32', 'TIMESTAMP'],
@@ -105,11 +175,36 @@ const ALIASES: Record<string, string[]> = {
   UInt32: ['INT UNSIGNED', 'INTEGER UNSIGNED', 'MEDIUMINT UNSIGNED'],
   UInt64: ['BIGINT UNSIGNED', 'BIT', 'SET', 'UNSIGNED'],
   String: [
-    'BINARY LARGE OBJECT', 'BINARY VARYING', 'BLOB', 'BYTEA', 'CHAR', 'CHAR LARGE OBJECT', 'CHAR VARYING',
-    'CHARACTER', 'CHARACTER LARGE OBJECT', 'CHARACTER VARYING', 'CLOB', 'LONGBLOB', 'LONGTEXT', 'MEDIUMBLOB',
-    'MEDIUMTEXT', 'NATIONAL CHAR', 'NATIONAL CHAR VARYING', 'NATIONAL CHARACTER', 'NATIONAL CHARACTER LARGE OBJECT',
-    'NATIONAL CHARACTER VARYING', 'NCHAR', 'NCHAR LARGE OBJECT', 'NCHAR VARYING', 'NVARCHAR', 'TEXT', 'TINYBLOB',
-    'TINYTEXT', 'VARBINARY', 'VARCHAR', 'VARCHAR2',
+    'BINARY LARGE OBJECT',
+    'BINARY VARYING',
+    'BLOB',
+    'BYTEA',
+    'CHAR',
+    'CHAR LARGE OBJECT',
+    'CHAR VARYING',
+    'CHARACTER',
+    'CHARACTER LARGE OBJECT',
+    'CHARACTER VARYING',
+    'CLOB',
+    'LONGBLOB',
+    'LONGTEXT',
+    'MEDIUMBLOB',
+    'MEDIUMTEXT',
+    'NATIONAL CHAR',
+    'NATIONAL CHAR VARYING',
+    'NATIONAL CHARACTER',
+    'NATIONAL CHARACTER LARGE OBJECT',
+    'NATIONAL CHARACTER VARYING',
+    'NCHAR',
+    'NCHAR LARGE OBJECT',
+    'NCHAR VARYING',
+    'NVARCHAR',
+    'TEXT',
+    'TINYBLOB',
+    'TINYTEXT',
+    'VARBINARY',
+    'VARCHAR',
+    'VARCHAR2',
   ],
 };
 for (const [canonical, names] of Object.entries(ALIASES)) for (const n of names) CASE_INSENSITIVE.set(n, canonical);
@@ -137,7 +232,10 @@ interface Tok {
 
 /** A syntax error inside a type; `offset` (0-based, into the trimmed text) lets callers point at it. */
 export class TypeSyntaxError extends SchemaError {
-  constructor(message: string, readonly offset: number) {
+  constructor(
+    message: string,
+    readonly offset: number,
+  ) {
     super(message);
   }
 }
@@ -272,10 +370,8 @@ function checkTimeZone(tz: string): string {
 }
 
 function decimal(p: number | undefined, s: number | undefined): SimpleType {
-  if (p === undefined || p < 1 || p > 76)
-    throw new SchemaError(`Wrong precision: it must be between 1 and 76, got ${p ?? '?'}`);
-  if (s === undefined || s < 0 || s > p)
-    throw new SchemaError('Negative scales and scales larger than precision are not supported');
+  if (p === undefined || p < 1 || p > 76) throw new SchemaError(`Wrong precision: it must be between 1 and 76, got ${p ?? '?'}`);
+  if (s === undefined || s < 0 || s > p) throw new SchemaError('Negative scales and scales larger than precision are not supported');
   return { kind: 'simple', name: 'Decimal', args: [p, s] };
 }
 
@@ -299,8 +395,7 @@ function build(family: string, args: Tok[][] | undefined, src: string): TypeNode
     case 'FixedString': {
       arity(n === 1, 'FixedString data type family must have exactly one argument - size in bytes');
       const size = intArg(args![0]);
-      arity(size !== undefined && size > 0,
-        'FixedString data type family must have a number (positive integer) as its argument');
+      arity(size !== undefined && size > 0, 'FixedString data type family must have a number (positive integer) as its argument');
       return { kind: 'simple', name: 'FixedString', args: [size!] };
     }
     case 'DateTime': {
@@ -314,17 +409,23 @@ function build(family: string, args: Tok[][] | undefined, src: string): TypeNode
     case 'DateTime64':
     case 'Time64': {
       const max = family === 'Time64' ? 1 : 2;
-      arity(n <= max, family === 'Time64' ? 'Time64 data type can have only one argument - scale'
-        : 'DateTime64 data type can optionally have two argument - scale and time zone name');
+      arity(
+        n <= max,
+        family === 'Time64'
+          ? 'Time64 data type can have only one argument - scale'
+          : 'DateTime64 data type can optionally have two argument - scale and time zone name',
+      );
       const scale = n ? intArg(args![0]) : 3;
       if (scale === undefined) {
-        if (family === 'Time64' && strArg(args![0]) !== undefined)
-          throw new SchemaError('Specifying timezone for Time64 type is not allowed');
+        if (family === 'Time64' && strArg(args![0]) !== undefined) throw new SchemaError('Specifying timezone for Time64 type is not allowed');
         throw new SchemaError(`Parameter #0 'scale' for ${family} has wrong type, expected UInt64 literal`);
       }
       if (scale < 0 || scale > 9)
-        throw new SchemaError(family === 'Time64' ? `DataTypeTime64 scale ${scale} is too large, maximum is 9`
-          : `Scale ${scale} is too large for DateTime64. Maximum is up to nanoseconds (9)`);
+        throw new SchemaError(
+          family === 'Time64'
+            ? `DataTypeTime64 scale ${scale} is too large, maximum is 9`
+            : `Scale ${scale} is too large for DateTime64. Maximum is up to nanoseconds (9)`,
+        );
       if (n < 2) return { kind: 'simple', name: family, args: [scale] };
       const tz = strArg(args![1]);
       arity(tz !== undefined, "Parameter #1 'timezone' for DateTime64 has wrong type, expected String literal");
@@ -349,8 +450,11 @@ function build(family: string, args: Tok[][] | undefined, src: string): TypeNode
     case 'Nullable': {
       arity(n === 1, 'Nullable data type family must have exactly one argument - nested type');
       const inner = sub(args![0]);
-      if (!['simple', 'enum', 'tuple', 'json', 'aggregate'].includes(inner.kind) ||
-        (inner.kind === 'json' && inner.name === 'Dynamic') || (inner.kind === 'aggregate' && !inner.simple))
+      if (
+        !['simple', 'enum', 'tuple', 'json', 'aggregate'].includes(inner.kind) ||
+        (inner.kind === 'json' && inner.name === 'Dynamic') ||
+        (inner.kind === 'aggregate' && !inner.simple)
+      )
         throw new SchemaError(`Nested type ${printType(inner)} cannot be inside Nullable type`);
       return { kind: 'nullable', inner };
     }
@@ -359,8 +463,7 @@ function build(family: string, args: Tok[][] | undefined, src: string): TypeNode
       const inner = sub(args![0]);
       const base = inner.kind === 'nullable' ? inner.inner : inner;
       if (base.kind !== 'simple' || !LOW_CARDINALITY_OK.has(base.name))
-        throw new SchemaError(
-          `DataTypeLowCardinality is supported only for numbers, strings, Date or DateTime, but got ${printType(inner)}`);
+        throw new SchemaError(`DataTypeLowCardinality is supported only for numbers, strings, Date or DateTime, but got ${printType(inner)}`);
       return { kind: 'lowcardinality', inner };
     }
     case 'Array':
@@ -380,8 +483,7 @@ function build(family: string, args: Tok[][] | undefined, src: string): TypeNode
       const seen = new Map<string, TypeNode>();
       for (const a of args!) {
         const t = sub(a);
-        if (isNullable(t))
-          throw new SchemaError('Nullable/LowCardinality(Nullable) types are not allowed inside Variant type');
+        if (isNullable(t)) throw new SchemaError('Nullable/LowCardinality(Nullable) types are not allowed inside Variant type');
         seen.set(printType(t), t);
       }
       const names = [...seen.keys()].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
@@ -398,8 +500,19 @@ function build(family: string, args: Tok[][] | undefined, src: string): TypeNode
 }
 
 const LOW_CARDINALITY_OK = new Set([
-  ...INTS, ...UINTS, ...FLOATS, 'Bool', 'String', 'FixedString', 'Date', 'Date32', 'DateTime', 'UUID', 'IPv4',
-  'IPv6', 'Time',
+  ...INTS,
+  ...UINTS,
+  ...FLOATS,
+  'Bool',
+  'String',
+  'FixedString',
+  'Date',
+  'Date32',
+  'DateTime',
+  'UUID',
+  'IPv4',
+  'IPv6',
+  'Time',
 ]);
 
 function buildEnum(family: string, args: Tok[][]): EnumType {
@@ -422,12 +535,9 @@ function buildEnum(family: string, args: Tok[][]): EnumType {
   const names = new Map<string, number>();
   const nums = new Map<number, string>();
   for (const v of values) {
-    if (v.value < lo || v.value > hi)
-      throw new SchemaError(`Value ${v.value} for element '${v.name}' exceeds range of ${name}`);
-    if (names.has(v.name))
-      throw new SchemaError(`Duplicate names in enum: '${v.name}' = ${names.get(v.name)} and ${v.value}`);
-    if (nums.has(v.value))
-      throw new SchemaError(`Duplicate values in enum: '${v.name}' = ${v.value} and '${nums.get(v.value)}'`);
+    if (v.value < lo || v.value > hi) throw new SchemaError(`Value ${v.value} for element '${v.name}' exceeds range of ${name}`);
+    if (names.has(v.name)) throw new SchemaError(`Duplicate names in enum: '${v.name}' = ${names.get(v.name)} and ${v.value}`);
+    if (nums.has(v.value)) throw new SchemaError(`Duplicate values in enum: '${v.name}' = ${v.value} and '${nums.get(v.value)}'`);
     names.set(v.name, v.value);
     nums.set(v.value, v.name);
   }
@@ -436,8 +546,7 @@ function buildEnum(family: string, args: Tok[][]): EnumType {
 
 function buildTuple(family: 'Tuple' | 'Nested', args: Tok[][], src: string): TupleType | NestedType {
   const elements: TupleElement[] = args.map((a) => {
-    const named = a.length > 1 && (a[0].t === 'qid' ||
-      (a[0].t === 'id' && a[1].t === 'id' && !MULTIWORD_PREFIXES.has(`${a[0].v} ${a[1].v}`.toUpperCase())));
+    const named = a.length > 1 && (a[0].t === 'qid' || (a[0].t === 'id' && a[1].t === 'id' && !MULTIWORD_PREFIXES.has(`${a[0].v} ${a[1].v}`.toUpperCase())));
     return named ? { name: a[0].v, type: parseTokens(a.slice(1), src) } : { type: parseTokens(a, src) };
   });
   const names = elements.filter((e) => e.name !== undefined).map((e) => e.name!);
@@ -454,9 +563,26 @@ function buildTuple(family: 'Tuple' | 'Nested', args: Tok[][], src: string): Tup
 }
 
 const SIMPLE_AGGREGATES = new Set([
-  'any', 'any_respect_nulls', 'anyLast', 'anyLast_respect_nulls', 'min', 'max', 'sum', 'sumWithOverflow',
-  'groupBitAnd', 'groupBitOr', 'groupBitXor', 'sumMap', 'minMap', 'maxMap', 'groupArrayArray',
-  'groupArrayLastArray', 'groupUniqArrayArray', 'groupUniqArrayArrayMap', 'sumMappedArrays', 'minMappedArrays',
+  'any',
+  'any_respect_nulls',
+  'anyLast',
+  'anyLast_respect_nulls',
+  'min',
+  'max',
+  'sum',
+  'sumWithOverflow',
+  'groupBitAnd',
+  'groupBitOr',
+  'groupBitXor',
+  'sumMap',
+  'minMap',
+  'maxMap',
+  'groupArrayArray',
+  'groupArrayLastArray',
+  'groupUniqArrayArray',
+  'groupUniqArrayArrayMap',
+  'sumMappedArrays',
+  'minMappedArrays',
   'maxMappedArrays',
 ]);
 
@@ -501,7 +627,9 @@ function checkSimpleAggregate(name: string, types: readonly TypeNode[]): void {
   const returns = sumReturnType(storage);
   const strip = (t: TypeNode): TypeNode => (t.kind === 'lowcardinality' ? t.inner : t);
   if (storageKey(returns) !== storageKey(strip(storage)))
-    throw new SchemaError(`Incompatible data types between aggregate function 'sum' which returns ${printType(returns)} and column storage type ${printType(storage)}`);
+    throw new SchemaError(
+      `Incompatible data types between aggregate function 'sum' which returns ${printType(returns)} and column storage type ${printType(storage)}`,
+    );
 }
 
 /** Return type of `sum(t)` (ClickHouse promotes to the widest type of the same kind). */
@@ -534,22 +662,18 @@ function buildJson(family: 'JSON' | 'Dynamic', args: Tok[][], src: string): Json
     if (a.length === 3 && a[0].t === 'id' && a[1].t === '=' && intArg([a[2]]) !== undefined) {
       const value = intArg([a[2]])!;
       if (family === 'Dynamic') {
-        if (a[0].v !== 'max_types')
-          throw new SchemaError(`Unexpected parameter in Dynamic type arguments: ${a[0].v}. Expected 'max_types'`);
-        if (value < 0 || value > 254)
-          throw new SchemaError("'max_types' argument for Dynamic type should be a positive integer between 0 and 254");
+        if (a[0].v !== 'max_types') throw new SchemaError(`Unexpected parameter in Dynamic type arguments: ${a[0].v}. Expected 'max_types'`);
+        if (value < 0 || value > 254) throw new SchemaError("'max_types' argument for Dynamic type should be a positive integer between 0 and 254");
       } else if (a[0].v !== 'max_dynamic_paths' && a[0].v !== 'max_dynamic_types') {
         throw new SchemaError(`Unexpected parameter in JSON type arguments: ${a[0].v}. Expected 'max_dynamic_types' or \`max_dynamic_paths\``);
       }
       return { kind: 'setting', name: a[0].v, value };
     }
     if (family === 'JSON' && a[0].t === 'id' && a[0].v.toUpperCase() === 'SKIP') {
-      if (a.length === 3 && a[1].t === 'id' && a[1].v.toUpperCase() === 'REGEXP' && a[2].t === 'str')
-        return { kind: 'skipRegexp', pattern: a[2].v };
+      if (a.length === 3 && a[1].t === 'id' && a[1].v.toUpperCase() === 'REGEXP' && a[2].t === 'str') return { kind: 'skipRegexp', pattern: a[2].v };
       if (a.length === 2 && (a[1].t === 'id' || a[1].t === 'qid')) return { kind: 'skip', path: a[1].v };
     }
-    if (family === 'JSON' && a.length > 1 && (a[0].t === 'id' || a[0].t === 'qid'))
-      return { kind: 'path', path: a[0].v, type: parseTokens(a.slice(1), src) };
+    if (family === 'JSON' && a.length > 1 && (a[0].t === 'id' || a[0].t === 'qid')) return { kind: 'path', path: a[0].v, type: parseTokens(a.slice(1), src) };
     throw syntaxError(src, a[0].pos);
   });
   return { kind: 'json', name: family, params };
@@ -570,9 +694,7 @@ function ident(s: string): string {
 export function printType(node: TypeNode): string {
   switch (node.kind) {
     case 'simple':
-      return node.args?.length
-        ? `${node.name}(${node.args.map((a) => (typeof a === 'number' ? String(a) : quote(a))).join(', ')})`
-        : node.name;
+      return node.args?.length ? `${node.name}(${node.args.map((a) => (typeof a === 'number' ? String(a) : quote(a))).join(', ')})` : node.name;
     case 'enum':
       return `${node.name}(${node.values.map((v) => `${quote(v.name)} = ${v.value}`).join(', ')})`;
     case 'nullable':
@@ -598,10 +720,14 @@ export function printType(node: TypeNode): string {
       if (!node.params.length) return node.name;
       const params = node.params.map((p) => {
         switch (p.kind) {
-          case 'setting': return `${p.name}=${p.value}`;
-          case 'path': return `${ident(p.path)} ${printType(p.type)}`;
-          case 'skip': return `SKIP ${ident(p.path)}`;
-          case 'skipRegexp': return `SKIP REGEXP ${quote(p.pattern)}`;
+          case 'setting':
+            return `${p.name}=${p.value}`;
+          case 'path':
+            return `${ident(p.path)} ${printType(p.type)}`;
+          case 'skip':
+            return `SKIP ${ident(p.path)}`;
+          case 'skipRegexp':
+            return `SKIP REGEXP ${quote(p.pattern)}`;
         }
       });
       return `${node.name}(${params.join(', ')})`;

@@ -40,66 +40,91 @@ function csvPreviewRows(text: string, dialect: CsvDialect, complete: boolean, co
 
 /** One NDJSON object as a preview row: each column's JSONPath evaluated (missing → null). */
 function jsonPreviewRow(obj: unknown, columns: readonly Column[]): Record<string, unknown> {
-  const at = (v: unknown, keys: string[]): unknown => keys.reduce<unknown>((o, k) => (o !== null && typeof o === 'object' && !Array.isArray(o) ? (o as Record<string, unknown>)[k] : undefined), v);
-  return Object.fromEntries(columns.map((c) => {
-    const path = parseJsonPath(c.jsonpath ?? '$');
-    if (path.whole) return [c.name, JSON.stringify(obj)];
-    const v = at(obj, path.keys);
-    const value = path.array && Array.isArray(v) ? v.map((el) => at(el, path.rest)) : v;
-    return [c.name, value === undefined ? null : value];
-  }));
+  const at = (v: unknown, keys: string[]): unknown =>
+    keys.reduce<unknown>((o, k) => (o !== null && typeof o === 'object' && !Array.isArray(o) ? (o as Record<string, unknown>)[k] : undefined), v);
+  return Object.fromEntries(
+    columns.map((c) => {
+      const path = parseJsonPath(c.jsonpath ?? '$');
+      if (path.whole) return [c.name, JSON.stringify(obj)];
+      const v = at(obj, path.keys);
+      const value = path.array && Array.isArray(v) ? v.map((el) => at(el, path.rest)) : v;
+      return [c.name, value === undefined ? null : value];
+    }),
+  );
 }
 
-export const analyzeRoutes = (s: Services): FastifyPluginAsync => async (app) => {
-  app.post('/v0/analyze', async (req) => {
-    const auth = await authenticate(s, req);
-    auth.requireCreate();
-    const p = queryParams(req);
-    let result: unknown = null;
-    const analyze = async (stream: AsyncIterable<Buffer>, filename?: string, field?: string) => {
-      let format = (p.format && p.format !== 'auto' ? p.format : null) as DataFormat | null;
-      if (format && !['csv', 'ndjson', 'parquet'].includes(format)) throw badRequest(`Invalid format "${format}", valid formats are csv, ndjson, parquet, auto`);
-      format ??= field === 'ndjson' || field === 'parquet' ? field : formatFromName(filename);
-      const { head, stream: all } = await peek(stream, SAMPLE_BYTES);
-      if (!head.length) throw badRequest('No data was provided');
-      if (!format && head.subarray(0, 4).toString('latin1') === 'PAR1') format = 'parquet';
-      if (format === 'parquet') {
-        const file = await s.imports.spool(all);
-        try {
-          const inf = await s.imports.inferFromParquet(file);
-          const columns = inf.columns.map((c) => ({ path: c.jsonpath, recommended_type: c.type, present_pct: 1, name: c.name }));
-          return { analysis: { columns, schema: printSchema(inf.columns) }, preview: await s.preview(`file(${quoteString(file)}, Parquet)`) };
-        } finally {
-          fs.rmSync(file, { force: true });
+export const analyzeRoutes =
+  (s: Services): FastifyPluginAsync =>
+  async (app) => {
+    app.post('/v0/analyze', async (req) => {
+      const auth = await authenticate(s, req);
+      auth.requireCreate();
+      const p = queryParams(req);
+      let result: unknown = null;
+      const analyze = async (stream: AsyncIterable<Buffer>, filename?: string, field?: string) => {
+        let format = (p.format && p.format !== 'auto' ? p.format : null) as DataFormat | null;
+        if (format && !['csv', 'ndjson', 'parquet'].includes(format))
+          throw badRequest(`Invalid format "${format}", valid formats are csv, ndjson, parquet, auto`);
+        format ??= field === 'ndjson' || field === 'parquet' ? field : formatFromName(filename);
+        const { head, stream: all } = await peek(stream, SAMPLE_BYTES);
+        if (!head.length) throw badRequest('No data was provided');
+        if (!format && head.subarray(0, 4).toString('latin1') === 'PAR1') format = 'parquet';
+        if (format === 'parquet') {
+          const file = await s.imports.spool(all);
+          try {
+            const inf = await s.imports.inferFromParquet(file);
+            const columns = inf.columns.map((c) => ({ path: c.jsonpath, recommended_type: c.type, present_pct: 1, name: c.name }));
+            return { analysis: { columns, schema: printSchema(inf.columns) }, preview: await s.preview(`file(${quoteString(file)}, Parquet)`) };
+          } finally {
+            fs.rmSync(file, { force: true });
+          }
         }
+        const text = head.toString('utf8');
+        if (!format) format = /^\s*[{[]/.test(text) ? 'ndjson' : 'csv';
+        if (format === 'ndjson') {
+          const { objects } = parseNdjsonSample(text);
+          if (!objects.length) throw badRequest('Cannot analyze ndjson file. No valid JSON objects found');
+          const cols = inferJsonColumns(objects);
+          const inf = s.imports.inferFromSample('ndjson', head, {});
+          const data = objects.slice(0, PREVIEW_ROWS).map((o) => jsonPreviewRow(o, inf.columns));
+          return {
+            analysis: { columns: cols, schema: printSchema(inf.columns) },
+            preview: {
+              meta: inf.columns.map((c) => ({ name: c.name, type: c.type })),
+              data,
+              rows: data.length,
+              statistics: { elapsed: 0, rows_read: data.length, bytes_read: head.length },
+            },
+          };
+        }
+        const dialect = dialectOf(p);
+        const inf = s.imports.inferFromSample('csv', head, dialect);
+        const data = csvPreviewRows(text, dialect, head.length < SAMPLE_BYTES, inf.columns);
+        return {
+          analysis: {
+            columns: inf.columns.map((c) => ({ path: null, recommended_type: c.type, present_pct: c.nullable ? 0.99 : 1, name: c.name })),
+            schema: printSchema(inf.columns),
+          },
+          preview: {
+            meta: inf.columns.map((c) => ({ name: c.name, type: c.type })),
+            data,
+            rows: data.length,
+            statistics: { elapsed: 0, rows_read: data.length, bytes_read: head.length },
+          },
+        };
+      };
+      if (isMultipart(req)) {
+        await readMultipart(req, p, async (part) => {
+          result = await analyze(decoded(part.stream), part.filename, part.field);
+        });
+      } else if (p.url) {
+        const r = await fetchUrl(p.url, s.config.allowPrivateUrls);
+        result = await analyze(decoded(r.stream, r.contentEncoding), r.filename);
+      } else if (hasBody(req)) {
+        result = await analyze(decoded(rawStream(req), req.headers['content-encoding']));
       }
-      const text = head.toString('utf8');
-      if (!format) format = /^\s*[{[]/.test(text) ? 'ndjson' : 'csv';
-      if (format === 'ndjson') {
-        const { objects } = parseNdjsonSample(text);
-        if (!objects.length) throw badRequest('Cannot analyze ndjson file. No valid JSON objects found');
-        const cols = inferJsonColumns(objects);
-        const inf = s.imports.inferFromSample('ndjson', head, {});
-        const data = objects.slice(0, PREVIEW_ROWS).map((o) => jsonPreviewRow(o, inf.columns));
-        return { analysis: { columns: cols, schema: printSchema(inf.columns) }, preview: { meta: inf.columns.map((c) => ({ name: c.name, type: c.type })), data, rows: data.length, statistics: { elapsed: 0, rows_read: data.length, bytes_read: head.length } } };
-      }
-      const dialect = dialectOf(p);
-      const inf = s.imports.inferFromSample('csv', head, dialect);
-      const data = csvPreviewRows(text, dialect, head.length < SAMPLE_BYTES, inf.columns);
-      return { analysis: { columns: inf.columns.map((c) => ({ path: null, recommended_type: c.type, present_pct: c.nullable ? 0.99 : 1, name: c.name })), schema: printSchema(inf.columns) }, preview: { meta: inf.columns.map((c) => ({ name: c.name, type: c.type })), data, rows: data.length, statistics: { elapsed: 0, rows_read: data.length, bytes_read: head.length } } };
-    };
-    if (isMultipart(req)) {
-      await readMultipart(req, p, async (part) => {
-        result = await analyze(decoded(part.stream), part.filename, part.field);
-      });
-    } else if (p.url) {
-      const r = await fetchUrl(p.url, s.config.allowPrivateUrls);
-      result = await analyze(decoded(r.stream, r.contentEncoding), r.filename);
-    } else if (hasBody(req)) {
-      result = await analyze(decoded(rawStream(req), req.headers['content-encoding']));
-    }
-    if (!result) throw badRequest('No data was provided');
-    // Seed 003 documents a top-level `schema` string; Tinybird's clients read analysis.schema.
-    return { ...(result as object), schema: (result as { analysis: { schema: string } }).analysis.schema };
-  });
-};
+      if (!result) throw badRequest('No data was provided');
+      // Seed 003 documents a top-level `schema` string; Tinybird's clients read analysis.schema.
+      return { ...(result as object), schema: (result as { analysis: { schema: string } }).analysis.schema };
+    });
+  };

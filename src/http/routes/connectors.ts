@@ -37,7 +37,10 @@ export function connectorRoutes(s: Services): FastifyPluginAsync {
       return auth;
     };
     const json = async (auth: Awaited<ReturnType<typeof admin>>, c: Parameters<typeof connectionJson>[0]) =>
-      connectionJson(c, (await s.sinks.usersOf(auth.workspace, c.id)).map((p) => ({ id: p.id, name: p.name })));
+      connectionJson(
+        c,
+        (await s.sinks.usersOf(auth.workspace, c.id)).map((p) => ({ id: p.id, name: p.name })),
+      );
 
     app.get('/v0/connectors', async (req) => {
       const auth = await admin(req);
@@ -71,7 +74,11 @@ export function connectorRoutes(s: Services): FastifyPluginAsync {
     app.delete('/v0/connectors/:id', async (req, reply) => {
       const auth = await admin(req);
       const c = await s.connections.get(auth.workspace, (req.params as { id: string }).id);
-      await s.connections.delete(auth.workspace, c.id, (await s.sinks.usersOf(auth.workspace, c.id)).map((p) => p.name));
+      await s.connections.delete(
+        auth.workspace,
+        c.id,
+        (await s.sinks.usersOf(auth.workspace, c.id)).map((p) => p.name),
+      );
       return reply.code(204).send();
     });
 
@@ -84,12 +91,14 @@ export function connectorRoutes(s: Services): FastifyPluginAsync {
       const auth = await admin(req);
       return {
         Version: '2012-10-17',
-        Statement: [{
-          Effect: 'Allow',
-          Action: 'sts:AssumeRole',
-          Principal: { AWS: `arn:aws:iam::${awsAccount()}:root` },
-          Condition: { StringEquals: { 'sts:ExternalId': s.connections.externalId(auth.workspace) } },
-        }],
+        Statement: [
+          {
+            Effect: 'Allow',
+            Action: 'sts:AssumeRole',
+            Principal: { AWS: `arn:aws:iam::${awsAccount()}:root` },
+            Condition: { StringEquals: { 'sts:ExternalId': s.connections.externalId(auth.workspace) } },
+          },
+        ],
       };
     });
 

@@ -22,8 +22,23 @@ describe('consoleFile: the console route serves only files of its build director
   });
 
   it('refuses escapes, hidden and odd names, unknown types, directories and links out', () => {
-    for (const rel of ['../secret.js', 'assets/../../secret.js', '..', './index.html', '.hidden.js', 'assets//a-1.js', '/etc/passwd',
-      'assets\\..\\..\\secret.js', 'index.html\u0000.js', 'assets/x.exe', 'dir.js', 'assets/link.js', 'nope.js', 'a b.js', 'x'.repeat(300) + '.js']) {
+    for (const rel of [
+      '../secret.js',
+      'assets/../../secret.js',
+      '..',
+      './index.html',
+      '.hidden.js',
+      'assets//a-1.js',
+      '/etc/passwd',
+      'assets\\..\\..\\secret.js',
+      'index.html\u0000.js',
+      'assets/x.exe',
+      'dir.js',
+      'assets/link.js',
+      'nope.js',
+      'a b.js',
+      'x'.repeat(300) + '.js',
+    ]) {
       expect(consoleFile(root, rel), rel).toBeNull();
     }
   });

@@ -88,26 +88,33 @@ function secure(reply: FastifyReply): FastifyReply {
   return reply.headers(SECURITY_HEADERS);
 }
 
-export const consoleRoutes = (_s: Services, root: string = CONSOLE_DIR): FastifyPluginAsync => async (app) => {
-  app.get('/', async (_req, reply) => secure(reply).redirect(CONSOLE_PATH, 302));
-  // `/console` and `/console/` (the router ignores trailing slashes) are the page; asset URLs are absolute.
-  app.get('/console', (req, reply) => serve(req, reply, ''));
-  app.get('/console/*', (req, reply) => serve(req, reply, (req.params as { '*': string })['*'] ?? ''));
+export const consoleRoutes =
+  (_s: Services, root: string = CONSOLE_DIR): FastifyPluginAsync =>
+  async (app) => {
+    app.get('/', async (_req, reply) => secure(reply).redirect(CONSOLE_PATH, 302));
+    // `/console` and `/console/` (the router ignores trailing slashes) are the page; asset URLs are absolute.
+    app.get('/console', (req, reply) => serve(req, reply, ''));
+    app.get('/console/*', (req, reply) => serve(req, reply, (req.params as { '*': string })['*'] ?? ''));
 
-  async function serve(req: FastifyRequest, reply: FastifyReply, rel: string): Promise<FastifyReply> {
-    secure(reply);
-    const file = consoleFile(root, rel);
-    if (!file) {
-      if (rel === '' || rel === 'index.html') {
-        return reply.code(503).type('text/plain; charset=utf-8')
-          .send('The Pipit console is not built. Run `npm run build:console` (npm install runs it) and reload.\n');
+    async function serve(req: FastifyRequest, reply: FastifyReply, rel: string): Promise<FastifyReply> {
+      secure(reply);
+      const file = consoleFile(root, rel);
+      if (!file) {
+        if (rel === '' || rel === 'index.html') {
+          return reply
+            .code(503)
+            .type('text/plain; charset=utf-8')
+            .send('The Pipit console is not built. Run `npm run build:console` (npm install runs it) and reload.\n');
+        }
+        return reply
+          .code(404)
+          .type('application/json')
+          .send({ error: `Route not found: GET ${req.url.split('?')[0]}` });
       }
-      return reply.code(404).type('application/json').send({ error: `Route not found: GET ${req.url.split('?')[0]}` });
+      // Built assets carry a content hash in their name: cache them for good; the page is always revalidated.
+      const hashed = rel.startsWith('assets/');
+      reply.header('cache-control', hashed ? 'public, max-age=31536000, immutable' : 'no-cache');
+      reply.type(TYPES[path.extname(file).toLowerCase()]);
+      return reply.send(await fs.promises.readFile(file));
     }
-    // Built assets carry a content hash in their name: cache them for good; the page is always revalidated.
-    const hashed = rel.startsWith('assets/');
-    reply.header('cache-control', hashed ? 'public, max-age=31536000, immutable' : 'no-cache');
-    reply.type(TYPES[path.extname(file).toLowerCase()]);
-    return reply.send(await fs.promises.readFile(file));
-  }
-};
+  };

@@ -53,7 +53,12 @@ export function datasourceJson(ds: DatasourceRecord, stats?: DatasourceStats, us
 }
 
 /** A list item of `GET /v0/datasources`. */
-export function datasourceListJson(ds: DatasourceRecord, stats?: DatasourceStats, quarantineRows?: number, usedBy: readonly PipeRef[] = []): Record<string, unknown> {
+export function datasourceListJson(
+  ds: DatasourceRecord,
+  stats?: DatasourceStats,
+  quarantineRows?: number,
+  usedBy: readonly PipeRef[] = [],
+): Record<string, unknown> {
   return {
     ...base(ds, usedBy, stats),
     engine: engineToListJson(ds.engine),

@@ -39,14 +39,18 @@ const LARGE_BODY = 1024 * 1024;
 const TOO_LARGE = `Request Entity Too Large: the Events API accepts up to 10 MB per request (${MAX_EVENTS_REQUEST} bytes). Split the events into smaller requests.`;
 const TOO_LARGE_DECODED = `Request Entity Too Large: the decompressed body exceeds ${MAX_EVENTS_DECODED} bytes. Split the events into smaller requests.`;
 const EMPTY_BODY = 'The request body is empty: send the events as NDJSON, one JSON object per line.';
-const ANALYSIS_ERROR = 'Analysis error, invalid data. We could not infer the schema, please create the datasource manually and try again or contact us at support@tinybird.co.';
+const ANALYSIS_ERROR =
+  'Analysis error, invalid data. We could not infer the schema, please create the datasource manually and try again or contact us at support@tinybird.co.';
 /** `H4sI` is base64 for the gzip magic bytes and deflate method (1f 8b 08). */
 const BASE64_GZIP = Buffer.from('H4sI');
 
 function text(reply: FastifyReply, status: number, body: string): FastifyReply {
   // Every 503 here (full disk, backlog, shutting down) is worth retrying after a while.
   if (status === 503 && !reply.hasHeader('retry-after')) reply.header('retry-after', String(DISK_FULL_RETRY_AFTER));
-  return reply.code(status).type('text/plain; charset=utf-8').send(body.endsWith('\n') ? body : body + '\n');
+  return reply
+    .code(status)
+    .type('text/plain; charset=utf-8')
+    .send(body.endsWith('\n') ? body : body + '\n');
 }
 
 /** The raw request stream, failing with 413 once more than `limit` bytes arrived. */
@@ -64,7 +68,8 @@ async function readBody(req: FastifyRequest): Promise<Buffer> {
   try {
     body = await readAll(decoded(capped(req, MAX_EVENTS_REQUEST), req.headers['content-encoding']), MAX_EVENTS_DECODED);
   } catch (err) {
-    if (err instanceof PipitError && err.code === 'payload_too_large' && err.message !== TOO_LARGE) throw new PipitError('payload_too_large', TOO_LARGE_DECODED);
+    if (err instanceof PipitError && err.code === 'payload_too_large' && err.message !== TOO_LARGE)
+      throw new PipitError('payload_too_large', TOO_LARGE_DECODED);
     throw err;
   }
   if (body.length >= 4 && body.subarray(0, 4).equals(BASE64_GZIP)) {
@@ -78,71 +83,73 @@ async function readBody(req: FastifyRequest): Promise<Buffer> {
   return body;
 }
 
-export const eventRoutes = (s: Services): FastifyPluginAsync => async (app) => {
-  app.post('/v0/events', async (req, reply) => {
-    const p = queryParams(req);
-    let auth;
-    try {
-      auth = await authenticate(s, req, { jwt: true, reply });
-    } catch (err) {
-      if (err instanceof PipitError && err.code === 'too_many_requests') return text(reply, 429, 'Too many requests');
-      return text(reply, 403, 'Invalid token');
-    }
-    if (!p.name) return text(reply, 400, "Missing 'name' parameter");
-    const format = (p.format ?? 'ndjson').toLowerCase();
-    // The Events API takes NDJSON only, as Tinybird's does: other formats are its 501 (reference §3).
-    if (format !== 'ndjson' && format !== 'json') return text(reply, 501, `Format "${format}" is not implemented, use format=ndjson`);
-    const wait = p.wait === 'true';
-    try {
-      // Everything that does not need the body is checked before reading it.
-      let ds: DatasourceRecord | null = await s.datasources.find(auth.workspace, p.name);
-      if (ds) {
-        if (!auth.canWrite(ds.id, 'append')) return text(reply, 403, 'Invalid token');
-        if (ds.format !== 'ndjson') return text(reply, 400, 'Data Source must be of type JSON');
-      } else {
-        if (!auth.canWrite(null, 'create')) return text(reply, 403, 'Invalid token for DS autocreation');
-        validateResourceName(p.name);
+export const eventRoutes =
+  (s: Services): FastifyPluginAsync =>
+  async (app) => {
+    app.post('/v0/events', async (req, reply) => {
+      const p = queryParams(req);
+      let auth;
+      try {
+        auth = await authenticate(s, req, { jwt: true, reply });
+      } catch (err) {
+        if (err instanceof PipitError && err.code === 'too_many_requests') return text(reply, 429, 'Too many requests');
+        return text(reply, 403, 'Invalid token');
       }
-      const declared = Number(req.headers['content-length'] ?? NaN);
-      if (declared > MAX_EVENTS_REQUEST) return text(reply, 413, TOO_LARGE);
+      if (!p.name) return text(reply, 400, "Missing 'name' parameter");
+      const format = (p.format ?? 'ndjson').toLowerCase();
+      // The Events API takes NDJSON only, as Tinybird's does: other formats are its 501 (reference §3).
+      if (format !== 'ndjson' && format !== 'json') return text(reply, 501, `Format "${format}" is not implemented, use format=ndjson`);
+      const wait = p.wait === 'true';
+      try {
+        // Everything that does not need the body is checked before reading it.
+        let ds: DatasourceRecord | null = await s.datasources.find(auth.workspace, p.name);
+        if (ds) {
+          if (!auth.canWrite(ds.id, 'append')) return text(reply, 403, 'Invalid token');
+          if (ds.format !== 'ndjson') return text(reply, 400, 'Data Source must be of type JSON');
+        } else {
+          if (!auth.canWrite(null, 'create')) return text(reply, 403, 'Invalid token for DS autocreation');
+          validateResourceName(p.name);
+        }
+        const declared = Number(req.headers['content-length'] ?? NaN);
+        if (declared > MAX_EVENTS_REQUEST) return text(reply, 413, TOO_LARGE);
 
-      const body = await readBody(req);
-      const { lines: rows, notObjects } = countNdjsonLines(body);
-      if (rows === 0) return text(reply, 400, ds ? EMPTY_BODY : ANALYSIS_ERROR);
-      if (!ds) {
-        let inferred;
-        try {
-          inferred = s.imports.inferFromSample('ndjson', body.subarray(0, 10 * 1024 * 1024), {});
-        } catch (err) {
-          if (err instanceof PipitError && err.code === 'bad_request') return text(reply, 400, ANALYSIS_ERROR);
-          throw err;
+        const body = await readBody(req);
+        const { lines: rows, notObjects } = countNdjsonLines(body);
+        if (rows === 0) return text(reply, 400, ds ? EMPTY_BODY : ANALYSIS_ERROR);
+        if (!ds) {
+          let inferred;
+          try {
+            inferred = s.imports.inferFromSample('ndjson', body.subarray(0, 10 * 1024 * 1024), {});
+          } catch (err) {
+            if (err instanceof PipitError && err.code === 'bad_request') return text(reply, 400, ANALYSIS_ERROR);
+            throw err;
+          }
+          try {
+            ds = await s.datasources.create(auth.workspace, { name: p.name, columns: inferred.columns, engine: inferred.engine, indexes: [], description: '' });
+          } catch (err) {
+            // Another request may have created it meanwhile.
+            ds = await s.datasources.find(auth.workspace, p.name);
+            if (!ds) throw err;
+          }
         }
-        try {
-          ds = await s.datasources.create(auth.workspace, { name: p.name, columns: inferred.columns, engine: inferred.engine, indexes: [], description: '' });
-        } catch (err) {
-          // Another request may have created it meanwhile.
-          ds = await s.datasources.find(auth.workspace, p.name);
-          if (!ds) throw err;
-        }
+        const target = { workspaceId: auth.workspace.id, datasourceId: ds.id, stage: physicalNames(auth.workspace.database, ds.id).jsonStage };
+        const started = Date.now();
+        let flushed: number | null = null;
+        if (body.length >= LARGE_BODY) await s.events.appendLarge(target, body, req.id, wait);
+        else flushed = await s.events.append(target, EventBuffer.toTsv(body, req.id), req.id, wait);
+        // Without wait (or when the rows are durable in the log but not yet in the engine, ACCEPTED:
+        // they will be), lines that cannot be JSON objects are already known to be quarantined; the
+        // engine's verdict on the others (bad JSON, values that do not convert) needs wait=true.
+        if (!wait || flushed === ACCEPTED) return reply.code(202).send({ successful_rows: rows - notObjects, quarantined_rows: notObjects });
+        const q = await s.ingest.countQuarantined(auth.workspace, ds, req.id, started);
+        return reply.code(200).send({ successful_rows: rows - q, quarantined_rows: q });
+      } catch (e) {
+        // A full disk met anywhere (creating the data source, the catalog, the log) is a retryable 503.
+        const err = asDiskFull(e);
+        if (err instanceof PipitError) return text(reply, STATUS[err.code], err.message);
+        if (err instanceof SchemaError) return text(reply, 400, err.message);
+        req.log.error({ err }, 'events request failed');
+        return text(reply, 500, 'Unhandled exception, please retry');
       }
-      const target = { workspaceId: auth.workspace.id, datasourceId: ds.id, stage: physicalNames(auth.workspace.database, ds.id).jsonStage };
-      const started = Date.now();
-      let flushed: number | null = null;
-      if (body.length >= LARGE_BODY) await s.events.appendLarge(target, body, req.id, wait);
-      else flushed = await s.events.append(target, EventBuffer.toTsv(body, req.id), req.id, wait);
-      // Without wait (or when the rows are durable in the log but not yet in the engine, ACCEPTED:
-      // they will be), lines that cannot be JSON objects are already known to be quarantined; the
-      // engine's verdict on the others (bad JSON, values that do not convert) needs wait=true.
-      if (!wait || flushed === ACCEPTED) return reply.code(202).send({ successful_rows: rows - notObjects, quarantined_rows: notObjects });
-      const q = await s.ingest.countQuarantined(auth.workspace, ds, req.id, started);
-      return reply.code(200).send({ successful_rows: rows - q, quarantined_rows: q });
-    } catch (e) {
-      // A full disk met anywhere (creating the data source, the catalog, the log) is a retryable 503.
-      const err = asDiskFull(e);
-      if (err instanceof PipitError) return text(reply, STATUS[err.code], err.message);
-      if (err instanceof SchemaError) return text(reply, 400, err.message);
-      req.log.error({ err }, 'events request failed');
-      return text(reply, 500, 'Unhandled exception, please retry');
-    }
-  });
-};
+    });
+  };

@@ -49,45 +49,57 @@ function parseDate(v: string | undefined, name: string): string | undefined {
   return d.toISOString();
 }
 
-export const jobRoutes = (s: Services): FastifyPluginAsync => async (app) => {
-  app.get('/v0/jobs', async (req) => {
-    const auth = await authenticate(s, req);
-    auth.requireCreate();
-    const p = queryParams(req);
-    const dayAgo = new Date(Date.now() - 48 * 3600 * 1000).toISOString();
-    const after = parseDate(p.created_after, 'created_after');
-    if (p.status !== undefined && p.status !== '' && !STATUSES.includes(p.status as JobStatus)) {
-      throw badRequest(`Invalid status: "${p.status}". Use one of: ${STATUSES.join(', ')}`);
-    }
-    const jobs = await s.jobs.list(auth.workspace, {
-      kind: p.kind,
-      status: p.status || undefined,
-      createdAfter: after && after > dayAgo ? after : dayAgo,
-      createdBefore: parseDate(p.created_before, 'created_before'),
-      pipeId: p.pipe_id,
-      pipeName: p.pipe_name,
-      limit: 100,
+export const jobRoutes =
+  (s: Services): FastifyPluginAsync =>
+  async (app) => {
+    app.get('/v0/jobs', async (req) => {
+      const auth = await authenticate(s, req);
+      auth.requireCreate();
+      const p = queryParams(req);
+      const dayAgo = new Date(Date.now() - 48 * 3600 * 1000).toISOString();
+      const after = parseDate(p.created_after, 'created_after');
+      if (p.status !== undefined && p.status !== '' && !STATUSES.includes(p.status as JobStatus)) {
+        throw badRequest(`Invalid status: "${p.status}". Use one of: ${STATUSES.join(', ')}`);
+      }
+      const jobs = await s.jobs.list(auth.workspace, {
+        kind: p.kind,
+        status: p.status || undefined,
+        createdAfter: after && after > dayAgo ? after : dayAgo,
+        createdBefore: parseDate(p.created_before, 'created_before'),
+        pipeId: p.pipe_id,
+        pipeName: p.pipe_name,
+        limit: 100,
+      });
+      return {
+        jobs: jobs.map((j) => {
+          const full = jobJson(s, j);
+          const ds = j.data.datasource as { id?: string; name?: string } | undefined;
+          return {
+            id: j.id,
+            kind: j.kind,
+            status: j.status,
+            created_at: full.created_at,
+            updated_at: full.updated_at,
+            job_url: full.job_url,
+            datasource: ds ? { id: ds.id, name: ds.name } : undefined,
+            pipe_id: j.data.pipe_id,
+            pipe_name: j.data.pipe_name,
+            progress: full.progress,
+            ...(j.error ? { error: j.error } : {}),
+          };
+        }),
+      };
     });
-    return {
-      jobs: jobs.map((j) => {
-        const full = jobJson(s, j);
-        const ds = j.data.datasource as { id?: string; name?: string } | undefined;
-        return { id: j.id, kind: j.kind, status: j.status, created_at: full.created_at, updated_at: full.updated_at, job_url: full.job_url,
-          datasource: ds ? { id: ds.id, name: ds.name } : undefined, pipe_id: j.data.pipe_id, pipe_name: j.data.pipe_name,
-          progress: full.progress, ...(j.error ? { error: j.error } : {}) };
-      }),
-    };
-  });
 
-  app.get('/v0/jobs/:id', async (req) => {
-    const auth = await authenticate(s, req);
-    auth.requireCreate();
-    return jobJson(s, await s.jobs.get(auth.workspace, (req.params as { id: string }).id));
-  });
+    app.get('/v0/jobs/:id', async (req) => {
+      const auth = await authenticate(s, req);
+      auth.requireCreate();
+      return jobJson(s, await s.jobs.get(auth.workspace, (req.params as { id: string }).id));
+    });
 
-  app.post('/v0/jobs/:id/cancel', async (req) => {
-    const auth = await authenticate(s, req);
-    auth.requireCreate();
-    return jobJson(s, await s.jobs.cancel(auth.workspace, (req.params as { id: string }).id));
-  });
-};
+    app.post('/v0/jobs/:id/cancel', async (req) => {
+      const auth = await authenticate(s, req);
+      auth.requireCreate();
+      return jobJson(s, await s.jobs.cancel(auth.workspace, (req.params as { id: string }).id));
+    });
+  };

@@ -29,7 +29,10 @@ export function isLocalHostHeader(header: string | undefined, apiHost: string): 
   if (host === 'localhost' || host.endsWith('.localhost')) return true;
   if (net.isIP(host) && isLoopbackAddress(host)) return true;
   try {
-    const configured = new URL(apiHost).hostname.toLowerCase().replace(/^\[|\]$/g, '').replace(/\.$/, '');
+    const configured = new URL(apiHost).hostname
+      .toLowerCase()
+      .replace(/^\[|\]$/g, '')
+      .replace(/\.$/, '');
     // A wildcard bind address (PIPIT_HOST=0.0.0.0 makes the default PIPIT_API_HOST http://0.0.0.0:7181)
     // names no host: browsers send `Host: 0.0.0.0` for pages that target it.
     if (configured === '0.0.0.0' || configured === '::') return false;
@@ -49,22 +52,29 @@ function withoutCors(_req: FastifyRequest, reply: FastifyReply, done: () => void
   done();
 }
 
-export const localRoutes = (s: Services): FastifyPluginAsync => async (app) => {
-  app.get('/tokens', { onRequest: withoutCors }, async (req) => {
-    if (!isLoopbackAddress(req.socket.remoteAddress ?? '')) throw forbidden('Local tokens are only served to loopback clients');
-    if (!isLocalHostHeader(req.headers.host, s.config.apiHost)) {
-      throw forbidden('Local tokens are only served to requests for localhost, a loopback address or the configured PIPIT_API_HOST (the Host header names another host)');
-    }
-    return s.localTokens;
-  });
-  app.options('/tokens', { onRequest: withoutCors }, async (_req, reply) => reply.code(204).send());
-  app.get('/v0/health', async () => ({ status: 'ok' }));
-  // Tinybird Forward's project routes (`tb build`/`tb deploy`, the TypeScript SDK's build and
-  // branches): this server speaks the classic /v0 API, so they answer a clear 501 instead of a
-  // bare route-not-found. Datafiles go in through the Data Sources and Pipes APIs.
-  for (const route of FORWARD_ONLY) {
-    app.all(route, async (req) => {
-      throw new PipitError('not_implemented', `${req.method} ${req.url.split('?')[0]} is not supported by this server: Pipit implements Tinybird's /v0 API, not Tinybird Forward's builds, deployments and branches. Create data sources and pipes with the /v0/datasources and /v0/pipes APIs.`);
+export const localRoutes =
+  (s: Services): FastifyPluginAsync =>
+  async (app) => {
+    app.get('/tokens', { onRequest: withoutCors }, async (req) => {
+      if (!isLoopbackAddress(req.socket.remoteAddress ?? '')) throw forbidden('Local tokens are only served to loopback clients');
+      if (!isLocalHostHeader(req.headers.host, s.config.apiHost)) {
+        throw forbidden(
+          'Local tokens are only served to requests for localhost, a loopback address or the configured PIPIT_API_HOST (the Host header names another host)',
+        );
+      }
+      return s.localTokens;
     });
-  }
-};
+    app.options('/tokens', { onRequest: withoutCors }, async (_req, reply) => reply.code(204).send());
+    app.get('/v0/health', async () => ({ status: 'ok' }));
+    // Tinybird Forward's project routes (`tb build`/`tb deploy`, the TypeScript SDK's build and
+    // branches): this server speaks the classic /v0 API, so they answer a clear 501 instead of a
+    // bare route-not-found. Datafiles go in through the Data Sources and Pipes APIs.
+    for (const route of FORWARD_ONLY) {
+      app.all(route, async (req) => {
+        throw new PipitError(
+          'not_implemented',
+          `${req.method} ${req.url.split('?')[0]} is not supported by this server: Pipit implements Tinybird's /v0 API, not Tinybird Forward's builds, deployments and branches. Create data sources and pipes with the /v0/datasources and /v0/pipes APIs.`,
+        );
+      });
+    }
+  };

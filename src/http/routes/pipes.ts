@@ -34,9 +34,11 @@ const EXPLAIN_FORBIDDEN = "Forbidden. Provided token doesn't have permissions to
 
 /** The node a pipe-level explain is about: the endpoint, materialized, copy or sink node, else the last. */
 function relevantNode(pipe: PipeRecord): NodeRecord | undefined {
-  return pipe.nodes.find((n) => n.id === pipe.endpoint)
-    ?? pipe.nodes.find((n) => n.nodeType === 'materialized' || n.nodeType === 'copy' || n.nodeType === 'sink')
-    ?? pipe.nodes[pipe.nodes.length - 1];
+  return (
+    pipe.nodes.find((n) => n.id === pipe.endpoint) ??
+    pipe.nodes.find((n) => n.nodeType === 'materialized' || n.nodeType === 'copy' || n.nodeType === 'sink') ??
+    pipe.nodes[pipe.nodes.length - 1]
+  );
 }
 
 /** Arguments of the endpoint request itself, never template parameters. */
@@ -89,7 +91,12 @@ function boolArg(v: unknown, name: string): boolean | undefined {
 
 function listArg(v: unknown): string[] | undefined {
   const s = str(v);
-  return s ? s.split(',').map((x) => x.trim()).filter(Boolean) : undefined;
+  return s
+    ? s
+        .split(',')
+        .map((x) => x.trim())
+        .filter(Boolean)
+    : undefined;
 }
 
 export function pipeRoutes(services: Services): FastifyPluginAsync {
@@ -129,7 +136,7 @@ export function pipeRoutes(services: Services): FastifyPluginAsync {
     if (auth.canWrite(null, 'change')) return;
     const pipes = await s.pipes.list(auth.workspace);
     const feeding = new Set(pipeNames);
-    for (let grew = true; grew;) {
+    for (let grew = true; grew; ) {
       grew = false;
       for (const p of pipes) {
         if (!feeding.has(p.name) && p.nodes.some((n) => n.dependencies.some((d) => feeding.has(d)))) {
@@ -145,7 +152,9 @@ export function pipeRoutes(services: Services): FastifyPluginAsync {
         if (!copy && n.nodeType !== 'materialized') continue;
         const target = await s.datasources.find(auth.workspace, String(copy ? n.data.copy_target : n.data.materialized));
         if (!target) continue;
-        const via = pipeNames.includes(p.name) ? `The ${copy ? 'copy' : 'materialized'} node '${n.name}' of the pipe '${p.name}'` : `The pipe '${pipeNames[0]}' feeds the ${copy ? 'copy pipe' : 'materialized view'} '${p.name}', which`;
+        const via = pipeNames.includes(p.name)
+          ? `The ${copy ? 'copy' : 'materialized'} node '${n.name}' of the pipe '${p.name}'`
+          : `The pipe '${pipeNames[0]}' feeds the ${copy ? 'copy pipe' : 'materialized view'} '${p.name}', which`;
         auth.requireWrite(target, copy && n.data.mode === 'replace' ? 'change' : 'append', via);
       }
     }
@@ -153,13 +162,32 @@ export function pipeRoutes(services: Services): FastifyPluginAsync {
 
   /** A draft pipe (nodes checked one by one, each seeing the earlier ones). */
   async function buildNodes(auth: Auth, name: string, specs: NodeSpec[], reqId: string): Promise<NodeRecord[]> {
-    const draft: PipeRecord = { id: '', workspaceId: auth.workspace.id, name, description: null, endpoint: null, parent: null, nodes: [], createdAt: '', updatedAt: '', data: {} };
+    const draft: PipeRecord = {
+      id: '',
+      workspaceId: auth.workspace.id,
+      name,
+      description: null,
+      endpoint: null,
+      parent: null,
+      nodes: [],
+      createdAt: '',
+      updatedAt: '',
+      data: {},
+    };
     for (const spec of specs) {
       if (typeof spec.sql !== 'string') throw badRequest('Every node needs its sql');
       const type = nodeTypeOf(spec.type);
       const dependencies = await checkNode(auth, draft, draft.nodes.length, spec.sql, reqId);
       // A materialized node becomes one once the pipe exists (materialize()).
-      draft.nodes.push(s.pipes.newNode(draft, { name: spec.name, sql: spec.sql, description: spec.description ?? null, type: type === 'materialized' || type === 'copy' || type === 'sink' ? 'standard' : type, dependencies }));
+      draft.nodes.push(
+        s.pipes.newNode(draft, {
+          name: spec.name,
+          sql: spec.sql,
+          description: spec.description ?? null,
+          type: type === 'materialized' || type === 'copy' || type === 'sink' ? 'standard' : type,
+          dependencies,
+        }),
+      );
     }
     return draft.nodes;
   }
@@ -179,7 +207,13 @@ export function pipeRoutes(services: Services): FastifyPluginAsync {
       nodes = nodes.map((n) => (n.id === published.id ? published : n));
       endpoint = published;
     }
-    return s.pipes.save(auth.workspace, { ...existing, description: description ?? existing.description, nodes, endpoint: endpoint?.id ?? null, parent: parent ?? existing.parent });
+    return s.pipes.save(auth.workspace, {
+      ...existing,
+      description: description ?? existing.description,
+      nodes,
+      endpoint: endpoint?.id ?? null,
+      parent: parent ?? existing.parent,
+    });
   }
 
   function nodeTypeOf(t: unknown): NodeType {
@@ -208,8 +242,16 @@ export function pipeRoutes(services: Services): FastifyPluginAsync {
   }
 
   /** Node JSON plus what a materialization created. */
-  async function materializedJson(auth: Auth, r: { pipe: PipeRecord; target: { id: string; name: string }; created: boolean; job?: { id: string } }, nodeId: string) {
-    const out: Record<string, unknown> = { ...nodeJson(s.pipes.node(r.pipe, nodeId)), datasource: { id: r.target.id, name: r.target.name }, created_datasource: r.created };
+  async function materializedJson(
+    auth: Auth,
+    r: { pipe: PipeRecord; target: { id: string; name: string }; created: boolean; job?: { id: string } },
+    nodeId: string,
+  ) {
+    const out: Record<string, unknown> = {
+      ...nodeJson(s.pipes.node(r.pipe, nodeId)),
+      datasource: { id: r.target.id, name: r.target.name },
+      created_datasource: r.created,
+    };
     if (r.job) {
       const job = await s.jobs.get(auth.workspace, r.job.id);
       out.job = { id: job.id, job_id: job.id, kind: job.kind, status: job.status, job_url: `${apiHost()}/v0/jobs/${job.id}` };
@@ -306,7 +348,13 @@ export function pipeRoutes(services: Services): FastifyPluginAsync {
     const index = pipe.nodes.findIndex((n) => n.id === node.id);
     let prepared;
     try {
-      prepared = await s.queries.prepare(auth, node.sql, { params, testMode: Object.keys(params).length === 0, pipe, nodeLimit: index, savedNode: auth.canCreatePipes });
+      prepared = await s.queries.prepare(auth, node.sql, {
+        params,
+        testMode: Object.keys(params).length === 0,
+        pipe,
+        nodeLimit: index,
+        savedNode: auth.canCreatePipes,
+      });
     } catch (err) {
       if (err instanceof PipitError && err.code === 'forbidden' && !auth.canCreatePipes) throw forbidden(EXPLAIN_FORBIDDEN);
       throw err;
@@ -343,7 +391,9 @@ export function pipeRoutes(services: Services): FastifyPluginAsync {
       const args = queryArgs(req);
       const dependencies = boolArg(args.dependencies, 'dependencies') ?? false;
       const pipes = (await s.pipes.list(auth.workspace)).filter((p) => auth.canReadPipe(p.id));
-      return { pipes: pipes.map((p) => pipeJson(p, auth, { apiHost: apiHost(), dependencies, attrs: listArg(args.attrs), nodeAttrs: listArg(args.node_attrs) })) };
+      return {
+        pipes: pipes.map((p) => pipeJson(p, auth, { apiHost: apiHost(), dependencies, attrs: listArg(args.attrs), nodeAttrs: listArg(args.node_attrs) })),
+      };
     });
 
     app.post('/v0/pipes', async (req) => {
@@ -366,8 +416,11 @@ export function pipeRoutes(services: Services): FastifyPluginAsync {
           if (!n || typeof n !== 'object' || Array.isArray(n)) throw badRequest(`Invalid "nodes[${i}]": every node must be a JSON object`);
           const o = n as Record<string, unknown>;
           return {
-            name: jsonText(o, 'name', `nodes[${i}].name`), sql: jsonText(o, 'sql', `nodes[${i}].sql`) as string, description: jsonText(o, 'description', `nodes[${i}].description`) ?? null,
-            type: jsonText(o, 'type', `nodes[${i}].type`) ?? jsonText(o, 'node_type', `nodes[${i}].node_type`), raw: o,
+            name: jsonText(o, 'name', `nodes[${i}].name`),
+            sql: jsonText(o, 'sql', `nodes[${i}].sql`) as string,
+            description: jsonText(o, 'description', `nodes[${i}].description`) ?? null,
+            type: jsonText(o, 'type', `nodes[${i}].type`) ?? jsonText(o, 'node_type', `nodes[${i}].node_type`),
+            raw: o,
           };
         });
       } else {
@@ -389,15 +442,19 @@ export function pipeRoutes(services: Services): FastifyPluginAsync {
       if (existing) {
         if (!auth.canDropPipe(existing.id)) throw forbidden(`token needs scope PIPES:DROP:${existing.name} to overwrite it`);
         if (existing.nodes.some((n) => n.nodeType === 'materialized')) {
-          throw conflict(`The pipe '${existing.name}' materializes into a Data Source: unlink its materialized nodes (or delete the pipe) before overwriting it`);
+          throw conflict(
+            `The pipe '${existing.name}' materializes into a Data Source: unlink its materialized nodes (or delete the pipe) before overwriting it`,
+          );
         }
       }
       await s.pipes.checkNewName(auth.workspace, name, existing?.id);
       // Copies and views may still read a dropped pipe of this name, or read the one overwritten.
       await checkFeeds(auth, [name]);
       const nodes = await buildNodes(auth, name, specs, req.id);
-      const parent = from ? (await s.pipes.find(auth.workspace, from))?.id ?? null : null;
-      let pipe = existing ? await overwrite(auth, existing, description, nodes, parent) : await s.pipes.create(auth.workspace, name, description, nodes, parent);
+      const parent = from ? ((await s.pipes.find(auth.workspace, from))?.id ?? null) : null;
+      let pipe = existing
+        ? await overwrite(auth, existing, description, nodes, parent)
+        : await s.pipes.create(auth.workspace, name, description, nodes, parent);
       // `tb push` sends materialized, copy and sink nodes with their settings: set them now, or
       // undo the whole request (the pipe, the views and the data sources they created).
       const createdTargets: string[] = [];
@@ -409,9 +466,17 @@ export function pipeRoutes(services: Services): FastifyPluginAsync {
           }
           if (nodeTypeOf(spec.type) === 'copy') {
             const raw = spec.raw ?? {};
-            pipe = await s.copies.set(auth, pipe, s.pipes.node(pipe, nodes[i].id), {
-              target: str(raw.target_datasource), cron: str(raw.copy_schedule ?? raw.schedule_cron), mode: str(raw.mode ?? raw.copy_mode),
-            }, req.id);
+            pipe = await s.copies.set(
+              auth,
+              pipe,
+              s.pipes.node(pipe, nodes[i].id),
+              {
+                target: str(raw.target_datasource),
+                cron: str(raw.copy_schedule ?? raw.schedule_cron),
+                mode: str(raw.mode ?? raw.copy_mode),
+              },
+              req.id,
+            );
             continue;
           }
           if (nodeTypeOf(spec.type) !== 'materialized') continue;
@@ -477,7 +542,13 @@ export function pipeRoutes(services: Services): FastifyPluginAsync {
       }
       if (type === 'copy') {
         try {
-          saved = await s.copies.set(auth, saved, s.pipes.node(saved, node.id), { target: str(args.target_datasource), cron: str(args.schedule_cron ?? args.copy_schedule), mode: str(args.mode) }, req.id);
+          saved = await s.copies.set(
+            auth,
+            saved,
+            s.pipes.node(saved, node.id),
+            { target: str(args.target_datasource), cron: str(args.schedule_cron ?? args.copy_schedule), mode: str(args.mode) },
+            req.id,
+          );
         } catch (err) {
           await s.pipes.save(auth.workspace, { ...saved, nodes: saved.nodes.filter((n) => n.id !== node.id) });
           throw err;
@@ -504,7 +575,8 @@ export function pipeRoutes(services: Services): FastifyPluginAsync {
       const sql = req2.sql ?? node.sql;
       const newName = str(args.name);
       if (newName && newName !== node.name) {
-        if (pipe.nodes.some((n) => n.name === newName)) throw new PipitError('conflict', `Node name "${newName}" already exists in pipe. Node names must be unique within a given pipe.`);
+        if (pipe.nodes.some((n) => n.name === newName))
+          throw new PipitError('conflict', `Node name "${newName}" already exists in pipe. Node names must be unique within a given pipe.`);
         s.pipes.newNode({ name: pipe.name, nodes: [] }, { name: newName, sql, dependencies: [] });
       }
       if (sql !== node.sql || (newName && newName !== node.name)) await checkFeeds(auth, [pipe.name]);
@@ -577,7 +649,14 @@ export function pipeRoutes(services: Services): FastifyPluginAsync {
         unlinkOnError: boolArg(args.unlink_on_populate_error, 'unlink_on_populate_error') ?? false,
       });
       const j = await s.jobs.get(auth.workspace, job.id);
-      return { id: j.id, job_id: j.id, kind: j.kind, status: j.status, job_url: `${apiHost()}/v0/jobs/${j.id}`, job: { id: j.id, kind: j.kind, status: j.status } };
+      return {
+        id: j.id,
+        job_id: j.id,
+        kind: j.kind,
+        status: j.status,
+        job_url: `${apiHost()}/v0/jobs/${j.id}`,
+        job: { id: j.id, kind: j.kind, status: j.status },
+      };
     });
 
     const copySettings = (a: Record<string, unknown>) => ({ target: str(a.target_datasource), cron: str(a.schedule_cron), mode: str(a.mode) });
@@ -612,7 +691,21 @@ export function pipeRoutes(services: Services): FastifyPluginAsync {
       for (const [k, v] of Object.entries(a)) if (k !== 'token' && k !== '_mode') params[k] = v as ParamValue;
       const job = await s.copies.run(auth, pipe, params, str(a._mode));
       const j = await s.jobs.get(auth.workspace, job.id);
-      return { ...nodeJson(s.pipes.node(pipe, node.id)), job: { ...j.data, kind: j.kind, id: j.id, job_id: j.id, status: j.status, created_at: tbTime(j.createdAt), updated_at: tbTime(j.updatedAt), started_at: null, is_cancellable: true, job_url: `${apiHost()}/v0/jobs/${j.id}` } };
+      return {
+        ...nodeJson(s.pipes.node(pipe, node.id)),
+        job: {
+          ...j.data,
+          kind: j.kind,
+          id: j.id,
+          job_id: j.id,
+          status: j.status,
+          created_at: tbTime(j.createdAt),
+          updated_at: tbTime(j.updatedAt),
+          started_at: null,
+          is_cancellable: true,
+          job_url: `${apiHost()}/v0/jobs/${j.id}`,
+        },
+      };
     });
 
     for (const action of ['pause', 'resume'] as const) {
@@ -678,7 +771,9 @@ export function pipeRoutes(services: Services): FastifyPluginAsync {
       const doc = bodyJson(req, b, 'The request body should be a JSON object like {"name": "...", "description": "..."}');
       const form: Record<string, string | undefined> = doc
         ? { name: jsonText(doc, 'name'), description: jsonText(doc, 'description') }
-        : b.length && isForm(req) ? Object.fromEntries(new URLSearchParams(b.toString('utf8'))) : {};
+        : b.length && isForm(req)
+          ? Object.fromEntries(new URLSearchParams(b.toString('utf8')))
+          : {};
       const newName = str(args.name) ?? form.name;
       const description = str(args.description) ?? form.description;
       let updated = pipe;

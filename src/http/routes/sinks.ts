@@ -8,7 +8,7 @@ import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import type { Services } from '../../app.js';
 import type { PipeRecord } from '../../catalog/catalog.js';
 import { Auth } from '../../domain/access.js';
-import { badRequest, forbidden, notFound } from '../../domain/errors.js';
+import { badRequest, forbidden } from '../../domain/errors.js';
 import { pipeNotFound } from '../../domain/pipe-service.js';
 import { SINK_ARGS, type SinkSettings } from '../../domain/sink-service.js';
 import { tbTime } from '../../domain/time.js';
@@ -96,13 +96,23 @@ export function sinkRoutes(s: Services): FastifyPluginAsync {
       const node = s.sinks.sinkNode(pipe);
       const a = await formArgs(req);
       const { cron: _ignored, ...overrides } = sinkSettings({
-        connection: a.connection, path: a.path, file_template: a.file_template, format: a.format, compression: a.compression, write_strategy: a.write_strategy,
+        connection: a.connection,
+        path: a.path,
+        file_template: a.file_template,
+        format: a.format,
+        compression: a.compression,
+        write_strategy: a.write_strategy,
       });
-      if (a.schedule_cron !== undefined) throw badRequest('schedule_cron can not be overridden in a sink run; set it with POST /v0/pipes/:pipe/nodes/:node/sink');
+      if (a.schedule_cron !== undefined)
+        throw badRequest('schedule_cron can not be overridden in a sink run; set it with POST /v0/pipes/:pipe/nodes/:node/sink');
       // Where and how a sink writes is its configuration (PIPES:CREATE); PIPES:READ runs it as configured.
-      const overridden = Object.entries(overrides).filter(([, v]) => v !== undefined).map(([k]) => k);
+      const overridden = Object.entries(overrides)
+        .filter(([, v]) => v !== undefined)
+        .map(([k]) => k);
       if (overridden.length && !auth.canCreatePipes) {
-        throw forbidden('A PIPES:READ token runs the sink as configured: changing where or how it writes (connection, path, file_template, format, compression, write_strategy) needs PIPES:CREATE');
+        throw forbidden(
+          'A PIPES:READ token runs the sink as configured: changing where or how it writes (connection, path, file_template, format, compression, write_strategy) needs PIPES:CREATE',
+        );
       }
       const variables: Record<string, string> = {};
       const params: Record<string, ParamValue> = {};
@@ -120,8 +130,16 @@ export function sinkRoutes(s: Services): FastifyPluginAsync {
       return {
         ...nodeJson(s.pipes.node(pipe, node.id)),
         job: {
-          id: j.id, job_id: j.id, kind: j.kind, status: j.status, created_at: tbTime(j.createdAt), updated_at: tbTime(j.updatedAt), started_at: null,
-          is_cancellable: true, job_url: `${s.config.apiHost}/v0/jobs/${j.id}`, pipe: { id: pipe.id, name: pipe.name },
+          id: j.id,
+          job_id: j.id,
+          kind: j.kind,
+          status: j.status,
+          created_at: tbTime(j.createdAt),
+          updated_at: tbTime(j.updatedAt),
+          started_at: null,
+          is_cancellable: true,
+          job_url: `${s.config.apiHost}/v0/jobs/${j.id}`,
+          pipe: { id: pipe.id, name: pipe.name },
         },
       };
     });
@@ -151,7 +169,8 @@ export function sinkRoutes(s: Services): FastifyPluginAsync {
       const name = str(a.name);
       if (!name) throw badRequest('The "name" parameter is required: the name of a sink pipe');
       const schedule = a.schedule ?? a.schedule_cron;
-      if (schedule === undefined || schedule === null || typeof schedule === 'object') throw badRequest('The "schedule" parameter is required: a cron expression (UTC), or "@on-demand" to remove the schedule');
+      if (schedule === undefined || schedule === null || typeof schedule === 'object')
+        throw badRequest('The "schedule" parameter is required: a cron expression (UTC), or "@on-demand" to remove the schedule');
       const pipe = await writablePipe(auth, name);
       return json(auth, await s.sinks.reschedule(auth, pipe, String(schedule), req.id));
     });

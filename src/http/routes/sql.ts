@@ -22,9 +22,28 @@ const POST_LIMIT = 1024 * 1024;
 const DEFAULT_FORMAT = 'JSON';
 
 /** Request arguments of the Query API itself, never template parameters (§4.2). */
-const SQL_API_ARGS = new Set(['q', 'format', 'token', 'from', 'max_threads', 'pipeline', 'tag', 'output_format_json_quote_64bit_integers',
-  'output_format_parquet_string_as_string', 'output_format_json_quote_denormals', 'semver', 'playground', 'finalize_aggregations',
-  'release_replacements', 'time', 'test', '__tb__semver', 'explain', 'debug', 'template_parameters']);
+const SQL_API_ARGS = new Set([
+  'q',
+  'format',
+  'token',
+  'from',
+  'max_threads',
+  'pipeline',
+  'tag',
+  'output_format_json_quote_64bit_integers',
+  'output_format_parquet_string_as_string',
+  'output_format_json_quote_denormals',
+  'semver',
+  'playground',
+  'finalize_aggregations',
+  'release_replacements',
+  'time',
+  'test',
+  '__tb__semver',
+  'explain',
+  'debug',
+  'template_parameters',
+]);
 
 interface SqlRequest {
   q: string;
@@ -40,10 +59,12 @@ async function readRequest(req: FastifyRequest): Promise<SqlRequest> {
     if (Buffer.byteLength(q) > GET_LIMIT) throw badRequest('The maximum size for a SQL query is 8KB.');
     return { q, params };
   }
-  const body = hasBody(req) ? await readAll(decoded(rawStream(req), req.headers['content-encoding']), POST_LIMIT).catch((err) => {
-    if (err instanceof PipitError && err.code === 'payload_too_large') throw badRequest('The maximum size for a SQL query is 1MB.');
-    throw err;
-  }) : Buffer.alloc(0);
+  const body = hasBody(req)
+    ? await readAll(decoded(rawStream(req), req.headers['content-encoding']), POST_LIMIT).catch((err) => {
+        if (err instanceof PipitError && err.code === 'payload_too_large') throw badRequest('The maximum size for a SQL query is 1MB.');
+        throw err;
+      })
+    : Buffer.alloc(0);
   let q = typeof params.q === 'string' ? params.q : undefined;
   if (isJson(req) && body.length) {
     const json = parseUserJson(body.toString('utf8'), 'The request body should be a JSON object like {"q": "SELECT 1"}');
@@ -112,9 +133,16 @@ export function sqlRoutes(services: Services): FastifyPluginAsync {
 
       if (params.explain === 'true') {
         const text = (await services.queries.collect({ ...prepared, sql: `EXPLAIN ${prepared.sql}` }, 'TSVRaw', req.id)).toString('utf8');
-        return reply.type('application/json').send({ debug_query: prepared.userNames(prepared.sql), query_explain: prepared.userNames(text), explain_error: '' });
+        return reply
+          .type('application/json')
+          .send({ debug_query: prepared.userNames(prepared.sql), query_explain: prepared.userNames(text), explain_error: '' });
       }
-      return sendQuery(services, req, reply, prepared, { format: prepared.format ?? requestedFormat ?? DEFAULT_FORMAT, workspaceId: auth.workspace.id, maxThreads, formatSettings });
+      return sendQuery(services, req, reply, prepared, {
+        format: prepared.format ?? requestedFormat ?? DEFAULT_FORMAT,
+        workspaceId: auth.workspace.id,
+        maxThreads,
+        formatSettings,
+      });
     };
     app.get('/v0/sql', handler);
     app.post('/v0/sql', handler);

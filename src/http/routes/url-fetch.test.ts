@@ -32,7 +32,12 @@ function policy(answers: string[][]): FetchPolicy & { lookups: number } {
     lookups: 0,
     lookup(_host: string, _family: number, cb: (err: Error | null, addrs: dns.LookupAddress[]) => void) {
       const a = answers[Math.min(p.lookups++, answers.length - 1)];
-      queueMicrotask(() => cb(null, a.map((address) => ({ address, family: 4 }))));
+      queueMicrotask(() =>
+        cb(
+          null,
+          a.map((address) => ({ address, family: 4 })),
+        ),
+      );
     },
     blocked: (ip: string) => (ip === '127.0.0.1' ? null : 'private (test)'),
   };
@@ -71,7 +76,10 @@ describe('fetchUrl', () => {
     hits.length = 0;
     const p = policy([['127.0.0.1']]);
     const to = encodeURIComponent(`http://127.0.0.2:${port}/secret`);
-    await expect(fetchUrl(`http://files.test:${port}/redirect?to=${to}`, false, p)).rejects.toMatchObject({ code: 'bad_request', message: /redirects to http:\/\/127\.0\.0\.2/ });
+    await expect(fetchUrl(`http://files.test:${port}/redirect?to=${to}`, false, p)).rejects.toMatchObject({
+      code: 'bad_request',
+      message: /redirects to http:\/\/127\.0\.0\.2/,
+    });
     expect(hits).toEqual([`/redirect?to=${to}`]);
   });
 

@@ -33,7 +33,11 @@ const SYSTEM: FetchPolicy = {
 };
 
 class BlockedAddress extends Error {
-  constructor(readonly host: string, readonly address: string, readonly why: string) {
+  constructor(
+    readonly host: string,
+    readonly address: string,
+    readonly why: string,
+  ) {
     super(`${host} resolves to ${address} (${why})`);
   }
 }
@@ -54,7 +58,13 @@ function parseHttpUrl(url: string): URL {
 const hostOf = (u: URL) => u.hostname.replace(/^\[|\]$/g, '');
 
 /** Resolves `host` once and checks every address; the addresses returned are the ones to connect to. */
-function resolveChecked(host: string, allowPrivate: boolean, family: number | undefined, policy: FetchPolicy, cb: (err: Error | null, addrs?: dns.LookupAddress[]) => void): void {
+function resolveChecked(
+  host: string,
+  allowPrivate: boolean,
+  family: number | undefined,
+  policy: FetchPolicy,
+  cb: (err: Error | null, addrs?: dns.LookupAddress[]) => void,
+): void {
   policy.lookup(host, family ?? 0, (err, addrs) => {
     if (err) return cb(err);
     if (!addrs.length) return cb(new Error(`${host} has no address`));
@@ -87,7 +97,9 @@ export async function checkUrl(url: string, allowPrivate: boolean, policy: Fetch
     if (net.isIP(host)) {
       if (policy.blocked(host)) throw badRequest('Invalid url');
     } else {
-      await new Promise<void>((resolve, reject) => resolveChecked(host, false, undefined, policy, (err) => (err ? reject(badRequest('Invalid url')) : resolve())));
+      await new Promise<void>((resolve, reject) =>
+        resolveChecked(host, false, undefined, policy, (err) => (err ? reject(badRequest('Invalid url')) : resolve())),
+      );
     }
   }
   return u;
@@ -114,7 +126,11 @@ function get(u: URL, allowPrivate: boolean, policy: FetchPolicy): Promise<http.I
   });
 }
 
-export async function fetchUrl(url: string, allowPrivate: boolean, policy: FetchPolicy = SYSTEM): Promise<{ stream: AsyncIterable<Buffer>; filename: string; contentEncoding?: string }> {
+export async function fetchUrl(
+  url: string,
+  allowPrivate: boolean,
+  policy: FetchPolicy = SYSTEM,
+): Promise<{ stream: AsyncIterable<Buffer>; filename: string; contentEncoding?: string }> {
   const first = parseHttpUrl(url);
   let u = first;
   for (let hop = 0; ; hop++) {
@@ -122,7 +138,8 @@ export async function fetchUrl(url: string, allowPrivate: boolean, policy: Fetch
     try {
       res = await get(u, allowPrivate, policy);
     } catch (err) {
-      if (err instanceof BlockedAddress) throw badRequest(hop === 0 ? 'Invalid url' : `Invalid url: it redirects to ${u.origin}, which is not a public address`);
+      if (err instanceof BlockedAddress)
+        throw badRequest(hop === 0 ? 'Invalid url' : `Invalid url: it redirects to ${u.origin}, which is not a public address`);
       if (err instanceof PipitError) throw err;
       throw badRequest(`Trying to fetch ${url} failed with ${(err as Error).message}`);
     }

@@ -43,7 +43,10 @@ export function variableRoutes(s: Services): FastifyPluginAsync {
       return auth;
     };
     // The same routes under both names; only the list's key differs.
-    for (const [base, listKey] of [['/v0/variables', 'variables'], ['/v0/env_vars', 'env_vars']] as const) {
+    for (const [base, listKey] of [
+      ['/v0/variables', 'variables'],
+      ['/v0/env_vars', 'env_vars'],
+    ] as const) {
       app.get(base, async (req) => {
         const auth = await admin(req);
         return { [listKey]: (await s.variables.list(auth.workspace)).map(variableJson) };

@@ -52,7 +52,7 @@ export function workspaceRoutes(s: Services): FastifyPluginAsync {
     /** The caller's workspace with its owner and the token's scope (Tinybird's /v1/workspace, read by the SDK). */
     const current = (auth: Auth) => {
       const user = s.access.user;
-      const scope = auth.isUserAdmin ? 'ADMIN_USER' : auth.isAdmin ? 'ADMIN' : auth.token.scopes[0]?.type ?? '';
+      const scope = auth.isUserAdmin ? 'ADMIN_USER' : auth.isAdmin ? 'ADMIN' : (auth.token.scopes[0]?.type ?? '');
       return wsJson(auth.workspace, { user_id: user.id, user_email: user.email, scope, main: null });
     };
     app.get('/v0/workspace', async (req) => {
@@ -69,14 +69,16 @@ export function workspaceRoutes(s: Services): FastifyPluginAsync {
       // The user's tokens list every workspace with the token to work in it (Tinybird Local; the
       // TypeScript SDK builds with it); a workspace admin token gets no token values here.
       const withTokens = auth.isUser || auth.isUserAdmin;
-      const items = await Promise.all(workspaces.map(async (w) => {
-        const extra: Record<string, unknown> = withOrg ? { organization: org() } : {};
-        if (withTokens) {
-          const t = await s.access.workspaceToken(w);
-          if (t) extra.token = t.token;
-        }
-        return wsJson(w, extra);
-      }));
+      const items = await Promise.all(
+        workspaces.map(async (w) => {
+          const extra: Record<string, unknown> = withOrg ? { organization: org() } : {};
+          if (withTokens) {
+            const t = await s.access.workspaceToken(w);
+            if (t) extra.token = t.token;
+          }
+          return wsJson(w, extra);
+        }),
+      );
       return { workspaces: items, ...(withOrg ? { organization_id: org().id } : {}) };
     };
     app.get('/v0/workspaces', list);

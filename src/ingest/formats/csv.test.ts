@@ -58,9 +58,7 @@ describe('CsvParser: basics and RFC 4180 quoting', () => {
 
   it('handles doubled quotes, delimiters and newlines inside quotes', () => {
     const recs = parseAll('"a ""quoted"" word","x,y","line1\nline2","",z\n');
-    expect(recs).toEqual([
-      { fields: ['a "quoted" word', 'x,y', 'line1\nline2', '', 'z'], line: 1, raw: '"a ""quoted"" word","x,y","line1\nline2","",z' },
-    ]);
+    expect(recs).toEqual([{ fields: ['a "quoted" word', 'x,y', 'line1\nline2', '', 'z'], line: 1, raw: '"a ""quoted"" word","x,y","line1\nline2","",z' }]);
   });
 
   it('keeps \\r\\n inside quoted fields and strips the record terminator', () => {
@@ -349,25 +347,78 @@ describe('guessDialect', () => {
 
 describe('hasHeader', () => {
   it('detects a header above typed data', () => {
-    expect(hasHeader([['id', 'name', 'ts'], ['1', 'a', '2024-01-01 00:00:00'], ['2', 'b', '2024-01-02 00:00:00']])).toBe(true);
-    expect(hasHeader([['Price (USD)', 'city'], ['1.5', 'Paris']])).toBe(true);
+    expect(
+      hasHeader([
+        ['id', 'name', 'ts'],
+        ['1', 'a', '2024-01-01 00:00:00'],
+        ['2', 'b', '2024-01-02 00:00:00'],
+      ]),
+    ).toBe(true);
+    expect(
+      hasHeader([
+        ['Price (USD)', 'city'],
+        ['1.5', 'Paris'],
+      ]),
+    ).toBe(true);
   });
 
   it('detects a header above text that does not look like names', () => {
-    expect(hasHeader([['name', 'email'], ['Alice', 'a@x.com'], ['Bob', 'b@y.org']])).toBe(true);
+    expect(
+      hasHeader([
+        ['name', 'email'],
+        ['Alice', 'a@x.com'],
+        ['Bob', 'b@y.org'],
+      ]),
+    ).toBe(true);
   });
 
   it('says no when the first row has numbers, dates, empties or duplicates', () => {
-    expect(hasHeader([['1', 'a'], ['2', 'b']])).toBe(false);
-    expect(hasHeader([['2024-01-01', 'a'], ['2024-01-02', 'b']])).toBe(false);
-    expect(hasHeader([['a', ''], ['1', '2']])).toBe(false);
-    expect(hasHeader([['a', 'A'], ['1', '2']])).toBe(false);
+    expect(
+      hasHeader([
+        ['1', 'a'],
+        ['2', 'b'],
+      ]),
+    ).toBe(false);
+    expect(
+      hasHeader([
+        ['2024-01-01', 'a'],
+        ['2024-01-02', 'b'],
+      ]),
+    ).toBe(false);
+    expect(
+      hasHeader([
+        ['a', ''],
+        ['1', '2'],
+      ]),
+    ).toBe(false);
+    expect(
+      hasHeader([
+        ['a', 'A'],
+        ['1', '2'],
+      ]),
+    ).toBe(false);
   });
 
   it('says no for text rows without evidence, or when the first row repeats as values', () => {
-    expect(hasHeader([['foo', 'bar'], ['baz', 'qux']])).toBe(false);
-    expect(hasHeader([['Alice', 'a@x.com'], ['Bob', 'b@y.org']])).toBe(false);
-    expect(hasHeader([['red', 'x'], ['red', 'y'], ['blue', 'z']])).toBe(false);
+    expect(
+      hasHeader([
+        ['foo', 'bar'],
+        ['baz', 'qux'],
+      ]),
+    ).toBe(false);
+    expect(
+      hasHeader([
+        ['Alice', 'a@x.com'],
+        ['Bob', 'b@y.org'],
+      ]),
+    ).toBe(false);
+    expect(
+      hasHeader([
+        ['red', 'x'],
+        ['red', 'y'],
+        ['blue', 'z'],
+      ]),
+    ).toBe(false);
   });
 
   it('decides single rows by how name-like they are', () => {
@@ -379,7 +430,8 @@ describe('hasHeader', () => {
 
 describe('CsvParser: throughput (prints only)', () => {
   it('parses a 6-column file', () => {
-    const line = (i: number) => `${i},user_${i % 977},2024-01-${String((i % 28) + 1).padStart(2, '0')} 10:30:00,${(i * 0.37).toFixed(2)},"Some text, with comma",${i % 7 === 0 ? '' : 'ok'}\n`;
+    const line = (i: number) =>
+      `${i},user_${i % 977},2024-01-${String((i % 28) + 1).padStart(2, '0')} 10:30:00,${(i * 0.37).toFixed(2)},"Some text, with comma",${i % 7 === 0 ? '' : 'ok'}\n`;
     const parts: string[] = [];
     for (let i = 0; i < 300_000; i++) parts.push(line(i));
     const text = parts.join('');

@@ -94,6 +94,7 @@ export class CsvParser {
   constructor(opts: CsvOptions = {}) {
     const delimiter = oneChar('delimiter', opts.delimiter, ',');
     const quote = oneChar('quote', opts.quote, '"', true);
+    // biome-ignore lint/suspicious/noShadowRestrictedNames: the dialect's own name for it
     const escape = opts.escapechar === undefined || opts.escapechar === '' ? '' : oneChar('escapechar', opts.escapechar, '');
     const newline = opts.newline ?? '\n';
     if (newline.length < 1 || newline.length > 2) throw new Error('The dialect new_line must be a 1 or 2-character string');

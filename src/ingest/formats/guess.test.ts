@@ -196,7 +196,12 @@ describe('guessCsvSchema', () => {
   });
 
   it('uses positional names without a header and for empty header cells', () => {
-    expect(guessCsvSchema(null, [['a', '1'], ['b', '2']]).map((c) => c.name)).toEqual(['column_00', 'column_01']);
+    expect(
+      guessCsvSchema(null, [
+        ['a', '1'],
+        ['b', '2'],
+      ]).map((c) => c.name),
+    ).toEqual(['column_00', 'column_01']);
     expect(guessCsvSchema(['', '$$'], [['a', '1']]).map((c) => c.name)).toEqual(['column_00', 'column_01']);
   });
 
@@ -286,7 +291,10 @@ describe('inferJsonColumns', () => {
   });
 
   it('infers arrays of scalars as Array(T) with [:] paths, never Nullable', () => {
-    const c = byPath([{ tags: ['a', 'b'], n: [1, 2], f: [1.5], d: ['2024-01-01'] }, { tags: [], n: [40000] }]);
+    const c = byPath([
+      { tags: ['a', 'b'], n: [1, 2], f: [1.5], d: ['2024-01-01'] },
+      { tags: [], n: [40000] },
+    ]);
     expect(c['$.tags[:]']).toEqual({ path: '$.tags[:]', name: 'tags', recommended_type: 'Array(String)', present_pct: 1 });
     expect(c['$.n[:]']).toMatchObject({ recommended_type: 'Array(Int32)' });
     expect(c['$.f[:]']).toMatchObject({ recommended_type: 'Array(Float32)', present_pct: 0.5 });

@@ -32,8 +32,7 @@ const INT_RE = /^-?(?:0|[1-9][0-9]*)$/;
 const LEADING_ZERO_RE = /^-?0[0-9]/;
 const FLOAT_RE = /^-?(?:[0-9]+\.[0-9]*|\.[0-9]+|[0-9]+)(?:[eE][-+]?[0-9]+)?$/;
 const DATE_RE = /^([0-9]{4})-([0-9]{2})-([0-9]{2})$/;
-const DATETIME_RE =
-  /^([0-9]{4})-([0-9]{2})-([0-9]{2})[T ]([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]{1,9}))?(?:Z|[+-][0-9]{2}(?::?[0-9]{2})?)?$/;
+const DATETIME_RE = /^([0-9]{4})-([0-9]{2})-([0-9]{2})[T ]([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]{1,9}))?(?:Z|[+-][0-9]{2}(?::?[0-9]{2})?)?$/;
 
 const INT64_MAX = 9223372036854775807n;
 const INT64_MIN = -9223372036854775808n;
@@ -52,7 +51,7 @@ function intRankOfNumber(n: number): 0 | 16 | 32 | 64 {
   if (n >= -32768 && n <= 32767) return 16;
   if (n >= -2147483648 && n <= 2147483647) return 32;
   // 2^63 is exactly representable; anything at or above it does not fit Int64.
-  if (n >= -9223372036854775808 && n < 9223372036854775808) return 64;
+  if (n >= -(2 ** 63) && n < 2 ** 63) return 64;
   return 0;
 }
 
@@ -84,9 +83,7 @@ function validDate(y: number, m: number, d: number): boolean {
 }
 
 /** A date or date-time recognised in a string; `precision` is the number of fraction digits. */
-export type TemporalMatch =
-  | { kind: 'date'; year: number }
-  | { kind: 'datetime'; year: number; precision: number };
+export type TemporalMatch = { kind: 'date'; year: number } | { kind: 'datetime'; year: number; precision: number };
 
 /**
  * Recognises `YYYY-MM-DD` and `YYYY-MM-DD[T ]HH:MM:SS[.f{1,9}][Z|±HH[:MM]]` with valid
@@ -350,22 +347,14 @@ function mostCommonLength(rows: readonly string[][]): number {
  * @example guessCsvSchema(['id', 'Created At'], [['1', '2024-01-01']])
  * // [{ name: 'id', type: 'Int16', ... }, { name: 'Created_At', type: 'Date', ... }]
  */
-export function guessCsvSchema(
-  header: readonly string[] | null,
-  rows: readonly string[][],
-  opts: { typeGuessing?: boolean } = {},
-): Column[] {
+export function guessCsvSchema(header: readonly string[] | null, rows: readonly string[][], opts: { typeGuessing?: boolean } = {}): Column[] {
   const width = header ? header.length : mostCommonLength(rows);
-  const names = dedupeNames(
-    Array.from({ length: width }, (_, i) => (header ? normalizeColumnName(header[i]) : '') || positionalColumnName(i)),
-  );
+  const names = dedupeNames(Array.from({ length: width }, (_, i) => (header ? normalizeColumnName(header[i]) : '') || positionalColumnName(i)));
   let sample = rows.filter((r) => r.length === width);
   if (sample.length === 0) sample = rows as string[][];
   const guessing = opts.typeGuessing ?? true;
   return names.map((name, i) => {
-    const g = guessing
-      ? guessColumnType(sample.map((r) => (i < r.length ? r[i] : null)))
-      : { type: 'String', nullable: false };
+    const g = guessing ? guessColumnType(sample.map((r) => (i < r.length ? r[i] : null))) : { type: 'String', nullable: false };
     return { name, type: g.type, nullable: g.nullable, defaultValue: null, codec: null, jsonpath: null };
   });
 }
@@ -387,9 +376,7 @@ function quoteIdent(name: string): string {
 export function defaultSortingKey(columns: readonly Column[]): { sorting_key?: string; partition_key?: string } {
   const date = columns.find((c) => !c.nullable && /^(Date|Date32|DateTime|DateTime64)(\(|$)/.test(c.type));
   if (!date) return { sorting_key: 'tuple()' };
-  const extra = columns
-    .filter((c) => c !== date && !c.nullable && /^(String|U?Int(8|16|32|64|128|256))$/.test(c.type))
-    .slice(0, 3);
+  const extra = columns.filter((c) => c !== date && !c.nullable && /^(String|U?Int(8|16|32|64|128|256))$/.test(c.type)).slice(0, 3);
   const d = quoteIdent(date.name);
   return {
     partition_key: `toYear(${d})`,
@@ -575,9 +562,7 @@ export function inferJsonColumns(objects: readonly unknown[]): AnalyzedColumn[] 
     picked.push({ st, path, type });
   }
 
-  const names = dedupeNames(
-    picked.map(({ st }) => normalizeColumnName(st.keys.map((k) => identifierWords(k) || '_').join('_'))),
-  );
+  const names = dedupeNames(picked.map(({ st }) => normalizeColumnName(st.keys.map((k) => identifierWords(k) || '_').join('_'))));
   return picked.map(({ st, path, type }, i) => ({
     path,
     name: names[i],
