@@ -47,6 +47,55 @@ const METADATA_WRITE = /^(?:\s|\/\*[\s\S]*?\*\/)*(CREATE|ALTER|ATTACH|RENAME|EXC
 const CREATE_IF_NOT_EXISTS = /^(?:\s|\/\*[\s\S]*?\*\/)*CREATE\s+(DATABASE|TABLE|VIEW|MATERIALIZED\s+VIEW)\s+IF\s+NOT\s+EXISTS\s+([`\w]+)(?:\.([`\w]+))?/i;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
+/**
+ * chDB's `queryStream` formats every block as a whole answer of its own: each chunk of a
+ * `CSVWithNames` result starts with the header again, and a Parquet result is several files one
+ * after the other. The Engine contract is one answer per query (as a ClickHouse server sends
+ * over HTTP), so a streamed result is either a format whose blocks simply concatenate, one whose
+ * header lines are dropped from every chunk but the first, or it is not streamed at all.
+ */
+const CONCATENATING_FORMATS = new Set(
+  [
+    'CSV',
+    'TSV',
+    'TabSeparated',
+    'TSVRaw',
+    'TabSeparatedRaw',
+    'JSONEachRow',
+    'JSONLines',
+    'NDJSON',
+    'JSONStringsEachRow',
+    'JSONCompactEachRow',
+    'JSONCompactStringsEachRow',
+    'LineAsString',
+    'RawBLOB',
+  ].map((f) => f.toLowerCase()),
+);
+const HEADER_FORMAT = /^(CSV|TSV|TabSeparated|TSVRaw|TabSeparatedRaw|JSONCompactEachRow|JSONCompactStringsEachRow)(WithNames|WithNamesAndTypes)$/i;
+
+/** How a streamed result in `format` is made one answer: `null` when it must not be streamed. */
+export function streamFraming(format: string): { headerLines: number; csv: boolean } | null {
+  if (CONCATENATING_FORMATS.has(format.toLowerCase())) return { headerLines: 0, csv: false };
+  const m = HEADER_FORMAT.exec(format);
+  if (!m) return null;
+  return { headerLines: m[2].toLowerCase() === 'withnamesandtypes' ? 2 : 1, csv: m[1].toLowerCase() === 'csv' };
+}
+
+/**
+ * Length of the first `lines` lines of `chunk` (CSV: a newline inside a quoted name does not end
+ * a line; the other formats escape newlines), or -1 when the chunk holds fewer.
+ */
+export function headerLength(chunk: Buffer, lines: number, csv: boolean): number {
+  let quoted = false;
+  let seen = 0;
+  for (let i = 0; i < chunk.length; i++) {
+    const c = chunk[i];
+    if (csv && c === 0x22) quoted = !quoted;
+    else if (c === 0x0a && !quoted && ++seen === lines) return i + 1;
+  }
+  return -1;
+}
+
 /** An engine table whose metadata file a full disk had left empty or torn, moved aside at start. */
 export interface LostTable {
   database: string;
@@ -483,8 +532,9 @@ export class EmbeddedEngine implements Engine {
     // The engine re-formats statements with bound parameters and drops comments: such a query
     // carries its marker as a condition instead, so kill() still finds it.
     const body = hasParams && !/^\s*EXPLAIN\b/i.test(sql) ? markSelect(sql, opts.queryId) : sql;
+    const framing = streamFraming(opts.format);
     try {
-      if (opts.buffered) {
+      if (opts.buffered || !framing) {
         const text = `${marker} ${body}`;
         const r = hasParams
           ? await session.queryBindAsync(text, opts.params!, { format: opts.format, signal: ac.signal })
@@ -519,8 +569,19 @@ export class EmbeddedEngine implements Engine {
       async *[Symbol.asyncIterator]() {
         try {
           let r = first;
+          // The header of the answer, from its first chunk; the same bytes begin every later chunk.
+          let header: Buffer | undefined;
           while (!r.done) {
-            yield toBuffer(r.value);
+            let chunk = toBuffer(r.value);
+            if (framing?.headerLines && chunk.length > 0) {
+              if (!header) {
+                const n = headerLength(chunk, framing.headerLines, framing.csv);
+                header = Buffer.from(n < 0 ? chunk : chunk.subarray(0, n));
+              } else if (chunk.length >= header.length && header.equals(chunk.subarray(0, header.length))) {
+                chunk = chunk.subarray(header.length);
+              }
+            }
+            if (chunk.length > 0) yield chunk;
             r = await it.next();
           }
         } catch (err) {

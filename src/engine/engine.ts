@@ -70,7 +70,11 @@ export interface SelectOptions {
   buffered?: boolean;
 }
 
-/** A running user query: its output in chunks; iterate to the end or cancel. */
+/**
+ * A running user query: its output in chunks; iterate to the end or cancel. The chunks together
+ * are one answer in the format, as a ClickHouse server sends it over HTTP: one header for the
+ * `*WithNames` formats, one Parquet file. An adapter that can not stream a format so runs it whole.
+ */
 export interface SelectResult extends AsyncIterable<Buffer> {
   /** Stops the query and releases its Session. */
   cancel(): void;

@@ -11,6 +11,15 @@ import { SchemaError } from '../domain/schema/errors.js';
 import { CustomTemplateError, TemplateError } from '../template/errors.js';
 import { asDiskFull } from '../domain/disk.js';
 
+/**
+ * The 404 message of an unknown route. The path is cut to its first 200 characters: echoing a
+ * request line of up to 16 KB back made every probe a reflected payload.
+ */
+export function routeNotFound(method: string, url: string): string {
+  const path = url.split('?')[0];
+  return `Route not found: ${method} ${path.length > 200 ? `${path.slice(0, 200)}...` : path}`;
+}
+
 export const STATUS: Record<ErrorCode, number> = {
   bad_request: 400,
   unauthorized: 401,

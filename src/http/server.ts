@@ -6,7 +6,7 @@
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { newUlid as ulid } from '../domain/ids.js';
 import type { Services } from '../app.js';
-import { toHttpError } from './errors.js';
+import { routeNotFound, toHttpError } from './errors.js';
 import { frameworkError, onClientError } from './framework-errors.js';
 import { redactingStream } from './log-redact.js';
 import { nulError } from '../domain/input-limits.js';
@@ -56,6 +56,8 @@ export function buildHttp(services: Services): FastifyInstance {
   app.addHook('onRequest', (req, reply, done) => {
     reply.header('x-request-id', req.id);
     reply.headers(CORS_HEADERS);
+    // No response is meant to be sniffed into another type (a CSV or an error echoing user text as HTML).
+    reply.header('x-content-type-options', 'nosniff');
     // Path parameters name resources and ids: a NUL there (`/v0/jobs/a%00b`) is never valid.
     const params = req.params as Record<string, string> | undefined;
     for (const k in params) if (params[k].includes('\u0000')) return done(nulError(k));
@@ -73,7 +75,7 @@ export function buildHttp(services: Services): FastifyInstance {
   app.setErrorHandler((err, req, reply) => sendError(req, reply, err, (id) => services.datasources.nameOfId(id)));
   app.setNotFoundHandler((req, reply) => {
     if (req.method === 'OPTIONS') return reply.code(204).send();
-    return reply.code(404).send({ error: `Route not found: ${req.method} ${req.url.split('?')[0]}` });
+    return reply.code(404).send({ error: routeNotFound(req.method, req.url) });
   });
   app.options('/*', async (_req, reply) => reply.code(204).send());
 

@@ -307,3 +307,53 @@ describe('item 14: framework errors in the {"error": "..."} shape', () => {
     expect(r.status).toBe(200);
   });
 });
+
+describe('response hygiene', () => {
+  it('every response says X-Content-Type-Options: nosniff (data, errors, not found, the Events API)', async () => {
+    const responses = [
+      await s.req('GET', '/v0/sql?q=SELECT+1+FORMAT+CSV'),
+      await s.req('GET', '/v0/sql?q=SELEC+1'),
+      await s.req('GET', '/v0/nowhere'),
+      await s.req('POST', '/v0/events?name=events', { body: '{"a":1}' }),
+      await s.req('GET', '/v0/datasources', { token: null }),
+    ];
+    for (const r of responses) expect(r.headers.get('x-content-type-options'), r.url).toBe('nosniff');
+  });
+
+  it('the not-found answer echoes at most 200 characters of the path', async () => {
+    const long = `/v0/${'x/'.repeat(4000)}`;
+    const r = await s.req('GET', long);
+    expect(r.status).toBe(404);
+    const { error } = await r.json();
+    expect(error).toBe(`Route not found: GET ${long.slice(0, 200)}...`);
+    expect((await (await s.req('GET', '/v0/nowhere?x=1')).json()).error).toBe('Route not found: GET /v0/nowhere');
+  });
+
+  it('/v0/analyze?url= reads its sample and releases the rest of the download', async () => {
+    let closed!: () => void;
+    const released = new Promise<void>((r) => (closed = r));
+    // An endless CSV: the analysis needs only its first megabyte.
+    const files = http.createServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/csv' });
+      const line = Buffer.from('1,hello,2024-01-01 00:00:00\n'.repeat(1000));
+      const write = () => {
+        while (res.write(line)) if (res.destroyed) return;
+      };
+      res.on('drain', write);
+      res.on('close', () => closed());
+      write();
+    });
+    await new Promise<void>((r) => files.listen(0, '127.0.0.1', r));
+    try {
+      const port = (files.address() as net.AddressInfo).port;
+      const r = await s.req('POST', `/v0/analyze?url=${encodeURIComponent(`http://127.0.0.1:${port}/big.csv`)}`);
+      expect(r.status).toBe(200);
+      expect((await r.json()).analysis.columns.length).toBe(3);
+      const timeout = new Promise<string>((r) => setTimeout(() => r('still open'), 5000));
+      expect(await Promise.race([released.then(() => 'released'), timeout])).toBe('released');
+    } finally {
+      files.closeAllConnections();
+      await new Promise((r) => files.close(r));
+    }
+  });
+});

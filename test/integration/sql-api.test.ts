@@ -221,6 +221,44 @@ describe('formats', () => {
     const text = await r.text(); // fetch decompresses
     expect(text.split('\n').length).toBe(1001);
   });
+
+  it('one header per answer in the formats with names, streamed over several blocks, with and without gzip (issue 11 item 2)', async () => {
+    // UNION ALL gives two blocks, 300k rows several more: the engine formats each block on its own.
+    const queries = ['SELECT number FROM numbers(3) UNION ALL SELECT number FROM numbers(2)', 'SELECT number FROM numbers(300000)'];
+    const header: Record<string, string> = { CSVWithNames: '"number"', TSVWithNames: 'number', TabSeparatedWithNames: 'number' };
+    for (const q of queries) {
+      const rows = q.includes('300000') ? 300000 : 5;
+      for (const [format, head] of Object.entries(header)) {
+        for (const gzip of [false, true]) {
+          const r = await fetch(`${s.url}/v0/sql?q=${encodeURIComponent(`${q} FORMAT ${format}`)}`, {
+            headers: { authorization: `Bearer ${s.token}`, 'accept-encoding': gzip ? 'gzip' : 'identity' },
+          });
+          expect(r.headers.get('content-encoding') ?? '').toBe(gzip ? 'gzip' : '');
+          const lines = (await r.text()).trimEnd().split('\n');
+          expect(lines[0], `${format} gzip=${gzip}`).toBe(head);
+          expect(lines.filter((l) => l === head).length, `${format} gzip=${gzip}`).toBe(1);
+          expect(lines.length).toBe(rows + 1);
+        }
+      }
+    }
+    // A header that contains a newline (CSV quotes it) and a data row equal to the header.
+    const r = await sql(`SELECT 'a\nb' AS \`a\nb\` FROM numbers(2) UNION ALL SELECT 'a\nb' FROM numbers(1) FORMAT CSVWithNames`);
+    expect(await r.text()).toBe('"a\nb"\n"a\nb"\n"a\nb"\n"a\nb"\n');
+    // The endpoint's .csv is CSVWithNames too.
+    expect((await s.req('POST', '/v0/pipes?name=two_blocks', { body: new URLSearchParams({ sql: queries[0] }) })).status).toBe(200);
+    expect((await s.req('POST', '/v0/pipes/two_blocks/nodes/two_blocks_0/endpoint')).status).toBe(200);
+    const csv = await (await s.req('GET', '/v0/pipes/two_blocks.csv')).text();
+    expect(csv.split('\n').filter((l) => l === '"number"').length).toBe(1);
+    expect(csv.trimEnd().split('\n').length).toBe(6);
+  });
+
+  it('a Parquet answer over several blocks is one file with every row', async () => {
+    const r = await sql('SELECT number FROM numbers(3) UNION ALL SELECT number FROM numbers(2) FORMAT Parquet');
+    const b = Buffer.from(await r.arrayBuffer());
+    const meta = parquetMetadata(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
+    expect(Number(meta.num_rows)).toBe(5);
+    expect(b.toString('latin1').split('PAR1').length - 1).toBe(2);
+  });
 });
 
 describe('parameters', () => {

@@ -119,7 +119,12 @@ export const analyzeRoutes =
         });
       } else if (p.url) {
         const r = await fetchUrl(p.url, s.config.allowPrivateUrls);
-        result = await analyze(decoded(r.stream, r.contentEncoding), r.filename);
+        try {
+          result = await analyze(decoded(r.stream, r.contentEncoding), r.filename);
+        } finally {
+          // Only a sample is read: the rest of the download is dropped, not left hanging.
+          r.close();
+        }
       } else if (hasBody(req)) {
         result = await analyze(decoded(rawStream(req), req.headers['content-encoding']));
       }

@@ -13,6 +13,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { Services } from '../../app.js';
+import { routeNotFound } from '../errors.js';
 
 export const CONSOLE_PATH = '/console/';
 
@@ -109,7 +110,7 @@ export const consoleRoutes =
         return reply
           .code(404)
           .type('application/json')
-          .send({ error: `Route not found: GET ${req.url.split('?')[0]}` });
+          .send({ error: routeNotFound('GET', req.url) });
       }
       // Built assets carry a content hash in their name: cache them for good; the page is always revalidated.
       const hashed = rel.startsWith('assets/');

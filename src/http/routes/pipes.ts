@@ -15,6 +15,7 @@ import { isTemplate, templateTables, type ParamValue } from '../../template/inde
 import { authenticate } from '../auth.js';
 import { decoded, hasBody, isForm, isJson, jsonObject, jsonText, rawStream, readAll } from '../body.js';
 import { outputParams, sendQuery } from '../query-output.js';
+import { routeNotFound } from '../errors.js';
 import { limitEndpoint } from '../rate-limit.js';
 import { nodeJson, nodeParams, pipeJson } from './pipe-json.js';
 import { pipeDatafile } from '../../datafile/records.js';
@@ -755,7 +756,7 @@ export function pipeRoutes(services: Services): FastifyPluginAsync {
         }
         if (m[2] !== 'pipe') return endpointData(req, reply, m[1], m[2]);
       }
-      if (req.method === 'POST') throw notFound(`Route not found: POST ${req.url.split('?')[0]}`);
+      if (req.method === 'POST') throw notFound(routeNotFound('POST', req.url));
       const auth = await authenticate(s, req);
       return json(auth, await readablePipe(auth, p));
     };

@@ -130,7 +130,7 @@ export async function fetchUrl(
   url: string,
   allowPrivate: boolean,
   policy: FetchPolicy = SYSTEM,
-): Promise<{ stream: AsyncIterable<Buffer>; filename: string; contentEncoding?: string }> {
+): Promise<{ stream: AsyncIterable<Buffer>; filename: string; contentEncoding?: string; close(): void }> {
   const first = parseHttpUrl(url);
   let u = first;
   for (let hop = 0; ; hop++) {
@@ -165,6 +165,7 @@ export async function fetchUrl(
     // A body the caller stops reading is destroyed by the idle timeout: its error must not be unhandled.
     // (A reader iterating the stream still receives it.)
     res.on('error', () => undefined);
-    return { stream: res, filename: first.pathname.split('/').pop() ?? '', contentEncoding: res.headers['content-encoding'] };
+    // close(): a caller that needs only the start (a sample) releases the download and its socket.
+    return { stream: res, filename: first.pathname.split('/').pop() ?? '', contentEncoding: res.headers['content-encoding'], close: () => res.destroy() };
   }
 }
