@@ -27,7 +27,8 @@ export function nodeParams(sql: string): unknown[] {
   }
 }
 
-export function nodeJson(n: NodeRecord, opts: { dependencies?: boolean; limited?: boolean } = {}): Record<string, unknown> {
+/** `workspaceId`: the pipe's, named by a copy node's tags (a copy writes into its own workspace). */
+export function nodeJson(n: NodeRecord, opts: { dependencies?: boolean; limited?: boolean; workspaceId?: string } = {}): Record<string, unknown> {
   const out: Record<string, unknown> = {
     id: n.id,
     name: n.name,
@@ -45,7 +46,7 @@ export function nodeJson(n: NodeRecord, opts: { dependencies?: boolean; limited?
     node_type: n.nodeType,
   };
   if (n.nodeType === 'copy') {
-    out.tags = { copy_target_datasource: n.data.copy_target, copy_target_workspace: n.data.workspace_id ?? null };
+    out.tags = { copy_target_datasource: n.data.copy_target, copy_target_workspace: opts.workspaceId ?? null };
     out.mode = n.data.mode;
   }
   if (opts.dependencies !== false) out.dependencies = n.dependencies;
@@ -67,7 +68,7 @@ export function pipeJson(p: PipeRecord, auth: Auth, opts: JsonOptions): Record<s
     parent: p.parent,
     type: pipeType(p),
     last_commit: { content_sha: '', path: '', status: 'ok' },
-    nodes: p.nodes.map((n) => pick(nodeJson(n, { dependencies: opts.dependencies, limited }), opts.nodeAttrs)),
+    nodes: p.nodes.map((n) => pick(nodeJson(n, { dependencies: opts.dependencies, limited, workspaceId: p.workspaceId }), opts.nodeAttrs)),
     url: `${opts.apiHost}/v0/pipes/${p.name}.json`,
   };
   const copy = p.nodes.find((n) => n.nodeType === 'copy');

@@ -693,7 +693,7 @@ export function pipeRoutes(services: Services): FastifyPluginAsync {
       const job = await s.copies.run(auth, pipe, params, str(a._mode));
       const j = await s.jobs.get(auth.workspace, job.id);
       return {
-        ...nodeJson(s.pipes.node(pipe, node.id)),
+        ...nodeJson(s.pipes.node(pipe, node.id), { workspaceId: pipe.workspaceId }),
         job: {
           ...j.data,
           kind: j.kind,
