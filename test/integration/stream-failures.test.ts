@@ -30,15 +30,19 @@ const TOO_BIG = "SELECT 'metric' AS name, number + sleep(0.4) AS value FROM numb
 /** A few rows a second: the time limit stops it after 3 s, long after its first rows. */
 const SLOW = "SELECT 'metric' AS name, number + sleep(1) AS value FROM numbers(1000000000000) WHERE number % 1000 = 0";
 
-/** Every format name /v0/sql accepts (aliases too); the JSON envelopes are answered whole. */
+/**
+ * Every format name /v0/sql accepts (aliases too). Answered whole: the JSON envelopes, and the
+ * formats whose blocks do not concatenate into one answer, which the embedded engine runs whole.
+ */
 const FORMATS = Object.keys(OUTPUT_FORMATS);
-const isBuffered = (format: string) => OUTPUT_FORMATS[format.toLowerCase()].contentType === 'application/json';
+const WHOLE = new Set(['parquet', 'prettycompact', 'prometheus']);
+const isBuffered = (format: string) => OUTPUT_FORMATS[format.toLowerCase()].contentType === 'application/json' || WHOLE.has(format.toLowerCase());
 /** Endpoint extensions and whether their format is answered whole. */
 const ENDPOINT_EXTS: Array<[string, boolean]> = [
   ['csv', false],
   ['ndjson', false],
-  ['parquet', false],
-  ['prometheus', false],
+  ['parquet', true],
+  ['prometheus', true],
   ['json', true],
 ];
 
