@@ -476,7 +476,7 @@ export class Observability implements OpsLog {
   async topRequests(workspaceId: string, pipeId: string, limit = 20): Promise<Array<Record<string, unknown>>> {
     const rows = await runAsInternalWork(() =>
       this.engine.rows<Record<string, unknown>>(
-        `SELECT toString(start_datetime) AS start_datetime, request_id, url, status_code, duration, read_bytes, read_rows, result_rows, method
+        `SELECT start_datetime, request_id, url, status_code, duration, read_bytes, read_rows, result_rows, method
 FROM ${SERVICE_DATABASE}.pipe_stats_rt WHERE workspace_id = ${quoteString(workspaceId)} AND pipe_id = ${quoteString(pipeId)}
 AND start_datetime > now() - INTERVAL 1 DAY ORDER BY duration DESC LIMIT ${limit}`,
       ),
