@@ -3,7 +3,7 @@
  * OPTIONS preflight, the error body) and one plugin per API family. Built apart from the process
  * that listens, so tests can run it on a loopback port or with inject().
  */
-import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { newUlid as ulid } from '../domain/ids.js';
 import type { Services } from '../app.js';
 import { toHttpError } from './errors.js';
@@ -43,7 +43,7 @@ export function buildHttp(services: Services): FastifyInstance {
     logger: services.config.logLevel === 'silent' ? false : { level: services.config.logLevel, stream: redactingStream(services.config.logDestination) },
     genReqId: () => ulid(),
     // One line per request, written by the observability hooks (with the token's name and route).
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: 64 * 1024 * 1024,
     forceCloseConnections: false,
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 1000 },
