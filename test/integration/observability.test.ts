@@ -168,6 +168,7 @@ describe('tinybird.datasources_ops_log', () => {
     );
     expect(seen.filter((r) => r[0] === 'sink').map((r) => [r[2], r[5]])).toEqual([['ok', 'sk']]);
     expect(rows).toHaveLength(15);
+    expect(await sql("SELECT DISTINCT datasource_id FROM tinybird.datasources_ops_log WHERE datasource_name = 'events'")).toEqual([{ datasource_id: dsId }]);
   });
 
   it("answers seed 001's two example queries with the populate's rows", async () => {
