@@ -33,6 +33,8 @@ import { SinkService } from './domain/sink-service.js';
 import { Auth } from './domain/access.js';
 import { ResultCache } from './http/query-output.js';
 import { recoverAfterCrash } from './domain/recovery.js';
+import { Observability } from './observability/observability.js';
+import { startMetricsServer } from './observability/http.js';
 
 export interface Services {
   config: Config;
@@ -59,6 +61,8 @@ export interface Services {
   clock: { now: () => Date };
   /** Results of endpoints whose templates ask for cache_ttl(). */
   resultCache: ResultCache;
+  /** Service data sources (`tinybird.*`) and Prometheus metrics. */
+  observability: Observability;
   /** Up to 10 rows of a table expression as Tinybird's JSON preview. */
   preview(from: string): Promise<unknown>;
 }
@@ -91,7 +95,12 @@ export async function createApp(config: Config): Promise<App> {
   } catch (err) {
     startupWarnings.push(`tokens.json could not be written: ${(err as Error).message}`);
   }
-  const datasources = new DatasourceService(catalog, engine);
+  const observability = new Observability(engine, { enabled: config.serviceDatasources, flushMs: config.serviceFlushMs }, (msg, extra) =>
+    http.log.warn(extra ?? {}, msg),
+  );
+  // Before the SQL layer learns the engine's databases: `pipit_service` is one users may not name.
+  await observability.init();
+  const datasources = new DatasourceService(catalog, engine, observability);
   await datasources.ensureDatabase(access.defaultWorkspace);
   // What a full disk left behind: engine objects whose metadata was set aside come back from the catalog.
   for (const ws of await catalog.listWorkspaces()) {
@@ -113,7 +122,14 @@ export async function createApp(config: Config): Promise<App> {
   const queries = new QueryService(engine, datasources, pipes, config);
   queries.variables = (ws) => variables.values(ws);
   await queries.init();
-  const events = new EventBuffer(path.join(config.dataDir, 'wal'), engine, config.walFsync, (msg, extra) => http.log.error(extra ?? {}, msg));
+  const events = new EventBuffer(
+    path.join(config.dataDir, 'wal'),
+    engine,
+    config.walFsync,
+    (msg, extra) => http.log.error(extra ?? {}, msg),
+    (target, ids, rows, bytes, elapsed) => observability.eventsInserted(target, ids, rows, bytes, elapsed),
+  );
+  jobs.listeners.add((job) => observability.job(job));
 
   const clock = { now: () => new Date() };
   const copies = new CopyService(engine, datasources, pipes, queries, jobs, () => clock.now(), {
@@ -156,6 +172,7 @@ export async function createApp(config: Config): Promise<App> {
     clock,
     materializations: new MaterializeService(engine, datasources, pipes, queries, jobs),
     resultCache: new ResultCache(),
+    observability,
     deletes: new DeleteService(engine, jobs),
     alters: new AlterService(engine, datasources),
     async preview(from: string) {
@@ -184,6 +201,15 @@ export async function createApp(config: Config): Promise<App> {
   });
 
   scheduler.start();
+  observability.start({
+    workspaces: () => catalog.listWorkspaces(),
+    datasources: (ws) => datasources.list(ws),
+    nameOfDatasource: (id) => datasources.nameOfId(id),
+    walBacklog: () => events.backlogBytes,
+    engineLanes: () => (engine as { laneStats?: { busy: Record<string, number>; queued: Record<string, number> } }).laneStats,
+    admission: () => queries.admission.usage,
+  });
+  const metricsServer = config.metricsPort ? await startMetricsServer(observability, config.metricsPort) : null;
 
   return {
     services,
@@ -195,8 +221,11 @@ export async function createApp(config: Config): Promise<App> {
       const force = setTimeout(() => http.server.closeAllConnections(), 5000);
       await http.close();
       clearTimeout(force);
+      metricsServer?.close();
       await events.close();
       await jobs.close();
+      // The last records (the shutdown's own requests and jobs) go in before the engine closes.
+      await observability.close();
       await engine.close();
       await catalog.close();
     },

@@ -29,6 +29,12 @@ export interface Config {
   walFsync: boolean;
   /** Log level for the JSON logger (PIPIT_LOG_LEVEL, default info). */
   logLevel: string;
+  /** Record the `tinybird.*` service data sources (PIPIT_SERVICE_DATASOURCES, default 1; 0 turns recording off, e.g. to benchmark its cost). */
+  serviceDatasources: boolean;
+  /** Milliseconds between inserts of buffered service data source records (PIPIT_SERVICE_FLUSH_MS, default 1000: what a crash may lose). */
+  serviceFlushMs: number;
+  /** Loopback-only port serving /metrics without a token (PIPIT_METRICS_PORT; unset: only GET /metrics with an ADMIN token). */
+  metricsPort: number | null;
   /** Where log lines go (not from the environment: stdout; tests pass a collector). Lines are redacted first. */
   logDestination?: { write(line: string): unknown };
   /** Seconds a user query may run (PIPIT_QUERY_TIMEOUT, default 10; overrun → 408). */
@@ -145,6 +151,11 @@ export function loadConfig(env: NodeJS.ProcessEnv, overrides: Partial<Config> = 
     walFsync: overrides.walFsync ?? boolFrom(env, 'PIPIT_WAL_FSYNC'),
     logLevel: overrides.logLevel ?? (env.PIPIT_LOG_LEVEL || 'info'),
     logDestination: overrides.logDestination,
+    serviceDatasources:
+      overrides.serviceDatasources ??
+      (env.PIPIT_SERVICE_DATASOURCES === undefined || env.PIPIT_SERVICE_DATASOURCES === '' ? true : boolFrom(env, 'PIPIT_SERVICE_DATASOURCES')),
+    serviceFlushMs: overrides.serviceFlushMs ?? intFrom(env, 'PIPIT_SERVICE_FLUSH_MS', 1000, 50, 60_000),
+    metricsPort: overrides.metricsPort !== undefined ? overrides.metricsPort : env.PIPIT_METRICS_PORT ? intFrom(env, 'PIPIT_METRICS_PORT', 0, 1, 65535) : null,
     queryTimeout: overrides.queryTimeout ?? intFrom(env, 'PIPIT_QUERY_TIMEOUT', 10, 1, 3600),
     queryMaxResultBytes: overrides.queryMaxResultBytes ?? intFrom(env, 'PIPIT_QUERY_MAX_RESULT_BYTES', 100 * 1024 * 1024, 1024, 2 ** 40),
     queryMaxMemory,

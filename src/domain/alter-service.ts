@@ -65,7 +65,18 @@ export class AlterService {
     return outcome;
   }
 
+  /** Applies an alter (an `alter` operation in datasources_ops_log unless it is a dry run). */
   async alter(ws: Workspace, ds: DatasourceRecord, p: Record<string, string>): Promise<{ operations: string[] }> {
+    const started = performance.now();
+    const r = await this.apply(ws, ds, p);
+    if (p.dry !== 'true') {
+      const options: Record<string, string> = { operations: r.operations.join('; ') };
+      this.datasources.ops.op(ws.id, { eventType: 'alter', datasource: ds, result: 'ok', elapsed: (performance.now() - started) / 1000, options });
+    }
+    return r;
+  }
+
+  private async apply(ws: Workspace, ds: DatasourceRecord, p: Record<string, string>): Promise<{ operations: string[] }> {
     if (p.schema === undefined && p.description === undefined && p.ttl === undefined && p.indexes === undefined) {
       throw badRequest('Alter operation requires additional parameters: schema, description, ttl or indexes');
     }

@@ -278,8 +278,9 @@ export class CopyService {
           const execOpts = { queryId: job.id, params: bound ? prepared.queryParams : undefined, signal };
           try {
             const target = await this.datasources.get(ws, data.copy_target);
+            let written: number | undefined;
             if (mode === 'append') {
-              await stagedAppend(
+              written = await stagedAppend(
                 this.engine,
                 this.datasources.journal,
                 ws,
@@ -292,7 +293,9 @@ export class CopyService {
               await this.replace(ws, target, cols, select, { ...execOpts, job: job.id });
             }
             const rows = await this.engine.rows<{ c: string }>(`SELECT count() AS c FROM ${physicalNames(ws.database, target.id).table}`);
-            return { statistics: { target_rows: Number(rows[0]?.c ?? 0) } };
+            const targetRows = Number(rows[0]?.c ?? 0);
+            // rows: what this run wrote (datasources_ops_log); a replace leaves exactly its rows.
+            return { statistics: { target_rows: targetRows, rows: written ?? targetRows } };
           } catch (err) {
             if (err instanceof EngineError) throw new Error(prepared.userNames(err.message));
             throw err;

@@ -3,6 +3,7 @@
  * stages), and every lifecycle operation. Names are checked here; engine DDL runs before the
  * catalog commit and is undone if either fails, so a change is applied whole or not at all.
  */
+import { NO_OPS_LOG, type OpsLog } from '../observability/observability.js';
 import type { Catalog, DatasourceRecord, Workspace } from '../catalog/catalog.js';
 import type { Engine } from '../engine/engine.js';
 import { EngineError, quoteIdent } from '../engine/engine.js';
@@ -61,6 +62,8 @@ export class DatasourceService {
   constructor(
     private readonly catalog: Catalog,
     private readonly engine: Engine,
+    /** Where operations on data sources are recorded (tinybird.datasources_ops_log); imports and alters report here too. */
+    readonly ops: OpsLog = NO_OPS_LOG,
   ) {
     this.journal = new Journal(catalog);
   }
@@ -180,6 +183,7 @@ export class DatasourceService {
     if (await this.find(ws, spec.name)) throw badRequest(`Data Source "${spec.name}" already exists, use mode=append`);
     await this.refusePipeName(ws, spec.name, 'bad_request');
     if (spec.columns.length === 0) throw badRequest('The schema must have at least one column');
+    const started = performance.now();
     const now = nowIso();
     const ds: DatasourceRecord = {
       id: newResourceId(),
@@ -204,6 +208,7 @@ export class DatasourceService {
       throw err;
     }
     (await this.byId(ws)).set(ds.id, ds);
+    this.ops.op(ws.id, { eventType: 'create', datasource: ds, result: 'ok', elapsed: (performance.now() - started) / 1000, rows: 0 });
     return ds;
   }
 
@@ -237,6 +242,7 @@ export class DatasourceService {
     const updated = { ...ds, name: newName, updatedAt: nowIso() };
     await this.catalog.updateDatasource(updated);
     (await this.byId(ws)).set(ds.id, updated);
+    this.ops.op(ws.id, { eventType: 'rename', datasource: updated, result: 'ok', elapsed: 0, options: { old_name: ds.name, new_name: newName } });
     return updated;
   }
 
@@ -256,8 +262,16 @@ export class DatasourceService {
   async truncate(ws: Workspace, ds: DatasourceRecord, quarantine: boolean): Promise<void> {
     if (!quarantine && ds.engine.engine === 'Null') return;
     const n = physicalNames(ws.database, ds.id);
+    const started = performance.now();
     await this.engine.exec(`TRUNCATE TABLE ${quarantine ? n.quarantine : n.table}`);
     if (!quarantine) await this.touch(ws, ds);
+    this.ops.op(ws.id, {
+      eventType: 'truncate',
+      datasource: ds,
+      result: 'ok',
+      elapsed: (performance.now() - started) / 1000,
+      options: quarantine ? { quarantine: 'true' } : undefined,
+    });
   }
 
   /**

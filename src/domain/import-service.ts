@@ -132,8 +132,48 @@ export class ImportService {
     return file;
   }
 
-  /** Loads data of a format into an existing data source. */
+  /** Loads data of a format into an existing data source (an `append` operation in datasources_ops_log). */
   async load(
+    ws: Workspace,
+    ds: DatasourceRecord,
+    format: DataFormat,
+    stream: AsyncIterable<Buffer>,
+    importId: string,
+    dialect: CsvDialect,
+    parquetFile?: string,
+  ): Promise<IngestCounts> {
+    return this.recorded(ws, ds, 'append', format, importId, () => this.loadInto(ws, ds, format, stream, importId, dialect, parquetFile));
+  }
+
+  /** Runs an append or replace and reports it, with its counts or its error. */
+  private async recorded(
+    ws: Workspace,
+    ds: DatasourceRecord,
+    eventType: 'append' | 'replace',
+    format: DataFormat,
+    importId: string,
+    fn: () => Promise<IngestCounts>,
+  ): Promise<IngestCounts> {
+    const started = performance.now();
+    const base = { eventType, datasource: ds, importId, options: { format } };
+    try {
+      const c = await fn();
+      const elapsed = (performance.now() - started) / 1000;
+      this.datasources.ops.op(ws.id, { ...base, result: 'ok', elapsed, rows: c.rows, rowsQuarantine: c.quarantined + c.invalidLines, bytes: c.bytes });
+      return c;
+    } catch (err) {
+      const elapsed = (performance.now() - started) / 1000;
+      this.datasources.ops.op(ws.id, {
+        ...base,
+        result: 'error',
+        elapsed,
+        error: userFacingNames(String((err as Error).message), (id) => this.datasources.nameOfId(id)),
+      });
+      throw err;
+    }
+  }
+
+  private async loadInto(
     ws: Workspace,
     ds: DatasourceRecord,
     format: DataFormat,
@@ -173,6 +213,18 @@ export class ImportService {
     dialect: CsvDialect,
     condition?: string,
   ): Promise<IngestCounts> {
+    return this.recorded(ws, ds, 'replace', format, importId, () => this.replaceWith(ws, ds, format, stream, importId, dialect, condition));
+  }
+
+  private async replaceWith(
+    ws: Workspace,
+    ds: DatasourceRecord,
+    format: DataFormat,
+    stream: AsyncIterable<Buffer>,
+    importId: string,
+    dialect: CsvDialect,
+    condition?: string,
+  ): Promise<IngestCounts> {
     // The condition is pasted into engine statements: it must be one plain expression.
     if (condition) condition = checkExpression(condition, 'replace_condition');
     const journal = this.datasources.journal;
@@ -184,7 +236,7 @@ export class ImportService {
     const tmp = physicalNames(ws.database, shadow.id);
     let counts: IngestCounts;
     try {
-      counts = await this.load(ws, shadow, format, stream, importId, dialect);
+      counts = await this.loadInto(ws, shadow, format, stream, importId, dialect);
       if (condition) {
         try {
           await this.engine.exec(`SELECT count() FROM ${tmp.table} WHERE ${condition} FORMAT Null`);

@@ -87,6 +87,7 @@ export class MaterializeService {
       nodeLimit: index,
       sourceOverride: override,
       savedNode: true,
+      forView: true,
     });
     if (prepared.format) throw badRequest('A materialized node can not have a FORMAT clause');
     if (Object.keys(prepared.queryParams).length)
@@ -400,13 +401,13 @@ export class MaterializeService {
         signal.addEventListener('abort', onAbort);
         try {
           // All or nothing, also across a crash: staged, then published whole (atomic-writes.ts).
-          await stagedAppend(this.engine, this.datasources.journal, ws, target, names, select, {
+          const rows = await stagedAppend(this.engine, this.datasources.journal, ws, target, names, select, {
             queryId: job.id,
             signal,
             job: job.id,
             checkpoint: 'populate',
           });
-          return { queries: [{ query_id: job.id, status: 'done' }], progress_percentage: 100 };
+          return { queries: [{ query_id: job.id, status: 'done' }], progress_percentage: 100, statistics: { rows } };
         } catch (err) {
           if (opts.unlinkOnError && !signal.aborted) await this.unlink(auth, pipe.id, node.id).catch(() => undefined);
           if (err instanceof EngineError) throw new Error(prepared.userNames(err.message));

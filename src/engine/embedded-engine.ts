@@ -413,6 +413,14 @@ export class EmbeddedEngine implements Engine {
     return { user: this.lanes.user.busy, internal: this.lanes.internal.busy };
   }
 
+  /** Engine calls running and waiting per lane (the metrics). */
+  get laneStats(): { busy: Record<string, number>; queued: Record<string, number> } {
+    return {
+      busy: { user: this.lanes.user.busy, internal: this.lanes.internal.busy },
+      queued: { user: this.lanes.user.queued, internal: this.lanes.internal.queued },
+    };
+  }
+
   private async withSession<T>(fn: (s: Session) => Promise<T>, kind: SlotKind = 'statement'): Promise<T> {
     if (this.closed) throw new EngineError(0, 'ENGINE_CLOSED', 'The engine is shutting down');
     const pool = this.pool;

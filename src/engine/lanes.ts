@@ -69,6 +69,11 @@ class Slots {
     return this.used;
   }
 
+  /** Takers waiting for a slot. */
+  get queued(): number {
+    return this.waiters.length;
+  }
+
   private fits(kind: SlotKind): boolean {
     return this.used < Math.min(this.size, this.capOf(kind));
   }

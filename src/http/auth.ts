@@ -11,6 +11,7 @@ import { forbidden } from '../domain/errors.js';
 import type { Services } from '../app.js';
 import { limitJwt } from './rate-limit.js';
 import { formToken } from './body.js';
+import { noteCaller } from '../observability/context.js';
 
 export function tokenOf(req: FastifyRequest): string | undefined {
   const q = (req.query as Record<string, unknown> | undefined)?.token;
@@ -45,6 +46,7 @@ function lookupOf(s: Services): ResourceLookup {
 
 export async function authenticate(services: Services, req: FastifyRequest, opts: AuthOptions = {}): Promise<Auth> {
   const auth = await services.access.authenticate(tokenOf(req) ?? (await formToken(req)), lookupOf(services));
+  noteCaller(req, { id: auth.token.id, name: auth.token.name }, auth.workspace.id);
   if (auth.jwt) {
     if (!opts.jwt) throw forbidden(`${INVALID_TOKEN}. Handler ${handlerName(req)} does not support JWT tokens`);
     if (auth.jwt.rps !== undefined && opts.reply) limitJwt(services, opts.reply, auth.token.token, auth.jwt.rps);

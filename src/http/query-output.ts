@@ -11,6 +11,7 @@ import type { Services } from '../app.js';
 import { badRequest } from '../domain/errors.js';
 import { OUTPUT_FORMATS } from '../sql/policy.js';
 import { translate, type PreparedQuery } from '../sql/query-service.js';
+import { noteQuery } from '../observability/context.js';
 
 /**
  * Formats answered whole rather than streamed: their envelope carries statistics
@@ -141,6 +142,9 @@ export async function sendQuery(
     buffered,
   });
   const elapsed = Number(process.hrtime.bigint() - started) / 1e9;
+  // Queries that read only service data sources are not recorded in pipe_stats_rt (as in Tinybird).
+  const serviceOnly = prepared.tables.length > 0 && prepared.tables.every((t) => t.kind === 'service' || t.kind === 'system');
+  noteQuery(req, { readRows: result.stats?.rowsRead, readBytes: result.stats?.bytesRead, serviceOnly });
   const headers: Record<string, string> = {
     'content-type': contentType(format),
     'x-tb-statistics': JSON.stringify(result.stats ? { elapsed, rows_read: result.stats.rowsRead, bytes_read: result.stats.bytesRead } : { elapsed }),
@@ -167,9 +171,18 @@ export async function sendQuery(
     } catch (err) {
       throw translate(err, prepared);
     }
-    return send(reply, parts.length === 1 ? parts[0] : Buffer.concat(parts), gzip);
+    const body = parts.length === 1 ? parts[0] : Buffer.concat(parts);
+    noteQuery(req, { resultRows: envelopeRows(body) });
+    return send(reply, body, gzip);
   }
   return send(reply, streamOf(result, prepared, req, reply), gzip);
+}
+
+/** The `"rows": N` of a JSON envelope, read from its tail (after `data`); undefined for other bodies. */
+function envelopeRows(body: Buffer): number | undefined {
+  const tail = body.subarray(Math.max(0, body.length - 512)).toString('latin1');
+  const m = /"rows":\s*(\d+)/.exec(tail);
+  return m ? Number(m[1]) : undefined;
 }
 
 /**

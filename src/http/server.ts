@@ -3,7 +3,7 @@
  * OPTIONS preflight, the error body) and one plugin per API family. Built apart from the process
  * that listens, so tests can run it on a loopback port or with inject().
  */
-import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { newUlid as ulid } from '../domain/ids.js';
 import type { Services } from '../app.js';
 import { routeNotFound, toHttpError } from './errors.js';
@@ -24,6 +24,9 @@ import { connectorRoutes } from './routes/connectors.js';
 import { sinkRoutes } from './routes/sinks.js';
 import { cliCompatRoutes } from './routes/cli-compat.js';
 import { consoleRoutes } from './routes/console.js';
+import { metricsRoute, observeHttp } from '../observability/http.js';
+import { authenticate } from './auth.js';
+import { forbidden } from '../domain/errors.js';
 
 const CORS_HEADERS: Record<string, string> = {
   'access-control-allow-origin': '*',
@@ -39,6 +42,8 @@ export function buildHttp(services: Services): FastifyInstance {
     // header, error text) reaches the log at any level.
     logger: services.config.logLevel === 'silent' ? false : { level: services.config.logLevel, stream: redactingStream(services.config.logDestination) },
     genReqId: () => ulid(),
+    // One line per request, written by the observability hooks (with the token's name and route).
+    logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: 64 * 1024 * 1024,
     forceCloseConnections: false,
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 1000 },
@@ -51,6 +56,8 @@ export function buildHttp(services: Services): FastifyInstance {
   // Bodies are read by the routes themselves (streamed); no global parsing.
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', (_req, _payload, done) => done(null, undefined));
+
+  observeHttp(app, services.observability);
 
   // Callback-style hooks: no promise per request on the hot path of small queries.
   app.addHook('onRequest', (req, reply, done) => {
@@ -93,6 +100,10 @@ export function buildHttp(services: Services): FastifyInstance {
   app.register(sinkRoutes(services));
   app.register(cliCompatRoutes(services));
   app.register(consoleRoutes(services));
+  metricsRoute(app, services.observability, async (req) => {
+    const auth = await authenticate(services, req);
+    if (!auth.isAdmin) throw forbidden('The metrics need an ADMIN token (or PIPIT_METRICS_PORT, a loopback-only port)');
+  });
   return app;
 }
 

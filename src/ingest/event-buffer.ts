@@ -23,6 +23,16 @@ import { PipitError } from '../domain/errors.js';
 import { isDiskFull } from '../domain/disk.js';
 import { insertSettings } from './ingest-service.js';
 
+/** Called with the requests whose rows one insert wrote, their line count, bytes and seconds taken. */
+export type InsertedListener = (target: EventTarget, requestIds: readonly string[], rows: number, bytes: number, elapsedSec: number) => void;
+
+/** Lines in a buffer (newline-terminated rows). */
+function lineCount(data: Buffer): number {
+  let n = 0;
+  for (let i = data.indexOf(10); i >= 0; i = data.indexOf(10, i + 1)) n++;
+  return data.length && data[data.length - 1] !== 10 ? n + 1 : n;
+}
+
 /** Where a segment goes: the NDJSON stage of one data source. */
 export interface EventTarget {
   workspaceId: string;
@@ -141,8 +151,17 @@ export class EventBuffer {
     private readonly engine: Engine,
     private readonly fsync: boolean,
     private readonly log: (msg: string, extra?: Record<string, unknown>) => void,
+    /** Told after each insert of acknowledged rows (the service data sources' `append-hfi`); must not throw. */
+    private readonly onInserted: InsertedListener = () => undefined,
   ) {
     fs.mkdirSync(dir, { recursive: true });
+  }
+
+  /** Bytes acknowledged and not yet in the engine, all data sources (a metric). */
+  get backlogBytes(): number {
+    let n = this.largeBytes;
+    for (const l of this.lanes.values()) n += l.backlog;
+    return n;
   }
 
   /** TSV rows `<line>\t<requestId>` for the stage's (__line, __import_id) columns. */
@@ -269,8 +288,12 @@ export class EventBuffer {
       this.log('event write failed', { segment: file, error: String(err) });
       throw new PipitError('unavailable', UNAVAILABLE);
     }
+    const started = performance.now();
     const done = withRetries(() => this.insertLines(target.stage, body, requestId, segId))
-      .then(() => fs.promises.unlink(file))
+      .then(() => {
+        this.onInserted(target, [requestId], lineCount(body), body.length, (performance.now() - started) / 1000);
+        return fs.promises.unlink(file);
+      })
       .catch(async (err) => {
         this.log('event flush failed', { segment: file, error: String(err) });
         // A waiting caller is told nothing was ingested, so the segment must not be replayed
@@ -324,8 +347,16 @@ export class EventBuffer {
       return;
     }
     const data = Buffer.concat(seg.parts.map((p) => p.tsv));
+    const started = performance.now();
     try {
       await withRetries(() => this.insert(seg.target.stage, data, seg.id));
+      this.onInserted(
+        seg.target,
+        seg.parts.map((p) => p.requestId),
+        lineCount(data),
+        data.length,
+        (performance.now() - started) / 1000,
+      );
     } catch (err) {
       // The waiting callers are told nothing was ingested: drop their rows from the segment. The
       // acknowledged (202) rows stay on disk and are retried in the background.

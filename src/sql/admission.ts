@@ -69,9 +69,14 @@ export class Admission {
 
   constructor(readonly limits: AdmissionLimits) {}
 
-  /** Running and waiting queries (for tests and metrics). */
-  get usage(): { running: number; waiting: number } {
-    return { running: this.running, waiting: this.queue.length };
+  /** Totals since start: queries that waited, seconds they waited, queries refused with a 429. */
+  private waited = 0;
+  private waitSeconds = 0;
+  private refused = 0;
+
+  /** Running and waiting queries, and the totals above (for tests and metrics). */
+  get usage(): { running: number; waiting: number; waited: number; waitSeconds: number; refused: number } {
+    return { running: this.running, waiting: this.queue.length, waited: this.waited, waitSeconds: this.waitSeconds, refused: this.refused };
   }
 
   /**
@@ -87,6 +92,7 @@ export class Admission {
     if (queued >= l.queuePerToken || this.queue.length >= l.slots * QUEUE_PER_SLOT || l.queueTimeoutMs <= 0) {
       const mine = this.byToken.get(caller.token)?.length ?? 0;
       const retry = this.retryAfter(mine >= l.perToken ? this.byToken.get(caller.token) : undefined);
+      this.refused++;
       throw new RetryLater(
         'too_many_requests',
         mine >= l.perToken
@@ -95,10 +101,13 @@ export class Admission {
         retry,
       );
     }
+    const queuedAt = performance.now();
+    this.waited++;
     return new Promise<() => void>((resolve, reject) => {
       const w: Waiter = {
         caller,
         admit: () => {
+          this.waitSeconds += (performance.now() - queuedAt) / 1000;
           cleanup();
           resolve(this.start(caller));
         },
@@ -117,6 +126,8 @@ export class Admission {
         cleanup();
         const waited = Math.round(l.queueTimeoutMs / 100) / 10;
         const retry = this.retryAfter();
+        this.refused++;
+        this.waitSeconds += (performance.now() - queuedAt) / 1000;
         reject(
           new RetryLater(
             'too_many_requests',

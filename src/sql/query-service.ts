@@ -19,6 +19,7 @@ import { Admission, RetryLater, type Caller } from './admission.js';
 import { physicalNames, userFacingNames } from '../ingest/physical.js';
 import { isTemplate, render, usesSecrets, type ParamValue } from '../template/index.js';
 import { analyzeQuery, type AnalyzedQuery, type ResolvedTable, type SqlScope } from './analyzer.js';
+import { isServiceTable, serviceColumns, serviceTableSql } from '../observability/service-tables.js';
 
 export interface PreparedQuery extends AnalyzedQuery {
   /** Rewrites physical names in an engine message back to the names the user wrote. */
@@ -64,7 +65,16 @@ export interface QueryContext {
    * can save a node that names them. Otherwise only an ADMIN token's query may.
    */
   savedNode?: boolean;
+  /**
+   * The query becomes a materialized view's SELECT: service data sources are refused at any depth
+   * (a view on them would run inside the server's own inserts of every workspace's records).
+   */
+  forView?: boolean;
 }
+
+/** The refusal of a service data source where it can not be read. */
+export const SERVICE_IN_VIEW =
+  'Service Data Sources (tinybird.*) can not be used in a Materialized View: read them from an API Endpoint, a copy or the Query API';
 
 /** Who may make Pipit read a workspace variable (see QueryContext.savedNode). */
 export const SECRETS_ADMIN_ONLY = 'Only an ADMIN token may use tb_secret() or tb_var(): workspace variables are readable by admins only';
@@ -222,6 +232,22 @@ export class QueryService {
           return expand(pipe, node, true, 'pipe', name);
         }
         return undefined;
+      },
+      // `tinybird.<name>`: the workspace's own rows of a service data source, read-only. Workspace-wide
+      // readers (ADMIN, PIPES:CREATE) read them directly; others through a pipe they may read.
+      resolveQualified: (db, name): ResolvedTable | undefined => {
+        if (db !== 'tinybird') return undefined;
+        if (!isServiceTable(name)) throw new PipitError('not_found', `Resource 'tinybird.${name}' not found`);
+        if (ctx.forView) throw badRequest(SERVICE_IN_VIEW);
+        if (!c.trusted && !auth.canCreatePipes) throw new PipitError('forbidden', `Resource 'tinybird.${name}' not found`);
+        return {
+          name: `tinybird.${name}`,
+          kind: 'service',
+          id: name,
+          sql: serviceTableSql(name, ws.id),
+          virtuals: { _table: name, _database: 'tinybird' },
+          columns: serviceColumns(name),
+        };
       },
       resolveJoinTable: (name) => {
         const ds = dsByName.get(name);

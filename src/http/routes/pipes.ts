@@ -23,6 +23,7 @@ import { jobJson } from './jobs.js';
 import { sinkSettings } from './sinks.js';
 import { queryArgs } from './sql.js';
 import { parseUserJson } from '../../domain/input-limits.js';
+import { notePipe } from '../../observability/context.js';
 
 const BODY_LIMIT = 8 * 1024 * 1024;
 const Q_LIMIT = 8 * 1024;
@@ -44,6 +45,10 @@ function relevantNode(pipe: PipeRecord): NodeRecord | undefined {
 
 /** Arguments of the endpoint request itself, never template parameters. */
 const ENDPOINT_ARGS = new Set(['token', 'q']);
+
+/** An endpoint request's template parameters (what pipe_stats_rt records). */
+const templateArgs = (args: Record<string, ParamValue>): Record<string, ParamValue> =>
+  Object.fromEntries(Object.entries(args).filter(([k]) => !ENDPOINT_ARGS.has(k)));
 
 /** A node as a request describes it (JSON `nodes[]`, a `from=` pipe, `sql=`). */
 interface NodeSpec {
@@ -297,8 +302,10 @@ export function pipeRoutes(services: Services): FastifyPluginAsync {
     if (!pipe) throw notFound(`The pipe '${name}' does not exist`);
     if (!auth.canReadPipe(pipe.id)) throw forbidden("The token you have provided doesn't have access to this resource");
     if (!pipe.endpoint) throw notFound(`The pipe '${pipe.name}' does not have an endpoint yet`);
-    limitEndpoint(s, reply, auth.workspace.id, pipe.id);
     const args: Record<string, ParamValue> = queryArgs(req);
+    // pipe_stats_rt: POST calls do not record their parameters (seed 001).
+    notePipe(req, pipe, req.method === 'GET' ? templateArgs(args) : undefined);
+    limitEndpoint(s, reply, auth.workspace.id, pipe.id);
     if (req.method === 'POST') {
       const b = await body(req);
       if (b.length && isJson(req)) {
@@ -738,8 +745,9 @@ export function pipeRoutes(services: Services): FastifyPluginAsync {
 
     app.get('/v0/pipes/:pipe/requests', async (req) => {
       const auth = await authenticate(s, req);
-      await readablePipe(auth, (req.params as { pipe: string }).pipe);
-      return { requests: { top: [] } };
+      const pipe = await readablePipe(auth, (req.params as { pipe: string }).pipe);
+      // The slowest calls of the last day, from tinybird.pipe_stats_rt.
+      return { requests: { top: await s.observability.topRequests(auth.workspace.id, pipe.id) } };
     });
 
     // `/v0/pipes/:p` is a pipe, its datafile (`.pipe`) or its endpoint data (`.json`, `.csv`, ...).

@@ -12,6 +12,7 @@ import { authenticate } from '../auth.js';
 import { decoded, hasBody, isForm, isJson, rawStream, readAll } from '../body.js';
 import { outputParams, sendQuery } from '../query-output.js';
 import { parseUserJson } from '../../domain/input-limits.js';
+import { notePipe } from '../../observability/context.js';
 
 const GET_LIMIT = 8 * 1024;
 const POST_LIMIT = 1024 * 1024;
@@ -44,6 +45,8 @@ const SQL_API_ARGS = new Set([
   'debug',
   'template_parameters',
 ]);
+
+const QUERY_API = { id: 'query_api', name: 'query_api' };
 
 interface SqlRequest {
   q: string;
@@ -112,6 +115,8 @@ export function sqlRoutes(services: Services): FastifyPluginAsync {
   return async (app) => {
     const handler = async (req: FastifyRequest, reply: FastifyReply) => {
       const auth = await authenticate(services, req, { jwt: true, reply });
+      // Query API requests are recorded in pipe_stats_rt as the pipe `query_api` (Tinybird's convention).
+      notePipe(req, QUERY_API);
       const { q, params } = await readRequest(req);
       let tplParams = templateParamsOf(params, SQL_API_ARGS);
       if (params.template_parameters !== undefined) {

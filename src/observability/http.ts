@@ -1,0 +1,116 @@
+/**
+ * The HTTP side of observability: per-request context, one structured log line per request
+ * (request id, route, status, duration, token name — never its value), request metrics, the
+ * pipe_stats_rt / endpoint_errors records of endpoint and Query API calls, and `GET /metrics`
+ * (ADMIN token) or a loopback-only metrics port (PIPIT_METRICS_PORT) that needs no token.
+ */
+import http from 'node:http';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { redactSecrets } from '../http/log-redact.js';
+import { attachInfo, infoOf, requestContext, type RequestInfo } from './context.js';
+import { PROMETHEUS_CONTENT_TYPE } from './metrics.js';
+import type { Observability } from './observability.js';
+
+/** The route family of a request: `sql`, `events`, `datasources`, ..., `endpoint` for pipe data. */
+export function routeFamily(route: string | undefined, info: RequestInfo | undefined): string {
+  if (info?.pipe && info.pipe.id !== 'query_api') return 'endpoint';
+  if (!route) return 'unmatched';
+  const m = /^\/v0\/([^/:]+)/.exec(route);
+  if (m) return m[1];
+  return route === '/metrics' ? 'metrics' : route === '/tokens' ? 'tokens' : 'other';
+}
+
+/** The error message of an error body (`{"error": "..."}`), from the payload about to be sent. */
+function errorOf(payload: unknown): string | undefined {
+  const text = typeof payload === 'string' ? payload : Buffer.isBuffer(payload) && payload.length < 65536 ? payload.toString('utf8') : undefined;
+  if (!text) return undefined;
+  try {
+    const e = (JSON.parse(text) as { error?: unknown }).error;
+    return typeof e === 'string' ? e : undefined;
+  } catch {
+    return text.slice(0, 1000);
+  }
+}
+
+/** Installs the request hooks on the application. */
+export function observeHttp(app: FastifyInstance, obs: Observability): void {
+  app.addHook('onRequest', (req, _reply, done) => {
+    const info: RequestInfo = { id: req.id };
+    attachInfo(req, info);
+    // Domain code running for this request (an import, a job it starts) sees its request id.
+    requestContext.run(info, done);
+  });
+
+  app.addHook('onSend', (req, reply, payload, done) => {
+    if (reply.statusCode >= 400) {
+      const info = infoOf(req);
+      if (info) info.error = errorOf(payload);
+    }
+    done(null, payload);
+  });
+
+  app.addHook('onResponse', (req, reply, done) => {
+    const info = infoOf(req);
+    const durationSec = reply.elapsedTime / 1000;
+    const status = reply.statusCode;
+    const route = req.routeOptions.url;
+    const family = routeFamily(route, info);
+    obs.httpRequests.inc({ family, method: req.method, status: String(status) });
+    obs.httpDuration.observe({ family }, durationSec);
+    if (info) {
+      obs.request(info, {
+        status,
+        durationSec,
+        method: req.method,
+        url: redactSecrets(req.url),
+        userAgent: typeof req.headers['user-agent'] === 'string' ? req.headers['user-agent'] : undefined,
+      });
+    }
+    const line = {
+      route: route ?? null,
+      family,
+      method: req.method,
+      status,
+      duration_ms: Math.round(reply.elapsedTime * 1000) / 1000,
+      token_name: info?.token?.name ?? null,
+      workspace_id: info?.workspaceId ?? null,
+      ...(info?.pipe ? { pipe: info.pipe.name } : {}),
+      ...(status >= 400 && info?.error ? { error: info.error } : {}),
+    };
+    if (status >= 500) req.log.error(line, 'request');
+    else req.log.info(line, 'request');
+    done();
+  });
+}
+
+/**
+ * `GET /metrics` for ADMIN tokens. `authorize` throws (401/403) for anyone else.
+ */
+export function metricsRoute(app: FastifyInstance, obs: Observability, authorize: (req: FastifyRequest) => Promise<void>): void {
+  app.get('/metrics', async (req: FastifyRequest, reply: FastifyReply) => {
+    await authorize(req);
+    return reply.type(PROMETHEUS_CONTENT_TYPE).send(obs.metrics.render());
+  });
+}
+
+/**
+ * A metrics server on a loopback port: `/metrics` without a token, for a Prometheus on the same
+ * host (or a sidecar). Refuses to bind anything but loopback.
+ */
+export async function startMetricsServer(obs: Observability, port: number): Promise<http.Server> {
+  const server = http.createServer((req, res) => {
+    if (req.method === 'GET' && (req.url === '/metrics' || req.url?.startsWith('/metrics?'))) {
+      res.writeHead(200, { 'content-type': PROMETHEUS_CONTENT_TYPE });
+      res.end(obs.metrics.render());
+      return;
+    }
+    res.writeHead(404, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ error: 'Not found: the metrics server answers GET /metrics' }));
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, '127.0.0.1', () => resolve());
+  });
+  server.unref();
+  return server;
+}
