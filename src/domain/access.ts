@@ -5,10 +5,8 @@
  * Rejects with Tinybird's 403 messages.
  */
 import crypto from 'node:crypto';
-import path from 'node:path';
-import type { Catalog, PipeRecord, Scope, TokenRecord, Workspace } from '../catalog/catalog.js';
+import type { Catalog, PipeRecord, Scope, ScopeType, TokenRecord, Workspace } from '../catalog/catalog.js';
 import type { ParamValue } from '../template/index.js';
-import { loadKeyFile } from './disk.js';
 import { badRequest, conflict, forbidden } from './errors.js';
 import { decodeJwt, signJwt, verifyHs256 } from './jwt.js';
 import { checkExpression, checkNameLength } from './schema/index.js';
@@ -18,7 +16,7 @@ import { nowIso } from './time.js';
 export const INVALID_TOKEN = 'invalid authentication token';
 
 /** Scope types a static token may hold (what the Tokens API accepts). */
-export const STATIC_SCOPES = [
+export const STATIC_SCOPES: readonly ScopeType[] = [
   'DATASOURCES:READ',
   'DATASOURCES:APPEND',
   'DATASOURCES:CREATE',
@@ -30,9 +28,10 @@ export const STATIC_SCOPES = [
   'ADMIN',
 ];
 /** Scope types that name a resource (a data source or a pipe). */
+export const isStaticScope = (t: string): t is ScopeType => (STATIC_SCOPES as readonly string[]).includes(t);
 export const RESOURCE_SCOPES: ReadonlySet<string> = new Set(['DATASOURCES:READ', 'DATASOURCES:APPEND', 'DATASOURCES:DROP', 'PIPES:READ', 'PIPES:DROP']);
 /** Scope types a JWT may hold (PIPES:READ in Classic; the DATASOURCES ones as the newer platform and the SDK use them). */
-export const JWT_SCOPES = ['PIPES:READ', 'DATASOURCES:READ', 'DATASOURCES:APPEND'];
+export const JWT_SCOPES: readonly ScopeType[] = ['PIPES:READ', 'DATASOURCES:READ', 'DATASOURCES:APPEND'];
 
 /** What a valid JWT grants beyond its scopes. */
 export interface JwtGrant {
@@ -319,9 +318,9 @@ export class AccessService {
     private readonly secret: Buffer,
   ) {}
 
-  /** Loads the signing key (kept apart from the catalog) and the workspaces. */
-  static async open(catalog: Catalog, dataDir: string): Promise<AccessService> {
-    const svc = new AccessService(catalog, loadKeyFile(path.join(dataDir, 'secret.key')));
+  /** Opens the service with its signing key (never kept in the catalog, see keys.ts) and loads the workspaces. */
+  static async open(catalog: Catalog, signingKey: Buffer): Promise<AccessService> {
+    const svc = new AccessService(catalog, signingKey);
     for (const ws of await catalog.listWorkspaces()) svc.workspaces.set(ws.id, ws);
     return svc;
   }
@@ -428,7 +427,16 @@ export class AccessService {
   }
 
   async createToken(workspaceId: string | null, name: string, scopes: Scope[], description = '', origin?: TokenRecord['origin']): Promise<TokenRecord> {
-    const t: TokenRecord = { id: newResourceId(), workspaceId, name, token: this.newTokenValue(workspaceId), scopes, description, createdAt: nowIso() };
+    const t: TokenRecord = {
+      id: newResourceId(),
+      version: 1,
+      workspaceId,
+      name,
+      token: this.newTokenValue(workspaceId),
+      scopes,
+      description,
+      createdAt: nowIso(),
+    };
     if (origin) t.origin = origin;
     await this.catalog.insertToken(t);
     this.changed(t);
@@ -448,15 +456,14 @@ export class AccessService {
 
   /** Saves a changed name, description or scope list (the value stays). */
   async updateToken(t: TokenRecord): Promise<TokenRecord> {
-    await this.catalog.updateToken(t);
-    this.changed(t);
-    return t;
+    const saved = await this.catalog.updateToken(t);
+    this.changed(saved);
+    return saved;
   }
 
   /** A new value for the token, same scopes; the old value stops working at once. */
   async refreshToken(t: TokenRecord): Promise<TokenRecord> {
-    const refreshed = { ...t, token: this.newTokenValue(t.workspaceId) };
-    await this.catalog.updateToken(refreshed);
+    const refreshed = await this.catalog.updateToken({ ...t, token: this.newTokenValue(t.workspaceId) });
     this.changed(refreshed, t.token);
     return refreshed;
   }
@@ -527,7 +534,7 @@ export class AccessService {
     for (const raw of p.scopes as unknown[]) {
       if (!raw || typeof raw !== 'object' || Array.isArray(raw)) throw invalid();
       const { type, resource, fixed_params: fixed, filter } = raw as Record<string, unknown>;
-      if (typeof type !== 'string' || !JWT_SCOPES.includes(type)) throw invalid();
+      if (typeof type !== 'string' || !(JWT_SCOPES as readonly string[]).includes(type)) throw invalid();
       if (resource !== undefined && resource !== null && typeof resource !== 'string') throw invalid();
       let scopeFilter: string | undefined;
       if (filter !== undefined && filter !== null && filter !== '') {
@@ -543,7 +550,8 @@ export class AccessService {
       if (!resource || !lookup) continue;
       const found = type === 'PIPES:READ' ? await lookup.pipe(ws, resource) : await lookup.datasource(ws, resource);
       if (!found) continue;
-      scopes.push(scopeFilter ? { type, resource: found.id, filter: scopeFilter } : { type, resource: found.id });
+      const st = type as ScopeType;
+      scopes.push(scopeFilter ? { type: st, resource: found.id, filter: scopeFilter } : { type: st, resource: found.id });
       if (params) fixedParams.set(found.id, { ...fixedParams.get(found.id), ...params });
     }
     let rps: number | undefined;
@@ -556,7 +564,7 @@ export class AccessService {
       }
     }
     const name = typeof p.name === 'string' ? p.name : '';
-    const record: TokenRecord = { id: '', workspaceId: ws.id, name, token: value, scopes, description: '', createdAt: '' };
+    const record: TokenRecord = { id: '', version: 0, workspaceId: ws.id, name, token: value, scopes, description: '', createdAt: '' };
     return new Auth(record, ws, { name, exp: p.exp, rps, fixedParams });
   }
 }

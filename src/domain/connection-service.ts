@@ -80,9 +80,9 @@ export class ConnectionService {
     private readonly localRoot: string,
   ) {}
 
-  /** Opens the service with the key in `<dataDir>/connections.key` (created on first start). */
-  static open(catalog: Catalog, engine: Engine, dataDir: string, localRoot: string): ConnectionService {
-    return new ConnectionService(catalog, engine, SecretBox.open(dataDir, 'connections.key'), localRoot);
+  /** Opens the service with its key (see keys.ts). */
+  static open(catalog: Catalog, engine: Engine, key: Buffer, localRoot: string): ConnectionService {
+    return new ConnectionService(catalog, engine, new SecretBox(key), localRoot);
   }
 
   private encrypt(value: string, aad: string): string {
@@ -188,6 +188,7 @@ export class ConnectionService {
     const now = nowIso();
     const record: ConnectionRecord = {
       id,
+      version: 1,
       workspaceId: ws.id,
       name,
       service,
@@ -201,7 +202,7 @@ export class ConnectionService {
       const scheme = service === 'gcs_hmac' ? 'gs' : 's3';
       await this.check(this.locationOf(ws, record, `${scheme}://${bucket}`, secret ?? {}));
     }
-    await this.catalog.upsertConnection(record);
+    await this.catalog.insertConnection(record);
     m.set(id, record);
     return record;
   }

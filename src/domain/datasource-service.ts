@@ -3,7 +3,7 @@
  * stages), and every lifecycle operation. Names are checked here; engine DDL runs before the
  * catalog commit and is undone if either fails, so a change is applied whole or not at all.
  */
-import type { Catalog, DatasourceRecord, Workspace } from '../catalog/catalog.js';
+import { type Catalog, type DatasourceRecord, UniqueViolation, type Workspace } from '../catalog/catalog.js';
 import type { Engine } from '../engine/engine.js';
 import { EngineError, quoteIdent } from '../engine/engine.js';
 import {
@@ -183,6 +183,7 @@ export class DatasourceService {
     const now = nowIso();
     const ds: DatasourceRecord = {
       id: newResourceId(),
+      version: 1,
       workspaceId: ws.id,
       name: spec.name,
       description: spec.description,
@@ -200,7 +201,7 @@ export class DatasourceService {
       await this.catalog.insertDatasource(ds);
     } catch (err) {
       await this.runAll(dropAllSql(ds, ws.database));
-      if (/unique|duplicate/i.test(String((err as Error).message))) throw badRequest(`Data Source "${spec.name}" already exists, use mode=append`);
+      if (err instanceof UniqueViolation) throw badRequest(`Data Source "${spec.name}" already exists, use mode=append`);
       throw err;
     }
     (await this.byId(ws)).set(ds.id, ds);
@@ -234,15 +235,14 @@ export class DatasourceService {
     const other = await this.find(ws, newName);
     if (other && other.id !== ds.id) throw conflict(`There is already a Data Source with name "${newName}"`);
     await this.refusePipeName(ws, newName, 'conflict');
-    const updated = { ...ds, name: newName, updatedAt: nowIso() };
-    await this.catalog.updateDatasource(updated);
-    (await this.byId(ws)).set(ds.id, updated);
-    return updated;
+    return this.update(ws, { ...ds, name: newName, updatedAt: nowIso() });
   }
 
-  async update(ws: Workspace, ds: DatasourceRecord): Promise<void> {
-    await this.catalog.updateDatasource(ds);
-    (await this.byId(ws)).set(ds.id, ds);
+  /** Saves a changed record (built from the one read: a change by another request in between is a 409). */
+  async update(ws: Workspace, ds: DatasourceRecord): Promise<DatasourceRecord> {
+    const saved = await this.catalog.updateDatasource(ds);
+    (await this.byId(ws)).set(ds.id, saved);
+    return saved;
   }
 
   async drop(ws: Workspace, ds: DatasourceRecord): Promise<void> {
@@ -265,10 +265,9 @@ export class DatasourceService {
    * not take it (a full disk) must not turn an applied append into an error the client retries.
    */
   async touch(ws: Workspace, ds: DatasourceRecord): Promise<void> {
-    const cur = (await this.byId(ws)).get(ds.id);
-    if (!cur) return;
     try {
-      await this.update(ws, { ...cur, updatedAt: nowIso() });
+      const saved = await this.catalog.touchDatasource(ws.id, ds.id, nowIso());
+      if (saved) (await this.byId(ws)).set(ds.id, saved);
     } catch (err) {
       if (!isDiskFull(err)) throw err;
     }

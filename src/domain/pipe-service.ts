@@ -3,7 +3,7 @@
  * node names are unique within a pipe), node operations and publishing. The SQL of a node is
  * checked by the caller (src/sql, which also yields its dependencies) before it is saved here.
  */
-import type { Catalog, NodeRecord, NodeType, PipeRecord, Workspace } from '../catalog/catalog.js';
+import { type Catalog, type NodeRecord, type NodeType, type PipeRecord, UniqueViolation, type Workspace } from '../catalog/catalog.js';
 import type { DatasourceService } from './datasource-service.js';
 import { badRequest, conflict, forbidden, notFound } from './errors.js';
 import { canonicalId, newResourceId } from './ids.js';
@@ -118,6 +118,7 @@ export class PipeService {
     const now = nowIso();
     const pipe: PipeRecord = {
       id: newResourceId(),
+      version: 1,
       workspaceId: ws.id,
       name,
       description,
@@ -131,8 +132,7 @@ export class PipeService {
     try {
       await this.catalog.insertPipe(pipe);
     } catch (err) {
-      if (/unique|duplicate/i.test(String((err as Error).message)))
-        throw conflict(`There's another resource with the same name "${name}", names must be unique`);
+      if (err instanceof UniqueViolation) throw conflict(`There's another resource with the same name "${name}", names must be unique`);
       throw err;
     }
     (await this.byId(ws)).set(pipe.id, pipe);
@@ -141,8 +141,7 @@ export class PipeService {
 
   /** Saves a changed pipe (the caller built it from the cached one). */
   async save(ws: Workspace, pipe: PipeRecord): Promise<PipeRecord> {
-    const updated = { ...pipe, updatedAt: nowIso() };
-    await this.catalog.updatePipe(updated);
+    const updated = await this.catalog.updatePipe({ ...pipe, updatedAt: nowIso() });
     (await this.byId(ws)).set(updated.id, updated);
     return updated;
   }

@@ -1,9 +1,9 @@
 /**
  * Workspace variables (secrets) for `tb_secret()`/`tb_var()` in templates. Values are encrypted at
- * rest with AES-256-GCM under a key kept in its own file beside (not in) the catalog, are never
+ * rest with AES-256-GCM under a key never kept in the catalog (see keys.ts), are never
  * returned by any route, and reach the engine only as bound query parameters.
  */
-import type { Catalog, VariableRecord, Workspace } from '../catalog/catalog.js';
+import { type Catalog, UniqueViolation, type VariableRecord, type Workspace } from '../catalog/catalog.js';
 import { badRequest, notFound } from './errors.js';
 import { checkNameLength } from './schema/names.js';
 import { SecretBox } from './secret-box.js';
@@ -23,9 +23,9 @@ export class VariableService {
     private readonly box: SecretBox,
   ) {}
 
-  /** Opens the service with the key in `<dataDir>/variables.key` (created on first start). */
-  static open(catalog: Catalog, dataDir: string): VariableService {
-    return new VariableService(catalog, SecretBox.open(dataDir, 'variables.key'));
+  /** Opens the service with its key (see keys.ts). */
+  static open(catalog: Catalog, key: Buffer): VariableService {
+    return new VariableService(catalog, new SecretBox(key));
   }
 
   private encrypt(value: string, aad: string): string {
@@ -80,6 +80,7 @@ export class VariableService {
     const now = nowIso();
     const record: VariableRecord = {
       id: newResourceId(),
+      version: 1,
       workspaceId: ws.id,
       name,
       type: 'secret',
@@ -88,7 +89,12 @@ export class VariableService {
       updatedAt: now,
       editedBy,
     };
-    await this.catalog.upsertVariable(record);
+    try {
+      await this.catalog.insertVariable(record);
+    } catch (err) {
+      if (err instanceof UniqueViolation) throw badRequest(`Variable "${name}" already exists`);
+      throw err;
+    }
     m.set(name, { record, value: v });
     return record;
   }
@@ -99,8 +105,7 @@ export class VariableService {
     if (!cur) throw notFound('Variable not found');
     if (type !== undefined) throw badRequest('Variable type cannot be changed');
     const v = this.checkValue(value);
-    const record: VariableRecord = { ...cur.record, value: this.encrypt(v, `${ws.id}/${name}`), updatedAt: nowIso(), editedBy };
-    await this.catalog.upsertVariable(record);
+    const record = await this.catalog.updateVariable({ ...cur.record, value: this.encrypt(v, `${ws.id}/${name}`), updatedAt: nowIso(), editedBy });
     m.set(name, { record, value: v });
     return record;
   }

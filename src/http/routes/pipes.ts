@@ -164,6 +164,7 @@ export function pipeRoutes(services: Services): FastifyPluginAsync {
   async function buildNodes(auth: Auth, name: string, specs: NodeSpec[], reqId: string): Promise<NodeRecord[]> {
     const draft: PipeRecord = {
       id: '',
+      version: 0,
       workspaceId: auth.workspace.id,
       name,
       description: null,
