@@ -42,6 +42,8 @@ export interface Services {
   catalog: Catalog;
   access: AccessService;
   localTokens: LocalTokens;
+  /** Whether this start created the default workspace (with a shared catalog, only the first copy does). */
+  createdDefault: boolean;
   datasources: DatasourceService;
   ingest: IngestService;
   imports: ImportService;
@@ -91,11 +93,12 @@ export async function createApp(config: Config): Promise<App> {
   // With a shared catalog the data directory holds only this copy's files (WAL, temp): keys come from the master key.
   const keys = loadKeys(config.secretKey, config.catalogUrl ? null : config.dataDir);
   const access = await AccessService.open(catalog, keys.tokenSigning);
-  const localTokens = await access.bootstrap();
+  const { created: createdDefault, ...localTokens } = await access.bootstrap();
   const startupWarnings: string[] = [...engine.repairs];
   try {
     // Atomic: a full disk keeps the previous file rather than leaving it empty, and does not stop the start.
-    writeFileAtomic(path.join(config.dataDir, 'tokens.json'), JSON.stringify(localTokens, null, 2) + '\n');
+    // Embedded mode only: copies sharing a catalog keep no tokens on their disks.
+    if (!catalog.shared) writeFileAtomic(path.join(config.dataDir, 'tokens.json'), JSON.stringify(localTokens, null, 2) + '\n');
   } catch (err) {
     startupWarnings.push(`tokens.json could not be written: ${(err as Error).message}`);
   }
@@ -151,6 +154,7 @@ export async function createApp(config: Config): Promise<App> {
     catalog,
     access,
     localTokens,
+    createdDefault,
     datasources,
     ingest,
     imports,

@@ -285,6 +285,8 @@ export interface Catalog {
   /** The last tick claimed for each scheduled pipe of the workspace (pipe id → ISO time). */
   lastTicks(workspaceId: string): Promise<Map<string, string>>;
 
+  /** Inside a transaction: waits for, then holds until it ends, the lock named `name` (one holder across copies). */
+  lock(name: string): Promise<void>;
   /** Runs `fn` in one transaction (committed when it resolves, rolled back when it throws). */
   transaction<T>(fn: (tx: Catalog) => Promise<T>): Promise<T>;
   /** Calls `listener` for each change of cached records, made by this copy or another (LISTEN/NOTIFY). */

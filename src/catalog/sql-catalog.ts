@@ -129,6 +129,10 @@ export class SqlCatalog implements Catalog {
     return this.client.transaction((tx) => fn(new SqlCatalog(this.client, refuseNul(tx), this.listeners)));
   }
 
+  async lock(name: string): Promise<void> {
+    await this.q('SELECT pg_advisory_xact_lock(hashtext($1))', [`pipit:${name}`]);
+  }
+
   async ping(): Promise<void> {
     await this.db.query('SELECT 1');
   }

@@ -316,7 +316,28 @@ export class AccessService {
   private constructor(
     private readonly catalog: Catalog,
     private readonly secret: Buffer,
-  ) {}
+  ) {
+    // Every copy forgets a changed token at once (a revoked or refreshed value is refused
+    // everywhere within moments), and sees workspaces another copy created or removed.
+    catalog.onChange((c) => {
+      if (c.table === '*' || c.table === 'tokens') {
+        this.byValue.clear();
+        if (c.workspaceId && c.table !== '*') this.adminValues.delete(c.workspaceId);
+        else this.adminValues.clear();
+      }
+      if (c.table === '*' || c.table === 'workspaces') void this.reloadWorkspaces().catch(() => undefined);
+    });
+  }
+
+  private async reloadWorkspaces(): Promise<void> {
+    this.workspaces = new Map((await this.catalog.listWorkspaces()).map((w) => [w.id, w]));
+  }
+
+  /** A workspace by id, loaded again once when this copy does not know it yet (made by another copy). */
+  private async workspaceOf(id: string): Promise<Workspace | undefined> {
+    if (!this.workspaces.has(id)) await this.reloadWorkspaces();
+    return this.workspaces.get(id);
+  }
 
   /** Opens the service with its signing key (never kept in the catalog, see keys.ts) and loads the workspaces. */
   static async open(catalog: Catalog, signingKey: Buffer): Promise<AccessService> {
@@ -346,18 +367,28 @@ export class AccessService {
     return expected.length === given.length && crypto.timingSafeEqual(expected, given);
   }
 
-  /** Creates the default workspace and its tokens on first start; returns the local tokens. */
-  async bootstrap(): Promise<LocalTokens> {
-    let ws = [...this.workspaces.values()][0];
-    if (!ws) {
-      const id = crypto.randomUUID();
-      ws = { id, name: 'default', database: `w_${id.replace(/-/g, '')}`, createdAt: nowIso() };
-      await this.catalog.insertWorkspace(ws);
-      this.workspaces.set(ws.id, ws);
-      await this.createToken(null, 'user token', [{ type: 'USER' }]);
-      await this.createToken(ws.id, 'admin token', [{ type: 'ADMIN' }]);
-      await this.createToken(ws.id, 'workspace admin token', [{ type: 'ADMIN' }]);
+  /**
+   * Creates the default workspace and its tokens on first start, in one transaction (with a shared
+   * catalog the first copy to start does, the others find them); returns the local tokens and
+   * whether this call created them.
+   */
+  async bootstrap(): Promise<LocalTokens & { created: boolean }> {
+    let created = false;
+    if (!this.workspaces.size) {
+      created = await this.catalog.transaction(async (tx) => {
+        await tx.lock('bootstrap');
+        if ((await tx.listWorkspaces()).length) return false;
+        const id = crypto.randomUUID();
+        const ws: Workspace = { id, name: 'default', database: `w_${id.replace(/-/g, '')}`, createdAt: nowIso() };
+        await tx.insertWorkspace(ws);
+        await tx.insertToken(this.newToken(null, 'user token', [{ type: 'USER' }]));
+        await tx.insertToken(this.newToken(ws.id, 'admin token', [{ type: 'ADMIN' }]));
+        await tx.insertToken(this.newToken(ws.id, 'workspace admin token', [{ type: 'ADMIN' }]));
+        return true;
+      });
+      await this.reloadWorkspaces();
     }
+    const ws = this.defaultWorkspace;
     const userTok = (await this.catalog.listTokens(null)).find((t) => t.name === 'user token');
     const wsToks = await this.catalog.listTokens(ws.id);
     // Tokens may have been renamed or deleted through the Tokens API: any ADMIN token will do.
@@ -367,7 +398,7 @@ export class AccessService {
     // The admin token handed out is the user's (Tinybird Local's ADMIN_USER): it lists every
     // workspace with its token (the TypeScript SDK's local flow). Marked once, also on old data.
     if (admin && !admin.userAdmin && admin !== wsAdmin) await this.updateToken({ ...admin, userAdmin: true });
-    return { user_token: userTok?.token ?? '', admin_token: admin?.token ?? '', workspace_admin_token: wsAdmin?.token ?? '' };
+    return { user_token: userTok?.token ?? '', admin_token: admin?.token ?? '', workspace_admin_token: wsAdmin?.token ?? '', created };
   }
 
   get defaultWorkspace(): Workspace {
@@ -426,7 +457,7 @@ export class AccessService {
     if (t.workspaceId) this.adminValues.delete(t.workspaceId);
   }
 
-  async createToken(workspaceId: string | null, name: string, scopes: Scope[], description = '', origin?: TokenRecord['origin']): Promise<TokenRecord> {
+  private newToken(workspaceId: string | null, name: string, scopes: Scope[], description = '', origin?: TokenRecord['origin']): TokenRecord {
     const t: TokenRecord = {
       id: newResourceId(),
       version: 1,
@@ -438,6 +469,11 @@ export class AccessService {
       createdAt: nowIso(),
     };
     if (origin) t.origin = origin;
+    return t;
+  }
+
+  async createToken(workspaceId: string | null, name: string, scopes: Scope[], description = '', origin?: TokenRecord['origin']): Promise<TokenRecord> {
+    const t = this.newToken(workspaceId, name, scopes, description, origin);
     await this.catalog.insertToken(t);
     this.changed(t);
     return t;
@@ -508,7 +544,7 @@ export class AccessService {
       if (!t) throw forbidden(INVALID_TOKEN);
       this.byValue.set(value, t);
     }
-    const ws = t.workspaceId ? this.workspaces.get(t.workspaceId) : this.defaultWorkspace;
+    const ws = t.workspaceId ? await this.workspaceOf(t.workspaceId) : this.defaultWorkspace;
     if (!ws) throw forbidden(INVALID_TOKEN);
     return new Auth(t, ws);
   }
@@ -523,7 +559,7 @@ export class AccessService {
     const jwt = decodeJwt(value);
     if (!jwt) throw invalid();
     const p = jwt.payload;
-    const ws = typeof p.workspace_id === 'string' ? this.workspaces.get(p.workspace_id) : undefined;
+    const ws = typeof p.workspace_id === 'string' ? await this.workspaceOf(p.workspace_id) : undefined;
     if (!ws || !verifyHs256(jwt, await this.jwtSecrets(ws))) throw invalid();
     if (p.exp === undefined) throw forbidden("JWT tokens is missing the 'exp' claim");
     if (typeof p.exp !== 'number' || !Number.isFinite(p.exp)) throw invalid();

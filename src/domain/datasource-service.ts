@@ -23,6 +23,7 @@ import { badRequest, conflict, notFound } from './errors.js';
 import { canonicalId, newResourceId } from './ids.js';
 import { nowIso } from './time.js';
 import { Journal } from './journal.js';
+import { WorkspaceCache } from '../catalog/workspace-cache.js';
 
 export interface NewDatasource {
   name: string;
@@ -49,8 +50,8 @@ export interface DatasourceStats {
 }
 
 export class DatasourceService {
-  /** workspace id → (id → record); the catalog is the truth, this is its cache. */
-  private readonly cache = new Map<string, Map<string, DatasourceRecord>>();
+  /** workspace id → (id → record); the catalog is the truth, this is its cache (coherent across copies). */
+  private readonly cache: WorkspaceCache<Map<string, DatasourceRecord>>;
 
   /** Names of the workspace's pipes: pipes and data sources share one namespace. */
   pipeNames: (ws: Workspace) => Promise<ReadonlySet<string>> = async () => new Set();
@@ -63,6 +64,7 @@ export class DatasourceService {
     private readonly engine: Engine,
   ) {
     this.journal = new Journal(catalog);
+    this.cache = new WorkspaceCache(catalog, ['datasources'], async (wsId) => new Map((await catalog.listDatasources(wsId)).map((d) => [d.id, d])));
   }
 
   private async refusePipeName(ws: Workspace, name: string, status: 'bad_request' | 'conflict'): Promise<void> {
@@ -72,17 +74,12 @@ export class DatasourceService {
   }
 
   private async byId(ws: Workspace): Promise<Map<string, DatasourceRecord>> {
-    let m = this.cache.get(ws.id);
-    if (!m) {
-      m = new Map((await this.catalog.listDatasources(ws.id)).map((d) => [d.id, d]));
-      this.cache.set(ws.id, m);
-    }
-    return m;
+    return this.cache.get(ws.id);
   }
 
   /** Name of a data source by id, from the cache of any workspace (for error messages). */
   nameOfId(id: string): string | undefined {
-    for (const m of this.cache.values()) {
+    for (const m of this.cache.loaded()) {
       const d = m.get(id);
       if (d) return d.name;
     }

@@ -9,6 +9,7 @@ import { badRequest, conflict, forbidden, notFound } from './errors.js';
 import { canonicalId, newResourceId } from './ids.js';
 import { validateResourceName } from './schema/index.js';
 import { nowIso } from './time.js';
+import { WorkspaceCache } from '../catalog/workspace-cache.js';
 
 export interface NewNode {
   name?: string;
@@ -28,21 +29,18 @@ export const readsDatasource = (pipe: PipeRecord, name: string) => pipe.nodes.so
 export const NODE_TYPES: readonly NodeType[] = ['standard', 'endpoint', 'materialized', 'copy', 'sink'];
 
 export class PipeService {
-  /** workspace id → (id → record); the catalog is the truth, this is its cache. */
-  private readonly cache = new Map<string, Map<string, PipeRecord>>();
+  /** workspace id → (id → record); the catalog is the truth, this is its cache (coherent across copies). */
+  private readonly cache: WorkspaceCache<Map<string, PipeRecord>>;
 
   constructor(
     private readonly catalog: Catalog,
     private readonly datasources: DatasourceService,
-  ) {}
+  ) {
+    this.cache = new WorkspaceCache(catalog, ['pipes'], async (wsId) => new Map((await catalog.listPipes(wsId)).map((p) => [p.id, p])));
+  }
 
-  private async byId(ws: Workspace): Promise<Map<string, PipeRecord>> {
-    let m = this.cache.get(ws.id);
-    if (!m) {
-      m = new Map((await this.catalog.listPipes(ws.id)).map((p) => [p.id, p]));
-      this.cache.set(ws.id, m);
-    }
-    return m;
+  private byId(ws: Workspace): Promise<Map<string, PipeRecord>> {
+    return this.cache.get(ws.id);
   }
 
   async list(ws: Workspace): Promise<PipeRecord[]> {

@@ -9,6 +9,7 @@ import { checkNameLength } from './schema/names.js';
 import { SecretBox } from './secret-box.js';
 import { newResourceId } from './ids.js';
 import { nowIso } from './time.js';
+import { WorkspaceCache } from '../catalog/workspace-cache.js';
 
 export const MAX_VARIABLES = 100;
 export const MAX_VALUE_BYTES = 8 * 1024;
@@ -16,12 +17,18 @@ const NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 export class VariableService {
   /** workspace id → decrypted values (name → value). */
-  private readonly cache = new Map<string, Map<string, { record: VariableRecord; value: string }>>();
+  private readonly cache: WorkspaceCache<Map<string, { record: VariableRecord; value: string }>>;
 
   private constructor(
     private readonly catalog: Catalog,
     private readonly box: SecretBox,
-  ) {}
+  ) {
+    this.cache = new WorkspaceCache(catalog, ['variables'], async (wsId) => {
+      const m = new Map<string, { record: VariableRecord; value: string }>();
+      for (const r of await catalog.listVariables(wsId)) m.set(r.name, { record: r, value: this.decrypt(r.value, `${wsId}/${r.name}`) });
+      return m;
+    });
+  }
 
   /** Opens the service with its key (see keys.ts). */
   static open(catalog: Catalog, key: Buffer): VariableService {
@@ -37,13 +44,7 @@ export class VariableService {
   }
 
   private async load(ws: Workspace): Promise<Map<string, { record: VariableRecord; value: string }>> {
-    let m = this.cache.get(ws.id);
-    if (!m) {
-      m = new Map();
-      for (const r of await this.catalog.listVariables(ws.id)) m.set(r.name, { record: r, value: this.decrypt(r.value, `${ws.id}/${r.name}`) });
-      this.cache.set(ws.id, m);
-    }
-    return m;
+    return this.cache.get(ws.id);
   }
 
   async list(ws: Workspace): Promise<VariableRecord[]> {
