@@ -137,15 +137,17 @@ export async function createApp(config: Config): Promise<App> {
   const sinks = new SinkService(engine, connections, pipes, queries, jobs, () => clock.now());
   // Scheduled copies run with the authority of the workspace's admin token.
   const scheduler = new Scheduler(
-    copies,
+    catalog,
+    pipes,
+    jobs,
+    [copies, sinks],
     () => catalog.listWorkspaces(),
     async (ws) => {
       const admin = (await catalog.listTokens(ws.id)).find((t) => t.scopes.some((sc) => sc.type === 'ADMIN'));
       if (!admin) throw new Error(`workspace ${ws.name} has no admin token`);
       return new Auth(admin, ws);
     },
-    (err) => http.log.error({ err }, 'scheduler pass failed'),
-    [sinks],
+    (err, msg) => http.log.error({ err }, msg),
     () => clock.now(),
   );
   const services: Services = {

@@ -278,12 +278,13 @@ export interface Catalog {
   abandonedJobs(all: boolean): Promise<JobRecord[]>;
 
   /**
-   * Claims a schedule's tick: true when `tick` is later than the last tick claimed for the pipe
-   * (a compare-and-set, so N copies run each tick once).
+   * Claims a schedule's tick: true when `tick` is later than the last tick claimed for the pipe's
+   * schedule started at `origin` (a compare-and-set, so N copies run each tick once). A schedule
+   * set or resumed again has a new origin and starts afresh.
    */
-  claimTick(workspaceId: string, pipeId: string, tick: string): Promise<boolean>;
-  /** The last tick claimed for each scheduled pipe of the workspace (pipe id → ISO time). */
-  lastTicks(workspaceId: string): Promise<Map<string, string>>;
+  claimTick(workspaceId: string, pipeId: string, origin: string, tick: string): Promise<boolean>;
+  /** The last tick claimed for each scheduled pipe of the workspace, with its schedule's origin. */
+  lastTicks(workspaceId: string): Promise<Map<string, { origin: string; tick: string }>>;
 
   /** Inside a transaction: waits for, then holds until it ends, the lock named `name` (one holder across copies). */
   lock(name: string): Promise<void>;

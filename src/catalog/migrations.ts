@@ -61,7 +61,7 @@ export const migrations: Migration[] = [
       ALTER TABLE jobs ADD COLUMN locked_by text;
       ALTER TABLE jobs ADD COLUMN locked_until timestamptz;
       CREATE INDEX jobs_waiting ON jobs(created_at) WHERE status = 'waiting';
-      CREATE TABLE schedule_ticks (pipe_id text PRIMARY KEY, workspace_id text NOT NULL, last_tick timestamptz NOT NULL);
+      CREATE TABLE schedule_ticks (pipe_id text PRIMARY KEY, workspace_id text NOT NULL, origin text NOT NULL, last_tick timestamptz NOT NULL);
       CREATE FUNCTION pipit_notify_change() RETURNS trigger LANGUAGE plpgsql AS $$
       DECLARE r jsonb;
       BEGIN

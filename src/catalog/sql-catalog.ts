@@ -368,21 +368,23 @@ export class SqlCatalog implements Catalog {
     return r.map((x) => withVersion<JobRecord>(x));
   }
 
-  async claimTick(workspaceId: string, pipeId: string, tick: string): Promise<boolean> {
+  async claimTick(workspaceId: string, pipeId: string, origin: string, tick: string): Promise<boolean> {
     const r = await this.q(
-      `INSERT INTO schedule_ticks(pipe_id, workspace_id, last_tick) VALUES ($1, $2, $3::timestamptz)
-       ON CONFLICT (pipe_id) DO UPDATE SET last_tick = EXCLUDED.last_tick WHERE schedule_ticks.last_tick < EXCLUDED.last_tick
+      `INSERT INTO schedule_ticks(pipe_id, workspace_id, origin, last_tick) VALUES ($1, $2, $3, $4::timestamptz)
+       ON CONFLICT (pipe_id) DO UPDATE SET origin = EXCLUDED.origin, last_tick = EXCLUDED.last_tick
+         WHERE schedule_ticks.origin <> EXCLUDED.origin OR schedule_ticks.last_tick < EXCLUDED.last_tick
        RETURNING pipe_id`,
-      [pipeId, workspaceId, tick],
+      [pipeId, workspaceId, origin, tick],
     );
     return r.length === 1;
   }
 
-  async lastTicks(workspaceId: string): Promise<Map<string, string>> {
-    const r = await this.q<{ pipe_id: string; last_tick: Date | string }>('SELECT pipe_id, last_tick FROM schedule_ticks WHERE workspace_id = $1', [
-      workspaceId,
-    ]);
-    return new Map(r.map((x) => [x.pipe_id, new Date(x.last_tick).toISOString()]));
+  async lastTicks(workspaceId: string): Promise<Map<string, { origin: string; tick: string }>> {
+    const r = await this.q<{ pipe_id: string; origin: string; last_tick: Date | string }>(
+      'SELECT pipe_id, origin, last_tick FROM schedule_ticks WHERE workspace_id = $1',
+      [workspaceId],
+    );
+    return new Map(r.map((x) => [x.pipe_id, { origin: x.origin, tick: new Date(x.last_tick).toISOString() }]));
   }
 
   async listIntents(): Promise<IntentRecord[]> {

@@ -335,7 +335,8 @@ describe('copy pipes', () => {
   it('a restart between ticks neither skips nor doubles a run', async () => {
     const base = new Date('2030-02-01T00:00:00Z');
     s.app.services.clock.now = () => base;
-    await s.req('PUT', '/v0/pipes/counts/nodes/n/copy', { body: new URLSearchParams({ schedule_cron: '0 * * * *' }) });
+    const put = await s.req('PUT', '/v0/pipes/counts/nodes/n/copy', { body: new URLSearchParams({ schedule_cron: '0 * * * *' }) });
+    expect(put.status, await put.clone().text()).toBe(200);
     s.app.services.clock.now = () => new Date(base.getTime() + 60 * 60_000);
     expect(await s.app.services.scheduler.tick()).toHaveLength(1);
     await s.app.services.jobs.drain();
