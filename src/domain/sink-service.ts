@@ -23,7 +23,7 @@ import { templateParams, type ParamValue } from '../template/index.js';
 import type { Auth } from './access.js';
 import { storageError, type ConnectionService, type SinkLocation } from './connection-service.js';
 import type { ConnectionRecord } from '../catalog/catalog.js';
-import { badRequest, forbidden, notFound, PipitError } from './errors.js';
+import { badRequest, forbidden, PipitError } from './errors.js';
 import { newResourceId } from './ids.js';
 import type { PipeService } from './pipe-service.js';
 import { pipeType } from './pipe-service.js';
