@@ -8,6 +8,8 @@ import type { FastifyInstance } from 'fastify';
 import type { Config } from './config/config.js';
 import type { Catalog } from './catalog/catalog.js';
 import { openPgliteCatalog } from './catalog/pglite-catalog.js';
+import { openPostgresCatalog } from './catalog/postgres-catalog.js';
+import { loadKeys } from './domain/keys.js';
 import { AccessService, type LocalTokens } from './domain/access.js';
 import { AlterService } from './domain/alter-service.js';
 import { DatasourceService } from './domain/datasource-service.js';
@@ -42,6 +44,8 @@ export interface Services {
   catalog: Catalog;
   access: AccessService;
   localTokens: LocalTokens;
+  /** Whether this start created the default workspace (with a shared catalog, only the first copy does). */
+  createdDefault: boolean;
   datasources: DatasourceService;
   ingest: IngestService;
   imports: ImportService;
@@ -85,13 +89,20 @@ export async function createApp(config: Config): Promise<App> {
     statementMaxMemory: Math.floor(config.engineMaxMemory / 2),
     reserveBytes: config.diskReserveBytes,
   });
-  const catalog = await openPgliteCatalog(path.join(config.dataDir, 'catalog'));
-  const access = await AccessService.open(catalog, config.dataDir);
-  const localTokens = await access.bootstrap();
+  // Connection errors of a shared catalog are logged (once the logger exists); the pool reconnects.
+  let catalogError = (_err: Error): void => undefined;
+  const catalog = config.catalogUrl
+    ? await openPostgresCatalog(config.catalogUrl, { onError: (err) => catalogError(err) })
+    : await openPgliteCatalog(path.join(config.dataDir, 'catalog'));
+  // With a shared catalog the data directory holds only this copy's files (WAL, temp): keys come from the master key.
+  const keys = loadKeys(config.secretKey, config.catalogUrl ? null : config.dataDir);
+  const access = await AccessService.open(catalog, keys.tokenSigning);
+  const { created: createdDefault, ...localTokens } = await access.bootstrap();
   const startupWarnings: string[] = [...engine.repairs];
   try {
     // Atomic: a full disk keeps the previous file rather than leaving it empty, and does not stop the start.
-    writeFileAtomic(path.join(config.dataDir, 'tokens.json'), JSON.stringify(localTokens, null, 2) + '\n');
+    // Embedded mode only: copies sharing a catalog keep no tokens on their disks.
+    if (!catalog.shared) writeFileAtomic(path.join(config.dataDir, 'tokens.json'), JSON.stringify(localTokens, null, 2) + '\n');
   } catch (err) {
     startupWarnings.push(`tokens.json could not be written: ${(err as Error).message}`);
   }
@@ -114,11 +125,13 @@ export async function createApp(config: Config): Promise<App> {
   }
   const ingest = new IngestService(engine);
   const imports = new ImportService(engine, datasources, ingest, path.join(config.dataDir, 'tmp'));
-  const jobs = new JobService(catalog);
+  const jobs = new JobService(catalog, 2, { leaseMs: config.jobLeaseSeconds * 1000, pollMs: Math.min(2000, (config.jobLeaseSeconds * 1000) / 3) }, (err, msg) =>
+    http.log.error({ err }, msg),
+  );
   await jobs.recover();
   const pipes = new PipeService(catalog, datasources);
   datasources.pipeNames = (ws) => pipes.names(ws);
-  const variables = VariableService.open(catalog, config.dataDir);
+  const variables = VariableService.open(catalog, keys.variables);
   const queries = new QueryService(engine, datasources, pipes, config);
   queries.variables = (ws) => variables.values(ws);
   await queries.init();
@@ -136,19 +149,21 @@ export async function createApp(config: Config): Promise<App> {
     maxRows: config.copyMaxRows,
     maxActiveJobs: config.copyMaxActiveJobs,
   });
-  const connections = ConnectionService.open(catalog, engine, config.dataDir, config.sinkLocalRoot);
+  const connections = ConnectionService.open(catalog, engine, keys.connections, config.sinkLocalRoot);
   const sinks = new SinkService(engine, connections, pipes, queries, jobs, () => clock.now());
   // Scheduled copies run with the authority of the workspace's admin token.
   const scheduler = new Scheduler(
-    copies,
+    catalog,
+    pipes,
+    jobs,
+    [copies, sinks],
     () => catalog.listWorkspaces(),
     async (ws) => {
       const admin = (await catalog.listTokens(ws.id)).find((t) => t.scopes.some((sc) => sc.type === 'ADMIN'));
       if (!admin) throw new Error(`workspace ${ws.name} has no admin token`);
       return new Auth(admin, ws);
     },
-    (err) => http.log.error({ err }, 'scheduler pass failed'),
-    [sinks],
+    (err, msg) => http.log.error({ err }, msg),
     () => clock.now(),
   );
   const services: Services = {
@@ -157,6 +172,7 @@ export async function createApp(config: Config): Promise<App> {
     catalog,
     access,
     localTokens,
+    createdDefault,
     datasources,
     ingest,
     imports,
@@ -181,6 +197,7 @@ export async function createApp(config: Config): Promise<App> {
     },
   };
   const http = buildHttp(services);
+  catalogError = (err) => http.log.warn({ err }, 'catalog connection error');
   for (const w of startupWarnings) http.log.warn(w);
   if (lanes.narrowed) {
     http.log.warn(
@@ -210,6 +227,7 @@ export async function createApp(config: Config): Promise<App> {
     admission: () => queries.admission.usage,
   });
   const metricsServer = config.metricsPort ? await startMetricsServer(observability, config.metricsPort) : null;
+  jobs.start();
 
   return {
     services,

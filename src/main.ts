@@ -14,12 +14,19 @@ async function main(): Promise<void> {
   const port = typeof addr === 'object' && addr ? addr.port : config.port;
   // A wildcard bind is reachable on loopback, where the console picks up the admin token by itself.
   const consoleHost = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host.includes(':') ? `[${config.host}]` : config.host;
+  const t = app.services.localTokens;
+  const tokens = !app.services.catalog.shared
+    ? `Admin token (default workspace): ${t.workspace_admin_token}\n` +
+      `All local tokens: curl http://${config.host}:${port}/tokens  (also in ${path.join(config.dataDir, 'tokens.json')})\n`
+    : app.services.createdDefault
+      ? // A shared catalog: the first copy to start prints the tokens, once; keep them somewhere safe.
+        `Created the default workspace in the shared catalog. These tokens are printed once:\n` +
+        `  Admin token (default workspace): ${t.workspace_admin_token}\n` +
+        `  User's admin token: ${t.admin_token}\n` +
+        `  User token (manages workspaces): ${t.user_token}\n`
+      : 'Catalog: shared (PIPIT_CATALOG_URL); the default workspace exists (its tokens were printed by the first copy)\n';
   process.stdout.write(
-    `Pipit listening on http://${config.host}:${port}\n` +
-      `Console: http://${consoleHost}:${port}/console/\n` +
-      `Data directory: ${config.dataDir}\n` +
-      `Admin token (default workspace): ${app.services.localTokens.workspace_admin_token}\n` +
-      `All local tokens: curl http://${config.host}:${port}/tokens  (also in ${path.join(config.dataDir, 'tokens.json')})\n`,
+    `Pipit listening on http://${config.host}:${port}\n` + `Console: http://${consoleHost}:${port}/console/\n` + `Data directory: ${config.dataDir}\n` + tokens,
   );
   // Last resort, and only a log line: an error that no stream, promise or handler took is a bug
   // (every stream the server runs is joined with pipeline or has its listener), but one request

@@ -1,9 +1,39 @@
 /**
  * The catalog: Pipit's metadata (workspaces, tokens, data sources, jobs) behind one interface,
- * so the embedded store (PGlite) and PostgreSQL for scale-out are interchangeable. Records are
- * plain data; the catalog never interprets them beyond the indexed fields.
+ * so the embedded store (PGlite) and PostgreSQL for scale-out are interchangeable. Changeable
+ * records carry a `version`: an update names the version it read and is refused with
+ * VersionConflict when another request (or another copy of the server) changed the record first.
+ * A taken unique name is a UniqueViolation (SQLSTATE 23505), never recognised by message text.
  */
+import { PipitError } from '../domain/errors.js';
 import type { Column, EngineSpec, IndexSpec } from '../domain/types.js';
+
+/** A unique constraint refused the write (SQLSTATE 23505): the caller words the 4xx. */
+export class UniqueViolation extends Error {
+  constructor(readonly constraint: string | undefined) {
+    super(`unique violation${constraint ? ` (${constraint})` : ''}`);
+  }
+}
+
+/**
+ * The record changed since it was read (its version moved): a 409 the client may retry, as
+ * two concurrent changes of one resource are not merged.
+ */
+export class VersionConflict extends PipitError {
+  constructor(what: string) {
+    super('conflict', `The ${what} was changed by another request at the same time; read it again and retry`);
+  }
+}
+
+/** A change of the catalog seen by a copy (its own or another copy's): caches drop what it names. */
+export interface CatalogChange {
+  /** Table changed; `*` when changes may have been missed (a lost connection): drop everything. */
+  table: string;
+  workspaceId: string | null;
+  id: string | null;
+  /** For jobs: the new status. */
+  status?: string;
+}
 
 export interface Workspace {
   id: string;
@@ -14,14 +44,28 @@ export interface Workspace {
 }
 
 /** A scope as stored: `ADMIN`, `DATASOURCES:CREATE`, `DATASOURCES:APPEND` + resource id, ... */
+export type ScopeType =
+  | 'ADMIN'
+  | 'USER'
+  | 'TOKENS'
+  | 'DATASOURCES:READ'
+  | 'DATASOURCES:APPEND'
+  | 'DATASOURCES:CREATE'
+  | 'DATASOURCES:DROP'
+  | 'PIPES:READ'
+  | 'PIPES:CREATE'
+  | 'PIPES:DROP';
+
 export interface Scope {
-  type: string;
+  type: ScopeType;
   resource?: string;
   filter?: string;
 }
 
 export interface TokenRecord {
   id: string;
+  /** Bumped by every update (optimistic concurrency). */
+  version: number;
   /** null for server-level (user) tokens. */
   workspaceId: string | null;
   name: string;
@@ -41,6 +85,7 @@ export interface TokenRecord {
 
 export interface DatasourceRecord {
   id: string;
+  version: number;
   workspaceId: string;
   name: string;
   description: string;
@@ -74,6 +119,7 @@ export interface NodeRecord {
 
 export interface PipeRecord {
   id: string;
+  version: number;
   workspaceId: string;
   name: string;
   description: string | null;
@@ -91,6 +137,7 @@ export interface PipeRecord {
 /** A workspace variable (`tb_secret`); the value is encrypted (see VariableService). */
 export interface VariableRecord {
   id: string;
+  version: number;
   workspaceId: string;
   name: string;
   type: 'secret';
@@ -107,6 +154,7 @@ export interface VariableRecord {
  */
 export interface ConnectionRecord {
   id: string;
+  version: number;
   workspaceId: string;
   name: string;
   /** `s3`, `s3_iamrole`, `gcs_hmac` or `local`. */
@@ -121,10 +169,14 @@ export interface ConnectionRecord {
 
 export type JobStatus = 'waiting' | 'working' | 'done' | 'error' | 'cancelling' | 'cancelled';
 
+/** What a job does (the `kind` of the job JSON). */
+export type JobKind = 'import' | 'populateview' | 'copy' | 'sink' | 'delete_data';
+
 export interface JobRecord {
   id: string;
+  version: number;
   workspaceId: string;
-  kind: string;
+  kind: JobKind;
   status: JobStatus;
   createdAt: string;
   updatedAt: string;
@@ -150,8 +202,15 @@ export interface IntentRecord {
   data: Record<string, unknown>;
 }
 
+/** A job as a copy claimed it: the record and the task its handler runs. */
+export interface ClaimedJob {
+  job: JobRecord;
+  /** The handler's input (kind-specific), null for jobs pinned to the copy that made them. */
+  payload: unknown;
+}
+
 export interface JobFilter {
-  kind?: string;
+  kind?: JobKind;
   status?: string;
   createdAfter?: string;
   createdBefore?: string;
@@ -169,38 +228,74 @@ export interface Catalog {
   findToken(value: string): Promise<TokenRecord | null>;
   listTokens(workspaceId: string | null): Promise<TokenRecord[]>;
   insertToken(t: TokenRecord): Promise<void>;
-  /** Replaces the record with the same id (name, value, scopes, description). */
-  updateToken(t: TokenRecord): Promise<void>;
+  /** Replaces the record with the same id and version (VersionConflict otherwise); returns it with its new version. */
+  updateToken(t: TokenRecord): Promise<TokenRecord>;
   deleteToken(id: string): Promise<void>;
 
   listDatasources(workspaceId: string): Promise<DatasourceRecord[]>;
   insertDatasource(ds: DatasourceRecord): Promise<void>;
-  /** Replaces the record with the same id. */
-  updateDatasource(ds: DatasourceRecord): Promise<void>;
+  /** Replaces the record with the same id and version (VersionConflict otherwise); returns it with its new version. */
+  updateDatasource(ds: DatasourceRecord): Promise<DatasourceRecord>;
+  /** Sets `updatedAt` whatever the version (bookkeeping after a data change); null when the record is gone. */
+  touchDatasource(workspaceId: string, id: string, updatedAt: string): Promise<DatasourceRecord | null>;
   deleteDatasource(workspaceId: string, id: string): Promise<void>;
 
   listPipes(workspaceId: string): Promise<PipeRecord[]>;
   insertPipe(p: PipeRecord): Promise<void>;
-  /** Replaces the record with the same id. */
-  updatePipe(p: PipeRecord): Promise<void>;
+  /** Replaces the record with the same id and version (VersionConflict otherwise); returns it with its new version. */
+  updatePipe(p: PipeRecord): Promise<PipeRecord>;
   deletePipe(workspaceId: string, id: string): Promise<void>;
 
   listVariables(workspaceId: string): Promise<VariableRecord[]>;
-  /** Inserts or replaces (by workspace and name). */
-  upsertVariable(v: VariableRecord): Promise<void>;
+  insertVariable(v: VariableRecord): Promise<void>;
+  /** Replaces the record with the same id and version (VersionConflict otherwise). */
+  updateVariable(v: VariableRecord): Promise<VariableRecord>;
   deleteVariable(workspaceId: string, name: string): Promise<void>;
 
   listConnections(workspaceId: string): Promise<ConnectionRecord[]>;
-  /** Inserts or replaces (by id). */
-  upsertConnection(c: ConnectionRecord): Promise<void>;
+  insertConnection(c: ConnectionRecord): Promise<void>;
+  /** Replaces the record with the same id and version (VersionConflict otherwise). */
+  updateConnection(c: ConnectionRecord): Promise<ConnectionRecord>;
   deleteConnection(workspaceId: string, id: string): Promise<void>;
 
-  insertJob(job: JobRecord): Promise<void>;
-  updateJob(job: JobRecord): Promise<void>;
+  /**
+   * A new job. With `owner` the job is pinned to that copy (its task lives in that process), under
+   * a lease the owner keeps renewing; without, any copy may claim it.
+   */
+  insertJob(job: JobRecord, payload: unknown, owner: string | null, leaseMs: number): Promise<void>;
+  /** Replaces the record with the same id and version (VersionConflict otherwise); returns it with its new version. */
+  updateJob(job: JobRecord): Promise<JobRecord>;
   getJob(id: string): Promise<JobRecord | null>;
   listJobs(workspaceId: string, filter: JobFilter): Promise<JobRecord[]>;
-  /** Jobs in one of the statuses, any workspace (used to recover after a restart). */
-  jobsInStatus(statuses: JobStatus[]): Promise<JobRecord[]>;
+  /**
+   * Claims up to `limit` waiting jobs for `owner` (FOR UPDATE SKIP LOCKED: two copies never claim
+   * the same job): they become `working` under a lease of `leaseMs`.
+   */
+  claimJobs(owner: string, limit: number, leaseMs: number): Promise<ClaimedJob[]>;
+  /** Renews the lease of the owner's jobs; returns those now asked to stop (`cancelling`). */
+  renewLeases(owner: string, ids: string[], leaseMs: number): Promise<string[]>;
+  /** Unfinished jobs whose owner stopped renewing its lease (every one with `all`: a single-process restart). */
+  abandonedJobs(all: boolean): Promise<JobRecord[]>;
+
+  /**
+   * Claims a schedule's tick: true when `tick` is later than the last tick claimed for the pipe's
+   * schedule started at `origin` (a compare-and-set, so N copies run each tick once). A schedule
+   * set or resumed again has a new origin and starts afresh.
+   */
+  claimTick(workspaceId: string, pipeId: string, origin: string, tick: string): Promise<boolean>;
+  /** The last tick claimed for each scheduled pipe of the workspace, with its schedule's origin. */
+  lastTicks(workspaceId: string): Promise<Map<string, { origin: string; tick: string }>>;
+
+  /** Inside a transaction: waits for, then holds until it ends, the lock named `name` (one holder across copies). */
+  lock(name: string): Promise<void>;
+  /** Runs `fn` in one transaction (committed when it resolves, rolled back when it throws). */
+  transaction<T>(fn: (tx: Catalog) => Promise<T>): Promise<T>;
+  /** Calls `listener` for each change of cached records, made by this copy or another (LISTEN/NOTIFY). */
+  onChange(listener: (change: CatalogChange) => void): void;
+  /** True when several copies of the server may share this catalog (PostgreSQL). */
+  readonly shared: boolean;
+  /** Answers when the catalog is reachable (health checks). */
+  ping(): Promise<void>;
 
   /** Open intents of every workspace, oldest first. */
   listIntents(): Promise<IntentRecord[]>;

@@ -45,4 +45,37 @@ export const migrations: Migration[] = [
       CREATE TABLE intents (id text PRIMARY KEY, workspace_id text NOT NULL, kind text NOT NULL,
         created_at timestamptz NOT NULL, doc jsonb NOT NULL)`,
   },
+  {
+    // Scale-out: versions checked by every update, jobs claimed by any copy under a lease, the
+    // schedules' last ticks claimed by compare-and-set, and a notification per change of a cached
+    // record so every copy drops what it cached (LISTEN pipit_catalog).
+    version: 6,
+    sql: `
+      ALTER TABLE tokens ADD COLUMN version bigint NOT NULL DEFAULT 1;
+      ALTER TABLE datasources ADD COLUMN version bigint NOT NULL DEFAULT 1;
+      ALTER TABLE pipes ADD COLUMN version bigint NOT NULL DEFAULT 1;
+      ALTER TABLE variables ADD COLUMN version bigint NOT NULL DEFAULT 1;
+      ALTER TABLE connections ADD COLUMN version bigint NOT NULL DEFAULT 1;
+      ALTER TABLE jobs ADD COLUMN version bigint NOT NULL DEFAULT 1;
+      ALTER TABLE jobs ADD COLUMN payload jsonb;
+      ALTER TABLE jobs ADD COLUMN locked_by text;
+      ALTER TABLE jobs ADD COLUMN locked_until timestamptz;
+      CREATE INDEX jobs_waiting ON jobs(created_at) WHERE status = 'waiting';
+      CREATE TABLE schedule_ticks (pipe_id text PRIMARY KEY, workspace_id text NOT NULL, origin text NOT NULL, last_tick timestamptz NOT NULL);
+      CREATE FUNCTION pipit_notify_change() RETURNS trigger LANGUAGE plpgsql AS $$
+      DECLARE r jsonb;
+      BEGIN
+        IF TG_OP = 'DELETE' THEN r := to_jsonb(OLD); ELSE r := to_jsonb(NEW); END IF;
+        PERFORM pg_notify('pipit_catalog', json_build_object('t', TG_TABLE_NAME, 'w', r->>'workspace_id', 'id', r->>'id', 's', r->>'status')::text);
+        RETURN NULL;
+      END $$;
+      CREATE TRIGGER workspaces_notify AFTER INSERT OR UPDATE OR DELETE ON workspaces FOR EACH ROW EXECUTE FUNCTION pipit_notify_change();
+      CREATE TRIGGER tokens_notify AFTER INSERT OR UPDATE OR DELETE ON tokens FOR EACH ROW EXECUTE FUNCTION pipit_notify_change();
+      CREATE TRIGGER datasources_notify AFTER INSERT OR UPDATE OR DELETE ON datasources FOR EACH ROW EXECUTE FUNCTION pipit_notify_change();
+      CREATE TRIGGER pipes_notify AFTER INSERT OR UPDATE OR DELETE ON pipes FOR EACH ROW EXECUTE FUNCTION pipit_notify_change();
+      CREATE TRIGGER variables_notify AFTER INSERT OR UPDATE OR DELETE ON variables FOR EACH ROW EXECUTE FUNCTION pipit_notify_change();
+      CREATE TRIGGER connections_notify AFTER INSERT OR UPDATE OR DELETE ON connections FOR EACH ROW EXECUTE FUNCTION pipit_notify_change();
+      CREATE TRIGGER jobs_insert_notify AFTER INSERT ON jobs FOR EACH ROW EXECUTE FUNCTION pipit_notify_change();
+      CREATE TRIGGER jobs_status_notify AFTER UPDATE ON jobs FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status) EXECUTE FUNCTION pipit_notify_change()`,
+  },
 ];

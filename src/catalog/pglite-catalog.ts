@@ -28,8 +28,14 @@ export async function openPgliteCatalog(dir: string): Promise<SqlCatalog> {
     throw err;
   }
   return SqlCatalog.open({
+    shared: false,
     query: (sql, params) => db.query(sql, params).catch(diskFull) as never,
     exec: (sql) => db.exec(sql).catch(diskFull),
+    transaction: (fn) => db.transaction((tx) => fn({ query: (sql, params) => tx.query(sql, params).catch(diskFull) as never })).catch(diskFull),
+    // One process: nothing is missed, so there is no reset.
+    listen: async (channel, onNotify) => {
+      await db.listen(channel, onNotify);
+    },
     close: () => db.close(),
   });
 }

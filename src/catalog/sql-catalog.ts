@@ -1,184 +1,322 @@
 /**
  * Catalog over PostgreSQL SQL: the embedded store (PGlite, Postgres in WASM, persisted to a
  * directory) and a PostgreSQL server share these statements and the numbered migrations.
- * Each record keeps its indexed fields as columns and the rest as a jsonb document.
+ * Each record keeps its indexed fields as columns and the rest as a jsonb document; the `version`
+ * column is the truth for the record's version (checked by every update). Rows are parsed into
+ * typed records here, once.
  */
 import type {
   Catalog,
+  CatalogChange,
+  ClaimedJob,
   ConnectionRecord,
   DatasourceRecord,
   IntentRecord,
   JobFilter,
   JobRecord,
-  JobStatus,
   PipeRecord,
   TokenRecord,
   VariableRecord,
   Workspace,
 } from './catalog.js';
+import { UniqueViolation, VersionConflict } from './catalog.js';
 import { migrations } from './migrations.js';
+import { parseNode } from './records.js';
 import { nulError, nulPath } from '../domain/input-limits.js';
 
-/** The minimal SQL client both PGlite and node-postgres satisfy. */
-export interface SqlClient {
+/** One connection's statements (the whole client, or one transaction). */
+export interface SqlQuery {
   query<R = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<{ rows: R[] }>;
+}
+
+/** The minimal SQL client both PGlite and node-postgres satisfy. */
+export interface SqlClient extends SqlQuery {
+  /** Runs statements separated by semicolons (migrations). */
   exec(sql: string): Promise<unknown>;
+  /** Runs `fn` on one connection between BEGIN and COMMIT (ROLLBACK when it throws). */
+  transaction<T>(fn: (tx: SqlQuery) => Promise<T>): Promise<T>;
+  /**
+   * Delivers NOTIFY payloads of `channel` (from every connection, every copy); `onReset` when some
+   * may have been lost (the listening connection was re-established).
+   */
+  listen(channel: string, onNotify: (payload: string) => void, onReset: () => void): Promise<void>;
+  /** True when other processes may share the database. */
+  readonly shared: boolean;
   close(): Promise<void>;
 }
 
-type Doc = { doc: unknown };
+type Row = { doc: Record<string, unknown>; version: number | string };
+
+/** The notification channel the catalog's triggers write to (see migration 6). */
+export const CHANGE_CHANNEL = 'pipit_catalog';
+
+/** Lock id that serialises migrations between copies starting at once. */
+const MIGRATION_LOCK = 718_1001;
+
+const withVersion = <T>(r: Row): T => ({ ...r.doc, version: Number(r.version) }) as T;
+
+const parsePipe = (r: Row): PipeRecord => {
+  const p = withVersion<PipeRecord>(r);
+  return { ...p, nodes: (p.nodes as unknown[]).map(parseNode) };
+};
+
+/** SQLSTATE 23505 as UniqueViolation; everything else unchanged. */
+function mapError(err: unknown): never {
+  const e = err as { code?: string; constraint?: string };
+  if (e?.code === '23505') throw new UniqueViolation(e.constraint);
+  throw err;
+}
 
 export class SqlCatalog implements Catalog {
-  private constructor(private readonly db: SqlClient) {}
+  private readonly listeners: Array<(c: CatalogChange) => void>;
 
-  /** Opens the catalog and applies pending migrations (append-only, numbered). */
-  static async open(db: SqlClient): Promise<SqlCatalog> {
-    await db.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`);
-    const done = new Set((await db.query<{ version: number }>('SELECT version FROM schema_migrations')).rows.map((r) => r.version));
-    for (const m of migrations) {
-      if (done.has(m.version)) continue;
-      await db.exec(`BEGIN; ${m.sql}; INSERT INTO schema_migrations(version) VALUES (${m.version}); COMMIT;`);
+  private constructor(
+    private readonly client: SqlClient,
+    private readonly db: SqlQuery,
+    listeners?: Array<(c: CatalogChange) => void>,
+  ) {
+    this.listeners = listeners ?? [];
+  }
+
+  get shared(): boolean {
+    return this.client.shared;
+  }
+
+  /** Opens the catalog and applies pending migrations (append-only, numbered; one copy at a time). */
+  static async open(client: SqlClient): Promise<SqlCatalog> {
+    await client.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`);
+    await client.transaction(async (tx) => {
+      await tx.query(`SELECT pg_advisory_xact_lock(${MIGRATION_LOCK})`);
+      const done = new Set((await tx.query<{ version: number }>('SELECT version FROM schema_migrations')).rows.map((r) => r.version));
+      for (const m of migrations) {
+        if (done.has(m.version)) continue;
+        for (const stmt of splitStatements(m.sql)) await tx.query(stmt);
+        await tx.query('INSERT INTO schema_migrations(version) VALUES ($1)', [m.version]);
+      }
+    });
+    const catalog = new SqlCatalog(client, refuseNul(client));
+    await client.listen(
+      CHANGE_CHANNEL,
+      (payload) => {
+        let c: { t?: string; w?: string | null; id?: string | null; s?: string };
+        try {
+          c = JSON.parse(payload);
+        } catch {
+          return;
+        }
+        catalog.emit({ table: String(c.t), workspaceId: c.w ?? null, id: c.id ?? null, status: c.s });
+      },
+      () => catalog.emit({ table: '*', workspaceId: null, id: null }),
+    );
+    return catalog;
+  }
+
+  private emit(c: CatalogChange): void {
+    for (const l of this.listeners) {
+      try {
+        l(c);
+      } catch {
+        /* a listener's bug must not stop the others */
+      }
     }
-    return new SqlCatalog(refuseNul(db));
+  }
+
+  onChange(listener: (change: CatalogChange) => void): void {
+    this.listeners.push(listener);
+  }
+
+  async transaction<T>(fn: (tx: Catalog) => Promise<T>): Promise<T> {
+    return this.client.transaction((tx) => fn(new SqlCatalog(this.client, refuseNul(tx), this.listeners)));
+  }
+
+  async lock(name: string): Promise<void> {
+    await this.q('SELECT pg_advisory_xact_lock(hashtext($1))', [`pipit:${name}`]);
+  }
+
+  async ping(): Promise<void> {
+    await this.db.query('SELECT 1');
+  }
+
+  private async q<R = Row>(sql: string, params?: unknown[]): Promise<R[]> {
+    try {
+      return (await this.db.query<R>(sql, params)).rows;
+    } catch (err) {
+      mapError(err);
+    }
+  }
+
+  /** An update checked against the version read; the record with its new version. */
+  private async versioned<T extends { id: string; version: number }>(table: string, what: string, rec: T, sets: string, params: unknown[]): Promise<T> {
+    const next = { ...rec, version: rec.version + 1 };
+    const rows = await this.q<{ version: number }>(
+      `UPDATE ${table} SET ${sets}, doc = $3, version = version + 1 WHERE id = $1 AND version = $2 RETURNING version`,
+      [rec.id, rec.version, next, ...params],
+    );
+    if (!rows.length) throw new VersionConflict(what);
+    return next;
   }
 
   async listWorkspaces(): Promise<Workspace[]> {
-    const r = await this.db.query<Doc>('SELECT doc FROM workspaces ORDER BY created_at, id');
-    return r.rows.map((x) => x.doc as Workspace);
+    return (await this.q('SELECT doc, 0 AS version FROM workspaces ORDER BY created_at, id')).map((r) => r.doc as unknown as Workspace);
   }
 
   async insertWorkspace(ws: Workspace): Promise<void> {
-    await this.db.query('INSERT INTO workspaces(id, name, created_at, doc) VALUES ($1, $2, $3, $4)', [ws.id, ws.name, ws.createdAt, ws]);
+    await this.q('INSERT INTO workspaces(id, name, created_at, doc) VALUES ($1, $2, $3, $4)', [ws.id, ws.name, ws.createdAt, ws]);
   }
 
   async findToken(value: string): Promise<TokenRecord | null> {
-    const r = await this.db.query<Doc>('SELECT doc FROM tokens WHERE token = $1', [value]);
-    return r.rows.length ? (r.rows[0].doc as TokenRecord) : null;
+    const r = await this.q('SELECT doc, version FROM tokens WHERE token = $1', [value]);
+    return r.length ? withVersion<TokenRecord>(r[0]) : null;
   }
 
   async listTokens(workspaceId: string | null): Promise<TokenRecord[]> {
     const r =
       workspaceId === null
-        ? await this.db.query<Doc>('SELECT doc FROM tokens WHERE workspace_id IS NULL ORDER BY created_at, id')
-        : await this.db.query<Doc>('SELECT doc FROM tokens WHERE workspace_id = $1 ORDER BY created_at, id', [workspaceId]);
-    return r.rows.map((x) => x.doc as TokenRecord);
+        ? await this.q('SELECT doc, version FROM tokens WHERE workspace_id IS NULL ORDER BY created_at, id')
+        : await this.q('SELECT doc, version FROM tokens WHERE workspace_id = $1 ORDER BY created_at, id', [workspaceId]);
+    return r.map((x) => withVersion<TokenRecord>(x));
   }
 
   async insertToken(t: TokenRecord): Promise<void> {
-    await this.db.query('INSERT INTO tokens(id, workspace_id, name, token, created_at, doc) VALUES ($1, $2, $3, $4, $5, $6)', [
+    await this.q('INSERT INTO tokens(id, workspace_id, name, token, created_at, doc, version) VALUES ($1, $2, $3, $4, $5, $6, $7)', [
       t.id,
       t.workspaceId,
       t.name,
       t.token,
       t.createdAt,
       t,
+      t.version,
     ]);
   }
 
-  async updateToken(t: TokenRecord): Promise<void> {
-    await this.db.query('UPDATE tokens SET name = $2, token = $3, doc = $4 WHERE id = $1', [t.id, t.name, t.token, t]);
+  updateToken(t: TokenRecord): Promise<TokenRecord> {
+    return this.versioned('tokens', 'token', t, 'name = $4, token = $5', [t.name, t.token]);
   }
 
   async deleteToken(id: string): Promise<void> {
-    await this.db.query('DELETE FROM tokens WHERE id = $1', [id]);
+    await this.q('DELETE FROM tokens WHERE id = $1', [id]);
   }
 
   async listDatasources(workspaceId: string): Promise<DatasourceRecord[]> {
-    const r = await this.db.query<Doc>('SELECT doc FROM datasources WHERE workspace_id = $1 ORDER BY created_at, id', [workspaceId]);
-    return r.rows.map((x) => x.doc as DatasourceRecord);
+    const r = await this.q('SELECT doc, version FROM datasources WHERE workspace_id = $1 ORDER BY created_at, id', [workspaceId]);
+    return r.map((x) => withVersion<DatasourceRecord>(x));
   }
 
   async insertDatasource(ds: DatasourceRecord): Promise<void> {
-    await this.db.query('INSERT INTO datasources(id, workspace_id, name, created_at, doc) VALUES ($1, $2, $3, $4, $5)', [
+    await this.q('INSERT INTO datasources(id, workspace_id, name, created_at, doc, version) VALUES ($1, $2, $3, $4, $5, $6)', [
       ds.id,
       ds.workspaceId,
       ds.name,
       ds.createdAt,
       ds,
+      ds.version,
     ]);
   }
 
-  async updateDatasource(ds: DatasourceRecord): Promise<void> {
-    await this.db.query('UPDATE datasources SET name = $3, doc = $4 WHERE workspace_id = $1 AND id = $2', [ds.workspaceId, ds.id, ds.name, ds]);
+  updateDatasource(ds: DatasourceRecord): Promise<DatasourceRecord> {
+    return this.versioned('datasources', 'Data Source', ds, 'name = $4', [ds.name]);
+  }
+
+  async touchDatasource(workspaceId: string, id: string, updatedAt: string): Promise<DatasourceRecord | null> {
+    const r = await this.q(
+      `UPDATE datasources SET doc = jsonb_set(doc, '{updatedAt}', to_jsonb($3::text)), version = version + 1
+       WHERE workspace_id = $1 AND id = $2 RETURNING doc, version`,
+      [workspaceId, id, updatedAt],
+    );
+    return r.length ? withVersion<DatasourceRecord>(r[0]) : null;
   }
 
   async deleteDatasource(workspaceId: string, id: string): Promise<void> {
-    await this.db.query('DELETE FROM datasources WHERE workspace_id = $1 AND id = $2', [workspaceId, id]);
+    await this.q('DELETE FROM datasources WHERE workspace_id = $1 AND id = $2', [workspaceId, id]);
   }
 
   async listPipes(workspaceId: string): Promise<PipeRecord[]> {
-    const r = await this.db.query<Doc>('SELECT doc FROM pipes WHERE workspace_id = $1 ORDER BY created_at, id', [workspaceId]);
-    return r.rows.map((x) => x.doc as PipeRecord);
+    return (await this.q('SELECT doc, version FROM pipes WHERE workspace_id = $1 ORDER BY created_at, id', [workspaceId])).map(parsePipe);
   }
 
   async insertPipe(p: PipeRecord): Promise<void> {
-    await this.db.query('INSERT INTO pipes(id, workspace_id, name, created_at, doc) VALUES ($1, $2, $3, $4, $5)', [
+    await this.q('INSERT INTO pipes(id, workspace_id, name, created_at, doc, version) VALUES ($1, $2, $3, $4, $5, $6)', [
       p.id,
       p.workspaceId,
       p.name,
       p.createdAt,
       p,
+      p.version,
     ]);
   }
 
-  async updatePipe(p: PipeRecord): Promise<void> {
-    await this.db.query('UPDATE pipes SET name = $3, doc = $4 WHERE workspace_id = $1 AND id = $2', [p.workspaceId, p.id, p.name, p]);
+  updatePipe(p: PipeRecord): Promise<PipeRecord> {
+    return this.versioned('pipes', 'Pipe', p, 'name = $4', [p.name]);
   }
 
   async deletePipe(workspaceId: string, id: string): Promise<void> {
-    await this.db.query('DELETE FROM pipes WHERE workspace_id = $1 AND id = $2', [workspaceId, id]);
+    await this.q('DELETE FROM pipes WHERE workspace_id = $1 AND id = $2', [workspaceId, id]);
+    await this.q('DELETE FROM schedule_ticks WHERE pipe_id = $1', [id]);
   }
 
   async listVariables(workspaceId: string): Promise<VariableRecord[]> {
-    const r = await this.db.query<Doc>('SELECT doc FROM variables WHERE workspace_id = $1 ORDER BY created_at, id', [workspaceId]);
-    return r.rows.map((x) => x.doc as VariableRecord);
+    const r = await this.q('SELECT doc, version FROM variables WHERE workspace_id = $1 ORDER BY created_at, id', [workspaceId]);
+    return r.map((x) => withVersion<VariableRecord>(x));
   }
 
-  async upsertVariable(v: VariableRecord): Promise<void> {
-    await this.db.query(
-      'INSERT INTO variables(id, workspace_id, name, created_at, doc) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (workspace_id, name) DO UPDATE SET doc = EXCLUDED.doc',
-      [v.id, v.workspaceId, v.name, v.createdAt, v],
-    );
-  }
-
-  async deleteVariable(workspaceId: string, name: string): Promise<void> {
-    await this.db.query('DELETE FROM variables WHERE workspace_id = $1 AND name = $2', [workspaceId, name]);
-  }
-
-  async listConnections(workspaceId: string): Promise<ConnectionRecord[]> {
-    const r = await this.db.query<Doc>('SELECT doc FROM connections WHERE workspace_id = $1 ORDER BY created_at, id', [workspaceId]);
-    return r.rows.map((x) => x.doc as ConnectionRecord);
-  }
-
-  async upsertConnection(c: ConnectionRecord): Promise<void> {
-    await this.db.query(
-      'INSERT INTO connections(id, workspace_id, name, created_at, doc) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, doc = EXCLUDED.doc',
-      [c.id, c.workspaceId, c.name, c.createdAt, c],
-    );
-  }
-
-  async deleteConnection(workspaceId: string, id: string): Promise<void> {
-    await this.db.query('DELETE FROM connections WHERE workspace_id = $1 AND id = $2', [workspaceId, id]);
-  }
-
-  async insertJob(job: JobRecord): Promise<void> {
-    await this.db.query('INSERT INTO jobs(id, workspace_id, kind, status, created_at, doc) VALUES ($1, $2, $3, $4, $5, $6)', [
-      job.id,
-      job.workspaceId,
-      job.kind,
-      job.status,
-      job.createdAt,
-      job,
+  async insertVariable(v: VariableRecord): Promise<void> {
+    await this.q('INSERT INTO variables(id, workspace_id, name, created_at, doc, version) VALUES ($1, $2, $3, $4, $5, $6)', [
+      v.id,
+      v.workspaceId,
+      v.name,
+      v.createdAt,
+      v,
+      v.version,
     ]);
   }
 
-  async updateJob(job: JobRecord): Promise<void> {
-    await this.db.query('UPDATE jobs SET status = $2, doc = $3 WHERE id = $1', [job.id, job.status, job]);
+  updateVariable(v: VariableRecord): Promise<VariableRecord> {
+    return this.versioned('variables', 'variable', v, 'name = $4', [v.name]);
+  }
+
+  async deleteVariable(workspaceId: string, name: string): Promise<void> {
+    await this.q('DELETE FROM variables WHERE workspace_id = $1 AND name = $2', [workspaceId, name]);
+  }
+
+  async listConnections(workspaceId: string): Promise<ConnectionRecord[]> {
+    const r = await this.q('SELECT doc, version FROM connections WHERE workspace_id = $1 ORDER BY created_at, id', [workspaceId]);
+    return r.map((x) => withVersion<ConnectionRecord>(x));
+  }
+
+  async insertConnection(c: ConnectionRecord): Promise<void> {
+    await this.q('INSERT INTO connections(id, workspace_id, name, created_at, doc, version) VALUES ($1, $2, $3, $4, $5, $6)', [
+      c.id,
+      c.workspaceId,
+      c.name,
+      c.createdAt,
+      c,
+      c.version,
+    ]);
+  }
+
+  updateConnection(c: ConnectionRecord): Promise<ConnectionRecord> {
+    return this.versioned('connections', 'connection', c, 'name = $4', [c.name]);
+  }
+
+  async deleteConnection(workspaceId: string, id: string): Promise<void> {
+    await this.q('DELETE FROM connections WHERE workspace_id = $1 AND id = $2', [workspaceId, id]);
+  }
+
+  async insertJob(job: JobRecord, payload: unknown, owner: string | null, leaseMs: number): Promise<void> {
+    await this.q(
+      `INSERT INTO jobs(id, workspace_id, kind, status, created_at, doc, version, payload, locked_by, locked_until)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::text, CASE WHEN $9::text IS NULL THEN NULL ELSE now() + $10 * interval '1 millisecond' END)`,
+      [job.id, job.workspaceId, job.kind, job.status, job.createdAt, job, job.version, payload === undefined ? null : JSON.stringify(payload), owner, leaseMs],
+    );
+  }
+
+  updateJob(job: JobRecord): Promise<JobRecord> {
+    return this.versioned('jobs', 'job', job, 'status = $4', [job.status]);
   }
 
   async getJob(id: string): Promise<JobRecord | null> {
-    const r = await this.db.query<Doc>('SELECT doc FROM jobs WHERE id = $1', [id]);
-    return r.rows.length ? (r.rows[0].doc as JobRecord) : null;
+    const r = await this.q('SELECT doc, version FROM jobs WHERE id = $1', [id]);
+    return r.length ? withVersion<JobRecord>(r[0]) : null;
   }
 
   async listJobs(workspaceId: string, f: JobFilter): Promise<JobRecord[]> {
@@ -195,34 +333,97 @@ export class SqlCatalog implements Catalog {
     if (f.pipeId) add("doc->'data'->>'pipe_id' = ?", f.pipeId);
     if (f.pipeName) add("doc->'data'->>'pipe_name' = ?", f.pipeName);
     params.push(f.limit);
-    const r = await this.db.query<Doc>(`SELECT doc FROM jobs WHERE ${where.join(' AND ')} ORDER BY created_at DESC, id DESC LIMIT $${params.length}`, params);
-    return r.rows.map((x) => x.doc as JobRecord);
+    const r = await this.q(`SELECT doc, version FROM jobs WHERE ${where.join(' AND ')} ORDER BY created_at DESC, id DESC LIMIT $${params.length}`, params);
+    return r.map((x) => withVersion<JobRecord>(x));
   }
 
-  async jobsInStatus(statuses: JobStatus[]): Promise<JobRecord[]> {
-    const r = await this.db.query<Doc>('SELECT doc FROM jobs WHERE status = ANY($1) ORDER BY created_at', [statuses]);
-    return r.rows.map((x) => x.doc as JobRecord);
+  async claimJobs(owner: string, limit: number, leaseMs: number): Promise<ClaimedJob[]> {
+    const r = await this.q<Row & { payload: unknown }>(
+      `UPDATE jobs j SET status = 'working', version = j.version + 1, locked_by = $1, locked_until = now() + $3 * interval '1 millisecond',
+         doc = j.doc || jsonb_build_object('status', 'working', 'startedAt', to_jsonb($4::text), 'updatedAt', to_jsonb($4::text), 'version', j.version + 1)
+       FROM (SELECT id FROM jobs WHERE status = 'waiting' AND (locked_by IS NULL OR locked_by = $1)
+             ORDER BY created_at, id LIMIT $2 FOR UPDATE SKIP LOCKED) c
+       WHERE j.id = c.id RETURNING j.doc, j.version, j.payload`,
+      [owner, limit, leaseMs, new Date().toISOString()],
+    );
+    return r.map((x) => ({ job: withVersion<JobRecord>(x), payload: typeof x.payload === 'string' ? JSON.parse(x.payload) : (x.payload ?? null) }));
+  }
+
+  async renewLeases(owner: string, ids: string[], leaseMs: number): Promise<string[]> {
+    if (!ids.length) return [];
+    const r = await this.q<{ id: string; status: string }>(
+      `UPDATE jobs SET locked_until = now() + $3 * interval '1 millisecond' WHERE locked_by = $1 AND id = ANY($2) RETURNING id, status`,
+      [owner, ids, leaseMs],
+    );
+    return r.filter((x) => x.status === 'cancelling').map((x) => x.id);
+  }
+
+  async abandonedJobs(all: boolean): Promise<JobRecord[]> {
+    const r = await this.q(
+      `SELECT doc, version FROM jobs WHERE status IN ('waiting', 'working', 'cancelling')
+         AND ($1 OR (status <> 'waiting' AND (locked_until IS NULL OR locked_until < now())) OR (locked_by IS NOT NULL AND locked_until < now()))
+       ORDER BY created_at`,
+      [all],
+    );
+    return r.map((x) => withVersion<JobRecord>(x));
+  }
+
+  async claimTick(workspaceId: string, pipeId: string, origin: string, tick: string): Promise<boolean> {
+    const r = await this.q(
+      `INSERT INTO schedule_ticks(pipe_id, workspace_id, origin, last_tick) VALUES ($1, $2, $3, $4::timestamptz)
+       ON CONFLICT (pipe_id) DO UPDATE SET origin = EXCLUDED.origin, last_tick = EXCLUDED.last_tick
+         WHERE schedule_ticks.origin <> EXCLUDED.origin OR schedule_ticks.last_tick < EXCLUDED.last_tick
+       RETURNING pipe_id`,
+      [pipeId, workspaceId, origin, tick],
+    );
+    return r.length === 1;
+  }
+
+  async lastTicks(workspaceId: string): Promise<Map<string, { origin: string; tick: string }>> {
+    const r = await this.q<{ pipe_id: string; origin: string; last_tick: Date | string }>(
+      'SELECT pipe_id, origin, last_tick FROM schedule_ticks WHERE workspace_id = $1',
+      [workspaceId],
+    );
+    return new Map(r.map((x) => [x.pipe_id, { origin: x.origin, tick: new Date(x.last_tick).toISOString() }]));
   }
 
   async listIntents(): Promise<IntentRecord[]> {
-    const r = await this.db.query<Doc>('SELECT doc FROM intents ORDER BY created_at, id');
-    return r.rows.map((x) => x.doc as IntentRecord);
+    return (await this.q('SELECT doc, 0 AS version FROM intents ORDER BY created_at, id')).map((x) => x.doc as unknown as IntentRecord);
   }
 
   async upsertIntent(i: IntentRecord): Promise<void> {
-    await this.db.query(
-      'INSERT INTO intents(id, workspace_id, kind, created_at, doc) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO UPDATE SET doc = EXCLUDED.doc',
-      [i.id, i.workspaceId, i.kind, i.createdAt, i],
-    );
+    await this.q('INSERT INTO intents(id, workspace_id, kind, created_at, doc) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO UPDATE SET doc = EXCLUDED.doc', [
+      i.id,
+      i.workspaceId,
+      i.kind,
+      i.createdAt,
+      i,
+    ]);
   }
 
   async deleteIntent(id: string): Promise<void> {
-    await this.db.query('DELETE FROM intents WHERE id = $1', [id]);
+    await this.q('DELETE FROM intents WHERE id = $1', [id]);
   }
 
   async close(): Promise<void> {
-    await this.db.close();
+    await this.client.close();
   }
+}
+
+/** Statements of a migration, split on semicolons outside `$$` bodies. */
+function splitStatements(sql: string): string[] {
+  const out: string[] = [];
+  let cur = '';
+  let inBody = false;
+  for (const part of sql.split(/(\$\$|;)/)) {
+    if (part === '$$') inBody = !inBody;
+    if (part === ';' && !inBody) {
+      if (cur.trim()) out.push(cur.trim());
+      cur = '';
+    } else cur += part;
+  }
+  if (cur.trim()) out.push(cur.trim());
+  return out;
 }
 
 /**
@@ -232,7 +433,7 @@ export class SqlCatalog implements Catalog {
  * column a lookup compares). Job updates are the exception: they carry messages the server wrote
  * (engine errors quoting user data) and must not fail, so NULs there become U+FFFD.
  */
-export function refuseNul(db: SqlClient): SqlClient {
+export function refuseNul(db: SqlQuery): SqlQuery {
   return {
     query<R>(sql: string, params?: unknown[]) {
       if (params?.length) {
@@ -248,8 +449,6 @@ export function refuseNul(db: SqlClient): SqlClient {
       }
       return db.query<R>(sql, params);
     },
-    exec: (sql) => db.exec(sql),
-    close: () => db.close(),
   };
 }
 

@@ -2,6 +2,7 @@
  * Typed server settings, read from the environment once at boot. Nothing else in the code base
  * reads process.env; everything receives a Config. Rejects invalid values with a clear message.
  */
+import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { planLanes } from '../engine/lanes.js';
@@ -80,6 +81,39 @@ export interface Config {
   copyMaxRows: number;
   /** Copy jobs of a workspace waiting or working at once (PIPIT_COPY_MAX_ACTIVE_JOBS, default 10); more → 403. */
   copyMaxActiveJobs: number;
+  /**
+   * A PostgreSQL catalog shared by every copy of the server (PIPIT_CATALOG_URL=postgres://...);
+   * null: the embedded PGlite catalog in the data directory.
+   */
+  catalogUrl: string | null;
+  /**
+   * The master key every key of the server is derived from (PIPIT_SECRET_KEY, or the contents of
+   * the file PIPIT_SECRET_KEY_FILE; at least 32 characters). Required with PIPIT_CATALOG_URL, so
+   * every copy signs tokens and decrypts secrets alike; optional in embedded mode (key files).
+   */
+  secretKey: Buffer | null;
+  /** Seconds a job's claim holds without renewal: a dead copy's jobs are failed after it (PIPIT_JOB_LEASE, default 30). */
+  jobLeaseSeconds: number;
+}
+
+function secretKeyFrom(env: NodeJS.ProcessEnv): Buffer | null {
+  let raw = env.PIPIT_SECRET_KEY;
+  if (!raw && env.PIPIT_SECRET_KEY_FILE) {
+    try {
+      raw = fs.readFileSync(env.PIPIT_SECRET_KEY_FILE, 'utf8').trim();
+    } catch (err) {
+      throw new Error(`PIPIT_SECRET_KEY_FILE can not be read: ${(err as Error).message}`);
+    }
+  }
+  if (!raw) return null;
+  if (raw.length < 32) throw new Error('PIPIT_SECRET_KEY must have at least 32 characters (e.g. `openssl rand -hex 32`)');
+  return Buffer.from(raw, 'utf8');
+}
+
+function catalogUrlFrom(raw: string | undefined): string | null {
+  if (!raw) return null;
+  if (!/^postgres(ql)?:\/\//.test(raw)) throw new Error('PIPIT_CATALOG_URL must be a postgres:// or postgresql:// URL');
+  return raw;
 }
 
 function intFrom(env: NodeJS.ProcessEnv, key: string, def: number, min: number, max: number): number {
@@ -137,6 +171,13 @@ export function loadConfig(env: NodeJS.ProcessEnv, overrides: Partial<Config> = 
     intFrom(env, 'PIPIT_QUERY_CONCURRENCY_PER_TOKEN', Math.max(1, Math.min(perWorkspace - 1, Math.ceil(userSlots / 2))), 1, 1024);
   const engineMaxMemory = overrides.engineMaxMemory ?? intFrom(env, 'PIPIT_ENGINE_MAX_MEMORY', Math.floor(os.totalmem() * 0.6), 64 * 1024 ** 2, 2 ** 50);
   const queryMaxMemory = overrides.queryMaxMemory ?? intFrom(env, 'PIPIT_QUERY_MAX_MEMORY', Math.floor(engineMaxMemory / (userSlots + 1)), 1024 ** 2, 2 ** 50);
+  const catalogUrl = overrides.catalogUrl !== undefined ? overrides.catalogUrl : catalogUrlFrom(env.PIPIT_CATALOG_URL);
+  const secretKey = overrides.secretKey !== undefined ? overrides.secretKey : secretKeyFrom(env);
+  if (catalogUrl && !secretKey) {
+    throw new Error(
+      'PIPIT_SECRET_KEY (or PIPIT_SECRET_KEY_FILE) is required with PIPIT_CATALOG_URL: every copy of the server must sign tokens and decrypt secrets with the same key',
+    );
+  }
   if (queryMaxMemory > engineMaxMemory) {
     throw new Error(`PIPIT_QUERY_MAX_MEMORY (${queryMaxMemory}) must not exceed the engine's memory budget PIPIT_ENGINE_MAX_MEMORY (${engineMaxMemory})`);
   }
@@ -172,5 +213,8 @@ export function loadConfig(env: NodeJS.ProcessEnv, overrides: Partial<Config> = 
     diskReserveBytes: overrides.diskReserveBytes ?? intFrom(env, 'PIPIT_DISK_RESERVE_MB', 32, 0, 1024 * 1024) * 1024 * 1024,
     copyMaxRows: overrides.copyMaxRows ?? intFrom(env, 'PIPIT_COPY_MAX_ROWS', 100_000_000, 1, Number.MAX_SAFE_INTEGER - 1),
     copyMaxActiveJobs: overrides.copyMaxActiveJobs ?? intFrom(env, 'PIPIT_COPY_MAX_ACTIVE_JOBS', 10, 1, 10_000),
+    catalogUrl,
+    secretKey,
+    jobLeaseSeconds: overrides.jobLeaseSeconds ?? intFrom(env, 'PIPIT_JOB_LEASE', 30, 1, 3600),
   };
 }

@@ -5,10 +5,8 @@
  * Rejects with Tinybird's 403 messages.
  */
 import crypto from 'node:crypto';
-import path from 'node:path';
-import type { Catalog, PipeRecord, Scope, TokenRecord, Workspace } from '../catalog/catalog.js';
+import type { Catalog, PipeRecord, Scope, ScopeType, TokenRecord, Workspace } from '../catalog/catalog.js';
 import type { ParamValue } from '../template/index.js';
-import { loadKeyFile } from './disk.js';
 import { badRequest, conflict, forbidden } from './errors.js';
 import { decodeJwt, signJwt, verifyHs256 } from './jwt.js';
 import { checkExpression, checkNameLength } from './schema/index.js';
@@ -18,7 +16,7 @@ import { nowIso } from './time.js';
 export const INVALID_TOKEN = 'invalid authentication token';
 
 /** Scope types a static token may hold (what the Tokens API accepts). */
-export const STATIC_SCOPES = [
+export const STATIC_SCOPES: readonly ScopeType[] = [
   'DATASOURCES:READ',
   'DATASOURCES:APPEND',
   'DATASOURCES:CREATE',
@@ -30,9 +28,10 @@ export const STATIC_SCOPES = [
   'ADMIN',
 ];
 /** Scope types that name a resource (a data source or a pipe). */
+export const isStaticScope = (t: string): t is ScopeType => (STATIC_SCOPES as readonly string[]).includes(t);
 export const RESOURCE_SCOPES: ReadonlySet<string> = new Set(['DATASOURCES:READ', 'DATASOURCES:APPEND', 'DATASOURCES:DROP', 'PIPES:READ', 'PIPES:DROP']);
 /** Scope types a JWT may hold (PIPES:READ in Classic; the DATASOURCES ones as the newer platform and the SDK use them). */
-export const JWT_SCOPES = ['PIPES:READ', 'DATASOURCES:READ', 'DATASOURCES:APPEND'];
+export const JWT_SCOPES: readonly ScopeType[] = ['PIPES:READ', 'DATASOURCES:READ', 'DATASOURCES:APPEND'];
 
 /** What a valid JWT grants beyond its scopes. */
 export interface JwtGrant {
@@ -317,11 +316,32 @@ export class AccessService {
   private constructor(
     private readonly catalog: Catalog,
     private readonly secret: Buffer,
-  ) {}
+  ) {
+    // Every copy forgets a changed token at once (a revoked or refreshed value is refused
+    // everywhere within moments), and sees workspaces another copy created or removed.
+    catalog.onChange((c) => {
+      if (c.table === '*' || c.table === 'tokens') {
+        this.byValue.clear();
+        if (c.workspaceId && c.table !== '*') this.adminValues.delete(c.workspaceId);
+        else this.adminValues.clear();
+      }
+      if (c.table === '*' || c.table === 'workspaces') void this.reloadWorkspaces().catch(() => undefined);
+    });
+  }
 
-  /** Loads the signing key (kept apart from the catalog) and the workspaces. */
-  static async open(catalog: Catalog, dataDir: string): Promise<AccessService> {
-    const svc = new AccessService(catalog, loadKeyFile(path.join(dataDir, 'secret.key')));
+  private async reloadWorkspaces(): Promise<void> {
+    this.workspaces = new Map((await this.catalog.listWorkspaces()).map((w) => [w.id, w]));
+  }
+
+  /** A workspace by id, loaded again once when this copy does not know it yet (made by another copy). */
+  private async workspaceOf(id: string): Promise<Workspace | undefined> {
+    if (!this.workspaces.has(id)) await this.reloadWorkspaces();
+    return this.workspaces.get(id);
+  }
+
+  /** Opens the service with its signing key (never kept in the catalog, see keys.ts) and loads the workspaces. */
+  static async open(catalog: Catalog, signingKey: Buffer): Promise<AccessService> {
+    const svc = new AccessService(catalog, signingKey);
     for (const ws of await catalog.listWorkspaces()) svc.workspaces.set(ws.id, ws);
     return svc;
   }
@@ -347,18 +367,28 @@ export class AccessService {
     return expected.length === given.length && crypto.timingSafeEqual(expected, given);
   }
 
-  /** Creates the default workspace and its tokens on first start; returns the local tokens. */
-  async bootstrap(): Promise<LocalTokens> {
-    let ws = [...this.workspaces.values()][0];
-    if (!ws) {
-      const id = crypto.randomUUID();
-      ws = { id, name: 'default', database: `w_${id.replace(/-/g, '')}`, createdAt: nowIso() };
-      await this.catalog.insertWorkspace(ws);
-      this.workspaces.set(ws.id, ws);
-      await this.createToken(null, 'user token', [{ type: 'USER' }]);
-      await this.createToken(ws.id, 'admin token', [{ type: 'ADMIN' }]);
-      await this.createToken(ws.id, 'workspace admin token', [{ type: 'ADMIN' }]);
+  /**
+   * Creates the default workspace and its tokens on first start, in one transaction (with a shared
+   * catalog the first copy to start does, the others find them); returns the local tokens and
+   * whether this call created them.
+   */
+  async bootstrap(): Promise<LocalTokens & { created: boolean }> {
+    let created = false;
+    if (!this.workspaces.size) {
+      created = await this.catalog.transaction(async (tx) => {
+        await tx.lock('bootstrap');
+        if ((await tx.listWorkspaces()).length) return false;
+        const id = crypto.randomUUID();
+        const ws: Workspace = { id, name: 'default', database: `w_${id.replace(/-/g, '')}`, createdAt: nowIso() };
+        await tx.insertWorkspace(ws);
+        await tx.insertToken(this.newToken(null, 'user token', [{ type: 'USER' }]));
+        await tx.insertToken(this.newToken(ws.id, 'admin token', [{ type: 'ADMIN' }]));
+        await tx.insertToken(this.newToken(ws.id, 'workspace admin token', [{ type: 'ADMIN' }]));
+        return true;
+      });
+      await this.reloadWorkspaces();
     }
+    const ws = this.defaultWorkspace;
     const userTok = (await this.catalog.listTokens(null)).find((t) => t.name === 'user token');
     const wsToks = await this.catalog.listTokens(ws.id);
     // Tokens may have been renamed or deleted through the Tokens API: any ADMIN token will do.
@@ -368,7 +398,7 @@ export class AccessService {
     // The admin token handed out is the user's (Tinybird Local's ADMIN_USER): it lists every
     // workspace with its token (the TypeScript SDK's local flow). Marked once, also on old data.
     if (admin && !admin.userAdmin && admin !== wsAdmin) await this.updateToken({ ...admin, userAdmin: true });
-    return { user_token: userTok?.token ?? '', admin_token: admin?.token ?? '', workspace_admin_token: wsAdmin?.token ?? '' };
+    return { user_token: userTok?.token ?? '', admin_token: admin?.token ?? '', workspace_admin_token: wsAdmin?.token ?? '', created };
   }
 
   get defaultWorkspace(): Workspace {
@@ -427,9 +457,23 @@ export class AccessService {
     if (t.workspaceId) this.adminValues.delete(t.workspaceId);
   }
 
-  async createToken(workspaceId: string | null, name: string, scopes: Scope[], description = '', origin?: TokenRecord['origin']): Promise<TokenRecord> {
-    const t: TokenRecord = { id: newResourceId(), workspaceId, name, token: this.newTokenValue(workspaceId), scopes, description, createdAt: nowIso() };
+  private newToken(workspaceId: string | null, name: string, scopes: Scope[], description = '', origin?: TokenRecord['origin']): TokenRecord {
+    const t: TokenRecord = {
+      id: newResourceId(),
+      version: 1,
+      workspaceId,
+      name,
+      token: this.newTokenValue(workspaceId),
+      scopes,
+      description,
+      createdAt: nowIso(),
+    };
     if (origin) t.origin = origin;
+    return t;
+  }
+
+  async createToken(workspaceId: string | null, name: string, scopes: Scope[], description = '', origin?: TokenRecord['origin']): Promise<TokenRecord> {
+    const t = this.newToken(workspaceId, name, scopes, description, origin);
     await this.catalog.insertToken(t);
     this.changed(t);
     return t;
@@ -448,15 +492,14 @@ export class AccessService {
 
   /** Saves a changed name, description or scope list (the value stays). */
   async updateToken(t: TokenRecord): Promise<TokenRecord> {
-    await this.catalog.updateToken(t);
-    this.changed(t);
-    return t;
+    const saved = await this.catalog.updateToken(t);
+    this.changed(saved);
+    return saved;
   }
 
   /** A new value for the token, same scopes; the old value stops working at once. */
   async refreshToken(t: TokenRecord): Promise<TokenRecord> {
-    const refreshed = { ...t, token: this.newTokenValue(t.workspaceId) };
-    await this.catalog.updateToken(refreshed);
+    const refreshed = await this.catalog.updateToken({ ...t, token: this.newTokenValue(t.workspaceId) });
     this.changed(refreshed, t.token);
     return refreshed;
   }
@@ -501,7 +544,7 @@ export class AccessService {
       if (!t) throw forbidden(INVALID_TOKEN);
       this.byValue.set(value, t);
     }
-    const ws = t.workspaceId ? this.workspaces.get(t.workspaceId) : this.defaultWorkspace;
+    const ws = t.workspaceId ? await this.workspaceOf(t.workspaceId) : this.defaultWorkspace;
     if (!ws) throw forbidden(INVALID_TOKEN);
     return new Auth(t, ws);
   }
@@ -516,7 +559,7 @@ export class AccessService {
     const jwt = decodeJwt(value);
     if (!jwt) throw invalid();
     const p = jwt.payload;
-    const ws = typeof p.workspace_id === 'string' ? this.workspaces.get(p.workspace_id) : undefined;
+    const ws = typeof p.workspace_id === 'string' ? await this.workspaceOf(p.workspace_id) : undefined;
     if (!ws || !verifyHs256(jwt, await this.jwtSecrets(ws))) throw invalid();
     if (p.exp === undefined) throw forbidden("JWT tokens is missing the 'exp' claim");
     if (typeof p.exp !== 'number' || !Number.isFinite(p.exp)) throw invalid();
@@ -527,7 +570,7 @@ export class AccessService {
     for (const raw of p.scopes as unknown[]) {
       if (!raw || typeof raw !== 'object' || Array.isArray(raw)) throw invalid();
       const { type, resource, fixed_params: fixed, filter } = raw as Record<string, unknown>;
-      if (typeof type !== 'string' || !JWT_SCOPES.includes(type)) throw invalid();
+      if (typeof type !== 'string' || !(JWT_SCOPES as readonly string[]).includes(type)) throw invalid();
       if (resource !== undefined && resource !== null && typeof resource !== 'string') throw invalid();
       let scopeFilter: string | undefined;
       if (filter !== undefined && filter !== null && filter !== '') {
@@ -543,7 +586,8 @@ export class AccessService {
       if (!resource || !lookup) continue;
       const found = type === 'PIPES:READ' ? await lookup.pipe(ws, resource) : await lookup.datasource(ws, resource);
       if (!found) continue;
-      scopes.push(scopeFilter ? { type, resource: found.id, filter: scopeFilter } : { type, resource: found.id });
+      const st = type as ScopeType;
+      scopes.push(scopeFilter ? { type: st, resource: found.id, filter: scopeFilter } : { type: st, resource: found.id });
       if (params) fixedParams.set(found.id, { ...fixedParams.get(found.id), ...params });
     }
     let rps: number | undefined;
@@ -556,7 +600,7 @@ export class AccessService {
       }
     }
     const name = typeof p.name === 'string' ? p.name : '';
-    const record: TokenRecord = { id: '', workspaceId: ws.id, name, token: value, scopes, description: '', createdAt: '' };
+    const record: TokenRecord = { id: '', version: 0, workspaceId: ws.id, name, token: value, scopes, description: '', createdAt: '' };
     return new Auth(record, ws, { name, exp: p.exp, rps, fixedParams });
   }
 }

@@ -12,6 +12,7 @@
  */
 import crypto from 'node:crypto';
 import { SecretBox } from './secret-box.js';
+import { WorkspaceCache } from '../catalog/workspace-cache.js';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Catalog, ConnectionRecord, Workspace } from '../catalog/catalog.js';
@@ -71,18 +72,20 @@ interface Secret {
 }
 
 export class ConnectionService {
-  private readonly cache = new Map<string, Map<string, ConnectionRecord>>();
+  private readonly cache: WorkspaceCache<Map<string, ConnectionRecord>>;
 
   private constructor(
     private readonly catalog: Catalog,
     private readonly engine: Engine,
     private readonly box: SecretBox,
     private readonly localRoot: string,
-  ) {}
+  ) {
+    this.cache = new WorkspaceCache(catalog, ['connections'], async (wsId) => new Map((await catalog.listConnections(wsId)).map((c) => [c.id, c])));
+  }
 
-  /** Opens the service with the key in `<dataDir>/connections.key` (created on first start). */
-  static open(catalog: Catalog, engine: Engine, dataDir: string, localRoot: string): ConnectionService {
-    return new ConnectionService(catalog, engine, SecretBox.open(dataDir, 'connections.key'), localRoot);
+  /** Opens the service with its key (see keys.ts). */
+  static open(catalog: Catalog, engine: Engine, key: Buffer, localRoot: string): ConnectionService {
+    return new ConnectionService(catalog, engine, new SecretBox(key), localRoot);
   }
 
   private encrypt(value: string, aad: string): string {
@@ -100,12 +103,7 @@ export class ConnectionService {
   }
 
   private async byId(ws: Workspace): Promise<Map<string, ConnectionRecord>> {
-    let m = this.cache.get(ws.id);
-    if (!m) {
-      m = new Map((await this.catalog.listConnections(ws.id)).map((c) => [c.id, c]));
-      this.cache.set(ws.id, m);
-    }
-    return m;
+    return this.cache.get(ws.id);
   }
 
   async list(ws: Workspace): Promise<ConnectionRecord[]> {
@@ -188,6 +186,7 @@ export class ConnectionService {
     const now = nowIso();
     const record: ConnectionRecord = {
       id,
+      version: 1,
       workspaceId: ws.id,
       name,
       service,
@@ -201,7 +200,7 @@ export class ConnectionService {
       const scheme = service === 'gcs_hmac' ? 'gs' : 's3';
       await this.check(this.locationOf(ws, record, `${scheme}://${bucket}`, secret ?? {}));
     }
-    await this.catalog.upsertConnection(record);
+    await this.catalog.insertConnection(record);
     m.set(id, record);
     return record;
   }

@@ -19,6 +19,7 @@ import { badRequest, forbidden, notFound } from './errors.js';
 import { newResourceId } from './ids.js';
 import type { PipeService } from './pipe-service.js';
 import { pipeType } from './pipe-service.js';
+import { Schedules } from './schedules.js';
 
 export interface CopySettings {
   target?: string;
@@ -61,6 +62,9 @@ function shortCount(n: number): string {
 export class CopyService {
   /** Per workspace: the check of the active-job limit and the enqueue happen one at a time. */
   private readonly admission = new Map<string, Promise<unknown>>();
+  private readonly schedules: Schedules;
+  readonly nodeType = 'copy';
+  readonly jobKind = 'copy';
 
   constructor(
     private readonly engine: Engine,
@@ -72,7 +76,9 @@ export class CopyService {
     private readonly now: () => Date = () => new Date(),
     /** Job limits (PIPIT_COPY_MAX_ROWS, PIPIT_COPY_MAX_ACTIVE_JOBS); tests may change them. */
     readonly limits: CopyLimits = { ...DEFAULT_COPY_LIMITS },
-  ) {}
+  ) {
+    this.schedules = new Schedules(pipes, jobs, now);
+  }
 
   /**
    * Seed 001's 403 `Job limits exceeded`, checked before a job is enqueued: the result must not
@@ -210,28 +216,16 @@ export class CopyService {
   async setStatus(auth: Auth, pipe: PipeRecord, status: 'running' | 'paused'): Promise<PipeRecord> {
     const node = this.copyNode(pipe);
     const data = node.data as unknown as CopyData;
-    if (!data.cron) throw notFound(`Scheduled copy for pipe '${pipe.name}' not found`);
-    if (status === 'running') {
+    if (status === 'running' && data.cron) {
       const target = await this.datasources.find(auth.workspace, data.copy_target);
       if (target) this.checkWrite(auth, target, data.mode);
     }
-    // Resuming starts from now: ticks missed while paused are not run.
-    const patch: Partial<CopyData> = { schedule_status: status, ...(status === 'running' ? { last_tick: this.now().toISOString() } : {}) };
-    return this.pipes.save(auth.workspace, { ...pipe, nodes: pipe.nodes.map((n) => (n.id === node.id ? { ...n, data: { ...n.data, ...patch } } : n)) });
+    return this.schedules.setStatus(auth, pipe, node, status, 'copy');
   }
 
   /** Cancels the pipe's waiting and working copy jobs and pauses its schedule. */
-  async cancelAll(auth: Auth, pipe: PipeRecord): Promise<{ pipe: PipeRecord; cancelled: JobRecord[] }> {
-    const node = this.copyNode(pipe);
-    const cancelled: JobRecord[] = [];
-    for (const status of ['waiting', 'working']) {
-      for (const j of await this.jobs.list(auth.workspace, { kind: 'copy', status, pipeId: pipe.id, limit: 100 })) {
-        cancelled.push(await this.jobs.cancel(auth.workspace, j.id).catch(() => j));
-      }
-    }
-    const data = node.data as unknown as CopyData;
-    const saved = data.cron ? await this.setStatus(auth, pipe, 'paused') : pipe;
-    return { pipe: saved, cancelled };
+  cancelAll(auth: Auth, pipe: PipeRecord): Promise<{ pipe: PipeRecord; cancelled: JobRecord[] }> {
+    return this.schedules.cancelAll(auth, pipe, this.copyNode(pipe), 'copy', 'copy');
   }
 
   /** Enqueues a copy job; `params` are template parameters. */
@@ -332,37 +326,8 @@ export class CopyService {
     await this.datasources.touch(ws, target);
   }
 
-  /**
-   * One scheduler pass: for every running schedule, the tick it owes (at most one, the latest,
-   * so a restart neither skips nor repeats a run) is recorded before its job is enqueued.
-   */
-  async tick(
-    workspaces: Workspace[],
-    authFor: (ws: Workspace) => Promise<Auth>,
-    dueTickFn: (cron: string, since: Date, now: Date) => Date | null,
-  ): Promise<JobRecord[]> {
-    const now = this.now();
-    const out: JobRecord[] = [];
-    for (const ws of workspaces) {
-      for (const pipe of await this.pipes.list(ws)) {
-        const node = pipe.nodes.find((n) => n.nodeType === 'copy');
-        if (!node) continue;
-        const data = node.data as unknown as CopyData;
-        if (!data.cron || data.schedule_status !== 'running') continue;
-        const since = new Date(data.last_tick ?? pipe.updatedAt);
-        const due = dueTickFn(data.cron, since, now);
-        if (!due) continue;
-        const saved = await this.pipes.save(ws, {
-          ...pipe,
-          nodes: pipe.nodes.map((n) => (n.id === node.id ? { ...n, data: { ...n.data, last_tick: due.toISOString() } } : n)),
-        });
-        try {
-          out.push(await this.run(await authFor(ws), saved, {}, undefined, due));
-        } catch {
-          /* a broken copy pipe does not stop the others; its next tick tries again */
-        }
-      }
-    }
-    return out;
+  /** The job of a scheduled tick (the scheduler's ScheduledKind for copies). */
+  runScheduled(auth: Auth, pipe: PipeRecord, due: Date): Promise<JobRecord> {
+    return this.run(auth, pipe, {}, undefined, due);
   }
 }

@@ -4,7 +4,7 @@
  * catalog commit and is undone if either fails, so a change is applied whole or not at all.
  */
 import { NO_OPS_LOG, type OpsLog } from '../observability/observability.js';
-import type { Catalog, DatasourceRecord, Workspace } from '../catalog/catalog.js';
+import { type Catalog, type DatasourceRecord, UniqueViolation, type Workspace } from '../catalog/catalog.js';
 import type { Engine } from '../engine/engine.js';
 import { EngineError, quoteIdent } from '../engine/engine.js';
 import {
@@ -24,6 +24,7 @@ import { badRequest, conflict, notFound } from './errors.js';
 import { canonicalId, newResourceId } from './ids.js';
 import { nowIso } from './time.js';
 import { Journal } from './journal.js';
+import { WorkspaceCache } from '../catalog/workspace-cache.js';
 
 export interface NewDatasource {
   name: string;
@@ -50,8 +51,8 @@ export interface DatasourceStats {
 }
 
 export class DatasourceService {
-  /** workspace id → (id → record); the catalog is the truth, this is its cache. */
-  private readonly cache = new Map<string, Map<string, DatasourceRecord>>();
+  /** workspace id → (id → record); the catalog is the truth, this is its cache (coherent across copies). */
+  private readonly cache: WorkspaceCache<Map<string, DatasourceRecord>>;
 
   /** Names of the workspace's pipes: pipes and data sources share one namespace. */
   pipeNames: (ws: Workspace) => Promise<ReadonlySet<string>> = async () => new Set();
@@ -66,6 +67,7 @@ export class DatasourceService {
     readonly ops: OpsLog = NO_OPS_LOG,
   ) {
     this.journal = new Journal(catalog);
+    this.cache = new WorkspaceCache(catalog, ['datasources'], async (wsId) => new Map((await catalog.listDatasources(wsId)).map((d) => [d.id, d])));
   }
 
   private async refusePipeName(ws: Workspace, name: string, status: 'bad_request' | 'conflict'): Promise<void> {
@@ -75,17 +77,12 @@ export class DatasourceService {
   }
 
   private async byId(ws: Workspace): Promise<Map<string, DatasourceRecord>> {
-    let m = this.cache.get(ws.id);
-    if (!m) {
-      m = new Map((await this.catalog.listDatasources(ws.id)).map((d) => [d.id, d]));
-      this.cache.set(ws.id, m);
-    }
-    return m;
+    return this.cache.get(ws.id);
   }
 
   /** Name of a data source by id, from the cache of any workspace (for error messages). */
   nameOfId(id: string): string | undefined {
-    for (const m of this.cache.values()) {
+    for (const m of this.cache.loaded()) {
       const d = m.get(id);
       if (d) return d.name;
     }
@@ -187,6 +184,7 @@ export class DatasourceService {
     const now = nowIso();
     const ds: DatasourceRecord = {
       id: newResourceId(),
+      version: 1,
       workspaceId: ws.id,
       name: spec.name,
       description: spec.description,
@@ -204,7 +202,7 @@ export class DatasourceService {
       await this.catalog.insertDatasource(ds);
     } catch (err) {
       await this.runAll(dropAllSql(ds, ws.database));
-      if (/unique|duplicate/i.test(String((err as Error).message))) throw badRequest(`Data Source "${spec.name}" already exists, use mode=append`);
+      if (err instanceof UniqueViolation) throw badRequest(`Data Source "${spec.name}" already exists, use mode=append`);
       throw err;
     }
     (await this.byId(ws)).set(ds.id, ds);
@@ -239,16 +237,16 @@ export class DatasourceService {
     const other = await this.find(ws, newName);
     if (other && other.id !== ds.id) throw conflict(`There is already a Data Source with name "${newName}"`);
     await this.refusePipeName(ws, newName, 'conflict');
-    const updated = { ...ds, name: newName, updatedAt: nowIso() };
-    await this.catalog.updateDatasource(updated);
-    (await this.byId(ws)).set(ds.id, updated);
+    const updated = await this.update(ws, { ...ds, name: newName, updatedAt: nowIso() });
     this.ops.op(ws.id, { eventType: 'rename', datasource: updated, result: 'ok', elapsed: 0, options: { old_name: ds.name, new_name: newName } });
     return updated;
   }
 
-  async update(ws: Workspace, ds: DatasourceRecord): Promise<void> {
-    await this.catalog.updateDatasource(ds);
-    (await this.byId(ws)).set(ds.id, ds);
+  /** Saves a changed record (built from the one read: a change by another request in between is a 409). */
+  async update(ws: Workspace, ds: DatasourceRecord): Promise<DatasourceRecord> {
+    const saved = await this.catalog.updateDatasource(ds);
+    (await this.byId(ws)).set(ds.id, saved);
+    return saved;
   }
 
   async drop(ws: Workspace, ds: DatasourceRecord): Promise<void> {
@@ -279,10 +277,9 @@ export class DatasourceService {
    * not take it (a full disk) must not turn an applied append into an error the client retries.
    */
   async touch(ws: Workspace, ds: DatasourceRecord): Promise<void> {
-    const cur = (await this.byId(ws)).get(ds.id);
-    if (!cur) return;
     try {
-      await this.update(ws, { ...cur, updatedAt: nowIso() });
+      const saved = await this.catalog.touchDatasource(ws.id, ds.id, nowIso());
+      if (saved) (await this.byId(ws)).set(ds.id, saved);
     } catch (err) {
       if (!isDiskFull(err)) throw err;
     }

@@ -3,12 +3,13 @@
  * node names are unique within a pipe), node operations and publishing. The SQL of a node is
  * checked by the caller (src/sql, which also yields its dependencies) before it is saved here.
  */
-import type { Catalog, NodeRecord, NodeType, PipeRecord, Workspace } from '../catalog/catalog.js';
+import { type Catalog, type NodeRecord, type NodeType, type PipeRecord, UniqueViolation, type Workspace } from '../catalog/catalog.js';
 import type { DatasourceService } from './datasource-service.js';
 import { badRequest, conflict, forbidden, notFound } from './errors.js';
 import { canonicalId, newResourceId } from './ids.js';
 import { validateResourceName } from './schema/index.js';
 import { nowIso } from './time.js';
+import { WorkspaceCache } from '../catalog/workspace-cache.js';
 
 export interface NewNode {
   name?: string;
@@ -28,21 +29,18 @@ export const readsDatasource = (pipe: PipeRecord, name: string) => pipe.nodes.so
 export const NODE_TYPES: readonly NodeType[] = ['standard', 'endpoint', 'materialized', 'copy', 'sink'];
 
 export class PipeService {
-  /** workspace id → (id → record); the catalog is the truth, this is its cache. */
-  private readonly cache = new Map<string, Map<string, PipeRecord>>();
+  /** workspace id → (id → record); the catalog is the truth, this is its cache (coherent across copies). */
+  private readonly cache: WorkspaceCache<Map<string, PipeRecord>>;
 
   constructor(
     private readonly catalog: Catalog,
     private readonly datasources: DatasourceService,
-  ) {}
+  ) {
+    this.cache = new WorkspaceCache(catalog, ['pipes'], async (wsId) => new Map((await catalog.listPipes(wsId)).map((p) => [p.id, p])));
+  }
 
-  private async byId(ws: Workspace): Promise<Map<string, PipeRecord>> {
-    let m = this.cache.get(ws.id);
-    if (!m) {
-      m = new Map((await this.catalog.listPipes(ws.id)).map((p) => [p.id, p]));
-      this.cache.set(ws.id, m);
-    }
-    return m;
+  private byId(ws: Workspace): Promise<Map<string, PipeRecord>> {
+    return this.cache.get(ws.id);
   }
 
   async list(ws: Workspace): Promise<PipeRecord[]> {
@@ -118,6 +116,7 @@ export class PipeService {
     const now = nowIso();
     const pipe: PipeRecord = {
       id: newResourceId(),
+      version: 1,
       workspaceId: ws.id,
       name,
       description,
@@ -131,8 +130,7 @@ export class PipeService {
     try {
       await this.catalog.insertPipe(pipe);
     } catch (err) {
-      if (/unique|duplicate/i.test(String((err as Error).message)))
-        throw conflict(`There's another resource with the same name "${name}", names must be unique`);
+      if (err instanceof UniqueViolation) throw conflict(`There's another resource with the same name "${name}", names must be unique`);
       throw err;
     }
     (await this.byId(ws)).set(pipe.id, pipe);
@@ -141,8 +139,7 @@ export class PipeService {
 
   /** Saves a changed pipe (the caller built it from the cached one). */
   async save(ws: Workspace, pipe: PipeRecord): Promise<PipeRecord> {
-    const updated = { ...pipe, updatedAt: nowIso() };
-    await this.catalog.updatePipe(updated);
+    const updated = await this.catalog.updatePipe({ ...pipe, updatedAt: nowIso() });
     (await this.byId(ws)).set(updated.id, updated);
     return updated;
   }

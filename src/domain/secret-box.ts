@@ -1,20 +1,14 @@
 /**
  * Encryption at rest for secrets kept in the catalog (workspace variables, connection
- * credentials): AES-256-GCM under a key held in its own file beside the catalog, never in it.
+ * credentials): AES-256-GCM under a key never kept in the catalog (src/domain/keys.ts).
  * The additional data binds a sealed value to where it belongs (workspace and name), so a value
  * copied to another record does not open.
  */
 import crypto from 'node:crypto';
-import path from 'node:path';
-import { loadKeyFile } from './disk.js';
 
 export class SecretBox {
-  private constructor(readonly key: Buffer) {}
-
-  /** The box whose key is `<dir>/<file>` (created with mode 0600 on first use). */
-  static open(dir: string, file: string): SecretBox {
-    return new SecretBox(loadKeyFile(path.join(dir, file)));
-  }
+  /** A box over a 32-byte key (see keys.ts: a key file, or derived from PIPIT_SECRET_KEY). */
+  constructor(readonly key: Buffer) {}
 
   /** `v1.<iv>.<tag>.<ciphertext>` (base64url). */
   seal(value: string, aad: string): string {

@@ -16,13 +16,14 @@ import path from 'node:path';
 import type { JobRecord, NodeRecord, PipeRecord, Workspace } from '../catalog/catalog.js';
 import { EngineError, quoteString, type Engine, markerTag } from '../engine/engine.js';
 import { scheduleOf } from '../jobs/cron.js';
+import { Schedules } from './schedules.js';
 import type { JobService } from '../jobs/job-service.js';
 import type { PreparedQuery, QueryService } from '../sql/query-service.js';
 import { templateParams, type ParamValue } from '../template/index.js';
 import type { Auth } from './access.js';
 import { storageError, type ConnectionService, type SinkLocation } from './connection-service.js';
 import type { ConnectionRecord } from '../catalog/catalog.js';
-import { badRequest, forbidden, notFound, PipitError } from './errors.js';
+import { badRequest, forbidden, PipitError } from './errors.js';
 import { newResourceId } from './ids.js';
 import type { PipeService } from './pipe-service.js';
 import { pipeType } from './pipe-service.js';
@@ -113,6 +114,10 @@ const S3_JOB_SETTINGS = 's3_retry_attempts = 10, s3_connect_timeout_ms = 5000';
 const marked = (jobId: string) => `${quoteString(markerTag(jobId))} != ''`;
 
 export class SinkService {
+  private readonly schedules: Schedules;
+  readonly nodeType = 'sink';
+  readonly jobKind = 'sink';
+
   constructor(
     private readonly engine: Engine,
     private readonly connections: ConnectionService,
@@ -121,7 +126,9 @@ export class SinkService {
     private readonly jobs: JobService,
     /** The scheduler's clock (tests drive it). */
     private readonly now: () => Date = () => new Date(),
-  ) {}
+  ) {
+    this.schedules = new Schedules(pipes, jobs, now);
+  }
 
   /** Output columns (name → type) of the node; null when its template does not run in test mode. */
   private async columns(auth: Auth, pipe: PipeRecord, node: NodeRecord, prepared: PreparedQuery | null, queryId: string): Promise<Map<string, string> | null> {
@@ -238,13 +245,8 @@ export class SinkService {
     return (await this.pipes.list(ws)).filter((p) => p.nodes.some((n) => n.nodeType === 'sink' && n.data.sink_connection === connectionId));
   }
 
-  async setStatus(auth: Auth, pipe: PipeRecord, status: 'running' | 'paused'): Promise<PipeRecord> {
-    const node = this.sinkNode(pipe);
-    const data = node.data as unknown as SinkData;
-    if (!data.cron) throw notFound(`Scheduled sink for pipe '${pipe.name}' not found`);
-    // Resuming starts from now: ticks missed while paused are not run.
-    const patch: Partial<SinkData> = { schedule_status: status, ...(status === 'running' ? { last_tick: this.now().toISOString() } : {}) };
-    return this.pipes.save(auth.workspace, { ...pipe, nodes: pipe.nodes.map((n) => (n.id === node.id ? { ...n, data: { ...n.data, ...patch } } : n)) });
+  setStatus(auth: Auth, pipe: PipeRecord, status: 'running' | 'paused'): Promise<PipeRecord> {
+    return this.schedules.setStatus(auth, pipe, this.sinkNode(pipe), status, 'sink');
   }
 
   /**
@@ -272,16 +274,8 @@ export class SinkService {
   }
 
   /** Cancels the pipe's waiting and working sink jobs and pauses its schedule. */
-  async cancelAll(auth: Auth, pipe: PipeRecord): Promise<{ pipe: PipeRecord; cancelled: JobRecord[] }> {
-    const node = this.sinkNode(pipe);
-    const cancelled: JobRecord[] = [];
-    for (const status of ['waiting', 'working']) {
-      for (const j of await this.jobs.list(auth.workspace, { kind: 'sink', status, pipeId: pipe.id, limit: 100 })) {
-        cancelled.push(await this.jobs.cancel(auth.workspace, j.id).catch(() => j));
-      }
-    }
-    const saved = (node.data as unknown as SinkData).cron ? await this.setStatus(auth, pipe, 'paused') : pipe;
-    return { pipe: saved, cancelled };
+  cancelAll(auth: Auth, pipe: PipeRecord): Promise<{ pipe: PipeRecord; cancelled: JobRecord[] }> {
+    return this.schedules.cancelAll(auth, pipe, this.sinkNode(pipe), 'sink', 'sink');
   }
 
   /**
@@ -530,37 +524,9 @@ export class SinkService {
     }
   }
 
-  /**
-   * One scheduler pass: for every running schedule, the tick it owes (at most one, the latest,
-   * so a restart neither skips nor repeats a run) is recorded before its job is enqueued.
-   */
-  async tick(
-    workspaces: Workspace[],
-    authFor: (ws: Workspace) => Promise<Auth>,
-    dueTickFn: (cron: string, since: Date, now: Date) => Date | null,
-  ): Promise<JobRecord[]> {
-    const now = this.now();
-    const out: JobRecord[] = [];
-    for (const ws of workspaces) {
-      for (const pipe of await this.pipes.list(ws)) {
-        const node = pipe.nodes.find((n) => n.nodeType === 'sink');
-        if (!node) continue;
-        const data = node.data as unknown as SinkData;
-        if (!data.cron || data.schedule_status !== 'running') continue;
-        const due = dueTickFn(data.cron, new Date(data.last_tick ?? pipe.updatedAt), now);
-        if (!due) continue;
-        const saved = await this.pipes.save(ws, {
-          ...pipe,
-          nodes: pipe.nodes.map((n) => (n.id === node.id ? { ...n, data: { ...n.data, last_tick: due.toISOString() } } : n)),
-        });
-        try {
-          out.push(await this.run(await authFor(ws), saved, {}, {}, {}, due));
-        } catch {
-          /* a broken sink does not stop the others; its next tick tries again */
-        }
-      }
-    }
-    return out;
+  /** The job of a scheduled tick (the scheduler's ScheduledKind for sinks). */
+  runScheduled(auth: Auth, pipe: PipeRecord, due: Date): Promise<JobRecord> {
+    return this.run(auth, pipe, {}, {}, {}, due);
   }
 }
 

@@ -1,14 +1,15 @@
 /**
  * Workspace variables (secrets) for `tb_secret()`/`tb_var()` in templates. Values are encrypted at
- * rest with AES-256-GCM under a key kept in its own file beside (not in) the catalog, are never
+ * rest with AES-256-GCM under a key never kept in the catalog (see keys.ts), are never
  * returned by any route, and reach the engine only as bound query parameters.
  */
-import type { Catalog, VariableRecord, Workspace } from '../catalog/catalog.js';
+import { type Catalog, UniqueViolation, type VariableRecord, type Workspace } from '../catalog/catalog.js';
 import { badRequest, notFound } from './errors.js';
 import { checkNameLength } from './schema/names.js';
 import { SecretBox } from './secret-box.js';
 import { newResourceId } from './ids.js';
 import { nowIso } from './time.js';
+import { WorkspaceCache } from '../catalog/workspace-cache.js';
 
 export const MAX_VARIABLES = 100;
 export const MAX_VALUE_BYTES = 8 * 1024;
@@ -16,16 +17,22 @@ const NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 export class VariableService {
   /** workspace id → decrypted values (name → value). */
-  private readonly cache = new Map<string, Map<string, { record: VariableRecord; value: string }>>();
+  private readonly cache: WorkspaceCache<Map<string, { record: VariableRecord; value: string }>>;
 
   private constructor(
     private readonly catalog: Catalog,
     private readonly box: SecretBox,
-  ) {}
+  ) {
+    this.cache = new WorkspaceCache(catalog, ['variables'], async (wsId) => {
+      const m = new Map<string, { record: VariableRecord; value: string }>();
+      for (const r of await catalog.listVariables(wsId)) m.set(r.name, { record: r, value: this.decrypt(r.value, `${wsId}/${r.name}`) });
+      return m;
+    });
+  }
 
-  /** Opens the service with the key in `<dataDir>/variables.key` (created on first start). */
-  static open(catalog: Catalog, dataDir: string): VariableService {
-    return new VariableService(catalog, SecretBox.open(dataDir, 'variables.key'));
+  /** Opens the service with its key (see keys.ts). */
+  static open(catalog: Catalog, key: Buffer): VariableService {
+    return new VariableService(catalog, new SecretBox(key));
   }
 
   private encrypt(value: string, aad: string): string {
@@ -37,13 +44,7 @@ export class VariableService {
   }
 
   private async load(ws: Workspace): Promise<Map<string, { record: VariableRecord; value: string }>> {
-    let m = this.cache.get(ws.id);
-    if (!m) {
-      m = new Map();
-      for (const r of await this.catalog.listVariables(ws.id)) m.set(r.name, { record: r, value: this.decrypt(r.value, `${ws.id}/${r.name}`) });
-      this.cache.set(ws.id, m);
-    }
-    return m;
+    return this.cache.get(ws.id);
   }
 
   async list(ws: Workspace): Promise<VariableRecord[]> {
@@ -80,6 +81,7 @@ export class VariableService {
     const now = nowIso();
     const record: VariableRecord = {
       id: newResourceId(),
+      version: 1,
       workspaceId: ws.id,
       name,
       type: 'secret',
@@ -88,7 +90,12 @@ export class VariableService {
       updatedAt: now,
       editedBy,
     };
-    await this.catalog.upsertVariable(record);
+    try {
+      await this.catalog.insertVariable(record);
+    } catch (err) {
+      if (err instanceof UniqueViolation) throw badRequest(`Variable "${name}" already exists`);
+      throw err;
+    }
     m.set(name, { record, value: v });
     return record;
   }
@@ -99,8 +106,7 @@ export class VariableService {
     if (!cur) throw notFound('Variable not found');
     if (type !== undefined) throw badRequest('Variable type cannot be changed');
     const v = this.checkValue(value);
-    const record: VariableRecord = { ...cur.record, value: this.encrypt(v, `${ws.id}/${name}`), updatedAt: nowIso(), editedBy };
-    await this.catalog.upsertVariable(record);
+    const record = await this.catalog.updateVariable({ ...cur.record, value: this.encrypt(v, `${ws.id}/${name}`), updatedAt: nowIso(), editedBy });
     m.set(name, { record, value: v });
     return record;
   }

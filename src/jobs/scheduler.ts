@@ -1,27 +1,29 @@
 /**
- * The scheduler: a pass at the start of every minute of its clock (cron's resolution; or on
- * demand, in tests with a controllable clock) enqueues the copy and sink jobs whose cron tick is
- * due, so a job starts within moments of its minute. Which tick ran last is kept in the catalog
- * with the pipe, so restarts neither skip nor repeat a run.
+ * The scheduler: one for every scheduled node type (copies, sinks). A pass at the start of every
+ * minute of its clock (cron's resolution; or on demand, in tests with a controllable clock)
+ * enqueues the job of each running schedule whose cron tick is due. Each tick is claimed in the
+ * catalog with a compare-and-set on the pipe's last tick before its job is enqueued, so N copies
+ * of the server run every tick once, and restarts neither skip nor repeat a run. A run that fails
+ * to start is logged and recorded as a failed job, never swallowed.
  */
-import type { Workspace } from '../catalog/catalog.js';
+import type { Catalog, JobKind, JobRecord, NodeType, PipeRecord, Workspace } from '../catalog/catalog.js';
 import type { Auth } from '../domain/access.js';
-import type { CopyService } from '../domain/copy-service.js';
-import type { JobRecord } from '../catalog/catalog.js';
+import type { PipeService } from '../domain/pipe-service.js';
+import { scheduleOfNode } from '../domain/schedules.js';
 import { runAsInternalWork } from '../engine/lanes.js';
 import { dueTick, parseCron } from './cron.js';
+import type { JobService } from './job-service.js';
 
 const MINUTE_MS = 60_000;
 /** How long after the minute the pass runs: the tick is then due even with a slightly early timer. */
 const WAKE_MARGIN_MS = 50;
 
-/** A service with cron schedules (copies, sinks). */
-export interface Scheduled {
-  tick(
-    workspaces: Workspace[],
-    authFor: (ws: Workspace) => Promise<Auth>,
-    dueTickFn: (cron: string, since: Date, now: Date) => Date | null,
-  ): Promise<JobRecord[]>;
+/** A kind of scheduled node and how one of its ticks runs. */
+export interface ScheduledKind {
+  nodeType: NodeType;
+  jobKind: JobKind;
+  /** Enqueues the job of the tick `due` (throws when it can not start). */
+  runScheduled(auth: Auth, pipe: PipeRecord, due: Date): Promise<JobRecord>;
 }
 
 export class Scheduler {
@@ -32,12 +34,13 @@ export class Scheduler {
   private running: Promise<JobRecord[]> | undefined;
 
   constructor(
-    private readonly copies: CopyService,
+    private readonly catalog: Catalog,
+    private readonly pipes: PipeService,
+    private readonly jobs: JobService,
+    private readonly kinds: ScheduledKind[],
     private readonly workspaces: () => Promise<Workspace[]>,
     private readonly authFor: (ws: Workspace) => Promise<Auth>,
-    private readonly onError: (err: unknown) => void,
-    /** Other scheduled services (sinks), ticked after the copies. */
-    private readonly others: Scheduled[] = [],
+    private readonly onError: (err: unknown, msg: string) => void,
     /** The clock the minutes are read from (the services' replaceable clock). */
     private readonly now: () => Date = () => new Date(),
   ) {}
@@ -59,7 +62,7 @@ export class Scheduler {
     this.timer = setTimeout(() => {
       this.timer = undefined;
       void this.tick()
-        .catch(this.onError)
+        .catch((err) => this.onError(err, 'scheduler pass failed'))
         .finally(() => {
           if (!this.stopped && !this.timer) this.start();
         });
@@ -67,21 +70,51 @@ export class Scheduler {
     this.timer.unref();
   }
 
-  /** One pass; concurrent calls share it. */
+  /** One pass; concurrent calls share it. Returns the jobs this copy enqueued. */
   tick(): Promise<JobRecord[]> {
     // A pass is internal work: checking a scheduled pipe's SQL never waits for (or is refused by) user queries.
     this.running ??= runAsInternalWork(async () => {
       try {
-        const workspaces = await this.workspaces();
-        const due = (cron: string, since: Date, now: Date) => dueTick(parseCron(cron), since, now);
-        const jobs = await this.copies.tick(workspaces, this.authFor, due);
-        for (const o of this.others) jobs.push(...(await o.tick(workspaces, this.authFor, due).catch((err) => (this.onError(err), []))));
-        return jobs;
+        const out: JobRecord[] = [];
+        for (const ws of await this.workspaces()) out.push(...(await this.tickWorkspace(ws)));
+        return out;
       } finally {
         this.running = undefined;
       }
     });
     return this.running;
+  }
+
+  private async tickWorkspace(ws: Workspace): Promise<JobRecord[]> {
+    const now = this.now();
+    const out: JobRecord[] = [];
+    const claimed = await this.catalog.lastTicks(ws.id);
+    for (const pipe of await this.pipes.list(ws)) {
+      for (const kind of this.kinds) {
+        const node = pipe.nodes.find((n) => n.nodeType === kind.nodeType);
+        if (!node) continue;
+        const sched = scheduleOfNode(node);
+        if (!sched.cron || sched.schedule_status !== 'running') continue;
+        const origin = sched.last_tick ?? pipe.updatedAt;
+        const last = claimed.get(pipe.id);
+        const since = new Date(last?.origin === origin ? last.tick : origin);
+        const due = dueTick(parseCron(sched.cron), since, now);
+        if (!due) continue;
+        // Another copy (or an earlier pass) took this tick: nothing to do.
+        if (!(await this.catalog.claimTick(ws.id, pipe.id, origin, due.toISOString()))) continue;
+        try {
+          out.push(await kind.runScheduled(await this.authFor(ws), pipe, due));
+        } catch (err) {
+          // A broken pipe does not stop the others; its failure shows in the log and the Jobs API, and its next tick tries again.
+          const message = (err as Error).message;
+          this.onError(err, `scheduled ${kind.jobKind} of pipe ${pipe.name} (workspace ${ws.name}) could not start`);
+          await this.jobs
+            .recordFailure(ws, kind.jobKind, { pipe_id: pipe.id, pipe_name: pipe.name, scheduled_tick: due.toISOString() }, message)
+            .catch((e) => this.onError(e, 'recording a failed scheduled run failed'));
+        }
+      }
+    }
+    return out;
   }
 
   async stop(): Promise<void> {

@@ -347,7 +347,7 @@ export class Observability implements OpsLog {
       });
     }
     if (!TERMINAL.has(job.status)) return;
-    const eventType = { populateview: 'populateview', copy: 'copy', sink: 'sink', delete_data: 'delete_data' }[job.kind];
+    const eventType = ({ populateview: 'populateview', copy: 'copy', sink: 'sink', delete_data: 'delete_data' } as Partial<Record<string, string>>)[job.kind];
     if (!eventType) return;
     const stats = (d.statistics ?? {}) as Record<string, unknown>;
     const rows = job.kind === 'delete_data' ? Number(d.rows_affected ?? 0) : typeof stats.rows === 'number' ? stats.rows : null;

@@ -1,12 +1,37 @@
 /**
  * Test harness: a real Pipit app (embedded chDB engine, PGlite catalog) on a loopback port, with
  * a fresh data directory per test file, and a tiny fetch wrapper carrying the admin token.
+ * With PIPIT_TEST_CATALOG=pg (`npm run test:pg`) every server gets a fresh database on a throw-away
+ * PostgreSQL cluster (one per test worker, see postgres.ts) as its catalog instead.
  */
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createApp, type App } from '../../src/app.js';
 import { loadConfig, type Config } from '../../src/config/config.js';
+import { startPostgres, type TestPostgres } from './postgres.js';
+
+let cluster: Promise<TestPostgres> | undefined;
+let databases = 0;
+
+/** A fresh catalog database on this worker's PostgreSQL cluster (started on first use, stopped at exit). */
+export async function testCatalogUrl(): Promise<string> {
+  if (!cluster) {
+    cluster = startPostgres();
+    const pg = await cluster;
+    process.on('exit', () => void pg.stop());
+  }
+  return (await cluster).createDatabase(`pipit_${process.pid}_${++databases}`);
+}
+
+/** The master key test servers share when their catalog is PostgreSQL. */
+export const TEST_SECRET_KEY = Buffer.from('pipit-test-master-key-0123456789abcdef');
+
+/** Catalog settings of the catalog the suite runs against (PIPIT_TEST_CATALOG=pg: PostgreSQL). */
+async function catalogConfig(): Promise<Partial<Config>> {
+  if (process.env.PIPIT_TEST_CATALOG !== 'pg') return {};
+  return { catalogUrl: await testCatalogUrl(), secretKey: TEST_SECRET_KEY };
+}
 
 export interface TestServer {
   app: App;
@@ -29,7 +54,16 @@ export async function startServer(opts: ServerOptions = {}): Promise<TestServer>
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'pipit-test-'));
   const config = loadConfig(
     {},
-    { dataDir, port: 0, host: '127.0.0.1', logLevel: 'silent', allowPrivateUrls: opts.allowPrivateUrls ?? true, engineSessions: 4, ...opts.config },
+    {
+      dataDir,
+      port: 0,
+      host: '127.0.0.1',
+      logLevel: 'silent',
+      allowPrivateUrls: opts.allowPrivateUrls ?? true,
+      engineSessions: 4,
+      ...(await catalogConfig()),
+      ...opts.config,
+    },
   );
   const app = await createApp(config);
   await app.http.listen({ port: 0, host: '127.0.0.1' });

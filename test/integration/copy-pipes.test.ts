@@ -3,6 +3,7 @@
  * and `_mode`, replace, column checks, role restrictions, and cron schedules driven by a
  * controllable clock (no real waiting), including a restart between ticks.
  */
+import type { Scope } from '../../src/catalog/catalog.js';
 import fs from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp, type App } from '../../src/app.js';
@@ -145,8 +146,7 @@ describe('copy pipes', () => {
     expect((await s.req('POST', '/v0/pipes', { headers: JSON_HDR, body: JSON.stringify(pipe) })).status).toBe(200);
     const rec = await s.app.services.pipes.get(ws, 'tok_copy');
     const target = await s.app.services.datasources.get(ws, 'tok_target');
-    const token = async (name: string, scopes: Array<{ type: string; resource?: string }>) =>
-      (await s.app.services.access.createToken(ws.id, name, scopes)).token;
+    const token = async (name: string, scopes: Scope[]) => (await s.app.services.access.createToken(ws.id, name, scopes)).token;
     // Setting the copy: PIPES:CREATE alone may not make the pipe write into the target.
     const creator = await token('tok_creator', [{ type: 'PIPES:CREATE' }]);
     let r = await s.req('POST', '/v0/pipes/tok_copy/nodes/n/copy', { ...form({ target_datasource: 'tok_target' }), token: creator });
@@ -209,7 +209,7 @@ describe('copy pipes', () => {
     let release!: () => void;
     const gate = new Promise<void>((res) => (release = res));
     for (let i = 0; i < 2; i++)
-      await s.app.services.jobs.create(ws, 'test_block', {}, async () => {
+      await s.app.services.jobs.create(ws, 'delete_data', {}, async () => {
         await gate;
         return {};
       });
@@ -335,7 +335,8 @@ describe('copy pipes', () => {
   it('a restart between ticks neither skips nor doubles a run', async () => {
     const base = new Date('2030-02-01T00:00:00Z');
     s.app.services.clock.now = () => base;
-    await s.req('PUT', '/v0/pipes/counts/nodes/n/copy', { body: new URLSearchParams({ schedule_cron: '0 * * * *' }) });
+    const put = await s.req('PUT', '/v0/pipes/counts/nodes/n/copy', { body: new URLSearchParams({ schedule_cron: '0 * * * *' }) });
+    expect(put.status, await put.clone().text()).toBe(200);
     s.app.services.clock.now = () => new Date(base.getTime() + 60 * 60_000);
     expect(await s.app.services.scheduler.tick()).toHaveLength(1);
     await s.app.services.jobs.drain();

@@ -28,7 +28,7 @@ describe('cancelling a working job', () => {
   it('a job that stops on the cancel (throws) is cancelled', async () => {
     let started!: () => void;
     const running = new Promise<void>((r) => (started = r));
-    const job = await s.app.services.jobs.create(ws(), 'test', { is_cancellable_while_working: true }, async (_j, signal) => {
+    const job = await s.app.services.jobs.create(ws(), 'delete_data', { is_cancellable_while_working: true }, async (_j, signal) => {
       started();
       await new Promise((_res, rej) => signal.addEventListener('abort', () => rej(new Error('The job was cancelled'))));
       return {};
@@ -43,7 +43,7 @@ describe('cancelling a working job', () => {
     const running = new Promise<void>((r) => (started = r));
     let finish!: () => void;
     const published = new Promise<void>((r) => (finish = r));
-    const job = await s.app.services.jobs.create(ws(), 'test', { is_cancellable_while_working: true }, async () => {
+    const job = await s.app.services.jobs.create(ws(), 'delete_data', { is_cancellable_while_working: true }, async () => {
       started();
       await published; // publishing is not interrupted by a cancel
       return { rows: 42 };

@@ -10,6 +10,7 @@
  *   replace rows or create a data source); a PIPES:READ token runs a sink as configured.
  * - Tokens: a token may not create, change, refresh or delete a token that holds more than it does.
  */
+import type { Scope } from '../../src/catalog/catalog.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Auth } from '../../src/domain/access.js';
 import { count, startServer, type TestServer } from '../helpers/server.js';
@@ -443,9 +444,8 @@ describe('tokens (item 6): no token manages a token that holds more than it does
 
   it('holds(): ADMIN ⊇ all; TOKENS ⊇ all but ADMIN; otherwise same scope, same resource, same or no filter, or the broader scope', () => {
     const w = ws();
-    const as = (...scopes: Array<{ type: string; resource?: string; filter?: string }>) =>
-      new Auth({ id: 'x', workspaceId: w.id, name: 'x', token: 'x', scopes, description: '', createdAt: '' }, w);
-    const admin = { type: 'ADMIN' };
+    const as = (...scopes: Scope[]) => new Auth({ id: 'x', version: 1, workspaceId: w.id, name: 'x', token: 'x', scopes, description: '', createdAt: '' }, w);
+    const admin: Scope = { type: 'ADMIN' };
     expect(as(admin).holds([admin, { type: 'TOKENS' }])).toBe(true);
     expect(as({ type: 'TOKENS' }).holds([admin])).toBe(false);
     expect(as({ type: 'TOKENS' }).holds([{ type: 'PIPES:CREATE' }, { type: 'DATASOURCES:READ', resource: 'a', filter: 'k > 1' }])).toBe(true);

@@ -335,7 +335,7 @@ describe('sink pipes', () => {
     const gate = new Promise<void>((res) => (release = res));
     const ws = s.app.services.access.defaultWorkspace;
     for (let i = 0; i < 2; i++)
-      await s.app.services.jobs.create(ws, 'test_block', {}, async () => {
+      await s.app.services.jobs.create(ws, 'delete_data', {}, async () => {
         await gate;
         return {};
       });

@@ -4,7 +4,7 @@
  */
 import type { FastifyPluginAsync } from 'fastify';
 import type { Services } from '../../app.js';
-import type { JobRecord, JobStatus } from '../../catalog/catalog.js';
+import type { JobKind, JobRecord, JobStatus } from '../../catalog/catalog.js';
 import { badRequest } from '../../domain/errors.js';
 import { tbTime } from '../../domain/time.js';
 import { userFacingNames } from '../../ingest/physical.js';
@@ -62,7 +62,7 @@ export const jobRoutes =
         throw badRequest(`Invalid status: "${p.status}". Use one of: ${STATUSES.join(', ')}`);
       }
       const jobs = await s.jobs.list(auth.workspace, {
-        kind: p.kind,
+        kind: (p.kind || undefined) as JobKind | undefined,
         status: p.status || undefined,
         createdAfter: after && after > dayAgo ? after : dayAgo,
         createdBefore: parseDate(p.created_before, 'created_before'),

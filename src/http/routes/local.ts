@@ -56,6 +56,12 @@ export const localRoutes =
   (s: Services): FastifyPluginAsync =>
   async (app) => {
     app.get('/tokens', { onRequest: withoutCors }, async (req) => {
+      // A convenience of the embedded mode: copies sharing a catalog print the tokens once, at the first start.
+      if (s.catalog.shared)
+        throw new PipitError(
+          'not_found',
+          'Local tokens are served in embedded mode only: with PIPIT_CATALOG_URL the first copy printed them at its first start',
+        );
       if (!isLoopbackAddress(req.socket.remoteAddress ?? '')) throw forbidden('Local tokens are only served to loopback clients');
       if (!isLocalHostHeader(req.headers.host, s.config.apiHost)) {
         throw forbidden(
@@ -65,7 +71,26 @@ export const localRoutes =
       return s.localTokens;
     });
     app.options('/tokens', { onRequest: withoutCors }, async (_req, reply) => reply.code(204).send());
+    // Liveness: the process answers.
     app.get('/v0/health', async () => ({ status: 'ok' }));
+    // Readiness (for load balancers): the engine and the catalog answer within 2 s each.
+    app.get('/v0/health/ready', async (_req, reply) => {
+      const check = async (f: () => Promise<unknown>) => {
+        let timer: NodeJS.Timeout | undefined;
+        try {
+          await Promise.race([f(), new Promise((_r, rej) => (timer = setTimeout(() => rej(new Error('no answer within 2 s')), 2000)))]);
+          return 'ok';
+        } catch (err) {
+          return `error: ${(err as Error).message}`;
+        } finally {
+          clearTimeout(timer);
+        }
+      };
+      const [engine, catalog] = await Promise.all([check(() => s.engine.rows('SELECT 1')), check(() => s.catalog.ping())]);
+      const ready = engine === 'ok' && catalog === 'ok';
+      reply.code(ready ? 200 : 503);
+      return { status: ready ? 'ok' : 'unavailable', engine, catalog };
+    });
     // Tinybird Forward's project routes (`tb build`/`tb deploy`, the TypeScript SDK's build and
     // branches): this server speaks the classic /v0 API, so they answer a clear 501 instead of a
     // bare route-not-found. Datafiles go in through the Data Sources and Pipes APIs.

@@ -170,6 +170,7 @@ export function pipeRoutes(services: Services): FastifyPluginAsync {
   async function buildNodes(auth: Auth, name: string, specs: NodeSpec[], reqId: string): Promise<NodeRecord[]> {
     const draft: PipeRecord = {
       id: '',
+      version: 0,
       workspaceId: auth.workspace.id,
       name,
       description: null,
@@ -698,7 +699,8 @@ export function pipeRoutes(services: Services): FastifyPluginAsync {
       const params: Record<string, ParamValue> = {};
       for (const [k, v] of Object.entries(a)) if (k !== 'token' && k !== '_mode') params[k] = v as ParamValue;
       const job = await s.copies.run(auth, pipe, params, str(a._mode));
-      const j = await s.jobs.get(auth.workspace, job.id);
+      // The job as created (waiting): a copy may claim it at once.
+      const j = job;
       return {
         ...nodeJson(s.pipes.node(pipe, node.id), { workspaceId: pipe.workspaceId }),
         job: {

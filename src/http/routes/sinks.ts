@@ -126,7 +126,8 @@ export function sinkRoutes(s: Services): FastifyPluginAsync {
       // result as an endpoint would serve it, so the export reads with the workspace's authority.
       const runAs = auth.canCreatePipes ? auth : await workspaceAdmin(auth);
       const job = await s.sinks.run(runAs, pipe, overrides, variables, params);
-      const j = await s.jobs.get(auth.workspace, job.id);
+      // The job as created (waiting): a copy may claim it at once.
+      const j = job;
       return {
         ...nodeJson(s.pipes.node(pipe, node.id)),
         job: {

@@ -9,7 +9,7 @@
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import type { Services } from '../../app.js';
 import type { Scope, TokenRecord } from '../../catalog/catalog.js';
-import { type Auth, JWT_SCOPES, MAX_TOKENS, RESOURCE_SCOPES, STATIC_SCOPES, TOKEN_HOST } from '../../domain/access.js';
+import { type Auth, isStaticScope, JWT_SCOPES, MAX_TOKENS, RESOURCE_SCOPES, STATIC_SCOPES, TOKEN_HOST } from '../../domain/access.js';
 import { badRequest, forbidden, notFound, PipitError } from '../../domain/errors.js';
 import { checkExpression, checkNameLength } from '../../domain/schema/index.js';
 import { tbTime } from '../../domain/time.js';
@@ -139,7 +139,7 @@ export const tokenRoutes =
       for (const spec of specs) {
         const { type } = spec;
         if (type === 'ADMIN_USER' || type === 'AUTH') throw badRequest('Cannot set ADMIN_USER scope, please provide a different target scope');
-        if (!STATIC_SCOPES.includes(type)) {
+        if (!isStaticScope(type)) {
           throw badRequest(mode === 'create' ? `Unknown scope ${spec.text}` : `Invalid provided scope, valid ones are: ${STATIC_SCOPES.join(', ')}`);
         }
         if (type === 'ADMIN' && !auth.isAdmin) throw badRequest('Cannot set ADMIN scope, please provide a different target scope');
@@ -253,7 +253,8 @@ export const tokenRoutes =
       for (const sc of body.scopes as unknown[]) {
         if (!sc || typeof sc !== 'object' || Array.isArray(sc)) throw badRequest('Invalid body, scopes must be a list of scope');
         const { type, resource, fixed_params: fixed, filter } = sc as Record<string, unknown>;
-        if (typeof type !== 'string' || !JWT_SCOPES.includes(type)) throw badRequest(`Invalid scope, only ${JWT_SCOPES.join(', ')} are allowed`);
+        if (typeof type !== 'string' || !(JWT_SCOPES as readonly string[]).includes(type))
+          throw badRequest(`Invalid scope, only ${JWT_SCOPES.join(', ')} are allowed`);
         if (typeof resource !== 'string' || !resource) throw badRequest(`When creating a jwt token for ${type}, a resource name is required`);
         const found = type === 'PIPES:READ' ? await s.pipes.find(auth.workspace, resource) : await s.datasources.find(auth.workspace, resource);
         if (!found) throw badRequest(`Resource '${resource}' not found`);
