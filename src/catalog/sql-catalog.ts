@@ -84,9 +84,11 @@ export class SqlCatalog implements Catalog {
 
   /** Opens the catalog and applies pending migrations (append-only, numbered; one copy at a time). */
   static async open(client: SqlClient): Promise<SqlCatalog> {
-    await client.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`);
     await client.transaction(async (tx) => {
+      // The lock first: two copies starting at once must not both create the table (PostgreSQL's
+      // CREATE TABLE IF NOT EXISTS is not safe against a concurrent one).
       await tx.query(`SELECT pg_advisory_xact_lock(${MIGRATION_LOCK})`);
+      await tx.query(`CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`);
       const done = new Set((await tx.query<{ version: number }>('SELECT version FROM schema_migrations')).rows.map((r) => r.version));
       for (const m of migrations) {
         if (done.has(m.version)) continue;

@@ -7,6 +7,7 @@
 import type { DatasourceRecord, IntentRecord, Workspace } from '../catalog/catalog.js';
 import type { Engine } from '../engine/engine.js';
 import { EngineError, quoteIdent } from '../engine/engine.js';
+import { checkTtlKeepsNewRows } from './ttl-check.js';
 import { columnDdl, physicalNames, userFacingNames } from '../ingest/physical.js';
 import { checkExpression } from './schema/index.js';
 import type { DatasourceService } from './datasource-service.js';
@@ -126,7 +127,10 @@ export class AlterService {
     if (p.ttl !== undefined) {
       if (p.ttl === 'false' || p.ttl === '') {
         if (ds.engine.params.ttl) ops.push('REMOVE TTL');
-      } else if (p.ttl !== ds.engine.params.ttl) ops.push(`MODIFY TTL ${checkExpression(p.ttl, 'ttl')}`);
+      } else if (p.ttl !== ds.engine.params.ttl) {
+        ops.push(`MODIFY TTL ${checkExpression(p.ttl, 'ttl')}`);
+        await checkTtlKeepsNewRows(this.engine, columns, p.ttl);
+      }
     }
     let indexes = ds.indexes;
     if (p.indexes !== undefined) {

@@ -4,6 +4,7 @@
  * catalog commit and is undone if either fails, so a change is applied whole or not at all.
  */
 import { NO_OPS_LOG, type OpsLog } from '../observability/observability.js';
+import { checkTtlKeepsNewRows } from './ttl-check.js';
 import { type Catalog, type DatasourceRecord, UniqueViolation, type Workspace } from '../catalog/catalog.js';
 import type { Engine } from '../engine/engine.js';
 import { EngineError, quoteIdent } from '../engine/engine.js';
@@ -180,6 +181,7 @@ export class DatasourceService {
     if (await this.find(ws, spec.name)) throw badRequest(`Data Source "${spec.name}" already exists, use mode=append`);
     await this.refusePipeName(ws, spec.name, 'bad_request');
     if (spec.columns.length === 0) throw badRequest('The schema must have at least one column');
+    if (spec.engine.params.ttl) await checkTtlKeepsNewRows(this.engine, spec.columns, spec.engine.params.ttl);
     const started = performance.now();
     const now = nowIso();
     const ds: DatasourceRecord = {

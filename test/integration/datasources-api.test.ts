@@ -246,6 +246,29 @@ describe('POST /v0/datasources/:name/alter', () => {
     expect((await call('GET', '/v0/datasources/alt_ttl')).body.engine.ttl).toBeUndefined();
   });
 
+  it('refuses a TTL that would delete rows as soon as they are written (DateTime wraps after 2106), on create and alter', async () => {
+    const overflow = encodeURIComponent('ts + toIntervalYear(100)');
+    let r = await call('POST', `/v0/datasources?name=ttl_wrap&mode=create&engine_ttl=${overflow}`, form({ schema: 'ts DateTime, n Int32' }));
+    expect(r.status, r.text).toBe(400);
+    expect(r.body.error).toMatch(/^The TTL "ts \+ toIntervalYear\(100\)" would delete every row as soon as it is written.*DateTime64/);
+    expect((await call('GET', '/v0/datasources/ttl_wrap')).status).toBe(404);
+    // DateTime64 reaches that far; the rows stay.
+    await create('ttl_wide', 'ts DateTime64(3), n Int32', `&engine_ttl=${overflow}`);
+    r = await call('POST', '/v0/datasources?name=ttl_wide&mode=append', { body: `${new Date().toISOString().slice(0, 19).replace('T', ' ')},1\n` });
+    expect(r.body.quarantined_rows ?? 0).toBe(0);
+    expect(await count(s, 'ttl_wide')).toBe(1);
+    await create('ttl_alter', 'ts DateTime, n Int32');
+    r = await call('POST', '/v0/datasources/ttl_alter/alter', form({ ttl: 'ts + toIntervalYear(100)' }));
+    expect(r.status, r.text).toBe(400);
+    expect(r.body.error).toMatch(/would delete every row as soon as it is written/);
+    expect((await call('GET', '/v0/datasources/ttl_alter')).body.engine.ttl).toBeUndefined();
+    // A TTL rule with a clause after its time expression is checked by its time expression.
+    r = await call('POST', '/v0/datasources/ttl_alter/alter', form({ ttl: 'ts - toIntervalDay(1) DELETE WHERE n > 0' }));
+    expect(r.status, r.text).toBe(400);
+    r = await call('POST', '/v0/datasources/ttl_alter/alter', form({ ttl: 'ts + toIntervalDay(7) DELETE WHERE n > 0' }));
+    expect(r.status, r.text).toBe(200);
+  });
+
   it('changes the description (alone: no engine operation)', async () => {
     await create('alt_desc', EV, EV_KEYS);
     const r = await call('POST', '/v0/datasources/alt_desc/alter', form({ description: 'page hits' }));

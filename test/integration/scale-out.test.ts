@@ -19,8 +19,8 @@ const ws = { id: 'w1', name: 'one', database: 'w_1', createdAt: new Date().toISO
 beforeAll(async () => {
   pg = await startPostgres();
   const url = await pg.createDatabase('coord');
-  a = await openPostgresCatalog(url);
-  b = await openPostgresCatalog(url);
+  // Two copies starting at once on a fresh database: the migration runs once, neither fails.
+  [a, b] = await Promise.all([openPostgresCatalog(url), openPostgresCatalog(url)]);
   await a.insertWorkspace(ws);
 }, 60_000);
 
