@@ -9,13 +9,14 @@
  * like the embedded engine's. At open it refuses a server older than MIN_SERVER_VERSION, naming it.
  * Nothing here assumes a shared filesystem: files Pipit holds are streamed to the server (withFile).
  */
-import { createClient, type ClickHouseClient, type ClickHouseSettings } from '@clickhouse/client';
+import { ClickHouseLogLevel, createClient, type ClickHouseClient, type ClickHouseSettings } from '@clickhouse/client';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import { Readable } from 'node:stream';
 import { clusterStatement } from './cluster-ddl.js';
 import { engineError } from './engine-errors.js';
 import {
+  cleanMessage,
   type Engine,
   EngineError,
   type InsertOptions,
@@ -88,7 +89,7 @@ function remoteError(err: unknown): Error {
   const e = err as { code?: unknown; type?: unknown; message?: unknown; name?: unknown } | null;
   const msg = typeof e?.message === 'string' ? e.message : String(err);
   if (e && typeof e.code === 'string' && /^\d+$/.test(e.code)) {
-    return engineError(Object.assign(new Error(msg), { clickhouseCode: Number(e.code) }));
+    return engineError(new EngineError(Number(e.code), typeof e.type === 'string' && e.type ? e.type : 'UNKNOWN', cleanMessage(msg)));
   }
   if (e?.name === 'AbortError' || /aborted/i.test(msg)) return new EngineError(394, 'QUERY_WAS_CANCELLED', 'Query was cancelled');
   if (NETWORK.test(msg) || (typeof e?.code === 'string' && NETWORK.test(e.code))) {
@@ -148,6 +149,8 @@ export class RemoteEngine implements Engine {
       max_open_connections: opts.userSlots + opts.internalSlots + 1,
       compression: { request: false, response: true },
       application: 'pipit',
+      // Errors reach Pipit's own log through the callers; the client's logger would print them twice.
+      log: { level: ClickHouseLogLevel.OFF },
     };
     this.client = createClient({ ...common, database: 'default' });
     // User SELECTs: their current database is the empty sandbox, so an unqualified name finds nothing.
