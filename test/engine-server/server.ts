@@ -51,6 +51,8 @@ export interface EngineTestServer {
   close(): Promise<void>;
 }
 
+/** chDB streams only SELECTs (not DESCRIBE, SHOW, EXPLAIN): those are answered whole. */
+const isStreamable = (sql: string) => /^\s*(?:\/\*[\s\S]*?\*\/\s*)*(SELECT|WITH|\()/i.test(sql);
 const isRead = (sql: string) => /^\s*(?:\/\*[\s\S]*?\*\/\s*)*(SELECT|WITH|SHOW|DESCRIBE|DESC|EXPLAIN|EXISTS|\()/i.test(sql);
 
 class HttpError extends Error {
@@ -123,6 +125,12 @@ export async function startEngineTestServer(opts: { port: number; host?: string;
 
   async function handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://x');
+    if (url.pathname === '/__pipit_test/running') {
+      // Test only: the query ids running now (what system.processes shows on a real server).
+      res.setHeader('Content-Type', 'application/json');
+      res.end(JSON.stringify([...running.keys()]));
+      return;
+    }
     if (url.pathname === '/ping' || (url.pathname === '/' && req.method === 'GET' && !url.searchParams.has('query'))) {
       res.end('Ok.\n');
       return;
@@ -244,7 +252,9 @@ export async function startEngineTestServer(opts: { port: number; host?: string;
         end();
         return;
       }
-      if (!isRead(sql)) {
+      // Single-document formats carry statistics (rows_before_limit_at_least) that chDB's streaming
+      // loses but a ClickHouse server writes: those are answered whole.
+      if (!isStreamable(sql) || /^(JSON|JSONCompact|JSONStrings|JSONCompactStrings|JSONColumnsWithMetadata|XML)$/i.test(format)) {
         const r = hasParams ? await s.queryBindAsync(text, params, { format }) : await s.queryAsync(text, { format });
         head(200, { 'X-ClickHouse-Summary': summary(r.rowsRead, r.bytesRead) });
         const b = r.bytes();

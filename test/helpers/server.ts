@@ -34,6 +34,8 @@ export const remoteEngine = process.env.PIPIT_TEST_ENGINE === 'remote';
 export interface EngineTestServerProcess {
   url: string;
   child: ChildProcess;
+  /** Query ids the test server is running now. */
+  processes(): Promise<string[]>;
   stop(): Promise<void>;
 }
 
@@ -66,6 +68,9 @@ export async function startEngineTestServerProcess(dataDir: string): Promise<Eng
   return {
     url,
     child,
+    async processes() {
+      return (await (await fetch(`${url}/__pipit_test/running`)).json()) as string[];
+    },
     async stop() {
       if (child.exitCode !== null) return;
       const exited = new Promise<void>((r) => child.once('exit', () => r()));
