@@ -214,7 +214,7 @@ export class RemoteEngine implements Engine {
 
   /** A server-side query id for one statement of `queryId`: `kill(queryId)` finds all of them by prefix. */
   private statementId(queryId: string | undefined): string | undefined {
-    return queryId ? `${markerTag(queryId).replace(':', '-')}-${(++this.seq).toString(36)}` : undefined;
+    return queryId ? `${markerTag(queryId)}-${(++this.seq).toString(36)}` : undefined;
   }
 
   private track<T>(p: Promise<T>): Promise<T> {
@@ -416,7 +416,7 @@ export class RemoteEngine implements Engine {
   /** `KILL QUERY` of every statement run with `queryId` (their server query ids share its prefix); takes no lane slot. */
   async kill(queryId: string | undefined): Promise<void> {
     if (!queryId || this.closed) return;
-    const prefix = `${markerTag(queryId).replace(':', '-')}-`;
+    const prefix = `${markerTag(queryId)}-`;
     try {
       const r = await this.client.exec({
         query: clusterStatement(`KILL QUERY WHERE startsWith(query_id, ${quoteString(prefix)}) ASYNC`, this.cluster),

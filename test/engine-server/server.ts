@@ -221,7 +221,7 @@ export async function startEngineTestServer(opts: { port: number; host?: string;
       return;
     }
 
-    const marker = `pipit_test_server:${queryId.replace(/[^0-9A-Za-z_-]/g, '')}`;
+    const marker = `pipit_test_server:${queryId.replace(/[^0-9A-Za-z_:-]/g, '')}`;
     const abort = new AbortController();
     if (running.has(queryId)) {
       fail(new HttpError(216, 'QUERY_WITH_SAME_ID_IS_ALREADY_RUNNING', `Query with id = ${queryId} is already running`));

@@ -57,10 +57,21 @@ describe('a Pipit app on the remote engine', () => {
   });
 
   it('user SQL runs read-only in the empty sandbox database', async () => {
-    const db = await (await req('GET', `/v0/sql?q=${encodeURIComponent('SELECT currentDatabase() AS d FORMAT JSON')}`)).json();
-    expect(db.data).toEqual([{ d: 'pipit_sandbox' }]);
-    const ro = await (await req('GET', `/v0/sql?q=${encodeURIComponent("SELECT getSetting('readonly') AS r FORMAT JSON")}`)).json();
-    expect(ro.data).toEqual([{ r: 2 }]);
+    const sel = await app.services.engine.select('SELECT currentDatabase() AS d', {
+      format: 'JSONEachRow',
+      queryId: 'sandbox-check',
+      limits: { maxExecutionTime: 5, maxResultBytes: 1e6, maxMemoryUsage: 1e8 },
+    });
+    let out = '';
+    for await (const c of sel) out += c.toString();
+    expect(JSON.parse(out)).toEqual({ d: 'pipit_sandbox' });
+    await expect(
+      app.services.engine.select('CREATE TABLE x (a Int8) ENGINE = Memory', {
+        format: 'TSV',
+        queryId: 'ro',
+        limits: { maxExecutionTime: 5, maxResultBytes: 1e6, maxMemoryUsage: 1e8 },
+      }),
+    ).rejects.toMatchObject({ chType: 'READONLY' });
   });
 
   it('local-directory connections answer a clear 400: the server can not write to Pipit’s disk', async () => {
@@ -71,20 +82,20 @@ describe('a Pipit app on the remote engine', () => {
 
   it('a Parquet body is streamed to the server (no shared filesystem) and leaves nothing behind', async () => {
     // A Parquet file made by the engine itself, read back through the API.
-    const parquet = (await app.services.engine.query("SELECT number AS n, toString(number) AS s FROM numbers(3) FORMAT Parquet")).bytes;
+    const parquet = (await app.services.engine.query('SELECT number AS n, toString(number) AS s FROM numbers(3) FORMAT Parquet')).bytes;
     const r = await req('POST', '/v0/datasources?name=pq&mode=create&format=parquet', new Uint8Array(parquet));
     expect(r.status, await r.clone().text()).toBe(200);
     const rows = await (await req('GET', `/v0/sql?q=${encodeURIComponent('SELECT n, s FROM pq ORDER BY n FORMAT JSON')}`)).json();
     expect(rows.data).toEqual([
-      { n: '0', s: '0' },
-      { n: '1', s: '1' },
-      { n: '2', s: '2' },
+      { n: 0, s: '0' },
+      { n: 1, s: '1' },
+      { n: 2, s: '2' },
     ]);
     expect(await app.services.engine.rows("SELECT name FROM system.tables WHERE database = 'pipit_files'")).toEqual([]);
   });
 
   it('engine errors keep their code and type at the boundary', async () => {
-    const r = await req('GET', `/v0/sql?q=${encodeURIComponent('SELECT throwIf(1, \'boom\') FORMAT JSON')}`);
+    const r = await req('GET', `/v0/sql?q=${encodeURIComponent("SELECT throwIf(1, 'boom') FORMAT JSON")}`);
     expect(r.status).toBe(400);
     expect((await r.json()).error).toMatch(/boom/);
     await expect(app.services.engine.rows('SELECT * FROM system.no_such_table')).rejects.toMatchObject({ chCode: 60, chType: 'UNKNOWN_TABLE' });
@@ -96,7 +107,7 @@ describe('a Pipit app on the remote engine', () => {
       headers: { authorization: `Bearer ${token}` },
       signal: ac.signal,
     }).catch(() => null);
-    const running = async () => (await engine.processes()).filter((id) => id.startsWith('pipit-')).length;
+    const running = async () => (await engine.processes()).filter((id) => id.startsWith('pipit:')).length;
     for (let i = 0; i < 100 && (await running()) === 0; i++) await new Promise((r) => setTimeout(r, 50));
     expect(await running()).toBe(1);
     ac.abort();
@@ -133,7 +144,12 @@ describe('the server version check', () => {
     expect(() => loadConfig({ PIPIT_ENGINE_URL: 'ftp://x' })).toThrow(/PIPIT_ENGINE_URL must be an http\(s\)/);
     expect(() => loadConfig({ PIPIT_ENGINE_URL: 'http://u:p@x:8123' })).toThrow(/must not carry credentials/);
     expect(() => loadConfig({ PIPIT_ENGINE_CLUSTER: 'c' })).toThrow(/PIPIT_ENGINE_CLUSTER needs PIPIT_ENGINE_URL/);
-    const c = loadConfig({ PIPIT_ENGINE_URL: 'https://ch.example:8443/', PIPIT_ENGINE_USER: 'pipit', PIPIT_ENGINE_PASSWORD: 'pw', PIPIT_ENGINE_CLUSTER: 'main' });
+    const c = loadConfig({
+      PIPIT_ENGINE_URL: 'https://ch.example:8443/',
+      PIPIT_ENGINE_USER: 'pipit',
+      PIPIT_ENGINE_PASSWORD: 'pw',
+      PIPIT_ENGINE_CLUSTER: 'main',
+    });
     expect([c.engineUrl, c.engineUser, c.enginePassword, c.engineCluster]).toEqual(['https://ch.example:8443', 'pipit', 'pw', 'main']);
   });
 
