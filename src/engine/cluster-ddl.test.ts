@@ -8,7 +8,11 @@ import { parseVersion, splitStreamException, versionAtLeast } from './remote-eng
 const C = '`pipit_cluster`';
 const on = (sql: string) => clusterStatement(sql, 'pipit_cluster');
 
-function ds(engine: string | undefined, args: Record<string, string>, schema = 'a String `json:$.a`, ts DateTime `json:$.ts`, ver UInt64 `json:$.ver`'): DatasourceRecord {
+function ds(
+  engine: string | undefined,
+  args: Record<string, string>,
+  schema = 'a String `json:$.a`, ts DateTime `json:$.ts`, ver UInt64 `json:$.ver`',
+): DatasourceRecord {
   const columns = parseSchema(schema);
   return {
     id: 't_0123456789abcdef0123456789abcdef',
@@ -60,9 +64,12 @@ describe('clusterStatement: the DDL Pipit generates, made cluster-wide', () => {
   });
 
   it('drops, alters, truncates, deletes, renames, exchanges, merges and kills', () => {
-    for (const sql of dropAllSql(ds('MergeTree', {}), 'w_1').map(on)) expect(sql).toMatch(new RegExp(`^DROP (TABLE|VIEW) IF EXISTS \\S+ ON CLUSTER ${C}( SYNC)?$`));
+    for (const sql of dropAllSql(ds('MergeTree', {}), 'w_1').map(on))
+      expect(sql).toMatch(new RegExp(`^DROP (TABLE|VIEW) IF EXISTS \\S+ ON CLUSTER ${C}( SYNC)?$`));
     expect(on('ALTER TABLE w.t ADD COLUMN b Int8')).toBe(`ALTER TABLE w.t ON CLUSTER ${C} ADD COLUMN b Int8`);
-    expect(on('ALTER TABLE w.t DELETE WHERE a = 1 SETTINGS mutations_sync = 2')).toBe(`ALTER TABLE w.t ON CLUSTER ${C} DELETE WHERE a = 1 SETTINGS mutations_sync = 2`);
+    expect(on('ALTER TABLE w.t DELETE WHERE a = 1 SETTINGS mutations_sync = 2')).toBe(
+      `ALTER TABLE w.t ON CLUSTER ${C} DELETE WHERE a = 1 SETTINGS mutations_sync = 2`,
+    );
     expect(on('TRUNCATE TABLE w.t')).toBe(`TRUNCATE TABLE w.t ON CLUSTER ${C}`);
     expect(on('DELETE FROM w.t WHERE a = 1')).toBe(`DELETE FROM w.t ON CLUSTER ${C} WHERE a = 1`);
     expect(on('EXCHANGE TABLES w.a AND w.b')).toBe(`EXCHANGE TABLES w.a AND w.b ON CLUSTER ${C}`);
@@ -70,11 +77,14 @@ describe('clusterStatement: the DDL Pipit generates, made cluster-wide', () => {
     expect(on('SYSTEM STOP MERGES w.t')).toBe(`SYSTEM STOP MERGES ON CLUSTER ${C} w.t`);
     expect(on("KILL QUERY WHERE startsWith(query_id, 'x') ASYNC")).toBe(`KILL QUERY ON CLUSTER ${C} WHERE startsWith(query_id, 'x') ASYNC`);
     expect(on('CREATE DATABASE IF NOT EXISTS `w_1`')).toBe(`CREATE DATABASE IF NOT EXISTS \`w_1\` ON CLUSTER ${C}`);
-    expect(on('CREATE MATERIALIZED VIEW w.v TO w.t (a Int8) AS SELECT a FROM w.s')).toBe(`CREATE MATERIALIZED VIEW w.v ON CLUSTER ${C} TO w.t (a Int8) AS SELECT a FROM w.s`);
+    expect(on('CREATE MATERIALIZED VIEW w.v TO w.t (a Int8) AS SELECT a FROM w.s')).toBe(
+      `CREATE MATERIALIZED VIEW w.v ON CLUSTER ${C} TO w.t (a Int8) AS SELECT a FROM w.s`,
+    );
   });
 
   it('reads and inserts are not DDL', () => {
-    for (const sql of ['SELECT 1', 'INSERT INTO w.t SELECT * FROM w.s', "WITH x AS (SELECT 1) SELECT * FROM x WHERE 'CREATE TABLE' != ''"]) expect(on(sql)).toBe(sql);
+    for (const sql of ['SELECT 1', 'INSERT INTO w.t SELECT * FROM w.s', "WITH x AS (SELECT 1) SELECT * FROM x WHERE 'CREATE TABLE' != ''"])
+      expect(on(sql)).toBe(sql);
   });
 });
 

@@ -32,7 +32,6 @@ import { WriteGate } from './write-gate.js';
 /** The comment that marks a statement so it can be found (and killed) in system.processes. */
 const markerOf = (queryId: string) => `/* ${markerTag(queryId)} */`;
 
-
 /** Statements that make the engine write a metadata file (database, table, view, mutation). */
 const METADATA_WRITE = /^(?:\s|\/\*[\s\S]*?\*\/)*(CREATE|ALTER|ATTACH|RENAME|EXCHANGE|DELETE|UPDATE)\b/i;
 /** `CREATE ... IF NOT EXISTS <name>`: a no-op when the object exists, so not refused on a full disk. */

@@ -203,7 +203,8 @@ export class RemoteEngine implements Engine {
     }
     const text = (await res.text()).trim();
     if (!res.ok) throw new Error(`The ClickHouse server at ${opts.url} refused the version check (HTTP ${res.status}): ${text.slice(0, 300)}`);
-    if (!/^\d+(\.\d+)+/.test(text)) throw new Error(`The server at ${opts.url} is not a ClickHouse server (it answered "${text.slice(0, 80)}" to SELECT version())`);
+    if (!/^\d+(\.\d+)+/.test(text))
+      throw new Error(`The server at ${opts.url} is not a ClickHouse server (it answered "${text.slice(0, 80)}" to SELECT version())`);
     return text;
   }
 

@@ -38,7 +38,21 @@ const RESERVED = new Set([
 ]);
 
 /** HTTP statuses ClickHouse answers for some error codes (others: 500). */
-const HTTP_STATUS: Record<number, number> = { 62: 400, 27: 400, 26: 400, 6: 400, 53: 400, 60: 404, 81: 404, 46: 404, 164: 403, 497: 403, 516: 401, 394: 500, 159: 500 };
+const HTTP_STATUS: Record<number, number> = {
+  62: 400,
+  27: 400,
+  26: 400,
+  6: 400,
+  53: 400,
+  60: 404,
+  81: 404,
+  46: 404,
+  164: 403,
+  497: 403,
+  516: 401,
+  394: 500,
+  159: 500,
+};
 
 interface Running {
   abort: AbortController;
@@ -217,7 +231,13 @@ export async function startEngineTestServer(opts: { port: number; host?: string;
       return;
     }
     if (req.method === 'GET' && !isRead(sql)) {
-      fail(new HttpError(164, 'READONLY', 'Cannot execute query in readonly mode. For queries over HTTP, method GET implies readonly. You should use method POST for modifying queries'));
+      fail(
+        new HttpError(
+          164,
+          'READONLY',
+          'Cannot execute query in readonly mode. For queries over HTTP, method GET implies readonly. You should use method POST for modifying queries',
+        ),
+      );
       return;
     }
 
