@@ -25,7 +25,7 @@ import { Session } from 'chdb';
 import Fastify from 'fastify';
 import { createApp, type App } from '../src/app.js';
 import { loadConfig } from '../src/config/config.js';
-import { SANDBOX_DATABASE } from '../src/engine/embedded-engine.js';
+import { SANDBOX_DATABASE } from '../src/engine/engine.js';
 import { analyzeQuery, type SqlScope } from '../src/sql/analyzer.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);

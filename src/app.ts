@@ -12,11 +12,10 @@ import { openPostgresCatalog } from './catalog/postgres-catalog.js';
 import { loadKeys } from './domain/keys.js';
 import { AccessService, type LocalTokens } from './domain/access.js';
 import { AlterService } from './domain/alter-service.js';
-import { DatasourceService } from './domain/datasource-service.js';
+import { DatasourceService, type EngineDamage } from './domain/datasource-service.js';
 import { DeleteService } from './domain/delete-service.js';
 import { ImportService } from './domain/import-service.js';
 import type { Engine } from './engine/engine.js';
-import { EmbeddedEngine } from './engine/embedded-engine.js';
 import { planLanes, threadpoolFor } from './engine/lanes.js';
 import { buildHttp } from './http/server.js';
 import { writeFileAtomic } from './domain/disk.js';
@@ -78,17 +77,39 @@ export interface App {
   close(): Promise<void>;
 }
 
-export async function createApp(config: Config): Promise<App> {
-  fs.mkdirSync(config.dataDir, { recursive: true });
-  const lanes = planLanes(config.threadpoolSize, config.engineSessions);
-  const engine = new EmbeddedEngine(path.join(config.dataDir, 'engine'), {
+/**
+ * The engine the config names: a ClickHouse server (PIPIT_ENGINE_URL) or embedded chDB. Each is
+ * loaded only when used, so a remote deployment never loads chDB's native library.
+ */
+async function openEngine(config: Config, lanes: { user: number; internal: number }): Promise<Engine & EngineDamage & { repairs: string[] }> {
+  // One internal statement (a copy, a populate) may take half the budget, never all of it.
+  const statementMaxMemory = Math.floor(config.engineMaxMemory / 2);
+  if (config.engineUrl) {
+    const { RemoteEngine } = await import('./engine/remote-engine.js');
+    return RemoteEngine.open({
+      url: config.engineUrl,
+      username: config.engineUser,
+      password: config.enginePassword,
+      cluster: config.engineCluster,
+      userSlots: lanes.user,
+      internalSlots: lanes.internal,
+      statementMaxMemory,
+    });
+  }
+  const { EmbeddedEngine } = await import('./engine/embedded-engine.js');
+  return new EmbeddedEngine(path.join(config.dataDir, 'engine'), {
     userSlots: lanes.user,
     internalSlots: lanes.internal,
     maxServerMemory: config.engineMaxMemory,
-    // One internal statement (a copy, a populate) may take half the budget, never all of it.
-    statementMaxMemory: Math.floor(config.engineMaxMemory / 2),
+    statementMaxMemory,
     reserveBytes: config.diskReserveBytes,
   });
+}
+
+export async function createApp(config: Config): Promise<App> {
+  fs.mkdirSync(config.dataDir, { recursive: true });
+  const lanes = planLanes(config.threadpoolSize, config.engineSessions);
+  const engine = await openEngine(config, lanes);
   // Connection errors of a shared catalog are logged (once the logger exists); the pool reconnects.
   let catalogError = (_err: Error): void => undefined;
   const catalog = config.catalogUrl

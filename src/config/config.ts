@@ -77,6 +77,16 @@ export interface Config {
    * write its metadata on a full disk.
    */
   diskReserveBytes: number;
+  /**
+   * The ClickHouse server or cluster to use instead of the embedded engine (PIPIT_ENGINE_URL,
+   * `http(s)://host:port`; unset: embedded chDB under the data directory). See docs/deploy.md.
+   */
+  engineUrl: string | null;
+  /** User and password for the engine (PIPIT_ENGINE_USER, default `default`; PIPIT_ENGINE_PASSWORD, default empty). */
+  engineUser: string;
+  enginePassword: string;
+  /** Cluster name: DDL runs ON CLUSTER and tables are Replicated (PIPIT_ENGINE_CLUSTER; only with PIPIT_ENGINE_URL). */
+  engineCluster: string | null;
   /** Rows one copy job may write (PIPIT_COPY_MAX_ROWS, default 100 000 000 as in the seed); more → 403. */
   copyMaxRows: number;
   /** Copy jobs of a workspace waiting or working at once (PIPIT_COPY_MAX_ACTIVE_JOBS, default 10); more → 403. */
@@ -131,6 +141,26 @@ function boolFrom(env: NodeJS.ProcessEnv, key: string): boolean {
   return raw === '1' || raw === 'true' || raw === 'yes';
 }
 
+function engineUrlFrom(raw: string | undefined): string | null {
+  if (!raw) return null;
+  let u: URL;
+  try {
+    u = new URL(raw);
+  } catch {
+    throw new Error(`PIPIT_ENGINE_URL must be an http(s)://host:port URL, got "${raw}"`);
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error(`PIPIT_ENGINE_URL must be an http(s)://host:port URL, got "${raw}"`);
+  if (u.username || u.password) throw new Error('PIPIT_ENGINE_URL must not carry credentials: set PIPIT_ENGINE_USER and PIPIT_ENGINE_PASSWORD');
+  return u.origin;
+}
+
+function clusterFrom(raw: string | undefined, engineUrl: string | null): string | null {
+  if (!raw) return null;
+  if (!engineUrl) throw new Error('PIPIT_ENGINE_CLUSTER needs PIPIT_ENGINE_URL (the embedded engine is one process, not a cluster)');
+  if (!/^[A-Za-z0-9_][A-Za-z0-9_.-]*$/.test(raw)) throw new Error(`PIPIT_ENGINE_CLUSTER must be a cluster name (letters, digits, _ . -), got "${raw}"`);
+  return raw;
+}
+
 function awsAccount(raw: string | undefined): string | null {
   if (!raw) return null;
   if (!/^\d{12}$/.test(raw)) throw new Error(`PIPIT_AWS_ACCOUNT_ID must be a 12-digit AWS account id, got "${raw}"`);
@@ -181,6 +211,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, overrides: Partial<Config> = 
   if (queryMaxMemory > engineMaxMemory) {
     throw new Error(`PIPIT_QUERY_MAX_MEMORY (${queryMaxMemory}) must not exceed the engine's memory budget PIPIT_ENGINE_MAX_MEMORY (${engineMaxMemory})`);
   }
+  const engineUrl = overrides.engineUrl !== undefined ? overrides.engineUrl : engineUrlFrom(env.PIPIT_ENGINE_URL);
   return {
     port,
     host,
@@ -211,6 +242,10 @@ export function loadConfig(env: NodeJS.ProcessEnv, overrides: Partial<Config> = 
     gcpServiceAccount: overrides.gcpServiceAccount !== undefined ? overrides.gcpServiceAccount : env.PIPIT_GCP_SERVICE_ACCOUNT || null,
     testPauseAt: overrides.testPauseAt !== undefined ? overrides.testPauseAt : env.PIPIT_TEST_PAUSE_AT || null,
     diskReserveBytes: overrides.diskReserveBytes ?? intFrom(env, 'PIPIT_DISK_RESERVE_MB', 32, 0, 1024 * 1024) * 1024 * 1024,
+    engineUrl,
+    engineUser: overrides.engineUser ?? (env.PIPIT_ENGINE_USER || 'default'),
+    enginePassword: overrides.enginePassword ?? env.PIPIT_ENGINE_PASSWORD ?? '',
+    engineCluster: overrides.engineCluster !== undefined ? overrides.engineCluster : clusterFrom(env.PIPIT_ENGINE_CLUSTER, engineUrl),
     copyMaxRows: overrides.copyMaxRows ?? intFrom(env, 'PIPIT_COPY_MAX_ROWS', 100_000_000, 1, Number.MAX_SAFE_INTEGER - 1),
     copyMaxActiveJobs: overrides.copyMaxActiveJobs ?? intFrom(env, 'PIPIT_COPY_MAX_ACTIVE_JOBS', 10, 1, 10_000),
     catalogUrl,

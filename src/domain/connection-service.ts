@@ -139,6 +139,7 @@ export class ConnectionService {
       throw badRequest(`Invalid connection name "${name}": it must start with a letter or underscore and have only letters, digits, _ and -`);
     const service = (a.service ?? '').toLowerCase() === 'gcs' ? 'gcs_hmac' : (a.service ?? '').toLowerCase();
     if (!SERVICES.includes(service as ConnectionKind)) throw badRequest(`Invalid service "${a.service ?? ''}". Valid services are: ${SERVICES.join(', ')}`);
+    if (service === 'local') this.requireLocalFiles();
     const m = await this.byId(ws);
     if ([...m.values()].some((c) => c.name === name)) throw conflict(`Connection "${name}" already exists`);
     if (m.size >= MAX_CONNECTIONS) throw badRequest(`Maximum number of connections reached (${MAX_CONNECTIONS})`);
@@ -213,6 +214,16 @@ export class ConnectionService {
     (await this.byId(ws)).delete(c.id);
   }
 
+  /** Local-directory connections need an engine that writes this host's files: the embedded one. */
+  private requireLocalFiles(): void {
+    if (!this.engine.localFiles) {
+      throw badRequest(
+        'Local-directory connections (service=local) work only with the embedded engine: this server uses a ClickHouse server (PIPIT_ENGINE_URL), ' +
+          "which cannot write to Pipit's disk. Use an s3, s3_iamrole or gcs_hmac connection.",
+      );
+    }
+  }
+
   /** Where a sink with this connection and `path` writes (every piece checked). */
   location(ws: Workspace, c: ConnectionRecord, sinkPath: string | undefined): SinkLocation {
     return this.locationOf(ws, c, sinkPath, this.secretOf(ws, c));
@@ -220,6 +231,7 @@ export class ConnectionService {
 
   private locationOf(_ws: Workspace, c: ConnectionRecord, sinkPath: string | undefined, secret: Secret): SinkLocation {
     if (c.service === 'local') {
+      this.requireLocalFiles();
       const rel = parseLocalPath(sinkPath);
       const sub = [c.settings.directory, rel].filter(Boolean).join('/');
       const root = this.rootReal();

@@ -10,14 +10,14 @@ import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
 import type { DatasourceRecord, Workspace } from '../catalog/catalog.js';
 import type { Engine } from '../engine/engine.js';
-import { quoteIdent, quoteString } from '../engine/engine.js';
+import { EngineError, quoteIdent } from '../engine/engine.js';
 import { CsvParser, hasHeader } from '../ingest/formats/csv.js';
 import { defaultSortingKey, guessCsvSchema, inferJsonColumns, jsonColumnsToColumns, parseNdjsonSample } from '../ingest/formats/guess.js';
 import type { CsvDialect, IngestCounts, IngestService } from '../ingest/ingest-service.js';
 import { createAllSql, physicalNames, userFacingNames } from '../ingest/physical.js';
 import { abandonReplace, beginReplace, swapIn } from './atomic-writes.js';
 import type { DatasourceService } from './datasource-service.js';
-import { asDiskFull } from './disk.js';
+import { asDiskFull, isDiskFull } from './disk.js';
 import { badRequest } from './errors.js';
 import { checkExpression, normalizeName } from './schema/index.js';
 import type { Column, EngineSpec } from './types.js';
@@ -104,8 +104,11 @@ export class ImportService {
   async inferFromParquet(file: string): Promise<InferredSchema> {
     let desc: Array<{ name: string; type: string }>;
     try {
-      desc = await this.engine.rows(`DESCRIBE file(${quoteString(file)}, Parquet)`);
-    } catch {
+      desc = await this.engine.withFile(file, 'Parquet', (from) => this.engine.rows(`DESCRIBE ${from}`));
+    } catch (err) {
+      // The engine's own conditions (unreachable, full disk) stay what they are.
+      if (err instanceof EngineError && err.chType === 'ENGINE_UNAVAILABLE') throw err;
+      if (isDiskFull(err)) throw err;
       throw badRequest('File is not a valid Parquet file');
     }
     const columns: Column[] = desc.map((d) => ({

@@ -10,10 +10,13 @@
 import { Session } from 'chdb';
 import fs from 'node:fs';
 import path from 'node:path';
-import { DiskFullError, freeBytes, isDiskFull, writeFileAtomic } from '../domain/disk.js';
+import { DiskFullError, freeBytes, writeFileAtomic } from '../domain/disk.js';
+import { engineError } from './engine-errors.js';
 import {
   markerTag,
   markSelect,
+  quoteString,
+  SANDBOX_DATABASE,
   type Engine,
   EngineError,
   type InsertOptions,
@@ -24,22 +27,10 @@ import {
   type SelectResult,
 } from './engine.js';
 import { EngineLanes, type SlotKind } from './lanes.js';
+import { WriteGate } from './write-gate.js';
 
 /** The comment that marks a statement so it can be found (and killed) in system.processes. */
 const markerOf = (queryId: string) => `/* ${markerTag(queryId)} */`;
-
-/** Current database of user-query Sessions: always empty, so an unqualified name finds nothing. */
-export const SANDBOX_DATABASE = 'pipit_sandbox';
-
-/**
- * An engine error at the boundary: parsed into `{code, type}`, and a full disk (the engine's
- * NOT_ENOUGH_SPACE, a failed file write) becomes the one DiskFullError every store raises.
- */
-function engineError(err: unknown): EngineError | DiskFullError {
-  if (err instanceof DiskFullError) return err;
-  const e = EngineError.from(err);
-  return isDiskFull(e) ? new DiskFullError(undefined, e.message) : e;
-}
 
 /** Statements that make the engine write a metadata file (database, table, view, mutation). */
 const METADATA_WRITE = /^(?:\s|\/\*[\s\S]*?\*\/)*(CREATE|ALTER|ATTACH|RENAME|EXCHANGE|DELETE|UPDATE)\b/i;
@@ -242,6 +233,8 @@ export interface EmbeddedEngineOptions {
 }
 
 export class EmbeddedEngine implements Engine {
+  readonly sandboxDatabase = SANDBOX_DATABASE;
+  readonly localFiles = true;
   private readonly pool: SessionPool;
   private readonly selectPools = new Map<string, SessionPool>();
   private readonly lanes: EngineLanes;
@@ -605,8 +598,10 @@ export class EmbeddedEngine implements Engine {
 
   async query(sql: string, opts: QueryOptions = {}): Promise<QueryResult> {
     if (opts.signal?.aborted) throw new EngineError(394, 'QUERY_WAS_CANCELLED', 'Query was cancelled');
-    const isWrite = /^\s*INSERT\b/i.test(sql);
-    if (isWrite) await this.enterWrite();
+    return /^\s*INSERT\b/i.test(sql) ? this.gate.shared(() => this.queryNow(sql, opts)) : this.queryNow(sql, opts);
+  }
+
+  private async queryNow(sql: string, opts: QueryOptions): Promise<QueryResult> {
     // A cancel may come while the statement still waits for a Session: keep killing it until it
     // has ended, so it can not start afterwards and run on.
     let timer: NodeJS.Timeout | undefined;
@@ -626,7 +621,6 @@ export class EmbeddedEngine implements Engine {
     } finally {
       opts.signal?.removeEventListener('abort', onAbort);
       if (timer) clearInterval(timer);
-      if (isWrite) this.exitWrite();
     }
   }
 
@@ -656,32 +650,15 @@ export class EmbeddedEngine implements Engine {
     return out;
   }
 
-  // ---- the write gate (exclusiveWrites) ----
-  private writers = 0;
-  private gate: Promise<void> | null = null;
-  private drained: Array<() => void> = [];
+  private readonly gate = new WriteGate();
 
-  private async enterWrite(): Promise<void> {
-    while (this.gate) await this.gate;
-    this.writers++;
+  exclusiveWrites<T>(fn: () => Promise<T>): Promise<T> {
+    return this.gate.exclusive(fn);
   }
 
-  private exitWrite(): void {
-    this.writers--;
-    if (this.writers === 0) for (const r of this.drained.splice(0)) r();
-  }
-
-  async exclusiveWrites<T>(fn: () => Promise<T>): Promise<T> {
-    while (this.gate) await this.gate;
-    let release!: () => void;
-    this.gate = new Promise<void>((r) => (release = r));
-    try {
-      if (this.writers > 0) await new Promise<void>((r) => this.drained.push(r));
-      return await fn();
-    } finally {
-      this.gate = null;
-      release();
-    }
+  /** The engine reads this host's files directly. */
+  withFile<T>(file: string, format: 'Parquet', fn: (from: string) => Promise<T>): Promise<T> {
+    return fn(`file(${quoteString(file)}, ${format})`);
   }
 
   private killSession: Session | null = null;
@@ -712,13 +689,8 @@ export class EmbeddedEngine implements Engine {
     await run;
   }
 
-  async insert(opts: InsertOptions): Promise<void> {
-    await this.enterWrite();
-    try {
-      await this.insertNow(opts);
-    } finally {
-      this.exitWrite();
-    }
+  insert(opts: InsertOptions): Promise<void> {
+    return this.gate.shared(() => this.insertNow(opts));
   }
 
   private async insertNow(opts: InsertOptions): Promise<void> {

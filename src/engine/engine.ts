@@ -82,7 +82,17 @@ export interface SelectResult extends AsyncIterable<Buffer> {
   stats?: { elapsed: number; rowsRead: number; bytesRead: number };
 }
 
+/** Current database of user queries on every engine: always empty, so an unqualified name finds nothing. */
+export const SANDBOX_DATABASE = 'pipit_sandbox';
+
 export interface Engine {
+  /** The empty database user SELECTs run in (their current database). */
+  readonly sandboxDatabase: string;
+  /**
+   * True when the engine runs on this host and reads and writes this host's files (embedded chDB):
+   * only then can local-directory sinks work. A remote engine shares no filesystem with Pipit.
+   */
+  readonly localFiles: boolean;
   /**
    * Runs one checked user SELECT (see src/sql) on a read-only Session with the given limits, with
    * an empty current database. Resolves when the first output chunk is ready (so engine errors
@@ -103,6 +113,13 @@ export interface Engine {
    * view and snapshotting what it has not seen).
    */
   exclusiveWrites<T>(fn: () => Promise<T>): Promise<T>;
+  /**
+   * Makes a file of Pipit's own (a spooled upload on this host) readable by the engine while `fn`
+   * runs: `fn` gets a table expression over it, e.g. `file('/tmp/x', Parquet)` (embedded) or
+   * `format(Parquet, (SELECT data FROM pipit_files.f_...))` (remote: the bytes were streamed to the
+   * server first, and are dropped afterwards).
+   */
+  withFile<T>(file: string, format: 'Parquet', fn: (from: string) => Promise<T>): Promise<T>;
   /** Stops a statement run with `queryId` (QueryOptions/SelectOptions) inside the engine. */
   kill(queryId: string): Promise<void>;
   /** Waits for running statements and releases the engine. */

@@ -74,6 +74,10 @@ export function toHttpError(err: unknown, nameOf: (id: string) => string | undef
       err.body !== null && typeof err.body === 'object' && !Array.isArray(err.body) ? (err.body as Record<string, unknown>) : { error: String(err.body) };
     return { status, body };
   }
+  if (err instanceof EngineError && (err.chType === 'ENGINE_UNAVAILABLE' || err.chType === 'ENGINE_CLOSED')) {
+    // The server's condition (a remote engine that does not answer, a shutdown): retryable.
+    return { status: 503, body: { error: 'The engine is unavailable, please retry' }, headers: { 'retry-after': '1' } };
+  }
   if (err instanceof EngineError) {
     // Engine errors reaching HTTP come from user input (SQL expressions, conditions, values).
     const status = ENGINE_STATUS[err.chCode] ?? 400;

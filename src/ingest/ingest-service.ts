@@ -171,19 +171,22 @@ export class IngestService {
     return { rows: rows - quarantined, quarantined, invalidLines: invalid, bytes };
   }
 
-  /** Loads a Parquet file (already on local disk): each row becomes a JSON line of the NDJSON stage. */
+  /**
+   * Loads a Parquet file (spooled on Pipit's disk; the engine reads it through Engine.withFile, which
+   * streams it to a remote server): each row becomes a JSON line of the NDJSON stage.
+   */
   async appendParquetFile(ws: Workspace, ds: DatasourceRecord, file: string, importId: string): Promise<IngestCounts> {
     const names = physicalNames(ws.database, ds.id);
     const started = Date.now();
     const bytes = fs.statSync(file).size;
-    const countRows = await this.engine.rows<{ c: string }>(`SELECT count() AS c FROM file(${quoteString(file)}, Parquet)`);
-    const total = Number(countRows[0]?.c ?? 0);
     const settings = Object.entries(insertSettings(importId, `${importId}-0`))
       .map(([k, v]) => `${k} = ${typeof v === 'number' ? v : quoteString(v)}`)
       .join(', ');
-    await this.engine.exec(
-      `INSERT INTO ${names.jsonStage} (__line) SELECT formatRowNoNewline('JSONEachRow', *) FROM file(${quoteString(file)}, Parquet) SETTINGS ${settings}`,
-    );
+    const total = await this.engine.withFile(file, 'Parquet', async (from) => {
+      const countRows = await this.engine.rows<{ c: string }>(`SELECT count() AS c FROM ${from}`);
+      await this.engine.exec(`INSERT INTO ${names.jsonStage} (__line) SELECT formatRowNoNewline('JSONEachRow', *) FROM ${from} SETTINGS ${settings}`);
+      return Number(countRows[0]?.c ?? 0);
+    });
     const quarantined = await this.countQuarantined(ws, ds, importId, started);
     return { rows: total - quarantined, quarantined, invalidLines: 0, bytes };
   }

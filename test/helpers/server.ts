@@ -3,7 +3,10 @@
  * a fresh data directory per test file, and a tiny fetch wrapper carrying the admin token.
  * With PIPIT_TEST_CATALOG=pg (`npm run test:pg`) every server gets a fresh database on a throw-away
  * PostgreSQL cluster (one per test worker, see postgres.ts) as its catalog instead.
+ * With PIPIT_TEST_ENGINE=remote (`npm run test:remote`) the app uses the remote engine against a
+ * ClickHouse-compatible test server (test/engine-server, a child process per server) instead.
  */
+import { type ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -50,8 +53,63 @@ export interface ServerOptions {
   config?: Partial<Config>;
 }
 
+/** True when the suites run against the remote engine (PIPIT_TEST_ENGINE=remote). */
+export const remoteEngine = process.env.PIPIT_TEST_ENGINE === 'remote';
+
+export interface EngineTestServerProcess {
+  url: string;
+  child: ChildProcess;
+  /** Query ids the test server is running now. */
+  processes(): Promise<string[]>;
+  stop(): Promise<void>;
+}
+
+/** Starts `npm run engine-test-server` (its script, directly) on a free loopback port with its own data directory. */
+export async function startEngineTestServerProcess(dataDir: string): Promise<EngineTestServerProcess> {
+  const root = path.resolve(import.meta.dirname, '../..');
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'test/engine-server/main.ts'), '--port', '0', '--data', dataDir], {
+    cwd: root,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, UV_THREADPOOL_SIZE: process.env.UV_THREADPOOL_SIZE ?? '16' },
+  });
+  let stderr = '';
+  child.stderr?.on('data', (d) => (stderr += String(d)));
+  const url = await new Promise<string>((resolve, reject) => {
+    let out = '';
+    const timer = setTimeout(() => reject(new Error(`engine test server did not start: ${stderr}`)), 30_000);
+    child.stdout?.on('data', (d) => {
+      out += String(d);
+      const m = /listening on (\S+)/.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1]);
+      }
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`engine test server exited with ${code}: ${stderr}`));
+    });
+  });
+  return {
+    url,
+    child,
+    async processes() {
+      return (await (await fetch(`${url}/__pipit_test/running`)).json()) as string[];
+    },
+    async stop() {
+      if (child.exitCode !== null) return;
+      const exited = new Promise<void>((r) => child.once('exit', () => r()));
+      child.kill('SIGTERM');
+      const t = setTimeout(() => child.kill('SIGKILL'), 5000);
+      await exited;
+      clearTimeout(t);
+    },
+  };
+}
+
 export async function startServer(opts: ServerOptions = {}): Promise<TestServer> {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'pipit-test-'));
+  const engineServer = remoteEngine ? await startEngineTestServerProcess(path.join(dataDir, 'engine-server')) : null;
   const config = loadConfig(
     {},
     {
@@ -62,10 +120,17 @@ export async function startServer(opts: ServerOptions = {}): Promise<TestServer>
       allowPrivateUrls: opts.allowPrivateUrls ?? true,
       engineSessions: 4,
       ...(await catalogConfig()),
+      engineUrl: engineServer?.url ?? null,
       ...opts.config,
     },
   );
-  const app = await createApp(config);
+  let app: App;
+  try {
+    app = await createApp(config);
+  } catch (err) {
+    await engineServer?.stop();
+    throw err;
+  }
   await app.http.listen({ port: 0, host: '127.0.0.1' });
   const addr = app.http.server.address();
   const port = typeof addr === 'object' && addr ? addr.port : 0;
@@ -85,6 +150,7 @@ export async function startServer(opts: ServerOptions = {}): Promise<TestServer>
     },
     async close() {
       await app.close();
+      await engineServer?.stop();
       fs.rmSync(dataDir, { recursive: true, force: true });
     },
   };

@@ -8,7 +8,6 @@ import type { Services } from '../../app.js';
 import { badRequest } from '../../domain/errors.js';
 import { formatFromName, peek, type DataFormat } from '../../domain/import-service.js';
 import { printSchema } from '../../domain/schema/index.js';
-import { quoteString } from '../../engine/engine.js';
 import type { Column } from '../../domain/types.js';
 import { CsvParser, hasHeader } from '../../ingest/formats/csv.js';
 import { inferJsonColumns, isNullToken, parseNdjsonSample } from '../../ingest/formats/guess.js';
@@ -74,7 +73,8 @@ export const analyzeRoutes =
           try {
             const inf = await s.imports.inferFromParquet(file);
             const columns = inf.columns.map((c) => ({ path: c.jsonpath, recommended_type: c.type, present_pct: 1, name: c.name }));
-            return { analysis: { columns, schema: printSchema(inf.columns) }, preview: await s.preview(`file(${quoteString(file)}, Parquet)`) };
+            const preview = await s.engine.withFile(file, 'Parquet', (from) => s.preview(from));
+            return { analysis: { columns, schema: printSchema(inf.columns) }, preview };
           } finally {
             fs.rmSync(file, { force: true });
           }

@@ -1,0 +1,26 @@
+import { defineConfig } from 'vitest/config';
+
+// `npm run test:remote`: the integration suites again, with the remote engine (src/engine/remote-engine.ts)
+// against the ClickHouse-compatible test server (test/engine-server), one per test file.
+process.env.UV_THREADPOOL_SIZE ??= '16';
+process.env.PIPIT_TEST_ENGINE = 'remote';
+
+export default defineConfig({
+  test: {
+    include: [
+      'test/integration/datasources-api.test.ts',
+      'test/integration/events-api.test.ts',
+      'test/integration/sql-api.test.ts',
+      'test/integration/pipes-api.test.ts',
+      'test/integration/tokens-api.test.ts',
+      'test/integration/materialized.test.ts',
+      'test/integration/copy-pipes.test.ts',
+      'test/integration/remote-engine.test.ts',
+    ],
+    testTimeout: 60_000,
+    hookTimeout: 60_000,
+    pool: 'forks',
+    fileParallelism: true,
+    maxWorkers: 2,
+  },
+});
