@@ -342,7 +342,8 @@ describe('copy pipes', () => {
     await s.app.services.jobs.drain();
     // Restart on the same data directory.
     await s.app.close();
-    const app: App = await createApp(loadConfig({}, { dataDir: s.dataDir, port: 0, host: '127.0.0.1', logLevel: 'silent', engineSessions: 2 }));
+    // The same configuration (catalog and engine of the suite's mode) on the same data directory.
+    const app: App = await createApp({ ...s.app.services.config, engineSessions: 2 });
     s.app = app;
     restarted = app;
     try {
