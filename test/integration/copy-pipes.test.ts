@@ -7,7 +7,6 @@ import type { Scope } from '../../src/catalog/catalog.js';
 import fs from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp, type App } from '../../src/app.js';
-import { loadConfig } from '../../src/config/config.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 
 let s: TestServer;
