@@ -16,6 +16,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import zlib from 'node:zlib';
+import { headerLength, streamFraming } from '../../src/engine/embedded-engine.js';
 
 /** URL parameters that are not settings. */
 const RESERVED = new Set([
@@ -274,7 +275,11 @@ export async function startEngineTestServer(opts: { port: number; host?: string;
       }
       // Single-document formats carry statistics (rows_before_limit_at_least) that chDB's streaming
       // loses but a ClickHouse server writes: those are answered whole.
-      if (!isStreamable(sql) || /^(JSON|JSONCompact|JSONStrings|JSONCompactStrings|JSONColumnsWithMetadata|XML)$/i.test(format)) {
+      // chDB streams each block as a whole answer (a header per block, a Parquet file per block); a
+      // ClickHouse server sends one answer: formats that do not simply concatenate are answered whole,
+      // and the header lines of the *WithNames formats are sent once (streamFraming, as the embedded engine).
+      const framing = streamFraming(format);
+      if (!isStreamable(sql) || !framing || /^(JSON|JSONCompact|JSONStrings|JSONCompactStrings|JSONColumnsWithMetadata|XML)$/i.test(format)) {
         const r = hasParams ? await s.queryBindAsync(text, params, { format }) : await s.queryAsync(text, { format });
         head(200, { 'X-ClickHouse-Summary': summary(r.rowsRead, r.bytesRead) });
         const b = r.bytes();
@@ -288,9 +293,16 @@ export async function startEngineTestServer(opts: { port: number; host?: string;
         // Headers go out with the first chunk, so an error before it is an HTTP error status.
         let r = await it.next();
         head(200, { 'X-ClickHouse-Summary': summary() });
+        let first = true;
         while (!r.done) {
-          const b = r.value.raw();
-          if (!write(Buffer.from(b.buffer, b.byteOffset, b.byteLength))) await new Promise((ok) => (out ?? res).once('drain', ok));
+          const raw = r.value.raw();
+          let chunk = Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength);
+          if (!first && framing.headerLines) {
+            const skip = headerLength(chunk, framing.headerLines, framing.csv);
+            chunk = skip < 0 ? Buffer.alloc(0) : chunk.subarray(skip);
+          }
+          first = false;
+          if (chunk.length && !write(chunk)) await new Promise((ok) => (out ?? res).once('drain', ok));
           if (abort.signal.aborted) throw new HttpError(394, 'QUERY_WAS_CANCELLED', 'Query was cancelled');
           r = await it.next();
         }
