@@ -33,6 +33,7 @@ import { SinkService } from './domain/sink-service.js';
 import { Auth } from './domain/access.js';
 import { ResultCache } from './http/query-output.js';
 import { recoverAfterCrash } from './domain/recovery.js';
+import { DeployService } from './domain/deploy-service.js';
 
 export interface Services {
   config: Config;
@@ -51,6 +52,8 @@ export interface Services {
   pipes: PipeService;
   variables: VariableService;
   materializations: MaterializeService;
+  /** Plans and applies pipes (the API's POST /v0/pipes, node appends; the CLI's push goes through them). */
+  deploy: DeployService;
   copies: CopyService;
   connections: ConnectionService;
   sinks: SinkService;
@@ -135,6 +138,8 @@ export async function createApp(config: Config): Promise<App> {
     [sinks],
     () => clock.now(),
   );
+  const materializations = new MaterializeService(engine, datasources, pipes, queries, jobs);
+  const deploy = new DeployService({ pipes, datasources, queries, materializations, copies, sinks });
   const services: Services = {
     config,
     engine,
@@ -154,7 +159,8 @@ export async function createApp(config: Config): Promise<App> {
     sinks,
     scheduler,
     clock,
-    materializations: new MaterializeService(engine, datasources, pipes, queries, jobs),
+    materializations,
+    deploy,
     resultCache: new ResultCache(),
     deletes: new DeleteService(engine, jobs),
     alters: new AlterService(engine, datasources),
