@@ -17,12 +17,12 @@ import type { Engine } from './engine/engine.js';
 import { EmbeddedEngine } from './engine/embedded-engine.js';
 import { planLanes, threadpoolFor } from './engine/lanes.js';
 import { buildHttp } from './http/server.js';
-import { writeFileAtomic } from './domain/disk.js';
+import { writeFileAtomic } from './basics/disk.js';
 import { EventBuffer } from './ingest/event-buffer.js';
 import { IngestService } from './ingest/ingest-service.js';
 import { physicalNames } from './ingest/physical.js';
 import { JobService } from './jobs/job-service.js';
-import { QueryService } from './sql/query-service.js';
+import { QueryService } from './domain/query-service.js';
 import { PipeService } from './domain/pipe-service.js';
 import { VariableService } from './domain/variable-service.js';
 import { MaterializeService } from './domain/materialize-service.js';
@@ -35,36 +35,9 @@ import { ResultCache } from './http/query-output.js';
 import { recoverAfterCrash } from './domain/recovery.js';
 import { DeployService } from './domain/deploy-service.js';
 
-export interface Services {
-  config: Config;
-  engine: Engine;
-  catalog: Catalog;
-  access: AccessService;
-  localTokens: LocalTokens;
-  datasources: DatasourceService;
-  ingest: IngestService;
-  imports: ImportService;
-  events: EventBuffer;
-  jobs: JobService;
-  deletes: DeleteService;
-  alters: AlterService;
-  queries: QueryService;
-  pipes: PipeService;
-  variables: VariableService;
-  materializations: MaterializeService;
-  /** Plans and applies pipes (the API's POST /v0/pipes, node appends; the CLI's push goes through them). */
-  deploy: DeployService;
-  copies: CopyService;
-  connections: ConnectionService;
-  sinks: SinkService;
-  scheduler: Scheduler;
-  /** The scheduler's clock; tests replace `now` to drive cron schedules without waiting. */
-  clock: { now: () => Date };
-  /** Results of endpoints whose templates ask for cache_ttl(). */
-  resultCache: ResultCache;
-  /** Up to 10 rows of a table expression as Tinybird's JSON preview. */
-  preview(from: string): Promise<unknown>;
-}
+import type { Services } from './http/services.js';
+
+export type { Services };
 
 export interface App {
   services: Services;
@@ -111,10 +84,8 @@ export async function createApp(config: Config): Promise<App> {
   const jobs = new JobService(catalog);
   await jobs.recover();
   const pipes = new PipeService(catalog, datasources);
-  datasources.pipeNames = (ws) => pipes.names(ws);
   const variables = VariableService.open(catalog, config.dataDir);
-  const queries = new QueryService(engine, datasources, pipes, config);
-  queries.variables = (ws) => variables.values(ws);
+  const queries = new QueryService(engine, datasources, pipes, config, (ws) => variables.values(ws));
   await queries.init();
   const events = new EventBuffer(path.join(config.dataDir, 'wal'), engine, config.walFsync, (msg, extra) => http.log.error(extra ?? {}, msg));
 

@@ -3,7 +3,7 @@
  * so the embedded store (PGlite) and PostgreSQL for scale-out are interchangeable. Records are
  * plain data; the catalog never interprets them beyond the indexed fields.
  */
-import type { Column, EngineSpec, IndexSpec } from '../domain/types.js';
+import type { Column, EngineSpec, IndexSpec } from '../basics/types.js';
 
 export interface Workspace {
   id: string;

@@ -17,7 +17,7 @@ import type {
   Workspace,
 } from './catalog.js';
 import { migrations } from './migrations.js';
-import { nulError, nulPath } from '../domain/input-limits.js';
+import { nulError, nulPath } from '../basics/input-limits.js';
 
 /** The minimal SQL client both PGlite and node-postgres satisfy. */
 export interface SqlClient {

@@ -23,7 +23,7 @@ import {
   type PipeFile,
   type PipeNode,
 } from '../datafile/index.js';
-import { SchemaError, parseEngineParams, parseIndexes, parseSchema, printColumn } from '../domain/schema/index.js';
+import { SchemaError, parseEngineParams, parseIndexes, parseSchema, printColumn } from '../schema/index.js';
 import { CliError, type Client } from './client.js';
 import type { Project, Resource } from './project.js';
 

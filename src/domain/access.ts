@@ -8,12 +8,12 @@ import crypto from 'node:crypto';
 import path from 'node:path';
 import type { Catalog, PipeRecord, Scope, TokenRecord, Workspace } from '../catalog/catalog.js';
 import type { ParamValue } from '../template/index.js';
-import { loadKeyFile } from './disk.js';
-import { badRequest, conflict, forbidden } from './errors.js';
+import { loadKeyFile } from '../basics/disk.js';
+import { badRequest, conflict, forbidden } from '../basics/errors.js';
 import { decodeJwt, signJwt, verifyHs256 } from './jwt.js';
-import { checkExpression, checkNameLength } from './schema/index.js';
-import { newResourceId } from './ids.js';
-import { nowIso } from './time.js';
+import { checkExpression, checkNameLength } from '../schema/index.js';
+import { newResourceId } from '../basics/ids.js';
+import { nowIso } from '../basics/time.js';
 
 export const INVALID_TOKEN = 'invalid authentication token';
 
@@ -29,8 +29,7 @@ export const STATIC_SCOPES = [
   'TOKENS',
   'ADMIN',
 ];
-/** Scope types that name a resource (a data source or a pipe). */
-export const RESOURCE_SCOPES: ReadonlySet<string> = new Set(['DATASOURCES:READ', 'DATASOURCES:APPEND', 'DATASOURCES:DROP', 'PIPES:READ', 'PIPES:DROP']);
+export { RESOURCE_SCOPES } from '../basics/scopes.js';
 /** Scope types a JWT may hold (PIPES:READ in Classic; the DATASOURCES ones as the newer platform and the SDK use them). */
 export const JWT_SCOPES = ['PIPES:READ', 'DATASOURCES:READ', 'DATASOURCES:APPEND'];
 

@@ -8,12 +8,12 @@ import type { DatasourceRecord, IntentRecord, Workspace } from '../catalog/catal
 import type { Engine } from '../engine/engine.js';
 import { EngineError, quoteIdent } from '../engine/engine.js';
 import { columnDdl, physicalNames, userFacingNames } from '../ingest/physical.js';
-import { checkExpression } from './schema/index.js';
+import { checkExpression } from '../schema/index.js';
 import type { DatasourceService } from './datasource-service.js';
-import { badRequest } from './errors.js';
-import { indexClause, isJsonSchema, isMergeTreeFamily, parseIndexes, parseSchema } from './schema/index.js';
-import type { Column } from './types.js';
-import { nowIso } from './time.js';
+import { badRequest } from '../basics/errors.js';
+import { indexClause, isJsonSchema, isMergeTreeFamily, parseIndexes, parseSchema } from '../schema/index.js';
+import type { Column } from '../basics/types.js';
+import { nowIso } from '../basics/time.js';
 
 export class AlterService {
   constructor(

@@ -11,12 +11,12 @@ import { createTableSql, physicalNames } from '../ingest/physical.js';
 import { abandonReplace, beginReplace, stagedAppend, swapIn } from './atomic-writes.js';
 import type { JobService } from '../jobs/job-service.js';
 import { scheduleOf } from '../jobs/cron.js';
-import type { PreparedQuery, QueryService } from '../sql/query-service.js';
+import type { PreparedQuery, QueryService } from './query-service.js';
 import type { ParamValue } from '../template/index.js';
 import type { Auth } from './access.js';
 import type { DatasourceService } from './datasource-service.js';
-import { badRequest, forbidden, notFound } from './errors.js';
-import { newResourceId } from './ids.js';
+import { badRequest, forbidden, notFound } from '../basics/errors.js';
+import { newResourceId } from '../basics/ids.js';
 import type { PipeService } from './pipe-service.js';
 import { pipeType } from './pipe-service.js';
 

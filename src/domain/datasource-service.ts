@@ -16,12 +16,12 @@ import {
   physicalNames,
   userFacingNames,
 } from '../ingest/physical.js';
-import { isJsonSchema, validateResourceName } from './schema/index.js';
-import type { Column, EngineSpec, IndexSpec } from './types.js';
-import { isDiskFull } from './disk.js';
-import { badRequest, conflict, notFound } from './errors.js';
-import { canonicalId, newResourceId } from './ids.js';
-import { nowIso } from './time.js';
+import { isJsonSchema, validateResourceName } from '../schema/index.js';
+import type { Column, EngineSpec, IndexSpec } from '../basics/types.js';
+import { isDiskFull } from '../basics/disk.js';
+import { badRequest, conflict, notFound } from '../basics/errors.js';
+import { canonicalId, newResourceId } from '../basics/ids.js';
+import { nowIso } from '../basics/time.js';
 import { Journal } from './journal.js';
 
 export interface NewDatasource {
@@ -52,9 +52,6 @@ export class DatasourceService {
   /** workspace id → (id → record); the catalog is the truth, this is its cache. */
   private readonly cache = new Map<string, Map<string, DatasourceRecord>>();
 
-  /** Names of the workspace's pipes: pipes and data sources share one namespace. */
-  pipeNames: (ws: Workspace) => Promise<ReadonlySet<string>> = async () => new Set();
-
   /** Intents of multi-step changes (every service that changes engine and catalog state uses it). */
   readonly journal: Journal;
 
@@ -66,7 +63,8 @@ export class DatasourceService {
   }
 
   private async refusePipeName(ws: Workspace, name: string, status: 'bad_request' | 'conflict'): Promise<void> {
-    if (!(await this.pipeNames(ws)).has(name)) return;
+    // Pipes and data sources share one namespace; the catalog is asked, not another service's cache.
+    if (!(await this.catalog.listPipes(ws.id)).some((p) => p.name === name)) return;
     const msg = `A Pipe with the "${name}" name exists, Pipe and Data Source names are unique`;
     throw status === 'conflict' ? conflict(msg) : badRequest(msg);
   }

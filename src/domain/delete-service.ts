@@ -7,9 +7,9 @@ import type { Engine } from '../engine/engine.js';
 import { EngineError } from '../engine/engine.js';
 import { physicalNames, userFacingNames } from '../ingest/physical.js';
 import type { JobService } from '../jobs/job-service.js';
-import { checkExpression } from './schema/index.js';
-import { badRequest } from './errors.js';
-import { isMergeTreeFamily } from './schema/index.js';
+import { checkExpression } from '../schema/index.js';
+import { badRequest } from '../basics/errors.js';
+import { isMergeTreeFamily } from '../schema/index.js';
 
 export class DeleteService {
   constructor(

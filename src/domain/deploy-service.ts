@@ -7,12 +7,12 @@
  * Rejects with the 4xx of the first check that fails; nothing has changed by then.
  */
 import type { NodeRecord, NodeType, PipeRecord } from '../catalog/catalog.js';
-import type { QueryService } from '../sql/query-service.js';
+import type { QueryService } from './query-service.js';
 import { isTemplate, templateTables } from '../template/index.js';
 import type { Auth } from './access.js';
 import type { CopyService, CopySettings } from './copy-service.js';
 import type { DatasourceService } from './datasource-service.js';
-import { badRequest, conflict, forbidden, PipitError } from './errors.js';
+import { badRequest, conflict, forbidden, PipitError } from '../basics/errors.js';
 import type { MaterializeOptions, MaterializeService } from './materialize-service.js';
 import type { PipeService } from './pipe-service.js';
 import type { SinkService, SinkSettings } from './sink-service.js';

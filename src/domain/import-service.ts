@@ -17,10 +17,10 @@ import type { CsvDialect, IngestCounts, IngestService } from '../ingest/ingest-s
 import { createAllSql, physicalNames, userFacingNames } from '../ingest/physical.js';
 import { abandonReplace, beginReplace, swapIn } from './atomic-writes.js';
 import type { DatasourceService } from './datasource-service.js';
-import { asDiskFull } from './disk.js';
-import { badRequest } from './errors.js';
-import { checkExpression, normalizeName } from './schema/index.js';
-import type { Column, EngineSpec } from './types.js';
+import { asDiskFull } from '../basics/disk.js';
+import { badRequest } from '../basics/errors.js';
+import { checkExpression, normalizeName } from '../schema/index.js';
+import type { Column, EngineSpec } from '../basics/types.js';
 
 export type DataFormat = 'csv' | 'ndjson' | 'parquet';
 

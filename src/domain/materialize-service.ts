@@ -11,17 +11,17 @@
 import type { DatasourceRecord, NodeRecord, PipeRecord, Workspace } from '../catalog/catalog.js';
 import type { Auth } from './access.js';
 import type { DatasourceService } from './datasource-service.js';
-import { badRequest, conflict, forbidden } from './errors.js';
+import { badRequest, conflict, forbidden } from '../basics/errors.js';
 import type { PipeService } from './pipe-service.js';
 import { pipeType } from './pipe-service.js';
-import { checkExpression, parseEngineParams, parseType, printType, type TypeNode } from './schema/index.js';
-import type { Column } from './types.js';
+import { checkExpression, parseEngineParams, parseType, printType, type TypeNode } from '../schema/index.js';
+import type { Column } from '../basics/types.js';
 import { EngineError, quoteIdent, quoteString, type Engine } from '../engine/engine.js';
 import { physicalNames } from '../ingest/physical.js';
 import { stagedAppend } from './atomic-writes.js';
-import { newResourceId } from './ids.js';
+import { newResourceId } from '../basics/ids.js';
 import type { JobService } from '../jobs/job-service.js';
-import type { QueryService } from '../sql/query-service.js';
+import type { QueryService } from './query-service.js';
 import type { IntentRecord, JobRecord } from '../catalog/catalog.js';
 
 export interface MaterializeOptions {

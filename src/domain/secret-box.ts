@@ -6,7 +6,7 @@
  */
 import crypto from 'node:crypto';
 import path from 'node:path';
-import { loadKeyFile } from './disk.js';
+import { loadKeyFile } from '../basics/disk.js';
 
 export class SecretBox {
   private constructor(readonly key: Buffer) {}

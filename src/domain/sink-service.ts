@@ -17,13 +17,13 @@ import type { JobRecord, NodeRecord, PipeRecord, Workspace } from '../catalog/ca
 import { EngineError, quoteString, type Engine, markerTag } from '../engine/engine.js';
 import { scheduleOf } from '../jobs/cron.js';
 import type { JobService } from '../jobs/job-service.js';
-import type { PreparedQuery, QueryService } from '../sql/query-service.js';
+import type { PreparedQuery, QueryService } from './query-service.js';
 import { templateParams, type ParamValue } from '../template/index.js';
 import type { Auth } from './access.js';
 import { storageError, type ConnectionService, type SinkLocation } from './connection-service.js';
 import type { ConnectionRecord } from '../catalog/catalog.js';
-import { badRequest, forbidden, notFound, PipitError } from './errors.js';
-import { newResourceId } from './ids.js';
+import { badRequest, forbidden, notFound, PipitError } from '../basics/errors.js';
+import { newResourceId } from '../basics/ids.js';
 import type { PipeService } from './pipe-service.js';
 import { pipeType } from './pipe-service.js';
 import {

@@ -4,11 +4,11 @@
  * returned by any route, and reach the engine only as bound query parameters.
  */
 import type { Catalog, VariableRecord, Workspace } from '../catalog/catalog.js';
-import { badRequest, notFound } from './errors.js';
-import { checkNameLength } from './schema/names.js';
+import { badRequest, notFound } from '../basics/errors.js';
+import { checkNameLength } from '../schema/names.js';
 import { SecretBox } from './secret-box.js';
-import { newResourceId } from './ids.js';
-import { nowIso } from './time.js';
+import { newResourceId } from '../basics/ids.js';
+import { nowIso } from '../basics/time.js';
 
 export const MAX_VARIABLES = 100;
 export const MAX_VALUE_BYTES = 8 * 1024;

@@ -10,7 +10,7 @@
 import { Session } from 'chdb';
 import fs from 'node:fs';
 import path from 'node:path';
-import { DiskFullError, freeBytes, isDiskFull, writeFileAtomic } from '../domain/disk.js';
+import { DiskFullError, freeBytes, isDiskFull, writeFileAtomic } from '../basics/disk.js';
 import {
   markerTag,
   markSelect,

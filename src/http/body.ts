@@ -8,8 +8,8 @@ import busboy from 'busboy';
 import type { IncomingMessage } from 'node:http';
 import { pipeline, Readable } from 'node:stream';
 import zlib from 'node:zlib';
-import { badRequest, PipitError } from '../domain/errors.js';
-import { parseUserJson } from '../domain/input-limits.js';
+import { badRequest, PipitError } from '../basics/errors.js';
+import { parseUserJson } from '../basics/input-limits.js';
 
 /** Bytes of a body read ahead (formToken) and the rest of its stream, replayed by rawStream. */
 const readAhead = new WeakMap<FastifyRequest, { head: Buffer[]; rest: AsyncIterator<Buffer> | null }>();

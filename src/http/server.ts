@@ -4,12 +4,12 @@
  * that listens, so tests can run it on a loopback port or with inject().
  */
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import { newUlid as ulid } from '../domain/ids.js';
-import type { Services } from '../app.js';
+import { newUlid as ulid } from '../basics/ids.js';
+import type { Services } from './services.js';
 import { toHttpError } from './errors.js';
 import { frameworkError, onClientError } from './framework-errors.js';
 import { redactingStream } from './log-redact.js';
-import { nulError } from '../domain/input-limits.js';
+import { nulError } from '../basics/input-limits.js';
 import { datasourceRoutes } from './routes/datasources.js';
 import { eventRoutes } from './routes/events.js';
 import { jobRoutes } from './routes/jobs.js';

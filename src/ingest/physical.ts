@@ -4,8 +4,8 @@
  * a Null table with two materialized views that route every row to the table or to quarantine.
  */
 import type { DatasourceRecord } from '../catalog/catalog.js';
-import type { Column } from '../domain/types.js';
-import { engineClause, indexClause, isMergeTreeFamily } from '../domain/schema/index.js';
+import type { Column } from '../basics/types.js';
+import { engineClause, indexClause, isMergeTreeFamily } from '../schema/index.js';
 import { quoteIdent, quoteString } from '../engine/engine.js';
 import { convert, emptyValue, unwrap } from './convert.js';
 import { parseJsonPath } from './jsonpath.js';

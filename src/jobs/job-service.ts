@@ -4,9 +4,9 @@
  * marked as errors on start, never left stuck. Listing shows the last 48 h, newest first.
  */
 import type { Catalog, JobRecord, Workspace } from '../catalog/catalog.js';
-import { badRequest, notFound, PipitError } from '../domain/errors.js';
-import { newJobId } from '../domain/ids.js';
-import { nowIso } from '../domain/time.js';
+import { badRequest, notFound, PipitError } from '../basics/errors.js';
+import { newJobId } from '../basics/ids.js';
+import { nowIso } from '../basics/time.js';
 import { runAsInternalWork } from '../engine/lanes.js';
 
 export type JobRunner = (job: JobRecord, signal: AbortSignal) => Promise<Record<string, unknown>>;

@@ -5,8 +5,6 @@
  * with the pipe, so restarts neither skip nor repeat a run.
  */
 import type { Workspace } from '../catalog/catalog.js';
-import type { Auth } from '../domain/access.js';
-import type { CopyService } from '../domain/copy-service.js';
 import type { JobRecord } from '../catalog/catalog.js';
 import { runAsInternalWork } from '../engine/lanes.js';
 import { dueTick, parseCron } from './cron.js';
@@ -15,16 +13,12 @@ const MINUTE_MS = 60_000;
 /** How long after the minute the pass runs: the tick is then due even with a slightly early timer. */
 const WAKE_MARGIN_MS = 50;
 
-/** A service with cron schedules (copies, sinks). */
-export interface Scheduled {
-  tick(
-    workspaces: Workspace[],
-    authFor: (ws: Workspace) => Promise<Auth>,
-    dueTickFn: (cron: string, since: Date, now: Date) => Date | null,
-  ): Promise<JobRecord[]>;
+/** A service with cron schedules (copies, sinks); `A` is the authority its jobs run with (the domain's Auth). */
+export interface Scheduled<A> {
+  tick(workspaces: Workspace[], authFor: (ws: Workspace) => Promise<A>, dueTickFn: (cron: string, since: Date, now: Date) => Date | null): Promise<JobRecord[]>;
 }
 
-export class Scheduler {
+export class Scheduler<A> {
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
   /** The minute the timer was last armed for. */
@@ -32,12 +26,12 @@ export class Scheduler {
   private running: Promise<JobRecord[]> | undefined;
 
   constructor(
-    private readonly copies: CopyService,
+    private readonly copies: Scheduled<A>,
     private readonly workspaces: () => Promise<Workspace[]>,
-    private readonly authFor: (ws: Workspace) => Promise<Auth>,
+    private readonly authFor: (ws: Workspace) => Promise<A>,
     private readonly onError: (err: unknown) => void,
     /** Other scheduled services (sinks), ticked after the copies. */
-    private readonly others: Scheduled[] = [],
+    private readonly others: Scheduled<A>[] = [],
     /** The clock the minutes are read from (the services' replaceable clock). */
     private readonly now: () => Date = () => new Date(),
   ) {}

@@ -6,13 +6,13 @@
  * `/v0/datasources-bigquery-credentials`.
  */
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
-import type { Services } from '../../app.js';
+import type { Services } from '../services.js';
 import { connectionJson } from '../../domain/connection-service.js';
-import { badRequest, notFound, PipitError } from '../../domain/errors.js';
+import { badRequest, notFound, PipitError } from '../../basics/errors.js';
 import { authenticate } from '../auth.js';
 import { decoded, hasBody, isJson, queryParams, rawStream, readAll } from '../body.js';
 import { checkUrl } from './url-fetch.js';
-import { parseUserJson } from '../../domain/input-limits.js';
+import { parseUserJson } from '../../basics/input-limits.js';
 
 /** Arguments from the query string and a form or JSON body. */
 async function args(req: FastifyRequest): Promise<Record<string, string>> {

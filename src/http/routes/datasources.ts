@@ -4,14 +4,15 @@
  * check scopes and shape responses; the work happens in the domain services.
  */
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
-import type { Services } from '../../app.js';
+import type { Services } from '../services.js';
+import { named } from '../route-names.js';
 import type { Auth } from '../../domain/access.js';
 import type { DatasourceRecord, JobRecord } from '../../catalog/catalog.js';
-import { badRequest, conflict, forbidden, notFound, PipitError } from '../../domain/errors.js';
+import { badRequest, conflict, forbidden, notFound, PipitError } from '../../basics/errors.js';
 import type { PipeRecord } from '../../catalog/catalog.js';
 import { renameTableInSql } from '../../sql/rename.js';
 import { formatFromName, peek, type DataFormat } from '../../domain/import-service.js';
-import { parseEngineParams, parseIndexes, parseSchema } from '../../domain/schema/index.js';
+import { parseEngineParams, parseIndexes, parseSchema } from '../../schema/index.js';
 import { printDatasourceFile } from '../../datafile/index.js';
 import { CsvParser } from '../../ingest/formats/csv.js';
 import type { CsvDialect, IngestCounts } from '../../ingest/ingest-service.js';
@@ -21,7 +22,7 @@ import { datasourceJson, datasourceListJson, pickAttrs } from './datasource-json
 import { readsDatasource } from '../../domain/pipe-service.js';
 import { jobJson } from './jobs.js';
 import { checkUrl, fetchUrl } from './url-fetch.js';
-import { checkJsonDepth } from '../../domain/input-limits.js';
+import { checkJsonDepth } from '../../basics/input-limits.js';
 
 const MODES = ['append', 'create', 'replace', 'migrate'];
 const FORM_KEYS = new Set([
@@ -121,7 +122,7 @@ export const datasourceRoutes =
       throw notFound(`Data Source "${name}" does not exist`);
     }
 
-    app.post('/v0/datasources', async (req, reply) => {
+    app.post('/v0/datasources', named('APIDataSourcesHandler'), async (req, reply) => {
       const auth = await authenticate(s, req);
       const params = queryParams(req);
       let source: DataSource | null = null;
@@ -317,7 +318,7 @@ export const datasourceRoutes =
       return { id: job.id, job_id: job.id, job_url: `${s.config.apiHost}/v0/jobs/${job.id}`, job: jobJson(s, job), status: 'waiting', import_id: job.id };
     }
 
-    app.get('/v0/datasources', async (req) => {
+    app.get('/v0/datasources', named('APIDataSourcesHandler'), async (req) => {
       const auth = await authenticate(s, req);
       const p = queryParams(req);
       const attrs = p.attrs
@@ -347,7 +348,7 @@ export const datasourceRoutes =
       return { datasources: out };
     });
 
-    app.get('/v0/datasources/:name', async (req, reply) => {
+    app.get('/v0/datasources/:name', named('APIDataSourceHandler'), async (req, reply) => {
       const auth = await authenticate(s, req);
       let { name } = req.params as { name: string };
       const asFile = name.endsWith('.datasource');
@@ -367,7 +368,7 @@ export const datasourceRoutes =
       return pickAttrs(await dsJson(auth, ds), attrs.length ? attrs : null);
     });
 
-    app.put('/v0/datasources/:name', async (req) => {
+    app.put('/v0/datasources/:name', named('APIDataSourceHandler'), async (req) => {
       const auth = await authenticate(s, req);
       auth.requireWrite(null, 'change');
       const p = { ...queryParams(req), ...(await readParams(req)) };
@@ -410,7 +411,7 @@ export const datasourceRoutes =
       return dsJson(auth, updated);
     });
 
-    app.delete('/v0/datasources/:name', async (req, reply) => {
+    app.delete('/v0/datasources/:name', named('APIDataSourceHandler'), async (req, reply) => {
       const auth = await authenticate(s, req);
       const name = (req.params as { name: string }).name;
       const ds = await s.datasources.get(auth.workspace, name);
@@ -445,7 +446,7 @@ export const datasourceRoutes =
       return reply.code(204).send();
     });
 
-    app.post('/v0/datasources/:name/truncate', async (req, reply) => {
+    app.post('/v0/datasources/:name/truncate', named('APIDataSourceTruncateHandler'), async (req, reply) => {
       const auth = await authenticate(s, req);
       auth.requireWrite(null, 'change');
       const { ds, quarantine } = await resolveWithQuarantine(auth, (req.params as { name: string }).name);
@@ -453,7 +454,7 @@ export const datasourceRoutes =
       return reply.code(205).send();
     });
 
-    app.post('/v0/datasources/:name/delete', async (req, reply) => {
+    app.post('/v0/datasources/:name/delete', named('APIDataSourceDeleteHandler'), async (req, reply) => {
       const auth = await authenticate(s, req);
       auth.requireWrite(null, 'change');
       const p = { ...queryParams(req), ...(await readParams(req)) };
@@ -473,7 +474,7 @@ export const datasourceRoutes =
         .send({ id: job.id, job_id: job.id, job_url: `${s.config.apiHost}/v0/jobs/${job.id}`, job: jobJson(s, job), status: 'waiting', delete_id: job.id });
     });
 
-    app.post('/v0/datasources/:name/alter', async (req) => {
+    app.post('/v0/datasources/:name/alter', named('APIDataSourceAlterHandler'), async (req) => {
       const auth = await authenticate(s, req);
       auth.requireWrite(null, 'change');
       const p = { ...queryParams(req), ...(await readParams(req)) };

@@ -3,10 +3,11 @@
  * `POST /v0/jobs/:id/cancel`. All job routes need DATASOURCES:CREATE or ADMIN.
  */
 import type { FastifyPluginAsync } from 'fastify';
-import type { Services } from '../../app.js';
+import type { Services } from '../services.js';
+import { named } from '../route-names.js';
 import type { JobRecord, JobStatus } from '../../catalog/catalog.js';
-import { badRequest } from '../../domain/errors.js';
-import { tbTime } from '../../domain/time.js';
+import { badRequest } from '../../basics/errors.js';
+import { tbTime } from '../../basics/time.js';
 import { userFacingNames } from '../../ingest/physical.js';
 import { authenticate } from '../auth.js';
 import { queryParams } from '../body.js';
@@ -52,7 +53,7 @@ function parseDate(v: string | undefined, name: string): string | undefined {
 export const jobRoutes =
   (s: Services): FastifyPluginAsync =>
   async (app) => {
-    app.get('/v0/jobs', async (req) => {
+    app.get('/v0/jobs', named('APIJobsHandler'), async (req) => {
       const auth = await authenticate(s, req);
       auth.requireCreate();
       const p = queryParams(req);
@@ -91,13 +92,13 @@ export const jobRoutes =
       };
     });
 
-    app.get('/v0/jobs/:id', async (req) => {
+    app.get('/v0/jobs/:id', named('APIJobHandler'), async (req) => {
       const auth = await authenticate(s, req);
       auth.requireCreate();
       return jobJson(s, await s.jobs.get(auth.workspace, (req.params as { id: string }).id));
     });
 
-    app.post('/v0/jobs/:id/cancel', async (req) => {
+    app.post('/v0/jobs/:id/cancel', named('APIJobCancelHandler'), async (req) => {
       const auth = await authenticate(s, req);
       auth.requireCreate();
       return jobJson(s, await s.jobs.cancel(auth.workspace, (req.params as { id: string }).id));

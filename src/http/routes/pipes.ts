@@ -4,15 +4,16 @@
  * is saved (which also yields its dependencies) and again, rendered, on every request.
  */
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
-import type { Services } from '../../app.js';
+import type { Services } from '../services.js';
+import { named } from '../route-names.js';
 import type { NodeRecord, NodeType, PipeRecord } from '../../catalog/catalog.js';
 import type { Auth } from '../../domain/access.js';
 import type { CopySettings } from '../../domain/copy-service.js';
 import type { NodeRole, NodeSpec } from '../../domain/deploy-service.js';
-import { badRequest, forbidden, notFound, PipitError } from '../../domain/errors.js';
+import { badRequest, forbidden, notFound, PipitError } from '../../basics/errors.js';
 import { NODE_TYPES, pipeNotFound } from '../../domain/pipe-service.js';
 import type { MaterializeOptions } from '../../domain/materialize-service.js';
-import { nowIso, tbTime } from '../../domain/time.js';
+import { nowIso, tbTime } from '../../basics/time.js';
 import { isTemplate, type ParamValue } from '../../template/index.js';
 import { authenticate } from '../auth.js';
 import { decoded, hasBody, isForm, isJson, jsonObject, jsonText, rawStream, readAll } from '../body.js';
@@ -23,7 +24,7 @@ import { pipeDatafile } from '../../datafile/records.js';
 import { jobJson } from './jobs.js';
 import { sinkSettings } from './sinks.js';
 import { queryArgs } from './sql.js';
-import { parseUserJson } from '../../domain/input-limits.js';
+import { parseUserJson } from '../../basics/input-limits.js';
 
 const BODY_LIMIT = 8 * 1024 * 1024;
 const Q_LIMIT = 8 * 1024;
@@ -278,13 +279,13 @@ export function pipeRoutes(services: Services): FastifyPluginAsync {
       return { auth, pipe, node: s.pipes.node(pipe, nodeName) };
     };
 
-    app.get('/v0/pipes/openapi.json', async (req) => {
+    app.get('/v0/pipes/openapi.json', named('APIPipeOpenAPIHandler'), async (req) => {
       const auth = await authenticate(s, req);
       const pipes = (await s.pipes.list(auth.workspace)).filter((p) => p.endpoint && auth.canReadPipe(p.id));
       return openApi(pipes, apiHost());
     });
 
-    app.get('/v0/pipes', async (req) => {
+    app.get('/v0/pipes', named('APIPipeListHandler'), async (req) => {
       const auth = await authenticate(s, req);
       const args = queryArgs(req);
       const dependencies = boolArg(args.dependencies, 'dependencies') ?? false;
@@ -294,7 +295,7 @@ export function pipeRoutes(services: Services): FastifyPluginAsync {
       };
     });
 
-    app.post('/v0/pipes', async (req) => {
+    app.post('/v0/pipes', named('APIPipeListHandler'), async (req) => {
       const auth = await authenticate(s, req);
       auth.requirePipesCreate();
       const args = queryArgs(req);
@@ -362,7 +363,7 @@ export function pipeRoutes(services: Services): FastifyPluginAsync {
     };
 
     // Append a node: the SQL is the request body (or its JSON's `sql`).
-    app.post('/v0/pipes/:pipe/nodes', async (req) => {
+    app.post('/v0/pipes/:pipe/nodes', named('APIPipeNodeAppendHandler'), async (req) => {
       const auth = await authenticate(s, req);
       const pipe = await writablePipe(auth, (req.params as { pipe: string }).pipe);
       const { args, sql } = await nodeRequest(req);
@@ -378,7 +379,7 @@ export function pipeRoutes(services: Services): FastifyPluginAsync {
       return r.materialized ? materializedJson(auth, r.materialized, r.node.id) : nodeJson(r.node);
     });
 
-    app.put('/v0/pipes/:pipe/nodes/:node', async (req) => {
+    app.put('/v0/pipes/:pipe/nodes/:node', named('APIPipeNodeHandler'), async (req) => {
       const { auth, pipe, node } = await writableNode(req);
       const index = pipe.nodes.findIndex((n) => n.id === node.id);
       const req2 = await nodeRequest(req);
@@ -404,14 +405,14 @@ export function pipeRoutes(services: Services): FastifyPluginAsync {
       return nodeJson(s.pipes.node(saved, node.id));
     });
 
-    app.delete('/v0/pipes/:pipe/nodes/:node', async (req, reply) => {
+    app.delete('/v0/pipes/:pipe/nodes/:node', named('APIPipeNodeHandler'), async (req, reply) => {
       const { auth, pipe, node } = await writableNode(req);
       if (pipe.endpoint === node.id) throw badRequest("The node is published. Published nodes can't be removed");
       await s.pipes.save(auth.workspace, { ...pipe, nodes: pipe.nodes.filter((n) => n.id !== node.id) });
       return reply.code(204).send();
     });
 
-    app.post('/v0/pipes/:pipe/nodes/:node/endpoint', async (req) => {
+    app.post('/v0/pipes/:pipe/nodes/:node/endpoint', named('APIPipeNodeEndpointHandler'), async (req) => {
       const auth = await authenticate(s, req);
       const { pipe: pipeName, node: ref } = req.params as { pipe: string; node: string };
       const pipe = await writablePipe(auth, pipeName);
@@ -420,14 +421,14 @@ export function pipeRoutes(services: Services): FastifyPluginAsync {
       return publishedJson(auth, await s.pipes.publish(auth.workspace, pipe, node));
     });
 
-    app.delete('/v0/pipes/:pipe/nodes/:node/endpoint', async (req) => {
+    app.delete('/v0/pipes/:pipe/nodes/:node/endpoint', named('APIPipeNodeEndpointHandler'), async (req) => {
       const { auth, pipe, node } = await writableNode(req);
       await s.deploy.checkFeeds(auth, [pipe.name]);
       return json(auth, await s.pipes.unpublish(auth.workspace, pipe, node));
     });
 
     // Legacy publish: the body is the node id (or name).
-    app.put('/v0/pipes/:pipe/endpoint', async (req) => {
+    app.put('/v0/pipes/:pipe/endpoint', named('APIPipeEndpointHandler'), async (req) => {
       const auth = await authenticate(s, req);
       const pipe = await writablePipe(auth, (req.params as { pipe: string }).pipe);
       const ref = (await body(req)).toString('utf8').trim();
@@ -437,19 +438,19 @@ export function pipeRoutes(services: Services): FastifyPluginAsync {
       return publishedJson(auth, await s.pipes.publish(auth.workspace, pipe, node));
     });
 
-    app.post('/v0/pipes/:pipe/nodes/:node/materialization', async (req) => {
+    app.post('/v0/pipes/:pipe/nodes/:node/materialization', named('APIPipeNodeHandler'), async (req) => {
       const { auth, pipe, node } = await writableNode(req);
       const r = await s.materializations.materialize(auth, pipe, node, materializeOptions(await formArgs(req)), req.id);
       return materializedJson(auth, r, node.id);
     });
 
-    app.delete('/v0/pipes/:pipe/nodes/:node/materialization', async (req, reply) => {
+    app.delete('/v0/pipes/:pipe/nodes/:node/materialization', named('APIPipeNodeHandler'), async (req, reply) => {
       const { auth, pipe, node } = await writableNode(req);
       await s.materializations.unlink(auth, pipe.id, node.id);
       return reply.code(204).send();
     });
 
-    app.post('/v0/pipes/:pipe/nodes/:node/population', async (req) => {
+    app.post('/v0/pipes/:pipe/nodes/:node/population', named('APIPipeNodeHandler'), async (req) => {
       const { auth, pipe, node } = await writableNode(req);
       const args = await formArgs(req);
       const subset = str(args.populate_subset);
@@ -472,17 +473,17 @@ export function pipeRoutes(services: Services): FastifyPluginAsync {
 
     const copySettings = (a: Record<string, unknown>) => ({ target: str(a.target_datasource), cron: str(a.schedule_cron), mode: str(a.mode) });
 
-    app.post('/v0/pipes/:pipe/nodes/:node/copy', async (req) => {
+    app.post('/v0/pipes/:pipe/nodes/:node/copy', named('APIPipeNodeHandler'), async (req) => {
       const { auth, pipe, node } = await writableNode(req);
       return json(auth, await s.copies.set(auth, pipe, node, copySettings(await formArgs(req)), req.id));
     });
 
-    app.put('/v0/pipes/:pipe/nodes/:node/copy', async (req) => {
+    app.put('/v0/pipes/:pipe/nodes/:node/copy', named('APIPipeNodeHandler'), async (req) => {
       const { auth, pipe, node } = await writableNode(req);
       return json(auth, await s.copies.update(auth, pipe, node, copySettings(await formArgs(req)), req.id));
     });
 
-    app.delete('/v0/pipes/:pipe/nodes/:node/copy', async (req, reply) => {
+    app.delete('/v0/pipes/:pipe/nodes/:node/copy', named('APIPipeNodeHandler'), async (req, reply) => {
       const { auth, pipe, node } = await writableNode(req);
       await s.copies.unset(auth, pipe, node);
       return reply.code(204).send();
@@ -534,19 +535,19 @@ export function pipeRoutes(services: Services): FastifyPluginAsync {
       return { ...json(auth, r.pipe), cancelled_jobs: r.cancelled.map((j) => jobJson(s, j)) };
     });
 
-    app.get('/v0/pipes/:pipe/explain', async (req, reply) => explain(req, reply, (req.params as { pipe: string }).pipe));
-    app.get('/v0/pipes/:pipe/nodes/:node/explain', async (req, reply) => {
+    app.get('/v0/pipes/:pipe/explain', named('APIPipeExplainHandler'), async (req, reply) => explain(req, reply, (req.params as { pipe: string }).pipe));
+    app.get('/v0/pipes/:pipe/nodes/:node/explain', named('APIPipeNodeExplainHandler'), async (req, reply) => {
       const { pipe, node } = req.params as { pipe: string; node: string };
       return explain(req, reply, pipe, node);
     });
 
-    app.get('/v0/pipes/:pipe/last_update', async (req) => {
+    app.get('/v0/pipes/:pipe/last_update', named('APIPipeLastUpdateHandler'), async (req) => {
       const auth = await authenticate(s, req);
       const pipe = await readablePipe(auth, (req.params as { pipe: string }).pipe);
       return { id: pipe.id, name: pipe.name, edited_by: null, updated_at: tbTime(pipe.updatedAt) };
     });
 
-    app.get('/v0/pipes/:pipe/requests', async (req) => {
+    app.get('/v0/pipes/:pipe/requests', named('APIPipeRequestsHandler'), async (req) => {
       const auth = await authenticate(s, req);
       await readablePipe(auth, (req.params as { pipe: string }).pipe);
       return { requests: { top: [] } };
@@ -570,10 +571,10 @@ export function pipeRoutes(services: Services): FastifyPluginAsync {
       const auth = await authenticate(s, req);
       return json(auth, await readablePipe(auth, p));
     };
-    app.get('/v0/pipes/:pipe', one);
-    app.post('/v0/pipes/:pipe', one);
+    app.get('/v0/pipes/:pipe', named('APIPipeHandler'), one);
+    app.post('/v0/pipes/:pipe', named('APIPipeHandler'), one);
 
-    app.put('/v0/pipes/:pipe', async (req) => {
+    app.put('/v0/pipes/:pipe', named('APIPipeHandler'), async (req) => {
       const auth = await authenticate(s, req);
       const pipe = await writablePipe(auth, (req.params as { pipe: string }).pipe.replace(/\.pipe$/, ''));
       const args = queryArgs(req);
@@ -597,7 +598,7 @@ export function pipeRoutes(services: Services): FastifyPluginAsync {
       return json(auth, await s.pipes.save(auth.workspace, updated));
     });
 
-    app.delete('/v0/pipes/:pipe', async (req, reply) => {
+    app.delete('/v0/pipes/:pipe', named('APIPipeHandler'), async (req, reply) => {
       const auth = await authenticate(s, req);
       const name = (req.params as { pipe: string }).pipe.replace(/\.pipe$/, '');
       const pipe = await s.pipes.find(auth.workspace, name);

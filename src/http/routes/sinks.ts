@@ -5,20 +5,21 @@
  * its schedule as for copy pipes.
  */
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
-import type { Services } from '../../app.js';
+import type { Services } from '../services.js';
+import { named } from '../route-names.js';
 import type { PipeRecord } from '../../catalog/catalog.js';
 import { Auth } from '../../domain/access.js';
-import { badRequest, forbidden } from '../../domain/errors.js';
+import { badRequest, forbidden } from '../../basics/errors.js';
 import { pipeNotFound } from '../../domain/pipe-service.js';
 import { SINK_ARGS, type SinkSettings } from '../../domain/sink-service.js';
-import { tbTime } from '../../domain/time.js';
+import { tbTime } from '../../basics/time.js';
 import type { ParamValue } from '../../template/index.js';
 import { authenticate } from '../auth.js';
 import { decoded, hasBody, isJson, rawStream, readAll } from '../body.js';
 import { jobJson } from './jobs.js';
 import { nodeJson, pipeJson } from './pipe-json.js';
 import { queryArgs } from './sql.js';
-import { parseUserJson } from '../../domain/input-limits.js';
+import { parseUserJson } from '../../basics/input-limits.js';
 
 const str = (v: unknown): string | undefined => {
   if (v === undefined || v === null) return undefined;
@@ -72,7 +73,7 @@ export function sinkRoutes(s: Services): FastifyPluginAsync {
   }
 
   return async (app) => {
-    app.post('/v0/pipes/:pipe/nodes/:node/sink', async (req) => {
+    app.post('/v0/pipes/:pipe/nodes/:node/sink', named('APIPipeNodeHandler'), async (req) => {
       const auth = await authenticate(s, req);
       const { pipe: pipeName, node: nodeName } = req.params as { pipe: string; node: string };
       const pipe = await writablePipe(auth, pipeName);
@@ -80,7 +81,7 @@ export function sinkRoutes(s: Services): FastifyPluginAsync {
       return json(auth, await s.sinks.set(auth, pipe, node, sinkSettings(await formArgs(req)), req.id));
     });
 
-    app.delete('/v0/pipes/:pipe/nodes/:node/sink', async (req) => {
+    app.delete('/v0/pipes/:pipe/nodes/:node/sink', named('APIPipeNodeHandler'), async (req) => {
       const auth = await authenticate(s, req);
       const { pipe: pipeName, node: nodeName } = req.params as { pipe: string; node: string };
       const pipe = await writablePipe(auth, pipeName);

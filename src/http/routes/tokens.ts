@@ -7,15 +7,16 @@
  * ADMIN), and ADMIN token values are not shown to TOKENS-only callers.
  */
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
-import type { Services } from '../../app.js';
+import type { Services } from '../services.js';
+import { named } from '../route-names.js';
 import type { Scope, TokenRecord } from '../../catalog/catalog.js';
 import { type Auth, JWT_SCOPES, MAX_TOKENS, RESOURCE_SCOPES, STATIC_SCOPES, TOKEN_HOST } from '../../domain/access.js';
-import { badRequest, forbidden, notFound, PipitError } from '../../domain/errors.js';
-import { checkExpression, checkNameLength } from '../../domain/schema/index.js';
-import { tbTime } from '../../domain/time.js';
+import { badRequest, forbidden, notFound, PipitError } from '../../basics/errors.js';
+import { checkExpression, checkNameLength } from '../../schema/index.js';
+import { tbTime } from '../../basics/time.js';
 import { authenticate } from '../auth.js';
 import { decoded, hasBody, isJson, rawStream, readAll } from '../body.js';
-import { parseUserJson } from '../../domain/input-limits.js';
+import { parseUserJson } from '../../basics/input-limits.js';
 import { tokenDatafile } from '../../datafile/records.js';
 
 const BODY_LIMIT = 1024 * 1024;
@@ -199,14 +200,14 @@ export const tokenRoutes =
       for (const k of Object.keys(local)) if (local[k] === old) local[k] = now;
     }
 
-    app.get('/v0/tokens', async (req) => {
+    app.get('/v0/tokens', named('APITokensHandler'), async (req) => {
       const auth = await authenticate(s, req);
       if (!auth.canManageTokens) throw forbidden(CANNOT_LIST);
       const names = await namesById(auth);
       return { tokens: (await s.access.listTokens(auth.workspace)).map((t) => tokenJson(auth, t, names)) };
     });
 
-    app.post('/v0/tokens', async (req) => {
+    app.post('/v0/tokens', named('APITokensHandler'), async (req) => {
       const auth = await authenticate(s, req);
       auth.requireTokens();
       const jwt = (req.query as Record<string, unknown>)?.expiration_time !== undefined;
@@ -279,7 +280,7 @@ export const tokenRoutes =
       return { token, name, exp, scopes, limits: { rps } };
     }
 
-    app.get('/v0/tokens/:token', async (req, reply) => {
+    app.get('/v0/tokens/:token', named('APITokenHandler'), async (req, reply) => {
       const auth = await authenticate(s, req);
       const ref = (req.params as { token: string }).token;
       let t = await s.access.findToken(auth.workspace, ref);
@@ -294,7 +295,7 @@ export const tokenRoutes =
       return tokenJson(auth, t, names);
     });
 
-    app.put('/v0/tokens/:token', async (req) => {
+    app.put('/v0/tokens/:token', named('APITokenHandler'), async (req) => {
       const auth = await authenticate(s, req);
       const t = await managed(auth, (req.params as { token: string }).token, 'change');
       const args = await readArgs(req, false);
@@ -308,7 +309,7 @@ export const tokenRoutes =
       return tokenJson(auth, updated, await namesById(auth));
     });
 
-    app.delete('/v0/tokens/:token', async (req) => {
+    app.delete('/v0/tokens/:token', named('APITokenHandler'), async (req) => {
       const auth = await authenticate(s, req);
       const t = await managed(auth, (req.params as { token: string }).token, 'delete');
       await keepsAnAdmin(auth, t, null);
@@ -317,7 +318,7 @@ export const tokenRoutes =
       return { ok: true };
     });
 
-    app.post('/v0/tokens/:token/refresh', async (req) => {
+    app.post('/v0/tokens/:token/refresh', named('APITokenRefreshHandler'), async (req) => {
       const auth = await authenticate(s, req);
       const t = await managed(auth, (req.params as { token: string }).token, 'refresh');
       const refreshed = await s.access.refreshToken(t);
@@ -325,5 +326,7 @@ export const tokenRoutes =
       return tokenJson(auth, refreshed, await namesById(auth));
     });
 
-    app.get('/v0/tokens/:token/refresh', async (_req, reply) => reply.code(405).type('application/json').send({ error: 'refresh must be done with POST' }));
+    app.get('/v0/tokens/:token/refresh', named('APITokenRefreshHandler'), async (_req, reply) =>
+      reply.code(405).type('application/json').send({ error: 'refresh must be done with POST' }),
+    );
   };

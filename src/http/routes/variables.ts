@@ -6,10 +6,11 @@
  * never returns a secret, and Pipit follows it).
  */
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
-import type { Services } from '../../app.js';
+import type { Services } from '../services.js';
+import { named } from '../route-names.js';
 import type { VariableRecord } from '../../catalog/catalog.js';
-import { notFound } from '../../domain/errors.js';
-import { tbTime } from '../../domain/time.js';
+import { notFound } from '../../basics/errors.js';
+import { tbTime } from '../../basics/time.js';
 import { authenticate } from '../auth.js';
 import { decoded, hasBody, isForm, isJson, jsonObject, jsonText, queryParams, rawStream, readAll } from '../body.js';
 
@@ -47,27 +48,27 @@ export function variableRoutes(s: Services): FastifyPluginAsync {
       ['/v0/variables', 'variables'],
       ['/v0/env_vars', 'env_vars'],
     ] as const) {
-      app.get(base, async (req) => {
+      app.get(base, named('APIVariablesHandler'), async (req) => {
         const auth = await admin(req);
         return { [listKey]: (await s.variables.list(auth.workspace)).map(variableJson) };
       });
-      app.post(base, async (req) => {
+      app.post(base, named('APIVariablesHandler'), async (req) => {
         const auth = await admin(req);
         const a = await args(req);
         return variableJson(await s.variables.create(auth.workspace, a.name, a.value, a.type, auth.token.name));
       });
-      app.get(`${base}/:name`, async (req) => {
+      app.get(`${base}/:name`, named('APIVariableHandler'), async (req) => {
         const auth = await admin(req);
         const v = await s.variables.get(auth.workspace, (req.params as { name: string }).name);
         if (!v) throw notFound('Not found');
         return variableJson(v);
       });
-      app.put(`${base}/:name`, async (req) => {
+      app.put(`${base}/:name`, named('APIVariableHandler'), async (req) => {
         const auth = await admin(req);
         const a = await args(req);
         return variableJson(await s.variables.update(auth.workspace, (req.params as { name: string }).name, a.value, a.type, auth.token.name));
       });
-      app.delete(`${base}/:name`, async (req) => {
+      app.delete(`${base}/:name`, named('APIVariableHandler'), async (req) => {
         const auth = await admin(req);
         await s.variables.delete(auth.workspace, (req.params as { name: string }).name);
         return { ok: true };

@@ -4,14 +4,14 @@
  * GET /tokens) creates and lists them; any workspace token describes its own workspace.
  */
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
-import type { Services } from '../../app.js';
+import type { Services } from '../services.js';
 import type { Workspace } from '../../catalog/catalog.js';
 import type { Auth } from '../../domain/access.js';
-import { badRequest, forbidden, notFound } from '../../domain/errors.js';
-import { tbTime } from '../../domain/time.js';
+import { badRequest, forbidden, notFound } from '../../basics/errors.js';
+import { tbTime } from '../../basics/time.js';
 import { authenticate } from '../auth.js';
 import { decoded, hasBody, isJson, queryParams, rawStream, readAll } from '../body.js';
-import { checkJsonDepth } from '../../domain/input-limits.js';
+import { checkJsonDepth } from '../../basics/input-limits.js';
 
 async function args(req: FastifyRequest): Promise<Record<string, string>> {
   const out = queryParams(req);
