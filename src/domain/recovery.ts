@@ -16,7 +16,7 @@
  * An intent whose recovery fails stays for the next start, and the objects it names are kept.
  */
 import type { IntentRecord, Workspace } from '../catalog/catalog.js';
-import { quoteString } from '../engine/engine.js';
+import { name, sql, trusted } from '../engine/sql.js';
 import { createQuarantineSql, createTableSql, physicalNames, writableColumns } from '../ingest/physical.js';
 import type { Catalog } from '../catalog/catalog.js';
 import type { Config } from '../config/config.js';
@@ -86,9 +86,7 @@ export async function recoverAfterCrash(s: RecoveryServices, log: RecoveryLog): 
 
   // 2 and 3, per workspace database.
   for (const ws of workspaces.values()) {
-    const objects = await s.engine.rows<{ name: string; engine: string }>(
-      `SELECT name, engine FROM system.tables WHERE database = ${quoteString(ws.database)}`,
-    );
+    const objects = await s.engine.rows<{ name: string; engine: string }>(sql`SELECT name, engine FROM system.tables WHERE database = ${ws.database}`.text);
     if (!objects.length) continue;
     const present = new Set(objects.map((o) => o.name));
     const named = new Set(kept);
@@ -113,7 +111,7 @@ export async function recoverAfterCrash(s: RecoveryServices, log: RecoveryLog): 
     for (const o of pipit) {
       const kind = /View/.test(o.engine) ? 'VIEW' : 'TABLE';
       try {
-        await s.engine.exec(`DROP ${kind} IF EXISTS ${ws.database}.${o.name} SYNC`);
+        await s.engine.exec(sql`DROP ${trusted(kind)} IF EXISTS ${name(ws.database, o.name)} SYNC`.text);
         report.dropped.push(`${ws.database}.${o.name}`);
         present.delete(o.name);
       } catch (err) {
