@@ -11,7 +11,7 @@ import { forbidden } from '../basics/errors.js';
 import type { Services } from './services.js';
 import { limitJwt } from './rate-limit.js';
 import { formToken } from './body.js';
-import { handlerName } from './route-names.js';
+import { handlerName } from './route-docs.js';
 
 export function tokenOf(req: FastifyRequest): string | undefined {
   const q = (req.query as Record<string, unknown> | undefined)?.token;

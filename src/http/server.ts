@@ -9,6 +9,9 @@ import type { Services } from './services.js';
 import { toHttpError } from './errors.js';
 import { frameworkError, onClientError } from './framework-errors.js';
 import { redactingStream } from './log-redact.js';
+import { routeCatalog } from './openapi.js';
+import { named } from './route-docs.js';
+import { authenticate } from './auth.js';
 import { nulError } from '../basics/input-limits.js';
 import { datasourceRoutes } from './routes/datasources.js';
 import { eventRoutes } from './routes/events.js';
@@ -51,6 +54,11 @@ export function buildHttp(services: Services): FastifyInstance {
   // Bodies are read by the routes themselves (streamed); no global parsing.
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', (_req, _payload, done) => done(null, undefined));
+  // Route schemas describe and type (src/http/route-docs.ts): the handlers answer bad parameters
+  // with Tinybird's statuses and messages, and responses go out as the handler built them.
+  app.setValidatorCompiler(() => () => true);
+  app.setSerializerCompiler(() => (data) => JSON.stringify(data));
+  const catalog = routeCatalog(app);
 
   // Callback-style hooks: no promise per request on the hot path of small queries.
   app.addHook('onRequest', (req, reply, done) => {
@@ -76,6 +84,11 @@ export function buildHttp(services: Services): FastifyInstance {
     return reply.code(404).send({ error: `Route not found: ${req.method} ${req.url.split('?')[0]}` });
   });
   app.options('/*', async (_req, reply) => reply.code(204).send());
+  // The description of this API (every /v0 route with its handler name and schema), for any valid token.
+  app.get('/v0/openapi.json', named(null, { summary: 'This description of the /v0 API (OpenAPI 3)' }), async (req) => {
+    await authenticate(services, req);
+    return catalog.document(services.config.apiHost);
+  });
 
   app.register(localRoutes(services));
   app.register(datasourceRoutes(services));

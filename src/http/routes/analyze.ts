@@ -5,7 +5,7 @@
 import fs from 'node:fs';
 import type { FastifyPluginAsync } from 'fastify';
 import type { Services } from '../services.js';
-import { named } from '../route-names.js';
+import { named } from '../route-docs.js';
 import { badRequest } from '../../basics/errors.js';
 import { formatFromName, peek, type DataFormat } from '../../domain/import-service.js';
 import { printSchema } from '../../schema/index.js';

@@ -6,7 +6,7 @@
  */
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import type { Services } from '../services.js';
-import { named } from '../route-names.js';
+import { named } from '../route-docs.js';
 import { badRequest, notFound, PipitError } from '../../basics/errors.js';
 import { parseUserJson } from '../../basics/input-limits.js';
 import { readsDatasource } from '../../domain/pipe-service.js';

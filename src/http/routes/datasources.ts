@@ -5,7 +5,7 @@
  */
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import type { Services } from '../services.js';
-import { named } from '../route-names.js';
+import { named } from '../route-docs.js';
 import type { Auth } from '../../domain/access.js';
 import type { DatasourceRecord, JobRecord } from '../../catalog/catalog.js';
 import { badRequest, conflict, forbidden, notFound, PipitError } from '../../basics/errors.js';

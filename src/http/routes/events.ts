@@ -7,7 +7,7 @@
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import zlib from 'node:zlib';
 import type { Services } from '../services.js';
-import { named } from '../route-names.js';
+import { named } from '../route-docs.js';
 import type { DatasourceRecord } from '../../catalog/catalog.js';
 import { PipitError } from '../../basics/errors.js';
 import { asDiskFull, DISK_FULL_RETRY_AFTER } from '../../basics/disk.js';

@@ -4,7 +4,7 @@
  */
 import type { FastifyPluginAsync } from 'fastify';
 import type { Services } from '../services.js';
-import { named } from '../route-names.js';
+import { named } from '../route-docs.js';
 import type { JobRecord, JobStatus } from '../../catalog/catalog.js';
 import { badRequest } from '../../basics/errors.js';
 import { tbTime } from '../../basics/time.js';

@@ -5,7 +5,9 @@
  */
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { Services } from '../services.js';
-import { named } from '../route-names.js';
+import { boolParam, named } from '../route-docs.js';
+import * as S from './pipe-schemas.js';
+import type { NodeRoute, PipeRoute } from './pipe-schemas.js';
 import type { NodeRecord, NodeType, PipeRecord } from '../../catalog/catalog.js';
 import type { Auth } from '../../domain/access.js';
 import type { CopySettings } from '../../domain/copy-service.js';
@@ -272,20 +274,20 @@ export function pipeRoutes(services: Services): FastifyPluginAsync {
     };
 
     /** The caller, the pipe it may change and the node named in the path. */
-    const writableNode = async (req: FastifyRequest): Promise<{ auth: Auth; pipe: PipeRecord; node: NodeRecord }> => {
+    const writableNode = async (req: FastifyRequest<NodeRoute>): Promise<{ auth: Auth; pipe: PipeRecord; node: NodeRecord }> => {
       const auth = await authenticate(s, req);
-      const { pipe: pipeName, node: nodeName } = req.params as { pipe: string; node: string };
+      const { pipe: pipeName, node: nodeName } = req.params;
       const pipe = await writablePipe(auth, pipeName);
       return { auth, pipe, node: s.pipes.node(pipe, nodeName) };
     };
 
-    app.get('/v0/pipes/openapi.json', named('APIPipeOpenAPIHandler'), async (req) => {
+    app.get('/v0/pipes/openapi.json', named('APIPipeOpenAPIHandler', { summary: "OpenAPI 3 description of the workspace's endpoints" }), async (req) => {
       const auth = await authenticate(s, req);
       const pipes = (await s.pipes.list(auth.workspace)).filter((p) => p.endpoint && auth.canReadPipe(p.id));
       return openApi(pipes, apiHost());
     });
 
-    app.get('/v0/pipes', named('APIPipeListHandler'), async (req) => {
+    app.get('/v0/pipes', named('APIPipeListHandler', S.listPipes), async (req) => {
       const auth = await authenticate(s, req);
       const args = queryArgs(req);
       const dependencies = boolArg(args.dependencies, 'dependencies') ?? false;
@@ -295,7 +297,7 @@ export function pipeRoutes(services: Services): FastifyPluginAsync {
       };
     });
 
-    app.post('/v0/pipes', named('APIPipeListHandler'), async (req) => {
+    app.post('/v0/pipes', named('APIPipeListHandler', S.createPipe), async (req) => {
       const auth = await authenticate(s, req);
       auth.requirePipesCreate();
       const args = queryArgs(req);
@@ -363,9 +365,9 @@ export function pipeRoutes(services: Services): FastifyPluginAsync {
     };
 
     // Append a node: the SQL is the request body (or its JSON's `sql`).
-    app.post('/v0/pipes/:pipe/nodes', named('APIPipeNodeAppendHandler'), async (req) => {
+    app.post<PipeRoute>('/v0/pipes/:pipe/nodes', named('APIPipeNodeAppendHandler', S.appendNode), async (req) => {
       const auth = await authenticate(s, req);
-      const pipe = await writablePipe(auth, (req.params as { pipe: string }).pipe);
+      const pipe = await writablePipe(auth, req.params.pipe);
       const { args, sql } = await nodeRequest(req);
       if (sql === undefined) throw badRequest('The SQL of a node can not be empty');
       const role = roleOf(nodeTypeOf(args.type), args, (a) => ({
@@ -379,7 +381,7 @@ export function pipeRoutes(services: Services): FastifyPluginAsync {
       return r.materialized ? materializedJson(auth, r.materialized, r.node.id) : nodeJson(r.node);
     });
 
-    app.put('/v0/pipes/:pipe/nodes/:node', named('APIPipeNodeHandler'), async (req) => {
+    app.put<NodeRoute>('/v0/pipes/:pipe/nodes/:node', named('APIPipeNodeHandler', S.updateNode), async (req) => {
       const { auth, pipe, node } = await writableNode(req);
       const index = pipe.nodes.findIndex((n) => n.id === node.id);
       const req2 = await nodeRequest(req);
@@ -405,157 +407,213 @@ export function pipeRoutes(services: Services): FastifyPluginAsync {
       return nodeJson(s.pipes.node(saved, node.id));
     });
 
-    app.delete('/v0/pipes/:pipe/nodes/:node', named('APIPipeNodeHandler'), async (req, reply) => {
-      const { auth, pipe, node } = await writableNode(req);
-      if (pipe.endpoint === node.id) throw badRequest("The node is published. Published nodes can't be removed");
-      await s.pipes.save(auth.workspace, { ...pipe, nodes: pipe.nodes.filter((n) => n.id !== node.id) });
-      return reply.code(204).send();
-    });
+    app.delete<NodeRoute>(
+      '/v0/pipes/:pipe/nodes/:node',
+      named('APIPipeNodeHandler', S.nodeAction('Remove a node (not the published one)')),
+      async (req, reply) => {
+        const { auth, pipe, node } = await writableNode(req);
+        if (pipe.endpoint === node.id) throw badRequest("The node is published. Published nodes can't be removed");
+        await s.pipes.save(auth.workspace, { ...pipe, nodes: pipe.nodes.filter((n) => n.id !== node.id) });
+        return reply.code(204).send();
+      },
+    );
 
-    app.post('/v0/pipes/:pipe/nodes/:node/endpoint', named('APIPipeNodeEndpointHandler'), async (req) => {
-      const auth = await authenticate(s, req);
-      const { pipe: pipeName, node: ref } = req.params as { pipe: string; node: string };
-      const pipe = await writablePipe(auth, pipeName);
-      const node = s.pipes.publishable(pipe, ref);
-      await s.deploy.checkFeeds(auth, [pipe.name]);
-      return publishedJson(auth, await s.pipes.publish(auth.workspace, pipe, node));
-    });
+    app.post<NodeRoute>(
+      '/v0/pipes/:pipe/nodes/:node/endpoint',
+      named('APIPipeNodeEndpointHandler', S.nodeAction('Publish a node as the API Endpoint')),
+      async (req) => {
+        const auth = await authenticate(s, req);
+        const { pipe: pipeName, node: ref } = req.params;
+        const pipe = await writablePipe(auth, pipeName);
+        const node = s.pipes.publishable(pipe, ref);
+        await s.deploy.checkFeeds(auth, [pipe.name]);
+        return publishedJson(auth, await s.pipes.publish(auth.workspace, pipe, node));
+      },
+    );
 
-    app.delete('/v0/pipes/:pipe/nodes/:node/endpoint', named('APIPipeNodeEndpointHandler'), async (req) => {
-      const { auth, pipe, node } = await writableNode(req);
-      await s.deploy.checkFeeds(auth, [pipe.name]);
-      return json(auth, await s.pipes.unpublish(auth.workspace, pipe, node));
-    });
+    app.delete<NodeRoute>(
+      '/v0/pipes/:pipe/nodes/:node/endpoint',
+      named('APIPipeNodeEndpointHandler', S.nodeAction('Unpublish the endpoint node')),
+      async (req) => {
+        const { auth, pipe, node } = await writableNode(req);
+        await s.deploy.checkFeeds(auth, [pipe.name]);
+        return json(auth, await s.pipes.unpublish(auth.workspace, pipe, node));
+      },
+    );
 
     // Legacy publish: the body is the node id (or name).
-    app.put('/v0/pipes/:pipe/endpoint', named('APIPipeEndpointHandler'), async (req) => {
-      const auth = await authenticate(s, req);
-      const pipe = await writablePipe(auth, (req.params as { pipe: string }).pipe);
-      const ref = (await body(req)).toString('utf8').trim();
-      if (!ref) throw badRequest('The body should contain the id of the node to publish');
-      const node = s.pipes.publishable(pipe, ref);
-      await s.deploy.checkFeeds(auth, [pipe.name]);
-      return publishedJson(auth, await s.pipes.publish(auth.workspace, pipe, node));
-    });
+    app.put<PipeRoute>(
+      '/v0/pipes/:pipe/endpoint',
+      named('APIPipeEndpointHandler', { ...S.pipeAction('Publish a node (legacy): the body is its id or name'), consumes: ['text/plain'] }),
+      async (req) => {
+        const auth = await authenticate(s, req);
+        const pipe = await writablePipe(auth, req.params.pipe);
+        const ref = (await body(req)).toString('utf8').trim();
+        if (!ref) throw badRequest('The body should contain the id of the node to publish');
+        const node = s.pipes.publishable(pipe, ref);
+        await s.deploy.checkFeeds(auth, [pipe.name]);
+        return publishedJson(auth, await s.pipes.publish(auth.workspace, pipe, node));
+      },
+    );
 
-    app.post('/v0/pipes/:pipe/nodes/:node/materialization', named('APIPipeNodeHandler'), async (req) => {
+    app.post<NodeRoute>('/v0/pipes/:pipe/nodes/:node/materialization', named('APIPipeNodeHandler', S.materialize), async (req) => {
       const { auth, pipe, node } = await writableNode(req);
       const r = await s.materializations.materialize(auth, pipe, node, materializeOptions(await formArgs(req)), req.id);
       return materializedJson(auth, r, node.id);
     });
 
-    app.delete('/v0/pipes/:pipe/nodes/:node/materialization', named('APIPipeNodeHandler'), async (req, reply) => {
-      const { auth, pipe, node } = await writableNode(req);
-      await s.materializations.unlink(auth, pipe.id, node.id);
-      return reply.code(204).send();
-    });
+    app.delete<NodeRoute>(
+      '/v0/pipes/:pipe/nodes/:node/materialization',
+      named('APIPipeNodeHandler', S.nodeAction('Unlink a materialized view (its target keeps its rows)')),
+      async (req, reply) => {
+        const { auth, pipe, node } = await writableNode(req);
+        await s.materializations.unlink(auth, pipe.id, node.id);
+        return reply.code(204).send();
+      },
+    );
 
-    app.post('/v0/pipes/:pipe/nodes/:node/population', named('APIPipeNodeHandler'), async (req) => {
-      const { auth, pipe, node } = await writableNode(req);
-      const args = await formArgs(req);
-      const subset = str(args.populate_subset);
-      const job = await s.materializations.populate(auth, pipe, node, {
-        subset: subset !== undefined ? Number(subset) : undefined,
-        condition: str(args.populate_condition),
-        truncate: boolArg(args.truncate, 'truncate') ?? false,
-        unlinkOnError: boolArg(args.unlink_on_populate_error, 'unlink_on_populate_error') ?? false,
-      });
-      const j = await s.jobs.get(auth.workspace, job.id);
-      return {
-        id: j.id,
-        job_id: j.id,
-        kind: j.kind,
-        status: j.status,
-        job_url: `${apiHost()}/v0/jobs/${j.id}`,
-        job: { id: j.id, kind: j.kind, status: j.status },
-      };
-    });
+    app.post<NodeRoute>(
+      '/v0/pipes/:pipe/nodes/:node/population',
+      named(
+        'APIPipeNodeHandler',
+        S.nodeAction('Populate a materialized view again', {
+          populate_subset: 'Fraction of the rows',
+          populate_condition: 'SQL condition the rows match',
+          truncate: boolParam('Truncate the target first'),
+          unlink_on_populate_error: boolParam('Unlink the view when the populate fails'),
+        }),
+      ),
+      async (req) => {
+        const { auth, pipe, node } = await writableNode(req);
+        const args = await formArgs(req);
+        const subset = str(args.populate_subset);
+        const job = await s.materializations.populate(auth, pipe, node, {
+          subset: subset !== undefined ? Number(subset) : undefined,
+          condition: str(args.populate_condition),
+          truncate: boolArg(args.truncate, 'truncate') ?? false,
+          unlinkOnError: boolArg(args.unlink_on_populate_error, 'unlink_on_populate_error') ?? false,
+        });
+        const j = await s.jobs.get(auth.workspace, job.id);
+        return {
+          id: j.id,
+          job_id: j.id,
+          kind: j.kind,
+          status: j.status,
+          job_url: `${apiHost()}/v0/jobs/${j.id}`,
+          job: { id: j.id, kind: j.kind, status: j.status },
+        };
+      },
+    );
 
     const copySettings = (a: Record<string, unknown>) => ({ target: str(a.target_datasource), cron: str(a.schedule_cron), mode: str(a.mode) });
 
-    app.post('/v0/pipes/:pipe/nodes/:node/copy', named('APIPipeNodeHandler'), async (req) => {
-      const { auth, pipe, node } = await writableNode(req);
-      return json(auth, await s.copies.set(auth, pipe, node, copySettings(await formArgs(req)), req.id));
-    });
+    app.post<NodeRoute>(
+      '/v0/pipes/:pipe/nodes/:node/copy',
+      named('APIPipeNodeHandler', S.nodeAction('Make a node the copy node', S.copySettings)),
+      async (req) => {
+        const { auth, pipe, node } = await writableNode(req);
+        return json(auth, await s.copies.set(auth, pipe, node, copySettings(await formArgs(req)), req.id));
+      },
+    );
 
-    app.put('/v0/pipes/:pipe/nodes/:node/copy', named('APIPipeNodeHandler'), async (req) => {
-      const { auth, pipe, node } = await writableNode(req);
-      return json(auth, await s.copies.update(auth, pipe, node, copySettings(await formArgs(req)), req.id));
-    });
+    app.put<NodeRoute>(
+      '/v0/pipes/:pipe/nodes/:node/copy',
+      named('APIPipeNodeHandler', S.nodeAction('Change the copy settings', S.copySettings)),
+      async (req) => {
+        const { auth, pipe, node } = await writableNode(req);
+        return json(auth, await s.copies.update(auth, pipe, node, copySettings(await formArgs(req)), req.id));
+      },
+    );
 
-    app.delete('/v0/pipes/:pipe/nodes/:node/copy', named('APIPipeNodeHandler'), async (req, reply) => {
-      const { auth, pipe, node } = await writableNode(req);
-      await s.copies.unset(auth, pipe, node);
-      return reply.code(204).send();
-    });
+    app.delete<NodeRoute>(
+      '/v0/pipes/:pipe/nodes/:node/copy',
+      named('APIPipeNodeHandler', S.nodeAction('Stop a node being the copy node')),
+      async (req, reply) => {
+        const { auth, pipe, node } = await writableNode(req);
+        await s.copies.unset(auth, pipe, node);
+        return reply.code(204).send();
+      },
+    );
 
-    app.post('/v0/pipes/:pipe/copy', async (req) => {
-      const auth = await authenticate(s, req);
-      const name = (req.params as { pipe: string }).pipe;
-      const pipe = await s.pipes.find(auth.workspace, name);
-      if (!pipe) throw pipeNotFound(name);
-      const node = s.copies.copyNode(pipe);
-      if (!auth.canReadPipe(pipe.id) || !auth.canAppend(String(node.data.copy_target))) {
-        throw forbidden('The token needs PIPES:READ on the pipe and DATASOURCES:APPEND on the target Data Source to run a copy');
-      }
-      const a = await formArgs(req);
-      const params: Record<string, ParamValue> = {};
-      for (const [k, v] of Object.entries(a)) if (k !== 'token' && k !== '_mode') params[k] = v as ParamValue;
-      const job = await s.copies.run(auth, pipe, params, str(a._mode));
-      const j = await s.jobs.get(auth.workspace, job.id);
-      return {
-        ...nodeJson(s.pipes.node(pipe, node.id)),
-        job: {
-          ...j.data,
-          kind: j.kind,
-          id: j.id,
-          job_id: j.id,
-          status: j.status,
-          created_at: tbTime(j.createdAt),
-          updated_at: tbTime(j.updatedAt),
-          started_at: null,
-          is_cancellable: true,
-          job_url: `${apiHost()}/v0/jobs/${j.id}`,
-        },
-      };
-    });
+    app.post<PipeRoute>(
+      '/v0/pipes/:pipe/copy',
+      named(null, S.pipeAction('Run the copy now; other arguments are template parameters', { _mode: 'append or replace, for this run' })),
+      async (req) => {
+        const auth = await authenticate(s, req);
+        const name = req.params.pipe;
+        const pipe = await s.pipes.find(auth.workspace, name);
+        if (!pipe) throw pipeNotFound(name);
+        const node = s.copies.copyNode(pipe);
+        if (!auth.canReadPipe(pipe.id) || !auth.canAppend(String(node.data.copy_target))) {
+          throw forbidden('The token needs PIPES:READ on the pipe and DATASOURCES:APPEND on the target Data Source to run a copy');
+        }
+        const a = await formArgs(req);
+        const params: Record<string, ParamValue> = {};
+        for (const [k, v] of Object.entries(a)) if (k !== 'token' && k !== '_mode') params[k] = v as ParamValue;
+        const job = await s.copies.run(auth, pipe, params, str(a._mode));
+        const j = await s.jobs.get(auth.workspace, job.id);
+        return {
+          ...nodeJson(s.pipes.node(pipe, node.id)),
+          job: {
+            ...j.data,
+            kind: j.kind,
+            id: j.id,
+            job_id: j.id,
+            status: j.status,
+            created_at: tbTime(j.createdAt),
+            updated_at: tbTime(j.updatedAt),
+            started_at: null,
+            is_cancellable: true,
+            job_url: `${apiHost()}/v0/jobs/${j.id}`,
+          },
+        };
+      },
+    );
 
     for (const action of ['pause', 'resume'] as const) {
-      app.post(`/v0/pipes/:pipe/copy/${action}`, async (req) => {
-        const auth = await authenticate(s, req);
-        const pipe = await writablePipe(auth, (req.params as { pipe: string }).pipe);
-        return json(auth, await s.copies.setStatus(auth, pipe, action === 'pause' ? 'paused' : 'running'));
-      });
+      app.post<PipeRoute>(
+        `/v0/pipes/:pipe/copy/${action}`,
+        named(null, S.pipeAction(`${action === 'pause' ? 'Pause' : 'Resume'} the copy schedule`)),
+        async (req) => {
+          const auth = await authenticate(s, req);
+          const pipe = await writablePipe(auth, req.params.pipe);
+          return json(auth, await s.copies.setStatus(auth, pipe, action === 'pause' ? 'paused' : 'running'));
+        },
+      );
     }
 
-    app.post('/v0/pipes/:pipe/copy/cancel', async (req) => {
+    app.post<PipeRoute>('/v0/pipes/:pipe/copy/cancel', named(null, S.pipeAction("Cancel the pipe's waiting and running copy jobs")), async (req) => {
       const auth = await authenticate(s, req);
-      const pipe = await writablePipe(auth, (req.params as { pipe: string }).pipe);
+      const pipe = await writablePipe(auth, req.params.pipe);
       const r = await s.copies.cancelAll(auth, pipe);
       return { ...json(auth, r.pipe), cancelled_jobs: r.cancelled.map((j) => jobJson(s, j)) };
     });
 
-    app.get('/v0/pipes/:pipe/explain', named('APIPipeExplainHandler'), async (req, reply) => explain(req, reply, (req.params as { pipe: string }).pipe));
-    app.get('/v0/pipes/:pipe/nodes/:node/explain', named('APIPipeNodeExplainHandler'), async (req, reply) => {
-      const { pipe, node } = req.params as { pipe: string; node: string };
+    app.get<PipeRoute>(
+      '/v0/pipes/:pipe/explain',
+      named('APIPipeExplainHandler', S.pipeAction("The plan of the pipe's most relevant node")),
+      async (req, reply) => explain(req, reply, req.params.pipe),
+    );
+    app.get<NodeRoute>('/v0/pipes/:pipe/nodes/:node/explain', named('APIPipeNodeExplainHandler', S.nodeAction("A node's SQL and plan")), async (req, reply) => {
+      const { pipe, node } = req.params;
       return explain(req, reply, pipe, node);
     });
 
-    app.get('/v0/pipes/:pipe/last_update', named('APIPipeLastUpdateHandler'), async (req) => {
+    app.get<PipeRoute>('/v0/pipes/:pipe/last_update', named('APIPipeLastUpdateHandler', S.pipeAction('When a pipe last changed')), async (req) => {
       const auth = await authenticate(s, req);
-      const pipe = await readablePipe(auth, (req.params as { pipe: string }).pipe);
+      const pipe = await readablePipe(auth, req.params.pipe);
       return { id: pipe.id, name: pipe.name, edited_by: null, updated_at: tbTime(pipe.updatedAt) };
     });
 
-    app.get('/v0/pipes/:pipe/requests', named('APIPipeRequestsHandler'), async (req) => {
+    app.get<PipeRoute>('/v0/pipes/:pipe/requests', named('APIPipeRequestsHandler', S.pipeAction("A pipe's recent requests (none are kept)")), async (req) => {
       const auth = await authenticate(s, req);
-      await readablePipe(auth, (req.params as { pipe: string }).pipe);
+      await readablePipe(auth, req.params.pipe);
       return { requests: { top: [] } };
     });
 
     // `/v0/pipes/:p` is a pipe, its datafile (`.pipe`) or its endpoint data (`.json`, `.csv`, ...).
-    const one = async (req: FastifyRequest, reply: FastifyReply) => {
-      const p = (req.params as { pipe: string }).pipe;
+    const one = async (req: FastifyRequest<PipeRoute>, reply: FastifyReply) => {
+      const p = req.params.pipe;
       const m = /^(.+)\.([A-Za-z0-9]+)$/.exec(p);
       if (m && !/^[0-9a-f]{32}$/.test(m[2])) {
         if (m[2] === 'pipe' && req.method === 'GET') {
@@ -571,12 +629,12 @@ export function pipeRoutes(services: Services): FastifyPluginAsync {
       const auth = await authenticate(s, req);
       return json(auth, await readablePipe(auth, p));
     };
-    app.get('/v0/pipes/:pipe', named('APIPipeHandler'), one);
-    app.post('/v0/pipes/:pipe', named('APIPipeHandler'), one);
+    app.get<PipeRoute>('/v0/pipes/:pipe', named('APIPipeHandler', S.pipe), one);
+    app.post<PipeRoute>('/v0/pipes/:pipe', named('APIPipeHandler', S.pipe), one);
 
-    app.put('/v0/pipes/:pipe', named('APIPipeHandler'), async (req) => {
+    app.put<PipeRoute>('/v0/pipes/:pipe', named('APIPipeHandler', S.updatePipe), async (req) => {
       const auth = await authenticate(s, req);
-      const pipe = await writablePipe(auth, (req.params as { pipe: string }).pipe.replace(/\.pipe$/, ''));
+      const pipe = await writablePipe(auth, req.params.pipe.replace(/\.pipe$/, ''));
       const args = queryArgs(req);
       const b = await body(req);
       // Seed 003's PipeUpdate is a JSON body {name, description}; a form or the query string too.
@@ -598,9 +656,9 @@ export function pipeRoutes(services: Services): FastifyPluginAsync {
       return json(auth, await s.pipes.save(auth.workspace, updated));
     });
 
-    app.delete('/v0/pipes/:pipe', named('APIPipeHandler'), async (req, reply) => {
+    app.delete<PipeRoute>('/v0/pipes/:pipe', named('APIPipeHandler', S.dropPipe), async (req, reply) => {
       const auth = await authenticate(s, req);
-      const name = (req.params as { pipe: string }).pipe.replace(/\.pipe$/, '');
+      const name = req.params.pipe.replace(/\.pipe$/, '');
       const pipe = await s.pipes.find(auth.workspace, name);
       if (!pipe) throw pipeNotFound(name);
       if (!auth.canDropPipe(pipe.id)) throw forbidden(`token needs scope PIPES:DROP:${pipe.name}`);

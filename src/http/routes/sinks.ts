@@ -6,7 +6,7 @@
  */
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import type { Services } from '../services.js';
-import { named } from '../route-names.js';
+import { named } from '../route-docs.js';
 import type { PipeRecord } from '../../catalog/catalog.js';
 import { Auth } from '../../domain/access.js';
 import { badRequest, forbidden } from '../../basics/errors.js';

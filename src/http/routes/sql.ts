@@ -5,7 +5,7 @@
  */
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { Services } from '../services.js';
-import { named } from '../route-names.js';
+import { named } from '../route-docs.js';
 import { badRequest, PipitError } from '../../basics/errors.js';
 import { FORMAT_LIST, OUTPUT_FORMATS } from '../../sql/policy.js';
 import type { ParamValue } from '../../template/index.js';

@@ -8,7 +8,7 @@
  */
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import type { Services } from '../services.js';
-import { named } from '../route-names.js';
+import { named } from '../route-docs.js';
 import type { Scope, TokenRecord } from '../../catalog/catalog.js';
 import { type Auth, JWT_SCOPES, MAX_TOKENS, RESOURCE_SCOPES, STATIC_SCOPES, TOKEN_HOST } from '../../domain/access.js';
 import { badRequest, forbidden, notFound, PipitError } from '../../basics/errors.js';

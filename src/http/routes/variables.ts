@@ -7,7 +7,7 @@
  */
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import type { Services } from '../services.js';
-import { named } from '../route-names.js';
+import { named } from '../route-docs.js';
 import type { VariableRecord } from '../../catalog/catalog.js';
 import { notFound } from '../../basics/errors.js';
 import { tbTime } from '../../basics/time.js';
