@@ -6,7 +6,8 @@
  * in the middle is rolled forward or back on the next start (see atomic-writes.ts).
  */
 import type { DatasourceRecord, JobRecord, NodeRecord, PipeRecord, Workspace } from '../catalog/catalog.js';
-import { EngineError, markSelect, quoteIdent, type Engine } from '../engine/engine.js';
+import { EngineError, markSelect, type Engine } from '../engine/engine.js';
+import { ident, name, type Sql, sql, trusted } from '../engine/sql.js';
 import { createTableSql, physicalNames } from '../ingest/physical.js';
 import { abandonReplace, beginReplace, stagedAppend, swapIn } from './atomic-writes.js';
 import type { JobService } from '../jobs/job-service.js';
@@ -85,7 +86,7 @@ export class CopyService {
     const bound = Object.keys(prepared.queryParams).length > 0;
     let rows: number;
     try {
-      const r = await this.engine.query(`SELECT count() AS c FROM (SELECT 1 FROM (${prepared.sql}) LIMIT ${max + 1})`, {
+      const r = await this.engine.query(sql`SELECT count() AS c FROM (SELECT 1 FROM (${trusted(prepared.sql)}) LIMIT ${max + 1})`.text, {
         format: 'JSONEachRow',
         params: bound ? prepared.queryParams : undefined,
       });
@@ -271,10 +272,10 @@ export class CopyService {
           const onAbort = () => void this.engine.kill(job.id).catch(() => undefined);
           signal.addEventListener('abort', onAbort);
           const meta = await this.queries.describe(prepared, `${queryId}m`);
-          const cols = meta.map((m) => quoteIdent(m.name)).join(', ');
+          const cols = meta.map((m) => ident(m.name));
           const bound = Object.keys(prepared.queryParams).length > 0;
           // With secrets the statement is bound (and re-formatted): its marker goes into the SELECT.
-          const select = `SELECT ${cols} FROM (${bound ? markSelect(prepared.sql, job.id) : prepared.sql})`;
+          const select = sql`SELECT ${cols} FROM (${trusted(bound ? markSelect(prepared.sql, job.id) : prepared.sql)})`.text;
           const execOpts = { queryId: job.id, params: bound ? prepared.queryParams : undefined, signal };
           try {
             const target = await this.datasources.get(ws, data.copy_target);
@@ -291,7 +292,7 @@ export class CopyService {
             } else {
               await this.replace(ws, target, cols, select, { ...execOpts, job: job.id });
             }
-            const rows = await this.engine.rows<{ c: string }>(`SELECT count() AS c FROM ${physicalNames(ws.database, target.id).table}`);
+            const rows = await this.engine.rows<{ c: string }>(sql`SELECT count() AS c FROM ${name(physicalNames(ws.database, target.id).table)}`.text);
             return { statistics: { target_rows: Number(rows[0]?.c ?? 0) } };
           } catch (err) {
             if (err instanceof EngineError) throw new Error(prepared.userNames(err.message));
@@ -308,7 +309,7 @@ export class CopyService {
   private async replace(
     ws: Workspace,
     target: DatasourceRecord,
-    cols: string,
+    cols: Sql[],
     select: string,
     execOpts: { queryId: string; params?: Record<string, string>; signal?: AbortSignal; job: string },
   ): Promise<void> {
@@ -319,7 +320,7 @@ export class CopyService {
       job: execOpts.job,
     });
     try {
-      await this.engine.exec(`INSERT INTO ${physicalNames(ws.database, shadow.id).table} (${cols}) ${select}`, execOpts);
+      await this.engine.exec(sql`INSERT INTO ${name(physicalNames(ws.database, shadow.id).table)} (${cols}) ${trusted(select)}`.text, execOpts);
       if (execOpts.signal?.aborted) throw new Error('The job was cancelled');
     } catch (err) {
       await abandonReplace(this.engine, journal, intent);

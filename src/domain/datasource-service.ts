@@ -5,7 +5,8 @@
  */
 import type { Catalog, DatasourceRecord, Workspace } from '../catalog/catalog.js';
 import type { Engine } from '../engine/engine.js';
-import { EngineError, quoteIdent } from '../engine/engine.js';
+import { EngineError } from '../engine/engine.js';
+import { ident, name, sql } from '../engine/sql.js';
 import {
   createAllSql,
   createQuarantineSql,
@@ -107,7 +108,7 @@ export class DatasourceService {
   }
 
   async ensureDatabase(ws: Workspace): Promise<void> {
-    await this.engine.exec(`CREATE DATABASE IF NOT EXISTS ${quoteIdent(ws.database)}`);
+    await this.engine.exec(sql`CREATE DATABASE IF NOT EXISTS ${ident(ws.database)}`.text);
   }
 
   /**
@@ -120,7 +121,9 @@ export class DatasourceService {
   async restore(ws: Workspace, damage: EngineDamage): Promise<string[]> {
     const report: string[] = [];
     const mine = damage.lost.filter((l) => l.database === ws.database);
-    const present = new Set((await this.engine.rows<{ name: string }>(`SELECT name FROM system.tables WHERE database = '${ws.database}'`)).map((r) => r.name));
+    const present = new Set(
+      (await this.engine.rows<{ name: string }>(sql`SELECT name FROM system.tables WHERE database = ${ws.database}`.text)).map((r) => r.name),
+    );
     const uuidOf = (table: string) => mine.find((l) => l.table === table)?.uuid ?? damage.dataUuid(ws.database, table);
     const attach = (createSql: string, table: string): string => {
       const uuid = uuidOf(table);
@@ -254,7 +257,7 @@ export class DatasourceService {
   async truncate(ws: Workspace, ds: DatasourceRecord, quarantine: boolean): Promise<void> {
     if (!quarantine && ds.engine.engine === 'Null') return;
     const n = physicalNames(ws.database, ds.id);
-    await this.engine.exec(`TRUNCATE TABLE ${quarantine ? n.quarantine : n.table}`);
+    await this.engine.exec(sql`TRUNCATE TABLE ${name(quarantine ? n.quarantine : n.table)}`.text);
     if (!quarantine) await this.touch(ws, ds);
   }
 
@@ -281,7 +284,8 @@ export class DatasourceService {
   async stats(ws: Workspace, ds: DatasourceRecord, quarantine = false): Promise<DatasourceStats> {
     try {
       const r = await this.engine.rows<{ rows: string; bytes: string }>(
-        `SELECT sum(rows) AS rows, sum(bytes_on_disk) AS bytes FROM system.parts WHERE database = '${ws.database}' AND table = '${quarantine ? `${ds.id}_quarantine` : ds.id}' AND active`,
+        sql`SELECT sum(rows) AS rows, sum(bytes_on_disk) AS bytes FROM system.parts WHERE database = ${ws.database} AND table = ${quarantine ? `${ds.id}_quarantine` : ds.id} AND active`
+          .text,
       );
       return { rowCount: Number(r[0]?.rows ?? 0), bytes: Number(r[0]?.bytes ?? 0) };
     } catch {

@@ -10,7 +10,7 @@ import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
 import type { DatasourceRecord, Workspace } from '../catalog/catalog.js';
 import type { Engine } from '../engine/engine.js';
-import { quoteIdent, quoteString } from '../engine/engine.js';
+import { name, sql, trusted } from '../engine/sql.js';
 import { CsvParser, hasHeader } from '../ingest/formats/csv.js';
 import { defaultSortingKey, guessCsvSchema, inferJsonColumns, jsonColumnsToColumns, parseNdjsonSample } from '../ingest/formats/guess.js';
 import type { CsvDialect, IngestCounts, IngestService } from '../ingest/ingest-service.js';
@@ -104,7 +104,7 @@ export class ImportService {
   async inferFromParquet(file: string): Promise<InferredSchema> {
     let desc: Array<{ name: string; type: string }>;
     try {
-      desc = await this.engine.rows(`DESCRIBE file(${quoteString(file)}, Parquet)`);
+      desc = await this.engine.rows(sql`DESCRIBE file(${file}, Parquet)`.text);
     } catch {
       throw badRequest('File is not a valid Parquet file');
     }
@@ -187,7 +187,7 @@ export class ImportService {
       counts = await this.load(ws, shadow, format, stream, importId, dialect);
       if (condition) {
         try {
-          await this.engine.exec(`SELECT count() FROM ${tmp.table} WHERE ${condition} FORMAT Null`);
+          await this.engine.exec(sql`SELECT count() FROM ${name(tmp.table)} WHERE ${trusted(condition)} FORMAT Null`.text);
         } catch (err) {
           throw badRequest(
             `Invalid replace_condition "${condition}": ${userFacingNames((err as Error).message, (id) => (id === shadow.id ? ds.name : this.datasources.nameOfId(id)))}`,
@@ -205,8 +205,7 @@ export class ImportService {
 
   /** Empties a data source (replace with no data). */
   async replaceWithNothing(ws: Workspace, ds: DatasourceRecord): Promise<void> {
-    await this.engine.exec(`TRUNCATE TABLE ${physicalNames(ws.database, ds.id).table}`);
-    void quoteIdent;
+    await this.engine.exec(sql`TRUNCATE TABLE ${name(physicalNames(ws.database, ds.id).table)}`.text);
   }
 }
 
