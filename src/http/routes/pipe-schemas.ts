@@ -106,11 +106,8 @@ export const createPipe: RouteSchema = {
 
 export const pipe: RouteSchema = { summary: 'A pipe, its `.pipe` datafile or its endpoint data', params: pathParams('pipe') };
 export const updatePipe: RouteSchema = {
-  summary: 'Rename a pipe or change its description',
-  params: pathParams('pipe'),
-  querystring: queryParams({ name: 'New name', description: 'New description' }),
+  ...pipeAction('Rename a pipe or change its description', { name: 'New name', description: 'New description' }),
   body: { type: 'object', properties: { name: { type: 'string' }, description: { type: 'string' } } },
-  consumes: FORM,
   response: { 200: PIPE },
 };
 export const dropPipe: RouteSchema = { summary: 'Delete a pipe (its views stop; their targets keep their rows)', params: pathParams('pipe') };
@@ -131,16 +128,14 @@ export const updateNode: RouteSchema = {
   consumes: ['text/plain'],
   response: { 200: NODE },
 };
-export const nodeAction = (summary: string, query: Record<string, string | JsonSchema> = {}): RouteSchema => ({
-  summary,
-  params: pathParams('pipe', 'node'),
-  ...(Object.keys(query).length ? { querystring: queryParams(query), consumes: FORM } : {}),
-});
-export const pipeAction = (summary: string, query: Record<string, string | JsonSchema> = {}): RouteSchema => ({
-  summary,
-  params: pathParams('pipe'),
-  ...(Object.keys(query).length ? { querystring: queryParams(query), consumes: FORM } : {}),
-});
+/** A route on a pipe or one of its nodes, with form or query-string arguments. */
+function action(params: string[], summary: string, query: Record<string, string | JsonSchema>): RouteSchema {
+  return { summary, params: pathParams(...params), ...(Object.keys(query).length ? { querystring: queryParams(query), consumes: FORM } : {}) };
+}
+export const nodeAction = (summary: string, query: Record<string, string | JsonSchema> = {}) => action(['pipe', 'node'], summary, query);
+export function pipeAction(summary: string, query: Record<string, string | JsonSchema> = {}): RouteSchema {
+  return action(['pipe'], summary, query);
+}
 
 export const materialize = nodeAction('Materialize a node into a Data Source', MATERIALIZE_ARGS);
 export const copySettings = {

@@ -507,23 +507,18 @@ export function pipeRoutes(services: Services): FastifyPluginAsync {
 
     const copySettings = (a: Record<string, unknown>) => ({ target: str(a.target_datasource), cron: str(a.schedule_cron), mode: str(a.mode) });
 
-    app.post<NodeRoute>(
-      '/v0/pipes/:pipe/nodes/:node/copy',
-      named('APIPipeNodeHandler', S.nodeAction('Make a node the copy node', S.copySettings)),
-      async (req) => {
+    // POST makes a node the copy node, PUT changes its settings.
+    for (const method of ['post', 'put'] as const) {
+      const summary = method === 'post' ? 'Make a node the copy node' : 'Change the copy settings';
+      app[method]<NodeRoute>('/v0/pipes/:pipe/nodes/:node/copy', named('APIPipeNodeHandler', S.nodeAction(summary, S.copySettings)), async (req) => {
         const { auth, pipe, node } = await writableNode(req);
-        return json(auth, await s.copies.set(auth, pipe, node, copySettings(await formArgs(req)), req.id));
-      },
-    );
-
-    app.put<NodeRoute>(
-      '/v0/pipes/:pipe/nodes/:node/copy',
-      named('APIPipeNodeHandler', S.nodeAction('Change the copy settings', S.copySettings)),
-      async (req) => {
-        const { auth, pipe, node } = await writableNode(req);
-        return json(auth, await s.copies.update(auth, pipe, node, copySettings(await formArgs(req)), req.id));
-      },
-    );
+        const settings = copySettings(await formArgs(req));
+        return json(
+          auth,
+          method === 'post' ? await s.copies.set(auth, pipe, node, settings, req.id) : await s.copies.update(auth, pipe, node, settings, req.id),
+        );
+      });
+    }
 
     app.delete<NodeRoute>(
       '/v0/pipes/:pipe/nodes/:node/copy',
