@@ -9,7 +9,7 @@ import { named } from '../route-docs.js';
 import { badRequest } from '../../basics/errors.js';
 import { formatFromName, peek, type DataFormat } from '../../domain/import-service.js';
 import { printSchema } from '../../schema/index.js';
-import { quoteString } from '../../engine/engine.js';
+import { sql } from '../../engine/sql.js';
 import type { Column } from '../../basics/types.js';
 import { CsvParser, hasHeader } from '../../ingest/formats/csv.js';
 import { inferJsonColumns, isNullToken, parseNdjsonSample } from '../../ingest/formats/guess.js';
@@ -75,7 +75,7 @@ export const analyzeRoutes =
           try {
             const inf = await s.imports.inferFromParquet(file);
             const columns = inf.columns.map((c) => ({ path: c.jsonpath, recommended_type: c.type, present_pct: 1, name: c.name }));
-            return { analysis: { columns, schema: printSchema(inf.columns) }, preview: await s.preview(`file(${quoteString(file)}, Parquet)`) };
+            return { analysis: { columns, schema: printSchema(inf.columns) }, preview: await s.preview(sql`file(${file}, Parquet)`.text) };
           } finally {
             fs.rmSync(file, { force: true });
           }
