@@ -6,14 +6,12 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Config } from './config/config.js';
-import type { Catalog } from './catalog/catalog.js';
 import { openPgliteCatalog } from './catalog/pglite-catalog.js';
-import { AccessService, type LocalTokens } from './domain/access.js';
+import { AccessService } from './domain/access.js';
 import { AlterService } from './domain/alter-service.js';
 import { DatasourceService } from './domain/datasource-service.js';
 import { DeleteService } from './domain/delete-service.js';
 import { ImportService } from './domain/import-service.js';
-import type { Engine } from './engine/engine.js';
 import { EmbeddedEngine } from './engine/embedded-engine.js';
 import { planLanes, threadpoolFor } from './engine/lanes.js';
 import { buildHttp } from './http/server.js';
@@ -34,6 +32,7 @@ import { Auth } from './domain/access.js';
 import { ResultCache } from './http/query-output.js';
 import { recoverAfterCrash } from './domain/recovery.js';
 import { DeployService } from './domain/deploy-service.js';
+import { DatasourceWriteService } from './domain/datasource-write-service.js';
 
 import type { Services } from './http/services.js';
 
@@ -120,6 +119,7 @@ export async function createApp(config: Config): Promise<App> {
     datasources,
     ingest,
     imports,
+    writes: new DatasourceWriteService({ datasources, imports, jobs }),
     events,
     jobs,
     queries,

@@ -55,6 +55,16 @@ export async function peek(source: AsyncIterable<Buffer>, bytes: number): Promis
   return { head, stream: all() };
 }
 
+/** A data source name from a file name (`events.ndjson.gz` → `events`). */
+export function nameFromFile(filename: string): string {
+  const base = filename
+    .split('/')
+    .pop()!
+    .replace(/\.(gz|gzip)$/i, '')
+    .replace(/\.[^.]*$/, '');
+  return base.replace(/[^A-Za-z0-9_]/g, '_').replace(/^([0-9])/, 't_$1') || 'imported';
+}
+
 export function formatFromName(filename: string | undefined): DataFormat | null {
   if (!filename) return null;
   const f = filename

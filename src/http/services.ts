@@ -18,6 +18,7 @@ import type { PipeService } from '../domain/pipe-service.js';
 import type { VariableService } from '../domain/variable-service.js';
 import type { MaterializeService } from '../domain/materialize-service.js';
 import type { DeployService } from '../domain/deploy-service.js';
+import type { DatasourceWriteService } from '../domain/datasource-write-service.js';
 import type { CopyService } from '../domain/copy-service.js';
 import type { ConnectionService } from '../domain/connection-service.js';
 import type { SinkService } from '../domain/sink-service.js';
@@ -33,6 +34,8 @@ export interface Services {
   datasources: DatasourceService;
   ingest: IngestService;
   imports: ImportService;
+  /** Writes of the Data Sources API: create, append, replace, from a body or a URL. */
+  writes: DatasourceWriteService;
   events: EventBuffer;
   jobs: JobService;
   deletes: DeleteService;

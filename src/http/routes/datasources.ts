@@ -8,11 +8,11 @@ import type { Services } from '../services.js';
 import { named } from '../route-docs.js';
 import type { Auth } from '../../domain/access.js';
 import type { DatasourceRecord, JobRecord } from '../../catalog/catalog.js';
-import { badRequest, conflict, forbidden, notFound, PipitError } from '../../basics/errors.js';
+import { badRequest, conflict, forbidden, notFound } from '../../basics/errors.js';
 import type { PipeRecord } from '../../catalog/catalog.js';
 import { renameTableInSql } from '../../sql/rename.js';
-import { formatFromName, peek, type DataFormat } from '../../domain/import-service.js';
-import { parseEngineParams, parseIndexes, parseSchema } from '../../schema/index.js';
+import { formatFromName, type DataFormat } from '../../domain/import-service.js';
+import type { DataSource, WriteResult, WriteSpec } from '../../domain/datasource-write-service.js';
 import { printDatasourceFile } from '../../datafile/index.js';
 import { CsvParser } from '../../ingest/formats/csv.js';
 import type { CsvDialect, IngestCounts } from '../../ingest/ingest-service.js';
@@ -52,12 +52,6 @@ const FORM_KEYS = new Set([
   'kafka_store_raw_value',
   'kafka_store_headers',
 ]);
-
-interface DataSource {
-  stream: AsyncIterable<Buffer>;
-  filename?: string;
-  field?: string;
-}
 
 /** The `dialect_*` params, checked: 400 with a message on any unusable value. */
 export function dialectOf(p: Record<string, string>): CsvDialect {
@@ -162,7 +156,8 @@ export const datasourceRoutes =
       return reply.send(await run(source));
     });
 
-    async function handleImport(auth: Auth, p: Record<string, string>, src: DataSource | null, req: FastifyRequest): Promise<unknown> {
+    /** The request as a write: mode, format, dialect and the data source's definition, checked. */
+    function writeSpec(p: Record<string, string>, src: DataSource | null): WriteSpec {
       const mode = p.mode ?? 'create';
       if (!MODES.includes(mode) || mode === 'migrate') throw badRequest(`Invalid mode "${mode}", valid modes are ${MODES.join(',')}`);
       if (p.schema !== undefined && mode !== 'create') throw badRequest('Schema creation is only compatible with mode=create');
@@ -173,148 +168,40 @@ export const datasourceRoutes =
         formatFromName(p.url) ??
         'csv') as DataFormat;
       if (!['csv', 'ndjson', 'parquet'].includes(format)) throw badRequest(`Invalid format "${format}", valid formats are csv, ndjson, parquet`);
-      const dialect = dialectOf(p);
-      const importId = req.id;
-      const ws = auth.workspace;
-
-      if (p.url !== undefined) {
-        if (src) throw badRequest('Send either a url or a body, not both');
-        return startUrlImport(auth, p, mode, format, dialect);
-      }
-
-      if (mode === 'create') {
-        auth.requireWrite(null, 'create');
-        if (p.schema !== undefined) {
-          if (!p.name) throw badRequest('Data Source name must be set when creating with schema');
-          const columns = parseSchema(p.schema);
-          if ((format === 'ndjson' || format === 'parquet') && columns.some((c) => !c.jsonpath && !/^(MATERIALIZED|ALIAS)/i.test(c.defaultValue ?? ''))) {
-            throw badRequest('mode=create with format=ndjson or format=parquet requires to set jsonpaths on the schema');
-          }
-          const engineArgs = Object.fromEntries(Object.entries(p).filter(([k]) => k.startsWith('engine_')));
-          const ds = await s.datasources.create(ws, {
-            name: p.name,
-            columns,
-            engine: parseEngineParams(p.engine, engineArgs),
-            indexes: parseIndexes(p.indexes ?? ''),
-            description: p.description ?? '',
-          });
-          if (!src) {
-            if (format === 'csv') return { datasource: await dsJson(auth, ds) };
-            return { datasource: await dsJson(auth, ds), import_id: importId, quarantine_rows: 0, invalid_lines: 0, error: false };
-          }
-          const counts = await loadNew(auth, ds, () => s.imports.load(ws, ds, format, src.stream, importId, dialect));
-          return importResponse(ds, importId, counts, await dsJson(auth, ds));
-        }
-        if (!src) throw badRequest('Url or body payload should be sent. Are you doing a POST without data?');
-        const name = p.name ?? (src.filename ? nameFromFile(src.filename) : undefined);
-        if (!name) throw badRequest('Data Source name must be set when creating from data');
-        if (await s.datasources.find(ws, name)) throw badRequest(`Data Source "${name}" already exists, use mode=append`);
-        return createFromData(auth, name, format, src, importId, dialect, p, p.type_guessing !== 'false');
-      }
-
-      if (mode === 'append') {
-        if (!p.name) throw badRequest('Data Source name must be set with mode=append');
-        const ds = await s.datasources.find(ws, p.name);
-        if (!ds) {
-          if (!auth.canWrite(null, 'create')) throw forbidden(`Token does not have DATASOURCES:APPEND scope for Data Source "${p.name}"`);
-          if (!src) throw badRequest('Url or body payload should be sent. Are you doing a POST without data?');
-          return createFromData(auth, p.name, format, src, importId, dialect, p, true);
-        }
-        if (!auth.canWrite(ds.id, 'append')) throw forbidden(`Token does not have DATASOURCES:APPEND scope for Data Source "${p.name}"`);
-        if (!src) throw badRequest('Url or body payload should be sent. Are you doing a POST without data?');
-        const counts = await s.imports.load(ws, ds, format, src.stream, importId, dialect);
-        await s.datasources.touch(ws, ds);
-        return importResponse(ds, importId, counts, await dsJson(auth, ds));
-      }
-
-      // replace
-      if (!p.name) throw badRequest('Data source name must be set with mode=replace (name=my_datasource)');
-      if (!auth.canWrite(null, 'change'))
-        throw forbidden('Token does not have DATASOURCES:CREATE scope, replace mode requires the DATASOURCES:CREATE scope because is a destructive action');
-      const ds = await s.datasources.find(ws, p.name);
-      if (!ds) throw badRequest(`Data Source "${p.name}" does not exist, can not replace a non existing Data Source`);
-      const counts = await s.imports.replace(ws, ds, format, src?.stream ?? (async function* () {})(), importId, dialect, p.replace_condition);
-      return importResponse(ds, importId, counts, await dsJson(auth, ds));
+      return {
+        mode: mode as WriteSpec['mode'],
+        format,
+        dialect: dialectOf(p),
+        name: p.name,
+        schema: p.schema,
+        engine: p.engine,
+        engineArgs: Object.fromEntries(Object.entries(p).filter(([k]) => k.startsWith('engine_'))),
+        indexes: p.indexes,
+        description: p.description,
+        replaceCondition: p.replace_condition,
+        replaceTruncateWhenEmpty: p.replace_truncate_when_empty === 'true',
+        typeGuessing: p.type_guessing !== 'false',
+      };
     }
 
-    /**
-     * Loads the first data of a data source this request created: if the load fails (a full disk,
-     * a broken body), the data source is dropped again, so a retry of the same request can succeed
-     * (no half-made data source holding part of the rows).
-     */
-    async function loadNew(auth: Auth, ds: DatasourceRecord, load: () => Promise<IngestCounts>): Promise<IngestCounts> {
-      try {
-        return await load();
-      } catch (err) {
-        await s.datasources.drop(auth.workspace, ds).catch(() => undefined);
-        throw err;
-      }
+    /** The write's answer: Tinybird's import JSON, or the new data source alone when no data was sent. */
+    async function writeJson(auth: Auth, spec: WriteSpec, r: WriteResult, importId: string): Promise<Record<string, unknown>> {
+      if (r.counts) return importResponse(r.ds, importId, r.counts, await dsJson(auth, r.ds));
+      if (spec.format === 'csv') return { datasource: await dsJson(auth, r.ds) };
+      return { datasource: await dsJson(auth, r.ds), import_id: importId, quarantine_rows: 0, invalid_lines: 0, error: false };
     }
 
-    async function createFromData(
-      auth: Auth,
-      name: string,
-      format: DataFormat,
-      src: DataSource,
-      importId: string,
-      dialect: CsvDialect,
-      p: Record<string, string>,
-      typeGuessing: boolean,
-    ) {
-      const ws = auth.workspace;
-      let stream = src.stream;
-      let parquetFile: string | undefined;
-      let inferred;
-      try {
-        if (format === 'parquet') {
-          parquetFile = await s.imports.spool(stream);
-          inferred = await s.imports.inferFromParquet(parquetFile);
-        } else {
-          const peeked = await peek(stream, 1024 * 1024);
-          if (!peeked.head.length) throw badRequest('No data was provided. Make sure the file is not empty');
-          stream = peeked.stream;
-          inferred = s.imports.inferFromSample(format, peeked.head, dialect, typeGuessing);
-        }
-        const ds = await s.datasources.create(ws, { name, columns: inferred.columns, engine: inferred.engine, indexes: [], description: p.description ?? '' });
-        const counts = await loadNew(auth, ds, () => s.imports.load(ws, ds, format, stream, importId, dialect, parquetFile));
-        return importResponse(ds, importId, counts, await dsJson(auth, ds));
-      } finally {
-        if (parquetFile) await import('node:fs').then((fs) => fs.rmSync(parquetFile!, { force: true }));
-      }
-    }
-
-    async function startUrlImport(auth: Auth, p: Record<string, string>, mode: string, format: DataFormat, dialect: CsvDialect) {
-      const ws = auth.workspace;
+    async function handleImport(auth: Auth, p: Record<string, string>, src: DataSource | null, req: FastifyRequest): Promise<unknown> {
+      const spec = writeSpec(p, src);
+      if (p.url === undefined) return writeJson(auth, spec, await s.writes.write(auth, spec, src, req.id), req.id);
+      if (src) throw badRequest('Send either a url or a body, not both');
       if (!/^https?:\/\//i.test(p.url)) throw badRequest('Url is not supported, only http, and https schemes are');
       await checkUrl(p.url, s.config.allowPrivateUrls); // refused before a job exists; checked again when fetched
-      let ds = p.name ? await s.datasources.find(ws, p.name) : null;
-      if (mode === 'append' && ds && !auth.canWrite(ds.id, 'append'))
-        throw forbidden(`Token does not have DATASOURCES:APPEND scope for Data Source "${p.name}"`);
-      if (!ds || mode !== 'append') auth.requireWrite(null, ds ? 'change' : 'create');
-      if (mode === 'replace' && !ds) throw badRequest(`Data Source "${p.name}" does not exist, can not replace a non existing Data Source`);
-      const name = p.name ?? nameFromFile(new URL(p.url).pathname.split('/').pop() ?? 'imported');
-      if (mode === 'create' && ds) throw badRequest(`Data Source "${name}" already exists, use mode=append`);
-      const job = await s.jobs.create(ws, 'import', { mode, url: p.url, datasource: ds ? { id: ds.id, name: ds.name } : { name } }, async (j) => {
+      const open = async (): Promise<DataSource> => {
         const res = await fetchUrl(p.url, s.config.allowPrivateUrls);
-        const peeked = await peek(decoded(res.stream, res.contentEncoding), 1);
-        if (!peeked.head.length && !(mode === 'replace' && p.replace_truncate_when_empty === 'true')) {
-          throw badRequest(`No data was provided. Make sure the file (${p.url}) is not empty`);
-        }
-        const src: DataSource = { stream: peeked.stream, filename: res.filename };
-        let result: Record<string, unknown>;
-        // By id when it existed at submit time, so a rename while the job waited is followed.
-        ds = (ds && (await s.datasources.find(ws, ds.id))) ?? (await s.datasources.find(ws, name));
-        if (mode === 'replace' && ds) {
-          result = importResponse(ds, j.id, await s.imports.replace(ws, ds, format, src.stream, j.id, dialect, p.replace_condition), await dsJson(auth, ds));
-        } else if (ds) {
-          result = importResponse(ds, j.id, await s.imports.load(ws, ds, format, src.stream, j.id, dialect), await dsJson(auth, ds));
-        } else {
-          result = (await createFromData(auth, name, format, src, j.id, dialect, p, p.type_guessing !== 'false')) as Record<string, unknown>;
-        }
-        const { datasource, quarantine_rows, invalid_lines, statistics, error } = result as Record<string, unknown>;
-        if (error) throw new PipitError('bad_request', String(error), { datasource, quarantine_rows, invalid_lines, statistics, import_id: j.id });
-        return { datasource, quarantine_rows, invalid_lines, statistics, import_id: j.id };
-      });
+        return { stream: decoded(res.stream, res.contentEncoding), filename: res.filename };
+      };
+      const job = await s.writes.writeFromUrl(auth, spec, p.url, open, (r, importId) => writeJson(auth, spec, r, importId));
       return { id: job.id, job_id: job.id, job_url: `${s.config.apiHost}/v0/jobs/${job.id}`, job: jobJson(s, job), status: 'waiting', import_id: job.id };
     }
 
@@ -497,13 +384,4 @@ export async function readParams(req: FastifyRequest): Promise<Record<string, st
     }
   }
   return parseForm(buf);
-}
-
-function nameFromFile(filename: string): string {
-  const base = filename
-    .split('/')
-    .pop()!
-    .replace(/\.(gz|gzip)$/i, '')
-    .replace(/\.[^.]*$/, '');
-  return base.replace(/[^A-Za-z0-9_]/g, '_').replace(/^([0-9])/, 't_$1') || 'imported';
 }
