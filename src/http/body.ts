@@ -112,6 +112,15 @@ export async function* decoded(source: AsyncIterable<Buffer>, contentEncoding?: 
   }
 }
 
+/**
+ * The whole body of a route that takes a small one (a form, JSON, SQL), decoded, up to the route's
+ * `bodyLimit` (413 beyond). Each API family declares its limit once (route-docs.ts `bodyLimit`);
+ * ingest routes stream their bodies instead.
+ */
+export function readBody(req: FastifyRequest): Promise<Buffer> {
+  return readAll(decoded(rawStream(req), req.headers['content-encoding']), req.routeOptions.bodyLimit);
+}
+
 export async function readAll(source: AsyncIterable<Buffer>, limit: number): Promise<Buffer> {
   const parts: Buffer[] = [];
   let n = 0;

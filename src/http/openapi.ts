@@ -10,8 +10,8 @@ import { ERROR_BODY, type JsonSchema, type RouteSchema } from './route-docs.js';
 interface RouteEntry {
   method: string;
   url: string;
-  handler?: string;
-  schema?: RouteSchema;
+  /** The options as registered; read when the document is made (later onRoute hooks fill in the body limit). */
+  options: RouteOptions;
 }
 
 /** Records every route registered on `app` from now on; `document()` describes those under /v0. */
@@ -19,7 +19,7 @@ export function routeCatalog(app: FastifyInstance): { document(apiHost: string):
   const routes: RouteEntry[] = [];
   app.addHook('onRoute', (r: RouteOptions) => {
     for (const method of Array.isArray(r.method) ? r.method : [r.method]) {
-      routes.push({ method, url: r.url, handler: (r.config as { handler?: string } | undefined)?.handler, schema: r.schema as RouteSchema | undefined });
+      routes.push({ method, url: r.url, options: r });
     }
   });
   return { document: (apiHost) => openApiDocument(routes, apiHost) };
@@ -38,7 +38,8 @@ function openApiDocument(routes: RouteEntry[], apiHost: string): JsonSchema {
   sorted.sort((a, b) => a.url.localeCompare(b.url));
   for (const r of sorted) {
     const path = r.url.replace(/:([A-Za-z0-9_]+)/g, '{$1}');
-    const s = r.schema ?? {};
+    const s = (r.options.schema ?? {}) as RouteSchema;
+    const handler = (r.options.config as { handler?: string } | undefined)?.handler;
     const declared = (s.params as JsonSchema | undefined)?.properties as Record<string, JsonSchema> | undefined;
     const parameters: unknown[] = [...r.url.matchAll(/:([A-Za-z0-9_]+)/g)].map(([, name]) => ({
       in: 'path',
@@ -54,7 +55,7 @@ function openApiDocument(routes: RouteEntry[], apiHost: string): JsonSchema {
     }
     const op: Record<string, unknown> = {
       operationId: operationId(r.method, r.url),
-      'x-tinybird-handler': r.handler ?? 'APIHandler',
+      'x-tinybird-handler': handler ?? 'APIHandler',
       parameters,
       responses: {
         ...Object.fromEntries(
@@ -75,7 +76,7 @@ function openApiDocument(routes: RouteEntry[], apiHost: string): JsonSchema {
     if (s.body) {
       const content: Record<string, unknown> = { 'application/json': { schema: s.body } };
       for (const type of s.consumes ?? []) content[type] = type.includes('form') ? { schema: s.body } : {};
-      op.requestBody = { content };
+      op.requestBody = { content, ...(r.options.bodyLimit ? { 'x-body-limit': r.options.bodyLimit } : {}) };
     }
     paths[path] ??= {};
     paths[path][r.method.toLowerCase()] = op;

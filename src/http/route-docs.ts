@@ -14,7 +14,7 @@
  *   summary: 'When a pipe last changed', params: pathParams('pipe'),
  * }), handler)
  */
-import type { FastifyRequest, FastifySchema } from 'fastify';
+import type { FastifyInstance, FastifyRequest, FastifySchema } from 'fastify';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -37,6 +37,16 @@ export type JsonSchema = Record<string, unknown>;
 export const named = (handler: string | null, schema?: RouteSchema): { config: { handler?: string }; schema?: RouteSchema } =>
   schema ? { config: handler ? { handler } : {}, schema } : { config: handler ? { handler } : {} };
 
+/**
+ * The body limit of the routes a plugin registers after this call (a route's own `bodyLimit`
+ * wins): `readBody` reads up to it, and /v0/openapi.json shows it.
+ */
+export function bodyLimit(app: FastifyInstance, bytes: number): void {
+  app.addHook('onRoute', (r) => {
+    r.bodyLimit ??= bytes;
+  });
+}
+
 /** The route's handler name; routes that declare none are Tinybird's generic `APIHandler`. */
 export const handlerName = (req: FastifyRequest): string => req.routeOptions?.config?.handler ?? 'APIHandler';
 
@@ -48,12 +58,13 @@ const PATH_PARAMS: Record<string, string> = {
   id: 'Job id',
 };
 
-/** The path parameters of a route (all strings). */
-export function pathParams(...names: string[]): JsonSchema {
+/** The path parameters of a route (all strings): names with their usual description, or `{ name: description }`. */
+export function pathParams(...params: Array<string | Record<string, string>>): JsonSchema {
+  const described = params.flatMap((p) => (typeof p === 'string' ? [[p, PATH_PARAMS[p] ?? p]] : Object.entries(p)));
   return {
     type: 'object',
-    required: names,
-    properties: Object.fromEntries(names.map((n) => [n, { type: 'string', description: PATH_PARAMS[n] ?? n }])),
+    required: described.map(([n]) => n),
+    properties: Object.fromEntries(described.map(([n, d]) => [n, { type: 'string', description: d }])),
   };
 }
 

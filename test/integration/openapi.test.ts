@@ -37,6 +37,7 @@ describe('the description of /v0', () => {
     expect(create['x-tinybird-handler']).toBe('APIPipeListHandler');
     expect(create.parameters.find((p) => p.name === 'force')).toMatchObject({ in: 'query', schema: { enum: ['true', 'false'] } });
     expect(Object.keys(create.requestBody?.content ?? {})).toEqual(['application/json', 'application/x-www-form-urlencoded']);
+    expect(create.requestBody).toMatchObject({ 'x-body-limit': 8 * 1024 * 1024 });
     expect(create.responses['200']).toMatchObject({ content: { 'application/json': { schema: { properties: { nodes: { type: 'array' } } } } } });
     // Routes that declare no schema still show their path parameters and handler name.
     const ds = doc.paths['/v0/datasources/{name}'].get;
@@ -52,6 +53,19 @@ describe('the description of /v0', () => {
     const ids = Object.values(doc.paths).flatMap((ops) => Object.values(ops).map((o) => o.operationId));
     expect(new Set(ids).size).toBe(ids.length);
     for (const path of ['/v0/sql', '/v0/events', '/v0/tokens', '/v0/jobs/{id}', '/v0/variables']) expect(doc.paths[path], path).toBeDefined();
+  });
+
+  it('each API family reads bodies up to its declared limit (413 beyond, naming it)', async () => {
+    const form = { 'content-type': 'application/x-www-form-urlencoded' };
+    for (const [path, limit] of [
+      ['/v0/variables', 64 * 1024],
+      ['/v0/tokens?name=t', 1024 * 1024],
+      ['/v0/pipes', 8 * 1024 * 1024],
+    ] as const) {
+      const r = await s.req('POST', path, { body: `name=${'x'.repeat(limit)}`, headers: form });
+      expect(r.status, path).toBe(413);
+      expect(await r.json()).toEqual({ error: `The message-body is too large. The limit is ${limit} bytes` });
+    }
   });
 
   it('a value outside a schema gets the Tinybird answer, not a validation error', async () => {

@@ -6,7 +6,7 @@
  */
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import type { Services } from '../services.js';
-import { named } from '../route-docs.js';
+import { bodyLimit, named } from '../route-docs.js';
 import { badRequest, notFound, PipitError } from '../../basics/errors.js';
 import { parseUserJson } from '../../basics/input-limits.js';
 import { readsDatasource } from '../../domain/pipe-service.js';
@@ -14,15 +14,13 @@ import { analyzeQuery, type ResolvedTable } from '../../sql/analyzer.js';
 import { renameTableInSql } from '../../sql/rename.js';
 import { isTemplate, render, templateTables } from '../../template/index.js';
 import { authenticate } from '../auth.js';
-import { decoded, hasBody, queryParams, rawStream, readAll } from '../body.js';
-
-const BODY_LIMIT = 1024 * 1024;
+import { hasBody, queryParams, readBody } from '../body.js';
 
 /** Query string and form body, one value per key. */
 async function args(req: FastifyRequest): Promise<Record<string, string>> {
   const out: Record<string, string> = { ...queryParams(req) };
   if (hasBody(req)) {
-    const text = (await readAll(decoded(rawStream(req), req.headers['content-encoding']), BODY_LIMIT)).toString('utf8');
+    const text = (await readBody(req)).toString('utf8');
     if (/json/i.test(req.headers['content-type'] ?? '')) {
       const obj = parseUserJson(text || '{}', 'The request body should be a JSON object');
       if (!obj || typeof obj !== 'object' || Array.isArray(obj)) throw badRequest('The request body should be a JSON object');
@@ -65,6 +63,8 @@ export function sqlTables(sql: string, withTableFunctions: boolean): Array<[stri
 
 export function cliCompatRoutes(s: Services): FastifyPluginAsync {
   return async (app) => {
+    // Form, JSON and SQL bodies of these routes (readBody).
+    bodyLimit(app, 1024 * 1024);
     app.post('/v0/sql_tables', named('APIQueryHandler'), async (req) => {
       await authenticate(s, req);
       const a = await args(req);

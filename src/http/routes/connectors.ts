@@ -7,10 +7,11 @@
  */
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import type { Services } from '../services.js';
+import { bodyLimit } from '../route-docs.js';
 import { connectionJson } from '../../domain/connection-service.js';
 import { badRequest, notFound, PipitError } from '../../basics/errors.js';
 import { authenticate } from '../auth.js';
-import { decoded, hasBody, isJson, queryParams, rawStream, readAll } from '../body.js';
+import { hasBody, isJson, queryParams, readBody } from '../body.js';
 import { checkUrl } from './url-fetch.js';
 import { parseUserJson } from '../../basics/input-limits.js';
 
@@ -18,7 +19,7 @@ import { parseUserJson } from '../../basics/input-limits.js';
 async function args(req: FastifyRequest): Promise<Record<string, string>> {
   const out = queryParams(req);
   if (!hasBody(req)) return out;
-  const body = await readAll(decoded(rawStream(req), req.headers['content-encoding']), 64 * 1024);
+  const body = await readBody(req);
   if (isJson(req)) {
     const j = parseUserJson(body.toString('utf8'), 'The request body should be a JSON object');
     if (!j || typeof j !== 'object' || Array.isArray(j)) throw badRequest('The request body should be a JSON object');
@@ -31,6 +32,8 @@ async function args(req: FastifyRequest): Promise<Record<string, string>> {
 
 export function connectorRoutes(s: Services): FastifyPluginAsync {
   return async (app) => {
+    // Form, JSON and SQL bodies of these routes (readBody).
+    bodyLimit(app, 64 * 1024);
     const admin = async (req: FastifyRequest) => {
       const auth = await authenticate(s, req);
       auth.requireAdmin();

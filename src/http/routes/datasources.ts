@@ -5,7 +5,7 @@
  */
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import type { Services } from '../services.js';
-import { named } from '../route-docs.js';
+import { bodyLimit, named, pathParams } from '../route-docs.js';
 import type { Auth } from '../../domain/access.js';
 import type { DatasourceRecord, JobRecord } from '../../catalog/catalog.js';
 import { badRequest, conflict, forbidden, notFound } from '../../basics/errors.js';
@@ -17,7 +17,7 @@ import { printDatasourceFile } from '../../datafile/index.js';
 import { CsvParser } from '../../ingest/formats/csv.js';
 import type { CsvDialect, IngestCounts } from '../../ingest/ingest-service.js';
 import { authenticate } from '../auth.js';
-import { decoded, hasBody, isForm, isMultipart, parseForm, queryParams, rawStream, readAll, readMultipart } from '../body.js';
+import { decoded, hasBody, isForm, isMultipart, parseForm, queryParams, rawStream, readAll, readMultipart, readBody } from '../body.js';
 import { datasourceJson, datasourceListJson, pickAttrs } from './datasource-json.js';
 import { readsDatasource } from '../../domain/pipe-service.js';
 import { jobJson } from './jobs.js';
@@ -102,6 +102,8 @@ export function importResponse(_ds: DatasourceRecord, importId: string, counts: 
 export const datasourceRoutes =
   (s: Services): FastifyPluginAsync =>
   async (app) => {
+    // Form and JSON bodies of the routes that take parameters (readParams); data is streamed.
+    bodyLimit(app, 16 * 1024 * 1024);
     const dsJson = async (auth: Auth, ds: DatasourceRecord) =>
       datasourceJson(ds, await s.datasources.stats(auth.workspace, ds), await s.pipes.usedBy(auth.workspace, ds.name));
 
@@ -116,45 +118,49 @@ export const datasourceRoutes =
       throw notFound(`Data Source "${name}" does not exist`);
     }
 
-    app.post('/v0/datasources', named('APIDataSourcesHandler'), async (req, reply) => {
-      const auth = await authenticate(s, req);
-      const params = queryParams(req);
-      let source: DataSource | null = null;
-      const consumed: Promise<unknown> | null = null;
+    app.post(
+      '/v0/datasources',
+      named('APIDataSourcesHandler', { summary: 'Create a Data Source from a schema or data, append or replace (a body, a multipart file or url=)' }),
+      async (req, reply) => {
+        const auth = await authenticate(s, req);
+        const params = queryParams(req);
+        let source: DataSource | null = null;
+        const consumed: Promise<unknown> | null = null;
 
-      const run = async (src: DataSource | null) => handleImport(auth, params, src, req);
+        const run = async (src: DataSource | null) => handleImport(auth, params, src, req);
 
-      if (isMultipart(req)) {
-        let result: unknown;
-        const hadFile = await readMultipart(req, params, async (part) => {
-          if (!['csv', 'ndjson', 'parquet', 'file'].includes(part.field)) {
-            throw badRequest("Multipart requests require name field to be set to 'file', 'csv' or 'ndjson' and a non-empty file.");
-          }
-          result = await run({ stream: decoded(part.stream), filename: part.filename, field: part.field });
-        });
-        if (!hadFile) result = await run(null);
-        return reply.send(result);
-      }
-      if (isForm(req) && hasBody(req)) {
-        // A form carries parameters; a CSV sent with curl -d also arrives as a "form".
-        const buf = await readAll(decoded(rawStream(req)), 64 * 1024 * 1024);
-        const form = parseForm(buf);
-        const keys = Object.keys(form);
-        if (keys.length && keys.every((k) => FORM_KEYS.has(k) || k.startsWith('engine_'))) {
-          Object.assign(params, form);
-        } else if (buf.length) {
-          source = {
-            stream: (async function* () {
-              yield buf;
-            })(),
-          };
+        if (isMultipart(req)) {
+          let result: unknown;
+          const hadFile = await readMultipart(req, params, async (part) => {
+            if (!['csv', 'ndjson', 'parquet', 'file'].includes(part.field)) {
+              throw badRequest("Multipart requests require name field to be set to 'file', 'csv' or 'ndjson' and a non-empty file.");
+            }
+            result = await run({ stream: decoded(part.stream), filename: part.filename, field: part.field });
+          });
+          if (!hadFile) result = await run(null);
+          return reply.send(result);
         }
-      } else if (hasBody(req)) {
-        source = { stream: decoded(rawStream(req), req.headers['content-encoding']) };
-      }
-      void consumed;
-      return reply.send(await run(source));
-    });
+        if (isForm(req) && hasBody(req)) {
+          // A form carries parameters; a CSV sent with curl -d also arrives as a "form".
+          const buf = await readAll(decoded(rawStream(req)), 64 * 1024 * 1024);
+          const form = parseForm(buf);
+          const keys = Object.keys(form);
+          if (keys.length && keys.every((k) => FORM_KEYS.has(k) || k.startsWith('engine_'))) {
+            Object.assign(params, form);
+          } else if (buf.length) {
+            source = {
+              stream: (async function* () {
+                yield buf;
+              })(),
+            };
+          }
+        } else if (hasBody(req)) {
+          source = { stream: decoded(rawStream(req), req.headers['content-encoding']) };
+        }
+        void consumed;
+        return reply.send(await run(source));
+      },
+    );
 
     /** The request as a write: mode, format, dialect and the data source's definition, checked. */
     function writeSpec(p: Record<string, string>, src: DataSource | null): WriteSpec {
@@ -205,7 +211,7 @@ export const datasourceRoutes =
       return { id: job.id, job_id: job.id, job_url: `${s.config.apiHost}/v0/jobs/${job.id}`, job: jobJson(s, job), status: 'waiting', import_id: job.id };
     }
 
-    app.get('/v0/datasources', named('APIDataSourcesHandler'), async (req) => {
+    app.get('/v0/datasources', named('APIDataSourcesHandler', { summary: 'The Data Sources the token may read' }), async (req) => {
       const auth = await authenticate(s, req);
       const p = queryParams(req);
       const attrs = p.attrs
@@ -235,145 +241,169 @@ export const datasourceRoutes =
       return { datasources: out };
     });
 
-    app.get('/v0/datasources/:name', named('APIDataSourceHandler'), async (req, reply) => {
-      const auth = await authenticate(s, req);
-      let { name } = req.params as { name: string };
-      const asFile = name.endsWith('.datasource');
-      if (asFile) name = name.slice(0, -'.datasource'.length);
-      const ds = await s.datasources.get(auth.workspace, name);
-      if (!auth.seesDatasource(ds, await s.pipes.list(auth.workspace))) throw forbidden("The token you have provided doesn't have access to this resource");
-      if (asFile || queryParams(req).format === 'datasource') {
-        return reply
-          .type('text/plain; charset=utf-8')
-          .send(printDatasourceFile({ description: ds.description, columns: ds.columns, engine: ds.engine, indexes: ds.indexes }));
-      }
-      const attrs =
-        queryParams(req)
-          .attrs?.split(',')
-          .map((a) => a.trim())
-          .filter(Boolean) ?? [];
-      return pickAttrs(await dsJson(auth, ds), attrs.length ? attrs : null);
-    });
-
-    app.put('/v0/datasources/:name', named('APIDataSourceHandler'), async (req) => {
-      const auth = await authenticate(s, req);
-      auth.requireWrite(null, 'change');
-      const p = { ...queryParams(req), ...(await readParams(req)) };
-      const ds = await s.datasources.get(auth.workspace, (req.params as { name: string }).name);
-      let updated = ds;
-      if (p.name !== undefined && p.name !== ds.name) {
-        // Renaming rewrites the SQL of the nodes that read the data source (reference 2.8);
-        // templates can not be rewritten safely, so they block the rename unless force=true.
-        const pipes = await s.pipes.list(auth.workspace);
-        const rewrites: Array<{ pipe: PipeRecord; sql: Map<string, string> }> = [];
-        const blocked: Array<{ pipe: string; node: string }> = [];
-        for (const pipe of pipes) {
-          const sql = new Map<string, string>();
-          for (const n of pipe.nodes) {
-            if (!n.dependencies.includes(ds.name) && !n.dependencies.includes(`${ds.name}_quarantine`)) continue;
-            const renamed = renameTableInSql(n.sql, ds.name, p.name);
-            if (renamed === null) blocked.push({ pipe: pipe.name, node: n.name });
-            else sql.set(n.id, renamed);
-          }
-          if (sql.size) rewrites.push({ pipe, sql });
+    app.get<{ Params: { name: string } }>(
+      '/v0/datasources/:name',
+      named('APIDataSourceHandler', { summary: 'A Data Source, or its `.datasource` datafile (`name.datasource`)', params: pathParams('name') }),
+      async (req, reply) => {
+        const auth = await authenticate(s, req);
+        let { name } = req.params;
+        const asFile = name.endsWith('.datasource');
+        if (asFile) name = name.slice(0, -'.datasource'.length);
+        const ds = await s.datasources.get(auth.workspace, name);
+        if (!auth.seesDatasource(ds, await s.pipes.list(auth.workspace))) throw forbidden("The token you have provided doesn't have access to this resource");
+        if (asFile || queryParams(req).format === 'datasource') {
+          return reply
+            .type('text/plain; charset=utf-8')
+            .send(printDatasourceFile({ description: ds.description, columns: ds.columns, engine: ds.engine, indexes: ds.indexes }));
         }
-        if (blocked.length && p.force !== 'true') {
+        const attrs =
+          queryParams(req)
+            .attrs?.split(',')
+            .map((a) => a.trim())
+            .filter(Boolean) ?? [];
+        return pickAttrs(await dsJson(auth, ds), attrs.length ? attrs : null);
+      },
+    );
+
+    app.put<{ Params: { name: string } }>(
+      '/v0/datasources/:name',
+      named('APIDataSourceHandler', { summary: 'Rename a Data Source or change its description', params: pathParams('name') }),
+      async (req) => {
+        const auth = await authenticate(s, req);
+        auth.requireWrite(null, 'change');
+        const p = { ...queryParams(req), ...(await readParams(req)) };
+        const ds = await s.datasources.get(auth.workspace, req.params.name);
+        let updated = ds;
+        if (p.name !== undefined && p.name !== ds.name) {
+          // Renaming rewrites the SQL of the nodes that read the data source (reference 2.8);
+          // templates can not be rewritten safely, so they block the rename unless force=true.
+          const pipes = await s.pipes.list(auth.workspace);
+          const rewrites: Array<{ pipe: PipeRecord; sql: Map<string, string> }> = [];
+          const blocked: Array<{ pipe: string; node: string }> = [];
+          for (const pipe of pipes) {
+            const sql = new Map<string, string>();
+            for (const n of pipe.nodes) {
+              if (!n.dependencies.includes(ds.name) && !n.dependencies.includes(`${ds.name}_quarantine`)) continue;
+              const renamed = renameTableInSql(n.sql, ds.name, p.name);
+              if (renamed === null) blocked.push({ pipe: pipe.name, node: n.name });
+              else sql.set(n.id, renamed);
+            }
+            if (sql.size) rewrites.push({ pipe, sql });
+          }
+          if (blocked.length && p.force !== 'true') {
+            throw conflict(
+              `The Data Source "${ds.name}" is used in templates that can not be rewritten => Pipes="${[...new Set(blocked.map((u) => u.pipe))].join(',')}", nodes="${blocked.map((u) => u.node).join(',')}". Change their SQL first or set the \`force\` parameter to \`true\` to rename it anyway`,
+            );
+          }
+          updated = await s.datasources.rename(auth.workspace, ds, p.name);
+          const rename = (d: string) => (d === ds.name ? p.name! : d === `${ds.name}_quarantine` ? `${p.name}_quarantine` : d);
+          for (const { pipe, sql } of rewrites) {
+            await s.pipes.save(auth.workspace, {
+              ...pipe,
+              nodes: pipe.nodes.map((n) => (sql.has(n.id) ? { ...n, sql: sql.get(n.id)!, dependencies: n.dependencies.map(rename) } : n)),
+            });
+          }
+        }
+        if (p.description !== undefined) {
+          updated = { ...updated, description: p.description };
+          await s.datasources.update(auth.workspace, updated);
+        }
+        return dsJson(auth, updated);
+      },
+    );
+
+    app.delete<{ Params: { name: string } }>(
+      '/v0/datasources/:name',
+      named('APIDataSourceHandler', { summary: 'Delete a Data Source (dry_run=true lists what depends on it)', params: pathParams('name') }),
+      async (req, reply) => {
+        const auth = await authenticate(s, req);
+        const name = req.params.name;
+        const ds = await s.datasources.get(auth.workspace, name);
+        if (!auth.canDrop(ds.id)) throw forbidden(`User does not have permissions to drop Data Source "${name}", set DROP scope`);
+        const q = queryParams(req);
+        // What keeps writing into it or is triggered by it: views reading or filling it, copies into it.
+        const views = await s.materializations.dependents(auth.workspace, ds.id, ds.name);
+        const copies = (await s.pipes.list(auth.workspace)).flatMap((pipe) =>
+          pipe.nodes.filter((n) => n.data.copy_target === ds.id).map((node) => ({ pipe, node })),
+        );
+        const users = [...views, ...copies];
+        const pipesList = [...new Set(users.map((d) => d.pipe.name))];
+        const nodesList = users.map((d) => d.node.name);
+        if (q.dry_run === 'true') {
+          const dependencies: Record<string, string[]> = {};
+          for (const d of users) (dependencies[d.pipe.name] ??= []).push(d.node.name);
+          return { dependencies, dependent_pipes: pipesList, dependent_nodes: nodesList };
+        }
+        if (users.length && q.force !== 'true') {
+          const why = views.some((d) => d.node.data.materialized === ds.id)
+            ? 'The Data Source is the target of a Materialized View'
+            : views.length
+              ? 'The Data Source is used by a Materialized View'
+              : 'The Data Source is the target of a Copy Pipe';
           throw conflict(
-            `The Data Source "${ds.name}" is used in templates that can not be rewritten => Pipes="${[...new Set(blocked.map((u) => u.pipe))].join(',')}", nodes="${blocked.map((u) => u.node).join(',')}". Change their SQL first or set the \`force\` parameter to \`true\` to rename it anyway`,
+            `${why}. Deleting it may break your data ingestion. Set the \`force\` parameter to \`true\` to unlink the dependent Materialized Views and delete the Data Source. The Data Source is used in => Pipes="${pipesList.join(',')}", nodes="${nodesList.join(',')}"`,
           );
         }
-        updated = await s.datasources.rename(auth.workspace, ds, p.name);
-        const rename = (d: string) => (d === ds.name ? p.name! : d === `${ds.name}_quarantine` ? `${p.name}_quarantine` : d);
-        for (const { pipe, sql } of rewrites) {
-          await s.pipes.save(auth.workspace, {
-            ...pipe,
-            nodes: pipe.nodes.map((n) => (sql.has(n.id) ? { ...n, sql: sql.get(n.id)!, dependencies: n.dependencies.map(rename) } : n)),
+        const deps = views;
+        for (const d of deps) await s.materializations.unlink(auth, d.pipe.id, d.node.id);
+        await s.datasources.drop(auth.workspace, ds);
+        return reply.code(204).send();
+      },
+    );
+
+    app.post<{ Params: { name: string } }>(
+      '/v0/datasources/:name/truncate',
+      named('APIDataSourceTruncateHandler', { summary: 'Delete every row (also `name_quarantine`)', params: pathParams('name') }),
+      async (req, reply) => {
+        const auth = await authenticate(s, req);
+        auth.requireWrite(null, 'change');
+        const { ds, quarantine } = await resolveWithQuarantine(auth, req.params.name);
+        await s.datasources.truncate(auth.workspace, ds, quarantine);
+        return reply.code(205).send();
+      },
+    );
+
+    app.post<{ Params: { name: string } }>(
+      '/v0/datasources/:name/delete',
+      named('APIDataSourceDeleteHandler', { summary: 'Delete the rows matching delete_condition, as a job', params: pathParams('name') }),
+      async (req, reply) => {
+        const auth = await authenticate(s, req);
+        auth.requireWrite(null, 'change');
+        const p = { ...queryParams(req), ...(await readParams(req)) };
+        const name = req.params.name;
+        const found = await s.datasources
+          .find(auth.workspace, name)
+          .then((d) => (d ? { ds: d, quarantine: false } : resolveWithQuarantine(auth, name)))
+          .catch(() => {
+            throw badRequest(`Data Source "${name}" does not exist, can not delete a non existing Data Source`);
           });
-        }
-      }
-      if (p.description !== undefined) {
-        updated = { ...updated, description: p.description };
-        await s.datasources.update(auth.workspace, updated);
-      }
-      return dsJson(auth, updated);
-    });
+        if (!p.delete_condition) throw badRequest("The delete_condition='delete_statement' is mandatory");
+        const r = await s.deletes.start(auth.workspace, found.ds, found.quarantine, p.delete_condition, p.dry_run === 'true');
+        if ('rows_to_be_deleted' in r) return r;
+        const job = r as JobRecord;
+        return reply
+          .code(201)
+          .send({ id: job.id, job_id: job.id, job_url: `${s.config.apiHost}/v0/jobs/${job.id}`, job: jobJson(s, job), status: 'waiting', delete_id: job.id });
+      },
+    );
 
-    app.delete('/v0/datasources/:name', named('APIDataSourceHandler'), async (req, reply) => {
-      const auth = await authenticate(s, req);
-      const name = (req.params as { name: string }).name;
-      const ds = await s.datasources.get(auth.workspace, name);
-      if (!auth.canDrop(ds.id)) throw forbidden(`User does not have permissions to drop Data Source "${name}", set DROP scope`);
-      const q = queryParams(req);
-      // What keeps writing into it or is triggered by it: views reading or filling it, copies into it.
-      const views = await s.materializations.dependents(auth.workspace, ds.id, ds.name);
-      const copies = (await s.pipes.list(auth.workspace)).flatMap((pipe) =>
-        pipe.nodes.filter((n) => n.data.copy_target === ds.id).map((node) => ({ pipe, node })),
-      );
-      const users = [...views, ...copies];
-      const pipesList = [...new Set(users.map((d) => d.pipe.name))];
-      const nodesList = users.map((d) => d.node.name);
-      if (q.dry_run === 'true') {
-        const dependencies: Record<string, string[]> = {};
-        for (const d of users) (dependencies[d.pipe.name] ??= []).push(d.node.name);
-        return { dependencies, dependent_pipes: pipesList, dependent_nodes: nodesList };
-      }
-      if (users.length && q.force !== 'true') {
-        const why = views.some((d) => d.node.data.materialized === ds.id)
-          ? 'The Data Source is the target of a Materialized View'
-          : views.length
-            ? 'The Data Source is used by a Materialized View'
-            : 'The Data Source is the target of a Copy Pipe';
-        throw conflict(
-          `${why}. Deleting it may break your data ingestion. Set the \`force\` parameter to \`true\` to unlink the dependent Materialized Views and delete the Data Source. The Data Source is used in => Pipes="${pipesList.join(',')}", nodes="${nodesList.join(',')}"`,
-        );
-      }
-      const deps = views;
-      for (const d of deps) await s.materializations.unlink(auth, d.pipe.id, d.node.id);
-      await s.datasources.drop(auth.workspace, ds);
-      return reply.code(204).send();
-    });
-
-    app.post('/v0/datasources/:name/truncate', named('APIDataSourceTruncateHandler'), async (req, reply) => {
-      const auth = await authenticate(s, req);
-      auth.requireWrite(null, 'change');
-      const { ds, quarantine } = await resolveWithQuarantine(auth, (req.params as { name: string }).name);
-      await s.datasources.truncate(auth.workspace, ds, quarantine);
-      return reply.code(205).send();
-    });
-
-    app.post('/v0/datasources/:name/delete', named('APIDataSourceDeleteHandler'), async (req, reply) => {
-      const auth = await authenticate(s, req);
-      auth.requireWrite(null, 'change');
-      const p = { ...queryParams(req), ...(await readParams(req)) };
-      const name = (req.params as { name: string }).name;
-      const found = await s.datasources
-        .find(auth.workspace, name)
-        .then((d) => (d ? { ds: d, quarantine: false } : resolveWithQuarantine(auth, name)))
-        .catch(() => {
-          throw badRequest(`Data Source "${name}" does not exist, can not delete a non existing Data Source`);
-        });
-      if (!p.delete_condition) throw badRequest("The delete_condition='delete_statement' is mandatory");
-      const r = await s.deletes.start(auth.workspace, found.ds, found.quarantine, p.delete_condition, p.dry_run === 'true');
-      if ('rows_to_be_deleted' in r) return r;
-      const job = r as JobRecord;
-      return reply
-        .code(201)
-        .send({ id: job.id, job_id: job.id, job_url: `${s.config.apiHost}/v0/jobs/${job.id}`, job: jobJson(s, job), status: 'waiting', delete_id: job.id });
-    });
-
-    app.post('/v0/datasources/:name/alter', named('APIDataSourceAlterHandler'), async (req) => {
-      const auth = await authenticate(s, req);
-      auth.requireWrite(null, 'change');
-      const p = { ...queryParams(req), ...(await readParams(req)) };
-      const ds = await s.datasources.get(auth.workspace, (req.params as { name: string }).name);
-      return s.alters.alter(auth.workspace, ds, p);
-    });
+    app.post<{ Params: { name: string } }>(
+      '/v0/datasources/:name/alter',
+      named('APIDataSourceAlterHandler', { summary: 'Change columns, TTL, indexes or description', params: pathParams('name') }),
+      async (req) => {
+        const auth = await authenticate(s, req);
+        auth.requireWrite(null, 'change');
+        const p = { ...queryParams(req), ...(await readParams(req)) };
+        const ds = await s.datasources.get(auth.workspace, req.params.name);
+        return s.alters.alter(auth.workspace, ds, p);
+      },
+    );
   };
 
 /** Parameters from a form or JSON body (small bodies only). */
 export async function readParams(req: FastifyRequest): Promise<Record<string, string>> {
   if (!hasBody(req)) return {};
-  const buf = await readAll(decoded(rawStream(req), req.headers['content-encoding']), 16 * 1024 * 1024);
+  const buf = await readBody(req);
   if (/json/i.test(req.headers['content-type'] ?? '')) {
     checkJsonDepth(buf.toString('utf8'));
     try {

@@ -4,7 +4,7 @@
  */
 import type { FastifyPluginAsync } from 'fastify';
 import type { Services } from '../services.js';
-import { named } from '../route-docs.js';
+import { named, pathParams } from '../route-docs.js';
 import type { JobRecord, JobStatus } from '../../catalog/catalog.js';
 import { badRequest } from '../../basics/errors.js';
 import { tbTime } from '../../basics/time.js';
@@ -53,7 +53,7 @@ function parseDate(v: string | undefined, name: string): string | undefined {
 export const jobRoutes =
   (s: Services): FastifyPluginAsync =>
   async (app) => {
-    app.get('/v0/jobs', named('APIJobsHandler'), async (req) => {
+    app.get('/v0/jobs', named('APIJobsHandler', { summary: 'Recent jobs' }), async (req) => {
       const auth = await authenticate(s, req);
       auth.requireCreate();
       const p = queryParams(req);
@@ -92,15 +92,19 @@ export const jobRoutes =
       };
     });
 
-    app.get('/v0/jobs/:id', named('APIJobHandler'), async (req) => {
+    app.get<{ Params: { id: string } }>('/v0/jobs/:id', named('APIJobHandler', { summary: 'A job', params: pathParams('id') }), async (req) => {
       const auth = await authenticate(s, req);
       auth.requireCreate();
-      return jobJson(s, await s.jobs.get(auth.workspace, (req.params as { id: string }).id));
+      return jobJson(s, await s.jobs.get(auth.workspace, req.params.id));
     });
 
-    app.post('/v0/jobs/:id/cancel', named('APIJobCancelHandler'), async (req) => {
-      const auth = await authenticate(s, req);
-      auth.requireCreate();
-      return jobJson(s, await s.jobs.cancel(auth.workspace, (req.params as { id: string }).id));
-    });
+    app.post<{ Params: { id: string } }>(
+      '/v0/jobs/:id/cancel',
+      named('APIJobCancelHandler', { summary: 'Cancel a waiting or working job', params: pathParams('id') }),
+      async (req) => {
+        const auth = await authenticate(s, req);
+        auth.requireCreate();
+        return jobJson(s, await s.jobs.cancel(auth.workspace, req.params.id));
+      },
+    );
   };

@@ -5,7 +5,7 @@
  */
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { Services } from '../services.js';
-import { boolParam, named } from '../route-docs.js';
+import { bodyLimit, boolParam, named } from '../route-docs.js';
 import * as S from './pipe-schemas.js';
 import type { NodeRoute, PipeRoute } from './pipe-schemas.js';
 import type { NodeRecord, NodeType, PipeRecord } from '../../catalog/catalog.js';
@@ -18,7 +18,7 @@ import type { MaterializeOptions } from '../../domain/materialize-service.js';
 import { nowIso, tbTime } from '../../basics/time.js';
 import { isTemplate, type ParamValue } from '../../template/index.js';
 import { authenticate } from '../auth.js';
-import { decoded, hasBody, isForm, isJson, jsonObject, jsonText, rawStream, readAll } from '../body.js';
+import { hasBody, isForm, isJson, jsonObject, jsonText, readBody } from '../body.js';
 import { outputParams, sendQuery } from '../query-output.js';
 import { limitEndpoint } from '../rate-limit.js';
 import { nodeJson, nodeParams, pipeJson } from './pipe-json.js';
@@ -28,7 +28,6 @@ import { sinkSettings } from './sinks.js';
 import { queryArgs } from './sql.js';
 import { parseUserJson } from '../../basics/input-limits.js';
 
-const BODY_LIMIT = 8 * 1024 * 1024;
 const Q_LIMIT = 8 * 1024;
 const POST_Q_LIMIT = 1024 * 1024;
 
@@ -68,7 +67,7 @@ function bodyJson(req: FastifyRequest, b: Buffer, message: string): Record<strin
 }
 
 async function body(req: FastifyRequest): Promise<Buffer> {
-  return hasBody(req) ? readAll(decoded(rawStream(req), req.headers['content-encoding']), BODY_LIMIT) : Buffer.alloc(0);
+  return hasBody(req) ? readBody(req) : Buffer.alloc(0);
 }
 
 function str(v: unknown): string | undefined {
@@ -265,6 +264,9 @@ export function pipeRoutes(services: Services): FastifyPluginAsync {
   }
 
   return async (app) => {
+    // Form, JSON and SQL bodies of these routes (readBody).
+
+    bodyLimit(app, 8 * 1024 * 1024);
     /** Arguments from the query string and a form body. */
     const formArgs = async (req: FastifyRequest): Promise<Record<string, unknown>> => {
       const b = await body(req);

@@ -6,7 +6,7 @@
  */
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import type { Services } from '../services.js';
-import { named } from '../route-docs.js';
+import { bodyLimit, named } from '../route-docs.js';
 import type { PipeRecord } from '../../catalog/catalog.js';
 import { Auth } from '../../domain/access.js';
 import { badRequest, forbidden } from '../../basics/errors.js';
@@ -15,7 +15,7 @@ import { SINK_ARGS, type SinkSettings } from '../../domain/sink-service.js';
 import { tbTime } from '../../basics/time.js';
 import type { ParamValue } from '../../template/index.js';
 import { authenticate } from '../auth.js';
-import { decoded, hasBody, isJson, rawStream, readAll } from '../body.js';
+import { hasBody, isJson, readBody } from '../body.js';
 import { jobJson } from './jobs.js';
 import { nodeJson, pipeJson } from './pipe-json.js';
 import { queryArgs } from './sql.js';
@@ -31,7 +31,7 @@ const str = (v: unknown): string | undefined => {
 async function formArgs(req: FastifyRequest): Promise<Record<string, ParamValue>> {
   const a: Record<string, ParamValue> = { ...queryArgs(req) };
   if (!hasBody(req)) return a;
-  const b = await readAll(decoded(rawStream(req), req.headers['content-encoding']), 1024 * 1024);
+  const b = await readBody(req);
   if (!b.length) return a;
   if (isJson(req)) {
     const j = parseUserJson(b.toString('utf8'), 'The request body should be a JSON object');
@@ -73,6 +73,9 @@ export function sinkRoutes(s: Services): FastifyPluginAsync {
   }
 
   return async (app) => {
+    // Form, JSON and SQL bodies of these routes (readBody).
+
+    bodyLimit(app, 1024 * 1024);
     app.post('/v0/pipes/:pipe/nodes/:node/sink', named('APIPipeNodeHandler'), async (req) => {
       const auth = await authenticate(s, req);
       const { pipe: pipeName, node: nodeName } = req.params as { pipe: string; node: string };
