@@ -44,6 +44,13 @@ function lookupOf(s: Services): ResourceLookup {
   return l;
 }
 
+/** The caller, who must hold ADMIN (403 otherwise). */
+export async function authenticateAdmin(services: Services, req: FastifyRequest): Promise<Auth> {
+  const auth = await authenticate(services, req);
+  auth.requireAdmin();
+  return auth;
+}
+
 export async function authenticate(services: Services, req: FastifyRequest, opts: AuthOptions = {}): Promise<Auth> {
   const auth = await services.access.authenticate(tokenOf(req) ?? (await formToken(req)), lookupOf(services));
   if (auth.jwt) {

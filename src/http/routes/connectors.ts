@@ -10,7 +10,7 @@ import type { Services } from '../services.js';
 import { bodyLimit } from '../route-docs.js';
 import { connectionJson } from '../../domain/connection-service.js';
 import { badRequest, notFound, PipitError } from '../../basics/errors.js';
-import { authenticate } from '../auth.js';
+import { authenticateAdmin } from '../auth.js';
 import { hasBody, isJson, queryParams, readBody } from '../body.js';
 import { checkUrl } from './url-fetch.js';
 import { parseUserJson } from '../../basics/input-limits.js';
@@ -32,13 +32,8 @@ async function args(req: FastifyRequest): Promise<Record<string, string>> {
 
 export function connectorRoutes(s: Services): FastifyPluginAsync {
   return async (app) => {
-    // Form, JSON and SQL bodies of these routes (readBody).
     bodyLimit(app, 64 * 1024);
-    const admin = async (req: FastifyRequest) => {
-      const auth = await authenticate(s, req);
-      auth.requireAdmin();
-      return auth;
-    };
+    const admin = (req: FastifyRequest) => authenticateAdmin(s, req);
     const json = async (auth: Awaited<ReturnType<typeof admin>>, c: Parameters<typeof connectionJson>[0]) =>
       connectionJson(
         c,

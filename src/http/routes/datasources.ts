@@ -99,9 +99,13 @@ export function importResponse(_ds: DatasourceRecord, importId: string, counts: 
   };
 }
 
+/** Routes on one Data Source (`:name`, its name or id). */
+type DsRoute = { Params: { name: string } };
+
 export const datasourceRoutes =
   (s: Services): FastifyPluginAsync =>
   async (app) => {
+    const onDs = (handler: string, summary: string) => named(handler, { summary, params: pathParams('name') });
     // Form and JSON bodies of the routes that take parameters (readParams); data is streamed.
     bodyLimit(app, 16 * 1024 * 1024);
     const dsJson = async (auth: Auth, ds: DatasourceRecord) =>
@@ -241,9 +245,9 @@ export const datasourceRoutes =
       return { datasources: out };
     });
 
-    app.get<{ Params: { name: string } }>(
+    app.get<DsRoute>(
       '/v0/datasources/:name',
-      named('APIDataSourceHandler', { summary: 'A Data Source, or its `.datasource` datafile (`name.datasource`)', params: pathParams('name') }),
+      onDs('APIDataSourceHandler', 'A Data Source, or its `.datasource` datafile (`name.datasource`)'),
       async (req, reply) => {
         const auth = await authenticate(s, req);
         let { name } = req.params;
@@ -265,56 +269,52 @@ export const datasourceRoutes =
       },
     );
 
-    app.put<{ Params: { name: string } }>(
-      '/v0/datasources/:name',
-      named('APIDataSourceHandler', { summary: 'Rename a Data Source or change its description', params: pathParams('name') }),
-      async (req) => {
-        const auth = await authenticate(s, req);
-        auth.requireWrite(null, 'change');
-        const p = { ...queryParams(req), ...(await readParams(req)) };
-        const ds = await s.datasources.get(auth.workspace, req.params.name);
-        let updated = ds;
-        if (p.name !== undefined && p.name !== ds.name) {
-          // Renaming rewrites the SQL of the nodes that read the data source (reference 2.8);
-          // templates can not be rewritten safely, so they block the rename unless force=true.
-          const pipes = await s.pipes.list(auth.workspace);
-          const rewrites: Array<{ pipe: PipeRecord; sql: Map<string, string> }> = [];
-          const blocked: Array<{ pipe: string; node: string }> = [];
-          for (const pipe of pipes) {
-            const sql = new Map<string, string>();
-            for (const n of pipe.nodes) {
-              if (!n.dependencies.includes(ds.name) && !n.dependencies.includes(`${ds.name}_quarantine`)) continue;
-              const renamed = renameTableInSql(n.sql, ds.name, p.name);
-              if (renamed === null) blocked.push({ pipe: pipe.name, node: n.name });
-              else sql.set(n.id, renamed);
-            }
-            if (sql.size) rewrites.push({ pipe, sql });
+    app.put<DsRoute>('/v0/datasources/:name', onDs('APIDataSourceHandler', 'Rename a Data Source or change its description'), async (req) => {
+      const auth = await authenticate(s, req);
+      auth.requireWrite(null, 'change');
+      const p = { ...queryParams(req), ...(await readParams(req)) };
+      const ds = await s.datasources.get(auth.workspace, req.params.name);
+      let updated = ds;
+      if (p.name !== undefined && p.name !== ds.name) {
+        // Renaming rewrites the SQL of the nodes that read the data source (reference 2.8);
+        // templates can not be rewritten safely, so they block the rename unless force=true.
+        const pipes = await s.pipes.list(auth.workspace);
+        const rewrites: Array<{ pipe: PipeRecord; sql: Map<string, string> }> = [];
+        const blocked: Array<{ pipe: string; node: string }> = [];
+        for (const pipe of pipes) {
+          const sql = new Map<string, string>();
+          for (const n of pipe.nodes) {
+            if (!n.dependencies.includes(ds.name) && !n.dependencies.includes(`${ds.name}_quarantine`)) continue;
+            const renamed = renameTableInSql(n.sql, ds.name, p.name);
+            if (renamed === null) blocked.push({ pipe: pipe.name, node: n.name });
+            else sql.set(n.id, renamed);
           }
-          if (blocked.length && p.force !== 'true') {
-            throw conflict(
-              `The Data Source "${ds.name}" is used in templates that can not be rewritten => Pipes="${[...new Set(blocked.map((u) => u.pipe))].join(',')}", nodes="${blocked.map((u) => u.node).join(',')}". Change their SQL first or set the \`force\` parameter to \`true\` to rename it anyway`,
-            );
-          }
-          updated = await s.datasources.rename(auth.workspace, ds, p.name);
-          const rename = (d: string) => (d === ds.name ? p.name! : d === `${ds.name}_quarantine` ? `${p.name}_quarantine` : d);
-          for (const { pipe, sql } of rewrites) {
-            await s.pipes.save(auth.workspace, {
-              ...pipe,
-              nodes: pipe.nodes.map((n) => (sql.has(n.id) ? { ...n, sql: sql.get(n.id)!, dependencies: n.dependencies.map(rename) } : n)),
-            });
-          }
+          if (sql.size) rewrites.push({ pipe, sql });
         }
-        if (p.description !== undefined) {
-          updated = { ...updated, description: p.description };
-          await s.datasources.update(auth.workspace, updated);
+        if (blocked.length && p.force !== 'true') {
+          throw conflict(
+            `The Data Source "${ds.name}" is used in templates that can not be rewritten => Pipes="${[...new Set(blocked.map((u) => u.pipe))].join(',')}", nodes="${blocked.map((u) => u.node).join(',')}". Change their SQL first or set the \`force\` parameter to \`true\` to rename it anyway`,
+          );
         }
-        return dsJson(auth, updated);
-      },
-    );
+        updated = await s.datasources.rename(auth.workspace, ds, p.name);
+        const rename = (d: string) => (d === ds.name ? p.name! : d === `${ds.name}_quarantine` ? `${p.name}_quarantine` : d);
+        for (const { pipe, sql } of rewrites) {
+          await s.pipes.save(auth.workspace, {
+            ...pipe,
+            nodes: pipe.nodes.map((n) => (sql.has(n.id) ? { ...n, sql: sql.get(n.id)!, dependencies: n.dependencies.map(rename) } : n)),
+          });
+        }
+      }
+      if (p.description !== undefined) {
+        updated = { ...updated, description: p.description };
+        await s.datasources.update(auth.workspace, updated);
+      }
+      return dsJson(auth, updated);
+    });
 
-    app.delete<{ Params: { name: string } }>(
+    app.delete<DsRoute>(
       '/v0/datasources/:name',
-      named('APIDataSourceHandler', { summary: 'Delete a Data Source (dry_run=true lists what depends on it)', params: pathParams('name') }),
+      onDs('APIDataSourceHandler', 'Delete a Data Source (dry_run=true lists what depends on it)'),
       async (req, reply) => {
         const auth = await authenticate(s, req);
         const name = req.params.name;
@@ -351,9 +351,9 @@ export const datasourceRoutes =
       },
     );
 
-    app.post<{ Params: { name: string } }>(
+    app.post<DsRoute>(
       '/v0/datasources/:name/truncate',
-      named('APIDataSourceTruncateHandler', { summary: 'Delete every row (also `name_quarantine`)', params: pathParams('name') }),
+      onDs('APIDataSourceTruncateHandler', 'Delete every row (also `name_quarantine`)'),
       async (req, reply) => {
         const auth = await authenticate(s, req);
         auth.requireWrite(null, 'change');
@@ -363,9 +363,9 @@ export const datasourceRoutes =
       },
     );
 
-    app.post<{ Params: { name: string } }>(
+    app.post<DsRoute>(
       '/v0/datasources/:name/delete',
-      named('APIDataSourceDeleteHandler', { summary: 'Delete the rows matching delete_condition, as a job', params: pathParams('name') }),
+      onDs('APIDataSourceDeleteHandler', 'Delete the rows matching delete_condition, as a job'),
       async (req, reply) => {
         const auth = await authenticate(s, req);
         auth.requireWrite(null, 'change');
@@ -387,17 +387,13 @@ export const datasourceRoutes =
       },
     );
 
-    app.post<{ Params: { name: string } }>(
-      '/v0/datasources/:name/alter',
-      named('APIDataSourceAlterHandler', { summary: 'Change columns, TTL, indexes or description', params: pathParams('name') }),
-      async (req) => {
-        const auth = await authenticate(s, req);
-        auth.requireWrite(null, 'change');
-        const p = { ...queryParams(req), ...(await readParams(req)) };
-        const ds = await s.datasources.get(auth.workspace, req.params.name);
-        return s.alters.alter(auth.workspace, ds, p);
-      },
-    );
+    app.post<DsRoute>('/v0/datasources/:name/alter', onDs('APIDataSourceAlterHandler', 'Change columns, TTL, indexes or description'), async (req) => {
+      const auth = await authenticate(s, req);
+      auth.requireWrite(null, 'change');
+      const p = { ...queryParams(req), ...(await readParams(req)) };
+      const ds = await s.datasources.get(auth.workspace, req.params.name);
+      return s.alters.alter(auth.workspace, ds, p);
+    });
   };
 
 /** Parameters from a form or JSON body (small bodies only). */

@@ -50,9 +50,13 @@ function parseDate(v: string | undefined, name: string): string | undefined {
   return d.toISOString();
 }
 
+/** Routes on one job (`:id`). */
+type JobRoute = { Params: { id: string } };
+
 export const jobRoutes =
   (s: Services): FastifyPluginAsync =>
   async (app) => {
+    const onJob = (handler: string, summary: string) => named(handler, { summary, params: pathParams('id') });
     app.get('/v0/jobs', named('APIJobsHandler', { summary: 'Recent jobs' }), async (req) => {
       const auth = await authenticate(s, req);
       auth.requireCreate();
@@ -92,19 +96,15 @@ export const jobRoutes =
       };
     });
 
-    app.get<{ Params: { id: string } }>('/v0/jobs/:id', named('APIJobHandler', { summary: 'A job', params: pathParams('id') }), async (req) => {
+    app.get<JobRoute>('/v0/jobs/:id', onJob('APIJobHandler', 'A job'), async (req) => {
       const auth = await authenticate(s, req);
       auth.requireCreate();
       return jobJson(s, await s.jobs.get(auth.workspace, req.params.id));
     });
 
-    app.post<{ Params: { id: string } }>(
-      '/v0/jobs/:id/cancel',
-      named('APIJobCancelHandler', { summary: 'Cancel a waiting or working job', params: pathParams('id') }),
-      async (req) => {
-        const auth = await authenticate(s, req);
-        auth.requireCreate();
-        return jobJson(s, await s.jobs.cancel(auth.workspace, req.params.id));
-      },
-    );
+    app.post<JobRoute>('/v0/jobs/:id/cancel', onJob('APIJobCancelHandler', 'Cancel a waiting or working job'), async (req) => {
+      const auth = await authenticate(s, req);
+      auth.requireCreate();
+      return jobJson(s, await s.jobs.cancel(auth.workspace, req.params.id));
+    });
   };

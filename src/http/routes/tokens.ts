@@ -94,9 +94,13 @@ async function readArgs(req: FastifyRequest, jsonBody: boolean): Promise<Args> {
   return { values, scopes: scopeGiven ? scopes.map(specOf) : null, json };
 }
 
+/** Routes on one token (`:token`, its name or id). */
+type TokenRoute = { Params: { token: string } };
+
 export const tokenRoutes =
   (s: Services): FastifyPluginAsync =>
   async (app) => {
+    const onToken = (handler: string, summary: string) => named(handler, { summary, params: pathParams('token') });
     // Form, JSON and SQL bodies of these routes (readBody).
     bodyLimit(app, 1024 * 1024);
     /** Names of the workspace's data sources and pipes by id (scopes are stored by id). */
@@ -281,71 +285,53 @@ export const tokenRoutes =
       return { token, name, exp, scopes, limits: { rps } };
     }
 
-    app.get<{ Params: { token: string } }>(
-      '/v0/tokens/:token',
-      named('APITokenHandler', { summary: 'A token', params: pathParams('token') }),
-      async (req, reply) => {
-        const auth = await authenticate(s, req);
-        const ref = req.params.token;
-        let t = await s.access.findToken(auth.workspace, ref);
-        const asFile = !t && ref.endsWith('.token');
-        if (asFile) t = await s.access.findToken(auth.workspace, ref.slice(0, -'.token'.length));
-        // A token may read itself; others need ADMIN or TOKENS, which see every token, so an
-        // unknown one is a 404 for them. For any other caller unknown and hidden look alike (403).
-        if (!t && auth.canManageTokens) throw notFound(TOKEN_NOT_FOUND);
-        if (!t || (!auth.canManageTokens && t.id !== auth.token.id)) throw forbidden(CANNOT_SEE);
-        const names = await namesById(auth);
-        if (asFile) return reply.type('text/plain; charset=utf-8').send(tokenDatafile(t, names));
-        return tokenJson(auth, t, names);
-      },
-    );
+    app.get<TokenRoute>('/v0/tokens/:token', onToken('APITokenHandler', 'A token'), async (req, reply) => {
+      const auth = await authenticate(s, req);
+      const ref = req.params.token;
+      let t = await s.access.findToken(auth.workspace, ref);
+      const asFile = !t && ref.endsWith('.token');
+      if (asFile) t = await s.access.findToken(auth.workspace, ref.slice(0, -'.token'.length));
+      // A token may read itself; others need ADMIN or TOKENS, which see every token, so an
+      // unknown one is a 404 for them. For any other caller unknown and hidden look alike (403).
+      if (!t && auth.canManageTokens) throw notFound(TOKEN_NOT_FOUND);
+      if (!t || (!auth.canManageTokens && t.id !== auth.token.id)) throw forbidden(CANNOT_SEE);
+      const names = await namesById(auth);
+      if (asFile) return reply.type('text/plain; charset=utf-8').send(tokenDatafile(t, names));
+      return tokenJson(auth, t, names);
+    });
 
-    app.put<{ Params: { token: string } }>(
-      '/v0/tokens/:token',
-      named('APITokenHandler', { summary: "Change a token's name, description or scopes", params: pathParams('token') }),
-      async (req) => {
-        const auth = await authenticate(s, req);
-        const t = await managed(auth, req.params.token, 'change');
-        const args = await readArgs(req, false);
-        // Scopes given (also an empty `scope=`) replace all the token's scopes; a request that sends
-        // none changes only what it sends (a new name keeps the scopes).
-        const scopes = args.scopes === null ? t.scopes : grantable(auth, await toScopes(auth, args.scopes, 'update'));
-        await keepsAnAdmin(auth, t, scopes);
-        const name = args.values.name || t.name;
-        if (name !== t.name) await checkNameFree(auth, name, t.id);
-        const updated = await s.access.updateToken({ ...t, name, description: args.values.description ?? t.description, scopes });
-        return tokenJson(auth, updated, await namesById(auth));
-      },
-    );
+    app.put<TokenRoute>('/v0/tokens/:token', onToken('APITokenHandler', "Change a token's name, description or scopes"), async (req) => {
+      const auth = await authenticate(s, req);
+      const t = await managed(auth, req.params.token, 'change');
+      const args = await readArgs(req, false);
+      // Scopes given (also an empty `scope=`) replace all the token's scopes; a request that sends
+      // none changes only what it sends (a new name keeps the scopes).
+      const scopes = args.scopes === null ? t.scopes : grantable(auth, await toScopes(auth, args.scopes, 'update'));
+      await keepsAnAdmin(auth, t, scopes);
+      const name = args.values.name || t.name;
+      if (name !== t.name) await checkNameFree(auth, name, t.id);
+      const updated = await s.access.updateToken({ ...t, name, description: args.values.description ?? t.description, scopes });
+      return tokenJson(auth, updated, await namesById(auth));
+    });
 
-    app.delete<{ Params: { token: string } }>(
-      '/v0/tokens/:token',
-      named('APITokenHandler', { summary: 'Delete a token', params: pathParams('token') }),
-      async (req) => {
-        const auth = await authenticate(s, req);
-        const t = await managed(auth, req.params.token, 'delete');
-        await keepsAnAdmin(auth, t, null);
-        await s.access.deleteToken(t);
-        followLocal(t.token, '');
-        return { ok: true };
-      },
-    );
+    app.delete<TokenRoute>('/v0/tokens/:token', onToken('APITokenHandler', 'Delete a token'), async (req) => {
+      const auth = await authenticate(s, req);
+      const t = await managed(auth, req.params.token, 'delete');
+      await keepsAnAdmin(auth, t, null);
+      await s.access.deleteToken(t);
+      followLocal(t.token, '');
+      return { ok: true };
+    });
 
-    app.post<{ Params: { token: string } }>(
-      '/v0/tokens/:token/refresh',
-      named('APITokenRefreshHandler', { summary: 'Give a token a new value', params: pathParams('token') }),
-      async (req) => {
-        const auth = await authenticate(s, req);
-        const t = await managed(auth, req.params.token, 'refresh');
-        const refreshed = await s.access.refreshToken(t);
-        followLocal(t.token, refreshed.token);
-        return tokenJson(auth, refreshed, await namesById(auth));
-      },
-    );
+    app.post<TokenRoute>('/v0/tokens/:token/refresh', onToken('APITokenRefreshHandler', 'Give a token a new value'), async (req) => {
+      const auth = await authenticate(s, req);
+      const t = await managed(auth, req.params.token, 'refresh');
+      const refreshed = await s.access.refreshToken(t);
+      followLocal(t.token, refreshed.token);
+      return tokenJson(auth, refreshed, await namesById(auth));
+    });
 
-    app.get<{ Params: { token: string } }>(
-      '/v0/tokens/:token/refresh',
-      named('APITokenRefreshHandler', { summary: 'Refresh needs POST', params: pathParams('token') }),
-      async (_req, reply) => reply.code(405).type('application/json').send({ error: 'refresh must be done with POST' }),
+    app.get<TokenRoute>('/v0/tokens/:token/refresh', onToken('APITokenRefreshHandler', 'Refresh needs POST'), async (_req, reply) =>
+      reply.code(405).type('application/json').send({ error: 'refresh must be done with POST' }),
     );
   };

@@ -11,7 +11,7 @@ import { bodyLimit, named, pathParams } from '../route-docs.js';
 import type { VariableRecord } from '../../catalog/catalog.js';
 import { notFound } from '../../basics/errors.js';
 import { tbTime } from '../../basics/time.js';
-import { authenticate } from '../auth.js';
+import { authenticateAdmin } from '../auth.js';
 import { hasBody, isForm, isJson, jsonObject, jsonText, queryParams, readBody } from '../body.js';
 
 function variableJson(v: VariableRecord): Record<string, unknown> {
@@ -38,13 +38,8 @@ async function args(req: FastifyRequest): Promise<Record<string, string>> {
 
 export function variableRoutes(s: Services): FastifyPluginAsync {
   return async (app) => {
-    // Form, JSON and SQL bodies of these routes (readBody).
     bodyLimit(app, 64 * 1024);
-    const admin = async (req: FastifyRequest) => {
-      const auth = await authenticate(s, req);
-      auth.requireAdmin();
-      return auth;
-    };
+    const admin = (req: FastifyRequest) => authenticateAdmin(s, req);
     // The same routes under both names; only the list's key differs.
     for (const [base, listKey] of [
       ['/v0/variables', 'variables'],
