@@ -7,7 +7,7 @@
  */
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import type { Services } from '../services.js';
-import { bodyLimit } from '../route-docs.js';
+import { bodyLimit, named, pathParams } from '../route-docs.js';
 import { connectionJson } from '../../domain/connection-service.js';
 import { badRequest, notFound, PipitError } from '../../basics/errors.js';
 import { authenticateAdmin } from '../auth.js';
@@ -29,6 +29,9 @@ async function args(req: FastifyRequest): Promise<Record<string, string>> {
   }
   return out;
 }
+
+/** Routes on one connection. */
+type ConnectorRoute = { Params: { id: string } };
 
 export function connectorRoutes(s: Services): FastifyPluginAsync {
   return async (app) => {
@@ -64,21 +67,29 @@ export function connectorRoutes(s: Services): FastifyPluginAsync {
       return json(auth, await s.connections.create(auth.workspace, a));
     });
 
-    app.get('/v0/connectors/:id', async (req) => {
-      const auth = await admin(req);
-      return json(auth, await s.connections.get(auth.workspace, (req.params as { id: string }).id));
-    });
+    app.get<ConnectorRoute>(
+      '/v0/connectors/:id',
+      named(null, { summary: 'A connection', params: pathParams({ id: 'Connection name or id' }) }),
+      async (req) => {
+        const auth = await admin(req);
+        return json(auth, await s.connections.get(auth.workspace, req.params.id));
+      },
+    );
 
-    app.delete('/v0/connectors/:id', async (req, reply) => {
-      const auth = await admin(req);
-      const c = await s.connections.get(auth.workspace, (req.params as { id: string }).id);
-      await s.connections.delete(
-        auth.workspace,
-        c.id,
-        (await s.sinks.usersOf(auth.workspace, c.id)).map((p) => p.name),
-      );
-      return reply.code(204).send();
-    });
+    app.delete<ConnectorRoute>(
+      '/v0/connectors/:id',
+      named(null, { summary: 'Delete a connection no sink uses', params: pathParams({ id: 'Connection name or id' }) }),
+      async (req, reply) => {
+        const auth = await admin(req);
+        const c = await s.connections.get(auth.workspace, req.params.id);
+        await s.connections.delete(
+          auth.workspace,
+          c.id,
+          (await s.sinks.usersOf(auth.workspace, c.id)).map((p) => p.name),
+        );
+        return reply.code(204).send();
+      },
+    );
 
     const awsAccount = () => {
       if (!s.config.awsAccountId) throw notFound('S3 integration not supported in your region');

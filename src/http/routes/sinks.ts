@@ -6,6 +6,7 @@
  */
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import type { Services } from '../services.js';
+import { type NodeRoute, nodeAction, pipeAction, type PipeRoute } from './pipe-schemas.js';
 import { bodyLimit, named } from '../route-docs.js';
 import type { PipeRecord } from '../../catalog/catalog.js';
 import { Auth } from '../../domain/access.js';
@@ -76,24 +77,24 @@ export function sinkRoutes(s: Services): FastifyPluginAsync {
     // Form, JSON and SQL bodies of these routes (readBody).
 
     bodyLimit(app, 1024 * 1024);
-    app.post('/v0/pipes/:pipe/nodes/:node/sink', named('APIPipeNodeHandler'), async (req) => {
+    app.post<NodeRoute>('/v0/pipes/:pipe/nodes/:node/sink', named('APIPipeNodeHandler', nodeAction('Make a node the sink node')), async (req) => {
       const auth = await authenticate(s, req);
-      const { pipe: pipeName, node: nodeName } = req.params as { pipe: string; node: string };
+      const { pipe: pipeName, node: nodeName } = req.params;
       const pipe = await writablePipe(auth, pipeName);
       const node = s.pipes.node(pipe, nodeName);
       return json(auth, await s.sinks.set(auth, pipe, node, sinkSettings(await formArgs(req)), req.id));
     });
 
-    app.delete('/v0/pipes/:pipe/nodes/:node/sink', named('APIPipeNodeHandler'), async (req) => {
+    app.delete<NodeRoute>('/v0/pipes/:pipe/nodes/:node/sink', named('APIPipeNodeHandler', nodeAction('Stop a node being the sink node')), async (req) => {
       const auth = await authenticate(s, req);
-      const { pipe: pipeName, node: nodeName } = req.params as { pipe: string; node: string };
+      const { pipe: pipeName, node: nodeName } = req.params;
       const pipe = await writablePipe(auth, pipeName);
       return json(auth, await s.sinks.unset(auth, pipe, s.pipes.node(pipe, nodeName)));
     });
 
-    app.post('/v0/pipes/:pipe/sink', async (req) => {
+    app.post<PipeRoute>('/v0/pipes/:pipe/sink', named(null, pipeAction('Run the sink now; other arguments are file-template variables')), async (req) => {
       const auth = await authenticate(s, req);
-      const name = (req.params as { pipe: string }).pipe;
+      const name = req.params.pipe;
       const pipe = await s.pipes.find(auth.workspace, name);
       if (!pipe) throw pipeNotFound(name);
       if (!auth.canReadPipe(pipe.id)) throw forbidden('The token needs PIPES:READ on the pipe to run its sink');
@@ -149,11 +150,15 @@ export function sinkRoutes(s: Services): FastifyPluginAsync {
     });
 
     for (const action of ['pause', 'resume'] as const) {
-      app.post(`/v0/pipes/:pipe/sink/${action}`, async (req) => {
-        const auth = await authenticate(s, req);
-        const pipe = await writablePipe(auth, (req.params as { pipe: string }).pipe);
-        return json(auth, await s.sinks.setStatus(auth, pipe, action === 'pause' ? 'paused' : 'running'));
-      });
+      app.post<PipeRoute>(
+        `/v0/pipes/:pipe/sink/${action}`,
+        named(null, pipeAction(`${action === 'pause' ? 'Pause' : 'Resume'} the sink schedule`)),
+        async (req) => {
+          const auth = await authenticate(s, req);
+          const pipe = await writablePipe(auth, req.params.pipe);
+          return json(auth, await s.sinks.setStatus(auth, pipe, action === 'pause' ? 'paused' : 'running'));
+        },
+      );
     }
 
     // Seed 003's terse `/v0/sink_pipes`: GET lists the sink pipes the token can read (as
@@ -179,9 +184,9 @@ export function sinkRoutes(s: Services): FastifyPluginAsync {
       return json(auth, await s.sinks.reschedule(auth, pipe, String(schedule), req.id));
     });
 
-    app.post('/v0/pipes/:pipe/sink/cancel', async (req) => {
+    app.post<PipeRoute>('/v0/pipes/:pipe/sink/cancel', named(null, pipeAction("Cancel the pipe's waiting and working sink jobs")), async (req) => {
       const auth = await authenticate(s, req);
-      const pipe = await writablePipe(auth, (req.params as { pipe: string }).pipe);
+      const pipe = await writablePipe(auth, req.params.pipe);
       const r = await s.sinks.cancelAll(auth, pipe);
       return { ...json(auth, r.pipe), cancelled_jobs: r.cancelled.map((j) => jobJson(s, j)) };
     });
