@@ -37,8 +37,8 @@ import { Session } from 'chdb';
 import Fastify from 'fastify';
 import { createApp, type App } from '../src/app.js';
 import { loadConfig } from '../src/config/config.js';
+import type { PreparedQuery } from '../src/domain/query-service.js';
 import { SANDBOX_DATABASE } from '../src/engine/engine.js';
-import type { PreparedQuery } from '../src/sql/query-service.js';
 import { render, type ParamValue } from '../src/template/index.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);

@@ -6,11 +6,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Config } from './config/config.js';
-import type { Catalog } from './catalog/catalog.js';
 import { openPgliteCatalog } from './catalog/pglite-catalog.js';
+import { AccessService } from './domain/access.js';
 import { openPostgresCatalog } from './catalog/postgres-catalog.js';
 import { loadKeys } from './domain/keys.js';
-import { AccessService, type LocalTokens } from './domain/access.js';
 import { AlterService } from './domain/alter-service.js';
 import { DatasourceService, type EngineDamage } from './domain/datasource-service.js';
 import { DeleteService } from './domain/delete-service.js';
@@ -18,57 +17,30 @@ import { ImportService } from './domain/import-service.js';
 import type { Engine } from './engine/engine.js';
 import { planLanes, threadpoolFor } from './engine/lanes.js';
 import { buildHttp } from './http/server.js';
-import { writeFileAtomic } from './domain/disk.js';
+import { writeFileAtomic } from './basics/disk.js';
 import { EventBuffer } from './ingest/event-buffer.js';
 import { IngestService } from './ingest/ingest-service.js';
 import { physicalNames } from './ingest/physical.js';
 import { JobService } from './jobs/job-service.js';
-import { QueryService } from './sql/query-service.js';
+import { QueryService } from './domain/query-service.js';
 import { PipeService } from './domain/pipe-service.js';
 import { VariableService } from './domain/variable-service.js';
 import { MaterializeService } from './domain/materialize-service.js';
 import { CopyService } from './domain/copy-service.js';
-import { Scheduler } from './jobs/scheduler.js';
+import { Scheduler } from './domain/scheduler.js';
 import { ConnectionService } from './domain/connection-service.js';
 import { SinkService } from './domain/sink-service.js';
 import { Auth } from './domain/access.js';
 import { ResultCache } from './http/query-output.js';
 import { recoverAfterCrash } from './domain/recovery.js';
 import { Observability } from './observability/observability.js';
-import { startMetricsServer } from './observability/http.js';
+import { startMetricsServer } from './http/observability.js';
+import { DeployService } from './domain/deploy-service.js';
+import { DatasourceWriteService } from './domain/datasource-write-service.js';
 
-export interface Services {
-  config: Config;
-  engine: Engine;
-  catalog: Catalog;
-  access: AccessService;
-  localTokens: LocalTokens;
-  /** Whether this start created the default workspace (with a shared catalog, only the first copy does). */
-  createdDefault: boolean;
-  datasources: DatasourceService;
-  ingest: IngestService;
-  imports: ImportService;
-  events: EventBuffer;
-  jobs: JobService;
-  deletes: DeleteService;
-  alters: AlterService;
-  queries: QueryService;
-  pipes: PipeService;
-  variables: VariableService;
-  materializations: MaterializeService;
-  copies: CopyService;
-  connections: ConnectionService;
-  sinks: SinkService;
-  scheduler: Scheduler;
-  /** The scheduler's clock; tests replace `now` to drive cron schedules without waiting. */
-  clock: { now: () => Date };
-  /** Results of endpoints whose templates ask for cache_ttl(). */
-  resultCache: ResultCache;
-  /** Service data sources (`tinybird.*`) and Prometheus metrics. */
-  observability: Observability;
-  /** Up to 10 rows of a table expression as Tinybird's JSON preview. */
-  preview(from: string): Promise<unknown>;
-}
+import type { Services } from './http/services.js';
+
+export type { Services };
 
 export interface App {
   services: Services;
@@ -151,10 +123,8 @@ export async function createApp(config: Config): Promise<App> {
   );
   await jobs.recover();
   const pipes = new PipeService(catalog, datasources);
-  datasources.pipeNames = (ws) => pipes.names(ws);
   const variables = VariableService.open(catalog, keys.variables);
-  const queries = new QueryService(engine, datasources, pipes, config);
-  queries.variables = (ws) => variables.values(ws);
+  const queries = new QueryService(engine, datasources, pipes, config, (ws) => variables.values(ws));
   await queries.init();
   const events = new EventBuffer(
     path.join(config.dataDir, 'wal'),
@@ -187,6 +157,8 @@ export async function createApp(config: Config): Promise<App> {
     (err, msg) => http.log.error({ err }, msg),
     () => clock.now(),
   );
+  const materializations = new MaterializeService(engine, datasources, pipes, queries, jobs);
+  const deploy = new DeployService({ pipes, datasources, queries, materializations, copies, sinks });
   const services: Services = {
     config,
     engine,
@@ -197,6 +169,7 @@ export async function createApp(config: Config): Promise<App> {
     datasources,
     ingest,
     imports,
+    writes: new DatasourceWriteService({ datasources, imports, jobs }),
     events,
     jobs,
     queries,
@@ -207,7 +180,8 @@ export async function createApp(config: Config): Promise<App> {
     sinks,
     scheduler,
     clock,
-    materializations: new MaterializeService(engine, datasources, pipes, queries, jobs),
+    materializations,
+    deploy,
     resultCache: new ResultCache(),
     observability,
     deletes: new DeleteService(engine, jobs),

@@ -5,8 +5,8 @@
  * VersionConflict when another request (or another copy of the server) changed the record first.
  * A taken unique name is a UniqueViolation (SQLSTATE 23505), never recognised by message text.
  */
-import { PipitError } from '../domain/errors.js';
-import type { Column, EngineSpec, IndexSpec } from '../domain/types.js';
+import type { Column, EngineSpec, IndexSpec } from '../basics/types.js';
+import { PipitError } from '../basics/errors.js';
 
 /** A unique constraint refused the write (SQLSTATE 23505): the caller words the 4xx. */
 export class UniqueViolation extends Error {

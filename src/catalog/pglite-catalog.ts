@@ -6,7 +6,7 @@
  */
 import { PGlite } from '@electric-sql/pglite';
 import fs from 'node:fs';
-import { asDiskFull, freeBytes } from '../domain/disk.js';
+import { asDiskFull, freeBytes } from '../basics/disk.js';
 import { SqlCatalog } from './sql-catalog.js';
 
 const diskFull = (err: unknown): never => {

@@ -21,8 +21,8 @@ import type {
 } from './catalog.js';
 import { UniqueViolation, VersionConflict } from './catalog.js';
 import { migrations } from './migrations.js';
+import { nulError, nulPath } from '../basics/input-limits.js';
 import { parseNode } from './records.js';
-import { nulError, nulPath } from '../domain/input-limits.js';
 
 /** One connection's statements (the whole client, or one transaction). */
 export interface SqlQuery {

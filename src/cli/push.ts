@@ -5,9 +5,12 @@
  * twice changes nothing; `--dry-run` only reads. Changing an existing resource needs `--force`
  * (as with `tb push`).
  *
- * A pipe's new SQL is checked first in a scratch pipe, so a node that fails leaves the old
- * version serving. Only SQL/description edits are applied in place (node by node); other changes
- * replace the pipe (delete, create; the old definition is restored if the create fails).
+ * A pipe's new SQL is checked first in a scratch pipe, so a node that fails points at its line
+ * and leaves the old version serving. SQL/description edits are applied in place, node by node
+ * (node ids, copy and sink schedules stay). Other changes replace the pipe in one request
+ * (`POST /v0/pipes?force=true`: the server's deploy service applies it whole or not at all);
+ * a pipe that materializes into a Data Source, which the API does not overwrite, is deleted and
+ * created (the old definition is restored if the create fails).
  */
 import crypto from 'node:crypto';
 import {
@@ -20,7 +23,7 @@ import {
   type PipeFile,
   type PipeNode,
 } from '../datafile/index.js';
-import { SchemaError, parseEngineParams, parseIndexes, parseSchema, printColumn } from '../domain/schema/index.js';
+import { SchemaError, parseEngineParams, parseIndexes, parseSchema, printColumn } from '../schema/index.js';
 import { CliError, type Client } from './client.js';
 import type { Project, Resource } from './project.js';
 
@@ -169,9 +172,12 @@ const sameShape = (a: PipeNode, b: PipeNode) =>
   a.copyMode === b.copyMode &&
   JSON.stringify(a.export) === JSON.stringify(b.export);
 
-async function createPipe(client: Client, name: string, p: PipeFile, src: PipeFile, populate: boolean): Promise<void> {
+/** Creates the pipe, or with `force` replaces the one of that name: the server's deploy is whole or nothing. */
+async function createPipe(client: Client, name: string, p: PipeFile, src: PipeFile, populate: boolean, force = false): Promise<void> {
   await client.json('POST', '/v0/pipes', {
-    body: JSON.stringify({ name, description: p.description ?? null, nodes: p.nodes.map((n, i) => nodeJson(n, src.nodes[i], populate)) }),
+    query: force ? { force: 'true' } : undefined,
+    // A replaced pipe keeps its description unless one is sent: '' clears it.
+    body: JSON.stringify({ name, description: p.description ?? (force ? '' : null), nodes: p.nodes.map((n, i) => nodeJson(n, src.nodes[i], populate)) }),
     headers: { 'content-type': 'application/json' },
   });
 }
@@ -253,6 +259,15 @@ async function pushPipe(client: Client, r: Resource<PipeFile>, opts: PushOptions
     }
     if (local.description !== remote.description) await client.json('PUT', `/v0/pipes/${enc(r.name)}`, client.form({ description: local.description ?? '' }));
     return item('alter', detail);
+  }
+  // One request replaces the pipe on the server (same id, so tokens that read it keep reading it):
+  // the deploy is whole or nothing, a failure leaves the previous version serving. The API does
+  // not overwrite a pipe that materializes into a Data Source, and an overwrite keeps the old
+  // endpoint published when no new node is one: those pipes are dropped and created.
+  const has = (p: PipeFile, type: string) => p.nodes.some((n) => n.type === type);
+  if (!has(remote, 'materialized') && (has(local, 'endpoint') || !has(remote, 'endpoint'))) {
+    await withFile(r, 0, () => createPipe(client, r.name, local, r.value, opts.populate, true));
+    return item('replace', detail);
   }
   await client.request('DELETE', `/v0/pipes/${enc(r.name)}`);
   try {

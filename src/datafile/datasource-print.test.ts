@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { parseEngineParams, parseIndexes } from '../domain/schema/engine.js';
-import { parseSchema } from '../domain/schema/schema.js';
+import { parseEngineParams, parseIndexes } from '../schema/engine.js';
+import { parseSchema } from '../schema/schema.js';
 import { printDatasourceFile } from './print.js';
 
 describe('printDatasourceFile', () => {

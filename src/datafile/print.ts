@@ -3,9 +3,9 @@
  * ./parse.ts reads back to the same model. `printDatasourceFile` is the server's canonical form of
  * a Data Source (`GET /v0/datasources/:name.datasource`), built from validated schema objects.
  */
-import { ENGINE_PARAM_ORDER, formatIndex, takesSortingKey } from '../domain/schema/engine.js';
-import { printColumn } from '../domain/schema/schema.js';
-import type { Column, EngineSpec, IndexSpec } from '../domain/types.js';
+import { ENGINE_PARAM_ORDER, formatIndex, takesSortingKey } from '../schema/engine.js';
+import { printColumn } from '../schema/schema.js';
+import type { Column, EngineSpec, IndexSpec } from '../basics/types.js';
 import type { DatasourceFile, IncludeFile, PipeFile, PipeNode, TokenFile } from './model.js';
 import { ENGINE_KEYS } from './parse.js';
 

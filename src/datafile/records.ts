@@ -3,7 +3,7 @@
  * as the API serves them (`GET /v0/pipes/:name.pipe`, `GET /v0/tokens/:name.token`).
  */
 import type { PipeRecord, TokenRecord } from '../catalog/catalog.js';
-import { RESOURCE_SCOPES } from '../domain/access.js';
+import { RESOURCE_SCOPES } from '../basics/scopes.js';
 import type { PipeNode, TokenScope } from './model.js';
 import { printPipe, printToken } from './print.js';
 

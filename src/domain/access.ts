@@ -7,11 +7,11 @@
 import crypto from 'node:crypto';
 import type { Catalog, PipeRecord, Scope, ScopeType, TokenRecord, Workspace } from '../catalog/catalog.js';
 import type { ParamValue } from '../template/index.js';
-import { badRequest, conflict, forbidden } from './errors.js';
+import { badRequest, conflict, forbidden } from '../basics/errors.js';
 import { decodeJwt, signJwt, verifyHs256 } from './jwt.js';
-import { checkExpression, checkNameLength } from './schema/index.js';
-import { newResourceId } from './ids.js';
-import { nowIso } from './time.js';
+import { checkExpression, checkNameLength } from '../schema/index.js';
+import { newResourceId } from '../basics/ids.js';
+import { nowIso } from '../basics/time.js';
 
 export const INVALID_TOKEN = 'invalid authentication token';
 
@@ -29,7 +29,7 @@ export const STATIC_SCOPES: readonly ScopeType[] = [
 ];
 /** Scope types that name a resource (a data source or a pipe). */
 export const isStaticScope = (t: string): t is ScopeType => (STATIC_SCOPES as readonly string[]).includes(t);
-export const RESOURCE_SCOPES: ReadonlySet<string> = new Set(['DATASOURCES:READ', 'DATASOURCES:APPEND', 'DATASOURCES:DROP', 'PIPES:READ', 'PIPES:DROP']);
+export { RESOURCE_SCOPES } from '../basics/scopes.js';
 /** Scope types a JWT may hold (PIPES:READ in Classic; the DATASOURCES ones as the newer platform and the SDK use them). */
 export const JWT_SCOPES: readonly ScopeType[] = ['PIPES:READ', 'DATASOURCES:READ', 'DATASOURCES:APPEND'];
 

@@ -6,15 +6,16 @@
  */
 import type { DatasourceRecord, IntentRecord, Workspace } from '../catalog/catalog.js';
 import type { Engine } from '../engine/engine.js';
-import { EngineError, quoteIdent } from '../engine/engine.js';
+import { EngineError } from '../engine/engine.js';
+import { ident, name, sql, trusted } from '../engine/sql.js';
 import { checkTtlKeepsNewRows } from './ttl-check.js';
 import { columnDdl, physicalNames, userFacingNames } from '../ingest/physical.js';
-import { checkExpression } from './schema/index.js';
+import { checkExpression } from '../schema/index.js';
 import type { DatasourceService } from './datasource-service.js';
-import { badRequest } from './errors.js';
-import { indexClause, isJsonSchema, isMergeTreeFamily, parseIndexes, parseSchema } from './schema/index.js';
-import type { Column } from './types.js';
-import { nowIso } from './time.js';
+import { badRequest } from '../basics/errors.js';
+import { indexClause, isJsonSchema, isMergeTreeFamily, parseIndexes, parseSchema } from '../schema/index.js';
+import type { Column } from '../basics/types.js';
+import { nowIso } from '../basics/time.js';
 
 export class AlterService {
   constructor(
@@ -24,12 +25,13 @@ export class AlterService {
 
   /** Engine operations on the table; REMOVE TTL runs apart (it fails when there is none left, which a replay tolerates). */
   private async applyEngine(ws: Workspace, dsId: string, ops: string[], replay: boolean): Promise<void> {
-    const table = physicalNames(ws.database, dsId).table;
+    const table = name(physicalNames(ws.database, dsId).table);
     const rest = ops.filter((o) => o !== 'REMOVE TTL');
-    if (rest.length) await this.engine.exec(`ALTER TABLE ${table} ${rest.join(', ')}`);
+    // The operations were built with sql`` (and journaled as text).
+    if (rest.length) await this.engine.exec(sql`ALTER TABLE ${table} ${trusted(rest.join(', '))}`.text);
     if (rest.length < ops.length) {
       try {
-        await this.engine.exec(`ALTER TABLE ${table} REMOVE TTL`);
+        await this.engine.exec(sql`ALTER TABLE ${table} REMOVE TTL`.text);
       } catch (err) {
         if (!replay) throw err;
       }
@@ -38,7 +40,8 @@ export class AlterService {
 
   /** The steps after the table's ALTER: quarantine, catalog record, ingest stages. */
   private async finish(ws: Workspace, d: AlterIntent): Promise<void> {
-    if (d.quarantineOps.length) await this.engine.exec(`ALTER TABLE ${physicalNames(ws.database, d.ds).quarantine} ${d.quarantineOps.join(', ')}`);
+    if (d.quarantineOps.length)
+      await this.engine.exec(sql`ALTER TABLE ${name(physicalNames(ws.database, d.ds).quarantine)} ${trusted(d.quarantineOps.join(', '))}`.text);
     await this.datasources.update(ws, d.after);
     if (d.stages) await this.datasources.rebuildStages(ws, d.after);
   }
@@ -97,7 +100,7 @@ export class AlterService {
       for (const c of ds.columns) {
         if (nextNames.has(c.name)) continue;
         if (new RegExp(`\\b${c.name}\\b`).test(keys)) throw badRequest(`Column '${c.name}' is part of the engine keys and can't be dropped`);
-        ops.push(`DROP COLUMN ${quoteIdent(c.name)}`);
+        ops.push(sql`DROP COLUMN ${ident(c.name)}`.text);
       }
       let prevKnown = true;
       let modifies = 0;
@@ -105,8 +108,8 @@ export class AlterService {
         const o = old.get(c.name);
         if (!o) {
           prevKnown = false;
-          ops.push(`ADD COLUMN ${columnDdl(c)}`);
-          quarantineOps.push(`ADD COLUMN IF NOT EXISTS ${quoteIdent(c.name)} Nullable(String) AFTER c__import_id`);
+          ops.push(sql`ADD COLUMN ${trusted(columnDdl(c))}`.text);
+          quarantineOps.push(sql`ADD COLUMN IF NOT EXISTS ${ident(c.name)} Nullable(String) AFTER c__import_id`.text);
           continue;
         }
         if (!prevKnown) throw badRequest(`New columns must be added at the end of the schema; '${c.name}' comes after a new column`);
@@ -115,7 +118,7 @@ export class AlterService {
             throw badRequest(`Column '${c.name}' can't change its type from ${o.type} to ${c.type}: only making a column Nullable is supported`);
           }
           modifies++;
-          ops.push(`MODIFY COLUMN ${columnDdl(c)}`);
+          ops.push(sql`MODIFY COLUMN ${trusted(columnDdl(c))}`.text);
         }
       }
       if (modifies > 1) throw badRequest('Only one column modification (type, default or codec) is allowed per request');
@@ -128,7 +131,7 @@ export class AlterService {
       if (p.ttl === 'false' || p.ttl === '') {
         if (ds.engine.params.ttl) ops.push('REMOVE TTL');
       } else if (p.ttl !== ds.engine.params.ttl) {
-        ops.push(`MODIFY TTL ${checkExpression(p.ttl, 'ttl')}`);
+        ops.push(sql`MODIFY TTL ${trusted(checkExpression(p.ttl, 'ttl'))}`.text);
         await checkTtlKeepsNewRows(this.engine, columns, p.ttl);
       }
     }
@@ -137,8 +140,8 @@ export class AlterService {
       indexes = p.indexes.trim() === '0' ? [] : parseIndexes(p.indexes);
       const oldIdx = new Map(ds.indexes.map((i) => [i.name, indexClause(i)]));
       const newIdx = new Map(indexes.map((i) => [i.name, indexClause(i)]));
-      for (const [name, clause] of oldIdx) if (newIdx.get(name) !== clause) ops.push(`DROP INDEX ${quoteIdent(name)}`);
-      for (const [name, clause] of newIdx) if (oldIdx.get(name) !== clause) ops.push(`ADD ${clause}`);
+      for (const [index, clause] of oldIdx) if (newIdx.get(index) !== clause) ops.push(sql`DROP INDEX ${ident(index)}`.text);
+      for (const [index, clause] of newIdx) if (oldIdx.get(index) !== clause) ops.push(sql`ADD ${trusted(clause)}`.text);
     }
     const descChanged = p.description !== undefined && p.description !== ds.description;
     if (!ops.length && !descChanged) throw badRequest('There were no operations to perform, new schema, ttl and indexes are the same as the existing ones');

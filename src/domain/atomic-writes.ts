@@ -18,9 +18,10 @@
  *   engine: the target's name then points at the shadow's table UUID.
  */
 import type { DatasourceRecord, IntentRecord, Workspace } from '../catalog/catalog.js';
-import { quoteIdent, quoteString, type Engine, type QueryOptions } from '../engine/engine.js';
+import type { Engine, QueryOptions } from '../engine/engine.js';
+import { ident, name, sql, trusted } from '../engine/sql.js';
 import { dropAllSql, physicalNames } from '../ingest/physical.js';
-import { newResourceId } from './ids.js';
+import { newResourceId } from '../basics/ids.js';
 import type { Journal } from './journal.js';
 
 /** Bytes a published chunk holds at most (as one block in memory), and its row bounds. */
@@ -63,10 +64,8 @@ export interface ReplaceIntent {
 }
 
 /** The engine UUID of a table, or null when it does not exist. */
-export async function tableUuid(engine: Engine, database: string, name: string): Promise<string | null> {
-  const r = await engine.rows<{ uuid: string }>(
-    `SELECT toString(uuid) AS uuid FROM system.tables WHERE database = ${quoteString(database)} AND name = ${quoteString(name)}`,
-  );
+export async function tableUuid(engine: Engine, database: string, table: string): Promise<string | null> {
+  const r = await engine.rows<{ uuid: string }>(sql`SELECT toString(uuid) AS uuid FROM system.tables WHERE database = ${database} AND name = ${table}`.text);
   return r[0]?.uuid ?? null;
 }
 
@@ -97,26 +96,27 @@ export async function stagedAppend(
     phase: 'stage',
     job: opts.job,
   } satisfies AppendIntent);
-  const st = `${ws.database}.${staging}`;
-  const q = cols.map(quoteIdent).join(', ');
+  const st = name(ws.database, staging);
+  const q = cols.map(ident);
   const typeOf = (c: string) => target.columns.find((x) => x.name === c)?.type ?? 'String';
   try {
-    await engine.exec(`CREATE TABLE ${st} (__n UInt64, ${cols.map((c) => `${quoteIdent(c)} ${typeOf(c)}`).join(', ')}) ENGINE = MergeTree ORDER BY __n`);
-    await engine.exec(`INSERT INTO ${st} (__n, ${q}) SELECT rowNumberInAllBlocks(), ${q} FROM (${select})`, {
+    await engine.exec(sql`CREATE TABLE ${st} (__n UInt64, ${cols.map((c) => sql`${ident(c)} ${trusted(typeOf(c))}`)}) ENGINE = MergeTree ORDER BY __n`.text);
+    await engine.exec(sql`INSERT INTO ${st} (__n, ${q}) SELECT rowNumberInAllBlocks(), ${q} FROM (${trusted(select)})`.text, {
       queryId: opts.queryId,
       params: opts.params,
       signal: opts.signal,
     });
     if (opts.signal?.aborted) throw new Error('The job was cancelled');
     const r = await engine.rows<{ rows: string; bytes: string }>(
-      `SELECT sum(rows) AS rows, sum(data_uncompressed_bytes) AS bytes FROM system.parts WHERE database = ${quoteString(ws.database)} AND table = ${quoteString(staging)} AND active`,
+      sql`SELECT sum(rows) AS rows, sum(data_uncompressed_bytes) AS bytes FROM system.parts WHERE database = ${ws.database} AND table = ${staging} AND active`
+        .text,
     );
     const rows = Number(r[0]?.rows ?? 0);
     const perRow = rows ? Number(r[0]?.bytes ?? 0) / rows : 1;
     const chunkRows = Math.max(MIN_CHUNK_ROWS, Math.min(MAX_CHUNK_ROWS, Math.floor(CHUNK_BYTES / Math.max(1, perRow))));
     await journal.update(intent, { phase: 'publish', rows, chunkRows, published: 0 });
   } catch (err) {
-    await dropQuietly(engine, [`DROP TABLE IF EXISTS ${st} SYNC`]);
+    await dropQuietly(engine, [sql`DROP TABLE IF EXISTS ${st} SYNC`.text]);
     await journal.end(intent).catch(() => undefined);
     throw err;
   }
@@ -137,20 +137,20 @@ export async function stagedAppend(
 /** Publishes the remaining chunks of a staged append, drops the staging table, ends the intent. */
 async function publish(engine: Engine, journal: Journal, intent: IntentRecord, checkpoint = 'append'): Promise<void> {
   const d = intent.data as unknown as AppendIntent;
-  const st = `${d.database}.${d.staging}`;
-  const target = physicalNames(d.database, d.target).table;
-  const q = d.cols.map(quoteIdent).join(', ');
+  const st = name(d.database, d.staging);
+  const target = name(physicalNames(d.database, d.target).table);
+  const q = d.cols.map(ident);
   const size = d.chunkRows ?? MAX_CHUNK_ROWS;
   if (await tableUuid(engine, d.database, d.staging)) {
     for (let k = d.published ?? 0; k * size < (d.rows ?? 0); k++) {
       await engine.exec(
-        `INSERT INTO ${target} (${q}) SELECT ${q} FROM ${st} WHERE __n >= ${k * size} AND __n < ${(k + 1) * size} ORDER BY __n ` +
-          `SETTINGS insert_deduplication_token = ${quoteString(`${intent.id}-${k}`)}, deduplicate_blocks_in_dependent_materialized_views = 1, ${ONE_BLOCK}`,
+        sql`INSERT INTO ${target} (${q}) SELECT ${q} FROM ${st} WHERE __n >= ${k * size} AND __n < ${(k + 1) * size} ORDER BY __n SETTINGS insert_deduplication_token = ${`${intent.id}-${k}`}, deduplicate_blocks_in_dependent_materialized_views = 1, ${trusted(ONE_BLOCK)}`
+          .text,
       );
       await journal.update(intent, { published: k + 1 });
       await journal.checkpoint(`${checkpoint}:published`);
     }
-    await engine.exec(`DROP TABLE IF EXISTS ${st} SYNC`);
+    await engine.exec(sql`DROP TABLE IF EXISTS ${st} SYNC`.text);
   }
   await journal.end(intent);
 }
@@ -162,7 +162,7 @@ export async function recoverAppend(engine: Engine, journal: Journal, intent: In
     await publish(engine, journal, intent);
     return 'forward';
   }
-  await engine.exec(`DROP TABLE IF EXISTS ${d.database}.${d.staging} SYNC`);
+  await engine.exec(sql`DROP TABLE IF EXISTS ${name(d.database, d.staging)} SYNC`.text);
   await journal.end(intent);
   return 'back';
 }
@@ -215,14 +215,8 @@ export async function swapIn(engine: Engine, journal: Journal, intent: IntentRec
   const real = physicalNames(d.database, d.target);
   const tmp = physicalNames(d.database, d.shadow);
   try {
-    if (d.condition) {
-      await engine.exec(`ALTER TABLE ${real.table} DELETE WHERE ${d.condition} SETTINGS mutations_sync = 2`);
-      await engine.exec(
-        `INSERT INTO ${real.table} SELECT * FROM ${tmp.table} WHERE ${d.condition} SETTINGS insert_deduplication_token = ${quoteString(`${d.token}-replace`)}`,
-      );
-    } else {
-      await engine.exec(`EXCHANGE TABLES ${real.table} AND ${tmp.table}`);
-    }
+    if (d.condition) await replaceWhere(engine, d, d.condition, `${d.token}-replace`);
+    else await engine.exec(sql`EXCHANGE TABLES ${name(real.table)} AND ${name(tmp.table)}`.text);
     await journal.checkpoint('replace:exchanged');
     if (d.quarantine) await moveQuarantine(engine, d);
     await dropQuietly(engine, dropAllSql({ id: d.shadow } as DatasourceRecord, d.database));
@@ -239,8 +233,16 @@ async function moveQuarantine(engine: Engine, d: ReplaceIntent): Promise<void> {
   const real = physicalNames(d.database, d.target);
   const tmp = physicalNames(d.database, d.shadow);
   await engine.exec(
-    `INSERT INTO ${real.quarantine} SELECT * FROM ${tmp.quarantine} SETTINGS insert_deduplication_token = ${quoteString(`${d.token}-replace-q`)}`,
+    sql`INSERT INTO ${name(real.quarantine)} SELECT * FROM ${name(tmp.quarantine)} SETTINGS insert_deduplication_token = ${`${d.token}-replace-q`}`.text,
   );
+}
+
+/** The rows of the target that match `condition` are replaced by the shadow's that do. */
+async function replaceWhere(engine: Engine, d: ReplaceIntent, condition: string, token: string): Promise<void> {
+  const real = name(physicalNames(d.database, d.target).table);
+  const tmp = name(physicalNames(d.database, d.shadow).table);
+  await engine.exec(sql`ALTER TABLE ${real} DELETE WHERE ${trusted(condition)} SETTINGS mutations_sync = 2`.text);
+  await engine.exec(sql`INSERT INTO ${real} SELECT * FROM ${tmp} WHERE ${trusted(condition)} SETTINGS insert_deduplication_token = ${token}`.text);
 }
 
 /**
@@ -249,8 +251,6 @@ async function moveQuarantine(engine: Engine, d: ReplaceIntent): Promise<void> {
  */
 export async function recoverReplace(engine: Engine, journal: Journal, intent: IntentRecord): Promise<'forward' | 'back'> {
   const d = intent.data as unknown as ReplaceIntent;
-  const real = physicalNames(d.database, d.target);
-  const tmp = physicalNames(d.database, d.shadow);
   let outcome: 'forward' | 'back' = 'back';
   const shadowExists = !!(await tableUuid(engine, d.database, d.shadow));
   const targetUuid = await tableUuid(engine, d.database, d.target);
@@ -259,10 +259,7 @@ export async function recoverReplace(engine: Engine, journal: Journal, intent: I
       // The delete may have run: redo delete + insert (a fresh token: the interrupted insert's
       // blocks were deleted again and must not be taken for duplicates).
       if (shadowExists) {
-        await engine.exec(`ALTER TABLE ${real.table} DELETE WHERE ${d.condition} SETTINGS mutations_sync = 2`);
-        await engine.exec(
-          `INSERT INTO ${real.table} SELECT * FROM ${tmp.table} WHERE ${d.condition} SETTINGS insert_deduplication_token = ${quoteString(`${d.token}-replace-${Date.now()}`)}`,
-        );
+        await replaceWhere(engine, d, d.condition, `${d.token}-replace-${Date.now()}`);
         if (d.quarantine) await moveQuarantine(engine, d);
       }
       outcome = 'forward';

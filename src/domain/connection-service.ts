@@ -17,12 +17,12 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Catalog, ConnectionRecord, Workspace } from '../catalog/catalog.js';
 import { cleanMessage, EngineError, type Engine } from '../engine/engine.js';
-import { badRequest, conflict, forbidden, notFound, PipitError, unauthorized } from './errors.js';
-import { checkNameLength } from './schema/names.js';
-import { newResourceId } from './ids.js';
+import { badRequest, conflict, forbidden, notFound, PipitError, unauthorized } from '../basics/errors.js';
+import { checkNameLength } from '../schema/names.js';
+import { newResourceId } from '../basics/ids.js';
 import { deleteObject } from './s3-delete.js';
 import { checkRelativePath, parseBucketUri, parseLocalPath } from './sink-template.js';
-import { nowIso, tbTime } from './time.js';
+import { nowIso, tbTime } from '../basics/time.js';
 
 export const SERVICES = ['s3', 's3_iamrole', 'gcs_hmac', 'local'] as const;
 export type ConnectionKind = (typeof SERVICES)[number];

@@ -6,17 +6,18 @@
  * in the middle is rolled forward or back on the next start (see atomic-writes.ts).
  */
 import type { DatasourceRecord, JobRecord, NodeRecord, PipeRecord, Workspace } from '../catalog/catalog.js';
-import { EngineError, markSelect, quoteIdent, type Engine } from '../engine/engine.js';
+import { EngineError, markSelect, type Engine } from '../engine/engine.js';
+import { ident, name, type Sql, sql, trusted } from '../engine/sql.js';
 import { createTableSql, physicalNames } from '../ingest/physical.js';
 import { abandonReplace, beginReplace, stagedAppend, swapIn } from './atomic-writes.js';
 import type { JobService } from '../jobs/job-service.js';
 import { scheduleOf } from '../jobs/cron.js';
-import type { PreparedQuery, QueryService } from '../sql/query-service.js';
+import type { PreparedQuery, QueryService } from './query-service.js';
 import type { ParamValue } from '../template/index.js';
 import type { Auth } from './access.js';
 import type { DatasourceService } from './datasource-service.js';
-import { badRequest, forbidden, notFound } from './errors.js';
-import { newResourceId } from './ids.js';
+import { badRequest, forbidden, notFound } from '../basics/errors.js';
+import { newResourceId } from '../basics/ids.js';
 import type { PipeService } from './pipe-service.js';
 import { pipeType } from './pipe-service.js';
 import { Schedules } from './schedules.js';
@@ -91,7 +92,7 @@ export class CopyService {
     const bound = Object.keys(prepared.queryParams).length > 0;
     let rows: number;
     try {
-      const r = await this.engine.query(`SELECT count() AS c FROM (SELECT 1 FROM (${prepared.sql}) LIMIT ${max + 1})`, {
+      const r = await this.engine.query(sql`SELECT count() AS c FROM (SELECT 1 FROM (${trusted(prepared.sql)}) LIMIT ${max + 1})`.text, {
         format: 'JSONEachRow',
         params: bound ? prepared.queryParams : undefined,
       });
@@ -265,10 +266,10 @@ export class CopyService {
           const onAbort = () => void this.engine.kill(job.id).catch(() => undefined);
           signal.addEventListener('abort', onAbort);
           const meta = await this.queries.describe(prepared, `${queryId}m`);
-          const cols = meta.map((m) => quoteIdent(m.name)).join(', ');
+          const cols = meta.map((m) => ident(m.name));
           const bound = Object.keys(prepared.queryParams).length > 0;
           // With secrets the statement is bound (and re-formatted): its marker goes into the SELECT.
-          const select = `SELECT ${cols} FROM (${bound ? markSelect(prepared.sql, job.id) : prepared.sql})`;
+          const select = sql`SELECT ${cols} FROM (${trusted(bound ? markSelect(prepared.sql, job.id) : prepared.sql)})`.text;
           const execOpts = { queryId: job.id, params: bound ? prepared.queryParams : undefined, signal };
           try {
             const target = await this.datasources.get(ws, data.copy_target);
@@ -286,7 +287,7 @@ export class CopyService {
             } else {
               await this.replace(ws, target, cols, select, { ...execOpts, job: job.id });
             }
-            const rows = await this.engine.rows<{ c: string }>(`SELECT count() AS c FROM ${physicalNames(ws.database, target.id).table}`);
+            const rows = await this.engine.rows<{ c: string }>(sql`SELECT count() AS c FROM ${name(physicalNames(ws.database, target.id).table)}`.text);
             const targetRows = Number(rows[0]?.c ?? 0);
             // rows: what this run wrote (datasources_ops_log); a replace leaves exactly its rows.
             return { statistics: { target_rows: targetRows, rows: written ?? targetRows } };
@@ -305,7 +306,7 @@ export class CopyService {
   private async replace(
     ws: Workspace,
     target: DatasourceRecord,
-    cols: string,
+    cols: Sql[],
     select: string,
     execOpts: { queryId: string; params?: Record<string, string>; signal?: AbortSignal; job: string },
   ): Promise<void> {
@@ -316,7 +317,7 @@ export class CopyService {
       job: execOpts.job,
     });
     try {
-      await this.engine.exec(`INSERT INTO ${physicalNames(ws.database, shadow.id).table} (${cols}) ${select}`, execOpts);
+      await this.engine.exec(sql`INSERT INTO ${name(physicalNames(ws.database, shadow.id).table)} (${cols}) ${trusted(select)}`.text, execOpts);
       if (execOpts.signal?.aborted) throw new Error('The job was cancelled');
     } catch (err) {
       await abandonReplace(this.engine, journal, intent);

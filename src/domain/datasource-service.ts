@@ -7,7 +7,8 @@ import { NO_OPS_LOG, type OpsLog } from '../observability/observability.js';
 import { checkTtlKeepsNewRows } from './ttl-check.js';
 import { type Catalog, type DatasourceRecord, UniqueViolation, type Workspace } from '../catalog/catalog.js';
 import type { Engine } from '../engine/engine.js';
-import { EngineError, quoteIdent } from '../engine/engine.js';
+import { EngineError } from '../engine/engine.js';
+import { ident, name, sql } from '../engine/sql.js';
 import {
   createAllSql,
   createQuarantineSql,
@@ -18,12 +19,12 @@ import {
   physicalNames,
   userFacingNames,
 } from '../ingest/physical.js';
-import { isJsonSchema, validateResourceName } from './schema/index.js';
-import type { Column, EngineSpec, IndexSpec } from './types.js';
-import { isDiskFull } from './disk.js';
-import { badRequest, conflict, notFound } from './errors.js';
-import { canonicalId, newResourceId } from './ids.js';
-import { nowIso } from './time.js';
+import { isJsonSchema, validateResourceName } from '../schema/index.js';
+import type { Column, EngineSpec, IndexSpec } from '../basics/types.js';
+import { isDiskFull } from '../basics/disk.js';
+import { badRequest, conflict, notFound } from '../basics/errors.js';
+import { canonicalId, newResourceId } from '../basics/ids.js';
+import { nowIso } from '../basics/time.js';
 import { Journal } from './journal.js';
 import { WorkspaceCache } from '../catalog/workspace-cache.js';
 
@@ -55,9 +56,6 @@ export class DatasourceService {
   /** workspace id → (id → record); the catalog is the truth, this is its cache (coherent across copies). */
   private readonly cache: WorkspaceCache<Map<string, DatasourceRecord>>;
 
-  /** Names of the workspace's pipes: pipes and data sources share one namespace. */
-  pipeNames: (ws: Workspace) => Promise<ReadonlySet<string>> = async () => new Set();
-
   /** Intents of multi-step changes (every service that changes engine and catalog state uses it). */
   readonly journal: Journal;
 
@@ -72,7 +70,8 @@ export class DatasourceService {
   }
 
   private async refusePipeName(ws: Workspace, name: string, status: 'bad_request' | 'conflict'): Promise<void> {
-    if (!(await this.pipeNames(ws)).has(name)) return;
+    // Pipes and data sources share one namespace; the catalog is asked, not another service's cache.
+    if (!(await this.catalog.listPipes(ws.id)).some((p) => p.name === name)) return;
     const msg = `A Pipe with the "${name}" name exists, Pipe and Data Source names are unique`;
     throw status === 'conflict' ? conflict(msg) : badRequest(msg);
   }
@@ -110,7 +109,7 @@ export class DatasourceService {
   }
 
   async ensureDatabase(ws: Workspace): Promise<void> {
-    await this.engine.exec(`CREATE DATABASE IF NOT EXISTS ${quoteIdent(ws.database)}`);
+    await this.engine.exec(sql`CREATE DATABASE IF NOT EXISTS ${ident(ws.database)}`.text);
   }
 
   /**
@@ -123,7 +122,9 @@ export class DatasourceService {
   async restore(ws: Workspace, damage: EngineDamage): Promise<string[]> {
     const report: string[] = [];
     const mine = damage.lost.filter((l) => l.database === ws.database);
-    const present = new Set((await this.engine.rows<{ name: string }>(`SELECT name FROM system.tables WHERE database = '${ws.database}'`)).map((r) => r.name));
+    const present = new Set(
+      (await this.engine.rows<{ name: string }>(sql`SELECT name FROM system.tables WHERE database = ${ws.database}`.text)).map((r) => r.name),
+    );
     const uuidOf = (table: string) => mine.find((l) => l.table === table)?.uuid ?? damage.dataUuid(ws.database, table);
     const attach = (createSql: string, table: string): string => {
       const uuid = uuidOf(table);
@@ -263,7 +264,7 @@ export class DatasourceService {
     if (!quarantine && ds.engine.engine === 'Null') return;
     const n = physicalNames(ws.database, ds.id);
     const started = performance.now();
-    await this.engine.exec(`TRUNCATE TABLE ${quarantine ? n.quarantine : n.table}`);
+    await this.engine.exec(sql`TRUNCATE TABLE ${name(quarantine ? n.quarantine : n.table)}`.text);
     if (!quarantine) await this.touch(ws, ds);
     this.ops.op(ws.id, {
       eventType: 'truncate',
@@ -296,7 +297,8 @@ export class DatasourceService {
   async stats(ws: Workspace, ds: DatasourceRecord, quarantine = false): Promise<DatasourceStats> {
     try {
       const r = await this.engine.rows<{ rows: string; bytes: string }>(
-        `SELECT sum(rows) AS rows, sum(bytes_on_disk) AS bytes FROM system.parts WHERE database = '${ws.database}' AND table = '${quarantine ? `${ds.id}_quarantine` : ds.id}' AND active`,
+        sql`SELECT sum(rows) AS rows, sum(bytes_on_disk) AS bytes FROM system.parts WHERE database = ${ws.database} AND table = ${quarantine ? `${ds.id}_quarantine` : ds.id} AND active`
+          .text,
       );
       return { rowCount: Number(r[0]?.rows ?? 0), bytes: Number(r[0]?.bytes ?? 0) };
     } catch {

@@ -4,12 +4,13 @@
  */
 import type { DatasourceRecord, JobRecord, Workspace } from '../catalog/catalog.js';
 import type { Engine } from '../engine/engine.js';
+import { name, sql, trusted } from '../engine/sql.js';
 import { EngineError } from '../engine/engine.js';
 import { physicalNames, userFacingNames } from '../ingest/physical.js';
 import type { JobService } from '../jobs/job-service.js';
-import { checkExpression } from './schema/index.js';
-import { badRequest } from './errors.js';
-import { isMergeTreeFamily } from './schema/index.js';
+import { checkExpression } from '../schema/index.js';
+import { badRequest } from '../basics/errors.js';
+import { isMergeTreeFamily } from '../schema/index.js';
 
 export class DeleteService {
   constructor(
@@ -29,10 +30,10 @@ export class DeleteService {
     }
     const cond = checkExpression(condition, 'delete_condition');
     const n = physicalNames(ws.database, ds.id);
-    const table = quarantine ? n.quarantine : n.table;
+    const table = name(quarantine ? n.quarantine : n.table);
     const count = async () => {
       try {
-        const r = await this.engine.rows<{ c: string }>(`SELECT count() AS c FROM ${table} WHERE ${cond}`);
+        const r = await this.engine.rows<{ c: string }>(sql`SELECT count() AS c FROM ${table} WHERE ${trusted(cond)}`.text);
         return Number(r[0].c);
       } catch (err) {
         if (err instanceof EngineError)
@@ -42,10 +43,10 @@ export class DeleteService {
     };
     const rows = await count();
     if (dryRun) return { rows_to_be_deleted: rows };
-    const name = quarantine ? `${ds.name}_quarantine` : ds.name;
-    return this.jobs.create(ws, 'delete_data', { datasource: { id: ds.id, name }, delete_condition: condition }, async () => {
+    const shown = quarantine ? `${ds.name}_quarantine` : ds.name;
+    return this.jobs.create(ws, 'delete_data', { datasource: { id: ds.id, name: shown }, delete_condition: condition }, async () => {
       const before = await count();
-      await this.engine.exec(`ALTER TABLE ${table} DELETE WHERE ${cond} SETTINGS mutations_sync = 2`);
+      await this.engine.exec(sql`ALTER TABLE ${table} DELETE WHERE ${trusted(cond)} SETTINGS mutations_sync = 2`.text);
       const after = await count();
       return { rows_affected: before - after };
     });

@@ -10,17 +10,18 @@ import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
 import type { DatasourceRecord, Workspace } from '../catalog/catalog.js';
 import type { Engine } from '../engine/engine.js';
-import { EngineError, quoteIdent } from '../engine/engine.js';
+import { name, sql, trusted } from '../engine/sql.js';
+import { EngineError } from '../engine/engine.js';
 import { CsvParser, hasHeader } from '../ingest/formats/csv.js';
 import { defaultSortingKey, guessCsvSchema, inferJsonColumns, jsonColumnsToColumns, parseNdjsonSample } from '../ingest/formats/guess.js';
 import type { CsvDialect, IngestCounts, IngestService } from '../ingest/ingest-service.js';
 import { createAllSql, physicalNames, userFacingNames } from '../ingest/physical.js';
 import { abandonReplace, beginReplace, swapIn } from './atomic-writes.js';
 import type { DatasourceService } from './datasource-service.js';
-import { asDiskFull, isDiskFull } from './disk.js';
-import { badRequest } from './errors.js';
-import { checkExpression, normalizeName } from './schema/index.js';
-import type { Column, EngineSpec } from './types.js';
+import { asDiskFull, isDiskFull } from '../basics/disk.js';
+import { badRequest } from '../basics/errors.js';
+import { checkExpression, normalizeName } from '../schema/index.js';
+import type { Column, EngineSpec } from '../basics/types.js';
 
 export type DataFormat = 'csv' | 'ndjson' | 'parquet';
 
@@ -53,6 +54,16 @@ export async function peek(source: AsyncIterable<Buffer>, bytes: number): Promis
     }
   }
   return { head, stream: all() };
+}
+
+/** A data source name from a file name (`events.ndjson.gz` → `events`). */
+export function nameFromFile(filename: string): string {
+  const base = filename
+    .split('/')
+    .pop()!
+    .replace(/\.(gz|gzip)$/i, '')
+    .replace(/\.[^.]*$/, '');
+  return base.replace(/[^A-Za-z0-9_]/g, '_').replace(/^([0-9])/, 't_$1') || 'imported';
 }
 
 export function formatFromName(filename: string | undefined): DataFormat | null {
@@ -242,7 +253,7 @@ export class ImportService {
       counts = await this.loadInto(ws, shadow, format, stream, importId, dialect);
       if (condition) {
         try {
-          await this.engine.exec(`SELECT count() FROM ${tmp.table} WHERE ${condition} FORMAT Null`);
+          await this.engine.exec(sql`SELECT count() FROM ${name(tmp.table)} WHERE ${trusted(condition)} FORMAT Null`.text);
         } catch (err) {
           throw badRequest(
             `Invalid replace_condition "${condition}": ${userFacingNames((err as Error).message, (id) => (id === shadow.id ? ds.name : this.datasources.nameOfId(id)))}`,
@@ -260,8 +271,7 @@ export class ImportService {
 
   /** Empties a data source (replace with no data). */
   async replaceWithNothing(ws: Workspace, ds: DatasourceRecord): Promise<void> {
-    await this.engine.exec(`TRUNCATE TABLE ${physicalNames(ws.database, ds.id).table}`);
-    void quoteIdent;
+    await this.engine.exec(sql`TRUNCATE TABLE ${name(physicalNames(ws.database, ds.id).table)}`.text);
   }
 }
 

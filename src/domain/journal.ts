@@ -9,8 +9,8 @@
  * at one of them forever, after printing `PIPIT_PAUSED <name>`, so a fault test can kill there.
  */
 import type { Catalog, IntentRecord, Workspace } from '../catalog/catalog.js';
-import { newJobId } from './ids.js';
-import { nowIso } from './time.js';
+import { newJobId } from '../basics/ids.js';
+import { nowIso } from '../basics/time.js';
 
 export type { IntentRecord };
 

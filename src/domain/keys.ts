@@ -9,7 +9,7 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { loadKeyFile } from './disk.js';
+import { loadKeyFile } from '../basics/disk.js';
 
 export interface Keys {
   tokenSigning: Buffer;

@@ -11,17 +11,18 @@
 import type { DatasourceRecord, NodeRecord, PipeRecord, Workspace } from '../catalog/catalog.js';
 import type { Auth } from './access.js';
 import type { DatasourceService } from './datasource-service.js';
-import { badRequest, conflict, forbidden } from './errors.js';
+import { badRequest, conflict, forbidden } from '../basics/errors.js';
 import type { PipeService } from './pipe-service.js';
 import { pipeType } from './pipe-service.js';
-import { checkExpression, parseEngineParams, parseType, printType, type TypeNode } from './schema/index.js';
-import type { Column } from './types.js';
-import { EngineError, quoteIdent, quoteString, type Engine } from '../engine/engine.js';
+import { checkExpression, parseEngineParams, parseType, printType, type TypeNode } from '../schema/index.js';
+import type { Column } from '../basics/types.js';
+import { EngineError, type Engine } from '../engine/engine.js';
+import { ident, name, sql, trusted } from '../engine/sql.js';
 import { physicalNames } from '../ingest/physical.js';
 import { stagedAppend } from './atomic-writes.js';
-import { newResourceId } from './ids.js';
+import { newResourceId } from '../basics/ids.js';
 import type { JobService } from '../jobs/job-service.js';
-import type { QueryService } from '../sql/query-service.js';
+import type { QueryService } from './query-service.js';
 import type { IntentRecord, JobRecord } from '../catalog/catalog.js';
 
 export interface MaterializeOptions {
@@ -128,7 +129,7 @@ export class MaterializeService {
       this.queries.collect(
         {
           ...prepared,
-          sql: `SELECT ${cols.map(({ o, t }) => `CAST(${quoteIdent(o.name)}, ${quoteString(t.type)}) AS ${quoteIdent(o.name)}`).join(', ')} FROM (${prepared.sql}) LIMIT 0`,
+          sql: sql`SELECT ${cols.map(({ o, t }) => sql`CAST(${ident(o.name)}, ${t.type}) AS ${ident(o.name)}`)} FROM (${trusted(prepared.sql)}) LIMIT 0`.text,
         },
         'JSON',
         `${queryId}c${n}`,
@@ -167,7 +168,7 @@ export class MaterializeService {
     if (!engine && !args.engine_sorting_key) {
       const keys = columns
         .filter((c) => !c.nullable && !/AggregateFunction|^Float|^Array|^Map|^Tuple|^JSON|^Dynamic|^Variant/.test(c.type))
-        .map((c) => quoteIdent(c.name));
+        .map((c) => ident(c.name).text);
       args.engine_sorting_key = keys.length ? keys.slice(0, aggregating ? keys.length : 4).join(', ') : 'tuple()';
     }
     return { columns, engine: parseEngineParams(engine ?? (aggregating ? 'AggregatingMergeTree' : 'MergeTree'), args) };
@@ -222,12 +223,13 @@ export class MaterializeService {
       }
       let tgt = target;
       const prepared = await this.prepareNode(auth, pipe, node);
-      const cols = output.map((o) => quoteIdent(o.name)).join(', ');
+      const cols = output.map((o) => ident(o.name));
       let snapshot: { trigger: DatasourceRecord | null; parts: string[] } = { trigger: null, parts: [] };
       try {
         snapshot = await this.engine.exclusiveWrites(async () => {
           await this.engine.exec(
-            `CREATE MATERIALIZED VIEW ${view} TO ${physicalNames(ws.database, tgt.id).table} (${output.map((o) => `${quoteIdent(o.name)} ${o.type}`).join(', ')}) AS SELECT ${cols} FROM (${prepared.sql})`,
+            sql`CREATE MATERIALIZED VIEW ${name(view)} TO ${name(physicalNames(ws.database, tgt.id).table)} (${output.map((o) => sql`${ident(o.name)} ${trusted(o.type)}`)}) AS SELECT ${cols} FROM (${trusted(prepared.sql)})`
+              .text,
           );
           const trigger = await this.triggerOf(ws, view);
           const parts = trigger && opts.populate ? await this.freeze(ws, trigger) : [];
@@ -267,7 +269,7 @@ export class MaterializeService {
   /** Undoes an unfinished materialization: its view, its node's record, the target it created. */
   async recoverMaterialize(ws: Workspace, intent: IntentRecord): Promise<void> {
     const d = intent.data as { pipe: string; node: string; view: string; created: string | null };
-    await this.engine.exec(`DROP VIEW IF EXISTS ${d.view} SYNC`);
+    await this.engine.exec(sql`DROP VIEW IF EXISTS ${name(d.view)} SYNC`.text);
     await this.revertNode(ws, d.pipe, d.node);
     const created = d.created ? await this.datasources.find(ws, d.created) : null;
     if (created) await this.datasources.drop(ws, created);
@@ -277,7 +279,7 @@ export class MaterializeService {
   /** Finishes an interrupted unlink: the view is dropped and the node is a standard node. */
   async recoverUnlink(ws: Workspace, intent: IntentRecord): Promise<void> {
     const d = intent.data as { pipe: string; node: string; view: string };
-    await this.engine.exec(`DROP VIEW IF EXISTS ${d.view} SYNC`);
+    await this.engine.exec(sql`DROP VIEW IF EXISTS ${name(d.view)} SYNC`.text);
     await this.revertNode(ws, d.pipe, d.node);
     await this.datasources.journal.end(intent);
   }
@@ -297,9 +299,9 @@ export class MaterializeService {
 
   /** The data source whose inserts trigger a view (as the engine sees it). */
   private async triggerOf(ws: Workspace, view: string): Promise<DatasourceRecord | null> {
-    const name = view.slice(view.indexOf('.') + 1);
+    const table = view.slice(view.indexOf('.') + 1);
     const rows = await this.engine.rows<{ name: string }>(
-      `SELECT name FROM system.tables WHERE database = ${quoteString(ws.database)} AND has(dependencies_table, ${quoteString(name)})`,
+      sql`SELECT name FROM system.tables WHERE database = ${ws.database} AND has(dependencies_table, ${table})`.text,
     );
     for (const r of rows) {
       const ds = await this.datasources.find(ws, r.name);
@@ -310,10 +312,10 @@ export class MaterializeService {
 
   /** Stops merges of the trigger and returns its active parts (call inside exclusiveWrites). */
   private async freeze(ws: Workspace, trigger: DatasourceRecord): Promise<string[]> {
-    const t = physicalNames(ws.database, trigger.id).table;
-    await this.engine.exec(`SYSTEM STOP MERGES ${t}`);
+    const t = name(physicalNames(ws.database, trigger.id).table);
+    await this.engine.exec(sql`SYSTEM STOP MERGES ${t}`.text);
     const rows = await this.engine.rows<{ name: string }>(
-      `SELECT name FROM system.parts WHERE database = ${quoteString(ws.database)} AND table = ${quoteString(trigger.id)} AND active`,
+      sql`SELECT name FROM system.parts WHERE database = ${ws.database} AND table = ${trigger.id} AND active`.text,
     );
     return rows.map((r) => r.name);
   }
@@ -336,7 +338,7 @@ export class MaterializeService {
     checkPopulateOptions(opts);
     const trigger = data.trigger ? await this.datasources.find(ws, data.trigger) : null;
     const snapshot = await this.engine.exclusiveWrites(async () => {
-      if (opts.truncate) await this.engine.exec(`TRUNCATE TABLE ${physicalNames(ws.database, target.id).table}`);
+      if (opts.truncate) await this.engine.exec(sql`TRUNCATE TABLE ${name(physicalNames(ws.database, target.id).table)}`.text);
       return { trigger, parts: trigger ? await this.freeze(ws, trigger) : [] };
     });
     return this.populateJob(auth, pipe, node, snapshot, opts);
@@ -354,7 +356,7 @@ export class MaterializeService {
     const target = await this.datasources.get(ws, data.materialized);
     const trigger = snapshot.trigger;
     const release = async () => {
-      if (trigger) await this.engine.exec(`SYSTEM START MERGES ${physicalNames(ws.database, trigger.id).table}`).catch(() => undefined);
+      if (trigger) await this.engine.exec(sql`SYSTEM START MERGES ${name(physicalNames(ws.database, trigger.id).table)}`.text).catch(() => undefined);
     };
     let condition: string | undefined;
     try {
@@ -365,11 +367,12 @@ export class MaterializeService {
     }
     let override: { dsId: string; sql: string } | undefined;
     if (trigger) {
-      const t = physicalNames(ws.database, trigger.id).table;
-      const where = [snapshot.parts.length ? `_part IN (${snapshot.parts.map(quoteString).join(', ')})` : '0'];
-      if (condition) where.push(`(${condition})`);
-      if (opts.subset !== undefined) where.push(`randCanonical() < ${Number(opts.subset)}`);
-      override = { dsId: trigger.id, sql: `(SELECT * FROM ${t} WHERE ${where.join(' AND ')}${opts.subset !== undefined ? ` LIMIT ${MAX_SUBSET_ROWS}` : ''})` };
+      const t = name(physicalNames(ws.database, trigger.id).table);
+      const where = [snapshot.parts.length ? sql`_part IN (${snapshot.parts})` : sql`0`];
+      if (condition) where.push(sql`(${trusted(condition)})`);
+      if (opts.subset !== undefined) where.push(sql`randCanonical() < ${Number(opts.subset)}`);
+      const limit = opts.subset !== undefined ? sql` LIMIT ${MAX_SUBSET_ROWS}` : sql``;
+      override = { dsId: trigger.id, sql: sql`(SELECT * FROM ${t} WHERE ${trusted(where.join(' AND '))}${limit})`.text };
     }
     let prepared;
     try {
@@ -385,8 +388,7 @@ export class MaterializeService {
       await release();
       throw err;
     }
-    const cols = names.map(quoteIdent).join(', ');
-    const select = `SELECT ${cols} FROM (${prepared.sql})`;
+    const select = sql`SELECT ${names.map(ident)} FROM (${trusted(prepared.sql)})`.text;
     return this.jobs.create(
       ws,
       'populateview',
@@ -429,7 +431,7 @@ export class MaterializeService {
     const data = node.data as unknown as MaterializedData;
     const journal = this.datasources.journal;
     const intent = await journal.begin(ws, 'unlink', { pipe: pipe.id, node: node.id, view: data.view });
-    await this.engine.exec(`DROP VIEW IF EXISTS ${data.view} SYNC`);
+    await this.engine.exec(sql`DROP VIEW IF EXISTS ${name(data.view)} SYNC`.text);
     await journal.checkpoint('unlink:view');
     const saved = await this.revertNode(ws, pipe.id, node.id);
     await journal.end(intent);

@@ -5,10 +5,10 @@
  */
 import { type Catalog, type NodeRecord, type NodeType, type PipeRecord, UniqueViolation, type Workspace } from '../catalog/catalog.js';
 import type { DatasourceService } from './datasource-service.js';
-import { badRequest, conflict, forbidden, notFound } from './errors.js';
-import { canonicalId, newResourceId } from './ids.js';
-import { validateResourceName } from './schema/index.js';
-import { nowIso } from './time.js';
+import { badRequest, conflict, forbidden, notFound } from '../basics/errors.js';
+import { canonicalId, newResourceId } from '../basics/ids.js';
+import { validateResourceName } from '../schema/index.js';
+import { nowIso } from '../basics/time.js';
 import { WorkspaceCache } from '../catalog/workspace-cache.js';
 
 export interface NewNode {
@@ -45,10 +45,6 @@ export class PipeService {
 
   async list(ws: Workspace): Promise<PipeRecord[]> {
     return [...(await this.byId(ws)).values()];
-  }
-
-  async names(ws: Workspace): Promise<ReadonlySet<string>> {
-    return new Set((await this.list(ws)).map((p) => p.name));
   }
 
   /** Pipes with a node that reads `datasourceName` (a data source's `used_by`). */

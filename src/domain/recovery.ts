@@ -16,11 +16,17 @@
  * An intent whose recovery fails stays for the next start, and the objects it names are kept.
  */
 import type { IntentRecord, Workspace } from '../catalog/catalog.js';
-import { quoteString } from '../engine/engine.js';
+import { name, sql, trusted } from '../engine/sql.js';
 import { createQuarantineSql, createTableSql, physicalNames, writableColumns } from '../ingest/physical.js';
-import type { Services } from '../app.js';
+import type { Catalog } from '../catalog/catalog.js';
+import type { Config } from '../config/config.js';
+import type { Engine } from '../engine/engine.js';
+import type { AlterService } from './alter-service.js';
+import type { DatasourceService } from './datasource-service.js';
+import type { MaterializeService } from './materialize-service.js';
+import type { PipeService } from './pipe-service.js';
 import { recoverAppend, recoverReplace } from './atomic-writes.js';
-import { nowIso } from './time.js';
+import { nowIso } from '../basics/time.js';
 
 export interface RecoveryLog {
   info(obj: object, msg: string): void;
@@ -40,7 +46,18 @@ export interface RecoveryReport {
 const PIPIT_NAME = /^t_[0-9a-f]{32}(_[a-z_]+)?$/;
 const STAGE_SUFFIXES = ['_sj', '_sj_ok', '_sj_bad', '_sc', '_sc_ok', '_sc_bad'];
 
-export async function recoverAfterCrash(s: Services, log: RecoveryLog): Promise<RecoveryReport> {
+/** What recovery reads and changes. */
+export interface RecoveryServices {
+  config: Pick<Config, 'testPauseAt'>;
+  engine: Engine;
+  catalog: Catalog;
+  datasources: DatasourceService;
+  pipes: PipeService;
+  alters: AlterService;
+  materializations: MaterializeService;
+}
+
+export async function recoverAfterCrash(s: RecoveryServices, log: RecoveryLog): Promise<RecoveryReport> {
   const report: RecoveryReport = { forward: [], back: [], failed: [], dropped: [], repaired: [] };
   const journal = s.datasources.journal;
   journal.pauseAt = s.config.testPauseAt;
@@ -69,9 +86,7 @@ export async function recoverAfterCrash(s: Services, log: RecoveryLog): Promise<
 
   // 2 and 3, per workspace database.
   for (const ws of workspaces.values()) {
-    const objects = await s.engine.rows<{ name: string; engine: string }>(
-      `SELECT name, engine FROM system.tables WHERE database = ${quoteString(ws.database)}`,
-    );
+    const objects = await s.engine.rows<{ name: string; engine: string }>(sql`SELECT name, engine FROM system.tables WHERE database = ${ws.database}`.text);
     if (!objects.length) continue;
     const present = new Set(objects.map((o) => o.name));
     const named = new Set(kept);
@@ -96,7 +111,7 @@ export async function recoverAfterCrash(s: Services, log: RecoveryLog): Promise<
     for (const o of pipit) {
       const kind = /View/.test(o.engine) ? 'VIEW' : 'TABLE';
       try {
-        await s.engine.exec(`DROP ${kind} IF EXISTS ${ws.database}.${o.name} SYNC`);
+        await s.engine.exec(sql`DROP ${trusted(kind)} IF EXISTS ${name(ws.database, o.name)} SYNC`.text);
         report.dropped.push(`${ws.database}.${o.name}`);
         present.delete(o.name);
       } catch (err) {
@@ -133,7 +148,7 @@ export async function recoverAfterCrash(s: Services, log: RecoveryLog): Promise<
   return report;
 }
 
-async function recoverIntent(s: Services, ws: Workspace, intent: IntentRecord): Promise<'forward' | 'back'> {
+async function recoverIntent(s: RecoveryServices, ws: Workspace, intent: IntentRecord): Promise<'forward' | 'back'> {
   const journal = s.datasources.journal;
   switch (intent.kind) {
     case 'append':
@@ -161,7 +176,7 @@ async function recoverIntent(s: Services, ws: Workspace, intent: IntentRecord): 
  * The job of a recovered append or replace was marked as interrupted by JobService.recover: say
  * what actually happened, so its error never invites a retry that would write the rows twice.
  */
-async function settleJob(s: Services, intent: IntentRecord, outcome: 'forward' | 'back'): Promise<void> {
+async function settleJob(s: RecoveryServices, intent: IntentRecord, outcome: 'forward' | 'back'): Promise<void> {
   const id = intent.data.job;
   if (typeof id !== 'string') return;
   const job = await s.catalog.getJob(id);

@@ -1,11 +1,11 @@
 /**
  * What every scheduled node (copy, sink) shares: its schedule fields in the node's data, pausing
- * and resuming, and cancelling its jobs. The scheduler (src/jobs/scheduler.ts) runs the ticks.
+ * and resuming, and cancelling its jobs. The scheduler (src/domain/scheduler.ts) runs the ticks.
  */
 import type { JobKind, JobRecord, NodeRecord, PipeRecord } from '../catalog/catalog.js';
 import type { JobService } from '../jobs/job-service.js';
 import type { Auth } from './access.js';
-import { notFound } from './errors.js';
+import { notFound } from '../basics/errors.js';
 import type { PipeService } from './pipe-service.js';
 
 /** The schedule of a node, as its data keeps it. */

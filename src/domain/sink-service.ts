@@ -14,17 +14,18 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { JobRecord, NodeRecord, PipeRecord, Workspace } from '../catalog/catalog.js';
-import { EngineError, quoteString, type Engine, markerTag } from '../engine/engine.js';
+import { EngineError, type Engine, markerTag } from '../engine/engine.js';
+import { sql, trusted } from '../engine/sql.js';
 import { scheduleOf } from '../jobs/cron.js';
 import { Schedules } from './schedules.js';
 import type { JobService } from '../jobs/job-service.js';
-import type { PreparedQuery, QueryService } from '../sql/query-service.js';
+import type { PreparedQuery, QueryService } from './query-service.js';
 import { templateParams, type ParamValue } from '../template/index.js';
 import type { Auth } from './access.js';
 import { storageError, type ConnectionService, type SinkLocation } from './connection-service.js';
 import type { ConnectionRecord } from '../catalog/catalog.js';
-import { badRequest, forbidden, PipitError } from './errors.js';
-import { newResourceId } from './ids.js';
+import { badRequest, forbidden, PipitError } from '../basics/errors.js';
+import { newResourceId } from '../basics/ids.js';
 import type { PipeService } from './pipe-service.js';
 import { pipeType } from './pipe-service.js';
 import {
@@ -105,13 +106,13 @@ interface Plan {
   writeStrategy: WriteStrategy;
 }
 
-const S3_JOB_SETTINGS = 's3_retry_attempts = 10, s3_connect_timeout_ms = 5000';
+const S3_JOB_SETTINGS = trusted('s3_retry_attempts = 10, s3_connect_timeout_ms = 5000');
 
 /**
  * A job's statements carry this always-true condition so Engine.kill(jobId) finds them: the
  * engine shows a statement with bound parameters re-formatted, without a marker comment.
  */
-const marked = (jobId: string) => `${quoteString(markerTag(jobId))} != ''`;
+const marked = (jobId: string) => sql`${markerTag(jobId)} != ''`;
 
 export class SinkService {
   private readonly schedules: Schedules;
@@ -390,7 +391,8 @@ export class SinkService {
     if (!resolved.partition) return;
     // DISTINCT with a LIMIT stops reading once it has one value too many.
     const r = await this.rows<{ n: string }>(
-      `SELECT count() AS n FROM (SELECT DISTINCT ${resolved.partition} FROM (${prepared.sql}) WHERE ${marked(jobId)} LIMIT ${MAX_SINK_FILES + 1})`,
+      sql`SELECT count() AS n FROM (SELECT DISTINCT ${trusted(resolved.partition)} FROM (${trusted(prepared.sql)}) WHERE ${marked(jobId)} LIMIT ${MAX_SINK_FILES + 1})`
+        .text,
       prepared.queryParams,
       jobId,
     );
@@ -402,9 +404,12 @@ export class SinkService {
   private insertSql(target: string, plan: Plan, resolved: ResolvedTemplate, prepared: PreparedQuery, settings: string[], jobId: string): string {
     const fmt = FORMATS[plan.format].engine;
     const comp = plan.format === 'parquet' ? 'none' : plan.compression === 'gz' ? 'gzip' : plan.compression;
-    if (plan.format === 'parquet') settings.push(`output_format_parquet_compression_method = '${plan.compression === 'gz' ? 'gzip' : plan.compression}'`);
+    if (plan.format === 'parquet') settings.push(sql`output_format_parquet_compression_method = ${plan.compression === 'gz' ? 'gzip' : plan.compression}`.text);
+    const partition = resolved.partition ? sql` PARTITION BY ${trusted(resolved.partition)}` : sql``;
     // The comment keeps this statement out of the engine's insert gate: it writes no table.
-    return `/* sink */ INSERT INTO FUNCTION ${target}, '${fmt}', 'auto', '${comp}')${resolved.partition ? ` PARTITION BY ${resolved.partition}` : ''} SELECT * FROM (${prepared.sql}) WHERE ${marked(jobId)} SETTINGS ${settings.join(', ')}`;
+    // `target` is the table function's head with bound parameters (`s3({pipit_url:String}, ...`).
+    return sql`/* sink */ INSERT INTO FUNCTION ${trusted(target)}, ${fmt}, 'auto', ${comp})${partition} SELECT * FROM (${trusted(prepared.sql)}) WHERE ${marked(jobId)} SETTINGS ${trusted(settings.join(', '))}`
+      .text;
   }
 
   private async exportS3(
@@ -420,7 +425,7 @@ export class SinkService {
     const listUrl = loc.url(`${dir}${resolved.prefix}**`);
     const creds = { pipit_key: loc.keyId, pipit_secret: loc.secret };
     const before = await this.listS3(listUrl, creds, jobId);
-    const settings = [plan.writeStrategy === 'truncate' ? 's3_truncate_on_insert = 1' : 's3_create_new_file_on_insert = 1', S3_JOB_SETTINGS];
+    const settings = [plan.writeStrategy === 'truncate' ? 's3_truncate_on_insert = 1' : 's3_create_new_file_on_insert = 1', S3_JOB_SETTINGS.text];
     let failure: unknown;
     try {
       if (signal.aborted) throw new Error('The job was cancelled');
@@ -456,10 +461,10 @@ export class SinkService {
       const params: Record<string, string> = { ...creds };
       const parts = batch.map((f, k) => {
         params[`pipit_u${k}`] = loc.objectUrl(f.path.slice(`${loc.display.split('://')[0]}://${loc.bucket}/`.length));
-        return `SELECT count() AS c FROM s3({pipit_u${k}:String}, {pipit_key:String}, {pipit_secret:String}, '${FORMATS[format].engine}')`;
+        return sql`SELECT count() AS c FROM s3({${trusted(`pipit_u${k}`)}:String}, {pipit_key:String}, {pipit_secret:String}, ${FORMATS[format].engine})`.text;
       });
       const r = await this.rows<{ c: string }>(
-        `SELECT sum(c) AS c FROM (${parts.join(' UNION ALL ')}) WHERE ${marked(jobId)} SETTINGS ${S3_JOB_SETTINGS}`,
+        sql`SELECT sum(c) AS c FROM (${trusted(parts.join(' UNION ALL '))}) WHERE ${marked(jobId)} SETTINGS ${S3_JOB_SETTINGS}`.text,
         params,
         jobId,
       ).catch(() => null);
@@ -471,7 +476,8 @@ export class SinkService {
 
   private async listS3(url: string, creds: Record<string, string>, jobId: string): Promise<Map<string, ListedObject>> {
     const rows = await this.rows<{ p: string; s: string; e: string; t: string }>(
-      `SELECT _path AS p, toString(_size) AS s, toString(_etag) AS e, toString(_time) AS t FROM s3({pipit_url:String}, {pipit_key:String}, {pipit_secret:String}, 'One') WHERE ${marked(jobId)} SETTINGS s3_throw_on_zero_files_match = 0, ${S3_JOB_SETTINGS}`,
+      sql`SELECT _path AS p, toString(_size) AS s, toString(_etag) AS e, toString(_time) AS t FROM s3({pipit_url:String}, {pipit_key:String}, {pipit_secret:String}, 'One') WHERE ${marked(jobId)} SETTINGS s3_throw_on_zero_files_match = 0, ${S3_JOB_SETTINGS}`
+        .text,
       { pipit_url: url, ...creds },
       jobId,
     );
@@ -503,7 +509,7 @@ export class SinkService {
       let rows: number | null = 0;
       if (staged.length) {
         const r = await this.rows<{ c: string }>(
-          `SELECT count() AS c FROM file({pipit_path:String}, '${FORMATS[plan.format].engine}') WHERE ${marked(jobId)}`,
+          sql`SELECT count() AS c FROM file({pipit_path:String}, ${FORMATS[plan.format].engine}) WHERE ${marked(jobId)}`.text,
           { pipit_path: path.join(staging, '**') },
           jobId,
         ).catch(() => null);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { PipitError } from './errors.js';
+import { PipitError } from '../basics/errors.js';
 import {
   checkCompression,
   checkFormat,

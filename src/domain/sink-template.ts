@@ -14,7 +14,7 @@
  * - `{column, 8}`: one of 8 files by the column's value (integers modulo 8, others hashed).
  */
 import { quoteIdent, quoteString } from '../engine/engine.js';
-import { badRequest } from './errors.js';
+import { badRequest } from '../basics/errors.js';
 
 /** Characters a literal part of a path or file name may have. */
 const SAFE_TEXT = /^[A-Za-z0-9_\-.=/]*$/;

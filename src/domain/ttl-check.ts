@@ -6,9 +6,9 @@
  * now() (the others their type's default); a rule that is already past for that row is refused.
  */
 import { quoteIdent, quoteString, type Engine } from '../engine/engine.js';
-import { badRequest } from './errors.js';
-import { splitTopLevel } from './schema/sql.js';
-import type { Column } from './types.js';
+import { badRequest } from '../basics/errors.js';
+import { splitTopLevel } from '../schema/sql.js';
+import type { Column } from '../basics/types.js';
 
 /** Words that end a TTL rule's time expression (`expr [DELETE|RECOMPRESS|TO DISK|GROUP BY|SET ...] [WHERE ...]`). */
 const RULE_TAIL = /^(DELETE|RECOMPRESS|TO|GROUP|WHERE|SET)\b/i;

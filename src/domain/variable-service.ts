@@ -3,12 +3,12 @@
  * rest with AES-256-GCM under a key never kept in the catalog (see keys.ts), are never
  * returned by any route, and reach the engine only as bound query parameters.
  */
-import { type Catalog, UniqueViolation, type VariableRecord, type Workspace } from '../catalog/catalog.js';
-import { badRequest, notFound } from './errors.js';
-import { checkNameLength } from './schema/names.js';
+import { type Catalog, type VariableRecord, type Workspace, UniqueViolation } from '../catalog/catalog.js';
+import { badRequest, notFound } from '../basics/errors.js';
+import { checkNameLength } from '../schema/names.js';
 import { SecretBox } from './secret-box.js';
-import { newResourceId } from './ids.js';
-import { nowIso } from './time.js';
+import { newResourceId } from '../basics/ids.js';
+import { nowIso } from '../basics/time.js';
 import { WorkspaceCache } from '../catalog/workspace-cache.js';
 
 export const MAX_VARIABLES = 100;

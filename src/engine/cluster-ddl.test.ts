@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { DatasourceRecord } from '../catalog/catalog.js';
-import { parseEngineParams, parseSchema } from '../domain/schema/index.js';
+import { parseEngineParams, parseSchema } from '../schema/index.js';
 import { createAllSql, dropAllSql } from '../ingest/physical.js';
 import { clusterStatement, REPLICA_ARGS, replicatedEngine } from './cluster-ddl.js';
 import { parseVersion, splitStreamException, versionAtLeast } from './remote-engine.js';

@@ -10,7 +10,7 @@
 import { Session } from 'chdb';
 import fs from 'node:fs';
 import path from 'node:path';
-import { DiskFullError, freeBytes, writeFileAtomic } from '../domain/disk.js';
+import { DiskFullError, freeBytes, writeFileAtomic } from '../basics/disk.js';
 import { engineError } from './engine-errors.js';
 import {
   markerTag,

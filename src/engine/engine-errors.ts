@@ -3,7 +3,7 @@
  * EngineError `{code, type}`, and a full disk (the engine's NOT_ENOUGH_SPACE, a failed file write)
  * becomes the one DiskFullError every store raises.
  */
-import { DiskFullError, isDiskFull } from '../domain/disk.js';
+import { DiskFullError, isDiskFull } from '../basics/disk.js';
 import { EngineError } from './engine.js';
 
 export function engineError(err: unknown): EngineError | DiskFullError {

@@ -7,10 +7,11 @@
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { INVALID_TOKEN, type Auth, type ResourceLookup } from '../domain/access.js';
-import { forbidden } from '../domain/errors.js';
-import type { Services } from '../app.js';
+import { forbidden } from '../basics/errors.js';
+import type { Services } from './services.js';
 import { limitJwt } from './rate-limit.js';
 import { formToken } from './body.js';
+import { handlerName } from './route-docs.js';
 import { noteCaller } from '../observability/context.js';
 
 export function tokenOf(req: FastifyRequest): string | undefined {
@@ -44,6 +45,13 @@ function lookupOf(s: Services): ResourceLookup {
   return l;
 }
 
+/** The caller, who must hold ADMIN (403 otherwise). */
+export async function authenticateAdmin(services: Services, req: FastifyRequest): Promise<Auth> {
+  const auth = await authenticate(services, req);
+  auth.requireAdmin();
+  return auth;
+}
+
 export async function authenticate(services: Services, req: FastifyRequest, opts: AuthOptions = {}): Promise<Auth> {
   const auth = await services.access.authenticate(tokenOf(req) ?? (await formToken(req)), lookupOf(services));
   noteCaller(req, { id: auth.token.id, name: auth.token.name }, auth.workspace.id);
@@ -52,42 +60,4 @@ export async function authenticate(services: Services, req: FastifyRequest, opts
     if (auth.jwt.rps !== undefined && opts.reply) limitJwt(services, opts.reply, auth.token.token, auth.jwt.rps);
   }
   return auth;
-}
-
-/** Tinybird's handler class for a route, as its JWT refusal names it. */
-const HANDLERS: Array<[RegExp, string]> = [
-  [/^\/v0\/datasources\/?$/, 'APIDataSourcesHandler'],
-  [/^\/v0\/datasources\/:[^/]+\/alter$/, 'APIDataSourceAlterHandler'],
-  [/^\/v0\/datasources\/:[^/]+\/truncate$/, 'APIDataSourceTruncateHandler'],
-  [/^\/v0\/datasources\/:[^/]+\/delete$/, 'APIDataSourceDeleteHandler'],
-  [/^\/v0\/datasources\/:[^/]+$/, 'APIDataSourceHandler'],
-  [/^\/v0\/analyze/, 'APIAnalyzeHandler'],
-  [/^\/v0\/jobs\/?$/, 'APIJobsHandler'],
-  [/^\/v0\/jobs\/:[^/]+\/cancel$/, 'APIJobCancelHandler'],
-  [/^\/v0\/jobs\//, 'APIJobHandler'],
-  [/^\/v0\/sql/, 'APIQueryHandler'],
-  [/^\/v0\/events/, 'APIEventsHandler'],
-  [/^\/v0\/pipes\/openapi\.json$/, 'APIPipeOpenAPIHandler'],
-  [/^\/v0\/pipes\/?$/, 'APIPipeListHandler'],
-  [/^\/v0\/pipes\/:[^/]+\/nodes\/:[^/]+\/explain$/, 'APIPipeNodeExplainHandler'],
-  [/^\/v0\/pipes\/:[^/]+\/nodes\/:[^/]+\/endpoint$/, 'APIPipeNodeEndpointHandler'],
-  [/^\/v0\/pipes\/:[^/]+\/nodes\/?$/, 'APIPipeNodeAppendHandler'],
-  [/^\/v0\/pipes\/:[^/]+\/nodes\//, 'APIPipeNodeHandler'],
-  [/^\/v0\/pipes\/:[^/]+\/endpoint$/, 'APIPipeEndpointHandler'],
-  [/^\/v0\/pipes\/:[^/]+\/explain$/, 'APIPipeExplainHandler'],
-  [/^\/v0\/pipes\/:[^/]+\/last_update$/, 'APIPipeLastUpdateHandler'],
-  [/^\/v0\/pipes\/:[^/]+\/requests$/, 'APIPipeRequestsHandler'],
-  [/^\/v0\/pipes\/:[^/]+$/, 'APIPipeHandler'],
-  [/^\/v0\/tokens\/?$/, 'APITokensHandler'],
-  [/^\/v0\/tokens\/:[^/]+\/refresh$/, 'APITokenRefreshHandler'],
-  [/^\/v0\/tokens\//, 'APITokenHandler'],
-  [/^\/v0\/variables\/?$/, 'APIVariablesHandler'],
-  [/^\/v0\/variables\//, 'APIVariableHandler'],
-  [/^\/v0\/env_vars\/?$/, 'APIVariablesHandler'],
-  [/^\/v0\/env_vars\//, 'APIVariableHandler'],
-];
-
-export function handlerName(req: FastifyRequest): string {
-  const url = req.routeOptions?.url ?? req.url.split('?')[0];
-  return HANDLERS.find(([re]) => re.test(url))?.[1] ?? 'APIHandler';
 }

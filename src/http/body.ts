@@ -8,8 +8,8 @@ import busboy from 'busboy';
 import type { IncomingMessage } from 'node:http';
 import { pipeline, Readable } from 'node:stream';
 import zlib from 'node:zlib';
-import { badRequest, PipitError } from '../domain/errors.js';
-import { parseUserJson } from '../domain/input-limits.js';
+import { badRequest, PipitError } from '../basics/errors.js';
+import { parseUserJson } from '../basics/input-limits.js';
 
 /** Bytes of a body read ahead (formToken) and the rest of its stream, replayed by rawStream. */
 const readAhead = new WeakMap<FastifyRequest, { head: Buffer[]; rest: AsyncIterator<Buffer> | null }>();
@@ -110,6 +110,15 @@ export async function* decoded(source: AsyncIterable<Buffer>, contentEncoding?: 
   } finally {
     await it.return?.();
   }
+}
+
+/**
+ * The whole body of a route that takes a small one (a form, JSON, SQL), decoded, up to the route's
+ * `bodyLimit` (413 beyond). Each API family declares its limit once (route-docs.ts `bodyLimit`);
+ * ingest routes stream their bodies instead.
+ */
+export function readBody(req: FastifyRequest): Promise<Buffer> {
+  return readAll(decoded(rawStream(req), req.headers['content-encoding']), req.routeOptions.bodyLimit);
 }
 
 export async function readAll(source: AsyncIterable<Buffer>, limit: number): Promise<Buffer> {

@@ -4,12 +4,12 @@
  * rewrite artefacts in engine messages are rewritten to what the user knows (userFacingNames):
  * here for engine errors, by the caller where it wraps an engine message in a domain error.
  */
-import { PipitError, type ErrorCode } from '../domain/errors.js';
+import { PipitError, type ErrorCode } from '../basics/errors.js';
 import { EngineError } from '../engine/engine.js';
 import { userFacingNames } from '../ingest/physical.js';
-import { SchemaError } from '../domain/schema/errors.js';
+import { SchemaError } from '../schema/errors.js';
 import { CustomTemplateError, TemplateError } from '../template/errors.js';
-import { asDiskFull } from '../domain/disk.js';
+import { asDiskFull } from '../basics/disk.js';
 
 /**
  * The 404 message of an unknown route. The path is cut to its first 200 characters: echoing a

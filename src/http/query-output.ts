@@ -7,10 +7,10 @@
 import { pipeline, Readable } from 'node:stream';
 import zlib from 'node:zlib';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { Services } from '../app.js';
-import { badRequest } from '../domain/errors.js';
+import type { Services } from './services.js';
+import { badRequest } from '../basics/errors.js';
 import { OUTPUT_FORMATS } from '../sql/policy.js';
-import { translate, type PreparedQuery } from '../sql/query-service.js';
+import { translate, type PreparedQuery } from '../domain/query-service.js';
 import { noteQuery } from '../observability/context.js';
 
 /**

@@ -7,8 +7,8 @@
  * Buckets live in this process: with several copies behind a balancer each copy limits alone.
  */
 import type { FastifyReply } from 'fastify';
-import type { Services } from '../app.js';
-import { PipitError } from '../domain/errors.js';
+import type { Services } from './services.js';
+import { PipitError } from '../basics/errors.js';
 
 export const LIMITS_DOCUMENTATION = 'https://docs.tinybird.co/api-reference/api-reference.html#limits';
 

@@ -4,12 +4,15 @@
  * that listens, so tests can run it on a loopback port or with inject().
  */
 import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import { newUlid as ulid } from '../domain/ids.js';
-import type { Services } from '../app.js';
+import { newUlid as ulid } from '../basics/ids.js';
+import type { Services } from './services.js';
 import { routeNotFound, toHttpError } from './errors.js';
 import { frameworkError, onClientError } from './framework-errors.js';
-import { redactingStream } from './log-redact.js';
-import { nulError } from '../domain/input-limits.js';
+import { redactingStream } from '../basics/log-redact.js';
+import { routeCatalog } from './openapi.js';
+import { named } from './route-docs.js';
+import { authenticate } from './auth.js';
+import { nulError } from '../basics/input-limits.js';
 import { datasourceRoutes } from './routes/datasources.js';
 import { eventRoutes } from './routes/events.js';
 import { jobRoutes } from './routes/jobs.js';
@@ -24,9 +27,8 @@ import { connectorRoutes } from './routes/connectors.js';
 import { sinkRoutes } from './routes/sinks.js';
 import { cliCompatRoutes } from './routes/cli-compat.js';
 import { consoleRoutes } from './routes/console.js';
-import { metricsRoute, observeHttp } from '../observability/http.js';
-import { authenticate } from './auth.js';
-import { forbidden } from '../domain/errors.js';
+import { metricsRoute, observeHttp } from './observability.js';
+import { forbidden } from '../basics/errors.js';
 
 const CORS_HEADERS: Record<string, string> = {
   'access-control-allow-origin': '*',
@@ -56,6 +58,11 @@ export function buildHttp(services: Services): FastifyInstance {
   // Bodies are read by the routes themselves (streamed); no global parsing.
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', (_req, _payload, done) => done(null, undefined));
+  // Route schemas describe and type (src/http/route-docs.ts): the handlers answer bad parameters
+  // with Tinybird's statuses and messages, and responses go out as the handler built them.
+  app.setValidatorCompiler(() => () => true);
+  app.setSerializerCompiler(() => (data) => JSON.stringify(data));
+  const catalog = routeCatalog(app);
 
   observeHttp(app, services.observability);
 
@@ -85,6 +92,11 @@ export function buildHttp(services: Services): FastifyInstance {
     return reply.code(404).send({ error: routeNotFound(req.method, req.url) });
   });
   app.options('/*', async (_req, reply) => reply.code(204).send());
+  // The description of this API (every /v0 route with its handler name and schema), for any valid token.
+  app.get('/v0/openapi.json', named(null, { summary: 'This description of the /v0 API (OpenAPI 3)' }), async (req) => {
+    await authenticate(services, req);
+    return catalog.document(services.config.apiHost);
+  });
 
   app.register(localRoutes(services));
   app.register(datasourceRoutes(services));

@@ -4,7 +4,7 @@
  * "bad" flag, so one pass routes good rows to the table and bad ones to quarantine with a reason.
  */
 import { quoteString } from '../engine/engine.js';
-import { splitTopLevel } from '../domain/schema/sql.js';
+import { splitTopLevel } from '../schema/sql.js';
 
 /** A type split at its top level: `DateTime64(3, 'UTC')` → { name: 'DateTime64', args: ['3', "'UTC'"] }. */
 export interface TypeParts {

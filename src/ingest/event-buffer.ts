@@ -17,10 +17,10 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { newUlid as ulid } from '../domain/ids.js';
+import { newUlid as ulid } from '../basics/ids.js';
 import type { Engine } from '../engine/engine.js';
-import { PipitError } from '../domain/errors.js';
-import { isDiskFull } from '../domain/disk.js';
+import { PipitError } from '../basics/errors.js';
+import { isDiskFull } from '../basics/disk.js';
 import { insertSettings } from './ingest-service.js';
 
 /** Called with the requests whose rows one insert wrote, their line count, bytes and seconds taken. */

@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import type { DatasourceRecord, Workspace } from '../catalog/catalog.js';
 import type { Engine } from '../engine/engine.js';
-import { quoteString } from '../engine/engine.js';
+import { name, sql, trusted } from '../engine/sql.js';
 import { CsvParser } from './formats/csv.js';
 import { physicalNames, writableColumns } from './physical.js';
 
@@ -179,12 +179,12 @@ export class IngestService {
     const names = physicalNames(ws.database, ds.id);
     const started = Date.now();
     const bytes = fs.statSync(file).size;
-    const settings = Object.entries(insertSettings(importId, `${importId}-0`))
-      .map(([k, v]) => `${k} = ${typeof v === 'number' ? v : quoteString(v)}`)
-      .join(', ');
+    const settings = Object.entries(insertSettings(importId, `${importId}-0`)).map(([k, v]) => sql`${trusted(k)} = ${v}`);
     const total = await this.engine.withFile(file, 'Parquet', async (from) => {
-      const countRows = await this.engine.rows<{ c: string }>(`SELECT count() AS c FROM ${from}`);
-      await this.engine.exec(`INSERT INTO ${names.jsonStage} (__line) SELECT formatRowNoNewline('JSONEachRow', *) FROM ${from} SETTINGS ${settings}`);
+      const countRows = await this.engine.rows<{ c: string }>(sql`SELECT count() AS c FROM ${trusted(from)}`.text);
+      await this.engine.exec(
+        sql`INSERT INTO ${name(names.jsonStage)} (__line) SELECT formatRowNoNewline('JSONEachRow', *) FROM ${trusted(from)} SETTINGS ${settings}`.text,
+      );
       return Number(countRows[0]?.c ?? 0);
     });
     const quarantined = await this.countQuarantined(ws, ds, importId, started);
@@ -201,8 +201,8 @@ export class IngestService {
     const names = physicalNames(ws.database, ds.id);
     const since = Math.floor(sinceMs / 1000) - 5;
     const r = await this.engine.rows<{ id: string; c: string }>(
-      `SELECT c__import_id AS id, count() AS c FROM ${names.quarantine} WHERE insertion_date >= toDateTime(${since}) ` +
-        `AND c__import_id IN (${importIds.map(quoteString).join(', ')}) GROUP BY id`,
+      sql`SELECT c__import_id AS id, count() AS c FROM ${name(names.quarantine)} WHERE insertion_date >= toDateTime(${since}) AND c__import_id IN (${importIds}) GROUP BY id`
+        .text,
     );
     return new Map(r.map((x) => [x.id, Number(x.c)]));
   }

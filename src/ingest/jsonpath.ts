@@ -2,7 +2,7 @@
  * Tinybird JSONPaths as the ingest uses them: `$`, `$.a.b`, `$['a b'].c`, `$.items[:]` and
  * `$.items[:].field`. Rejects anything else with a message naming the path.
  */
-import { badRequest } from '../domain/errors.js';
+import { badRequest } from '../basics/errors.js';
 
 export interface JsonPath {
   /** `$`: the whole line. */

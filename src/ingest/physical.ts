@@ -4,9 +4,9 @@
  * a Null table with two materialized views that route every row to the table or to quarantine.
  */
 import type { DatasourceRecord } from '../catalog/catalog.js';
-import type { Column } from '../domain/types.js';
-import { engineClause, indexClause, isMergeTreeFamily } from '../domain/schema/index.js';
-import { quoteIdent, quoteString } from '../engine/engine.js';
+import type { Column } from '../basics/types.js';
+import { engineClause, indexClause, isMergeTreeFamily } from '../schema/index.js';
+import { ident, name, type Sql, sql, trusted } from '../engine/sql.js';
 import { convert, emptyValue, unwrap } from './convert.js';
 import { parseJsonPath } from './jsonpath.js';
 
@@ -39,7 +39,7 @@ export function writableColumns(columns: Column[]): Column[] {
 }
 
 export function columnDdl(c: Column): string {
-  return [quoteIdent(c.name), c.type, c.defaultValue ?? '', c.codec ?? ''].filter(Boolean).join(' ');
+  return [ident(c.name).text, c.type, c.defaultValue ?? '', c.codec ?? ''].filter(Boolean).join(' ');
 }
 
 export function createTableSql(ds: DatasourceRecord, database: string, tableName = ds.id): string {
@@ -47,7 +47,7 @@ export function createTableSql(ds: DatasourceRecord, database: string, tableName
   for (const i of ds.indexes) defs.push(indexClause(i));
   let clause = engineClause(ds.engine, ds.columns);
   if (isMergeTreeFamily(ds.engine.engine)) clause = withDedupSetting(clause);
-  return `CREATE TABLE ${quoteIdent(database)}.${quoteIdent(tableName)} (${defs.join(', ')}) ${clause}`;
+  return sql`CREATE TABLE ${ident(database)}.${ident(tableName)} (${defs.map(trusted)}) ${trusted(clause)}`.text;
 }
 
 function withDedupSetting(clause: string): string {
@@ -59,12 +59,9 @@ function withDedupSetting(clause: string): string {
 
 export function createQuarantineSql(ds: DatasourceRecord, database: string): string {
   const n = physicalNames(database, ds.id);
-  const cols = ds.columns.map((c) => `${quoteIdent(c.name)} Nullable(String)`);
-  return (
-    `CREATE TABLE IF NOT EXISTS ${n.quarantine} (${cols.join(', ')}, c__error_column Array(String), c__error Array(String), ` +
-    `c__import_id Nullable(String), insertion_date DateTime DEFAULT now()) ENGINE = MergeTree ORDER BY insertion_date ` +
-    `SETTINGS non_replicated_deduplication_window = ${DEDUP_WINDOW}`
-  );
+  const cols = ds.columns.map((c) => sql`${ident(c.name)} Nullable(String)`);
+  return sql`CREATE TABLE IF NOT EXISTS ${name(n.quarantine)} (${cols}, c__error_column Array(String), c__error Array(String), c__import_id Nullable(String), insertion_date DateTime DEFAULT now()) ENGINE = MergeTree ORDER BY insertion_date SETTINGS non_replicated_deduplication_window = ${DEDUP_WINDOW}`
+    .text;
 }
 
 /** DDL (in order) creating every engine object of a data source. */
@@ -74,15 +71,15 @@ export function createAllSql(ds: DatasourceRecord, database: string): string[] {
 
 /** DDL dropping the ingest stages (before re-creating them for a changed schema). */
 export function dropStagesSql(ds: DatasourceRecord, database: string): string[] {
-  const q = (t: string) => `${quoteIdent(database)}.${quoteIdent(t)}`;
+  const q = (t: string) => sql`${ident(database)}.${ident(t)}`;
   return ['sj_ok', 'sj_bad', 'sc_ok', 'sc_bad']
-    .map((s) => `DROP VIEW IF EXISTS ${q(`${ds.id}_${s}`)}`)
-    .concat(['sj', 'sc'].map((s) => `DROP TABLE IF EXISTS ${q(`${ds.id}_${s}`)}`));
+    .map((s) => sql`DROP VIEW IF EXISTS ${q(`${ds.id}_${s}`)}`.text)
+    .concat(['sj', 'sc'].map((s) => sql`DROP TABLE IF EXISTS ${q(`${ds.id}_${s}`)}`.text));
 }
 
 export function dropAllSql(ds: DatasourceRecord, database: string): string[] {
   const n = physicalNames(database, ds.id);
-  return [...dropStagesSql(ds, database), `DROP TABLE IF EXISTS ${n.table} SYNC`, `DROP TABLE IF EXISTS ${n.quarantine} SYNC`];
+  return [...dropStagesSql(ds, database), sql`DROP TABLE IF EXISTS ${name(n.table)} SYNC`.text, sql`DROP TABLE IF EXISTS ${name(n.quarantine)} SYNC`.text];
 }
 
 /** Per column: the raw text expression, and how to finish it into the typed value and its error. */
@@ -93,14 +90,14 @@ interface ColumnPlan {
 
 export function createStagesSql(ds: DatasourceRecord, database: string): string[] {
   const n = physicalNames(database, ds.id);
-  const q = (t: string) => `${quoteIdent(database)}.${quoteIdent(t)}`;
+  const q = (t: string) => sql`${ident(database)}.${ident(t)}`;
   const cols = writableColumns(ds.columns);
   const out: string[] = [];
   const importId = `__import_id String DEFAULT getSetting('log_comment')`;
 
   // NDJSON stage: one row per line. Only for schemas whose columns all have JSONPaths.
   if (cols.length > 0 && cols.every((c) => c.jsonpath)) {
-    out.push(`CREATE TABLE ${n.jsonStage} (__line String, ${importId}) ENGINE = Null`);
+    out.push(sql`CREATE TABLE ${name(n.jsonStage)} (__line String, ${trusted(importId)}) ENGINE = Null`.text);
     const { select, plans } = jsonExtraction(cols);
     const parsed = parsedSelect(
       plans,
@@ -111,13 +108,13 @@ export function createStagesSql(ds: DatasourceRecord, database: string): string[
       `concat('invalid JSON line: ', __line)`,
     );
     out.push(goodView(q(`${ds.id}_sj_ok`), n.table, plans, parsed));
-    out.push(badView(q(`${ds.id}_sj_bad`), n.quarantine, plans, parsed, 'json'));
+    out.push(badView(q(`${ds.id}_sj_bad`), n.quarantine, plans, parsed));
   }
 
   // CSV stage: one Nullable(String) per column, in schema order; __err set for malformed rows.
   if (cols.length > 0) {
     const stageCols = cols.map((_, i) => `__c${i} Nullable(String)`).join(', ');
-    out.push(`CREATE TABLE ${n.csvStage} (${stageCols}, __err String DEFAULT '', ${importId}) ENGINE = Null`);
+    out.push(sql`CREATE TABLE ${name(n.csvStage)} (${trusted(stageCols)}, __err String DEFAULT '', ${trusted(importId)}) ENGINE = Null`.text);
     // An empty field is a missing value (NULL or the DEFAULT), except for a plain String without DEFAULT, where it is ''.
     const plans: ColumnPlan[] = cols.map((col, i) => {
       const u = unwrap(col.type);
@@ -126,7 +123,7 @@ export function createStagesSql(ds: DatasourceRecord, database: string): string[
     });
     const parsed = parsedSelect(plans, 'csv', `__err = '' AS __ok_line`, n.csvStage, '1', `__err`);
     out.push(goodView(q(`${ds.id}_sc_ok`), n.table, plans, parsed));
-    out.push(badView(q(`${ds.id}_sc_bad`), n.quarantine, plans, parsed, 'csv'));
+    out.push(badView(q(`${ds.id}_sc_bad`), n.quarantine, plans, parsed));
   }
   return out;
 }
@@ -142,15 +139,16 @@ function jsonExtraction(cols: Column[]): { select: string; plans: ColumnPlan[] }
     let raw: string;
     if (path.whole) raw = `__line`;
     else if (keys.length === 1 && !path.array) {
-      top.push(`${quoteIdent(keys[0])} Nullable(String)`);
+      top.push(sql`${ident(keys[0])} Nullable(String)`.text);
       raw = `tupleElement(__top, ${top.length})`;
     } else {
-      const args = keys.map((k) => quoteString(k)).join(', ');
-      raw = `JSONExtract(__line, ${args}, 'Nullable(String)')`;
+      raw = sql`JSONExtract(__line, ${keys}, 'Nullable(String)')`.text;
       if (path.array && path.rest.length) {
         // `$.a[:].b` — the array of the field `b` of every element of `a`, as JSON text.
-        const restArgs = path.rest.map((k) => quoteString(k)).join(', ');
-        raw = `if(JSONType(${raw}) = 'Array', toJSONString(arrayMap(_x -> JSONExtract(_x, ${restArgs}, 'Nullable(String)'), JSONExtractArrayRaw(${raw}))), NULL)`;
+        const inner = trusted(raw);
+        raw =
+          sql`if(JSONType(${inner}) = 'Array', toJSONString(arrayMap(_x -> JSONExtract(_x, ${path.rest}, 'Nullable(String)'), JSONExtractArrayRaw(${inner}))), NULL)`
+            .text;
       }
     }
     exprs.push(`${raw} AS __r${i}`);
@@ -175,37 +173,34 @@ function parsedSelect(plans: ColumnPlan[], mode: 'json' | 'csv', extract: string
     parts.push(`if(${raw} IS NULL, ${missing ?? `__t${i}`}, __t${i}) AS __v${i}`);
     const bad = `if(${raw} IS NULL, ${missing === null ? '1' : '0'}, ${conv.invalid(`__t${i}`)})`;
     parts.push(`${bad} AS __b${i}`);
-    errCols.push(`if(__b${i}, ${quoteString(col.name)}, '')`);
+    errCols.push(sql`if(__b${i}, ${col.name}, '')`.text);
+    const missingMessage = sql`${`value is missing on column '${col.name}', which is not Nullable and has no DEFAULT`}`;
     errMsgs.push(
-      `if(__b${i}, if(${raw} IS NULL, ${quoteString(`value is missing on column '${col.name}', which is not Nullable and has no DEFAULT`)}, ` +
+      `if(__b${i}, if(${raw} IS NULL, ${missingMessage}, ` +
         `concat('value ''', ${raw}, ''' on column ''${col.name.replace(/'/g, "''")}'' is not ${inner.replace(/'/g, "''")}')), '')`,
     );
   });
   // Every typed value also under its column name, so a DEFAULT that refers to other columns
   // (`day Date DEFAULT toDate(ts)`) computes from their typed values, not the raw text.
-  plans.forEach(({ col }, i) => parts.push(`__v${i} AS ${quoteIdent(col.name)}`));
+  plans.forEach(({ col }, i) => parts.push(sql`${trusted(`__v${i}`)} AS ${ident(col.name)}`.text));
   parts.push(`arrayFilter(_s -> _s != '', [${errCols.join(', ')}]) AS __errcols`);
   parts.push(`arrayFilter(_s -> _s != '', [${errMsgs.join(', ')}]) AS __errs`);
   parts.push(`${lineError} AS __line_error`);
   return `SELECT *, ${parts.join(', ')} FROM ${stage} WHERE ${where}`;
 }
 
-function goodView(name: string, table: string, plans: ColumnPlan[], parsed: string): string {
+function goodView(view: Sql, table: string, plans: ColumnPlan[], parsed: string): string {
   const cols = plans.map(({ col }, i) => {
-    const v = unwrap(col.type).nullable ? `__v${i}` : `assumeNotNull(__v${i})`;
-    return `CAST(${v}, ${quoteString(col.type)}) AS ${quoteIdent(col.name)}`;
+    const v = trusted(unwrap(col.type).nullable ? `__v${i}` : `assumeNotNull(__v${i})`);
+    return sql`CAST(${v}, ${col.type}) AS ${ident(col.name)}`;
   });
-  return `CREATE MATERIALIZED VIEW ${name} TO ${table} AS SELECT ${cols.join(', ')} FROM (${parsed}) WHERE __ok_line AND empty(__errcols)`;
+  return sql`CREATE MATERIALIZED VIEW ${view} TO ${name(table)} AS SELECT ${cols} FROM (${trusted(parsed)}) WHERE __ok_line AND empty(__errcols)`.text;
 }
 
-function badView(name: string, quarantine: string, plans: ColumnPlan[], parsed: string, mode: 'json' | 'csv'): string {
-  const cols = plans.map(({ col, raw }) => `${raw} AS ${quoteIdent(col.name)}`);
-  void mode;
-  return (
-    `CREATE MATERIALIZED VIEW ${name} TO ${quarantine} AS SELECT ${cols.join(', ')}, ` +
-    `if(__ok_line, __errcols, []) AS c__error_column, if(__ok_line, __errs, [__line_error]) AS c__error, __import_id AS c__import_id ` +
-    `FROM (${parsed}) WHERE NOT __ok_line OR notEmpty(__errcols)`
-  );
+function badView(view: Sql, quarantine: string, plans: ColumnPlan[], parsed: string): string {
+  const cols = plans.map(({ col, raw }) => sql`${trusted(raw)} AS ${ident(col.name)}`);
+  return sql`CREATE MATERIALIZED VIEW ${view} TO ${name(quarantine)} AS SELECT ${cols}, if(__ok_line, __errcols, []) AS c__error_column, if(__ok_line, __errs, [__line_error]) AS c__error, __import_id AS c__import_id FROM (${trusted(parsed)}) WHERE NOT __ok_line OR notEmpty(__errcols)`
+    .text;
 }
 
 /** What an internal object nobody can name (a shadow table of a replace, a dropped table) shows as. */

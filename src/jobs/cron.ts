@@ -2,7 +2,7 @@
  * Cron schedules (UTC), as copy and sink pipes use them: five fields (minute hour day-of-month
  * month day-of-week) with `*`, lists, ranges and steps, and the `@hourly`-style shortcuts.
  */
-import { badRequest } from '../domain/errors.js';
+import { badRequest } from '../basics/errors.js';
 
 export interface Cron {
   text: string;

@@ -11,9 +11,9 @@
 import crypto from 'node:crypto';
 import os from 'node:os';
 import { type Catalog, type ClaimedJob, type JobKind, type JobRecord, VersionConflict, type Workspace } from '../catalog/catalog.js';
-import { badRequest, notFound, PipitError } from '../domain/errors.js';
-import { newJobId } from '../domain/ids.js';
-import { nowIso } from '../domain/time.js';
+import { badRequest, notFound, PipitError } from '../basics/errors.js';
+import { newJobId } from '../basics/ids.js';
+import { nowIso } from '../basics/time.js';
 import { runAsInternalWork } from '../engine/lanes.js';
 
 /** A job's work in this process: resolves with fields added to the job JSON, throws to fail it. */

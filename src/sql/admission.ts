@@ -15,7 +15,7 @@
  * Internal work (jobs, scheduler passes) does not come here: it has its own engine lane.
  * Counters live in this process; with several copies behind a balancer each admits alone.
  */
-import { PipitError } from '../domain/errors.js';
+import { PipitError } from '../basics/errors.js';
 import { EngineError } from '../engine/engine.js';
 
 export interface AdmissionLimits {

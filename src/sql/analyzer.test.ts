@@ -5,7 +5,7 @@
  * (bad_request 400 / forbidden 403 / not_found 404) and that the message names what was refused.
  */
 import { describe, expect, it } from 'vitest';
-import { PipitError } from '../domain/errors.js';
+import { PipitError } from '../basics/errors.js';
 import { analyzeQuery, type ResolvedTable, type SqlScope } from './analyzer.js';
 
 const tables: Record<string, ResolvedTable> = {

@@ -17,7 +17,7 @@
  * Behind it, the engine runs the result on read-only Sessions whose current database is empty,
  * so an unqualified name that slipped past would find nothing.
  */
-import { forbidden, notFound, PipitError } from '../domain/errors.js';
+import { forbidden, notFound, PipitError } from '../basics/errors.js';
 import { identName, quoteLiteral, quoteName, SqlSyntaxError, stringValue, tokenize, type Token } from './lexer.js';
 import { ALLOWED_SYSTEM_TABLES, ALLOWED_TABLE_FUNCTIONS, deniedFunction, FORMAT_LIST, looksLikeDatabase, OUTPUT_FORMATS } from './policy.js';
 

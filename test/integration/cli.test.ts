@@ -43,7 +43,12 @@ const edit = (file: string, from: string | RegExp, to: string) => {
   fs.writeFileSync(p, next);
 };
 const pipeJson = async (name: string) =>
-  (await s.req('GET', `/v0/pipes/${name}`)).json() as Promise<{ updated_at: string; nodes: Array<{ name: string; sql: string; id: string }> }>;
+  (await s.req('GET', `/v0/pipes/${name}`)).json() as Promise<{
+    id: string;
+    endpoint: string | null;
+    updated_at: string;
+    nodes: Array<{ name: string; sql: string; id: string }>;
+  }>;
 
 beforeAll(async () => {
   s = await startServer();
@@ -153,6 +158,22 @@ describe('pipit CLI on the sample project', () => {
     expect(r2.err).toMatch(/^Error: pipes\/top_countries\.pipe:19: node "extra": /m);
     expect((await pipit(['pipe', 'data', 'top_countries', '--format', 'csv'])).out).toBe(serving);
     fs.cpSync(path.join(ROOT, 'test/fixtures/project/pipes/top_countries.pipe'), path.join(dir, 'pipes/top_countries.pipe'));
+  });
+
+  it('a renamed node replaces the pipe in one deploy: same pipe id, the new node published, the same data served', async () => {
+    const before = await pipeJson('top_countries');
+    const serving = (await pipit(['pipe', 'data', 'top_countries', '--format', 'csv'])).out;
+    edit('pipes/top_countries.pipe', 'NODE by_country', 'NODE by_country_v2');
+    const r = await pipit(['push', '--force']);
+    expect(r.code, r.err).toBe(0);
+    expect(lines(r)).toContain('replaced pipe top_countries (nodes added, removed, renamed or retyped)');
+    const after = await pipeJson('top_countries');
+    expect(after.id).toBe(before.id);
+    expect(after.nodes.map((n: { name: string }) => n.name)).toEqual(['filtered', 'by_country_v2']);
+    expect(after.endpoint).toBe(after.nodes[1].id);
+    expect((await pipit(['pipe', 'data', 'top_countries', '--format', 'csv'])).out).toBe(serving);
+    fs.cpSync(path.join(ROOT, 'test/fixtures/project/pipes/top_countries.pipe'), path.join(dir, 'pipes/top_countries.pipe'));
+    expect((await pipit(['push', '--force'])).code).toBe(0);
   });
 
   it('reports datafile errors with file and line (exit 1) and usage errors with exit 2', async () => {

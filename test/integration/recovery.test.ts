@@ -13,7 +13,7 @@ import fs from 'node:fs';
 import { afterAll, expect, it } from 'vitest';
 import { createApp, type App } from '../../src/app.js';
 import { loadConfig } from '../../src/config/config.js';
-import { newResourceId } from '../../src/domain/ids.js';
+import { newResourceId } from '../../src/basics/ids.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { consistency } from '../helpers/consistency.js';
 

@@ -4,11 +4,12 @@
  */
 import fs from 'node:fs';
 import type { FastifyPluginAsync } from 'fastify';
-import type { Services } from '../../app.js';
-import { badRequest } from '../../domain/errors.js';
+import type { Services } from '../services.js';
+import { named } from '../route-docs.js';
+import { badRequest } from '../../basics/errors.js';
 import { formatFromName, peek, type DataFormat } from '../../domain/import-service.js';
-import { printSchema } from '../../domain/schema/index.js';
-import type { Column } from '../../domain/types.js';
+import { printSchema } from '../../schema/index.js';
+import type { Column } from '../../basics/types.js';
 import { CsvParser, hasHeader } from '../../ingest/formats/csv.js';
 import { inferJsonColumns, isNullToken, parseNdjsonSample } from '../../ingest/formats/guess.js';
 import type { CsvDialect } from '../../ingest/ingest-service.js';
@@ -55,7 +56,7 @@ function jsonPreviewRow(obj: unknown, columns: readonly Column[]): Record<string
 export const analyzeRoutes =
   (s: Services): FastifyPluginAsync =>
   async (app) => {
-    app.post('/v0/analyze', async (req) => {
+    app.post('/v0/analyze', named('APIAnalyzeHandler'), async (req) => {
       const auth = await authenticate(s, req);
       auth.requireCreate();
       const p = queryParams(req);

@@ -5,23 +5,22 @@
  * `/v0/environments` (Pipit has no branches: an empty list) and `/examples/query.http`.
  */
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
-import type { Services } from '../../app.js';
-import { badRequest, notFound, PipitError } from '../../domain/errors.js';
-import { parseUserJson } from '../../domain/input-limits.js';
+import type { Services } from '../services.js';
+import { bodyLimit, named } from '../route-docs.js';
+import { badRequest, notFound, PipitError } from '../../basics/errors.js';
+import { parseUserJson } from '../../basics/input-limits.js';
 import { readsDatasource } from '../../domain/pipe-service.js';
 import { analyzeQuery, type ResolvedTable } from '../../sql/analyzer.js';
 import { renameTableInSql } from '../../sql/rename.js';
 import { isTemplate, render, templateTables } from '../../template/index.js';
 import { authenticate } from '../auth.js';
-import { decoded, hasBody, queryParams, rawStream, readAll } from '../body.js';
-
-const BODY_LIMIT = 1024 * 1024;
+import { hasBody, queryParams, readBody } from '../body.js';
 
 /** Query string and form body, one value per key. */
 async function args(req: FastifyRequest): Promise<Record<string, string>> {
   const out: Record<string, string> = { ...queryParams(req) };
   if (hasBody(req)) {
-    const text = (await readAll(decoded(rawStream(req), req.headers['content-encoding']), BODY_LIMIT)).toString('utf8');
+    const text = (await readBody(req)).toString('utf8');
     if (/json/i.test(req.headers['content-type'] ?? '')) {
       const obj = parseUserJson(text || '{}', 'The request body should be a JSON object');
       if (!obj || typeof obj !== 'object' || Array.isArray(obj)) throw badRequest('The request body should be a JSON object');
@@ -64,7 +63,9 @@ export function sqlTables(sql: string, withTableFunctions: boolean): Array<[stri
 
 export function cliCompatRoutes(s: Services): FastifyPluginAsync {
   return async (app) => {
-    app.post('/v0/sql_tables', async (req) => {
+    // Form, JSON and SQL bodies of these routes (readBody).
+    bodyLimit(app, 1024 * 1024);
+    app.post('/v0/sql_tables', named('APIQueryHandler'), async (req) => {
       await authenticate(s, req);
       const a = await args(req);
       if (!a.q) throw badRequest('The "q" parameter is required');
@@ -77,7 +78,7 @@ export function cliCompatRoutes(s: Services): FastifyPluginAsync {
       }
     });
 
-    app.post('/v0/sql_replace', async (req) => {
+    app.post('/v0/sql_replace', named('APIQueryHandler'), async (req) => {
       await authenticate(s, req);
       const a = await args(req);
       if (!a.q) throw badRequest('The "q" parameter is required');
@@ -106,8 +107,8 @@ export function cliCompatRoutes(s: Services): FastifyPluginAsync {
       if (a.q === undefined) throw badRequest('The "q" parameter is required');
       return { q: a.q };
     };
-    app.get('/v0/sql_format', format);
-    app.post('/v0/sql_format', format);
+    app.get('/v0/sql_format', named('APIQueryHandler'), format);
+    app.post('/v0/sql_format', named('APIQueryHandler'), format);
 
     app.get('/v0/dependencies', async (req) => {
       const auth = await authenticate(s, req);

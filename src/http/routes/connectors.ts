@@ -6,19 +6,20 @@
  * `/v0/datasources-bigquery-credentials`.
  */
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
-import type { Services } from '../../app.js';
+import type { Services } from '../services.js';
+import { bodyLimit, named, pathParams } from '../route-docs.js';
 import { connectionJson } from '../../domain/connection-service.js';
-import { badRequest, notFound, PipitError } from '../../domain/errors.js';
-import { authenticate } from '../auth.js';
-import { decoded, hasBody, isJson, queryParams, rawStream, readAll } from '../body.js';
+import { badRequest, notFound, PipitError } from '../../basics/errors.js';
+import { authenticateAdmin } from '../auth.js';
+import { hasBody, isJson, queryParams, readBody } from '../body.js';
 import { checkUrl } from './url-fetch.js';
-import { parseUserJson } from '../../domain/input-limits.js';
+import { parseUserJson } from '../../basics/input-limits.js';
 
 /** Arguments from the query string and a form or JSON body. */
 async function args(req: FastifyRequest): Promise<Record<string, string>> {
   const out = queryParams(req);
   if (!hasBody(req)) return out;
-  const body = await readAll(decoded(rawStream(req), req.headers['content-encoding']), 64 * 1024);
+  const body = await readBody(req);
   if (isJson(req)) {
     const j = parseUserJson(body.toString('utf8'), 'The request body should be a JSON object');
     if (!j || typeof j !== 'object' || Array.isArray(j)) throw badRequest('The request body should be a JSON object');
@@ -29,13 +30,13 @@ async function args(req: FastifyRequest): Promise<Record<string, string>> {
   return out;
 }
 
+/** Routes on one connection. */
+type ConnectorRoute = { Params: { id: string } };
+
 export function connectorRoutes(s: Services): FastifyPluginAsync {
   return async (app) => {
-    const admin = async (req: FastifyRequest) => {
-      const auth = await authenticate(s, req);
-      auth.requireAdmin();
-      return auth;
-    };
+    bodyLimit(app, 64 * 1024);
+    const admin = (req: FastifyRequest) => authenticateAdmin(s, req);
     const json = async (auth: Awaited<ReturnType<typeof admin>>, c: Parameters<typeof connectionJson>[0]) =>
       connectionJson(
         c,
@@ -66,21 +67,29 @@ export function connectorRoutes(s: Services): FastifyPluginAsync {
       return json(auth, await s.connections.create(auth.workspace, a));
     });
 
-    app.get('/v0/connectors/:id', async (req) => {
-      const auth = await admin(req);
-      return json(auth, await s.connections.get(auth.workspace, (req.params as { id: string }).id));
-    });
+    app.get<ConnectorRoute>(
+      '/v0/connectors/:id',
+      named(null, { summary: 'A connection', params: pathParams({ id: 'Connection name or id' }) }),
+      async (req) => {
+        const auth = await admin(req);
+        return json(auth, await s.connections.get(auth.workspace, req.params.id));
+      },
+    );
 
-    app.delete('/v0/connectors/:id', async (req, reply) => {
-      const auth = await admin(req);
-      const c = await s.connections.get(auth.workspace, (req.params as { id: string }).id);
-      await s.connections.delete(
-        auth.workspace,
-        c.id,
-        (await s.sinks.usersOf(auth.workspace, c.id)).map((p) => p.name),
-      );
-      return reply.code(204).send();
-    });
+    app.delete<ConnectorRoute>(
+      '/v0/connectors/:id',
+      named(null, { summary: 'Delete a connection no sink uses', params: pathParams({ id: 'Connection name or id' }) }),
+      async (req, reply) => {
+        const auth = await admin(req);
+        const c = await s.connections.get(auth.workspace, req.params.id);
+        await s.connections.delete(
+          auth.workspace,
+          c.id,
+          (await s.sinks.usersOf(auth.workspace, c.id)).map((p) => p.name),
+        );
+        return reply.code(204).send();
+      },
+    );
 
     const awsAccount = () => {
       if (!s.config.awsAccountId) throw notFound('S3 integration not supported in your region');

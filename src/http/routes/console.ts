@@ -12,7 +12,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
-import type { Services } from '../../app.js';
+import type { Services } from '../services.js';
 import { routeNotFound } from '../errors.js';
 
 export const CONSOLE_PATH = '/console/';

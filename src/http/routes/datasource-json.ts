@@ -4,8 +4,8 @@
  */
 import type { DatasourceRecord } from '../../catalog/catalog.js';
 import type { DatasourceStats } from '../../domain/datasource-service.js';
-import { columnToJson, engineToJson, engineToListJson, printSchema } from '../../domain/schema/index.js';
-import { tbTime } from '../../domain/time.js';
+import { columnToJson, engineToJson, engineToListJson, printSchema } from '../../schema/index.js';
+import { tbTime } from '../../basics/time.js';
 
 /** A pipe that reads a data source (`used_by`). */
 export interface PipeRef {

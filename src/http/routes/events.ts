@@ -6,12 +6,13 @@
  */
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import zlib from 'node:zlib';
-import type { Services } from '../../app.js';
+import type { Services } from '../services.js';
+import { named } from '../route-docs.js';
 import type { DatasourceRecord } from '../../catalog/catalog.js';
-import { PipitError } from '../../domain/errors.js';
-import { asDiskFull, DISK_FULL_RETRY_AFTER } from '../../domain/disk.js';
-import { validateResourceName } from '../../domain/schema/names.js';
-import { SchemaError } from '../../domain/schema/errors.js';
+import { PipitError } from '../../basics/errors.js';
+import { asDiskFull, DISK_FULL_RETRY_AFTER } from '../../basics/disk.js';
+import { validateResourceName } from '../../schema/names.js';
+import { SchemaError } from '../../schema/errors.js';
 import { ACCEPTED, EventBuffer } from '../../ingest/event-buffer.js';
 import { countNdjsonLines } from '../../ingest/ingest-service.js';
 import { physicalNames } from '../../ingest/physical.js';
@@ -86,7 +87,7 @@ async function readBody(req: FastifyRequest): Promise<Buffer> {
 export const eventRoutes =
   (s: Services): FastifyPluginAsync =>
   async (app) => {
-    app.post('/v0/events', async (req, reply) => {
+    app.post('/v0/events', named('APIEventsHandler'), async (req, reply) => {
       const p = queryParams(req);
       let auth;
       try {

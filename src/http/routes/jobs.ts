@@ -3,10 +3,11 @@
  * `POST /v0/jobs/:id/cancel`. All job routes need DATASOURCES:CREATE or ADMIN.
  */
 import type { FastifyPluginAsync } from 'fastify';
-import type { Services } from '../../app.js';
-import type { JobKind, JobRecord, JobStatus } from '../../catalog/catalog.js';
-import { badRequest } from '../../domain/errors.js';
-import { tbTime } from '../../domain/time.js';
+import type { Services } from '../services.js';
+import { named, pathParams } from '../route-docs.js';
+import type { JobRecord, JobStatus, JobKind } from '../../catalog/catalog.js';
+import { badRequest } from '../../basics/errors.js';
+import { tbTime } from '../../basics/time.js';
 import { userFacingNames } from '../../ingest/physical.js';
 import { authenticate } from '../auth.js';
 import { queryParams } from '../body.js';
@@ -49,10 +50,14 @@ function parseDate(v: string | undefined, name: string): string | undefined {
   return d.toISOString();
 }
 
+/** Routes on one job (`:id`). */
+type JobRoute = { Params: { id: string } };
+
 export const jobRoutes =
   (s: Services): FastifyPluginAsync =>
   async (app) => {
-    app.get('/v0/jobs', async (req) => {
+    const onJob = (handler: string, summary: string) => named(handler, { summary, params: pathParams('id') });
+    app.get('/v0/jobs', named('APIJobsHandler', { summary: 'Recent jobs' }), async (req) => {
       const auth = await authenticate(s, req);
       auth.requireCreate();
       const p = queryParams(req);
@@ -91,15 +96,15 @@ export const jobRoutes =
       };
     });
 
-    app.get('/v0/jobs/:id', async (req) => {
+    app.get<JobRoute>('/v0/jobs/:id', onJob('APIJobHandler', 'A job'), async (req) => {
       const auth = await authenticate(s, req);
       auth.requireCreate();
-      return jobJson(s, await s.jobs.get(auth.workspace, (req.params as { id: string }).id));
+      return jobJson(s, await s.jobs.get(auth.workspace, req.params.id));
     });
 
-    app.post('/v0/jobs/:id/cancel', async (req) => {
+    app.post<JobRoute>('/v0/jobs/:id/cancel', onJob('APIJobCancelHandler', 'Cancel a waiting or working job'), async (req) => {
       const auth = await authenticate(s, req);
       auth.requireCreate();
-      return jobJson(s, await s.jobs.cancel(auth.workspace, (req.params as { id: string }).id));
+      return jobJson(s, await s.jobs.cancel(auth.workspace, req.params.id));
     });
   };

@@ -10,8 +10,8 @@
  */
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import net from 'node:net';
-import type { Services } from '../../app.js';
-import { forbidden, PipitError } from '../../domain/errors.js';
+import type { Services } from '../services.js';
+import { forbidden, PipitError } from '../../basics/errors.js';
 import { isLoopbackAddress } from '../address-policy.js';
 
 /** The host name of a `Host` header: lower-cased, port and IPv6 brackets removed, no trailing dot. */

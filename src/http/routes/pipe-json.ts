@@ -5,7 +5,7 @@
 import type { NodeRecord, PipeRecord } from '../../catalog/catalog.js';
 import type { Auth } from '../../domain/access.js';
 import { pipeType } from '../../domain/pipe-service.js';
-import { tbTime } from '../../domain/time.js';
+import { tbTime } from '../../basics/time.js';
 import { isTemplate, templateParams } from '../../template/index.js';
 
 export interface JsonOptions {

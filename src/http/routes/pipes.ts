@@ -4,16 +4,21 @@
  * is saved (which also yields its dependencies) and again, rendered, on every request.
  */
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
-import type { Services } from '../../app.js';
+import type { Services } from '../services.js';
+import { bodyLimit, boolParam, named } from '../route-docs.js';
+import * as S from './pipe-schemas.js';
+import type { NodeRoute, PipeRoute } from './pipe-schemas.js';
 import type { NodeRecord, NodeType, PipeRecord } from '../../catalog/catalog.js';
 import type { Auth } from '../../domain/access.js';
-import { badRequest, conflict, forbidden, notFound, PipitError } from '../../domain/errors.js';
+import type { CopySettings } from '../../domain/copy-service.js';
+import type { NodeRole, NodeSpec } from '../../domain/deploy-service.js';
+import { badRequest, forbidden, notFound, PipitError } from '../../basics/errors.js';
 import { NODE_TYPES, pipeNotFound } from '../../domain/pipe-service.js';
 import type { MaterializeOptions } from '../../domain/materialize-service.js';
-import { nowIso, tbTime } from '../../domain/time.js';
-import { isTemplate, templateTables, type ParamValue } from '../../template/index.js';
+import { nowIso, tbTime } from '../../basics/time.js';
+import { isTemplate, type ParamValue } from '../../template/index.js';
 import { authenticate } from '../auth.js';
-import { decoded, hasBody, isForm, isJson, jsonObject, jsonText, rawStream, readAll } from '../body.js';
+import { hasBody, isForm, isJson, jsonObject, jsonText, readBody } from '../body.js';
 import { outputParams, sendQuery } from '../query-output.js';
 import { routeNotFound } from '../errors.js';
 import { limitEndpoint } from '../rate-limit.js';
@@ -22,10 +27,9 @@ import { pipeDatafile } from '../../datafile/records.js';
 import { jobJson } from './jobs.js';
 import { sinkSettings } from './sinks.js';
 import { queryArgs } from './sql.js';
-import { parseUserJson } from '../../domain/input-limits.js';
+import { parseUserJson } from '../../basics/input-limits.js';
 import { notePipe } from '../../observability/context.js';
 
-const BODY_LIMIT = 8 * 1024 * 1024;
 const Q_LIMIT = 8 * 1024;
 const POST_Q_LIMIT = 1024 * 1024;
 
@@ -50,15 +54,6 @@ const ENDPOINT_ARGS = new Set(['token', 'q']);
 const templateArgs = (args: Record<string, ParamValue>): Record<string, ParamValue> =>
   Object.fromEntries(Object.entries(args).filter(([k]) => !ENDPOINT_ARGS.has(k)));
 
-/** A node as a request describes it (JSON `nodes[]`, a `from=` pipe, `sql=`). */
-interface NodeSpec {
-  name?: string;
-  sql: string;
-  description?: string | null;
-  type?: string;
-  raw?: Record<string, unknown>;
-}
-
 /**
  * The body as a JSON object, when it is one: Content-Type JSON (then it must be one object), or
  * a body that parses as a JSON object whatever its type says (`curl -d '{...}'` sends a form
@@ -78,7 +73,7 @@ function bodyJson(req: FastifyRequest, b: Buffer, message: string): Record<strin
 }
 
 async function body(req: FastifyRequest): Promise<Buffer> {
-  return hasBody(req) ? readAll(decoded(rawStream(req), req.headers['content-encoding']), BODY_LIMIT) : Buffer.alloc(0);
+  return hasBody(req) ? readBody(req) : Buffer.alloc(0);
 }
 
 function str(v: unknown): string | undefined {
@@ -95,6 +90,13 @@ function boolArg(v: unknown, name: string): boolean | undefined {
   throw badRequest(`The parameter "${name}" value "${s}" is invalid. Valid values are: 'true', 'false'`);
 }
 
+/** Copy settings of a JSON node as `tb push` sends it. */
+const pushedCopySettings = (raw: Record<string, unknown>): CopySettings => ({
+  target: str(raw.target_datasource),
+  cron: str(raw.copy_schedule ?? raw.schedule_cron),
+  mode: str(raw.mode ?? raw.copy_mode),
+});
+
 function listArg(v: unknown): string[] | undefined {
   const s = str(v);
   return s
@@ -109,125 +111,22 @@ export function pipeRoutes(services: Services): FastifyPluginAsync {
   const s = services;
   const apiHost = () => s.config.apiHost;
 
-  /**
-   * Checks a node's SQL in the context of its pipe; returns its dependencies. `saved` is the
-   * node's SQL as saved: kept unchanged, it may name secrets whoever saves the node (an admin
-   * wrote it); new SQL may only when an ADMIN token saves it.
-   */
-  async function checkNode(auth: Auth, pipe: PipeRecord, index: number, sql: string, reqId: string, saved?: string): Promise<string[]> {
-    let prepared;
-    try {
-      prepared = await s.queries.prepare(auth, sql, { testMode: true, params: {}, pipe, nodeLimit: index, savedNode: saved !== undefined && saved === sql });
-    } catch (err) {
-      if (err instanceof PipitError && err.code === 'not_found') throw badRequest(err.message);
-      throw err;
-    }
-    if (prepared.format) throw badRequest('The SQL of a node can not have a FORMAT clause');
-    // Plain SQL is also checked by the engine (unknown columns, types); a template's test-mode
-    // placeholders may not make a runnable query, so it is checked when it runs.
-    if (!isTemplate(sql)) await s.queries.describe(prepared, reqId);
-    // table('x') names count in every branch, not only the ones test mode ran.
-    const names = prepared.tables.map((t) => t.name);
-    if (isTemplate(sql)) for (const t of templateTables(sql)) if (!names.includes(t)) names.push(t);
-    return names;
-  }
-
-  /**
-   * Copy pipes and materialized views write what the pipes they read return, so changing a pipe
-   * (a node's SQL or name, its endpoint, its name) changes the rows they write: it needs the write
-   * rule on every Data Source it feeds, directly or through other pipes (scheduled copies run with
-   * the workspace's authority, populates re-read the nodes).
-   */
-  async function checkFeeds(auth: Auth, pipeNames: string[]): Promise<void> {
-    if (auth.canWrite(null, 'change')) return;
-    const pipes = await s.pipes.list(auth.workspace);
-    const feeding = new Set(pipeNames);
-    for (let grew = true; grew; ) {
-      grew = false;
-      for (const p of pipes) {
-        if (!feeding.has(p.name) && p.nodes.some((n) => n.dependencies.some((d) => feeding.has(d)))) {
-          feeding.add(p.name);
-          grew = true;
-        }
-      }
-    }
-    for (const p of pipes) {
-      if (!feeding.has(p.name)) continue;
-      for (const n of p.nodes) {
-        const copy = n.nodeType === 'copy';
-        if (!copy && n.nodeType !== 'materialized') continue;
-        const target = await s.datasources.find(auth.workspace, String(copy ? n.data.copy_target : n.data.materialized));
-        if (!target) continue;
-        const via = pipeNames.includes(p.name)
-          ? `The ${copy ? 'copy' : 'materialized'} node '${n.name}' of the pipe '${p.name}'`
-          : `The pipe '${pipeNames[0]}' feeds the ${copy ? 'copy pipe' : 'materialized view'} '${p.name}', which`;
-        auth.requireWrite(target, copy && n.data.mode === 'replace' ? 'change' : 'append', via);
-      }
-    }
-  }
-
-  /** A draft pipe (nodes checked one by one, each seeing the earlier ones). */
-  async function buildNodes(auth: Auth, name: string, specs: NodeSpec[], reqId: string): Promise<NodeRecord[]> {
-    const draft: PipeRecord = {
-      id: '',
-      version: 0,
-      workspaceId: auth.workspace.id,
-      name,
-      description: null,
-      endpoint: null,
-      parent: null,
-      nodes: [],
-      createdAt: '',
-      updatedAt: '',
-      data: {},
-    };
-    for (const spec of specs) {
-      if (typeof spec.sql !== 'string') throw badRequest('Every node needs its sql');
-      const type = nodeTypeOf(spec.type);
-      const dependencies = await checkNode(auth, draft, draft.nodes.length, spec.sql, reqId);
-      // A materialized node becomes one once the pipe exists (materialize()).
-      draft.nodes.push(
-        s.pipes.newNode(draft, {
-          name: spec.name,
-          sql: spec.sql,
-          description: spec.description ?? null,
-          type: type === 'materialized' || type === 'copy' || type === 'sink' ? 'standard' : type,
-          dependencies,
-        }),
-      );
-    }
-    return draft.nodes;
-  }
-
-  /**
-   * Replaces the nodes of an existing pipe (POST /v0/pipes with force=true): same id and name; the
-   * endpoint stays published when a new node has the old endpoint node's name (seed 001), unless
-   * a new node is itself an endpoint.
-   */
-  async function overwrite(auth: Auth, existing: PipeRecord, description: string | null, nodes: NodeRecord[], parent: string | null): Promise<PipeRecord> {
-    const endpoints = nodes.filter((n) => n.nodeType === 'endpoint');
-    if (endpoints.length > 1) throw badRequest('A pipe can only have one endpoint node');
-    const oldEndpoint = existing.nodes.find((n) => n.id === existing.endpoint);
-    let endpoint = endpoints[0] ?? (oldEndpoint ? nodes.find((n) => n.name === oldEndpoint.name) : undefined);
-    if (endpoint && endpoint.nodeType !== 'endpoint') {
-      const published: NodeRecord = { ...endpoint, nodeType: 'endpoint' };
-      nodes = nodes.map((n) => (n.id === published.id ? published : n));
-      endpoint = published;
-    }
-    return s.pipes.save(auth.workspace, {
-      ...existing,
-      description: description ?? existing.description,
-      nodes,
-      endpoint: endpoint?.id ?? null,
-      parent: parent ?? existing.parent,
-    });
-  }
-
   function nodeTypeOf(t: unknown): NodeType {
     const type = (str(t) ?? 'standard').toLowerCase();
     if (type === 'default') return 'standard';
     if (!NODE_TYPES.includes(type as NodeType)) throw badRequest(`Invalid node type "${type}". Valid types are: ${NODE_TYPES.join(', ')}`);
     return type as NodeType;
+  }
+
+  /**
+   * A node's role from its type and the arguments that go with it (a JSON node of `tb push`, or
+   * the node request's arguments); `copy` reads the copy settings under their two spellings.
+   */
+  function roleOf(type: NodeType, a: Record<string, unknown>, copy: (a: Record<string, unknown>) => CopySettings): NodeRole {
+    if (type === 'materialized') return { type, materialize: materializeOptions(a) };
+    if (type === 'copy') return { type, copy: copy(a) };
+    if (type === 'sink') return { type, sink: sinkSettings(a) };
+    return { type };
   }
 
   /** Materialization options from request arguments (or a JSON node of `tb push`). */
@@ -373,6 +272,9 @@ export function pipeRoutes(services: Services): FastifyPluginAsync {
   }
 
   return async (app) => {
+    // Form, JSON and SQL bodies of these routes (readBody).
+
+    bodyLimit(app, 8 * 1024 * 1024);
     /** Arguments from the query string and a form body. */
     const formArgs = async (req: FastifyRequest): Promise<Record<string, unknown>> => {
       const b = await body(req);
@@ -382,20 +284,20 @@ export function pipeRoutes(services: Services): FastifyPluginAsync {
     };
 
     /** The caller, the pipe it may change and the node named in the path. */
-    const writableNode = async (req: FastifyRequest): Promise<{ auth: Auth; pipe: PipeRecord; node: NodeRecord }> => {
+    const writableNode = async (req: FastifyRequest<NodeRoute>): Promise<{ auth: Auth; pipe: PipeRecord; node: NodeRecord }> => {
       const auth = await authenticate(s, req);
-      const { pipe: pipeName, node: nodeName } = req.params as { pipe: string; node: string };
+      const { pipe: pipeName, node: nodeName } = req.params;
       const pipe = await writablePipe(auth, pipeName);
       return { auth, pipe, node: s.pipes.node(pipe, nodeName) };
     };
 
-    app.get('/v0/pipes/openapi.json', async (req) => {
+    app.get('/v0/pipes/openapi.json', named('APIPipeOpenAPIHandler', { summary: "OpenAPI 3 description of the workspace's endpoints" }), async (req) => {
       const auth = await authenticate(s, req);
       const pipes = (await s.pipes.list(auth.workspace)).filter((p) => p.endpoint && auth.canReadPipe(p.id));
       return openApi(pipes, apiHost());
     });
 
-    app.get('/v0/pipes', async (req) => {
+    app.get('/v0/pipes', named('APIPipeListHandler', S.listPipes), async (req) => {
       const auth = await authenticate(s, req);
       const args = queryArgs(req);
       const dependencies = boolArg(args.dependencies, 'dependencies') ?? false;
@@ -405,7 +307,7 @@ export function pipeRoutes(services: Services): FastifyPluginAsync {
       };
     });
 
-    app.post('/v0/pipes', async (req) => {
+    app.post('/v0/pipes', named('APIPipeListHandler', S.createPipe), async (req) => {
       const auth = await authenticate(s, req);
       auth.requirePipesCreate();
       const args = queryArgs(req);
@@ -414,22 +316,24 @@ export function pipeRoutes(services: Services): FastifyPluginAsync {
       let description = str(args.description) ?? null;
       let force = boolArg(args.force, 'force') ?? false;
       let from = str(args.from);
-      let specs: NodeSpec[] = [];
+      let nodes: NodeSpec[] = [];
       const doc = bodyJson(req, b, 'The request body should be a JSON object with the pipe');
       if (doc) {
         name = jsonText(doc, 'name') ?? name;
         description = jsonText(doc, 'description') ?? description;
         if (doc.force !== undefined) force = boolArg(String(doc.force), 'force') ?? force;
         if (doc.nodes !== undefined && doc.nodes !== null && !Array.isArray(doc.nodes)) throw badRequest('nodes must be a list');
-        specs = ((doc.nodes as unknown[] | null | undefined) ?? []).map((n, i) => {
+        nodes = ((doc.nodes as unknown[] | null | undefined) ?? []).map((n, i) => {
           if (!n || typeof n !== 'object' || Array.isArray(n)) throw badRequest(`Invalid "nodes[${i}]": every node must be a JSON object`);
           const o = n as Record<string, unknown>;
+          const sql = jsonText(o, 'sql', `nodes[${i}].sql`);
+          const type = nodeTypeOf(jsonText(o, 'type', `nodes[${i}].type`) ?? jsonText(o, 'node_type', `nodes[${i}].node_type`));
+          if (typeof sql !== 'string') throw badRequest('Every node needs its sql');
           return {
             name: jsonText(o, 'name', `nodes[${i}].name`),
-            sql: jsonText(o, 'sql', `nodes[${i}].sql`) as string,
+            sql,
             description: jsonText(o, 'description', `nodes[${i}].description`) ?? null,
-            type: jsonText(o, 'type', `nodes[${i}].type`) ?? jsonText(o, 'node_type', `nodes[${i}].node_type`),
-            raw: o,
+            role: roleOf(type, o, pushedCopySettings),
           };
         });
       } else {
@@ -441,71 +345,14 @@ export function pipeRoutes(services: Services): FastifyPluginAsync {
         from = from ?? form.from;
         if (from) {
           const src = await readablePipe(auth, from);
-          specs = src.nodes.map((n) => ({ name: n.name, sql: n.sql, description: n.description, type: n.nodeType }));
-        } else if (sql !== undefined) specs = [{ sql }];
+          nodes = src.nodes.map((n) => ({ name: n.name, sql: n.sql, description: n.description, role: roleOf(n.nodeType, {}, pushedCopySettings) }));
+        } else if (sql !== undefined) nodes = [{ sql, description: null, role: { type: 'standard' } }];
       }
       if (!name) throw badRequest('The pipe needs a name');
-      // force=true overwrites a pipe of that name (`tb push --force`, seed 001's `from=`).
-      const found = force ? await s.pipes.find(auth.workspace, name) : null;
-      const existing = found?.name === name ? found : null;
-      if (existing) {
-        if (!auth.canDropPipe(existing.id)) throw forbidden(`token needs scope PIPES:DROP:${existing.name} to overwrite it`);
-        if (existing.nodes.some((n) => n.nodeType === 'materialized')) {
-          throw conflict(
-            `The pipe '${existing.name}' materializes into a Data Source: unlink its materialized nodes (or delete the pipe) before overwriting it`,
-          );
-        }
-      }
-      await s.pipes.checkNewName(auth.workspace, name, existing?.id);
-      // Copies and views may still read a dropped pipe of this name, or read the one overwritten.
-      await checkFeeds(auth, [name]);
-      const nodes = await buildNodes(auth, name, specs, req.id);
       const parent = from ? ((await s.pipes.find(auth.workspace, from))?.id ?? null) : null;
-      let pipe = existing
-        ? await overwrite(auth, existing, description, nodes, parent)
-        : await s.pipes.create(auth.workspace, name, description, nodes, parent);
-      // `tb push` sends materialized, copy and sink nodes with their settings: set them now, or
-      // undo the whole request (the pipe, the views and the data sources they created).
-      const createdTargets: string[] = [];
-      try {
-        for (const [i, spec] of specs.entries()) {
-          if (nodeTypeOf(spec.type) === 'sink') {
-            pipe = await s.sinks.set(auth, pipe, s.pipes.node(pipe, nodes[i].id), sinkSettings(spec.raw ?? {}), req.id);
-            continue;
-          }
-          if (nodeTypeOf(spec.type) === 'copy') {
-            const raw = spec.raw ?? {};
-            pipe = await s.copies.set(
-              auth,
-              pipe,
-              s.pipes.node(pipe, nodes[i].id),
-              {
-                target: str(raw.target_datasource),
-                cron: str(raw.copy_schedule ?? raw.schedule_cron),
-                mode: str(raw.mode ?? raw.copy_mode),
-              },
-              req.id,
-            );
-            continue;
-          }
-          if (nodeTypeOf(spec.type) !== 'materialized') continue;
-          const opts = materializeOptions(spec.raw ?? {});
-          if (!opts.datasource) throw badRequest(`The node '${nodes[i].name}' is materialized and needs a "datasource"`);
-          const r = await s.materializations.materialize(auth, pipe, s.pipes.node(pipe, nodes[i].id), opts, req.id);
-          pipe = r.pipe;
-          if (r.created) createdTargets.push(r.target.id);
-        }
-      } catch (err) {
-        for (const n of pipe.nodes) if (n.nodeType === 'materialized') await s.materializations.unlink(auth, pipe.id, n.id).catch(() => undefined);
-        for (const id of createdTargets) {
-          const ds = await s.datasources.find(auth.workspace, id);
-          if (ds) await s.datasources.drop(auth.workspace, ds).catch(() => undefined);
-        }
-        if (existing) await s.pipes.save(auth.workspace, existing);
-        else await s.pipes.drop(auth.workspace, pipe);
-        throw err;
-      }
-      return json(auth, pipe);
+      // force=true overwrites a pipe of that name (`tb push --force`, seed 001's `from=`); `tb push`
+      // sends materialized, copy and sink nodes with their settings: the deploy is whole or nothing.
+      return json(auth, await s.deploy.deploy(auth, { name, description, nodes, force, parent }, req.id));
     });
 
     /**
@@ -528,55 +375,23 @@ export function pipeRoutes(services: Services): FastifyPluginAsync {
     };
 
     // Append a node: the SQL is the request body (or its JSON's `sql`).
-    app.post('/v0/pipes/:pipe/nodes', async (req) => {
+    app.post<PipeRoute>('/v0/pipes/:pipe/nodes', named('APIPipeNodeAppendHandler', S.appendNode), async (req) => {
       const auth = await authenticate(s, req);
-      const pipe = await writablePipe(auth, (req.params as { pipe: string }).pipe);
+      const pipe = await writablePipe(auth, req.params.pipe);
       const { args, sql } = await nodeRequest(req);
       if (sql === undefined) throw badRequest('The SQL of a node can not be empty');
-      const type = nodeTypeOf(args.type);
-      const mv = type === 'materialized' ? materializeOptions(args) : undefined;
-      if (mv && !mv.datasource) throw badRequest('The "datasource" parameter is required when the node type is materialized');
-      await checkFeeds(auth, [pipe.name]);
-      const dependencies = await checkNode(auth, pipe, pipe.nodes.length, sql, req.id);
-      const node = s.pipes.newNode(pipe, { name: str(args.name), sql, description: str(args.description) ?? null, type: 'standard', dependencies });
-      let saved = await s.pipes.save(auth.workspace, { ...pipe, nodes: [...pipe.nodes, node] });
-      if (type === 'endpoint') saved = await s.pipes.publish(auth.workspace, saved, s.pipes.node(saved, node.id));
-      if (type === 'sink') {
-        try {
-          saved = await s.sinks.set(auth, saved, s.pipes.node(saved, node.id), sinkSettings(args), req.id);
-        } catch (err) {
-          await s.pipes.save(auth.workspace, { ...saved, nodes: saved.nodes.filter((n) => n.id !== node.id) });
-          throw err;
-        }
-      }
-      if (type === 'copy') {
-        try {
-          saved = await s.copies.set(
-            auth,
-            saved,
-            s.pipes.node(saved, node.id),
-            { target: str(args.target_datasource), cron: str(args.schedule_cron ?? args.copy_schedule), mode: str(args.mode) },
-            req.id,
-          );
-        } catch (err) {
-          await s.pipes.save(auth.workspace, { ...saved, nodes: saved.nodes.filter((n) => n.id !== node.id) });
-          throw err;
-        }
-      }
-      if (mv) {
-        try {
-          const r = await s.materializations.materialize(auth, saved, s.pipes.node(saved, node.id), mv, req.id);
-          return materializedJson(auth, r, node.id);
-        } catch (err) {
-          // Not materialized, not appended: the change is whole or nothing.
-          await s.pipes.save(auth.workspace, { ...saved, nodes: saved.nodes.filter((n) => n.id !== node.id) });
-          throw err;
-        }
-      }
-      return nodeJson(s.pipes.node(saved, node.id));
+      const role = roleOf(nodeTypeOf(args.type), args, (a) => ({
+        target: str(a.target_datasource),
+        cron: str(a.schedule_cron ?? a.copy_schedule),
+        mode: str(a.mode),
+      }));
+      if (role.type === 'materialized' && !role.materialize.datasource)
+        throw badRequest('The "datasource" parameter is required when the node type is materialized');
+      const r = await s.deploy.appendNode(auth, pipe, { name: str(args.name), sql, description: str(args.description) ?? null, role }, req.id);
+      return r.materialized ? materializedJson(auth, r.materialized, r.node.id) : nodeJson(r.node);
     });
 
-    app.put('/v0/pipes/:pipe/nodes/:node', async (req) => {
+    app.put<NodeRoute>('/v0/pipes/:pipe/nodes/:node', named('APIPipeNodeHandler', S.updateNode), async (req) => {
       const { auth, pipe, node } = await writableNode(req);
       const index = pipe.nodes.findIndex((n) => n.id === node.id);
       const req2 = await nodeRequest(req);
@@ -588,8 +403,8 @@ export function pipeRoutes(services: Services): FastifyPluginAsync {
           throw new PipitError('conflict', `Node name "${newName}" already exists in pipe. Node names must be unique within a given pipe.`);
         s.pipes.newNode({ name: pipe.name, nodes: [] }, { name: newName, sql, dependencies: [] });
       }
-      if (sql !== node.sql || (newName && newName !== node.name)) await checkFeeds(auth, [pipe.name]);
-      const dependencies = await checkNode(auth, pipe, index, sql, req.id, node.sql);
+      if (sql !== node.sql || (newName && newName !== node.name)) await s.deploy.checkFeeds(auth, [pipe.name]);
+      const dependencies = await s.deploy.checkNode(auth, pipe, index, sql, req.id, node.sql);
       const updated: NodeRecord = {
         ...node,
         name: newName || node.name,
@@ -602,159 +417,209 @@ export function pipeRoutes(services: Services): FastifyPluginAsync {
       return nodeJson(s.pipes.node(saved, node.id));
     });
 
-    app.delete('/v0/pipes/:pipe/nodes/:node', async (req, reply) => {
-      const { auth, pipe, node } = await writableNode(req);
-      if (pipe.endpoint === node.id) throw badRequest("The node is published. Published nodes can't be removed");
-      await s.pipes.save(auth.workspace, { ...pipe, nodes: pipe.nodes.filter((n) => n.id !== node.id) });
-      return reply.code(204).send();
-    });
+    app.delete<NodeRoute>(
+      '/v0/pipes/:pipe/nodes/:node',
+      named('APIPipeNodeHandler', S.nodeAction('Remove a node (not the published one)')),
+      async (req, reply) => {
+        const { auth, pipe, node } = await writableNode(req);
+        if (pipe.endpoint === node.id) throw badRequest("The node is published. Published nodes can't be removed");
+        await s.pipes.save(auth.workspace, { ...pipe, nodes: pipe.nodes.filter((n) => n.id !== node.id) });
+        return reply.code(204).send();
+      },
+    );
 
-    app.post('/v0/pipes/:pipe/nodes/:node/endpoint', async (req) => {
-      const auth = await authenticate(s, req);
-      const { pipe: pipeName, node: ref } = req.params as { pipe: string; node: string };
-      const pipe = await writablePipe(auth, pipeName);
-      const node = s.pipes.publishable(pipe, ref);
-      await checkFeeds(auth, [pipe.name]);
-      return publishedJson(auth, await s.pipes.publish(auth.workspace, pipe, node));
-    });
+    app.post<NodeRoute>(
+      '/v0/pipes/:pipe/nodes/:node/endpoint',
+      named('APIPipeNodeEndpointHandler', S.nodeAction('Publish a node as the API Endpoint')),
+      async (req) => {
+        const auth = await authenticate(s, req);
+        const { pipe: pipeName, node: ref } = req.params;
+        const pipe = await writablePipe(auth, pipeName);
+        const node = s.pipes.publishable(pipe, ref);
+        await s.deploy.checkFeeds(auth, [pipe.name]);
+        return publishedJson(auth, await s.pipes.publish(auth.workspace, pipe, node));
+      },
+    );
 
-    app.delete('/v0/pipes/:pipe/nodes/:node/endpoint', async (req) => {
-      const { auth, pipe, node } = await writableNode(req);
-      await checkFeeds(auth, [pipe.name]);
-      return json(auth, await s.pipes.unpublish(auth.workspace, pipe, node));
-    });
+    app.delete<NodeRoute>(
+      '/v0/pipes/:pipe/nodes/:node/endpoint',
+      named('APIPipeNodeEndpointHandler', S.nodeAction('Unpublish the endpoint node')),
+      async (req) => {
+        const { auth, pipe, node } = await writableNode(req);
+        await s.deploy.checkFeeds(auth, [pipe.name]);
+        return json(auth, await s.pipes.unpublish(auth.workspace, pipe, node));
+      },
+    );
 
     // Legacy publish: the body is the node id (or name).
-    app.put('/v0/pipes/:pipe/endpoint', async (req) => {
-      const auth = await authenticate(s, req);
-      const pipe = await writablePipe(auth, (req.params as { pipe: string }).pipe);
-      const ref = (await body(req)).toString('utf8').trim();
-      if (!ref) throw badRequest('The body should contain the id of the node to publish');
-      const node = s.pipes.publishable(pipe, ref);
-      await checkFeeds(auth, [pipe.name]);
-      return publishedJson(auth, await s.pipes.publish(auth.workspace, pipe, node));
-    });
+    app.put<PipeRoute>(
+      '/v0/pipes/:pipe/endpoint',
+      named('APIPipeEndpointHandler', { ...S.pipeAction('Publish a node (legacy): the body is its id or name'), consumes: ['text/plain'] }),
+      async (req) => {
+        const auth = await authenticate(s, req);
+        const pipe = await writablePipe(auth, req.params.pipe);
+        const ref = (await body(req)).toString('utf8').trim();
+        if (!ref) throw badRequest('The body should contain the id of the node to publish');
+        const node = s.pipes.publishable(pipe, ref);
+        await s.deploy.checkFeeds(auth, [pipe.name]);
+        return publishedJson(auth, await s.pipes.publish(auth.workspace, pipe, node));
+      },
+    );
 
-    app.post('/v0/pipes/:pipe/nodes/:node/materialization', async (req) => {
+    app.post<NodeRoute>('/v0/pipes/:pipe/nodes/:node/materialization', named('APIPipeNodeHandler', S.materialize), async (req) => {
       const { auth, pipe, node } = await writableNode(req);
       const r = await s.materializations.materialize(auth, pipe, node, materializeOptions(await formArgs(req)), req.id);
       return materializedJson(auth, r, node.id);
     });
 
-    app.delete('/v0/pipes/:pipe/nodes/:node/materialization', async (req, reply) => {
-      const { auth, pipe, node } = await writableNode(req);
-      await s.materializations.unlink(auth, pipe.id, node.id);
-      return reply.code(204).send();
-    });
+    app.delete<NodeRoute>(
+      '/v0/pipes/:pipe/nodes/:node/materialization',
+      named('APIPipeNodeHandler', S.nodeAction('Unlink a materialized view (its target keeps its rows)')),
+      async (req, reply) => {
+        const { auth, pipe, node } = await writableNode(req);
+        await s.materializations.unlink(auth, pipe.id, node.id);
+        return reply.code(204).send();
+      },
+    );
 
-    app.post('/v0/pipes/:pipe/nodes/:node/population', async (req) => {
-      const { auth, pipe, node } = await writableNode(req);
-      const args = await formArgs(req);
-      const subset = str(args.populate_subset);
-      const job = await s.materializations.populate(auth, pipe, node, {
-        subset: subset !== undefined ? Number(subset) : undefined,
-        condition: str(args.populate_condition),
-        truncate: boolArg(args.truncate, 'truncate') ?? false,
-        unlinkOnError: boolArg(args.unlink_on_populate_error, 'unlink_on_populate_error') ?? false,
-      });
-      const j = await s.jobs.get(auth.workspace, job.id);
-      return {
-        id: j.id,
-        job_id: j.id,
-        kind: j.kind,
-        status: j.status,
-        job_url: `${apiHost()}/v0/jobs/${j.id}`,
-        job: { id: j.id, kind: j.kind, status: j.status },
-      };
-    });
+    app.post<NodeRoute>(
+      '/v0/pipes/:pipe/nodes/:node/population',
+      named(
+        'APIPipeNodeHandler',
+        S.nodeAction('Populate a materialized view again', {
+          populate_subset: 'Fraction of the rows',
+          populate_condition: 'SQL condition the rows match',
+          truncate: boolParam('Truncate the target first'),
+          unlink_on_populate_error: boolParam('Unlink the view when the populate fails'),
+        }),
+      ),
+      async (req) => {
+        const { auth, pipe, node } = await writableNode(req);
+        const args = await formArgs(req);
+        const subset = str(args.populate_subset);
+        const job = await s.materializations.populate(auth, pipe, node, {
+          subset: subset !== undefined ? Number(subset) : undefined,
+          condition: str(args.populate_condition),
+          truncate: boolArg(args.truncate, 'truncate') ?? false,
+          unlinkOnError: boolArg(args.unlink_on_populate_error, 'unlink_on_populate_error') ?? false,
+        });
+        const j = await s.jobs.get(auth.workspace, job.id);
+        return {
+          id: j.id,
+          job_id: j.id,
+          kind: j.kind,
+          status: j.status,
+          job_url: `${apiHost()}/v0/jobs/${j.id}`,
+          job: { id: j.id, kind: j.kind, status: j.status },
+        };
+      },
+    );
 
     const copySettings = (a: Record<string, unknown>) => ({ target: str(a.target_datasource), cron: str(a.schedule_cron), mode: str(a.mode) });
 
-    app.post('/v0/pipes/:pipe/nodes/:node/copy', async (req) => {
-      const { auth, pipe, node } = await writableNode(req);
-      return json(auth, await s.copies.set(auth, pipe, node, copySettings(await formArgs(req)), req.id));
-    });
-
-    app.put('/v0/pipes/:pipe/nodes/:node/copy', async (req) => {
-      const { auth, pipe, node } = await writableNode(req);
-      return json(auth, await s.copies.update(auth, pipe, node, copySettings(await formArgs(req)), req.id));
-    });
-
-    app.delete('/v0/pipes/:pipe/nodes/:node/copy', async (req, reply) => {
-      const { auth, pipe, node } = await writableNode(req);
-      await s.copies.unset(auth, pipe, node);
-      return reply.code(204).send();
-    });
-
-    app.post('/v0/pipes/:pipe/copy', async (req) => {
-      const auth = await authenticate(s, req);
-      const name = (req.params as { pipe: string }).pipe;
-      const pipe = await s.pipes.find(auth.workspace, name);
-      if (!pipe) throw pipeNotFound(name);
-      const node = s.copies.copyNode(pipe);
-      if (!auth.canReadPipe(pipe.id) || !auth.canAppend(String(node.data.copy_target))) {
-        throw forbidden('The token needs PIPES:READ on the pipe and DATASOURCES:APPEND on the target Data Source to run a copy');
-      }
-      const a = await formArgs(req);
-      const params: Record<string, ParamValue> = {};
-      for (const [k, v] of Object.entries(a)) if (k !== 'token' && k !== '_mode') params[k] = v as ParamValue;
-      const job = await s.copies.run(auth, pipe, params, str(a._mode));
-      // The job as created (waiting): a copy may claim it at once.
-      const j = job;
-      return {
-        ...nodeJson(s.pipes.node(pipe, node.id), { workspaceId: pipe.workspaceId }),
-        job: {
-          ...j.data,
-          kind: j.kind,
-          id: j.id,
-          job_id: j.id,
-          status: j.status,
-          created_at: tbTime(j.createdAt),
-          updated_at: tbTime(j.updatedAt),
-          started_at: null,
-          is_cancellable: true,
-          job_url: `${apiHost()}/v0/jobs/${j.id}`,
-        },
-      };
-    });
-
-    for (const action of ['pause', 'resume'] as const) {
-      app.post(`/v0/pipes/:pipe/copy/${action}`, async (req) => {
-        const auth = await authenticate(s, req);
-        const pipe = await writablePipe(auth, (req.params as { pipe: string }).pipe);
-        return json(auth, await s.copies.setStatus(auth, pipe, action === 'pause' ? 'paused' : 'running'));
+    // POST makes a node the copy node, PUT changes its settings.
+    for (const method of ['post', 'put'] as const) {
+      const summary = method === 'post' ? 'Make a node the copy node' : 'Change the copy settings';
+      app[method]<NodeRoute>('/v0/pipes/:pipe/nodes/:node/copy', named('APIPipeNodeHandler', S.nodeAction(summary, S.copySettings)), async (req) => {
+        const { auth, pipe, node } = await writableNode(req);
+        const settings = copySettings(await formArgs(req));
+        return json(
+          auth,
+          method === 'post' ? await s.copies.set(auth, pipe, node, settings, req.id) : await s.copies.update(auth, pipe, node, settings, req.id),
+        );
       });
     }
 
-    app.post('/v0/pipes/:pipe/copy/cancel', async (req) => {
+    app.delete<NodeRoute>(
+      '/v0/pipes/:pipe/nodes/:node/copy',
+      named('APIPipeNodeHandler', S.nodeAction('Stop a node being the copy node')),
+      async (req, reply) => {
+        const { auth, pipe, node } = await writableNode(req);
+        await s.copies.unset(auth, pipe, node);
+        return reply.code(204).send();
+      },
+    );
+
+    app.post<PipeRoute>(
+      '/v0/pipes/:pipe/copy',
+      named(null, S.pipeAction('Run the copy now; other arguments are template parameters', { _mode: 'append or replace, for this run' })),
+      async (req) => {
+        const auth = await authenticate(s, req);
+        const name = req.params.pipe;
+        const pipe = await s.pipes.find(auth.workspace, name);
+        if (!pipe) throw pipeNotFound(name);
+        const node = s.copies.copyNode(pipe);
+        if (!auth.canReadPipe(pipe.id) || !auth.canAppend(String(node.data.copy_target))) {
+          throw forbidden('The token needs PIPES:READ on the pipe and DATASOURCES:APPEND on the target Data Source to run a copy');
+        }
+        const a = await formArgs(req);
+        const params: Record<string, ParamValue> = {};
+        for (const [k, v] of Object.entries(a)) if (k !== 'token' && k !== '_mode') params[k] = v as ParamValue;
+        // The job as created (waiting): a copy may claim it at once.
+        const j = await s.copies.run(auth, pipe, params, str(a._mode));
+        return {
+          ...nodeJson(s.pipes.node(pipe, node.id), { workspaceId: pipe.workspaceId }),
+          job: {
+            ...j.data,
+            kind: j.kind,
+            id: j.id,
+            job_id: j.id,
+            status: j.status,
+            created_at: tbTime(j.createdAt),
+            updated_at: tbTime(j.updatedAt),
+            started_at: null,
+            is_cancellable: true,
+            job_url: `${apiHost()}/v0/jobs/${j.id}`,
+          },
+        };
+      },
+    );
+
+    for (const action of ['pause', 'resume'] as const) {
+      app.post<PipeRoute>(
+        `/v0/pipes/:pipe/copy/${action}`,
+        named(null, S.pipeAction(`${action === 'pause' ? 'Pause' : 'Resume'} the copy schedule`)),
+        async (req) => {
+          const auth = await authenticate(s, req);
+          const pipe = await writablePipe(auth, req.params.pipe);
+          return json(auth, await s.copies.setStatus(auth, pipe, action === 'pause' ? 'paused' : 'running'));
+        },
+      );
+    }
+
+    app.post<PipeRoute>('/v0/pipes/:pipe/copy/cancel', named(null, S.pipeAction("Cancel the pipe's waiting and running copy jobs")), async (req) => {
       const auth = await authenticate(s, req);
-      const pipe = await writablePipe(auth, (req.params as { pipe: string }).pipe);
+      const pipe = await writablePipe(auth, req.params.pipe);
       const r = await s.copies.cancelAll(auth, pipe);
       return { ...json(auth, r.pipe), cancelled_jobs: r.cancelled.map((j) => jobJson(s, j)) };
     });
 
-    app.get('/v0/pipes/:pipe/explain', async (req, reply) => explain(req, reply, (req.params as { pipe: string }).pipe));
-    app.get('/v0/pipes/:pipe/nodes/:node/explain', async (req, reply) => {
-      const { pipe, node } = req.params as { pipe: string; node: string };
+    app.get<PipeRoute>(
+      '/v0/pipes/:pipe/explain',
+      named('APIPipeExplainHandler', S.pipeAction("The plan of the pipe's most relevant node")),
+      async (req, reply) => explain(req, reply, req.params.pipe),
+    );
+    app.get<NodeRoute>('/v0/pipes/:pipe/nodes/:node/explain', named('APIPipeNodeExplainHandler', S.nodeAction("A node's SQL and plan")), async (req, reply) => {
+      const { pipe, node } = req.params;
       return explain(req, reply, pipe, node);
     });
 
-    app.get('/v0/pipes/:pipe/last_update', async (req) => {
+    app.get<PipeRoute>('/v0/pipes/:pipe/last_update', named('APIPipeLastUpdateHandler', S.pipeAction('When a pipe last changed')), async (req) => {
       const auth = await authenticate(s, req);
-      const pipe = await readablePipe(auth, (req.params as { pipe: string }).pipe);
+      const pipe = await readablePipe(auth, req.params.pipe);
       return { id: pipe.id, name: pipe.name, edited_by: null, updated_at: tbTime(pipe.updatedAt) };
     });
 
-    app.get('/v0/pipes/:pipe/requests', async (req) => {
+    app.get<PipeRoute>('/v0/pipes/:pipe/requests', named('APIPipeRequestsHandler', S.pipeAction("A pipe's recent requests (none are kept)")), async (req) => {
       const auth = await authenticate(s, req);
-      const pipe = await readablePipe(auth, (req.params as { pipe: string }).pipe);
+      const pipe = await readablePipe(auth, req.params.pipe);
       // The slowest calls of the last day, from tinybird.pipe_stats_rt.
       return { requests: { top: await s.observability.topRequests(auth.workspace.id, pipe.id) } };
     });
 
     // `/v0/pipes/:p` is a pipe, its datafile (`.pipe`) or its endpoint data (`.json`, `.csv`, ...).
-    const one = async (req: FastifyRequest, reply: FastifyReply) => {
-      const p = (req.params as { pipe: string }).pipe;
+    const one = async (req: FastifyRequest<PipeRoute>, reply: FastifyReply) => {
+      const p = req.params.pipe;
       const m = /^(.+)\.([A-Za-z0-9]+)$/.exec(p);
       if (m && !/^[0-9a-f]{32}$/.test(m[2])) {
         if (m[2] === 'pipe' && req.method === 'GET') {
@@ -770,12 +635,12 @@ export function pipeRoutes(services: Services): FastifyPluginAsync {
       const auth = await authenticate(s, req);
       return json(auth, await readablePipe(auth, p));
     };
-    app.get('/v0/pipes/:pipe', one);
-    app.post('/v0/pipes/:pipe', one);
+    app.get<PipeRoute>('/v0/pipes/:pipe', named('APIPipeHandler', S.pipe), one);
+    app.post<PipeRoute>('/v0/pipes/:pipe', named('APIPipeHandler', S.pipe), one);
 
-    app.put('/v0/pipes/:pipe', async (req) => {
+    app.put<PipeRoute>('/v0/pipes/:pipe', named('APIPipeHandler', S.updatePipe), async (req) => {
       const auth = await authenticate(s, req);
-      const pipe = await writablePipe(auth, (req.params as { pipe: string }).pipe.replace(/\.pipe$/, ''));
+      const pipe = await writablePipe(auth, req.params.pipe.replace(/\.pipe$/, ''));
       const args = queryArgs(req);
       const b = await body(req);
       // Seed 003's PipeUpdate is a JSON body {name, description}; a form or the query string too.
@@ -790,16 +655,16 @@ export function pipeRoutes(services: Services): FastifyPluginAsync {
       let updated = pipe;
       if (newName && newName !== pipe.name) {
         await s.pipes.checkNewName(auth.workspace, newName, pipe.id);
-        await checkFeeds(auth, [pipe.name, newName]);
+        await s.deploy.checkFeeds(auth, [pipe.name, newName]);
         updated = { ...updated, name: newName };
       }
       if (description !== undefined) updated = { ...updated, description };
       return json(auth, await s.pipes.save(auth.workspace, updated));
     });
 
-    app.delete('/v0/pipes/:pipe', async (req, reply) => {
+    app.delete<PipeRoute>('/v0/pipes/:pipe', named('APIPipeHandler', S.dropPipe), async (req, reply) => {
       const auth = await authenticate(s, req);
-      const name = (req.params as { pipe: string }).pipe.replace(/\.pipe$/, '');
+      const name = req.params.pipe.replace(/\.pipe$/, '');
       const pipe = await s.pipes.find(auth.workspace, name);
       if (!pipe) throw pipeNotFound(name);
       if (!auth.canDropPipe(pipe.id)) throw forbidden(`token needs scope PIPES:DROP:${pipe.name}`);

@@ -5,20 +5,22 @@
  * its schedule as for copy pipes.
  */
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
-import type { Services } from '../../app.js';
+import type { Services } from '../services.js';
+import { type NodeRoute, nodeAction, pipeAction, type PipeRoute } from './pipe-schemas.js';
+import { bodyLimit, named } from '../route-docs.js';
 import type { PipeRecord } from '../../catalog/catalog.js';
 import { Auth } from '../../domain/access.js';
-import { badRequest, forbidden } from '../../domain/errors.js';
+import { badRequest, forbidden } from '../../basics/errors.js';
 import { pipeNotFound } from '../../domain/pipe-service.js';
 import { SINK_ARGS, type SinkSettings } from '../../domain/sink-service.js';
-import { tbTime } from '../../domain/time.js';
+import { tbTime } from '../../basics/time.js';
 import type { ParamValue } from '../../template/index.js';
 import { authenticate } from '../auth.js';
-import { decoded, hasBody, isJson, rawStream, readAll } from '../body.js';
+import { hasBody, isJson, readBody } from '../body.js';
 import { jobJson } from './jobs.js';
 import { nodeJson, pipeJson } from './pipe-json.js';
 import { queryArgs } from './sql.js';
-import { parseUserJson } from '../../domain/input-limits.js';
+import { parseUserJson } from '../../basics/input-limits.js';
 
 const str = (v: unknown): string | undefined => {
   if (v === undefined || v === null) return undefined;
@@ -30,7 +32,7 @@ const str = (v: unknown): string | undefined => {
 async function formArgs(req: FastifyRequest): Promise<Record<string, ParamValue>> {
   const a: Record<string, ParamValue> = { ...queryArgs(req) };
   if (!hasBody(req)) return a;
-  const b = await readAll(decoded(rawStream(req), req.headers['content-encoding']), 1024 * 1024);
+  const b = await readBody(req);
   if (!b.length) return a;
   if (isJson(req)) {
     const j = parseUserJson(b.toString('utf8'), 'The request body should be a JSON object');
@@ -72,24 +74,27 @@ export function sinkRoutes(s: Services): FastifyPluginAsync {
   }
 
   return async (app) => {
-    app.post('/v0/pipes/:pipe/nodes/:node/sink', async (req) => {
+    // Form, JSON and SQL bodies of these routes (readBody).
+
+    bodyLimit(app, 1024 * 1024);
+    app.post<NodeRoute>('/v0/pipes/:pipe/nodes/:node/sink', named('APIPipeNodeHandler', nodeAction('Make a node the sink node')), async (req) => {
       const auth = await authenticate(s, req);
-      const { pipe: pipeName, node: nodeName } = req.params as { pipe: string; node: string };
+      const { pipe: pipeName, node: nodeName } = req.params;
       const pipe = await writablePipe(auth, pipeName);
       const node = s.pipes.node(pipe, nodeName);
       return json(auth, await s.sinks.set(auth, pipe, node, sinkSettings(await formArgs(req)), req.id));
     });
 
-    app.delete('/v0/pipes/:pipe/nodes/:node/sink', async (req) => {
+    app.delete<NodeRoute>('/v0/pipes/:pipe/nodes/:node/sink', named('APIPipeNodeHandler', nodeAction('Stop a node being the sink node')), async (req) => {
       const auth = await authenticate(s, req);
-      const { pipe: pipeName, node: nodeName } = req.params as { pipe: string; node: string };
+      const { pipe: pipeName, node: nodeName } = req.params;
       const pipe = await writablePipe(auth, pipeName);
       return json(auth, await s.sinks.unset(auth, pipe, s.pipes.node(pipe, nodeName)));
     });
 
-    app.post('/v0/pipes/:pipe/sink', async (req) => {
+    app.post<PipeRoute>('/v0/pipes/:pipe/sink', named(null, pipeAction('Run the sink now; other arguments are file-template variables')), async (req) => {
       const auth = await authenticate(s, req);
-      const name = (req.params as { pipe: string }).pipe;
+      const name = req.params.pipe;
       const pipe = await s.pipes.find(auth.workspace, name);
       if (!pipe) throw pipeNotFound(name);
       if (!auth.canReadPipe(pipe.id)) throw forbidden('The token needs PIPES:READ on the pipe to run its sink');
@@ -146,11 +151,15 @@ export function sinkRoutes(s: Services): FastifyPluginAsync {
     });
 
     for (const action of ['pause', 'resume'] as const) {
-      app.post(`/v0/pipes/:pipe/sink/${action}`, async (req) => {
-        const auth = await authenticate(s, req);
-        const pipe = await writablePipe(auth, (req.params as { pipe: string }).pipe);
-        return json(auth, await s.sinks.setStatus(auth, pipe, action === 'pause' ? 'paused' : 'running'));
-      });
+      app.post<PipeRoute>(
+        `/v0/pipes/:pipe/sink/${action}`,
+        named(null, pipeAction(`${action === 'pause' ? 'Pause' : 'Resume'} the sink schedule`)),
+        async (req) => {
+          const auth = await authenticate(s, req);
+          const pipe = await writablePipe(auth, req.params.pipe);
+          return json(auth, await s.sinks.setStatus(auth, pipe, action === 'pause' ? 'paused' : 'running'));
+        },
+      );
     }
 
     // Seed 003's terse `/v0/sink_pipes`: GET lists the sink pipes the token can read (as
@@ -176,9 +185,9 @@ export function sinkRoutes(s: Services): FastifyPluginAsync {
       return json(auth, await s.sinks.reschedule(auth, pipe, String(schedule), req.id));
     });
 
-    app.post('/v0/pipes/:pipe/sink/cancel', async (req) => {
+    app.post<PipeRoute>('/v0/pipes/:pipe/sink/cancel', named(null, pipeAction("Cancel the pipe's waiting and working sink jobs")), async (req) => {
       const auth = await authenticate(s, req);
-      const pipe = await writablePipe(auth, (req.params as { pipe: string }).pipe);
+      const pipe = await writablePipe(auth, req.params.pipe);
       const r = await s.sinks.cancelAll(auth, pipe);
       return { ...json(auth, r.pipe), cancelled_jobs: r.cancelled.map((j) => jobJson(s, j)) };
     });

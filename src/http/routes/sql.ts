@@ -4,14 +4,15 @@
  * format of its trailing FORMAT clause (else the `format` parameter, else JSON). A client that disconnects cancels its query.
  */
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
-import type { Services } from '../../app.js';
-import { badRequest, PipitError } from '../../domain/errors.js';
+import type { Services } from '../services.js';
+import { named } from '../route-docs.js';
+import { badRequest, PipitError } from '../../basics/errors.js';
 import { FORMAT_LIST, OUTPUT_FORMATS } from '../../sql/policy.js';
 import type { ParamValue } from '../../template/index.js';
 import { authenticate } from '../auth.js';
 import { decoded, hasBody, isForm, isJson, rawStream, readAll } from '../body.js';
 import { outputParams, sendQuery } from '../query-output.js';
-import { parseUserJson } from '../../domain/input-limits.js';
+import { parseUserJson } from '../../basics/input-limits.js';
 import { notePipe } from '../../observability/context.js';
 
 const GET_LIMIT = 8 * 1024;
@@ -149,7 +150,7 @@ export function sqlRoutes(services: Services): FastifyPluginAsync {
         formatSettings,
       });
     };
-    app.get('/v0/sql', handler);
-    app.post('/v0/sql', handler);
+    app.get('/v0/sql', named('APIQueryHandler'), handler);
+    app.post('/v0/sql', named('APIQueryHandler'), handler);
   };
 }

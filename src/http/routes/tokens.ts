@@ -7,18 +7,18 @@
  * ADMIN), and ADMIN token values are not shown to TOKENS-only callers.
  */
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
-import type { Services } from '../../app.js';
+import type { Services } from '../services.js';
+import { bodyLimit, named, pathParams } from '../route-docs.js';
 import type { Scope, TokenRecord } from '../../catalog/catalog.js';
-import { type Auth, isStaticScope, JWT_SCOPES, MAX_TOKENS, RESOURCE_SCOPES, STATIC_SCOPES, TOKEN_HOST } from '../../domain/access.js';
-import { badRequest, forbidden, notFound, PipitError } from '../../domain/errors.js';
-import { checkExpression, checkNameLength } from '../../domain/schema/index.js';
-import { tbTime } from '../../domain/time.js';
+import { type Auth, JWT_SCOPES, MAX_TOKENS, RESOURCE_SCOPES, STATIC_SCOPES, TOKEN_HOST, isStaticScope } from '../../domain/access.js';
+import { badRequest, forbidden, notFound, PipitError } from '../../basics/errors.js';
+import { checkExpression, checkNameLength } from '../../schema/index.js';
+import { tbTime } from '../../basics/time.js';
 import { authenticate } from '../auth.js';
-import { decoded, hasBody, isJson, rawStream, readAll } from '../body.js';
-import { parseUserJson } from '../../domain/input-limits.js';
+import { hasBody, isJson, readBody } from '../body.js';
+import { parseUserJson } from '../../basics/input-limits.js';
 import { tokenDatafile } from '../../datafile/records.js';
 
-const BODY_LIMIT = 1024 * 1024;
 const JWT_DOCUMENTATION = 'https://docs.tinybird.co/api-reference/token-api.html#post--v0-tokens-?';
 const READ_SCOPES = new Set(['DATASOURCES:READ', 'PIPES:READ']);
 const CANNOT_LIST = 'Token has not enough permissions to get information about Tokens';
@@ -78,7 +78,7 @@ async function readArgs(req: FastifyRequest, jsonBody: boolean): Promise<Args> {
   for (const [k, v] of Object.entries((req.query as Record<string, unknown>) ?? {})) add(k, v);
   let json: Record<string, unknown> | null = null;
   if (hasBody(req)) {
-    const buf = await readAll(decoded(rawStream(req), req.headers['content-encoding']), BODY_LIMIT);
+    const buf = await readBody(req);
     const text = buf.toString('utf8');
     // A JWT request's body is JSON whatever its Content-Type (`curl -d` says it is a form).
     if (isJson(req) || jsonBody || /^\s*\{/.test(text)) {
@@ -94,9 +94,15 @@ async function readArgs(req: FastifyRequest, jsonBody: boolean): Promise<Args> {
   return { values, scopes: scopeGiven ? scopes.map(specOf) : null, json };
 }
 
+/** Routes on one token (`:token`, its name or id). */
+type TokenRoute = { Params: { token: string } };
+
 export const tokenRoutes =
   (s: Services): FastifyPluginAsync =>
   async (app) => {
+    const onToken = (handler: string, summary: string) => named(handler, { summary, params: pathParams('token') });
+    // Form, JSON and SQL bodies of these routes (readBody).
+    bodyLimit(app, 1024 * 1024);
     /** Names of the workspace's data sources and pipes by id (scopes are stored by id). */
     async function namesById(auth: Auth): Promise<Map<string, string>> {
       const [ds, pipes] = await Promise.all([s.datasources.list(auth.workspace), s.pipes.list(auth.workspace)]);
@@ -199,14 +205,14 @@ export const tokenRoutes =
       for (const k of Object.keys(local)) if (local[k] === old) local[k] = now;
     }
 
-    app.get('/v0/tokens', async (req) => {
+    app.get('/v0/tokens', named('APITokensHandler', { summary: "The workspace's tokens" }), async (req) => {
       const auth = await authenticate(s, req);
       if (!auth.canManageTokens) throw forbidden(CANNOT_LIST);
       const names = await namesById(auth);
       return { tokens: (await s.access.listTokens(auth.workspace)).map((t) => tokenJson(auth, t, names)) };
     });
 
-    app.post('/v0/tokens', async (req) => {
+    app.post('/v0/tokens', named('APITokensHandler', { summary: 'Create a static token (scope=...) or a JWT (expiration_time=)' }), async (req) => {
       const auth = await authenticate(s, req);
       auth.requireTokens();
       const jwt = (req.query as Record<string, unknown>)?.expiration_time !== undefined;
@@ -280,9 +286,9 @@ export const tokenRoutes =
       return { token, name, exp, scopes, limits: { rps } };
     }
 
-    app.get('/v0/tokens/:token', async (req, reply) => {
+    app.get<TokenRoute>('/v0/tokens/:token', onToken('APITokenHandler', 'A token'), async (req, reply) => {
       const auth = await authenticate(s, req);
-      const ref = (req.params as { token: string }).token;
+      const ref = req.params.token;
       let t = await s.access.findToken(auth.workspace, ref);
       const asFile = !t && ref.endsWith('.token');
       if (asFile) t = await s.access.findToken(auth.workspace, ref.slice(0, -'.token'.length));
@@ -295,9 +301,9 @@ export const tokenRoutes =
       return tokenJson(auth, t, names);
     });
 
-    app.put('/v0/tokens/:token', async (req) => {
+    app.put<TokenRoute>('/v0/tokens/:token', onToken('APITokenHandler', "Change a token's name, description or scopes"), async (req) => {
       const auth = await authenticate(s, req);
-      const t = await managed(auth, (req.params as { token: string }).token, 'change');
+      const t = await managed(auth, req.params.token, 'change');
       const args = await readArgs(req, false);
       // Scopes given (also an empty `scope=`) replace all the token's scopes; a request that sends
       // none changes only what it sends (a new name keeps the scopes).
@@ -309,22 +315,24 @@ export const tokenRoutes =
       return tokenJson(auth, updated, await namesById(auth));
     });
 
-    app.delete('/v0/tokens/:token', async (req) => {
+    app.delete<TokenRoute>('/v0/tokens/:token', onToken('APITokenHandler', 'Delete a token'), async (req) => {
       const auth = await authenticate(s, req);
-      const t = await managed(auth, (req.params as { token: string }).token, 'delete');
+      const t = await managed(auth, req.params.token, 'delete');
       await keepsAnAdmin(auth, t, null);
       await s.access.deleteToken(t);
       followLocal(t.token, '');
       return { ok: true };
     });
 
-    app.post('/v0/tokens/:token/refresh', async (req) => {
+    app.post<TokenRoute>('/v0/tokens/:token/refresh', onToken('APITokenRefreshHandler', 'Give a token a new value'), async (req) => {
       const auth = await authenticate(s, req);
-      const t = await managed(auth, (req.params as { token: string }).token, 'refresh');
+      const t = await managed(auth, req.params.token, 'refresh');
       const refreshed = await s.access.refreshToken(t);
       followLocal(t.token, refreshed.token);
       return tokenJson(auth, refreshed, await namesById(auth));
     });
 
-    app.get('/v0/tokens/:token/refresh', async (_req, reply) => reply.code(405).type('application/json').send({ error: 'refresh must be done with POST' }));
+    app.get<TokenRoute>('/v0/tokens/:token/refresh', onToken('APITokenRefreshHandler', 'Refresh needs POST'), async (_req, reply) =>
+      reply.code(405).type('application/json').send({ error: 'refresh must be done with POST' }),
+    );
   };

@@ -14,7 +14,7 @@ import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
 import type { LookupFunction } from 'node:net';
-import { badRequest, PipitError } from '../../domain/errors.js';
+import { badRequest, PipitError } from '../../basics/errors.js';
 import { blockedReason } from '../address-policy.js';
 
 export const MAX_REDIRECTS = 5;

@@ -4,19 +4,20 @@
  * GET /tokens) creates and lists them; any workspace token describes its own workspace.
  */
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
-import type { Services } from '../../app.js';
+import type { Services } from '../services.js';
+import { bodyLimit } from '../route-docs.js';
 import type { Workspace } from '../../catalog/catalog.js';
 import type { Auth } from '../../domain/access.js';
-import { badRequest, forbidden, notFound } from '../../domain/errors.js';
-import { tbTime } from '../../domain/time.js';
+import { badRequest, forbidden, notFound } from '../../basics/errors.js';
+import { tbTime } from '../../basics/time.js';
 import { authenticate } from '../auth.js';
-import { decoded, hasBody, isJson, queryParams, rawStream, readAll } from '../body.js';
-import { checkJsonDepth } from '../../domain/input-limits.js';
+import { hasBody, isJson, queryParams, readBody } from '../body.js';
+import { checkJsonDepth } from '../../basics/input-limits.js';
 
 async function args(req: FastifyRequest): Promise<Record<string, string>> {
   const out = queryParams(req);
   if (!hasBody(req)) return out;
-  const body = (await readAll(decoded(rawStream(req), req.headers['content-encoding']), 64 * 1024)).toString('utf8');
+  const body = (await readBody(req)).toString('utf8');
   if (isJson(req)) {
     checkJsonDepth(body);
     try {
@@ -49,6 +50,9 @@ export function workspaceRoutes(s: Services): FastifyPluginAsync {
   };
 
   return async (app) => {
+    // Form, JSON and SQL bodies of these routes (readBody).
+
+    bodyLimit(app, 64 * 1024);
     /** The caller's workspace with its owner and the token's scope (Tinybird's /v1/workspace, read by the SDK). */
     const current = (auth: Auth) => {
       const user = s.access.user;

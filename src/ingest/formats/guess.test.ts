@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { Column } from '../../domain/types.js';
+import type { Column } from '../../basics/types.js';
 import {
   dedupeNames,
   defaultSortingKey,

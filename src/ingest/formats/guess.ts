@@ -4,9 +4,9 @@
  * `/v0/analyze` column shape). Pure and total: a value it cannot type makes the column String;
  * only a sampled NDJSON line nested deeper than MAX_JSON_DEPTH is refused (400).
  */
-import type { Column } from '../../domain/types.js';
-import { MAX_NAME_LENGTH } from '../../domain/schema/names.js';
-import { checkJsonDepth } from '../../domain/input-limits.js';
+import type { Column } from '../../basics/types.js';
+import { MAX_NAME_LENGTH } from '../../schema/names.js';
+import { checkJsonDepth } from '../../basics/input-limits.js';
 
 // ---------------------------------------------------------------------------------------------
 // Decisions (kept in one place so they are easy to revisit)

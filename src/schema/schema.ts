@@ -2,7 +2,7 @@
 // [`json:$.path`], ...` ⇄ Column[], plus the column JSON of API responses. Rejects syntax errors
 // (with Tinybird's echoed line + caret), bad/duplicated/reserved names, >500 columns, bad types and JSONPaths.
 
-import type { Column, IndexSpec } from '../types.js';
+import type { Column, IndexSpec } from '../basics/types.js';
 import { parseIndexes } from './engine.js';
 import { SchemaError } from './errors.js';
 import { isNullable, parseType, printType, TypeSyntaxError, type TypeNode } from './types.js';

@@ -8,17 +8,17 @@
  */
 import type { DatasourceRecord, NodeRecord, PipeRecord, Workspace } from '../catalog/catalog.js';
 import type { Config } from '../config/config.js';
-import type { Auth } from '../domain/access.js';
-import type { DatasourceService } from '../domain/datasource-service.js';
-import { badRequest, forbidden, PipitError } from '../domain/errors.js';
-import type { PipeService } from '../domain/pipe-service.js';
+import type { Auth } from './access.js';
+import type { DatasourceService } from './datasource-service.js';
+import { badRequest, forbidden, PipitError } from '../basics/errors.js';
+import type { PipeService } from './pipe-service.js';
 import { EngineError, type Engine, type SelectLimits, type SelectResult } from '../engine/engine.js';
 import { isInternalWork, planLanes } from '../engine/lanes.js';
 import { reservedUserSlots } from '../config/config.js';
-import { Admission, RetryLater, type Caller } from './admission.js';
+import { Admission, RetryLater, type Caller } from '../sql/admission.js';
 import { physicalNames, userFacingNames } from '../ingest/physical.js';
 import { isTemplate, render, usesSecrets, type ParamValue } from '../template/index.js';
-import { analyzeQuery, type AnalyzedQuery, type ResolvedTable, type SqlScope } from './analyzer.js';
+import { analyzeQuery, type AnalyzedQuery, type ResolvedTable, type SqlScope } from '../sql/analyzer.js';
 import { isServiceTable, serviceColumns, serviceTableSql } from '../observability/service-tables.js';
 
 export interface PreparedQuery extends AnalyzedQuery {
@@ -110,14 +110,13 @@ export class QueryService {
   /** Admission control in front of the engine's user-query slots. */
   readonly admission: Admission;
 
-  /** Workspace variables (name → value) for tb_secret/tb_var; the Variables service plugs in here. */
-  variables: (ws: Workspace) => Promise<Record<string, string>> = async () => ({});
-
   constructor(
     private readonly engine: Engine,
     private readonly datasources: DatasourceService,
     private readonly pipes: PipeService,
     private readonly config: QueryConfig,
+    /** Workspace variables (name → value) for tb_secret/tb_var (the Variables service). */
+    private readonly variables: (ws: Workspace) => Promise<Record<string, string>>,
   ) {
     const slots = planLanes(config.threadpoolSize, config.engineSessions).user;
     this.admission = new Admission({

@@ -3,9 +3,9 @@
 // index expressions). It rejects unbalanced input, comments, statement separators and host-reaching functions.
 
 import { SchemaError } from './errors.js';
-import { deniedFunction, looksLikeDatabase } from '../../sql/policy.js';
-import { analyzeQuery, type SqlScope } from '../../sql/analyzer.js';
-import { PipitError } from '../errors.js';
+import { deniedFunction, looksLikeDatabase } from '../sql/policy.js';
+import { analyzeQuery, type SqlScope } from '../sql/analyzer.js';
+import { PipitError } from '../basics/errors.js';
 
 export type SqlTokenKind = 'ident' | 'quoted' | 'string' | 'number' | 'punct' | 'space' | 'comment';
 export interface SqlToken {

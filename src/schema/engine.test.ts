@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { Column } from '../types.js';
+import type { Column } from '../basics/types.js';
 import {
   engineClause,
   engineToJson,

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { Column } from '../types.js';
+import type { Column } from '../basics/types.js';
 import { SchemaError } from './errors.js';
 import { columnToJson, isJsonSchema, parseSchema, parseSchemaWithIndexes, printSchema, validateJsonPath } from './schema.js';
 

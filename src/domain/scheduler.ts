@@ -7,12 +7,12 @@
  * to start is logged and recorded as a failed job, never swallowed.
  */
 import type { Catalog, JobKind, JobRecord, NodeType, PipeRecord, Workspace } from '../catalog/catalog.js';
-import type { Auth } from '../domain/access.js';
-import type { PipeService } from '../domain/pipe-service.js';
-import { scheduleOfNode } from '../domain/schedules.js';
+import type { Auth } from './access.js';
+import type { PipeService } from './pipe-service.js';
+import { scheduleOfNode } from './schedules.js';
 import { runAsInternalWork } from '../engine/lanes.js';
-import { dueTick, parseCron } from './cron.js';
-import type { JobService } from './job-service.js';
+import { dueTick, parseCron } from '../jobs/cron.js';
+import type { JobService } from '../jobs/job-service.js';
 
 const MINUTE_MS = 60_000;
 /** How long after the minute the pass runs: the tick is then due even with a slightly early timer. */

@@ -2,7 +2,7 @@
 // → EngineSpec → ClickHouse DDL tail and the API's engine JSON. Rejects unknown engines and params,
 // missing required params, and anything unsafe to paste into DDL (`;`, comments, non-literal settings).
 
-import type { Column, EngineSpec, IndexSpec } from '../types.js';
+import type { Column, EngineSpec, IndexSpec } from '../basics/types.js';
 import { SchemaError } from './errors.js';
 import { checkExpression, splitTopLevel, stripOuterParens } from './sql.js';
 

@@ -6,10 +6,10 @@
  */
 import http from 'node:http';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { redactSecrets } from '../http/log-redact.js';
-import { attachInfo, infoOf, requestContext, type RequestInfo } from './context.js';
-import { PROMETHEUS_CONTENT_TYPE } from './metrics.js';
-import type { Observability } from './observability.js';
+import { redactSecrets } from '../basics/log-redact.js';
+import { attachInfo, infoOf, requestContext, type RequestInfo } from '../observability/context.js';
+import { PROMETHEUS_CONTENT_TYPE } from '../observability/metrics.js';
+import type { Observability } from '../observability/observability.js';
 
 /** The route family of a request: `sql`, `events`, `datasources`, ..., `endpoint` for pipe data. */
 export function routeFamily(route: string | undefined, info: RequestInfo | undefined): string {
