@@ -33,7 +33,7 @@ import { ConnectionService } from './domain/connection-service.js';
 import { SinkService } from './domain/sink-service.js';
 import { Auth } from './domain/access.js';
 import { ResultCache } from './http/query-output.js';
-import { recoverAfterCrash } from './domain/recovery.js';
+import { keepIntents, recoverAfterCrash } from './domain/recovery.js';
 import { Observability } from './observability/observability.js';
 import { startMetricsServer } from './observability/http.js';
 
@@ -150,6 +150,9 @@ export async function createApp(config: Config): Promise<App> {
     http.log.error({ err }, msg),
   );
   await jobs.recover();
+  // Intents are held like jobs: the same copy name and lease.
+  datasources.journal.owner = jobs.owner;
+  datasources.journal.leaseMs = config.jobLeaseSeconds * 1000;
   const pipes = new PipeService(catalog, datasources);
   datasources.pipeNames = (ws) => pipes.names(ws);
   const variables = VariableService.open(catalog, keys.variables);
@@ -249,6 +252,8 @@ export async function createApp(config: Config): Promise<App> {
   });
   const metricsServer = config.metricsPort ? await startMetricsServer(observability, config.metricsPort) : null;
   jobs.start();
+  // With a shared catalog: keep this copy's intents claimed, and settle those of copies that died.
+  const stopIntents = catalog.shared ? keepIntents(services, http.log, Math.min(2000, (config.jobLeaseSeconds * 1000) / 3)) : async () => undefined;
 
   return {
     services,
@@ -263,6 +268,7 @@ export async function createApp(config: Config): Promise<App> {
       metricsServer?.close();
       await events.close();
       await jobs.close();
+      await stopIntents();
       // The last records (the shutdown's own requests and jobs) go in before the engine closes.
       await observability.close();
       await engine.close();

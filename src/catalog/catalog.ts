@@ -299,8 +299,16 @@ export interface Catalog {
 
   /** Open intents of every workspace, oldest first. */
   listIntents(): Promise<IntentRecord[]>;
-  /** Inserts or replaces (by id). */
-  upsertIntent(intent: IntentRecord): Promise<void>;
+  /** Inserts or replaces (by id); a new intent is held by `owner` for `leaseMs` (the lease is kept on updates). */
+  upsertIntent(intent: IntentRecord, owner: string, leaseMs: number): Promise<void>;
+  /** Extends the leases `owner` holds on the intents `ids`. */
+  renewIntents(owner: string, ids: string[], leaseMs: number): Promise<void>;
+  /**
+   * Takes over, for `owner` and `leaseMs`, the open intents whose holder is gone (lease lapsed; with
+   * `all`, every one: a single-process catalog at start), oldest first. A compare-and-set: an intent
+   * is taken by one copy only, and never while its holder renews it.
+   */
+  claimAbandonedIntents(owner: string, leaseMs: number, all: boolean): Promise<IntentRecord[]>;
   deleteIntent(id: string): Promise<void>;
 
   close(): Promise<void>;
