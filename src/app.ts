@@ -115,6 +115,12 @@ export async function createApp(config: Config): Promise<App> {
   const catalog = config.catalogUrl
     ? await openPostgresCatalog(config.catalogUrl, { onError: (err) => catalogError(err) })
     : await openPgliteCatalog(path.join(config.dataDir, 'catalog'));
+  // Copies sharing the engine share its write gate: a populate's snapshot holds back every copy's inserts.
+  if (catalog.shared)
+    engine.gate.acrossCopies({
+      shared: (fn) => catalog.holding('writes', 'shared', fn),
+      exclusive: (fn) => catalog.holding('writes', 'exclusive', fn),
+    });
   // With a shared catalog the data directory holds only this copy's files (WAL, temp): keys come from the master key.
   const keys = loadKeys(config.secretKey, config.catalogUrl ? null : config.dataDir);
   const access = await AccessService.open(catalog, keys.tokenSigning);

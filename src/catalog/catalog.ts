@@ -288,6 +288,12 @@ export interface Catalog {
 
   /** Inside a transaction: waits for, then holds until it ends, the lock named `name` (one holder across copies). */
   lock(name: string): Promise<void>;
+  /**
+   * Runs `fn` while holding the lock named `name` across copies, shared (with other shared holders)
+   * or exclusive (a session of its own holds a transaction-scoped advisory lock). Shared catalogs
+   * only: `fn` must not need the single connection of an embedded one.
+   */
+  holding<T>(name: string, mode: 'shared' | 'exclusive', fn: () => Promise<T>): Promise<T>;
   /** Runs `fn` in one transaction (committed when it resolves, rolled back when it throws). */
   transaction<T>(fn: (tx: Catalog) => Promise<T>): Promise<T>;
   /** Calls `listener` for each change of cached records, made by this copy or another (LISTEN/NOTIFY). */

@@ -135,6 +135,14 @@ export class SqlCatalog implements Catalog {
     await this.q('SELECT pg_advisory_xact_lock(hashtext($1))', [`pipit:${name}`]);
   }
 
+  async holding<T>(name: string, mode: 'shared' | 'exclusive', fn: () => Promise<T>): Promise<T> {
+    const take = mode === 'shared' ? 'pg_advisory_xact_lock_shared' : 'pg_advisory_xact_lock';
+    return this.client.transaction(async (tx) => {
+      await tx.query(`SELECT ${take}(hashtext($1))`, [`pipit:${name}`]);
+      return fn();
+    });
+  }
+
   async ping(): Promise<void> {
     await this.db.query('SELECT 1');
   }

@@ -3,7 +3,8 @@
  * process and a third as a child process (so it can be killed with SIGKILL), each on its own data
  * directory, all on ONE throw-away PostgreSQL catalog and ONE engine (the ClickHouse-compatible test
  * server, test/engine-server). What one copy changes the others see; rows posted to any copy are
- * stored once; a populate on one copy is exact while another ingests (the write gate spans copies);
+ * stored once; a populate on one copy is exact while another ingests (the write gate spans copies:
+ * PostgreSQL advisory locks);
  * a schedule ticks once across copies; a copy killed in the middle of a job leaves no stuck job, no
  * open intent and no partial or duplicate rows: the live copies settle both once the leases lapse.
  */
@@ -153,6 +154,28 @@ describe('N copies on one catalog and one engine', () => {
     const direct = await sql(a, 'SELECT country, count() AS c, sum(n) AS s FROM events GROUP BY country ORDER BY country');
     expect(await sql(b, 'SELECT country, countMerge(c) AS c, sumMerge(s) AS s FROM agg_ds GROUP BY country ORDER BY country')).toEqual(direct);
   }, 120_000);
+
+  it("the write gate spans copies: while A holds it exclusively (a populate's snapshot), B's inserts wait", async () => {
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    let entered!: () => void;
+    const inside = new Promise<void>((r) => (entered = r));
+    const section = a.app.services.engine.exclusiveWrites(async () => {
+      entered();
+      await held;
+    });
+    await inside;
+    let answered = false;
+    const post = b.req('POST', '/v0/events?name=events&wait=true', { body: batch(5) }).then((r) => {
+      answered = true;
+      return r.status;
+    });
+    await new Promise((r) => setTimeout(r, 500));
+    expect(answered).toBe(false);
+    release();
+    await section;
+    expect(await post).toBe(200);
+  });
 
   it('a scheduled copy runs once per tick across copies (a controllable clock on each)', async () => {
     const form = (o: Record<string, string>) => ({ body: new URLSearchParams(o) });
