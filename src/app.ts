@@ -32,7 +32,7 @@ import { ConnectionService } from './domain/connection-service.js';
 import { SinkService } from './domain/sink-service.js';
 import { Auth } from './domain/access.js';
 import { ResultCache } from './http/query-output.js';
-import { recoverAfterCrash } from './domain/recovery.js';
+import { keepIntents, recoverAfterCrash } from './domain/recovery.js';
 import { Observability } from './observability/observability.js';
 import { startMetricsServer } from './http/observability.js';
 import { DeployService } from './domain/deploy-service.js';
@@ -87,6 +87,12 @@ export async function createApp(config: Config): Promise<App> {
   const catalog = config.catalogUrl
     ? await openPostgresCatalog(config.catalogUrl, { onError: (err) => catalogError(err) })
     : await openPgliteCatalog(path.join(config.dataDir, 'catalog'));
+  // Copies sharing the engine share its write gate: a populate's snapshot holds back every copy's inserts.
+  if (catalog.shared)
+    engine.gate.acrossCopies({
+      shared: (fn) => catalog.holding('writes', 'shared', fn),
+      exclusive: (fn) => catalog.holding('writes', 'exclusive', fn),
+    });
   // With a shared catalog the data directory holds only this copy's files (WAL, temp): keys come from the master key.
   const keys = loadKeys(config.secretKey, config.catalogUrl ? null : config.dataDir);
   const access = await AccessService.open(catalog, keys.tokenSigning);
@@ -122,6 +128,9 @@ export async function createApp(config: Config): Promise<App> {
     http.log.error({ err }, msg),
   );
   await jobs.recover();
+  // Intents are held like jobs: the same copy name and lease.
+  datasources.journal.owner = jobs.owner;
+  datasources.journal.leaseMs = config.jobLeaseSeconds * 1000;
   const pipes = new PipeService(catalog, datasources);
   const variables = VariableService.open(catalog, keys.variables);
   const queries = new QueryService(engine, datasources, pipes, config, (ws) => variables.values(ws));
@@ -223,6 +232,8 @@ export async function createApp(config: Config): Promise<App> {
   });
   const metricsServer = config.metricsPort ? await startMetricsServer(observability, config.metricsPort) : null;
   jobs.start();
+  // With a shared catalog: keep this copy's intents claimed, and settle those of copies that died.
+  const stopIntents = catalog.shared ? keepIntents(services, http.log, Math.min(2000, (config.jobLeaseSeconds * 1000) / 3)) : async () => undefined;
 
   return {
     services,
@@ -237,6 +248,7 @@ export async function createApp(config: Config): Promise<App> {
       metricsServer?.close();
       await events.close();
       await jobs.close();
+      await stopIntents();
       // The last records (the shutdown's own requests and jobs) go in before the engine closes.
       await observability.close();
       await engine.close();

@@ -288,6 +288,12 @@ export interface Catalog {
 
   /** Inside a transaction: waits for, then holds until it ends, the lock named `name` (one holder across copies). */
   lock(name: string): Promise<void>;
+  /**
+   * Runs `fn` while holding the lock named `name` across copies, shared (with other shared holders)
+   * or exclusive (a session of its own holds a transaction-scoped advisory lock). Shared catalogs
+   * only: `fn` must not need the single connection of an embedded one.
+   */
+  holding<T>(name: string, mode: 'shared' | 'exclusive', fn: () => Promise<T>): Promise<T>;
   /** Runs `fn` in one transaction (committed when it resolves, rolled back when it throws). */
   transaction<T>(fn: (tx: Catalog) => Promise<T>): Promise<T>;
   /** Calls `listener` for each change of cached records, made by this copy or another (LISTEN/NOTIFY). */
@@ -299,8 +305,16 @@ export interface Catalog {
 
   /** Open intents of every workspace, oldest first. */
   listIntents(): Promise<IntentRecord[]>;
-  /** Inserts or replaces (by id). */
-  upsertIntent(intent: IntentRecord): Promise<void>;
+  /** Inserts or replaces (by id); a new intent is held by `owner` for `leaseMs` (the lease is kept on updates). */
+  upsertIntent(intent: IntentRecord, owner: string, leaseMs: number): Promise<void>;
+  /** Extends the leases `owner` holds on the intents `ids`. */
+  renewIntents(owner: string, ids: string[], leaseMs: number): Promise<void>;
+  /**
+   * Takes over, for `owner` and `leaseMs`, the open intents whose holder is gone (lease lapsed; with
+   * `all`, every one: a single-process catalog at start), oldest first. A compare-and-set: an intent
+   * is taken by one copy only, and never while its holder renews it.
+   */
+  claimAbandonedIntents(owner: string, leaseMs: number, all: boolean): Promise<IntentRecord[]>;
   deleteIntent(id: string): Promise<void>;
 
   close(): Promise<void>;

@@ -78,4 +78,12 @@ export const migrations: Migration[] = [
       CREATE TRIGGER jobs_insert_notify AFTER INSERT ON jobs FOR EACH ROW EXECUTE FUNCTION pipit_notify_change();
       CREATE TRIGGER jobs_status_notify AFTER UPDATE ON jobs FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status) EXECUTE FUNCTION pipit_notify_change()`,
   },
+  {
+    // Intents held like jobs: the copy running a change renews its lease; only an intent whose
+    // copy died (lease lapsed) is rolled forward or back by another copy.
+    version: 7,
+    sql: `
+      ALTER TABLE intents ADD COLUMN locked_by text;
+      ALTER TABLE intents ADD COLUMN locked_until timestamptz`,
+  },
 ];

@@ -135,6 +135,14 @@ export class SqlCatalog implements Catalog {
     await this.q('SELECT pg_advisory_xact_lock(hashtext($1))', [`pipit:${name}`]);
   }
 
+  async holding<T>(name: string, mode: 'shared' | 'exclusive', fn: () => Promise<T>): Promise<T> {
+    const take = mode === 'shared' ? 'pg_advisory_xact_lock_shared' : 'pg_advisory_xact_lock';
+    return this.client.transaction(async (tx) => {
+      await tx.query(`SELECT ${take}(hashtext($1))`, [`pipit:${name}`]);
+      return fn();
+    });
+  }
+
   async ping(): Promise<void> {
     await this.db.query('SELECT 1');
   }
@@ -393,14 +401,28 @@ export class SqlCatalog implements Catalog {
     return (await this.q('SELECT doc, 0 AS version FROM intents ORDER BY created_at, id')).map((x) => x.doc as unknown as IntentRecord);
   }
 
-  async upsertIntent(i: IntentRecord): Promise<void> {
-    await this.q('INSERT INTO intents(id, workspace_id, kind, created_at, doc) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO UPDATE SET doc = EXCLUDED.doc', [
-      i.id,
-      i.workspaceId,
-      i.kind,
-      i.createdAt,
-      i,
-    ]);
+  async upsertIntent(i: IntentRecord, owner: string, leaseMs: number): Promise<void> {
+    await this.q(
+      `INSERT INTO intents(id, workspace_id, kind, created_at, doc, locked_by, locked_until)
+         VALUES ($1, $2, $3, $4, $5, $6, now() + $7 * interval '1 millisecond')
+       ON CONFLICT (id) DO UPDATE SET doc = EXCLUDED.doc`,
+      [i.id, i.workspaceId, i.kind, i.createdAt, i, owner, leaseMs],
+    );
+  }
+
+  async renewIntents(owner: string, ids: string[], leaseMs: number): Promise<void> {
+    if (!ids.length) return;
+    await this.q(`UPDATE intents SET locked_until = now() + $3 * interval '1 millisecond' WHERE locked_by = $1 AND id = ANY($2)`, [owner, ids, leaseMs]);
+  }
+
+  async claimAbandonedIntents(owner: string, leaseMs: number, all: boolean): Promise<IntentRecord[]> {
+    const r = await this.q<{ doc: IntentRecord; created_at: string }>(
+      `UPDATE intents i SET locked_by = $1, locked_until = now() + $2 * interval '1 millisecond'
+       FROM (SELECT id FROM intents WHERE $3 OR locked_until IS NULL OR locked_until < now() FOR UPDATE SKIP LOCKED) c
+       WHERE i.id = c.id RETURNING i.doc`,
+      [owner, leaseMs, all],
+    );
+    return r.map((x) => x.doc).sort((x, y) => x.createdAt.localeCompare(y.createdAt) || x.id.localeCompare(y.id));
   }
 
   async deleteIntent(id: string): Promise<void> {

@@ -5,7 +5,7 @@
  * Rejects with Tinybird's 403 messages.
  */
 import crypto from 'node:crypto';
-import type { Catalog, PipeRecord, Scope, ScopeType, TokenRecord, Workspace } from '../catalog/catalog.js';
+import { type Catalog, type PipeRecord, type Scope, type ScopeType, type TokenRecord, VersionConflict, type Workspace } from '../catalog/catalog.js';
 import type { ParamValue } from '../template/index.js';
 import { badRequest, conflict, forbidden } from '../basics/errors.js';
 import { decodeJwt, signJwt, verifyHs256 } from './jwt.js';
@@ -382,7 +382,7 @@ export class AccessService {
         const ws: Workspace = { id, name: 'default', database: `w_${id.replace(/-/g, '')}`, createdAt: nowIso() };
         await tx.insertWorkspace(ws);
         await tx.insertToken(this.newToken(null, 'user token', [{ type: 'USER' }]));
-        await tx.insertToken(this.newToken(ws.id, 'admin token', [{ type: 'ADMIN' }]));
+        await tx.insertToken({ ...this.newToken(ws.id, 'admin token', [{ type: 'ADMIN' }]), userAdmin: true });
         await tx.insertToken(this.newToken(ws.id, 'workspace admin token', [{ type: 'ADMIN' }]));
         return true;
       });
@@ -397,7 +397,11 @@ export class AccessService {
     const wsAdmin = wsToks.find((t) => t.name === 'workspace admin token') ?? anyAdmin;
     // The admin token handed out is the user's (Tinybird Local's ADMIN_USER): it lists every
     // workspace with its token (the TypeScript SDK's local flow). Marked once, also on old data.
-    if (admin && !admin.userAdmin && admin !== wsAdmin) await this.updateToken({ ...admin, userAdmin: true });
+    // Copies starting at once on old data may both mark it: the one that loses finds it marked.
+    if (admin && !admin.userAdmin && admin !== wsAdmin)
+      await this.updateToken({ ...admin, userAdmin: true }).catch((err) => {
+        if (!(err instanceof VersionConflict)) throw err;
+      });
     return { user_token: userTok?.token ?? '', admin_token: admin?.token ?? '', workspace_admin_token: wsAdmin?.token ?? '', created };
   }
 

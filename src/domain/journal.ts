@@ -5,9 +5,15 @@
  * deletes it after its last step. A `kill -9` in between leaves the intent behind, and the next
  * start (src/domain/recovery.ts) rolls it forward or back, so catalog and engine agree again.
  *
+ * With several copies on one catalog an intent is held like a job: the copy that began it renews
+ * its lease while the change runs (`renew`), and another copy settles it only once that lease has
+ * lapsed (`claimAbandoned`), so a starting copy never undoes a change a live copy is making.
+ *
  * Checkpoints name the moments between steps. PIPIT_TEST_PAUSE_AT (test only) stops the operation
  * at one of them forever, after printing `PIPIT_PAUSED <name>`, so a fault test can kill there.
  */
+import crypto from 'node:crypto';
+import os from 'node:os';
 import type { Catalog, IntentRecord, Workspace } from '../catalog/catalog.js';
 import { newJobId } from '../basics/ids.js';
 import { nowIso } from '../basics/time.js';
@@ -17,6 +23,12 @@ export type { IntentRecord };
 export class Journal {
   /** Test hook: the checkpoint at which to stop (Config.testPauseAt). */
   pauseAt: string | null = null;
+  /** This copy's name as the holder of its intents (createApp gives it the job service's). */
+  owner = `${os.hostname()}:${process.pid}:${crypto.randomBytes(4).toString('hex')}`;
+  /** How long an intent's claim holds without renewal (PIPIT_JOB_LEASE, as jobs). */
+  leaseMs = 30_000;
+  /** The intents this copy holds: begun here and not ended, or taken over to recover. */
+  private readonly held = new Set<string>();
 
   constructor(private readonly catalog: Catalog) {}
 
@@ -24,14 +36,20 @@ export class Journal {
   async begin(ws: Workspace, kind: string, data: Record<string, unknown>): Promise<IntentRecord> {
     const now = nowIso();
     const intent: IntentRecord = { id: newJobId(), workspaceId: ws.id, kind, createdAt: now, updatedAt: now, data };
-    await this.catalog.upsertIntent(intent);
+    this.held.add(intent.id);
+    try {
+      await this.catalog.upsertIntent(intent, this.owner, this.leaseMs);
+    } catch (err) {
+      this.held.delete(intent.id);
+      throw err;
+    }
     return intent;
   }
 
   /** Records progress (a phase reached, an object created); returns the updated intent. */
   async update(intent: IntentRecord, patch: Record<string, unknown>): Promise<IntentRecord> {
     const next: IntentRecord = { ...intent, updatedAt: nowIso(), data: { ...intent.data, ...patch } };
-    await this.catalog.upsertIntent(next);
+    await this.catalog.upsertIntent(next, this.owner, this.leaseMs);
     Object.assign(intent, next);
     return intent;
   }
@@ -39,10 +57,32 @@ export class Journal {
   /** The change is whole: forget it. */
   async end(intent: IntentRecord): Promise<void> {
     await this.catalog.deleteIntent(intent.id);
+    this.held.delete(intent.id);
   }
 
+  /** Every open intent, held by any copy (checks and tests). */
   list(): Promise<IntentRecord[]> {
     return this.catalog.listIntents();
+  }
+
+  /** Extends this copy's claim on the intents it holds (called more often than the lease lapses). */
+  async renew(): Promise<void> {
+    await this.catalog.renewIntents(this.owner, [...this.held], this.leaseMs);
+  }
+
+  /**
+   * Takes over the intents whose copy is gone, oldest first: with `all` every open one (a single
+   * process at start: nothing else runs them), else those whose lease lapsed.
+   */
+  async claimAbandoned(all: boolean): Promise<IntentRecord[]> {
+    const claimed = await this.catalog.claimAbandonedIntents(this.owner, this.leaseMs, all);
+    for (const i of claimed) this.held.add(i.id);
+    return claimed;
+  }
+
+  /** Stops holding an intent whose recovery failed: another copy (or this one) tries again once the lease lapses. */
+  release(intent: IntentRecord): void {
+    this.held.delete(intent.id);
   }
 
   /** A named point between two steps (a no-op unless a fault test asked to stop here). */

@@ -13,9 +13,12 @@
  *    them back (they hold no data of their own); a missing table is re-created empty and logged as
  *    an error, so the data source works again instead of failing every request.
  *
- * An intent whose recovery fails stays for the next start, and the objects it names are kept.
+ * An intent whose recovery fails stays (tried again at the next start, or once its lease lapses
+ * with a shared catalog), and the objects it names are kept. With a shared catalog a starting copy
+ * takes over only the intents whose copy is gone (lease lapsed) and keeps the objects of the
+ * others; the live copies also settle a dead copy's intents while they run (`keepIntents`).
  */
-import type { IntentRecord, Workspace } from '../catalog/catalog.js';
+import { type IntentRecord, VersionConflict, type Workspace } from '../catalog/catalog.js';
 import { name, sql, trusted } from '../engine/sql.js';
 import { createQuarantineSql, createTableSql, physicalNames, writableColumns } from '../ingest/physical.js';
 import type { Catalog } from '../catalog/catalog.js';
@@ -63,26 +66,11 @@ export async function recoverAfterCrash(s: RecoveryServices, log: RecoveryLog): 
   journal.pauseAt = s.config.testPauseAt;
   const workspaces = new Map((await s.catalog.listWorkspaces()).map((w) => [w.id, w]));
 
-  // 1. Intents, oldest first.
+  // 1. Intents, oldest first: every one on a single-process catalog, else those whose copy is gone.
+  await recoverIntents(s, log, !s.catalog.shared, report);
+  // What the intents still open name is kept: changes other copies are making, or that failed to recover.
   const kept = new Set<string>();
-  for (const intent of await journal.list()) {
-    const ws = workspaces.get(intent.workspaceId);
-    const what = `${intent.kind} ${intent.id}`;
-    try {
-      if (!ws) {
-        await journal.end(intent);
-        continue;
-      }
-      const outcome = await recoverIntent(s, ws, intent);
-      report[outcome].push(what);
-      await settleJob(s, intent, outcome);
-      log.warn({ intent: intent.id, kind: intent.kind, outcome, data: summary(intent) }, `recovered an interrupted ${intent.kind} (rolled ${outcome})`);
-    } catch (err) {
-      report.failed.push(what);
-      for (const v of Object.values(intent.data)) if (typeof v === 'string') kept.add(v.slice(v.indexOf('.') + 1));
-      log.error({ err, intent: intent.id, kind: intent.kind }, `could not recover an interrupted ${intent.kind}; it is retried on the next start`);
-    }
-  }
+  for (const intent of await journal.list()) for (const v of Object.values(intent.data)) if (typeof v === 'string') kept.add(v.slice(v.indexOf('.') + 1));
 
   // 2 and 3, per workspace database.
   for (const ws of workspaces.values()) {
@@ -148,6 +136,67 @@ export async function recoverAfterCrash(s: RecoveryServices, log: RecoveryLog): 
   return report;
 }
 
+/**
+ * Rolls forward or back the intents this copy takes over (`Journal.claimAbandoned`), oldest first,
+ * and settles their jobs. One that fails is released: it is tried again once its lease lapses.
+ */
+export async function recoverIntents(s: RecoveryServices, log: RecoveryLog, all: boolean, report?: RecoveryReport): Promise<void> {
+  const journal = s.datasources.journal;
+  const claimed = await journal.claimAbandoned(all);
+  if (!claimed.length) return;
+  const workspaces = new Map((await s.catalog.listWorkspaces()).map((w) => [w.id, w]));
+  for (const intent of claimed) {
+    const ws = workspaces.get(intent.workspaceId);
+    const what = `${intent.kind} ${intent.id}`;
+    try {
+      if (!ws) {
+        await journal.end(intent);
+        continue;
+      }
+      const outcome = await recoverIntent(s, ws, intent);
+      report?.[outcome].push(what);
+      await settleJob(s, intent, outcome);
+      log.warn({ intent: intent.id, kind: intent.kind, outcome, data: summary(intent) }, `recovered an interrupted ${intent.kind} (rolled ${outcome})`);
+    } catch (err) {
+      journal.release(intent);
+      report?.failed.push(what);
+      log.error({ err, intent: intent.id, kind: intent.kind }, `could not recover an interrupted ${intent.kind}; it is tried again later`);
+    }
+  }
+}
+
+/**
+ * With a shared catalog, while the copy runs: renews the leases of the intents it holds and
+ * recovers those of copies that died (lease lapsed), every `everyMs`. Returns the stop function.
+ */
+export function keepIntents(s: RecoveryServices, log: RecoveryLog, everyMs: number): () => Promise<void> {
+  let stopped = false;
+  let timer: NodeJS.Timeout | undefined;
+  let pass: Promise<void> | undefined;
+  const tick = () => {
+    pass = (async () => {
+      try {
+        await s.datasources.journal.renew();
+        await recoverIntents(s, log, false);
+      } catch (err) {
+        log.error({ err }, 'renewing or recovering intents failed');
+      }
+    })().finally(() => {
+      if (!stopped) {
+        timer = setTimeout(tick, everyMs);
+        timer.unref();
+      }
+    });
+  };
+  timer = setTimeout(tick, everyMs);
+  timer.unref();
+  return async () => {
+    stopped = true;
+    if (timer) clearTimeout(timer);
+    await pass;
+  };
+}
+
 async function recoverIntent(s: RecoveryServices, ws: Workspace, intent: IntentRecord): Promise<'forward' | 'back'> {
   const journal = s.datasources.journal;
   switch (intent.kind) {
@@ -179,24 +228,32 @@ async function recoverIntent(s: RecoveryServices, ws: Workspace, intent: IntentR
 async function settleJob(s: RecoveryServices, intent: IntentRecord, outcome: 'forward' | 'back'): Promise<void> {
   const id = intent.data.job;
   if (typeof id !== 'string') return;
-  const job = await s.catalog.getJob(id);
-  if (!job || job.status === 'done' || job.status === 'cancelled') return;
-  const now = nowIso();
-  if (outcome === 'forward') {
-    await s.catalog.updateJob({
-      ...job,
-      status: 'done',
-      error: null,
-      updatedAt: now,
-      data: { ...job.data, recovered: 'completed on restart after an interruption' },
-    });
-  } else {
-    await s.catalog.updateJob({
-      ...job,
-      status: 'error',
-      updatedAt: now,
-      error: 'The job was interrupted by a server restart before it wrote anything; run it again',
-    });
+  // Another copy may fail the job (its lease lapsed too) meanwhile: read it again and say what happened.
+  for (;;) {
+    const job = await s.catalog.getJob(id);
+    if (!job || job.status === 'done' || job.status === 'cancelled') return;
+    const now = nowIso();
+    try {
+      if (outcome === 'forward') {
+        await s.catalog.updateJob({
+          ...job,
+          status: 'done',
+          error: null,
+          updatedAt: now,
+          data: { ...job.data, recovered: 'completed after an interruption' },
+        });
+      } else {
+        await s.catalog.updateJob({
+          ...job,
+          status: 'error',
+          updatedAt: now,
+          error: 'The job was interrupted (its server stopped) before it wrote anything; run it again',
+        });
+      }
+      return;
+    } catch (err) {
+      if (!(err instanceof VersionConflict)) throw err;
+    }
   }
 }
 

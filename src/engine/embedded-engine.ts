@@ -650,7 +650,7 @@ export class EmbeddedEngine implements Engine {
     return out;
   }
 
-  private readonly gate = new WriteGate();
+  readonly gate = new WriteGate();
 
   exclusiveWrites<T>(fn: () => Promise<T>): Promise<T> {
     return this.gate.exclusive(fn);

@@ -3,6 +3,7 @@
  * domain never knows whether it runs on embedded chDB or a ClickHouse server. Engine failures
  * surface as EngineError with the ClickHouse `{code, type}` parsed once, here.
  */
+import type { WriteGate } from './write-gate.js';
 
 export interface QueryOptions {
   /** Output format (default TabSeparated). */
@@ -113,6 +114,8 @@ export interface Engine {
    * view and snapshotting what it has not seen).
    */
   exclusiveWrites<T>(fn: () => Promise<T>): Promise<T>;
+  /** The write gate behind inserts and `exclusiveWrites`; createApp makes it span copies (`WriteGate.acrossCopies`). */
+  readonly gate: WriteGate;
   /**
    * Makes a file of Pipit's own (a spooled upload on this host) readable by the engine while `fn`
    * runs: `fn` gets a table expression over it, e.g. `file('/tmp/x', Parquet)` (embedded) or

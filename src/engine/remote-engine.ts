@@ -132,7 +132,7 @@ export class RemoteEngine implements Engine {
   private readonly client: ClickHouseClient;
   private readonly userClient: ClickHouseClient;
   private readonly lanes: EngineLanes;
-  private readonly gate = new WriteGate();
+  readonly gate = new WriteGate();
   private readonly cluster: string | null;
   private closed = false;
   private seq = 0;

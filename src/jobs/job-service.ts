@@ -65,8 +65,13 @@ export class JobService {
    * may run stay queued.
    */
   async recover(): Promise<void> {
-    for (const job of await this.catalog.abandonedJobs(!this.catalog.shared)) {
-      if (this.running.has(job.id) || this.pinned.has(job.id)) continue;
+    const abandoned = (await this.catalog.abandonedJobs(!this.catalog.shared)).filter((j) => !this.running.has(j.id) && !this.pinned.has(j.id));
+    if (!abandoned.length) return;
+    // A job whose change is journaled is settled with its intent (src/domain/recovery.ts), which
+    // knows whether the rows were written: failing it first would invite a retry that writes them twice.
+    const journaled = new Set((await this.catalog.listIntents()).map((i) => i.data.job));
+    for (const job of abandoned) {
+      if (journaled.has(job.id)) continue;
       const cancelled = job.status === 'cancelling';
       try {
         await this.save({

@@ -1,0 +1,296 @@
+/**
+ * Several Pipit copies behind one load balancer, over real HTTP on loopback: two copies in this
+ * process and a third as a child process (so it can be killed with SIGKILL), each on its own data
+ * directory, all on ONE throw-away PostgreSQL catalog and ONE engine (the ClickHouse-compatible test
+ * server, test/engine-server). What one copy changes the others see; rows posted to any copy are
+ * stored once; a populate on one copy is exact while another ingests (the write gate spans copies:
+ * PostgreSQL advisory locks);
+ * a schedule ticks once across copies; a copy killed in the middle of a job leaves no stuck job, no
+ * open intent and no partial or duplicate rows: the live copies settle both once the leases lapse.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { consistency } from '../helpers/consistency.js';
+import { startPostgres, type TestPostgres } from '../helpers/postgres.js';
+import { type EngineTestServerProcess, startEngineTestServerProcess, startServer, TEST_SECRET_KEY, type TestServer } from '../helpers/server.js';
+
+const JSON_HDR = { 'content-type': 'application/json' };
+/** Seconds a job's or an intent's claim holds without renewal (short, so a dead copy's work is settled quickly). */
+const LEASE_S = 2;
+
+let pg: TestPostgres;
+let engineServer: EngineTestServerProcess;
+let catalogUrl: string;
+let a: TestServer;
+let b: TestServer;
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'pipit-multi-'));
+
+const copy = () => startServer({ config: { catalogUrl, secretKey: TEST_SECRET_KEY, engineUrl: engineServer.url, jobLeaseSeconds: LEASE_S } });
+
+beforeAll(async () => {
+  [pg, engineServer] = await Promise.all([startPostgres(), startEngineTestServerProcess(path.join(tmp, 'engine'))]);
+  catalogUrl = await pg.createDatabase('multi');
+  // Two copies starting at once on an empty catalog: one creates the default workspace, both serve it.
+  [a, b] = await Promise.all([copy(), copy()]);
+  expect(b.token).toBe(a.token);
+  const schema = 'id Int64 `json:$.id`, country LowCardinality(String) `json:$.country`, n Int64 `json:$.n`';
+  expect((await a.req('POST', '/v0/datasources?name=events&mode=create', { body: new URLSearchParams({ schema }) })).status).toBe(200);
+}, 90_000);
+
+afterAll(async () => {
+  await a?.close();
+  await b?.close();
+  await engineServer?.stop();
+  await pg?.stop();
+  fs.rmSync(tmp, { recursive: true, force: true });
+});
+
+let nextId = 0;
+const batch = (n: number) =>
+  Array.from({ length: n }, () => {
+    const id = nextId++;
+    return JSON.stringify({ id, country: ['ES', 'FR', 'US'][id % 3], n: id % 100 });
+  }).join('\n');
+
+async function sql<T = Record<string, unknown>>(s: TestServer, q: string): Promise<T[]> {
+  const r = await s.req('GET', `/v0/sql?q=${encodeURIComponent(`${q} FORMAT JSON`)}`);
+  const body = await r.json();
+  expect(r.status, JSON.stringify(body)).toBe(200);
+  return body.data;
+}
+
+async function waitJob(s: { req: TestServer['req'] }, id: string, ms = 60_000): Promise<Record<string, unknown>> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const j = await (await s.req('GET', `/v0/jobs/${id}`)).json();
+    if (['done', 'error', 'cancelled'].includes(j.status)) return j;
+    if (Date.now() > end) throw new Error(`job ${id} still ${j.status}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** How many ms until `f` holds (polling every 20 ms), or null after `ms`. */
+async function within(ms: number, f: () => Promise<boolean>): Promise<number | null> {
+  const t0 = Date.now();
+  for (;;) {
+    if (await f()) return Date.now() - t0;
+    if (Date.now() - t0 > ms) return null;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+describe('N copies on one catalog and one engine', () => {
+  it('a token revoked on A is refused by B within 1 s; a refreshed one too', async () => {
+    let r = await a.req('POST', '/v0/tokens?name=reader&scope=DATASOURCES:READ:events');
+    expect(r.status).toBe(200);
+    const reader = (await r.json()).token as string;
+    const readOn = async (s: TestServer, token: string) => (await s.req('GET', '/v0/datasources/events', { token })).status;
+    expect(await readOn(b, reader)).toBe(200);
+    r = await a.req('POST', '/v0/tokens/reader/refresh');
+    expect(r.status).toBe(200);
+    const refreshed = (await r.json()).token as string;
+    expect(await within(1000, async () => (await readOn(b, reader)) === 403)).not.toBeNull();
+    expect(await readOn(b, refreshed)).toBe(200);
+    expect((await a.req('DELETE', '/v0/tokens/reader')).status).toBe(200);
+    expect(await within(1000, async () => (await readOn(b, refreshed)) === 403)).not.toBeNull();
+  });
+
+  it('a pipe created on A is served by B', async () => {
+    expect((await a.req('POST', '/v0/events?name=events&wait=true', { body: batch(30) })).status).toBe(200);
+    const pipe = {
+      name: 'per_country',
+      nodes: [{ name: 'e', sql: 'SELECT country, count() AS c FROM events GROUP BY country ORDER BY country', type: 'endpoint' }],
+    };
+    expect((await a.req('POST', '/v0/pipes', { headers: JSON_HDR, body: JSON.stringify(pipe) })).status).toBe(200);
+    const r = await b.req('GET', '/v0/pipes/per_country.json');
+    const body = await r.json();
+    expect(r.status, JSON.stringify(body)).toBe(200);
+    expect(body.data).toEqual([
+      { country: 'ES', c: 10 },
+      { country: 'FR', c: 10 },
+      { country: 'US', c: 10 },
+    ]);
+  });
+
+  it('events posted alternately to A and B (wait=true) are all present exactly once', async () => {
+    const first = nextId;
+    const sends = Array.from({ length: 20 }, (_, i) => ({ s: i % 2 ? b : a, body: batch(100) }));
+    const statuses = await Promise.all(sends.map(({ s, body }) => s.req('POST', '/v0/events?name=events&wait=true', { body }).then((r) => r.status)));
+    expect(statuses.every((x) => x === 200)).toBe(true);
+    const [r] = await sql<{ c: number; u: number }>(b, `SELECT count() AS c, uniqExact(id) AS u FROM events WHERE id >= ${first}`);
+    expect(r).toEqual({ c: 2000, u: 2000 });
+  });
+
+  it('a populate on A while B ingests is exact', async () => {
+    // A history large enough that the populate is still reading while B's inserts land.
+    const t = `${a.app.services.access.defaultWorkspace.database}.${(await a.app.services.datasources.get(a.app.services.access.defaultWorkspace, 'events')).id}`;
+    await a.app.services.engine.exec(
+      `INSERT INTO ${t} (id, country, n) SELECT number + 1000000000, ['ES','FR','US'][number % 3 + 1], number % 100 FROM numbers(300000)`,
+    );
+    const pipe = { name: 'agg', nodes: [{ name: 'm', sql: 'SELECT country, countState() AS c, sumState(n) AS s FROM events GROUP BY country' }] };
+    expect((await a.req('POST', '/v0/pipes', { headers: JSON_HDR, body: JSON.stringify(pipe) })).status).toBe(200);
+    let stop = false;
+    let sent = 0;
+    const writer = (async () => {
+      while (!stop) {
+        const r = await b.req('POST', '/v0/events?name=events&wait=true', { body: batch(50) });
+        expect(r.status).toBe(200);
+        sent++;
+      }
+    })();
+    await new Promise((r) => setTimeout(r, 100));
+    const r = await a.req('POST', '/v0/pipes/agg/nodes/m/materialization?datasource=agg_ds&populate=true');
+    const body = await r.json();
+    expect(r.status, JSON.stringify(body)).toBe(200);
+    const done = await waitJob(a, body.job.id);
+    await new Promise((res) => setTimeout(res, 200));
+    stop = true;
+    await writer;
+    expect(done.status, JSON.stringify(done)).toBe('done');
+    expect(sent).toBeGreaterThan(2);
+    const direct = await sql(a, 'SELECT country, count() AS c, sum(n) AS s FROM events GROUP BY country ORDER BY country');
+    expect(await sql(b, 'SELECT country, countMerge(c) AS c, sumMerge(s) AS s FROM agg_ds GROUP BY country ORDER BY country')).toEqual(direct);
+  }, 120_000);
+
+  it("the write gate spans copies: while A holds it exclusively (a populate's snapshot), B's inserts wait", async () => {
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    let entered!: () => void;
+    const inside = new Promise<void>((r) => (entered = r));
+    const section = a.app.services.engine.exclusiveWrites(async () => {
+      entered();
+      await held;
+    });
+    await inside;
+    let answered = false;
+    const post = b.req('POST', '/v0/events?name=events&wait=true', { body: batch(5) }).then((r) => {
+      answered = true;
+      return r.status;
+    });
+    await new Promise((r) => setTimeout(r, 500));
+    expect(answered).toBe(false);
+    release();
+    await section;
+    expect(await post).toBe(200);
+  });
+
+  it('a scheduled copy runs once per tick across copies (a controllable clock on each)', async () => {
+    const form = (o: Record<string, string>) => ({ body: new URLSearchParams(o) });
+    expect((await a.req('POST', '/v0/datasources?name=snap&mode=create', form({ schema: 'country String, c UInt64' }))).status).toBe(200);
+    const pipe = { name: 'snapper', nodes: [{ name: 'n', sql: 'SELECT country, count() AS c FROM events WHERE id < 30 GROUP BY country' }] };
+    expect((await a.req('POST', '/v0/pipes', { headers: JSON_HDR, body: JSON.stringify(pipe) })).status).toBe(200);
+    const t0 = new Date('2030-01-01T00:00:30Z');
+    const at = (m: number) => new Date(t0.getTime() + m * 60_000);
+    const setClock = (d: Date) => {
+      a.app.services.clock.now = () => d;
+      b.app.services.clock.now = () => d;
+    };
+    setClock(t0);
+    const r = await a.req('POST', '/v0/pipes/snapper/nodes/n/copy', form({ target_datasource: 'snap', schedule_cron: '*/5 * * * *' }));
+    expect(r.status, await r.clone().text()).toBe(200);
+    let runs = 0;
+    for (const m of [5, 10, 11, 15]) {
+      setClock(at(m));
+      // Both copies wake at the same minute; exactly one runs each tick.
+      const [ja, jb] = await Promise.all([a.app.services.scheduler.tick(), b.app.services.scheduler.tick()]);
+      const jobs = [...ja, ...jb];
+      expect(jobs.length, `minute ${m}`).toBe(m === 11 ? 0 : 1);
+      for (const j of jobs) expect((await waitJob(a, j.id)).status).toBe('done');
+      runs += jobs.length;
+    }
+    expect(runs).toBe(3);
+    expect(await sql(b, 'SELECT country, sum(c) AS c, count() AS n FROM snap GROUP BY country ORDER BY country')).toEqual([
+      { country: 'ES', c: 30, n: 3 },
+      { country: 'FR', c: 30, n: 3 },
+      { country: 'US', c: 30, n: 3 },
+    ]);
+    expect((await a.req('POST', '/v0/pipes/snapper/copy/pause')).status).toBe(200);
+  }, 60_000);
+
+  it('kill -9 of a copy in the middle of a job: the live copies settle the job and its intent; no stuck job, no partial or duplicate rows', async () => {
+    const form = (o: Record<string, string>) => ({ body: new URLSearchParams(o) });
+    expect((await a.req('POST', '/v0/datasources?name=copied&mode=create', form({ schema: 'id Int64, country String' }))).status).toBe(200);
+    const pipe = { name: 'copier', nodes: [{ name: 'n', sql: 'SELECT id, toString(country) AS country FROM events WHERE id < 1000' }] };
+    expect((await a.req('POST', '/v0/pipes', { headers: JSON_HDR, body: JSON.stringify(pipe) })).status).toBe(200);
+    expect((await a.req('POST', '/v0/pipes/copier/nodes/n/copy', form({ target_datasource: 'copied' }))).status).toBe(200);
+
+    // Copy C stops its copy once the rows are staged (before any is published), then dies.
+    const c = await startChild('copy:staged');
+    try {
+      const r = await c.req('POST', '/v0/pipes/copier/copy');
+      const body = await r.json();
+      expect(r.status, JSON.stringify(body)).toBe(200);
+      const jobId = body.job.id as string;
+      await c.paused;
+      c.proc.kill('SIGKILL');
+      await c.exited;
+      // The job is not left `working` and the intent not open: a live copy settles both once the
+      // leases lapse. The rows were staged and the intent past its point of no return, so the copy
+      // is finished (rolled forward) and the job says so; it never reads "run it again" meanwhile.
+      const settled = await waitJob(a, jobId, 10 * LEASE_S * 1000);
+      expect(settled.status, JSON.stringify(settled)).toBe('done');
+      expect(await a.app.services.catalog.listIntents()).toEqual([]);
+      expect(await sql(a, 'SELECT count() AS c, uniqExact(id) AS u FROM copied')).toEqual([{ c: 1000, u: 1000 }]);
+      // Nothing of the dead copy's staging is left in the engine; engine and catalog agree.
+      expect(await consistency(a.app.services)).toEqual({ intents: 0, orphans: [], missing: [], mismatched: [], views: [] });
+      // Run again on a live copy: every row once more, exactly.
+      const again = await (await b.req('POST', '/v0/pipes/copier/copy')).json();
+      expect((await waitJob(b, again.job.id)).status).toBe('done');
+      expect(await sql(a, 'SELECT count() AS c, uniqExact(id) AS u FROM copied')).toEqual([{ c: 2000, u: 1000 }]);
+    } finally {
+      if (c.proc.exitCode === null) c.proc.kill('SIGKILL');
+    }
+  }, 90_000);
+});
+
+interface Child {
+  proc: ChildProcess;
+  paused: Promise<void>;
+  exited: Promise<void>;
+  req(method: string, p: string, opts?: { body?: BodyInit }): Promise<Response>;
+}
+
+/** A third copy as a child process (test/helpers/fault-server.ts) on the same catalog and engine, stopped at `pauseAt`. */
+async function startChild(pauseAt: string): Promise<Child> {
+  const root = path.resolve(import.meta.dirname, '../..');
+  const proc = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'test/helpers/fault-server.ts')], {
+    cwd: root,
+    env: {
+      ...process.env,
+      PIPIT_DATA_DIR: fs.mkdtempSync(path.join(tmp, 'c-')),
+      PIPIT_CATALOG_URL: catalogUrl,
+      PIPIT_ENGINE_URL: engineServer.url,
+      PIPIT_SECRET_KEY: TEST_SECRET_KEY.toString('utf8'),
+      PIPIT_JOB_LEASE: String(LEASE_S),
+      PIPIT_TEST_PAUSE_AT: pauseAt,
+      PIPIT_LOG_LEVEL: 'silent',
+    },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const exited = new Promise<void>((r) => proc.once('exit', () => r()));
+  let buf = '';
+  let onPaused!: () => void;
+  const paused = new Promise<void>((r) => (onPaused = r));
+  const port = await new Promise<number>((resolve, reject) => {
+    proc.stdout!.on('data', (d: Buffer) => {
+      buf += d.toString();
+      for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n')) {
+        const line = buf.slice(0, i);
+        buf = buf.slice(i + 1);
+        if (line.startsWith('PIPIT_READY ')) resolve(Number(line.split(' ')[1]));
+        if (line.startsWith(`PIPIT_PAUSED ${pauseAt}`)) onPaused();
+      }
+    });
+    proc.once('exit', (code) => reject(new Error(`copy C exited with ${code}`)));
+  });
+  const url = `http://127.0.0.1:${port}`;
+  return {
+    proc,
+    paused,
+    exited,
+    req: (method, p, opts = {}) => fetch(url + p, { method, body: opts.body, headers: { authorization: `Bearer ${a.token}` } }),
+  };
+}
