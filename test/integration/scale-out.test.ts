@@ -103,7 +103,10 @@ describe('copies sharing a PostgreSQL catalog', () => {
     for (let n = 0; n < 6; n++) created.push(await (n % 2 ? ja : jb).create(ws, 'delete_data', {}, { payload: { n } }));
     expect(await within(5000, () => runs.length === 6), runs.join()).toBe(true);
     expect(new Set(runs.map((r) => r.split(':')[1])).size).toBe(6);
-    for (const j of created) expect((await a.getJob(j.id))?.status).toBe('done');
+    // A handler has returned before its job's outcome is saved: wait for the records.
+    const statuses = async () => Promise.all(created.map(async (j) => (await a.getJob(j.id))?.status));
+    for (let t = Date.now(); Date.now() - t < 5000 && !(await statuses()).every((st) => st === 'done'); ) await new Promise((r) => setTimeout(r, 20));
+    expect(await statuses()).toEqual(created.map(() => 'done'));
 
     await ja.close();
     await jb.close();
