@@ -56,7 +56,13 @@ async function startServer(dir: string, port: number): Promise<ChildProcess> {
   const built = fs.existsSync('dist/server/main.mjs');
   if (!built) console.log('dist/server/main.mjs is not built (npm run build:server): running the sources through tsx');
   const child = spawn(process.execPath, built ? ['dist/server/main.mjs'] : ['--import', 'tsx', 'src/main.ts'], {
-    env: { ...process.env, PIPIT_DATA_DIR: dir, PIPIT_PORT: String(port), PIPIT_LOG_LEVEL: 'silent', UV_THREADPOOL_SIZE: process.env.UV_THREADPOOL_SIZE ?? '16' },
+    env: {
+      ...process.env,
+      PIPIT_DATA_DIR: dir,
+      PIPIT_PORT: String(port),
+      PIPIT_LOG_LEVEL: 'silent',
+      UV_THREADPOOL_SIZE: process.env.UV_THREADPOOL_SIZE ?? '16',
+    },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   await new Promise<void>((resolve, reject) => {
@@ -122,7 +128,8 @@ async function main() {
         // The former reference: one Session, best_effort date parsing.
         old: async () => {
           const t1 = performance.now();
-          for (const c of chunks) await raw[0].insert({ table: `b.o${run}`, values: c, format: 'JSONEachRow', settings: { date_time_input_format: 'best_effort' } });
+          for (const c of chunks)
+            await raw[0].insert({ table: `b.o${run}`, values: c, format: 'JSONEachRow', settings: { date_time_input_format: 'best_effort' } });
           oldMBs.push(totalBytes / 1e6 / ((performance.now() - t1) / 1000));
         },
       };
