@@ -42,7 +42,9 @@ import { SANDBOX_DATABASE } from '../src/engine/engine.js';
 import { render, type ParamValue } from '../src/template/index.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
-const ROWS = Number(process.env.BENCH_ENDPOINT_ROWS ?? 10_000_000);
+const ROWS = Number(process.env.BENCH_ENDPOINT_ROWS ?? 1_000_000);
+/** BENCH_ENDPOINT_BREAKDOWN=1: also the where-the-time-goes parts after the main table (slow). */
+const BREAKDOWN = process.env.BENCH_ENDPOINT_BREAKDOWN === '1';
 const TRIVIAL_N = Number(process.env.BENCH_ENDPOINT_TRIVIAL ?? 2000);
 const AGG_N = Number(process.env.BENCH_ENDPOINT_AGG ?? 60);
 /** Sessions of the server's engine pool and of the raw pool: the higher concurrency measured. */
@@ -64,7 +66,10 @@ interface Stats {
 interface Call {
   params: Record<string, string>;
   path: string;
+  /** The physical SQL Pipit runs (its rewrite of the node, under its session settings). */
   sql: string;
+  /** The SQL a user would write against the table for the same parameters (raw chDB, default settings). */
+  natural: string;
 }
 
 const median = (xs: number[]) => {
@@ -196,16 +201,21 @@ async function main() {
 
     // Parameter combinations and the physical SQL the endpoint runs for each.
     const auth = await app.services.access.authenticate(token);
-    const callsOf = async (name: string, combos: Array<Record<string, string>>): Promise<Call[]> => {
+    const callsOf = async (name: string, combos: Array<Record<string, string>>, natural: (p: Record<string, string>) => string): Promise<Call[]> => {
       const pipe = (await app.services.pipes.find(ws, name))!;
       return Promise.all(
         combos.map(async (params) => {
           const prepared = await app.services.queries.prepare(auth, `SELECT * FROM \`${name}\``, { params, testMode: false, underscore: pipe });
           if (Object.keys(prepared.queryParams).length) throw new Error('bound parameters are not expected here');
-          return { params, path: `/v0/pipes/${name}.json?${new URLSearchParams(params).toString()}`, sql: prepared.sql };
+          return { params, path: `/v0/pipes/${name}.json?${new URLSearchParams(params).toString()}`, sql: prepared.sql, natural: natural(params) };
         }),
       );
     };
+    // What a user of chDB would write for the same parameters.
+    const naturalTrivial = (p: Record<string, string>) => `SELECT toInt32(${Number(p.x)}) AS x`;
+    const naturalAgg = (p: Record<string, string>) =>
+      `SELECT country, count() c, avg(value) v FROM ${table} WHERE value > ${Number(p.min_value)}` +
+      `${p.country ? ` AND country = '${p.country}'` : ''} GROUP BY country`;
     const aggCombos: Array<Record<string, string>> = [];
     for (const min of ['0.1', '0.3', '0.5', '0.7', '0.9']) {
       for (const country of [undefined, 'ES', 'US', 'JP']) aggCombos.push(country ? { min_value: min, country } : { min_value: min });
@@ -214,10 +224,12 @@ async function main() {
       a: await callsOf(
         'trivial_ep',
         Array.from({ length: 20 }, (_, i) => ({ x: String(i + 1) })),
+        naturalTrivial,
       ),
-      b: await callsOf('agg_ep', aggCombos),
+      b: await callsOf('agg_ep', aggCombos, naturalAgg),
     };
     console.log(`physical SQL of (b) for ${JSON.stringify(cases.b[1].params)}: ${cases.b[1].sql}`);
+    console.log(`natural SQL of (b) for the same: ${cases.b[1].natural}`);
 
     // The first API query creates the server's sandbox database, which the raw Sessions use too.
     const apiFirst = await httpGet(agent, port, cases.b[0].path, headers);
@@ -236,24 +248,50 @@ async function main() {
       for (const stmt of setup) await s.queryAsync(stmt);
       raw.push(s);
     }
+    // What a user would otherwise run: chDB Sessions with default settings, the natural SQL.
+    const plain: Session[] = [];
+    for (let i = 0; i < POOL; i++) plain.push(new Session(path.join(tmp, 'engine')));
+    raw.push(...plain);
     const rawRun = async (sql: string, w: number) => {
       const r = await raw[w].queryAsync(sql, { format: 'JSON' });
+      r.bytes();
+    };
+    const naturalRun = async (sql: string, w: number) => {
+      const r = await plain[w].queryAsync(sql, { format: 'JSON' });
       r.bytes();
     };
     const apiRun = async (p: string) => {
       await httpGet(agent, port, p, headers);
     };
 
-    // Same answers both ways, for every combination.
+    // Same answers every way, for every combination.
     if (!sameResult(apiFirst, Buffer.from((await raw[0].queryAsync(cases.b[0].sql, { format: 'JSON' })).bytes()))) throw new Error('different answers');
     for (const c of [...cases.a, ...cases.b]) {
       const a = await httpGet(agent, port, c.path, headers);
       const r = Buffer.from((await raw[0].queryAsync(c.sql, { format: 'JSON' })).bytes());
-      if (!sameResult(a, r)) throw new Error(`different answers for ${c.path}:\n${a}\n${r}`);
+      const n = Buffer.from((await plain[0].queryAsync(c.natural, { format: 'JSON' })).bytes());
+      if (!sameResult(a, r) || !sameResult(a, n)) throw new Error(`different answers for ${c.path}:\n${a}\n${r}\n${n}`);
     }
-    console.log(`API and raw answers agree for all ${cases.a.length + cases.b.length} parameter combinations`);
+    console.log(`API, raw (natural SQL) and raw (Pipit's SQL) answers agree for all ${cases.a.length + cases.b.length} parameter combinations`);
 
-    // Warm-up: every Session of both pools created and used.
+    // Admission control: by default one token runs at most `perToken` queries at once (the rest
+    // wait); a single client app typically uses one token. Measured both ways at concurrency 4.
+    const admission = app.services.queries.admission.limits as { perToken: number; perWorkspace: number; slots: number };
+    const defaults = { perToken: admission.perToken, perWorkspace: admission.perWorkspace };
+    const raised = async <T>(fn: () => Promise<T>): Promise<T> => {
+      admission.perToken = admission.slots;
+      admission.perWorkspace = admission.slots;
+      try {
+        return await fn();
+      } finally {
+        Object.assign(admission, defaults);
+      }
+    };
+    console.log(
+      `admission: ${admission.slots} slots, per token ${defaults.perToken}, per workspace ${defaults.perWorkspace} (raised: ${admission.slots} each)`,
+    );
+
+    // Warm-up: every Session of every pool created and used.
     t = performance.now();
     for (const c of [1, POOL]) {
       for (const [name, n] of [
@@ -263,11 +301,13 @@ async function main() {
         const calls = cases[name];
         await measure(n, c, (_w, i) => apiRun(calls[i % calls.length].path));
         await measure(n, c, (w, i) => rawRun(calls[i % calls.length].sql, w));
+        await measure(n, c, (w, i) => naturalRun(calls[i % calls.length].natural, w));
       }
     }
     console.log(`warm-up ${((performance.now() - t) / 1000).toFixed(1)} s`);
 
-    type Key = `${'a' | 'b'} c${number} ${'api' | 'raw'}`;
+    type Side = 'api' | 'api, per-token limit raised' | 'raw natural' | 'raw rewritten';
+    type Key = `${'a' | 'b'} c${number} ${Side}`;
     const results = new Map<Key, Stats[]>();
     const diffs: Record<'a' | 'b', number[]> = { a: [], b: [] };
     const add = (k: Key, s: Stats) => results.set(k, [...(results.get(k) ?? []), s]);
@@ -278,44 +318,85 @@ async function main() {
         ['b', AGG_N],
       ] as const) {
         const calls = cases[name];
-        const api = (i: number) => apiRun(calls[i % calls.length].path);
-        // c1: interleaved request by request.
-        const p = await paired(n, api, (i) => rawRun(calls[i % calls.length].sql, 0));
-        add(`${name} c1 api`, p.api);
-        add(`${name} c1 raw`, p.raw);
-        diffs[name].push(p.diff);
-        line.push(`(${name}) c1: p50 ${p.api.p50.toFixed(2)}/${p.raw.p50.toFixed(2)} ms (paired diff ${p.diff.toFixed(2)})`);
-        // c4: blocks, alternating which goes first.
-        const modes = run % 2 === 0 ? (['api', 'raw'] as const) : (['raw', 'api'] as const);
-        for (const mode of modes) {
-          const s =
-            mode === 'api' ? await measure(2 * n, POOL, (_w, i) => api(i)) : await measure(2 * n, POOL, (w, i) => rawRun(calls[i % calls.length].sql, w));
-          add(`${name} c${POOL} ${mode}`, s);
+        const c1: Record<'api' | 'raw natural' | 'raw rewritten', (i: number) => Promise<void>> = {
+          api: (i) => apiRun(calls[i % calls.length].path),
+          'raw natural': (i) => naturalRun(calls[i % calls.length].natural, 0),
+          'raw rewritten': (i) => rawRun(calls[i % calls.length].sql, 0),
+        };
+        // c1: the three interleaved request by request, the order rotating.
+        const sides = Object.keys(c1) as Array<keyof typeof c1>;
+        const lat = Object.fromEntries(sides.map((k) => [k, [] as number[]])) as Record<keyof typeof c1, number[]>;
+        for (let i = 0; i < n; i++) {
+          for (let j = 0; j < sides.length; j++) {
+            const side = sides[(i + j) % sides.length];
+            const t0 = performance.now();
+            await c1[side](i);
+            lat[side].push(performance.now() - t0);
+          }
         }
-        const a4 = results.get(`${name} c${POOL} api`)!.at(-1)!;
-        const r4 = results.get(`${name} c${POOL} raw`)!.at(-1)!;
-        line.push(`(${name}) c${POOL}: p50 ${a4.p50.toFixed(2)}/${r4.p50.toFixed(2)} ms, ${a4.rps.toFixed(0)}/${r4.rps.toFixed(0)} req/s`);
-      }
-      console.log(`run ${run + 1} (api/raw; load ${os.loadavg()[0].toFixed(1)}): ${line.join('; ')}`);
-    }
-
-    console.log(`\nmedians over ${RUNS} runs (latency in ms; API = GET /v0/pipes/<name>.json over HTTP, raw = chDB Session pool of ${POOL}, FORMAT JSON):`);
-    console.log('| case | conc. | API p50 | raw p50 | p50 overhead | paired overhead | API p99 | raw p99 | API req/s | raw req/s | throughput ratio |');
-    console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
-    for (const name of ['a', 'b'] as const) {
-      for (const c of [1, POOL]) {
-        const api = results.get(`${name} c${c} api`)!;
-        const rw = results.get(`${name} c${c} raw`)!;
-        const m = (xs: Stats[], k: keyof Stats) => median(xs.map((x) => x[k]));
-        const overhead = median(api.map((x, i) => x.p50 - rw[i].p50));
-        const ratio = median(api.map((x, i) => x.rps / rw[i].rps));
-        const f = (x: number) => (x >= 100 ? x.toFixed(0) : x.toFixed(2));
-        console.log(
-          `| (${name}) | ${c} | ${f(m(api, 'p50'))} | ${f(m(rw, 'p50'))} | ${overhead.toFixed(2)} | ${c === 1 ? median(diffs[name]).toFixed(2) : '-'} | ` +
-            `${f(m(api, 'p99'))} | ${f(m(rw, 'p99'))} | ${m(api, 'rps').toFixed(0)} | ${m(rw, 'rps').toFixed(0)} | ${ratio.toFixed(2)} |`,
+        const sum = (xs: number[]) => xs.reduce((x, y) => x + y, 0);
+        for (const side of sides) add(`${name} c1 ${side}`, statsOf(lat[side], sum(lat[side])));
+        const diff = median(lat.api.map((x, i) => x - lat['raw natural'][i]));
+        diffs[name].push(diff);
+        const g = (side: Side) => results.get(`${name} c1 ${side}`)!.at(-1)!;
+        line.push(
+          `(${name}) c1 p50: api ${g('api').p50.toFixed(2)}, natural ${g('raw natural').p50.toFixed(2)}, rewritten ${g('raw rewritten').p50.toFixed(2)} ms (paired api−natural ${diff.toFixed(2)})`,
+        );
+        // c4: blocks, the order rotating.
+        const c4: Record<Side, () => Promise<Stats>> = {
+          api: () => measure(2 * n, POOL, (_w, i) => apiRun(calls[i % calls.length].path)),
+          'api, per-token limit raised': () => raised(() => measure(2 * n, POOL, (_w, i) => apiRun(calls[i % calls.length].path))),
+          'raw natural': () => measure(2 * n, POOL, (w, i) => naturalRun(calls[i % calls.length].natural, w)),
+          'raw rewritten': () => measure(2 * n, POOL, (w, i) => rawRun(calls[i % calls.length].sql, w)),
+        };
+        const blocks = Object.keys(c4) as Side[];
+        for (let j = 0; j < blocks.length; j++) {
+          const side = blocks[(run + j) % blocks.length];
+          add(`${name} c${POOL} ${side}`, await c4[side]());
+        }
+        const h = (side: Side) => results.get(`${name} c${POOL} ${side}`)!.at(-1)!.rps.toFixed(0);
+        line.push(
+          `(${name}) c${POOL} req/s: api ${h('api')}, raised ${h('api, per-token limit raised')}, natural ${h('raw natural')}, rewritten ${h('raw rewritten')}`,
         );
       }
+      console.log(`run ${run + 1} (load ${os.loadavg()[0].toFixed(1)}): ${line.join('; ')}`);
     }
+
+    console.log(
+      `\nmedians over ${RUNS} runs (latency in ms; API = GET /v0/pipes/<name>.json over HTTP; raw natural = chDB Sessions with default settings ` +
+        `running the SQL a user would write; raw rewritten = chDB Sessions set up like the server's running Pipit's physical SQL; pools of ${POOL}, FORMAT JSON):`,
+    );
+    console.log('| case | conc. | side | p50 | p99 | req/s | p50 − natural p50 | req/s ÷ natural req/s |');
+    console.log('| --- | --- | --- | --- | --- | --- | --- | --- |');
+    const f = (x: number) => (x >= 100 ? x.toFixed(0) : x.toFixed(2));
+    const verdicts: string[] = [];
+    for (const name of ['a', 'b'] as const) {
+      for (const c of [1, POOL]) {
+        const nat = results.get(`${name} c${c} raw natural`)!;
+        for (const side of ['api', 'api, per-token limit raised', 'raw natural', 'raw rewritten'] as Side[]) {
+          const xs = results.get(`${name} c${c} ${side}`);
+          if (!xs) continue;
+          const m = (k: keyof Stats) => median(xs.map((x) => x[k]));
+          const overhead = median(xs.map((x, i) => x.p50 - nat[i].p50));
+          const ratio = median(xs.map((x, i) => x.rps / nat[i].rps));
+          console.log(
+            `| (${name}) | ${c} | ${side} | ${f(m('p50'))} | ${f(m('p99'))} | ${m('rps').toFixed(0)} | ${overhead.toFixed(2)} | ${ratio.toFixed(2)} |`,
+          );
+          if (side === 'api' && c === 1) {
+            const paired = median(diffs[name]);
+            verdicts.push(
+              `(${name}) p50 overhead at c1 ≤ 0.5 ms over raw natural: ${overhead.toFixed(2)} ms (paired ${paired.toFixed(2)}) — ${overhead <= 0.5 ? 'holds' : 'does not hold'}`,
+            );
+          }
+          if (side.startsWith('api') && c === POOL) {
+            verdicts.push(`(${name}) throughput at c${POOL} ≥ 0.9 of raw natural (${side}): ${ratio.toFixed(2)} — ${ratio >= 0.9 ? 'holds' : 'does not hold'}`);
+          }
+        }
+      }
+    }
+    console.log('\ntargets (issue 15):');
+    for (const v of verdicts) console.log(`  ${v}`);
+    if (!BREAKDOWN) return;
 
     // Where the time goes, at concurrency 1: each part alone.
     const bare = Fastify({ logger: false });

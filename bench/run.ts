@@ -12,6 +12,8 @@
  *   the same INSERT INTO FUNCTION s3 on raw chDB.
  * - observability (bench/observability.ts): endpoint latency and Events API throughput with the
  *   service data sources recorded and not (PIPIT_SERVICE_DATASOURCES=1/0).
+ * - start (bench/start.ts): npm start until the server answers, on an empty data directory and with 100 data
+ *   sources and pipes.
  * - remote (bench/remote.ts): the ingest and endpoint workloads on the embedded engine and on the remote
  *   engine against the ClickHouse-compatible test server, side by side.
  * Settings come from the environment (BENCH_RUNS, BENCH_ROWS, BENCH_QUERY_*, BENCH_ENDPOINT_*, BENCH_MV_*; see each file).
@@ -20,7 +22,7 @@ import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const ALL = ['ingest', 'query', 'endpoint', 'mv', 'sink', 'observability', 'remote'];
+const ALL = ['ingest', 'query', 'endpoint', 'mv', 'sink', 'observability', 'remote', 'start'];
 const wanted = process.argv.slice(2).filter((a) => a !== '--');
 const names = wanted.length ? wanted : ALL;
 const unknown = names.filter((n) => !ALL.includes(n));
@@ -30,10 +32,13 @@ if (unknown.length) {
 }
 
 const dir = path.dirname(fileURLToPath(import.meta.url));
+// As `npm start` does: the engine's lanes need libuv's pool at 2 × sessions + 8 threads (read once
+// when a process starts), or the server under test runs with a single user-query slot.
+const env = { ...process.env, UV_THREADPOOL_SIZE: process.env.UV_THREADPOOL_SIZE ?? String(2 * Number(process.env.PIPIT_ENGINE_SESSIONS || 4) + 8) };
 for (const name of names) {
   console.log(`== bench/${name}`);
   const code = await new Promise<number | null>((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', path.join(dir, `${name}.ts`)], { stdio: 'inherit', env: process.env });
+    const child = spawn(process.execPath, ['--import', 'tsx', path.join(dir, `${name}.ts`)], { stdio: 'inherit', env });
     child.on('exit', resolve);
   });
   if (code !== 0) {

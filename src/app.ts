@@ -82,6 +82,13 @@ export async function createApp(config: Config): Promise<App> {
   fs.mkdirSync(config.dataDir, { recursive: true });
   const lanes = planLanes(config.threadpoolSize, config.engineSessions);
   const engine = await openEngine(config, lanes);
+  const observability = new Observability(engine, { enabled: config.serviceDatasources, flushMs: config.serviceFlushMs }, (msg, extra) =>
+    http.log.warn(extra ?? {}, msg),
+  );
+  // The service tables are made in the engine (libuv's threads) while the catalog opens (PGlite's
+  // WASM, the main thread): a first start does both at once. Awaited below, before anything uses them.
+  const observabilityReady = observability.init();
+  observabilityReady.catch(() => undefined);
   // Connection errors of a shared catalog are logged (once the logger exists); the pool reconnects.
   let catalogError = (_err: Error): void => undefined;
   const catalog = config.catalogUrl
@@ -105,11 +112,8 @@ export async function createApp(config: Config): Promise<App> {
   } catch (err) {
     startupWarnings.push(`tokens.json could not be written: ${(err as Error).message}`);
   }
-  const observability = new Observability(engine, { enabled: config.serviceDatasources, flushMs: config.serviceFlushMs }, (msg, extra) =>
-    http.log.warn(extra ?? {}, msg),
-  );
   // Before the SQL layer learns the engine's databases: `pipit_service` is one users may not name.
-  await observability.init();
+  await observabilityReady;
   const datasources = new DatasourceService(catalog, engine, observability);
   await datasources.ensureDatabase(access.defaultWorkspace);
   // What a full disk left behind: engine objects whose metadata was set aside come back from the catalog.

@@ -7,6 +7,7 @@
 import { PGlite } from '@electric-sql/pglite';
 import fs from 'node:fs';
 import { asDiskFull, freeBytes } from '../basics/disk.js';
+import { seedFromTemplate } from './pglite-template.js';
 import { SqlCatalog } from './sql-catalog.js';
 
 const diskFull = (err: unknown): never => {
@@ -14,6 +15,13 @@ const diskFull = (err: unknown): never => {
 };
 
 export async function openPgliteCatalog(dir: string): Promise<SqlCatalog> {
+  // A new catalog starts as a copy of the install-time template (no initdb at run time); if the
+  // copy fails (a full disk), PGlite's own create below reports it.
+  try {
+    seedFromTemplate(dir);
+  } catch {
+    // falls through
+  }
   fs.mkdirSync(dir, { recursive: true });
   let db: PGlite;
   try {

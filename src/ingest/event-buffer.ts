@@ -63,6 +63,12 @@ interface Segment {
   written: number;
   /** The last write of the chain; every write waits for the previous one. */
   tail: Promise<void>;
+  /**
+   * Parts that arrived while a write was in flight, and the write that will take them all at once
+   * (group commit of the writes themselves: one write call per batch, not per request).
+   */
+  queued: Buffer[];
+  next: Promise<void> | null;
   writes: Set<Promise<unknown>>;
   waiters: Waiter[];
   target: EventTarget;
@@ -200,6 +206,8 @@ export class EventBuffer {
           () => undefined,
           () => undefined,
         ),
+        queued: [],
+        next: null,
         writes: new Set(),
         waiters: [],
         target,
@@ -214,18 +222,27 @@ export class EventBuffer {
     // Chained after the previous write, so the file holds the parts in the order of `parts`: a
     // replay then inserts exactly what the first attempt did, and a torn write (process killed
     // mid-write, before this request's acknowledgement) can only be the file's tail.
-    const appended = s.tail.then(async () => {
-      const fh = await s.opening;
-      try {
-        await writeFully(fh, tsv);
-        s.written += tsv.length;
-      } catch (err) {
-        // Cut a partial write back, so the next request's rows do not follow a torn line.
-        await fh.truncate(s.written).catch(() => undefined);
-        throw err;
-      }
-    });
-    s.tail = appended.catch(() => undefined);
+    // Requests arriving while a write is in flight share the next one (in arrival order).
+    s.queued.push(tsv);
+    if (!s.next) {
+      s.next = s.tail.then(async () => {
+        s.next = null;
+        const batch = s.queued;
+        s.queued = [];
+        const fh = await s.opening;
+        const buf = batch.length === 1 ? batch[0] : Buffer.concat(batch);
+        try {
+          await writeFully(fh, buf);
+          s.written += buf.length;
+        } catch (err) {
+          // Cut a partial write back, so the next request's rows do not follow a torn line.
+          await fh.truncate(s.written).catch(() => undefined);
+          throw err;
+        }
+      });
+      s.tail = s.next.catch(() => undefined);
+    }
+    const appended = s.next;
     // Outside the chain, so concurrent requests share the disk flushes (group commit).
     const write = this.fsync ? appended.then(async () => (await s.opening).datasync()) : appended;
     s.writes.add(write);
