@@ -51,6 +51,19 @@ export interface ReadTable {
   id: string;
 }
 
+/**
+ * What an Auth grants, as JSON a job row can hold so another copy of the server runs the job with
+ * the caller's authority: the token's id, name and scopes (never its value), the JWT's grant.
+ */
+export interface AuthorityRecord {
+  workspace: Workspace;
+  tokenId: string;
+  name: string;
+  scopes: Scope[];
+  userAdmin?: boolean;
+  jwt?: { name: string; exp: number; rps?: number; fixedParams: Array<[string, Record<string, ParamValue>]> };
+}
+
 const sameValue = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
 
 /** The authenticated caller of one request: a static token, or a verified JWT (`jwt` set). */
@@ -60,6 +73,38 @@ export class Auth {
     readonly workspace: Workspace,
     readonly jwt?: JwtGrant,
   ) {}
+
+  /** The authority of this caller, to run a job with later on any copy (Auth.fromRecord). */
+  toRecord(): AuthorityRecord {
+    const t = this.token;
+    return {
+      workspace: this.workspace,
+      tokenId: t.id,
+      name: t.name,
+      scopes: t.scopes,
+      ...(t.userAdmin ? { userAdmin: true } : {}),
+      ...(this.jwt ? { jwt: { name: this.jwt.name, exp: this.jwt.exp, rps: this.jwt.rps, fixedParams: [...this.jwt.fixedParams] } } : {}),
+    };
+  }
+
+  /**
+   * The Auth a job runs with: what the caller held when the job was created (a token revoked or
+   * changed meanwhile does not change a job already accepted, as for a job started at once).
+   */
+  static fromRecord(r: AuthorityRecord): Auth {
+    const token: TokenRecord = {
+      id: r.tokenId,
+      version: 0,
+      workspaceId: r.workspace.id,
+      name: r.name,
+      token: '',
+      scopes: r.scopes,
+      description: '',
+      createdAt: '',
+      ...(r.userAdmin ? { userAdmin: true } : {}),
+    };
+    return new Auth(token, r.workspace, r.jwt && { name: r.jwt.name, exp: r.jwt.exp, rps: r.jwt.rps, fixedParams: new Map(r.jwt.fixedParams) });
+  }
 
   get isJwt(): boolean {
     return this.jwt !== undefined;

@@ -14,7 +14,7 @@ import type { JobService } from '../jobs/job-service.js';
 import { scheduleOf } from '../jobs/cron.js';
 import type { PreparedQuery, QueryService } from './query-service.js';
 import type { ParamValue } from '../template/index.js';
-import type { Auth } from './access.js';
+import { Auth, type AuthorityRecord } from './access.js';
 import type { DatasourceService } from './datasource-service.js';
 import { badRequest, forbidden, notFound } from '../basics/errors.js';
 import { newResourceId } from '../basics/ids.js';
@@ -37,6 +37,23 @@ export interface CopyData {
   schedule_status: 'running' | 'paused';
   /** Last scheduled tick that was enqueued (ISO), so a tick never runs twice. */
   last_tick: string | null;
+}
+
+/**
+ * What a copy job needs, stored with the job so any copy of the server can run it: the pipe and
+ * node (prepared again when the job starts, so no secret is stored), the run's parameters and
+ * timestamp, and the authority of who started it (a scheduled run: the workspace's admin token).
+ */
+interface CopyPayload {
+  authority: AuthorityRecord;
+  pipeId: string;
+  nodeId: string;
+  targetId: string;
+  mode: 'append' | 'replace';
+  params: Record<string, ParamValue>;
+  /** ISO; `job_timestamp` of the template. */
+  jobTimestamp: string;
+  queryId: string;
 }
 
 /** The seed's copy job limits (`403 Job limits exceeded`). */
@@ -79,6 +96,7 @@ export class CopyService {
     readonly limits: CopyLimits = { ...DEFAULT_COPY_LIMITS },
   ) {
     this.schedules = new Schedules(pipes, jobs, now);
+    jobs.register('copy', (job, payload, signal) => this.execute(job, payload as CopyPayload, signal));
   }
 
   /**
@@ -238,17 +256,17 @@ export class CopyService {
     const target = await this.datasources.find(ws, data.copy_target);
     if (!target) throw notFound('Target Data Source not found');
     this.checkWrite(auth, target, mode);
-    const started = jobTimestamp ?? this.now();
-    const index = pipe.nodes.findIndex((n) => n.id === node.id);
-    const prepared = await this.queries.prepare(auth, node.sql, {
-      params: { job_timestamp: started.toISOString().slice(0, 19).replace('T', ' '), ...params },
-      testMode: false,
-      pipe,
-      nodeLimit: index,
-      savedNode: true,
-    });
-    if (prepared.format) throw badRequest('A copy node can not have a FORMAT clause');
-    const queryId = newResourceId();
+    const payload: CopyPayload = {
+      authority: auth.toRecord(),
+      pipeId: pipe.id,
+      nodeId: node.id,
+      targetId: target.id,
+      mode,
+      params,
+      jobTimestamp: (jobTimestamp ?? this.now()).toISOString(),
+      queryId: newResourceId(),
+    };
+    const prepared = await this.prepare(auth, pipe, node, payload);
     return this.admit(ws, prepared, () =>
       this.jobs.create(
         ws,
@@ -258,48 +276,75 @@ export class CopyService {
           pipe_name: pipe.name,
           datasource: { id: target.id, name: target.name },
           mode,
-          query_id: queryId,
+          query_id: payload.queryId,
           query_sql: prepared.userNames(prepared.sql),
           is_cancellable_while_working: true,
         },
-        async (job, signal) => {
-          const onAbort = () => void this.engine.kill(job.id).catch(() => undefined);
-          signal.addEventListener('abort', onAbort);
-          const meta = await this.queries.describe(prepared, `${queryId}m`);
-          const cols = meta.map((m) => ident(m.name));
-          const bound = Object.keys(prepared.queryParams).length > 0;
-          // With secrets the statement is bound (and re-formatted): its marker goes into the SELECT.
-          const select = sql`SELECT ${cols} FROM (${trusted(bound ? markSelect(prepared.sql, job.id) : prepared.sql)})`.text;
-          const execOpts = { queryId: job.id, params: bound ? prepared.queryParams : undefined, signal };
-          try {
-            const target = await this.datasources.get(ws, data.copy_target);
-            let written: number | undefined;
-            if (mode === 'append') {
-              written = await stagedAppend(
-                this.engine,
-                this.datasources.journal,
-                ws,
-                target,
-                meta.map((m) => m.name),
-                select,
-                { ...execOpts, job: job.id, checkpoint: 'copy' },
-              );
-            } else {
-              await this.replace(ws, target, cols, select, { ...execOpts, job: job.id });
-            }
-            const rows = await this.engine.rows<{ c: string }>(sql`SELECT count() AS c FROM ${name(physicalNames(ws.database, target.id).table)}`.text);
-            const targetRows = Number(rows[0]?.c ?? 0);
-            // rows: what this run wrote (datasources_ops_log); a replace leaves exactly its rows.
-            return { statistics: { target_rows: targetRows, rows: written ?? targetRows } };
-          } catch (err) {
-            if (err instanceof EngineError) throw new Error(prepared.userNames(err.message));
-            throw err;
-          } finally {
-            signal.removeEventListener('abort', onAbort);
-          }
-        },
+        { payload },
       ),
     );
+  }
+
+  /** The node's query as the copy runs it: template parameters, and `job_timestamp` (UTC) of the run. */
+  private async prepare(auth: Auth, pipe: PipeRecord, node: NodeRecord, p: CopyPayload): Promise<PreparedQuery> {
+    const prepared = await this.queries.prepare(auth, node.sql, {
+      params: { job_timestamp: p.jobTimestamp.slice(0, 19).replace('T', ' '), ...p.params },
+      testMode: false,
+      pipe,
+      nodeLimit: pipe.nodes.findIndex((n) => n.id === node.id),
+      savedNode: true,
+    });
+    if (prepared.format) throw badRequest('A copy node can not have a FORMAT clause');
+    return prepared;
+  }
+
+  /**
+   * The copy job, on whichever copy of the server claims it: the node's query is prepared again
+   * from the payload with the authority of who started it (its scopes as they were then), against
+   * the pipe as it is when the job starts.
+   */
+  private async execute(job: JobRecord, p: CopyPayload, signal: AbortSignal): Promise<Record<string, unknown>> {
+    const auth = Auth.fromRecord(p.authority);
+    const ws = auth.workspace;
+    const pipe = await this.pipes.find(ws, p.pipeId);
+    const node = pipe?.nodes.find((n) => n.id === p.nodeId && n.nodeType === 'copy');
+    if (!pipe || !node) throw new Error('The copy pipe was deleted or is no longer a Copy pipe');
+    const onAbort = () => void this.engine.kill(job.id).catch(() => undefined);
+    signal.addEventListener('abort', onAbort);
+    let prepared: PreparedQuery | undefined;
+    try {
+      prepared = await this.prepare(auth, pipe, node, p);
+      const meta = await this.queries.describe(prepared, `${p.queryId}m`);
+      const cols = meta.map((m) => ident(m.name));
+      const bound = Object.keys(prepared.queryParams).length > 0;
+      // With secrets the statement is bound (and re-formatted): its marker goes into the SELECT.
+      const select = sql`SELECT ${cols} FROM (${trusted(bound ? markSelect(prepared.sql, job.id) : prepared.sql)})`.text;
+      const execOpts = { queryId: job.id, params: bound ? prepared.queryParams : undefined, signal };
+      const target = await this.datasources.get(ws, p.targetId);
+      let written: number | undefined;
+      if (p.mode === 'append') {
+        written = await stagedAppend(
+          this.engine,
+          this.datasources.journal,
+          ws,
+          target,
+          meta.map((m) => m.name),
+          select,
+          { ...execOpts, job: job.id, checkpoint: 'copy' },
+        );
+      } else {
+        await this.replace(ws, target, cols, select, { ...execOpts, job: job.id });
+      }
+      const rows = await this.engine.rows<{ c: string }>(sql`SELECT count() AS c FROM ${name(physicalNames(ws.database, target.id).table)}`.text);
+      const targetRows = Number(rows[0]?.c ?? 0);
+      // rows: what this run wrote (datasources_ops_log); a replace leaves exactly its rows.
+      return { statistics: { target_rows: targetRows, rows: written ?? targetRows } };
+    } catch (err) {
+      if (err instanceof EngineError) throw new Error(prepared ? prepared.userNames(err.message) : err.message);
+      throw err;
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+    }
   }
 
   /** Loads the result into a shadow copy of the target and swaps them (see atomic-writes.ts). */

@@ -4,7 +4,8 @@
  * payload its handler needs (handlers are registered per kind), so any copy may claim it: claims
  * use FOR UPDATE SKIP LOCKED and a lease the claiming copy renews while the job runs. A job whose
  * lease lapses (its copy died) is failed by another copy, never left stuck, never run twice.
- * A job created with an in-process runner (a closure) is pinned to its copy under the same lease.
+ * The copy that accepts a job with a free slot holds it for itself under the same lease and starts
+ * it at once; a job created with an in-process runner (a closure) is pinned to its copy.
  * Cancelling from any copy reaches the copy running the job (catalog notification, or its next
  * lease renewal), which aborts the engine query. Listing shows the last 48 h, newest first.
  */
@@ -36,6 +37,8 @@ export class JobService {
   private readonly handlers = new Map<JobKind, JobHandler>();
   /** Runners of jobs pinned to this copy, until they start. */
   private readonly pinned = new Map<string, JobRunner>();
+  /** Jobs with a payload this copy accepted with a free slot, held for it until it claims them. */
+  private readonly reserved = new Set<string>();
   private readonly running = new Map<string, AbortController>();
   private active = 0;
   private pumping: Promise<void> | undefined;
@@ -65,7 +68,9 @@ export class JobService {
    * may run stay queued.
    */
   async recover(): Promise<void> {
-    const abandoned = (await this.catalog.abandonedJobs(!this.catalog.shared)).filter((j) => !this.running.has(j.id) && !this.pinned.has(j.id));
+    const abandoned = (await this.catalog.abandonedJobs(!this.catalog.shared)).filter(
+      (j) => !this.running.has(j.id) && !this.pinned.has(j.id) && !this.reserved.has(j.id),
+    );
     if (!abandoned.length) return;
     // A job whose change is journaled is settled with its intent (src/domain/recovery.ts), which
     // knows whether the rows were written: failing it first would invite a retry that writes them twice.
@@ -109,7 +114,7 @@ export class JobService {
   /** Renews this copy's leases (aborting jobs cancelled elsewhere), fails lapsed ones, claims waiting ones. */
   private async housekeeping(): Promise<void> {
     try {
-      const mine = [...this.running.keys(), ...this.pinned.keys()];
+      const mine = [...this.running.keys(), ...this.pinned.keys(), ...this.reserved];
       for (const id of await this.catalog.renewLeases(this.owner, mine, this.timings.leaseMs)) this.running.get(id)?.abort();
       if (this.catalog.shared) await this.recover();
     } catch (err) {
@@ -146,7 +151,16 @@ export class JobService {
       }
     } else {
       if (!this.handlers.has(kind)) throw new Error(`no handler for jobs of kind ${kind}`);
-      await this.catalog.insertJob(job, task.payload, null, this.timings.leaseMs);
+      // With a free slot the accepting copy starts the job itself at once (as a single process
+      // does); busy or closing, any copy may claim it.
+      const reserve = !this.closing && this.active + this.reserved.size < this.concurrency;
+      if (reserve) this.reserved.add(job.id);
+      try {
+        await this.catalog.insertJob(job, task.payload, reserve ? this.owner : null, this.timings.leaseMs);
+      } catch (err) {
+        this.reserved.delete(job.id);
+        throw err;
+      }
     }
     this.pump();
     return job;
@@ -197,6 +211,7 @@ export class JobService {
   private async execute({ job, payload }: ClaimedJob): Promise<void> {
     const runner = this.pinned.get(job.id);
     this.pinned.delete(job.id);
+    this.reserved.delete(job.id);
     const handler = this.handlers.get(job.kind);
     const run: JobRunner | undefined = runner ?? (handler && ((j, signal) => handler(j, payload, signal)));
     let state: JobRecord = job;
@@ -295,6 +310,7 @@ export class JobService {
         if (job.status === 'waiting') {
           const saved = await this.save({ ...job, status: 'cancelled' });
           this.pinned.delete(id);
+          this.reserved.delete(id);
           return saved;
         }
         if (job.status === 'working' && job.data.is_cancellable_while_working) {

@@ -244,6 +244,23 @@ describe('N copies on one catalog and one engine', () => {
       if (c.proc.exitCode === null) c.proc.kill('SIGKILL');
     }
   }, 90_000);
+
+  it('a copy job accepted by A, whose job runner has stopped, is run by B from the payload in its row', async () => {
+    const form = (o: Record<string, string>) => ({ body: new URLSearchParams(o) });
+    expect((await a.req('POST', '/v0/datasources?name=handed&mode=create', form({ schema: 'id Int64, country String' }))).status).toBe(200);
+    const sqlText = '%\nSELECT id, toString(country) AS country FROM events WHERE id < {{Int32(lim, 10)}}';
+    const pipe = { name: 'hander', nodes: [{ name: 'n', sql: sqlText }] };
+    expect((await a.req('POST', '/v0/pipes', { headers: JSON_HDR, body: JSON.stringify(pipe) })).status).toBe(200);
+    expect((await a.req('POST', '/v0/pipes/hander/nodes/n/copy', form({ target_datasource: 'handed', mode: 'replace' }))).status).toBe(200);
+    // A no longer claims jobs (its runner is closed, as in a copy being drained): only B can run it.
+    await a.app.services.jobs.close();
+    const r = await a.req('POST', '/v0/pipes/hander/copy?lim=25');
+    const body = await r.json();
+    expect(r.status, JSON.stringify(body)).toBe(200);
+    const done = await waitJob(b, body.job.id as string, 20_000);
+    expect(done.status, JSON.stringify(done)).toBe('done');
+    expect(await sql(b, 'SELECT count() AS c, max(id) AS m FROM handed')).toEqual([{ c: 25, m: 24 }]);
+  }, 60_000);
 });
 
 interface Child {
