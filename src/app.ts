@@ -37,6 +37,7 @@ import { Observability } from './observability/observability.js';
 import { startMetricsServer } from './http/observability.js';
 import { DeployService } from './domain/deploy-service.js';
 import { DatasourceWriteService } from './domain/datasource-write-service.js';
+import { TokenService } from './domain/token-service.js';
 
 import type { Services } from './http/services.js';
 
@@ -178,6 +179,7 @@ export async function createApp(config: Config): Promise<App> {
     catalog,
     access,
     localTokens,
+    tokens: new TokenService({ access, datasources, pipes, localTokens }),
     createdDefault,
     datasources,
     ingest,

@@ -19,6 +19,7 @@ import type { VariableService } from '../domain/variable-service.js';
 import type { MaterializeService } from '../domain/materialize-service.js';
 import type { DeployService } from '../domain/deploy-service.js';
 import type { DatasourceWriteService } from '../domain/datasource-write-service.js';
+import type { TokenService } from '../domain/token-service.js';
 import type { CopyService } from '../domain/copy-service.js';
 import type { ConnectionService } from '../domain/connection-service.js';
 import type { SinkService } from '../domain/sink-service.js';
@@ -32,6 +33,8 @@ export interface Services {
   catalog: Catalog;
   access: AccessService;
   localTokens: LocalTokens;
+  /** The Tokens API's static tokens and JWTs (it keeps localTokens in step). */
+  tokens: TokenService;
   /** Whether this start created the default workspace (with a shared catalog, only the first copy does). */
   createdDefault: boolean;
   datasources: DatasourceService;
