@@ -8,6 +8,7 @@
  * pastes a file with `$k`/`${k}` replaced; `$VAR`/`${VAR}` are replaced from `env` when set and left
  * as they are otherwise. Every error is a DatafileError naming the file and line.
  */
+import { ENGINE_PARAM_ORDER } from '../schema/engine.js';
 import {
   DatafileError,
   type Datafile,
@@ -42,23 +43,8 @@ interface SrcLine {
   line: number;
 }
 
-/** ENGINE_* keys (without the prefix) in the order every printer uses. */
-export const ENGINE_KEYS = [
-  'partition_key',
-  'sorting_key',
-  'primary_key',
-  'sampling_key',
-  'ttl',
-  'settings',
-  'ver',
-  'is_deleted',
-  'sign',
-  'version',
-  'columns',
-  'join_strictness',
-  'join_type',
-  'key_columns',
-];
+/** ENGINE_* keys (without the prefix) in the order every printer uses: the schema's own order. */
+export const ENGINE_KEYS: readonly string[] = ENGINE_PARAM_ORDER;
 const LEGACY_ENGINE_KEYS = ['PARTITION_KEY', 'SORTING_KEY', 'PRIMARY_KEY', 'SAMPLING_KEY', 'TTL'];
 const EXPORT_KEYS = [
   'service',
