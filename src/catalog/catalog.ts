@@ -102,20 +102,64 @@ export interface DatasourceRecord {
 
 export type NodeType = 'standard' | 'endpoint' | 'materialized' | 'copy' | 'sink';
 
+/** The schedule of a copy or sink node. */
+export type NodeSchedule = {
+  cron: string | null;
+  schedule_status: 'running' | 'paused';
+  /** When the schedule (re)started, or the last tick enqueued (ISO): ticks before it are not owed. */
+  last_tick: string | null;
+};
+
+/** A materialized node's fields. */
+export type MaterializedData = {
+  /** Target data source id. */
+  materialized: string;
+  /** Engine name of the view (database-qualified). */
+  view: string;
+  /** Id of the data source whose inserts trigger the view. */
+  trigger: string | null;
+};
+
+/** A copy node's fields. */
+export type CopyData = NodeSchedule & { copy_target: string; mode: 'append' | 'replace' };
+
+export type SinkFormat = 'csv' | 'ndjson' | 'parquet';
+export type SinkCompression = 'none' | 'gz' | 'zstd';
+export type WriteStrategy = 'new' | 'truncate';
+
+/** A sink node's fields. */
+export type SinkData = NodeSchedule & {
+  sink_connection: string;
+  sink_connection_name: string;
+  sink_service: string;
+  sink_path: string;
+  sink_file_template: string;
+  sink_format: SinkFormat;
+  sink_compression: SinkCompression;
+  sink_write_strategy: WriteStrategy;
+};
+
 /** A node of a pipe: one SQL transformation (a template when it starts with %). */
-export interface NodeRecord {
+interface NodeBase {
   id: string;
   name: string;
   sql: string;
   description: string | null;
-  nodeType: NodeType;
   /** Resources the SQL reads (names at the time of the last save). */
   dependencies: string[];
   createdAt: string;
   updatedAt: string;
-  /** Type-specific fields (materialized target, copy target and schedule, sink settings). */
-  data: Record<string, unknown>;
 }
+
+/**
+ * A node by its type, with the type's fields in `data` (stored as they are; `data` may keep keys
+ * of an earlier type, which nothing reads).
+ */
+export type StandardNode = NodeBase & { nodeType: 'standard' | 'endpoint'; data: Record<string, unknown> };
+export type MaterializedNode = NodeBase & { nodeType: 'materialized'; data: MaterializedData };
+export type CopyNode = NodeBase & { nodeType: 'copy'; data: CopyData };
+export type SinkNode = NodeBase & { nodeType: 'sink'; data: SinkData };
+export type NodeRecord = StandardNode | MaterializedNode | CopyNode | SinkNode;
 
 export interface PipeRecord {
   id: string;

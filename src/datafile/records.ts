@@ -7,8 +7,6 @@ import { RESOURCE_SCOPES } from '../basics/scopes.js';
 import type { PipeNode, TokenScope } from './model.js';
 import { printPipe, printToken } from './print.js';
 
-const str = (v: unknown): string | undefined => (v === undefined || v === null || v === '' ? undefined : String(v));
-
 /**
  * The `.pipe` datafile of a pipe. `names` maps Data Source ids to names: with it, materialized and
  * copy nodes say their target (DATASOURCE / TARGET_DATASOURCE), so the file can be pushed back.
@@ -18,23 +16,24 @@ export function pipeDatafile(p: PipeRecord, names?: ReadonlyMap<string, string>)
     const node: PipeNode = { name: n.name, sql: n.sql.trim(), engineParams: {}, export: {} };
     if (n.description) node.description = n.description;
     if (n.nodeType !== 'standard') node.type = n.nodeType;
-    const d = n.data;
-    if (n.nodeType === 'materialized' && names) node.datasource = names.get(String(d.materialized));
+    if (n.nodeType === 'materialized' && names) node.datasource = names.get(n.data.materialized);
     if (n.nodeType === 'copy' && names) {
-      node.targetDatasource = names.get(String(d.copy_target));
-      if (str(d.cron)) node.copySchedule = String(d.cron);
-      if (str(d.mode)) node.copyMode = String(d.mode);
+      const d = n.data;
+      node.targetDatasource = names.get(d.copy_target);
+      if (d.cron) node.copySchedule = d.cron;
+      node.copyMode = d.mode;
     }
     if (n.nodeType === 'sink') {
+      const d = n.data;
       node.export = {
-        connection_name: String(d.sink_connection_name),
-        bucket_uri: String(d.sink_path),
-        file_template: String(d.sink_file_template),
-        format: String(d.sink_format),
-        compression: String(d.sink_compression),
-        write_strategy: String(d.sink_write_strategy),
+        connection_name: d.sink_connection_name,
+        bucket_uri: d.sink_path,
+        file_template: d.sink_file_template,
+        format: d.sink_format,
+        compression: d.sink_compression,
+        write_strategy: d.sink_write_strategy,
       };
-      if (d.cron) node.export.schedule = String(d.cron);
+      if (d.cron) node.export.schedule = d.cron;
     }
     return node;
   });

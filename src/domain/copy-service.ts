@@ -5,7 +5,8 @@
  * mode loads a shadow table and swaps it in: readers never see a half-copied target, and a crash
  * in the middle is rolled forward or back on the next start (see atomic-writes.ts).
  */
-import type { DatasourceRecord, JobRecord, NodeRecord, PipeRecord, Workspace } from '../catalog/catalog.js';
+import type { CopyData, CopyNode, DatasourceRecord, JobRecord, NodeRecord, PipeRecord, Workspace } from '../catalog/catalog.js';
+import { retype } from '../catalog/records.js';
 import { EngineError, markSelect, type Engine } from '../engine/engine.js';
 import { ident, name, type Sql, sql, trusted } from '../engine/sql.js';
 import { createTableSql, physicalNames } from '../ingest/physical.js';
@@ -27,16 +28,6 @@ export interface CopySettings {
   /** A cron expression; `None`/empty removes the schedule; `@on-demand` means none. */
   cron?: string;
   mode?: string;
-}
-
-/** What a copy node keeps in its `data`. */
-export interface CopyData {
-  copy_target: string;
-  mode: 'append' | 'replace';
-  cron: string | null;
-  schedule_status: 'running' | 'paused';
-  /** Last scheduled tick that was enqueued (ISO), so a tick never runs twice. */
-  last_tick: string | null;
 }
 
 /**
@@ -194,13 +185,13 @@ export class CopyService {
     const data: CopyData = { copy_target: target.id, mode, cron, schedule_status: 'running', last_tick: cron ? this.now().toISOString() : null };
     return this.pipes.save(auth.workspace, {
       ...pipe,
-      nodes: pipe.nodes.map((n) => (n.id === node.id ? { ...n, nodeType: 'copy', data: { ...n.data, ...data } } : n)),
+      nodes: pipe.nodes.map((n) => (n.id === node.id ? retype(n, 'copy', data) : n)),
     });
   }
 
   async update(auth: Auth, pipe: PipeRecord, node: NodeRecord, s: CopySettings, reqId: string): Promise<PipeRecord> {
     if (node.nodeType !== 'copy') throw badRequest(`Node '${node.name}' is not a copy node`);
-    const cur = node.data as unknown as CopyData;
+    const cur = node.data;
     const next: CopyData = { ...cur };
     let target = await this.datasources.find(auth.workspace, cur.copy_target);
     if (s.target !== undefined) {
@@ -216,25 +207,24 @@ export class CopyService {
     if (!target) throw notFound('Target Data Source not found');
     this.checkWrite(auth, target, next.mode);
     if (s.target !== undefined) await this.checkColumns(auth, pipe, node, target.id, reqId);
-    return this.pipes.save(auth.workspace, { ...pipe, nodes: pipe.nodes.map((n) => (n.id === node.id ? { ...n, data: { ...n.data, ...next } } : n)) });
+    return this.pipes.save(auth.workspace, { ...pipe, nodes: pipe.nodes.map((n) => (n.id === node.id ? { ...node, data: next } : n)) });
   }
 
   async unset(auth: Auth, pipe: PipeRecord, node: NodeRecord): Promise<PipeRecord> {
     if (node.nodeType !== 'copy') throw badRequest(`Node '${node.name}' is not a copy node`);
-    const rest = { ...node.data };
-    for (const k of ['copy_target', 'mode', 'cron', 'schedule_status', 'last_tick']) delete rest[k];
-    return this.pipes.save(auth.workspace, { ...pipe, nodes: pipe.nodes.map((n) => (n.id === node.id ? { ...n, nodeType: 'standard', data: rest } : n)) });
+    const drop = ['copy_target', 'mode', 'cron', 'schedule_status', 'last_tick'];
+    return this.pipes.save(auth.workspace, { ...pipe, nodes: pipe.nodes.map((n) => (n.id === node.id ? retype(n, 'standard', drop) : n)) });
   }
 
-  copyNode(pipe: PipeRecord): NodeRecord {
-    const node = pipe.nodes.find((n) => n.nodeType === 'copy');
+  copyNode(pipe: PipeRecord): CopyNode {
+    const node = pipe.nodes.find((n): n is CopyNode => n.nodeType === 'copy');
     if (!node) throw badRequest(`The pipe '${pipe.name}' is not a Copy pipe`);
     return node;
   }
 
   async setStatus(auth: Auth, pipe: PipeRecord, status: 'running' | 'paused'): Promise<PipeRecord> {
     const node = this.copyNode(pipe);
-    const data = node.data as unknown as CopyData;
+    const data = node.data;
     if (status === 'running' && data.cron) {
       const target = await this.datasources.find(auth.workspace, data.copy_target);
       if (target) this.checkWrite(auth, target, data.mode);
@@ -251,7 +241,7 @@ export class CopyService {
   async run(auth: Auth, pipe: PipeRecord, params: Record<string, ParamValue>, modeOverride?: string, jobTimestamp?: Date): Promise<JobRecord> {
     const ws = auth.workspace;
     const node = this.copyNode(pipe);
-    const data = node.data as unknown as CopyData;
+    const data = node.data;
     const mode = modeOverride !== undefined ? this.checkMode(modeOverride) : data.mode;
     const target = await this.datasources.find(ws, data.copy_target);
     if (!target) throw notFound('Target Data Source not found');

@@ -8,7 +8,8 @@
  * recorded and its merges stopped. The populate job reads exactly those parts; every row
  * inserted later reaches the target through the view only. Merges restart when the job ends.
  */
-import type { DatasourceRecord, NodeRecord, PipeRecord, Workspace } from '../catalog/catalog.js';
+import type { DatasourceRecord, MaterializedData, MaterializedNode, NodeRecord, PipeRecord, Workspace } from '../catalog/catalog.js';
+import { retype } from '../catalog/records.js';
 import type { Auth } from './access.js';
 import type { DatasourceService } from './datasource-service.js';
 import { badRequest, conflict, forbidden } from '../basics/errors.js';
@@ -58,15 +59,6 @@ export interface OutputColumn {
 }
 
 /** What a materialized node keeps in its `data`. */
-export interface MaterializedData {
-  /** Target data source id. */
-  materialized: string;
-  /** Engine name of the view (database-qualified). */
-  view: string;
-  /** Id of the data source whose inserts trigger the view. */
-  trigger: string | null;
-}
-
 const MAX_SUBSET_ROWS = 2_000_000;
 
 export class MaterializeService {
@@ -245,13 +237,11 @@ export class MaterializeService {
         tgt = await this.datasources.rename(ws, tgt, opts.datasource);
       }
       const data: MaterializedData = { materialized: tgt.id, view, trigger: snapshot.trigger?.id ?? null };
-      const saved = await this.pipes.save(ws, {
-        ...pipe,
-        nodes: pipe.nodes.map((n) => (n.id === node.id ? { ...n, nodeType: 'materialized', data: { ...n.data, ...data } } : n)),
-      });
+      const materialized = retype(node, 'materialized', data);
+      const saved = await this.pipes.save(ws, { ...pipe, nodes: pipe.nodes.map((n) => (n.id === node.id ? materialized : n)) });
       let job: JobRecord | undefined;
       if (opts.populate) {
-        job = await this.populateJob(auth, saved, this.pipes.node(saved, node.id), snapshot, {
+        job = await this.populateJob(auth, saved, materialized, snapshot, {
           subset: opts.populateSubset,
           condition: opts.populateCondition,
           unlinkOnError: opts.unlinkOnPopulateError,
@@ -290,11 +280,8 @@ export class MaterializeService {
     const node = pipe?.nodes.find((n) => n.id === nodeId);
     if (!pipe || !node) return null;
     if (node.nodeType !== 'materialized') return pipe;
-    const rest = { ...node.data };
-    delete rest.materialized;
-    delete rest.view;
-    delete rest.trigger;
-    return this.pipes.save(ws, { ...pipe, nodes: pipe.nodes.map((n) => (n.id === node.id ? { ...n, nodeType: 'standard', data: rest } : n)) });
+    const drop = ['materialized', 'view', 'trigger'];
+    return this.pipes.save(ws, { ...pipe, nodes: pipe.nodes.map((n) => (n.id === node.id ? retype(n, 'standard', drop) : n)) });
   }
 
   /** The data source whose inserts trigger a view (as the engine sees it). */
@@ -331,7 +318,7 @@ export class MaterializeService {
   async populate(auth: Auth, pipe: PipeRecord, node: NodeRecord, opts: PopulateOptions): Promise<JobRecord> {
     const ws = auth.workspace;
     if (node.nodeType !== 'materialized') throw badRequest(`Node '${node.name}' is not materialized`);
-    const data = node.data as unknown as MaterializedData;
+    const data = node.data;
     const target = await this.datasources.get(ws, data.materialized);
     auth.requireWrite(target, opts.truncate ? 'change' : 'append', opts.truncate ? 'A populate with truncate' : 'A populate');
     // Before the truncate and the frozen merges: a bad option changes nothing.
@@ -347,12 +334,12 @@ export class MaterializeService {
   private async populateJob(
     auth: Auth,
     pipe: PipeRecord,
-    node: NodeRecord,
+    node: MaterializedNode,
     snapshot: { trigger: DatasourceRecord | null; parts: string[] },
     opts: PopulateOptions,
   ): Promise<JobRecord> {
     const ws = auth.workspace;
-    const data = node.data as unknown as MaterializedData;
+    const data = node.data;
     const target = await this.datasources.get(ws, data.materialized);
     const trigger = snapshot.trigger;
     const release = async () => {
@@ -428,7 +415,7 @@ export class MaterializeService {
     const pipe = await this.pipes.get(ws, pipeId);
     const node = this.pipes.node(pipe, nodeId);
     if (node.nodeType !== 'materialized') throw badRequest(`Node '${node.name}' is not materialized`);
-    const data = node.data as unknown as MaterializedData;
+    const data = node.data;
     const journal = this.datasources.journal;
     const intent = await journal.begin(ws, 'unlink', { pipe: pipe.id, node: node.id, view: data.view });
     await this.engine.exec(sql`DROP VIEW IF EXISTS ${name(data.view)} SYNC`.text);
@@ -439,12 +426,12 @@ export class MaterializeService {
   }
 
   /** Materialized nodes that read a data source or write into it (for delete/rename checks). */
-  async dependents(ws: Workspace, dsId: string, dsName: string): Promise<Array<{ pipe: PipeRecord; node: NodeRecord }>> {
-    const out: Array<{ pipe: PipeRecord; node: NodeRecord }> = [];
+  async dependents(ws: Workspace, dsId: string, dsName: string): Promise<Array<{ pipe: PipeRecord; node: MaterializedNode }>> {
+    const out: Array<{ pipe: PipeRecord; node: MaterializedNode }> = [];
     for (const p of await this.pipes.list(ws)) {
       for (const n of p.nodes) {
         if (n.nodeType !== 'materialized') continue;
-        const d = n.data as unknown as MaterializedData;
+        const d = n.data;
         if (d.materialized === dsId || d.trigger === dsId || n.dependencies.includes(dsName)) out.push({ pipe: p, node: n });
       }
     }

@@ -3,7 +3,8 @@
  * node names are unique within a pipe), node operations and publishing. The SQL of a node is
  * checked by the caller (src/sql, which also yields its dependencies) before it is saved here.
  */
-import { type Catalog, type NodeRecord, type NodeType, type PipeRecord, UniqueViolation, type Workspace } from '../catalog/catalog.js';
+import { type Catalog, type NodeRecord, type NodeType, type PipeRecord, type StandardNode, UniqueViolation, type Workspace } from '../catalog/catalog.js';
+import { retype } from '../catalog/records.js';
 import type { DatasourceService } from './datasource-service.js';
 import { badRequest, conflict, forbidden, notFound } from '../basics/errors.js';
 import { canonicalId, newResourceId } from '../basics/ids.js';
@@ -15,9 +16,9 @@ export interface NewNode {
   name?: string;
   sql: string;
   description?: string | null;
-  type?: NodeType;
+  /** New nodes are plain; materializing, copying or sinking one retypes it. */
+  type?: 'standard' | 'endpoint';
   dependencies: string[];
-  data?: Record<string, unknown>;
 }
 
 /** The 404 of an unknown pipe, worded as Tinybird words it (clients' suites match the text). */
@@ -77,7 +78,7 @@ export class PipeService {
   }
 
   /** A node record; its name checked for validity and uniqueness in `pipe`. */
-  newNode(pipe: { name: string; nodes: NodeRecord[] }, spec: NewNode, index = pipe.nodes.length): NodeRecord {
+  newNode(pipe: { name: string; nodes: NodeRecord[] }, spec: NewNode, index = pipe.nodes.length): StandardNode {
     const name = spec.name || this.autoName(pipe, index);
     validateResourceName(name, 'node');
     if (pipe.nodes.some((n) => n.name === name)) {
@@ -94,7 +95,7 @@ export class PipeService {
       dependencies: spec.dependencies,
       createdAt: now,
       updatedAt: now,
-      data: spec.data ?? {},
+      data: {},
     };
   }
 
@@ -165,8 +166,8 @@ export class PipeService {
       );
     }
     const nodes = pipe.nodes.map((n) => {
-      if (n.id === node.id) return { ...n, nodeType: 'endpoint' as NodeType, updatedAt: nowIso() };
-      if (n.nodeType === 'endpoint') return { ...n, nodeType: 'standard' as NodeType };
+      if (n.id === node.id) return { ...retype(n, 'endpoint'), updatedAt: nowIso() };
+      if (n.nodeType === 'endpoint') return retype(n, 'standard');
       return n;
     });
     return this.save(ws, { ...pipe, nodes, endpoint: node.id });
@@ -174,7 +175,7 @@ export class PipeService {
 
   async unpublish(ws: Workspace, pipe: PipeRecord, node: NodeRecord): Promise<PipeRecord> {
     if (pipe.endpoint !== node.id) throw badRequest(`Pipe '${pipe.name}' node '${node.name}' is not an endpoint`);
-    const nodes = pipe.nodes.map((n) => (n.id === node.id ? { ...n, nodeType: 'standard' as NodeType } : n));
+    const nodes = pipe.nodes.map((n) => (n.id === node.id ? retype(n, 'standard') : n));
     return this.save(ws, { ...pipe, nodes, endpoint: null });
   }
 }

@@ -82,8 +82,8 @@ export async function recoverAfterCrash(s: RecoveryServices, log: RecoveryLog): 
     for (const ds of datasources) for (const suffix of ['', '_quarantine', ...STAGE_SUFFIXES]) named.add(ds.id + suffix);
     for (const pipe of await s.pipes.list(ws)) {
       for (const node of pipe.nodes) {
-        const view = node.data.view;
-        if (node.nodeType === 'materialized' && typeof view === 'string') {
+        if (node.nodeType === 'materialized') {
+          const view = node.data.view;
           named.add(view.slice(view.indexOf('.') + 1));
           if (!present.has(view.slice(view.indexOf('.') + 1)))
             log.error({ pipe: pipe.name, node: node.name }, 'the materialized view of a node is missing in the engine');

@@ -13,7 +13,8 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import type { JobRecord, NodeRecord, PipeRecord, Workspace } from '../catalog/catalog.js';
+import type { JobRecord, NodeRecord, PipeRecord, SinkData, SinkNode, Workspace } from '../catalog/catalog.js';
+import { patchData, retype } from '../catalog/records.js';
 import { EngineError, type Engine, markerTag } from '../engine/engine.js';
 import { sql, trusted } from '../engine/sql.js';
 import { scheduleOf } from '../jobs/cron.js';
@@ -62,20 +63,6 @@ export interface SinkSettings {
 }
 
 /** What a sink node keeps in its `data`. */
-export interface SinkData {
-  sink_connection: string;
-  sink_connection_name: string;
-  sink_service: string;
-  sink_path: string;
-  sink_file_template: string;
-  sink_format: SinkFormat;
-  sink_compression: SinkCompression;
-  sink_write_strategy: WriteStrategy;
-  cron: string | null;
-  schedule_status: 'running' | 'paused';
-  /** Last scheduled tick that was enqueued (ISO), so a tick never runs twice. */
-  last_tick: string | null;
-}
 
 const SINK_KEYS: Array<keyof SinkData> = [
   'sink_connection',
@@ -224,19 +211,17 @@ export class SinkService {
     };
     return this.pipes.save(auth.workspace, {
       ...pipe,
-      nodes: pipe.nodes.map((n) => (n.id === node.id ? { ...n, nodeType: 'sink', data: { ...n.data, ...data } } : n)),
+      nodes: pipe.nodes.map((n) => (n.id === node.id ? retype(n, 'sink', data) : n)),
     });
   }
 
   async unset(auth: Auth, pipe: PipeRecord, node: NodeRecord): Promise<PipeRecord> {
     if (node.nodeType !== 'sink') throw badRequest(`The pipe '${pipe.name}' is not a Sink pipe: node '${node.name}' is not a sink node`);
-    const rest = { ...node.data };
-    for (const k of SINK_KEYS) delete rest[k];
-    return this.pipes.save(auth.workspace, { ...pipe, nodes: pipe.nodes.map((n) => (n.id === node.id ? { ...n, nodeType: 'standard', data: rest } : n)) });
+    return this.pipes.save(auth.workspace, { ...pipe, nodes: pipe.nodes.map((n) => (n.id === node.id ? retype(n, 'standard', SINK_KEYS) : n)) });
   }
 
-  sinkNode(pipe: PipeRecord): NodeRecord {
-    const node = pipe.nodes.find((n) => n.nodeType === 'sink');
+  sinkNode(pipe: PipeRecord): SinkNode {
+    const node = pipe.nodes.find((n): n is SinkNode => n.nodeType === 'sink');
     if (!node) throw badRequest(`The pipe '${pipe.name}' is not a Sink pipe`);
     return node;
   }
@@ -257,7 +242,7 @@ export class SinkService {
    */
   async reschedule(auth: Auth, pipe: PipeRecord, schedule: string, reqId: string): Promise<PipeRecord> {
     const node = this.sinkNode(pipe);
-    const data = node.data as unknown as SinkData;
+    const data = node.data;
     const cron = scheduleOf(schedule);
     if (cron) {
       const columns = await this.columns(auth, pipe, node, null, reqId);
@@ -271,7 +256,7 @@ export class SinkService {
       }
     }
     const patch: Partial<SinkData> = { cron, schedule_status: 'running', last_tick: cron ? this.now().toISOString() : null };
-    return this.pipes.save(auth.workspace, { ...pipe, nodes: pipe.nodes.map((n) => (n.id === node.id ? { ...n, data: { ...n.data, ...patch } } : n)) });
+    return this.pipes.save(auth.workspace, { ...pipe, nodes: pipe.nodes.map((n) => (n.id === node.id ? patchData(node, patch) : n)) });
   }
 
   /** Cancels the pipe's waiting and working sink jobs and pauses its schedule. */
@@ -293,7 +278,7 @@ export class SinkService {
   ): Promise<JobRecord> {
     const ws = auth.workspace;
     const node = this.sinkNode(pipe);
-    const data = node.data as unknown as SinkData;
+    const data = node.data;
     const s: SinkSettings = {
       connection: overrides.connection ?? data.sink_connection,
       path: overrides.path ?? data.sink_path,

@@ -15,6 +15,7 @@
  */
 import { quoteIdent, quoteString } from '../engine/engine.js';
 import { badRequest } from '../basics/errors.js';
+import type { SinkCompression, SinkFormat, WriteStrategy } from '../catalog/catalog.js';
 
 /** Characters a literal part of a path or file name may have. */
 const SAFE_TEXT = /^[A-Za-z0-9_\-.=/]*$/;
@@ -29,9 +30,7 @@ export const MAX_BUCKETS = 1000;
 export type TemplateArg = { format: string } | { buckets: number };
 export type TemplatePart = { kind: 'text'; text: string } | { kind: 'var'; name: string; arg?: TemplateArg };
 
-export type SinkFormat = 'csv' | 'ndjson' | 'parquet';
-export type SinkCompression = 'none' | 'gz' | 'zstd';
-export type WriteStrategy = 'new' | 'truncate';
+export type { SinkCompression, SinkFormat, WriteStrategy } from '../catalog/catalog.js';
 
 export const FORMATS: Record<SinkFormat, { engine: string; ext: string }> = {
   csv: { engine: 'CSVWithNames', ext: 'csv' },

@@ -324,7 +324,7 @@ export const datasourceRoutes =
         // What keeps writing into it or is triggered by it: views reading or filling it, copies into it.
         const views = await s.materializations.dependents(auth.workspace, ds.id, ds.name);
         const copies = (await s.pipes.list(auth.workspace)).flatMap((pipe) =>
-          pipe.nodes.filter((n) => n.data.copy_target === ds.id).map((node) => ({ pipe, node })),
+          pipe.nodes.filter((n) => n.nodeType === 'copy' && n.data.copy_target === ds.id).map((node) => ({ pipe, node })),
         );
         const users = [...views, ...copies];
         const pipesList = [...new Set(users.map((d) => d.pipe.name))];

@@ -34,7 +34,7 @@ export function nodeJson(n: NodeRecord, opts: { dependencies?: boolean; limited?
     name: n.name,
     sql: n.sql,
     description: n.description,
-    materialized: (n.data.materialized as string | undefined) ?? null,
+    materialized: n.nodeType === 'materialized' ? n.data.materialized : null,
     cluster: null,
     tags: {},
     created_at: tbTime(n.createdAt),

@@ -549,7 +549,7 @@ export function pipeRoutes(services: Services): FastifyPluginAsync {
         const pipe = await s.pipes.find(auth.workspace, name);
         if (!pipe) throw pipeNotFound(name);
         const node = s.copies.copyNode(pipe);
-        if (!auth.canReadPipe(pipe.id) || !auth.canAppend(String(node.data.copy_target))) {
+        if (!auth.canReadPipe(pipe.id) || !auth.canAppend(node.data.copy_target)) {
           throw forbidden('The token needs PIPES:READ on the pipe and DATASOURCES:APPEND on the target Data Source to run a copy');
         }
         const a = await formArgs(req);
