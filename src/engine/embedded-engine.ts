@@ -27,6 +27,7 @@ import {
   type SelectResult,
 } from './engine.js';
 import { EngineLanes, type SlotKind } from './lanes.js';
+import { selectResult } from './select-result.js';
 import { WriteGate } from './write-gate.js';
 
 /** The comment that marks a statement so it can be found (and killed) in system.processes. */
@@ -556,44 +557,33 @@ export class EmbeddedEngine implements Engine {
       finish();
       throw engineError(err);
     }
-    const toBuffer = (c: { raw(): Uint8Array }) => {
-      const b = c.raw();
-      return Buffer.from(b.buffer, b.byteOffset, b.byteLength);
-    };
-    return {
+    // The header of the answer, from its first chunk; the same bytes begin every later chunk.
+    let header: Buffer | undefined;
+    return selectResult({
       stats,
-      cancel() {
-        cancel();
-        it.return?.().catch(() => undefined);
-        finish();
-      },
-      async *[Symbol.asyncIterator]() {
-        try {
-          let r = first;
-          // The header of the answer, from its first chunk; the same bytes begin every later chunk.
-          let header: Buffer | undefined;
-          while (!r.done) {
-            let chunk = toBuffer(r.value);
-            if (framing?.headerLines && chunk.length > 0) {
-              if (!header) {
-                const n = headerLength(chunk, framing.headerLines, framing.csv);
-                header = Buffer.from(n < 0 ? chunk : chunk.subarray(0, n));
-              } else if (chunk.length >= header.length && header.equals(chunk.subarray(0, header.length))) {
-                chunk = chunk.subarray(header.length);
-              }
-            }
-            if (chunk.length > 0) yield chunk;
-            r = await it.next();
+      it,
+      first,
+      bytes: (c) => {
+        const b = c.raw();
+        let chunk = Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+        if (framing?.headerLines && chunk.length > 0) {
+          if (!header) {
+            const n = headerLength(chunk, framing.headerLines, framing.csv);
+            header = Buffer.from(n < 0 ? chunk : chunk.subarray(0, n));
+          } else if (chunk.length >= header.length && header.equals(chunk.subarray(0, header.length))) {
+            chunk = chunk.subarray(header.length);
           }
-        } catch (err) {
-          dirty = true;
-          throw engineError(err);
-        } finally {
-          if (!finished) it.return?.().catch(() => undefined);
-          finish();
         }
+        return chunk;
       },
-    };
+      cancel,
+      finish,
+      finished: () => finished,
+      error: (err) => {
+        dirty = true;
+        return engineError(err);
+      },
+    });
   }
 
   async query(sql: string, opts: QueryOptions = {}): Promise<QueryResult> {

@@ -30,6 +30,7 @@ import {
   type SelectResult,
 } from './engine.js';
 import { EngineLanes, type SlotKind } from './lanes.js';
+import { selectResult } from './select-result.js';
 import { WriteGate } from './write-gate.js';
 
 /**
@@ -293,28 +294,7 @@ export class RemoteEngine implements Engine {
       finish();
       throw remoteError(err);
     }
-    return {
-      stats,
-      cancel() {
-        cancel();
-        it.return?.().catch(() => undefined);
-        finish();
-      },
-      async *[Symbol.asyncIterator]() {
-        try {
-          let r = first;
-          while (!r.done) {
-            yield r.value;
-            r = await it.next();
-          }
-        } catch (err) {
-          throw remoteError(err);
-        } finally {
-          if (!finished) it.return?.().catch(() => undefined);
-          finish();
-        }
-      },
-    };
+    return selectResult({ stats, it, first, bytes: (c) => c, cancel, finish, finished: () => finished, error: remoteError });
   }
 
   private async withSlot<T>(kind: SlotKind, fn: () => Promise<T>): Promise<T> {
