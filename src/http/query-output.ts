@@ -5,6 +5,7 @@
  * small in-memory result cache of `cache_ttl()` templates.
  */
 import { pipeline, Readable } from 'node:stream';
+import crypto from 'node:crypto';
 import zlib from 'node:zlib';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Services } from './services.js';
@@ -65,6 +66,12 @@ interface CacheEntry {
   headers: Record<string, string>;
 }
 
+/** A digest of a query's bound values (secrets), for cache keys; '' when it binds none. */
+function secretsDigest(params: Readonly<Record<string, string>>): string {
+  const entries = Object.entries(params).sort(([a], [b]) => (a < b ? -1 : 1));
+  return entries.length ? crypto.createHash('sha256').update(JSON.stringify(entries)).digest('base64url') : '';
+}
+
 /** Results of `cache_ttl()` queries, keyed by workspace + final SQL + output settings. */
 export class ResultCache {
   private readonly entries = new Map<string, CacheEntry>();
@@ -87,10 +94,9 @@ export class ResultCache {
     this.delete(key);
     this.entries.set(key, e);
     this.bytes += e.body.length;
-    for (const [k, v] of this.entries) {
+    for (const k of this.entries.keys()) {
       if (this.bytes <= this.maxBytes) break;
       this.delete(k);
-      void v;
     }
   }
 
@@ -120,7 +126,16 @@ export async function sendQuery(
   const buffered = BUFFERED_FORMATS.has(format) || prepared.cacheTtl !== undefined;
   const cacheKey =
     prepared.cacheTtl !== undefined
-      ? JSON.stringify([opts.workspaceId, prepared.sql, format, opts.maxThreads ?? prepared.maxThreads ?? null, opts.formatSettings ?? {}])
+      ? // The SQL holds placeholders for bound secrets: their values (hashed, never kept) are part of
+        // the key, so a changed variable is not answered from a result computed with the old one.
+        JSON.stringify([
+          opts.workspaceId,
+          prepared.sql,
+          secretsDigest(prepared.queryParams),
+          format,
+          opts.maxThreads ?? prepared.maxThreads ?? null,
+          opts.formatSettings ?? {},
+        ])
       : undefined;
 
   if (cacheKey) {

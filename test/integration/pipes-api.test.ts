@@ -562,7 +562,9 @@ describe('endpoints', () => {
   it('last_update and requests', async () => {
     const lu = await (await s.req('GET', '/v0/pipes/by_country/last_update')).json();
     expect(lu).toMatchObject({ name: 'by_country', edited_by: null });
-    // From tinybird.pipe_stats_rt (issue 13): the endpoint calls of the tests above.
+    // From tinybird.pipe_stats_rt (issue 13): the endpoint calls of the tests above, once their
+    // buffered records are in (they are inserted once a second).
+    await s.app.services.observability.flush();
     const { requests } = await (await s.req('GET', '/v0/pipes/by_country/requests')).json();
     expect(requests.top.length).toBeGreaterThan(0);
     expect(requests.top[0]).toMatchObject({ method: expect.any(String), status_code: expect.any(Number), duration: expect.any(Number) });

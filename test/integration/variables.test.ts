@@ -176,6 +176,20 @@ describe('tb_secret in templates', () => {
     for (const sql of seen) expect(sql).not.toContain(SECRET);
   });
 
+  it('a cached endpoint answers with the current value of a secret it binds, not a result computed with the old one', async () => {
+    expect((await s.req('POST', '/v0/variables', form({ name: 'cached_key', value: 'one' }))).status).toBe(200);
+    const pipe = {
+      name: 'cached_secret',
+      nodes: [{ name: 'n', type: 'endpoint', sql: "%\n{{ cache_ttl('1h') }}\nSELECT length({{ tb_secret('cached_key') }}) AS n" }],
+    };
+    expect((await s.req('POST', '/v0/pipes', { body: JSON.stringify(pipe), headers: { 'content-type': 'application/json' } })).status).toBe(200);
+    const n = async () => (await (await s.req('GET', '/v0/pipes/cached_secret.json')).json()).data[0].n;
+    expect(await n()).toBe(3);
+    expect(await n()).toBe(3); // from the cache
+    expect((await s.req('PUT', '/v0/variables/cached_key', form({ value: 'three' }))).status).toBe(200);
+    expect(await n()).toBe(5);
+  });
+
   it('a missing secret is a template error; a default is used when unset', async () => {
     let r = await s.req('GET', `/v0/sql?q=${encodeURIComponent("% SELECT {{ tb_secret('nope') }}")}&x=1`);
     expect(r.status).toBe(400);
