@@ -5,6 +5,7 @@
  * and Tinybird's `Too many requests: retry after N seconds` once the bucket is empty (clients
  * such as tinybird-python-sdk sleep on these headers; without them they retry in a tight loop).
  * Buckets live in this process: with several copies behind a balancer each copy limits alone.
+ * Time is the app's clock (tests hold it still, so a loaded machine cannot refill a bucket mid-test).
  */
 import type { FastifyReply } from 'fastify';
 import type { Services } from './services.js';
@@ -98,12 +99,12 @@ function limiters(s: Services): Limiters {
 
 /** Enforces a JWT's `limits.rps` (keyed by the token's signature, so each JWT has its own bucket). */
 export function limitJwt(s: Services, reply: FastifyReply, jwtValue: string, rps: number): void {
-  applyLimit(reply, limiters(s).jwt.take(jwtValue.slice(jwtValue.lastIndexOf('.') + 1), rps));
+  applyLimit(reply, limiters(s).jwt.take(jwtValue.slice(jwtValue.lastIndexOf('.') + 1), rps, undefined, s.clock.now().getTime()));
 }
 
 /** Enforces the per-endpoint limit (PIPIT_ENDPOINT_RPS) for one pipe; nothing when it is off. */
 export function limitEndpoint(s: Services, reply: FastifyReply, workspaceId: string, pipeId: string): void {
   const rps = s.config.endpointRps;
   if (!rps) return;
-  applyLimit(reply, limiters(s).endpoints.take(`${workspaceId}/${pipeId}`, rps));
+  applyLimit(reply, limiters(s).endpoints.take(`${workspaceId}/${pipeId}`, rps, undefined, s.clock.now().getTime()));
 }

@@ -56,7 +56,7 @@ export interface Services {
   connections: ConnectionService;
   sinks: SinkService;
   scheduler: Scheduler;
-  /** The scheduler's clock; tests replace `now` to drive cron schedules without waiting. */
+  /** The scheduler's and the rate limits' clock; tests replace `now` to drive them without waiting. */
   clock: { now: () => Date };
   /** Results of endpoints whose templates ask for cache_ttl(). */
   resultCache: ResultCache;

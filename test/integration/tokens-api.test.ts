@@ -859,66 +859,84 @@ describe('@tinybirdco/sdk', () => {
 });
 
 describe('rate limits', () => {
-  it('a JWT with limits.rps answers 429 with Retry-After and X-RateLimit-* once over it', async () => {
-    const token = selfSigned(
-      { workspace_id: wsId, name: 'slow', exp: now() + 600, scopes: [{ type: 'PIPES:READ', resource: 'all_rows' }], limits: { rps: 1 } },
-      signer,
-    );
-    let r = await s.req('GET', '/v0/pipes/all_rows.json', { token });
-    expect(r.status).toBe(200);
-    expect([r.headers.get('x-ratelimit-limit'), r.headers.get('x-ratelimit-remaining')]).toEqual(['1', '0']);
-    r = await s.req('GET', '/v0/pipes/all_rows.json', { token });
-    expect(await j(r)).toEqual({
-      status: 429,
-      body: { error: 'Too many requests: retry after 1 seconds', documentation: 'https://docs.tinybird.co/api-reference/api-reference.html#limits' },
-    });
-    expect([
-      r.headers.get('retry-after'),
-      r.headers.get('x-ratelimit-limit'),
-      r.headers.get('x-ratelimit-remaining'),
-      r.headers.get('x-ratelimit-reset'),
-    ]).toEqual(['1', '1', '0', '1']);
-    // Another JWT has its own bucket; static tokens are not limited.
-    const other = selfSigned(
-      { workspace_id: wsId, name: 'other', exp: now() + 600, scopes: [{ type: 'PIPES:READ', resource: 'all_rows' }], limits: { rps: 1 } },
-      signer,
-    );
-    expect((await s.req('GET', '/v0/pipes/all_rows.json', { token: other })).status).toBe(200);
-    r = await s.req('GET', '/v0/pipes/all_rows.json');
-    expect([r.status, r.headers.get('x-ratelimit-limit')]).toEqual([200, null]);
-    await new Promise((res) => setTimeout(res, 1100));
-    expect((await s.req('GET', '/v0/pipes/all_rows.json', { token })).status).toBe(200);
-  });
-
-  it('the Events API answers its 429 as text', async () => {
-    const token = selfSigned(
-      { workspace_id: wsId, name: 'ingest', exp: now() + 600, scopes: [{ type: 'DATASOURCES:APPEND', resource: 'other' }], limits: { rps: 1 } },
-      signer,
-    );
-    expect((await s.req('POST', '/v0/events?name=other', { token, body: '{"country":"ES","n":1}' })).status).toBe(202);
-    const r = await s.req('POST', '/v0/events?name=other', { token, body: '{"country":"ES","n":1}' });
-    expect([r.status, await r.text(), r.headers.get('retry-after')]).toEqual([429, 'Too many requests\n', '1']);
-  });
-
-  it('PIPIT_ENDPOINT_RPS limits each endpoint for every token', async () => {
-    const config = s.app.services.config as { endpointRps: number };
-    config.endpointRps = 2;
+  /** Holds the app's clock (the limiters' time) still while `fn` runs; `fn` may move it with `advance`. */
+  async function clockHeld(fn: (advance: (ms: number) => void) => Promise<void>): Promise<void> {
+    const clock = s.app.services.clock;
+    const real = clock.now;
+    let t = Date.now();
+    clock.now = () => new Date(t);
     try {
-      const statuses = [];
-      for (let i = 0; i < 4; i++) statuses.push((await s.req('GET', '/v0/pipes/all_rows.json')).status);
-      expect(statuses).toEqual([200, 200, 429, 429]);
-      const reader = (await j(await s.req('GET', '/v0/tokens/to_refresh'))).body.token;
-      const r = await s.req('GET', '/v0/pipes/all_rows.json', { token: reader });
+      await fn((ms) => {
+        t += ms;
+      });
+    } finally {
+      clock.now = real;
+    }
+  }
+
+  it('a JWT with limits.rps answers 429 with Retry-After and X-RateLimit-* once over it', () =>
+    clockHeld(async (advance) => {
+      const token = selfSigned(
+        { workspace_id: wsId, name: 'slow', exp: now() + 600, scopes: [{ type: 'PIPES:READ', resource: 'all_rows' }], limits: { rps: 1 } },
+        signer,
+      );
+      let r = await s.req('GET', '/v0/pipes/all_rows.json', { token });
+      expect(r.status).toBe(200);
+      expect([r.headers.get('x-ratelimit-limit'), r.headers.get('x-ratelimit-remaining')]).toEqual(['1', '0']);
+      r = await s.req('GET', '/v0/pipes/all_rows.json', { token });
       expect(await j(r)).toEqual({
         status: 429,
-        body: { error: expect.stringMatching(/^Too many requests: retry after 1 seconds$/), documentation: expect.any(String) },
+        body: { error: 'Too many requests: retry after 1 seconds', documentation: 'https://docs.tinybird.co/api-reference/api-reference.html#limits' },
       });
-      const other = await s.req('GET', '/v0/pipes/by_country.json');
-      expect([other.status, other.headers.get('x-ratelimit-limit'), other.headers.get('x-ratelimit-remaining')]).toEqual([200, '2', '1']);
-      // Other routes are not endpoint-limited.
-      expect((await s.req('GET', `/v0/sql?q=${encodeURIComponent('SELECT 1')}`)).status).toBe(200);
-    } finally {
-      config.endpointRps = 0;
-    }
-  });
+      expect([
+        r.headers.get('retry-after'),
+        r.headers.get('x-ratelimit-limit'),
+        r.headers.get('x-ratelimit-remaining'),
+        r.headers.get('x-ratelimit-reset'),
+      ]).toEqual(['1', '1', '0', '1']);
+      // Another JWT has its own bucket; static tokens are not limited.
+      const other = selfSigned(
+        { workspace_id: wsId, name: 'other', exp: now() + 600, scopes: [{ type: 'PIPES:READ', resource: 'all_rows' }], limits: { rps: 1 } },
+        signer,
+      );
+      expect((await s.req('GET', '/v0/pipes/all_rows.json', { token: other })).status).toBe(200);
+      r = await s.req('GET', '/v0/pipes/all_rows.json');
+      expect([r.status, r.headers.get('x-ratelimit-limit')]).toEqual([200, null]);
+      advance(1100);
+      expect((await s.req('GET', '/v0/pipes/all_rows.json', { token })).status).toBe(200);
+    }));
+
+  it('the Events API answers its 429 as text', () =>
+    clockHeld(async () => {
+      const token = selfSigned(
+        { workspace_id: wsId, name: 'ingest', exp: now() + 600, scopes: [{ type: 'DATASOURCES:APPEND', resource: 'other' }], limits: { rps: 1 } },
+        signer,
+      );
+      expect((await s.req('POST', '/v0/events?name=other', { token, body: '{"country":"ES","n":1}' })).status).toBe(202);
+      const r = await s.req('POST', '/v0/events?name=other', { token, body: '{"country":"ES","n":1}' });
+      expect([r.status, await r.text(), r.headers.get('retry-after')]).toEqual([429, 'Too many requests\n', '1']);
+    }));
+
+  it('PIPIT_ENDPOINT_RPS limits each endpoint for every token', () =>
+    clockHeld(async () => {
+      const config = s.app.services.config as { endpointRps: number };
+      config.endpointRps = 2;
+      try {
+        const statuses = [];
+        for (let i = 0; i < 4; i++) statuses.push((await s.req('GET', '/v0/pipes/all_rows.json')).status);
+        expect(statuses).toEqual([200, 200, 429, 429]);
+        const reader = (await j(await s.req('GET', '/v0/tokens/to_refresh'))).body.token;
+        const r = await s.req('GET', '/v0/pipes/all_rows.json', { token: reader });
+        expect(await j(r)).toEqual({
+          status: 429,
+          body: { error: expect.stringMatching(/^Too many requests: retry after 1 seconds$/), documentation: expect.any(String) },
+        });
+        const other = await s.req('GET', '/v0/pipes/by_country.json');
+        expect([other.status, other.headers.get('x-ratelimit-limit'), other.headers.get('x-ratelimit-remaining')]).toEqual([200, '2', '1']);
+        // Other routes are not endpoint-limited.
+        expect((await s.req('GET', `/v0/sql?q=${encodeURIComponent('SELECT 1')}`)).status).toBe(200);
+      } finally {
+        config.endpointRps = 0;
+      }
+    }));
 });
