@@ -85,6 +85,11 @@ export class JobService {
     });
   }
 
+  /** The work registered for `kind` (tests wrap it to hold jobs). */
+  registered(kind: JobKind): { run: JobRun<unknown>; ended?: JobEnded<unknown> } | undefined {
+    return this.handlers.get(kind);
+  }
+
   /**
    * Fails the jobs whose copy is gone: on a single-process catalog every running job at start
    * (nothing else runs them; the waiting ones stay queued and run again), on a shared one those
