@@ -10,7 +10,8 @@
  * lapsed (`claimAbandoned`), so a starting copy never undoes a change a live copy is making.
  *
  * Checkpoints name the moments between steps. PIPIT_TEST_PAUSE_AT (test only) stops the operation
- * at one of them forever, after printing `PIPIT_PAUSED <name>`, so a fault test can kill there.
+ * at one of them forever, after printing `PIPIT_PAUSED <name>`, so a fault test can kill there (or,
+ * with `+sigstop`, stops the process there until it is continued: a copy that stalls).
  */
 import crypto from 'node:crypto';
 import os from 'node:os';
@@ -98,10 +99,14 @@ export class Journal {
     this.held.delete(intent.id);
   }
 
-  /** A named point between two steps (a no-op unless a fault test asked to stop here). */
+  /**
+   * A named point between two steps (a no-op unless a fault test asked to stop here: forever, or
+   * with `+sigstop` the whole process until it is continued).
+   */
   async checkpoint(name: string): Promise<void> {
-    if (this.pauseAt !== name) return;
-    process.stdout.write(`PIPIT_PAUSED ${name}\n`);
-    await new Promise<never>(() => undefined);
+    if (this.pauseAt !== name && this.pauseAt !== `${name}+sigstop`) return;
+    await new Promise((written) => process.stdout.write(`PIPIT_PAUSED ${name}\n`, written));
+    if (this.pauseAt === name) await new Promise<never>(() => undefined);
+    process.kill(process.pid, 'SIGSTOP');
   }
 }

@@ -211,6 +211,8 @@ export class JobService {
       this.reserved.delete(job.id);
       throw err;
     }
+    // Reserved as close() began: handed back too.
+    if (reserve && this.closing) await this.handBack();
     this.pump();
     return job;
   }
@@ -384,6 +386,12 @@ export class JobService {
     this.timer = undefined;
     this.closing = true;
     await this.pumping;
+    await this.handBack();
+    await this.drain();
+  }
+
+  /** Gives this copy's reservations back to the queue (closing: it starts no more jobs). */
+  private async handBack(): Promise<void> {
     try {
       await this.catalog.releaseJobs(this.owner);
       this.reserved.clear();
@@ -391,7 +399,6 @@ export class JobService {
       // Their reservation lapses with the lease instead.
       this.onError(err, 'the jobs reserved by this server could not be handed back');
     }
-    await this.drain();
   }
 }
 

@@ -130,4 +130,31 @@ describe('copies sharing a PostgreSQL catalog', () => {
     await dead.close();
     expect((await b.getJob(stuck.id))?.status).toBe('error');
   }, 30_000);
+
+  it('close() hands the jobs a copy reserved but did not start back to the queue: another copy runs them at once', async () => {
+    // A reservation that lapsed would free the job only after a minute.
+    const timings = { leaseMs: 60_000, pollMs: 200 };
+    const runs: string[] = [];
+    const mk = (cat: SqlCatalog, name: string) => {
+      const svc = new JobService(cat, 2, timings);
+      svc.register('delete_data', async () => {
+        runs.push(name);
+        return {};
+      });
+      return svc;
+    };
+    const closing = mk(a, 'A');
+    const other = mk(b, 'B');
+    other.start();
+    // Accepted with free slots (so reserved for A) just as A begins to close: A starts neither.
+    const created = Promise.all([1, 2].map((n) => closing.create(ws, 'delete_data', {}, { n })));
+    await closing.close();
+    const jobs = await created;
+    expect(await within(5000, () => runs.length === 2)).toBe(true);
+    expect(runs).toEqual(['B', 'B']);
+    const statuses = async () => Promise.all(jobs.map(async (j) => (await a.getJob(j.id))?.status));
+    for (let t = Date.now(); Date.now() - t < 5000 && !(await statuses()).every((st) => st === 'done'); ) await new Promise((r) => setTimeout(r, 20));
+    expect(await statuses()).toEqual(['done', 'done']);
+    await other.close();
+  }, 30_000);
 });
