@@ -37,6 +37,7 @@ import { Observability } from './observability/observability.js';
 import { startMetricsServer } from './http/observability.js';
 import { DeployService } from './domain/deploy-service.js';
 import { DatasourceWriteService } from './domain/datasource-write-service.js';
+import { fetchUrlData, writeJson } from './http/routes/datasources.js';
 import { TokenService } from './domain/token-service.js';
 
 import type { Services } from './http/services.js';
@@ -132,7 +133,7 @@ export async function createApp(config: Config): Promise<App> {
   const jobs = new JobService(catalog, 2, { leaseMs: config.jobLeaseSeconds * 1000, pollMs: Math.min(2000, (config.jobLeaseSeconds * 1000) / 3) }, (err, msg) =>
     http.log.error({ err }, msg),
   );
-  await jobs.recover();
+  jobs.stopQueries = (id) => engine.kill(id);
   // Intents are held like jobs: the same copy name and lease.
   datasources.journal.owner = jobs.owner;
   datasources.journal.leaseMs = config.jobLeaseSeconds * 1000;
@@ -184,7 +185,13 @@ export async function createApp(config: Config): Promise<App> {
     datasources,
     ingest,
     imports,
-    writes: new DatasourceWriteService({ datasources, imports, jobs }),
+    writes: new DatasourceWriteService({
+      datasources,
+      imports,
+      jobs,
+      fetch: (url) => fetchUrlData(url, config.allowPrivateUrls),
+      present: (auth, spec, r, importId) => writeJson({ datasources, pipes }, auth, spec, r, importId),
+    }),
     events,
     jobs,
     queries,
@@ -215,7 +222,10 @@ export async function createApp(config: Config): Promise<App> {
       `libuv's thread pool (UV_THREADPOOL_SIZE=${lanes.threadpool}) is too small for PIPIT_ENGINE_SESSIONS=${config.engineSessions}: the engine runs ${lanes.user} user queries and ${lanes.internal} internal statements at once. Start with UV_THREADPOOL_SIZE=${threadpoolFor(config.engineSessions)} or more (npm start does).`,
     );
   }
-  // Changes a crash interrupted are rolled forward or back; orphan engine objects are dropped.
+  // Jobs whose copy is gone are failed (their kinds' handlers are registered by now, so what their
+  // creation left held is released); changes a crash interrupted are rolled forward or back
+  // (settling their jobs); orphan engine objects are dropped.
+  await jobs.recover();
   await recoverAfterCrash(services, http.log);
 
   // Rows acknowledged by a previous process but not yet in the engine.

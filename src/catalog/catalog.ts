@@ -249,7 +249,7 @@ export interface IntentRecord {
 /** A job as a copy claimed it: the record and the task its handler runs. */
 export interface ClaimedJob {
   job: JobRecord;
-  /** The handler's input (kind-specific), null for jobs pinned to the copy that made them. */
+  /** The handler's input (kind-specific). */
   payload: unknown;
 }
 
@@ -303,23 +303,45 @@ export interface Catalog {
   deleteConnection(workspaceId: string, id: string): Promise<void>;
 
   /**
-   * A new job. With `owner` the job is pinned to that copy (its task lives in that process), under
-   * a lease the owner keeps renewing; without, any copy may claim it.
+   * A new job with the payload its kind's handler runs. With `owner` the job is reserved for that
+   * copy (it accepted the job with a free slot and starts it at once) under a lease the owner keeps
+   * renewing; a lapsed or released reservation leaves it to any copy.
    */
   insertJob(job: JobRecord, payload: unknown, owner: string | null, leaseMs: number): Promise<void>;
-  /** Replaces the record with the same id and version (VersionConflict otherwise); returns it with its new version. */
+  /**
+   * Replaces the record with the same id and version (VersionConflict otherwise); returns it with
+   * its new version. A finished status ends the claim on the job (its `owner` can no longer settle it).
+   */
   updateJob(job: JobRecord): Promise<JobRecord>;
+  /**
+   * Records the outcome of a job its `owner` runs: only while that copy still holds the claim
+   * (the job is `working` or `cancelling` under its name: not failed or taken over by another copy
+   * meanwhile), whatever the version (a cancel asked meanwhile is answered by the outcome). Null
+   * when refused.
+   */
+  settleJob(job: JobRecord, owner: string): Promise<JobRecord | null>;
   getJob(id: string): Promise<JobRecord | null>;
+  /** The payload stored with a job (null when it has none). */
+  jobPayload(id: string): Promise<unknown>;
   listJobs(workspaceId: string, filter: JobFilter): Promise<JobRecord[]>;
   /**
    * Claims up to `limit` waiting jobs for `owner` (FOR UPDATE SKIP LOCKED: two copies never claim
-   * the same job): they become `working` under a lease of `leaseMs`.
+   * the same job), its own reservations and unreserved ones (or whose reservation lapsed): they
+   * become `working` under a lease of `leaseMs`.
    */
   claimJobs(owner: string, limit: number, leaseMs: number): Promise<ClaimedJob[]>;
-  /** Renews the lease of the owner's jobs; returns those now asked to stop (`cancelling`). */
-  renewLeases(owner: string, ids: string[], leaseMs: number): Promise<string[]>;
-  /** Unfinished jobs whose owner stopped renewing its lease (every one with `all`: a single-process restart). */
-  abandonedJobs(all: boolean): Promise<JobRecord[]>;
+  /**
+   * Renews the leases `owner` still holds on the jobs `ids`; returns the status of each renewed.
+   * A lease that lapsed is lost for good (not renewed, even if no copy took the job over yet).
+   */
+  renewLeases(owner: string, ids: string[], leaseMs: number): Promise<Map<string, JobStatus>>;
+  /** Gives the waiting jobs reserved by `owner` (every reservation with null) back to the queue. */
+  releaseJobs(owner: string | null): Promise<void>;
+  /**
+   * Running jobs (`working`, `cancelling`) whose owner stopped renewing its lease (every one with
+   * `all`: a single-process restart), with their payloads.
+   */
+  abandonedJobs(all: boolean): Promise<ClaimedJob[]>;
 
   /**
    * Claims a schedule's tick: true when `tick` is later than the last tick claimed for the pipe's
@@ -349,8 +371,14 @@ export interface Catalog {
 
   /** Open intents of every workspace, oldest first. */
   listIntents(): Promise<IntentRecord[]>;
-  /** Inserts or replaces (by id); a new intent is held by `owner` for `leaseMs` (the lease is kept on updates). */
-  upsertIntent(intent: IntentRecord, owner: string, leaseMs: number): Promise<void>;
+  /** A new intent, held by `owner` for `leaseMs`. */
+  insertIntent(intent: IntentRecord, owner: string, leaseMs: number): Promise<void>;
+  /**
+   * Replaces an intent `owner` still holds (not taken over by another copy, not ended), renewing
+   * its lease; with `job`, only while `owner` also holds that job's lease (a point of no return of
+   * the job's change). False when refused.
+   */
+  updateIntent(intent: IntentRecord, owner: string, leaseMs: number, job?: string): Promise<boolean>;
   /** Extends the leases `owner` holds on the intents `ids`. */
   renewIntents(owner: string, ids: string[], leaseMs: number): Promise<void>;
   /**
@@ -359,7 +387,8 @@ export interface Catalog {
    * is taken by one copy only, and never while its holder renews it.
    */
   claimAbandonedIntents(owner: string, leaseMs: number, all: boolean): Promise<IntentRecord[]>;
-  deleteIntent(id: string): Promise<void>;
+  /** Deletes an intent `owner` holds (one another copy took over is left to it). */
+  deleteIntent(id: string, owner: string): Promise<void>;
 
   close(): Promise<void>;
 }

@@ -14,6 +14,7 @@ import type {
   IntentRecord,
   JobFilter,
   JobRecord,
+  JobStatus,
   PipeRecord,
   TokenRecord,
   VariableRecord,
@@ -321,12 +322,34 @@ export class SqlCatalog implements Catalog {
   }
 
   updateJob(job: JobRecord): Promise<JobRecord> {
-    return this.versioned('jobs', 'job', job, 'status = $4', [job.status]);
+    // A finished job is no copy's any more: its former owner's outcome is refused (settleJob).
+    return this.versioned(
+      'jobs',
+      'job',
+      job,
+      `status = $4, locked_by = CASE WHEN $4 IN ('done', 'error', 'cancelled') THEN NULL ELSE locked_by END,
+       locked_until = CASE WHEN $4 IN ('done', 'error', 'cancelled') THEN NULL ELSE locked_until END`,
+      [job.status],
+    );
+  }
+
+  async settleJob(job: JobRecord, owner: string): Promise<JobRecord | null> {
+    const r = await this.q<{ version: number | string }>(
+      `UPDATE jobs SET status = $3, doc = $4, version = version + 1, locked_by = NULL, locked_until = NULL
+       WHERE id = $1 AND locked_by = $2 AND status IN ('working', 'cancelling') RETURNING version`,
+      [job.id, owner, job.status, job],
+    );
+    return r.length ? { ...job, version: Number(r[0].version) } : null;
   }
 
   async getJob(id: string): Promise<JobRecord | null> {
     const r = await this.q('SELECT doc, version FROM jobs WHERE id = $1', [id]);
     return r.length ? withVersion<JobRecord>(r[0]) : null;
+  }
+
+  async jobPayload(id: string): Promise<unknown> {
+    const r = await this.q<{ payload: unknown }>('SELECT payload FROM jobs WHERE id = $1', [id]);
+    return r.length ? payloadOf(r[0].payload) : null;
   }
 
   async listJobs(workspaceId: string, f: JobFilter): Promise<JobRecord[]> {
@@ -351,31 +374,38 @@ export class SqlCatalog implements Catalog {
     const r = await this.q<Row & { payload: unknown }>(
       `UPDATE jobs j SET status = 'working', version = j.version + 1, locked_by = $1, locked_until = now() + $3 * interval '1 millisecond',
          doc = j.doc || jsonb_build_object('status', 'working', 'startedAt', to_jsonb($4::text), 'updatedAt', to_jsonb($4::text), 'version', j.version + 1)
-       FROM (SELECT id FROM jobs WHERE status = 'waiting' AND (locked_by IS NULL OR locked_by = $1)
+       FROM (SELECT id FROM jobs WHERE status = 'waiting' AND (locked_by IS NULL OR locked_by = $1 OR locked_until < now())
              ORDER BY created_at, id LIMIT $2 FOR UPDATE SKIP LOCKED) c
        WHERE j.id = c.id RETURNING j.doc, j.version, j.payload`,
       [owner, limit, leaseMs, new Date().toISOString()],
     );
-    return r.map((x) => ({ job: withVersion<JobRecord>(x), payload: typeof x.payload === 'string' ? JSON.parse(x.payload) : (x.payload ?? null) }));
+    return r.map((x) => ({ job: withVersion<JobRecord>(x), payload: payloadOf(x.payload) }));
   }
 
-  async renewLeases(owner: string, ids: string[], leaseMs: number): Promise<string[]> {
-    if (!ids.length) return [];
-    const r = await this.q<{ id: string; status: string }>(
-      `UPDATE jobs SET locked_until = now() + $3 * interval '1 millisecond' WHERE locked_by = $1 AND id = ANY($2) RETURNING id, status`,
+  async renewLeases(owner: string, ids: string[], leaseMs: number): Promise<Map<string, JobStatus>> {
+    if (!ids.length) return new Map();
+    const r = await this.q<{ id: string; status: JobStatus }>(
+      `UPDATE jobs SET locked_until = now() + $3 * interval '1 millisecond'
+       WHERE locked_by = $1 AND id = ANY($2) AND locked_until > now() AND status IN ('waiting', 'working', 'cancelling') RETURNING id, status`,
       [owner, ids, leaseMs],
     );
-    return r.filter((x) => x.status === 'cancelling').map((x) => x.id);
+    return new Map(r.map((x) => [x.id, x.status]));
   }
 
-  async abandonedJobs(all: boolean): Promise<JobRecord[]> {
-    const r = await this.q(
-      `SELECT doc, version FROM jobs WHERE status IN ('waiting', 'working', 'cancelling')
-         AND ($1 OR (status <> 'waiting' AND (locked_until IS NULL OR locked_until < now())) OR (locked_by IS NOT NULL AND locked_until < now()))
+  async releaseJobs(owner: string | null): Promise<void> {
+    await this.q(
+      `UPDATE jobs SET locked_by = NULL, locked_until = NULL WHERE status = 'waiting' AND locked_by IS NOT NULL AND ($1::text IS NULL OR locked_by = $1)`,
+      [owner],
+    );
+  }
+
+  async abandonedJobs(all: boolean): Promise<ClaimedJob[]> {
+    const r = await this.q<Row & { payload: unknown }>(
+      `SELECT doc, version, payload FROM jobs WHERE status IN ('working', 'cancelling') AND ($1 OR locked_until IS NULL OR locked_until < now())
        ORDER BY created_at`,
       [all],
     );
-    return r.map((x) => withVersion<JobRecord>(x));
+    return r.map((x) => ({ job: withVersion<JobRecord>(x), payload: payloadOf(x.payload) }));
   }
 
   async claimTick(workspaceId: string, pipeId: string, origin: string, tick: string): Promise<boolean> {
@@ -401,13 +431,23 @@ export class SqlCatalog implements Catalog {
     return (await this.q('SELECT doc, 0 AS version FROM intents ORDER BY created_at, id')).map((x) => x.doc as unknown as IntentRecord);
   }
 
-  async upsertIntent(i: IntentRecord, owner: string, leaseMs: number): Promise<void> {
+  async insertIntent(i: IntentRecord, owner: string, leaseMs: number): Promise<void> {
     await this.q(
       `INSERT INTO intents(id, workspace_id, kind, created_at, doc, locked_by, locked_until)
-         VALUES ($1, $2, $3, $4, $5, $6, now() + $7 * interval '1 millisecond')
-       ON CONFLICT (id) DO UPDATE SET doc = EXCLUDED.doc`,
+         VALUES ($1, $2, $3, $4, $5, $6, now() + $7 * interval '1 millisecond')`,
       [i.id, i.workspaceId, i.kind, i.createdAt, i, owner, leaseMs],
     );
+  }
+
+  async updateIntent(i: IntentRecord, owner: string, leaseMs: number, job?: string): Promise<boolean> {
+    const r = await this.q(
+      `UPDATE intents SET doc = $2, locked_until = now() + $4 * interval '1 millisecond'
+       WHERE id = $1 AND locked_by = $3
+         AND ($5::text IS NULL OR EXISTS (SELECT 1 FROM jobs WHERE id = $5 AND locked_by = $3 AND locked_until > now() AND status IN ('working', 'cancelling')))
+       RETURNING id`,
+      [i.id, i, owner, leaseMs, job ?? null],
+    );
+    return r.length === 1;
   }
 
   async renewIntents(owner: string, ids: string[], leaseMs: number): Promise<void> {
@@ -425,13 +465,18 @@ export class SqlCatalog implements Catalog {
     return r.map((x) => x.doc).sort((x, y) => x.createdAt.localeCompare(y.createdAt) || x.id.localeCompare(y.id));
   }
 
-  async deleteIntent(id: string): Promise<void> {
-    await this.q('DELETE FROM intents WHERE id = $1', [id]);
+  async deleteIntent(id: string, owner: string): Promise<void> {
+    await this.q('DELETE FROM intents WHERE id = $1 AND locked_by = $2', [id, owner]);
   }
 
   async close(): Promise<void> {
     await this.client.close();
   }
+}
+
+/** A job's payload as the driver returns jsonb (parsed, or still text). */
+function payloadOf(v: unknown): unknown {
+  return typeof v === 'string' ? JSON.parse(v) : (v ?? null);
 }
 
 /** Statements of a migration, split on semicolons outside `$$` bodies. */

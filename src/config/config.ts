@@ -68,7 +68,8 @@ export interface Config {
   /**
    * Test only (PIPIT_TEST_PAUSE_AT): a journal checkpoint name (`copy:staged`, `alter:engine`, ...)
    * at which the process prints `PIPIT_PAUSED <name>` and stops that operation forever, so a fault
-   * test can kill it there. Unset in production.
+   * test can kill it there; `<name>+sigstop` stops the whole process there instead (SIGSTOP, as a
+   * stalled copy), which carries on when continued (SIGCONT). Unset in production.
    */
   testPauseAt: string | null;
   /**

@@ -114,7 +114,9 @@ export async function stagedAppend(
     const rows = Number(r[0]?.rows ?? 0);
     const perRow = rows ? Number(r[0]?.bytes ?? 0) / rows : 1;
     const chunkRows = Math.max(MIN_CHUNK_ROWS, Math.min(MAX_CHUNK_ROWS, Math.floor(CHUNK_BYTES / Math.max(1, perRow))));
-    await journal.update(intent, { phase: 'publish', rows, chunkRows, published: 0 });
+    await journal.checkpoint(`${opts.checkpoint}:loaded`);
+    // The point of no return, passed only while this copy still holds the job (see Journal.update).
+    await journal.update(intent, { phase: 'publish', rows, chunkRows, published: 0 }, opts.job);
   } catch (err) {
     await dropQuietly(engine, [sql`DROP TABLE IF EXISTS ${st} SYNC`.text]);
     await journal.end(intent).catch(() => undefined);
@@ -206,11 +208,17 @@ export async function abandonReplace(engine: Engine, journal: Journal, intent: I
 /**
  * Swaps a loaded shadow in: past this call's first statement the replace is finished (now, or by
  * recovery on the next start). On failure the intent stays for the next start unless a retry here
- * settles it.
+ * settles it. A copy that lost its job's claim drops the shadow instead (nothing is replaced).
  */
 export async function swapIn(engine: Engine, journal: Journal, intent: IntentRecord): Promise<void> {
   const d = intent.data as unknown as ReplaceIntent;
-  await journal.update(intent, { phase: 'swap', shadowUuid: await tableUuid(engine, d.database, d.shadow) });
+  try {
+    // The point of no return, passed only while this copy still holds the job (see Journal.update).
+    await journal.update(intent, { phase: 'swap', shadowUuid: await tableUuid(engine, d.database, d.shadow) }, d.job);
+  } catch (err) {
+    await abandonReplace(engine, journal, intent);
+    throw err;
+  }
   await journal.checkpoint('replace:loaded');
   const real = physicalNames(d.database, d.target);
   const tmp = physicalNames(d.database, d.shadow);

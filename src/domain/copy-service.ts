@@ -15,7 +15,8 @@ import type { JobService } from '../jobs/job-service.js';
 import { scheduleOf } from '../jobs/cron.js';
 import type { PreparedQuery, QueryService } from './query-service.js';
 import type { ParamValue } from '../template/index.js';
-import { Auth, type AuthorityRecord } from './access.js';
+import type { Auth } from './access.js';
+import { jobNode, killedOnAbort, type PipeJobPayload, pipeJobPayload } from './pipe-jobs.js';
 import type { DatasourceService } from './datasource-service.js';
 import { badRequest, forbidden, notFound } from '../basics/errors.js';
 import { newResourceId } from '../basics/ids.js';
@@ -31,14 +32,10 @@ export interface CopySettings {
 }
 
 /**
- * What a copy job needs, stored with the job so any copy of the server can run it: the pipe and
- * node (prepared again when the job starts, so no secret is stored), the run's parameters and
- * timestamp, and the authority of who started it (a scheduled run: the workspace's admin token).
+ * What a copy job needs besides its pipe and node (PipeJobPayload): the target, the run's
+ * parameters and timestamp.
  */
-interface CopyPayload {
-  authority: AuthorityRecord;
-  pipeId: string;
-  nodeId: string;
+interface CopyPayload extends PipeJobPayload {
   targetId: string;
   mode: 'append' | 'replace';
   params: Record<string, ParamValue>;
@@ -87,7 +84,7 @@ export class CopyService {
     readonly limits: CopyLimits = { ...DEFAULT_COPY_LIMITS },
   ) {
     this.schedules = new Schedules(pipes, jobs, now);
-    jobs.register('copy', (job, payload, signal) => this.execute(job, payload as CopyPayload, signal));
+    jobs.register('copy', (job, payload: CopyPayload, signal) => this.execute(job, payload, signal));
   }
 
   /**
@@ -247,9 +244,7 @@ export class CopyService {
     if (!target) throw notFound('Target Data Source not found');
     this.checkWrite(auth, target, mode);
     const payload: CopyPayload = {
-      authority: auth.toRecord(),
-      pipeId: pipe.id,
-      nodeId: node.id,
+      ...pipeJobPayload(auth, pipe, node),
       targetId: target.id,
       mode,
       params,
@@ -270,7 +265,7 @@ export class CopyService {
           query_sql: prepared.userNames(prepared.sql),
           is_cancellable_while_working: true,
         },
-        { payload },
+        payload,
       ),
     );
   }
@@ -294,46 +289,42 @@ export class CopyService {
    * the pipe as it is when the job starts.
    */
   private async execute(job: JobRecord, p: CopyPayload, signal: AbortSignal): Promise<Record<string, unknown>> {
-    const auth = Auth.fromRecord(p.authority);
+    const { auth, pipe, node } = await jobNode(this.pipes, p, 'copy');
     const ws = auth.workspace;
-    const pipe = await this.pipes.find(ws, p.pipeId);
-    const node = pipe?.nodes.find((n) => n.id === p.nodeId && n.nodeType === 'copy');
-    if (!pipe || !node) throw new Error('The copy pipe was deleted or is no longer a Copy pipe');
-    const onAbort = () => void this.engine.kill(job.id).catch(() => undefined);
-    signal.addEventListener('abort', onAbort);
     let prepared: PreparedQuery | undefined;
     try {
-      prepared = await this.prepare(auth, pipe, node, p);
-      const meta = await this.queries.describe(prepared, `${p.queryId}m`);
-      const cols = meta.map((m) => ident(m.name));
-      const bound = Object.keys(prepared.queryParams).length > 0;
-      // With secrets the statement is bound (and re-formatted): its marker goes into the SELECT.
-      const select = sql`SELECT ${cols} FROM (${trusted(bound ? markSelect(prepared.sql, job.id) : prepared.sql)})`.text;
-      const execOpts = { queryId: job.id, params: bound ? prepared.queryParams : undefined, signal };
-      const target = await this.datasources.get(ws, p.targetId);
-      let written: number | undefined;
-      if (p.mode === 'append') {
-        written = await stagedAppend(
-          this.engine,
-          this.datasources.journal,
-          ws,
-          target,
-          meta.map((m) => m.name),
-          select,
-          { ...execOpts, job: job.id, checkpoint: 'copy' },
-        );
-      } else {
-        await this.replace(ws, target, cols, select, { ...execOpts, job: job.id });
-      }
-      const rows = await this.engine.rows<{ c: string }>(sql`SELECT count() AS c FROM ${name(physicalNames(ws.database, target.id).table)}`.text);
-      const targetRows = Number(rows[0]?.c ?? 0);
-      // rows: what this run wrote (datasources_ops_log); a replace leaves exactly its rows.
-      return { statistics: { target_rows: targetRows, rows: written ?? targetRows } };
+      return await killedOnAbort(this.engine, job.id, signal, async () => {
+        const q = await this.prepare(auth, pipe, node, p);
+        prepared = q;
+        const meta = await this.queries.describe(q, `${p.queryId}m`);
+        const cols = meta.map((m) => ident(m.name));
+        const bound = Object.keys(q.queryParams).length > 0;
+        // With secrets the statement is bound (and re-formatted): its marker goes into the SELECT.
+        const select = sql`SELECT ${cols} FROM (${trusted(bound ? markSelect(q.sql, job.id) : q.sql)})`.text;
+        const execOpts = { queryId: job.id, params: bound ? q.queryParams : undefined, signal };
+        const target = await this.datasources.get(ws, p.targetId);
+        let written: number | undefined;
+        if (p.mode === 'append') {
+          written = await stagedAppend(
+            this.engine,
+            this.datasources.journal,
+            ws,
+            target,
+            meta.map((m) => m.name),
+            select,
+            { ...execOpts, job: job.id, checkpoint: 'copy' },
+          );
+        } else {
+          await this.replace(ws, target, cols, select, { ...execOpts, job: job.id });
+        }
+        const rows = await this.engine.rows<{ c: string }>(sql`SELECT count() AS c FROM ${name(physicalNames(ws.database, target.id).table)}`.text);
+        const targetRows = Number(rows[0]?.c ?? 0);
+        // rows: what this run wrote (datasources_ops_log); a replace leaves exactly its rows.
+        return { statistics: { target_rows: targetRows, rows: written ?? targetRows } };
+      });
     } catch (err) {
       if (err instanceof EngineError) throw new Error(prepared ? prepared.userNames(err.message) : err.message);
       throw err;
-    } finally {
-      signal.removeEventListener('abort', onAbort);
     }
   }
 

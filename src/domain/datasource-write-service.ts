@@ -11,7 +11,7 @@ import { badRequest, forbidden, PipitError } from '../basics/errors.js';
 import type { CsvDialect, IngestCounts } from '../ingest/ingest-service.js';
 import type { JobService } from '../jobs/job-service.js';
 import { parseEngineParams, parseIndexes, parseSchema } from '../schema/index.js';
-import type { Auth } from './access.js';
+import { Auth, type AuthorityRecord } from './access.js';
 import type { DatasourceService } from './datasource-service.js';
 import { type DataFormat, type ImportService, nameFromFile, peek } from './import-service.js';
 
@@ -50,14 +50,33 @@ const NO_DATA = 'Url or body payload should be sent. Are you doing a POST withou
 const noAppend = (name: string) => forbidden(`Token does not have DATASOURCES:APPEND scope for Data Source "${name}"`);
 const noReplaceTarget = (name: string) => badRequest(`Data Source "${name}" does not exist, can not replace a non existing Data Source`);
 
+/**
+ * What an `import` job needs, stored with it so any copy of the server runs it: who asked (their
+ * rights were checked when the job was created), the URL and the write, and the data source by id
+ * when it existed then (a rename while the job waits is followed).
+ */
+interface ImportPayload {
+  authority: AuthorityRecord;
+  url: string;
+  spec: WriteSpec;
+  name: string;
+  datasourceId: string | null;
+}
+
 export class DatasourceWriteService {
   constructor(
     private readonly deps: {
       datasources: DatasourceService;
       imports: ImportService;
       jobs: JobService;
+      /** Fetches a URL's data (the address policy checked again when the job runs). */
+      fetch: (url: string) => Promise<DataSource>;
+      /** Tinybird's import JSON of a write (the job's result). */
+      present: (auth: Auth, spec: WriteSpec, r: WriteResult, importId: string) => Promise<Record<string, unknown>>;
     },
-  ) {}
+  ) {
+    deps.jobs.register('import', (job, payload: ImportPayload) => this.runImport(job, payload));
+  }
 
   /** Writes the data of a request (or, with a schema, creates an empty data source). */
   async write(auth: Auth, spec: WriteSpec, src: DataSource | null, importId: string): Promise<WriteResult> {
@@ -81,7 +100,7 @@ export class DatasourceWriteService {
           description: spec.description ?? '',
         });
         if (!src) return { ds, counts: null };
-        return { ds, counts: await this.loadNew(auth, ds, () => imports.load(ws, ds, format, src.stream, importId, dialect)) };
+        return { ds, counts: await this.loadNew(auth, ds, () => imports.load(ws, ds, { format, stream: src.stream, importId, dialect })) };
       }
       if (!src) throw badRequest(NO_DATA);
       const name = spec.name ?? (src.filename ? nameFromFile(src.filename) : undefined);
@@ -100,7 +119,7 @@ export class DatasourceWriteService {
       }
       if (!auth.canWrite(ds.id, 'append')) throw noAppend(spec.name);
       if (!src) throw badRequest(NO_DATA);
-      const counts = await imports.load(ws, ds, format, src.stream, importId, dialect);
+      const counts = await imports.load(ws, ds, { format, stream: src.stream, importId, dialect });
       await datasources.touch(ws, ds);
       return { ds, counts };
     }
@@ -110,52 +129,52 @@ export class DatasourceWriteService {
       throw forbidden('Token does not have DATASOURCES:CREATE scope, replace mode requires the DATASOURCES:CREATE scope because is a destructive action');
     const ds = await datasources.find(ws, spec.name);
     if (!ds) throw noReplaceTarget(spec.name);
-    const counts = await imports.replace(ws, ds, format, src?.stream ?? (async function* () {})(), importId, dialect, spec.replaceCondition);
+    const counts = await imports.replace(ws, ds, { format, stream: src?.stream ?? (async function* () {})(), importId, dialect }, spec.replaceCondition);
     return { ds, counts };
   }
 
   /**
    * The same write from a URL, as an `import` job: the token's rights are checked now, the data is
-   * fetched (`open`) when the job runs. `present` gives the job's result (Tinybird's import JSON);
+   * fetched when the job runs, on whichever copy claims it. Its result is Tinybird's import JSON;
    * a result with an `error` (rows in quarantine) fails the job with that result.
    */
-  async writeFromUrl(
-    auth: Auth,
-    spec: WriteSpec,
-    url: string,
-    open: () => Promise<DataSource>,
-    present: (r: WriteResult, importId: string) => Promise<Record<string, unknown>>,
-  ): Promise<JobRecord> {
-    const { datasources, imports, jobs } = this.deps;
+  async writeFromUrl(auth: Auth, spec: WriteSpec, url: string): Promise<JobRecord> {
+    const { datasources, jobs } = this.deps;
     const ws = auth.workspace;
-    const { mode, format, dialect } = spec;
-    let ds = spec.name ? await datasources.find(ws, spec.name) : null;
+    const { mode } = spec;
+    const ds = spec.name ? await datasources.find(ws, spec.name) : null;
     if (mode === 'append' && ds && !auth.canWrite(ds.id, 'append')) throw noAppend(spec.name!);
     if (!ds || mode !== 'append') auth.requireWrite(null, ds ? 'change' : 'create');
     if (mode === 'replace' && !ds) throw noReplaceTarget(spec.name!);
     const name = spec.name ?? nameFromFile(new URL(url).pathname.split('/').pop() ?? 'imported');
     if (mode === 'create' && ds) throw badRequest(`Data Source "${name}" already exists, use mode=append`);
-    return jobs.create(ws, 'import', { mode, url, datasource: ds ? { id: ds.id, name: ds.name } : { name } }, async (j) => {
-      const opened = await open();
-      const peeked = await peek(opened.stream, 1);
-      if (!peeked.head.length && !(mode === 'replace' && spec.replaceTruncateWhenEmpty)) {
-        throw badRequest(`No data was provided. Make sure the file (${url}) is not empty`);
-      }
-      const src: DataSource = { stream: peeked.stream, filename: opened.filename };
-      let written: WriteResult;
-      // By id when it existed at submit time, so a rename while the job waited is followed.
-      ds = (ds && (await datasources.find(ws, ds.id))) ?? (await datasources.find(ws, name));
-      if (mode === 'replace' && ds) {
-        written = { ds, counts: await imports.replace(ws, ds, format, src.stream, j.id, dialect, spec.replaceCondition) };
-      } else if (ds) {
-        written = { ds, counts: await imports.load(ws, ds, format, src.stream, j.id, dialect) };
-      } else {
-        written = await this.createFromData(auth, name, spec, src, j.id, spec.typeGuessing);
-      }
-      const { datasource, quarantine_rows, invalid_lines, statistics, error } = await present(written, j.id);
-      if (error) throw new PipitError('bad_request', String(error), { datasource, quarantine_rows, invalid_lines, statistics, import_id: j.id });
-      return { datasource, quarantine_rows, invalid_lines, statistics, import_id: j.id };
-    });
+    const payload: ImportPayload = { authority: auth.toRecord(), url, spec, name, datasourceId: ds?.id ?? null };
+    return jobs.create(ws, 'import', { mode, url, datasource: ds ? { id: ds.id, name: ds.name } : { name } }, payload);
+  }
+
+  /** The import job, on whichever copy claims it. */
+  private async runImport(j: JobRecord, p: ImportPayload): Promise<Record<string, unknown>> {
+    const { datasources, imports } = this.deps;
+    const auth = Auth.fromRecord(p.authority);
+    const ws = auth.workspace;
+    const { spec, url, name } = p;
+    const { mode, format, dialect } = spec;
+    const opened = await this.deps.fetch(url);
+    const peeked = await peek(opened.stream, 1);
+    if (!peeked.head.length && !(mode === 'replace' && spec.replaceTruncateWhenEmpty)) {
+      throw badRequest(`No data was provided. Make sure the file (${url}) is not empty`);
+    }
+    const src: DataSource = { stream: peeked.stream, filename: opened.filename };
+    const input = { format, stream: src.stream, importId: j.id, dialect, job: j.id };
+    let written: WriteResult;
+    // By id when it existed at submit time, so a rename while the job waited is followed.
+    const ds = (p.datasourceId && (await datasources.find(ws, p.datasourceId))) || (await datasources.find(ws, name));
+    if (mode === 'replace' && ds) written = { ds, counts: await imports.replace(ws, ds, input, spec.replaceCondition) };
+    else if (ds) written = { ds, counts: await imports.load(ws, ds, input) };
+    else written = await this.createFromData(auth, name, spec, src, j.id, spec.typeGuessing);
+    const { datasource, quarantine_rows, invalid_lines, statistics, error } = await this.deps.present(auth, spec, written, j.id);
+    if (error) throw new PipitError('bad_request', String(error), { datasource, quarantine_rows, invalid_lines, statistics, import_id: j.id });
+    return { datasource, quarantine_rows, invalid_lines, statistics, import_id: j.id };
   }
 
   /**
@@ -191,7 +210,7 @@ export class DatasourceWriteService {
         inferred = imports.inferFromSample(format, peeked.head, dialect, typeGuessing);
       }
       const ds = await datasources.create(ws, { name, columns: inferred.columns, engine: inferred.engine, indexes: [], description: spec.description ?? '' });
-      const counts = await this.loadNew(auth, ds, () => imports.load(ws, ds, format, stream, importId, dialect, parquetFile));
+      const counts = await this.loadNew(auth, ds, () => imports.load(ws, ds, { format, stream, importId, dialect, parquetFile }));
       return { ds, counts };
     } finally {
       if (parquetFile) fs.rmSync(parquetFile, { force: true });

@@ -26,7 +26,7 @@ export class DeleteService {
     private readonly engine: Engine,
     private readonly jobs: JobService,
   ) {
-    jobs.register('delete_data', (_job, payload) => this.run(payload as DeletePayload));
+    jobs.register('delete_data', (_job, payload: DeletePayload) => this.run(payload));
   }
 
   async start(
@@ -45,7 +45,7 @@ export class DeleteService {
     const rows = await this.count(payload);
     if (dryRun) return { rows_to_be_deleted: rows };
     const shown = quarantine ? `${ds.name}_quarantine` : ds.name;
-    return this.jobs.create(ws, 'delete_data', { datasource: { id: ds.id, name: shown }, delete_condition: condition }, { payload });
+    return this.jobs.create(ws, 'delete_data', { datasource: { id: ds.id, name: shown }, delete_condition: condition }, payload);
   }
 
   /** The job, on whichever copy claims it: a synchronous mutation, and the rows it removed. */

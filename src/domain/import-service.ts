@@ -78,6 +78,18 @@ export function formatFromName(filename: string | undefined): DataFormat | null 
   return null;
 }
 
+/** The data of one load: its format and bytes, the import id it is recorded under, and how CSV is read. */
+export interface LoadInput {
+  format: DataFormat;
+  stream: AsyncIterable<Buffer>;
+  importId: string;
+  dialect: CsvDialect;
+  /** The bytes already spooled to this file (Parquet, whose schema was read from it). */
+  parquetFile?: string;
+  /** The job running the load: a replace's point of no return checks this copy still holds it. */
+  job?: string;
+}
+
 export interface InferredSchema {
   columns: Column[];
   engine: EngineSpec;
@@ -147,16 +159,8 @@ export class ImportService {
   }
 
   /** Loads data of a format into an existing data source (an `append` operation in datasources_ops_log). */
-  async load(
-    ws: Workspace,
-    ds: DatasourceRecord,
-    format: DataFormat,
-    stream: AsyncIterable<Buffer>,
-    importId: string,
-    dialect: CsvDialect,
-    parquetFile?: string,
-  ): Promise<IngestCounts> {
-    return this.recorded(ws, ds, 'append', format, importId, () => this.loadInto(ws, ds, format, stream, importId, dialect, parquetFile));
+  async load(ws: Workspace, ds: DatasourceRecord, input: LoadInput): Promise<IngestCounts> {
+    return this.recorded(ws, ds, 'append', input, () => this.loadInto(ws, ds, input));
   }
 
   /** Runs an append or replace and reports it, with its counts or its error. */
@@ -164,8 +168,7 @@ export class ImportService {
     ws: Workspace,
     ds: DatasourceRecord,
     eventType: 'append' | 'replace',
-    format: DataFormat,
-    importId: string,
+    { format, importId }: LoadInput,
     fn: () => Promise<IngestCounts>,
   ): Promise<IngestCounts> {
     const started = performance.now();
@@ -187,15 +190,7 @@ export class ImportService {
     }
   }
 
-  private async loadInto(
-    ws: Workspace,
-    ds: DatasourceRecord,
-    format: DataFormat,
-    stream: AsyncIterable<Buffer>,
-    importId: string,
-    dialect: CsvDialect,
-    parquetFile?: string,
-  ): Promise<IngestCounts> {
+  private async loadInto(ws: Workspace, ds: DatasourceRecord, { format, stream, importId, dialect, parquetFile }: LoadInput): Promise<IngestCounts> {
     if (format !== 'csv' && ds.format !== 'ndjson') {
       throw badRequest(`Data Source "${ds.name}" has no JSONPaths in its schema: ${format === 'parquet' ? 'Parquet' : 'NDJSON'} data can't be appended to it`);
     }
@@ -218,39 +213,24 @@ export class ImportService {
    * Replaces the data of `ds` with the new data (or only the rows matching `condition`): the data
    * is loaded into a shadow table first, so a failed load leaves the data source untouched.
    */
-  async replace(
-    ws: Workspace,
-    ds: DatasourceRecord,
-    format: DataFormat,
-    stream: AsyncIterable<Buffer>,
-    importId: string,
-    dialect: CsvDialect,
-    condition?: string,
-  ): Promise<IngestCounts> {
-    return this.recorded(ws, ds, 'replace', format, importId, () => this.replaceWith(ws, ds, format, stream, importId, dialect, condition));
+  async replace(ws: Workspace, ds: DatasourceRecord, input: LoadInput, condition?: string): Promise<IngestCounts> {
+    return this.recorded(ws, ds, 'replace', input, () => this.replaceWith(ws, ds, input, condition));
   }
 
-  private async replaceWith(
-    ws: Workspace,
-    ds: DatasourceRecord,
-    format: DataFormat,
-    stream: AsyncIterable<Buffer>,
-    importId: string,
-    dialect: CsvDialect,
-    condition?: string,
-  ): Promise<IngestCounts> {
+  private async replaceWith(ws: Workspace, ds: DatasourceRecord, input: LoadInput, condition?: string): Promise<IngestCounts> {
     // The condition is pasted into engine statements: it must be one plain expression.
     if (condition) condition = checkExpression(condition, 'replace_condition');
     const journal = this.datasources.journal;
     const { intent, shadow } = await beginReplace(this.engine, journal, ws, ds, (sh) => createAllSql(sh, ws.database), {
       condition,
-      token: importId,
+      token: input.importId,
       quarantine: true,
+      job: input.job,
     });
     const tmp = physicalNames(ws.database, shadow.id);
     let counts: IngestCounts;
     try {
-      counts = await this.loadInto(ws, shadow, format, stream, importId, dialect);
+      counts = await this.loadInto(ws, shadow, { ...input, parquetFile: undefined });
       if (condition) {
         try {
           await this.engine.exec(sql`SELECT count() FROM ${name(tmp.table)} WHERE ${trusted(condition)} FORMAT Null`.text);

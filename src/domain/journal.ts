@@ -10,7 +10,8 @@
  * lapsed (`claimAbandoned`), so a starting copy never undoes a change a live copy is making.
  *
  * Checkpoints name the moments between steps. PIPIT_TEST_PAUSE_AT (test only) stops the operation
- * at one of them forever, after printing `PIPIT_PAUSED <name>`, so a fault test can kill there.
+ * at one of them forever, after printing `PIPIT_PAUSED <name>`, so a fault test can kill there (or,
+ * with `+sigstop`, stops the process there until it is continued: a copy that stalls).
  */
 import crypto from 'node:crypto';
 import os from 'node:os';
@@ -19,6 +20,13 @@ import { newJobId } from '../basics/ids.js';
 import { nowIso } from '../basics/time.js';
 
 export type { IntentRecord };
+
+/** This copy no longer holds the intent (or its job): another copy settles the change. */
+export class LostClaim extends Error {
+  constructor() {
+    super('This server lost its claim on the job (it stalled past its lease): another server settled it, and nothing more is written');
+  }
+}
 
 export class Journal {
   /** Test hook: the checkpoint at which to stop (Config.testPauseAt). */
@@ -38,7 +46,7 @@ export class Journal {
     const intent: IntentRecord = { id: newJobId(), workspaceId: ws.id, kind, createdAt: now, updatedAt: now, data };
     this.held.add(intent.id);
     try {
-      await this.catalog.upsertIntent(intent, this.owner, this.leaseMs);
+      await this.catalog.insertIntent(intent, this.owner, this.leaseMs);
     } catch (err) {
       this.held.delete(intent.id);
       throw err;
@@ -46,17 +54,23 @@ export class Journal {
     return intent;
   }
 
-  /** Records progress (a phase reached, an object created); returns the updated intent. */
-  async update(intent: IntentRecord, patch: Record<string, unknown>): Promise<IntentRecord> {
+  /**
+   * Records progress (a phase reached, an object created); returns the updated intent. Refused
+   * (LostClaim) once another copy took the intent over (this copy stalled past its lease) or ended
+   * it; with `job`, also once this copy no longer holds that job's lease: a job's points of no
+   * return are passed only by the copy that still owns the job, so a copy that paused (SIGSTOP, a
+   * long GC) never writes after another copy settled its job.
+   */
+  async update(intent: IntentRecord, patch: Record<string, unknown>, job?: string): Promise<IntentRecord> {
     const next: IntentRecord = { ...intent, updatedAt: nowIso(), data: { ...intent.data, ...patch } };
-    await this.catalog.upsertIntent(next, this.owner, this.leaseMs);
+    if (!(await this.catalog.updateIntent(next, this.owner, this.leaseMs, job))) throw new LostClaim();
     Object.assign(intent, next);
     return intent;
   }
 
-  /** The change is whole: forget it. */
+  /** The change is whole (or undone): forget it, unless another copy took it over meanwhile. */
   async end(intent: IntentRecord): Promise<void> {
-    await this.catalog.deleteIntent(intent.id);
+    await this.catalog.deleteIntent(intent.id, this.owner);
     this.held.delete(intent.id);
   }
 
@@ -85,10 +99,14 @@ export class Journal {
     this.held.delete(intent.id);
   }
 
-  /** A named point between two steps (a no-op unless a fault test asked to stop here). */
+  /**
+   * A named point between two steps (a no-op unless a fault test asked to stop here: forever, or
+   * with `+sigstop` the whole process until it is continued).
+   */
   async checkpoint(name: string): Promise<void> {
-    if (this.pauseAt !== name) return;
-    process.stdout.write(`PIPIT_PAUSED ${name}\n`);
-    await new Promise<never>(() => undefined);
+    if (this.pauseAt !== name && this.pauseAt !== `${name}+sigstop`) return;
+    await new Promise((written) => process.stdout.write(`PIPIT_PAUSED ${name}\n`, written));
+    if (this.pauseAt === name) await new Promise<never>(() => undefined);
+    process.kill(process.pid, 'SIGSTOP');
   }
 }

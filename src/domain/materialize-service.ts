@@ -11,6 +11,7 @@
 import type { DatasourceRecord, MaterializedData, MaterializedNode, NodeRecord, PipeRecord, Workspace } from '../catalog/catalog.js';
 import { retype } from '../catalog/records.js';
 import type { Auth } from './access.js';
+import { jobNode, killedOnAbort, type PipeJobPayload, pipeJobPayload } from './pipe-jobs.js';
 import type { DatasourceService } from './datasource-service.js';
 import { badRequest, conflict, forbidden } from '../basics/errors.js';
 import type { PipeService } from './pipe-service.js';
@@ -58,7 +59,19 @@ export interface OutputColumn {
   type: string;
 }
 
-/** What a materialized node keeps in its `data`. */
+/**
+ * What a populate job needs besides its pipe and node: the target, the trigger whose merges were
+ * stopped and the parts frozen then (the rows the job reads), the subset and condition.
+ */
+interface PopulatePayload extends PipeJobPayload {
+  targetId: string;
+  triggerId: string | null;
+  parts: string[];
+  subset?: number;
+  condition?: string;
+  unlinkOnError?: boolean;
+}
+
 const MAX_SUBSET_ROWS = 2_000_000;
 
 export class MaterializeService {
@@ -68,7 +81,13 @@ export class MaterializeService {
     private readonly pipes: PipeService,
     private readonly queries: QueryService,
     private readonly jobs: JobService,
-  ) {}
+  ) {
+    jobs.register(
+      'populateview',
+      (job, payload: PopulatePayload, signal) => this.executePopulate(job, payload, signal),
+      (_job, payload) => this.restartMerges(payload),
+    );
+  }
 
   /** The checked SQL of a node in its pipe, rendered with template defaults. */
   private async prepareNode(auth: Auth, pipe: PipeRecord, node: NodeRecord, override?: { dsId: string; sql: string }) {
@@ -331,6 +350,11 @@ export class MaterializeService {
     return this.populateJob(auth, pipe, node, snapshot, opts);
   }
 
+  /**
+   * The populate job of a snapshot taken under exclusiveWrites: its trigger's merges are stopped
+   * and `parts` are its active parts. Checked now (a 400 restarts the merges); the job runs on
+   * whichever copy claims it, from its payload, and whoever ends it restarts the merges.
+   */
   private async populateJob(
     auth: Auth,
     pipe: PipeRecord,
@@ -338,75 +362,84 @@ export class MaterializeService {
     snapshot: { trigger: DatasourceRecord | null; parts: string[] },
     opts: PopulateOptions,
   ): Promise<JobRecord> {
-    const ws = auth.workspace;
-    const data = node.data;
-    const target = await this.datasources.get(ws, data.materialized);
-    const trigger = snapshot.trigger;
-    const release = async () => {
-      if (trigger) await this.engine.exec(sql`SYSTEM START MERGES ${name(physicalNames(ws.database, trigger.id).table)}`.text).catch(() => undefined);
+    const payload: PopulatePayload = {
+      ...pipeJobPayload(auth, pipe, node),
+      targetId: node.data.materialized,
+      triggerId: snapshot.trigger?.id ?? null,
+      parts: snapshot.parts,
+      subset: opts.subset,
+      condition: opts.condition,
+      unlinkOnError: opts.unlinkOnError,
     };
-    let condition: string | undefined;
     try {
-      condition = checkPopulateOptions(opts);
+      const target = await this.datasources.get(auth.workspace, payload.targetId);
+      await this.populateQuery(auth, pipe, node, payload);
+      return await this.jobs.create(
+        auth.workspace,
+        'populateview',
+        { pipe_id: pipe.id, pipe_name: pipe.name, datasource: { id: target.id, name: target.name }, is_cancellable_while_working: true },
+        payload,
+      );
     } catch (err) {
-      await release();
+      await this.restartMerges(payload);
       throw err;
     }
+  }
+
+  /** The populate's query: the node over the frozen parts of its trigger (with the subset and condition asked for). */
+  private async populateQuery(
+    auth: Auth,
+    pipe: PipeRecord,
+    node: MaterializedNode,
+    p: PopulatePayload,
+  ): Promise<{ names: string[]; select: string; userNames: (s: string) => string }> {
+    const condition = checkPopulateOptions(p);
     let override: { dsId: string; sql: string } | undefined;
-    if (trigger) {
-      const t = name(physicalNames(ws.database, trigger.id).table);
-      const where = [snapshot.parts.length ? sql`_part IN (${snapshot.parts})` : sql`0`];
+    if (p.triggerId) {
+      const t = name(physicalNames(auth.workspace.database, p.triggerId).table);
+      const where = [p.parts.length ? sql`_part IN (${p.parts})` : sql`0`];
       if (condition) where.push(sql`(${trusted(condition)})`);
-      if (opts.subset !== undefined) where.push(sql`randCanonical() < ${Number(opts.subset)}`);
-      const limit = opts.subset !== undefined ? sql` LIMIT ${MAX_SUBSET_ROWS}` : sql``;
-      override = { dsId: trigger.id, sql: sql`(SELECT * FROM ${t} WHERE ${trusted(where.join(' AND '))}${limit})`.text };
+      if (p.subset !== undefined) where.push(sql`randCanonical() < ${Number(p.subset)}`);
+      const limit = p.subset !== undefined ? sql` LIMIT ${MAX_SUBSET_ROWS}` : sql``;
+      override = { dsId: p.triggerId, sql: sql`(SELECT * FROM ${t} WHERE ${trusted(where.join(' AND '))}${limit})`.text };
     }
-    let prepared;
+    const prepared = await this.prepareNode(auth, pipe, node, override);
+    const names = (await this.queries.describe(prepared, `${node.id}d`)).map((o) => o.name);
+    return { names, select: sql`SELECT ${names.map(ident)} FROM (${trusted(prepared.sql)})`.text, userNames: prepared.userNames };
+  }
+
+  /** The populate job, on whichever copy of the server claims it. */
+  private async executePopulate(job: JobRecord, p: PopulatePayload, signal: AbortSignal): Promise<Record<string, unknown>> {
+    const { auth, pipe, node } = await jobNode(this.pipes, p, 'materialized');
+    const ws = auth.workspace;
+    if (p.triggerId && p.parts.length) {
+      // Merges restart with the engine: a job that waited across a restart would miss merged parts.
+      const [r] = await this.engine.rows<{ c: string }>(
+        sql`SELECT count() AS c FROM system.parts WHERE database = ${ws.database} AND table = ${p.triggerId} AND active AND name IN (${p.parts})`.text,
+      );
+      if (Number(r?.c ?? 0) !== p.parts.length)
+        throw new Error('The data the populate was to read changed (merges ran while the job waited: the engine restarted); run the populate again');
+    }
+    const target = await this.datasources.get(ws, p.targetId);
+    const q = await this.populateQuery(auth, pipe, node, p);
     try {
-      prepared = await this.prepareNode(auth, pipe, node, override);
+      // All or nothing, also across a crash: staged, then published whole (atomic-writes.ts).
+      const rows = await killedOnAbort(this.engine, job.id, signal, () =>
+        stagedAppend(this.engine, this.datasources.journal, ws, target, q.names, q.select, { queryId: job.id, signal, job: job.id, checkpoint: 'populate' }),
+      );
+      return { queries: [{ query_id: job.id, status: 'done' }], progress_percentage: 100, statistics: { rows } };
     } catch (err) {
-      await release();
+      if (p.unlinkOnError && !signal.aborted) await this.unlink(auth, pipe.id, node.id).catch(() => undefined);
+      if (err instanceof EngineError) throw new Error(q.userNames(err.message));
       throw err;
     }
-    let names: string[];
-    try {
-      names = (await this.queries.describe(prepared, `${node.id}d`)).map((o) => o.name);
-    } catch (err) {
-      await release();
-      throw err;
-    }
-    const select = sql`SELECT ${names.map(ident)} FROM (${trusted(prepared.sql)})`.text;
-    return this.jobs.create(
-      ws,
-      'populateview',
-      {
-        pipe_id: pipe.id,
-        pipe_name: pipe.name,
-        datasource: { id: target.id, name: target.name },
-        is_cancellable_while_working: true,
-      },
-      async (job, signal) => {
-        const onAbort = () => void this.engine.kill(job.id).catch(() => undefined);
-        signal.addEventListener('abort', onAbort);
-        try {
-          // All or nothing, also across a crash: staged, then published whole (atomic-writes.ts).
-          const rows = await stagedAppend(this.engine, this.datasources.journal, ws, target, names, select, {
-            queryId: job.id,
-            signal,
-            job: job.id,
-            checkpoint: 'populate',
-          });
-          return { queries: [{ query_id: job.id, status: 'done' }], progress_percentage: 100, statistics: { rows } };
-        } catch (err) {
-          if (opts.unlinkOnError && !signal.aborted) await this.unlink(auth, pipe.id, node.id).catch(() => undefined);
-          if (err instanceof EngineError) throw new Error(prepared.userNames(err.message));
-          throw err;
-        } finally {
-          signal.removeEventListener('abort', onAbort);
-          await release();
-        }
-      },
-    );
+  }
+
+  /** Restarts the merges a populate stopped (when its job ends, whoever ends it; idempotent). */
+  private async restartMerges(p: PopulatePayload): Promise<void> {
+    if (!p.triggerId) return;
+    const ws = p.authority.workspace;
+    await this.engine.exec(sql`SYSTEM START MERGES ${name(physicalNames(ws.database, p.triggerId).table)}`.text);
   }
 
   /** Detaches the view: the target keeps its data and stops receiving rows. */

@@ -18,7 +18,7 @@
  * takes over only the intents whose copy is gone (lease lapsed) and keeps the objects of the
  * others; the live copies also settle a dead copy's intents while they run (`keepIntents`).
  */
-import { type IntentRecord, VersionConflict, type Workspace } from '../catalog/catalog.js';
+import type { IntentRecord, Workspace } from '../catalog/catalog.js';
 import { name, sql, trusted } from '../engine/sql.js';
 import { createQuarantineSql, createTableSql, physicalNames, writableColumns } from '../ingest/physical.js';
 import type { Catalog } from '../catalog/catalog.js';
@@ -29,7 +29,7 @@ import type { DatasourceService } from './datasource-service.js';
 import type { MaterializeService } from './materialize-service.js';
 import type { PipeService } from './pipe-service.js';
 import { recoverAppend, recoverReplace } from './atomic-writes.js';
-import { nowIso } from '../basics/time.js';
+import type { JobService } from '../jobs/job-service.js';
 
 export interface RecoveryLog {
   info(obj: object, msg: string): void;
@@ -58,6 +58,7 @@ export interface RecoveryServices {
   pipes: PipeService;
   alters: AlterService;
   materializations: MaterializeService;
+  jobs: Pick<JobService, 'settleRecovered'>;
 }
 
 export async function recoverAfterCrash(s: RecoveryServices, log: RecoveryLog): Promise<RecoveryReport> {
@@ -155,7 +156,7 @@ export async function recoverIntents(s: RecoveryServices, log: RecoveryLog, all:
       }
       const outcome = await recoverIntent(s, ws, intent);
       report?.[outcome].push(what);
-      await settleJob(s, intent, outcome);
+      if (typeof intent.data.job === 'string') await s.jobs.settleRecovered(intent.data.job, outcome);
       log.warn({ intent: intent.id, kind: intent.kind, outcome, data: summary(intent) }, `recovered an interrupted ${intent.kind} (rolled ${outcome})`);
     } catch (err) {
       journal.release(intent);
@@ -218,42 +219,6 @@ async function recoverIntent(s: RecoveryServices, ws: Workspace, intent: IntentR
       return 'forward';
     default:
       throw new Error(`unknown intent kind ${intent.kind}`);
-  }
-}
-
-/**
- * The job of a recovered append or replace was marked as interrupted by JobService.recover: say
- * what actually happened, so its error never invites a retry that would write the rows twice.
- */
-async function settleJob(s: RecoveryServices, intent: IntentRecord, outcome: 'forward' | 'back'): Promise<void> {
-  const id = intent.data.job;
-  if (typeof id !== 'string') return;
-  // Another copy may fail the job (its lease lapsed too) meanwhile: read it again and say what happened.
-  for (;;) {
-    const job = await s.catalog.getJob(id);
-    if (!job || job.status === 'done' || job.status === 'cancelled') return;
-    const now = nowIso();
-    try {
-      if (outcome === 'forward') {
-        await s.catalog.updateJob({
-          ...job,
-          status: 'done',
-          error: null,
-          updatedAt: now,
-          data: { ...job.data, recovered: 'completed after an interruption' },
-        });
-      } else {
-        await s.catalog.updateJob({
-          ...job,
-          status: 'error',
-          updatedAt: now,
-          error: 'The job was interrupted (its server stopped) before it wrote anything; run it again',
-        });
-      }
-      return;
-    } catch (err) {
-      if (!(err instanceof VersionConflict)) throw err;
-    }
   }
 }
 

@@ -23,6 +23,7 @@ import type { JobService } from '../jobs/job-service.js';
 import type { PreparedQuery, QueryService } from './query-service.js';
 import { templateParams, type ParamValue } from '../template/index.js';
 import type { Auth } from './access.js';
+import { jobNode, killedOnAbort, type PipeJobPayload, pipeJobPayload } from './pipe-jobs.js';
 import { storageError, type ConnectionService, type SinkLocation } from './connection-service.js';
 import type { ConnectionRecord } from '../catalog/catalog.js';
 import { badRequest, forbidden, PipitError } from '../basics/errors.js';
@@ -78,6 +79,16 @@ const SINK_KEYS: Array<keyof SinkData> = [
   'last_tick',
 ];
 
+/** What a sink job needs besides its pipe and node: the run's settings (the connection by id, no credentials), variables, parameters and timestamp. */
+interface SinkPayload extends PipeJobPayload {
+  settings: SinkSettings;
+  variables: Record<string, string>;
+  params: Record<string, ParamValue>;
+  /** ISO; `job_timestamp` of the template and the file names. */
+  jobTimestamp: string;
+  queryId: string;
+}
+
 interface WrittenFile {
   path: string;
   size: number;
@@ -116,6 +127,7 @@ export class SinkService {
     private readonly now: () => Date = () => new Date(),
   ) {
     this.schedules = new Schedules(pipes, jobs, now);
+    jobs.register('sink', (job, payload: SinkPayload, signal) => this.execute(job, payload, signal));
   }
 
   /** Output columns (name → type) of the node; null when its template does not run in test mode. */
@@ -266,7 +278,9 @@ export class SinkService {
 
   /**
    * Enqueues a sink job. `overrides` replace the node's settings for this run; `variables` fill
-   * file-template placeholders and, with `params`, render the node's template.
+   * file-template placeholders and, with `params`, render the node's template. Everything is
+   * checked now (a bad template is a 400 of the request, not a failed job) and again when the job
+   * runs, on whichever copy claims it, from its payload.
    */
   async run(
     auth: Auth,
@@ -276,89 +290,110 @@ export class SinkService {
     params: Record<string, ParamValue>,
     jobTimestamp?: Date,
   ): Promise<JobRecord> {
-    const ws = auth.workspace;
     const node = this.sinkNode(pipe);
     const data = node.data;
-    const s: SinkSettings = {
-      connection: overrides.connection ?? data.sink_connection,
-      path: overrides.path ?? data.sink_path,
-      fileTemplate: overrides.fileTemplate ?? data.sink_file_template,
-      format: overrides.format ?? data.sink_format,
-      compression: overrides.compression ?? data.sink_compression,
-      writeStrategy: overrides.writeStrategy ?? data.sink_write_strategy,
+    const payload: SinkPayload = {
+      ...pipeJobPayload(auth, pipe, node),
+      settings: {
+        connection: overrides.connection ?? data.sink_connection,
+        path: overrides.path ?? data.sink_path,
+        fileTemplate: overrides.fileTemplate ?? data.sink_file_template,
+        format: overrides.format ?? data.sink_format,
+        compression: overrides.compression ?? data.sink_compression,
+        writeStrategy: overrides.writeStrategy ?? data.sink_write_strategy,
+      },
+      variables,
+      params,
+      jobTimestamp: (jobTimestamp ?? this.now()).toISOString(),
+      queryId: newResourceId(),
     };
-    const plan = await this.plan(auth, s);
-    const started = jobTimestamp ?? this.now();
-    const index = pipe.nodes.findIndex((n) => n.id === node.id);
-    const prepared = await this.queries.prepare(auth, node.sql, {
-      params: { job_timestamp: started.toISOString().slice(0, 19).replace('T', ' '), ...params },
-      testMode: false,
-      pipe,
-      nodeLimit: index,
-      savedNode: true,
-    });
-    if (prepared.format) throw badRequest('A sink node can not have a FORMAT clause');
-    const queryId = newResourceId();
-    // The template is resolved now, so a bad one is a 400 of the request, not a failed job.
-    let columns: Map<string, string>;
-    try {
-      columns = (await this.columns(auth, pipe, node, prepared, `${queryId}m`))!;
-    } catch (err) {
-      if (err instanceof EngineError) throw badRequest(prepared.userNames(err.message));
-      throw err;
-    }
-    const resolved = resolveTemplate(plan.parts, {
-      variables: { ...this.paramDefaults(pipe, node, columns), ...variables },
-      jobTime: started,
-      columns,
-      format: plan.format,
-      compression: plan.compression,
-    });
-    const loc = plan.location;
+    const { plan, prepared } = await this.prepareRun(auth, pipe, node, payload);
+    // The connection by id: a rename while the job waits is followed.
+    payload.settings.connection = plan.connection.id;
     return this.jobs.create(
-      ws,
+      auth.workspace,
       'sink',
       {
         pipe_id: pipe.id,
         pipe_name: pipe.name,
         pipe: { id: pipe.id, name: pipe.name },
-        query_id: queryId,
+        query_id: payload.queryId,
         query_sql: prepared.userNames(prepared.sql),
         sink: {
           connection: plan.connection.name,
           service: plan.connection.service,
-          path: loc.display,
-          file_template: s.fileTemplate,
+          path: plan.location.display,
+          file_template: payload.settings.fileTemplate,
           format: plan.format,
           compression: plan.compression,
           write_strategy: plan.writeStrategy,
-          job_timestamp: started.toISOString(),
+          job_timestamp: payload.jobTimestamp,
         },
         is_cancellable_while_working: true,
       },
-      async (job, signal) => {
-        const onAbort = () => void this.engine.kill(job.id).catch(() => undefined);
-        signal.addEventListener('abort', onAbort);
-        try {
-          await this.guardFiles(prepared, resolved, job.id);
-          const files =
-            loc.kind === 's3'
-              ? await this.exportS3(loc, plan, resolved, prepared, job.id, signal)
-              : await this.exportLocal(loc, plan, resolved, prepared, job.id, signal);
-          return { statistics: { rows: files.rows, bytes: files.files.reduce((a, f) => a + f.size, 0), files: files.files.length }, files: files.files };
-        } catch (err) {
-          let e: PipitError;
-          if (err instanceof PipitError) e = err;
-          else if (err instanceof EngineError)
-            e = err.chType === 'S3_ERROR' && loc.kind === 's3' ? storageError(err, loc) : badRequest(prepared.userNames(err.message));
-          else throw err;
-          // The job shows what it wrote before failing (nothing, if it failed first).
-          throw new PipitError(e.code, e.message, { files: [], ...e.extra });
-        } finally {
-          signal.removeEventListener('abort', onAbort);
-        }
-      },
+      payload,
     );
+  }
+
+  /** The run's export, checked: where (the connection's credentials read now), the node's query and the resolved file template. */
+  private async prepareRun(
+    auth: Auth,
+    pipe: PipeRecord,
+    node: SinkNode,
+    p: SinkPayload,
+  ): Promise<{ plan: Plan; prepared: PreparedQuery; resolved: ResolvedTemplate }> {
+    const plan = await this.plan(auth, p.settings);
+    const started = new Date(p.jobTimestamp);
+    const prepared = await this.queries.prepare(auth, node.sql, {
+      params: { job_timestamp: p.jobTimestamp.slice(0, 19).replace('T', ' '), ...p.params },
+      testMode: false,
+      pipe,
+      nodeLimit: pipe.nodes.findIndex((n) => n.id === node.id),
+      savedNode: true,
+    });
+    if (prepared.format) throw badRequest('A sink node can not have a FORMAT clause');
+    let columns: Map<string, string>;
+    try {
+      columns = (await this.columns(auth, pipe, node, prepared, `${p.queryId}m`))!;
+    } catch (err) {
+      if (err instanceof EngineError) throw badRequest(prepared.userNames(err.message));
+      throw err;
+    }
+    const resolved = resolveTemplate(plan.parts, {
+      variables: { ...this.paramDefaults(pipe, node, columns), ...p.variables },
+      jobTime: started,
+      columns,
+      format: plan.format,
+      compression: plan.compression,
+    });
+    return { plan, prepared, resolved };
+  }
+
+  /** The sink job, on whichever copy of the server claims it: prepared again from its payload. */
+  private async execute(job: JobRecord, p: SinkPayload, signal: AbortSignal): Promise<Record<string, unknown>> {
+    const { auth, pipe, node } = await jobNode(this.pipes, p, 'sink');
+    let run: Awaited<ReturnType<SinkService['prepareRun']>> | undefined;
+    try {
+      const { plan, prepared, resolved } = (run = await this.prepareRun(auth, pipe, node, p));
+      const loc = plan.location;
+      return await killedOnAbort(this.engine, job.id, signal, async () => {
+        await this.guardFiles(prepared, resolved, job.id);
+        const files =
+          loc.kind === 's3'
+            ? await this.exportS3(loc, plan, resolved, prepared, job.id, signal)
+            : await this.exportLocal(loc, plan, resolved, prepared, job.id, signal);
+        return { statistics: { rows: files.rows, bytes: files.files.reduce((a, f) => a + f.size, 0), files: files.files.length }, files: files.files };
+      });
+    } catch (err) {
+      let e: PipitError;
+      const loc = run?.plan.location;
+      if (err instanceof PipitError) e = err;
+      else if (err instanceof EngineError)
+        e = err.chType === 'S3_ERROR' && loc?.kind === 's3' ? storageError(err, loc) : badRequest(run ? run.prepared.userNames(err.message) : err.message);
+      else throw err;
+      // The job shows what it wrote before failing (nothing, if it failed first).
+      throw new PipitError(e.code, e.message, { files: [], ...e.extra });
+    }
   }
 
   /** Rows of a server-built statement with bound parameters (JSONEachRow). */

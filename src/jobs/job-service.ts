@@ -1,13 +1,19 @@
 /**
  * Jobs: a queue kept in the catalog and run by workers in every copy of the server. Statuses go
  * waiting → working → done | error (cancelling → cancelled). A job row holds its kind and the
- * payload its handler needs (handlers are registered per kind), so any copy may claim it: claims
- * use FOR UPDATE SKIP LOCKED and a lease the claiming copy renews while the job runs. A job whose
- * lease lapses (its copy died) is failed by another copy, never left stuck, never run twice.
- * The copy that accepts a job with a free slot holds it for itself under the same lease and starts
- * it at once; a job created with an in-process runner (a closure) is pinned to its copy.
- * Cancelling from any copy reaches the copy running the job (catalog notification, or its next
- * lease renewal), which aborts the engine query. Listing shows the last 48 h, newest first.
+ * payload its handler needs (handlers are registered per kind; the payload holds ids and settings,
+ * never a secret: those are read again from the catalog when the job runs), so any copy may claim
+ * it: claims use FOR UPDATE SKIP LOCKED and a lease the claiming copy renews while the job runs.
+ * The copy that accepts a job with a free slot reserves it for itself under the same lease and
+ * starts it at once; closing, it gives its reservations back to the queue.
+ *
+ * A job whose lease lapses (its copy died or stalled) is failed by another copy, never left stuck,
+ * never run twice: the lapsed lease is lost for good (not renewed), the stalled copy aborts its run
+ * once it notices, its outcome is recorded only while it still holds the claim, and its change's
+ * points of no return check the claim (Journal.update). Whoever ends a job, whatever way, runs its
+ * kind's `ended` step (a populate's stopped merges restart). Cancelling from any copy reaches the
+ * copy running the job (catalog notification, or its next lease renewal), which aborts the engine
+ * query. Listing shows the last 48 h, newest first.
  */
 import crypto from 'node:crypto';
 import os from 'node:os';
@@ -17,10 +23,23 @@ import { newJobId } from '../basics/ids.js';
 import { nowIso } from '../basics/time.js';
 import { runAsInternalWork } from '../engine/lanes.js';
 
-/** A job's work in this process: resolves with fields added to the job JSON, throws to fail it. */
-export type JobRunner = (job: JobRecord, signal: AbortSignal) => Promise<Record<string, unknown>>;
-/** The work of every job of one kind, from the payload stored with the job (any copy runs it). */
-export type JobHandler = (job: JobRecord, payload: unknown, signal: AbortSignal) => Promise<Record<string, unknown>>;
+/** The work of a job of one kind, from the payload stored with it: resolves with fields added to the job JSON, throws to fail it. */
+export type JobRun<P> = (job: JobRecord, payload: P, signal: AbortSignal) => Promise<Record<string, unknown>>;
+/**
+ * What must follow a job of one kind once it ended, however it ended and on whichever copy ended
+ * it (outcome recorded, failed after its copy died, cancelled while waiting): undoes what creating
+ * it left held. Idempotent: it may run more than once.
+ */
+export type JobEnded<P> = (job: JobRecord, payload: P) => Promise<void>;
+
+interface Handler {
+  run: JobRun<unknown>;
+  ended?: JobEnded<unknown>;
+}
+
+/** The abort reason of a job whose lease this copy lost. */
+const LEASE_LOST = 'lease lost';
+const INTERRUPTED = 'The job was interrupted: the server running it stopped; run it again';
 
 export interface JobTimings {
   /** How long a claim holds without renewal (a dead copy's jobs are failed after it). */
@@ -34,10 +53,8 @@ export const DEFAULT_JOB_TIMINGS: JobTimings = { leaseMs: 30_000, pollMs: 2_000 
 export class JobService {
   /** This copy's name in the catalog's `locked_by` (host, process, and a random part). */
   readonly owner = `${os.hostname()}:${process.pid}:${crypto.randomBytes(4).toString('hex')}`;
-  private readonly handlers = new Map<JobKind, JobHandler>();
-  /** Runners of jobs pinned to this copy, until they start. */
-  private readonly pinned = new Map<string, JobRunner>();
-  /** Jobs with a payload this copy accepted with a free slot, held for it until it claims them. */
+  private readonly handlers = new Map<JobKind, Handler>();
+  /** Jobs this copy accepted with a free slot, reserved for it until it claims them. */
   private readonly reserved = new Set<string>();
   private readonly running = new Map<string, AbortController>();
   private active = 0;
@@ -48,6 +65,8 @@ export class JobService {
   private readonly idle: Array<() => void> = [];
   /** Listeners for job status changes (tests wait on these instead of sleeping). */
   readonly listeners = new Set<(job: JobRecord) => void>();
+  /** Stops the engine statements of a job (createApp: Engine.kill), for jobs failed after their copy died. */
+  stopQueries: (jobId: string) => Promise<void> = async () => undefined;
 
   constructor(
     private readonly catalog: Catalog,
@@ -57,37 +76,81 @@ export class JobService {
     private readonly onError: (err: unknown, msg: string) => void = () => undefined,
   ) {}
 
-  /** The work of `kind` for jobs created with a payload. */
-  register(kind: JobKind, handler: JobHandler): void {
-    this.handlers.set(kind, handler);
+  /** The work of jobs of `kind`, and what follows each once it ended (see JobEnded). */
+  register<P>(kind: JobKind, run: JobRun<P>, ended?: JobEnded<P>): void {
+    // The payload was made by the same kind's creator (create's `payload: P`).
+    this.handlers.set(kind, {
+      run: (job, payload, signal) => run(job, payload as P, signal),
+      ended: ended && ((job, payload) => ended(job, payload as P)),
+    });
+  }
+
+  /** The work registered for `kind` (tests wrap it to hold jobs). */
+  registered(kind: JobKind): { run: JobRun<unknown>; ended?: JobEnded<unknown> } | undefined {
+    return this.handlers.get(kind);
   }
 
   /**
-   * Fails the jobs whose copy is gone: on a single-process catalog every unfinished job at start
-   * (nothing else runs them), on a shared one those whose lease lapsed. Waiting jobs any copy
-   * may run stay queued.
+   * Fails the jobs whose copy is gone: on a single-process catalog every running job at start
+   * (nothing else runs them; the waiting ones stay queued and run again), on a shared one those
+   * whose lease lapsed. A job whose change is journaled is left to its intent (src/domain/recovery.ts).
    */
   async recover(): Promise<void> {
-    const abandoned = (await this.catalog.abandonedJobs(!this.catalog.shared)).filter(
-      (j) => !this.running.has(j.id) && !this.pinned.has(j.id) && !this.reserved.has(j.id),
-    );
+    const all = !this.catalog.shared;
+    // A restarted single process holds no reservation of its previous life.
+    if (all) await this.catalog.releaseJobs(null);
+    const abandoned = (await this.catalog.abandonedJobs(all)).filter((c) => !this.running.has(c.job.id));
     if (!abandoned.length) return;
     // A job whose change is journaled is settled with its intent (src/domain/recovery.ts), which
     // knows whether the rows were written: failing it first would invite a retry that writes them twice.
     const journaled = new Set((await this.catalog.listIntents()).map((i) => i.data.job));
-    for (const job of abandoned) {
+    for (const { job, payload } of abandoned) {
       if (journaled.has(job.id)) continue;
       const cancelled = job.status === 'cancelling';
       try {
-        await this.save({
-          ...job,
-          status: cancelled ? 'cancelled' : 'error',
-          error: cancelled ? null : 'The job was interrupted: the server running it stopped; run it again',
-        });
+        await this.save({ ...job, status: cancelled ? 'cancelled' : 'error', error: cancelled ? null : INTERRUPTED });
       } catch (err) {
-        // Another copy settled it first.
-        if (!(err instanceof VersionConflict)) throw err;
+        // Another copy settled it first (and ends it).
+        if (err instanceof VersionConflict) continue;
+        throw err;
       }
+      // A stalled copy's statement may still run in a shared engine.
+      await this.stopQueries(job.id).catch(() => undefined);
+      await this.ended(job, payload);
+    }
+  }
+
+  /**
+   * The outcome of a job whose journaled change was settled by recovery (src/domain/recovery.ts):
+   * `forward` finished it (done), `back` undid it (nothing was written). A job finished meanwhile
+   * is left as it is.
+   */
+  async settleRecovered(id: string, outcome: 'forward' | 'back'): Promise<void> {
+    // Another copy may fail the job (its lease lapsed too) meanwhile: read it again and say what happened.
+    for (;;) {
+      const job = await this.catalog.getJob(id);
+      if (!job || job.status === 'done' || job.status === 'cancelled') return;
+      try {
+        if (outcome === 'forward')
+          await this.save({ ...job, status: 'done', error: null, data: { ...job.data, recovered: 'completed after an interruption' } });
+        else await this.save({ ...job, status: 'error', error: 'The job was interrupted (its server stopped) before it wrote anything; run it again' });
+      } catch (err) {
+        if (err instanceof VersionConflict) continue;
+        throw err;
+      }
+      await this.ended(job, await this.catalog.jobPayload(id));
+      return;
+    }
+  }
+
+  /** Runs the kind's `ended` step; a failure is reported, never thrown (the job's outcome stands). */
+  private async ended(job: JobRecord, payload: unknown): Promise<void> {
+    const ended = this.handlers.get(job.kind)?.ended;
+    if (!ended) return;
+    try {
+      await ended(job, payload);
+    } catch (err) {
+      this.onError(err, `the end step of job ${job.id} failed`);
     }
   }
 
@@ -111,11 +174,22 @@ export class JobService {
     this.pump();
   }
 
-  /** Renews this copy's leases (aborting jobs cancelled elsewhere), fails lapsed ones, claims waiting ones. */
+  /**
+   * Renews this copy's leases: a job cancelled elsewhere is aborted, one whose lease lapsed (this
+   * copy stalled: another copy fails it) is aborted and its reservation dropped. Then fails other
+   * copies' lapsed jobs and claims waiting ones.
+   */
   private async housekeeping(): Promise<void> {
     try {
-      const mine = [...this.running.keys(), ...this.pinned.keys(), ...this.reserved];
-      for (const id of await this.catalog.renewLeases(this.owner, mine, this.timings.leaseMs)) this.running.get(id)?.abort();
+      const mine = [...this.running.keys(), ...this.reserved];
+      const held = await this.catalog.renewLeases(this.owner, mine, this.timings.leaseMs);
+      for (const id of mine) {
+        const status = held.get(id);
+        if (status === undefined) {
+          this.reserved.delete(id);
+          this.running.get(id)?.abort(LEASE_LOST);
+        } else if (status === 'cancelling') this.running.get(id)?.abort();
+      }
       if (this.catalog.shared) await this.recover();
     } catch (err) {
       this.onError(err, 'job lease renewal failed');
@@ -123,45 +197,22 @@ export class JobService {
     this.pump();
   }
 
-  /**
-   * A new job. `task` is either the payload for the kind's registered handler (any copy may run
-   * it) or a runner in this process (the job is pinned to this copy).
-   */
-  async create(ws: Workspace, kind: JobKind, data: Record<string, unknown>, task: JobRunner | { payload: unknown }): Promise<JobRecord> {
-    const now = nowIso();
-    const job: JobRecord = {
-      id: newJobId(),
-      version: 1,
-      workspaceId: ws.id,
-      kind,
-      status: 'waiting',
-      createdAt: now,
-      updatedAt: now,
-      startedAt: null,
-      data,
-      error: null,
-    };
-    if (typeof task === 'function') {
-      this.pinned.set(job.id, task);
-      try {
-        await this.catalog.insertJob(job, null, this.owner, this.timings.leaseMs);
-      } catch (err) {
-        this.pinned.delete(job.id);
-        throw err;
-      }
-    } else {
-      if (!this.handlers.has(kind)) throw new Error(`no handler for jobs of kind ${kind}`);
-      // With a free slot the accepting copy starts the job itself at once (as a single process
-      // does); busy or closing, any copy may claim it.
-      const reserve = !this.closing && this.active + this.reserved.size < this.concurrency;
-      if (reserve) this.reserved.add(job.id);
-      try {
-        await this.catalog.insertJob(job, task.payload, reserve ? this.owner : null, this.timings.leaseMs);
-      } catch (err) {
-        this.reserved.delete(job.id);
-        throw err;
-      }
+  /** A new job; `payload` is what the kind's registered handler runs it from, on any copy. */
+  async create<P>(ws: Workspace, kind: JobKind, data: Record<string, unknown>, payload: P): Promise<JobRecord> {
+    if (!this.handlers.has(kind)) throw new Error(`no handler for jobs of kind ${kind}`);
+    const job = newJob(ws, kind, data, 'waiting', null);
+    // With a free slot the accepting copy starts the job itself at once (as a single process
+    // does); busy or closing, any copy may claim it.
+    const reserve = !this.closing && this.active + this.reserved.size < this.concurrency;
+    if (reserve) this.reserved.add(job.id);
+    try {
+      await this.catalog.insertJob(job, payload, reserve ? this.owner : null, this.timings.leaseMs);
+    } catch (err) {
+      this.reserved.delete(job.id);
+      throw err;
     }
+    // Reserved as close() began: handed back too.
+    if (reserve && this.closing) await this.handBack();
     this.pump();
     return job;
   }
@@ -209,13 +260,10 @@ export class JobService {
   }
 
   private async execute({ job, payload }: ClaimedJob): Promise<void> {
-    const runner = this.pinned.get(job.id);
-    this.pinned.delete(job.id);
     this.reserved.delete(job.id);
     const handler = this.handlers.get(job.kind);
-    const run: JobRunner | undefined = runner ?? (handler && ((j, signal) => handler(j, payload, signal)));
     let state: JobRecord = job;
-    if (!run) {
+    if (!handler) {
       await this.settle({ ...state, status: 'error', error: `This server can not run jobs of kind ${job.kind}` });
       return;
     }
@@ -223,42 +271,40 @@ export class JobService {
     this.running.set(job.id, ac);
     try {
       // Jobs are internal work: their engine calls never queue behind (or are refused for) user queries.
-      const result = await runAsInternalWork(() => run(state, ac.signal));
+      const result = await runAsInternalWork(() => handler.run(state, payload, ac.signal));
       // A runner that returns did its work: a cancel that came too late to stop it (a staged append
       // past its point of no return publishes every row) must not report the rows as not written.
       // Runners stop on a cancel by throwing (the engine's calls do).
       state = { ...state, data: { ...state.data, ...result }, status: 'done' };
     } catch (err) {
       const extra = err instanceof PipitError ? err.extra : {};
-      state = ac.signal.aborted
-        ? { ...state, status: 'cancelled' }
-        : { ...state, status: 'error', error: (err as Error).message, data: { ...state.data, ...extra } };
+      const lost = ac.signal.reason === LEASE_LOST;
+      state =
+        ac.signal.aborted && !lost
+          ? { ...state, status: 'cancelled' }
+          : { ...state, status: 'error', error: lost ? INTERRUPTED : (err as Error).message, data: { ...state.data, ...extra } };
     } finally {
       this.running.delete(job.id);
     }
     await this.settle(state);
+    await this.ended(state, payload);
   }
 
   /**
-   * Records a job's outcome, retrying while the catalog refuses the write (a full disk, a lost
-   * connection): a job never rejects out of its worker. A change made meanwhile (a cancel from
-   * another copy) is read again and the outcome applied over it. While the server shuts down one
-   * try is made; a job left `working` is failed once its lease lapses.
+   * Records a job's outcome while this copy still holds its claim (a copy that stalled past its
+   * lease never overwrites the failure another copy recorded), retrying while the catalog refuses
+   * the write (a full disk, a lost connection): a job never rejects out of its worker. While the
+   * server shuts down one try is made; a job left `working` is failed once its lease lapses.
    */
   private async settle(outcome: JobRecord): Promise<void> {
-    let state = outcome;
     for (let delay = 500; ; delay = Math.min(delay * 2, 10_000)) {
       try {
-        await this.save(state);
+        const saved = await this.catalog.settleJob({ ...outcome, updatedAt: nowIso() }, this.owner);
+        // Refused: another copy failed it or took it over; its record stands.
+        if (saved) for (const l of this.listeners) l(saved);
         return;
       } catch (err) {
-        if (err instanceof VersionConflict) {
-          const cur = await this.catalog.getJob(state.id).catch(() => null);
-          if (!cur) return;
-          state = { ...outcome, version: cur.version };
-          continue;
-        }
-        this.onError(err, `the outcome of job ${state.id} could not be recorded yet`);
+        this.onError(err, `the outcome of job ${outcome.id} could not be recorded yet`);
         if (this.closing) return;
         await new Promise((r) => setTimeout(r, delay));
       }
@@ -277,19 +323,7 @@ export class JobService {
    * plans), so the failure shows in the Jobs API as well as in the log.
    */
   async recordFailure(ws: Workspace, kind: JobKind, data: Record<string, unknown>, error: string): Promise<JobRecord> {
-    const now = nowIso();
-    const job: JobRecord = {
-      id: newJobId(),
-      version: 1,
-      workspaceId: ws.id,
-      kind,
-      status: 'error',
-      createdAt: now,
-      updatedAt: now,
-      startedAt: null,
-      data,
-      error,
-    };
+    const job = newJob(ws, kind, data, 'error', error);
     await this.catalog.insertJob(job, null, null, 0);
     return job;
   }
@@ -309,8 +343,8 @@ export class JobService {
       try {
         if (job.status === 'waiting') {
           const saved = await this.save({ ...job, status: 'cancelled' });
-          this.pinned.delete(id);
           this.reserved.delete(id);
+          await this.ended(saved, await this.catalog.jobPayload(id));
           return saved;
         }
         if (job.status === 'working' && job.data.is_cancellable_while_working) {
@@ -342,18 +376,33 @@ export class JobService {
     }
   }
 
-  /** Stops claiming and waits for running jobs at shutdown (an outcome the catalog refuses is tried once). */
+  /**
+   * Stops claiming at shutdown: the jobs this copy reserved but did not start go back to the queue
+   * (another copy claims them at once), and the running ones are waited for (an outcome the
+   * catalog refuses is tried once).
+   */
   async close(): Promise<void> {
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
-    // Jobs pinned here that did not start can never run: they fail now rather than at the next start.
-    for (const id of [...this.pinned.keys()]) {
-      this.pinned.delete(id);
-      const job = await this.catalog.getJob(id).catch(() => null);
-      if (job?.status === 'waiting')
-        await this.save({ ...job, status: 'error', error: 'The server stopped before the job started; run it again' }).catch(() => undefined);
-    }
     this.closing = true;
+    await this.pumping;
+    await this.handBack();
     await this.drain();
   }
+
+  /** Gives this copy's reservations back to the queue (closing: it starts no more jobs). */
+  private async handBack(): Promise<void> {
+    try {
+      await this.catalog.releaseJobs(this.owner);
+      this.reserved.clear();
+    } catch (err) {
+      // Their reservation lapses with the lease instead.
+      this.onError(err, 'the jobs reserved by this server could not be handed back');
+    }
+  }
+}
+
+function newJob(ws: Workspace, kind: JobKind, data: Record<string, unknown>, status: JobRecord['status'], error: string | null): JobRecord {
+  const now = nowIso();
+  return { id: newJobId(), version: 1, workspaceId: ws.id, kind, status, createdAt: now, updatedAt: now, startedAt: null, data, error };
 }

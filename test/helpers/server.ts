@@ -12,6 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { createApp, type App } from '../../src/app.js';
 import { loadConfig, type Config } from '../../src/config/config.js';
+import type { JobKind, JobRecord } from '../../src/catalog/catalog.js';
 import { startPostgres, type TestPostgres } from './postgres.js';
 
 let cluster: Promise<TestPostgres> | undefined;
@@ -51,6 +52,40 @@ export interface ServerOptions {
   allowPrivateUrls?: boolean;
   /** Any other configuration (e.g. a short queryTimeout). */
   config?: Partial<Config>;
+}
+
+/**
+ * `n` jobs of `kind` that hold the server's job slots until `release()` (their payload marks
+ * them: the kind's own handler, wrapped, runs every other job as usual). `started` resolves once
+ * all of them run.
+ */
+export async function holdJobs(
+  s: TestServer,
+  kind: JobKind,
+  n: number,
+  data: Record<string, unknown> = {},
+): Promise<{ jobs: JobRecord[]; started: Promise<void>; release: () => void }> {
+  const jobs = s.app.services.jobs;
+  const own = jobs.registered(kind);
+  const key = `held-${Math.random()}`;
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  let running = 0;
+  let allStarted!: () => void;
+  const started = new Promise<void>((r) => (allStarted = r));
+  jobs.register(
+    kind,
+    async (job, payload, signal) => {
+      if ((payload as { held?: string } | null)?.held !== key) return own!.run(job, payload, signal);
+      if (++running === n) allStarted();
+      await gate;
+      return {};
+    },
+    own?.ended && ((job, payload) => ((payload as { held?: string } | null)?.held === key ? Promise.resolve() : own.ended!(job, payload))),
+  );
+  const created: JobRecord[] = [];
+  for (let i = 0; i < n; i++) created.push(await jobs.create(s.app.services.access.defaultWorkspace, kind, data, { held: key }));
+  return { jobs: created, started, release };
 }
 
 /** True when the suites run against the remote engine (PIPIT_TEST_ENGINE=remote). */

@@ -7,7 +7,7 @@ import type { Scope } from '../../src/catalog/catalog.js';
 import fs from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp, type App } from '../../src/app.js';
-import { startServer, type TestServer } from '../helpers/server.js';
+import { holdJobs, startServer, type TestServer } from '../helpers/server.js';
 
 let s: TestServer;
 const JSON_HDR = { 'content-type': 'application/json' };
@@ -111,21 +111,15 @@ describe('copy pipes', () => {
       await waitJob((await r.json()).job.id);
       // One active copy job at most: a job held working fills the workspace's quota.
       copies.limits.maxActiveJobs = 1;
-      const ws = s.app.services.access.defaultWorkspace;
-      let release!: () => void;
-      const held = await s.app.services.jobs.create(
-        ws,
-        'copy',
-        { pipe_name: 'held', is_cancellable_while_working: true },
-        () =>
-          new Promise<Record<string, unknown>>((res) => {
-            release = () => res({});
-          }),
-      );
+      const {
+        jobs: [held],
+        started,
+        release,
+      } = await holdJobs(s, 'copy', 1, { pipe_name: 'held', is_cancellable_while_working: true });
+      await started;
       r = await s.req('POST', '/v0/pipes/counts/copy?min_n=10000');
       expect(r.status).toBe(403);
       expect((await r.json()).error).toMatch(/^Job limits exceeded\. There are too many active \(working and waiting\) Copy jobs/);
-      for (let i = 0; i < 100 && !release; i++) await new Promise((res) => setTimeout(res, 10));
       release();
       await waitJob(held.id);
       r = await s.req('POST', '/v0/pipes/counts/copy?min_n=10000');
@@ -205,13 +199,7 @@ describe('copy pipes', () => {
   it('copy/cancel answers the cancelled jobs with their job fields (kind, pipe, datasource, job_url, timestamps)', async () => {
     const ws = s.app.services.access.defaultWorkspace;
     // Both job slots held, so the copy job stays waiting until it is cancelled.
-    let release!: () => void;
-    const gate = new Promise<void>((res) => (release = res));
-    for (let i = 0; i < 2; i++)
-      await s.app.services.jobs.create(ws, 'delete_data', {}, async () => {
-        await gate;
-        return {};
-      });
+    const { release } = await holdJobs(s, 'delete_data', 2);
     let cancelled: Array<Record<string, unknown>>;
     let jobId: string;
     try {

@@ -6,8 +6,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startServer, type TestServer } from '../helpers/server.js';
 
 let s: TestServer;
+/** The test's work by payload key: this server's `delete_data` handler runs it (jobs run from their payload). */
+const work = new Map<string, (signal: AbortSignal) => Promise<Record<string, unknown>>>();
 beforeAll(async () => {
   s = await startServer();
+  s.app.services.jobs.register('delete_data', (_job, p: { key: string }, signal) => work.get(p.key)!(signal));
 });
 afterAll(async () => {
   await s?.close();
@@ -28,11 +31,12 @@ describe('cancelling a working job', () => {
   it('a job that stops on the cancel (throws) is cancelled', async () => {
     let started!: () => void;
     const running = new Promise<void>((r) => (started = r));
-    const job = await s.app.services.jobs.create(ws(), 'delete_data', { is_cancellable_while_working: true }, async (_j, signal) => {
+    work.set('stops', async (signal) => {
       started();
       await new Promise((_res, rej) => signal.addEventListener('abort', () => rej(new Error('The job was cancelled'))));
       return {};
     });
+    const job = await s.app.services.jobs.create(ws(), 'delete_data', { is_cancellable_while_working: true }, { key: 'stops' });
     await running;
     expect((await s.req('POST', `/v0/jobs/${job.id}/cancel`)).status).toBe(200);
     expect((await settled(job.id)).status).toBe('cancelled');
@@ -43,11 +47,12 @@ describe('cancelling a working job', () => {
     const running = new Promise<void>((r) => (started = r));
     let finish!: () => void;
     const published = new Promise<void>((r) => (finish = r));
-    const job = await s.app.services.jobs.create(ws(), 'delete_data', { is_cancellable_while_working: true }, async () => {
+    work.set('completes', async () => {
       started();
       await published; // publishing is not interrupted by a cancel
       return { rows: 42 };
     });
+    const job = await s.app.services.jobs.create(ws(), 'delete_data', { is_cancellable_while_working: true }, { key: 'completes' });
     await running;
     expect((await s.req('POST', `/v0/jobs/${job.id}/cancel`)).status).toBe(200);
     finish();

@@ -89,8 +89,8 @@ describe('copies sharing a PostgreSQL catalog', () => {
     const runs: string[] = [];
     const mk = (cat: SqlCatalog, name: string) => {
       const svc = new JobService(cat, 2, timings);
-      svc.register('delete_data', async (_job, payload) => {
-        runs.push(`${name}:${(payload as { n: number }).n}`);
+      svc.register('delete_data', async (_job, payload: { n: number }) => {
+        runs.push(`${name}:${payload.n}`);
         return {};
       });
       return svc;
@@ -100,7 +100,7 @@ describe('copies sharing a PostgreSQL catalog', () => {
     ja.start();
     jb.start();
     const created: JobRecord[] = [];
-    for (let n = 0; n < 6; n++) created.push(await (n % 2 ? ja : jb).create(ws, 'delete_data', {}, { payload: { n } }));
+    for (let n = 0; n < 6; n++) created.push(await (n % 2 ? ja : jb).create(ws, 'delete_data', {}, { n }));
     expect(await within(5000, () => runs.length === 6), runs.join()).toBe(true);
     expect(new Set(runs.map((r) => r.split(':')[1])).size).toBe(6);
     // A handler has returned before its job's outcome is saved: wait for the records.
@@ -115,7 +115,7 @@ describe('copies sharing a PostgreSQL catalog', () => {
     let hang: (() => void) | undefined;
     dead.register('delete_data', () => new Promise((r) => (hang = () => r({}))));
     dead.start();
-    const stuck = await dead.create(ws, 'delete_data', {}, { payload: { n: 99 } });
+    const stuck = await dead.create(ws, 'delete_data', {}, { n: 99 });
     expect(await within(2000, () => hang !== undefined)).toBe(true);
     expect((await b.getJob(stuck.id))?.status).toBe('working');
     // Another copy finds the lapsed lease and fails the job: nothing stays stuck.
@@ -125,7 +125,36 @@ describe('copies sharing a PostgreSQL catalog', () => {
     const after = await b.getJob(stuck.id);
     expect(after?.status).toBe('error');
     expect(after?.error).toMatch(/interrupted/);
+    // The stalled copy finishing later does not overwrite the failure recorded by the other.
     hang?.();
     await dead.close();
+    expect((await b.getJob(stuck.id))?.status).toBe('error');
+  }, 30_000);
+
+  it('close() hands the jobs a copy reserved but did not start back to the queue: another copy runs them at once', async () => {
+    // A reservation that lapsed would free the job only after a minute.
+    const timings = { leaseMs: 60_000, pollMs: 200 };
+    const runs: string[] = [];
+    const mk = (cat: SqlCatalog, name: string) => {
+      const svc = new JobService(cat, 2, timings);
+      svc.register('delete_data', async () => {
+        runs.push(name);
+        return {};
+      });
+      return svc;
+    };
+    const closing = mk(a, 'A');
+    const other = mk(b, 'B');
+    other.start();
+    // Accepted with free slots (so reserved for A) just as A begins to close: A starts neither.
+    const created = Promise.all([1, 2].map((n) => closing.create(ws, 'delete_data', {}, { n })));
+    await closing.close();
+    const jobs = await created;
+    expect(await within(5000, () => runs.length === 2)).toBe(true);
+    expect(runs).toEqual(['B', 'B']);
+    const statuses = async () => Promise.all(jobs.map(async (j) => (await a.getJob(j.id))?.status));
+    for (let t = Date.now(); Date.now() - t < 5000 && !(await statuses()).every((st) => st === 'done'); ) await new Promise((r) => setTimeout(r, 20));
+    expect(await statuses()).toEqual(['done', 'done']);
+    await other.close();
   }, 30_000);
 });

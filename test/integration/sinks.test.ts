@@ -15,7 +15,7 @@ import { compressors } from 'hyparquet-compressors';
 // @ts-expect-error s3rver ships no types
 import S3rver from 's3rver';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startServer, type TestServer } from '../helpers/server.js';
+import { holdJobs, startServer, type TestServer } from '../helpers/server.js';
 
 let s: TestServer;
 let s3srv: { run(): Promise<{ port: number }>; close(): Promise<void> };
@@ -331,14 +331,7 @@ describe('sink pipes', () => {
     expect((await j(s.req('POST', '/v0/pipes/p_shape/sink/pause'))).body.schedule.status).toBe('paused');
     expect((await j(s.req('POST', '/v0/pipes/p_shape/sink/resume'))).body.schedule.status).toBe('running');
     // Cancel: the cancelled jobs are answered with their job fields (both job slots held, so the run waits).
-    let release!: () => void;
-    const gate = new Promise<void>((res) => (release = res));
-    const ws = s.app.services.access.defaultWorkspace;
-    for (let i = 0; i < 2; i++)
-      await s.app.services.jobs.create(ws, 'delete_data', {}, async () => {
-        await gate;
-        return {};
-      });
+    const { release } = await holdJobs(s, 'delete_data', 2);
     let cancel: { status: number; body: Record<string, unknown> };
     let waiting: string;
     try {

@@ -99,6 +99,31 @@ export function importResponse(_ds: DatasourceRecord, importId: string, counts: 
   };
 }
 
+/** A data source's JSON with its statistics and the pipes that use it. */
+async function describedDatasource(s: Pick<Services, 'datasources' | 'pipes'>, auth: Auth, ds: DatasourceRecord): Promise<Record<string, unknown>> {
+  return datasourceJson(ds, await s.datasources.stats(auth.workspace, ds), await s.pipes.usedBy(auth.workspace, ds.name));
+}
+
+/** A write's answer (and an import job's result): Tinybird's import JSON, or the new data source alone when no data was sent. */
+export async function writeJson(
+  s: Pick<Services, 'datasources' | 'pipes'>,
+  auth: Auth,
+  spec: WriteSpec,
+  r: WriteResult,
+  importId: string,
+): Promise<Record<string, unknown>> {
+  const described = await describedDatasource(s, auth, r.ds);
+  if (r.counts) return importResponse(r.ds, importId, r.counts, described);
+  if (spec.format === 'csv') return { datasource: described };
+  return { datasource: described, import_id: importId, quarantine_rows: 0, invalid_lines: 0, error: false };
+}
+
+/** The data at a URL (an import job's source): fetched under the address policy, decoded. */
+export async function fetchUrlData(url: string, allowPrivateUrls: boolean): Promise<DataSource> {
+  const res = await fetchUrl(url, allowPrivateUrls);
+  return { stream: decoded(res.stream, res.contentEncoding), filename: res.filename };
+}
+
 /** Routes on one Data Source (`:name`, its name or id). */
 type DsRoute = { Params: { name: string } };
 
@@ -108,8 +133,7 @@ export const datasourceRoutes =
     const onDs = (handler: string, summary: string) => named(handler, { summary, params: pathParams('name') });
     // Form and JSON bodies of the routes that take parameters (readParams); data is streamed.
     bodyLimit(app, 16 * 1024 * 1024);
-    const dsJson = async (auth: Auth, ds: DatasourceRecord) =>
-      datasourceJson(ds, await s.datasources.stats(auth.workspace, ds), await s.pipes.usedBy(auth.workspace, ds.name));
+    const dsJson = (auth: Auth, ds: DatasourceRecord) => describedDatasource(s, auth, ds);
 
     /** Resolves `name` or `name_quarantine` for operations that accept both. */
     async function resolveWithQuarantine(auth: Auth, name: string): Promise<{ ds: DatasourceRecord; quarantine: boolean }> {
@@ -194,24 +218,13 @@ export const datasourceRoutes =
       };
     }
 
-    /** The write's answer: Tinybird's import JSON, or the new data source alone when no data was sent. */
-    async function writeJson(auth: Auth, spec: WriteSpec, r: WriteResult, importId: string): Promise<Record<string, unknown>> {
-      if (r.counts) return importResponse(r.ds, importId, r.counts, await dsJson(auth, r.ds));
-      if (spec.format === 'csv') return { datasource: await dsJson(auth, r.ds) };
-      return { datasource: await dsJson(auth, r.ds), import_id: importId, quarantine_rows: 0, invalid_lines: 0, error: false };
-    }
-
     async function handleImport(auth: Auth, p: Record<string, string>, src: DataSource | null, req: FastifyRequest): Promise<unknown> {
       const spec = writeSpec(p, src);
-      if (p.url === undefined) return writeJson(auth, spec, await s.writes.write(auth, spec, src, req.id), req.id);
+      if (p.url === undefined) return writeJson(s, auth, spec, await s.writes.write(auth, spec, src, req.id), req.id);
       if (src) throw badRequest('Send either a url or a body, not both');
       if (!/^https?:\/\//i.test(p.url)) throw badRequest('Url is not supported, only http, and https schemes are');
       await checkUrl(p.url, s.config.allowPrivateUrls); // refused before a job exists; checked again when fetched
-      const open = async (): Promise<DataSource> => {
-        const res = await fetchUrl(p.url, s.config.allowPrivateUrls);
-        return { stream: decoded(res.stream, res.contentEncoding), filename: res.filename };
-      };
-      const job = await s.writes.writeFromUrl(auth, spec, p.url, open, (r, importId) => writeJson(auth, spec, r, importId));
+      const job = await s.writes.writeFromUrl(auth, spec, p.url);
       return { id: job.id, job_id: job.id, job_url: `${s.config.apiHost}/v0/jobs/${job.id}`, job: jobJson(s, job), status: 'waiting', import_id: job.id };
     }
 
