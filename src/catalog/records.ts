@@ -4,16 +4,24 @@
  * refused here rather than deep inside a service.
  */
 import type {
+  AlterIntentData,
+  AppendIntentData,
   CopyData,
+  DatasourceRecord,
+  IntentRecord,
+  MaterializeIntentData,
   CopyNode,
   MaterializedData,
   MaterializedNode,
   NodeRecord,
   NodeSchedule,
   NodeType,
+  ReplaceIntentData,
   SinkData,
   SinkNode,
   StandardNode,
+  UnlinkIntentData,
+  Workspace,
 } from './catalog.js';
 
 const NODE_TYPES: ReadonlySet<string> = new Set<NodeType>(['standard', 'endpoint', 'materialized', 'copy', 'sink']);
@@ -35,6 +43,26 @@ function strOrNull(d: Doc, k: string, what: string): string | null {
   if (v === undefined || v === null) return null;
   if (typeof v !== 'string') throw malformed(`${what} (${k})`);
   return v;
+}
+function num(d: Doc, k: string, what: string): number | undefined {
+  const v = d[k];
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'number') throw malformed(`${what} (${k})`);
+  return v;
+}
+function bool(d: Doc, k: string, what: string): boolean {
+  const v = d[k];
+  if (typeof v !== 'boolean') throw malformed(`${what} (${k})`);
+  return v;
+}
+function strings(d: Doc, k: string, what: string): string[] {
+  const v = d[k];
+  if (!Array.isArray(v) || !v.every((x) => typeof x === 'string')) throw malformed(`${what} (${k})`);
+  return v;
+}
+function doc(v: unknown, what: string): Doc {
+  if (!v || typeof v !== 'object' || Array.isArray(v)) throw malformed(what);
+  return v as Doc;
 }
 function oneOf<T extends string>(d: Doc, k: string, values: readonly T[], what: string): T {
   const v = d[k];
@@ -123,4 +151,93 @@ export function retype(node: NodeRecord, nodeType: NodeType, arg?: Doc | readonl
 /** The node with some of its type's fields changed. */
 export function patchData<N extends NodeRecord>(node: N, patch: Partial<N['data']>): N {
   return { ...node, data: { ...node.data, ...patch } };
+}
+
+/** A stored workspace. */
+export function parseWorkspace(raw: unknown): Workspace {
+  const what = 'workspace';
+  const d = doc(raw, what);
+  return { id: str(d, 'id', what), name: str(d, 'name', what), database: str(d, 'database', what), createdAt: str(d, 'createdAt', what) };
+}
+
+/** A data source as an intent keeps it (the record before or after a change, stored whole). */
+function datasourceIn(d: Doc, k: string, what: string): DatasourceRecord {
+  const v = doc(d[k], `${what} (${k})`);
+  if (typeof v.id !== 'string' || typeof v.name !== 'string' || !Array.isArray(v.columns)) throw malformed(`${what} (${k})`);
+  return d[k] as DatasourceRecord;
+}
+
+function appendData(d: Doc): AppendIntentData {
+  const what = 'append intent';
+  return {
+    database: str(d, 'database', what),
+    target: str(d, 'target', what),
+    staging: str(d, 'staging', what),
+    cols: strings(d, 'cols', what),
+    phase: oneOf(d, 'phase', ['stage', 'publish'], what),
+    rows: num(d, 'rows', what),
+    chunkRows: num(d, 'chunkRows', what),
+    published: num(d, 'published', what),
+  };
+}
+
+function replaceData(d: Doc): ReplaceIntentData {
+  const what = 'replace intent';
+  return {
+    database: str(d, 'database', what),
+    target: str(d, 'target', what),
+    shadow: str(d, 'shadow', what),
+    shadowUuid: strOrNull(d, 'shadowUuid', what),
+    condition: strOrNull(d, 'condition', what),
+    token: str(d, 'token', what),
+    quarantine: bool(d, 'quarantine', what),
+    phase: oneOf(d, 'phase', ['load', 'swap'], what),
+  };
+}
+
+function alterData(d: Doc): AlterIntentData {
+  const what = 'alter intent';
+  return {
+    ds: str(d, 'ds', what),
+    before: datasourceIn(d, 'before', what),
+    after: datasourceIn(d, 'after', what),
+    engineOps: strings(d, 'engineOps', what),
+    quarantineOps: strings(d, 'quarantineOps', what),
+    stages: bool(d, 'stages', what),
+  };
+}
+
+function materializeData(d: Doc): MaterializeIntentData {
+  const what = 'materialize intent';
+  return { pipe: str(d, 'pipe', what), node: str(d, 'node', what), view: str(d, 'view', what), created: strOrNull(d, 'created', what) };
+}
+
+function unlinkData(d: Doc): UnlinkIntentData {
+  const what = 'unlink intent';
+  return { pipe: str(d, 'pipe', what), node: str(d, 'node', what), view: str(d, 'view', what) };
+}
+
+/** A stored intent of the journal, typed by its kind; an unknown kind or a missing field is an error of the stored data. */
+export function parseIntent(raw: unknown): IntentRecord {
+  const what = 'intent';
+  const i = doc(raw, what);
+  const base = { id: str(i, 'id', what), workspaceId: str(i, 'workspaceId', what), createdAt: str(i, 'createdAt', what), updatedAt: str(i, 'updatedAt', what) };
+  const data = doc(i.data, `${what} (data)`);
+  const job = strOrNull(data, 'job', what);
+  const common = job === null ? {} : { job };
+  const kind = str(i, 'kind', what);
+  switch (kind) {
+    case 'append':
+      return { ...base, kind, data: { ...appendData(data), ...common } };
+    case 'replace':
+      return { ...base, kind, data: { ...replaceData(data), ...common } };
+    case 'alter':
+      return { ...base, kind, data: { ...alterData(data), ...common } };
+    case 'materialize':
+      return { ...base, kind, data: { ...materializeData(data), ...common } };
+    case 'unlink':
+      return { ...base, kind, data: { ...unlinkData(data), ...common } };
+    default:
+      throw new Error(`catalog: a stored intent has the unknown kind "${kind}"`);
+  }
 }

@@ -11,6 +11,7 @@ import type {
   ClaimedJob,
   ConnectionRecord,
   DatasourceRecord,
+  Intent,
   IntentRecord,
   JobFilter,
   JobRecord,
@@ -22,7 +23,7 @@ import type {
 import { UniqueViolation, VersionConflict } from './catalog.js';
 import { migrations } from './migrations.js';
 import { nulError, nulPath } from '../basics/input-limits.js';
-import { parseNode } from './records.js';
+import { parseIntent, parseNode, parseWorkspace } from './records.js';
 
 /** One connection's statements (the whole client, or one transaction). */
 export interface SqlQuery {
@@ -167,7 +168,7 @@ export class SqlCatalog implements Catalog {
   }
 
   async listWorkspaces(): Promise<Workspace[]> {
-    return (await this.q('SELECT doc, 0 AS version FROM workspaces ORDER BY created_at, id')).map((r) => r.doc as unknown as Workspace);
+    return (await this.q('SELECT doc, 0 AS version FROM workspaces ORDER BY created_at, id')).map((r) => parseWorkspace(r.doc));
   }
 
   async insertWorkspace(ws: Workspace): Promise<void> {
@@ -398,10 +399,10 @@ export class SqlCatalog implements Catalog {
   }
 
   async listIntents(): Promise<IntentRecord[]> {
-    return (await this.q('SELECT doc, 0 AS version FROM intents ORDER BY created_at, id')).map((x) => x.doc as unknown as IntentRecord);
+    return (await this.q('SELECT doc, 0 AS version FROM intents ORDER BY created_at, id')).map((x) => parseIntent(x.doc));
   }
 
-  async upsertIntent(i: IntentRecord, owner: string, leaseMs: number): Promise<void> {
+  async upsertIntent(i: Intent, owner: string, leaseMs: number): Promise<void> {
     await this.q(
       `INSERT INTO intents(id, workspace_id, kind, created_at, doc, locked_by, locked_until)
          VALUES ($1, $2, $3, $4, $5, $6, now() + $7 * interval '1 millisecond')
@@ -416,13 +417,13 @@ export class SqlCatalog implements Catalog {
   }
 
   async claimAbandonedIntents(owner: string, leaseMs: number, all: boolean): Promise<IntentRecord[]> {
-    const r = await this.q<{ doc: IntentRecord; created_at: string }>(
+    const r = await this.q(
       `UPDATE intents i SET locked_by = $1, locked_until = now() + $2 * interval '1 millisecond'
        FROM (SELECT id FROM intents WHERE $3 OR locked_until IS NULL OR locked_until < now() FOR UPDATE SKIP LOCKED) c
        WHERE i.id = c.id RETURNING i.doc`,
       [owner, leaseMs, all],
     );
-    return r.map((x) => x.doc).sort((x, y) => x.createdAt.localeCompare(y.createdAt) || x.id.localeCompare(y.id));
+    return r.map((x) => parseIntent(x.doc)).sort((x, y) => x.createdAt.localeCompare(y.createdAt) || x.id.localeCompare(y.id));
   }
 
   async deleteIntent(id: string): Promise<void> {

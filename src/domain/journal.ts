@@ -14,11 +14,11 @@
  */
 import crypto from 'node:crypto';
 import os from 'node:os';
-import type { Catalog, IntentRecord, Workspace } from '../catalog/catalog.js';
+import type { Catalog, Intent, IntentDataByKind, IntentKind, IntentRecord, Workspace } from '../catalog/catalog.js';
 import { newJobId } from '../basics/ids.js';
 import { nowIso } from '../basics/time.js';
 
-export type { IntentRecord };
+export type { Intent, IntentRecord };
 
 export class Journal {
   /** Test hook: the checkpoint at which to stop (Config.testPauseAt). */
@@ -33,9 +33,9 @@ export class Journal {
   constructor(private readonly catalog: Catalog) {}
 
   /** Records an intent before the first step of a change. */
-  async begin(ws: Workspace, kind: string, data: Record<string, unknown>): Promise<IntentRecord> {
+  async begin<K extends IntentKind>(ws: Workspace, kind: K, data: IntentDataByKind[K]): Promise<Intent<K>> {
     const now = nowIso();
-    const intent: IntentRecord = { id: newJobId(), workspaceId: ws.id, kind, createdAt: now, updatedAt: now, data };
+    const intent: Intent<K> = { id: newJobId(), workspaceId: ws.id, kind, createdAt: now, updatedAt: now, data };
     this.held.add(intent.id);
     try {
       await this.catalog.upsertIntent(intent, this.owner, this.leaseMs);
@@ -47,15 +47,15 @@ export class Journal {
   }
 
   /** Records progress (a phase reached, an object created); returns the updated intent. */
-  async update(intent: IntentRecord, patch: Record<string, unknown>): Promise<IntentRecord> {
-    const next: IntentRecord = { ...intent, updatedAt: nowIso(), data: { ...intent.data, ...patch } };
+  async update<K extends IntentKind>(intent: Intent<K>, patch: Partial<IntentDataByKind[K]>): Promise<Intent<K>> {
+    const next: Intent<K> = { ...intent, updatedAt: nowIso(), data: { ...intent.data, ...patch } };
     await this.catalog.upsertIntent(next, this.owner, this.leaseMs);
     Object.assign(intent, next);
     return intent;
   }
 
   /** The change is whole: forget it. */
-  async end(intent: IntentRecord): Promise<void> {
+  async end(intent: Intent): Promise<void> {
     await this.catalog.deleteIntent(intent.id);
     this.held.delete(intent.id);
   }
@@ -81,7 +81,7 @@ export class Journal {
   }
 
   /** Stops holding an intent whose recovery failed: another copy (or this one) tries again once the lease lapses. */
-  release(intent: IntentRecord): void {
+  release(intent: Intent): void {
     this.held.delete(intent.id);
   }
 

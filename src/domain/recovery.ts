@@ -204,7 +204,7 @@ async function recoverIntent(s: RecoveryServices, ws: Workspace, intent: IntentR
       return recoverAppend(s.engine, journal, intent);
     case 'replace': {
       const outcome = await recoverReplace(s.engine, journal, intent);
-      const ds = await s.datasources.find(ws, String(intent.data.target));
+      const ds = await s.datasources.find(ws, intent.data.target);
       if (outcome === 'forward' && ds) await s.datasources.touch(ws, ds);
       return outcome;
     }
@@ -216,8 +216,6 @@ async function recoverIntent(s: RecoveryServices, ws: Workspace, intent: IntentR
     case 'unlink':
       await s.materializations.recoverUnlink(ws, intent);
       return 'forward';
-    default:
-      throw new Error(`unknown intent kind ${intent.kind}`);
   }
 }
 
@@ -227,7 +225,7 @@ async function recoverIntent(s: RecoveryServices, ws: Workspace, intent: IntentR
  */
 async function settleJob(s: RecoveryServices, intent: IntentRecord, outcome: 'forward' | 'back'): Promise<void> {
   const id = intent.data.job;
-  if (typeof id !== 'string') return;
+  if (id === undefined) return;
   // Another copy may fail the job (its lease lapsed too) meanwhile: read it again and say what happened.
   for (;;) {
     const job = await s.catalog.getJob(id);
@@ -258,6 +256,7 @@ async function settleJob(s: RecoveryServices, intent: IntentRecord, outcome: 'fo
 }
 
 function summary(intent: IntentRecord): Record<string, unknown> {
+  if (intent.kind !== 'alter') return { ...intent.data };
   const { before: _b, after: _a, ...rest } = intent.data;
   return rest;
 }
