@@ -17,7 +17,7 @@
  *   back (the shadow is dropped); after it, forward. Whether the swap happened is read from the
  *   engine: the target's name then points at the shadow's table UUID.
  */
-import type { AppendIntentData, DatasourceRecord, Intent, ReplaceIntentData, Workspace } from '../catalog/catalog.js';
+import type { DatasourceRecord, Intent, ReplaceIntentData, Workspace } from '../catalog/catalog.js';
 import type { Engine, QueryOptions } from '../engine/engine.js';
 import { ident, name, sql, trusted } from '../engine/sql.js';
 import { dropAllSql, physicalNames } from '../ingest/physical.js';
