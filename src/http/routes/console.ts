@@ -95,7 +95,7 @@ export const consoleRoutes =
     app.get('/', async (_req, reply) => secure(reply).redirect(CONSOLE_PATH, 302));
     // `/console` and `/console/` (the router ignores trailing slashes) are the page; asset URLs are absolute.
     app.get('/console', (req, reply) => serve(req, reply, ''));
-    app.get('/console/*', (req, reply) => serve(req, reply, (req.params as { '*': string })['*'] ?? ''));
+    app.get<{ Params: { '*': string } }>('/console/*', (req, reply) => serve(req, reply, req.params['*'] ?? ''));
 
     async function serve(req: FastifyRequest, reply: FastifyReply, rel: string): Promise<FastifyReply> {
       secure(reply);
