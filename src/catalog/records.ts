@@ -4,23 +4,19 @@
  * refused here rather than deep inside a service.
  */
 import type {
-  AlterIntentData,
-  AppendIntentData,
   CopyData,
   DatasourceRecord,
+  IntentKind,
   IntentRecord,
-  MaterializeIntentData,
   CopyNode,
   MaterializedData,
   MaterializedNode,
   NodeRecord,
   NodeSchedule,
   NodeType,
-  ReplaceIntentData,
   SinkData,
   SinkNode,
   StandardNode,
-  UnlinkIntentData,
   Workspace,
 } from './catalog.js';
 
@@ -153,90 +149,80 @@ export function patchData<N extends NodeRecord>(node: N, patch: Partial<N['data'
   return { ...node, data: { ...node.data, ...patch } };
 }
 
-/** A stored workspace. */
-export function parseWorkspace(raw: unknown): Workspace {
-  const what = 'workspace';
-  const d = doc(raw, what);
-  return { id: str(d, 'id', what), name: str(d, 'name', what), database: str(d, 'database', what), createdAt: str(d, 'createdAt', what) };
+/** Reads one field of a stored document, or says it is malformed. */
+type Reader<T> = (d: Doc, k: string, what: string) => T;
+type Fields = Record<string, Reader<unknown>>;
+
+/** The fields of `d` that `spec` names, each read (and checked) by its reader; other keys are dropped. */
+function readFields<S extends Fields>(d: Doc, spec: S, what: string): { [K in keyof S]: ReturnType<S[K]> } {
+  return Object.fromEntries(Object.entries(spec).map(([k, read]) => [k, read(d, k, what)])) as { [K in keyof S]: ReturnType<S[K]> };
 }
 
+const among =
+  <T extends string>(...values: T[]): Reader<T> =>
+  (d, k, what) =>
+    oneOf(d, k, values, what);
+const optional: Reader<string | undefined> = (d, k, what) => strOrNull(d, k, what) ?? undefined;
+
 /** A data source as an intent keeps it (the record before or after a change, stored whole). */
-function datasourceIn(d: Doc, k: string, what: string): DatasourceRecord {
+const datasource: Reader<DatasourceRecord> = (d, k, what) => {
   const v = doc(d[k], `${what} (${k})`);
   if (typeof v.id !== 'string' || typeof v.name !== 'string' || !Array.isArray(v.columns)) throw malformed(`${what} (${k})`);
   return d[k] as DatasourceRecord;
+};
+
+/** A stored workspace. */
+export function parseWorkspace(raw: unknown): Workspace {
+  return readFields(doc(raw, 'workspace'), { id: str, name: str, database: str, createdAt: str }, 'workspace');
 }
 
-function appendData(d: Doc): AppendIntentData {
-  const what = 'append intent';
-  return {
-    database: str(d, 'database', what),
-    target: str(d, 'target', what),
-    staging: str(d, 'staging', what),
-    cols: strings(d, 'cols', what),
-    phase: oneOf(d, 'phase', ['stage', 'publish'], what),
-    rows: num(d, 'rows', what),
-    chunkRows: num(d, 'chunkRows', what),
-    published: num(d, 'published', what),
-  };
-}
-
-function replaceData(d: Doc): ReplaceIntentData {
-  const what = 'replace intent';
-  return {
-    database: str(d, 'database', what),
-    target: str(d, 'target', what),
-    shadow: str(d, 'shadow', what),
-    shadowUuid: strOrNull(d, 'shadowUuid', what),
-    condition: strOrNull(d, 'condition', what),
-    token: str(d, 'token', what),
-    quarantine: bool(d, 'quarantine', what),
-    phase: oneOf(d, 'phase', ['load', 'swap'], what),
-  };
-}
-
-function alterData(d: Doc): AlterIntentData {
-  const what = 'alter intent';
-  return {
-    ds: str(d, 'ds', what),
-    before: datasourceIn(d, 'before', what),
-    after: datasourceIn(d, 'after', what),
-    engineOps: strings(d, 'engineOps', what),
-    quarantineOps: strings(d, 'quarantineOps', what),
-    stages: bool(d, 'stages', what),
-  };
-}
-
-function materializeData(d: Doc): MaterializeIntentData {
-  const what = 'materialize intent';
-  return { pipe: str(d, 'pipe', what), node: str(d, 'node', what), view: str(d, 'view', what), created: strOrNull(d, 'created', what) };
-}
-
-function unlinkData(d: Doc): UnlinkIntentData {
-  const what = 'unlink intent';
-  return { pipe: str(d, 'pipe', what), node: str(d, 'node', what), view: str(d, 'view', what) };
-}
+/** What each kind of intent records (catalog.ts IntentDataByKind), field by field. */
+const INTENT_FIELDS = {
+  append: {
+    database: str,
+    target: str,
+    staging: str,
+    cols: strings,
+    phase: among('stage', 'publish'),
+    rows: num,
+    chunkRows: num,
+    published: num,
+    job: optional,
+  },
+  replace: {
+    database: str,
+    target: str,
+    shadow: str,
+    shadowUuid: strOrNull,
+    condition: strOrNull,
+    token: str,
+    quarantine: bool,
+    phase: among('load', 'swap'),
+    job: optional,
+  },
+  alter: { ds: str, before: datasource, after: datasource, engineOps: strings, quarantineOps: strings, stages: bool, job: optional },
+  materialize: { pipe: str, node: str, view: str, created: strOrNull, job: optional },
+  unlink: { pipe: str, node: str, view: str, job: optional },
+} satisfies { [K in IntentKind]: Fields };
 
 /** A stored intent of the journal, typed by its kind; an unknown kind or a missing field is an error of the stored data. */
 export function parseIntent(raw: unknown): IntentRecord {
-  const what = 'intent';
-  const i = doc(raw, what);
-  const base = { id: str(i, 'id', what), workspaceId: str(i, 'workspaceId', what), createdAt: str(i, 'createdAt', what), updatedAt: str(i, 'updatedAt', what) };
-  const data = doc(i.data, `${what} (data)`);
-  const job = strOrNull(data, 'job', what);
-  const common = job === null ? {} : { job };
-  const kind = str(i, 'kind', what);
+  const i = doc(raw, 'intent');
+  const base = readFields(i, { id: str, workspaceId: str, createdAt: str, updatedAt: str }, 'intent');
+  const kind = str(i, 'kind', 'intent');
+  const data = doc(i.data, `${kind} intent (data)`);
+  const what = `${kind} intent`;
   switch (kind) {
     case 'append':
-      return { ...base, kind, data: { ...appendData(data), ...common } };
+      return { ...base, kind, data: readFields(data, INTENT_FIELDS.append, what) };
     case 'replace':
-      return { ...base, kind, data: { ...replaceData(data), ...common } };
+      return { ...base, kind, data: readFields(data, INTENT_FIELDS.replace, what) };
     case 'alter':
-      return { ...base, kind, data: { ...alterData(data), ...common } };
+      return { ...base, kind, data: readFields(data, INTENT_FIELDS.alter, what) };
     case 'materialize':
-      return { ...base, kind, data: { ...materializeData(data), ...common } };
+      return { ...base, kind, data: readFields(data, INTENT_FIELDS.materialize, what) };
     case 'unlink':
-      return { ...base, kind, data: { ...unlinkData(data), ...common } };
+      return { ...base, kind, data: readFields(data, INTENT_FIELDS.unlink, what) };
     default:
       throw new Error(`catalog: a stored intent has the unknown kind "${kind}"`);
   }

@@ -3,7 +3,7 @@
  * builtins below; {{ }} expressions only reach len/list/min/max/int/float and the methods
  * split/get/join/replace (enforced by the whitelist at parse time).
  */
-import { excIsSubclass, EXC_PARENT, pyErr, typeError, valueError } from './errors.js';
+import { excIsSubclass, PY_EXCEPTIONS, pyErr, typeError, valueError } from './errors.js';
 import { checkItems, checkString, step } from './limits.js';
 import { binop, bindArgs, callValue, chars, iterate, len, pyFloat, pyInt, toList } from './ops.js';
 import {
@@ -157,59 +157,7 @@ function dictFrom(a: CallArgs): PyDict {
 
 function excClasses(): Record<string, PyValue> {
   const out: Record<string, PyValue> = {};
-  const extra = [
-    'BaseExceptionGroup',
-    'BlockingIOError',
-    'BrokenPipeError',
-    'BufferError',
-    'BytesWarning',
-    'ChildProcessError',
-    'ConnectionAbortedError',
-    'ConnectionError',
-    'ConnectionRefusedError',
-    'ConnectionResetError',
-    'DeprecationWarning',
-    'EOFError',
-    'EncodingWarning',
-    'EnvironmentError',
-    'ExceptionGroup',
-    'FileExistsError',
-    'FileNotFoundError',
-    'FloatingPointError',
-    'FutureWarning',
-    'GeneratorExit',
-    'IOError',
-    'ImportError',
-    'ImportWarning',
-    'IndentationError',
-    'InterruptedError',
-    'IsADirectoryError',
-    'KeyboardInterrupt',
-    'MemoryError',
-    'ModuleNotFoundError',
-    'NotADirectoryError',
-    'OSError',
-    'PendingDeprecationWarning',
-    'PermissionError',
-    'ProcessLookupError',
-    'ReferenceError',
-    'ResourceWarning',
-    'RuntimeWarning',
-    'StopAsyncIteration',
-    'SyntaxError',
-    'SyntaxWarning',
-    'SystemError',
-    'SystemExit',
-    'TabError',
-    'TimeoutError',
-    'UnicodeDecodeError',
-    'UnicodeEncodeError',
-    'UnicodeTranslateError',
-    'UnicodeWarning',
-    'UserWarning',
-    'Warning',
-  ];
-  for (const n of [...Object.keys(EXC_PARENT), ...extra]) if (n !== 'SQLTemplateException' && n !== 'SQLTemplateCustomError') out[n] = new PyExcClass(n);
+  for (const n of PY_EXCEPTIONS) out[n] = new PyExcClass(n);
   return out;
 }
 
