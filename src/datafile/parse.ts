@@ -46,10 +46,10 @@ interface SrcLine {
 /** ENGINE_* keys (without the prefix) in the order every printer uses: the schema's own order. */
 export const ENGINE_KEYS: readonly string[] = ENGINE_PARAM_ORDER;
 const LEGACY_ENGINE_KEYS = ['PARTITION_KEY', 'SORTING_KEY', 'PRIMARY_KEY', 'SAMPLING_KEY', 'TTL'];
-const EXPORT_KEYS = [
+/** EXPORT_* keys (lower case, without the prefix) in the order every printer uses. */
+export const EXPORT_KEYS: readonly string[] = [
   'service',
   'connection_name',
-  'schedule',
   'bucket_uri',
   'file_template',
   'format',
@@ -57,6 +57,7 @@ const EXPORT_KEYS = [
   'write_strategy',
   'strategy',
   'kafka_topic',
+  'schedule',
 ];
 const KAFKA_KEYS = [
   'CONNECTION_NAME',
