@@ -393,12 +393,18 @@ function strSplit(s: string, sep: PyValue, maxsplit: bigint): string[] {
     }
     return out;
   }
+  return splitOn(s, sep, max, false);
+}
+
+/** `s` split on the separator `sep` (a non-empty str) at most `max` times, counted from the left or the right. */
+function splitOn(s: string, sep: PyValue, max: number, fromRight: boolean): string[] {
   if (!isStr(sep)) throw typeError(`must be str or None, not ${typeName(sep)}`);
   const d = strOf(sep);
   if (!d) throw valueError('empty separator');
   const parts = s.split(d);
   if (parts.length - 1 <= max) return parts;
-  return [...parts.slice(0, max), parts.slice(max).join(d)];
+  const at = fromRight ? parts.length - max : max;
+  return fromRight ? [parts.slice(0, at).join(d), ...parts.slice(at)] : [...parts.slice(0, at), parts.slice(at).join(d)];
 }
 
 function strRsplit(s: string, sep: PyValue, maxsplit: bigint): string[] {
@@ -422,12 +428,7 @@ function strRsplit(s: string, sep: PyValue, maxsplit: bigint): string[] {
     }
     return out;
   }
-  if (!isStr(sep)) throw typeError(`must be str or None, not ${typeName(sep)}`);
-  const d = strOf(sep);
-  if (!d) throw valueError('empty separator');
-  const parts = s.split(d);
-  if (parts.length - 1 <= max) return parts;
-  return [parts.slice(0, parts.length - max).join(d), ...parts.slice(parts.length - max)];
+  return splitOn(s, sep, max, true);
 }
 
 function stripChars(s: string, chars_: PyValue, left: boolean, right: boolean): string {
