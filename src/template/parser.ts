@@ -493,7 +493,7 @@ class Parser {
           keywords.push({ k: 'keyword', arg, value: this.expression() });
         } else {
           const e = this.expression();
-          if (this.isKw('for') || this.isKw('async')) {
+          if (this.startsComprehension()) {
             const gen: Node = { k: 'GeneratorExp', elt: e, generators: this.comprehensions() };
             if (args.length || keywords.length || !this.isOp(')')) throw syntax('Generator expression must be parenthesized');
             args.push(gen);
@@ -543,7 +543,7 @@ class Parser {
 
   private comprehensions(): Comprehension[] {
     const gens: Comprehension[] = [];
-    while (this.isKw('for') || this.isKw('async')) {
+    while (this.startsComprehension()) {
       if (this.isKw('async')) throw syntax('asynchronous comprehension outside of an asynchronous function');
       this.p++;
       const target = this.targetList();
@@ -637,31 +637,50 @@ class Parser {
     return { k: 'JoinedStr', values };
   }
 
-  private parenAtom(): Node {
+  /** `(...)`, `[...]`, `{...}`: `body` parses what follows the opening bracket, one nesting level deeper. */
+  private bracketed(body: () => Node): Node {
     this.p++;
     this.enter();
     try {
+      return body();
+    } finally {
+      this.leave();
+    }
+  }
+
+  private startsComprehension(): boolean {
+    return this.isKw('for') || this.isKw('async');
+  }
+
+  /** The `for ... in ...` clauses of a comprehension, made into a node by `make`, and its closing bracket. */
+  private comprehension(close: string, make: (generators: Comprehension[]) => Node): Node {
+    const n = make(this.comprehensions());
+    this.expectOp(close);
+    return n;
+  }
+
+  /** The elements of a display after its first, up to its closing bracket (a trailing comma allowed). */
+  private elements(first: Node, close: string): Node[] {
+    const elts = [first];
+    while (this.eatOp(',')) {
+      if (this.isOp(close)) break;
+      elts.push(this.starOrExpr());
+    }
+    this.expectOp(close);
+    return elts;
+  }
+
+  private parenAtom(): Node {
+    return this.bracketed(() => {
       if (this.eatOp(')')) return { k: 'Tuple', elts: [], ctx: 'Load' };
       const first = this.starOrExpr();
-      if (this.isKw('for') || this.isKw('async')) {
-        const gen: Node = { k: 'GeneratorExp', elt: first, generators: this.comprehensions() };
-        this.expectOp(')');
-        return gen;
-      }
+      if (this.startsComprehension()) return this.comprehension(')', (generators) => ({ k: 'GeneratorExp', elt: first, generators }));
       if (this.eatOp(')')) {
         if (first.k === 'Starred') throw syntax('cannot use starred expression here');
         return first;
       }
-      const elts = [first];
-      while (this.eatOp(',')) {
-        if (this.isOp(')')) break;
-        elts.push(this.starOrExpr());
-      }
-      this.expectOp(')');
-      return { k: 'Tuple', elts, ctx: 'Load' };
-    } finally {
-      this.leave();
-    }
+      return { k: 'Tuple', elts: this.elements(first, ')'), ctx: 'Load' };
+    });
   }
 
   private starOrExpr(): Node {
@@ -670,59 +689,27 @@ class Parser {
   }
 
   private listAtom(): Node {
-    this.p++;
-    this.enter();
-    try {
+    return this.bracketed(() => {
       if (this.eatOp(']')) return { k: 'List', elts: [], ctx: 'Load' };
       const first = this.starOrExpr();
-      if (this.isKw('for') || this.isKw('async')) {
-        const n: Node = { k: 'ListComp', elt: first, generators: this.comprehensions() };
-        this.expectOp(']');
-        return n;
-      }
-      const elts = [first];
-      while (this.eatOp(',')) {
-        if (this.isOp(']')) break;
-        elts.push(this.starOrExpr());
-      }
-      this.expectOp(']');
-      return { k: 'List', elts, ctx: 'Load' };
-    } finally {
-      this.leave();
-    }
+      if (this.startsComprehension()) return this.comprehension(']', (generators) => ({ k: 'ListComp', elt: first, generators }));
+      return { k: 'List', elts: this.elements(first, ']'), ctx: 'Load' };
+    });
   }
 
   private dictOrSetAtom(): Node {
-    this.p++;
-    this.enter();
-    try {
+    return this.bracketed(() => {
       if (this.eatOp('}')) return { k: 'Dict', keys: [], values: [] };
       if (this.eatOp('**')) return this.dictRest(null, this.bitor());
       const first = this.starOrExpr();
       if (this.eatOp(':')) {
-        const v = this.expression();
-        if (this.isKw('for') || this.isKw('async')) {
-          const n: Node = { k: 'DictComp', key: first, value: v, generators: this.comprehensions() };
-          this.expectOp('}');
-          return n;
-        }
-        return this.dictRest(first, v);
+        const value = this.expression();
+        if (this.startsComprehension()) return this.comprehension('}', (generators) => ({ k: 'DictComp', key: first, value, generators }));
+        return this.dictRest(first, value);
       }
-      if (this.isKw('for') || this.isKw('async')) {
-        const n: Node = { k: 'SetComp', elt: first, generators: this.comprehensions() };
-        this.expectOp('}');
-        return n;
-      }
-      const elts = [first];
-      while (this.eatOp(',')) {
-        if (this.isOp('}')) break;
-        elts.push(this.starOrExpr());
-      }
-      this.expectOp('}');
-      return { k: 'Set', elts };
-    } finally {
-      this.leave();
-    }
+      if (this.startsComprehension()) return this.comprehension('}', (generators) => ({ k: 'SetComp', elt: first, generators }));
+      return { k: 'Set', elts: this.elements(first, '}') };
+    });
   }
 
   private dictRest(k0: Node | null, v0: Node): Node {
