@@ -304,11 +304,14 @@ class Parser {
   private expectOp(v: string): void {
     if (!this.eatOp(v)) throw syntax();
   }
-  private enter(): void {
+  /** Parses `body` one nesting level deeper (too deep a nesting is a syntax error). */
+  private nested<T>(body: () => T): T {
     if (++this.depth > MAX_DEPTH) throw syntax('too many nested parentheses');
-  }
-  private leave(): void {
-    this.depth--;
+    try {
+      return body();
+    } finally {
+      this.depth--;
+    }
   }
   takeName(): string {
     const t = this.tok;
@@ -325,8 +328,7 @@ class Parser {
 
   // expression := disjunction ['if' disjunction 'else' expression]
   expression(): Node {
-    this.enter();
-    try {
+    return this.nested(() => {
       if (this.isKw('lambda')) throw syntax('lambda is not supported');
       const body = this.disjunction();
       if (this.isKw('if')) {
@@ -337,9 +339,7 @@ class Parser {
         return { k: 'IfExp', test, body, orelse };
       }
       return body;
-    } finally {
-      this.leave();
-    }
+    });
   }
 
   private disjunction(): Node {
@@ -360,12 +360,7 @@ class Parser {
 
   private inversion(): Node {
     if (this.eatKw('not')) {
-      this.enter();
-      try {
-        return { k: 'UnaryOp', op: 'Not', operand: this.inversion() };
-      } finally {
-        this.leave();
-      }
+      return this.nested((): Node => ({ k: 'UnaryOp', op: 'Not', operand: this.inversion() }));
     }
     return this.comparison();
   }
@@ -431,13 +426,7 @@ class Parser {
     const t = this.tok;
     if (t.t === 'op' && (t.v === '-' || t.v === '+' || t.v === '~')) {
       this.p++;
-      this.enter();
-      try {
-        const operand = this.factor();
-        return { k: 'UnaryOp', op: t.v === '-' ? 'USub' : t.v === '+' ? 'UAdd' : 'Invert', operand };
-      } finally {
-        this.leave();
-      }
+      return this.nested((): Node => ({ k: 'UnaryOp', op: t.v === '-' ? 'USub' : t.v === '+' ? 'UAdd' : 'Invert', operand: this.factor() }));
     }
     return this.power();
   };
@@ -445,12 +434,7 @@ class Parser {
   private power(): Node {
     const base = this.primary();
     if (this.eatOp('**')) {
-      this.enter();
-      try {
-        return { k: 'BinOp', left: base, op: 'Pow', right: this.factor() };
-      } finally {
-        this.leave();
-      }
+      return this.nested((): Node => ({ k: 'BinOp', left: base, op: 'Pow', right: this.factor() }));
     }
     return base;
   }
@@ -476,8 +460,7 @@ class Parser {
   }
 
   private callArgs(func: Node): Node {
-    this.enter();
-    try {
+    return this.nested((): Node => {
       const args: Node[] = [];
       const keywords: Keyword[] = [];
       while (!this.isOp(')')) {
@@ -509,9 +492,7 @@ class Parser {
       }
       this.expectOp(')');
       return { k: 'Call', func, args, keywords };
-    } finally {
-      this.leave();
-    }
+    });
   }
 
   private slices(): Node {
@@ -640,12 +621,7 @@ class Parser {
   /** `(...)`, `[...]`, `{...}`: `body` parses what follows the opening bracket, one nesting level deeper. */
   private bracketed(body: () => Node): Node {
     this.p++;
-    this.enter();
-    try {
-      return body();
-    } finally {
-      this.leave();
-    }
+    return this.nested(body);
   }
 
   private startsComprehension(): boolean {
