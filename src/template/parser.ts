@@ -342,20 +342,21 @@ class Parser {
     });
   }
 
-  private disjunction(): Node {
-    const first = this.conjunction();
-    if (!this.isKw('or')) return first;
+  /** `next` joined by `or` (or `and`): one BoolOp over every operand, or the single operand. */
+  private boolLevel(kw: 'or' | 'and', next: () => Node): Node {
+    const first = next();
+    if (!this.isKw(kw)) return first;
     const values = [first];
-    while (this.eatKw('or')) values.push(this.conjunction());
-    return { k: 'BoolOp', op: 'Or', values };
+    while (this.eatKw(kw)) values.push(next());
+    return { k: 'BoolOp', op: kw === 'or' ? 'Or' : 'And', values };
+  }
+
+  private disjunction(): Node {
+    return this.boolLevel('or', () => this.conjunction());
   }
 
   private conjunction(): Node {
-    const first = this.inversion();
-    if (!this.isKw('and')) return first;
-    const values = [first];
-    while (this.eatKw('and')) values.push(this.inversion());
-    return { k: 'BoolOp', op: 'And', values };
+    return this.boolLevel('and', () => this.inversion());
   }
 
   private inversion(): Node {
