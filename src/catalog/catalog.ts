@@ -230,21 +230,98 @@ export interface JobRecord {
   error: string | null;
 }
 
+/** What every kind of intent may record. */
+export interface IntentCommon {
+  /** The job that runs the change, settled with the intent on recovery. */
+  job?: string;
+}
+
+/** A staged append (src/domain/atomic-writes.ts): rows staged, then published in chunks. */
+export interface AppendIntentData extends IntentCommon {
+  database: string;
+  /** Target data source id. */
+  target: string;
+  /** Staging table name (in the same database). */
+  staging: string;
+  /** Columns written (names). */
+  cols: string[];
+  phase: 'stage' | 'publish';
+  rows?: number;
+  chunkRows?: number;
+  /** Chunks already in the target. */
+  published?: number;
+}
+
+/** A shadow replace (src/domain/atomic-writes.ts): a shadow table loaded, then swapped in. */
+export interface ReplaceIntentData extends IntentCommon {
+  database: string;
+  target: string;
+  shadow: string;
+  /** Table UUID of the shadow: after EXCHANGE TABLES the target's name points at it. */
+  shadowUuid?: string | null;
+  /** replace_condition: only matching rows are replaced (delete + insert from the shadow). */
+  condition: string | null;
+  /** Deduplication token prefix (the import id). */
+  token: string;
+  /** Also move the shadow's quarantine rows into the target's quarantine. */
+  quarantine: boolean;
+  phase: 'load' | 'swap';
+}
+
+/** An alter (src/domain/alter-service.ts), recorded before its first engine step. */
+export interface AlterIntentData extends IntentCommon {
+  ds: string;
+  before: DatasourceRecord;
+  after: DatasourceRecord;
+  /** Statements that can run again without harm (IF [NOT] EXISTS forms). */
+  engineOps: string[];
+  quarantineOps: string[];
+  /** The ingest stages follow a schema change. */
+  stages: boolean;
+}
+
+/** A materialization being created: its view, and the target data source once created. */
+export interface MaterializeIntentData extends IntentCommon {
+  pipe: string;
+  node: string;
+  view: string;
+  created: string | null;
+}
+
+/** A materialized node being turned back into a standard one. */
+export interface UnlinkIntentData extends IntentCommon {
+  pipe: string;
+  node: string;
+  view: string;
+}
+
+/** What each kind of intent records. */
+export interface IntentDataByKind {
+  append: AppendIntentData;
+  replace: ReplaceIntentData;
+  alter: AlterIntentData;
+  materialize: MaterializeIntentData;
+  unlink: UnlinkIntentData;
+}
+export type IntentKind = keyof IntentDataByKind;
+
 /**
  * A multi-step change of engine and catalog state in progress (see src/domain/journal.ts): written
  * before its first engine step, updated as it passes its points of no return, deleted after its
  * last step. One that is still here on start was interrupted and is rolled forward or back.
  */
-export interface IntentRecord {
+export interface Intent<K extends IntentKind = IntentKind> {
   id: string;
   workspaceId: string;
-  /** `alter`, `replace`, `append`, `materialize`, `unlink`. */
-  kind: string;
+  kind: K;
   createdAt: string;
   updatedAt: string;
-  /** Kind-specific: the engine objects it creates and what it has done so far. */
-  data: Record<string, unknown>;
+  /** The engine objects it creates and what it has done so far. */
+  data: IntentDataByKind[K];
 }
+
+/** An intent of any kind, narrowed by `kind` (as the catalog parses it). */
+export type IntentRecord = { [K in IntentKind]: Intent<K> }[IntentKind];
 
 /** A job as a copy claimed it: the record and the task its handler runs. */
 export interface ClaimedJob {
@@ -372,13 +449,13 @@ export interface Catalog {
   /** Open intents of every workspace, oldest first. */
   listIntents(): Promise<IntentRecord[]>;
   /** A new intent, held by `owner` for `leaseMs`. */
-  insertIntent(intent: IntentRecord, owner: string, leaseMs: number): Promise<void>;
+  insertIntent(intent: Intent, owner: string, leaseMs: number): Promise<void>;
   /**
    * Replaces an intent `owner` still holds (not taken over by another copy, not ended), renewing
    * its lease; with `job`, only while `owner` also holds that job's lease (a point of no return of
    * the job's change). False when refused.
    */
-  updateIntent(intent: IntentRecord, owner: string, leaseMs: number, job?: string): Promise<boolean>;
+  updateIntent(intent: Intent, owner: string, leaseMs: number, job?: string): Promise<boolean>;
   /** Extends the leases `owner` holds on the intents `ids`. */
   renewIntents(owner: string, ids: string[], leaseMs: number): Promise<void>;
   /**

@@ -6,6 +6,14 @@ export interface Migration {
   sql: string;
 }
 
+/**
+ * A table of workspace resources unique by name: id, workspace, name, creation time and the record
+ * as a document. Released migrations use it: its text must never change.
+ */
+const resourceTable = (table: string) => `
+      CREATE TABLE ${table} (id text PRIMARY KEY, workspace_id text NOT NULL, name text NOT NULL,
+        created_at timestamptz NOT NULL, doc jsonb NOT NULL, UNIQUE (workspace_id, name))`;
+
 export const migrations: Migration[] = [
   {
     version: 1,
@@ -23,21 +31,15 @@ export const migrations: Migration[] = [
   },
   {
     version: 2,
-    sql: `
-      CREATE TABLE pipes (id text PRIMARY KEY, workspace_id text NOT NULL, name text NOT NULL,
-        created_at timestamptz NOT NULL, doc jsonb NOT NULL, UNIQUE (workspace_id, name))`,
+    sql: resourceTable('pipes'),
   },
   {
     version: 3,
-    sql: `
-      CREATE TABLE variables (id text PRIMARY KEY, workspace_id text NOT NULL, name text NOT NULL,
-        created_at timestamptz NOT NULL, doc jsonb NOT NULL, UNIQUE (workspace_id, name))`,
+    sql: resourceTable('variables'),
   },
   {
     version: 4,
-    sql: `
-      CREATE TABLE connections (id text PRIMARY KEY, workspace_id text NOT NULL, name text NOT NULL,
-        created_at timestamptz NOT NULL, doc jsonb NOT NULL, UNIQUE (workspace_id, name))`,
+    sql: resourceTable('connections'),
   },
   {
     version: 5,

@@ -11,22 +11,12 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { migrations } from './migrations.js';
+import { PACKAGE_ROOT, packageDirOf } from '../basics/package-dir.js';
 import { SqlCatalog } from './sql-catalog.js';
 
 const KEY_FILE = 'pipit-template.json';
 
-/** The package root: the nearest directory above this file with a package.json (src/, dist/). */
-export function packageRoot(): string {
-  let dir = path.dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    if (fs.existsSync(path.join(dir, 'package.json'))) return dir;
-    const up = path.dirname(dir);
-    if (up === dir) return process.cwd();
-    dir = up;
-  }
-}
-
-export const TEMPLATE_DIR = path.join(packageRoot(), 'dist', 'catalog-template');
+export const TEMPLATE_DIR = path.join(PACKAGE_ROOT, 'dist', 'catalog-template');
 
 /** What a template must have been made with: the installed PGlite and these migrations. */
 function templateKey(): string {
@@ -36,15 +26,8 @@ function templateKey(): string {
 
 /** The installed PGlite's version: a template made by another one is not used. */
 function pgliteVersion(): string {
-  const entry = fileURLToPath(import.meta.resolve('@electric-sql/pglite'));
-  let dir = path.dirname(entry);
-  for (;;) {
-    const pkg = path.join(dir, 'package.json');
-    if (fs.existsSync(pkg)) return String(JSON.parse(fs.readFileSync(pkg, 'utf8')).version);
-    const up = path.dirname(dir);
-    if (up === dir) return 'unknown';
-    dir = up;
-  }
+  const dir = packageDirOf(path.dirname(fileURLToPath(import.meta.resolve('@electric-sql/pglite'))));
+  return dir ? String(JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8')).version) : 'unknown';
 }
 
 /** Whether the template exists and was made by the installed PGlite with these migrations. */

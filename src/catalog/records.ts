@@ -5,6 +5,9 @@
  */
 import type {
   CopyData,
+  DatasourceRecord,
+  IntentKind,
+  IntentRecord,
   CopyNode,
   MaterializedData,
   MaterializedNode,
@@ -14,6 +17,7 @@ import type {
   SinkData,
   SinkNode,
   StandardNode,
+  Workspace,
 } from './catalog.js';
 
 const NODE_TYPES: ReadonlySet<string> = new Set<NodeType>(['standard', 'endpoint', 'materialized', 'copy', 'sink']);
@@ -35,6 +39,26 @@ function strOrNull(d: Doc, k: string, what: string): string | null {
   if (v === undefined || v === null) return null;
   if (typeof v !== 'string') throw malformed(`${what} (${k})`);
   return v;
+}
+function num(d: Doc, k: string, what: string): number | undefined {
+  const v = d[k];
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'number') throw malformed(`${what} (${k})`);
+  return v;
+}
+function bool(d: Doc, k: string, what: string): boolean {
+  const v = d[k];
+  if (typeof v !== 'boolean') throw malformed(`${what} (${k})`);
+  return v;
+}
+function strings(d: Doc, k: string, what: string): string[] {
+  const v = d[k];
+  if (!Array.isArray(v) || !v.every((x) => typeof x === 'string')) throw malformed(`${what} (${k})`);
+  return v;
+}
+function doc(v: unknown, what: string): Doc {
+  if (!v || typeof v !== 'object' || Array.isArray(v)) throw malformed(what);
+  return v as Doc;
 }
 function oneOf<T extends string>(d: Doc, k: string, values: readonly T[], what: string): T {
   const v = d[k];
@@ -123,4 +147,83 @@ export function retype(node: NodeRecord, nodeType: NodeType, arg?: Doc | readonl
 /** The node with some of its type's fields changed. */
 export function patchData<N extends NodeRecord>(node: N, patch: Partial<N['data']>): N {
   return { ...node, data: { ...node.data, ...patch } };
+}
+
+/** Reads one field of a stored document, or says it is malformed. */
+type Reader<T> = (d: Doc, k: string, what: string) => T;
+type Fields = Record<string, Reader<unknown>>;
+
+/** The fields of `d` that `spec` names, each read (and checked) by its reader; other keys are dropped. */
+function readFields<S extends Fields>(d: Doc, spec: S, what: string): { [K in keyof S]: ReturnType<S[K]> } {
+  return Object.fromEntries(Object.entries(spec).map(([k, read]) => [k, read(d, k, what)])) as { [K in keyof S]: ReturnType<S[K]> };
+}
+
+const among =
+  <T extends string>(...values: T[]): Reader<T> =>
+  (d, k, what) =>
+    oneOf(d, k, values, what);
+const optional: Reader<string | undefined> = (d, k, what) => strOrNull(d, k, what) ?? undefined;
+
+/** A data source as an intent keeps it (the record before or after a change, stored whole). */
+const datasource: Reader<DatasourceRecord> = (d, k, what) => {
+  const v = doc(d[k], `${what} (${k})`);
+  if (typeof v.id !== 'string' || typeof v.name !== 'string' || !Array.isArray(v.columns)) throw malformed(`${what} (${k})`);
+  return d[k] as DatasourceRecord;
+};
+
+/** A stored workspace. */
+export function parseWorkspace(raw: unknown): Workspace {
+  return readFields(doc(raw, 'workspace'), { id: str, name: str, database: str, createdAt: str }, 'workspace');
+}
+
+/** What each kind of intent records (catalog.ts IntentDataByKind), field by field. */
+const INTENT_FIELDS = {
+  append: {
+    database: str,
+    target: str,
+    staging: str,
+    cols: strings,
+    phase: among('stage', 'publish'),
+    rows: num,
+    chunkRows: num,
+    published: num,
+    job: optional,
+  },
+  replace: {
+    database: str,
+    target: str,
+    shadow: str,
+    shadowUuid: strOrNull,
+    condition: strOrNull,
+    token: str,
+    quarantine: bool,
+    phase: among('load', 'swap'),
+    job: optional,
+  },
+  alter: { ds: str, before: datasource, after: datasource, engineOps: strings, quarantineOps: strings, stages: bool, job: optional },
+  materialize: { pipe: str, node: str, view: str, created: strOrNull, job: optional },
+  unlink: { pipe: str, node: str, view: str, job: optional },
+} satisfies { [K in IntentKind]: Fields };
+
+/** A stored intent of the journal, typed by its kind; an unknown kind or a missing field is an error of the stored data. */
+export function parseIntent(raw: unknown): IntentRecord {
+  const i = doc(raw, 'intent');
+  const base = readFields(i, { id: str, workspaceId: str, createdAt: str, updatedAt: str }, 'intent');
+  const kind = str(i, 'kind', 'intent');
+  const data = doc(i.data, `${kind} intent (data)`);
+  const what = `${kind} intent`;
+  switch (kind) {
+    case 'append':
+      return { ...base, kind, data: readFields(data, INTENT_FIELDS.append, what) };
+    case 'replace':
+      return { ...base, kind, data: readFields(data, INTENT_FIELDS.replace, what) };
+    case 'alter':
+      return { ...base, kind, data: readFields(data, INTENT_FIELDS.alter, what) };
+    case 'materialize':
+      return { ...base, kind, data: readFields(data, INTENT_FIELDS.materialize, what) };
+    case 'unlink':
+      return { ...base, kind, data: readFields(data, INTENT_FIELDS.unlink, what) };
+    default:
+      throw new Error(`catalog: a stored intent has the unknown kind "${kind}"`);
+  }
 }

@@ -11,6 +11,7 @@ import type {
   ClaimedJob,
   ConnectionRecord,
   DatasourceRecord,
+  Intent,
   IntentRecord,
   JobFilter,
   JobRecord,
@@ -23,7 +24,7 @@ import type {
 import { UniqueViolation, VersionConflict } from './catalog.js';
 import { migrations } from './migrations.js';
 import { nulError, nulPath } from '../basics/input-limits.js';
-import { parseNode } from './records.js';
+import { parseIntent, parseNode, parseWorkspace } from './records.js';
 
 /** One connection's statements (the whole client, or one transaction). */
 export interface SqlQuery {
@@ -47,6 +48,9 @@ export interface SqlClient extends SqlQuery {
 }
 
 type Row = { doc: Record<string, unknown>; version: number | string };
+
+/** The tables of a workspace's named resources (migrations' resourceTable, plus a version column). */
+type NamedTable = 'datasources' | 'pipes' | 'variables' | 'connections';
 
 /** The notification channel the catalog's triggers write to (see migration 6). */
 export const CHANGE_CHANNEL = 'pipit_catalog';
@@ -167,8 +171,25 @@ export class SqlCatalog implements Catalog {
     return next;
   }
 
+  /** A workspace's records of a table of named resources, oldest first. */
+  private async listNamed<T>(table: NamedTable, workspaceId: string, parse: (r: Row) => T): Promise<T[]> {
+    return (await this.q(`SELECT doc, version FROM ${table} WHERE workspace_id = $1 ORDER BY created_at, id`, [workspaceId])).map(parse);
+  }
+
+  /** Inserts a record into a table of named resources: its indexed columns and the whole record as the document. */
+  private async insertNamed(table: NamedTable, r: { id: string; workspaceId: string; name: string; createdAt: string; version: number }): Promise<void> {
+    await this.q(`INSERT INTO ${table}(id, workspace_id, name, created_at, doc, version) VALUES ($1, $2, $3, $4, $5, $6)`, [
+      r.id,
+      r.workspaceId,
+      r.name,
+      r.createdAt,
+      r,
+      r.version,
+    ]);
+  }
+
   async listWorkspaces(): Promise<Workspace[]> {
-    return (await this.q('SELECT doc, 0 AS version FROM workspaces ORDER BY created_at, id')).map((r) => r.doc as unknown as Workspace);
+    return (await this.q('SELECT doc, 0 AS version FROM workspaces ORDER BY created_at, id')).map((r) => parseWorkspace(r.doc));
   }
 
   async insertWorkspace(ws: Workspace): Promise<void> {
@@ -209,19 +230,11 @@ export class SqlCatalog implements Catalog {
   }
 
   async listDatasources(workspaceId: string): Promise<DatasourceRecord[]> {
-    const r = await this.q('SELECT doc, version FROM datasources WHERE workspace_id = $1 ORDER BY created_at, id', [workspaceId]);
-    return r.map((x) => withVersion<DatasourceRecord>(x));
+    return this.listNamed('datasources', workspaceId, (x) => withVersion<DatasourceRecord>(x));
   }
 
   async insertDatasource(ds: DatasourceRecord): Promise<void> {
-    await this.q('INSERT INTO datasources(id, workspace_id, name, created_at, doc, version) VALUES ($1, $2, $3, $4, $5, $6)', [
-      ds.id,
-      ds.workspaceId,
-      ds.name,
-      ds.createdAt,
-      ds,
-      ds.version,
-    ]);
+    await this.insertNamed('datasources', ds);
   }
 
   updateDatasource(ds: DatasourceRecord): Promise<DatasourceRecord> {
@@ -242,18 +255,11 @@ export class SqlCatalog implements Catalog {
   }
 
   async listPipes(workspaceId: string): Promise<PipeRecord[]> {
-    return (await this.q('SELECT doc, version FROM pipes WHERE workspace_id = $1 ORDER BY created_at, id', [workspaceId])).map(parsePipe);
+    return this.listNamed('pipes', workspaceId, parsePipe);
   }
 
   async insertPipe(p: PipeRecord): Promise<void> {
-    await this.q('INSERT INTO pipes(id, workspace_id, name, created_at, doc, version) VALUES ($1, $2, $3, $4, $5, $6)', [
-      p.id,
-      p.workspaceId,
-      p.name,
-      p.createdAt,
-      p,
-      p.version,
-    ]);
+    await this.insertNamed('pipes', p);
   }
 
   updatePipe(p: PipeRecord): Promise<PipeRecord> {
@@ -266,19 +272,11 @@ export class SqlCatalog implements Catalog {
   }
 
   async listVariables(workspaceId: string): Promise<VariableRecord[]> {
-    const r = await this.q('SELECT doc, version FROM variables WHERE workspace_id = $1 ORDER BY created_at, id', [workspaceId]);
-    return r.map((x) => withVersion<VariableRecord>(x));
+    return this.listNamed('variables', workspaceId, (x) => withVersion<VariableRecord>(x));
   }
 
   async insertVariable(v: VariableRecord): Promise<void> {
-    await this.q('INSERT INTO variables(id, workspace_id, name, created_at, doc, version) VALUES ($1, $2, $3, $4, $5, $6)', [
-      v.id,
-      v.workspaceId,
-      v.name,
-      v.createdAt,
-      v,
-      v.version,
-    ]);
+    await this.insertNamed('variables', v);
   }
 
   updateVariable(v: VariableRecord): Promise<VariableRecord> {
@@ -290,19 +288,11 @@ export class SqlCatalog implements Catalog {
   }
 
   async listConnections(workspaceId: string): Promise<ConnectionRecord[]> {
-    const r = await this.q('SELECT doc, version FROM connections WHERE workspace_id = $1 ORDER BY created_at, id', [workspaceId]);
-    return r.map((x) => withVersion<ConnectionRecord>(x));
+    return this.listNamed('connections', workspaceId, (x) => withVersion<ConnectionRecord>(x));
   }
 
   async insertConnection(c: ConnectionRecord): Promise<void> {
-    await this.q('INSERT INTO connections(id, workspace_id, name, created_at, doc, version) VALUES ($1, $2, $3, $4, $5, $6)', [
-      c.id,
-      c.workspaceId,
-      c.name,
-      c.createdAt,
-      c,
-      c.version,
-    ]);
+    await this.insertNamed('connections', c);
   }
 
   updateConnection(c: ConnectionRecord): Promise<ConnectionRecord> {
@@ -428,10 +418,10 @@ export class SqlCatalog implements Catalog {
   }
 
   async listIntents(): Promise<IntentRecord[]> {
-    return (await this.q('SELECT doc, 0 AS version FROM intents ORDER BY created_at, id')).map((x) => x.doc as unknown as IntentRecord);
+    return (await this.q('SELECT doc, 0 AS version FROM intents ORDER BY created_at, id')).map((x) => parseIntent(x.doc));
   }
 
-  async insertIntent(i: IntentRecord, owner: string, leaseMs: number): Promise<void> {
+  async insertIntent(i: Intent, owner: string, leaseMs: number): Promise<void> {
     await this.q(
       `INSERT INTO intents(id, workspace_id, kind, created_at, doc, locked_by, locked_until)
          VALUES ($1, $2, $3, $4, $5, $6, now() + $7 * interval '1 millisecond')`,
@@ -456,13 +446,13 @@ export class SqlCatalog implements Catalog {
   }
 
   async claimAbandonedIntents(owner: string, leaseMs: number, all: boolean): Promise<IntentRecord[]> {
-    const r = await this.q<{ doc: IntentRecord; created_at: string }>(
+    const r = await this.q(
       `UPDATE intents i SET locked_by = $1, locked_until = now() + $2 * interval '1 millisecond'
        FROM (SELECT id FROM intents WHERE $3 OR locked_until IS NULL OR locked_until < now() FOR UPDATE SKIP LOCKED) c
        WHERE i.id = c.id RETURNING i.doc`,
       [owner, leaseMs, all],
     );
-    return r.map((x) => x.doc).sort((x, y) => x.createdAt.localeCompare(y.createdAt) || x.id.localeCompare(y.id));
+    return r.map((x) => parseIntent(x.doc)).sort((x, y) => x.createdAt.localeCompare(y.createdAt) || x.id.localeCompare(y.id));
   }
 
   async deleteIntent(id: string, owner: string): Promise<void> {

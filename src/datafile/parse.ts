@@ -46,10 +46,10 @@ interface SrcLine {
 /** ENGINE_* keys (without the prefix) in the order every printer uses: the schema's own order. */
 export const ENGINE_KEYS: readonly string[] = ENGINE_PARAM_ORDER;
 const LEGACY_ENGINE_KEYS = ['PARTITION_KEY', 'SORTING_KEY', 'PRIMARY_KEY', 'SAMPLING_KEY', 'TTL'];
-const EXPORT_KEYS = [
+/** EXPORT_* keys (lower case, without the prefix) in the order every printer uses. */
+export const EXPORT_KEYS: readonly string[] = [
   'service',
   'connection_name',
-  'schedule',
   'bucket_uri',
   'file_template',
   'format',
@@ -57,6 +57,7 @@ const EXPORT_KEYS = [
   'write_strategy',
   'strategy',
   'kafka_topic',
+  'schedule',
 ];
 const KAFKA_KEYS = [
   'CONNECTION_NAME',
@@ -349,6 +350,29 @@ function engineKey(name: string): string | undefined {
   return LEGACY_ENGINE_KEYS.includes(name) ? name.toLowerCase() : undefined;
 }
 
+/**
+ * DESCRIPTION, TAGS, TOKEN and VERSION: the instructions about a resource as a whole (a data source,
+ * or a pipe before its first NODE), applied to `r`; false for any other instruction.
+ */
+function resourceInstr(r: DatasourceFile | PipeFile, i: Instr, v: string): boolean {
+  switch (i.name) {
+    case 'DESCRIPTION':
+      r.description = v;
+      return true;
+    case 'TAGS':
+      r.tags = v;
+      return true;
+    case 'TOKEN':
+      r.tokens.push(tokenRef(i));
+      return true;
+    case 'VERSION':
+      r.version = versionOf(i);
+      return true;
+    default:
+      return false;
+  }
+}
+
 function datasource(list: Instr[], ctx: Ctx): DatasourceFile {
   const ds: DatasourceFile = { kind: 'datasource', engineParams: {}, tokens: [], connector: {} };
   for (const i of list) {
@@ -363,10 +387,8 @@ function datasource(list: Instr[], ctx: Ctx): DatasourceFile {
       ds.connector[i.name.toLowerCase()] = v;
       continue;
     }
+    if (resourceInstr(ds, i, v)) continue;
     switch (i.name) {
-      case 'DESCRIPTION':
-        ds.description = v;
-        break;
       case 'SCHEMA':
         ds.schema = v;
         ds.schemaLine = i.valueLine;
@@ -377,15 +399,6 @@ function datasource(list: Instr[], ctx: Ctx): DatasourceFile {
       case 'ENGINE':
         if (!v) fail(i, 'ENGINE needs a value, e.g. ENGINE "MergeTree"');
         ds.engine = v;
-        break;
-      case 'TOKEN':
-        ds.tokens.push(tokenRef(i));
-        break;
-      case 'TAGS':
-        ds.tags = v;
-        break;
-      case 'VERSION':
-        ds.version = versionOf(i);
         break;
       case 'SHARED_WITH':
         ds.sharedWith = v.split(/[\s,]+/).filter(Boolean);
@@ -432,27 +445,11 @@ function pipe(list: Instr[], ctx: Ctx, fragment: boolean): PipeFile | IncludeFil
       continue;
     }
     if (!node) {
-      switch (i.name) {
-        case 'DESCRIPTION':
-          p.description = v;
-          continue;
-        case 'TAGS':
-          p.tags = v;
-          continue;
-        case 'TOKEN':
-          p.tokens.push(tokenRef(i));
-          continue;
-        case 'VERSION':
-          p.version = versionOf(i);
-          continue;
-        case 'SQL':
-          fail(i, 'SQL must be called after a NODE command');
-          continue;
-        default:
-          if (i.name === 'SETTINGS') invalid(i);
-          if (KNOWN.has(i.name) && i.name !== 'SCHEMA') fail(i, `${i.name} must be called after a NODE command`);
-          invalid(i);
-      }
+      if (resourceInstr(p, i, v)) continue;
+      if (i.name === 'SQL') fail(i, 'SQL must be called after a NODE command');
+      if (i.name === 'SETTINGS') invalid(i);
+      if (KNOWN.has(i.name) && i.name !== 'SCHEMA') fail(i, `${i.name} must be called after a NODE command`);
+      invalid(i);
     }
     const n = node!;
     const ek = engineKey(i.name);

@@ -7,7 +7,7 @@ import { ENGINE_PARAM_ORDER, formatIndex, takesSortingKey } from '../schema/engi
 import { printColumn } from '../schema/schema.js';
 import type { Column, EngineSpec, IndexSpec } from '../basics/types.js';
 import type { DatasourceFile, IncludeFile, PipeFile, PipeNode, TokenFile } from './model.js';
-import { ENGINE_KEYS } from './parse.js';
+import { ENGINE_KEYS, EXPORT_KEYS } from './parse.js';
 
 const INDENT = '    ';
 /** Separates sections with one blank line; never inside a value. */
@@ -49,24 +49,16 @@ function render(parts: Part[]): string {
   return out.length ? `${out.join('\n')}\n` : '';
 }
 
-const EXPORT_ORDER = [
-  'service',
-  'connection_name',
-  'bucket_uri',
-  'file_template',
-  'format',
-  'compression',
-  'write_strategy',
-  'strategy',
-  'kafka_topic',
-  'schedule',
-];
+/** `<PREFIX>_<KEY> value` for each of `values`: the keys of `order` first, in that order, then the others. */
+function prefixed(prefix: string, order: readonly string[], values: Record<string, string>): Part[] {
+  const keys = [...order.filter((k) => k in values), ...Object.keys(values).filter((k) => !order.includes(k))];
+  return keys.flatMap((k) => instr(`${prefix}_${k.toUpperCase()}`, values[k]));
+}
 
 function engineLines(engine: string | undefined, params: Record<string, string>): Part[] {
   const out: Part[] = [];
   if (engine !== undefined) out.push(`ENGINE ${quoted(engine)}`);
-  const keys = [...ENGINE_KEYS.filter((k) => k in params), ...Object.keys(params).filter((k) => !ENGINE_KEYS.includes(k))];
-  for (const k of keys) out.push(...instr(`ENGINE_${k.toUpperCase()}`, params[k]));
+  out.push(...prefixed('ENGINE', ENGINE_KEYS, params));
   return out;
 }
 
@@ -97,8 +89,7 @@ function nodeParts(n: PipeNode): Part[] {
   if (n.targetDatasource !== undefined) parts.push(`TARGET_DATASOURCE ${n.targetDatasource}`);
   if (n.copySchedule !== undefined) parts.push(`COPY_SCHEDULE ${quoted(n.copySchedule)}`);
   if (n.copyMode !== undefined) parts.push(`COPY_MODE ${n.copyMode}`);
-  const keys = [...EXPORT_ORDER.filter((k) => k in n.export), ...Object.keys(n.export).filter((k) => !EXPORT_ORDER.includes(k))];
-  for (const k of keys) parts.push(...instr(`EXPORT_${k.toUpperCase()}`, n.export[k]));
+  parts.push(...prefixed('EXPORT', EXPORT_KEYS, n.export));
   if (n.tags !== undefined) parts.push(`TAGS ${quoted(n.tags)}`);
   parts.push(GAP);
   return parts;

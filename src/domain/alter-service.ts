@@ -4,7 +4,7 @@
  * description. `dry=true` only lists the operations. The quarantine table and the ingest stages
  * follow every column change.
  */
-import type { DatasourceRecord, IntentRecord, Workspace } from '../catalog/catalog.js';
+import type { AlterIntentData, DatasourceRecord, Intent, Workspace } from '../catalog/catalog.js';
 import type { Engine } from '../engine/engine.js';
 import { EngineError } from '../engine/engine.js';
 import { ident, name, sql, trusted } from '../engine/sql.js';
@@ -39,7 +39,7 @@ export class AlterService {
   }
 
   /** The steps after the table's ALTER: quarantine, catalog record, ingest stages. */
-  private async finish(ws: Workspace, d: AlterIntent): Promise<void> {
+  private async finish(ws: Workspace, d: AlterIntentData): Promise<void> {
     if (d.quarantineOps.length)
       await this.engine.exec(sql`ALTER TABLE ${name(physicalNames(ws.database, d.ds).quarantine)} ${trusted(d.quarantineOps.join(', '))}`.text);
     await this.datasources.update(ws, d.after);
@@ -51,8 +51,8 @@ export class AlterService {
    * the engine refuses them now, the engine never took them: the catalog keeps the old record and
    * the stages are rebuilt from it.
    */
-  async recover(ws: Workspace, intent: IntentRecord): Promise<'forward' | 'back'> {
-    const d = intent.data as unknown as AlterIntent;
+  async recover(ws: Workspace, intent: Intent<'alter'>): Promise<'forward' | 'back'> {
+    const d = intent.data;
     let outcome: 'forward' | 'back' = 'forward';
     try {
       await this.applyEngine(ws, d.ds, d.engineOps, true);
@@ -175,7 +175,7 @@ export class AlterService {
       engineOps,
       quarantineOps,
       stages: p.schema !== undefined,
-    } satisfies AlterIntent);
+    });
     try {
       await this.applyEngine(ws, ds.id, engineOps, false);
     } catch (err) {
@@ -186,7 +186,7 @@ export class AlterService {
     }
     await journal.checkpoint('alter:engine');
     try {
-      await this.finish(ws, intent.data as unknown as AlterIntent);
+      await this.finish(ws, intent.data);
       await journal.end(intent);
     } catch (err) {
       await this.recover(ws, intent).catch(() => undefined);
@@ -194,18 +194,6 @@ export class AlterService {
     }
     return { operations: ops };
   }
-}
-
-/** What an alter records before its first engine step. */
-interface AlterIntent {
-  ds: string;
-  before: DatasourceRecord;
-  after: DatasourceRecord;
-  /** Statements that can run again without harm (IF [NOT] EXISTS forms). */
-  engineOps: string[];
-  quarantineOps: string[];
-  /** The ingest stages follow a schema change. */
-  stages: boolean;
 }
 
 /** The form of an operation that is a no-op when it has already been applied. */

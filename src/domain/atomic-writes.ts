@@ -17,7 +17,7 @@
  *   back (the shadow is dropped); after it, forward. Whether the swap happened is read from the
  *   engine: the target's name then points at the shadow's table UUID.
  */
-import type { DatasourceRecord, IntentRecord, Workspace } from '../catalog/catalog.js';
+import type { DatasourceRecord, Intent, ReplaceIntentData, Workspace } from '../catalog/catalog.js';
 import type { Engine, QueryOptions } from '../engine/engine.js';
 import { ident, name, sql, trusted } from '../engine/sql.js';
 import { dropAllSql, physicalNames } from '../ingest/physical.js';
@@ -29,39 +29,6 @@ const CHUNK_BYTES = 256 * 1024 * 1024;
 const MIN_CHUNK_ROWS = 8192;
 const MAX_CHUNK_ROWS = 1_048_576;
 const ONE_BLOCK = 'min_insert_block_size_rows = 1000000000000000, min_insert_block_size_bytes = 1000000000000000, max_threads = 1';
-
-export interface AppendIntent {
-  database: string;
-  /** Target data source id. */
-  target: string;
-  /** Staging table name (in the same database). */
-  staging: string;
-  /** Columns written (names). */
-  cols: string[];
-  phase: 'stage' | 'publish';
-  rows?: number;
-  chunkRows?: number;
-  /** Chunks already in the target. */
-  published?: number;
-  /** The job that runs the append, settled on recovery. */
-  job?: string;
-}
-
-export interface ReplaceIntent {
-  database: string;
-  target: string;
-  shadow: string;
-  /** Table UUID of the shadow: after EXCHANGE TABLES the target's name points at it. */
-  shadowUuid?: string;
-  /** replace_condition: only matching rows are replaced (delete + insert from the shadow). */
-  condition: string | null;
-  /** Deduplication token prefix (the import id). */
-  token: string;
-  /** Also move the shadow's quarantine rows into the target's quarantine. */
-  quarantine: boolean;
-  phase: 'load' | 'swap';
-  job?: string;
-}
 
 /** The engine UUID of a table, or null when it does not exist. */
 export async function tableUuid(engine: Engine, database: string, table: string): Promise<string | null> {
@@ -95,7 +62,7 @@ export async function stagedAppend(
     cols,
     phase: 'stage',
     job: opts.job,
-  } satisfies AppendIntent);
+  });
   const st = name(ws.database, staging);
   const q = cols.map(ident);
   const typeOf = (c: string) => target.columns.find((x) => x.name === c)?.type ?? 'String';
@@ -133,12 +100,12 @@ export async function stagedAppend(
       throw new Error(`The rows are staged but could not all be appended yet (${(err as Error).message}); the append is completed when the server restarts`);
     }
   }
-  return (intent.data as unknown as AppendIntent).rows ?? 0;
+  return intent.data.rows ?? 0;
 }
 
 /** Publishes the remaining chunks of a staged append, drops the staging table, ends the intent. */
-async function publish(engine: Engine, journal: Journal, intent: IntentRecord, checkpoint = 'append'): Promise<void> {
-  const d = intent.data as unknown as AppendIntent;
+async function publish(engine: Engine, journal: Journal, intent: Intent<'append'>, checkpoint = 'append'): Promise<void> {
+  const d = intent.data;
   const st = name(d.database, d.staging);
   const target = name(physicalNames(d.database, d.target).table);
   const q = d.cols.map(ident);
@@ -158,8 +125,8 @@ async function publish(engine: Engine, journal: Journal, intent: IntentRecord, c
 }
 
 /** Finishes (publish phase) or undoes (stage phase) an interrupted staged append. */
-export async function recoverAppend(engine: Engine, journal: Journal, intent: IntentRecord): Promise<'forward' | 'back'> {
-  const d = intent.data as unknown as AppendIntent;
+export async function recoverAppend(engine: Engine, journal: Journal, intent: Intent<'append'>): Promise<'forward' | 'back'> {
+  const d = intent.data;
   if (d.phase === 'publish' && (await tableUuid(engine, d.database, d.target))) {
     await publish(engine, journal, intent);
     return 'forward';
@@ -177,7 +144,7 @@ export async function beginReplace(
   target: DatasourceRecord,
   createSql: (shadow: DatasourceRecord) => string[],
   opts: { condition?: string; token: string; quarantine: boolean; job?: string },
-): Promise<{ intent: IntentRecord; shadow: DatasourceRecord }> {
+): Promise<{ intent: Intent<'replace'>; shadow: DatasourceRecord }> {
   const shadow: DatasourceRecord = { ...target, id: newResourceId() };
   const intent = await journal.begin(ws, 'replace', {
     database: ws.database,
@@ -188,7 +155,7 @@ export async function beginReplace(
     quarantine: opts.quarantine,
     phase: 'load',
     job: opts.job,
-  } satisfies ReplaceIntent);
+  });
   try {
     for (const s of createSql(shadow)) await engine.exec(s);
   } catch (err) {
@@ -199,8 +166,8 @@ export async function beginReplace(
 }
 
 /** Undoes a replace that has not swapped yet (its shadow is loading or failed to load). */
-export async function abandonReplace(engine: Engine, journal: Journal, intent: IntentRecord): Promise<void> {
-  const d = intent.data as unknown as ReplaceIntent;
+export async function abandonReplace(engine: Engine, journal: Journal, intent: Intent<'replace'>): Promise<void> {
+  const d = intent.data;
   await dropQuietly(engine, dropAllSql({ id: d.shadow } as DatasourceRecord, d.database));
   await journal.end(intent).catch(() => undefined);
 }
@@ -210,8 +177,8 @@ export async function abandonReplace(engine: Engine, journal: Journal, intent: I
  * recovery on the next start). On failure the intent stays for the next start unless a retry here
  * settles it. A copy that lost its job's claim drops the shadow instead (nothing is replaced).
  */
-export async function swapIn(engine: Engine, journal: Journal, intent: IntentRecord): Promise<void> {
-  const d = intent.data as unknown as ReplaceIntent;
+export async function swapIn(engine: Engine, journal: Journal, intent: Intent<'replace'>): Promise<void> {
+  const d = intent.data;
   try {
     // The point of no return, passed only while this copy still holds the job (see Journal.update).
     await journal.update(intent, { phase: 'swap', shadowUuid: await tableUuid(engine, d.database, d.shadow) }, d.job);
@@ -236,7 +203,7 @@ export async function swapIn(engine: Engine, journal: Journal, intent: IntentRec
   }
 }
 
-async function moveQuarantine(engine: Engine, d: ReplaceIntent): Promise<void> {
+async function moveQuarantine(engine: Engine, d: ReplaceIntentData): Promise<void> {
   if (!(await tableUuid(engine, d.database, `${d.shadow}_quarantine`))) return;
   const real = physicalNames(d.database, d.target);
   const tmp = physicalNames(d.database, d.shadow);
@@ -246,7 +213,7 @@ async function moveQuarantine(engine: Engine, d: ReplaceIntent): Promise<void> {
 }
 
 /** The rows of the target that match `condition` are replaced by the shadow's that do. */
-async function replaceWhere(engine: Engine, d: ReplaceIntent, condition: string, token: string): Promise<void> {
+async function replaceWhere(engine: Engine, d: ReplaceIntentData, condition: string, token: string): Promise<void> {
   const real = name(physicalNames(d.database, d.target).table);
   const tmp = name(physicalNames(d.database, d.shadow).table);
   await engine.exec(sql`ALTER TABLE ${real} DELETE WHERE ${trusted(condition)} SETTINGS mutations_sync = 2`.text);
@@ -257,8 +224,8 @@ async function replaceWhere(engine: Engine, d: ReplaceIntent, condition: string,
  * Settles an interrupted replace: not swapped yet → the shadow is dropped (the target keeps its
  * rows); swapped (or, with a condition, possibly half-swapped) → the remaining steps run again.
  */
-export async function recoverReplace(engine: Engine, journal: Journal, intent: IntentRecord): Promise<'forward' | 'back'> {
-  const d = intent.data as unknown as ReplaceIntent;
+export async function recoverReplace(engine: Engine, journal: Journal, intent: Intent<'replace'>): Promise<'forward' | 'back'> {
+  const d = intent.data;
   let outcome: 'forward' | 'back' = 'back';
   const shadowExists = !!(await tableUuid(engine, d.database, d.shadow));
   const targetUuid = await tableUuid(engine, d.database, d.target);

@@ -15,11 +15,11 @@
  */
 import crypto from 'node:crypto';
 import os from 'node:os';
-import type { Catalog, IntentRecord, Workspace } from '../catalog/catalog.js';
+import type { Catalog, Intent, IntentDataByKind, IntentKind, IntentRecord, Workspace } from '../catalog/catalog.js';
 import { newJobId } from '../basics/ids.js';
 import { nowIso } from '../basics/time.js';
 
-export type { IntentRecord };
+export type { Intent, IntentRecord };
 
 /** This copy no longer holds the intent (or its job): another copy settles the change. */
 export class LostClaim extends Error {
@@ -41,9 +41,9 @@ export class Journal {
   constructor(private readonly catalog: Catalog) {}
 
   /** Records an intent before the first step of a change. */
-  async begin(ws: Workspace, kind: string, data: Record<string, unknown>): Promise<IntentRecord> {
+  async begin<K extends IntentKind>(ws: Workspace, kind: K, data: IntentDataByKind[K]): Promise<Intent<K>> {
     const now = nowIso();
-    const intent: IntentRecord = { id: newJobId(), workspaceId: ws.id, kind, createdAt: now, updatedAt: now, data };
+    const intent: Intent<K> = { id: newJobId(), workspaceId: ws.id, kind, createdAt: now, updatedAt: now, data };
     this.held.add(intent.id);
     try {
       await this.catalog.insertIntent(intent, this.owner, this.leaseMs);
@@ -61,15 +61,15 @@ export class Journal {
    * return are passed only by the copy that still owns the job, so a copy that paused (SIGSTOP, a
    * long GC) never writes after another copy settled its job.
    */
-  async update(intent: IntentRecord, patch: Record<string, unknown>, job?: string): Promise<IntentRecord> {
-    const next: IntentRecord = { ...intent, updatedAt: nowIso(), data: { ...intent.data, ...patch } };
+  async update<K extends IntentKind>(intent: Intent<K>, patch: Partial<IntentDataByKind[K]>, job?: string): Promise<Intent<K>> {
+    const next: Intent<K> = { ...intent, updatedAt: nowIso(), data: { ...intent.data, ...patch } };
     if (!(await this.catalog.updateIntent(next, this.owner, this.leaseMs, job))) throw new LostClaim();
     Object.assign(intent, next);
     return intent;
   }
 
   /** The change is whole (or undone): forget it, unless another copy took it over meanwhile. */
-  async end(intent: IntentRecord): Promise<void> {
+  async end(intent: Intent): Promise<void> {
     await this.catalog.deleteIntent(intent.id, this.owner);
     this.held.delete(intent.id);
   }
@@ -95,7 +95,7 @@ export class Journal {
   }
 
   /** Stops holding an intent whose recovery failed: another copy (or this one) tries again once the lease lapses. */
-  release(intent: IntentRecord): void {
+  release(intent: Intent): void {
     this.held.delete(intent.id);
   }
 

@@ -205,7 +205,7 @@ async function recoverIntent(s: RecoveryServices, ws: Workspace, intent: IntentR
       return recoverAppend(s.engine, journal, intent);
     case 'replace': {
       const outcome = await recoverReplace(s.engine, journal, intent);
-      const ds = await s.datasources.find(ws, String(intent.data.target));
+      const ds = await s.datasources.find(ws, intent.data.target);
       if (outcome === 'forward' && ds) await s.datasources.touch(ws, ds);
       return outcome;
     }
@@ -217,12 +217,11 @@ async function recoverIntent(s: RecoveryServices, ws: Workspace, intent: IntentR
     case 'unlink':
       await s.materializations.recoverUnlink(ws, intent);
       return 'forward';
-    default:
-      throw new Error(`unknown intent kind ${intent.kind}`);
   }
 }
 
 function summary(intent: IntentRecord): Record<string, unknown> {
+  if (intent.kind !== 'alter') return { ...intent.data };
   const { before: _b, after: _a, ...rest } = intent.data;
   return rest;
 }

@@ -10,12 +10,12 @@ import { INVALID_TOKEN, type Auth, type ResourceLookup } from '../domain/access.
 import { forbidden } from '../basics/errors.js';
 import type { Services } from './services.js';
 import { limitJwt } from './rate-limit.js';
-import { formToken } from './body.js';
+import { formToken, queryArgs } from './body.js';
 import { handlerName } from './route-docs.js';
 import { noteCaller } from '../observability/context.js';
 
 export function tokenOf(req: FastifyRequest): string | undefined {
-  const q = (req.query as Record<string, unknown> | undefined)?.token;
+  const q = queryArgs(req).token;
   if (typeof q === 'string' && q) return q;
   if (Array.isArray(q) && typeof q[0] === 'string') return q[0];
   const h = req.headers.authorization;

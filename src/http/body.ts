@@ -166,11 +166,22 @@ export function jsonText(o: Record<string, unknown>, field: string, path = field
   return v;
 }
 
-/** Query string parameters (last value wins) merged with extra ones. */
+/**
+ * The query string as parsed (every route's, whatever its schema says): a repeated key is an
+ * array of its values, in order.
+ */
+export function queryArgs(req: FastifyRequest): Record<string, string | string[]> {
+  const q: unknown = req.query;
+  const out: Record<string, string | string[]> = {};
+  if (!q || typeof q !== 'object') return out;
+  for (const [k, v] of Object.entries(q)) out[k] = Array.isArray(v) ? v.map(String) : String(v);
+  return out;
+}
+
+/** Query string parameters, the last value of a repeated key. */
 export function queryParams(req: FastifyRequest): Record<string, string> {
-  const q = req.query as Record<string, string | string[]>;
   const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(q ?? {})) out[k] = Array.isArray(v) ? v[v.length - 1] : String(v);
+  for (const [k, v] of Object.entries(queryArgs(req))) out[k] = Array.isArray(v) ? v[v.length - 1] : v;
   return out;
 }
 

@@ -73,8 +73,9 @@ export function buildHttp(services: Services): FastifyInstance {
     // No response is meant to be sniffed into another type (a CSV or an error echoing user text as HTML).
     reply.header('x-content-type-options', 'nosniff');
     // Path parameters name resources and ids: a NUL there (`/v0/jobs/a%00b`) is never valid.
-    const params = req.params as Record<string, string> | undefined;
-    for (const k in params) if (params[k].includes('\u0000')) return done(nulError(k));
+    const params: unknown = req.params;
+    if (params && typeof params === 'object')
+      for (const [k, v] of Object.entries(params)) if (typeof v === 'string' && v.includes('\u0000')) return done(nulError(k));
     done();
   });
 

@@ -3,6 +3,7 @@
 // turns arbitrary text (file names, urls, bad names) into a valid identifier for hints and defaults.
 
 import { SchemaError } from './errors.js';
+import { FUNCTION_LIST, PARAMETER_TYPES } from '../template/index.js';
 
 const RESOURCE_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
@@ -132,34 +133,9 @@ export const RESERVED_NAMES: ReadonlySet<string> = (() => {
     'ipv4',
     'ipv6',
     'bool',
-    // template type names
-    'string',
-    'boolean',
-    'datetime64',
-    'datetime',
-    'date',
-    'float32',
-    'float64',
-    ...ints('int'),
-    ...ints('uint'),
-    'array',
-    'json',
-    // template function names
-    'columns',
-    'table',
-    'error',
-    'custom_error',
-    'sql_and',
-    'defined',
-    'column',
-    'enumerate_with_last',
-    'split_to_array',
-    'day_diff',
-    'date_diff_in_days',
-    'date_diff_in_hours',
-    'date_diff_in_minutes',
-    'date_diff_in_seconds',
-    'sql_unescape',
+    // template type and function names
+    ...PARAMETER_TYPES,
+    ...FUNCTION_LIST,
   ];
   const allowed = new Set(['numbers', 'values', 'zeros', 'materialized', 'totals']);
   return new Set(words.map((w) => w.toLowerCase()).filter((w) => !allowed.has(w)));

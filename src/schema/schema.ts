@@ -220,41 +220,41 @@ class SchemaScanner {
   }
 }
 
-/** Replaces `--` comments (outside quotes) with spaces, keeping every position. */
-function blankComments(text: string): string {
+/**
+ * `text` rebuilt: quoted runs copied as they are, and at each other position what `unquoted`
+ * makes of it (the text to append, the characters consumed, at least one).
+ */
+function rewriteUnquoted(text: string, unquoted: (i: number, out: string) => [string, number]): string {
   let out = '';
-  for (let i = 0; i < text.length; i++) {
+  for (let i = 0; i < text.length; ) {
     const c = text[i];
     if (c === "'" || c === '"' || c === '`') {
       const end = skipQuoted(text, i);
       const stop = end < 0 ? text.length : end;
       out += text.slice(i, stop);
-      i = stop - 1;
-    } else if (c === '-' && text[i + 1] === '-') {
-      const nl = text.indexOf('\n', i);
-      const stop = nl < 0 ? text.length : nl;
-      out += ' '.repeat(stop - i);
-      i = stop - 1;
-    } else out += c;
+      i = stop;
+    } else {
+      const [add, n] = unquoted(i, out);
+      out += add;
+      i += n;
+    }
   }
   return out;
 }
 
+/** Replaces `--` comments (outside quotes) with spaces, keeping every position. */
+function blankComments(text: string): string {
+  return rewriteUnquoted(text, (i) => {
+    if (text[i] !== '-' || text[i + 1] !== '-') return [text[i], 1];
+    const nl = text.indexOf('\n', i);
+    const n = (nl < 0 ? text.length : nl) - i;
+    return [' '.repeat(n), n];
+  });
+}
+
 /** Collapses whitespace runs outside quotes to one space and trims. */
 function collapseSpaces(text: string): string {
-  let out = '';
-  for (let i = 0; i < text.length; i++) {
-    const c = text[i];
-    if (c === "'" || c === '"' || c === '`') {
-      const end = skipQuoted(text, i);
-      const stop = end < 0 ? text.length : end;
-      out += text.slice(i, stop);
-      i = stop - 1;
-    } else if (/\s/.test(c)) {
-      if (!out.endsWith(' ')) out += ' ';
-    } else out += c;
-  }
-  return out.trim();
+  return rewriteUnquoted(text, (i, out) => [/\s/.test(text[i]) ? (out.endsWith(' ') ? '' : ' ') : text[i], 1]).trim();
 }
 
 /**

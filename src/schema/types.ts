@@ -112,16 +112,14 @@ const NO_ARGS = new Set([
   'MultiPolygon',
   'Geometry',
 ]);
+/** The Decimal family: precision and scale, or scale with the width in the name. */
+const DECIMALS = ['Decimal', 'Decimal32', 'Decimal64', 'Decimal128', 'Decimal256'];
 const PARAMETRIC = [
   'FixedString',
   'DateTime',
   'DateTime64',
   'Time64',
-  'Decimal',
-  'Decimal32',
-  'Decimal64',
-  'Decimal128',
-  'Decimal256',
+  ...DECIMALS,
   'Enum',
   'Enum8',
   'Enum16',
@@ -140,23 +138,7 @@ const PARAMETRIC = [
 const CASE_SENSITIVE = new Set([...ARGS_IGNORED, ...NO_ARGS, ...PARAMETRIC]);
 /** Upper-cased name → canonical family, for case-insensitive families and SQL aliases. */
 const CASE_INSENSITIVE = new Map<string, string>();
-for (const f of [
-  'Bool',
-  'Date',
-  'Date32',
-  'DateTime',
-  'DateTime64',
-  'Decimal',
-  'Decimal32',
-  'Decimal64',
-  'Decimal128',
-  'Decimal256',
-  'Enum',
-  'JSON',
-  'Time',
-  'Time64',
-])
-  CASE_INSENSITIVE.set(f.toUpperCase(), f);
+for (const f of ['Bool', 'Date', 'Date32', 'DateTime', 'DateTime64', ...DECIMALS, 'Enum', 'JSON', 'Time', 'Time64']) CASE_INSENSITIVE.set(f.toUpperCase(), f);
 const ALIASES: Record<string, string[]> = {
   Bool: ['BOOL', 'BOOLEAN'],
   DateTime: ['DATETIME32', 'TIMESTAMP'],

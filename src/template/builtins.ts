@@ -3,7 +3,7 @@
  * builtins below; {{ }} expressions only reach len/list/min/max/int/float and the methods
  * split/get/join/replace (enforced by the whitelist at parse time).
  */
-import { excIsSubclass, EXC_PARENT, pyErr, typeError, valueError } from './errors.js';
+import { excIsSubclass, PY_EXCEPTIONS, pyErr, typeError, valueError } from './errors.js';
 import { checkItems, checkString, step } from './limits.js';
 import { binop, bindArgs, callValue, chars, iterate, len, pyFloat, pyInt, toList } from './ops.js';
 import {
@@ -157,59 +157,7 @@ function dictFrom(a: CallArgs): PyDict {
 
 function excClasses(): Record<string, PyValue> {
   const out: Record<string, PyValue> = {};
-  const extra = [
-    'BaseExceptionGroup',
-    'BlockingIOError',
-    'BrokenPipeError',
-    'BufferError',
-    'BytesWarning',
-    'ChildProcessError',
-    'ConnectionAbortedError',
-    'ConnectionError',
-    'ConnectionRefusedError',
-    'ConnectionResetError',
-    'DeprecationWarning',
-    'EOFError',
-    'EncodingWarning',
-    'EnvironmentError',
-    'ExceptionGroup',
-    'FileExistsError',
-    'FileNotFoundError',
-    'FloatingPointError',
-    'FutureWarning',
-    'GeneratorExit',
-    'IOError',
-    'ImportError',
-    'ImportWarning',
-    'IndentationError',
-    'InterruptedError',
-    'IsADirectoryError',
-    'KeyboardInterrupt',
-    'MemoryError',
-    'ModuleNotFoundError',
-    'NotADirectoryError',
-    'OSError',
-    'PendingDeprecationWarning',
-    'PermissionError',
-    'ProcessLookupError',
-    'ReferenceError',
-    'ResourceWarning',
-    'RuntimeWarning',
-    'StopAsyncIteration',
-    'SyntaxError',
-    'SyntaxWarning',
-    'SystemError',
-    'SystemExit',
-    'TabError',
-    'TimeoutError',
-    'UnicodeDecodeError',
-    'UnicodeEncodeError',
-    'UnicodeTranslateError',
-    'UnicodeWarning',
-    'UserWarning',
-    'Warning',
-  ];
-  for (const n of [...Object.keys(EXC_PARENT), ...extra]) if (n !== 'SQLTemplateException' && n !== 'SQLTemplateCustomError') out[n] = new PyExcClass(n);
+  for (const n of PY_EXCEPTIONS) out[n] = new PyExcClass(n);
   return out;
 }
 
@@ -445,12 +393,18 @@ function strSplit(s: string, sep: PyValue, maxsplit: bigint): string[] {
     }
     return out;
   }
+  return splitOn(s, sep, max, false);
+}
+
+/** `s` split on the separator `sep` (a non-empty str) at most `max` times, counted from the left or the right. */
+function splitOn(s: string, sep: PyValue, max: number, fromRight: boolean): string[] {
   if (!isStr(sep)) throw typeError(`must be str or None, not ${typeName(sep)}`);
   const d = strOf(sep);
   if (!d) throw valueError('empty separator');
   const parts = s.split(d);
   if (parts.length - 1 <= max) return parts;
-  return [...parts.slice(0, max), parts.slice(max).join(d)];
+  const at = fromRight ? parts.length - max : max;
+  return fromRight ? [parts.slice(0, at).join(d), ...parts.slice(at)] : [...parts.slice(0, at), parts.slice(at).join(d)];
 }
 
 function strRsplit(s: string, sep: PyValue, maxsplit: bigint): string[] {
@@ -474,12 +428,7 @@ function strRsplit(s: string, sep: PyValue, maxsplit: bigint): string[] {
     }
     return out;
   }
-  if (!isStr(sep)) throw typeError(`must be str or None, not ${typeName(sep)}`);
-  const d = strOf(sep);
-  if (!d) throw valueError('empty separator');
-  const parts = s.split(d);
-  if (parts.length - 1 <= max) return parts;
-  return [parts.slice(0, parts.length - max).join(d), ...parts.slice(parts.length - max)];
+  return splitOn(s, sep, max, true);
 }
 
 function stripChars(s: string, chars_: PyValue, left: boolean, right: boolean): string {

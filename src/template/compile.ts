@@ -3,8 +3,8 @@
  * and computes what Tinybird derives from the generated Python: the template variables (names the
  * code reads, with the line they appear on) and the function-local names (assigned anywhere).
  */
-import type { Node, Stmt } from './ast.js';
-import { ParseFailure } from './errors.js';
+import { type AnyNode, childNodes, type Node, type Stmt } from './ast.js';
+import { ParseFailure, PY_EXCEPTIONS } from './errors.js';
 import { parseStatement, PySyntaxError } from './parser.js';
 import { filterWhitespace, type Chunk } from './tornado.js';
 import { NAMESPACE_NAMES } from './functions.js';
@@ -234,82 +234,14 @@ export const BUILTIN_NAMES = new Set([
   '__spec__',
   'Ellipsis',
   'NotImplemented',
-  'ArithmeticError',
-  'AssertionError',
-  'AttributeError',
-  'BaseException',
-  'BaseExceptionGroup',
-  'BlockingIOError',
-  'BrokenPipeError',
-  'BufferError',
-  'BytesWarning',
-  'ChildProcessError',
-  'ConnectionAbortedError',
-  'ConnectionError',
-  'ConnectionRefusedError',
-  'ConnectionResetError',
-  'DeprecationWarning',
-  'EOFError',
-  'EncodingWarning',
-  'EnvironmentError',
-  'Exception',
-  'ExceptionGroup',
-  'FileExistsError',
-  'FileNotFoundError',
-  'FloatingPointError',
-  'FutureWarning',
-  'GeneratorExit',
-  'IOError',
-  'ImportError',
-  'ImportWarning',
-  'IndentationError',
-  'IndexError',
-  'InterruptedError',
-  'IsADirectoryError',
-  'KeyError',
-  'KeyboardInterrupt',
-  'LookupError',
-  'MemoryError',
-  'ModuleNotFoundError',
-  'NameError',
-  'NotADirectoryError',
-  'NotImplementedError',
-  'OSError',
-  'OverflowError',
-  'PendingDeprecationWarning',
-  'PermissionError',
-  'ProcessLookupError',
-  'RecursionError',
-  'ReferenceError',
-  'ResourceWarning',
-  'RuntimeError',
-  'RuntimeWarning',
-  'StopAsyncIteration',
-  'StopIteration',
-  'SyntaxError',
-  'SyntaxWarning',
-  'SystemError',
-  'SystemExit',
-  'TabError',
-  'TimeoutError',
-  'TypeError',
-  'UnboundLocalError',
-  'UnicodeDecodeError',
-  'UnicodeEncodeError',
-  'UnicodeError',
-  'UnicodeTranslateError',
-  'UnicodeWarning',
-  'UserWarning',
-  'ValueError',
-  'Warning',
-  'ZeroDivisionError',
+  ...PY_EXCEPTIONS,
 ]);
 
 /** Tinybird's reserved_vars: builtins and internals, minus the names it handles specially. */
 export const RESERVED_VARS = new Set(['_tt_tmp', '_tt_append', 'isinstance', 'str', 'error', 'custom_error', ...BUILTIN_NAMES]);
 
 /** Names a piece of code references (roughly Python's co_names, in compile order). */
-export function codeNames(n: Node, out: string[], bound: Set<string> = new Set()): void {
+export function codeNames(n: AnyNode, out: string[], bound: Set<string> = new Set()): void {
   const add = (s: string) => {
     if (!bound.has(s) && !out.includes(s)) out.push(s);
   };
@@ -317,68 +249,22 @@ export function codeNames(n: Node, out: string[], bound: Set<string> = new Set()
     case 'Name':
       add(n.id);
       return;
-    case 'Constant':
-      return;
     case 'Attribute':
       codeNames(n.value, out, bound);
       add(n.attr);
       return;
-    case 'Call':
-      codeNames(n.func, out, bound);
-      n.args.forEach((a) => codeNames(a, out, bound));
-      n.keywords.forEach((k) => codeNames(k.value, out, bound));
-      return;
-    case 'BinOp':
-      codeNames(n.left, out, bound);
-      codeNames(n.right, out, bound);
-      return;
-    case 'UnaryOp':
-      codeNames(n.operand, out, bound);
-      return;
-    case 'BoolOp':
-      n.values.forEach((v) => codeNames(v, out, bound));
-      return;
-    case 'Compare':
-      codeNames(n.left, out, bound);
-      n.comparators.forEach((v) => codeNames(v, out, bound));
-      return;
-    case 'IfExp':
-      codeNames(n.test, out, bound);
-      codeNames(n.body, out, bound);
-      codeNames(n.orelse, out, bound);
-      return;
-    case 'Subscript':
-      codeNames(n.value, out, bound);
-      codeNames(n.slice, out, bound);
-      return;
-    case 'Slice':
-      [n.lower, n.upper, n.step].forEach((v) => v && codeNames(v, out, bound));
-      return;
-    case 'List':
-    case 'Tuple':
-    case 'Set':
-      n.elts.forEach((v) => codeNames(v, out, bound));
-      return;
     case 'Dict':
+      // Compiled key, value, key, value...
       n.keys.forEach((k, i) => {
         if (k) codeNames(k, out, bound);
         codeNames(n.values[i], out, bound);
       });
       return;
-    case 'JoinedStr':
-      n.values.forEach((v) => codeNames(v, out, bound));
-      return;
-    case 'FormattedValue':
-      codeNames(n.value, out, bound);
-      if (n.format_spec) codeNames(n.format_spec, out, bound);
-      return;
-    case 'Starred':
-      codeNames(n.value, out, bound);
-      return;
     case 'ListComp':
     case 'SetComp':
     case 'GeneratorExp':
     case 'DictComp': {
+      // The first iterable is evaluated outside; the rest runs with the comprehension's targets bound.
       const inner = new Set(bound);
       n.generators.forEach((g, i) => {
         if (i === 0) codeNames(g.iter, out, bound);
@@ -392,6 +278,8 @@ export function codeNames(n: Node, out: string[], bound: Set<string> = new Set()
       } else codeNames(n.elt, out, inner);
       return;
     }
+    default:
+      for (const c of childNodes(n)) codeNames(c, out, bound);
   }
 }
 

@@ -58,6 +58,64 @@ export const EXC_PARENT: Record<string, string | null> = {
   SQLTemplateCustomError: 'Exception',
 };
 
+/**
+ * Python's builtin exception classes, as templates see them (builtins and reserved names): the
+ * hierarchy above without Tinybird's own two, then those templates can only name.
+ */
+export const PY_EXCEPTIONS: readonly string[] = [
+  ...Object.keys(EXC_PARENT).filter((n) => n !== 'SQLTemplateException' && n !== 'SQLTemplateCustomError'),
+  'BaseExceptionGroup',
+  'BlockingIOError',
+  'BrokenPipeError',
+  'BufferError',
+  'BytesWarning',
+  'ChildProcessError',
+  'ConnectionAbortedError',
+  'ConnectionError',
+  'ConnectionRefusedError',
+  'ConnectionResetError',
+  'DeprecationWarning',
+  'EOFError',
+  'EncodingWarning',
+  'EnvironmentError',
+  'ExceptionGroup',
+  'FileExistsError',
+  'FileNotFoundError',
+  'FloatingPointError',
+  'FutureWarning',
+  'GeneratorExit',
+  'IOError',
+  'ImportError',
+  'ImportWarning',
+  'IndentationError',
+  'InterruptedError',
+  'IsADirectoryError',
+  'KeyboardInterrupt',
+  'MemoryError',
+  'ModuleNotFoundError',
+  'NotADirectoryError',
+  'OSError',
+  'PendingDeprecationWarning',
+  'PermissionError',
+  'ProcessLookupError',
+  'ReferenceError',
+  'ResourceWarning',
+  'RuntimeWarning',
+  'StopAsyncIteration',
+  'SyntaxError',
+  'SyntaxWarning',
+  'SystemError',
+  'SystemExit',
+  'TabError',
+  'TimeoutError',
+  'UnicodeDecodeError',
+  'UnicodeEncodeError',
+  'UnicodeTranslateError',
+  'UnicodeWarning',
+  'UserWarning',
+  'Warning',
+];
+
 export function excIsSubclass(cls: string, parent: string): boolean {
   let c: string | null | undefined = cls;
   while (c) {

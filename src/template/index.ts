@@ -14,6 +14,7 @@ import { parseTemplate, type Chunk } from './tornado.js';
 import { fromJS, isStr, strOf, strValue, type PyValue } from './values.js';
 
 export { TemplateError, CustomTemplateError } from './errors.js';
+export { FUNCTION_LIST, PARAMETER_TYPES } from './functions.js';
 
 export type ParamValue = string | string[] | number | boolean | null | unknown[] | Record<string, unknown>;
 

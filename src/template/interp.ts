@@ -92,34 +92,10 @@ export class Interpreter {
       case 'if':
         for (const b of e.branches) if (b.test === null || truthy(this.eval(b.test))) return this.execList(b.body);
         return 0;
-      case 'for': {
-        const it = this.eval(e.iter);
-        let broke = false;
-        for (const x of iterate(it)) {
-          step();
-          this.assign(e.target, x);
-          const sig = this.execList(e.body);
-          if (sig === BREAK) {
-            broke = true;
-            break;
-          }
-        }
-        if (!broke && e.orelse) return this.execList(e.orelse);
-        return 0;
-      }
-      case 'while': {
-        let broke = false;
-        while (truthy(this.eval(e.test))) {
-          step();
-          const sig = this.execList(e.body);
-          if (sig === BREAK) {
-            broke = true;
-            break;
-          }
-        }
-        if (!broke && e.orelse) return this.execList(e.orelse);
-        return 0;
-      }
+      case 'for':
+        return this.loop(iterate(this.eval(e.iter)), (x) => this.assign(e.target, x), e.body, e.orelse);
+      case 'while':
+        return this.loop(this.whileTrue(e.test), () => undefined, e.body, e.orelse);
       case 'try':
         return this.execTry(e);
       case 'set': {
@@ -143,6 +119,21 @@ export class Interpreter {
       case 'continue':
         return CONTINUE;
     }
+  }
+
+  /** Python's `for`/`while ... else`: `body` once per item (bound first), then `orelse` unless a break ended it. */
+  private loop<T>(items: Iterable<T>, bind: (x: T) => void, body: Exec[], orelse: Exec[] | null | undefined): number {
+    for (const x of items) {
+      step();
+      bind(x);
+      if (this.execList(body) === BREAK) return 0;
+    }
+    return orelse ? this.execList(orelse) : 0;
+  }
+
+  /** One item per time `test` holds, evaluated before each. */
+  private *whileTrue(test: Node): Generator<void> {
+    while (truthy(this.eval(test))) yield;
   }
 
   private execTry(e: Extract<Exec, { t: 'try' }>): number {

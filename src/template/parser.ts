@@ -304,11 +304,14 @@ class Parser {
   private expectOp(v: string): void {
     if (!this.eatOp(v)) throw syntax();
   }
-  private enter(): void {
+  /** Parses `body` one nesting level deeper (too deep a nesting is a syntax error). */
+  private nested<T>(body: () => T): T {
     if (++this.depth > MAX_DEPTH) throw syntax('too many nested parentheses');
-  }
-  private leave(): void {
-    this.depth--;
+    try {
+      return body();
+    } finally {
+      this.depth--;
+    }
   }
   takeName(): string {
     const t = this.tok;
@@ -325,8 +328,7 @@ class Parser {
 
   // expression := disjunction ['if' disjunction 'else' expression]
   expression(): Node {
-    this.enter();
-    try {
+    return this.nested(() => {
       if (this.isKw('lambda')) throw syntax('lambda is not supported');
       const body = this.disjunction();
       if (this.isKw('if')) {
@@ -337,35 +339,29 @@ class Parser {
         return { k: 'IfExp', test, body, orelse };
       }
       return body;
-    } finally {
-      this.leave();
-    }
+    });
+  }
+
+  /** `next` joined by `or` (or `and`): one BoolOp over every operand, or the single operand. */
+  private boolLevel(kw: 'or' | 'and', next: () => Node): Node {
+    const first = next();
+    if (!this.isKw(kw)) return first;
+    const values = [first];
+    while (this.eatKw(kw)) values.push(next());
+    return { k: 'BoolOp', op: kw === 'or' ? 'Or' : 'And', values };
   }
 
   private disjunction(): Node {
-    const first = this.conjunction();
-    if (!this.isKw('or')) return first;
-    const values = [first];
-    while (this.eatKw('or')) values.push(this.conjunction());
-    return { k: 'BoolOp', op: 'Or', values };
+    return this.boolLevel('or', () => this.conjunction());
   }
 
   private conjunction(): Node {
-    const first = this.inversion();
-    if (!this.isKw('and')) return first;
-    const values = [first];
-    while (this.eatKw('and')) values.push(this.inversion());
-    return { k: 'BoolOp', op: 'And', values };
+    return this.boolLevel('and', () => this.inversion());
   }
 
   private inversion(): Node {
     if (this.eatKw('not')) {
-      this.enter();
-      try {
-        return { k: 'UnaryOp', op: 'Not', operand: this.inversion() };
-      } finally {
-        this.leave();
-      }
+      return this.nested((): Node => ({ k: 'UnaryOp', op: 'Not', operand: this.inversion() }));
     }
     return this.comparison();
   }
@@ -431,13 +427,7 @@ class Parser {
     const t = this.tok;
     if (t.t === 'op' && (t.v === '-' || t.v === '+' || t.v === '~')) {
       this.p++;
-      this.enter();
-      try {
-        const operand = this.factor();
-        return { k: 'UnaryOp', op: t.v === '-' ? 'USub' : t.v === '+' ? 'UAdd' : 'Invert', operand };
-      } finally {
-        this.leave();
-      }
+      return this.nested((): Node => ({ k: 'UnaryOp', op: t.v === '-' ? 'USub' : t.v === '+' ? 'UAdd' : 'Invert', operand: this.factor() }));
     }
     return this.power();
   };
@@ -445,12 +435,7 @@ class Parser {
   private power(): Node {
     const base = this.primary();
     if (this.eatOp('**')) {
-      this.enter();
-      try {
-        return { k: 'BinOp', left: base, op: 'Pow', right: this.factor() };
-      } finally {
-        this.leave();
-      }
+      return this.nested((): Node => ({ k: 'BinOp', left: base, op: 'Pow', right: this.factor() }));
     }
     return base;
   }
@@ -476,8 +461,7 @@ class Parser {
   }
 
   private callArgs(func: Node): Node {
-    this.enter();
-    try {
+    return this.nested((): Node => {
       const args: Node[] = [];
       const keywords: Keyword[] = [];
       while (!this.isOp(')')) {
@@ -493,7 +477,7 @@ class Parser {
           keywords.push({ k: 'keyword', arg, value: this.expression() });
         } else {
           const e = this.expression();
-          if (this.isKw('for') || this.isKw('async')) {
+          if (this.startsComprehension()) {
             const gen: Node = { k: 'GeneratorExp', elt: e, generators: this.comprehensions() };
             if (args.length || keywords.length || !this.isOp(')')) throw syntax('Generator expression must be parenthesized');
             args.push(gen);
@@ -509,9 +493,7 @@ class Parser {
       }
       this.expectOp(')');
       return { k: 'Call', func, args, keywords };
-    } finally {
-      this.leave();
-    }
+    });
   }
 
   private slices(): Node {
@@ -543,7 +525,7 @@ class Parser {
 
   private comprehensions(): Comprehension[] {
     const gens: Comprehension[] = [];
-    while (this.isKw('for') || this.isKw('async')) {
+    while (this.startsComprehension()) {
       if (this.isKw('async')) throw syntax('asynchronous comprehension outside of an asynchronous function');
       this.p++;
       const target = this.targetList();
@@ -637,31 +619,45 @@ class Parser {
     return { k: 'JoinedStr', values };
   }
 
-  private parenAtom(): Node {
+  /** `(...)`, `[...]`, `{...}`: `body` parses what follows the opening bracket, one nesting level deeper. */
+  private bracketed(body: () => Node): Node {
     this.p++;
-    this.enter();
-    try {
+    return this.nested(body);
+  }
+
+  private startsComprehension(): boolean {
+    return this.isKw('for') || this.isKw('async');
+  }
+
+  /** The `for ... in ...` clauses of a comprehension, made into a node by `make`, and its closing bracket. */
+  private comprehension(close: string, make: (generators: Comprehension[]) => Node): Node {
+    const n = make(this.comprehensions());
+    this.expectOp(close);
+    return n;
+  }
+
+  /** The elements of a display after its first, up to its closing bracket (a trailing comma allowed). */
+  private elements(first: Node, close: string): Node[] {
+    const elts = [first];
+    while (this.eatOp(',')) {
+      if (this.isOp(close)) break;
+      elts.push(this.starOrExpr());
+    }
+    this.expectOp(close);
+    return elts;
+  }
+
+  private parenAtom(): Node {
+    return this.bracketed(() => {
       if (this.eatOp(')')) return { k: 'Tuple', elts: [], ctx: 'Load' };
       const first = this.starOrExpr();
-      if (this.isKw('for') || this.isKw('async')) {
-        const gen: Node = { k: 'GeneratorExp', elt: first, generators: this.comprehensions() };
-        this.expectOp(')');
-        return gen;
-      }
+      if (this.startsComprehension()) return this.comprehension(')', (generators) => ({ k: 'GeneratorExp', elt: first, generators }));
       if (this.eatOp(')')) {
         if (first.k === 'Starred') throw syntax('cannot use starred expression here');
         return first;
       }
-      const elts = [first];
-      while (this.eatOp(',')) {
-        if (this.isOp(')')) break;
-        elts.push(this.starOrExpr());
-      }
-      this.expectOp(')');
-      return { k: 'Tuple', elts, ctx: 'Load' };
-    } finally {
-      this.leave();
-    }
+      return { k: 'Tuple', elts: this.elements(first, ')'), ctx: 'Load' };
+    });
   }
 
   private starOrExpr(): Node {
@@ -670,59 +666,27 @@ class Parser {
   }
 
   private listAtom(): Node {
-    this.p++;
-    this.enter();
-    try {
+    return this.bracketed(() => {
       if (this.eatOp(']')) return { k: 'List', elts: [], ctx: 'Load' };
       const first = this.starOrExpr();
-      if (this.isKw('for') || this.isKw('async')) {
-        const n: Node = { k: 'ListComp', elt: first, generators: this.comprehensions() };
-        this.expectOp(']');
-        return n;
-      }
-      const elts = [first];
-      while (this.eatOp(',')) {
-        if (this.isOp(']')) break;
-        elts.push(this.starOrExpr());
-      }
-      this.expectOp(']');
-      return { k: 'List', elts, ctx: 'Load' };
-    } finally {
-      this.leave();
-    }
+      if (this.startsComprehension()) return this.comprehension(']', (generators) => ({ k: 'ListComp', elt: first, generators }));
+      return { k: 'List', elts: this.elements(first, ']'), ctx: 'Load' };
+    });
   }
 
   private dictOrSetAtom(): Node {
-    this.p++;
-    this.enter();
-    try {
+    return this.bracketed(() => {
       if (this.eatOp('}')) return { k: 'Dict', keys: [], values: [] };
       if (this.eatOp('**')) return this.dictRest(null, this.bitor());
       const first = this.starOrExpr();
       if (this.eatOp(':')) {
-        const v = this.expression();
-        if (this.isKw('for') || this.isKw('async')) {
-          const n: Node = { k: 'DictComp', key: first, value: v, generators: this.comprehensions() };
-          this.expectOp('}');
-          return n;
-        }
-        return this.dictRest(first, v);
+        const value = this.expression();
+        if (this.startsComprehension()) return this.comprehension('}', (generators) => ({ k: 'DictComp', key: first, value, generators }));
+        return this.dictRest(first, value);
       }
-      if (this.isKw('for') || this.isKw('async')) {
-        const n: Node = { k: 'SetComp', elt: first, generators: this.comprehensions() };
-        this.expectOp('}');
-        return n;
-      }
-      const elts = [first];
-      while (this.eatOp(',')) {
-        if (this.isOp('}')) break;
-        elts.push(this.starOrExpr());
-      }
-      this.expectOp('}');
-      return { k: 'Set', elts };
-    } finally {
-      this.leave();
-    }
+      if (this.startsComprehension()) return this.comprehension('}', (generators) => ({ k: 'SetComp', elt: first, generators }));
+      return { k: 'Set', elts: this.elements(first, '}') };
+    });
   }
 
   private dictRest(k0: Node | null, v0: Node): Node {

@@ -24,6 +24,15 @@ function countNewlines(s: string, end: number): number {
 const WS = /[ \t\n\r]*/y;
 const NUMBER = /(-?(?:0|[1-9]\d*))(\.\d+)?([eE][-+]?\d+)?/y;
 const MAX_DEPTH = 200;
+/** The literals Python's json module reads besides numbers, strings, arrays and objects (in the order it tries them). */
+const CONSTANTS: ReadonlyArray<[string, PyValue]> = [
+  ['null', null],
+  ['true', true],
+  ['false', false],
+  ['NaN', Number.NaN],
+  ['Infinity', Number.POSITIVE_INFINITY],
+  ['-Infinity', Number.NEGATIVE_INFINITY],
+];
 
 export function loads(doc: string): PyValue {
   let pos = 0;
@@ -79,6 +88,26 @@ export function loads(doc: string): PyValue {
     }
   };
 
+  /** The comma-separated members of an object or array, each read by `member`, through its closing `close`. */
+  const members = (close: string, member: () => void): void => {
+    skip();
+    if (doc[pos] === close) {
+      pos++;
+      return;
+    }
+    for (;;) {
+      member();
+      skip();
+      if (doc[pos] === close) {
+        pos++;
+        return;
+      }
+      if (doc[pos] !== ',') throw new JSONDecodeError("Expecting ',' delimiter", doc, pos);
+      pos++;
+      skip();
+    }
+  };
+
   const parseValue = (depth: number): PyValue => {
     if (depth > MAX_DEPTH) throw new LimitError('Template Syntax Error: JSON value nested too deeply');
     const c = doc[pos];
@@ -89,12 +118,7 @@ export function loads(doc: string): PyValue {
     if (c === '{') {
       pos++;
       const d = new PyDict();
-      skip();
-      if (doc[pos] === '}') {
-        pos++;
-        return d;
-      }
-      for (;;) {
+      members('}', () => {
         if (doc[pos] !== '"') throw new JSONDecodeError('Expecting property name enclosed in double quotes', doc, pos);
         pos++;
         const key = parseString();
@@ -103,59 +127,20 @@ export function loads(doc: string): PyValue {
         pos++;
         skip();
         d.set(key, parseValue(depth + 1));
-        skip();
-        if (doc[pos] === '}') {
-          pos++;
-          return d;
-        }
-        if (doc[pos] !== ',') throw new JSONDecodeError("Expecting ',' delimiter", doc, pos);
-        pos++;
-        skip();
-      }
+      });
+      return d;
     }
     if (c === '[') {
       pos++;
       const arr: PyValue[] = [];
-      skip();
-      if (doc[pos] === ']') {
-        pos++;
-        return arr;
+      members(']', () => arr.push(parseValue(depth + 1)));
+      return arr;
+    }
+    for (const [word, value] of CONSTANTS) {
+      if (doc.startsWith(word, pos)) {
+        pos += word.length;
+        return value;
       }
-      for (;;) {
-        arr.push(parseValue(depth + 1));
-        skip();
-        if (doc[pos] === ']') {
-          pos++;
-          return arr;
-        }
-        if (doc[pos] !== ',') throw new JSONDecodeError("Expecting ',' delimiter", doc, pos);
-        pos++;
-        skip();
-      }
-    }
-    if (doc.startsWith('null', pos)) {
-      pos += 4;
-      return null;
-    }
-    if (doc.startsWith('true', pos)) {
-      pos += 4;
-      return true;
-    }
-    if (doc.startsWith('false', pos)) {
-      pos += 5;
-      return false;
-    }
-    if (doc.startsWith('NaN', pos)) {
-      pos += 3;
-      return NaN;
-    }
-    if (doc.startsWith('Infinity', pos)) {
-      pos += 8;
-      return Infinity;
-    }
-    if (doc.startsWith('-Infinity', pos)) {
-      pos += 9;
-      return -Infinity;
     }
     NUMBER.lastIndex = pos;
     const m = NUMBER.exec(doc);

@@ -11,37 +11,30 @@ export function t(body: string, params: Record<string, ParamValue> = {}, opts: R
   return render('%' + body, params, { ...opts, testMode: true }).sql;
 }
 
-/** The TemplateError message a render fails with (throws if it does not fail that way). */
-export function err(body: string, params: Record<string, ParamValue> = {}, opts: RenderOptions = {}): string {
+/** The error of class `type` a render fails with (throws if it does not fail that way). */
+function failure<E extends Error>(type: new (...args: never[]) => E, body: string, params: Record<string, ParamValue>, opts: RenderOptions): E {
   try {
     render('%' + body, params, opts);
   } catch (e) {
-    if (e instanceof TemplateError) return e.message;
+    if (e instanceof type) return e;
     throw e;
   }
-  throw new Error(`expected a TemplateError rendering ${JSON.stringify(body)}`);
+  throw new Error(`expected a ${type.name} rendering ${JSON.stringify(body)}`);
+}
+
+/** The TemplateError message a render fails with (throws if it does not fail that way). */
+export function err(body: string, params: Record<string, ParamValue> = {}, opts: RenderOptions = {}): string {
+  return failure(TemplateError, body, params, opts).message;
 }
 
 /** The TemplateError itself. */
 export function errObj(body: string, params: Record<string, ParamValue> = {}, opts: RenderOptions = {}): TemplateError {
-  try {
-    render('%' + body, params, opts);
-  } catch (e) {
-    if (e instanceof TemplateError) return e;
-    throw e;
-  }
-  throw new Error(`expected a TemplateError rendering ${JSON.stringify(body)}`);
+  return failure(TemplateError, body, params, opts);
 }
 
 /** The CustomTemplateError a render fails with. */
 export function custom(body: string, params: Record<string, ParamValue> = {}, opts: RenderOptions = {}): CustomTemplateError {
-  try {
-    render('%' + body, params, opts);
-  } catch (e) {
-    if (e instanceof CustomTemplateError) return e;
-    throw e;
-  }
-  throw new Error(`expected a CustomTemplateError rendering ${JSON.stringify(body)}`);
+  return failure(CustomTemplateError, body, params, opts);
 }
 
 export const SYN = 'Template Syntax Error: ';

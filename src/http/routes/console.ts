@@ -10,10 +10,10 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { Services } from '../services.js';
 import { routeNotFound } from '../errors.js';
+import { PACKAGE_ROOT } from '../../basics/package-dir.js';
 
 export const CONSOLE_PATH = '/console/';
 
@@ -52,18 +52,7 @@ const TYPES: Record<string, string> = {
   '.txt': 'text/plain; charset=utf-8',
 };
 
-/** The package root: the nearest directory above this file with a package.json (works from src/ and from a tsc build). */
-function packageRoot(): string {
-  let dir = path.dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    if (fs.existsSync(path.join(dir, 'package.json'))) return dir;
-    const up = path.dirname(dir);
-    if (up === dir) return process.cwd();
-    dir = up;
-  }
-}
-
-export const CONSOLE_DIR = path.join(packageRoot(), 'dist', 'console');
+export const CONSOLE_DIR = path.join(PACKAGE_ROOT, 'dist', 'console');
 
 /** The file a request path names inside `root`, or null (never outside it, never a directory). */
 export function consoleFile(root: string, rel: string): string | null {
@@ -95,7 +84,7 @@ export const consoleRoutes =
     app.get('/', async (_req, reply) => secure(reply).redirect(CONSOLE_PATH, 302));
     // `/console` and `/console/` (the router ignores trailing slashes) are the page; asset URLs are absolute.
     app.get('/console', (req, reply) => serve(req, reply, ''));
-    app.get('/console/*', (req, reply) => serve(req, reply, (req.params as { '*': string })['*'] ?? ''));
+    app.get<{ Params: { '*': string } }>('/console/*', (req, reply) => serve(req, reply, req.params['*'] ?? ''));
 
     async function serve(req: FastifyRequest, reply: FastifyReply, rel: string): Promise<FastifyReply> {
       secure(reply);

@@ -18,7 +18,7 @@ import type { MaterializeOptions } from '../../domain/materialize-service.js';
 import { nowIso, tbTime } from '../../basics/time.js';
 import { isTemplate, type ParamValue } from '../../template/index.js';
 import { authenticate } from '../auth.js';
-import { hasBody, isForm, isJson, jsonObject, jsonText, readBody } from '../body.js';
+import { hasBody, isForm, isJson, jsonObject, jsonText, queryArgs, readBody } from '../body.js';
 import { outputParams, sendQuery } from '../query-output.js';
 import { routeNotFound } from '../errors.js';
 import { limitEndpoint } from '../rate-limit.js';
@@ -26,7 +26,6 @@ import { nodeJson, nodeParams, pipeJson } from './pipe-json.js';
 import { pipeDatafile } from '../../datafile/records.js';
 import { jobJson } from './jobs.js';
 import { sinkSettings } from './sinks.js';
-import { queryArgs } from './sql.js';
 import { parseUserJson } from '../../basics/input-limits.js';
 import { notePipe } from '../../observability/context.js';
 

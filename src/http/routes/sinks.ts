@@ -16,10 +16,9 @@ import { SINK_ARGS, type SinkSettings } from '../../domain/sink-service.js';
 import { tbTime } from '../../basics/time.js';
 import type { ParamValue } from '../../template/index.js';
 import { authenticate } from '../auth.js';
-import { hasBody, isJson, readBody } from '../body.js';
+import { hasBody, isJson, queryArgs, readBody } from '../body.js';
 import { jobJson } from './jobs.js';
 import { nodeJson, pipeJson } from './pipe-json.js';
-import { queryArgs } from './sql.js';
 import { parseUserJson } from '../../basics/input-limits.js';
 
 const str = (v: unknown): string | undefined => {

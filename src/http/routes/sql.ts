@@ -10,7 +10,7 @@ import { badRequest, PipitError } from '../../basics/errors.js';
 import { FORMAT_LIST, OUTPUT_FORMATS } from '../../sql/policy.js';
 import type { ParamValue } from '../../template/index.js';
 import { authenticate } from '../auth.js';
-import { decoded, hasBody, isForm, isJson, rawStream, readAll } from '../body.js';
+import { decoded, hasBody, isForm, isJson, queryArgs, rawStream, readAll } from '../body.js';
 import { outputParams, sendQuery } from '../query-output.js';
 import { parseUserJson } from '../../basics/input-limits.js';
 import { notePipe } from '../../observability/context.js';
@@ -96,13 +96,6 @@ function formatParam(v: ParamValue | undefined): string | undefined {
   const f = typeof v === 'string' ? OUTPUT_FORMATS[v.toLowerCase()] : undefined;
   if (!f) throw badRequest(`Invalid format "${String(v)}", available ones: ${FORMAT_LIST}`);
   return f.name;
-}
-
-/** Query-string arguments; a repeated key becomes an array (template Array() parameters). */
-export function queryArgs(req: FastifyRequest): Record<string, ParamValue> {
-  const out: Record<string, ParamValue> = {};
-  for (const [k, v] of Object.entries((req.query as Record<string, string | string[]>) ?? {})) out[k] = v;
-  return out;
 }
 
 /** Template parameters: every argument that is not one of the API's own. */

@@ -9,14 +9,14 @@
  */
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import type { Services } from '../services.js';
-import { bodyLimit, named, pathParams } from '../route-docs.js';
+import { bodyLimit, named, pathParams, queryParams, type RouteSchema } from '../route-docs.js';
 import type { TokenRecord } from '../../catalog/catalog.js';
 import { type Auth, RESOURCE_SCOPES, TOKEN_HOST } from '../../domain/access.js';
 import { READ_SCOPES, type ScopeSpec } from '../../domain/token-service.js';
 import { badRequest, forbidden } from '../../basics/errors.js';
 import { tbTime } from '../../basics/time.js';
 import { authenticate } from '../auth.js';
-import { hasBody, isJson, readBody } from '../body.js';
+import { hasBody, isJson, queryArgs, readBody } from '../body.js';
 import { parseUserJson } from '../../basics/input-limits.js';
 import { tokenDatafile } from '../../datafile/records.js';
 
@@ -63,7 +63,7 @@ async function readArgs(req: FastifyRequest, jsonBody: boolean): Promise<Args> {
     else if (Array.isArray(v) && typeof v[v.length - 1] === 'string') values[k] = v[v.length - 1];
     else if (typeof v === 'number' || typeof v === 'boolean') values[k] = String(v);
   };
-  for (const [k, v] of Object.entries((req.query as Record<string, unknown>) ?? {})) add(k, v);
+  for (const [k, v] of Object.entries(queryArgs(req))) add(k, v);
   let json: Record<string, unknown> | null = null;
   if (hasBody(req)) {
     const buf = await readBody(req);
@@ -84,6 +84,23 @@ async function readArgs(req: FastifyRequest, jsonBody: boolean): Promise<Args> {
 
 /** Routes on one token (`:token`, its name or id). */
 type TokenRoute = { Params: { token: string } };
+
+/** `POST /v0/tokens`: a static token, or with `expiration_time` a JWT (its other arguments may be in the query, a form or JSON: readArgs). */
+type CreateTokenRoute = { Querystring: { expiration_time?: string; name?: string; description?: string; scope?: string | string[] } };
+const createToken: RouteSchema = {
+  summary: 'Create a static token (scope=...) or a JWT (expiration_time=)',
+  querystring: queryParams({
+    expiration_time: 'Unix time at which the JWT expires: with it the answer is a signed JWT (not stored)',
+    name: 'Token name',
+    description: 'Token description',
+    scope: {
+      type: ['string', 'array'],
+      items: { type: 'string' },
+      description: 'A scope (repeated for several): `ADMIN`, `DATASOURCES:READ:<name>[:<filter>]`, ...',
+    },
+  }),
+  consumes: ['application/x-www-form-urlencoded'],
+};
 
 export const tokenRoutes =
   (s: Services): FastifyPluginAsync =>
@@ -123,10 +140,10 @@ export const tokenRoutes =
       return { tokens: (await s.tokens.list(auth)).map((t) => tokenJson(auth, t, names)) };
     });
 
-    app.post('/v0/tokens', named('APITokensHandler', { summary: 'Create a static token (scope=...) or a JWT (expiration_time=)' }), async (req) => {
+    app.post<CreateTokenRoute>('/v0/tokens', named('APITokensHandler', createToken), async (req) => {
       const auth = await authenticate(s, req);
       auth.requireTokens();
-      const jwt = (req.query as Record<string, unknown>)?.expiration_time !== undefined;
+      const jwt = req.query.expiration_time !== undefined;
       const args = await readArgs(req, jwt);
       const { values } = args;
       if (jwt) {

@@ -5,7 +5,10 @@
  */
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import type { Services } from '../services.js';
-import { bodyLimit } from '../route-docs.js';
+import { bodyLimit, named, pathParams } from '../route-docs.js';
+
+/** Routes on the organization (`:id`). */
+type OrgRoute = { Params: { id: string } };
 import type { Workspace } from '../../catalog/catalog.js';
 import type { Auth } from '../../domain/access.js';
 import { badRequest, forbidden, notFound } from '../../basics/errors.js';
@@ -107,18 +110,19 @@ export function workspaceRoutes(s: Services): FastifyPluginAsync {
       visible(auth);
       return { organizations: [{ ...org(), workspaces: s.access.listWorkspaces().length }] };
     });
-    const orgOf = async (req: FastifyRequest) => {
+    const orgOf = async (req: FastifyRequest<OrgRoute>) => {
       const auth = await authenticate(s, req);
       const ws = visible(auth);
-      const id = (req.params as { id: string }).id;
+      const id = req.params.id;
       if (id !== org().id) throw notFound(`Organization "${id}" not found`);
       return { auth, ws };
     };
-    app.get('/v0/organizations/:id/members', async (req) => {
+    const onOrg = (summary: string) => named(null, { summary, params: pathParams({ id: 'Organization id' }) });
+    app.get<OrgRoute>('/v0/organizations/:id/members', onOrg("The organization's members"), async (req) => {
       await orgOf(req);
       return { members: [{ id: s.access.user.id, email: s.access.user.email, role: 'admin' }] };
     });
-    app.get('/v0/organizations/:id/workspaces', async (req) => {
+    app.get<OrgRoute>('/v0/organizations/:id/workspaces', onOrg("The organization's workspaces"), async (req) => {
       const { ws } = await orgOf(req);
       return { workspaces: ws.map((w) => wsJson(w)) };
     });
