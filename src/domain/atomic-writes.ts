@@ -54,6 +54,7 @@ export async function stagedAppend(
   select: string,
   opts: QueryOptions & { job?: string; checkpoint: string },
 ): Promise<number> {
+  await journal.checkpoint(`${opts.checkpoint}:begin`);
   const staging = newResourceId();
   const intent = await journal.begin(ws, 'append', {
     database: ws.database,

@@ -10,8 +10,13 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { CreateBucketCommand, GetObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
+// @ts-expect-error s3rver ships no types
+import S3rver from 's3rver';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { consistency } from '../helpers/consistency.js';
 import { startPostgres, type TestPostgres } from '../helpers/postgres.js';
@@ -69,6 +74,22 @@ async function waitJob(s: { req: TestServer['req'] }, id: string, ms = 60_000): 
     if (['done', 'error', 'cancelled'].includes(j.status)) return j;
     if (Date.now() > end) throw new Error(`job ${id} still ${j.status}`);
     await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/**
+ * Whether the engine merges a data source's table now: `OPTIMIZE ... FINAL` is refused while a
+ * populate holds its merges stopped.
+ */
+async function mergesRun(ds: string): Promise<boolean> {
+  const ws = a.app.services.access.defaultWorkspace;
+  const table = `${ws.database}.${(await a.app.services.datasources.get(ws, ds)).id}`;
+  try {
+    await a.app.services.engine.exec(`OPTIMIZE TABLE ${table} FINAL SETTINGS optimize_throw_if_noop = 1`);
+    return true;
+  } catch (err) {
+    if (/cancel|abort/i.test((err as Error).message)) return false;
+    throw err;
   }
 }
 
@@ -245,6 +266,164 @@ describe('N copies on one catalog and one engine', () => {
     }
   }, 90_000);
 
+  it('a populate, a sink and a URL import accepted by a copy that runs no jobs are run by another from their payloads; the merges run again', async () => {
+    // Rows of their own when run alone (ids below 1000 exist either way).
+    expect((await a.req('POST', '/v0/events?name=events&wait=true', { body: batch(1000) })).status).toBe(200);
+    const form = (o: Record<string, string>) => ({ body: new URLSearchParams(o) });
+    // A file to import and an S3-compatible bucket to sink into, on loopback.
+    const csv = `n,label\n${Array.from({ length: 50 }, (_, i) => `${i},"c${i % 5}"`).join('\n')}`;
+    const files = http.createServer((req, res) => (req.url === '/rows.csv' ? res.writeHead(200).end(csv) : res.writeHead(404).end()));
+    await new Promise<void>((r) => files.listen(0, '127.0.0.1', r));
+    const s3dir = fs.mkdtempSync(path.join(tmp, 's3-'));
+    const s3 = new S3rver({ port: 0, address: '127.0.0.1', silent: true, directory: s3dir });
+    const endpoint = `http://127.0.0.1:${((await s3.run()) as { port: number }).port}`;
+    const client = new S3Client({ endpoint, region: 'us-east-1', forcePathStyle: true, credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } });
+    await client.send(new CreateBucketCommand({ Bucket: 'handed' }));
+    // D accepts requests but runs no job (its job runner is closed, as in a copy being drained).
+    const d = await copy();
+    try {
+      await d.app.services.jobs.close();
+      const c = await d.req(
+        'POST',
+        '/v0/connectors',
+        form({
+          service: 's3',
+          name: 'handed_s3',
+          s3_endpoint: endpoint,
+          s3_region: 'us-east-1',
+          s3_access_key_id: 'S3RVER',
+          s3_secret_access_key: 'S3RVER',
+          bucket: 'handed',
+        }),
+      );
+      expect(c.status, await c.clone().text()).toBe(200);
+      const pipes = [
+        { name: 'handed_sink', nodes: [{ name: 'n', sql: 'SELECT id, toString(country) AS country FROM events WHERE id < 100 ORDER BY id' }] },
+        { name: 'handed_mv', nodes: [{ name: 'm', sql: 'SELECT country, countState() AS c FROM events GROUP BY country' }] },
+      ];
+      for (const p of pipes) expect((await d.req('POST', '/v0/pipes', { headers: JSON_HDR, body: JSON.stringify(p) })).status).toBe(200);
+      const sink = await d.req(
+        'POST',
+        '/v0/pipes/handed_sink/nodes/n/sink',
+        form({ connection: 'handed_s3', path: 's3://handed/out', file_template: 'rows', format: 'csv' }),
+      );
+      expect(sink.status, await sink.clone().text()).toBe(200);
+
+      const ids: Record<string, string> = {};
+      let r = await d.req('POST', '/v0/pipes/handed_sink/sink');
+      ids.sink = (await r.json()).job.id;
+      r = await d.req(
+        'POST',
+        `/v0/datasources?name=imported&mode=create&url=${encodeURIComponent(`http://127.0.0.1:${(files.address() as AddressInfo).port}/rows.csv`)}`,
+      );
+      const imp = await r.json();
+      expect(r.status, JSON.stringify(imp)).toBe(200);
+      ids.import = imp.id;
+      r = await d.req('POST', '/v0/pipes/handed_mv/nodes/m/materialization?datasource=handed_mv_t&populate=true');
+      const mv = await r.json();
+      expect(r.status, JSON.stringify(mv)).toBe(200);
+      ids.populate = mv.job.id;
+
+      for (const [what, id] of Object.entries(ids)) {
+        const done = await waitJob(b, id, 30_000);
+        expect(done.status, `${what}: ${JSON.stringify(done)}`).toBe('done');
+      }
+      expect(await sql(b, 'SELECT count() AS c, uniqExact(n) AS u FROM imported')).toEqual([{ c: 50, u: 50 }]);
+      const written = await client.send(new ListObjectsV2Command({ Bucket: 'handed', Prefix: 'out/' }));
+      const keys = (written.Contents ?? []).map((o) => o.Key!).filter((k) => !k.endsWith('_pipit_write_check'));
+      expect(keys).toEqual(['out/rows.csv']);
+      const body = Buffer.from(await (await client.send(new GetObjectCommand({ Bucket: 'handed', Key: 'out/rows.csv' }))).Body!.transformToByteArray());
+      expect(body.toString().trim().split('\n')).toHaveLength(101); // with its header
+      const direct = await sql(a, 'SELECT country, count() AS c FROM events GROUP BY country ORDER BY country');
+      expect(await sql(b, 'SELECT country, countMerge(c) AS c FROM handed_mv_t GROUP BY country ORDER BY country')).toEqual(direct);
+      // The copy that ended the populate restarted the merges D stopped for its snapshot.
+      expect(await mergesRun('events')).toBe(true);
+    } finally {
+      await d.close();
+      client.destroy();
+      await s3.close();
+      files.close();
+    }
+  }, 120_000);
+
+  it('kill -9 of a copy in the middle of a populate: the merges run again and the job is failed (nothing written), not stuck', async () => {
+    // Rows of their own when run alone (ids below 1000 exist either way).
+    expect((await a.req('POST', '/v0/events?name=events&wait=true', { body: batch(1000) })).status).toBe(200);
+    const pipe = { name: 'killed_mv', nodes: [{ name: 'm', sql: 'SELECT country, countState() AS c FROM events GROUP BY country' }] };
+    expect((await a.req('POST', '/v0/pipes', { headers: JSON_HDR, body: JSON.stringify(pipe) })).status).toBe(200);
+    // Copy C stops its populate once the rows are staged, before its point of no return, then dies.
+    const c = await startChild('populate:loaded');
+    try {
+      const r = await c.req('POST', '/v0/pipes/killed_mv/nodes/m/materialization?datasource=killed_mv_t&populate=true');
+      const body = await r.json();
+      expect(r.status, JSON.stringify(body)).toBe(200);
+      await c.paused;
+      expect(await mergesRun('events')).toBe(false);
+      c.proc.kill('SIGKILL');
+      await c.exited;
+      const settled = await waitJob(a, body.job.id as string, 10 * LEASE_S * 1000);
+      expect(settled.status, JSON.stringify(settled)).toBe('error');
+      expect(settled.error).toMatch(/before it wrote anything; run it again/);
+      expect(await a.app.services.catalog.listIntents()).toEqual([]);
+      expect(await mergesRun('events')).toBe(true);
+      expect(await sql(a, 'SELECT count() AS c FROM killed_mv_t')).toEqual([{ c: 0 }]);
+      // Run again on a live copy: exact.
+      const again = await (await b.req('POST', '/v0/pipes/killed_mv/nodes/m/population')).json();
+      expect((await waitJob(b, again.job.id)).status).toBe('done');
+      const direct = await sql(a, 'SELECT country, count() AS c FROM events GROUP BY country ORDER BY country');
+      expect(await sql(b, 'SELECT country, countMerge(c) AS c FROM killed_mv_t GROUP BY country ORDER BY country')).toEqual(direct);
+      expect(await mergesRun('events')).toBe(true);
+      expect(await consistency(a.app.services)).toEqual({ intents: 0, orphans: [], missing: [], mismatched: [], views: [] });
+    } finally {
+      if (c.proc.exitCode === null) c.proc.kill('SIGKILL');
+    }
+  }, 90_000);
+
+  it('a copy that stalls (SIGSTOP) past its lease does not write once another copy settled its job, nor overwrite that outcome', async () => {
+    // Rows of their own when run alone (ids below 1000 exist either way).
+    expect((await a.req('POST', '/v0/events?name=events&wait=true', { body: batch(1000) })).status).toBe(200);
+    const form = (o: Record<string, string>) => ({ body: new URLSearchParams(o) });
+    expect((await a.req('POST', '/v0/datasources?name=stalled_t&mode=create', form({ schema: 'id Int64, country String' }))).status).toBe(200);
+    const pipe = { name: 'staller', nodes: [{ name: 'n', sql: 'SELECT id, toString(country) AS country FROM events WHERE id < 1000' }] };
+    expect((await a.req('POST', '/v0/pipes', { headers: JSON_HDR, body: JSON.stringify(pipe) })).status).toBe(200);
+    expect((await a.req('POST', '/v0/pipes/staller/nodes/n/copy', form({ target_datasource: 'stalled_t' }))).status).toBe(200);
+    const rows = () => sql(a, 'SELECT count() AS c, uniqExact(id) AS u FROM stalled_t');
+
+    // Stalled where the job began (no intent yet: the live copies fail the job, "run it again"), with
+    // the rows staged before the point of no return (undone and failed), and past it (finished: done).
+    // Each time C carries on afterwards: it must not write, nor record its outcome over the settled one.
+    const cases = [
+      { at: 'copy:begin', status: 'error', error: /interrupted.*run it again/ },
+      { at: 'copy:loaded', status: 'error', error: /before it wrote anything; run it again/ },
+      { at: 'copy:staged', status: 'done', error: null },
+    ];
+    let expected = 0;
+    for (const k of cases) {
+      const c = await startChild(`${k.at}+sigstop`);
+      try {
+        const body = await (await c.req('POST', '/v0/pipes/staller/copy')).json();
+        await c.paused;
+        const settled = await waitJob(a, body.job.id as string, 10 * LEASE_S * 1000);
+        expect(settled.status, `${k.at}: ${JSON.stringify(settled)}`).toBe(k.status);
+        if (k.error) {
+          expect(settled.error).toMatch(k.error);
+          const again = await (await b.req('POST', '/v0/pipes/staller/copy')).json();
+          expect((await waitJob(b, again.job.id)).status).toBe('done');
+        }
+        expected += 1000;
+        expect(await rows(), k.at).toEqual([{ c: expected, u: 1000 }]);
+        c.proc.kill('SIGCONT');
+        await new Promise((r) => setTimeout(r, 3 * LEASE_S * 1000));
+        expect(await rows(), k.at).toEqual([{ c: expected, u: 1000 }]);
+        expect(await waitJob(a, body.job.id as string), k.at).toEqual(settled);
+        expect(await consistency(a.app.services), k.at).toEqual({ intents: 0, orphans: [], missing: [], mismatched: [], views: [] });
+      } finally {
+        c.proc.kill('SIGKILL');
+        await c.exited;
+      }
+    }
+  }, 180_000);
+
   it('a copy job accepted by A, whose job runner has stopped, is run by B from the payload in its row', async () => {
     const form = (o: Record<string, string>) => ({ body: new URLSearchParams(o) });
     expect((await a.req('POST', '/v0/datasources?name=handed&mode=create', form({ schema: 'id Int64, country String' }))).status).toBe(200);
@@ -298,7 +477,7 @@ async function startChild(pauseAt: string): Promise<Child> {
         const line = buf.slice(0, i);
         buf = buf.slice(i + 1);
         if (line.startsWith('PIPIT_READY ')) resolve(Number(line.split(' ')[1]));
-        if (line.startsWith(`PIPIT_PAUSED ${pauseAt}`)) onPaused();
+        if (line.startsWith(`PIPIT_PAUSED ${pauseAt.replace(/\+sigstop$/, '')}`)) onPaused();
       }
     });
     proc.once('exit', (code) => reject(new Error(`copy C exited with ${code}`)));
