@@ -11,6 +11,14 @@ export function canonicalId(s: string): string | null {
   return m ? `t_${m[1]}` : null;
 }
 
+/** The record of `byId` (id → record) that `nameOrId` names: its id (also decorated), else its name; null when none. */
+export function byNameOrId<T extends { id: string; name: string }>(byId: ReadonlyMap<string, T>, nameOrId: string): T | null {
+  const id = canonicalId(nameOrId);
+  if (id && byId.has(id)) return byId.get(id)!;
+  for (const r of byId.values()) if (r.name === nameOrId) return r;
+  return null;
+}
+
 const B32 = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
 let pool = crypto.randomBytes(4096);
 let poolPos = 0;

@@ -7,8 +7,16 @@
  */
 import type { Column, EngineSpec, IndexSpec } from '../basics/types.js';
 import { PipitError } from '../basics/errors.js';
+import { newResourceId } from '../basics/ids.js';
+import { nowIso } from '../basics/time.js';
 
 /** A unique constraint refused the write (SQLSTATE 23505): the caller words the 4xx. */
+/** The fields a new record of a workspace's named resource starts with: an id (a new one unless given), version 1, created and updated now. */
+export function newNamedRecord(ws: Workspace, name: string, id = newResourceId()) {
+  const now = nowIso();
+  return { id, version: 1, workspaceId: ws.id, name, createdAt: now, updatedAt: now };
+}
+
 export class UniqueViolation extends Error {
   constructor(readonly constraint: string | undefined) {
     super(`unique violation${constraint ? ` (${constraint})` : ''}`);

@@ -15,14 +15,14 @@ import { SecretBox } from './secret-box.js';
 import { WorkspaceCache } from '../catalog/workspace-cache.js';
 import fs from 'node:fs';
 import path from 'node:path';
-import type { Catalog, ConnectionRecord, Workspace } from '../catalog/catalog.js';
+import { type Catalog, type ConnectionRecord, newNamedRecord, type Workspace } from '../catalog/catalog.js';
 import { cleanMessage, EngineError, type Engine } from '../engine/engine.js';
 import { badRequest, conflict, forbidden, notFound, PipitError, unauthorized } from '../basics/errors.js';
 import { checkNameLength } from '../schema/names.js';
 import { newResourceId } from '../basics/ids.js';
 import { deleteObject } from './s3-delete.js';
 import { checkRelativePath, parseBucketUri, parseLocalPath } from './sink-template.js';
-import { nowIso, tbTime } from '../basics/time.js';
+import { tbTime } from '../basics/time.js';
 
 export const SERVICES = ['s3', 's3_iamrole', 'gcs_hmac', 'local'] as const;
 export type ConnectionKind = (typeof SERVICES)[number];
@@ -184,16 +184,10 @@ export class ConnectionService {
       settings.directory = dir;
       this.localDir(dir);
     }
-    const now = nowIso();
     const record: ConnectionRecord = {
-      id,
-      version: 1,
-      workspaceId: ws.id,
-      name,
+      ...newNamedRecord(ws, name, id),
       service,
       settings,
-      createdAt: now,
-      updatedAt: now,
       secret: secret ? this.encrypt(JSON.stringify(secret), `${ws.id}/${id}`) : null,
     };
     const bucket = pick('bucket', 's3_bucket', 'gcs_bucket');

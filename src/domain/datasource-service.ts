@@ -5,7 +5,7 @@
  */
 import { NO_OPS_LOG, type OpsLog } from '../observability/observability.js';
 import { checkTtlKeepsNewRows } from './ttl-check.js';
-import { type Catalog, type DatasourceRecord, UniqueViolation, type Workspace } from '../catalog/catalog.js';
+import { type Catalog, type DatasourceRecord, newNamedRecord, UniqueViolation, type Workspace } from '../catalog/catalog.js';
 import type { Engine } from '../engine/engine.js';
 import { EngineError } from '../engine/engine.js';
 import { ident, name, sql } from '../engine/sql.js';
@@ -23,7 +23,7 @@ import { isJsonSchema, validateResourceName } from '../schema/index.js';
 import type { Column, EngineSpec, IndexSpec } from '../basics/types.js';
 import { isDiskFull } from '../basics/disk.js';
 import { badRequest, conflict, notFound } from '../basics/errors.js';
-import { canonicalId, newResourceId } from '../basics/ids.js';
+import { byNameOrId } from '../basics/ids.js';
 import { nowIso } from '../basics/time.js';
 import { Journal } from './journal.js';
 import { WorkspaceCache } from '../catalog/workspace-cache.js';
@@ -95,11 +95,7 @@ export class DatasourceService {
 
   /** By name or id (also decorated ids); null when absent. */
   async find(ws: Workspace, nameOrId: string): Promise<DatasourceRecord | null> {
-    const m = await this.byId(ws);
-    const id = canonicalId(nameOrId);
-    if (id && m.has(id)) return m.get(id)!;
-    for (const d of m.values()) if (d.name === nameOrId) return d;
-    return null;
+    return byNameOrId(await this.byId(ws), nameOrId);
   }
 
   async get(ws: Workspace, nameOrId: string): Promise<DatasourceRecord> {
@@ -184,20 +180,14 @@ export class DatasourceService {
     if (spec.columns.length === 0) throw badRequest('The schema must have at least one column');
     if (spec.engine.params.ttl) await checkTtlKeepsNewRows(this.engine, spec.columns, spec.engine.params.ttl);
     const started = performance.now();
-    const now = nowIso();
     const ds: DatasourceRecord = {
-      id: newResourceId(),
-      version: 1,
-      workspaceId: ws.id,
-      name: spec.name,
+      ...newNamedRecord(ws, spec.name),
       description: spec.description,
       columns: spec.columns,
       engine: spec.engine,
       indexes: spec.indexes,
       format: isJsonSchema(spec.columns) ? 'ndjson' : 'csv',
       headers: {},
-      createdAt: now,
-      updatedAt: now,
     };
     await this.ensureDatabase(ws);
     await this.applyDdl(createAllSql(ds, ws.database), dropAllSql(ds, ws.database));

@@ -3,11 +3,20 @@
  * node names are unique within a pipe), node operations and publishing. The SQL of a node is
  * checked by the caller (src/sql, which also yields its dependencies) before it is saved here.
  */
-import { type Catalog, type NodeRecord, type NodeType, type PipeRecord, type StandardNode, UniqueViolation, type Workspace } from '../catalog/catalog.js';
+import {
+  type Catalog,
+  type NodeRecord,
+  type NodeType,
+  type PipeRecord,
+  newNamedRecord,
+  type StandardNode,
+  UniqueViolation,
+  type Workspace,
+} from '../catalog/catalog.js';
 import { retype } from '../catalog/records.js';
 import type { DatasourceService } from './datasource-service.js';
 import { badRequest, conflict, forbidden, notFound } from '../basics/errors.js';
-import { canonicalId, newResourceId } from '../basics/ids.js';
+import { byNameOrId, newResourceId } from '../basics/ids.js';
 import { validateResourceName } from '../schema/index.js';
 import { nowIso } from '../basics/time.js';
 import { WorkspaceCache } from '../catalog/workspace-cache.js';
@@ -55,11 +64,7 @@ export class PipeService {
 
   /** By name or id (also decorated ids); null when absent. */
   async find(ws: Workspace, nameOrId: string): Promise<PipeRecord | null> {
-    const m = await this.byId(ws);
-    const id = canonicalId(nameOrId);
-    if (id && m.has(id)) return m.get(id)!;
-    for (const p of m.values()) if (p.name === nameOrId) return p;
-    return null;
+    return byNameOrId(await this.byId(ws), nameOrId);
   }
 
   async get(ws: Workspace, nameOrId: string): Promise<PipeRecord> {
@@ -110,20 +115,7 @@ export class PipeService {
     await this.checkNewName(ws, name);
     const endpoints = nodes.filter((n) => n.nodeType === 'endpoint');
     if (endpoints.length > 1) throw badRequest('A pipe can only have one endpoint node');
-    const now = nowIso();
-    const pipe: PipeRecord = {
-      id: newResourceId(),
-      version: 1,
-      workspaceId: ws.id,
-      name,
-      description,
-      endpoint: endpoints[0]?.id ?? null,
-      parent,
-      nodes,
-      createdAt: now,
-      updatedAt: now,
-      data: {},
-    };
+    const pipe: PipeRecord = { ...newNamedRecord(ws, name), description, endpoint: endpoints[0]?.id ?? null, parent, nodes, data: {} };
     try {
       await this.catalog.insertPipe(pipe);
     } catch (err) {

@@ -3,11 +3,10 @@
  * rest with AES-256-GCM under a key never kept in the catalog (see keys.ts), are never
  * returned by any route, and reach the engine only as bound query parameters.
  */
-import { type Catalog, type VariableRecord, type Workspace, UniqueViolation } from '../catalog/catalog.js';
+import { type Catalog, type VariableRecord, type Workspace, newNamedRecord, UniqueViolation } from '../catalog/catalog.js';
 import { badRequest, notFound } from '../basics/errors.js';
 import { checkNameLength } from '../schema/names.js';
 import { SecretBox } from './secret-box.js';
-import { newResourceId } from '../basics/ids.js';
 import { nowIso } from '../basics/time.js';
 import { WorkspaceCache } from '../catalog/workspace-cache.js';
 
@@ -78,18 +77,7 @@ export class VariableService {
     const m = await this.load(ws);
     if (m.has(name)) throw badRequest(`Variable "${name}" already exists`);
     if (m.size >= MAX_VARIABLES) throw badRequest(`Maximum number of variables reached (${MAX_VARIABLES})`);
-    const now = nowIso();
-    const record: VariableRecord = {
-      id: newResourceId(),
-      version: 1,
-      workspaceId: ws.id,
-      name,
-      type: 'secret',
-      value: this.encrypt(v, `${ws.id}/${name}`),
-      createdAt: now,
-      updatedAt: now,
-      editedBy,
-    };
+    const record: VariableRecord = { ...newNamedRecord(ws, name), type: 'secret', value: this.encrypt(v, `${ws.id}/${name}`), editedBy };
     try {
       await this.catalog.insertVariable(record);
     } catch (err) {

@@ -542,8 +542,10 @@ export class EmbeddedEngine implements Engine {
           ? await session.queryBindAsync(text, opts.params!, { format: opts.format, signal: ac.signal })
           : await session.queryAsync(text, { format: opts.format, signal: ac.signal });
         stats = { elapsed: r.elapsed, rowsRead: r.rowsRead, bytesRead: r.bytesRead };
-        const chunks = [{ raw: () => r.bytes() }];
-        it = chunks[Symbol.iterator]() as unknown as AsyncIterator<{ raw(): Uint8Array }>;
+        const whole = { raw: () => r.bytes() };
+        it = (async function* () {
+          yield whole;
+        })();
         first = await it.next();
       } else {
         const stream = hasParams

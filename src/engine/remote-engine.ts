@@ -286,8 +286,10 @@ export class RemoteEngine implements Engine {
         for (let c = await it.next(); !c.done; c = await it.next()) chunks.push(c.value);
         const s = summaryOf(r.response_headers);
         stats = s;
-        const all = [Buffer.concat(chunks)];
-        it = all[Symbol.iterator]() as unknown as AsyncIterator<Buffer>;
+        const all = Buffer.concat(chunks);
+        it = (async function* () {
+          yield all;
+        })();
       }
       first = await it.next();
     } catch (err) {

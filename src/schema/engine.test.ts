@@ -12,21 +12,14 @@ import {
   parseSettings,
 } from './engine.js';
 import { SchemaError } from './errors.js';
+import { schemaError } from './test-helpers.js';
 import { parseSchema } from './schema.js';
 
 const columns: Column[] = parseSchema('a String, b Int32, ts DateTime, ver UInt64, is_deleted UInt8, sign Int8, v UInt32, x UInt32, c Int64');
 
 const clause = (engine: string | undefined, args: Record<string, string>) => engineClause(parseEngineParams(engine, args), columns);
 
-const err = (fn: () => unknown) => {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(SchemaError);
-    return (e as Error).message;
-  }
-  throw new Error('expected a SchemaError');
-};
+const err = (fn: () => unknown) => schemaError(fn);
 
 describe('parseEngineParams', () => {
   it('defaults to MergeTree and strips the engine_ prefix', () => {

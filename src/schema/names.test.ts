@@ -1,16 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { SchemaError } from './errors.js';
+import { schemaError } from './test-helpers.js';
 import { isReservedName, isValidColumnName, isValidResourceName, normalizeName, RESERVED_NAMES, validateResourceName } from './names.js';
 
-const err = (name: string, kind?: string) => {
-  try {
-    validateResourceName(name, kind);
-  } catch (e) {
-    expect(e).toBeInstanceOf(SchemaError);
-    return (e as Error).message;
-  }
-  throw new Error(`expected ${name} to be rejected`);
-};
+const err = (name: string, kind?: string) => schemaError(() => validateResourceName(name, kind), `${name} to be rejected`);
 
 describe('validateResourceName', () => {
   it('accepts identifiers', () => {

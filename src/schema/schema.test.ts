@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { Column } from '../basics/types.js';
-import { SchemaError } from './errors.js';
+import { schemaError } from './test-helpers.js';
 import { columnToJson, isJsonSchema, parseSchema, parseSchemaWithIndexes, printSchema, validateJsonPath } from './schema.js';
 
 const col = (name: string, type: string, extra: Partial<Column> = {}): Column => ({
@@ -13,15 +13,7 @@ const col = (name: string, type: string, extra: Partial<Column> = {}): Column =>
   ...extra,
 });
 
-const err = (text: string) => {
-  try {
-    parseSchema(text);
-  } catch (e) {
-    expect(e).toBeInstanceOf(SchemaError);
-    return (e as Error).message;
-  }
-  throw new Error(`expected schema to be rejected: ${text}`);
-};
+const err = (text: string) => schemaError(() => parseSchema(text), `schema to be rejected: ${text}`);
 
 describe('parseSchema', () => {
   it('parses plain columns', () => {

@@ -1,16 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { SchemaError } from './errors.js';
+import { schemaError } from './test-helpers.js';
 import { baseTypeName, isKnownType, isNullable, normalizeType, parseType, printType, unwrapNullable } from './types.js';
 
-const err = (text: string) => {
-  try {
-    parseType(text);
-  } catch (e) {
-    expect(e).toBeInstanceOf(SchemaError);
-    return (e as Error).message;
-  }
-  throw new Error(`expected ${text} to be rejected`);
-};
+const err = (text: string) => schemaError(() => parseType(text), `${text} to be rejected`);
 
 describe('parseType: AST', () => {
   it('parses simple and wrapped types', () => {

@@ -86,23 +86,17 @@ describe('holes found by the security suite', () => {
     expectRefused('SELECT * FROM events SAMPLE 1/2 OFFSET 1/2, nowhere', 'not_found', /Resource 'nowhere' not found/);
   });
 
-  it('refuses in(x, table) written as a function', () => {
-    for (const q of [
-      'SELECT in(1, latedb.secret)',
-      'SELECT number FROM numbers(3) WHERE in(number, latedb.secret)',
-      'SELECT 1 WHERE NOT in(1, latedb.secret)',
-      'SELECT [in(1, latedb.secret)]',
-    ]) {
-      expectRefused(q, 'forbidden', /disabled functions: 'in'/);
-    }
-    for (const q of [
-      'SELECT globalIn(1, latedb.secret)',
-      'SELECT notIn(1, latedb.secret)',
-      'SELECT nullIn(1, latedb.secret)',
-      'SELECT globalNotIn(1, latedb.secret)',
-    ]) {
-      expectRefused(q, 'forbidden', /disabled functions: '\w+In'/);
-    }
+  it.each([
+    ['SELECT in(1, latedb.secret)', 'in'],
+    ['SELECT number FROM numbers(3) WHERE in(number, latedb.secret)', 'in'],
+    ['SELECT 1 WHERE NOT in(1, latedb.secret)', 'in'],
+    ['SELECT [in(1, latedb.secret)]', 'in'],
+    ['SELECT globalIn(1, latedb.secret)', 'globalIn'],
+    ['SELECT notIn(1, latedb.secret)', 'notIn'],
+    ['SELECT nullIn(1, latedb.secret)', 'nullIn'],
+    ['SELECT globalNotIn(1, latedb.secret)', 'globalNotIn'],
+  ])('refuses in(x, table) written as a function: %s', (q, fn) => {
+    expectRefused(q, 'forbidden', new RegExp(`disabled functions: '${fn}'`));
   });
 
   it('refuses denied functions passed by name to APPLY and to higher-order functions', () => {

@@ -103,3 +103,22 @@ export function childNodes(n: AnyNode): AnyNode[] {
       return [n.value];
   }
 }
+
+/** The expressions of a control statement, in the order of its AST fields (as ast.iter_child_nodes). */
+export function stmtChildNodes(s: Stmt): Node[] {
+  switch (s.k) {
+    case 'If':
+    case 'While':
+      return [s.test];
+    case 'For':
+      return [s.target, s.iter];
+    case 'Except':
+      return s.type ? [s.type] : [];
+    case 'Assign':
+      return [...s.targets, s.value];
+    case 'AugAssign':
+      return [s.target, s.value];
+    case 'Expr':
+      return [s.value];
+  }
+}

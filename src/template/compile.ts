@@ -3,7 +3,7 @@
  * and computes what Tinybird derives from the generated Python: the template variables (names the
  * code reads, with the line they appear on) and the function-local names (assigned anywhere).
  */
-import { type AnyNode, childNodes, type Node, type Stmt } from './ast.js';
+import { type AnyNode, childNodes, stmtChildNodes, type Node, type Stmt } from './ast.js';
 import { ParseFailure, PY_EXCEPTIONS } from './errors.js';
 import { parseStatement, PySyntaxError } from './parser.js';
 import { filterWhitespace, type Chunk } from './tornado.js';
@@ -300,31 +300,11 @@ export function targetNames(t: Node): string[] {
 
 export function stmtNames(s: Stmt): string[] {
   const out: string[] = [];
-  switch (s.k) {
-    case 'If':
-    case 'While':
-      codeNames(s.test, out);
-      break;
-    case 'For':
-      codeNames(s.iter, out);
-      codeNames(s.target, out);
-      break;
-    case 'Except':
-      if (s.type) codeNames(s.type, out);
-      if (s.name && !out.includes(s.name)) out.push(s.name);
-      break;
-    case 'Assign':
-      codeNames(s.value, out);
-      s.targets.forEach((t) => codeNames(t, out));
-      break;
-    case 'AugAssign':
-      codeNames(s.target, out);
-      codeNames(s.value, out);
-      break;
-    case 'Expr':
-      codeNames(s.value, out);
-      break;
-  }
+  const parts = stmtChildNodes(s);
+  // Python compiles what a for loop or an assignment stores before the targets it stores it in.
+  if (s.k === 'For' || s.k === 'Assign') parts.unshift(parts.pop()!);
+  for (const e of parts) codeNames(e, out);
+  if (s.k === 'Except' && s.name && !out.includes(s.name)) out.push(s.name);
   return out;
 }
 

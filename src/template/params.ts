@@ -4,7 +4,7 @@
  * entries of one expression overwriting earlier ones in place) so `params` come out in the same
  * order and with the same fields.
  */
-import { childNodes, type AnyNode, type Const, type Node, type Stmt } from './ast.js';
+import { childNodes, stmtChildNodes, type AnyNode, type Const, type Node } from './ast.js';
 import { RESERVED_VARS } from './compile.js';
 import { FUNCTION_LIST, NAMESPACE_NAMES, PARAMETER_TYPES } from './functions.js';
 import { parseExpression, parseStatement } from './parser.js';
@@ -146,24 +146,6 @@ function varData(roots: { node: AnyNode; parentIsCall: boolean; parentFunc?: str
   return [...vars.entries()].map(([k, v]) => ({ name: typeof k === 'string' ? k : k === null ? null : String(k), ...v }));
 }
 
-function stmtRoots(s: Stmt): AnyNode[] {
-  switch (s.k) {
-    case 'If':
-    case 'While':
-      return [s.test];
-    case 'For':
-      return [s.target, s.iter];
-    case 'Except':
-      return s.type ? [s.type] : [];
-    case 'Assign':
-      return [...s.targets, s.value];
-    case 'AugAssign':
-      return [s.target, s.value];
-    case 'Expr':
-      return [s.value];
-  }
-}
-
 const EMBEDDED = /\{\{(.*?)\}\}/g;
 
 type Kind = 'if' | 'elif' | 'while' | 'for' | 'except' | 'set';
@@ -186,7 +168,7 @@ export function varNamesAndTypes(chunks: Chunk[], wrapped = false): Entry[] {
     if (statement.includes('{{') && statement.includes('}}')) code = code.replace(EMBEDDED, 'None');
     try {
       const s = parseStatement(k.kind, code);
-      return varData(stmtRoots(s).map((node) => ({ node, parentIsCall: false }))).filter((vd) => !skip.has(vd.name));
+      return varData(stmtChildNodes(s).map((node) => ({ node, parentIsCall: false }))).filter((vd) => !skip.has(vd.name));
     } catch {
       return [];
     }
