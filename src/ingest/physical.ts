@@ -126,12 +126,16 @@ export function createStagesSql(ds: DatasourceRecord, database: string): string[
 
   // NDJSON stage: one row per line. Only for schemas whose columns all have JSONPaths.
   if (cols.every((c) => c.jsonpath)) {
-    const { raws, plans } = jsonExtraction(cols);
+    const { raws, plans, parsed } = jsonExtraction(cols);
+    // A line is a JSON object: a value extracted from it means it parsed (an invalid line yields
+    // none), so one starting with `{` needs no second parse; JSONType decides the others.
+    const isObject = `JSONType(__line) = 'Object'`;
+    const okLine = parsed.length ? `if((${parsed.map((r) => `${r} IS NOT NULL`).join(' OR ')}) AND match(__line, '^\\\\s*\\\\{'), 1, ${isObject})` : isObject;
     emit(n.jsonStage, 'sj', '__line String', {
       plans,
       mode: 'json',
       raws,
-      okLine: `JSONType(__line) = 'Object'`,
+      okLine,
       keep: `match(__line, '^\\\\s*$') = 0`,
       lineError: `concat('invalid JSON line: ', __line)`,
     });
@@ -152,10 +156,12 @@ export function createStagesSql(ds: DatasourceRecord, database: string): string[
 }
 
 /** Stage columns extracting every column's raw text from `__line`: one JSONExtract for top-level keys, one per nested path. */
-function jsonExtraction(cols: Column[]): { raws: string[]; plans: ColumnPlan[] } {
+function jsonExtraction(cols: Column[]): { raws: string[]; plans: ColumnPlan[]; parsed: string[] } {
   const top: string[] = [];
   const raws: string[] = [];
   const plans: ColumnPlan[] = [];
+  /** The raw texts parsed out of the line (not the whole line itself). */
+  const parsed: string[] = [];
   cols.forEach((col, i) => {
     const path = parseJsonPath(col.jsonpath!);
     const keys = path.keys;
@@ -176,12 +182,13 @@ function jsonExtraction(cols: Column[]): { raws: string[]; plans: ColumnPlan[] }
     }
     raws.push(`__r${i} Nullable(String) DEFAULT ${raw}`);
     plans.push({ col, raw: `__r${i}` });
+    if (!path.whole) parsed.push(`__r${i}`);
   });
   if (top.length) {
     const tuple = `Tuple(${top.join(', ')})`;
     raws.unshift(`__top ${tuple} DEFAULT JSONExtract(__line, ${quoteString(tuple)})`);
   }
-  return { raws, plans };
+  return { raws, plans, parsed };
 }
 
 /** The stage's parsed columns: typed values `__v<i>` (also under the column's name), bad flags `__b<i>`, `__ok_line`, `__keep`, `__good`. */
