@@ -109,6 +109,12 @@ export async function recoverAfterCrash(s: RecoveryServices, log: RecoveryLog): 
     }
     if (pipit.length) log.warn({ database: ws.database, dropped: pipit.map((o) => o.name) }, 'dropped engine objects no catalog record names');
 
+    // Stages made before they parsed each line once (their views parsed it twice) are rebuilt.
+    const parsing = new Set(
+      (await s.engine.rows<{ table: string }>(sql`SELECT table FROM system.columns WHERE database = ${ws.database} AND name = '__good'`.text)).map(
+        (r) => r.table,
+      ),
+    );
     for (const ds of datasources) {
       const n = physicalNames(ws.database, ds.id);
       try {
@@ -124,7 +130,8 @@ export async function recoverAfterCrash(s: RecoveryServices, log: RecoveryLog): 
         // The stages createStagesSql makes: CSV always, NDJSON when every column has a JSONPath.
         const cols = writableColumns(ds.columns);
         const expected = !cols.length ? [] : cols.every((c) => c.jsonpath) ? STAGE_SUFFIXES : STAGE_SUFFIXES.filter((x) => x.startsWith('_sc'));
-        if (expected.some((x) => !present.has(ds.id + x))) {
+        const stale = ['_sj', '_sc'].some((x) => present.has(ds.id + x) && !parsing.has(ds.id + x));
+        if (stale || expected.some((x) => !present.has(ds.id + x))) {
           await s.datasources.rebuildStages(ws, ds);
           report.repaired.push(`${n.table} stages`);
         }

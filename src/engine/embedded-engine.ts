@@ -65,6 +65,56 @@ const CONCATENATING_FORMATS = new Set(
 );
 const HEADER_FORMAT = /^(CSV|TSV|TabSeparated|TSVRaw|TabSeparatedRaw|JSONCompactEachRow|JSONCompactStringsEachRow)(WithNames|WithNamesAndTypes)$/i;
 
+const RAW_FORMATS = new Set(['JSONEachRow', 'JSONCompactEachRow', 'CSV', 'CSVWithNames', 'TSV', 'TabSeparated', 'TSVWithNames', 'TabSeparatedWithNames']);
+type RawFormat = 'JSONEachRow' | 'JSONCompactEachRow' | 'CSV' | 'CSVWithNames' | 'TSV' | 'TabSeparated' | 'TSVWithNames' | 'TabSeparatedWithNames';
+const isRawFormat = (f: string): f is RawFormat => RAW_FORMATS.has(f);
+
+/**
+ * CSV read so that each line is one field as it is: no quoting, no trimming, a delimiter (0x01)
+ * that the line must not hold. LineAsString through chDB's raw insert, which does not take
+ * LineAsString itself.
+ */
+const LINES_AS_CSV = {
+  format_csv_delimiter: '\x01',
+  format_csv_allow_double_quotes: 0,
+  format_csv_allow_single_quotes: 0,
+  input_format_csv_trim_whitespaces: 0,
+  input_format_csv_detect_header: 0,
+} as const;
+
+/**
+ * How `data` in `format` goes through chDB's raw insert (bytes handed over as they are), or null
+ * when it must go inline in the query text. LineAsString does as CSV (LINES_AS_CSV) unless the
+ * data holds what CSV would read differently: the delimiter, a carriage return (a line end in
+ * CSV, kept in LineAsString) or a byte order mark (skipped by CSV).
+ */
+export function rawInsertFormat(format: string, data: Buffer): { format: RawFormat; settings: Record<string, string | number> } | null {
+  if (isRawFormat(format)) return { format, settings: {} };
+  if (format === 'LineAsString' && data.indexOf(1) < 0 && data.indexOf(13) < 0 && !(data[0] === 0xef && data[1] === 0xbb && data[2] === 0xbf))
+    return { format: 'CSV', settings: LINES_AS_CSV };
+  return null;
+}
+
+/**
+ * `data` without empty lines. chDB takes insert data inline after the statement (also on its raw
+ * insert path), and inline data ends at an empty line: what follows would run as SQL. The formats
+ * Pipit inserts carry no row in an empty line (JSON rows skip blank lines, the NDJSON stage
+ * ignores blank lines, TSV segments never have one), so dropping them changes nothing else.
+ */
+export function withoutEmptyLines(data: Buffer): Buffer {
+  if (data.indexOf('\n\n') < 0 && data[0] !== 10) return data;
+  const out = Buffer.allocUnsafe(data.length);
+  let n = 0;
+  let start = 0;
+  while (start < data.length) {
+    const end = data.indexOf(10, start);
+    const next = end < 0 ? data.length : end + 1;
+    if (end !== start) n += data.copy(out, n, start, next);
+    start = next;
+  }
+  return out.subarray(0, n);
+}
+
 /** How a streamed result in `format` is made one answer: `null` when it must not be streamed. */
 export function streamFraming(format: string): { headerLines: number; csv: boolean } | null {
   if (CONCATENATING_FORMATS.has(format.toLowerCase())) return { headerLines: 0, csv: false };
@@ -686,19 +736,16 @@ export class EmbeddedEngine implements Engine {
   }
 
   private async insertNow(opts: InsertOptions): Promise<void> {
+    const data = withoutEmptyLines(typeof opts.data === 'string' ? Buffer.from(opts.data) : opts.data);
+    if (data.length === 0) return;
     await this.withSession(async (s) => {
-      const rawFormats = new Set(['JSONEachRow', 'JSONCompactEachRow', 'CSV', 'CSVWithNames', 'TSV', 'TabSeparated', 'TSVWithNames', 'TabSeparatedWithNames']);
-      if (rawFormats.has(opts.format)) {
-        await s.insert({
-          table: opts.table,
-          values: opts.data,
-          format: opts.format as 'JSONEachRow',
-          columns: opts.columns,
-          settings: opts.settings,
-        });
+      const raw = rawInsertFormat(opts.format, data);
+      if (raw) {
+        // chDB's raw insert: the bytes go to the engine as they are (no string round trip).
+        await s.insert({ table: opts.table, values: data, format: raw.format, columns: opts.columns, settings: { ...opts.settings, ...raw.settings } });
         return;
       }
-      // Formats chDB's raw insert does not take (e.g. LineAsString) go inline after the query.
+      // Formats chDB's raw insert does not take go inline after the query.
       const cols = opts.columns ? ` (${opts.columns.join(', ')})` : '';
       const settings =
         opts.settings && Object.keys(opts.settings).length
@@ -707,8 +754,7 @@ export class EmbeddedEngine implements Engine {
               .map(([k, v]) => `${k}=${typeof v === 'string' ? `'${v.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'` : Number(v)}`)
               .join(', ')
           : '';
-      const data = typeof opts.data === 'string' ? opts.data : opts.data.toString('utf8');
-      await s.queryAsync(`INSERT INTO ${opts.table}${cols}${settings} FORMAT ${opts.format}\n${data}`);
+      await s.queryAsync(`INSERT INTO ${opts.table}${cols}${settings} FORMAT ${opts.format}\n${data.toString('utf8')}`);
     }, 'insert');
   }
 

@@ -7,6 +7,7 @@ import type { DatasourceRecord } from '../catalog/catalog.js';
 import type { Column } from '../basics/types.js';
 import { engineClause, indexClause, isMergeTreeFamily } from '../schema/index.js';
 import { ident, name, type Sql, sql, trusted } from '../engine/sql.js';
+import { quoteString } from '../engine/engine.js';
 import { convert, emptyValue, unwrap } from './convert.js';
 import { parseJsonPath } from './jsonpath.js';
 
@@ -82,57 +83,85 @@ export function dropAllSql(ds: DatasourceRecord, database: string): string[] {
   return [...dropStagesSql(ds, database), sql`DROP TABLE IF EXISTS ${name(n.table)} SYNC`.text, sql`DROP TABLE IF EXISTS ${name(n.quarantine)} SYNC`.text];
 }
 
-/** Per column: the raw text expression, and how to finish it into the typed value and its error. */
+/** Per column: the stage column holding its raw text (`__r<i>`, NULL when missing). */
 interface ColumnPlan {
   col: Column;
   raw: string;
 }
 
+/** How one stage's rows are read: where the raw texts come from and what makes a whole line bad. */
+interface StagePlan {
+  plans: ColumnPlan[];
+  mode: 'json' | 'csv';
+  /** Stage columns (DEFAULT expressions) computing `__r<i>` from what is inserted. */
+  raws: string[];
+  /** True when the line itself could be read (a JSON object, a well-formed CSV record). */
+  okLine: string;
+  /** False for lines that are skipped altogether (blank NDJSON lines). */
+  keep: string;
+  /** The quarantine message of a line that could not be read. */
+  lineError: string;
+}
+
+/**
+ * The ingest stages. Each is a Null table whose DEFAULT columns parse every inserted line once
+ * (computed on insert, before the views see the block): raw texts `__r<i>`, typed values `__v<i>`,
+ * bad flags `__b<i>` and `__good`. Two views then only filter and copy: `_ok` into the table,
+ * `_bad` into quarantine (building the error columns for its few rows). Materialized views each
+ * run their own SELECT over the inserted block, so a parse in the views would run twice.
+ */
 export function createStagesSql(ds: DatasourceRecord, database: string): string[] {
   const n = physicalNames(database, ds.id);
   const q = (t: string) => sql`${ident(database)}.${ident(t)}`;
   const cols = writableColumns(ds.columns);
   const out: string[] = [];
+  if (cols.length === 0) return out;
   const importId = `__import_id String DEFAULT getSetting('log_comment')`;
+  const emit = (stage: string, suffix: 'sj' | 'sc', inserted: string, plan: StagePlan) => {
+    const defs = [inserted, importId, ...plan.raws, ...parsedColumns(plan)];
+    out.push(sql`CREATE TABLE ${name(stage)} (${defs.map(trusted)}) ENGINE = Null`.text);
+    out.push(goodView(q(`${ds.id}_${suffix}_ok`), n.table, stage, plan));
+    out.push(badView(q(`${ds.id}_${suffix}_bad`), n.quarantine, stage, plan));
+  };
 
   // NDJSON stage: one row per line. Only for schemas whose columns all have JSONPaths.
-  if (cols.length > 0 && cols.every((c) => c.jsonpath)) {
-    out.push(sql`CREATE TABLE ${name(n.jsonStage)} (__line String, ${trusted(importId)}) ENGINE = Null`.text);
-    const { select, plans } = jsonExtraction(cols);
-    const parsed = parsedSelect(
+  if (cols.every((c) => c.jsonpath)) {
+    const { raws, plans, parsed } = jsonExtraction(cols);
+    // A line is a JSON object: a value extracted from it means it parsed (an invalid line yields
+    // none), so one starting with `{` needs no second parse; JSONType decides the others.
+    const isObject = `JSONType(__line) = 'Object'`;
+    const okLine = parsed.length ? `if((${parsed.map((r) => `${r} IS NOT NULL`).join(' OR ')}) AND match(__line, '^\\\\s*\\\\{'), 1, ${isObject})` : isObject;
+    emit(n.jsonStage, 'sj', '__line String', {
       plans,
-      'json',
-      `${select}, JSONType(__line) = 'Object' AS __ok_line`,
-      n.jsonStage,
-      `match(__line, '^\\\\s*$') = 0`,
-      `concat('invalid JSON line: ', __line)`,
-    );
-    out.push(goodView(q(`${ds.id}_sj_ok`), n.table, plans, parsed));
-    out.push(badView(q(`${ds.id}_sj_bad`), n.quarantine, plans, parsed));
+      mode: 'json',
+      raws,
+      okLine,
+      keep: `match(__line, '^\\\\s*$') = 0`,
+      lineError: `concat('invalid JSON line: ', __line)`,
+    });
   }
 
   // CSV stage: one Nullable(String) per column, in schema order; __err set for malformed rows.
-  if (cols.length > 0) {
-    const stageCols = cols.map((_, i) => `__c${i} Nullable(String)`).join(', ');
-    out.push(sql`CREATE TABLE ${name(n.csvStage)} (${trusted(stageCols)}, __err String DEFAULT '', ${trusted(importId)}) ENGINE = Null`.text);
-    // An empty field is a missing value (NULL or the DEFAULT), except for a plain String without DEFAULT, where it is ''.
-    const plans: ColumnPlan[] = cols.map((col, i) => {
-      const u = unwrap(col.type);
-      const keepEmpty = !u.nullable && u.inner === 'String' && !/^DEFAULT\s/i.test(col.defaultValue ?? '');
-      return { col, raw: keepEmpty ? `__c${i}` : `nullIf(__c${i}, '')` };
-    });
-    const parsed = parsedSelect(plans, 'csv', `__err = '' AS __ok_line`, n.csvStage, '1', `__err`);
-    out.push(goodView(q(`${ds.id}_sc_ok`), n.table, plans, parsed));
-    out.push(badView(q(`${ds.id}_sc_bad`), n.quarantine, plans, parsed));
-  }
+  // An empty field is a missing value (NULL or the DEFAULT), except for a plain String without DEFAULT, where it is ''.
+  const raws: string[] = [];
+  const plans: ColumnPlan[] = cols.map((col, i) => {
+    const u = unwrap(col.type);
+    const keepEmpty = !u.nullable && u.inner === 'String' && !/^DEFAULT\s/i.test(col.defaultValue ?? '');
+    raws.push(`__r${i} Nullable(String) DEFAULT ${keepEmpty ? `__c${i}` : `nullIf(__c${i}, '')`}`);
+    return { col, raw: `__r${i}` };
+  });
+  const inserted = `${cols.map((_, i) => `__c${i} Nullable(String)`).join(', ')}, __err String DEFAULT ''`;
+  emit(n.csvStage, 'sc', inserted, { plans, mode: 'csv', raws, okLine: `__err = ''`, keep: '1', lineError: '__err' });
   return out;
 }
 
-/** Extraction of every column's raw text from `__line`: one JSONExtract for top-level keys, one per nested path. */
-function jsonExtraction(cols: Column[]): { select: string; plans: ColumnPlan[] } {
+/** Stage columns extracting every column's raw text from `__line`: one JSONExtract for top-level keys, one per nested path. */
+function jsonExtraction(cols: Column[]): { raws: string[]; plans: ColumnPlan[]; parsed: string[] } {
   const top: string[] = [];
-  const exprs: string[] = [];
+  const raws: string[] = [];
   const plans: ColumnPlan[] = [];
+  /** The raw texts parsed out of the line (not the whole line itself). */
+  const parsed: string[] = [];
   cols.forEach((col, i) => {
     const path = parseJsonPath(col.jsonpath!);
     const keys = path.keys;
@@ -151,28 +180,56 @@ function jsonExtraction(cols: Column[]): { select: string; plans: ColumnPlan[] }
             .text;
       }
     }
-    exprs.push(`${raw} AS __r${i}`);
+    raws.push(`__r${i} Nullable(String) DEFAULT ${raw}`);
     plans.push({ col, raw: `__r${i}` });
+    if (!path.whole) parsed.push(`__r${i}`);
   });
-  const topExpr = top.length ? `JSONExtract(__line, 'Tuple(${top.join(', ').replace(/'/g, "\\'")})') AS __top, ` : '';
-  return { select: topExpr + exprs.join(', '), plans };
+  if (top.length) {
+    const tuple = `Tuple(${top.join(', ')})`;
+    raws.unshift(`__top ${tuple} DEFAULT JSONExtract(__line, ${quoteString(tuple)})`);
+  }
+  return { raws, plans, parsed };
 }
 
-/** The shared inner SELECT: typed values `__v<i>`, bad flags, error columns and messages. */
-function parsedSelect(plans: ColumnPlan[], mode: 'json' | 'csv', extract: string, stage: string, where: string, lineError: string): string {
-  const parts: string[] = [extract];
-  const errCols: string[] = [];
-  const errMsgs: string[] = [];
+/** The stage's parsed columns: typed values `__v<i>` (also under the column's name), bad flags `__b<i>`, `__ok_line`, `__keep`, `__good`. */
+function parsedColumns({ plans, mode, okLine, keep }: StagePlan): string[] {
+  const defs: string[] = [];
   plans.forEach(({ col, raw }, i) => {
-    const { nullable, inner } = unwrap(col.type);
+    const { nullable } = unwrap(col.type);
     const def = col.defaultValue && /^DEFAULT\s/i.test(col.defaultValue) ? col.defaultValue.replace(/^DEFAULT\s+/i, '') : null;
     const empty = emptyValue(col.type);
     const missing = def ?? (nullable ? 'NULL' : empty);
     const conv = convert(raw, col.type, mode);
-    parts.push(`${conv.value} AS __t${i}`);
-    parts.push(`if(${raw} IS NULL, ${missing ?? `__t${i}`}, __t${i}) AS __v${i}`);
-    const bad = `if(${raw} IS NULL, ${missing === null ? '1' : '0'}, ${conv.invalid(`__t${i}`)})`;
-    parts.push(`${bad} AS __b${i}`);
+    defs.push(`__t${i} DEFAULT ${conv.value}`);
+    defs.push(`__v${i} DEFAULT if(${raw} IS NULL, ${missing ?? `__t${i}`}, __t${i})`);
+    defs.push(`__b${i} UInt8 DEFAULT if(${raw} IS NULL, ${missing === null ? '1' : '0'}, ${conv.invalid(`__t${i}`)})`);
+  });
+  // Every typed value also under its column name, so a DEFAULT that refers to other columns
+  // (`day Date DEFAULT toDate(ts)`) computes from their typed values, not the raw text.
+  plans.forEach(({ col }, i) => {
+    if (!col.name.startsWith('__')) defs.push(sql`${ident(col.name)} DEFAULT ${trusted(`__v${i}`)}`.text);
+  });
+  defs.push(`__ok_line UInt8 DEFAULT ${okLine}`);
+  defs.push(`__keep UInt8 DEFAULT ${keep}`);
+  defs.push(`__good UInt8 DEFAULT __ok_line AND NOT (${plans.map((_, i) => `__b${i}`).join(' OR ')})`);
+  return defs;
+}
+
+function goodView(view: Sql, table: string, stage: string, { plans }: StagePlan): string {
+  const cols = plans.map(({ col }, i) => {
+    const v = trusted(unwrap(col.type).nullable ? `__v${i}` : `assumeNotNull(__v${i})`);
+    return sql`CAST(${v}, ${col.type}) AS ${ident(col.name)}`;
+  });
+  return sql`CREATE MATERIALIZED VIEW ${view} TO ${name(table)} AS SELECT ${cols} FROM ${name(stage)} WHERE __keep AND __good`.text;
+}
+
+/** The quarantine view: raw texts, the columns whose values did not fit and why (built for bad rows only). */
+function badView(view: Sql, quarantine: string, stage: string, { plans, lineError }: StagePlan): string {
+  const cols = plans.map(({ col, raw }) => sql`${trusted(raw)} AS ${ident(col.name)}`);
+  const errCols: string[] = [];
+  const errMsgs: string[] = [];
+  plans.forEach(({ col, raw }, i) => {
+    const { inner } = unwrap(col.type);
     errCols.push(sql`if(__b${i}, ${col.name}, '')`.text);
     const missingMessage = sql`${`value is missing on column '${col.name}', which is not Nullable and has no DEFAULT`}`;
     errMsgs.push(
@@ -180,26 +237,9 @@ function parsedSelect(plans: ColumnPlan[], mode: 'json' | 'csv', extract: string
         `concat('value ''', ${raw}, ''' on column ''${col.name.replace(/'/g, "''")}'' is not ${inner.replace(/'/g, "''")}')), '')`,
     );
   });
-  // Every typed value also under its column name, so a DEFAULT that refers to other columns
-  // (`day Date DEFAULT toDate(ts)`) computes from their typed values, not the raw text.
-  plans.forEach(({ col }, i) => parts.push(sql`${trusted(`__v${i}`)} AS ${ident(col.name)}`.text));
-  parts.push(`arrayFilter(_s -> _s != '', [${errCols.join(', ')}]) AS __errcols`);
-  parts.push(`arrayFilter(_s -> _s != '', [${errMsgs.join(', ')}]) AS __errs`);
-  parts.push(`${lineError} AS __line_error`);
-  return `SELECT *, ${parts.join(', ')} FROM ${stage} WHERE ${where}`;
-}
-
-function goodView(view: Sql, table: string, plans: ColumnPlan[], parsed: string): string {
-  const cols = plans.map(({ col }, i) => {
-    const v = trusted(unwrap(col.type).nullable ? `__v${i}` : `assumeNotNull(__v${i})`);
-    return sql`CAST(${v}, ${col.type}) AS ${ident(col.name)}`;
-  });
-  return sql`CREATE MATERIALIZED VIEW ${view} TO ${name(table)} AS SELECT ${cols} FROM (${trusted(parsed)}) WHERE __ok_line AND empty(__errcols)`.text;
-}
-
-function badView(view: Sql, quarantine: string, plans: ColumnPlan[], parsed: string): string {
-  const cols = plans.map(({ col, raw }) => sql`${trusted(raw)} AS ${ident(col.name)}`);
-  return sql`CREATE MATERIALIZED VIEW ${view} TO ${name(quarantine)} AS SELECT ${cols}, if(__ok_line, __errcols, []) AS c__error_column, if(__ok_line, __errs, [__line_error]) AS c__error, __import_id AS c__import_id FROM (${trusted(parsed)}) WHERE NOT __ok_line OR notEmpty(__errcols)`
+  const errcols = trusted(`arrayFilter(_s -> _s != '', [${errCols.join(', ')}])`);
+  const errs = trusted(`arrayFilter(_s -> _s != '', [${errMsgs.join(', ')}])`);
+  return sql`CREATE MATERIALIZED VIEW ${view} TO ${name(quarantine)} AS SELECT ${cols}, if(__ok_line, ${errcols}, []) AS c__error_column, if(__ok_line, ${errs}, [${trusted(lineError)}]) AS c__error, __import_id AS c__import_id FROM ${name(stage)} WHERE __keep AND NOT __good`
     .text;
 }
 

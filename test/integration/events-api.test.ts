@@ -130,6 +130,26 @@ describe('success', () => {
     expect(await counts('ev')).toEqual({ table: before.table + 12000, quarantine: before.quarantine + 6 });
   });
 
+  it('a large body goes in line by line as sent: a blank line ends nothing (what follows is rows, never SQL); spaces, tabs, CR and control bytes stay', async () => {
+    const t = await tableOf(s, 'ev');
+    const injected = 'CREATE TABLE default.injected_by_body (x Int8) ENGINE = Memory';
+    const odd = ['  not json\t', injected, 'x\u0001y'];
+    for (const eol of ['\n', '\r\n']) {
+      const before = await counts('ev');
+      const lines = [...rows(4000, 0, 0, 300).trimEnd().split('\n'), '', '', injected, '', '   ', '  not json\t', 'x\u0001y', ...rows(2).trimEnd().split('\n')];
+      const r = await s.req('POST', '/v0/events?name=ev&wait=true', { body: lines.join(eol) + eol });
+      const requestId = r.headers.get('x-request-id')!;
+      await expectJson(r, 200, { successful_rows: 4002, quarantined_rows: 3 });
+      expect(await counts('ev')).toEqual({ table: before.table + 4002, quarantine: before.quarantine + 3 });
+      const q = await engineRows<{ e: string }>(s, `SELECT c__error[1] AS e FROM ${t.quarantine} WHERE c__import_id = '${requestId}' ORDER BY e`);
+      expect(q.map((x) => x.e)).toEqual(odd.map((l) => `invalid JSON line: ${l}${eol === '\r\n' ? '\r' : ''}`).sort());
+    }
+    // Without a CR or a control byte (the body goes to the engine as it is).
+    const r = await s.req('POST', '/v0/events?name=ev&wait=true', { body: `${rows(4000, 0, 0, 300)}\n\n${injected}\n\n${rows(1)}` });
+    await expectJson(r, 200, { successful_rows: 4001, quarantined_rows: 1 });
+    expect(await engineRows(s, "SELECT name FROM system.tables WHERE name = 'injected_by_body'")).toEqual([]);
+  });
+
   it('creates the data source from the rows when it does not exist and the token may create', async () => {
     const r = await s.req('POST', '/v0/events?name=auto_ev&wait=true', { body: '{"a": 1, "b": "x"}\n{"a": 2, "b": "y"}\n' });
     await expectJson(r, 200, { successful_rows: 2, quarantined_rows: 0 });

@@ -62,6 +62,18 @@ it('rolls an interrupted alter forward, undoes an interrupted append, sweeps orp
   await engine.exec(`CREATE TABLE ${db}.keep_me (x UInt8) ENGINE = Memory`);
   // And a data source lost its ingest stages between a drop and a create.
   await engine.exec(`DROP VIEW ${db}.${alt.id}_sc_ok`);
+  // Another has every stage object, made before the stages parsed each line once (views parsing `__c0` themselves).
+  for (const v of ['_sc_ok', '_sc_bad']) await engine.exec(`DROP VIEW ${db}.${tgt.id}${v}`);
+  await engine.exec(`DROP TABLE ${db}.${tgt.id}_sc`);
+  await engine.exec(
+    `CREATE TABLE ${db}.${tgt.id}_sc (__c0 Nullable(String), __err String DEFAULT '', __import_id String DEFAULT getSetting('log_comment')) ENGINE = Null`,
+  );
+  await engine.exec(
+    `CREATE MATERIALIZED VIEW ${db}.${tgt.id}_sc_ok TO ${db}.${tgt.id} AS SELECT toUInt64(__c0) AS id FROM ${db}.${tgt.id}_sc WHERE __err = ''`,
+  );
+  await engine.exec(
+    `CREATE MATERIALIZED VIEW ${db}.${tgt.id}_sc_bad TO ${db}.${tgt.id}_quarantine AS SELECT __c0 AS id, CAST([], 'Array(String)') AS c__error_column, [__err] AS c__error, __import_id AS c__import_id FROM ${db}.${tgt.id}_sc WHERE __err != ''`,
+  );
 
   await s.app.close();
   app = await createApp(loadConfig({}, { dataDir: s.dataDir, port: 0, host: '127.0.0.1', logLevel: 'silent', engineSessions: 2 }));
@@ -73,6 +85,11 @@ it('rolls an interrupted alter forward, undoes an interrupted append, sweeps orp
   expect(rows.map((r) => Number(r.id))).toEqual([1, 2]);
   const t = await app.services.engine.rows<{ c: string }>(`SELECT count() AS c FROM ${db}.${tgt.id}`);
   expect(Number(t[0].c)).toBe(0);
+  // The old stage was rebuilt as one that parses once.
+  const stageCols = await app.services.engine.rows<{ name: string }>(
+    `SELECT name FROM system.columns WHERE database = '${db}' AND table = '${tgt.id}_sc' AND name = '__good'`,
+  );
+  expect(stageCols).toEqual([{ name: '__good' }]);
   // The ingest of the altered data source works with the new column (its stages were rebuilt).
   await app.http.listen({ port: 0, host: '127.0.0.1' });
   const addr = app.http.server.address();
