@@ -509,21 +509,26 @@ export class EmbeddedEngine implements Engine {
     const ac = new AbortController();
     let finished = false;
     let dirty = false;
+    let killing: NodeJS.Timeout | undefined;
     const finish = () => {
       if (finished) return;
       finished = true;
+      if (killing) clearInterval(killing);
       opts.signal?.removeEventListener('abort', cancel);
       pool.release(session, dirty);
       free();
       this.done();
     };
+    const kill = () => void this.kill(opts.queryId).catch(() => undefined);
     const cancel = () => {
       if (finished) return;
       dirty = true;
       ac.abort();
-      // Between chunks the abort stops the stream; a query still computing its first chunk is
-      // killed inside the engine.
-      this.kill(opts.queryId).catch(() => undefined);
+      // Between chunks the abort stops the stream; a query still computing (a whole answer, or a
+      // stream's first chunk) is killed inside the engine, again until it has ended: it may not
+      // be in the engine's process list yet.
+      kill();
+      killing ??= setInterval(kill, 250);
     };
     if (opts.signal?.aborted) cancel();
     opts.signal?.addEventListener('abort', cancel);
@@ -537,10 +542,13 @@ export class EmbeddedEngine implements Engine {
     const framing = streamFraming(opts.format);
     try {
       if (opts.buffered || !framing) {
+        // No AbortSignal: chDB can not interrupt a whole-answer query (an abort only stops waiting
+        // for it while it runs on), and costs a listener per call. The kill by marker stops it, and
+        // the Session and slot stay held until it has really ended.
         const text = `${marker} ${body}`;
         const r = hasParams
-          ? await session.queryBindAsync(text, opts.params!, { format: opts.format, signal: ac.signal })
-          : await session.queryAsync(text, { format: opts.format, signal: ac.signal });
+          ? await session.queryBindAsync(text, opts.params!, { format: opts.format })
+          : await session.queryAsync(text, { format: opts.format });
         stats = { elapsed: r.elapsed, rowsRead: r.rowsRead, bytesRead: r.bytesRead };
         const chunks = [{ raw: () => r.bytes() }];
         it = chunks[Symbol.iterator]() as unknown as AsyncIterator<{ raw(): Uint8Array }>;
