@@ -367,7 +367,10 @@ export class QueryService {
         params: q.queryParams,
         limits: this.limits(opts.maxThreads ?? q.maxThreads, opts.formatSettings),
       });
-      return free ? freeing(r, free) : r;
+      if (r.whole === undefined) return free ? freeing(r, free) : r;
+      // Answered whole: the query has ended.
+      free?.();
+      return r;
     } catch (err) {
       free?.();
       throw translate(err, q);
@@ -386,6 +389,7 @@ export class QueryService {
   /** Runs a prepared query to completion and returns its bytes (small results: schemas, validation). */
   async collect(q: PreparedQuery, format: string, queryId: string): Promise<Buffer> {
     const r = await this.run(q, { format, queryId, buffered: true });
+    if (r.whole) return r.whole;
     const parts: Buffer[] = [];
     try {
       for await (const c of r) parts.push(c);
