@@ -21,6 +21,8 @@ import { isTemplate, render, usesSecrets, type ParamValue } from '../template/in
 import { analyzeQuery, type AnalyzedQuery, type ResolvedTable, type SqlScope } from '../sql/analyzer.js';
 import { quoteName } from '../sql/lexer.js';
 import { isServiceTable, serviceColumns, serviceTableSql } from '../observability/service-tables.js';
+import type { Catalog } from '../catalog/catalog.js';
+import { PreparedCache } from './prepared-cache.js';
 
 export interface PreparedQuery extends AnalyzedQuery {
   /** Rewrites physical names in an engine message back to the names the user wrote. */
@@ -88,6 +90,8 @@ interface Gathered {
   /** Names passed to table() in templates. */
   templateTables: string[];
   queryParams: Record<string, string>;
+  /** A template rendered the time of rendering into the SQL. */
+  timeDependent?: boolean;
 }
 
 const MAX_EXPANSION_DEPTH = 32;
@@ -110,8 +114,10 @@ export class QueryService {
   private databases = new Set<string>();
   /** Admission control in front of the engine's user-query slots. */
   readonly admission: Admission;
+  private readonly prepared: PreparedCache<PreparedQuery>;
 
   constructor(
+    catalog: Catalog,
     private readonly engine: Engine,
     private readonly datasources: DatasourceService,
     private readonly pipes: PipeService,
@@ -119,6 +125,7 @@ export class QueryService {
     /** Workspace variables (name → value) for tb_secret/tb_var (the Variables service). */
     private readonly variables: (ws: Workspace) => Promise<Record<string, string>>,
   ) {
+    this.prepared = new PreparedCache(catalog);
     const slots = planLanes(config.threadpoolSize, config.engineSessions).user;
     this.admission = new Admission({
       slots,
@@ -143,6 +150,30 @@ export class QueryService {
    */
   async prepare(auth: Auth, sql: string, ctx: QueryContext = {}): Promise<PreparedQuery> {
     const ws = auth.workspace;
+    // A populate's snapshot (sourceOverride) is prepared once; everything else may repeat.
+    const key =
+      ctx.sourceOverride === undefined
+        ? this.prepared.keyOf(auth, [
+            sql,
+            ctx.params ?? {},
+            ctx.testMode ?? false,
+            ctx.pipe ? [ctx.pipe.id, ctx.pipe.version] : null,
+            ctx.nodeLimit ?? null,
+            ctx.underscore ? [ctx.underscore.id, ctx.underscore.version] : null,
+            ctx.savedNode ?? false,
+            ctx.forView ?? false,
+          ])
+        : undefined;
+    const hit = key !== undefined ? this.prepared.get(ws.id, key) : undefined;
+    if (hit) return hit;
+    const stamp = this.prepared.stamp(ws.id);
+    const { query, timeDependent } = await this.prepareNow(auth, sql, ctx);
+    if (key !== undefined && !timeDependent) this.prepared.set(ws.id, key, stamp, query);
+    return query;
+  }
+
+  private async prepareNow(auth: Auth, sql: string, ctx: QueryContext): Promise<{ query: PreparedQuery; timeDependent: boolean }> {
+    const ws = auth.workspace;
     const [dsList, pipeList] = await Promise.all([this.datasources.list(ws), this.pipes.list(ws)]);
     const dsByName = new Map(dsList.map((d) => [d.name, d]));
     const pipeByName = new Map(pipeList.map((p) => [p.name, p]));
@@ -161,6 +192,7 @@ export class QueryService {
       if (r.cacheTtl !== undefined) gathered.cacheTtl = Math.min(gathered.cacheTtl ?? r.cacheTtl, r.cacheTtl);
       for (const w of r.warnings) if (!gathered.warnings.includes(w)) gathered.warnings.push(w);
       for (const t of r.tables) if (!gathered.templateTables.includes(t)) gathered.templateTables.push(t);
+      if (r.timeDependent) gathered.timeDependent = true;
       return r.sql;
     };
 
@@ -272,7 +304,7 @@ export class QueryService {
       if (err instanceof PipitError && err.code === 'not_found' && !auth.isAdmin) throw new PipitError('forbidden', err.message);
       throw err;
     }
-    return {
+    const query: PreparedQuery = {
       ...analyzed,
       sql: unwrapped(analyzed),
       // Engine messages may quote a bound value (`toInt32(secret)` fails with it): never shown.
@@ -300,6 +332,11 @@ export class QueryService {
           .map((t) => ({ name: t, kind: 'datasource' as const, id: '', sql: '' })),
       ],
     };
+    // Shared by every request it is served to (PreparedCache): nobody changes it.
+    Object.freeze(query.tables);
+    Object.freeze(query.warnings);
+    Object.freeze(query.queryParams);
+    return { query: Object.freeze(query), timeDependent: gathered.timeDependent === true };
   }
 
   limits(maxThreads?: number, formatSettings?: Record<string, 0 | 1>): SelectLimits {
@@ -330,7 +367,10 @@ export class QueryService {
         params: q.queryParams,
         limits: this.limits(opts.maxThreads ?? q.maxThreads, opts.formatSettings),
       });
-      return free ? freeing(r, free) : r;
+      if (r.whole === undefined) return free ? freeing(r, free) : r;
+      // Answered whole: the query has ended.
+      free?.();
+      return r;
     } catch (err) {
       free?.();
       throw translate(err, q);
@@ -349,6 +389,7 @@ export class QueryService {
   /** Runs a prepared query to completion and returns its bytes (small results: schemas, validation). */
   async collect(q: PreparedQuery, format: string, queryId: string): Promise<Buffer> {
     const r = await this.run(q, { format, queryId, buffered: true });
+    if (r.whole) return r.whole;
     const parts: Buffer[] = [];
     try {
       for await (const c of r) parts.push(c);

@@ -27,7 +27,7 @@ import {
   type SelectResult,
 } from './engine.js';
 import { EngineLanes, type SlotKind } from './lanes.js';
-import { selectResult } from './select-result.js';
+import { selectResult, wholeResult } from './select-result.js';
 import { WriteGate } from './write-gate.js';
 
 /** The comment that marks a statement so it can be found (and killed) in system.processes. */
@@ -556,54 +556,63 @@ export class EmbeddedEngine implements Engine {
     }
     this.busy++;
     const marker = markerOf(opts.queryId);
-    const ac = new AbortController();
+    const framing = streamFraming(opts.format);
+    const whole = opts.buffered || !framing;
+    // Streams only: chDB stops a stream between chunks when this aborts.
+    const ac = whole ? undefined : new AbortController();
     let finished = false;
     let dirty = false;
+    let killing: NodeJS.Timeout | undefined;
     const finish = () => {
       if (finished) return;
       finished = true;
+      if (killing) clearInterval(killing);
       opts.signal?.removeEventListener('abort', cancel);
       pool.release(session, dirty);
       free();
       this.done();
     };
+    const kill = () => void this.kill(opts.queryId).catch(() => undefined);
     const cancel = () => {
       if (finished) return;
       dirty = true;
-      ac.abort();
-      // Between chunks the abort stops the stream; a query still computing its first chunk is
-      // killed inside the engine.
-      this.kill(opts.queryId).catch(() => undefined);
+      ac?.abort();
+      // Between chunks the abort stops the stream; a query still computing (a whole answer, or a
+      // stream's first chunk) is killed inside the engine, again until it has ended: it may not
+      // be in the engine's process list yet.
+      kill();
+      killing ??= setInterval(kill, 250);
     };
-    if (opts.signal?.aborted) cancel();
+    if (opts.signal?.aborted) {
+      // Nothing started yet: the Session is clean.
+      finish();
+      throw new EngineError(394, 'QUERY_WAS_CANCELLED', 'Query was cancelled');
+    }
     opts.signal?.addEventListener('abort', cancel);
     let it: AsyncIterator<{ raw(): Uint8Array }>;
     let first: IteratorResult<{ raw(): Uint8Array }>;
-    let stats: SelectResult['stats'];
     const hasParams = !!opts.params && Object.keys(opts.params).length > 0;
     // The engine re-formats statements with bound parameters and drops comments: such a query
     // carries its marker as a condition instead, so kill() still finds it.
     const body = hasParams && !/^\s*EXPLAIN\b/i.test(sql) ? markSelect(sql, opts.queryId) : sql;
-    const framing = streamFraming(opts.format);
     try {
-      if (opts.buffered || !framing) {
+      if (!ac) {
+        // No AbortSignal: chDB can not interrupt a whole-answer query (an abort only stops waiting
+        // for it while it runs on), and costs a listener per call. The kill by marker stops it, and
+        // the Session and slot stay held until it has really ended.
         const text = `${marker} ${body}`;
         const r = hasParams
-          ? await session.queryBindAsync(text, opts.params!, { format: opts.format, signal: ac.signal })
-          : await session.queryAsync(text, { format: opts.format, signal: ac.signal });
-        stats = { elapsed: r.elapsed, rowsRead: r.rowsRead, bytesRead: r.bytesRead };
-        const whole = { raw: () => r.bytes() };
-        it = (async function* () {
-          yield whole;
-        })();
-        first = await it.next();
-      } else {
-        const stream = hasParams
-          ? session.queryStreamBind(`${marker} ${body}`, opts.params!, { format: opts.format, signal: ac.signal })
-          : session.queryStream(`${marker} ${sql}`, { format: opts.format, signal: ac.signal });
-        it = stream[Symbol.asyncIterator]();
-        first = await it.next();
+          ? await session.queryBindAsync(text, opts.params!, { format: opts.format })
+          : await session.queryAsync(text, { format: opts.format });
+        const b = r.bytes();
+        finish();
+        return wholeResult({ elapsed: r.elapsed, rowsRead: r.rowsRead, bytesRead: r.bytesRead }, Buffer.from(b.buffer, b.byteOffset, b.byteLength));
       }
+      const stream = hasParams
+        ? session.queryStreamBind(`${marker} ${body}`, opts.params!, { format: opts.format, signal: ac.signal })
+        : session.queryStream(`${marker} ${sql}`, { format: opts.format, signal: ac.signal });
+      it = stream[Symbol.asyncIterator]();
+      first = await it.next();
     } catch (err) {
       dirty = true;
       finish();
@@ -612,7 +621,7 @@ export class EmbeddedEngine implements Engine {
     // The header of the answer, from its first chunk; the same bytes begin every later chunk.
     let header: Buffer | undefined;
     return selectResult({
-      stats,
+      stats: undefined,
       it,
       first,
       bytes: (c) => {

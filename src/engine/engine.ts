@@ -81,6 +81,11 @@ export interface SelectResult extends AsyncIterable<Buffer> {
   cancel(): void;
   /** Engine statistics, known up front for buffered queries. */
   stats?: { elapsed: number; rowsRead: number; bytesRead: number };
+  /**
+   * The whole answer, when the engine ran the query whole (`buffered`): the query has ended and
+   * released what it held (iterating yields these bytes, cancelling does nothing).
+   */
+  whole?: Buffer;
 }
 
 /** Current database of user queries on every engine: always empty, so an unqualified name finds nothing. */

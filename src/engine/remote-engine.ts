@@ -30,7 +30,7 @@ import {
   type SelectResult,
 } from './engine.js';
 import { EngineLanes, type SlotKind } from './lanes.js';
-import { selectResult } from './select-result.js';
+import { selectResult, wholeResult } from './select-result.js';
 import { WriteGate } from './write-gate.js';
 
 /**
@@ -267,7 +267,6 @@ export class RemoteEngine implements Engine {
     } as ClickHouseSettings;
     let stream: Readable;
     let tag: string | undefined;
-    let stats: SelectResult['stats'];
     let it: AsyncIterator<Buffer>;
     let first: IteratorResult<Buffer>;
     try {
@@ -284,19 +283,15 @@ export class RemoteEngine implements Engine {
       if (opts.buffered) {
         const chunks: Buffer[] = [];
         for (let c = await it.next(); !c.done; c = await it.next()) chunks.push(c.value);
-        const s = summaryOf(r.response_headers);
-        stats = s;
-        const all = Buffer.concat(chunks);
-        it = (async function* () {
-          yield all;
-        })();
+        finish();
+        return wholeResult(summaryOf(r.response_headers), Buffer.concat(chunks));
       }
       first = await it.next();
     } catch (err) {
       finish();
       throw remoteError(err);
     }
-    return selectResult({ stats, it, first, bytes: (c) => c, cancel, finish, finished: () => finished, error: remoteError });
+    return selectResult({ stats: undefined, it, first, bytes: (c) => c, cancel, finish, finished: () => finished, error: remoteError });
   }
 
   private async withSlot<T>(kind: SlotKind, fn: () => Promise<T>): Promise<T> {

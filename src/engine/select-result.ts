@@ -45,3 +45,15 @@ export function selectResult<C>(p: ResultParts<C>): SelectResult {
     },
   };
 }
+
+/** A result the engine answered whole: nothing left to read, release or cancel. */
+export function wholeResult(stats: SelectResult['stats'], whole: Buffer): SelectResult {
+  return {
+    stats,
+    whole,
+    cancel() {},
+    async *[Symbol.asyncIterator]() {
+      if (whole.length > 0) yield whole;
+    },
+  };
+}

@@ -167,30 +167,25 @@ export async function sendQuery(
   };
   for (const [k, v] of Object.entries(headers)) reply.header(k, v);
 
-  if (cacheKey && prepared.cacheTtl !== undefined) {
-    const parts: Buffer[] = [];
-    try {
-      for await (const c of result) parts.push(c);
-    } catch (err) {
-      throw translate(err, prepared);
-    }
-    const body = Buffer.concat(parts);
-    services.resultCache.set(cacheKey, { expires: Date.now() + prepared.cacheTtl * 1000, body, headers });
-    return send(reply, body, gzip);
-  }
   if (buffered) {
-    // One chunk, answered as a Buffer: a Content-Length and no stream plumbing.
-    const parts: Buffer[] = [];
-    try {
-      for await (const c of result) parts.push(c);
-    } catch (err) {
-      throw translate(err, prepared);
-    }
-    const body = parts.length === 1 ? parts[0] : Buffer.concat(parts);
-    noteQuery(req, { resultRows: envelopeRows(body) });
+    // Answered as one Buffer: a Content-Length and no stream plumbing.
+    const body = result.whole ?? (await wholeOf(result, prepared));
+    if (cacheKey && prepared.cacheTtl !== undefined) services.resultCache.set(cacheKey, { expires: Date.now() + prepared.cacheTtl * 1000, body, headers });
+    else noteQuery(req, { resultRows: envelopeRows(body) });
     return send(reply, body, gzip);
   }
   return send(reply, streamOf(result, prepared, req, reply), gzip);
+}
+
+/** A result read to its end, as one Buffer. */
+async function wholeOf(result: AsyncIterable<Buffer>, prepared: PreparedQuery): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  try {
+    for await (const c of result) parts.push(c);
+  } catch (err) {
+    throw translate(err, prepared);
+  }
+  return parts.length === 1 ? parts[0] : Buffer.concat(parts);
 }
 
 /** The `"rows": N` of a JSON envelope, read from its tail (after `data`); undefined for other bodies. */

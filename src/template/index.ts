@@ -41,6 +41,8 @@ export interface RenderResult {
    * bound by the engine, never part of the SQL text.
    */
   queryParams: Record<string, string>;
+  /** The SQL holds the time of rendering (`job_timestamp` defaulted to now): rendering again gives other SQL. */
+  timeDependent?: true;
 }
 
 export interface TemplateParam {
@@ -321,8 +323,9 @@ export function render(sql: string, params: Record<string, ParamValue>, opts: Re
     values.set(k, fromJS(v));
   }
   if (values.size) preprocessArrays(values, renderParams(c));
-  if (!values.has(JOB_TIMESTAMP_PARAM) && c.varLines.has(JOB_TIMESTAMP_PARAM)) values.set(JOB_TIMESTAMP_PARAM, nowTimestamp());
-  else if (!values.has(JOB_TIMESTAMP_PARAM) && renderParams(c).some((p) => p.name === JOB_TIMESTAMP_PARAM)) values.set(JOB_TIMESTAMP_PARAM, nowTimestamp());
+  const timeDependent =
+    !values.has(JOB_TIMESTAMP_PARAM) && (c.varLines.has(JOB_TIMESTAMP_PARAM) || renderParams(c).some((p) => p.name === JOB_TIMESTAMP_PARAM));
+  if (timeDependent) values.set(JOB_TIMESTAMP_PARAM, nowTimestamp());
 
   const { host, strong, weak } = functionTable(testMode);
   host.variables = opts.variables ?? {};
@@ -348,6 +351,7 @@ export function render(sql: string, params: Record<string, ParamValue>, opts: Re
   const result: RenderResult = { sql: out, tables: host.tables, warnings: [...c.warnings], queryParams: host.queryParams };
   if (host.maxThreads !== undefined) result.maxThreads = host.maxThreads;
   if (host.cacheTtl !== undefined) result.cacheTtl = host.cacheTtl;
+  if (timeDependent) result.timeDependent = true;
   return result;
 }
 

@@ -354,6 +354,17 @@ describe('endpoints', () => {
     expect(await j(r)).toEqual({ status: 400, body: { error: "'q' parameter doesn't support templates" } });
   });
 
+  it('the same request follows a change of a pipe the endpoint reads at once (nothing prepared is kept past a change)', async () => {
+    const inner = { name: 'prepared_inner', nodes: [{ name: 'p', type: 'endpoint', sql: '%\nSELECT {{ Int32(x, 1) }} * 2 AS v' }] };
+    const outer = { name: 'prepared_outer', nodes: [{ name: 'o', type: 'endpoint', sql: 'SELECT v + 1 AS w FROM prepared_inner' }] };
+    for (const p of [inner, outer]) expect((await s.req('POST', '/v0/pipes', { body: JSON.stringify(p), headers: JSON_HDR })).status).toBe(200);
+    const w = async () => (await (await s.req('GET', '/v0/pipes/prepared_outer.json?x=3')).json()).data;
+    expect(await w()).toEqual([{ w: 7 }]);
+    expect(await w()).toEqual([{ w: 7 }]);
+    expect((await s.req('PUT', '/v0/pipes/prepared_inner/nodes/p', { body: '%\nSELECT {{ Int32(x, 1) }} * 3 AS v' })).status).toBe(200);
+    expect(await w()).toEqual([{ w: 10 }]);
+  });
+
   it('POST takes a q longer than 8 KB (GET keeps the URL limit); the token in a form body', async () => {
     const long = `SELECT sum(c) AS c FROM _ WHERE 1 ${' AND 1 = 1'.repeat(1000)}`;
     expect(Buffer.byteLength(long)).toBeGreaterThan(8 * 1024);

@@ -81,4 +81,20 @@ describe('row filters', () => {
     r = await sql('SELECT count() FROM ev FORMAT CSV', frPipeToken);
     expect(await r.text()).toBe('10\n');
   });
+
+  it('a prepared endpoint query is never shared between tokens with other filters, nor kept after a filter changes', async () => {
+    const scopes = (c: string) => `scope=PIPES:READ:totals&scope=${encodeURIComponent(`DATASOURCES:READ:ev:country = '${c}'`)}`;
+    const tokenFor = async (name: string, c: string) => (await (await s.req('POST', `/v0/tokens?name=${name}&${scopes(c)}`)).json()).token as string;
+    const es = await tokenFor('prep_es', 'ES');
+    const us = await tokenFor('prep_us', 'US');
+    const totals = async (token: string) => (await (await s.req('GET', '/v0/pipes/totals.json', { token })).json()).data;
+    // The same request, alternately from each token (and again: a second request may be served prepared).
+    for (let i = 0; i < 2; i++) {
+      expect(await totals(es)).toEqual([{ country: 'ES', s: sum('ES') }]);
+      expect(await totals(us)).toEqual([{ country: 'US', s: sum('US') }]);
+    }
+    expect((await s.req('PUT', `/v0/tokens/prep_es?${scopes('FR')}`)).status).toBe(200);
+    expect(await totals(es)).toEqual([{ country: 'FR', s: sum('FR') }]);
+    expect(await totals(us)).toEqual([{ country: 'US', s: sum('US') }]);
+  });
 });

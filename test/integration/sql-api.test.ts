@@ -433,9 +433,12 @@ describe('names and errors', () => {
 });
 
 describe('cancellation', () => {
-  it('a client that disconnects cancels its query in the engine', async () => {
+  it.each([
+    ['streamed (TSV)', ''],
+    ['answered whole (JSON)', ' FORMAT JSON'],
+  ])('a client that disconnects cancels its query in the engine: %s', async (_, format) => {
     const ac = new AbortController();
-    const p = fetch(`${s.url}/v0/sql?q=${encodeURIComponent('SELECT count() FROM numbers(1000000000000)')}`, {
+    const p = fetch(`${s.url}/v0/sql?q=${encodeURIComponent(`SELECT count() FROM numbers(1000000000000)${format}`)}`, {
       headers: { authorization: `Bearer ${s.token}` },
       signal: ac.signal,
     }).catch((e) => e);
