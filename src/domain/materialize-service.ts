@@ -76,7 +76,7 @@ export class MaterializeService {
     s.jobs.register(
       'populateview',
       (job, payload: PopulatePayload, signal) => this.executePopulate(job, payload, signal),
-      (_job, payload) => this.restartMerges(payload),
+      (job, payload) => this.restartMerges(payload, job.id),
     );
   }
 
@@ -431,10 +431,17 @@ export class MaterializeService {
     }
   }
 
-  /** Restarts the merges a populate stopped (when its job ends, whoever ends it; idempotent). */
-  private async restartMerges(p: PopulatePayload): Promise<void> {
+  /**
+   * Restarts the merges a populate stopped (when its job ends, whoever ends it; idempotent), unless
+   * another populate of the same source still reads its frozen parts. (One that froze them just
+   * now and has no job yet finds its parts merged if they were, and fails rather than miss rows.)
+   */
+  private async restartMerges(p: PopulatePayload, jobId?: string): Promise<void> {
     if (!p.triggerId) return;
     const ws = p.authority.workspace;
+    // Unsure (the catalog did not answer): restarted, as a populate's parts check then tells.
+    const others = await this.s.jobs.unfinished(ws, 'populateview').catch(() => []);
+    if (others.some((o) => o.job.id !== jobId && (o.payload as PopulatePayload | null)?.triggerId === p.triggerId)) return;
     await this.s.engine.exec(sql`SYSTEM START MERGES ${name(physicalNames(ws.database, p.triggerId).table)}`.text);
   }
 
