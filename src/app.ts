@@ -151,12 +151,12 @@ export async function createApp(config: Config): Promise<App> {
   jobs.listeners.add((job) => observability.job(job));
 
   const clock = { now: () => new Date() };
-  const copies = new CopyService(engine, datasources, pipes, queries, jobs, () => clock.now(), {
+  const copies = new CopyService({ engine, datasources, pipes, queries, jobs }, () => clock.now(), {
     maxRows: config.copyMaxRows,
     maxActiveJobs: config.copyMaxActiveJobs,
   });
   const connections = ConnectionService.open(catalog, engine, keys.connections, config.sinkLocalRoot);
-  const sinks = new SinkService(engine, connections, pipes, queries, jobs, () => clock.now());
+  const sinks = new SinkService({ engine, connections, pipes, queries, jobs }, () => clock.now());
   // Scheduled copies run with the authority of the workspace's admin token.
   const scheduler = new Scheduler(
     catalog,
@@ -172,7 +172,7 @@ export async function createApp(config: Config): Promise<App> {
     (err, msg) => http.log.error({ err }, msg),
     () => clock.now(),
   );
-  const materializations = new MaterializeService(engine, datasources, pipes, queries, jobs);
+  const materializations = new MaterializeService({ engine, datasources, pipes, queries, jobs });
   const deploy = new DeployService({ pipes, datasources, queries, materializations, copies, sinks });
   const services: Services = {
     config,

@@ -7,22 +7,20 @@
  */
 import type { CopyData, CopyNode, DatasourceRecord, JobRecord, NodeRecord, PipeRecord, Workspace } from '../catalog/catalog.js';
 import { retype } from '../catalog/records.js';
-import { EngineError, markSelect, type Engine } from '../engine/engine.js';
+import { EngineError, markSelect } from '../engine/engine.js';
 import { ident, name, type Sql, sql, trusted } from '../engine/sql.js';
 import { createTableSql, physicalNames } from '../ingest/physical.js';
 import { abandonReplace, beginReplace, stagedAppend, swapIn } from './atomic-writes.js';
-import type { JobService } from '../jobs/job-service.js';
 import { scheduleOf } from '../jobs/cron.js';
-import type { PreparedQuery, QueryService } from './query-service.js';
+import type { PreparedQuery } from './query-service.js';
 import type { ParamValue } from '../template/index.js';
 import type { Auth } from './access.js';
-import { jobNode, killedOnAbort, type PipeJobPayload, pipeJobPayload } from './pipe-jobs.js';
+import { jobNode, killedOnAbort, type NodeJobServices, type RunPayload, pipeJobPayload } from './pipe-jobs.js';
 import type { DatasourceService } from './datasource-service.js';
 import { badRequest, forbidden, notFound } from '../basics/errors.js';
 import { newResourceId } from '../basics/ids.js';
-import type { PipeService } from './pipe-service.js';
 import { pipeType } from './pipe-service.js';
-import { Schedules } from './schedules.js';
+import { ScheduledNodes } from './schedules.js';
 
 export interface CopySettings {
   target?: string;
@@ -35,13 +33,9 @@ export interface CopySettings {
  * What a copy job needs besides its pipe and node (PipeJobPayload): the target, the run's
  * parameters and timestamp.
  */
-interface CopyPayload extends PipeJobPayload {
+interface CopyPayload extends RunPayload {
   targetId: string;
   mode: 'append' | 'replace';
-  params: Record<string, ParamValue>;
-  /** ISO; `job_timestamp` of the template. */
-  jobTimestamp: string;
-  queryId: string;
 }
 
 /** The seed's copy job limits (`403 Job limits exceeded`). */
@@ -65,26 +59,17 @@ function shortCount(n: number): string {
   return String(n);
 }
 
-export class CopyService {
+export class CopyService extends ScheduledNodes<NodeJobServices & { datasources: DatasourceService }, CopyPayload> {
   /** Per workspace: the check of the active-job limit and the enqueue happen one at a time. */
   private readonly admission = new Map<string, Promise<unknown>>();
-  private readonly schedules: Schedules;
-  readonly nodeType = 'copy';
-  readonly jobKind = 'copy';
 
   constructor(
-    private readonly engine: Engine,
-    private readonly datasources: DatasourceService,
-    private readonly pipes: PipeService,
-    private readonly queries: QueryService,
-    private readonly jobs: JobService,
-    /** The scheduler's clock (tests drive it). */
-    private readonly now: () => Date = () => new Date(),
+    s: NodeJobServices & { datasources: DatasourceService },
+    now: () => Date = () => new Date(),
     /** Job limits (PIPIT_COPY_MAX_ROWS, PIPIT_COPY_MAX_ACTIVE_JOBS); tests may change them. */
     readonly limits: CopyLimits = { ...DEFAULT_COPY_LIMITS },
   ) {
-    this.schedules = new Schedules(pipes, jobs, now);
-    jobs.register('copy', (job, payload: CopyPayload, signal) => this.execute(job, payload, signal));
+    super('copy', s, now);
   }
 
   /**
@@ -98,7 +83,7 @@ export class CopyService {
     const bound = Object.keys(prepared.queryParams).length > 0;
     let rows: number;
     try {
-      const r = await this.engine.query(sql`SELECT count() AS c FROM (SELECT 1 FROM (${trusted(prepared.sql)}) LIMIT ${max + 1})`.text, {
+      const r = await this.s.engine.query(sql`SELECT count() AS c FROM (SELECT 1 FROM (${trusted(prepared.sql)}) LIMIT ${max + 1})`.text, {
         format: 'JSONEachRow',
         params: bound ? prepared.queryParams : undefined,
       });
@@ -116,7 +101,7 @@ export class CopyService {
       .catch(() => undefined)
       .then(async () => {
         const active = (
-          await Promise.all(['waiting', 'working'].map((status) => this.jobs.list(ws, { kind: 'copy', status, limit: this.limits.maxActiveJobs + 1 })))
+          await Promise.all(['waiting', 'working'].map((status) => this.s.jobs.list(ws, { kind: 'copy', status, limit: this.limits.maxActiveJobs + 1 })))
         ).flat().length;
         if (active >= this.limits.maxActiveJobs) {
           throw forbidden(
@@ -146,12 +131,12 @@ export class CopyService {
 
   /** Output columns of the node must all exist in the target. */
   private async checkColumns(auth: Auth, pipe: PipeRecord, node: NodeRecord, targetId: string, reqId: string): Promise<void> {
-    const target = await this.datasources.get(auth.workspace, targetId);
+    const target = await this.s.datasources.get(auth.workspace, targetId);
     const index = pipe.nodes.findIndex((n) => n.id === node.id);
-    const prepared = await this.queries.prepare(auth, node.sql, { testMode: true, params: {}, pipe, nodeLimit: index, savedNode: true });
+    const prepared = await this.s.queries.prepare(auth, node.sql, { testMode: true, params: {}, pipe, nodeLimit: index, savedNode: true });
     let meta: Array<{ name: string }>;
     try {
-      meta = await this.queries.describe(prepared, reqId);
+      meta = await this.s.queries.describe(prepared, reqId);
     } catch (err) {
       // Templates whose test-mode placeholders do not run are checked when the copy runs.
       if (err instanceof EngineError) return;
@@ -172,7 +157,7 @@ export class CopyService {
     if (role === 'sink') throw forbidden(`The pipe '${pipe.name}' is a Sink pipe and can not be a Copy pipe`);
     if (role === 'copy') throw forbidden(`The pipe '${pipe.name}' is already a Copy pipe: use PUT to change its settings`);
     if (!s.target) throw badRequest('The "target_datasource" parameter is required');
-    const target = await this.datasources.find(auth.workspace, s.target);
+    const target = await this.s.datasources.find(auth.workspace, s.target);
     if (!target) throw notFound(`Target Data Source "${s.target}" not found`);
     const cron = scheduleOf(s.cron);
     const mode = this.checkMode(s.mode);
@@ -180,7 +165,7 @@ export class CopyService {
     this.checkWrite(auth, target, mode);
     await this.checkColumns(auth, pipe, node, target.id, reqId);
     const data: CopyData = { copy_target: target.id, mode, cron, schedule_status: 'running', last_tick: cron ? this.now().toISOString() : null };
-    return this.pipes.save(auth.workspace, {
+    return this.s.pipes.save(auth.workspace, {
       ...pipe,
       nodes: pipe.nodes.map((n) => (n.id === node.id ? retype(n, 'copy', data) : n)),
     });
@@ -190,9 +175,9 @@ export class CopyService {
     if (node.nodeType !== 'copy') throw badRequest(`Node '${node.name}' is not a copy node`);
     const cur = node.data;
     const next: CopyData = { ...cur };
-    let target = await this.datasources.find(auth.workspace, cur.copy_target);
+    let target = await this.s.datasources.find(auth.workspace, cur.copy_target);
     if (s.target !== undefined) {
-      target = await this.datasources.find(auth.workspace, s.target);
+      target = await this.s.datasources.find(auth.workspace, s.target);
       if (!target) throw notFound(`Target Data Source "${s.target}" not found`);
       next.copy_target = target.id;
     }
@@ -204,13 +189,13 @@ export class CopyService {
     if (!target) throw notFound('Target Data Source not found');
     this.checkWrite(auth, target, next.mode);
     if (s.target !== undefined) await this.checkColumns(auth, pipe, node, target.id, reqId);
-    return this.pipes.save(auth.workspace, { ...pipe, nodes: pipe.nodes.map((n) => (n.id === node.id ? { ...node, data: next } : n)) });
+    return this.s.pipes.save(auth.workspace, { ...pipe, nodes: pipe.nodes.map((n) => (n.id === node.id ? { ...node, data: next } : n)) });
   }
 
   async unset(auth: Auth, pipe: PipeRecord, node: NodeRecord): Promise<PipeRecord> {
     if (node.nodeType !== 'copy') throw badRequest(`Node '${node.name}' is not a copy node`);
     const drop = ['copy_target', 'mode', 'cron', 'schedule_status', 'last_tick'];
-    return this.pipes.save(auth.workspace, { ...pipe, nodes: pipe.nodes.map((n) => (n.id === node.id ? retype(n, 'standard', drop) : n)) });
+    return this.s.pipes.save(auth.workspace, { ...pipe, nodes: pipe.nodes.map((n) => (n.id === node.id ? retype(n, 'standard', drop) : n)) });
   }
 
   copyNode(pipe: PipeRecord): CopyNode {
@@ -223,7 +208,7 @@ export class CopyService {
     const node = this.copyNode(pipe);
     const data = node.data;
     if (status === 'running' && data.cron) {
-      const target = await this.datasources.find(auth.workspace, data.copy_target);
+      const target = await this.s.datasources.find(auth.workspace, data.copy_target);
       if (target) this.checkWrite(auth, target, data.mode);
     }
     return this.schedules.setStatus(auth, pipe, node, status, 'copy');
@@ -240,7 +225,7 @@ export class CopyService {
     const node = this.copyNode(pipe);
     const data = node.data;
     const mode = modeOverride !== undefined ? this.checkMode(modeOverride) : data.mode;
-    const target = await this.datasources.find(ws, data.copy_target);
+    const target = await this.s.datasources.find(ws, data.copy_target);
     if (!target) throw notFound('Target Data Source not found');
     this.checkWrite(auth, target, mode);
     const payload: CopyPayload = {
@@ -251,9 +236,9 @@ export class CopyService {
       jobTimestamp: (jobTimestamp ?? this.now()).toISOString(),
       queryId: newResourceId(),
     };
-    const prepared = await this.prepare(auth, pipe, node, payload);
+    const prepared = await this.prepareQuery(auth, pipe, node, payload);
     return this.admit(ws, prepared, () =>
-      this.jobs.create(
+      this.s.jobs.create(
         ws,
         'copy',
         {
@@ -270,44 +255,31 @@ export class CopyService {
     );
   }
 
-  /** The node's query as the copy runs it: template parameters, and `job_timestamp` (UTC) of the run. */
-  private async prepare(auth: Auth, pipe: PipeRecord, node: NodeRecord, p: CopyPayload): Promise<PreparedQuery> {
-    const prepared = await this.queries.prepare(auth, node.sql, {
-      params: { job_timestamp: p.jobTimestamp.slice(0, 19).replace('T', ' '), ...p.params },
-      testMode: false,
-      pipe,
-      nodeLimit: pipe.nodes.findIndex((n) => n.id === node.id),
-      savedNode: true,
-    });
-    if (prepared.format) throw badRequest('A copy node can not have a FORMAT clause');
-    return prepared;
-  }
-
   /**
    * The copy job, on whichever copy of the server claims it: the node's query is prepared again
    * from the payload with the authority of who started it (its scopes as they were then), against
    * the pipe as it is when the job starts.
    */
-  private async execute(job: JobRecord, p: CopyPayload, signal: AbortSignal): Promise<Record<string, unknown>> {
-    const { auth, pipe, node } = await jobNode(this.pipes, p, 'copy');
+  protected async execute(job: JobRecord, p: CopyPayload, signal: AbortSignal): Promise<Record<string, unknown>> {
+    const { auth, pipe, node } = await jobNode(this.s.pipes, p, 'copy');
     const ws = auth.workspace;
     let prepared: PreparedQuery | undefined;
     try {
-      return await killedOnAbort(this.engine, job.id, signal, async () => {
-        const q = await this.prepare(auth, pipe, node, p);
+      return await killedOnAbort(this.s.engine, job.id, signal, async () => {
+        const q = await this.prepareQuery(auth, pipe, node, p);
         prepared = q;
-        const meta = await this.queries.describe(q, `${p.queryId}m`);
+        const meta = await this.s.queries.describe(q, `${p.queryId}m`);
         const cols = meta.map((m) => ident(m.name));
         const bound = Object.keys(q.queryParams).length > 0;
         // With secrets the statement is bound (and re-formatted): its marker goes into the SELECT.
         const select = sql`SELECT ${cols} FROM (${trusted(bound ? markSelect(q.sql, job.id) : q.sql)})`.text;
         const execOpts = { queryId: job.id, params: bound ? q.queryParams : undefined, signal };
-        const target = await this.datasources.get(ws, p.targetId);
+        const target = await this.s.datasources.get(ws, p.targetId);
         let written: number | undefined;
         if (p.mode === 'append') {
           written = await stagedAppend(
-            this.engine,
-            this.datasources.journal,
+            this.s.engine,
+            this.s.datasources.journal,
             ws,
             target,
             meta.map((m) => m.name),
@@ -317,7 +289,7 @@ export class CopyService {
         } else {
           await this.replace(ws, target, cols, select, { ...execOpts, job: job.id });
         }
-        const rows = await this.engine.rows<{ c: string }>(sql`SELECT count() AS c FROM ${name(physicalNames(ws.database, target.id).table)}`.text);
+        const rows = await this.s.engine.rows<{ c: string }>(sql`SELECT count() AS c FROM ${name(physicalNames(ws.database, target.id).table)}`.text);
         const targetRows = Number(rows[0]?.c ?? 0);
         // rows: what this run wrote (datasources_ops_log); a replace leaves exactly its rows.
         return { statistics: { target_rows: targetRows, rows: written ?? targetRows } };
@@ -336,21 +308,21 @@ export class CopyService {
     select: string,
     execOpts: { queryId: string; params?: Record<string, string>; signal?: AbortSignal; job: string },
   ): Promise<void> {
-    const journal = this.datasources.journal;
-    const { intent, shadow } = await beginReplace(this.engine, journal, ws, target, (sh) => [createTableSql(sh, ws.database)], {
+    const journal = this.s.datasources.journal;
+    const { intent, shadow } = await beginReplace(this.s.engine, journal, ws, target, (sh) => [createTableSql(sh, ws.database)], {
       token: execOpts.job,
       quarantine: false,
       job: execOpts.job,
     });
     try {
-      await this.engine.exec(sql`INSERT INTO ${name(physicalNames(ws.database, shadow.id).table)} (${cols}) ${trusted(select)}`.text, execOpts);
+      await this.s.engine.exec(sql`INSERT INTO ${name(physicalNames(ws.database, shadow.id).table)} (${cols}) ${trusted(select)}`.text, execOpts);
       if (execOpts.signal?.aborted) throw new Error('The job was cancelled');
     } catch (err) {
-      await abandonReplace(this.engine, journal, intent);
+      await abandonReplace(this.s.engine, journal, intent);
       throw err;
     }
-    await swapIn(this.engine, journal, intent);
-    await this.datasources.touch(ws, target);
+    await swapIn(this.s.engine, journal, intent);
+    await this.s.datasources.touch(ws, target);
   }
 
   /** The job of a scheduled tick (the scheduler's ScheduledKind for copies). */

@@ -11,20 +11,17 @@
 import type { DatasourceRecord, MaterializedData, MaterializedNode, NodeRecord, PipeRecord, Workspace } from '../catalog/catalog.js';
 import { retype } from '../catalog/records.js';
 import type { Auth } from './access.js';
-import { jobNode, killedOnAbort, type PipeJobPayload, pipeJobPayload } from './pipe-jobs.js';
+import { jobNode, killedOnAbort, type NodeJobServices, type PipeJobPayload, pipeJobPayload } from './pipe-jobs.js';
 import type { DatasourceService } from './datasource-service.js';
 import { badRequest, conflict, forbidden } from '../basics/errors.js';
-import type { PipeService } from './pipe-service.js';
 import { pipeType } from './pipe-service.js';
 import { checkExpression, parseEngineParams, parseType, printType, type TypeNode } from '../schema/index.js';
 import type { Column } from '../basics/types.js';
-import { EngineError, type Engine } from '../engine/engine.js';
+import { EngineError } from '../engine/engine.js';
 import { ident, name, sql, trusted } from '../engine/sql.js';
 import { physicalNames } from '../ingest/physical.js';
 import { stagedAppend } from './atomic-writes.js';
 import { newResourceId } from '../basics/ids.js';
-import type { JobService } from '../jobs/job-service.js';
-import type { QueryService } from './query-service.js';
 import type { IntentRecord, JobRecord } from '../catalog/catalog.js';
 
 export interface MaterializeOptions {
@@ -75,24 +72,18 @@ interface PopulatePayload extends PipeJobPayload {
 const MAX_SUBSET_ROWS = 2_000_000;
 
 export class MaterializeService {
-  constructor(
-    private readonly engine: Engine,
-    private readonly datasources: DatasourceService,
-    private readonly pipes: PipeService,
-    private readonly queries: QueryService,
-    private readonly jobs: JobService,
-  ) {
-    jobs.register(
+  constructor(private readonly s: NodeJobServices & { datasources: DatasourceService }) {
+    s.jobs.register(
       'populateview',
       (job, payload: PopulatePayload, signal) => this.executePopulate(job, payload, signal),
-      (_job, payload) => this.restartMerges(payload),
+      (job, payload) => this.restartMerges(payload, job.id),
     );
   }
 
   /** The checked SQL of a node in its pipe, rendered with template defaults. */
   private async prepareNode(auth: Auth, pipe: PipeRecord, node: NodeRecord, override?: { dsId: string; sql: string }) {
     const index = pipe.nodes.findIndex((n) => n.id === node.id);
-    const prepared = await this.queries.prepare(auth, node.sql, {
+    const prepared = await this.s.queries.prepare(auth, node.sql, {
       testMode: true,
       params: {},
       pipe,
@@ -110,7 +101,7 @@ export class MaterializeService {
   /** Names and engine types of a node's output columns. */
   async describe(auth: Auth, pipe: PipeRecord, node: NodeRecord, queryId: string): Promise<OutputColumn[]> {
     const prepared = await this.prepareNode(auth, pipe, node);
-    const meta = await this.queries.describe(prepared, queryId);
+    const meta = await this.s.queries.describe(prepared, queryId);
     for (const c of meta) {
       if (!/^[A-Za-z_][A-Za-z0-9_.]*$/.test(c.name)) {
         throw badRequest(`Column '${c.name}' should have an alias and start by a character. Change the query and try it again.`);
@@ -137,7 +128,7 @@ export class MaterializeService {
     });
     const prepared = await this.prepareNode(auth, pipe, node);
     const probe = (cols: typeof pairs, n: number) =>
-      this.queries.collect(
+      this.s.queries.collect(
         {
           ...prepared,
           sql: sql`SELECT ${cols.map(({ o, t }) => sql`CAST(${ident(o.name)}, ${t.type}) AS ${ident(o.name)}`)} FROM (${trusted(prepared.sql)}) LIMIT 0`.text,
@@ -201,7 +192,7 @@ export class MaterializeService {
         `The pipe '${pipe.name}' is already ${role === 'endpoint' ? 'published as an API Endpoint' : `a ${role} pipe`}: a pipe has one role, so its nodes can not be materialized`,
       );
     if (!opts.datasource) throw badRequest('The "datasource" parameter is required to materialize a node');
-    let target = await this.datasources.find(ws, opts.datasource);
+    let target = await this.s.datasources.find(ws, opts.datasource);
     // The view keeps writing into its target on every insert: the write rule, before anything changes.
     if (target && opts.override) auth.requireWrite(target, 'change', 'A materialization with override_datasource');
     else if (target) auth.requireWrite(target, 'append', 'A materialized view');
@@ -219,7 +210,7 @@ export class MaterializeService {
     const view = `${ws.database}.${node.id}_mv`;
     // Created target, view, node record and populate job: undone together if anything between
     // them fails or the process dies (recoverMaterialize, also on the next start).
-    const journal = this.datasources.journal;
+    const journal = this.s.datasources.journal;
     const intent = await journal.begin(ws, 'materialize', { pipe: pipe.id, node: node.id, view, created: null });
     try {
       if (!target || opts.override) {
@@ -228,7 +219,7 @@ export class MaterializeService {
         // An overriding target is built under a passing name, so the engine refusing its
         // definition (or the view) leaves the overridden target as it was.
         const name = replaced ? `tmp_override_${newResourceId().slice(2, 18)}` : opts.datasource;
-        target = await this.datasources.create(ws, { name, columns: spec.columns, engine: spec.engine, indexes: [], description: '' });
+        target = await this.s.datasources.create(ws, { name, columns: spec.columns, engine: spec.engine, indexes: [], description: '' });
         created = true;
         await journal.update(intent, { created: target.id });
       }
@@ -237,8 +228,8 @@ export class MaterializeService {
       const cols = output.map((o) => ident(o.name));
       let snapshot: { trigger: DatasourceRecord | null; parts: string[] } = { trigger: null, parts: [] };
       try {
-        snapshot = await this.engine.exclusiveWrites(async () => {
-          await this.engine.exec(
+        snapshot = await this.s.engine.exclusiveWrites(async () => {
+          await this.s.engine.exec(
             sql`CREATE MATERIALIZED VIEW ${name(view)} TO ${name(physicalNames(ws.database, tgt.id).table)} (${output.map((o) => sql`${ident(o.name)} ${trusted(o.type)}`)}) AS SELECT ${cols} FROM (${trusted(prepared.sql)})`
               .text,
           );
@@ -252,12 +243,12 @@ export class MaterializeService {
       }
       await journal.checkpoint('materialize:view');
       if (replaced) {
-        await this.datasources.drop(ws, replaced);
-        tgt = await this.datasources.rename(ws, tgt, opts.datasource);
+        await this.s.datasources.drop(ws, replaced);
+        tgt = await this.s.datasources.rename(ws, tgt, opts.datasource);
       }
       const data: MaterializedData = { materialized: tgt.id, view, trigger: snapshot.trigger?.id ?? null };
       const materialized = retype(node, 'materialized', data);
-      const saved = await this.pipes.save(ws, { ...pipe, nodes: pipe.nodes.map((n) => (n.id === node.id ? materialized : n)) });
+      const saved = await this.s.pipes.save(ws, { ...pipe, nodes: pipe.nodes.map((n) => (n.id === node.id ? materialized : n)) });
       let job: JobRecord | undefined;
       if (opts.populate) {
         job = await this.populateJob(auth, saved, materialized, snapshot, {
@@ -278,39 +269,39 @@ export class MaterializeService {
   /** Undoes an unfinished materialization: its view, its node's record, the target it created. */
   async recoverMaterialize(ws: Workspace, intent: IntentRecord): Promise<void> {
     const d = intent.data as { pipe: string; node: string; view: string; created: string | null };
-    await this.engine.exec(sql`DROP VIEW IF EXISTS ${name(d.view)} SYNC`.text);
+    await this.s.engine.exec(sql`DROP VIEW IF EXISTS ${name(d.view)} SYNC`.text);
     await this.revertNode(ws, d.pipe, d.node);
-    const created = d.created ? await this.datasources.find(ws, d.created) : null;
-    if (created) await this.datasources.drop(ws, created);
-    await this.datasources.journal.end(intent);
+    const created = d.created ? await this.s.datasources.find(ws, d.created) : null;
+    if (created) await this.s.datasources.drop(ws, created);
+    await this.s.datasources.journal.end(intent);
   }
 
   /** Finishes an interrupted unlink: the view is dropped and the node is a standard node. */
   async recoverUnlink(ws: Workspace, intent: IntentRecord): Promise<void> {
     const d = intent.data as { pipe: string; node: string; view: string };
-    await this.engine.exec(sql`DROP VIEW IF EXISTS ${name(d.view)} SYNC`.text);
+    await this.s.engine.exec(sql`DROP VIEW IF EXISTS ${name(d.view)} SYNC`.text);
     await this.revertNode(ws, d.pipe, d.node);
-    await this.datasources.journal.end(intent);
+    await this.s.datasources.journal.end(intent);
   }
 
   /** Makes a materialized node a standard one again (catalog only); returns the saved pipe. */
   private async revertNode(ws: Workspace, pipeId: string, nodeId: string): Promise<PipeRecord | null> {
-    const pipe = await this.pipes.find(ws, pipeId);
+    const pipe = await this.s.pipes.find(ws, pipeId);
     const node = pipe?.nodes.find((n) => n.id === nodeId);
     if (!pipe || !node) return null;
     if (node.nodeType !== 'materialized') return pipe;
     const drop = ['materialized', 'view', 'trigger'];
-    return this.pipes.save(ws, { ...pipe, nodes: pipe.nodes.map((n) => (n.id === node.id ? retype(n, 'standard', drop) : n)) });
+    return this.s.pipes.save(ws, { ...pipe, nodes: pipe.nodes.map((n) => (n.id === node.id ? retype(n, 'standard', drop) : n)) });
   }
 
   /** The data source whose inserts trigger a view (as the engine sees it). */
   private async triggerOf(ws: Workspace, view: string): Promise<DatasourceRecord | null> {
     const table = view.slice(view.indexOf('.') + 1);
-    const rows = await this.engine.rows<{ name: string }>(
+    const rows = await this.s.engine.rows<{ name: string }>(
       sql`SELECT name FROM system.tables WHERE database = ${ws.database} AND has(dependencies_table, ${table})`.text,
     );
     for (const r of rows) {
-      const ds = await this.datasources.find(ws, r.name);
+      const ds = await this.s.datasources.find(ws, r.name);
       if (ds) return ds;
     }
     return null;
@@ -319,8 +310,8 @@ export class MaterializeService {
   /** Stops merges of the trigger and returns its active parts (call inside exclusiveWrites). */
   private async freeze(ws: Workspace, trigger: DatasourceRecord): Promise<string[]> {
     const t = name(physicalNames(ws.database, trigger.id).table);
-    await this.engine.exec(sql`SYSTEM STOP MERGES ${t}`.text);
-    const rows = await this.engine.rows<{ name: string }>(
+    await this.s.engine.exec(sql`SYSTEM STOP MERGES ${t}`.text);
+    const rows = await this.s.engine.rows<{ name: string }>(
       sql`SELECT name FROM system.parts WHERE database = ${ws.database} AND table = ${trigger.id} AND active`.text,
     );
     return rows.map((r) => r.name);
@@ -329,7 +320,7 @@ export class MaterializeService {
   /** How many views write into a data source. */
   async feeders(ws: Workspace, dsId: string): Promise<number> {
     let n = 0;
-    for (const p of await this.pipes.list(ws)) for (const node of p.nodes) if (node.nodeType === 'materialized' && node.data.materialized === dsId) n++;
+    for (const p of await this.s.pipes.list(ws)) for (const node of p.nodes) if (node.nodeType === 'materialized' && node.data.materialized === dsId) n++;
     return n;
   }
 
@@ -338,13 +329,13 @@ export class MaterializeService {
     const ws = auth.workspace;
     if (node.nodeType !== 'materialized') throw badRequest(`Node '${node.name}' is not materialized`);
     const data = node.data;
-    const target = await this.datasources.get(ws, data.materialized);
+    const target = await this.s.datasources.get(ws, data.materialized);
     auth.requireWrite(target, opts.truncate ? 'change' : 'append', opts.truncate ? 'A populate with truncate' : 'A populate');
     // Before the truncate and the frozen merges: a bad option changes nothing.
     checkPopulateOptions(opts);
-    const trigger = data.trigger ? await this.datasources.find(ws, data.trigger) : null;
-    const snapshot = await this.engine.exclusiveWrites(async () => {
-      if (opts.truncate) await this.engine.exec(sql`TRUNCATE TABLE ${name(physicalNames(ws.database, target.id).table)}`.text);
+    const trigger = data.trigger ? await this.s.datasources.find(ws, data.trigger) : null;
+    const snapshot = await this.s.engine.exclusiveWrites(async () => {
+      if (opts.truncate) await this.s.engine.exec(sql`TRUNCATE TABLE ${name(physicalNames(ws.database, target.id).table)}`.text);
       return { trigger, parts: trigger ? await this.freeze(ws, trigger) : [] };
     });
     return this.populateJob(auth, pipe, node, snapshot, opts);
@@ -372,9 +363,9 @@ export class MaterializeService {
       unlinkOnError: opts.unlinkOnError,
     };
     try {
-      const target = await this.datasources.get(auth.workspace, payload.targetId);
+      const target = await this.s.datasources.get(auth.workspace, payload.targetId);
       await this.populateQuery(auth, pipe, node, payload);
-      return await this.jobs.create(
+      return await this.s.jobs.create(
         auth.workspace,
         'populateview',
         { pipe_id: pipe.id, pipe_name: pipe.name, datasource: { id: target.id, name: target.name }, is_cancellable_while_working: true },
@@ -404,28 +395,33 @@ export class MaterializeService {
       override = { dsId: p.triggerId, sql: sql`(SELECT * FROM ${t} WHERE ${trusted(where.join(' AND '))}${limit})`.text };
     }
     const prepared = await this.prepareNode(auth, pipe, node, override);
-    const names = (await this.queries.describe(prepared, `${node.id}d`)).map((o) => o.name);
+    const names = (await this.s.queries.describe(prepared, `${node.id}d`)).map((o) => o.name);
     return { names, select: sql`SELECT ${names.map(ident)} FROM (${trusted(prepared.sql)})`.text, userNames: prepared.userNames };
   }
 
   /** The populate job, on whichever copy of the server claims it. */
   private async executePopulate(job: JobRecord, p: PopulatePayload, signal: AbortSignal): Promise<Record<string, unknown>> {
-    const { auth, pipe, node } = await jobNode(this.pipes, p, 'materialized');
+    const { auth, pipe, node } = await jobNode(this.s.pipes, p, 'materialized');
     const ws = auth.workspace;
     if (p.triggerId && p.parts.length) {
       // Merges restart with the engine: a job that waited across a restart would miss merged parts.
-      const [r] = await this.engine.rows<{ c: string }>(
+      const [r] = await this.s.engine.rows<{ c: string }>(
         sql`SELECT count() AS c FROM system.parts WHERE database = ${ws.database} AND table = ${p.triggerId} AND active AND name IN (${p.parts})`.text,
       );
       if (Number(r?.c ?? 0) !== p.parts.length)
         throw new Error('The data the populate was to read changed (merges ran while the job waited: the engine restarted); run the populate again');
     }
-    const target = await this.datasources.get(ws, p.targetId);
+    const target = await this.s.datasources.get(ws, p.targetId);
     const q = await this.populateQuery(auth, pipe, node, p);
     try {
       // All or nothing, also across a crash: staged, then published whole (atomic-writes.ts).
-      const rows = await killedOnAbort(this.engine, job.id, signal, () =>
-        stagedAppend(this.engine, this.datasources.journal, ws, target, q.names, q.select, { queryId: job.id, signal, job: job.id, checkpoint: 'populate' }),
+      const rows = await killedOnAbort(this.s.engine, job.id, signal, () =>
+        stagedAppend(this.s.engine, this.s.datasources.journal, ws, target, q.names, q.select, {
+          queryId: job.id,
+          signal,
+          job: job.id,
+          checkpoint: 'populate',
+        }),
       );
       return { queries: [{ query_id: job.id, status: 'done' }], progress_percentage: 100, statistics: { rows } };
     } catch (err) {
@@ -435,23 +431,30 @@ export class MaterializeService {
     }
   }
 
-  /** Restarts the merges a populate stopped (when its job ends, whoever ends it; idempotent). */
-  private async restartMerges(p: PopulatePayload): Promise<void> {
+  /**
+   * Restarts the merges a populate stopped (when its job ends, whoever ends it; idempotent), unless
+   * another populate of the same source still reads its frozen parts. (One that froze them just
+   * now and has no job yet finds its parts merged if they were, and fails rather than miss rows.)
+   */
+  private async restartMerges(p: PopulatePayload, jobId?: string): Promise<void> {
     if (!p.triggerId) return;
     const ws = p.authority.workspace;
-    await this.engine.exec(sql`SYSTEM START MERGES ${name(physicalNames(ws.database, p.triggerId).table)}`.text);
+    // Unsure (the catalog did not answer): restarted, as a populate's parts check then tells.
+    const others = await this.s.jobs.unfinished(ws, 'populateview').catch(() => []);
+    if (others.some((o) => o.job.id !== jobId && (o.payload as PopulatePayload | null)?.triggerId === p.triggerId)) return;
+    await this.s.engine.exec(sql`SYSTEM START MERGES ${name(physicalNames(ws.database, p.triggerId).table)}`.text);
   }
 
   /** Detaches the view: the target keeps its data and stops receiving rows. */
   async unlink(auth: Auth, pipeId: string, nodeId: string): Promise<PipeRecord> {
     const ws = auth.workspace;
-    const pipe = await this.pipes.get(ws, pipeId);
-    const node = this.pipes.node(pipe, nodeId);
+    const pipe = await this.s.pipes.get(ws, pipeId);
+    const node = this.s.pipes.node(pipe, nodeId);
     if (node.nodeType !== 'materialized') throw badRequest(`Node '${node.name}' is not materialized`);
     const data = node.data;
-    const journal = this.datasources.journal;
+    const journal = this.s.datasources.journal;
     const intent = await journal.begin(ws, 'unlink', { pipe: pipe.id, node: node.id, view: data.view });
-    await this.engine.exec(sql`DROP VIEW IF EXISTS ${name(data.view)} SYNC`.text);
+    await this.s.engine.exec(sql`DROP VIEW IF EXISTS ${name(data.view)} SYNC`.text);
     await journal.checkpoint('unlink:view');
     const saved = await this.revertNode(ws, pipe.id, node.id);
     await journal.end(intent);
@@ -461,7 +464,7 @@ export class MaterializeService {
   /** Materialized nodes that read a data source or write into it (for delete/rename checks). */
   async dependents(ws: Workspace, dsId: string, dsName: string): Promise<Array<{ pipe: PipeRecord; node: MaterializedNode }>> {
     const out: Array<{ pipe: PipeRecord; node: MaterializedNode }> = [];
-    for (const p of await this.pipes.list(ws)) {
+    for (const p of await this.s.pipes.list(ws)) {
       for (const n of p.nodes) {
         if (n.nodeType !== 'materialized') continue;
         const d = n.data;

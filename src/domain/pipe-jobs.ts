@@ -8,12 +8,31 @@ import type { NodeRecord, PipeRecord } from '../catalog/catalog.js';
 import type { Engine } from '../engine/engine.js';
 import { Auth, type AuthorityRecord } from './access.js';
 import type { PipeService } from './pipe-service.js';
+import type { ParamValue } from '../template/index.js';
+import type { QueryService } from './query-service.js';
+import type { JobService } from '../jobs/job-service.js';
+
+/** The services the jobs of a pipe's nodes are made and run with. */
+export interface NodeJobServices {
+  engine: Engine;
+  pipes: PipeService;
+  queries: QueryService;
+  jobs: JobService;
+}
 
 export interface PipeJobPayload {
   /** Who started the job (a scheduled run: the workspace's admin token), as it was then. */
   authority: AuthorityRecord;
   pipeId: string;
   nodeId: string;
+}
+
+/** The payload of a run of a scheduled node (copy, sink): the template parameters and the run's timestamp. */
+export interface RunPayload extends PipeJobPayload {
+  params: Record<string, ParamValue>;
+  /** ISO; `job_timestamp` of the template. */
+  jobTimestamp: string;
+  queryId: string;
 }
 
 export function pipeJobPayload(auth: Auth, pipe: PipeRecord, node: NodeRecord): PipeJobPayload {

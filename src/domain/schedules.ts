@@ -6,8 +6,10 @@ import type { CopyNode, JobKind, JobRecord, NodeRecord, NodeSchedule, PipeRecord
 import { patchData } from '../catalog/records.js';
 import type { JobService } from '../jobs/job-service.js';
 import type { Auth } from './access.js';
-import { notFound } from '../basics/errors.js';
+import { badRequest, notFound } from '../basics/errors.js';
 import type { PipeService } from './pipe-service.js';
+import type { NodeJobServices, RunPayload } from './pipe-jobs.js';
+import type { PreparedQuery } from './query-service.js';
 
 /** The schedule of a node: that of a copy or sink node's data, none for other types. */
 export function scheduleOfNode(node: NodeRecord): NodeSchedule {
@@ -48,4 +50,40 @@ export class Schedules {
     const saved = scheduleOfNode(node).cron ? await this.setStatus(auth, pipe, node, 'paused', what) : pipe;
     return { pipe: saved, cancelled };
   }
+}
+
+/**
+ * A service of scheduled nodes (copy, sink): its jobs are of the node's type, run by `execute` from
+ * their payload on whichever copy claims them; `schedules` pauses, resumes and cancels.
+ */
+export abstract class ScheduledNodes<S extends NodeJobServices, P extends RunPayload> {
+  protected readonly schedules: Schedules;
+  readonly jobKind: 'copy' | 'sink';
+
+  constructor(
+    readonly nodeType: 'copy' | 'sink',
+    protected readonly s: S,
+    /** The scheduler's clock (tests drive it). */
+    protected readonly now: () => Date,
+  ) {
+    this.jobKind = nodeType;
+    this.schedules = new Schedules(s.pipes, s.jobs, now);
+    s.jobs.register(nodeType, (job, payload: P, signal) => this.execute(job, payload, signal));
+  }
+
+  /** The node's query as a run prepares it: its template parameters, and `job_timestamp` (UTC) of the run. */
+  protected async prepareQuery(auth: Auth, pipe: PipeRecord, node: NodeRecord, p: P): Promise<PreparedQuery> {
+    const prepared = await this.s.queries.prepare(auth, node.sql, {
+      params: { job_timestamp: p.jobTimestamp.slice(0, 19).replace('T', ' '), ...p.params },
+      testMode: false,
+      pipe,
+      nodeLimit: pipe.nodes.findIndex((n) => n.id === node.id),
+      savedNode: true,
+    });
+    if (prepared.format) throw badRequest(`A ${this.nodeType} node can not have a FORMAT clause`);
+    return prepared;
+  }
+
+  /** The job, on whichever copy of the server claims it. */
+  protected abstract execute(job: JobRecord, payload: P, signal: AbortSignal): Promise<Record<string, unknown>>;
 }

@@ -15,20 +15,18 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { JobRecord, NodeRecord, PipeRecord, SinkData, SinkNode, Workspace } from '../catalog/catalog.js';
 import { patchData, retype } from '../catalog/records.js';
-import { EngineError, type Engine, markerTag } from '../engine/engine.js';
+import { EngineError, markerTag } from '../engine/engine.js';
 import { sql, trusted } from '../engine/sql.js';
 import { scheduleOf } from '../jobs/cron.js';
-import { Schedules } from './schedules.js';
-import type { JobService } from '../jobs/job-service.js';
-import type { PreparedQuery, QueryService } from './query-service.js';
+import { ScheduledNodes } from './schedules.js';
+import type { PreparedQuery } from './query-service.js';
 import { templateParams, type ParamValue } from '../template/index.js';
 import type { Auth } from './access.js';
-import { jobNode, killedOnAbort, type PipeJobPayload, pipeJobPayload } from './pipe-jobs.js';
+import { jobNode, killedOnAbort, type NodeJobServices, type RunPayload, pipeJobPayload } from './pipe-jobs.js';
 import { storageError, type ConnectionService, type SinkLocation } from './connection-service.js';
 import type { ConnectionRecord } from '../catalog/catalog.js';
 import { badRequest, forbidden, PipitError } from '../basics/errors.js';
 import { newResourceId } from '../basics/ids.js';
-import type { PipeService } from './pipe-service.js';
 import { pipeType } from './pipe-service.js';
 import {
   checkCompression,
@@ -80,13 +78,9 @@ const SINK_KEYS: Array<keyof SinkData> = [
 ];
 
 /** What a sink job needs besides its pipe and node: the run's settings (the connection by id, no credentials), variables, parameters and timestamp. */
-interface SinkPayload extends PipeJobPayload {
+interface SinkPayload extends RunPayload {
   settings: SinkSettings;
   variables: Record<string, string>;
-  params: Record<string, ParamValue>;
-  /** ISO; `job_timestamp` of the template and the file names. */
-  jobTimestamp: string;
-  queryId: string;
 }
 
 interface WrittenFile {
@@ -104,6 +98,13 @@ interface Plan {
   writeStrategy: WriteStrategy;
 }
 
+/** A run's export, checked: the plan, the node's query and the resolved file template. */
+interface SinkRun {
+  plan: Plan;
+  prepared: PreparedQuery;
+  resolved: ResolvedTemplate;
+}
+
 const S3_JOB_SETTINGS = trusted('s3_retry_attempts = 10, s3_connect_timeout_ms = 5000');
 
 /**
@@ -112,22 +113,9 @@ const S3_JOB_SETTINGS = trusted('s3_retry_attempts = 10, s3_connect_timeout_ms =
  */
 const marked = (jobId: string) => sql`${markerTag(jobId)} != ''`;
 
-export class SinkService {
-  private readonly schedules: Schedules;
-  readonly nodeType = 'sink';
-  readonly jobKind = 'sink';
-
-  constructor(
-    private readonly engine: Engine,
-    private readonly connections: ConnectionService,
-    private readonly pipes: PipeService,
-    private readonly queries: QueryService,
-    private readonly jobs: JobService,
-    /** The scheduler's clock (tests drive it). */
-    private readonly now: () => Date = () => new Date(),
-  ) {
-    this.schedules = new Schedules(pipes, jobs, now);
-    jobs.register('sink', (job, payload: SinkPayload, signal) => this.execute(job, payload, signal));
+export class SinkService extends ScheduledNodes<NodeJobServices & { connections: ConnectionService }, SinkPayload> {
+  constructor(s: NodeJobServices & { connections: ConnectionService }, now: () => Date = () => new Date()) {
+    super('sink', s, now);
   }
 
   /** Output columns (name → type) of the node; null when its template does not run in test mode. */
@@ -135,10 +123,10 @@ export class SinkService {
     let p = prepared;
     if (!p) {
       const index = pipe.nodes.findIndex((n) => n.id === node.id);
-      p = await this.queries.prepare(auth, node.sql, { testMode: true, params: {}, pipe, nodeLimit: index, savedNode: true });
+      p = await this.s.queries.prepare(auth, node.sql, { testMode: true, params: {}, pipe, nodeLimit: index, savedNode: true });
     }
     try {
-      const meta = await this.queries.describe(p, queryId);
+      const meta = await this.s.queries.describe(p, queryId);
       return new Map(meta.map((m) => [m.name, m.type]));
     } catch (err) {
       if (err instanceof EngineError && !prepared) return null;
@@ -148,12 +136,12 @@ export class SinkService {
 
   private async plan(auth: Auth, s: SinkSettings): Promise<Plan> {
     if (!s.connection) throw badRequest('The "connection" parameter is required');
-    const connection = await this.connections.get(auth.workspace, s.connection);
+    const connection = await this.s.connections.get(auth.workspace, s.connection);
     const parts = parseFileTemplate(s.fileTemplate);
     const format = checkFormat(s.format);
     const compression = checkCompression(s.compression);
     const writeStrategy = checkWriteStrategy(s.writeStrategy);
-    const location = this.connections.location(auth.workspace, connection, s.path);
+    const location = this.s.connections.location(auth.workspace, connection, s.path);
     return { connection, location, parts, format, compression, writeStrategy };
   }
 
@@ -207,7 +195,7 @@ export class SinkService {
         compression: plan.compression,
       });
     }
-    await this.connections.check(plan.location);
+    await this.s.connections.check(plan.location);
     const data: SinkData = {
       sink_connection: plan.connection.id,
       sink_connection_name: plan.connection.name,
@@ -221,7 +209,7 @@ export class SinkService {
       schedule_status: 'running',
       last_tick: cron ? this.now().toISOString() : null,
     };
-    return this.pipes.save(auth.workspace, {
+    return this.s.pipes.save(auth.workspace, {
       ...pipe,
       nodes: pipe.nodes.map((n) => (n.id === node.id ? retype(n, 'sink', data) : n)),
     });
@@ -229,7 +217,7 @@ export class SinkService {
 
   async unset(auth: Auth, pipe: PipeRecord, node: NodeRecord): Promise<PipeRecord> {
     if (node.nodeType !== 'sink') throw badRequest(`The pipe '${pipe.name}' is not a Sink pipe: node '${node.name}' is not a sink node`);
-    return this.pipes.save(auth.workspace, { ...pipe, nodes: pipe.nodes.map((n) => (n.id === node.id ? retype(n, 'standard', SINK_KEYS) : n)) });
+    return this.s.pipes.save(auth.workspace, { ...pipe, nodes: pipe.nodes.map((n) => (n.id === node.id ? retype(n, 'standard', SINK_KEYS) : n)) });
   }
 
   sinkNode(pipe: PipeRecord): SinkNode {
@@ -240,7 +228,7 @@ export class SinkService {
 
   /** Connection ids → pipes whose sink uses them (a connection in use is not deleted). */
   async usersOf(ws: Workspace, connectionId: string): Promise<PipeRecord[]> {
-    return (await this.pipes.list(ws)).filter((p) => p.nodes.some((n) => n.nodeType === 'sink' && n.data.sink_connection === connectionId));
+    return (await this.s.pipes.list(ws)).filter((p) => p.nodes.some((n) => n.nodeType === 'sink' && n.data.sink_connection === connectionId));
   }
 
   setStatus(auth: Auth, pipe: PipeRecord, status: 'running' | 'paused'): Promise<PipeRecord> {
@@ -268,7 +256,7 @@ export class SinkService {
       }
     }
     const patch: Partial<SinkData> = { cron, schedule_status: 'running', last_tick: cron ? this.now().toISOString() : null };
-    return this.pipes.save(auth.workspace, { ...pipe, nodes: pipe.nodes.map((n) => (n.id === node.id ? patchData(node, patch) : n)) });
+    return this.s.pipes.save(auth.workspace, { ...pipe, nodes: pipe.nodes.map((n) => (n.id === node.id ? patchData(node, patch) : n)) });
   }
 
   /** Cancels the pipe's waiting and working sink jobs and pauses its schedule. */
@@ -310,7 +298,7 @@ export class SinkService {
     const { plan, prepared } = await this.prepareRun(auth, pipe, node, payload);
     // The connection by id: a rename while the job waits is followed.
     payload.settings.connection = plan.connection.id;
-    return this.jobs.create(
+    return this.s.jobs.create(
       auth.workspace,
       'sink',
       {
@@ -336,22 +324,10 @@ export class SinkService {
   }
 
   /** The run's export, checked: where (the connection's credentials read now), the node's query and the resolved file template. */
-  private async prepareRun(
-    auth: Auth,
-    pipe: PipeRecord,
-    node: SinkNode,
-    p: SinkPayload,
-  ): Promise<{ plan: Plan; prepared: PreparedQuery; resolved: ResolvedTemplate }> {
+  private async prepareRun(auth: Auth, pipe: PipeRecord, node: SinkNode, p: SinkPayload): Promise<SinkRun> {
     const plan = await this.plan(auth, p.settings);
     const started = new Date(p.jobTimestamp);
-    const prepared = await this.queries.prepare(auth, node.sql, {
-      params: { job_timestamp: p.jobTimestamp.slice(0, 19).replace('T', ' '), ...p.params },
-      testMode: false,
-      pipe,
-      nodeLimit: pipe.nodes.findIndex((n) => n.id === node.id),
-      savedNode: true,
-    });
-    if (prepared.format) throw badRequest('A sink node can not have a FORMAT clause');
+    const prepared = await this.prepareQuery(auth, pipe, node, p);
     let columns: Map<string, string>;
     try {
       columns = (await this.columns(auth, pipe, node, prepared, `${p.queryId}m`))!;
@@ -370,26 +346,28 @@ export class SinkService {
   }
 
   /** The sink job, on whichever copy of the server claims it: prepared again from its payload. */
-  private async execute(job: JobRecord, p: SinkPayload, signal: AbortSignal): Promise<Record<string, unknown>> {
-    const { auth, pipe, node } = await jobNode(this.pipes, p, 'sink');
-    let run: Awaited<ReturnType<SinkService['prepareRun']>> | undefined;
+  protected async execute(job: JobRecord, p: SinkPayload, signal: AbortSignal): Promise<Record<string, unknown>> {
+    const { auth, pipe, node } = await jobNode(this.s.pipes, p, 'sink');
+    let checked: SinkRun | undefined;
     try {
-      const { plan, prepared, resolved } = (run = await this.prepareRun(auth, pipe, node, p));
+      const run = await this.prepareRun(auth, pipe, node, p);
+      checked = run;
+      const { plan, prepared, resolved } = run;
       const loc = plan.location;
-      return await killedOnAbort(this.engine, job.id, signal, async () => {
+      return await killedOnAbort(this.s.engine, job.id, signal, async () => {
         await this.guardFiles(prepared, resolved, job.id);
-        const files =
-          loc.kind === 's3'
-            ? await this.exportS3(loc, plan, resolved, prepared, job.id, signal)
-            : await this.exportLocal(loc, plan, resolved, prepared, job.id, signal);
+        const files = loc.kind === 's3' ? await this.exportS3(loc, run, job.id, signal) : await this.exportLocal(loc, run, job.id, signal);
         return { statistics: { rows: files.rows, bytes: files.files.reduce((a, f) => a + f.size, 0), files: files.files.length }, files: files.files };
       });
     } catch (err) {
       let e: PipitError;
-      const loc = run?.plan.location;
+      const loc = checked?.plan.location;
       if (err instanceof PipitError) e = err;
       else if (err instanceof EngineError)
-        e = err.chType === 'S3_ERROR' && loc?.kind === 's3' ? storageError(err, loc) : badRequest(run ? run.prepared.userNames(err.message) : err.message);
+        e =
+          err.chType === 'S3_ERROR' && loc?.kind === 's3'
+            ? storageError(err, loc)
+            : badRequest(checked ? checked.prepared.userNames(err.message) : err.message);
       else throw err;
       // The job shows what it wrote before failing (nothing, if it failed first).
       throw new PipitError(e.code, e.message, { files: [], ...e.extra });
@@ -398,7 +376,7 @@ export class SinkService {
 
   /** Rows of a server-built statement with bound parameters (JSONEachRow). */
   private async rows<T>(sql: string, params: Record<string, string>, queryId: string): Promise<T[]> {
-    const r = await this.engine.query(sql, { format: 'JSONEachRow', params, queryId });
+    const r = await this.s.engine.query(sql, { format: 'JSONEachRow', params, queryId });
     return r.bytes
       .toString('utf8')
       .split('\n')
@@ -434,9 +412,7 @@ export class SinkService {
 
   private async exportS3(
     loc: Extract<SinkLocation, { kind: 's3' }>,
-    plan: Plan,
-    resolved: ResolvedTemplate,
-    prepared: PreparedQuery,
+    { plan, resolved, prepared }: SinkRun,
     jobId: string,
     signal: AbortSignal,
   ): Promise<{ rows: number | null; files: WrittenFile[] }> {
@@ -449,7 +425,7 @@ export class SinkService {
     let failure: unknown;
     try {
       if (signal.aborted) throw new Error('The job was cancelled');
-      await this.engine.exec(this.insertSql('s3({pipit_url:String}, {pipit_key:String}, {pipit_secret:String}', plan, resolved, prepared, settings, jobId), {
+      await this.s.engine.exec(this.insertSql('s3({pipit_url:String}, {pipit_key:String}, {pipit_secret:String}', plan, resolved, prepared, settings, jobId), {
         queryId: jobId,
         params: { ...prepared.queryParams, pipit_url: loc.url(`${dir}${name}`), ...creds },
       });
@@ -506,9 +482,7 @@ export class SinkService {
 
   private async exportLocal(
     loc: Extract<SinkLocation, { kind: 'local' }>,
-    plan: Plan,
-    resolved: ResolvedTemplate,
-    prepared: PreparedQuery,
+    { plan, resolved, prepared }: SinkRun,
     jobId: string,
     signal: AbortSignal,
   ): Promise<{ rows: number | null; files: WrittenFile[] }> {
@@ -518,7 +492,7 @@ export class SinkService {
     try {
       const name = `${resolved.prefix}${resolved.partition ? '{_partition_id}' : ''}${resolved.suffix}`;
       if (signal.aborted) throw new Error('The job was cancelled');
-      await this.engine.exec(this.insertSql('file({pipit_path:String}', plan, resolved, prepared, ['engine_file_truncate_on_insert = 1'], jobId), {
+      await this.s.engine.exec(this.insertSql('file({pipit_path:String}', plan, resolved, prepared, ['engine_file_truncate_on_insert = 1'], jobId), {
         queryId: jobId,
         params: { ...prepared.queryParams, pipit_path: path.join(staging, name) },
       });
@@ -538,7 +512,7 @@ export class SinkService {
       const files: WrittenFile[] = [];
       const relDir = path.relative(loc.root, loc.dir);
       for (const rel of staged) {
-        const destDir = this.connections.localDir([relDir, path.dirname(rel) === '.' ? '' : path.dirname(rel)].filter(Boolean).join('/'), true);
+        const destDir = this.s.connections.localDir([relDir, path.dirname(rel) === '.' ? '' : path.dirname(rel)].filter(Boolean).join('/'), true);
         const src = path.join(staging, rel);
         const size = fs.statSync(src).size;
         const dest = placeFile(src, destDir, path.basename(rel), plan.writeStrategy);

@@ -365,6 +365,14 @@ export class JobService {
     return this.catalog.listJobs(ws.id, filter);
   }
 
+  /** The workspace's jobs of `kind` not finished yet (waiting, working, cancelling), with their payloads. */
+  async unfinished(ws: Workspace, kind: JobKind): Promise<ClaimedJob[]> {
+    const out: ClaimedJob[] = [];
+    for (const status of ['waiting', 'working', 'cancelling'])
+      for (const job of await this.list(ws, { kind, status, limit: 1000 })) out.push({ job, payload: await this.catalog.jobPayload(job.id) });
+    return out;
+  }
+
   /** Resolves when this copy has no job running and none waiting that it could claim. */
   async drain(): Promise<void> {
     for (;;) {

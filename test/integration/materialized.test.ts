@@ -4,7 +4,7 @@
  * unlinking, dependent data sources, and cancelling a populate inside the engine.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { engineRows, startServer, tableOf, type TestServer } from '../helpers/server.js';
+import { engineRows, holdJobs, startServer, tableOf, type TestServer } from '../helpers/server.js';
 
 let s: TestServer;
 const JSON_HDR = { 'content-type': 'application/json' };
@@ -428,4 +428,41 @@ describe('materialized views', () => {
     }
     expect(left).toBe(0);
   }, 60_000);
+
+  it("a populate's stopped merges restart once no populate reads the frozen parts any more (each cancelled while waiting)", async () => {
+    expect((await s.req('POST', '/v0/datasources?name=merged&mode=create', { body: new URLSearchParams({ schema: 'k Int64, v Int64' }) })).status).toBe(200);
+    for (let i = 0; i < 2; i++) expect((await s.req('POST', '/v0/datasources?name=merged&mode=append', { body: '1,1\n2,2\n' })).status).toBe(200);
+    const t = await tableOf(s, 'merged');
+    /** OPTIMIZE ... FINAL is refused while the table's merges are stopped. */
+    const mergesRun = () =>
+      s.app.services.engine.exec(`OPTIMIZE TABLE ${t.table} FINAL SETTINGS optimize_throw_if_noop = 1`).then(
+        () => true,
+        (err: Error) => {
+          if (/cancel|abort/i.test(err.message)) return false;
+          throw err;
+        },
+      );
+    // Both job slots held: the populates wait.
+    const { release } = await holdJobs(s, 'delete_data', 2);
+    try {
+      const jobs: string[] = [];
+      for (const name of ['pop_a', 'pop_b']) {
+        const pipe = { name, nodes: [{ name: 'm', sql: 'SELECT k, sum(v) AS v FROM merged GROUP BY k' }] };
+        expect((await s.req('POST', '/v0/pipes', { headers: JSON_HDR, body: JSON.stringify(pipe) })).status).toBe(200);
+        const r = await s.req('POST', `/v0/pipes/${name}/nodes/m/materialization?datasource=${name}_t&populate=true`);
+        const body = await r.json();
+        expect(r.status, JSON.stringify(body)).toBe(200);
+        jobs.push(body.job.id);
+      }
+      expect(await mergesRun()).toBe(false);
+      expect((await s.req('POST', `/v0/jobs/${jobs[0]}/cancel`)).status).toBe(200);
+      // The other populate still reads the frozen parts.
+      expect(await mergesRun()).toBe(false);
+      expect((await s.req('POST', `/v0/jobs/${jobs[1]}/cancel`)).status).toBe(200);
+      expect(await mergesRun()).toBe(true);
+    } finally {
+      release();
+      await s.app.services.jobs.drain();
+    }
+  });
 });
