@@ -72,7 +72,8 @@ const isRawFormat = (f: string): f is RawFormat => RAW_FORMATS.has(f);
 /**
  * CSV read so that each line is one field as it is: no quoting, no trimming, a delimiter (0x01)
  * that the line must not hold. LineAsString through chDB's raw insert, which does not take
- * LineAsString itself.
+ * LineAsString itself. Without parallel parsing: splitting lines is cheap and what follows runs
+ * in one thread anyway, so its extra pass and threads cost more CPU than they save (measured).
  */
 const LINES_AS_CSV = {
   format_csv_delimiter: '\x01',
@@ -80,6 +81,7 @@ const LINES_AS_CSV = {
   format_csv_allow_single_quotes: 0,
   input_format_csv_trim_whitespaces: 0,
   input_format_csv_detect_header: 0,
+  input_format_parallel_parsing: 0,
 } as const;
 
 /**

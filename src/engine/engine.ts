@@ -28,9 +28,9 @@ export interface QueryResult {
 export interface InsertOptions {
   /** Target table, database-qualified. */
   table: string;
-  /** Payload format, e.g. JSONEachRow, JSONCompactEachRow, TabSeparated, CSV. */
+  /** Payload format, e.g. JSONEachRow, JSONCompactEachRow, TabSeparated, CSV, LineAsString. */
   format: string;
-  /** Payload bytes. */
+  /** Payload bytes. Empty lines carry no rows: the embedded engine drops them (see withoutEmptyLines). */
   data: Buffer | string;
   /** Explicit column list. */
   columns?: readonly string[];

@@ -78,7 +78,21 @@ interface Lane {
   current: Segment | null;
   flushing: boolean;
   backlog: number;
+  /** When the last flush started (performance.now()), and the timer holding back the next one. */
+  lastFlush: number;
+  timer: NodeJS.Timeout | null;
 }
+
+const newLane = (): Lane => ({ current: null, flushing: false, backlog: 0, lastFlush: -Infinity, timer: null });
+
+/**
+ * Least time between the starts of two flushes of a lane, unless its segment already holds
+ * FLUSH_NOW_BYTES: every insert has a fixed cost in the engine (planning the stage and its views,
+ * a part written, then merged), so under a steady stream of small requests flushing back to back
+ * spent most of the engine's time on that cost. An idle lane still flushes at once.
+ */
+const FLUSH_SPACING_MS = 50;
+const FLUSH_NOW_BYTES = 4 * 1024 * 1024;
 
 /** Largest backlog (bytes not yet in the engine) per data source before new requests get a 503. */
 const MAX_BACKLOG = 512 * 1024 * 1024;
@@ -188,7 +202,7 @@ export class EventBuffer {
     if (this.closing) throw new PipitError('unavailable', UNAVAILABLE);
     const key = `${target.workspaceId}__${target.datasourceId}`;
     let lane = this.lanes.get(key);
-    if (!lane) this.lanes.set(key, (lane = { current: null, flushing: false, backlog: 0 }));
+    if (!lane) this.lanes.set(key, (lane = newLane()));
     if (lane.backlog > MAX_BACKLOG) throw new PipitError('unavailable', UNAVAILABLE);
     let seg = lane.current;
     if (!seg) {
@@ -334,6 +348,17 @@ export class EventBuffer {
   private schedule(key: string): void {
     const lane = this.lanes.get(key);
     if (!lane || lane.flushing || !lane.current) return;
+    const wait = lane.lastFlush + FLUSH_SPACING_MS - performance.now();
+    if (wait > 0 && lane.current.bytes < FLUSH_NOW_BYTES && !this.closing) {
+      lane.timer ??= setTimeout(() => {
+        lane.timer = null;
+        this.schedule(key);
+      }, wait);
+      return;
+    }
+    if (lane.timer) clearTimeout(lane.timer);
+    lane.timer = null;
+    lane.lastFlush = performance.now();
     lane.flushing = true;
     const seg = lane.current;
     lane.current = null;
@@ -539,7 +564,7 @@ export class EventBuffer {
     if (this.stranded.has(e.file)) return;
     this.stranded.set(e.file, e);
     let lane = this.lanes.get(e.key);
-    if (!lane) this.lanes.set(e.key, (lane = { current: null, flushing: false, backlog: 0 }));
+    if (!lane) this.lanes.set(e.key, (lane = newLane()));
     lane.backlog += e.bytes;
     this.scheduleRetry();
   }
