@@ -24,6 +24,12 @@
  * after an untimed prelude (idle pause, raw aggregate, cache pollution), and a timeline inside
  * endpoint requests (route → engine → answer → body → client).
  *
+ * BENCH_ENDPOINT_PROFILE=1: then a CPU profile of the process (server and client; the inspector's
+ * profiler, as `--cpu-prof` but over the measurement only) while the API alone serves (a) at
+ * concurrency 1 and 4 and (b) at 1 for BENCH_ENDPOINT_PROFILE_SECS (10) each, under the default
+ * admission: the main thread's time per request by part, and the .cpuprofile files (for a flame
+ * graph) in the temporary directory. BENCH_RUNS=0 profiles only.
+ *
  * Environment: BENCH_RUNS (5), BENCH_ENDPOINT_ROWS (10,000,000), BENCH_ENDPOINT_TRIVIAL (2,000
  * requests per side per measurement of (a) at concurrency 1, twice that at 4), BENCH_ENDPOINT_AGG
  * (60, likewise for (b)).
@@ -32,6 +38,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
+import { Session as Inspector } from 'node:inspector/promises';
 import { PassThrough } from 'node:stream';
 import { Session } from 'chdb';
 import Fastify from 'fastify';
@@ -45,6 +52,8 @@ const RUNS = Number(process.env.BENCH_RUNS ?? 5);
 const ROWS = Number(process.env.BENCH_ENDPOINT_ROWS ?? 1_000_000);
 /** BENCH_ENDPOINT_BREAKDOWN=1: also the where-the-time-goes parts after the main table (slow). */
 const BREAKDOWN = process.env.BENCH_ENDPOINT_BREAKDOWN === '1';
+const PROFILE = process.env.BENCH_ENDPOINT_PROFILE === '1';
+const PROFILE_SECS = Number(process.env.BENCH_ENDPOINT_PROFILE_SECS ?? 10);
 const TRIVIAL_N = Number(process.env.BENCH_ENDPOINT_TRIVIAL ?? 2000);
 const AGG_N = Number(process.env.BENCH_ENDPOINT_AGG ?? 60);
 /** Sessions of the server's engine pool and of the raw pool: the higher concurrency measured. */
@@ -151,6 +160,47 @@ function sameResult(a: Buffer, b: Buffer): boolean {
       return JSON.stringify(v) === JSON.stringify(w);
     }),
   );
+}
+
+/** What the main thread did per request, from a CPU profile: µs per request and share, by part. */
+interface CpuProfile {
+  nodes: Array<{ id: number; callFrame: { functionName: string; url: string }; children?: number[] }>;
+  samples: number[];
+  timeDeltas: number[];
+}
+function profileParts(p: CpuProfile): Map<string, number> {
+  const byId = new Map(p.nodes.map((n) => [n.id, n]));
+  const parent = new Map<number, number>();
+  for (const n of p.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  const partOf = (id: number): string => {
+    const { functionName: f, url: u } = byId.get(id)!.callFrame;
+    if (f === '(idle)') return 'idle (waiting for the engine)';
+    if (f === '(garbage collector)') return 'GC';
+    if (f === '(program)') return 'V8 and native code outside JS';
+    const up = parent.get(id);
+    if (u === '' && f === '' && up !== undefined && byId.get(up)!.callFrame.url.includes('chdb')) return "chDB's synchronous native call";
+    if (u.includes('chdb')) return "chDB's JS wrapper";
+    if (u.includes('async_hooks')) return 'async hooks (AsyncLocalStorage promise hooks)';
+    const src = /\/src\/(.*)$/.exec(u)?.[1];
+    if (src && !u.includes('node_modules')) {
+      if (src.startsWith('engine/') || src.startsWith('sql/admission')) return 'Pipit: admission, lanes, engine.select';
+      if (src.startsWith('http/observability') || src.startsWith('observability/')) return 'Pipit: observability hooks and records';
+      if (/^(sql|template)\/|^domain\/(query-service|prepared-cache|pipe-service|datasource-service)/.test(src))
+        return 'Pipit: prepare (catalog, template, analyzer; prepared cache)';
+      return 'Pipit: route, auth, output';
+    }
+    if (/fastify|find-my-way|toad-cache|fast-querystring/.test(u)) return 'Fastify';
+    if (u.includes('/bench/')) return 'bench client loop';
+    return 'Node: HTTP server and in-process client, sockets, streams, events, timers';
+  };
+  const total = p.timeDeltas.reduce((a, b) => a + b, 0);
+  const perSample = total / p.samples.length;
+  const out = new Map<string, number>();
+  for (const id of p.samples) {
+    const k = partOf(id);
+    out.set(k, (out.get(k) ?? 0) + perSample);
+  }
+  return out;
 }
 
 async function main() {
@@ -396,6 +446,39 @@ async function main() {
     }
     console.log('\ntargets (issue 15):');
     for (const v of verdicts) console.log(`  ${v}`);
+    if (PROFILE) {
+      const inspector = new Inspector();
+      inspector.connect();
+      await inspector.post('Profiler.enable');
+      await inspector.post('Profiler.setSamplingInterval', { interval: 100 });
+      for (const [name, c] of [
+        ['a', 1],
+        ['a', POOL],
+        ['b', 1],
+      ] as const) {
+        const calls = cases[name];
+        let n = 0;
+        await inspector.post('Profiler.start');
+        const t0 = performance.now();
+        await Promise.all(
+          Array.from({ length: c }, async () => {
+            while (performance.now() - t0 < PROFILE_SECS * 1000) await apiRun(calls[n++ % calls.length].path);
+          }),
+        );
+        const { profile } = await inspector.post('Profiler.stop');
+        const file = path.join(os.tmpdir(), `pipit-endpoint-${name}-c${c}.cpuprofile`);
+        fs.writeFileSync(file, JSON.stringify(profile));
+        const parts = [...profileParts(profile as CpuProfile)].sort((x, y) => y[1] - x[1]);
+        const total = parts.reduce((a, [, us]) => a + us, 0);
+        console.log(
+          `\nprofile of (${name}) at c${c}: ${n} requests in ${PROFILE_SECS} s (load ${os.loadavg()[0].toFixed(1)}), main thread per request (${file}):`,
+        );
+        console.log('| part | µs per request | share |');
+        console.log('| --- | --- | --- |');
+        for (const [k, us] of parts) console.log(`| ${k} | ${(us / n).toFixed(0)} | ${((100 * us) / total).toFixed(1)}% |`);
+      }
+      inspector.disconnect();
+    }
     if (!BREAKDOWN) return;
 
     // Where the time goes, at concurrency 1: each part alone.

@@ -115,6 +115,7 @@ export class QueryService {
   /** Admission control in front of the engine's user-query slots. */
   readonly admission: Admission;
   private readonly prepared: PreparedCache<PreparedQuery>;
+  private defaultLimits: SelectLimits | undefined;
 
   constructor(
     catalog: Catalog,
@@ -340,6 +341,13 @@ export class QueryService {
   }
 
   limits(maxThreads?: number, formatSettings?: Record<string, 0 | 1>): SelectLimits {
+    // The common profile is one object, so an engine can remember what it derived from it.
+    if (maxThreads === undefined && (!formatSettings || Object.keys(formatSettings).length === 0))
+      return (this.defaultLimits ??= Object.freeze(this.limitsOf()));
+    return this.limitsOf(maxThreads, formatSettings);
+  }
+
+  private limitsOf(maxThreads?: number, formatSettings?: Record<string, 0 | 1>): SelectLimits {
     return {
       maxExecutionTime: this.config.queryTimeout,
       maxResultBytes: this.config.queryMaxResultBytes,

@@ -205,6 +205,16 @@ class SessionPool {
     return s;
   }
 
+  /** An idle Session at once, if there is one (no promise on the common path). */
+  tryAcquire(): Session | undefined {
+    const s = this.idle.pop();
+    if (s) {
+      this.busy++;
+      this.lastUsed = Date.now();
+    }
+    return s;
+  }
+
   async acquire(): Promise<Session> {
     this.busy++;
     this.lastUsed = Date.now();
@@ -264,6 +274,18 @@ class SessionPool {
   }
 }
 
+/** The settings a read-only Session of a limit profile is set up with. */
+function profileSettings(limits: SelectLimits): Array<[string, number]> {
+  const settings: Array<[string, number]> = [
+    ['max_execution_time', limits.maxExecutionTime],
+    ['max_result_bytes', limits.maxResultBytes],
+    ['max_memory_usage', limits.maxMemoryUsage],
+  ];
+  if (limits.maxThreads !== undefined) settings.push(['max_threads', limits.maxThreads]);
+  for (const [k, v] of Object.entries(limits.formatSettings ?? {})) settings.push([k, v]);
+  return settings;
+}
+
 /** Read-only pools of limit profiles not used for this long are closed when a new profile is needed. */
 const PROFILE_IDLE_MS = 60_000;
 const MAX_PROFILES = 16;
@@ -290,12 +312,15 @@ export class EmbeddedEngine implements Engine {
   readonly localFiles = true;
   private readonly pool: SessionPool;
   private readonly selectPools = new Map<string, SessionPool>();
+  /** The profile key of a limits object (QueryService hands out one object for its common profile). */
+  private readonly profileKeys = new WeakMap<SelectLimits, string>();
   private readonly lanes: EngineLanes;
   private readonly connectionArgs: string[];
   private closed = false;
   private busy = 0;
   private drainWaiters: Array<() => void> = [];
   private ready: Promise<void> | undefined;
+  private sandboxReady = false;
 
   private readonly reserve: number;
   /** Tables whose damaged metadata was moved aside at start, for the catalog to restore. */
@@ -500,18 +525,17 @@ export class EmbeddedEngine implements Engine {
 
   /** The read-only pool for a limit profile, created on first use. */
   private selectPool(limits: SelectLimits): SessionPool {
-    const settings: Array<[string, number]> = [
-      ['max_execution_time', limits.maxExecutionTime],
-      ['max_result_bytes', limits.maxResultBytes],
-      ['max_memory_usage', limits.maxMemoryUsage],
-    ];
-    if (limits.maxThreads !== undefined) settings.push(['max_threads', limits.maxThreads]);
-    for (const [k, v] of Object.entries(limits.formatSettings ?? {})) settings.push([k, v]);
-    const key = settings.map(([k, v]) => `${k}=${v}`).join(',');
+    let key = this.profileKeys.get(limits);
+    if (key === undefined) {
+      key = profileSettings(limits)
+        .map(([k, v]) => `${k}=${v}`)
+        .join(',');
+      this.profileKeys.set(limits, key);
+    }
     let pool = this.selectPools.get(key);
     if (!pool) {
       this.evictIdleProfiles();
-      const setup = [`USE ${SANDBOX_DATABASE}`, ...settings.map(([k, v]) => `SET ${k} = ${Number(v)}`), 'SET readonly = 1'];
+      const setup = [`USE ${SANDBOX_DATABASE}`, ...profileSettings(limits).map(([k, v]) => `SET ${k} = ${Number(v)}`), 'SET readonly = 1'];
       // Internal work (a job checking user SQL) also runs SELECTs here, on its own lane's slots.
       pool = new SessionPool(this.dir, this.opts.userSlots + this.opts.internalSlots, setup, this.connectionArgs);
       this.selectPools.set(key, pool);
@@ -532,16 +556,21 @@ export class EmbeddedEngine implements Engine {
   /** The empty database user queries run in. */
   private async ensureSandbox(): Promise<void> {
     // A failure (a full disk) is not remembered: the next query tries again.
-    this.ready ??= this.exec(`CREATE DATABASE IF NOT EXISTS ${SANDBOX_DATABASE}`).catch((err) => {
-      this.ready = undefined;
-      throw err;
-    });
+    this.ready ??= this.exec(`CREATE DATABASE IF NOT EXISTS ${SANDBOX_DATABASE}`).then(
+      () => {
+        this.sandboxReady = true;
+      },
+      (err) => {
+        this.ready = undefined;
+        throw err;
+      },
+    );
     return this.ready;
   }
 
   async select(sql: string, opts: SelectOptions): Promise<SelectResult> {
     if (this.closed) throw new EngineError(0, 'ENGINE_CLOSED', 'The engine is shutting down');
-    await this.ensureSandbox();
+    if (!this.sandboxReady) await this.ensureSandbox();
     const free = await this.lanes.take('select', opts.signal);
     if (this.closed) {
       free();
@@ -549,12 +578,14 @@ export class EmbeddedEngine implements Engine {
     }
     // Chosen once the slot is held: a profile pool is evicted only while none of its Sessions is out.
     const pool = this.selectPool(opts.limits);
-    let session: Session;
-    try {
-      session = await pool.acquire();
-    } catch (err) {
-      free();
-      throw err;
+    let session = pool.tryAcquire();
+    if (!session) {
+      try {
+        session = await pool.acquire();
+      } catch (err) {
+        free();
+        throw err;
+      }
     }
     this.busy++;
     const marker = markerOf(opts.queryId);
