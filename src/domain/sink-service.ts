@@ -402,7 +402,12 @@ export class SinkService extends ScheduledNodes<NodeJobServices & { connections:
   private insertSql(target: string, plan: Plan, resolved: ResolvedTemplate, prepared: PreparedQuery, settings: string[], jobId: string): string {
     const fmt = FORMATS[plan.format].engine;
     const comp = plan.format === 'parquet' ? 'none' : plan.compression === 'gz' ? 'gzip' : plan.compression;
-    if (plan.format === 'parquet') settings.push(sql`output_format_parquet_compression_method = ${plan.compression === 'gz' ? 'gzip' : plan.compression}`.text);
+    // Strings as Parquet's STRING (UTF8) type, not raw BYTE_ARRAY, on every server version (the default only since 24.x).
+    if (plan.format === 'parquet')
+      settings.push(
+        sql`output_format_parquet_compression_method = ${plan.compression === 'gz' ? 'gzip' : plan.compression}, output_format_parquet_string_as_string = 1`
+          .text,
+      );
     const partition = resolved.partition ? sql` PARTITION BY ${trusted(resolved.partition)}` : sql``;
     // The comment keeps this statement out of the engine's insert gate: it writes no table.
     // `target` is the table function's head with bound parameters (`s3({pipit_url:String}, ...`).

@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import { CreateBucketCommand, DeleteBucketCommand, GetObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
-import { parquetReadObjects } from 'hyparquet';
+import { parquetMetadata, parquetReadObjects } from 'hyparquet';
 import { compressors } from 'hyparquet-compressors';
 // @ts-expect-error s3rver ships no types
 import S3rver from 's3rver';
@@ -448,6 +448,8 @@ describe('sink pipes', () => {
         const objs = await parquetReadObjects({ file: buf, compressors });
         expect(objs).toHaveLength(60);
         expect(Object.keys(objs[0])).toEqual(['country', 'n', 'ts']);
+        // Strings are Parquet STRING (UTF8), not bare bytes, whatever the server's default.
+        expect(parquetMetadata(buf).schema.find((e) => e.name === 'country')?.converted_type).toBe('UTF8');
         expect({ country: objs[1].country, n: Number(objs[1].n), ts: new Date(objs[1].ts as Date).toISOString() }).toEqual({
           country: 'FR',
           n: 1,
