@@ -238,9 +238,8 @@ export class CopyService extends ScheduledNodes<NodeJobServices & { datasources:
     };
     const prepared = await this.prepareQuery(auth, pipe, node, payload);
     return this.admit(ws, prepared, () =>
-      this.s.jobs.create(
+      this.enqueue(
         ws,
-        'copy',
         {
           pipe_id: pipe.id,
           pipe_name: pipe.name,

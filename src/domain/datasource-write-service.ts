@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import type { DatasourceRecord, JobRecord } from '../catalog/catalog.js';
 import { badRequest, forbidden, PipitError } from '../basics/errors.js';
 import type { CsvDialect, IngestCounts } from '../ingest/ingest-service.js';
-import type { JobService } from '../jobs/job-service.js';
+import type { Enqueue, JobService } from '../jobs/job-service.js';
 import { parseEngineParams, parseIndexes, parseSchema } from '../schema/index.js';
 import { Auth, type AuthorityRecord } from './access.js';
 import type { DatasourceService } from './datasource-service.js';
@@ -64,6 +64,8 @@ interface ImportPayload {
 }
 
 export class DatasourceWriteService {
+  private readonly enqueueImport: Enqueue<ImportPayload>;
+
   constructor(
     private readonly deps: {
       datasources: DatasourceService;
@@ -75,7 +77,7 @@ export class DatasourceWriteService {
       present: (auth: Auth, spec: WriteSpec, r: WriteResult, importId: string) => Promise<Record<string, unknown>>;
     },
   ) {
-    deps.jobs.register('import', (job, payload: ImportPayload) => this.runImport(job, payload));
+    this.enqueueImport = deps.jobs.register('import', (job, payload: ImportPayload) => this.runImport(job, payload));
   }
 
   /** Writes the data of a request (or, with a schema, creates an empty data source). */
@@ -139,7 +141,7 @@ export class DatasourceWriteService {
    * a result with an `error` (rows in quarantine) fails the job with that result.
    */
   async writeFromUrl(auth: Auth, spec: WriteSpec, url: string): Promise<JobRecord> {
-    const { datasources, jobs } = this.deps;
+    const { datasources } = this.deps;
     const ws = auth.workspace;
     const { mode } = spec;
     const ds = spec.name ? await datasources.find(ws, spec.name) : null;
@@ -149,7 +151,7 @@ export class DatasourceWriteService {
     const name = spec.name ?? nameFromFile(new URL(url).pathname.split('/').pop() ?? 'imported');
     if (mode === 'create' && ds) throw badRequest(`Data Source "${name}" already exists, use mode=append`);
     const payload: ImportPayload = { authority: auth.toRecord(), url, spec, name, datasourceId: ds?.id ?? null };
-    return jobs.create(ws, 'import', { mode, url, datasource: ds ? { id: ds.id, name: ds.name } : { name } }, payload);
+    return this.enqueueImport(ws, { mode, url, datasource: ds ? { id: ds.id, name: ds.name } : { name } }, payload);
   }
 
   /** The import job, on whichever copy claims it. */

@@ -8,7 +8,7 @@ import type { Engine } from '../engine/engine.js';
 import { name, sql, trusted } from '../engine/sql.js';
 import { EngineError } from '../engine/engine.js';
 import { physicalNames, userFacingNames } from '../ingest/physical.js';
-import type { JobService } from '../jobs/job-service.js';
+import type { Enqueue, JobService } from '../jobs/job-service.js';
 import { checkExpression } from '../schema/index.js';
 import { badRequest } from '../basics/errors.js';
 import { isMergeTreeFamily } from '../schema/index.js';
@@ -22,11 +22,13 @@ interface DeletePayload {
 }
 
 export class DeleteService {
+  private readonly enqueue: Enqueue<DeletePayload>;
+
   constructor(
     private readonly engine: Engine,
-    private readonly jobs: JobService,
+    jobs: JobService,
   ) {
-    jobs.register('delete_data', (_job, payload: DeletePayload) => this.run(payload));
+    this.enqueue = jobs.register('delete_data', (_job, payload: DeletePayload) => this.run(payload));
   }
 
   async start(
@@ -45,7 +47,7 @@ export class DeleteService {
     const rows = await this.count(payload);
     if (dryRun) return { rows_to_be_deleted: rows };
     const shown = quarantine ? `${ds.name}_quarantine` : ds.name;
-    return this.jobs.create(ws, 'delete_data', { datasource: { id: ds.id, name: shown }, delete_condition: condition }, payload);
+    return this.enqueue(ws, { datasource: { id: ds.id, name: shown }, delete_condition: condition }, payload);
   }
 
   /** The job, on whichever copy claims it: a synchronous mutation, and the rows it removed. */

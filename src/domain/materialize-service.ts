@@ -23,6 +23,7 @@ import { physicalNames } from '../ingest/physical.js';
 import { stagedAppend } from './atomic-writes.js';
 import { newResourceId } from '../basics/ids.js';
 import type { IntentRecord, JobRecord } from '../catalog/catalog.js';
+import type { Enqueue } from '../jobs/job-service.js';
 
 export interface MaterializeOptions {
   datasource: string;
@@ -72,8 +73,10 @@ interface PopulatePayload extends PipeJobPayload {
 const MAX_SUBSET_ROWS = 2_000_000;
 
 export class MaterializeService {
+  private readonly enqueuePopulate: Enqueue<PopulatePayload>;
+
   constructor(private readonly s: NodeJobServices & { datasources: DatasourceService }) {
-    s.jobs.register(
+    this.enqueuePopulate = s.jobs.register(
       'populateview',
       (job, payload: PopulatePayload, signal) => this.executePopulate(job, payload, signal),
       (job, payload) => this.restartMerges(payload, job.id),
@@ -365,9 +368,8 @@ export class MaterializeService {
     try {
       const target = await this.s.datasources.get(auth.workspace, payload.targetId);
       await this.populateQuery(auth, pipe, node, payload);
-      return await this.s.jobs.create(
+      return await this.enqueuePopulate(
         auth.workspace,
-        'populateview',
         { pipe_id: pipe.id, pipe_name: pipe.name, datasource: { id: target.id, name: target.name }, is_cancellable_while_working: true },
         payload,
       );

@@ -4,7 +4,7 @@
  */
 import type { CopyNode, JobKind, JobRecord, NodeRecord, NodeSchedule, PipeRecord, SinkNode } from '../catalog/catalog.js';
 import { patchData } from '../catalog/records.js';
-import type { JobService } from '../jobs/job-service.js';
+import type { Enqueue, JobService } from '../jobs/job-service.js';
 import type { Auth } from './access.js';
 import { badRequest, notFound } from '../basics/errors.js';
 import type { PipeService } from './pipe-service.js';
@@ -59,6 +59,8 @@ export class Schedules {
 export abstract class ScheduledNodes<S extends NodeJobServices, P extends RunPayload> {
   protected readonly schedules: Schedules;
   readonly jobKind: 'copy' | 'sink';
+  /** Enqueues a run's job (any copy runs it, with `execute`). */
+  protected readonly enqueue: Enqueue<P>;
 
   constructor(
     readonly nodeType: 'copy' | 'sink',
@@ -68,7 +70,7 @@ export abstract class ScheduledNodes<S extends NodeJobServices, P extends RunPay
   ) {
     this.jobKind = nodeType;
     this.schedules = new Schedules(s.pipes, s.jobs, now);
-    s.jobs.register(nodeType, (job, payload: P, signal) => this.execute(job, payload, signal));
+    this.enqueue = s.jobs.register(nodeType, (job, payload: P, signal) => this.execute(job, payload, signal));
   }
 
   /** The node's query as a run prepares it: its template parameters, and `job_timestamp` (UTC) of the run. */

@@ -298,9 +298,8 @@ export class SinkService extends ScheduledNodes<NodeJobServices & { connections:
     const { plan, prepared } = await this.prepareRun(auth, pipe, node, payload);
     // The connection by id: a rename while the job waits is followed.
     payload.settings.connection = plan.connection.id;
-    return this.s.jobs.create(
+    return this.enqueue(
       auth.workspace,
-      'sink',
       {
         pipe_id: pipe.id,
         pipe_name: pipe.name,

@@ -32,6 +32,9 @@ export type JobRun<P> = (job: JobRecord, payload: P, signal: AbortSignal) => Pro
  */
 export type JobEnded<P> = (job: JobRecord, payload: P) => Promise<void>;
 
+/** Enqueues a job of one kind: its JSON fields and the payload its handler runs from. */
+export type Enqueue<P> = (ws: Workspace, data: Record<string, unknown>, payload: P) => Promise<JobRecord>;
+
 interface Handler {
   run: JobRun<unknown>;
   ended?: JobEnded<unknown>;
@@ -76,13 +79,17 @@ export class JobService {
     private readonly onError: (err: unknown, msg: string) => void = () => undefined,
   ) {}
 
-  /** The work of jobs of `kind`, and what follows each once it ended (see JobEnded). */
-  register<P>(kind: JobKind, run: JobRun<P>, ended?: JobEnded<P>): void {
-    // The payload was made by the same kind's creator (create's `payload: P`).
+  /**
+   * The work of jobs of `kind`, and what follows each once it ended (see JobEnded). Returns the
+   * kind's enqueue, whose payload type is the one the work reads.
+   */
+  register<P>(kind: JobKind, run: JobRun<P>, ended?: JobEnded<P>): Enqueue<P> {
+    // The payload was made by the same kind's enqueue (`payload: P`).
     this.handlers.set(kind, {
       run: (job, payload, signal) => run(job, payload as P, signal),
       ended: ended && ((job, payload) => ended(job, payload as P)),
     });
+    return (ws, data, payload) => this.create(ws, kind, data, payload);
   }
 
   /** The work registered for `kind` (tests wrap it to hold jobs). */
@@ -197,7 +204,7 @@ export class JobService {
     this.pump();
   }
 
-  /** A new job; `payload` is what the kind's registered handler runs it from, on any copy. */
+  /** A new job; `payload` is what the kind's registered handler runs it from, on any copy (services use the Enqueue `register` returned). */
   async create<P>(ws: Workspace, kind: JobKind, data: Record<string, unknown>, payload: P): Promise<JobRecord> {
     if (!this.handlers.has(kind)) throw new Error(`no handler for jobs of kind ${kind}`);
     const job = newJob(ws, kind, data, 'waiting', null);
