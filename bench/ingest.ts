@@ -9,6 +9,8 @@
  * The server runs as a child process (chDB allows one data directory per process), from the built
  * JavaScript as `npm start` runs it (dist/server/main.mjs; `npm run build:server`). Each run
  * alternates which side goes first. Prints each target of issue 15 and whether it holds.
+ * Also prints CPU time per MB for (a) (the server's, from /proc; raw chDB's, the bench process's),
+ * whose ratio load inflates far less than throughput: on a loaded machine it is the better guide.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -74,6 +76,20 @@ async function startServer(dir: string, port: number): Promise<ChildProcess> {
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
+/** CPU ms (user + system) a process has used so far, from /proc (Linux; clock ticks of 10 ms); NaN elsewhere. */
+function procCpuMs(pid: number): number {
+  try {
+    const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return (Number(f[11]) + Number(f[12])) * 10;
+  } catch {
+    return Number.NaN;
+  }
+}
+const ownCpuMs = () => {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
+};
+
 async function main() {
   const chunks = makeData();
   const totalBytes = chunks.reduce((n, c) => n + c.length, 0);
@@ -90,6 +106,8 @@ async function main() {
   const rawMBs: number[] = [];
   const oldMBs: number[] = [];
   const rps: number[] = [];
+  const apiCpu: number[] = [];
+  const rawCpu: number[] = [];
   /** Sends every chunk from 2 workers through `send`; MB/s. */
   const twoClients = async (send: (c: Buffer, worker: number) => Promise<void>) => {
     let next = 0;
@@ -114,16 +132,20 @@ async function main() {
       const sides: Record<string, () => Promise<void>> = {
         // (a) Events API, 2 concurrent clients, wait=true.
         api: async () => {
+          const c0 = procCpuMs(server.pid!);
           apiMBs.push(
             await twoClients(async (c) => {
               const r = await fetch(`${base}/v0/events?name=${name}&wait=true`, { method: 'POST', headers: auth, body: new Uint8Array(c) });
               if (r.status !== 200) throw new Error(`events ${r.status} ${await r.text()}`);
             }),
           );
+          apiCpu.push((procCpuMs(server.pid!) - c0) / (totalBytes / 1e6));
         },
         // Raw chDB as a user would run it: default settings, 2 Sessions.
         raw: async () => {
+          const c0 = ownCpuMs();
           rawMBs.push(await twoClients((c, w) => raw[w].insert({ table: `b.t${run}`, values: c, format: 'JSONEachRow' }).then(() => undefined)));
+          rawCpu.push((ownCpuMs() - c0) / (totalBytes / 1e6));
         },
         // The former reference: one Session, best_effort date parsing.
         old: async () => {
@@ -156,14 +178,15 @@ async function main() {
       console.log(
         `run ${run + 1} (load ${os.loadavg()[0].toFixed(1)}): events ${apiMBs[run].toFixed(1)} MB/s, raw chDB (default settings, 2 Sessions) ${rawMBs[run].toFixed(1)} MB/s, ` +
           `ratio ${(apiMBs[run] / rawMBs[run]).toFixed(2)}; raw chDB (best_effort, 1 Session) ${oldMBs[run].toFixed(1)} MB/s, ratio ${(apiMBs[run] / oldMBs[run]).toFixed(2)}; ` +
-          `100-row requests ${rps[run].toFixed(0)} req/s`,
+          `100-row requests ${rps[run].toFixed(0)} req/s; CPU per MB: server ${apiCpu[run].toFixed(1)} ms, raw chDB ${rawCpu[run].toFixed(1)} ms, ratio ${(rawCpu[run] / apiCpu[run]).toFixed(2)}`,
       );
     }
     const ratio = median(apiMBs.map((a, i) => a / rawMBs[i]));
     console.log(
       `median of ${RUNS}: events ${median(apiMBs).toFixed(1)} MB/s, raw chDB ${median(rawMBs).toFixed(1)} MB/s, ratio ${ratio.toFixed(2)}; ` +
         `vs best_effort single Session ${median(oldMBs).toFixed(1)} MB/s, ratio ${median(apiMBs.map((a, i) => a / oldMBs[i])).toFixed(2)}; ` +
-        `100-row requests at concurrency 8: ${median(rps).toFixed(0)} req/s`,
+        `100-row requests at concurrency 8: ${median(rps).toFixed(0)} req/s; ` +
+        `CPU per MB: server ${median(apiCpu).toFixed(1)} ms, raw chDB ${median(rawCpu).toFixed(1)} ms, ratio ${median(rawCpu.map((r, i) => r / apiCpu[i])).toFixed(2)}`,
     );
     console.log('targets (issue 15):');
     console.log(`  Events API ingest ≥ 0.8 of raw chDB (default settings): ${ratio.toFixed(2)} — ${ratio >= 0.8 ? 'holds' : 'does not hold'}`);

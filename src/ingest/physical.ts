@@ -201,7 +201,9 @@ function parsedColumns({ plans, mode, okLine, keep }: StagePlan): string[] {
     const missing = def ?? (nullable ? 'NULL' : empty);
     const conv = convert(raw, col.type, mode);
     defs.push(`__t${i} DEFAULT ${conv.value}`);
-    defs.push(`__v${i} DEFAULT if(${raw} IS NULL, ${missing ?? `__t${i}`}, __t${i})`);
+    // Plainly `__t` when it already is the value of a missing one (an `if` would copy the column).
+    const same = missing === null || (missing === 'NULL' && conv.value === raw);
+    defs.push(`__v${i} DEFAULT ${same ? `__t${i}` : `if(${raw} IS NULL, ${missing}, __t${i})`}`);
     defs.push(`__b${i} UInt8 DEFAULT if(${raw} IS NULL, ${missing === null ? '1' : '0'}, ${conv.invalid(`__t${i}`)})`);
   });
   // Every typed value also under its column name, so a DEFAULT that refers to other columns
