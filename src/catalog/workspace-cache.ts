@@ -9,6 +9,7 @@ import type { Catalog } from './catalog.js';
 export class WorkspaceCache<T> {
   private readonly entries = new Map<string, Promise<T>>();
   private readonly values = new Map<string, T>();
+  private readonly listeners: Array<(workspaceId: string | null) => void> = [];
 
   constructor(
     catalog: Catalog,
@@ -19,6 +20,25 @@ export class WorkspaceCache<T> {
       if (c.table === '*' || (tables.includes(c.table) && !c.workspaceId)) this.clear();
       else if (tables.includes(c.table) && c.workspaceId) this.drop(c.workspaceId);
     });
+  }
+
+  /**
+   * Calls `listener` whenever a workspace's value changes: dropped on a notification, or changed
+   * in place by this copy's own write (`update`), which its notification only confirms later.
+   * `null`: every workspace.
+   */
+  onChange(listener: (workspaceId: string | null) => void): void {
+    this.listeners.push(listener);
+  }
+
+  private changed(workspaceId: string | null): void {
+    for (const l of this.listeners) l(workspaceId);
+  }
+
+  /** Applies this copy's own write to the workspace's value (read-your-writes before the notification). */
+  async update(workspaceId: string, fn: (value: T) => void): Promise<void> {
+    fn(await this.get(workspaceId));
+    this.changed(workspaceId);
   }
 
   /** The workspace's value, loaded once until a change drops it. */
@@ -48,10 +68,12 @@ export class WorkspaceCache<T> {
   drop(workspaceId: string): void {
     this.entries.delete(workspaceId);
     this.values.delete(workspaceId);
+    this.changed(workspaceId);
   }
 
   clear(): void {
     this.entries.clear();
     this.values.clear();
+    this.changed(null);
   }
 }

@@ -76,6 +76,11 @@ export class DatasourceService {
     throw status === 'conflict' ? conflict(msg) : badRequest(msg);
   }
 
+  /** Calls `listener` when a workspace's records change (null: every workspace's), see WorkspaceCache.onChange. */
+  onChange(listener: (workspaceId: string | null) => void): void {
+    this.cache.onChange(listener);
+  }
+
   private async byId(ws: Workspace): Promise<Map<string, DatasourceRecord>> {
     return this.cache.get(ws.id);
   }
@@ -198,7 +203,7 @@ export class DatasourceService {
       if (err instanceof UniqueViolation) throw badRequest(`Data Source "${spec.name}" already exists, use mode=append`);
       throw err;
     }
-    (await this.byId(ws)).set(ds.id, ds);
+    await this.cache.update(ws.id, (m) => m.set(ds.id, ds));
     this.ops.op(ws.id, { eventType: 'create', datasource: ds, result: 'ok', elapsed: (performance.now() - started) / 1000, rows: 0 });
     return ds;
   }
@@ -238,13 +243,13 @@ export class DatasourceService {
   /** Saves a changed record (built from the one read: a change by another request in between is a 409). */
   async update(ws: Workspace, ds: DatasourceRecord): Promise<DatasourceRecord> {
     const saved = await this.catalog.updateDatasource(ds);
-    (await this.byId(ws)).set(ds.id, saved);
+    await this.cache.update(ws.id, (m) => m.set(ds.id, saved));
     return saved;
   }
 
   async drop(ws: Workspace, ds: DatasourceRecord): Promise<void> {
     await this.catalog.deleteDatasource(ws.id, ds.id);
-    (await this.byId(ws)).delete(ds.id);
+    await this.cache.update(ws.id, (m) => m.delete(ds.id));
     // Engine objects left by a crash from here on have no catalog record: swept on start.
     await this.journal.checkpoint('datasource:drop');
     await this.runAll(dropAllSql(ds, ws.database));
@@ -272,7 +277,7 @@ export class DatasourceService {
   async touch(ws: Workspace, ds: DatasourceRecord): Promise<void> {
     try {
       const saved = await this.catalog.touchDatasource(ws.id, ds.id, nowIso());
-      if (saved) (await this.byId(ws)).set(ds.id, saved);
+      if (saved) await this.cache.update(ws.id, (m) => m.set(ds.id, saved));
     } catch (err) {
       if (!isDiskFull(err)) throw err;
     }

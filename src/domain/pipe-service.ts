@@ -49,6 +49,11 @@ export class PipeService {
     this.cache = new WorkspaceCache(catalog, ['pipes'], async (wsId) => new Map((await catalog.listPipes(wsId)).map((p) => [p.id, p])));
   }
 
+  /** Calls `listener` when a workspace's records change (null: every workspace's), see WorkspaceCache.onChange. */
+  onChange(listener: (workspaceId: string | null) => void): void {
+    this.cache.onChange(listener);
+  }
+
   private byId(ws: Workspace): Promise<Map<string, PipeRecord>> {
     return this.cache.get(ws.id);
   }
@@ -122,20 +127,20 @@ export class PipeService {
       if (err instanceof UniqueViolation) throw conflict(`There's another resource with the same name "${name}", names must be unique`);
       throw err;
     }
-    (await this.byId(ws)).set(pipe.id, pipe);
+    await this.cache.update(ws.id, (m) => m.set(pipe.id, pipe));
     return pipe;
   }
 
   /** Saves a changed pipe (the caller built it from the cached one). */
   async save(ws: Workspace, pipe: PipeRecord): Promise<PipeRecord> {
     const updated = await this.catalog.updatePipe({ ...pipe, updatedAt: nowIso() });
-    (await this.byId(ws)).set(updated.id, updated);
+    await this.cache.update(ws.id, (m) => m.set(updated.id, updated));
     return updated;
   }
 
   async drop(ws: Workspace, pipe: PipeRecord): Promise<void> {
     await this.catalog.deletePipe(ws.id, pipe.id);
-    (await this.byId(ws)).delete(pipe.id);
+    await this.cache.update(ws.id, (m) => m.delete(pipe.id));
   }
 
   node(pipe: PipeRecord, nameOrId: string, unknown: typeof notFound = notFound): NodeRecord {

@@ -5,8 +5,9 @@
  * served to another), the same SQL, the same parameter values and the same context. A workspace's
  * entries are dropped on every catalog change that can alter a preparation (data sources, pipes,
  * variables, tokens, workspaces; by this copy or another, see Catalog.onChange): the same
- * notifications that keep the records' caches coherent, so an entry never outlives the records,
- * variables or scopes it was prepared from. A preparation that started before such a change is
+ * notifications that keep the records' caches coherent, and this copy's own writes to those caches
+ * (WorkspaceCache.onChange, before their notification arrives), so an entry never outlives the
+ * records, variables or scopes it was prepared from. A preparation that started before such a change is
  * not stored. Preparations that hold the time of rendering are not stored either.
  */
 import type { Catalog, TokenRecord } from '../catalog/catalog.js';
@@ -28,9 +29,17 @@ export class PreparedCache<T> {
 
   constructor(catalog: Catalog) {
     catalog.onChange((c) => {
-      if (c.table === '*' || (PREPARED_FROM.has(c.table) && !c.workspaceId)) this.bump('');
-      else if (PREPARED_FROM.has(c.table) && c.workspaceId) this.bump(c.workspaceId);
+      if (c.table === '*' || (PREPARED_FROM.has(c.table) && !c.workspaceId)) this.drop(null);
+      else if (PREPARED_FROM.has(c.table) && c.workspaceId) this.drop(c.workspaceId);
     });
+  }
+
+  /**
+   * Drops a workspace's entries (null: every workspace's): on the catalog's notifications, and on
+   * this copy's own writes to the record caches, which come before their notification.
+   */
+  drop(workspaceId: string | null): void {
+    this.bump(workspaceId ?? '');
   }
 
   private bump(workspaceId: string): void {

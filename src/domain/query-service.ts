@@ -127,6 +127,9 @@ export class QueryService {
     private readonly variables: (ws: Workspace) => Promise<Record<string, string>>,
   ) {
     this.prepared = new PreparedCache(catalog);
+    // This copy's own writes reach the record caches before their notification does.
+    datasources.onChange((w) => this.prepared.drop(w));
+    pipes.onChange((w) => this.prepared.drop(w));
     const slots = planLanes(config.threadpoolSize, config.engineSessions).user;
     this.admission = new Admission({
       slots,

@@ -251,6 +251,10 @@ describe('legitimate look-alikes still pass', () => {
     const r = analyze('SELECT number FROM numbers(3) ORDER BY number DESC NULLS LAST FORMAT JSONEachRow;');
     expect(r.sql).toBe('SELECT number FROM numbers(3) ORDER BY number DESC NULLS LAST');
     expect(r.format).toBe('JSONEachRow');
+    // Also after a bound parameter (a template's secret): the statement is wrapped to be found by kill().
+    const p = analyzeQuery('SELECT 1 WHERE 2 != {tb_secret_s:String} FORMAT JSON', scope, { params: new Set(['tb_secret_s']) });
+    expect(p.sql).toBe('SELECT 1 WHERE 2 != {tb_secret_s:String}');
+    expect(p.format).toBe('JSON');
   });
 
   it('lists the resources read, once each', () => {

@@ -530,7 +530,7 @@ class Analyzer {
     // Found by the SQL corpus: the select list may start after `DISTINCT ON (...)`, `TOP n`,
     // `TOP n WITH TIES` and `SELECT ALL`, where `format` is a column as for ClickHouse's parser.
     if (this.startsSelectList(this.i - 1)) return false;
-    if (prev.type === 'number' || prev.type === 'string' || prev.type === 'qident') return true;
+    if (prev.type === 'number' || prev.type === 'string' || prev.type === 'qident' || prev.type === 'param') return true;
     if (prev.type === 'op') return prev.text === ')' || prev.text === ']' || prev.text === '*';
     return prev.type === 'word' && !EXPECTS_EXPRESSION.has(prev.upper);
   }

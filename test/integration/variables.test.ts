@@ -218,10 +218,16 @@ describe('tb_secret in templates', () => {
     expect(await r.text()).toBe(`${Buffer.byteLength(SECRET)}\n`);
   });
 
-  it('a query with a bound secret is still cancelled when its client goes away', async () => {
-    const q = "% SELECT count() FROM numbers(1000000000000) WHERE toString(number) != {{ tb_secret('pg_password') }}";
+  it.each([
+    ['streamed (TSV)', '', ''],
+    ['answered whole (format=JSON)', '', '&format=JSON'],
+    ['answered whole (a FORMAT clause after the secret)', ' FORMAT JSON', ''],
+  ])('a query with a bound secret is still cancelled when its client goes away: %s', async (_, clause, format) => {
+    const q = `% SELECT count() FROM numbers(1000000000000) WHERE toString(number) != {{ tb_secret('pg_password') }}${clause}`;
     const ac = new AbortController();
-    const p = fetch(`${s.url}/v0/sql?q=${encodeURIComponent(q)}&x=1`, { headers: { authorization: `Bearer ${s.token}` }, signal: ac.signal }).catch((e) => e);
+    const p = fetch(`${s.url}/v0/sql?q=${encodeURIComponent(q)}&x=1${format}`, { headers: { authorization: `Bearer ${s.token}` }, signal: ac.signal }).catch(
+      (e) => e,
+    );
     const running = async () =>
       Number(
         (
