@@ -225,22 +225,21 @@ function goodView(view: Sql, table: string, stage: string, { plans }: StagePlan)
   return sql`CREATE MATERIALIZED VIEW ${view} TO ${name(table)} AS SELECT ${cols} FROM ${name(stage)} WHERE __keep AND __good`.text;
 }
 
-/** The quarantine view: raw texts, the columns whose values did not fit and why (built for bad rows only). */
+/**
+ * The quarantine view: raw texts, the columns whose values did not fit and why, built for bad
+ * rows only, from constant arrays (the view is planned on every insert, so its expressions are
+ * kept short).
+ */
 function badView(view: Sql, quarantine: string, stage: string, { plans, lineError }: StagePlan): string {
   const cols = plans.map(({ col, raw }) => sql`${trusted(raw)} AS ${ident(col.name)}`);
-  const errCols: string[] = [];
-  const errMsgs: string[] = [];
-  plans.forEach(({ col, raw }, i) => {
-    const { inner } = unwrap(col.type);
-    errCols.push(sql`if(__b${i}, ${col.name}, '')`.text);
-    const missingMessage = sql`${`value is missing on column '${col.name}', which is not Nullable and has no DEFAULT`}`;
-    errMsgs.push(
-      `if(__b${i}, if(${raw} IS NULL, ${missingMessage}, ` +
-        `concat('value ''', ${raw}, ''' on column ''${col.name.replace(/'/g, "''")}'' is not ${inner.replace(/'/g, "''")}')), '')`,
-    );
-  });
-  const errcols = trusted(`arrayFilter(_s -> _s != '', [${errCols.join(', ')}])`);
-  const errs = trusted(`arrayFilter(_s -> _s != '', [${errMsgs.join(', ')}])`);
+  const flags = trusted(plans.map((_, i) => `__b${i}`).join(', '));
+  const raws = trusted(plans.map(({ raw }) => raw).join(', '));
+  const names = plans.map(({ col }) => col.name);
+  const types = plans.map(({ col }) => unwrap(col.type).inner);
+  // (flag, raw text, column, type) of each column whose value did not fit.
+  const bad = sql`arrayFilter(_x -> _x.1 = 1, arrayZip([${flags}], [${raws}], [${names}], [${types}]))`;
+  const errcols = sql`arrayMap(_x -> _x.3, ${bad})`;
+  const errs = sql`arrayMap(_x -> if(_x.2 IS NULL, concat('value is missing on column ''', _x.3, ''', which is not Nullable and has no DEFAULT'), concat('value ''', _x.2, ''' on column ''', _x.3, ''' is not ', _x.4)), ${bad})`;
   return sql`CREATE MATERIALIZED VIEW ${view} TO ${name(quarantine)} AS SELECT ${cols}, if(__ok_line, ${errcols}, []) AS c__error_column, if(__ok_line, ${errs}, [${trusted(lineError)}]) AS c__error, __import_id AS c__import_id FROM ${name(stage)} WHERE __keep AND NOT __good`
     .text;
 }
