@@ -3,7 +3,7 @@
  * Builds the web console (console/ → dist/console/) with Vite.
  *   node console/build.mjs             build (the `prepare` script: npm install / npm ci run it)
  *   node console/build.mjs --if-stale  build only when dist/console is missing or older than its
- *                                      sources or the lockfile (the `prestart` script, and the tests)
+ *                                      sources or the lockfile (`npm start`, and the tests)
  * Without Vite (an install without devDependencies) it says so and exits 0: the API works
  * without the console, and /console/ then answers that it is not built.
  */

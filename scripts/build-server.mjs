@@ -1,14 +1,17 @@
 #!/usr/bin/env node
 /**
  * Builds what `npm start` runs, so that no start compiles anything:
- * - dist/server/main.mjs: the server's TypeScript bundled to one ES module with esbuild
- *   (dependencies stay imports from node_modules), with a source map;
+ * - dist/server/main.mjs: the server's TypeScript bundled with esbuild (dependencies stay imports
+ *   from node_modules), with source maps. Code that the sources import dynamically is a chunk of
+ *   its own (dist/server/chunks/), loaded only when used: the remote engine and its ClickHouse
+ *   client, the PostgreSQL catalog and node-postgres, chDB or PGlite when the other is configured;
  * - dist/catalog-template/: an initialised, empty PGlite data directory that a new data
  *   directory's catalog is copied from (see src/catalog/pglite-template.ts).
  *   node scripts/build-server.mjs             build both (the `prepare` script: npm install / npm ci)
  *   node scripts/build-server.mjs --if-stale  build what is missing or older than its sources
- *                                             (the `prestart` script)
- * Without esbuild (it comes with tsx) it says so and exits 0: `npm start` then runs the sources through tsx.
+ *                                             (scripts/start.mjs, on `npm start`)
+ * Without esbuild (it comes with tsx) it says so and exits 0: scripts/start.mjs then runs the
+ * sources through tsx.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -16,8 +19,11 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const out = path.join(root, 'dist', 'server');
-const bundle = path.join(out, 'main.mjs');
-const templateModule = path.join(out, 'pglite-template.mjs');
+export const SERVER_BUNDLE = path.join(out, 'main.mjs');
+export const TEMPLATE_MODULE = path.join(out, 'pglite-template.mjs');
+const ENTRIES = { main: path.join(root, 'src', 'main.ts'), 'pglite-template': path.join(root, 'src', 'catalog', 'pglite-template.ts') };
+/** Chunks no build references any more are removed once this old (a server starting meanwhile may still load one). */
+const CHUNK_GRACE_MS = 10 * 60 * 1000;
 
 function newest(p) {
   const st = fs.statSync(p);
@@ -25,32 +31,70 @@ function newest(p) {
   return Math.max(st.mtimeMs, ...fs.readdirSync(p).map((e) => newest(path.join(p, e))));
 }
 
-const ifStale = process.argv.includes('--if-stale');
-const started = Date.now();
-const sources = Math.max(newest(path.join(root, 'src')), newest(path.join(root, 'package-lock.json')));
-const stale = (f) => !fs.existsSync(f) || fs.statSync(f).mtimeMs < sources;
-if (!ifStale || stale(bundle) || stale(templateModule)) {
-  let esbuild;
-  try {
-    esbuild = await import('esbuild');
-  } catch {
-    process.stderr.write('Pipit: esbuild is not installed, so the server is not built; `npm run start:dev` runs the sources through tsx.\n');
-    process.exit(0);
-  }
-  const common = { bundle: true, platform: 'node', format: 'esm', packages: 'external', target: 'node20', sourcemap: true, logLevel: 'warning' };
-  // Built to temporary names and renamed, so a start never sees half a file.
-  await esbuild.build({ ...common, entryPoints: [path.join(root, 'src', 'main.ts')], outfile: `${bundle}.tmp.mjs` });
-  await esbuild.build({ ...common, entryPoints: [path.join(root, 'src', 'catalog', 'pglite-template.ts')], outfile: `${templateModule}.tmp.mjs` });
-  for (const f of [bundle, templateModule]) {
-    fs.renameSync(`${f}.tmp.mjs.map`, `${f}.map`);
-    fs.writeFileSync(f, fs.readFileSync(`${f}.tmp.mjs`, 'utf8').replace(/\.tmp\.mjs\.map\s*$/, '.map\n'));
-    fs.rmSync(`${f}.tmp.mjs`);
-  }
-  process.stderr.write(`Pipit server built into dist/server in ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
+/** Whether the bundle is missing or older than `src/` or the lockfile. */
+export function serverStale() {
+  const sources = Math.max(newest(path.join(root, 'src')), newest(path.join(root, 'package-lock.json')));
+  return [SERVER_BUNDLE, TEMPLATE_MODULE].some((f) => !fs.existsSync(f) || fs.statSync(f).mtimeMs < sources);
 }
-const template = await import(pathToFileURL(templateModule).href);
-if (!ifStale || !template.templateUsable()) {
-  const t = Date.now();
-  await template.buildTemplate();
-  process.stderr.write(`Pipit catalog template built into dist/catalog-template in ${((Date.now() - t) / 1000).toFixed(1)} s\n`);
+
+/**
+ * Bundles into a temporary directory, then moves the chunks in (their names carry a hash of their
+ * content, so an existing name is the same file) and the entries last, each with a rename: a start
+ * never sees half a file, nor an entry whose chunks are not there yet.
+ */
+async function buildServer(esbuild) {
+  const tmp = `${out}.tmp-${process.pid}`;
+  fs.rmSync(tmp, { recursive: true, force: true });
+  try {
+    const result = await esbuild.build({
+      entryPoints: ENTRIES,
+      absWorkingDir: root,
+      outdir: tmp,
+      bundle: true,
+      splitting: true,
+      chunkNames: 'chunks/[name]-[hash]',
+      outExtension: { '.js': '.mjs' },
+      platform: 'node',
+      format: 'esm',
+      packages: 'external',
+      target: 'node20',
+      sourcemap: true,
+      metafile: true,
+      logLevel: 'warning',
+    });
+    fs.mkdirSync(path.join(out, 'chunks'), { recursive: true });
+    const built = Object.keys(result.metafile.outputs).map((f) => path.relative(tmp, path.resolve(root, f)));
+    const chunks = built.filter((f) => f.startsWith(`chunks${path.sep}`));
+    for (const f of chunks) fs.renameSync(path.join(tmp, f), path.join(out, f));
+    for (const f of built.filter((f) => !chunks.includes(f))) fs.renameSync(path.join(tmp, f), path.join(out, f));
+    const keep = new Set(chunks.map((f) => path.basename(f)));
+    for (const f of fs.readdirSync(path.join(out, 'chunks'))) {
+      const p = path.join(out, 'chunks', f);
+      if (!keep.has(f) && Date.now() - fs.statSync(p).mtimeMs > CHUNK_GRACE_MS) fs.rmSync(p, { force: true });
+    }
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  const ifStale = process.argv.includes('--if-stale');
+  const started = Date.now();
+  if (!ifStale || serverStale()) {
+    let esbuild;
+    try {
+      esbuild = await import('esbuild');
+    } catch {
+      process.stderr.write('Pipit: esbuild is not installed, so the server is not built; `npm start` runs the sources through tsx.\n');
+      process.exit(0);
+    }
+    await buildServer(esbuild);
+    process.stderr.write(`Pipit server built into dist/server in ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
+  }
+  const template = await import(pathToFileURL(TEMPLATE_MODULE).href);
+  if (!ifStale || !template.templateUsable()) {
+    const t = Date.now();
+    await template.buildTemplate();
+    process.stderr.write(`Pipit catalog template built into dist/catalog-template in ${((Date.now() - t) / 1000).toFixed(1)} s\n`);
+  }
 }

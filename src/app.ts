@@ -6,9 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Config } from './config/config.js';
-import { openPgliteCatalog } from './catalog/pglite-catalog.js';
 import { AccessService } from './domain/access.js';
-import { openPostgresCatalog } from './catalog/postgres-catalog.js';
 import { loadKeys } from './domain/keys.js';
 import { AlterService } from './domain/alter-service.js';
 import { DatasourceService, type EngineDamage } from './domain/datasource-service.js';
@@ -93,9 +91,10 @@ export async function createApp(config: Config): Promise<App> {
   observabilityReady.catch(() => undefined);
   // Connection errors of a shared catalog are logged (once the logger exists); the pool reconnects.
   let catalogError = (_err: Error): void => undefined;
+  // Like the engine, each catalog is loaded only when used (PGlite's WASM, or node-postgres).
   const catalog = config.catalogUrl
-    ? await openPostgresCatalog(config.catalogUrl, { onError: (err) => catalogError(err) })
-    : await openPgliteCatalog(path.join(config.dataDir, 'catalog'));
+    ? await (await import('./catalog/postgres-catalog.js')).openPostgresCatalog(config.catalogUrl, { onError: (err) => catalogError(err) })
+    : await (await import('./catalog/pglite-catalog.js')).openPgliteCatalog(path.join(config.dataDir, 'catalog'));
   // Copies sharing the engine share its write gate: a populate's snapshot holds back every copy's inserts.
   if (catalog.shared)
     engine.gate.acrossCopies({

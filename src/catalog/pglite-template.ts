@@ -1,6 +1,6 @@
 /**
  * A freshly initialised PGlite data directory, made once at install time (`npm run build:server`,
- * run by `prepare` and, when missing, by `prestart`) and copied into a new data directory's catalog
+ * run by `prepare` and, when missing, by `npm start`) and copied into a new data directory's catalog
  * on first start: PGlite's initdb takes 3–5 s of WASM work and ~1,000 file creations, a copy of
  * its result well under one. The template is an empty cluster (only the `postgres` database) (no Pipit tables, no tokens:
  * migrations run on the copy as on any catalog), keyed by the PGlite version that made it; any
