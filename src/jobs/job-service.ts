@@ -26,9 +26,10 @@ import { runAsInternalWork } from '../engine/lanes.js';
 /** The work of a job of one kind, from the payload stored with it: resolves with fields added to the job JSON, throws to fail it. */
 export type JobRun<P> = (job: JobRecord, payload: P, signal: AbortSignal) => Promise<Record<string, unknown>>;
 /**
- * What must follow a job of one kind once it ended, however it ended and on whichever copy ended
- * it (outcome recorded, failed after its copy died, cancelled while waiting): undoes what creating
- * it left held. Idempotent: it may run more than once.
+ * What must follow a job of one kind once its work ended, however it ended and on whichever copy
+ * ends it (run to its outcome, failed after its copy died, cancelled while waiting): undoes what
+ * creating it left held. It runs before the outcome is recorded (except a cancel while waiting),
+ * so a job seen ended has had its end step. Idempotent: it may run more than once.
  */
 export type JobEnded<P> = (job: JobRecord, payload: P) => Promise<void>;
 
@@ -114,16 +115,18 @@ export class JobService {
     for (const { job, payload } of abandoned) {
       if (journaled.has(job.id)) continue;
       const cancelled = job.status === 'cancelling';
+      // A stalled copy's statement may still run in a shared engine. The end step runs before the
+      // outcome is recorded: a copy dying in between leaves the job to the next one, never a
+      // recorded outcome whose end step (a populate's merges restart) nobody runs.
+      await this.stopQueries(job.id).catch(() => undefined);
+      await this.ended(job, payload);
       try {
         await this.save({ ...job, status: cancelled ? 'cancelled' : 'error', error: cancelled ? null : INTERRUPTED });
       } catch (err) {
-        // Another copy settled it first (and ends it).
+        // Another copy settled it first (and ended it too: the end step is idempotent).
         if (err instanceof VersionConflict) continue;
         throw err;
       }
-      // A stalled copy's statement may still run in a shared engine.
-      await this.stopQueries(job.id).catch(() => undefined);
-      await this.ended(job, payload);
     }
   }
 
@@ -134,9 +137,13 @@ export class JobService {
    */
   async settleRecovered(id: string, outcome: 'forward' | 'back'): Promise<void> {
     // Another copy may fail the job (its lease lapsed too) meanwhile: read it again and say what happened.
+    let endedOnce = false;
     for (;;) {
       const job = await this.catalog.getJob(id);
       if (!job || job.status === 'done' || job.status === 'cancelled') return;
+      // The end step first, as in recover().
+      if (!endedOnce) await this.ended(job, await this.catalog.jobPayload(id));
+      endedOnce = true;
       try {
         if (outcome === 'forward')
           await this.save({ ...job, status: 'done', error: null, data: { ...job.data, recovered: 'completed after an interruption' } });
@@ -145,7 +152,6 @@ export class JobService {
         if (err instanceof VersionConflict) continue;
         throw err;
       }
-      await this.ended(job, await this.catalog.jobPayload(id));
       return;
     }
   }
@@ -293,8 +299,10 @@ export class JobService {
     } finally {
       this.running.delete(job.id);
     }
-    await this.settle(state);
+    // The end step before the outcome is recorded (see recover()): whoever sees the job ended sees
+    // its end step done, and a copy dying in between leaves both to the next copy.
     await this.ended(state, payload);
+    await this.settle(state);
   }
 
   /**
