@@ -7,6 +7,8 @@ process.env.UV_THREADPOOL_SIZE ??= '16';
 
 export default defineConfig({
   test: {
+    // Stops the PostgreSQL clusters and engine test servers a worker left running (test/helpers/leftovers.ts).
+    globalSetup: ['test/global-setup.ts'],
     include: ['src/**/*.test.ts', 'test/**/*.test.ts'],
     // The kill -9 fault suite restarts child servers a dozen times: `npm run test:faults`.
     exclude: ['**/node_modules/**', 'test/faults/**'],

@@ -9,6 +9,8 @@ process.env.PIPIT_TEST_CATALOG ??= 'pg';
 
 export default defineConfig({
   test: {
+    // Stops the PostgreSQL clusters and engine test servers a worker left running (test/helpers/leftovers.ts).
+    globalSetup: ['test/global-setup.ts'],
     include: [
       'test/integration/datasources-api.test.ts',
       'test/integration/events-api.test.ts',

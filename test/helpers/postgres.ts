@@ -13,6 +13,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
+import { forgetLeftover, registerLeftover } from './leftovers.js';
 
 export interface TestPostgres {
   /** `postgres://postgres@127.0.0.1:<port>` (no database: append `/<name>`). */
@@ -62,6 +63,9 @@ export async function startPostgres(): Promise<TestPostgres> {
   // fsync off: a test cluster trades durability for speed; the socket lives in the temp directory.
   const opts = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200`;
   run('pg_ctl', ['-D', data, '-o', opts, '-l', path.join(dir, 'log'), '-w', '-t', '60', 'start']);
+  // The postmaster's pid (first line of postmaster.pid): stopped by the run's teardown if this worker is not.
+  const postmaster = Number(fs.readFileSync(path.join(data, 'postmaster.pid'), 'utf8').split('\n')[0]);
+  registerLeftover({ pid: postmaster, signal: 'SIGQUIT', dir });
   const url = `postgres://postgres@127.0.0.1:${port}`;
   let stopped = false;
   return {
@@ -82,6 +86,7 @@ export async function startPostgres(): Promise<TestPostgres> {
       stopped = true;
       try {
         run('pg_ctl', ['-D', data, '-m', 'immediate', '-w', 'stop']);
+        forgetLeftover(postmaster);
       } finally {
         fs.rmSync(dir, { recursive: true, force: true });
       }

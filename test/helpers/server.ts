@@ -13,6 +13,7 @@ import path from 'node:path';
 import { createApp, type App } from '../../src/app.js';
 import { loadConfig, type Config } from '../../src/config/config.js';
 import type { JobKind, JobRecord } from '../../src/catalog/catalog.js';
+import { forgetLeftover, registerLeftover } from './leftovers.js';
 import { startPostgres, type TestPostgres } from './postgres.js';
 
 let cluster: Promise<TestPostgres> | undefined;
@@ -107,6 +108,7 @@ export async function startEngineTestServerProcess(dataDir: string): Promise<Eng
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, UV_THREADPOOL_SIZE: process.env.UV_THREADPOOL_SIZE ?? '16' },
   });
+  if (child.pid) registerLeftover({ pid: child.pid, signal: 'SIGKILL' });
   let stderr = '';
   child.stderr?.on('data', (d) => (stderr += String(d)));
   const url = await new Promise<string>((resolve, reject) => {
@@ -138,6 +140,7 @@ export async function startEngineTestServerProcess(dataDir: string): Promise<Eng
       const t = setTimeout(() => child.kill('SIGKILL'), 5000);
       await exited;
       clearTimeout(t);
+      forgetLeftover(child.pid);
     },
   };
 }
