@@ -117,6 +117,7 @@ export async function createApp(config: Config): Promise<App> {
   await observabilityReady;
   const datasources = new DatasourceService(catalog, engine, observability);
   await datasources.ensureDatabase(access.defaultWorkspace);
+  await datasources.ensureStagesDatabase();
   // What a full disk left behind: engine objects whose metadata was set aside come back from the catalog.
   for (const ws of await catalog.listWorkspaces()) {
     try {
@@ -233,7 +234,9 @@ export async function createApp(config: Config): Promise<App> {
     const ws = workspaces.get(wsId);
     if (!ws) return null;
     const ds = await datasources.find(ws, dsId);
-    return ds ? physicalNames(ws.database, ds.id).jsonStage : null;
+    if (!ds) return null;
+    await datasources.ensureStages(ws, ds);
+    return physicalNames(ws.database, ds.id).jsonStage;
   });
 
   scheduler.start();

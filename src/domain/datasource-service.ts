@@ -2,21 +2,26 @@
  * Data Sources: the catalog record, the engine objects behind it (table, quarantine, ingest
  * stages), and every lifecycle operation. Names are checked here; engine DDL runs before the
  * catalog commit and is undone if either fails, so a change is applied whole or not at all.
+ * The ingest stages are made when a process first inserts into a data source (ensureStages).
  */
 import { NO_OPS_LOG, type OpsLog } from '../observability/observability.js';
 import { checkTtlKeepsNewRows } from './ttl-check.js';
 import { type Catalog, type DatasourceRecord, newNamedRecord, UniqueViolation, type Workspace } from '../catalog/catalog.js';
 import type { Engine } from '../engine/engine.js';
 import { EngineError } from '../engine/engine.js';
-import { ident, name, sql } from '../engine/sql.js';
+import { ident, name, sql, trusted } from '../engine/sql.js';
 import {
-  createAllSql,
   createQuarantineSql,
-  createStagesSql,
   createTableSql,
+  createTablesSql,
   dropAllSql,
   dropStagesSql,
   physicalNames,
+  STAGE_TABLES,
+  STAGE_VIEWS,
+  STAGES_DATABASE,
+  stagesDdl,
+  type StagesDdl,
   userFacingNames,
 } from '../ingest/physical.js';
 import { isJsonSchema, validateResourceName } from '../schema/index.js';
@@ -44,9 +49,6 @@ export interface EngineDamage {
   dataUuid(database: string, table: string): string | null;
 }
 
-/** The table or view name a CREATE statement of physical.ts makes. */
-const createdName = (sql: string) => (/^CREATE (?:TABLE|MATERIALIZED VIEW) (?:IF NOT EXISTS )?(\S+)/.exec(sql)?.[1] ?? '').split('.').pop()!.replace(/`/g, '');
-
 export interface DatasourceStats {
   rowCount: number | null;
   bytes: number | null;
@@ -58,6 +60,12 @@ export class DatasourceService {
 
   /** Intents of multi-step changes (every service that changes engine and catalog state uses it). */
   readonly journal: Journal;
+
+  /** Data source id → the stages this process made or found whole in the engine, by definition version (ensureStages). */
+  private readonly stages = new Map<string, { version: string; ready: Promise<void> }>();
+  /** Data source id → the last change of its stages: ensures and rebuilds of one data source run one at a time. */
+  private readonly stageChanges = new Map<string, Promise<unknown>>();
+  private stagesDatabase: Promise<void> | null = null;
 
   constructor(
     private readonly catalog: Catalog,
@@ -118,7 +126,7 @@ export class DatasourceService {
    * after a start-up repair set damaged metadata aside (a full disk). A missing table or
    * quarantine table is attached again over its old data (`ATTACH TABLE ... UUID`, the UUID of
    * its data directory) under the definition the catalog records, or created empty when its data
-   * is unknown; missing ingest stages are rebuilt. Returns what it did and what it could not do.
+   * is unknown (the ingest stages are made at first insert). Returns what it did and what it could not do.
    */
   async restore(ws: Workspace, damage: EngineDamage): Promise<string[]> {
     const report: string[] = [];
@@ -131,7 +139,6 @@ export class DatasourceService {
       const uuid = uuidOf(table);
       return uuid ? createSql.replace(/^CREATE TABLE (?:IF NOT EXISTS )?(\S+)/, (_m, name: string) => `ATTACH TABLE ${name} UUID '${uuid}'`) : createSql;
     };
-    const names = (sql: string[]) => sql.map(createdName).filter((n): n is string => !!n);
     for (const ds of await this.list(ws)) {
       const q = `${ds.id}_quarantine`;
       for (const [table, sql] of [
@@ -158,16 +165,8 @@ export class DatasourceService {
           report.push(`${what} could not be restored: ${(err as Error).message}`);
         }
       }
-      if (names(createStagesSql(ds, ws.database)).some((n) => !present.has(n))) {
-        try {
-          await this.rebuildStages(ws, ds);
-          report.push(`${ds.name}: ingest stages rebuilt`);
-        } catch (err) {
-          report.push(`${ds.name}: ingest stages could not be rebuilt: ${(err as Error).message}`);
-        }
-      }
     }
-    const known = new Set((await this.list(ws)).flatMap((ds) => [ds.id, `${ds.id}_quarantine`, ...names(createStagesSql(ds, ws.database))]));
+    const known = new Set((await this.list(ws)).flatMap((ds) => [ds.id, `${ds.id}_quarantine`]));
     for (const l of mine) {
       if (!known.has(l.table))
         report.push(
@@ -195,7 +194,7 @@ export class DatasourceService {
       headers: {},
     };
     await this.ensureDatabase(ws);
-    await this.applyDdl(createAllSql(ds, ws.database), dropAllSql(ds, ws.database));
+    await this.applyDdl(createTablesSql(ds, ws.database), dropAllSql(ds, ws.database));
     try {
       await this.catalog.insertDatasource(ds);
     } catch (err) {
@@ -252,7 +251,10 @@ export class DatasourceService {
     await this.cache.update(ws.id, (m) => m.delete(ds.id));
     // Engine objects left by a crash from here on have no catalog record: swept on start.
     await this.journal.checkpoint('datasource:drop');
-    await this.runAll(dropAllSql(ds, ws.database));
+    await this.stageChange(ds.id, async () => {
+      this.stages.delete(ds.id);
+      await this.runAll(dropAllSql(ds, ws.database));
+    });
   }
 
   async truncate(ws: Workspace, ds: DatasourceRecord, quarantine: boolean): Promise<void> {
@@ -283,10 +285,88 @@ export class DatasourceService {
     }
   }
 
-  /** Re-creates the ingest stages after a schema change. */
+  /** The database of the ingest stages (STAGES_DATABASE), made once per process: in memory only when the engine lives in this process. */
+  ensureStagesDatabase(): Promise<void> {
+    this.stagesDatabase ??= this.engine
+      .exec(sql`CREATE DATABASE IF NOT EXISTS ${ident(STAGES_DATABASE)}${trusted(this.engine.inProcess ? ' ENGINE = Memory' : '')}`.text)
+      .catch((err: unknown) => {
+        this.stagesDatabase = null;
+        throw err;
+      });
+    return this.stagesDatabase;
+  }
+
+  /**
+   * Makes sure the ingest stages of `ds` are in the engine as its record defines them, before an
+   * insert into them. The first call of a process for a data source (and definition) looks them
+   * up and makes what is missing or out of date; the others wait for that one, then return at
+   * once. A stage that can not be made whole is dropped again (the next call tries anew).
+   */
+  ensureStages(ws: Workspace, ds: DatasourceRecord): Promise<void> {
+    const ddl = stagesDdl(ds, ws.database);
+    const known = this.stages.get(ds.id);
+    if (known?.version === ddl.version) return known.ready;
+    const entry = { version: ddl.version, ready: this.stageChange(ds.id, () => this.makeStages(ds.id, ddl, false)) };
+    this.stages.set(ds.id, entry);
+    entry.ready.catch(() => {
+      if (this.stages.get(ds.id) === entry) this.stages.delete(ds.id);
+    });
+    return entry.ready;
+  }
+
+  /** The ingest stages of `ds` made again from its record (after a schema change), whether or not they were made before. */
   async rebuildStages(ws: Workspace, ds: DatasourceRecord): Promise<void> {
-    await this.runAll(dropStagesSql(ds, ws.database));
-    for (const s of createStagesSql(ds, ws.database)) await this.engine.exec(s);
+    const ddl = stagesDdl(ds, ws.database);
+    const ready = this.stageChange(ds.id, () => this.makeStages(ds.id, ddl, true));
+    this.stages.set(ds.id, { version: ddl.version, ready });
+    try {
+      await ready;
+    } catch (err) {
+      this.stages.delete(ds.id);
+      throw err;
+    }
+  }
+
+  /** Forgets what ensureStages knew of a data source whose engine objects were dropped elsewhere (a replace's shadow). */
+  forgetStages(dsId: string): void {
+    this.stages.delete(dsId);
+  }
+
+  /**
+   * Makes the stages whole and current: kept when every stage table carries the definition's
+   * version (views missing after an interrupted creation are added), else dropped and made again.
+   */
+  private async makeStages(dsId: string, ddl: StagesDdl, rebuild: boolean): Promise<void> {
+    await this.ensureStagesDatabase();
+    if (!rebuild) {
+      const all = [...STAGE_TABLES, ...STAGE_VIEWS].map((x) => dsId + x);
+      const present = await this.engine.rows<{ name: string; comment: string }>(
+        sql`SELECT name, comment FROM system.tables WHERE database = ${STAGES_DATABASE} AND name IN (${all})`.text,
+      );
+      const version = new Map(present.map((r) => [r.name, r.comment]));
+      const current = ddl.tables.every((t) => version.get(t) === ddl.version) && present.every((r) => ddl.names.includes(r.name));
+      if (current && ddl.names.every((n) => version.has(n))) return;
+      rebuild = !current;
+    }
+    if (rebuild) await this.runAll(dropStagesSql(dsId));
+    try {
+      for (const s of ddl.statements) await this.engine.exec(s);
+    } catch (err) {
+      // No half stage: what this made (or found) is dropped, and made whole by the next call.
+      await this.runAll(dropStagesSql(dsId));
+      throw err;
+    }
+  }
+
+  /** Runs `fn` after every earlier stage change of the data source (ensure, rebuild, drop) has ended. */
+  private stageChange<T>(dsId: string, fn: () => Promise<T>): Promise<T> {
+    const run = (this.stageChanges.get(dsId) ?? Promise.resolve()).then(fn);
+    const settled = run.catch(() => undefined);
+    this.stageChanges.set(dsId, settled);
+    void settled.then(() => {
+      if (this.stageChanges.get(dsId) === settled) this.stageChanges.delete(dsId);
+    });
+    return run;
   }
 
   async stats(ws: Workspace, ds: DatasourceRecord, quarantine = false): Promise<DatasourceStats> {

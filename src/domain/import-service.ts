@@ -15,7 +15,7 @@ import { EngineError } from '../engine/engine.js';
 import { CsvParser, hasHeader } from '../ingest/formats/csv.js';
 import { defaultSortingKey, guessCsvSchema, inferJsonColumns, jsonColumnsToColumns, parseNdjsonSample } from '../ingest/formats/guess.js';
 import type { CsvDialect, IngestCounts, IngestService } from '../ingest/ingest-service.js';
-import { createAllSql, physicalNames, userFacingNames } from '../ingest/physical.js';
+import { createTablesSql, physicalNames, userFacingNames } from '../ingest/physical.js';
 import { abandonReplace, beginReplace, swapIn } from './atomic-writes.js';
 import type { DatasourceService } from './datasource-service.js';
 import { asDiskFull, isDiskFull } from '../basics/disk.js';
@@ -194,6 +194,7 @@ export class ImportService {
     if (format !== 'csv' && ds.format !== 'ndjson') {
       throw badRequest(`Data Source "${ds.name}" has no JSONPaths in its schema: ${format === 'parquet' ? 'Parquet' : 'NDJSON'} data can't be appended to it`);
     }
+    await this.datasources.ensureStages(ws, ds);
     if (format === 'parquet') {
       const file = parquetFile ?? (await this.spool(stream));
       try {
@@ -221,7 +222,7 @@ export class ImportService {
     // The condition is pasted into engine statements: it must be one plain expression.
     if (condition) condition = checkExpression(condition, 'replace_condition');
     const journal = this.datasources.journal;
-    const { intent, shadow } = await beginReplace(this.engine, journal, ws, ds, (sh) => createAllSql(sh, ws.database), {
+    const { intent, shadow } = await beginReplace(this.engine, journal, ws, ds, (sh) => createTablesSql(sh, ws.database), {
       condition,
       token: input.importId,
       quarantine: true,
@@ -243,6 +244,9 @@ export class ImportService {
     } catch (err) {
       await abandonReplace(this.engine, journal, intent);
       throw err;
+    } finally {
+      // The shadow's stages go with it (abandonReplace, swapIn).
+      this.datasources.forgetStages(shadow.id);
     }
     await swapIn(this.engine, journal, intent);
     await this.datasources.touch(ws, ds);

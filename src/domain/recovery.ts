@@ -6,12 +6,16 @@
  *    forward or back by the service that owns it, oldest first; the job that ran it is settled
  *    (`done` when it was finished here, an error saying nothing was written when it was undone).
  * 2. **Orphan sweep**: in each workspace database, engine objects named like Pipit's
- *    (`t_<32 hex>` with an optional suffix: tables, quarantine, ingest stages and their views,
- *    materialized views, shadow and staging tables) that no catalog record names are dropped,
- *    views first. Objects with other names are only reported; the catalog's are never touched.
- * 3. **Missing objects**: a data source whose quarantine table or ingest stages are missing gets
- *    them back (they hold no data of their own); a missing table is re-created empty and logged as
- *    an error, so the data source works again instead of failing every request.
+ *    (`t_<32 hex>` with an optional suffix: tables, quarantine, materialized views, shadow and
+ *    staging tables, and ingest stages of the layout before STAGES_DATABASE) that no catalog
+ *    record names are dropped, views first; so are the ingest stages (in STAGES_DATABASE) of data
+ *    sources that no longer exist. Objects with other names are only reported; the catalog's are
+ *    never touched.
+ * 3. **Missing objects**: a data source whose quarantine table is missing gets it back (it holds no
+ *    data of its own); a missing table is re-created empty and logged as an error, so the data
+ *    source works again instead of failing every request. The ingest stages are not checked here:
+ *    the first insert of the process makes what is missing or out of date
+ *    (DatasourceService.ensureStages), so a start makes none of them.
  *
  * An intent whose recovery fails stays (tried again at the next start, or once its lease lapses
  * with a shared catalog), and the objects it names are kept. With a shared catalog a starting copy
@@ -20,7 +24,7 @@
  */
 import type { IntentRecord, Workspace } from '../catalog/catalog.js';
 import { name, sql, trusted } from '../engine/sql.js';
-import { createQuarantineSql, createTableSql, physicalNames, writableColumns } from '../ingest/physical.js';
+import { createQuarantineSql, createTableSql, physicalNames, STAGES_DATABASE } from '../ingest/physical.js';
 import type { Catalog } from '../catalog/catalog.js';
 import type { Config } from '../config/config.js';
 import type { Engine } from '../engine/engine.js';
@@ -47,7 +51,8 @@ export interface RecoveryReport {
 
 /** Engine object names Pipit creates in a workspace database. */
 const PIPIT_NAME = /^t_[0-9a-f]{32}(_[a-z_]+)?$/;
-const STAGE_SUFFIXES = ['_sj', '_sj_ok', '_sj_bad', '_sc', '_sc_ok', '_sc_bad'];
+/** Names of ingest stage objects in STAGES_DATABASE: the data source id, then the stage. */
+const STAGE_NAME = /^(t_[0-9a-f]{32})_s[jc](_ok|_bad)?$/;
 
 /** What recovery reads and changes. */
 export interface RecoveryServices {
@@ -73,14 +78,21 @@ export async function recoverAfterCrash(s: RecoveryServices, log: RecoveryLog): 
   const kept = new Set<string>();
   for (const intent of await journal.list()) for (const v of Object.values(intent.data)) if (typeof v === 'string') kept.add(v.slice(v.indexOf('.') + 1));
 
+  // Listed before the catalog's records: a stage made meanwhile belongs to a record listed below.
+  const stageObjects = await s.engine.rows<{ name: string; engine: string }>(
+    sql`SELECT name, engine FROM system.tables WHERE database = ${STAGES_DATABASE}`.text,
+  );
+  const datasourceIds = new Set(kept);
+
   // 2 and 3, per workspace database.
   for (const ws of workspaces.values()) {
+    const datasources = await s.datasources.list(ws);
+    for (const ds of datasources) datasourceIds.add(ds.id);
     const objects = await s.engine.rows<{ name: string; engine: string }>(sql`SELECT name, engine FROM system.tables WHERE database = ${ws.database}`.text);
     if (!objects.length) continue;
     const present = new Set(objects.map((o) => o.name));
     const named = new Set(kept);
-    const datasources = await s.datasources.list(ws);
-    for (const ds of datasources) for (const suffix of ['', '_quarantine', ...STAGE_SUFFIXES]) named.add(ds.id + suffix);
+    for (const ds of datasources) for (const suffix of ['', '_quarantine']) named.add(ds.id + suffix);
     for (const pipe of await s.pipes.list(ws)) {
       for (const node of pipe.nodes) {
         if (node.nodeType === 'materialized') {
@@ -95,26 +107,11 @@ export async function recoverAfterCrash(s: RecoveryServices, log: RecoveryLog): 
     for (const o of orphans.filter((x) => !PIPIT_NAME.test(x.name)))
       log.warn({ database: ws.database, name: o.name }, 'engine object not made by Pipit left in place');
     const pipit = orphans.filter((o) => PIPIT_NAME.test(o.name));
-    // Views first: a table is only dropped once nothing writes into it.
-    pipit.sort((a, b) => Number(/View/.test(b.engine)) - Number(/View/.test(a.engine)));
-    for (const o of pipit) {
-      const kind = /View/.test(o.engine) ? 'VIEW' : 'TABLE';
-      try {
-        await s.engine.exec(sql`DROP ${trusted(kind)} IF EXISTS ${name(ws.database, o.name)} SYNC`.text);
-        report.dropped.push(`${ws.database}.${o.name}`);
-        present.delete(o.name);
-      } catch (err) {
-        log.error({ err, name: o.name }, 'could not drop an orphan engine object');
-      }
+    for (const o of await dropOrphans(s.engine, ws.database, pipit, log)) {
+      report.dropped.push(`${ws.database}.${o}`);
+      present.delete(o);
     }
-    if (pipit.length) log.warn({ database: ws.database, dropped: pipit.map((o) => o.name) }, 'dropped engine objects no catalog record names');
 
-    // Stages made before they parsed each line once (their views parsed it twice) are rebuilt.
-    const parsing = new Set(
-      (await s.engine.rows<{ table: string }>(sql`SELECT table FROM system.columns WHERE database = ${ws.database} AND name = '__good'`.text)).map(
-        (r) => r.table,
-      ),
-    );
     for (const ds of datasources) {
       const n = physicalNames(ws.database, ds.id);
       try {
@@ -127,21 +124,37 @@ export async function recoverAfterCrash(s: RecoveryServices, log: RecoveryLog): 
           await s.engine.exec(createQuarantineSql(ds, ws.database));
           report.repaired.push(n.quarantine);
         }
-        // The stages createStagesSql makes: CSV always, NDJSON when every column has a JSONPath.
-        const cols = writableColumns(ds.columns);
-        const expected = !cols.length ? [] : cols.every((c) => c.jsonpath) ? STAGE_SUFFIXES : STAGE_SUFFIXES.filter((x) => x.startsWith('_sc'));
-        const stale = ['_sj', '_sc'].some((x) => present.has(ds.id + x) && !parsing.has(ds.id + x));
-        if (stale || expected.some((x) => !present.has(ds.id + x))) {
-          await s.datasources.rebuildStages(ws, ds);
-          report.repaired.push(`${n.table} stages`);
-        }
       } catch (err) {
         log.error({ err, datasource: ds.name }, 'could not repair the engine objects of a data source');
       }
     }
   }
+  // The ingest stages of data sources that are gone (a crash between a drop's catalog and engine steps).
+  const stageOrphans = stageObjects.filter((o) => {
+    const id = STAGE_NAME.exec(o.name)?.[1];
+    if (!id) log.warn({ database: STAGES_DATABASE, name: o.name }, 'engine object not made by Pipit left in place');
+    return id && !datasourceIds.has(id);
+  });
+  for (const o of await dropOrphans(s.engine, STAGES_DATABASE, stageOrphans, log)) report.dropped.push(`${STAGES_DATABASE}.${o}`);
   if (report.repaired.length) log.warn({ repaired: report.repaired }, 're-created missing engine objects');
   return report;
+}
+
+/** Drops engine objects of a database, views first (a table is only dropped once nothing writes into it); returns the names dropped. */
+async function dropOrphans(engine: Engine, database: string, objects: { name: string; engine: string }[], log: RecoveryLog): Promise<string[]> {
+  const dropped: string[] = [];
+  const sorted = [...objects].sort((a, b) => Number(/View/.test(b.engine)) - Number(/View/.test(a.engine)));
+  for (const o of sorted) {
+    const kind = /View/.test(o.engine) ? 'VIEW' : 'TABLE';
+    try {
+      await engine.exec(sql`DROP ${trusted(kind)} IF EXISTS ${name(database, o.name)} SYNC`.text);
+      dropped.push(o.name);
+    } catch (err) {
+      log.error({ err, name: o.name }, 'could not drop an orphan engine object');
+    }
+  }
+  if (dropped.length) log.warn({ database, dropped }, 'dropped engine objects no catalog record names');
+  return dropped;
 }
 
 /**

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { DatasourceRecord } from '../catalog/catalog.js';
 import { parseEngineParams, parseSchema } from '../schema/index.js';
-import { createAllSql, dropAllSql } from '../ingest/physical.js';
+import { createTablesSql, dropAllSql, stagesDdl } from '../ingest/physical.js';
 import { clusterStatement, REPLICA_ARGS, replicatedEngine } from './cluster-ddl.js';
 import { parseVersion, splitStreamException, versionAtLeast } from './remote-engine.js';
 
@@ -32,11 +32,13 @@ function ds(
 
 describe('clusterStatement: the DDL Pipit generates, made cluster-wide', () => {
   it('leaves every statement unchanged without a cluster', () => {
-    for (const sql of createAllSql(ds('MergeTree', { engine_sorting_key: 'a' }), 'w_1')) expect(clusterStatement(sql, null)).toBe(sql);
+    const d = ds('MergeTree', { engine_sorting_key: 'a' });
+    for (const sql of [...createTablesSql(d, 'w_1'), ...stagesDdl(d, 'w_1').statements]) expect(clusterStatement(sql, null)).toBe(sql);
   });
 
   it('a data source: table, quarantine, ingest stages and their views all run ON CLUSTER; MergeTree tables become Replicated', () => {
-    const [table, quarantine, ...stages] = createAllSql(ds('MergeTree', { engine_sorting_key: 'a, ts' }), 'w_1').map(on);
+    const d = ds('MergeTree', { engine_sorting_key: 'a, ts' });
+    const [table, quarantine, ...stages] = [...createTablesSql(d, 'w_1'), ...stagesDdl(d, 'w_1').statements].map(on);
     expect(table).toBe(
       `CREATE TABLE \`w_1\`.\`t_0123456789abcdef0123456789abcdef\` ON CLUSTER ${C} (\`a\` String, \`ts\` DateTime, \`ver\` UInt64) ` +
         `ENGINE = ReplicatedMergeTree(${REPLICA_ARGS}) ORDER BY (a, ts) SETTINGS non_replicated_deduplication_window = 1000`,
@@ -45,14 +47,14 @@ describe('clusterStatement: the DDL Pipit generates, made cluster-wide', () => {
     expect(quarantine).toContain(`ENGINE = ReplicatedMergeTree(${REPLICA_ARGS}) ORDER BY insertion_date`);
     expect(stages.length).toBeGreaterThan(0);
     for (const s of stages) {
-      expect(s).toMatch(new RegExp(`^CREATE (TABLE|MATERIALIZED VIEW) \\S+ ON CLUSTER ${C} `));
+      expect(s).toMatch(new RegExp(`^CREATE (TABLE|MATERIALIZED VIEW) IF NOT EXISTS \\S+ ON CLUSTER ${C} `));
       // Null-engine stages and views are not replicated (a view writes on the replica the insert reached).
       expect(s).not.toContain('Replicated');
     }
   });
 
   it('engine arguments follow the replication arguments', () => {
-    const [table] = createAllSql(ds('ReplacingMergeTree', { engine_sorting_key: 'a', engine_ver: 'ver' }), 'w_1').map(on);
+    const [table] = createTablesSql(ds('ReplacingMergeTree', { engine_sorting_key: 'a', engine_ver: 'ver' }), 'w_1').map(on);
     expect(table).toContain(`ENGINE = ReplicatedReplacingMergeTree(${REPLICA_ARGS}, ver) ORDER BY a`);
     expect(replicatedEngine("CREATE TABLE x (a Int8) ENGINE = SummingMergeTree((a), ')') ORDER BY a")).toBe(
       `CREATE TABLE x (a Int8) ENGINE = ReplicatedSummingMergeTree(${REPLICA_ARGS}, (a), ')') ORDER BY a`,

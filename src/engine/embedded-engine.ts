@@ -35,6 +35,8 @@ const markerOf = (queryId: string) => `/* ${markerTag(queryId)} */`;
 
 /** Statements that make the engine write a metadata file (database, table, view, mutation). */
 const METADATA_WRITE = /^(?:\s|\/\*[\s\S]*?\*\/)*(CREATE|ALTER|ATTACH|RENAME|EXCHANGE|DELETE|UPDATE)\b/i;
+/** `CREATE DATABASE [IF NOT EXISTS] <name> ENGINE = Memory`: its tables and views are kept in memory only. */
+const MEMORY_DATABASE = /^(?:\s|\/\*[\s\S]*?\*\/)*CREATE\s+DATABASE\s+(?:IF\s+NOT\s+EXISTS\s+)?([`\w]+)\s+ENGINE\s*=\s*Memory\s*$/i;
 /** `CREATE ... IF NOT EXISTS <name>`: a no-op when the object exists, so not refused on a full disk. */
 const CREATE_IF_NOT_EXISTS = /^(?:\s|\/\*[\s\S]*?\*\/)*CREATE\s+(DATABASE|TABLE|VIEW|MATERIALIZED\s+VIEW)\s+IF\s+NOT\s+EXISTS\s+([`\w]+)(?:\.([`\w]+))?/i;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -310,6 +312,7 @@ export interface EmbeddedEngineOptions {
 export class EmbeddedEngine implements Engine {
   readonly sandboxDatabase = SANDBOX_DATABASE;
   readonly localFiles = true;
+  readonly inProcess = true;
   private readonly pool: SessionPool;
   private readonly selectPools = new Map<string, SessionPool>();
   /** The profile key of a limits object (QueryService hands out one object for its common profile). */
@@ -344,6 +347,9 @@ export class EmbeddedEngine implements Engine {
     // Made now, while there is room, so reads never depend on a later metadata write.
     void this.ensureSandbox().catch(() => undefined);
   }
+
+  /** Memory databases this process created (or found): `CREATE ... IF NOT EXISTS` of their objects writes no metadata file. */
+  private readonly memoryDatabases = new Set<string>();
 
   /**
    * Start-up repair of what a full disk can leave behind: metadata files that are empty or torn
@@ -425,10 +431,14 @@ export class EmbeddedEngine implements Engine {
    */
   private async guardMetadataWrite(sql: string): Promise<boolean> {
     if (!this.reserve || !METADATA_WRITE.test(sql)) return false;
-    if (freeBytes(this.dir) >= this.reserve) return false;
     const m = CREATE_IF_NOT_EXISTS.exec(sql);
+    const unq = (x: string) => x.replace(/`/g, '');
+    const memory = MEMORY_DATABASE.exec(sql);
+    if (memory) this.memoryDatabases.add(unq(memory[1]));
+    // An object of a Memory database has no metadata file.
+    if (m?.[3] && this.memoryDatabases.has(unq(m[2]))) return false;
+    if (freeBytes(this.dir) >= this.reserve) return false;
     if (m) {
-      const unq = (x: string) => x.replace(/`/g, '');
       const exists =
         m[1].toUpperCase() === 'DATABASE'
           ? await this.rows(`SELECT 1 FROM system.databases WHERE name = '${unq(m[2])}'`)

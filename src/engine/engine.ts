@@ -100,6 +100,12 @@ export interface Engine {
    */
   readonly localFiles: boolean;
   /**
+   * True when the engine lives and dies with this process (embedded chDB): what it holds only in
+   * memory (a Memory database's tables) lasts exactly as long as this process. A server outlives
+   * Pipit's processes and is shared by its copies.
+   */
+  readonly inProcess: boolean;
+  /**
    * Runs one checked user SELECT (see src/sql) on a read-only Session with the given limits, with
    * an empty current database. Resolves when the first output chunk is ready (so engine errors
    * surface before any byte is sent); rejects with EngineError.

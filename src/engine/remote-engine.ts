@@ -121,6 +121,7 @@ export function splitStreamException(tail: Buffer, tag: string | undefined): { d
 export class RemoteEngine implements Engine {
   readonly sandboxDatabase = SANDBOX_DATABASE;
   readonly localFiles = false;
+  readonly inProcess = false;
   /** What a full disk left behind on an embedded engine; a server repairs itself. */
   readonly lost: Array<{ database: string; table: string; uuid: string | null }> = [];
   readonly repairs: string[] = [];

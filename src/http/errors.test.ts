@@ -12,6 +12,7 @@ describe('userFacingNames', () => {
     expect(userFacingNames(`Table ${db}.${id} does not exist`, nameOf)).toBe('Table events does not exist');
     expect(userFacingNames(`Table \`${db}\`.\`${id}_quarantine\` is broken`, nameOf)).toBe('Table events_quarantine is broken');
     expect(userFacingNames(`in ${db}.${id}_sj`, nameOf)).toBe('in events');
+    expect(userFacingNames(`in pipit_stages.${id}_sj, view \`pipit_stages\`.\`${id}_sc_bad\``, nameOf)).toBe('in events, view events');
     expect(userFacingNames(`bare ${id} here`, nameOf)).toBe('bare events here');
   });
   it('hides qualified or suffixed ids nobody can name (shadow tables, views); leaves bare ones (user input)', () => {

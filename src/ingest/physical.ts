@@ -1,8 +1,11 @@
 /**
  * The engine objects behind one Data Source, all named by its stable id so renames touch only the
- * catalog: the table, its quarantine table, and two ingest stages (NDJSON lines, CSV fields), each
- * a Null table with two materialized views that route every row to the table or to quarantine.
+ * catalog: the table and its quarantine table in the workspace database, and two ingest stages
+ * (NDJSON lines, CSV fields) in STAGES_DATABASE, each a Null table with two materialized views that
+ * route every row to the table or to quarantine. The stages hold no data: they are made when a
+ * process first inserts into the data source (DatasourceService.ensureStages), not at its creation.
  */
+import crypto from 'node:crypto';
 import type { DatasourceRecord } from '../catalog/catalog.js';
 import type { Column } from '../basics/types.js';
 import { engineClause, indexClause, isMergeTreeFamily } from '../schema/index.js';
@@ -13,6 +16,13 @@ import { parseJsonPath } from './jsonpath.js';
 
 /** Block-level deduplication window: a replayed write-ahead-log batch carrying the same token is written once. */
 export const DEDUP_WINDOW = 1000;
+
+/**
+ * The database of every workspace's ingest stages. On an engine that lives in Pipit's process it
+ * is a Memory database: its objects are not persisted, so a start does not load them (the engine
+ * loads every persisted table and view before its first Session answers).
+ */
+export const STAGES_DATABASE = 'pipit_stages';
 
 export interface PhysicalNames {
   db: string;
@@ -29,8 +39,8 @@ export function physicalNames(database: string, dsId: string): PhysicalNames {
     db: database,
     table: q(dsId),
     quarantine: q(`${dsId}_quarantine`),
-    jsonStage: q(`${dsId}_sj`),
-    csvStage: q(`${dsId}_sc`),
+    jsonStage: `${STAGES_DATABASE}.${dsId}_sj`,
+    csvStage: `${STAGES_DATABASE}.${dsId}_sc`,
   };
 }
 
@@ -65,22 +75,52 @@ export function createQuarantineSql(ds: DatasourceRecord, database: string): str
     .text;
 }
 
-/** DDL (in order) creating every engine object of a data source. */
-export function createAllSql(ds: DatasourceRecord, database: string): string[] {
-  return [createTableSql(ds, database), createQuarantineSql(ds, database), ...createStagesSql(ds, database)];
+/** DDL (in order) creating the tables of a data source (its stages are made at first insert, see stagesDdl). */
+export function createTablesSql(ds: DatasourceRecord, database: string): string[] {
+  return [createTableSql(ds, database), createQuarantineSql(ds, database)];
 }
 
-/** DDL dropping the ingest stages (before re-creating them for a changed schema). */
-export function dropStagesSql(ds: DatasourceRecord, database: string): string[] {
-  const q = (t: string) => sql`${ident(database)}.${ident(t)}`;
-  return ['sj_ok', 'sj_bad', 'sc_ok', 'sc_bad']
-    .map((s) => sql`DROP VIEW IF EXISTS ${q(`${ds.id}_${s}`)}`.text)
-    .concat(['sj', 'sc'].map((s) => sql`DROP TABLE IF EXISTS ${q(`${ds.id}_${s}`)}`.text));
+/** Suffixes of the ingest stage objects of a data source in STAGES_DATABASE: tables, then their views. */
+export const STAGE_TABLES = ['_sj', '_sc'];
+export const STAGE_VIEWS = ['_sj_ok', '_sj_bad', '_sc_ok', '_sc_bad'];
+
+/** DDL dropping every ingest stage object of a data source (views first), whichever exist. */
+export function dropStagesSql(dsId: string): string[] {
+  const q = (t: string) => sql`${ident(STAGES_DATABASE)}.${ident(dsId + t)}`;
+  return STAGE_VIEWS.map((s) => sql`DROP VIEW IF EXISTS ${q(s)}`.text).concat(STAGE_TABLES.map((s) => sql`DROP TABLE IF EXISTS ${q(s)}`.text));
 }
 
 export function dropAllSql(ds: DatasourceRecord, database: string): string[] {
   const n = physicalNames(database, ds.id);
-  return [...dropStagesSql(ds, database), sql`DROP TABLE IF EXISTS ${name(n.table)} SYNC`.text, sql`DROP TABLE IF EXISTS ${name(n.quarantine)} SYNC`.text];
+  return [...dropStagesSql(ds.id), sql`DROP TABLE IF EXISTS ${name(n.table)} SYNC`.text, sql`DROP TABLE IF EXISTS ${name(n.quarantine)} SYNC`.text];
+}
+
+/** The ingest stages of a data source as one unit, made or checked at once (DatasourceService.ensureStages). */
+export interface StagesDdl {
+  /** Digest of the stages' definition, kept as the comment of each stage table: a stage made from another definition (an older Pipit, a schema before an alter) is made again. */
+  version: string;
+  /** Names (in STAGES_DATABASE) of the stage tables, and of every object, in creation order. */
+  tables: string[];
+  names: string[];
+  /** `CREATE ... IF NOT EXISTS` statements, tables first (so they complete a half-made stage). */
+  statements: string[];
+}
+
+export function stagesDdl(ds: DatasourceRecord, database: string): StagesDdl {
+  const created = createStagesSql(ds, database);
+  const version = crypto.createHash('sha256').update(created.join('\n')).digest('hex').slice(0, 32);
+  const tables: string[] = [];
+  const names: string[] = [];
+  const statements = created.map((s) => {
+    const m = /^CREATE (TABLE|MATERIALIZED VIEW) (\S+)/.exec(s)!;
+    const n = m[2].split('.').pop()!.replace(/`/g, '');
+    names.push(n);
+    const head = `CREATE ${m[1]} IF NOT EXISTS ${m[2]}`;
+    if (m[1] === 'MATERIALIZED VIEW') return head + s.slice(m[0].length);
+    tables.push(n);
+    return `${head}${s.slice(m[0].length)} COMMENT ${quoteString(version)}`;
+  });
+  return { version, tables, names, statements };
 }
 
 /** Per column: the stage column holding its raw text (`__r<i>`, NULL when missing). */
@@ -112,7 +152,7 @@ interface StagePlan {
  */
 export function createStagesSql(ds: DatasourceRecord, database: string): string[] {
   const n = physicalNames(database, ds.id);
-  const q = (t: string) => sql`${ident(database)}.${ident(t)}`;
+  const q = (t: string) => sql`${ident(STAGES_DATABASE)}.${ident(t)}`;
   const cols = writableColumns(ds.columns);
   const out: string[] = [];
   if (cols.length === 0) return out;
@@ -282,12 +322,12 @@ export function withoutRewrites(message: string): string {
 export function userFacingNames(message: string, nameOf: (id: string) => string | undefined): string {
   return withoutRewrites(message)
     .replace(
-      /`?(w_[0-9a-f]{32}`?\.`?)?(t_[0-9a-f]{32})(_quarantine|_sj_ok|_sj_bad|_sc_ok|_sc_bad|_sj|_sc|_mv)?`?/g,
+      /`?((?:w_[0-9a-f]{32}|pipit_stages)`?\.`?)?(t_[0-9a-f]{32})(_quarantine|_sj_ok|_sj_bad|_sc_ok|_sc_bad|_sj|_sc|_mv)?`?/g,
       (m, db: string | undefined, id: string, suffix?: string) => {
         const name = nameOf(id);
         if (!name) return db || suffix ? INTERNAL_TABLE : m;
         return suffix === '_quarantine' ? `${name}_quarantine` : name;
       },
     )
-    .replace(/`?w_[0-9a-f]{32}`?\.?/g, '');
+    .replace(/`?(?:w_[0-9a-f]{32}|pipit_stages)`?\.?/g, '');
 }

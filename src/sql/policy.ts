@@ -60,7 +60,7 @@ export function deniedFunction(name: string): string | undefined {
 }
 
 /** Names that are databases of the engine, never columns or tables of a workspace. */
-const STATIC_DATABASES = new Set(['system', 'information_schema', 'default', '_temporary_and_external_tables', '_local', 'pipit_sandbox']);
+const STATIC_DATABASES = new Set(['system', 'information_schema', 'default', '_temporary_and_external_tables', '_local', 'pipit_sandbox', 'pipit_stages']);
 
 export function looksLikeDatabase(name: string, known: ReadonlySet<string>): boolean {
   const n = name.toLowerCase();

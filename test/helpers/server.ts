@@ -45,6 +45,8 @@ export interface TestServer {
   dataDir: string;
   /** fetch against the server; adds the admin token unless `token` is given (null = none). */
   req(method: string, pathAndQuery: string, opts?: { body?: BodyInit; headers?: Record<string, string>; token?: string | null }): Promise<Response>;
+  /** Stops the app and starts a new one on the same data directory, catalog and engine (`app` and `url` change). */
+  restart(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -162,36 +164,43 @@ export async function startServer(opts: ServerOptions = {}): Promise<TestServer>
       ...opts.config,
     },
   );
-  let app: App;
+  const listen = async (): Promise<{ app: App; url: string }> => {
+    const app = await createApp(config);
+    await app.http.listen({ port: 0, host: '127.0.0.1' });
+    const addr = app.http.server.address();
+    const url = `http://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}`;
+    (config as { apiHost: string }).apiHost = url;
+    return { app, url };
+  };
+  let started: { app: App; url: string };
   try {
-    app = await createApp(config);
+    started = await listen();
   } catch (err) {
     await engineServer?.stop();
     throw err;
   }
-  await app.http.listen({ port: 0, host: '127.0.0.1' });
-  const addr = app.http.server.address();
-  const port = typeof addr === 'object' && addr ? addr.port : 0;
-  const url = `http://127.0.0.1:${port}`;
-  (config as { apiHost: string }).apiHost = url;
-  const token = app.services.localTokens.workspace_admin_token;
-  return {
-    app,
-    url,
+  const token = started.app.services.localTokens.workspace_admin_token;
+  const server: TestServer = {
+    ...started,
     token,
     dataDir,
     req(method, p, opts = {}) {
       const headers: Record<string, string> = { ...(opts.headers ?? {}) };
       const t = opts.token === undefined ? token : opts.token;
       if (t) headers.authorization = `Bearer ${t}`;
-      return fetch(url + p, { method, body: opts.body, headers });
+      return fetch(server.url + p, { method, body: opts.body, headers });
+    },
+    async restart() {
+      await server.app.close();
+      Object.assign(server, await listen());
     },
     async close() {
-      await app.close();
+      await server.app.close();
       await engineServer?.stop();
       fs.rmSync(dataDir, { recursive: true, force: true });
     },
   };
+  return server;
 }
 
 /** Rows of a table via the engine directly (the Query API comes later). */

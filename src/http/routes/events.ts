@@ -133,6 +133,7 @@ export const eventRoutes =
             if (!ds) throw err;
           }
         }
+        await s.datasources.ensureStages(auth.workspace, ds);
         const target = { workspaceId: auth.workspace.id, datasourceId: ds.id, stage: physicalNames(auth.workspace.database, ds.id).jsonStage };
         const started = Date.now();
         let flushed: number | null = null;
