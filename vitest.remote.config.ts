@@ -20,6 +20,7 @@ export default defineConfig({
       'test/integration/materialized.test.ts',
       'test/integration/copy-pipes.test.ts',
       'test/integration/remote-engine.test.ts',
+      'test/integration/stages.test.ts',
     ],
     testTimeout: 60_000,
     hookTimeout: 60_000,

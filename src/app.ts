@@ -235,7 +235,7 @@ export async function createApp(config: Config): Promise<App> {
     if (!ws) return null;
     const ds = await datasources.find(ws, dsId);
     if (!ds) return null;
-    await datasources.ensureStages(ws, ds);
+    await datasources.ensureStage(ws, ds, 'json');
     return physicalNames(ws.database, ds.id).jsonStage;
   });
 

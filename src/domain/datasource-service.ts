@@ -2,7 +2,7 @@
  * Data Sources: the catalog record, the engine objects behind it (table, quarantine, ingest
  * stages), and every lifecycle operation. Names are checked here; engine DDL runs before the
  * catalog commit and is undone if either fails, so a change is applied whole or not at all.
- * The ingest stages are made when a process first inserts into a data source (ensureStages).
+ * Each ingest stage is made when a process first inserts through it (ensureStage).
  */
 import { NO_OPS_LOG, type OpsLog } from '../observability/observability.js';
 import { checkTtlKeepsNewRows } from './ttl-check.js';
@@ -17,11 +17,11 @@ import {
   dropAllSql,
   dropStagesSql,
   physicalNames,
-  STAGE_TABLES,
-  STAGE_VIEWS,
+  type StageDdl,
+  type StageKind,
   STAGES_DATABASE,
+  stageObjectNames,
   stagesDdl,
-  type StagesDdl,
   userFacingNames,
 } from '../ingest/physical.js';
 import { isJsonSchema, validateResourceName } from '../schema/index.js';
@@ -61,11 +61,12 @@ export class DatasourceService {
   /** Intents of multi-step changes (every service that changes engine and catalog state uses it). */
   readonly journal: Journal;
 
-  /** Data source id → the stages this process made or found whole in the engine, by definition version (ensureStages). */
+  /** Stage table name → the stage this process made or found whole in the engine, by definition version (ensureStage). */
   private readonly stages = new Map<string, { version: string; ready: Promise<void> }>();
   /** Data source id → the last change of its stages: ensures and rebuilds of one data source run one at a time. */
   private readonly stageChanges = new Map<string, Promise<unknown>>();
   private stagesDatabase: Promise<void> | null = null;
+  private readonly stagesDdlOf = new WeakMap<DatasourceRecord, StageDdl[]>();
 
   constructor(
     private readonly catalog: Catalog,
@@ -252,7 +253,7 @@ export class DatasourceService {
     // Engine objects left by a crash from here on have no catalog record: swept on start.
     await this.journal.checkpoint('datasource:drop');
     await this.stageChange(ds.id, async () => {
-      this.stages.delete(ds.id);
+      this.forgetStages(ds.id);
       await this.runAll(dropAllSql(ds, ws.database));
     });
   }
@@ -297,63 +298,70 @@ export class DatasourceService {
   }
 
   /**
-   * Makes sure the ingest stages of `ds` are in the engine as its record defines them, before an
-   * insert into them. The first call of a process for a data source (and definition) looks them
-   * up and makes what is missing or out of date; the others wait for that one, then return at
-   * once. A stage that can not be made whole is dropped again (the next call tries anew).
+   * Makes sure one ingest stage of `ds` is in the engine as its record defines it, before an
+   * insert into it. The first call of a process for a stage (and definition) looks it up and
+   * makes it when it is missing, out of date or made in part; the others wait for that one, then
+   * return at once. A stage that can not be made whole is dropped again (the next call tries anew).
+   * A data source without such a stage (NDJSON into one without JSONPaths) gets nothing.
    */
-  ensureStages(ws: Workspace, ds: DatasourceRecord): Promise<void> {
-    const ddl = stagesDdl(ds, ws.database);
-    const known = this.stages.get(ds.id);
+  ensureStage(ws: Workspace, ds: DatasourceRecord, kind: StageKind): Promise<void> {
+    // Records are replaced, never changed: the DDL of one is built once (this runs on every insert).
+    let all = this.stagesDdlOf.get(ds);
+    if (!all) this.stagesDdlOf.set(ds, (all = stagesDdl(ds, ws.database)));
+    const ddl = all.find((d) => d.kind === kind);
+    if (!ddl) return Promise.resolve();
+    const key = ddl.names[0];
+    const known = this.stages.get(key);
     if (known?.version === ddl.version) return known.ready;
-    const entry = { version: ddl.version, ready: this.stageChange(ds.id, () => this.makeStages(ds.id, ddl, false)) };
-    this.stages.set(ds.id, entry);
+    const entry = { version: ddl.version, ready: this.stageChange(ds.id, () => this.makeStage(ds.id, ddl)) };
+    this.stages.set(key, entry);
     entry.ready.catch(() => {
-      if (this.stages.get(ds.id) === entry) this.stages.delete(ds.id);
+      if (this.stages.get(key) === entry) this.stages.delete(key);
     });
     return entry.ready;
   }
 
-  /** The ingest stages of `ds` made again from its record (after a schema change), whether or not they were made before. */
+  /** The ingest stages made again from the record (after a schema change): both, whether or not they were made before. */
   async rebuildStages(ws: Workspace, ds: DatasourceRecord): Promise<void> {
-    const ddl = stagesDdl(ds, ws.database);
-    const ready = this.stageChange(ds.id, () => this.makeStages(ds.id, ddl, true));
-    this.stages.set(ds.id, { version: ddl.version, ready });
+    const all = stagesDdl(ds, ws.database);
+    const ready = this.stageChange(ds.id, async () => {
+      await this.runAll(dropStagesSql(ds.id));
+      for (const ddl of all) await this.makeStage(ds.id, ddl, true);
+    });
+    for (const ddl of all) this.stages.set(ddl.names[0], { version: ddl.version, ready });
     try {
       await ready;
     } catch (err) {
-      this.stages.delete(ds.id);
+      this.forgetStages(ds.id);
       throw err;
     }
   }
 
-  /** Forgets what ensureStages knew of a data source whose engine objects were dropped elsewhere (a replace's shadow). */
+  /** Forgets what ensureStage knew of a data source's stages (dropped, or dropped elsewhere: a replace's shadow). */
   forgetStages(dsId: string): void {
-    this.stages.delete(dsId);
+    for (const kind of ['json', 'csv'] as const) this.stages.delete(stageObjectNames(dsId, kind)[0]);
   }
 
   /**
-   * Makes the stages whole and current: kept when every stage table carries the definition's
-   * version (views missing after an interrupted creation are added), else dropped and made again.
+   * Makes a stage whole and current: kept when its table carries the definition's version (views
+   * missing after an interrupted creation are added), else dropped and made again.
    */
-  private async makeStages(dsId: string, ddl: StagesDdl, rebuild: boolean): Promise<void> {
+  private async makeStage(dsId: string, ddl: StageDdl, fresh = false): Promise<void> {
     await this.ensureStagesDatabase();
-    if (!rebuild) {
-      const all = [...STAGE_TABLES, ...STAGE_VIEWS].map((x) => dsId + x);
+    if (!fresh) {
       const present = await this.engine.rows<{ name: string; comment: string }>(
-        sql`SELECT name, comment FROM system.tables WHERE database = ${STAGES_DATABASE} AND name IN (${all})`.text,
+        sql`SELECT name, comment FROM system.tables WHERE database = ${STAGES_DATABASE} AND name IN (${ddl.names})`.text,
       );
-      const version = new Map(present.map((r) => [r.name, r.comment]));
-      const current = ddl.tables.every((t) => version.get(t) === ddl.version) && present.every((r) => ddl.names.includes(r.name));
-      if (current && ddl.names.every((n) => version.has(n))) return;
-      rebuild = !current;
+      const current = present.find((r) => r.name === ddl.names[0])?.comment === ddl.version;
+      if (current && present.length === ddl.names.length) return;
+      // Nothing there (the usual case after a start) is only made; something else is dropped first.
+      if (present.length && !current) await this.runAll(dropStagesSql(dsId, ddl.kind));
     }
-    if (rebuild) await this.runAll(dropStagesSql(dsId));
     try {
       for (const s of ddl.statements) await this.engine.exec(s);
     } catch (err) {
       // No half stage: what this made (or found) is dropped, and made whole by the next call.
-      await this.runAll(dropStagesSql(dsId));
+      await this.runAll(dropStagesSql(dsId, ddl.kind));
       throw err;
     }
   }

@@ -194,7 +194,7 @@ export class ImportService {
     if (format !== 'csv' && ds.format !== 'ndjson') {
       throw badRequest(`Data Source "${ds.name}" has no JSONPaths in its schema: ${format === 'parquet' ? 'Parquet' : 'NDJSON'} data can't be appended to it`);
     }
-    await this.datasources.ensureStages(ws, ds);
+    await this.datasources.ensureStage(ws, ds, format === 'csv' ? 'csv' : 'json');
     if (format === 'parquet') {
       const file = parquetFile ?? (await this.spool(stream));
       try {

@@ -33,12 +33,12 @@ function ds(
 describe('clusterStatement: the DDL Pipit generates, made cluster-wide', () => {
   it('leaves every statement unchanged without a cluster', () => {
     const d = ds('MergeTree', { engine_sorting_key: 'a' });
-    for (const sql of [...createTablesSql(d, 'w_1'), ...stagesDdl(d, 'w_1').statements]) expect(clusterStatement(sql, null)).toBe(sql);
+    for (const sql of [...createTablesSql(d, 'w_1'), ...stagesDdl(d, 'w_1').flatMap((x) => x.statements)]) expect(clusterStatement(sql, null)).toBe(sql);
   });
 
   it('a data source: table, quarantine, ingest stages and their views all run ON CLUSTER; MergeTree tables become Replicated', () => {
     const d = ds('MergeTree', { engine_sorting_key: 'a, ts' });
-    const [table, quarantine, ...stages] = [...createTablesSql(d, 'w_1'), ...stagesDdl(d, 'w_1').statements].map(on);
+    const [table, quarantine, ...stages] = [...createTablesSql(d, 'w_1'), ...stagesDdl(d, 'w_1').flatMap((x) => x.statements)].map(on);
     expect(table).toBe(
       `CREATE TABLE \`w_1\`.\`t_0123456789abcdef0123456789abcdef\` ON CLUSTER ${C} (\`a\` String, \`ts\` DateTime, \`ver\` UInt64) ` +
         `ENGINE = ReplicatedMergeTree(${REPLICA_ARGS}) ORDER BY (a, ts) SETTINGS non_replicated_deduplication_window = 1000`,

@@ -80,14 +80,23 @@ export function createTablesSql(ds: DatasourceRecord, database: string): string[
   return [createTableSql(ds, database), createQuarantineSql(ds, database)];
 }
 
-/** Suffixes of the ingest stage objects of a data source in STAGES_DATABASE: tables, then their views. */
-export const STAGE_TABLES = ['_sj', '_sc'];
-export const STAGE_VIEWS = ['_sj_ok', '_sj_bad', '_sc_ok', '_sc_bad'];
+/** The two ingest stages: `json` takes NDJSON lines (`_sj`), `csv` CSV fields (`_sc`). */
+export type StageKind = 'json' | 'csv';
+const STAGE_SUFFIX: Record<StageKind, string> = { json: '_sj', csv: '_sc' };
 
-/** DDL dropping every ingest stage object of a data source (views first), whichever exist. */
-export function dropStagesSql(dsId: string): string[] {
-  const q = (t: string) => sql`${ident(STAGES_DATABASE)}.${ident(dsId + t)}`;
-  return STAGE_VIEWS.map((s) => sql`DROP VIEW IF EXISTS ${q(s)}`.text).concat(STAGE_TABLES.map((s) => sql`DROP TABLE IF EXISTS ${q(s)}`.text));
+/** Names (in STAGES_DATABASE) of one stage's objects: its table, then its two views. */
+export function stageObjectNames(dsId: string, kind: StageKind): string[] {
+  const t = dsId + STAGE_SUFFIX[kind];
+  return [t, `${t}_ok`, `${t}_bad`];
+}
+
+/** DDL dropping the objects of one stage of a data source (views first), whichever exist; both stages without `kind`. */
+export function dropStagesSql(dsId: string, kind?: StageKind): string[] {
+  const q = (t: string) => sql`${ident(STAGES_DATABASE)}.${ident(t)}`;
+  return (kind ? [kind] : (['json', 'csv'] as const)).flatMap((k) => {
+    const [table, ...views] = stageObjectNames(dsId, k);
+    return [...views.map((v) => sql`DROP VIEW IF EXISTS ${q(v)}`.text), sql`DROP TABLE IF EXISTS ${q(table)}`.text];
+  });
 }
 
 export function dropAllSql(ds: DatasourceRecord, database: string): string[] {
@@ -95,33 +104,39 @@ export function dropAllSql(ds: DatasourceRecord, database: string): string[] {
   return [...dropStagesSql(ds.id), sql`DROP TABLE IF EXISTS ${name(n.table)} SYNC`.text, sql`DROP TABLE IF EXISTS ${name(n.quarantine)} SYNC`.text];
 }
 
-/** The ingest stages of a data source as one unit, made or checked at once (DatasourceService.ensureStages). */
-export interface StagesDdl {
-  /** Digest of the stages' definition, kept as the comment of each stage table: a stage made from another definition (an older Pipit, a schema before an alter) is made again. */
+/** One ingest stage of a data source, made or checked as a unit (DatasourceService.ensureStage). */
+export interface StageDdl {
+  kind: StageKind;
+  /**
+   * Digest of the stage's definition, kept as its table's comment: a stage made from another
+   * definition (an older Pipit, the schema before an alter) is made again.
+   */
   version: string;
-  /** Names (in STAGES_DATABASE) of the stage tables, and of every object, in creation order. */
-  tables: string[];
+  /** Its objects in STAGES_DATABASE (stageObjectNames). */
   names: string[];
-  /** `CREATE ... IF NOT EXISTS` statements, tables first (so they complete a half-made stage). */
+  /** `CREATE ... IF NOT EXISTS` statements, the table first (so they also complete a stage made in part). */
   statements: string[];
 }
 
-export function stagesDdl(ds: DatasourceRecord, database: string): StagesDdl {
+/** The stages of a data source (createStagesSql): the CSV one always, the NDJSON one when every column has a JSONPath. */
+export function stagesDdl(ds: DatasourceRecord, database: string): StageDdl[] {
   const created = createStagesSql(ds, database);
-  const version = crypto.createHash('sha256').update(created.join('\n')).digest('hex').slice(0, 32);
-  const tables: string[] = [];
-  const names: string[] = [];
-  const statements = created.map((s) => {
-    const m = /^CREATE (TABLE|MATERIALIZED VIEW) (\S+)/.exec(s)!;
-    const n = m[2].split('.').pop()!.replace(/`/g, '');
-    names.push(n);
-    const head = `CREATE ${m[1]} IF NOT EXISTS ${m[2]}`;
-    if (m[1] === 'MATERIALIZED VIEW') return head + s.slice(m[0].length);
-    tables.push(n);
-    return `${head}${s.slice(m[0].length)} COMMENT ${quoteString(version)}`;
+  return (['json', 'csv'] as const).flatMap((kind) => {
+    const names = stageObjectNames(ds.id, kind);
+    const mine = created.filter((s) => names.includes(createdName(s)));
+    if (!mine.length) return [];
+    const version = crypto.createHash('sha256').update(mine.join('\n')).digest('hex').slice(0, 32);
+    const statements = mine.map((s) => {
+      const m = /^CREATE (TABLE|MATERIALIZED VIEW) /.exec(s)!;
+      const withIf = `${m[0]}IF NOT EXISTS ${s.slice(m[0].length)}`;
+      return m[1] === 'TABLE' ? `${withIf} COMMENT ${quoteString(version)}` : withIf;
+    });
+    return [{ kind, version, names, statements }];
   });
-  return { version, tables, names, statements };
 }
+
+/** The unqualified name a CREATE statement of createStagesSql makes. */
+const createdName = (s: string) => /^CREATE (?:TABLE|MATERIALIZED VIEW) (\S+)/.exec(s)![1].split('.').pop()!.replace(/`/g, '');
 
 /** Per column: the stage column holding its raw text (`__r<i>`, NULL when missing). */
 interface ColumnPlan {

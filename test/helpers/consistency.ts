@@ -21,7 +21,7 @@ export interface ConsistencyReport {
 /** Catalog = engine, checked from the outside of the recovery code. */
 export async function consistency(s: Services): Promise<ConsistencyReport> {
   const report: ConsistencyReport = { intents: (await s.catalog.listIntents()).length, orphans: [], missing: [], mismatched: [], views: [] };
-  // Ingest stages are made at a data source's first insert of a process: absent, or whole.
+  // Each ingest stage is made at the first insert of a process through it: absent, or whole.
   const stages = new Set((await s.engine.rows<{ name: string }>(`SELECT name FROM system.tables WHERE database = 'pipit_stages'`)).map((r) => r.name));
   const expectedStages = new Set<string>();
   for (const ws of await s.catalog.listWorkspaces()) {
@@ -36,9 +36,11 @@ export async function consistency(s: Services): Promise<ConsistencyReport> {
         expected.add(n);
         if (!tables.has(n)) report.missing.push(`${ds.name}: ${n}`);
       }
-      const stageNames = [`${ds.id}_sc`, `${ds.id}_sc_ok`, `${ds.id}_sc_bad`, ...(json ? [`${ds.id}_sj`, `${ds.id}_sj_ok`, `${ds.id}_sj_bad`] : [])];
-      for (const n of stageNames) expectedStages.add(n);
-      if (stageNames.some((n) => stages.has(n))) for (const n of stageNames) if (!stages.has(n)) report.missing.push(`${ds.name}: pipit_stages.${n}`);
+      for (const stage of [`${ds.id}_sc`, ...(json ? [`${ds.id}_sj`] : [])]) {
+        const stageNames = [stage, `${stage}_ok`, `${stage}_bad`];
+        for (const n of stageNames) expectedStages.add(n);
+        if (stageNames.some((n) => stages.has(n))) for (const n of stageNames) if (!stages.has(n)) report.missing.push(`${ds.name}: pipit_stages.${n}`);
+      }
       const cols = await s.engine.rows<{ table: string; name: string; type: string }>(
         `SELECT table, name, type FROM system.columns WHERE database = ${quoteString(ws.database)} AND table IN (${quoteString(ds.id)}, ${quoteString(`${ds.id}_quarantine`)}) ORDER BY table, position`,
       );

@@ -133,7 +133,7 @@ export const eventRoutes =
             if (!ds) throw err;
           }
         }
-        await s.datasources.ensureStages(auth.workspace, ds);
+        await s.datasources.ensureStage(auth.workspace, ds, 'json');
         const target = { workspaceId: auth.workspace.id, datasourceId: ds.id, stage: physicalNames(auth.workspace.database, ds.id).jsonStage };
         const started = Date.now();
         let flushed: number | null = null;
