@@ -226,6 +226,17 @@ function profileParts(p: CpuProfile): Map<string, number> {
   return out;
 }
 
+/** CPU ms (user + system, all threads) a process has used (Linux /proc; 10 ms ticks). */
+function processCpuMs(pid: number): number {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) * 10;
+}
+const ownCpuMs = () => {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
+};
+
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
 /** A Pipit server in its own process, started as `npm start` starts it. */
@@ -505,6 +516,8 @@ async function main() {
     const diffs: Record<'a' | 'b', number[]> = { a: [], b: [] };
     const diffsInProcess: Record<'a' | 'b', number[]> = { a: [], b: [] };
     const add = (k: Key, s: Stats) => results.set(k, [...(results.get(k) ?? []), s]);
+    /** CPU ms per request at concurrency 4: the server process's (api only) and this process's (client, raw chDB, in-process server). */
+    const cpu = new Map<Key, Array<{ server: number; bench: number }>>();
     for (let run = 0; run < RUNS; run++) {
       const line: string[] = [];
       for (const [name, n] of [
@@ -549,7 +562,12 @@ async function main() {
         const blocks = Object.keys(c4) as Side[];
         for (let j = 0; j < blocks.length; j++) {
           const side = blocks[(run + j) % blocks.length];
+          const s0 = processCpuMs(server.child.pid!);
+          const b0 = ownCpuMs();
           add(`${name} c${POOL} ${side}`, await c4[side]());
+          const k: Key = `${name} c${POOL} ${side}`;
+          const perReq = { server: side === 'api' ? (processCpuMs(server.child.pid!) - s0) / (2 * n) : 0, bench: (ownCpuMs() - b0) / (2 * n) };
+          cpu.set(k, [...(cpu.get(k) ?? []), perReq]);
         }
         const h = (side: Side) => results.get(`${name} c${POOL} ${side}`)!.at(-1)!.rps.toFixed(0);
         line.push(
@@ -589,6 +607,24 @@ async function main() {
             verdicts.push(`(${name}) throughput at c${POOL} ≥ 0.9 of raw natural (${side}): ${ratio.toFixed(2)} — ${ratio >= 0.9 ? 'holds' : 'does not hold'}`);
           }
         }
+      }
+    }
+    if (RUNS > 0) {
+      console.log(
+        `\nCPU per request at c${POOL} (ms, user + system, all threads; medians over runs; the load-independent view of throughput on a shared machine: ` +
+          'api = the server process + this process (the client); in-process and raw = this process):',
+      );
+      for (const name of ['a', 'b'] as const) {
+        const of = (side: Side) => {
+          const xs = cpu.get(`${name} c${POOL} ${side}`) ?? [];
+          return { server: median(xs.map((x) => x.server)), bench: median(xs.map((x) => x.bench)), total: median(xs.map((x) => x.server + x.bench)) };
+        };
+        const api = of('api');
+        const nat = of('raw natural');
+        console.log(
+          `  (${name}) api ${api.total.toFixed(2)} (server ${api.server.toFixed(2)} + client ${api.bench.toFixed(2)}), in-process ${of('api in-process').total.toFixed(2)}, ` +
+            `raw natural ${nat.total.toFixed(2)}, raw rewritten ${of('raw rewritten').total.toFixed(2)}; raw natural ÷ api ${(nat.total / api.total).toFixed(2)}`,
+        );
       }
     }
     console.log('\ntargets (issue 15):');
