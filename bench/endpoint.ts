@@ -226,9 +226,9 @@ function profileParts(p: CpuProfile): Map<string, number> {
   return out;
 }
 
-/** CPU ms (user + system, all threads) a process has used (Linux /proc; 10 ms ticks). */
-function processCpuMs(pid: number): number {
-  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+/** CPU ms (user + system) a process (all threads), or with `thread` one of its threads, has used (Linux /proc; 10 ms ticks). */
+function processCpuMs(pid: number, thread?: number): number {
+  const stat = fs.readFileSync(thread === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${thread}/stat`, 'utf8');
   const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return (Number(f[11]) + Number(f[12])) * 10;
 }
@@ -517,7 +517,7 @@ async function main() {
     const diffsInProcess: Record<'a' | 'b', number[]> = { a: [], b: [] };
     const add = (k: Key, s: Stats) => results.set(k, [...(results.get(k) ?? []), s]);
     /** CPU ms per request at concurrency 4: the server process's (api only) and this process's (client, raw chDB, in-process server). */
-    const cpu = new Map<Key, Array<{ server: number; bench: number }>>();
+    const cpu = new Map<Key, Array<{ server: number; main: number; bench: number }>>();
     for (let run = 0; run < RUNS; run++) {
       const line: string[] = [];
       for (const [name, n] of [
@@ -563,10 +563,15 @@ async function main() {
         for (let j = 0; j < blocks.length; j++) {
           const side = blocks[(run + j) % blocks.length];
           const s0 = processCpuMs(server.child.pid!);
+          const m0 = processCpuMs(server.child.pid!, server.child.pid!);
           const b0 = ownCpuMs();
           add(`${name} c${POOL} ${side}`, await c4[side]());
           const k: Key = `${name} c${POOL} ${side}`;
-          const perReq = { server: side === 'api' ? (processCpuMs(server.child.pid!) - s0) / (2 * n) : 0, bench: (ownCpuMs() - b0) / (2 * n) };
+          const perReq = {
+            server: side === 'api' ? (processCpuMs(server.child.pid!) - s0) / (2 * n) : 0,
+            main: side === 'api' ? (processCpuMs(server.child.pid!, server.child.pid!) - m0) / (2 * n) : 0,
+            bench: (ownCpuMs() - b0) / (2 * n),
+          };
           cpu.set(k, [...(cpu.get(k) ?? []), perReq]);
         }
         const h = (side: Side) => results.get(`${name} c${POOL} ${side}`)!.at(-1)!.rps.toFixed(0);
@@ -617,12 +622,17 @@ async function main() {
       for (const name of ['a', 'b'] as const) {
         const of = (side: Side) => {
           const xs = cpu.get(`${name} c${POOL} ${side}`) ?? [];
-          return { server: median(xs.map((x) => x.server)), bench: median(xs.map((x) => x.bench)), total: median(xs.map((x) => x.server + x.bench)) };
+          return {
+            server: median(xs.map((x) => x.server)),
+            main: median(xs.map((x) => x.main)),
+            bench: median(xs.map((x) => x.bench)),
+            total: median(xs.map((x) => x.server + x.bench)),
+          };
         };
         const api = of('api');
         const nat = of('raw natural');
         console.log(
-          `  (${name}) api ${api.total.toFixed(2)} (server ${api.server.toFixed(2)} + client ${api.bench.toFixed(2)}), in-process ${of('api in-process').total.toFixed(2)}, ` +
+          `  (${name}) api ${api.total.toFixed(2)} (server ${api.server.toFixed(2)}, of which its main thread ${api.main.toFixed(2)}, + client ${api.bench.toFixed(2)}), in-process ${of('api in-process').total.toFixed(2)}, ` +
             `raw natural ${nat.total.toFixed(2)}, raw rewritten ${of('raw rewritten').total.toFixed(2)}; raw natural ÷ api ${(nat.total / api.total).toFixed(2)}`,
         );
       }
