@@ -1,45 +1,54 @@
 /**
- * `npm run bench -- endpoint`: the latency an API Endpoint adds over raw chDB running the same
- * rendered SQL, in the same process and run.
+ * `npm run bench -- endpoint`: the latency and throughput an API Endpoint adds over raw chDB.
  *
  * Cases, each a pipe created with `POST /v0/pipes` (JSON body, one node of type endpoint) and
  * called as `GET /v0/pipes/<name>.json?<parameters>` with parameter values that change from one
- * request to the next (the same sequence on both sides):
+ * request to the next (the same sequence on every side):
  * (a) trivial: `%\nSELECT {{ Int32(x, 1) }} AS x` (the endpoint path's own overhead);
- * (b) parameterized aggregate over a 10M-row data source:
+ * (b) parameterized aggregate over a BENCH_ENDPOINT_ROWS-row data source:
  *     `%\nSELECT country, count() c, avg(value) v FROM events WHERE value > {{ Float64(min_value, 0.5) }}
  *      {% if defined(country) %} AND country = {{ String(country) }} {% end %} GROUP BY country`
- *     with min_value in 5 values and country absent or one of 3 values (20 combinations).
+ *     with min_value in 5 values and country absent or one of 4 values (20 combinations).
  * Each at concurrency 1 and 4, through
- * - the API: a keep-alive node:http client reading the whole JSON body, and
- * - raw chDB: a pool of chDB Sessions of the server's pool size on the server's own data directory,
- *   set up like the server's read-only Sessions, running the physical SQL the endpoint runs for
- *   the same parameters (QueryService.prepare of the endpoint's statement) with queryAsync, FORMAT JSON.
- * At concurrency 1 the API and raw calls are interleaved request by request (alternating which
- * goes first), so both see the same machine load; the p50 overhead is also given as the median
- * of the paired differences. At concurrency 4 the two sides run as blocks, alternating which goes
- * first. Figures are medians over runs. Then where the time goes at concurrency 1: each part
- * alone (raw queryAsync, engine.select, queries.run, auth, pipes.find, render, prepare, bare
- * Fastify round trips), the engine paths of (b) interleaved with raw queryAsync, (a) timed right
- * after an untimed prelude (idle pause, raw aggregate, cache pollution), and a timeline inside
- * endpoint requests (route → engine → answer → body → client).
+ * - the API as users run it ("api", the figures the issue-15 targets are judged on): the server in
+ *   its own process, started as `npm start` starts it (`node --enable-source-maps scripts/start.mjs`:
+ *   the esbuild bundle dist/server/main.mjs, its thread pool size, the default log level, logs to
+ *   /dev/null), its rows loaded through a copy pipe (the same SELECT); a keep-alive node:http client
+ *   in this process reading the whole JSON body;
+ * - the API in-process ("api in-process", the former figures, kept as extra lines): a server
+ *   created in this process from the tsx sources (log level silent), the same client on the same
+ *   main thread; at concurrency 4 also with its per-token admission limit raised to all slots;
+ * - raw chDB, natural ("raw natural", the reference): a pool of 4 chDB Sessions in this process
+ *   with default settings, on the in-process server's data directory (the same rows), running the
+ *   SQL a user would write for the same parameters with queryAsync, FORMAT JSON;
+ * - raw chDB, rewritten ("raw rewritten", extra): Sessions set up like the server's read-only ones
+ *   running Pipit's physical SQL for the same parameters (QueryService.prepare).
+ * At concurrency 1 the sides are interleaved request by request (the order rotating), so all see
+ * the same machine load; the p50 overhead is also given as the median of the paired differences.
+ * At concurrency 4 the sides run as blocks, the order rotating. Figures are medians over runs.
+ * BENCH_ENDPOINT_BREAKDOWN=1 adds where the time goes in the in-process server at concurrency 1:
+ * each part alone, the engine paths of (b) interleaved with raw queryAsync, (a) right after an
+ * untimed prelude, and a timeline inside endpoint requests.
  *
- * BENCH_ENDPOINT_PROFILE=1: then a CPU profile of the process (server and client; the inspector's
- * profiler, as `--cpu-prof` but over the measurement only) while the API alone serves (a) at
- * concurrency 1 and 4 and (b) at 1 for BENCH_ENDPOINT_PROFILE_SECS (10) each, under the default
- * admission: the main thread's time per request by part, and the .cpuprofile files (for a flame
- * graph) in the temporary directory. BENCH_RUNS=0 profiles only.
+ * BENCH_ENDPOINT_PROFILE=1: then a CPU profile of the server process (bench/profile-hook.mjs,
+ * preloaded only then: the inspector's profiler as `--cpu-prof`, 100 µs sampling, over the
+ * measurement only) while the API alone serves (a) and (b) at concurrency 1 and 4 for
+ * BENCH_ENDPOINT_PROFILE_SECS (10) each under the default admission: the main thread's time per
+ * request by part (bundle frames mapped to their sources through the bundle's source maps) and
+ * the .cpuprofile files (for a flame graph) in the temporary directory. BENCH_RUNS=0 profiles only.
  *
- * Environment: BENCH_RUNS (5), BENCH_ENDPOINT_ROWS (10,000,000), BENCH_ENDPOINT_TRIVIAL (2,000
+ * Environment: BENCH_RUNS (5), BENCH_ENDPOINT_ROWS (1,000,000), BENCH_ENDPOINT_TRIVIAL (2,000
  * requests per side per measurement of (a) at concurrency 1, twice that at 4), BENCH_ENDPOINT_AGG
  * (60, likewise for (b)).
  */
+import { type ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
+import { SourceMap } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
-import { Session as Inspector } from 'node:inspector/promises';
 import { PassThrough } from 'node:stream';
+import { fileURLToPath } from 'node:url';
 import { Session } from 'chdb';
 import Fastify from 'fastify';
 import { createApp, type App } from '../src/app.js';
@@ -164,16 +173,29 @@ function sameResult(a: Buffer, b: Buffer): boolean {
 
 /** What the main thread did per request, from a CPU profile: µs per request and share, by part. */
 interface CpuProfile {
-  nodes: Array<{ id: number; callFrame: { functionName: string; url: string }; children?: number[] }>;
+  nodes: Array<{ id: number; callFrame: { functionName: string; url: string; lineNumber: number; columnNumber: number }; children?: number[] }>;
   samples: number[];
   timeDeltas: number[];
+}
+/** The source file a frame of the server bundle (dist/server/*.mjs) comes from, through its source map. */
+const bundleMaps = new Map<string, SourceMap | null>();
+function originalUrl(frame: CpuProfile['nodes'][number]['callFrame']): string {
+  const { url } = frame;
+  if (!url.includes('/dist/server/') || !url.endsWith('.mjs')) return url;
+  if (!bundleMaps.has(url)) {
+    const file = `${fileURLToPath(url)}.map`;
+    bundleMaps.set(url, fs.existsSync(file) ? new SourceMap(JSON.parse(fs.readFileSync(file, 'utf8'))) : null);
+  }
+  const entry = bundleMaps.get(url)?.findEntry(frame.lineNumber, frame.columnNumber);
+  return entry && 'originalSource' in entry ? entry.originalSource : url;
 }
 function profileParts(p: CpuProfile): Map<string, number> {
   const byId = new Map(p.nodes.map((n) => [n.id, n]));
   const parent = new Map<number, number>();
   for (const n of p.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
   const partOf = (id: number): string => {
-    const { functionName: f, url: u } = byId.get(id)!.callFrame;
+    const f = byId.get(id)!.callFrame.functionName;
+    const u = originalUrl(byId.get(id)!.callFrame);
     if (f === '(idle)') return 'idle (waiting for the engine)';
     if (f === '(garbage collector)') return 'GC';
     if (f === '(program)') return 'V8 and native code outside JS';
@@ -191,7 +213,8 @@ function profileParts(p: CpuProfile): Map<string, number> {
     }
     if (/fastify|find-my-way|toad-cache|fast-querystring/.test(u)) return 'Fastify';
     if (u.includes('/bench/')) return 'bench client loop';
-    return 'Node: HTTP server and in-process client, sockets, streams, events, timers';
+    if (/pino|sonic-boom/.test(u)) return 'request log (pino)';
+    return 'Node: HTTP server, sockets, streams, events, timers';
   };
   const total = p.timeDeltas.reduce((a, b) => a + b, 0);
   const perSample = total / p.samples.length;
@@ -201,6 +224,99 @@ function profileParts(p: CpuProfile): Map<string, number> {
     out.set(k, (out.get(k) ?? 0) + perSample);
   }
   return out;
+}
+
+/** CPU ms (user + system) a process (all threads), or with `thread` one of its threads, has used (Linux /proc; 10 ms ticks). */
+function processCpuMs(pid: number, thread?: number): number {
+  const stat = fs.readFileSync(thread === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${thread}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) * 10;
+}
+const ownCpuMs = () => {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
+};
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+/** A Pipit server in its own process, started as `npm start` starts it. */
+interface ServerProcess {
+  child: ChildProcess;
+  port: number;
+  token: string;
+  /** Profiles the server's main thread while `fn` runs (only when started with a profile directory). */
+  profile(fn: () => Promise<void>): Promise<CpuProfile>;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts `node --enable-source-maps scripts/start.mjs` (what `npm start` runs, with its thread
+ * pool size and the default log level; the built bundle dist/server/main.mjs) on `dir`, and waits
+ * until it answers; the workspace admin token from `GET /tokens`. With `profileDir` the process
+ * preloads bench/profile-hook.mjs (SIGUSR2 starts and stops its CPU profiler).
+ */
+async function startServer(dir: string, profileDir?: string): Promise<ServerProcess> {
+  const port = 30000 + Math.floor(Math.random() * 20000);
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    PIPIT_DATA_DIR: dir,
+    PIPIT_PORT: String(port),
+    PIPIT_HOST: '127.0.0.1',
+    PIPIT_ENGINE_SESSIONS: String(POOL),
+    UV_THREADPOOL_SIZE: String(2 * POOL + 8),
+    BENCH_PROFILE_DIR: profileDir ?? '',
+  };
+  delete env.PIPIT_LOG_LEVEL;
+  const args = [
+    '--enable-source-maps',
+    ...(profileDir ? ['--import', path.join(ROOT, 'bench', 'profile-hook.mjs')] : []),
+    path.join(ROOT, 'scripts', 'start.mjs'),
+  ];
+  const child = spawn(process.execPath, args, { cwd: ROOT, env, stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr!.on('data', (d: Buffer) => {
+    stderr += d.toString();
+  });
+  let token = '';
+  for (const t0 = performance.now(); ; ) {
+    if (child.exitCode !== null) throw new Error(`server exited ${child.exitCode}: ${stderr.slice(-2000)}`);
+    if (performance.now() - t0 > 120_000) throw new Error(`server did not answer in 120 s: ${stderr.slice(-2000)}`);
+    try {
+      const r = await fetch(`http://127.0.0.1:${port}/tokens`);
+      if (r.ok) {
+        token = ((await r.json()) as { workspace_admin_token: string }).workspace_admin_token;
+        break;
+      }
+    } catch {
+      // not listening yet
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  let profiles = 0;
+  const waitFor = async (file: string) => {
+    while (!fs.existsSync(file)) await new Promise((r) => setTimeout(r, 20));
+  };
+  return {
+    child,
+    port,
+    token,
+    async profile(fn) {
+      if (!profileDir) throw new Error('the server was started without a profile directory');
+      const n = profiles++;
+      child.kill('SIGUSR2');
+      await waitFor(path.join(profileDir, `${n}.started`));
+      await fn();
+      child.kill('SIGUSR2');
+      await waitFor(path.join(profileDir, `${n}.done`));
+      return JSON.parse(fs.readFileSync(path.join(profileDir, `${n}.cpuprofile`), 'utf8')) as CpuProfile;
+    },
+    async stop() {
+      if (child.exitCode !== null) return;
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGTERM');
+      await exited;
+    },
+  };
 }
 
 async function main() {
@@ -213,41 +329,71 @@ async function main() {
   const token = app.services.localTokens.workspace_admin_token;
   const headers = { authorization: `Bearer ${token}` };
   const agent = new http.Agent({ keepAlive: true, maxSockets: 16 });
+  const serverAgent = new http.Agent({ keepAlive: true, maxSockets: 16 });
   const raw: Session[] = [];
   const base = `http://127.0.0.1:${port}`;
+  let server: ServerProcess | undefined;
   try {
-    // The data source, over HTTP; its 10M rows straight into the physical table.
+    // The data source and the two endpoints, over HTTP, as `tb push` creates them.
     const schema =
       'timestamp DateTime `json:$.timestamp`, user_id UInt32 `json:$.user_id`, country LowCardinality(String) `json:$.country`, value Float64 `json:$.value`';
-    const created = await fetch(`${base}/v0/datasources?name=events&mode=create&format=ndjson&engine_sorting_key=timestamp`, {
-      method: 'POST',
-      headers: { ...headers, 'content-type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams({ schema }).toString(),
-    });
-    if (created.status !== 200) throw new Error(`create: ${created.status} ${await created.text()}`);
+    const rowsSql =
+      `SELECT toDateTime('2024-01-01 00:00:00') + intDiv(number, 10) AS timestamp, toUInt32(number % 100000) AS user_id, ` +
+      `['ES', 'US', 'FR', 'DE', 'GB', 'IT', 'JP', 'BR'][number % 8 + 1] AS country, ((number * 7919) % 1000000) / 1e6 AS value FROM numbers(${ROWS})`;
+    const post = async (base: string, headers: Record<string, string>, p: string, body: string, type: string) => {
+      const r = await fetch(`${base}${p}`, { method: 'POST', headers: { ...headers, 'content-type': type }, body });
+      if (r.status !== 200) throw new Error(`POST ${p}: ${r.status} ${await r.text()}`);
+      return r.json() as Promise<Record<string, unknown>>;
+    };
+    const setUp = async (base: string, headers: Record<string, string>) => {
+      const form = 'application/x-www-form-urlencoded';
+      await post(
+        base,
+        headers,
+        '/v0/datasources?name=events&mode=create&format=ndjson&engine_sorting_key=timestamp',
+        new URLSearchParams({ schema }).toString(),
+        form,
+      );
+      for (const [name, sql] of [
+        ['trivial_ep', TRIVIAL_SQL],
+        ['agg_ep', AGG_SQL],
+      ]) {
+        await post(base, headers, '/v0/pipes', JSON.stringify({ name, nodes: [{ name: `${name}_node`, sql, type: 'endpoint' }] }), 'application/json');
+      }
+    };
+    await setUp(base, headers);
     const ws = app.services.access.defaultWorkspace;
     const ds = await app.services.datasources.get(ws, 'events');
     const table = `${ws.database}.${ds.id}`;
     let t = performance.now();
-    await app.services.engine.exec(
-      `INSERT INTO ${table} SELECT toDateTime('2024-01-01 00:00:00') + intDiv(number, 10), number % 100000, ` +
-        `['ES', 'US', 'FR', 'DE', 'GB', 'IT', 'JP', 'BR'][number % 8 + 1], ((number * 7919) % 1000000) / 1e6 FROM numbers(${ROWS})`,
-    );
+    await app.services.engine.exec(`INSERT INTO ${table} ${rowsSql}`);
     await app.services.engine.exec(`OPTIMIZE TABLE ${table} FINAL`);
-    console.log(`loaded ${ROWS.toLocaleString('en-US')} rows in ${((performance.now() - t) / 1000).toFixed(1)} s (one part after OPTIMIZE FINAL)`);
+    console.log(
+      `in-process server: loaded ${ROWS.toLocaleString('en-US')} rows in ${((performance.now() - t) / 1000).toFixed(1)} s (one part after OPTIMIZE FINAL)`,
+    );
 
-    // The two endpoints, as `tb push` creates them.
-    for (const [name, sql] of [
-      ['trivial_ep', TRIVIAL_SQL],
-      ['agg_ep', AGG_SQL],
-    ]) {
-      const r = await fetch(`${base}/v0/pipes`, {
-        method: 'POST',
-        headers: { ...headers, 'content-type': 'application/json' },
-        body: JSON.stringify({ name, nodes: [{ name: `${name}_node`, sql, type: 'endpoint' }] }),
-      });
-      if (r.status !== 200) throw new Error(`create pipe ${name}: ${r.status} ${await r.text()}`);
+    // The server as users run it: its own process, started like `npm start`; its rows through a
+    // copy pipe (the same SELECT), one part after the copy's single insert.
+    t = performance.now();
+    server = await startServer(path.join(tmp, 'server'), PROFILE ? fs.mkdtempSync(path.join(tmp, 'profiles-')) : undefined);
+    const sbase = `http://127.0.0.1:${server.port}`;
+    const sheaders = { authorization: `Bearer ${server.token}` };
+    await setUp(sbase, sheaders);
+    await post(
+      sbase,
+      sheaders,
+      '/v0/pipes',
+      JSON.stringify({ name: 'load_events', nodes: [{ name: 'load', sql: rowsSql, type: 'copy', target_datasource: 'events' }] }),
+      'application/json',
+    );
+    const copy = (await post(sbase, sheaders, '/v0/pipes/load_events/copy', '', 'application/x-www-form-urlencoded')).job as { id: string };
+    for (;;) {
+      const j = (await (await fetch(`${sbase}/v0/jobs/${copy.id}`, { headers: sheaders })).json()) as { status: string; error?: string };
+      if (j.status === 'done') break;
+      if (j.status === 'error' || j.status === 'cancelled') throw new Error(`loading the server process's rows: ${JSON.stringify(j)}`);
+      await new Promise((r) => setTimeout(r, 100));
     }
+    console.log(`server process (node scripts/start.mjs, pid ${server.child.pid}): started and loaded in ${((performance.now() - t) / 1000).toFixed(1)} s`);
 
     // Parameter combinations and the physical SQL the endpoint runs for each.
     const auth = await app.services.access.authenticate(token);
@@ -310,19 +456,26 @@ async function main() {
       const r = await plain[w].queryAsync(sql, { format: 'JSON' });
       r.bytes();
     };
+    // The API as users run it (the server process) and the in-process server (the former figures).
     const apiRun = async (p: string) => {
+      await httpGet(serverAgent, server!.port, p, sheaders);
+    };
+    const inProcessRun = async (p: string) => {
       await httpGet(agent, port, p, headers);
     };
 
     // Same answers every way, for every combination.
     if (!sameResult(apiFirst, Buffer.from((await raw[0].queryAsync(cases.b[0].sql, { format: 'JSON' })).bytes()))) throw new Error('different answers');
     for (const c of [...cases.a, ...cases.b]) {
-      const a = await httpGet(agent, port, c.path, headers);
+      const a = await httpGet(serverAgent, server.port, c.path, sheaders);
+      const i = await httpGet(agent, port, c.path, headers);
       const r = Buffer.from((await raw[0].queryAsync(c.sql, { format: 'JSON' })).bytes());
       const n = Buffer.from((await plain[0].queryAsync(c.natural, { format: 'JSON' })).bytes());
-      if (!sameResult(a, r) || !sameResult(a, n)) throw new Error(`different answers for ${c.path}:\n${a}\n${r}\n${n}`);
+      if (!sameResult(a, r) || !sameResult(a, n) || !sameResult(a, i)) throw new Error(`different answers for ${c.path}:\n${a}\n${i}\n${r}\n${n}`);
     }
-    console.log(`API, raw (natural SQL) and raw (Pipit's SQL) answers agree for all ${cases.a.length + cases.b.length} parameter combinations`);
+    console.log(
+      `API (server process and in-process), raw (natural SQL) and raw (Pipit's SQL) answers agree for all ${cases.a.length + cases.b.length} parameter combinations`,
+    );
 
     // Admission control: by default one token runs at most `perToken` queries at once (the rest
     // wait); a single client app typically uses one token. Measured both ways at concurrency 4.
@@ -350,17 +503,21 @@ async function main() {
       ] as const) {
         const calls = cases[name];
         await measure(n, c, (_w, i) => apiRun(calls[i % calls.length].path));
+        await measure(n, c, (_w, i) => inProcessRun(calls[i % calls.length].path));
         await measure(n, c, (w, i) => rawRun(calls[i % calls.length].sql, w));
         await measure(n, c, (w, i) => naturalRun(calls[i % calls.length].natural, w));
       }
     }
     console.log(`warm-up ${((performance.now() - t) / 1000).toFixed(1)} s`);
 
-    type Side = 'api' | 'api, per-token limit raised' | 'raw natural' | 'raw rewritten';
+    type Side = 'api' | 'api in-process' | 'api in-process, per-token limit raised' | 'raw natural' | 'raw rewritten';
     type Key = `${'a' | 'b'} c${number} ${Side}`;
     const results = new Map<Key, Stats[]>();
     const diffs: Record<'a' | 'b', number[]> = { a: [], b: [] };
+    const diffsInProcess: Record<'a' | 'b', number[]> = { a: [], b: [] };
     const add = (k: Key, s: Stats) => results.set(k, [...(results.get(k) ?? []), s]);
+    /** CPU ms per request at concurrency 4: the server process's (api only) and this process's (client, raw chDB, in-process server). */
+    const cpu = new Map<Key, Array<{ server: number; main: number; bench: number }>>();
     for (let run = 0; run < RUNS; run++) {
       const line: string[] = [];
       for (const [name, n] of [
@@ -368,8 +525,9 @@ async function main() {
         ['b', AGG_N],
       ] as const) {
         const calls = cases[name];
-        const c1: Record<'api' | 'raw natural' | 'raw rewritten', (i: number) => Promise<void>> = {
+        const c1: Record<'api' | 'api in-process' | 'raw natural' | 'raw rewritten', (i: number) => Promise<void>> = {
           api: (i) => apiRun(calls[i % calls.length].path),
+          'api in-process': (i) => inProcessRun(calls[i % calls.length].path),
           'raw natural': (i) => naturalRun(calls[i % calls.length].natural, 0),
           'raw rewritten': (i) => rawRun(calls[i % calls.length].sql, 0),
         };
@@ -388,6 +546,7 @@ async function main() {
         for (const side of sides) add(`${name} c1 ${side}`, statsOf(lat[side], sum(lat[side])));
         const diff = median(lat.api.map((x, i) => x - lat['raw natural'][i]));
         diffs[name].push(diff);
+        diffsInProcess[name].push(median(lat['api in-process'].map((x, i) => x - lat['raw natural'][i])));
         const g = (side: Side) => results.get(`${name} c1 ${side}`)!.at(-1)!;
         line.push(
           `(${name}) c1 p50: api ${g('api').p50.toFixed(2)}, natural ${g('raw natural').p50.toFixed(2)}, rewritten ${g('raw rewritten').p50.toFixed(2)} ms (paired api−natural ${diff.toFixed(2)})`,
@@ -395,18 +554,29 @@ async function main() {
         // c4: blocks, the order rotating.
         const c4: Record<Side, () => Promise<Stats>> = {
           api: () => measure(2 * n, POOL, (_w, i) => apiRun(calls[i % calls.length].path)),
-          'api, per-token limit raised': () => raised(() => measure(2 * n, POOL, (_w, i) => apiRun(calls[i % calls.length].path))),
+          'api in-process': () => measure(2 * n, POOL, (_w, i) => inProcessRun(calls[i % calls.length].path)),
+          'api in-process, per-token limit raised': () => raised(() => measure(2 * n, POOL, (_w, i) => inProcessRun(calls[i % calls.length].path))),
           'raw natural': () => measure(2 * n, POOL, (w, i) => naturalRun(calls[i % calls.length].natural, w)),
           'raw rewritten': () => measure(2 * n, POOL, (w, i) => rawRun(calls[i % calls.length].sql, w)),
         };
         const blocks = Object.keys(c4) as Side[];
         for (let j = 0; j < blocks.length; j++) {
           const side = blocks[(run + j) % blocks.length];
+          const s0 = processCpuMs(server.child.pid!);
+          const m0 = processCpuMs(server.child.pid!, server.child.pid!);
+          const b0 = ownCpuMs();
           add(`${name} c${POOL} ${side}`, await c4[side]());
+          const k: Key = `${name} c${POOL} ${side}`;
+          const perReq = {
+            server: side === 'api' ? (processCpuMs(server.child.pid!) - s0) / (2 * n) : 0,
+            main: side === 'api' ? (processCpuMs(server.child.pid!, server.child.pid!) - m0) / (2 * n) : 0,
+            bench: (ownCpuMs() - b0) / (2 * n),
+          };
+          cpu.set(k, [...(cpu.get(k) ?? []), perReq]);
         }
         const h = (side: Side) => results.get(`${name} c${POOL} ${side}`)!.at(-1)!.rps.toFixed(0);
         line.push(
-          `(${name}) c${POOL} req/s: api ${h('api')}, raised ${h('api, per-token limit raised')}, natural ${h('raw natural')}, rewritten ${h('raw rewritten')}`,
+          `(${name}) c${POOL} req/s: api ${h('api')}, in-process ${h('api in-process')} (raised ${h('api in-process, per-token limit raised')}), natural ${h('raw natural')}, rewritten ${h('raw rewritten')}`,
         );
       }
       console.log(`run ${run + 1} (load ${os.loadavg()[0].toFixed(1)}): ${line.join('; ')}`);
@@ -423,7 +593,7 @@ async function main() {
     for (const name of ['a', 'b'] as const) {
       for (const c of [1, POOL]) {
         const nat = results.get(`${name} c${c} raw natural`)!;
-        for (const side of ['api', 'api, per-token limit raised', 'raw natural', 'raw rewritten'] as Side[]) {
+        for (const side of ['api', 'api in-process', 'api in-process, per-token limit raised', 'raw natural', 'raw rewritten'] as Side[]) {
           const xs = results.get(`${name} c${c} ${side}`);
           if (!xs) continue;
           const m = (k: keyof Stats) => median(xs.map((x) => x[k]));
@@ -432,10 +602,10 @@ async function main() {
           console.log(
             `| (${name}) | ${c} | ${side} | ${f(m('p50'))} | ${f(m('p99'))} | ${m('rps').toFixed(0)} | ${overhead.toFixed(2)} | ${ratio.toFixed(2)} |`,
           );
-          if (side === 'api' && c === 1) {
-            const paired = median(diffs[name]);
+          if ((side === 'api' || side === 'api in-process') && c === 1) {
+            const paired = median((side === 'api' ? diffs : diffsInProcess)[name]);
             verdicts.push(
-              `(${name}) p50 overhead at c1 ≤ 0.5 ms over raw natural: ${overhead.toFixed(2)} ms (paired ${paired.toFixed(2)}) — ${overhead <= 0.5 ? 'holds' : 'does not hold'}`,
+              `(${name}) p50 overhead at c1 ≤ 0.5 ms over raw natural (${side}): ${overhead.toFixed(2)} ms (paired ${paired.toFixed(2)}) — ${overhead <= 0.5 ? 'holds' : 'does not hold'}`,
             );
           }
           if (side.startsWith('api') && c === POOL) {
@@ -444,40 +614,59 @@ async function main() {
         }
       }
     }
+    if (RUNS > 0) {
+      console.log(
+        `\nCPU per request at c${POOL} (ms, user + system, all threads; medians over runs; the load-independent view of throughput on a shared machine: ` +
+          'api = the server process + this process (the client); in-process and raw = this process):',
+      );
+      for (const name of ['a', 'b'] as const) {
+        const of = (side: Side) => {
+          const xs = cpu.get(`${name} c${POOL} ${side}`) ?? [];
+          return {
+            server: median(xs.map((x) => x.server)),
+            main: median(xs.map((x) => x.main)),
+            bench: median(xs.map((x) => x.bench)),
+            total: median(xs.map((x) => x.server + x.bench)),
+          };
+        };
+        const api = of('api');
+        const nat = of('raw natural');
+        console.log(
+          `  (${name}) api ${api.total.toFixed(2)} (server ${api.server.toFixed(2)}, of which its main thread ${api.main.toFixed(2)}, + client ${api.bench.toFixed(2)}), in-process ${of('api in-process').total.toFixed(2)}, ` +
+            `raw natural ${nat.total.toFixed(2)}, raw rewritten ${of('raw rewritten').total.toFixed(2)}; raw natural ÷ api ${(nat.total / api.total).toFixed(2)}`,
+        );
+      }
+    }
     console.log('\ntargets (issue 15):');
     for (const v of verdicts) console.log(`  ${v}`);
     if (PROFILE) {
-      const inspector = new Inspector();
-      inspector.connect();
-      await inspector.post('Profiler.enable');
-      await inspector.post('Profiler.setSamplingInterval', { interval: 100 });
       for (const [name, c] of [
         ['a', 1],
         ['a', POOL],
         ['b', 1],
+        ['b', POOL],
       ] as const) {
         const calls = cases[name];
         let n = 0;
-        await inspector.post('Profiler.start');
-        const t0 = performance.now();
-        await Promise.all(
-          Array.from({ length: c }, async () => {
-            while (performance.now() - t0 < PROFILE_SECS * 1000) await apiRun(calls[n++ % calls.length].path);
-          }),
-        );
-        const { profile } = await inspector.post('Profiler.stop');
+        const profile = await server.profile(async () => {
+          const t0 = performance.now();
+          await Promise.all(
+            Array.from({ length: c }, async () => {
+              while (performance.now() - t0 < PROFILE_SECS * 1000) await apiRun(calls[n++ % calls.length].path);
+            }),
+          );
+        });
         const file = path.join(os.tmpdir(), `pipit-endpoint-${name}-c${c}.cpuprofile`);
         fs.writeFileSync(file, JSON.stringify(profile));
-        const parts = [...profileParts(profile as CpuProfile)].sort((x, y) => y[1] - x[1]);
+        const parts = [...profileParts(profile)].sort((x, y) => y[1] - x[1]);
         const total = parts.reduce((a, [, us]) => a + us, 0);
         console.log(
-          `\nprofile of (${name}) at c${c}: ${n} requests in ${PROFILE_SECS} s (load ${os.loadavg()[0].toFixed(1)}), main thread per request (${file}):`,
+          `\nprofile of the server process under (${name}) at c${c}: ${n} requests in ${PROFILE_SECS} s (load ${os.loadavg()[0].toFixed(1)}), main thread per request (${file}):`,
         );
         console.log('| part | µs per request | share |');
         console.log('| --- | --- | --- |');
         for (const [k, us] of parts) console.log(`| ${k} | ${(us / n).toFixed(0)} | ${((100 * us) / total).toFixed(1)}% |`);
       }
-      inspector.disconnect();
     }
     if (!BREAKDOWN) return;
 
@@ -701,6 +890,8 @@ async function main() {
   } finally {
     for (const s of raw) s.close();
     agent.destroy();
+    serverAgent.destroy();
+    await server?.stop();
     await app.close();
     fs.rmSync(tmp, { recursive: true, force: true });
   }

@@ -10,7 +10,9 @@
  * JavaScript as `npm start` runs it (dist/server/main.mjs; `npm run build:server`). Each run
  * alternates which side goes first. Prints each target of issue 15 and whether it holds.
  * Also prints CPU time per MB for (a) (the server's, from /proc; raw chDB's, the bench process's),
- * whose ratio load inflates far less than throughput: on a loaded machine it is the better guide.
+ * whose ratio load inflates far less than throughput: on a loaded machine it is the better guide;
+ * and for (b) the CPU per request of the server and of the bench's own fetch clients (which share
+ * the machine's cores with the server: on 2 cores their cost bounds the rate too).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -106,6 +108,8 @@ async function main() {
   const rawMBs: number[] = [];
   const oldMBs: number[] = [];
   const rps: number[] = [];
+  const smallCpu: number[] = [];
+  const clientCpu: number[] = [];
   const apiCpu: number[] = [];
   const rawCpu: number[] = [];
   /** Sends every chunk from 2 workers through `send`; MB/s. */
@@ -163,6 +167,8 @@ async function main() {
       const small = Buffer.from(chunks[0].toString().split('\n').slice(0, 100).join('\n'));
       let done = 0;
       const until = performance.now() + 5000;
+      const c2 = procCpuMs(server.pid!);
+      const o2 = ownCpuMs();
       const t2 = performance.now();
       await Promise.all(
         Array.from({ length: 8 }, async () => {
@@ -175,17 +181,19 @@ async function main() {
         }),
       );
       rps.push(done / ((performance.now() - t2) / 1000));
+      smallCpu.push((procCpuMs(server.pid!) - c2) / done);
+      clientCpu.push((ownCpuMs() - o2) / done);
       console.log(
         `run ${run + 1} (load ${os.loadavg()[0].toFixed(1)}): events ${apiMBs[run].toFixed(1)} MB/s, raw chDB (default settings, 2 Sessions) ${rawMBs[run].toFixed(1)} MB/s, ` +
           `ratio ${(apiMBs[run] / rawMBs[run]).toFixed(2)}; raw chDB (best_effort, 1 Session) ${oldMBs[run].toFixed(1)} MB/s, ratio ${(apiMBs[run] / oldMBs[run]).toFixed(2)}; ` +
-          `100-row requests ${rps[run].toFixed(0)} req/s; CPU per MB: server ${apiCpu[run].toFixed(1)} ms, raw chDB ${rawCpu[run].toFixed(1)} ms, ratio ${(rawCpu[run] / apiCpu[run]).toFixed(2)}`,
+          `100-row requests ${rps[run].toFixed(0)} req/s (CPU per request: server ${smallCpu[run].toFixed(2)} ms, the bench's fetch clients ${clientCpu[run].toFixed(2)} ms); CPU per MB: server ${apiCpu[run].toFixed(1)} ms, raw chDB ${rawCpu[run].toFixed(1)} ms, ratio ${(rawCpu[run] / apiCpu[run]).toFixed(2)}`,
       );
     }
     const ratio = median(apiMBs.map((a, i) => a / rawMBs[i]));
     console.log(
       `median of ${RUNS}: events ${median(apiMBs).toFixed(1)} MB/s, raw chDB ${median(rawMBs).toFixed(1)} MB/s, ratio ${ratio.toFixed(2)}; ` +
         `vs best_effort single Session ${median(oldMBs).toFixed(1)} MB/s, ratio ${median(apiMBs.map((a, i) => a / oldMBs[i])).toFixed(2)}; ` +
-        `100-row requests at concurrency 8: ${median(rps).toFixed(0)} req/s; ` +
+        `100-row requests at concurrency 8: ${median(rps).toFixed(0)} req/s (CPU per request: server ${median(smallCpu).toFixed(2)} ms, clients ${median(clientCpu).toFixed(2)} ms); ` +
         `CPU per MB: server ${median(apiCpu).toFixed(1)} ms, raw chDB ${median(rawCpu).toFixed(1)} ms, ratio ${median(rawCpu.map((r, i) => r / apiCpu[i])).toFixed(2)}`,
     );
     console.log('targets (issue 15):');

@@ -15,7 +15,7 @@
  * they describe user SQL on a read-only Session. KILL QUERY takes no slot: it must never wait
  * behind the queries it stops.
  */
-import { AsyncLocalStorage } from 'node:async_hooks';
+import { ScopedContext } from '../basics/scoped-context.js';
 import { EngineError } from './engine.js';
 
 /** Threads of libuv's pool never given to the engine: file writes, DNS, gzip. */
@@ -151,17 +151,17 @@ export class EngineLanes {
   }
 }
 
-const internalWork = new AsyncLocalStorage<true>();
+const internalWork = new ScopedContext<true>();
 
 /**
  * Runs `fn` (a job, a scheduler pass) as internal work: its engine calls use the internal lane and
  * its user-SQL checks skip the per-token admission queue, so server work never waits behind (or
  * is refused because of) users' queries.
  */
-export function runAsInternalWork<T>(fn: () => T): T {
+export function runAsInternalWork<T>(fn: () => Promise<T>): Promise<T> {
   return internalWork.run(true, fn);
 }
 
 export function isInternalWork(): boolean {
-  return internalWork.getStore() === true;
+  return internalWork.get() === true;
 }

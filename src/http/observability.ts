@@ -32,13 +32,22 @@ function errorOf(payload: unknown): string | undefined {
   }
 }
 
+/**
+ * Routes whose requests record no operation and start no job (endpoint data and pipe reads, the
+ * Query API): they run outside the request context, whose promise hooks would otherwise slow
+ * every request of the process while one of these runs.
+ */
+const READ_ROUTES = new Set(['/v0/pipes/:pipe', '/v0/sql']);
+
 /** Installs the request hooks on the application. */
 export function observeHttp(app: FastifyInstance, obs: Observability): void {
-  app.addHook('onRequest', (req, _reply, done) => {
+  app.addHook('onRequest', (req, reply, done) => {
     const info: RequestInfo = { id: req.id };
     attachInfo(req, info);
-    // Domain code running for this request (an import, a job it starts) sees its request id.
-    requestContext.run(info, done);
+    if (READ_ROUTES.has(req.routeOptions.url ?? '')) return done();
+    // Domain code running for this request (an import, a job it starts) sees its request id
+    // until the response has been sent, or the connection has closed.
+    reply.raw.once('close', requestContext.enter(info, done));
   });
 
   app.addHook('onSend', (req, reply, payload, done) => {

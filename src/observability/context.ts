@@ -2,9 +2,9 @@
  * What the observability layer learns about one HTTP request while it runs: who called (token
  * name, workspace), what it ran (endpoint or Query API, engine statistics) and how it ended. The
  * HTTP hooks create it; routes and the query output path fill it in with one call each; domain
- * code reads its request id (through AsyncLocalStorage) when it records an operation.
+ * code reads its request id (through a ScopedContext) when it records an operation.
  */
-import { AsyncLocalStorage } from 'node:async_hooks';
+import { ScopedContext } from '../basics/scoped-context.js';
 
 export interface RequestInfo {
   id: string;
@@ -25,11 +25,15 @@ export interface RequestInfo {
   error?: string;
 }
 
-export const requestContext = new AsyncLocalStorage<RequestInfo>();
+/**
+ * The request domain code runs for. Reads (endpoints, the Query API) record no operation or job
+ * and do not enter it: see http/observability.ts.
+ */
+export const requestContext = new ScopedContext<RequestInfo>();
 
 /** The running request's info, if any (domain code: request id of an operation). */
 export function currentRequest(): RequestInfo | undefined {
-  return requestContext.getStore();
+  return requestContext.get();
 }
 
 const KEY = Symbol('pipit.requestInfo');

@@ -84,6 +84,7 @@ interface HfiGroup {
 const iso = (d: Date | number) => new Date(d).toISOString();
 const TERMINAL = new Set(['done', 'error', 'cancelled']);
 const MAX_HFI_IDS = 5000;
+const MAX_JOB_REQUESTS = 10_000;
 
 export class Observability implements OpsLog {
   readonly metrics = new Registry();
@@ -95,6 +96,8 @@ export class Observability implements OpsLog {
   private sources: ObservedSources | null = null;
   private readonly loopDelay = monitorEventLoopDelay({ resolution: 10 });
   private warned = false;
+  /** Jobs this copy saw created by a request, until they end: job id → request id. */
+  private readonly jobRequests = new Map<string, string>();
 
   readonly httpRequests = this.metrics.counter('pipit_http_requests_total', 'HTTP requests by route family, method and status code', [
     'family',
@@ -200,7 +203,7 @@ export class Observability implements OpsLog {
     }
     if (!this.options.enabled) return;
     const req = currentRequest();
-    const requestId = r.requestId ?? req?.id ?? '';
+    const requestId = r.requestId ?? req?.id ?? this.jobRequests.get(r.jobId ?? r.importId ?? '') ?? '';
     const opts = r.options ?? {};
     this.push('datasources_ops_log', {
       workspace_id: workspaceId,
@@ -317,7 +320,15 @@ export class Observability implements OpsLog {
     const d = job.data as Record<string, unknown>;
     const ds = d.datasource as { id?: string; name?: string } | undefined;
     const pipe = typeof d.pipe_id === 'string' ? { id: d.pipe_id, name: String(d.pipe_name ?? '') } : null;
+    // The request that created the job (when this copy saw it), for every row of the job: the job
+    // itself runs after that request has ended.
     const req = currentRequest();
+    const requestId = req?.id ?? this.jobRequests.get(job.id);
+    if (requestId && !TERMINAL.has(job.status) && !this.jobRequests.has(job.id)) {
+      // Jobs another copy ends are never seen ending here: the oldest go first.
+      if (this.jobRequests.size >= MAX_JOB_REQUESTS) this.jobRequests.delete(this.jobRequests.keys().next().value!);
+      this.jobRequests.set(job.id, requestId);
+    }
     const { is_cancellable_while_working: _c, ...metadata } = d;
     this.push('jobs_log', {
       job_id: job.id,
@@ -325,7 +336,7 @@ export class Observability implements OpsLog {
       status: job.status,
       error: job.error,
       workspace_id: job.workspaceId,
-      request_id: req?.id ?? null,
+      request_id: requestId ?? null,
       pipe_id: pipe?.id ?? null,
       datasource_id: ds?.id ?? null,
       created_at: job.createdAt,
@@ -346,6 +357,7 @@ export class Observability implements OpsLog {
       });
     }
     if (!TERMINAL.has(job.status)) return;
+    this.jobRequests.delete(job.id);
     const eventType = ({ populateview: 'populateview', copy: 'copy', sink: 'sink', delete_data: 'delete_data' } as Partial<Record<string, string>>)[job.kind];
     if (!eventType) return;
     const stats = (d.statistics ?? {}) as Record<string, unknown>;
@@ -353,7 +365,7 @@ export class Observability implements OpsLog {
     const elapsed = job.startedAt ? (Date.parse(job.updatedAt) - Date.parse(job.startedAt)) / 1000 : 0;
     const result = job.status === 'done' ? 'ok' : 'error';
     const error = job.status === 'cancelled' ? 'The job was cancelled' : job.error;
-    this.op(job.workspaceId, { eventType, datasource: job.kind === 'sink' ? null : datasource, pipe, result, elapsed, jobId: job.id, rows, error });
+    this.op(job.workspaceId, { eventType, datasource: job.kind === 'sink' ? null : datasource, pipe, result, elapsed, jobId: job.id, rows, error, requestId });
     if (job.kind === 'sink') {
       const files = Array.isArray(d.files) ? (d.files as Array<{ name?: string; path?: string }>).map((f) => String(f.path ?? f.name ?? '')) : [];
       this.push('sinks_ops_log', {

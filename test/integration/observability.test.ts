@@ -19,6 +19,10 @@ let dsId = '';
 let populateJob = '';
 let tokenB = '';
 let metricsPort = 0;
+/** x-request-id of the request that created `other`, and of the one that ran the copy. */
+let createRequest = '';
+let copyRequest = '';
+let copyJob = '';
 
 /** Rows in a canonical order: timestamps have a resolution of one second, so operations of the same second come in any order. */
 const sorted = <T>(rows: T[]): T[] => [...rows].sort((a, b) => (JSON.stringify(a) < JSON.stringify(b) ? -1 : 1));
@@ -72,7 +76,9 @@ beforeAll(async () => {
   await ok(s.req('POST', '/v0/events?name=events&wait=true', { body: '{"k":"e","v":5}\n{"k":"f","v":6}' }));
   await ok(s.req('POST', '/v0/events?name=events&wait=true', { body: '{"k":"g","v":7}\n{"k":"h","v":"bad"}' }));
   // A second data source: replaced, truncated, altered, renamed, rows deleted.
-  await ok(s.req('POST', '/v0/datasources?name=other&mode=create', form({ schema })));
+  const created = await s.req('POST', '/v0/datasources?name=other&mode=create', form({ schema }));
+  createRequest = created.headers.get('x-request-id') ?? '';
+  await ok(Promise.resolve(created));
   await ok(s.req('POST', '/v0/datasources?name=other&mode=replace&format=ndjson', { body: '{"k":"x","v":1}\n{"k":"y","v":2}' }));
   const del = await ok(s.req('POST', '/v0/datasources/other/delete', form({ delete_condition: 'v = 1' })));
   expect((await waitJob(del.job_id ?? del.job.id)).status).toBe('done');
@@ -94,7 +100,10 @@ beforeAll(async () => {
   await ok(s.req('POST', '/v0/pipes', { headers: JSON_HDR, body: JSON.stringify({ name: 'cp', nodes: [{ name: 'n', sql: 'SELECT k, v FROM events' }] }) }));
   await ok(s.req('POST', '/v0/datasources?name=copy_target&mode=create', form({ schema })));
   await ok(s.req('POST', '/v0/pipes/cp/nodes/n/copy', form({ target_datasource: 'copy_target' })));
-  const copy = await ok(s.req('POST', '/v0/pipes/cp/copy'));
+  const copyRun = await s.req('POST', '/v0/pipes/cp/copy');
+  copyRequest = copyRun.headers.get('x-request-id') ?? '';
+  const copy = await ok(Promise.resolve(copyRun));
+  copyJob = copy.job.id;
   expect((await waitJob(copy.job.id)).status).toBe('done');
   // A sink into a local directory.
   await ok(s.req('POST', '/v0/connectors', form({ service: 'local', name: 'localconn', directory: 'out' })));
@@ -226,6 +235,21 @@ describe('tinybird.pipe_stats_rt, pipe_stats, endpoint_errors', () => {
     expect(r.requests, JSON.stringify(r)).toBeDefined();
     expect(r.requests.top).toHaveLength(3);
     expect(r.requests.top[0]).toHaveProperty('duration');
+  });
+});
+
+describe('request ids', () => {
+  it("an operation carries its request's id; a job's rows and operation the id of the request that created it, after that request ended", async () => {
+    expect(createRequest).toBeTruthy();
+    expect(await sql("SELECT request_id FROM tinybird.datasources_ops_log WHERE event_type = 'create' AND datasource_name = 'other'")).toEqual([
+      { request_id: createRequest },
+    ]);
+    expect(copyRequest).toBeTruthy();
+    // The job's last status row (done), written after the request that ran it answered.
+    expect(await sql(`SELECT status, request_id FROM tinybird.jobs_log WHERE job_id = '${copyJob}'`)).toEqual([{ status: 'done', request_id: copyRequest }]);
+    expect(await sql(`SELECT request_id FROM tinybird.datasources_ops_log WHERE event_type = 'copy' AND job_id = '${copyJob}'`)).toEqual([
+      { request_id: copyRequest },
+    ]);
   });
 });
 
