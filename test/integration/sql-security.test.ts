@@ -457,6 +457,9 @@ describe('names of other databases', () => {
     c('SELECT * FROM information_schema.columns', 403, db('information_schema')),
     c('SELECT * FROM default.x', 403, db('default')),
     c('SELECT * FROM pipit_sandbox.x', 403, db('pipit_sandbox')),
+    // Every workspace's ingest stages live there; a stage's view would read another workspace's table.
+    c('SELECT * FROM pipit_stages.x', 403, db('pipit_stages')),
+    c('SELECT * FROM survivor WHERE id IN (SELECT id FROM pipit_stages.x_sj_ok)', 403, db('pipit_stages')),
     c('SELECT in(1, w_other.canary)', 403, fn('in')),
     c('SELECT globalIn(1, w_other.canary)', 403, fn('globalIn')),
     c('SELECT notIn(1, w_other.canary)', 403, fn('notIn')),
