@@ -15,6 +15,7 @@
  * stays on disk and is retried while the server runs, with a growing delay, until it is in; one
  * still there at shutdown is replayed at the next start.
  */
+import { isUtf8 } from 'node:buffer';
 import fs from 'node:fs';
 import path from 'node:path';
 import { newUlid as ulid } from '../basics/ids.js';
@@ -190,8 +191,14 @@ export class EventBuffer {
     return n;
   }
 
-  /** TSV rows `<line>\t<requestId>` for the stage's (__line, __import_id) columns. */
+  /**
+   * TSV rows `<line>\t<requestId>` for the stage's (__line, __import_id) columns. The line's bytes
+   * reach the stage as they came: a body that is not valid UTF-8 is escaped byte by byte (decoding
+   * it would turn its bad bytes into U+FFFD and accept a line that the stage quarantines when the
+   * same bytes come in a large body, which goes in as bytes).
+   */
   static toTsv(body: Buffer, requestId: string): Buffer {
+    if (!isUtf8(body)) return toTsvBytes(body, requestId);
     let text = body.toString('utf8');
     if (text.includes('\\')) text = text.replace(/\\/g, '\\\\');
     if (text.includes('\t')) text = text.replace(/\t/g, '\\t');
@@ -638,4 +645,23 @@ export class EventBuffer {
     await this.retryPass;
     if (this.stranded.size) await this.retryStranded();
   }
+}
+
+/** EventBuffer.toTsv for bytes that are not UTF-8 text: the same escapes, byte by byte. */
+function toTsvBytes(body: Buffer, requestId: string): Buffer {
+  const suffix = Buffer.from(`\t${requestId}\n`);
+  let lines = 1;
+  for (let i = body.indexOf(10); i !== -1; i = body.indexOf(10, i + 1)) lines++;
+  const out = Buffer.allocUnsafe(body.length * 2 + lines * suffix.length);
+  let o = 0;
+  for (let i = 0; i < body.length; i++) {
+    const b = body[i];
+    if (b === 10) o += suffix.copy(out, o);
+    else if (b === 0x5c || b === 9 || b === 13) {
+      out[o++] = 0x5c;
+      out[o++] = b === 0x5c ? 0x5c : b === 9 ? 0x74 : 0x72;
+    } else out[o++] = b;
+  }
+  if (body.length === 0 || body[body.length - 1] !== 10) o += suffix.copy(out, o);
+  return out.subarray(0, o);
 }

@@ -150,6 +150,20 @@ describe('success', () => {
     expect(await engineRows(s, "SELECT name FROM system.tables WHERE name = 'injected_by_body'")).toEqual([]);
   });
 
+  it('a line that is not valid UTF-8 goes to quarantine with its bytes, in a small body as in a large one', async () => {
+    const t = await tableOf(s, 'ev');
+    const bad = Buffer.concat([Buffer.from(`{"id": ${nextId++}, "n": 1, "s": "a`), Buffer.from([0xff, 0xfe]), Buffer.from('b"}\n')]);
+    for (const body of [Buffer.concat([bad, Buffer.from(rows(2))]), Buffer.concat([bad, Buffer.from(rows(4000, 0, 0, 300))])]) {
+      const before = await counts('ev');
+      const r = await s.req('POST', '/v0/events?name=ev&wait=true', { body });
+      await expectJson(r, 200, { successful_rows: body.length > 1024 * 1024 ? 4000 : 2, quarantined_rows: 1 });
+      expect((await counts('ev')).quarantine).toBe(before.quarantine + 1);
+      const q = await engineRows<{ h: string }>(s, `SELECT hex(c__error[1]) AS h FROM ${t.quarantine} WHERE c__import_id = '${r.headers.get('x-request-id')}'`);
+      expect(q.length).toBe(1);
+      expect(q[0].h).toContain('FFFE');
+    }
+  });
+
   it('creates the data source from the rows when it does not exist and the token may create', async () => {
     const r = await s.req('POST', '/v0/events?name=auto_ev&wait=true', { body: '{"a": 1, "b": "x"}\n{"a": 2, "b": "y"}\n' });
     await expectJson(r, 200, { successful_rows: 2, quarantined_rows: 0 });
