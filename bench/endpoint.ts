@@ -273,6 +273,8 @@ async function startServer(dir: string, profileDir?: string): Promise<ServerProc
     path.join(ROOT, 'scripts', 'start.mjs'),
   ];
   const child = spawn(process.execPath, args, { cwd: ROOT, env, stdio: ['ignore', 'ignore', 'pipe'] });
+  // Never left running: also when this process ends on an error (its output piped into `head`...).
+  process.once('exit', () => child.kill('SIGKILL'));
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => {
     stderr += d.toString();

@@ -149,6 +149,7 @@ export async function createApp(config: Config): Promise<App> {
     (target, ids, rows, bytes, elapsed) => observability.eventsInserted(target, ids, rows, bytes, elapsed),
   );
   jobs.listeners.add((job) => observability.job(job));
+  jobs.created.add((job) => observability.jobCreated(job));
 
   const clock = { now: () => new Date() };
   const copies = new CopyService({ engine, datasources, pipes, queries, jobs }, () => clock.now(), {

@@ -33,9 +33,9 @@ function errorOf(payload: unknown): string | undefined {
 }
 
 /**
- * Routes whose requests record no operation and start no job (endpoint data and pipe reads, the
- * Query API): they run outside the request context, whose promise hooks would otherwise slow
- * every request of the process while one of these runs.
+ * Routes whose GET and POST requests record no operation and start no job (endpoint data and
+ * pipe reads, the Query API): they run outside the request context, whose promise hooks would
+ * otherwise slow every request of the process while one of these runs.
  */
 const READ_ROUTES = new Set(['/v0/pipes/:pipe', '/v0/sql']);
 
@@ -44,7 +44,8 @@ export function observeHttp(app: FastifyInstance, obs: Observability): void {
   app.addHook('onRequest', (req, reply, done) => {
     const info: RequestInfo = { id: req.id };
     attachInfo(req, info);
-    if (READ_ROUTES.has(req.routeOptions.url ?? '')) return done();
+    // PUT and DELETE share the pipe route's path; they may drop views and cancel jobs.
+    if ((req.method === 'GET' || req.method === 'POST') && READ_ROUTES.has(req.routeOptions.url ?? '')) return done();
     // Domain code running for this request (an import, a job it starts) sees its request id
     // until the response has been sent, or the connection has closed.
     reply.raw.once('close', requestContext.enter(info, done));

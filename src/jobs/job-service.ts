@@ -69,6 +69,8 @@ export class JobService {
   private readonly idle: Array<() => void> = [];
   /** Listeners for job status changes (tests wait on these instead of sleeping). */
   readonly listeners = new Set<(job: JobRecord) => void>();
+  /** Listeners for jobs this copy created, called while the creating request still runs (its request id). */
+  readonly created = new Set<(job: JobRecord) => void>();
   /** Stops the engine statements of a job (createApp: Engine.kill), for jobs failed after their copy died. */
   stopQueries: (jobId: string) => Promise<void> = async () => undefined;
 
@@ -224,6 +226,7 @@ export class JobService {
       this.reserved.delete(job.id);
       throw err;
     }
+    for (const l of this.created) l(job);
     // Reserved as close() began: handed back too.
     if (reserve && this.closing) await this.handBack();
     this.pump();

@@ -311,6 +311,15 @@ export class Observability implements OpsLog {
     }
   }
 
+  /** This copy created a job (JobService): the request creating it, for the job's rows. */
+  jobCreated(job: JobRecord): void {
+    const requestId = currentRequest()?.id;
+    if (!requestId) return;
+    // Jobs another copy ends are never seen ending here: the oldest go first.
+    if (this.jobRequests.size >= MAX_JOB_REQUESTS) this.jobRequests.delete(this.jobRequests.keys().next().value!);
+    this.jobRequests.set(job.id, requestId);
+  }
+
   /** A job changed status (JobService listener): jobs_log, and the operation it was for. */
   job(job: JobRecord): void {
     this.jobs.inc({ kind: job.kind, status: job.status });
@@ -320,15 +329,10 @@ export class Observability implements OpsLog {
     const d = job.data as Record<string, unknown>;
     const ds = d.datasource as { id?: string; name?: string } | undefined;
     const pipe = typeof d.pipe_id === 'string' ? { id: d.pipe_id, name: String(d.pipe_name ?? '') } : null;
-    // The request that created the job (when this copy saw it), for every row of the job: the job
-    // itself runs after that request has ended.
+    // The request that created the job (when this copy created it), for every row of the job:
+    // the job itself runs after that request has ended.
     const req = currentRequest();
     const requestId = req?.id ?? this.jobRequests.get(job.id);
-    if (requestId && !TERMINAL.has(job.status) && !this.jobRequests.has(job.id)) {
-      // Jobs another copy ends are never seen ending here: the oldest go first.
-      if (this.jobRequests.size >= MAX_JOB_REQUESTS) this.jobRequests.delete(this.jobRequests.keys().next().value!);
-      this.jobRequests.set(job.id, requestId);
-    }
     const { is_cancellable_while_working: _c, ...metadata } = d;
     this.push('jobs_log', {
       job_id: job.id,
