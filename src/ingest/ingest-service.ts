@@ -30,9 +30,15 @@ export interface CsvDialect {
   escapechar?: string;
 }
 
-/** Settings that make a chunk insert idempotent (a retried token is written once) and tag its rows. */
+/**
+ * Settings of every insert into a data source's ingest stage (appends, Events API segments):
+ * idempotent (a retried token is written once), its rows tagged with the import id, and text
+ * parsed without parallel parsing — its extra pass over the data and its threads cost more engine
+ * CPU than they save, as the rest of the insert runs in one thread anyway (measured per chunk,
+ * docs/benchmarks.md "Data source appends"). Formats without a text segmenter (Parquet) ignore it.
+ */
 export function insertSettings(importId: string, token: string): Record<string, string | number> {
-  return { log_comment: importId, insert_deduplication_token: token, deduplicate_blocks_in_dependent_materialized_views: 1 };
+  return { log_comment: importId, insert_deduplication_token: token, deduplicate_blocks_in_dependent_materialized_views: 1, input_format_parallel_parsing: 0 };
 }
 
 /**
