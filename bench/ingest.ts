@@ -5,7 +5,9 @@
  *     what a user would otherwise run: raw chDB with default settings, `session.insert`
  *     (JSONEachRow) of the same bytes from 2 concurrent Sessions into an equivalent MergeTree table
  *     (and, as an extra line, the former reference: one Session with date_time_input_format=best_effort);
- * (b) requests/s of 100-row requests at concurrency 8 (Node fetch clients) with the default 202.
+ * (b) requests/s of 100-row requests at concurrency 8 (Node fetch clients) with the default 202;
+ * (c) Data Sources API appends (`mode=append`) of 2 requests' data as NDJSON and as CSV, one at a
+ *     time: the server's CPU per MB (no target; an extra line).
  * The server runs as a child process (chDB allows one data directory per process), from the built
  * JavaScript as `npm start` runs it (dist/server/main.mjs; `npm run build:server`). Each run
  * alternates which side goes first. Prints each target of issue 15 and whether it holds.
@@ -76,6 +78,14 @@ async function startServer(dir: string, port: number): Promise<ChildProcess> {
   return child;
 }
 
+/** CSV of NDJSON rows (fields in the schema's order, every field quoted). */
+function toCsv(ndjson: Buffer): Buffer {
+  const cols = DDL.split(', ').map((c) => c.split(' ')[0]);
+  const q = (v: unknown) => `"${String(v).replace(/"/g, '""')}"`;
+  const lines = ndjson.toString().split('\n').filter(Boolean);
+  return Buffer.from(lines.map((l) => cols.map((c) => q((JSON.parse(l) as Record<string, unknown>)[c])).join(',')).join('\n') + '\n');
+}
+
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 /** CPU ms (user + system) a process has used so far, from /proc (Linux; clock ticks of 10 ms); NaN elsewhere. */
@@ -112,6 +122,8 @@ async function main() {
   const clientCpu: number[] = [];
   const apiCpu: number[] = [];
   const rawCpu: number[] = [];
+  const appendCpu: Record<'ndjson' | 'csv', number[]> = { ndjson: [], csv: [] };
+  const appendData = { ndjson: chunks.slice(0, 2), csv: chunks.slice(0, 2).map(toCsv) };
   /** Sends every chunk from 2 workers through `send`; MB/s. */
   const twoClients = async (send: (c: Buffer, worker: number) => Promise<void>) => {
     let next = 0;
@@ -163,6 +175,20 @@ async function main() {
       for (const k of order) await sides[k]();
       const n = Number(Buffer.from((await raw[0].queryAsync(`SELECT count() FROM b.t${run}`, { format: 'TabSeparated' })).bytes()).toString());
       if (n !== ROWS) throw new Error(`raw table has ${n} rows`);
+      // (c) Data Sources API appends, one request at a time.
+      for (const format of ['ndjson', 'csv'] as const) {
+        const data = appendData[format];
+        const c0 = procCpuMs(server.pid!);
+        for (const body of data) {
+          const r = await fetch(`${base}/v0/datasources?name=${name}&mode=append&format=${format}`, {
+            method: 'POST',
+            headers: auth,
+            body: new Uint8Array(body),
+          });
+          if (r.status !== 200) throw new Error(`append ${r.status} ${await r.text()}`);
+        }
+        appendCpu[format].push((procCpuMs(server.pid!) - c0) / (data.reduce((x, b) => x + b.length, 0) / 1e6));
+      }
       // (b) 100-row requests, concurrency 8, default 202, for 5 s.
       const small = Buffer.from(chunks[0].toString().split('\n').slice(0, 100).join('\n'));
       let done = 0;
@@ -186,7 +212,8 @@ async function main() {
       console.log(
         `run ${run + 1} (load ${os.loadavg()[0].toFixed(1)}): events ${apiMBs[run].toFixed(1)} MB/s, raw chDB (default settings, 2 Sessions) ${rawMBs[run].toFixed(1)} MB/s, ` +
           `ratio ${(apiMBs[run] / rawMBs[run]).toFixed(2)}; raw chDB (best_effort, 1 Session) ${oldMBs[run].toFixed(1)} MB/s, ratio ${(apiMBs[run] / oldMBs[run]).toFixed(2)}; ` +
-          `100-row requests ${rps[run].toFixed(0)} req/s (CPU per request: server ${smallCpu[run].toFixed(2)} ms, the bench's fetch clients ${clientCpu[run].toFixed(2)} ms); CPU per MB: server ${apiCpu[run].toFixed(1)} ms, raw chDB ${rawCpu[run].toFixed(1)} ms, ratio ${(rawCpu[run] / apiCpu[run]).toFixed(2)}`,
+          `100-row requests ${rps[run].toFixed(0)} req/s (CPU per request: server ${smallCpu[run].toFixed(2)} ms, the bench's fetch clients ${clientCpu[run].toFixed(2)} ms); CPU per MB: server ${apiCpu[run].toFixed(1)} ms, raw chDB ${rawCpu[run].toFixed(1)} ms, ratio ${(rawCpu[run] / apiCpu[run]).toFixed(2)}; ` +
+          `appends, server CPU per MB: NDJSON ${appendCpu.ndjson[run].toFixed(1)} ms, CSV ${appendCpu.csv[run].toFixed(1)} ms`,
       );
     }
     const ratio = median(apiMBs.map((a, i) => a / rawMBs[i]));
@@ -194,7 +221,8 @@ async function main() {
       `median of ${RUNS}: events ${median(apiMBs).toFixed(1)} MB/s, raw chDB ${median(rawMBs).toFixed(1)} MB/s, ratio ${ratio.toFixed(2)}; ` +
         `vs best_effort single Session ${median(oldMBs).toFixed(1)} MB/s, ratio ${median(apiMBs.map((a, i) => a / oldMBs[i])).toFixed(2)}; ` +
         `100-row requests at concurrency 8: ${median(rps).toFixed(0)} req/s (CPU per request: server ${median(smallCpu).toFixed(2)} ms, clients ${median(clientCpu).toFixed(2)} ms); ` +
-        `CPU per MB: server ${median(apiCpu).toFixed(1)} ms, raw chDB ${median(rawCpu).toFixed(1)} ms, ratio ${median(rawCpu.map((r, i) => r / apiCpu[i])).toFixed(2)}`,
+        `CPU per MB: server ${median(apiCpu).toFixed(1)} ms, raw chDB ${median(rawCpu).toFixed(1)} ms, ratio ${median(rawCpu.map((r, i) => r / apiCpu[i])).toFixed(2)}; ` +
+        `appends, server CPU per MB: NDJSON ${median(appendCpu.ndjson).toFixed(1)} ms, CSV ${median(appendCpu.csv).toFixed(1)} ms`,
     );
     console.log('targets (issue 15):');
     console.log(`  Events API ingest ≥ 0.8 of raw chDB (default settings): ${ratio.toFixed(2)} — ${ratio >= 0.8 ? 'holds' : 'does not hold'}`);

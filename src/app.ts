@@ -146,7 +146,7 @@ export async function createApp(config: Config): Promise<App> {
     engine,
     config.walFsync,
     (msg, extra) => http.log.error(extra ?? {}, msg),
-    (target, ids, rows, bytes, elapsed) => observability.eventsInserted(target, ids, rows, bytes, elapsed),
+    (target, ids, rows, bytes, elapsed, written) => observability.eventsInserted(target, ids, rows, bytes, elapsed, written),
   );
   jobs.listeners.add((job) => observability.job(job));
   jobs.created.add((job) => observability.jobCreated(job));

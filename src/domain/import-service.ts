@@ -176,7 +176,15 @@ export class ImportService {
     try {
       const c = await fn();
       const elapsed = (performance.now() - started) / 1000;
-      this.datasources.ops.op(ws.id, { ...base, result: 'ok', elapsed, rows: c.rows, rowsQuarantine: c.quarantined + c.invalidLines, bytes: c.bytes });
+      this.datasources.ops.op(ws.id, {
+        ...base,
+        result: 'ok',
+        elapsed,
+        rows: c.rows,
+        rowsQuarantine: c.quarantined + c.invalidLines,
+        bytes: c.bytes,
+        writtenBytes: c.writtenBytes,
+      });
       return c;
     } catch (err) {
       const elapsed = (performance.now() - started) / 1000;

@@ -20,6 +20,8 @@ import {
   type Engine,
   EngineError,
   type InsertOptions,
+  type InsertSummary,
+  NOTHING_WRITTEN,
   type QueryOptions,
   type QueryResult,
   type SelectLimits,
@@ -783,19 +785,25 @@ export class EmbeddedEngine implements Engine {
     await run;
   }
 
-  insert(opts: InsertOptions): Promise<void> {
+  insert(opts: InsertOptions): Promise<InsertSummary> {
     return this.gate.shared(() => this.insertNow(opts));
   }
 
-  private async insertNow(opts: InsertOptions): Promise<void> {
+  private async insertNow(opts: InsertOptions): Promise<InsertSummary> {
     const data = withoutEmptyLines(typeof opts.data === 'string' ? Buffer.from(opts.data) : opts.data);
-    if (data.length === 0) return;
-    await this.withSession(async (s) => {
+    if (data.length === 0) return NOTHING_WRITTEN;
+    return this.withSession(async (s) => {
       const raw = rawInsertFormat(opts.format, data);
       if (raw) {
         // chDB's raw insert: the bytes go to the engine as they are (no string round trip).
-        await s.insert({ table: opts.table, values: data, format: raw.format, columns: opts.columns, settings: { ...opts.settings, ...raw.settings } });
-        return;
+        const r = await s.insert({
+          table: opts.table,
+          values: data,
+          format: raw.format,
+          columns: opts.columns,
+          settings: { ...opts.settings, ...raw.settings },
+        });
+        return { writtenRows: r.rowsWritten, writtenBytes: r.bytesWritten, elapsed: r.elapsed };
       }
       // Formats chDB's raw insert does not take go inline after the query.
       const cols = opts.columns ? ` (${opts.columns.join(', ')})` : '';
@@ -806,7 +814,9 @@ export class EmbeddedEngine implements Engine {
               .map(([k, v]) => `${k}=${typeof v === 'string' ? `'${v.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'` : Number(v)}`)
               .join(', ')
           : '';
-      await s.queryAsync(`INSERT INTO ${opts.table}${cols}${settings} FORMAT ${opts.format}\n${data.toString('utf8')}`);
+      // This path reports no written rows or bytes.
+      const r = await s.queryAsync(`INSERT INTO ${opts.table}${cols}${settings} FORMAT ${opts.format}\n${data.toString('utf8')}`);
+      return { writtenRows: 0, writtenBytes: 0, elapsed: r.elapsed };
     }, 'insert');
   }
 

@@ -39,6 +39,24 @@ export interface InsertOptions {
 }
 
 /**
+ * What the engine reports of an insert (chDB's insert summary, a server's X-ClickHouse-Summary).
+ * The written figures count every block the insert wrote, in memory (uncompressed): the target
+ * table's rows and those its materialized views cascaded into theirs. An insert into an ingest
+ * stage thus counts the stage's rows (the lines with every parsed column; a Null table keeps
+ * none of them) plus the rows the views wrote into the table and its quarantine.
+ */
+export interface InsertSummary {
+  /** Rows and bytes written; 0 when the engine did not report them (chDB's inline insert path). */
+  writtenRows: number;
+  writtenBytes: number;
+  /** Seconds spent in the engine. */
+  elapsed: number;
+}
+
+/** The summary of an insert that wrote nothing. */
+export const NOTHING_WRITTEN: InsertSummary = Object.freeze({ writtenRows: 0, writtenBytes: 0, elapsed: 0 });
+
+/**
  * Limits of a user query. They are fixed on a read-only Session before `SET readonly=1`, so the
  * query itself cannot lift them; one pool of such Sessions exists per distinct profile.
  */
@@ -117,8 +135,8 @@ export interface Engine {
   exec(sql: string, opts?: QueryOptions): Promise<void>;
   /** Runs a SELECT and returns the rows parsed from JSONEachRow. */
   rows<T = Record<string, unknown>>(sql: string): Promise<T[]>;
-  /** Inserts a payload in a format into a table. */
-  insert(opts: InsertOptions): Promise<void>;
+  /** Inserts a payload in a format into a table; resolves to what the engine reports of it. */
+  insert(opts: InsertOptions): Promise<InsertSummary>;
   /**
    * Runs `fn` while no insert runs: waits for running inserts, holds new ones back until `fn`
    * ends. For changes that must see a table's data at one instant (attaching a materialized

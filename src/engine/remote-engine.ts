@@ -20,6 +20,7 @@ import {
   type Engine,
   EngineError,
   type InsertOptions,
+  type InsertSummary,
   markerTag,
   type QueryOptions,
   type QueryResult,
@@ -356,19 +357,24 @@ export class RemoteEngine implements Engine {
     return out;
   }
 
-  insert(opts: InsertOptions): Promise<void> {
+  insert(opts: InsertOptions): Promise<InsertSummary> {
     const cols = opts.columns ? ` (${opts.columns.join(', ')})` : '';
     const data = typeof opts.data === 'string' ? Buffer.from(opts.data) : opts.data;
     return this.gate.shared(() => this.stream(`INSERT INTO ${opts.table}${cols} FORMAT ${opts.format}`, Readable.from([data]), opts.settings, 'insert'));
   }
 
-  /** Sends `values` as the body of an INSERT ... FORMAT statement (query in the URL, data streamed). */
-  private stream(sql: string, values: Readable, settings: Record<string, string | number | boolean> | undefined, kind: SlotKind): Promise<void> {
+  /**
+   * Sends `values` as the body of an INSERT ... FORMAT statement (query in the URL, data streamed);
+   * resolves to the server's X-ClickHouse-Summary of it (sent once the insert has ended).
+   */
+  private stream(sql: string, values: Readable, settings: Record<string, string | number | boolean> | undefined, kind: SlotKind): Promise<InsertSummary> {
     return this.withSlot(kind, async () => {
       const r = await this.client.exec({ query: sql, values, clickhouse_settings: this.internalSettings(undefined, settings) });
       for await (const _ of r.stream as Readable) {
         /* drained */
       }
+      const s = summaryOf(r.response_headers);
+      return { writtenRows: s.writtenRows, writtenBytes: s.writtenBytes, elapsed: s.elapsed };
     });
   }
 
@@ -421,13 +427,26 @@ function headerOf(headers: Record<string, string | string[] | undefined>, name: 
   return Array.isArray(v) ? v[0] : v;
 }
 
-/** Engine statistics from X-ClickHouse-Summary (read_rows, read_bytes, elapsed_ns). */
-function summaryOf(headers: Record<string, string | string[] | undefined>): { elapsed: number; rowsRead: number; bytesRead: number } {
+/** Engine statistics from X-ClickHouse-Summary (read_rows, read_bytes, written_rows, written_bytes, elapsed_ns). */
+function summaryOf(headers: Record<string, string | string[] | undefined>): {
+  elapsed: number;
+  rowsRead: number;
+  bytesRead: number;
+  writtenRows: number;
+  writtenBytes: number;
+} {
   try {
     const s = JSON.parse(headerOf(headers, 'x-clickhouse-summary') ?? '{}') as Record<string, string>;
-    return { elapsed: Number(s.elapsed_ns ?? 0) / 1e9, rowsRead: Number(s.read_rows ?? 0), bytesRead: Number(s.read_bytes ?? 0) };
+    const n = (v: string | undefined) => Number(v ?? 0) || 0;
+    return {
+      elapsed: n(s.elapsed_ns) / 1e9,
+      rowsRead: n(s.read_rows),
+      bytesRead: n(s.read_bytes),
+      writtenRows: n(s.written_rows),
+      writtenBytes: n(s.written_bytes),
+    };
   } catch {
-    return { elapsed: 0, rowsRead: 0, bytesRead: 0 };
+    return { elapsed: 0, rowsRead: 0, bytesRead: 0, writtenRows: 0, writtenBytes: 0 };
   }
 }
 

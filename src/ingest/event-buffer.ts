@@ -19,13 +19,23 @@ import { isUtf8 } from 'node:buffer';
 import fs from 'node:fs';
 import path from 'node:path';
 import { newUlid as ulid } from '../basics/ids.js';
-import type { Engine } from '../engine/engine.js';
+import type { Engine, InsertSummary } from '../engine/engine.js';
 import { PipitError } from '../basics/errors.js';
 import { isDiskFull } from '../basics/disk.js';
 import { insertSettings } from './ingest-service.js';
 
-/** Called with the requests whose rows one insert wrote, their line count, bytes and seconds taken. */
-export type InsertedListener = (target: EventTarget, requestIds: readonly string[], rows: number, bytes: number, elapsedSec: number) => void;
+/**
+ * Called with the requests whose rows one insert wrote, their line count, bytes and seconds taken,
+ * and the bytes the engine reported written (InsertSummary).
+ */
+export type InsertedListener = (
+  target: EventTarget,
+  requestIds: readonly string[],
+  rows: number,
+  bytes: number,
+  elapsedSec: number,
+  writtenBytes: number,
+) => void;
 
 /** Lines in a buffer (newline-terminated rows). */
 function lineCount(data: Buffer): number {
@@ -135,7 +145,7 @@ async function writeFully(fh: fs.promises.FileHandle, buf: Buffer): Promise<void
 }
 
 /** Runs `fn` up to INSERT_ATTEMPTS times with a short backoff; the insert carries a dedup token, so a retry after a partial success writes the rest once. */
-async function withRetries(fn: () => Promise<void>): Promise<void> {
+async function withRetries<T>(fn: () => Promise<T>): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     try {
       return await fn();
@@ -334,8 +344,8 @@ export class EventBuffer {
     }
     const started = performance.now();
     const done = withRetries(() => this.insertLines(target.stage, body, requestId, segId))
-      .then(() => {
-        this.onInserted(target, [requestId], lineCount(body), body.length, (performance.now() - started) / 1000);
+      .then((summary) => {
+        this.onInserted(target, [requestId], lineCount(body), body.length, (performance.now() - started) / 1000, summary.writtenBytes);
         return fs.promises.unlink(file);
       })
       .catch(async (err) => {
@@ -354,8 +364,8 @@ export class EventBuffer {
   private largeInFlight = 0;
   private largeBytes = 0;
 
-  private async insertLines(stage: string, data: Buffer, requestId: string, segmentId: string): Promise<void> {
-    await this.engine.insert({ table: stage, format: 'LineAsString', columns: ['__line'], data, settings: insertSettings(requestId, `wal-${segmentId}`) });
+  private insertLines(stage: string, data: Buffer, requestId: string, segmentId: string): Promise<InsertSummary> {
+    return this.engine.insert({ table: stage, format: 'LineAsString', columns: ['__line'], data, settings: insertSettings(requestId, `wal-${segmentId}`) });
   }
 
   private schedule(key: string): void {
@@ -410,13 +420,14 @@ export class EventBuffer {
     const data = Buffer.concat(seg.parts.map((p) => p.tsv));
     const started = performance.now();
     try {
-      await withRetries(() => this.insert(seg.target.stage, data, seg.id));
+      const summary = await withRetries(() => this.insert(seg.target.stage, data, seg.id));
       this.onInserted(
         seg.target,
         seg.parts.map((p) => p.requestId),
         lineCount(data),
         data.length,
         (performance.now() - started) / 1000,
+        summary.writtenBytes,
       );
     } catch (err) {
       // The waiting callers are told nothing was ingested: drop their rows from the segment. The
@@ -491,15 +502,14 @@ export class EventBuffer {
     await fs.promises.rename(tmp, file);
   }
 
-  private async insert(stage: string, data: Buffer, segmentId: string): Promise<void> {
-    await this.engine.insert({
+  private insert(stage: string, data: Buffer, segmentId: string): Promise<InsertSummary> {
+    return this.engine.insert({
       table: stage,
       format: 'TabSeparated',
       columns: ['__line', '__import_id'],
       data,
-      // Parallel parsing's extra pass and threads cost more than they save here (engine CPU of a
-      // 3.9 MB segment ~180 vs ~90 ms, of a 3,500-row one ~59 vs ~51): the rest runs in one thread anyway.
-      settings: { ...insertSettings(segmentId, `wal-${segmentId}`), input_format_parallel_parsing: 0 },
+      // Without parallel parsing (insertSettings): engine CPU of a 3.9 MB segment ~180 vs ~90 ms, of a 3,500-row one ~59 vs ~51.
+      settings: insertSettings(segmentId, `wal-${segmentId}`),
     });
   }
 
@@ -563,7 +573,10 @@ export class EventBuffer {
   /** Inserts a segment file as it is on disk (a torn last line of a lane segment is left out). */
   private async insertFile(e: Stranded): Promise<void> {
     const data = await fs.promises.readFile(e.file);
-    if (e.requestId !== null) return this.insertLines(e.stage, data, e.requestId, e.segId);
+    if (e.requestId !== null) {
+      await this.insertLines(e.stage, data, e.requestId, e.segId);
+      return;
+    }
     // A torn last line (the process died mid-write, before the acknowledgement) is dropped.
     const end = data.lastIndexOf(10) + 1;
     if (end > 0) await this.insert(e.stage, data.subarray(0, end), e.segId);

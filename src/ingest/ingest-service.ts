@@ -5,7 +5,7 @@
  */
 import fs from 'node:fs';
 import type { DatasourceRecord, Workspace } from '../catalog/catalog.js';
-import type { Engine } from '../engine/engine.js';
+import type { Engine, InsertOptions } from '../engine/engine.js';
 import { name, sql, trusted } from '../engine/sql.js';
 import { CsvParser } from './formats/csv.js';
 import { physicalNames, writableColumns } from './physical.js';
@@ -22,6 +22,12 @@ export interface IngestCounts {
   invalidLines: number;
   /** Bytes read from the source. */
   bytes: number;
+  /**
+   * Bytes the engine reported written by the inserts (InsertSummary: the stage's rows and what its
+   * views wrote into the table and quarantine, uncompressed); 0 for a Parquet load, whose
+   * `INSERT ... SELECT` reports none.
+   */
+  writtenBytes: number;
 }
 
 export interface CsvDialect {
@@ -30,9 +36,15 @@ export interface CsvDialect {
   escapechar?: string;
 }
 
-/** Settings that make a chunk insert idempotent (a retried token is written once) and tag its rows. */
+/**
+ * Settings of every insert into a data source's ingest stage (appends, Events API segments):
+ * idempotent (a retried token is written once), its rows tagged with the import id, and text
+ * parsed without parallel parsing — its extra pass over the data and its threads cost more engine
+ * CPU than they save, as the rest of the insert runs in one thread anyway (measured per chunk,
+ * docs/benchmarks.md "Data source appends"). Formats without a text segmenter (Parquet) ignore it.
+ */
 export function insertSettings(importId: string, token: string): Record<string, string | number> {
-  return { log_comment: importId, insert_deduplication_token: token, deduplicate_blocks_in_dependent_materialized_views: 1 };
+  return { log_comment: importId, insert_deduplication_token: token, deduplicate_blocks_in_dependent_materialized_views: 1, input_format_parallel_parsing: 0 };
 }
 
 /**
@@ -71,11 +83,12 @@ export class IngestService {
     let pendingBytes = 0;
     let lines = 0;
     let bytes = 0;
+    let written = 0;
     let chunkNo = 0;
     const flush = async (data: Buffer) => {
       if (data.length === 0) return;
       lines += countNdjsonLines(data).lines;
-      await this.engine.insert({
+      written += await this.insert({
         table: names.jsonStage,
         format: 'LineAsString',
         columns: ['__line'],
@@ -99,7 +112,7 @@ export class IngestService {
     }
     await flush(Buffer.concat(pending));
     const quarantined = await this.countQuarantined(ws, ds, importId, started);
-    return { rows: lines - quarantined, quarantined, invalidLines: 0, bytes };
+    return { rows: lines - quarantined, quarantined, invalidLines: 0, bytes, writtenBytes: written };
   }
 
   /** Streams CSV from `source`; a header row naming the columns is skipped. */
@@ -113,6 +126,7 @@ export class IngestService {
     let rows = 0;
     let invalid = 0;
     let bytes = 0;
+    let written = 0;
     let first = true;
     let chunkNo = 0;
     let payload: string[] = [];
@@ -122,7 +136,7 @@ export class IngestService {
       const data = payload.join('\n') + '\n';
       payload = [];
       payloadBytes = 0;
-      await this.engine.insert({
+      written += await this.insert({
         table: names.csvStage,
         format: 'JSONCompactEachRow',
         columns: [...cols.map((_, i) => `__c${i}`), '__err'],
@@ -168,7 +182,7 @@ export class IngestService {
     await flush();
     const quarantinedAll = await this.countQuarantined(ws, ds, importId, started);
     const quarantined = Math.max(0, quarantinedAll - invalid);
-    return { rows: rows - quarantined, quarantined, invalidLines: invalid, bytes };
+    return { rows: rows - quarantined, quarantined, invalidLines: invalid, bytes, writtenBytes: written };
   }
 
   /**
@@ -188,7 +202,12 @@ export class IngestService {
       return Number(countRows[0]?.c ?? 0);
     });
     const quarantined = await this.countQuarantined(ws, ds, importId, started);
-    return { rows: total - quarantined, quarantined, invalidLines: 0, bytes };
+    return { rows: total - quarantined, quarantined, invalidLines: 0, bytes, writtenBytes: 0 };
+  }
+
+  /** One chunk into a stage; the bytes the engine reported written. */
+  private async insert(opts: InsertOptions): Promise<number> {
+    return (await this.engine.insert(opts)).writtenBytes;
   }
 
   async countQuarantined(ws: Workspace, ds: DatasourceRecord, importId: string, sinceMs: number): Promise<number> {

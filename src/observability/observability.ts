@@ -30,6 +30,8 @@ export interface OpRecord {
   rowsQuarantine?: number | null;
   /** Bytes read from the source (imports). */
   bytes?: number;
+  /** Bytes the engine reported written (InsertSummary: ingest stage, table and quarantine together). */
+  writtenBytes?: number;
   pipe?: { id: string; name: string } | null;
   readRows?: number;
   readBytes?: number;
@@ -76,6 +78,8 @@ interface HfiGroup {
   datasourceId: string;
   rows: number;
   bytes: number;
+  /** Bytes the engine reported written (OpRecord.writtenBytes). */
+  writtenBytes: number;
   elapsed: number;
   requestIds: Set<string>;
   first: number;
@@ -226,7 +230,7 @@ export class Observability implements OpsLog {
       read_rows: r.readRows ?? 0,
       read_bytes: r.readBytes ?? 0,
       written_rows: r.rows ?? 0,
-      written_bytes: 0,
+      written_bytes: r.writtenBytes ?? 0,
       written_rows_quarantine: r.rowsQuarantine ?? 0,
       written_bytes_quarantine: 0,
       pipe_id: r.pipe?.id ?? '',
@@ -401,7 +405,14 @@ export class Observability implements OpsLog {
    * The Events API inserted a segment (its requests' rows are in the table or quarantine): grouped
    * per data source and flush interval into one `append-hfi` operation, as Tinybird groups them.
    */
-  eventsInserted(target: { workspaceId: string; datasourceId: string }, requestIds: readonly string[], rows: number, bytes: number, elapsedSec: number): void {
+  eventsInserted(
+    target: { workspaceId: string; datasourceId: string },
+    requestIds: readonly string[],
+    rows: number,
+    bytes: number,
+    elapsedSec: number,
+    writtenBytes: number,
+  ): void {
     const key = `${target.workspaceId}__${target.datasourceId}`;
     let g = this.hfi.get(key);
     if (!g) {
@@ -410,6 +421,7 @@ export class Observability implements OpsLog {
         datasourceId: target.datasourceId,
         rows: 0,
         bytes: 0,
+        writtenBytes: 0,
         elapsed: 0,
         requestIds: new Set(),
         first: Date.now(),
@@ -418,6 +430,7 @@ export class Observability implements OpsLog {
     }
     g.rows += rows;
     g.bytes += bytes;
+    g.writtenBytes += writtenBytes;
     g.elapsed += elapsedSec;
     for (const id of requestIds) if (g.requestIds.size < MAX_HFI_IDS) g.requestIds.add(id);
   }
@@ -450,6 +463,7 @@ export class Observability implements OpsLog {
         rows: Math.max(0, g.rows - quarantined),
         rowsQuarantine: quarantined,
         bytes: g.bytes,
+        writtenBytes: g.writtenBytes,
         requestId: '',
         operationId: '',
         timestamp: new Date(g.first),

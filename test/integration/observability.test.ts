@@ -180,6 +180,22 @@ describe('tinybird.datasources_ops_log', () => {
     expect(await sql("SELECT DISTINCT datasource_id FROM tinybird.datasources_ops_log WHERE datasource_name = 'events'")).toEqual([{ datasource_id: dsId }]);
   });
 
+  it('says what appends, Events API flushes and replaces wrote: rows, and the bytes the engine reported', async () => {
+    const rows = await sql(
+      "SELECT event_type, datasource_name, written_rows, written_bytes, written_rows_quarantine, cpu_time FROM tinybird.datasources_ops_log WHERE event_type IN ('append', 'append-hfi', 'replace') ORDER BY event_type",
+    );
+    expect(rows.map((r) => [r.event_type, r.datasource_name, r.written_rows, r.written_rows_quarantine])).toEqual([
+      ['append', 'events', 3, 1],
+      ['append-hfi', 'events', 3, 1],
+      ['replace', 'other', 2, 0],
+    ]);
+    // The engine's count: the stage's rows with their parsed columns, and the rows into the table
+    // and quarantine (docs/architecture.md, Observability); at least the raw lines' bytes.
+    for (const r of rows) expect(Number(r.written_bytes), r.event_type).toBeGreaterThan(30);
+    // The engine reports no CPU time of an insert.
+    for (const r of rows) expect(r.cpu_time).toBe(0);
+  });
+
   it("answers seed 001's two example queries with the populate's rows", async () => {
     const check = await sql(`SELECT event_type, job_id FROM tinybird.datasources_ops_log
 WHERE timestamp > now() - INTERVAL 1 DAY
