@@ -15,7 +15,7 @@
  *    data of its own); a missing table is re-created empty and logged as an error, so the data
  *    source works again instead of failing every request. The ingest stages are not checked here:
  *    the first insert of the process makes what is missing or out of date
- *    (DatasourceService.ensureStages), so a start makes none of them.
+ *    (DatasourceService.ensureStage), so a start makes none of them.
  *
  * An intent whose recovery fails stays (tried again at the next start, or once its lease lapses
  * with a shared catalog), and the objects it names are kept. With a shared catalog a starting copy

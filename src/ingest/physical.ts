@@ -3,7 +3,7 @@
  * catalog: the table and its quarantine table in the workspace database, and two ingest stages
  * (NDJSON lines, CSV fields) in STAGES_DATABASE, each a Null table with two materialized views that
  * route every row to the table or to quarantine. The stages hold no data: they are made when a
- * process first inserts into the data source (DatasourceService.ensureStages), not at its creation.
+ * process first inserts into the data source (DatasourceService.ensureStage), not at its creation.
  */
 import crypto from 'node:crypto';
 import type { DatasourceRecord } from '../catalog/catalog.js';

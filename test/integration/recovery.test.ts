@@ -9,22 +9,18 @@
  * - Orphans (a data source table, its quarantine and a view with no catalog record, ingest stages
  *   of the layout before they moved to their own database) are dropped; an object not named like
  *   Pipit's is left alone; the catalog's objects are untouched.
+ * The embedded catalog's case: a start takes over every intent at once. With a shared catalog a
+ * starting copy takes over only intents whose lease has lapsed (scale-out.test.ts, test:pg).
  */
-import fs from 'node:fs';
 import { afterAll, expect, it } from 'vitest';
-import { createApp, type App } from '../../src/app.js';
-import { loadConfig } from '../../src/config/config.js';
 import { newResourceId } from '../../src/basics/ids.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { consistency } from '../helpers/consistency.js';
 
 let s: TestServer | undefined;
-let app: App | undefined;
 
 afterAll(async () => {
-  if (app) await app.close();
-  else await s?.app.close();
-  if (s) fs.rmSync(s.dataDir, { recursive: true, force: true });
+  await s?.close();
 });
 
 it('rolls an interrupted alter forward, undoes an interrupted append, sweeps orphans', async () => {
@@ -72,8 +68,9 @@ it('rolls an interrupted alter forward, undoes an interrupted append, sweeps orp
     `CREATE MATERIALIZED VIEW ${db}.${tgt.id}_sc_bad TO ${db}.${tgt.id}_quarantine AS SELECT __c0 AS id, CAST([], 'Array(String)') AS c__error_column, [__err] AS c__error, __import_id AS c__import_id FROM ${db}.${tgt.id}_sc WHERE __err != ''`,
   );
 
-  await s.app.close();
-  app = await createApp(loadConfig({}, { dataDir: s.dataDir, port: 0, host: '127.0.0.1', logLevel: 'silent', engineSessions: 2 }));
+  // The same data directory, catalog (PostgreSQL under test:pg) and engine.
+  await s.restart();
+  const app = s.app;
   const report = await consistency(app.services);
   expect(report).toEqual({ intents: 0, orphans: ['keep_me'], missing: [], mismatched: [], views: [] });
   const recovered = await app.services.datasources.get(ws, 'alt');
@@ -86,9 +83,7 @@ it('rolls an interrupted alter forward, undoes an interrupted append, sweeps orp
   const old = await app.services.engine.rows(`SELECT name FROM system.tables WHERE database = '${db}' AND name LIKE '${tgt.id}\\_s%'`);
   expect(old).toEqual([]);
   // The ingest of the altered data source works with the new column (its stages were rebuilt).
-  await app.http.listen({ port: 0, host: '127.0.0.1' });
-  const addr = app.http.server.address();
-  const url = `http://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}`;
+  const url = s.url;
   const r = await fetch(`${url}/v0/datasources?name=alt&mode=append`, { method: 'POST', body: '3,c,9\n', headers: { authorization: `Bearer ${s.token}` } });
   expect(r.status).toBe(200);
   const w = await app.services.engine.rows<{ w: number }>(`SELECT w FROM ${db}.${alt.id} WHERE id = 3`);
