@@ -164,10 +164,14 @@ describe('memory', () => {
   });
 
   it('queries that together reach the budget fail one by one (400 or a retryable 503), never the process', async () => {
-    // Each holds about 130 MB (under its 256 MiB limit) for two seconds; three at once pass the
-    // engine's 320 MiB budget, so some fail with the retryable 503 (a few rounds, in case a
-    // loaded machine did not overlap them; up to 10). The fourth may also wait past the 2 s queue bound: 429.
-    const q = `/v0/sql?q=${encodeURIComponent('SELECT length(arr), sleep(2) FROM (SELECT groupArray(number) AS arr FROM numbers(8000000)) FORMAT CSV')}`;
+    // Each holds a 120 MB string (made in one allocation of 128 MiB, under its 256 MiB limit)
+    // while it sleeps two seconds: the LIMIT makes the string before the outer step, whose `if`
+    // sleeps before reading it. Three at once need 384 MiB, past the engine's 320 MiB budget, so
+    // one fails with the retryable 503 (a few rounds, in case a loaded machine did not overlap
+    // them; up to 10). The fourth may also wait past the 2 s queue bound: 429. (A groupArray over
+    // 8M rows held 64 MiB once built: three passed the budget only while growing at the same
+    // moment, and a CI run once went 10 rounds without a 503.)
+    const q = `/v0/sql?q=${encodeURIComponent("SELECT if(sleep(2) = 0, length(s), 0) FROM (SELECT repeat(repeat('x', 1000), 120000 + rand() % 1) AS s LIMIT 1) FORMAT CSV")}`;
     const seen = new Set<number>();
     const rounds: number[][] = [];
     for (let round = 0; round < 10 && !seen.has(503); round++) {
@@ -180,7 +184,7 @@ describe('memory', () => {
           expect(Number(r.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
           expect((await r.json()).error).toMatch(/short of memory/);
         } else if (r.status === 400) expect((await r.json()).error).toMatch(/memory limit/i);
-        else if (r.status === 200) expect(await r.text()).toBe('8000000,0\n');
+        else if (r.status === 200) expect(await r.text()).toBe('120000000\n');
       }
     }
     expect(seen.has(503), `statuses by round: ${JSON.stringify(rounds)}`).toBe(true);
