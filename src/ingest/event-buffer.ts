@@ -47,6 +47,8 @@ function lineCount(data: Buffer): number {
 /** Where a segment goes: the NDJSON stage of one data source. */
 export interface EventTarget {
   workspaceId: string;
+  /** The workspace's database (where the data source's table and quarantine are). */
+  database: string;
   datasourceId: string;
   /** Qualified NDJSON stage table. */
   stage: string;

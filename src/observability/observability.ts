@@ -75,6 +75,7 @@ export interface ObservedSources {
 /** Events API inserts of one data source within one flush interval (one `append-hfi` row). */
 interface HfiGroup {
   workspaceId: string;
+  database: string;
   datasourceId: string;
   rows: number;
   bytes: number;
@@ -406,7 +407,7 @@ export class Observability implements OpsLog {
    * per data source and flush interval into one `append-hfi` operation, as Tinybird groups them.
    */
   eventsInserted(
-    target: { workspaceId: string; datasourceId: string },
+    target: { workspaceId: string; database: string; datasourceId: string },
     requestIds: readonly string[],
     rows: number,
     bytes: number,
@@ -418,6 +419,7 @@ export class Observability implements OpsLog {
     if (!g) {
       g = {
         workspaceId: target.workspaceId,
+        database: target.database,
         datasourceId: target.datasourceId,
         rows: 0,
         bytes: 0,
@@ -439,16 +441,12 @@ export class Observability implements OpsLog {
   private async drainHfi(): Promise<void> {
     const groups = [...this.hfi.values()];
     this.hfi.clear();
-    const workspaces = (await this.sources?.workspaces().catch(() => null)) ?? [];
-    const databases = new Map(workspaces.map((w) => [w.id, w.database]));
     for (const g of groups) {
       let quarantined = 0;
       try {
         const ids = [...g.requestIds].map(quoteString).join(', ');
-        const database = databases.get(g.workspaceId);
-        if (!database) throw new Error('the workspace is gone');
         const r = await this.engine.rows<{ c: string }>(
-          `SELECT count() AS c FROM ${database}.${g.datasourceId}_quarantine WHERE insertion_date >= toDateTime(${Math.floor(g.first / 1000) - 5}) AND c__import_id IN (${ids})`,
+          `SELECT count() AS c FROM ${g.database}.${g.datasourceId}_quarantine WHERE insertion_date >= toDateTime(${Math.floor(g.first / 1000) - 5}) AND c__import_id IN (${ids})`,
         );
         quarantined = Number(r[0]?.c ?? 0);
       } catch {

@@ -134,7 +134,12 @@ export const eventRoutes =
           }
         }
         await s.datasources.ensureStage(auth.workspace, ds, 'json');
-        const target = { workspaceId: auth.workspace.id, datasourceId: ds.id, stage: physicalNames(auth.workspace.database, ds.id).jsonStage };
+        const target = {
+          workspaceId: auth.workspace.id,
+          database: auth.workspace.database,
+          datasourceId: ds.id,
+          stage: physicalNames(auth.workspace.database, ds.id).jsonStage,
+        };
         const started = Date.now();
         let flushed: number | null = null;
         if (body.length >= LARGE_BODY) await s.events.appendLarge(target, body, req.id, wait);
