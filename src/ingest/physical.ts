@@ -120,23 +120,16 @@ export interface StageDdl {
 
 /** The stages of a data source (createStagesSql): the CSV one always, the NDJSON one when every column has a JSONPath. */
 export function stagesDdl(ds: DatasourceRecord, database: string): StageDdl[] {
-  const created = createStagesSql(ds, database);
-  return (['json', 'csv'] as const).flatMap((kind) => {
-    const names = stageObjectNames(ds.id, kind);
-    const mine = created.filter((s) => names.includes(createdName(s)));
-    if (!mine.length) return [];
-    const version = crypto.createHash('sha256').update(mine.join('\n')).digest('hex').slice(0, 32);
-    const statements = mine.map((s) => {
+  return createStagesSql(ds, database).map(({ kind, statements: created }) => {
+    const version = crypto.createHash('sha256').update(created.join('\n')).digest('hex').slice(0, 32);
+    const statements = created.map((s) => {
       const m = /^CREATE (TABLE|MATERIALIZED VIEW) /.exec(s)!;
       const withIf = `${m[0]}IF NOT EXISTS ${s.slice(m[0].length)}`;
       return m[1] === 'TABLE' ? `${withIf} COMMENT ${quoteString(version)}` : withIf;
     });
-    return [{ kind, version, names, statements }];
+    return { kind, version, names: stageObjectNames(ds.id, kind), statements };
   });
 }
-
-/** The unqualified name a CREATE statement of createStagesSql makes. */
-const createdName = (s: string) => /^CREATE (?:TABLE|MATERIALIZED VIEW) (\S+)/.exec(s)![1].split('.').pop()!.replace(/`/g, '');
 
 /** Per column: the stage column holding its raw text (`__r<i>`, NULL when missing). */
 interface ColumnPlan {
@@ -165,18 +158,24 @@ interface StagePlan {
  * `_bad` into quarantine (building the error columns for its few rows). Materialized views each
  * run their own SELECT over the inserted block, so a parse in the views would run twice.
  */
-export function createStagesSql(ds: DatasourceRecord, database: string): string[] {
+function createStagesSql(ds: DatasourceRecord, database: string): Array<{ kind: StageKind; statements: string[] }> {
   const n = physicalNames(database, ds.id);
   const q = (t: string) => sql`${ident(STAGES_DATABASE)}.${ident(t)}`;
   const cols = writableColumns(ds.columns);
-  const out: string[] = [];
+  const out: Array<{ kind: StageKind; statements: string[] }> = [];
   if (cols.length === 0) return out;
   const importId = `__import_id String DEFAULT getSetting('log_comment')`;
-  const emit = (stage: string, suffix: 'sj' | 'sc', inserted: string, plan: StagePlan) => {
+  const emit = (kind: StageKind, stage: string, inserted: string, plan: StagePlan) => {
     const defs = [inserted, importId, ...plan.raws, ...parsedColumns(plan)];
-    out.push(sql`CREATE TABLE ${name(stage)} (${defs.map(trusted)}) ENGINE = Null`.text);
-    out.push(goodView(q(`${ds.id}_${suffix}_ok`), n.table, stage, plan));
-    out.push(badView(q(`${ds.id}_${suffix}_bad`), n.quarantine, stage, plan));
+    const [, ok, bad] = stageObjectNames(ds.id, kind);
+    out.push({
+      kind,
+      statements: [
+        sql`CREATE TABLE ${name(stage)} (${defs.map(trusted)}) ENGINE = Null`.text,
+        goodView(q(ok), n.table, stage, plan),
+        badView(q(bad), n.quarantine, stage, plan),
+      ],
+    });
   };
 
   // NDJSON stage: one row per line. Only for schemas whose columns all have JSONPaths.
@@ -186,7 +185,7 @@ export function createStagesSql(ds: DatasourceRecord, database: string): string[
     // none), so one starting with `{` needs no second parse; JSONType decides the others.
     const isObject = `JSONType(__line) = 'Object'`;
     const okLine = parsed.length ? `if((${parsed.map((r) => `${r} IS NOT NULL`).join(' OR ')}) AND match(__line, '^\\\\s*\\\\{'), 1, ${isObject})` : isObject;
-    emit(n.jsonStage, 'sj', '__line String', {
+    emit('json', n.jsonStage, '__line String', {
       plans,
       mode: 'json',
       raws,
@@ -206,7 +205,7 @@ export function createStagesSql(ds: DatasourceRecord, database: string): string[
     return { col, raw: `__r${i}` };
   });
   const inserted = `${cols.map((_, i) => `__c${i} Nullable(String)`).join(', ')}, __err String DEFAULT ''`;
-  emit(n.csvStage, 'sc', inserted, { plans, mode: 'csv', raws, okLine: `__err = ''`, keep: '1', lineError: '__err' });
+  emit('csv', n.csvStage, inserted, { plans, mode: 'csv', raws, okLine: `__err = ''`, keep: '1', lineError: '__err' });
   return out;
 }
 
