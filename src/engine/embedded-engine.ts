@@ -182,6 +182,15 @@ function uuidOfLink(link: string): string | null {
 }
 
 /** Sessions on one data directory, handed out one query at a time. */
+/**
+ * A chDB Session on `dir`; the first one open in the process starts the engine with `connectionArgs`.
+ * Closing the last open Session stops the engine: the next one starts it afresh, which loads every
+ * table again and loses what Memory databases held (EmbeddedEngine keeps one open for that reason).
+ */
+function openSession(dir: string, connectionArgs: readonly string[]): Session {
+  return connectionArgs.length ? new Session(dir, { connectionArgs: [...connectionArgs] }) : new Session(dir);
+}
+
 class SessionPool {
   private readonly idle: Session[] = [];
   private readonly waiters: Array<{ resolve: (s: Session) => void; reject: (e: unknown) => void }> = [];
@@ -199,7 +208,7 @@ class SessionPool {
   ) {}
 
   private async newSession(): Promise<Session> {
-    const s = this.connectionArgs.length ? new Session(this.dir, { connectionArgs: [...this.connectionArgs] }) : new Session(this.dir);
+    const s = openSession(this.dir, this.connectionArgs);
     try {
       for (const stmt of this.setup) await s.queryAsync(stmt);
     } catch (err) {
@@ -322,6 +331,8 @@ export class EmbeddedEngine implements Engine {
   private readonly lanes: EngineLanes;
   private readonly connectionArgs: string[];
   private closed = false;
+  /** A Session that runs nothing: while it is open the engine stays up (openSession). */
+  private readonly anchor: Session;
   private busy = 0;
   private drainWaiters: Array<() => void> = [];
   private ready: Promise<void> | undefined;
@@ -345,6 +356,10 @@ export class EmbeddedEngine implements Engine {
     const setup = opts.statementMaxMemory ? [`SET max_memory_usage = ${Math.floor(opts.statementMaxMemory)}`] : [];
     // Inserts stop at the reserve inside the engine (also those of materialized views).
     if (this.reserve) setup.push(`SET min_free_disk_bytes_to_perform_insert = ${this.reserve}`);
+    // Held open until close(): the pools close Sessions that saw an error, and closing the last
+    // one would stop the engine mid-run (every table loaded again, the ingest stages' Memory
+    // database emptied under the inserts that use it).
+    this.anchor = openSession(dir, this.connectionArgs);
     this.pool = new SessionPool(dir, opts.internalSlots, setup, this.connectionArgs);
     // Made now, while there is room, so reads never depend on a later metadata write.
     void this.ensureSandbox().catch(() => undefined);
@@ -768,7 +783,7 @@ export class EmbeddedEngine implements Engine {
     if (this.closed) return;
     const tag = markerTag(queryId);
     const run = this.killChain.then(async () => {
-      const s = (this.killSession ??= this.connectionArgs.length ? new Session(this.dir, { connectionArgs: [...this.connectionArgs] }) : new Session(this.dir));
+      const s = (this.killSession ??= openSession(this.dir, this.connectionArgs));
       try {
         await s.queryAsync(`KILL QUERY WHERE query LIKE '%${tag}%' AND query NOT ILIKE '%KILL QUERY%' ASYNC`);
       } catch (err) {
@@ -828,5 +843,6 @@ export class EmbeddedEngine implements Engine {
     this.killSession = null;
     this.pool.closeIdle();
     for (const p of this.selectPools.values()) p.closeIdle();
+    this.anchor.close();
   }
 }
