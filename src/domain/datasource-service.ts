@@ -324,10 +324,14 @@ export class DatasourceService {
   /** The ingest stages made again from the record (after a schema change): both, whether or not they were made before. */
   async rebuildStages(ws: Workspace, ds: DatasourceRecord): Promise<void> {
     const all = stagesDdl(ds, ws.database);
-    const ready = this.stageChange(ds.id, async () => {
-      await this.runAll(dropStagesSql(ds.id));
-      for (const ddl of all) await this.makeStage(ds.id, ddl, true);
-    });
+    // Inserts are held back meanwhile (in every copy): one that found the stage ready would
+    // otherwise reach it between the drop and the create.
+    const ready = this.stageChange(ds.id, () =>
+      this.engine.exclusiveWrites(async () => {
+        await this.runAll(dropStagesSql(ds.id));
+        for (const ddl of all) await this.makeStage(ds.id, ddl, true);
+      }),
+    );
     for (const ddl of all) this.stages.set(ddl.names[0], { version: ddl.version, ready });
     try {
       await ready;

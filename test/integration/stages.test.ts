@@ -133,3 +133,32 @@ it('a stage whose creation fails part way is dropped whole, and the next insert 
   expect(await stageObjects()).toBe(3);
   expect(await engine.rows(`SELECT id FROM ${ws.database}.${f.id}`)).toEqual([{ id: 2 }]);
 }, 60_000);
+
+it('schema changes while events stream in: every insert waits for the rebuilt stage, none fails or is lost', async () => {
+  const app = s!.app;
+  const ws = app.services.access.defaultWorkspace;
+  let schema = 'id UInt32 `json:$.id`';
+  expect((await s!.req('POST', '/v0/datasources?name=streamed&mode=create&format=ndjson', { body: new URLSearchParams({ schema }) })).status).toBe(200);
+  let sent = 0;
+  let altering = true;
+  const statuses: number[] = [];
+  const stream = async () => {
+    while (altering) {
+      const r = await s!.req('POST', '/v0/events?name=streamed&wait=true', { body: `{"id":${sent++}}\n` });
+      statuses.push(r.status);
+      await r.text();
+    }
+  };
+  const streams = [stream(), stream(), stream()];
+  for (let i = 0; i < 6; i++) {
+    schema += `, n${i} Nullable(Int32) \`json:$.n${i}\``;
+    const r = await s!.req('POST', '/v0/datasources/streamed/alter', { body: new URLSearchParams({ schema }) });
+    expect(r.status).toBe(200);
+  }
+  altering = false;
+  await Promise.all(streams);
+  expect(statuses.filter((x) => x !== 200)).toEqual([]);
+  const streamed = await app.services.datasources.get(ws, 'streamed');
+  const counted = await app.services.engine.rows<{ c: string }>(`SELECT toString(count()) AS c FROM ${ws.database}.${streamed.id}`);
+  expect(Number(counted[0].c)).toBe(sent);
+}, 60_000);
