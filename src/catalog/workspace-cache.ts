@@ -3,6 +3,11 @@
  * entry is dropped when the catalog reports a change of one of its tables in that workspace
  * (made by this copy or another, see Catalog.onChange), and everything is dropped when changes may
  * have been missed. The catalog stays the truth; the next read loads the workspace again.
+ *
+ * With copies sharing the catalog, a record another copy has just made is not in the cache until
+ * its notification arrives (milliseconds; longer under load). `find` reads the catalog again
+ * before it answers that a record is missing, so what one copy has made is found by every copy at
+ * once (a pipe created through A is served by B in the next request).
  */
 import type { Catalog } from './catalog.js';
 
@@ -10,12 +15,17 @@ export class WorkspaceCache<T> {
   private readonly entries = new Map<string, Promise<T>>();
   private readonly values = new Map<string, T>();
   private readonly listeners: Array<(workspaceId: string | null) => void> = [];
+  /** Bumped by every change of a workspace's value: a fresh load made meanwhile is not installed. */
+  private readonly versions = new Map<string, number>();
+  private readonly refreshing = new Map<string, Promise<T>>();
+  private readonly shared: boolean;
 
   constructor(
-    catalog: Catalog,
+    catalog: Pick<Catalog, 'onChange' | 'shared'>,
     tables: readonly string[],
     private readonly load: (workspaceId: string) => Promise<T>,
   ) {
+    this.shared = catalog.shared;
     catalog.onChange((c) => {
       if (c.table === '*' || (tables.includes(c.table) && !c.workspaceId)) this.clear();
       else if (tables.includes(c.table) && c.workspaceId) this.drop(c.workspaceId);
@@ -32,7 +42,40 @@ export class WorkspaceCache<T> {
   }
 
   private changed(workspaceId: string | null): void {
+    if (workspaceId === null) this.versions.clear();
+    else this.versions.set(workspaceId, (this.versions.get(workspaceId) ?? 0) + 1);
     for (const l of this.listeners) l(workspaceId);
+  }
+
+  /**
+   * `pick` from the workspace's value; when it finds nothing and copies share the catalog, from a
+   * fresh load (concurrent misses share one). The fresh value replaces the cached one only when
+   * it has what was missing and nothing changed the workspace meanwhile (else the notification
+   * that is on its way does it).
+   */
+  async find<R>(workspaceId: string, pick: (value: T) => R | null): Promise<R | null> {
+    const hit = pick(await this.get(workspaceId));
+    if (hit !== null || !this.shared) return hit;
+    let fresh = this.refreshing.get(workspaceId);
+    if (!fresh) {
+      const version = this.versions.get(workspaceId) ?? 0;
+      const loading = this.load(workspaceId);
+      fresh = loading;
+      this.refreshing.set(workspaceId, loading);
+      void loading.then(
+        (v) => {
+          if (this.refreshing.get(workspaceId) === loading) this.refreshing.delete(workspaceId);
+          if ((this.versions.get(workspaceId) ?? 0) !== version || pick(v) === null) return;
+          this.entries.set(workspaceId, loading);
+          this.values.set(workspaceId, v);
+          this.changed(workspaceId);
+        },
+        () => {
+          if (this.refreshing.get(workspaceId) === loading) this.refreshing.delete(workspaceId);
+        },
+      );
+    }
+    return pick(await fresh);
   }
 
   /** Applies this copy's own write to the workspace's value (read-your-writes before the notification). */

@@ -69,7 +69,7 @@ export class PipeService {
 
   /** By name or id (also decorated ids); null when absent. */
   async find(ws: Workspace, nameOrId: string): Promise<PipeRecord | null> {
-    return byNameOrId(await this.byId(ws), nameOrId);
+    return this.cache.find(ws.id, (m) => byNameOrId(m, nameOrId));
   }
 
   async get(ws: Workspace, nameOrId: string): Promise<PipeRecord> {
