@@ -82,9 +82,12 @@ export interface ChildServer {
   kill(): Promise<void>;
 }
 
-/** Starts `src/main.ts` on `dataDir` (a free loopback port) and resolves once it listens. */
-export async function startChild(dataDir: string, env: Record<string, string> = {}): Promise<ChildServer> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+/**
+ * Starts the server on `dataDir` (a free loopback port) and resolves once it listens: `src/main.ts`
+ * through tsx, or with `args` another entry (`scripts/start.mjs`: the built bundle `npm start` runs).
+ */
+export async function startChild(dataDir: string, env: Record<string, string> = {}, args = ['--import', 'tsx', 'src/main.ts']): Promise<ChildServer> {
+  const child = spawn(process.execPath, args, {
     env: { ...process.env, PIPIT_DATA_DIR: dataDir, PIPIT_PORT: '0', PIPIT_HOST: '127.0.0.1', PIPIT_LOG_LEVEL: 'warn', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
