@@ -33,9 +33,9 @@ function newest(p) {
   return Math.max(st.mtimeMs, ...fs.readdirSync(p).map((e) => newest(path.join(p, e))));
 }
 
-/** Whether the bundle is missing or older than `src/` or the lockfile. */
+/** Whether the bundle is missing or older than `src/`, the lockfile or this script (how it is built). */
 export function serverStale() {
-  const sources = Math.max(newest(path.join(root, 'src')), newest(path.join(root, 'package-lock.json')));
+  const sources = Math.max(newest(path.join(root, 'src')), newest(path.join(root, 'package-lock.json')), newest(fileURLToPath(import.meta.url)));
   return [SERVER_BUNDLE, TEMPLATE_MODULE].some((f) => !fs.existsSync(f) || fs.statSync(f).mtimeMs < sources);
 }
 
