@@ -3,6 +3,7 @@
  * tears them down in order. Nothing here listens on a port (see main.ts).
  */
 import fs from 'node:fs';
+import { seedFromTemplate } from './catalog/pglite-template.js';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Config } from './config/config.js';
@@ -81,6 +82,11 @@ async function openEngine(config: Config, lanes: { user: number; internal: numbe
 export async function createApp(config: Config): Promise<App> {
   fs.mkdirSync(config.dataDir, { recursive: true });
   const lanes = planLanes(config.threadpoolSize, config.engineSessions);
+  // A new embedded catalog is copied from the install-time template on libuv's threads while the
+  // engine loads on the main thread.
+  const catalogDir = path.join(config.dataDir, 'catalog');
+  const catalogSeeded = config.catalogUrl ? null : seedFromTemplate(catalogDir);
+  catalogSeeded?.catch(() => undefined);
   const engine = await openEngine(config, lanes);
   const observability = new Observability(engine, { enabled: config.serviceDatasources, flushMs: config.serviceFlushMs }, (msg, extra) =>
     http.log.warn(extra ?? {}, msg),
@@ -94,7 +100,7 @@ export async function createApp(config: Config): Promise<App> {
   // Like the engine, each catalog is loaded only when used (PGlite's WASM, or node-postgres).
   const catalog = config.catalogUrl
     ? await (await import('./catalog/postgres-catalog.js')).openPostgresCatalog(config.catalogUrl, { onError: (err) => catalogError(err) })
-    : await (await import('./catalog/pglite-catalog.js')).openPgliteCatalog(path.join(config.dataDir, 'catalog'));
+    : await (await import('./catalog/pglite-catalog.js')).openPgliteCatalog(catalogDir, catalogSeeded ?? undefined);
   // Copies sharing the engine share its write gate: a populate's snapshot holds back every copy's inserts.
   if (catalog.shared)
     engine.gate.acrossCopies({

@@ -35,14 +35,14 @@ function preferBaselineWasm(): void {
   v8.setFlagsFromString('--wasm-tiering-budget=2000000000');
 }
 
-export async function openPgliteCatalog(dir: string): Promise<SqlCatalog> {
+/**
+ * Opens (or creates) the catalog in `dir`. `seeding`: the template copy the caller started
+ * (seedFromTemplate), else this makes it.
+ */
+export async function openPgliteCatalog(dir: string, seeding?: Promise<unknown>): Promise<SqlCatalog> {
   // A new catalog starts as a copy of the install-time template (no initdb at run time); if the
   // copy fails (a full disk), PGlite's own create below reports it.
-  try {
-    seedFromTemplate(dir);
-  } catch {
-    // falls through
-  }
+  await (seeding ?? seedFromTemplate(dir)).catch(() => undefined);
   fs.mkdirSync(dir, { recursive: true });
   let db: PGlite;
   try {

@@ -25,7 +25,7 @@ describe('catalog template', () => {
   it('is an empty, migrated catalog that a new directory is seeded from', async () => {
     expect(templateUsable(template)).toBe(true);
     const dir = path.join(tmp, 'data', 'catalog');
-    expect(seedFromTemplate(dir, template)).toBe(true);
+    expect(await seedFromTemplate(dir, template)).toBe(true);
     expect(fs.existsSync(path.join(dir, 'PG_VERSION'))).toBe(true);
     expect(fs.existsSync(path.join(dir, 'pipit-template.json'))).toBe(false);
     // No half copy left beside it.
@@ -37,16 +37,16 @@ describe('catalog template', () => {
       await catalog.close();
     }
     // Reopened: the catalog has files now, so it is not seeded again.
-    expect(seedFromTemplate(dir, template)).toBe(false);
+    expect(await seedFromTemplate(dir, template)).toBe(false);
   });
 
-  it('is not used when made by another PGlite or with other migrations', () => {
+  it('is not used when made by another PGlite or with other migrations', async () => {
     const other = path.join(tmp, 'other');
     fs.cpSync(template, other, { recursive: true });
     fs.writeFileSync(path.join(other, 'pipit-template.json'), JSON.stringify({ key: 'pglite 0.0.1, migrations 0' }));
     expect(templateUsable(other)).toBe(false);
     const dir = path.join(tmp, 'data2', 'catalog');
-    expect(seedFromTemplate(dir, other)).toBe(false);
+    expect(await seedFromTemplate(dir, other)).toBe(false);
     expect(fs.existsSync(dir)).toBe(false);
   });
 });
