@@ -16,13 +16,15 @@
  *   sources and pipes.
  * - remote (bench/remote.ts): the ingest and endpoint workloads on the embedded engine and on the remote
  *   engine against the ClickHouse-compatible test server, side by side.
+ * - floor (bench/floor.ts): what HTTP alone costs here with the endpoint and ingest benches' clients
+ *   (a server that only answers, node:http and Fastify), to read their figures against.
  * Settings come from the environment (BENCH_RUNS, BENCH_ROWS, BENCH_QUERY_*, BENCH_ENDPOINT_*, BENCH_MV_*; see each file).
  */
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const ALL = ['ingest', 'query', 'endpoint', 'mv', 'sink', 'observability', 'remote', 'start'];
+const ALL = ['ingest', 'query', 'endpoint', 'mv', 'sink', 'observability', 'remote', 'start', 'floor'];
 const wanted = process.argv.slice(2).filter((a) => a !== '--');
 const names = wanted.length ? wanted : ALL;
 const unknown = names.filter((n) => !ALL.includes(n));
