@@ -432,13 +432,14 @@ async function main() {
     // The first API query creates the server's sandbox database, which the raw Sessions use too.
     const apiFirst = await httpGet(agent, port, cases.b[0].path, headers);
 
-    // Raw pool: same directory, set up as the server's read-only Sessions.
-    const limits = app.services.queries.limits();
+    // Raw pool: same directory, set up as the server's read-only Sessions of whole answers (JSON).
+    const limits = app.services.queries.limits(undefined, undefined, true);
     const setup = [
       `USE ${SANDBOX_DATABASE}`,
       `SET max_execution_time = ${limits.maxExecutionTime}`,
       `SET max_result_bytes = ${limits.maxResultBytes}`,
       `SET max_memory_usage = ${limits.maxMemoryUsage}`,
+      ...Object.entries(limits.formatSettings ?? {}).map(([k, v]) => `SET ${k} = ${v}`),
       'SET readonly = 1',
     ];
     for (let i = 0; i < POOL; i++) {
