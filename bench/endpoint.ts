@@ -226,16 +226,38 @@ function profileParts(p: CpuProfile): Map<string, number> {
   return out;
 }
 
-/** CPU ms (user + system) a process (all threads), or with `thread` one of its threads, has used (Linux /proc; 10 ms ticks). */
-function processCpuMs(pid: number, thread?: number): number {
-  const stat = fs.readFileSync(thread === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${thread}/stat`, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(f[11]) + Number(f[12])) * 10;
+/**
+ * CPU time of a process's threads by group (ms, exact: `/proc/<pid>/task/<tid>/schedstat`): its
+ * main thread; ClickHouse's own threads (named by the engine: ThreadPool, QueryPullPipeEx,
+ * Formatter...); and Node's other threads (libuv's workers, on which chDB runs each query's own
+ * part, and V8's platform threads: Node 20 leaves them all named `node`).
+ */
+interface ThreadCpu {
+  main: number;
+  engine: number;
+  node: number;
 }
-const ownCpuMs = () => {
-  const u = process.cpuUsage();
-  return (u.user + u.system) / 1000;
-};
+type ThreadTimes = Map<number, { ms: number; group: keyof ThreadCpu }>;
+function threadTimes(pid: number): ThreadTimes {
+  const out: ThreadTimes = new Map();
+  for (const tid of fs.readdirSync(`/proc/${pid}/task`).map(Number)) {
+    try {
+      const ms = Number(fs.readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]) / 1e6;
+      const comm = fs.readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim();
+      out.set(tid, { ms, group: tid === pid ? 'main' : comm === 'node' ? 'node' : 'engine' });
+    } catch {
+      // the thread ended meanwhile
+    }
+  }
+  return out;
+}
+/** CPU ms per group between two snapshots (a thread started meanwhile counts from zero). */
+function cpuBetween(a: ThreadTimes, b: ThreadTimes): ThreadCpu {
+  const out: ThreadCpu = { main: 0, engine: 0, node: 0 };
+  for (const [tid, t] of b) out[t.group] += t.ms - (a.get(tid)?.ms ?? 0);
+  return out;
+}
+const totalOf = (c: ThreadCpu) => c.main + c.engine + c.node;
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -432,13 +454,14 @@ async function main() {
     // The first API query creates the server's sandbox database, which the raw Sessions use too.
     const apiFirst = await httpGet(agent, port, cases.b[0].path, headers);
 
-    // Raw pool: same directory, set up as the server's read-only Sessions.
-    const limits = app.services.queries.limits();
+    // Raw pool: same directory, set up as the server's read-only Sessions of whole answers (JSON).
+    const limits = app.services.queries.limits(undefined, undefined, true);
     const setup = [
       `USE ${SANDBOX_DATABASE}`,
       `SET max_execution_time = ${limits.maxExecutionTime}`,
       `SET max_result_bytes = ${limits.maxResultBytes}`,
       `SET max_memory_usage = ${limits.maxMemoryUsage}`,
+      ...Object.entries(limits.formatSettings ?? {}).map(([k, v]) => `SET ${k} = ${v}`),
       'SET readonly = 1',
     ];
     for (let i = 0; i < POOL; i++) {
@@ -518,8 +541,8 @@ async function main() {
     const diffs: Record<'a' | 'b', number[]> = { a: [], b: [] };
     const diffsInProcess: Record<'a' | 'b', number[]> = { a: [], b: [] };
     const add = (k: Key, s: Stats) => results.set(k, [...(results.get(k) ?? []), s]);
-    /** CPU ms per request at concurrency 4: the server process's (api only) and this process's (client, raw chDB, in-process server). */
-    const cpu = new Map<Key, Array<{ server: number; main: number; bench: number }>>();
+    /** CPU ms per request at concurrency 4 by thread group: the server process's (api only) and this process's (client, raw chDB, in-process server). */
+    const cpu = new Map<Key, Array<{ server: ThreadCpu; bench: ThreadCpu }>>();
     for (let run = 0; run < RUNS; run++) {
       const line: string[] = [];
       for (const [name, n] of [
@@ -564,17 +587,13 @@ async function main() {
         const blocks = Object.keys(c4) as Side[];
         for (let j = 0; j < blocks.length; j++) {
           const side = blocks[(run + j) % blocks.length];
-          const s0 = processCpuMs(server.child.pid!);
-          const m0 = processCpuMs(server.child.pid!, server.child.pid!);
-          const b0 = ownCpuMs();
+          const s0 = threadTimes(server.child.pid!);
+          const b0 = threadTimes(process.pid);
           add(`${name} c${POOL} ${side}`, await c4[side]());
           const k: Key = `${name} c${POOL} ${side}`;
-          const perReq = {
-            server: side === 'api' ? (processCpuMs(server.child.pid!) - s0) / (2 * n) : 0,
-            main: side === 'api' ? (processCpuMs(server.child.pid!, server.child.pid!) - m0) / (2 * n) : 0,
-            bench: (ownCpuMs() - b0) / (2 * n),
-          };
-          cpu.set(k, [...(cpu.get(k) ?? []), perReq]);
+          const perReq = (c: ThreadCpu): ThreadCpu => ({ main: c.main / (2 * n), engine: c.engine / (2 * n), node: c.node / (2 * n) });
+          const ofServer = perReq(side === 'api' ? cpuBetween(s0, threadTimes(server.child.pid!)) : { main: 0, engine: 0, node: 0 });
+          cpu.set(k, [...(cpu.get(k) ?? []), { server: ofServer, bench: perReq(cpuBetween(b0, threadTimes(process.pid))) }]);
         }
         const h = (side: Side) => results.get(`${name} c${POOL} ${side}`)!.at(-1)!.rps.toFixed(0);
         line.push(
@@ -618,24 +637,28 @@ async function main() {
     }
     if (RUNS > 0) {
       console.log(
-        `\nCPU per request at c${POOL} (ms, user + system, all threads; medians over runs; the load-independent view of throughput on a shared machine: ` +
-          'api = the server process + this process (the client); in-process and raw = this process):',
+        `\nCPU per request at c${POOL} (ms, all threads; medians over runs; the load-independent view of throughput on a shared machine: ` +
+          "api = the server process + this process (the client); in-process and raw = this process; by thread: main, libuv and V8 (Node's `node` threads: " +
+          "chDB runs each query's own part on libuv's), ClickHouse's own threads):",
       );
       for (const name of ['a', 'b'] as const) {
         const of = (side: Side) => {
           const xs = cpu.get(`${name} c${POOL} ${side}`) ?? [];
+          const m = (f: (x: { server: ThreadCpu; bench: ThreadCpu }) => number) => median(xs.map(f));
           return {
-            server: median(xs.map((x) => x.server)),
-            main: median(xs.map((x) => x.main)),
-            bench: median(xs.map((x) => x.bench)),
-            total: median(xs.map((x) => x.server + x.bench)),
+            total: m((x) => totalOf(x.server) + totalOf(x.bench)),
+            server: m((x) => totalOf(x.server)),
+            client: m((x) => totalOf(x.bench)),
+            split: (t: 'server' | 'bench') =>
+              `main ${m((x) => x[t].main).toFixed(2)}, libuv and V8 ${m((x) => x[t].node).toFixed(2)}, ClickHouse ${m((x) => x[t].engine).toFixed(2)}`,
           };
         };
         const api = of('api');
         const nat = of('raw natural');
+        const rw = of('raw rewritten');
         console.log(
-          `  (${name}) api ${api.total.toFixed(2)} (server ${api.server.toFixed(2)}, of which its main thread ${api.main.toFixed(2)}, + client ${api.bench.toFixed(2)}), in-process ${of('api in-process').total.toFixed(2)}, ` +
-            `raw natural ${nat.total.toFixed(2)}, raw rewritten ${of('raw rewritten').total.toFixed(2)}; raw natural ÷ api ${(nat.total / api.total).toFixed(2)}`,
+          `  (${name}) api ${api.total.toFixed(2)} (server ${api.server.toFixed(2)}: ${api.split('server')}; + client ${api.client.toFixed(2)}), in-process ${of('api in-process').total.toFixed(2)}, ` +
+            `raw natural ${nat.total.toFixed(2)} (${nat.split('bench')}), raw rewritten ${rw.total.toFixed(2)} (${rw.split('bench')}); raw natural ÷ api ${(nat.total / api.total).toFixed(2)}`,
         );
       }
     }

@@ -115,7 +115,7 @@ export class QueryService {
   /** Admission control in front of the engine's user-query slots. */
   readonly admission: Admission;
   private readonly prepared: PreparedCache<PreparedQuery>;
-  private defaultLimits: SelectLimits | undefined;
+  private defaultLimits: { whole: SelectLimits; streamed: SelectLimits } | undefined;
 
   constructor(
     catalog: Catalog,
@@ -343,14 +343,25 @@ export class QueryService {
     return { query: Object.freeze(query), timeDependent: gathered.timeDependent === true };
   }
 
-  limits(maxThreads?: number, formatSettings?: Record<string, 0 | 1>): SelectLimits {
-    // The common profile is one object, so an engine can remember what it derived from it.
-    if (maxThreads === undefined && (!formatSettings || Object.keys(formatSettings).length === 0))
-      return (this.defaultLimits ??= Object.freeze(this.limitsOf()));
-    return this.limitsOf(maxThreads, formatSettings);
+  /**
+   * The limit profile of a user query; `whole` for one answered whole (SelectOptions.buffered).
+   * A whole answer is formatted in the query's own thread (output_format_parallel_formatting=0):
+   * the engine's parallel formatting hands every block to formatter and collector threads, which
+   * for an endpoint's small answer cost more than the query (a trivial JSON query: 1.22 → 0.80 ms
+   * of CPU, docs/benchmarks.md, session 7). Whole answers are bounded by max_result_bytes; at that
+   * bound (100 MB of JSON) formatting in one thread took ~16% longer on 2 cores. Streamed answers
+   * (exports) keep the engine's default.
+   */
+  limits(maxThreads?: number, formatSettings?: Record<string, 0 | 1>, whole = false): SelectLimits {
+    // The common profiles are one object each, so an engine can remember what it derived from them.
+    if (maxThreads === undefined && (!formatSettings || Object.keys(formatSettings).length === 0)) {
+      const d = (this.defaultLimits ??= { whole: Object.freeze(this.limitsOf(undefined, undefined, true)), streamed: Object.freeze(this.limitsOf()) });
+      return whole ? d.whole : d.streamed;
+    }
+    return this.limitsOf(maxThreads, formatSettings, whole);
   }
 
-  private limitsOf(maxThreads?: number, formatSettings?: Record<string, 0 | 1>): SelectLimits {
+  private limitsOf(maxThreads?: number, formatSettings?: Record<string, 0 | 1>, whole = false): SelectLimits {
     return {
       maxExecutionTime: this.config.queryTimeout,
       maxResultBytes: this.config.queryMaxResultBytes,
@@ -358,7 +369,7 @@ export class QueryService {
       maxThreads,
       // Tinybird's default (seed 001): Parquet String columns are plain Binary unless the request
       // asks for output_format_parquet_string_as_string=1; ClickHouse 26.7's default is 1.
-      formatSettings: { output_format_parquet_string_as_string: 0, ...formatSettings },
+      formatSettings: { output_format_parquet_string_as_string: 0, ...(whole ? { output_format_parallel_formatting: 0 } : {}), ...formatSettings },
     };
   }
 
@@ -376,7 +387,7 @@ export class QueryService {
         signal: opts.signal,
         buffered: opts.buffered,
         params: q.queryParams,
-        limits: this.limits(opts.maxThreads ?? q.maxThreads, opts.formatSettings),
+        limits: this.limits(opts.maxThreads ?? q.maxThreads, opts.formatSettings, opts.buffered === true),
       });
       if (r.whole === undefined) return free ? freeing(r, free) : r;
       // Answered whole: the query has ended.

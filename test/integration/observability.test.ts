@@ -373,6 +373,21 @@ describe('/metrics and the request log', () => {
     expect(body.text).toContain('pipit_http_requests_total');
   });
 
+  it('pipit_event_loop_lag_seconds is how late the loop ran, not the sampling interval: a 150 ms stall shows, a quiet loop does not', async () => {
+    const lag = (text: string, q: string) => Number(new RegExp(`pipit_event_loop_lag_seconds\\{quantile="${q}"\\} (\\S+)`).exec(text)?.[1]);
+    await s.req('GET', '/metrics'); // a scrape starts a new window
+    await new Promise((res) => setTimeout(res, 300));
+    const quiet = await (await s.req('GET', '/metrics')).text();
+    expect(lag(quiet, '0.5')).toBeLessThan(0.04);
+    // The histogram's first interval after a scrape is not recorded (Node's reset): stall after it.
+    await new Promise((res) => setTimeout(res, 120));
+    const until = performance.now() + 150;
+    while (performance.now() < until); // the server runs in this process: its loop stalls too
+    await new Promise((res) => setTimeout(res, 120));
+    const stalled = await (await s.req('GET', '/metrics')).text();
+    expect(lag(stalled, '1')).toBeGreaterThanOrEqual(0.1);
+  });
+
   it('writes one JSON line per request with its id, route, status, duration and token name, never the token', async () => {
     const r = await s.req('GET', '/v0/pipes/ep.json?min_v=notanumber');
     const id = r.headers.get('x-request-id');
