@@ -2,7 +2,8 @@
 /**
  * Builds what `npm start` runs, so that no start compiles anything:
  * - dist/server/main.mjs: the server's TypeScript bundled with esbuild with its pure-JavaScript
- *   dependencies (EXTERNAL ones stay imports from node_modules), with source maps. Code that the sources import dynamically is a chunk of
+ *   dependencies (EXTERNAL ones stay imports from node_modules), with source maps.
+ *   dist/server/cli.mjs is the `pipit` command's (bin/pipit.mjs), sharing its chunks. Code that the sources import dynamically is a chunk of
  *   its own (dist/server/chunks/), loaded only when used: the remote engine and its ClickHouse
  *   client, the PostgreSQL catalog and node-postgres, chDB or PGlite when the other is configured;
  * - dist/catalog-template/: an initialised, empty PGlite data directory that a new data
@@ -21,7 +22,12 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const out = path.join(root, 'dist', 'server');
 export const SERVER_BUNDLE = path.join(out, 'main.mjs');
 export const TEMPLATE_MODULE = path.join(out, 'pglite-template.mjs');
-const ENTRIES = { main: path.join(root, 'src', 'main.ts'), 'pglite-template': path.join(root, 'src', 'catalog', 'pglite-template.ts') };
+export const CLI_BUNDLE = path.join(out, 'cli.mjs');
+const ENTRIES = {
+  main: path.join(root, 'src', 'main.ts'),
+  'pglite-template': path.join(root, 'src', 'catalog', 'pglite-template.ts'),
+  cli: path.join(root, 'src', 'cli', 'main.ts'),
+};
 /** Packages left as imports from node_modules (native code, WASM, or only loaded by some configurations). */
 const EXTERNAL = ['chdb', '@electric-sql/pglite', 'pg', '@clickhouse/client', 'tsx', 'esbuild'];
 /** Chunks no build references any more are removed once this old (a server starting meanwhile may still load one). */
@@ -36,7 +42,7 @@ function newest(p) {
 /** Whether the bundle is missing or older than `src/`, the lockfile or this script (how it is built). */
 export function serverStale() {
   const sources = Math.max(newest(path.join(root, 'src')), newest(path.join(root, 'package-lock.json')), newest(fileURLToPath(import.meta.url)));
-  return [SERVER_BUNDLE, TEMPLATE_MODULE].some((f) => !fs.existsSync(f) || fs.statSync(f).mtimeMs < sources);
+  return [SERVER_BUNDLE, TEMPLATE_MODULE, CLI_BUNDLE].some((f) => !fs.existsSync(f) || fs.statSync(f).mtimeMs < sources);
 }
 
 /**
