@@ -312,10 +312,14 @@ export class EventBuffer {
   /**
    * A large request (already a big batch) skips the TSV rewrite and the lane: its NDJSON bytes
    * are logged as their own segment, tagged with the request id, and inserted as lines.
+   * `bodyFree` is called once `body` is read no more (its insert settled, or nothing was taken):
+   * the caller may then reuse its memory, also after a 202 answered before the insert.
    */
-  async appendLarge(target: EventTarget, body: Buffer, requestId: string, wait: boolean): Promise<void> {
-    if (this.closing) throw new PipitError('unavailable', UNAVAILABLE);
-    if (this.largeBytes > MAX_LARGE_IN_FLIGHT) throw new PipitError('unavailable', UNAVAILABLE);
+  async appendLarge(target: EventTarget, body: Buffer, requestId: string, wait: boolean, bodyFree: () => void = () => undefined): Promise<void> {
+    if (this.closing || this.largeBytes > MAX_LARGE_IN_FLIGHT) {
+      bodyFree();
+      throw new PipitError('unavailable', UNAVAILABLE);
+    }
     const key = `${target.workspaceId}__${target.datasourceId}`;
     const segId = ulid();
     const file = path.join(this.dir, `${key}__${segId}__${requestId}.ndjson`);
@@ -340,6 +344,7 @@ export class EventBuffer {
       await fs.promises.rename(partial, file);
     } catch (err) {
       release();
+      bodyFree();
       await fs.promises.unlink(partial).catch(() => undefined);
       this.log('event write failed', { segment: file, error: String(err) });
       throw new PipitError('unavailable', UNAVAILABLE);
@@ -358,7 +363,10 @@ export class EventBuffer {
         else this.strand({ file, key, stage: target.stage, segId, requestId, bytes: body.length });
         throw new PipitError('unavailable', UNAVAILABLE);
       })
-      .finally(release);
+      .finally(() => {
+        release();
+        bodyFree();
+      });
     if (wait) await done;
     else done.catch(() => undefined);
   }

@@ -130,6 +130,29 @@ describe('success', () => {
     expect(await counts('ev')).toEqual({ table: before.table + 12000, quarantine: before.quarantine + 6 });
   });
 
+  it('large bodies answered 202 before their insert keep their own bytes: read into reused buffers, each is given back only once inserted', async () => {
+    const { table } = await tableOf(s, 'ev');
+    // Five bodies at once and then five more (more than the buffers kept), each of its own `s`.
+    for (const round of [0, 1]) {
+      const bodies = [0, 1, 2, 3, 4].map((k) => {
+        const mark = `reuse-${round}-${k}`;
+        return rows(3000, 0, 0, 350).replaceAll('"s":"', `"s":"${mark}`);
+      });
+      expect(Math.min(...bodies.map((b) => b.length))).toBeGreaterThan(1024 * 1024);
+      const answers = await Promise.all(bodies.map((body) => s.req('POST', '/v0/events?name=ev', { body })));
+      for (const a of answers) await expectJson(a, 202, { successful_rows: 3000, quarantined_rows: 0 });
+    }
+    const perMark = async () =>
+      engineRows<{ m: string; c: string; u: string }>(
+        s,
+        `SELECT substring(s, 1, 9) AS m, count() AS c, uniqExact(s) AS u FROM ${table} WHERE s LIKE 'reuse-%' GROUP BY m ORDER BY m`,
+      );
+    await eventually(async () => (await perMark()).length === 10 && (await perMark()).every((r) => Number(r.c) === 3000));
+    expect((await perMark()).map((r) => [r.m, Number(r.c), Number(r.u)])).toEqual(
+      [0, 1].flatMap((round) => [0, 1, 2, 3, 4].map((k) => [`reuse-${round}-${k}`, 3000, 1])),
+    );
+  });
+
   it('a large body goes in line by line as sent: a blank line ends nothing (what follows is rows, never SQL); spaces, tabs, CR and control bytes stay', async () => {
     const t = await tableOf(s, 'ev');
     const injected = 'CREATE TABLE default.injected_by_body (x Int8) ENGINE = Memory';
