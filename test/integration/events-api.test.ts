@@ -173,6 +173,36 @@ describe('success', () => {
     expect(await engineRows(s, "SELECT name FROM system.tables WHERE name = 'injected_by_body'")).toEqual([]);
   });
 
+  it('small bodies go in line by line as sent, logged plain or TSV-escaped, also when both kinds share a segment', async () => {
+    const t = await tableOf(s, 'ev');
+    const odd = ['  not json\t', 'x\u0001y', '\\N', 'a\\tb\\\\c', '"quoted"', "'single'"];
+    // Plain (no 0x01, CR or `\N`), and TSV for each of those; sent at once, so they share segments.
+    // A line of spaces (and a CR) is blank: no row.
+    const bodies = [
+      `${rows(3)}  not json\t\n${rows(2)}`,
+      `${rows(2)}"quoted"\n'single'\na\\tb\\\\c\n`,
+      `${rows(2)}x\u0001y\n`,
+      `${rows(1)}\\N\n${rows(1)}`,
+      `${rows(2).replaceAll('\n', '\r\n')}   \r\n`,
+    ];
+    for (let round = 0; round < 3; round++) {
+      const before = await counts('ev');
+      const answers = await Promise.all(bodies.map((body) => s.req('POST', '/v0/events?name=ev&wait=true', { body })));
+      const got = await Promise.all(answers.map(async (r) => ({ status: r.status, body: await r.json(), id: r.headers.get('x-request-id')! })));
+      expect(got.map((g) => [g.status, g.body])).toEqual([
+        [200, { successful_rows: 5, quarantined_rows: 1 }],
+        [200, { successful_rows: 2, quarantined_rows: 3 }],
+        [200, { successful_rows: 2, quarantined_rows: 1 }],
+        [200, { successful_rows: 2, quarantined_rows: 1 }],
+        [200, { successful_rows: 2, quarantined_rows: 0 }],
+      ]);
+      expect(await counts('ev')).toEqual({ table: before.table + 13, quarantine: before.quarantine + 6 });
+      const ids = got.map((g) => `'${g.id}'`).join(', ');
+      const q = await engineRows<{ e: string }>(s, `SELECT c__error[1] AS e FROM ${t.quarantine} WHERE c__import_id IN (${ids}) ORDER BY e`);
+      expect(q.map((x) => x.e)).toEqual(odd.map((l) => `invalid JSON line: ${l}`).sort());
+    }
+  });
+
   it('a line that is not valid UTF-8 goes to quarantine with its bytes, in a small body as in a large one', async () => {
     const t = await tableOf(s, 'ev');
     const bad = Buffer.concat([Buffer.from(`{"id": ${nextId++}, "n": 1, "s": "a`), Buffer.from([0xff, 0xfe]), Buffer.from('b"}\n')]);

@@ -205,7 +205,7 @@ export const eventRoutes =
           if (body.length >= LARGE_BODY) {
             taken = true;
             await s.events.appendLarge(target, body, req.id, wait, read.release);
-          } else flushed = await s.events.append(target, EventBuffer.toTsv(body, req.id), req.id, wait);
+          } else flushed = await s.events.append(target, EventBuffer.rowsOf(body, req.id), req.id, wait);
           // Without wait (or when the rows are durable in the log but not yet in the engine, ACCEPTED:
           // they will be), lines that cannot be JSON objects are already known to be quarantined; the
           // engine's verdict on the others (bad JSON, values that do not convert) needs wait=true.
