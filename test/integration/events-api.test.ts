@@ -226,6 +226,11 @@ describe('success', () => {
       ['a', '$.a'],
       ['b', '$.b'],
     ]);
+    // Its `create` operation carries the request's id (the route enters the request context for that step only).
+    await s.app.services.observability.flush();
+    expect(await engineRows(s, "SELECT request_id FROM pipit_service.datasources_ops_log WHERE event_type = 'create' AND datasource_name = 'auto_ev'")).toEqual(
+      [{ request_id: r.headers.get('x-request-id') }],
+    );
   });
 
   it('an empty body is a 400 (seed 003: the body is required)', async () => {
