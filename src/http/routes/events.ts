@@ -18,7 +18,7 @@ import { countNdjsonLines } from '../../ingest/ingest-service.js';
 import { physicalNames } from '../../ingest/physical.js';
 import { authenticate } from '../auth.js';
 import { infoOf, requestContext } from '../../observability/context.js';
-import { decoded, queryParams, rawStream, readAll } from '../body.js';
+import { decoded, eachChunk, queryParams, readAll } from '../body.js';
 import { STATUS } from '../errors.js';
 
 /**
@@ -82,11 +82,11 @@ async function readRaw(req: FastifyRequest): Promise<Body> {
   if (!(declared >= LARGE_BODY && declared <= MAX_EVENTS_REQUEST)) {
     const parts: Buffer[] = [];
     let n = 0;
-    for await (const c of rawStream(req)) {
+    await eachChunk(req, (c) => {
       n += c.length;
       if (n > MAX_EVENTS_REQUEST) throw new PipitError('payload_too_large', TOO_LARGE);
       parts.push(c);
-    }
+    });
     return { bytes: parts.length === 1 ? parts[0] : Buffer.concat(parts, n), release: KEEP };
   }
   const buf = pool.pop() ?? Buffer.allocUnsafe(MAX_EVENTS_REQUEST);
@@ -96,7 +96,9 @@ async function readRaw(req: FastifyRequest): Promise<Body> {
   let n = 0;
   try {
     // Node's HTTP parser delivers at most the declared length.
-    for await (const c of rawStream(req)) n += c.copy(buf, n);
+    await eachChunk(req, (c) => {
+      n += c.copy(buf, n);
+    });
   } catch (err) {
     release();
     throw err;
