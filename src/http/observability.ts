@@ -33,12 +33,11 @@ function errorOf(payload: unknown): string | undefined {
 }
 
 /**
- * Requests that run outside the request context, whose promise hooks would otherwise slow every
- * request of the process while one of these runs: GET and POST of endpoint data and pipe reads and
- * of the Query API record no operation and start no job; an Events API POST records one only when
- * it creates its data source, and enters the context for that step itself (routes/events.ts).
+ * Routes whose GET and POST requests record no operation and start no job (endpoint data and
+ * pipe reads, the Query API): they run outside the request context, whose promise hooks would
+ * otherwise slow every request of the process while one of these runs.
  */
-const OUTSIDE_CONTEXT = new Set(['GET /v0/pipes/:pipe', 'POST /v0/pipes/:pipe', 'GET /v0/sql', 'POST /v0/sql', 'POST /v0/events']);
+const READ_ROUTES = new Set(['/v0/pipes/:pipe', '/v0/sql']);
 
 /** Installs the request hooks on the application. */
 export function observeHttp(app: FastifyInstance, obs: Observability): void {
@@ -46,7 +45,7 @@ export function observeHttp(app: FastifyInstance, obs: Observability): void {
     const info: RequestInfo = { id: req.id };
     attachInfo(req, info);
     // PUT and DELETE share the pipe route's path; they may drop views and cancel jobs.
-    if (OUTSIDE_CONTEXT.has(`${req.method} ${req.routeOptions.url ?? ''}`)) return done();
+    if ((req.method === 'GET' || req.method === 'POST') && READ_ROUTES.has(req.routeOptions.url ?? '')) return done();
     // Domain code running for this request (an import, a job it starts) sees its request id
     // until the response has been sent, or the connection has closed.
     reply.raw.once('close', requestContext.enter(info, done));

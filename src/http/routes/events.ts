@@ -17,7 +17,6 @@ import { ACCEPTED, EventBuffer } from '../../ingest/event-buffer.js';
 import { countNdjsonLines } from '../../ingest/ingest-service.js';
 import { physicalNames } from '../../ingest/physical.js';
 import { authenticate } from '../auth.js';
-import { infoOf, requestContext } from '../../observability/context.js';
 import { decoded, eachChunk, queryParams, readAll } from '../body.js';
 import { STATUS } from '../errors.js';
 
@@ -183,17 +182,13 @@ export const eventRoutes =
               throw err;
             }
             try {
-              // In the request context (this route runs outside it otherwise): the `create` operation carries the request id.
-              const info = infoOf(req);
-              const create = () =>
-                s.datasources.create(auth.workspace, {
-                  name: p.name,
-                  columns: inferred.columns,
-                  engine: inferred.engine,
-                  indexes: [],
-                  description: '',
-                });
-              ds = info ? await requestContext.run(info, create) : await create();
+              ds = await s.datasources.create(auth.workspace, {
+                name: p.name,
+                columns: inferred.columns,
+                engine: inferred.engine,
+                indexes: [],
+                description: '',
+              });
             } catch (err) {
               // Another request may have created it meanwhile.
               ds = await s.datasources.find(auth.workspace, p.name);
