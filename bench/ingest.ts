@@ -1,7 +1,10 @@
 /**
  * `npm run bench -- ingest`: Events API ingest throughput against raw chDB in the same run, as ratios.
  * (a) 1M events (7 columns: a plain `YYYY-MM-DD hh:mm:ss` DateTime, LowCardinality, a JSON-string
- *     `payload` column, ...) as ~8 MB NDJSON requests from 2 concurrent clients with wait=true, vs
+ *     `payload` column, ...) as ~8 MB NDJSON requests from 2 concurrent clients with wait=true
+ *     (keep-alive `node:http` requests of the prebuilt bodies: Node's fetch costs its process ~4–5 ms
+ *     of CPU per MB sent, `node:http` ~0.5, and the clients share the machine's cores with the
+ *     server while raw chDB has no client; the fetch figure is printed as an extra line), vs
  *     what a user would otherwise run: raw chDB with default settings, `session.insert`
  *     (JSONEachRow) of the same bytes from 2 concurrent Sessions into an equivalent MergeTree table
  *     (and, as an extra line, the former reference: one Session with date_time_input_format=best_effort);
@@ -18,6 +21,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
+import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { Session } from 'chdb';
@@ -31,9 +35,10 @@ const DDL = 'timestamp DateTime, session_id String, action LowCardinality(String
 const REQUEST_BYTES = 8 * 1024 * 1024;
 const plainTime = (ms: number) => new Date(ms).toISOString().slice(0, 19).replace('T', ' ');
 
-function makeData(): Buffer[] {
+/** The requests' bodies, built once (each a Buffer over its own ArrayBuffer, as fetch takes it). */
+function makeData(): Buffer<ArrayBuffer>[] {
   const acts = ['page_hit', 'click', 'scroll', 'purchase', 'signup'];
-  const chunks: Buffer[] = [];
+  const chunks: Buffer<ArrayBuffer>[] = [];
   let cur: string[] = [];
   let size = 0;
   for (let i = 0; i < ROWS; i++) {
@@ -79,7 +84,7 @@ async function startServer(dir: string, port: number): Promise<ChildProcess> {
 }
 
 /** CSV of NDJSON rows (fields in the schema's order, every field quoted). */
-function toCsv(ndjson: Buffer): Buffer {
+function toCsv(ndjson: Buffer): Buffer<ArrayBuffer> {
   const cols = DDL.split(', ').map((c) => c.split(' ')[0]);
   const q = (v: unknown) => `"${String(v).replace(/"/g, '""')}"`;
   const lines = ndjson.toString().split('\n').filter(Boolean);
@@ -112,9 +117,25 @@ async function main() {
   const server = await startServer(path.join(tmp, 'server'), port);
   const { admin_token: token } = await (await fetch(`${base}/tokens`)).json();
   const auth = { authorization: `Bearer ${token}` };
+  const agent = new http.Agent({ keepAlive: true });
+  /** POST of a prebuilt body over a keep-alive connection; the status code. */
+  const post = (pathAndQuery: string, body: Buffer) =>
+    new Promise<number>((resolve, reject) => {
+      const req = http.request(
+        { host: '127.0.0.1', port, method: 'POST', path: pathAndQuery, agent, headers: { ...auth, 'content-length': body.length } },
+        (res) => {
+          res.resume();
+          res.on('end', () => resolve(res.statusCode ?? 0));
+        },
+      );
+      req.on('error', reject);
+      req.end(body);
+    });
   const raw = [new Session(path.join(tmp, 'raw')), new Session(path.join(tmp, 'raw'))];
   await raw[0].queryAsync('CREATE DATABASE IF NOT EXISTS b');
   const apiMBs: number[] = [];
+  const fetchMBs: number[] = [];
+  const fetchCpu: number[] = [];
   const rawMBs: number[] = [];
   const oldMBs: number[] = [];
   const rps: number[] = [];
@@ -125,7 +146,7 @@ async function main() {
   const appendCpu: Record<'ndjson' | 'csv', number[]> = { ndjson: [], csv: [] };
   const appendData = { ndjson: chunks.slice(0, 2), csv: chunks.slice(0, 2).map(toCsv) };
   /** Sends every chunk from 2 workers through `send`; MB/s. */
-  const twoClients = async (send: (c: Buffer, worker: number) => Promise<void>) => {
+  const twoClients = async (send: (c: Buffer<ArrayBuffer>, worker: number) => Promise<void>) => {
     let next = 0;
     const t0 = performance.now();
     await Promise.all(
@@ -151,11 +172,24 @@ async function main() {
           const c0 = procCpuMs(server.pid!);
           apiMBs.push(
             await twoClients(async (c) => {
-              const r = await fetch(`${base}/v0/events?name=${name}&wait=true`, { method: 'POST', headers: auth, body: new Uint8Array(c) });
-              if (r.status !== 200) throw new Error(`events ${r.status} ${await r.text()}`);
+              const status = await post(`/v0/events?name=${name}&wait=true`, c);
+              if (status !== 200) throw new Error(`events ${status}`);
             }),
           );
           apiCpu.push((procCpuMs(server.pid!) - c0) / (totalBytes / 1e6));
+        },
+        // The same with Node's fetch as the clients (an extra line: fetch copies each body and costs
+        // the bench's process several times what the server's body handling does).
+        fetch: async () => {
+          const c0 = procCpuMs(server.pid!);
+          fetchMBs.push(
+            await twoClients(async (c) => {
+              const r = await fetch(`${base}/v0/events?name=${name}&wait=true`, { method: 'POST', headers: auth, body: c });
+              if (r.status !== 200) throw new Error(`events ${r.status} ${await r.text()}`);
+              await r.arrayBuffer();
+            }),
+          );
+          fetchCpu.push((procCpuMs(server.pid!) - c0) / (totalBytes / 1e6));
         },
         // Raw chDB as a user would run it: default settings, 2 Sessions.
         raw: async () => {
@@ -171,7 +205,7 @@ async function main() {
           oldMBs.push(totalBytes / 1e6 / ((performance.now() - t1) / 1000));
         },
       };
-      const order = run % 2 === 0 ? ['api', 'raw', 'old'] : ['raw', 'old', 'api'];
+      const order = run % 2 === 0 ? ['api', 'raw', 'old', 'fetch'] : ['raw', 'old', 'api', 'fetch'];
       for (const k of order) await sides[k]();
       const n = Number(Buffer.from((await raw[0].queryAsync(`SELECT count() FROM b.t${run}`, { format: 'TabSeparated' })).bytes()).toString());
       if (n !== ROWS) throw new Error(`raw table has ${n} rows`);
@@ -183,7 +217,7 @@ async function main() {
           const r = await fetch(`${base}/v0/datasources?name=${name}&mode=append&format=${format}`, {
             method: 'POST',
             headers: auth,
-            body: new Uint8Array(body),
+            body,
           });
           if (r.status !== 200) throw new Error(`append ${r.status} ${await r.text()}`);
         }
@@ -199,7 +233,7 @@ async function main() {
       await Promise.all(
         Array.from({ length: 8 }, async () => {
           while (performance.now() < until) {
-            const r = await fetch(`${base}/v0/events?name=${name}`, { method: 'POST', headers: auth, body: new Uint8Array(small) });
+            const r = await fetch(`${base}/v0/events?name=${name}`, { method: 'POST', headers: auth, body: small });
             if (r.status !== 202) throw new Error(`events ${r.status}`);
             await r.arrayBuffer();
             done++;
@@ -211,7 +245,7 @@ async function main() {
       clientCpu.push((ownCpuMs() - o2) / done);
       console.log(
         `run ${run + 1} (load ${os.loadavg()[0].toFixed(1)}): events ${apiMBs[run].toFixed(1)} MB/s, raw chDB (default settings, 2 Sessions) ${rawMBs[run].toFixed(1)} MB/s, ` +
-          `ratio ${(apiMBs[run] / rawMBs[run]).toFixed(2)}; raw chDB (best_effort, 1 Session) ${oldMBs[run].toFixed(1)} MB/s, ratio ${(apiMBs[run] / oldMBs[run]).toFixed(2)}; ` +
+          `ratio ${(apiMBs[run] / rawMBs[run]).toFixed(2)}; with fetch clients ${fetchMBs[run].toFixed(1)} MB/s (server CPU per MB ${fetchCpu[run].toFixed(1)} ms); raw chDB (best_effort, 1 Session) ${oldMBs[run].toFixed(1)} MB/s, ratio ${(apiMBs[run] / oldMBs[run]).toFixed(2)}; ` +
           `100-row requests ${rps[run].toFixed(0)} req/s (CPU per request: server ${smallCpu[run].toFixed(2)} ms, the bench's fetch clients ${clientCpu[run].toFixed(2)} ms); CPU per MB: server ${apiCpu[run].toFixed(1)} ms, raw chDB ${rawCpu[run].toFixed(1)} ms, ratio ${(rawCpu[run] / apiCpu[run]).toFixed(2)}; ` +
           `appends, server CPU per MB: NDJSON ${appendCpu.ndjson[run].toFixed(1)} ms, CSV ${appendCpu.csv[run].toFixed(1)} ms`,
       );
@@ -219,6 +253,7 @@ async function main() {
     const ratio = median(apiMBs.map((a, i) => a / rawMBs[i]));
     console.log(
       `median of ${RUNS}: events ${median(apiMBs).toFixed(1)} MB/s, raw chDB ${median(rawMBs).toFixed(1)} MB/s, ratio ${ratio.toFixed(2)}; ` +
+        `with fetch clients ${median(fetchMBs).toFixed(1)} MB/s, ratio ${median(fetchMBs.map((a, i) => a / rawMBs[i])).toFixed(2)}; ` +
         `vs best_effort single Session ${median(oldMBs).toFixed(1)} MB/s, ratio ${median(apiMBs.map((a, i) => a / oldMBs[i])).toFixed(2)}; ` +
         `100-row requests at concurrency 8: ${median(rps).toFixed(0)} req/s (CPU per request: server ${median(smallCpu).toFixed(2)} ms, clients ${median(clientCpu).toFixed(2)} ms); ` +
         `CPU per MB: server ${median(apiCpu).toFixed(1)} ms, raw chDB ${median(rawCpu).toFixed(1)} ms, ratio ${median(rawCpu.map((r, i) => r / apiCpu[i])).toFixed(2)}; ` +

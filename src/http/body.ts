@@ -25,6 +25,49 @@ export function rawStream(req: FastifyRequest): AsyncIterable<Buffer> {
   })();
 }
 
+/**
+ * Hands each chunk of the request body to `onChunk` as it arrives (as rawStream yields them) and
+ * resolves at the body's end: without an async iterator over the request, whose promise and
+ * end-of-stream bookkeeping per chunk cost a plain Node server ~0.25 ms of CPU per MB of 64 KB
+ * chunks (1.34–1.67 vs 1.67–1.90 ms per MB received). When `onChunk` throws, the rest of the body
+ * is left unread (the answer closes the connection: server.ts) and the promise rejects with that error.
+ */
+export function eachChunk(req: FastifyRequest, onChunk: (chunk: Buffer) => void): Promise<void> {
+  if (readAhead.has(req))
+    return (async () => {
+      for await (const c of rawStream(req)) onChunk(c);
+    })();
+  const raw = req.raw;
+  if (raw.readableEnded) return Promise.resolve();
+  if (raw.destroyed) return Promise.reject(Object.assign(new Error('aborted'), { code: 'ECONNRESET' }));
+  return new Promise<void>((resolve, reject) => {
+    const done = (err?: unknown) => {
+      raw.off('data', onData);
+      raw.off('end', onEnd);
+      raw.off('error', onError);
+      raw.off('close', onClose);
+      if (err === undefined) resolve();
+      else reject(err);
+    };
+    const onData = (c: Buffer) => {
+      try {
+        onChunk(c);
+      } catch (err) {
+        raw.pause();
+        done(err);
+      }
+    };
+    const onEnd = () => done();
+    const onError = (err: Error) => done(err);
+    // Closed before its end without an error event (the client went away).
+    const onClose = () => done(Object.assign(new Error('aborted'), { code: 'ECONNRESET' }));
+    raw.on('data', onData);
+    raw.on('end', onEnd);
+    raw.on('error', onError);
+    raw.on('close', onClose);
+  });
+}
+
 const formTokens = new WeakMap<FastifyRequest, string | undefined>();
 
 /** How much of a url-encoded body is read to find a `token` in it. */

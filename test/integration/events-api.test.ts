@@ -130,6 +130,29 @@ describe('success', () => {
     expect(await counts('ev')).toEqual({ table: before.table + 12000, quarantine: before.quarantine + 6 });
   });
 
+  it('large bodies answered 202 before their insert keep their own bytes: read into reused buffers, each is given back only once inserted', async () => {
+    const { table } = await tableOf(s, 'ev');
+    // Five bodies at once and then five more (more than the buffers kept), each of its own `s`.
+    for (const round of [0, 1]) {
+      const bodies = [0, 1, 2, 3, 4].map((k) => {
+        const mark = `reuse-${round}-${k}`;
+        return rows(3000, 0, 0, 350).replaceAll('"s":"', `"s":"${mark}`);
+      });
+      expect(Math.min(...bodies.map((b) => b.length))).toBeGreaterThan(1024 * 1024);
+      const answers = await Promise.all(bodies.map((body) => s.req('POST', '/v0/events?name=ev', { body })));
+      for (const a of answers) await expectJson(a, 202, { successful_rows: 3000, quarantined_rows: 0 });
+    }
+    const perMark = async () =>
+      engineRows<{ m: string; c: string; u: string }>(
+        s,
+        `SELECT substring(s, 1, 9) AS m, count() AS c, uniqExact(s) AS u FROM ${table} WHERE s LIKE 'reuse-%' GROUP BY m ORDER BY m`,
+      );
+    await eventually(async () => (await perMark()).length === 10 && (await perMark()).every((r) => Number(r.c) === 3000));
+    expect((await perMark()).map((r) => [r.m, Number(r.c), Number(r.u)])).toEqual(
+      [0, 1].flatMap((round) => [0, 1, 2, 3, 4].map((k) => [`reuse-${round}-${k}`, 3000, 1])),
+    );
+  });
+
   it('a large body goes in line by line as sent: a blank line ends nothing (what follows is rows, never SQL); spaces, tabs, CR and control bytes stay', async () => {
     const t = await tableOf(s, 'ev');
     const injected = 'CREATE TABLE default.injected_by_body (x Int8) ENGINE = Memory';
@@ -148,6 +171,36 @@ describe('success', () => {
     const r = await s.req('POST', '/v0/events?name=ev&wait=true', { body: `${rows(4000, 0, 0, 300)}\n\n${injected}\n\n${rows(1)}` });
     await expectJson(r, 200, { successful_rows: 4001, quarantined_rows: 1 });
     expect(await engineRows(s, "SELECT name FROM system.tables WHERE name = 'injected_by_body'")).toEqual([]);
+  });
+
+  it('small bodies go in line by line as sent, logged plain or TSV-escaped, also when both kinds share a segment', async () => {
+    const t = await tableOf(s, 'ev');
+    const odd = ['  not json\t', 'x\u0001y', '\\N', 'a\\tb\\\\c', '"quoted"', "'single'"];
+    // Plain (no 0x01, CR or `\N`), and TSV for each of those; sent at once, so they share segments.
+    // A line of spaces (and a CR) is blank: no row.
+    const bodies = [
+      `${rows(3)}  not json\t\n${rows(2)}`,
+      `${rows(2)}"quoted"\n'single'\na\\tb\\\\c\n`,
+      `${rows(2)}x\u0001y\n`,
+      `${rows(1)}\\N\n${rows(1)}`,
+      `${rows(2).replaceAll('\n', '\r\n')}   \r\n`,
+    ];
+    for (let round = 0; round < 3; round++) {
+      const before = await counts('ev');
+      const answers = await Promise.all(bodies.map((body) => s.req('POST', '/v0/events?name=ev&wait=true', { body })));
+      const got = await Promise.all(answers.map(async (r) => ({ status: r.status, body: await r.json(), id: r.headers.get('x-request-id')! })));
+      expect(got.map((g) => [g.status, g.body])).toEqual([
+        [200, { successful_rows: 5, quarantined_rows: 1 }],
+        [200, { successful_rows: 2, quarantined_rows: 3 }],
+        [200, { successful_rows: 2, quarantined_rows: 1 }],
+        [200, { successful_rows: 2, quarantined_rows: 1 }],
+        [200, { successful_rows: 2, quarantined_rows: 0 }],
+      ]);
+      expect(await counts('ev')).toEqual({ table: before.table + 13, quarantine: before.quarantine + 6 });
+      const ids = got.map((g) => `'${g.id}'`).join(', ');
+      const q = await engineRows<{ e: string }>(s, `SELECT c__error[1] AS e FROM ${t.quarantine} WHERE c__import_id IN (${ids}) ORDER BY e`);
+      expect(q.map((x) => x.e)).toEqual(odd.map((l) => `invalid JSON line: ${l}`).sort());
+    }
   });
 
   it('a line that is not valid UTF-8 goes to quarantine with its bytes, in a small body as in a large one', async () => {
@@ -173,6 +226,11 @@ describe('success', () => {
       ['a', '$.a'],
       ['b', '$.b'],
     ]);
+    // Its `create` operation carries the request's id (the route enters the request context for that step only).
+    await s.app.services.observability.flush();
+    expect(await engineRows(s, "SELECT request_id FROM pipit_service.datasources_ops_log WHERE event_type = 'create' AND datasource_name = 'auto_ev'")).toEqual(
+      [{ request_id: r.headers.get('x-request-id') }],
+    );
   });
 
   it('an empty body is a 400 (seed 003: the body is required)', async () => {

@@ -17,7 +17,7 @@ import { ACCEPTED, EventBuffer } from '../../ingest/event-buffer.js';
 import { countNdjsonLines } from '../../ingest/ingest-service.js';
 import { physicalNames } from '../../ingest/physical.js';
 import { authenticate } from '../auth.js';
-import { decoded, queryParams, rawStream, readAll } from '../body.js';
+import { decoded, eachChunk, queryParams, readAll } from '../body.js';
 import { STATUS } from '../errors.js';
 
 /**
@@ -54,34 +54,86 @@ function text(reply: FastifyReply, status: number, body: string): FastifyReply {
     .send(body.endsWith('\n') ? body : body + '\n');
 }
 
-/** The raw request stream, failing with 413 once more than `limit` bytes arrived. */
-async function* capped(req: FastifyRequest, limit: number): AsyncGenerator<Buffer> {
-  let n = 0;
-  for await (const c of rawStream(req)) {
-    n += c.length;
-    if (n > limit) throw new PipitError('payload_too_large', TOO_LARGE);
-    yield c;
-  }
-}
+/**
+ * Reused buffers for large bodies (a declared Content-Length of at least LARGE_BODY). A fresh 8 MB
+ * buffer per request cost the main thread 12–25 ms on this kind of VM (its pages faulted in one by
+ * one, then unmapped again, and the garbage collections its external memory set off), a reused
+ * one < 1 ms to fill (docs/benchmarks.md, "Session 7"). At most POOLED idle buffers of
+ * MAX_EVENTS_REQUEST are kept; more large requests at once take fresh ones, dropped when done.
+ */
+const POOLED = 2;
+const pool: Buffer[] = [];
 
-async function readBody(req: FastifyRequest): Promise<Buffer> {
-  let body: Buffer;
+/** A request body and what to call once nothing reads it any more (a pooled buffer goes back). */
+interface Body {
+  bytes: Buffer;
+  release: () => void;
+}
+const KEEP = () => undefined;
+
+/**
+ * The body's bytes as sent, at most MAX_EVENTS_REQUEST (413 beyond). With a declared length of at
+ * least LARGE_BODY they are copied into a pooled buffer as they arrive (no list of chunks joined
+ * at the end); otherwise joined once.
+ */
+async function readRaw(req: FastifyRequest): Promise<Body> {
+  const declared = Number(req.headers['content-length'] ?? Number.NaN);
+  if (!(declared >= LARGE_BODY && declared <= MAX_EVENTS_REQUEST)) {
+    const parts: Buffer[] = [];
+    let n = 0;
+    await eachChunk(req, (c) => {
+      n += c.length;
+      if (n > MAX_EVENTS_REQUEST) throw new PipitError('payload_too_large', TOO_LARGE);
+      parts.push(c);
+    });
+    return { bytes: parts.length === 1 ? parts[0] : Buffer.concat(parts, n), release: KEEP };
+  }
+  const buf = pool.pop() ?? Buffer.allocUnsafe(MAX_EVENTS_REQUEST);
+  const release = () => {
+    if (pool.length < POOLED) pool.push(buf);
+  };
+  let n = 0;
   try {
-    body = await readAll(decoded(capped(req, MAX_EVENTS_REQUEST), req.headers['content-encoding']), MAX_EVENTS_DECODED);
+    // Node's HTTP parser delivers at most the declared length.
+    await eachChunk(req, (c) => {
+      n += c.copy(buf, n);
+    });
   } catch (err) {
-    if (err instanceof PipitError && err.code === 'payload_too_large' && err.message !== TOO_LARGE)
-      throw new PipitError('payload_too_large', TOO_LARGE_DECODED);
+    release();
     throw err;
   }
-  if (body.length >= 4 && body.subarray(0, 4).equals(BASE64_GZIP)) {
+  return { bytes: buf.subarray(0, n), release };
+}
+
+/** The body, decompressed when gzip (by header or magic bytes; also base64-encoded gzip). */
+async function readBody(req: FastifyRequest): Promise<Body> {
+  const raw = await readRaw(req);
+  const b = raw.bytes;
+  const gzip = (b.length >= 2 && b[0] === 0x1f && b[1] === 0x8b) || /gzip/i.test(req.headers['content-encoding'] ?? '');
+  if (gzip) {
     try {
-      return zlib.gunzipSync(Buffer.from(body.toString('latin1'), 'base64'), { maxOutputLength: MAX_EVENTS_DECODED });
+      const one = (async function* () {
+        yield b;
+      })();
+      return { bytes: await readAll(decoded(one, req.headers['content-encoding']), MAX_EVENTS_DECODED), release: KEEP };
+    } catch (err) {
+      if (err instanceof PipitError && err.code === 'payload_too_large') throw new PipitError('payload_too_large', TOO_LARGE_DECODED);
+      throw err;
+    } finally {
+      raw.release();
+    }
+  }
+  if (b.length >= 4 && b.subarray(0, 4).equals(BASE64_GZIP)) {
+    try {
+      return { bytes: zlib.gunzipSync(Buffer.from(b.toString('latin1'), 'base64'), { maxOutputLength: MAX_EVENTS_DECODED }), release: KEEP };
     } catch (err) {
       if ((err as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE') throw new PipitError('payload_too_large', TOO_LARGE_DECODED);
       throw new PipitError('bad_request', `The body could not be decompressed: ${(err as Error).message}`);
+    } finally {
+      raw.release();
     }
   }
-  return body;
+  return raw;
 }
 
 export const eventRoutes =
@@ -114,42 +166,57 @@ export const eventRoutes =
         const declared = Number(req.headers['content-length'] ?? NaN);
         if (declared > MAX_EVENTS_REQUEST) return text(reply, 413, TOO_LARGE);
 
-        const body = await readBody(req);
-        const { lines: rows, notObjects } = countNdjsonLines(body);
-        if (rows === 0) return text(reply, 400, ds ? EMPTY_BODY : ANALYSIS_ERROR);
-        if (!ds) {
-          let inferred;
-          try {
-            inferred = s.imports.inferFromSample('ndjson', body.subarray(0, 10 * 1024 * 1024), {});
-          } catch (err) {
-            if (err instanceof PipitError && err.code === 'bad_request') return text(reply, 400, ANALYSIS_ERROR);
-            throw err;
+        const read = await readBody(req);
+        // The body's memory is given back here unless appendLarge takes it (and gives it back once inserted).
+        let taken = false;
+        try {
+          const body = read.bytes;
+          const { lines: rows, notObjects } = countNdjsonLines(body);
+          if (rows === 0) return text(reply, 400, ds ? EMPTY_BODY : ANALYSIS_ERROR);
+          if (!ds) {
+            let inferred;
+            try {
+              inferred = s.imports.inferFromSample('ndjson', body.subarray(0, 10 * 1024 * 1024), {});
+            } catch (err) {
+              if (err instanceof PipitError && err.code === 'bad_request') return text(reply, 400, ANALYSIS_ERROR);
+              throw err;
+            }
+            try {
+              ds = await s.datasources.create(auth.workspace, {
+                name: p.name,
+                columns: inferred.columns,
+                engine: inferred.engine,
+                indexes: [],
+                description: '',
+              });
+            } catch (err) {
+              // Another request may have created it meanwhile.
+              ds = await s.datasources.find(auth.workspace, p.name);
+              if (!ds) throw err;
+            }
           }
-          try {
-            ds = await s.datasources.create(auth.workspace, { name: p.name, columns: inferred.columns, engine: inferred.engine, indexes: [], description: '' });
-          } catch (err) {
-            // Another request may have created it meanwhile.
-            ds = await s.datasources.find(auth.workspace, p.name);
-            if (!ds) throw err;
-          }
+          await s.datasources.ensureStage(auth.workspace, ds, 'json');
+          const target = {
+            workspaceId: auth.workspace.id,
+            database: auth.workspace.database,
+            datasourceId: ds.id,
+            stage: physicalNames(auth.workspace.database, ds.id).jsonStage,
+          };
+          const started = Date.now();
+          let flushed: number | null = null;
+          if (body.length >= LARGE_BODY) {
+            taken = true;
+            await s.events.appendLarge(target, body, req.id, wait, read.release);
+          } else flushed = await s.events.append(target, EventBuffer.rowsOf(body, req.id), req.id, wait);
+          // Without wait (or when the rows are durable in the log but not yet in the engine, ACCEPTED:
+          // they will be), lines that cannot be JSON objects are already known to be quarantined; the
+          // engine's verdict on the others (bad JSON, values that do not convert) needs wait=true.
+          if (!wait || flushed === ACCEPTED) return reply.code(202).send({ successful_rows: rows - notObjects, quarantined_rows: notObjects });
+          const q = await s.ingest.countQuarantined(auth.workspace, ds, req.id, started);
+          return reply.code(200).send({ successful_rows: rows - q, quarantined_rows: q });
+        } finally {
+          if (!taken) read.release();
         }
-        await s.datasources.ensureStage(auth.workspace, ds, 'json');
-        const target = {
-          workspaceId: auth.workspace.id,
-          database: auth.workspace.database,
-          datasourceId: ds.id,
-          stage: physicalNames(auth.workspace.database, ds.id).jsonStage,
-        };
-        const started = Date.now();
-        let flushed: number | null = null;
-        if (body.length >= LARGE_BODY) await s.events.appendLarge(target, body, req.id, wait);
-        else flushed = await s.events.append(target, EventBuffer.toTsv(body, req.id), req.id, wait);
-        // Without wait (or when the rows are durable in the log but not yet in the engine, ACCEPTED:
-        // they will be), lines that cannot be JSON objects are already known to be quarantined; the
-        // engine's verdict on the others (bad JSON, values that do not convert) needs wait=true.
-        if (!wait || flushed === ACCEPTED) return reply.code(202).send({ successful_rows: rows - notObjects, quarantined_rows: notObjects });
-        const q = await s.ingest.countQuarantined(auth.workspace, ds, req.id, started);
-        return reply.code(200).send({ successful_rows: rows - q, quarantined_rows: q });
       } catch (e) {
         // A full disk met anywhere (creating the data source, the catalog, the log) is a retryable 503.
         const err = asDiskFull(e);
