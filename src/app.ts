@@ -235,13 +235,16 @@ export async function createApp(config: Config): Promise<App> {
   await jobs.recover();
   await recoverAfterCrash(services, http.log);
 
-  // Rows acknowledged by a previous process but not yet in the engine.
-  const workspaces = new Map((await catalog.listWorkspaces()).map((w) => [w.id, w]));
-  await events.recover(async (wsId, dsId) => {
+  // Rows acknowledged by a previous process but not yet in the engine. The resolver also serves the
+  // log's background retries, for workspaces made after the start too.
+  let workspaces = new Map((await catalog.listWorkspaces()).map((w) => [w.id, w]));
+  await events.recover(async (wsId, dsId, remake) => {
+    if (!workspaces.has(wsId)) workspaces = new Map((await catalog.listWorkspaces()).map((w) => [w.id, w]));
     const ws = workspaces.get(wsId);
     if (!ws) return null;
     const ds = await datasources.find(ws, dsId);
     if (!ds) return null;
+    if (remake) datasources.forgetStages(ds.id);
     await datasources.ensureStage(ws, ds, 'json');
     return physicalNames(ws.database, ds.id).jsonStage;
   });

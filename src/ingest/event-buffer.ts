@@ -142,6 +142,9 @@ const RETRY_MIN_MS = 500;
 const RETRY_MAX_MS = 10_000;
 
 /** A segment file whose insert failed: acknowledged rows on disk, retried until they are in. */
+/** A (workspace, data source)'s NDJSON stage, made when missing (again with `remake`); null when the data source is gone. */
+export type StageResolver = (workspaceId: string, datasourceId: string, remake?: boolean) => Promise<string | null>;
+
 interface Stranded {
   file: string;
   /** Lane key (`<workspace>__<datasource>`), for its backlog. */
@@ -623,9 +626,11 @@ export class EventBuffer {
   /**
    * Replays segments left by a previous process. `resolve` maps a (workspace, data source) to its
    * stage, or null when the data source is gone (its segments are then set aside). A segment that
-   * fails to insert is logged and left for the next start; it does not stop this one.
+   * fails to insert is logged and left for the next start; it does not stop this one. `resolve` is
+   * kept for the background retries: with `remake` it makes the stage again (found missing).
    */
-  async recover(resolve: (workspaceId: string, datasourceId: string) => Promise<string | null>): Promise<number> {
+  async recover(resolve: StageResolver): Promise<number> {
+    this.resolveStage = resolve;
     let replayed = 0;
     const names = await fs.promises.readdir(this.dir);
     // Bodies whose write never completed were never acknowledged.
@@ -691,6 +696,18 @@ export class EventBuffer {
 
   // ---- background retries of set-aside segments ----
   private readonly stranded = new Map<string, Stranded>();
+  private resolveStage: StageResolver | null = null;
+
+  /** The lane's stage made again, null when its data source is gone, undefined when that is not known now. */
+  private async stageOf(key: string): Promise<string | null | undefined> {
+    const [ws, ds] = key.split('__');
+    if (!this.resolveStage) return undefined;
+    try {
+      return await this.resolveStage(ws, ds, true);
+    } catch {
+      return undefined;
+    }
+  }
   private retryTimer: NodeJS.Timeout | null = null;
   private retryDelay = RETRY_MIN_MS;
   private retryPass: Promise<void> | null = null;
@@ -735,9 +752,15 @@ export class EventBuffer {
         await fs.promises.unlink(e.file).catch(() => undefined);
       } catch (err) {
         const ch = (err as { chCode?: number }).chCode;
-        if (ch === 60 || ch === 81) {
-          // Its data source was dropped meanwhile: set aside, like such a segment at start.
-          await fs.promises.rename(e.file, e.file + '.orphan').catch(() => undefined);
+        // A missing table: its data source was dropped meanwhile (set aside, like such a segment at
+        // start), or only its stage is missing (made again; the segment is retried).
+        const stage = ch === 60 || ch === 81 ? await this.stageOf(e.key) : undefined;
+        if (stage === null) await fs.promises.rename(e.file, e.file + '.orphan').catch(() => undefined);
+        else if (stage !== undefined) {
+          e.stage = stage;
+          this.retryDelay = Math.min(RETRY_MAX_MS, this.retryDelay * 2);
+          this.log('event segment retry found its stage missing; made it again, will retry', { segment: e.file, retryInMs: this.retryDelay });
+          return;
         } else if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
           this.retryDelay = Math.min(RETRY_MAX_MS, this.retryDelay * 2);
           this.log('event segment retry failed; will retry', { segment: e.file, error: String(err), retryInMs: this.retryDelay });

@@ -162,3 +162,26 @@ it('schema changes while events stream in: every insert waits for the rebuilt st
   const counted = await app.services.engine.rows<{ c: string }>(`SELECT toString(count()) AS c FROM ${ws.database}.${streamed.id}`);
   expect(Number(counted[0].c)).toBe(sent);
 }, 60_000);
+
+it('acknowledged events whose stage went missing are inserted once it is made again, not set aside as orphans', async () => {
+  const app = s!.app;
+  const ws = app.services.access.defaultWorkspace;
+  const { engine, datasources } = app.services;
+  const schema = 'id UInt32 `json:$.id`';
+  expect((await s!.req('POST', '/v0/datasources?name=unstaged&mode=create&format=ndjson', { body: new URLSearchParams({ schema }) })).status).toBe(200);
+  expect((await s!.req('POST', '/v0/events?name=unstaged&wait=true', { body: '{"id":0}\n' })).status).toBe(200);
+  const ds = await datasources.get(ws, 'unstaged');
+  // Gone behind the server's back (an operator, another copy): the server still takes it for made.
+  await engine.exec(`DROP VIEW ${STAGES_DATABASE}.${ds.id}_sj_ok`);
+  await engine.exec(`DROP VIEW ${STAGES_DATABASE}.${ds.id}_sj_bad`);
+  await engine.exec(`DROP TABLE ${STAGES_DATABASE}.${ds.id}_sj`);
+  for (let i = 1; i <= 3; i++) {
+    const body = Array.from({ length: 10 }, (_, j) => `{"id":${i * 10 + j}}`).join('\n');
+    expect((await s!.req('POST', '/v0/events?name=unstaged', { body })).status).toBe(202);
+  }
+  const count = async () => Number((await engine.rows<{ c: string }>(`SELECT toString(count()) AS c FROM ${ws.database}.${ds.id}`))[0].c);
+  const until = Date.now() + 30_000;
+  while ((await count()) < 31 && Date.now() < until) await new Promise((r) => setTimeout(r, 200));
+  expect(await count()).toBe(31);
+  expect(app.services.events.pendingSegments).toBe(0);
+}, 60_000);
