@@ -54,10 +54,17 @@ export function outputParams(params: Record<string, unknown>): { maxThreads?: nu
   return { maxThreads, formatSettings };
 }
 
+const contentTypes = new Map<string, string>();
+
+/** The Content-Type of an output format (worked out once per format name). */
 function contentType(format: string): string {
-  const f = OUTPUT_FORMATS[format.toLowerCase()];
-  const base = f?.contentType ?? 'text/tab-separated-values';
-  return base.startsWith('text/') || base === 'application/json' || base === 'application/x-ndjson' ? `${base}; charset=UTF-8` : base;
+  let t = contentTypes.get(format);
+  if (t === undefined) {
+    const base = OUTPUT_FORMATS[format.toLowerCase()]?.contentType ?? 'text/tab-separated-values';
+    t = base.startsWith('text/') || base === 'application/json' || base === 'application/x-ndjson' ? `${base}; charset=UTF-8` : base;
+    if (contentTypes.size < 256) contentTypes.set(format, t);
+  }
+  return t;
 }
 
 interface CacheEntry {
@@ -122,7 +129,7 @@ export async function sendQuery(
     if (!reply.raw.writableFinished) ac.abort();
   });
   const gzip = /\bgzip\b/.test(String(req.headers['accept-encoding'] ?? ''));
-  const warnings = JSON.stringify(prepared.warnings);
+  const warnings = prepared.warnings.length ? JSON.stringify(prepared.warnings) : '[]';
   const buffered = BUFFERED_FORMATS.has(format) || prepared.cacheTtl !== undefined;
   const cacheKey =
     prepared.cacheTtl !== undefined
@@ -160,17 +167,21 @@ export async function sendQuery(
   // Queries that read only service data sources are not recorded in pipe_stats_rt (as in Tinybird).
   const serviceOnly = prepared.tables.length > 0 && prepared.tables.every((t) => t.kind === 'service' || t.kind === 'system');
   noteQuery(req, { readRows: result.stats?.rowsRead, readBytes: result.stats?.bytesRead, serviceOnly });
-  const headers: Record<string, string> = {
-    'content-type': contentType(format),
-    'x-tb-statistics': JSON.stringify(result.stats ? { elapsed, rows_read: result.stats.rowsRead, bytes_read: result.stats.bytesRead } : { elapsed }),
-    'x-tb-warning': warnings,
-  };
-  for (const [k, v] of Object.entries(headers)) reply.header(k, v);
+  const type = contentType(format);
+  const statistics = JSON.stringify(result.stats ? { elapsed, rows_read: result.stats.rowsRead, bytes_read: result.stats.bytesRead } : { elapsed });
+  reply.header('content-type', type);
+  reply.header('x-tb-statistics', statistics);
+  reply.header('x-tb-warning', warnings);
 
   if (buffered) {
     // Answered as one Buffer: a Content-Length and no stream plumbing.
     const body = result.whole ?? (await wholeOf(result, prepared));
-    if (cacheKey && prepared.cacheTtl !== undefined) services.resultCache.set(cacheKey, { expires: Date.now() + prepared.cacheTtl * 1000, body, headers });
+    if (cacheKey && prepared.cacheTtl !== undefined)
+      services.resultCache.set(cacheKey, {
+        expires: Date.now() + prepared.cacheTtl * 1000,
+        body,
+        headers: { 'content-type': type, 'x-tb-statistics': statistics, 'x-tb-warning': warnings },
+      });
     else noteQuery(req, { resultRows: envelopeRows(body) });
     return send(reply, body, gzip);
   }
