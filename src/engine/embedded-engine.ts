@@ -616,7 +616,8 @@ export class EmbeddedEngine implements Engine {
     }
     this.busy++;
     const marker = markerOf(opts.queryId);
-    const framing = streamFraming(opts.format);
+    // Whole answers need no framing (what a stream's later chunks repeat).
+    const framing = opts.buffered ? null : streamFraming(opts.format);
     const whole = opts.buffered || !framing;
     // Streams only: chDB stops a stream between chunks when this aborts.
     const ac = whole ? undefined : new AbortController();

@@ -10,12 +10,15 @@ import { INVALID_TOKEN, type Auth, type ResourceLookup } from '../domain/access.
 import { forbidden } from '../basics/errors.js';
 import type { Services } from './services.js';
 import { limitJwt } from './rate-limit.js';
-import { formToken, queryArgs } from './body.js';
+import { formToken } from './body.js';
 import { handlerName } from './route-docs.js';
 import { noteCaller } from '../observability/context.js';
 
 export function tokenOf(req: FastifyRequest): string | undefined {
-  const q = queryArgs(req).token;
+  // Only `token` of the query string, as queryArgs reads it (which would copy every argument).
+  const query: unknown = req.query;
+  const v: unknown = query && typeof query === 'object' && Object.hasOwn(query, 'token') ? (query as { token: unknown }).token : undefined;
+  const q = v === undefined ? undefined : Array.isArray(v) ? v.map(String) : String(v);
   if (typeof q === 'string' && q) return q;
   if (Array.isArray(q) && typeof q[0] === 'string') return q[0];
   const h = req.headers.authorization;

@@ -39,26 +39,37 @@ function errorOf(payload: unknown): string | undefined {
  */
 const READ_ROUTES = new Set(['/v0/pipes/:pipe', '/v0/sql']);
 
-/** Installs the request hooks on the application. */
+/** The request's observability record, attached at its start (the application's onRequest hook). */
+export function observeRequest(req: FastifyRequest): RequestInfo {
+  const info: RequestInfo = { id: req.id };
+  attachInfo(req, info);
+  return info;
+}
+
+/**
+ * Goes on with the request (`done` of the onRequest hook): read routes outside the request
+ * context, the others inside it until the response has been sent or the connection has closed.
+ */
+export function enterRequest(req: FastifyRequest, reply: FastifyReply, info: RequestInfo, done: () => void): void {
+  // PUT and DELETE share the pipe route's path; they may drop views and cancel jobs.
+  if ((req.method === 'GET' || req.method === 'POST') && READ_ROUTES.has(req.routeOptions.url ?? '')) return done();
+  // Domain code running for this request (an import, a job it starts) sees its request id
+  // until the response has been sent, or the connection has closed.
+  reply.raw.once('close', requestContext.enter(info, done));
+}
+
+/** The error message of a refusal, from the payload about to be sent (the application's onSend hook). */
+export function observeSend(req: FastifyRequest, reply: FastifyReply, payload: unknown): void {
+  if (reply.statusCode < 400) return;
+  const info = infoOf(req);
+  if (info) info.error = errorOf(payload);
+}
+
+/**
+ * Installs the request log and records (onResponse) on the application; its onRequest hook calls
+ * observeRequest and enterRequest, its onSend hook observeSend (one hook per stage, not one per concern).
+ */
 export function observeHttp(app: FastifyInstance, obs: Observability): void {
-  app.addHook('onRequest', (req, reply, done) => {
-    const info: RequestInfo = { id: req.id };
-    attachInfo(req, info);
-    // PUT and DELETE share the pipe route's path; they may drop views and cancel jobs.
-    if ((req.method === 'GET' || req.method === 'POST') && READ_ROUTES.has(req.routeOptions.url ?? '')) return done();
-    // Domain code running for this request (an import, a job it starts) sees its request id
-    // until the response has been sent, or the connection has closed.
-    reply.raw.once('close', requestContext.enter(info, done));
-  });
-
-  app.addHook('onSend', (req, reply, payload, done) => {
-    if (reply.statusCode >= 400) {
-      const info = infoOf(req);
-      if (info) info.error = errorOf(payload);
-    }
-    done(null, payload);
-  });
-
   app.addHook('onResponse', (req, reply, done) => {
     const info = infoOf(req);
     const durationSec = reply.elapsedTime / 1000;

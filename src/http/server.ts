@@ -27,7 +27,7 @@ import { connectorRoutes } from './routes/connectors.js';
 import { sinkRoutes } from './routes/sinks.js';
 import { cliCompatRoutes } from './routes/cli-compat.js';
 import { consoleRoutes } from './routes/console.js';
-import { metricsRoute, observeHttp } from './observability.js';
+import { metricsRoute, enterRequest, observeHttp, observeRequest, observeSend } from './observability.js';
 import { forbidden } from '../basics/errors.js';
 
 const CORS_HEADERS: Record<string, string> = {
@@ -66,8 +66,10 @@ export function buildHttp(services: Services): FastifyInstance {
 
   observeHttp(app, services.observability);
 
-  // Callback-style hooks: no promise per request on the hot path of small queries.
+  // Callback-style hooks, one per stage (each hook is a step of Fastify's hook runner on every
+  // request): no promise per request on the hot path of small queries.
   app.addHook('onRequest', (req, reply, done) => {
+    const info = observeRequest(req);
     reply.header('x-request-id', req.id);
     reply.headers(CORS_HEADERS);
     // No response is meant to be sniffed into another type (a CSV or an error echoing user text as HTML).
@@ -76,7 +78,7 @@ export function buildHttp(services: Services): FastifyInstance {
     const params: unknown = req.params;
     if (params && typeof params === 'object')
       for (const [k, v] of Object.entries(params)) if (typeof v === 'string' && v.includes('\u0000')) return done(nulError(k));
-    done();
+    enterRequest(req, reply, info, done);
   });
 
   // A response sent before its request body was read whole (a refusal, a rate limit) must not
@@ -84,6 +86,7 @@ export function buildHttp(services: Services): FastifyInstance {
   // graceful shutdown waiting for it.
   app.addHook('onSend', (req, reply, payload, done) => {
     if (!req.raw.complete) reply.header('connection', 'close');
+    observeSend(req, reply, payload);
     done(null, payload);
   });
 

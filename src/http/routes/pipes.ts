@@ -50,8 +50,11 @@ function relevantNode(pipe: PipeRecord): NodeRecord | undefined {
 const ENDPOINT_ARGS = new Set(['token', 'q']);
 
 /** An endpoint request's template parameters (what pipe_stats_rt records). */
-const templateArgs = (args: Record<string, ParamValue>): Record<string, ParamValue> =>
-  Object.fromEntries(Object.entries(args).filter(([k]) => !ENDPOINT_ARGS.has(k)));
+function templateArgs(args: Record<string, ParamValue>): Record<string, ParamValue> {
+  const out: Record<string, ParamValue> = {};
+  for (const k in args) if (!ENDPOINT_ARGS.has(k)) out[k] = args[k];
+  return out;
+}
 
 /**
  * The body as a JSON object, when it is one: Content-Type JSON (then it must be one object), or
@@ -202,8 +205,9 @@ export function pipeRoutes(services: Services): FastifyPluginAsync {
     if (!auth.canReadPipe(pipe.id)) throw forbidden("The token you have provided doesn't have access to this resource");
     if (!pipe.endpoint) throw notFound(`The pipe '${pipe.name}' does not have an endpoint yet`);
     const args: Record<string, ParamValue> = queryArgs(req);
+    let params = templateArgs(args);
     // pipe_stats_rt: POST calls do not record their parameters (seed 001).
-    notePipe(req, pipe, req.method === 'GET' ? templateArgs(args) : undefined);
+    notePipe(req, pipe, req.method === 'GET' ? params : undefined);
     limitEndpoint(s, reply, auth.workspace.id, pipe.id);
     if (req.method === 'POST') {
       const b = await body(req);
@@ -218,9 +222,8 @@ export function pipeRoutes(services: Services): FastifyPluginAsync {
           args[k] = all.length > 1 ? all : all[0];
         }
       }
+      params = templateArgs(args);
     }
-    let params: Record<string, ParamValue> = {};
-    for (const [k, v] of Object.entries(args)) if (!ENDPOINT_ARGS.has(k)) params[k] = v;
     // A JWT's fixed_params for this pipe win over anything the request sends.
     params = auth.pinParams(params, pipe.id);
     const q = str(args.q);
