@@ -44,3 +44,20 @@ it('rowsOf logs a body plain (lines as sent, 0x01, the id) unless a line could n
     plain: false,
   });
 });
+
+it('a large segment (older TSV rows, then plain ones) replays as TSV, each row converted once', () => {
+  // ~8 MB: a replay of this size once took minutes (every row copied the run so far and searched
+  // the whole file backwards for its separator).
+  const line = Buffer.from(`{"payload":"${'x'.repeat(150)}","t":"a\\\\b"}\n`);
+  const body = Buffer.concat(Array.from({ length: 100 }, () => line));
+  const tsv = Array.from({ length: 200 }, (_, i) => EventBuffer.toTsv(body, `T${i}`));
+  const plain = Array.from({ length: 200 }, (_, i) => EventBuffer.rowsOf(body, `P${i}`).bytes);
+  const file = Buffer.concat([...tsv, ...plain]);
+  expect(file.length).toBeGreaterThan(7_000_000);
+  const rows = rowsOfFile(file);
+  expect(rows.plain).toBe(false);
+  expect(rows.bytes.equals(Buffer.concat([...tsv, ...Array.from({ length: 200 }, (_, i) => EventBuffer.toTsv(body, `P${i}`))]))).toBe(true);
+  const allPlain = rowsOfFile(Buffer.concat(plain));
+  expect(allPlain.plain).toBe(true);
+  expect(allPlain.bytes.equals(Buffer.concat(plain))).toBe(true);
+});

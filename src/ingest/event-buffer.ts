@@ -201,8 +201,10 @@ export const ACCEPTED = -1;
  * whichever comes later (a plain line may hold tabs, a TSV-escaped one 0x01, the id neither); -1 when none.
  */
 function separatorOf(data: Buffer, start: number, end: number): number {
-  const at = Math.max(data.lastIndexOf(9, end - 1), data.lastIndexOf(1, end - 1));
-  return at >= start ? at : -1;
+  // Backwards within the row only: the id is short, so this stops within ~30 bytes (a search of
+  // the whole buffer for a byte the file may not hold made a replay quadratic in its size).
+  for (let i = end - 1; i >= start; i--) if (data[i] === 9 || data[i] === 1) return i;
+  return -1;
 }
 
 /** Rows with the line text turned into spaces (same bytes, a blank line the stage skips). */
@@ -246,20 +248,25 @@ function oneFormat(parts: readonly Rows[]): Rows {
 
 /** A lane segment file's whole rows, each row as a part of its own format (a replay). */
 export function rowsOfFile(data: Buffer): Rows {
+  // Runs of rows of one format are one part each: the rows are contiguous, so a run is a slice.
   const parts: Rows[] = [];
+  let runStart = 0;
+  let runPlain: boolean | null = null;
   let start = 0;
   while (start < data.length) {
     let end = data.indexOf(10, start);
     if (end < 0) end = data.length;
     const sep = separatorOf(data, start, end);
     const plain = sep >= 0 && data[sep] === 1;
-    // Runs of rows of one format stay one part.
-    const last = parts[parts.length - 1];
-    const row = data.subarray(start, end + 1);
-    if (last && last.plain === plain) last.bytes = Buffer.concat([last.bytes, row]);
-    else parts.push({ bytes: row, plain });
+    if (runPlain !== null && plain !== runPlain) {
+      parts.push({ bytes: data.subarray(runStart, start), plain: runPlain });
+      runStart = start;
+    }
+    runPlain = plain;
     start = end + 1;
   }
+  if (runPlain !== null) parts.push({ bytes: data.subarray(runStart), plain: runPlain });
+  if (parts.length === 0) return { bytes: data, plain: false };
   return parts.length === 1 ? parts[0] : oneFormat(parts);
 }
 
