@@ -33,8 +33,14 @@ const EXTERNAL = ['chdb', '@electric-sql/pglite', 'pg', '@clickhouse/client', 't
 /** Chunks no build references any more are removed once this old (a server starting meanwhile may still load one). */
 const CHUNK_GRACE_MS = 10 * 60 * 1000;
 
+/** The newest modification time under `p`; 0 when it is missing (an installed package has no lockfile). */
 function newest(p) {
-  const st = fs.statSync(p);
+  let st;
+  try {
+    st = fs.statSync(p);
+  } catch {
+    return 0;
+  }
   if (!st.isDirectory()) return st.mtimeMs;
   return Math.max(st.mtimeMs, ...fs.readdirSync(p).map((e) => newest(path.join(p, e))));
 }

@@ -244,7 +244,7 @@ export async function createApp(config: Config): Promise<App> {
     if (!ws) return null;
     const ds = await datasources.find(ws, dsId);
     if (!ds) return null;
-    if (remake) datasources.forgetStages(ds.id);
+    if (remake) datasources.forgetStages(ds.id, true);
     await datasources.ensureStage(ws, ds, 'json');
     return physicalNames(ws.database, ds.id).jsonStage;
   });

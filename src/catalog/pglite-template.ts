@@ -103,6 +103,11 @@ export async function seedFromTemplate(dir: string, template = TEMPLATE_DIR): Pr
     const failed = (await Promise.allSettled(files.map(([a, b]) => fs.promises.copyFile(a, b)))).find((r) => r.status === 'rejected');
     if (failed) throw failed.reason;
     fs.rmSync(path.join(tmp, KEY_FILE), { force: true });
+    // Another process may have seeded it while this one copied: its catalog is never replaced.
+    if (fs.existsSync(dir) && fs.readdirSync(dir).length > 0) {
+      fs.rmSync(tmp, { recursive: true, force: true });
+      return false;
+    }
     fs.rmSync(dir, { recursive: true, force: true });
     fs.renameSync(tmp, dir);
   } catch (err) {

@@ -63,3 +63,17 @@ describe('WorkspaceCache.find', () => {
     expect(s.loads()).toBe(1);
   });
 });
+
+describe('WorkspaceCache.find, changes of every workspace', () => {
+  it('a fresh load overtaken by a change that dropped everything (a lost listen connection) is not installed', async () => {
+    const s = source(true);
+    await s.cache.get('w');
+    s.rows.set('w', ['a', 'b']);
+    const pending = s.cache.find('w', named('b'));
+    await new Promise((r) => setTimeout(r, 1));
+    s.rows.set('w', ['a']);
+    s.cache.clear();
+    expect(await pending).toBe('b');
+    expect(await s.cache.find('w', named('b'))).toBeNull();
+  });
+});

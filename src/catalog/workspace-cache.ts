@@ -15,8 +15,8 @@ export class WorkspaceCache<T> {
   private readonly entries = new Map<string, Promise<T>>();
   private readonly values = new Map<string, T>();
   private readonly listeners: Array<(workspaceId: string | null) => void> = [];
-  /** Bumped by every change of a workspace's value: a fresh load made meanwhile is not installed. */
-  private readonly versions = new Map<string, number>();
+  /** Bumped by every change of any workspace's value (never reset): a fresh load made meanwhile is not installed. */
+  private changes = 0;
   private readonly refreshing = new Map<string, Promise<T>>();
   private readonly shared: boolean;
 
@@ -42,8 +42,7 @@ export class WorkspaceCache<T> {
   }
 
   private changed(workspaceId: string | null): void {
-    if (workspaceId === null) this.versions.clear();
-    else this.versions.set(workspaceId, (this.versions.get(workspaceId) ?? 0) + 1);
+    this.changes++;
     for (const l of this.listeners) l(workspaceId);
   }
 
@@ -58,14 +57,14 @@ export class WorkspaceCache<T> {
     if (hit !== null || !this.shared) return hit;
     let fresh = this.refreshing.get(workspaceId);
     if (!fresh) {
-      const version = this.versions.get(workspaceId) ?? 0;
+      const version = this.changes;
       const loading = this.load(workspaceId);
       fresh = loading;
       this.refreshing.set(workspaceId, loading);
       void loading.then(
         (v) => {
           if (this.refreshing.get(workspaceId) === loading) this.refreshing.delete(workspaceId);
-          if ((this.versions.get(workspaceId) ?? 0) !== version || pick(v) === null) return;
+          if (this.changes !== version || pick(v) === null) return;
           this.entries.set(workspaceId, loading);
           this.values.set(workspaceId, v);
           this.changed(workspaceId);

@@ -341,8 +341,12 @@ export class DatasourceService {
     }
   }
 
-  /** Forgets what ensureStage knew of a data source's stages (dropped, or dropped elsewhere: a replace's shadow). */
-  forgetStages(dsId: string): void {
+  /**
+   * Forgets what ensureStage knew of a data source's stages (dropped, or dropped elsewhere: a
+   * replace's shadow); with `database`, of the stages' database too (found missing).
+   */
+  forgetStages(dsId: string, database = false): void {
+    if (database) this.stagesDatabase = null;
     for (const kind of ['json', 'csv'] as const) this.stages.delete(stageObjectNames(dsId, kind)[0]);
   }
 

@@ -760,8 +760,12 @@ export class EventBuffer {
       } catch (err) {
         const ch = (err as { chCode?: number }).chCode;
         // A missing table: its data source was dropped meanwhile (set aside, like such a segment at
-        // start), or only its stage is missing (made again; the segment is retried).
-        const stage = ch === 60 || ch === 81 ? await this.stageOf(e.key) : undefined;
+        // start), or only its stage (or the stages' database) is missing: made again, and the
+        // segment retried. Another missing table (a view's target) sets it aside too.
+        const message = String((err as Error).message);
+        const missing = (name: string) => message.includes(`${name} does not exist`) || message.includes(`${name} doesn't exist`);
+        const stageMissing = (ch === 60 && missing(e.stage)) || (ch === 81 && missing(e.stage.split('.')[0]));
+        const stage = stageMissing ? await this.stageOf(e.key) : ch === 60 || ch === 81 ? null : undefined;
         if (stage === null) await fs.promises.rename(e.file, e.file + '.orphan').catch(() => undefined);
         else if (stage !== undefined) {
           e.stage = stage;
