@@ -18,9 +18,10 @@ export function tokenOf(req: FastifyRequest): string | undefined {
   // Only `token` of the query string, as queryArgs reads it (which would copy every argument).
   const query: unknown = req.query;
   const v: unknown = query && typeof query === 'object' && Object.hasOwn(query, 'token') ? (query as { token: unknown }).token : undefined;
-  const q = v === undefined ? undefined : Array.isArray(v) ? v.map(String) : String(v);
-  if (typeof q === 'string' && q) return q;
-  if (Array.isArray(q) && typeof q[0] === 'string') return q[0];
+  // A repeated `token` counts by its first value.
+  if (Array.isArray(v)) {
+    if (v.length) return String(v[0]);
+  } else if (v !== undefined && String(v)) return String(v);
   const h = req.headers.authorization;
   if (!h) return undefined;
   const parts = h.split(' ');
