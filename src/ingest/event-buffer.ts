@@ -75,6 +75,8 @@ export interface Rows {
 
 interface Part extends Rows {
   requestId: string;
+  /** Where the rows begin in the segment file. */
+  offset: number;
 }
 
 /**
@@ -101,6 +103,18 @@ interface Segment {
   written: number;
   /** Disk flushes in flight (with fsync): the segment is sealed once they are done. */
   syncs: Set<Promise<unknown>>;
+  /**
+   * Rows in the file of requests answered 503 after their write (their disk flush failed): never
+   * inserted. `unclean` while some are still in the file as written (they could not be blanked),
+   * so a segment set aside for the background retries is first rewritten without them.
+   */
+  refused: Part[];
+  unclean: boolean;
+  /**
+   * The file's state is in doubt (a disk flush failed, or a failed write could not be cut back):
+   * it takes no more rows; it is flushed at once and the lane's next request opens a new segment.
+   */
+  sealed: boolean;
   waiters: Waiter[];
   target: EventTarget;
 }
@@ -167,13 +181,8 @@ async function writeFully(fh: fs.promises.FileHandle, buf: Buffer): Promise<void
   }
 }
 
-/** Writes the whole buffer at once, on the calling thread (a single write may be short). */
-function writeFullySync(fd: number, buf: Buffer): void {
-  let off = 0;
-  while (off < buf.length) off += fs.writeSync(fd, buf, off, buf.length - off);
-}
-
-const fdatasync = promisify(fs.fdatasync);
+/** Looked up at each call (not bound once), so a fault test can make the disk refuse a flush. */
+const fdatasync = (fd: number) => new Promise<void>((resolve, reject) => fs.fdatasync(fd, (err) => (err ? reject(err) : resolve())));
 const closeFd = promisify(fs.close);
 
 /** Runs `fn` up to INSERT_ATTEMPTS times with a short backoff; the insert carries a dedup token, so a retry after a partial success writes the rest once. */
@@ -348,6 +357,12 @@ export class EventBuffer {
     if (!lane) this.lanes.set(key, (lane = newLane()));
     if (lane.backlog > MAX_BACKLOG) throw new PipitError('unavailable', UNAVAILABLE);
     let seg = lane.current;
+    if (seg?.sealed) {
+      // Its file takes no more rows: flushed now (unless a flush runs), and this request opens a new one.
+      this.schedule(key);
+      seg = lane.current;
+      if (seg) throw new PipitError('unavailable', UNAVAILABLE);
+    }
     if (!seg) {
       const id = ulid();
       const file = path.join(this.dir, `${key}__${id}.tsv`);
@@ -358,7 +373,7 @@ export class EventBuffer {
         this.log('event write failed', { segment: file, error: String(err) });
         throw new PipitError('unavailable', UNAVAILABLE);
       }
-      seg = { id, file, fd, parts: [], bytes: 0, written: 0, syncs: new Set(), waiters: [], target };
+      seg = { id, file, fd, parts: [], bytes: 0, written: 0, syncs: new Set(), refused: [], unclean: false, sealed: false, waiters: [], target };
       lane.current = seg;
     }
     const s = seg;
@@ -369,21 +384,17 @@ export class EventBuffer {
     // write through the thread pool cost ~80–100 µs of CPU (the hand-offs to a pool thread and
     // back), most of the log's cost per request. Bodies of LARGE_BODY and more have their own
     // segment, written asynchronously (appendLarge).
+    let done = 0;
     try {
-      writeFullySync(s.fd, data);
+      while (done < data.length) done += fs.writeSync(s.fd, data, done, data.length - done);
     } catch (err) {
-      // Cut a partial write back, so the next request's rows do not follow a torn line.
-      try {
-        fs.ftruncateSync(s.fd, s.written);
-      } catch {
-        // As torn as a crash mid-write: the replay leaves out a torn last line.
-      }
+      if (done > 0) this.cutBack(s, data.subarray(0, done));
       this.log('event write failed', { segment: s.file, error: String(err) });
       this.schedule(key);
       throw new PipitError('unavailable', UNAVAILABLE);
     }
+    const part: Part = { requestId, bytes: data, plain: rows.plain, offset: s.written };
     s.written += data.length;
-    const part: Part = { requestId, bytes: data, plain: rows.plain };
     s.parts.push(part);
     s.bytes += data.length;
     lane.backlog += data.length;
@@ -395,25 +406,96 @@ export class EventBuffer {
       flushed.catch(() => undefined);
     }
     if (this.fsync) {
-      // Concurrent requests' disk flushes overlap (the kernel writes what is dirty once).
-      const sync = fdatasync(s.fd);
+      // Concurrent requests' disk flushes overlap (the kernel writes what is dirty once). A failed
+      // one is handled inside the promise the segment's flush waits for: the rows are taken out
+      // before the segment can be inserted or set aside.
+      const sync = fdatasync(s.fd).then(
+        () => true,
+        async (err) => {
+          this.log('event write failed', { segment: s.file, error: String(err) });
+          await this.refuse(s, part, waiter);
+          return false;
+        },
+      );
       s.syncs.add(sync);
+      let synced: boolean;
       try {
-        await sync;
-      } catch (err) {
-        // Not acknowledged: the rows must not be inserted behind the caller's back.
-        s.parts.splice(s.parts.indexOf(part), 1);
-        s.bytes -= data.length;
-        lane.backlog -= data.length;
-        if (waiter) s.waiters.splice(s.waiters.indexOf(waiter), 1);
-        this.log('event write failed', { segment: s.file, error: String(err) });
-        throw new PipitError('unavailable', UNAVAILABLE);
+        synced = await sync;
       } finally {
         s.syncs.delete(sync);
         this.schedule(key);
       }
+      if (!synced) throw new PipitError('unavailable', UNAVAILABLE);
     } else this.schedule(key);
     return flushed ? await flushed : null;
+  }
+
+  /**
+   * A failed write left `written` (the first bytes of a request's rows) at the file's end: cut back,
+   * so the next request's rows do not follow a torn line. When the file can not be cut, its whole
+   * rows are blanked in place (a replay skips them; the torn last line it leaves out) and the
+   * segment takes no more rows.
+   */
+  private cutBack(s: Segment, written: Buffer): void {
+    try {
+      fs.ftruncateSync(s.fd, s.written);
+      return;
+    } catch (err) {
+      this.log('event write could not be cut back; the segment takes no more rows', { segment: s.file, error: String(err) });
+    }
+    s.sealed = true;
+    try {
+      const fd = fs.openSync(s.file, 'r+');
+      try {
+        const blank = blankLines(written);
+        let off = 0;
+        while (off < blank.length) off += fs.writeSync(fd, blank, off, blank.length - off, s.written + off);
+        if (this.fsync) fs.fdatasyncSync(fd);
+      } finally {
+        fs.closeSync(fd);
+      }
+    } catch (err) {
+      // As after a crash mid-write, the replay leaves out the torn last line; whole rows of the
+      // refused request before it would be replayed (the flush from memory inserts only acknowledged ones).
+      this.log('event write could not be blanked; a replay of this segment may hold its whole rows', { segment: s.file, error: String(err) });
+    }
+  }
+
+  /**
+   * A request's rows were written but their disk flush failed: it is answered 503, so its rows
+   * must never be inserted. They leave the segment's parts and are blanked in the file (with a
+   * flush of their own); if that fails too, the segment is rewritten without them before it is
+   * ever set aside for the background retries. The segment takes no more rows: after a failed
+   * flush the file's state is in doubt, and a later flush of the same descriptor may not report it.
+   */
+  private async refuse(s: Segment, part: Part, waiter: Waiter | null): Promise<void> {
+    s.sealed = true;
+    const i = s.parts.indexOf(part);
+    if (i >= 0) {
+      s.parts.splice(i, 1);
+      s.bytes -= part.bytes.length;
+      const lane = this.lanes.get(laneKey(s.target));
+      if (lane) lane.backlog -= part.bytes.length;
+    }
+    if (waiter) s.waiters.splice(s.waiters.indexOf(waiter), 1);
+    s.refused.push(part);
+    try {
+      await this.blankInPlace(s.file, [part]);
+    } catch (err) {
+      s.unclean = true;
+      this.log('event rows of a refused request could not be blanked; the segment is rewritten before any retry', { segment: s.file, error: String(err) });
+    }
+  }
+
+  /** Blanks parts' rows in place (their line text turned into spaces, byte for byte: no new space) and flushes the file. */
+  private async blankInPlace(file: string, parts: readonly Part[]): Promise<void> {
+    const fh = await fs.promises.open(file, 'r+');
+    try {
+      for (const p of parts) await fh.write(blankLines(p.bytes), 0, p.bytes.length, p.offset);
+      if (this.fsync) await fh.datasync();
+    } finally {
+      await fh.close();
+    }
   }
 
   /**
@@ -491,7 +573,7 @@ export class EventBuffer {
     const now = performance.now();
     const spacing = lane.current.waiters.length ? FLUSH_SPACING_MS : ACKNOWLEDGED_SPACING_MS;
     const wait = lane.lastFlush + spacing - now;
-    if (wait > 0 && lane.current.bytes < FLUSH_NOW_BYTES && !this.closing) {
+    if (wait > 0 && lane.current.bytes < FLUSH_NOW_BYTES && !lane.current.sealed && !this.closing) {
       // A waiting request arriving in a segment timed for acknowledged rows brings the flush forward.
       if (lane.timer && lane.timerDue <= now + wait) return;
       if (lane.timer) clearTimeout(lane.timer);
@@ -550,7 +632,7 @@ export class EventBuffer {
       // acknowledged (202) rows stay on disk and are retried in the background.
       const waiting = new Set(seg.waiters.map((w) => w.requestId));
       const kept = seg.parts.filter((p) => !waiting.has(p.requestId));
-      const dropped = await this.dropParts(seg.file, seg.parts, waiting);
+      const dropped = await this.dropParts(seg, waiting);
       if (dropped) {
         const unavailable = new PipitError('unavailable', UNAVAILABLE);
         for (const w of seg.waiters) w.reject(unavailable);
@@ -569,37 +651,29 @@ export class EventBuffer {
   }
 
   /**
-   * Takes the rows of `requests` out of a segment file. A new file is written and renamed over it;
-   * when the disk has no room for that, the rows are blanked in place (their line text turned
-   * into spaces, byte for byte, which needs no new space): the stage skips blank lines. False
-   * when neither worked (the rows stay).
+   * Takes the rows of `requests` (and of requests refused after their write and not yet blanked)
+   * out of a segment file. A new file is written and renamed over it; when the disk has no room
+   * for that, the rows are blanked in place (their line text turned into spaces, byte for byte,
+   * which needs no new space): the stage skips blank lines. False when neither worked (the rows stay).
    */
-  private async dropParts(file: string, parts: Part[], requests: ReadonlySet<string>): Promise<boolean> {
-    if (!parts.some((p) => requests.has(p.requestId))) return true;
+  private async dropParts(seg: Segment, requests: ReadonlySet<string>): Promise<boolean> {
+    const out = seg.parts.filter((p) => requests.has(p.requestId));
+    if (seg.unclean) out.push(...seg.refused);
+    if (out.length === 0) return true;
     try {
       await this.rewrite(
-        file,
-        parts.filter((p) => !requests.has(p.requestId)).map((p) => p.bytes),
+        seg.file,
+        seg.parts.filter((p) => !requests.has(p.requestId)).map((p) => p.bytes),
       );
       return true;
     } catch (err) {
-      if (!isDiskFull(err)) this.log('event segment rewrite failed', { segment: file, error: String(err) });
+      if (!isDiskFull(err)) this.log('event segment rewrite failed', { segment: seg.file, error: String(err) });
     }
     try {
-      const fh = await fs.promises.open(file, 'r+');
-      try {
-        let offset = 0;
-        for (const p of parts) {
-          if (requests.has(p.requestId)) await fh.write(blankLines(p.bytes), 0, p.bytes.length, offset);
-          offset += p.bytes.length;
-        }
-        if (this.fsync) await fh.datasync();
-      } finally {
-        await fh.close();
-      }
+      await this.blankInPlace(seg.file, out);
       return true;
     } catch (err) {
-      this.log('event segment rows could not be dropped; they will be inserted', { segment: file, error: String(err) });
+      this.log('event segment rows could not be dropped; they will be inserted', { segment: seg.file, error: String(err) });
       return false;
     }
   }

@@ -1,0 +1,171 @@
+/**
+ * The Events API's write-ahead log when the disk refuses a step after the rows were written, on
+ * the real engine: a request whose disk flush (fdatasync) fails, or whose write fails half-way and
+ * can not be cut back (ftruncate), is answered 503 ("no data ingested"), so its rows must never
+ * reach the table: not from memory, not when the segment is set aside, and not when a crash makes
+ * the next start replay the file. The faults are made at the OS boundary (node:fs), where a real
+ * disk would make them; the engine and the files are real.
+ *
+ * "A crash now" is a copy of the log directory replayed by a second EventBuffer (as the next start
+ * does) while the first one's segment can not be inserted (its stage table is missing, a real
+ * refusal of the engine) and waits on disk for the background retries.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { EmbeddedEngine } from '../../src/engine/embedded-engine.js';
+import { EventBuffer, type EventTarget } from '../../src/ingest/event-buffer.js';
+
+const root = fs.mkdtempSync(path.join(os.tmpdir(), 'pipit-wal-faults-'));
+const engine = new EmbeddedEngine(path.join(root, 'engine'), { userSlots: 2, internalSlots: 2 });
+const logged: string[] = [];
+const log = (msg: string) => {
+  logged.push(msg);
+};
+let n = 0;
+
+beforeAll(async () => {
+  await engine.exec('CREATE DATABASE IF NOT EXISTS w');
+});
+
+afterEach(() => {
+  vi.restoreAllMocks();
+});
+
+afterAll(async () => {
+  await engine.close();
+  fs.rmSync(root, { recursive: true, force: true });
+});
+
+/** A stage-shaped table (the real stage skips blank lines; so does `lines`). */
+async function newStage(): Promise<string> {
+  const t = `w.stage${n++}`;
+  await engine.exec(`CREATE TABLE ${t} (__line String, __import_id String) ENGINE = MergeTree ORDER BY tuple()`);
+  return t;
+}
+
+async function lines(stage: string): Promise<string[]> {
+  const rows = await engine.rows<{ l: string }>(`SELECT __line AS l FROM ${stage} WHERE trim(__line) != '' ORDER BY l`);
+  return rows.map((r) => r.l);
+}
+
+const target = (stage: string): EventTarget => ({ workspaceId: 'ws', database: 'w', datasourceId: `ds${n}`, stage });
+const body = (tag: string, count: number) => Buffer.from(Array.from({ length: count }, (_, i) => `{"r":"${tag}${i}"}`).join('\n') + '\n');
+const rowsOf = (tag: string, count: number) => Array.from({ length: count }, (_, i) => `{"r":"${tag}${i}"}`).sort();
+
+/** The stage's table goes missing (the engine refuses every insert into it) until the returned function makes it again. */
+async function dropStage(stage: string): Promise<() => Promise<void>> {
+  await engine.exec(`DROP TABLE ${stage} SYNC`);
+  return () => engine.exec(`CREATE TABLE ${stage} (__line String, __import_id String) ENGINE = MergeTree ORDER BY tuple()`);
+}
+
+/** What the next start would insert from a copy of the log as it is now (a crash at this instant). */
+async function replayCopy(walDir: string): Promise<string[]> {
+  const copy = fs.mkdtempSync(path.join(root, 'copy-'));
+  for (const f of fs.readdirSync(walDir)) fs.copyFileSync(path.join(walDir, f), path.join(copy, f));
+  const stage = await newStage();
+  const next = new EventBuffer(copy, engine, true, log);
+  await next.recover(async () => stage);
+  await next.close();
+  return lines(stage);
+}
+
+const eio = () => Object.assign(new Error('EIO: i/o error'), { code: 'EIO', errno: -5 });
+
+/** Fails the second disk flush (fdatasync) from now on; the others go through. */
+function failSecondFlush(): void {
+  const real = fs.fdatasync;
+  let calls = 0;
+  vi.spyOn(fs, 'fdatasync').mockImplementation(((fd: number, cb: (err: NodeJS.ErrnoException | null) => void) => {
+    if (++calls === 2) setImmediate(() => cb(eio()));
+    else real(fd, cb);
+  }) as typeof fs.fdatasync);
+}
+
+describe('the Events API log when the disk refuses a step', () => {
+  it('a request whose disk flush fails is refused, and its rows are in no replay of the log and in no retry', async () => {
+    const stage = await newStage();
+    const wal = fs.mkdtempSync(path.join(root, 'wal-'));
+    const buf = new EventBuffer(wal, engine, true, log);
+    const t = target(stage);
+    const remake = await dropStage(stage);
+    // A and B are written to one segment in the same tick; B's flush fails, A's succeeds.
+    failSecondFlush();
+    const a = buf.append(t, EventBuffer.rowsOf(body('a', 3), 'A'), 'A', false);
+    const b = buf.append(t, EventBuffer.rowsOf(body('b', 3), 'B'), 'B', false);
+    const [ra, rb] = await Promise.allSettled([a, b]);
+    expect(ra).toEqual({ status: 'fulfilled', value: null });
+    expect(rb).toMatchObject({ status: 'rejected', reason: { code: 'unavailable' } });
+    vi.restoreAllMocks();
+    // The segment's insert fails: it waits on disk. A crash now: B's rows are not replayed.
+    await vi.waitFor(() => expect(buf.pendingSegments).toBe(1), { timeout: 10_000 });
+    expect(await replayCopy(wal)).toEqual(rowsOf('a', 3));
+    await remake();
+    await vi.waitFor(() => expect(buf.pendingSegments).toBe(0), { timeout: 15_000 });
+    await buf.close();
+    expect(await lines(stage)).toEqual(rowsOf('a', 3));
+    expect(fs.readdirSync(wal)).toEqual([]);
+  });
+
+  it('when the refused rows can not be blanked either, the segment is rewritten without them before it waits for retries', async () => {
+    const stage = await newStage();
+    const wal = fs.mkdtempSync(path.join(root, 'wal-'));
+    const buf = new EventBuffer(wal, engine, true, log);
+    const t = target(stage);
+    const remake = await dropStage(stage);
+    failSecondFlush();
+    // Writing over rows in place fails too.
+    const realOpen = fs.promises.open;
+    vi.spyOn(fs.promises, 'open').mockImplementation(async (file, flags, mode) => {
+      if (flags === 'r+') throw eio();
+      return realOpen(file, flags, mode);
+    });
+    const a = buf.append(t, EventBuffer.rowsOf(body('a', 2), 'A'), 'A', false);
+    const b = buf.append(t, EventBuffer.rowsOf(body('b', 2), 'B'), 'B', false);
+    const [ra, rb] = await Promise.allSettled([a, b]);
+    expect(ra).toEqual({ status: 'fulfilled', value: null });
+    expect(rb).toMatchObject({ status: 'rejected', reason: { code: 'unavailable' } });
+    await vi.waitFor(() => expect(buf.pendingSegments).toBe(1), { timeout: 10_000 });
+    vi.restoreAllMocks();
+    expect(await replayCopy(wal)).toEqual(rowsOf('a', 2));
+    await remake();
+    await vi.waitFor(() => expect(buf.pendingSegments).toBe(0), { timeout: 15_000 });
+    await buf.close();
+    expect(await lines(stage)).toEqual(rowsOf('a', 2));
+  });
+
+  it('a write that fails half-way and can not be cut back leaves no row of its request, and no later row after its torn line', async () => {
+    const stage = await newStage();
+    const wal = fs.mkdtempSync(path.join(root, 'wal-'));
+    const buf = new EventBuffer(wal, engine, false, log);
+    const t = target(stage);
+    const remake = await dropStage(stage);
+    // A's segment is being inserted (and failing, retried for ~0.6 s), so B opens the next segment.
+    await buf.append(t, EventBuffer.rowsOf(body('a', 2), 'A'), 'A', false);
+    const bRows = EventBuffer.rowsOf(body('b', 4), 'B');
+    const realWrite = fs.writeSync;
+    vi.spyOn(fs, 'writeSync').mockImplementation(((fd: number, data: Buffer, off?: number, len?: number, pos?: number | null) => {
+      // B's rows: the first half is written, then the disk fails.
+      if (data === bRows.bytes) {
+        if (off === 0) return realWrite(fd, data, 0, Math.floor(data.length / 2));
+        throw eio();
+      }
+      return realWrite(fd, data, off, len, pos);
+    }) as typeof fs.writeSync);
+    vi.spyOn(fs, 'ftruncateSync').mockImplementation(() => {
+      throw eio();
+    });
+    await expect(buf.append(t, bRows, 'B', false)).rejects.toMatchObject({ code: 'unavailable' });
+    vi.restoreAllMocks();
+    // The segment with the torn write takes no more rows while A's insert runs (a retryable 503).
+    await expect(buf.append(t, EventBuffer.rowsOf(body('c', 2), 'C'), 'C', false)).rejects.toMatchObject({ code: 'unavailable' });
+    // A crash now replays A's rows only: B's whole rows were blanked, its torn line is left out.
+    expect(await replayCopy(wal)).toEqual(rowsOf('a', 2));
+    await remake();
+    // Once A's segment is out of the way, the next request opens a new segment.
+    await vi.waitFor(async () => expect(await buf.append(t, EventBuffer.rowsOf(body('c', 2), 'C'), 'C', false)).toBeNull(), { timeout: 10_000 });
+    await buf.close();
+    expect(await lines(stage)).toEqual([...rowsOf('a', 2), ...rowsOf('c', 2)].sort());
+  });
+});
