@@ -83,20 +83,28 @@ function failSecondFlush(): void {
   }) as typeof fs.fdatasync);
 }
 
+/** A stage that is missing for now, its log directory and buffer (with or without disk flushes). */
+async function setup(fsync: boolean) {
+  const stage = await newStage();
+  const wal = fs.mkdtempSync(path.join(root, 'wal-'));
+  const buf = new EventBuffer(wal, engine, fsync, log);
+  return { stage, wal, buf, t: target(stage), remake: await dropStage(stage) };
+}
+
+/** Requests A and B (`n` rows each) written to one segment in the same tick: A is acknowledged, B refused (its disk flush failed). */
+async function appendTwoSecondRefused(buf: EventBuffer, t: EventTarget, n: number): Promise<void> {
+  const a = buf.append(t, EventBuffer.rowsOf(body('a', n), 'A'), 'A', false);
+  const b = buf.append(t, EventBuffer.rowsOf(body('b', n), 'B'), 'B', false);
+  const [ra, rb] = await Promise.allSettled([a, b]);
+  expect(ra).toEqual({ status: 'fulfilled', value: null });
+  expect(rb).toMatchObject({ status: 'rejected', reason: { code: 'unavailable' } });
+}
+
 describe('the Events API log when the disk refuses a step', () => {
   it('a request whose disk flush fails is refused, and its rows are in no replay of the log and in no retry', async () => {
-    const stage = await newStage();
-    const wal = fs.mkdtempSync(path.join(root, 'wal-'));
-    const buf = new EventBuffer(wal, engine, true, log);
-    const t = target(stage);
-    const remake = await dropStage(stage);
-    // A and B are written to one segment in the same tick; B's flush fails, A's succeeds.
+    const { stage, wal, buf, t, remake } = await setup(true);
     failSecondFlush();
-    const a = buf.append(t, EventBuffer.rowsOf(body('a', 3), 'A'), 'A', false);
-    const b = buf.append(t, EventBuffer.rowsOf(body('b', 3), 'B'), 'B', false);
-    const [ra, rb] = await Promise.allSettled([a, b]);
-    expect(ra).toEqual({ status: 'fulfilled', value: null });
-    expect(rb).toMatchObject({ status: 'rejected', reason: { code: 'unavailable' } });
+    await appendTwoSecondRefused(buf, t, 3);
     vi.restoreAllMocks();
     // The segment's insert fails: it waits on disk. A crash now: B's rows are not replayed.
     await vi.waitFor(() => expect(buf.pendingSegments).toBe(1), { timeout: 10_000 });
@@ -109,11 +117,7 @@ describe('the Events API log when the disk refuses a step', () => {
   });
 
   it('when the refused rows can not be blanked either, the segment is rewritten without them before it waits for retries', async () => {
-    const stage = await newStage();
-    const wal = fs.mkdtempSync(path.join(root, 'wal-'));
-    const buf = new EventBuffer(wal, engine, true, log);
-    const t = target(stage);
-    const remake = await dropStage(stage);
+    const { stage, wal, buf, t, remake } = await setup(true);
     failSecondFlush();
     // Writing over rows in place fails too.
     const realOpen = fs.promises.open;
@@ -121,11 +125,7 @@ describe('the Events API log when the disk refuses a step', () => {
       if (flags === 'r+') throw eio();
       return realOpen(file, flags, mode);
     });
-    const a = buf.append(t, EventBuffer.rowsOf(body('a', 2), 'A'), 'A', false);
-    const b = buf.append(t, EventBuffer.rowsOf(body('b', 2), 'B'), 'B', false);
-    const [ra, rb] = await Promise.allSettled([a, b]);
-    expect(ra).toEqual({ status: 'fulfilled', value: null });
-    expect(rb).toMatchObject({ status: 'rejected', reason: { code: 'unavailable' } });
+    await appendTwoSecondRefused(buf, t, 2);
     await vi.waitFor(() => expect(buf.pendingSegments).toBe(1), { timeout: 10_000 });
     vi.restoreAllMocks();
     expect(await replayCopy(wal)).toEqual(rowsOf('a', 2));
@@ -136,11 +136,7 @@ describe('the Events API log when the disk refuses a step', () => {
   });
 
   it('a write that fails half-way and can not be cut back leaves no row of its request, and no later row after its torn line', async () => {
-    const stage = await newStage();
-    const wal = fs.mkdtempSync(path.join(root, 'wal-'));
-    const buf = new EventBuffer(wal, engine, false, log);
-    const t = target(stage);
-    const remake = await dropStage(stage);
+    const { stage, wal, buf, t, remake } = await setup(false);
     // A's segment is being inserted (and failing, retried for ~0.6 s), so B opens the next segment.
     await buf.append(t, EventBuffer.rowsOf(body('a', 2), 'A'), 'A', false);
     const bRows = EventBuffer.rowsOf(body('b', 4), 'B');
