@@ -168,6 +168,12 @@ interface Stranded {
   /** `.ndjson` bodies are inserted as lines tagged with their request id. */
   requestId: string | null;
   bytes: number;
+  /**
+   * The rows to keep when the file still holds rows of requests answered 503 (refused after their
+   * write, and neither rewritten out nor blanked yet): the file is rewritten with these before it
+   * is inserted, never inserted as it is.
+   */
+  keep?: Buffer[];
 }
 
 const UNAVAILABLE = 'Service temporarily unavailable, no data ingested, please retry again';
@@ -388,7 +394,7 @@ export class EventBuffer {
     try {
       while (done < data.length) done += fs.writeSync(s.fd, data, done, data.length - done);
     } catch (err) {
-      if (done > 0) this.cutBack(s, data.subarray(0, done));
+      if (done > 0) this.cutBack(s, { requestId, bytes: data.subarray(0, done), plain: rows.plain, offset: s.written });
       this.log('event write failed', { segment: s.file, error: String(err) });
       this.schedule(key);
       throw new PipitError('unavailable', UNAVAILABLE);
@@ -436,7 +442,7 @@ export class EventBuffer {
    * rows are blanked in place (a replay skips them; the torn last line it leaves out) and the
    * segment takes no more rows.
    */
-  private cutBack(s: Segment, written: Buffer): void {
+  private cutBack(s: Segment, torn: Part): void {
     try {
       fs.ftruncateSync(s.fd, s.written);
       return;
@@ -447,7 +453,7 @@ export class EventBuffer {
     try {
       const fd = fs.openSync(s.file, 'r+');
       try {
-        const blank = blankLines(written);
+        const blank = blankLines(torn.bytes);
         let off = 0;
         while (off < blank.length) off += fs.writeSync(fd, blank, off, blank.length - off, s.written + off);
         if (this.fsync) fs.fdatasyncSync(fd);
@@ -456,7 +462,10 @@ export class EventBuffer {
       }
     } catch (err) {
       // As after a crash mid-write, the replay leaves out the torn last line; whole rows of the
-      // refused request before it would be replayed (the flush from memory inserts only acknowledged ones).
+      // refused request before it would be replayed (the flush from memory inserts only acknowledged
+      // ones). Set aside, the segment is rewritten without them first (dropParts).
+      s.refused.push(torn);
+      s.unclean = true;
       this.log('event write could not be blanked; a replay of this segment may hold its whole rows', { segment: s.file, error: String(err) });
     }
   }
@@ -642,7 +651,10 @@ export class EventBuffer {
         for (const w of seg.waiters) w.resolve(ACCEPTED);
       }
       const keptBytes = dropped ? kept.reduce((n, p) => n + p.bytes.length, 0) : seg.bytes;
-      if (keptBytes > 0) this.strand({ file: seg.file, key: laneKey(seg.target), stage: seg.target.stage, segId: seg.id, requestId: null, bytes: keptBytes });
+      // Refused rows still in the file as written: it is rewritten before any retry inserts it.
+      const keep = !dropped && seg.unclean ? seg.parts.map((p) => p.bytes) : undefined;
+      if (keptBytes > 0)
+        this.strand({ file: seg.file, key: laneKey(seg.target), stage: seg.target.stage, segId: seg.id, requestId: null, bytes: keptBytes, keep });
       throw err;
     }
     await fs.promises.unlink(seg.file);
@@ -829,6 +841,10 @@ export class EventBuffer {
     const entries = [...this.stranded.values()].sort((a, b) => a.segId.localeCompare(b.segId));
     for (const e of entries) {
       try {
+        if (e.keep) {
+          await this.rewrite(e.file, e.keep);
+          e.keep = undefined;
+        }
         await this.insertFile(e);
         await fs.promises.unlink(e.file).catch(() => undefined);
       } catch (err) {

@@ -164,4 +164,57 @@ describe('the Events API log when the disk refuses a step', () => {
     await buf.close();
     expect(await lines(stage)).toEqual([...rowsOf('a', 2), ...rowsOf('c', 2)].sort());
   });
+  it('a write that can not be cut back nor blanked: when its segment is set aside, the retry inserts none of its rows', async () => {
+    const { stage, wal, buf, t, remake } = await setup(false);
+    // Z's segment is being inserted (and failing), so A and B share the next segment.
+    await buf.append(t, EventBuffer.rowsOf(body('z', 1), 'Z'), 'Z', false);
+    await buf.append(t, EventBuffer.rowsOf(body('a', 2), 'A'), 'A', false);
+    const bRows = EventBuffer.rowsOf(body('b', 4), 'B');
+    const realWrite = fs.writeSync;
+    vi.spyOn(fs, 'writeSync').mockImplementation(((fd: number, data: Buffer, off?: number, len?: number, pos?: number | null) => {
+      // B's rows: three of its four rows and part of the last are written, then the disk fails.
+      if (data === bRows.bytes) {
+        if (off === 0) return realWrite(fd, data, 0, Math.floor(data.length * 0.8));
+        throw eio();
+      }
+      return realWrite(fd, data, off, len, pos);
+    }) as typeof fs.writeSync);
+    vi.spyOn(fs, 'ftruncateSync').mockImplementation(() => {
+      throw eio();
+    });
+    // Writing over B's rows in place fails too.
+    const realOpenSync = fs.openSync;
+    vi.spyOn(fs, 'openSync').mockImplementation(((file: fs.PathLike, flags?: fs.OpenMode, mode?: fs.Mode) => {
+      if (flags === 'r+') throw eio();
+      return realOpenSync(file, flags ?? 'r', mode);
+    }) as typeof fs.openSync);
+    await expect(buf.append(t, bRows, 'B', false)).rejects.toMatchObject({ code: 'unavailable' });
+    vi.restoreAllMocks();
+    // Both segments' inserts fail: they wait on disk, B's rows out of the second one.
+    await vi.waitFor(() => expect(buf.pendingSegments).toBe(2), { timeout: 15_000 });
+    expect(await replayCopy(wal)).toEqual([...rowsOf('a', 2), ...rowsOf('z', 1)].sort());
+    await remake();
+    await vi.waitFor(() => expect(buf.pendingSegments).toBe(0), { timeout: 15_000 });
+    await buf.close();
+    expect(await lines(stage)).toEqual([...rowsOf('a', 2), ...rowsOf('z', 1)].sort());
+  });
+
+  it('refused rows that can not be blanked, in a segment that can not be rewritten either: the retry rewrites it first', async () => {
+    const { stage, wal, buf, t, remake } = await setup(true);
+    failSecondFlush();
+    // Neither writing over rows in place nor writing a new file works for now.
+    const realOpen = fs.promises.open;
+    vi.spyOn(fs.promises, 'open').mockImplementation(async (file, flags, mode) => {
+      if (flags === 'r+' || flags === 'w') throw eio();
+      return realOpen(file, flags, mode);
+    });
+    await appendTwoSecondRefused(buf, t, 2);
+    await vi.waitFor(() => expect(buf.pendingSegments).toBe(1), { timeout: 10_000 });
+    vi.restoreAllMocks();
+    await remake();
+    await vi.waitFor(() => expect(buf.pendingSegments).toBe(0), { timeout: 15_000 });
+    await buf.close();
+    expect(await lines(stage)).toEqual(rowsOf('a', 2));
+    expect(fs.readdirSync(wal)).toEqual([]);
+  });
 });
