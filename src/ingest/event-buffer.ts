@@ -115,6 +115,12 @@ interface Segment {
    * it takes no more rows; it is flushed at once and the lane's next request opens a new segment.
    */
   sealed: boolean;
+  /**
+   * A disk flush of the file failed. The kernel reports a writeback error once per descriptor, and
+   * all requests share this one: a flush that succeeds after that (one in flight alongside the
+   * failed one, whose pages the failed writeback held) proves nothing, so its rows are refused too.
+   */
+  syncFailed: boolean;
   waiters: Waiter[];
   target: EventTarget;
 }
@@ -379,7 +385,21 @@ export class EventBuffer {
         this.log('event write failed', { segment: file, error: String(err) });
         throw new PipitError('unavailable', UNAVAILABLE);
       }
-      seg = { id, file, fd, parts: [], bytes: 0, written: 0, syncs: new Set(), refused: [], unclean: false, sealed: false, waiters: [], target };
+      seg = {
+        id,
+        file,
+        fd,
+        parts: [],
+        bytes: 0,
+        written: 0,
+        syncs: new Set(),
+        refused: [],
+        unclean: false,
+        sealed: false,
+        syncFailed: false,
+        waiters: [],
+        target,
+      };
       lane.current = seg;
     }
     const s = seg;
@@ -415,14 +435,19 @@ export class EventBuffer {
       // Concurrent requests' disk flushes overlap (the kernel writes what is dirty once). A failed
       // one is handled inside the promise the segment's flush waits for: the rows are taken out
       // before the segment can be inserted or set aside.
-      const sync = fdatasync(s.fd).then(
-        () => true,
-        async (err) => {
-          this.log('event write failed', { segment: s.file, error: String(err) });
-          await this.refuse(s, part, waiter);
-          return false;
-        },
-      );
+      const sync = fdatasync(s.fd)
+        .then(() => {
+          if (s.syncFailed) throw new Error('an earlier disk flush of this segment failed');
+        })
+        .then(
+          () => true,
+          async (err) => {
+            s.syncFailed = true;
+            this.log('event write failed', { segment: s.file, error: String(err) });
+            await this.refuse(s, part, waiter);
+            return false;
+          },
+        );
       s.syncs.add(sync);
       let synced: boolean;
       try {

@@ -73,13 +73,29 @@ async function replayCopy(walDir: string): Promise<string[]> {
 
 const eio = () => Object.assign(new Error('EIO: i/o error'), { code: 'EIO', errno: -5 });
 
-/** Fails the second disk flush (fdatasync) from now on; the others go through. */
+/**
+ * Disk flushes (fdatasync) from now on, answered in the order they were asked for (each after the
+ * one before): the second fails, the others go through.
+ */
 function failSecondFlush(): void {
   const real = fs.fdatasync;
   let calls = 0;
+  let previous: Promise<void> = Promise.resolve();
   vi.spyOn(fs, 'fdatasync').mockImplementation(((fd: number, cb: (err: NodeJS.ErrnoException | null) => void) => {
-    if (++calls === 2) setImmediate(() => cb(eio()));
-    else real(fd, cb);
+    const fail = ++calls === 2;
+    const before = previous;
+    previous = new Promise<void>((done) => {
+      real(
+        fd,
+        (err) =>
+          void before.then(() =>
+            setImmediate(() => {
+              cb(fail ? eio() : err);
+              done();
+            }),
+          ),
+      );
+    });
   }) as typeof fs.fdatasync);
 }
 
@@ -216,5 +232,21 @@ describe('the Events API log when the disk refuses a step', () => {
     await buf.close();
     expect(await lines(stage)).toEqual(rowsOf('a', 2));
     expect(fs.readdirSync(wal)).toEqual([]);
+  });
+  it('a disk flush that succeeds after another of the same segment failed proves nothing: its request is refused too', async () => {
+    const { stage, wal, buf, t, remake } = await setup(true);
+    failSecondFlush();
+    // A, B and C in one segment: A's flush goes through, B's fails, C's reports success after B's failure.
+    const results = await Promise.allSettled(
+      ['a', 'b', 'c'].map((tag) => buf.append(t, EventBuffer.rowsOf(body(tag, 2), tag.toUpperCase()), tag.toUpperCase(), false)),
+    );
+    expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'rejected']);
+    vi.restoreAllMocks();
+    await vi.waitFor(() => expect(buf.pendingSegments).toBe(1), { timeout: 10_000 });
+    expect(await replayCopy(wal)).toEqual(rowsOf('a', 2));
+    await remake();
+    await vi.waitFor(() => expect(buf.pendingSegments).toBe(0), { timeout: 15_000 });
+    await buf.close();
+    expect(await lines(stage)).toEqual(rowsOf('a', 2));
   });
 });
