@@ -15,7 +15,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { EmbeddedEngine } from '../../src/engine/embedded-engine.js';
+import type { DatasourceRecord } from '../../src/catalog/catalog.js';
 import { EventBuffer, type EventTarget } from '../../src/ingest/event-buffer.js';
+import { createTablesSql, dropStagesSql, physicalNames, STAGES_DATABASE, stagesDdl } from '../../src/ingest/physical.js';
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'pipit-wal-faults-'));
 const engine = new EmbeddedEngine(path.join(root, 'engine'), { userSlots: 2, internalSlots: 2 });
@@ -248,5 +250,47 @@ describe('the Events API log when the disk refuses a step', () => {
     await vi.waitFor(() => expect(buf.pendingSegments).toBe(0), { timeout: 15_000 });
     await buf.close();
     expect(await lines(stage)).toEqual(rowsOf('a', 2));
+  });
+  // The tests above read the stage-shaped table without its blank lines; here the data source's own
+  // NDJSON stage (a Null table whose views skip lines matching ^\s*$) reads the blanked rows.
+  it.each([
+    ['plain (0x01-separated CSV) rows', 'b'],
+    ['TSV rows', 'b\\N'],
+  ])('refused %s, blanked in the file, reach neither the table nor the quarantine of a real data source', async (_, tag) => {
+    const id = `t_faults${n++}`;
+    const ds: DatasourceRecord = {
+      id,
+      version: 1,
+      workspaceId: 'ws',
+      name: id,
+      description: '',
+      format: 'ndjson',
+      headers: {},
+      createdAt: '',
+      updatedAt: '',
+      indexes: [],
+      engine: { engine: 'MergeTree', params: { sorting_key: 'tuple()' } },
+      columns: [{ name: 'r', type: 'String', nullable: false, defaultValue: null, codec: null, jsonpath: '$.r' }],
+    };
+    await engine.exec(`CREATE DATABASE IF NOT EXISTS ${STAGES_DATABASE} ENGINE = Memory`);
+    for (const q of createTablesSql(ds, 'w')) await engine.exec(q);
+    const names = physicalNames('w', id);
+    const wal = fs.mkdtempSync(path.join(root, 'wal-'));
+    const buf = new EventBuffer(wal, engine, true, log);
+    const t: EventTarget = { workspaceId: 'ws', database: 'w', datasourceId: id, stage: names.jsonStage };
+    // The stage is missing for now: the segment waits on disk, and its retry reads the file.
+    failSecondFlush();
+    const b = EventBuffer.rowsOf(body(tag, 3), 'B');
+    expect(b.plain).toBe(tag === 'b');
+    const results = await Promise.allSettled([buf.append(t, EventBuffer.rowsOf(body('a', 3), 'A'), 'A', false), buf.append(t, b, 'B', false)]);
+    expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected']);
+    vi.restoreAllMocks();
+    await vi.waitFor(() => expect(buf.pendingSegments).toBe(1), { timeout: 10_000 });
+    for (const q of stagesDdl(ds, 'w').find((x) => x.kind === 'json')!.statements) await engine.exec(q);
+    await vi.waitFor(() => expect(buf.pendingSegments).toBe(0), { timeout: 15_000 });
+    await buf.close();
+    expect(await engine.rows(`SELECT r FROM ${names.table} ORDER BY r`)).toEqual([{ r: 'a0' }, { r: 'a1' }, { r: 'a2' }]);
+    expect(await engine.rows(`SELECT count() AS c FROM ${names.quarantine}`)).toEqual([{ c: 0 }]);
+    for (const q of dropStagesSql(id)) await engine.exec(q);
   });
 });
