@@ -682,7 +682,12 @@ export class EventBuffer {
         this.strand({ file: seg.file, key: laneKey(seg.target), stage: seg.target.stage, segId: seg.id, requestId: null, bytes: keptBytes, keep });
       throw err;
     }
-    await fs.promises.unlink(seg.file);
+    // The rows are in: the waiting callers are answered whatever happens to the file (a failed
+    // unlink left them waiting forever); one left behind is replayed at the next start, where the
+    // segment's dedup token keeps its rows from being written twice.
+    await fs.promises
+      .unlink(seg.file)
+      .catch((err) => this.log('event segment could not be removed after its insert', { segment: seg.file, error: String(err) }));
     const at = Date.now();
     for (const w of seg.waiters) w.resolve(at);
   }

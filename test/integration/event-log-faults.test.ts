@@ -293,4 +293,16 @@ describe('the Events API log when the disk refuses a step', () => {
     expect(await engine.rows(`SELECT count() AS c FROM ${names.quarantine}`)).toEqual([{ c: 0 }]);
     for (const q of dropStagesSql(id)) await engine.exec(q);
   });
+  it('a wait=true request whose segment is in but whose file can not be removed is answered (no hang)', async () => {
+    const stage = await newStage();
+    const buf = new EventBuffer(fs.mkdtempSync(path.join(root, 'wal-')), engine, false, log);
+    vi.spyOn(fs.promises, 'unlink').mockImplementationOnce(async () => {
+      throw eio();
+    });
+    const answered = buf.append(target(stage), EventBuffer.rowsOf(body('a', 2), 'A'), 'A', true);
+    const hang = new Promise((resolve) => setTimeout(() => resolve('no answer'), 5_000));
+    expect(await Promise.race([answered, hang])).toEqual(expect.any(Number));
+    await buf.close();
+    expect(await lines(stage)).toEqual(rowsOf('a', 2));
+  });
 });
