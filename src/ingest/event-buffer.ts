@@ -22,7 +22,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { newUlid as ulid } from '../basics/ids.js';
-import type { Engine, InsertSummary } from '../engine/engine.js';
+import { type Engine, type InsertSummary, quoteString } from '../engine/engine.js';
 import { PipitError } from '../basics/errors.js';
 import { isDiskFull } from '../basics/disk.js';
 import { insertSettings } from './ingest-service.js';
@@ -539,7 +539,7 @@ export class EventBuffer {
       throw new PipitError('unavailable', UNAVAILABLE);
     }
     const started = performance.now();
-    const done = withRetries(() => this.insertLines(target.stage, body, requestId, segId))
+    const done = withRetries(() => this.insertLines(target.stage, body, requestId, segId, file))
       .then((summary) => {
         this.onInserted(target, [requestId], lineCount(body), body.length, (performance.now() - started) / 1000, summary.writtenBytes);
         return fs.promises.unlink(file);
@@ -563,8 +563,35 @@ export class EventBuffer {
   private largeInFlight = 0;
   private largeBytes = 0;
 
-  private insertLines(stage: string, data: Buffer, requestId: string, segmentId: string): Promise<InsertSummary> {
-    return this.engine.insert({ table: stage, format: 'LineAsString', columns: ['__line'], data, settings: insertSettings(requestId, `wal-${segmentId}`) });
+  /** A large body's lines, read by the engine from its log file `file` when it can (fromFile), else handed over as bytes. */
+  private async insertLines(stage: string, data: Buffer | null, requestId: string, segmentId: string, file: string): Promise<InsertSummary> {
+    const settings = insertSettings(requestId, `wal-${segmentId}`);
+    if (this.engine.localFiles) return this.fromFile(stage, file, 'LineAsString', ['__line'], settings);
+    return this.engine.insert({ table: stage, format: 'LineAsString', columns: ['__line'], data: data ?? (await fs.promises.readFile(file)), settings });
+  }
+
+  /**
+   * An insert whose data the engine reads from a log file of this host (`INSERT ... FROM INFILE`):
+   * the rows are on disk already, and chDB spends ~3.5 ns of CPU per byte handed to it in an insert
+   * (~27 ms per 8 MB, about what it then spends parsing JSON and writing the part: docs/benchmarks.md,
+   * "Session 8"), against ~0.5 ns reading the page cache. The format reads the file as it reads
+   * inline data (the same blocks, so the same dedup block ids as an insert of the same bytes). The
+   * engine reports the rows and bytes it read (the stage's block), not what the views wrote.
+   */
+  private async fromFile(
+    stage: string,
+    file: string,
+    format: 'LineAsString' | 'CSV' | 'TabSeparated',
+    columns: readonly string[],
+    settings: Record<string, string | number>,
+  ): Promise<InsertSummary> {
+    const set = Object.entries(settings)
+      .map(([k, v]) => `${k} = ${typeof v === 'string' ? quoteString(v) : Number(v)}`)
+      .join(', ');
+    const r = await this.engine.query(
+      `INSERT INTO ${stage} (${columns.join(', ')}) FROM INFILE ${quoteString(path.resolve(file))} SETTINGS ${set} FORMAT ${format}`,
+    );
+    return { writtenRows: r.rowsRead, writtenBytes: r.bytesRead, elapsed: r.elapsed };
   }
 
   private schedule(key: string): void {
@@ -614,16 +641,19 @@ export class EventBuffer {
       await fs.promises.unlink(seg.file).catch(() => undefined);
       return;
     }
-    const rows = oneFormat(seg.parts);
-    const data = rows.bytes;
+    // The engine reads the segment's file when it holds exactly the parts, in one format; else its rows are handed over.
+    const asIs = this.readableAsIs(seg);
+    const rows = asIs ? null : oneFormat(seg.parts);
     const started = performance.now();
     try {
-      const summary = await withRetries(() => this.insert(seg.target.stage, rows, seg.id));
+      const summary = await withRetries(() =>
+        rows ? this.insert(seg.target.stage, rows, seg.id) : this.insertSegmentFile(seg.target.stage, seg.file, seg.parts[0].plain, seg.id),
+      );
       this.onInserted(
         seg.target,
         seg.parts.map((p) => p.requestId),
-        lineCount(data),
-        data.length,
+        rows ? lineCount(rows.bytes) : seg.parts.reduce((n, p) => n + lineCount(p.bytes), 0),
+        rows ? rows.bytes.length : seg.written,
         (performance.now() - started) / 1000,
         summary.writtenBytes,
       );
@@ -690,6 +720,32 @@ export class EventBuffer {
       await fh.close();
     }
     await fs.promises.rename(tmp, file);
+  }
+
+  /**
+   * True when the engine may read the segment's file as it is: it reads this host's files, and the
+   * file holds exactly the segment's parts, back to back, all of one format (no rows of refused
+   * requests, blanked or not, no torn tail: such a segment is sealed).
+   */
+  private readableAsIs(seg: Segment): boolean {
+    if (!this.engine.localFiles || seg.sealed || seg.refused.length > 0 || seg.parts.length === 0) return false;
+    let at = 0;
+    for (const p of seg.parts) {
+      if (p.offset !== at || p.plain !== seg.parts[0].plain) return false;
+      at += p.bytes.length;
+    }
+    if (at !== seg.written) return false;
+    try {
+      return fs.statSync(seg.file).size === at;
+    } catch {
+      return false;
+    }
+  }
+
+  /** A lane segment's file read by the engine (fromFile): plain rows as CSV split at 0x01, else TSV. */
+  private insertSegmentFile(stage: string, file: string, plain: boolean, segmentId: string): Promise<InsertSummary> {
+    const settings = insertSettings(segmentId, `wal-${segmentId}`);
+    return this.fromFile(stage, file, plain ? 'CSV' : 'TabSeparated', ['__line', '__import_id'], plain ? { ...settings, ...LINES_WITH_ID } : settings);
   }
 
   private insert(stage: string, rows: Rows, segmentId: string): Promise<InsertSummary> {
@@ -765,11 +821,11 @@ export class EventBuffer {
 
   /** Inserts a segment file as it is on disk (a torn last line of a lane segment is left out). */
   private async insertFile(e: Stranded): Promise<void> {
-    const data = await fs.promises.readFile(e.file);
     if (e.requestId !== null) {
-      await this.insertLines(e.stage, data, e.requestId, e.segId);
+      await this.insertLines(e.stage, null, e.requestId, e.segId, e.file);
       return;
     }
+    const data = await fs.promises.readFile(e.file);
     // A torn last line (the process died mid-write, before the acknowledgement) is dropped.
     const end = data.lastIndexOf(10) + 1;
     if (end > 0) await this.insert(e.stage, rowsOfFile(data.subarray(0, end)), e.segId);
