@@ -173,7 +173,7 @@ describe('success', () => {
     expect(await engineRows(s, "SELECT name FROM system.tables WHERE name = 'injected_by_body'")).toEqual([]);
   });
 
-  it('a large body\'s line `\\N` (CSV\'s NULL) goes to quarantine like any line that is not JSON, never vanishes', async () => {
+  it("a large body's line `\\N` (CSV's NULL) goes to quarantine like any line that is not JSON, never vanishes", async () => {
     const t = await tableOf(s, 'ev');
     const before = await counts('ev');
     const r = await s.req('POST', '/v0/events?name=ev&wait=true', { body: `${rows(4000, 0, 0, 300)}\\N\n${rows(1)}` });
