@@ -144,6 +144,14 @@ const newLane = (): Lane => ({ current: null, flushing: false, backlog: 0, lastF
 const FLUSH_SPACING_MS = 50;
 const ACKNOWLEDGED_SPACING_MS = 250;
 const FLUSH_NOW_BYTES = 4 * 1024 * 1024;
+/**
+ * The same for a segment holding only acknowledged rows: its 250 ms decide, up to ~16 MB. An insert
+ * into the stage costs ~20–25 ms of engine CPU whatever its size plus ~5 ms per MB (100 rows of
+ * the bench's events: 21 ms; 14,000 rows, 4 MB: 46 ms; 56,000 rows, 16 MB: 103 ms), so at 1,500
+ * 100-row requests a second 4 MB flushes (11 a second) spent ~0.3 ms of engine CPU per request,
+ * 250 ms ones (~10 MB, 4 a second) ~0.2 (docs/benchmarks.md, "Session 8").
+ */
+const ACKNOWLEDGED_FLUSH_NOW_BYTES = 16 * 1024 * 1024;
 
 /** Largest backlog (bytes not yet in the engine) per data source before new requests get a 503. */
 const MAX_BACKLOG = 512 * 1024 * 1024;
@@ -598,9 +606,10 @@ export class EventBuffer {
     const lane = this.lanes.get(key);
     if (!lane || lane.flushing || !lane.current) return;
     const now = performance.now();
-    const spacing = lane.current.waiters.length ? FLUSH_SPACING_MS : ACKNOWLEDGED_SPACING_MS;
+    const waiting = lane.current.waiters.length > 0;
+    const spacing = waiting ? FLUSH_SPACING_MS : ACKNOWLEDGED_SPACING_MS;
     const wait = lane.lastFlush + spacing - now;
-    if (wait > 0 && lane.current.bytes < FLUSH_NOW_BYTES && !lane.current.sealed && !this.closing) {
+    if (wait > 0 && lane.current.bytes < (waiting ? FLUSH_NOW_BYTES : ACKNOWLEDGED_FLUSH_NOW_BYTES) && !lane.current.sealed && !this.closing) {
       // A waiting request arriving in a segment timed for acknowledged rows brings the flush forward.
       if (lane.timer && lane.timerDue <= now + wait) return;
       if (lane.timer) clearTimeout(lane.timer);
