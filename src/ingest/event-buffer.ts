@@ -22,7 +22,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { newUlid as ulid } from '../basics/ids.js';
-import type { Engine, InsertSummary } from '../engine/engine.js';
+import { type Engine, type InsertSummary, quoteString } from '../engine/engine.js';
 import { PipitError } from '../basics/errors.js';
 import { isDiskFull } from '../basics/disk.js';
 import { insertSettings } from './ingest-service.js';
@@ -150,6 +150,14 @@ const newLane = (): Lane => ({ current: null, flushing: false, backlog: 0, lastF
 const FLUSH_SPACING_MS = 50;
 const ACKNOWLEDGED_SPACING_MS = 250;
 const FLUSH_NOW_BYTES = 4 * 1024 * 1024;
+/**
+ * The same for a segment holding only acknowledged rows: its 250 ms decide, up to ~16 MB. An insert
+ * into the stage costs ~20–25 ms of engine CPU whatever its size plus ~5 ms per MB (100 rows of
+ * the bench's events: 21 ms; 14,000 rows, 4 MB: 46 ms; 56,000 rows, 16 MB: 103 ms), so at 1,500
+ * 100-row requests a second 4 MB flushes (11 a second) spent ~0.3 ms of engine CPU per request,
+ * 250 ms ones (~10 MB, 4 a second) ~0.2 (docs/benchmarks.md, "Session 8").
+ */
+const ACKNOWLEDGED_FLUSH_NOW_BYTES = 16 * 1024 * 1024;
 
 /** Largest backlog (bytes not yet in the engine) per data source before new requests get a 503. */
 const MAX_BACKLOG = 512 * 1024 * 1024;
@@ -322,20 +330,24 @@ export class EventBuffer {
    * 100-row requests, whose JSON-string column holds many backslashes).
    */
   static rowsOf(body: Buffer, requestId: string): Rows {
-    if (body.indexOf(1) >= 0 || body.indexOf(13) >= 0 || body.indexOf('\\N') >= 0 || (body[0] === 0xef && body[1] === 0xbb && body[2] === 0xbf))
+    if (body.indexOf(1) >= 0 || body.indexOf(13) >= 0 || hasBackslashN(body) || (body[0] === 0xef && body[1] === 0xbb && body[2] === 0xbf))
       return { bytes: EventBuffer.toTsv(body, requestId), plain: false };
     const suffix = Buffer.from(`\x01${requestId}\n`, 'latin1');
-    let lines = 0;
-    for (let i = body.indexOf(10); i >= 0; i = body.indexOf(10, i + 1)) lines++;
-    const unended = body.length > 0 && body[body.length - 1] !== 10 ? 1 : 0;
-    const out = Buffer.allocUnsafe(body.length + unended + (lines + unended) * (suffix.length - 1));
+    // One scan for the line ends, then one copy per line (a view over the body's bytes, no
+    // argument checks): ~4× less CPU than Buffer.copy per line after a second scan.
+    const ends: number[] = [];
+    for (let i = body.indexOf(10); i >= 0; i = body.indexOf(10, i + 1)) ends.push(i);
+    const unended = body.length > 0 && body[body.length - 1] !== 10;
+    if (unended) ends.push(body.length);
+    const out = Buffer.allocUnsafe(body.length + (unended ? 1 : 0) + ends.length * (suffix.length - 1));
+    const src = new Uint8Array(body.buffer, body.byteOffset, body.length);
     let o = 0;
     let start = 0;
-    while (start < body.length) {
-      let end = body.indexOf(10, start);
-      if (end < 0) end = body.length;
-      o += body.copy(out, o, start, end);
-      o += suffix.copy(out, o);
+    for (const end of ends) {
+      out.set(src.subarray(start, end), o);
+      o += end - start;
+      out.set(suffix, o);
+      o += suffix.length;
       start = end + 1;
     }
     return { bytes: out, plain: true };
@@ -573,7 +585,7 @@ export class EventBuffer {
       throw new PipitError('unavailable', UNAVAILABLE);
     }
     const started = performance.now();
-    const done = withRetries(() => this.insertLines(target.stage, body, requestId, segId))
+    const done = withRetries(() => this.insertLines(target.stage, body, requestId, segId, file))
       .then((summary) => {
         this.onInserted(target, [requestId], lineCount(body), body.length, (performance.now() - started) / 1000, summary.writtenBytes);
         return fs.promises.unlink(file);
@@ -597,17 +609,45 @@ export class EventBuffer {
   private largeInFlight = 0;
   private largeBytes = 0;
 
-  private insertLines(stage: string, data: Buffer, requestId: string, segmentId: string): Promise<InsertSummary> {
-    return this.engine.insert({ table: stage, format: 'LineAsString', columns: ['__line'], data, settings: insertSettings(requestId, `wal-${segmentId}`) });
+  /** A large body's lines, read by the engine from its log file `file` when it can (fromFile), else handed over as bytes. */
+  private async insertLines(stage: string, data: Buffer | null, requestId: string, segmentId: string, file: string): Promise<InsertSummary> {
+    const settings = insertSettings(requestId, `wal-${segmentId}`);
+    if (this.engine.localFiles) return this.fromFile(stage, file, 'LineAsString', ['__line'], settings);
+    return this.engine.insert({ table: stage, format: 'LineAsString', columns: ['__line'], data: data ?? (await fs.promises.readFile(file)), settings });
+  }
+
+  /**
+   * An insert whose data the engine reads from a log file of this host (`INSERT ... FROM INFILE`):
+   * the rows are on disk already, and chDB spends ~3.5 ns of CPU per byte handed to it in an insert
+   * (~27 ms per 8 MB, about what it then spends parsing JSON and writing the part: docs/benchmarks.md,
+   * "Session 8"), against ~0.5 ns reading the page cache. The format reads the file as it reads
+   * inline data (the same blocks, so the same dedup block ids as an insert of the same bytes). The
+   * engine reports the rows and bytes it read (the stage's block), not what the views wrote.
+   */
+  private async fromFile(
+    stage: string,
+    file: string,
+    format: 'LineAsString' | 'CSV' | 'TabSeparated',
+    columns: readonly string[],
+    settings: Record<string, string | number>,
+  ): Promise<InsertSummary> {
+    const set = Object.entries(settings)
+      .map(([k, v]) => `${k} = ${typeof v === 'string' ? quoteString(v) : Number(v)}`)
+      .join(', ');
+    const r = await this.engine.query(
+      `INSERT INTO ${stage} (${columns.join(', ')}) FROM INFILE ${quoteString(path.resolve(file))} SETTINGS ${set} FORMAT ${format}`,
+    );
+    return { writtenRows: r.rowsRead, writtenBytes: r.bytesRead, elapsed: r.elapsed };
   }
 
   private schedule(key: string): void {
     const lane = this.lanes.get(key);
     if (!lane || lane.flushing || !lane.current) return;
     const now = performance.now();
-    const spacing = lane.current.waiters.length ? FLUSH_SPACING_MS : ACKNOWLEDGED_SPACING_MS;
+    const waiting = lane.current.waiters.length > 0;
+    const spacing = waiting ? FLUSH_SPACING_MS : ACKNOWLEDGED_SPACING_MS;
     const wait = lane.lastFlush + spacing - now;
-    if (wait > 0 && lane.current.bytes < FLUSH_NOW_BYTES && !lane.current.sealed && !this.closing) {
+    if (wait > 0 && lane.current.bytes < (waiting ? FLUSH_NOW_BYTES : ACKNOWLEDGED_FLUSH_NOW_BYTES) && !lane.current.sealed && !this.closing) {
       // A waiting request arriving in a segment timed for acknowledged rows brings the flush forward.
       if (lane.timer && lane.timerDue <= now + wait) return;
       if (lane.timer) clearTimeout(lane.timer);
@@ -648,16 +688,19 @@ export class EventBuffer {
       await fs.promises.unlink(seg.file).catch(() => undefined);
       return;
     }
-    const rows = oneFormat(seg.parts);
-    const data = rows.bytes;
+    // The engine reads the segment's file when it holds exactly the parts, in one format; else its rows are handed over.
+    const asIs = this.readableAsIs(seg);
+    const rows = asIs ? null : oneFormat(seg.parts);
     const started = performance.now();
     try {
-      const summary = await withRetries(() => this.insert(seg.target.stage, rows, seg.id));
+      const summary = await withRetries(() =>
+        rows ? this.insert(seg.target.stage, rows, seg.id) : this.insertSegmentFile(seg.target.stage, seg.file, seg.parts[0].plain, seg.id),
+      );
       this.onInserted(
         seg.target,
         seg.parts.map((p) => p.requestId),
-        lineCount(data),
-        data.length,
+        rows ? lineCount(rows.bytes) : seg.parts.reduce((n, p) => n + lineCount(p.bytes), 0),
+        rows ? rows.bytes.length : seg.written,
         (performance.now() - started) / 1000,
         summary.writtenBytes,
       );
@@ -734,6 +777,32 @@ export class EventBuffer {
     await fs.promises.rename(tmp, file);
   }
 
+  /**
+   * True when the engine may read the segment's file as it is: it reads this host's files, and the
+   * file holds exactly the segment's parts, back to back, all of one format (no rows of refused
+   * requests, blanked or not, no torn tail: such a segment is sealed).
+   */
+  private readableAsIs(seg: Segment): boolean {
+    if (!this.engine.localFiles || seg.sealed || seg.refused.length > 0 || seg.parts.length === 0) return false;
+    let at = 0;
+    for (const p of seg.parts) {
+      if (p.offset !== at || p.plain !== seg.parts[0].plain) return false;
+      at += p.bytes.length;
+    }
+    if (at !== seg.written) return false;
+    try {
+      return fs.statSync(seg.file).size === at;
+    } catch {
+      return false;
+    }
+  }
+
+  /** A lane segment's file read by the engine (fromFile): plain rows as CSV split at 0x01, else TSV. */
+  private insertSegmentFile(stage: string, file: string, plain: boolean, segmentId: string): Promise<InsertSummary> {
+    const settings = insertSettings(segmentId, `wal-${segmentId}`);
+    return this.fromFile(stage, file, plain ? 'CSV' : 'TabSeparated', ['__line', '__import_id'], plain ? { ...settings, ...LINES_WITH_ID } : settings);
+  }
+
   private insert(stage: string, rows: Rows, segmentId: string): Promise<InsertSummary> {
     // Without parallel parsing (insertSettings): engine CPU of a 3.9 MB segment ~180 vs ~90 ms, of a 3,500-row one ~59 vs ~51.
     const settings = insertSettings(segmentId, `wal-${segmentId}`);
@@ -807,11 +876,11 @@ export class EventBuffer {
 
   /** Inserts a segment file as it is on disk (a torn last line of a lane segment is left out). */
   private async insertFile(e: Stranded): Promise<void> {
-    const data = await fs.promises.readFile(e.file);
     if (e.requestId !== null) {
-      await this.insertLines(e.stage, data, e.requestId, e.segId);
+      await this.insertLines(e.stage, null, e.requestId, e.segId, e.file);
       return;
     }
+    const data = await fs.promises.readFile(e.file);
     // A torn last line (the process died mid-write, before the acknowledgement) is dropped.
     const end = data.lastIndexOf(10) + 1;
     if (end > 0) await this.insert(e.stage, rowsOfFile(data.subarray(0, end)), e.segId);
@@ -919,6 +988,12 @@ export class EventBuffer {
     await this.retryPass;
     if (this.stranded.size) await this.retryStranded();
   }
+}
+
+/** True when `body` holds `\N` (a backslash, then N): sought by its rarer byte, N (a search for the pair cost ~14 µs per 25 KB). */
+function hasBackslashN(body: Buffer): boolean {
+  for (let i = body.indexOf(0x4e, 1); i >= 0; i = body.indexOf(0x4e, i + 1)) if (body[i - 1] === 0x5c) return true;
+  return false;
 }
 
 /** EventBuffer.toTsv for bytes that are not UTF-8 text: the same escapes, byte by byte. */

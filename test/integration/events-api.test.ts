@@ -178,6 +178,17 @@ describe('success', () => {
     expect(await engineRows(s, "SELECT name FROM system.tables WHERE name = 'injected_by_body'")).toEqual([]);
   });
 
+  it("a large body's line `\\N` (CSV's NULL) goes to quarantine like any line that is not JSON, never vanishes", async () => {
+    const t = await tableOf(s, 'ev');
+    const before = await counts('ev');
+    const r = await s.req('POST', '/v0/events?name=ev&wait=true', { body: `${rows(4000, 0, 0, 300)}\\N\n${rows(1)}` });
+    const requestId = r.headers.get('x-request-id')!;
+    await expectJson(r, 200, { successful_rows: 4001, quarantined_rows: 1 });
+    expect(await counts('ev')).toEqual({ table: before.table + 4001, quarantine: before.quarantine + 1 });
+    const q = await engineRows<{ e: string }>(s, `SELECT c__error[1] AS e FROM ${t.quarantine} WHERE c__import_id = '${requestId}'`);
+    expect(q).toEqual([{ e: 'invalid JSON line: \\N' }]);
+  });
+
   it('small bodies go in line by line as sent, logged plain or TSV-escaped, also when both kinds share a segment', async () => {
     const t = await tableOf(s, 'ev');
     const odd = ['  not json\t', 'x\u0001y', '\\N', 'a\\tb\\\\c', '"quoted"', "'single'"];

@@ -17,6 +17,7 @@ import { ACCEPTED, EventBuffer } from '../../ingest/event-buffer.js';
 import { countNdjsonLines } from '../../ingest/ingest-service.js';
 import { physicalNames } from '../../ingest/physical.js';
 import { authenticate } from '../auth.js';
+import { infoOf, requestContext } from '../../observability/context.js';
 import { decoded, eachChunk, queryParams, readAll } from '../body.js';
 import { STATUS } from '../errors.js';
 
@@ -182,13 +183,19 @@ export const eventRoutes =
               throw err;
             }
             try {
-              ds = await s.datasources.create(auth.workspace, {
-                name: p.name,
-                columns: inferred.columns,
-                engine: inferred.engine,
-                indexes: [],
-                description: '',
-              });
+              // In the request context (so the `create` operation carries the request id) also when
+              // the route runs outside it: the rest of an Events API request records nothing
+              // through it, and an open scope turns on V8's promise hooks for the whole process.
+              const info = infoOf(req);
+              const create = () =>
+                s.datasources.create(auth.workspace, {
+                  name: p.name,
+                  columns: inferred.columns,
+                  engine: inferred.engine,
+                  indexes: [],
+                  description: '',
+                });
+              ds = info && requestContext.get() !== info ? await requestContext.run(info, create) : await create();
             } catch (err) {
               // Another request may have created it meanwhile.
               ds = await s.datasources.find(auth.workspace, p.name);
