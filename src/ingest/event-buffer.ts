@@ -202,6 +202,17 @@ async function writeFully(fh: fs.promises.FileHandle, buf: Buffer): Promise<void
 }
 
 /** Looked up at each call (not bound once), so a fault test can make the disk refuse a flush. */
+/**
+ * Settings of every insert of a log segment (first attempt, retries, replay), under the segment's
+ * dedup token. One block per insert: the engine deduplicates a retried insert block by block (the
+ * token and the block's number), so the insert from memory (without refused rows) and a replay of
+ * the file (where they are blank lines) must cut the same rows into the same blocks; at the
+ * default of ~1M rows per block a larger segment could be cut differently and a block skipped.
+ */
+function walSettings(importId: string, segmentId: string): Record<string, string | number> {
+  return { ...insertSettings(importId, `wal-${segmentId}`), max_insert_block_size: 2 ** 40 };
+}
+
 const fdatasync = (fd: number) => new Promise<void>((resolve, reject) => fs.fdatasync(fd, (err) => (err ? reject(err) : resolve())));
 const closeFd = promisify(fs.close);
 
@@ -611,7 +622,7 @@ export class EventBuffer {
 
   /** A large body's lines, read by the engine from its log file `file` when it can (fromFile), else handed over as bytes. */
   private async insertLines(stage: string, data: Buffer | null, requestId: string, segmentId: string, file: string): Promise<InsertSummary> {
-    const settings = insertSettings(requestId, `wal-${segmentId}`);
+    const settings = walSettings(requestId, segmentId);
     if (this.engine.localFiles) return this.fromFile(stage, file, 'LineAsString', ['__line'], settings);
     return this.engine.insert({ table: stage, format: 'LineAsString', columns: ['__line'], data: data ?? (await fs.promises.readFile(file)), settings });
   }
@@ -799,13 +810,13 @@ export class EventBuffer {
 
   /** A lane segment's file read by the engine (fromFile): plain rows as CSV split at 0x01, else TSV. */
   private insertSegmentFile(stage: string, file: string, plain: boolean, segmentId: string): Promise<InsertSummary> {
-    const settings = insertSettings(segmentId, `wal-${segmentId}`);
+    const settings = walSettings(segmentId, segmentId);
     return this.fromFile(stage, file, plain ? 'CSV' : 'TabSeparated', ['__line', '__import_id'], plain ? { ...settings, ...LINES_WITH_ID } : settings);
   }
 
   private insert(stage: string, rows: Rows, segmentId: string): Promise<InsertSummary> {
     // Without parallel parsing (insertSettings): engine CPU of a 3.9 MB segment ~180 vs ~90 ms, of a 3,500-row one ~59 vs ~51.
-    const settings = insertSettings(segmentId, `wal-${segmentId}`);
+    const settings = walSettings(segmentId, segmentId);
     return this.engine.insert({
       table: stage,
       format: rows.plain ? 'CSV' : 'TabSeparated',
