@@ -11,7 +11,9 @@
  *
  * AB_VARIANTS: `;`-separated `name=spec`, spec a space-separated list of `KEY=value` environment
  * settings and node options, and optionally `src` (run src/main.ts through tsx instead of
- * scripts/start.mjs) or a path to a directory holding another checkout (its scripts/start.mjs).
+ * scripts/start.mjs), `pipe` (stdout into a `cat` process that discards it, as a log reader such as
+ * journald or a container runtime reads it; its CPU per request is the "reader" column) or a path to
+ * a directory holding another checkout (its scripts/start.mjs).
  * Two specs are not server processes: `inproc` (a server created in this process from the
  * sources, PIPIT_LOG_LEVEL from the spec or silent, as bench/endpoint.ts's in-process server) and
  * `raw` (one chDB Session in this process, on the inproc server's data directory when there is one (listed before it), with default settings running the natural SQL,
@@ -21,7 +23,7 @@
  * Default: the differences between the in-process bench server and `npm start`'s, with both
  * references.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
@@ -39,12 +41,15 @@ interface Variant {
   name: string;
   /** The server process; undefined for inproc and raw (this process). */
   child?: ChildProcess;
+  /** The process reading its stdout (`pipe`). */
+  reader?: ChildProcess;
   /** One request (x in 1..20). */
   call: (x: number) => Promise<void>;
   stop: () => Promise<void>;
   main: number[];
   proc: number[];
   client: number[];
+  readerCpu: number[];
   p50: number[];
 }
 
@@ -85,7 +90,7 @@ let inprocEngineDir: string | undefined;
 async function start(name: string, spec: string): Promise<Variant> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), `pipit-ab-${name}-`));
   const words = spec.split(' ').filter(Boolean);
-  const stats = { main: [], proc: [], client: [], p50: [] };
+  const stats = { main: [], proc: [], client: [], readerCpu: [], p50: [] };
   if (words[0] === 'raw') {
     const { Session } = await import('chdb');
     // chDB holds one data directory per process: the in-process server's, when there is one.
@@ -109,8 +114,10 @@ async function start(name: string, spec: string): Promise<Variant> {
   const nodeArgs: string[] = [];
   let root = ROOT;
   let src = false;
+  let pipe = false;
   for (const w of words) {
     if (w === 'src' || w === 'inproc') src = true;
+    else if (w === 'pipe') pipe = true;
     else if (w.startsWith('/')) root = w;
     else if (/^[A-Z_]+=/.test(w)) env[w.slice(0, w.indexOf('='))] = w.slice(w.indexOf('=') + 1);
     else nodeArgs.push(w);
@@ -118,6 +125,7 @@ async function start(name: string, spec: string): Promise<Variant> {
   let port: number;
   let token: string;
   let child: ChildProcess | undefined;
+  let reader: ChildProcess | undefined;
   let stop: () => Promise<void>;
   if (words[0] === 'inproc') {
     const { createApp } = await import('../src/app.js');
@@ -134,7 +142,18 @@ async function start(name: string, spec: string): Promise<Variant> {
     env.PIPIT_PORT = String(port);
     const args = src ? [...nodeArgs, '--import', 'tsx', path.join(root, 'src', 'main.ts')] : [...nodeArgs, path.join(root, 'scripts', 'start.mjs')];
     const out = fs.openSync('/dev/null', 'w');
-    const c = spawn(process.execPath, args, { cwd: root, env, stdio: ['ignore', out, 'pipe'] });
+    let stdout = out;
+    if (pipe) {
+      // A FIFO between the server and `cat`: only those two hold its ends.
+      const fifo = path.join(dir, 'stdout.fifo');
+      execFileSync('mkfifo', [fifo]);
+      const rd = spawn('cat', [fifo], { stdio: ['ignore', out, 'inherit'] });
+      reader = rd;
+      process.once('exit', () => rd.kill('SIGKILL'));
+      stdout = fs.openSync(fifo, 'w');
+    }
+    const c = spawn(process.execPath, args, { cwd: root, env, stdio: ['ignore', stdout, 'pipe'] });
+    if (stdout !== out) fs.closeSync(stdout);
     child = c;
     process.once('exit', () => c.kill('SIGKILL'));
     let stderr = '';
@@ -169,7 +188,7 @@ async function start(name: string, spec: string): Promise<Variant> {
   });
   if (!r.ok) throw new Error(`${name}: creating the pipe: ${r.status} ${await r.text()}`);
   const agent = new http.Agent({ keepAlive: true, maxSockets: 4 });
-  return { name, child, ...stats, call: (x) => get(agent, port, `/v0/pipes/trivial_ep.json?x=${x}`, token), stop };
+  return { name, child, reader, ...stats, call: (x) => get(agent, port, `/v0/pipes/trivial_ep.json?x=${x}`, token), stop };
 }
 
 async function block(v: Variant, n: number): Promise<void> {
@@ -178,12 +197,14 @@ async function block(v: Variant, n: number): Promise<void> {
   const m0 = pid ? mainCpuMs(pid) : 0;
   const p0 = pid ? procCpuMs(pid) : 0;
   const c0 = mainCpuMs(process.pid);
+  const r0 = v.reader ? procCpuMs(v.reader.pid!) : 0;
   for (let i = 0; i < n; i++) {
     const t = performance.now();
     await v.call((i % 20) + 1);
     lat.push(performance.now() - t);
   }
   v.client.push(((mainCpuMs(process.pid) - c0) * 1000) / n);
+  v.readerCpu.push(v.reader ? ((procCpuMs(v.reader.pid!) - r0) * 1000) / n : 0);
   v.main.push(pid ? ((mainCpuMs(pid) - m0) * 1000) / n : 0);
   v.proc.push(pid ? ((procCpuMs(pid) - p0) * 1000) / n : 0);
   v.p50.push(median(lat));
@@ -204,6 +225,7 @@ async function main() {
     v.main.length = 0;
     v.proc.length = 0;
     v.client.length = 0;
+    v.readerCpu.length = 0;
     v.p50.length = 0;
   }
   for (let r = 0; r < ROUNDS; r++) {
@@ -214,11 +236,11 @@ async function main() {
   }
   const ref = vs.find((v) => v.name === 'raw');
   console.log(
-    '\nvariant: server main thread µs/request, server process µs/request, client (this process) main thread µs/request, p50 ms, p50 − raw p50 (medians of the rounds)',
+    '\nvariant: server main thread µs/request, server process µs/request, client (this process) main thread µs/request, reader µs/request, p50 ms, p50 − raw p50 (medians of the rounds)',
   );
   for (const v of vs)
     console.log(
-      `${v.name.padEnd(20)} ${[v.main, v.proc, v.client].map((xs) => median(xs).toFixed(0).padStart(6)).join(' ')} ${median(v.p50).toFixed(3).padStart(8)}` +
+      `${v.name.padEnd(20)} ${[v.main, v.proc, v.client, v.readerCpu].map((xs) => median(xs).toFixed(0).padStart(6)).join(' ')} ${median(v.p50).toFixed(3).padStart(8)}` +
         (ref ? ` ${(median(v.p50) - median(ref.p50)).toFixed(3).padStart(7)}` : ''),
     );
   for (const v of vs) await v.stop();

@@ -87,10 +87,7 @@ export function observeHttp(app: FastifyInstance, obs: Observability): void {
         userAgent: typeof req.headers['user-agent'] === 'string' ? req.headers['user-agent'] : undefined,
       });
     }
-    // Through the application's logger with the request id (what req.log would add), so a request
-    // that logs nothing else builds no child logger (see RequestLogger in server.ts).
     const line = {
-      reqId: req.id,
       route: route ?? null,
       family,
       method: req.method,
@@ -101,8 +98,8 @@ export function observeHttp(app: FastifyInstance, obs: Observability): void {
       ...(info?.pipe ? { pipe: info.pipe.name } : {}),
       ...(status >= 400 && info?.error ? { error: info.error } : {}),
     };
-    if (status >= 500) app.log.error(line, 'request');
-    else app.log.info(line, 'request');
+    if (status >= 500) req.log.error(line, 'request');
+    else req.log.info(line, 'request');
     done();
   });
 }

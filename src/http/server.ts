@@ -3,7 +3,7 @@
  * OPTIONS preflight, the error body) and one plugin per API family. Built apart from the process
  * that listens, so tests can run it on a loopback port or with inject().
  */
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { newUlid as ulid } from '../basics/ids.js';
 import type { Services } from './services.js';
 import { routeNotFound, toHttpError } from './errors.js';
@@ -38,64 +38,6 @@ const CORS_HEADERS: Record<string, string> = {
   'access-control-max-age': '86400',
 };
 
-/**
- * A request's logger (`req.log`), made only when something logs through it: an error, a warning.
- * The line every request writes goes through the application's logger with the request id
- * (observeHttp), so most requests never build a pino child (its bindings serialised, its object
- * made) only to drop it.
- */
-const enabled = (logger: FastifyBaseLogger, level: string) => (logger as unknown as { isLevelEnabled(l: string): boolean }).isLevelEnabled(level);
-
-class RequestLogger {
-  private made: FastifyBaseLogger | undefined;
-
-  constructor(
-    private readonly parent: FastifyBaseLogger,
-    private readonly bindings: Record<string, unknown>,
-    private readonly opts: Record<string, unknown>,
-  ) {}
-
-  private get log(): FastifyBaseLogger {
-    this.made ??= this.parent.child(this.bindings, this.opts);
-    return this.made;
-  }
-
-  get level(): string {
-    return this.made?.level ?? this.parent.level;
-  }
-
-  set level(level: string) {
-    this.log.level = level;
-  }
-
-  fatal(...a: unknown[]): void {
-    (this.log.fatal as (...x: unknown[]) => void)(...a);
-  }
-  error(...a: unknown[]): void {
-    (this.log.error as (...x: unknown[]) => void)(...a);
-  }
-  warn(...a: unknown[]): void {
-    (this.log.warn as (...x: unknown[]) => void)(...a);
-  }
-  info(...a: unknown[]): void {
-    (this.log.info as (...x: unknown[]) => void)(...a);
-  }
-  debug(...a: unknown[]): void {
-    // Below the level, nothing to build.
-    if (this.made || enabled(this.parent, 'debug')) (this.log.debug as (...x: unknown[]) => void)(...a);
-  }
-  trace(...a: unknown[]): void {
-    if (this.made || enabled(this.parent, 'trace')) (this.log.trace as (...x: unknown[]) => void)(...a);
-  }
-  silent(): void {}
-  child(bindings: Record<string, unknown>, opts?: Record<string, unknown>): FastifyBaseLogger {
-    return this.log.child(bindings, opts);
-  }
-}
-
-const requestLogger = (logger: FastifyBaseLogger, bindings: Record<string, unknown>, opts: object): FastifyBaseLogger =>
-  new RequestLogger(logger, bindings, opts as Record<string, unknown>) as unknown as FastifyBaseLogger;
-
 export function buildHttp(services: Services): FastifyInstance {
   // Every log line passes the redactor: no token value (query string, path, Authorization
   // header, error text) reaches the log at any level. On stdout (the server's default) lines are
@@ -104,8 +46,6 @@ export function buildHttp(services: Services): FastifyInstance {
   const logStream = logLevel === 'silent' ? undefined : logDestination ? redactingStream(logDestination) : new BufferedLog(process.stdout);
   const app = Fastify({
     logger: logStream ? { level: logLevel, stream: logStream } : false,
-    // Without a logger Fastify skips request loggers altogether (only with its own factory).
-    ...(logStream ? { childLoggerFactory: requestLogger } : {}),
     genReqId: () => ulid(),
     // One line per request, written by the observability hooks (with the token's name and route).
     logController: new LogController({ disableRequestLogging: true }),
