@@ -4,22 +4,25 @@
  * `npm run bench`: a tool for finding what a start option or a code change costs per request.
  *
  * Each variant is a Pipit server started as `npm start` starts it unless its spec says otherwise,
- * on its own temporary data directory, its log going to /dev/null. They are driven in turn, in
+ * on its own temporary data directory, its stdout going to /dev/null. They are driven in turn, in
  * blocks of AB_N (1,500) requests with one keep-alive node:http client, AB_ROUNDS (6) rounds, the
- * order rotating; per block: the server main thread's CPU per request (`/proc/<pid>/task/<pid>/schedstat`,
- * exact), the whole process's, and the p50 round trip. Medians over the rounds.
+ * order rotating; per block: the server main thread's CPU per request
+ * (`/proc/<pid>/task/<pid>/schedstat`, exact), the whole process's, the client's, and the p50
+ * round trip. Medians over the rounds (the per-round figures are printed too: on a loaded
+ * machine, compare variants round by round).
  *
  * AB_VARIANTS: `;`-separated `name=spec`, spec a space-separated list of `KEY=value` environment
- * settings and node options, and optionally `src` (run src/main.ts through tsx instead of
- * scripts/start.mjs), `pipe` (stdout into a `cat` process that discards it, as a log reader such as
- * journald or a container runtime reads it; its CPU per request is the "reader" column) or a path to
- * a directory holding another checkout (its scripts/start.mjs).
- * Two specs are not server processes: `inproc` (a server created in this process from the
- * sources, PIPIT_LOG_LEVEL from the spec or silent, as bench/endpoint.ts's in-process server) and
- * `raw` (one chDB Session in this process, on the inproc server's data directory when there is one (listed before it), with default settings running the natural SQL,
- * `SELECT toInt32(<x>) AS x`, FORMAT JSON). Run this tool with UV_THREADPOOL_SIZE=16 for them.
- * The "client" column is this process's main thread per request (for inproc and raw, the whole
- * request: client, server and engine calls share it).
+ * settings and node options (`--import=<file>` preloads, e.g. bench/endpoint-timeline.mjs), and
+ * optionally `src` (run src/main.ts through tsx instead of scripts/start.mjs), `pipe` (stdout into
+ * a `cat` process through a FIFO, as a log reader such as journald or a container runtime reads
+ * it; its CPU per request is the "reader" column) or the absolute path of another checkout (its
+ * scripts/start.mjs; build its bundle first). Two specs are not server processes: `inproc` (a
+ * server created in this process from the sources, PIPIT_LOG_LEVEL from the spec or silent, as
+ * bench/endpoint.ts's in-process server) and `raw` (one chDB Session in this process with default
+ * settings running the natural SQL, `SELECT toInt32(<x>) AS x`, FORMAT JSON; on the inproc
+ * server's data directory when one is listed before it). Run this tool with UV_THREADPOOL_SIZE=16
+ * for those two. The "client" column is this process's main thread per request (for inproc and
+ * raw the whole request: client, server and engine calls share it).
  * Default: the differences between the in-process bench server and `npm start`'s, with both
  * references.
  */
