@@ -733,11 +733,14 @@ async function main() {
           async () => {
             const c = pick();
             await drain(
-              await app.services.queries.run({ sql: c.sql, queryParams: {}, userNames: (m: string) => m } as unknown as PreparedQuery, {
-                format: 'JSON',
-                queryId: 'bench',
-                buffered: true,
-              }),
+              await app.services.queries.run(
+                { sql: c.sql, queryParams: {}, caller: { token: 'bench', workspace: 'bench' }, userNames: (m: string) => m } as unknown as PreparedQuery,
+                {
+                  format: 'JSON',
+                  queryId: 'bench',
+                  buffered: true,
+                },
+              ),
             );
           },
         ],

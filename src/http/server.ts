@@ -8,7 +8,7 @@ import { newUlid as ulid } from '../basics/ids.js';
 import type { Services } from './services.js';
 import { routeNotFound, toHttpError } from './errors.js';
 import { frameworkError, onClientError } from './framework-errors.js';
-import { redactingStream } from '../basics/log-redact.js';
+import { BufferedLog, redactingStream } from '../basics/log-redact.js';
 import { routeCatalog } from './openapi.js';
 import { named } from './route-docs.js';
 import { authenticate } from './auth.js';
@@ -39,10 +39,13 @@ const CORS_HEADERS: Record<string, string> = {
 };
 
 export function buildHttp(services: Services): FastifyInstance {
+  // Every log line passes the redactor: no token value (query string, path, Authorization
+  // header, error text) reaches the log at any level. On stdout (the server's default) lines are
+  // written in batches (BufferedLog); a destination of the caller's (tests) gets each line at once.
+  const { logLevel, logDestination } = services.config;
+  const logStream = logLevel === 'silent' ? undefined : logDestination ? redactingStream(logDestination) : new BufferedLog(process.stdout);
   const app = Fastify({
-    // Every log line passes the redactor: no token value (query string, path, Authorization
-    // header, error text) reaches the log at any level.
-    logger: services.config.logLevel === 'silent' ? false : { level: services.config.logLevel, stream: redactingStream(services.config.logDestination) },
+    logger: logStream ? { level: logLevel, stream: logStream } : false,
     genReqId: () => ulid(),
     // One line per request, written by the observability hooks (with the token's name and route).
     logController: new LogController({ disableRequestLogging: true }),
@@ -65,6 +68,11 @@ export function buildHttp(services: Services): FastifyInstance {
   const catalog = routeCatalog(app);
 
   observeHttp(app, services.observability);
+  if (logStream instanceof BufferedLog)
+    app.addHook('onClose', (_app, done) => {
+      logStream.flush();
+      done();
+    });
 
   // Callback-style hooks, one per stage (each hook is a step of Fastify's hook runner on every
   // request): no promise per request on the hot path of small queries.

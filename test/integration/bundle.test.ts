@@ -6,6 +6,7 @@
  * install-time template) to a graceful stop.
  */
 import { execFileSync } from 'node:child_process';
+import { once } from 'node:events';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -19,7 +20,8 @@ let s: ChildServer;
 beforeAll(async () => {
   // Builds what is missing or older than the sources, as `npm start` would (CI's `npm ci` built it).
   execFileSync(process.execPath, ['scripts/build-server.mjs', '--if-stale'], { stdio: 'inherit' });
-  s = await startChild(dataDir, {}, ['--enable-source-maps', 'scripts/start.mjs']);
+  // The default log level: a request line per request, written in batches to stdout.
+  s = await startChild(dataDir, { PIPIT_LOG_LEVEL: 'info' }, ['--enable-source-maps', 'scripts/start.mjs']);
 }, 120_000);
 
 afterAll(async () => {
@@ -71,5 +73,27 @@ describe('the built server (npm start)', () => {
     expect(r.status).toBe(404);
     expect(await r.json()).toEqual({ error: expect.stringContaining('nope') });
     expect(await s.stop()).toBe(0);
+    // One request line for each of the 8 requests, the last one's included (sent right before
+    // the stop: the lines held in the log's buffer are written when the process exits).
+    if (!s.child.stdout!.readableEnded) await once(s.child.stdout!, 'end');
+    const lines = s
+      .output()
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as { msg: string; reqId?: string; method?: string; status?: number; token_name?: string });
+    const requests = lines.filter((l) => l.msg === 'request');
+    expect(requests.map((l) => `${l.method} ${l.status}`)).toEqual([
+      'POST 200',
+      'POST 200',
+      'POST 200',
+      'POST 200',
+      'OPTIONS 204',
+      'POST 200',
+      'GET 200',
+      'GET 404',
+    ]);
+    expect(new Set(requests.map((l) => l.reqId)).size).toBe(8);
+    expect(requests[0].token_name).toBe('workspace admin token');
+    expect(lines.at(-1)?.msg).toBe('shutting down');
   }, 60_000);
 });
