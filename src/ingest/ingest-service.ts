@@ -61,7 +61,9 @@ export function countNdjsonLines(buf: Buffer): { lines: number; notObjects: numb
     if (end < 0) end = buf.length;
     for (let i = start; i < end; i++) {
       const c = buf[i];
-      if (c !== 32 && c !== 9 && c !== 13 && c !== 12 && c !== 11) {
+      // Blank as the NDJSON stage's `match(__line, '^\\s*$')` is (RE2's \s: space, \t, \r, \f, not
+      // \v): a line of vertical tabs is kept there, and quarantined, so it is counted here.
+      if (c !== 32 && c !== 9 && c !== 13 && c !== 12) {
         lines++;
         if (c !== 123) notObjects++;
         break;

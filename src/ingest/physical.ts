@@ -227,10 +227,12 @@ function jsonExtraction(cols: Column[]): { raws: string[]; plans: ColumnPlan[]; 
     } else {
       raw = sql`JSONExtract(__line, ${keys}, 'Nullable(String)')`.text;
       if (path.array && path.rest.length) {
-        // `$.a[:].b` — the array of the field `b` of every element of `a`, as JSON text.
+        // `$.a[:].b` — the array of the field `b` of every element of `a`, as JSON text. The array
+        // is read from a non-Nullable text: JSONExtractArrayRaw of a Nullable(String) would be a
+        // Nullable(Array), which the engine refuses (the stage could not be made at all).
         const inner = trusted(raw);
         raw =
-          sql`if(JSONType(${inner}) = 'Array', toJSONString(arrayMap(_x -> JSONExtract(_x, ${path.rest}, 'Nullable(String)'), JSONExtractArrayRaw(${inner}))), NULL)`
+          sql`if(JSONType(${inner}) = 'Array', toJSONString(arrayMap(_x -> JSONExtract(_x, ${path.rest}, 'Nullable(String)'), JSONExtractArrayRaw(ifNull(${inner}, '')))), NULL)`
             .text;
       }
     }
