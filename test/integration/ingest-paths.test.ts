@@ -266,6 +266,12 @@ async function rowsOf(name: string): Promise<Rows> {
   return { table: table.map((r) => r.h), quarantine: quarantine.map((r) => r.h).filter((h) => !h.includes(trigger)) };
 }
 
+/** The distinct import ids of a data source's quarantine rows. */
+async function importIds(name: string): Promise<string[]> {
+  const t = await tableOf(s, name);
+  return (await engineRows<{ id: string }>(s, `SELECT DISTINCT c__import_id AS id FROM ${t.quarantine} ORDER BY id`)).map((r) => r.id);
+}
+
 async function truncate(name: string): Promise<void> {
   const t = await tableOf(s, name);
   await engineRows(s, `TRUNCATE TABLE ${t.table}`);
@@ -329,6 +335,10 @@ async function perCase(
     await idle();
     const rows = await rowsOf(ds);
     out.set(name, rows);
+    // Quarantine rows carry the request's id (the import's id for an import).
+    const id = ds === 'import' && res.status === 200 ? (JSON.parse(text) as { import_id: string }).import_id : res.headers.get('x-request-id');
+    const ids = await importIds(ds);
+    if (ids.some((x) => x !== id)) answerMismatches.push(`${ds}/${name}: quarantine rows of import ids ${JSON.stringify(ids)}, not ${id}`);
     if (counted && res.status === 200) {
       const got = JSON.parse(text) as { successful_rows: number; quarantined_rows: number };
       const wrote = { successful_rows: rows.table.length, quarantined_rows: rows.quarantine.length + extraQuarantined };
@@ -366,14 +376,20 @@ it('every path writes the same table and quarantine rows for the same lines', as
   // Every case at once into one lane, plain and TSV bodies alternating, half waiting: segments
   // holding both kinds of rows (oneFormat, plainToTsv).
   const entries = Object.entries(CASES);
+  const mixedIds: string[] = [];
   const answers = await Promise.all(
     entries.map(([, body], i) =>
-      events('mixed', i % 2 === 0 ? body : withTrigger(body, CR_LINE), i % 4 < 2).then(async (r) => (r.status === 500 ? `500 ${await r.text()}` : r.status)),
+      events('mixed', i % 2 === 0 ? body : withTrigger(body, CR_LINE), i % 4 < 2).then(async (r) => {
+        mixedIds.push(r.headers.get('x-request-id')!);
+        return r.status === 500 ? `500 ${await r.text()}` : r.status;
+      }),
     ),
   );
   expect(answers.filter((st) => st !== 200 && st !== 202 && st !== 400)).toEqual([]);
   await idle();
   const mixed = await rowsOf('mixed');
+  // Each quarantine row carries the id of a request that sent it (the segment's rows are of many).
+  expect((await importIds('mixed')).filter((id) => !mixedIds.includes(id))).toEqual([]);
 
   // Files left in wal/ by a previous process, replayed by the next start: a lane segment holding
   // every case's rows as `append` logs them (plain and TSV parts), and a large body's file per case.
@@ -391,6 +407,9 @@ it('every path writes the same table and quarantine rows for the same lines', as
   await s.restart();
   await idle();
   expect(fs.readdirSync(wal)).toEqual([]);
+  // A replayed row's import id is its request's: the id after its line, or the large body file's.
+  expect((await importIds('replay_lane')).filter((id) => !/^R\d+$/.test(id))).toEqual([]);
+  expect((await importIds('replay_large')).filter((id) => !/^L\d+$/.test(id))).toEqual([]);
 
   const report: string[] = [];
   const compare = (what: string, want: Rows, got: Rows, tolerated = false) => {
