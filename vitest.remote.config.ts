@@ -14,6 +14,7 @@ export default defineConfig({
     include: [
       'test/integration/datasources-api.test.ts',
       'test/integration/events-api.test.ts',
+      'test/integration/ingest-paths.test.ts',
       'test/integration/sql-api.test.ts',
       'test/integration/pipes-api.test.ts',
       'test/integration/tokens-api.test.ts',
