@@ -128,6 +128,17 @@ const CASES: Record<string, Bytes> = {
   soh_and_crlf: bytes('{"id":116,"s":"soh', [1], '"}\r\n'),
   bom_only: bytes(BOM, '\n{"id":117}\n'),
   bom_crlf_invalid: bytes(BOM, '{"id":118,"s":"', [0xff], '"}\r\n'),
+  starts_with_empty_lines: bytes('\n\n{"id":120}\n'),
+  starts_with_crlf: bytes('\r\n{"id":121}\r\r\n'),
+  starts_with_spaces_and_tab: bytes(' \t {"id":122}\n'),
+  line_separators: bytes(
+    '{"id":123,"s":"ls\u2028ps\u2029nel\u0085"}\n{"id":124,"s":"raw \u2028 \u2029 \u0085"}\n',
+    '{"id":125,"s":"',
+    [0xe2, 0x80, 0xa8],
+    '"}\n',
+  ),
+  record_separator: bytes([0x1e], '{"id":126}\n{"id":127,"s":"rs', [0x1e], '"}\n'),
+  lone_braces: bytes('{\n}\n{"id":128}\n'),
 };
 
 /** Cases too large for a small request (≥ 1 MB): large, replay of `.ndjson` and import only. */
@@ -138,17 +149,19 @@ const LARGE_CASES: Record<string, Bytes> = {
 };
 
 /**
- * The cases as the per-case paths send them, a request each: every case that must be a body of its
- * own (a BOM at its start, no final newline, a known discrepancy), and the others joined in three
- * bodies (a request costs ~50 ms and more on a loaded machine): those logged plain, those logged
- * TSV for a `\N` alone (a large body goes through the engine's CSV reading), and those holding a CR
- * or 0x01 (a large body goes inline). A row that differs shows its line, whichever body carried it.
+ * The cases as the per-case paths send them, a request each: every case that must be a body of
+ * its own (a BOM, a line end or a space at its start, no final newline, a known discrepancy), and
+ * the others joined in three bodies (a request costs ~50 ms, more on a loaded machine): those
+ * logged plain, those logged TSV for a `\N` alone (a large body goes through the engine's CSV
+ * reading), and those holding a CR or 0x01 (a large body goes inline). A row that differs shows
+ * its line, whichever body carried it.
  */
 function groupsOf(cases: Record<string, Bytes>): Record<string, Bytes> {
   const out: Record<string, Bytes> = {};
   const joined: Record<string, Bytes[]> = { plain_lines: [], backslash_n_lines: [], cr_soh_lines: [] };
   for (const [name, body] of Object.entries(cases)) {
-    const alone = startsWithBom(body) || body[body.length - 1] !== 10 || KNOWN.some((k) => k.cases.includes(name));
+    const alone =
+      startsWithBom(body) || body[0] === 10 || body[0] === 13 || body[0] === 32 || body[body.length - 1] !== 10 || KNOWN.some((k) => k.cases.includes(name));
     if (alone) out[name] = body;
     else if (EventBuffer.rowsOf(body, 'X').plain) joined.plain_lines.push(body);
     else if (body.indexOf(13) < 0 && body.indexOf(1) < 0) joined.backslash_n_lines.push(body);
