@@ -484,6 +484,9 @@ it('every path writes the same table and quarantine rows for the same lines', as
   // Whether the killed process left its rows in the log or had inserted them, each is there once.
   compare(`killed (vs plain; ${leftByKill.length} log files replayed)`, refAll, await rowsOf('killed'));
 
+  // A `$.a[:].b` path gives each element's field (its stage could not be made before).
+  const killed = await tableOf(s, 'killed');
+  expect(await engineRows(s, `SELECT names FROM ${killed.table} WHERE id = 93`)).toEqual([{ names: ['n1', null, null, 't\tab'] }]);
   // The corpus reaches both the table and the quarantine.
   expect(refAll.table.length).toBeGreaterThan(50);
   expect(refAll.quarantine.length).toBeGreaterThan(50);
