@@ -3,15 +3,17 @@
  * table, or the same quarantine row. A differential test over a corpus of tricky lines, on a real
  * server (loopback HTTP, embedded engine, catalog), each path into its own data source of one schema:
  *
- * - `plain`: Events API, one small request per case, `wait=true`: logged "plain" (each line as sent,
- *   0x01, the request id; inserted as CSV split at 0x01) unless the body needs TSV;
+ * - `plain`: Events API, a small request per body (groupsOf: a case alone or like cases joined),
+ *   `wait=true`: logged "plain" (each line as sent, 0x01, the request id; inserted as CSV split at
+ *   0x01) unless the body needs TSV;
  * - `tsv`: the same with a blank line holding a CR first, so the body is logged TSV (toTsv);
  * - `tsvbytes`: the same with a line holding an invalid UTF-8 byte first (toTsvBytes; that line's
  *   own quarantine row is left out of the comparison);
- * - `large`: each case after a 1 MB blank line (appendLarge, inserted as LineAsString), half with `wait=true`;
- * - `import`: `POST /v0/datasources?mode=append&format=ndjson`, one request per case;
- * - `mixed`: every case at once, plain and TSV ones alternating, half with `wait=true` (lane segments
- *   holding both kinds: oneFormat / plainToTsv);
+ * - `large`: each body followed by a 1 MB blank line (preceded, without a final newline), so
+ *   appendLarge logs it and it goes in as LineAsString; half with `wait=true`; plus lines over 1 MB;
+ * - `import`: `POST /v0/datasources?mode=append&format=ndjson`, a request per body;
+ * - `mixed`: every case at once, a request each, plain and TSV ones alternating, half with
+ *   `wait=true` (lane segments holding both kinds: oneFormat / plainToTsv);
  * - `replay_lane`, `replay_large`: files left in `wal/` replayed at the next start (recover): a lane
  *   segment of every case's rows as `append` writes them (both kinds: rowsOfFile), and one large
  *   body's `.ndjson` file per case;
@@ -22,8 +24,8 @@
  * Also run by `npm run test:remote`, where the engine reads LineAsString itself.
  *
  * Table rows and quarantine rows are compared byte for byte (hex), leaving out the columns that
- * legitimately differ (insertion date, import id). `wait=true` answers are checked against what
- * the request really wrote.
+ * legitimately differ (insertion date; the import id, checked to be the request's or import's).
+ * `wait=true` and import answers are checked against what the request really wrote.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -32,6 +34,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { newUlid } from '../../src/basics/ids.js';
 import { EventBuffer } from '../../src/ingest/event-buffer.js';
+import { forgetLeftover, registerLeftover } from '../helpers/leftovers.js';
 import { engineRows, remoteEngine, startServer, tableOf, type TestServer } from '../helpers/server.js';
 
 const SCHEMA = [
@@ -55,7 +58,7 @@ type Bytes = Buffer<ArrayBuffer>;
 const bytes = (...parts: Array<string | number[]>): Bytes => Buffer.concat(parts.map((p) => (typeof p === 'string' ? Buffer.from(p, 'utf8') : Buffer.from(p))));
 const BOM = [0xef, 0xbb, 0xbf];
 
-/** The corpus: each case is one request's body (one or more lines), sent alone through each path. */
+/** The corpus: each case is a body (one or more lines); groupsOf says which go alone. */
 const CASES: Record<string, Bytes> = {
   simple: bytes('{"id":1,"s":"hello","f":1.5,"ts":"2024-01-02 03:04:05","n":3,"arr":["a","b"],"a":{"b":{"c":"deep"}},"d":1,"u":2,"i8":3}\n'),
   quotes_commas: bytes('{"id":2,"s":"a \\"quoted\\", value, with, commas \'single\'"}\n'),
@@ -225,6 +228,8 @@ async function startChild(): Promise<{ child: ChildProcess; base: string; token:
     env: { ...process.env, PIPIT_DATA_DIR: dataDir, PIPIT_LOG_LEVEL: 'silent' },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
+  // Stopped by the run's teardown if this file never gets to kill it (a hook that timed out).
+  if (child.pid) registerLeftover({ pid: child.pid, signal: 'SIGKILL' });
   const ready = await new Promise<string[]>((resolve, reject) => {
     let out = '';
     child.stdout!.on('data', (d: Buffer) => {
@@ -281,6 +286,7 @@ beforeAll(async () => {
   } finally {
     child.kill('SIGKILL');
     await exited;
+    forgetLeftover(child.pid);
   }
   leftByKill = fs.readdirSync(path.join(dataDir, 'wal')).filter((f) => f.endsWith('.tsv') || f.endsWith('.ndjson'));
   s = await startServer({ config: { dataDir } });
