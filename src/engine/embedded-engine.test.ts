@@ -19,7 +19,13 @@ describe('insert data for chDB', () => {
 
   it('LineAsString goes through the raw insert as CSV unless the data holds what CSV reads differently', () => {
     expect(rawInsertFormat('LineAsString', Buffer.from('{"a":"\\"x\\""}\n  "q" \t\n'))?.format).toBe('CSV');
-    for (const d of ['a\r\nb\n', 'a\u0001b\n', '\ufeff{"a":1}\n']) expect(rawInsertFormat('LineAsString', Buffer.from(d))).toBeNull();
+    // Otherwise as TabSeparated, each byte that TSV reads differently escaped (never inline, as text).
+    const tsv = (d: Buffer) => rawInsertFormat('LineAsString', d);
+    expect(tsv(Buffer.from('a\r\nb\\c\td\n'))).toMatchObject({ format: 'TabSeparated', data: Buffer.from('a\\r\nb\\\\c\\td\n') });
+    for (const d of ['a\u0001b\n', '\ufeff{"a":1}\n', '\\N\n']) expect(tsv(Buffer.from(d))?.format).toBe('TabSeparated');
+    const bad = Buffer.from([0x7b, 0xff, 0x0d, 0x0a]);
+    expect(tsv(bad)?.data).toEqual(Buffer.from([0x7b, 0xff, 0x5c, 0x72, 0x0a]));
+    expect(rawInsertFormat('Parquet', Buffer.from('x'))).toBeNull();
     expect(rawInsertFormat('TabSeparated', Buffer.from('a\r\n'))).toEqual({ format: 'TabSeparated', settings: {} });
   });
 });

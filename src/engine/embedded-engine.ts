@@ -89,16 +89,36 @@ const LINES_AS_CSV = {
 } as const;
 
 /**
- * How `data` in `format` goes through chDB's raw insert (bytes handed over as they are), or null
- * when it must go inline in the query text. LineAsString does as CSV (LINES_AS_CSV) unless the
- * data holds what CSV would read differently: the delimiter, a carriage return (a line end in
- * CSV, kept in LineAsString) or a byte order mark (skipped by CSV).
+ * How `data` in `format` goes through chDB's raw insert (bytes handed over as they are, or as
+ * `data` when given), or null when it must go inline in the query text. LineAsString goes as CSV
+ * (LINES_AS_CSV) unless the data holds what CSV would read differently (the delimiter, a carriage
+ * return, a line end in CSV but kept in LineAsString, a byte order mark, skipped by CSV, or `\N`,
+ * read as NULL); then as TabSeparated, each line escaped byte by byte (linesAsTsv). Inline, the data
+ * would be decoded as UTF-8 text and its invalid bytes altered.
  */
-export function rawInsertFormat(format: string, data: Buffer): { format: RawFormat; settings: Record<string, string | number> } | null {
+export function rawInsertFormat(format: string, data: Buffer): { format: RawFormat; settings: Record<string, string | number>; data?: Buffer } | null {
   if (isRawFormat(format)) return { format, settings: {} };
-  if (format === 'LineAsString' && data.indexOf(1) < 0 && data.indexOf(13) < 0 && !(data[0] === 0xef && data[1] === 0xbb && data[2] === 0xbf))
+  if (format !== 'LineAsString') return null;
+  if (data.indexOf(1) < 0 && data.indexOf(13) < 0 && data.indexOf('\\N') < 0 && !(data[0] === 0xef && data[1] === 0xbb && data[2] === 0xbf))
     return { format: 'CSV', settings: LINES_AS_CSV };
-  return null;
+  return { format: 'TabSeparated', settings: { input_format_parallel_parsing: 0 }, data: linesAsTsv(data) };
+}
+
+/** Lines as TabSeparated rows of one column: `\`, tab and CR escaped, byte by byte (the lines need not be UTF-8). */
+export function linesAsTsv(data: Buffer): Buffer {
+  let extra = 0;
+  for (let i = 0; i < data.length; i++) if (data[i] === 0x5c || data[i] === 9 || data[i] === 13) extra++;
+  if (extra === 0) return data;
+  const out = Buffer.allocUnsafe(data.length + extra);
+  let o = 0;
+  for (let i = 0; i < data.length; i++) {
+    const b = data[i];
+    if (b === 0x5c || b === 9 || b === 13) {
+      out[o++] = 0x5c;
+      out[o++] = b === 0x5c ? 0x5c : b === 9 ? 0x74 : 0x72;
+    } else out[o++] = b;
+  }
+  return out;
 }
 
 /**
@@ -814,7 +834,7 @@ export class EmbeddedEngine implements Engine {
         // chDB's raw insert: the bytes go to the engine as they are (no string round trip).
         const r = await s.insert({
           table: opts.table,
-          values: data,
+          values: raw.data ?? data,
           format: raw.format,
           columns: opts.columns,
           settings: { ...opts.settings, ...raw.settings },
