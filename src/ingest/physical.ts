@@ -229,10 +229,11 @@ function jsonExtraction(cols: Column[]): { raws: string[]; plans: ColumnPlan[]; 
       if (path.array && path.rest.length) {
         // `$.a[:].b` — the array of the field `b` of every element of `a`, as JSON text. The array
         // is read from a non-Nullable text: JSONExtractArrayRaw of a Nullable(String) would be a
-        // Nullable(Array), which the engine refuses (the stage could not be made at all).
+        // Nullable(Array), which the engine refuses (the stage could not be made at all). A value
+        // that is not an array stays as it is, so it fails conversion (quarantine, as under `$.a[:]`).
         const inner = trusted(raw);
         raw =
-          sql`if(JSONType(${inner}) = 'Array', toJSONString(arrayMap(_x -> JSONExtract(_x, ${path.rest}, 'Nullable(String)'), JSONExtractArrayRaw(ifNull(${inner}, '')))), NULL)`
+          sql`if(JSONType(${inner}) = 'Array', toJSONString(arrayMap(_x -> JSONExtract(_x, ${path.rest}, 'Nullable(String)'), JSONExtractArrayRaw(ifNull(${inner}, '')))), ${inner})`
             .text;
       }
     }

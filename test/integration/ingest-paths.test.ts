@@ -484,6 +484,12 @@ it('every path writes the same table and quarantine rows for the same lines', as
   // A `$.a[:].b` path gives each element's field (its stage could not be made before).
   const killed = await tableOf(s, 'killed');
   expect(await engineRows(s, `SELECT names FROM ${killed.table} WHERE id = 93`)).toEqual([{ names: ['n1', null, null, 't\tab'] }]);
+  // One whose array is not an array goes to quarantine, as a non-array under `$.arr[:]` does (a missing one takes the default).
+  expect(await engineRows(s, `SELECT id FROM ${killed.table} WHERE id IN (90, 94)`)).toEqual([]);
+  expect(await engineRows(s, `SELECT c__error_column AS c FROM ${killed.quarantine} WHERE id IN ('90', '94') ORDER BY id`)).toEqual([
+    { c: ['arr'] },
+    { c: ['names'] },
+  ]);
   // The corpus reaches both the table and the quarantine.
   expect(refAll.table.length).toBeGreaterThan(50);
   expect(refAll.quarantine.length).toBeGreaterThan(50);
