@@ -26,6 +26,7 @@
  * Default: the differences between the in-process bench server and `npm start`'s, with both
  * references.
  */
+import { adminTokenWhenReady } from './server-ready.js';
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
@@ -159,25 +160,7 @@ async function start(name: string, spec: string): Promise<Variant> {
     if (stdout !== out) fs.closeSync(stdout);
     child = c;
     process.once('exit', () => c.kill('SIGKILL'));
-    let stderr = '';
-    c.stderr!.on('data', (d: Buffer) => {
-      stderr += d.toString();
-    });
-    token = '';
-    for (const t0 = performance.now(); ; ) {
-      if (c.exitCode !== null) throw new Error(`${name} exited: ${stderr.slice(-2000)}`);
-      if (performance.now() - t0 > 120_000) throw new Error(`${name} did not answer: ${stderr.slice(-2000)}`);
-      try {
-        const r = await fetch(`http://127.0.0.1:${port}/tokens`);
-        if (r.ok) {
-          token = ((await r.json()) as { workspace_admin_token: string }).workspace_admin_token;
-          break;
-        }
-      } catch {
-        // not yet
-      }
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    token = await adminTokenWhenReady(c, port, name);
     stop = async () => {
       const exited = new Promise((r) => c.once('exit', r));
       c.kill('SIGTERM');

@@ -41,6 +41,7 @@
  * requests per side per measurement of (a) at concurrency 1, twice that at 4), BENCH_ENDPOINT_AGG
  * (60, likewise for (b)).
  */
+import { adminTokenWhenReady } from './server-ready.js';
 import { type ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
@@ -297,25 +298,7 @@ async function startServer(dir: string, profileDir?: string): Promise<ServerProc
   const child = spawn(process.execPath, args, { cwd: ROOT, env, stdio: ['ignore', 'ignore', 'pipe'] });
   // Never left running: also when this process ends on an error (its output piped into `head`...).
   process.once('exit', () => child.kill('SIGKILL'));
-  let stderr = '';
-  child.stderr!.on('data', (d: Buffer) => {
-    stderr += d.toString();
-  });
-  let token = '';
-  for (const t0 = performance.now(); ; ) {
-    if (child.exitCode !== null) throw new Error(`server exited ${child.exitCode}: ${stderr.slice(-2000)}`);
-    if (performance.now() - t0 > 120_000) throw new Error(`server did not answer in 120 s: ${stderr.slice(-2000)}`);
-    try {
-      const r = await fetch(`http://127.0.0.1:${port}/tokens`);
-      if (r.ok) {
-        token = ((await r.json()) as { workspace_admin_token: string }).workspace_admin_token;
-        break;
-      }
-    } catch {
-      // not listening yet
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  const token = await adminTokenWhenReady(child, port);
   let profiles = 0;
   const waitFor = async (file: string) => {
     while (!fs.existsSync(file)) await new Promise((r) => setTimeout(r, 20));
