@@ -623,7 +623,7 @@ export class EventBuffer {
   /** A large body's lines, read by the engine from its log file `file` when it can (fromFile), else handed over as bytes. */
   private async insertLines(stage: string, data: Buffer | null, requestId: string, segmentId: string, file: string): Promise<InsertSummary> {
     const settings = walSettings(requestId, segmentId);
-    if (this.engine.localFiles) return this.fromFile(stage, file, 'LineAsString', ['__line'], settings);
+    if (this.engine.localFiles && globFree(file)) return this.fromFile(stage, file, 'LineAsString', ['__line'], settings);
     return this.engine.insert({ table: stage, format: 'LineAsString', columns: ['__line'], data: data ?? (await fs.promises.readFile(file)), settings });
   }
 
@@ -794,7 +794,7 @@ export class EventBuffer {
    * requests, blanked or not, no torn tail: such a segment is sealed).
    */
   private readableAsIs(seg: Segment): boolean {
-    if (!this.engine.localFiles || seg.sealed || seg.refused.length > 0 || seg.parts.length === 0) return false;
+    if (!this.engine.localFiles || !globFree(seg.file) || seg.sealed || seg.refused.length > 0 || seg.parts.length === 0) return false;
     let at = 0;
     for (const p of seg.parts) {
       if (p.offset !== at || p.plain !== seg.parts[0].plain) return false;
@@ -999,6 +999,14 @@ export class EventBuffer {
     await this.retryPass;
     if (this.stranded.size) await this.retryStranded();
   }
+}
+
+/**
+ * True when `FROM INFILE` reads the file at this path as just that file: it expands globs (`*`, `?`,
+ * `{a,b}`, `{1..3}`), so a data directory named with such characters keeps the in-memory path.
+ */
+function globFree(file: string): boolean {
+  return !/[*?{}[\]\\]/.test(path.resolve(file));
 }
 
 /** True when `body` holds `\N` (a backslash, then N): sought by its rarer byte, N (a search for the pair cost ~14 µs per 25 KB). */
