@@ -181,6 +181,20 @@ describe('appends and quarantine', () => {
     expect(city).toEqual([{ city: 'Paris' }]);
   });
 
+  it("NDJSON: a line `\\N` (CSV's NULL) goes to quarantine like any line that is not JSON, with tabs and backslashes kept", async () => {
+    await createEvents('q_nd_null');
+    const good = JSON.stringify({ ts: '2024-01-01 00:00:00', user: 'a\\b', kind: 'a', n: 1 });
+    const r = await s.req('POST', '/v0/datasources?name=q_nd_null&mode=append&format=ndjson', { body: `${good}\n\\N\n\\N\tx\\y\n${good}\n` });
+    const j = await r.json();
+    expect(r.status).toBe(200);
+    expect([j.successful_rows, j.quarantine_rows]).toEqual([2, 2]);
+    expect(await count(s, 'q_nd_null')).toBe(2);
+    const t = await tableOf(s, 'q_nd_null');
+    const q = await engineRows<{ e: string }>(s, `SELECT c__error[1] AS e FROM ${t.quarantine} ORDER BY e`);
+    expect(q.map((x) => x.e)).toEqual(['invalid JSON line: \\N', 'invalid JSON line: \\N\tx\\y']);
+    expect(await engineRows(s, `SELECT user FROM ${t.table}`)).toEqual([{ user: 'a\\b' }, { user: 'a\\b' }]);
+  });
+
   it('CSV: bad values go to quarantine, the header is skipped, dialects work', async () => {
     const c = await s.req('POST', '/v0/datasources?name=q_csv&mode=create', form({ schema: 'id Int32, name String, at DateTime, score Nullable(Float32)' }));
     expect(c.status).toBe(200);
