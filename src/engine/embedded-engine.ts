@@ -757,17 +757,20 @@ export class EmbeddedEngine implements Engine {
   }
 
   private async runQuery(sql: string, opts: QueryOptions): Promise<QueryResult> {
-    return this.withSession(async (s) => {
-      const qo = { format: opts.format ?? 'TabSeparated', signal: opts.signal };
-      const r = opts.params && Object.keys(opts.params).length ? await s.queryBindAsync(sql, opts.params, qo) : await s.queryAsync(sql, qo);
-      const b = r.bytes();
-      return {
-        bytes: Buffer.from(b.buffer, b.byteOffset, b.byteLength),
-        elapsed: r.elapsed,
-        rowsRead: r.rowsRead,
-        bytesRead: r.bytesRead,
-      };
-    });
+    return this.withSession(
+      async (s) => {
+        const qo = { format: opts.format ?? 'TabSeparated', signal: opts.signal };
+        const r = opts.params && Object.keys(opts.params).length ? await s.queryBindAsync(sql, opts.params, qo) : await s.queryAsync(sql, qo);
+        const b = r.bytes();
+        return {
+          bytes: Buffer.from(b.buffer, b.byteOffset, b.byteLength),
+          elapsed: r.elapsed,
+          rowsRead: r.rowsRead,
+          bytesRead: r.bytesRead,
+        };
+      },
+      opts.ingest ? 'insert' : 'statement',
+    );
   }
 
   async exec(sql: string, opts: QueryOptions = {}): Promise<void> {

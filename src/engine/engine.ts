@@ -14,6 +14,12 @@ export interface QueryOptions {
   signal?: AbortSignal;
   /** Values of `{name:String}` placeholders, bound by the engine (never in the SQL text). */
   params?: Readonly<Record<string, string>>;
+  /**
+   * An insert of ingested rows (`INSERT ... FROM INFILE` of the Events API's log): it takes a slot
+   * as `insert` does, which includes the internal lane's slot kept for inserts (jobs' statements
+   * can not hold it back).
+   */
+  ingest?: boolean;
 }
 
 export interface QueryResult {

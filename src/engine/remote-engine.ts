@@ -326,7 +326,7 @@ export class RemoteEngine implements Engine {
     const onAbort = () => void this.kill(opts.queryId).catch(() => undefined);
     opts.signal?.addEventListener('abort', onAbort);
     try {
-      return await this.withSlot('statement', async () => {
+      return await this.withSlot(opts.ingest ? 'insert' : 'statement', async () => {
         const started = Date.now();
         const r = await this.client.exec({
           query: sql,

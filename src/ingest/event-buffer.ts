@@ -647,6 +647,7 @@ export class EventBuffer {
       .join(', ');
     const r = await this.engine.query(
       `INSERT INTO ${stage} (${columns.join(', ')}) FROM INFILE ${quoteString(path.resolve(file))} SETTINGS ${set} FORMAT ${format}`,
+      { ingest: true },
     );
     return { writtenRows: r.rowsRead, writtenBytes: r.bytesRead, elapsed: r.elapsed };
   }
