@@ -25,7 +25,7 @@ import { newUlid as ulid } from '../basics/ids.js';
 import { type Engine, type InsertSummary, quoteString } from '../engine/engine.js';
 import { PipitError } from '../basics/errors.js';
 import { isDiskFull } from '../basics/disk.js';
-import { hasBackslashN, insertSettings } from './ingest-service.js';
+import { insertSettings } from './ingest-service.js';
 
 /**
  * Called with the requests whose rows one insert wrote, their line count, bytes and seconds taken,
@@ -1008,6 +1008,12 @@ export class EventBuffer {
  */
 function globFree(file: string): boolean {
   return !/[*?{}[\]\\]/.test(path.resolve(file));
+}
+
+/** True when `body` holds `\N` (a backslash, then N): sought by its rarer byte, N (a search for the pair cost ~14 µs per 25 KB). */
+function hasBackslashN(body: Buffer): boolean {
+  for (let i = body.indexOf(0x4e, 1); i >= 0; i = body.indexOf(0x4e, i + 1)) if (body[i - 1] === 0x5c) return true;
+  return false;
 }
 
 /** EventBuffer.toTsv for bytes that are not UTF-8 text: the same escapes, byte by byte. */
