@@ -642,7 +642,8 @@ export class EventBuffer {
     columns: readonly string[],
     settings: Record<string, string | number>,
   ): Promise<InsertSummary> {
-    const set = Object.entries(settings)
+    // Read as one chunk, as an insert of the same bytes is (the dedup ids follow the reader's chunks).
+    const set = Object.entries({ ...settings, max_block_size: 2 ** 40 })
       .map(([k, v]) => `${k} = ${typeof v === 'string' ? quoteString(v) : Number(v)}`)
       .join(', ');
     const r = await this.engine.query(
