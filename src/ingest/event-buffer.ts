@@ -974,7 +974,8 @@ export class EventBuffer {
           this.retryDelay = Math.min(RETRY_MAX_MS, this.retryDelay * 2);
           this.log('event segment retry found its stage missing; made it again, will retry', { segment: e.file, retryInMs: this.retryDelay });
           return;
-        } else if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
+        } else if ((err as NodeJS.ErrnoException).code !== 'ENOENT' && !(ch === 107 && !fs.existsSync(e.file))) {
+          // (A file gone meanwhile: ENOENT when read here, FILE_DOESNT_EXIST when the engine reads it.)
           this.retryDelay = Math.min(RETRY_MAX_MS, this.retryDelay * 2);
           this.log('event segment retry failed; will retry', { segment: e.file, error: String(err), retryInMs: this.retryDelay });
           return;

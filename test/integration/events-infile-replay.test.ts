@@ -66,3 +66,18 @@ it.each([1000, 70_000])(
   },
   60_000,
 );
+
+it('a set-aside large body whose file is gone is dropped from the retries, as when the file was read here', async () => {
+  await engine.exec('CREATE DATABASE IF NOT EXISTS w');
+  const stage = 'w.gone_stage';
+  const wal = fs.mkdtempSync(path.join(root, 'wal-'));
+  const buf = new EventBuffer(wal, engine, false, () => undefined);
+  const t: EventTarget = { workspaceId: 'ws', database: 'w', datasourceId: 'gone', stage };
+  // The stage is missing: the insert fails and the body waits on disk for the background retries.
+  await buf.appendLarge(t, Buffer.from('{"r":1}\n'.repeat(1000)), '01JGONEAAAAAAAAAAAAAAAAAAA', false);
+  await vi.waitFor(() => expect(buf.pendingSegments).toBe(1), { timeout: 10_000 });
+  for (const f of fs.readdirSync(wal)) fs.unlinkSync(path.join(wal, f));
+  await engine.exec(`CREATE TABLE ${stage} (__line String, __import_id String) ENGINE = MergeTree ORDER BY tuple()`);
+  await vi.waitFor(() => expect(buf.pendingSegments).toBe(0), { timeout: 15_000 });
+  await buf.close();
+}, 30_000);
