@@ -631,9 +631,11 @@ export class EventBuffer {
    * An insert whose data the engine reads from a log file of this host (`INSERT ... FROM INFILE`):
    * the rows are on disk already, and chDB spends ~3.5 ns of CPU per byte handed to it in an insert
    * (~27 ms per 8 MB, about what it then spends parsing JSON and writing the part: docs/benchmarks.md,
-   * "Session 8"), against ~0.5 ns reading the page cache. The format reads the file as it reads
-   * inline data (the same blocks, so the same dedup block ids as an insert of the same bytes). The
-   * engine reports the rows and bytes it read (the stage's block), not what the views wrote.
+   * "Session 8"), against ~0.5 ns reading the page cache. The file is read as one chunk
+   * (max_block_size), as an insert of the same bytes is: the dedup block ids follow the reader's
+   * chunks, and at the default (65,409 rows) a larger segment inserted from its file, then replayed
+   * from memory under the same token, was written twice. The engine reports the rows and bytes it
+   * read (the stage's block), not what the views wrote.
    */
   private async fromFile(
     stage: string,
@@ -642,7 +644,6 @@ export class EventBuffer {
     columns: readonly string[],
     settings: Record<string, string | number>,
   ): Promise<InsertSummary> {
-    // Read as one chunk, as an insert of the same bytes is (the dedup ids follow the reader's chunks).
     const set = Object.entries({ ...settings, max_block_size: 2 ** 40 })
       .map(([k, v]) => `${k} = ${typeof v === 'string' ? quoteString(v) : Number(v)}`)
       .join(', ');
