@@ -94,6 +94,8 @@ const LINES_WITH_ID = {
 interface Segment {
   id: string;
   file: string;
+  /** With fsync: the log directory's flush after the file was made (its name survives a power loss). */
+  named: Promise<void> | null;
   /** The segment file, open for appending; each request's rows are written to it synchronously (append). */
   fd: number;
   /** The rows in file order. */
@@ -201,7 +203,16 @@ async function writeFully(fh: fs.promises.FileHandle, buf: Buffer): Promise<void
   }
 }
 
-/** Looked up at each call (not bound once), so a fault test can make the disk refuse a flush. */
+/** Flushes a directory's entries (a file made or renamed in it) to disk. */
+async function syncDir(dir: string): Promise<void> {
+  const fh = await fs.promises.open(dir, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
 /**
  * Settings of every insert of a log segment (first attempt, retries, replay), under the segment's
  * dedup token. One block per insert: the engine deduplicates a retried insert block by block (the
@@ -213,6 +224,7 @@ function walSettings(importId: string, segmentId: string): Record<string, string
   return { ...insertSettings(importId, `wal-${segmentId}`), max_insert_block_size: 2 ** 40 };
 }
 
+/** Looked up at each call (not bound once), so a fault test can make the disk refuse a flush. */
 const fdatasync = (fd: number) => new Promise<void>((resolve, reject) => fs.fdatasync(fd, (err) => (err ? reject(err) : resolve())));
 const closeFd = promisify(fs.close);
 
@@ -408,9 +420,13 @@ export class EventBuffer {
         this.log('event write failed', { segment: file, error: String(err) });
         throw new PipitError('unavailable', UNAVAILABLE);
       }
+      const named = this.fsync ? syncDir(this.dir) : null;
+      // Awaited by each request's flush; never an unhandled rejection when no request gets that far.
+      named?.catch(() => undefined);
       seg = {
         id,
         file,
+        named,
         fd,
         parts: [],
         bytes: 0,
@@ -461,6 +477,7 @@ export class EventBuffer {
       const sync = fdatasync(s.fd)
         .then(() => {
           if (s.syncFailed) throw new Error('an earlier disk flush of this segment failed');
+          return s.named;
         })
         .then(
           () => true,
@@ -588,6 +605,9 @@ export class EventBuffer {
         await fh.close();
       }
       await fs.promises.rename(partial, file);
+      // The new name survives a power loss only once the directory is flushed (a replay would
+      // otherwise find the `.partial`, remove it, and lose an acknowledged body).
+      if (this.fsync) await syncDir(this.dir);
     } catch (err) {
       release();
       bodyFree();

@@ -305,4 +305,31 @@ describe('the Events API log when the disk refuses a step', () => {
     await buf.close();
     expect(await lines(stage)).toEqual(rowsOf('a', 2));
   });
+
+  it("with disk flushes, a new log file's name is flushed before its first request is acknowledged; if that fails, the request is refused", async () => {
+    const stage = await newStage();
+    const wal = fs.mkdtempSync(path.join(root, 'wal-'));
+    const buf = new EventBuffer(wal, engine, true, log);
+    const realOpen = fs.promises.open;
+    const dirFlushes: string[] = [];
+    vi.spyOn(fs.promises, 'open').mockImplementation(async (file, flags, mode) => {
+      if (file === wal && flags === 'r') {
+        dirFlushes.push(String(file));
+        if (dirFlushes.length === 1) throw eio();
+      }
+      return realOpen(file, flags, mode);
+    });
+    // The first segment's directory flush fails: its request is refused and its rows go nowhere.
+    await expect(buf.append(target(stage), EventBuffer.rowsOf(body('a', 2), 'A'), 'A', true)).rejects.toMatchObject({ code: 'unavailable' });
+    // The next segment's flush works: acknowledged once the name is on disk, and inserted.
+    await vi.waitFor(async () => expect(await buf.append(target(stage), EventBuffer.rowsOf(body('c', 2), 'C'), 'C', true)).toBeGreaterThan(0), {
+      timeout: 10_000,
+    });
+    // A large body's file is renamed into place: its name is flushed too before the answer.
+    const flushesBefore = dirFlushes.length;
+    await buf.appendLarge(target(stage), Buffer.from('{"r":"L"}\n'), 'L', true);
+    expect(dirFlushes.length).toBe(flushesBefore + 1);
+    await buf.close();
+    expect(await lines(stage)).toEqual([...rowsOf('c', 2), '{"r":"L"}'].sort());
+  });
 });
