@@ -101,7 +101,7 @@ export function rawInsertFormat(format: string, data: Buffer): { format: RawForm
   if (format !== 'LineAsString') return null;
   if (data.indexOf(1) < 0 && data.indexOf(13) < 0 && data.indexOf('\\N') < 0 && !(data[0] === 0xef && data[1] === 0xbb && data[2] === 0xbf))
     return { format: 'CSV', settings: LINES_AS_CSV };
-  return { format: 'TabSeparated', settings: { input_format_parallel_parsing: 0 }, data: linesAsTsv(data) };
+  return { format: 'TabSeparated', settings: { input_format_parallel_parsing: 0, input_format_tsv_detect_header: 0 }, data: linesAsTsv(data) };
 }
 
 /** Lines as TabSeparated rows of one column: `\`, tab and CR escaped, byte by byte (the lines need not be UTF-8). */

@@ -203,11 +203,17 @@ async function writeFully(fh: fs.promises.FileHandle, buf: Buffer): Promise<void
   }
 }
 
-/** Flushes a directory's entries (a file made or renamed in it) to disk. */
+/**
+ * Flushes a directory's entries (a file made, renamed or removed in it) to disk. A file system that
+ * can not flush a directory (EINVAL, as some network and FUSE ones answer) is taken as having
+ * nothing to flush, as PostgreSQL does.
+ */
 async function syncDir(dir: string): Promise<void> {
   const fh = await fs.promises.open(dir, 'r');
   try {
     await fh.sync();
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EINVAL') throw err;
   } finally {
     await fh.close();
   }
@@ -596,6 +602,7 @@ export class EventBuffer {
       this.largeBytes -= body.length;
       this.maybeIdle();
     };
+    let renamed = false;
     try {
       const fh = await fs.promises.open(partial, 'w');
       try {
@@ -605,13 +612,15 @@ export class EventBuffer {
         await fh.close();
       }
       await fs.promises.rename(partial, file);
+      renamed = true;
       // The new name survives a power loss only once the directory is flushed (a replay would
       // otherwise find the `.partial`, remove it, and lose an acknowledged body).
       if (this.fsync) await syncDir(this.dir);
     } catch (err) {
       release();
       bodyFree();
-      await fs.promises.unlink(partial).catch(() => undefined);
+      // Refused (503): its file must not be replayed at the next start, under either name.
+      await fs.promises.unlink(renamed ? file : partial).catch(() => undefined);
       this.log('event write failed', { segment: file, error: String(err) });
       throw new PipitError('unavailable', UNAVAILABLE);
     }
@@ -799,16 +808,20 @@ export class EventBuffer {
 
   /** Replaces a segment file's content atomically (or removes it when nothing is left). */
   private async rewrite(file: string, parts: Buffer[]): Promise<void> {
-    if (parts.length === 0) return fs.promises.unlink(file);
-    const tmp = file + '.partial';
-    const fh = await fs.promises.open(tmp, 'w');
-    try {
-      await writeFully(fh, Buffer.concat(parts));
-      await fh.datasync();
-    } finally {
-      await fh.close();
+    if (parts.length === 0) await fs.promises.unlink(file);
+    else {
+      const tmp = file + '.partial';
+      const fh = await fs.promises.open(tmp, 'w');
+      try {
+        await writeFully(fh, Buffer.concat(parts));
+        await fh.datasync();
+      } finally {
+        await fh.close();
+      }
+      await fs.promises.rename(tmp, file);
     }
-    await fs.promises.rename(tmp, file);
+    // With fsync, the old file must not come back after a power loss with the rows taken out.
+    if (this.fsync) await syncDir(path.dirname(file));
   }
 
   /**

@@ -30,3 +30,27 @@ describe('the embedded engine', () => {
     expect(await engine.rows('SELECT toString(sum(a)) AS s FROM mem.t')).toEqual([{ s: '3' }]);
   });
 });
+
+describe('LineAsString inserts on the raw path: every line arrives byte for byte', () => {
+  let n = 0;
+  /** The lines a LineAsString insert of `data` writes, as hex, sorted. */
+  async function roundTrip(data: Buffer): Promise<string[]> {
+    const t = `mem.lines${n++}`;
+    await engine.exec('CREATE DATABASE IF NOT EXISTS mem ENGINE = Memory');
+    await engine.exec(`CREATE TABLE ${t} (__line String) ENGINE = Memory`);
+    await engine.insert({ table: t, format: 'LineAsString', columns: ['__line'], data });
+    return (await engine.rows<{ h: string }>(`SELECT hex(__line) AS h FROM ${t}`)).map((r) => r.h).sort();
+  }
+  const hex = (s: string) => Buffer.from(s).toString('hex').toUpperCase();
+
+  it('through CSV (plain lines) and through TabSeparated (a \\N, CR, 0x01 or BOM in the data): no line taken as a header, none altered', async () => {
+    // A first line equal to the column's name or type is a row, not a header, on both routes.
+    expect(await roundTrip(Buffer.from('__line\n{"a":1}\n'))).toEqual([hex('__line'), hex('{"a":1}')].sort());
+    expect(await roundTrip(Buffer.from('__line\n\\N\n'))).toEqual([hex('__line'), hex('\\N')].sort());
+    expect(await roundTrip(Buffer.from('String\n\\N\n'))).toEqual([hex('String'), hex('\\N')].sort());
+    // A leading BOM, a line ending in a lone CR, invalid UTF-8, text that looks like an escape.
+    expect(await roundTrip(Buffer.from('\ufeff{"a":1}\n{"b":\\N}\n'))).toEqual([hex('\ufeff{"a":1}'), hex('{"b":\\N}')].sort());
+    const mixed = Buffer.concat([Buffer.from('a\r\n\\x41\n'), Buffer.from([0xff, 0x0a]), Buffer.from('x\u0001y\t\\N')]);
+    expect(await roundTrip(mixed)).toEqual([hex('a\r'), hex('\\x41'), 'FF', hex('x\u0001y\t\\N')].sort());
+  });
+});

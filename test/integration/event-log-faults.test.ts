@@ -332,4 +332,24 @@ describe('the Events API log when the disk refuses a step', () => {
     await buf.close();
     expect(await lines(stage)).toEqual([...rowsOf('c', 2), '{"r":"L"}'].sort());
   });
+
+  it('a large body refused because its name could not be flushed is not replayed at the next start', async () => {
+    const stage = await newStage();
+    const wal = fs.mkdtempSync(path.join(root, 'wal-'));
+    const buf = new EventBuffer(wal, engine, true, log);
+    const realOpen = fs.promises.open;
+    vi.spyOn(fs.promises, 'open').mockImplementation(async (file, flags, mode) => {
+      if (file === wal && flags === 'r') throw eio();
+      return realOpen(file, flags, mode);
+    });
+    await expect(buf.appendLarge(target(stage), Buffer.from('{"r":"L"}\n'), 'L', true)).rejects.toMatchObject({ code: 'unavailable' });
+    vi.restoreAllMocks();
+    await buf.close();
+    // The next start finds nothing of it: the renamed file went too, not only its `.partial`.
+    expect(fs.readdirSync(wal)).toEqual([]);
+    const next = new EventBuffer(wal, engine, true, log);
+    await next.recover(async () => stage);
+    await next.close();
+    expect(await lines(stage)).toEqual([]);
+  });
 });
