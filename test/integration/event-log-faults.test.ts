@@ -15,9 +15,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { EmbeddedEngine } from '../../src/engine/embedded-engine.js';
-import type { DatasourceRecord } from '../../src/catalog/catalog.js';
 import { EventBuffer, type EventTarget } from '../../src/ingest/event-buffer.js';
-import { createTablesSql, dropStagesSql, physicalNames, STAGES_DATABASE, stagesDdl } from '../../src/ingest/physical.js';
+import { dropStagesSql } from '../../src/ingest/physical.js';
+import { ndjsonDatasource } from '../helpers/ndjson-datasource.js';
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'pipit-wal-faults-'));
 const engine = new EmbeddedEngine(path.join(root, 'engine'), { userSlots: 2, internalSlots: 2 });
@@ -258,26 +258,9 @@ describe('the Events API log when the disk refuses a step', () => {
     ['TSV rows', 'b\\N'],
   ])('refused %s, blanked in the file, reach neither the table nor the quarantine of a real data source', async (_, tag) => {
     const id = `t_faults${n++}`;
-    const ds: DatasourceRecord = {
-      id,
-      version: 1,
-      workspaceId: 'ws',
-      name: id,
-      description: '',
-      format: 'ndjson',
-      headers: {},
-      createdAt: '',
-      updatedAt: '',
-      indexes: [],
-      engine: { engine: 'MergeTree', params: { sorting_key: 'tuple()' } },
-      columns: [{ name: 'r', type: 'String', nullable: false, defaultValue: null, codec: null, jsonpath: '$.r' }],
-    };
-    await engine.exec(`CREATE DATABASE IF NOT EXISTS ${STAGES_DATABASE} ENGINE = Memory`);
-    for (const q of createTablesSql(ds, 'w')) await engine.exec(q);
-    const names = physicalNames('w', id);
+    const { names, target: t, makeStage } = await ndjsonDatasource(engine, id, 'String');
     const wal = fs.mkdtempSync(path.join(root, 'wal-'));
     const buf = new EventBuffer(wal, engine, true, log);
-    const t: EventTarget = { workspaceId: 'ws', database: 'w', datasourceId: id, stage: names.jsonStage };
     // The stage is missing for now: the segment waits on disk, and its retry reads the file.
     failSecondFlush();
     const b = EventBuffer.rowsOf(body(tag, 3), 'B');
@@ -286,7 +269,7 @@ describe('the Events API log when the disk refuses a step', () => {
     expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected']);
     vi.restoreAllMocks();
     await vi.waitFor(() => expect(buf.pendingSegments).toBe(1), { timeout: 10_000 });
-    for (const q of stagesDdl(ds, 'w').find((x) => x.kind === 'json')!.statements) await engine.exec(q);
+    await makeStage();
     await vi.waitFor(() => expect(buf.pendingSegments).toBe(0), { timeout: 15_000 });
     await buf.close();
     expect(await engine.rows(`SELECT r FROM ${names.table} ORDER BY r`)).toEqual([{ r: 'a0' }, { r: 'a1' }, { r: 'a2' }]);

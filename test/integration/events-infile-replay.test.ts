@@ -11,9 +11,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, expect, it, vi } from 'vitest';
 import { EmbeddedEngine } from '../../src/engine/embedded-engine.js';
-import type { DatasourceRecord } from '../../src/catalog/catalog.js';
 import { EventBuffer, type EventTarget } from '../../src/ingest/event-buffer.js';
-import { createTablesSql, physicalNames, STAGES_DATABASE, stagesDdl } from '../../src/ingest/physical.js';
+import { ndjsonDatasource } from '../helpers/ndjson-datasource.js';
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'rev-infile-'));
 const engine = new EmbeddedEngine(path.join(root, 'engine'), { userSlots: 2, internalSlots: 2 });
@@ -25,28 +24,9 @@ afterAll(async () => {
 it.each([1000, 70_000])(
   'a segment of %i rows inserted, left on disk and replayed, is in the table once',
   async (rows) => {
-    const id = `t_rev${rows}`;
-    const ds = {
-      id,
-      version: 1,
-      workspaceId: 'ws',
-      name: id,
-      description: '',
-      format: 'ndjson',
-      headers: {},
-      createdAt: '',
-      updatedAt: '',
-      indexes: [],
-      engine: { engine: 'MergeTree', params: { sorting_key: 'tuple()' } },
-      columns: [{ name: 'r', type: 'UInt32', nullable: false, defaultValue: null, codec: null, jsonpath: '$.r' }],
-    } as unknown as DatasourceRecord;
-    await engine.exec('CREATE DATABASE IF NOT EXISTS w');
-    await engine.exec(`CREATE DATABASE IF NOT EXISTS ${STAGES_DATABASE} ENGINE = Memory`);
-    for (const q of createTablesSql(ds, 'w')) await engine.exec(q);
-    for (const q of stagesDdl(ds, 'w').find((x) => x.kind === 'json')!.statements) await engine.exec(q);
-    const names = physicalNames('w', id);
+    const { names, target: t, makeStage } = await ndjsonDatasource(engine, `t_rev${rows}`, 'UInt32');
+    await makeStage();
     const wal = fs.mkdtempSync(path.join(root, 'wal-'));
-    const t: EventTarget = { workspaceId: 'ws', database: 'w', datasourceId: id, stage: names.jsonStage };
     // A body under 1 MB (a lane request) of small events.
     const body = Buffer.from(Array.from({ length: rows }, (_, i) => `{"r":${i}}`).join('\n') + '\n');
     const buf = new EventBuffer(wal, engine, false, () => undefined);
