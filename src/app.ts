@@ -145,7 +145,7 @@ export async function createApp(config: Config): Promise<App> {
   datasources.journal.leaseMs = config.jobLeaseSeconds * 1000;
   const pipes = new PipeService(catalog, datasources);
   const variables = VariableService.open(catalog, keys.variables);
-  const queries = new QueryService(catalog, engine, datasources, pipes, config, (ws) => variables.values(ws));
+  const queries = new QueryService(catalog, engine, datasources, pipes, config, variables);
   await queries.init();
   const events = new EventBuffer(
     path.join(config.dataDir, 'wal'),

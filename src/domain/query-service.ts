@@ -6,12 +6,13 @@
  * names. Every feature that runs user SQL (Query API, pipes, endpoints, materialized views,
  * copies, sinks) goes through here.
  */
-import type { DatasourceRecord, NodeRecord, PipeRecord, Workspace } from '../catalog/catalog.js';
+import type { DatasourceRecord, NodeRecord, PipeRecord } from '../catalog/catalog.js';
 import type { Config } from '../config/config.js';
 import type { Auth } from './access.js';
 import type { DatasourceService } from './datasource-service.js';
 import { badRequest, forbidden, PipitError } from '../basics/errors.js';
 import type { PipeService } from './pipe-service.js';
+import type { VariableService } from './variable-service.js';
 import { EngineError, type Engine, type SelectLimits, type SelectResult } from '../engine/engine.js';
 import { isInternalWork, planLanes } from '../engine/lanes.js';
 import { reservedUserSlots } from '../config/config.js';
@@ -123,13 +124,15 @@ export class QueryService {
     private readonly datasources: DatasourceService,
     private readonly pipes: PipeService,
     private readonly config: QueryConfig,
-    /** Workspace variables (name → value) for tb_secret/tb_var (the Variables service). */
-    private readonly variables: (ws: Workspace) => Promise<Record<string, string>>,
+    /** Workspace variables for tb_secret/tb_var (the Variables service). */
+    private readonly secrets: Pick<VariableService, 'values' | 'onChange'>,
   ) {
     this.prepared = new PreparedCache(catalog);
-    // This copy's own writes reach the record caches before their notification does.
+    // This copy's own writes reach the record caches before their notification does (a query
+    // prepared with a secret's old value would answer with it, or from the result cache under it).
     datasources.onChange((w) => this.prepared.drop(w));
     pipes.onChange((w) => this.prepared.drop(w));
+    secrets.onChange((w) => this.prepared.drop(w));
     const slots = planLanes(config.threadpoolSize, config.engineSessions).user;
     this.admission = new Admission({
       slots,
@@ -182,7 +185,7 @@ export class QueryService {
     const dsByName = new Map(dsList.map((d) => [d.name, d]));
     const pipeByName = new Map(pipeList.map((p) => [p.name, p]));
     const gathered: Gathered = { warnings: [], templateTables: [], queryParams: {} };
-    const variables = await this.variables(ws);
+    const variables = await this.secrets.values(ws);
     const bound = () => new Set(Object.keys(gathered.queryParams));
     const params = ctx.params ?? {};
     const testMode = ctx.testMode ?? false;

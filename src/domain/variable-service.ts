@@ -42,6 +42,14 @@ export class VariableService {
     return this.box.open(stored, aad);
   }
 
+  /**
+   * Calls `listener` when a workspace's variables change (null: every workspace's), also on this
+   * copy's own writes before their notification: queries prepared with the old values are dropped.
+   */
+  onChange(listener: (workspaceId: string | null) => void): void {
+    this.cache.onChange(listener);
+  }
+
   private async load(ws: Workspace): Promise<Map<string, { record: VariableRecord; value: string }>> {
     return this.cache.get(ws.id);
   }
@@ -84,7 +92,7 @@ export class VariableService {
       if (err instanceof UniqueViolation) throw badRequest(`Variable "${name}" already exists`);
       throw err;
     }
-    m.set(name, { record, value: v });
+    await this.cache.update(ws.id, (m) => m.set(name, { record, value: v }));
     return record;
   }
 
@@ -95,7 +103,7 @@ export class VariableService {
     if (type !== undefined) throw badRequest('Variable type cannot be changed');
     const v = this.checkValue(value);
     const record = await this.catalog.updateVariable({ ...cur.record, value: this.encrypt(v, `${ws.id}/${name}`), updatedAt: nowIso(), editedBy });
-    m.set(name, { record, value: v });
+    await this.cache.update(ws.id, (m) => m.set(name, { record, value: v }));
     return record;
   }
 
@@ -103,6 +111,6 @@ export class VariableService {
     const m = await this.load(ws);
     if (!m.has(name)) throw notFound('Variable not found');
     await this.catalog.deleteVariable(ws.id, name);
-    m.delete(name);
+    await this.cache.update(ws.id, (m) => m.delete(name));
   }
 }
