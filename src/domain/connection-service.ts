@@ -196,7 +196,7 @@ export class ConnectionService {
       await this.check(this.locationOf(ws, record, `${scheme}://${bucket}`, secret ?? {}));
     }
     await this.catalog.insertConnection(record);
-    m.set(id, record);
+    await this.cache.update(ws.id, (cur) => cur.set(id, record));
     return record;
   }
 
@@ -205,7 +205,7 @@ export class ConnectionService {
     if (usedBy.length)
       throw conflict(`The connection "${c.name}" is used by the sink pipes ${usedBy.map((p) => `'${p}'`).join(', ')}: remove their sinks first`);
     await this.catalog.deleteConnection(ws.id, c.id);
-    (await this.byId(ws)).delete(c.id);
+    await this.cache.update(ws.id, (cur) => cur.delete(c.id));
   }
 
   /** Local-directory connections need an engine that writes this host's files: the embedded one. */
