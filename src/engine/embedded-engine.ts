@@ -17,6 +17,7 @@ import {
   markSelect,
   quoteString,
   SANDBOX_DATABASE,
+  settingsList,
   type Engine,
   EngineError,
   type InsertOptions,
@@ -846,13 +847,7 @@ export class EmbeddedEngine implements Engine {
       }
       // Formats chDB's raw insert does not take go inline after the query.
       const cols = opts.columns ? ` (${opts.columns.join(', ')})` : '';
-      const settings =
-        opts.settings && Object.keys(opts.settings).length
-          ? ' SETTINGS ' +
-            Object.entries(opts.settings)
-              .map(([k, v]) => `${k}=${typeof v === 'string' ? `'${v.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'` : Number(v)}`)
-              .join(', ')
-          : '';
+      const settings = opts.settings && Object.keys(opts.settings).length ? ` SETTINGS ${settingsList(opts.settings)}` : '';
       // This path reports no written rows or bytes.
       const r = await s.queryAsync(`INSERT INTO ${opts.table}${cols}${settings} FORMAT ${opts.format}\n${data.toString('utf8')}`);
       return { writtenRows: 0, writtenBytes: 0, elapsed: r.elapsed };

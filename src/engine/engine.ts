@@ -217,3 +217,10 @@ export function quoteIdent(name: string): string {
 export function quoteString(value: string): string {
   return "'" + value.replace(/\\/g, '\\\\').replace(/'/g, "\\'") + "'";
 }
+
+/** A `SETTINGS` clause's list (`a = 1, b = 'x'`): strings quoted, anything else (booleans too) as a number. */
+export function settingsList(settings: Readonly<Record<string, string | number | boolean>>): string {
+  return Object.entries(settings)
+    .map(([k, v]) => `${k} = ${typeof v === 'string' ? quoteString(v) : Number(v)}`)
+    .join(', ');
+}

@@ -22,7 +22,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { newUlid as ulid } from '../basics/ids.js';
-import { type Engine, type InsertSummary, quoteString } from '../engine/engine.js';
+import { type Engine, type InsertSummary, quoteString, settingsList } from '../engine/engine.js';
 import { PipitError } from '../basics/errors.js';
 import { isDiskFull } from '../basics/disk.js';
 import { insertSettings } from './ingest-service.js';
@@ -227,7 +227,10 @@ async function syncDir(dir: string): Promise<void> {
  * default of ~1M rows per block a larger segment could be cut differently and a block skipped.
  */
 function walSettings(importId: string, segmentId: string): Record<string, string | number> {
-  return { ...insertSettings(importId, `wal-${segmentId}`), max_insert_block_size: 2 ** 40 };
+  // max_insert_block_size: data handed over; max_block_size: a file read by the engine (FROM INFILE,
+  // whose reader cut 65,409-row chunks: a segment inserted from its file and replayed from memory
+  // under the same token was written twice).
+  return { ...insertSettings(importId, `wal-${segmentId}`), max_insert_block_size: 2 ** 40, max_block_size: 2 ** 40 };
 }
 
 /** Looked up at each call (not bound once), so a fault test can make the disk refuse a flush. */
@@ -405,7 +408,7 @@ export class EventBuffer {
   async append(target: EventTarget, rows: Rows, requestId: string, wait: boolean): Promise<number | null> {
     const data = rows.bytes;
     if (this.closing) throw new PipitError('unavailable', UNAVAILABLE);
-    const key = `${target.workspaceId}__${target.datasourceId}`;
+    const key = laneKey(target);
     let lane = this.lanes.get(key);
     if (!lane) this.lanes.set(key, (lane = newLane()));
     if (lane.backlog > MAX_BACKLOG) throw new PipitError('unavailable', UNAVAILABLE);
@@ -589,7 +592,7 @@ export class EventBuffer {
       bodyFree();
       throw new PipitError('unavailable', UNAVAILABLE);
     }
-    const key = `${target.workspaceId}__${target.datasourceId}`;
+    const key = laneKey(target);
     const segId = ulid();
     const file = path.join(this.dir, `${key}__${segId}__${requestId}.ndjson`);
     // Written under a temporary name and renamed once whole: a body cut short by a crash before
@@ -660,11 +663,8 @@ export class EventBuffer {
    * An insert whose data the engine reads from a log file of this host (`INSERT ... FROM INFILE`):
    * the rows are on disk already, and chDB spends ~3.5 ns of CPU per byte handed to it in an insert
    * (~27 ms per 8 MB, about what it then spends parsing JSON and writing the part: docs/benchmarks.md,
-   * "Session 8"), against ~0.5 ns reading the page cache. The file is read as one chunk
-   * (max_block_size), as an insert of the same bytes is: the dedup block ids follow the reader's
-   * chunks, and at the default (65,409 rows) a larger segment inserted from its file, then replayed
-   * from memory under the same token, was written twice. The engine reports the rows and bytes it
-   * read (the stage's block), not what the views wrote.
+   * "Session 8"), against ~0.5 ns reading the page cache. The engine reports the rows and bytes it
+   * read (the stage's block), not what the views wrote; the file is one block, as every WAL insert (walSettings).
    */
   private async fromFile(
     stage: string,
@@ -673,11 +673,8 @@ export class EventBuffer {
     columns: readonly string[],
     settings: Record<string, string | number>,
   ): Promise<InsertSummary> {
-    const set = Object.entries({ ...settings, max_block_size: 2 ** 40 })
-      .map(([k, v]) => `${k} = ${typeof v === 'string' ? quoteString(v) : Number(v)}`)
-      .join(', ');
     const r = await this.engine.query(
-      `INSERT INTO ${stage} (${columns.join(', ')}) FROM INFILE ${quoteString(path.resolve(file))} SETTINGS ${set} FORMAT ${format}`,
+      `INSERT INTO ${stage} (${columns.join(', ')}) FROM INFILE ${quoteString(path.resolve(file))} SETTINGS ${settingsList(settings)} FORMAT ${format}`,
       { ingest: true },
     );
     return { writtenRows: r.rowsRead, writtenBytes: r.bytesRead, elapsed: r.elapsed };
