@@ -153,7 +153,7 @@ const LARGE_CASES: Record<string, Bytes> = {
 
 /**
  * The cases as the per-case paths send them, a request each: every case that must be a body of
- * its own (a BOM, a line end or a space at its start, no final newline, a known discrepancy), and
+ * its own (a BOM, a line end or a space at its start, no final newline), and
  * the others joined in three bodies (a request costs ~50 ms, more on a loaded machine): those
  * logged plain, those logged TSV for a `\N` alone (a large body goes through the engine's CSV
  * reading), and those holding a CR or 0x01 (a large body goes inline). A row that differs shows
@@ -163,8 +163,7 @@ function groupsOf(cases: Record<string, Bytes>): Record<string, Bytes> {
   const out: Record<string, Bytes> = {};
   const joined: Record<string, Bytes[]> = { plain_lines: [], backslash_n_lines: [], cr_soh_lines: [] };
   for (const [name, body] of Object.entries(cases)) {
-    const alone =
-      startsWithBom(body) || body[0] === 10 || body[0] === 13 || body[0] === 32 || body[body.length - 1] !== 10 || KNOWN.some((k) => k.cases.includes(name));
+    const alone = startsWithBom(body) || body[0] === 10 || body[0] === 13 || body[0] === 32 || body[body.length - 1] !== 10;
     if (alone) out[name] = body;
     else if (EventBuffer.rowsOf(body, 'X').plain) joined.plain_lines.push(body);
     else if (body.indexOf(13) < 0 && body.indexOf(1) < 0) joined.backslash_n_lines.push(body);
@@ -190,15 +189,6 @@ function withTrigger(body: Bytes, trigger: Buffer): Bytes {
 const largeBody = (body: Bytes): Bytes =>
   body.length >= FILLER.length ? body : body[body.length - 1] === 10 ? Buffer.concat([body, FILLER]) : Buffer.concat([FILLER, body]);
 
-/**
- * Discrepancies known and tolerated (a listed case on a listed path; logged when it agrees again, so
- * the entry can go). None now: the two this test found in the embedded engine's LineAsString insert
- * (a line that is exactly `\N` read as NULL by the CSV reading and lost; data holding a CR, 0x01 or
- * a leading BOM sent inline as UTF-8 text, its invalid bytes altered) were fixed in rawInsertFormat,
- * which sends such data as TabSeparated escaped byte by byte.
- */
-const KNOWN: Array<{ paths: string[]; cases: string[] }> = [];
-const known = (ds: string, name: string) => KNOWN.some((k) => k.paths.includes(ds) && k.cases.includes(name));
 const GROUPS = groupsOf(CASES);
 
 interface Rows {
@@ -344,7 +334,6 @@ function difference(a: string[], b: string[]): { onlyA: string[]; onlyB: string[
 /** What each path wrote for each case, and the answers that do not say what was written. */
 const results = new Map<string, Map<string, Rows>>();
 const answerMismatches: string[] = [];
-const knownAgreeing: string[] = [];
 
 function events(ds: string, body: Bytes, wait: boolean): Promise<Response> {
   return s.req('POST', `/v0/events?name=${ds}${wait ? '&wait=true' : ''}`, { body });
@@ -376,7 +365,7 @@ async function perCase(
       const got = JSON.parse(text) as { successful_rows: number; quarantined_rows: number };
       const wrote = { successful_rows: rows.table.length, quarantined_rows: rows.quarantine.length + extraQuarantined };
       const answered = { successful_rows: got.successful_rows, quarantined_rows: got.quarantined_rows };
-      if (JSON.stringify(answered) !== JSON.stringify(wrote) && !known(ds, name))
+      if (JSON.stringify(answered) !== JSON.stringify(wrote))
         answerMismatches.push(`${ds}/${name}: answered ${JSON.stringify(answered)}, wrote ${JSON.stringify(wrote)}`);
     } else if (![200, 202, 400].includes(res.status)) answerMismatches.push(`${ds}/${name}: status ${res.status} ${text}`);
     await truncate(ds);
@@ -431,12 +420,11 @@ it('every path writes the same table and quarantine rows for the same lines', as
   const lane = await s.app.services.datasources.get(ws, 'replay_lane');
   const large = await s.app.services.datasources.get(ws, 'replay_large');
   expect(new Set(entries.map(([, body]) => EventBuffer.rowsOf(body, 'X').plain))).toEqual(new Set([true, false]));
-  const laneCases = entries.filter(([name]) => !known('replay_lane', name));
   fs.writeFileSync(
     path.join(wal, `${ws.id}__${lane.id}__${newUlid()}.tsv`),
-    Buffer.concat(laneCases.map(([, body], i) => EventBuffer.rowsOf(body, `R${i}`).bytes)),
+    Buffer.concat(entries.map(([, body], i) => EventBuffer.rowsOf(body, `R${i}`).bytes)),
   );
-  const largeCases = Object.entries({ ...GROUPS, ...LARGE_CASES }).filter(([name]) => !known('replay_large', name));
+  const largeCases = Object.entries({ ...GROUPS, ...LARGE_CASES });
   largeCases.forEach(([, body], i) => fs.writeFileSync(path.join(wal, `${ws.id}__${large.id}__${newUlid()}__L${i}.ndjson`), largeBody(body)));
   await s.restart();
   await idle();
@@ -446,30 +434,24 @@ it('every path writes the same table and quarantine rows for the same lines', as
   expect((await importIds('replay_large')).filter((id) => !/^L\d+$/.test(id))).toEqual([]);
 
   const report: string[] = [];
-  const compare = (what: string, want: Rows, got: Rows, tolerated = false) => {
+  const compare = (what: string, want: Rows, got: Rows) => {
     const found: string[] = [];
     for (const part of ['table', 'quarantine'] as const) {
       const { onlyA, onlyB } = difference(want[part], got[part]);
       for (const r of onlyA) found.push(`${what} ${part}: missing ${show(r)}`);
       for (const r of onlyB) found.push(`${what} ${part}: extra   ${show(r)}`);
     }
-    if (!tolerated) report.push(...found);
-    else if (found.length === 0) knownAgreeing.push(what);
+    report.push(...found);
   };
   const ref = results.get('plain')!;
   for (const ds of ['tsv', 'tsvbytes', 'large', 'import'])
-    for (const name of Object.keys(GROUPS)) compare(`${ds}/${name} (vs plain)`, ref.get(name)!, results.get(ds)!.get(name)!, known(ds, name));
-  for (const name of Object.keys(LARGE_CASES))
-    compare(`import/${name} (vs large)`, results.get('large')!.get(name)!, results.get('import')!.get(name)!, known('import', name));
+    for (const name of Object.keys(GROUPS)) compare(`${ds}/${name} (vs plain)`, ref.get(name)!, results.get(ds)!.get(name)!);
+  for (const name of Object.keys(LARGE_CASES)) compare(`import/${name} (vs large)`, results.get('large')!.get(name)!, results.get('import')!.get(name)!);
   // Small cases as the plain path wrote them; the large-only ones as the large path did.
   const refOf = (n: string) => (n in GROUPS ? ref.get(n)! : results.get('large')!.get(n)!);
   const refAll = all(Object.keys(GROUPS), refOf);
   compare('mixed (vs plain)', refAll, mixed);
-  const laneRef = all(
-    Object.keys(GROUPS).filter((n) => !known('replay_lane', n)),
-    refOf,
-  );
-  compare('replay_lane (vs plain)', laneRef, await rowsOf('replay_lane'));
+  compare('replay_lane (vs plain)', refAll, await rowsOf('replay_lane'));
   compare(
     'replay_large (vs plain, large)',
     all(
@@ -494,8 +476,7 @@ it('every path writes the same table and quarantine rows for the same lines', as
   expect(refAll.table.length).toBeGreaterThan(50);
   expect(refAll.quarantine.length).toBeGreaterThan(50);
   console.log(
-    `ingest paths: ${perCaseMs} ms for the request-per-body paths, ${Date.now() - started} ms in all; the killed server left ${leftByKill.length} log files` +
-      (knownAgreeing.length ? `; known discrepancies that no longer occur (remove them from KNOWN): ${knownAgreeing.join(', ')}` : ''),
+    `ingest paths: ${perCaseMs} ms for the request-per-body paths, ${Date.now() - started} ms in all; the killed server left ${leftByKill.length} log files`,
   );
   expect([...report, ...answerMismatches]).toEqual([]);
 }, 120_000);
