@@ -183,9 +183,10 @@ export const eventRoutes =
               throw err;
             }
             try {
-              // In the request context (so the `create` operation carries the request id) also when
-              // the route runs outside it: the rest of an Events API request records nothing
-              // through it, and an open scope turns on V8's promise hooks for the whole process.
+              // In the request context, so the `create` operation carries the request id. The route
+              // itself runs outside it (READ_ROUTES, src/http/observability.ts): the rest of an Events
+              // API request records nothing through it, and an open scope turns on V8's promise hooks
+              // for the whole process.
               const info = infoOf(req);
               const create = () =>
                 s.datasources.create(auth.workspace, {
@@ -195,7 +196,7 @@ export const eventRoutes =
                   indexes: [],
                   description: '',
                 });
-              ds = info && requestContext.get() !== info ? await requestContext.run(info, create) : await create();
+              ds = info ? await requestContext.run(info, create) : await create();
             } catch (err) {
               // Another request may have created it meanwhile.
               ds = await s.datasources.find(auth.workspace, p.name);
