@@ -49,7 +49,7 @@ export function insertSettings(importId: string, token: string): Record<string, 
 
 /**
  * Lines of an NDJSON body that hold something (`lines`), and how many of them cannot be a JSON
- * object because they do not start with `{` (`notObjects`): those go to quarantine whatever the
+ * object because they do not start with `{` after JSON's whitespace (`notObjects`): those go to quarantine whatever the
  * schema, so the Events API counts them as quarantined without waiting for the engine.
  */
 export function countNdjsonLines(buf: Buffer): { lines: number; notObjects: number } {
@@ -59,13 +59,16 @@ export function countNdjsonLines(buf: Buffer): { lines: number; notObjects: numb
   while (start < buf.length) {
     let end = buf.indexOf(10, start);
     if (end < 0) end = buf.length;
+    let formFeed = false;
     for (let i = start; i < end; i++) {
       const c = buf[i];
       // Blank as the NDJSON stage's `match(__line, '^\\s*$')` is (RE2's \s: space, \t, \r, \f, not
-      // \v): a line of vertical tabs is kept there, and quarantined, so it is counted here.
-      if (c !== 32 && c !== 9 && c !== 13 && c !== 12) {
+      // \v): a line of vertical tabs is kept there, and quarantined, so it is counted here. A form
+      // feed is not JSON's whitespace, though: a line with one before its `{` cannot be read.
+      if (c === 12) formFeed = true;
+      else if (c !== 32 && c !== 9 && c !== 13) {
         lines++;
-        if (c !== 123) notObjects++;
+        if (c !== 123 || formFeed) notObjects++;
         break;
       }
     }
