@@ -49,8 +49,9 @@ export function insertSettings(importId: string, token: string): Record<string, 
 
 /**
  * Lines of an NDJSON body that hold something (`lines`), and how many of them cannot be a JSON
- * object because they do not start with `{` after JSON's whitespace (`notObjects`): those go to quarantine whatever the
- * schema, so the Events API counts them as quarantined without waiting for the engine.
+ * object because they do not start with `{` after JSON's whitespace (`notObjects`): those go to
+ * quarantine whatever the schema, so the Events API counts them as quarantined without waiting for
+ * the engine.
  */
 export function countNdjsonLines(buf: Buffer): { lines: number; notObjects: number } {
   let lines = 0;
