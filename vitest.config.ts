@@ -3,7 +3,7 @@ import { defineConfig } from 'vitest/config';
 // Every running engine call holds a thread of libuv's pool, whose size is read once when a
 // process starts: the test workers (forks of this process) and the servers they spawn inherit it.
 // 16 threads fit the tests' four sessions per lane plus spare threads (src/engine/lanes.ts).
-process.env.UV_THREADPOOL_SIZE ??= '16';
+process.env.UV_THREADPOOL_SIZE ??= '24';
 
 export default defineConfig({
   test: {

@@ -3,7 +3,7 @@ import { defineConfig } from 'vitest/config';
 // `npm run test:remote`: the integration suites again in the scale-out configuration: the remote engine
 // (src/engine/remote-engine.ts) against the ClickHouse-compatible test server (test/engine-server), one
 // per test file, and the catalog on a throw-away PostgreSQL cluster (one per worker, test/helpers/postgres.ts).
-process.env.UV_THREADPOOL_SIZE ??= '16';
+process.env.UV_THREADPOOL_SIZE ??= '24';
 process.env.PIPIT_TEST_ENGINE = 'remote';
 process.env.PIPIT_TEST_CATALOG ??= 'pg';
 

@@ -36,7 +36,7 @@ if (unknown.length) {
 const dir = path.dirname(fileURLToPath(import.meta.url));
 // As `npm start` does: the engine's lanes need libuv's pool at 2 × sessions + 8 threads (read once
 // when a process starts), or the server under test runs with a single user-query slot.
-const env = { ...process.env, UV_THREADPOOL_SIZE: process.env.UV_THREADPOOL_SIZE ?? String(2 * Number(process.env.PIPIT_ENGINE_SESSIONS || 4) + 8) };
+const env = { ...process.env, UV_THREADPOOL_SIZE: process.env.UV_THREADPOOL_SIZE ?? String(2 * Number(process.env.PIPIT_ENGINE_SESSIONS || 8) + 8) };
 for (const name of names) {
   console.log(`== bench/${name}`);
   const code = await new Promise<number | null>((resolve) => {

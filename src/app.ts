@@ -99,7 +99,11 @@ export async function createApp(config: Config): Promise<App> {
   let catalogError = (_err: Error): void => undefined;
   // Like the engine, each catalog is loaded only when used (PGlite's WASM, or node-postgres).
   const catalog = config.catalogUrl
-    ? await (await import('./catalog/postgres-catalog.js')).openPostgresCatalog(config.catalogUrl, { onError: (err) => catalogError(err) })
+    ? await (await import('./catalog/postgres-catalog.js')).openPostgresCatalog(config.catalogUrl, {
+        // Each running insert holds one connection (the write gate's lock across copies): room for them all and for the rest.
+        poolSize: config.engineSessions + 6,
+        onError: (err) => catalogError(err),
+      })
     : await (await import('./catalog/pglite-catalog.js')).openPgliteCatalog(catalogDir, catalogSeeded ?? undefined);
   // Copies sharing the engine share its write gate: a populate's snapshot holds back every copy's inserts.
   if (catalog.shared)

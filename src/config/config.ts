@@ -16,12 +16,12 @@ export interface Config {
   dataDir: string;
   /** Public base URL used in `job_url` and similar fields (PIPIT_API_HOST, default http://host:port). */
   apiHost: string;
-  /** Engine calls at once in each lane, user queries and internal work (PIPIT_ENGINE_SESSIONS, default 4). */
+  /** Engine calls at once in each lane, user queries and internal work (PIPIT_ENGINE_SESSIONS, default 8). */
   engineSessions: number;
   /**
    * Threads in libuv's pool (UV_THREADPOOL_SIZE as the process started with it; libuv's default 4).
    * Every running engine call holds one, so the engine lanes are narrowed to leave spare threads
-   * for file writes (see src/engine/lanes.ts). `npm start` starts with 16.
+   * for file writes (see src/engine/lanes.ts). `npm start` starts with 24 (2 × sessions + 8).
    */
   threadpoolSize: number;
   /** Bytes of memory the whole engine may use (PIPIT_ENGINE_MAX_MEMORY, default 60% of the machine's memory). */
@@ -179,6 +179,17 @@ function processThreadpoolSize(): number {
 }
 
 /**
+ * Engine calls at once in each lane by default. Eight, not the cores' count: a slot is a chDB
+ * Session and a pool thread, idle until used, and admission control gives one token half the
+ * user slots (4), so a client sending four requests at once is not queued behind its own requests
+ * on an idle server (measured: at concurrency 4 the trivial endpoint ran ~35% more requests per
+ * second than with 4 sessions, where that client ran 2 at a time; docs/benchmarks.md, session 9),
+ * while 2 slots stay kept for other tokens and the workspace limit (6) still leaves room for
+ * another workspace.
+ */
+export const DEFAULT_ENGINE_SESSIONS = 8;
+
+/**
  * Slots of the user lane kept for a token that has nothing running (a cheap query of someone else
  * is never queued behind one token's heavy ones): a quarter, at least one when there are two.
  */
@@ -191,7 +202,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, overrides: Partial<Config> = 
   const port = overrides.port ?? intFrom(env, 'PIPIT_PORT', 7181, 0, 65535);
   const host = overrides.host ?? (env.PIPIT_HOST || '127.0.0.1');
   const dataDir = path.resolve(overrides.dataDir ?? (env.PIPIT_DATA_DIR || 'pipit-data'));
-  const engineSessions = overrides.engineSessions ?? intFrom(env, 'PIPIT_ENGINE_SESSIONS', 4, 1, 64);
+  const engineSessions = overrides.engineSessions ?? intFrom(env, 'PIPIT_ENGINE_SESSIONS', DEFAULT_ENGINE_SESSIONS, 1, 64);
   const threadpoolSize = overrides.threadpoolSize ?? processThreadpoolSize();
   const userSlots = planLanes(threadpoolSize, engineSessions).user;
   const perWorkspace =

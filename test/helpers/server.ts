@@ -108,7 +108,7 @@ export async function startEngineTestServerProcess(dataDir: string): Promise<Eng
   const child = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'test/engine-server/main.ts'), '--port', '0', '--data', dataDir], {
     cwd: root,
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, UV_THREADPOOL_SIZE: process.env.UV_THREADPOOL_SIZE ?? '16' },
+    env: { ...process.env, UV_THREADPOOL_SIZE: process.env.UV_THREADPOOL_SIZE ?? '24' },
   });
   if (child.pid) registerLeftover({ pid: child.pid, signal: 'SIGKILL' });
   let stderr = '';

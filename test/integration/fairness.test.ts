@@ -16,7 +16,9 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadConfig } from '../../src/config/config.js';
+import { DEFAULT_ENGINE_SESSIONS, loadConfig, reservedUserSlots } from '../../src/config/config.js';
+import { planLanes, threadpoolFor } from '../../src/engine/lanes.js';
+import { Admission } from '../../src/sql/admission.js';
 import { engineRows, startServer, type TestServer } from '../helpers/server.js';
 
 const FAST_MS = 1500;
@@ -74,6 +76,30 @@ describe('admission control', () => {
     expect(c.threadpoolSize).toBeGreaterThanOrEqual(10);
     const l = s.app.services.queries.admission.limits;
     expect(l).toMatchObject({ slots: 4, reserved: 1, perToken: 2, perWorkspace: 3 });
+  });
+
+  it('the shipped defaults (8 sessions, as npm start runs them) let one client run 4 queries at once and still keep slots for others', async () => {
+    const d = loadConfig({}, { threadpoolSize: threadpoolFor(DEFAULT_ENGINE_SESSIONS) });
+    expect(d.engineSessions).toBe(8);
+    const slots = planLanes(d.threadpoolSize, d.engineSessions).user;
+    const limits = { slots, reserved: reservedUserSlots(slots), perToken: d.queryConcurrencyPerToken, perWorkspace: d.queryConcurrencyPerWorkspace };
+    expect(limits).toEqual({ slots: 8, reserved: 2, perToken: 4, perWorkspace: 6 });
+    // Every user slot at its memory limit still leaves a share of the budget.
+    expect(d.queryMaxMemory * (slots + 1)).toBeLessThanOrEqual(d.engineMaxMemory);
+    const a = new Admission({ ...limits, queuePerToken: d.queryQueuePerToken, queueTimeoutMs: 1000, queryTimeout: d.queryTimeout });
+    const app = { token: 'app', workspace: 'w' };
+    // Four at once from one token: none waits.
+    const mine = await Promise.all(Array.from({ length: 4 }, () => a.enter(app)));
+    expect(a.usage).toMatchObject({ running: 4, waiting: 0, waited: 0 });
+    // A fifth waits; another token of the workspace and one of another workspace start at once.
+    const fifth = a.enter(app);
+    expect(a.usage).toMatchObject({ running: 4, waiting: 1 });
+    const frees = [await a.enter({ token: 'dashboard', workspace: 'w' }), await a.enter({ token: 'other', workspace: 'w2' })];
+    expect(a.usage).toMatchObject({ running: 6, waiting: 1 });
+    mine[0]();
+    (await fifth)();
+    for (const f of [...mine, ...frees]) f();
+    expect(a.usage).toMatchObject({ running: 0, waiting: 0 });
   });
 
   it("one token's slow queries do not delay another token's cheap query or an Events API acknowledgement", async () => {
