@@ -74,6 +74,7 @@ async function openEngine(config: Config, lanes: { user: number; internal: numbe
     userSlots: lanes.user,
     internalSlots: lanes.internal,
     maxServerMemory: config.engineMaxMemory,
+    uncompressedCache: config.engineUncompressedCache,
     statementMaxMemory,
     reserveBytes: config.diskReserveBytes,
   });

@@ -26,6 +26,14 @@ export interface Config {
   threadpoolSize: number;
   /** Bytes of memory the whole engine may use (PIPIT_ENGINE_MAX_MEMORY, default 60% of the machine's memory). */
   engineMaxMemory: number;
+  /**
+   * Bytes of decompressed column blocks the embedded engine keeps for user queries
+   * (PIPIT_ENGINE_UNCOMPRESSED_CACHE; default the smaller of 256 MiB and 1/32 of the engine's budget,
+   * which it counts in; 0 turns it off). ClickHouse's advice for frequent short queries: an endpoint
+   * over the same recent rows skips decompressing them again. Only reads of at most 1,048,576 rows
+   * use it (ClickHouse's merge_tree_max_rows_to_use_cache), so large scans never evict it.
+   */
+  engineUncompressedCache: number;
   /** fsync the Events API write-ahead log before acknowledging (PIPIT_WAL_FSYNC=1; default off: survives kill -9, not power loss). */
   walFsync: boolean;
   /** Log level for the JSON logger (PIPIT_LOG_LEVEL, default info). */
@@ -232,6 +240,9 @@ export function loadConfig(env: NodeJS.ProcessEnv, overrides: Partial<Config> = 
     engineSessions,
     threadpoolSize,
     engineMaxMemory,
+    engineUncompressedCache:
+      overrides.engineUncompressedCache ??
+      intFrom(env, 'PIPIT_ENGINE_UNCOMPRESSED_CACHE', Math.min(256 * 1024 ** 2, Math.floor(engineMaxMemory / 32)), 0, engineMaxMemory),
     walFsync: overrides.walFsync ?? boolFrom(env, 'PIPIT_WAL_FSYNC'),
     logLevel: overrides.logLevel ?? (env.PIPIT_LOG_LEVEL || 'info'),
     logDestination: overrides.logDestination,

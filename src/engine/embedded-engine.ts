@@ -331,6 +331,11 @@ export interface EmbeddedEngineOptions {
   internalSlots: number;
   /** Bytes of memory the whole engine may use (max_server_memory_usage); 0 = the engine's default. */
   maxServerMemory?: number;
+  /**
+   * Bytes of the engine's cache of decompressed blocks (uncompressed_cache_size), used by the
+   * read-only Sessions (use_uncompressed_cache); 0 or absent = no cache (chDB's default).
+   */
+  uncompressedCache?: number;
   /** Bytes one internal statement may use (max_memory_usage on the writable Sessions); 0 = no own limit. */
   statementMaxMemory?: number;
   /**
@@ -374,6 +379,7 @@ export class EmbeddedEngine implements Engine {
     this.repairMetadata();
     this.lanes = new EngineLanes({ user: opts.userSlots, internal: opts.internalSlots });
     this.connectionArgs = opts.maxServerMemory ? [`--max_server_memory_usage=${Math.floor(opts.maxServerMemory)}`] : [];
+    if (opts.uncompressedCache) this.connectionArgs.push(`--uncompressed_cache_size=${Math.floor(opts.uncompressedCache)}`);
     const setup = opts.statementMaxMemory ? [`SET max_memory_usage = ${Math.floor(opts.statementMaxMemory)}`] : [];
     // Inserts stop at the reserve inside the engine (also those of materialized views).
     if (this.reserve) setup.push(`SET min_free_disk_bytes_to_perform_insert = ${this.reserve}`);
@@ -583,7 +589,9 @@ export class EmbeddedEngine implements Engine {
     let pool = this.selectPools.get(key);
     if (!pool) {
       this.evictIdleProfiles();
-      const setup = [`USE ${SANDBOX_DATABASE}`, ...profileSettings(limits).map(([k, v]) => `SET ${k} = ${Number(v)}`), 'SET readonly = 1'];
+      const setup = [`USE ${SANDBOX_DATABASE}`, ...profileSettings(limits).map(([k, v]) => `SET ${k} = ${Number(v)}`)];
+      if (this.opts.uncompressedCache) setup.push('SET use_uncompressed_cache = 1');
+      setup.push('SET readonly = 1');
       // Internal work (a job checking user SQL) also runs SELECTs here, on its own lane's slots.
       pool = new SessionPool(this.dir, this.opts.userSlots + this.opts.internalSlots, setup, this.connectionArgs);
       this.selectPools.set(key, pool);

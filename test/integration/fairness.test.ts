@@ -181,6 +181,23 @@ describe('memory', () => {
     expect(() => loadConfig({ PIPIT_ENGINE_MAX_MEMORY: String(1024 * MiB), PIPIT_QUERY_MAX_MEMORY: String(2048 * MiB) })).toThrow(/must not exceed/);
   });
 
+  it("user queries read through the engine's cache of decompressed blocks, sized from the budget", async () => {
+    expect(s.app.services.config.engineUncompressedCache).toBe(10 * MiB); // 320 MiB / 32
+    expect(loadConfig({}, { engineMaxMemory: 64 * 1024 * MiB }).engineUncompressedCache).toBe(256 * MiB);
+    expect(loadConfig({ PIPIT_ENGINE_UNCOMPRESSED_CACHE: '0' }).engineUncompressedCache).toBe(0);
+    if (s.app.services.engine.inProcess !== true) return; // a remote server's cache is its own configuration
+    const [size] = await engineRows<{ value: string }>(s, "SELECT value FROM system.server_settings WHERE name = 'uncompressed_cache_size'");
+    expect(Number(size.value)).toBe(10 * MiB);
+    const hits = async () =>
+      Number((await engineRows<{ n: string }>(s, "SELECT sum(value) AS n FROM system.events WHERE event = 'UncompressedCacheHits'"))[0]?.n ?? 0);
+    const before = await hits();
+    for (let i = 0; i < 2; i++) {
+      const r = await s.req('GET', `/v0/sql?q=${encodeURIComponent('SELECT sum(v) AS v FROM fair_events FORMAT CSV')}`, { token: tokenC });
+      expect(r.status, await r.clone().text()).toBe(200);
+    }
+    expect(await hits()).toBeGreaterThan(before);
+  });
+
   it('a query over its memory limit fails with a clear 400 and the server keeps answering', async () => {
     const r = await s.req('GET', `/v0/sql?q=${encodeURIComponent('SELECT length(groupArray(number)) FROM numbers(100000000)')}`, { token: tokenA });
     expect(r.status).toBe(400);
