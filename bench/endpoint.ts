@@ -57,6 +57,7 @@ import { loadConfig } from '../src/config/config.js';
 import type { PreparedQuery } from '../src/domain/query-service.js';
 import { SANDBOX_DATABASE } from '../src/engine/engine.js';
 import { render, type ParamValue } from '../src/template/index.js';
+import { AGG_SQL, aggCombos, EVENTS_SCHEMA, naturalAgg, naturalTrivial, rowsSql as eventRows, TRIVIAL_SQL, trivialCombos } from './endpoint-cases.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
 const ROWS = Number(process.env.BENCH_ENDPOINT_ROWS ?? 1_000_000);
@@ -68,11 +69,6 @@ const TRIVIAL_N = Number(process.env.BENCH_ENDPOINT_TRIVIAL ?? 2000);
 const AGG_N = Number(process.env.BENCH_ENDPOINT_AGG ?? 60);
 /** Sessions of the server's engine pool and of the raw pool: the higher concurrency measured. */
 const POOL = 4;
-
-const TRIVIAL_SQL = '%\nSELECT {{ Int32(x, 1) }} AS x';
-const AGG_SQL =
-  '%\nSELECT country, count() c, avg(value) v FROM events WHERE value > {{ Float64(min_value, 0.5) }} ' +
-  '{% if defined(country) %} AND country = {{ String(country) }} {% end %} GROUP BY country';
 
 interface Stats {
   p50: number;
@@ -342,11 +338,8 @@ async function main() {
   let server: ServerProcess | undefined;
   try {
     // The data source and the two endpoints, over HTTP, as `tb push` creates them.
-    const schema =
-      'timestamp DateTime `json:$.timestamp`, user_id UInt32 `json:$.user_id`, country LowCardinality(String) `json:$.country`, value Float64 `json:$.value`';
-    const rowsSql =
-      `SELECT toDateTime('2024-01-01 00:00:00') + intDiv(number, 10) AS timestamp, toUInt32(number % 100000) AS user_id, ` +
-      `['ES', 'US', 'FR', 'DE', 'GB', 'IT', 'JP', 'BR'][number % 8 + 1] AS country, ((number * 7919) % 1000000) / 1e6 AS value FROM numbers(${ROWS})`;
+    const schema = EVENTS_SCHEMA;
+    const rowsSql = eventRows(ROWS);
     const post = async (base: string, headers: Record<string, string>, p: string, body: string, type: string) => {
       const r = await fetch(`${base}${p}`, { method: 'POST', headers: { ...headers, 'content-type': type }, body });
       if (r.status !== 200) throw new Error(`POST ${p}: ${r.status} ${await r.text()}`);
@@ -414,22 +407,9 @@ async function main() {
         }),
       );
     };
-    // What a user of chDB would write for the same parameters.
-    const naturalTrivial = (p: Record<string, string>) => `SELECT toInt32(${Number(p.x)}) AS x`;
-    const naturalAgg = (p: Record<string, string>) =>
-      `SELECT country, count() c, avg(value) v FROM ${table} WHERE value > ${Number(p.min_value)}` +
-      `${p.country ? ` AND country = '${p.country}'` : ''} GROUP BY country`;
-    const aggCombos: Array<Record<string, string>> = [];
-    for (const min of ['0.1', '0.3', '0.5', '0.7', '0.9']) {
-      for (const country of [undefined, 'ES', 'US', 'JP']) aggCombos.push(country ? { min_value: min, country } : { min_value: min });
-    }
     const cases = {
-      a: await callsOf(
-        'trivial_ep',
-        Array.from({ length: 20 }, (_, i) => ({ x: String(i + 1) })),
-        naturalTrivial,
-      ),
-      b: await callsOf('agg_ep', aggCombos, naturalAgg),
+      a: await callsOf('trivial_ep', trivialCombos, naturalTrivial),
+      b: await callsOf('agg_ep', aggCombos, (p) => naturalAgg(table, p)),
     };
     console.log(`physical SQL of (b) for ${JSON.stringify(cases.b[1].params)}: ${cases.b[1].sql}`);
     console.log(`natural SQL of (b) for the same: ${cases.b[1].natural}`);
