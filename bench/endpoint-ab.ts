@@ -26,7 +26,8 @@
  * server's data directory when one is listed before it; for (b) on its own table `bench_raw.events`
  * there, one part). A raw spec may add `set:<name>=<value>` words (session settings, e.g. Pipit's
  * limit profile one by one) and `pipit` (the SQL in Pipit's form: marker comment, typed literals
- * from strings, the table aliased); the variant named `raw` is the reference of the differences.
+ * from strings, the table aliased; or one of those alone: `marker`, `typed`, `alias`); the variant
+ * named `raw` is the reference of the differences.
  * Run this tool with UV_THREADPOOL_SIZE=16 for those two. The "client" column is this process's main thread per request (for inproc and
  * raw the whole request: client, server and engine calls share it).
  * `floor` is the least an endpoint server in its own process can be: bench/floor.ts's chDB server
@@ -231,15 +232,18 @@ async function start(name: string, spec: string): Promise<Variant> {
     // `set:<name>=<value>`: a session setting; `pipit`: the SQL in Pipit's form (a marker comment,
     // parameters as typed literals from strings, the table aliased), for the same parameters.
     for (const w of words.slice(1)) if (w.startsWith('set:')) await session.queryAsync(`SET ${w.slice(4)}`);
-    const pipit = words.includes('pipit');
+    // Its parts alone: `marker`, `typed`, `alias`.
+    const form = (part: string) => words.includes('pipit') || words.includes(part);
     const sql = (i: number) => {
       const p = COMBOS[i % COMBOS.length];
-      if (!pipit) return CASE === 'b' ? naturalAgg('bench_raw.events', p) : CASE === 's' ? naturalSleep(p, SLEEP_MS) : naturalTrivial(p);
-      const marker = `/* pipit:${crypto.randomUUID()} */ `;
-      if (CASE === 'a') return `${marker}SELECT toInt32('${p.x}') AS x`;
-      if (CASE === 's') return `${marker}SELECT toInt32('${p.x}') AS x, sleep(${SLEEP_MS / 1000}) AS s`;
+      if (!['marker', 'typed', 'alias'].some(form))
+        return CASE === 'b' ? naturalAgg('bench_raw.events', p) : CASE === 's' ? naturalSleep(p, SLEEP_MS) : naturalTrivial(p);
+      const marker = form('marker') ? `/* pipit:${crypto.randomUUID()} */ ` : '';
+      const lit = (v: string, type: string) => (form('typed') ? `to${type}('${v}')` : type === 'Int32' ? `toInt32(${Number(v)})` : String(Number(v)));
+      if (CASE === 'a') return `${marker}SELECT ${lit(p.x, 'Int32')} AS x`;
+      if (CASE === 's') return `${marker}SELECT ${lit(p.x, 'Int32')} AS x, sleep(${SLEEP_MS / 1000}) AS s`;
       return (
-        `${marker}SELECT country, count() c, avg(value) v FROM bench_raw.events AS \`events\` WHERE value > toFloat64('${p.min_value}')` +
+        `${marker}SELECT country, count() c, avg(value) v FROM bench_raw.events${form('alias') ? ' AS `events`' : ''} WHERE value > ${lit(p.min_value, 'Float64')}` +
         `${p.country ? ` AND country = '${p.country}'` : ''} GROUP BY country`
       );
     };
