@@ -268,7 +268,12 @@ async function start(name: string, spec: string): Promise<Variant> {
       ['--import', 'tsx', path.join(ROOT, 'bench', 'floor.ts'), '--serve', 'chdb', String(port), dir, CASE, String(CASE === 's' ? SLEEP_MS : ROWS)],
       {
         cwd: ROOT,
-        env: { ...process.env, UV_THREADPOOL_SIZE: '16' },
+        // KEY=value words of the spec go to its environment (FLOOR_CONNECTION_ARGS, FLOOR_SETTINGS).
+        env: {
+          ...process.env,
+          UV_THREADPOOL_SIZE: '16',
+          ...Object.fromEntries(words.filter((w) => /^[A-Z_]+=/.test(w)).map((w) => [w.slice(0, w.indexOf('=')), w.slice(w.indexOf('=') + 1)])),
+        },
         stdio: ['ignore', 'pipe', 'inherit'],
       },
     );

@@ -37,7 +37,11 @@ const ANSWER = JSON.stringify({
 /** The floor of an endpoint server: node:http and one chDB Session running the natural SQL. */
 async function serveChdb(port: number, dir: string, which: string, rows: number): Promise<void> {
   const { Session } = await import('chdb');
-  const session = new Session(dir);
+  // FLOOR_CONNECTION_ARGS (space-separated engine arguments) and FLOOR_SETTINGS (`|`-separated
+  // session settings): for trying an engine option on the floor alone.
+  const args = (process.env.FLOOR_CONNECTION_ARGS ?? '').split(' ').filter(Boolean);
+  const session = args.length ? new Session(dir, { connectionArgs: args }) : new Session(dir);
+  for (const setting of (process.env.FLOOR_SETTINGS ?? '').split('|').filter(Boolean)) await session.queryAsync(`SET ${setting}`);
   if (which === 'b') {
     await session.queryAsync('CREATE DATABASE IF NOT EXISTS bench');
     await session.queryAsync(`CREATE TABLE bench.events (${EVENTS_COLUMNS}) ENGINE = MergeTree ORDER BY timestamp`);
