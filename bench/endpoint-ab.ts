@@ -3,8 +3,9 @@
  * trivial endpoint (a) (`SELECT {{Int32(x, 1)}} AS x`) or, with AB_CASE=b, the parameterized
  * aggregate (b) over AB_ROWS (1,000,000) rows (bench/endpoint-cases.ts; each Pipit variant loads
  * them through a copy pipe, as bench/endpoint.ts does), or with AB_CASE=s (a) plus a `sleep` of
- * AB_SLEEP_MS (6) inside the engine (a long engine wait without a scan), at concurrency 1. Not part of
- * `npm run bench`: a tool for finding what a start option or a code change costs per request.
+ * AB_SLEEP_MS (6) inside the engine (a long engine wait without a scan), at concurrency 1. Not
+ * part of `npm run bench`: a tool for finding what a start option or a code change costs per
+ * request.
  *
  * Each variant is a Pipit server started as `npm start` starts it unless its spec says otherwise,
  * on its own temporary data directory, its stdout going to /dev/null. They are driven in turn, in
@@ -27,15 +28,17 @@
  * there, one part). A raw spec may add `set:<name>=<value>` words (session settings, e.g. Pipit's
  * limit profile one by one) and `pipit` (the SQL in Pipit's form: marker comment, typed literals
  * from strings, the table aliased; or one of those alone: `marker`, `typed`, `alias`); the variant
- * named `raw` is the reference of the differences.
- * Run this tool with UV_THREADPOOL_SIZE=16 for those two. The "client" column is this process's main thread per request (for inproc and
- * raw the whole request: client, server and engine calls share it).
+ * named `raw` is the reference of the differences. Run this tool with UV_THREADPOOL_SIZE=16 for
+ * those two. The "client" column is this process's main thread per request (for inproc and raw
+ * the whole request: client, server and engine calls share it).
  * `floor` is the least an endpoint server in its own process can be: bench/floor.ts's chDB server
  * (node:http, one chDB Session with default settings running the natural SQL; for (b) on its own
- * copy of the rows).
+ * copy of the rows); its spec's KEY=value words go to its environment (FLOOR_CONNECTION_ARGS,
+ * FLOOR_SETTINGS: an engine option tried on the floor alone).
  * AB_PAIRED=1: instead of blocks, the variants are interleaved request by request (the order
  * rotating), AB_N requests each per round, as bench/endpoint.ts measures c1; each round then also
- * gives the median of the paired differences against `raw` (when listed).
+ * gives the median of the paired differences against `raw` (when listed), and the server main
+ * thread's context switches per request.
  * Besides the wall time, each request's time inside the engine is read where the serving side
  * measures it: "engine" is ClickHouse's own `statistics.elapsed` of the JSON answer (every side),
  * "server" the serving process's wall time around its engine call (Pipit's x-tb-statistics
