@@ -26,6 +26,11 @@
  * At concurrency 1 the sides are interleaved request by request (the order rotating), so all see
  * the same machine load; the p50 overhead is also given as the median of the paired differences.
  * At concurrency 4 the sides run as blocks, the order rotating. Figures are medians over runs.
+ * BENCH_ENDPOINT_FLOOR=1 adds a side at concurrency 1, "floor (own process)": the least an endpoint
+ * server in its own process adds here (bench/floor.ts --serve chdb: node:http and one chDB Session
+ * with default settings running the natural SQL, its own copy of the rows for (b); the same client).
+ * Off by default: a fifth side makes every side's requests further apart (figures of earlier
+ * sessions were measured with four).
  * BENCH_ENDPOINT_BREAKDOWN=1 adds where the time goes in the in-process server at concurrency 1:
  * each part alone, the engine paths of (b) interleaved with raw queryAsync, (a) right after an
  * untimed prelude, and a timeline inside endpoint requests.
@@ -57,22 +62,19 @@ import { loadConfig } from '../src/config/config.js';
 import type { PreparedQuery } from '../src/domain/query-service.js';
 import { SANDBOX_DATABASE } from '../src/engine/engine.js';
 import { render, type ParamValue } from '../src/template/index.js';
+import { AGG_SQL, aggCombos, EVENTS_SCHEMA, naturalAgg, naturalTrivial, rowsSql as eventRows, TRIVIAL_SQL, trivialCombos } from './endpoint-cases.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
 const ROWS = Number(process.env.BENCH_ENDPOINT_ROWS ?? 1_000_000);
 /** BENCH_ENDPOINT_BREAKDOWN=1: also the where-the-time-goes parts after the main table (slow). */
 const BREAKDOWN = process.env.BENCH_ENDPOINT_BREAKDOWN === '1';
+const FLOOR = process.env.BENCH_ENDPOINT_FLOOR === '1';
 const PROFILE = process.env.BENCH_ENDPOINT_PROFILE === '1';
 const PROFILE_SECS = Number(process.env.BENCH_ENDPOINT_PROFILE_SECS ?? 10);
 const TRIVIAL_N = Number(process.env.BENCH_ENDPOINT_TRIVIAL ?? 2000);
 const AGG_N = Number(process.env.BENCH_ENDPOINT_AGG ?? 60);
 /** Sessions of the server's engine pool and of the raw pool: the higher concurrency measured. */
 const POOL = 4;
-
-const TRIVIAL_SQL = '%\nSELECT {{ Int32(x, 1) }} AS x';
-const AGG_SQL =
-  '%\nSELECT country, count() c, avg(value) v FROM events WHERE value > {{ Float64(min_value, 0.5) }} ' +
-  '{% if defined(country) %} AND country = {{ String(country) }} {% end %} GROUP BY country';
 
 interface Stats {
   p50: number;
@@ -326,6 +328,19 @@ async function startServer(dir: string, profileDir?: string): Promise<ServerProc
   };
 }
 
+/** bench/floor.ts's endpoint floor for one case (its own process, its own data directory). */
+async function startFloor(dir: string, which: 'a' | 'b'): Promise<{ child: ChildProcess; port: number }> {
+  const port = 30000 + Math.floor(Math.random() * 20000);
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'bench', 'floor.ts'), '--serve', 'chdb', String(port), dir, which, String(ROWS)], {
+    cwd: ROOT,
+    env: { ...process.env, UV_THREADPOOL_SIZE: String(2 * POOL + 8) },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  process.once('exit', () => child.kill('SIGKILL'));
+  await new Promise((r) => child.stdout!.once('data', r));
+  return { child, port };
+}
+
 async function main() {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'pipit-bench-endpoint-'));
   const config = loadConfig({}, { dataDir: tmp, port: 0, host: '127.0.0.1', logLevel: 'silent', engineSessions: POOL });
@@ -340,13 +355,11 @@ async function main() {
   const raw: Session[] = [];
   const base = `http://127.0.0.1:${port}`;
   let server: ServerProcess | undefined;
+  const floors: Partial<Record<'a' | 'b', { child: ChildProcess; port: number }>> = {};
   try {
     // The data source and the two endpoints, over HTTP, as `tb push` creates them.
-    const schema =
-      'timestamp DateTime `json:$.timestamp`, user_id UInt32 `json:$.user_id`, country LowCardinality(String) `json:$.country`, value Float64 `json:$.value`';
-    const rowsSql =
-      `SELECT toDateTime('2024-01-01 00:00:00') + intDiv(number, 10) AS timestamp, toUInt32(number % 100000) AS user_id, ` +
-      `['ES', 'US', 'FR', 'DE', 'GB', 'IT', 'JP', 'BR'][number % 8 + 1] AS country, ((number * 7919) % 1000000) / 1e6 AS value FROM numbers(${ROWS})`;
+    const schema = EVENTS_SCHEMA;
+    const rowsSql = eventRows(ROWS);
     const post = async (base: string, headers: Record<string, string>, p: string, body: string, type: string) => {
       const r = await fetch(`${base}${p}`, { method: 'POST', headers: { ...headers, 'content-type': type }, body });
       if (r.status !== 200) throw new Error(`POST ${p}: ${r.status} ${await r.text()}`);
@@ -402,6 +415,11 @@ async function main() {
     }
     console.log(`server process (node scripts/start.mjs, pid ${server.child.pid}): started and loaded in ${((performance.now() - t) / 1000).toFixed(1)} s`);
 
+    if (FLOOR) {
+      for (const which of ['a', 'b'] as const) floors[which] = await startFloor(fs.mkdtempSync(path.join(tmp, `floor-${which}-`)), which);
+      console.log(`floor servers (bench/floor.ts --serve chdb, own processes) started`);
+    }
+
     // Parameter combinations and the physical SQL the endpoint runs for each.
     const auth = await app.services.access.authenticate(token);
     const callsOf = async (name: string, combos: Array<Record<string, string>>, natural: (p: Record<string, string>) => string): Promise<Call[]> => {
@@ -414,22 +432,9 @@ async function main() {
         }),
       );
     };
-    // What a user of chDB would write for the same parameters.
-    const naturalTrivial = (p: Record<string, string>) => `SELECT toInt32(${Number(p.x)}) AS x`;
-    const naturalAgg = (p: Record<string, string>) =>
-      `SELECT country, count() c, avg(value) v FROM ${table} WHERE value > ${Number(p.min_value)}` +
-      `${p.country ? ` AND country = '${p.country}'` : ''} GROUP BY country`;
-    const aggCombos: Array<Record<string, string>> = [];
-    for (const min of ['0.1', '0.3', '0.5', '0.7', '0.9']) {
-      for (const country of [undefined, 'ES', 'US', 'JP']) aggCombos.push(country ? { min_value: min, country } : { min_value: min });
-    }
     const cases = {
-      a: await callsOf(
-        'trivial_ep',
-        Array.from({ length: 20 }, (_, i) => ({ x: String(i + 1) })),
-        naturalTrivial,
-      ),
-      b: await callsOf('agg_ep', aggCombos, naturalAgg),
+      a: await callsOf('trivial_ep', trivialCombos, naturalTrivial),
+      b: await callsOf('agg_ep', aggCombos, (p) => naturalAgg(table, p)),
     };
     console.log(`physical SQL of (b) for ${JSON.stringify(cases.b[1].params)}: ${cases.b[1].sql}`);
     console.log(`natural SQL of (b) for the same: ${cases.b[1].natural}`);
@@ -470,6 +475,10 @@ async function main() {
     };
     const inProcessRun = async (p: string) => {
       await httpGet(agent, port, p, headers);
+    };
+    const floorAgent = new http.Agent({ keepAlive: true, maxSockets: 4 });
+    const floorRun = async (name: 'a' | 'b', c: Call) => {
+      await httpGet(floorAgent, floors[name]!.port, `/q?${new URLSearchParams(c.params).toString()}`, {});
     };
 
     // Same answers every way, for every combination.
@@ -514,15 +523,17 @@ async function main() {
         await measure(n, c, (_w, i) => inProcessRun(calls[i % calls.length].path));
         await measure(n, c, (w, i) => rawRun(calls[i % calls.length].sql, w));
         await measure(n, c, (w, i) => naturalRun(calls[i % calls.length].natural, w));
+        if (FLOOR) await measure(n, 1, (_w, i) => floorRun(name, calls[i % calls.length]));
       }
     }
     console.log(`warm-up ${((performance.now() - t) / 1000).toFixed(1)} s`);
 
-    type Side = 'api' | 'api in-process' | 'api in-process, per-token limit raised' | 'raw natural' | 'raw rewritten';
+    type Side = 'api' | 'api in-process' | 'api in-process, per-token limit raised' | 'raw natural' | 'raw rewritten' | 'floor (own process)';
     type Key = `${'a' | 'b'} c${number} ${Side}`;
     const results = new Map<Key, Stats[]>();
     const diffs: Record<'a' | 'b', number[]> = { a: [], b: [] };
     const diffsInProcess: Record<'a' | 'b', number[]> = { a: [], b: [] };
+    const diffsFloor: Record<'a' | 'b', number[]> = { a: [], b: [] };
     const add = (k: Key, s: Stats) => results.set(k, [...(results.get(k) ?? []), s]);
     /** CPU ms per request at concurrency 4 by thread group: the server process's (api only) and this process's (client, raw chDB, in-process server). */
     const cpu = new Map<Key, Array<{ server: ThreadCpu; bench: ThreadCpu }>>();
@@ -533,20 +544,21 @@ async function main() {
         ['b', AGG_N],
       ] as const) {
         const calls = cases[name];
-        const c1: Record<'api' | 'api in-process' | 'raw natural' | 'raw rewritten', (i: number) => Promise<void>> = {
+        const c1: Partial<Record<Side, (i: number) => Promise<void>>> = {
           api: (i) => apiRun(calls[i % calls.length].path),
           'api in-process': (i) => inProcessRun(calls[i % calls.length].path),
           'raw natural': (i) => naturalRun(calls[i % calls.length].natural, 0),
           'raw rewritten': (i) => rawRun(calls[i % calls.length].sql, 0),
+          ...(FLOOR ? { 'floor (own process)': (i: number) => floorRun(name, calls[i % calls.length]) } : {}),
         };
         // c1: the three interleaved request by request, the order rotating.
-        const sides = Object.keys(c1) as Array<keyof typeof c1>;
-        const lat = Object.fromEntries(sides.map((k) => [k, [] as number[]])) as Record<keyof typeof c1, number[]>;
+        const sides = Object.keys(c1) as Side[];
+        const lat = Object.fromEntries(sides.map((k) => [k, [] as number[]])) as Record<Side, number[]>;
         for (let i = 0; i < n; i++) {
           for (let j = 0; j < sides.length; j++) {
             const side = sides[(i + j) % sides.length];
             const t0 = performance.now();
-            await c1[side](i);
+            await c1[side]!(i);
             lat[side].push(performance.now() - t0);
           }
         }
@@ -555,12 +567,13 @@ async function main() {
         const diff = median(lat.api.map((x, i) => x - lat['raw natural'][i]));
         diffs[name].push(diff);
         diffsInProcess[name].push(median(lat['api in-process'].map((x, i) => x - lat['raw natural'][i])));
+        if (FLOOR) diffsFloor[name].push(median(lat['floor (own process)'].map((x, i) => x - lat['raw natural'][i])));
         const g = (side: Side) => results.get(`${name} c1 ${side}`)!.at(-1)!;
         line.push(
           `(${name}) c1 p50: api ${g('api').p50.toFixed(2)}, natural ${g('raw natural').p50.toFixed(2)}, rewritten ${g('raw rewritten').p50.toFixed(2)} ms (paired api−natural ${diff.toFixed(2)})`,
         );
         // c4: blocks, the order rotating.
-        const c4: Record<Side, () => Promise<Stats>> = {
+        const c4: Partial<Record<Side, () => Promise<Stats>>> = {
           api: () => measure(2 * n, POOL, (_w, i) => apiRun(calls[i % calls.length].path)),
           'api in-process': () => measure(2 * n, POOL, (_w, i) => inProcessRun(calls[i % calls.length].path)),
           'api in-process, per-token limit raised': () => raised(() => measure(2 * n, POOL, (_w, i) => inProcessRun(calls[i % calls.length].path))),
@@ -572,7 +585,7 @@ async function main() {
           const side = blocks[(run + j) % blocks.length];
           const s0 = threadTimes(server.child.pid!);
           const b0 = threadTimes(process.pid);
-          add(`${name} c${POOL} ${side}`, await c4[side]());
+          add(`${name} c${POOL} ${side}`, await c4[side]!());
           const k: Key = `${name} c${POOL} ${side}`;
           const perReq = (c: ThreadCpu): ThreadCpu => ({ main: c.main / (2 * n), engine: c.engine / (2 * n), node: c.node / (2 * n) });
           const ofServer = perReq(side === 'api' ? cpuBetween(s0, threadTimes(server.child.pid!)) : { main: 0, engine: 0, node: 0 });
@@ -597,7 +610,14 @@ async function main() {
     for (const name of ['a', 'b'] as const) {
       for (const c of [1, POOL]) {
         const nat = results.get(`${name} c${c} raw natural`)!;
-        for (const side of ['api', 'api in-process', 'api in-process, per-token limit raised', 'raw natural', 'raw rewritten'] as Side[]) {
+        for (const side of [
+          'api',
+          'api in-process',
+          'api in-process, per-token limit raised',
+          'raw natural',
+          'raw rewritten',
+          'floor (own process)',
+        ] as Side[]) {
           const xs = results.get(`${name} c${c} ${side}`);
           if (!xs) continue;
           const m = (k: keyof Stats) => median(xs.map((x) => x[k]));
@@ -612,6 +632,10 @@ async function main() {
               `(${name}) p50 overhead at c1 ≤ 0.5 ms over raw natural (${side}): ${overhead.toFixed(2)} ms (paired ${paired.toFixed(2)}) — ${overhead <= 0.5 ? 'holds' : 'does not hold'}`,
             );
           }
+          if (side === 'floor (own process)')
+            verdicts.push(
+              `(${name}) for reading the above: the floor (node:http + chDB, own process) at c1 adds ${overhead.toFixed(2)} ms (paired ${median(diffsFloor[name]).toFixed(2)}) over raw natural`,
+            );
           if (side.startsWith('api') && c === POOL) {
             verdicts.push(`(${name}) throughput at c${POOL} ≥ 0.9 of raw natural (${side}): ${ratio.toFixed(2)} — ${ratio >= 0.9 ? 'holds' : 'does not hold'}`);
           }
@@ -902,6 +926,7 @@ async function main() {
     for (const s of raw) s.close();
     agent.destroy();
     serverAgent.destroy();
+    for (const f of Object.values(floors)) f.child.kill();
     await server?.stop();
     await app.close();
     fs.rmSync(tmp, { recursive: true, force: true });

@@ -11,9 +11,20 @@
  * - POST of the ingest bench's 100-row body (its row shape) from 8 Node fetch clients for 5 s:
  *   requests/s, the most any server can take here with these clients (target: 1,500).
  * Medians of BENCH_RUNS (3), the servers alternating.
+ *
+ * `--serve chdb <port> <dir> <a|b|s> <n>` (used by bench/endpoint-ab.ts, not by this bench's own
+ * measurement): the least an endpoint server in its own process can be. A node:http server with one
+ * chDB Session (default settings) on `dir` answering `GET /q?<parameters>` with the natural SQL of
+ * endpoint case (a), (b) or (s) (bench/endpoint-cases.ts), FORMAT JSON, the engine's bytes as the body;
+ * for (b) it first creates and fills `bench.events` (n rows, one part after OPTIMIZE FINAL); for
+ * (s) n is the engine's sleep in ms.
+ * Its `x-floor-engine-ms` header is the wall time of its queryAsync call, and `x-timeline` the same
+ * marks bench/endpoint-timeline.mjs gives a Pipit server (request, queryAsync called, resolved,
+ * head written; process.hrtime in ms).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import http from 'node:http';
+import { EVENTS_COLUMNS, naturalAgg, naturalSleep, naturalTrivial, rowsSql } from './endpoint-cases.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const ANSWER = JSON.stringify({
@@ -22,6 +33,46 @@ const ANSWER = JSON.stringify({
   rows: 1,
   statistics: { elapsed: 0.0001, rows_read: 1, bytes_read: 1 },
 });
+
+/** The floor of an endpoint server: node:http and one chDB Session running the natural SQL. */
+async function serveChdb(port: number, dir: string, which: string, rows: number): Promise<void> {
+  const { Session } = await import('chdb');
+  // FLOOR_CONNECTION_ARGS (space-separated engine arguments) and FLOOR_SETTINGS (`|`-separated
+  // session settings): for trying an engine option on the floor alone.
+  const args = (process.env.FLOOR_CONNECTION_ARGS ?? '').split(' ').filter(Boolean);
+  const session = args.length ? new Session(dir, { connectionArgs: args }) : new Session(dir);
+  for (const setting of (process.env.FLOOR_SETTINGS ?? '').split('|').filter(Boolean)) await session.queryAsync(`SET ${setting}`);
+  if (which === 'b') {
+    await session.queryAsync('CREATE DATABASE IF NOT EXISTS bench');
+    await session.queryAsync(`CREATE TABLE bench.events (${EVENTS_COLUMNS}) ENGINE = MergeTree ORDER BY timestamp`);
+    await session.queryAsync(`INSERT INTO bench.events ${rowsSql(rows)}`);
+    await session.queryAsync('OPTIMIZE TABLE bench.events FINAL');
+  }
+  http
+    .createServer((req, res) => {
+      const mono = () => Number(process.hrtime.bigint()) / 1e6;
+      const marks = [mono()];
+      const params = Object.fromEntries(new URL(req.url ?? '/', 'http://x').searchParams);
+      const sql = which === 'b' ? naturalAgg('bench.events', params) : which === 's' ? naturalSleep(params, rows) : naturalTrivial(params);
+      const t = performance.now();
+      marks.push(mono());
+      session.queryAsync(sql, { format: 'JSON' }).then(
+        (r) => {
+          marks.push(mono());
+          const b = r.bytes();
+          const ms = (performance.now() - t).toFixed(4);
+          marks.push(mono());
+          res.writeHead(200, { 'content-type': 'application/json', 'x-floor-engine-ms': ms, 'x-timeline': marks.map((x) => x.toFixed(4)).join(',') });
+          res.end(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
+        },
+        (err: unknown) => {
+          res.writeHead(500, { 'content-type': 'text/plain' });
+          res.end(String(err));
+        },
+      );
+    })
+    .listen(port, '127.0.0.1', () => console.log('ready'));
+}
 
 async function serve(kind: string, port: number): Promise<void> {
   if (kind === 'node:http') {
@@ -149,5 +200,7 @@ async function main() {
   }
 }
 
-if (process.argv[2] === '--serve') await serve(process.argv[3], Number(process.argv[4]));
+if (process.argv[2] === '--serve' && process.argv[3] === 'chdb')
+  await serveChdb(Number(process.argv[4]), process.argv[5], process.argv[6], Number(process.argv[7]));
+else if (process.argv[2] === '--serve') await serve(process.argv[3], Number(process.argv[4]));
 else await main();
