@@ -58,7 +58,8 @@ import { fileURLToPath } from 'node:url';
 import { Session } from 'chdb';
 import Fastify from 'fastify';
 import { createApp, type App } from '../src/app.js';
-import { loadConfig } from '../src/config/config.js';
+import { DEFAULT_ENGINE_SESSIONS, loadConfig } from '../src/config/config.js';
+import { threadpoolFor } from '../src/engine/lanes.js';
 import type { PreparedQuery } from '../src/domain/query-service.js';
 import { SANDBOX_DATABASE } from '../src/engine/engine.js';
 import { render, type ParamValue } from '../src/template/index.js';
@@ -73,7 +74,7 @@ const PROFILE = process.env.BENCH_ENDPOINT_PROFILE === '1';
 const PROFILE_SECS = Number(process.env.BENCH_ENDPOINT_PROFILE_SECS ?? 10);
 const TRIVIAL_N = Number(process.env.BENCH_ENDPOINT_TRIVIAL ?? 2000);
 const AGG_N = Number(process.env.BENCH_ENDPOINT_AGG ?? 60);
-/** Sessions of the server's engine pool and of the raw pool: the higher concurrency measured. */
+/** Sessions of the raw pool, and the higher concurrency measured (the servers run npm start's default sessions). */
 const POOL = 4;
 
 interface Stats {
@@ -287,8 +288,7 @@ async function startServer(dir: string, profileDir?: string): Promise<ServerProc
     PIPIT_DATA_DIR: dir,
     PIPIT_PORT: String(port),
     PIPIT_HOST: '127.0.0.1',
-    PIPIT_ENGINE_SESSIONS: String(POOL),
-    UV_THREADPOOL_SIZE: String(2 * POOL + 8),
+    UV_THREADPOOL_SIZE: String(threadpoolFor(DEFAULT_ENGINE_SESSIONS)),
     BENCH_PROFILE_DIR: profileDir ?? '',
   };
   delete env.PIPIT_LOG_LEVEL;
@@ -343,7 +343,7 @@ async function startFloor(dir: string, which: 'a' | 'b'): Promise<{ child: Child
 
 async function main() {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'pipit-bench-endpoint-'));
-  const config = loadConfig({}, { dataDir: tmp, port: 0, host: '127.0.0.1', logLevel: 'silent', engineSessions: POOL });
+  const config = loadConfig({}, { dataDir: tmp, port: 0, host: '127.0.0.1', logLevel: 'silent' });
   const app: App = await createApp(config);
   await app.http.listen({ port: 0, host: '127.0.0.1' });
   const addr = app.http.server.address();
