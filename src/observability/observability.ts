@@ -13,6 +13,7 @@ import { quoteString } from '../engine/engine.js';
 import { runAsInternalWork } from '../engine/lanes.js';
 import { currentRequest, type RequestInfo } from './context.js';
 import { Registry } from './metrics.js';
+import { RecordLines } from './record-lines.js';
 import { ensureServiceTables, SERVICE_DATABASE, type ServiceTableName } from './service-tables.js';
 
 /** One operation on a data source, as domain code reports it (datasources_ops_log). */
@@ -105,7 +106,7 @@ const MAX_JOB_REQUESTS = 10_000;
 
 export class Observability implements OpsLog {
   readonly metrics = new Registry();
-  private readonly buffers = new Map<ServiceTableName, object[]>();
+  private readonly buffers = new Map<ServiceTableName, RecordLines>();
   private readonly hfi = new Map<string, HfiGroup>();
   private timer: NodeJS.Timeout | null = null;
   private storageTimer: NodeJS.Timeout | null = null;
@@ -200,12 +201,18 @@ export class Observability implements OpsLog {
 
   private push(table: ServiceTableName, row: object): void {
     let b = this.buffers.get(table);
-    if (!b) this.buffers.set(table, (b = []));
-    b.push(row);
+    if (!b) this.buffers.set(table, (b = new RecordLines()));
+    try {
+      b.push(row);
+    } catch {
+      // Not JSON (a record the code built wrongly): counted, never in the way of the request.
+      this.dropped.inc({ table });
+      return;
+    }
     const max = this.options.maxBuffered ?? 100_000;
-    if (b.length > max) {
-      const n = b.length - max;
-      b.splice(0, n);
+    if (b.count > max) {
+      const n = b.count - max;
+      b.dropOldest(n);
       this.dropped.inc({ table }, n);
     }
   }
@@ -535,20 +542,21 @@ AND start_datetime > now() - INTERVAL 1 DAY ORDER BY duration DESC LIMIT ${limit
   private async flushOnce(): Promise<void> {
     if (this.hfi.size) await this.drainHfi();
     for (const [table, rows] of this.buffers) {
-      if (!rows.length) continue;
-      const batch = rows.splice(0, rows.length);
+      if (!rows.count) continue;
+      const batch = rows.take();
       try {
         await this.engine.insert({
           table: `${SERVICE_DATABASE}.${table}`,
           format: 'JSONEachRow',
-          data: batch.map((r) => JSON.stringify(r)).join('\n'),
+          data: batch.data,
           settings: { date_time_input_format: 'best_effort', input_format_skip_unknown_fields: 1 },
         });
+        rows.recycle(batch);
         this.warned = false;
       } catch (err) {
         this.flushFailures.inc({ table });
         // Kept for the next flush (bounded by push()); logged once until a flush works again.
-        rows.unshift(...batch);
+        rows.restore(batch);
         if (!this.warned) this.log('service data source records could not be inserted; kept for the next flush', { table, error: String(err) });
         this.warned = true;
       }
@@ -583,7 +591,7 @@ AND start_datetime > now() - INTERVAL 1 DAY ORDER BY duration DESC LIMIT ${limit
     for (const q of [50, 99]) this.loopLag.set({ quantile: String(q / 100) }, lagOf(this.loopDelay.percentile(q)));
     this.loopLag.set({ quantile: '1' }, lagOf(this.loopDelay.max));
     this.loopDelay.reset();
-    for (const [table, rows] of this.buffers) this.buffered.set({ table }, rows.length);
+    for (const [table, rows] of this.buffers) this.buffered.set({ table }, rows.count);
   }
 
   /** Stops the timers and inserts what is buffered (at shutdown, before the engine closes). */
