@@ -35,6 +35,10 @@
  * (node:http, one chDB Session with default settings running the natural SQL; for (b) on its own
  * copy of the rows); its spec's KEY=value words go to its environment (FLOOR_CONNECTION_ARGS,
  * FLOOR_SETTINGS: an engine option tried on the floor alone).
+ * AB_CONCURRENCY (1): blocks are driven by that many workers sharing the agent (raw variants get a
+ * Session each), and requests per second are printed; the server's CPU is also split by thread group
+ * (main; libuv and V8, where chDB runs each query's own part; ClickHouse's own threads), as
+ * bench/endpoint.ts splits it at c4.
  * AB_PAIRED=1: instead of blocks, the variants are interleaved request by request (the order
  * rotating), AB_N requests each per round, as bench/endpoint.ts measures c1; each round then also
  * gives the median of the paired differences against `raw` (when listed), and the server main
@@ -47,6 +51,7 @@
  * references.
  */
 import { adminTokenWhenReady } from './server-ready.js';
+import { cpuBetween, processCpuMs, threadTimes } from './thread-cpu.js';
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
@@ -73,6 +78,7 @@ const ROUNDS = Number(process.env.AB_ROUNDS ?? 6);
 const CASE = process.env.AB_CASE === 'b' || process.env.AB_CASE === 's' ? process.env.AB_CASE : 'a';
 const ROWS = Number(process.env.AB_ROWS ?? 1_000_000);
 const PAIRED = process.env.AB_PAIRED === '1';
+const CONCURRENCY = Number(process.env.AB_CONCURRENCY ?? 1);
 const SLEEP_MS = Number(process.env.AB_SLEEP_MS ?? 6);
 const COMBOS = CASE === 'b' ? aggCombos : trivialCombos;
 const PIPE = CASE === 'b' ? 'agg_ep' : CASE === 's' ? 'sleep_ep' : 'trivial_ep';
@@ -87,11 +93,17 @@ interface Variant {
   child?: ChildProcess;
   /** The process reading its stdout (`pipe`). */
   reader?: ChildProcess;
-  /** Request i (parameter combination i mod 20); what the serving side measured of it. */
-  call: (i: number) => Promise<Inside>;
+  /** Request i (parameter combination i mod 20) from worker w (AB_CONCURRENCY); what the serving side measured of it. */
+  call: (i: number, w: number) => Promise<Inside>;
   stop: () => Promise<void>;
   main: number[];
   proc: number[];
+  /** Per round: the server process's libuv and V8 threads, and ClickHouse's (µs per request). */
+  uv: number[];
+  ch: number[];
+  /** Per round: requests per second (blocks); this process's threads, all (µs per request: for raw, its queries). */
+  rps: number[];
+  self: number[];
   client: number[];
   readerCpu: number[];
   p50: number[];
@@ -146,19 +158,6 @@ function mainSwitches(pid: number): { vol: number; invol: number } {
   const st = fs.readFileSync(`/proc/${pid}/task/${pid}/status`, 'utf8');
   return { vol: Number(/voluntary_ctxt_switches:\s+(\d+)/.exec(st)![1]), invol: Number(/nonvoluntary_ctxt_switches:\s+(\d+)/.exec(st)![1]) };
 }
-/** The whole process's CPU (ms): every thread's schedstat; threads that ended meanwhile are lost (few). */
-function procCpuMs(pid: number): number {
-  let ms = 0;
-  for (const tid of fs.readdirSync(`/proc/${pid}/task`)) {
-    try {
-      ms += Number(fs.readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]) / 1e6;
-    } catch {
-      // ended meanwhile
-    }
-  }
-  return ms;
-}
-
 /** GET, the whole body read; what the server measured of it (Pipit's x-tb-statistics, the floor's header). */
 function get(agent: http.Agent, port: number, p: string, token: string): Promise<Inside> {
   return new Promise((resolve, reject) => {
@@ -217,13 +216,31 @@ let rawDir: string | undefined;
 async function start(name: string, spec: string): Promise<Variant> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), `pipit-ab-${name}-`));
   const words = spec.split(' ').filter(Boolean);
-  const stats = { main: [], proc: [], client: [], readerCpu: [], p50: [], engine: [], server: [], diff: [], lat: [], steps: [], vol: [], invol: [] };
+  const stats = {
+    main: [],
+    proc: [],
+    uv: [],
+    ch: [],
+    rps: [],
+    self: [],
+    client: [],
+    readerCpu: [],
+    p50: [],
+    engine: [],
+    server: [],
+    diff: [],
+    lat: [],
+    steps: [],
+    vol: [],
+    invol: [],
+  };
   if (words[0] === 'raw') {
     const { Session } = await import('chdb');
     // chDB holds one data directory per process: the in-process server's, when there is one, else
     // the first raw variant's (later raw variants share it and its table).
     rawDir ??= inprocEngineDir ?? dir;
-    const session = new Session(rawDir);
+    const sessions = Array.from({ length: CONCURRENCY }, () => new Session(rawDir!));
+    const session = sessions[0];
     if (CASE === 'b') {
       await session.queryAsync('CREATE DATABASE IF NOT EXISTS bench_raw');
       await session.queryAsync(`CREATE TABLE IF NOT EXISTS bench_raw.events (${EVENTS_COLUMNS}) ENGINE = MergeTree ORDER BY timestamp`);
@@ -234,7 +251,7 @@ async function start(name: string, spec: string): Promise<Variant> {
     }
     // `set:<name>=<value>`: a session setting; `pipit`: the SQL in Pipit's form (a marker comment,
     // parameters as typed literals from strings, the table aliased), for the same parameters.
-    for (const w of words.slice(1)) if (w.startsWith('set:')) await session.queryAsync(`SET ${w.slice(4)}`);
+    for (const w of words.slice(1)) if (w.startsWith('set:')) for (const s of sessions) await s.queryAsync(`SET ${w.slice(4)}`);
     // Its parts alone: `marker`, `typed`, `alias`.
     const form = (part: string) => words.includes('pipit') || words.includes(part);
     const sql = (i: number) => {
@@ -253,15 +270,17 @@ async function start(name: string, spec: string): Promise<Variant> {
     return {
       name,
       ...stats,
-      call: async (i) => {
+      call: async (i, w) => {
         const q = sql(i);
         const t = performance.now();
-        const r = await session.queryAsync(q, { format: 'JSON' });
+        const r = await sessions[w].queryAsync(q, { format: 'JSON' });
         const b = r.bytes();
         const server = performance.now() - t;
         return { engine: engineMs(Buffer.from(b.buffer, b.byteOffset, b.byteLength)), server, steps: [0, 0, server, 0, 0, 0] };
       },
-      stop: async () => session.close(),
+      stop: async () => {
+        for (const s of sessions) s.close();
+      },
     };
   }
   if (words[0] === 'floor') {
@@ -282,7 +301,7 @@ async function start(name: string, spec: string): Promise<Variant> {
     );
     process.once('exit', () => c.kill('SIGKILL'));
     await new Promise((r) => c.stdout!.once('data', r));
-    const agent = new http.Agent({ keepAlive: true, maxSockets: 4 });
+    const agent = new http.Agent({ keepAlive: true, maxSockets: Math.max(4, CONCURRENCY) });
     return {
       name,
       child: c,
@@ -366,7 +385,7 @@ async function start(name: string, spec: string): Promise<Variant> {
     }),
   });
   if (!r.ok) throw new Error(`${name}: creating the pipe: ${r.status} ${await r.text()}`);
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 4 });
+  const agent = new http.Agent({ keepAlive: true, maxSockets: Math.max(4, CONCURRENCY) });
   return { name, child, reader, ...stats, call: (i) => get(agent, port, `/v0/pipes/${PIPE}.json?${query(i)}`, token), stop };
 }
 
@@ -375,9 +394,11 @@ function cpuOf(v: Variant) {
   const pid = v.child?.pid;
   return {
     main: pid ? mainCpuMs(pid) : 0,
-    proc: pid ? procCpuMs(pid) : 0,
+    proc: pid ? processCpuMs(pid) : 0,
+    threads: pid ? threadTimes(pid) : undefined,
     client: mainCpuMs(process.pid),
-    reader: v.reader ? procCpuMs(v.reader.pid!) : 0,
+    self: processCpuMs(process.pid),
+    reader: v.reader ? processCpuMs(v.reader.pid!) : 0,
     switches: pid ? mainSwitches(pid) : { vol: 0, invol: 0 },
   };
 }
@@ -385,9 +406,13 @@ function cpuOf(v: Variant) {
 function record(v: Variant, n: number, c0: ReturnType<typeof cpuOf>, lat: number[], inside: Inside[]): void {
   const c1 = cpuOf(v);
   v.client.push(((c1.client - c0.client) * 1000) / n);
+  v.self.push(((c1.self - c0.self) * 1000) / n);
   v.readerCpu.push(((c1.reader - c0.reader) * 1000) / n);
   v.main.push(((c1.main - c0.main) * 1000) / n);
   v.proc.push(((c1.proc - c0.proc) * 1000) / n);
+  const g = c0.threads && c1.threads ? cpuBetween(c0.threads, c1.threads) : undefined;
+  v.uv.push(g ? (g.node * 1000) / n : 0);
+  v.ch.push(g ? (g.engine * 1000) / n : 0);
   v.vol.push((c1.switches.vol - c0.switches.vol) / n);
   v.invol.push((c1.switches.invol - c0.switches.invol) / n);
   v.p50.push(median(lat));
@@ -400,12 +425,20 @@ async function block(v: Variant, n: number): Promise<void> {
   const lat: number[] = [];
   const inside: Inside[] = [];
   const c0 = cpuOf(v);
-  for (let i = 0; i < n; i++) {
-    const t = performance.now();
-    const x = await v.call(i);
-    lat.push(performance.now() - t);
-    inside.push(x);
-  }
+  let next = 0;
+  const t0 = performance.now();
+  await Promise.all(
+    Array.from({ length: CONCURRENCY }, async (_, w) => {
+      while (next < n) {
+        const i = next++;
+        const t = performance.now();
+        const x = await v.call(i, w);
+        lat.push(performance.now() - t);
+        inside.push(x);
+      }
+    }),
+  );
+  v.rps.push(n / ((performance.now() - t0) / 1000));
   record(v, n, c0, lat, inside);
 }
 
@@ -422,7 +455,7 @@ async function pairedRound(vs: Variant[], n: number, round: number): Promise<voi
     for (let k = 0; k < vs.length; k++) {
       const j = (i + round + k) % vs.length;
       const t = performance.now();
-      const x = await vs[j].call(i);
+      const x = await vs[j].call(i, 0);
       vs[j].lat.push(performance.now() - t);
       inside[j].push(x);
     }
@@ -433,6 +466,8 @@ async function pairedRound(vs: Variant[], n: number, round: number): Promise<voi
     // The server processes' CPU is per own request, not per request of the round.
     v.main[v.main.length - 1] *= vs.length;
     v.proc[v.proc.length - 1] *= vs.length;
+    v.uv[v.uv.length - 1] *= vs.length;
+    v.ch[v.ch.length - 1] *= vs.length;
     v.readerCpu[v.readerCpu.length - 1] *= vs.length;
     v.vol[v.vol.length - 1] *= vs.length;
     v.invol[v.invol.length - 1] *= vs.length;
@@ -451,7 +486,9 @@ async function main() {
       .join(' ')}; ${vs.length} variants started; warming up`,
   );
   for (const v of vs) await block(v, CASE === 'a' ? 2000 : 100);
-  for (const v of vs) for (const xs of [v.main, v.proc, v.client, v.readerCpu, v.p50, v.engine, v.server, v.diff, v.steps, v.vol, v.invol]) xs.length = 0;
+  for (const v of vs)
+    for (const xs of [v.main, v.proc, v.uv, v.ch, v.rps, v.self, v.client, v.readerCpu, v.p50, v.engine, v.server, v.diff, v.steps, v.vol, v.invol])
+      xs.length = 0;
   for (let r = 0; r < ROUNDS; r++) {
     if (PAIRED) await pairedRound(vs, N, r);
     else for (let k = 0; k < vs.length; k++) await block(vs[(r + k) % vs.length], N);
@@ -461,20 +498,23 @@ async function main() {
   }
   const ref = vs.find((v) => v.name === 'raw');
   console.log(
-    `\ncase (${CASE}), ${PAIRED ? 'paired' : 'blocks'}, ${ROUNDS} rounds of ${N}; load ${os
+    `\ncase (${CASE}), ${PAIRED ? 'paired' : `blocks at concurrency ${CONCURRENCY}`}, ${ROUNDS} rounds of ${N}; load ${os
       .loadavg()
       .map((x) => x.toFixed(2))
       .join(' ')}\n` +
       'variant: server main thread µs/request, server process µs/request, client (this process) main thread µs/request, reader µs/request, ' +
       'p50 ms, engine (ClickHouse elapsed) ms, server engine call ms, p50 − raw p50, paired median − raw, server main thread context switches per request ' +
-      '(voluntary+involuntary) (medians of the rounds)',
+      '(voluntary+involuntary); server libuv and V8 threads, ClickHouse threads µs/request; this process, all threads µs/request (raw: its queries); ' +
+      'requests per second (medians of the rounds)',
   );
   for (const v of vs)
     console.log(
       `${v.name.padEnd(20)} ${[v.main, v.proc, v.client, v.readerCpu].map((xs) => median(xs).toFixed(0).padStart(6)).join(' ')} ${[v.p50, v.engine, v.server].map((xs) => median(xs).toFixed(3).padStart(8)).join(' ')}` +
         (ref ? ` ${(median(v.p50) - median(ref.p50)).toFixed(3).padStart(7)}` : '') +
         (ref && v.diff.length ? ` ${median(v.diff).toFixed(3).padStart(7)}` : '') +
-        (v.child ? ` ${median(v.vol).toFixed(2)}+${median(v.invol).toFixed(2)}` : ''),
+        (v.child ? ` ${median(v.vol).toFixed(2)}+${median(v.invol).toFixed(2)} ${median(v.uv).toFixed(0)} ${median(v.ch).toFixed(0)}` : '') +
+        ` ${median(v.self).toFixed(0)}` +
+        (v.rps.length ? ` ${median(v.rps).toFixed(0)}/s` : ''),
     );
   const timed = vs.filter((v) => v.steps.length);
   if (timed.length) {

@@ -41,12 +41,16 @@
  * BENCH_ENDPOINT_PROFILE_SECS (10) each under the default admission: the main thread's time per
  * request by part (bundle frames mapped to their sources through the bundle's source maps) and
  * the .cpuprofile files (for a flame graph) in the temporary directory. BENCH_RUNS=0 profiles only.
+ * The sampler counts wall time: a main thread preempted inside a call (by the libuv worker that
+ * chDB's queryAsync just woke, by the client after a socket write) shows that time in the call.
+ * For CPU alone, `perf` and bench/perf-owners.mjs.
  *
  * Environment: BENCH_RUNS (5), BENCH_ENDPOINT_ROWS (1,000,000), BENCH_ENDPOINT_TRIVIAL (2,000
  * requests per side per measurement of (a) at concurrency 1, twice that at 4), BENCH_ENDPOINT_AGG
  * (60, likewise for (b)).
  */
 import { adminTokenWhenReady } from './server-ready.js';
+import { cpuBetween, type ThreadCpu, threadTimes, totalOf } from './thread-cpu.js';
 import { type ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
@@ -229,39 +233,6 @@ function profileParts(p: CpuProfile): Map<string, number> {
   }
   return out;
 }
-
-/**
- * CPU time of a process's threads by group (ms, exact: `/proc/<pid>/task/<tid>/schedstat`): its
- * main thread; ClickHouse's own threads (named by the engine: ThreadPool, QueryPullPipeEx,
- * Formatter...); and Node's other threads (libuv's workers, on which chDB runs each query's own
- * part, and V8's platform threads: Node 20 leaves them all named `node`).
- */
-interface ThreadCpu {
-  main: number;
-  engine: number;
-  node: number;
-}
-type ThreadTimes = Map<number, { ms: number; group: keyof ThreadCpu }>;
-function threadTimes(pid: number): ThreadTimes {
-  const out: ThreadTimes = new Map();
-  for (const tid of fs.readdirSync(`/proc/${pid}/task`).map(Number)) {
-    try {
-      const ms = Number(fs.readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]) / 1e6;
-      const comm = fs.readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim();
-      out.set(tid, { ms, group: tid === pid ? 'main' : comm === 'node' ? 'node' : 'engine' });
-    } catch {
-      // the thread ended meanwhile
-    }
-  }
-  return out;
-}
-/** CPU ms per group between two snapshots (a thread started meanwhile counts from zero). */
-function cpuBetween(a: ThreadTimes, b: ThreadTimes): ThreadCpu {
-  const out: ThreadCpu = { main: 0, engine: 0, node: 0 };
-  for (const [tid, t] of b) out[t.group] += t.ms - (a.get(tid)?.ms ?? 0);
-  return out;
-}
-const totalOf = (c: ThreadCpu) => c.main + c.engine + c.node;
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
