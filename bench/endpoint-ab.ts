@@ -28,7 +28,7 @@
  * there, one part). A raw spec may add `set:<name>=<value>` words (session settings, e.g. Pipit's
  * limit profile one by one) and `pipit` (the SQL in Pipit's form: marker comment, typed literals
  * from strings, the table aliased; or one of those alone: `marker`, `typed`, `alias`); the variant
- * named `raw` is the reference of the differences. Run this tool with UV_THREADPOOL_SIZE=16 for
+ * named `raw` is the reference of the differences. Run this tool with UV_THREADPOOL_SIZE=24 for
  * those two. The "client" column is this process's main thread per request (for inproc and raw
  * the whole request: client, server and engine calls share it).
  * `floor` is the least an endpoint server in its own process can be: bench/floor.ts's chDB server
@@ -319,8 +319,8 @@ async function start(name: string, spec: string): Promise<Variant> {
     PIPIT_DATA_DIR: dir,
     PIPIT_PORT: '0',
     PIPIT_HOST: '127.0.0.1',
-    PIPIT_ENGINE_SESSIONS: '4',
-    UV_THREADPOOL_SIZE: '16',
+    // npm start's pool for its default sessions (a spec's PIPIT_ENGINE_SESSIONS=... and UV_THREADPOOL_SIZE=... override).
+    UV_THREADPOOL_SIZE: '24',
   };
   delete env.PIPIT_LOG_LEVEL;
   const nodeArgs: string[] = [];
@@ -342,7 +342,7 @@ async function start(name: string, spec: string): Promise<Variant> {
   if (words[0] === 'inproc') {
     const { createApp } = await import('../src/app.js');
     const { loadConfig } = await import('../src/config/config.js');
-    const app = await createApp(loadConfig({}, { dataDir: dir, port: 0, host: '127.0.0.1', logLevel: env.PIPIT_LOG_LEVEL ?? 'silent', engineSessions: 4 }));
+    const app = await createApp(loadConfig({}, { dataDir: dir, port: 0, host: '127.0.0.1', logLevel: env.PIPIT_LOG_LEVEL ?? 'silent' }));
     await app.http.listen({ port: 0, host: '127.0.0.1' });
     const addr = app.http.server.address();
     port = typeof addr === 'object' && addr ? addr.port : 0;
