@@ -35,10 +35,16 @@ it.runIf(hasPg)('catalog calls do not wait for inserts queued behind long intern
   // The internal lane (8 slots) full of ~6 s INSERT ... SELECTs, as copy jobs and populates run
   // them (7: the statements' share) and one ingest insert (the slot kept for inserts).
   const slow = `INSERT INTO ${table} (id, s) SELECT number, '' FROM numbers(3) WHERE sleep(2) = 0 SETTINGS max_block_size = 1`;
-  const long = [...Array.from({ length: 7 }, () => engine.exec(slow)), engine.exec(slow, { ingest: true })];
-  const until = Date.now() + 5000;
-  while (engine.laneUsage.internal < 8 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
-  expect(engine.laneUsage.internal).toBe(8);
+  // The statements first: they take a slot only while fewer than 7 are busy (one kept for inserts).
+  const busy = async (n: number) => {
+    const until = Date.now() + 5000;
+    while (engine.laneUsage.internal < n && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+    expect(engine.laneUsage.internal).toBe(n);
+  };
+  const long = Array.from({ length: 7 }, () => engine.exec(slow));
+  await busy(7);
+  long.push(engine.exec(slow, { ingest: true }));
+  await busy(8);
   // A burst of small inserts (event flushes of several data sources, appends): they wait for a slot.
   const quick = Array.from({ length: 8 }, (_, i) => engine.insert({ table, format: 'JSONEachRow', data: Buffer.from(`{"id":${i},"s":"q"}\n`) }));
   await new Promise((r) => setTimeout(r, 200));
