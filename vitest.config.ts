@@ -2,7 +2,7 @@ import { defineConfig } from 'vitest/config';
 
 // Every running engine call holds a thread of libuv's pool, whose size is read once when a
 // process starts: the test workers (forks of this process) and the servers they spawn inherit it.
-// 16 threads fit the tests' four sessions per lane plus spare threads (src/engine/lanes.ts).
+// 24 threads fit the default eight sessions per lane plus spare threads (src/engine/lanes.ts), as npm start gives.
 process.env.UV_THREADPOOL_SIZE ??= '24';
 
 export default defineConfig({

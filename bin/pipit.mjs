@@ -8,7 +8,7 @@ import { CLI_BUNDLE, serverStale } from '../scripts/build-server.mjs';
 
 // `pipit dev` may run the embedded server in this process: give the engine's lanes their threads
 // (as `npm start` does) before libuv's pool starts.
-process.env.UV_THREADPOOL_SIZE ??= String(2 * Number(process.env.PIPIT_ENGINE_SESSIONS || 4) + 8);
+process.env.UV_THREADPOOL_SIZE ??= String(2 * Number(process.env.PIPIT_ENGINE_SESSIONS || 8) + 8);
 // `pipit ... | head` closes the pipe early: stop quietly instead of crashing on EPIPE.
 process.stdout.on('error', (e) => {
   if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);

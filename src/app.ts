@@ -101,8 +101,8 @@ export async function createApp(config: Config): Promise<App> {
   // Like the engine, each catalog is loaded only when used (PGlite's WASM, or node-postgres).
   const catalog = config.catalogUrl
     ? await (await import('./catalog/postgres-catalog.js')).openPostgresCatalog(config.catalogUrl, {
-        // Each running insert holds one connection (the write gate's lock across copies): room for them all and for the rest.
-        poolSize: config.engineSessions + 6,
+        // Each insert holds a lock connection (the write gate's lock across copies) while it runs or waits for an internal slot.
+        lockPoolSize: lanes.internal,
         onError: (err) => catalogError(err),
       })
     : await (await import('./catalog/pglite-catalog.js')).openPgliteCatalog(catalogDir, catalogSeeded ?? undefined);

@@ -17,19 +17,22 @@ const types = {
   },
 };
 
-export async function openPostgresCatalog(url: string, opts: { poolSize?: number; onError?: (err: Error) => void } = {}): Promise<SqlCatalog> {
+export async function openPostgresCatalog(
+  url: string,
+  opts: { poolSize?: number; lockPoolSize?: number; onError?: (err: Error) => void } = {},
+): Promise<SqlCatalog> {
   const pool = new pg.Pool({ connectionString: url, max: opts.poolSize ?? 10, types, application_name: 'pipit' });
+  // Locks held while engine work runs or waits for an engine slot (every insert holds the write
+  // gate's shared lock from before it gets a slot): their own connections, so however many inserts
+  // queue, the catalog's other calls never wait behind them for a connection.
+  const lockPool = new pg.Pool({ connectionString: url, max: opts.lockPoolSize ?? 4, types, application_name: 'pipit-lock' });
   // An idle client's error (the server restarted) must not end the process: the pool replaces it.
   pool.on('error', (err) => opts.onError?.(err));
-  let closed = false;
-  let listener: pg.Client | null = null;
-
-  const client: SqlClient = {
-    shared: true,
-    query: (sql, params) => pool.query(sql, params) as never,
-    exec: (sql) => pool.query(sql),
-    async transaction(fn) {
-      const c = await pool.connect();
+  lockPool.on('error', (err) => opts.onError?.(err));
+  const transactionOn =
+    (from: pg.Pool) =>
+    async <T>(fn: (tx: SqlQuery) => Promise<T>): Promise<T> => {
+      const c = await from.connect();
       try {
         await c.query('BEGIN');
         const tx: SqlQuery = { query: (sql, params) => c.query(sql, params) as never };
@@ -42,7 +45,16 @@ export async function openPostgresCatalog(url: string, opts: { poolSize?: number
       } finally {
         c.release();
       }
-    },
+    };
+  let closed = false;
+  let listener: pg.Client | null = null;
+
+  const client: SqlClient = {
+    shared: true,
+    query: (sql, params) => pool.query(sql, params) as never,
+    exec: (sql) => pool.query(sql),
+    transaction: transactionOn(pool),
+    lockTransaction: transactionOn(lockPool),
     async listen(channel, onNotify, onReset) {
       const connect = async (): Promise<void> => {
         const c = new pg.Client({ connectionString: url, types, application_name: 'pipit-listen' });
@@ -81,7 +93,7 @@ export async function openPostgresCatalog(url: string, opts: { poolSize?: number
       const l = listener;
       listener = null;
       await l?.end().catch(() => undefined);
-      await pool.end();
+      await Promise.all([pool.end(), lockPool.end()]);
     },
   };
   return SqlCatalog.open(client);

@@ -61,7 +61,11 @@ export function countNdjsonLines(buf: Buffer): { lines: number; notObjects: numb
     let end = buf.indexOf(10, start);
     if (end < 0) end = buf.length;
     let formFeed = false;
-    for (let i = start; i < end; i++) {
+    // The engine's JSON parser skips one UTF-8 byte order mark before the document (then JSON's
+    // whitespace), so `\uFEFF{...}` is read; the stage never finds such a line blank.
+    const bom = end - start >= 3 && buf[start] === 0xef && buf[start + 1] === 0xbb && buf[start + 2] === 0xbf;
+    let i = bom ? start + 3 : start;
+    for (; i < end; i++) {
       const c = buf[i];
       // Blank as the NDJSON stage's `match(__line, '^\\s*$')` is (RE2's \s: space, \t, \r, \f, not
       // \v): a line of vertical tabs is kept there, and quarantined, so it is counted here. A form
@@ -72,6 +76,11 @@ export function countNdjsonLines(buf: Buffer): { lines: number; notObjects: numb
         if (c !== 123 || formFeed) notObjects++;
         break;
       }
+    }
+    // A BOM followed by nothing but whitespace: kept by the stage, and not JSON.
+    if (bom && i === end) {
+      lines++;
+      notObjects++;
     }
     start = end + 1;
   }

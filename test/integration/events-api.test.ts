@@ -280,6 +280,36 @@ describe('success', () => {
       await expectJson(await s.req('POST', '/v0/events?name=ev', { body }), 202, counted);
     }
   });
+
+  it('the 202 estimate counts what the engine counts for a line that starts with a byte order mark (review9)', async () => {
+    // The engine's JSON parser (simdjson) skips a UTF-8 BOM before the document, so a line
+    // `\uFEFF{...}` (or `\uFEFF {...}`) is read and goes to the table: the estimate must not call it quarantined.
+    // Whole body first (the TSV path), then as a later line of a plain body, then other leading bytes.
+    const line = '{"id":1,"n":1,"s":"a"}';
+    const wrong: unknown[] = [];
+    const bodies = [`\uFEFF${line}\n`, `\uFEFF ${line}\n`, `${line}\n\uFEFF${line}\n`, `${rows(3000, 0, 0, 400)}\uFEFF${line}\n`];
+    // These already agree (kept as the fix's guard): a BOM alone or before a form feed, NUL, NBSP, CR then FF.
+    bodies.push(`${line}\n\uFEFF\n`, `\uFEFF\f${line}\n`, `\0${line}\n`, `\u00a0${line}\n`, `\r\f${line}\n`);
+    // Earlier tests' 202 rows land first (a wait=true request flushes its lane).
+    expect((await s.req('POST', '/v0/events?name=ev&wait=true', { body: `${line}\n` })).status).toBe(200);
+    for (const body of bodies) {
+      const before = await counts('ev');
+      const exact = await s.req('POST', '/v0/events?name=ev&wait=true', { body });
+      expect(exact.status, JSON.stringify(body)).toBe(200);
+      const after = await counts('ev');
+      const truth = { successful_rows: after.table - before.table, quarantined_rows: after.quarantine - before.quarantine };
+      expect(await exact.json(), JSON.stringify(body)).toEqual(truth);
+      const estimate = await s.req('POST', '/v0/events?name=ev', { body });
+      const answer = await estimate.json();
+      if (JSON.stringify(answer) !== JSON.stringify(truth)) wrong.push({ body: JSON.stringify(body.slice(-40)), bytes: body.length, answer, truth });
+      // The 202 request's rows land too before the next body is measured.
+      await eventually(async () => {
+        const c = await counts('ev');
+        return c.table >= after.table + truth.successful_rows && c.quarantine >= after.quarantine + truth.quarantined_rows;
+      });
+    }
+    expect(wrong).toEqual([]);
+  });
 });
 
 describe('the 10 MB request cap', () => {
