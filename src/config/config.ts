@@ -29,7 +29,7 @@ export interface Config {
   /**
    * Bytes of decompressed column blocks the embedded engine keeps for user queries
    * (PIPIT_ENGINE_UNCOMPRESSED_CACHE; default the smaller of 256 MiB and 1/32 of the engine's budget,
-   * which it counts in; 0 turns it off). ClickHouse's advice for frequent short queries: an endpoint
+   * which it counts in and never frees under pressure, so at most half of it; 0 turns it off). ClickHouse's advice for frequent short queries: an endpoint
    * over the same recent rows skips decompressing them again. Only reads of at most 1,048,576 rows
    * use it (ClickHouse's merge_tree_max_rows_to_use_cache), so large scans never evict it.
    */
@@ -52,7 +52,9 @@ export interface Config {
   queryMaxResultBytes: number;
   /**
    * Bytes of memory a user query may use (PIPIT_QUERY_MAX_MEMORY; default the engine budget divided
-   * by user-query slots + 1, so every slot at its limit still leaves a share for ingestion and jobs).
+   * by 5, or by user-query slots + 1 when there are fewer than 4: four queries at their limit still
+   * leave a share for ingestion and jobs; more than that are refused by the engine's budget with a
+   * retryable 503 when they really use it, instead of every query getting less).
    */
   queryMaxMemory: number;
   /** User queries one token may run at once (PIPIT_QUERY_CONCURRENCY_PER_TOKEN; default derived from the sessions). */
@@ -220,7 +222,8 @@ export function loadConfig(env: NodeJS.ProcessEnv, overrides: Partial<Config> = 
     overrides.queryConcurrencyPerToken ??
     intFrom(env, 'PIPIT_QUERY_CONCURRENCY_PER_TOKEN', Math.max(1, Math.min(perWorkspace - 1, Math.ceil(userSlots / 2))), 1, 1024);
   const engineMaxMemory = overrides.engineMaxMemory ?? intFrom(env, 'PIPIT_ENGINE_MAX_MEMORY', Math.floor(os.totalmem() * 0.6), 64 * 1024 ** 2, 2 ** 50);
-  const queryMaxMemory = overrides.queryMaxMemory ?? intFrom(env, 'PIPIT_QUERY_MAX_MEMORY', Math.floor(engineMaxMemory / (userSlots + 1)), 1024 ** 2, 2 ** 50);
+  const queryMaxMemory =
+    overrides.queryMaxMemory ?? intFrom(env, 'PIPIT_QUERY_MAX_MEMORY', Math.floor(engineMaxMemory / (Math.min(userSlots, 4) + 1)), 1024 ** 2, 2 ** 50);
   const catalogUrl = overrides.catalogUrl !== undefined ? overrides.catalogUrl : catalogUrlFrom(env.PIPIT_CATALOG_URL);
   const secretKey = overrides.secretKey !== undefined ? overrides.secretKey : secretKeyFrom(env);
   if (catalogUrl && !secretKey) {
@@ -242,7 +245,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, overrides: Partial<Config> = 
     engineMaxMemory,
     engineUncompressedCache:
       overrides.engineUncompressedCache ??
-      intFrom(env, 'PIPIT_ENGINE_UNCOMPRESSED_CACHE', Math.min(256 * 1024 ** 2, Math.floor(engineMaxMemory / 32)), 0, engineMaxMemory),
+      intFrom(env, 'PIPIT_ENGINE_UNCOMPRESSED_CACHE', Math.min(256 * 1024 ** 2, Math.floor(engineMaxMemory / 32)), 0, Math.floor(engineMaxMemory / 2)),
     walFsync: overrides.walFsync ?? boolFrom(env, 'PIPIT_WAL_FSYNC'),
     logLevel: overrides.logLevel ?? (env.PIPIT_LOG_LEVEL || 'info'),
     logDestination: overrides.logDestination,

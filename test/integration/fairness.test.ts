@@ -84,8 +84,9 @@ describe('admission control', () => {
     const slots = planLanes(d.threadpoolSize, d.engineSessions).user;
     const limits = { slots, reserved: reservedUserSlots(slots), perToken: d.queryConcurrencyPerToken, perWorkspace: d.queryConcurrencyPerWorkspace };
     expect(limits).toEqual({ slots: 8, reserved: 2, perToken: 4, perWorkspace: 6 });
-    // Every user slot at its memory limit still leaves a share of the budget.
-    expect(d.queryMaxMemory * (slots + 1)).toBeLessThanOrEqual(d.engineMaxMemory);
+    // Four queries at their memory limit still leave a share of the budget, as with 4 slots (more
+    // sessions do not make each query's limit smaller; the budget refuses what overcommits).
+    expect(d.queryMaxMemory).toBe(Math.floor(d.engineMaxMemory / 5));
     const a = new Admission({ ...limits, queuePerToken: d.queryQueuePerToken, queueTimeoutMs: 1000, queryTimeout: d.queryTimeout });
     const app = { token: 'app', workspace: 'w' };
     // Four at once from one token: none waits.
@@ -185,6 +186,9 @@ describe('memory', () => {
     expect(s.app.services.config.engineUncompressedCache).toBe(10 * MiB); // 320 MiB / 32
     expect(loadConfig({}, { engineMaxMemory: 64 * 1024 * MiB }).engineUncompressedCache).toBe(256 * MiB);
     expect(loadConfig({ PIPIT_ENGINE_UNCOMPRESSED_CACHE: '0' }).engineUncompressedCache).toBe(0);
+    expect(() => loadConfig({ PIPIT_ENGINE_MAX_MEMORY: String(1024 * MiB), PIPIT_ENGINE_UNCOMPRESSED_CACHE: String(600 * MiB) })).toThrow(
+      /PIPIT_ENGINE_UNCOMPRESSED_CACHE/,
+    );
     if (s.app.services.engine.inProcess !== true) return; // a remote server's cache is its own configuration
     const [size] = await engineRows<{ value: string }>(s, "SELECT value FROM system.server_settings WHERE name = 'uncompressed_cache_size'");
     expect(Number(size.value)).toBe(10 * MiB);
