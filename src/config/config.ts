@@ -28,10 +28,11 @@ export interface Config {
   engineMaxMemory: number;
   /**
    * Bytes of decompressed column blocks the embedded engine keeps for user queries
-   * (PIPIT_ENGINE_UNCOMPRESSED_CACHE; default the smaller of 256 MiB and 1/32 of the engine's budget,
-   * which it counts in and never frees under pressure, so at most half of it; 0 turns it off). ClickHouse's advice for frequent short queries: an endpoint
-   * over the same recent rows skips decompressing them again. Only reads of at most 1,048,576 rows
-   * use it (ClickHouse's merge_tree_max_rows_to_use_cache), so large scans never evict it.
+   * (PIPIT_ENGINE_UNCOMPRESSED_CACHE; default the smaller of 256 MiB and 1/32 of the engine's
+   * budget, which it counts in and never frees under pressure, so at most half of it; 0 turns it
+   * off). ClickHouse's advice for frequent short queries: an endpoint over the same recent rows
+   * skips decompressing them again. Only reads of at most 1,048,576 rows use it (ClickHouse's
+   * merge_tree_max_rows_to_use_cache), so large scans never evict it.
    */
   engineUncompressedCache: number;
   /** fsync the Events API write-ahead log before acknowledging (PIPIT_WAL_FSYNC=1; default off: survives kill -9, not power loss). */
@@ -192,7 +193,7 @@ function processThreadpoolSize(): number {
  * Engine calls at once in each lane by default. Eight, not the cores' count: a slot is a chDB
  * Session and a pool thread, idle until used, and admission control gives one token half the
  * user slots (4), so a client sending four requests at once is not queued behind its own requests
- * on an idle server (measured: at concurrency 4 the trivial endpoint ran ~35% more requests per
+ * on an idle server (measured: at concurrency 4 the trivial endpoint ran 14–35% more requests per
  * second than with 4 sessions, where that client ran 2 at a time; docs/benchmarks.md, session 9),
  * while 2 slots stay kept for other tokens and the workspace limit (6) still leaves room for
  * another workspace.
