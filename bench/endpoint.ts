@@ -15,6 +15,9 @@
  *   the esbuild bundle dist/server/main.mjs, its thread pool size, the default log level, logs to
  *   /dev/null), its rows loaded through a copy pipe (the same SELECT); a keep-alive node:http client
  *   in this process reading the whole JSON body;
+ * - the same without the engine's uncompressed cache ("api, no uncompressed cache", extra): a second
+ *   server process with PIPIT_ENGINE_UNCOMPRESSED_CACHE=0, so the figures show what the cache (on by
+ *   default; raw chDB at its defaults has none) adds to (b)'s;
  * - the API in-process ("api in-process", the former figures, kept as extra lines): a server
  *   created in this process from the tsx sources (log level silent), the same client on the same
  *   main thread; at concurrency 4 also with its per-token admission limit raised to all slots;
@@ -252,7 +255,7 @@ interface ServerProcess {
  * until it answers; the workspace admin token from `GET /tokens`. With `profileDir` the process
  * preloads bench/profile-hook.mjs (SIGUSR2 starts and stops its CPU profiler).
  */
-async function startServer(dir: string, profileDir?: string): Promise<ServerProcess> {
+async function startServer(dir: string, profileDir?: string, extraEnv: NodeJS.ProcessEnv = {}): Promise<ServerProcess> {
   const port = 30000 + Math.floor(Math.random() * 20000);
   const env: NodeJS.ProcessEnv = {
     ...process.env,
@@ -261,6 +264,7 @@ async function startServer(dir: string, profileDir?: string): Promise<ServerProc
     PIPIT_HOST: '127.0.0.1',
     UV_THREADPOOL_SIZE: String(threadpoolFor(DEFAULT_ENGINE_SESSIONS)),
     BENCH_PROFILE_DIR: profileDir ?? '',
+    ...extraEnv,
   };
   delete env.PIPIT_LOG_LEVEL;
   const args = [
@@ -326,6 +330,7 @@ async function main() {
   const raw: Session[] = [];
   const base = `http://127.0.0.1:${port}`;
   let server: ServerProcess | undefined;
+  let noCache: ServerProcess | undefined;
   const floors: Partial<Record<'a' | 'b', { child: ChildProcess; port: number }>> = {};
   try {
     // The data source and the two endpoints, over HTTP, as `tb push` creates them.
@@ -365,26 +370,34 @@ async function main() {
 
     // The server as users run it: its own process, started like `npm start`; its rows through a
     // copy pipe (the same SELECT), one part after the copy's single insert.
+    const loadServer = async (sp: ServerProcess): Promise<{ authorization: string }> => {
+      const sbase = `http://127.0.0.1:${sp.port}`;
+      const sheaders = { authorization: `Bearer ${sp.token}` };
+      await setUp(sbase, sheaders);
+      await post(
+        sbase,
+        sheaders,
+        '/v0/pipes',
+        JSON.stringify({ name: 'load_events', nodes: [{ name: 'load', sql: rowsSql, type: 'copy', target_datasource: 'events' }] }),
+        'application/json',
+      );
+      const copy = (await post(sbase, sheaders, '/v0/pipes/load_events/copy', '', 'application/x-www-form-urlencoded')).job as { id: string };
+      for (;;) {
+        const j = (await (await fetch(`${sbase}/v0/jobs/${copy.id}`, { headers: sheaders })).json()) as { status: string; error?: string };
+        if (j.status === 'done') break;
+        if (j.status === 'error' || j.status === 'cancelled') throw new Error(`loading the server process's rows: ${JSON.stringify(j)}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      return sheaders;
+    };
     t = performance.now();
     server = await startServer(path.join(tmp, 'server'), PROFILE ? fs.mkdtempSync(path.join(tmp, 'profiles-')) : undefined);
-    const sbase = `http://127.0.0.1:${server.port}`;
-    const sheaders = { authorization: `Bearer ${server.token}` };
-    await setUp(sbase, sheaders);
-    await post(
-      sbase,
-      sheaders,
-      '/v0/pipes',
-      JSON.stringify({ name: 'load_events', nodes: [{ name: 'load', sql: rowsSql, type: 'copy', target_datasource: 'events' }] }),
-      'application/json',
-    );
-    const copy = (await post(sbase, sheaders, '/v0/pipes/load_events/copy', '', 'application/x-www-form-urlencoded')).job as { id: string };
-    for (;;) {
-      const j = (await (await fetch(`${sbase}/v0/jobs/${copy.id}`, { headers: sheaders })).json()) as { status: string; error?: string };
-      if (j.status === 'done') break;
-      if (j.status === 'error' || j.status === 'cancelled') throw new Error(`loading the server process's rows: ${JSON.stringify(j)}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    const sheaders = await loadServer(server);
     console.log(`server process (node scripts/start.mjs, pid ${server.child.pid}): started and loaded in ${((performance.now() - t) / 1000).toFixed(1)} s`);
+    // The same without the engine's uncompressed cache (on by default): what the cache adds to the
+    // figures, since raw chDB at its defaults has none.
+    noCache = await startServer(path.join(tmp, 'server-nocache'), undefined, { PIPIT_ENGINE_UNCOMPRESSED_CACHE: '0' });
+    const nheaders = await loadServer(noCache);
 
     if (FLOOR) {
       for (const which of ['a', 'b'] as const) floors[which] = await startFloor(fs.mkdtempSync(path.join(tmp, `floor-${which}-`)), which);
@@ -444,6 +457,10 @@ async function main() {
     const apiRun = async (p: string) => {
       await httpGet(serverAgent, server!.port, p, sheaders);
     };
+    const noCacheAgent = new http.Agent({ keepAlive: true, maxSockets: POOL });
+    const noCacheRun = async (p: string) => {
+      await httpGet(noCacheAgent, noCache!.port, p, nheaders);
+    };
     const inProcessRun = async (p: string) => {
       await httpGet(agent, port, p, headers);
     };
@@ -456,10 +473,12 @@ async function main() {
     if (!sameResult(apiFirst, Buffer.from((await raw[0].queryAsync(cases.b[0].sql, { format: 'JSON' })).bytes()))) throw new Error('different answers');
     for (const c of [...cases.a, ...cases.b]) {
       const a = await httpGet(serverAgent, server.port, c.path, sheaders);
+      const nc = await httpGet(noCacheAgent, noCache.port, c.path, nheaders);
       const i = await httpGet(agent, port, c.path, headers);
       const r = Buffer.from((await raw[0].queryAsync(c.sql, { format: 'JSON' })).bytes());
       const n = Buffer.from((await plain[0].queryAsync(c.natural, { format: 'JSON' })).bytes());
-      if (!sameResult(a, r) || !sameResult(a, n) || !sameResult(a, i)) throw new Error(`different answers for ${c.path}:\n${a}\n${i}\n${r}\n${n}`);
+      if (!sameResult(a, r) || !sameResult(a, n) || !sameResult(a, i) || !sameResult(a, nc))
+        throw new Error(`different answers for ${c.path}:\n${a}\n${i}\n${r}\n${n}`);
     }
     console.log(
       `API (server process and in-process), raw (natural SQL) and raw (Pipit's SQL) answers agree for all ${cases.a.length + cases.b.length} parameter combinations`,
@@ -491,6 +510,7 @@ async function main() {
       ] as const) {
         const calls = cases[name];
         await measure(n, c, (_w, i) => apiRun(calls[i % calls.length].path));
+        await measure(n, c, (_w, i) => noCacheRun(calls[i % calls.length].path));
         await measure(n, c, (_w, i) => inProcessRun(calls[i % calls.length].path));
         await measure(n, c, (w, i) => rawRun(calls[i % calls.length].sql, w));
         await measure(n, c, (w, i) => naturalRun(calls[i % calls.length].natural, w));
@@ -499,12 +519,20 @@ async function main() {
     }
     console.log(`warm-up ${((performance.now() - t) / 1000).toFixed(1)} s`);
 
-    type Side = 'api' | 'api in-process' | 'api in-process, per-token limit raised' | 'raw natural' | 'raw rewritten' | 'floor (own process)';
+    type Side =
+      | 'api'
+      | 'api, no uncompressed cache'
+      | 'api in-process'
+      | 'api in-process, per-token limit raised'
+      | 'raw natural'
+      | 'raw rewritten'
+      | 'floor (own process)';
     type Key = `${'a' | 'b'} c${number} ${Side}`;
     const results = new Map<Key, Stats[]>();
     const diffs: Record<'a' | 'b', number[]> = { a: [], b: [] };
     const diffsInProcess: Record<'a' | 'b', number[]> = { a: [], b: [] };
     const diffsFloor: Record<'a' | 'b', number[]> = { a: [], b: [] };
+    const diffsNoCache: Record<'a' | 'b', number[]> = { a: [], b: [] };
     const add = (k: Key, s: Stats) => results.set(k, [...(results.get(k) ?? []), s]);
     /** CPU ms per request at concurrency 4 by thread group: the server process's (api only) and this process's (client, raw chDB, in-process server). */
     const cpu = new Map<Key, Array<{ server: ThreadCpu; bench: ThreadCpu }>>();
@@ -517,6 +545,7 @@ async function main() {
         const calls = cases[name];
         const c1: Partial<Record<Side, (i: number) => Promise<void>>> = {
           api: (i) => apiRun(calls[i % calls.length].path),
+          'api, no uncompressed cache': (i) => noCacheRun(calls[i % calls.length].path),
           'api in-process': (i) => inProcessRun(calls[i % calls.length].path),
           'raw natural': (i) => naturalRun(calls[i % calls.length].natural, 0),
           'raw rewritten': (i) => rawRun(calls[i % calls.length].sql, 0),
@@ -538,6 +567,7 @@ async function main() {
         const diff = median(lat.api.map((x, i) => x - lat['raw natural'][i]));
         diffs[name].push(diff);
         diffsInProcess[name].push(median(lat['api in-process'].map((x, i) => x - lat['raw natural'][i])));
+        diffsNoCache[name].push(median(lat['api, no uncompressed cache'].map((x, i) => x - lat['raw natural'][i])));
         if (FLOOR) diffsFloor[name].push(median(lat['floor (own process)'].map((x, i) => x - lat['raw natural'][i])));
         const g = (side: Side) => results.get(`${name} c1 ${side}`)!.at(-1)!;
         line.push(
@@ -546,6 +576,7 @@ async function main() {
         // c4: blocks, the order rotating.
         const c4: Partial<Record<Side, () => Promise<Stats>>> = {
           api: () => measure(2 * n, POOL, (_w, i) => apiRun(calls[i % calls.length].path)),
+          'api, no uncompressed cache': () => measure(2 * n, POOL, (_w, i) => noCacheRun(calls[i % calls.length].path)),
           'api in-process': () => measure(2 * n, POOL, (_w, i) => inProcessRun(calls[i % calls.length].path)),
           'api in-process, per-token limit raised': () => raised(() => measure(2 * n, POOL, (_w, i) => inProcessRun(calls[i % calls.length].path))),
           'raw natural': () => measure(2 * n, POOL, (w, i) => naturalRun(calls[i % calls.length].natural, w)),
@@ -583,6 +614,7 @@ async function main() {
         const nat = results.get(`${name} c${c} raw natural`)!;
         for (const side of [
           'api',
+          'api, no uncompressed cache',
           'api in-process',
           'api in-process, per-token limit raised',
           'raw natural',
@@ -597,8 +629,8 @@ async function main() {
           console.log(
             `| (${name}) | ${c} | ${side} | ${f(m('p50'))} | ${f(m('p99'))} | ${m('rps').toFixed(0)} | ${overhead.toFixed(2)} | ${ratio.toFixed(2)} |`,
           );
-          if ((side === 'api' || side === 'api in-process') && c === 1) {
-            const paired = median((side === 'api' ? diffs : diffsInProcess)[name]);
+          if ((side === 'api' || side === 'api in-process' || side === 'api, no uncompressed cache') && c === 1) {
+            const paired = median((side === 'api' ? diffs : side === 'api in-process' ? diffsInProcess : diffsNoCache)[name]);
             verdicts.push(
               `(${name}) p50 overhead at c1 ≤ 0.5 ms over raw natural (${side}): ${overhead.toFixed(2)} ms (paired ${paired.toFixed(2)}) — ${overhead <= 0.5 ? 'holds' : 'does not hold'}`,
             );
@@ -899,6 +931,7 @@ async function main() {
     serverAgent.destroy();
     for (const f of Object.values(floors)) f.child.kill();
     await server?.stop();
+    await noCache?.stop();
     await app.close();
     fs.rmSync(tmp, { recursive: true, force: true });
   }
