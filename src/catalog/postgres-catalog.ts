@@ -33,6 +33,12 @@ export async function openPostgresCatalog(
     (from: pg.Pool) =>
     async <T>(fn: (tx: SqlQuery) => Promise<T>): Promise<T> => {
       const c = await from.connect();
+      // The pool listens for a client's errors only while it is idle in the pool; a lock
+      // connection is checked out for a whole engine insert with no query in flight, and an error
+      // then (the server restarted, the backend was terminated) with no listener ends the process.
+      // The next query (COMMIT) fails, and the released client is discarded.
+      const lost = (err: Error) => opts.onError?.(err);
+      c.on('error', lost);
       try {
         await c.query('BEGIN');
         const tx: SqlQuery = { query: (sql, params) => c.query(sql, params) as never };
@@ -43,6 +49,7 @@ export async function openPostgresCatalog(
         await c.query('ROLLBACK').catch(() => undefined);
         throw err;
       } finally {
+        c.removeListener('error', lost);
         c.release();
       }
     };
