@@ -109,7 +109,7 @@ export async function createApp(config: Config): Promise<App> {
   // Copies sharing the engine share its write gate: a populate's snapshot holds back every copy's inserts.
   if (catalog.shared)
     engine.gate.acrossCopies({
-      shared: (fn) => catalog.holding('writes', 'shared', fn),
+      shared: (fn, kind) => catalog.holding('writes', 'shared', fn, kind),
       exclusive: (fn) => catalog.holding('writes', 'exclusive', fn),
     });
   // With a shared catalog the data directory holds only this copy's files (WAL, temp): keys come from the master key.

@@ -442,9 +442,10 @@ export interface Catalog {
   /**
    * Runs `fn` while holding the lock named `name` across copies, shared (with other shared holders)
    * or exclusive (a session of its own holds a transaction-scoped advisory lock). Shared catalogs
-   * only: `fn` must not need the single connection of an embedded one.
+   * only: `fn` must not need the single connection of an embedded one. `kind`: what a shared
+   * holder is (ingest inserts and INSERT statements wait for their lock connections apart).
    */
-  holding<T>(name: string, mode: 'shared' | 'exclusive', fn: () => Promise<T>): Promise<T>;
+  holding<T>(name: string, mode: 'shared' | 'exclusive', fn: () => Promise<T>, kind?: 'insert' | 'statement'): Promise<T>;
   /** Runs `fn` in one transaction (committed when it resolves, rolled back when it throws). */
   transaction<T>(fn: (tx: Catalog) => Promise<T>): Promise<T>;
   /** Calls `listener` for each change of cached records, made by this copy or another (LISTEN/NOTIFY). */

@@ -26,13 +26,29 @@ export async function openPostgresCatalog(
   // gate's shared lock from before it gets a slot): their own connections, so however many inserts
   // queue, the catalog's other calls never wait behind them for a connection.
   const lockPool = new pg.Pool({ connectionString: url, max: opts.lockPoolSize ?? 4, types, application_name: 'pipit-lock' });
+  // INSERT statements (copy jobs, populates) wait for theirs apart, one fewer (the internal lane
+  // keeps a slot for ingest inserts): queued behind a running statement, they would otherwise hold
+  // every lock connection while that slot stays free and ingest inserts wait behind them.
+  const statementLockPool = new pg.Pool({
+    connectionString: url,
+    max: Math.max(1, (opts.lockPoolSize ?? 4) - 1),
+    types,
+    application_name: 'pipit-lock',
+  });
   // An idle client's error (the server restarted) must not end the process: the pool replaces it.
   pool.on('error', (err) => opts.onError?.(err));
   lockPool.on('error', (err) => opts.onError?.(err));
+  statementLockPool.on('error', (err) => opts.onError?.(err));
   const transactionOn =
     (from: pg.Pool) =>
     async <T>(fn: (tx: SqlQuery) => Promise<T>): Promise<T> => {
       const c = await from.connect();
+      // The pool listens for a client's errors only while it is idle in the pool; a lock
+      // connection is checked out for a whole engine insert with no query in flight, and an error
+      // then (the server restarted, the backend was terminated) with no listener ends the process.
+      // The next query (COMMIT) fails, and the released client is discarded.
+      const lost = (err: Error) => opts.onError?.(err);
+      c.on('error', lost);
       try {
         await c.query('BEGIN');
         const tx: SqlQuery = { query: (sql, params) => c.query(sql, params) as never };
@@ -43,9 +59,12 @@ export async function openPostgresCatalog(
         await c.query('ROLLBACK').catch(() => undefined);
         throw err;
       } finally {
+        c.removeListener('error', lost);
         c.release();
       }
     };
+  const locked = transactionOn(lockPool);
+  const statementLocked = transactionOn(statementLockPool);
   let closed = false;
   let listener: pg.Client | null = null;
 
@@ -54,7 +73,7 @@ export async function openPostgresCatalog(
     query: (sql, params) => pool.query(sql, params) as never,
     exec: (sql) => pool.query(sql),
     transaction: transactionOn(pool),
-    lockTransaction: transactionOn(lockPool),
+    lockTransaction: (fn, kind) => (kind === 'statement' ? statementLocked(fn) : locked(fn)),
     async listen(channel, onNotify, onReset) {
       const connect = async (): Promise<void> => {
         const c = new pg.Client({ connectionString: url, types, application_name: 'pipit-listen' });
@@ -93,7 +112,7 @@ export async function openPostgresCatalog(
       const l = listener;
       listener = null;
       await l?.end().catch(() => undefined);
-      await Promise.all([pool.end(), lockPool.end()]);
+      await Promise.all([pool.end(), lockPool.end(), statementLockPool.end()]);
     },
   };
   return SqlCatalog.open(client);

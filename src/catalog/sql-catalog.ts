@@ -38,7 +38,7 @@ export interface SqlClient extends SqlQuery {
   /** Runs `fn` on one connection between BEGIN and COMMIT (ROLLBACK when it throws). */
   transaction<T>(fn: (tx: SqlQuery) => Promise<T>): Promise<T>;
   /** A transaction for `holding` (locks held across engine work), on connections of its own when the client has them. */
-  lockTransaction?<T>(fn: (tx: SqlQuery) => Promise<T>): Promise<T>;
+  lockTransaction?<T>(fn: (tx: SqlQuery) => Promise<T>, kind?: 'insert' | 'statement'): Promise<T>;
   /**
    * Delivers NOTIFY payloads of `channel` (from every connection, every copy); `onReset` when some
    * may have been lost (the listening connection was re-established).
@@ -142,13 +142,13 @@ export class SqlCatalog implements Catalog {
     await this.q('SELECT pg_advisory_xact_lock(hashtext($1))', [`pipit:${name}`]);
   }
 
-  async holding<T>(name: string, mode: 'shared' | 'exclusive', fn: () => Promise<T>): Promise<T> {
+  async holding<T>(name: string, mode: 'shared' | 'exclusive', fn: () => Promise<T>, kind: 'insert' | 'statement' = 'insert'): Promise<T> {
     const take = mode === 'shared' ? 'pg_advisory_xact_lock_shared' : 'pg_advisory_xact_lock';
     const locked = async (tx: SqlQuery): Promise<T> => {
       await tx.query(`SELECT ${take}(hashtext($1))`, [`pipit:${name}`]);
       return fn();
     };
-    return this.client.lockTransaction ? this.client.lockTransaction(locked) : this.client.transaction(locked);
+    return this.client.lockTransaction ? this.client.lockTransaction(locked, kind) : this.client.transaction(locked);
   }
 
   async ping(): Promise<void> {

@@ -739,7 +739,7 @@ export class EmbeddedEngine implements Engine {
 
   async query(sql: string, opts: QueryOptions = {}): Promise<QueryResult> {
     if (opts.signal?.aborted) throw new EngineError(394, 'QUERY_WAS_CANCELLED', 'Query was cancelled');
-    return /^\s*INSERT\b/i.test(sql) ? this.gate.shared(() => this.queryNow(sql, opts)) : this.queryNow(sql, opts);
+    return /^\s*INSERT\b/i.test(sql) ? this.gate.shared(() => this.queryNow(sql, opts), opts.ingest ? 'insert' : 'statement') : this.queryNow(sql, opts);
   }
 
   private async queryNow(sql: string, opts: QueryOptions): Promise<QueryResult> {

@@ -319,7 +319,7 @@ export class RemoteEngine implements Engine {
   async query(sql: string, opts: QueryOptions = {}): Promise<QueryResult> {
     if (opts.signal?.aborted) throw new EngineError(394, 'QUERY_WAS_CANCELLED', 'Query was cancelled');
     const run = () => this.queryNow(clusterStatement(sql, this.cluster), opts);
-    return /^\s*INSERT\b/i.test(sql) ? this.gate.shared(run) : run();
+    return /^\s*INSERT\b/i.test(sql) ? this.gate.shared(run, opts.ingest ? 'insert' : 'statement') : run();
   }
 
   private async queryNow(sql: string, opts: QueryOptions): Promise<QueryResult> {

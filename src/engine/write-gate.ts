@@ -9,8 +9,14 @@
  * others through materialized views, so a populate must hold back every insert while it snapshots.
  * Shared holders never wait for each other; only the short exclusive sections do.
  */
+/**
+ * What a shared holder is: an ingest insert (it may take the internal lane's slot kept for inserts)
+ * or an INSERT statement (copy jobs, populates: the lane's other slots).
+ */
+export type WriterKind = 'insert' | 'statement';
+
 export interface WriteLock {
-  shared<T>(fn: () => Promise<T>): Promise<T>;
+  shared<T>(fn: () => Promise<T>, kind?: WriterKind): Promise<T>;
   exclusive<T>(fn: () => Promise<T>): Promise<T>;
 }
 
@@ -27,11 +33,11 @@ export class WriteGate implements WriteLock {
   }
 
   /** Runs an insert: waits while an exclusive section runs (in this copy or another). */
-  async shared<T>(fn: () => Promise<T>): Promise<T> {
+  async shared<T>(fn: () => Promise<T>, kind: WriterKind = 'insert'): Promise<T> {
     while (this.gate) await this.gate;
     this.writers++;
     try {
-      return await (this.outer ? this.outer.shared(fn) : fn());
+      return await (this.outer ? this.outer.shared(fn, kind) : fn());
     } finally {
       this.writers--;
       if (this.writers === 0) for (const r of this.drained.splice(0)) r();

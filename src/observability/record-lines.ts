@@ -15,9 +15,17 @@ export interface RecordBatch {
  * buffers take turns (one filling, one being inserted): a new buffer a flush, each freed only by a
  * full collection, made the collector run full collections for them.
  */
+/**
+ * The largest buffer kept for the next turn: one grown by an outage (records kept while inserts
+ * failed, up to maxBuffered) is left to the collector once inserted, not held for the process's life.
+ */
+export const MAX_SPARE = 16 * 1024 * 1024;
+
 export class RecordLines {
   private buf: Buffer = Buffer.allocUnsafe(0);
   private bytes = 0;
+  /** Where the oldest kept record starts: what is before it was dropped (reclaimed when the buffer is full). */
+  private start = 0;
   /** A buffer whose insert has ended, filled again after the next take. */
   private spare: Buffer | undefined;
   count = 0;
@@ -25,11 +33,20 @@ export class RecordLines {
   push(record: object): void {
     const line = JSON.stringify(record);
     // At most 3 bytes of UTF-8 per UTF-16 code unit, and the newline.
-    const need = this.bytes + 3 * line.length + 1;
-    if (need > this.buf.length) {
-      const next = Buffer.allocUnsafe(Math.max(64 * 1024, 2 * this.buf.length, need));
-      this.buf.copy(next, 0, 0, this.bytes);
-      this.buf = next;
+    const max = 3 * line.length + 1;
+    if (this.bytes + max > this.buf.length) {
+      const live = this.bytes - this.start;
+      if (this.start >= live && live + max <= this.buf.length) {
+        // Dropped records take at least as much as the kept ones: moved down in place (each byte
+        // moved was pushed since the last move, so a push at the bound costs its own length, not the buffer's).
+        this.buf.copy(this.buf, 0, this.start, this.bytes);
+      } else {
+        const next = Buffer.allocUnsafe(Math.max(64 * 1024, 2 * live, live + max));
+        this.buf.copy(next, 0, this.start, this.bytes);
+        this.buf = next;
+      }
+      this.bytes = live;
+      this.start = 0;
     }
     this.bytes += this.buf.write(line, this.bytes);
     this.buf[this.bytes++] = 0x0a;
@@ -38,32 +55,38 @@ export class RecordLines {
 
   /** Drops the oldest `n` records (a JSON line holds no raw newline). */
   dropOldest(n: number): void {
-    let cut = 0;
+    n = Math.min(n, this.count);
+    let cut = this.start;
     for (let i = 0; i < n; i++) cut = this.buf.indexOf(0x0a, cut) + 1;
-    this.buf.copy(this.buf, 0, cut, this.bytes);
-    this.bytes -= cut;
+    // Not moved now: at the bound every push drops one, and moving the rest each time (~46 MB
+    // for 100,000 pipe_stats_rt records) took ~1.5 ms a push.
+    this.start = cut;
     this.count -= n;
+    if (this.count === 0) this.start = this.bytes = 0;
   }
 
   /** Every record, handed over for an insert: its buffer is not written again until `recycle`. */
   take(): RecordBatch {
-    const batch = { data: this.buf.subarray(0, this.bytes), count: this.count, buffer: this.buf };
+    const batch = { data: this.buf.subarray(this.start, this.bytes), count: this.count, buffer: this.buf };
     this.buf = this.spare ?? Buffer.allocUnsafe(0);
     this.spare = undefined;
     this.bytes = 0;
+    this.start = 0;
     this.count = 0;
     return batch;
   }
 
   /** A batch whose insert has ended (the engine holds none of its bytes): its buffer is used again. */
   recycle(batch: RecordBatch): void {
+    if (batch.buffer.length > MAX_SPARE) return;
     if (batch.buffer.length > (this.spare?.length ?? 0) && batch.buffer !== this.buf) this.spare = batch.buffer;
   }
 
   /** Records taken whose insert failed go back before the newer ones. */
   restore(batch: RecordBatch): void {
-    this.buf = Buffer.concat([batch.data, this.buf.subarray(0, this.bytes)]);
+    this.buf = Buffer.concat([batch.data, this.buf.subarray(this.start, this.bytes)]);
     this.bytes = this.buf.length;
+    this.start = 0;
     this.count += batch.count;
   }
 }
