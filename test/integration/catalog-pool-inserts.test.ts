@@ -1,9 +1,10 @@
 /**
  * Review (session 9): with a shared PostgreSQL catalog each engine insert holds a pooled connection
  * (the write gate's shared advisory lock across copies) from before it waits for an engine slot
- * until it ends. The pool is sized `PIPIT_ENGINE_SESSIONS + 6` for the *running* inserts, but
- * inserts waiting for the internal lane hold connections too, so a burst of inserts behind long
- * internal statements takes the whole pool and every other catalog call waits for the engine.
+ * until it ends. Inserts waiting for the internal lane hold connections too, so when those came
+ * from the catalog's pool a burst of inserts behind long internal statements took the whole pool
+ * and every other catalog call waited for the engine. The write gate's locks now have pools of
+ * their own (src/catalog/postgres-catalog.ts); this checks the catalog still answers at once.
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { postgresBin } from '../helpers/postgres.js';
