@@ -27,7 +27,13 @@ it('records of failed flushes are inserted once by the next flush that works, no
   let next = 0;
   const push = (n: number) => {
     for (let i = 0; i < n; i++) {
-      obs.op(ws, { eventType: 'append', datasource: { id: 't_x', name: `é€𝄞 ${'x'.repeat(next % 300)}` }, result: 'ok', elapsed: 0, operationId: `op${next++}` });
+      obs.op(ws, {
+        eventType: 'append',
+        datasource: { id: 't_x', name: `é€𝄞 ${'x'.repeat(next % 300)}` },
+        result: 'ok',
+        elapsed: 0,
+        operationId: `op${next++}`,
+      });
     }
   };
   const ids = async () =>
