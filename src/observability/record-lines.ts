@@ -8,6 +8,12 @@ export interface RecordBatch {
 }
 
 /**
+ * The largest buffer kept for the next turn: one grown by an outage (records kept while inserts
+ * failed, up to maxBuffered) is left to the collector once inserted, not held for the process's life.
+ */
+export const MAX_SPARE = 16 * 1024 * 1024;
+
+/**
  * One table's records waiting for their insert: JSON lines in a buffer outside the JavaScript heap.
  * As objects (a record, its strings, its nested objects) they lived up to `flushMs`, long enough for
  * the young-generation collector to copy and then promote them: on a busy endpoint ~80% of what a
@@ -15,12 +21,6 @@ export interface RecordBatch {
  * buffers take turns (one filling, one being inserted): a new buffer a flush, each freed only by a
  * full collection, made the collector run full collections for them.
  */
-/**
- * The largest buffer kept for the next turn: one grown by an outage (records kept while inserts
- * failed, up to maxBuffered) is left to the collector once inserted, not held for the process's life.
- */
-export const MAX_SPARE = 16 * 1024 * 1024;
-
 export class RecordLines {
   private buf: Buffer = Buffer.allocUnsafe(0);
   private bytes = 0;
