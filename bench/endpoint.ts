@@ -15,9 +15,11 @@
  *   the esbuild bundle dist/server/main.mjs, its thread pool size, the default log level, logs to
  *   /dev/null), its rows loaded through a copy pipe (the same SELECT); a keep-alive node:http client
  *   in this process reading the whole JSON body;
- * - the same without the engine's uncompressed cache ("api, no uncompressed cache", extra): a second
- *   server process with PIPIT_ENGINE_UNCOMPRESSED_CACHE=0, so the figures show what the cache (on by
- *   default; raw chDB at its defaults has none) adds to (b)'s;
+ * - with BENCH_ENDPOINT_NOCACHE=1, the same without the engine's uncompressed cache ("api, no
+ *   uncompressed cache", extra): a second server process with PIPIT_ENGINE_UNCOMPRESSED_CACHE=0, so
+ *   the figures show what the cache (on by default; raw chDB at its defaults has none) adds to (b)'s.
+ *   Off by default: a second server process and its background work (service records, merges)
+ *   share the cores with every side, so it would move the headline figures;
  * - the API in-process ("api in-process", the former figures, kept as extra lines): a server
  *   created in this process from the tsx sources (log level silent), the same client on the same
  *   main thread; at concurrency 4 also with its per-token admission limit raised to all slots;
@@ -77,6 +79,7 @@ const ROWS = Number(process.env.BENCH_ENDPOINT_ROWS ?? 1_000_000);
 /** BENCH_ENDPOINT_BREAKDOWN=1: also the where-the-time-goes parts after the main table (slow). */
 const BREAKDOWN = process.env.BENCH_ENDPOINT_BREAKDOWN === '1';
 const FLOOR = process.env.BENCH_ENDPOINT_FLOOR === '1';
+const NOCACHE = process.env.BENCH_ENDPOINT_NOCACHE === '1';
 const PROFILE = process.env.BENCH_ENDPOINT_PROFILE === '1';
 const PROFILE_SECS = Number(process.env.BENCH_ENDPOINT_PROFILE_SECS ?? 10);
 const TRIVIAL_N = Number(process.env.BENCH_ENDPOINT_TRIVIAL ?? 2000);
@@ -396,8 +399,8 @@ async function main() {
     console.log(`server process (node scripts/start.mjs, pid ${server.child.pid}): started and loaded in ${((performance.now() - t) / 1000).toFixed(1)} s`);
     // The same without the engine's uncompressed cache (on by default): what the cache adds to the
     // figures, since raw chDB at its defaults has none.
-    noCache = await startServer(path.join(tmp, 'server-nocache'), undefined, { PIPIT_ENGINE_UNCOMPRESSED_CACHE: '0' });
-    const nheaders = await loadServer(noCache);
+    if (NOCACHE) noCache = await startServer(path.join(tmp, 'server-nocache'), undefined, { PIPIT_ENGINE_UNCOMPRESSED_CACHE: '0' });
+    const nheaders = noCache ? await loadServer(noCache) : {};
 
     if (FLOOR) {
       for (const which of ['a', 'b'] as const) floors[which] = await startFloor(fs.mkdtempSync(path.join(tmp, `floor-${which}-`)), which);
@@ -473,7 +476,7 @@ async function main() {
     if (!sameResult(apiFirst, Buffer.from((await raw[0].queryAsync(cases.b[0].sql, { format: 'JSON' })).bytes()))) throw new Error('different answers');
     for (const c of [...cases.a, ...cases.b]) {
       const a = await httpGet(serverAgent, server.port, c.path, sheaders);
-      const nc = await httpGet(noCacheAgent, noCache.port, c.path, nheaders);
+      const nc = noCache ? await httpGet(noCacheAgent, noCache.port, c.path, nheaders) : a;
       const i = await httpGet(agent, port, c.path, headers);
       const r = Buffer.from((await raw[0].queryAsync(c.sql, { format: 'JSON' })).bytes());
       const n = Buffer.from((await plain[0].queryAsync(c.natural, { format: 'JSON' })).bytes());
@@ -510,7 +513,7 @@ async function main() {
       ] as const) {
         const calls = cases[name];
         await measure(n, c, (_w, i) => apiRun(calls[i % calls.length].path));
-        await measure(n, c, (_w, i) => noCacheRun(calls[i % calls.length].path));
+        if (NOCACHE) await measure(n, c, (_w, i) => noCacheRun(calls[i % calls.length].path));
         await measure(n, c, (_w, i) => inProcessRun(calls[i % calls.length].path));
         await measure(n, c, (w, i) => rawRun(calls[i % calls.length].sql, w));
         await measure(n, c, (w, i) => naturalRun(calls[i % calls.length].natural, w));
@@ -545,7 +548,7 @@ async function main() {
         const calls = cases[name];
         const c1: Partial<Record<Side, (i: number) => Promise<void>>> = {
           api: (i) => apiRun(calls[i % calls.length].path),
-          'api, no uncompressed cache': (i) => noCacheRun(calls[i % calls.length].path),
+          ...(NOCACHE ? { 'api, no uncompressed cache': (i: number) => noCacheRun(calls[i % calls.length].path) } : {}),
           'api in-process': (i) => inProcessRun(calls[i % calls.length].path),
           'raw natural': (i) => naturalRun(calls[i % calls.length].natural, 0),
           'raw rewritten': (i) => rawRun(calls[i % calls.length].sql, 0),
@@ -567,7 +570,7 @@ async function main() {
         const diff = median(lat.api.map((x, i) => x - lat['raw natural'][i]));
         diffs[name].push(diff);
         diffsInProcess[name].push(median(lat['api in-process'].map((x, i) => x - lat['raw natural'][i])));
-        diffsNoCache[name].push(median(lat['api, no uncompressed cache'].map((x, i) => x - lat['raw natural'][i])));
+        if (NOCACHE) diffsNoCache[name].push(median(lat['api, no uncompressed cache'].map((x, i) => x - lat['raw natural'][i])));
         if (FLOOR) diffsFloor[name].push(median(lat['floor (own process)'].map((x, i) => x - lat['raw natural'][i])));
         const g = (side: Side) => results.get(`${name} c1 ${side}`)!.at(-1)!;
         line.push(
@@ -576,7 +579,7 @@ async function main() {
         // c4: blocks, the order rotating.
         const c4: Partial<Record<Side, () => Promise<Stats>>> = {
           api: () => measure(2 * n, POOL, (_w, i) => apiRun(calls[i % calls.length].path)),
-          'api, no uncompressed cache': () => measure(2 * n, POOL, (_w, i) => noCacheRun(calls[i % calls.length].path)),
+          ...(NOCACHE ? { 'api, no uncompressed cache': () => measure(2 * n, POOL, (_w, i) => noCacheRun(calls[i % calls.length].path)) } : {}),
           'api in-process': () => measure(2 * n, POOL, (_w, i) => inProcessRun(calls[i % calls.length].path)),
           'api in-process, per-token limit raised': () => raised(() => measure(2 * n, POOL, (_w, i) => inProcessRun(calls[i % calls.length].path))),
           'raw natural': () => measure(2 * n, POOL, (w, i) => naturalRun(calls[i % calls.length].natural, w)),
