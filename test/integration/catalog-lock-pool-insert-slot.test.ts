@@ -8,7 +8,8 @@
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { postgresBin } from '../helpers/postgres.js';
-import { startServer, TEST_SECRET_KEY, tableOf, testCatalogUrl, type TestServer } from '../helpers/server.js';
+import { internalLane } from '../helpers/internal-lane.js';
+import { startServer, TEST_SECRET_KEY, testCatalogUrl, type TestServer } from '../helpers/server.js';
 
 const hasPg = postgresBin() !== null && process.env.PIPIT_TEST_ENGINE !== 'remote';
 let s: TestServer;
@@ -21,22 +22,9 @@ afterAll(async () => {
 });
 
 it.runIf(hasPg)('an ingest insert takes the slot kept for inserts while INSERT statements fill theirs (shared catalog)', async () => {
-  const form = {
-    body: new URLSearchParams({ schema: 'id UInt32 `json:$.id`, s String `json:$.s`' }).toString(),
-    headers: { 'content-type': 'application/x-www-form-urlencoded' },
-  };
-  expect((await s.req('POST', '/v0/datasources?name=ev&mode=create&format=ndjson', form)).status).toBe(200);
-  const { table } = await tableOf(s, 'ev');
-  const engine = s.app.services.engine as unknown as {
-    laneUsage: { internal: number };
-    exec: (sql: string) => Promise<void>;
-    insert: (o: { table: string; format: string; data: Buffer }) => Promise<unknown>;
-  };
-  const slow = `INSERT INTO ${table} (id, s) SELECT number, '' FROM numbers(3) WHERE sleep(2) = 0 SETTINGS max_block_size = 1`;
+  const { table, engine, slowInsert: slow, busy } = await internalLane(s);
   const long = [engine.exec(slow)];
-  const until = Date.now() + 5000;
-  while (engine.laneUsage.internal < 1 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
-  expect(engine.laneUsage.internal).toBe(1);
+  await busy(1);
   // The second waits for the statements' one slot.
   long.push(engine.exec(slow));
   await new Promise((r) => setTimeout(r, 200));

@@ -8,7 +8,8 @@
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { postgresBin } from '../helpers/postgres.js';
-import { startServer, TEST_SECRET_KEY, tableOf, testCatalogUrl, type TestServer } from '../helpers/server.js';
+import { internalLane } from '../helpers/internal-lane.js';
+import { startServer, TEST_SECRET_KEY, testCatalogUrl, type TestServer } from '../helpers/server.js';
 
 const hasPg = postgresBin() !== null && process.env.PIPIT_TEST_ENGINE !== 'remote';
 let s: TestServer;
@@ -22,26 +23,10 @@ afterAll(async () => {
 });
 
 it.runIf(hasPg)('catalog calls do not wait for inserts queued behind long internal statements (shared catalog)', async () => {
-  const form = {
-    body: new URLSearchParams({ schema: 'id UInt32 `json:$.id`, s String `json:$.s`' }).toString(),
-    headers: { 'content-type': 'application/x-www-form-urlencoded' },
-  };
-  expect((await s.req('POST', '/v0/datasources?name=ev&mode=create&format=ndjson', form)).status).toBe(200);
-  const { table } = await tableOf(s, 'ev');
-  const engine = s.app.services.engine as unknown as {
-    laneUsage: { internal: number };
-    exec: (sql: string, opts?: { ingest?: boolean }) => Promise<void>;
-    insert: (o: { table: string; format: string; data: Buffer }) => Promise<unknown>;
-  };
   // The internal lane (8 slots) full of ~6 s INSERT ... SELECTs, as copy jobs and populates run
-  // them (7: the statements' share) and one ingest insert (the slot kept for inserts).
-  const slow = `INSERT INTO ${table} (id, s) SELECT number, '' FROM numbers(3) WHERE sleep(2) = 0 SETTINGS max_block_size = 1`;
-  // The statements first: they take a slot only while fewer than 7 are busy (one kept for inserts).
-  const busy = async (n: number) => {
-    const until = Date.now() + 5000;
-    while (engine.laneUsage.internal < n && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
-    expect(engine.laneUsage.internal).toBe(n);
-  };
+  // them (7: the statements' share) and one ingest insert (the slot kept for inserts). The
+  // statements first: they take a slot only while fewer than 7 are busy (one kept for inserts).
+  const { table, engine, slowInsert: slow, busy } = await internalLane(s);
   const long = Array.from({ length: 7 }, () => engine.exec(slow));
   await busy(7);
   long.push(engine.exec(slow, { ingest: true }));
