@@ -20,6 +20,8 @@
  *   (a server that only answers, node:http and Fastify), to read their figures against.
  * Settings come from the environment (BENCH_RUNS, BENCH_ROWS, BENCH_QUERY_*, BENCH_ENDPOINT_*, BENCH_MV_*; see each file).
  */
+import { DEFAULT_ENGINE_SESSIONS } from '../src/config/config.js';
+import { threadpoolFor } from '../src/engine/lanes.js';
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -36,7 +38,10 @@ if (unknown.length) {
 const dir = path.dirname(fileURLToPath(import.meta.url));
 // As `npm start` does: the engine's lanes need libuv's pool at 2 × sessions + 8 threads (read once
 // when a process starts), or the server under test runs with a single user-query slot.
-const env = { ...process.env, UV_THREADPOOL_SIZE: process.env.UV_THREADPOOL_SIZE ?? String(2 * Number(process.env.PIPIT_ENGINE_SESSIONS || 8) + 8) };
+const env = {
+  ...process.env,
+  UV_THREADPOOL_SIZE: process.env.UV_THREADPOOL_SIZE ?? String(threadpoolFor(Number(process.env.PIPIT_ENGINE_SESSIONS) || DEFAULT_ENGINE_SESSIONS)),
+};
 for (const name of names) {
   console.log(`== bench/${name}`);
   const code = await new Promise<number | null>((resolve) => {

@@ -14,7 +14,7 @@ import { DatasourceService, type EngineDamage } from './domain/datasource-servic
 import { DeleteService } from './domain/delete-service.js';
 import { ImportService } from './domain/import-service.js';
 import type { Engine } from './engine/engine.js';
-import { planLanes, threadpoolFor } from './engine/lanes.js';
+import { internalSlotsFor, planLanes, threadpoolFor } from './engine/lanes.js';
 import { buildHttp } from './http/server.js';
 import { writeFileAtomic } from './basics/disk.js';
 import { EventBuffer } from './ingest/event-buffer.js';
@@ -102,7 +102,7 @@ export async function createApp(config: Config): Promise<App> {
   const catalog = config.catalogUrl
     ? await (await import('./catalog/postgres-catalog.js')).openPostgresCatalog(config.catalogUrl, {
         // Each insert holds a lock connection (the write gate's lock across copies) while it runs or waits for an internal slot.
-        lockPoolSize: lanes.internal,
+        lockPools: { insert: internalSlotsFor(lanes.internal, 'insert'), statement: internalSlotsFor(lanes.internal, 'statement') },
         onError: (err) => catalogError(err),
       })
     : await (await import('./catalog/pglite-catalog.js')).openPgliteCatalog(catalogDir, catalogSeeded ?? undefined);

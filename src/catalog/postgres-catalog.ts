@@ -19,22 +19,22 @@ const types = {
 
 export async function openPostgresCatalog(
   url: string,
-  opts: { poolSize?: number; lockPoolSize?: number; onError?: (err: Error) => void } = {},
+  opts: {
+    poolSize?: number;
+    /** Lock connections for each kind of writer: as many as it may hold internal slots (src/engine/lanes.ts internalSlotsFor). */
+    lockPools?: { insert: number; statement: number };
+    onError?: (err: Error) => void;
+  } = {},
 ): Promise<SqlCatalog> {
   const pool = new pg.Pool({ connectionString: url, max: opts.poolSize ?? 10, types, application_name: 'pipit' });
   // Locks held while engine work runs or waits for an engine slot (every insert holds the write
   // gate's shared lock from before it gets a slot): their own connections, so however many inserts
   // queue, the catalog's other calls never wait behind them for a connection.
-  const lockPool = new pg.Pool({ connectionString: url, max: opts.lockPoolSize ?? 4, types, application_name: 'pipit-lock' });
-  // INSERT statements (copy jobs, populates) wait for theirs apart, one fewer (the internal lane
-  // keeps a slot for ingest inserts): queued behind a running statement, they would otherwise hold
-  // every lock connection while that slot stays free and ingest inserts wait behind them.
-  const statementLockPool = new pg.Pool({
-    connectionString: url,
-    max: Math.max(1, (opts.lockPoolSize ?? 4) - 1),
-    types,
-    application_name: 'pipit-lock',
-  });
+  const lockPool = new pg.Pool({ connectionString: url, max: opts.lockPools?.insert ?? 4, types, application_name: 'pipit-lock' });
+  // INSERT statements (copy jobs, populates) wait for theirs apart, as many as their internal slots
+  // (the lane keeps one for ingest inserts): queued behind a running statement, they would otherwise
+  // hold every lock connection while that slot stays free and ingest inserts wait behind them.
+  const statementLockPool = new pg.Pool({ connectionString: url, max: opts.lockPools?.statement ?? 3, types, application_name: 'pipit-lock' });
   // An idle client's error (the server restarted) must not end the process: the pool replaces it.
   pool.on('error', (err) => opts.onError?.(err));
   lockPool.on('error', (err) => opts.onError?.(err));

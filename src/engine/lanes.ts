@@ -133,6 +133,15 @@ class Slots {
 
 const cancelled = () => new EngineError(394, 'QUERY_WAS_CANCELLED', 'Query was cancelled');
 
+/**
+ * Internal-lane slots a call of `kind` may hold at once: statements other than inserts leave one
+ * free for inserts (so jobs cannot hold back ingestion). Also sizes what each kind holds while it
+ * waits for a slot (the write gate's lock connections with a shared catalog).
+ */
+export function internalSlotsFor(internal: number, kind: SlotKind): number {
+  return kind === 'insert' || internal < 2 ? internal : internal - 1;
+}
+
 /** The two lanes of one engine. */
 export class EngineLanes {
   readonly user: Slots;
@@ -140,8 +149,7 @@ export class EngineLanes {
 
   constructor(readonly plan: Pick<LanePlan, 'user' | 'internal'>) {
     this.user = new Slots(plan.user);
-    // Statements other than inserts leave one internal slot free for inserts.
-    this.internal = new Slots(plan.internal, (kind) => (kind === 'insert' || plan.internal < 2 ? plan.internal : plan.internal - 1));
+    this.internal = new Slots(plan.internal, (kind) => internalSlotsFor(plan.internal, kind));
   }
 
   /** A slot for a call of `kind`: user SELECTs on the user lane unless they run as internal work. */

@@ -25,7 +25,7 @@ afterAll(async () => {
 
 it.runIf(hasPg)('a lock connection dropped while the insert it guards runs fails that insert, not the process', async () => {
   const errors: Error[] = [];
-  const catalog: SqlCatalog = await openPostgresCatalog(url, { lockPoolSize: 2, onError: (err) => errors.push(err) });
+  const catalog: SqlCatalog = await openPostgresCatalog(url, { lockPools: { insert: 2, statement: 1 }, onError: (err) => errors.push(err) });
   const admin = new pg.Client({ connectionString: url });
   await admin.connect();
   const uncaught: unknown[] = [];
